@@ -1,0 +1,1 @@
+"""Published mapping tables shipped with Huxin (JSON data)."""

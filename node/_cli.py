@@ -1,0 +1,79 @@
+"""The ``huxin`` command line: the only place that reads flags and the environment.
+
+Each area registers its subcommands from its own module (``COMMAND_MODULES``),
+each exposing ``register(subparsers)``; handlers take the parsed namespace and
+return an exit code.  Domain errors are printed to stderr as
+``error: <CODE>: <message>`` with a non-zero exit code (2 for bad input, 1 for
+a failed check), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+__all__ = ["CliError", "main"]
+
+COMMAND_MODULES: tuple[str, ...] = ("node._cli_scoring",)
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as ``error: CODE: message``."""
+
+    def __init__(self, code: str, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+        self.exit_code = exit_code
+
+
+class _Registrar(Protocol):
+    def register(self, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: ...
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="huxin",
+        description="Huxin (互信): federated gateway for mutual recognition of integrity scores",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module: _Registrar = importlib.import_module(name)
+        module.register(sub)
+    return parser
+
+
+def _error_code(exc: Exception) -> tuple[str, int] | None:
+    code = getattr(exc, "code", None)
+    if isinstance(code, str) and code:
+        return code, 2
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.func
+    try:
+        return handler(args)
+    except CliError as exc:
+        print(f"error: {exc.code}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        known = _error_code(exc)
+        if known is None:
+            raise
+        print(f"error: {known[0]}: {exc}", file=sys.stderr)
+        return known[1]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

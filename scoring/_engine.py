@@ -1,0 +1,290 @@
+"""The scoring engine: ``(subject, records, scheme, as_of) → ScoreResult``.
+
+A pure function of its inputs (H6–H10, N6, N11, N13):
+
+1. Eligibility first (H1, N1): age ≥ ``min_age`` on ``as_of`` from the ID's
+   birth date, full civil capacity, and one qualifying residence basis held
+   long enough.  An ineligible person gets a "not eligible" result, no score.
+2. The ID number is never scored (H6); the score starts at the base (H8).
+3. Each record is classified, in this order: revoked, masked (H15),
+   repaired (H16, N22), excluded by rule (scheme exclusion flags such as N6's
+   simple-procedure penalties; responsible-individual deductions without a
+   legal document, H10), not yet recognised on ``as_of``, expired (validity
+   from the recognition date, H7, N11).  What remains is deduplicated per
+   underlying act: the highest addition and the highest deduction count once
+   each (H10); the rest are superseded.
+4. The total is clamped to the scheme range, capped by any counted record
+   that forces a grade (e.g. Wendeng's direct B/C/D), and graded.
+
+Every record appears in the result's contributions with its status, so each
+point is explained.  ``explain=False`` skips building contributions (the
+batch job's fast path) but runs the same classification code.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Protocol
+
+from ._idnumber import birth_date, years_between
+from ._records import RecordStatus, Subject
+from ._scheme import Category, Polarity, Scheme
+
+__all__ = [
+    "Contribution",
+    "ContributionStatus",
+    "RecordLike",
+    "ScoreResult",
+    "eligibility_problem",
+    "score",
+]
+
+CLEAN_RECORD_DAYS = 3 * 365 + 1  # H8: no dishonesty record in the last 3 years
+
+
+class ContributionStatus(enum.StrEnum):
+    COUNTED = "counted"
+    SUPERSEDED = "superseded"  # a higher duplicate of the same act counts instead (H10)
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    MASKED = "masked"
+    REPAIRED = "repaired"
+    REVOKED = "revoked"
+    EXCLUDED_BY_RULE = "excluded_by_rule"
+
+
+class RecordLike(Protocol):
+    """What the engine reads of a record (``CreditRecord`` or a lighter row type)."""
+
+    @property
+    def record_id(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def act_id(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def recognised_on(self) -> date: ...
+    @property
+    def valid_until(self) -> date | None: ...
+    @property
+    def level(self) -> str | None: ...
+    @property
+    def severity(self) -> str | None: ...
+    @property
+    def legal_document(self) -> str | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def flags(self) -> frozenset[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """One record's part in a score, shown to the citizen (N13)."""
+
+    record_id: str
+    category: str
+    category_name: str
+    source: str
+    act_id: str
+    polarity: Polarity
+    nominal_points: int  # signed: what the record is worth if it counts
+    points: int  # signed: what it adds to this score (0 unless counted)
+    status: ContributionStatus
+    reason: str
+    recognised_on: date
+    valid_until: date
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    scheme_id: str
+    scheme_version: str
+    as_of: date
+    eligible: bool
+    score: int | None
+    grade: str | None
+    ineligible_reason: str | None = None
+    base_score: int = 0
+    added: int = 0
+    deducted: int = 0
+    unclamped: int = 0
+    capped_by: str | None = None
+    clean_record: bool = True
+    contributions: tuple[Contribution, ...] = ()
+
+
+def eligibility_problem(subject: Subject, scheme: Scheme, as_of: date) -> str | None:
+    """Why ``subject`` is not a subject of ``scheme`` on ``as_of`` (H1, N1), or None."""
+    age = years_between(birth_date(subject.id_number), as_of)
+    rules = scheme.eligibility
+    if age < rules.min_age:
+        return f"under {rules.min_age} on {as_of}"
+    if not subject.full_civil_capacity:
+        return "lacks full civil capacity"
+    for rule in rules.residence:
+        for res in subject.residence:
+            if (
+                res.kind == rule.kind
+                and res.since <= as_of
+                and (years_between(res.since, as_of) >= rule.min_years)
+            ):
+                return None
+    wanted = ", ".join(
+        f"{r.kind} ≥{r.min_years}y" if r.min_years else r.kind for r in rules.residence
+    )
+    return f"no qualifying residence basis ({wanted})"
+
+
+def _value(cat: Category, rec: RecordLike) -> tuple[int, int]:
+    """(points magnitude, validity in days) of a record under its category."""
+    if rec.level is not None and rec.level in cat.level_multipliers:
+        points = int(cat.points * cat.level_multipliers[rec.level])
+        days = cat.extended_validity_days.get(rec.level, cat.validity_days)
+        return points, days
+    if rec.severity is not None and rec.severity in cat.severities:
+        band = cat.severities[rec.severity]
+        return band.points, band.validity_days
+    return cat.points, cat.validity_days
+
+
+_STATUS_REASON = {
+    RecordStatus.REVOKED: (ContributionStatus.REVOKED, "revoked by the source"),
+    RecordStatus.MASKED: (
+        ContributionStatus.MASKED,
+        "masked pending investigation of an objection",
+    ),
+    RecordStatus.REPAIRED: (ContributionStatus.REPAIRED, "credit repaired"),
+}
+
+
+def score(
+    subject: Subject,
+    records: Iterable[RecordLike],
+    scheme: Scheme,
+    as_of: date,
+    *,
+    explain: bool = True,
+) -> ScoreResult:
+    """Score one subject.  Records of other subjects must not be passed in."""
+    problem = eligibility_problem(subject, scheme, as_of)
+    if problem is not None:
+        return ScoreResult(
+            scheme.id,
+            scheme.version,
+            as_of,
+            eligible=False,
+            score=None,
+            grade=None,
+            ineligible_reason=problem,
+            base_score=scheme.base_score,
+        )
+    categories = scheme.categories
+    # (record, category, magnitude, valid_until, status, reason)
+    rows: list[tuple[RecordLike, Category, int, date, ContributionStatus, str]] = []
+    best: dict[tuple[bool, str], int] = {}  # (positive?, act) -> index in rows of current best
+    clean_cutoff = as_of - timedelta(days=CLEAN_RECORD_DAYS)
+    for rec in records:
+        cat = categories[rec.category]
+        magnitude, days = _value(cat, rec)
+        until = rec.valid_until or (rec.recognised_on + timedelta(days=days))
+        status = ContributionStatus.COUNTED
+        reason = ""
+        state = rec.status
+        if state != RecordStatus.ACTIVE:
+            status, reason = _STATUS_REASON[RecordStatus(state)]
+        elif rec.flags and (hit := rec.flags & cat.excluded_flags):
+            status = ContributionStatus.EXCLUDED_BY_RULE
+            reason = f"excluded by scheme rule ({', '.join(sorted(hit))})"
+        elif cat.requires_legal_document and not rec.legal_document:
+            status = ContributionStatus.EXCLUDED_BY_RULE
+            reason = "responsible-individual deduction without a legal document (H10)"
+        elif rec.recognised_on > as_of:
+            status, reason = ContributionStatus.NOT_YET_VALID, f"recognised after {as_of}"
+        elif until < as_of:
+            status, reason = ContributionStatus.EXPIRED, f"validity ended {until}"
+        index = len(rows)
+        rows.append((rec, cat, magnitude, until, status, reason))
+        if status is ContributionStatus.COUNTED:
+            key = (cat.polarity is Polarity.POSITIVE, rec.act_id)
+            prev = best.get(key)
+            if prev is None or magnitude > rows[prev][2]:
+                best[key] = index
+    counted = set(best.values())
+    added = deducted = 0
+    clean = True
+    cap_rank: int | None = None
+    capped_by: str | None = None
+    for i in counted:
+        rec, cat, magnitude, _until, _s, _r = rows[i]
+        if cat.polarity is Polarity.POSITIVE:
+            added += magnitude
+        else:
+            deducted += magnitude
+            if rec.category in scheme.dishonesty_categories and rec.recognised_on >= clean_cutoff:
+                clean = False
+            if cat.caps_grade is not None:
+                rank = scheme.rank(cat.caps_grade)
+                if cap_rank is None or rank < cap_rank:
+                    cap_rank, capped_by = rank, rec.record_id
+    unclamped = scheme.base_score + added - deducted
+    value = min(max(unclamped, scheme.score_min), scheme.score_max)
+    if cap_rank is not None:
+        value = min(value, scheme.tiers[len(scheme.tiers) - 1 - cap_rank].max_score)
+    contributions: tuple[Contribution, ...] = ()
+    if explain:
+        contributions = tuple(_explain(rows, best, counted))
+    return ScoreResult(
+        scheme.id,
+        scheme.version,
+        as_of,
+        eligible=True,
+        score=value,
+        grade=scheme.grade_for(value),
+        base_score=scheme.base_score,
+        added=added,
+        deducted=deducted,
+        unclamped=unclamped,
+        capped_by=capped_by,
+        clean_record=clean,
+        contributions=contributions,
+    )
+
+
+def _explain(
+    rows: list[tuple[RecordLike, Category, int, date, ContributionStatus, str]],
+    best: dict[tuple[bool, str], int],
+    counted: set[int],
+) -> Iterable[Contribution]:
+    for i, (rec, cat, magnitude, until, status, reason) in enumerate(rows):
+        sign = 1 if cat.polarity is Polarity.POSITIVE else -1
+        if status is ContributionStatus.COUNTED:
+            if i in counted:
+                reason = (
+                    "counted" if not cat.caps_grade else f"counted; caps grade at {cat.caps_grade}"
+                )
+            else:
+                winner = rows[best[(sign > 0, rec.act_id)]][0]
+                status = ContributionStatus.SUPERSEDED
+                reason = (
+                    f"same act counted once at its highest value (record {winner.record_id}, H10)"
+                )
+        yield Contribution(
+            record_id=rec.record_id,
+            category=rec.category,
+            category_name=cat.name,
+            source=rec.source,
+            act_id=rec.act_id,
+            polarity=cat.polarity,
+            nominal_points=sign * magnitude,
+            points=sign * magnitude if i in counted else 0,
+            status=status,
+            reason=reason,
+            recognised_on=rec.recognised_on,
+            valid_until=until,
+        )

@@ -1,0 +1,1 @@
+"""Scheme files shipped with Huxin (TOML data, loaded by :func:`scoring.load_scheme`)."""
