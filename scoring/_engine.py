@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Protocol
 
-from ._idnumber import birth_date, years_between
+from ._idnumber import years_between
 from ._records import RecordStatus, Subject
 from ._scheme import Category, Polarity, Scheme
 
@@ -121,7 +121,7 @@ class ScoreResult:
 
 def eligibility_problem(subject: Subject, scheme: Scheme, as_of: date) -> str | None:
     """Why ``subject`` is not a subject of ``scheme`` on ``as_of`` (H1, N1), or None."""
-    age = years_between(birth_date(subject.id_number), as_of)
+    age = years_between(subject.birth_date, as_of)
     rules = scheme.eligibility
     if age < rules.min_age:
         return f"under {rules.min_age} on {as_of}"

@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any
 
 from ._errors import RecordError
-from ._idnumber import normalise_id_number
+from ._idnumber import birth_date, normalise_id_number
 from ._scheme import FORBIDDEN_CATEGORIES, Polarity, Provenance, Scheme
 
 __all__ = [
@@ -66,11 +66,25 @@ class Residence:
 
 @dataclass(frozen=True, slots=True)
 class Subject:
-    """The person being scored.  ``id_number`` is for birth date and matching only (H6)."""
+    """What the engine knows of the person: birth date and residence, never the ID (H6).
 
-    id_number: str
+    Build it with :meth:`from_id_number` at intake; storage keeps the birth
+    date next to the pseudonymous subject key, so batch scoring needs no ID.
+    """
+
+    birth_date: date
     residence: tuple[Residence, ...] = ()
     full_civil_capacity: bool = True
+
+    @classmethod
+    def from_id_number(
+        cls,
+        id_number: str,
+        residence: tuple[Residence, ...] = (),
+        *,
+        full_civil_capacity: bool = True,
+    ) -> Subject:
+        return cls(birth_date(normalise_id_number(id_number)), residence, full_civil_capacity)
 
 
 def _text(raw: Mapping[str, Any], key: str, *, required: bool = True) -> str | None:
