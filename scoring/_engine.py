@@ -31,7 +31,7 @@ from typing import Protocol
 
 from ._idnumber import years_between
 from ._records import RecordStatus, Subject
-from ._scheme import Category, Polarity, Scheme
+from ._scheme import Category, Polarity, Scheme, add_months
 
 __all__ = [
     "Contribution",
@@ -42,7 +42,8 @@ __all__ = [
     "score",
 ]
 
-CLEAN_RECORD_DAYS = 3 * 365 + 1  # H8: no dishonesty record in the last 3 years
+CLEAN_RECORD_MONTHS = 36  # H8: no dishonesty record in the last 3 years
+_ONE_DAY = timedelta(days=1)
 
 
 class ContributionStatus(enum.StrEnum):
@@ -142,15 +143,15 @@ def eligibility_problem(subject: Subject, scheme: Scheme, as_of: date) -> str | 
 
 
 def _value(cat: Category, rec: RecordLike) -> tuple[int, int]:
-    """(points magnitude, validity in days) of a record under its category."""
+    """(points magnitude, validity in months) of a record under its category."""
     if rec.level is not None and rec.level in cat.level_multipliers:
         points = int(cat.points * cat.level_multipliers[rec.level])
-        days = cat.extended_validity_days.get(rec.level, cat.validity_days)
-        return points, days
+        months = cat.extended_validity_months.get(rec.level, cat.validity_months)
+        return points, months
     if rec.severity is not None and rec.severity in cat.severities:
         band = cat.severities[rec.severity]
-        return band.points, band.validity_days
-    return cat.points, cat.validity_days
+        return band.points, band.validity_months
+    return cat.points, cat.validity_months
 
 
 _STATUS_REASON = {
@@ -188,11 +189,13 @@ def score(
     # (record, category, magnitude, valid_until, status, reason)
     rows: list[tuple[RecordLike, Category, int, date, ContributionStatus, str]] = []
     best: dict[tuple[bool, str], int] = {}  # (positive?, act) -> index in rows of current best
-    clean_cutoff = as_of - timedelta(days=CLEAN_RECORD_DAYS)
+    clean_cutoff = add_months(as_of, -CLEAN_RECORD_MONTHS)
     for rec in records:
         cat = categories[rec.category]
-        magnitude, days = _value(cat, rec)
-        until = rec.valid_until or (rec.recognised_on + timedelta(days=days))
+        magnitude, months = _value(cat, rec)
+        # Last valid day: explicit (set by the source, N11) or the category default
+        # counted in calendar months from the recognition date (H7, N11).
+        until = rec.valid_until or (add_months(rec.recognised_on, months) - _ONE_DAY)
         status = ContributionStatus.COUNTED
         reason = ""
         state = rec.status
@@ -206,7 +209,7 @@ def score(
             reason = "responsible-individual deduction without a legal document (H10)"
         elif rec.recognised_on > as_of:
             status, reason = ContributionStatus.NOT_YET_VALID, f"recognised after {as_of}"
-        elif until < as_of:
+        elif as_of > until:
             status, reason = ContributionStatus.EXPIRED, f"validity ended {until}"
         index = len(rows)
         rows.append((rec, cat, magnitude, until, status, reason))

@@ -35,6 +35,7 @@ __all__ = [
     "Scheme",
     "SeverityBand",
     "Tier",
+    "add_months",
     "list_schemes",
     "load_scheme",
     "parse_scheme",
@@ -95,7 +96,7 @@ class SeverityBand:
     """A negative category's points and validity for one severity."""
 
     points: int
-    validity_days: int
+    validity_months: int
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class Category:
     ``points`` is a magnitude; the polarity gives its sign.  Honours scale by
     ``level_multipliers`` (the record's ``level``); negatives with
     ``severities`` take points and validity from the record's ``severity``.
-    ``extended_validity_days`` gives per-level validity overrides (H7:
+    ``extended_validity_months`` gives per-level validity overrides (H7:
     national and international honours may run longer).
     """
 
@@ -113,10 +114,10 @@ class Category:
     name: str
     polarity: Polarity
     points: int
-    validity_days: int
+    validity_months: int
     provenances: frozenset[Provenance] = frozenset({Provenance.PUBLIC})
     level_multipliers: Mapping[str, float] = field(default_factory=dict)
-    extended_validity_days: Mapping[str, int] = field(default_factory=dict)
+    extended_validity_months: Mapping[str, int] = field(default_factory=dict)
     severities: Mapping[str, SeverityBand] = field(default_factory=dict)
     requires_legal_document: bool = False
     excluded_flags: frozenset[str] = frozenset()
@@ -226,8 +227,20 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-def _days(years: float) -> int:
-    return round(years * 365.25)
+def _months(years: float) -> int:
+    return round(years * 12)
+
+
+def add_months(start: date, months: int) -> date:
+    """``start`` plus whole calendar months; the day is clamped to the month's end."""
+    y, m = divmod(start.month - 1 + months, 12)
+    year, month = start.year + y, m + 1
+    for day in (start.day, 30, 29, 28):
+        try:
+            return date(year, month, day)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
 
 
 def _parse_category(cid: str, raw: Any, path: str) -> Category:
@@ -285,7 +298,7 @@ def _parse_category(cid: str, raw: Any, path: str) -> Category:
         byears = _req(band, "validity_years", (int, float), bpath)
         if bpoints < 0 or byears <= 0:
             raise SchemeError(bpath.rstrip("."), "points must be >= 0 and validity_years > 0")
-        severities[sev] = SeverityBand(bpoints, _days(byears))
+        severities[sev] = SeverityBand(bpoints, _months(byears))
     flags = raw.get("excluded_flags", [])
     if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
         raise SchemeError(f"{path}excluded_flags", "must be a list of strings")
@@ -294,10 +307,10 @@ def _parse_category(cid: str, raw: Any, path: str) -> Category:
         name=_req(raw, "name", str, path),
         polarity=polarity,
         points=points,
-        validity_days=_days(validity_years),
+        validity_months=_months(validity_years),
         provenances=provenances,
         level_multipliers=dict(multipliers),
-        extended_validity_days={k: _days(v) for k, v in extended.items()},
+        extended_validity_months={k: _months(v) for k, v in extended.items()},
         severities=severities,
         requires_legal_document=bool(raw.get("requires_legal_document", False)),
         excluded_flags=frozenset(flags),
