@@ -1,0 +1,195 @@
+"""Scheme files: shipped schemes, every tier edge, and malformed files (H8, H9, H14, H15, N1, N21)."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from importlib import resources
+from typing import Any
+
+import pytest
+
+from scoring import SchemeError, list_schemes, load_scheme, parse_scheme, parse_scheme_toml
+
+SHIPPED = ("fuzhou", "hainan", "heihe", "wendeng")
+
+
+def _raw(scheme_id: str) -> dict[str, Any]:
+    text = resources.files("scoring.schemes").joinpath(f"{scheme_id}.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+def test_shipped_schemes_listed() -> None:
+    assert list_schemes() == SHIPPED
+
+
+@pytest.mark.parametrize("scheme_id", SHIPPED)
+def test_every_tier_edge(scheme_id: str) -> None:
+    """REQ: H9 — each tier's lowest and highest score grade into that tier, and one below falls out."""
+    scheme = load_scheme(scheme_id)
+    for tier in scheme.tiers:
+        assert scheme.grade_for(tier.min_score) == tier.id
+        assert scheme.grade_for(tier.max_score) == tier.id
+        if tier.min_score > scheme.score_min:
+            assert scheme.grade_for(tier.min_score - 1) != tier.id
+
+
+def test_heihe_published_tiers() -> None:
+    """REQ: H8, H9, H14, H15 — base 600 is grade A; nine tiers; incentives from A; deadlines 3/7/3."""
+    s = load_scheme("heihe")
+    expected = {
+        "SSS": 950,
+        "SS": 900,
+        "S": 850,
+        "AAA": 800,
+        "AA": 750,
+        "A": 600,
+        "B": 500,
+        "C": 400,
+    }
+    assert {t.id: t.min_score for t in s.tiers if t.id != "D"} == expected
+    assert s.grade_for(949) == "SS" and s.grade_for(399) == "D"
+    assert s.base_score == 600 and s.base_grade == "A"
+    assert s.is_incentive_grade("A") and not s.is_incentive_grade("B")
+    assert s.objection_deadlines == (("forward", 3), ("source", 7), ("reply", 3))
+
+
+def test_hainan_is_marked_illustrative_and_publishes_n1_n21() -> None:
+    """REQ: N1, N21 — published eligibility and deadlines; the score table is illustrative."""
+    s = load_scheme("hainan")
+    assert {"score_min", "score_max", "base_score", "tiers"} <= set(s.illustrative)
+    assert s.objection_deadlines == (("handle", 3), ("forward", 2), ("source", 5))
+    assert {(r.kind, r.min_years) for r in s.eligibility.residence} == {
+        ("hukou", 0),
+        ("residence_permit", 1),
+        ("social_insurance", 1),
+        ("income_tax", 1),
+    }
+    assert s.categories["admin_penalty"].excluded_flags == {
+        "simple_procedure",
+        "minor_corrected_promptly",
+    }
+
+
+def test_published_fuzhou_and_wendeng() -> None:
+    f = load_scheme("fuzhou")
+    assert [(t.label, t.min_score) for t in f.tiers] == [
+        ("极好", 850),
+        ("优秀", 750),
+        ("良好", 650),
+        ("一般", 550),
+        ("较差", 350),
+        ("极差", 0),
+    ]
+    assert f.base_grade == "jiaocha"
+    w = load_scheme("wendeng")
+    assert [(t.id, t.min_score) for t in w.tiers][:5] == [
+        ("AAA", 1050),
+        ("AA", 1030),
+        ("A", 960),
+        ("B", 850),
+        ("C", 600),
+    ]
+    assert w.grade_for(599) == "D" and w.base_grade == "A"
+
+
+def _mutate(path: str, value: Any, scheme_id: str = "heihe") -> dict[str, Any]:
+    data = copy.deepcopy(_raw(scheme_id))
+    target: Any = data
+    parts = path.split(".")
+    for part in parts[:-1]:
+        target = target[int(part)] if part.isdigit() else target[part]
+    last = parts[-1]
+    if value is _DELETE:
+        del target[last]
+    elif last.isdigit():
+        target[int(last)] = value
+    else:
+        target[last] = value
+    return data
+
+
+_DELETE = object()
+
+BAD_SCHEMES = [
+    pytest.param("id", _DELETE, "id", "is required", id="missing-id"),
+    pytest.param("base_score", 2000, "base_score", "outside", id="base-out-of-range"),
+    pytest.param("score_min", 5000, "score_min", "below score_max", id="inverted-range"),
+    pytest.param("tiers.1.max", 960, "tiers[1].max", "overlaps", id="overlapping-tiers"),
+    pytest.param("tiers.1.max", 940, "tiers[1].max", "gap", id="gap-between-tiers"),
+    pytest.param("tiers.0.max", 999, "tiers[0].max", "score_max", id="tiers-short-of-ceiling"),
+    pytest.param("tiers.8.min", 10, "tiers[8].min", "score_min", id="tiers-short-of-floor"),
+    pytest.param("tiers.2.min", 950, "tiers[2].min", "above max", id="tier-min-above-max"),
+    pytest.param(
+        "incentive_tier", "Z", "incentive_tier", "not one of the tiers", id="unknown-incentive"
+    ),
+    pytest.param(
+        "categories.honour.polarity",
+        "neutral",
+        "categories.honour.polarity",
+        "positive",
+        id="bad-polarity",
+    ),
+    pytest.param(
+        "categories.honour.points", -5, "categories.honour.points", ">= 0", id="negative-points"
+    ),
+    pytest.param(
+        "categories.honour.points", True, "categories.honour.points", "boolean", id="bool-points"
+    ),
+    pytest.param(
+        "categories.religion",
+        {"name": "x", "polarity": "negative", "points": 1, "validity_years": 1},
+        "categories.religion",
+        "forbidden",
+        id="forbidden-category",
+    ),
+    pytest.param(
+        "categories.admin_penalty.level_multipliers",
+        {"x": 2},
+        "categories.admin_penalty.level_multipliers",
+        "only positive",
+        id="levels-on-negative",
+    ),
+    pytest.param(
+        "dishonesty_categories",
+        ["nope"],
+        "dishonesty_categories[0]",
+        "unknown category",
+        id="unknown-referenced-category",
+    ),
+    pytest.param(
+        "objection_deadlines.forward",
+        0,
+        "objection_deadlines.forward",
+        "positive",
+        id="zero-deadline",
+    ),
+    pytest.param(
+        "eligibility.residence", [], "eligibility.residence", "at least one", id="no-residence-rule"
+    ),
+    pytest.param("effective", "2025-01-01", "effective", "a date", id="effective-not-a-date"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "field", "fragment"), BAD_SCHEMES)
+def test_malformed_schemes_name_the_field(path: str, value: Any, field: str, fragment: str) -> None:
+    with pytest.raises(SchemeError) as info:
+        parse_scheme(_mutate(path, value))
+    assert info.value.field == field
+    assert fragment in info.value.message
+
+
+def test_caps_grade_must_be_a_tier() -> None:
+    data = _mutate("categories.direct_b.caps_grade", "Q", "wendeng")
+    with pytest.raises(SchemeError) as info:
+        parse_scheme(data)
+    assert info.value.field == "categories.direct_b.caps_grade"
+
+
+def test_invalid_toml_and_unknown_scheme() -> None:
+    with pytest.raises(SchemeError) as info:
+        parse_scheme_toml("id = ")
+    assert info.value.field == "toml"
+    with pytest.raises(SchemeError) as info2:
+        load_scheme("atlantis")
+    assert info2.value.code == "UNKNOWN_SCHEME"
