@@ -13,9 +13,9 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["CliError", "main"]
+__all__ = ["CliError", "main", "subgroup"]
 
 COMMAND_MODULES: tuple[str, ...] = ("node._cli_scoring",)
 
@@ -30,10 +30,31 @@ class CliError(Exception):
 
 
 class _Registrar(Protocol):
-    def register(self, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: ...
+    def register(self, sub: SubParsers) -> None: ...
 
 
 Handler = Callable[[argparse.Namespace], int]
+if TYPE_CHECKING:
+    SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    SubParsers = argparse._SubParsersAction
+
+_GROUPS: dict[tuple[int, str], SubParsers] = {}
+
+
+def subgroup(sub: SubParsers, name: str, help_text: str) -> SubParsers:
+    """The subcommand group ``name`` (e.g. ``score``), created once and shared.
+
+    Several modules may add commands to one group (``score explain`` here,
+    ``score run`` there) without knowing about each other.
+    """
+    key = (id(sub), name)
+    if key not in _GROUPS:
+        parser = sub.add_parser(name, help=help_text)
+        _GROUPS[key] = parser.add_subparsers(
+            dest=f"{name}_command", required=True, metavar="ACTION"
+        )
+    return _GROUPS[key]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"error: {exc.code}: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # e.g. `huxin schemes show heihe | head`
+        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,270 @@
+"""CLI: ``huxin schemes list|show`` and ``huxin score explain``.
+
+``score explain`` scores one person from a JSON-lines file of records (each
+line one record as accepted by :func:`scoring.validate_record`, plus optional
+``birth``-free subject data in a first line ``{"subject": {...}}``): the
+records of the given subject are validated (a bad line is reported with its
+line number and nothing is scored) and the explained result is printed.  The
+ID number is read from the command line only to select records; it is never
+printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from scoring import (
+    RecordError,
+    Residence,
+    Scheme,
+    ScoreResult,
+    Subject,
+    list_schemes,
+    load_scheme,
+    normalise_id_number,
+    score,
+    validate_record,
+)
+
+from ._cli import CliError, SubParsers, subgroup
+
+__all__ = ["register"]
+
+
+def register(sub: SubParsers) -> None:
+    schemes = subgroup(sub, "schemes", "list and show the shipped score schemes")
+    p = schemes.add_parser("list", help="list shipped schemes")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_schemes_list)
+    p = schemes.add_parser("show", help="show one scheme: tiers, categories, rules")
+    p.add_argument("scheme_id", metavar="ID")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_schemes_show)
+
+    score_group = subgroup(sub, "score", "score people: explain one, run a month")
+    p = score_group.add_parser("explain", help="score one subject from a JSONL records file")
+    p.add_argument("--scheme", required=True)
+    p.add_argument("--records", required=True, type=Path, help="JSON lines, one record each")
+    p.add_argument("--subject", required=True, metavar="ID_NUMBER")
+    p.add_argument("--as-of", required=True, type=_parse_date, metavar="YYYY-MM-DD")
+    p.add_argument(
+        "--residence",
+        action="append",
+        default=[],
+        metavar="KIND:SINCE",
+        help="residence basis, e.g. hukou:2001-05-01 (default: hukou since birth)",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_score_explain)
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def _scheme(scheme_id: str) -> Scheme:
+    if scheme_id not in list_schemes():
+        raise CliError("UNKNOWN_SCHEME", f"unknown scheme {scheme_id!r}; try 'huxin schemes list'")
+    return load_scheme(scheme_id)
+
+
+def _schemes_list(args: argparse.Namespace) -> int:
+    schemes = [load_scheme(s) for s in list_schemes()]
+    if args.json:
+        rows = [
+            {
+                "id": s.id,
+                "name": s.name,
+                "version": s.version,
+                "region": s.region,
+                "range": [s.score_min, s.score_max],
+                "base_score": s.base_score,
+                "tiers": len(s.tiers),
+                "illustrative": list(s.illustrative),
+            }
+            for s in schemes
+        ]
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    print(
+        f"{'id':<9} {'name':<12} {'version':<8} {'range':<10} {'base':>5} {'tiers':>5}  illustrative"
+    )
+    for s in schemes:
+        rng = f"{s.score_min}-{s.score_max}"
+        print(
+            f"{s.id:<9} {s.name:<12} {s.version:<8} {rng:<10} {s.base_score:>5} {len(s.tiers):>5}  "
+            f"{', '.join(s.illustrative) or '-'}"
+        )
+    return 0
+
+
+def scheme_as_dict(s: Scheme) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "name": s.name,
+        "version": s.version,
+        "region": s.region,
+        "effective": s.effective.isoformat(),
+        "source": s.source,
+        "score_min": s.score_min,
+        "score_max": s.score_max,
+        "base_score": s.base_score,
+        "base_grade": s.base_grade,
+        "incentive_tier": s.incentive_tier,
+        "tiers": [asdict(t) for t in s.tiers],
+        "eligibility": {
+            "min_age": s.eligibility.min_age,
+            "note": s.eligibility.note,
+            "residence": [asdict(r) for r in s.eligibility.residence],
+        },
+        "objection_deadlines_working_days": dict(s.objection_deadlines),
+        "categories": {
+            cid: {
+                "name": c.name,
+                "polarity": c.polarity.value,
+                "points": c.points,
+                "validity_months": c.validity_months,
+                "provenance": sorted(p.value for p in c.provenances),
+                "level_multipliers": dict(c.level_multipliers),
+                "severities": {k: asdict(v) for k, v in c.severities.items()},
+                "requires_legal_document": c.requires_legal_document,
+                "excluded_flags": sorted(c.excluded_flags),
+                "caps_grade": c.caps_grade,
+            }
+            for cid, c in s.categories.items()
+        },
+        "illustrative": list(s.illustrative),
+    }
+
+
+def _schemes_show(args: argparse.Namespace) -> int:
+    s = _scheme(args.scheme_id)
+    if args.json:
+        print(json.dumps(scheme_as_dict(s), ensure_ascii=False, indent=2))
+        return 0
+    print(f"{s.name} ({s.id} {s.version}, region {s.region}, effective {s.effective})")
+    print(
+        f"range {s.score_min}-{s.score_max}, base {s.base_score} (grade {s.base_grade}), "
+        f"incentives from {s.incentive_tier}"
+    )
+    if s.illustrative:
+        print(f"illustrative (not published by the region): {', '.join(s.illustrative)}")
+    print("\ngrade  label     scores")
+    for t in s.tiers:
+        mark = "  <- incentives from here" if t.id == s.incentive_tier else ""
+        print(f"{t.id:<6} {t.label:<8} {t.min_score}-{t.max_score}{mark}")
+    deadlines = ", ".join(f"{k} {v}" for k, v in s.objection_deadlines)
+    print(f"\nobjection deadlines (working days): {deadlines}")
+    print(
+        f"eligibility: age >= {s.eligibility.min_age}; "
+        + "; ".join(
+            r.kind + (f" >= {r.min_years} year(s)" if r.min_years else "")
+            for r in s.eligibility.residence
+        )
+    )
+    print("\ncategory                 polarity  points  validity")
+    for cid, c in s.categories.items():
+        sign = "+" if c.polarity.value == "positive" else "-"
+        print(
+            f"{cid:<24} {c.polarity.value:<9} {sign}{c.points:<6} {c.validity_months} months  {c.name}"
+        )
+    return 0
+
+
+def _residences(values: list[str], born: date) -> tuple[Residence, ...]:
+    if not values:
+        return (Residence("hukou", born),)
+    out = []
+    for value in values:
+        kind, _, since = value.partition(":")
+        try:
+            out.append(Residence(kind, date.fromisoformat(since)))
+        except ValueError:
+            raise CliError(
+                "INVALID_ARGUMENT", f"--residence {value!r}: expected KIND:YYYY-MM-DD"
+            ) from None
+    return tuple(out)
+
+
+def _score_explain(args: argparse.Namespace) -> int:
+    scheme = _scheme(args.scheme)
+    try:
+        subject_id = normalise_id_number(args.subject, field="--subject")
+    except RecordError as exc:
+        raise CliError(exc.code, str(exc)) from None
+    try:
+        lines = args.records.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise CliError(
+            "NOT_FOUND", f"--records: cannot read {args.records}: {exc.strerror}"
+        ) from None
+    records = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CliError(
+                "INVALID_RECORD", f"{args.records}:{lineno}: not JSON: {exc.msg}"
+            ) from None
+        try:
+            if normalise_id_number(raw.get("subject_id")) != subject_id:
+                continue
+            records.append(validate_record(raw, scheme, args.as_of))
+        except RecordError as exc:
+            raise CliError(exc.code, f"{args.records}:{lineno}: {exc}") from None
+    subject = Subject.from_id_number(subject_id, ())
+    subject = Subject(subject.birth_date, _residences(args.residence, subject.birth_date))
+    result = score(subject, records, scheme, args.as_of)
+    if args.json:
+        print(json.dumps(result_as_dict(result), ensure_ascii=False, indent=2))
+    else:
+        sys.stdout.write(render_report(result, scheme))
+    return 0
+
+
+def result_as_dict(result: ScoreResult) -> dict[str, Any]:
+    out = asdict(result)
+    out["as_of"] = result.as_of.isoformat()
+    for c in out["contributions"]:
+        c["polarity"] = str(c["polarity"])
+        c["status"] = str(c["status"])
+        c["recognised_on"] = c["recognised_on"].isoformat()
+        c["valid_until"] = c["valid_until"].isoformat()
+    return out
+
+
+def render_report(result: ScoreResult, scheme: Scheme) -> str:
+    """A citizen's explained report in plain words (N13)."""
+    lines = [f"{scheme.name} ({scheme.key}) as of {result.as_of}"]
+    if not result.eligible:
+        lines.append(f"Not eligible: {result.ineligible_reason}. No score is computed.")
+        return "\n".join(lines) + "\n"
+    tier = scheme.tier(result.grade or "")
+    lines.append(
+        f"Score {result.score}, grade {result.grade} ({tier.label}, {tier.min_score}-{tier.max_score})"
+    )
+    lines.append(
+        f"= base {result.base_score} + {result.added} added - {result.deducted} deducted"
+        + (f" (clamped from {result.unclamped})" if result.unclamped != result.score else "")
+        + (f", capped by record {result.capped_by}" if result.capped_by else "")
+    )
+    if result.contributions:
+        lines.append("")
+        lines.append(f"{'record':<14} {'category':<24} {'points':>6}  {'status':<16} why")
+        for c in result.contributions:
+            lines.append(
+                f"{c.record_id:<14} {c.category:<24} {c.points:>+6}  {c.status.value:<16} "
+                f"{c.reason} (from {c.source}, {c.recognised_on}, valid to {c.valid_until})"
+            )
+    return "\n".join(lines) + "\n"
