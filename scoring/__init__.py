@@ -5,6 +5,7 @@ database (enforced by ``tools/check_imports.py``).  Errors derive from
 :class:`ScoringError` and name the offending field.
 """
 
+from ._calendar import CalendarError, HolidayYear, WorkingDayCalendar, parse_holiday_file
 from ._engine import (
     Contribution,
     ContributionStatus,
@@ -15,6 +16,25 @@ from ._engine import (
 )
 from ._errors import RecordError, SchemeError, ScoringError
 from ._idnumber import birth_date, check_character, normalise_id_number
+from ._objections import (
+    CorrectRecord,
+    Effect,
+    Escalate,
+    MaskRecord,
+    NotifyCitizen,
+    Objection,
+    ObjectionError,
+    ObjectionState,
+    Outcome,
+    Transition,
+    UnmaskRecord,
+    answer,
+    file_objection,
+    forward,
+    reply,
+    resolve_directly,
+    tick,
+)
 from ._records import (
     CreditRecord,
     RecordStatus,
@@ -42,11 +62,22 @@ from ._scheme import (
 
 __all__ = [
     "FORBIDDEN_CATEGORIES",
+    "CalendarError",
     "Category",
     "Contribution",
     "ContributionStatus",
+    "CorrectRecord",
     "CreditRecord",
+    "Effect",
     "Eligibility",
+    "Escalate",
+    "HolidayYear",
+    "MaskRecord",
+    "NotifyCitizen",
+    "Objection",
+    "ObjectionError",
+    "ObjectionState",
+    "Outcome",
     "Polarity",
     "Provenance",
     "RecordError",
@@ -61,16 +92,26 @@ __all__ = [
     "SeverityBand",
     "Subject",
     "Tier",
+    "Transition",
+    "UnmaskRecord",
+    "WorkingDayCalendar",
     "add_months",
+    "answer",
     "birth_date",
     "check_character",
     "eligibility_problem",
+    "file_objection",
+    "forward",
     "list_schemes",
     "load_scheme",
     "normalise_id_number",
+    "parse_holiday_file",
     "parse_scheme",
     "parse_scheme_toml",
+    "reply",
+    "resolve_directly",
     "score",
+    "tick",
     "validate_batch",
     "validate_record",
 ]
