@@ -16,6 +16,7 @@ from ._engine import (
 )
 from ._errors import RecordError, SchemeError, ScoringError
 from ._idnumber import birth_date, check_character, normalise_id_number
+from ._incentives import Incentive, IncentiveEffect, parse_incentives
 from ._objections import (
     CorrectRecord,
     Effect,
@@ -72,6 +73,8 @@ __all__ = [
     "Eligibility",
     "Escalate",
     "HolidayYear",
+    "Incentive",
+    "IncentiveEffect",
     "MaskRecord",
     "NotifyCitizen",
     "Objection",
@@ -106,6 +109,7 @@ __all__ = [
     "load_scheme",
     "normalise_id_number",
     "parse_holiday_file",
+    "parse_incentives",
     "parse_scheme",
     "parse_scheme_toml",
     "reply",

@@ -24,6 +24,7 @@ from importlib import resources
 from typing import Any
 
 from ._errors import SchemeError
+from ._incentives import Incentive, parse_incentives
 
 __all__ = [
     "FORBIDDEN_CATEGORIES",
@@ -155,6 +156,7 @@ class Scheme:
     eligibility: Eligibility
     objection_deadlines: tuple[tuple[str, int], ...]
     dishonesty_categories: frozenset[str] = frozenset()
+    incentives: tuple[Incentive, ...] = ()
     illustrative: tuple[str, ...] = ()
     source: str = ""
 
@@ -426,6 +428,7 @@ def parse_scheme(data: Mapping[str, Any]) -> Scheme:
         eligibility=Eligibility(min_age, tuple(residence), str(elig_raw.get("note", ""))),
         objection_deadlines=tuple(deadlines),
         dishonesty_categories=frozenset(data.get("dishonesty_categories", [])),
+        incentives=parse_incentives(data.get("incentives"), [t.id for t in tiers], incentive),
         illustrative=tuple(str(x) for x in illustrative),
         source=str(data.get("source", "")),
     )
