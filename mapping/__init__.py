@@ -1,3 +1,129 @@
-"""Mapping: grade mapping tables between schemes, with their invariants (pure)."""
+"""Mapping: grade mapping tables between score schemes, with their invariants (pure).
 
-__all__: list[str] = []
+A :class:`MappingTable` maps every grade of one scheme to a grade of another;
+it is made by a signed bilateral agreement (:func:`agreement_table`), by
+anchored alignment of the two scheme files (:func:`anchored_table`) or by
+equipercentile linking of signed aggregate histograms
+(:func:`equipercentile_table`), and must pass every invariant in
+:data:`INVARIANTS` (:func:`check_table`, :func:`require_valid`) before it is
+signed or used.  Tables are cited by :attr:`MappingTable.content_hash`.
+:func:`most_conservative` combines direct and pivot routes;
+:func:`map_score` maps a disclosed score.  No I/O beyond reading the
+published tables shipped in ``mapping.tables``.  Errors derive from
+:class:`MappingError` and carry a stable ``code``.
+"""
+
+from ._agreement import RegionKeys, agreement_table, verify_table
+from ._anchored import (
+    REFERENCE,
+    ReferenceScale,
+    ScoreMapping,
+    anchored_bound,
+    anchored_table,
+    anchors,
+    map_score,
+    score_map,
+)
+from ._canonical import canonical, content_hash, strict_loads
+from ._compose import Recognition, Route, compose, find_routes, most_conservative
+from ._equipercentile import (
+    DEFAULT_MIN_POPULATION,
+    GradeHistogram,
+    check_histogram,
+    equipercentile_bound,
+    equipercentile_table,
+    histogram_from_json,
+)
+from ._errors import (
+    HistogramError,
+    InvariantError,
+    MappingError,
+    SignatureError,
+    TableError,
+    ValidityError,
+    Violation,
+)
+from ._invariants import (
+    INVARIANTS,
+    check_set,
+    check_table,
+    reference_bound,
+    require_valid,
+    reverse_bound,
+)
+from ._published import (
+    build_published,
+    load_schemes,
+    published_file_name,
+    published_table,
+    published_tables,
+)
+from ._signing import HISTOGRAM_TYPE, TABLE_TYPE, Signature, key_id, pae, sign_bytes
+from ._table import (
+    FORMAT,
+    MappingTable,
+    Method,
+    SchemeRef,
+    check_validity,
+    table_from_content,
+    table_from_document,
+)
+
+__all__ = [
+    "DEFAULT_MIN_POPULATION",
+    "FORMAT",
+    "HISTOGRAM_TYPE",
+    "INVARIANTS",
+    "REFERENCE",
+    "TABLE_TYPE",
+    "GradeHistogram",
+    "HistogramError",
+    "InvariantError",
+    "MappingError",
+    "MappingTable",
+    "Method",
+    "Recognition",
+    "ReferenceScale",
+    "RegionKeys",
+    "Route",
+    "SchemeRef",
+    "ScoreMapping",
+    "Signature",
+    "SignatureError",
+    "TableError",
+    "ValidityError",
+    "Violation",
+    "agreement_table",
+    "anchored_bound",
+    "anchored_table",
+    "anchors",
+    "build_published",
+    "canonical",
+    "check_histogram",
+    "check_set",
+    "check_table",
+    "check_validity",
+    "compose",
+    "content_hash",
+    "equipercentile_bound",
+    "equipercentile_table",
+    "find_routes",
+    "histogram_from_json",
+    "key_id",
+    "load_schemes",
+    "map_score",
+    "most_conservative",
+    "pae",
+    "published_file_name",
+    "published_table",
+    "published_tables",
+    "reference_bound",
+    "require_valid",
+    "reverse_bound",
+    "score_map",
+    "sign_bytes",
+    "strict_loads",
+    "table_from_content",
+    "table_from_document",
+    "verify_table",
+]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 __all__ = ["CliError", "main", "subgroup"]
 
-COMMAND_MODULES: tuple[str, ...] = ("node._cli_scoring",)
+COMMAND_MODULES: tuple[str, ...] = ("node._cli_scoring", "node._cli_mapping")
 
 
 class CliError(Exception):

@@ -1,0 +1,104 @@
+"""Bilateral agreement tables and signature checks for every kind of table.
+
+An agreement is written by two regions and must carry a valid signature by a
+key of *each* region (the source scheme's and the target scheme's) before it
+is used; a table signed by one party only is refused with
+``MISSING_PARTY_SIGNATURE``.  Signatures cover ``PAE(TABLE_TYPE,
+canonical(content))``; any signature by a known key that does not verify is
+refused outright (``BAD_SIGNATURE``), never skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+
+from scoring import Scheme
+
+from ._equipercentile import check_histogram, histograms_of
+from ._errors import SignatureError
+from ._invariants import require_valid
+from ._signing import TABLE_TYPE, verify_signatures
+from ._table import MappingTable, Method, SchemeRef
+
+__all__ = ["RegionKeys", "agreement_table", "verify_table"]
+
+#: region id → (key id → raw 32-byte Ed25519 public key)
+RegionKeys = Mapping[str, Mapping[str, bytes]]
+
+
+def agreement_table(
+    source: Scheme,
+    target: Scheme,
+    grades: Mapping[str, str],
+    *,
+    effective_from: date,
+    expires: date | None = None,
+    version: str = "1",
+    table_id: str | None = None,
+    note: str = "",
+) -> MappingTable:
+    """A draft agreement (unsigned), refused unless it passes every invariant.
+
+    Each region then adds its signature with :meth:`MappingTable.signed`.
+    """
+    order = [g for g in source.grades if g in grades] + [
+        g for g in grades if g not in source.grades
+    ]
+    table = MappingTable(
+        id=table_id or f"{source.id}-{target.id}-agreement",
+        version=version,
+        method=Method.AGREEMENT,
+        source=SchemeRef.of(source),
+        target=SchemeRef.of(target),
+        effective_from=effective_from,
+        expires=expires,
+        grades=tuple((g, grades[g]) for g in order),
+        parameters={"note": note} if note else {},
+    )
+    require_valid(table, source, target)
+    return table
+
+
+def verify_table(
+    table: MappingTable,
+    keys: RegionKeys,
+    *,
+    source: Scheme | None = None,
+    target: Scheme | None = None,
+) -> frozenset[str]:
+    """Verify the signatures a table needs; return the regions whose signatures verified.
+
+    * agreement: a valid signature by the source region and by the target region;
+    * equipercentile: each embedded histogram signed by its own region (needs
+      ``source``/``target`` to check the histograms against the schemes);
+    * anchored: reproducible from the scheme files, no signature required, but
+      every signature present by a known key must verify.
+    """
+    signed_by: set[str] = set()
+    for region, region_keys in keys.items():
+        if verify_signatures(TABLE_TYPE, table.content_bytes, table.signatures, region_keys):
+            signed_by.add(region)
+    if table.method is Method.AGREEMENT:
+        for side in (table.source, table.target):
+            if side.region not in signed_by:
+                raise SignatureError(
+                    "signatures",
+                    f"agreement {table.id!r} is not signed by region {side.region!r}",
+                    code="MISSING_PARTY_SIGNATURE",
+                )
+    elif table.method is Method.EQUIPERCENTILE:
+        hs, ht, min_pop = histograms_of(table)
+        for hist, scheme, field in ((hs, source, "source"), (ht, target, "target")):
+            if scheme is None:
+                raise SignatureError(
+                    f"{field}_histogram", "the scheme is needed to verify the histogram"
+                )
+            check_histogram(
+                hist,
+                scheme,
+                min_population=min_pop,
+                keys=keys.get(hist.region, {}),
+                field=f"{field}_histogram",
+            )
+    return frozenset(signed_by)
