@@ -44,6 +44,7 @@ from ._records import (
     validate_batch,
     validate_record,
 )
+from ._rollout import Evaluation, Rollout, RolloutError, Stage
 from ._scheme import (
     FORBIDDEN_CATEGORIES,
     Category,
@@ -72,6 +73,7 @@ __all__ = [
     "Effect",
     "Eligibility",
     "Escalate",
+    "Evaluation",
     "HolidayYear",
     "Incentive",
     "IncentiveEffect",
@@ -88,11 +90,14 @@ __all__ = [
     "RecordStatus",
     "Residence",
     "ResidenceRule",
+    "Rollout",
+    "RolloutError",
     "Scheme",
     "SchemeError",
     "ScoreResult",
     "ScoringError",
     "SeverityBand",
+    "Stage",
     "Subject",
     "Tier",
     "Transition",
