@@ -6,6 +6,15 @@ stable ``code``; every verification failure is a :class:`VerificationError`
 whose ``code`` is one of :data:`REASON_CODES` (docs/SPEC.md).
 """
 
+from ._attestation import (
+    Attestation,
+    Batch,
+    Checkpoint,
+    MappedGrade,
+    issue_attestation,
+    issue_batch,
+    sign_checkpoint,
+)
 from ._ca import (
     REGION_URI_PREFIX,
     CertificateAuthority,
@@ -29,6 +38,7 @@ from ._envelope import (
     verify_envelope,
 )
 from ._errors import REASON_CODES, KeyRefusedError, KeysError, SealError, VerificationError
+from ._keyfile import decode_private_key, encode_private_key, is_encrypted_key
 from ._merkle import (
     EMPTY_ROOT,
     MerkleTree,
@@ -43,34 +53,69 @@ from ._merkle import (
 )
 from ._pseudonym import normalise_id, province_pseudonym, subject_binding, subject_key
 from ._seal import Sealer
+from ._status import MIN_ENTRIES, Status, StatusList, verify_status_list
+from ._timeutil import from_epoch, to_epoch
+from ._trust import (
+    KeySet,
+    RegionTrust,
+    SigningKeyInfo,
+    Trust,
+    TrustedRegion,
+    TrustList,
+    load_trust,
+    verify_key_set,
+)
+from ._verify import DEFAULT_SKEW_SECONDS, VerifiedAttestation, verify_attestation
 
 __all__ = [
     "ATTESTATION_TYPE",
     "CHECKPOINT_TYPE",
+    "DEFAULT_SKEW_SECONDS",
     "EMPTY_ROOT",
     "KEYSET_TYPE",
+    "MIN_ENTRIES",
     "REASON_CODES",
     "REGION_URI_PREFIX",
     "STATUSLIST_TYPE",
     "TRUSTLIST_TYPE",
+    "Attestation",
+    "Batch",
     "CertificateAuthority",
+    "Checkpoint",
     "Envelope",
     "EnvelopeSignature",
     "KeyPair",
     "KeyRefusedError",
+    "KeySet",
     "KeysError",
+    "MappedGrade",
     "MerkleTree",
     "NodeCertificate",
+    "RegionTrust",
     "SealError",
     "Sealer",
+    "SigningKeyInfo",
+    "Status",
+    "StatusList",
+    "Trust",
+    "TrustList",
+    "TrustedRegion",
     "VerificationError",
+    "VerifiedAttestation",
     "certificate_fingerprint",
     "check_public_key",
     "consistency_proof",
+    "decode_private_key",
     "ed25519_verify",
+    "encode_private_key",
+    "from_epoch",
     "inclusion_proof",
+    "is_encrypted_key",
+    "issue_attestation",
+    "issue_batch",
     "key_id",
     "leaf_hash",
+    "load_trust",
     "merkle_root",
     "node_hash",
     "normalise_id",
@@ -79,11 +124,16 @@ __all__ = [
     "region_of_certificate",
     "root_from_inclusion",
     "sign",
+    "sign_checkpoint",
     "subject_binding",
     "subject_key",
+    "to_epoch",
     "verified_signer",
+    "verify_attestation",
     "verify_consistency",
     "verify_envelope",
     "verify_inclusion",
+    "verify_key_set",
     "verify_peer_certificate",
+    "verify_status_list",
 ]

@@ -26,3 +26,99 @@ def fixed_key(label: str) -> KeyPair:
 @pytest.fixture
 def signer() -> KeyPair:
     return fixed_key("signer")
+
+
+# ---------------------------------------------------------------- a small world
+
+T0 = 1_793_491_200  # 2026-11-01T00:00:00Z
+DAY = 86_400
+AUD = "hainan-bank-001"
+SALT = b"binding-salt-0123456789abcdef!!"
+SUBJECT = "23110219900517123X"
+
+
+class World:
+    """Heihe and Hainan regions, a Heilongjiang hub, keys, trust list, status list."""
+
+    def __init__(self) -> None:
+        from keys import KeySet, StatusList, TrustedRegion, TrustList
+
+        self.hub_root = fixed_key("hub-root")
+        self.heihe_root = fixed_key("heihe-root")
+        self.heihe_old = fixed_key("heihe-signing-1")
+        self.heihe_key = fixed_key("heihe-signing-2")
+        self.heihe_revoked = fixed_key("heihe-signing-x")
+        self.hainan_root = fixed_key("hainan-root")
+        self.hainan_key = fixed_key("hainan-signing-1")
+        self.stranger = fixed_key("stranger")
+
+        ks = KeySet.new("heihe", self.heihe_root.public_key, T0 - 400 * DAY)
+        ks = ks.add_key(self.heihe_old.public_key, T0 - 400 * DAY, T0 - 30 * DAY)
+        ks = ks.add_key(self.heihe_key.public_key, T0 - 31 * DAY, T0 + 365 * DAY)
+        ks = ks.add_key(self.heihe_revoked.public_key, T0 - 31 * DAY, T0 + 365 * DAY)
+        ks = ks.revoke(self.heihe_revoked.key_id, T0 - 10 * DAY, "compromised")
+        self.heihe_keys = ks
+        hs = KeySet.new("hainan", self.hainan_root.public_key, T0 - 400 * DAY)
+        hs = hs.add_key(self.hainan_key.public_key, T0 - 100 * DAY, T0 + 365 * DAY)
+        self.hainan_keys = hs
+        self.regions = (
+            TrustedRegion(
+                "hainan",
+                self.hainan_root.public_key,
+                hs.sign(self.hainan_root),
+                name="Hainan",
+                schemes=("hainan-jinyefen@2025",),
+            ),
+            TrustedRegion(
+                "heihe",
+                self.heihe_root.public_key,
+                ks.sign(self.heihe_root),
+                name="Heihe",
+                schemes=("heihe@2024",),
+                endpoints=("127.0.0.1:7001",),
+                tls_sha256=(b"\x01" * 32,),
+            ),
+        )
+        self.trust_v2 = TrustList("hlj-hub", 2, T0 - DAY, T0 + 30 * DAY, self.regions).sign(
+            self.hub_root
+        )
+        self.trust_v1 = TrustList("hlj-hub", 1, T0 - 9 * DAY, T0 + 30 * DAY, self.regions).sign(
+            self.hub_root
+        )
+        self.trust_expired = TrustList("hlj-hub", 3, T0 - 60 * DAY, T0 - DAY, self.regions).sign(
+            self.hub_root
+        )
+        self.status = StatusList("heihe", "heihe-2026-11")
+        self.status.set(7, 1)  # revoked
+        self.status.set(8, 2)  # suspended
+        self.status.set(9, 3)  # superseded
+
+    def attestation(self, **changes: object) -> Any:
+        from dataclasses import replace
+
+        from keys import Attestation, MappedGrade, subject_binding
+
+        base = Attestation(
+            attestation_id="att-0001",
+            issuer_region="heihe",
+            scheme_id="heihe",
+            scheme_version="2024",
+            grade="AA",
+            period="2026-10",
+            model_version="heihe-2024.1",
+            issued_at=T0 - 3600,
+            expires_at=T0 + 7 * DAY,
+            subject_binding=subject_binding(SALT, SUBJECT),
+            consent_id="consent-42",
+            consent_sha256=b"\x42" * 32,
+            audience=AUD,
+            purpose="loan-discount",
+            nonce=b"nonce-123",
+            status_list_id="heihe-2026-11",
+            status_index=3,
+            score=780,
+            mapped=MappedGrade(
+                "A", "hainan-jinyefen", "2025", "heihe-to-hainan", "1", b"\x07" * 32, "anchored"
+            ),
+        )
+        return replace(base, **changes)

@@ -1,0 +1,294 @@
+"""Grade attestations: the domain type, single and batch issuance.
+
+An :class:`Attestation` is serialised once by the issuer (``to_bytes``); those
+bytes are what is signed, either singly (a DSSE envelope) or as one leaf of a
+Merkle batch whose root is signed once as a :class:`Checkpoint`.  The leaf data
+of a batched payload is ``PAE(payload_type, payload)``, so a leaf is
+domain-separated exactly like a signature.  What travels to an integrator is a
+serialised ``SignedAttestation`` (envelope, or payload + inclusion proof +
+checkpoint envelope), verifiable on its own with a trust bundle.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from node.pb.v1 import attestation_pb2 as pb
+
+from ._ed25519 import KeyPair
+from ._envelope import ATTESTATION_TYPE, CHECKPOINT_TYPE, Envelope, pae, sign
+from ._errors import KeysError, VerificationError
+from ._merkle import MerkleTree
+from ._timeutil import Instant, to_epoch
+
+__all__ = [
+    "Attestation",
+    "Batch",
+    "Checkpoint",
+    "MappedGrade",
+    "issue_attestation",
+    "issue_batch",
+    "sign_checkpoint",
+]
+
+_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+@dataclass(frozen=True, slots=True)
+class MappedGrade:
+    grade: str
+    scheme_id: str
+    scheme_version: str
+    mapping_id: str
+    mapping_version: str
+    mapping_sha256: bytes
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attestation:
+    """A grade attestation (DESIGN.md, "Attestations"); times are Unix seconds."""
+
+    attestation_id: str
+    issuer_region: str
+    scheme_id: str
+    scheme_version: str
+    grade: str
+    period: str
+    model_version: str
+    issued_at: int
+    expires_at: int
+    subject_binding: bytes
+    consent_id: str
+    consent_sha256: bytes
+    audience: str
+    purpose: str
+    nonce: bytes = b""
+    status_list_id: str = ""
+    status_index: int | None = None
+    score: int | None = None
+    mapped: MappedGrade | None = None
+
+    def check(self) -> None:
+        """Raise :class:`KeysError` (``INVALID_ATTESTATION``) naming a bad field."""
+        bad = None
+        if not self.issuer_region:
+            bad = "issuer_region"
+        elif not self.scheme_id or not self.grade:
+            bad = "scheme_id" if not self.scheme_id else "grade"
+        elif not _PERIOD.match(self.period):
+            bad = "period"
+        elif self.expires_at <= self.issued_at:
+            bad = "expires_at"
+        elif len(self.subject_binding) != 32:
+            bad = "subject_binding"
+        elif not self.audience:
+            bad = "audience"
+        elif self.mapped is not None and len(self.mapped.mapping_sha256) != 32:
+            bad = "mapped.mapping_sha256"
+        if bad:
+            raise KeysError(bad, "missing or invalid", code="INVALID_ATTESTATION")
+
+    def to_proto(self) -> pb.Attestation:
+        m = pb.Attestation(
+            attestation_id=self.attestation_id,
+            issuer_region=self.issuer_region,
+            scheme_id=self.scheme_id,
+            scheme_version=self.scheme_version,
+            grade=self.grade,
+            period=self.period,
+            model_version=self.model_version,
+            issued_at=self.issued_at,
+            expires_at=self.expires_at,
+            subject_binding=self.subject_binding,
+            consent_id=self.consent_id,
+            consent_sha256=self.consent_sha256,
+            audience=self.audience,
+            purpose=self.purpose,
+            nonce=self.nonce,
+        )
+        if self.score is not None:
+            m.score = self.score
+        if self.status_index is not None:
+            m.status.list_id = self.status_list_id
+            m.status.index = self.status_index
+        if self.mapped is not None:
+            mg = self.mapped
+            m.mapped.CopyFrom(
+                pb.MappedGrade(
+                    grade=mg.grade,
+                    scheme_id=mg.scheme_id,
+                    scheme_version=mg.scheme_version,
+                    mapping_id=mg.mapping_id,
+                    mapping_version=mg.mapping_version,
+                    mapping_sha256=mg.mapping_sha256,
+                    method=mg.method,
+                )
+            )
+        return m
+
+    def to_bytes(self) -> bytes:
+        """The payload bytes: serialised once, then only ever signed and copied."""
+        self.check()
+        return self.to_proto().SerializeToString(deterministic=True)
+
+    @classmethod
+    def from_proto(cls, m: pb.Attestation) -> Attestation:
+        mapped = None
+        if m.HasField("mapped"):
+            g = m.mapped
+            mapped = MappedGrade(
+                g.grade,
+                g.scheme_id,
+                g.scheme_version,
+                g.mapping_id,
+                g.mapping_version,
+                bytes(g.mapping_sha256),
+                g.method,
+            )
+        return cls(
+            attestation_id=m.attestation_id,
+            issuer_region=m.issuer_region,
+            scheme_id=m.scheme_id,
+            scheme_version=m.scheme_version,
+            grade=m.grade,
+            period=m.period,
+            model_version=m.model_version,
+            issued_at=m.issued_at,
+            expires_at=m.expires_at,
+            subject_binding=bytes(m.subject_binding),
+            consent_id=m.consent_id,
+            consent_sha256=bytes(m.consent_sha256),
+            audience=m.audience,
+            purpose=m.purpose,
+            nonce=bytes(m.nonce),
+            status_list_id=m.status.list_id if m.HasField("status") else "",
+            status_index=m.status.index if m.HasField("status") else None,
+            score=m.score if m.HasField("score") else None,
+            mapped=mapped,
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Attestation:
+        """Parse payload bytes (only call after their signature has been verified)."""
+        m = pb.Attestation()
+        try:
+            m.ParseFromString(data)
+        except DecodeError:
+            raise VerificationError("MALFORMED", "not an Attestation", field="payload") from None
+        return cls.from_proto(m)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A signed tree head: origin (issuer region), size, root, time, kind."""
+
+    origin: str
+    tree_size: int
+    root_hash: bytes
+    timestamp: int
+    kind: str = "batch"
+
+    def to_bytes(self) -> bytes:
+        return pb.Checkpoint(
+            origin=self.origin,
+            tree_size=self.tree_size,
+            root_hash=self.root_hash,
+            timestamp=self.timestamp,
+            kind=self.kind,
+        ).SerializeToString(deterministic=True)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Checkpoint:
+        m = pb.Checkpoint()
+        try:
+            m.ParseFromString(data)
+        except DecodeError:
+            raise VerificationError("MALFORMED", "not a Checkpoint", field="checkpoint") from None
+        return cls(m.origin, m.tree_size, bytes(m.root_hash), m.timestamp, m.kind)
+
+
+def sign_checkpoint(
+    key: KeyPair,
+    origin: str,
+    tree_size: int,
+    root_hash: bytes,
+    timestamp: Instant,
+    *,
+    kind: str = "batch",
+) -> Envelope:
+    """Sign a checkpoint (batches and transparency logs use the same format)."""
+    if len(root_hash) != 32:
+        raise KeysError("root_hash", "must be 32 bytes", code="INVALID_CHECKPOINT")
+    cp = Checkpoint(
+        origin, tree_size, bytes(root_hash), to_epoch(timestamp, field="timestamp"), kind
+    )
+    return sign(CHECKPOINT_TYPE, cp.to_bytes(), key)
+
+
+def issue_attestation(attestation: Attestation | bytes, key: KeyPair) -> bytes:
+    """A singly-signed attestation: serialised ``SignedAttestation`` (envelope)."""
+    payload = attestation.to_bytes() if isinstance(attestation, Attestation) else attestation
+    env = sign(ATTESTATION_TYPE, payload, key)
+    return pb.SignedAttestation(envelope=env.to_proto()).SerializeToString()
+
+
+class Batch:
+    """Many payloads under one signed Merkle root; ``bundle(i)`` is item ``i``'s blob."""
+
+    __slots__ = ("_checkpoint_pb", "checkpoint", "payload_type", "payloads", "tree")
+
+    def __init__(
+        self,
+        payloads: Sequence[bytes],
+        tree: MerkleTree,
+        checkpoint: Envelope,
+        payload_type: str,
+    ) -> None:
+        self.payloads = payloads
+        self.tree = tree
+        self.checkpoint = checkpoint
+        self.payload_type = payload_type
+        self._checkpoint_pb = checkpoint.to_proto()
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+    @property
+    def root(self) -> bytes:
+        return self.tree.root()
+
+    def proof(self, index: int) -> pb.InclusionProof:
+        return pb.InclusionProof(
+            leaf_index=index, tree_size=len(self.payloads), hashes=self.tree.inclusion_proof(index)
+        )
+
+    def bundle(self, index: int) -> bytes:
+        """Serialised ``SignedAttestation`` for item ``index``, verifiable on its own."""
+        batched = pb.BatchedAttestation(
+            payload=self.payloads[index],
+            payload_type=self.payload_type,
+            proof=self.proof(index),
+            checkpoint=self._checkpoint_pb,
+        )
+        return pb.SignedAttestation(batched=batched).SerializeToString()
+
+
+def issue_batch(
+    attestations: Sequence[Attestation | bytes],
+    key: KeyPair,
+    origin: str,
+    now: Instant,
+    payload_type: str = ATTESTATION_TYPE,
+) -> Batch:
+    """Sign one checkpoint over all payloads (one signature per batch, not per person)."""
+    if not attestations:
+        raise KeysError("attestations", "batch is empty", code="INVALID_BATCH")
+    payloads = [a.to_bytes() if isinstance(a, Attestation) else bytes(a) for a in attestations]
+    tree = MerkleTree(pae(payload_type, p) for p in payloads)
+    checkpoint = sign_checkpoint(key, origin, tree.size, tree.root(), now, kind="batch")
+    return Batch(payloads, tree, checkpoint, payload_type)

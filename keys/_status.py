@@ -1,0 +1,149 @@
+"""Status lists: a signed, expiring, compressed 2-bit-per-entry bitstring.
+
+Entry ``i`` lives in byte ``i // 4`` at bits ``2*(i % 4)`` and ``2*(i % 4)+1``
+(least significant first); values 0 valid, 1 revoked, 2 suspended (under
+dispute), 3 superseded.  The bitstring is zlib-compressed in
+``StatusList.bits``.  A list has at least :data:`MIN_ENTRIES` (131,072)
+entries, so fetching it says nothing about which attestation is being checked.
+
+Invariants: the list is signed by a certified signing key of its issuer region
+(checked by :func:`verify_status_list` before parsing); a verifier refuses an
+expired list (``STATUS_UNAVAILABLE``) and never treats a missing entry as valid.
+"""
+
+from __future__ import annotations
+
+import zlib
+from enum import IntEnum
+
+from google.protobuf.message import DecodeError
+
+from node.pb.v1 import attestation_pb2 as pb
+
+from ._ed25519 import KeyPair
+from ._envelope import STATUSLIST_TYPE, Envelope, sign, verified_signer
+from ._errors import KeysError, VerificationError
+from ._timeutil import Instant, to_epoch
+from ._trust import Trust
+
+__all__ = ["MIN_ENTRIES", "Status", "StatusList", "verify_status_list"]
+
+MIN_ENTRIES = 131_072
+_MAX_ENTRIES = 1 << 26
+
+
+class Status(IntEnum):
+    VALID = 0
+    REVOKED = 1
+    SUSPENDED = 2
+    SUPERSEDED = 3
+
+
+class StatusList:
+    """A mutable status list (issuer side) or a verified one (verifier side)."""
+
+    __slots__ = ("_raw", "expires_at", "issued_at", "issuer_region", "list_id", "size")
+
+    def __init__(
+        self,
+        issuer_region: str,
+        list_id: str,
+        size: int = MIN_ENTRIES,
+        *,
+        raw: bytes | None = None,
+        issued_at: int = 0,
+        expires_at: int = 0,
+    ) -> None:
+        if not MIN_ENTRIES <= size <= _MAX_ENTRIES:
+            raise KeysError("size", f"must be between {MIN_ENTRIES} and {_MAX_ENTRIES}")
+        nbytes = (size + 3) // 4
+        if raw is not None and len(raw) != nbytes:
+            raise KeysError("bits", "length does not match size", code="INVALID_STATUS_LIST")
+        self.issuer_region = issuer_region
+        self.list_id = list_id
+        self.size = size
+        self.issued_at = issued_at
+        self.expires_at = expires_at
+        self._raw = bytearray(raw if raw is not None else nbytes)
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < self.size:
+            raise KeysError("index", "outside the status list", code="INVALID_STATUS_INDEX")
+
+    def get(self, index: int) -> Status:
+        self._check_index(index)
+        return Status((self._raw[index >> 2] >> ((index & 3) * 2)) & 3)
+
+    def set(self, index: int, state: Status) -> None:
+        self._check_index(index)
+        shift = (index & 3) * 2
+        b = self._raw[index >> 2]
+        self._raw[index >> 2] = (b & ~(3 << shift)) | (int(Status(state)) << shift)
+
+    def counts(self) -> dict[Status, int]:
+        out = dict.fromkeys(Status, 0)
+        for i in range(self.size):
+            out[self.get(i)] += 1
+        return out
+
+    def to_proto(self, issued_at: int, expires_at: int) -> pb.StatusList:
+        return pb.StatusList(
+            issuer_region=self.issuer_region,
+            list_id=self.list_id,
+            size=self.size,
+            issued_at=issued_at,
+            expires_at=expires_at,
+            bits=zlib.compress(bytes(self._raw), 9),
+        )
+
+    def sign(self, key: KeyPair, issued_at: Instant, expires_at: Instant) -> Envelope:
+        """Sign the current state; ``expires_at`` bounds how long verifiers may rely on it."""
+        i, e = to_epoch(issued_at, field="issued_at"), to_epoch(expires_at, field="expires_at")
+        if e <= i:
+            raise KeysError("expires_at", "must be after issued_at", code="INVALID_VALIDITY")
+        return sign(STATUSLIST_TYPE, self.to_proto(i, e).SerializeToString(), key)
+
+
+def verify_status_list(
+    envelope: Envelope | bytes | pb.Envelope, trust: Trust, now: Instant
+) -> StatusList:
+    """Verify a status list envelope against ``trust``; return the parsed list.
+
+    Raises :class:`VerificationError`: signature codes, ``ISSUER_MISMATCH`` (signed
+    by another region's key), ``KEY_NOT_VALID``/``KEY_REVOKED``,
+    ``STATUS_UNAVAILABLE`` (malformed or expired).
+    """
+    t = to_epoch(now)
+    payload, kid = verified_signer(envelope, trust.all_keys(), STATUSLIST_TYPE)
+    m = pb.StatusList()
+    try:
+        m.ParseFromString(payload)
+        if not MIN_ENTRIES <= m.size <= _MAX_ENTRIES:
+            raise KeysError("size", "out of range", code="INVALID_STATUS_LIST")
+        inflate = zlib.decompressobj()
+        raw = inflate.decompress(m.bits, (m.size + 3) // 4)  # bounded: no zip bomb
+        if inflate.unconsumed_tail or not inflate.eof:
+            raise KeysError("bits", "longer than size", code="INVALID_STATUS_LIST")
+        sl = StatusList(
+            m.issuer_region,
+            m.list_id,
+            m.size,
+            raw=raw,
+            issued_at=m.issued_at,
+            expires_at=m.expires_at,
+        )
+    except (DecodeError, zlib.error, KeysError):
+        raise VerificationError(
+            "STATUS_UNAVAILABLE", "malformed status list", field="status"
+        ) from None
+    owner = trust.signing_key(kid)
+    assert owner is not None
+    region, info = owner
+    if region != sl.issuer_region:
+        raise VerificationError("ISSUER_MISMATCH", "signed by another region", field="status")
+    problem = info.problem_at(sl.issued_at)
+    if problem:
+        raise VerificationError(problem, "status list signing key", field="status")
+    if t >= sl.expires_at:
+        raise VerificationError("STATUS_UNAVAILABLE", "status list has expired", field="status")
+    return sl

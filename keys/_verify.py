@@ -1,0 +1,227 @@
+"""The integrator's verifier: one call, one exception type, stable reason codes.
+
+:func:`verify_attestation` checks, in this order (docs/SPEC.md, "Verification"),
+and raises :class:`VerificationError` at the first failure:
+
+1. the blob parses as a ``SignedAttestation``                       MALFORMED
+2. ``payload_type`` is the attestation type                          WRONG_PAYLOAD_TYPE
+3. the signing key (envelope signature, or the checkpoint's) is a
+   certified key of a trusted region                                 UNKNOWN_KEY
+4. the signature verifies over PAE(type, bytes) as received           BAD_SIGNATURE
+   (batch: checkpoint signature, then inclusion of PAE(type, payload)
+   under the checkpoint root with the checkpoint's tree size)         BAD_PROOF
+5. only now is the payload parsed                                    MALFORMED
+6. issuer region == the signing key's region (== checkpoint origin)   ISSUER_MISMATCH
+7. key valid at issue (and checkpoint) time, not revoked before it     KEY_NOT_VALID / KEY_REVOKED
+8. not issued in the future (beyond ``skew``), not expired           NOT_YET_VALID / EXPIRED
+9. scheme listed for the region (if the trust list names schemes)     SCHEME_NOT_TRUSTED
+10. audience                                                          WRONG_AUDIENCE
+11. nonce (when the caller supplies one)                              NONCE_MISSING / NONCE_MISMATCH
+12. subject binding (when the caller supplies ID and salt)            SUBJECT_MISMATCH
+13. status (when the caller supplies status lists)                    STATUS_*
+
+Invariant: the payload is returned (inside :class:`VerifiedAttestation`) only
+after every applicable check passed; no partial result escapes.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import cast
+
+from google.protobuf.message import DecodeError
+
+from node.pb.v1 import attestation_pb2 as pb
+
+from ._attestation import Attestation, Checkpoint
+from ._ed25519 import ed25519_verify
+from ._envelope import ATTESTATION_TYPE, CHECKPOINT_TYPE, pae
+from ._errors import KeysError, VerificationError
+from ._merkle import leaf_hash, root_from_inclusion
+from ._pseudonym import subject_binding as compute_binding
+from ._status import Status, StatusList
+from ._timeutil import Instant, to_epoch
+from ._trust import SigningKeyInfo, Trust
+
+__all__ = ["DEFAULT_SKEW_SECONDS", "VerifiedAttestation", "verify_attestation"]
+
+DEFAULT_SKEW_SECONDS = 300
+_STATUS_CODES = {
+    Status.REVOKED: "STATUS_REVOKED",
+    Status.SUSPENDED: "STATUS_SUSPENDED",
+    Status.SUPERSEDED: "STATUS_SUPERSEDED",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedAttestation:
+    """A fully verified attestation and how it was verified."""
+
+    attestation: Attestation
+    payload: bytes
+    key_id: str
+    batched: bool
+    checkpoint: Checkpoint | None
+    status: str  # "valid" or "unchecked" (no status list supplied)
+    trust_stale: bool  # the trust list was expired and the caller allowed stale use
+
+
+def _fail(code: str, message: str, field: str = "attestation") -> VerificationError:
+    return VerificationError(code, message, field=field)
+
+
+def _signer(trust: Trust, kid: str) -> tuple[str, SigningKeyInfo]:
+    owner = trust.signing_key(kid)
+    if owner is None:
+        raise _fail("UNKNOWN_KEY", "not a certified key of a trusted region", "key_id")
+    return owner
+
+
+def _verify_sig(trust: Trust, ptype: str, payload: bytes, sigs: Iterable[pb.Signature]) -> str:
+    message = pae(ptype, payload)
+    known = False
+    for s in sigs:
+        owner = trust.signing_key(s.key_id)
+        if owner is None:
+            continue
+        known = True
+        if ed25519_verify(owner[1].public_key, message, s.sig):
+            return str(s.key_id)
+    if not known:
+        raise _fail("UNKNOWN_KEY", "not a certified key of a trusted region", "key_id")
+    raise _fail("BAD_SIGNATURE", "signature does not verify", "signatures")
+
+
+def _verify_checkpoint(trust: Trust, env: pb.Envelope) -> tuple[Checkpoint, str]:
+    raw = (env.payload_type, env.payload, tuple((s.key_id, s.sig) for s in env.signatures))
+    cached = trust._checkpoints.get(raw)
+    if cached is not None:
+        return cast(tuple[Checkpoint, str], cached)
+    if env.payload_type != CHECKPOINT_TYPE:
+        raise _fail("WRONG_PAYLOAD_TYPE", "checkpoint has the wrong type", "checkpoint")
+    kid = _verify_sig(trust, env.payload_type, env.payload, env.signatures)
+    cp = Checkpoint.from_bytes(env.payload)
+    if len(cp.root_hash) != 32:
+        raise _fail("MALFORMED", "checkpoint root hash", "checkpoint")
+    if len(trust._checkpoints) > 1024:
+        trust._checkpoints.clear()
+    trust._checkpoints[raw] = (cp, kid)
+    return cp, kid
+
+
+def _check_status(att: Attestation, status: StatusList | Iterable[StatusList], now: int) -> str:
+    lists = [status] if isinstance(status, StatusList) else list(status)
+    if att.status_index is None:
+        raise _fail("STATUS_UNAVAILABLE", "attestation has no status entry", "status")
+    for sl in lists:
+        if sl.issuer_region == att.issuer_region and sl.list_id == att.status_list_id:
+            if now >= sl.expires_at:
+                raise _fail("STATUS_UNAVAILABLE", "status list has expired", "status")
+            try:
+                state = sl.get(att.status_index)
+            except KeysError:
+                raise _fail("STATUS_UNAVAILABLE", "index outside the list", "status") from None
+            if state is not Status.VALID:
+                raise _fail(_STATUS_CODES[state], f"status is {state.name.lower()}", "status")
+            return "valid"
+    raise _fail("STATUS_UNAVAILABLE", "no status list for this attestation", "status")
+
+
+def verify_attestation(  # noqa: PLR0917 (signature fixed by issue 3)
+    blob: bytes,
+    trust: Trust,
+    now: Instant,
+    audience: str,
+    nonce: bytes | None = None,
+    subject_id: str | None = None,
+    binding_salt: bytes | None = None,
+    status: StatusList | Iterable[StatusList] | None = None,
+    *,
+    skew: int = DEFAULT_SKEW_SECONDS,
+) -> VerifiedAttestation:
+    """Verify a serialised ``SignedAttestation`` offline; see the module docstring."""
+    t = to_epoch(now)
+    outer = pb.SignedAttestation()
+    try:
+        outer.ParseFromString(bytes(blob))
+    except DecodeError:
+        raise _fail("MALFORMED", "not a SignedAttestation", "blob") from None
+    kind = outer.WhichOneof("kind")
+    checkpoint: Checkpoint | None = None
+    if kind == "envelope":
+        env = outer.envelope
+        if env.payload_type != ATTESTATION_TYPE:
+            raise _fail("WRONG_PAYLOAD_TYPE", f"expected {ATTESTATION_TYPE}", "payload_type")
+        payload = env.payload
+        kid = _verify_sig(trust, env.payload_type, payload, env.signatures)
+    elif kind == "batched":
+        b = outer.batched
+        if b.payload_type != ATTESTATION_TYPE:
+            raise _fail("WRONG_PAYLOAD_TYPE", f"expected {ATTESTATION_TYPE}", "payload_type")
+        if not b.HasField("checkpoint") or not b.HasField("proof"):
+            raise _fail("MALFORMED", "batched attestation lacks proof or checkpoint", "blob")
+        checkpoint, kid = _verify_checkpoint(trust, b.checkpoint)
+        payload = b.payload
+        proof = b.proof
+        if proof.tree_size != checkpoint.tree_size:
+            raise _fail("BAD_PROOF", "proof is for a tree of another size", "proof")
+        try:
+            root = root_from_inclusion(
+                proof.leaf_index,
+                proof.tree_size,
+                leaf_hash(pae(b.payload_type, payload)),
+                proof.hashes,
+            )
+        except KeysError:
+            raise _fail("BAD_PROOF", "malformed inclusion proof", "proof") from None
+        if not hmac.compare_digest(root, checkpoint.root_hash):
+            raise _fail("BAD_PROOF", "inclusion proof does not lead to the signed root", "proof")
+    else:
+        raise _fail("MALFORMED", "empty SignedAttestation", "blob")
+
+    att = Attestation.from_bytes(payload)
+    region, info = _signer(trust, kid)
+    if att.issuer_region != region:
+        raise _fail("ISSUER_MISMATCH", "signed by another region's key", "issuer_region")
+    if checkpoint is not None and checkpoint.origin != region:
+        raise _fail("ISSUER_MISMATCH", "checkpoint origin is another region", "checkpoint")
+    times = [att.issued_at] if checkpoint is None else [att.issued_at, checkpoint.timestamp]
+    for when in times:
+        problem = info.problem_at(when)
+        if problem:
+            raise _fail(problem, "signing key not usable at signing time", "key_id")
+    if att.issued_at > t + skew or (checkpoint is not None and checkpoint.timestamp > t + skew):
+        raise _fail("NOT_YET_VALID", "issued in the future", "issued_at")
+    if t >= att.expires_at:
+        raise _fail("EXPIRED", "attestation has expired", "expires_at")
+    schemes = trust.regions[region].schemes
+    if schemes and f"{att.scheme_id}@{att.scheme_version}" not in schemes:
+        raise _fail("SCHEME_NOT_TRUSTED", "scheme not listed for this region", "scheme_id")
+    if att.audience != audience:
+        raise _fail("WRONG_AUDIENCE", "attestation is for another audience", "audience")
+    if nonce is not None:
+        if not att.nonce:
+            raise _fail("NONCE_MISSING", "attestation carries no nonce", "nonce")
+        if not hmac.compare_digest(att.nonce, nonce):
+            raise _fail("NONCE_MISMATCH", "nonce does not match the request", "nonce")
+    if subject_id is not None or binding_salt is not None:
+        if subject_id is None or binding_salt is None:
+            raise _fail("SUBJECT_MISMATCH", "need both subject id and binding salt", "subject")
+        try:
+            expected = compute_binding(binding_salt, subject_id)
+        except KeysError:
+            raise _fail("SUBJECT_MISMATCH", "invalid subject id or salt", "subject") from None
+        if not hmac.compare_digest(expected, att.subject_binding):
+            raise _fail("SUBJECT_MISMATCH", "attestation is about someone else", "subject")
+    state = "unchecked" if status is None else _check_status(att, status, t)
+    return VerifiedAttestation(
+        attestation=att,
+        payload=bytes(payload),
+        key_id=kid,
+        batched=checkpoint is not None,
+        checkpoint=checkpoint,
+        status=state,
+        trust_stale=trust.stale,
+    )
