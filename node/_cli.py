@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, Protocol
 
 __all__ = ["CliError", "main", "subgroup"]
 
-COMMAND_MODULES: tuple[str, ...] = ("node._cli_scoring", "node._cli_mapping")
+COMMAND_MODULES: tuple[str, ...] = (
+    "node._cli_scoring",
+    "node._cli_mapping",
+    "node._cli_batch",
+    "node._demo",
+)
 
 
 class CliError(Exception):

@@ -3,6 +3,8 @@
 --   * a subject is keyed by subject_key = HMAC-SHA256(region secret, normalised ID number);
 --     the ID number itself is stored only sealed (AES-GCM, aad = subject_key), never plain;
 --   * dates are ISO-8601 text (YYYY-MM-DD), timestamps ISO-8601 UTC text;
+--   * record values are validated at intake (scoring.validate_record); the records table
+--     carries no CHECK constraints because it is the hot bulk-insert path (they cost ~40%);
 --   * records and snapshots are clustered by subject_key (WITHOUT ROWID), so a monthly
 --     run reads and writes each subject-key range sequentially.
 
@@ -32,17 +34,15 @@ CREATE TABLE records (
     record_id      TEXT NOT NULL,
     source         TEXT NOT NULL,
     category       TEXT NOT NULL,
-    polarity       TEXT NOT NULL CHECK (polarity IN ('positive', 'negative')),
+    polarity       TEXT NOT NULL,
     act_id         TEXT NOT NULL,
     recognised_on  TEXT NOT NULL,
     valid_until    TEXT,
     level          TEXT,
     severity       TEXT,
     legal_document TEXT,
-    status         TEXT NOT NULL DEFAULT 'active'
-                   CHECK (status IN ('active', 'masked', 'repaired', 'revoked')),
-    provenance     TEXT NOT NULL DEFAULT 'public'
-                   CHECK (provenance IN ('public', 'market', 'personal_verified')),
+    status         TEXT NOT NULL DEFAULT 'active',   -- active | masked | repaired | revoked
+    provenance     TEXT NOT NULL DEFAULT 'public',   -- public | market | personal_verified
     flags          TEXT NOT NULL DEFAULT '',   -- sorted, comma-separated
     batch_id       TEXT NOT NULL,
     submitted_at   TEXT NOT NULL,

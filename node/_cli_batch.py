@@ -1,0 +1,303 @@
+"""CLI: ``huxin population generate``, ``huxin score run`` and ``huxin model evaluate``.
+
+Progress goes to stderr, results to stdout (``--json`` for machine-readable
+output).  Bad input (unknown scheme, bad period, missing database, a
+candidate file that does not load) exits 2 with ``error: CODE: message``.
+No command prints or logs a citizen ID number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from scoring import Scheme, SchemeError, list_schemes, load_scheme, parse_scheme_toml
+
+from ._batch import BatchError, RunSummary, period_as_of, run_month
+from ._cli import CliError, SubParsers, subgroup
+from ._evaluate import Evaluation, evaluate
+from ._population import REGIONS, PopulationError, PopulationSpec, generate, read_spec
+from ._progress import Progress
+from ._storage import StorageError, connect
+
+__all__ = ["register"]
+
+
+def _default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def register(sub: SubParsers) -> None:
+    population = subgroup(sub, "population", "synthetic populations for tests, demo, benchmarks")
+    p = population.add_parser("generate", help="generate a seeded synthetic population")
+    p.add_argument("--people", required=True, type=int)
+    p.add_argument("--out", required=True, type=Path, help="new SQLite database file")
+    p.add_argument("--scheme", default="heihe", help="place and catalogue (default heihe)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD", help="reference date")
+    p.add_argument("--workers", type=int, default=_default_workers())
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_generate)
+
+    score_group = subgroup(sub, "score", "score people: explain one, run a month")
+    p = score_group.add_parser("run", help="monthly recomputation into stored snapshots")
+    p.add_argument("--db", required=True, type=Path)
+    p.add_argument("--scheme", required=True)
+    p.add_argument("--period", required=True, metavar="YYYY-MM")
+    p.add_argument("--workers", type=int, default=_default_workers())
+    p.add_argument("--chunk", type=int, default=5000, help="subjects per transaction")
+    p.add_argument("--force", action="store_true", help="recompute a finished run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_score_run)
+
+    model = subgroup(sub, "model", "evaluate a candidate score model (H11)")
+    p = model.add_parser("evaluate", help="compare a candidate scheme file with the current one")
+    p.add_argument("--current", required=True, help="shipped scheme id")
+    p.add_argument("--candidate", required=True, type=Path, help="candidate scheme TOML file")
+    p.add_argument("--db", required=True, type=Path)
+    p.add_argument("--period", metavar="YYYY-MM", help="score as of its last day")
+    p.add_argument("--as-of", type=_date, metavar="YYYY-MM-DD", help="score as of this day")
+    p.add_argument("--workers", type=int, default=_default_workers())
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_model_evaluate)
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def _scheme(scheme_id: str) -> Scheme:
+    if scheme_id not in list_schemes():
+        raise CliError("UNKNOWN_SCHEME", f"unknown scheme {scheme_id!r}; try 'huxin schemes list'")
+    return load_scheme(scheme_id)
+
+
+def _period(text: str) -> date:
+    try:
+        return period_as_of(text)
+    except BatchError as exc:
+        raise CliError(exc.code, str(exc)) from None
+
+
+def _existing_db(path: Path) -> Path:
+    if not path.is_file():
+        raise CliError("DB_NOT_FOUND", f"database {str(path)!r} does not exist")
+    return path
+
+
+def _reraise(exc: BatchError | StorageError | PopulationError) -> CliError:
+    return CliError(exc.code, str(exc))
+
+
+def _generate(args: argparse.Namespace) -> int:
+    if args.scheme not in list_schemes():
+        raise CliError(
+            "UNKNOWN_SCHEME", f"unknown scheme {args.scheme!r}; try 'huxin schemes list'"
+        )
+    if args.scheme not in REGIONS:
+        raise CliError("UNKNOWN_SCHEME", f"no population profile for scheme {args.scheme!r}")
+    try:
+        spec = PopulationSpec(args.scheme, args.people, args.seed)
+        if args.as_of is not None:
+            spec = PopulationSpec(args.scheme, args.people, args.seed, args.as_of)
+        bar = Progress(spec.people, "generate")
+        stats = generate(spec, args.out, workers=args.workers, progress=lambda d, _t: bar.update(d))
+        bar.close()
+    except (PopulationError, StorageError) as exc:
+        raise _reraise(exc) from None
+    out = {**asdict(stats), "db": str(args.out), "scheme": spec.scheme_id, "seed": spec.seed}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(
+            f"generated {stats.people:,} people, {stats.records:,} records,"
+            f" {stats.residences:,} residences for {spec.scheme_id} (seed {spec.seed})"
+            f" in {stats.seconds:.1f}s -> {args.out}"
+        )
+    return 0
+
+
+def _score_run(args: argparse.Namespace) -> int:
+    scheme = _scheme(args.scheme)
+    _period(args.period)
+    db = _existing_db(args.db)
+    bar: Progress | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = Progress(total, f"score {scheme.key} {args.period}")
+        bar.update(done)
+
+    try:
+        summary = run_month(
+            db,
+            scheme,
+            args.period,
+            workers=args.workers,
+            chunk_subjects=args.chunk,
+            force=args.force,
+            progress=progress,
+        )
+    except (BatchError, StorageError) as exc:
+        raise _reraise(exc) from None
+    if bar is not None:
+        bar.close()
+    if args.json:
+        print(json.dumps(summary_as_dict(summary)))
+    else:
+        sys.stdout.write(render_summary(summary, scheme))
+    return 0
+
+
+def summary_as_dict(summary: RunSummary) -> dict[str, Any]:
+    out = asdict(summary)
+    out["as_of"] = summary.as_of.isoformat()
+    return out
+
+
+def render_distribution(scheme: Scheme, grades: dict[str, int]) -> str:
+    total = sum(grades.values()) or 1
+    lines = [f"{'grade':<6} {'label':<6} {'range':<11} {'people':>10} {'share':>7}"]
+    for tier in scheme.tiers:
+        n = grades.get(tier.id, 0)
+        lines.append(
+            f"{tier.id:<6} {tier.label:<6} {f'{tier.min_score}-{tier.max_score}':<11}"
+            f" {n:>10,} {n / total:>7.2%}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_summary(summary: RunSummary, scheme: Scheme) -> str:
+    state = (
+        "already complete; nothing recomputed"
+        if summary.already_complete
+        else f"computed {summary.chunks_computed} of {summary.chunks} chunks"
+    )
+    head = (
+        f"run {summary.run_id}: {summary.scheme_key}, period {summary.period}"
+        f" (as of {summary.as_of}): {state} in {summary.seconds:.1f}s\n"
+        f"{summary.subjects:,} registered subjects, {summary.eligible:,} eligible,"
+        f" {summary.subjects - summary.eligible:,} not eligible\n\n"
+    )
+    return head + render_distribution(scheme, summary.grades)
+
+
+def _load_candidate(path: Path) -> Scheme:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(
+            "CANDIDATE_NOT_FOUND", f"cannot read {str(path)!r}: {exc.strerror}"
+        ) from None
+    try:
+        return parse_scheme_toml(text)
+    except SchemeError as exc:
+        raise CliError(exc.code, f"{path}: {exc}") from None
+
+
+def _model_evaluate(args: argparse.Namespace) -> int:
+    current = _scheme(args.current)
+    candidate = _load_candidate(args.candidate)
+    if args.period and args.as_of:
+        raise CliError("INVALID_ARGUMENT", "give --period or --as-of, not both")
+    as_of = _period(args.period) if args.period else args.as_of
+    db = _existing_db(args.db)
+    if as_of is None:
+        as_of = _reference_date(db)
+    bar = Progress(1, f"evaluate {candidate.key}")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done)
+
+    try:
+        result = evaluate(db, current, candidate, as_of, workers=args.workers, progress=progress)
+    except (BatchError, StorageError) as exc:
+        raise _reraise(exc) from None
+    bar.close()
+    if args.json:
+        print(json.dumps(evaluation_as_dict(result), ensure_ascii=False))
+    else:
+        sys.stdout.write(render_evaluation(result))
+    return 0
+
+
+def _reference_date(db: Path) -> date:
+    """The population's reference date if it is synthetic, else today."""
+    try:
+        conn = connect(db, readonly=True)
+    except StorageError as exc:
+        raise _reraise(exc) from None
+    try:
+        spec = read_spec(conn)
+    finally:
+        conn.close()
+    return spec.as_of if spec is not None else date.today()
+
+
+def evaluation_as_dict(ev: Evaluation) -> dict[str, Any]:
+    only_current, only_candidate = ev.eligibility_changes
+    return {
+        "current": ev.current.key,
+        "candidate": ev.candidate.key,
+        "as_of": ev.as_of.isoformat(),
+        "subjects": ev.subjects,
+        "compared": ev.compared,
+        "eligible_only_current": only_current,
+        "eligible_only_candidate": only_candidate,
+        "distribution": {
+            "current": ev.distribution("current"),
+            "candidate": ev.distribution("candidate"),
+        },
+        "psi": ev.psi(),
+        "tier_moves": {str(k): v for k, v in ev.moves().items()},
+    }
+
+
+def _psi_words(value: float | None) -> str:
+    if value is None:
+        return "n/a (the schemes have different grades)"
+    verdict = "stable" if value < 0.1 else "moderate shift" if value < 0.25 else "significant shift"
+    return f"{value:.4f} ({verdict}; <0.1 stable, 0.1-0.25 moderate, >0.25 significant)"
+
+
+def render_evaluation(ev: Evaluation) -> str:
+    cur = ev.distribution("current")
+    cand = ev.distribution("candidate")
+    total_cur = sum(cur.values()) or 1
+    total_cand = sum(cand.values()) or 1
+    only_current, only_candidate = ev.eligibility_changes
+    lines = [
+        f"model evaluation as of {ev.as_of}: current {ev.current.key}"
+        f" vs candidate {ev.candidate.key}",
+        f"{ev.subjects:,} registered subjects; {ev.compared:,} eligible under both"
+        f" ({only_current:,} only under current, {only_candidate:,} only under candidate)",
+        "",
+        "grade distribution",
+        f"{'grade':<8} {'current':>10} {'share':>7} {'candidate':>10} {'share':>7}",
+    ]
+    grades = list(dict.fromkeys([*ev.current.grades, *ev.candidate.grades]))
+    for g in grades:
+        a, b = cur.get(g, 0), cand.get(g, 0)
+        lines.append(f"{g:<8} {a:>10,} {a / total_cur:>7.2%} {b:>10,} {b / total_cand:>7.2%}")
+    lines += [
+        "",
+        f"population stability index: {_psi_words(ev.psi())}",
+        "",
+        "tier moves (candidate rank - current rank; + is up)",
+        f"{'move':>5} {'people':>10} {'share':>7}",
+    ]
+    compared = ev.compared or 1
+    for move, n in ev.moves().items():
+        lines.append(f"{move:>+5} {n:>10,} {n / compared:>7.2%}")
+    return "\n".join(lines) + "\n"
