@@ -232,6 +232,9 @@ def check_set(
     pool = list(tables)
     out: list[Violation] = []
     for table in pool:
+        for side in (table.source, table.target):
+            if side.scheme not in schemes:
+                raise TableError("scheme", f"unknown scheme {side.scheme!r}", code="UNKNOWN_SCHEME")
         source, target = schemes[table.source.scheme], schemes[table.target.scheme]
         reverse = next(
             (

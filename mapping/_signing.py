@@ -7,23 +7,24 @@ produces for the same bytes, so a table's signatures can also travel as a DSSE
 envelope whose payload is the canonical content.  Key id = hex of the first 16
 bytes of SHA-256 of the raw public key (DESIGN.md, "Keys and trust").
 
-This module uses PyNaCl directly behind a small interface (``Signature``,
-``sign_bytes``, ``verify_signatures``) so it can switch to :mod:`keys` without
-changing callers.  Verification is strict and fails closed: a non-canonical
-``S``, a small-order key or a key whose id does not match is refused.
+The primitives (``key_id``, ``pae``, strict ``ed25519_verify``) come from
+:mod:`keys`; this module only adds the table-side interface (``Signature``
+with its JSON form, ``sign_bytes``, ``verify_signatures``).  Verification is
+strict and fails closed: a non-canonical ``S``, a small-order key or a key
+whose id does not match is refused.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-import nacl.exceptions
 import nacl.signing
+
+from keys import ed25519_verify, key_id, pae
 
 from ._errors import SignatureError
 
@@ -41,24 +42,11 @@ __all__ = [
 TABLE_TYPE = "application/vnd.huxin.mapping-table.v1+json"
 HISTOGRAM_TYPE = "application/vnd.huxin.grade-histogram.v1+json"
 
-_L = 2**252 + 27742317777372353535851937790883648493
-
 
 class SigningKeyLike(Protocol):
     """Anything that signs like ``nacl.signing.SigningKey`` (PyNaCl) or ``keys.KeyPair``."""
 
     def sign(self, message: bytes) -> object: ...
-
-
-def key_id(public_key: bytes) -> str:
-    """Hex of the first 16 bytes of SHA-256 of the raw 32-byte public key."""
-    return hashlib.sha256(bytes(public_key)).digest()[:16].hex()
-
-
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE v1 pre-authentication encoding."""
-    t = payload_type.encode("utf-8")
-    return b"DSSEv1 %d %b %d %b" % (len(t), t, len(payload), payload)
 
 
 @dataclass(frozen=True)
@@ -103,18 +91,6 @@ def sign_bytes(payload_type: str, payload: bytes, key: SigningKeyLike) -> Signat
     return Signature(key_id(_public_key_of(key)), sig)
 
 
-def _verify_one(public_key: bytes, message: bytes, sig: bytes) -> bool:
-    if len(public_key) != 32 or len(sig) != 64:
-        return False
-    if int.from_bytes(sig[32:], "little") >= _L:
-        return False
-    try:
-        nacl.signing.VerifyKey(public_key).verify(message, sig)
-    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
-        return False
-    return True
-
-
 def verify_signatures(
     payload_type: str,
     payload: bytes,
@@ -133,7 +109,7 @@ def verify_signatures(
         public = keys.get(s.key_id)
         if public is None:
             continue
-        if key_id(public) != s.key_id or not _verify_one(public, message, s.sig):
+        if key_id(public) != s.key_id or not ed25519_verify(public, message, s.sig):
             raise SignatureError(
                 "signatures", f"signature by key {s.key_id} does not verify", code="BAD_SIGNATURE"
             )

@@ -180,3 +180,25 @@ def test_no_safe_target_when_target_is_all_incentive(schemes: dict[str, Scheme])
         )
     assert err.value.invariant == "incentive_safe"
     assert isinstance(err.value, MappingError)
+
+
+def test_keys_keypair_signs_and_dsse_envelope_verifies(schemes: dict[str, Scheme]) -> None:
+    """A table signed with keys.KeyPair travels as a DSSE envelope over the canonical content."""
+    import keys
+
+    pair = keys.KeyPair(b"\x07" * 32)
+    table = _agreement(schemes).signed(pair)
+    sig = table.signatures[0]
+    envelope = keys.Envelope(
+        TABLE_TYPE, table.content_bytes, (keys.EnvelopeSignature(sig.key_id, sig.sig),)
+    )
+    assert keys.verify_envelope(envelope, {pair.key_id: pair.public_key}, TABLE_TYPE) == (
+        table.content_bytes
+    )
+    assert verify_table(
+        table.signed(region_key("hainan")),
+        {
+            "heihe": {pair.key_id: pair.public_key},
+            **public_keys("hainan"),
+        },
+    ) == {"heihe", "hainan"}

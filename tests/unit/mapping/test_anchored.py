@@ -39,11 +39,10 @@ def test_heihe_clean_grade_never_above_target_clean_grade(
 
 @pytest.mark.parametrize("tgt", [s for s in SHIPPED if s != "heihe"])
 def test_heihe_a_maps_exactly_to_clean_record_grade(schemes: dict[str, Scheme], tgt: str) -> None:
-    """REQ: H8 — Heihe's clean record (600, bottom of A) lands on the target's clean-record grade
-    or below it (Hainan: below, because Hainan's clean grade B is not incentive-eligible)."""
+    """REQ: H8 — Heihe's clean record (600, bottom of A) lands exactly on the target's
+    clean-record grade: Fuzhou jiaocha, Hainan B, Wendeng A."""
     table = anchored_table(schemes["heihe"], schemes[tgt])
-    target = schemes[tgt]
-    assert target.rank(table.map("A")) <= target.rank(target.base_grade)
+    assert table.map("A") == schemes[tgt].base_grade
 
 
 @pytest.mark.parametrize("tgt", [s for s in SHIPPED if s != "heihe"])
@@ -130,6 +129,14 @@ def test_score_level_mapping_reports_grade_and_intervals(schemes: dict[str, Sche
     assert m.target_interval == (750, 849)
     assert m.source_interval == (786, 871)
     assert m.capped_by == ()
+
+
+def test_wendeng_clean_score_is_not_incentive_in_heihe(schemes: dict[str, Scheme]) -> None:
+    """REQ: H14 — Wendeng's clean 1000 (A, below its incentive tier AA) reaches Heihe 600 but is
+    capped to B: Heihe's A is incentive-eligible."""
+    m = map_score(schemes["wendeng"], schemes["heihe"], 1000)
+    assert (m.target_score, m.target_grade, m.capped_by) == (600, "B", ("incentive",))
+    assert m.source_interval == (834, 1029)
 
 
 def test_score_level_caps_are_named(schemes: dict[str, Scheme]) -> None:
