@@ -8,6 +8,9 @@
   invariant (pivots: the published tables of the same method plus ``--with``
   files), its validity on ``--today`` and its signatures (``--keys``); exit 1
   on a failed check.
+* ``sign FILE --key KEYFILE`` adds one signature (a region signing an
+  agreement) after checking the table's hash and invariants; the key file is
+  ``keys``' format, its passphrase (if encrypted) read from ``--passphrase-env``.
 * ``grade FROM TO GRADE [--score N]`` maps one grade over the most
   conservative route through the published (and ``--table``) tables, and a
   disclosed score with the intervals it comes from.
@@ -42,6 +45,7 @@ from mapping import (
     map_score,
     most_conservative,
     published_tables,
+    require_valid,
     strict_loads,
     table_from_document,
     verify_table,
@@ -86,6 +90,15 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--today", type=_parse_date, metavar="YYYY-MM-DD")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_check)
+
+    p = group.add_parser("sign", help="add a signature to a table file (e.g. an agreement)")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--key", required=True, type=Path, metavar="KEYFILE")
+    p.add_argument(
+        "--passphrase-env", metavar="VAR", help="environment variable with the passphrase"
+    )
+    p.add_argument("--out", type=Path, help="write here instead of updating FILE")
+    p.set_defaults(func=_sign)
 
     p = group.add_parser("grade", help="map one grade (and optionally its score)")
     p.add_argument("source", metavar="FROM")
@@ -277,6 +290,32 @@ def _check(args: argparse.Namespace) -> int:
             return 1
         first = problems[0]
         raise CliError(first["code"], f"{args.file}: {len(problems)} problem(s)", exit_code=1)
+    return 0
+
+
+def _sign(args: argparse.Namespace) -> int:
+    import os
+
+    from keys import KeysError, decode_private_key
+
+    table = table_from_document(_read(args.file))
+    source, target = _schemes(table.source.scheme, table.target.scheme)
+    require_valid(table, source, target)
+    passphrase = None
+    if args.passphrase_env:
+        value = os.environ.get(args.passphrase_env)
+        if value is None:
+            raise CliError(
+                "MISSING_PASSPHRASE", f"environment variable {args.passphrase_env} is not set"
+            )
+        passphrase = value.encode("utf-8")
+    try:
+        key = decode_private_key(_read(args.key), passphrase)
+    except KeysError as exc:
+        raise CliError(exc.code, f"{args.key}: {exc}") from None
+    signed = table.signed(key)
+    (args.out or args.file).write_bytes(signed.to_json_bytes())
+    print(f"signed {table.id} v{table.version} with key {key.key_id}; {table.content_hash}")
     return 0
 
 

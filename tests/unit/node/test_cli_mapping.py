@@ -239,3 +239,29 @@ def test_grade_bad_input(
 ) -> None:
     assert main(["mapping", "grade", *args]) == 2
     assert f"error: {code}:" in capsys.readouterr().err
+
+
+def test_sign_agreement_by_both_regions_then_check(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """REQ: C3 — an agreement drafted, signed by each region with its key file, then checked."""
+    from keys import KeyPair, encode_private_key
+
+    path = _agreement_file(tmp_path)
+    for region in ("heihe", "hainan"):
+        key_file = tmp_path / f"{region}.key"
+        key_file.write_bytes(encode_private_key(KeyPair(bytes(_key(region)))))
+        assert main(["mapping", "sign", str(path), "--key", str(key_file)]) == 0
+    keys = _keys_file(tmp_path, "heihe", "hainan")
+    capsys.readouterr()
+    assert main(["mapping", "check", str(path), "--keys", str(keys), "--today", "2026-06-01"]) == 0
+    assert len(table_from_document(path.read_bytes()).signatures) == 2
+
+
+def test_sign_refuses_bad_key_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = _agreement_file(tmp_path)
+    bad = tmp_path / "bad.key"
+    bad.write_text("{}")
+    assert main(["mapping", "sign", str(path), "--key", str(bad)]) == 2
+    assert "error: " in capsys.readouterr().err
+    assert table_from_document(path.read_bytes()).signatures == ()
