@@ -258,3 +258,53 @@ def test_invariant_names_are_the_six() -> None:
         "no_round_trip_inflation",
         "pivot_not_above_direct",
     )
+
+
+@st.composite
+def _three_linked(draw: st.DrawFn) -> tuple:  # type: ignore[type-arg]
+    out = []
+    for sid in ("a", "b", "c"):
+        scheme = draw(random_schemes(sid, incentive_above_worst=True))
+        out.append((scheme, draw(random_histograms(scheme, min_total=10))))
+    return tuple(out)
+
+
+@SETTINGS
+@given(_three_linked())
+def test_equipercentile_pivot_never_above_direct(case: tuple) -> None:  # type: ignore[type-arg]
+    """REQ: C3 — linking A→B→C by percentiles never beats linking A→C directly."""
+    from .conftest import region_key
+
+    (a, ha), (b, hb), (c, hc) = case
+    assume(not any(_has_no_safe_target(s, t) for s, t in ((a, b), (b, c), (a, c))))
+    ha, hb, hc = (h.signed(region_key(r)) for h, r in ((ha, "a"), (hb, "b"), (hc, "c")))
+    keys = public_keys("a", "b", "c")
+
+    def link(s, t, hs, ht):  # type: ignore[no-untyped-def]
+        return equipercentile_table(s, t, hs, ht, keys=keys, min_population=10)
+
+    ab, bc, ac = link(a, b, ha, hb), link(b, c, hb, hc), link(a, c, ha, hc)
+    assert check_table(ac, a, c, tables=[ab, bc]) == ()
+
+
+@SETTINGS
+@given(
+    random_schemes("a", incentive_above_worst=True),
+    random_schemes("b", incentive_above_worst=True),
+    random_schemes("c", incentive_above_worst=True),
+)
+def test_resolved_pivot_routes_pass_every_invariant(a: Scheme, b: Scheme, c: Scheme) -> None:
+    """REQ: C3 — without a direct table, the most conservative route is itself a valid table."""
+    from dataclasses import replace as _replace
+
+    from mapping import most_conservative
+
+    assume(not any(_has_no_safe_target(s, t) for s, t in ((a, b), (b, c), (a, c))))
+    tables = [anchored_table(a, b), anchored_table(b, c)]
+    rec = most_conservative(a, c, tables)
+    as_table = _replace(
+        anchored_table(a, c),
+        method=Method.AGREEMENT,
+        grades=tuple((x, rec.map(x)) for x in a.grades),
+    )
+    assert check_table(as_table, a, c, tables=tables) == ()
