@@ -13,7 +13,7 @@ published tables shipped in ``mapping.tables``.  Errors derive from
 :class:`MappingError` and carry a stable ``code``.
 """
 
-from ._agreement import RegionKeys, agreement_table, verify_table
+from ._agreement import RegionKeys, agreement_table, sign_table, verify_table
 from ._anchored import (
     REFERENCE,
     ReferenceScale,
@@ -122,6 +122,7 @@ __all__ = [
     "reverse_bound",
     "score_map",
     "sign_bytes",
+    "sign_table",
     "strict_loads",
     "table_from_content",
     "table_from_document",

@@ -18,10 +18,10 @@ from scoring import Scheme
 from ._equipercentile import check_histogram, histograms_of
 from ._errors import SignatureError
 from ._invariants import require_valid
-from ._signing import TABLE_TYPE, verify_signatures
+from ._signing import TABLE_TYPE, SigningKeyLike, verify_signatures
 from ._table import MappingTable, Method, SchemeRef
 
-__all__ = ["RegionKeys", "agreement_table", "verify_table"]
+__all__ = ["RegionKeys", "agreement_table", "sign_table", "verify_table"]
 
 #: region id → (key id → raw 32-byte Ed25519 public key)
 RegionKeys = Mapping[str, Mapping[str, bytes]]
@@ -58,6 +58,14 @@ def agreement_table(
     )
     require_valid(table, source, target)
     return table
+
+
+def sign_table(
+    table: MappingTable, source: Scheme, target: Scheme, key: SigningKeyLike
+) -> MappingTable:
+    """Check every invariant, then add ``key``'s signature (a table is never signed unchecked)."""
+    require_valid(table, source, target)
+    return table.signed(key)
 
 
 def verify_table(

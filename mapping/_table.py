@@ -126,7 +126,10 @@ class MappingTable:
         return content_hash(self.content())
 
     def signed(self, key: SigningKeyLike) -> MappingTable:
-        """A copy with one more signature over ``PAE(TABLE_TYPE, content_bytes)``."""
+        """A copy with one more signature over ``PAE(TABLE_TYPE, content_bytes)``.
+
+        Low level: use :func:`mapping.sign_table`, which checks the invariants first.
+        """
         sig = sign_bytes(TABLE_TYPE, self.content_bytes, key)
         kept = tuple(s for s in self.signatures if s.key_id != sig.key_id)
         return replace(self, signatures=(*kept, sig))

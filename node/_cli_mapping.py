@@ -46,6 +46,7 @@ from mapping import (
     most_conservative,
     published_tables,
     require_valid,
+    sign_table,
     strict_loads,
     table_from_document,
     verify_table,
@@ -114,6 +115,7 @@ def register(sub: SubParsers) -> None:
         metavar="FILE",
         help="an extra table to consider besides the published ones",
     )
+    p.add_argument("--keys", type=Path, help="JSON {region: [hex public key, ...]} for --table")
     p.add_argument(
         "--all-routes",
         action="store_true",
@@ -300,7 +302,6 @@ def _sign(args: argparse.Namespace) -> int:
 
     table = table_from_document(_read(args.file))
     source, target = _schemes(table.source.scheme, table.target.scheme)
-    require_valid(table, source, target)
     passphrase = None
     if args.passphrase_env:
         value = os.environ.get(args.passphrase_env)
@@ -313,7 +314,7 @@ def _sign(args: argparse.Namespace) -> int:
         key = decode_private_key(_read(args.key), passphrase)
     except KeysError as exc:
         raise CliError(exc.code, f"{args.key}: {exc}") from None
-    signed = table.signed(key)
+    signed = sign_table(table, source, target, key)
     (args.out or args.file).write_bytes(signed.to_json_bytes())
     print(f"signed {table.id} v{table.version} with key {key.key_id}; {table.content_hash}")
     return 0
@@ -326,7 +327,13 @@ def _grade(args: argparse.Namespace) -> int:
             "UNKNOWN_GRADE",
             f"{source.key} has no grade {args.grade!r} ({', '.join(source.grades)})",
         )
-    tables = list(published_tables()) + [table_from_document(_read(p)) for p in args.tables]
+    tables = list(published_tables())
+    for path in args.tables:
+        extra = table_from_document(_read(path))
+        ends = _schemes(extra.source.scheme, extra.target.scheme)
+        require_valid(extra, *ends)  # an extra table is checked before it is used
+        verify_table(extra, _load_keys(args.keys), source=ends[0], target=ends[1])
+        tables.append(extra)
     recognition = most_conservative(
         source,
         target,

@@ -202,3 +202,15 @@ def test_keys_keypair_signs_and_dsse_envelope_verifies(schemes: dict[str, Scheme
             **public_keys("hainan"),
         },
     ) == {"heihe", "hainan"}
+
+
+def test_sign_table_refuses_a_broken_table(schemes: dict[str, Scheme]) -> None:
+    """Invariants are checked before a table can be signed."""
+    from mapping import sign_table
+
+    table = _agreement(schemes)
+    ok = sign_table(table, schemes["heihe"], schemes["hainan"], region_key("heihe"))
+    assert len(ok.signatures) == 1
+    broken = replace(table, grades=tuple((x, "AAA") for x, _ in table.grades))
+    with pytest.raises(InvariantError):
+        sign_table(broken, schemes["heihe"], schemes["hainan"], region_key("heihe"))

@@ -265,3 +265,27 @@ def test_sign_refuses_bad_key_file(capsys: pytest.CaptureFixture[str], tmp_path:
     assert main(["mapping", "sign", str(path), "--key", str(bad)]) == 2
     assert "error: " in capsys.readouterr().err
     assert table_from_document(path.read_bytes()).signatures == ()
+
+
+def test_grade_with_extra_agreement_table(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """An extra table is used only after its invariants and both signatures check out."""
+    one = _agreement_file(tmp_path, "heihe")
+    keys = _keys_file(tmp_path, "heihe", "hainan")
+    argv = [
+        "mapping",
+        "grade",
+        "heihe",
+        "hainan",
+        "AAA",
+        "--today",
+        "2026-06-01",
+        "--keys",
+        str(keys),
+    ]
+    assert main([*argv, "--table", str(one)]) == 2
+    assert "error: MISSING_PARTY_SIGNATURE" in capsys.readouterr().err
+    both = _agreement_file(tmp_path, "heihe", "hainan")
+    assert main([*argv, "--table", str(both), "--all-routes", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mapped_grade"] == "A"
