@@ -55,6 +55,7 @@ __all__ = [
 GENERATOR_VERSION = "1"
 MAX_AGE = 100
 CHUNK_PEOPLE = 20_000
+LOCAL_WEIGHT = 3  # a local region code is three times as likely as one from elsewhere
 _REGISTERED_FLOOR = date(2021, 1, 1)  # synthetic registrations start here
 MEAN_ADULT_RECORDS = 6.0  # with minors at none, about 5 records per person overall
 _WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))  # GB 11643 MOD 11-2
@@ -181,7 +182,7 @@ class PopulationSpec:
             starts.append(acc * self.people // total)
             acc += w
         per_day = max(b - a for a, b in zip(starts, [*starts[1:], self.people], strict=True))
-        capacity = 1000 * len(self.region.codes)
+        capacity = (1000 // LOCAL_WEIGHT) * len(self._slots)
         if per_day > capacity:
             raise PopulationError(
                 "POPULATION_TOO_LARGE",
@@ -213,6 +214,17 @@ class PopulationSpec:
         seq_sums = [sum(int(c) * w[14 + i] for i, c in enumerate(f"{s:03d}")) for s in range(1000)]
         return texts, day_sums, code_sums, seq_sums
 
+    @cached_property
+    def _slots(self) -> tuple[tuple[str, int], ...]:
+        """(region code, sequence offset) slots: each local code has LOCAL_WEIGHT slots.
+
+        Within one birth date, the k-th person takes slot ``(k + day) % len`` and
+        sequence ``(k // len) * LOCAL_WEIGHT + offset``: distinct k give distinct
+        (code, sequence) pairs, so ID numbers are unique.
+        """
+        local = [(code, sub) for sub in range(LOCAL_WEIGHT) for code in self.region.local]
+        return (*local, *((code, 0) for code in self.region.elsewhere))
+
     def id_number(self, index: int) -> str:
         """The ID number of person ``index`` (0 ≤ index < people), in closed form."""
         if not 0 <= index < self.people:
@@ -228,16 +240,16 @@ class PopulationSpec:
         n = self.people
         _first, starts = self._days
         texts, day_sums, code_sums, seq_sums = self._digits
-        codes = self.region.codes
-        n_codes = len(codes)
+        slots = self._slots
+        n_slots = len(slots)
         find = bisect.bisect_right
         out: list[str] = []
         for index in indices:
             slot = (index * mult + offset) % n
             day = find(starts, slot) - 1
             k = slot - starts[day]
-            code = codes[(k + day) % n_codes]
-            seq = k // n_codes
+            code, sub = slots[(k + day) % n_slots]
+            seq = (k // n_slots) * LOCAL_WEIGHT + sub
             check = _CHECK[(code_sums[code] + day_sums[day] + seq_sums[seq]) % 11]
             out.append(f"{code}{texts[day]}{seq:03d}{check}")
         return out
