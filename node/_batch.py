@@ -133,30 +133,21 @@ def read_chunk(
         residences.setdefault(key, []).append(Residence(kind, parse(since)))
     sql, args = _range(_RECORDS, chunk)
     records: dict[bytes, list[RecordRow]] = {}
-    dates: dict[str, date] = {}
+    dates: dict[str | None, date | None] = {None: None}
     flag_sets: dict[str, frozenset[str]] = {"": _NO_FLAGS}
     for key, rid, cat, act, src, rec_on, until, level, sev, legal, status, flags in conn.execute(
         sql, args
-    ):
+    ).fetchall():
         recognised = dates.get(rec_on)
         if recognised is None:
             recognised = dates[rec_on] = parse(rec_on)
+        valid_until = dates.get(until)
+        if valid_until is None and until is not None:
+            valid_until = dates[until] = parse(until)
         fs = flag_sets.get(flags)
         if fs is None:
             fs = flag_sets[flags] = frozenset(flags.split(","))
-        row = RecordRow(
-            rid,
-            cat,
-            act,
-            src,
-            recognised,
-            None if until is None else parse(until),
-            level,
-            sev,
-            legal,
-            status,
-            fs,
-        )
+        row = RecordRow(rid, cat, act, src, recognised, valid_until, level, sev, legal, status, fs)
         bucket = records.get(key)
         if bucket is None:
             records[key] = [row]
@@ -389,7 +380,7 @@ def _compute(  # noqa: PLR0917 - private helper of run_month
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(
-                    "INSERT OR REPLACE INTO snapshots"
+                    "INSERT INTO snapshots"
                     " (run_id, subject_key, eligible, score, grade, reason)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     res.rows,
