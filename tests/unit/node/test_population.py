@@ -120,6 +120,7 @@ def test_generation_is_deterministic_for_any_worker_count(tmp_path: Path) -> Non
     two = tmp_path / "two.db"
     generate(spec, one, chunk_people=150)
     generate(spec, two, chunk_people=150, workers=2)
+    assert not list(tmp_path.glob(".huxin-stage-*"))  # worker staging files are removed
     for sql in _LOGICAL.values():
         assert _rows(one, sql) == _rows(two, sql)
     other = tmp_path / "other.db"
