@@ -18,7 +18,11 @@ Invariants:
 * The secrets of a synthetic population are derived from the seed
   (:meth:`PopulationSpec.secrets`): fine for test data, never for real data.
 * People are written in ``subject_key`` order, in chunks, one transaction per
-  chunk with ``executemany``.
+  chunk.  Each chunk's rows depend only on (spec, chunk number) (its own RNG),
+  so the output is the same for any number of worker processes; workers stage
+  their chunks in private SQLite files that the single writer copies with
+  ``INSERT … SELECT`` and removes at the end.
+* Each person's record mix is described in :class:`_RecordMaker`.
 """
 
 from __future__ import annotations
