@@ -65,7 +65,7 @@ from ._trust import (
     load_trust,
     verify_key_set,
 )
-from ._verify import DEFAULT_SKEW_SECONDS, VerifiedAttestation, verify_attestation
+from ._verify import DEFAULT_SKEW_SECONDS, VerifiedAttestation, verify_attestation, verify_batch
 
 __all__ = [
     "ATTESTATION_TYPE",
@@ -130,6 +130,7 @@ __all__ = [
     "to_epoch",
     "verified_signer",
     "verify_attestation",
+    "verify_batch",
     "verify_consistency",
     "verify_envelope",
     "verify_inclusion",

@@ -27,8 +27,7 @@ after every applicable check passed; no partial result escapes.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from typing import cast
 
 from google.protobuf.message import DecodeError
@@ -39,13 +38,18 @@ from ._attestation import Attestation, Checkpoint
 from ._ed25519 import ed25519_verify
 from ._envelope import ATTESTATION_TYPE, CHECKPOINT_TYPE, pae
 from ._errors import KeysError, VerificationError
-from ._merkle import leaf_hash, root_from_inclusion
+from ._merkle import MerkleTree, leaf_hash, root_from_inclusion
 from ._pseudonym import subject_binding as compute_binding
 from ._status import Status, StatusList
 from ._timeutil import Instant, to_epoch
 from ._trust import SigningKeyInfo, Trust
 
-__all__ = ["DEFAULT_SKEW_SECONDS", "VerifiedAttestation", "verify_attestation"]
+__all__ = [
+    "DEFAULT_SKEW_SECONDS",
+    "VerifiedAttestation",
+    "verify_attestation",
+    "verify_batch",
+]
 
 DEFAULT_SKEW_SECONDS = 300
 _STATUS_CODES = {
@@ -55,17 +59,50 @@ _STATUS_CODES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
 class VerifiedAttestation:
-    """A fully verified attestation and how it was verified."""
+    """A fully verified attestation and how it was verified.
 
-    attestation: Attestation
-    payload: bytes
-    key_id: str
-    batched: bool
-    checkpoint: Checkpoint | None
-    status: str  # "valid" or "unchecked" (no status list supplied)
-    trust_stale: bool  # the trust list was expired and the caller allowed stale use
+    ``attestation`` (the domain object) is built on first access from the
+    verified message, so bulk verification does not pay for it up front.
+    """
+
+    __slots__ = (
+        "_attestation",
+        "_message",
+        "batched",
+        "checkpoint",
+        "key_id",
+        "payload",
+        "status",
+        "trust_stale",
+    )
+
+    def __init__(  # noqa: PLR0917
+        self,
+        message: pb.Attestation,
+        payload: bytes,
+        key_id: str,
+        checkpoint: Checkpoint | None,
+        status: str,
+        trust_stale: bool,
+    ) -> None:
+        self._message = message
+        self._attestation: Attestation | None = None
+        self.payload = payload
+        self.key_id = key_id
+        self.batched = checkpoint is not None
+        self.checkpoint = checkpoint
+        self.status = status  # "valid", or "unchecked" when no status list was supplied
+        self.trust_stale = trust_stale  # trust list expired and the caller allowed stale use
+
+    @property
+    def attestation(self) -> Attestation:
+        if self._attestation is None:
+            self._attestation = Attestation.from_proto(self._message)
+        return self._attestation
+
+    def __repr__(self) -> str:
+        return f"VerifiedAttestation(key_id={self.key_id!r}, batched={self.batched})"
 
 
 def _fail(code: str, message: str, field: str = "attestation") -> VerificationError:
@@ -111,22 +148,68 @@ def _verify_checkpoint(trust: Trust, env: pb.Envelope) -> tuple[Checkpoint, str]
     return cp, kid
 
 
-def _check_status(att: Attestation, status: StatusList | Iterable[StatusList], now: int) -> str:
-    lists = [status] if isinstance(status, StatusList) else list(status)
-    if att.status_index is None:
+def _check_status(att: pb.Attestation, status: StatusList | Iterable[StatusList], now: int) -> str:
+    lists = [status] if isinstance(status, StatusList) else status
+    if not att.HasField("status"):
         raise _fail("STATUS_UNAVAILABLE", "attestation has no status entry", "status")
     for sl in lists:
-        if sl.issuer_region == att.issuer_region and sl.list_id == att.status_list_id:
+        if sl.issuer_region == att.issuer_region and sl.list_id == att.status.list_id:
             if now >= sl.expires_at:
                 raise _fail("STATUS_UNAVAILABLE", "status list has expired", "status")
             try:
-                state = sl.get(att.status_index)
+                state = sl.get(att.status.index)
             except KeysError:
                 raise _fail("STATUS_UNAVAILABLE", "index outside the list", "status") from None
             if state is not Status.VALID:
                 raise _fail(_STATUS_CODES[state], f"status is {state.name.lower()}", "status")
             return "valid"
     raise _fail("STATUS_UNAVAILABLE", "no status list for this attestation", "status")
+
+
+def _authenticate(
+    outer: pb.SignedAttestation, trust: Trust, proof_checked: bool = False
+) -> tuple[bytes, str, Checkpoint | None]:
+    """Steps 2-4: (payload, signing key id, checkpoint) once the bytes are authentic."""
+    kind = outer.WhichOneof("kind")
+    if kind == "envelope":
+        env = outer.envelope
+        if env.payload_type != ATTESTATION_TYPE:
+            raise _fail("WRONG_PAYLOAD_TYPE", f"expected {ATTESTATION_TYPE}", "payload_type")
+        return env.payload, _verify_sig(trust, env.payload_type, env.payload, env.signatures), None
+    if kind != "batched":
+        raise _fail("MALFORMED", "empty SignedAttestation", "blob")
+    b = outer.batched
+    if b.payload_type != ATTESTATION_TYPE:
+        raise _fail("WRONG_PAYLOAD_TYPE", f"expected {ATTESTATION_TYPE}", "payload_type")
+    if not b.HasField("checkpoint") or not b.HasField("proof"):
+        raise _fail("MALFORMED", "batched attestation lacks proof or checkpoint", "blob")
+    checkpoint, kid = _verify_checkpoint(trust, b.checkpoint)
+    if proof_checked:
+        return b.payload, kid, checkpoint
+    proof = b.proof
+    if proof.tree_size != checkpoint.tree_size:
+        raise _fail("BAD_PROOF", "proof is for a tree of another size", "proof")
+    try:
+        root = root_from_inclusion(
+            proof.leaf_index,
+            proof.tree_size,
+            leaf_hash(pae(b.payload_type, b.payload)),
+            proof.hashes,
+        )
+    except KeysError:
+        raise _fail("BAD_PROOF", "malformed inclusion proof", "proof") from None
+    if not hmac.compare_digest(root, checkpoint.root_hash):
+        raise _fail("BAD_PROOF", "inclusion proof does not lead to the signed root", "proof")
+    return b.payload, kid, checkpoint
+
+
+def _parse(blob: bytes) -> pb.SignedAttestation:
+    outer = pb.SignedAttestation()
+    try:
+        outer.ParseFromString(bytes(blob))
+    except DecodeError:
+        raise _fail("MALFORMED", "not a SignedAttestation", "blob") from None
+    return outer
 
 
 def verify_attestation(  # noqa: PLR0917 (signature fixed by issue 3)
@@ -143,45 +226,119 @@ def verify_attestation(  # noqa: PLR0917 (signature fixed by issue 3)
 ) -> VerifiedAttestation:
     """Verify a serialised ``SignedAttestation`` offline; see the module docstring."""
     t = to_epoch(now)
-    outer = pb.SignedAttestation()
-    try:
-        outer.ParseFromString(bytes(blob))
-    except DecodeError:
-        raise _fail("MALFORMED", "not a SignedAttestation", "blob") from None
-    kind = outer.WhichOneof("kind")
-    checkpoint: Checkpoint | None = None
-    if kind == "envelope":
-        env = outer.envelope
-        if env.payload_type != ATTESTATION_TYPE:
-            raise _fail("WRONG_PAYLOAD_TYPE", f"expected {ATTESTATION_TYPE}", "payload_type")
-        payload = env.payload
-        kid = _verify_sig(trust, env.payload_type, payload, env.signatures)
-    elif kind == "batched":
-        b = outer.batched
-        if b.payload_type != ATTESTATION_TYPE:
-            raise _fail("WRONG_PAYLOAD_TYPE", f"expected {ATTESTATION_TYPE}", "payload_type")
-        if not b.HasField("checkpoint") or not b.HasField("proof"):
-            raise _fail("MALFORMED", "batched attestation lacks proof or checkpoint", "blob")
-        checkpoint, kid = _verify_checkpoint(trust, b.checkpoint)
-        payload = b.payload
-        proof = b.proof
-        if proof.tree_size != checkpoint.tree_size:
-            raise _fail("BAD_PROOF", "proof is for a tree of another size", "proof")
-        try:
-            root = root_from_inclusion(
-                proof.leaf_index,
-                proof.tree_size,
-                leaf_hash(pae(b.payload_type, payload)),
-                proof.hashes,
-            )
-        except KeysError:
-            raise _fail("BAD_PROOF", "malformed inclusion proof", "proof") from None
-        if not hmac.compare_digest(root, checkpoint.root_hash):
-            raise _fail("BAD_PROOF", "inclusion proof does not lead to the signed root", "proof")
-    else:
-        raise _fail("MALFORMED", "empty SignedAttestation", "blob")
+    payload, kid, checkpoint = _authenticate(_parse(blob), trust)
+    return _check(
+        payload, kid, checkpoint, trust, t, audience, nonce, subject_id, binding_salt, status, skew
+    )
 
-    att = Attestation.from_bytes(payload)
+
+def verify_batch(
+    blobs: Sequence[bytes],
+    trust: Trust,
+    now: Instant,
+    audience: str,
+    *,
+    status: StatusList | Iterable[StatusList] | None = None,
+    skew: int = DEFAULT_SKEW_SECONDS,
+) -> list[VerifiedAttestation | VerificationError]:
+    """Verify many ``SignedAttestation`` blobs; one result (or error) per blob, in order.
+
+    Same checks as :func:`verify_attestation` (without nonce/subject, which are
+    per request).  Each distinct checkpoint signature is verified once; when the
+    blobs of one checkpoint are the whole tree (every index exactly once), the
+    root is recomputed from the leaves in one pass (about 2 hashes per item)
+    instead of walking every inclusion path; otherwise each path is checked.
+    """
+    t = to_epoch(now)
+    status_lists = (
+        None if status is None else ([status] if isinstance(status, StatusList) else list(status))
+    )
+    parsed: list[pb.SignedAttestation | VerificationError] = []
+    groups: dict[object, list[int]] = {}
+    for i, blob in enumerate(blobs):
+        try:
+            outer = _parse(blob)
+        except VerificationError as exc:
+            parsed.append(exc)
+            continue
+        parsed.append(outer)
+        if outer.WhichOneof("kind") == "batched":
+            # Same checkpoint bytes => same authenticated content, whoever's copy we verify.
+            cp = outer.batched.checkpoint
+            groups.setdefault((cp.payload_type, cp.payload), []).append(i)
+    whole: dict[int, tuple[Checkpoint, str]] = {}
+    for members in groups.values():
+        first = parsed[members[0]]
+        assert isinstance(first, pb.SignedAttestation)
+        try:
+            checkpoint, group_kid = _verify_checkpoint(trust, first.batched.checkpoint)
+        except VerificationError:
+            continue  # each member reports the error below
+        n = checkpoint.tree_size
+        if len(members) != n:
+            continue
+        leaves: list[bytes | None] = [None] * n
+        for i in members:
+            b = cast(pb.SignedAttestation, parsed[i]).batched
+            idx = b.proof.leaf_index
+            if b.proof.tree_size != n or idx >= n or leaves[idx] is not None:
+                break
+            leaves[idx] = pae(b.payload_type, b.payload)
+        else:
+            tree = MerkleTree(cast(list[bytes], leaves))
+            if hmac.compare_digest(tree.root(), checkpoint.root_hash):
+                whole.update(dict.fromkeys(members, (checkpoint, group_kid)))
+    results: list[VerifiedAttestation | VerificationError] = []
+    for i, item in enumerate(parsed):
+        if isinstance(item, VerificationError):
+            results.append(item)
+            continue
+        item_cp: Checkpoint | None
+        try:
+            known = whole.get(i)
+            if known is not None and item.batched.payload_type == ATTESTATION_TYPE:
+                payload, (item_cp, kid) = item.batched.payload, known
+            else:
+                payload, kid, item_cp = _authenticate(item, trust)
+            results.append(
+                _check(
+                    payload,
+                    kid,
+                    item_cp,
+                    trust,
+                    t,
+                    audience,
+                    None,
+                    None,
+                    None,
+                    status_lists,
+                    skew,
+                )
+            )
+        except VerificationError as exc:
+            results.append(exc)
+    return results
+
+
+def _check(  # noqa: PLR0917
+    payload: bytes,
+    kid: str,
+    checkpoint: Checkpoint | None,
+    trust: Trust,
+    t: int,
+    audience: str,
+    nonce: bytes | None,
+    subject_id: str | None,
+    binding_salt: bytes | None,
+    status: StatusList | Iterable[StatusList] | None,
+    skew: int,
+) -> VerifiedAttestation:
+    """Steps 5-13, on authenticated payload bytes."""
+    att = pb.Attestation()
+    try:
+        att.ParseFromString(payload)
+    except DecodeError:
+        raise _fail("MALFORMED", "not an Attestation", "payload") from None
     region, info = _signer(trust, kid)
     if att.issuer_region != region:
         raise _fail("ISSUER_MISMATCH", "signed by another region's key", "issuer_region")
@@ -216,12 +373,4 @@ def verify_attestation(  # noqa: PLR0917 (signature fixed by issue 3)
         if not hmac.compare_digest(expected, att.subject_binding):
             raise _fail("SUBJECT_MISMATCH", "attestation is about someone else", "subject")
     state = "unchecked" if status is None else _check_status(att, status, t)
-    return VerifiedAttestation(
-        attestation=att,
-        payload=bytes(payload),
-        key_id=kid,
-        batched=checkpoint is not None,
-        checkpoint=checkpoint,
-        status=state,
-        trust_stale=trust.stale,
-    )
+    return VerifiedAttestation(att, payload, kid, checkpoint, state, trust.stale)

@@ -113,3 +113,25 @@ def test_repr_hides_seed() -> None:
     kp = KeyPair(b"\x07" * 32)
     assert "07070707" not in repr(kp)
     assert kp.key_id in repr(kp)
+
+
+def _sign_input() -> list[list[str]]:
+    import gzip
+
+    from .conftest import EXTERNAL
+
+    text = gzip.decompress((EXTERNAL / "ed25519_sign.input.gz").read_bytes()).decode("ascii")
+    return [line.split(":") for line in text.splitlines() if line]
+
+
+def test_ed25519_sign_input_1024_vectors() -> None:
+    """The Ed25519 authors' 1,024 cases (messages of 0-1023 bytes): exact signatures."""
+    cases = _sign_input()
+    assert len(cases) == 1024
+    for sk, pk, msg, sigmsg, _ in cases:
+        kp = KeyPair(bytes.fromhex(sk[:64]))
+        assert kp.public_key.hex() == pk
+        m = bytes.fromhex(msg)
+        sig = kp.sign(m)
+        assert sig.hex() == sigmsg[:128]
+        assert ed25519_verify(kp.public_key, m, sig)

@@ -1,0 +1,209 @@
+"""Crypto benchmark: envelopes vs raw PyNaCl, Merkle batches, PyJWT baseline.
+
+All figures are measured in the same run on one core:
+
+* single-envelope sign / verify (``keys.sign`` / ``keys.verify_envelope``) against
+  raw PyNaCl ``SigningKey.sign`` / ``VerifyKey.verify`` of the same PAE bytes
+  (goal: >= 80 % of raw);
+* the full integrator call ``verify_attestation`` on a singly-signed attestation;
+* batch issue (serialise, hash, sign one checkpoint, build every item's proof
+  bundle) and batch verify (``verify_attestation`` on every bundle: checkpoint
+  signature checked once, then an inclusion path per item) for 10,000 items
+  (goal: >= 100,000/s verified, i.e. >= 20x per-item signature checks), both
+  with ``verify_batch`` (whole batch: root recomputed from the leaves) and with
+  ``verify_attestation`` on each item (its own inclusion path);
+* the equivalent JWT (PyJWT, EdDSA) encode and decode-with-verify.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+
+import jwt
+import nacl.signing
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from keys import (
+    ATTESTATION_TYPE,
+    Attestation,
+    KeyPair,
+    KeySet,
+    Trust,
+    issue_attestation,
+    issue_batch,
+    pae,
+    sign,
+    subject_binding,
+    verify_attestation,
+    verify_batch,
+    verify_envelope,
+)
+
+T0 = 1_793_491_200
+AUD = "hainan-bank-001"
+
+
+def _rate(fn: Callable[[], object], n: int) -> float:
+    """Operations per second of ``fn`` (best of 3 rounds of ``n`` calls)."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        best = min(best, time.perf_counter() - start)
+    return n / best
+
+
+def _timed(fn: Callable[[], object], repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _attestation(i: int) -> Attestation:
+    return Attestation(
+        attestation_id=f"att-{i:08d}",
+        issuer_region="heihe",
+        scheme_id="heihe",
+        scheme_version="2024",
+        grade="AA",
+        period="2026-10",
+        model_version="heihe-2024.1",
+        issued_at=T0 - 3600,
+        expires_at=T0 + 30 * 86400,
+        subject_binding=subject_binding(b"salt-%08d-padding!!" % i, "23110219900517123X"),
+        consent_id=f"consent-{i}",
+        consent_sha256=b"\x42" * 32,
+        audience=AUD,
+        purpose="loan-discount",
+        status_list_id="heihe-2026-11",
+        status_index=i,
+        score=700 + i % 200,
+    )
+
+
+def run(args: argparse.Namespace) -> str:
+    quick = bool(getattr(args, "quick", False))
+    n_single = 300 if quick else 3000
+    batch_size = 1000 if quick else 10_000
+
+    key = KeyPair(b"bench-signing-key".ljust(32, b"\x00"))
+    root = KeyPair(b"bench-root-key".ljust(32, b"\x00"))
+    ks = KeySet.new("heihe", root.public_key, T0 - 86400).add_key(
+        key.public_key, T0 - 86400, T0 + 365 * 86400
+    )
+    trust = Trust.from_key_sets([ks])
+    keys = {key.key_id: key.public_key}
+
+    att = _attestation(1)
+    payload = att.to_bytes()
+    message = pae(ATTESTATION_TYPE, payload)
+    raw_sk = nacl.signing.SigningKey(key.seed)
+    raw_vk = raw_sk.verify_key
+    raw_sig = raw_sk.sign(message).signature
+    env = sign(ATTESTATION_TYPE, payload, key)
+    blob = issue_attestation(att, key)
+
+    raw_sign = _rate(lambda: raw_sk.sign(message), n_single)
+    our_sign = _rate(lambda: sign(ATTESTATION_TYPE, payload, key), n_single)
+    raw_verify = _rate(lambda: raw_vk.verify(message, raw_sig), n_single)
+    our_verify = _rate(lambda: verify_envelope(env, keys, ATTESTATION_TYPE), n_single)
+    full_verify = _rate(lambda: verify_attestation(blob, trust, T0, AUD), n_single)
+
+    # JWT baseline: the same claims, EdDSA, PyJWT
+    jwt_key = Ed25519PrivateKey.from_private_bytes(key.seed)
+    jwt_pub = jwt_key.public_key()
+    claims = {
+        k: (v.hex() if isinstance(v, bytes) else v)
+        for k, v in asdict(att).items()
+        if v is not None and k != "mapped"
+    }
+    claims["iat"], claims["exp"], claims["aud"] = att.issued_at, att.expires_at, AUD
+    token = jwt.encode(claims, jwt_key, algorithm="EdDSA")
+
+    def jwt_decode() -> object:
+        return jwt.decode(
+            token,
+            jwt_pub,
+            algorithms=["EdDSA"],
+            audience=AUD,
+            options={"verify_exp": False, "verify_iat": False},
+        )
+
+    jwt_enc = _rate(lambda: jwt.encode(claims, jwt_key, algorithm="EdDSA"), n_single)
+    jwt_dec = _rate(jwt_decode, n_single)
+
+    # Batches
+    atts = [_attestation(i) for i in range(batch_size)]
+    holder: list[object] = []
+
+    def do_issue() -> None:
+        batch = issue_batch(atts, key, "heihe", T0 - 60)
+        holder[:] = [batch, [batch.bundle(i) for i in range(len(batch))]]
+
+    issue_s = _timed(do_issue)
+    bundles = holder[1]
+    assert isinstance(bundles, list)
+
+    def do_verify() -> None:
+        trust._checkpoints.clear()  # the checkpoint is verified once per run, not cached across
+        for b in bundles:
+            verify_attestation(b, trust, T0, AUD)
+
+    def do_verify_batch() -> None:
+        trust._checkpoints.clear()
+        results = verify_batch(bundles, trust, T0, AUD)
+        assert not any(isinstance(r, Exception) for r in results)
+
+    verify_s = _timed(do_verify)
+    batch_s = _timed(do_verify_batch)
+    batch_issue_rate = batch_size / issue_s
+    item_verify_rate = batch_size / verify_s
+    batch_verify_rate = batch_size / batch_s
+
+    rows = [
+        ("Envelope sign (keys.sign)", our_sign, raw_sign, "raw PyNaCl sign, same bytes"),
+        ("Envelope verify (keys.verify_envelope)", our_verify, raw_verify, "raw PyNaCl verify"),
+        ("verify_attestation, single envelope", full_verify, raw_verify, "raw PyNaCl verify"),
+        (f"Batch issue, {batch_size:,} (per item)", batch_issue_rate, raw_sign, "per-item sign"),
+        (
+            f"Batch verify, {batch_size:,} (keys.verify_batch)",
+            batch_verify_rate,
+            raw_verify,
+            "per-item signature check",
+        ),
+        (
+            f"Batch members, {batch_size:,} (verify_attestation each, own proof)",
+            item_verify_rate,
+            raw_verify,
+            "per-item signature check",
+        ),
+        ("JWT EdDSA encode (PyJWT)", jwt_enc, raw_sign, "raw PyNaCl sign"),
+        ("JWT EdDSA decode + verify (PyJWT)", jwt_dec, raw_verify, "raw PyNaCl verify"),
+    ]
+    lines = [
+        "## Crypto (keys)",
+        "",
+        "Operations per second on one core, best of 3; ratio = this row / its baseline,",
+        "both measured in this run. Goals: envelope sign/verify >= 0.80x raw;",
+        "batch verify >= 100,000/s and >= 20x per-item signature checks.",
+        "",
+        "| operation | ops/s | baseline | baseline ops/s | ratio |",
+        "| --- | ---: | --- | ---: | ---: |",
+    ]
+    for name, rate, base, base_name in rows:
+        lines.append(f"| {name} | {rate:,.0f} | {base_name} | {base:,.0f} | {rate / base:.2f}x |")
+    lines += [
+        "",
+        f"verify_attestation vs PyJWT decode: {full_verify / jwt_dec:.2f}x; "
+        f"batch verify vs PyJWT decode: {batch_verify_rate / jwt_dec:.1f}x. "
+        f"Payload {len(payload)} bytes, batch item bundle {len(bundles[0])} bytes, "
+        f"JWT {len(token)} bytes.",
+    ]
+    return "\n".join(lines) + "\n"
