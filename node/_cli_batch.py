@@ -167,11 +167,12 @@ def summary_as_dict(summary: RunSummary) -> dict[str, Any]:
 
 def render_distribution(scheme: Scheme, grades: dict[str, int]) -> str:
     total = sum(grades.values()) or 1
-    lines = [f"{'grade':<6} {'label':<6} {'range':<11} {'people':>10} {'share':>7}"]
+    w = max(6, *(len(g) for g in scheme.grades))
+    lines = [f"{'grade':<{w}} {'label':<6} {'range':<11} {'people':>10} {'share':>7}"]
     for tier in scheme.tiers:
         n = grades.get(tier.id, 0)
         lines.append(
-            f"{tier.id:<6} {tier.label:<6} {f'{tier.min_score}-{tier.max_score}':<11}"
+            f"{tier.id:<{w}} {tier.label:<6} {f'{tier.min_score}-{tier.max_score}':<11}"
             f" {n:>10,} {n / total:>7.2%}"
         )
     return "\n".join(lines) + "\n"
@@ -277,6 +278,8 @@ def render_evaluation(ev: Evaluation) -> str:
     total_cur = sum(cur.values()) or 1
     total_cand = sum(cand.values()) or 1
     only_current, only_candidate = ev.eligibility_changes
+    grades = list(dict.fromkeys([*ev.current.grades, *ev.candidate.grades]))
+    w = max(8, *(len(g) for g in grades))
     lines = [
         f"model evaluation as of {ev.as_of}: current {ev.current.key}"
         f" vs candidate {ev.candidate.key}",
@@ -284,9 +287,8 @@ def render_evaluation(ev: Evaluation) -> str:
         f" ({only_current:,} only under current, {only_candidate:,} only under candidate)",
         "",
         "grade distribution",
-        f"{'grade':<8} {'current':>10} {'share':>7} {'candidate':>10} {'share':>7}",
+        f"{'grade':<{w}} {'current':>10} {'share':>7} {'candidate':>10} {'share':>7}",
     ]
-    grades = list(dict.fromkeys([*ev.current.grades, *ev.candidate.grades]))
     for g in grades:
         a, b = cur.get(g, 0), cand.get(g, 0)
         lines.append(f"{g:<8} {a:>10,} {a / total_cur:>7.2%} {b:>10,} {b / total_cand:>7.2%}")
