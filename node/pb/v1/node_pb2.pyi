@@ -789,19 +789,17 @@ Global___AttestationRequest: _TypeAlias = AttestationRequest  # noqa: Y015
 class AttestationResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    ATTESTATION_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def attestation(self) -> _attestation_pb2.Envelope:
-        """Envelope of Attestation"""
-
+    SIGNED_ATTESTATION_FIELD_NUMBER: _builtins.int
+    signed_attestation: _builtins.bytes
+    """serialised SignedAttestation: feed to verify_attestation / `huxin verify`"""
     def __init__(
         self,
         *,
-        attestation: _attestation_pb2.Envelope | None = ...,
+        signed_attestation: _builtins.bytes = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["attestation", b"attestation"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attestation", b"attestation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["signed_attestation", b"signed_attestation"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

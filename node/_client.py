@@ -1,0 +1,66 @@
+"""Client helpers: mTLS peer channels, citizen channels, reading error reasons.
+
+Invariants: a peer channel always presents a client certificate and checks
+the server against the federation CA; the server name checked is the
+``localhost``/``127.0.0.1`` SAN of development certificates unless
+``server_name`` says otherwise; an error's reason is read only from our own
+server's trailing metadata and is never forwarded to a third party.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from ._errors import REASON_KEY
+from ._identity import IDENTITY_METADATA
+
+__all__ = ["citizen_channel", "identity_metadata", "peer_channel", "reason_of"]
+
+
+def _options(server_name: str | None, max_bytes: int) -> list[tuple[str, Any]]:
+    opts: list[tuple[str, Any]] = [
+        ("grpc.max_receive_message_length", max_bytes),
+        ("grpc.max_send_message_length", max_bytes),
+    ]
+    if server_name:
+        opts.append(("grpc.ssl_target_name_override", server_name))
+    return opts
+
+
+def peer_channel(
+    target: str,
+    ca_pem: bytes,
+    cert_pem: bytes | None,
+    key_pem: bytes | None,
+    *,
+    server_name: str | None = None,
+    max_bytes: int = 4 * 1024 * 1024,
+) -> aio.Channel:
+    """A mutual-TLS channel (``cert_pem``/``key_pem`` None: TLS without a client cert)."""
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=ca_pem, private_key=key_pem, certificate_chain=cert_pem
+    )
+    return aio.secure_channel(target, creds, options=_options(server_name, max_bytes))
+
+
+def citizen_channel(target: str, ca_pem: bytes, *, server_name: str | None = None) -> aio.Channel:
+    creds = grpc.ssl_channel_credentials(root_certificates=ca_pem)
+    return aio.secure_channel(target, creds, options=_options(server_name, 4 * 1024 * 1024))
+
+
+def identity_metadata(assertion: bytes) -> tuple[tuple[str, bytes], ...]:
+    return ((IDENTITY_METADATA, assertion),)
+
+
+def reason_of(err: BaseException) -> str:
+    """The stable reason of an RPC error from our server ('' if none)."""
+    if not isinstance(err, aio.AioRpcError):
+        return ""
+    trailing: Any = err.trailing_metadata() or ()
+    for key, value in trailing:
+        if key == REASON_KEY:
+            return value if isinstance(value, str) else bytes(value).decode()
+    return ""

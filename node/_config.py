@@ -1,0 +1,287 @@
+"""Node configuration: one TOML file per node, loaded into frozen dataclasses.
+
+Invariants: relative paths are resolved against the config file's directory;
+unknown sections or keys are refused (a typo must not silently disable a
+limit); the consent validity cap defaults to 90 days and cannot be raised
+above 366; nothing here reads the environment or flags (only the CLI does).
+Secrets are not in the TOML: it names the files that hold them.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "ConsentConfig",
+    "IdentityConfig",
+    "KeyFiles",
+    "Limits",
+    "ListenConfig",
+    "NodeConfig",
+    "TlsFiles",
+    "load_config",
+    "parse_config",
+]
+
+DEFAULT_CONSENT_DAYS = 90
+HARD_CONSENT_DAYS = 366
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; ``field`` is the dotted key."""
+
+    code = "INVALID_CONFIG"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConfig:
+    peer: str = "127.0.0.1:0"  # mutual TLS: PeerService, SourceService
+    citizen: str = "127.0.0.1:0"  # server TLS: CitizenService
+    metrics: str = ""  # host:port of the Prometheus endpoint; empty = off
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+    ca: Path
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFiles:
+    root: Path  # key file (keys.encode_private_key) of the region root key
+    signing: Path  # key file of the current signing key
+    key_set: Path  # the KeySet envelope certifying the signing key(s), signed by the root
+    storage_secret: Path  # hex, HMAC key of subject keys
+    seal: Path  # hex AES-256 key for sealed ID numbers
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityConfig:
+    issuer: str = "dev-idp"
+    public_keys: tuple[bytes, ...] = ()  # raw Ed25519 keys of trusted identity providers
+    max_age_seconds: int = 600
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentConfig:
+    max_validity_days: int = DEFAULT_CONSENT_DAYS
+    default_max_uses: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_message_bytes: int = 4 * 1024 * 1024
+    max_concurrent_per_peer: int = 64
+    max_batch_records: int = 10_000
+    attestation_ttl_seconds: int = 600
+    per_peer_message_bytes: Mapping[str, int] = field(default_factory=dict)
+    per_peer_concurrency: Mapping[str, int] = field(default_factory=dict)
+
+    def message_bytes_for(self, peer: str) -> int:
+        return self.per_peer_message_bytes.get(peer, self.max_message_bytes)
+
+    def concurrency_for(self, peer: str) -> int:
+        return self.per_peer_concurrency.get(peer, self.max_concurrent_per_peer)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    region: str
+    scheme: str
+    database: Path
+    tls: TlsFiles
+    keys: KeyFiles
+    role: str = "region"
+    listen: ListenConfig = ListenConfig()
+    identity: IdentityConfig = IdentityConfig()
+    consent: ConsentConfig = ConsentConfig()
+    limits: Limits = Limits()
+    peers: tuple[str, ...] = ()  # regions allowed to request attestations (H17)
+    sources: tuple[str, ...] = ()  # certificate identities allowed to submit records
+    log_file: Path | None = None
+    grace_seconds: float = 10.0
+
+
+_SECTIONS = {
+    "node": {"region", "scheme", "role", "database", "log_file", "grace_seconds"},
+    "listen": {"peer", "citizen", "metrics"},
+    "tls": {"cert", "key", "ca"},
+    "keys": {"root", "signing", "key_set", "storage_secret", "seal"},
+    "identity": {"issuer", "public_keys", "max_age_seconds"},
+    "consent": {"max_validity_days", "default_max_uses"},
+    "limits": {
+        "max_message_bytes",
+        "max_concurrent_per_peer",
+        "max_batch_records",
+        "attestation_ttl_seconds",
+        "per_peer_message_bytes",
+        "per_peer_concurrency",
+    },
+    "peers": {"allowed"},
+    "sources": {"allowed"},
+}
+
+
+def _get(table: Mapping[str, Any], section: str, key: str, kind: type, default: Any) -> Any:
+    value = table.get(key, default)
+    if value is None:
+        raise ConfigError(f"{section}.{key}", "is required")
+    if kind is int and isinstance(value, bool):
+        raise ConfigError(f"{section}.{key}", "must be an integer")
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind):
+        raise ConfigError(f"{section}.{key}", f"must be a {kind.__name__}")
+    return value
+
+
+def _positive(value: int, name: str) -> int:
+    if value <= 0:
+        raise ConfigError(name, "must be positive")
+    return value
+
+
+def _int_map(raw: Any, name: str) -> dict[str, int]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(name, "must be a table of peer = integer")
+    out: dict[str, int] = {}
+    for k, v in raw.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            raise ConfigError(f"{name}.{k}", "must be a positive integer")
+        out[str(k)] = v
+    return out
+
+
+def _str_list(raw: Any, name: str) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise ConfigError(name, "must be a list of strings")
+    return tuple(raw)
+
+
+def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
+    """Build a :class:`NodeConfig` from parsed TOML; paths relative to ``base``."""
+    for section, value in data.items():
+        if section not in _SECTIONS:
+            raise ConfigError(section, "unknown section")
+        if not isinstance(value, Mapping):
+            raise ConfigError(section, "must be a table")
+        for key in value:
+            if key not in _SECTIONS[section]:
+                raise ConfigError(f"{section}.{key}", "unknown key")
+
+    def path(section: str, key: str, default: str | None = None) -> Path:
+        value = _get(data.get(section, {}), section, key, str, default)
+        p = Path(value)
+        return p if p.is_absolute() else base / p
+
+    node = data.get("node", {})
+    region = _get(node, "node", "region", str, None)
+    scheme = _get(node, "node", "scheme", str, None)
+    role = _get(node, "node", "role", str, "region")
+    if role not in ("region", "hub"):
+        raise ConfigError("node.role", "must be 'region' or 'hub'")
+    log_file = node.get("log_file")
+    listen_raw = data.get("listen", {})
+    listen = ListenConfig(
+        peer=_get(listen_raw, "listen", "peer", str, "127.0.0.1:0"),
+        citizen=_get(listen_raw, "listen", "citizen", str, "127.0.0.1:0"),
+        metrics=_get(listen_raw, "listen", "metrics", str, ""),
+    )
+    ident_raw = data.get("identity", {})
+    keys_hex = _str_list(ident_raw.get("public_keys", []), "identity.public_keys")
+    try:
+        idp_keys = tuple(bytes.fromhex(k) for k in keys_hex)
+    except ValueError:
+        raise ConfigError("identity.public_keys", "must be hex strings") from None
+    if any(len(k) != 32 for k in idp_keys):
+        raise ConfigError("identity.public_keys", "each key must be 32 bytes")
+    identity = IdentityConfig(
+        issuer=_get(ident_raw, "identity", "issuer", str, "dev-idp"),
+        public_keys=idp_keys,
+        max_age_seconds=_positive(
+            _get(ident_raw, "identity", "max_age_seconds", int, 600), "identity.max_age_seconds"
+        ),
+    )
+    consent_raw = data.get("consent", {})
+    max_days = _positive(
+        _get(consent_raw, "consent", "max_validity_days", int, DEFAULT_CONSENT_DAYS),
+        "consent.max_validity_days",
+    )
+    if max_days > HARD_CONSENT_DAYS:
+        raise ConfigError("consent.max_validity_days", f"must be at most {HARD_CONSENT_DAYS}")
+    consent = ConsentConfig(
+        max_validity_days=max_days,
+        default_max_uses=_positive(
+            _get(consent_raw, "consent", "default_max_uses", int, 10), "consent.default_max_uses"
+        ),
+    )
+    lim = data.get("limits", {})
+    d = Limits()
+    limits = Limits(
+        max_message_bytes=_positive(
+            _get(lim, "limits", "max_message_bytes", int, d.max_message_bytes),
+            "limits.max_message_bytes",
+        ),
+        max_concurrent_per_peer=_positive(
+            _get(lim, "limits", "max_concurrent_per_peer", int, d.max_concurrent_per_peer),
+            "limits.max_concurrent_per_peer",
+        ),
+        max_batch_records=_positive(
+            _get(lim, "limits", "max_batch_records", int, d.max_batch_records),
+            "limits.max_batch_records",
+        ),
+        attestation_ttl_seconds=_positive(
+            _get(lim, "limits", "attestation_ttl_seconds", int, d.attestation_ttl_seconds),
+            "limits.attestation_ttl_seconds",
+        ),
+        per_peer_message_bytes=_int_map(
+            lim.get("per_peer_message_bytes", {}), "limits.per_peer_message_bytes"
+        ),
+        per_peer_concurrency=_int_map(
+            lim.get("per_peer_concurrency", {}), "limits.per_peer_concurrency"
+        ),
+    )
+    return NodeConfig(
+        region=region,
+        scheme=scheme,
+        role=role,
+        database=path("node", "database", "node.db"),
+        tls=TlsFiles(cert=path("tls", "cert"), key=path("tls", "key"), ca=path("tls", "ca")),
+        keys=KeyFiles(
+            root=path("keys", "root"),
+            signing=path("keys", "signing"),
+            key_set=path("keys", "key_set"),
+            storage_secret=path("keys", "storage_secret"),
+            seal=path("keys", "seal"),
+        ),
+        listen=listen,
+        identity=identity,
+        consent=consent,
+        limits=limits,
+        peers=_str_list(data.get("peers", {}).get("allowed", []), "peers.allowed"),
+        sources=_str_list(data.get("sources", {}).get("allowed", []), "sources.allowed"),
+        log_file=None if log_file is None else (base / str(log_file)),
+        grace_seconds=_get(node, "node", "grace_seconds", float, 10.0),
+    )
+
+
+def load_config(path: str | Path) -> NodeConfig:
+    """Read and check one node TOML file."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("config", f"{str(p)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", f"not valid TOML: {exc}") from None
+    return parse_config(data, p.resolve().parent)

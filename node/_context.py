@@ -1,0 +1,64 @@
+"""Everything a servicer needs, assembled once per node (no globals).
+
+Invariants: the scheme is the node's configured scheme, loaded once; time is
+read only through ``clock``; the signing keys map used to verify the node's
+own tokens is the node's current signing key (old keys stay verifiable once
+``keys`` key sets land — see docs/adr/0302).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from scoring import Scheme, ScoreResult, score
+
+from ._clock import Clock
+from ._config import NodeConfig
+from ._db import Database
+from ._errors import NotFoundError
+from ._identity import IdentityVerifier
+from ._mapping import Mapper
+from ._observe import Metrics
+from ._repo_consents import ConsentsRepository
+from ._repo_records import RecordsRepository
+from ._secrets import NodeSecrets
+from ._translog import TransparencyLog
+
+__all__ = ["NodeContext"]
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    config: NodeConfig
+    secrets: NodeSecrets
+    db: Database
+    scheme: Scheme
+    clock: Clock
+    metrics: Metrics
+    identity: IdentityVerifier
+    records: RecordsRepository
+    consents: ConsentsRepository
+    log: TransparencyLog
+    mapper: Mapper
+
+    def now_s(self) -> int:
+        return int(self.clock.now().timestamp())
+
+    def today(self) -> date:
+        return self.clock.now().date()
+
+    def now_iso(self) -> str:
+        return self.clock.now().isoformat(timespec="seconds")
+
+    @property
+    def own_keys(self) -> dict[str, bytes]:
+        s = self.secrets.signing
+        return {s.key_id: s.public_key}
+
+    async def score_subject(self, subject_key: bytes, *, explain: bool) -> ScoreResult:
+        subject = await self.records.subject(subject_key)
+        if subject is None:
+            raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")
+        recs = await self.records.records_of(subject_key)
+        return score(subject, recs, self.scheme, self.today(), explain=explain)

@@ -1,0 +1,157 @@
+"""The server interceptor every unary call passes through.
+
+In this order it: reads the caller's identity from its verified TLS client
+certificate (the region id in the ``huxin://region/`` SAN — never a field the
+caller sends); refuses a call past its deadline; enforces the per-peer limits
+(request size, concurrent calls); runs the handler; maps any exception to a
+gRPC status with a stable reason in trailing metadata via
+:func:`node._errors.map_error` (the one place); records metrics and writes one
+structured log line (method, peer, code, reason, duration — never payloads).
+
+The identity is exposed to servicers through :func:`caller`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Awaitable, Callable
+from functools import lru_cache
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from keys import KeysError, region_of_certificate
+
+from ._config import Limits
+from ._errors import (
+    DeadlineError,
+    NodeError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+    map_error,
+)
+from ._observe import Metrics, log_event
+
+__all__ = ["GuardInterceptor", "caller", "require_caller"]
+
+_CALLER: contextvars.ContextVar[str | None] = contextvars.ContextVar("huxin_caller", default=None)
+_PASS_THROUGH_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+
+
+def caller() -> str | None:
+    """The certificate identity of the current call's peer (None without a client cert)."""
+    return _CALLER.get()
+
+
+def require_caller() -> str:
+    who = _CALLER.get()
+    if who is None:
+        raise UnauthenticatedError("NO_CLIENT_CERTIFICATE", "a client certificate is required")
+    return who
+
+
+@lru_cache(maxsize=1024)
+def _region_of(pem: bytes) -> str | None:
+    try:
+        return region_of_certificate(pem)
+    except KeysError:
+        return None
+
+
+def identity_of(context: Any) -> str | None:
+    auth = context.auth_context()
+    certs = auth.get("x509_pem_cert") if auth else None
+    if not certs:
+        return None
+    return _region_of(bytes(certs[0]))
+
+
+class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Identity, deadline, limits, error mapping, metrics and logs for unary calls."""
+
+    def __init__(self, limits: Limits, metrics: Metrics, *, require_certificate: bool) -> None:
+        self._limits = limits
+        self._metrics = metrics
+        self._require_cert = require_certificate
+        self._inflight: dict[str, int] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if (
+            handler is None
+            or handler.unary_unary is None
+            or method.startswith(_PASS_THROUGH_PREFIXES)
+        ):
+            return handler
+        inner = handler.unary_unary
+        short = method.rsplit("/", 1)[-1]
+
+        async def guarded(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+            started = time.perf_counter()
+            peer = identity_of(context)
+            token = _CALLER.set(peer)
+            key = peer or "-"
+            counted = False
+            code, reason = "OK", ""
+            try:
+                if self._require_cert and peer is None:
+                    raise UnauthenticatedError(
+                        "NO_CLIENT_CERTIFICATE", "a certificate with a region id is required"
+                    )
+                remaining = context.time_remaining()
+                if remaining is not None and remaining <= 0:
+                    raise DeadlineError("DEADLINE_EXCEEDED", "deadline passed before handling")
+                size_limit = self._limits.message_bytes_for(key)
+                if request.ByteSize() > size_limit:
+                    raise ResourceExhaustedError(
+                        "MESSAGE_TOO_LARGE",
+                        f"request exceeds {size_limit} bytes for this peer",
+                        field="request",
+                    )
+                if self._inflight.get(key, 0) >= self._limits.concurrency_for(key):
+                    raise ResourceExhaustedError(
+                        "TOO_MANY_CONCURRENT_CALLS",
+                        "too many concurrent calls from this peer; retry later",
+                    )
+                self._inflight[key] = self._inflight.get(key, 0) + 1
+                counted = True
+                return await inner(request, context)  # type: ignore[arg-type]
+            except aio.AbortError:
+                raise
+            except Exception as exc:
+                mapped = map_error(exc)
+                code, reason = mapped.status.name, mapped.reason
+                if not isinstance(exc, NodeError) and mapped.reason == "INTERNAL":
+                    log_event("internal error", 40, method=short, peer=key, exc=type(exc).__name__)
+                await context.abort(
+                    mapped.status, mapped.message, trailing_metadata=mapped.metadata
+                )
+                raise  # pragma: no cover - abort always raises
+            finally:
+                if counted:
+                    self._inflight[key] -= 1
+                _CALLER.reset(token)
+                self._metrics.observe(short, code, reason, started)
+                log_event(
+                    "rpc",
+                    method=short,
+                    peer=key,
+                    code=code,
+                    reason=reason,
+                    ms=round((time.perf_counter() - started) * 1000, 2),
+                )
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

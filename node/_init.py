@@ -1,0 +1,163 @@
+"""Lay out a working node directory: config, keys, CA and certificates.
+
+``init_region`` writes, under ``out``::
+
+    node.toml                  the config (paths relative to it)
+    tls/ca.pem                 the federation CA certificate (trust root for mTLS)
+    tls/node.pem, node.key     this node's certificate (region id in the SAN) and key
+    keys/root.key              region root key (key file; offline in production)
+    keys/signing.key           current signing key, certified by keys/keyset.bin
+    keys/keyset.bin            KeySet envelope signed by the root key
+    keys/storage.secret        HMAC secret of subject keys (hex)
+    keys/seal.key              AES-256 key for sealed ID numbers (hex)
+    keys/dev-idp.key           development identity provider key (demo only)
+
+Invariants: secret files are mode 0600; existing files are never overwritten
+(``INIT_EXISTS``); the CA is created once per federation (``ca/``) and reused
+for every node, so nodes trust each other's certificates; ``now`` is passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from keys import CertificateAuthority, KeyPair, KeySet, encode_private_key
+from scoring import list_schemes
+
+from ._secrets import write_hex, write_private
+
+__all__ = ["InitError", "InitResult", "init_region", "issue_client_cert", "load_or_create_ca"]
+
+SIGNING_KEY_DAYS = 365
+CERT_DAYS = 90
+
+
+class InitError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class InitResult:
+    config: Path
+    region: str
+    dev_idp_key: Path
+
+
+def load_or_create_ca(
+    ca_dir: Path, now: datetime, name: str = "huxin-dev-ca"
+) -> CertificateAuthority:
+    """The federation CA kept in ``ca_dir`` (``ca.pem`` + ``ca.key``), created if absent."""
+    cert, key = ca_dir / "ca.pem", ca_dir / "ca.key"
+    if cert.exists() and key.exists():
+        return CertificateAuthority.load(cert.read_bytes(), key.read_bytes())
+    ca = CertificateAuthority.create(name, now)
+    ca_dir.mkdir(parents=True, exist_ok=True)
+    cert.write_bytes(ca.cert_pem)
+    write_private(key, ca.key_pem())
+    return ca
+
+
+def issue_client_cert(
+    ca: CertificateAuthority, identity: str, out: Path, now: datetime
+) -> tuple[Path, Path]:
+    """A client certificate for a source department or requester ``identity``."""
+    nc = ca.issue(identity, now, days=CERT_DAYS)
+    cert, key = out / f"{identity}.pem", out / f"{identity}.key"
+    out.mkdir(parents=True, exist_ok=True)
+    cert.write_bytes(nc.cert_pem)
+    write_private(key, nc.key_pem)
+    return cert, key
+
+
+def _toml_list(items: Sequence[str]) -> str:
+    return "[" + ", ".join(f'"{x}"' for x in items) + "]"
+
+
+def init_region(
+    out: Path,
+    region: str,
+    scheme: str,
+    ca: CertificateAuthority,
+    now: datetime,
+    *,
+    peers: Sequence[str] = (),
+    sources: Sequence[str] = (),
+    peer_listen: str = "127.0.0.1:0",
+    citizen_listen: str = "127.0.0.1:0",
+    metrics_listen: str = "",
+) -> InitResult:
+    if scheme not in list_schemes():
+        raise InitError("UNKNOWN_SCHEME", f"unknown scheme {scheme!r}")
+    config = out / "node.toml"
+    if config.exists():
+        raise InitError("INIT_EXISTS", f"{str(config)!r} already exists")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tls").mkdir(exist_ok=True)
+    (out / "keys").mkdir(exist_ok=True)
+    nc = ca.issue(region, now, days=CERT_DAYS)
+    (out / "tls" / "ca.pem").write_bytes(ca.cert_pem)
+    (out / "tls" / "node.pem").write_bytes(nc.cert_pem)
+    write_private(out / "tls" / "node.key", nc.key_pem)
+    root, signing, idp = KeyPair.generate(), KeyPair.generate(), KeyPair.generate()
+    key_set = KeySet.new(region, root.public_key, now).add_key(
+        signing.public_key, now - timedelta(minutes=5), now + timedelta(days=SIGNING_KEY_DAYS)
+    )
+    write_private(out / "keys" / "root.key", encode_private_key(root))
+    write_private(out / "keys" / "signing.key", encode_private_key(signing))
+    (out / "keys" / "keyset.bin").write_bytes(key_set.sign(root, now).to_bytes())
+    write_hex(out / "keys" / "storage.secret", KeyPair.generate().seed)
+    write_hex(out / "keys" / "seal.key", KeyPair.generate().seed)
+    write_private(out / "keys" / "dev-idp.key", encode_private_key(idp))
+    config.write_text(
+        f"""# Huxin node {region} (scheme {scheme}); written by `huxin init`.
+[node]
+region = "{region}"
+scheme = "{scheme}"
+database = "node.db"
+log_file = "node.log"
+
+[listen]
+peer = "{peer_listen}"
+citizen = "{citizen_listen}"
+metrics = "{metrics_listen}"
+
+[tls]
+cert = "tls/node.pem"
+key = "tls/node.key"
+ca = "tls/ca.pem"
+
+[keys]
+root = "keys/root.key"
+signing = "keys/signing.key"
+key_set = "keys/keyset.bin"
+storage_secret = "keys/storage.secret"
+seal = "keys/seal.key"
+
+[identity]
+issuer = "dev-idp"
+# development identity provider (keys/dev-idp.key); replace with the real one
+public_keys = ["{idp.public_key.hex()}"]
+
+[consent]
+max_validity_days = 90
+default_max_uses = 10
+
+[limits]
+max_message_bytes = 4194304
+max_concurrent_per_peer = 64
+attestation_ttl_seconds = 600
+
+[peers]
+allowed = {_toml_list(peers)}
+
+[sources]
+allowed = {_toml_list(sources)}
+""",
+        encoding="utf-8",
+    )
+    return InitResult(config, region, out / "keys" / "dev-idp.key")

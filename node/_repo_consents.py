@@ -1,0 +1,173 @@
+"""Repository of citizen consents (grants, uses, withdrawals) and attestation status.
+
+Invariants:
+
+* a consent's state is derived from its row at a given ``now``: withdrawn wins,
+  then expired (``now >= not_after``), then exhausted (``uses >= max_uses``);
+* a use is counted inside the same transaction that allocates the status-list
+  index and appends the log entry; the count is re-checked inside that
+  transaction, so concurrent requests can never exceed ``max_uses``;
+* withdrawal marks every attestation issued under the consent revoked (status
+  1) in the same transaction as the withdrawal itself;
+* rows hold the subject key and the consent's subject binding only — never an
+  ID number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._db import Database, Tx
+from .pb.v1 import node_pb2
+
+__all__ = [
+    "STATUS_REVOKED",
+    "STATUS_SUPERSEDED",
+    "STATUS_SUSPENDED",
+    "STATUS_VALID",
+    "ConsentRow",
+    "ConsentsRepository",
+    "state_of",
+]
+
+STATUS_VALID, STATUS_REVOKED, STATUS_SUSPENDED, STATUS_SUPERSEDED = 0, 1, 2, 3
+
+_COLUMNS = (
+    "consent_id, subject_key, audience, purpose, scope, not_before, not_after, max_uses, uses, "
+    "binding, grant_payload, grant_sha256, granted_at, withdrawn_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRow:
+    consent_id: str
+    subject_key: bytes
+    audience: str
+    purpose: str
+    scope: int
+    not_before: int
+    not_after: int
+    max_uses: int
+    uses: int
+    binding: bytes
+    grant_payload: bytes
+    grant_sha256: bytes
+    granted_at: int
+    withdrawn_at: int | None
+
+    @classmethod
+    def of(cls, row: Any) -> ConsentRow:
+        return cls(
+            str(row[0]),
+            bytes(row[1]),
+            str(row[2]),
+            str(row[3]),
+            int(row[4]),
+            int(row[5]),
+            int(row[6]),
+            int(row[7]),
+            int(row[8]),
+            bytes(row[9]),
+            bytes(row[10]),
+            bytes(row[11]),
+            int(row[12]),
+            None if row[13] is None else int(row[13]),
+        )
+
+
+def state_of(row: ConsentRow, now: int) -> node_pb2.ConsentState.ValueType:
+    """The consent's :class:`ConsentState` value at ``now``."""
+    if row.withdrawn_at is not None:
+        return node_pb2.CONSENT_STATE_WITHDRAWN
+    if now >= row.not_after:
+        return node_pb2.CONSENT_STATE_EXPIRED
+    if row.uses >= row.max_uses:
+        return node_pb2.CONSENT_STATE_EXHAUSTED
+    return node_pb2.CONSENT_STATE_ACTIVE
+
+
+class ConsentsRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def insert(self, tx: Tx, row: ConsentRow) -> None:
+        await tx.run(
+            f"INSERT INTO consents ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.consent_id,
+                row.subject_key,
+                row.audience,
+                row.purpose,
+                row.scope,
+                row.not_before,
+                row.not_after,
+                row.max_uses,
+                row.uses,
+                row.binding,
+                row.grant_payload,
+                row.grant_sha256,
+                row.granted_at,
+                row.withdrawn_at,
+            ),
+        )
+
+    async def get(self, consent_id: str, tx: Tx | None = None) -> ConsentRow | None:
+        sql = f"SELECT {_COLUMNS} FROM consents WHERE consent_id = ?"
+        row = await (tx.one(sql, (consent_id,)) if tx else self._db.fetchone(sql, (consent_id,)))
+        return None if row is None else ConsentRow.of(row)
+
+    async def of_subject(self, subject_key: bytes) -> list[ConsentRow]:
+        rows = await self._db.fetchall(
+            f"SELECT {_COLUMNS} FROM consents WHERE subject_key = ? ORDER BY granted_at, consent_id",
+            (subject_key,),
+        )
+        return [ConsentRow.of(r) for r in rows]
+
+    async def withdraw(self, tx: Tx, consent_id: str, now: int) -> int:
+        """Withdraw and revoke its attestations; returns the number revoked."""
+        await tx.run(
+            "UPDATE consents SET withdrawn_at = ? WHERE consent_id = ? AND withdrawn_at IS NULL",
+            (now, consent_id),
+        )
+        return await tx.run(
+            "UPDATE status_entries SET status = ? WHERE consent_id = ? AND status = ?",
+            (STATUS_REVOKED, consent_id, STATUS_VALID),
+        )
+
+    async def use(
+        self,
+        tx: Tx,
+        row: ConsentRow,
+        attestation_id: str,
+        issued_at: int,
+        expires_at: int,
+    ) -> int:
+        """Count one use and allocate a status-list index; returns the index."""
+        await tx.run("UPDATE consents SET uses = uses + 1 WHERE consent_id = ?", (row.consent_id,))
+        nxt = await tx.one("SELECT coalesce(max(idx) + 1, 0) FROM status_entries")
+        idx = int(nxt[0])
+        await tx.run(
+            "INSERT INTO status_entries (idx, attestation_id, subject_key, consent_id, status, "
+            "issued_at, expires_at) VALUES (?, ?, ?, ?, 0, ?, ?)",
+            (idx, attestation_id, row.subject_key, row.consent_id, issued_at, expires_at),
+        )
+        return idx
+
+    async def supersede_subject(self, tx: Tx, subject_key: bytes) -> int:
+        """Mark the subject's valid attestations superseded (repair, revocation, new grade)."""
+        return await tx.run(
+            "UPDATE status_entries SET status = ? WHERE subject_key = ? AND status = ?",
+            (STATUS_SUPERSEDED, subject_key, STATUS_VALID),
+        )
+
+    async def statuses(self) -> list[tuple[int, int]]:
+        """(index, status) of every non-valid entry, and the highest index."""
+        rows = await self._db.fetchall(
+            "SELECT idx, status FROM status_entries WHERE status != 0 ORDER BY idx"
+        )
+        return [(int(a), int(b)) for a, b in rows]
+
+    async def status_at(self, idx: int) -> int | None:
+        row = await self._db.fetchone("SELECT status FROM status_entries WHERE idx = ?", (idx,))
+        return None if row is None else int(row[0])

@@ -1,0 +1,360 @@
+"""Repository of subjects, credit records, source batches and collection consents.
+
+Invariants:
+
+* a record batch is written in ONE transaction together with its
+  ``source_batches`` row; any refusal (a record already stored under another
+  batch, a market record without the person's written collection consent —
+  H7, N4) raises before COMMIT, so a batch is stored whole or not at all;
+* a batch id is idempotent: the same id with the same content is a replay
+  (nothing written, same answer); the same id with other content is refused;
+* subjects are keyed by ``subject_key``; the ID number is stored only sealed
+  with AES-GCM (aad = subject key) and is never returned by this module;
+* no per-row awaits: rows are written with ``executemany`` and looked up with
+  chunked ``IN`` queries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from keys import Sealer, subject_key
+from scoring import CreditRecord, Provenance, Residence, Subject, birth_date
+
+from ._db import Database, Tx
+from ._errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from .pb.v1 import node_pb2
+
+__all__ = [
+    "BatchResult",
+    "RecordsRepository",
+    "StoredRecord",
+    "SubjectFacts",
+    "batch_rejection",
+]
+
+CHUNK = 500
+REJECTION_KEY = "huxin-batch-rejection-bin"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A stored record as the engine reads it (no ID number)."""
+
+    record_id: str
+    source: str
+    category: str
+    act_id: str
+    recognised_on: date
+    valid_until: date | None
+    level: str | None
+    severity: str | None
+    legal_document: str | None
+    status: str
+    flags: frozenset[str]
+    provenance: str = "public"
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectFacts:
+    """Residence facts a source supplies for one subject (keyed by ID at intake)."""
+
+    id_number: str
+    residence: tuple[Residence, ...] = ()
+    full_civil_capacity: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    batch_id: str
+    accepted: int
+    replayed: bool
+    sha256: bytes
+
+
+def batch_rejection(
+    batch_id: str, problems: Sequence[tuple[int, str, str, str, str]]
+) -> InvalidArgumentError:
+    """The error refusing a whole batch, with per-record reasons in trailing metadata."""
+    msg = node_pb2.BatchRejection(
+        batch_id=batch_id,
+        rejections=[
+            node_pb2.RecordRejection(
+                index=i, record_id=rid, field=field, code=code, message=message
+            )
+            for i, rid, field, code, message in problems
+        ],
+    )
+    first = problems[0]
+    return InvalidArgumentError(
+        "BATCH_REJECTED",
+        f"{len(problems)} record(s) refused, nothing stored; first: #{first[0]} {first[3]}",
+        field="records",
+        details=((REJECTION_KEY, msg.SerializeToString()),),
+    )
+
+
+def _chunks(items: Sequence[bytes] | Sequence[str]) -> Iterable[Sequence[bytes] | Sequence[str]]:
+    for i in range(0, len(items), CHUNK):
+        yield items[i : i + CHUNK]
+
+
+def _d(text: str | None) -> date | None:
+    return None if text is None else date.fromisoformat(text)
+
+
+class RecordsRepository:
+    def __init__(self, db: Database, storage_secret: bytes, sealer: Sealer) -> None:
+        self._db = db
+        self._secret = storage_secret
+        self._sealer = sealer
+
+    def key_of(self, id_number: str) -> bytes:
+        return subject_key(self._secret, id_number)
+
+    async def submit_batch(
+        self,
+        batch_id: str,
+        submitted_by: str,
+        records: Sequence[CreditRecord],
+        subjects: Sequence[SubjectFacts],
+        *,
+        content_sha256: bytes,
+        now_iso: str,
+    ) -> BatchResult:
+        # CPU work (HMAC, sealing) before the transaction.
+        keys = [self.key_of(r.subject_id) for r in records]
+        ids: dict[bytes, str] = {}
+        for r, k in zip(records, keys, strict=True):
+            ids.setdefault(k, r.subject_id)
+        facts: dict[bytes, SubjectFacts] = {}
+        for f in subjects:
+            k = self.key_of(f.id_number)
+            facts[k] = f
+            ids.setdefault(k, f.id_number)
+        subject_rows = [
+            (
+                k,
+                birth_date(idn).isoformat(),
+                int(facts[k].full_civil_capacity) if k in facts else 1,
+                self._sealer.seal(idn.encode("ascii"), aad=k),
+                now_iso,
+            )
+            for k, idn in ids.items()
+        ]
+        residence_rows = [
+            (k, res.kind, res.since.isoformat()) for k, f in facts.items() for res in f.residence
+        ]
+        record_rows = [
+            (
+                k,
+                r.record_id,
+                r.source,
+                r.category,
+                r.polarity.value,
+                r.act_id,
+                r.recognised_on.isoformat(),
+                None if r.valid_until is None else r.valid_until.isoformat(),
+                r.level,
+                r.severity,
+                r.legal_document,
+                r.status.value,
+                r.provenance.value,
+                ",".join(sorted(r.flags)),
+                batch_id,
+                now_iso,
+            )
+            for r, k in zip(records, keys, strict=True)
+        ]
+        async with self._db.write() as tx:
+            prior = await tx.one(
+                "SELECT records, sha256 FROM source_batches WHERE batch_id = ?", (batch_id,)
+            )
+            if prior is not None:
+                if bytes(prior[1]) != content_sha256:
+                    raise AlreadyExistsError(
+                        "BATCH_ID_REUSED",
+                        "this batch id was committed with other content",
+                        field="batch_id",
+                    )
+                return BatchResult(batch_id, int(prior[0]), True, content_sha256)
+            problems = await self._refusals(tx, records, keys)
+            if problems:
+                raise batch_rejection(batch_id, problems)
+            await tx.many(
+                "INSERT INTO subjects (subject_key, birth_date, full_civil_capacity, id_sealed, "
+                "registered_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject_key) DO UPDATE SET "
+                "full_civil_capacity = excluded.full_civil_capacity",
+                subject_rows,
+            )
+            await tx.many(
+                "INSERT OR IGNORE INTO residences (subject_key, kind, since) VALUES (?, ?, ?)",
+                residence_rows,
+            )
+            await tx.many(
+                "INSERT INTO records (subject_key, record_id, source, category, polarity, act_id, "
+                "recognised_on, valid_until, level, severity, legal_document, status, provenance, "
+                "flags, batch_id, submitted_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                record_rows,
+            )
+            await tx.run(
+                "INSERT INTO source_batches (batch_id, submitted_by, records, sha256, committed_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (batch_id, submitted_by, len(records), content_sha256, now_iso),
+            )
+        return BatchResult(batch_id, len(records), False, content_sha256)
+
+    async def _refusals(
+        self, tx: Tx, records: Sequence[CreditRecord], keys: Sequence[bytes]
+    ) -> list[tuple[int, str, str, str, str]]:
+        problems: list[tuple[int, str, str, str, str]] = []
+        existing: set[str] = set()
+        rids = [r.record_id for r in records]
+        for part in _chunks(rids):
+            marks = ",".join("?" * len(part))
+            rows = await tx.all(f"SELECT record_id FROM records WHERE record_id IN ({marks})", part)
+            existing.update(row[0] for row in rows)
+        market = [
+            (i, k)
+            for i, (r, k) in enumerate(zip(records, keys, strict=True))
+            if r.provenance is Provenance.MARKET
+        ]
+        consented: set[tuple[bytes, str]] = set()
+        if market:
+            mkeys = sorted({k for _, k in market})
+            for part in _chunks(mkeys):
+                marks = ",".join("?" * len(part))
+                rows = await tx.all(
+                    "SELECT subject_key, collector FROM collection_consents "
+                    f"WHERE subject_key IN ({marks})",
+                    part,
+                )
+                consented.update((bytes(a), b) for a, b in rows)
+        market_idx = {i for i, _ in market}
+        for i, (r, k) in enumerate(zip(records, keys, strict=True)):
+            if r.record_id in existing:
+                problems.append(
+                    (
+                        i,
+                        r.record_id,
+                        "record_id",
+                        "RECORD_EXISTS",
+                        "a record with this id is stored",
+                    )
+                )
+            elif i in market_idx and (k, r.source) not in consented:
+                problems.append(
+                    (
+                        i,
+                        r.record_id,
+                        "provenance",
+                        "COLLECTION_CONSENT_MISSING",
+                        "non-public record without the person's written collection consent "
+                        f"to {r.source!r} on record (H7, N4)",
+                    )
+                )
+        return problems
+
+    async def record_collection_consent(
+        self,
+        id_number: str,
+        collector: str,
+        *,
+        stated_use: str,
+        document_sha256: bytes,
+        signed_on: date,
+        recorded_by: str,
+        now_iso: str,
+    ) -> str:
+        k = self.key_of(id_number)
+        ref = hashlib.sha256(k + collector.encode() + document_sha256).hexdigest()[:32]
+        sealed = self._sealer.seal(id_number.encode("ascii"), aad=k)
+        async with self._db.write() as tx:
+            await tx.run(
+                "INSERT OR IGNORE INTO subjects (subject_key, birth_date, id_sealed, registered_at) "
+                "VALUES (?, ?, ?, ?)",
+                (k, birth_date(id_number).isoformat(), sealed, now_iso),
+            )
+            await tx.run(
+                "INSERT OR IGNORE INTO collection_consents (consent_ref, subject_key, collector, "
+                "stated_use, document_sha256, signed_on, recorded_by, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    ref,
+                    k,
+                    collector,
+                    stated_use,
+                    document_sha256,
+                    signed_on.isoformat(),
+                    recorded_by,
+                    now_iso,
+                ),
+            )
+        return ref
+
+    async def mark_record(
+        self, tx: Tx, record_id: str, *, status: str, route: str, note: str, by: str, now_iso: str
+    ) -> bytes:
+        """Mark a record repaired/revoked inside ``tx``; returns its subject key."""
+        row = await tx.one("SELECT subject_key FROM records WHERE record_id = ?", (record_id,))
+        if row is None:
+            raise NotFoundError("RECORD_NOT_FOUND", "no record with this id", field="record_id")
+        await tx.run("UPDATE records SET status = ? WHERE record_id = ?", (status, record_id))
+        await tx.run(
+            "INSERT INTO record_marks (record_id, status, repair_route, note, marked_by, marked_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (record_id, status, route, note, by, now_iso),
+        )
+        return bytes(row[0])
+
+    async def subject(self, key: bytes) -> Subject | None:
+        row = await self._db.fetchone(
+            "SELECT birth_date, full_civil_capacity FROM subjects "
+            "WHERE subject_key = ? AND deregistered_at IS NULL",
+            (key,),
+        )
+        if row is None:
+            return None
+        res = await self._db.fetchall(
+            "SELECT kind, since FROM residences WHERE subject_key = ? ORDER BY since", (key,)
+        )
+        return Subject(
+            date.fromisoformat(row[0]),
+            tuple(Residence(kind, date.fromisoformat(since)) for kind, since in res),
+            bool(row[1]),
+        )
+
+    async def records_of(self, key: bytes) -> list[StoredRecord]:
+        rows = await self._db.fetchall(
+            "SELECT record_id, source, category, act_id, recognised_on, valid_until, level, "
+            "severity, legal_document, status, flags, provenance FROM records "
+            "WHERE subject_key = ?",
+            (key,),
+        )
+        return [
+            StoredRecord(
+                record_id=r[0],
+                source=r[1],
+                category=r[2],
+                act_id=r[3],
+                recognised_on=date.fromisoformat(r[4]),
+                valid_until=_d(r[5]),
+                level=r[6],
+                severity=r[7],
+                legal_document=r[8],
+                status=r[9],
+                flags=frozenset(f for f in r[10].split(",") if f),
+                provenance=r[11],
+            )
+            for r in rows
+        ]
+
+
+def require_subject(subject: Subject | None) -> Subject:
+    if subject is None:
+        raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")
+    return subject

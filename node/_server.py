@@ -1,0 +1,176 @@
+"""The region node server: two grpc.aio ports, health, reflection, metrics, shutdown.
+
+* The **peer port** requires mutual TLS: a client certificate issued by the
+  federation CA is verified in the handshake; the caller's identity is the
+  region id in that certificate.  It serves PeerService and SourceService.
+* The **citizen port** is server-authenticated TLS only (citizens have no
+  certificates; they present a signed identity assertion per call).  It
+  serves CitizenService.
+* Both serve the standard gRPC health and reflection services; both pass
+  every unary call through :class:`~node._guard.GuardInterceptor`.
+
+Invariants: the database is opened and migrated, and the transparency log's
+tree rebuilt from committed rows, before the ports open; on :meth:`stop` the
+health status turns NOT_SERVING first, then the server stops accepting calls
+and waits up to ``grace`` seconds for in-flight calls, and only then the
+database is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import grpc
+from grpc import aio
+from grpc_health.v1 import _async as health_aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from scoring import load_scheme
+
+from ._clock import Clock, SystemClock
+from ._config import NodeConfig
+from ._context import NodeContext
+from ._db import Database
+from ._guard import GuardInterceptor
+from ._identity import IdentityVerifier
+from ._mapping import Mapper
+from ._observe import Metrics, log_event
+from ._repo_consents import ConsentsRepository
+from ._repo_records import RecordsRepository
+from ._secrets import NodeSecrets, load_secrets
+from ._svc_citizen import CitizenServicer
+from ._svc_peer import PeerServicer
+from ._svc_source import SourceServicer
+from ._translog import TransparencyLog
+from .pb.v1 import node_pb2_grpc
+
+__all__ = ["NodeServer", "Ports"]
+
+_PEER_SERVICES = ("huxin.v1.PeerService", "huxin.v1.SourceService")
+_CITIZEN_SERVICES = ("huxin.v1.CitizenService",)
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    peer: int
+    citizen: int
+    metrics: int | None
+
+
+class NodeServer:
+    """One region node: build with :meth:`create`, then :meth:`start` / :meth:`stop`."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self._peer_server: aio.Server | None = None
+        self._citizen_server: aio.Server | None = None
+        self._health: list[health_aio.HealthServicer] = []
+        self.ports: Ports | None = None
+
+    @classmethod
+    async def create(
+        cls,
+        config: NodeConfig,
+        *,
+        clock: Clock | None = None,
+        secrets: NodeSecrets | None = None,
+    ) -> NodeServer:
+        secrets = secrets or load_secrets(config)
+        db = await Database.open(config.database)
+        scheme = load_scheme(config.scheme)
+        log = TransparencyLog(db, config.region, secrets.signing)
+        await log.load()
+        ctx = NodeContext(
+            config=config,
+            secrets=secrets,
+            db=db,
+            scheme=scheme,
+            clock=clock or SystemClock(),
+            metrics=Metrics(config.region),
+            identity=IdentityVerifier(
+                config.region,
+                config.identity.public_keys,
+                secrets.storage_secret,
+                config.identity.max_age_seconds,
+            ),
+            records=RecordsRepository(db, secrets.storage_secret, secrets.sealer),
+            consents=ConsentsRepository(db),
+            log=log,
+            mapper=Mapper(scheme.id),
+        )
+        return cls(ctx)
+
+    def _server(self, *, require_certificate: bool) -> aio.Server:
+        limits = self.ctx.config.limits
+        return aio.server(
+            interceptors=[
+                GuardInterceptor(limits, self.ctx.metrics, require_certificate=require_certificate)
+            ],
+            options=[
+                ("grpc.max_receive_message_length", limits.max_message_bytes),
+                ("grpc.max_send_message_length", limits.max_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+
+    async def _add_health(self, server: aio.Server, services: tuple[str, ...]) -> None:
+        servicer = health_aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+        for name in ("", *services):
+            await servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._health.append(servicer)
+        reflection.enable_server_reflection(
+            (*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+
+    async def start(self) -> Ports:
+        cfg, s = self.ctx.config, self.ctx.secrets
+        peer = self._server(require_certificate=True)
+        node_pb2_grpc.add_PeerServiceServicer_to_server(PeerServicer(self.ctx), peer)
+        node_pb2_grpc.add_SourceServiceServicer_to_server(SourceServicer(self.ctx), peer)
+        await self._add_health(peer, _PEER_SERVICES)
+        peer_port = peer.add_secure_port(
+            cfg.listen.peer,
+            grpc.ssl_server_credentials(
+                [(s.tls_key, s.tls_cert)], root_certificates=s.tls_ca, require_client_auth=True
+            ),
+        )
+        citizen = self._server(require_certificate=False)
+        node_pb2_grpc.add_CitizenServiceServicer_to_server(CitizenServicer(self.ctx), citizen)
+        await self._add_health(citizen, _CITIZEN_SERVICES)
+        citizen_port = citizen.add_secure_port(
+            cfg.listen.citizen, grpc.ssl_server_credentials([(s.tls_key, s.tls_cert)])
+        )
+        await peer.start()
+        await citizen.start()
+        self._peer_server, self._citizen_server = peer, citizen
+        metrics_port = self.ctx.metrics.serve(cfg.listen.metrics) if cfg.listen.metrics else None
+        self.ports = Ports(peer_port, citizen_port, metrics_port)
+        log_event(
+            "node started",
+            region=cfg.region,
+            scheme=self.ctx.scheme.key,
+            peer_port=peer_port,
+            citizen_port=citizen_port,
+            metrics_port=metrics_port,
+            log_size=self.ctx.log.size,
+        )
+        return self.ports
+
+    async def wait(self) -> None:
+        if self._peer_server is not None:
+            await self._peer_server.wait_for_termination()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Graceful: NOT_SERVING, stop accepting, finish in-flight calls, close the DB."""
+        grace = self.ctx.config.grace_seconds if grace is None else grace
+        for servicer in self._health:
+            await servicer.enter_graceful_shutdown()
+        servers = [x for x in (self._peer_server, self._citizen_server) if x is not None]
+        await asyncio.gather(*(server.stop(grace) for server in servers))
+        self._peer_server = self._citizen_server = None
+        self.ctx.metrics.stop()
+        await self.ctx.db.close()
+        log_event("node stopped", region=self.ctx.config.region)

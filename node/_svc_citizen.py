@@ -1,0 +1,234 @@
+"""CitizenService: self query, consent grant/list/withdraw, the citizen's query log.
+
+Invariants: every call is authenticated by a signed identity assertion
+(``huxin-identity-bin``) checked by :class:`~node._identity.IdentityVerifier`;
+a citizen sees and withdraws only their own consents (another's consent id
+is NOT_FOUND, never "forbidden", so ids cannot be probed); the self query is
+free and unlimited and is the only place the explained report (contributions)
+leaves the node (H12); consent validity is capped by ``consent.max_validity_days``
+(default 90) — a longer request is refused, not silently shortened; a grant
+and a withdrawal commit together with their transparency-log entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from typing import Any
+
+from grpc import aio
+
+from keys import sign, subject_binding
+from scoring import ScoreResult
+
+from ._context import NodeContext
+from ._errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from ._identity import IDENTITY_METADATA, AuthenticatedCitizen
+from ._repo_consents import ConsentRow, state_of
+from ._translog import LogWrite
+from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
+
+__all__ = ["CONSENT_TYPE", "CitizenServicer", "score_result_proto"]
+
+CONSENT_TYPE = "application/vnd.huxin.consent.v1+proto"
+MAX_USES_CAP = 1000
+_AUDIENCE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+DAY = 86_400
+
+
+def score_result_proto(r: ScoreResult, *, explain: bool) -> scoring_pb2.ScoreResult:
+    msg = scoring_pb2.ScoreResult(
+        scheme_id=r.scheme_id,
+        scheme_version=r.scheme_version,
+        as_of=r.as_of.isoformat(),
+        eligible=r.eligible,
+        grade=r.grade or "",
+        ineligible_reason=r.ineligible_reason or "",
+        base_score=r.base_score,
+        added=r.added,
+        deducted=r.deducted,
+        clean_record=r.clean_record,
+    )
+    if r.score is not None:
+        msg.score = r.score
+    if explain:
+        msg.contributions.extend(
+            scoring_pb2.Contribution(
+                record_id=c.record_id,
+                category=c.category,
+                category_name=c.category_name,
+                source=c.source,
+                act_id=c.act_id,
+                polarity=c.polarity.value,
+                nominal_points=c.nominal_points,
+                points=c.points,
+                status=c.status.value,
+                reason=c.reason,
+                recognised_on=c.recognised_on.isoformat(),
+                valid_until=c.valid_until.isoformat(),
+            )
+            for c in r.contributions
+        )
+    return msg
+
+
+def consent_info(row: ConsentRow, now: int) -> node_pb2.ConsentInfo:
+    grant = node_pb2.ConsentGrant()
+    grant.ParseFromString(row.grant_payload)  # our own signed bytes, from our database
+    return node_pb2.ConsentInfo(
+        grant=grant, state=state_of(row, now), uses=row.uses, withdrawn_at=row.withdrawn_at or 0
+    )
+
+
+class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
+    def __init__(self, ctx: NodeContext) -> None:
+        self._ctx = ctx
+
+    def _citizen(self, context: aio.ServicerContext[Any, Any]) -> AuthenticatedCitizen:
+        blob: bytes | None = None
+        for key, value in context.invocation_metadata() or ():
+            if key == IDENTITY_METADATA:
+                blob = value if isinstance(value, bytes) else None
+        return self._ctx.identity.verify(blob, self._ctx.now_s())
+
+    async def GetMyScore(
+        self, request: node_pb2.MyScoreRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.MyScoreResponse:
+        citizen = self._citizen(context)
+        result = await self._ctx.score_subject(citizen.subject_key, explain=True)
+        return node_pb2.MyScoreResponse(
+            result=score_result_proto(result, explain=True),
+            period=self._ctx.today().strftime("%Y-%m"),
+        )
+
+    async def GrantConsent(
+        self, request: node_pb2.GrantConsentRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.ConsentToken:
+        ctx = self._ctx
+        citizen = self._citizen(context)
+        if not _AUDIENCE.match(request.audience):
+            raise InvalidArgumentError(
+                "INVALID_FIELD", "must be a region or organisation id", field="audience"
+            )
+        if not request.purpose or len(request.purpose) > 128:
+            raise InvalidArgumentError("INVALID_FIELD", "1-128 characters", field="purpose")
+        if request.scope not in (
+            node_pb2.CONSENT_SCOPE_GRADE,
+            node_pb2.CONSENT_SCOPE_GRADE_AND_SCORE,
+        ):
+            raise InvalidArgumentError(
+                "INVALID_FIELD", "must be GRADE or GRADE_AND_SCORE", field="scope"
+            )
+        cap = ctx.config.consent.max_validity_days
+        days = request.valid_days or cap
+        if days > cap:
+            raise InvalidArgumentError(
+                "VALIDITY_TOO_LONG", f"consent validity is capped at {cap} days", field="valid_days"
+            )
+        uses = request.max_uses or ctx.config.consent.default_max_uses
+        if uses > MAX_USES_CAP:
+            raise InvalidArgumentError(
+                "INVALID_FIELD", f"at most {MAX_USES_CAP} uses", field="max_uses"
+            )
+        if await ctx.records.subject(citizen.subject_key) is None:
+            raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")
+        now = ctx.now_s()
+        salt = os.urandom(32)
+        grant = node_pb2.ConsentGrant(
+            consent_id=os.urandom(16).hex(),
+            issuer_region=ctx.config.region,
+            audience=request.audience,
+            purpose=request.purpose,
+            scope=request.scope,
+            not_before=now,
+            not_after=now + days * DAY,
+            max_uses=uses,
+            binding_salt=salt,
+            granted_at=now,
+        )
+        payload = grant.SerializeToString(deterministic=True)
+        envelope = sign(CONSENT_TYPE, payload, ctx.secrets.signing)
+        row = ConsentRow(
+            consent_id=grant.consent_id,
+            subject_key=citizen.subject_key,
+            audience=grant.audience,
+            purpose=grant.purpose,
+            scope=grant.scope,
+            not_before=grant.not_before,
+            not_after=grant.not_after,
+            max_uses=uses,
+            uses=0,
+            binding=subject_binding(salt, citizen.id_number),
+            grant_payload=payload,
+            grant_sha256=hashlib.sha256(payload).digest(),
+            granted_at=now,
+            withdrawn_at=None,
+        )
+        async with ctx.db.write() as tx:
+            await ctx.consents.insert(tx, row)
+            await ctx.log.append(
+                tx,
+                [
+                    LogWrite(
+                        "consent_granted",
+                        now,
+                        citizen.subject_key,
+                        consent_id=grant.consent_id,
+                        requester=grant.audience,
+                        purpose=grant.purpose,
+                    )
+                ],
+            )
+        return node_pb2.ConsentToken(
+            token=envelope.to_proto(), consent_id=grant.consent_id, binding_salt=salt
+        )
+
+    async def ListConsents(
+        self, request: node_pb2.ListConsentsRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.ListConsentsResponse:
+        citizen = self._citizen(context)
+        now = self._ctx.now_s()
+        rows = await self._ctx.consents.of_subject(citizen.subject_key)
+        return node_pb2.ListConsentsResponse(consents=[consent_info(r, now) for r in rows])
+
+    async def WithdrawConsent(
+        self, request: node_pb2.WithdrawConsentRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.ConsentInfo:
+        ctx = self._ctx
+        citizen = self._citizen(context)
+        now = ctx.now_s()
+        async with ctx.db.write() as tx:
+            row = await ctx.consents.get(request.consent_id, tx)
+            if row is None or row.subject_key != citizen.subject_key:
+                raise NotFoundError("CONSENT_NOT_FOUND", "no such consent", field="consent_id")
+            if row.withdrawn_at is not None:
+                raise FailedPreconditionError(
+                    "CONSENT_WITHDRAWN", "already withdrawn", field="consent_id"
+                )
+            await ctx.consents.withdraw(tx, row.consent_id, now)
+            await ctx.log.append(
+                tx,
+                [
+                    LogWrite(
+                        "consent_withdrawn",
+                        now,
+                        citizen.subject_key,
+                        consent_id=row.consent_id,
+                        requester=row.audience,
+                        purpose=row.purpose,
+                    )
+                ],
+            )
+            updated = await ctx.consents.get(row.consent_id, tx)
+        assert updated is not None
+        return consent_info(updated, now)
+
+    async def QueryLog(
+        self, request: node_pb2.QueryLogRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.QueryLogResponse:
+        citizen = self._citizen(context)
+        entries, checkpoint = await self._ctx.log.entries_for(
+            citizen.subject_key, self._ctx.now_s()
+        )
+        return node_pb2.QueryLogResponse(entries=entries, checkpoint=checkpoint.to_proto())

@@ -1,0 +1,266 @@
+"""PeerService: consented attestation requests, key set, status list, schemes, mappings.
+
+Invariants of :meth:`PeerServicer.RequestAttestation`:
+
+* the requester is the region id in its verified client certificate and must
+  be in the node's domestic trust list (``peers.allowed``, H17);
+* the consent token is verified (our own signing key) before it is parsed;
+  its database row is authoritative for uses and withdrawal;
+* the consent must be active (not withdrawn, expired or exhausted), its
+  audience must equal the certificate identity, its purpose the requested
+  purpose, and the presented subject binding must equal the consent's;
+* the score is included only under ``GRADE_AND_SCORE`` (H12) and the
+  contributions never are;
+* the use is counted, a status-list index allocated and the log entry
+  appended in ONE transaction, re-checking the use count inside it; the
+  signed attestation is returned only after COMMIT;
+* every refusal that reaches a consent (and every refusal of a listed peer)
+  is appended to the transparency log before the error is returned.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from google.protobuf.message import DecodeError
+from grpc import aio
+
+from keys import Attestation, VerificationError, issue_attestation, verify_envelope
+from scoring import list_schemes, load_scheme
+
+from ._context import NodeContext
+from ._errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NodeError,
+    PermissionDeniedError,
+)
+from ._guard import require_caller
+from ._mapping import table_blob
+from ._repo_consents import ConsentRow, state_of
+from ._status import STATUS_LIST_ID, render_status_list
+from ._svc_citizen import CONSENT_TYPE
+from ._translog import LogWrite
+from .pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
+
+__all__ = ["PeerServicer"]
+
+NONCE_MIN, NONCE_MAX = 16, 64
+_STATE_ERRORS: dict[int, tuple[str, str]] = {
+    node_pb2.CONSENT_STATE_WITHDRAWN: ("CONSENT_WITHDRAWN", "the consent was withdrawn"),
+    node_pb2.CONSENT_STATE_EXPIRED: ("CONSENT_EXPIRED", "the consent has expired"),
+    node_pb2.CONSENT_STATE_EXHAUSTED: ("CONSENT_EXHAUSTED", "the consent has no uses left"),
+}
+
+
+class PeerServicer(node_pb2_grpc.PeerServiceServicer):
+    def __init__(self, ctx: NodeContext) -> None:
+        self._ctx = ctx
+
+    def _peer(self) -> str:
+        who = require_caller()
+        if who not in self._ctx.config.peers:
+            raise PermissionDeniedError(
+                "PEER_NOT_TRUSTED", "this region is not in the domestic trust list (H17)"
+            )
+        return who
+
+    async def _refuse(
+        self, exc: NodeError, peer: str, purpose: str, row: ConsentRow | None, consent_id: str = ""
+    ) -> NodeError:
+        """Log a refusal (committed) and return the error to raise."""
+        now = self._ctx.now_s()
+        async with self._ctx.db.write() as tx:
+            await self._ctx.log.append(
+                tx,
+                [
+                    LogWrite(
+                        "request_refused",
+                        now,
+                        row.subject_key if row else None,
+                        consent_id=row.consent_id if row else consent_id,
+                        requester=peer,
+                        purpose=purpose,
+                        reason=exc.code,
+                    )
+                ],
+            )
+        self._ctx.metrics.refusals.labels(exc.code).inc()
+        return exc
+
+    def _grant(self, request: node_pb2.AttestationRequest) -> node_pb2.ConsentGrant:
+        try:
+            payload = verify_envelope(request.consent_token, self._ctx.own_keys, CONSENT_TYPE)
+        except VerificationError as exc:
+            raise PermissionDeniedError(
+                "CONSENT_INVALID",
+                f"consent token does not verify ({exc.code})",
+                field="consent_token",
+            ) from None
+        grant = node_pb2.ConsentGrant()
+        try:
+            grant.ParseFromString(payload)
+        except DecodeError:
+            raise PermissionDeniedError(
+                "CONSENT_INVALID", "malformed consent grant", field="consent_token"
+            ) from None
+        if grant.issuer_region != self._ctx.config.region:
+            raise PermissionDeniedError(
+                "CONSENT_INVALID", "consent issued by another region", field="consent_token"
+            )
+        return grant
+
+    def _check(
+        self, row: ConsentRow, request: node_pb2.AttestationRequest, peer: str, now: int
+    ) -> None:
+        if row.audience != peer:
+            raise PermissionDeniedError(
+                "CONSENT_WRONG_AUDIENCE", "the consent names another audience", field="audience"
+            )
+        if row.purpose != request.purpose:
+            raise PermissionDeniedError(
+                "CONSENT_WRONG_PURPOSE", "the consent names another purpose", field="purpose"
+            )
+        state = state_of(row, now)
+        if state in _STATE_ERRORS:
+            code, text = _STATE_ERRORS[state]
+            raise FailedPreconditionError(code, text, field="consent_token")
+        if now < row.not_before:
+            raise FailedPreconditionError(
+                "CONSENT_NOT_YET_VALID", "the consent is not yet valid", field="consent_token"
+            )
+        if request.subject_binding != row.binding:
+            raise PermissionDeniedError(
+                "SUBJECT_BINDING_MISMATCH",
+                "the subject binding does not match the consent",
+                field="subject_binding",
+            )
+
+    async def RequestAttestation(
+        self, request: node_pb2.AttestationRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.AttestationResponse:
+        ctx = self._ctx
+        peer = self._peer()
+        purpose = request.purpose
+        if not NONCE_MIN <= len(request.nonce) <= NONCE_MAX:
+            raise InvalidArgumentError(
+                "NONCE_INVALID", f"nonce must be {NONCE_MIN}-{NONCE_MAX} bytes", field="nonce"
+            )
+        try:
+            grant = self._grant(request)
+        except NodeError as exc:
+            raise await self._refuse(exc, peer, purpose, None) from None
+        row = await ctx.consents.get(grant.consent_id)
+        if row is None:
+            raise await self._refuse(
+                PermissionDeniedError("CONSENT_INVALID", "unknown consent", field="consent_token"),
+                peer,
+                purpose,
+                None,
+                grant.consent_id,
+            )
+        now = ctx.now_s()
+        try:
+            self._check(row, request, peer, now)
+            result = await ctx.score_subject(row.subject_key, explain=False)
+            if not result.eligible or result.grade is None:
+                raise FailedPreconditionError(
+                    "SUBJECT_NOT_ELIGIBLE", "the person has no grade in this scheme"
+                )
+            mapped = (
+                ctx.mapper.map(result.grade, request.target_scheme, ctx.today())
+                if request.target_scheme
+                else None
+            )
+        except NodeError as exc:
+            raise await self._refuse(exc, peer, purpose, row) from None
+        attestation_id = os.urandom(16).hex()
+        expires = min(now + ctx.config.limits.attestation_ttl_seconds, row.not_after)
+        async with ctx.db.write() as tx:
+            fresh = await ctx.consents.get(row.consent_id, tx)
+            assert fresh is not None
+            state = state_of(fresh, now)
+            if state != node_pb2.CONSENT_STATE_ACTIVE:
+                code, text = _STATE_ERRORS[state]
+                refused: NodeError | None = FailedPreconditionError(code, text)
+            else:
+                refused = None
+                index = await ctx.consents.use(tx, fresh, attestation_id, now, expires)
+                show_score = fresh.scope == node_pb2.CONSENT_SCOPE_GRADE_AND_SCORE
+                att = Attestation(
+                    attestation_id=attestation_id,
+                    issuer_region=ctx.config.region,
+                    scheme_id=ctx.scheme.id,
+                    scheme_version=ctx.scheme.version,
+                    grade=result.grade,
+                    period=ctx.today().strftime("%Y-%m"),
+                    model_version=ctx.scheme.key,
+                    issued_at=now,
+                    expires_at=expires,
+                    subject_binding=row.binding,
+                    consent_id=row.consent_id,
+                    consent_sha256=row.grant_sha256,
+                    audience=peer,
+                    purpose=purpose,
+                    nonce=bytes(request.nonce),
+                    status_list_id=STATUS_LIST_ID,
+                    status_index=index,
+                    score=result.score if show_score else None,
+                    mapped=mapped,
+                )
+                blob = issue_attestation(att, ctx.secrets.signing)
+                await ctx.log.append(
+                    tx,
+                    [
+                        LogWrite(
+                            "attestation_issued",
+                            now,
+                            row.subject_key,
+                            consent_id=row.consent_id,
+                            requester=peer,
+                            purpose=purpose,
+                            attestation_id=attestation_id,
+                        )
+                    ],
+                )
+        if refused is not None:
+            raise await self._refuse(refused, peer, purpose, row)
+        ctx.metrics.attestations.labels(peer).inc()
+        return node_pb2.AttestationResponse(signed_attestation=blob)
+
+    async def GetKeySet(
+        self, request: node_pb2.GetKeySetRequest, context: aio.ServicerContext[Any, Any]
+    ) -> attestation_pb2.Envelope:
+        self._peer()
+        return self._ctx.secrets.key_set_envelope.to_proto()
+
+    async def GetStatusList(
+        self, request: node_pb2.GetStatusListRequest, context: aio.ServicerContext[Any, Any]
+    ) -> attestation_pb2.Envelope:
+        self._peer()
+        return (await render_status_list(self._ctx)).to_proto()
+
+    async def ListSchemes(
+        self, request: node_pb2.ListSchemesRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.ListSchemesResponse:
+        self._peer()
+        out = []
+        for sid in list_schemes():
+            s = load_scheme(sid)
+            out.append(scoring_pb2.Scheme(id=s.id, version=s.version, region=s.region, name=s.name))
+        return node_pb2.ListSchemesResponse(schemes=out)
+
+    async def ListMappings(
+        self, request: node_pb2.ListMappingsRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.ListMappingsResponse:
+        self._peer()
+        return node_pb2.ListMappingsResponse(
+            tables=[table_blob(t) for t in self._ctx.mapper.tables()]
+        )
+
+    async def GetLogCheckpoint(
+        self, request: node_pb2.GetCheckpointRequest, context: aio.ServicerContext[Any, Any]
+    ) -> attestation_pb2.Envelope:
+        self._peer()
+        return self._ctx.log.checkpoint(self._ctx.now_s())[1].to_proto()

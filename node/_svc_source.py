@@ -1,0 +1,201 @@
+"""SourceService: record batches in, collection consents, repair and revocation.
+
+Invariants: only callers whose certificate identity is in ``sources.allowed``
+may call (PERMISSION_DENIED ``SOURCE_NOT_ALLOWED``); a batch is validated by
+``scoring.validate_batch`` first and stored whole or not at all (a refused
+batch lists every bad record in ``huxin-batch-rejection-bin``); the answer is
+sent only after COMMIT; repair or revocation marks the subject's issued
+attestations superseded in the same transaction (H16, N22).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from typing import Any
+
+from grpc import aio
+
+from scoring import RecordError, Residence, normalise_id_number, validate_batch
+
+from ._context import NodeContext
+from ._errors import InvalidArgumentError, PermissionDeniedError
+from ._guard import require_caller
+from ._repo_records import SubjectFacts, batch_rejection
+from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
+
+__all__ = ["REPAIR_ROUTES", "SourceServicer", "record_to_raw"]
+
+REPAIR_ROUTES = frozenset(
+    {"commitment", "rectification", "verification", "credit_report", "charity"}
+)
+_TEXT_FIELDS = (
+    "record_id",
+    "subject_id",
+    "source",
+    "category",
+    "polarity",
+    "act_id",
+    "recognised_on",
+    "valid_until",
+    "level",
+    "severity",
+    "legal_document",
+    "status",
+    "provenance",
+)
+
+
+def record_to_raw(rec: scoring_pb2.CreditRecord) -> dict[str, Any]:
+    """A wire record as the untrusted mapping ``scoring.validate_record`` expects."""
+    raw: dict[str, Any] = {f: getattr(rec, f) for f in _TEXT_FIELDS if getattr(rec, f)}
+    if rec.flags:
+        raw["flags"] = list(rec.flags)
+    return raw
+
+
+def _date(text: str, field: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidArgumentError(
+            "INVALID_FIELD", "must be a date YYYY-MM-DD", field=field
+        ) from None
+
+
+def _facts(info: node_pb2.SubjectInfo, i: int) -> SubjectFacts:
+    try:
+        idn = normalise_id_number(info.subject_id, field=f"subjects[{i}].subject_id")
+    except RecordError as exc:
+        raise InvalidArgumentError(exc.code, exc.message, field=exc.field) from None
+    return SubjectFacts(
+        idn,
+        tuple(
+            Residence(r.kind, _date(r.since, f"subjects[{i}].residence.since"))
+            for r in info.residence
+        ),
+        not info.lacks_full_civil_capacity,
+    )
+
+
+class SourceServicer(node_pb2_grpc.SourceServiceServicer):
+    def __init__(self, ctx: NodeContext) -> None:
+        self._ctx = ctx
+
+    def _source(self) -> str:
+        who = require_caller()
+        if who not in self._ctx.config.sources:
+            raise PermissionDeniedError(
+                "SOURCE_NOT_ALLOWED", "this certificate may not submit records"
+            )
+        return who
+
+    async def SubmitRecords(
+        self, request: node_pb2.SubmitRecordsRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.SubmitRecordsResponse:
+        ctx = self._ctx
+        who = self._source()
+        if not request.batch_id or len(request.batch_id) > 128:
+            raise InvalidArgumentError("INVALID_FIELD", "1-128 characters", field="batch_id")
+        if not request.records:
+            raise InvalidArgumentError("MISSING_FIELD", "a batch needs records", field="records")
+        if len(request.records) > ctx.config.limits.max_batch_records:
+            raise InvalidArgumentError(
+                "BATCH_TOO_LARGE",
+                f"at most {ctx.config.limits.max_batch_records} records per batch",
+                field="records",
+            )
+        raws = [record_to_raw(r) for r in request.records]
+        records, errors = validate_batch(raws, ctx.scheme, ctx.today())
+        if errors:
+            raise batch_rejection(
+                request.batch_id,
+                [
+                    (
+                        e.index or 0,
+                        str(raws[e.index or 0].get("record_id", "")),
+                        e.field,
+                        e.code,
+                        e.message,
+                    )
+                    for e in errors
+                ],
+            )
+        facts = [_facts(s, i) for i, s in enumerate(request.subjects)]
+        sha = hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
+        result = await ctx.records.submit_batch(
+            request.batch_id, who, records, facts, content_sha256=sha, now_iso=ctx.now_iso()
+        )
+        return node_pb2.SubmitRecordsResponse(
+            batch_id=result.batch_id,
+            accepted=result.accepted,
+            replayed=result.replayed,
+            batch_sha256=result.sha256,
+        )
+
+    async def RecordCollectionConsent(
+        self, request: node_pb2.CollectionConsent, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.RecordCollectionConsentResponse:
+        ctx = self._ctx
+        who = self._source()
+        try:
+            idn = normalise_id_number(request.subject_id)
+        except RecordError as exc:
+            raise InvalidArgumentError(exc.code, exc.message, field=exc.field) from None
+        if not request.collector or not request.stated_use:
+            raise InvalidArgumentError(
+                "MISSING_FIELD", "collector and stated_use are required", field="stated_use"
+            )
+        if not request.adverse_consequences_acknowledged:
+            raise InvalidArgumentError(
+                "CONSEQUENCES_NOT_ACKNOWLEDGED",
+                "the person must acknowledge the adverse consequences in writing (N4)",
+                field="adverse_consequences_acknowledged",
+            )
+        if len(request.document_sha256) != 32:
+            raise InvalidArgumentError(
+                "INVALID_FIELD", "must be a 32-byte SHA-256", field="document_sha256"
+            )
+        signed_on = _date(request.signed_on, "signed_on")
+        if signed_on > ctx.today():
+            raise InvalidArgumentError("INVALID_FIELD", "is in the future", field="signed_on")
+        ref = await ctx.records.record_collection_consent(
+            idn,
+            request.collector,
+            stated_use=request.stated_use,
+            document_sha256=bytes(request.document_sha256),
+            signed_on=signed_on,
+            recorded_by=who,
+            now_iso=ctx.now_iso(),
+        )
+        return node_pb2.RecordCollectionConsentResponse(consent_ref=ref)
+
+    async def MarkRecord(
+        self, request: node_pb2.MarkRecordRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.MarkRecordResponse:
+        ctx = self._ctx
+        who = self._source()
+        if request.status not in ("repaired", "revoked"):
+            raise InvalidArgumentError(
+                "INVALID_FIELD", "must be 'repaired' or 'revoked'", field="status"
+            )
+        if request.status == "repaired" and request.repair_route not in REPAIR_ROUTES:
+            raise InvalidArgumentError(
+                "INVALID_FIELD",
+                f"repair_route must be one of {sorted(REPAIR_ROUTES)}",
+                field="repair_route",
+            )
+        async with ctx.db.write() as tx:
+            key = await ctx.records.mark_record(
+                tx,
+                request.record_id,
+                status=request.status,
+                route=request.repair_route,
+                note=request.note[:512],
+                by=who,
+                now_iso=ctx.now_iso(),
+            )
+            superseded = await ctx.consents.supersede_subject(tx, key)
+        return node_pb2.MarkRecordResponse(
+            record_id=request.record_id, status=request.status, attestations_superseded=superseded
+        )

@@ -1,0 +1,143 @@
+"""The node's transparency log: an append-only Merkle log with signed checkpoints.
+
+Every consent grant, withdrawal, attestation use and refusal is appended as a
+pseudonymous :class:`~node.pb.v1.node_pb2.LogEntry` (no ID number, no subject
+key: only ``subject_ref = SHA-256("huxin-log-subject" || subject_key)``).
+
+Invariants: the leaf is the exact serialised entry (hashed with RFC 9162's
+``0x00`` prefix by ``keys.MerkleTree``); entries are appended inside the
+caller's write transaction and mirrored into the in-memory tree only after
+COMMIT (``Tx.after_commit``), so the tree always equals the committed rows;
+indexes are dense (0, 1, 2, …); checkpoints are signed by the node's signing
+key over ``Checkpoint`` bytes (kind ``log``, origin ``<region>/log``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from keys import CHECKPOINT_TYPE, Envelope, KeyPair, MerkleTree, sign
+from node.pb.v1 import attestation_pb2, node_pb2
+
+from ._db import Database, Tx
+
+__all__ = ["LogWrite", "TransparencyLog", "subject_ref"]
+
+
+def subject_ref(subject_key: bytes) -> bytes:
+    return hashlib.sha256(b"huxin-log-subject" + subject_key).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class LogWrite:
+    kind: str
+    timestamp: int
+    subject_key: bytes | None = None
+    consent_id: str = ""
+    requester: str = ""
+    purpose: str = ""
+    reason: str = ""
+    attestation_id: str = ""
+
+    def entry(self) -> bytes:
+        return node_pb2.LogEntry(
+            kind=self.kind,
+            timestamp=self.timestamp,
+            consent_id=self.consent_id,
+            requester=self.requester,
+            purpose=self.purpose,
+            reason=self.reason,
+            subject_ref=subject_ref(self.subject_key) if self.subject_key else b"",
+            attestation_id=self.attestation_id,
+        ).SerializeToString(deterministic=True)
+
+
+class TransparencyLog:
+    """Appends entries in a transaction; serves proofs and signed checkpoints."""
+
+    def __init__(self, db: Database, region: str, signing: KeyPair) -> None:
+        self._db = db
+        self._origin = f"{region}/log"
+        self._signing = signing
+        self._tree = MerkleTree()
+        self._checkpoint: tuple[int, Envelope] | None = None
+
+    async def load(self) -> None:
+        """Rebuild the in-memory tree from the committed rows (at start)."""
+        rows = await self._db.fetchall("SELECT idx, leaf FROM log_entries ORDER BY idx")
+        tree = MerkleTree()
+        for idx, leaf in rows:
+            if idx != tree.size:
+                raise RuntimeError("transparency log has a gap")  # corrupt database
+            tree.append(bytes(leaf))
+        self._tree = tree
+
+    @property
+    def size(self) -> int:
+        return self._tree.size
+
+    def root(self) -> bytes:
+        return self._tree.root()
+
+    async def append(self, tx: Tx, writes: Sequence[LogWrite]) -> list[int]:
+        """Append entries inside ``tx``; returns their indexes."""
+        row = await tx.one("SELECT coalesce(max(idx) + 1, 0) FROM log_entries")
+        first = int(row[0])
+        leaves = [w.entry() for w in writes]
+        await tx.many(
+            "INSERT INTO log_entries (idx, subject_key, kind, leaf, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (first + i, w.subject_key, w.kind, leaf, w.timestamp)
+                for i, (w, leaf) in enumerate(zip(writes, leaves, strict=True))
+            ],
+        )
+        tree = self._tree
+
+        def mirror() -> None:
+            for i, leaf in enumerate(leaves):
+                assert tree.size == first + i
+                tree.append(leaf)
+
+        tx.after_commit(mirror)
+        return [first + i for i in range(len(leaves))]
+
+    def checkpoint(self, now: int) -> tuple[int, Envelope]:
+        """A signed checkpoint of the current tree (cached per size)."""
+        size = self._tree.size
+        if self._checkpoint is not None and self._checkpoint[0] == size:
+            return self._checkpoint
+        payload = attestation_pb2.Checkpoint(
+            origin=self._origin,
+            tree_size=size,
+            root_hash=self._tree.root(size),
+            timestamp=now,
+            kind="log",
+        ).SerializeToString(deterministic=True)
+        env = sign(CHECKPOINT_TYPE, payload, self._signing)
+        self._checkpoint = (size, env)
+        return self._checkpoint
+
+    async def entries_for(
+        self, subject_key: bytes, now: int
+    ) -> tuple[list[node_pb2.LoggedEntry], Envelope]:
+        """The subject's entries with inclusion proofs against one signed checkpoint."""
+        size, env = self.checkpoint(now)
+        rows = await self._db.fetchall(
+            "SELECT idx, leaf FROM log_entries WHERE subject_key = ? AND idx < ? ORDER BY idx",
+            (subject_key, size),
+        )
+        out = [
+            node_pb2.LoggedEntry(
+                entry=bytes(leaf),
+                proof=attestation_pb2.InclusionProof(
+                    leaf_index=idx,
+                    tree_size=size,
+                    hashes=self._tree.inclusion_proof(idx, size),
+                ),
+            )
+            for idx, leaf in rows
+        ]
+        return out, env
