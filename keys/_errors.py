@@ -22,7 +22,6 @@ REASON_CODES: frozenset[str] = frozenset(
     {
         "MALFORMED",
         "WRONG_PAYLOAD_TYPE",
-        "UNKNOWN_ISSUER",
         "UNKNOWN_KEY",
         "BAD_SIGNATURE",
         "ISSUER_MISMATCH",

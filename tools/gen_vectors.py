@@ -1,0 +1,334 @@
+"""Generate (or check) the published Huxin test vectors: tests/vectors/huxin_vectors.json.
+
+Everything is deterministic: fixed key seeds, fixed times, fixed payloads;
+Ed25519 signatures are deterministic and messages are serialised with
+protobuf's deterministic mode once, then only copied.  The file holds the
+keys, a PAE example, a key set, a trust bundle, a status list, valid single
+and batched attestations (with Merkle root and proofs), and one failing case
+per reason code with the verifier inputs and the expected code.  An
+implementation in another language checks itself against it (docs/SPEC.md).
+
+``--check`` fails if the committed file differs from a fresh generation
+(tests/unit/keys/test_vectors.py runs the same comparison).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from keys import (
+    ATTESTATION_TYPE,
+    Attestation,
+    KeyPair,
+    KeySet,
+    MappedGrade,
+    StatusList,
+    TrustedRegion,
+    TrustList,
+    issue_attestation,
+    issue_batch,
+    pae,
+    sign,
+    sign_checkpoint,
+    subject_binding,
+)
+from node.pb.v1 import attestation_pb2 as pb
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "tests" / "vectors" / "huxin_vectors.json"
+
+T0 = 1_793_491_200  # 2026-11-01T00:00:00Z, the verification time of every case
+DAY = 86_400
+AUDIENCE = "hainan-bank-001"
+NONCE = b"nonce-0001"
+SALT = bytes(range(32))
+SUBJECT = "23110219900517123X"  # synthetic, valid MOD 11-2
+
+
+def _key(label: str) -> KeyPair:
+    return KeyPair(label.encode("ascii").ljust(32, b"\x00"))
+
+
+def _att(**changes: Any) -> Attestation:
+    base = Attestation(
+        attestation_id="heihe-2026-10-000001",
+        issuer_region="heihe",
+        scheme_id="heihe",
+        scheme_version="2024",
+        grade="AA",
+        period="2026-10",
+        model_version="heihe-2024.1",
+        issued_at=T0 - 3600,
+        expires_at=T0 + 7 * DAY,
+        subject_binding=subject_binding(SALT, SUBJECT),
+        consent_id="consent-0042",
+        consent_sha256=bytes.fromhex("42" * 32),
+        audience=AUDIENCE,
+        purpose="loan-discount",
+        nonce=NONCE,
+        status_list_id="heihe-2026-11",
+        status_index=3,
+        score=780,
+        mapped=MappedGrade(
+            "A", "hainan-jinyefen", "2025", "heihe-to-hainan", "1", b"\x07" * 32, "anchored"
+        ),
+    )
+    return replace(base, **changes)
+
+
+def _rewrap(blob: bytes, edit: Any) -> bytes:
+    m = pb.SignedAttestation()
+    m.ParseFromString(blob)
+    edit(m)
+    return m.SerializeToString(deterministic=True)
+
+
+def build() -> dict[str, Any]:
+    hub = _key("huxin-vector-hub-root")
+    heihe_root = _key("huxin-vector-heihe-root")
+    old = _key("huxin-vector-heihe-signing-1")
+    cur = _key("huxin-vector-heihe-signing-2")
+    revoked = _key("huxin-vector-heihe-signing-3")
+    hainan_root = _key("huxin-vector-hainan-root")
+    hainan = _key("huxin-vector-hainan-signing-1")
+    stranger = _key("huxin-vector-stranger")
+
+    ks = KeySet.new("heihe", heihe_root.public_key, T0 - 400 * DAY)
+    ks = ks.add_key(old.public_key, T0 - 400 * DAY, T0 - 30 * DAY)
+    ks = ks.add_key(cur.public_key, T0 - 31 * DAY, T0 + 365 * DAY)
+    ks = ks.add_key(revoked.public_key, T0 - 31 * DAY, T0 + 365 * DAY)
+    ks = ks.revoke(revoked.key_id, T0 - 10 * DAY, "compromised")
+    hs = KeySet.new("hainan", hainan_root.public_key, T0 - 400 * DAY).add_key(
+        hainan.public_key, T0 - 100 * DAY, T0 + 365 * DAY
+    )
+    ks_env = ks.sign(heihe_root)
+    regions = (
+        TrustedRegion(
+            "hainan",
+            hainan_root.public_key,
+            hs.sign(hainan_root),
+            name="Hainan",
+            schemes=("hainan-jinyefen@2025",),
+        ),
+        TrustedRegion(
+            "heihe",
+            heihe_root.public_key,
+            ks_env,
+            name="Heihe",
+            schemes=("heihe@2024",),
+            endpoints=("127.0.0.1:7001",),
+        ),
+    )
+    status = StatusList("heihe", "heihe-2026-11")
+    for index, state in ((7, 1), (8, 2), (9, 3)):
+        status.set(index, state)  # type: ignore[arg-type]
+    status_env = status.sign(cur, T0 - 600, T0 + DAY)
+    trust_v2 = TrustList("hlj-hub", 2, T0 - DAY, T0 + 30 * DAY, regions).sign(hub)
+    trust_v1 = TrustList("hlj-hub", 1, T0 - 9 * DAY, T0 + 30 * DAY, regions).sign(hub)
+    trust_expired = TrustList("hlj-hub", 3, T0 - 60 * DAY, T0 - DAY, regions).sign(hub)
+
+    def bundle(env: Any) -> str:
+        return (
+            pb.TrustBundle(trust_list=env.to_proto(), status_lists=[status_env.to_proto()])
+            .SerializeToString(deterministic=True)
+            .hex()
+        )
+
+    single = issue_attestation(_att(), cur)
+    batch_atts = [_att(attestation_id=f"heihe-2026-10-b{i:05d}", nonce=b"") for i in range(5)]
+    batch = issue_batch(batch_atts, cur, "heihe", T0 - 60)
+    other_batch = issue_batch(
+        [_att(attestation_id=f"heihe-2026-10-c{i:05d}", nonce=b"") for i in range(5)],
+        cur,
+        "heihe",
+        T0 - 60,
+    )
+    other_cp = pb.SignedAttestation()
+    other_cp.ParseFromString(other_batch.bundle(2))
+    forged_cp = sign_checkpoint(hainan, "heihe", 5, batch.root, T0 - 60)
+    wrong_type = pb.SignedAttestation(
+        envelope=sign("application/json", _att().to_bytes(), cur).to_proto()
+    ).SerializeToString(deterministic=True)
+
+    default = {"trust": "trust_v2", "min_version": 2, "audience": AUDIENCE}
+
+    def case(name: str, blob: bytes, expect: str, **params: Any) -> dict[str, Any]:
+        p = {**default, **params}
+        return {"name": name, "blob": blob.hex(), "params": p, "expect": expect}
+
+    full = {"nonce": NONCE.hex(), "subject_id": SUBJECT, "binding_salt": SALT.hex()}
+    cases = [
+        case("valid_single", single, "VALID", **full, use_status=True),
+        case("valid_batched", batch.bundle(2), "VALID", use_status=True),
+        case(
+            "valid_old_key_after_rotation",
+            issue_attestation(_att(issued_at=T0 - 40 * DAY, expires_at=T0 + DAY), old),
+            "VALID",
+        ),
+        case("malformed", b"\xff\x00not-a-message", "MALFORMED"),
+        case("wrong_payload_type", wrong_type, "WRONG_PAYLOAD_TYPE"),
+        case("unknown_key", issue_attestation(_att(), stranger), "UNKNOWN_KEY"),
+        case(
+            "bad_signature",
+            _rewrap(
+                single,
+                lambda m: setattr(
+                    m.envelope.signatures[0],
+                    "sig",
+                    bytes([m.envelope.signatures[0].sig[0] ^ 1]) + m.envelope.signatures[0].sig[1:],
+                ),
+            ),
+            "BAD_SIGNATURE",
+        ),
+        case("issuer_mismatch", issue_attestation(_att(), hainan), "ISSUER_MISMATCH"),
+        case(
+            "checkpoint_signed_by_other_region",
+            _rewrap(batch.bundle(1), lambda m: m.batched.checkpoint.CopyFrom(forged_cp.to_proto())),
+            "ISSUER_MISMATCH",
+        ),
+        case("key_not_valid", issue_attestation(_att(), old), "KEY_NOT_VALID"),
+        case("key_revoked", issue_attestation(_att(), revoked), "KEY_REVOKED"),
+        case(
+            "batch_proof_for_other_tree",
+            _rewrap(
+                batch.bundle(2),
+                lambda m: m.batched.checkpoint.CopyFrom(other_cp.batched.checkpoint),
+            ),
+            "BAD_PROOF",
+        ),
+        case(
+            "expired",
+            issue_attestation(_att(issued_at=T0 - 9 * DAY, expires_at=T0 - 1), cur),
+            "EXPIRED",
+        ),
+        case(
+            "not_yet_valid",
+            issue_attestation(_att(issued_at=T0 + 3600, expires_at=T0 + 2 * DAY), cur),
+            "NOT_YET_VALID",
+        ),
+        case(
+            "scheme_not_trusted",
+            issue_attestation(_att(scheme_version="1999"), cur),
+            "SCHEME_NOT_TRUSTED",
+        ),
+        case("wrong_audience", single, "WRONG_AUDIENCE", audience="another-bank"),
+        case(
+            "nonce_missing",
+            issue_attestation(_att(nonce=b""), cur),
+            "NONCE_MISSING",
+            nonce=NONCE.hex(),
+        ),
+        case("nonce_mismatch", single, "NONCE_MISMATCH", nonce=b"replayed".hex()),
+        case(
+            "subject_mismatch",
+            single,
+            "SUBJECT_MISMATCH",
+            subject_id="110101199003074477",
+            binding_salt=SALT.hex(),
+        ),
+        case(
+            "status_revoked",
+            issue_attestation(_att(status_index=7), cur),
+            "STATUS_REVOKED",
+            use_status=True,
+        ),
+        case(
+            "status_suspended",
+            issue_attestation(_att(status_index=8), cur),
+            "STATUS_SUSPENDED",
+            use_status=True,
+        ),
+        case(
+            "status_superseded",
+            issue_attestation(_att(status_index=9), cur),
+            "STATUS_SUPERSEDED",
+            use_status=True,
+        ),
+        case(
+            "status_unavailable",
+            issue_attestation(_att(status_list_id="heihe-1999-01"), cur),
+            "STATUS_UNAVAILABLE",
+            use_status=True,
+        ),
+        case("trust_rollback", single, "TRUST_ROLLBACK", trust="trust_v1"),
+        case("trust_expired", single, "TRUST_EXPIRED", trust="trust_expired", min_version=0),
+        case("trust_invalid", single, "TRUST_INVALID", trust="trust_v2", hub_key="heihe_root"),
+    ]
+
+    keys_doc = {
+        name: {"seed": k.seed.hex(), "public_key": k.public_key.hex(), "key_id": k.key_id}
+        for name, k in (
+            ("hub_root", hub),
+            ("heihe_root", heihe_root),
+            ("heihe_signing_1", old),
+            ("heihe_signing_2", cur),
+            ("heihe_signing_3_revoked", revoked),
+            ("hainan_root", hainan_root),
+            ("hainan_signing_1", hainan),
+            ("stranger", stranger),
+        )
+    }
+    example_payload = _att().to_bytes()
+    return {
+        "description": (
+            "Huxin test vectors (docs/SPEC.md). Generated by tools/gen_vectors.py; do not edit. "
+            "Every case is verified at 'now' with the named trust bundle pinned to hub_root "
+            "(or the key named in params.hub_key), min_version as given, and the bundle's "
+            "status list when params.use_status is true."
+        ),
+        "now": T0,
+        "keys": keys_doc,
+        "pae": {
+            "payload_type": ATTESTATION_TYPE,
+            "payload": example_payload.hex(),
+            "pae": pae(ATTESTATION_TYPE, example_payload).hex(),
+            "signature": cur.sign(pae(ATTESTATION_TYPE, example_payload)).hex(),
+        },
+        "key_set_heihe": ks_env.to_bytes().hex(),
+        "trust_bundles": {
+            "trust_v2": bundle(trust_v2),
+            "trust_v1": bundle(trust_v1),
+            "trust_expired": bundle(trust_expired),
+        },
+        "status_list": status_env.to_bytes().hex(),
+        "batch": {
+            "size": len(batch),
+            "leaves_pae": [pae(ATTESTATION_TYPE, p).hex() for p in batch.payloads],
+            "root": batch.root.hex(),
+            "checkpoint": batch.checkpoint.to_bytes().hex(),
+            "inclusion_proofs": [
+                [h.hex() for h in batch.tree.inclusion_proof(i)] for i in range(len(batch))
+            ],
+        },
+        "cases": cases,
+    }
+
+
+def render() -> str:
+    return json.dumps(build(), indent=1, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail if the committed file drifted")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        if not OUT.exists() or OUT.read_text(encoding="utf-8") != text:
+            print(f"{OUT.relative_to(ROOT)} is stale: run tools/gen_vectors.py", file=sys.stderr)
+            return 1
+        print(f"{OUT.relative_to(ROOT)} is up to date")
+        return 0
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(text, encoding="utf-8")
+    print(f"wrote {OUT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
