@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "node._cli_mapping",
     "node._cli_batch",
     "node._demo",
+    "node._cli_node",
     "node._cli_keys",
 )
 
