@@ -141,8 +141,18 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         self, request: node_pb2.AttestationRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.AttestationResponse:
         ctx = self._ctx
-        peer = self._peer()
         purpose = request.purpose
+        try:
+            peer = self._peer()
+        except PermissionDeniedError as exc:
+            # Not in the trust list: nothing is served, but a refusal naming a
+            # genuine consent of ours is logged for its citizen to see.
+            who = require_caller()
+            try:
+                known = await ctx.consents.get(self._grant(request).consent_id)
+            except NodeError:
+                known = None
+            raise await self._refuse(exc, who, purpose, known) from None
         if not NONCE_MIN <= len(request.nonce) <= NONCE_MAX:
             raise InvalidArgumentError(
                 "NONCE_INVALID", f"nonce must be {NONCE_MIN}-{NONCE_MAX} bytes", field="nonce"
