@@ -128,7 +128,7 @@ class Testbed:
 
     async def close(self) -> None:
         for ch in self._channels:
-            await ch.close()
+            await ch.close(None)
         self._channels.clear()
         for region in list(self.nodes):
             await self.stop_node(region)
