@@ -4,6 +4,7 @@ middle of a record batch leaves all of it or none of it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -11,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -66,12 +66,12 @@ class Proc:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     root = tmp_path_factory.mktemp("proc")
     now = datetime.now(UTC)
     ca = load_or_create_ca(root / "ca", now)
     init_region(root / "heihe", "heihe", "heihe", ca, now, peers=("hainan",), sources=("court",))
-    yield {
+    return {
         "root": root,
         "ca": ca,
         "dir": root / "heihe",
@@ -203,7 +203,9 @@ def test_sigkill_mid_batch_leaves_all_or_nothing(world: dict[str, object]) -> No
         ]
         proc = Proc(world["dir"])  # type: ignore[arg-type]
 
-        async def send(p: Proc = proc, recs: list = records, bid: str = batch_id) -> None:  # type: ignore[type-arg]
+        async def send(
+            p: Proc = proc, recs: list = records, bid: str = batch_id, delay: float = delay
+        ) -> None:  # type: ignore[type-arg]
             source, _peer, _citizen, chans = _stubs(world, p)
             warm = node_pb2.SubmitRecordsRequest(
                 batch_id=f"warm-{bid}", records=[honour_record(f"w-{bid}", people[0])]
@@ -228,10 +230,8 @@ def test_sigkill_mid_batch_leaves_all_or_nothing(world: dict[str, object]) -> No
             else:
                 await asyncio.sleep(delay)
             os.kill(p.p.pid, signal.SIGKILL)
-            try:
+            with contextlib.suppress(aio.AioRpcError):
                 await task
-            except aio.AioRpcError:
-                pass
             await _close(chans)  # type: ignore[arg-type]
 
         asyncio.run(send())
