@@ -1,0 +1,126 @@
+"""Records repository: whole batches or nothing, idempotent batch ids, H7/N4 consent."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from keys import Sealer
+from node._db import Database
+from node._errors import AlreadyExistsError, InvalidArgumentError
+from node._repo_records import REJECTION_KEY, RecordsRepository, SubjectFacts
+from node._testbed import make_id_number
+from node.pb.v1 import node_pb2
+from scoring import Residence, load_scheme, validate_batch
+
+SCHEME = load_scheme("heihe")
+TODAY = date(2026, 11, 23)
+ALICE, BOB = make_id_number(1), make_id_number(2)
+
+
+def _records(*raws: dict[str, object]) -> list:  # type: ignore[type-arg]
+    records, errors = validate_batch(list(raws), SCHEME, TODAY)
+    assert not errors
+    return records
+
+
+def _honour(rid: str, who: str, **kw: object) -> dict[str, object]:
+    return {
+        "record_id": rid,
+        "subject_id": who,
+        "source": "court",
+        "category": "honour",
+        "act_id": f"a-{rid}",
+        "recognised_on": "2025-01-01",
+        "level": "city",
+        **kw,
+    }
+
+
+def _market(rid: str, who: str) -> dict[str, object]:
+    return {
+        "record_id": rid,
+        "subject_id": who,
+        "source": "power",
+        "category": "utility_paid",
+        "act_id": f"a-{rid}",
+        "recognised_on": "2025-01-01",
+        "provenance": "market",
+    }
+
+
+@pytest.fixture
+async def repo(tmp_path: Path) -> RecordsRepository:
+    db = await Database.open(tmp_path / "n.db")
+    return RecordsRepository(db, b"k" * 32, Sealer({"s": b"\x01" * 32}, "s"))
+
+
+async def _submit(repo: RecordsRepository, bid: str, recs: list, sha: bytes = b"h") -> object:  # type: ignore[type-arg]
+    return await repo.submit_batch(
+        bid,
+        "court",
+        recs,
+        [SubjectFacts(ALICE, (Residence("hukou", date(2000, 1, 1)),))],
+        content_sha256=sha,
+        now_iso="2026-11-23T00:00:00",
+    )
+
+
+async def test_batch_stored_and_sealed(repo: RecordsRepository, tmp_path: Path) -> None:
+    res = await _submit(repo, "b1", _records(_honour("r1", ALICE), _honour("r2", BOB)))
+    assert res.accepted == 2 and not res.replayed  # type: ignore[attr-defined]
+    subject = await repo.subject(repo.key_of(ALICE))
+    assert subject is not None
+    assert subject.residence == (Residence("hukou", date(2000, 1, 1)),)
+    assert [r.record_id for r in await repo.records_of(repo.key_of(ALICE))] == ["r1"]
+    data = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("n.db"))
+    assert ALICE.encode() not in data and BOB.encode() not in data
+
+
+async def test_replay_and_reuse(repo: RecordsRepository) -> None:
+    recs = _records(_honour("r1", ALICE))
+    await _submit(repo, "b1", recs, b"h1")
+    again = await _submit(repo, "b1", recs, b"h1")
+    assert again.replayed and again.accepted == 1  # type: ignore[attr-defined]
+    with pytest.raises(AlreadyExistsError) as info:
+        await _submit(repo, "b1", recs, b"h2")
+    assert info.value.code == "BATCH_ID_REUSED"
+
+
+@pytest.mark.parametrize(
+    ("second", "code"),
+    [
+        pytest.param([_honour("r1", BOB)], "RECORD_EXISTS", id="record-id-taken"),
+        pytest.param([_market("m1", BOB)], "COLLECTION_CONSENT_MISSING", id="market-no-consent"),
+    ],
+)
+async def test_refused_batch_writes_nothing(
+    repo: RecordsRepository, second: list[dict[str, object]], code: str
+) -> None:
+    await _submit(repo, "b1", _records(_honour("r1", ALICE)))
+    batch = _records(_honour("ok-1", BOB), *second)
+    with pytest.raises(InvalidArgumentError) as info:
+        await _submit(repo, "b2", batch)
+    assert info.value.code == "BATCH_REJECTED"
+    rejection = node_pb2.BatchRejection.FromString(dict(info.value.details)[REJECTION_KEY])
+    assert [(r.index, r.code) for r in rejection.rejections] == [(1, code)]
+    assert await repo.records_of(repo.key_of(BOB)) == []
+
+
+async def test_market_record_accepted_with_collection_consent(repo: RecordsRepository) -> None:
+    await repo.record_collection_consent(
+        BOB,
+        "power",
+        stated_use="score",
+        document_sha256=b"\x02" * 32,
+        signed_on=date(2026, 1, 1),
+        recorded_by="power",
+        now_iso="2026-11-23T00:00:00",
+    )
+    res = await _submit(repo, "b3", _records(_market("m1", BOB)))
+    assert res.accepted == 1  # type: ignore[attr-defined]
+    other = _records(_market("m2", BOB) | {"source": "other"})
+    with pytest.raises(InvalidArgumentError):  # consent was to "power", not "other"
+        await _submit(repo, "b4", other)
