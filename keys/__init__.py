@@ -48,6 +48,7 @@ from ._merkle import (
     merkle_root,
     node_hash,
     root_from_inclusion,
+    root_of_leaf_hashes,
     verify_consistency,
     verify_inclusion,
 )
@@ -123,6 +124,7 @@ __all__ = [
     "province_pseudonym",
     "region_of_certificate",
     "root_from_inclusion",
+    "root_of_leaf_hashes",
     "sign",
     "sign_checkpoint",
     "subject_binding",

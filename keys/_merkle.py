@@ -28,6 +28,7 @@ __all__ = [
     "merkle_root",
     "node_hash",
     "root_from_inclusion",
+    "root_of_leaf_hashes",
     "verify_consistency",
     "verify_inclusion",
 ]
@@ -152,9 +153,28 @@ class MerkleTree:
         return [*self._subproof(m - k, start + k, n - k, False), self._subtree(start, k)]
 
 
+def root_of_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
+    """RFC 9162 root from leaf hashes, level by level (an odd last node moves up as is).
+
+    Equal to ``MTH`` because the tree is left-complete: the unpaired right-most
+    node of a level is exactly the right subtree RFC 9162's split produces.
+    """
+    if not hashes:
+        return EMPTY_ROOT
+    level = list(hashes)
+    sha = _sha256
+    while len(level) > 1:
+        nxt = [sha(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+        if len(level) & 1:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
 def merkle_root(leaves: Sequence[bytes]) -> bytes:
     """Root hash of ``leaves`` (leaf data, not hashes)."""
-    return MerkleTree(leaves).root()
+    sha = _sha256
+    return root_of_leaf_hashes([sha(b"\x00" + d).digest() for d in leaves])
 
 
 def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:

@@ -26,6 +26,7 @@ after every applicable check passed; no partial result escapes.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
 from typing import cast
@@ -38,7 +39,7 @@ from ._attestation import Attestation, Checkpoint
 from ._ed25519 import ed25519_verify
 from ._envelope import ATTESTATION_TYPE, CHECKPOINT_TYPE, pae
 from ._errors import KeysError, VerificationError
-from ._merkle import MerkleTree, leaf_hash, root_from_inclusion
+from ._merkle import leaf_hash, root_from_inclusion, root_of_leaf_hashes
 from ._pseudonym import subject_binding as compute_binding
 from ._status import Status, StatusList
 from ._timeutil import Instant, to_epoch
@@ -266,7 +267,8 @@ def verify_batch(
             # Same checkpoint bytes => same authenticated content, whoever's copy we verify.
             cp = outer.batched.checkpoint
             groups.setdefault((cp.payload_type, cp.payload), []).append(i)
-    whole: dict[int, tuple[Checkpoint, str]] = {}
+    whole: dict[int, _Group] = {}
+    sha = hashlib.sha256
     for members in groups.values():
         first = parsed[members[0]]
         assert isinstance(first, pb.SignedAttestation)
@@ -283,21 +285,47 @@ def verify_batch(
             idx = b.proof.leaf_index
             if b.proof.tree_size != n or idx >= n or leaves[idx] is not None:
                 break
-            leaves[idx] = pae(b.payload_type, b.payload)
+            leaves[idx] = sha(b"\x00" + pae(b.payload_type, b.payload)).digest()
         else:
-            tree = MerkleTree(cast(list[bytes], leaves))
-            if hmac.compare_digest(tree.root(), checkpoint.root_hash):
-                whole.update(dict.fromkeys(members, (checkpoint, group_kid)))
+            root = root_of_leaf_hashes(cast(list[bytes], leaves))
+            if hmac.compare_digest(root, checkpoint.root_hash):
+                group = _Group(trust, checkpoint, group_kid, t, skew)
+                whole.update(dict.fromkeys(members, group))
     results: list[VerifiedAttestation | VerificationError] = []
+    stale = trust.stale
     for i, item in enumerate(parsed):
         if isinstance(item, VerificationError):
             results.append(item)
             continue
         item_cp: Checkpoint | None
         try:
-            known = whole.get(i)
-            if known is not None and item.batched.payload_type == ATTESTATION_TYPE:
-                payload, (item_cp, kid) = item.batched.payload, known
+            g = whole.get(i)
+            if g is not None and item.batched.payload_type == ATTESTATION_TYPE:
+                payload, item_cp, kid = item.batched.payload, g.checkpoint, g.kid
+                if g.fast:
+                    # Fast path: all group-level checks done once; any doubt -> full _check.
+                    att = pb.Attestation()
+                    try:
+                        att.ParseFromString(payload)
+                    except DecodeError:
+                        att = None  # type: ignore[assignment]
+                    if (
+                        att is not None
+                        and att.issuer_region == g.region
+                        and g.nb <= att.issued_at <= g.na
+                        and att.issued_at < g.revoked
+                        and att.issued_at <= g.latest
+                        and t < att.expires_at
+                        and att.audience == audience
+                        and (not g.schemes or f"{att.scheme_id}@{att.scheme_version}" in g.schemes)
+                    ):
+                        state = "unchecked"
+                        if status_lists is not None:
+                            state = _check_status(att, status_lists, t)
+                        results.append(
+                            VerifiedAttestation(att, payload, kid, item_cp, state, stale)
+                        )
+                        continue
             else:
                 payload, kid, item_cp = _authenticate(item, trust)
             results.append(
@@ -318,6 +346,27 @@ def verify_batch(
         except VerificationError as exc:
             results.append(exc)
     return results
+
+
+class _Group:
+    """Checks shared by every member of one verified checkpoint (done once)."""
+
+    __slots__ = ("checkpoint", "fast", "kid", "latest", "na", "nb", "region", "revoked", "schemes")
+
+    def __init__(self, trust: Trust, checkpoint: Checkpoint, kid: str, t: int, skew: int) -> None:
+        self.checkpoint = checkpoint
+        self.kid = kid
+        region, info = _signer(trust, kid)
+        self.region = region
+        self.nb, self.na = info.not_before, info.not_after
+        self.revoked = info.revoked_at or 2**63
+        self.latest = t + skew
+        self.schemes = trust.regions[region].schemes
+        self.fast = (
+            checkpoint.origin == region
+            and info.problem_at(checkpoint.timestamp) is None
+            and checkpoint.timestamp <= self.latest
+        )
 
 
 def _check(  # noqa: PLR0917

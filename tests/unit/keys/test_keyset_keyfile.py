@@ -168,3 +168,52 @@ def test_verify_batch_whole_partial_and_tampered(world: World, trust: Trust) -> 
     assert codes == ["ok"] * 4 + ["BAD_PROOF"] + ["ok"] * 6 + ["MALFORMED", "ok"]
     wrong_aud = verify_batch(blobs[:2], trust, T0, "someone-else")
     assert [r.code for r in wrong_aud] == ["WRONG_AUDIENCE"] * 2  # type: ignore[union-attr]
+
+
+def test_verify_batch_fast_path_falls_back_with_exact_codes(world: World, trust: Trust) -> None:
+    from keys import verify_status_list
+
+    atts = [world.attestation(attestation_id=f"s{i}", status_index=i) for i in range(10)]
+    atts[2] = world.attestation(attestation_id="s2", expires_at=T0 - 1, issued_at=T0 - 2 * DAY)
+    atts[4] = world.attestation(attestation_id="s4", scheme_version="1999")
+    atts[5] = world.attestation(attestation_id="s5", issuer_region="hainan")
+    batch = issue_batch(atts, world.heihe_key, "heihe", T0 - 60)
+    status = verify_status_list(world.status.sign(world.heihe_key, T0 - 60, T0 + DAY), trust, T0)
+    res = verify_batch([batch.bundle(i) for i in range(10)], trust, T0, AUD, status=status)
+    codes = [r.code if isinstance(r, VerificationError) else r.status for r in res]
+    assert codes == [
+        "valid",
+        "valid",
+        "EXPIRED",
+        "valid",
+        "SCHEME_NOT_TRUSTED",
+        "ISSUER_MISMATCH",
+        "valid",
+        "STATUS_REVOKED",
+        "STATUS_SUSPENDED",
+        "STATUS_SUPERSEDED",
+    ]
+    # the same verdicts as verify_attestation item by item
+    from keys import verify_attestation
+
+    for i in range(len(res)):
+        try:
+            single = verify_attestation(batch.bundle(i), trust, T0, AUD, status=status).status
+        except VerificationError as err:
+            single = err.code
+        assert single == codes[i]
+
+
+def test_verify_batch_checkpoint_from_future_uses_slow_path(world: World, trust: Trust) -> None:
+    atts = [world.attestation(attestation_id=f"f{i}") for i in range(3)]
+    batch = issue_batch(atts, world.heihe_key, "heihe", T0 + DAY)
+    res = verify_batch([batch.bundle(i) for i in range(3)], trust, T0, AUD)
+    assert [r.code for r in res] == ["NOT_YET_VALID"] * 3  # type: ignore[union-attr]
+
+
+def test_root_of_leaf_hashes_matches_tree() -> None:
+    from keys import MerkleTree, leaf_hash, root_of_leaf_hashes
+
+    for n in range(0, 70):
+        data = [bytes([i]) for i in range(n)]
+        assert root_of_leaf_hashes([leaf_hash(d) for d in data]) == MerkleTree(data).root()
