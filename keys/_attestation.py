@@ -11,6 +11,7 @@ checkpoint envelope), verifiable on its own with a trust bundle.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from node.pb.v1 import attestation_pb2 as pb
 from ._ed25519 import KeyPair
 from ._envelope import ATTESTATION_TYPE, CHECKPOINT_TYPE, Envelope, pae, sign
 from ._errors import KeysError, VerificationError
-from ._merkle import MerkleTree
+from ._merkle import carry_levels, path_from_levels
 from ._timeutil import Instant, to_epoch
 
 __all__ = [
@@ -237,45 +238,67 @@ def issue_attestation(attestation: Attestation | bytes, key: KeyPair) -> bytes:
     return pb.SignedAttestation(envelope=env.to_proto()).SerializeToString()
 
 
-class Batch:
-    """Many payloads under one signed Merkle root; ``bundle(i)`` is item ``i``'s blob."""
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
-    __slots__ = ("_checkpoint_pb", "checkpoint", "payload_type", "payloads", "tree")
+
+class Batch:
+    """Many payloads under one signed Merkle root; ``bundle(i)`` is item ``i``'s blob.
+
+    Bundles are assembled from pre-serialised parts (protobuf fields may be
+    concatenated): ``payload`` and ``proof`` per item, then the shared
+    ``payload_type`` and ``checkpoint`` serialised once per batch.
+    """
+
+    __slots__ = ("_levels", "_tail", "checkpoint", "payload_type", "payloads")
 
     def __init__(
         self,
         payloads: Sequence[bytes],
-        tree: MerkleTree,
+        levels: list[list[bytes]],
         checkpoint: Envelope,
         payload_type: str,
     ) -> None:
         self.payloads = payloads
-        self.tree = tree
+        self._levels = levels
         self.checkpoint = checkpoint
         self.payload_type = payload_type
-        self._checkpoint_pb = checkpoint.to_proto()
+        self._tail = pb.BatchedAttestation(
+            payload_type=payload_type, checkpoint=checkpoint.to_proto()
+        ).SerializeToString(deterministic=True)
 
     def __len__(self) -> int:
         return len(self.payloads)
 
     @property
     def root(self) -> bytes:
-        return self.tree.root()
+        return self._levels[-1][0]
+
+    def inclusion_proof(self, index: int) -> list[bytes]:
+        if not 0 <= index < len(self.payloads):
+            raise KeysError("index", "outside the batch", code="INVALID_PROOF_INPUT")
+        return path_from_levels(self._levels, index)
 
     def proof(self, index: int) -> pb.InclusionProof:
         return pb.InclusionProof(
-            leaf_index=index, tree_size=len(self.payloads), hashes=self.tree.inclusion_proof(index)
+            leaf_index=index, tree_size=len(self.payloads), hashes=self.inclusion_proof(index)
         )
 
     def bundle(self, index: int) -> bytes:
         """Serialised ``SignedAttestation`` for item ``index``, verifiable on its own."""
-        batched = pb.BatchedAttestation(
-            payload=self.payloads[index],
-            payload_type=self.payload_type,
-            proof=self.proof(index),
-            checkpoint=self._checkpoint_pb,
-        )
-        return pb.SignedAttestation(batched=batched).SerializeToString()
+        head = pb.BatchedAttestation(
+            payload=self.payloads[index], proof=self.proof(index)
+        ).SerializeToString(deterministic=True)
+        inner = head + self._tail
+        return b"\x12" + _varint(len(inner)) + inner  # SignedAttestation.batched (field 2)
+
+    def bundles(self) -> list[bytes]:
+        return [self.bundle(i) for i in range(len(self.payloads))]
 
 
 def issue_batch(
@@ -289,6 +312,7 @@ def issue_batch(
     if not attestations:
         raise KeysError("attestations", "batch is empty", code="INVALID_BATCH")
     payloads = [a.to_bytes() if isinstance(a, Attestation) else bytes(a) for a in attestations]
-    tree = MerkleTree(pae(payload_type, p) for p in payloads)
-    checkpoint = sign_checkpoint(key, origin, tree.size, tree.root(), now, kind="batch")
-    return Batch(payloads, tree, checkpoint, payload_type)
+    sha = hashlib.sha256
+    levels = carry_levels([sha(b"\x00" + pae(payload_type, p)).digest() for p in payloads])
+    checkpoint = sign_checkpoint(key, origin, len(payloads), levels[-1][0], now, kind="batch")
+    return Batch(payloads, levels, checkpoint, payload_type)

@@ -22,11 +22,13 @@ from ._errors import KeysError
 __all__ = [
     "EMPTY_ROOT",
     "MerkleTree",
+    "carry_levels",
     "consistency_proof",
     "inclusion_proof",
     "leaf_hash",
     "merkle_root",
     "node_hash",
+    "path_from_levels",
     "root_from_inclusion",
     "root_of_leaf_hashes",
     "verify_consistency",
@@ -55,11 +57,13 @@ def _largest_pow2_below(n: int) -> int:
 class MerkleTree:
     """An append-only Merkle tree; roots and proofs for any size up to ``size``."""
 
-    __slots__ = ("_levels",)
+    __slots__ = ("_levels", "_memo")
 
     def __init__(self, leaves: Iterable[bytes] = ()) -> None:
         # _levels[h][i] = hash of the complete subtree of 2**h leaves starting at i * 2**h
         self._levels: list[list[bytes]] = [[]]
+        # hashes of incomplete subtrees [start, start + n): immutable once their leaves exist
+        self._memo: dict[tuple[int, int], bytes] = {}
         for data in leaves:
             self.append(data)
 
@@ -99,8 +103,13 @@ class MerkleTree:
         """MTH of leaves [start, start + n) for ranges arising in RFC 9162 recursion."""
         if n & (n - 1) == 0 and start % n == 0:
             return self._levels[n.bit_length() - 1][start // n]
-        k = _largest_pow2_below(n)
-        return node_hash(self._subtree(start, k), self._subtree(start + k, n - k))
+        memo = self._memo.get((start, n))
+        if memo is None:
+            k = _largest_pow2_below(n)
+            memo = node_hash(self._subtree(start, k), self._subtree(start + k, n - k))
+            if len(self._memo) < 1 << 16:
+                self._memo[(start, n)] = memo
+        return memo
 
     def _check_size(self, size: int | None) -> int:
         if size is None:
@@ -169,6 +178,34 @@ def root_of_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
             nxt.append(level[-1])
         level = nxt
     return level[0]
+
+
+def carry_levels(hashes: Sequence[bytes]) -> list[list[bytes]]:
+    """All levels of the tree over ``hashes`` (level 0 = leaf hashes, last = [root]).
+
+    Level-by-level form of the RFC 9162 tree: node ``j`` of level ``h + 1`` is
+    ``node_hash(level[2j], level[2j + 1])``, or ``level[2j]`` itself when it is
+    the unpaired last node.  The audit path of leaf ``i`` is then
+    ``level[h][(i >> h) ^ 1]`` for every level where that sibling exists.
+    """
+    levels = [list(hashes)]
+    sha = _sha256
+    while len(levels[-1]) > 1:
+        level = levels[-1]
+        nxt = [sha(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+        if len(level) & 1:
+            nxt.append(level[-1])
+        levels.append(nxt)
+    return levels
+
+
+def path_from_levels(levels: Sequence[Sequence[bytes]], index: int) -> list[bytes]:
+    """Audit path of leaf ``index`` from :func:`carry_levels` output."""
+    return [
+        level[(index >> h) ^ 1]
+        for h, level in enumerate(levels[:-1])
+        if (index >> h) ^ 1 < len(level)
+    ]
 
 
 def merkle_root(leaves: Sequence[bytes]) -> bytes:

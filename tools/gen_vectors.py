@@ -302,7 +302,7 @@ def build() -> dict[str, Any]:
             "root": batch.root.hex(),
             "checkpoint": batch.checkpoint.to_bytes().hex(),
             "inclusion_proofs": [
-                [h.hex() for h in batch.tree.inclusion_proof(i)] for i in range(len(batch))
+                [h.hex() for h in batch.inclusion_proof(i)] for i in range(len(batch))
             ],
         },
         "cases": cases,
