@@ -68,7 +68,13 @@ from ._trust import (
     load_trust,
     verify_key_set,
 )
-from ._verify import DEFAULT_SKEW_SECONDS, VerifiedAttestation, verify_attestation, verify_batch
+from ._verify import (
+    DEFAULT_SKEW_SECONDS,
+    VerifiedAttestation,
+    verify_attestation,
+    verify_batch,
+    verify_batch_payloads,
+)
 
 __all__ = [
     "ATTESTATION_TYPE",
@@ -137,6 +143,7 @@ __all__ = [
     "verified_signer",
     "verify_attestation",
     "verify_batch",
+    "verify_batch_payloads",
     "verify_consistency",
     "verify_envelope",
     "verify_inclusion",

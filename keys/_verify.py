@@ -37,7 +37,7 @@ from node.pb.v1 import attestation_pb2 as pb
 
 from ._attestation import Attestation, Checkpoint
 from ._ed25519 import ed25519_verify
-from ._envelope import ATTESTATION_TYPE, CHECKPOINT_TYPE, pae
+from ._envelope import ATTESTATION_TYPE, CHECKPOINT_TYPE, Envelope, pae
 from ._errors import KeysError, VerificationError
 from ._merkle import leaf_hash, root_from_inclusion, root_of_leaf_hashes
 from ._pseudonym import subject_binding as compute_binding
@@ -50,6 +50,7 @@ __all__ = [
     "VerifiedAttestation",
     "verify_attestation",
     "verify_batch",
+    "verify_batch_payloads",
 ]
 
 DEFAULT_SKEW_SECONDS = 300
@@ -423,3 +424,45 @@ def _check(  # noqa: PLR0917
             raise _fail("SUBJECT_MISMATCH", "attestation is about someone else", "subject")
     state = "unchecked" if status is None else _check_status(att, status, t)
     return VerifiedAttestation(att, payload, kid, checkpoint, state, trust.stale)
+
+
+def verify_batch_payloads(
+    payloads: Sequence[bytes],
+    checkpoint: Envelope | bytes | pb.Envelope,
+    trust: Trust,
+    now: Instant,
+    payload_type: str = ATTESTATION_TYPE,
+    *,
+    skew: int = DEFAULT_SKEW_SECONDS,
+) -> Checkpoint:
+    """Authenticate a whole batch as pushed (all payloads in order + one checkpoint).
+
+    Checks the checkpoint signature once (certified key of the origin region,
+    usable at the checkpoint time, not from the future), then recomputes the
+    root from ``PAE(payload_type, payload)`` leaves.  Returns the checkpoint;
+    the payloads are then authentic bytes of that region (attestation-level
+    policy, e.g. audience, is the caller's business).  Raises
+    :class:`VerificationError` (``BAD_PROOF`` when the payloads are not exactly
+    the signed batch).
+    """
+    t = to_epoch(now)
+    if isinstance(checkpoint, bytes | bytearray):
+        checkpoint = Envelope.from_bytes(checkpoint).to_proto()
+    elif isinstance(checkpoint, Envelope):
+        checkpoint = checkpoint.to_proto()
+    cp, kid = _verify_checkpoint(trust, checkpoint)
+    region, info = _signer(trust, kid)
+    if cp.origin != region:
+        raise _fail("ISSUER_MISMATCH", "checkpoint origin is another region", "checkpoint")
+    problem = info.problem_at(cp.timestamp)
+    if problem:
+        raise _fail(problem, "signing key not usable at checkpoint time", "key_id")
+    if cp.timestamp > t + skew:
+        raise _fail("NOT_YET_VALID", "checkpoint from the future", "checkpoint")
+    if cp.tree_size != len(payloads):
+        raise _fail("BAD_PROOF", "batch size differs from the checkpoint", "payloads")
+    sha = hashlib.sha256
+    root = root_of_leaf_hashes([sha(b"\x00" + pae(payload_type, p)).digest() for p in payloads])
+    if not hmac.compare_digest(root, cp.root_hash):
+        raise _fail("BAD_PROOF", "payloads do not hash to the signed root", "payloads")
+    return cp

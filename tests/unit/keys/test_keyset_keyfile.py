@@ -217,3 +217,33 @@ def test_root_of_leaf_hashes_matches_tree() -> None:
     for n in range(0, 70):
         data = [bytes([i]) for i in range(n)]
         assert root_of_leaf_hashes([leaf_hash(d) for d in data]) == MerkleTree(data).root()
+
+
+def test_verify_batch_payloads(world: World, trust: Trust) -> None:
+    from keys import sign_checkpoint, verify_batch_payloads
+
+    atts = [world.attestation(attestation_id=f"p{i}").to_bytes() for i in range(9)]
+    batch = issue_batch(atts, world.heihe_key, "heihe", T0 - 60)
+    cp = verify_batch_payloads(batch.payloads, batch.checkpoint.to_bytes(), trust, T0)
+    assert (cp.origin, cp.tree_size, cp.root_hash) == ("heihe", 9, batch.root)
+    forged = sign_checkpoint(world.hainan_key, "heihe", 9, batch.root, T0 - 60)
+    cases = [
+        (lambda: verify_batch_payloads(atts[:8], batch.checkpoint, trust, T0), "BAD_PROOF"),
+        (
+            lambda: verify_batch_payloads([*atts[:8], b"x"], batch.checkpoint, trust, T0),
+            "BAD_PROOF",
+        ),
+        (lambda: verify_batch_payloads(atts[::-1], batch.checkpoint, trust, T0), "BAD_PROOF"),
+        (lambda: verify_batch_payloads(atts, forged, trust, T0), "ISSUER_MISMATCH"),
+        (lambda: verify_batch_payloads(atts, batch.checkpoint, trust, T0 - DAY), "NOT_YET_VALID"),
+        (
+            lambda: verify_batch_payloads(
+                atts, issue_batch(atts, world.heihe_old, "heihe", T0).checkpoint, trust, T0
+            ),
+            "KEY_NOT_VALID",
+        ),
+    ]
+    for call, code in cases:
+        with pytest.raises(VerificationError) as err:
+            call()
+        assert err.value.code == code
