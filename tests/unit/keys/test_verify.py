@@ -464,3 +464,52 @@ def test_flip_any_byte_fails_closed(
             bad, trust, T0, AUD, nonce=b"nonce-123", subject_id=SUBJECT, binding_salt=SALT
         )
     assert err.value.code in REASON_CODES, (kind, i, bit)
+
+
+def _flip_field(blob: bytes, path: str, i: int) -> tuple[bytes, int]:
+    """Flip byte ``i % len`` of the bytes field at ``path`` inside a SignedAttestation."""
+    m = pb.SignedAttestation()
+    m.ParseFromString(blob)
+    *parents, leaf = path.split(".")
+    obj: Any = m
+    for part in parents:
+        obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
+    if leaf.isdigit():
+        value = bytes(obj[int(leaf)])
+        j = i % len(value)
+        obj[int(leaf)] = _flip(value, j)
+    else:
+        value = bytes(getattr(obj, leaf))
+        j = i % len(value)
+        setattr(obj, leaf, _flip(value, j))
+    return m.SerializeToString(), j
+
+
+FIELD_FLIPS = [
+    ("envelope_payload", "envelope", "envelope.payload", "BAD_SIGNATURE"),
+    ("envelope_signature", "envelope", "envelope.signatures.0.sig", "BAD_SIGNATURE"),
+    ("batched_payload", "batched", "batched.payload", "BAD_PROOF"),
+    ("proof_hash_first", "batched", "batched.proof.hashes.0", "BAD_PROOF"),
+    ("proof_hash_last", "batched", "batched.proof.hashes.2", "BAD_PROOF"),
+    ("checkpoint_payload", "batched", "batched.checkpoint.payload", "BAD_SIGNATURE"),
+    ("checkpoint_signature", "batched", "batched.checkpoint.signatures.0.sig", "BAD_SIGNATURE"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "code"),
+    [(k, p, c) for _, k, p, c in FIELD_FLIPS],
+    ids=[n for n, _, _, _ in FIELD_FLIPS],
+)
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(i=st.integers(0, 10_000))
+def test_flip_any_byte_of_each_part_gives_exact_code(
+    trust: Trust, blobs: dict[str, bytes], kind: str, path: str, code: str, i: int
+) -> None:
+    """Flipped byte in payload, signature, proof or checkpoint: exact reason code."""
+    bad, j = _flip_field(blobs[kind], path, i)
+    with pytest.raises(VerificationError) as err:
+        verify_attestation(bad, trust, T0, AUD)
+    assert err.value.code == code, (path, j)
