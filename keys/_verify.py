@@ -255,98 +255,110 @@ def verify_batch(
     status_lists = (
         None if status is None else ([status] if isinstance(status, StatusList) else list(status))
     )
-    parsed: list[pb.SignedAttestation | VerificationError] = []
-    groups: dict[object, list[int]] = {}
+    count = len(blobs)
+    results: list[VerifiedAttestation | VerificationError | None] = [None] * count
+    parsed: list[pb.SignedAttestation | None] = [None] * count
+    groups: dict[tuple[str, bytes], list[int]] = {}
     for i, blob in enumerate(blobs):
+        outer = pb.SignedAttestation()
         try:
-            outer = _parse(blob)
-        except VerificationError as exc:
-            parsed.append(exc)
+            outer.ParseFromString(blob)
+        except DecodeError:
+            results[i] = _fail("MALFORMED", "not a SignedAttestation", "blob")
             continue
-        parsed.append(outer)
-        if outer.WhichOneof("kind") == "batched":
+        parsed[i] = outer
+        if outer.HasField("batched"):
             # Same checkpoint bytes => same authenticated content, whoever's copy we verify.
             cp = outer.batched.checkpoint
             groups.setdefault((cp.payload_type, cp.payload), []).append(i)
-    whole: dict[int, _Group] = {}
     sha = hashlib.sha256
+    t_type = ATTESTATION_TYPE.encode("utf-8")
+    leaf_prefix = b"\x00DSSEv1 %d %b " % (len(t_type), t_type)
+    stale = trust.stale
     for members in groups.values():
         first = parsed[members[0]]
-        assert isinstance(first, pb.SignedAttestation)
+        assert first is not None
         try:
             checkpoint, group_kid = _verify_checkpoint(trust, first.batched.checkpoint)
         except VerificationError:
-            continue  # each member reports the error below
+            continue  # each member reports its error on the per-item path
         n = checkpoint.tree_size
         if len(members) != n:
             continue
         leaves: list[bytes | None] = [None] * n
+        payloads: list[bytes] = []
         for i in members:
             b = cast(pb.SignedAttestation, parsed[i]).batched
-            idx = b.proof.leaf_index
-            if b.proof.tree_size != n or idx >= n or leaves[idx] is not None:
+            proof = b.proof
+            idx = proof.leaf_index
+            if proof.tree_size != n or idx >= n or leaves[idx] is not None:
                 break
-            leaves[idx] = sha(b"\x00" + pae(b.payload_type, b.payload)).digest()
+            if b.payload_type != ATTESTATION_TYPE:
+                break
+            payload = b.payload
+            payloads.append(payload)
+            leaves[idx] = sha(leaf_prefix + b"%d " % len(payload) + payload).digest()
         else:
             root = root_of_leaf_hashes(cast(list[bytes], leaves))
             if hmac.compare_digest(root, checkpoint.root_hash):
-                group = _Group(trust, checkpoint, group_kid, t, skew)
-                whole.update(dict.fromkeys(members, group))
-    results: list[VerifiedAttestation | VerificationError] = []
-    stale = trust.stale
-    for i, item in enumerate(parsed):
-        if isinstance(item, VerificationError):
-            results.append(item)
-            continue
-        item_cp: Checkpoint | None
-        try:
-            g = whole.get(i)
-            if g is not None and item.batched.payload_type == ATTESTATION_TYPE:
-                payload, item_cp, kid = item.batched.payload, g.checkpoint, g.kid
-                if g.fast:
-                    # Fast path: all group-level checks done once; any doubt -> full _check.
-                    att = pb.Attestation()
-                    try:
-                        att.ParseFromString(payload)
-                    except DecodeError:
-                        att = None  # type: ignore[assignment]
-                    if (
-                        att is not None
-                        and att.issuer_region == g.region
-                        and g.nb <= att.issued_at <= g.na
-                        and att.issued_at < g.revoked
-                        and att.issued_at <= g.latest
-                        and t < att.expires_at
-                        and att.audience == audience
-                        and (not g.schemes or f"{att.scheme_id}@{att.scheme_version}" in g.schemes)
-                    ):
-                        state = "unchecked"
-                        if status_lists is not None:
-                            state = _check_status(att, status_lists, t)
-                        results.append(
-                            VerifiedAttestation(att, payload, kid, item_cp, state, stale)
-                        )
-                        continue
-            else:
+                g = _Group(trust, checkpoint, group_kid, t, skew)
+                for i, payload in zip(members, payloads, strict=True):
+                    results[i] = _check_member(
+                        g, payload, trust, t, audience, status_lists, skew, stale
+                    )
+    out: list[VerifiedAttestation | VerificationError] = []
+    for i, res in enumerate(results):
+        if res is None:
+            item = parsed[i]
+            assert item is not None
+            try:
                 payload, kid, item_cp = _authenticate(item, trust)
-            results.append(
-                _check(
-                    payload,
-                    kid,
-                    item_cp,
-                    trust,
-                    t,
-                    audience,
-                    None,
-                    None,
-                    None,
-                    status_lists,
-                    skew,
+                res = _check(
+                    payload, kid, item_cp, trust, t, audience, None, None, None, status_lists, skew
                 )
-            )
+            except VerificationError as exc:
+                res = exc
+        out.append(res)
+    return out
+
+
+def _check_member(  # noqa: PLR0917
+    g: _Group,
+    payload: bytes,
+    trust: Trust,
+    t: int,
+    audience: str,
+    status_lists: list[StatusList] | None,
+    skew: int,
+    stale: bool,
+) -> VerifiedAttestation | VerificationError:
+    """One authenticated batch member: fast checks, any doubt -> the full :func:`_check`."""
+    if g.fast:
+        att = pb.Attestation()
+        try:
+            att.ParseFromString(payload)
+            issued = att.issued_at
+            if (
+                att.issuer_region == g.region
+                and g.nb <= issued <= g.na
+                and issued < g.revoked
+                and issued <= g.latest
+                and t < att.expires_at
+                and att.audience == audience
+                and (not g.schemes or f"{att.scheme_id}@{att.scheme_version}" in g.schemes)
+            ):
+                state = "unchecked" if status_lists is None else _check_status(att, status_lists, t)
+                return VerifiedAttestation(att, payload, g.kid, g.checkpoint, state, stale)
+        except DecodeError:
+            pass
         except VerificationError as exc:
-            results.append(exc)
-    return results
+            return exc
+    try:
+        return _check(
+            payload, g.kid, g.checkpoint, trust, t, audience, None, None, None, status_lists, skew
+        )
+    except VerificationError as exc:
+        return exc
 
 
 class _Group:
