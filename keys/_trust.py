@@ -280,6 +280,10 @@ class Trust:
     def __post_init__(self) -> None:
         for name, r in self.regions.items():
             for k in r.keys.keys:
+                if k.key_id in self._by_key:
+                    raise VerificationError(
+                        "BAD_KEY_SET", f"key {k.key_id} listed by two regions", field="key_set"
+                    )
                 self._by_key[k.key_id] = (name, k)
 
     def signing_key(self, kid: str) -> tuple[str, SigningKeyInfo] | None:

@@ -247,3 +247,22 @@ def test_verify_batch_payloads(world: World, trust: Trust) -> None:
         with pytest.raises(VerificationError) as err:
             call()
         assert err.value.code == code
+
+
+def test_key_claimed_by_two_regions_is_refused(world: World) -> None:
+    """A region cannot list another region's signing key to hijack or block it."""
+    from dataclasses import replace as dc_replace
+
+    from keys import TrustList
+
+    thief = KeySet.new("hainan", world.hainan_root.public_key, T0 - DAY).add_key(
+        world.heihe_key.public_key, T0 - DAY, T0 + DAY
+    )
+    regions = (
+        dc_replace(world.regions[0], key_set=thief.sign(world.hainan_root)),
+        world.regions[1],
+    )
+    env = TrustList("hlj-hub", 9, T0 - DAY, T0 + DAY, regions).sign(world.hub_root)
+    with pytest.raises(VerificationError) as err:
+        load_trust(env, world.hub_root.public_key, T0)
+    assert err.value.code == "BAD_KEY_SET"
