@@ -221,8 +221,8 @@ def run(args: argparse.Namespace) -> str:
     lines = [
         "## Crypto (keys)",
         "",
-        "Operations per second on one core, best of 3; ratio = this row / its baseline,",
-        "both measured in this run. Goals: envelope sign/verify >= 0.80x raw;",
+        "Operations per second on one core (best of interleaved rounds); ratio = this row / its",
+        "baseline, both measured in this run. Goals: envelope sign/verify >= 0.80x raw;",
         "batch verify >= 100,000/s and >= 20x per-item signature checks.",
         "",
         "| operation | ops/s | baseline | baseline ops/s | ratio |",
