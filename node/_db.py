@@ -2,22 +2,35 @@
 
 Invariants:
 
-* all writes go through :meth:`Database.write`, which serialises writers with
-  an asyncio lock, runs ``BEGIN IMMEDIATE`` … ``COMMIT`` and rolls back on any
-  exception: multi-row work is one transaction and a caller acknowledges only
-  after the context manager has returned (i.e. after COMMIT);
-* reads use a separate connection, so they never see another coroutine's
-  uncommitted writes (WAL gives them the last committed snapshot);
-* the schema is migrated by :mod:`node._storage` when the writer opens.
+* every write is a transaction (``BEGIN IMMEDIATE`` … ``COMMIT``), rolled back
+  on any exception; a caller acknowledges only after its write has returned,
+  i.e. after COMMIT;
+* writers are serialised by one asyncio lock; in-memory state that mirrors
+  committed rows (the log's Merkle tree) is updated by hooks that run after
+  COMMIT while the lock is still held, so in commit order and never for a
+  rolled-back transaction;
+* reads use a separate connection, so they never see uncommitted writes;
+* hot paths run a *unit of work*: a synchronous function executed on the
+  connection's own thread in one hop (``read_unit`` / ``write_unit``), never a
+  chain of per-row awaits.  Concurrent ``write_unit`` calls are group
+  committed: the writer drains the queue and runs the units in ONE
+  transaction, each inside its own SAVEPOINT (a failing unit is rolled back
+  alone and gets its exception; the others commit together).  See ADR 0303.
+
+aiosqlite owns the connections and their threads (DESIGN.md); running a
+function on that thread uses ``aiosqlite.Connection._execute``, wrapped only
+here and covered by tests (tests/unit/node/test_db.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -25,14 +38,12 @@ from node._storage import connect_async
 
 __all__ = ["Database", "Tx"]
 
+T = TypeVar("T")
+MAX_GROUP = 256
+
 
 class Tx:
-    """An open write transaction: its connection and hooks run right after COMMIT.
-
-    Hooks run synchronously while the writer lock is still held, so in-memory
-    state that mirrors committed rows (e.g. the Merkle tree of the log) is
-    updated in commit order and never for a rolled-back transaction.
-    """
+    """An open write transaction: its connection and hooks run right after COMMIT."""
 
     __slots__ = ("_hooks", "conn")
 
@@ -44,21 +55,51 @@ class Tx:
         self._hooks.append(hook)
 
     async def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        async with self.conn.execute(sql, params) as cur:
-            return await cur.fetchone()
+        rows = await self.conn.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        async with self.conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        return list(await self.conn.execute_fetchall(sql, params))
 
     async def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         cur = await self.conn.execute(sql, params)
-        count = cur.rowcount
-        await cur.close()
-        return int(count)
+        return int(cur.rowcount)
 
     async def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         await self.conn.executemany(sql, rows)
+
+
+@dataclass
+class _Pending:
+    fn: Callable[[sqlite3.Connection], Any]
+    after: Callable[[Any], None] | None
+    future: asyncio.Future[Any] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+def _run_group(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bool, Any]]:
+    """Runs on the writer thread: all units in one transaction, one SAVEPOINT each."""
+    out: list[tuple[bool, Any]] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for unit in units:
+            conn.execute("SAVEPOINT unit")
+            try:
+                result = unit.fn(conn)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO unit")
+                conn.execute("RELEASE unit")
+                out.append((False, exc))
+            else:
+                conn.execute("RELEASE unit")
+                out.append((True, result))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return out
 
 
 class Database:
@@ -68,6 +109,9 @@ class Database:
         self._writer = writer
         self._reader = reader
         self._lock = asyncio.Lock()
+        self._queue: list[_Pending] = []
+        self._draining = False
+        self._drainer: asyncio.Future[None] | None = None
 
     @classmethod
     async def open(cls, path: str | Path) -> Database:
@@ -82,6 +126,7 @@ class Database:
             await self._writer.close()
         await self._reader.close()
 
+    # -- multi-step transactions (cold paths) ---------------------------------
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
         """A write transaction; committed when the block exits normally."""
@@ -106,10 +151,69 @@ class Database:
             for hook in tx._hooks:
                 hook()
 
+    # -- units of work (hot paths) --------------------------------------------
+    async def read_unit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` on the reader's thread in one hop (last committed state)."""
+        reader = self._reader
+        result: T = await reader._execute(lambda: fn(reader._conn))  # type: ignore[no-untyped-call]
+        return result
+
+    async def write_unit(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        after: Callable[[T], None] | None = None,
+    ) -> T:
+        """Run ``fn(conn)`` inside a committed transaction (group-committed with others).
+
+        ``after(result)`` runs after COMMIT, in commit order, before this returns.
+        The unit runs to COMMIT or ROLLBACK even if the caller is cancelled.
+        """
+        pending = _Pending(fn, after)
+        self._queue.append(pending)
+        if not self._draining:
+            self._draining = True
+            self._drainer = asyncio.ensure_future(self._drain())
+        result: T = await asyncio.shield(pending.future)
+        return result
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                async with self._lock:
+                    group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+                    try:
+                        results = await self._run(group)
+                    except BaseException as exc:  # the whole group failed (e.g. disk full)
+                        for unit in group:
+                            if not unit.future.done():
+                                unit.future.set_exception(exc)
+                        if isinstance(exc, asyncio.CancelledError):
+                            raise
+                        continue
+                    for unit, (ok, value) in zip(group, results, strict=True):
+                        if ok and unit.after is not None:
+                            unit.after(value)
+                    for unit, (ok, value) in zip(group, results, strict=True):
+                        if unit.future.done():
+                            continue
+                        if ok:
+                            unit.future.set_result(value)
+                        else:
+                            unit.future.set_exception(value)
+        finally:
+            self._draining = False
+
+    async def _run(self, group: list[_Pending]) -> list[tuple[bool, Any]]:
+        writer = self._writer
+        results: list[tuple[bool, Any]] = await writer._execute(  # type: ignore[no-untyped-call]
+            lambda: _run_group(writer._conn, group)
+        )
+        return results
+
+    # -- simple reads -----------------------------------------------------------
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        async with self._reader.execute(sql, params) as cur:
-            return await cur.fetchone()
+        rows = await self._reader.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        async with self._reader.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        return list(await self._reader.execute_fetchall(sql, params))

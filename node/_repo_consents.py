@@ -15,6 +15,7 @@ Invariants:
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,9 @@ __all__ = [
     "STATUS_VALID",
     "ConsentRow",
     "ConsentsRepository",
+    "get_consent",
     "state_of",
+    "use_consent",
 ]
 
 STATUS_VALID, STATUS_REVOKED, STATUS_SUSPENDED, STATUS_SUPERSEDED = 0, 1, 2, 3
@@ -87,6 +90,33 @@ def state_of(row: ConsentRow, now: int) -> node_pb2.ConsentState.ValueType:
     return node_pb2.CONSENT_STATE_ACTIVE
 
 
+def get_consent(conn: sqlite3.Connection, consent_id: str) -> ConsentRow | None:
+    """Sync read for units of work."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM consents WHERE consent_id = ?", (consent_id,))
+    found = row.fetchone()
+    return None if found is None else ConsentRow.of(found)
+
+
+def use_consent(
+    conn: sqlite3.Connection, consent_id: str, attestation_id: str, issued_at: int, expires_at: int
+) -> tuple[ConsentRow, int] | int:
+    """Inside a write unit: re-read the consent; if active, count a use and allocate a
+    status index.  Returns ``(row, index)``, or the non-active state (nothing written)."""
+    fresh = get_consent(conn, consent_id)
+    assert fresh is not None  # consents are never deleted while a request holds one
+    state = state_of(fresh, issued_at)
+    if state != node_pb2.CONSENT_STATE_ACTIVE:
+        return int(state)
+    conn.execute("UPDATE consents SET uses = uses + 1 WHERE consent_id = ?", (consent_id,))
+    (idx,) = conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM status_entries").fetchone()
+    conn.execute(
+        "INSERT INTO status_entries (idx, attestation_id, subject_key, consent_id, status, "
+        "issued_at, expires_at) VALUES (?, ?, ?, ?, 0, ?, ?)",
+        (idx, attestation_id, fresh.subject_key, consent_id, issued_at, expires_at),
+    )
+    return fresh, int(idx)
+
+
 class ConsentsRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -134,25 +164,6 @@ class ConsentsRepository:
             "UPDATE status_entries SET status = ? WHERE consent_id = ? AND status = ?",
             (STATUS_REVOKED, consent_id, STATUS_VALID),
         )
-
-    async def use(
-        self,
-        tx: Tx,
-        row: ConsentRow,
-        attestation_id: str,
-        issued_at: int,
-        expires_at: int,
-    ) -> int:
-        """Count one use and allocate a status-list index; returns the index."""
-        await tx.run("UPDATE consents SET uses = uses + 1 WHERE consent_id = ?", (row.consent_id,))
-        nxt = await tx.one("SELECT coalesce(max(idx) + 1, 0) FROM status_entries")
-        idx = int(nxt[0])
-        await tx.run(
-            "INSERT INTO status_entries (idx, attestation_id, subject_key, consent_id, status, "
-            "issued_at, expires_at) VALUES (?, ?, ?, ?, 0, ?, ?)",
-            (idx, attestation_id, row.subject_key, row.consent_id, issued_at, expires_at),
-        )
-        return idx
 
     async def supersede_subject(self, tx: Tx, subject_key: bytes) -> int:
         """Mark the subject's valid attestations superseded (repair, revocation, new grade)."""

@@ -17,6 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -34,6 +35,8 @@ __all__ = [
     "StoredRecord",
     "SubjectFacts",
     "batch_rejection",
+    "load_records",
+    "load_subject",
 ]
 
 CHUNK = 500
@@ -312,46 +315,61 @@ class RecordsRepository:
         return bytes(row[0])
 
     async def subject(self, key: bytes) -> Subject | None:
-        row = await self._db.fetchone(
-            "SELECT birth_date, full_civil_capacity FROM subjects "
-            "WHERE subject_key = ? AND deregistered_at IS NULL",
-            (key,),
-        )
-        if row is None:
-            return None
-        res = await self._db.fetchall(
-            "SELECT kind, since FROM residences WHERE subject_key = ? ORDER BY since", (key,)
-        )
-        return Subject(
-            date.fromisoformat(row[0]),
-            tuple(Residence(kind, date.fromisoformat(since)) for kind, since in res),
-            bool(row[1]),
-        )
+        return await self._db.read_unit(lambda conn: load_subject(conn, key))
 
     async def records_of(self, key: bytes) -> list[StoredRecord]:
-        rows = await self._db.fetchall(
-            "SELECT record_id, source, category, act_id, recognised_on, valid_until, level, "
-            "severity, legal_document, status, flags, provenance FROM records "
-            "WHERE subject_key = ?",
-            (key,),
+        return await self._db.read_unit(lambda conn: load_records(conn, key))
+
+    async def subject_and_records(self, key: bytes) -> tuple[Subject | None, list[StoredRecord]]:
+        """Both in one read (one snapshot, one hop)."""
+        return await self._db.read_unit(
+            lambda conn: (load_subject(conn, key), load_records(conn, key))
         )
-        return [
-            StoredRecord(
-                record_id=r[0],
-                source=r[1],
-                category=r[2],
-                act_id=r[3],
-                recognised_on=date.fromisoformat(r[4]),
-                valid_until=_d(r[5]),
-                level=r[6],
-                severity=r[7],
-                legal_document=r[8],
-                status=r[9],
-                flags=frozenset(f for f in r[10].split(",") if f),
-                provenance=r[11],
-            )
-            for r in rows
-        ]
+
+
+def load_subject(conn: sqlite3.Connection, key: bytes) -> Subject | None:
+    """The engine's view of a registered subject (sync: run inside a unit of work)."""
+    row = conn.execute(
+        "SELECT birth_date, full_civil_capacity FROM subjects "
+        "WHERE subject_key = ? AND deregistered_at IS NULL",
+        (key,),
+    ).fetchone()
+    if row is None:
+        return None
+    res = conn.execute(
+        "SELECT kind, since FROM residences WHERE subject_key = ? ORDER BY since", (key,)
+    ).fetchall()
+    return Subject(
+        date.fromisoformat(row[0]),
+        tuple(Residence(kind, date.fromisoformat(since)) for kind, since in res),
+        bool(row[1]),
+    )
+
+
+def load_records(conn: sqlite3.Connection, key: bytes) -> list[StoredRecord]:
+    rows = conn.execute(
+        "SELECT record_id, source, category, act_id, recognised_on, valid_until, level, "
+        "severity, legal_document, status, flags, provenance FROM records "
+        "WHERE subject_key = ?",
+        (key,),
+    ).fetchall()
+    return [
+        StoredRecord(
+            record_id=r[0],
+            source=r[1],
+            category=r[2],
+            act_id=r[3],
+            recognised_on=date.fromisoformat(r[4]),
+            valid_until=_d(r[5]),
+            level=r[6],
+            severity=r[7],
+            legal_document=r[8],
+            status=r[9],
+            flags=frozenset(f for f in r[10].split(",") if f),
+            provenance=r[11],
+        )
+        for r in rows
+    ]
 
 
 def require_subject(subject: Subject | None) -> Subject:

@@ -21,13 +21,15 @@ Invariants of :meth:`PeerServicer.RequestAttestation`:
 from __future__ import annotations
 
 import os
+import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.message import DecodeError
 from grpc import aio
 
 from keys import Attestation, VerificationError, issue_attestation, verify_envelope
-from scoring import list_schemes, load_scheme
+from scoring import list_schemes, load_scheme, score
 
 from ._context import NodeContext
 from ._errors import (
@@ -38,7 +40,8 @@ from ._errors import (
 )
 from ._guard import require_caller
 from ._mapping import table_blob
-from ._repo_consents import ConsentRow, state_of
+from ._repo_consents import ConsentRow, get_consent, state_of, use_consent
+from ._repo_records import load_records, load_subject
 from ._status import STATUS_LIST_ID, render_status_list
 from ._svc_citizen import CONSENT_TYPE
 from ._translog import LogWrite
@@ -47,6 +50,7 @@ from .pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
 __all__ = ["PeerServicer"]
 
 NONCE_MIN, NONCE_MAX = 16, 64
+TOKEN_CACHE = 4096
 _STATE_ERRORS: dict[int, tuple[str, str]] = {
     node_pb2.CONSENT_STATE_WITHDRAWN: ("CONSENT_WITHDRAWN", "the consent was withdrawn"),
     node_pb2.CONSENT_STATE_EXPIRED: ("CONSENT_EXPIRED", "the consent has expired"),
@@ -54,9 +58,20 @@ _STATE_ERRORS: dict[int, tuple[str, str]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    attestation: Attestation | None
+    refused: NodeError | None
+    first: int
+    leaves: list[bytes]
+
+
 class PeerServicer(node_pb2_grpc.PeerServiceServicer):
     def __init__(self, ctx: NodeContext) -> None:
         self._ctx = ctx
+        # Verified consent tokens by their exact bytes (payload and signatures): the
+        # same bytes verify the same way, so a repeat skips the Ed25519 check.
+        self._verified: dict[bytes, node_pb2.ConsentGrant] = {}
 
     def _peer(self) -> str:
         who = require_caller()
@@ -70,26 +85,38 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         self, exc: NodeError, peer: str, purpose: str, row: ConsentRow | None, consent_id: str = ""
     ) -> NodeError:
         """Log a refusal (committed) and return the error to raise."""
-        now = self._ctx.now_s()
-        async with self._ctx.db.write() as tx:
-            await self._ctx.log.append(
-                tx,
-                [
-                    LogWrite(
-                        "request_refused",
-                        now,
-                        row.subject_key if row else None,
-                        consent_id=row.consent_id if row else consent_id,
-                        requester=peer,
-                        purpose=purpose,
-                        reason=exc.code,
-                    )
-                ],
-            )
+        await self._ctx.log.record(
+            [
+                LogWrite(
+                    "request_refused",
+                    self._ctx.now_s(),
+                    row.subject_key if row else None,
+                    consent_id=row.consent_id if row else consent_id,
+                    requester=peer,
+                    purpose=purpose,
+                    reason=exc.code,
+                )
+            ]
+        )
         self._ctx.metrics.refusals.labels(exc.code).inc()
         return exc
 
     def _grant(self, request: node_pb2.AttestationRequest) -> node_pb2.ConsentGrant:
+        token = request.consent_token
+        cache_key = b"".join(
+            [token.payload, token.payload_type.encode()]
+            + [s.key_id.encode() + s.sig for s in token.signatures]
+        )
+        cached = self._verified.get(cache_key)
+        if cached is not None:
+            return cached
+        grant = self._verify_grant(request)
+        if len(self._verified) >= TOKEN_CACHE:
+            self._verified.clear()
+        self._verified[cache_key] = grant
+        return grant
+
+    def _verify_grant(self, request: node_pb2.AttestationRequest) -> node_pb2.ConsentGrant:
         try:
             payload = verify_envelope(request.consent_token, self._ctx.own_keys, CONSENT_TYPE)
         except VerificationError as exc:
@@ -161,81 +188,99 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
             grant = self._grant(request)
         except NodeError as exc:
             raise await self._refuse(exc, peer, purpose, None) from None
-        row = await ctx.consents.get(grant.consent_id)
-        if row is None:
-            raise await self._refuse(
-                PermissionDeniedError("CONSENT_INVALID", "unknown consent", field="consent_token"),
-                peer,
-                purpose,
-                None,
-                grant.consent_id,
-            )
+        consent_id = grant.consent_id
         now = ctx.now_s()
-        try:
-            self._check(row, request, peer, now)
-            result = await ctx.score_subject(row.subject_key, explain=False)
-            if not result.eligible or result.grade is None:
-                raise FailedPreconditionError(
-                    "SUBJECT_NOT_ELIGIBLE", "the person has no grade in this scheme"
-                )
-            mapped = (
-                ctx.mapper.map(result.grade, request.target_scheme, ctx.today())
-                if request.target_scheme
-                else None
-            )
-        except NodeError as exc:
-            raise await self._refuse(exc, peer, purpose, row) from None
+        today = ctx.today()
         attestation_id = os.urandom(16).hex()
-        expires = min(now + ctx.config.limits.attestation_ttl_seconds, row.not_after)
-        async with ctx.db.write() as tx:
-            fresh = await ctx.consents.get(row.consent_id, tx)
-            assert fresh is not None
-            state = state_of(fresh, now)
-            if state != node_pb2.CONSENT_STATE_ACTIVE:
-                code, text = _STATE_ERRORS[state]
-                refused: NodeError | None = FailedPreconditionError(code, text)
-            else:
-                refused = None
-                index = await ctx.consents.use(tx, fresh, attestation_id, now, expires)
-                show_score = fresh.scope == node_pb2.CONSENT_SCOPE_GRADE_AND_SCORE
-                att = Attestation(
-                    attestation_id=attestation_id,
-                    issuer_region=ctx.config.region,
-                    scheme_id=ctx.scheme.id,
-                    scheme_version=ctx.scheme.version,
-                    grade=result.grade,
-                    period=ctx.today().strftime("%Y-%m"),
-                    model_version=ctx.scheme.key,
-                    issued_at=now,
-                    expires_at=expires,
-                    subject_binding=row.binding,
-                    consent_id=row.consent_id,
-                    consent_sha256=row.grant_sha256,
-                    audience=peer,
+        log = ctx.log
+        scheme, mapper = ctx.scheme, ctx.mapper
+        ttl = ctx.config.limits.attestation_ttl_seconds
+
+        def unit(conn: sqlite3.Connection) -> _Outcome:
+            """One transaction: checks, score, use + status index + log entry (or the
+            refusal's log entry).  Runs on the writer thread; group-committed."""
+            row = get_consent(conn, consent_id)
+            try:
+                if row is None:
+                    raise PermissionDeniedError(
+                        "CONSENT_INVALID", "unknown consent", field="consent_token"
+                    )
+                self._check(row, request, peer, now)
+                subject = load_subject(conn, row.subject_key)
+                if subject is None:
+                    raise FailedPreconditionError("SUBJECT_UNKNOWN", "no records for the person")
+                result = score(
+                    subject, load_records(conn, row.subject_key), scheme, today, explain=False
+                )
+                if not result.eligible or result.grade is None:
+                    raise FailedPreconditionError(
+                        "SUBJECT_NOT_ELIGIBLE", "the person has no grade in this scheme"
+                    )
+                mapped = (
+                    mapper.map(result.grade, request.target_scheme, today)
+                    if request.target_scheme
+                    else None
+                )
+                expires = min(now + ttl, row.not_after)
+                used = use_consent(conn, consent_id, attestation_id, now, expires)
+                if isinstance(used, int):
+                    code, text = _STATE_ERRORS[used]
+                    raise FailedPreconditionError(code, text, field="consent_token")
+            except NodeError as exc:
+                entry = LogWrite(
+                    "request_refused",
+                    now,
+                    row.subject_key if row else None,
+                    consent_id=consent_id,
+                    requester=peer,
                     purpose=purpose,
-                    nonce=bytes(request.nonce),
-                    status_list_id=STATUS_LIST_ID,
-                    status_index=index,
-                    score=result.score if show_score else None,
-                    mapped=mapped,
+                    reason=exc.code,
                 )
-                blob = issue_attestation(att, ctx.secrets.signing)
-                await ctx.log.append(
-                    tx,
-                    [
-                        LogWrite(
-                            "attestation_issued",
-                            now,
-                            row.subject_key,
-                            consent_id=row.consent_id,
-                            requester=peer,
-                            purpose=purpose,
-                            attestation_id=attestation_id,
-                        )
-                    ],
-                )
-        if refused is not None:
-            raise await self._refuse(refused, peer, purpose, row)
+                first, leaves = log.append_sync(conn, [entry])
+                return _Outcome(None, exc, first, leaves)
+            entry = LogWrite(
+                "attestation_issued",
+                now,
+                row.subject_key,
+                consent_id=consent_id,
+                requester=peer,
+                purpose=purpose,
+                attestation_id=attestation_id,
+            )
+            first, leaves = log.append_sync(conn, [entry])
+            fresh, index = used
+            att = Attestation(
+                attestation_id=attestation_id,
+                issuer_region=ctx.config.region,
+                scheme_id=scheme.id,
+                scheme_version=scheme.version,
+                grade=result.grade,
+                period=today.strftime("%Y-%m"),
+                model_version=scheme.key,
+                issued_at=now,
+                expires_at=expires,
+                subject_binding=row.binding,
+                consent_id=consent_id,
+                consent_sha256=row.grant_sha256,
+                audience=peer,
+                purpose=purpose,
+                nonce=bytes(request.nonce),
+                status_list_id=STATUS_LIST_ID,
+                status_index=index,
+                score=(
+                    result.score if fresh.scope == node_pb2.CONSENT_SCOPE_GRADE_AND_SCORE else None
+                ),
+                mapped=mapped,
+            )
+            return _Outcome(att, None, first, leaves)
+
+        outcome = await ctx.db.write_unit(unit, lambda o: log.mirror(o.first, o.leaves))
+        if outcome.refused is not None:
+            ctx.metrics.refusals.labels(outcome.refused.code).inc()
+            raise outcome.refused
+        assert outcome.attestation is not None
+        # Signed after COMMIT: the use, status index and log entry are durable first.
+        blob = issue_attestation(outcome.attestation, ctx.secrets.signing)
         ctx.metrics.attestations.labels(peer).inc()
         return node_pb2.AttestationResponse(signed_attestation=blob)
 

@@ -15,6 +15,7 @@ key over ``Checkpoint`` bytes (kind ``log``, origin ``<region>/log``).
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -102,6 +103,38 @@ class TransparencyLog:
                 tree.append(leaf)
 
         tx.after_commit(mirror)
+        return [first + i for i in range(len(leaves))]
+
+    def append_sync(
+        self, conn: sqlite3.Connection, writes: Sequence[LogWrite]
+    ) -> tuple[int, list[bytes]]:
+        """Inside a write unit: insert entries; returns (first index, leaves) for
+        :meth:`mirror`, which the unit's ``after`` hook calls after COMMIT."""
+        (first,) = conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM log_entries").fetchone()
+        leaves = [w.entry() for w in writes]
+        conn.executemany(
+            "INSERT INTO log_entries (idx, subject_key, kind, leaf, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (first + i, w.subject_key, w.kind, leaf, w.timestamp)
+                for i, (w, leaf) in enumerate(zip(writes, leaves, strict=True))
+            ],
+        )
+        return int(first), leaves
+
+    def mirror(self, first: int, leaves: Sequence[bytes]) -> None:
+        """Append committed leaves to the in-memory tree (commit order)."""
+        for i, leaf in enumerate(leaves):
+            if self._tree.size != first + i:
+                raise RuntimeError("transparency log mirror out of order")
+            self._tree.append(leaf)
+
+    async def record(self, writes: Sequence[LogWrite]) -> list[int]:
+        """Append entries in their own (group-committed) transaction."""
+        first, leaves = await self._db.write_unit(
+            lambda conn: self.append_sync(conn, writes),
+            lambda r: self.mirror(r[0], r[1]),
+        )
         return [first + i for i in range(len(leaves))]
 
     def checkpoint(self, now: int) -> tuple[int, Envelope]:
