@@ -1,32 +1,41 @@
 """Consented attestation exchange vs a bare grpc.aio echo, loopback mutual TLS.
 
-Target: a real Heihe node (SQLite file, WAL) answering ``RequestAttestation``
-from a Hainan-certified requester — consent verified, use counted, status
-index allocated, log entry appended, COMMIT, attestation signed — at 1 and 32
-concurrent requesters on one channel.  Baseline: a bare grpc.aio server with
-the same mutual TLS credentials echoing a response of the same size for a
-request of the same size, measured in the same run and process.
+Target: a real Heihe node (``huxin serve`` in its own process, SQLite file in
+WAL mode) answering ``RequestAttestation`` from a Hainan-certified requester —
+consent token verified, checks, score, mapping to Hainan's scheme, use +
+status index + log entry committed, attestation signed — at 1 and 32
+concurrent requesters on one channel.  Baseline: a bare grpc.aio server in
+its own process with the same mutual TLS credentials, answering a request of
+the same size with a response of the same size, measured in the same run.
 
 Goals (issue 5): target ≥ 50% of the echo's throughput; p99 ≤ 20 ms at 32.
+``python -m bench.exchange echo CERT KEY CA SIZE PORTFILE`` runs the echo server.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
 from grpc import aio
 
-from node._client import peer_channel
-from node._testbed import Testbed, attestation_request, honour_record, make_id_number, resident
+from keys import decode_private_key
+from node._client import citizen_channel, identity_metadata, peer_channel
+from node._identity import DevIdentityProvider
+from node._init import init_region, load_or_create_ca
+from node._testbed import attestation_request, honour_record, make_id_number, resident
 from node.pb.v1 import node_pb2, node_pb2_grpc
 
 CONSENT_USES = 1000  # the node's cap per consent
@@ -54,10 +63,8 @@ async def _drive(
     return time.perf_counter() - start, latencies
 
 
-async def _echo_server(
-    cert: bytes, key: bytes, ca: bytes, response_size: int
-) -> tuple[aio.Server, int]:
-    payload = os.urandom(response_size)
+async def _echo_main(cert: Path, key: Path, ca: Path, size: int, port_file: Path) -> None:
+    payload = os.urandom(size)
 
     async def echo(request: bytes, context: Any) -> bytes:
         return payload
@@ -67,20 +74,55 @@ async def _echo_server(
     )
     server = aio.server()
     server.add_generic_rpc_handlers((handler,))
-    port = server.add_secure_port(
-        "127.0.0.1:0",
-        grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True),
+    creds = grpc.ssl_server_credentials(
+        [(key.read_bytes(), cert.read_bytes())],
+        root_certificates=ca.read_bytes(),
+        require_client_auth=True,
     )
+    port = server.add_secure_port("127.0.0.1:0", creds)
     await server.start()
-    return server, port
+    port_file.write_text(json.dumps({"peer": port}))
+    await server.wait_for_termination()
 
 
-async def _measure(quick: bool) -> list[tuple[str, int, float, float, float, float]]:
-    rows: list[tuple[str, int, float, float, float, float]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        bed = Testbed(Path(tmp))
-        heihe = await bed.start_node("heihe", "heihe", peers=("hainan",), sources=("court",))
-        source = node_pb2_grpc.SourceServiceStub(bed.peer_channel(heihe, bed.cert("court")))
+def _spawn(args: list[str], ready: Path) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+    proc = subprocess.Popen([sys.executable, "-m", *args], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"{args[0]} did not start")
+        time.sleep(0.05)
+    time.sleep(0.05)
+    return proc, json.loads(ready.read_text())
+
+
+async def _measure(root: Path, quick: bool) -> list[tuple[str, int, float, float, float, float]]:
+    now = datetime.now(UTC)
+    ca = load_or_create_ca(root / "ca", now)
+    init_region(root / "heihe", "heihe", "heihe", ca, now, peers=("hainan",), sources=("court",))
+    requester, court = ca.issue("hainan", now), ca.issue("court", now)
+    node_proc, ports = _spawn(
+        [
+            "node",
+            "serve",
+            "--config",
+            str(root / "heihe/node.toml"),
+            "--ready-file",
+            str(root / "node.ready"),
+        ],
+        root / "node.ready",
+    )
+    procs = [node_proc]
+    chans: list[aio.Channel] = []
+    try:
+        target = f"127.0.0.1:{ports['peer']}"
+        ch = peer_channel(target, ca.cert_pem, court.cert_pem, court.key_pem)
+        pch = peer_channel(target, ca.cert_pem, requester.cert_pem, requester.key_pem)
+        cch = citizen_channel(f"127.0.0.1:{ports['citizen']}", ca.cert_pem)
+        chans += [ch, pch, cch]
+        source, peer = node_pb2_grpc.SourceServiceStub(ch), node_pb2_grpc.PeerServiceStub(pch)
+        citizen = node_pb2_grpc.CitizenServiceStub(cch)
         people = [make_id_number(n) for n in range(40)]
         await source.SubmitRecords(
             node_pb2.SubmitRecordsRequest(
@@ -89,60 +131,64 @@ async def _measure(quick: bool) -> list[tuple[str, int, float, float, float, flo
                 subjects=[resident(p) for p in people],
             )
         )
-        citizen = bed.citizen_stub(heihe)
-        requester = bed.cert("hainan")
-        peer = node_pb2_grpc.PeerServiceStub(bed.peer_channel(heihe, requester))
-        sizes = {1: 300 if quick else 2000, 32: 640 if quick else 8000}
-        needed = sum(sizes.values()) + 200
-        tokens = []
-        for i in range((needed // CONSENT_USES) + 1):
+        idp = DevIdentityProvider(
+            decode_private_key((root / "heihe/keys/dev-idp.key").read_bytes())
+        )
+        sizes = {1: 400 if quick else 3000, 32: 1000 if quick else 10000}
+        needed = sum(sizes.values()) + 300
+        requests: list[node_pb2.AttestationRequest] = []
+        for i in range(needed // CONSENT_USES + 1):
             who = people[i % len(people)]
-            tok = await citizen.GrantConsent(  # type: ignore[misc]
+            md = identity_metadata(idp.assertion(who, "heihe", int(time.time())))
+            tok = await citizen.GrantConsent(
                 node_pb2.GrantConsentRequest(
                     audience="hainan",
                     purpose="loan",
                     scope=node_pb2.CONSENT_SCOPE_GRADE,
                     max_uses=CONSENT_USES,
                 ),
-                metadata=heihe.identity(who),
+                metadata=md,
             )
-            tokens.append((tok, who))
-        uses = [0] * len(tokens)
-        slot = [0]
+            requests += [
+                attestation_request(tok, who, "loan", target_scheme="hainan")
+                for _ in range(CONSENT_USES)
+            ]
+        requests = requests[:needed]
+        sample = await peer.RequestAttestation(requests.pop())
+        req_size, resp_size = requests[0].ByteSize(), sample.ByteSize()
 
-        def next_request() -> node_pb2.AttestationRequest:
-            while uses[slot[0]] >= CONSENT_USES:
-                slot[0] += 1
-            uses[slot[0]] += 1
-            tok, who = tokens[slot[0]]
-            return attestation_request(tok, who, "loan", target_scheme="hainan")
-
-        sample_req = next_request()
-        sample = await peer.RequestAttestation(sample_req)
-        req_size, resp_size = sample_req.ByteSize(), sample.ByteSize()
-
-        assert bed.ca is not None
-        echo_server, echo_port = await _echo_server(
-            requester.cert_pem, requester.key_pem, bed.ca.cert_pem, resp_size
+        for name, data in (("cert", requester.cert_pem), ("key", requester.key_pem)):
+            (root / f"echo.{name}").write_bytes(data)
+        echo_proc, echo_ports = _spawn(
+            [
+                "bench.exchange",
+                "echo",
+                str(root / "echo.cert"),
+                str(root / "echo.key"),
+                str(root / "heihe/tls/ca.pem"),
+                str(resp_size),
+                str(root / "echo.ready"),
+            ],
+            root / "echo.ready",
         )
-        echo_ch = peer_channel(
-            f"127.0.0.1:{echo_port}", bed.ca.cert_pem, requester.cert_pem, requester.key_pem
+        procs.append(echo_proc)
+        ech = peer_channel(
+            f"127.0.0.1:{echo_ports['peer']}", ca.cert_pem, requester.cert_pem, requester.key_pem
         )
-        echo_call = echo_ch.unary_unary("/bench.Echo/Call", None, None)
+        chans.append(ech)
+        echo_call = ech.unary_unary("/bench.Echo/Call", None, None)
         echo_payload = os.urandom(req_size)
-        await echo_call(echo_payload)
 
-        prepared = [next_request() for _ in range(sum(sizes.values()) + 100)]
-
-        async def attest(i: int) -> object:
-            return await peer.RequestAttestation(prepared.pop())
+        async def attest(_i: int) -> object:
+            return await peer.RequestAttestation(requests.pop())
 
         async def echo(_i: int) -> object:
             return await echo_call(echo_payload)
 
+        rows: list[tuple[str, int, float, float, float, float]] = []
         for conc, total in sizes.items():
             for name, fn in (("echo", echo), ("attestation", attest)):
-                await _drive(fn, min(50, total), conc)  # warm-up
+                await _drive(fn, 100, conc)  # warm-up
                 elapsed, lat = await _drive(fn, total, conc)
                 rows.append(
                     (
@@ -155,24 +201,29 @@ async def _measure(quick: bool) -> list[tuple[str, int, float, float, float, flo
                     )
                 )
         rows.append(("sizes", req_size, float(resp_size), 0.0, 0.0, 0.0))
-        await echo_ch.close(None)
-        await echo_server.stop(None)
-        await bed.close()
-    return rows
+        return rows
+    finally:
+        for c in chans:
+            await c.close(None)
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=30)
 
 
 def run(args: argparse.Namespace) -> str:
-    rows = asyncio.run(_measure(bool(getattr(args, "quick", False))))
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = asyncio.run(_measure(Path(tmp), bool(getattr(args, "quick", False))))
     sizes = next(r for r in rows if r[0] == "sizes")
     data = {(r[0], r[1]): r for r in rows if r[0] != "sizes"}
     lines = [
         "## Exchange: consented attestation requests vs bare grpc.aio echo",
         "",
-        "Loopback, mutual TLS (P-256 certificates from the federation CA), one channel, "
-        f"request {sizes[1]} B / response {int(sizes[2])} B (echo uses the same sizes). "
-        "Each attestation: consent token verified, use counted + status index + log entry "
-        "in one SQLite transaction (WAL), grade scored and mapped to Hainan's scheme, "
-        "the attestation Ed25519-signed after COMMIT. Concurrent requests are group-committed.",
+        "Loopback, mutual TLS (P-256 certificates from the federation CA); servers in their "
+        "own processes (`huxin serve`, and a bare grpc.aio echo), the requester in this "
+        f"process on one channel; request {sizes[1]} B, response {int(sizes[2])} B for both. "
+        "Each attestation: consent token checked, grade scored and mapped to Hainan's "
+        "scheme, use + status index + transparency-log entry committed to SQLite (WAL, "
+        "concurrent requests group-committed), then the attestation Ed25519-signed.",
         "",
         "| concurrency | requests | echo req/s | attestation req/s | ratio | echo p50 / p99 ms "
         "| attestation p50 / p99 ms | goals |",
@@ -188,4 +239,14 @@ def run(args: argparse.Namespace) -> str:
             f"| {conc} | {int(a[5]):,} | {e[2]:,.0f} | {a[2]:,.0f} | {ratio:.0%} "
             f"| {e[3]:.2f} / {e[4]:.2f} | {a[3]:.2f} / {a[4]:.2f} | {goals} |"
         )
+    load = os.getloadavg()[0]
+    lines += ["", f"1-minute load average at the end: {load:.2f} on {os.cpu_count()} cores."]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 7 and sys.argv[1] == "echo":
+        _c, _k, _ca, _size, _pf = sys.argv[2:]
+        asyncio.run(_echo_main(Path(_c), Path(_k), Path(_ca), int(_size), Path(_pf)))
+    else:
+        print(run(argparse.Namespace(quick="--quick" in sys.argv)))

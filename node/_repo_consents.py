@@ -98,23 +98,25 @@ def get_consent(conn: sqlite3.Connection, consent_id: str) -> ConsentRow | None:
 
 
 def use_consent(
-    conn: sqlite3.Connection, consent_id: str, attestation_id: str, issued_at: int, expires_at: int
-) -> tuple[ConsentRow, int] | int:
-    """Inside a write unit: re-read the consent; if active, count a use and allocate a
-    status index.  Returns ``(row, index)``, or the non-active state (nothing written)."""
-    fresh = get_consent(conn, consent_id)
-    assert fresh is not None  # consents are never deleted while a request holds one
-    state = state_of(fresh, issued_at)
-    if state != node_pb2.CONSENT_STATE_ACTIVE:
-        return int(state)
-    conn.execute("UPDATE consents SET uses = uses + 1 WHERE consent_id = ?", (consent_id,))
-    (idx,) = conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM status_entries").fetchone()
-    conn.execute(
-        "INSERT INTO status_entries (idx, attestation_id, subject_key, consent_id, status, "
-        "issued_at, expires_at) VALUES (?, ?, ?, ?, 0, ?, ?)",
-        (idx, attestation_id, fresh.subject_key, consent_id, issued_at, expires_at),
+    conn: sqlite3.Connection, row: ConsentRow, attestation_id: str, issued_at: int, expires_at: int
+) -> int:
+    """Inside a write unit that has just read ``row``: count one use, conditionally on
+    the consent still being active (the UPDATE re-checks it), and allocate the
+    next status-list index.  Returns the index, or -1 if the consent was not
+    active (nothing written)."""
+    cur = conn.execute(
+        "UPDATE consents SET uses = uses + 1 WHERE consent_id = ? AND withdrawn_at IS NULL "
+        "AND uses < max_uses AND not_after > ?",
+        (row.consent_id, issued_at),
     )
-    return fresh, int(idx)
+    if cur.rowcount != 1:
+        return -1
+    cur = conn.execute(
+        "INSERT INTO status_entries (idx, attestation_id, subject_key, consent_id, status, "
+        "issued_at, expires_at) VALUES (NULL, ?, ?, ?, 0, ?, ?)",
+        (attestation_id, row.subject_key, row.consent_id, issued_at, expires_at),
+    )
+    return int(cur.lastrowid or 0)
 
 
 class ConsentsRepository:

@@ -222,10 +222,11 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                     else None
                 )
                 expires = min(now + ttl, row.not_after)
-                used = use_consent(conn, consent_id, attestation_id, now, expires)
-                if isinstance(used, int):
-                    code, text = _STATE_ERRORS[used]
-                    raise FailedPreconditionError(code, text, field="consent_token")
+                index = use_consent(conn, row, attestation_id, now, expires)
+                if index < 0:  # cannot happen after _check under the writer lock; fail closed
+                    raise FailedPreconditionError(
+                        "CONSENT_EXHAUSTED", "the consent has no uses left", field="consent_token"
+                    )
             except NodeError as exc:
                 entry = LogWrite(
                     "request_refused",
@@ -248,7 +249,6 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                 attestation_id=attestation_id,
             )
             first, leaves = log.append_sync(conn, [entry])
-            fresh, index = used
             att = Attestation(
                 attestation_id=attestation_id,
                 issuer_region=ctx.config.region,
@@ -268,7 +268,7 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                 status_list_id=STATUS_LIST_ID,
                 status_index=index,
                 score=(
-                    result.score if fresh.scope == node_pb2.CONSENT_SCOPE_GRADE_AND_SCORE else None
+                    result.score if row.scope == node_pb2.CONSENT_SCOPE_GRADE_AND_SCORE else None
                 ),
                 mapped=mapped,
             )

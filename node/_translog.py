@@ -112,14 +112,12 @@ class TransparencyLog:
         :meth:`mirror`, which the unit's ``after`` hook calls after COMMIT."""
         (first,) = conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM log_entries").fetchone()
         leaves = [w.entry() for w in writes]
-        conn.executemany(
-            "INSERT INTO log_entries (idx, subject_key, kind, leaf, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [
-                (first + i, w.subject_key, w.kind, leaf, w.timestamp)
-                for i, (w, leaf) in enumerate(zip(writes, leaves, strict=True))
-            ],
-        )
+        for i, (w, leaf) in enumerate(zip(writes, leaves, strict=True)):
+            conn.execute(
+                "INSERT INTO log_entries (idx, subject_key, kind, leaf, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (first + i, w.subject_key, w.kind, leaf, w.timestamp),
+            )
         return int(first), leaves
 
     def mirror(self, first: int, leaves: Sequence[bytes]) -> None:
