@@ -77,6 +77,9 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         self._require_cert = require_certificate
         self._inflight: dict[str, int] = {}
 
+    def inflight(self) -> int:
+        return sum(self._inflight.values())
+
     async def intercept_service(
         self,
         continuation: Callable[

@@ -67,6 +67,7 @@ class NodeServer:
         self._peer_server: aio.Server | None = None
         self._citizen_server: aio.Server | None = None
         self._health: list[health_aio.HealthServicer] = []
+        self._guards: list[GuardInterceptor] = []
         self.ports: Ports | None = None
 
     @classmethod
@@ -104,10 +105,10 @@ class NodeServer:
 
     def _server(self, *, require_certificate: bool) -> aio.Server:
         limits = self.ctx.config.limits
+        guard = GuardInterceptor(limits, self.ctx.metrics, require_certificate=require_certificate)
+        self._guards.append(guard)
         return aio.server(
-            interceptors=[
-                GuardInterceptor(limits, self.ctx.metrics, require_certificate=require_certificate)
-            ],
+            interceptors=[guard],
             options=[
                 ("grpc.max_receive_message_length", limits.max_message_bytes),
                 ("grpc.max_send_message_length", limits.max_message_bytes),
@@ -158,6 +159,10 @@ class NodeServer:
             log_size=self.ctx.log.size,
         )
         return self.ports
+
+    def inflight(self) -> int:
+        """Calls currently being handled (all peers, both ports)."""
+        return sum(g.inflight() for g in self._guards)
 
     async def wait(self) -> None:
         if self._peer_server is not None:

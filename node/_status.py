@@ -5,11 +5,13 @@ least 131,072 entries so a fetch reveals nothing about which attestation is
 checked) and signed by the node's signing key; it expires after
 :data:`STATUS_TTL_SECONDS`, so verifiers re-fetch; withdrawal, repair and
 revocation change rows in the same transaction as the event, so the next
-rendering reflects them at once.
+rendering reflects them at once; an attestation issued in an earlier month
+than the current one shows as superseded (the new month's grade replaces it).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from keys import MIN_ENTRIES, Envelope, Status, StatusList
@@ -23,13 +25,28 @@ STATUS_LIST_ID = "attestations-1"
 STATUS_TTL_SECONDS = 3600
 
 
+def month_start(now: datetime) -> int:
+    """Unix seconds of the first instant of ``now``'s UTC month."""
+    utc = now.astimezone(UTC)
+    return int(datetime(utc.year, utc.month, 1, tzinfo=UTC).timestamp())
+
+
 async def render_status_list(ctx: NodeContext) -> Envelope:
+    """Stored states, plus: a valid attestation issued before this month is
+    superseded (a new month's grade replaces it)."""
     entries = await ctx.consents.statuses()
-    row = await ctx.db.fetchone("SELECT coalesce(max(idx) + 1, 0) FROM status_entries")
+    row = await ctx.db.fetchone(
+        "SELECT coalesce(max(idx) + 1, 0), "
+        "(SELECT group_concat(idx) FROM status_entries WHERE status = 0 AND issued_at < ?) "
+        "FROM status_entries",
+        (month_start(ctx.clock.now()),),
+    )
     used = int(row[0])
     size = max(MIN_ENTRIES, -(-used // MIN_ENTRIES) * MIN_ENTRIES)
     sl = StatusList(ctx.config.region, STATUS_LIST_ID, size)
     for idx, status in entries:
         sl.set(idx, Status(status))
+    for idx in (int(x) for x in (row[1] or "").split(",") if x):
+        sl.set(idx, Status.SUPERSEDED)
     now = ctx.now_s()
     return sl.sign(ctx.secrets.signing, now, now + STATUS_TTL_SECONDS)

@@ -45,7 +45,9 @@ ALICE = make_id_number(101)
 BOB = make_id_number(102)
 CAROL = make_id_number(103)
 DAVE = make_id_number(104, born="20150101")  # a minor: not eligible
-PEOPLE = (ALICE, BOB, CAROL, DAVE)
+ERIN = make_id_number(105)
+FRANK = make_id_number(106)
+PEOPLE = (ALICE, BOB, CAROL, DAVE, ERIN, FRANK)
 
 
 class _RawCapture(logging.Handler):
@@ -475,11 +477,50 @@ async def test_self_query_is_free_and_explained(fed: Fed) -> None:
     assert [c.record_id for c in resp.result.contributions] == ["seed-0"]
 
 
+async def _every_kind_of_event(fed: Fed, who: str) -> None:
+    """Grant, use, and each refusal, for ``who`` (the tests stand on their own)."""
+    clock = fed.heihe.clock
+    assert isinstance(clock, ManualClock)
+    once = await fed.grant(who, max_uses=1)
+    await fed.peer.RequestAttestation(attestation_request(once, who, "loan"))
+    bad: list[node_pb2.AttestationRequest] = [attestation_request(once, who, "loan")]
+    other = await fed.grant(who, audience="wendeng")
+    bad.append(attestation_request(other, who, "loan"))
+    tok = await fed.grant(who)
+    bad.append(attestation_request(tok, who, "marketing"))
+    wrong = attestation_request(tok, who, "loan")
+    wrong.subject_binding = b"\x00" * 32
+    bad.append(wrong)
+    for req in bad:
+        with pytest.raises(aio.AioRpcError):
+            await fed.peer.RequestAttestation(req)
+    short = await fed.grant(who, valid_days=1)
+    start = clock.now()
+    clock.advance(days=2)
+    try:
+        with pytest.raises(aio.AioRpcError):
+            await fed.peer.RequestAttestation(attestation_request(short, who, "loan"))
+    finally:
+        clock.set(start)
+    untrusted = node_pb2_grpc.PeerServiceStub(
+        fed.bed.peer_channel(fed.heihe, fed.bed.cert("fuzhou"))
+    )
+    fz = await fed.grant(who, audience="fuzhou")
+    with pytest.raises(aio.AioRpcError):
+        await untrusted.RequestAttestation(attestation_request(fz, who, "loan"))
+    gone = await fed.grant(who)
+    await fed.citizen.WithdrawConsent(
+        node_pb2.WithdrawConsentRequest(consent_id=gone.consent_id),
+        metadata=fed.heihe.identity(who),
+    )
+    with pytest.raises(aio.AioRpcError):
+        await fed.peer.RequestAttestation(attestation_request(gone, who, "loan"))
+
+
 async def test_every_event_is_in_the_log_with_a_valid_inclusion_proof(fed: Fed) -> None:
     """REQ: H16 N23 — grants, uses, refusals and withdrawals, with inclusion proofs."""
-    resp = await fed.citizen.QueryLog(
-        node_pb2.QueryLogRequest(), metadata=fed.heihe.identity(CAROL)
-    )
+    await _every_kind_of_event(fed, ERIN)
+    resp = await fed.citizen.QueryLog(node_pb2.QueryLogRequest(), metadata=fed.heihe.identity(ERIN))
     keys = {
         fed.heihe.server.ctx.secrets.signing.key_id: fed.heihe.server.ctx.secrets.signing.public_key
     }
@@ -495,7 +536,7 @@ async def test_every_event_is_in_the_log_with_a_valid_inclusion_proof(fed: Fed) 
         assert verify_inclusion(
             e.entry, e.proof.leaf_index, e.proof.tree_size, list(e.proof.hashes), cp.root_hash
         )
-        assert CAROL not in e.entry.decode("latin-1")
+        assert ERIN not in e.entry.decode("latin-1")
     assert {"consent_granted", "attestation_issued", "consent_withdrawn", "request_refused"} <= set(
         kinds
     )
@@ -523,8 +564,9 @@ async def test_citizen_cannot_withdraw_anothers_consent(fed: Fed) -> None:
 
 
 async def test_list_consents_shows_states(fed: Fed) -> None:
+    await _every_kind_of_event(fed, FRANK)
     resp = await fed.citizen.ListConsents(
-        node_pb2.ListConsentsRequest(), metadata=fed.heihe.identity(CAROL)
+        node_pb2.ListConsentsRequest(), metadata=fed.heihe.identity(FRANK)
     )
     states = {c.state for c in resp.consents}
     assert node_pb2.CONSENT_STATE_WITHDRAWN in states
@@ -690,3 +732,32 @@ async def test_key_set_schemes_and_mappings_are_published(fed: Fed) -> None:
     maps = await fed.peer.ListMappings(node_pb2.ListMappingsRequest())
     assert any(t.target_scheme.startswith("hainan@") for t in maps.tables)
     assert all(len(t.sha256) == 32 for t in maps.tables)
+
+
+async def test_new_month_supersedes_earlier_attestations(fed: Fed) -> None:
+    """REQ: H3 — a new month's grade supersedes attestations of earlier months."""
+    import zlib
+
+    from keys import Status, StatusList
+
+    clock = fed.heihe.clock
+    assert isinstance(clock, ManualClock)
+    token = await fed.grant(BOB)
+    resp = await fed.peer.RequestAttestation(attestation_request(token, BOB, "loan"))
+    env = attestation_pb2.SignedAttestation.FromString(resp.signed_attestation).envelope
+    index = attestation_pb2.Attestation.FromString(env.payload).status.index
+
+    async def status() -> Status:
+        sl_env = await fed.peer.GetStatusList(node_pb2.GetStatusListRequest())
+        m = attestation_pb2.StatusList.FromString(sl_env.payload)
+        return StatusList(m.issuer_region, m.list_id, m.size, raw=zlib.decompress(m.bits)).get(
+            index
+        )
+
+    assert await status() is Status.VALID
+    start = clock.now()
+    clock.advance(days=32)
+    try:
+        assert await status() is Status.SUPERSEDED
+    finally:
+        clock.set(start)
