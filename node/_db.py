@@ -25,6 +25,7 @@ here and covered by tests (tests/unit/node/test_db.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -137,8 +138,13 @@ class Database:
             try:
                 yield tx
             except BaseException:
-                if conn.in_transaction:
-                    await conn.execute("ROLLBACK")
+                # Roll back even if we are being cancelled (e.g. a deadline passed):
+                # a transaction left open would block every later writer.
+                rollback = asyncio.ensure_future(self._rollback())
+                try:
+                    await asyncio.shield(rollback)
+                except asyncio.CancelledError:
+                    await rollback
                 raise
             commit = asyncio.ensure_future(conn.execute("COMMIT"))
             try:
@@ -150,6 +156,10 @@ class Database:
                 raise
             for hook in tx._hooks:
                 hook()
+
+    async def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.OperationalError):  # no transaction active
+            await self._writer.execute("ROLLBACK")
 
     # -- units of work (hot paths) --------------------------------------------
     async def read_unit(self, fn: Callable[[sqlite3.Connection], T]) -> T:

@@ -172,10 +172,11 @@ class RecordsRepository:
             )
             for r, k in zip(records, keys, strict=True)
         ]
-        async with self._db.write() as tx:
-            prior = await tx.one(
+
+        def unit(conn: sqlite3.Connection) -> BatchResult:
+            prior = conn.execute(
                 "SELECT records, sha256 FROM source_batches WHERE batch_id = ?", (batch_id,)
-            )
+            ).fetchone()
             if prior is not None:
                 if bytes(prior[1]) != content_sha256:
                     raise AlreadyExistsError(
@@ -184,83 +185,35 @@ class RecordsRepository:
                         field="batch_id",
                     )
                 return BatchResult(batch_id, int(prior[0]), True, content_sha256)
-            problems = await self._refusals(tx, records, keys)
+            problems = _refusals(conn, records, keys)
             if problems:
                 raise batch_rejection(batch_id, problems)
-            await tx.many(
+            conn.executemany(
                 "INSERT INTO subjects (subject_key, birth_date, full_civil_capacity, id_sealed, "
                 "registered_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject_key) DO UPDATE SET "
                 "full_civil_capacity = excluded.full_civil_capacity",
                 subject_rows,
             )
-            await tx.many(
+            conn.executemany(
                 "INSERT OR IGNORE INTO residences (subject_key, kind, since) VALUES (?, ?, ?)",
                 residence_rows,
             )
-            await tx.many(
+            conn.executemany(
                 "INSERT INTO records (subject_key, record_id, source, category, polarity, act_id, "
                 "recognised_on, valid_until, level, severity, legal_document, status, provenance, "
                 "flags, batch_id, submitted_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 record_rows,
             )
-            await tx.run(
+            conn.execute(
                 "INSERT INTO source_batches (batch_id, submitted_by, records, sha256, committed_at) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (batch_id, submitted_by, len(records), content_sha256, now_iso),
             )
-        return BatchResult(batch_id, len(records), False, content_sha256)
+            return BatchResult(batch_id, len(records), False, content_sha256)
 
-    async def _refusals(
-        self, tx: Tx, records: Sequence[CreditRecord], keys: Sequence[bytes]
-    ) -> list[tuple[int, str, str, str, str]]:
-        problems: list[tuple[int, str, str, str, str]] = []
-        existing: set[str] = set()
-        rids = [r.record_id for r in records]
-        for part in _chunks(rids):
-            marks = ",".join("?" * len(part))
-            rows = await tx.all(f"SELECT record_id FROM records WHERE record_id IN ({marks})", part)
-            existing.update(row[0] for row in rows)
-        market = [
-            (i, k)
-            for i, (r, k) in enumerate(zip(records, keys, strict=True))
-            if r.provenance is Provenance.MARKET
-        ]
-        consented: set[tuple[bytes, str]] = set()
-        if market:
-            mkeys = sorted({k for _, k in market})
-            for part in _chunks(mkeys):
-                marks = ",".join("?" * len(part))
-                rows = await tx.all(
-                    "SELECT subject_key, collector FROM collection_consents "
-                    f"WHERE subject_key IN ({marks})",
-                    part,
-                )
-                consented.update((bytes(a), b) for a, b in rows)
-        market_idx = {i for i, _ in market}
-        for i, (r, k) in enumerate(zip(records, keys, strict=True)):
-            if r.record_id in existing:
-                problems.append(
-                    (
-                        i,
-                        r.record_id,
-                        "record_id",
-                        "RECORD_EXISTS",
-                        "a record with this id is stored",
-                    )
-                )
-            elif i in market_idx and (k, r.source) not in consented:
-                problems.append(
-                    (
-                        i,
-                        r.record_id,
-                        "provenance",
-                        "COLLECTION_CONSENT_MISSING",
-                        "non-public record without the person's written collection consent "
-                        f"to {r.source!r} on record (H7, N4)",
-                    )
-                )
-        return problems
+        # One unit of work: runs to COMMIT or ROLLBACK even if the caller goes away.
+        return await self._db.write_unit(unit)
 
     async def record_collection_consent(
         self,
@@ -325,6 +278,60 @@ class RecordsRepository:
         return await self._db.read_unit(
             lambda conn: (load_subject(conn, key), load_records(conn, key))
         )
+
+
+def _refusals(
+    conn: sqlite3.Connection, records: Sequence[CreditRecord], keys: Sequence[bytes]
+) -> list[tuple[int, str, str, str, str]]:
+    problems: list[tuple[int, str, str, str, str]] = []
+    existing: set[str] = set()
+    rids = [r.record_id for r in records]
+    for part in _chunks(rids):
+        marks = ",".join("?" * len(part))
+        rows = conn.execute(
+            f"SELECT record_id FROM records WHERE record_id IN ({marks})", part
+        ).fetchall()
+        existing.update(row[0] for row in rows)
+    market = [
+        (i, k)
+        for i, (r, k) in enumerate(zip(records, keys, strict=True))
+        if r.provenance is Provenance.MARKET
+    ]
+    consented: set[tuple[bytes, str]] = set()
+    if market:
+        mkeys = sorted({k for _, k in market})
+        for part in _chunks(mkeys):
+            marks = ",".join("?" * len(part))
+            rows = conn.execute(
+                "SELECT subject_key, collector FROM collection_consents "
+                f"WHERE subject_key IN ({marks})",
+                part,
+            ).fetchall()
+            consented.update((bytes(a), b) for a, b in rows)
+    market_idx = {i for i, _ in market}
+    for i, (r, k) in enumerate(zip(records, keys, strict=True)):
+        if r.record_id in existing:
+            problems.append(
+                (
+                    i,
+                    r.record_id,
+                    "record_id",
+                    "RECORD_EXISTS",
+                    "a record with this id is stored",
+                )
+            )
+        elif i in market_idx and (k, r.source) not in consented:
+            problems.append(
+                (
+                    i,
+                    r.record_id,
+                    "provenance",
+                    "COLLECTION_CONSENT_MISSING",
+                    "non-public record without the person's written collection consent "
+                    f"to {r.source!r} on record (H7, N4)",
+                )
+            )
+    return problems
 
 
 def load_subject(conn: sqlite3.Connection, key: bytes) -> Subject | None:

@@ -704,9 +704,15 @@ async def test_oversized_request_is_refused(fed: Fed) -> None:
 
 
 async def test_past_deadline_is_not_served(fed: Fed) -> None:
-    token = await fed.grant(CAROL)
+    """A call whose deadline passes while it is being handled ends DEADLINE_EXCEEDED."""
+    people = [make_id_number(n, area="231102") for n in range(100)]
+    req = node_pb2.SubmitRecordsRequest(
+        batch_id="deadline-1",
+        records=[honour_record(f"dl-{i}", people[i % 100]) for i in range(3000)],
+        subjects=[resident(p) for p in people],
+    )
     with pytest.raises(aio.AioRpcError) as info:
-        await fed.peer.RequestAttestation(attestation_request(token, CAROL, "loan"), timeout=1e-6)
+        await fed.source.SubmitRecords(req, timeout=0.005)
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
