@@ -1,0 +1,2 @@
+-- 0005_rights: reserved for a migration being written in this session (placeholder, no-op).
+SELECT 1;
