@@ -341,23 +341,365 @@ class MarkRecordResponse(_message.Message):
     RECORD_ID_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     ATTESTATIONS_SUPERSEDED_FIELD_NUMBER: _builtins.int
+    GRADE_FIELD_NUMBER: _builtins.int
     record_id: _builtins.str
     status: _builtins.str
     attestations_superseded: _builtins.int
+    @_builtins.property
+    def grade(self) -> Global___GradeChange:
+        """recomputed at once (H16)"""
+
     def __init__(
         self,
         *,
         record_id: _builtins.str = ...,
         status: _builtins.str = ...,
         attestations_superseded: _builtins.int = ...,
+        grade: Global___GradeChange | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["grade", b"grade"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attestations_superseded", b"attestations_superseded", "record_id", b"record_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attestations_superseded", b"attestations_superseded", "grade", b"grade", "record_id", b"record_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MarkRecordResponse: _TypeAlias = MarkRecordResponse  # noqa: Y015
+
+@_typing.final
+class GradeChange(_message.Message):
+    """A subject's score recomputed at once after an event (repair, correction, mask,
+    verified supplement).  Visible to the source only as "changed or not".
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRADE_BEFORE_FIELD_NUMBER: _builtins.int
+    GRADE_AFTER_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELD_NUMBER: _builtins.int
+    SCHEME_VERSION_FIELD_NUMBER: _builtins.int
+    grade_before: _builtins.str
+    grade_after: _builtins.str
+    changed: _builtins.bool
+    scheme_version: _builtins.str
+    def __init__(
+        self,
+        *,
+        grade_before: _builtins.str = ...,
+        grade_after: _builtins.str = ...,
+        changed: _builtins.bool = ...,
+        scheme_version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed", "grade_after", b"grade_after", "grade_before", b"grade_before", "scheme_version", b"scheme_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GradeChange: _TypeAlias = GradeChange  # noqa: Y015
+
+@_typing.final
+class ObjectionStep(_message.Message):
+    """---- objections (H15, N21): docs/adr/0500"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    at: _builtins.str
+    """ISO-8601 UTC"""
+    state: _builtins.str
+    """received | forwarded | deemed_accepted | answered | replied"""
+    note: _builtins.str
+    def __init__(
+        self,
+        *,
+        at: _builtins.str = ...,
+        state: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "note", b"note", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ObjectionStep: _TypeAlias = ObjectionStep  # noqa: Y015
+
+@_typing.final
+class StepDeadline(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_FIELD_NUMBER: _builtins.int
+    DUE_FIELD_NUMBER: _builtins.int
+    step: _builtins.str
+    """handle | forward | source | reply"""
+    due: _builtins.str
+    """YYYY-MM-DD: the last working day of the step"""
+    def __init__(
+        self,
+        *,
+        step: _builtins.str = ...,
+        due: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["due", b"due", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StepDeadline: _TypeAlias = StepDeadline  # noqa: Y015
+
+@_typing.final
+class ObjectionInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OBJECTION_ID_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    WAITING_FOR_FIELD_NUMBER: _builtins.int
+    DUE_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    FILED_AT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ABOUT_HANDLING_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    DEADLINES_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    objection_id: _builtins.str
+    record_id: _builtins.str
+    state: _builtins.str
+    waiting_for: _builtins.str
+    """step the objection waits for ("" when closed)"""
+    due: _builtins.str
+    """deadline of that step (YYYY-MM-DD), "" if none"""
+    outcome: _builtins.str
+    """"" | upheld | corrected"""
+    filed_at: _builtins.str
+    reason: _builtins.str
+    """the citizen's reason"""
+    about_handling: _builtins.bool
+    """about the operator's own handling (Hainan 'handle' step)"""
+    source: _builtins.str
+    """the department the objection is forwarded to"""
+    category: _builtins.str
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___ObjectionStep]: ...
+    @_builtins.property
+    def deadlines(self) -> _containers.RepeatedCompositeFieldContainer[Global___StepDeadline]: ...
+    def __init__(
+        self,
+        *,
+        objection_id: _builtins.str = ...,
+        record_id: _builtins.str = ...,
+        state: _builtins.str = ...,
+        waiting_for: _builtins.str = ...,
+        due: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        filed_at: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        about_handling: _builtins.bool = ...,
+        history: _abc.Iterable[Global___ObjectionStep] | None = ...,
+        deadlines: _abc.Iterable[Global___StepDeadline] | None = ...,
+        source: _builtins.str = ...,
+        category: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["about_handling", b"about_handling", "category", b"category", "deadlines", b"deadlines", "due", b"due", "filed_at", b"filed_at", "history", b"history", "objection_id", b"objection_id", "outcome", b"outcome", "reason", b"reason", "record_id", b"record_id", "source", b"source", "state", b"state", "waiting_for", b"waiting_for"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ObjectionInfo: _TypeAlias = ObjectionInfo  # noqa: Y015
+
+@_typing.final
+class ListObjectionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPEN_ONLY_FIELD_NUMBER: _builtins.int
+    open_only: _builtins.bool
+    def __init__(
+        self,
+        *,
+        open_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["open_only", b"open_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListObjectionsRequest: _TypeAlias = ListObjectionsRequest  # noqa: Y015
+
+@_typing.final
+class ListObjectionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OBJECTIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def objections(self) -> _containers.RepeatedCompositeFieldContainer[Global___ObjectionInfo]: ...
+    def __init__(
+        self,
+        *,
+        objections: _abc.Iterable[Global___ObjectionInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["objections", b"objections"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListObjectionsResponse: _TypeAlias = ListObjectionsResponse  # noqa: Y015
+
+@_typing.final
+class AnswerObjectionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OBJECTION_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    objection_id: _builtins.str
+    outcome: _builtins.str
+    """upheld | corrected"""
+    note: _builtins.str
+    def __init__(
+        self,
+        *,
+        objection_id: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["note", b"note", "objection_id", b"objection_id", "outcome", b"outcome"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnswerObjectionRequest: _TypeAlias = AnswerObjectionRequest  # noqa: Y015
+
+@_typing.final
+class SupplementInfo(_message.Message):
+    """---- personal supplementary information (N5, N9): docs/adr/0504"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUPPLEMENT_ID_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    ACT_ID_FIELD_NUMBER: _builtins.int
+    RECOGNISED_ON_FIELD_NUMBER: _builtins.int
+    VERIFIER_FIELD_NUMBER: _builtins.int
+    PROOF_SHA256_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    SUBMITTED_AT_FIELD_NUMBER: _builtins.int
+    supplement_id: _builtins.str
+    category: _builtins.str
+    level: _builtins.str
+    act_id: _builtins.str
+    recognised_on: _builtins.str
+    verifier: _builtins.str
+    """the source department named to verify it"""
+    proof_sha256: _builtins.bytes
+    description: _builtins.str
+    state: _builtins.str
+    """pending | verified | rejected"""
+    reason: _builtins.str
+    """why it was rejected"""
+    record_id: _builtins.str
+    """the record created when verified"""
+    submitted_at: _builtins.str
+    def __init__(
+        self,
+        *,
+        supplement_id: _builtins.str = ...,
+        category: _builtins.str = ...,
+        level: _builtins.str = ...,
+        act_id: _builtins.str = ...,
+        recognised_on: _builtins.str = ...,
+        verifier: _builtins.str = ...,
+        proof_sha256: _builtins.bytes = ...,
+        description: _builtins.str = ...,
+        state: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        record_id: _builtins.str = ...,
+        submitted_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["act_id", b"act_id", "category", b"category", "description", b"description", "level", b"level", "proof_sha256", b"proof_sha256", "reason", b"reason", "recognised_on", b"recognised_on", "record_id", b"record_id", "state", b"state", "submitted_at", b"submitted_at", "supplement_id", b"supplement_id", "verifier", b"verifier"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SupplementInfo: _TypeAlias = SupplementInfo  # noqa: Y015
+
+@_typing.final
+class ListSupplementsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PENDING_ONLY_FIELD_NUMBER: _builtins.int
+    pending_only: _builtins.bool
+    def __init__(
+        self,
+        *,
+        pending_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pending_only", b"pending_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSupplementsRequest: _TypeAlias = ListSupplementsRequest  # noqa: Y015
+
+@_typing.final
+class ListSupplementsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUPPLEMENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def supplements(self) -> _containers.RepeatedCompositeFieldContainer[Global___SupplementInfo]: ...
+    def __init__(
+        self,
+        *,
+        supplements: _abc.Iterable[Global___SupplementInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["supplements", b"supplements"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSupplementsResponse: _TypeAlias = ListSupplementsResponse  # noqa: Y015
+
+@_typing.final
+class VerifySupplementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUPPLEMENT_ID_FIELD_NUMBER: _builtins.int
+    ACCEPT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    supplement_id: _builtins.str
+    accept: _builtins.bool
+    reason: _builtins.str
+    """required when rejecting: the citizen is told"""
+    def __init__(
+        self,
+        *,
+        supplement_id: _builtins.str = ...,
+        accept: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept", b"accept", "reason", b"reason", "supplement_id", b"supplement_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifySupplementRequest: _TypeAlias = VerifySupplementRequest  # noqa: Y015
 
 @_typing.final
 class IdentityAssertion(_message.Message):
@@ -653,6 +995,7 @@ class LogEntry(_message.Message):
     kind: _builtins.str
     """consent_granted | consent_withdrawn | attestation_issued | request_refused"""
     timestamp: _builtins.int
+    """| objection_* | record_repaired | supplement_* | deregistered"""
     consent_id: _builtins.str
     requester: _builtins.str
     """certificate identity of the requester, if any"""
@@ -746,6 +1089,317 @@ class QueryLogResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___QueryLogResponse: _TypeAlias = QueryLogResponse  # noqa: Y015
+
+@_typing.final
+class FileObjectionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ABOUT_HANDLING_FIELD_NUMBER: _builtins.int
+    record_id: _builtins.str
+    reason: _builtins.str
+    about_handling: _builtins.bool
+    def __init__(
+        self,
+        *,
+        record_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        about_handling: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["about_handling", b"about_handling", "reason", b"reason", "record_id", b"record_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FileObjectionRequest: _TypeAlias = FileObjectionRequest  # noqa: Y015
+
+@_typing.final
+class Notification(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    at: _builtins.str
+    kind: _builtins.str
+    """objection | grade | supplement | deregistration"""
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        at: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "id", b"id", "kind", b"kind", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Notification: _TypeAlias = Notification  # noqa: Y015
+
+@_typing.final
+class ListNotificationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AFTER_ID_FIELD_NUMBER: _builtins.int
+    after_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        after_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_id", b"after_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListNotificationsRequest: _TypeAlias = ListNotificationsRequest  # noqa: Y015
+
+@_typing.final
+class ListNotificationsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTIFICATIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def notifications(self) -> _containers.RepeatedCompositeFieldContainer[Global___Notification]: ...
+    def __init__(
+        self,
+        *,
+        notifications: _abc.Iterable[Global___Notification] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["notifications", b"notifications"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListNotificationsResponse: _TypeAlias = ListNotificationsResponse  # noqa: Y015
+
+@_typing.final
+class DeregisterRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIRM_FIELD_NUMBER: _builtins.int
+    confirm: _builtins.bool
+    """must be true: everything held about the person is deleted (H2)"""
+    def __init__(
+        self,
+        *,
+        confirm: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["confirm", b"confirm"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeregisterRequest: _TypeAlias = DeregisterRequest  # noqa: Y015
+
+@_typing.final
+class DeregisterResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDS_DELETED_FIELD_NUMBER: _builtins.int
+    CONSENTS_DELETED_FIELD_NUMBER: _builtins.int
+    ATTESTATIONS_REVOKED_FIELD_NUMBER: _builtins.int
+    TOMBSTONE_FIELD_NUMBER: _builtins.int
+    HUB_NOTIFIED_FIELD_NUMBER: _builtins.int
+    records_deleted: _builtins.int
+    consents_deleted: _builtins.int
+    attestations_revoked: _builtins.int
+    tombstone: _builtins.bytes
+    """pseudonymous: HMAC of the region secret, not linkable without the ID"""
+    hub_notified: _builtins.bool
+    """a deregistration event was queued in the outbox for the hub"""
+    def __init__(
+        self,
+        *,
+        records_deleted: _builtins.int = ...,
+        consents_deleted: _builtins.int = ...,
+        attestations_revoked: _builtins.int = ...,
+        tombstone: _builtins.bytes = ...,
+        hub_notified: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attestations_revoked", b"attestations_revoked", "consents_deleted", b"consents_deleted", "hub_notified", b"hub_notified", "records_deleted", b"records_deleted", "tombstone", b"tombstone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeregisterResponse: _TypeAlias = DeregisterResponse  # noqa: Y015
+
+@_typing.final
+class RegisterRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterRequest: _TypeAlias = RegisterRequest  # noqa: Y015
+
+@_typing.final
+class RegisterResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WAS_DEREGISTERED_FIELD_NUMBER: _builtins.int
+    was_deregistered: _builtins.bool
+    def __init__(
+        self,
+        *,
+        was_deregistered: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["was_deregistered", b"was_deregistered"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterResponse: _TypeAlias = RegisterResponse  # noqa: Y015
+
+@_typing.final
+class UploadSupplementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    ACT_ID_FIELD_NUMBER: _builtins.int
+    RECOGNISED_ON_FIELD_NUMBER: _builtins.int
+    VERIFIER_FIELD_NUMBER: _builtins.int
+    PROOF_SHA256_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    AUTHORISE_VERIFICATION_FIELD_NUMBER: _builtins.int
+    category: _builtins.str
+    level: _builtins.str
+    act_id: _builtins.str
+    recognised_on: _builtins.str
+    verifier: _builtins.str
+    """a source department in sources.allowed"""
+    proof_sha256: _builtins.bytes
+    """hash of the proof document"""
+    description: _builtins.str
+    authorise_verification: _builtins.bool
+    """N9: the person authorises the verifier to check it"""
+    def __init__(
+        self,
+        *,
+        category: _builtins.str = ...,
+        level: _builtins.str = ...,
+        act_id: _builtins.str = ...,
+        recognised_on: _builtins.str = ...,
+        verifier: _builtins.str = ...,
+        proof_sha256: _builtins.bytes = ...,
+        description: _builtins.str = ...,
+        authorise_verification: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["act_id", b"act_id", "authorise_verification", b"authorise_verification", "category", b"category", "description", b"description", "level", b"level", "proof_sha256", b"proof_sha256", "recognised_on", b"recognised_on", "verifier", b"verifier"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadSupplementRequest: _TypeAlias = UploadSupplementRequest  # noqa: Y015
+
+@_typing.final
+class IncentiveEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    DOMAIN_FIELD_NUMBER: _builtins.int
+    EFFECT_FIELD_NUMBER: _builtins.int
+    MIN_GRADE_FIELD_NUMBER: _builtins.int
+    BASIC_PUBLIC_SERVICE_FIELD_NUMBER: _builtins.int
+    QUALIFYING_GRADES_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    title: _builtins.str
+    domain: _builtins.str
+    effect: _builtins.str
+    """fast_lane | priority | discount | deposit_waiver | credit_terms | recognition"""
+    min_grade: _builtins.str
+    basic_public_service: _builtins.bool
+    @_builtins.property
+    def qualifying_grades(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        domain: _builtins.str = ...,
+        effect: _builtins.str = ...,
+        min_grade: _builtins.str = ...,
+        basic_public_service: _builtins.bool = ...,
+        qualifying_grades: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basic_public_service", b"basic_public_service", "domain", b"domain", "effect", b"effect", "id", b"id", "min_grade", b"min_grade", "qualifying_grades", b"qualifying_grades", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IncentiveEntry: _TypeAlias = IncentiveEntry  # noqa: Y015
+
+@_typing.final
+class GetIncentiveCatalogueRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetIncentiveCatalogueRequest: _TypeAlias = GetIncentiveCatalogueRequest  # noqa: Y015
+
+@_typing.final
+class IncentiveCatalogue(_message.Message):
+    """H14, N16, N17: incentives only; there is no deny or punishment decision anywhere."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEME_ID_FIELD_NUMBER: _builtins.int
+    SCHEME_VERSION_FIELD_NUMBER: _builtins.int
+    INCENTIVE_TIER_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    STATEMENT_FIELD_NUMBER: _builtins.int
+    scheme_id: _builtins.str
+    scheme_version: _builtins.str
+    incentive_tier: _builtins.str
+    statement: _builtins.str
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___IncentiveEntry]: ...
+    def __init__(
+        self,
+        *,
+        scheme_id: _builtins.str = ...,
+        scheme_version: _builtins.str = ...,
+        incentive_tier: _builtins.str = ...,
+        entries: _abc.Iterable[Global___IncentiveEntry] | None = ...,
+        statement: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "incentive_tier", b"incentive_tier", "scheme_id", b"scheme_id", "scheme_version", b"scheme_version", "statement", b"statement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IncentiveCatalogue: _TypeAlias = IncentiveCatalogue  # noqa: Y015
 
 @_typing.final
 class AttestationRequest(_message.Message):

@@ -50,6 +50,31 @@ class SourceServiceStub:
                 request_serializer=node_dot_pb_dot_v1_dot_node__pb2.MarkRecordRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.MarkRecordResponse.FromString,
                 _registered_method=True)
+        self.ListObjections = channel.unary_unary(
+                '/huxin.v1.SourceService/ListObjections',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsResponse.FromString,
+                _registered_method=True)
+        self.AnswerObjection = channel.unary_unary(
+                '/huxin.v1.SourceService/AnswerObjection',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.AnswerObjectionRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ObjectionInfo.FromString,
+                _registered_method=True)
+        self.ResolveObjection = channel.unary_unary(
+                '/huxin.v1.SourceService/ResolveObjection',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.AnswerObjectionRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ObjectionInfo.FromString,
+                _registered_method=True)
+        self.ListSupplements = channel.unary_unary(
+                '/huxin.v1.SourceService/ListSupplements',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.ListSupplementsRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ListSupplementsResponse.FromString,
+                _registered_method=True)
+        self.VerifySupplement = channel.unary_unary(
+                '/huxin.v1.SourceService/VerifySupplement',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.VerifySupplementRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.SupplementInfo.FromString,
+                _registered_method=True)
 
 
 class SourceServiceServicer:
@@ -73,6 +98,39 @@ class SourceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListObjections(self, request, context):
+        """The objections forwarded to the calling department (its queue).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AnswerObjection(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveObjection(self, request, context):
+        """The operator (caller identity = the node's own region) resolves an objection
+        about its own handling (schemes with a 'handle' step, N21).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSupplements(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifySupplement(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SourceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -90,6 +148,31 @@ def add_SourceServiceServicer_to_server(servicer, server):
                     servicer.MarkRecord,
                     request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.MarkRecordRequest.FromString,
                     response_serializer=node_dot_pb_dot_v1_dot_node__pb2.MarkRecordResponse.SerializeToString,
+            ),
+            'ListObjections': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListObjections,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsResponse.SerializeToString,
+            ),
+            'AnswerObjection': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnswerObjection,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.AnswerObjectionRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.ObjectionInfo.SerializeToString,
+            ),
+            'ResolveObjection': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveObjection,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.AnswerObjectionRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.ObjectionInfo.SerializeToString,
+            ),
+            'ListSupplements': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSupplements,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ListSupplementsRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.ListSupplementsResponse.SerializeToString,
+            ),
+            'VerifySupplement': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifySupplement,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.VerifySupplementRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.SupplementInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -183,6 +266,141 @@ class SourceService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def ListObjections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.SourceService/ListObjections',
+            node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AnswerObjection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.SourceService/AnswerObjection',
+            node_dot_pb_dot_v1_dot_node__pb2.AnswerObjectionRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.ObjectionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveObjection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.SourceService/ResolveObjection',
+            node_dot_pb_dot_v1_dot_node__pb2.AnswerObjectionRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.ObjectionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSupplements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.SourceService/ListSupplements',
+            node_dot_pb_dot_v1_dot_node__pb2.ListSupplementsRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.ListSupplementsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifySupplement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.SourceService/VerifySupplement',
+            node_dot_pb_dot_v1_dot_node__pb2.VerifySupplementRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.SupplementInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class CitizenServiceStub:
     """Missing associated documentation comment in .proto file."""
@@ -217,6 +435,46 @@ class CitizenServiceStub:
                 '/huxin.v1.CitizenService/QueryLog',
                 request_serializer=node_dot_pb_dot_v1_dot_node__pb2.QueryLogRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.QueryLogResponse.FromString,
+                _registered_method=True)
+        self.FileObjection = channel.unary_unary(
+                '/huxin.v1.CitizenService/FileObjection',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.FileObjectionRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ObjectionInfo.FromString,
+                _registered_method=True)
+        self.ListMyObjections = channel.unary_unary(
+                '/huxin.v1.CitizenService/ListMyObjections',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsResponse.FromString,
+                _registered_method=True)
+        self.ListNotifications = channel.unary_unary(
+                '/huxin.v1.CitizenService/ListNotifications',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.ListNotificationsRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ListNotificationsResponse.FromString,
+                _registered_method=True)
+        self.Deregister = channel.unary_unary(
+                '/huxin.v1.CitizenService/Deregister',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.DeregisterRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.DeregisterResponse.FromString,
+                _registered_method=True)
+        self.Register = channel.unary_unary(
+                '/huxin.v1.CitizenService/Register',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.RegisterRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.RegisterResponse.FromString,
+                _registered_method=True)
+        self.UploadSupplement = channel.unary_unary(
+                '/huxin.v1.CitizenService/UploadSupplement',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.UploadSupplementRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.SupplementInfo.FromString,
+                _registered_method=True)
+        self.ListMySupplements = channel.unary_unary(
+                '/huxin.v1.CitizenService/ListMySupplements',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.ListSupplementsRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ListSupplementsResponse.FromString,
+                _registered_method=True)
+        self.GetIncentiveCatalogue = channel.unary_unary(
+                '/huxin.v1.CitizenService/GetIncentiveCatalogue',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.GetIncentiveCatalogueRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.IncentiveCatalogue.FromString,
                 _registered_method=True)
 
 
@@ -253,6 +511,55 @@ class CitizenServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FileObjection(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMyObjections(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListNotifications(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Deregister(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Register(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadSupplement(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMySupplements(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetIncentiveCatalogue(self, request, context):
+        """Public (no identity assertion needed): integrators read it on the citizen port.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CitizenServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -280,6 +587,46 @@ def add_CitizenServiceServicer_to_server(servicer, server):
                     servicer.QueryLog,
                     request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.QueryLogRequest.FromString,
                     response_serializer=node_dot_pb_dot_v1_dot_node__pb2.QueryLogResponse.SerializeToString,
+            ),
+            'FileObjection': grpc.unary_unary_rpc_method_handler(
+                    servicer.FileObjection,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.FileObjectionRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.ObjectionInfo.SerializeToString,
+            ),
+            'ListMyObjections': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyObjections,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsResponse.SerializeToString,
+            ),
+            'ListNotifications': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNotifications,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ListNotificationsRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.ListNotificationsResponse.SerializeToString,
+            ),
+            'Deregister': grpc.unary_unary_rpc_method_handler(
+                    servicer.Deregister,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.DeregisterRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.DeregisterResponse.SerializeToString,
+            ),
+            'Register': grpc.unary_unary_rpc_method_handler(
+                    servicer.Register,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.RegisterRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.RegisterResponse.SerializeToString,
+            ),
+            'UploadSupplement': grpc.unary_unary_rpc_method_handler(
+                    servicer.UploadSupplement,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.UploadSupplementRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.SupplementInfo.SerializeToString,
+            ),
+            'ListMySupplements': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMySupplements,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ListSupplementsRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.ListSupplementsResponse.SerializeToString,
+            ),
+            'GetIncentiveCatalogue': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIncentiveCatalogue,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.GetIncentiveCatalogueRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.IncentiveCatalogue.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -417,6 +764,222 @@ class CitizenService:
             '/huxin.v1.CitizenService/QueryLog',
             node_dot_pb_dot_v1_dot_node__pb2.QueryLogRequest.SerializeToString,
             node_dot_pb_dot_v1_dot_node__pb2.QueryLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FileObjection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.CitizenService/FileObjection',
+            node_dot_pb_dot_v1_dot_node__pb2.FileObjectionRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.ObjectionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyObjections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.CitizenService/ListMyObjections',
+            node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNotifications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.CitizenService/ListNotifications',
+            node_dot_pb_dot_v1_dot_node__pb2.ListNotificationsRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.ListNotificationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Deregister(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.CitizenService/Deregister',
+            node_dot_pb_dot_v1_dot_node__pb2.DeregisterRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.DeregisterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Register(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.CitizenService/Register',
+            node_dot_pb_dot_v1_dot_node__pb2.RegisterRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.RegisterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadSupplement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.CitizenService/UploadSupplement',
+            node_dot_pb_dot_v1_dot_node__pb2.UploadSupplementRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.SupplementInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMySupplements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.CitizenService/ListMySupplements',
+            node_dot_pb_dot_v1_dot_node__pb2.ListSupplementsRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.ListSupplementsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIncentiveCatalogue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.CitizenService/GetIncentiveCatalogue',
+            node_dot_pb_dot_v1_dot_node__pb2.GetIncentiveCatalogueRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.IncentiveCatalogue.FromString,
             options,
             channel_credentials,
             insecure,

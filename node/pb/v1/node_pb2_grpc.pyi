@@ -48,6 +48,15 @@ class SourceServiceStub:
     SubmitRecords: _grpc.UnaryUnaryMultiCallable[_node_pb2.SubmitRecordsRequest, _node_pb2.SubmitRecordsResponse]
     RecordCollectionConsent: _grpc.UnaryUnaryMultiCallable[_node_pb2.CollectionConsent, _node_pb2.RecordCollectionConsentResponse]
     MarkRecord: _grpc.UnaryUnaryMultiCallable[_node_pb2.MarkRecordRequest, _node_pb2.MarkRecordResponse]
+    ListObjections: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListObjectionsRequest, _node_pb2.ListObjectionsResponse]
+    """The objections forwarded to the calling department (its queue)."""
+    AnswerObjection: _grpc.UnaryUnaryMultiCallable[_node_pb2.AnswerObjectionRequest, _node_pb2.ObjectionInfo]
+    ResolveObjection: _grpc.UnaryUnaryMultiCallable[_node_pb2.AnswerObjectionRequest, _node_pb2.ObjectionInfo]
+    """The operator (caller identity = the node's own region) resolves an objection
+    about its own handling (schemes with a 'handle' step, N21).
+    """
+    ListSupplements: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListSupplementsRequest, _node_pb2.ListSupplementsResponse]
+    VerifySupplement: _grpc.UnaryUnaryMultiCallable[_node_pb2.VerifySupplementRequest, _node_pb2.SupplementInfo]
 
 @_typing.type_check_only
 class SourceServiceAsyncStub(SourceServiceStub):
@@ -55,6 +64,15 @@ class SourceServiceAsyncStub(SourceServiceStub):
     SubmitRecords: _aio.UnaryUnaryMultiCallable[_node_pb2.SubmitRecordsRequest, _node_pb2.SubmitRecordsResponse]  # type: ignore[assignment]
     RecordCollectionConsent: _aio.UnaryUnaryMultiCallable[_node_pb2.CollectionConsent, _node_pb2.RecordCollectionConsentResponse]  # type: ignore[assignment]
     MarkRecord: _aio.UnaryUnaryMultiCallable[_node_pb2.MarkRecordRequest, _node_pb2.MarkRecordResponse]  # type: ignore[assignment]
+    ListObjections: _aio.UnaryUnaryMultiCallable[_node_pb2.ListObjectionsRequest, _node_pb2.ListObjectionsResponse]  # type: ignore[assignment]
+    """The objections forwarded to the calling department (its queue)."""
+    AnswerObjection: _aio.UnaryUnaryMultiCallable[_node_pb2.AnswerObjectionRequest, _node_pb2.ObjectionInfo]  # type: ignore[assignment]
+    ResolveObjection: _aio.UnaryUnaryMultiCallable[_node_pb2.AnswerObjectionRequest, _node_pb2.ObjectionInfo]  # type: ignore[assignment]
+    """The operator (caller identity = the node's own region) resolves an objection
+    about its own handling (schemes with a 'handle' step, N21).
+    """
+    ListSupplements: _aio.UnaryUnaryMultiCallable[_node_pb2.ListSupplementsRequest, _node_pb2.ListSupplementsResponse]  # type: ignore[assignment]
+    VerifySupplement: _aio.UnaryUnaryMultiCallable[_node_pb2.VerifySupplementRequest, _node_pb2.SupplementInfo]  # type: ignore[assignment]
 
 class SourceServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -78,6 +96,45 @@ class SourceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_node_pb2.MarkRecordResponse, _abc.Awaitable[_node_pb2.MarkRecordResponse]]: ...
 
+    @_abc_1.abstractmethod
+    def ListObjections(
+        self,
+        request: _node_pb2.ListObjectionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.ListObjectionsResponse, _abc.Awaitable[_node_pb2.ListObjectionsResponse]]:
+        """The objections forwarded to the calling department (its queue)."""
+
+    @_abc_1.abstractmethod
+    def AnswerObjection(
+        self,
+        request: _node_pb2.AnswerObjectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.ObjectionInfo, _abc.Awaitable[_node_pb2.ObjectionInfo]]: ...
+
+    @_abc_1.abstractmethod
+    def ResolveObjection(
+        self,
+        request: _node_pb2.AnswerObjectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.ObjectionInfo, _abc.Awaitable[_node_pb2.ObjectionInfo]]:
+        """The operator (caller identity = the node's own region) resolves an objection
+        about its own handling (schemes with a 'handle' step, N21).
+        """
+
+    @_abc_1.abstractmethod
+    def ListSupplements(
+        self,
+        request: _node_pb2.ListSupplementsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.ListSupplementsResponse, _abc.Awaitable[_node_pb2.ListSupplementsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def VerifySupplement(
+        self,
+        request: _node_pb2.VerifySupplementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.SupplementInfo, _abc.Awaitable[_node_pb2.SupplementInfo]]: ...
+
 def add_SourceServiceServicer_to_server(servicer: SourceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class CitizenServiceStub:
@@ -90,6 +147,15 @@ class CitizenServiceStub:
     ListConsents: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListConsentsRequest, _node_pb2.ListConsentsResponse]
     WithdrawConsent: _grpc.UnaryUnaryMultiCallable[_node_pb2.WithdrawConsentRequest, _node_pb2.ConsentInfo]
     QueryLog: _grpc.UnaryUnaryMultiCallable[_node_pb2.QueryLogRequest, _node_pb2.QueryLogResponse]
+    FileObjection: _grpc.UnaryUnaryMultiCallable[_node_pb2.FileObjectionRequest, _node_pb2.ObjectionInfo]
+    ListMyObjections: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListObjectionsRequest, _node_pb2.ListObjectionsResponse]
+    ListNotifications: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListNotificationsRequest, _node_pb2.ListNotificationsResponse]
+    Deregister: _grpc.UnaryUnaryMultiCallable[_node_pb2.DeregisterRequest, _node_pb2.DeregisterResponse]
+    Register: _grpc.UnaryUnaryMultiCallable[_node_pb2.RegisterRequest, _node_pb2.RegisterResponse]
+    UploadSupplement: _grpc.UnaryUnaryMultiCallable[_node_pb2.UploadSupplementRequest, _node_pb2.SupplementInfo]
+    ListMySupplements: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListSupplementsRequest, _node_pb2.ListSupplementsResponse]
+    GetIncentiveCatalogue: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetIncentiveCatalogueRequest, _node_pb2.IncentiveCatalogue]
+    """Public (no identity assertion needed): integrators read it on the citizen port."""
 
 @_typing.type_check_only
 class CitizenServiceAsyncStub(CitizenServiceStub):
@@ -99,6 +165,15 @@ class CitizenServiceAsyncStub(CitizenServiceStub):
     ListConsents: _aio.UnaryUnaryMultiCallable[_node_pb2.ListConsentsRequest, _node_pb2.ListConsentsResponse]  # type: ignore[assignment]
     WithdrawConsent: _aio.UnaryUnaryMultiCallable[_node_pb2.WithdrawConsentRequest, _node_pb2.ConsentInfo]  # type: ignore[assignment]
     QueryLog: _aio.UnaryUnaryMultiCallable[_node_pb2.QueryLogRequest, _node_pb2.QueryLogResponse]  # type: ignore[assignment]
+    FileObjection: _aio.UnaryUnaryMultiCallable[_node_pb2.FileObjectionRequest, _node_pb2.ObjectionInfo]  # type: ignore[assignment]
+    ListMyObjections: _aio.UnaryUnaryMultiCallable[_node_pb2.ListObjectionsRequest, _node_pb2.ListObjectionsResponse]  # type: ignore[assignment]
+    ListNotifications: _aio.UnaryUnaryMultiCallable[_node_pb2.ListNotificationsRequest, _node_pb2.ListNotificationsResponse]  # type: ignore[assignment]
+    Deregister: _aio.UnaryUnaryMultiCallable[_node_pb2.DeregisterRequest, _node_pb2.DeregisterResponse]  # type: ignore[assignment]
+    Register: _aio.UnaryUnaryMultiCallable[_node_pb2.RegisterRequest, _node_pb2.RegisterResponse]  # type: ignore[assignment]
+    UploadSupplement: _aio.UnaryUnaryMultiCallable[_node_pb2.UploadSupplementRequest, _node_pb2.SupplementInfo]  # type: ignore[assignment]
+    ListMySupplements: _aio.UnaryUnaryMultiCallable[_node_pb2.ListSupplementsRequest, _node_pb2.ListSupplementsResponse]  # type: ignore[assignment]
+    GetIncentiveCatalogue: _aio.UnaryUnaryMultiCallable[_node_pb2.GetIncentiveCatalogueRequest, _node_pb2.IncentiveCatalogue]  # type: ignore[assignment]
+    """Public (no identity assertion needed): integrators read it on the citizen port."""
 
 class CitizenServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -135,6 +210,63 @@ class CitizenServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _node_pb2.QueryLogRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_node_pb2.QueryLogResponse, _abc.Awaitable[_node_pb2.QueryLogResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def FileObjection(
+        self,
+        request: _node_pb2.FileObjectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.ObjectionInfo, _abc.Awaitable[_node_pb2.ObjectionInfo]]: ...
+
+    @_abc_1.abstractmethod
+    def ListMyObjections(
+        self,
+        request: _node_pb2.ListObjectionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.ListObjectionsResponse, _abc.Awaitable[_node_pb2.ListObjectionsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListNotifications(
+        self,
+        request: _node_pb2.ListNotificationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.ListNotificationsResponse, _abc.Awaitable[_node_pb2.ListNotificationsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Deregister(
+        self,
+        request: _node_pb2.DeregisterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.DeregisterResponse, _abc.Awaitable[_node_pb2.DeregisterResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Register(
+        self,
+        request: _node_pb2.RegisterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.RegisterResponse, _abc.Awaitable[_node_pb2.RegisterResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UploadSupplement(
+        self,
+        request: _node_pb2.UploadSupplementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.SupplementInfo, _abc.Awaitable[_node_pb2.SupplementInfo]]: ...
+
+    @_abc_1.abstractmethod
+    def ListMySupplements(
+        self,
+        request: _node_pb2.ListSupplementsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.ListSupplementsResponse, _abc.Awaitable[_node_pb2.ListSupplementsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetIncentiveCatalogue(
+        self,
+        request: _node_pb2.GetIncentiveCatalogueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.IncentiveCatalogue, _abc.Awaitable[_node_pb2.IncentiveCatalogue]]:
+        """Public (no identity assertion needed): integrators read it on the citizen port."""
 
 def add_CitizenServiceServicer_to_server(servicer: CitizenServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
