@@ -18,6 +18,7 @@ from typing import Any
 __all__ = [
     "ConfigError",
     "ConsentConfig",
+    "HubConfig",
     "IdentityConfig",
     "KeyFiles",
     "Limits",
@@ -95,6 +96,30 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class HubConfig:
+    """``[hub]``: pushing to the provincial hub (region role) and serving as one (hub role).
+
+    ``endpoint``, ``hub_id`` and ``hub_key`` default to ``[federation]``'s
+    ``hub_endpoint``, ``hub`` and ``hub_key`` (docs/adr/0400).
+    """
+
+    province_key: Path | None = None  # hex file: HMAC key of province pseudonyms (H13)
+    endpoint: str = ""  # host:port of the hub's peer port
+    hub_id: str = ""  # the hub's region id (audience of snapshot batches, receipt issuer)
+    hub_key: bytes = b""  # hub root public key (verifies the hub key set, hence receipts)
+    server_name: str = ""  # TLS name of the hub, if not the endpoint's host
+    push_interval_seconds: float = 30.0  # background push in `huxin serve`; 0 = off
+    max_items_per_push: int = 16  # events per Push stream (bounded batches)
+    batch_leaves: int = 10_000  # attestations per signed snapshot batch
+    snapshot_ttl_days: int = 62  # validity of a snapshot attestation
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 300.0
+    trust_list_ttl_seconds: int = 7 * 86_400  # hub role: validity of a signed trust list
+    trust_list_refresh_seconds: int = 86_400  # hub role: re-sign this long after issuing
+    max_leaves_per_batch: int = 100_000  # hub role: larger pushed batches are refused
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     region: str
     scheme: str
@@ -110,6 +135,7 @@ class NodeConfig:
     sources: tuple[str, ...] = ()  # certificate identities allowed to submit records
     log_file: Path | None = None
     grace_seconds: float = 10.0
+    hub: HubConfig = HubConfig()  # [hub]: push (region) and hub role settings
 
 
 _SECTIONS = {
@@ -128,6 +154,22 @@ _SECTIONS = {
         "per_peer_concurrency",
     },
     "peers": {"allowed"},
+    "hub": {
+        "province_key",
+        "endpoint",
+        "hub_id",
+        "hub_key",
+        "server_name",
+        "push_interval_seconds",
+        "max_items_per_push",
+        "batch_leaves",
+        "snapshot_ttl_days",
+        "backoff_base_seconds",
+        "backoff_max_seconds",
+        "trust_list_ttl_seconds",
+        "trust_list_refresh_seconds",
+        "max_leaves_per_batch",
+    },
     "sources": {"allowed"},
 }
 
@@ -272,7 +314,54 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         sources=_str_list(data.get("sources", {}).get("allowed", []), "sources.allowed"),
         log_file=None if log_file is None else (base / str(log_file)),
         grace_seconds=_get(node, "node", "grace_seconds", float, 10.0),
+        hub=_hub(data.get("hub", {}), base),
     )
+
+
+def _hub(raw: Mapping[str, Any], base: Path) -> HubConfig:
+    s, d = "hub", HubConfig()
+    key_path = raw.get("province_key")
+    if key_path is not None and not isinstance(key_path, str):
+        raise ConfigError("hub.province_key", "must be a path")
+    key_hex = _get(raw, s, "hub_key", str, "")
+    try:
+        hub_key = bytes.fromhex(key_hex)
+    except ValueError:
+        raise ConfigError("hub.hub_key", "must be hex") from None
+    if hub_key and len(hub_key) != 32:
+        raise ConfigError("hub.hub_key", "must be 32 bytes")
+
+    def num(key: str, kind: type, default: Any, minimum: float) -> Any:
+        value = _get(raw, s, key, kind, default)
+        if value < minimum:
+            raise ConfigError(f"hub.{key}", f"must be at least {minimum}")
+        return value
+
+    hub = HubConfig(
+        province_key=None
+        if key_path is None
+        else (Path(key_path) if Path(key_path).is_absolute() else base / key_path),
+        endpoint=_get(raw, s, "endpoint", str, ""),
+        hub_id=_get(raw, s, "hub_id", str, ""),
+        hub_key=hub_key,
+        server_name=_get(raw, s, "server_name", str, ""),
+        push_interval_seconds=num("push_interval_seconds", float, d.push_interval_seconds, 0),
+        max_items_per_push=num("max_items_per_push", int, d.max_items_per_push, 1),
+        batch_leaves=num("batch_leaves", int, d.batch_leaves, 1),
+        snapshot_ttl_days=num("snapshot_ttl_days", int, d.snapshot_ttl_days, 1),
+        backoff_base_seconds=num("backoff_base_seconds", float, d.backoff_base_seconds, 0.01),
+        backoff_max_seconds=num("backoff_max_seconds", float, d.backoff_max_seconds, 0.01),
+        trust_list_ttl_seconds=num("trust_list_ttl_seconds", int, d.trust_list_ttl_seconds, 60),
+        trust_list_refresh_seconds=num(
+            "trust_list_refresh_seconds", int, d.trust_list_refresh_seconds, 1
+        ),
+        max_leaves_per_batch=num("max_leaves_per_batch", int, d.max_leaves_per_batch, 1),
+    )
+    if hub.trust_list_refresh_seconds * 2 > hub.trust_list_ttl_seconds:
+        raise ConfigError(
+            "hub.trust_list_refresh_seconds", "must be at most half of trust_list_ttl_seconds"
+        )
+    return hub
 
 
 def load_config(path: str | Path) -> NodeConfig:

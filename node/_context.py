@@ -20,6 +20,7 @@ from ._errors import NotFoundError
 from ._identity import IdentityVerifier
 from ._mapping import Mapper
 from ._observe import Metrics
+from ._outbox import Outbox
 from ._repo_consents import ConsentsRepository
 from ._repo_records import RecordsRepository
 from ._secrets import NodeSecrets
@@ -41,6 +42,7 @@ class NodeContext:
     consents: ConsentsRepository
     log: TransparencyLog
     mapper: Mapper
+    outbox: Outbox | None = None  # hub: events pushed to the provincial hub (H13)
 
     def now_s(self) -> int:
         return int(self.clock.now().timestamp())
