@@ -24,6 +24,7 @@ __all__ = [
     "Limits",
     "ListenConfig",
     "NodeConfig",
+    "RightsConfig",
     "TlsFiles",
     "load_config",
     "parse_config",
@@ -96,6 +97,20 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class RightsConfig:
+    """``[rights]``: third-party query rate limits, holiday files, scheduler (docs/adr/0503)."""
+
+    queries_per_minute: int = 600  # per requester (certificate identity), token bucket
+    query_burst: int = 60
+    per_requester_per_minute: Mapping[str, int] = field(default_factory=dict)
+    holiday_files: tuple[Path, ...] = ()  # operator holiday files for years chinese-calendar lacks
+    scheduler_interval_seconds: float = 60.0
+
+    def rate_for(self, requester: str) -> int:
+        return self.per_requester_per_minute.get(requester, self.queries_per_minute)
+
+
+@dataclass(frozen=True, slots=True)
 class HubConfig:
     """``[hub]``: pushing to the provincial hub (region role) and serving as one (hub role).
 
@@ -136,6 +151,7 @@ class NodeConfig:
     log_file: Path | None = None
     grace_seconds: float = 10.0
     hub: HubConfig = HubConfig()  # [hub]: push (region) and hub role settings
+    rights: RightsConfig = RightsConfig()
 
 
 _SECTIONS = {
@@ -171,6 +187,13 @@ _SECTIONS = {
         "max_leaves_per_batch",
     },
     "sources": {"allowed"},
+    "rights": {
+        "queries_per_minute",
+        "query_burst",
+        "per_requester_per_minute",
+        "holiday_files",
+        "scheduler_interval_seconds",
+    },
 }
 
 
@@ -293,6 +316,29 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
             lim.get("per_peer_concurrency", {}), "limits.per_peer_concurrency"
         ),
     )
+    rights_raw = data.get("rights", {})
+    rights = RightsConfig(
+        queries_per_minute=_positive(
+            _get(rights_raw, "rights", "queries_per_minute", int, 600), "rights.queries_per_minute"
+        ),
+        query_burst=_positive(
+            _get(rights_raw, "rights", "query_burst", int, 60), "rights.query_burst"
+        ),
+        per_requester_per_minute=_int_map(
+            rights_raw.get("per_requester_per_minute", {}), "rights.per_requester_per_minute"
+        ),
+        holiday_files=tuple(
+            p if p.is_absolute() else base / p
+            for p in map(
+                Path, _str_list(rights_raw.get("holiday_files", []), "rights.holiday_files")
+            )
+        ),
+        scheduler_interval_seconds=_get(
+            rights_raw, "rights", "scheduler_interval_seconds", float, 60.0
+        ),
+    )
+    if rights.scheduler_interval_seconds <= 0:
+        raise ConfigError("rights.scheduler_interval_seconds", "must be positive")
     return NodeConfig(
         region=region,
         scheme=scheme,
@@ -315,6 +361,7 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         log_file=None if log_file is None else (base / str(log_file)),
         grace_seconds=_get(node, "node", "grace_seconds", float, 10.0),
         hub=_hub(data.get("hub", {}), base),
+        rights=rights,
     )
 
 

@@ -8,10 +8,10 @@ own tokens is the node's current signing key (old keys stay verifiable once
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
-from scoring import Scheme, ScoreResult, score
+from scoring import Scheme, ScoreResult, WorkingDayCalendar, score
 
 from ._clock import Clock
 from ._config import NodeConfig
@@ -42,6 +42,7 @@ class NodeContext:
     consents: ConsentsRepository
     log: TransparencyLog
     mapper: Mapper
+    calendar: WorkingDayCalendar = field(default_factory=WorkingDayCalendar)  # rights (H15, N7)
     outbox: Outbox | None = None  # hub: events pushed to the provincial hub (H13)
 
     def now_s(self) -> int:

@@ -53,7 +53,7 @@ class NodeError(Exception):
         message: str,
         *,
         field: str = "",
-        details: tuple[tuple[str, bytes], ...] = (),
+        details: tuple[tuple[str, str | bytes], ...] = (),
     ) -> None:
         super().__init__(message)
         self.code = code

@@ -33,6 +33,7 @@ from ._errors import (
     map_error,
 )
 from ._observe import Metrics, log_event
+from ._throttle import QueryThrottle
 
 __all__ = ["GuardInterceptor", "caller", "require_caller"]
 
@@ -71,8 +72,16 @@ def identity_of(context: Any) -> str | None:
 class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
     """Identity, deadline, limits, error mapping, metrics and logs for unary calls."""
 
-    def __init__(self, limits: Limits, metrics: Metrics, *, require_certificate: bool) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        metrics: Metrics,
+        *,
+        require_certificate: bool,
+        throttle: QueryThrottle | None = None,
+    ) -> None:
         self._limits = limits
+        self._throttle = throttle  # rights: third-party query rate (N23)
         self._metrics = metrics
         self._require_cert = require_certificate
         self._inflight: dict[str, int] = {}
@@ -125,6 +134,8 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                         "TOO_MANY_CONCURRENT_CALLS",
                         "too many concurrent calls from this peer; retry later",
                     )
+                if self._throttle is not None and self._throttle.applies_to(short):
+                    self._throttle.check(peer or key)
                 self._inflight[key] = self._inflight.get(key, 0) + 1
                 counted = True
                 return await inner(request, context)  # type: ignore[arg-type]

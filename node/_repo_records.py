@@ -11,22 +11,34 @@ Invariants:
 * subjects are keyed by ``subject_key``; the ID number is stored only sealed
   with AES-GCM (aad = subject key) and is never returned by this module;
 * no per-row awaits: rows are written with ``executemany`` and looked up with
-  chunked ``IN`` queries.
+  chunked ``IN`` queries;
+* a person who deregistered (a tombstone in ``deregistrations``, H2) is not
+  stored again: their records are refused (``SUBJECT_DEREGISTERED``) until
+  they register again;
+* timeliness (N7): a record shared more than ``share_days`` working days after
+  it was formed is accepted and stored with ``share_due`` (the last day it
+  should have been shared by), which the review report lists per source.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
 from keys import Sealer, subject_key
-from scoring import CreditRecord, Provenance, Residence, Subject, birth_date
+from scoring import CreditRecord, Provenance, Residence, Subject, WorkingDayCalendar, birth_date
 
 from ._db import Database, Tx
-from ._errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from ._errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+)
 from .pb.v1 import node_pb2
 
 __all__ = [
@@ -37,9 +49,11 @@ __all__ = [
     "batch_rejection",
     "load_records",
     "load_subject",
+    "tombstone",
 ]
 
 CHUNK = 500
+SHARE_WORKING_DAYS = 15  # N7: departments share information within 15 working days
 REJECTION_KEY = "huxin-batch-rejection-bin"
 
 
@@ -100,6 +114,11 @@ def batch_rejection(
     )
 
 
+def tombstone(storage_secret: bytes, subject_key: bytes) -> bytes:
+    """What a deregistration leaves: unlinkable without the region secret AND the ID (H2)."""
+    return hmac.new(storage_secret, b"huxin-deregistered" + subject_key, hashlib.sha256).digest()
+
+
 def _chunks(items: Sequence[bytes] | Sequence[str]) -> Iterable[Sequence[bytes] | Sequence[str]]:
     for i in range(0, len(items), CHUNK):
         yield items[i : i + CHUNK]
@@ -110,10 +129,32 @@ def _d(text: str | None) -> date | None:
 
 
 class RecordsRepository:
-    def __init__(self, db: Database, storage_secret: bytes, sealer: Sealer) -> None:
+    def __init__(
+        self,
+        db: Database,
+        storage_secret: bytes,
+        sealer: Sealer,
+        calendar: WorkingDayCalendar | None = None,
+    ) -> None:
         self._db = db
         self._secret = storage_secret
         self._sealer = sealer
+        self._calendar = calendar or WorkingDayCalendar()
+
+    def share_due(self, records: Sequence[CreditRecord], today: date) -> list[str | None]:
+        """N7: per record, the day it should have been shared by if it is late, else None."""
+        cache: dict[date, date] = {}
+        out: list[str | None] = []
+        for r in records:
+            formed = r.recognised_on
+            if (today - formed).days <= SHARE_WORKING_DAYS:  # working days <= calendar days
+                out.append(None)
+                continue
+            due = cache.get(formed)
+            if due is None:
+                due = cache[formed] = self._calendar.add_working_days(formed, SHARE_WORKING_DAYS)
+            out.append(due.isoformat() if today > due else None)
+        return out
 
     def key_of(self, id_number: str) -> bytes:
         return subject_key(self._secret, id_number)
@@ -130,6 +171,7 @@ class RecordsRepository:
     ) -> BatchResult:
         # CPU work (HMAC, sealing) before the transaction.
         keys = [self.key_of(r.subject_id) for r in records]
+        late = self.share_due(records, date.fromisoformat(now_iso[:10]))
         ids: dict[bytes, str] = {}
         for r, k in zip(records, keys, strict=True):
             ids.setdefault(k, r.subject_id)
@@ -169,9 +211,11 @@ class RecordsRepository:
                 ",".join(sorted(r.flags)),
                 batch_id,
                 now_iso,
+                due,
             )
-            for r, k in zip(records, keys, strict=True)
+            for r, k, due in zip(records, keys, late, strict=True)
         ]
+        stones = {tombstone(self._secret, k): k for k in ids}
 
         def unit(conn: sqlite3.Connection) -> BatchResult:
             prior = conn.execute(
@@ -185,9 +229,14 @@ class RecordsRepository:
                         field="batch_id",
                     )
                 return BatchResult(batch_id, int(prior[0]), True, content_sha256)
-            problems = _refusals(conn, records, keys)
+            gone = _deregistered(conn, stones)
+            problems = _refusals(conn, records, keys, gone)
             if problems:
                 raise batch_rejection(batch_id, problems)
+            if gone:
+                nonlocal subject_rows, residence_rows
+                subject_rows = [r for r in subject_rows if r[0] not in gone]
+                residence_rows = [r for r in residence_rows if r[0] not in gone]
             conn.executemany(
                 "INSERT INTO subjects (subject_key, birth_date, full_civil_capacity, id_sealed, "
                 "registered_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject_key) DO UPDATE SET "
@@ -201,8 +250,8 @@ class RecordsRepository:
             conn.executemany(
                 "INSERT INTO records (subject_key, record_id, source, category, polarity, act_id, "
                 "recognised_on, valid_until, level, severity, legal_document, status, provenance, "
-                "flags, batch_id, submitted_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "flags, batch_id, submitted_at, share_due) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 record_rows,
             )
             conn.execute(
@@ -230,6 +279,12 @@ class RecordsRepository:
         ref = hashlib.sha256(k + collector.encode() + document_sha256).hexdigest()[:32]
         sealed = self._sealer.seal(id_number.encode("ascii"), aad=k)
         async with self._db.write() as tx:
+            if await tx.one(
+                "SELECT 1 FROM deregistrations WHERE tombstone = ?", (tombstone(self._secret, k),)
+            ):
+                raise FailedPreconditionError(
+                    "SUBJECT_DEREGISTERED", "the person deregistered (H2)", field="subject_id"
+                )
             await tx.run(
                 "INSERT OR IGNORE INTO subjects (subject_key, birth_date, id_sealed, registered_at) "
                 "VALUES (?, ?, ?, ?)",
@@ -280,8 +335,24 @@ class RecordsRepository:
         )
 
 
+def _deregistered(conn: sqlite3.Connection, stones: dict[bytes, bytes]) -> set[bytes]:
+    """Subject keys (of ``stones``: tombstone -> key) of people who deregistered."""
+    gone: set[bytes] = set()
+    items = sorted(stones)
+    for part in _chunks(items):
+        marks = ",".join("?" * len(part))
+        rows = conn.execute(
+            f"SELECT tombstone FROM deregistrations WHERE tombstone IN ({marks})", part
+        ).fetchall()
+        gone.update(stones[bytes(r[0])] for r in rows)
+    return gone
+
+
 def _refusals(
-    conn: sqlite3.Connection, records: Sequence[CreditRecord], keys: Sequence[bytes]
+    conn: sqlite3.Connection,
+    records: Sequence[CreditRecord],
+    keys: Sequence[bytes],
+    gone: set[bytes] = frozenset(),  # type: ignore[assignment]
 ) -> list[tuple[int, str, str, str, str]]:
     problems: list[tuple[int, str, str, str, str]] = []
     existing: set[str] = set()
@@ -310,7 +381,17 @@ def _refusals(
             consented.update((bytes(a), b) for a, b in rows)
     market_idx = {i for i, _ in market}
     for i, (r, k) in enumerate(zip(records, keys, strict=True)):
-        if r.record_id in existing:
+        if k in gone:
+            problems.append(
+                (
+                    i,
+                    r.record_id,
+                    "subject_id",
+                    "SUBJECT_DEREGISTERED",
+                    "the person deregistered; nothing is stored until they register again (H2)",
+                )
+            )
+        elif r.record_id in existing:
             problems.append(
                 (
                     i,

@@ -39,10 +39,13 @@ from ._mapping import Mapper
 from ._observe import Metrics, log_event
 from ._repo_consents import ConsentsRepository
 from ._repo_records import RecordsRepository
+from ._rights import build_calendar
+from ._scheduler import RightsScheduler
 from ._secrets import NodeSecrets, load_secrets
 from ._svc_citizen import CitizenServicer
 from ._svc_peer import PeerServicer
 from ._svc_source import SourceServicer
+from ._throttle import QueryThrottle
 from ._translog import TransparencyLog
 from .pb.v1 import node_pb2_grpc
 
@@ -69,6 +72,9 @@ class NodeServer:
         self._health: list[health_aio.HealthServicer] = []
         self._guards: list[GuardInterceptor] = []
         self.ports: Ports | None = None
+        # rights: objection timers and third-party query rate (docs/adr/0500, 0503)
+        self.scheduler = RightsScheduler(ctx, ctx.config.rights.scheduler_interval_seconds)
+        self.throttle = QueryThrottle(ctx.config.rights, lambda: ctx.clock.now().timestamp())
 
     @classmethod
     async def create(
@@ -79,6 +85,7 @@ class NodeServer:
         secrets: NodeSecrets | None = None,
     ) -> NodeServer:
         secrets = secrets or load_secrets(config)
+        calendar = build_calendar(config.rights)  # rights: working days (H15, N7)
         db = await Database.open(config.database)
         scheme = load_scheme(config.scheme)
         log = TransparencyLog(db, config.region, secrets.signing)
@@ -96,16 +103,22 @@ class NodeServer:
                 secrets.storage_secret,
                 config.identity.max_age_seconds,
             ),
-            records=RecordsRepository(db, secrets.storage_secret, secrets.sealer),
+            records=RecordsRepository(db, secrets.storage_secret, secrets.sealer, calendar),
             consents=ConsentsRepository(db),
             log=log,
             mapper=Mapper(scheme.id),
+            calendar=calendar,
         )
         return cls(ctx)
 
     def _server(self, *, require_certificate: bool) -> aio.Server:
         limits = self.ctx.config.limits
-        guard = GuardInterceptor(limits, self.ctx.metrics, require_certificate=require_certificate)
+        guard = GuardInterceptor(
+            limits,
+            self.ctx.metrics,
+            require_certificate=require_certificate,
+            throttle=self.throttle if require_certificate else None,
+        )
         self._guards.append(guard)
         return aio.server(
             interceptors=[guard],
@@ -146,6 +159,7 @@ class NodeServer:
         )
         await peer.start()
         await citizen.start()
+        self.scheduler.start()  # rights: objection timers
         self._peer_server, self._citizen_server = peer, citizen
         metrics_port = self.ctx.metrics.serve(cfg.listen.metrics) if cfg.listen.metrics else None
         self.ports = Ports(peer_port, citizen_port, metrics_port)
@@ -171,6 +185,7 @@ class NodeServer:
     async def stop(self, grace: float | None = None) -> None:
         """Graceful: NOT_SERVING, stop accepting, finish in-flight calls, close the DB."""
         grace = self.ctx.config.grace_seconds if grace is None else grace
+        await self.scheduler.stop()
         for servicer in self._health:
             await servicer.enter_graceful_shutdown()
         servers = [x for x in (self._peer_server, self._citizen_server) if x is not None]

@@ -1,4 +1,4 @@
-"""CitizenService: self query, consent grant/list/withdraw, the citizen's query log.
+"""CitizenService: self query, consents, query log, objections, uploads, deregistration.
 
 Invariants: every call is authenticated by a signed identity assertion
 (``huxin-identity-bin``) checked by :class:`~node._identity.IdentityVerifier`;
@@ -7,7 +7,10 @@ is NOT_FOUND, never "forbidden", so ids cannot be probed); the self query is
 free and unlimited and is the only place the explained report (contributions)
 leaves the node (H12); consent validity is capped by ``consent.max_validity_days``
 (default 90) — a longer request is refused, not silently shortened; a grant
-and a withdrawal commit together with their transparency-log entry.
+and a withdrawal commit together with their transparency-log entry; objections,
+uploads, notifications and deregistration act on the caller's own subject key
+only (docs/adr/0500-0509); the incentive catalogue is public (no identity) and
+offers incentives only — there is no deny or punishment call anywhere (H14).
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ from typing import Any
 from grpc import aio
 
 from keys import sign, subject_binding
-from scoring import ScoreResult
+from scoring import Scheme, ScoreResult
 
+from . import _objections as objections
+from . import _rights_dereg as dereg
+from . import _rights_supplements as supplements
 from ._context import NodeContext
 from ._errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 from ._identity import IDENTITY_METADATA, AuthenticatedCitizen
@@ -29,7 +35,7 @@ from ._repo_consents import ConsentRow, state_of
 from ._translog import LogWrite
 from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 
-__all__ = ["CONSENT_TYPE", "CitizenServicer", "score_result_proto"]
+__all__ = ["CONSENT_TYPE", "CitizenServicer", "incentive_catalogue", "score_result_proto"]
 
 CONSENT_TYPE = "application/vnd.huxin.consent.v1+proto"
 MAX_USES_CAP = 1000
@@ -71,6 +77,32 @@ def score_result_proto(r: ScoreResult, *, explain: bool) -> scoring_pb2.ScoreRes
             for c in r.contributions
         )
     return msg
+
+
+def incentive_catalogue(scheme: Scheme) -> node_pb2.IncentiveCatalogue:
+    """H14, N16, N17: which grades qualify for which measures (incentives only)."""
+    grades = scheme.grades
+    return node_pb2.IncentiveCatalogue(
+        scheme_id=scheme.id,
+        scheme_version=scheme.version,
+        incentive_tier=scheme.incentive_tier,
+        statement=(
+            "Incentives only: a grade never restricts basic public services or legal rights; "
+            "below the incentive tier a person simply has no incentive (H14, N14)."
+        ),
+        entries=[
+            node_pb2.IncentiveEntry(
+                id=i.id,
+                title=i.title,
+                domain=i.domain,
+                effect=i.effect.value,
+                min_grade=i.min_grade,
+                basic_public_service=i.basic_public_service,
+                qualifying_grades=grades[: grades.index(i.min_grade) + 1],
+            )
+            for i in scheme.incentives
+        ],
+    )
 
 
 def consent_info(row: ConsentRow, now: int) -> node_pb2.ConsentInfo:
@@ -232,3 +264,76 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
             citizen.subject_key, self._ctx.now_s()
         )
         return node_pb2.QueryLogResponse(entries=entries, checkpoint=checkpoint.to_proto())
+
+    # -- rights (issue 7) ------------------------------------------------------
+    async def FileObjection(
+        self, request: node_pb2.FileObjectionRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.ObjectionInfo:
+        citizen = self._citizen(context)
+        return await objections.file(
+            self._ctx,
+            citizen.subject_key,
+            request.record_id,
+            request.reason,
+            request.about_handling,
+        )
+
+    async def ListMyObjections(
+        self, request: node_pb2.ListObjectionsRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.ListObjectionsResponse:
+        citizen = self._citizen(context)
+        return await objections.list_for_subject(self._ctx, citizen.subject_key, request.open_only)
+
+    async def ListNotifications(
+        self, request: node_pb2.ListNotificationsRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.ListNotificationsResponse:
+        citizen = self._citizen(context)
+        rows = await self._ctx.db.fetchall(
+            "SELECT id, created_at, kind, message FROM notifications "
+            "WHERE subject_key = ? AND id > ? ORDER BY id",
+            (citizen.subject_key, request.after_id),
+        )
+        return node_pb2.ListNotificationsResponse(
+            notifications=[
+                node_pb2.Notification(id=r[0], at=r[1], kind=r[2], message=r[3]) for r in rows
+            ]
+        )
+
+    async def Deregister(
+        self, request: node_pb2.DeregisterRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.DeregisterResponse:
+        citizen = self._citizen(context)
+        if not request.confirm:
+            raise InvalidArgumentError(
+                "NOT_CONFIRMED",
+                "deregistration deletes everything held about you; set confirm",
+                field="confirm",
+            )
+        return await dereg.deregister(self._ctx, citizen.subject_key)
+
+    async def Register(
+        self, request: node_pb2.RegisterRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.RegisterResponse:
+        citizen = self._citizen(context)
+        return await dereg.register(self._ctx, citizen.subject_key)
+
+    async def UploadSupplement(
+        self, request: node_pb2.UploadSupplementRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.SupplementInfo:
+        citizen = self._citizen(context)
+        return await supplements.upload(self._ctx, citizen.subject_key, request)
+
+    async def ListMySupplements(
+        self, request: node_pb2.ListSupplementsRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.ListSupplementsResponse:
+        citizen = self._citizen(context)
+        return await supplements.list_for_subject(
+            self._ctx, citizen.subject_key, request.pending_only
+        )
+
+    async def GetIncentiveCatalogue(
+        self,
+        request: node_pb2.GetIncentiveCatalogueRequest,
+        context: aio.ServicerContext[Any, Any],
+    ) -> node_pb2.IncentiveCatalogue:
+        return incentive_catalogue(self._ctx.scheme)

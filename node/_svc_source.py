@@ -1,11 +1,16 @@
-"""SourceService: record batches in, collection consents, repair and revocation.
+"""SourceService: records in, consents, repair, objection answers, upload verification.
 
 Invariants: only callers whose certificate identity is in ``sources.allowed``
-may call (PERMISSION_DENIED ``SOURCE_NOT_ALLOWED``); a batch is validated by
+may call (PERMISSION_DENIED ``SOURCE_NOT_ALLOWED``), except
+``ResolveObjection``, which only the operator (certificate identity = the
+node's own region) may call; a batch is validated by
 ``scoring.validate_batch`` first and stored whole or not at all (a refused
 batch lists every bad record in ``huxin-batch-rejection-bin``); the answer is
-sent only after COMMIT; repair or revocation marks the subject's issued
-attestations superseded in the same transaction (H16, N22).
+sent only after COMMIT; repair or revocation is done by the department that
+submitted the record and, in ONE unit with the mark, recomputes the grade at
+once, marks the subject's issued attestations superseded, tells the citizen
+and logs it (H16, N22); a department sees and answers only the objections
+and uploads addressed to it (docs/adr/0500, 0504).
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ from grpc import aio
 
 from scoring import RecordError, Residence, normalise_id_number, validate_batch
 
+from . import _objections as objections
+from . import _rights_supplements as supplements
 from ._context import NodeContext
-from ._errors import InvalidArgumentError, PermissionDeniedError
+from ._errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
 from ._guard import require_caller
 from ._repo_records import SubjectFacts, batch_rejection
+from ._rights import RightsTx, grade_change_proto, run_rights_unit
 from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 
 __all__ = ["REPAIR_ROUTES", "SourceServicer", "record_to_raw"]
@@ -185,17 +193,73 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
                 f"repair_route must be one of {sorted(REPAIR_ROUTES)}",
                 field="repair_route",
             )
-        async with ctx.db.write() as tx:
-            key = await ctx.records.mark_record(
-                tx,
-                request.record_id,
-                status=request.status,
-                route=request.repair_route,
-                note=request.note[:512],
-                by=who,
-                now_iso=ctx.now_iso(),
+        status, route, note = request.status, request.repair_route, request.note[:512]
+
+        def fn(rtx: RightsTx) -> node_pb2.MarkRecordResponse:
+            key, owner, _category, polarity = rtx.record_owner(request.record_id)
+            if owner != who:
+                raise NotFoundError(
+                    "RECORD_NOT_FOUND", "no record of this department", field="record_id"
+                )
+            if status == "repaired" and polarity != "negative":
+                raise InvalidArgumentError(
+                    "NOT_NEGATIVE",
+                    "only a negative record can be repaired (N22)",
+                    field="record_id",
+                )
+            before = rtx.score_of(key)
+            rtx.set_record_status(request.record_id, status)
+            rtx.mark(request.record_id, status, route=route, note=note, by=who)
+            superseded = rtx.supersede(key)
+            cause = f"credit repair ({route})" if status == "repaired" else "record revoked"
+            grade = rtx.rescore(key, before, cause)
+            rtx.notify(key, "record", f"record {request.record_id} {status} by {who}: {cause}")
+            rtx.log(f"record_{status}", key, requester=who, reason=f"{request.record_id} {route}")
+            return node_pb2.MarkRecordResponse(
+                record_id=request.record_id,
+                status=status,
+                attestations_superseded=superseded,
+                grade=grade_change_proto(grade),
             )
-            superseded = await ctx.consents.supersede_subject(tx, key)
-        return node_pb2.MarkRecordResponse(
-            record_id=request.record_id, status=request.status, attestations_superseded=superseded
+
+        return await run_rights_unit(ctx, fn)
+
+    # -- objections (H15, N21) -----------------------------------------------
+    async def ListObjections(
+        self, request: node_pb2.ListObjectionsRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.ListObjectionsResponse:
+        return await objections.list_for_source(self._ctx, self._source(), request.open_only)
+
+    async def AnswerObjection(
+        self, request: node_pb2.AnswerObjectionRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.ObjectionInfo:
+        who = self._source()
+        return await objections.answer_objection(
+            self._ctx, who, request.objection_id, request.outcome, request.note, operator=False
+        )
+
+    async def ResolveObjection(
+        self, request: node_pb2.AnswerObjectionRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.ObjectionInfo:
+        who = require_caller()
+        if who != self._ctx.config.region:
+            raise PermissionDeniedError(
+                "NOT_OPERATOR", "only the node's operator resolves objections about its handling"
+            )
+        return await objections.answer_objection(
+            self._ctx, who, request.objection_id, request.outcome, request.note, operator=True
+        )
+
+    # -- personal supplementary information (N5, N9) -------------------------
+    async def ListSupplements(
+        self, request: node_pb2.ListSupplementsRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.ListSupplementsResponse:
+        return await supplements.list_for_verifier(self._ctx, self._source(), request.pending_only)
+
+    async def VerifySupplement(
+        self, request: node_pb2.VerifySupplementRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.SupplementInfo:
+        who = self._source()
+        return await supplements.decide(
+            self._ctx, who, request.supplement_id, request.accept, request.reason
         )

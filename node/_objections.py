@@ -1,0 +1,415 @@
+"""Objections on the node (H15, N21): storage, effects and the scheduler's step.
+
+The workflow itself is the pure state machine :mod:`scoring._objections`;
+this module stores its state, applies its *effects* and logs every
+transition.  Each operation is one :func:`~node._rights.run_rights_unit`.
+
+Invariants:
+
+* an objection is filed by the record's own subject only (another person's
+  record is NOT_FOUND, never "forbidden"); one open objection per record;
+* it is forwarded to the department that submitted the record (the batch's
+  certificate identity), and only that department sees it in its queue and
+  may answer it; only the operator (caller identity = the node's region) may
+  resolve an objection about its own handling, and only in a scheme with a
+  ``handle`` step;
+* the scheduler (:func:`advance`) forwards received objections, replies
+  answered ones, and moves overdue ones (source missed its deadline ⇒ deemed
+  accepted ⇒ record masked, attestations suspended, grade recomputed, the
+  citizen told); it is idempotent for the same ``now``;
+* every transition appends ``objection_<state>`` to the transparency log;
+  each step's deadline (working days on the node's calendar) is kept in
+  ``deadlines_json`` so the citizen sees every date.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from scoring import (
+    CorrectRecord,
+    Effect,
+    Escalate,
+    MaskRecord,
+    NotifyCitizen,
+    Objection,
+    ObjectionState,
+    Outcome,
+    Transition,
+    UnmaskRecord,
+    WorkingDayCalendar,
+    answer,
+    file_objection,
+    forward,
+    reply,
+    resolve_directly,
+    tick,
+)
+
+from ._errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from ._observe import log_event
+from ._rights import RightsTx, run_rights_unit
+from .pb.v1 import node_pb2
+
+if TYPE_CHECKING:
+    from ._context import NodeContext
+
+__all__ = [
+    "OPEN_STATES",
+    "advance",
+    "answer_objection",
+    "dump_objection",
+    "file",
+    "list_for_source",
+    "list_for_subject",
+    "load_objection",
+]
+
+OPEN_STATES = ("received", "forwarded", "deemed_accepted", "answered")
+MAX_REASON = 512
+_COLUMNS = (
+    "objection_id, record_id, source, about_handling, reason, state_json, deadlines_json, filed_at"
+)
+
+
+def dump_objection(obj: Objection) -> str:
+    return json.dumps(
+        {
+            "objection_id": obj.objection_id,
+            "record_id": obj.record_id,
+            "scheme_id": obj.scheme_id,
+            "deadlines": [list(d) for d in obj.deadlines],
+            "state": obj.state.value,
+            "filed_at": obj.filed_at.isoformat(),
+            "due": obj.due.isoformat() if obj.due else None,
+            "waiting_for": obj.waiting_for,
+            "outcome": obj.outcome.value if obj.outcome else None,
+            "escalated": list(obj.escalated),
+            "history": [[t.at.isoformat(), t.state.value, t.note] for t in obj.history],
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def load_objection(text: str) -> Objection:
+    d: dict[str, Any] = json.loads(text)
+    return Objection(
+        objection_id=d["objection_id"],
+        record_id=d["record_id"],
+        scheme_id=d["scheme_id"],
+        deadlines=tuple((str(s), int(n)) for s, n in d["deadlines"]),
+        state=ObjectionState(d["state"]),
+        filed_at=datetime.fromisoformat(d["filed_at"]),
+        due=date.fromisoformat(d["due"]) if d["due"] else None,
+        waiting_for=d["waiting_for"],
+        outcome=Outcome(d["outcome"]) if d["outcome"] else None,
+        escalated=tuple(d["escalated"]),
+        history=tuple(
+            Transition(datetime.fromisoformat(a), ObjectionState(s), n) for a, s, n in d["history"]
+        ),
+    )
+
+
+def _info(row: Sequence[Any]) -> node_pb2.ObjectionInfo:
+    obj = load_objection(row[5])
+    deadlines: dict[str, str] = json.loads(row[6])
+    return node_pb2.ObjectionInfo(
+        objection_id=obj.objection_id,
+        record_id=obj.record_id,
+        state=obj.state.value,
+        waiting_for=obj.waiting_for,
+        due=obj.due.isoformat() if obj.due else "",
+        outcome=obj.outcome.value if obj.outcome else "",
+        filed_at=obj.filed_at.isoformat(timespec="seconds"),
+        reason=str(row[4]),
+        about_handling=bool(row[3]),
+        source=str(row[2]),
+        history=[
+            node_pb2.ObjectionStep(
+                at=t.at.isoformat(timespec="seconds"), state=t.state.value, note=t.note
+            )
+            for t in obj.history
+        ],
+        deadlines=[node_pb2.StepDeadline(step=s, due=d) for s, d in deadlines.items()],
+    )
+
+
+class _Stored:
+    """One objection row being changed inside a rights unit."""
+
+    def __init__(self, rtx: RightsTx, row: Sequence[Any], key: bytes) -> None:
+        self.rtx = rtx
+        self.row = list(row)
+        self.key = key
+        self.obj = load_objection(row[5])
+        self.deadlines: dict[str, str] = json.loads(row[6])
+
+    @property
+    def source(self) -> str:
+        return str(self.row[2])
+
+    def save(self, obj: Objection, effects: Sequence[Effect], cal: WorkingDayCalendar) -> None:
+        rtx = self.rtx
+        moved = len(obj.history) > len(self.obj.history)
+        if obj.due is not None and obj.waiting_for:
+            self.deadlines.setdefault(obj.waiting_for, obj.due.isoformat())
+        rtx.conn.execute(
+            "UPDATE objections SET state = ?, waiting_for = ?, due = ?, state_json = ?, "
+            "deadlines_json = ?, updated_at = ? WHERE objection_id = ?",
+            (
+                obj.state.value,
+                obj.waiting_for,
+                obj.due.isoformat() if obj.due else None,
+                dump_objection(obj),
+                json.dumps(self.deadlines),
+                rtx.now_iso,
+                obj.objection_id,
+            ),
+        )
+        if moved:
+            for t in obj.history[len(self.obj.history) :]:
+                rtx.log(
+                    f"objection_{t.state.value}",
+                    self.key,
+                    requester=self.source,
+                    reason=f"{obj.objection_id}: {t.note}",
+                )
+        self.obj = obj
+        self.row[5] = dump_objection(obj)
+        self.row[6] = json.dumps(self.deadlines)
+        _apply(rtx, self.key, obj, effects)
+
+
+def _apply(rtx: RightsTx, key: bytes, obj: Objection, effects: Sequence[Effect]) -> None:
+    for eff in effects:
+        if isinstance(eff, MaskRecord):
+            before = rtx.score_of(key)
+            if rtx.set_record_status(eff.record_id, "masked", only_from="active"):
+                rtx.suspend(key)
+                rtx.rescore(key, before, f"objection {obj.objection_id} (record masked)")
+        elif isinstance(eff, UnmaskRecord):
+            before = rtx.score_of(key)
+            if rtx.set_record_status(eff.record_id, "active", only_from="masked"):
+                rtx.unsuspend(key)
+                rtx.rescore(key, before, f"objection {obj.objection_id} (mask lifted)")
+        elif isinstance(eff, CorrectRecord):
+            before = rtx.score_of(key)
+            rtx.set_record_status(eff.record_id, "revoked")
+            rtx.mark(
+                eff.record_id,
+                "revoked",
+                route="",
+                note=f"corrected after objection {obj.objection_id}",
+                by="objection",
+            )
+            rtx.supersede(key)
+            rtx.rescore(key, before, f"objection {obj.objection_id} (record corrected)")
+        elif isinstance(eff, NotifyCitizen):
+            rtx.notify(key, "objection", eff.message)
+        elif isinstance(eff, Escalate):
+            rtx.log(
+                "objection_escalated",
+                key,
+                reason=f"{obj.objection_id}: step {eff.step} overdue since {eff.due}",
+            )
+            log_event("objection step overdue", 30, step=eff.step, due=str(eff.due))
+
+
+def _select(rtx: RightsTx, where: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    return rtx.conn.execute(
+        f"SELECT {_COLUMNS}, subject_key FROM objections WHERE {where}", params
+    ).fetchall()
+
+
+async def file(
+    ctx: NodeContext, key: bytes, record_id: str, reason: str, about_handling: bool
+) -> node_pb2.ObjectionInfo:
+    """A citizen files an objection against one of their own records."""
+    if not record_id:
+        raise InvalidArgumentError("MISSING_FIELD", "is required", field="record_id")
+    scheme, cal = ctx.scheme, ctx.calendar
+    handle_days = dict(scheme.objection_deadlines).get("handle")
+    if about_handling and handle_days is None:
+        raise InvalidArgumentError(
+            "NO_HANDLE_STEP",
+            f"scheme {scheme.id} has no operator handling step; the source verifies",
+            field="about_handling",
+        )
+    now = ctx.clock.now()
+    objection_id = os.urandom(8).hex()
+
+    def fn(rtx: RightsTx) -> node_pb2.ObjectionInfo:
+        owner = rtx.conn.execute(
+            "SELECT r.subject_key, coalesce(b.submitted_by, r.source), r.status "
+            "FROM records AS r LEFT JOIN source_batches AS b USING (batch_id) "
+            "WHERE r.record_id = ?",
+            (record_id,),
+        ).fetchone()
+        if owner is None or bytes(owner[0]) != key:
+            raise NotFoundError("RECORD_NOT_FOUND", "no such record of yours", field="record_id")
+        if owner[2] in ("revoked", "repaired"):
+            raise FailedPreconditionError(
+                "RECORD_NOT_COUNTING", f"the record is {owner[2]}", field="record_id"
+            )
+        open_marks = ",".join("?" * len(OPEN_STATES))
+        if rtx.conn.execute(
+            f"SELECT 1 FROM objections WHERE record_id = ? AND state IN ({open_marks})",
+            (record_id, *OPEN_STATES),
+        ).fetchone():
+            raise AlreadyExistsError(
+                "OBJECTION_OPEN", "an objection against this record is open", field="record_id"
+            )
+        obj, effects = file_objection(objection_id, record_id, scheme, now, cal)
+        if about_handling:
+            assert handle_days is not None
+            due = cal.add_working_days(now.date(), handle_days)
+            obj = replace(obj, waiting_for="handle", due=due)
+            effects = [
+                NotifyCitizen(
+                    f"objection {objection_id} received; the operator resolves it by {due}"
+                )
+            ]
+        deadlines = {obj.waiting_for: obj.due.isoformat()} if obj.due else {}
+        rtx.conn.execute(
+            "INSERT INTO objections (objection_id, subject_key, record_id, source, about_handling, "
+            "reason, state, waiting_for, due, state_json, deadlines_json, filed_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                objection_id,
+                key,
+                record_id,
+                str(owner[1]),
+                int(about_handling),
+                reason[:MAX_REASON],
+                obj.state.value,
+                obj.waiting_for,
+                obj.due.isoformat() if obj.due else None,
+                dump_objection(obj),
+                json.dumps(deadlines),
+                rtx.now_iso,
+                rtx.now_iso,
+            ),
+        )
+        rtx.log(
+            "objection_received",
+            key,
+            requester=str(owner[1]),
+            reason=f"{objection_id}: received; {obj.waiting_for} due {obj.due}",
+        )
+        _apply(rtx, key, obj, effects)
+        (row,) = _select(rtx, "objection_id = ?", (objection_id,))
+        return _info(row)
+
+    return await run_rights_unit(ctx, fn)
+
+
+async def answer_objection(
+    ctx: NodeContext,
+    caller: str,
+    objection_id: str,
+    outcome_text: str,
+    note: str,
+    *,
+    operator: bool,
+) -> node_pb2.ObjectionInfo:
+    """The source answers (or the operator resolves an objection about its own handling)."""
+    try:
+        outcome = Outcome(outcome_text)
+    except ValueError:
+        raise InvalidArgumentError(
+            "INVALID_FIELD", "must be 'upheld' or 'corrected'", field="outcome"
+        ) from None
+    cal, now = ctx.calendar, ctx.clock.now()
+
+    def fn(rtx: RightsTx) -> node_pb2.ObjectionInfo:
+        rows = _select(rtx, "objection_id = ?", (objection_id,))
+        stored = _Stored(rtx, rows[0], bytes(rows[0][8])) if rows else None
+        if stored is None or (not operator and stored.source != caller):
+            raise NotFoundError("OBJECTION_NOT_FOUND", "no such objection", field="objection_id")
+        if operator:
+            if not stored.row[3]:
+                raise PermissionDeniedError(
+                    "NOT_OPERATOR_OBJECTION",
+                    "the objection is about the source's data; the source answers it",
+                    field="objection_id",
+                )
+            obj, effects = resolve_directly(stored.obj, outcome, now, cal)
+        else:
+            if stored.row[3]:
+                raise PermissionDeniedError(
+                    "OPERATOR_OBJECTION",
+                    "the objection is about the operator's handling",
+                    field="objection_id",
+                )
+            obj, effects = answer(stored.obj, outcome, now, cal)
+        if note:
+            rtx.log(
+                "objection_note", stored.key, requester=caller, reason=f"{objection_id}: {note}"
+            )
+        stored.save(obj, effects, cal)
+        (row,) = _select(rtx, "objection_id = ?", (objection_id,))
+        return _info(row)
+
+    return await run_rights_unit(ctx, fn)
+
+
+async def advance(ctx: NodeContext, now: datetime | None = None) -> int:
+    """The scheduler's step: forward, reply and expire.  Returns the number moved."""
+    cal = ctx.calendar
+    at = now or ctx.clock.now()
+    marks = ",".join("?" * len(OPEN_STATES))
+
+    def fn(rtx: RightsTx) -> int:
+        moved = 0
+        for row in _select(rtx, f"state IN ({marks}) ORDER BY filed_at", OPEN_STATES):
+            stored = _Stored(rtx, row, bytes(row[8]))
+            before = stored.obj
+            obj, effects = tick(before, at)
+            if obj.state is ObjectionState.RECEIVED and obj.waiting_for == "forward":
+                obj, more = forward(obj, at, cal)
+                effects = [*effects, *more]
+            elif obj.state is ObjectionState.ANSWERED and obj.waiting_for == "reply":
+                obj, more = reply(obj, at)
+                effects = [*effects, *more]
+            if obj != before:
+                stored.save(obj, effects, cal)
+                moved += 1
+        return moved
+
+    return await run_rights_unit(ctx, fn)
+
+
+async def list_for_source(
+    ctx: NodeContext, source: str, open_only: bool
+) -> node_pb2.ListObjectionsResponse:
+    where = "source = ? AND about_handling = 0"
+    if open_only:
+        where += " AND state IN ('forwarded', 'deemed_accepted')"
+    rows = await ctx.db.fetchall(
+        f"SELECT {_COLUMNS} FROM objections WHERE {where} ORDER BY filed_at", (source,)
+    )
+    return node_pb2.ListObjectionsResponse(objections=[_info(r) for r in rows])
+
+
+async def list_for_subject(
+    ctx: NodeContext, key: bytes, open_only: bool
+) -> node_pb2.ListObjectionsResponse:
+    where = "subject_key = ?"
+    if open_only:
+        where += " AND state != 'replied'"
+    rows = await ctx.db.fetchall(
+        f"SELECT {_COLUMNS} FROM objections WHERE {where} ORDER BY filed_at", (key,)
+    )
+    return node_pb2.ListObjectionsResponse(objections=[_info(r) for r in rows])

@@ -1,0 +1,236 @@
+"""Rights events as units of work: rescoring at once, attestation status, notifications.
+
+A rights event (repair, correction, masking, a verified supplement, a
+deregistration) changes what counts for a person.  Each one runs as ONE write
+unit (:func:`run_rights_unit`): the record change, the grade recomputed at
+once (H16: "updated promptly", not only at the next monthly run), the status
+of the person's issued attestations, the citizen's notification and the
+transparency-log entries commit together or not at all.
+
+Invariants:
+
+* the score is always recomputed with :func:`scoring.score` from the stored
+  records (the rules live in the engine only); ``current_grades`` holds the
+  latest result and why it was computed;
+* repair and correction mark the person's valid (and suspended) attestations
+  SUPERSEDED: they carried the old grade; masking marks valid ones SUSPENDED
+  (H15: pending investigation); lifting a mask restores suspended ones only
+  when no other record of the person is still masked;
+* notifications and log entries never contain an ID number; log entries
+  carry the subject only as the log's pseudonymous ``subject_ref``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, TypeVar
+
+from scoring import (
+    CalendarError,
+    Scheme,
+    ScoreResult,
+    WorkingDayCalendar,
+    parse_holiday_file,
+    score,
+)
+
+from ._config import ConfigError, RightsConfig
+from ._errors import NotFoundError
+from ._repo_consents import (
+    STATUS_REVOKED,
+    STATUS_SUPERSEDED,
+    STATUS_SUSPENDED,
+    STATUS_VALID,
+)
+from ._repo_records import load_records, load_subject, tombstone
+from ._translog import LogWrite
+from .pb.v1 import node_pb2
+
+if TYPE_CHECKING:
+    from ._context import NodeContext
+
+__all__ = [
+    "Grade",
+    "RightsTx",
+    "build_calendar",
+    "grade_change_proto",
+    "run_rights_unit",
+    "tombstone",
+]
+
+T = TypeVar("T")
+MAX_MESSAGE = 512
+
+
+def build_calendar(config: RightsConfig) -> WorkingDayCalendar:
+    """The node's working-day calendar: chinese-calendar plus operator holiday files."""
+    cal = WorkingDayCalendar()
+    for path in config.holiday_files:
+        try:
+            cal = cal.with_year(parse_holiday_file(path.read_text(encoding="utf-8")))
+        except OSError as exc:
+            raise ConfigError("rights.holiday_files", f"cannot read {path}: {exc}") from None
+        except CalendarError as exc:
+            raise ConfigError("rights.holiday_files", f"{path}: {exc}") from None
+    return cal
+
+
+@dataclass(frozen=True, slots=True)
+class Grade:
+    before: str | None
+    after: str | None
+    scheme_version: str
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+def grade_change_proto(g: Grade) -> node_pb2.GradeChange:
+    return node_pb2.GradeChange(
+        grade_before=g.before or "",
+        grade_after=g.after or "",
+        changed=g.changed,
+        scheme_version=g.scheme_version,
+    )
+
+
+class RightsTx:
+    """What a rights unit may do on the writer connection (runs on the writer thread)."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, scheme: Scheme, today: date, now_s: int, now_iso: str
+    ) -> None:
+        self.conn = conn
+        self.scheme = scheme
+        self.today = today
+        self.now_s = now_s
+        self.now_iso = now_iso
+        self.logs: list[LogWrite] = []
+        self.after_log: list[Callable[[sqlite3.Connection], object]] = []
+
+    # -- reads -------------------------------------------------------------
+    def score_of(self, key: bytes) -> ScoreResult | None:
+        subject = load_subject(self.conn, key)
+        if subject is None:
+            return None
+        return score(subject, load_records(self.conn, key), self.scheme, self.today, explain=False)
+
+    def record_owner(self, record_id: str) -> tuple[bytes, str, str, str]:
+        """(subject key, submitting department, category, polarity) of a stored record."""
+        row = self.conn.execute(
+            "SELECT r.subject_key, coalesce(b.submitted_by, r.source), r.category, r.polarity "
+            "FROM records AS r LEFT JOIN source_batches AS b USING (batch_id) "
+            "WHERE r.record_id = ?",
+            (record_id,),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError("RECORD_NOT_FOUND", "no record with this id", field="record_id")
+        return bytes(row[0]), str(row[1]), str(row[2]), str(row[3])
+
+    # -- writes ------------------------------------------------------------
+    def log(self, kind: str, key: bytes | None, *, requester: str = "", reason: str = "") -> None:
+        self.logs.append(
+            LogWrite(kind, self.now_s, key, requester=requester, reason=reason[:MAX_MESSAGE])
+        )
+
+    def notify(self, key: bytes, kind: str, message: str) -> None:
+        self.conn.execute(
+            "INSERT INTO notifications (subject_key, kind, message, created_at) VALUES (?, ?, ?, ?)",
+            (key, kind, message[:MAX_MESSAGE], self.now_iso),
+        )
+
+    def set_record_status(
+        self, record_id: str, status: str, *, only_from: str | None = None
+    ) -> bool:
+        sql = "UPDATE records SET status = ? WHERE record_id = ?"
+        params: tuple[str, ...] = (status, record_id)
+        if only_from is not None:
+            sql += " AND status = ?"
+            params = (*params, only_from)
+        return self.conn.execute(sql, params).rowcount == 1
+
+    def mark(self, record_id: str, status: str, *, route: str, note: str, by: str) -> None:
+        self.conn.execute(
+            "INSERT INTO record_marks (record_id, status, repair_route, note, marked_by, marked_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (record_id, status, route, note[:MAX_MESSAGE], by, self.now_iso),
+        )
+
+    def supersede(self, key: bytes) -> int:
+        """The person's valid and suspended attestations carried the old grade."""
+        return self.conn.execute(
+            "UPDATE status_entries SET status = ? WHERE subject_key = ? AND status IN (?, ?)",
+            (STATUS_SUPERSEDED, key, STATUS_VALID, STATUS_SUSPENDED),
+        ).rowcount
+
+    def suspend(self, key: bytes) -> int:
+        return self.conn.execute(
+            "UPDATE status_entries SET status = ? WHERE subject_key = ? AND status = ?",
+            (STATUS_SUSPENDED, key, STATUS_VALID),
+        ).rowcount
+
+    def unsuspend(self, key: bytes) -> int:
+        masked = self.conn.execute(
+            "SELECT 1 FROM records WHERE subject_key = ? AND status = 'masked' LIMIT 1", (key,)
+        ).fetchone()
+        if masked is not None:
+            return 0
+        return self.conn.execute(
+            "UPDATE status_entries SET status = ? WHERE subject_key = ? AND status = ?",
+            (STATUS_VALID, key, STATUS_SUSPENDED),
+        ).rowcount
+
+    def revoke_all(self, key: bytes) -> int:
+        return self.conn.execute(
+            "UPDATE status_entries SET status = ? WHERE subject_key = ? AND status != ?",
+            (STATUS_REVOKED, key, STATUS_REVOKED),
+        ).rowcount
+
+    def rescore(self, key: bytes, before: ScoreResult | None, cause: str) -> Grade:
+        """Recompute at once, store it, tell the person when the grade moved."""
+        after = self.score_of(key)
+        if after is None:
+            return Grade(before.grade if before else None, None, self.scheme.version)
+        self.conn.execute(
+            "INSERT INTO current_grades (subject_key, scheme_version, score, grade, cause, "
+            "computed_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (subject_key) DO UPDATE SET "
+            "scheme_version = excluded.scheme_version, score = excluded.score, "
+            "grade = excluded.grade, cause = excluded.cause, computed_at = excluded.computed_at",
+            (key, self.scheme.version, after.score, after.grade, cause, self.now_iso),
+        )
+        grade = Grade(before.grade if before else None, after.grade, self.scheme.version)
+        if grade.changed:
+            self.notify(
+                key,
+                "grade",
+                f"after {cause} your grade was recomputed at once: "
+                f"{grade.before or 'none'} -> {grade.after or 'none'} (score {after.score})",
+            )
+        return grade
+
+
+async def run_rights_unit(ctx: NodeContext, fn: Callable[[RightsTx], T]) -> T:
+    """Run ``fn`` in one committed write unit; its log entries commit with it."""
+    log = ctx.log
+    scheme, today, now_s, now_iso = ctx.scheme, ctx.today(), ctx.now_s(), ctx.now_iso()
+
+    def unit(conn: sqlite3.Connection) -> tuple[T, int, list[bytes]]:
+        rtx = RightsTx(conn, scheme, today, now_s, now_iso)
+        result = fn(rtx)
+        if not rtx.logs:
+            return result, 0, []
+        first, leaves = log.append_sync(conn, rtx.logs)
+        for hook in rtx.after_log:
+            hook(conn)
+        return result, first, leaves
+
+    def after(r: tuple[T, int, list[bytes]]) -> None:
+        if r[2]:
+            log.mirror(r[1], r[2])
+
+    result, _first, _leaves = await ctx.db.write_unit(unit, after)
+    return result

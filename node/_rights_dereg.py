@@ -1,0 +1,130 @@
+"""Deregistration (H2): delete everything the node holds about a person, in one unit.
+
+Invariants:
+
+* one write unit: the person's attestations are revoked on the status list,
+  a ``deregistration`` event is queued in the outbox (when the node pushes to
+  a hub: the event carries only the province pseudonym, see
+  :mod:`node._outbox`), every row keyed by their ``subject_key`` in EVERY
+  table is deleted (found through ``sqlite_master``, so tables added by later
+  migrations are covered), and the transparency log gets a ``deregistered``
+  tombstone entry — all commit together or not at all;
+* rows that must outlive the person lose the link instead of being deleted:
+  status-list entries keep their index and REVOKED state with an empty
+  subject key; transparency-log rows keep their leaf (the Merkle log is
+  append-only; a leaf holds only the pseudonymous ``subject_ref``) and lose
+  the ``subject_key`` column; snapshot leaves keep their hash only;
+* what remains is a tombstone HMAC(region secret, subject key): records a
+  source submits later for the person are refused (``SUBJECT_DEREGISTERED``)
+  and nobody is rescored until the person registers again
+  (:func:`register`, which removes the tombstone).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from ._errors import NotFoundError
+from ._repo_consents import STATUS_REVOKED
+from ._rights import RightsTx, run_rights_unit, tombstone
+from .pb.v1 import node_pb2
+
+if TYPE_CHECKING:
+    from ._context import NodeContext
+
+__all__ = ["deregister", "register", "subject_tables"]
+
+#: Tables whose rows outlive the person, with the statement that unlinks them.
+_UNLINK = {
+    "status_entries": "UPDATE status_entries SET subject_key = x'' WHERE subject_key = ?",
+    "snapshot_leaves": (
+        "UPDATE snapshot_leaves SET subject_key = NULL, payload = NULL WHERE subject_key = ?"
+    ),
+}
+_LAST = ("subjects",)
+
+
+def subject_tables(conn: sqlite3.Connection) -> list[str]:
+    """Every table with a ``subject_key`` column (children first, ``subjects`` last)."""
+    names = [
+        str(r[0])
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY name"
+        )
+    ]
+    out = [
+        n
+        for n in names
+        if any(col[1] == "subject_key" for col in conn.execute(f'PRAGMA table_info("{n}")'))
+    ]
+    return sorted(out, key=lambda n: (n in _LAST, n))
+
+
+async def deregister(ctx: NodeContext, key: bytes) -> node_pb2.DeregisterResponse:
+    secret = ctx.secrets.storage_secret
+    outbox: Any = getattr(ctx, "outbox", None)  # node._outbox.Outbox when the hub is wired
+
+    def fn(rtx: RightsTx) -> node_pb2.DeregisterResponse:
+        conn = rtx.conn
+        if conn.execute("SELECT 1 FROM subjects WHERE subject_key = ?", (key,)).fetchone() is None:
+            raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")
+        (records,) = conn.execute(
+            "SELECT count(*) FROM records WHERE subject_key = ?", (key,)
+        ).fetchone()
+        (consents,) = conn.execute(
+            "SELECT count(*) FROM consents WHERE subject_key = ?", (key,)
+        ).fetchone()
+        revoked = conn.execute(
+            "UPDATE status_entries SET status = ? WHERE subject_key = ? AND status != ?",
+            (STATUS_REVOKED, key, STATUS_REVOKED),
+        ).rowcount
+        conn.execute(
+            "DELETE FROM record_marks WHERE record_id IN "
+            "(SELECT record_id FROM records WHERE subject_key = ?)",
+            (key,),
+        )
+        queued = None
+        if outbox is not None:  # before the subject row (and its sealed ID) is deleted
+            queued = outbox.deregistration_sync(conn, key, rtx.now_s)
+        for table in subject_tables(conn):
+            if table == "log_entries":
+                continue  # unlinked after the tombstone entry is appended (below)
+            sql = _UNLINK.get(table, f'DELETE FROM "{table}" WHERE subject_key = ?')
+            conn.execute(sql, (key,))
+        stone = tombstone(secret, key)
+        conn.execute(
+            "INSERT OR REPLACE INTO deregistrations (tombstone, deregistered_at) VALUES (?, ?)",
+            (stone, rtx.now_iso),
+        )
+        rtx.log("deregistered", key, reason="H2: all records, snapshots and consents deleted")
+        rtx.after_log.append(
+            lambda c: c.execute(
+                "UPDATE log_entries SET subject_key = NULL WHERE subject_key = ?", (key,)
+            )
+        )
+        return node_pb2.DeregisterResponse(
+            records_deleted=int(records),
+            consents_deleted=int(consents),
+            attestations_revoked=revoked,
+            tombstone=stone,
+            hub_notified=queued is not None,
+        )
+
+    return await run_rights_unit(ctx, fn)
+
+
+async def register(ctx: NodeContext, key: bytes) -> node_pb2.RegisterResponse:
+    """Register again after deregistering: sources may submit records again."""
+    stone = tombstone(ctx.secrets.storage_secret, key)
+
+    def fn(rtx: RightsTx) -> node_pb2.RegisterResponse:
+        gone = rtx.conn.execute(
+            "DELETE FROM deregistrations WHERE tombstone = ?", (stone,)
+        ).rowcount
+        if gone:
+            rtx.log("registered", None, reason="a deregistered person registered again")
+        return node_pb2.RegisterResponse(was_deregistered=bool(gone))
+
+    return await run_rights_unit(ctx, fn)
