@@ -38,6 +38,7 @@ from scoring import (
     MaskRecord,
     NotifyCitizen,
     Objection,
+    ObjectionError,
     ObjectionState,
     Outcome,
     Transition,
@@ -338,22 +339,12 @@ async def answer_objection(
         stored = _Stored(rtx, rows[0], bytes(rows[0][8])) if rows else None
         if stored is None or (not operator and stored.source != caller):
             raise NotFoundError("OBJECTION_NOT_FOUND", "no such objection", field="objection_id")
-        if operator:
-            if not stored.row[3]:
-                raise PermissionDeniedError(
-                    "NOT_OPERATOR_OBJECTION",
-                    "the objection is about the source's data; the source answers it",
-                    field="objection_id",
-                )
-            obj, effects = resolve_directly(stored.obj, outcome, now, cal)
-        else:
-            if stored.row[3]:
-                raise PermissionDeniedError(
-                    "OPERATOR_OBJECTION",
-                    "the objection is about the operator's handling",
-                    field="objection_id",
-                )
-            obj, effects = answer(stored.obj, outcome, now, cal)
+        try:
+            obj, effects = _decide(stored, outcome)
+        except ObjectionError as exc:
+            raise FailedPreconditionError(
+                "INVALID_TRANSITION", exc.message, field="objection_id"
+            ) from None
         if note:
             rtx.log(
                 "objection_note", stored.key, requester=caller, reason=f"{objection_id}: {note}"
@@ -361,6 +352,24 @@ async def answer_objection(
         stored.save(obj, effects, cal)
         (row,) = _select(rtx, "objection_id = ?", (objection_id,))
         return _info(row)
+
+    def _decide(stored: _Stored, outcome: Outcome) -> tuple[Objection, list[Effect]]:
+        if operator:
+            if not stored.row[3]:
+                raise PermissionDeniedError(
+                    "NOT_OPERATOR_OBJECTION",
+                    "the objection is about the source's data; the source answers it",
+                    field="objection_id",
+                )
+            return resolve_directly(stored.obj, outcome, now, cal)
+        else:
+            if stored.row[3]:
+                raise PermissionDeniedError(
+                    "OPERATOR_OBJECTION",
+                    "the objection is about the operator's handling",
+                    field="objection_id",
+                )
+            return answer(stored.obj, outcome, now, cal)
 
     return await run_rights_unit(ctx, fn)
 
