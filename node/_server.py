@@ -34,6 +34,7 @@ from ._config import NodeConfig
 from ._context import NodeContext
 from ._db import Database
 from ._guard import GuardInterceptor
+from ._hub_role import HubRoles, open_outbox
 from ._identity import IdentityVerifier
 from ._mapping import Mapper
 from ._observe import Metrics, log_event
@@ -72,6 +73,7 @@ class NodeServer:
         self._health: list[health_aio.HealthServicer] = []
         self._guards: list[GuardInterceptor] = []
         self.ports: Ports | None = None
+        self.hub_role = HubRoles(ctx)  # hub: HubService + trust-list schedule, or push loop
         # rights: objection timers and third-party query rate (docs/adr/0500, 0503)
         self.scheduler = RightsScheduler(ctx, ctx.config.rights.scheduler_interval_seconds)
         self.throttle = QueryThrottle(ctx.config.rights, lambda: ctx.clock.now().timestamp())
@@ -108,6 +110,7 @@ class NodeServer:
             log=log,
             mapper=Mapper(scheme.id),
             calendar=calendar,
+            outbox=open_outbox(config, db, secrets),  # hub: outbox pushed to the hub (H13)
         )
         return cls(ctx)
 
@@ -144,6 +147,7 @@ class NodeServer:
         peer = self._server(require_certificate=True)
         node_pb2_grpc.add_PeerServiceServicer_to_server(PeerServicer(self.ctx), peer)
         node_pb2_grpc.add_SourceServiceServicer_to_server(SourceServicer(self.ctx), peer)
+        await self.hub_role.add_services(peer)  # hub: HubService when role = "hub"
         await self._add_health(peer, _PEER_SERVICES)
         peer_port = peer.add_secure_port(
             cfg.listen.peer,
@@ -163,6 +167,7 @@ class NodeServer:
         self._peer_server, self._citizen_server = peer, citizen
         metrics_port = self.ctx.metrics.serve(cfg.listen.metrics) if cfg.listen.metrics else None
         self.ports = Ports(peer_port, citizen_port, metrics_port)
+        self.hub_role.start()  # hub: background trust-list signing / push loop
         log_event(
             "node started",
             region=cfg.region,
@@ -185,6 +190,7 @@ class NodeServer:
     async def stop(self, grace: float | None = None) -> None:
         """Graceful: NOT_SERVING, stop accepting, finish in-flight calls, close the DB."""
         grace = self.ctx.config.grace_seconds if grace is None else grace
+        await self.hub_role.stop()  # hub: stop push loop / schedules first
         await self.scheduler.stop()
         for servicer in self._health:
             await servicer.enter_graceful_shutdown()

@@ -55,3 +55,24 @@ CREATE TABLE snapshot_leaves (
 ) WITHOUT ROWID;
 
 CREATE INDEX snapshot_leaves_by_subject ON snapshot_leaves (subject_key);
+
+-- Push client state per hub (region side): the hub's acknowledged cursor as last seen,
+-- receipts signed by the hub (verified when the hub key is configured), the last log
+-- checkpoint the hub co-signed, and the last error (read by `huxin status`).
+CREATE TABLE push_state (
+    hub          TEXT PRIMARY KEY,
+    cursor       INTEGER NOT NULL DEFAULT 0,
+    last_push_at INTEGER,
+    last_error   TEXT NOT NULL DEFAULT '',
+    failures     INTEGER NOT NULL DEFAULT 0,
+    witnessed    BLOB                            -- co-signed log checkpoint Envelope
+) WITHOUT ROWID;
+
+CREATE TABLE push_receipts (
+    hub      TEXT NOT NULL,
+    seq      INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    receipt  BLOB NOT NULL,                      -- Envelope of a Receipt signed by the hub
+    verified INTEGER NOT NULL CHECK (verified IN (0, 1)),
+    PRIMARY KEY (hub, seq)
+) WITHOUT ROWID;

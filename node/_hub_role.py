@@ -1,0 +1,95 @@
+"""Wiring of the hub helper's parts into ``huxin serve`` (:class:`node._server.NodeServer`).
+
+* every node gets an :class:`~node._outbox.Outbox` (province key from
+  ``[hub] province_key``, if any);
+* ``role = "hub"``: HubService on the peer port (mutual TLS), the registry
+  loaded, a trust list signed at start if due, and a background task that
+  re-signs it on schedule (``trust_list_refresh_seconds``, well before
+  ``trust_list_ttl_seconds``);
+* ``role = "region"`` with a hub configured and ``push_interval_seconds > 0``:
+  the background push loop (:class:`~node._push.Pusher`).
+
+Invariant: background tasks are stopped before the servers stop and the
+database closes (``stop`` first in :meth:`NodeServer.stop`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from grpc import aio
+
+from ._config import NodeConfig
+from ._context import NodeContext
+from ._db import Database
+from ._hub import Hub
+from ._hub_service import HubServicer
+from ._observe import log_event
+from ._outbox import Outbox
+from ._push import Pusher, PushError
+from ._secrets import NodeSecrets
+from ._snapshots import read_province_key
+from .pb.v1 import hub_pb2_grpc
+
+__all__ = ["HubRoles", "open_outbox"]
+
+
+def open_outbox(config: NodeConfig, db: Database, secrets: NodeSecrets) -> Outbox:
+    path = config.hub.province_key
+    return Outbox(db, secrets.sealer, read_province_key(path) if path else None)
+
+
+class HubRoles:
+    """Hub service and schedules (hub role) or the push loop (region role)."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self.hub: Hub | None = None
+        self.servicer: HubServicer | None = None
+        self.pusher: Pusher | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def add_services(self, server: aio.Server) -> None:
+        cfg, s = self.ctx.config, self.ctx.secrets
+        if cfg.role != "hub":
+            return
+        hub = Hub(
+            self.ctx.db, cfg.region, s.signing, s.root, s.key_set_envelope, cfg.hub,
+            self.ctx.metrics.registry,
+            endpoints=(cfg.hub.endpoint,) if cfg.hub.endpoint else (),
+        )  # fmt: skip
+        await hub.refresh_trust_list(self.ctx.now_s())
+        self.hub = hub
+        self.servicer = HubServicer(self.ctx, hub)
+        hub_pb2_grpc.add_HubServiceServicer_to_server(self.servicer, server)
+
+    def start(self) -> None:
+        cfg = self.ctx.config
+        if self.hub is not None:
+            self._tasks.append(asyncio.ensure_future(self._trust_schedule(self.hub)))
+        elif cfg.role == "region" and cfg.hub.push_interval_seconds > 0:
+            try:
+                self.pusher = Pusher(self.ctx.db, cfg, self.ctx.secrets)
+            except PushError:
+                return  # no hub configured: nothing to push to
+            self._tasks.append(asyncio.ensure_future(self.pusher.run(self.ctx.now_s)))
+
+    async def _trust_schedule(self, hub: Hub) -> None:
+        period = max(1.0, min(60.0, self.ctx.config.hub.trust_list_refresh_seconds / 4))
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await hub.refresh_trust_list(self.ctx.now_s())
+            except Exception as exc:  # keep the schedule alive; the error is logged
+                log_event("trust list refresh failed", 40, exc=type(exc).__name__)
+
+    async def stop(self) -> None:
+        if self.pusher is not None:
+            self.pusher.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()

@@ -1,0 +1,134 @@
+"""HubService: the gRPC face of :class:`node._hub.Hub` (served on the hub's peer port).
+
+Invariants: the caller is the region id of its verified client certificate;
+``Push`` (client streaming) is not seen by the unary guard interceptor, so it
+does the guard's work itself: identity, a bound on the number of items per
+stream, error mapping through :func:`node._errors.map_error` (one place),
+metrics and one log line.  Every event is stored (committed) before the next
+one is read; the response (cursor and receipts) is sent at the end of the
+stream; after a broken stream the region asks ``GetCursor``/``GetReceipts``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from node.pb.v1 import attestation_pb2, hub_pb2, hub_pb2_grpc, node_pb2
+
+from ._context import NodeContext
+from ._errors import (
+    NodeError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+    map_error,
+)
+from ._guard import identity_of, require_caller
+from ._hub import Hub
+from ._observe import log_event
+
+__all__ = ["HubServicer", "Router"]
+
+Router = Callable[
+    [NodeContext, hub_pb2.RouteAttestationRequest, str], Awaitable[node_pb2.AttestationResponse]
+]
+
+
+class UnimplementedError(NodeError):
+    status = grpc.StatusCode.UNIMPLEMENTED
+
+
+class HubServicer(hub_pb2_grpc.HubServiceServicer):
+    def __init__(self, ctx: NodeContext, hub: Hub, router: Router | None = None) -> None:
+        self._ctx = ctx
+        self._hub = hub
+        self.router = router
+
+    async def Push(
+        self,
+        request_iterator: AsyncIterator[hub_pb2.PushItem],
+        context: aio.ServicerContext[Any, Any],
+    ) -> hub_pb2.PushResponse:
+        started = time.perf_counter()
+        region = identity_of(context)
+        code, reason, stored = "OK", "", 0
+        limit = self._ctx.config.hub.max_items_per_push
+        try:
+            if region is None:
+                raise UnauthenticatedError(
+                    "NO_CLIENT_CERTIFICATE", "a certificate with a region id is required"
+                )
+            self._hub.check_region(region)
+            out = hub_pb2.PushResponse()
+            events = 0
+            async for item in request_iterator:
+                now = self._ctx.now_s()
+                if item.kind == "log_checkpoint":
+                    out.witnessed.ParseFromString(
+                        await self._hub.witness(region, item.log_checkpoint, now)
+                    )
+                    continue
+                events += 1
+                if events > limit:
+                    raise ResourceExhaustedError(
+                        "PUSH_TOO_LONG", f"at most {limit} events per push stream"
+                    )
+                out.receipts.add().ParseFromString(await self._hub.ingest(region, item, now))
+                stored += 1
+            out.cursor = (await self._hub.cursor(region)).cursor
+            return out
+        except aio.AbortError:
+            raise
+        except Exception as exc:
+            mapped = map_error(exc)
+            code, reason = mapped.status.name, mapped.reason
+            if not isinstance(exc, NodeError) and mapped.reason == "INTERNAL":
+                log_event("internal error", 40, method="Push", peer=region or "-",
+                          exc=type(exc).__name__)  # fmt: skip
+            await context.abort(mapped.status, mapped.message, trailing_metadata=mapped.metadata)
+            raise  # pragma: no cover - abort always raises
+        finally:
+            self._ctx.metrics.observe("Push", code, reason, started)
+            log_event("rpc", method="Push", peer=region or "-", code=code, reason=reason,
+                      events=stored, ms=round((time.perf_counter() - started) * 1000, 2))  # fmt: skip
+
+    async def GetCursor(
+        self, request: hub_pb2.GetCursorRequest, context: aio.ServicerContext[Any, Any]
+    ) -> hub_pb2.GetCursorResponse:
+        region = require_caller()
+        self._hub.check_region(region)
+        return await self._hub.cursor(region)
+
+    async def GetReceipts(
+        self, request: hub_pb2.GetReceiptsRequest, context: aio.ServicerContext[Any, Any]
+    ) -> hub_pb2.GetReceiptsResponse:
+        region = require_caller()
+        self._hub.check_region(region)
+        out = hub_pb2.GetReceiptsResponse()
+        for blob in await self._hub.receipts(region, request.from_seq, request.limit):
+            out.receipts.add().ParseFromString(blob)
+        return out
+
+    async def GetTrustList(
+        self, request: hub_pb2.GetTrustListRequest, context: aio.ServicerContext[Any, Any]
+    ) -> attestation_pb2.Envelope:
+        require_caller()
+        return attestation_pb2.Envelope.FromString(await self._hub.trust_list(self._ctx.now_s()))
+
+    async def GetHubKeySet(
+        self, request: hub_pb2.GetHubKeySetRequest, context: aio.ServicerContext[Any, Any]
+    ) -> attestation_pb2.Envelope:
+        require_caller()
+        return self._ctx.secrets.key_set_envelope.to_proto()
+
+    async def RouteAttestation(
+        self, request: hub_pb2.RouteAttestationRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.AttestationResponse:
+        who = require_caller()
+        if self.router is None:
+            raise UnimplementedError("ROUTING_UNAVAILABLE", "this hub does not route requests")
+        return await self.router(self._ctx, request, who)
