@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "node._demo",
     "node._cli_node",
     "node._cli_keys",
+    "node._cli_review",
 )
 
 

@@ -41,6 +41,7 @@ from ._observe import Metrics, log_event
 from ._repo_consents import ConsentsRepository
 from ._repo_records import RecordsRepository
 from ._rights import build_calendar
+from ._rights_rollout import active_scheme_of
 from ._scheduler import RightsScheduler
 from ._secrets import NodeSecrets, load_secrets
 from ._svc_citizen import CitizenServicer
@@ -90,6 +91,7 @@ class NodeServer:
         calendar = build_calendar(config.rights)  # rights: working days (H15, N7)
         db = await Database.open(config.database)
         scheme = load_scheme(config.scheme)
+        scheme = await active_scheme_of(db, scheme, (clock or SystemClock()).now().date())  # H11
         log = TransparencyLog(db, config.region, secrets.signing)
         await log.load()
         ctx = NodeContext(

@@ -1,0 +1,120 @@
+"""Model rollout on the node (H11, N12): the pure :class:`scoring.Rollout`, persisted.
+
+One row per scheme id in ``rollouts``: the rollout state as JSON, the
+candidate scheme's TOML text (so the node can score with it once it is
+active, without the file), and the last shadow-scoring report.
+
+Invariants: every stage change goes through :class:`scoring.Rollout` (its
+rules refuse a trial without an evaluation, an activation without enough
+trial days, …); :func:`active_scheme` is what the server scores with on a
+given day — the candidate only once a scheduled rollout's effective date
+has come — so attestations name (``model_version`` = ``scheme@version``) the
+version that produced them; the candidate text is checked again when read.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from scoring import Evaluation, Rollout, Scheme, Stage, parse_scheme_toml
+
+if TYPE_CHECKING:
+    from ._db import Database
+
+__all__ = [
+    "active_scheme",
+    "active_scheme_of",
+    "dump_rollout",
+    "load_rollout",
+    "read_rollout",
+    "write_rollout",
+]
+
+
+def dump_rollout(r: Rollout) -> str:
+    d = asdict(r)
+    d["stage"] = r.stage.value
+    for k in ("current_since", "trial_started", "effective"):
+        d[k] = d[k].isoformat() if d[k] else None
+    return json.dumps(d, separators=(",", ":"))
+
+
+def load_rollout(text: str) -> Rollout:
+    d: dict[str, Any] = json.loads(text)
+    ev = d.get("evaluation")
+    return Rollout(
+        scheme_id=d["scheme_id"],
+        current_version=d["current_version"],
+        current_since=date.fromisoformat(d["current_since"]),
+        stage=Stage(d["stage"]),
+        candidate_version=d["candidate_version"],
+        evaluation=Evaluation(**ev) if ev else None,
+        shift_accepted=bool(d["shift_accepted"]),
+        trial_started=date.fromisoformat(d["trial_started"]) if d["trial_started"] else None,
+        effective=date.fromisoformat(d["effective"]) if d["effective"] else None,
+        max_psi=float(d["max_psi"]),
+        min_trial_days=int(d["min_trial_days"]),
+    )
+
+
+def read_rollout(
+    conn: sqlite3.Connection, scheme: Scheme
+) -> tuple[Rollout, Scheme | None, dict[str, Any] | None]:
+    """(rollout, candidate scheme, last shadow report) — a fresh rollout if none is stored."""
+    row = conn.execute(
+        "SELECT state_json, candidate_toml, shadow_json FROM rollouts WHERE scheme_id = ?",
+        (scheme.id,),
+    ).fetchone()
+    if row is None:
+        return Rollout.start(scheme), None, None
+    candidate = parse_scheme_toml(row[1]) if row[1] else None
+    return load_rollout(row[0]), candidate, json.loads(row[2]) if row[2] else None
+
+
+def write_rollout(
+    conn: sqlite3.Connection,
+    r: Rollout,
+    candidate_toml: str | None,
+    shadow: dict[str, Any] | None,
+    now_iso: str,
+) -> None:
+    conn.execute(
+        "INSERT INTO rollouts (scheme_id, state_json, candidate_toml, shadow_json, updated_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (scheme_id) DO UPDATE SET "
+        "state_json = excluded.state_json, candidate_toml = excluded.candidate_toml, "
+        "shadow_json = excluded.shadow_json, updated_at = excluded.updated_at",
+        (
+            r.scheme_id,
+            dump_rollout(r),
+            candidate_toml,
+            None if shadow is None else json.dumps(shadow),
+            now_iso,
+        ),
+    )
+
+
+def active_scheme(
+    state_json: str | None, candidate_toml: str | None, shipped: Scheme, today: date
+) -> Scheme:
+    """The scheme version that scores (and is named in attestations) on ``today``."""
+    if state_json is None or candidate_toml is None:
+        return shipped
+    rollout = load_rollout(state_json)
+    if rollout.version_on(today) == shipped.version:
+        return shipped
+    candidate = parse_scheme_toml(candidate_toml)
+    if candidate.id != shipped.id or candidate.version != rollout.version_on(today):
+        return shipped  # fail safe: never score with a text that does not match the state
+    return candidate
+
+
+async def active_scheme_of(db: Database, shipped: Scheme, today: date) -> Scheme:
+    """:func:`active_scheme` from the node's database (at server start)."""
+    row = await db.fetchone(
+        "SELECT state_json, candidate_toml FROM rollouts WHERE scheme_id = ?", (shipped.id,)
+    )
+    return active_scheme(row[0] if row else None, row[1] if row else None, shipped, today)

@@ -1,0 +1,687 @@
+"""Repair, deregistration, query review and throttling, uploads, catalogue, rollout.
+
+Real nodes (mutual TLS on loopback, SQLite files, manual clocks).  Each test
+starts its own small federation so tests do not share clocks or people.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+import pytest_asyncio
+from grpc import aio
+
+import node._cli as cli
+from keys import (
+    Status,
+    StatusList,
+    Trust,
+    VerificationError,
+    verify_attestation,
+    verify_status_list,
+)
+from node._client import reason_of
+from node._clock import ManualClock
+from node._init import init_region
+from node._testbed import (
+    RunningNode,
+    Testbed,
+    attestation_request,
+    honour_record,
+    make_id_number,
+    resident,
+)
+from node._throttle import RETRY_AFTER_KEY
+from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+START = datetime(2026, 9, 29, 2, 0, tzinfo=UTC)
+ALICE, BOB, CAROL = make_id_number(301), make_id_number(302), make_id_number(303)
+PEOPLE = [ALICE, BOB, CAROL]
+
+
+def penalty(
+    record_id: str, idn: str, recognised_on: str = "2026-09-28"
+) -> scoring_pb2.CreditRecord:
+    return scoring_pb2.CreditRecord(
+        record_id=record_id,
+        subject_id=idn,
+        source="court",
+        category="admin_penalty",
+        act_id=f"act-{record_id}",
+        recognised_on=recognised_on,
+        severity="serious",
+    )
+
+
+@dataclass
+class Fed:
+    bed: Testbed
+    node: RunningNode
+    clock: ManualClock
+    source: node_pb2_grpc.SourceServiceStub
+    other_source: node_pb2_grpc.SourceServiceStub
+    peer: node_pb2_grpc.PeerServiceStub
+    citizen: node_pb2_grpc.CitizenServiceStub
+
+    def me(self, idn: str) -> tuple[tuple[str, bytes], ...]:
+        return self.node.identity(idn)
+
+    async def token(self, idn: str, purpose: str = "loan") -> node_pb2.ConsentToken:
+        return await self.citizen.GrantConsent(
+            node_pb2.GrantConsentRequest(
+                audience=self.requester, purpose=purpose, scope=node_pb2.CONSENT_SCOPE_GRADE
+            ),
+            metadata=self.me(idn),
+        )
+
+    requester: str = ""
+
+    async def attest(self, idn: str) -> tuple[node_pb2.ConsentToken, bytes]:
+        token = await self.token(idn)
+        resp = await self.peer.RequestAttestation(attestation_request(token, idn, "loan"))
+        return token, resp.signed_attestation
+
+    async def status_list(self) -> attestation_pb2.Envelope:
+        return await self.peer.GetStatusList(node_pb2.GetStatusListRequest())
+
+    async def status_of(self, signed: bytes) -> Status:
+        env = attestation_pb2.SignedAttestation.FromString(signed).envelope
+        index = attestation_pb2.Attestation.FromString(env.payload).status.index
+        m = attestation_pb2.StatusList.FromString((await self.status_list()).payload)
+        return StatusList(m.issuer_region, m.list_id, m.size, raw=zlib.decompress(m.bits)).get(
+            index
+        )
+
+    async def grade(self, idn: str) -> str:
+        r = await self.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=self.me(idn))
+        return r.result.grade
+
+    async def notes(self, idn: str) -> list[str]:
+        r = await self.citizen.ListNotifications(
+            node_pb2.ListNotificationsRequest(), metadata=self.me(idn)
+        )
+        return [n.message for n in r.notifications]
+
+
+async def start(tmp: Path, region: str, scheme: str, rights_toml: str = "") -> Fed:
+    bed = Testbed(tmp, now=START)
+    other = "hainan" if region == "heihe" else "heihe"
+    assert bed.ca is not None
+    init_region(
+        tmp / region,
+        region,
+        scheme,
+        bed.ca,
+        START,
+        peers=(other,),
+        sources=(f"{region}-court", f"{region}-tax"),
+    )
+    if rights_toml:
+        with (tmp / region / "node.toml").open("a", encoding="utf-8") as f:
+            f.write("\n[rights]\n" + rights_toml + "\n")
+    clock = ManualClock(START)
+    node = await bed.start_node(region, scheme, clock=clock)
+    fed = Fed(
+        bed,
+        node,
+        clock,
+        node_pb2_grpc.SourceServiceStub(bed.peer_channel(node, bed.cert(f"{region}-court"))),
+        node_pb2_grpc.SourceServiceStub(bed.peer_channel(node, bed.cert(f"{region}-tax"))),
+        node_pb2_grpc.PeerServiceStub(bed.peer_channel(node, bed.cert(other))),
+        bed.citizen_stub(node),
+        requester=other,
+    )
+    await fed.source.SubmitRecords(
+        node_pb2.SubmitRecordsRequest(
+            batch_id="seed",
+            records=[honour_record(f"h-{i}", p, "2026-09-21") for i, p in enumerate(PEOPLE)]
+            + [penalty(f"p-{i}", p) for i, p in enumerate(PEOPLE)],
+            subjects=[resident(p) for p in PEOPLE],
+        )
+    )
+    return fed
+
+
+@pytest_asyncio.fixture
+async def heihe(tmp_path: Path) -> AsyncIterator[Fed]:
+    f = await start(tmp_path, "heihe", "heihe")
+    yield f
+    await f.bed.close()
+
+
+@pytest_asyncio.fixture
+async def hainan(tmp_path: Path) -> AsyncIterator[Fed]:
+    f = await start(tmp_path, "hainan", "hainan")
+    yield f
+    await f.bed.close()
+
+
+async def _expect(coro: object, status: grpc.StatusCode, reason: str) -> aio.AioRpcError:
+    with pytest.raises(aio.AioRpcError) as info:
+        await coro  # type: ignore[misc]
+    assert info.value.code() == status, info.value.details()
+    assert reason_of(info.value) == reason
+    return info.value
+
+
+# ------------------------------------------------------------------ repair (H16, N22)
+
+
+async def test_repair_recomputes_grade_at_once_and_supersedes_old_attestation(
+    heihe: Fed,
+) -> None:
+    """REQ: H16 N22 — a repaired negative record stops counting; the grade is recomputed
+    immediately; the attestation that carried the old grade is SUPERSEDED; the person
+    is told."""
+    f = heihe
+    assert await f.grade(ALICE) == "B"  # 600 + 30 - 80
+    _, old = await f.attest(ALICE)
+    assert await f.status_of(old) is Status.VALID
+    resp = await f.source.MarkRecord(
+        node_pb2.MarkRecordRequest(record_id="p-0", status="repaired", repair_route="charity")
+    )
+    assert (resp.grade.grade_before, resp.grade.grade_after, resp.grade.changed) == ("B", "A", True)
+    assert resp.attestations_superseded == 1
+    assert await f.status_of(old) is Status.SUPERSEDED
+    assert await f.grade(ALICE) == "A"
+    assert any("B -> A" in n for n in await f.notes(ALICE))
+    _, fresh = await f.attest(ALICE)
+    env = attestation_pb2.SignedAttestation.FromString(fresh).envelope
+    assert attestation_pb2.Attestation.FromString(env.payload).grade == "A"
+
+
+@pytest.mark.parametrize(
+    ("record_id", "route", "by_other", "status", "reason"),
+    [
+        ("h-1", "commitment", False, grpc.StatusCode.INVALID_ARGUMENT, "NOT_NEGATIVE"),
+        ("p-1", "prayer", False, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD"),
+        ("p-1", "commitment", True, grpc.StatusCode.NOT_FOUND, "RECORD_NOT_FOUND"),
+        ("nope", "commitment", False, grpc.StatusCode.NOT_FOUND, "RECORD_NOT_FOUND"),
+    ],
+    ids=["positive_record", "unknown_route", "other_department", "unknown_record"],
+)
+async def test_repair_refusals(
+    heihe: Fed, record_id: str, route: str, by_other: bool, status: grpc.StatusCode, reason: str
+) -> None:
+    """REQ: N22 — only the submitting department repairs, only negative records, by a
+    named route; a refusal changes nothing."""
+    stub = heihe.other_source if by_other else heihe.source
+    await _expect(
+        stub.MarkRecord(
+            node_pb2.MarkRecordRequest(record_id=record_id, status="repaired", repair_route=route)
+        ),
+        status,
+        reason,
+    )
+    assert await heihe.grade(BOB) == "B"
+
+
+# ------------------------------------------------------------------ deregistration (H2)
+
+
+def _all_values(db: Path) -> list[tuple[str, object]]:
+    conn = sqlite3.connect(db)
+    try:
+        out: list[tuple[str, object]] = []
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        assert {"records", "subjects", "consents", "objections", "notifications"} <= set(tables)
+        for t in tables:
+            for row in conn.execute(f'SELECT * FROM "{t}"'):
+                out.extend((t, v) for v in row)
+        return out
+    finally:
+        conn.close()
+
+
+def _holds(value: object, needle: bytes) -> bool:
+    if isinstance(value, bytes):
+        return needle in value
+    if isinstance(value, str):
+        return needle in value.encode() or needle.hex() in value
+    return False
+
+
+async def test_deregistration_deletes_everything_revokes_and_refuses(heihe: Fed) -> None:
+    """REQ: H2 H5 — after deregistration no table holds the person's subject key,
+    ID number or consent binding; the log keeps only a pseudonymous tombstone; the old
+    attestation verifies as REVOKED; a fresh query, a new consent and new records are
+    refused until the person registers again."""
+    f = heihe
+    ctx = f.node.server.ctx
+    key = ctx.records.key_of(ALICE)
+    token, old = await f.attest(ALICE)
+    await f.citizen.FileObjection(
+        node_pb2.FileObjectionRequest(record_id="p-0"), metadata=f.me(ALICE)
+    )
+    await f.source.MarkRecord(
+        node_pb2.MarkRecordRequest(record_id="h-0", status="revoked", note="test")
+    )
+    conn = sqlite3.connect(ctx.config.database)
+    (binding,) = conn.execute(
+        "SELECT binding FROM consents WHERE subject_key = ?", (key,)
+    ).fetchone()
+    (sealed,) = conn.execute(
+        "SELECT id_sealed FROM subjects WHERE subject_key = ?", (key,)
+    ).fetchone()
+    conn.close()
+
+    resp = await f.citizen.Deregister(
+        node_pb2.DeregisterRequest(confirm=True), metadata=f.me(ALICE)
+    )
+    assert resp.records_deleted == 2
+    assert resp.consents_deleted == 1
+    assert resp.attestations_revoked == 1
+    assert len(resp.tombstone) == 32
+
+    from node._translog import subject_ref
+
+    ref = subject_ref(key)
+    for table, value in _all_values(ctx.config.database):
+        for needle in (
+            key,
+            bytes(binding),
+            bytes(sealed),
+            ALICE.encode(),
+            ALICE.encode("utf-16-le"),
+        ):
+            assert not _holds(value, needle), table
+        if _holds(value, ref):
+            assert table == "log_entries", table  # only pseudonymous log leaves
+    assert sum(1 for _t, v in _all_values(ctx.config.database) if v == "p-0") == 0
+    # The tombstone entry is in the log (pseudonymous leaf, no subject key column).
+    tomb = [
+        node_pb2.LogEntry.FromString(bytes(leaf))
+        for (leaf,) in sqlite3.connect(ctx.config.database).execute(
+            "SELECT leaf FROM log_entries WHERE kind = 'deregistered'"
+        )
+    ]
+    assert len(tomb) == 1 and tomb[0].subject_ref == ref
+
+    # The old attestation verifies as revoked with the node's signed status list.
+    trust = Trust.from_key_sets([ctx.secrets.key_set])
+    now = ctx.now_s()
+    status = verify_status_list(await f.status_list(), trust, now)
+    with pytest.raises(VerificationError) as info:
+        verify_attestation(old, trust, now, "hainan", status=status)
+    assert info.value.code == "STATUS_REVOKED"
+
+    # A fresh query with the old token, a new consent, the self query, new records: refused.
+    await _expect(
+        f.peer.RequestAttestation(attestation_request(token, ALICE, "loan")),
+        grpc.StatusCode.PERMISSION_DENIED,
+        "CONSENT_INVALID",
+    )
+    await _expect(f.token(ALICE), grpc.StatusCode.NOT_FOUND, "SUBJECT_UNKNOWN")
+    await _expect(
+        f.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=f.me(ALICE)),
+        grpc.StatusCode.NOT_FOUND,
+        "SUBJECT_UNKNOWN",
+    )
+    await _expect(
+        f.source.SubmitRecords(
+            node_pb2.SubmitRecordsRequest(
+                batch_id="after", records=[honour_record("again-1", ALICE, "2026-09-28")]
+            )
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "BATCH_REJECTED",
+    )
+    await _expect(
+        f.citizen.Deregister(node_pb2.DeregisterRequest(confirm=True), metadata=f.me(ALICE)),
+        grpc.StatusCode.NOT_FOUND,
+        "SUBJECT_UNKNOWN",
+    )
+    # Others are untouched.
+    assert await f.grade(BOB) == "B"
+    # Registering again lets sources submit again; a new score starts from scratch.
+    again = await f.citizen.Register(node_pb2.RegisterRequest(), metadata=f.me(ALICE))
+    assert again.was_deregistered
+    await f.source.SubmitRecords(
+        node_pb2.SubmitRecordsRequest(
+            batch_id="after-2",
+            records=[honour_record("again-2", ALICE, "2026-09-28")],
+            subjects=[resident(ALICE)],
+        )
+    )
+    assert await f.grade(ALICE) == "A"
+
+
+async def test_deregistration_needs_confirmation(heihe: Fed) -> None:
+    """REQ: H2 — nothing is deleted without an explicit confirmation."""
+    await _expect(
+        heihe.citizen.Deregister(node_pb2.DeregisterRequest(), metadata=heihe.me(BOB)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "NOT_CONFIRMED",
+    )
+    assert await heihe.grade(BOB) == "B"
+
+
+# ------------------------------------------------------------------ review and throttling (N23)
+
+
+async def test_review_report_flags_purpose_outside_consent_and_late_sources(
+    heihe: Fed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """REQ: H16 N23 N7 — every query is registered with requester, purpose and consent;
+    the report groups them, flags a purpose outside the consent, and lists a source
+    that shared a record more than 15 working days after it was formed."""
+    f = heihe
+    token, _ = await f.attest(BOB)
+    await _expect(
+        f.peer.RequestAttestation(attestation_request(token, BOB, "marketing")),
+        grpc.StatusCode.PERMISSION_DENIED,
+        "CONSENT_WRONG_PURPOSE",
+    )
+    # N7: formed Tue 8 Sep → due Tue 29 Sep (Fri 25 Sep is a holiday): on time today;
+    # formed Mon 7 Sep → due Mon 28 Sep: late.  Both are accepted.
+    resp = await f.other_source.SubmitRecords(
+        node_pb2.SubmitRecordsRequest(
+            batch_id="tax-1",
+            records=[
+                honour_record("t-ontime", CAROL, "2026-09-08"),
+                honour_record("t-late", CAROL, "2026-09-07"),
+            ],
+        )
+    )
+    assert resp.accepted == 2
+    capsys.readouterr()
+    rc = cli.main(["review", "report", "--config", str(f.node.directory / "node.toml"), "--json"])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["total_queries"] == 2
+    rows = {(q["requester"], q["purpose"]): q for q in report["queries"]}
+    assert rows[("hainan", "loan")]["issued"] == 1
+    assert rows[("hainan", "marketing")]["refusals"] == {"CONSENT_WRONG_PURPOSE": 1}
+    (flag,) = report["flagged"]
+    assert flag["flag"] == "purpose outside the consent"
+    assert (flag["requester"], flag["purpose"], flag["consented_purpose"]) == (
+        "hainan",
+        "marketing",
+        "loan",
+    )
+    assert flag["consent_id"] == token.consent_id
+    assert report["late_sources"] == [
+        {"source": "heihe-tax", "late_records": 1, "missed_objection_deadlines": 0}
+    ]
+    assert BOB not in json.dumps(report)
+    rc = cli.main(["review", "report", "--config", str(f.node.directory / "node.toml")])
+    text = capsys.readouterr().out
+    assert rc == 0 and "purpose outside the consent" in text and "heihe-tax" in text
+
+
+async def test_requester_over_its_rate_is_throttled_with_a_retry_hint(tmp_path: Path) -> None:
+    """REQ: N23 H16 — a requester over its configured rate gets RESOURCE_EXHAUSTED with a
+    retry hint; other requesters and the citizen's own queries are not limited (H12)."""
+    f = await start(tmp_path, "heihe", "heihe", "per_requester_per_minute = { hainan = 2 }")
+    try:
+        token = await f.token(BOB)
+        for _ in range(2):
+            await f.peer.RequestAttestation(attestation_request(token, BOB, "loan"))
+        err = await _expect(
+            f.peer.RequestAttestation(attestation_request(token, BOB, "loan")),
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "QUERY_RATE_EXCEEDED",
+        )
+        hint = dict(err.trailing_metadata() or ())  # type: ignore[arg-type]
+        assert hint[RETRY_AFTER_KEY] == "30"  # 2 per minute: one token every 30 s
+        for _ in range(5):  # the citizen's own queries are free and unlimited
+            await f.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=f.me(BOB))
+        f.clock.advance(seconds=30)
+        await f.peer.RequestAttestation(attestation_request(token, BOB, "loan"))
+        assert f.node.server.throttle.refused["hainan"] == 1
+    finally:
+        await f.bed.close()
+
+
+# ------------------------------------------------------------------ supplementary info (N5, N9)
+
+
+async def test_upload_counts_only_after_verification_and_rejection_says_why(
+    hainan: Fed,
+) -> None:
+    """REQ: N5 N9 — an upload with proof and authorisation counts only once the named
+    source verifies it; a rejected upload tells the citizen why."""
+    f = hainan
+    before = await f.grade(ALICE)
+    up = node_pb2.UploadSupplementRequest(
+        category="honour",
+        level="national",
+        act_id="model-worker-2026",
+        recognised_on="2026-05-01",
+        verifier="hainan-court",
+        proof_sha256=b"\x01" * 32,
+        description="national model worker",
+        authorise_verification=True,
+    )
+    first = await f.citizen.UploadSupplement(up, metadata=f.me(ALICE))
+    assert first.state == "pending"
+    assert await f.grade(ALICE) == before  # does not count yet
+    up.act_id = "fake-award"
+    second = await f.citizen.UploadSupplement(up, metadata=f.me(ALICE))
+    queue = await f.source.ListSupplements(node_pb2.ListSupplementsRequest(pending_only=True))
+    assert {s.supplement_id for s in queue.supplements} == {
+        first.supplement_id,
+        second.supplement_id,
+    }
+    assert not (await f.other_source.ListSupplements(node_pb2.ListSupplementsRequest())).supplements
+    ok = await f.source.VerifySupplement(
+        node_pb2.VerifySupplementRequest(supplement_id=first.supplement_id, accept=True)
+    )
+    assert ok.state == "verified" and ok.record_id
+    assert await f.grade(ALICE) != before
+    report = await f.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=f.me(ALICE))
+    counted = {c.record_id: c for c in report.result.contributions}[ok.record_id]
+    assert counted.status == "counted" and counted.points == 60
+    no = await f.source.VerifySupplement(
+        node_pb2.VerifySupplementRequest(
+            supplement_id=second.supplement_id, reason="no such award in the 2026 register"
+        )
+    )
+    assert no.state == "rejected"
+    mine = await f.citizen.ListMySupplements(
+        node_pb2.ListSupplementsRequest(), metadata=f.me(ALICE)
+    )
+    assert {s.state for s in mine.supplements} == {"verified", "rejected"}
+    assert any("no such award in the 2026 register" in n for n in await f.notes(ALICE))
+    await _expect(
+        f.source.VerifySupplement(
+            node_pb2.VerifySupplementRequest(supplement_id=second.supplement_id, accept=True)
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "SUPPLEMENT_DECIDED",
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"authorise_verification": False}, "VERIFICATION_NOT_AUTHORISED"),
+        ({"verifier": "somebody"}, "UNKNOWN_VERIFIER"),
+        ({"category": "admin_penalty", "level": ""}, "POLARITY_MISMATCH"),
+        ({"category": "religion"}, "UNKNOWN_CATEGORY"),
+        ({"level": "galactic"}, "UNKNOWN_LEVEL"),
+        ({"proof_sha256": b"short"}, "INVALID_FIELD"),
+        ({"recognised_on": "2027-01-01"}, "FUTURE_RECOGNITION"),
+    ],
+    ids=["not_authorised", "unknown_verifier", "negative", "forbidden", "level", "proof", "future"],
+)
+async def test_upload_refusals(hainan: Fed, change: dict[str, object], reason: str) -> None:
+    """REQ: N5 N9 H7 — bad uploads are refused naming the field; nothing is stored."""
+    up = node_pb2.UploadSupplementRequest(
+        category="honour",
+        level="city",
+        act_id="a",
+        recognised_on="2026-05-01",
+        verifier="hainan-court",
+        proof_sha256=b"\x01" * 32,
+        authorise_verification=True,
+    )
+    for k, v in change.items():
+        setattr(up, k, v)
+    await _expect(
+        hainan.citizen.UploadSupplement(up, metadata=hainan.me(ALICE)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        reason,
+    )
+    mine = await hainan.citizen.ListMySupplements(
+        node_pb2.ListSupplementsRequest(), metadata=hainan.me(ALICE)
+    )
+    assert not mine.supplements
+
+
+# ------------------------------------------------------------------ catalogue (H14, N16, N17)
+
+
+async def test_incentive_catalogue_is_published_and_offers_no_punishment(heihe: Fed) -> None:
+    """REQ: H14 N16 N17 — the catalogue says which grades qualify for which measure;
+    no RPC of any service offers a deny or punishment decision."""
+    cat = await heihe.citizen.GetIncentiveCatalogue(node_pb2.GetIncentiveCatalogueRequest())
+    assert (cat.scheme_id, cat.incentive_tier) == ("heihe", "A")
+    entries = {e.id: e for e in cat.entries}
+    assert list(entries["gov-fast-lane"].qualifying_grades) == ["SSS", "SS", "S", "AAA", "AA", "A"]
+    assert list(entries["credit-loans"].qualifying_grades) == ["SSS", "SS", "S", "AAA"]
+    assert all("B" not in e.qualifying_grades for e in cat.entries)
+    basic = [e for e in cat.entries if e.basic_public_service]
+    assert basic and all(e.effect == "fast_lane" for e in basic)
+    words = ("deny", "punish", "refuse", "restrict", "blacklist", "penal")
+    for service in node_pb2.DESCRIPTOR.services_by_name.values():
+        for method in service.methods:
+            assert not any(w in method.name.lower() for w in words), method.full_name
+
+
+# ------------------------------------------------------------------ model rollout (H11, N12)
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, object]:
+    capsys.readouterr()
+    assert cli.main([*argv, "--json"]) == 0
+    out: dict[str, object] = json.loads(capsys.readouterr().out)
+    return out
+
+
+async def test_rollout_evaluate_trial_shadow_activate_and_attestations_name_the_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """REQ: H11 N12 — a new version is evaluated, shadow-scored on trial (differences
+    reported, nothing published), activated from an effective date; attestations name
+    the version that produced them."""
+    from importlib import resources
+
+    f = await start(tmp_path, "heihe", "heihe")
+    cfg = str(f.node.directory / "node.toml")
+    text = resources.files("scoring.schemes").joinpath("heihe.toml").read_text("utf-8")
+    text = text.replace('version = "2025.1"', 'version = "2026.1"', 1)
+    text = text.replace("serious = { points = 80,", "serious = { points = 20,", 1)
+    cand = tmp_path / "heihe-2026.toml"
+    cand.write_text(text, encoding="utf-8")
+    try:
+        _, before = await f.attest(ALICE)
+        env = attestation_pb2.SignedAttestation.FromString(before).envelope
+        assert attestation_pb2.Attestation.FromString(env.payload).model_version == "heihe@2025.1"
+        with pytest.raises(SystemExit):
+            cli.main(
+                ["model", "rollout", "trial", "--config", cfg, "--today", "2026-09-29", "--nope"]
+            )
+        assert (
+            cli.main(["model", "rollout", "trial", "--config", cfg, "--today", "2026-09-29"]) == 2
+        )
+        ev = _run(
+            capsys,
+            "model",
+            "rollout",
+            "evaluate",
+            "--config",
+            cfg,
+            "--candidate",
+            str(cand),
+            "--today",
+            "2026-09-29",
+        )
+        assert ev["stage"] == "evaluated"
+        shadow = ev["shadow_report"]
+        assert isinstance(shadow, dict)
+        assert shadow["compared"] == 3 and shadow["moved_up"] == 3  # 550 B → 610 A
+        tr = _run(
+            capsys,
+            "model",
+            "rollout",
+            "trial",
+            "--config",
+            cfg,
+            "--today",
+            "2026-09-29",
+            "--accept-shift",
+        )
+        assert tr["stage"] == "trial" and tr["shadow_version"] == "2026.1"
+        assert tr["version_in_force"] == "2025.1"
+        sh = _run(capsys, "model", "rollout", "shadow", "--config", cfg, "--today", "2026-10-15")
+        assert sh["shadow_report"]["as_of"] == "2026-10-15"  # type: ignore[index]
+        # Too early: at least 30 days of trial.
+        assert (
+            cli.main(
+                [
+                    "model",
+                    "rollout",
+                    "activate",
+                    "--config",
+                    cfg,
+                    "--today",
+                    "2026-10-15",
+                    "--effective",
+                    "2026-11-01",
+                ]
+            )
+            == 2
+        )
+        act = _run(
+            capsys,
+            "model",
+            "rollout",
+            "activate",
+            "--config",
+            cfg,
+            "--today",
+            "2026-10-30",
+            "--effective",
+            "2026-11-01",
+        )
+        assert act["stage"] == "scheduled" and act["version_in_force"] == "2025.1"
+        st = _run(capsys, "model", "rollout", "status", "--config", cfg, "--today", "2026-11-01")
+        assert st["version_in_force"] == "2026.1"
+        # The node picks the new version up when (re)started on or after the effective date.
+        await f.bed.stop_node("heihe")
+        clock = ManualClock(datetime(2026, 11, 2, 2, 0, tzinfo=UTC))
+        f.node = await f.bed.start_node("heihe", "heihe", clock=clock)
+        f.peer = node_pb2_grpc.PeerServiceStub(f.bed.peer_channel(f.node, f.bed.cert("hainan")))
+        f.citizen = f.bed.citizen_stub(f.node)
+        _, after = await f.attest(ALICE)
+        env = attestation_pb2.SignedAttestation.FromString(after).envelope
+        att = attestation_pb2.Attestation.FromString(env.payload)
+        assert att.model_version == "heihe@2026.1"
+        assert att.grade == "A"  # 600 + 30 - 20 under the new version
+    finally:
+        await f.bed.close()
+
+
+async def test_clock_start_is_a_working_tuesday() -> None:
+    """The fixtures' start day (Tue 29 Sep 2026) is a working day before National Day."""
+    from scoring import WorkingDayCalendar
+
+    cal = WorkingDayCalendar()
+    assert cal.is_working_day(START.date())
+    assert not cal.is_working_day((START + timedelta(days=2)).date())
