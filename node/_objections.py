@@ -345,10 +345,8 @@ async def answer_objection(
             raise FailedPreconditionError(
                 "INVALID_TRANSITION", exc.message, field="objection_id"
             ) from None
-        if note:
-            rtx.log(
-                "objection_note", stored.key, requester=caller, reason=f"{objection_id}: {note}"
-            )
+        if note:  # free text: told to the person, never written to the append-only log
+            rtx.notify(stored.key, "objection", f"objection {objection_id}: {caller} notes: {note}")
         stored.save(obj, effects, cal)
         (row,) = _select(rtx, "objection_id = ?", (objection_id,))
         return _info(row)

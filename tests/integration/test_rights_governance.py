@@ -7,6 +7,7 @@ starts its own small federation so tests do not share clocks or people.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import zlib
 from collections.abc import AsyncIterator
@@ -25,6 +26,7 @@ from keys import (
     StatusList,
     Trust,
     VerificationError,
+    province_pseudonym,
     verify_attestation,
     verify_status_list,
 )
@@ -40,7 +42,7 @@ from node._testbed import (
     resident,
 )
 from node._throttle import RETRY_AFTER_KEY
-from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
+from node.pb.v1 import attestation_pb2, hub_pb2, node_pb2, node_pb2_grpc, scoring_pb2
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -113,7 +115,9 @@ class Fed:
         return [n.message for n in r.notifications]
 
 
-async def start(tmp: Path, region: str, scheme: str, rights_toml: str = "") -> Fed:
+async def start(
+    tmp: Path, region: str, scheme: str, rights_toml: str = "", extra_toml: str = ""
+) -> Fed:
     bed = Testbed(tmp, now=START)
     other = "hainan" if region == "heihe" else "heihe"
     assert bed.ca is not None
@@ -129,6 +133,9 @@ async def start(tmp: Path, region: str, scheme: str, rights_toml: str = "") -> F
     if rights_toml:
         with (tmp / region / "node.toml").open("a", encoding="utf-8") as f:
             f.write("\n[rights]\n" + rights_toml + "\n")
+    if extra_toml:
+        with (tmp / region / "node.toml").open("a", encoding="utf-8") as f:
+            f.write("\n" + extra_toml + "\n")
     clock = ManualClock(START)
     node = await bed.start_node(region, scheme, clock=clock)
     fed = Fed(
@@ -359,6 +366,38 @@ async def test_deregistration_deletes_everything_revokes_and_refuses(heihe: Fed)
         )
     )
     assert await f.grade(ALICE) == "A"
+
+
+async def test_deregistration_is_queued_for_the_hub_under_the_province_pseudonym(
+    tmp_path: Path,
+) -> None:
+    """REQ: H2 H13 — the deregistration is appended to the node's outbox in the same unit
+    as the deletion, carrying only the province pseudonym, so the hub deletes its copy."""
+    province_key = os.urandom(32)
+    (tmp_path / "heihe").mkdir()
+    (tmp_path / "province.key").write_text(province_key.hex())
+    f = await start(
+        tmp_path, "heihe", "heihe", extra_toml='[hub]\nprovince_key = "../province.key"'
+    )
+    try:
+        db = f.node.server.ctx.config.database
+        before = sqlite3.connect(db).execute("SELECT count(*) FROM outbox").fetchone()[0]
+        resp = await f.citizen.Deregister(
+            node_pb2.DeregisterRequest(confirm=True), metadata=f.me(CAROL)
+        )
+        assert resp.hub_notified
+        rows = (
+            sqlite3.connect(db).execute("SELECT kind, payload FROM outbox ORDER BY seq").fetchall()
+        )
+        assert len(rows) == before + 1
+        kind, payload = rows[-1]
+        assert kind == "deregistration"
+        event = hub_pb2.Deregistration.FromString(bytes(payload))
+        assert event.province_pseudonym == province_pseudonym(province_key, CAROL)
+        assert event.deregistered_at == f.node.server.ctx.now_s()
+        assert CAROL.encode() not in bytes(payload)
+    finally:
+        await f.bed.close()
 
 
 async def test_deregistration_needs_confirmation(heihe: Fed) -> None:

@@ -265,7 +265,9 @@ async def test_heihe_upheld_in_time_grade_unchanged_reply_across_make_up_day(
     r.clock.set(at("2026-10-09"))
     old = await r.attest(BOB, "hainan")  # this month's attestation (earlier months are superseded)
     answered = await r.source.AnswerObjection(
-        node_pb2.AnswerObjectionRequest(objection_id=filed.objection_id, outcome="upheld")
+        node_pb2.AnswerObjectionRequest(
+            objection_id=filed.objection_id, outcome="upheld", note="checked the fine register"
+        )
     )
     assert deadlines(answered) == {
         "forward": "2026-10-10",
@@ -281,6 +283,9 @@ async def test_heihe_upheld_in_time_grade_unchanged_reply_across_make_up_day(
     assert closed.state == "replied"
     assert closed.outcome == "upheld"
     assert any("it stands" in n for n in await r.notes(BOB))
+    assert any("checked the fine register" in n for n in await r.notes(BOB))
+    log = await r.citizen.QueryLog(node_pb2.QueryLogRequest(), metadata=r.me(BOB))
+    assert all(b"fine register" not in e.entry for e in log.entries)  # free text never logged
 
 
 async def test_heihe_correction_recomputes_grade_at_once_and_supersedes(heihe: Region) -> None:
