@@ -583,6 +583,27 @@ async def test_upload_refusals(hainan: Fed, change: dict[str, object], reason: s
     assert not mine.supplements
 
 
+async def test_heihe_scheme_accepts_no_personal_uploads(heihe: Fed) -> None:
+    """REQ: N5 H6 — only categories whose scheme accepts verified personal records may be
+    uploaded; Heihe's catalogue accepts none."""
+    await _expect(
+        heihe.citizen.UploadSupplement(
+            node_pb2.UploadSupplementRequest(
+                category="honour",
+                level="city",
+                act_id="a",
+                recognised_on="2026-05-01",
+                verifier="heihe-court",
+                proof_sha256=b"\x01" * 32,
+                authorise_verification=True,
+            ),
+            metadata=heihe.me(ALICE),
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "PROVENANCE_NOT_ALLOWED",
+    )
+
+
 # ------------------------------------------------------------------ catalogue (H14, N16, N17)
 
 
