@@ -376,11 +376,15 @@ async def advance(ctx: NodeContext, now: datetime | None = None) -> int:
     """The scheduler's step: forward, reply and expire.  Returns the number moved."""
     cal = ctx.calendar
     at = now or ctx.clock.now()
-    marks = ",".join("?" * len(OPEN_STATES))
+    # Only rows with work to do: to forward, to reply, or past their step's deadline.
+    where = (
+        "(state = 'received' AND waiting_for = 'forward') OR state = 'answered' "
+        "OR (state IN ('received', 'forwarded') AND due IS NOT NULL AND due < ?) ORDER BY filed_at"
+    )
 
     def fn(rtx: RightsTx) -> int:
         moved = 0
-        for row in _select(rtx, f"state IN ({marks}) ORDER BY filed_at", OPEN_STATES):
+        for row in _select(rtx, where, (at.date().isoformat(),)):
             stored = _Stored(rtx, row, bytes(row[8]))
             before = stored.obj
             obj, effects = tick(before, at)

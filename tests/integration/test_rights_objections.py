@@ -421,7 +421,12 @@ async def test_hainan_operator_resolves_its_own_handling_within_3_days(hainan: R
         "OPERATOR_OBJECTION",
     )
     before = await r.grade(BOB)
-    r.clock.set(at("2026-10-09"))
+    assert await r.tick("2026-10-09") == 0  # due day: in time
+    assert await r.tick("2026-10-12") == 1  # overdue: escalated once, logged
+    assert await r.tick("2026-10-13") == 0
+    log = await r.citizen.QueryLog(node_pb2.QueryLogRequest(), metadata=r.me(BOB))
+    kinds = [node_pb2.LogEntry.FromString(e.entry).kind for e in log.entries]
+    assert kinds.count("objection_escalated") == 1
     done = await r.operator.ResolveObjection(
         node_pb2.AnswerObjectionRequest(objection_id=filed.objection_id, outcome="corrected")
     )
