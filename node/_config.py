@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 DEFAULT_CONSENT_DAYS = 90
+OBJECTION_STEPS = ("handle", "forward", "source", "reply")  # [rights] objection_deadlines
+MAX_DEADLINE_DAYS = 60
 HARD_CONSENT_DAYS = 366
 
 
@@ -105,6 +107,8 @@ class RightsConfig:
     per_requester_per_minute: Mapping[str, int] = field(default_factory=dict)
     holiday_files: tuple[Path, ...] = ()  # operator holiday files for years chinese-calendar lacks
     scheduler_interval_seconds: float = 60.0
+    # per-step working days overriding the scheme's (e.g. a local regulation); empty = scheme's
+    objection_deadlines: Mapping[str, int] = field(default_factory=dict)
 
     def rate_for(self, requester: str) -> int:
         return self.per_requester_per_minute.get(requester, self.queries_per_minute)
@@ -193,6 +197,7 @@ _SECTIONS = {
         "per_requester_per_minute",
         "holiday_files",
         "scheduler_interval_seconds",
+        "objection_deadlines",
     },
 }
 
@@ -339,6 +344,15 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
     )
     if rights.scheduler_interval_seconds <= 0:
         raise ConfigError("rights.scheduler_interval_seconds", "must be positive")
+    deadlines = _int_map(rights_raw.get("objection_deadlines", {}), "rights.objection_deadlines")
+    for step, days in deadlines.items():
+        if step not in OBJECTION_STEPS:
+            raise ConfigError(
+                f"rights.objection_deadlines.{step}", f"must be one of {', '.join(OBJECTION_STEPS)}"
+            )
+        if days > MAX_DEADLINE_DAYS:
+            raise ConfigError(f"rights.objection_deadlines.{step}", f"at most {MAX_DEADLINE_DAYS}")
+    rights = replace(rights, objection_deadlines=deadlines)
     return NodeConfig(
         region=region,
         scheme=scheme,

@@ -41,6 +41,7 @@ from scoring import (
     ObjectionError,
     ObjectionState,
     Outcome,
+    Scheme,
     Transition,
     UnmaskRecord,
     WorkingDayCalendar,
@@ -70,6 +71,7 @@ __all__ = [
     "OPEN_STATES",
     "advance",
     "answer_objection",
+    "deadline_scheme",
     "dump_objection",
     "file",
     "list_for_source",
@@ -121,6 +123,15 @@ def load_objection(text: str) -> Objection:
             Transition(datetime.fromisoformat(a), ObjectionState(s), n) for a, s, n in d["history"]
         ),
     )
+
+
+def deadline_scheme(ctx: NodeContext) -> Scheme:
+    """The node's scheme with ``[rights] objection_deadlines`` applied (step by step)."""
+    override = ctx.config.rights.objection_deadlines
+    if not override:
+        return ctx.scheme
+    merged = {**dict(ctx.scheme.objection_deadlines), **override}
+    return replace(ctx.scheme, objection_deadlines=tuple(merged.items()))
 
 
 def _info(row: Sequence[Any]) -> node_pb2.ObjectionInfo:
@@ -240,7 +251,7 @@ async def file(
     """A citizen files an objection against one of their own records."""
     if not record_id:
         raise InvalidArgumentError("MISSING_FIELD", "is required", field="record_id")
-    scheme, cal = ctx.scheme, ctx.calendar
+    scheme, cal = deadline_scheme(ctx), ctx.calendar
     handle_days = dict(scheme.objection_deadlines).get("handle")
     if about_handling and handle_days is None:
         raise InvalidArgumentError(

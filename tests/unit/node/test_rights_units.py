@@ -260,3 +260,41 @@ def test_objection_rows_and_notifications_cascade_with_the_subject(tmp_path: Pat
             "INSERT INTO deregistrations (tombstone, deregistered_at) VALUES (x'01', ?)", (now,)
         )
     conn.close()
+
+
+# ------------------------------------------------------------------ deadline overrides
+
+
+def test_objection_deadlines_can_be_overridden_per_node(tmp_path: Path) -> None:
+    """REQ: H15 N21 — deadlines are the scheme's unless the node's config overrides a step."""
+    from dataclasses import replace as dc_replace
+
+    from node._objections import deadline_scheme
+
+    cfg = parse_config(_rights(objection_deadlines={"source": 5}), tmp_path)
+    assert cfg.rights.objection_deadlines == {"source": 5}
+
+    class Ctx:
+        scheme = load_scheme("heihe")
+        config = cfg
+
+    merged = deadline_scheme(Ctx())  # type: ignore[arg-type]
+    assert dict(merged.objection_deadlines) == {"forward": 3, "source": 5, "reply": 3}
+    Ctx.config = dc_replace(cfg, rights=RightsConfig())
+    assert deadline_scheme(Ctx()) is Ctx.scheme  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        pytest.param({"appeal": 3}, "rights.objection_deadlines.appeal", id="unknown-step"),
+        pytest.param({"source": 0}, "rights.objection_deadlines.source", id="zero"),
+        pytest.param({"source": 61}, "rights.objection_deadlines.source", id="too-long"),
+    ],
+)
+def test_bad_deadline_override_names_the_step(
+    tmp_path: Path, value: dict[str, int], field: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(_rights(objection_deadlines=value), tmp_path)
+    assert info.value.field == field
