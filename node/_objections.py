@@ -393,21 +393,37 @@ async def advance(ctx: NodeContext, now: datetime | None = None) -> int:
         "OR (state IN ('received', 'forwarded') AND due IS NOT NULL AND due < ?) ORDER BY filed_at"
     )
 
+    def step(rtx: RightsTx, row: Sequence[Any]) -> bool:
+        stored = _Stored(rtx, row, bytes(row[8]))
+        before = stored.obj
+        obj, effects = tick(before, at)
+        if obj.state is ObjectionState.RECEIVED and obj.waiting_for == "forward":
+            obj, more = forward(obj, at, cal)
+            effects = [*effects, *more]
+        elif obj.state is ObjectionState.ANSWERED and obj.waiting_for == "reply":
+            obj, more = reply(obj, at)
+            effects = [*effects, *more]
+        if obj == before:
+            return False
+        stored.save(obj, effects, cal)
+        return True
+
     def fn(rtx: RightsTx) -> int:
         moved = 0
         for row in _select(rtx, where, (at.date().isoformat(),)):
-            stored = _Stored(rtx, row, bytes(row[8]))
-            before = stored.obj
-            obj, effects = tick(before, at)
-            if obj.state is ObjectionState.RECEIVED and obj.waiting_for == "forward":
-                obj, more = forward(obj, at, cal)
-                effects = [*effects, *more]
-            elif obj.state is ObjectionState.ANSWERED and obj.waiting_for == "reply":
-                obj, more = reply(obj, at)
-                effects = [*effects, *more]
-            if obj != before:
-                stored.save(obj, effects, cal)
-                moved += 1
+            # One objection that cannot be moved (e.g. a damaged row) must not stop the
+            # others: each runs in its own savepoint and is skipped (and logged) on error.
+            logged = len(rtx.logs)
+            rtx.conn.execute("SAVEPOINT objection")
+            try:
+                moved += step(rtx, row)
+            except Exception as exc:
+                rtx.conn.execute("ROLLBACK TO objection")
+                del rtx.logs[logged:]
+                log_event(
+                    "objection step failed", 40, objection=str(row[0]), exc=type(exc).__name__
+                )
+            rtx.conn.execute("RELEASE objection")
         return moved
 
     return await run_rights_unit(ctx, fn)

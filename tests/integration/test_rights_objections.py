@@ -433,3 +433,28 @@ async def test_hainan_operator_resolves_its_own_handling_within_3_days(hainan: R
     assert done.state == "replied"
     assert done.outcome == "corrected"
     assert await r.grade(BOB) != before
+
+
+async def test_a_damaged_objection_does_not_stop_the_scheduler(heihe: Region) -> None:
+    """REQ: H15 — the scheduler keeps every other deadline even if one row cannot move."""
+    import sqlite3
+
+    r = heihe
+    bad = await r.citizen.FileObjection(
+        node_pb2.FileObjectionRequest(record_id="p-0"), metadata=r.me(ALICE)
+    )
+    good = await r.citizen.FileObjection(
+        node_pb2.FileObjectionRequest(record_id="p-1"), metadata=r.me(BOB)
+    )
+    conn = sqlite3.connect(r.node.server.ctx.config.database)
+    conn.execute(
+        "UPDATE objections SET state_json = '{}' WHERE objection_id = ?", (bad.objection_id,)
+    )
+    conn.commit()
+    conn.close()
+    assert await r.tick("2026-09-30") == 1
+    (q,) = (
+        await r.source.ListObjections(node_pb2.ListObjectionsRequest(open_only=True))
+    ).objections
+    assert q.objection_id == good.objection_id
+    assert await r.tick("2026-09-30") == 0
