@@ -294,6 +294,7 @@ async def test_deregistration_deletes_everything_revokes_and_refuses(heihe: Fed)
     assert resp.consents_deleted == 1
     assert resp.attestations_revoked == 1
     assert len(resp.tombstone) == 32
+    assert not resp.hub_notified  # no province key on this node: nothing was pushed
 
     from node._translog import subject_ref
 
