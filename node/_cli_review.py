@@ -40,6 +40,7 @@ def register(sub: SubParsers) -> None:
     p = group.add_parser("report", help="queries by requester/purpose, flags, late sources")
     p.add_argument("--config", required=True, type=Path)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--today", type=_date, help="list objection steps overdue on this day")
     p.set_defaults(func=_report)
 
     model = subgroup(sub, "model", "evaluate a candidate score model (H11)")
@@ -79,7 +80,8 @@ def _report(args: argparse.Namespace) -> int:
     except StorageError as exc:
         raise CliError(exc.code, str(exc)) from None
     try:
-        report = review(conn)
+        today: date = args.today or datetime.now(UTC).date()
+        report = review(conn, today.isoformat())
     finally:
         conn.close()
     if args.json:

@@ -14,6 +14,8 @@ the consents back and reports:
 * **late sources** (N7): departments that shared records more than 15
   working days after formation, and departments that let an objection
   deadline pass (H15);
+* objections by state and, given ``today``, every step past its deadline
+  (what an operator escalates).
 
 Invariants: read only (a ``sqlite3`` connection opened read-only by the CLI);
 nothing in the report identifies a person (no subject key, no ID): entries
@@ -56,11 +58,21 @@ class LateSource:
     missed_objection_deadlines: int
 
 
+@dataclass(frozen=True, slots=True)
+class OverdueStep:
+    objection_id: str
+    source: str
+    waiting_for: str
+    due: str
+
+
 @dataclass
 class ReviewReport:
     queries: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
     mismatches: list[Mismatch] = field(default_factory=list)
     late_sources: list[LateSource] = field(default_factory=list)
+    objections: dict[str, int] = field(default_factory=dict)
+    overdue: list[OverdueStep] = field(default_factory=list)
     total: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -96,6 +108,16 @@ class ReviewReport:
                 }
                 for s in self.late_sources
             ],
+            "objections": dict(sorted(self.objections.items())),
+            "overdue_objection_steps": [
+                {
+                    "objection_id": o.objection_id,
+                    "source": o.source,
+                    "waiting_for": o.waiting_for,
+                    "due": o.due,
+                }
+                for o in self.overdue
+            ],
         }
 
     def render(self) -> str:
@@ -118,10 +140,18 @@ class ReviewReport:
                 f"  {s['source']}: {s['late_records']} record(s) shared after 15 working days (N7), "
                 f"{s['missed_objection_deadlines']} objection deadline(s) missed (H15)"
             )
+        states = ", ".join(f"{k} {v}" for k, v in d["objections"].items()) or "none"
+        lines += ["", f"Objections: {states}"]
+        for o in d["overdue_objection_steps"]:
+            lines.append(
+                f"  overdue: {o['objection_id']} waits for {o['waiting_for']} "
+                f"({o['source']}) since {o['due']}"
+            )
         return "\n".join(lines) + "\n"
 
 
-def review(conn: sqlite3.Connection) -> ReviewReport:
+def review(conn: sqlite3.Connection, today: str = "") -> ReviewReport:
+    """The report; ``today`` (YYYY-MM-DD) lists objection steps overdue on that day."""
     report = ReviewReport()
     consents = {
         str(cid): (str(aud), str(purpose))
@@ -167,6 +197,19 @@ def review(conn: sqlite3.Connection) -> ReviewReport:
             "WHERE state_json LIKE '%\"deemed_accepted\"%' GROUP BY source"
         ).fetchall()
     )
+    report.objections = {
+        str(k): int(v)
+        for k, v in conn.execute("SELECT state, count(*) FROM objections GROUP BY state")
+    }
+    if today:
+        report.overdue = [
+            OverdueStep(str(a), str(b), str(c), str(d))
+            for a, b, c, d in conn.execute(
+                "SELECT objection_id, source, waiting_for, due FROM objections "
+                "WHERE state != 'replied' AND due IS NOT NULL AND due < ? ORDER BY due",
+                (today,),
+            )
+        ]
     report.late_sources = [
         LateSource(str(s), int(late.get(s, 0)), int(missed.get(s, 0)))
         for s in sorted(set(late) | set(missed))

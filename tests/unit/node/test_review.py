@@ -111,3 +111,28 @@ def test_late_sources_list_late_records_and_missed_objection_deadlines(db) -> No
     ]
     text = report.render()
     assert "heihe-tax: 1 record(s) shared after 15 working days" in text
+    assert report.objections == {"answered": 1}
+    assert report.overdue == []  # no due date stored on that row
+
+
+def test_overdue_objection_steps_are_listed_for_the_operator(db) -> None:  # type: ignore[no-untyped-def]
+    """REQ: H15 N21 — steps past their working-day deadline are listed (no subject)."""
+    for oid, state, due in (("o1", "forwarded", "2026-10-15"), ("o2", "replied", "2026-10-01")):
+        db.execute(
+            "INSERT INTO objections (objection_id, subject_key, record_id, source, state, "
+            "waiting_for, due, state_json, filed_at, updated_at) "
+            "VALUES (?, ?, 'r', 'heihe-court', ?, 'source', ?, '{}', 'now', 'now')",
+            (oid, KEY, state, due),
+        )
+    assert review(db, "2026-10-15").overdue == []
+    (o,) = review(db, "2026-10-16").overdue
+    assert (o.objection_id, o.source, o.waiting_for, o.due) == (
+        "o1",
+        "heihe-court",
+        "source",
+        "2026-10-15",
+    )
+    assert (
+        "overdue: o1 waits for source (heihe-court) since 2026-10-15"
+        in review(db, "2026-10-16").render()
+    )
