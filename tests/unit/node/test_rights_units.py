@@ -10,6 +10,8 @@ from typing import Any
 
 import grpc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node._config import ConfigError, RightsConfig, parse_config
 from node._errors import ResourceExhaustedError, map_error
@@ -298,3 +300,29 @@ def test_bad_deadline_override_names_the_step(
     with pytest.raises(ConfigError) as info:
         parse_config(_rights(objection_deadlines=value), tmp_path)
     assert info.value.field == field
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rate=st.integers(min_value=1, max_value=120),
+    burst=st.integers(min_value=1, max_value=20),
+    gaps=st.lists(st.floats(min_value=0, max_value=30), min_size=1, max_size=60),
+)
+def test_throttle_never_admits_more_than_burst_plus_refill(
+    rate: int, burst: int, gaps: list[float]
+) -> None:
+    """REQ: N23 — over any window, admitted queries ≤ burst + rate × window."""
+    clock = _Clock()
+    t = QueryThrottle(RightsConfig(queries_per_minute=rate, query_burst=burst), clock)
+    start = clock.t
+    admitted = 0
+    hints: list[int] = []
+    for gap in gaps:
+        clock.t += gap
+        try:
+            t.check("x")
+            admitted += 1
+        except ResourceExhaustedError as exc:
+            hints.append(int(dict(exc.details)[RETRY_AFTER_KEY]))
+    assert all(h >= 1 for h in hints)
+    assert admitted <= min(burst, rate) + rate * (clock.t - start) / 60.0 + 1e-9
