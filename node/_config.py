@@ -102,7 +102,7 @@ class Limits:
 class RightsConfig:
     """``[rights]``: third-party query rate limits, holiday files, scheduler (docs/adr/0503)."""
 
-    queries_per_minute: int = 600  # per requester (certificate identity), token bucket
+    queries_per_minute: int = 0  # per requester (certificate identity); 0 = no limit
     query_burst: int = 60
     per_requester_per_minute: Mapping[str, int] = field(default_factory=dict)
     holiday_files: tuple[Path, ...] = ()  # operator holiday files for years chinese-calendar lacks
@@ -221,6 +221,12 @@ def _positive(value: int, name: str) -> int:
     return value
 
 
+def _non_negative(value: int, name: str) -> int:
+    if value < 0:
+        raise ConfigError(name, "must be 0 (no limit) or positive")
+    return value
+
+
 def _int_map(raw: Any, name: str) -> dict[str, int]:
     if not isinstance(raw, Mapping):
         raise ConfigError(name, "must be a table of peer = integer")
@@ -323,8 +329,8 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
     )
     rights_raw = data.get("rights", {})
     rights = RightsConfig(
-        queries_per_minute=_positive(
-            _get(rights_raw, "rights", "queries_per_minute", int, 600), "rights.queries_per_minute"
+        queries_per_minute=_non_negative(
+            _get(rights_raw, "rights", "queries_per_minute", int, 0), "rights.queries_per_minute"
         ),
         query_burst=_positive(
             _get(rights_raw, "rights", "query_burst", int, 60), "rights.query_burst"

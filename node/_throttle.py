@@ -1,8 +1,8 @@
 """Per-requester rate limit for third-party queries (N23, H16: review of every query).
 
 A token bucket per requester (certificate identity): ``rate`` queries per
-minute (``[rights] queries_per_minute``, or ``per_requester_per_minute``),
-bursts of at most ``min(query_burst, rate)``.  A query over the limit is
+minute (``[rights] per_requester_per_minute``, else ``queries_per_minute``;
+0 — the default — means no limit), bursts of at most ``min(query_burst, rate)``.  A query over the limit is
 refused with RESOURCE_EXHAUSTED, reason ``QUERY_RATE_EXCEEDED`` and a retry
 hint: trailing metadata ``retry-after`` = whole seconds until one token is
 back (at least 1).
@@ -40,6 +40,8 @@ class QueryThrottle:
         return method in THROTTLED_METHODS
 
     def check(self, requester: str) -> None:
+        if self._config.rate_for(requester) == 0:  # no limit configured for this requester
+            return
         rate = self._config.rate_for(requester) / 60.0  # tokens per second
         burst = float(min(self._config.query_burst, self._config.rate_for(requester)))
         now = self._now()

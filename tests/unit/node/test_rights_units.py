@@ -67,7 +67,7 @@ def test_rights_defaults_and_overrides(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("values", "field"),
     [
-        pytest.param({"queries_per_minute": 0}, "rights.queries_per_minute", id="zero-rate"),
+        pytest.param({"queries_per_minute": -1}, "rights.queries_per_minute", id="negative-rate"),
         pytest.param({"queries_per_minute": True}, "rights.queries_per_minute", id="bool"),
         pytest.param({"query_burst": -1}, "rights.query_burst", id="negative-burst"),
         pytest.param(
@@ -154,6 +154,16 @@ def test_throttle_bursts_refills_and_hints() -> None:
     assert t.refused == {"bank": 2}
     assert t.applies_to("RequestAttestation")
     assert not t.applies_to("GetMyScore")
+
+
+def test_no_limit_unless_configured() -> None:
+    """REQ: N23 — the default is no limit; a requester's own rate applies even then."""
+    t = QueryThrottle(RightsConfig(per_requester_per_minute={"bank": 1}), _Clock())
+    for _ in range(1000):
+        t.check("hainan")
+    t.check("bank")
+    with pytest.raises(ResourceExhaustedError):
+        t.check("bank")
 
 
 @pytest.mark.parametrize(("rate", "allowed"), [(1, 1), (3, 3), (600, 60)])
