@@ -65,6 +65,7 @@ def make_region(
     )
     sealer = Sealer({"s1": bytes(range(32))}, "s1")
     secret = b"r" * 32
+    tmp.mkdir(parents=True, exist_ok=True)
     path = tmp / f"{name}.db"
     conn = connect(path)
     ids = [make_id_number(500 + i) for i in range(people)]

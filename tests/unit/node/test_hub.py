@@ -1,0 +1,342 @@
+"""Hub ingest: verify before acknowledging, one transaction, signed receipts, exactly once."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from keys import (
+    KeyPair,
+    KeySet,
+    VerificationError,
+    issue_batch,
+    leaf_hash,
+    load_trust,
+    pae,
+    province_pseudonym,
+    verified_signer,
+    verify_key_set,
+)
+from node._config import HubConfig
+from node._db import Database
+from node._errors import NodeError
+from node._hub import RECEIPT_TYPE, Hub
+from node._hub_registry import RegistryError, register_region
+from node._outbox import read_after_sync
+from node._push import _item
+from node._snapshots import sign_run
+from node.pb.v1 import attestation_pb2, hub_pb2
+from tests.unit.node.test_snapshots import HUB, NOW, PROVINCE, Region, make_region
+
+TABLES = ("hub_batches", "hub_leaves", "hub_events", "hub_status_lists")
+_OPEN: list[Database] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_databases() -> AsyncIterator[None]:
+    """A failing test must not leave aiosqlite threads running (the run would hang)."""
+    yield
+    while _OPEN:
+        db = _OPEN.pop()
+        with contextlib.suppress(Exception):
+            await db.close()
+
+
+@dataclass
+class World:
+    hub: Hub
+    db: Database
+    region: Region
+    items: list[hub_pb2.PushItem]
+    hub_signing: KeyPair
+    hub_root: KeyPair
+
+
+async def make_world(tmp_path: Path, *, register: bool = True, people: int = 10) -> World:
+    region = make_region(tmp_path, people=people)
+    conn = region.conn()
+    sign_run(conn, 1, region.signer(batch_leaves=4), NOW)
+    items = [_item(conn, ev) for ev in read_after_sync(conn, 0, 100)]
+    conn.close()
+    hub_root, hub_signing = KeyPair.generate(), KeyPair.generate()
+    hks = KeySet.new(HUB, hub_root.public_key, NOW - 10).add_key(
+        hub_signing.public_key, NOW - 10, NOW + 86_400 * 365
+    )
+    db = await Database.open(tmp_path / "hub.db")
+    _OPEN.append(db)
+    if register:
+        await db.write_unit(
+            lambda c: register_region(
+                c, region="heihe", root_public_key=region.root.public_key,
+                key_set=region.key_set, now=NOW, schemes=("heihe@2024.1",),
+            )
+        )  # fmt: skip
+    hub = Hub(db, HUB, hub_signing, hub_root, hks.sign(hub_root, NOW - 10), HubConfig(),
+              CollectorRegistry())  # fmt: skip
+    await hub.reload()
+    return World(hub, db, region, items, hub_signing, hub_root)
+
+
+async def _counts(db: Database) -> dict[str, int]:
+    return {t: (await db.fetchone(f"SELECT count(*) FROM {t}"))[0] for t in TABLES}
+
+
+def _receipt(w: World, blob: bytes) -> hub_pb2.Receipt:
+    payload, _ = verified_signer(
+        blob, {w.hub_signing.key_id: w.hub_signing.public_key}, RECEIPT_TYPE
+    )
+    return hub_pb2.Receipt.FromString(payload)
+
+
+async def test_batches_verified_stored_and_receipted(tmp_path: Path) -> None:
+    """REQ: H13 — every pushed batch is verified, stored in one transaction, receipted."""
+    w = await make_world(tmp_path)
+    receipts = [await w.hub.ingest("heihe", it, NOW + 1) for it in w.items]
+    got = [_receipt(w, r) for r in receipts]
+    assert [(r.seq, r.region, r.hub, r.kind) for r in got] == [
+        (i + 1, "heihe", HUB, "snapshot_batch") for i in range(3)
+    ]
+    assert sum(r.leaves for r in got) == 9
+    counts = await _counts(w.db)
+    assert counts["hub_leaves"] == 9 and counts["hub_events"] == 3
+    cur = await w.hub.cursor("heihe")
+    assert cur.cursor == 3 and cur.last_receipt.SerializeToString() == receipts[-1]
+    ps = province_pseudonym(PROVINCE, w.region.ids[0])
+    row = await w.db.fetchone("SELECT count(*) FROM hub_leaves WHERE pseudonym = ?", (ps,))
+    assert row[0] == 1
+
+
+async def test_duplicate_applied_once(tmp_path: Path) -> None:
+    """REQ: H13 — a resent event is not applied twice; its stored receipt comes back."""
+    w = await make_world(tmp_path)
+    first = await w.hub.ingest("heihe", w.items[0], NOW + 1)
+    again = await w.hub.ingest("heihe", w.items[0], NOW + 2)
+    assert again == first
+    assert (await _counts(w.db))["hub_leaves"] == 4
+
+
+def _tamper_payload(it: hub_pb2.PushItem) -> None:
+    p = bytearray(it.snapshot_batch.payloads[1])
+    p[-1] ^= 1
+    it.snapshot_batch.payloads[1] = bytes(p)
+
+
+def _drop_leaf(it: hub_pb2.PushItem) -> None:
+    del it.snapshot_batch.payloads[-1]
+
+
+def _swap_leaves(it: hub_pb2.PushItem) -> None:
+    p = it.snapshot_batch.payloads
+    p[0], p[1] = p[1], p[0]
+
+
+def _bad_signature(it: hub_pb2.PushItem) -> None:
+    sig = bytearray(it.snapshot_batch.checkpoint.signatures[0].sig)
+    sig[0] ^= 1
+    it.snapshot_batch.checkpoint.signatures[0].sig = bytes(sig)
+
+
+def _bad_period(it: hub_pb2.PushItem) -> None:
+    it.snapshot_batch.period = "2026-11"
+
+
+def _fake_redaction(it: hub_pb2.PushItem) -> None:
+    it.snapshot_batch.redacted.add(index=0, leaf_hash=b"\x00" * 32)
+    it.snapshot_batch.payloads[0] = b""
+
+
+@pytest.mark.parametrize(
+    ("tamper", "code"),
+    [
+        (_tamper_payload, "BAD_PROOF"),
+        (_drop_leaf, "BAD_PROOF"),
+        (_swap_leaves, "BAD_PROOF"),
+        (_bad_signature, "BAD_SIGNATURE"),
+        (_bad_period, "LEAF_MISMATCH"),
+        (_fake_redaction, "BAD_PROOF"),
+    ],
+    ids=["payload-byte", "dropped-leaf", "swapped-leaves", "signature", "period", "fake-redaction"],
+)
+async def test_tampered_batch_refused_nothing_stored(
+    tmp_path: Path, tamper: object, code: str
+) -> None:
+    """REQ: H13, H17 — the hub verifies before acknowledging; a tampered batch stores nothing."""
+    w = await make_world(tmp_path)
+    item = hub_pb2.PushItem()
+    item.CopyFrom(w.items[0])
+    tamper(item)  # type: ignore[operator]
+    with pytest.raises((VerificationError, NodeError)) as err:
+        await w.hub.ingest("heihe", item, NOW + 1)
+    assert getattr(err.value, "code", None) == code
+    assert await _counts(w.db) == dict.fromkeys(TABLES, 0)
+    assert (await w.hub.cursor("heihe")).cursor == 0
+
+
+async def test_leaf_for_another_audience_refused(tmp_path: Path) -> None:
+    """A correctly signed batch whose leaves are not for this hub is refused whole."""
+    w = await make_world(tmp_path)
+    payload = attestation_pb2.Attestation(
+        attestation_id="x", issuer_region="heihe", scheme_id="heihe", scheme_version="2024.1",
+        grade="A", period="2026-10", issued_at=NOW, expires_at=NOW + 99,
+        subject_binding=b"s" * 32, audience="another-hub",
+    ).SerializeToString()  # fmt: skip
+    batch = issue_batch([payload], w.region.signing, "heihe", NOW)
+    item = hub_pb2.PushItem(seq=1, event_id="b", kind="snapshot_batch")
+    b = item.snapshot_batch
+    b.batch_id, b.period, b.scheme_id, b.scheme_version = "b", "2026-10", "heihe", "2024.1"
+    b.payload_type = batch.payload_type
+    b.payloads.append(payload)
+    b.checkpoint.CopyFrom(batch.checkpoint.to_proto())
+    with pytest.raises(NodeError) as err:
+        await w.hub.ingest("heihe", item, NOW + 1)
+    assert err.value.code == "LEAF_MISMATCH"
+    assert await _counts(w.db) == dict.fromkeys(TABLES, 0)
+
+
+async def test_region_cannot_push_another_regions_batch(tmp_path: Path) -> None:
+    """REQ: H17 — the checkpoint must be signed by the CALLER's certified key."""
+    w = await make_world(tmp_path)
+    other = make_region(tmp_path / "o", "hainan")
+    await w.db.write_unit(
+        lambda c: register_region(
+            c,
+            region="hainan",
+            root_public_key=other.root.public_key,
+            key_set=other.key_set,
+            now=NOW,
+        )
+    )
+    await w.hub.reload()
+    with pytest.raises(VerificationError) as err:
+        await w.hub.ingest("hainan", w.items[0], NOW + 1)
+    assert err.value.code in ("ISSUER_MISMATCH", "UNKNOWN_KEY")
+    assert await _counts(w.db) == dict.fromkeys(TABLES, 0)
+
+
+async def test_unregistered_region_refused(tmp_path: Path) -> None:
+    """REQ: H17 — a region not in the registry is refused and counted."""
+    w = await make_world(tmp_path, register=False)
+    with pytest.raises(NodeError) as err:
+        await w.hub.ingest("heihe", w.items[0], NOW + 1)
+    assert err.value.code == "REGION_NOT_REGISTERED"
+    assert w.hub.metrics.refused_regions.labels("heihe")._value.get() == 1
+
+
+@pytest.mark.parametrize(
+    ("seq", "event_id", "code"),
+    [(2, None, "SEQUENCE_GAP"), (1, "other-id", "EVENT_CONFLICT")],
+    ids=["gap", "seq-reused-with-other-id"],
+)
+async def test_sequence_rules(tmp_path: Path, seq: int, event_id: str | None, code: str) -> None:
+    w = await make_world(tmp_path)
+    if code == "EVENT_CONFLICT":
+        await w.hub.ingest("heihe", w.items[0], NOW + 1)
+    item = hub_pb2.PushItem()
+    item.CopyFrom(w.items[1] if code == "SEQUENCE_GAP" else w.items[0])
+    item.seq = seq
+    if event_id:
+        item.event_id = event_id
+    with pytest.raises(NodeError) as err:
+        await w.hub.ingest("heihe", item, NOW + 1)
+    assert err.value.code == code
+
+
+async def test_deregistration_deletes_region_leaves_and_redacted_batch_verifies(
+    tmp_path: Path,
+) -> None:
+    """REQ: H2 — a deregistration deletes what the hub holds for the province pseudonym;
+    a batch signed before the deregistration still verifies with the deleted leaf's hash."""
+    w = await make_world(tmp_path)
+    await w.hub.ingest("heihe", w.items[0], NOW + 1)
+    idn = w.region.ids[0]
+    ps = province_pseudonym(PROVINCE, idn)
+    in_first = any(ps in p for p in w.items[0].snapshot_batch.payloads)
+    dereg = hub_pb2.PushItem(seq=2, event_id="dereg-1", kind="deregistration")
+    dereg.deregistration.province_pseudonym = ps
+    dereg.deregistration.deregistered_at = NOW
+    before = (await _counts(w.db))["hub_leaves"]
+    r = _receipt(w, await w.hub.ingest("heihe", dereg, NOW + 2))
+    after = (await _counts(w.db))["hub_leaves"]
+    assert before - after == r.leaves == int(in_first)
+    # a later batch with a redacted leaf (deleted at the region) still verifies
+    item = hub_pb2.PushItem()
+    item.CopyFrom(w.items[1])
+    item.seq = 3
+    b = item.snapshot_batch
+    h = leaf_hash(pae(b.payload_type, b.payloads[2]))
+    b.redacted.add(index=2, leaf_hash=h)
+    b.payloads[2] = b""
+    r3 = _receipt(w, await w.hub.ingest("heihe", item, NOW + 3))
+    assert r3.leaves == 3
+
+
+async def test_status_list_stored(tmp_path: Path) -> None:
+    from keys import StatusList
+
+    w = await make_world(tmp_path)
+    env = StatusList("heihe", "attestations-1", 131072).sign(w.region.signing, NOW, NOW + 60)
+    item = hub_pb2.PushItem(seq=1, event_id="status/1", kind="status_list")
+    item.status_list.CopyFrom(env.to_proto())
+    r = _receipt(w, await w.hub.ingest("heihe", item, NOW + 3600))  # arrives after expiry
+    assert r.kind == "status_list"
+    assert (await _counts(w.db))["hub_status_lists"] == 1
+
+
+async def test_trust_list_published_versioned_and_refreshed(tmp_path: Path) -> None:
+    """The hub signs a versioned, expiring trust list; re-signs on schedule or change."""
+    w = await make_world(tmp_path)
+    first = await w.hub.refresh_trust_list(NOW)
+    assert first is not None and first.version == 1
+    assert await w.hub.refresh_trust_list(NOW + 10) is None  # fresh and unchanged
+    trust = load_trust(first.envelope, w.hub_root.public_key, NOW + 10)
+    assert set(trust.regions) == {"heihe", HUB}
+    assert trust.expires_at == NOW + HubConfig().trust_list_ttl_seconds
+    later = await w.hub.refresh_trust_list(NOW + HubConfig().trust_list_refresh_seconds)
+    assert later is not None and later.version == 2
+    other = make_region(tmp_path / "o", "hainan")
+    await w.db.write_unit(
+        lambda c: register_region(
+            c,
+            region="hainan",
+            root_public_key=other.root.public_key,
+            key_set=other.key_set,
+            now=NOW,
+        )
+    )
+    changed = await w.hub.refresh_trust_list(NOW + HubConfig().trust_list_refresh_seconds + 5)
+    assert changed is not None and changed.version == 3
+    assert set(load_trust(changed.envelope, w.hub_root.public_key, NOW).regions) == {
+        "heihe", "hainan", HUB,
+    }  # fmt: skip
+    with pytest.raises(VerificationError) as err:
+        load_trust(first.envelope, w.hub_root.public_key, NOW, min_version=3)
+    assert err.value.code == "TRUST_ROLLBACK"
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [("root", "ROOT_KEY_CHANGED"), ("weak", "WEAK_KEY"), ("foreign-key-set", "BAD_KEY_SET")],
+    ids=["root-changed", "weak-root", "key-set-of-other-root"],
+)
+async def test_registration_refused(tmp_path: Path, change: str, code: str) -> None:
+    w = await make_world(tmp_path)
+    other = make_region(tmp_path / "o", "heihe")
+    kwargs = {
+        "root": {"root_public_key": other.root.public_key, "key_set": other.key_set},
+        "weak": {"root_public_key": b"\x00" * 32, "key_set": w.region.key_set},
+        "foreign-key-set": {"root_public_key": w.region.root.public_key, "key_set": other.key_set},
+    }[change]
+    with pytest.raises(RegistryError) as err:
+        await w.db.write_unit(lambda c: register_region(c, region="heihe", now=NOW, **kwargs))  # type: ignore[arg-type]
+    assert err.value.code == code
+
+
+def test_hub_keyset_helper() -> None:
+    root, signing = KeyPair.generate(), KeyPair.generate()
+    ks = KeySet.new(HUB, root.public_key, NOW).add_key(signing.public_key, NOW, NOW + 9)
+    assert verify_key_set(ks.sign(root, NOW).to_bytes(), root.public_key, HUB).keys

@@ -1,0 +1,82 @@
+"""Witnessing: consistent log checkpoints are co-signed; a split view is evidence (H16)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from keys import CHECKPOINT_TYPE, MerkleTree, sign_checkpoint, verify_envelope
+from node._errors import NodeError
+from node.pb.v1 import attestation_pb2, hub_pb2
+from tests.unit.node.test_hub import NOW, World, _close_databases, make_world  # noqa: F401
+
+
+def _lc(w: World, tree: MerkleTree, first: int, origin: str = "heihe/log") -> hub_pb2.LogCheckpoint:
+    env = sign_checkpoint(w.region.signing, origin, tree.size, tree.root(), NOW, kind="log")
+    lc = hub_pb2.LogCheckpoint()
+    lc.checkpoint.CopyFrom(env.to_proto())
+    lc.proof.first_size, lc.proof.second_size = first, tree.size
+    lc.proof.hashes.extend(tree.consistency_proof(first) if first else [])
+    return lc
+
+
+async def test_consistent_checkpoints_cosigned(tmp_path: Path) -> None:
+    """REQ: H16 — the hub checks consistency between checkpoints and co-signs them."""
+    w = await make_world(tmp_path)
+    tree = MerkleTree([b"e%d" % i for i in range(5)])
+    first = await w.hub.witness("heihe", _lc(w, tree, 0), NOW)
+    env = attestation_pb2.Envelope.FromString(first)
+    assert {s.key_id for s in env.signatures} == {w.region.signing.key_id, w.hub_signing.key_id}
+    verify_envelope(first, {w.hub_signing.key_id: w.hub_signing.public_key}, CHECKPOINT_TYPE)
+    for i in range(5, 12):
+        tree.append(b"e%d" % i)
+    await w.hub.witness("heihe", _lc(w, tree, 5), NOW + 1)
+    cur = await w.hub.cursor("heihe")
+    assert (cur.witnessed_log_size, cur.witnessed_log_root) == (12, tree.root())
+
+
+def _fork(w: World, tree: MerkleTree) -> hub_pb2.LogCheckpoint:
+    other = MerkleTree([b"e0", b"e1", b"FORGED", *(b"e%d" % i for i in range(3, 8))])
+    return _lc(w, other, 5)
+
+
+def _same_size_other_root(w: World, tree: MerkleTree) -> hub_pb2.LogCheckpoint:
+    return _lc(w, MerkleTree([b"x%d" % i for i in range(5)]), 5)
+
+
+def _shrunk(w: World, tree: MerkleTree) -> hub_pb2.LogCheckpoint:
+    return _lc(w, MerkleTree([b"e%d" % i for i in range(3)]), 0)
+
+
+@pytest.mark.parametrize(
+    ("present", "reason"),
+    [(_fork, "SPLIT_VIEW"), (_same_size_other_root, "SPLIT_VIEW"), (_shrunk, "LOG_ROLLBACK")],
+    ids=["forked-history", "same-size-other-root", "rollback"],
+)
+async def test_split_view_recorded_and_raised(tmp_path: Path, present: object, reason: str) -> None:
+    """An inconsistent checkpoint is stored as evidence, counted, and refused."""
+    w = await make_world(tmp_path)
+    tree = MerkleTree([b"e%d" % i for i in range(5)])
+    await w.hub.witness("heihe", _lc(w, tree, 0), NOW)
+    with pytest.raises(NodeError) as err:
+        await w.hub.witness("heihe", present(w, tree), NOW + 1)  # type: ignore[operator]
+    assert err.value.code == "LOG_INCONSISTENT"
+    row = await w.db.fetchone("SELECT reason, previous IS NOT NULL FROM hub_witness_evidence")
+    assert tuple(row) == (reason, 1)
+    assert w.hub.metrics.split_views.labels("heihe", reason)._value.get() == 1
+    cur = await w.hub.cursor("heihe")
+    assert (cur.witnessed_log_size, cur.witnessed_log_root) == (5, tree.root())  # unchanged
+
+
+@pytest.mark.parametrize(
+    ("origin", "code"),
+    [("hainan/log", "LOG_CHECKPOINT_INVALID"), ("heihe", "LOG_CHECKPOINT_INVALID")],
+    ids=["other-origin", "batch-origin"],
+)
+async def test_foreign_checkpoint_refused(tmp_path: Path, origin: str, code: str) -> None:
+    w = await make_world(tmp_path)
+    with pytest.raises(NodeError) as err:
+        await w.hub.witness("heihe", _lc(w, MerkleTree([b"a"]), 0, origin), NOW)
+    assert err.value.code == code
+    assert (await w.db.fetchone("SELECT count(*) FROM hub_witness_evidence"))[0] == 0
