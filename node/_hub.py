@@ -68,7 +68,7 @@ from ._hub_registry import (
 from ._observe import log_event
 from ._witness import WitnessOutcome, witness_sync
 
-__all__ = ["RECEIPT_TYPE", "Hub", "HubMetrics", "verify_snapshot_batch"]
+__all__ = ["RECEIPT_TYPE", "Hub", "HubMetrics", "own_entry", "verify_snapshot_batch"]
 
 RECEIPT_TYPE = "application/vnd.huxin.receipt.v1+proto"
 EVENT_KINDS = ("snapshot_batch", "status_list", "deregistration")
@@ -187,6 +187,19 @@ def verify_snapshot_batch(  # noqa: PLR0917
     return VerifiedBatch(cp, rows, content)
 
 
+def own_entry(
+    hub_id: str, root_public_key: bytes, key_set: Envelope, endpoints: tuple[str, ...] = ()
+) -> TrustedRegion:
+    """The hub's own trust-list entry (receipts and co-signatures verify with the list)."""
+    return TrustedRegion(
+        region=hub_id,
+        root_public_key=root_public_key,
+        key_set=key_set,
+        name="provincial hub",
+        endpoints=endpoints,
+    )
+
+
 class Hub:
     """The hub role's state: registry trust, trust list, ingest and witnessing."""
 
@@ -207,13 +220,7 @@ class Hub:
         self._root = root
         self._config = config
         self.metrics = HubMetrics(metrics)
-        self.own = TrustedRegion(
-            region=hub_id,
-            root_public_key=root.public_key,
-            key_set=own_key_set,
-            name="provincial hub",
-            endpoints=endpoints,
-        )
+        self.own = own_entry(hub_id, root.public_key, own_key_set, endpoints)
         self.trust = registry_trust([], hub_id)
 
     # -- registry and trust list ---------------------------------------------------

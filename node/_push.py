@@ -232,15 +232,25 @@ class Pusher:
         await self._db.write_unit(unit)
 
     def _next(
-        self, conn: sqlite3.Connection, *, cursor: int, log: bool, witnessed: int, now: int
+        self,
+        conn: sqlite3.Connection,
+        *,
+        cursor: int,
+        log: bool,
+        witnessed: int,
+        now: int,
+        limit: int,
     ) -> tuple[list[hub_pb2.PushItem], hub_pb2.PushItem | None]:
-        evs = read_after_sync(conn, cursor, self._config.hub.max_items_per_push)
+        evs = read_after_sync(conn, cursor, limit) if limit > 0 else []
         lc = self._log_checkpoint(conn, witnessed, now) if log else None
         return [_item(conn, e) for e in evs], lc
 
     # -- one cycle -----------------------------------------------------------------------
-    async def push_once(self, now: int, *, timeout: float = 60.0) -> PushResult:
-        """Push everything the hub lacks; raises :class:`PushError` or an RPC error."""
+    async def push_once(
+        self, now: int, *, timeout: float = 60.0, max_events: int | None = None
+    ) -> PushResult:
+        """Push what the hub lacks (at most ``max_events`` events; None = all);
+        raises :class:`PushError` or an RPC error."""
         max_items = self._config.hub.max_items_per_push
         channel = self._channel()
         events = receipts = 0
@@ -261,7 +271,14 @@ class Pusher:
             while True:
                 items, lc = await self._db.read_unit(
                     functools.partial(
-                        self._next, cursor=cursor, log=not log_sent, witnessed=witnessed, now=now
+                        self._next,
+                        cursor=cursor,
+                        log=not log_sent,
+                        witnessed=witnessed,
+                        now=now,
+                        limit=max_items
+                        if max_events is None
+                        else min(max_items, max_events - events),
                     )
                 )
                 if not items and lc is None:
@@ -285,7 +302,7 @@ class Pusher:
                     raise PushError("HUB_CURSOR_STUCK", "the hub did not acknowledge the events")
                 cursor = resp.cursor
                 await self._record(cursor, "", now)
-                if len(items) < max_items:
+                if len(items) < max_items or (max_events is not None and events >= max_events):
                     break
             await self._record(cursor, "", now)
             self._failures = 0

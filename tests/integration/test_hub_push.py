@@ -1,0 +1,330 @@
+"""Push to the provincial hub with real processes, mutual TLS and SQLite files (H3, H13, H17).
+
+A Heihe node and the Heilongjiang hub run as separate ``huxin serve`` processes.
+The hub is killed (SIGKILL) and restarted while the region pushes; afterwards
+every batch the region holds a receipt for is stored at the hub exactly once,
+nothing is lost and nothing is applied twice (leaves and receipts counted).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from keys import (
+    KeyPair,
+    Sealer,
+    decode_private_key,
+    province_pseudonym,
+    subject_key,
+    verified_signer,
+    verify_key_set,
+)
+from node._cli import main
+from node._hub import RECEIPT_TYPE
+from node._init import init_region, load_or_create_ca
+from node._testbed import make_id_number
+from node.pb.v1 import hub_pb2, node_pb2
+
+HUB = "heilongjiang"
+PERIOD = "2026-10"
+PEOPLE = 400
+BATCH = 20  # -> 20 signed batches
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Proc:
+    """One ``huxin serve`` process."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        ready = config.parent / "ready.json"
+        ready.unlink(missing_ok=True)
+        self.p = subprocess.Popen(
+            [sys.executable, "-m", "node", "serve", "--config", str(config),
+             "--ready-file", str(ready)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            if self.p.poll() is not None:
+                raise AssertionError(self.p.stderr.read().decode() if self.p.stderr else "died")
+            if time.monotonic() > deadline:
+                self.p.kill()
+                raise AssertionError("node did not start")
+            time.sleep(0.02)
+        self.ports = json.loads(ready.read_text())
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        self.p.wait(timeout=30)
+        if self.p.stderr:
+            self.p.stderr.close()
+
+
+@dataclass
+class Fed:
+    root: Path
+    hub_dir: Path
+    region_dir: Path
+    hub_port: int
+    ids: list[str]
+    province_key: bytes
+    hub_root_public: bytes
+
+    @property
+    def hub_config(self) -> Path:
+        return self.hub_dir / "node.toml"
+
+    @property
+    def region_config(self) -> Path:
+        return self.region_dir / "node.toml"
+
+
+def _append(config: Path, text: str, *, role_hub: bool = False) -> None:
+    body = config.read_text()
+    if role_hub:
+        body = body.replace('scheme = "heihe"\n', 'scheme = "heihe"\nrole = "hub"\n', 1)
+    config.write_text(body + text)
+
+
+def _populate(region_dir: Path, ids: list[str]) -> None:
+    """Registered residents (no records: base score) sealed with the node's own keys."""
+    secret = bytes.fromhex((region_dir / "keys/storage.secret").read_text().strip())
+    sealer = Sealer({"seal-1": bytes.fromhex((region_dir / "keys/seal.key").read_text().strip())},
+                    "seal-1")  # fmt: skip
+    from node._storage import connect
+
+    conn = connect(region_dir / "node.db")
+    conn.execute("BEGIN")
+    for idn in ids:
+        k = subject_key(secret, idn)
+        conn.execute(
+            "INSERT INTO subjects (subject_key, birth_date, id_sealed, registered_at)"
+            " VALUES (?, '1985-03-12', ?, '2020-01-01')",
+            (k, sealer.seal(idn.encode("ascii"), k)),
+        )
+        conn.execute(
+            "INSERT INTO residences (subject_key, kind, since) VALUES (?, 'hukou', '2000-01-01')",
+            (k,),
+        )
+    for i in range(3):  # a few transparency-log entries for the hub to witness
+        conn.execute(
+            "INSERT INTO log_entries (idx, subject_key, kind, leaf, created_at)"
+            " VALUES (?, NULL, 'consent_granted', ?, 0)",
+            (i, node_pb2.LogEntry(kind="consent_granted", timestamp=i).SerializeToString()),
+        )
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def _region(
+    root: Path, name: str, ca: object, now: datetime, hub_port: int, hub_pk: bytes,
+    province: bytes, *, interval: float = 0,
+) -> Path:  # fmt: skip
+    d = root / name
+    init_region(d, name, "heihe", ca, now)  # type: ignore[arg-type]
+    (d / "keys/province.key").write_text(province.hex())
+    _append(
+        d / "node.toml",
+        f"""
+[hub]
+province_key = "keys/province.key"
+endpoint = "127.0.0.1:{hub_port}"
+hub_id = "{HUB}"
+hub_key = "{hub_pk.hex()}"
+push_interval_seconds = {interval}
+max_items_per_push = 3
+batch_leaves = {BATCH}
+backoff_base_seconds = 0.05
+backoff_max_seconds = 0.4
+""",
+    )
+    return d
+
+
+@pytest.fixture
+def fed(tmp_path: Path) -> Fed:
+    now = datetime.now(UTC)
+    ca = load_or_create_ca(tmp_path / "ca", now)
+    hub_port = _free_port()
+    hub_dir = tmp_path / HUB
+    init_region(hub_dir, HUB, "heihe", ca, now, peer_listen=f"127.0.0.1:{hub_port}")
+    _append(hub_dir / "node.toml", "\n[hub]\ntrust_list_refresh_seconds = 3600\n", role_hub=True)
+    hub_pk = decode_private_key((hub_dir / "keys/root.key").read_bytes()).public_key
+    province = KeyPair.generate().seed
+    region_dir = _region(tmp_path, "heihe", ca, now, hub_port, hub_pk, province)
+    ids = [make_id_number(i, born="19850312") for i in range(PEOPLE)]
+    # distinct numbers: vary the area code as well (make_id_number keeps 3 sequence digits)
+    ids = [make_id_number(i % 1000, area=f"2311{i // 1000:02d}") for i in range(PEOPLE)]
+    _populate(region_dir, ids)
+    assert main(["hub", "register", "--config", str(hub_dir / "node.toml"),
+                 "--region-dir", str(region_dir)]) == 0  # fmt: skip
+    assert main(["score", "publish", "--config", str(region_dir / "node.toml"),
+                 "--period", PERIOD, "--workers", "1"]) == 0  # fmt: skip
+    return Fed(tmp_path, hub_dir, region_dir, hub_port, ids, province, hub_pk)
+
+
+def _push() -> list[str]:
+    return [sys.executable, "-m", "node", "push", "--json", "--timeout", "10", "--config"]
+
+
+def _q(db: Path, sql: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        return list(conn.execute(sql).fetchall())
+    finally:
+        conn.close()
+
+
+def _check_exactly_once(f: Fed) -> None:
+    """Every receipt the region holds is one stored hub event; leaves are exactly right."""
+    hub_db, region_db = f.hub_dir / "node.db", f.region_dir / "node.db"
+    batches = _q(region_db, "SELECT batch_id, leaves FROM snapshot_batches ORDER BY number")
+    assert len(batches) == PEOPLE // BATCH
+    events = _q(hub_db, "SELECT seq, event_id, leaves FROM hub_events ORDER BY seq")
+    assert [e[0] for e in events] == list(range(1, len(batches) + 1))  # no gap, no duplicate
+    assert [e[1] for e in events] == [b[0] for b in batches]
+    (leaves,) = _q(hub_db, "SELECT count(*) FROM hub_leaves")[0]
+    assert leaves == PEOPLE == sum(int(e[2]) for e in events)  # type: ignore[call-overload]
+    (distinct,) = _q(hub_db, "SELECT count(DISTINCT pseudonym) FROM hub_leaves")[0]
+    assert distinct == PEOPLE
+    per_batch = _q(hub_db, "SELECT b.batch_id, count(*) FROM hub_leaves JOIN hub_batches AS b"
+                           " ON b.id = hub_leaves.batch GROUP BY b.id")  # fmt: skip
+    assert sorted(per_batch) == sorted((b, n) for b, n in batches)
+    # receipts: one per event, signed by the hub key certified by the hub root
+    receipts = _q(
+        region_db, "SELECT seq, event_id, receipt, verified FROM push_receipts ORDER BY seq"
+    )
+    assert [(r[0], r[1]) for r in receipts] == [(e[0], e[1]) for e in events]
+    ks = verify_key_set((f.hub_dir / "keys/keyset.bin").read_bytes(), f.hub_root_public, HUB)
+    keys = {k.key_id: k.public_key for k in ks.keys}
+    for seq, event_id, blob, verified in receipts:
+        assert verified == 1
+        payload, _ = verified_signer(bytes(blob), keys, RECEIPT_TYPE)  # type: ignore[arg-type]
+        r = hub_pb2.Receipt.FromString(payload)
+        assert (r.seq, r.event_id, r.region, r.hub) == (seq, event_id, "heihe", HUB)
+    # the hub holds province pseudonyms only
+    ps = province_pseudonym(f.province_key, f.ids[7])
+    assert _q(hub_db, f"SELECT count(*) FROM hub_leaves WHERE pseudonym = x'{ps.hex()}'") == [(1,)]
+    for db in (hub_db, region_db):
+        raw = db.read_bytes() + (db.with_name(db.name + "-wal").read_bytes()
+                                 if db.with_name(db.name + "-wal").exists() else b"")  # fmt: skip
+        for idn in f.ids[:50]:
+            assert idn.encode() not in raw
+
+
+def test_push_resumes_after_hub_killed_and_restarted(fed: Fed) -> None:
+    """REQ: H13 — push resumes from the hub's cursor after a SIGKILL; no batch lost, none
+    applied twice (leaves and receipts counted); the log checkpoint is witnessed."""
+    hub = Proc(fed.hub_config)
+    try:
+        push = subprocess.Popen([*_push(), str(fed.region_config)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if _q(fed.hub_dir / "node.db", "SELECT count(*) FROM hub_events")[0][0] >= 3:  # type: ignore[operator]
+                break
+            time.sleep(0.01)
+        hub.stop(signal.SIGKILL)
+        push.wait(timeout=30)
+        hub = Proc(fed.hub_config)
+        out = subprocess.run(
+            [*_push(), str(fed.region_config)], capture_output=True, timeout=60, check=False
+        )
+        assert out.returncode == 0, out.stderr.decode()
+        result = json.loads(out.stdout)
+        assert result["cursor"] == PEOPLE // BATCH
+        again = subprocess.run(
+            [*_push(), str(fed.region_config)], capture_output=True, timeout=60, check=False
+        )
+        assert json.loads(again.stdout)["events"] == 0  # nothing left, nothing re-applied
+    finally:
+        hub.stop()
+    _check_exactly_once(fed)
+
+
+def test_fault_sigkill_hub_at_random_points(fed: Fed) -> None:
+    """REQ: H13 — fault test: during 20 pushes (one event each) the hub is SIGKILLed at
+    random points (before, during or after the stream); every acknowledged batch is then
+    stored exactly once, and after a final push nothing is lost."""
+    body = fed.region_config.read_text().replace(
+        "max_items_per_push = 3\n", "max_items_per_push = 1\n"
+    )
+    fed.region_config.write_text(body)
+    rng = random.Random(20261023)
+    total = PEOPLE // BATCH
+    hub = Proc(fed.hub_config)
+    kills: list[int] = []
+    acknowledged: set[int] = set()
+    try:
+        for _ in range(total):
+            push = subprocess.Popen([*_push(), str(fed.region_config), "--max-events", "1"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+            if rng.random() < 0.6:
+                time.sleep(rng.uniform(0.3, 0.9))  # the CLI starts in ~0.5 s: before/during/after
+                (stored,) = _q(fed.hub_dir / "node.db", "SELECT count(*) FROM hub_events")[0]
+                hub.stop(signal.SIGKILL)
+                kills.append(int(stored))  # type: ignore[call-overload]
+                hub = Proc(fed.hub_config)
+            out, _err = push.communicate(timeout=30)
+            if push.returncode == 0:
+                acknowledged.add(int(json.loads(out)["cursor"]))
+        # every acknowledged cursor is stored at the hub (nothing acknowledged was lost)
+        (stored,) = _q(fed.hub_dir / "node.db", "SELECT count(*) FROM hub_events")[0]
+        assert all(c <= stored for c in acknowledged)  # type: ignore[operator]
+        final = subprocess.run(
+            [*_push(), str(fed.region_config)], capture_output=True, timeout=60, check=False
+        )
+        assert final.returncode == 0, final.stderr.decode()
+    finally:
+        hub.stop()
+    assert len(kills) >= 5 and len({min(k, 1) for k in kills}) >= 1, kills
+    _check_exactly_once(fed)
+    (witnessed,) = _q(
+        fed.region_dir / "node.db",
+        "SELECT count(*) FROM push_state WHERE hub = 'heilongjiang' AND witnessed IS NOT NULL",
+    )[0]
+    assert witnessed == 1
+
+
+def test_region_not_in_registry_refused_and_logged(fed: Fed) -> None:
+    """REQ: H17 — the hub accepts pushes only from registered regions; others are refused
+    and the refusal is logged."""
+    now = datetime.now(UTC)
+    ca = load_or_create_ca(fed.root / "ca", now)
+    hainan = _region(fed.root, "hainan", ca, now, fed.hub_port, fed.hub_root_public,
+                     fed.province_key)  # fmt: skip
+    hub = Proc(fed.hub_config)
+    try:
+        out = subprocess.run(
+            [*_push(), str(hainan / "node.toml")], capture_output=True, timeout=60, check=False
+        )
+    finally:
+        hub.stop()
+    assert out.returncode == 1
+    assert b"REGION_NOT_REGISTERED" in out.stderr
+    log = (fed.hub_dir / "node.log").read_text()
+    assert any(
+        json.loads(line).get("reason") == "REGION_NOT_REGISTERED"
+        and json.loads(line).get("region") == "hainan"
+        for line in log.splitlines()
+    )
+    assert _q(fed.hub_dir / "node.db", "SELECT count(*) FROM hub_events") == [(0,)]
