@@ -18,6 +18,7 @@ from typing import Any
 __all__ = [
     "ConfigError",
     "ConsentConfig",
+    "FederationConfig",
     "HubConfig",
     "IdentityConfig",
     "KeyFiles",
@@ -115,6 +116,23 @@ class RightsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FederationConfig:
+    """``[federation]``: the hub, its pinned root key and the trust list (docs/adr/0410)."""
+
+    hub: str  # hub id = the trust list's issuer
+    hub_key: bytes  # pinned hub root public key (raw Ed25519)
+    trust_list: Path | None = None  # seed TrustList envelope or bundle file
+    hub_endpoint: str = ""  # host:port of the hub's peer port ("" on the hub itself)
+    allow_stale: bool = False  # accept an expired trust list (reported by `huxin status`)
+    route: str = "auto"  # auto: direct endpoint if listed, else the hub | hub | direct
+    sync: bool = True  # run the background peer sync in `huxin serve`
+    sync_interval_seconds: float = 30.0
+    sync_timeout_seconds: float = 5.0
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
 class HubConfig:
     """``[hub]``: pushing to the provincial hub (region role) and serving as one (hub role).
 
@@ -150,7 +168,8 @@ class NodeConfig:
     identity: IdentityConfig = IdentityConfig()
     consent: ConsentConfig = ConsentConfig()
     limits: Limits = Limits()
-    peers: tuple[str, ...] = ()  # regions allowed to request attestations (H17)
+    peers: tuple[str, ...] = ()  # standalone nodes only: static allow-list (H17)
+    federation: FederationConfig | None = None  # federated: the trust list decides (H17)
     sources: tuple[str, ...] = ()  # certificate identities allowed to submit records
     log_file: Path | None = None
     grace_seconds: float = 10.0
@@ -189,6 +208,19 @@ _SECTIONS = {
         "trust_list_ttl_seconds",
         "trust_list_refresh_seconds",
         "max_leaves_per_batch",
+    },
+    "federation": {
+        "hub",
+        "hub_key",
+        "trust_list",
+        "hub_endpoint",
+        "allow_stale",
+        "route",
+        "sync",
+        "sync_interval_seconds",
+        "sync_timeout_seconds",
+        "backoff_base_seconds",
+        "backoff_max_seconds",
     },
     "sources": {"allowed"},
     "rights": {
@@ -359,6 +391,12 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         if days > MAX_DEADLINE_DAYS:
             raise ConfigError(f"rights.objection_deadlines.{step}", f"at most {MAX_DEADLINE_DAYS}")
     rights = replace(rights, objection_deadlines=deadlines)
+    peers = _str_list(data.get("peers", {}).get("allowed", []), "peers.allowed")
+    federation = _federation(data.get("federation"), base)
+    if federation is not None and peers:
+        raise ConfigError(
+            "peers.allowed", "cannot be used with [federation]: the trust list decides"
+        )
     return NodeConfig(
         region=region,
         scheme=scheme,
@@ -376,12 +414,53 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         identity=identity,
         consent=consent,
         limits=limits,
-        peers=_str_list(data.get("peers", {}).get("allowed", []), "peers.allowed"),
+        peers=peers,
+        federation=federation,
         sources=_str_list(data.get("sources", {}).get("allowed", []), "sources.allowed"),
         log_file=None if log_file is None else (base / str(log_file)),
         grace_seconds=_get(node, "node", "grace_seconds", float, 10.0),
         hub=_hub(data.get("hub", {}), base),
         rights=rights,
+    )
+
+
+def _federation(raw: Mapping[str, Any] | None, base: Path) -> FederationConfig | None:
+    if raw is None:
+        return None
+    s = "federation"
+    key_hex = _get(raw, s, "hub_key", str, None)
+    try:
+        hub_key = bytes.fromhex(key_hex)
+    except ValueError:
+        raise ConfigError("federation.hub_key", "must be hex") from None
+    if len(hub_key) != 32:
+        raise ConfigError("federation.hub_key", "must be a 32-byte Ed25519 public key")
+    route = _get(raw, s, "route", str, "auto")
+    if route not in ("auto", "hub", "direct"):
+        raise ConfigError("federation.route", "must be 'auto', 'hub' or 'direct'")
+    trust = raw.get("trust_list")
+    if trust is not None and not isinstance(trust, str):
+        raise ConfigError("federation.trust_list", "must be a str")
+    d = FederationConfig("", b"")
+
+    def seconds(key: str, default: float) -> float:
+        value = float(_get(raw, s, key, float, default))
+        if value <= 0:
+            raise ConfigError(f"federation.{key}", "must be positive")
+        return value
+
+    return FederationConfig(
+        hub=_get(raw, s, "hub", str, None),
+        hub_key=hub_key,
+        trust_list=None if trust is None else base / trust,
+        hub_endpoint=_get(raw, s, "hub_endpoint", str, ""),
+        allow_stale=_get(raw, s, "allow_stale", bool, False),
+        route=route,
+        sync=_get(raw, s, "sync", bool, True),
+        sync_interval_seconds=seconds("sync_interval_seconds", d.sync_interval_seconds),
+        sync_timeout_seconds=seconds("sync_timeout_seconds", d.sync_timeout_seconds),
+        backoff_base_seconds=seconds("backoff_base_seconds", d.backoff_base_seconds),
+        backoff_max_seconds=seconds("backoff_max_seconds", d.backoff_max_seconds),
     )
 
 

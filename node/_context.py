@@ -25,6 +25,7 @@ from ._repo_consents import ConsentsRepository
 from ._repo_records import RecordsRepository
 from ._secrets import NodeSecrets
 from ._translog import TransparencyLog
+from ._trust import TrustState
 
 __all__ = ["NodeContext"]
 
@@ -42,6 +43,7 @@ class NodeContext:
     consents: ConsentsRepository
     log: TransparencyLog
     mapper: Mapper
+    trust: TrustState = field(default_factory=lambda: TrustState(""))  # federation (H17)
     calendar: WorkingDayCalendar = field(default_factory=WorkingDayCalendar)  # rights (H15, N7)
     outbox: Outbox | None = None  # hub: events pushed to the provincial hub (H13)
 

@@ -28,12 +28,14 @@ from ._config import Limits
 from ._errors import (
     DeadlineError,
     NodeError,
+    PermissionDeniedError,
     ResourceExhaustedError,
     UnauthenticatedError,
     map_error,
 )
 from ._observe import Metrics, log_event
 from ._throttle import QueryThrottle
+from ._trust import ON_BEHALF_KEY, TrustState
 
 __all__ = ["GuardInterceptor", "caller", "require_caller"]
 
@@ -61,6 +63,13 @@ def _region_of(pem: bytes) -> str | None:
         return None
 
 
+def _on_behalf_of(context: Any) -> str:
+    for k, v in context.invocation_metadata() or ():
+        if k == ON_BEHALF_KEY:
+            return v if isinstance(v, str) else bytes(v).decode()
+    return ""
+
+
 def identity_of(context: Any) -> str | None:
     auth = context.auth_context()
     certs = auth.get("x509_pem_cert") if auth else None
@@ -78,10 +87,12 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         metrics: Metrics,
         *,
         require_certificate: bool,
+        trust: TrustState | None = None,
         throttle: QueryThrottle | None = None,
     ) -> None:
         self._limits = limits
         self._throttle = throttle  # rights: third-party query rate (N23)
+        self._trust = trust  # relayed calls (``huxin-on-behalf-of``) are vouched by it
         self._metrics = metrics
         self._require_cert = require_certificate
         self._inflight: dict[str, int] = {}
@@ -114,11 +125,20 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
             key = peer or "-"
             counted = False
             code, reason = "OK", ""
+            via = ""
             try:
                 if self._require_cert and peer is None:
                     raise UnauthenticatedError(
                         "NO_CLIENT_CERTIFICATE", "a certificate with a region id is required"
                     )
+                relayed = _on_behalf_of(context) if peer is not None else ""
+                if relayed and peer is not None:
+                    if self._trust is None:
+                        raise PermissionDeniedError(
+                            "RELAY_NOT_TRUSTED", "this node does not accept relayed calls"
+                        )
+                    via, peer = peer, self._trust.vouch(peer, relayed)
+                    _CALLER.set(peer)
                 remaining = context.time_remaining()
                 if remaining is not None and remaining <= 0:
                     raise DeadlineError("DEADLINE_EXCEEDED", "deadline passed before handling")
@@ -158,7 +178,8 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 log_event(
                     "rpc",
                     method=short,
-                    peer=key,
+                    peer=peer or key,
+                    via=via,
                     code=code,
                     reason=reason,
                     ms=round((time.perf_counter() - started) * 1000, 2),

@@ -42,13 +42,15 @@ from ._repo_consents import ConsentsRepository
 from ._repo_records import RecordsRepository
 from ._rights import build_calendar
 from ._rights_rollout import active_scheme_of
+from ._route import Router, RoutingPeerServicer
 from ._scheduler import RightsScheduler
 from ._secrets import NodeSecrets, load_secrets
 from ._svc_citizen import CitizenServicer
-from ._svc_peer import PeerServicer
 from ._svc_source import SourceServicer
+from ._sync import PeerSync
 from ._throttle import QueryThrottle
 from ._translog import TransparencyLog
+from ._trust import open_trust
 from .pb.v1 import node_pb2_grpc
 
 __all__ = ["NodeServer", "Ports"]
@@ -73,6 +75,8 @@ class NodeServer:
         self._citizen_server: aio.Server | None = None
         self._health: list[health_aio.HealthServicer] = []
         self._guards: list[GuardInterceptor] = []
+        self._router: Router | None = None
+        self._sync: PeerSync | None = None
         self.ports: Ports | None = None
         self.hub_role = HubRoles(ctx)  # hub: HubService + trust-list schedule, or push loop
         # rights: objection timers and third-party query rate (docs/adr/0500, 0503)
@@ -94,12 +98,14 @@ class NodeServer:
         scheme = await active_scheme_of(db, scheme, (clock or SystemClock()).now().date())  # H11
         log = TransparencyLog(db, config.region, secrets.signing)
         await log.load()
+        clock = clock or SystemClock()
+        trust = await open_trust(config, db, int(clock.now().timestamp()))
         ctx = NodeContext(
             config=config,
             secrets=secrets,
             db=db,
             scheme=scheme,
-            clock=clock or SystemClock(),
+            clock=clock,
             metrics=Metrics(config.region),
             identity=IdentityVerifier(
                 config.region,
@@ -111,6 +117,7 @@ class NodeServer:
             consents=ConsentsRepository(db),
             log=log,
             mapper=Mapper(scheme.id),
+            trust=trust,
             calendar=calendar,
             outbox=open_outbox(config, db, secrets),  # hub: outbox pushed to the hub (H13)
         )
@@ -122,6 +129,7 @@ class NodeServer:
             limits,
             self.ctx.metrics,
             require_certificate=require_certificate,
+            trust=self.ctx.trust,
             throttle=self.throttle if require_certificate else None,
         )
         self._guards.append(guard)
@@ -147,9 +155,14 @@ class NodeServer:
     async def start(self) -> Ports:
         cfg, s = self.ctx.config, self.ctx.secrets
         peer = self._server(require_certificate=True)
-        node_pb2_grpc.add_PeerServiceServicer_to_server(PeerServicer(self.ctx), peer)
+        self._router = Router(self.ctx)
+        node_pb2_grpc.add_PeerServiceServicer_to_server(
+            RoutingPeerServicer(self.ctx, self._router), peer
+        )
         node_pb2_grpc.add_SourceServiceServicer_to_server(SourceServicer(self.ctx), peer)
         await self.hub_role.add_services(peer)  # hub: HubService when role = "hub"
+        if self.hub_role.servicer is not None:  # federation: RouteAttestation via the router
+            self.hub_role.servicer.router = self._router.route_for_hub
         await self._add_health(peer, _PEER_SERVICES)
         peer_port = peer.add_secure_port(
             cfg.listen.peer,
@@ -165,11 +178,13 @@ class NodeServer:
         )
         await peer.start()
         await citizen.start()
-        self.scheduler.start()  # rights: objection timers
         self._peer_server, self._citizen_server = peer, citizen
         metrics_port = self.ctx.metrics.serve(cfg.listen.metrics) if cfg.listen.metrics else None
         self.ports = Ports(peer_port, citizen_port, metrics_port)
         self.hub_role.start()  # hub: background trust-list signing / push loop
+        hub = self.hub_role.hub  # federation: background peer sync (a hub adopts its own lists)
+        self._sync = PeerSync.start_for(self.ctx, local_trust=hub.trust_list if hub else None)
+        self.scheduler.start()  # rights: objection timers
         log_event(
             "node started",
             region=cfg.region,
@@ -193,12 +208,16 @@ class NodeServer:
         """Graceful: NOT_SERVING, stop accepting, finish in-flight calls, close the DB."""
         grace = self.ctx.config.grace_seconds if grace is None else grace
         await self.hub_role.stop()  # hub: stop push loop / schedules first
+        if self._sync is not None:
+            await self._sync.stop()
         await self.scheduler.stop()
         for servicer in self._health:
             await servicer.enter_graceful_shutdown()
         servers = [x for x in (self._peer_server, self._citizen_server) if x is not None]
         await asyncio.gather(*(server.stop(grace) for server in servers))
         self._peer_server = self._citizen_server = None
+        if self._router is not None:
+            await self._router.close()
         self.ctx.metrics.stop()
         await self.ctx.db.close()
         log_event("node stopped", region=self.ctx.config.region)

@@ -3,7 +3,7 @@
 Invariants of :meth:`PeerServicer.RequestAttestation`:
 
 * the requester is the region id in its verified client certificate and must
-  be in the node's domestic trust list (``peers.allowed``, H17);
+  be in the node's domestic trust list (``ctx.trust``, H17; docs/adr/0410);
 * the consent token is verified (our own signing key) before it is parsed;
   its database row is authoritative for uses and withdrawal;
 * the consent must be active (not withdrawn, expired or exhausted), its
@@ -75,7 +75,7 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
 
     def _peer(self) -> str:
         who = require_caller()
-        if who not in self._ctx.config.peers:
+        if not self._ctx.trust.allows(who, self._ctx.now_s()):
             raise PermissionDeniedError(
                 "PEER_NOT_TRUSTED", "this region is not in the domestic trust list (H17)"
             )

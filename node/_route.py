@@ -1,0 +1,203 @@
+"""Routing of consented attestation requests to the subject's home region.
+
+A requester asks any node it can reach (its own region's node, or its hub).
+The consent token names the region that issued it (``issuer_region``, the
+subject's home region); that region alone checks the consent and signs the
+attestation, so the attestation verifies offline end to end whatever the
+route.  See docs/adr/0411.
+
+Next hop (:meth:`Router.next_hop`):
+
+* on a **region** node: the home region's endpoint from the trust list when
+  ``[federation].route`` is ``auto`` or ``direct`` and one is listed,
+  otherwise the node's hub (``route = "hub"`` always goes through the hub);
+* on a **hub**: the home region's endpoint when the region's home hub (its
+  ``hub:<id>`` tag in the trust list) is this hub, otherwise the peer hub
+  that is the region's home (hubs are peers of each other).
+
+Invariants:
+
+* the original requester's identity travels in the ``huxin-on-behalf-of``
+  metadata; the next hop accepts it only from a caller allowed to vouch for
+  it (:meth:`node._trust.TrustState.vouch`), so the consent's audience is
+  still checked against an authenticated identity;
+* a request is forwarded only to regions in the trust list (H17) and at most
+  :data:`MAX_HOPS` times (``huxin-hops``), so a routing loop ends;
+* a downstream error is never passed through: it becomes our own
+  ``UPSTREAM_REFUSED`` (naming the downstream reason code) or
+  ``UPSTREAM_UNAVAILABLE``;
+* the consent token is only *peeked at* here for routing; the home region
+  verifies it before it is used.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from keys import Envelope
+
+from ._client import peer_channel, reason_of
+from ._context import NodeContext
+from ._errors import FailedPreconditionError, PermissionDeniedError, UnavailableError
+from ._guard import require_caller
+from ._observe import log_event
+from ._svc_peer import PeerServicer
+from ._trust import HOPS_KEY, ON_BEHALF_KEY
+from .pb.v1 import hub_pb2, node_pb2, node_pb2_grpc
+
+__all__ = ["MAX_HOPS", "Router", "RoutingPeerServicer", "consent_issuer"]
+
+MAX_HOPS = 4
+DEFAULT_TIMEOUT = 10.0
+_REASON = re.compile(r"^[A-Z][A-Z0-9_]{2,47}$")
+_REFUSED = {
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
+
+def consent_issuer(token: Any) -> str:
+    """The ``issuer_region`` a consent token claims ('' if unreadable); routing only."""
+    try:
+        env = Envelope.from_proto(token)
+        grant = node_pb2.ConsentGrant()
+        grant.ParseFromString(env.payload)
+    except Exception:  # unreadable: served (and refused) locally
+        return ""
+    return str(grant.issuer_region)
+
+
+def _metadata(context: Any, key: str) -> str:
+    for k, v in context.invocation_metadata() or ():
+        if k == key:
+            return v if isinstance(v, str) else bytes(v).decode()
+    return ""
+
+
+class Router:
+    """Forwards requests one hop towards the home region over mutual TLS."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self._ctx = ctx
+        self._channels: dict[str, aio.Channel] = {}
+
+    def next_hop(self, home: str) -> tuple[str, str]:
+        """(hop id, host:port) of the next hop towards ``home``; NO_ROUTE otherwise."""
+        ctx = self._ctx
+        trust, fed = ctx.trust, ctx.config.federation
+        if not trust.allows(home, ctx.now_s()):
+            raise PermissionDeniedError(
+                "REGION_NOT_TRUSTED", "the consent's home region is not in the trust list (H17)"
+            )
+        if ctx.config.role == "hub":
+            home_hub = trust.home_hub(home)
+            hop = home if home_hub in (None, ctx.config.region) else home_hub
+            target = trust.endpoint(hop)
+            if target:
+                return hop, target
+        else:
+            route = fed.route if fed is not None else "direct"
+            target = trust.endpoint(home) if route in ("auto", "direct") else None
+            if target:
+                return home, target
+            if fed is not None and route != "direct" and fed.hub_endpoint:
+                return fed.hub, fed.hub_endpoint
+        raise UnavailableError("NO_ROUTE", f"no route to region {home}")
+
+    def _channel(self, target: str) -> aio.Channel:
+        ch = self._channels.get(target)
+        if ch is None:
+            s = self._ctx.secrets
+            ch = peer_channel(target, s.tls_ca, s.tls_cert, s.tls_key)
+            self._channels[target] = ch
+        return ch
+
+    async def forward(
+        self,
+        home: str,
+        request: node_pb2.AttestationRequest,
+        requester: str,
+        *,
+        hops: int = 0,
+        timeout: float | None = None,
+    ) -> node_pb2.AttestationResponse:
+        if hops >= MAX_HOPS:
+            raise FailedPreconditionError("TOO_MANY_HOPS", "the request was relayed too often")
+        hop, target = self.next_hop(home)
+        stub = node_pb2_grpc.PeerServiceStub(self._channel(target))
+        metadata = ((ON_BEHALF_KEY, requester), (HOPS_KEY, str(hops + 1)))
+        log_event("request routed", home=home, hop=hop, requester=requester, hops=hops + 1)
+        try:
+            response: node_pb2.AttestationResponse = await stub.RequestAttestation(
+                request, metadata=metadata, timeout=timeout or DEFAULT_TIMEOUT
+            )
+        except aio.AioRpcError as err:
+            reason = reason_of(err)
+            shown = reason if _REASON.match(reason or "") else "UNSPECIFIED"
+            if err.code() in _REFUSED:
+                raise FailedPreconditionError(
+                    "UPSTREAM_REFUSED", f"{hop} refused the request: {shown}"
+                ) from None
+            raise UnavailableError(
+                "UPSTREAM_UNAVAILABLE", f"{hop} did not answer ({err.code().name})"
+            ) from None
+        self._ctx.metrics.attestations.labels(f"routed:{hop}").inc()
+        return response
+
+    async def route_for_hub(
+        self, ctx: NodeContext, request: hub_pb2.RouteAttestationRequest, who: str
+    ) -> node_pb2.AttestationResponse:
+        """HubService.RouteAttestation: forward to ``home_region`` for caller ``who``."""
+        if not ctx.trust.allows(who, ctx.now_s()):
+            raise PermissionDeniedError(
+                "PEER_NOT_TRUSTED", "this region is not in the domestic trust list (H17)"
+            )
+        home = request.home_region or consent_issuer(request.request.consent_token)
+        issuer = consent_issuer(request.request.consent_token)
+        if issuer and home != issuer:
+            raise FailedPreconditionError(
+                "HOME_REGION_MISMATCH", "home_region differs from the consent's issuer"
+            )
+        return await self.forward(home, request.request, who)
+
+    async def close(self) -> None:
+        for ch in self._channels.values():
+            await ch.close(None)
+        self._channels.clear()
+
+
+class RoutingPeerServicer(PeerServicer):
+    """PeerService that serves its own region's consents and routes the others."""
+
+    def __init__(self, ctx: NodeContext, router: Router) -> None:
+        super().__init__(ctx)
+        self._router = router
+        self._ctx_r = ctx
+
+    async def RequestAttestation(
+        self, request: node_pb2.AttestationRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.AttestationResponse:
+        ctx = self._ctx_r
+        home = consent_issuer(request.consent_token)
+        if not home or home == ctx.config.region:
+            return await super().RequestAttestation(request, context)
+        who = require_caller()
+        if not ctx.trust.allows(who, ctx.now_s()):
+            raise PermissionDeniedError(
+                "PEER_NOT_TRUSTED", "this region is not in the domestic trust list (H17)"
+            )
+        try:
+            hops = int(_metadata(context, HOPS_KEY) or 0)
+        except ValueError:
+            hops = MAX_HOPS
+        remaining = context.time_remaining()
+        timeout = None if remaining is None else max(0.1, remaining - 0.05)
+        return await self._router.forward(home, request, who, hops=hops, timeout=timeout)

@@ -1,0 +1,438 @@
+"""Peer sync: trust lists, key sets, status lists, schemes and mapping tables.
+
+A background task of ``huxin serve`` (:meth:`PeerSync.start_for`) that
+fetches trust material from the node's hub and from every peer the trust
+list names with an endpoint.  See docs/adr/0412.
+
+Invariants:
+
+* **no rollback**: for every (region, item) the highest version seen is
+  kept (table ``peer_material``); an older version is refused and reported
+  (``*_ROLLBACK``), the same version with different bytes too
+  (``*_EQUIVOCATION``); trust lists go through
+  :meth:`node._trust.TrustState.offer` (same rule, persisted);
+* everything is verified before it is stored: the trust list under the
+  pinned hub key, a key set under the root key the trust list names for that
+  region, a status list under that region's certified signing keys;
+* **one slow peer never blocks the others**: each peer is synced by its own
+  task with its own deadline (``sync_timeout_seconds``); the supervisor loop
+  never awaits a peer;
+* **backoff per peer**: after ``n`` consecutive failures the next attempt is
+  ``min(max, base * 2**(n-1))`` seconds away with equal jitter (half fixed,
+  half random, from the ``rng`` passed in); a success resets it to the
+  regular interval;
+* time is read only from the clock passed in; a peer's results are written
+  in one transaction (``sync_peers`` + ``peer_material``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import random
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import grpc
+from grpc import aio
+
+from keys import KeysError, KeySet, VerificationError, verify_key_set, verify_status_list
+
+from ._client import peer_channel
+from ._clock import Clock
+from ._observe import log_event
+from ._trust import TrustState, compare_versions
+from .pb.v1 import hub_pb2, hub_pb2_grpc, node_pb2, node_pb2_grpc
+
+__all__ = [
+    "GrpcPeerClient",
+    "PeerClient",
+    "PeerResult",
+    "PeerSync",
+    "SyncPolicy",
+    "backoff_delay",
+]
+
+
+class PeerClient(Protocol):
+    """What sync fetches from one peer (a region node or a hub)."""
+
+    async def trust_list(self) -> bytes | None: ...  # hubs only; None: not offered
+    async def key_set(self) -> bytes: ...
+    async def status_list(self) -> bytes: ...
+    async def schemes(self) -> list[tuple[str, str, bytes]]: ...  # (id, version, body)
+    async def mappings(self) -> list[tuple[str, str, bytes]]: ...  # (id, version, body)
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPolicy:
+    interval: float = 30.0
+    timeout: float = 5.0
+    backoff_base: float = 1.0
+    backoff_max: float = 300.0
+
+
+def backoff_delay(failures: int, policy: SyncPolicy, rng: random.Random) -> float:
+    """Seconds until the next attempt after ``failures`` consecutive failures."""
+    if failures <= 0:
+        return policy.interval
+    cap = min(policy.backoff_max, policy.backoff_base * 2 ** min(failures - 1, 30))
+    return float(cap / 2 + rng.random() * cap / 2)
+
+
+@dataclass(slots=True)
+class PeerResult:
+    peer: str
+    ok: bool
+    updated: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # item:REASON of material not taken
+    error: str = ""
+    next_at: float = 0.0
+
+
+@dataclass(slots=True)
+class _PeerState:
+    failures: int = 0
+    next_at: float = 0.0
+    task: asyncio.Task[PeerResult] | None = None
+
+
+def keep_highest(  # noqa: PLR0917 - one row's worth of fields
+    conn: sqlite3.Connection,
+    region: str,
+    item: str,
+    version: str,
+    body: bytes,
+    now: int,
+    source: str,
+) -> str:
+    """Store ``body`` if its version is higher than what is held: updated|same|ROLLBACK|EQUIVOCATION."""
+    digest = hashlib.sha256(body).digest()
+    row = conn.execute(
+        "SELECT version, sha256 FROM peer_material WHERE region = ? AND item = ?", (region, item)
+    ).fetchone()
+    if row is not None:
+        order = compare_versions(version, str(row[0]))
+        if order < 0:
+            return "ROLLBACK"
+        if order == 0:
+            return "same" if bytes(row[1]) == digest else "EQUIVOCATION"
+    conn.execute(
+        "INSERT OR REPLACE INTO peer_material"
+        " (region, item, version, sha256, body, fetched_at, source) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (region, item, version, digest, body, now, source),
+    )
+    return "updated"
+
+
+class PeerSync:
+    """The sync supervisor of one node (see the module invariants)."""
+
+    def __init__(
+        self,
+        *,
+        region: str,
+        trust: TrustState,
+        db: Any,
+        connect: Callable[[str, str], PeerClient],
+        clock: Clock,
+        policy: SyncPolicy = SyncPolicy(),
+        rng: random.Random | None = None,
+        hub: str = "",
+        hub_target: str = "",
+        local_trust: Callable[[int], Awaitable[bytes]] | None = None,
+    ) -> None:
+        self.region = region
+        self.trust = trust
+        self.db = db
+        self._connect = connect
+        self.clock = clock
+        self.policy = policy
+        self.rng = rng or random.Random()
+        self.hub, self.hub_target = hub, hub_target
+        self._local_trust = local_trust  # a hub's own signer of trust lists
+        self._peers: dict[str, _PeerState] = {}
+        self._clients: dict[str, PeerClient] = {}
+        self._runner: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    # -- targets -------------------------------------------------------------
+    def targets(self) -> dict[str, str]:
+        """peer id -> host:port: the hub and every listed peer with an endpoint."""
+        out: dict[str, str] = {}
+        if self.hub and self.hub_target and self.hub != self.region:
+            out[self.hub] = self.hub_target
+        for peer in self.trust.peers():
+            target = self.trust.endpoint(peer)
+            if target and peer != self.region:
+                out.setdefault(peer, target)
+        return out
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
+    def _client(self, peer: str, target: str) -> PeerClient:
+        key = f"{peer}@{target}"
+        client = self._clients.get(key)
+        if client is None:
+            client = self._connect(peer, target)
+            self._clients[key] = client
+        return client
+
+    # -- one peer ------------------------------------------------------------
+    async def _fetch(self, peer: str, client: PeerClient) -> dict[str, Any]:
+        got: dict[str, Any] = {}
+        if peer == self.hub:
+            got["trust_list"] = await client.trust_list()
+        got["key_set"] = await client.key_set()
+        got["status_list"] = await client.status_list()
+        got["schemes"] = await client.schemes()
+        got["mappings"] = await client.mappings()
+        return got
+
+    async def _apply(self, peer: str, got: dict[str, Any], result: PeerResult) -> None:
+        now = int(self._now())
+        if got.get("trust_list"):
+            decision = await self.trust.offer(self.db, got["trust_list"], now, peer)
+            if decision.outcome == "accepted":
+                result.updated.append(f"trust_list:v{decision.version}")
+            elif decision.outcome == "refused":
+                result.refused.append(f"trust_list:{decision.reason}")
+        trust = self.trust.trust
+        listed = self.trust.regions().get(peer)
+        rows: list[tuple[str, str, bytes]] = []
+        ks: KeySet | None = None
+        if listed is not None and got.get("key_set"):
+            try:
+                ks = verify_key_set(got["key_set"], listed.root_public_key, peer)
+                rows.append(("key_set", str(ks.version), got["key_set"]))
+            except (VerificationError, KeysError) as exc:
+                result.refused.append(f"key_set:{exc.code}")
+        if trust is not None and got.get("status_list"):
+            try:
+                sl = verify_status_list(got["status_list"], trust, now)
+                if sl.issuer_region != peer:
+                    raise VerificationError("ISSUER_MISMATCH", "status list of another region")
+                rows.append(("status_list", str(sl.issued_at), got["status_list"]))
+            except (VerificationError, KeysError) as exc:
+                result.refused.append(f"status_list:{exc.code}")
+        rows += [(f"scheme:{i}", v, b) for i, v, b in got.get("schemes", [])]
+        rows += [(f"mapping:{i}", v, b) for i, v, b in got.get("mappings", [])]
+
+        def unit(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            return [(item, keep_highest(conn, peer, item, v, b, now, peer)) for item, v, b in rows]
+
+        for item, outcome in await self.db.write_unit(unit):
+            if outcome == "updated":
+                result.updated.append(item)
+                if item == "key_set" and ks is not None:
+                    self.trust.overlay_key_set(ks)  # newer than the trust list's copy
+            elif outcome != "same":
+                result.refused.append(f"{item}:{outcome}")
+
+    async def sync_peer(self, peer: str, target: str) -> PeerResult:
+        """Fetch and apply everything from one peer within the policy's deadline."""
+        result = PeerResult(peer, ok=False)
+        try:
+            got = await asyncio.wait_for(
+                self._fetch(peer, self._client(peer, target)), self.policy.timeout
+            )
+            await self._apply(peer, got, result)
+            result.ok = not any(r.startswith("trust_list:") for r in result.refused)
+            if not result.ok:
+                result.error = result.refused[0].split(":", 1)[1]
+        except TimeoutError:
+            result.error = "DEADLINE_EXCEEDED"
+        except aio.AioRpcError as err:
+            result.error = f"RPC_{err.code().name}"
+        except (ConnectionError, OSError) as exc:
+            result.error = f"UNREACHABLE_{type(exc).__name__}"
+        return result
+
+    async def _record(self, result: PeerResult) -> None:
+        state = self._peers.setdefault(result.peer, _PeerState())
+        now = self._now()
+        state.failures = 0 if result.ok else state.failures + 1
+        state.next_at = now + backoff_delay(state.failures, self.policy, self.rng)
+        result.next_at = state.next_at
+        t = int(now)
+
+        def unit(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO sync_peers (peer, last_attempt, last_success, failures,"
+                " next_attempt, last_error, updated) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (peer) DO UPDATE SET last_attempt = excluded.last_attempt,"
+                " last_success = CASE WHEN excluded.failures = 0 THEN excluded.last_attempt"
+                " ELSE sync_peers.last_success END, failures = excluded.failures,"
+                " next_attempt = excluded.next_attempt, last_error = excluded.last_error,"
+                " updated = excluded.updated",
+                (
+                    result.peer,
+                    t,
+                    t if result.ok else 0,
+                    state.failures,
+                    int(state.next_at),
+                    result.error or ";".join(result.refused),
+                    len(result.updated),
+                ),
+            )
+
+        await self.db.write_unit(unit)
+        level = 20 if result.ok else 30
+        log_event(
+            "peer synced" if result.ok else "peer sync failed",
+            level,
+            peer=result.peer,
+            updated=",".join(result.updated),
+            refused=",".join(result.refused),
+            error=result.error,
+            failures=state.failures,
+        )
+
+    async def _attempt(self, peer: str, target: str) -> PeerResult:
+        result = await self.sync_peer(peer, target)
+        await self._record(result)
+        return result
+
+    # -- rounds ----------------------------------------------------------------
+    def _due(self) -> dict[str, str]:
+        now = self._now()
+        return {
+            p: t
+            for p, t in self.targets().items()
+            if self._peers.setdefault(p, _PeerState()).next_at <= now
+            and (self._peers[p].task is None or self._peers[p].task.done())  # type: ignore[union-attr]
+        }
+
+    async def run_once(self) -> dict[str, PeerResult]:
+        """Sync every due peer concurrently; each bounded by its own deadline."""
+        due = self._due()
+        tasks = {p: asyncio.ensure_future(self._attempt(p, t)) for p, t in due.items()}
+        for p, task in tasks.items():
+            self._peers[p].task = task
+        if not tasks:
+            return {}
+        await asyncio.wait(tasks.values())
+        return {p: t.result() for p, t in tasks.items()}
+
+    async def adopt_local(self) -> None:
+        """A hub adopts the lists it signs itself (they never come over the wire)."""
+        if self._local_trust is None:
+            return
+        now = int(self._now())
+        try:
+            data = await self._local_trust(now)
+        except Exception as exc:  # the hub's own schedule logs its failures
+            log_event("local trust list unavailable", 30, exc=type(exc).__name__)
+            return
+        await self.trust.offer(self.db, data, now, "self")
+
+    async def run(self, tick: float = 0.5) -> None:
+        """Supervisor: start a task for each due peer; never wait for one."""
+        last_local = -1e18
+        while not self._stop.is_set():
+            if self._now() - last_local >= self.policy.interval:
+                last_local = self._now()
+                await self.adopt_local()
+            for peer, target in self._due().items():
+                self._peers[peer].task = asyncio.ensure_future(self._attempt(peer, target))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), tick)
+
+    def state(self, peer: str) -> tuple[int, float]:
+        s = self._peers.get(peer, _PeerState())
+        return s.failures, s.next_at
+
+    async def stop(self) -> None:
+        self._stop.set()
+        tasks: list[Awaitable[Any]] = [s.task for s in self._peers.values() if s.task]
+        if self._runner is not None:
+            tasks.append(self._runner)
+        for t in tasks:
+            if isinstance(t, asyncio.Task) and not t.done():
+                t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for c in self._clients.values():
+            await c.close()
+        self._clients.clear()
+
+    # -- wiring ------------------------------------------------------------------
+    @classmethod
+    def start_for(
+        cls, ctx: Any, *, local_trust: Callable[[int], Awaitable[bytes]] | None = None
+    ) -> PeerSync | None:
+        """Start the background sync of a served node (None: standalone or sync off)."""
+        fed = ctx.config.federation
+        if fed is None or not fed.sync:
+            return None
+        secrets = ctx.secrets
+
+        def connect(peer: str, target: str) -> PeerClient:
+            return GrpcPeerClient(target, secrets.tls_ca, secrets.tls_cert, secrets.tls_key)
+
+        sync = cls(
+            region=ctx.config.region,
+            trust=ctx.trust,
+            db=ctx.db,
+            connect=connect,
+            clock=ctx.clock,
+            policy=SyncPolicy(
+                fed.sync_interval_seconds,
+                fed.sync_timeout_seconds,
+                fed.backoff_base_seconds,
+                fed.backoff_max_seconds,
+            ),
+            hub=fed.hub,
+            hub_target=fed.hub_endpoint,
+            local_trust=local_trust,
+        )
+        sync._runner = asyncio.ensure_future(sync.run())
+        return sync
+
+
+class GrpcPeerClient:
+    """:class:`PeerClient` over mutual TLS (PeerService; HubService for trust lists)."""
+
+    def __init__(self, target: str, ca: bytes, cert: bytes, key: bytes) -> None:
+        self._channel = peer_channel(target, ca, cert, key)
+        self._peer = node_pb2_grpc.PeerServiceStub(self._channel)
+        self._hub = hub_pb2_grpc.HubServiceStub(self._channel)
+
+    async def trust_list(self) -> bytes | None:
+        try:
+            env = await self._hub.GetTrustList(hub_pb2.GetTrustListRequest())
+        except aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return None
+            raise
+        return bytes(env.SerializeToString())
+
+    async def key_set(self) -> bytes:
+        env = await self._peer.GetKeySet(node_pb2.GetKeySetRequest())
+        return bytes(env.SerializeToString())
+
+    async def status_list(self) -> bytes:
+        env = await self._peer.GetStatusList(node_pb2.GetStatusListRequest())
+        return bytes(env.SerializeToString())
+
+    async def schemes(self) -> list[tuple[str, str, bytes]]:
+        resp = await self._peer.ListSchemes(node_pb2.ListSchemesRequest())
+        return [(s.id, s.version, s.SerializeToString()) for s in resp.schemes]
+
+    async def mappings(self) -> list[tuple[str, str, bytes]]:
+        resp = await self._peer.ListMappings(node_pb2.ListMappingsRequest())
+        return [(t.id, t.version, t.SerializeToString()) for t in resp.tables]
+
+    async def close(self) -> None:
+        await self._channel.close(None)
+
+
+def summarise(results: Sequence[PeerResult]) -> str:
+    """One line per peer (for logs and the demo)."""
+    return "; ".join(
+        f"{r.peer}: {'ok' if r.ok else r.error} ({len(r.updated)} updated)" for r in results
+    )
