@@ -15,6 +15,7 @@ from ._attestation import (
     issue_batch,
     sign_checkpoint,
 )
+from ._batchverify import verify_batch, verify_batch_payloads
 from ._ca import (
     REGION_URI_PREFIX,
     CertificateAuthority,
@@ -68,13 +69,7 @@ from ._trust import (
     load_trust,
     verify_key_set,
 )
-from ._verify import (
-    DEFAULT_SKEW_SECONDS,
-    VerifiedAttestation,
-    verify_attestation,
-    verify_batch,
-    verify_batch_payloads,
-)
+from ._verify import DEFAULT_SKEW_SECONDS, VerifiedAttestation, verify_attestation
 
 __all__ = [
     "ATTESTATION_TYPE",

@@ -36,6 +36,9 @@ __all__ = [
 ]
 
 _sha256 = hashlib.sha256
+_digest = type(_sha256()).digest
+_concat = bytes.__add__
+_NODE = b"\x01"
 EMPTY_ROOT = _sha256(b"").digest()
 HASH_BYTES = 32
 
@@ -162,6 +165,20 @@ class MerkleTree:
         return [*self._subproof(m - k, start + k, n - k, False), self._subtree(start, k)]
 
 
+def _parents(level: Sequence[bytes]) -> list[bytes]:
+    """The next level up: ``node_hash`` of each pair; an unpaired last node moves up as is.
+
+    Written as C-level ``map`` chains (no Python frame per node): this is the
+    inner loop of batch issuance and bulk verification.
+    """
+    nxt = list(
+        map(_digest, map(_sha256, map(_NODE.__add__, map(_concat, level[0::2], level[1::2]))))
+    )
+    if len(level) & 1:
+        nxt.append(level[-1])
+    return nxt
+
+
 def root_of_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
     """RFC 9162 root from leaf hashes, level by level (an odd last node moves up as is).
 
@@ -171,12 +188,8 @@ def root_of_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
     if not hashes:
         return EMPTY_ROOT
     level = list(hashes)
-    sha = _sha256
     while len(level) > 1:
-        nxt = [sha(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
-        if len(level) & 1:
-            nxt.append(level[-1])
-        level = nxt
+        level = _parents(level)
     return level[0]
 
 
@@ -189,13 +202,8 @@ def carry_levels(hashes: Sequence[bytes]) -> list[list[bytes]]:
     ``level[h][(i >> h) ^ 1]`` for every level where that sibling exists.
     """
     levels = [list(hashes)]
-    sha = _sha256
     while len(levels[-1]) > 1:
-        level = levels[-1]
-        nxt = [sha(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
-        if len(level) & 1:
-            nxt.append(level[-1])
-        levels.append(nxt)
+        levels.append(_parents(levels[-1]))
     return levels
 
 

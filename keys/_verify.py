@@ -26,9 +26,8 @@ after every applicable check passed; no partial result escapes.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import cast
 
 from google.protobuf.message import DecodeError
@@ -37,21 +36,15 @@ from node.pb.v1 import attestation_pb2 as pb
 
 from ._attestation import Attestation, Checkpoint
 from ._ed25519 import ed25519_verify
-from ._envelope import ATTESTATION_TYPE, CHECKPOINT_TYPE, Envelope, pae
+from ._envelope import ATTESTATION_TYPE, CHECKPOINT_TYPE, pae
 from ._errors import KeysError, VerificationError
-from ._merkle import leaf_hash, root_from_inclusion, root_of_leaf_hashes
+from ._merkle import leaf_hash, root_from_inclusion
 from ._pseudonym import subject_binding as compute_binding
 from ._status import Status, StatusList
 from ._timeutil import Instant, to_epoch
 from ._trust import SigningKeyInfo, Trust
 
-__all__ = [
-    "DEFAULT_SKEW_SECONDS",
-    "VerifiedAttestation",
-    "verify_attestation",
-    "verify_batch",
-    "verify_batch_payloads",
-]
+__all__ = ["DEFAULT_SKEW_SECONDS", "VerifiedAttestation", "verify_attestation"]
 
 DEFAULT_SKEW_SECONDS = 300
 _STATUS_CODES = {
@@ -61,6 +54,18 @@ _STATUS_CODES = {
 }
 
 
+class Signer:
+    """How an attestation was authenticated: signing key, checkpoint (batch) and
+    whether the trust list was stale; shared by every member of one batch."""
+
+    __slots__ = ("checkpoint", "key_id", "trust_stale")
+
+    def __init__(self, key_id: str, checkpoint: Checkpoint | None, trust_stale: bool) -> None:
+        self.key_id = key_id
+        self.checkpoint = checkpoint
+        self.trust_stale = trust_stale
+
+
 class VerifiedAttestation:
     """A fully verified attestation and how it was verified.
 
@@ -68,40 +73,41 @@ class VerifiedAttestation:
     verified message, so bulk verification does not pay for it up front.
     """
 
-    __slots__ = (
-        "_attestation",
-        "_message",
-        "batched",
-        "checkpoint",
-        "key_id",
-        "payload",
-        "status",
-        "trust_stale",
-    )
+    __slots__ = ("_attestation", "_message", "_signer", "payload", "status")
+    _attestation: Attestation
 
-    def __init__(  # noqa: PLR0917
-        self,
-        message: pb.Attestation,
-        payload: bytes,
-        key_id: str,
-        checkpoint: Checkpoint | None,
-        status: str,
-        trust_stale: bool,
+    def __init__(
+        self, message: pb.Attestation, payload: bytes, signer: Signer, status: str
     ) -> None:
         self._message = message
-        self._attestation: Attestation | None = None
         self.payload = payload
-        self.key_id = key_id
-        self.batched = checkpoint is not None
-        self.checkpoint = checkpoint
+        self._signer = signer
         self.status = status  # "valid", or "unchecked" when no status list was supplied
-        self.trust_stale = trust_stale  # trust list expired and the caller allowed stale use
+
+    @property
+    def key_id(self) -> str:
+        return self._signer.key_id
+
+    @property
+    def checkpoint(self) -> Checkpoint | None:
+        return self._signer.checkpoint
+
+    @property
+    def batched(self) -> bool:
+        return self._signer.checkpoint is not None
+
+    @property
+    def trust_stale(self) -> bool:
+        """The trust list had expired and the caller allowed stale use."""
+        return self._signer.trust_stale
 
     @property
     def attestation(self) -> Attestation:
-        if self._attestation is None:
-            self._attestation = Attestation.from_proto(self._message)
-        return self._attestation
+        try:
+            return self._attestation
+        except AttributeError:
+            att = self._attestation = Attestation.from_proto(self._message)
+            return att
 
     def __repr__(self) -> str:
         return f"VerifiedAttestation(key_id={self.key_id!r}, batched={self.batched})"
@@ -234,154 +240,6 @@ def verify_attestation(  # noqa: PLR0917 (signature fixed by issue 3)
     )
 
 
-def verify_batch(
-    blobs: Sequence[bytes],
-    trust: Trust,
-    now: Instant,
-    audience: str,
-    *,
-    status: StatusList | Iterable[StatusList] | None = None,
-    skew: int = DEFAULT_SKEW_SECONDS,
-) -> list[VerifiedAttestation | VerificationError]:
-    """Verify many ``SignedAttestation`` blobs; one result (or error) per blob, in order.
-
-    Same checks as :func:`verify_attestation` (without nonce/subject, which are
-    per request).  Each distinct checkpoint signature is verified once; when the
-    blobs of one checkpoint are the whole tree (every index exactly once), the
-    root is recomputed from the leaves in one pass (about 2 hashes per item)
-    instead of walking every inclusion path; otherwise each path is checked.
-    """
-    t = to_epoch(now)
-    status_lists = (
-        None if status is None else ([status] if isinstance(status, StatusList) else list(status))
-    )
-    count = len(blobs)
-    results: list[VerifiedAttestation | VerificationError | None] = [None] * count
-    parsed: list[pb.SignedAttestation | None] = [None] * count
-    groups: dict[tuple[str, bytes], list[int]] = {}
-    for i, blob in enumerate(blobs):
-        outer = pb.SignedAttestation()
-        try:
-            outer.ParseFromString(blob)
-        except DecodeError:
-            results[i] = _fail("MALFORMED", "not a SignedAttestation", "blob")
-            continue
-        parsed[i] = outer
-        if outer.HasField("batched"):
-            # Same checkpoint bytes => same authenticated content, whoever's copy we verify.
-            cp = outer.batched.checkpoint
-            groups.setdefault((cp.payload_type, cp.payload), []).append(i)
-    sha = hashlib.sha256
-    t_type = ATTESTATION_TYPE.encode("utf-8")
-    leaf_prefix = b"\x00DSSEv1 %d %b " % (len(t_type), t_type)
-    stale = trust.stale
-    for members in groups.values():
-        first = parsed[members[0]]
-        assert first is not None
-        try:
-            checkpoint, group_kid = _verify_checkpoint(trust, first.batched.checkpoint)
-        except VerificationError:
-            continue  # each member reports its error on the per-item path
-        n = checkpoint.tree_size
-        if len(members) != n:
-            continue
-        leaves: list[bytes | None] = [None] * n
-        payloads: list[bytes] = []
-        for i in members:
-            b = cast(pb.SignedAttestation, parsed[i]).batched
-            proof = b.proof
-            idx = proof.leaf_index
-            if proof.tree_size != n or idx >= n or leaves[idx] is not None:
-                break
-            if b.payload_type != ATTESTATION_TYPE:
-                break
-            payload = b.payload
-            payloads.append(payload)
-            leaves[idx] = sha(leaf_prefix + b"%d " % len(payload) + payload).digest()
-        else:
-            root = root_of_leaf_hashes(cast(list[bytes], leaves))
-            if hmac.compare_digest(root, checkpoint.root_hash):
-                g = _Group(trust, checkpoint, group_kid, t, skew)
-                for i, payload in zip(members, payloads, strict=True):
-                    results[i] = _check_member(
-                        g, payload, trust, t, audience, status_lists, skew, stale
-                    )
-    out: list[VerifiedAttestation | VerificationError] = []
-    for i, res in enumerate(results):
-        if res is None:
-            item = parsed[i]
-            assert item is not None
-            try:
-                payload, kid, item_cp = _authenticate(item, trust)
-                res = _check(
-                    payload, kid, item_cp, trust, t, audience, None, None, None, status_lists, skew
-                )
-            except VerificationError as exc:
-                res = exc
-        out.append(res)
-    return out
-
-
-def _check_member(  # noqa: PLR0917
-    g: _Group,
-    payload: bytes,
-    trust: Trust,
-    t: int,
-    audience: str,
-    status_lists: list[StatusList] | None,
-    skew: int,
-    stale: bool,
-) -> VerifiedAttestation | VerificationError:
-    """One authenticated batch member: fast checks, any doubt -> the full :func:`_check`."""
-    if g.fast:
-        att = pb.Attestation()
-        try:
-            att.ParseFromString(payload)
-            issued = att.issued_at
-            if (
-                att.issuer_region == g.region
-                and g.nb <= issued <= g.na
-                and issued < g.revoked
-                and issued <= g.latest
-                and t < att.expires_at
-                and att.audience == audience
-                and (not g.schemes or f"{att.scheme_id}@{att.scheme_version}" in g.schemes)
-            ):
-                state = "unchecked" if status_lists is None else _check_status(att, status_lists, t)
-                return VerifiedAttestation(att, payload, g.kid, g.checkpoint, state, stale)
-        except DecodeError:
-            pass
-        except VerificationError as exc:
-            return exc
-    try:
-        return _check(
-            payload, g.kid, g.checkpoint, trust, t, audience, None, None, None, status_lists, skew
-        )
-    except VerificationError as exc:
-        return exc
-
-
-class _Group:
-    """Checks shared by every member of one verified checkpoint (done once)."""
-
-    __slots__ = ("checkpoint", "fast", "kid", "latest", "na", "nb", "region", "revoked", "schemes")
-
-    def __init__(self, trust: Trust, checkpoint: Checkpoint, kid: str, t: int, skew: int) -> None:
-        self.checkpoint = checkpoint
-        self.kid = kid
-        region, info = _signer(trust, kid)
-        self.region = region
-        self.nb, self.na = info.not_before, info.not_after
-        self.revoked = info.revoked_at or 2**63
-        self.latest = t + skew
-        self.schemes = trust.regions[region].schemes
-        self.fast = (
-            checkpoint.origin == region
-            and info.problem_at(checkpoint.timestamp) is None
-            and checkpoint.timestamp <= self.latest
-        )
-
-
 def _check(  # noqa: PLR0917
     payload: bytes,
     kid: str,
@@ -435,46 +293,4 @@ def _check(  # noqa: PLR0917
         if not hmac.compare_digest(expected, att.subject_binding):
             raise _fail("SUBJECT_MISMATCH", "attestation is about someone else", "subject")
     state = "unchecked" if status is None else _check_status(att, status, t)
-    return VerifiedAttestation(att, payload, kid, checkpoint, state, trust.stale)
-
-
-def verify_batch_payloads(
-    payloads: Sequence[bytes],
-    checkpoint: Envelope | bytes | pb.Envelope,
-    trust: Trust,
-    now: Instant,
-    payload_type: str = ATTESTATION_TYPE,
-    *,
-    skew: int = DEFAULT_SKEW_SECONDS,
-) -> Checkpoint:
-    """Authenticate a whole batch as pushed (all payloads in order + one checkpoint).
-
-    Checks the checkpoint signature once (certified key of the origin region,
-    usable at the checkpoint time, not from the future), then recomputes the
-    root from ``PAE(payload_type, payload)`` leaves.  Returns the checkpoint;
-    the payloads are then authentic bytes of that region (attestation-level
-    policy, e.g. audience, is the caller's business).  Raises
-    :class:`VerificationError` (``BAD_PROOF`` when the payloads are not exactly
-    the signed batch).
-    """
-    t = to_epoch(now)
-    if isinstance(checkpoint, bytes | bytearray):
-        checkpoint = Envelope.from_bytes(checkpoint).to_proto()
-    elif isinstance(checkpoint, Envelope):
-        checkpoint = checkpoint.to_proto()
-    cp, kid = _verify_checkpoint(trust, checkpoint)
-    region, info = _signer(trust, kid)
-    if cp.origin != region:
-        raise _fail("ISSUER_MISMATCH", "checkpoint origin is another region", "checkpoint")
-    problem = info.problem_at(cp.timestamp)
-    if problem:
-        raise _fail(problem, "signing key not usable at checkpoint time", "key_id")
-    if cp.timestamp > t + skew:
-        raise _fail("NOT_YET_VALID", "checkpoint from the future", "checkpoint")
-    if cp.tree_size != len(payloads):
-        raise _fail("BAD_PROOF", "batch size differs from the checkpoint", "payloads")
-    sha = hashlib.sha256
-    root = root_of_leaf_hashes([sha(b"\x00" + pae(payload_type, p)).digest() for p in payloads])
-    if not hmac.compare_digest(root, cp.root_hash):
-        raise _fail("BAD_PROOF", "payloads do not hash to the signed root", "payloads")
-    return cp
+    return VerifiedAttestation(att, payload, Signer(kid, checkpoint, trust.stale), state)
