@@ -261,7 +261,10 @@ class _Group:
         )
 
 
-_FIELDS = attrgetter("audience", "issuer_region", "issued_at", "expires_at")
+_AUDIENCE = attrgetter("audience")
+_REGION = attrgetter("issuer_region")
+_ISSUED = attrgetter("issued_at")
+_EXPIRES = attrgetter("expires_at")
 _SCHEME = attrgetter("scheme_id", "scheme_version")
 _parse_attestation = pb.Attestation.FromString
 
@@ -294,14 +297,14 @@ def _all_pass(atts: list[pb.Attestation], g: _Group, t: int, audience: str) -> b
     if not g.fast:
         return False
     k = len(atts)
-    audiences, regions, issued, expires = zip(*map(_FIELDS, atts), strict=True)
-    if not (
-        audiences.count(audience) == k
-        and regions.count(g.region) == k
-        and min(issued) >= g.nb
-        and max(issued) <= min(g.na, g.latest, g.revoked - 1)
-        and min(expires) > t
-    ):
+    if list(map(_AUDIENCE, atts)).count(audience) != k:
+        return False
+    if list(map(_REGION, atts)).count(g.region) != k:
+        return False
+    issued = list(map(_ISSUED, atts))
+    if min(issued) < g.nb or max(issued) > min(g.na, g.latest, g.revoked - 1):
+        return False
+    if min(map(_EXPIRES, atts)) <= t:
         return False
     return not g.schemes or all(f"{a}@{v}" in g.schemes for a, v in set(map(_SCHEME, atts)))
 
