@@ -1,7 +1,10 @@
-"""CLI: ``huxin init`` (config, keys, certificates) and ``huxin serve --config FILE``.
+"""CLI: ``huxin init region|federation``, ``huxin serve --config FILE``, ``huxin status``.
 
-``init`` creates (or reuses, with ``--ca DIR``) the federation CA, then a node
-directory (see :mod:`node._init`).  ``serve`` loads the TOML, starts the node
+``init region`` creates (or reuses, with ``--ca DIR``) the federation CA, then a node
+directory (see :mod:`node._init`); ``init federation`` lays out a CA, hub(s) and
+regions with a signed trust list (see :mod:`node._federation`); ``status``
+reads a node's database and prints its peers, sync state, push cursor and
+trust list (see :mod:`node._node_status`).  ``serve`` loads the TOML, starts the node
 and stops it gracefully on SIGTERM/SIGINT (health NOT_SERVING, in-flight calls
 finished within ``node.grace_seconds``).  Only this module reads flags; the
 environment variable ``HUXIN_KEY_PASSPHRASE`` (optional) unlocks encrypted key
@@ -15,11 +18,13 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from ._cli import CliError, SubParsers
-from ._config import ConfigError, load_config
+from ._cli import CliError, SubParsers, subgroup
+from ._config import ConfigError, NodeConfig, load_config
 from ._init import InitError, init_region, issue_client_cert, load_or_create_ca
 from ._observe import configure_logging
 
@@ -31,14 +36,17 @@ def _csv(text: str) -> list[str]:
 
 
 def register(sub: SubParsers) -> None:
-    p = sub.add_parser("init", help="write a node's config, keys and certificates")
+    init = subgroup(sub, "init", "write node directories: one region, or a whole federation")
+    p = init.add_parser("region", help="write one node's config, keys and certificates")
     p.add_argument("--region", required=True, metavar="ID")
     p.add_argument("--scheme", required=True, metavar="ID")
     p.add_argument("--out", required=True, type=Path, metavar="DIR")
     p.add_argument(
         "--ca", type=Path, metavar="DIR", help="federation CA directory (default: OUT/../ca)"
     )
-    p.add_argument("--peers", type=_csv, default=[], help="regions allowed to request (a,b)")
+    p.add_argument(
+        "--peers", type=_csv, default=[], help="standalone node: regions allowed to request (a,b)"
+    )
     p.add_argument("--sources", type=_csv, default=[], help="source identities (a,b)")
     p.add_argument(
         "--source-certs", action="store_true", help="also issue client certs for --sources"
@@ -49,10 +57,41 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_init)
 
+    p = init.add_parser("federation", help="lay out a CA, hub(s) and regions with a trust list")
+    p.add_argument("--regions", required=True, type=_csv, metavar="ID,ID")
+    p.add_argument("--hub", required=True, metavar="ID", help="the provincial hub")
+    p.add_argument(
+        "--hub-peers",
+        action="append",
+        default=[],
+        metavar="HUB=REGION+REGION",
+        help="another province's hub and the regions it serves (repeatable)",
+    )
+    p.add_argument(
+        "--scheme", action="append", default=[], metavar="REGION=SCHEME", help="default: same id"
+    )
+    p.add_argument(
+        "--clients", type=_csv, default=[], metavar="ID,ID", help="integrator certs (hainan.bank)"
+    )
+    p.add_argument("--route", choices=("hub", "auto", "direct"), default="hub")
+    p.add_argument(
+        "--base-port", type=int, default=0, help="consecutive ports from N (default: free)"
+    )
+    p.add_argument("--sync-interval", type=float, default=30.0, metavar="SECONDS")
+    p.add_argument("--push-interval", type=float, default=30.0, metavar="SECONDS")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_init_federation)
+
     p = sub.add_parser("serve", help="run a node from its TOML config")
     p.add_argument("--config", required=True, type=Path, metavar="FILE")
     p.add_argument("--ready-file", type=Path, help="write the bound ports here as JSON")
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser("status", help="a node's peers, sync state, push cursor and trust list")
+    p.add_argument("--config", required=True, type=Path, metavar="FILE")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_status)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -83,6 +122,240 @@ def _init(args: argparse.Namespace) -> int:
         print(json.dumps({"config": str(result.config), "ca": str(ca_dir), "client_certs": certs}))
     else:
         print(f"wrote {result.config} (CA in {ca_dir})")
+    return 0
+
+
+def _init_federation(args: argparse.Namespace) -> int:
+    from ._federation import init_federation
+
+    schemes: dict[str, str] = {}
+    for spec in args.scheme:
+        region, sep, scheme = spec.partition("=")
+        if not sep or not region or not scheme:
+            raise CliError("INVALID_ARGUMENT", f"--scheme {spec!r}: expected REGION=SCHEME")
+        schemes[region] = scheme
+    try:
+        layout = init_federation(
+            args.out,
+            args.regions,
+            args.hub,
+            datetime.now(UTC),
+            schemes=schemes,
+            hub_peers=args.hub_peers,
+            clients=args.clients,
+            base_port=args.base_port,
+            route=args.route,
+            sync_interval=args.sync_interval,
+            push_interval=args.push_interval,
+        )
+    except InitError as exc:
+        raise CliError(exc.code, str(exc)) from None
+    if args.json:
+        print(layout.summary.read_text(encoding="utf-8"), end="")
+        return 0
+    print(f"federation in {args.out} ({layout.summary.name}):")
+    print(f"  {'node':<16} {'role':<7} {'hub':<16} {'scheme':<8} {'peer port':>9} {'citizen':>8}")
+    for n in layout.nodes.values():
+        print(
+            f"  {n.id:<16} {n.role:<7} {n.hub:<16} {n.scheme:<8} {n.peer_port:>9} {n.citizen_port:>8}"
+        )
+    for c, (cert, _key) in layout.clients.items():
+        print(f"  client {c}: {cert}")
+    print("start each node with: huxin serve --config DIR/<node>/node.toml")
+    return 0
+
+
+def _iso(t: int | None) -> str:
+    return "-" if not t else datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
+
+
+def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    """Rows of ``sql``, or none if the table does not exist (yet)."""
+    try:
+        return list(conn.execute(sql, params).fetchall())
+    except sqlite3.OperationalError:
+        return []
+
+
+def node_status(config: NodeConfig, now: int) -> dict[str, Any]:
+    """What ``huxin status`` shows, read from the node's database (read-only)."""
+    from keys import KeysError, VerificationError, load_trust
+
+    from ._storage import StorageError, connect
+
+    fed = config.federation
+    doc: dict[str, Any] = {
+        "region": config.region,
+        "role": config.role,
+        "hub": fed.hub if fed else "",
+        "hub_endpoint": fed.hub_endpoint if fed else "",
+        "route": fed.route if fed else "static",
+        "trust_list": None,
+        "peers": [],
+        "push": [],
+        "hub_regions": [],
+        "trust_refusals": [],
+    }
+    try:
+        conn = connect(config.database, readonly=True)
+    except StorageError:
+        doc["error"] = "DB_NOT_FOUND"
+        return doc
+    try:
+        tl = _rows(
+            conn,
+            "SELECT issuer, version, expires_at, accepted_at, source, envelope FROM trust_lists"
+            " ORDER BY version DESC LIMIT 1",
+        )
+        regions: dict[str, Any] = {}
+        if tl:
+            issuer, version, expires, accepted, source, env = tl[0]
+            doc["trust_list"] = {
+                "issuer": issuer,
+                "version": version,
+                "expires_at": _iso(expires),
+                "expired": now >= expires,
+                "accepted_at": _iso(accepted),
+                "source": source,
+            }
+            if fed is not None:
+                try:
+                    regions = dict(
+                        load_trust(bytes(env), fed.hub_key, now, allow_stale=True).regions
+                    )
+                except (VerificationError, KeysError):
+                    doc["trust_list"]["verifies"] = False
+        elif fed is None:
+            doc["trust_list"] = {"static_peers": list(config.peers)}
+        doc["trust_refusals"] = [
+            {"at": _iso(at), "source": src, "version": v, "reason": why}
+            for at, src, v, why in _rows(
+                conn,
+                "SELECT at, source, version, reason FROM trust_refusals ORDER BY id DESC LIMIT 5",
+            )
+        ]
+        sync = {
+            r[0]: r[1:]
+            for r in _rows(
+                conn,
+                "SELECT peer, last_attempt, last_success, failures, next_attempt, last_error"
+                " FROM sync_peers",
+            )
+        }
+        material: dict[str, dict[str, str]] = {}
+        for region, item, version in _rows(conn, "SELECT region, item, version FROM peer_material"):
+            material.setdefault(region, {})[item] = version
+        names = sorted(set(regions) | set(sync) | ({fed.hub} if fed and fed.hub else set()))
+        for name in names:
+            if name == config.region:
+                continue
+            r = regions.get(name)
+            s = sync.get(name)
+            doc["peers"].append(
+                {
+                    "peer": name,
+                    "listed": r is not None,
+                    "endpoints": list(r.endpoints) if r else [],
+                    "key_set_version": material.get(name, {}).get(
+                        "key_set", str(r.keys.version) if r else "-"
+                    ),
+                    "status_list": _iso(int(material.get(name, {}).get("status_list", 0))),
+                    "last_sync": _iso(s[1]) if s else "-",
+                    "failures": s[2] if s else 0,
+                    "next_attempt": _iso(s[3]) if s else "-",
+                    "last_error": s[4] if s else "",
+                }
+            )
+        seq = _rows(conn, "SELECT COALESCE(MAX(seq), 0) FROM outbox")
+        for hub, cursor, last, error, failures in _rows(
+            conn, "SELECT hub, cursor, last_push_at, last_error, failures FROM push_state"
+        ):
+            doc["push"].append(
+                {
+                    "hub": hub,
+                    "cursor": cursor,
+                    "outbox_seq": seq[0][0] if seq else 0,
+                    "last_push": _iso(last),
+                    "failures": failures,
+                    "last_error": error,
+                }
+            )
+        if not doc["push"] and seq and config.role != "hub":
+            doc["push"].append(
+                {
+                    "hub": doc["hub"],
+                    "cursor": 0,
+                    "outbox_seq": seq[0][0],
+                    "last_push": "-",
+                    "failures": 0,
+                    "last_error": "",
+                }
+            )
+        doc["hub_regions"] = [
+            {"region": r, "cursor": c, "last_push": _iso(t), "witnessed_size": w}
+            for r, c, t, w in _rows(
+                conn,
+                "SELECT region, cursor, last_push_at, witnessed_size FROM hub_cursors ORDER BY region",
+            )
+        ]
+    finally:
+        conn.close()
+    return doc
+
+
+def render_status(doc: dict[str, Any]) -> str:
+    lines = [
+        f"node {doc['region']} (role {doc['role']}, hub {doc['hub'] or '-'}, route {doc['route']})"
+    ]
+    tl = doc["trust_list"]
+    if tl is None:
+        lines.append("trust list: NONE — every peer is refused until one is fetched")
+    elif "static_peers" in tl:
+        lines.append(
+            f"trust list: none (standalone; static peers {', '.join(tl['static_peers']) or '-'})"
+        )
+    else:
+        state = "EXPIRED" if tl["expired"] else "valid"
+        lines.append(
+            f"trust list: {tl['issuer']} v{tl['version']}, expires {tl['expires_at']} ({state}),"
+            f" accepted {tl['accepted_at']} from {tl['source']}"
+        )
+    for r in doc["trust_refusals"]:
+        lines.append(
+            f"  refused list v{r['version']} from {r['source']} at {r['at']}: {r['reason']}"
+        )
+    lines.append("")
+    lines.append(f"{'peer':<16} {'listed':<6} {'key set':>7} {'last sync':<25} {'fail':>4} error")
+    for p in doc["peers"]:
+        lines.append(
+            f"{p['peer']:<16} {'yes' if p['listed'] else 'NO':<6} {p['key_set_version']:>7}"
+            f" {p['last_sync']:<25} {p['failures']:>4} {p['last_error'] or '-'}"
+        )
+    if doc["push"]:
+        lines.append("")
+        lines.append(f"{'push to':<16} {'cursor':>6} {'outbox':>6} {'last push':<25} error")
+        for p in doc["push"]:
+            lines.append(
+                f"{p['hub']:<16} {p['cursor']:>6} {p['outbox_seq']:>6} {p['last_push']:<25}"
+                f" {p['last_error'] or '-'}"
+            )
+    if doc["hub_regions"]:
+        lines.append("")
+        lines.append(f"{'region (hub)':<16} {'cursor':>6} {'witnessed':>9} last push")
+        for r in doc["hub_regions"]:
+            lines.append(
+                f"{r['region']:<16} {r['cursor']:>6} {r['witnessed_size']:>9} {r['last_push']}"
+            )
+    return "\n".join(lines)
+
+
+def _status(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise CliError(exc.code, str(exc)) from None
+    doc = node_status(config, int(datetime.now(UTC).timestamp()))
+    print(json.dumps(doc, indent=2, sort_keys=True) if args.json else render_status(doc), end="\n")
     return 0
 
 

@@ -1,14 +1,17 @@
 """``huxin demo``: the walk-through, one stage after another.
 
-Stage 1 (this issue): generate a small synthetic Heihe population in a
-temporary directory, run a monthly scoring into stored snapshots, print the
-grade distribution and one citizen's explained report.  Later stages (the
-federation: a hub, a Hainan node, attestations, mapping) append themselves to
-:data:`STAGES`; each stage takes the shared :class:`DemoContext` and writes
-plain words and tables to ``ctx.out``.
+Stages 1-3: generate a synthetic Heihe population, run a monthly scoring into
+stored snapshots, print the grade distribution and one citizen's explained
+report.  Stages 4-11 (:mod:`node._demo_federation`, ``federation=True``, the
+default of ``huxin demo``): lay out a federation (Heihe, the Heilongjiang hub,
+Hainan), hand the population to the Heihe node, start the three nodes as
+separate processes, sign and push the month to the hub, and walk a consent
+from grant to withdrawal across regions.  Each stage takes the shared
+:class:`DemoContext` and writes plain words and tables to ``ctx.out``.
 
 Invariants: the demo never prints a full citizen ID number (only a masked
-form) and cleans up its temporary directory unless ``--keep`` is given.
+form), stops every process it started, and cleans up its temporary
+directory unless ``--keep DIR`` is given.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ import argparse
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from scoring import ContributionStatus, Scheme, ScoreResult, load_scheme, score
 
@@ -46,6 +50,9 @@ class DemoContext:
     spec: PopulationSpec | None = None
     db: Path | None = None
     run: RunSummary | None = None
+    federation: bool = False
+    resident: str | None = None  # the ID number of the demo's citizen (never printed)
+    extra: dict[str, Any] = field(default_factory=dict)  # later stages' state
 
     def say(self, text: str = "") -> None:
         self.out.write(text + "\n")
@@ -66,6 +73,10 @@ def stage_population(ctx: DemoContext) -> None:
     spec = PopulationSpec("heihe", ctx.people, ctx.seed, date(2026, 11, 30))
     ctx.spec = spec
     ctx.db = ctx.workdir / "heihe.db"
+    if ctx.federation:
+        from ._demo_federation import prepare_federation
+
+        ctx.db = prepare_federation(ctx)
     stats = generate(spec, ctx.db, workers=0)
     ctx.say(
         f"Generated {stats.people:,} people with {stats.records:,} credit records"
@@ -132,6 +143,7 @@ def stage_citizen(ctx: DemoContext) -> None:
             ctx.say("No eligible citizen found in the sample.")
             return
         _rank, id_number, result = best
+        ctx.resident = id_number
         key = secrets.subject_key(id_number)
         (sealed,) = conn.execute(
             "SELECT id_sealed FROM subjects WHERE subject_key = ?", (key,)
@@ -172,15 +184,34 @@ def run_demo(
     people: int = 5_000,
     seed: int = 2025,
     workers: int = 2,
+    federation: bool = False,
 ) -> DemoContext:
     keep = workdir is not None
     root = workdir or Path(tempfile.mkdtemp(prefix="huxin-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    ctx = DemoContext(root, out or sys.stdout, people=people, seed=seed, workers=workers)
+    ctx = DemoContext(
+        root, out or sys.stdout, people=people, seed=seed, workers=workers, federation=federation
+    )
+    started = time.perf_counter()
     try:
-        ctx.say("Huxin (互信) demo — stage 1: scores of one region")
-        for stage in STAGES:
-            stage(ctx)
+        if federation:
+            from ._demo_federation import FEDERATION_STAGES, stop_processes
+
+            ctx.say("Huxin (互信) demo — three regions, one consent, verified offline")
+            stages = [*STAGES, *FEDERATION_STAGES]
+        else:
+            ctx.say("Huxin (互信) demo — stage 1: scores of one region")
+            stages = list(STAGES)
+        try:
+            for stage in stages:
+                stage(ctx)
+        finally:
+            if federation:
+                stop_processes(ctx)
+        ctx.say()
+        ctx.say(f"Done in {time.perf_counter() - started:.0f}s.")
+        if keep:
+            ctx.say(f"Everything is kept in {root} for inspection.")
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
@@ -189,13 +220,24 @@ def run_demo(
 
 def register(sub: SubParsers) -> None:
     p = sub.add_parser("demo", help="walk through Huxin on synthetic data")
-    p.add_argument("--people", type=int, default=5_000)
+    p.add_argument("--people", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=2025)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--keep", type=Path, metavar="DIR", help="keep the databases in DIR")
+    p.add_argument(
+        "--keep", type=Path, metavar="DIR", help="run in DIR and keep the federation there"
+    )
+    p.add_argument(
+        "--no-federation", action="store_true", help="stages 1-3 only (one region, no processes)"
+    )
     p.set_defaults(func=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    run_demo(workdir=args.keep, people=args.people, seed=args.seed, workers=args.workers)
+    run_demo(
+        workdir=args.keep,
+        people=args.people,
+        seed=args.seed,
+        workers=args.workers,
+        federation=not args.no_federation,
+    )
     return 0

@@ -1,4 +1,5 @@
-"""Lay out a working node directory: config, keys, CA and certificates.
+"""Lay out a working node directory (``huxin init region``) or a whole federation
+(``huxin init federation``, :mod:`node._federation`).
 
 ``init_region`` writes, under ``out``::
 
@@ -90,7 +91,10 @@ def init_region(
     peer_listen: str = "127.0.0.1:0",
     citizen_listen: str = "127.0.0.1:0",
     metrics_listen: str = "",
+    role: str = "region",
+    extra_toml: str = "",
 ) -> InitResult:
+    """One node directory; ``extra_toml`` is appended to its config (federation sections)."""
     if scheme not in list_schemes():
         raise InitError("UNKNOWN_SCHEME", f"unknown scheme {scheme!r}")
     config = out / "node.toml"
@@ -118,6 +122,7 @@ def init_region(
 [node]
 region = "{region}"
 scheme = "{scheme}"
+role = "{role}"
 database = "node.db"
 log_file = "node.log"
 
@@ -157,7 +162,8 @@ allowed = {_toml_list(peers)}
 
 [sources]
 allowed = {_toml_list(sources)}
-""",
+"""
+        + extra_toml,
         encoding="utf-8",
     )
     return InitResult(config, region, out / "keys" / "dev-idp.key")

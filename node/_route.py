@@ -54,6 +54,7 @@ __all__ = ["MAX_HOPS", "Router", "RoutingPeerServicer", "consent_issuer"]
 MAX_HOPS = 4
 DEFAULT_TIMEOUT = 10.0
 _REASON = re.compile(r"^[A-Z][A-Z0-9_]{2,47}$")
+_ORIGIN = re.compile(r"([a-z0-9][a-z0-9._-]{0,62}) refused the request: ([A-Z][A-Z0-9_]{2,47})$")
 _REFUSED = {
     grpc.StatusCode.PERMISSION_DENIED,
     grpc.StatusCode.FAILED_PRECONDITION,
@@ -141,10 +142,15 @@ class Router:
             )
         except aio.AioRpcError as err:
             reason = reason_of(err)
+            origin = hop
+            if reason == "UPSTREAM_REFUSED":  # our own format, one hop further: keep the origin
+                found = _ORIGIN.search(err.details() or "")
+                if found:
+                    origin, reason = found.group(1), found.group(2)
             shown = reason if _REASON.match(reason or "") else "UNSPECIFIED"
             if err.code() in _REFUSED:
                 raise FailedPreconditionError(
-                    "UPSTREAM_REFUSED", f"{hop} refused the request: {shown}"
+                    "UPSTREAM_REFUSED", f"{origin} refused the request: {shown}"
                 ) from None
             raise UnavailableError(
                 "UPSTREAM_UNAVAILABLE", f"{hop} did not answer ({err.code().name})"

@@ -2,7 +2,9 @@
 
 Real pieces only: a federation CA, node directories written by
 :func:`node._init.init_region`, real mutual TLS on port 0, real SQLite files.
-Nothing here is used by ``huxin serve``.
+Nothing here is used by ``huxin serve``.  :class:`FederationProcesses` runs a
+federation laid out by ``huxin init federation`` as separate ``huxin serve``
+processes (the demo and the federation integration tests).
 
 Invariant: test ID numbers are generated valid GB 11643 numbers and are only
 ever passed to the node over its own TLS channels (source and citizen ports).
@@ -11,10 +13,15 @@ ever passed to the node over its own TLS channels (source and citizen ports).
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import grpc
 from grpc import aio
 
 from keys import CertificateAuthority, NodeCertificate, decode_private_key, subject_binding
@@ -23,12 +30,15 @@ from scoring import check_character
 from ._client import citizen_channel, identity_metadata, peer_channel
 from ._clock import Clock, ManualClock
 from ._config import load_config
+from ._federation import FederationLayout
 from ._identity import DevIdentityProvider
 from ._init import init_region, load_or_create_ca
 from ._server import NodeServer
 from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 
 __all__ = [
+    "FederationProcesses",
+    "NodeProcess",
     "RunningNode",
     "Testbed",
     "attestation_request",
@@ -169,3 +179,118 @@ def attestation_request(
         target_scheme=target_scheme,
         purpose=purpose,
     )
+
+
+# ---------------------------------------------------------------- separate processes
+
+
+@dataclass
+class NodeProcess:
+    id: str
+    config: Path
+    proc: subprocess.Popen[bytes]
+    ready: Path
+    output: Path
+
+
+@dataclass
+class FederationProcesses:
+    """``huxin serve`` processes of a federation laid out by ``huxin init federation``.
+
+    Each node is its own OS process with its own SQLite file and certificate;
+    the harness only starts/stops them (by pid) and builds client channels.
+    """
+
+    layout: FederationLayout
+    procs: dict[str, NodeProcess] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def huxin(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a ``huxin`` command in a child process."""
+        return subprocess.run(
+            [sys.executable, "-m", "node", *args],
+            capture_output=True,
+            text=True,
+            check=check,
+            env={**os.environ, **self.env},
+            timeout=300,
+        )
+
+    def start(self, node_id: str, *, wait: bool = True) -> NodeProcess:
+        node = self.layout.nodes[node_id]
+        ready = node.directory / "ready.json"
+        ready.unlink(missing_ok=True)
+        output = node.directory / "serve.out"
+        with output.open("ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "node", "serve", "--config", str(node.config),
+                 "--ready-file", str(ready)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+            )  # fmt: skip
+        np = NodeProcess(node_id, node.config, proc, ready, output)
+        self.procs[node_id] = np
+        if wait:
+            self.wait_ready(node_id)
+        return np
+
+    def wait_ready(self, node_id: str, timeout: float = 60.0) -> None:
+        np = self.procs[node_id]
+        deadline = time.monotonic() + timeout
+        while not np.ready.exists():
+            if np.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{node_id} exited with {np.proc.returncode}: "
+                    + np.output.read_text(errors="replace")[-2000:]
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{node_id} did not become ready")
+            time.sleep(0.05)
+
+    def stop(self, node_id: str, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        np = self.procs.pop(node_id)
+        if np.proc.poll() is None:
+            np.proc.send_signal(sig)
+            try:
+                np.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                np.proc.kill()
+                np.proc.wait()
+        return int(np.proc.returncode)
+
+    def stop_all(self) -> None:
+        for node_id in list(self.procs):
+            self.stop(node_id)
+
+    def ca_pem(self) -> bytes:
+        return (self.layout.root / "ca" / "ca.pem").read_bytes()
+
+    def channel(self, node_id: str, client: str | None = None) -> grpc.Channel:
+        """A mutual-TLS channel to a node's peer port as ``client`` (a clients/ cert) or,
+        with ``client=None``, as the node ``node_id`` itself is not: pass a node id to use
+        that node's own certificate."""
+        target = self.layout.nodes[node_id].peer
+        if client is None:
+            raise ValueError("client identity required")
+        if client in self.layout.clients:
+            cert_path, key_path = self.layout.clients[client]
+        else:
+            d = self.layout.nodes[client].directory / "tls"
+            cert_path, key_path = d / "node.pem", d / "node.key"
+        creds = grpc.ssl_channel_credentials(
+            self.ca_pem(), key_path.read_bytes(), cert_path.read_bytes()
+        )
+        return grpc.secure_channel(target, creds)
+
+    def citizen_channel(self, node_id: str) -> grpc.Channel:
+        port = self.layout.nodes[node_id].citizen_port
+        creds = grpc.ssl_channel_credentials(self.ca_pem())
+        return grpc.secure_channel(f"127.0.0.1:{port}", creds)
+
+    def idp(self, node_id: str) -> DevIdentityProvider:
+        key = self.layout.nodes[node_id].directory / "keys" / "dev-idp.key"
+        return DevIdentityProvider(decode_private_key(key.read_bytes()))
+
+    def identity(self, node_id: str, id_number: str) -> tuple[tuple[str, bytes], ...]:
+        return identity_metadata(self.idp(node_id).assertion(id_number, node_id, int(time.time())))

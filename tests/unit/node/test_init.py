@@ -55,6 +55,7 @@ def test_cli_init(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(
         [
             "init",
+            "region",
             "--region",
             "hainan",
             "--scheme",
@@ -71,7 +72,18 @@ def test_cli_init(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (tmp_path / "ca" / "ca.pem").exists()
     assert (tmp_path / "hn" / "clients" / "court.pem").exists()
     assert (
-        main(["init", "--region", "hainan", "--scheme", "hainan", "--out", str(tmp_path / "hn")])
+        main(
+            [
+                "init",
+                "region",
+                "--region",
+                "hainan",
+                "--scheme",
+                "hainan",
+                "--out",
+                str(tmp_path / "hn"),
+            ]
+        )
         == 2
     )
     assert "INIT_EXISTS" in capsys.readouterr().err
