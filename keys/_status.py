@@ -2,8 +2,10 @@
 
 Entry ``i`` lives in byte ``i // 4`` at bits ``2*(i % 4)`` and ``2*(i % 4)+1``
 (least significant first); values 0 valid, 1 revoked, 2 suspended (under
-dispute), 3 superseded.  The bitstring is zlib-compressed in
-``StatusList.bits``.  A list has at least :data:`MIN_ENTRIES` (131,072)
+dispute), 3 superseded.  The bitstring is a zlib stream in ``StatusList.bits``,
+written by :func:`keys._deflate.compress` (a canonical encoding that depends
+only on the bits, not on the zlib build, so signed lists and test vectors are
+reproducible byte for byte); verifiers inflate any valid zlib stream.  A list has at least :data:`MIN_ENTRIES` (131,072)
 entries, so fetching it says nothing about which attestation is being checked.
 
 Invariants: the list is signed by a certified signing key of its issuer region
@@ -20,6 +22,7 @@ from google.protobuf.message import DecodeError
 
 from node.pb.v1 import attestation_pb2 as pb
 
+from ._deflate import compress
 from ._ed25519 import KeyPair
 from ._envelope import STATUSLIST_TYPE, Envelope, sign, verified_signer
 from ._errors import KeysError, VerificationError
@@ -93,7 +96,7 @@ class StatusList:
             size=self.size,
             issued_at=issued_at,
             expires_at=expires_at,
-            bits=zlib.compress(bytes(self._raw), 9),
+            bits=compress(bytes(self._raw)),
         )
 
     def sign(self, key: KeyPair, issued_at: Instant, expires_at: Instant) -> Envelope:

@@ -76,3 +76,20 @@ def _run(case: dict[str, Any]) -> str:
 @pytest.mark.parametrize("case", DOC["cases"], ids=[c["name"] for c in DOC["cases"]])
 def test_vector_case(case: dict[str, Any]) -> None:
     assert _run(case) == case["expect"]
+
+
+def test_status_list_vector_is_the_canonical_encoding() -> None:
+    """The published status list's ``bits`` is the canonical stream of its contents
+    (docs/SPEC.md section 5), so regenerating on another zlib build gives the same bytes."""
+    import zlib
+
+    from keys._deflate import compress
+
+    env = pb.Envelope()
+    env.ParseFromString(bytes.fromhex(DOC["status_list"]))
+    sl = pb.StatusList()
+    sl.ParseFromString(env.payload)
+    raw = zlib.decompress(sl.bits)
+    assert len(raw) == (sl.size + 3) // 4
+    assert compress(raw) == sl.bits
+    assert [(raw[i >> 2] >> ((i & 3) * 2)) & 3 for i in (3, 7, 8, 9)] == [0, 1, 2, 3]
