@@ -184,9 +184,18 @@ def run(args: argparse.Namespace) -> str:
         trust._checkpoints.clear()
         verify_batch_payloads(batch_obj.payloads, checkpoint_pb, trust, T0)
 
-    verify_s = _timed(do_verify)
-    batch_s = _timed(do_verify_batch)
-    payloads_s = _timed(do_verify_payloads)
+    # The batch rows and their baseline are measured in the same interleaved rounds
+    # (raw verify of n_single items, then each batch verifier), best round of each.
+    def raw_verify_many() -> None:
+        for _ in range(n_single):
+            raw_vk.verify(message, raw_sig)
+
+    best = [float("inf")] * 4
+    for _ in range(5):
+        for k, fn in enumerate((raw_verify_many, do_verify, do_verify_batch, do_verify_payloads)):
+            best[k] = min(best[k], _timed(fn, repeat=1))
+    raw_verify_batch_run = n_single / best[0]
+    verify_s, batch_s, payloads_s = best[1:]
     batch_issue_rate = batch_size / issue_s
     item_verify_rate = batch_size / verify_s
     batch_verify_rate = batch_size / batch_s
@@ -200,20 +209,20 @@ def run(args: argparse.Namespace) -> str:
         (
             f"Batch verify, {batch_size:,} payloads + 1 checkpoint (verify_batch_payloads)",
             payloads_rate,
-            raw_verify,
-            "per-item signature check",
+            raw_verify_batch_run,
+            "per-item signature check (interleaved)",
         ),
         (
             f"Batch verify, {batch_size:,} bundles, all checks (verify_batch)",
             batch_verify_rate,
-            raw_verify,
-            "per-item signature check",
+            raw_verify_batch_run,
+            "per-item signature check (interleaved)",
         ),
         (
             f"Batch members, {batch_size:,} (verify_attestation each, own proof)",
             item_verify_rate,
-            raw_verify,
-            "per-item signature check",
+            raw_verify_batch_run,
+            "per-item signature check (interleaved)",
         ),
         ("JWT EdDSA encode (PyJWT)", jwt_enc, raw_sign, "raw PyNaCl sign"),
         ("JWT EdDSA decode + verify (PyJWT)", jwt_dec, raw_verify, "raw PyNaCl verify"),
@@ -236,5 +245,16 @@ def run(args: argparse.Namespace) -> str:
         f"vs PyJWT decode: {batch_verify_rate / jwt_dec:.1f}x. "
         f"Payload {len(payload)} bytes, batch item bundle {len(bundles[0])} bytes, "
         f"JWT {len(token)} bytes.",
+        "",
+        "Goals: envelope sign {:.2f}x and verify {:.2f}x raw (>= 0.80x: {}); verify_batch "
+        "{:,.0f}/s (>= 100,000: {}), {:.1f}x a per-item signature check (>= 20x: {}).".format(
+            our_sign / raw_sign,
+            our_verify / raw_verify,
+            "met" if min(our_sign / raw_sign, our_verify / raw_verify) >= 0.8 else "NOT met",
+            batch_verify_rate,
+            "met" if batch_verify_rate >= 100_000 else "NOT met",
+            batch_verify_rate / raw_verify_batch_run,
+            "met" if batch_verify_rate / raw_verify_batch_run >= 20 else "NOT met",
+        ),
     ]
     return "\n".join(lines) + "\n"
