@@ -226,7 +226,11 @@ class TrustState:
         if relay in self.hubs():
             if self.allows(on_behalf_of):
                 return on_behalf_of
-        elif region_of_identity(on_behalf_of, self.regions()) == relay and on_behalf_of != relay:
+        elif (
+            self.allows(relay)
+            and on_behalf_of != relay
+            and region_of_identity(on_behalf_of, self.regions()) == relay
+        ):
             return on_behalf_of
         raise PermissionDeniedError(
             "RELAY_NOT_TRUSTED", "this caller may not act on behalf of another identity"
