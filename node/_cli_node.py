@@ -73,6 +73,13 @@ def register(sub: SubParsers) -> None:
     p.add_argument(
         "--clients", type=_csv, default=[], metavar="ID,ID", help="integrator certs (hainan.bank)"
     )
+    p.add_argument(
+        "--sources",
+        type=_csv,
+        default=[],
+        metavar="ORG,ORG",
+        help="source departments per region: REGION.ORG may submit records (court,bank)",
+    )
     p.add_argument("--route", choices=("hub", "auto", "direct"), default="hub")
     p.add_argument(
         "--base-port", type=int, default=0, help="consecutive ports from N (default: free)"
@@ -143,6 +150,7 @@ def _init_federation(args: argparse.Namespace) -> int:
             schemes=schemes,
             hub_peers=args.hub_peers,
             clients=args.clients,
+            sources=args.sources,
             base_port=args.base_port,
             route=args.route,
             sync_interval=args.sync_interval,

@@ -13,7 +13,9 @@ the trust list.  Layout under ``out`` (docs/adr/0413)::
     <node>/keys/province.key   the province key (same file content per province, H13)
     trust/<hub>.bundle         TrustBundle for offline verifiers (`huxin verify --trust`)
     trust/<hub>.hubkey         the hub root public key (hex) for `--hub-key`
-    clients/<id>.pem, .key     integrator client certificates (e.g. ``hainan.bank``)
+    clients/<id>.pem, .key     integrator and source client certificates (``hainan.bank``,
+                               ``heihe.court``: an identity ``<region>.<org>`` belongs to
+                               its region)
 
 Invariants: ports are loopback ports that were free at init time (or
 ``base_port``, ``base_port + 1``, … when given) and are written into the
@@ -156,6 +158,7 @@ def init_federation(
     schemes: dict[str, str] | None = None,
     hub_peers: Sequence[str] = (),
     clients: Sequence[str] = (),
+    sources: Sequence[str] = (),
     base_port: int = 0,
     route: str = "hub",
     sync_interval: float = 30.0,
@@ -232,6 +235,7 @@ push_interval_seconds = {push_interval}
             citizen_listen=f"127.0.0.1:{node.citizen_port}",
             role=node.role,
             extra_toml=extra,
+            sources=[] if node.role == "hub" else [f"{node.id}.{x}" for x in sources],
         )
         write_hex(node.directory / "keys" / "province.key", province[h])
         if node.role == "hub":  # its own root key signs its trust lists: pin it
@@ -245,6 +249,8 @@ push_interval_seconds = {push_interval}
                 encoding="utf-8",
             )
     _registries(layout, hubs, home, regions, hub_roots, now)
+    for region in regions:
+        clients = [*clients, *(f"{region}.{x}" for x in sources)]
     for c in clients:
         layout.clients[c] = issue_client_cert(ca, c, out / "clients", now)
     _write_summary(layout, hub_roots)
