@@ -266,8 +266,8 @@ def test_peers_not_in_the_trust_list_are_refused_and_logged(
         world.request(token, at, as_, metadata)
     assert info.value.code().name == status  # type: ignore[attr-defined]
     assert _reason(info.value) == reason
-    log = (world.layout.nodes[at].directory / "node.log").read_text()
-    assert f'"reason": "{reason}"' in log
+    log = world.layout.nodes[at].directory / "node.log"
+    _wait(lambda: f'"reason": "{reason}"' in log.read_text(), timeout=5)  # written after the reply
 
 
 def test_stale_node_refuses_a_rolled_back_trust_list(world: World) -> None:
