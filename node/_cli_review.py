@@ -3,8 +3,9 @@
 Both read the node's database named by ``--config``.  ``review report`` opens
 it read only and may run next to a serving node.  ``model rollout`` writes
 only the ``rollouts`` table (never the transparency log, whose in-memory tree
-belongs to the serving process); a serving node picks an activated version
-up at its next start on or after the effective date.
+belongs to the serving process); a serving node puts an activated version
+in force at its rights scheduler's first step on or after the effective date
+(no restart; docs/adr/0507).
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """Everything a servicer needs, assembled once per node (no globals).
 
-Invariants: the scheme is the node's configured scheme, loaded once; time is
-read only through ``clock``; the signing keys map used to verify the node's
-own tokens is the node's current signing key (old keys stay verifiable once
-``keys`` key sets land — see docs/adr/0302).
+Invariants: ``scheme`` is the version in force (the configured scheme, or a
+rolled-out version from its effective date — ``in_force`` switches it in one
+assignment while the node runs, docs/adr/0507); read it ONCE per request and
+use that object throughout; time is read only through ``clock``; the signing
+keys map used to verify the node's own tokens is the node's current signing
+key (old keys stay verifiable once ``keys`` key sets land — see docs/adr/0302).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ._observe import Metrics
 from ._outbox import Outbox
 from ._repo_consents import ConsentsRepository
 from ._repo_records import RecordsRepository
+from ._rights_rollout import SchemeInForce
 from ._secrets import NodeSecrets
 from ._translog import TransparencyLog
 from ._trust import TrustState
@@ -35,7 +38,7 @@ class NodeContext:
     config: NodeConfig
     secrets: NodeSecrets
     db: Database
-    scheme: Scheme
+    in_force: SchemeInForce  # rights: the scheme version in force, switched live (H11)
     clock: Clock
     metrics: Metrics
     identity: IdentityVerifier
@@ -46,6 +49,11 @@ class NodeContext:
     trust: TrustState = field(default_factory=lambda: TrustState(""))  # federation (H17)
     calendar: WorkingDayCalendar = field(default_factory=WorkingDayCalendar)  # rights (H15, N7)
     outbox: Outbox | None = None  # hub: events pushed to the provincial hub (H13)
+
+    @property
+    def scheme(self) -> Scheme:
+        """The scheme version in force now (one immutable object; read it once)."""
+        return self.in_force.current
 
     def now_s(self) -> int:
         return int(self.clock.now().timestamp())

@@ -127,11 +127,11 @@ def load_objection(text: str) -> Objection:
 
 def deadline_scheme(ctx: NodeContext) -> Scheme:
     """The node's scheme with ``[rights] objection_deadlines`` applied (step by step)."""
-    override = ctx.config.rights.objection_deadlines
+    override, scheme = ctx.config.rights.objection_deadlines, ctx.scheme  # one version
     if not override:
-        return ctx.scheme
-    merged = {**dict(ctx.scheme.objection_deadlines), **override}
-    return replace(ctx.scheme, objection_deadlines=tuple(merged.items()))
+        return scheme
+    merged = {**dict(scheme.objection_deadlines), **override}
+    return replace(scheme, objection_deadlines=tuple(merged.items()))
 
 
 def _info(row: Sequence[Any]) -> node_pb2.ObjectionInfo:

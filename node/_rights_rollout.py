@@ -10,25 +10,47 @@ trial days, …); :func:`active_scheme` is what the server scores with on a
 given day — the candidate only once a scheduled rollout's effective date
 has come — so attestations name (``model_version`` = ``scheme@version``) the
 version that produced them; the candidate text is checked again when read.
+
+The version in force is held by one :class:`SchemeInForce` per node: an
+immutable :class:`scoring.Scheme` replaced in ONE assignment by
+:func:`follow_rollout` (run by the rights scheduler), so a running node
+switches at the effective date without a restart.  A request reads the
+scheme once (``ctx.scheme``) and scores, names and signs with that one
+object, so it never mixes versions.  A running node serves exactly what a
+restart at the same instant would serve (both go through
+:func:`active_scheme`); trial/shadow versions are never served.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from scoring import Evaluation, Rollout, Scheme, Stage, parse_scheme_toml
+from scoring import (
+    Evaluation,
+    Rollout,
+    RolloutError,
+    Scheme,
+    SchemeError,
+    Stage,
+    parse_scheme_toml,
+)
+
+from ._observe import log_event
 
 if TYPE_CHECKING:
     from ._db import Database
 
 __all__ = [
+    "SchemeInForce",
+    "Switch",
     "active_scheme",
     "active_scheme_of",
     "dump_rollout",
+    "follow_rollout",
     "load_rollout",
     "read_rollout",
     "write_rollout",
@@ -106,15 +128,76 @@ def active_scheme(
     rollout = load_rollout(state_json)
     if rollout.version_on(today) == shipped.version:
         return shipped
-    candidate = parse_scheme_toml(candidate_toml)
+    try:
+        candidate = parse_scheme_toml(candidate_toml)
+    except SchemeError:
+        return shipped  # fail safe: a damaged stored text never scores
     if candidate.id != shipped.id or candidate.version != rollout.version_on(today):
         return shipped  # fail safe: never score with a text that does not match the state
     return candidate
 
 
 async def active_scheme_of(db: Database, shipped: Scheme, today: date) -> Scheme:
-    """:func:`active_scheme` from the node's database (at server start)."""
+    """:func:`active_scheme` from the node's database (at start and at each scheduler step)."""
     row = await db.fetchone(
         "SELECT state_json, candidate_toml FROM rollouts WHERE scheme_id = ?", (shipped.id,)
     )
     return active_scheme(row[0] if row else None, row[1] if row else None, shipped, today)
+
+
+class SchemeInForce:
+    """The scheme version a node scores with now, switchable while it runs.
+
+    ``current`` is one immutable :class:`Scheme`; :meth:`switch` replaces it in
+    a single reference assignment (atomic for readers on any thread), so a
+    reader sees the old or the new version, never a mix.  Only versions of
+    the shipped scheme's id are accepted.
+    """
+
+    __slots__ = ("_current", "shipped")
+
+    def __init__(self, shipped: Scheme, current: Scheme | None = None) -> None:
+        self.shipped = shipped
+        self._current = shipped
+        if current is not None:
+            self.switch(current)
+
+    @property
+    def current(self) -> Scheme:
+        return self._current
+
+    def switch(self, scheme: Scheme) -> Scheme:
+        """Put ``scheme`` in force; returns the version it replaced."""
+        if scheme.id != self.shipped.id:
+            raise RolloutError("scheme.id", f"{scheme.id!r} is not scheme {self.shipped.id!r}")
+        previous, self._current = self._current, scheme
+        return previous
+
+
+@dataclass(frozen=True, slots=True)
+class Switch:
+    """A version change made by :func:`follow_rollout` (``scheme@version`` keys)."""
+
+    previous: str
+    current: str
+    day: date
+
+
+async def follow_rollout(db: Database, in_force: SchemeInForce, today: date) -> Switch | None:
+    """Put the version in force on ``today`` in force now, if it is not already.
+
+    Returns the switch made (logged), or None when the version did not change.
+    """
+    due = await active_scheme_of(db, in_force.shipped, today)
+    if due.key == in_force.current.key:
+        return None
+    previous = in_force.switch(due)
+    switch = Switch(previous.key, due.key, today)
+    log_event(
+        "model version switched",
+        scheme=due.id,
+        previous=switch.previous,
+        current=switch.current,
+        day=today.isoformat(),
+    )
+    return switch

@@ -1,4 +1,5 @@
-"""The node's rights scheduler: a background task that advances objection timers.
+"""The node's rights scheduler: a background task that advances objection timers
+and puts an activated scheme version in force at its effective date.
 
 Invariants: time comes from the node's clock (tests pass a
 :class:`~node._clock.ManualClock` and call :meth:`RightsScheduler.run_once`
@@ -7,8 +8,12 @@ lock), so a tick from the background task and one from a test never
 interleave; an error in a step is logged and the loop keeps running (a
 missed tick is caught up by the next, because every deadline is a date
 compared with ``now``); :meth:`stop` cancels the loop and waits for it.
-Each step also warns once when a model rollout (ADR 0507) has put another
-scheme version in force than the one this process scores with.
+Each step first follows the model rollout (ADR 0507): on the first step on
+or after an activated version's effective date, the node switches to it in
+one assignment (:func:`~node._rights_rollout.follow_rollout`) — no restart —
+and objection work in the same step already uses the new version.  A failed
+rollout read is logged and leaves the version in force unchanged; it never
+stops objection timers.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from ._objections import advance
 from ._observe import log_event
-from ._rights_rollout import load_rollout
+from ._rights_rollout import Switch, follow_rollout
 
 if TYPE_CHECKING:
     from ._context import NodeContext
@@ -33,35 +38,27 @@ class RightsScheduler:
         self._interval = interval
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
-        self.version_warnings: set[str] = set()
+        self.switches: list[Switch] = []  # version switches made by this process
 
     async def run_once(self) -> int:
         """One step at the clock's current time; returns the objections moved."""
         async with self._lock:
+            await self._follow_rollout()
             moved = await advance(self._ctx)
-            await self._check_model_version()
         if moved:
             log_event("objections advanced", moved=moved)
         return moved
 
-    async def _check_model_version(self) -> None:
-        """H11: warn (once per version) when a rollout put another version in force;
-        the node scores with it from its next start (docs/adr/0507)."""
+    async def _follow_rollout(self) -> None:
+        """H11, N12: serve the version in force today (docs/adr/0507)."""
         ctx = self._ctx
-        row = await ctx.db.fetchone(
-            "SELECT state_json FROM rollouts WHERE scheme_id = ?", (ctx.scheme.id,)
-        )
-        if row is None:
+        try:
+            switch = await follow_rollout(ctx.db, ctx.in_force, ctx.today())
+        except Exception as exc:  # keep serving the current version; retry next step
+            log_event("model rollout check failed", 40, exc=type(exc).__name__)
             return
-        due = load_rollout(row[0]).version_on(ctx.today())
-        if due != ctx.scheme.version and due not in self.version_warnings:
-            self.version_warnings.add(due)
-            log_event(
-                "model version in force differs; restart the node to score with it",
-                30,
-                serving=ctx.scheme.version,
-                in_force=due,
-            )
+        if switch is not None:
+            self.switches.append(switch)
 
     async def _loop(self) -> None:
         while True:

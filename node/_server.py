@@ -41,7 +41,7 @@ from ._observe import Metrics, log_event
 from ._repo_consents import ConsentsRepository
 from ._repo_records import RecordsRepository
 from ._rights import build_calendar
-from ._rights_rollout import active_scheme_of
+from ._rights_rollout import SchemeInForce, active_scheme_of
 from ._route import Router, RoutingPeerServicer
 from ._scheduler import RightsScheduler
 from ._secrets import NodeSecrets, load_secrets
@@ -94,8 +94,8 @@ class NodeServer:
         secrets = secrets or load_secrets(config)
         calendar = build_calendar(config.rights)  # rights: working days (H15, N7)
         db = await Database.open(config.database)
-        scheme = load_scheme(config.scheme)
-        scheme = await active_scheme_of(db, scheme, (clock or SystemClock()).now().date())  # H11
+        shipped = load_scheme(config.scheme)
+        scheme = await active_scheme_of(db, shipped, (clock or SystemClock()).now().date())  # H11
         log = TransparencyLog(db, config.region, secrets.signing)
         await log.load()
         clock = clock or SystemClock()
@@ -104,7 +104,7 @@ class NodeServer:
             config=config,
             secrets=secrets,
             db=db,
-            scheme=scheme,
+            in_force=SchemeInForce(shipped, scheme),  # rights: switched live (H11, ADR 0507)
             clock=clock,
             metrics=Metrics(config.region),
             identity=IdentityVerifier(

@@ -26,7 +26,7 @@ async def test_loop_keeps_running_after_a_failing_step_and_stops_cleanly(
         return None
 
     monkeypatch.setattr(sched, "advance", advance)
-    monkeypatch.setattr(sched.RightsScheduler, "_check_model_version", no_rollout)
+    monkeypatch.setattr(sched.RightsScheduler, "_follow_rollout", no_rollout)
     s = sched.RightsScheduler(object(), interval=0.01)  # type: ignore[arg-type]
     s.start()
     s.start()  # idempotent: one task
