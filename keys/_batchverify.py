@@ -8,7 +8,16 @@ path only ever *accepts* an item when the single-item path would accept it;
 whenever a sufficient condition below does not hold, the item (or group)
 takes the single-item path, which decides the exact reason code.
 
-Fast path, per item and per group (docs/adr/0110):
+Whole batch in leaf order (the common bulk case, docs/adr/0110): the first
+blob names the checkpoint (its tail must hold exactly ``payload_type`` and the
+checkpoint envelope); the checkpoint signature is verified once; the leaves of
+all payloads must hash to its root with ``tree_size`` = number of blobs; then
+every canonical bundle is rebuilt from the tree (lengths, leaf index, tree
+size, audit path, the same tail bytes) and the concatenation compared with the
+blobs (:func:`keys._bundle.whole_batch_payloads`), so each blob is proven equal
+to the bundle of its leaf.  Any difference: the general path.
+
+General path, per item and per group:
 
 1. **Split without protobuf.** A blob in the canonical layout
    ``0x12 len | 0x0a len payload | 0x1a len proof | tail`` (minimal varints,
@@ -24,15 +33,18 @@ Fast path, per item and per group (docs/adr/0110):
    attestation type; the checkpoint signature is verified once (and cached in
    :class:`Trust` by content).  A checkpoint failure is every member's
    failure, with the code the single-item path gives.
-4. **Inclusion.** When the group covers the whole tree (each index of
-   ``tree_size`` exactly once), the root is recomputed from all leaves
-   (about two hashes per item) and each member's proof bytes must equal the
-   canonical proof for its index built from the same levels; a member whose
-   proof differs takes the single-item path.  Otherwise each member's own
-   audit path is walked (RFC 9162), as the single-item path does.
-5. **Attestation checks** (issuer, key validity at issue and checkpoint time,
-   time window, scheme, audience, status) on one protobuf parse of the
-   payload; any doubt -> the full check for the exact code.
+4. **Inclusion.** When the group covers the whole tree (in member order, or
+   placed by the leaf index each proof claims), the root is recomputed from
+   all leaves (about two hashes per item) and each member's proof bytes must
+   equal the canonical proof of its place, built from the same levels; a
+   member whose proof differs takes the single-item path.  Otherwise each
+   member's own audit path is walked (RFC 9162), as the single-item path does.
+
+Then, for every authenticated member, the **attestation checks** (issuer, key
+validity at issue and checkpoint time, time window, scheme, audience, status)
+on one protobuf parse of the payload: for all members at once with C-level
+scans when they all pass, else member by member; any doubt -> the full check
+of the single-item path for the exact code.
 
 :func:`verify_batch_payloads` authenticates a pushed batch (all payloads in
 order plus one checkpoint): checkpoint once, root from the payloads.
@@ -43,7 +55,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
-from itertools import chain, count, repeat
+from itertools import count, repeat
 from operator import attrgetter, eq
 
 from google.protobuf.message import DecodeError
@@ -51,6 +63,16 @@ from google.protobuf.message import DecodeError
 from node.pb.v1 import attestation_pb2 as pb
 
 from ._attestation import Checkpoint
+from ._bundle import (
+    Member,
+    canonical_proofs,
+    claimed_index,
+    leaf_hashes,
+    leaves_in_order,
+    split_bundle,
+    tail_parts,
+    whole_batch_payloads,
+)
 from ._envelope import ATTESTATION_TYPE, Envelope, pae
 from ._errors import KeysError, VerificationError
 from ._merkle import carry_levels, root_from_inclusion, root_of_leaf_hashes
@@ -71,161 +93,6 @@ from ._verify import (
 )
 
 __all__ = ["verify_batch", "verify_batch_payloads"]
-
-Member = tuple[int, bytes, bytes, int, bytes]  # position, payload, proof bytes, index, tail
-
-_TAG = b"\x1a\x20"  # InclusionProof.hashes (field 3), 32 bytes
-_IDX = b"\x08"  # InclusionProof.leaf_index (field 1)
-_concat = bytes.__add__
-_digest = type(hashlib.sha256()).digest
-_LEAF_HEAD = b"\x00DSSEv1 %d %b " % (len(ATTESTATION_TYPE), ATTESTATION_TYPE.encode())
-_VARINT_2 = 1 << 14
-#: Minimal protobuf varint encodings of 0 .. 2**14 - 1 (one or two bytes).
-_VARINTS = [
-    bytes([n]) if n < 0x80 else bytes([(n & 0x7F) | 0x80, n >> 7]) for n in range(_VARINT_2)
-]
-
-
-def _varint(n: int) -> bytes:
-    if n < _VARINT_2:
-        return _VARINTS[n]
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _read_len(blob: bytes, i: int) -> tuple[int, int]:
-    """A minimal 1-3 byte varint at ``i``: (value, next offset); (-1, 0) otherwise."""
-    b = blob[i]
-    if b < 0x80:
-        return b, i + 1
-    c = blob[i + 1]
-    if 0 < c < 0x80:
-        return (b & 0x7F) | (c << 7), i + 2
-    d = blob[i + 2]
-    if c >= 0x80 and 0 < d < 0x80:
-        return (b & 0x7F) | ((c & 0x7F) << 7) | (d << 14), i + 3
-    return -1, 0
-
-
-def _split(blob: bytes, pos: int) -> Member | None:
-    """(pos, payload, proof bytes, claimed leaf index, tail) of a blob in the
-    canonical batched layout, else None.  The index only places the leaf: the
-    proof bytes are later compared whole with the canonical proof of that index.
-
-    Lengths are minimal varints, decoded inline when one or two bytes long.
-    """
-    if type(blob) is not bytes:
-        return None
-    n = len(blob)
-    try:
-        if blob[0] != 0x12:
-            return None
-        c = blob[1]
-        if c < 0x80:
-            i = 2
-        else:
-            d = blob[2]
-            if 0 < d < 0x80:
-                c, i = (c & 0x7F) | (d << 7), 3
-            else:
-                c, i = _read_len(blob, 1)
-        if c != n - i or blob[i] != 0x0A:
-            return None
-        c = blob[i + 1]
-        if c < 0x80:
-            i += 2
-        else:
-            d = blob[i + 2]
-            if 0 < d < 0x80:
-                c, i = (c & 0x7F) | (d << 7), i + 3
-            else:
-                c, i = _read_len(blob, i + 1)
-                if c < 0:
-                    return None
-        j = i + c
-        if blob[j] != 0x1A:
-            return None
-        c = blob[j + 1]
-        if c < 0x80:
-            k = j + 2
-        else:
-            d = blob[j + 2]
-            if 0 < d < 0x80:
-                c, k = (c & 0x7F) | (d << 7), j + 3
-            else:
-                c, k = _read_len(blob, j + 1)
-                if c < 0:
-                    return None
-        e = k + c
-        if e >= n:
-            return None
-        idx = 0
-        if blob[k] == 0x08:
-            c = blob[k + 1]
-            if c < 0x80:
-                idx = c
-            else:
-                d = blob[k + 2]
-                idx = (c & 0x7F) | (d << 7) if d < 0x80 else _read_len(blob, k + 1)[0]
-    except IndexError:
-        return None
-    return pos, blob[i:j], blob[k:e], idx, blob[e:]
-
-
-def _tail_parts(tail: bytes) -> pb.BatchedAttestation | None:
-    """The tail as a message when it holds exactly ``payload_type`` and ``checkpoint``."""
-    m = pb.BatchedAttestation()
-    try:
-        m.ParseFromString(tail)
-    except DecodeError:
-        return None
-    if m.payload or m.HasField("proof") or not m.HasField("checkpoint"):
-        return None
-    if m.SerializeToString(deterministic=True) != tail:
-        return None
-    return m
-
-
-def _canonical_proofs(levels: list[list[bytes]]) -> list[bytes]:
-    """Serialised ``InclusionProof`` of every leaf, exactly as ``Batch.proof`` writes it.
-
-    The audit path of leaf ``i`` is ``level[h][(i >> h) ^ 1]`` for each level
-    where that sibling exists; paths share their upper parts, so each node's
-    upper path is built once (a few concatenations per leaf in all).
-    """
-    leaves = levels[0]
-    n = len(leaves)
-    size = b"\x10" + _varint(n)
-    if n == 1:
-        return [size]
-    upper: list[bytes] = [b""]  # path bytes from level h up, per node of level h
-    for h in range(len(levels) - 2, -1, -1):
-        level = levels[h]
-        count = len(level)
-        sib = [b""] * count  # tagged sibling of each node (none for an unpaired last node)
-        sib[0 : count - 1 : 2] = map(_TAG.__add__, level[1::2])
-        sib[1::2] = map(_TAG.__add__, level[0 : count - 1 : 2])
-        upper = list(map(_concat, sib, chain.from_iterable(zip(upper, upper, strict=True))))
-    index = _VARINTS[1:n] if n <= _VARINT_2 else [_varint(i) for i in range(1, n)]
-    heads = [size, *map(_concat, map(_IDX.__add__, index), repeat(size))]
-    return list(map(_concat, heads, upper))
-
-
-def _leaves_in_order(index: list[int], leafs: list[bytes], n: int) -> list[bytes] | None:
-    """Leaf hashes by leaf index when ``index`` is a permutation of 0..n-1, else None."""
-    whole = list(range(n))
-    if index == whole:
-        return leafs
-    if sorted(index) != whole:
-        return None
-    out = [b""] * n
-    for i, leaf in zip(index, leafs, strict=True):
-        out[i] = leaf
-    return out
 
 
 def _own_path(proof_bytes: bytes, leaf: bytes, checkpoint: Checkpoint) -> bool:
@@ -269,25 +136,26 @@ _SCHEME = attrgetter("scheme_id", "scheme_version")
 _parse_attestation = pb.Attestation.FromString
 
 
-def _leaf_hashes(payloads: Sequence[bytes]) -> list[bytes]:
-    """``SHA-256(0x00 || PAE(attestation type, payload))`` of each payload (C-level loop)."""
-    prefixes = {k: _LEAF_HEAD + b"%d " % k for k in set(map(len, payloads))}
-    pae_of = map(_concat, map(prefixes.__getitem__, map(len, payloads)), payloads)
-    return list(map(_digest, map(hashlib.sha256, pae_of)))
+def _included(payloads: Sequence[bytes], proofs: Sequence[bytes], cp: Checkpoint) -> list[bool]:
+    """Whether each member's payload and proof bytes are a leaf of ``cp``'s tree.
 
-
-def _included(
-    payloads: Sequence[bytes], proofs: Sequence[bytes], index: Sequence[int], cp: Checkpoint
-) -> list[bool]:
-    """Whether each member's payload and proof bytes are leaf ``index`` of ``cp``'s tree."""
+    Whole tree: members usually arrive in leaf order, so that order is tried
+    first (no index decoding); otherwise leaves are placed by their claimed
+    indexes.  Either way a member counts only if its proof bytes equal the
+    canonical proof of its place.  Anything else: each member's own path.
+    """
     n = cp.tree_size
-    leafs = _leaf_hashes(payloads)
+    leafs = leaf_hashes(payloads)
     if len(payloads) == n:
-        leaves = _leaves_in_order(list(index), leafs, n)
-        if leaves is not None:
+        levels = carry_levels(leafs)
+        if hmac.compare_digest(levels[-1][0], cp.root_hash):
+            return list(map(eq, canonical_proofs(levels), proofs))
+        index = list(map(claimed_index, proofs))
+        leaves = leaves_in_order(index, leafs, n)
+        if leaves is not None and leaves is not leafs:
             levels = carry_levels(leaves)
             if hmac.compare_digest(levels[-1][0], cp.root_hash):
-                canonical = _canonical_proofs(levels)
+                canonical = canonical_proofs(levels)
                 return list(map(eq, map(canonical.__getitem__, index), proofs))
     return [_own_path(p, leaf, cp) for p, leaf in zip(proofs, leafs, strict=True)]
 
@@ -324,9 +192,27 @@ def _verify_group(  # noqa: PLR0917
 
     A member left ``None`` in ``results`` takes the single-item path.
     """
-    positions, payloads, proofs, index, _ = zip(*members, strict=True)
-    included = _included(payloads, proofs, index, checkpoint)
+    positions, payloads, proofs, _ = zip(*members, strict=True)
+    included = _included(payloads, proofs, checkpoint)
     g = _Group(trust, checkpoint, kid, t, skew)
+    _check_group(g, positions, payloads, included, results, trust, t, audience, status_lists, skew)
+
+
+def _check_group(  # noqa: PLR0917
+    g: _Group,
+    positions: Sequence[int],
+    payloads: Sequence[bytes],
+    included: Sequence[bool],
+    results: list[VerifiedAttestation | VerificationError | None],
+    trust: Trust,
+    t: int,
+    audience: str,
+    status_lists: list[StatusList] | None,
+    skew: int,
+) -> None:
+    """Steps 4-12 for the authenticated (``included``) members of group ``g``:
+    all at once when every one passes, else member by member."""
+    kid, checkpoint = g.signer.key_id, g.signer.checkpoint
     if all(included) and status_lists is None:
         try:
             atts = list(map(_parse_attestation, payloads))
@@ -379,6 +265,41 @@ def _verify_group(  # noqa: PLR0917
             results[pos] = exc
 
 
+def _whole_batch(  # noqa: PLR0917
+    blobs: Sequence[bytes],
+    results: list[VerifiedAttestation | VerificationError | None],
+    trust: Trust,
+    t: int,
+    audience: str,
+    status_lists: list[StatusList] | None,
+    skew: int,
+) -> bool:
+    """Fast path for a whole batch in leaf order (the common bulk case): the first
+    blob names the checkpoint, verified once; then :func:`whole_batch_payloads`
+    authenticates every blob by rebuilding the canonical bundles and comparing
+    bytes.  True when every result is filled; False leaves ``results`` untouched."""
+    first = split_bundle(blobs[0], 0) if blobs else None
+    if first is None:
+        return False
+    tail = first[3]
+    m = tail_parts(tail)
+    if m is None or m.payload_type != ATTESTATION_TYPE:
+        return False
+    try:
+        checkpoint, kid = _verify_checkpoint(trust, m.checkpoint)
+    except VerificationError:
+        return False
+    if checkpoint.tree_size != len(blobs):
+        return False
+    payloads = whole_batch_payloads(blobs, tail, checkpoint.root_hash)
+    if payloads is None:
+        return False
+    g = _Group(trust, checkpoint, kid, t, skew)
+    n = len(blobs)
+    _check_group(g, range(n), payloads, [True] * n, results, trust, t, audience, status_lists, skew)
+    return True
+
+
 def verify_batch(
     blobs: Sequence[bytes],
     trust: Trust,
@@ -399,18 +320,20 @@ def verify_batch(
         None if status is None else ([status] if isinstance(status, StatusList) else list(status))
     )
     results: list[VerifiedAttestation | VerificationError | None] = [None] * len(blobs)
+    if _whole_batch(blobs, results, trust, t, audience, status_lists, skew):
+        return results  # type: ignore[return-value]  # every slot filled
     groups: dict[bytes, list[Member]] = {}
     last_tail = b""
     last: list[Member] = []
-    for member in map(_split, blobs, count()):
+    for member in map(split_bundle, blobs, count()):
         if member is None:
             continue
-        if member[4] != last_tail:
-            last_tail = member[4]
+        if member[3] != last_tail:
+            last_tail = member[3]
             last = groups.setdefault(last_tail, [])
         last.append(member)
     for tail, members in groups.items():
-        m = _tail_parts(tail)
+        m = tail_parts(tail)
         if m is None or m.payload_type != ATTESTATION_TYPE:
             continue  # every member on the single-item path
         try:

@@ -109,6 +109,10 @@ def _proof_hash(m: pb.SignedAttestation) -> None:
     m.batched.proof.hashes[1] = _flip(m.batched.proof.hashes[1], 0)
 
 
+def _last_proof_hash(m: pb.SignedAttestation) -> None:
+    m.batched.proof.hashes[-1] = _flip(m.batched.proof.hashes[-1], 31)
+
+
 def _extra_unknown_sig(m: pb.SignedAttestation) -> None:
     m.batched.checkpoint.signatures.add(key_id="00" * 16, sig=b"\x00" * 64)
 
@@ -263,3 +267,60 @@ def test_bulk_and_single_verdicts_agree(world: World, trust: Trust, data: st.Dat
         env = world.status.sign(world.heihe_key, T0 - 60, T0 + DAY)
         kw["status"] = verify_status_list(env, trust, T0)
     _assert_agrees(blobs, trust, **kw)
+
+
+# ------------------------------------------------ whole batch in leaf order (fastest path)
+
+SIZES = [1, 2, 3, 5, 16, 17, 31, 33, 64, 100]
+
+
+@pytest.mark.parametrize("n", SIZES, ids=[f"n{n}" for n in SIZES])
+def test_whole_batch_in_order_is_recognised_and_agrees(world: World, trust: Trust, n: int) -> None:
+    """In-order canonical bundles are authenticated by rebuilding them from the tree
+    (the fast path really runs); its verdicts equal the single-item ones."""
+    from keys._bundle import split_bundle, whole_batch_payloads
+
+    batch = issue_batch(
+        [world.attestation(attestation_id=f"o{i}", nonce=b"") for i in range(n)],
+        world.heihe_key,
+        "heihe",
+        T0 - 60,
+    )
+    blobs = batch.bundles()
+    first = split_bundle(blobs[0], 0)
+    assert first is not None
+    assert whole_batch_payloads(blobs, first[3], batch.root) == list(batch.payloads)
+    assert _codes(_assert_agrees(blobs, trust)) == ["ok"] * n
+    # any change to any blob, or another order, leaves the fast path (and is still judged right)
+    if n > 1:
+        assert whole_batch_payloads(blobs[::-1], first[3], batch.root) is None
+        assert _codes(_assert_agrees(blobs[::-1], trust)) == ["ok"] * n
+    last = _edit(blobs[-1], _last_proof_hash) if n > 1 else _edit(blobs[-1], _sig)
+    tampered = [*blobs[:-1], last]
+    assert whole_batch_payloads(tampered, first[3], batch.root) is None
+    assert _codes(_assert_agrees(tampered, trust))[-1] in {"BAD_PROOF", "BAD_SIGNATURE"}
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(n=st.integers(2, 40), data=st.data())
+def test_whole_batch_one_flipped_bit_anywhere(
+    world: World, trust: Trust, n: int, data: st.DataObject
+) -> None:
+    """A single bit flipped anywhere in a whole in-order batch: verdicts still agree."""
+    blobs = issue_batch(
+        [world.attestation(attestation_id=f"q{i}", nonce=b"") for i in range(n)],
+        world.heihe_key,
+        "heihe",
+        T0 - 60,
+    ).bundles()
+    i = data.draw(st.integers(0, n - 1))
+    j = data.draw(st.integers(0, len(blobs[i]) - 1))
+    blobs[i] = (
+        blobs[i][:j]
+        + bytes([blobs[i][j] ^ (1 << data.draw(st.integers(0, 7)))])
+        + blobs[i][j + 1 :]
+    )
+    codes = _codes(_assert_agrees(blobs, trust))
+    assert codes[i] != "ok" or codes.count("ok") == n
