@@ -292,18 +292,35 @@ def stage_request(ctx: DemoContext) -> None:
     )
 
 
-def stage_verify(ctx: DemoContext) -> None:
-    assert ctx.resident is not None
-    layout, procs = _layout(ctx), _procs(ctx)
+def _fetch_status(ctx: DemoContext) -> Path:
+    """The bank fetches Heihe's signed status list from the endpoint the trust list names
+    (allowed: 'hainan.bank' belongs to a listed region)."""
+    procs = _procs(ctx)
+    stub = node_pb2_grpc.PeerServiceStub(procs.channel(HEIHE, BANK))
+    env = stub.GetStatusList(node_pb2.GetStatusListRequest(), timeout=DEADLINE)
+    path = ctx.workdir / "heihe-status.bin"
+    path.write_bytes(env.SerializeToString())
+    return path
+
+
+def _verify_args(ctx: DemoContext, status: Path) -> tuple[list[str], str]:
+    layout = _layout(ctx)
     token: node_pb2.ConsentToken = ctx.extra["token"]
-    ctx.heading("9. The bank verifies offline (as `huxin verify` does)")
     hub_key = layout.hub_key_file(HUB).read_text(encoding="ascii").strip()
     args = [
         "verify", str(ctx.extra["attestation"]), "--trust", str(layout.bundle(HUB)),
         "--hub-key", hub_key, "--audience", BANK, "--nonce", "hex:" + ctx.extra["nonce"].hex(),
-        "--salt", token.binding_salt.hex(), "--json",
+        "--salt", token.binding_salt.hex(), "--status", str(status), "--json",
     ]  # fmt: skip
     shown = " ".join(a if a != hub_key else hub_key[:8] + "…" for a in args[:-1])
+    return args, shown
+
+
+def stage_verify(ctx: DemoContext) -> None:
+    assert ctx.resident is not None
+    procs = _procs(ctx)
+    ctx.heading("9. The bank verifies offline (as `huxin verify` does)")
+    args, shown = _verify_args(ctx, _fetch_status(ctx))
     ctx.say(f"$ huxin {shown} --subject-id <ID from the card>")
     out = procs.huxin(*args, "--subject-id", ctx.resident, check=False)
     if out.returncode != 0:
@@ -315,10 +332,12 @@ def stage_verify(ctx: DemoContext) -> None:
     ctx.say()
     _table(
         ctx,
-        ("valid", "issuer", "native grade", "mapped to Hainan", "mapping", "score", "trust list"),
+        ("valid", "issuer", "native grade", "mapped to Hainan", "mapping", "score", "status",
+         "trust list"),
         [("yes", a["issuer_region"], f"{a['grade']} ({a['scheme']})",
           f"{m.get('grade', '-')} ({m.get('scheme', '-')})", m.get("method", "-"),
-          "not disclosed" if a["score"] is None else a["score"], f"v{doc['trust_version']}")],
+          "not disclosed" if a["score"] is None else a["score"], doc["status"],
+          f"v{doc['trust_version']}")],
     )  # fmt: skip
     ctx.say()
     ctx.say(
@@ -373,6 +392,14 @@ def stage_withdraw(ctx: DemoContext) -> None:
     else:
         ctx.extra["refused"] = ""
         ctx.say("NOT refused — this is a bug.")
+    ctx.say()
+    args = _verify_args(ctx, _fetch_status(ctx))[0]
+    out = procs.huxin(*args, "--subject-id", ctx.resident, check=False)
+    ctx.extra["revoked"] = out.returncode != 0 and "STATUS_REVOKED" in out.stdout + out.stderr
+    ctx.say(
+        "The attestation the bank already holds now fails `huxin verify` with Heihe's fresh"
+        f" status list: {'STATUS_REVOKED' if ctx.extra['revoked'] else out.stdout.strip()[:80]}."
+    )
     ctx.say()
     layout = _layout(ctx)
     ctx.say("`huxin status --config hainan/node.toml`:")

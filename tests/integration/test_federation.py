@@ -320,6 +320,7 @@ def test_demo_story_with_three_processes(tmp_path: Path) -> None:
     assert re.search(r"^\s+yes\s+heihe\s+\S+ \(heihe@", text, re.M), text
     assert "attestation_issued" in text and " NO " not in text
     assert ctx.extra["refused"] == "UPSTREAM_REFUSED"
+    assert ctx.extra["revoked"]  # the held attestation fails with the fresh status list
     assert "heihe refused the request: CONSENT_WITHDRAWN" in text
     assert ctx.spec is not None
     assert not (set(ID_RE.findall(text)) & set(ctx.spec.id_numbers()))
