@@ -23,7 +23,13 @@ from ._cli import CliError, SubParsers, subgroup
 from ._config import ConfigError, NodeConfig, load_config
 from ._evaluate import evaluate
 from ._review import review
-from ._rights_rollout import read_rollout, write_rollout
+from ._rights_rollout import (
+    active_scheme,
+    current_toml_of,
+    dump_rollout,
+    read_rollout,
+    write_rollout,
+)
 from ._storage import StorageError, connect
 
 __all__ = ["register"]
@@ -120,12 +126,18 @@ def _rollout(args: argparse.Namespace) -> int:
     try:
         rollout, candidate, shadow = read_rollout(conn, shipped)
         row = conn.execute(
-            "SELECT candidate_toml FROM rollouts WHERE scheme_id = ?", (shipped.id,)
+            "SELECT candidate_toml, state_json FROM rollouts WHERE scheme_id = ?", (shipped.id,)
         ).fetchone()
         toml_text: str | None = row[0] if row else None
-        current = (
-            candidate if candidate and candidate.version == rollout.current_version else shipped
-        )
+        current_text = current_toml_of(row[1]) if row else None
+        settled = rollout.settle(today)
+        if settled != rollout:  # the scheduled version took effect: it is the current one
+            rollout, current_text = settled, toml_text
+        if rollout.current_version == shipped.version:
+            current_text = None  # the shipped scheme file is the current version
+        # The version in force (what the serving node scores with); kept across a
+        # new candidate's evaluation so the node never falls back (docs/adr/0507).
+        current = active_scheme(dump_rollout(rollout, current_text), toml_text, shipped, today)
         try:
             if args.step == "evaluate":
                 try:
@@ -158,7 +170,14 @@ def _rollout(args: argparse.Namespace) -> int:
             raise CliError(exc.code, str(exc)) from None
         if args.step != "status":
             conn.execute("BEGIN IMMEDIATE")
-            write_rollout(conn, rollout, toml_text, shadow, datetime.now(UTC).isoformat())
+            write_rollout(
+                conn,
+                rollout,
+                toml_text,
+                shadow,
+                datetime.now(UTC).isoformat(),
+                current_toml=current_text,
+            )
             conn.execute("COMMIT")
     finally:
         conn.close()

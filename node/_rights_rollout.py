@@ -49,6 +49,7 @@ __all__ = [
     "Switch",
     "active_scheme",
     "active_scheme_of",
+    "current_toml_of",
     "dump_rollout",
     "follow_rollout",
     "load_rollout",
@@ -57,12 +58,22 @@ __all__ = [
 ]
 
 
-def dump_rollout(r: Rollout) -> str:
-    d = asdict(r)
+def dump_rollout(r: Rollout, current_toml: str | None = None) -> str:
+    """The state as JSON; ``current_toml`` keeps the text of a rolled-out current
+    version (not the shipped one) once another candidate takes the candidate slot."""
+    d: dict[str, Any] = asdict(r)
     d["stage"] = r.stage.value
     for k in ("current_since", "trial_started", "effective"):
         d[k] = d[k].isoformat() if d[k] else None
+    if current_toml is not None:
+        d["current_toml"] = current_toml
     return json.dumps(d, separators=(",", ":"))
+
+
+def current_toml_of(state_json: str) -> str | None:
+    """The stored text of the current version, when it is a rolled-out one."""
+    text = json.loads(state_json).get("current_toml")
+    return text if isinstance(text, str) else None
 
 
 def load_rollout(text: str) -> Rollout:
@@ -103,6 +114,8 @@ def write_rollout(
     candidate_toml: str | None,
     shadow: dict[str, Any] | None,
     now_iso: str,
+    *,
+    current_toml: str | None = None,
 ) -> None:
     conn.execute(
         "INSERT INTO rollouts (scheme_id, state_json, candidate_toml, shadow_json, updated_at) "
@@ -111,7 +124,7 @@ def write_rollout(
         "shadow_json = excluded.shadow_json, updated_at = excluded.updated_at",
         (
             r.scheme_id,
-            dump_rollout(r),
+            dump_rollout(r, current_toml),
             candidate_toml,
             None if shadow is None else json.dumps(shadow),
             now_iso,
@@ -122,19 +135,24 @@ def write_rollout(
 def active_scheme(
     state_json: str | None, candidate_toml: str | None, shipped: Scheme, today: date
 ) -> Scheme:
-    """The scheme version that scores (and is named in attestations) on ``today``."""
-    if state_json is None or candidate_toml is None:
+    """The scheme version that scores (and is named in attestations) on ``today``:
+    the shipped one, or the stored text (candidate, or rolled-out current) of the
+    version the state puts in force — fail safe: shipped if no text matches."""
+    if state_json is None:
         return shipped
-    rollout = load_rollout(state_json)
-    if rollout.version_on(today) == shipped.version:
+    due = load_rollout(state_json).version_on(today)
+    if due == shipped.version:
         return shipped
-    try:
-        candidate = parse_scheme_toml(candidate_toml)
-    except SchemeError:
-        return shipped  # fail safe: a damaged stored text never scores
-    if candidate.id != shipped.id or candidate.version != rollout.version_on(today):
-        return shipped  # fail safe: never score with a text that does not match the state
-    return candidate
+    for text in (candidate_toml, current_toml_of(state_json)):
+        if text is None:
+            continue
+        try:
+            scheme = parse_scheme_toml(text)
+        except SchemeError:
+            continue  # a damaged stored text never scores
+        if scheme.id == shipped.id and scheme.version == due:
+            return scheme
+    return shipped  # never score with a text that does not match the state
 
 
 async def active_scheme_of(db: Database, shipped: Scheme, today: date) -> Scheme:

@@ -20,7 +20,7 @@ import pytest_asyncio
 
 from node._rights_rollout import Switch
 from node._testbed import attestation_request
-from node.pb.v1 import attestation_pb2, node_pb2
+from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
 from tests.integration.test_rights_governance import ALICE, BOB, CAROL, Fed, _run, start
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -29,6 +29,16 @@ OLD, NEW = "heihe@2025.1", "heihe@2026.1"
 # The seeded people (honour + serious penalty) under each version (ADR 0507 test):
 GRADE = {OLD: "B", NEW: "A"}  # 600 + 30 - 80 = 550 → B;  600 + 30 - 20 = 610 → A
 EFFECTIVE = date(2026, 11, 1)
+
+
+def _candidate(tmp: Path, version: str) -> Path:
+    """heihe with a lighter serious penalty (80 → 20 points) as ``version``."""
+    text = resources.files("scoring.schemes").joinpath("heihe.toml").read_text("utf-8")
+    text = text.replace('version = "2025.1"', f'version = "{version}"', 1)
+    text = text.replace("serious = { points = 80,", "serious = { points = 20,", 1)
+    path = tmp / f"heihe-{version}.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def _payload(signed: bytes) -> attestation_pb2.Attestation:
@@ -40,11 +50,7 @@ def _payload(signed: bytes) -> attestation_pb2.Attestation:
 async def scheduled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> AsyncIterator[Fed]:
     """A serving heihe node with heihe 2026.1 activated from 1 Nov 2026 (node clock: 29 Sep)."""
     f = await start(tmp_path, "heihe", "heihe", rights_toml="scheduler_interval_seconds = 3600")
-    text = resources.files("scoring.schemes").joinpath("heihe.toml").read_text("utf-8")
-    text = text.replace('version = "2025.1"', 'version = "2026.1"', 1)
-    text = text.replace("serious = { points = 80,", "serious = { points = 20,", 1)
-    cand = tmp_path / "heihe-2026.toml"
-    cand.write_text(text, encoding="utf-8")
+    cand = _candidate(tmp_path, "2026.1")
     cfg = str(f.node.directory / "node.toml")
     try:
         ev = _run(capsys, "model", "rollout", "evaluate", "--config", cfg,
@@ -78,11 +84,16 @@ async def _versions(f: Fed, idn: str) -> tuple[str, str, str, str, str]:
 
 
 async def test_running_node_switches_version_at_the_effective_date_without_restart(
-    scheduled: Fed, caplog: pytest.LogCaptureFixture
+    scheduled: Fed,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     """REQ: H11 N12 — before the effective date attestations, citizen reports and the
     catalogue name the old version; once the clock has passed it and the scheduler has
-    run once, the same running server (no restart) names and scores with the new one."""
+    run once, the same running server (no restart) names and scores with the new one.
+    Evaluating the next candidate afterwards does not put the old version back, and a
+    restart serves what the running node served."""
     f = scheduled
     server, ports = f.node.server, f.node.server.ports
     # The day before: the scheduler leaves the version alone.
@@ -106,6 +117,29 @@ async def test_running_node_switches_version_at_the_effective_date_without_resta
     f.clock.set(datetime(2026, 11, 2, 2, 0, tzinfo=UTC))
     await server.scheduler.run_once()
     assert server.scheduler.switches == [Switch(OLD, NEW, EFFECTIVE)]
+    # The next candidate (same rules as 2026.1) is compared with 2026.1, not 2025.1 …
+    cfg = str(f.node.directory / "node.toml")
+    ev = _run(capsys, "model", "rollout", "evaluate", "--config", cfg,
+              "--candidate", str(_candidate(tmp_path, "2027.1")), "--today", "2026-11-02")  # fmt: skip
+    assert (ev["stage"], ev["current_version"], ev["version_in_force"]) == (
+        "evaluated",
+        "2026.1",
+        "2026.1",
+    )
+    shadow = ev["shadow_report"]
+    assert isinstance(shadow, dict)
+    assert (shadow["compared"], shadow["moved_up"], shadow["moved_down"]) == (3, 0, 0)
+    # … and the running node keeps serving 2026.1 (never falls back to the shipped one).
+    await server.scheduler.run_once()
+    assert server.scheduler.switches == [Switch(OLD, NEW, EFFECTIVE)]
+    assert (await _versions(f, CAROL))[:3] == (NEW, "2026.1", "A")
+    # A restart at the same instant serves the same version.
+    await f.bed.stop_node("heihe")
+    f.node = await f.bed.start_node("heihe", "heihe", clock=f.clock)
+    f.peer = node_pb2_grpc.PeerServiceStub(f.bed.peer_channel(f.node, f.bed.cert("hainan")))
+    f.citizen = f.bed.citizen_stub(f.node)
+    assert f.node.server.ctx.scheme.key == NEW
+    assert await _versions(f, ALICE) == (NEW, "2026.1", "A", "2026.1", "2026.1")
 
 
 async def test_concurrent_requests_never_see_a_half_switched_version(scheduled: Fed) -> None:

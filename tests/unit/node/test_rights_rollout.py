@@ -79,29 +79,63 @@ def test_scheme_in_force_refuses_another_scheme(build: Callable[[SchemeInForce],
 # ------------------------------------------------------------------ active_scheme table
 
 
+_NEXT = parse_scheme_toml(_text("2027.1"))
+# 2026.1 took effect and is current; the operator evaluates 2027.1 (candidate slot).
+_SETTLED_NEXT = _SCHEDULED.settle(EFFECTIVE).evaluate(_NEXT, Evaluation("2027.1", 0.01, 10, 1, 1))
+
+
 @pytest.mark.parametrize(
     ("state", "text", "day", "version"),
     [
-        pytest.param(_SCHEDULED, _text("2026.1"), date(2026, 3, 31), "2025.1", id="day-before"),
-        pytest.param(_SCHEDULED, _text("2026.1"), EFFECTIVE, "2026.1", id="effective-day"),
-        pytest.param(_SCHEDULED, _text("2026.1"), date(2027, 1, 1), "2026.1", id="later"),
-        pytest.param(_TRIAL, _text("2026.1"), date(2027, 1, 1), "2025.1", id="trial-is-shadow"),
-        pytest.param(_EVALUATED, _text("2026.1"), date(2027, 1, 1), "2025.1", id="evaluated"),
-        pytest.param(_SCHEDULED, _text("2099.9"), EFFECTIVE, "2025.1", id="text-other-version"),
         pytest.param(
-            _SCHEDULED, _text("2026.1", "other"), EFFECTIVE, "2025.1", id="text-other-scheme"
+            dump_rollout(_SCHEDULED), _text("2026.1"), date(2026, 3, 31), "2025.1", id="day-before"
         ),
-        pytest.param(_SCHEDULED, "id = [", EFFECTIVE, "2025.1", id="text-damaged"),
-        pytest.param(_SCHEDULED, None, EFFECTIVE, "2025.1", id="text-missing"),
+        pytest.param(dump_rollout(_SCHEDULED), _text("2026.1"), EFFECTIVE, "2026.1", id="on-day"),
+        pytest.param(
+            dump_rollout(_SCHEDULED), _text("2026.1"), date(2027, 1, 1), "2026.1", id="later"
+        ),
+        pytest.param(
+            dump_rollout(_TRIAL), _text("2026.1"), date(2027, 1, 1), "2025.1", id="trial-is-shadow"
+        ),
+        pytest.param(
+            dump_rollout(_EVALUATED), _text("2026.1"), date(2027, 1, 1), "2025.1", id="evaluated"
+        ),
+        pytest.param(
+            dump_rollout(_SETTLED_NEXT, _text("2026.1")),
+            _text("2027.1"),
+            date(2027, 1, 1),
+            "2026.1",
+            id="next-candidate-keeps-rolled-out-current",
+        ),
+        pytest.param(
+            dump_rollout(_SETTLED_NEXT),
+            _text("2027.1"),
+            date(2027, 1, 1),
+            "2025.1",
+            id="rolled-out-current-text-missing",
+        ),
+        pytest.param(
+            dump_rollout(_SCHEDULED), _text("2099.9"), EFFECTIVE, "2025.1", id="text-other-version"
+        ),
+        pytest.param(
+            dump_rollout(_SCHEDULED),
+            _text("2026.1", "other"),
+            EFFECTIVE,
+            "2025.1",
+            id="text-other-scheme",
+        ),
+        pytest.param(dump_rollout(_SCHEDULED), "id = [", EFFECTIVE, "2025.1", id="text-damaged"),
+        pytest.param(dump_rollout(_SCHEDULED), None, EFFECTIVE, "2025.1", id="text-missing"),
         pytest.param(None, None, EFFECTIVE, "2025.1", id="no-rollout"),
     ],
 )
 def test_version_in_force_is_fail_safe(
-    state: Rollout | None, text: str | None, day: date, version: str
+    state: str | None, text: str | None, day: date, version: str
 ) -> None:
     """REQ: H11 N12 — only a scheduled version whose stored text matches, from its
-    effective date; a trial candidate is never served; anything doubtful → shipped."""
-    got = active_scheme(dump_rollout(state) if state else None, text, SHIPPED, day)
+    effective date (and it stays in force while a next candidate is evaluated); a
+    trial candidate is never served; anything doubtful → the shipped version."""
+    got = active_scheme(state, text, SHIPPED, day)
     assert (got.id, got.version) == ("heihe", version)
     if version == SHIPPED.version:
         assert got is SHIPPED
