@@ -134,6 +134,7 @@ _ISSUED = attrgetter("issued_at")
 _EXPIRES = attrgetter("expires_at")
 _SCHEME = attrgetter("scheme_id", "scheme_version")
 _parse_attestation = pb.Attestation.FromString
+_CHUNK = 512
 
 
 def _included(payloads: Sequence[bytes], proofs: Sequence[bytes], cp: Checkpoint) -> list[bool]:
@@ -210,8 +211,38 @@ def _check_group(  # noqa: PLR0917
     status_lists: list[StatusList] | None,
     skew: int,
 ) -> None:
-    """Steps 4-12 for the authenticated (``included``) members of group ``g``:
-    all at once when every one passes, else member by member."""
+    """Steps 4-12 for the authenticated (``included``) members of group ``g``, in
+    chunks (parsed messages are dropped after each, which keeps the collector's
+    work small): a whole chunk at once when every member passes, else member by
+    member."""
+    for lo in range(0, len(positions), _CHUNK):
+        hi = lo + _CHUNK
+        _check_chunk(
+            g,
+            positions[lo:hi],
+            payloads[lo:hi],
+            included[lo:hi],
+            results,
+            trust,
+            t,
+            audience,
+            status_lists,
+            skew,
+        )
+
+
+def _check_chunk(  # noqa: PLR0917
+    g: _Group,
+    positions: Sequence[int],
+    payloads: Sequence[bytes],
+    included: Sequence[bool],
+    results: list[VerifiedAttestation | VerificationError | None],
+    trust: Trust,
+    t: int,
+    audience: str,
+    status_lists: list[StatusList] | None,
+    skew: int,
+) -> None:
     kid, checkpoint = g.signer.key_id, g.signer.checkpoint
     if all(included) and status_lists is None:
         try:
@@ -219,7 +250,7 @@ def _check_group(  # noqa: PLR0917
         except DecodeError:
             atts = []
         if atts and _all_pass(atts, g, t, audience):
-            done = map(VerifiedAttestation, atts, payloads, repeat(g.signer), repeat("unchecked"))
+            done = map(VerifiedAttestation, payloads, repeat(g.signer), repeat("unchecked"))
             for _ in map(results.__setitem__, positions, done):
                 pass
             return
@@ -248,14 +279,14 @@ def _check_group(  # noqa: PLR0917
                     and (not schemes or f"{att.scheme_id}@{att.scheme_version}" in schemes)
                 ):
                     if status_lists is None:
-                        results[pos] = VerifiedAttestation(att, payload, signer, "unchecked")
+                        results[pos] = VerifiedAttestation(payload, signer, "unchecked", att)
                         continue
                     try:
                         state = _check_status(att, status_lists, t)
                     except VerificationError as exc:
                         results[pos] = exc
                     else:
-                        results[pos] = VerifiedAttestation(att, payload, signer, state)
+                        results[pos] = VerifiedAttestation(payload, signer, state, att)
                     continue
         try:
             results[pos] = _check(

@@ -70,14 +70,19 @@ class VerifiedAttestation:
     """A fully verified attestation and how it was verified.
 
     ``attestation`` (the domain object) is built on first access from the
-    verified message, so bulk verification does not pay for it up front.
+    verified message (or, after bulk verification, from the verified payload
+    bytes), so bulk verification does not pay for it up front.
     """
 
     __slots__ = ("_attestation", "_message", "_signer", "payload", "status")
     _attestation: Attestation
 
     def __init__(
-        self, message: pb.Attestation, payload: bytes, signer: Signer, status: str
+        self,
+        payload: bytes,
+        signer: Signer,
+        status: str,
+        message: pb.Attestation | None = None,
     ) -> None:
         self._message = message
         self.payload = payload
@@ -106,7 +111,10 @@ class VerifiedAttestation:
         try:
             return self._attestation
         except AttributeError:
-            att = self._attestation = Attestation.from_proto(self._message)
+            m = self._message
+            att = self._attestation = (
+                Attestation.from_bytes(self.payload) if m is None else Attestation.from_proto(m)
+            )
             return att
 
     def __repr__(self) -> str:
@@ -293,4 +301,4 @@ def _check(  # noqa: PLR0917
         if not hmac.compare_digest(expected, att.subject_binding):
             raise _fail("SUBJECT_MISMATCH", "attestation is about someone else", "subject")
     state = "unchecked" if status is None else _check_status(att, status, t)
-    return VerifiedAttestation(att, payload, Signer(kid, checkpoint, trust.stale), state)
+    return VerifiedAttestation(payload, Signer(kid, checkpoint, trust.stale), state, att)
