@@ -1,8 +1,10 @@
 """Generate (or check) the published Huxin test vectors: tests/vectors/huxin_vectors.json.
 
 Everything is deterministic: fixed key seeds, fixed times, fixed payloads;
-Ed25519 signatures are deterministic and messages are serialised with
-protobuf's deterministic mode once, then only copied.  The file holds the
+Ed25519 signatures are deterministic, messages are serialised with
+protobuf's deterministic mode once, then only copied, and status-list bits use
+the canonical zlib stream of docs/SPEC.md section 5 (keys/_deflate.py), not the
+local zlib compressor, whose output varies between zlib builds.  The file holds the
 keys, a PAE example, a key set, a trust bundle, a status list, valid single
 and batched attestations (with Merkle root and proofs), and one failing case
 per reason code with the verifier inputs and the expected code.  An
