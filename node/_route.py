@@ -32,13 +32,17 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import re
+import ssl
+import time
 from typing import Any
 
 import grpc
 from grpc import aio
 
-from keys import Envelope
+from keys import Envelope, KeysError, region_of_certificate
 
 from ._client import peer_channel, reason_of
 from ._context import NodeContext
@@ -49,7 +53,7 @@ from ._svc_peer import PeerServicer
 from ._trust import HOPS_KEY, ON_BEHALF_KEY
 from .pb.v1 import hub_pb2, node_pb2, node_pb2_grpc
 
-__all__ = ["MAX_HOPS", "Router", "RoutingPeerServicer", "consent_issuer"]
+__all__ = ["MAX_HOPS", "EndpointCheck", "Router", "RoutingPeerServicer", "consent_issuer"]
 
 MAX_HOPS = 4
 DEFAULT_TIMEOUT = 10.0
@@ -76,6 +80,60 @@ def consent_issuer(token: Any) -> str:
     return str(grant.issuer_region)
 
 
+async def endpoint_certificate(target: str, tls: Any, timeout: float = 5.0) -> bytes:
+    """DER of the certificate the server at ``target`` presents (mutual TLS handshake only)."""
+    host, _, port = target.rpartition(":")
+    ctx = ssl.create_default_context(cafile=str(tls.ca))
+    ctx.check_hostname = False  # the identity is checked by region id and fingerprint instead
+    ctx.load_cert_chain(str(tls.cert), str(tls.key))
+    ctx.set_alpn_protocols(["h2"])
+    _reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(host, int(port), ssl=ctx), timeout
+    )
+    try:
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    finally:
+        writer.transport.abort()  # no close_notify round trip: we only wanted the certificate
+    return bytes(der)
+
+
+class EndpointCheck:
+    """Before talking to a peer, check that its endpoint presents THAT peer's certificate.
+
+    The region id in the certificate must be the expected peer, and when the trust
+    list lists TLS fingerprints for it, the certificate's SHA-256 must be one of them
+    (``PEER_IDENTITY_MISMATCH`` otherwise).  A verified (target, peer) is re-checked
+    after ``ttl`` seconds.
+    """
+
+    def __init__(self, trust: Any, tls: Any, ttl: float = 300.0) -> None:
+        self._trust, self._tls, self._ttl = trust, tls, ttl
+        self._ok: dict[tuple[str, str], float] = {}
+
+    async def check(self, peer: str, target: str, timeout: float = 5.0) -> None:
+        key = (peer, target)
+        if time.monotonic() - self._ok.get(key, -1e18) < self._ttl:
+            return
+        try:
+            der = await endpoint_certificate(target, self._tls, timeout)
+        except (OSError, ssl.SSLError, TimeoutError) as exc:
+            raise UnavailableError(
+                "UPSTREAM_UNAVAILABLE", f"{peer} did not answer ({type(exc).__name__})"
+            ) from None
+        try:
+            region = region_of_certificate(der)
+        except KeysError:
+            region = ""
+        entry = self._trust.regions().get(peer)
+        listed = entry.tls_sha256 if entry is not None else frozenset()
+        if region != peer or (listed and hashlib.sha256(der).digest() not in listed):
+            raise UnavailableError(
+                "PEER_IDENTITY_MISMATCH",
+                f"the endpoint {target} does not present {peer}'s listed certificate",
+            )
+        self._ok[key] = time.monotonic()
+
+
 def _metadata(context: Any, key: str) -> str:
     for k, v in context.invocation_metadata() or ():
         if k == key:
@@ -89,6 +147,7 @@ class Router:
     def __init__(self, ctx: NodeContext) -> None:
         self._ctx = ctx
         self._channels: dict[str, aio.Channel] = {}
+        self.endpoints = EndpointCheck(ctx.trust, ctx.config.tls)
 
     def next_hop(self, home: str) -> tuple[str, str]:
         """(hop id, host:port) of the next hop towards ``home``; NO_ROUTE otherwise."""
@@ -133,6 +192,8 @@ class Router:
         if hops >= MAX_HOPS:
             raise FailedPreconditionError("TOO_MANY_HOPS", "the request was relayed too often")
         hop, target = self.next_hop(home)
+        if self._ctx.trust.federated:
+            await self.endpoints.check(hop, target)
         stub = node_pb2_grpc.PeerServiceStub(self._channel(target))
         metadata = ((ON_BEHALF_KEY, requester), (HOPS_KEY, str(hops + 1)))
         log_event("request routed", home=home, hop=hop, requester=requester, hops=hops + 1)

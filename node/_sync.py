@@ -43,6 +43,7 @@ from keys import KeysError, KeySet, VerificationError, verify_key_set, verify_st
 
 from ._client import peer_channel
 from ._clock import Clock
+from ._errors import NodeError
 from ._observe import log_event
 from ._trust import TrustState, compare_versions
 from .pb.v1 import hub_pb2, hub_pb2_grpc, node_pb2, node_pb2_grpc
@@ -155,6 +156,7 @@ class PeerSync:
         self.rng = rng or random.Random()
         self.hub, self.hub_target = hub, hub_target
         self._local_trust = local_trust  # a hub's own signer of trust lists
+        self.endpoints: Any = None  # node._route.EndpointCheck in `huxin serve`
         self._peers: dict[str, _PeerState] = {}
         self._clients: dict[str, PeerClient] = {}
         self._runner: asyncio.Task[None] | None = None
@@ -193,6 +195,11 @@ class PeerSync:
         got["schemes"] = await client.schemes()
         got["mappings"] = await client.mappings()
         return got
+
+    async def _checked_fetch(self, peer: str, target: str) -> dict[str, Any]:
+        if self.endpoints is not None:  # the endpoint must present the listed certificate
+            await self.endpoints.check(peer, target)
+        return await self._fetch(peer, self._client(peer, target))
 
     async def _apply(self, peer: str, got: dict[str, Any], result: PeerResult) -> None:
         now = int(self._now())
@@ -238,9 +245,7 @@ class PeerSync:
         """Fetch and apply everything from one peer within the policy's deadline."""
         result = PeerResult(peer, ok=False)
         try:
-            got = await asyncio.wait_for(
-                self._fetch(peer, self._client(peer, target)), self.policy.timeout
-            )
+            got = await asyncio.wait_for(self._checked_fetch(peer, target), self.policy.timeout)
             await self._apply(peer, got, result)
             result.ok = not any(r.startswith("trust_list:") for r in result.refused)
             if not result.ok:
@@ -251,6 +256,8 @@ class PeerSync:
             result.error = f"RPC_{err.code().name}"
         except (ConnectionError, OSError) as exc:
             result.error = f"UNREACHABLE_{type(exc).__name__}"
+        except NodeError as exc:  # the endpoint does not present the listed certificate
+            result.error = exc.code
         return result
 
     async def _record(self, result: PeerResult) -> None:
@@ -390,6 +397,9 @@ class PeerSync:
             hub_target=fed.hub_endpoint,
             local_trust=local_trust,
         )
+        from ._route import EndpointCheck
+
+        sync.endpoints = EndpointCheck(ctx.trust, ctx.config.tls)
         sync._runner = asyncio.ensure_future(sync.run())
         return sync
 
