@@ -42,7 +42,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from keys import Envelope, KeysError, region_of_certificate
+from keys import KeysError, region_of_certificate
 
 from ._client import peer_channel, reason_of
 from ._context import NodeContext
@@ -72,9 +72,7 @@ _REFUSED = {
 def consent_issuer(token: Any) -> str:
     """The ``issuer_region`` a consent token claims ('' if unreadable); routing only."""
     try:
-        env = Envelope.from_proto(token)
-        grant = node_pb2.ConsentGrant()
-        grant.ParseFromString(env.payload)
+        grant = node_pb2.ConsentGrant.FromString(token.payload)
     except Exception:  # unreadable: served (and refused) locally
         return ""
     return str(grant.issuer_region)

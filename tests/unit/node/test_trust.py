@@ -274,3 +274,52 @@ def test_federation_config_refusals(
 )
 def test_versions_compare_numerically(a: str, b: str, order: int) -> None:
     assert compare_versions(a, b) == order
+
+
+# ---------------------------------------------------------------- routing decisions
+
+
+@dataclass
+class _RouteCtx:
+    """The parts of a NodeContext the next-hop decision reads (config, trust, time)."""
+
+    config: object
+    trust: TrustState
+
+    def now_s(self) -> int:
+        return T
+
+
+@pytest.mark.parametrize(
+    ("region", "role", "route", "home", "hop"),
+    [
+        pytest.param("hainan", "region", "hub", "heihe", ("heilongjiang", "127.0.0.1:7000"), id="region-via-hub"),
+        pytest.param("hainan", "region", "auto", "heihe", ("heihe", "127.0.0.1:7001"), id="region-direct-when-listed"),
+        pytest.param("hainan", "region", "direct", "heihe", ("heihe", "127.0.0.1:7001"), id="region-direct"),
+        pytest.param("heilongjiang", "hub", "hub", "heihe", ("heihe", "127.0.0.1:7001"), id="hub-to-own-region"),
+        pytest.param("heilongjiang", "hub", "hub", "hainan", ("hainan-hub", "127.0.0.1:7004"), id="hub-to-peer-hub"),
+        pytest.param("hainan", "region", "hub", "abroad", "REGION_NOT_TRUSTED", id="not-domestic"),
+        pytest.param("hainan", "region", "hub", "fuzhou", "REGION_NOT_TRUSTED", id="unlisted"),
+    ],
+)  # fmt: skip
+async def test_next_hop(
+    db: Database, tmp_path: Path, region: str, role: str, route: str, home: str, hop: object
+) -> None:
+    """REQ: H2 N20 H17 — requests go to the home region directly or through the hubs, and
+    never to a region outside the domestic trust list."""
+    from node._errors import NodeError
+    from node._route import Router
+
+    data = _fed_config(route=route, hub_endpoint="127.0.0.1:7000")
+    data["node"] = {"region": region, "scheme": "hainan", "role": role}
+    cfg = parse_config(data, tmp_path)
+    trust = TrustState(region, hub="heilongjiang", hub_key=HUB.root.public_key)
+    await trust.offer(db, signed_list(1), T, "file")
+    router = Router.__new__(Router)
+    router._ctx = _RouteCtx(cfg, trust)  # type: ignore[assignment]
+    if isinstance(hop, tuple):
+        assert router.next_hop(home) == hop
+    else:
+        with pytest.raises(NodeError) as info:
+            router.next_hop(home)
+        assert info.value.code == hop
