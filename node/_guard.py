@@ -40,6 +40,8 @@ from ._trust import ON_BEHALF_KEY, TrustState
 __all__ = ["GuardInterceptor", "caller", "require_caller"]
 
 _CALLER: contextvars.ContextVar[str | None] = contextvars.ContextVar("huxin_caller", default=None)
+# The only method a hub or a region may call on behalf of another identity (ADR 0411).
+RELAYABLE_METHODS = frozenset({"/huxin.v1.PeerService/RequestAttestation"})
 _PASS_THROUGH_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
 
 
@@ -133,6 +135,14 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                     )
                 relayed = _on_behalf_of(context) if peer is not None else ""
                 if relayed and peer is not None:
+                    if method not in RELAYABLE_METHODS:
+                        # A relay speaks for a requester of attestations only: never
+                        # for a source department, a pusher or anyone else.
+                        raise PermissionDeniedError(
+                            "RELAY_NOT_TRUSTED",
+                            f"{short} cannot be called on behalf of another identity",
+                            field=ON_BEHALF_KEY,
+                        )
                     if self._trust is None:
                         raise PermissionDeniedError(
                             "RELAY_NOT_TRUSTED", "this node does not accept relayed calls"

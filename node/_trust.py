@@ -222,7 +222,15 @@ class TrustState:
         return region in (self.region, t.issuer)
 
     def vouch(self, relay: str, on_behalf_of: str) -> str:
-        """The effective identity of a relayed call, or ``PermissionDeniedError``."""
+        """The effective identity of a relayed call, or ``PermissionDeniedError``.
+
+        Nobody vouches for this node's own region or its organisations: they
+        reach their own node directly with their own certificates.
+        """
+        if on_behalf_of == self.region or on_behalf_of.startswith(self.region + "."):
+            raise PermissionDeniedError(
+                "RELAY_NOT_TRUSTED", "no relay may act on behalf of this node's own region"
+            )
         if relay in self.hubs():
             if self.allows(on_behalf_of):
                 return on_behalf_of

@@ -32,6 +32,7 @@ OTHER = make_id_number(302)
 
 @dataclass
 class Node:
+    bed: Testbed
     node: RunningNode
     source: node_pb2_grpc.SourceServiceStub
 
@@ -47,7 +48,7 @@ async def node(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Node]:
     bed = Testbed(tmp_path_factory.mktemp("intake"))
     heihe = await bed.start_node("heihe", "heihe", sources=("heihe-court",))
     stub = node_pb2_grpc.SourceServiceStub(bed.peer_channel(heihe, bed.cert("heihe-court")))
-    yield Node(heihe, stub)
+    yield Node(bed, heihe, stub)
     await bed.close()
 
 
@@ -110,3 +111,19 @@ async def test_good_batch_after_refusals_is_stored_once(node: Node) -> None:
     assert first.accepted == 2 and not first.replayed
     assert again.replayed
     assert node.count("SELECT count(*) FROM records WHERE batch_id = 'good-1'") == 2
+
+
+async def test_a_relay_cannot_submit_records_for_a_source(node: Node) -> None:
+    """REQ: H4, H17 — a source is its own certificate; ``huxin-on-behalf-of`` speaks for
+    attestation requesters only, never for a department submitting records."""
+    bed_stub = node_pb2_grpc.SourceServiceStub(
+        node.bed.peer_channel(node.node, node.bed.cert("heilongjiang"))
+    )
+    request = node_pb2.SubmitRecordsRequest(
+        batch_id="relayed-1", records=[honour_record("relayed-1", GOOD)], subjects=[resident(GOOD)]
+    )
+    with pytest.raises(aio.AioRpcError) as info:
+        await bed_stub.SubmitRecords(request, metadata=(("huxin-on-behalf-of", "heihe-court"),))
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert reason_of(info.value) == "RELAY_NOT_TRUSTED"
+    assert node.count("SELECT count(*) FROM records WHERE batch_id = 'relayed-1'") == 0

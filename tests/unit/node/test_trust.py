@@ -176,6 +176,8 @@ async def test_who_may_call(db: Database, identity: str, allowed: bool) -> None:
         pytest.param("hainan", "hainan", None, id="region-for-itself"),
         pytest.param("fuzhou", "fuzhou.bank", None, id="unlisted-relay"),
         pytest.param("abroad", "abroad.bank", None, id="foreign-relay"),
+        pytest.param("heilongjiang", "heihe.court", None, id="hub-for-own-region-org"),
+        pytest.param("hainan-hub", "heihe", None, id="peer-hub-for-own-region"),
     ],
 )
 async def test_relayed_identity_is_vouched_only_by_hubs_or_own_region(
