@@ -154,12 +154,19 @@ def tail_parts(tail: bytes) -> pb.BatchedAttestation | None:
     return m
 
 
-@lru_cache(maxsize=4)
 def _heads(n: int) -> tuple[bytes, ...]:
-    """``leaf_index`` and ``tree_size`` fields of every canonical proof of a tree of ``n``."""
+    """``leaf_index`` and ``tree_size`` fields of every canonical proof of a tree of ``n``
+    (remembered for a few batch sizes up to 2**16, which repeat from call to call)."""
+    return _heads_cached(n) if n <= 1 << 16 else _build_heads(n)
+
+
+def _build_heads(n: int) -> tuple[bytes, ...]:
     size = b"\x10" + _varint(n)
     index = _VARINTS[1:n] if n <= _VARINT_2 else [_varint(i) for i in range(1, n)]
     return (size, *map(_concat, map(_IDX.__add__, index), repeat(size)))
+
+
+_heads_cached = lru_cache(maxsize=4)(_build_heads)
 
 
 def canonical_proofs(levels: list[list[bytes]]) -> list[bytes]:
