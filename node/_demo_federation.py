@@ -290,6 +290,31 @@ def stage_request(ctx: DemoContext) -> None:
         " certificate; the bank's identity travels as 'on behalf of' and only a hub or the"
         " bank's own region may vouch for it.  Heihe checked the consent and signed."
     )
+    ctx.say()
+    _table(ctx, ("node", "logged (structured log, no personal data)"), _route_lines(ctx))
+
+
+def _route_lines(ctx: DemoContext) -> list[tuple[str, str]]:
+    """What each node logged about the request (its own log file)."""
+    layout, rows = _layout(ctx), []
+    for node in (HAINAN, HUB, HEIHE):
+        log = layout.nodes[node].directory / "node.log"
+        for _ in range(50):  # the home region writes its line right after replying
+            lines = [json.loads(x) for x in log.read_text(encoding="utf-8").splitlines() if x]
+            hits = [x for x in lines if x.get("msg") == "request routed"] or [
+                x for x in lines if x.get("method") == "RequestAttestation" and x.get("via")
+            ]
+            if hits:
+                h = hits[-1]
+                text = (
+                    f"routed for {h['requester']} to {h['hop']} (hop {h['hops']})"
+                    if h.get("msg") == "request routed"
+                    else f"served {h['peer']} via {h['via']}: {h['code']} ({h['ms']} ms)"
+                )
+                rows.append((node, text))
+                break
+            time.sleep(0.02)
+    return rows
 
 
 def _fetch_status(ctx: DemoContext) -> Path:
