@@ -52,7 +52,6 @@ order plus one checkpoint): checkpoint once, root from the payloads.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
 from itertools import count, repeat
@@ -73,7 +72,7 @@ from ._bundle import (
     tail_parts,
     whole_batch_payloads,
 )
-from ._envelope import ATTESTATION_TYPE, Envelope, pae
+from ._envelope import ATTESTATION_TYPE, Envelope
 from ._errors import KeysError, VerificationError
 from ._merkle import carry_levels, root_from_inclusion, root_of_leaf_hashes
 from ._status import StatusList
@@ -425,8 +424,7 @@ def verify_batch_payloads(
         raise _fail("NOT_YET_VALID", "checkpoint from the future", "checkpoint")
     if cp.tree_size != len(payloads):
         raise _fail("BAD_PROOF", "batch size differs from the checkpoint", "payloads")
-    sha = hashlib.sha256
-    root = root_of_leaf_hashes([sha(b"\x00" + pae(payload_type, p)).digest() for p in payloads])
+    root = root_of_leaf_hashes(leaf_hashes(payloads, payload_type))
     if not hmac.compare_digest(root, cp.root_hash):
         raise _fail("BAD_PROOF", "payloads do not hash to the signed root", "payloads")
     return cp

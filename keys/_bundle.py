@@ -206,9 +206,14 @@ def leaves_in_order(index: list[int], leafs: list[bytes], n: int) -> list[bytes]
     return out
 
 
-def leaf_hashes(payloads: Sequence[bytes]) -> list[bytes]:
-    """``SHA-256(0x00 || PAE(attestation type, payload))`` of each payload (C-level loop)."""
-    prefixes = {k: _LEAF_HEAD + b"%d " % k for k in set(map(len, payloads))}
+def leaf_hashes(payloads: Sequence[bytes], payload_type: str = ATTESTATION_TYPE) -> list[bytes]:
+    """``SHA-256(0x00 || PAE(payload_type, payload))`` of each payload (C-level loop)."""
+    if payload_type == ATTESTATION_TYPE:
+        head = _LEAF_HEAD
+    else:
+        t = payload_type.encode("utf-8")
+        head = b"\x00DSSEv1 %d %b " % (len(t), t)
+    prefixes = {k: head + b"%d " % k for k in set(map(len, payloads))}
     pae_of = map(_concat, map(prefixes.__getitem__, map(len, payloads)), payloads)
     return list(map(_digest, map(hashlib.sha256, pae_of)))
 

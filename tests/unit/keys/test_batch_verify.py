@@ -324,3 +324,16 @@ def test_whole_batch_one_flipped_bit_anywhere(
     )
     codes = _codes(_assert_agrees(blobs, trust))
     assert codes[i] != "ok" or codes.count("ok") == n
+
+
+def test_verify_batch_payloads_other_payload_type(world: World, trust: Trust) -> None:
+    """Leaves are PAE(payload_type, payload): the same bytes under another type do not verify."""
+    from keys import verify_batch_payloads
+
+    items = [b"entry-%d" % i for i in range(7)]
+    batch = issue_batch(items, world.heihe_key, "heihe", T0 - 60, payload_type="application/x-log")
+    cp = verify_batch_payloads(items, batch.checkpoint, trust, T0, "application/x-log")
+    assert cp.root_hash == batch.root
+    with pytest.raises(VerificationError) as err:
+        verify_batch_payloads(items, batch.checkpoint, trust, T0)
+    assert err.value.code == "BAD_PROOF"
