@@ -176,7 +176,6 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
             not_before=now,
             not_after=now + days * DAY,
             max_uses=uses,
-            binding_salt=salt,
             granted_at=now,
         )
         payload = grant.SerializeToString(deterministic=True)

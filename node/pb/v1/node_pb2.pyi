@@ -759,7 +759,6 @@ class ConsentGrant(_message.Message):
     NOT_BEFORE_FIELD_NUMBER: _builtins.int
     NOT_AFTER_FIELD_NUMBER: _builtins.int
     MAX_USES_FIELD_NUMBER: _builtins.int
-    BINDING_SALT_FIELD_NUMBER: _builtins.int
     GRANTED_AT_FIELD_NUMBER: _builtins.int
     consent_id: _builtins.str
     issuer_region: _builtins.str
@@ -769,8 +768,6 @@ class ConsentGrant(_message.Message):
     not_before: _builtins.int
     not_after: _builtins.int
     max_uses: _builtins.int
-    binding_salt: _builtins.bytes
-    """the relying party computes HMAC-SHA256(salt, ID)"""
     granted_at: _builtins.int
     def __init__(
         self,
@@ -783,12 +780,11 @@ class ConsentGrant(_message.Message):
         not_before: _builtins.int = ...,
         not_after: _builtins.int = ...,
         max_uses: _builtins.int = ...,
-        binding_salt: _builtins.bytes = ...,
         granted_at: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "binding_salt", b"binding_salt", "consent_id", b"consent_id", "granted_at", b"granted_at", "issuer_region", b"issuer_region", "max_uses", b"max_uses", "not_after", b"not_after", "not_before", b"not_before", "purpose", b"purpose", "scope", b"scope"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "consent_id", b"consent_id", "granted_at", b"granted_at", "issuer_region", b"issuer_region", "max_uses", b"max_uses", "not_after", b"not_after", "not_before", b"not_before", "purpose", b"purpose", "scope", b"scope"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -836,6 +832,7 @@ class ConsentToken(_message.Message):
     BINDING_SALT_FIELD_NUMBER: _builtins.int
     consent_id: _builtins.str
     binding_salt: _builtins.bytes
+    """For the citizen and the relying party only: never sent back to a node, never stored."""
     @_builtins.property
     def token(self) -> _attestation_pb2.Envelope:
         """Envelope of ConsentGrant"""
