@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -9,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keys import KeyPair, KeySet, TrustedRegion, TrustList
 from node._config import ConfigError, parse_config
@@ -325,3 +329,33 @@ async def test_next_hop(
         with pytest.raises(NodeError) as info:
             router.next_hop(home)
         assert info.value.code == hop
+
+
+_LISTS = {v: signed_list(v) for v in range(6)}
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=5), min_size=1, max_size=8))
+def test_held_version_is_the_highest_offered_and_never_decreases(offers: list[int]) -> None:
+    """REQ: H17 — whatever order lists arrive in (and across a restart), the held version is
+    the highest seen so far; everything older is refused."""
+
+    async def run(path: Path) -> None:
+        db = await Database.open(path)
+        try:
+            s, seen = state(), -1  # nothing held yet
+            for i, v in enumerate(offers):
+                if i == len(offers) // 2:  # restart half-way through
+                    s = state()
+                    await s.load(db, T)
+                d = await s.offer(db, _LISTS[v], T, "peer")
+                assert d.outcome == (
+                    "refused" if v < seen else "current" if v == seen else "accepted"
+                )
+                seen = max(seen, v)
+                assert s.version == seen  # version 0 is a real list here
+        finally:
+            await db.close()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(run(Path(tmp) / "node.db"))
