@@ -199,10 +199,10 @@ class TrustState:
         return None
 
     def peers(self) -> list[str]:
-        """Every listed region or hub other than this node (sync targets)."""
+        """Every listed domestic region or hub other than this node (sync targets, H17)."""
         if not self.federated:
             return [p for p in self.static_peers if p != self.region]
-        return sorted(r for r in self.regions() if r != self.region)
+        return sorted(r for r in self.regions() if r != self.region and self.allows(r))
 
     # -- who may call ------------------------------------------------------
     def allows(self, identity: str, now: int | None = None) -> bool:
