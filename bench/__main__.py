@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-MODULES: tuple[str, ...] = ("bench.scoring", "bench.crypto", "bench.exchange")
+MODULES: tuple[str, ...] = ("bench.scoring", "bench.crypto", "bench.exchange", "bench.sync")
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 

@@ -18,7 +18,8 @@ Invariants:
 * the event's rows, its receipt and the cursor advance commit in ONE write
   unit; the receipt (signed by the hub's signing key) is returned only after
   COMMIT;
-* a deregistration deletes that region's leaves under the pseudonym (H2).
+* a batch is stored as one row (docs/adr/0401); a deregistration deletes that
+  region's leaves under the pseudonym (H2), redacting them in place.
 """
 
 from __future__ import annotations
@@ -68,11 +69,20 @@ from ._hub_registry import (
 from ._observe import log_event
 from ._witness import WitnessOutcome, witness_sync
 
-__all__ = ["RECEIPT_TYPE", "Hub", "HubMetrics", "own_entry", "verify_snapshot_batch"]
+__all__ = [
+    "RECEIPT_TYPE",
+    "Hub",
+    "HubMetrics",
+    "forget_sync",
+    "leaves_of",
+    "own_entry",
+    "verify_snapshot_batch",
+]
 
 RECEIPT_TYPE = "application/vnd.huxin.receipt.v1+proto"
 EVENT_KINDS = ("snapshot_batch", "status_list", "deregistration")
 _SKEW = 300
+_ZERO = bytes(32)
 
 
 class HubMetrics:
@@ -97,8 +107,24 @@ class HubMetrics:
 @dataclass(frozen=True, slots=True)
 class VerifiedBatch:
     checkpoint: Checkpoint
-    rows: list[tuple[int, bytes, bytes]]  # (idx, pseudonym, payload) of present leaves
+    pseudonyms: bytes  # 32 bytes per leaf in leaf order, zeros at a redacted leaf
+    present: int  # leaves held (not redacted)
+    blob: bytes  # the serialised SnapshotBatch as verified
     content_sha256: bytes
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A checked and verified event waiting for its write unit."""
+
+    region: str
+    item: hub_pb2.PushItem
+    kind: str
+    content: bytes
+    now: int
+    stored: bytes | None  # the receipt of an event already stored (a duplicate)
+    verified: VerifiedBatch | None = None
+    status_meta: tuple[str, int] | None = None
 
 
 def _fail(code: str, message: str, field: str = "snapshot_batch") -> InvalidArgumentError:
@@ -164,10 +190,11 @@ def verify_snapshot_batch(  # noqa: PLR0917
         raise VerificationError(
             "SCHEME_NOT_TRUSTED", "scheme not listed for the region", field="scheme"
         )
-    rows: list[tuple[int, bytes, bytes]] = []
+    pseudonyms: list[bytes] = []
     m = attestation_pb2.Attestation()
     for i, p in enumerate(b.payloads):
         if i in redacted:
+            pseudonyms.append(_ZERO)
             continue
         try:
             m.ParseFromString(p)
@@ -182,9 +209,68 @@ def verify_snapshot_batch(  # noqa: PLR0917
             or len(m.subject_binding) != 32
         ):
             raise _fail("LEAF_MISMATCH", f"leaf {i} does not belong to this batch", "payloads")
-        rows.append((i, m.subject_binding, p))
+        if m.subject_binding == _ZERO:
+            raise _fail("LEAF_MISMATCH", f"leaf {i} has an all-zero pseudonym", "payloads")
+        pseudonyms.append(m.subject_binding)
     content = hashlib.sha256(b.checkpoint.payload).digest()
-    return VerifiedBatch(cp, rows, content)
+    return VerifiedBatch(
+        cp, b"".join(pseudonyms), n - len(redacted), b.SerializeToString(), content
+    )
+
+
+def _positions(pseudonyms: bytes, pseudonym: bytes) -> list[int]:
+    """Leaf indexes holding ``pseudonym`` in a concatenated pseudonym blob."""
+    out, at = [], pseudonyms.find(pseudonym)
+    while at >= 0:
+        if at % 32 == 0:
+            out.append(at // 32)
+        at = pseudonyms.find(pseudonym, at + 1)
+    return out
+
+
+def forget_sync(conn: sqlite3.Connection, region: str, pseudonym: bytes) -> int:
+    """Delete (redact in place) every leaf of ``region`` under ``pseudonym``; returns the count.
+
+    The leaf's payload is replaced by its RFC 9162 leaf hash, so the stored batch still
+    matches its signed root; its pseudonym bytes become zeros.
+    """
+    deleted = 0
+    rows = conn.execute(
+        "SELECT id, pseudonyms FROM hub_batches WHERE region = ? AND present > 0", (region,)
+    ).fetchall()
+    for bid, blob in rows:
+        found = _positions(bytes(blob), pseudonym)
+        if not found:
+            continue
+        (raw,) = conn.execute("SELECT batch FROM hub_batches WHERE id = ?", (bid,)).fetchone()
+        batch = hub_pb2.SnapshotBatch.FromString(bytes(raw))
+        names = bytearray(blob)
+        for idx in found:
+            batch.redacted.add(
+                index=idx, leaf_hash=leaf_hash(pae(batch.payload_type, batch.payloads[idx]))
+            )
+            batch.payloads[idx] = b""
+            names[idx * 32 : idx * 32 + 32] = _ZERO
+        conn.execute(
+            "UPDATE hub_batches SET batch = ?, pseudonyms = ?, present = present - ? WHERE id = ?",
+            (batch.SerializeToString(), bytes(names), len(found), bid),
+        )
+        deleted += len(found)
+    return deleted
+
+
+def leaves_of(conn: sqlite3.Connection, pseudonym: bytes) -> list[tuple[str, str, int, bytes]]:
+    """(region, batch id, index, payload) of every leaf held under ``pseudonym``."""
+    out = []
+    for bid, region, batch_id, blob in conn.execute(
+        "SELECT id, region, batch_id, pseudonyms FROM hub_batches WHERE present > 0"
+    ).fetchall():
+        found = _positions(bytes(blob), pseudonym)
+        if found:
+            (raw,) = conn.execute("SELECT batch FROM hub_batches WHERE id = ?", (bid,)).fetchone()
+            batch = hub_pb2.SnapshotBatch.FromString(bytes(raw))
+            out += [(region, batch_id, i, bytes(batch.payloads[i])) for i in found]
+    return out
 
 
 def own_entry(
@@ -346,6 +432,10 @@ class Hub:
 
     async def ingest(self, region: str, item: hub_pb2.PushItem, now: int) -> bytes:
         """Verify and store one outbox event; returns the serialised receipt Envelope."""
+        return await self.commit(await self.prepare(region, item, now))
+
+    async def prepare(self, region: str, item: hub_pb2.PushItem, now: int) -> Prepared:
+        """Checks and verification (no write): may run while the previous event commits."""
         self.check_region(region)
         kind = item.WhichOneof("body") or ""
         if kind not in EVENT_KINDS or item.kind != kind or item.seq < 1 or not item.event_id:
@@ -353,12 +443,40 @@ class Hub:
                 "INVALID_EVENT", "push item kind/body/seq/event_id are inconsistent", "kind"
             )
         content = self._content(item)
-        stored = await self._db.read_unit(lambda c: self._duplicate(c, region, item, content))
-        if stored is not None:
-            self.metrics.events.labels(kind, "duplicate").inc()
-            return stored
         try:
-            receipt, leaves = await self._apply(region, item, kind, content, now)
+            stored = await self._db.read_unit(lambda c: self._duplicate(c, region, item, content))
+        except FailedPreconditionError as exc:
+            if exc.code != "SEQUENCE_GAP":  # the previous event may still be committing
+                raise
+            stored = None
+        prepared = Prepared(region, item, kind, content, now, stored)
+        if stored is not None:
+            return prepared
+        try:
+            if kind == "snapshot_batch":
+                prepared.verified = await asyncio.to_thread(
+                    verify_snapshot_batch, item.snapshot_batch, region, self.hub_id, self.trust,
+                    now, self._config.max_leaves_per_batch,
+                )  # fmt: skip
+            elif kind == "status_list":
+                prepared.status_meta = _verify_status(item.status_list, region, self.trust)
+            elif len(item.deregistration.province_pseudonym) != 32:
+                raise _fail(
+                    "INVALID_PSEUDONYM", "province pseudonym must be 32 bytes", "deregistration"
+                )
+        except Exception as exc:
+            self.metrics.events.labels(kind, getattr(exc, "code", "error")).inc()
+            raise
+        return prepared
+
+    async def commit(self, prepared: Prepared) -> bytes:
+        """Store a prepared event in ONE write unit (re-checking seq inside it)."""
+        kind = prepared.kind
+        if prepared.stored is not None:
+            self.metrics.events.labels(kind, "duplicate").inc()
+            return prepared.stored
+        try:
+            receipt, leaves = await self._apply(prepared)
         except Exception as exc:
             self.metrics.events.labels(kind, getattr(exc, "code", "error")).inc()
             raise
@@ -367,23 +485,10 @@ class Hub:
             self.metrics.leaves.inc(leaves)
         return receipt
 
-    async def _apply(
-        self, region: str, item: hub_pb2.PushItem, kind: str, content: bytes, now: int
-    ) -> tuple[bytes, int]:
-        trust = self.trust
-        verified: VerifiedBatch | None = None
-        status_meta: tuple[str, int] | None = None
-        if kind == "snapshot_batch":
-            verified = await asyncio.to_thread(
-                verify_snapshot_batch, item.snapshot_batch, region, self.hub_id, trust, now,
-                self._config.max_leaves_per_batch,
-            )  # fmt: skip
-        elif kind == "status_list":
-            status_meta = _verify_status(item.status_list, region, trust)
-        elif len(item.deregistration.province_pseudonym) != 32:
-            raise _fail(
-                "INVALID_PSEUDONYM", "province pseudonym must be 32 bytes", "deregistration"
-            )
+    async def _apply(self, prepared: Prepared) -> tuple[bytes, int]:
+        region, item, kind = prepared.region, prepared.item, prepared.kind
+        content, now = prepared.content, prepared.now
+        verified, status_meta = prepared.verified, prepared.status_meta
 
         def unit(conn: sqlite3.Connection) -> tuple[bytes, int]:
             stored = self._duplicate(conn, region, item, content)
@@ -392,20 +497,16 @@ class Hub:
             leaves = 0
             if verified is not None:
                 b = item.snapshot_batch
-                cur = conn.execute(
+                conn.execute(
                     "INSERT INTO hub_batches (region, batch_id, period, scheme_id, scheme_version,"
-                    " payload_type, leaves, root_hash, checkpoint, received_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " payload_type, leaves, present, root_hash, checkpoint, pseudonyms, batch,"
+                    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (region, b.batch_id or item.event_id, b.period, b.scheme_id, b.scheme_version,
-                     b.payload_type, len(b.payloads), verified.checkpoint.root_hash,
-                     b.checkpoint.SerializeToString(), now),
+                     b.payload_type, len(b.payloads), verified.present,
+                     verified.checkpoint.root_hash, b.checkpoint.SerializeToString(),
+                     verified.pseudonyms, verified.blob, now),
                 )  # fmt: skip
-                bid = cur.lastrowid
-                conn.executemany(
-                    "INSERT INTO hub_leaves (batch, idx, pseudonym, payload) VALUES (?, ?, ?, ?)",
-                    [(bid, i, ps, p) for i, ps, p in verified.rows],
-                )
-                leaves = len(verified.rows)
+                leaves = verified.present
             elif status_meta is not None:
                 conn.execute(
                     "INSERT INTO hub_status_lists (region, list_id, issued_at, envelope)"
@@ -415,11 +516,7 @@ class Hub:
                     (region, status_meta[0], status_meta[1], item.status_list.SerializeToString()),
                 )
             else:
-                leaves = conn.execute(
-                    "DELETE FROM hub_leaves WHERE pseudonym = ? AND batch IN"
-                    " (SELECT id FROM hub_batches WHERE region = ?)",
-                    (item.deregistration.province_pseudonym, region),
-                ).rowcount
+                leaves = forget_sync(conn, region, item.deregistration.province_pseudonym)
             receipt = self._receipt(region, item.seq, item.event_id, kind, leaves, content, now)
             conn.execute(
                 "INSERT INTO hub_events (region, seq, event_id, kind, content_sha256, leaves,"

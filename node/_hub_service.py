@@ -11,6 +11,8 @@ stream; after a broken stream the region asks ``GetCursor``/``GetReceipts``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -65,20 +67,36 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             self._hub.check_region(region)
             out = hub_pb2.PushResponse()
             events = 0
-            async for item in request_iterator:
-                now = self._ctx.now_s()
-                if item.kind == "log_checkpoint":
-                    out.witnessed.ParseFromString(
-                        await self._hub.witness(region, item.log_checkpoint, now)
-                    )
-                    continue
-                events += 1
-                if events > limit:
-                    raise ResourceExhaustedError(
-                        "PUSH_TOO_LONG", f"at most {limit} events per push stream"
-                    )
-                out.receipts.add().ParseFromString(await self._hub.ingest(region, item, now))
-                stored += 1
+            # Pipelined: event k+1 is verified while event k commits; receipts stay in order.
+            pending: asyncio.Future[bytes] | None = None
+            try:
+                async for item in request_iterator:
+                    now = self._ctx.now_s()
+                    if item.kind == "log_checkpoint":
+                        if pending is not None:
+                            out.receipts.add().ParseFromString(await pending)
+                            pending, stored = None, stored + 1
+                        out.witnessed.ParseFromString(
+                            await self._hub.witness(region, item.log_checkpoint, now)
+                        )
+                        continue
+                    events += 1
+                    if events > limit:
+                        raise ResourceExhaustedError(
+                            "PUSH_TOO_LONG", f"at most {limit} events per push stream"
+                        )
+                    prepared = await self._hub.prepare(region, item, now)
+                    if pending is not None:
+                        out.receipts.add().ParseFromString(await pending)
+                        pending, stored = None, stored + 1
+                    pending = asyncio.ensure_future(self._hub.commit(prepared))
+                if pending is not None:
+                    out.receipts.add().ParseFromString(await pending)
+                    pending, stored = None, stored + 1
+            finally:
+                if pending is not None:  # an error came first: let the commit finish
+                    with contextlib.suppress(Exception):
+                        await pending
             out.cursor = (await self._hub.cursor(region)).cursor
             return out
         except aio.AbortError:

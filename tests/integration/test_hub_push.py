@@ -98,11 +98,8 @@ class Fed:
         return self.region_dir / "node.toml"
 
 
-def _append(config: Path, text: str, *, role_hub: bool = False) -> None:
-    body = config.read_text()
-    if role_hub:
-        body = body.replace('scheme = "heihe"\n', 'scheme = "heihe"\nrole = "hub"\n', 1)
-    config.write_text(body + text)
+def _append(config: Path, text: str) -> None:
+    config.write_text(config.read_text() + text)
 
 
 def _populate(region_dir: Path, ids: list[str]) -> None:
@@ -166,8 +163,8 @@ def fed(tmp_path: Path) -> Fed:
     ca = load_or_create_ca(tmp_path / "ca", now)
     hub_port = _free_port()
     hub_dir = tmp_path / HUB
-    init_region(hub_dir, HUB, "heihe", ca, now, peer_listen=f"127.0.0.1:{hub_port}")
-    _append(hub_dir / "node.toml", "\n[hub]\ntrust_list_refresh_seconds = 3600\n", role_hub=True)
+    init_region(hub_dir, HUB, "heihe", ca, now, peer_listen=f"127.0.0.1:{hub_port}", role="hub")
+    _append(hub_dir / "node.toml", "\n[hub]\ntrust_list_refresh_seconds = 3600\n")
     hub_pk = decode_private_key((hub_dir / "keys/root.key").read_bytes()).public_key
     province = KeyPair.generate().seed
     region_dir = _region(tmp_path, "heihe", ca, now, hub_port, hub_pk, province)

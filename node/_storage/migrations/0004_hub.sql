@@ -6,8 +6,8 @@
 --   * per region, hub_events.seq = 1 .. hub_cursors.cursor without gaps: an event, what
 --     it stores (batch + leaves, status list, deletions) and the cursor advance commit in
 --     ONE transaction, so an acknowledged event is stored exactly once;
---   * hub_leaves hold verified attestation payloads under the province pseudonym only;
---     a deregistration deletes that region's leaves of the pseudonym;
+--   * hub_batches hold verified attestation payloads under the province pseudonym only;
+--     a deregistration deletes that region's leaves of the pseudonym (redacted in place);
 --   * hub_trust_lists.version strictly increases; the newest row is what GetTrustList serves;
 --   * hub_witness_evidence keeps both conflicting checkpoints (a split view) forever.
 
@@ -54,6 +54,11 @@ CREATE TABLE hub_events (
     UNIQUE (region, event_id)
 ) WITHOUT ROWID;
 
+-- A verified batch is stored as ONE row (docs/adr/0401): its leaves as the serialised
+-- SnapshotBatch it arrived in, and the leaves' province pseudonyms concatenated (32 bytes
+-- each, in leaf order; zeros where a leaf is deleted).  A lookup by pseudonym scans the
+-- pseudonym blobs (C speed, 32 MB per million people) instead of maintaining a random-key
+-- index on the ingest path.  present = leaves still held (decremented on deregistration).
 CREATE TABLE hub_batches (
     id             INTEGER PRIMARY KEY,
     region         TEXT NOT NULL,
@@ -63,21 +68,14 @@ CREATE TABLE hub_batches (
     scheme_version TEXT NOT NULL,
     payload_type   TEXT NOT NULL,
     leaves         INTEGER NOT NULL,
+    present        INTEGER NOT NULL,
     root_hash      BLOB NOT NULL,
     checkpoint     BLOB NOT NULL,
+    pseudonyms     BLOB NOT NULL,
+    batch          BLOB NOT NULL,                   -- serialised SnapshotBatch as verified
     received_at    INTEGER NOT NULL,
     UNIQUE (region, batch_id)
 );
-
-CREATE TABLE hub_leaves (
-    batch     INTEGER NOT NULL REFERENCES hub_batches (id),
-    idx       INTEGER NOT NULL,
-    pseudonym BLOB NOT NULL,
-    payload   BLOB NOT NULL,
-    PRIMARY KEY (batch, idx)
-) WITHOUT ROWID;
-
-CREATE INDEX hub_leaves_by_pseudonym ON hub_leaves (pseudonym);
 
 CREATE TABLE hub_status_lists (
     region      TEXT NOT NULL,
@@ -96,3 +94,15 @@ CREATE TABLE hub_witness_evidence (
     proof       BLOB NOT NULL,                      -- serialised ConsistencyProof as sent
     detected_at INTEGER NOT NULL
 );
+
+-- Read-only convenience view (tests, inspection; slow on big hubs): one row per leaf held.
+CREATE VIEW hub_leaves AS
+WITH RECURSIVE leaf (batch, idx) AS (
+    SELECT id, 0 FROM hub_batches WHERE leaves > 0
+    UNION ALL
+    SELECT leaf.batch, leaf.idx + 1 FROM leaf JOIN hub_batches AS b ON b.id = leaf.batch
+    WHERE leaf.idx + 1 < b.leaves
+)
+SELECT leaf.batch AS batch, leaf.idx AS idx, substr(b.pseudonyms, leaf.idx * 32 + 1, 32) AS pseudonym
+FROM leaf JOIN hub_batches AS b ON b.id = leaf.batch
+WHERE substr(b.pseudonyms, leaf.idx * 32 + 1, 32) != zeroblob(32);
