@@ -103,9 +103,26 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--state", type=Path, help="JSON file pinning hub key and highest version")
     p.add_argument("--audience", required=True)
     p.add_argument("--nonce", help="expected nonce (UTF-8 text, or hex: prefix)")
-    p.add_argument("--subject-id", metavar="ID_NUMBER")
+    p.add_argument(
+        "--no-nonce",
+        action="store_true",
+        help="UNSAFE: accept without checking a nonce (replays go unnoticed)",
+    )
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--subject-id", metavar="ID_NUMBER", help="prefer --subject-id-file")
+    who.add_argument(
+        "--subject-id-file",
+        type=Path,
+        metavar="FILE",
+        help="read the ID number from FILE ('-' = stdin), keeping it out of argv and history",
+    )
     p.add_argument("--salt", metavar="HEX", help="binding salt from the consent")
     p.add_argument("--status", type=Path, help="status list envelope file")
+    p.add_argument(
+        "--no-status-check",
+        action="store_true",
+        help="UNSAFE: accept without a status list (revocation and withdrawal go unnoticed)",
+    )
     p.add_argument("--allow-stale", action="store_true", help="accept an expired trust list")
     p.add_argument("--now", type=_instant)
     p.add_argument("--json", action="store_true")
@@ -287,7 +304,18 @@ def _nonce(text: str | None) -> bytes | None:
     return text.encode("utf-8")
 
 
+def _subject_id(args: argparse.Namespace) -> str | None:
+    if args.subject_id_file is None:
+        return args.subject_id  # type: ignore[no-any-return]
+    if str(args.subject_id_file) == "-":
+        text = sys.stdin.readline()
+    else:
+        text = _read(args.subject_id_file, "subject id file").decode("utf-8", "replace")
+    return text.strip() or None
+
+
 def _verify(args: argparse.Namespace) -> int:
+    """Fail closed: a nonce and a status list are required unless explicitly waived."""
     now = _now(args)
     state: dict[str, Any] = {}
     if args.state is not None and args.state.exists():
@@ -306,6 +334,13 @@ def _verify(args: argparse.Namespace) -> int:
         status = [verify_status_list(e, trust, now) for e in bundle.status_lists]
         if args.status is not None:
             status.append(verify_status_list(_read(args.status, "status list"), trust, now))
+        if not status and not args.no_status_check:
+            raise CliError(
+                "STATUS_REQUIRED",
+                "--status: no status list in the bundle or given (or --no-status-check)",
+            )
+        if args.nonce is None and not args.no_nonce:
+            raise CliError("NONCE_REQUIRED", "--nonce: give the nonce you sent (or --no-nonce)")
         salt = bytes.fromhex(args.salt) if args.salt else None
         result = verify_attestation(
             _read(args.file, "attestation"),
@@ -313,9 +348,9 @@ def _verify(args: argparse.Namespace) -> int:
             now,
             args.audience,
             nonce=_nonce(args.nonce),
-            subject_id=args.subject_id,
+            subject_id=_subject_id(args),
             binding_salt=salt,
-            status=status if (status or args.status) else None,
+            status=status or None,
         )
     except (VerificationError, KeysError, ValueError) as exc:
         code = exc.code if isinstance(exc, KeysError) else "INVALID_ARGUMENT"
@@ -359,6 +394,11 @@ def _verify(args: argparse.Namespace) -> int:
         },
     }
     stale = " (STALE trust list accepted)" if result.trust_stale else ""
+    if args.no_status_check and not status:
+        stale += " (status NOT checked)"
+    if args.nonce is None:
+        stale += " (nonce NOT checked)"
+    doc["nonce_checked"] = args.nonce is not None
     text = (
         f"VALID{stale}: {a.issuer_region} {a.scheme_id}@{a.scheme_version} grade {a.grade}"
         + (f" score {a.score}" if a.score is not None else "")

@@ -102,10 +102,35 @@ def test_keys_trust_verify_flow(
     state = tmp_path / "state.json"
 
     def verify(path: Path, *extra: str) -> tuple[int, str, str]:
+        checks = [] if "--nonce" in extra else ["--no-nonce"]
+        checks += [] if "--status" in extra else ["--status", str(status_file)]
         return _run(
             capsys, "verify", str(path), "--trust", str(bundle), "--audience", "bank-1",
-            "--now", NOW, "--json", *extra,
+            "--now", NOW, "--json", *checks, *extra,
         )  # fmt: skip
+
+    # fail closed: no nonce or no status list is an error unless explicitly waived
+    base = ("verify", str(att), "--trust", str(bundle), "--audience", "bank-1", "--now", NOW)
+    hub_arg = ("--hub-key", hub_key)
+    code, _, err = _run(capsys, *base, *hub_arg, "--status", str(status_file))
+    assert code == 2 and "NONCE_REQUIRED: --nonce" in err
+    code, _, err = _run(capsys, *base, *hub_arg, "--nonce", "n-1")
+    assert code == 2 and "STATUS_REQUIRED: --status" in err
+    code, out, _ = _run(capsys, *base, *hub_arg, "--no-nonce", "--no-status-check")
+    assert code == 0 and "(status NOT checked) (nonce NOT checked)" in out
+    id_file = tmp_path / "id.txt"
+    id_file.write_text(SUBJECT + "\n", encoding="ascii")
+    code, out, _ = _run(
+        capsys, *base, *hub_arg, "--nonce", "n-1", "--status", str(status_file),
+        "--subject-id-file", str(id_file), "--salt", SALT.hex(),
+    )  # fmt: skip
+    assert code == 0 and "status valid" in out
+    id_file.write_text("110101199003074477\n", encoding="ascii")
+    code, _, err = _run(
+        capsys, *base, *hub_arg, "--nonce", "n-1", "--status", str(status_file),
+        "--subject-id-file", str(id_file), "--salt", SALT.hex(),
+    )  # fmt: skip
+    assert code == 1 and "SUBJECT_MISMATCH" in err
 
     code, out, _ = verify(
         att, "--hub-key", hub_key, "--state", str(state), "--nonce", "n-1",
