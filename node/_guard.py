@@ -124,7 +124,9 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
             started = time.perf_counter()
             peer = identity_of(context)
             token = _CALLER.set(peer)
-            key = peer or "-"
+            # Citizens have no certificate: their calls are limited per connection
+            # (client address), so a few slow callers cannot starve everyone else.
+            key = peer or f"citizen:{context.peer()}"
             counted = False
             code, reason = "OK", ""
             via = ""
@@ -175,20 +177,30 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 mapped = map_error(exc)
                 code, reason = mapped.status.name, mapped.reason
                 if not isinstance(exc, NodeError) and mapped.reason == "INTERNAL":
-                    log_event("internal error", 40, method=short, peer=key, exc=type(exc).__name__)
+                    log_event(
+                        "internal error",
+                        40,
+                        method=short,
+                        peer=peer or "citizen",
+                        exc=type(exc).__name__,
+                    )
                 await context.abort(
                     mapped.status, mapped.message, trailing_metadata=mapped.metadata
                 )
                 raise  # pragma: no cover - abort always raises
             finally:
                 if counted:
-                    self._inflight[key] -= 1
+                    left = self._inflight[key] - 1
+                    if left:
+                        self._inflight[key] = left
+                    else:
+                        del self._inflight[key]  # one entry per live caller, not per address seen
                 _CALLER.reset(token)
                 self._metrics.observe(short, code, reason, started)
                 log_event(
                     "rpc",
                     method=short,
-                    peer=peer or key,
+                    peer=peer or "citizen",  # no client addresses in logs
                     via=via,
                     code=code,
                     reason=reason,
