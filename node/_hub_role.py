@@ -7,7 +7,8 @@
   re-signs it on schedule (``trust_list_refresh_seconds``, well before
   ``trust_list_ttl_seconds``);
 * ``role = "region"`` with a hub configured and ``push_interval_seconds > 0``:
-  the background push loop (:class:`~node._push.Pusher`).
+  the background push loop (:class:`~node._push.Pusher`), which first queues
+  the signed status list whenever its entries changed (``status_list`` event).
 
 Invariant: background tasks are stopped before the servers stop and the
 database closes (``stop`` first in :meth:`NodeServer.stop`).
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import sqlite3
 
 from grpc import aio
 
@@ -30,9 +33,15 @@ from ._outbox import Outbox
 from ._push import Pusher, PushError
 from ._secrets import NodeSecrets
 from ._snapshots import read_province_key
-from .pb.v1 import hub_pb2_grpc
+from ._status import render_status_list
+from .pb.v1 import attestation_pb2, hub_pb2_grpc
 
 __all__ = ["HubRoles", "open_outbox"]
+
+
+def _status_content(payload: bytes) -> bytes:
+    m = attestation_pb2.StatusList.FromString(payload)
+    return hashlib.sha256(b"%s|%d|" % (m.list_id.encode(), m.size) + m.bits).digest()
 
 
 def open_outbox(config: NodeConfig, db: Database, secrets: NodeSecrets) -> Outbox:
@@ -73,7 +82,29 @@ class HubRoles:
                 self.pusher = Pusher(self.ctx.db, cfg, self.ctx.secrets)
             except PushError:
                 return  # no hub configured: nothing to push to
-            self._tasks.append(asyncio.ensure_future(self.pusher.run(self.ctx.now_s)))
+            self._tasks.append(
+                asyncio.ensure_future(self.pusher.run(self.ctx.now_s, self.queue_status_list))
+            )
+
+    async def queue_status_list(self, now: int) -> int | None:
+        """Append a ``status_list`` event when the list's entries changed since the last one."""
+        outbox = self.ctx.outbox
+        if outbox is None:
+            return None
+        env = await render_status_list(self.ctx)
+        content = _status_content(env.payload)
+
+        def unit(conn: sqlite3.Connection) -> int | None:
+            last = conn.execute(
+                "SELECT payload FROM outbox WHERE kind = 'status_list' ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            if last is not None:
+                prev = attestation_pb2.Envelope.FromString(bytes(last[0])).payload
+                if _status_content(prev) == content:
+                    return None
+            return outbox.status_list_sync(conn, env.to_bytes(), now)
+
+        return await self.ctx.db.write_unit(unit)
 
     async def _trust_schedule(self, hub: Hub) -> None:
         period = max(1.0, min(60.0, self.ctx.config.hub.trust_list_refresh_seconds / 4))

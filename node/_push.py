@@ -26,7 +26,7 @@ import contextlib
 import functools
 import random
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from grpc import aio
@@ -340,14 +340,21 @@ class Pusher:
         )
         return delay * (0.5 + random.random() / 2)
 
-    async def run(self, clock_now: object) -> None:
-        """Push every ``push_interval_seconds`` until :meth:`stop`; back off on failure."""
+    async def run(
+        self, clock_now: object, before: Callable[[int], Awaitable[object]] | None = None
+    ) -> None:
+        """Push every ``push_interval_seconds`` until :meth:`stop`; back off on failure.
+
+        ``before(now)`` runs first in each cycle (``huxin serve`` queues a changed
+        status list there)."""
         interval = self._config.hub.push_interval_seconds
         now_fn = clock_now if callable(clock_now) else None
         while not self._stop.is_set():
             delay = interval
             now = int(now_fn()) if now_fn is not None else 0
             try:
+                if before is not None:
+                    await before(now)
                 result = await self.push_once(now)
                 if result.events:
                     log_event("pushed", hub=result.hub, events=result.events, cursor=result.cursor)

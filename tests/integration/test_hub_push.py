@@ -325,3 +325,31 @@ def test_region_not_in_registry_refused_and_logged(fed: Fed) -> None:
         for line in log.splitlines()
     )
     assert _q(fed.hub_dir / "node.db", "SELECT count(*) FROM hub_events") == [(0,)]
+
+
+def test_background_push_loop_in_serve(fed: Fed) -> None:
+    """REQ: H13 — `huxin serve` pushes on its own every [hub] push_interval_seconds,
+    queueing the region's signed status list as an outbox event first."""
+    body = fed.region_config.read_text().replace(
+        "push_interval_seconds = 0\n", "push_interval_seconds = 0.2\n"
+    )
+    fed.region_config.write_text(body)
+    hub = Proc(fed.hub_config)
+    region = Proc(fed.region_config)
+    total = PEOPLE // BATCH + 1  # the batches and one status list
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if _q(fed.hub_dir / "node.db", "SELECT count(*) FROM hub_events") == [(total,)]:
+                break
+            time.sleep(0.1)
+        time.sleep(0.6)  # a few more cycles: an unchanged status list is not queued again
+    finally:
+        region.stop()
+        hub.stop()
+    kinds = _q(fed.hub_dir / "node.db", "SELECT kind, count(*) FROM hub_events GROUP BY kind")
+    assert dict(kinds) == {"snapshot_batch": total - 1, "status_list": 1}  # type: ignore[arg-type]
+    assert _q(fed.hub_dir / "node.db", "SELECT region, list_id FROM hub_status_lists") == [
+        ("heihe", "attestations-1")
+    ]
+    assert _q(fed.region_dir / "node.db", "SELECT cursor FROM push_state") == [(total,)]
