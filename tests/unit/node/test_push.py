@@ -1,0 +1,160 @@
+"""Push client: [hub] config, hub resolution, backoff, receipts checked, resume rules (H13)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keys import KeyPair
+from node._config import ConfigError, HubConfig, parse_config
+from node._init import init_region, load_or_create_ca
+from node._push import Pusher, PushError, hub_target
+from node._secrets import load_secrets
+from node._server import NodeServer
+from node._snapshots import sign_run
+from node._storage import connect
+
+BASE: dict[str, Any] = {
+    "node": {"region": "heihe", "scheme": "heihe"},
+    "tls": {"cert": "t.pem", "key": "t.key", "ca": "ca.pem"},
+    "keys": {"root": "r", "signing": "s", "key_set": "k", "storage_secret": "x", "seal": "y"},
+}
+
+
+def _cfg(tmp: Path, **hub: Any) -> Any:
+    return parse_config({**BASE, "hub": hub}, tmp)
+
+
+def test_hub_section_defaults_and_paths(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, province_key="keys/p.key", hub_key="ab" * 32, endpoint="h:1", hub_id="hl")
+    assert cfg.hub.province_key == tmp_path / "keys/p.key"
+    assert cfg.hub.batch_leaves == HubConfig().batch_leaves == 10_000
+    assert hub_target(cfg).hub_key == bytes.fromhex("ab" * 32)
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"hub_key": "zz"}, "hub.hub_key"),
+        ({"hub_key": "ab"}, "hub.hub_key"),
+        ({"max_items_per_push": 0}, "hub.max_items_per_push"),
+        ({"push_interval_seconds": -1}, "hub.push_interval_seconds"),
+        ({"trust_list_ttl_seconds": 100, "trust_list_refresh_seconds": 60},
+         "hub.trust_list_refresh_seconds"),
+        ({"unknown": 1}, "hub.unknown"),
+        ({"province_key": 3}, "hub.province_key"),
+    ],
+    ids=["hub-key-not-hex", "hub-key-short", "zero-items", "negative-interval",
+         "refresh-over-half-ttl", "unknown-key", "province-key-not-path"],
+)  # fmt: skip
+def test_bad_hub_section_refused(tmp_path: Path, values: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        _cfg(tmp_path, **values)
+    assert err.value.field == field
+
+
+def test_no_hub_configured(tmp_path: Path) -> None:
+    with pytest.raises(PushError) as err:
+        hub_target(_cfg(tmp_path))
+    assert err.value.code == "PUSH_NOT_CONFIGURED"
+
+
+async def _setup(tmp_path: Path, *, hub_key: bytes | None = None) -> tuple[NodeServer, Any, Any]:
+    """An in-process hub (role hub, mTLS on port 0) and a region with a signed month."""
+    from tests.integration.test_hub_push import _populate  # real node keys, sealed IDs
+
+    now = datetime.now(UTC)
+    ca = load_or_create_ca(tmp_path / "ca", now)
+    init_region(tmp_path / "hub", "heilongjiang", "heihe", ca, now, role="hub")
+    hub_cfg = parse_config_file(tmp_path / "hub/node.toml")
+    hub = await NodeServer.create(hub_cfg)
+    ports = await hub.start()
+    hub_pk = hub.ctx.secrets.root.public_key if hub_key is None else hub_key
+    init_region(tmp_path / "heihe", "heihe", "heihe", ca, now)
+    (tmp_path / "heihe/keys/province.key").write_text(KeyPair.generate().seed.hex())
+    with (tmp_path / "heihe/node.toml").open("a") as fh:
+        fh.write(
+            f'\n[hub]\nprovince_key = "keys/province.key"\nendpoint = "127.0.0.1:{ports.peer}"\n'
+            f'hub_id = "heilongjiang"\nhub_key = "{hub_pk.hex()}"\npush_interval_seconds = 0\n'
+            "batch_leaves = 5\n"
+        )
+    from node._cli import main
+
+    assert main(["hub", "register", "--config", str(tmp_path / "hub/node.toml"),
+                 "--region-dir", str(tmp_path / "heihe")]) == 0  # fmt: skip
+    await hub.hub_role.hub.reload()  # type: ignore[union-attr]
+    from node._testbed import make_id_number
+
+    _populate(tmp_path / "heihe", [make_id_number(i) for i in range(12)])
+    region_cfg = parse_config_file(tmp_path / "heihe/node.toml")
+    from node._batch import run_month
+    from node._cli_hub import signer_from_config
+    from scoring import load_scheme
+
+    run_month(region_cfg.database, load_scheme("heihe"), "2026-10", workers=1)
+    conn = connect(region_cfg.database)
+    sign_run(
+        conn, 1, signer_from_config(region_cfg, load_secrets(region_cfg)), int(now.timestamp())
+    )
+    conn.close()
+    return hub, region_cfg, load_secrets(region_cfg)
+
+
+def parse_config_file(path: Path) -> Any:
+    from node._config import load_config
+
+    return load_config(path)
+
+
+async def test_push_once_stores_verified_receipts_and_resumes(tmp_path: Path) -> None:
+    """REQ: H13 — receipts verified under the hub key set; a second push sends nothing."""
+    from node._db import Database
+
+    hub, cfg, secrets = await _setup(tmp_path)
+    db = await Database.open(cfg.database)
+    try:
+        pusher = Pusher(db, cfg, secrets)
+        now = int(datetime.now(UTC).timestamp())
+        first = await pusher.push_once(now, max_events=2)
+        assert (first.events, first.cursor) == (2, 2)
+        rest = await pusher.push_once(now)
+        assert (rest.events, rest.cursor) == (1, 3)
+        assert (await pusher.push_once(now)).events == 0
+        rows = await db.fetchall("SELECT seq, verified FROM push_receipts ORDER BY seq")
+        assert [tuple(r) for r in rows] == [(1, 1), (2, 1), (3, 1)]
+        assert pusher.backoff() <= cfg.hub.backoff_base_seconds
+    finally:
+        await db.close()
+        await hub.stop(0.5)
+
+
+async def test_receipt_under_unknown_hub_key_refused(tmp_path: Path) -> None:
+    """Fail closed: a hub whose key set does not verify under the pinned key is not trusted."""
+    from node._db import Database
+
+    hub, cfg, secrets = await _setup(tmp_path, hub_key=KeyPair.generate().public_key)
+    db = await Database.open(cfg.database)
+    try:
+        with pytest.raises(Exception) as err:
+            await Pusher(db, cfg, secrets).push_once(int(datetime.now(UTC).timestamp()))
+        assert getattr(err.value, "code", "") in ("BAD_KEY_SET", "BAD_RECEIPT")
+        assert (await db.fetchone("SELECT count(*) FROM push_receipts"))[0] == 0
+    finally:
+        await db.close()
+        await hub.stop(0.5)
+
+
+def test_backoff_grows_and_is_capped(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, endpoint="h:1", hub_id="hl", backoff_base_seconds=1.0,
+               backoff_max_seconds=8.0)  # fmt: skip
+    p = Pusher.__new__(Pusher)
+    p._config = cfg
+    delays = []
+    for failures in range(8):
+        p._failures = failures
+        delays.append(p.backoff())
+    assert all(0.5 * min(8, 2**f) <= d <= min(8, 2**f) for f, d in enumerate(delays))
+    assert max(delays) <= 8.0
