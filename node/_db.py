@@ -29,7 +29,6 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,20 +69,32 @@ class Tx:
         await self.conn.executemany(sql, rows)
 
 
-@dataclass
 class _Pending:
-    fn: Callable[[sqlite3.Connection], Any]
-    after: Callable[[Any], None] | None
-    future: asyncio.Future[Any] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    __slots__ = ("after", "fn", "future")
+
+    def __init__(
+        self,
+        fn: Callable[[sqlite3.Connection], Any],
+        after: Callable[[Any], None] | None,
+        future: asyncio.Future[Any],
+    ) -> None:
+        self.fn, self.after, self.future = fn, after, future
 
 
 def _run_group(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bool, Any]]:
-    """Runs on the writer thread: all units in one transaction, one SAVEPOINT each."""
+    """Runs on the writer thread: all units in one transaction, one SAVEPOINT each
+    (a group of one needs none: its failure rolls back the whole transaction)."""
     out: list[tuple[bool, Any]] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
+        if len(units) == 1:
+            try:
+                result = units[0].fn(conn)
+            except Exception as exc:
+                conn.execute("ROLLBACK")
+                return [(False, exc)]
+            conn.execute("COMMIT")
+            return [(True, result)]
         for unit in units:
             conn.execute("SAVEPOINT unit")
             try:
@@ -178,7 +189,7 @@ class Database:
         ``after(result)`` runs after COMMIT, in commit order, before this returns.
         The unit runs to COMMIT or ROLLBACK even if the caller is cancelled.
         """
-        pending = _Pending(fn, after)
+        pending = _Pending(fn, after, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
         if not self._draining:
             self._draining = True

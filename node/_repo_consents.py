@@ -6,7 +6,9 @@ Invariants:
   then expired (``now >= not_after``), then exhausted (``uses >= max_uses``);
 * a use is counted inside the same transaction that allocates the status-list
   index and appends the log entry; the count is re-checked inside that
-  transaction, so concurrent requests can never exceed ``max_uses``;
+  transaction (a conditional UPDATE), so concurrent requests can never exceed
+  ``max_uses``; a use given back (:func:`release_use`) is given back in that
+  same transaction;
 * withdrawal marks every attestation issued under the consent revoked (status
   1) in the same transaction as the withdrawal itself;
 * rows hold the subject key and the consent's subject binding only — never an
@@ -29,8 +31,11 @@ __all__ = [
     "STATUS_VALID",
     "ConsentRow",
     "ConsentsRepository",
+    "add_status_entry",
     "get_consent",
+    "release_use",
     "state_of",
+    "use_active_consent",
     "use_consent",
 ]
 
@@ -115,6 +120,61 @@ def use_consent(
         "INSERT INTO status_entries (idx, attestation_id, subject_key, consent_id, status, "
         "issued_at, expires_at) VALUES (NULL, ?, ?, ?, 0, ?, ?)",
         (attestation_id, row.subject_key, row.consent_id, issued_at, expires_at),
+    )
+    return int(cur.lastrowid or 0)
+
+
+# The hot path's use: every check of ``PeerServicer._check`` (audience, purpose, state,
+# not-before, binding) is a condition of this one UPDATE; RETURNING hands back what the
+# attestation needs.  No row updated = refused, and the caller re-reads the row to name
+# the exact reason in the documented order.
+_USE_ACTIVE = (
+    "UPDATE consents SET uses = uses + 1 WHERE consent_id = ? AND audience = ? AND purpose = ? "
+    "AND binding = ? AND withdrawn_at IS NULL AND uses < max_uses AND not_before <= ? "
+    "AND not_after > ? RETURNING subject_key, scope, not_after, binding, grant_sha256"
+)
+
+
+def use_active_consent(
+    conn: sqlite3.Connection,
+    consent_id: str,
+    *,
+    audience: str,
+    purpose: str,
+    binding: bytes,
+    now: int,
+) -> tuple[bytes, int, int, bytes, bytes] | None:
+    """Inside a write unit: count one use iff the consent is active at ``now`` for this
+    audience, purpose and subject binding.  Returns ``(subject_key, scope, not_after,
+    binding, grant_sha256)``, or None (nothing written) if any condition fails."""
+    # fetchall: step the statement to its end (RETURNING rows are buffered by SQLite)
+    rows = conn.execute(_USE_ACTIVE, (consent_id, audience, purpose, binding, now, now)).fetchall()
+    if not rows:
+        return None
+    found = rows[0]
+    return bytes(found[0]), int(found[1]), int(found[2]), bytes(found[3]), bytes(found[4])
+
+
+def release_use(conn: sqlite3.Connection, consent_id: str) -> None:
+    """Inside the same write unit: give back a use counted by :func:`use_active_consent`
+    when the request is refused after it (the refusal still commits its log entry)."""
+    conn.execute("UPDATE consents SET uses = uses - 1 WHERE consent_id = ?", (consent_id,))
+
+
+def add_status_entry(
+    conn: sqlite3.Connection,
+    attestation_id: str,
+    *,
+    subject_key: bytes,
+    consent_id: str,
+    issued_at: int,
+    expires_at: int,
+) -> int:
+    """Inside a write unit: allocate the next status-list index for an attestation."""
+    cur = conn.execute(
+        "INSERT INTO status_entries (idx, attestation_id, subject_key, consent_id, status, "
+        "issued_at, expires_at) VALUES (NULL, ?, ?, ?, 0, ?, ?)",
+        (attestation_id, subject_key, consent_id, issued_at, expires_at),
     )
     return int(cur.lastrowid or 0)
 

@@ -12,8 +12,16 @@ Invariants of :meth:`PeerServicer.RequestAttestation`:
 * the score is included only under ``GRADE_AND_SCORE`` (H12) and the
   contributions never are;
 * the use is counted, a status-list index allocated and the log entry
-  appended in ONE transaction, re-checking the use count inside it; the
-  signed attestation is returned only after COMMIT;
+  appended in ONE transaction; the use is counted by one conditional UPDATE
+  whose WHERE clause is every consent check (audience, purpose, binding, not
+  withdrawn, not expired, not yet valid, uses left), so the database row
+  decides; when it matches nothing the row is re-read only to name the
+  refusal's reason in the order of ADR 0301; a refusal after the use was
+  counted (subject unknown or not eligible, no mapping) gives the use back in
+  the same transaction; the signed attestation is returned only after COMMIT;
+* grade, score and mapped grade are a pure function of the subject and
+  records read in that transaction, the scheme, the target and the day; they
+  are memoised on exactly those inputs (ADR 0310), never on the consent;
 * every refusal that reaches a consent (and every refusal of a listed peer)
   is appended to the transparency log before the error is returned.
 """
@@ -23,13 +31,14 @@ from __future__ import annotations
 import os
 import sqlite3
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from google.protobuf.message import DecodeError
 from grpc import aio
 
-from keys import Attestation, VerificationError, issue_attestation, verify_envelope
-from scoring import list_schemes, load_scheme, score
+from keys import Attestation, MappedGrade, VerificationError, issue_attestation, verify_envelope
+from scoring import Scheme, Subject, list_schemes, load_scheme, score
 
 from ._context import NodeContext
 from ._errors import (
@@ -39,9 +48,16 @@ from ._errors import (
     PermissionDeniedError,
 )
 from ._guard import require_caller
-from ._mapping import table_blob
-from ._repo_consents import ConsentRow, get_consent, state_of, use_consent
-from ._repo_records import load_records, load_subject
+from ._mapping import Mapper, table_blob
+from ._repo_consents import (
+    ConsentRow,
+    add_status_entry,
+    get_consent,
+    release_use,
+    state_of,
+    use_active_consent,
+)
+from ._repo_records import StoredRecord, load_records, load_subject
 from ._status import STATUS_LIST_ID, render_status_list
 from ._svc_citizen import CONSENT_TYPE
 from ._translog import LogWrite
@@ -51,6 +67,7 @@ __all__ = ["PeerServicer"]
 
 NONCE_MIN, NONCE_MAX = 16, 64
 TOKEN_CACHE = 4096
+GRADE_MEMO = 4096
 _STATE_ERRORS: dict[int, tuple[str, str]] = {
     node_pb2.CONSENT_STATE_WITHDRAWN: ("CONSENT_WITHDRAWN", "the consent was withdrawn"),
     node_pb2.CONSENT_STATE_EXPIRED: ("CONSENT_EXPIRED", "the consent has expired"),
@@ -66,12 +83,57 @@ class _Outcome:
     leaves: list[bytes]
 
 
+class _Grades:
+    """Grade, score and mapped grade as a pure function of their inputs, memoised.
+
+    The key is everything the result depends on: the subject and records just read
+    inside the unit (frozen values, compared by content), the scheme and mapper
+    objects in use, the target scheme and the day.  A repaired, revoked or new
+    record changes the key, so nothing stale is ever returned; refusals (not
+    eligible, no mapping) are not memoised and raise every time.
+    """
+
+    __slots__ = ("_memo",)
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[Any, ...], tuple[str, int | None, MappedGrade | None]] = {}
+
+    def grade(
+        self,
+        subject: Subject | None,
+        *,
+        records: list[StoredRecord],
+        scheme: Scheme,
+        mapper: Mapper,
+        target: str,
+        today: date,
+    ) -> tuple[str, int | None, MappedGrade | None]:
+        if subject is None:
+            raise FailedPreconditionError("SUBJECT_UNKNOWN", "no records for the person")
+        key = (subject, tuple(records), id(scheme), id(mapper), target, today)
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
+        result = score(subject, records, scheme, today, explain=False)
+        if not result.eligible or result.grade is None:
+            raise FailedPreconditionError(
+                "SUBJECT_NOT_ELIGIBLE", "the person has no grade in this scheme"
+            )
+        mapped = mapper.map(result.grade, target, today) if target else None
+        if len(self._memo) >= GRADE_MEMO:
+            self._memo.clear()
+        self._memo[key] = out = (result.grade, result.score, mapped)
+        return out
+
+
 class PeerServicer(node_pb2_grpc.PeerServiceServicer):
     def __init__(self, ctx: NodeContext) -> None:
         self._ctx = ctx
         # Verified consent tokens by their exact bytes (payload and signatures): the
         # same bytes verify the same way, so a repeat skips the Ed25519 check.
         self._verified: dict[bytes, node_pb2.ConsentGrant] = {}
+        self._grades = _Grades()
+        self._issued: dict[str, Any] = {}  # metric children by audience
 
     def _peer(self) -> str:
         who = require_caller()
@@ -195,43 +257,58 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         log = ctx.log
         scheme, mapper = ctx.scheme, ctx.mapper
         ttl = ctx.config.limits.attestation_ttl_seconds
+        binding = bytes(request.subject_binding)
+        target = request.target_scheme
+        grades = self._grades
 
         def unit(conn: sqlite3.Connection) -> _Outcome:
             """One transaction: checks, score, use + status index + log entry (or the
             refusal's log entry).  Runs on the writer thread; group-committed."""
-            row = get_consent(conn, consent_id)
+            used = use_active_consent(
+                conn, consent_id, audience=peer, purpose=purpose, binding=binding, now=now
+            )
+            subject_key: bytes | None = used[0] if used is not None else None
             try:
-                if row is None:
-                    raise PermissionDeniedError(
-                        "CONSENT_INVALID", "unknown consent", field="consent_token"
-                    )
-                self._check(row, request, peer, now)
-                subject = load_subject(conn, row.subject_key)
-                if subject is None:
-                    raise FailedPreconditionError("SUBJECT_UNKNOWN", "no records for the person")
-                result = score(
-                    subject, load_records(conn, row.subject_key), scheme, today, explain=False
-                )
-                if not result.eligible or result.grade is None:
-                    raise FailedPreconditionError(
-                        "SUBJECT_NOT_ELIGIBLE", "the person has no grade in this scheme"
-                    )
-                mapped = (
-                    mapper.map(result.grade, request.target_scheme, today)
-                    if request.target_scheme
-                    else None
-                )
-                expires = min(now + ttl, row.not_after)
-                index = use_consent(conn, row, attestation_id, now, expires)
-                if index < 0:  # cannot happen after _check under the writer lock; fail closed
+                if used is None:
+                    # Refused by the conditional UPDATE: name the exact reason, in order.
+                    row = get_consent(conn, consent_id)
+                    if row is None:
+                        raise PermissionDeniedError(
+                            "CONSENT_INVALID", "unknown consent", field="consent_token"
+                        )
+                    subject_key = row.subject_key
+                    self._check(row, request, peer, now)
+                    # every check passed on re-read, yet the UPDATE matched nothing: fail closed
                     raise FailedPreconditionError(
                         "CONSENT_EXHAUSTED", "the consent has no uses left", field="consent_token"
                     )
+                subject_key, scope, not_after, row_binding, grant_sha256 = used
+                try:
+                    grade, value, mapped = grades.grade(
+                        load_subject(conn, subject_key),
+                        records=load_records(conn, subject_key),
+                        scheme=scheme,
+                        mapper=mapper,
+                        target=target,
+                        today=today,
+                    )
+                except NodeError:
+                    release_use(conn, consent_id)  # refused after counting: give it back
+                    raise
+                expires = min(now + ttl, not_after)
+                index = add_status_entry(
+                    conn,
+                    attestation_id,
+                    subject_key=subject_key,
+                    consent_id=consent_id,
+                    issued_at=now,
+                    expires_at=expires,
+                )
             except NodeError as exc:
                 entry = LogWrite(
                     "request_refused",
                     now,
-                    row.subject_key if row else None,
+                    subject_key,
                     consent_id=consent_id,
                     requester=peer,
                     purpose=purpose,
@@ -242,7 +319,7 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
             entry = LogWrite(
                 "attestation_issued",
                 now,
-                row.subject_key,
+                subject_key,
                 consent_id=consent_id,
                 requester=peer,
                 purpose=purpose,
@@ -254,22 +331,20 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                 issuer_region=ctx.config.region,
                 scheme_id=scheme.id,
                 scheme_version=scheme.version,
-                grade=result.grade,
+                grade=grade,
                 period=today.strftime("%Y-%m"),
                 model_version=scheme.key,
                 issued_at=now,
                 expires_at=expires,
-                subject_binding=row.binding,
+                subject_binding=row_binding,
                 consent_id=consent_id,
-                consent_sha256=row.grant_sha256,
+                consent_sha256=grant_sha256,
                 audience=peer,
                 purpose=purpose,
                 nonce=bytes(request.nonce),
                 status_list_id=STATUS_LIST_ID,
                 status_index=index,
-                score=(
-                    result.score if row.scope == node_pb2.CONSENT_SCOPE_GRADE_AND_SCORE else None
-                ),
+                score=value if scope == node_pb2.CONSENT_SCOPE_GRADE_AND_SCORE else None,
                 mapped=mapped,
             )
             return _Outcome(att, None, first, leaves)
@@ -281,7 +356,10 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         assert outcome.attestation is not None
         # Signed after COMMIT: the use, status index and log entry are durable first.
         blob = issue_attestation(outcome.attestation, ctx.secrets.signing)
-        ctx.metrics.attestations.labels(peer).inc()
+        issued = self._issued.get(peer)
+        if issued is None:
+            issued = self._issued[peer] = ctx.metrics.attestations.labels(peer)
+        issued.inc()
         return node_pb2.AttestationResponse(signed_attestation=blob)
 
     async def GetKeySet(

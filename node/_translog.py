@@ -18,6 +18,7 @@ import hashlib
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from keys import CHECKPOINT_TYPE, Envelope, KeyPair, MerkleTree, sign
 from node.pb.v1 import attestation_pb2, node_pb2
@@ -27,6 +28,13 @@ from ._db import Database, Tx
 __all__ = ["LogWrite", "TransparencyLog", "subject_ref"]
 
 
+_APPEND = (
+    "INSERT INTO log_entries (idx, subject_key, kind, leaf, created_at) "
+    "VALUES ((SELECT coalesce(max(idx) + 1, 0) FROM log_entries), ?, ?, ?, ?)"
+)
+
+
+@lru_cache(maxsize=4096)
 def subject_ref(subject_key: bytes) -> bytes:
     return hashlib.sha256(b"huxin-log-subject" + subject_key).digest()
 
@@ -109,16 +117,17 @@ class TransparencyLog:
         self, conn: sqlite3.Connection, writes: Sequence[LogWrite]
     ) -> tuple[int, list[bytes]]:
         """Inside a write unit: insert entries; returns (first index, leaves) for
-        :meth:`mirror`, which the unit's ``after`` hook calls after COMMIT."""
-        (first,) = conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM log_entries").fetchone()
+        :meth:`mirror`, which the unit's ``after`` hook calls after COMMIT.
+
+        Each row takes the next dense index in the statement that inserts it
+        (``idx`` is the rowid, so ``lastrowid`` is that index)."""
         leaves = [w.entry() for w in writes]
-        for i, (w, leaf) in enumerate(zip(writes, leaves, strict=True)):
-            conn.execute(
-                "INSERT INTO log_entries (idx, subject_key, kind, leaf, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (first + i, w.subject_key, w.kind, leaf, w.timestamp),
-            )
-        return int(first), leaves
+        first = -1
+        for w, leaf in zip(writes, leaves, strict=True):
+            cur = conn.execute(_APPEND, (w.subject_key, w.kind, leaf, w.timestamp))
+            if first < 0:
+                first = int(cur.lastrowid or 0)
+        return first, leaves
 
     def mirror(self, first: int, leaves: Sequence[bytes]) -> None:
         """Append committed leaves to the in-memory tree (commit order)."""

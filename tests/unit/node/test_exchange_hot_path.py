@@ -1,0 +1,258 @@
+"""The attestation hot path's storage steps (docs/adr/0310).
+
+REQ: H5, H12, N15 — a use is counted only when every consent check holds, in the
+same transaction as the status index and the log entry; a refusal after the
+count gives the use back; the log's indexes stay dense; a memoised grade is
+exactly the engine's and never survives a change of its inputs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from keys import KeyPair
+from node._db import Database
+from node._errors import FailedPreconditionError, NodeError
+from node._mapping import Mapper
+from node._repo_consents import (
+    add_status_entry,
+    get_consent,
+    release_use,
+    use_active_consent,
+)
+from node._repo_records import StoredRecord
+from node._svc_peer import _Grades
+from node._translog import LogWrite, TransparencyLog
+from scoring import Residence, Subject, load_scheme, score
+
+SUBJECT = b"\x07" * 32
+BINDING = b"\x01" * 32
+NOW = 1_800_000_000
+
+
+async def _db(tmp_path: Path) -> Database:
+    db = await Database.open(tmp_path / "n.db")
+    async with db.write() as tx:
+        await tx.run(
+            "INSERT INTO subjects (subject_key, birth_date, id_sealed, registered_at) "
+            "VALUES (?, '1980-01-01', x'00', '2026-01-01')",
+            (SUBJECT,),
+        )
+        await tx.run(
+            "INSERT INTO consents (consent_id, subject_key, audience, purpose, scope, not_before, "
+            "not_after, max_uses, uses, binding, grant_payload, grant_sha256, granted_at, "
+            "withdrawn_at) VALUES ('c1', ?, 'hainan', 'loan', 1, ?, ?, 2, 0, ?, x'00', ?, ?, "
+            "NULL)",
+            (SUBJECT, NOW - 10, NOW + 100, BINDING, b"\x02" * 32, NOW - 10),
+        )
+    return db
+
+
+def _use(conn: sqlite3.Connection, **over: object) -> object:
+    args: dict[str, object] = {
+        "audience": "hainan",
+        "purpose": "loan",
+        "binding": BINDING,
+        "now": NOW,
+    }
+    args.update(over)
+    return use_active_consent(conn, "c1", **args)  # type: ignore[arg-type]
+
+
+def _uses(conn: sqlite3.Connection) -> int:
+    row = get_consent(conn, "c1")
+    assert row is not None
+    return row.uses
+
+
+async def test_use_counts_and_returns_the_row(tmp_path: Path) -> None:
+    db = await _db(tmp_path)
+
+    def unit(conn: sqlite3.Connection) -> tuple[object, int]:
+        return _use(conn), _uses(conn)
+
+    used, uses = await db.write_unit(unit)
+    assert used == (SUBJECT, 1, NOW + 100, BINDING, b"\x02" * 32)
+    assert uses == 1
+    await db.close()
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"audience": "guangdong"},
+        {"purpose": "rental"},
+        {"binding": b"\x09" * 32},
+        {"now": NOW + 100},  # expired (not_after is exclusive)
+        {"now": NOW - 11},  # not yet valid
+    ],
+    ids=["wrong-audience", "wrong-purpose", "wrong-binding", "expired", "not-yet-valid"],
+)
+async def test_use_refused_writes_nothing(tmp_path: Path, over: dict[str, object]) -> None:
+    db = await _db(tmp_path)
+
+    def unit(conn: sqlite3.Connection) -> tuple[object, int]:
+        return _use(conn, **over), _uses(conn)
+
+    assert await db.write_unit(unit) == (None, 0)
+    await db.close()
+
+
+async def test_withdrawn_and_exhausted_are_refused(tmp_path: Path) -> None:
+    db = await _db(tmp_path)
+
+    def twice_then_third(conn: sqlite3.Connection) -> list[object]:
+        return [_use(conn) is not None for _ in range(3)]
+
+    assert await db.write_unit(twice_then_third) == [True, True, False]  # max_uses = 2
+
+    def withdrawn(conn: sqlite3.Connection) -> object:
+        conn.execute("UPDATE consents SET uses = 0, withdrawn_at = ? WHERE consent_id = 'c1'", (1,))
+        return _use(conn)
+
+    assert await db.write_unit(withdrawn) is None
+    await db.close()
+
+
+async def test_release_gives_the_use_back_and_status_index_is_allocated(tmp_path: Path) -> None:
+    db = await _db(tmp_path)
+
+    def unit(conn: sqlite3.Connection) -> tuple[int, int, int]:
+        _use(conn)
+        release_use(conn, "c1")
+        after_release = _uses(conn)
+        _use(conn)
+        a = add_status_entry(
+            conn, "a1", subject_key=SUBJECT, consent_id="c1", issued_at=NOW, expires_at=NOW + 9
+        )
+        b = add_status_entry(
+            conn, "a2", subject_key=SUBJECT, consent_id="c1", issued_at=NOW, expires_at=NOW + 9
+        )
+        return after_release, a, b
+
+    after_release, a, b = await db.write_unit(unit)
+    assert after_release == 0
+    assert b == a + 1
+    row = await db.fetchone("SELECT uses FROM consents WHERE consent_id = 'c1'")
+    assert row[0] == 1
+    await db.close()
+
+
+async def test_log_indexes_stay_dense_across_a_group_with_a_failing_unit(tmp_path: Path) -> None:
+    """Group commit: a unit that raises is rolled back alone; the others' log entries take
+    0, 1, … with no gap, and the in-memory tree mirrors exactly the committed rows."""
+    import asyncio
+
+    db = await _db(tmp_path)
+    log = TransparencyLog(db, "heihe", KeyPair.generate())
+    await log.load()
+
+    def ok(conn: sqlite3.Connection) -> tuple[int, list[bytes]]:
+        return log.append_sync(conn, [LogWrite("request_refused", NOW, None, reason="X")])
+
+    def bad(conn: sqlite3.Connection) -> tuple[int, list[bytes]]:
+        log.append_sync(conn, [LogWrite("request_refused", NOW, None, reason="Y")])
+        raise FailedPreconditionError("BOOM", "fails after writing")
+
+    def mirror(r: tuple[int, list[bytes]]) -> None:
+        log.mirror(*r)
+
+    results = await asyncio.gather(
+        db.write_unit(ok, mirror),
+        db.write_unit(bad, mirror),
+        db.write_unit(ok, mirror),
+        return_exceptions=True,
+    )
+    assert [r[0] if isinstance(r, tuple) else type(r).__name__ for r in results] == [
+        0,
+        "FailedPreconditionError",
+        1,
+    ]
+    rows = await db.fetchall("SELECT idx FROM log_entries ORDER BY idx")
+    assert [r[0] for r in rows] == [0, 1]
+    assert log.size == 2
+    # alone in its group (no SAVEPOINT): still rolled back, nothing half-written
+    with pytest.raises(FailedPreconditionError):
+        await db.write_unit(bad, mirror)
+    assert (await db.fetchone("SELECT count(*) FROM log_entries"))[0] == 2
+    assert log.size == 2
+    await db.close()
+
+
+def _record(rid: str, recognised: date, category: str = "honour") -> StoredRecord:
+    return StoredRecord(
+        record_id=rid,
+        source="court",
+        category=category,
+        act_id=f"act-{rid}",
+        recognised_on=recognised,
+        valid_until=None,
+        level="city",
+        severity=None,
+        legal_document="",
+        status="active",
+        flags=frozenset(),
+        provenance="public",
+    )
+
+
+def test_memoised_grade_equals_the_engine_and_follows_its_inputs() -> None:
+    scheme = load_scheme("heihe")
+    mapper = Mapper(scheme.id)
+    subject = Subject(date(1985, 3, 12), (Residence("hukou", date(1990, 1, 1)),), True)
+    today = date(2026, 11, 23)
+    grades = _Grades()
+    records = [_record("r1", date(2026, 1, 5))]
+    try:
+        expected = score(subject, records, scheme, today, explain=False)
+    except Exception as exc:  # pragma: no cover - fixture must score
+        pytest.fail(f"fixture does not score: {exc}")
+    if not expected.eligible:
+        pytest.skip("fixture subject not eligible in this scheme")
+    got = grades.grade(
+        subject, records=records, scheme=scheme, mapper=mapper, target="", today=today
+    )
+    assert got == (expected.grade, expected.score, None)
+    assert (
+        grades.grade(subject, records=records, scheme=scheme, mapper=mapper, target="", today=today)
+        is got
+    )
+    revoked = [replace(records[0], status="revoked")]
+    again = score(subject, revoked, scheme, today, explain=False)
+    if again.eligible:
+        assert grades.grade(
+            subject, records=revoked, scheme=scheme, mapper=mapper, target="", today=today
+        ) == (again.grade, again.score, None)
+    mapped = grades.grade(
+        subject, records=records, scheme=scheme, mapper=mapper, target="hainan", today=today
+    )
+    assert mapped[2] == mapper.map(expected.grade or "", "hainan", today)
+
+
+@pytest.mark.parametrize(
+    ("subject", "target", "code"),
+    [
+        (None, "", "SUBJECT_UNKNOWN"),
+        (Subject(date(1985, 3, 12), (), True), "nowhere", "MAPPING_UNAVAILABLE"),
+    ],
+    ids=["no-subject", "no-mapping"],
+)
+def test_memo_refusals_raise_every_time(subject: Subject | None, target: str, code: str) -> None:
+    scheme = load_scheme("heihe")
+    grades = _Grades()
+    for _ in range(2):
+        with pytest.raises(NodeError) as err:
+            grades.grade(
+                subject,
+                records=[_record("r1", date(2026, 1, 5))],
+                scheme=scheme,
+                mapper=Mapper(scheme.id),
+                target=target,
+                today=date(2026, 11, 23),
+            )
+        assert err.value.code in {code, "SUBJECT_NOT_ELIGIBLE"}
