@@ -5,9 +5,11 @@ One push cycle (:meth:`Pusher.push_once`):
 1. ask the hub for its cursor (``GetCursor``) — the highest seq it stored for us —
    and fetch any receipts we lack up to it (``GetReceipts``: a previous stream
    may have been cut after the hub committed but before it answered);
-2. open a ``Push`` stream with our log checkpoint (signed now, with the RFC 9162
-   consistency proof from the size the hub witnessed) and at most
-   ``max_items_per_push`` events with ``seq > cursor``; repeat while more wait.
+2. open a ``Push`` stream with at most ``max_items_per_push`` events with
+   ``seq > cursor``; repeat while more events wait; the LAST stream of the cycle
+   ends with our log checkpoint, signed now, with the RFC 9162 consistency proof
+   from the size the hub witnessed — last, so a log the hub finds inconsistent
+   never holds back the data (H13).
 
 Invariants: nothing is ever skipped — events go out strictly in seq order
 starting at the hub's own cursor, so a crash, restart or partition on either
@@ -269,21 +271,21 @@ class Pusher:
             receipts += await self._fetch_missing(stub, cursor, timeout)
             log_sent = False
             while True:
+                limit = max_items if max_events is None else min(max_items, max_events - events)
                 items, lc = await self._db.read_unit(
                     functools.partial(
-                        self._next,
-                        cursor=cursor,
-                        log=not log_sent,
-                        witnessed=witnessed,
-                        now=now,
-                        limit=max_items
-                        if max_events is None
-                        else min(max_items, max_events - events),
+                        self._next, cursor=cursor, log=not log_sent, witnessed=witnessed,
+                        now=now, limit=limit,
                     )
+                )  # fmt: skip
+                last = len(items) < limit or (
+                    max_events is not None and events + len(items) >= max_events
                 )
+                if not last:
+                    lc = None  # more events follow: the checkpoint goes in the last stream
                 if not items and lc is None:
                     break
-                stream = ([lc] if lc is not None else []) + items
+                stream = items + ([lc] if lc is not None else [])  # events first (ADR 0402)
 
                 async def gen(
                     stream: list[hub_pb2.PushItem] = stream,
@@ -292,7 +294,7 @@ class Pusher:
                         yield it
 
                 resp = await stub.Push(gen(), timeout=timeout)
-                log_sent = True
+                log_sent = log_sent or lc is not None
                 receipts += await self._store_receipts(stub, list(resp.receipts))
                 if lc is not None and resp.HasField("witnessed"):
                     witnessed = lc.log_checkpoint.proof.second_size

@@ -353,3 +353,34 @@ def test_background_push_loop_in_serve(fed: Fed) -> None:
         ("heihe", "attestations-1")
     ]
     assert _q(fed.region_dir / "node.db", "SELECT cursor FROM push_state") == [(total,)]
+
+
+def test_split_view_recorded_as_evidence(fed: Fed) -> None:
+    """REQ: H16 — the hub witnesses the region's transparency log: after a rewritten entry
+    (a split view) the push is refused with LOG_INCONSISTENT, both checkpoints are kept as
+    evidence, the error is logged, and the region's data still reaches the hub (H13)."""
+    hub = Proc(fed.hub_config)
+    try:
+        ok = subprocess.run([*_push(), str(fed.region_config), "--max-events", "1"],
+                            capture_output=True, timeout=60, check=False)  # fmt: skip
+        assert ok.returncode == 0, ok.stderr.decode()
+        assert json.loads(ok.stdout)["witnessed_log_size"] == 3
+        conn = sqlite3.connect(fed.region_dir / "node.db")
+        conn.execute(
+            "UPDATE log_entries SET leaf = ? WHERE idx = 1",
+            (node_pb2.LogEntry(kind="consent_granted", timestamp=99).SerializeToString(),),
+        )
+        conn.commit()
+        conn.close()
+        bad = subprocess.run([*_push(), str(fed.region_config)], capture_output=True, timeout=60,
+                             check=False)  # fmt: skip
+    finally:
+        hub.stop()
+    assert bad.returncode == 1 and b"LOG_INCONSISTENT" in bad.stderr
+    evidence = _q(fed.hub_dir / "node.db", "SELECT region, reason, previous IS NOT NULL"
+                                           " FROM hub_witness_evidence")  # fmt: skip
+    assert evidence == [("heihe", "SPLIT_VIEW", 1)]
+    assert _q(fed.hub_dir / "node.db", "SELECT witnessed_size FROM hub_cursors") == [(3,)]
+    assert _q(fed.hub_dir / "node.db", "SELECT count(*) FROM hub_events") == [(PEOPLE // BATCH,)]
+    log = [json.loads(x) for x in (fed.hub_dir / "node.log").read_text().splitlines()]
+    assert any(x.get("msg") == "log inconsistency" and x.get("reason") == "SPLIT_VIEW" for x in log)
