@@ -28,6 +28,7 @@ import asyncio
 import hashlib
 import hmac
 import sqlite3
+import time
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter
@@ -308,6 +309,7 @@ class Hub:
         self.metrics = HubMetrics(metrics)
         self.own = own_entry(hub_id, root.public_key, own_key_set, endpoints)
         self.trust = registry_trust([], hub_id)
+        self._reloaded = 0.0
 
     # -- registry and trust list ---------------------------------------------------
     async def reload(self) -> None:
@@ -346,6 +348,15 @@ class Hub:
                 "REGION_NOT_REGISTERED",
                 "this region is not in the hub's registry; score data stays domestic (H17)",
             )
+
+    async def admit(self, region: str) -> None:
+        """:meth:`check_region`, re-reading the registry first when the region is unknown
+        (a region registered while the hub runs is admitted at once; at most one
+        re-read per second, so unknown callers cannot make the hub hammer its DB)."""
+        if region not in self.trust.regions and time.monotonic() - self._reloaded >= 1.0:
+            self._reloaded = time.monotonic()
+            await self.reload()
+        self.check_region(region)
 
     # -- cursors and receipts --------------------------------------------------------
     async def cursor(self, region: str) -> hub_pb2.GetCursorResponse:

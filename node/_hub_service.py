@@ -64,7 +64,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                 raise UnauthenticatedError(
                     "NO_CLIENT_CERTIFICATE", "a certificate with a region id is required"
                 )
-            self._hub.check_region(region)
+            await self._hub.admit(region)
             out = hub_pb2.PushResponse()
             events = 0
             # Pipelined: event k+1 is verified while event k commits; receipts stay in order.
@@ -118,14 +118,14 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         self, request: hub_pb2.GetCursorRequest, context: aio.ServicerContext[Any, Any]
     ) -> hub_pb2.GetCursorResponse:
         region = require_caller()
-        self._hub.check_region(region)
+        await self._hub.admit(region)
         return await self._hub.cursor(region)
 
     async def GetReceipts(
         self, request: hub_pb2.GetReceiptsRequest, context: aio.ServicerContext[Any, Any]
     ) -> hub_pb2.GetReceiptsResponse:
         region = require_caller()
-        self._hub.check_region(region)
+        await self._hub.admit(region)
         out = hub_pb2.GetReceiptsResponse()
         for blob in await self._hub.receipts(region, request.from_seq, request.limit):
             out.receipts.add().ParseFromString(blob)

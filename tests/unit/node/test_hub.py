@@ -340,3 +340,22 @@ def test_hub_keyset_helper() -> None:
     root, signing = KeyPair.generate(), KeyPair.generate()
     ks = KeySet.new(HUB, root.public_key, NOW).add_key(signing.public_key, NOW, NOW + 9)
     assert verify_key_set(ks.sign(root, NOW).to_bytes(), root.public_key, HUB).keys
+
+
+async def test_region_registered_while_running_is_admitted(tmp_path: Path) -> None:
+    """A region registered after the hub started is admitted without a restart."""
+    w = await make_world(tmp_path, register=False)
+    with pytest.raises(NodeError):
+        await w.hub.admit("heihe")
+    await w.db.write_unit(
+        lambda c: register_region(
+            c,
+            region="heihe",
+            root_public_key=w.region.root.public_key,
+            key_set=w.region.key_set,
+            now=NOW,
+        )
+    )
+    w.hub._reloaded = 0.0  # the one-per-second re-read budget is available again
+    await w.hub.admit("heihe")
+    assert _receipt(w, await w.hub.ingest("heihe", w.items[0], NOW + 1)).seq == 1
