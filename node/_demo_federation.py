@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -341,13 +342,19 @@ def _verify_args(ctx: DemoContext, status: Path) -> tuple[list[str], str]:
     return args, shown
 
 
-def stage_verify(ctx: DemoContext) -> None:
+def _run_verify(ctx: DemoContext, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """``huxin verify`` with the resident's ID on stdin (never in argv: ``ps``, history)."""
     assert ctx.resident is not None
-    procs = _procs(ctx)
+    return _procs(ctx).huxin(
+        *args, "--subject-id-file", "-", stdin=ctx.resident + "\n", check=False
+    )
+
+
+def stage_verify(ctx: DemoContext) -> None:
     ctx.heading("9. The bank verifies offline (as `huxin verify` does)")
     args, shown = _verify_args(ctx, _fetch_status(ctx))
-    ctx.say(f"$ huxin {shown} --subject-id <ID from the card>")
-    out = procs.huxin(*args, "--subject-id", ctx.resident, check=False)
+    ctx.say(f"$ huxin {shown} --subject-id-file - < (ID from the card, on stdin)")
+    out = _run_verify(ctx, args)
     if out.returncode != 0:
         ctx.say(f"NOT VALID: {out.stderr.strip()[:200]}")
         return
@@ -419,7 +426,7 @@ def stage_withdraw(ctx: DemoContext) -> None:
         ctx.say("NOT refused — this is a bug.")
     ctx.say()
     args = _verify_args(ctx, _fetch_status(ctx))[0]
-    out = procs.huxin(*args, "--subject-id", ctx.resident, check=False)
+    out = _run_verify(ctx, args)
     ctx.extra["revoked"] = out.returncode != 0 and "STATUS_REVOKED" in out.stdout + out.stderr
     ctx.say(
         "The attestation the bank already holds now fails `huxin verify` with Heihe's fresh"

@@ -23,9 +23,17 @@ Invariants:
   still checked against an authenticated identity;
 * a request is forwarded only to regions in the trust list (H17) and at most
   :data:`MAX_HOPS` times (``huxin-hops``), so a routing loop ends;
-* a downstream error is never passed through: it becomes our own
-  ``UPSTREAM_REFUSED`` (naming the downstream reason code) or
-  ``UPSTREAM_UNAVAILABLE``;
+* a downstream error is never passed through: its gRPC code is mapped by
+  the explicit table :data:`DOWNSTREAM_STATUS` to our own error
+  (``UPSTREAM_REFUSED``, ``UPSTREAM_DEADLINE_EXCEEDED`` or
+  ``UPSTREAM_UNAVAILABLE``; a throttled downstream stays
+  ``RESOURCE_EXHAUSTED`` with our own ``retry-after`` hint, clamped).  The
+  origin we report is the hop WE called, never text from the downstream; the
+  downstream reason (``huxin-upstream-reason`` when it relayed a refusal
+  itself, else its ``huxin-reason``) is passed on only if it is in
+  :data:`KNOWN_REASONS`, otherwise as ``UNSPECIFIED``;
+* the hop counter is clamped to ``0..MAX_HOPS``; a non-integer
+  ``huxin-hops`` is refused (``INVALID_ARGUMENT HOPS_INVALID``);
 * the consent token is only *peeked at* here for routing; the home region
   verifies it before it is used.
 """
@@ -34,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import ssl
 import time
 from typing import Any
@@ -44,29 +51,98 @@ from grpc import aio
 
 from keys import KeysError, region_of_certificate
 
-from ._client import peer_channel, reason_of
+from ._client import peer_channel
 from ._context import NodeContext
-from ._errors import FailedPreconditionError, PermissionDeniedError, UnavailableError
+from ._errors import (
+    REASON_KEY,
+    DeadlineError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NodeError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
 from ._guard import require_caller
 from ._observe import log_event
 from ._svc_peer import PeerServicer
+from ._throttle import RETRY_AFTER_KEY
 from ._trust import HOPS_KEY, ON_BEHALF_KEY
 from .pb.v1 import hub_pb2, node_pb2, node_pb2_grpc
 
-__all__ = ["MAX_HOPS", "EndpointCheck", "Router", "RoutingPeerServicer", "consent_issuer"]
+__all__ = [
+    "DOWNSTREAM_STATUS",
+    "KNOWN_REASONS",
+    "MAX_HOPS",
+    "UPSTREAM_REASON_KEY",
+    "EndpointCheck",
+    "Router",
+    "RoutingPeerServicer",
+    "consent_issuer",
+    "downstream_error",
+    "parse_hops",
+]
 
 MAX_HOPS = 4
 DEFAULT_TIMEOUT = 10.0
-_REASON = re.compile(r"^[A-Z][A-Z0-9_]{2,47}$")
-_ORIGIN = re.compile(r"([a-z0-9][a-z0-9._-]{0,62}) refused the request: ([A-Z][A-Z0-9_]{2,47})$")
-_REFUSED = {
-    grpc.StatusCode.PERMISSION_DENIED,
-    grpc.StatusCode.FAILED_PRECONDITION,
-    grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.NOT_FOUND,
-    grpc.StatusCode.UNAUTHENTICATED,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
+UPSTREAM_REASON_KEY = "huxin-upstream-reason"  # the reason behind a relayed UPSTREAM_REFUSED
+RETRY_AFTER_MIN, RETRY_AFTER_MAX, RETRY_AFTER_DEFAULT = 1, 3600, 1
+
+#: downstream gRPC code -> (our error class, our reason code); anything else is UNAVAILABLE
+DOWNSTREAM_STATUS: dict[grpc.StatusCode, tuple[type[NodeError], str]] = {
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (ResourceExhaustedError, "UPSTREAM_REFUSED"),
+    grpc.StatusCode.PERMISSION_DENIED: (PermissionDeniedError, "UPSTREAM_REFUSED"),
+    grpc.StatusCode.UNAUTHENTICATED: (PermissionDeniedError, "UPSTREAM_REFUSED"),
+    grpc.StatusCode.NOT_FOUND: (FailedPreconditionError, "UPSTREAM_REFUSED"),
+    grpc.StatusCode.INVALID_ARGUMENT: (FailedPreconditionError, "UPSTREAM_REFUSED"),
+    grpc.StatusCode.FAILED_PRECONDITION: (FailedPreconditionError, "UPSTREAM_REFUSED"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (DeadlineError, "UPSTREAM_DEADLINE_EXCEEDED"),
+    grpc.StatusCode.UNAVAILABLE: (UnavailableError, "UPSTREAM_UNAVAILABLE"),
 }
+
+#: reason codes a downstream RequestAttestation may give that we pass on by name
+KNOWN_REASONS = frozenset(
+    {
+        # consent and subject (node._svc_peer)
+        "CONSENT_INVALID",
+        "CONSENT_WITHDRAWN",
+        "CONSENT_EXPIRED",
+        "CONSENT_EXHAUSTED",
+        "CONSENT_NOT_YET_VALID",
+        "CONSENT_WRONG_AUDIENCE",
+        "CONSENT_WRONG_PURPOSE",
+        "SUBJECT_BINDING_MISMATCH",
+        "SUBJECT_UNKNOWN",
+        "SUBJECT_NOT_ELIGIBLE",
+        "NONCE_INVALID",
+        "MAPPING_UNAVAILABLE",
+        "TABLE_EXPIRED",
+        "TABLE_NOT_YET_EFFECTIVE",
+        # the consent token's signature (keys)
+        "UNKNOWN_KEY",
+        "BAD_SIGNATURE",
+        "UNKNOWN_ISSUER",
+        "KEY_NOT_VALID",
+        "KEY_REVOKED",
+        # admission (node._guard, node._throttle)
+        "PEER_NOT_TRUSTED",
+        "RELAY_NOT_TRUSTED",
+        "NO_CLIENT_CERTIFICATE",
+        "MESSAGE_TOO_LARGE",
+        "TOO_MANY_CONCURRENT_CALLS",
+        "QUERY_RATE_EXCEEDED",
+        "DEADLINE_EXCEEDED",
+        # routing (this module, one hop further)
+        "REGION_NOT_TRUSTED",
+        "HOME_REGION_MISMATCH",
+        "NO_ROUTE",
+        "TOO_MANY_HOPS",
+        "HOPS_INVALID",
+        "PEER_IDENTITY_MISMATCH",
+        "UPSTREAM_DEADLINE_EXCEEDED",
+        "UPSTREAM_UNAVAILABLE",
+    }
+)
 
 
 def consent_issuer(token: Any) -> str:
@@ -133,10 +209,55 @@ class EndpointCheck:
 
 
 def _metadata(context: Any, key: str) -> str:
-    for k, v in context.invocation_metadata() or ():
+    return _value(context.invocation_metadata(), key)
+
+
+def _value(metadata: Any, key: str) -> str:
+    for k, v in metadata or ():
         if k == key:
-            return v if isinstance(v, str) else bytes(v).decode()
+            return v if isinstance(v, str) else bytes(v).decode("utf-8", "replace")
     return ""
+
+
+def parse_hops(value: str) -> int:
+    """The ``huxin-hops`` header: absent is 0, clamped to ``0..MAX_HOPS``; not an integer is refused."""
+    if not value:
+        return 0
+    try:
+        hops = int(value.strip())
+    except ValueError:
+        raise InvalidArgumentError(
+            "HOPS_INVALID", "must be a whole number", field=HOPS_KEY
+        ) from None
+    return max(0, min(hops, MAX_HOPS))
+
+
+def _retry_after(value: str) -> int:
+    try:
+        seconds = int(value)
+    except ValueError:
+        return RETRY_AFTER_DEFAULT
+    return max(RETRY_AFTER_MIN, min(seconds, RETRY_AFTER_MAX))
+
+
+def downstream_error(hop: str, err: aio.AioRpcError) -> NodeError:
+    """Our own error for a refusal by ``hop`` (the hop WE called; see the module invariants)."""
+    trailing = err.trailing_metadata()
+    reason = _value(trailing, REASON_KEY)
+    if reason == "UPSTREAM_REFUSED":  # it relayed a refusal itself: the reason behind it
+        reason = _value(trailing, UPSTREAM_REASON_KEY)
+    shown = reason if reason in KNOWN_REASONS else "UNSPECIFIED"
+    kind, code = DOWNSTREAM_STATUS.get(err.code(), (UnavailableError, "UPSTREAM_UNAVAILABLE"))
+    details: tuple[tuple[str, str | bytes], ...] = ((UPSTREAM_REASON_KEY, shown),)
+    if code != "UPSTREAM_REFUSED":
+        return kind(code, f"{hop} did not answer ({err.code().name})", details=details)
+    if kind is ResourceExhaustedError:
+        wait = _retry_after(_value(trailing, RETRY_AFTER_KEY))
+        details += ((RETRY_AFTER_KEY, str(wait)),)
+        return kind(
+            code, f"{hop} refused the request: {shown}; retry after {wait} s", details=details
+        )
+    return kind(code, f"{hop} refused the request: {shown}", details=details)
 
 
 class Router:
@@ -153,7 +274,9 @@ class Router:
         trust, fed = ctx.trust, ctx.config.federation
         if not trust.allows(home, ctx.now_s()):
             raise PermissionDeniedError(
-                "REGION_NOT_TRUSTED", "the consent's home region is not in the trust list (H17)"
+                "REGION_NOT_TRUSTED",
+                "the consent's home region is not in the trust list (H17)",
+                field="consent_token",
             )
         if ctx.config.role == "hub":
             home_hub = trust.home_hub(home)
@@ -200,20 +323,7 @@ class Router:
                 request, metadata=metadata, timeout=timeout or DEFAULT_TIMEOUT
             )
         except aio.AioRpcError as err:
-            reason = reason_of(err)
-            origin = hop
-            if reason == "UPSTREAM_REFUSED":  # our own format, one hop further: keep the origin
-                found = _ORIGIN.search(err.details() or "")
-                if found:
-                    origin, reason = found.group(1), found.group(2)
-            shown = reason if _REASON.match(reason or "") else "UNSPECIFIED"
-            if err.code() in _REFUSED:
-                raise FailedPreconditionError(
-                    "UPSTREAM_REFUSED", f"{origin} refused the request: {shown}"
-                ) from None
-            raise UnavailableError(
-                "UPSTREAM_UNAVAILABLE", f"{hop} did not answer ({err.code().name})"
-            ) from None
+            raise downstream_error(hop, err) from None
         self._ctx.metrics.attestations.labels(f"routed:{hop}").inc()
         return response
 
@@ -229,7 +339,9 @@ class Router:
         issuer = consent_issuer(request.request.consent_token)
         if issuer and home != issuer:
             raise FailedPreconditionError(
-                "HOME_REGION_MISMATCH", "home_region differs from the consent's issuer"
+                "HOME_REGION_MISMATCH",
+                "home_region differs from the consent's issuer",
+                field="home_region",
             )
         return await self.forward(home, request.request, who)
 
@@ -259,10 +371,7 @@ class RoutingPeerServicer(PeerServicer):
             raise PermissionDeniedError(
                 "PEER_NOT_TRUSTED", "this region is not in the domestic trust list (H17)"
             )
-        try:
-            hops = int(_metadata(context, HOPS_KEY) or 0)
-        except ValueError:
-            hops = MAX_HOPS
+        hops = parse_hops(_metadata(context, HOPS_KEY))
         remaining = context.time_remaining()
         timeout = None if remaining is None else max(0.1, remaining - 0.05)
         return await self._router.forward(home, request, who, hops=hops, timeout=timeout)

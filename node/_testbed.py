@@ -204,11 +204,17 @@ class FederationProcesses:
     layout: FederationLayout
     procs: dict[str, NodeProcess] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    commands: list[tuple[str, ...]] = field(default_factory=list)  # argv of each `huxin` run
 
-    def huxin(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run a ``huxin`` command in a child process."""
+    def huxin(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a ``huxin`` command in a child process (``stdin``: text fed to it, e.g. an
+        ID number for ``--subject-id-file -``, which must never be on the command line)."""
+        self.commands.append(args)
         return subprocess.run(
             [sys.executable, "-m", "node", *args],
+            input=stdin,
             capture_output=True,
             text=True,
             check=check,

@@ -44,6 +44,13 @@ def _reason(err: grpc.RpcError) -> str:
     return ""
 
 
+def _meta(err: grpc.RpcError, key: str) -> str:
+    for k, v in err.trailing_metadata() or ():  # type: ignore[attr-defined]
+        if k == key:
+            return str(v)
+    return ""
+
+
 def _wait(pred: object, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -216,7 +223,10 @@ def test_withdrawn_consent_is_refused_through_the_route_with_the_origin_reason(
         world.request(token, HAINAN, BANK)
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION  # type: ignore[attr-defined]
     assert _reason(info.value) == "UPSTREAM_REFUSED"
-    assert "heihe refused the request: CONSENT_WITHDRAWN" in info.value.details()  # type: ignore[attr-defined]
+    # Blamed on the hop Hainan called (its hub), never on a name parsed from downstream text;
+    # the reason behind the refusal is passed along hop by hop (a known reason code).
+    assert "hainan-hub refused the request: CONSENT_WITHDRAWN" in info.value.details()  # type: ignore[attr-defined]
+    assert _meta(info.value, "huxin-upstream-reason") == "CONSENT_WITHDRAWN"
 
 
 @pytest.mark.parametrize(
@@ -242,6 +252,10 @@ def test_withdrawn_consent_is_refused_through_the_route_with_the_origin_reason(
         pytest.param(
             HAINAN, BANK, ((HOPS_KEY, "4"),), "FAILED_PRECONDITION", "TOO_MANY_HOPS",
             id="routing-loop",
+        ),
+        pytest.param(
+            HAINAN, BANK, ((HOPS_KEY, "loop"),), "INVALID_ARGUMENT", "HOPS_INVALID",
+            id="hops-not-a-number",
         ),
     ],
 )  # fmt: skip
@@ -321,7 +335,18 @@ def test_demo_story_with_three_processes(tmp_path: Path) -> None:
     assert "attestation_issued" in text and " NO " not in text
     assert ctx.extra["refused"] == "UPSTREAM_REFUSED"
     assert ctx.extra["revoked"]  # the held attestation fails with the fresh status list
-    assert "heihe refused the request: CONSENT_WITHDRAWN" in text
+    assert "heilongjiang refused the request: CONSENT_WITHDRAWN" in text  # the hop hainan called
     assert ctx.spec is not None
     assert not (set(ID_RE.findall(text)) & set(ctx.spec.id_numbers()))
-    assert not ctx.extra["procs"].procs  # every process stopped
+    procs = ctx.extra["procs"]
+    assert not procs.procs  # every process stopped
+    # `huxin verify` got the ID on stdin, never in argv (visible in `ps`, shell history),
+    # and always with a nonce and a status list (it fails closed without them).
+    assert ctx.resident is not None
+    verifies = [c for c in procs.commands if c[0] == "verify"]
+    assert len(verifies) == 2
+    for argv in verifies:
+        assert not any(ctx.resident in a for a in argv)
+        assert {"--subject-id-file", "--nonce", "--status"} <= set(argv)
+        assert "--subject-id" not in argv and "--no-nonce" not in argv
+        assert "--no-status-check" not in argv

@@ -328,7 +328,7 @@ async def test_next_hop(
     else:
         with pytest.raises(NodeError) as info:
             router.next_hop(home)
-        assert info.value.code == hop
+        assert (info.value.code, info.value.field) == (hop, "consent_token")
 
 
 _LISTS = {v: signed_list(v) for v in range(6)}

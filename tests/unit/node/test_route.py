@@ -1,0 +1,190 @@
+"""Routing: how a downstream refusal is reported, the hop counter, named fields (node._route).
+
+The downstream is a real gRPC server (PeerService) on 127.0.0.1 that refuses
+with the status, reason and trailing metadata a test asks for; the error the
+router would raise is then mapped by the node's one error mapper
+(:func:`node._errors.map_error`), i.e. exactly what our caller would see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import pytest_asyncio
+from grpc import aio
+
+from node._config import parse_config
+from node._db import Database
+from node._errors import NodeError, map_error
+from node._route import (
+    KNOWN_REASONS,
+    MAX_HOPS,
+    UPSTREAM_REASON_KEY,
+    Router,
+    downstream_error,
+    parse_hops,
+)
+from node._throttle import RETRY_AFTER_KEY
+from node._trust import HOPS_KEY, TrustState
+from node.pb.v1 import attestation_pb2, hub_pb2, node_pb2, node_pb2_grpc
+
+from .test_trust import HUB, T, _fed_config, signed_list
+
+
+class _Refuser(node_pb2_grpc.PeerServiceServicer):
+    """Refuses every request as told by ``purpose``: ``CODE|key=value|key=value…``."""
+
+    async def RequestAttestation(
+        self, request: node_pb2.AttestationRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.AttestationResponse:
+        code, *pairs = request.purpose.split("|")
+        trailing = tuple(tuple(p.split("=", 1)) for p in pairs)
+        context.set_trailing_metadata(trailing)  # type: ignore[arg-type]
+        await context.abort(grpc.StatusCode[code], "heilongjiang refused the request: FORGED")
+        raise AssertionError("unreachable")
+
+
+@pytest_asyncio.fixture
+async def downstream() -> AsyncIterator[node_pb2_grpc.PeerServiceStub]:
+    server = aio.server()
+    node_pb2_grpc.add_PeerServiceServicer_to_server(_Refuser(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = aio.insecure_channel(f"127.0.0.1:{port}")
+    yield node_pb2_grpc.PeerServiceStub(channel)
+    await channel.close()
+    await server.stop(None)
+
+
+async def _refusal(stub: node_pb2_grpc.PeerServiceStub, purpose: str) -> aio.AioRpcError:
+    try:
+        await stub.RequestAttestation(node_pb2.AttestationRequest(purpose=purpose), timeout=5)
+    except aio.AioRpcError as err:
+        return err
+    raise AssertionError("the downstream answered")
+
+
+def _meta(mapped: Any) -> dict[str, str]:
+    return {k: str(v) for k, v in mapped.metadata}
+
+
+R = "huxin-reason"
+
+
+@pytest.mark.parametrize(
+    ("downstream_says", "status", "reason", "shown", "retry"),
+    [
+        pytest.param(f"RESOURCE_EXHAUSTED|{R}=QUERY_RATE_EXCEEDED|retry-after=7", "RESOURCE_EXHAUSTED", "UPSTREAM_REFUSED", "QUERY_RATE_EXCEEDED", "7", id="throttled-keeps-code-and-hint"),
+        pytest.param(f"RESOURCE_EXHAUSTED|{R}=QUERY_RATE_EXCEEDED|retry-after=999999999", "RESOURCE_EXHAUSTED", "UPSTREAM_REFUSED", "QUERY_RATE_EXCEEDED", "3600", id="throttled-hint-clamped-high"),
+        pytest.param(f"RESOURCE_EXHAUSTED|{R}=QUERY_RATE_EXCEEDED|retry-after=-5", "RESOURCE_EXHAUSTED", "UPSTREAM_REFUSED", "QUERY_RATE_EXCEEDED", "1", id="throttled-hint-clamped-low"),
+        pytest.param(f"RESOURCE_EXHAUSTED|{R}=TOO_MANY_CONCURRENT_CALLS", "RESOURCE_EXHAUSTED", "UPSTREAM_REFUSED", "TOO_MANY_CONCURRENT_CALLS", "1", id="throttled-without-hint-gets-ours"),
+        pytest.param(f"RESOURCE_EXHAUSTED|{R}=QUERY_RATE_EXCEEDED|retry-after=soon", "RESOURCE_EXHAUSTED", "UPSTREAM_REFUSED", "QUERY_RATE_EXCEEDED", "1", id="throttled-garbage-hint"),
+        pytest.param(f"PERMISSION_DENIED|{R}=PEER_NOT_TRUSTED", "PERMISSION_DENIED", "UPSTREAM_REFUSED", "PEER_NOT_TRUSTED", None, id="permission-denied"),
+        pytest.param(f"UNAUTHENTICATED|{R}=BAD_SIGNATURE", "PERMISSION_DENIED", "UPSTREAM_REFUSED", "BAD_SIGNATURE", None, id="unauthenticated"),
+        pytest.param(f"NOT_FOUND|{R}=MAPPING_UNAVAILABLE", "FAILED_PRECONDITION", "UPSTREAM_REFUSED", "MAPPING_UNAVAILABLE", None, id="not-found"),
+        pytest.param(f"INVALID_ARGUMENT|{R}=NONCE_INVALID", "FAILED_PRECONDITION", "UPSTREAM_REFUSED", "NONCE_INVALID", None, id="invalid-argument"),
+        pytest.param(f"FAILED_PRECONDITION|{R}=CONSENT_WITHDRAWN", "FAILED_PRECONDITION", "UPSTREAM_REFUSED", "CONSENT_WITHDRAWN", None, id="failed-precondition"),
+        pytest.param(f"FAILED_PRECONDITION|{R}=UPSTREAM_REFUSED|{UPSTREAM_REASON_KEY}=CONSENT_EXHAUSTED", "FAILED_PRECONDITION", "UPSTREAM_REFUSED", "CONSENT_EXHAUSTED", None, id="relayed-refusal-keeps-the-reason"),
+        pytest.param(f"FAILED_PRECONDITION|{R}=UPSTREAM_REFUSED|{UPSTREAM_REASON_KEY}=I_SAY_HAINAN_DID_IT", "FAILED_PRECONDITION", "UPSTREAM_REFUSED", "UNSPECIFIED", None, id="relayed-unknown-reason"),
+        pytest.param(f"FAILED_PRECONDITION|{R}=BLAME_FUZHOU", "FAILED_PRECONDITION", "UPSTREAM_REFUSED", "UNSPECIFIED", None, id="unknown-reason-not-echoed"),
+        pytest.param("PERMISSION_DENIED", "PERMISSION_DENIED", "UPSTREAM_REFUSED", "UNSPECIFIED", None, id="no-reason"),
+        pytest.param(f"DEADLINE_EXCEEDED|{R}=DEADLINE_EXCEEDED", "DEADLINE_EXCEEDED", "UPSTREAM_DEADLINE_EXCEEDED", "DEADLINE_EXCEEDED", None, id="deadline"),
+        pytest.param(f"UNAVAILABLE|{R}=NO_ROUTE", "UNAVAILABLE", "UPSTREAM_UNAVAILABLE", "NO_ROUTE", None, id="unavailable"),
+        pytest.param(f"INTERNAL|{R}=INTERNAL", "UNAVAILABLE", "UPSTREAM_UNAVAILABLE", "UNSPECIFIED", None, id="internal"),
+    ],
+)  # fmt: skip
+async def test_downstream_refusals_map_by_table(
+    downstream: node_pb2_grpc.PeerServiceStub,
+    downstream_says: str,
+    status: str,
+    reason: str,
+    shown: str,
+    retry: str | None,
+) -> None:
+    """REQ: N20 H17 — a downstream refusal keeps its kind (a throttle stays RESOURCE_EXHAUSTED
+    with a bounded retry hint), is blamed on the hop we called and names only known reasons."""
+    err = await _refusal(downstream, downstream_says)
+    mapped = map_error(downstream_error("hainan-hub", err))
+    meta = _meta(mapped)
+    assert mapped.status.name == status
+    assert (mapped.reason, meta[R]) == (reason, reason)
+    assert meta[UPSTREAM_REASON_KEY] == shown
+    assert meta.get(RETRY_AFTER_KEY) == retry
+    assert "hainan-hub" in mapped.message  # the hop we called ...
+    assert (
+        "heilongjiang" not in mapped.message and "FORGED" not in mapped.message
+    )  # ... never its text
+    if reason == "UPSTREAM_REFUSED":
+        assert f"hainan-hub refused the request: {shown}" in mapped.message
+
+
+def test_known_reasons_are_reason_codes() -> None:
+    assert all(r.isupper() and " " not in r for r in KNOWN_REASONS)
+    assert "UNSPECIFIED" not in KNOWN_REASONS
+
+
+@pytest.mark.parametrize(
+    ("value", "hops"),
+    [
+        pytest.param("", 0, id="absent"),
+        pytest.param("0", 0, id="zero"),
+        pytest.param("2", 2, id="two"),
+        pytest.param("-1000000", 0, id="negative-cannot-reset-the-bound"),
+        pytest.param("99", MAX_HOPS, id="clamped-high"),
+        pytest.param(str(10**30), MAX_HOPS, id="huge"),
+    ],
+)
+def test_hops_are_clamped(value: str, hops: int) -> None:
+    """REQ: N20 — the loop bound holds whatever a caller sends."""
+    assert parse_hops(value) == hops
+
+
+@pytest.mark.parametrize("value", ["x", "1.5", "0x2", "--1", "1e3"], ids=str)
+def test_non_integer_hops_are_refused_naming_the_header(value: str) -> None:
+    """REQ: N20 — a hop counter that is not a whole number is refused, naming the header."""
+    with pytest.raises(NodeError) as info:
+        parse_hops(value)
+    mapped = map_error(info.value)
+    assert mapped.status == grpc.StatusCode.INVALID_ARGUMENT
+    assert (info.value.code, info.value.field) == ("HOPS_INVALID", HOPS_KEY)
+
+
+@dataclass
+class _HubCtx:
+    config: object
+    trust: TrustState
+
+    def now_s(self) -> int:
+        return T
+
+
+@pytest_asyncio.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    d = await Database.open(tmp_path / "node.db")
+    yield d
+    await d.close()
+
+
+async def test_home_region_mismatch_names_the_field(db: Database, tmp_path: Path) -> None:
+    """REQ: H17 — a hub refuses a home_region that is not the consent's issuer, naming it."""
+    data = _fed_config(route="hub")
+    data["node"] = {"region": "heilongjiang", "scheme": "heihe", "role": "hub"}
+    ctx = _HubCtx(parse_config(data, tmp_path), TrustState("heilongjiang", hub="heilongjiang",
+                                                           hub_key=HUB.root.public_key))  # fmt: skip
+    await ctx.trust.offer(db, signed_list(1), T, "file")
+    grant = node_pb2.ConsentGrant(issuer_region="heihe")
+    token = attestation_pb2.Envelope(payload=grant.SerializeToString())
+    request = hub_pb2.RouteAttestationRequest(
+        home_region="hainan", request=node_pb2.AttestationRequest(consent_token=token)
+    )
+    router = Router.__new__(Router)
+    router._ctx = ctx  # type: ignore[assignment]
+    with pytest.raises(NodeError) as info:
+        await router.route_for_hub(ctx, request, "hainan")  # type: ignore[arg-type]
+    assert (info.value.code, info.value.field) == ("HOME_REGION_MISMATCH", "home_region")
+    assert "huxin-field" in dict(map_error(info.value).metadata)
