@@ -9,6 +9,9 @@ its own process with the same mutual TLS credentials, answering a request of
 the same size with a response of the same size, measured in the same run.
 
 Goals (issue 5): target ≥ 50% of the echo's throughput; p99 ≤ 20 ms at 32.
+The table also reports CPU per request of each server process (all threads,
+from /proc) and of the requester, measured over the same runs, to show where
+the time goes; docs/adr/0310 explains the limits.
 ``python -m bench.exchange echo CERT KEY CA SIZE PORTFILE`` runs the echo server.
 """
 
@@ -97,7 +100,18 @@ def _spawn(args: list[str], ready: Path) -> tuple[subprocess.Popen[bytes], dict[
     return proc, json.loads(ready.read_text())
 
 
-async def _measure(root: Path, quick: bool) -> list[tuple[str, int, float, float, float, float]]:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its threads (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _measure(
+    root: Path, quick: bool, cpu: dict[tuple[str, int], tuple[float, float]]
+) -> list[tuple[str, int, float, float, float, float]]:
     now = datetime.now(UTC)
     ca = load_or_create_ca(root / "ca", now)
     init_region(root / "heihe", "heihe", "heihe", ca, now, peers=("hainan",), sources=("court",))
@@ -187,9 +201,11 @@ async def _measure(root: Path, quick: bool) -> list[tuple[str, int, float, float
 
         rows: list[tuple[str, int, float, float, float, float]] = []
         for conc, total in sizes.items():
-            for name, fn in (("echo", echo), ("attestation", attest)):
+            for name, fn, server in (("echo", echo, echo_proc), ("attestation", attest, node_proc)):
                 await _drive(fn, 100, conc)  # warm-up
+                cpu0 = (_cpu_seconds(server.pid), time.process_time())
                 elapsed, lat = await _drive(fn, total, conc)
+                cpu1 = (_cpu_seconds(server.pid), time.process_time())
                 rows.append(
                     (
                         name,
@@ -199,6 +215,10 @@ async def _measure(root: Path, quick: bool) -> list[tuple[str, int, float, float
                         _pct(lat, 0.99) * 1000,
                         float(total),
                     )
+                )
+                cpu[(name, conc)] = (
+                    (cpu1[0] - cpu0[0]) / total * 1e6,
+                    (cpu1[1] - cpu0[1]) / total * 1e6,
                 )
         rows.append(("sizes", req_size, float(resp_size), 0.0, 0.0, 0.0))
         return rows
@@ -212,7 +232,8 @@ async def _measure(root: Path, quick: bool) -> list[tuple[str, int, float, float
 
 def run(args: argparse.Namespace) -> str:
     with tempfile.TemporaryDirectory() as tmp:
-        rows = asyncio.run(_measure(Path(tmp), bool(getattr(args, "quick", False))))
+        cpu: dict[tuple[str, int], tuple[float, float]] = {}
+        rows = asyncio.run(_measure(Path(tmp), bool(getattr(args, "quick", False)), cpu))
     sizes = next(r for r in rows if r[0] == "sizes")
     data = {(r[0], r[1]): r for r in rows if r[0] != "sizes"}
     lines = [
@@ -239,6 +260,28 @@ def run(args: argparse.Namespace) -> str:
             f"| {conc} | {int(a[5]):,} | {e[2]:,.0f} | {a[2]:,.0f} | {ratio:.0%} "
             f"| {e[3]:.2f} / {e[4]:.2f} | {a[3]:.2f} / {a[4]:.2f} | {goals} |"
         )
+    lines += [
+        "",
+        "Where the time goes (CPU per request, all threads of the process, same runs): "
+        "the server needs the GIL for most of its work, so its CPU per request bounds its "
+        "throughput on one core; the requester is the same code for both servers.",
+        "",
+        "| concurrency | echo server µs/req | node µs/req | node / echo | requester µs/req "
+        "(echo run / attestation run) |",
+        "| ---: | ---: | ---: | ---: | --- |",
+    ]
+    for conc in (1, 32):
+        (es, ec), (ns, nc) = cpu[("echo", conc)], cpu[("attestation", conc)]
+        ratio_cpu = f"{ns / es:.2f}x" if es > 0 else "n/a"
+        lines.append(f"| {conc} | {es:,.0f} | {ns:,.0f} | {ratio_cpu} | {ec:,.0f} / {nc:,.0f} |")
+    e32, a32 = data[("echo", 32)], data[("attestation", 32)]
+    lines += [
+        "",
+        "32 requesters in a closed loop: mean latency = 32 / throughput (Little's law), so "
+        f"p99 ≤ 20 ms needs more than {32 / 0.020:,.0f} req/s; this run's echo gives "
+        f"{e32[2]:,.0f} req/s at p99 {e32[4]:.1f} ms and the node {a32[2]:,.0f} req/s "
+        f"(32 / throughput = {32 / a32[2] * 1000:.1f} ms). See docs/adr/0310.",
+    ]
     load = os.getloadavg()[0]
     lines += ["", f"1-minute load average at the end: {load:.2f} on {os.cpu_count()} cores."]
     return "\n".join(lines)

@@ -15,7 +15,9 @@ Invariants:
   chain of per-row awaits.  Concurrent ``write_unit`` calls are group
   committed: the writer drains the queue and runs the units in ONE
   transaction, each inside its own SAVEPOINT (a failing unit is rolled back
-  alone and gets its exception; the others commit together).  See ADR 0303.
+  alone and gets its exception; the others commit together); a group of one
+  needs no SAVEPOINT (its failure rolls the transaction back).  See ADRs 0303
+  and 0310.
 
 aiosqlite owns the connections and their threads (DESIGN.md); running a
 function on that thread uses ``aiosqlite.Connection._execute``, wrapped only
