@@ -11,16 +11,41 @@ Invariants:
   (``*_ROLLBACK``), the same version with different bytes too
   (``*_EQUIVOCATION``); trust lists go through
   :meth:`node._trust.TrustState.offer` (same rule, persisted);
-* everything is verified before it is stored: the trust list under the
-  pinned hub key, a key set under the root key the trust list names for that
-  region, a status list under that region's certified signing keys;
+* **nothing is stored unverified** (a refusal is reported per item as
+  ``item:CODE`` and the item is not stored):
+
+  - the trust list under the pinned hub key;
+  - a key set under the root key the trust list names for that region;
+  - a status list under that region's certified signing keys, issued by it;
+  - a scheme descriptor only for the peer's OWN region (other regions'
+    schemes a peer lists are ignored: their region is the source), and only
+    if ``id@version`` is listed for that region in the trust list, or it is
+    exactly a scheme file shipped with this node (id, version, region,
+    name), else ``SCHEME_NOT_LISTED``;
+  - a mapping table only if its document's content hash holds, the
+    descriptor (id, version, schemes, method, sha256) matches the content,
+    one side is the peer's own region (a hub in the trust list may serve
+    any region's tables), both schemes are ones this node
+    ships (same version), every ``mapping`` invariant holds and its
+    signatures verify (:func:`mapping.verify_table`) under the regions' keys
+    in the trust list;
+
+  so a peer cannot plant an unverifiable "version 999999" that would block
+  genuine versions as ``ROLLBACK``;
+* **what is used**: trust lists decide who may call; a newer verified key
+  set extends the trust list's copy at once.  Status lists, schemes and
+  mapping tables are kept as verified, versioned records (shown by
+  ``huxin status``); they are not consulted when this node verifies or maps
+  (it maps with the tables it ships);
 * **one slow peer never blocks the others**: each peer is synced by its own
   task with its own deadline (``sync_timeout_seconds``); the supervisor loop
   never awaits a peer;
 * **backoff per peer**: after ``n`` consecutive failures the next attempt is
   ``min(max, base * 2**(n-1))`` seconds away with equal jitter (half fixed,
   half random, from the ``rng`` passed in); a success resets it to the
-  regular interval;
+  regular interval.  ANY exception while syncing a peer (not just network
+  errors) is that peer's failure (``INTERNAL_<type>``), recorded with
+  backoff, so a peer is never retried in a tight loop;
 * time is read only from the clock passed in; a peer's results are written
   in one transaction (``sync_peers`` + ``peer_material``).
 """
@@ -31,31 +56,48 @@ import asyncio
 import contextlib
 import hashlib
 import random
+import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc import aio
 
-from keys import KeysError, KeySet, VerificationError, verify_key_set, verify_status_list
+from keys import (
+    KeysError,
+    KeySet,
+    Trust,
+    VerificationError,
+    verify_key_set,
+    verify_status_list,
+)
+from mapping import MappingError, MappingTable, require_valid, table_from_document, verify_table
+from mapping import key_id as table_key_id
+from scoring import ScoringError, list_schemes, load_scheme
 
 from ._client import peer_channel
 from ._clock import Clock
 from ._errors import NodeError
 from ._observe import log_event
 from ._trust import TrustState, compare_versions
-from .pb.v1 import hub_pb2, hub_pb2_grpc, node_pb2, node_pb2_grpc
+from .pb.v1 import hub_pb2, hub_pb2_grpc, node_pb2, node_pb2_grpc, scoring_pb2
 
 __all__ = [
     "GrpcPeerClient",
+    "MaterialRefused",
     "PeerClient",
     "PeerResult",
     "PeerSync",
     "SyncPolicy",
     "backoff_delay",
+    "verify_mapping",
+    "verify_scheme",
 ]
+
+_ITEM_ID = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,95}$")  # ids we name in items, logs, refusals
 
 
 class PeerClient(Protocol):
@@ -100,6 +142,81 @@ class _PeerState:
     failures: int = 0
     next_at: float = 0.0
     task: asyncio.Task[PeerResult] | None = None
+
+
+class MaterialRefused(NodeError):
+    """A peer's scheme or mapping descriptor that does not verify (``code`` says why)."""
+
+
+_REFUSABLE = (MaterialRefused, KeysError, MappingError, ScoringError, DecodeError)
+
+
+def _refuse(code: str, message: str, field: str) -> MaterialRefused:
+    return MaterialRefused(code, message, field=field)
+
+
+def _shipped_scheme(scheme_id: str, version: str) -> Any:
+    """The scheme file this node ships for ``scheme_id`` at ``version`` (None otherwise)."""
+    if scheme_id not in list_schemes():
+        return None
+    shipped = load_scheme(scheme_id)
+    return shipped if shipped.version == version else None
+
+
+def verify_scheme(peer: str, scheme_id: str, version: str, body: bytes, trust: Trust) -> bool:
+    """True: a scheme descriptor of ``peer``'s own region that may be stored; False: another
+    region's scheme (ignored).  Raises :class:`MaterialRefused` when it does not verify."""
+    s = scoring_pb2.Scheme.FromString(body)
+    if (s.id, s.version) != (scheme_id, version):
+        raise _refuse("DESCRIPTOR_MISMATCH", "id/version differ from the descriptor", "schemes")
+    if s.region != peer:
+        return False
+    listed = trust.regions.get(peer)
+    if listed is not None and f"{scheme_id}@{version}" in listed.schemes:
+        return True
+    shipped = _shipped_scheme(scheme_id, version)
+    if shipped is not None and (shipped.region, shipped.name) == (s.region, s.name):
+        return True
+    raise _refuse(
+        "SCHEME_NOT_LISTED",
+        "neither listed for the region in the trust list nor a shipped scheme file",
+        "schemes",
+    )
+
+
+def _region_keys(trust: Trust) -> dict[str, dict[str, bytes]]:
+    """region -> (mapping key id -> public key), from the verified trust list."""
+    return {
+        region: {table_key_id(k.public_key): k.public_key for k in r.keys.keys}
+        for region, r in trust.regions.items()
+    }
+
+
+def verify_mapping(
+    peer: str, table_id: str, version: str, body: bytes, trust: Trust, *, hub: bool = False
+) -> MappingTable:
+    """The verified mapping table in a peer's descriptor (see the module invariants)."""
+    blob = node_pb2.MappingTableBlob.FromString(body)
+    table = table_from_document(blob.content)  # content hash checked before anything else
+    if bytes(blob.sha256).hex() != table.content_hash.removeprefix("sha256:"):
+        raise _refuse("HASH_MISMATCH", "sha256 differs from the content hash", "tables.sha256")
+    described = (table_id, version, blob.id, blob.version, blob.source_scheme, blob.target_scheme,
+                 blob.method)  # fmt: skip
+    actual = (table.id, table.version, table.id, table.version, table.source.key,
+              table.target.key, table.method.value)  # fmt: skip
+    if described != actual:
+        raise _refuse("DESCRIPTOR_MISMATCH", "the descriptor differs from the content", "tables")
+    if not hub and peer not in (table.source.region, table.target.region):
+        raise _refuse("NOT_PEERS_TABLE", "neither side is the peer's region", "tables")
+    schemes = []
+    for side in (table.source, table.target):
+        shipped = _shipped_scheme(side.scheme, side.version)
+        if shipped is None or shipped.region != side.region:
+            raise _refuse("SCHEME_UNKNOWN", f"{side.key} is not a scheme this node ships", "tables")
+        schemes.append(shipped)
+    require_valid(table, schemes[0], schemes[1])
+    verify_table(table, _region_keys(trust), source=schemes[0], target=schemes[1])
+    return table
 
 
 def keep_highest(  # noqa: PLR0917 - one row's worth of fields
@@ -160,6 +277,8 @@ class PeerSync:
         self._peers: dict[str, _PeerState] = {}
         self._clients: dict[str, PeerClient] = {}
         self._runner: asyncio.Task[None] | None = None
+        # (peer, trust list version, sha256) of mapping descriptors already verified
+        self._verified_tables: set[tuple[str, int, bytes]] = set()
         self._stop = asyncio.Event()
 
     # -- targets -------------------------------------------------------------
@@ -227,8 +346,8 @@ class PeerSync:
                 rows.append(("status_list", str(sl.issued_at), got["status_list"]))
             except (VerificationError, KeysError) as exc:
                 result.refused.append(f"status_list:{exc.code}")
-        rows += [(f"scheme:{i}", v, b) for i, v, b in got.get("schemes", [])]
-        rows += [(f"mapping:{i}", v, b) for i, v, b in got.get("mappings", [])]
+        if trust is not None:
+            rows += self._verified_descriptors(peer, got, trust, result)
 
         def unit(conn: sqlite3.Connection) -> list[tuple[str, str]]:
             return [(item, keep_highest(conn, peer, item, v, b, now, peer)) for item, v, b in rows]
@@ -240,6 +359,35 @@ class PeerSync:
                     self.trust.overlay_key_set(ks)  # newer than the trust list's copy
             elif outcome != "same":
                 result.refused.append(f"{item}:{outcome}")
+
+    def _verified_descriptors(
+        self, peer: str, got: dict[str, Any], trust: Trust, result: PeerResult
+    ) -> list[tuple[str, str, bytes]]:
+        rows: list[tuple[str, str, bytes]] = []
+        for kind, items in (
+            ("scheme", got.get("schemes") or []),
+            ("mapping", got.get("mappings") or []),
+        ):
+            for ident, version, body in items:
+                item = f"{kind}:{ident}" if _ITEM_ID.match(ident) else f"{kind}:?"
+                try:
+                    if not _ITEM_ID.match(ident) or not _ITEM_ID.match(version):
+                        raise _refuse("MALFORMED", "id or version is not a plain name", kind)
+                    if kind == "scheme":
+                        if not verify_scheme(peer, ident, version, body, trust):
+                            continue
+                    elif (
+                        seen := (peer, self.trust.version, hashlib.sha256(body).digest())
+                    ) not in self._verified_tables:
+                        hub = peer in self.trust.hubs()
+                        verify_mapping(peer, ident, version, body, trust, hub=hub)
+                        self._verified_tables.add(seen)
+                except _REFUSABLE as exc:
+                    code = getattr(exc, "code", "") or "MALFORMED"
+                    result.refused.append(f"{item}:{code}")
+                    continue
+                rows.append((item, version, body))
+        return rows
 
     async def sync_peer(self, peer: str, target: str) -> PeerResult:
         """Fetch and apply everything from one peer within the policy's deadline."""
@@ -258,6 +406,8 @@ class PeerSync:
             result.error = f"UNREACHABLE_{type(exc).__name__}"
         except NodeError as exc:  # the endpoint does not present the listed certificate
             result.error = exc.code
+        except Exception as exc:  # anything else is this peer's failure too: backoff, no loop
+            result.error = f"INTERNAL_{type(exc).__name__}"
         return result
 
     async def _record(self, result: PeerResult) -> None:
@@ -302,7 +452,10 @@ class PeerSync:
 
     async def _attempt(self, peer: str, target: str) -> PeerResult:
         result = await self.sync_peer(peer, target)
-        await self._record(result)
+        try:
+            await self._record(result)  # the backoff is set before the write
+        except Exception as exc:
+            log_event("sync state not recorded", 40, peer=peer, exc=type(exc).__name__)
         return result
 
     # -- rounds ----------------------------------------------------------------

@@ -313,8 +313,18 @@ def test_stale_node_refuses_a_rolled_back_trust_list(world: World) -> None:
 def test_status_of_the_hub_shows_regions_and_sync(world: World) -> None:
     """REQ: H13 — `huxin status` shows peers, sync state and the hub's per-region cursors."""
     cfg = world.layout.nodes[HUB].config
-    _wait(lambda: len(_query(world.layout.nodes[HUB].directory / "node.db",
-                             "SELECT peer FROM sync_peers WHERE failures = 0")) >= 3)  # fmt: skip
+    hub_db = world.layout.nodes[HUB].directory / "node.db"
+    _wait(lambda: len(_query(hub_db, "SELECT peer FROM sync_peers WHERE failures = 0")) >= 3)
+    # Genuine material verifies (nothing refused) and is kept: Heihe's own scheme and its
+    # mapping tables; the other regions' schemes Heihe also lists are not Heihe's to publish.
+    try:
+        _wait(lambda: not _query(hub_db, "SELECT peer FROM sync_peers WHERE last_error != ''"))
+    except AssertionError:
+        raise AssertionError(_query(hub_db, "SELECT peer, last_error FROM sync_peers")) from None
+    items = {str(r[0]) for r in _query(hub_db, "SELECT item FROM peer_material WHERE region = ?",
+                                       (HEIHE,))}  # fmt: skip
+    assert "scheme:heihe" in items and "scheme:hainan" not in items
+    assert "mapping:heihe-hainan-anchored" in items
     text = world.procs.huxin("status", "--config", str(cfg)).stdout
     assert "trust list: heilongjiang v" in text
     for peer in (HEIHE, HAINAN, HUB2):

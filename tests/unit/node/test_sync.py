@@ -13,7 +13,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,10 +23,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keys import KeyPair, StatusList
+from mapping import MappingTable, published_table
 from node._clock import ManualClock
 from node._db import Database
+from node._mapping import table_blob
 from node._sync import PeerSync, SyncPolicy, backoff_delay
 from node._trust import HUB_ENDPOINT_PREFIX, HUB_TAG, TrustState
+from node.pb.v1 import scoring_pb2
+from scoring import list_schemes, load_scheme
 
 from .test_trust import HAINAN, HUB, NOW, PEERHUB, Region, T, signed_list
 
@@ -35,6 +39,24 @@ ENDPOINTS = {
     "hainan": "127.0.0.1:7002",
     "hainan-hub": "127.0.0.1:7004",
 }
+
+
+def scheme_row(region: str, version: str, name: str = "") -> tuple[str, str, bytes]:
+    """A scheme descriptor as ListSchemes serves it (the shipped name when there is one)."""
+    shipped = load_scheme(region).name if region in list_schemes() else region
+    s = scoring_pb2.Scheme(id=region, version=version, region=region, name=name or shipped)
+    return (region, version, s.SerializeToString())
+
+
+def mapping_row(table: MappingTable, **blob: object) -> tuple[str, str, bytes]:
+    """A mapping table descriptor as ListMappings serves it (``blob``: fields overridden)."""
+    b = table_blob(table)
+    for k, v in blob.items():
+        setattr(b, k, v)
+    return (b.id, b.version, b.SerializeToString())
+
+
+HAINAN_HEIHE = published_table("hainan", "heihe")
 
 
 @dataclass
@@ -49,14 +71,16 @@ class SimPeer:
     mapping_rows: list[tuple[str, str, bytes]] = field(default_factory=list)
     fail: bool = False
     hang: bool = False
+    crash: bool = False  # raise something that is not a network error
     calls: int = 0
 
     @classmethod
     def of(cls, region: Region, issued: int = T) -> SimPeer:
         p = cls(region, keyset_blob=region.key_set.sign(region.root, NOW).to_bytes())
         p.publish_status(issued)
-        p.scheme_rows = [(region.id, "2025.1", b"scheme-" + region.id.encode())]
-        p.mapping_rows = [(f"{region.id}-heihe", "1", b"table-1")]
+        p.scheme_rows = [scheme_row(region.id, "2025.1"), scheme_row("heihe", "2025.1")]
+        serves_tables = region.id in ("hainan", "hainan-hub")  # a hub serves its scheme's tables
+        p.mapping_rows = [mapping_row(HAINAN_HEIHE)] if serves_tables else []
         return p
 
     def publish_status(self, issued: int) -> None:
@@ -69,6 +93,8 @@ class SimPeer:
             raise ConnectionError("peer unreachable")
         if self.hang:
             await asyncio.Event().wait()
+        if self.crash:
+            raise RuntimeError("a decoder blew up")
 
     async def trust_list(self) -> bytes | None:
         await self._enter()
@@ -106,9 +132,12 @@ def federation_list(version: int, issued: int = T - 60) -> bytes:
         version,
         issued=issued,
         regions=(
-            HAINAN.entry(ENDPOINTS["hainan"], HUB_ENDPOINT_PREFIX + "hainan-hub"),
-            PEERHUB.entry(ENDPOINTS["hainan-hub"], HUB_TAG),
-            HUB.entry(ENDPOINTS["heilongjiang"]),
+            # hainan@2025.1 is a shipped scheme file; 2025.2 is known only from the list
+            HAINAN.entry(
+                ENDPOINTS["hainan"], HUB_ENDPOINT_PREFIX + "hainan-hub", schemes=("hainan@2025.2",)
+            ),
+            PEERHUB.entry(ENDPOINTS["hainan-hub"], HUB_TAG, schemes=("hainan-hub@2025.1",)),
+            HUB.entry(ENDPOINTS["heilongjiang"], schemes=("heilongjiang@2025.1",)),
         ),
     )
 
@@ -169,8 +198,8 @@ async def test_first_round_learns_the_trust_list_then_syncs_every_listed_peer(be
     assert await bed.material("hainan") == {
         "key_set": "1",
         "status_list": str(T),
-        "scheme:hainan": "2025.1",
-        "mapping:hainan-heihe": "1",
+        "scheme:hainan": "2025.1",  # the heihe scheme it also lists is not hainan's to publish
+        "mapping:hainan-heihe-anchored": "1",
     }
     rows = await bed.db.fetchall("SELECT peer, failures, last_error FROM sync_peers ORDER BY peer")
     assert [tuple(r) for r in rows] == [
@@ -194,7 +223,17 @@ async def _two_rounds(bed: Bed) -> None:
         pytest.param("key_set_rollback", "hainan", "key_set:ROLLBACK", id="key-set"),
         pytest.param("status_rollback", "hainan", "status_list:ROLLBACK", id="status-list"),
         pytest.param("scheme_rollback", "hainan", "scheme:hainan:ROLLBACK", id="scheme"),
-        pytest.param("mapping_equivocation", "hainan", "mapping:hainan-heihe:EQUIVOCATION", id="mapping"),
+        pytest.param("mapping_equivocation", "hainan", "mapping:hainan-heihe-anchored:EQUIVOCATION", id="mapping"),
+        pytest.param("scheme_unlisted", "hainan", "scheme:hainan:SCHEME_NOT_LISTED", id="scheme-version-999999"),
+        pytest.param("scheme_forged_shipped", "hainan", "scheme:hainan:SCHEME_NOT_LISTED", id="scheme-not-as-shipped"),
+        pytest.param("scheme_renamed", "hainan", "scheme:hainan:DESCRIPTOR_MISMATCH", id="scheme-descriptor"),
+        pytest.param("mapping_garbage", "hainan", "mapping:hainan-heihe-anchored:MALFORMED", id="mapping-garbage"),
+        pytest.param("mapping_tampered", "hainan", "mapping:hainan-heihe-anchored:HASH_MISMATCH", id="mapping-tampered"),
+        pytest.param("mapping_sha", "hainan", "mapping:hainan-heihe-anchored:HASH_MISMATCH", id="mapping-sha256"),
+        pytest.param("mapping_version_999999", "hainan", "mapping:hainan-heihe-anchored:DESCRIPTOR_MISMATCH", id="mapping-version-999999"),
+        pytest.param("mapping_inflating", "hainan", "mapping:hainan-heihe-anchored:INVARIANT_CONSERVATIVE", id="mapping-invariants"),
+        pytest.param("mapping_unknown_scheme", "hainan", "mapping:hainan-heihe-anchored:SCHEME_UNKNOWN", id="mapping-unknown-scheme"),
+        pytest.param("mapping_of_others", "hainan", "mapping:fuzhou-wendeng-anchored:NOT_PEERS_TABLE", id="mapping-not-the-peers"),
         pytest.param("key_set_foreign_root", "hainan", "key_set:BAD_KEY_SET", id="bad-key-set"),
         pytest.param("status_foreign_signer", "hainan", "status_list:ISSUER_MISMATCH", id="bad-status"),
     ],
@@ -209,7 +248,7 @@ async def test_no_rollback_and_nothing_unverified_is_kept(
     rotated = HAINAN.key_set.add_key(KeyPair.generate().public_key, NOW, NOW + timedelta(days=9))
     hainan.keyset_blob = rotated.sign(HAINAN.root, NOW).to_bytes()
     hainan.publish_status(T + 10)
-    hainan.scheme_rows = [("hainan", "2025.2", b"scheme v2")]
+    hainan.scheme_rows = [scheme_row("hainan", "2025.2")]
     await _two_rounds(bed)
     before = await bed.material("hainan")
     assert before["key_set"] == "2" and before["scheme:hainan"] == "2025.2"
@@ -220,9 +259,33 @@ async def test_no_rollback_and_nothing_unverified_is_kept(
     elif change == "status_rollback":
         hainan.publish_status(T)
     elif change == "scheme_rollback":
-        hainan.scheme_rows = [("hainan", "2025.1", b"scheme v1")]
-    elif change == "mapping_equivocation":
-        hainan.mapping_rows = [("hainan-heihe", "1", b"another table-1")]
+        hainan.scheme_rows = [scheme_row("hainan", "2025.1")]
+    elif change == "scheme_unlisted":
+        hainan.scheme_rows = [scheme_row("hainan", "999999")]
+    elif change == "scheme_forged_shipped":
+        hainan.scheme_rows = [scheme_row("hainan", "2025.1", name="not the shipped scheme")]
+    elif change == "scheme_renamed":
+        hainan.scheme_rows = [("hainan", "2025.9", scheme_row("hainan", "2025.2")[2])]
+    elif change == "mapping_equivocation":  # verifies, but other content under the same version
+        note = {**HAINAN_HEIHE.parameters, "note": "re-issued"}
+        hainan.mapping_rows = [mapping_row(replace(HAINAN_HEIHE, parameters=note))]
+    elif change == "mapping_garbage":
+        hainan.mapping_rows = [("hainan-heihe-anchored", "1", b"table-1")]
+    elif change == "mapping_tampered":
+        doc = table_blob(HAINAN_HEIHE).content.replace(b'"AAA": "S"', b'"AAA": "A"')
+        hainan.mapping_rows = [mapping_row(HAINAN_HEIHE, content=doc)]
+    elif change == "mapping_sha":
+        hainan.mapping_rows = [mapping_row(HAINAN_HEIHE, sha256=bytes(32))]
+    elif change == "mapping_version_999999":
+        hainan.mapping_rows = [mapping_row(HAINAN_HEIHE, version="999999")]
+    elif change == "mapping_inflating":
+        grades = tuple((g, "S") for g, _ in HAINAN_HEIHE.grades)
+        hainan.mapping_rows = [mapping_row(replace(HAINAN_HEIHE, grades=grades))]
+    elif change == "mapping_unknown_scheme":
+        target = replace(HAINAN_HEIHE.target, version="2099.1")
+        hainan.mapping_rows = [mapping_row(replace(HAINAN_HEIHE, target=target))]
+    elif change == "mapping_of_others":
+        hainan.mapping_rows = [mapping_row(published_table("fuzhou", "wendeng"))]
     elif change == "key_set_foreign_root":
         other = KeyPair.generate()
         hainan.keyset_blob = (
@@ -323,3 +386,45 @@ def test_backoff_delay_bounds(failures: int, seed: int, base: float, cap: float)
     else:
         top = min(cap, base * 2 ** (failures - 1))
         assert top / 2 <= d <= top
+
+
+async def test_an_unexpected_error_is_the_peers_failure_with_backoff(bed: Bed) -> None:
+    """REQ: N20 — any exception while syncing a peer (not only a network error) goes into
+    that peer's error state with backoff: no tight retry loop, the others keep syncing."""
+    await bed.sync.run_once()
+    bed.clock.advance(seconds=31)
+    hainan = bed.net.peers["hainan"]
+    hainan.crash = True
+    results = await bed.sync.run_once()
+    assert results["hainan"].error == "INTERNAL_RuntimeError"
+    assert results["hainan-hub"].ok and results["heilongjiang"].ok
+    assert bed.sync.state("hainan")[0] == 1
+    assert results["hainan"].next_at > bed.clock.now().timestamp()
+    (failures, err) = await bed.db.fetchone(
+        "SELECT failures, last_error FROM sync_peers WHERE peer = 'hainan'"
+    )
+    assert (failures, err) == (1, "INTERNAL_RuntimeError")
+    # The background loop ticks fast with the clock standing still: hainan is not retried.
+    calls = hainan.calls
+    task = asyncio.ensure_future(bed.sync.run(tick=0.01))
+    await asyncio.sleep(0.3)
+    await bed.sync.stop()
+    await asyncio.wait_for(task, 2)
+    assert hainan.calls == calls
+
+
+async def test_a_peer_may_not_publish_another_regions_scheme(bed: Bed) -> None:
+    """REQ: H17 — a scheme descriptor is kept from its own region only (heihe's scheme
+    listed by hainan is ignored, not stored under hainan); a hub in the trust list may
+    serve another region's (verified) mapping tables."""
+    await _two_rounds(bed)
+    tables = await bed.db.fetchall("SELECT region FROM peer_material WHERE item LIKE 'mapping:%'")
+    assert sorted(r[0] for r in tables) == ["hainan", "hainan-hub"]
+    held = await bed.db.fetchall(
+        "SELECT region, item FROM peer_material WHERE item LIKE 'scheme:%'"
+    )
+    assert {tuple(r) for r in held} == {
+        ("hainan", "scheme:hainan"),
+        ("hainan-hub", "scheme:hainan-hub"),
+        ("heilongjiang", "scheme:heilongjiang"),
+    }

@@ -39,13 +39,16 @@ class Region:
         )
         return cls(region, root, signing, ks)
 
-    def entry(self, *endpoints: str, domestic: bool = True) -> TrustedRegion:
+    def entry(
+        self, *endpoints: str, domestic: bool = True, schemes: tuple[str, ...] = ()
+    ) -> TrustedRegion:
         return TrustedRegion(
             region=self.id,
             root_public_key=self.root.public_key,
             key_set=self.key_set.sign(self.root, NOW),
             endpoints=endpoints,
             domestic=domestic,
+            schemes=schemes,
         )
 
 
