@@ -44,8 +44,9 @@ from ._testbed import FederationProcesses
 
 if TYPE_CHECKING:
     from ._demo import DemoContext
+    from ._population import PopulationSpec
 
-__all__ = ["FEDERATION_STAGES", "prepare_federation", "stop_processes"]
+__all__ = ["FEDERATION_STAGES", "prepare_federation", "reseal_ids", "stop_processes"]
 
 HUB, HEIHE, HAINAN, BANK = "heilongjiang", "heihe", "hainan", "hainan.bank"
 PURPOSE = "loan"
@@ -130,12 +131,17 @@ def stage_hand_over(ctx: DemoContext) -> None:
     """Re-seal the population's ID numbers with the Heihe node's own seal key."""
     assert ctx.spec is not None
     assert ctx.db is not None
-    heihe = _layout(ctx).nodes[HEIHE].directory
+    reseal_ids(ctx.spec, _layout(ctx).nodes[HEIHE].directory, ctx.db)
+
+
+def reseal_ids(spec: PopulationSpec, node_dir: Path, db: Path) -> None:
+    """Re-seal a generated population's ID numbers with the node's own seal key, so the
+    node can open them (deregistration needs the ID for the province pseudonym)."""
     node_sealer = Sealer(
-        {"seal-1": read_hex(heihe / "keys" / "seal.key", "keys.seal", 32)}, "seal-1"
+        {"seal-1": read_hex(node_dir / "keys" / "seal.key", "keys.seal", 32)}, "seal-1"
     )
-    old = ctx.spec.secrets().sealer()
-    conn = connect(ctx.db)
+    old = spec.secrets().sealer()
+    conn = connect(db)
     try:
         rows = conn.execute("SELECT subject_key, id_sealed FROM subjects").fetchall()
         conn.execute("BEGIN")

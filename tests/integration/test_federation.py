@@ -21,9 +21,17 @@ from pathlib import Path
 import grpc
 import pytest
 
-from keys import CertificateAuthority, load_trust, subject_binding, verify_attestation
+from keys import (
+    CertificateAuthority,
+    Status,
+    load_trust,
+    subject_binding,
+    verify_attestation,
+    verify_status_list,
+)
 from node._batch import run_month
 from node._demo import run_demo
+from node._demo_federation import reseal_ids
 from node._federation import FederationLayout, init_federation
 from node._population import PopulationSpec, generate
 from node._secrets import write_hex
@@ -73,12 +81,14 @@ class World:
         self.layout, self.procs, self.spec = layout, procs, spec
         self.resident = self._eligible()
 
-    def _eligible(self) -> str:
+    def _eligible(self, skip: str = "") -> str:
         scheme = load_scheme(HEIHE)
         db = self.layout.nodes[HEIHE].directory / "node.db"
         secrets = self.spec.secrets()
         for i in range(self.spec.people):
             idn = self.spec.id_number(i)
+            if idn == skip:
+                continue
             rows = _query(
                 db,
                 "SELECT grade FROM monthly_snapshots WHERE subject_key = ? AND period = ?",
@@ -88,7 +98,7 @@ class World:
                 return idn
         raise AssertionError("no eligible person")
 
-    def grant(self, audience: str = BANK, **kw: int) -> node_pb2.ConsentToken:
+    def grant(self, audience: str = BANK, resident: str = "", **kw: int) -> node_pb2.ConsentToken:
         citizen = node_pb2_grpc.CitizenServiceStub(self.procs.citizen_channel(HEIHE))
         token: node_pb2.ConsentToken = citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
@@ -97,7 +107,7 @@ class World:
                 scope=node_pb2.CONSENT_SCOPE_GRADE,
                 max_uses=kw.get("max_uses", 5),
             ),
-            metadata=self.procs.identity(HEIHE, self.resident),
+            metadata=self.procs.identity(HEIHE, resident or self.resident),
             timeout=10,
         )
         return token
@@ -109,12 +119,13 @@ class World:
         as_: str,
         metadata: tuple[tuple[str, str], ...] = (),
         nonce: bytes | None = None,
+        resident: str = "",
     ) -> node_pb2.AttestationResponse:
         stub = node_pb2_grpc.PeerServiceStub(self.procs.channel(at, as_))
         resp: node_pb2.AttestationResponse = stub.RequestAttestation(
             node_pb2.AttestationRequest(
                 consent_token=token.token,
-                subject_binding=subject_binding(token.binding_salt, self.resident),
+                subject_binding=subject_binding(token.binding_salt, resident or self.resident),
                 nonce=nonce or os.urandom(16),
                 target_scheme=HAINAN,
                 purpose="loan",
@@ -147,6 +158,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     heihe = layout.nodes[HEIHE].directory
     write_hex(heihe / "keys" / "storage.secret", spec.secrets().subject_secret)
     generate(spec, heihe / "node.db")
+    reseal_ids(spec, heihe, heihe / "node.db")  # the node's own seal key opens the IDs
     run_month(heihe / "node.db", load_scheme(HEIHE), PERIOD, workers=0)
     procs = FederationProcesses(layout)
     try:
@@ -329,6 +341,44 @@ def test_status_of_the_hub_shows_regions_and_sync(world: World) -> None:
     assert "trust list: heilongjiang v" in text
     for peer in (HEIHE, HAINAN, HUB2):
         assert re.search(rf"^{re.escape(peer)}\s+yes", text, re.M), text
+
+
+def test_a_deregistration_reaches_peers_through_the_status_list(world: World) -> None:
+    """REQ: H2 H5 — peers hold nothing keyed to a person (only key sets, status lists,
+    schemes and mapping tables); what a deregistration must reach them is the revocation
+    of the person's attestations, which arrives with Heihe's next verified status list."""
+    other = world._eligible(skip=world.resident)
+    token = world.grant(resident=other)
+    nonce = os.urandom(16)
+    resp = world.request(token, HAINAN, BANK, nonce=nonce, resident=other)
+    key = bytes.fromhex(world.layout.hub_key_file(HUB2).read_text().strip())
+    trust = load_trust(world.layout.bundle(HUB2).read_bytes(), key, datetime.now(UTC))
+    index = verify_attestation(
+        resp.signed_attestation, trust, datetime.now(UTC), BANK, nonce=nonce,
+        subject_id=other, binding_salt=token.binding_salt,
+    ).attestation.status_index  # fmt: skip
+    assert index is not None
+    citizen = node_pb2_grpc.CitizenServiceStub(world.procs.citizen_channel(HEIHE))
+    citizen.Deregister(
+        node_pb2.DeregisterRequest(confirm=True),
+        metadata=world.procs.identity(HEIHE, other),
+        timeout=10,
+    )
+    hainan_db = world.layout.nodes[HAINAN].directory / "node.db"
+
+    def revoked_at_hainan() -> bool:
+        rows = _query(hainan_db, "SELECT body FROM peer_material WHERE region = ? AND item = ?",
+                      (HEIHE, "status_list"))  # fmt: skip
+        if not rows:
+            return False
+        held = verify_status_list(bytes(rows[0][0]), trust, datetime.now(UTC))  # type: ignore[arg-type]
+        return held.get(index) == Status.REVOKED
+
+    _wait(revoked_at_hainan)
+    for node in (HAINAN, HUB, HUB2):
+        db = world.layout.nodes[node].directory / "node.db"
+        items = {str(r[0]).split(":")[0] for r in _query(db, "SELECT item FROM peer_material")}
+        assert items <= {"key_set", "status_list", "scheme", "mapping"}, (node, items)
 
 
 def test_demo_story_with_three_processes(tmp_path: Path) -> None:
