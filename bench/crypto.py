@@ -54,7 +54,7 @@ T0 = 1_793_491_200
 AUD = "hainan-bank-001"
 
 
-def _rates(fns: list[Callable[[], object]], n: int, rounds: int = 5) -> list[float]:
+def _rates(fns: list[Callable[[], object]], n: int, rounds: int = 7) -> list[float]:
     """Operations per second of each of ``fns``: best of ``rounds`` interleaved rounds.
 
     Interleaving (a, b, a, b, ...) keeps a change in machine load from
