@@ -19,7 +19,11 @@ Invariants:
   unit; the receipt (signed by the hub's signing key) is returned only after
   COMMIT;
 * a batch is stored as one row (docs/adr/0401); a deregistration deletes that
-  region's leaves under the pseudonym (H2), redacting them in place.
+  region's leaves under the pseudonym (H2), redacting them in place;
+* a status list must be signed by a key of the caller usable at its
+  ``issued_at`` and not revoked by ``now``, with ``issued_at <= now + skew``;
+  a list older than the one stored under its id is refused
+  (``STATUS_LIST_STALE``), never silently dropped.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from prometheus_client import CollectorRegistry, Counter
 from keys import (
     ATTESTATION_TYPE,
     CHECKPOINT_TYPE,
+    STATUSLIST_TYPE,
     Checkpoint,
     Envelope,
     KeyPair,
@@ -68,7 +73,7 @@ from ._hub_registry import (
     registry_trust,
 )
 from ._observe import log_event
-from ._witness import WitnessOutcome, witness_sync
+from ._witness import SKEW_SECONDS, WitnessOutcome, check_signing_time, witness_sync
 
 __all__ = [
     "RECEIPT_TYPE",
@@ -82,7 +87,7 @@ __all__ = [
 
 RECEIPT_TYPE = "application/vnd.huxin.receipt.v1+proto"
 EVENT_KINDS = ("snapshot_batch", "status_list", "deregistration")
-_SKEW = 300
+_SKEW = SKEW_SECONDS
 _ZERO = bytes(32)
 
 
@@ -138,15 +143,7 @@ def _authenticate_redacted(
     """Checkpoint signature + root when some leaves only travel as hashes."""
     payload, kid = verified_signer(b.checkpoint, trust.region_keys(region), CHECKPOINT_TYPE)
     cp = Checkpoint.from_bytes(payload)
-    owner = trust.signing_key(kid)
-    assert owner is not None
-    problem = owner[1].problem_at(cp.timestamp)
-    if problem:
-        raise VerificationError(
-            problem, "signing key not usable at checkpoint time", field="key_id"
-        )
-    if cp.timestamp > now + _SKEW:
-        raise VerificationError("NOT_YET_VALID", "checkpoint from the future", field="checkpoint")
+    check_signing_time(trust, kid, cp.timestamp, now, "checkpoint")
     if cp.tree_size != len(b.payloads):
         raise VerificationError(
             "BAD_PROOF", "batch size differs from the checkpoint", field="payloads"
@@ -170,8 +167,12 @@ def verify_snapshot_batch(  # noqa: PLR0917
 ) -> VerifiedBatch:
     """Verify a pushed batch completely (module docstring); raises, never partial."""
     n = len(b.payloads)
-    if n == 0 or n > max_leaves:
-        raise ResourceExhaustedError("BATCH_TOO_LARGE", f"batch must hold 1..{max_leaves} leaves")
+    if n == 0:
+        raise _fail("EMPTY_BATCH", "a snapshot batch must hold at least one leaf", "payloads")
+    if n > max_leaves:
+        raise ResourceExhaustedError(
+            "BATCH_TOO_LARGE", f"batch must hold 1..{max_leaves} leaves", field="payloads"
+        )
     if b.payload_type != ATTESTATION_TYPE:
         raise _fail("WRONG_PAYLOAD_TYPE", "snapshot leaves must be attestations")
     if region not in trust.regions:
@@ -470,7 +471,7 @@ class Hub:
                     now, self._config.max_leaves_per_batch,
                 )  # fmt: skip
             elif kind == "status_list":
-                prepared.status_meta = _verify_status(item.status_list, region, self.trust)
+                prepared.status_meta = _verify_status(item.status_list, region, self.trust, now)
             elif len(item.deregistration.province_pseudonym) != 32:
                 raise _fail(
                     "INVALID_PSEUDONYM", "province pseudonym must be 32 bytes", "deregistration"
@@ -519,6 +520,7 @@ class Hub:
                 )  # fmt: skip
                 leaves = verified.present
             elif status_meta is not None:
+                _refuse_stale_status(conn, region, *status_meta)
                 conn.execute(
                     "INSERT INTO hub_status_lists (region, list_id, issued_at, envelope)"
                     " VALUES (?, ?, ?, ?) ON CONFLICT (region, list_id) DO UPDATE SET"
@@ -564,14 +566,43 @@ class Hub:
         return outcome.cosigned
 
 
-def _verify_status(env: attestation_pb2.Envelope, region: str, trust: Trust) -> tuple[str, int]:
-    """A pushed status list: verified as of its own issue time (it may arrive late)."""
+def _verify_status(
+    env: attestation_pb2.Envelope, region: str, trust: Trust, now: int
+) -> tuple[str, int]:
+    """A pushed status list (it may arrive after it expired, so expiry is judged at its
+    issue time) — but never dated beyond ``now`` + skew, and never signed by a key that
+    is revoked by ``now`` or was unusable at its issue time (H3 review)."""
     unverified = attestation_pb2.StatusList()
     try:
         unverified.ParseFromString(env.payload)
     except Exception:
         raise _fail("MALFORMED", "not a StatusList", "status_list") from None
+    if unverified.issued_at > now + _SKEW:
+        raise VerificationError(
+            "NOT_YET_VALID", "status list issued in the future", field="issued_at"
+        )
     sl = verify_status_list(env, trust, unverified.issued_at)
     if sl.issuer_region != region:
         raise VerificationError("ISSUER_MISMATCH", "status list of another region", field="status")
-    return sl.list_id, unverified.issued_at
+    _payload, kid = verified_signer(env, trust.region_keys(region), STATUSLIST_TYPE)
+    check_signing_time(trust, kid, sl.issued_at, now, "issued_at")
+    owner = trust.signing_key(kid)
+    assert owner is not None  # checked just above
+    revoked_at = owner[1].revoked_at
+    if revoked_at and now >= revoked_at:
+        raise VerificationError("KEY_REVOKED", "status list signing key is revoked", field="key_id")
+    return sl.list_id, sl.issued_at
+
+
+def _refuse_stale_status(conn: sqlite3.Connection, region: str, list_id: str, issued: int) -> None:
+    """Inside the write unit: a list older than the stored one is refused, not ignored."""
+    row = conn.execute(
+        "SELECT issued_at FROM hub_status_lists WHERE region = ? AND list_id = ?",
+        (region, list_id),
+    ).fetchone()
+    if row is not None and int(row[0]) > issued:
+        raise FailedPreconditionError(
+            "STATUS_LIST_STALE",
+            f"status list issued at {issued} is older than the stored one ({int(row[0])})",
+            field="issued_at",
+        )

@@ -10,6 +10,10 @@ Invariants:
 * the checkpoint must be signed by a key certified for the pushing region, with
   origin ``<region>/log`` and kind ``log``; otherwise it is refused (nothing
   stored);
+* the signing key must be usable at the checkpoint's timestamp (not revoked
+  then, inside its validity) and the timestamp may not lie more than
+  ``SKEW_SECONDS`` after ``now`` — the same checks as batch authentication
+  (node/_hub.py); a checkpoint failing them is refused, never co-signed;
 * a checkpoint is accepted only if it extends the last witnessed one: same
   size and same root, or a larger size with a verifying consistency proof; it
   is then co-signed (the hub's signature appended to the same envelope) and
@@ -32,6 +36,7 @@ from keys import (
     EnvelopeSignature,
     KeyPair,
     Trust,
+    VerificationError,
     pae,
     verified_signer,
     verify_consistency,
@@ -40,7 +45,19 @@ from node.pb.v1 import hub_pb2
 
 from ._errors import InvalidArgumentError
 
-__all__ = ["WitnessOutcome", "witness_sync"]
+__all__ = ["SKEW_SECONDS", "WitnessOutcome", "check_signing_time", "witness_sync"]
+
+SKEW_SECONDS = 300  # clock skew tolerated for a region's timestamps (batches, logs, lists)
+
+
+def check_signing_time(trust: Trust, kid: str, signed_at: int, now: int, field: str) -> None:
+    """Refuse a signature whose key is unusable at ``signed_at`` or dated in the future."""
+    owner = trust.signing_key(kid)
+    problem = "UNKNOWN_KEY" if owner is None else owner[1].problem_at(signed_at)
+    if problem:
+        raise VerificationError(problem, "signing key not usable at signing time", field="key_id")
+    if signed_at > now + SKEW_SECONDS:
+        raise VerificationError("NOT_YET_VALID", "signed in the future", field=field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +77,9 @@ def witness_sync(  # noqa: PLR0917
 ) -> WitnessOutcome:
     """Inside a write unit: check ``lc`` against the witnessed state (module docstring)."""
     env = lc.checkpoint
-    payload, _kid = verified_signer(env, trust.region_keys(region), CHECKPOINT_TYPE)
+    payload, kid = verified_signer(env, trust.region_keys(region), CHECKPOINT_TYPE)
     cp = Checkpoint.from_bytes(payload)
+    check_signing_time(trust, kid, cp.timestamp, now, "log_checkpoint")
     if cp.origin != f"{region}/log" or cp.kind != "log" or len(cp.root_hash) != 32:
         raise InvalidArgumentError(
             "LOG_CHECKPOINT_INVALID", "not this region's log checkpoint", field="log_checkpoint"

@@ -336,10 +336,16 @@ async def test_registration_refused(tmp_path: Path, change: str, code: str) -> N
     assert err.value.code == code
 
 
-def test_hub_keyset_helper() -> None:
-    root, signing = KeyPair.generate(), KeyPair.generate()
-    ks = KeySet.new(HUB, root.public_key, NOW).add_key(signing.public_key, NOW, NOW + 9)
-    assert verify_key_set(ks.sign(root, NOW).to_bytes(), root.public_key, HUB).keys
+async def test_hub_own_entry_in_its_trust_list(tmp_path: Path) -> None:
+    """The hub lists ITSELF (role hub, its key set) so regions can verify its receipts."""
+    w = await make_world(tmp_path)
+    row = await w.hub.refresh_trust_list(NOW)
+    assert row is not None
+    trust = load_trust(row.envelope, w.hub_root.public_key, NOW)
+    own = trust.regions[HUB]
+    assert own.root_public_key == w.hub_root.public_key
+    assert [k.key_id for k in own.keys.keys] == [w.hub_signing.key_id]
+    assert trust.signing_key(w.hub_signing.key_id) is not None
 
 
 async def test_region_registered_while_running_is_admitted(tmp_path: Path) -> None:
@@ -359,3 +365,99 @@ async def test_region_registered_while_running_is_admitted(tmp_path: Path) -> No
     w.hub._reloaded = 0.0  # the one-per-second re-read budget is available again
     await w.hub.admit("heihe")
     assert _receipt(w, await w.hub.ingest("heihe", w.items[0], NOW + 1)).seq == 1
+
+
+def _status_item(w: World, issued: int, seq: int = 1, signer: KeyPair | None = None,
+                 list_id: str = "attestations-1") -> hub_pb2.PushItem:  # fmt: skip
+    from keys import StatusList
+
+    env = StatusList("heihe", list_id, 131072).sign(
+        signer or w.region.signing, issued, issued + 86_400
+    )
+    item = hub_pb2.PushItem(seq=seq, event_id=f"status/{seq}", kind="status_list")
+    item.status_list.CopyFrom(env.to_proto())
+    return item
+
+
+async def _reregister(w: World, ks: KeySet) -> None:
+    await w.db.write_unit(
+        lambda c: register_region(
+            c, region="heihe", root_public_key=w.region.root.public_key,
+            key_set=ks.sign(w.region.root, NOW).to_bytes(), now=NOW, schemes=("heihe@2024.1",),
+        )
+    )  # fmt: skip
+    await w.hub.reload()
+
+
+@pytest.mark.parametrize(
+    ("case", "code"),
+    [
+        ("future", "NOT_YET_VALID"),
+        ("backdated-before-revocation", "KEY_REVOKED"),
+        ("revoked-before-issue", "KEY_REVOKED"),
+        ("key-not-yet-valid", "KEY_NOT_VALID"),
+    ],
+    ids=["future-beyond-skew", "backdated-revoked-key", "revoked-before-issue", "key-not-valid"],
+)
+async def test_status_list_time_and_key_checks(tmp_path: Path, case: str, code: str) -> None:
+    """REQ: H3-review, N23 — a pushed status list is refused if dated beyond now + skew,
+    if its key is revoked by now (a backdated list cannot slip in), or if the key was not
+    usable at its issue time; nothing is stored and the cursor does not move."""
+    w = await make_world(tmp_path)
+    ks = verify_key_set(w.region.key_set, w.region.root.public_key, "heihe")
+    kid = w.region.signing.key_id
+    issued = NOW
+    signer = None
+    if case == "future":
+        issued = NOW + 3600
+    elif case == "backdated-before-revocation":
+        await _reregister(w, ks.revoke(kid, NOW - 500))
+        issued = NOW - 1000  # before the revocation: fine at issue time, revoked now
+    elif case == "revoked-before-issue":
+        await _reregister(w, ks.revoke(kid, NOW - 500))
+    else:
+        late = KeyPair.generate()
+        await _reregister(w, ks.add_key(late.public_key, NOW + 10_000, NOW + 99_999))
+        signer = late
+    with pytest.raises(VerificationError) as err:
+        await w.hub.ingest("heihe", _status_item(w, issued, signer=signer), NOW)
+    assert err.value.code == code
+    assert (await _counts(w.db))["hub_status_lists"] == 0
+    assert (await w.hub.cursor("heihe")).cursor == 0
+
+
+async def test_older_status_list_refused_explicitly(tmp_path: Path) -> None:
+    """REQ: N23 — a list older than the stored one is refused with STATUS_LIST_STALE
+    (field issued_at), not silently ignored; the stored list and cursor stay as they were."""
+    w = await make_world(tmp_path)
+    newer = _status_item(w, NOW, seq=1)
+    await w.hub.ingest("heihe", newer, NOW)
+    with pytest.raises(NodeError) as err:
+        await w.hub.ingest("heihe", _status_item(w, NOW - 60, seq=2), NOW + 1)
+    assert (err.value.code, err.value.field) == ("STATUS_LIST_STALE", "issued_at")
+    row = await w.db.fetchone("SELECT issued_at, envelope FROM hub_status_lists")
+    assert tuple(row) == (NOW, newer.status_list.SerializeToString())
+    assert (await w.hub.cursor("heihe")).cursor == 1
+    await w.hub.ingest("heihe", _status_item(w, NOW + 60, seq=2), NOW + 61)  # newer: accepted
+
+
+async def test_empty_batch_is_invalid_argument(tmp_path: Path) -> None:
+    """An empty batch is INVALID_ARGUMENT EMPTY_BATCH (field payloads); too large stays
+    RESOURCE_EXHAUSTED BATCH_TOO_LARGE naming the same field."""
+    import grpc
+
+    w = await make_world(tmp_path)
+    empty = hub_pb2.PushItem()
+    empty.CopyFrom(w.items[0])
+    del empty.snapshot_batch.payloads[:]
+    with pytest.raises(NodeError) as err:
+        await w.hub.ingest("heihe", empty, NOW + 1)
+    assert (err.value.status, err.value.code, err.value.field) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "EMPTY_BATCH", "payloads",
+    )  # fmt: skip
+    w.hub._config = HubConfig(max_leaves_per_batch=2)
+    with pytest.raises(NodeError) as err:
+        await w.hub.ingest("heihe", w.items[0], NOW + 1)
+    assert (err.value.status, err.value.code, err.value.field) == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED, "BATCH_TOO_LARGE", "payloads",
+    )  # fmt: skip

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from keys import CHECKPOINT_TYPE, MerkleTree, sign_checkpoint, verify_envelope
+from keys import CHECKPOINT_TYPE, MerkleTree, VerificationError, sign_checkpoint, verify_envelope
 from node._errors import NodeError
 from node.pb.v1 import attestation_pb2, hub_pb2
-from tests.unit.node.test_hub import NOW, World, _close_databases, make_world  # noqa: F401
+from tests.unit.node.test_hub import World, _close_databases, make_world  # noqa: F401
+from tests.unit.node.test_snapshots import NOW
 
 
 def _lc(w: World, tree: MerkleTree, first: int, origin: str = "heihe/log") -> hub_pb2.LogCheckpoint:
@@ -80,3 +81,67 @@ async def test_foreign_checkpoint_refused(tmp_path: Path, origin: str, code: str
         await w.hub.witness("heihe", _lc(w, MerkleTree([b"a"]), 0, origin), NOW)
     assert err.value.code == code
     assert (await w.db.fetchone("SELECT count(*) FROM hub_witness_evidence"))[0] == 0
+
+
+async def _revoke_region_key(w: World, at: int) -> None:
+    """Re-register heihe with its signing key revoked at ``at`` (a newer key set)."""
+    from keys import KeySet, verify_key_set
+    from node._hub_registry import register_region
+
+    ks: KeySet = verify_key_set(w.region.key_set, w.region.root.public_key, "heihe")
+    revoked = ks.revoke(w.region.signing.key_id, at, "compromised").sign(w.region.root, NOW)
+    await w.db.write_unit(
+        lambda c: register_region(
+            c, region="heihe", root_public_key=w.region.root.public_key,
+            key_set=revoked.to_bytes(), now=NOW, schemes=("heihe@2024.1",),
+        )
+    )  # fmt: skip
+    await w.hub.reload()
+
+
+def _lc_at(w: World, tree: MerkleTree, ts: int) -> hub_pb2.LogCheckpoint:
+    env = sign_checkpoint(w.region.signing, "heihe/log", tree.size, tree.root(), ts, kind="log")
+    lc = hub_pb2.LogCheckpoint()
+    lc.checkpoint.CopyFrom(env.to_proto())
+    lc.proof.second_size = tree.size
+    return lc
+
+
+@pytest.mark.parametrize(
+    ("revoked_at", "signed_at", "code"),
+    [
+        (NOW - 500, NOW, "KEY_REVOKED"),
+        (None, NOW + 400 * 86_400, "KEY_NOT_VALID"),
+        (None, NOW + 3600, "NOT_YET_VALID"),
+        (None, NOW - 30 * 86_400, "KEY_NOT_VALID"),
+    ],
+    ids=[
+        "revoked-before-checkpoint",
+        "after-key-expiry",
+        "future-beyond-skew",
+        "before-not-before",
+    ],
+)
+async def test_checkpoint_with_unusable_key_or_time_not_cosigned(
+    tmp_path: Path, revoked_at: int | None, signed_at: int, code: str
+) -> None:
+    """REQ: H16, N23 — the hub refuses to co-sign a checkpoint whose key was revoked or
+    outside its validity at the checkpoint time, or that is dated in the future beyond
+    the skew (same checks as batch authentication); the witnessed state is unchanged."""
+    w = await make_world(tmp_path)
+    if revoked_at is not None:
+        await _revoke_region_key(w, revoked_at)
+    with pytest.raises(VerificationError) as err:
+        await w.hub.witness("heihe", _lc_at(w, MerkleTree([b"a", b"b"]), signed_at), NOW)
+    assert err.value.code == code
+    cur = await w.hub.cursor("heihe")
+    assert cur.witnessed_log_size == 0
+    assert (await w.db.fetchone("SELECT count(*) FROM hub_witness_evidence"))[0] == 0
+
+
+async def test_checkpoint_signed_before_revocation_still_cosigned(tmp_path: Path) -> None:
+    """A checkpoint signed before its key's revocation, within the skew, is co-signed."""
+    w = await make_world(tmp_path)
+    await _revoke_region_key(w, NOW + 100)
+    cosigned = await w.hub.witness("heihe", _lc_at(w, MerkleTree([b"a"]), NOW + 50), NOW)
+    assert len(attestation_pb2.Envelope.FromString(cosigned).signatures) == 2
