@@ -310,6 +310,7 @@ class Router:
         hops: int = 0,
         timeout: float | None = None,
     ) -> node_pb2.AttestationResponse:
+        hops = max(0, min(hops, MAX_HOPS))  # whoever calls: the loop bound holds
         if hops >= MAX_HOPS:
             raise FailedPreconditionError("TOO_MANY_HOPS", "the request was relayed too often")
         hop, target = self.next_hop(home)
