@@ -48,22 +48,24 @@ if TYPE_CHECKING:
 else:
     SubParsers = argparse._SubParsersAction
 
-_GROUPS: dict[tuple[int, str], SubParsers] = {}
+_GROUPS_ATTR = "_huxin_groups"
 
 
 def subgroup(sub: SubParsers, name: str, help_text: str) -> SubParsers:
-    """The subcommand group ``name`` (e.g. ``score``), created once and shared.
+    """The subcommand group ``name`` (e.g. ``score``), created once per parser and shared.
 
     Several modules may add commands to one group (``score explain`` here,
-    ``score run`` there) without knowing about each other.
+    ``score run`` there) without knowing about each other.  The groups are kept
+    on ``sub`` itself: a table keyed by ``id(sub)`` would hand a new parser the
+    group of a collected one whose id was reused.
     """
-    key = (id(sub), name)
-    if key not in _GROUPS:
+    groups: dict[str, SubParsers] = sub.__dict__.setdefault(_GROUPS_ATTR, {})
+    if name not in groups:
         parser = sub.add_parser(name, help=help_text)
-        _GROUPS[key] = parser.add_subparsers(
+        groups[name] = parser.add_subparsers(
             dest=f"{name}_command", required=True, metavar="ACTION"
         )
-    return _GROUPS[key]
+    return groups[name]
 
 
 def build_parser() -> argparse.ArgumentParser:
