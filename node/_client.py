@@ -4,7 +4,9 @@ Invariants: a peer channel always presents a client certificate and checks
 the server against the federation CA; the server name checked is the
 ``localhost``/``127.0.0.1`` SAN of development certificates unless
 ``server_name`` says otherwise; an error's reason is read only from our own
-server's trailing metadata and is never forwarded to a third party.
+server's trailing metadata; a router passes a downstream reason on only if it
+is one of the known reason codes (``node._route.KNOWN_REASONS``), never a
+downstream's free text.
 """
 
 from __future__ import annotations

@@ -89,6 +89,13 @@ def test_explain_scores_only_the_subject(
     text = capsys.readouterr().out
     assert "Score 655, grade A" in text
     assert ID not in text
+    id_file = tmp_path / "id.txt"
+    id_file.write_text(ID + "\n", encoding="ascii")
+    by_file = [*argv[:6], "--subject-file", str(id_file), *argv[8:]]
+    assert main(by_file) == 0
+    assert json.loads(capsys.readouterr().out)["score"] == 655
+    assert main([*argv[:6], "--subject-file", str(tmp_path / "missing"), *argv[8:]]) == 2
+    assert "FILE_NOT_READABLE: --subject-file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
