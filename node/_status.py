@@ -7,10 +7,15 @@ checked) and signed by the node's signing key; it expires after
 revocation change rows in the same transaction as the event, so the next
 rendering reflects them at once; an attestation issued in an earlier month
 than the current one shows as superseded (the new month's grade replaces it).
+Two renderings with different contents never carry the same ``issued_at``
+(peers keep the highest version and call a second, different list of the same
+version an equivocation): a changed list issued within the second of the
+previous one is dated one second later.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -23,6 +28,9 @@ __all__ = ["STATUS_LIST_ID", "STATUS_TTL_SECONDS", "render_status_list"]
 
 STATUS_LIST_ID = "attestations-1"
 STATUS_TTL_SECONDS = 3600
+
+# database path -> (issued_at, content digest) of the node's last rendering
+_LAST_ISSUED: dict[str, tuple[int, bytes]] = {}
 
 
 def month_start(now: datetime) -> int:
@@ -46,7 +54,14 @@ async def render_status_list(ctx: NodeContext) -> Envelope:
     sl = StatusList(ctx.config.region, STATUS_LIST_ID, size)
     for idx, status in entries:
         sl.set(idx, Status(status))
-    for idx in (int(x) for x in (row[1] or "").split(",") if x):
+    superseded = [int(x) for x in (row[1] or "").split(",") if x]
+    for idx in superseded:
         sl.set(idx, Status.SUPERSEDED)
-    now = ctx.now_s()
-    return sl.sign(ctx.secrets.signing, now, now + STATUS_TTL_SECONDS)
+    digest = hashlib.sha256(repr((size, sorted(entries), sorted(superseded))).encode()).digest()
+    issued = ctx.now_s()
+    node = str(ctx.config.database)
+    last = _LAST_ISSUED.get(node)
+    if last is not None and issued <= last[0]:
+        issued = last[0] if digest == last[1] else last[0] + 1  # never older, never ambiguous
+    _LAST_ISSUED[node] = (issued, digest)
+    return sl.sign(ctx.secrets.signing, issued, issued + STATUS_TTL_SECONDS)
