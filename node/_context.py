@@ -3,9 +3,10 @@
 Invariants: ``scheme`` is the version in force (the configured scheme, or a
 rolled-out version from its effective date — ``in_force`` switches it in one
 assignment while the node runs, docs/adr/0507); read it ONCE per request and
-use that object throughout; time is read only through ``clock``; the signing
-keys map used to verify the node's own tokens is the node's current signing
-key (old keys stay verifiable once ``keys`` key sets land — see docs/adr/0302).
+use that object throughout; time is read only through ``clock``; the node's
+own tokens verify against EVERY key of its root-certified key set
+(``own_keys``), so rotating the signing key keeps outstanding tokens valid;
+validity and revocation at the grant time are checked by the verifier.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ class NodeContext:
 
     @property
     def own_keys(self) -> dict[str, bytes]:
-        s = self.secrets.signing
-        return {s.key_id: s.public_key}
+        """Key id -> public key of every signing key in the node's own key set."""
+        return {k.key_id: k.public_key for k in self.secrets.key_set.keys}
 
     async def score_subject(self, subject_key: bytes, *, explain: bool) -> ScoreResult:
         subject = await self.records.subject(subject_key)

@@ -14,6 +14,8 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import grpc
@@ -26,6 +28,7 @@ __all__ = [
     "AlreadyExistsError",
     "DeadlineError",
     "FailedPreconditionError",
+    "InternalError",
     "InvalidArgumentError",
     "Mapped",
     "NodeError",
@@ -35,6 +38,7 @@ __all__ = [
     "UnauthenticatedError",
     "UnavailableError",
     "map_error",
+    "own_data",
 ]
 
 REASON_KEY = "huxin-reason"
@@ -96,6 +100,23 @@ class DeadlineError(NodeError):
 
 class UnavailableError(NodeError):
     status = grpc.StatusCode.UNAVAILABLE
+
+
+class InternalError(NodeError):
+    """Our own data or keys failed (a stored blob, a key file, signing our output)."""
+
+    status = grpc.StatusCode.INTERNAL
+
+
+@contextmanager
+def own_data(what: str) -> Iterator[None]:
+    """Around reading, unsealing or signing the node's OWN data: a keys error there
+    is ``INTERNAL`` (reason ``OWN_DATA_UNUSABLE``), never the caller's
+    ``INVALID_ARGUMENT`` (which :func:`map_error` gives a bare keys error)."""
+    try:
+        yield
+    except KeysError as exc:
+        raise InternalError("OWN_DATA_UNUSABLE", f"{what} is unusable ({exc.code})") from exc
 
 
 @dataclass(frozen=True, slots=True)

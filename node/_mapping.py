@@ -5,7 +5,8 @@ Invariants: only tables that ``mapping`` loaded and hash-checked are used
 table must be in force on the day of issue (``mapping.check_validity``); the
 attestation cites the table's id, version, content hash and method, and the
 native grade always travels next to the mapped one.  No table → the request
-is refused (``MAPPING_UNAVAILABLE``), never answered with a guess.
+is refused (``MAPPING_UNAVAILABLE``), never answered with a guess; the error
+echoes at most ``ECHO_MAX`` characters of the caller's target scheme.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ._errors import FailedPreconditionError, NotFoundError
 __all__ = ["Mapper", "table_blob"]
 
 HASH_PREFIX = "sha256:"
+ECHO_MAX = 64  # characters of a caller-supplied scheme id shown in an error
 
 
 def _hash_bytes(table: MappingTable) -> bytes:
@@ -63,9 +65,11 @@ class Mapper:
         assert self._tables is not None
         table = self._tables.get(target_scheme)
         if table is None:
+            # The target is the caller's string: echo at most ECHO_MAX characters of it.
+            shown = target_scheme[:ECHO_MAX] + ("..." if len(target_scheme) > ECHO_MAX else "")
             raise NotFoundError(
                 "MAPPING_UNAVAILABLE",
-                f"no mapping table from {self._source!r} to {target_scheme!r}",
+                f"no mapping table from {self._source!r} to {shown!r}",
                 field="target_scheme",
             )
         try:

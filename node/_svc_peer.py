@@ -4,8 +4,13 @@ Invariants of :meth:`PeerServicer.RequestAttestation`:
 
 * the requester is the region id in its verified client certificate and must
   be in the node's domestic trust list (``ctx.trust``, H17; docs/adr/0410);
-* the consent token is verified (our own signing key) before it is parsed;
-  its database row is authoritative for uses and withdrawal;
+* the consent token is verified before it is parsed, against EVERY signing
+  key of the node's own key set (certified by the region root), so rotation
+  keeps outstanding tokens valid; the key that verified must have been valid
+  and not revoked at the grant's ``granted_at`` (else ``CONSENT_KEY_REVOKED``
+  / ``CONSENT_KEY_NOT_VALID``); the key map and the verified-token cache are
+  rebuilt when the key set's version changes; the database row is
+  authoritative for uses and withdrawal;
 * the consent must be active (not withdrawn, expired or exhausted), its
   audience must equal the certificate identity, its purpose the requested
   purpose, and the presented subject binding must equal the consent's;
@@ -22,14 +27,20 @@ Invariants of :meth:`PeerServicer.RequestAttestation`:
 * grade, score and mapped grade are a pure function of the subject and
   records read in that transaction, the scheme, the target and the day; they
   are memoised on exactly those inputs (ADR 0310), never on the consent;
-* every refusal that reaches a consent (and every refusal of a listed peer)
-  is appended to the transparency log before the error is returned.
+* every refusal that concerns a real consent of ours (a token that verifies
+  and whose row exists, whoever the caller) is appended to the transparency
+  log before the error is returned; a refusal that names no consent of ours
+  (unlisted caller without a genuine token, token that does not verify,
+  consent row gone) appends nothing: it is counted in the refusals metric and
+  logged as a structured line (at most one per caller and second), so no
+  caller can grow the append-only log without a citizen's consent behind it.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -37,7 +48,14 @@ from typing import Any
 from google.protobuf.message import DecodeError
 from grpc import aio
 
-from keys import Attestation, MappedGrade, VerificationError, issue_attestation, verify_envelope
+from keys import (
+    Attestation,
+    KeySet,
+    MappedGrade,
+    VerificationError,
+    issue_attestation,
+    verified_signer,
+)
 from scoring import Scheme, Subject, list_schemes, load_scheme, score
 
 from ._context import NodeContext
@@ -46,9 +64,11 @@ from ._errors import (
     InvalidArgumentError,
     NodeError,
     PermissionDeniedError,
+    own_data,
 )
 from ._guard import require_caller
 from ._mapping import Mapper, table_blob
+from ._observe import log_event
 from ._repo_consents import (
     ConsentRow,
     add_status_entry,
@@ -68,6 +88,7 @@ __all__ = ["PeerServicer"]
 NONCE_MIN, NONCE_MAX = 16, 64
 TOKEN_CACHE = 4096
 GRADE_MEMO = 4096
+UNLOGGED_CALLERS = 1024  # callers remembered for the unlogged-refusal line's rate limit
 _STATE_ERRORS: dict[int, tuple[str, str]] = {
     node_pb2.CONSENT_STATE_WITHDRAWN: ("CONSENT_WITHDRAWN", "the consent was withdrawn"),
     node_pb2.CONSENT_STATE_EXPIRED: ("CONSENT_EXPIRED", "the consent has expired"),
@@ -81,6 +102,9 @@ class _Outcome:
     refused: NodeError | None
     first: int
     leaves: list[bytes]
+
+
+_NO_LEAVES: list[bytes] = []
 
 
 class _Grades:
@@ -132,8 +156,12 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         # Verified consent tokens by their exact bytes (payload and signatures): the
         # same bytes verify the same way, so a repeat skips the Ed25519 check.
         self._verified: dict[bytes, node_pb2.ConsentGrant] = {}
+        # The own key set as a key id -> public key map, rebuilt per key-set version.
+        self._key_set: KeySet | None = None
+        self._key_map: dict[str, bytes] = {}
         self._grades = _Grades()
         self._issued: dict[str, Any] = {}  # metric children by audience
+        self._unlogged_at: dict[str, int] = {}  # caller -> second of its last unlogged line
 
     def _peer(self) -> str:
         who = require_caller()
@@ -144,16 +172,22 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         return who
 
     async def _refuse(
-        self, exc: NodeError, peer: str, purpose: str, row: ConsentRow | None, consent_id: str = ""
+        self, exc: NodeError, peer: str, purpose: str, row: ConsentRow | None
     ) -> NodeError:
-        """Log a refusal (committed) and return the error to raise."""
+        """Log a refusal and return the error to raise: in the transparency log
+        (committed first) when it concerns a real consent of ours, otherwise only
+        as a metric and a rate-limited structured line (the log stays bounded by
+        citizens' consents, not by callers' requests)."""
+        if row is None:
+            self._unlogged(exc, peer, purpose)
+            return exc
         await self._ctx.log.record(
             [
                 LogWrite(
                     "request_refused",
                     self._ctx.now_s(),
-                    row.subject_key if row else None,
-                    consent_id=row.consent_id if row else consent_id,
+                    row.subject_key,
+                    consent_id=row.consent_id,
                     requester=peer,
                     purpose=purpose,
                     reason=exc.code,
@@ -163,7 +197,33 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         self._ctx.metrics.refusals.labels(exc.code).inc()
         return exc
 
+    def _unlogged(self, exc: NodeError, peer: str, purpose: str) -> None:
+        """A refusal naming no consent of ours: metric always, one line per caller and second."""
+        self._ctx.metrics.refusals.labels(exc.code).inc()
+        second = int(time.monotonic())
+        if self._unlogged_at.get(peer) == second:
+            return
+        if len(self._unlogged_at) >= UNLOGGED_CALLERS:
+            self._unlogged_at.clear()
+        self._unlogged_at[peer] = second
+        log_event(
+            "attestation request refused (no consent of ours; not in the transparency log)",
+            requester=peer[:64],
+            purpose=purpose[:64],
+            reason=exc.code,
+        )
+
+    def _own_keys(self) -> KeySet:
+        """The node's key set; on a new version the key map and token cache are rebuilt."""
+        ks = self._ctx.secrets.key_set
+        if ks is not self._key_set:
+            self._key_map = {k.key_id: k.public_key for k in ks.keys}
+            self._verified.clear()
+            self._key_set = ks
+        return ks
+
     def _grant(self, request: node_pb2.AttestationRequest) -> node_pb2.ConsentGrant:
+        key_set = self._own_keys()
         token = request.consent_token
         cache_key = b"".join(
             [token.payload, token.payload_type.encode()]
@@ -172,15 +232,17 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         cached = self._verified.get(cache_key)
         if cached is not None:
             return cached
-        grant = self._verify_grant(request)
+        grant = self._verify_grant(request, key_set)
         if len(self._verified) >= TOKEN_CACHE:
             self._verified.clear()
         self._verified[cache_key] = grant
         return grant
 
-    def _verify_grant(self, request: node_pb2.AttestationRequest) -> node_pb2.ConsentGrant:
+    def _verify_grant(
+        self, request: node_pb2.AttestationRequest, key_set: KeySet
+    ) -> node_pb2.ConsentGrant:
         try:
-            payload = verify_envelope(request.consent_token, self._ctx.own_keys, CONSENT_TYPE)
+            payload, kid = verified_signer(request.consent_token, self._key_map, CONSENT_TYPE)
         except VerificationError as exc:
             raise PermissionDeniedError(
                 "CONSENT_INVALID",
@@ -197,6 +259,15 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         if grant.issuer_region != self._ctx.config.region:
             raise PermissionDeniedError(
                 "CONSENT_INVALID", "consent issued by another region", field="consent_token"
+            )
+        info = key_set.find(kid)
+        problem = "KEY_NOT_VALID" if info is None else info.problem_at(grant.granted_at)
+        if problem is not None:
+            # A revoked key signs nothing valid from its revocation time on (DESIGN).
+            raise PermissionDeniedError(
+                f"CONSENT_{problem}",
+                "the consent token's signing key was not valid at the grant time",
+                field="consent_token",
             )
         return grant
 
@@ -305,6 +376,8 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                     expires_at=expires,
                 )
             except NodeError as exc:
+                if subject_key is None:  # no consent row of ours: nothing to log for a citizen
+                    return _Outcome(None, exc, 0, _NO_LEAVES)
                 entry = LogWrite(
                     "request_refused",
                     now,
@@ -351,11 +424,15 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
 
         outcome = await ctx.db.write_unit(unit, lambda o: log.mirror(o.first, o.leaves))
         if outcome.refused is not None:
-            ctx.metrics.refusals.labels(outcome.refused.code).inc()
+            if not outcome.leaves:
+                self._unlogged(outcome.refused, peer, purpose)
+            else:
+                ctx.metrics.refusals.labels(outcome.refused.code).inc()
             raise outcome.refused
         assert outcome.attestation is not None
         # Signed after COMMIT: the use, status index and log entry are durable first.
-        blob = issue_attestation(outcome.attestation, ctx.secrets.signing)
+        with own_data("the attestation built from our stored consent"):
+            blob = issue_attestation(outcome.attestation, ctx.secrets.signing)
         issued = self._issued.get(peer)
         if issued is None:
             issued = self._issued[peer] = ctx.metrics.attestations.labels(peer)
@@ -372,7 +449,8 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         self, request: node_pb2.GetStatusListRequest, context: aio.ServicerContext[Any, Any]
     ) -> attestation_pb2.Envelope:
         self._peer()
-        return (await render_status_list(self._ctx)).to_proto()
+        with own_data("the status list"):
+            return (await render_status_list(self._ctx)).to_proto()
 
     async def ListSchemes(
         self, request: node_pb2.ListSchemesRequest, context: aio.ServicerContext[Any, Any]
@@ -396,4 +474,5 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         self, request: node_pb2.GetCheckpointRequest, context: aio.ServicerContext[Any, Any]
     ) -> attestation_pb2.Envelope:
         self._peer()
-        return self._ctx.log.checkpoint(self._ctx.now_s())[1].to_proto()
+        with own_data("the log checkpoint"):
+            return self._ctx.log.checkpoint(self._ctx.now_s())[1].to_proto()

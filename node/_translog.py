@@ -24,6 +24,7 @@ from keys import CHECKPOINT_TYPE, Envelope, KeyPair, MerkleTree, sign
 from node.pb.v1 import attestation_pb2, node_pb2
 
 from ._db import Database, Tx
+from ._errors import own_data
 
 __all__ = ["LogWrite", "TransparencyLog", "subject_ref"]
 
@@ -156,7 +157,8 @@ class TransparencyLog:
             timestamp=now,
             kind="log",
         ).SerializeToString(deterministic=True)
-        env = sign(CHECKPOINT_TYPE, payload, self._signing)
+        with own_data("the log checkpoint"):
+            env = sign(CHECKPOINT_TYPE, payload, self._signing)
         self._checkpoint = (size, env)
         return self._checkpoint
 
