@@ -24,14 +24,17 @@ import re
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
+
+import grpc
 
 from scoring import Residence, Scheme, Subject, score
 
+from ._errors import CodedNodeError
 from ._storage import StorageError, connect
 
 __all__ = [
@@ -51,12 +54,15 @@ _PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
 _NO_FLAGS: frozenset[str] = frozenset()
 
 
-class BatchError(Exception):
+class BatchError(CodedNodeError):
     """A batch job that cannot run; ``code`` is stable, the message names the input."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+    STATUS_BY_CODE: ClassVar[Mapping[str, grpc.StatusCode]] = {
+        "INVALID_PERIOD": grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_CHUNK": grpc.StatusCode.INVALID_ARGUMENT,
+        "UNKNOWN_CATEGORY": grpc.StatusCode.FAILED_PRECONDITION,
+    }
+    DEFAULT_STATUS: ClassVar[grpc.StatusCode] = grpc.StatusCode.FAILED_PRECONDITION
 
 
 def period_as_of(period: str) -> date:

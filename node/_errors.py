@@ -14,9 +14,10 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import ClassVar
 
 import grpc
 
@@ -26,6 +27,7 @@ from scoring import ScoringError
 __all__ = [
     "REASON_KEY",
     "AlreadyExistsError",
+    "CodedNodeError",
     "DeadlineError",
     "FailedPreconditionError",
     "InternalError",
@@ -64,6 +66,19 @@ class NodeError(Exception):
         self.message = message
         self.field = field
         self.details = details
+
+
+class CodedNodeError(NodeError):
+    """Base of a module's own error family (outbox, push, hub registry, snapshots,
+    batch): the gRPC status follows the stable ``code`` through ``STATUS_BY_CODE``
+    (unlisted codes: ``DEFAULT_STATUS``), so the code survives up to the caller."""
+
+    STATUS_BY_CODE: ClassVar[Mapping[str, grpc.StatusCode]] = {}
+    DEFAULT_STATUS: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
+
+    def __init__(self, code: str, message: str, *, field: str = "") -> None:
+        super().__init__(code, message, field=field)
+        self.status = self.STATUS_BY_CODE.get(code, self.DEFAULT_STATUS)
 
 
 class InvalidArgumentError(NodeError):

@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
+
+import grpc
 
 from keys import (
     Envelope,
@@ -36,6 +39,8 @@ from keys import (
     verify_key_set,
 )
 
+from ._errors import CodedNodeError
+
 __all__ = [
     "RegistryError",
     "TrustListRow",
@@ -47,12 +52,14 @@ __all__ = [
 ]
 
 
-class RegistryError(Exception):
+class RegistryError(CodedNodeError):
     """A registration that cannot be accepted; ``code`` is stable."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+    STATUS_BY_CODE: ClassVar[Mapping[str, grpc.StatusCode]] = {
+        "ROOT_KEY_CHANGED": grpc.StatusCode.FAILED_PRECONDITION,
+        "KEY_SET_ROLLBACK": grpc.StatusCode.FAILED_PRECONDITION,
+    }
+    DEFAULT_STATUS: ClassVar[grpc.StatusCode] = grpc.StatusCode.INVALID_ARGUMENT
 
 
 @dataclass(frozen=True, slots=True)

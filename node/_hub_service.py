@@ -83,8 +83,9 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                     events += 1
                     if events > limit:
                         raise ResourceExhaustedError(
-                            "PUSH_TOO_LONG", f"at most {limit} events per push stream"
-                        )
+                            "PUSH_TOO_LONG", f"at most {limit} events per push stream",
+                            field="events",
+                        )  # fmt: skip
                     prepared = await self._hub.prepare(region, item, now)
                     if pending is not None:
                         out.receipts.add().ParseFromString(await pending)

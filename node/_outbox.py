@@ -27,12 +27,16 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
+
+import grpc
 
 from keys import KeysError, Sealer, SealError, province_pseudonym
 
 from ._db import Database, Tx
+from ._errors import CodedNodeError
 from .pb.v1 import hub_pb2
 
 __all__ = [
@@ -48,12 +52,16 @@ __all__ = [
 KINDS = ("snapshot_batch", "status_list", "deregistration")
 
 
-class OutboxError(Exception):
+class OutboxError(CodedNodeError):
     """An event that cannot be appended; ``code`` is stable."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+    STATUS_BY_CODE: ClassVar[Mapping[str, grpc.StatusCode]] = {
+        "UNKNOWN_EVENT_KIND": grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_EVENT_ID": grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_PAYLOAD": grpc.StatusCode.INVALID_ARGUMENT,
+        "EVENT_CONFLICT": grpc.StatusCode.FAILED_PRECONDITION,
+    }
+    DEFAULT_STATUS: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
 
 
 @dataclass(frozen=True, slots=True)

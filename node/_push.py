@@ -14,9 +14,11 @@ One push cycle (:meth:`Pusher.push_once`):
 Invariants: nothing is ever skipped — events go out strictly in seq order
 starting at the hub's own cursor, so a crash, restart or partition on either
 side resumes exactly where the hub stopped, and the hub's duplicate check makes
-a resent event harmless; a receipt is stored only if it names our region, the
-event's seq and id, and (when the hub root key is configured) verifies under the
-hub's key set; backoff is per hub (exponential, capped, reset on success); an
+a resent event harmless; the pusher refuses to run without a pinned hub root
+key (``HUB_KEY_REQUIRED``); a receipt is stored — and its event counted as
+acknowledged — only if it verifies under the hub's key set and names our region,
+the hub, the event's seq, id and kind, its content hash and leaf count
+(:func:`check_receipt`), else ``BAD_RECEIPT`` naming the field; backoff is per hub (exponential, capped, reset on success); an
 outbox BEHIND the hub's cursor (a restored database) is an error, never silently
 "caught up".
 """
@@ -26,11 +28,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hmac
 import random
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
+import grpc
 from grpc import aio
 
 from keys import (
@@ -46,25 +51,34 @@ from node.pb.v1 import attestation_pb2, hub_pb2, hub_pb2_grpc
 from ._client import peer_channel, reason_of
 from ._config import NodeConfig
 from ._db import Database
-from ._hub import RECEIPT_TYPE
+from ._errors import CodedNodeError
+from ._hub import RECEIPT_TYPE, Hub
 from ._observe import log_event
 from ._outbox import OutboxEvent, read_after_sync
 from ._secrets import NodeSecrets
 
-__all__ = ["HubTarget", "PushError", "PushResult", "Pusher", "hub_target"]
+__all__ = ["HubTarget", "PushError", "PushResult", "Pusher", "check_receipt", "hub_target"]
 
 
-class PushError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class PushError(CodedNodeError):
+    """A push that cannot proceed; ``code`` is stable, ``field`` names what is wrong."""
+
+    STATUS_BY_CODE: ClassVar[Mapping[str, grpc.StatusCode]] = {
+        "PUSH_NOT_CONFIGURED": grpc.StatusCode.FAILED_PRECONDITION,
+        "HUB_KEY_REQUIRED": grpc.StatusCode.FAILED_PRECONDITION,
+        "OUTBOX_BEHIND_HUB": grpc.StatusCode.FAILED_PRECONDITION,
+        "BAD_RECEIPT": grpc.StatusCode.FAILED_PRECONDITION,
+        "HUB_CURSOR_STUCK": grpc.StatusCode.UNAVAILABLE,
+        "BATCH_MISSING": grpc.StatusCode.INTERNAL,
+    }
+    DEFAULT_STATUS: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
 
 
 @dataclass(frozen=True, slots=True)
 class HubTarget:
     hub_id: str
     endpoint: str
-    hub_key: bytes  # hub root public key; b"" = receipts stored unverified
+    hub_key: bytes  # pinned hub root public key; b"" = not configured (Pusher refuses)
     server_name: str
 
 
@@ -121,6 +135,64 @@ def _item(conn: sqlite3.Connection, ev: OutboxEvent) -> hub_pb2.PushItem:
     return item
 
 
+def _leaf_counts(item: hub_pb2.PushItem) -> tuple[int, int]:
+    b = item.snapshot_batch
+    return len(b.payloads) - len(b.redacted), len(b.payloads)
+
+
+def check_receipt(
+    conn: sqlite3.Connection, receipt: hub_pb2.Receipt, sent: hub_pb2.PushItem | None
+) -> None:
+    """Compare a verified receipt with the outbox event of its seq (and, when this
+    stream sent it, with the exact item): event id, kind, content hash and leaf count.
+
+    A snapshot batch's receipt must count exactly the leaves sent; a receipt fetched
+    later (``GetReceipts``) may count leaves the region has since deleted (H2), so it
+    must lie between what the region still holds and the batch's size.  A status list
+    stores no leaves; a deregistration's count is the hub's own (not checked)."""
+    seq = receipt.seq
+    row = conn.execute(
+        "SELECT event_id, kind, payload FROM outbox WHERE seq = ?", (seq,)
+    ).fetchone()
+    if row is None or row[0] != receipt.event_id:
+        raise PushError(
+            "BAD_RECEIPT", f"receipt for seq {seq} names another event", field="event_id"
+        )
+    kind, payload = str(row[1]), bytes(row[2]) if row[2] is not None else b""
+    if receipt.kind != kind:
+        raise PushError("BAD_RECEIPT", f"receipt for seq {seq} names kind {receipt.kind!r}",
+                        field="kind")  # fmt: skip
+    expected = hub_pb2.PushItem(kind=kind)
+    if kind == "snapshot_batch":
+        expected.snapshot_batch.checkpoint.ParseFromString(payload)
+    elif kind == "status_list":
+        expected.status_list.ParseFromString(payload)
+    else:
+        expected.deregistration.ParseFromString(payload)
+    if not hmac.compare_digest(Hub._content(expected), bytes(receipt.content_sha256)):
+        raise PushError(
+            "BAD_RECEIPT", f"receipt for seq {seq}: content differs from the event sent",
+            field="content_sha256",
+        )  # fmt: skip
+    if kind == "snapshot_batch":
+        if sent is not None:
+            low, _n = _leaf_counts(sent)
+            high = low
+        else:
+            low, high = conn.execute(
+                "SELECT count(payload), count(*) FROM snapshot_leaves WHERE batch_id = ?",
+                (receipt.event_id,),
+            ).fetchone()
+        ok = int(low) <= receipt.leaves <= int(high)
+    else:
+        ok = kind == "deregistration" or receipt.leaves == 0
+    if not ok:
+        raise PushError(
+            "BAD_RECEIPT", f"receipt for seq {seq} counts {receipt.leaves} leaves",
+            field="leaves",
+        )  # fmt: skip
+
+
 class Pusher:
     """Pushes one node's outbox to its hub (background loop or one shot)."""
 
@@ -131,6 +203,13 @@ class Pusher:
         self._config = config
         self._secrets = secrets
         self.target = hub_target(config)
+        if not self.target.hub_key:
+            raise PushError(
+                "HUB_KEY_REQUIRED",
+                "no pinned hub root key ([hub] or [federation] hub_key): receipts could"
+                " not be verified",
+                field="hub.hub_key",
+            )
         self._tree = MerkleTree()
         self._hub_keys: dict[str, bytes] | None = None
         self._failures = 0
@@ -170,8 +249,6 @@ class Pusher:
     async def _verify_receipt(
         self, stub: hub_pb2_grpc.HubServiceAsyncStub, env: attestation_pb2.Envelope
     ) -> tuple[hub_pb2.Receipt, bool]:
-        if not self.target.hub_key:
-            return hub_pb2.Receipt.FromString(env.payload), False
         if self._hub_keys is None:
             ks = verify_key_set(await stub.GetHubKeySet(hub_pb2.GetHubKeySetRequest()),
                                 self.target.hub_key, self.target.hub_id)  # fmt: skip
@@ -186,21 +263,32 @@ class Pusher:
         return hub_pb2.Receipt.FromString(payload), True
 
     async def _store_receipts(
-        self, stub: hub_pb2_grpc.HubServiceAsyncStub, envs: list[attestation_pb2.Envelope]
+        self,
+        stub: hub_pb2_grpc.HubServiceAsyncStub,
+        envs: list[attestation_pb2.Envelope],
+        sent: dict[int, hub_pb2.PushItem] | None = None,
     ) -> int:
+        """Verify receipts and store them — each only if it matches the outbox event it
+        acknowledges (event id, kind, content hash, leaf count); else ``BAD_RECEIPT``
+        naming the field, and nothing of this batch of receipts is stored."""
         rows = []
         for env in envs:
             receipt, verified = await self._verify_receipt(stub, env)
-            if receipt.region != self._config.region or receipt.hub != self.target.hub_id:
-                raise PushError("BAD_RECEIPT", "a receipt names another region or hub")
-            rows.append((receipt.seq, receipt.event_id, env.SerializeToString(), int(verified)))
+            if receipt.region != self._config.region:
+                raise PushError("BAD_RECEIPT", "a receipt names another region", field="region")
+            if receipt.hub != self.target.hub_id:
+                raise PushError("BAD_RECEIPT", "a receipt names another hub", field="hub")
+            rows.append((receipt, env.SerializeToString(), int(verified)))
+        if sent is not None and sorted(r.seq for r, _, _ in rows) != sorted(sent):
+            raise PushError(
+                "BAD_RECEIPT", "the receipts do not answer the events sent", field="receipts"
+            )
         hub = self.target.hub_id
 
         def unit(conn: sqlite3.Connection) -> int:
-            for seq, event_id, blob, ok in rows:
-                row = conn.execute("SELECT event_id FROM outbox WHERE seq = ?", (seq,)).fetchone()
-                if row is None or row[0] != event_id:
-                    raise PushError("BAD_RECEIPT", f"receipt for seq {seq} names another event")
+            for receipt, blob, ok in rows:
+                seq, event_id = receipt.seq, receipt.event_id
+                check_receipt(conn, receipt, None if sent is None else sent.get(seq))
                 conn.execute(
                     "INSERT OR IGNORE INTO push_receipts (hub, seq, event_id, receipt, verified)"
                     " VALUES (?, ?, ?, ?, ?)",
@@ -295,7 +383,9 @@ class Pusher:
 
                 resp = await stub.Push(gen(), timeout=timeout)
                 log_sent = log_sent or lc is not None
-                receipts += await self._store_receipts(stub, list(resp.receipts))
+                receipts += await self._store_receipts(
+                    stub, list(resp.receipts), {it.seq: it for it in items}
+                )
                 if lc is not None and resp.HasField("witnessed"):
                     witnessed = lc.log_checkpoint.proof.second_size
                     await self._record(resp.cursor, "", now, resp.witnessed.SerializeToString())

@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
+
+import grpc
 
 from keys import (
     ATTESTATION_TYPE,
@@ -44,6 +47,7 @@ from keys import (
 )
 from node.pb.v1 import attestation_pb2
 
+from ._errors import CodedNodeError
 from ._outbox import append_sync
 
 __all__ = [
@@ -59,12 +63,18 @@ DAY = 86_400
 PURPOSE = "provincial-push"
 
 
-class SnapshotError(Exception):
+class SnapshotError(CodedNodeError):
     """A run that cannot be signed; ``code`` is stable."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+    STATUS_BY_CODE: ClassVar[Mapping[str, grpc.StatusCode]] = {
+        "RUN_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
+        "RUN_NOT_FINISHED": grpc.StatusCode.FAILED_PRECONDITION,
+        "HUB_NOT_CONFIGURED": grpc.StatusCode.FAILED_PRECONDITION,
+        "PROVINCE_KEY_MISSING": grpc.StatusCode.FAILED_PRECONDITION,
+        "PROVINCE_KEY_INVALID": grpc.StatusCode.FAILED_PRECONDITION,
+        "INVALID_BATCH_SIZE": grpc.StatusCode.INVALID_ARGUMENT,
+    }
+    DEFAULT_STATUS: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
 
 
 @dataclass(frozen=True, slots=True)

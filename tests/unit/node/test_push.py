@@ -158,3 +158,94 @@ def test_backoff_grows_and_is_capped(tmp_path: Path) -> None:
         delays.append(p.backoff())
     assert all(0.5 * min(8, 2**f) <= d <= min(8, 2**f) for f, d in enumerate(delays))
     assert max(delays) <= 8.0
+
+
+def test_pusher_refuses_to_run_without_pinned_hub_key(tmp_path: Path) -> None:
+    """REQ: H13 — receipts must be signed by the hub: no pinned key, no pusher."""
+    cfg = _cfg(tmp_path, endpoint="h:1", hub_id="hl")
+    with pytest.raises(PushError) as err:
+        Pusher(None, cfg, None)  # type: ignore[arg-type]
+    assert (err.value.code, err.value.field) == ("HUB_KEY_REQUIRED", "hub.hub_key")
+
+
+def _tamper_receipt(field: str) -> Any:
+    def change(r: Any) -> None:
+        if field == "content_sha256":
+            r.content_sha256 = bytes(32)
+        elif field == "leaves":
+            r.leaves = r.leaves - 1
+        elif field == "kind":
+            r.kind = "status_list"
+        else:
+            r.event_id = "another-event"
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "field", ["content_sha256", "leaves", "kind", "event_id"],
+    ids=["other-content", "partial-leaves", "other-kind", "other-event"],
+)  # fmt: skip
+async def test_receipt_not_matching_the_event_sent_refused(tmp_path: Path, field: str) -> None:
+    """REQ: H13 — a correctly SIGNED receipt whose content hash, leaf count, kind or event
+    differs from the outbox event sent is BAD_RECEIPT naming the field; it is not stored
+    and the event does not count as acknowledged."""
+    from types import SimpleNamespace
+
+    from keys import sign
+    from node._db import Database
+    from node._hub import RECEIPT_TYPE
+    from node._push import HubTarget
+    from node.pb.v1 import attestation_pb2, hub_pb2
+    from tests.unit.node.test_hub import make_world
+    from tests.unit.node.test_snapshots import HUB, NOW
+
+    w = await make_world(tmp_path)
+    good = attestation_pb2.Envelope.FromString(await w.hub.ingest("heihe", w.items[0], NOW + 1))
+    receipt = hub_pb2.Receipt.FromString(good.payload)
+    _tamper_receipt(field)(receipt)
+    forged = sign(RECEIPT_TYPE, receipt.SerializeToString(), w.hub_signing).to_proto()
+    db = await Database.open(w.region.path)
+    try:
+        p = Pusher.__new__(Pusher)
+        p._db, p._config = db, SimpleNamespace(region="heihe")  # type: ignore[assignment]
+        p.target = HubTarget(HUB, "unused:1", b"k" * 32, "")
+        p._hub_keys = {w.hub_signing.key_id: w.hub_signing.public_key}
+        for sent in ({1: w.items[0]}, None):  # answering a stream / fetched later
+            if sent is None and field == "leaves":
+                receipt.leaves = 99  # a fetched receipt may not exceed the batch either
+                forged = sign(RECEIPT_TYPE, receipt.SerializeToString(), w.hub_signing).to_proto()
+            with pytest.raises(PushError) as err:
+                await p._store_receipts(None, [forged], sent)  # type: ignore[arg-type]
+            assert (err.value.code, err.value.field) == ("BAD_RECEIPT", field)
+        assert (await db.fetchone("SELECT count(*) FROM push_receipts"))[0] == 0
+        assert await p._store_receipts(None, [good], {1: w.items[0]}) == 1  # type: ignore[arg-type]
+        with pytest.raises(PushError) as err:  # a stream answered without all its receipts
+            await p._store_receipts(None, [good], {1: w.items[0], 2: w.items[1]})  # type: ignore[arg-type]
+        assert err.value.field == "receipts"
+    finally:
+        await db.close()
+
+
+async def test_push_stream_too_long_names_events(tmp_path: Path) -> None:
+    """A stream with more events than the hub's limit: RESOURCE_EXHAUSTED PUSH_TOO_LONG,
+    field ``events`` (trailing metadata)."""
+    import dataclasses
+
+    from grpc import StatusCode, aio
+
+    from node._db import Database
+
+    hub, cfg, secrets = await _setup(tmp_path)
+    small = dataclasses.replace(hub.ctx.config.hub, max_items_per_push=1)
+    object.__setattr__(hub.ctx, "config", dataclasses.replace(hub.ctx.config, hub=small))
+    db = await Database.open(cfg.database)
+    try:
+        with pytest.raises(aio.AioRpcError) as err:
+            await Pusher(db, cfg, secrets).push_once(int(datetime.now(UTC).timestamp()))
+        meta = dict(err.value.trailing_metadata() or ())
+        assert err.value.code() == StatusCode.RESOURCE_EXHAUSTED
+        assert (meta["huxin-reason"], meta["huxin-field"]) == ("PUSH_TOO_LONG", "events")
+    finally:
+        await db.close()
+        await hub.stop(0.5)
