@@ -4,6 +4,12 @@ Progress goes to stderr, results to stdout (``--json`` for machine-readable
 output).  Bad input (unknown scheme, bad period, missing database, a
 candidate file that does not load) exits 2 with ``error: CODE: message``.
 No command prints or logs a citizen ID number.
+
+``huxin score run --config node.toml --period YYYY-MM`` is the node's monthly
+run (issue 5): exactly ``huxin score publish`` (node/_cli_hub.py) — scored with
+the scheme version in force, signed as Merkle batches, queued for the hub.
+``--db FILE --scheme ID`` only recomputes snapshots (benchmarks) and signs
+nothing.
 """
 
 from __future__ import annotations
@@ -46,9 +52,20 @@ def register(sub: SubParsers) -> None:
     p.set_defaults(func=_generate)
 
     score_group = subgroup(sub, "score", "score people: explain one, run a month")
-    p = score_group.add_parser("run", help="monthly recomputation into stored snapshots")
-    p.add_argument("--db", required=True, type=Path)
-    p.add_argument("--scheme", required=True)
+    p = score_group.add_parser(
+        "run",
+        help="the monthly run: with --config, run + sign as Merkle batches + queue for the"
+        " hub (= score publish); with --db/--scheme, plain recomputation (NOT signed)",
+    )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--config", type=Path, metavar="FILE",
+        help="the node's config: score with the scheme version in force, sign, queue (H3)",
+    )  # fmt: skip
+    where.add_argument(
+        "--db", type=Path, help="a database to recompute (benchmarks): does NOT sign or queue"
+    )
+    p.add_argument("--scheme", help="with --db: the scheme id to score with")
     p.add_argument("--period", required=True, metavar="YYYY-MM")
     p.add_argument("--workers", type=int, default=_default_workers())
     p.add_argument("--chunk", type=int, default=5000, help="subjects per transaction")
@@ -127,6 +144,13 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _score_run(args: argparse.Namespace) -> int:
+    if args.config is not None:
+        from ._cli_hub import publish
+
+        _period(args.period)
+        return publish(args)
+    if not args.scheme:
+        raise CliError("SCHEME_REQUIRED", "--db needs --scheme (or use --config)")
     scheme = _scheme(args.scheme)
     _period(args.period)
     db = _existing_db(args.db)

@@ -1,8 +1,12 @@
 """CLI of the hub helper: ``huxin hub register|trust-list``, ``huxin push``, ``huxin score publish``.
 
-* ``huxin score publish --config region.toml --period YYYY-MM`` runs the month
-  (``node._batch.run_month``, idempotent) and signs it as Merkle batches under
-  the province pseudonym (:mod:`node._snapshots`, H3), queued in the outbox;
+* ``huxin score publish --config region.toml --period YYYY-MM`` (and the same
+  ``huxin score run --config region.toml --period YYYY-MM``) runs the month
+  (``node._batch.run_month``, idempotent) with the scheme version IN FORCE on
+  the node today (:func:`node._rights_rollout.active_scheme`: the stored
+  rollout, as a running or restarted node serves it — H11, N12), and signs it
+  as Merkle batches under the province pseudonym (:mod:`node._snapshots`, H3),
+  queued in the outbox; the attestations name that version;
 * ``huxin push --config region.toml`` pushes the outbox to the hub once
   (resumes from the hub's cursor; the background loop of ``huxin serve`` does
   the same every ``[hub] push_interval_seconds``);
@@ -22,22 +26,23 @@ import asyncio
 import json
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from keys import KeysError, certificate_fingerprint, decode_private_key
-from scoring import load_scheme
+from scoring import Scheme, load_scheme
 
 from ._batch import BatchError, run_month
 from ._cli import CliError, SubParsers, subgroup
 from ._config import ConfigError, NodeConfig, load_config
 from ._hub_registry import RegistryError, publish_if_due, register_region
+from ._rights_rollout import active_scheme
 from ._secrets import NodeSecrets, load_secrets
-from ._snapshots import SnapshotError, SnapshotSigner, find_run, read_province_key, sign_run
+from ._snapshots import SnapshotError, SnapshotSigner, read_province_key, sign_run
 from ._storage import StorageError, connect
 
-__all__ = ["register"]
+__all__ = ["publish", "register", "scheme_in_force"]
 
 
 def register(sub: SubParsers) -> None:
@@ -114,26 +119,50 @@ def signer_from_config(config: NodeConfig, secrets: NodeSecrets) -> SnapshotSign
     )  # fmt: skip
 
 
+def scheme_in_force(database: Path, shipped: Scheme, today: date) -> Scheme:
+    """The version the node scores with on ``today`` (its stored rollout; the shipped
+    scheme when there is none) — the same decision as the running server's."""
+    conn = connect(database, create=False)
+    try:
+        row = conn.execute(
+            "SELECT state_json, candidate_toml FROM rollouts WHERE scheme_id = ?", (shipped.id,)
+        ).fetchone()
+    finally:
+        conn.close()
+    return active_scheme(row[0] if row else None, row[1] if row else None, shipped, today)
+
+
+def publish(args: argparse.Namespace) -> int:
+    """``score publish`` / ``score run --config``: run the month with the version in
+    force, sign it as Merkle batches, queue them for the hub."""
+    return _publish(args)
+
+
 def _publish(args: argparse.Namespace) -> int:
     config = _config(args.config)
     secrets = _secrets(config)
-    scheme = load_scheme(config.scheme)
+    now = _now()
     try:
+        scheme = scheme_in_force(
+            config.database, load_scheme(config.scheme), datetime.fromtimestamp(now, UTC).date()
+        )
         signer = signer_from_config(config, secrets)
         run = run_month(config.database, scheme, args.period, workers=args.workers)
         conn = connect(config.database, create=False)
         try:
-            signed = sign_run(conn, find_run(conn, args.period, scheme.id), signer, _now())
+            signed = sign_run(conn, run.run_id, signer, now)
         finally:
             conn.close()
     except (SnapshotError, BatchError, StorageError) as exc:
         raise CliError(exc.code, str(exc)) from None
     _emit(
         args,
-        {"run_id": run.run_id, "period": run.period, "subjects": run.subjects,
+        {"run_id": run.run_id, "period": run.period, "scheme": scheme.key,
+         "subjects": run.subjects,
          "eligible": run.eligible, "batches": signed.batches,
          "batches_signed": signed.batches_signed, "leaves": signed.leaves},
-        f"{run.period}: {run.subjects:,} scored, {run.eligible:,} eligible; {signed.leaves:,}"
+        f"{run.period} ({scheme.key}): {run.subjects:,} scored, {run.eligible:,} eligible;"
+        f" {signed.leaves:,}"
         f" attestations in {signed.batches} signed batches ({signed.batches_signed} new),"
         f" queued for the hub",
     )  # fmt: skip

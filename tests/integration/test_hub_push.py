@@ -258,42 +258,86 @@ def test_push_resumes_after_hub_killed_and_restarted(fed: Fed) -> None:
     _check_exactly_once(fed)
 
 
+def _hub_events(fed: Fed) -> int:
+    (stored,) = _q(fed.hub_dir / "node.db", "SELECT count(*) FROM hub_events")[0]
+    return int(stored)  # type: ignore[call-overload]
+
+
+def _kill_mid_stream(fed: Fed, hub: Proc, stream: int) -> tuple[Proc, tuple[int, int, bool]]:
+    """Push ``stream`` events in ONE stream and kill the hub as soon as the first of them
+    is stored: SIGSTOP freezes it (no further commit), then SIGKILL.  Returns the new hub
+    and the kill point (stored before the push, stored at the kill, push acknowledged)."""
+    before = _hub_events(fed)
+    push = subprocess.Popen([*_push(), str(fed.region_config), "--max-events", str(stream)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 20
+    while _hub_events(fed) == before and time.monotonic() < deadline and push.poll() is None:
+        time.sleep(0.001)
+    hub.p.send_signal(signal.SIGSTOP)
+    at_kill = _hub_events(fed)
+    hub.stop(signal.SIGKILL)
+    push.communicate(timeout=30)
+    return Proc(fed.hub_config), (before, at_kill, push.returncode == 0)
+
+
 def test_fault_sigkill_hub_at_random_points(fed: Fed) -> None:
-    """REQ: H13 — fault test: during 20 pushes (one event each) the hub is SIGKILLed at
-    random points (before, during or after the stream); every acknowledged batch is then
-    stored exactly once, and after a final push nothing is lost."""
-    body = fed.region_config.read_text().replace(
-        "max_items_per_push = 3\n", "max_items_per_push = 1\n"
+    """REQ: H13 — fault test: the hub is SIGKILLed at different points — in the middle of
+    a multi-event stream (some of its events stored, the stream unfinished and not
+    acknowledged), then at random points (before, during or after one-event pushes);
+    every acknowledged batch is stored exactly once, and after a final push nothing is
+    lost or applied twice."""
+    body = fed.region_config.read_text()
+    stream = 8
+    fed.region_config.write_text(
+        body.replace("max_items_per_push = 3\n", f"max_items_per_push = {stream}\n")
     )
-    fed.region_config.write_text(body)
     rng = random.Random(20261023)
     total = PEOPLE // BATCH
     hub = Proc(fed.hub_config)
-    kills: list[int] = []
+    kills: list[tuple[int, int, bool]] = []  # (stored before push, stored at kill, acked)
     acknowledged: set[int] = set()
     try:
-        for _ in range(total):
+        for _ in range(2):  # a mid-stream kill; one retry if the stream outran the poll
+            hub, point = _kill_mid_stream(fed, hub, stream)
+            kills.append(point)
+            if point[0] < point[1] < point[0] + stream:
+                break
+        fed.region_config.write_text(
+            body.replace("max_items_per_push = 3\n", "max_items_per_push = 1\n")
+        )
+        for _ in range(total + 12):
+            if _hub_events(fed) >= total or len(kills) >= 12:
+                break
+            before = _hub_events(fed)
             push = subprocess.Popen([*_push(), str(fed.region_config), "--max-events", "1"],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
             if rng.random() < 0.6:
                 time.sleep(rng.uniform(0.3, 0.9))  # the CLI starts in ~0.5 s: before/during/after
-                (stored,) = _q(fed.hub_dir / "node.db", "SELECT count(*) FROM hub_events")[0]
+                at_kill = _hub_events(fed)
                 hub.stop(signal.SIGKILL)
-                kills.append(int(stored))  # type: ignore[call-overload]
                 hub = Proc(fed.hub_config)
+            else:
+                at_kill = -1
             out, _err = push.communicate(timeout=30)
             if push.returncode == 0:
                 acknowledged.add(int(json.loads(out)["cursor"]))
+            if at_kill >= 0:
+                kills.append((before, at_kill, push.returncode == 0))
         # every acknowledged cursor is stored at the hub (nothing acknowledged was lost)
-        (stored,) = _q(fed.hub_dir / "node.db", "SELECT count(*) FROM hub_events")[0]
-        assert all(c <= stored for c in acknowledged)  # type: ignore[operator]
+        stored = _hub_events(fed)
+        assert all(c <= stored for c in acknowledged), (acknowledged, stored)
         final = subprocess.run(
             [*_push(), str(fed.region_config)], capture_output=True, timeout=60, check=False
         )
         assert final.returncode == 0, final.stderr.decode()
     finally:
         hub.stop()
-    assert len(kills) >= 5 and len({min(k, 1) for k in kills}) >= 1, kills
+    # the kill points differ: at least one landed mid-stream (events of the stream stored,
+    # the stream unfinished, nothing acknowledged) and at least one landed elsewhere
+    mid = [k for k in kills if k[0] < k[1] < k[0] + stream and not k[2]]
+    assert mid, kills
+    assert len({(k[1] > k[0], k[2]) for k in kills}) >= 2, kills
+    assert len(kills) >= 4, kills
     _check_exactly_once(fed)
     (witnessed,) = _q(
         fed.region_dir / "node.db",
