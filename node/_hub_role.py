@@ -80,8 +80,9 @@ class HubRoles:
         elif cfg.role == "region" and cfg.hub.push_interval_seconds > 0:
             try:
                 self.pusher = Pusher(self.ctx.db, cfg, self.ctx.secrets)
-            except PushError:
-                return  # no hub configured: nothing to push to
+            except PushError as exc:  # no hub, or no pinned hub key: never push unverified
+                log_event("push disabled", 30, reason=exc.code, field=exc.field)
+                return
             self._tasks.append(
                 asyncio.ensure_future(self.pusher.run(self.ctx.now_s, self.queue_status_list))
             )
