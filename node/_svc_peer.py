@@ -38,6 +38,7 @@ Invariants of :meth:`PeerServicer.RequestAttestation`:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import time
@@ -329,6 +330,7 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         scheme, mapper = ctx.scheme, ctx.mapper
         ttl = ctx.config.limits.attestation_ttl_seconds
         binding = bytes(request.subject_binding)
+        token_sha256 = hashlib.sha256(request.consent_token.payload).digest()
         target = request.target_scheme
         grades = self._grades
 
@@ -354,6 +356,15 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                         "CONSENT_EXHAUSTED", "the consent has no uses left", field="consent_token"
                     )
                 subject_key, scope, not_after, row_binding, grant_sha256 = used
+                if grant_sha256 != token_sha256:
+                    # a token that verifies but is not the grant we stored (e.g. made
+                    # with a stolen, later revoked key and backdated): fail closed
+                    release_use(conn, consent_id)
+                    raise PermissionDeniedError(
+                        "CONSENT_INVALID",
+                        "the consent token is not the grant on record",
+                        field="consent_token",
+                    )
                 try:
                     grade, value, mapped = grades.grade(
                         load_subject(conn, subject_key),

@@ -20,10 +20,11 @@ import pytest
 import pytest_asyncio
 from grpc import aio
 
-from keys import Envelope
+from keys import Envelope, sign
 from node._cli import main
 from node._client import reason_of
 from node._clock import ManualClock
+from node._svc_citizen import CONSENT_TYPE
 from node._testbed import (
     RunningNode,
     Testbed,
@@ -212,3 +213,36 @@ async def test_unusable_stored_data_is_internal_not_the_callers_fault(bed: Bed) 
         grpc.StatusCode.INTERNAL,
         "OWN_DATA_UNUSABLE",
     )
+
+
+async def test_a_validly_signed_token_that_is_not_the_stored_grant_is_refused(bed: Bed) -> None:
+    """REQ: H5 N15 — the consent row decides: a token signed by one of our keys for a real
+    consent id but with other terms (here: a longer validity and more uses) is refused,
+    and the use it would have taken is not counted."""
+    assert bed.node is not None
+    token = await bed.grant(ALICE)
+    grant = node_pb2.ConsentGrant.FromString(token.token.payload)
+    grant.not_after += 365 * 86_400
+    grant.max_uses = 1000
+    forged = sign(
+        CONSENT_TYPE,
+        grant.SerializeToString(deterministic=True),
+        bed.node.server.ctx.secrets.signing,
+    )
+    altered = node_pb2.ConsentToken(
+        token=forged.to_proto(), consent_id=token.consent_id, binding_salt=token.binding_salt
+    )
+    await _refused(
+        bed.peer().RequestAttestation(attestation_request(altered, ALICE, "loan")),
+        grpc.StatusCode.PERMISSION_DENIED,
+        "CONSENT_INVALID",
+    )
+    (row,) = [
+        c
+        for c in (
+            await bed.node.server.ctx.consents.of_subject(bed.node.server.ctx.records.key_of(ALICE))
+        )
+        if c.consent_id == token.consent_id
+    ]
+    assert row.uses == 0
+    await bed.peer().RequestAttestation(attestation_request(token, ALICE, "loan"))  # genuine: ok
