@@ -29,7 +29,7 @@ from . import _objections as objections
 from . import _rights_dereg as dereg
 from . import _rights_supplements as supplements
 from ._context import NodeContext
-from ._errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from ._errors import FailedPreconditionError, InvalidArgumentError, NotFoundError, own_data
 from ._identity import IDENTITY_METADATA, AuthenticatedCitizen
 from ._repo_consents import ConsentRow, state_of
 from ._translog import LogWrite
@@ -179,7 +179,8 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
             granted_at=now,
         )
         payload = grant.SerializeToString(deterministic=True)
-        envelope = sign(CONSENT_TYPE, payload, ctx.secrets.signing)
+        with own_data("the node's signing key"):
+            envelope = sign(CONSENT_TYPE, payload, ctx.secrets.signing)
         row = ConsentRow(
             consent_id=grant.consent_id,
             subject_key=citizen.subject_key,
