@@ -13,9 +13,10 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["CliError", "main", "subgroup"]
+__all__ = ["CliError", "add_id_number_args", "id_number_arg", "main", "subgroup"]
 
 COMMAND_MODULES: tuple[str, ...] = (
     "node._cli_scoring",
@@ -66,6 +67,39 @@ def subgroup(sub: SubParsers, name: str, help_text: str) -> SubParsers:
             dest=f"{name}_command", required=True, metavar="ACTION"
         )
     return groups[name]
+
+
+def add_id_number_args(
+    parser: argparse.ArgumentParser, flag: str, *, required: bool = False
+) -> None:
+    """``--FLAG ID_NUMBER`` or ``--FLAG-file FILE`` (``-`` = stdin), one of them.
+
+    The file form keeps a citizen's ID number out of argv (``ps``) and shell
+    history; the plain form stays for scripts and tests.
+    """
+    who = parser.add_mutually_exclusive_group(required=required)
+    who.add_argument(f"--{flag}", metavar="ID_NUMBER", help=f"prefer --{flag}-file")
+    who.add_argument(
+        f"--{flag}-file",
+        type=Path,
+        metavar="FILE",
+        help="read the ID number from FILE ('-' = stdin), keeping it out of argv and history",
+    )
+
+
+def id_number_arg(args: argparse.Namespace, flag: str) -> str | None:
+    """The ID number given by :func:`add_id_number_args` (not yet validated)."""
+    attr = flag.replace("-", "_")
+    path: Path | None = getattr(args, f"{attr}_file")
+    if path is None:
+        value: str | None = getattr(args, attr)
+        return value
+    if str(path) == "-":
+        return sys.stdin.readline().strip() or None
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        raise CliError("FILE_NOT_READABLE", f"--{flag}-file: cannot read {str(path)!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

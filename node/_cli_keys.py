@@ -44,7 +44,7 @@ from keys import (
 )
 from node.pb.v1 import attestation_pb2 as pb
 
-from ._cli import CliError, SubParsers, subgroup
+from ._cli import CliError, SubParsers, add_id_number_args, id_number_arg, subgroup
 
 __all__ = ["register"]
 
@@ -108,14 +108,7 @@ def register(sub: SubParsers) -> None:
         action="store_true",
         help="UNSAFE: accept without checking a nonce (replays go unnoticed)",
     )
-    who = p.add_mutually_exclusive_group()
-    who.add_argument("--subject-id", metavar="ID_NUMBER", help="prefer --subject-id-file")
-    who.add_argument(
-        "--subject-id-file",
-        type=Path,
-        metavar="FILE",
-        help="read the ID number from FILE ('-' = stdin), keeping it out of argv and history",
-    )
+    add_id_number_args(p, "subject-id")
     p.add_argument("--salt", metavar="HEX", help="binding salt from the consent")
     p.add_argument("--status", type=Path, help="status list envelope file")
     p.add_argument(
@@ -304,16 +297,6 @@ def _nonce(text: str | None) -> bytes | None:
     return text.encode("utf-8")
 
 
-def _subject_id(args: argparse.Namespace) -> str | None:
-    if args.subject_id_file is None:
-        return args.subject_id  # type: ignore[no-any-return]
-    if str(args.subject_id_file) == "-":
-        text = sys.stdin.readline()
-    else:
-        text = _read(args.subject_id_file, "subject id file").decode("utf-8", "replace")
-    return text.strip() or None
-
-
 def _verify(args: argparse.Namespace) -> int:
     """Fail closed: a nonce and a status list are required unless explicitly waived."""
     now = _now(args)
@@ -348,7 +331,7 @@ def _verify(args: argparse.Namespace) -> int:
             now,
             args.audience,
             nonce=_nonce(args.nonce),
-            subject_id=_subject_id(args),
+            subject_id=id_number_arg(args, "subject-id"),
             binding_salt=salt,
             status=status or None,
         )

@@ -32,7 +32,7 @@ from scoring import (
     validate_record,
 )
 
-from ._cli import CliError, SubParsers, subgroup
+from ._cli import CliError, SubParsers, add_id_number_args, id_number_arg, subgroup
 
 __all__ = ["register"]
 
@@ -51,14 +51,7 @@ def register(sub: SubParsers) -> None:
     p = score_group.add_parser("explain", help="score one subject from a JSONL records file")
     p.add_argument("--scheme", required=True)
     p.add_argument("--records", required=True, type=Path, help="JSON lines, one record each")
-    who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--subject", metavar="ID_NUMBER", help="prefer --subject-file")
-    who.add_argument(
-        "--subject-file",
-        type=Path,
-        metavar="FILE",
-        help="read the ID number from FILE ('-' = stdin), keeping it out of argv and history",
-    )
+    add_id_number_args(p, "subject", required=True)
     p.add_argument("--as-of", required=True, type=_parse_date, metavar="YYYY-MM-DD")
     p.add_argument(
         "--residence",
@@ -202,24 +195,11 @@ def _residences(values: list[str], born: date) -> tuple[Residence, ...]:
     return tuple(out)
 
 
-def _read_subject(path: Path) -> str:
-    if str(path) == "-":
-        return sys.stdin.readline().strip()
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except OSError:
-        raise CliError("FILE_NOT_READABLE", f"--subject-file: cannot read {str(path)!r}") from None
-
-
 def _score_explain(args: argparse.Namespace) -> int:
     scheme = _scheme(args.scheme)
     try:
-        if args.subject_file is None:
-            subject_id = normalise_id_number(args.subject, field="--subject")
-        else:
-            subject_id = normalise_id_number(
-                _read_subject(args.subject_file), field="--subject-file"
-            )
+        flag = "--subject" if args.subject_file is None else "--subject-file"
+        subject_id = normalise_id_number(id_number_arg(args, "subject"), field=flag)
     except RecordError as exc:
         raise CliError(exc.code, str(exc)) from None
     try:
