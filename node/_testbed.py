@@ -12,6 +12,7 @@ ever passed to the node over its own TLS channels (source and citizen ports).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -40,6 +41,7 @@ __all__ = [
     "FederationProcesses",
     "NodeProcess",
     "RunningNode",
+    "ServeProcess",
     "Testbed",
     "attestation_request",
     "honour_record",
@@ -191,6 +193,40 @@ class NodeProcess:
     proc: subprocess.Popen[bytes]
     ready: Path
     output: Path
+
+
+class ServeProcess:
+    """One ``huxin serve --config FILE`` child process, started and waited for.
+
+    ``ports`` is what the node wrote to its ready file; :meth:`stop` sends a
+    signal (SIGTERM: graceful; SIGKILL: crash) and reaps the process.
+    """
+
+    def __init__(self, config: Path, *, timeout: float = 30.0) -> None:
+        self.config = config
+        ready = config.parent / "ready.json"
+        ready.unlink(missing_ok=True)
+        self.p = subprocess.Popen(
+            [sys.executable, "-m", "node", "serve", "--config", str(config),
+             "--ready-file", str(ready)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while not ready.exists():
+            if self.p.poll() is not None:
+                raise RuntimeError(self.p.stderr.read().decode() if self.p.stderr else "died")
+            if time.monotonic() > deadline:
+                self.p.kill()
+                raise RuntimeError(f"{config} did not start within {timeout} s")
+            time.sleep(0.02)
+        self.ports: dict[str, int] = json.loads(ready.read_text())
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        self.p.wait(timeout=30)
+        if self.p.stderr:
+            self.p.stderr.close()
 
 
 @dataclass

@@ -34,7 +34,7 @@ from keys import (
 from node._cli import main
 from node._hub import RECEIPT_TYPE
 from node._init import init_region, load_or_create_ca
-from node._testbed import make_id_number
+from node._testbed import ServeProcess, make_id_number
 from node.pb.v1 import hub_pb2, node_pb2
 
 HUB = "heilongjiang"
@@ -47,36 +47,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class Proc:
-    """One ``huxin serve`` process."""
-
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        ready = config.parent / "ready.json"
-        ready.unlink(missing_ok=True)
-        self.p = subprocess.Popen(
-            [sys.executable, "-m", "node", "serve", "--config", str(config),
-             "--ready-file", str(ready)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while not ready.exists():
-            if self.p.poll() is not None:
-                raise AssertionError(self.p.stderr.read().decode() if self.p.stderr else "died")
-            if time.monotonic() > deadline:
-                self.p.kill()
-                raise AssertionError("node did not start")
-            time.sleep(0.02)
-        self.ports = json.loads(ready.read_text())
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-        self.p.wait(timeout=30)
-        if self.p.stderr:
-            self.p.stderr.close()
 
 
 @dataclass
@@ -231,7 +201,7 @@ def _check_exactly_once(f: Fed) -> None:
 def test_push_resumes_after_hub_killed_and_restarted(fed: Fed) -> None:
     """REQ: H13 — push resumes from the hub's cursor after a SIGKILL; no batch lost, none
     applied twice (leaves and receipts counted); the log checkpoint is witnessed."""
-    hub = Proc(fed.hub_config)
+    hub = ServeProcess(fed.hub_config)
     try:
         push = subprocess.Popen([*_push(), str(fed.region_config)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
@@ -242,7 +212,7 @@ def test_push_resumes_after_hub_killed_and_restarted(fed: Fed) -> None:
             time.sleep(0.01)
         hub.stop(signal.SIGKILL)
         push.wait(timeout=30)
-        hub = Proc(fed.hub_config)
+        hub = ServeProcess(fed.hub_config)
         out = subprocess.run(
             [*_push(), str(fed.region_config)], capture_output=True, timeout=60, check=False
         )
@@ -263,7 +233,9 @@ def _hub_events(fed: Fed) -> int:
     return int(stored)  # type: ignore[call-overload]
 
 
-def _kill_mid_stream(fed: Fed, hub: Proc, stream: int) -> tuple[Proc, tuple[int, int, bool]]:
+def _kill_mid_stream(
+    fed: Fed, hub: ServeProcess, stream: int
+) -> tuple[ServeProcess, tuple[int, int, bool]]:
     """Push ``stream`` events in ONE stream and kill the hub as soon as the first of them
     is stored: SIGSTOP freezes it (no further commit), then SIGKILL.  Returns the new hub
     and the kill point (stored before the push, stored at the kill, push acknowledged)."""
@@ -277,7 +249,7 @@ def _kill_mid_stream(fed: Fed, hub: Proc, stream: int) -> tuple[Proc, tuple[int,
     at_kill = _hub_events(fed)
     hub.stop(signal.SIGKILL)
     push.communicate(timeout=30)
-    return Proc(fed.hub_config), (before, at_kill, push.returncode == 0)
+    return ServeProcess(fed.hub_config), (before, at_kill, push.returncode == 0)
 
 
 def test_fault_sigkill_hub_at_random_points(fed: Fed) -> None:
@@ -293,7 +265,7 @@ def test_fault_sigkill_hub_at_random_points(fed: Fed) -> None:
     )
     rng = random.Random(20261023)
     total = PEOPLE // BATCH
-    hub = Proc(fed.hub_config)
+    hub = ServeProcess(fed.hub_config)
     kills: list[tuple[int, int, bool]] = []  # (stored before push, stored at kill, acked)
     acknowledged: set[int] = set()
     try:
@@ -315,7 +287,7 @@ def test_fault_sigkill_hub_at_random_points(fed: Fed) -> None:
                 time.sleep(rng.uniform(0.3, 0.9))  # the CLI starts in ~0.5 s: before/during/after
                 at_kill = _hub_events(fed)
                 hub.stop(signal.SIGKILL)
-                hub = Proc(fed.hub_config)
+                hub = ServeProcess(fed.hub_config)
             else:
                 at_kill = -1
             out, _err = push.communicate(timeout=30)
@@ -353,7 +325,7 @@ def test_region_not_in_registry_refused_and_logged(fed: Fed) -> None:
     ca = load_or_create_ca(fed.root / "ca", now)
     hainan = _region(fed.root, "hainan", ca, now, fed.hub_port, fed.hub_root_public,
                      fed.province_key)  # fmt: skip
-    hub = Proc(fed.hub_config)
+    hub = ServeProcess(fed.hub_config)
     try:
         out = subprocess.run(
             [*_push(), str(hainan / "node.toml")], capture_output=True, timeout=60, check=False
@@ -378,8 +350,8 @@ def test_background_push_loop_in_serve(fed: Fed) -> None:
         "push_interval_seconds = 0\n", "push_interval_seconds = 0.2\n"
     )
     fed.region_config.write_text(body)
-    hub = Proc(fed.hub_config)
-    region = Proc(fed.region_config)
+    hub = ServeProcess(fed.hub_config)
+    region = ServeProcess(fed.region_config)
     total = PEOPLE // BATCH + 1  # the batches and one status list
     try:
         deadline = time.monotonic() + 30
@@ -403,7 +375,7 @@ def test_split_view_recorded_as_evidence(fed: Fed) -> None:
     """REQ: H16 — the hub witnesses the region's transparency log: after a rewritten entry
     (a split view) the push is refused with LOG_INCONSISTENT, both checkpoints are kept as
     evidence, the error is logged, and the region's data still reaches the hub (H13)."""
-    hub = Proc(fed.hub_config)
+    hub = ServeProcess(fed.hub_config)
     try:
         ok = subprocess.run([*_push(), str(fed.region_config), "--max-events", "1"],
                             capture_output=True, timeout=60, check=False)  # fmt: skip

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from grpc import aio
@@ -22,47 +18,10 @@ from keys import decode_private_key, verify_inclusion
 from node._client import citizen_channel, identity_metadata, peer_channel
 from node._identity import DevIdentityProvider
 from node._init import init_region, load_or_create_ca
-from node._testbed import attestation_request, honour_record, make_id_number, resident
+from node._testbed import ServeProcess, attestation_request, honour_record, make_id_number, resident
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
 
 ALICE = make_id_number(201)
-
-
-class Proc:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        ready = directory / "ready.json"
-        ready.unlink(missing_ok=True)
-        self.p = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "node",
-                "serve",
-                "--config",
-                str(directory / "node.toml"),
-                "--ready-file",
-                str(ready),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 30
-        while not ready.exists():
-            if self.p.poll() is not None:
-                raise AssertionError(self.p.stderr.read().decode() if self.p.stderr else "died")
-            if time.monotonic() > deadline:
-                self.p.kill()
-                raise AssertionError("node did not start")
-            time.sleep(0.05)
-        self.ports = json.loads(ready.read_text())
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-        self.p.wait(timeout=30)
-        if self.p.stderr:
-            self.p.stderr.close()
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +42,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     }
 
 
-def _stubs(world: dict[str, object], proc: Proc) -> tuple[object, ...]:
+def _stubs(world: dict[str, object], proc: ServeProcess) -> tuple[object, ...]:
     ca = world["ca"]
     src, hn = world["source"], world["hainan"]
     peer = f"127.0.0.1:{proc.ports['peer']}"
@@ -115,7 +74,7 @@ async def _close(chans: list[aio.Channel]) -> None:
 def test_restart_loses_nothing_acknowledged(world: dict[str, object], sig: int) -> None:
     """REQ: N-storage — acknowledged records, consents, uses and log entries survive."""
 
-    async def before(proc: Proc) -> tuple[str, int]:
+    async def before(proc: ServeProcess) -> tuple[str, int]:
         source, peer, citizen, chans = _stubs(world, proc)
         await source.SubmitRecords(  # type: ignore[attr-defined]
             node_pb2.SubmitRecordsRequest(
@@ -135,7 +94,7 @@ def test_restart_loses_nothing_acknowledged(world: dict[str, object], sig: int) 
         await _close(chans)  # type: ignore[arg-type]
         return token.consent_id, len(log.entries)
 
-    async def after(proc: Proc, consent_id: str, entries: int) -> None:
+    async def after(proc: ServeProcess, consent_id: str, entries: int) -> None:
         _source, _peer, citizen, chans = _stubs(world, proc)
         score = await citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=_md(world, ALICE))  # type: ignore[attr-defined]
         assert f"r-{sig}" in {c.record_id for c in score.result.contributions}
@@ -154,12 +113,12 @@ def test_restart_loses_nothing_acknowledged(world: dict[str, object], sig: int) 
             )
         await _close(chans)  # type: ignore[arg-type]
 
-    proc = Proc(world["dir"])  # type: ignore[arg-type]
+    proc = ServeProcess(world["dir"] / "node.toml")  # type: ignore[operator]
     try:
         consent_id, entries = asyncio.run(before(proc))
     finally:
         proc.stop(sig)
-    proc = Proc(world["dir"])  # type: ignore[arg-type]
+    proc = ServeProcess(world["dir"] / "node.toml")  # type: ignore[operator]
     try:
         asyncio.run(after(proc, consent_id, entries))
     finally:
@@ -176,7 +135,7 @@ def test_sigkill_mid_batch_leaves_all_or_nothing(world: dict[str, object]) -> No
     db = world["dir"] / "node.db"  # type: ignore[operator]
     outcomes = []
     # Time one undisturbed batch, then kill at points spread over that duration.
-    proc = Proc(world["dir"])  # type: ignore[arg-type]
+    proc = ServeProcess(world["dir"] / "node.toml")  # type: ignore[operator]
 
     async def timed() -> float:
         source, _peer, _citizen, chans = _stubs(world, proc)
@@ -201,10 +160,10 @@ def test_sigkill_mid_batch_leaves_all_or_nothing(world: dict[str, object]) -> No
             honour_record(f"k{attempt}-{i}", people[i % len(people)], recognised_on="2025-07-01")
             for i in range(n_records)
         ]
-        proc = Proc(world["dir"])  # type: ignore[arg-type]
+        proc = ServeProcess(world["dir"] / "node.toml")  # type: ignore[operator]
 
         async def send(
-            p: Proc = proc, recs: list = records, bid: str = batch_id, delay: float = delay
+            p: ServeProcess = proc, recs: list = records, bid: str = batch_id, delay: float = delay
         ) -> None:  # type: ignore[type-arg]
             source, _peer, _citizen, chans = _stubs(world, p)
             warm = node_pb2.SubmitRecordsRequest(
