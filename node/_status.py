@@ -24,13 +24,26 @@ from keys import MIN_ENTRIES, Envelope, Status, StatusList
 if TYPE_CHECKING:
     from ._context import NodeContext
 
-__all__ = ["STATUS_LIST_ID", "STATUS_TTL_SECONDS", "render_status_list"]
+__all__ = ["STATUS_LIST_ID", "STATUS_TTL_SECONDS", "IssueClock", "render_status_list"]
 
 STATUS_LIST_ID = "attestations-1"
 STATUS_TTL_SECONDS = 3600
 
-# database path -> (issued_at, content digest) of the node's last rendering
-_LAST_ISSUED: dict[str, tuple[int, bytes]] = {}
+
+class IssueClock:
+    """The node's last rendering: ``(issued_at, content digest)``; one per node context."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last: tuple[int, bytes] | None = None
+
+    def issue_time(self, now: int, digest: bytes) -> int:
+        """``now``, unless that would date a changed list like (or before) the last one."""
+        if self.last is not None and now <= self.last[0]:
+            now = self.last[0] if digest == self.last[1] else self.last[0] + 1
+        self.last = (now, digest)
+        return now
 
 
 def month_start(now: datetime) -> int:
@@ -58,10 +71,5 @@ async def render_status_list(ctx: NodeContext) -> Envelope:
     for idx in superseded:
         sl.set(idx, Status.SUPERSEDED)
     digest = hashlib.sha256(repr((size, sorted(entries), sorted(superseded))).encode()).digest()
-    issued = ctx.now_s()
-    node = str(ctx.config.database)
-    last = _LAST_ISSUED.get(node)
-    if last is not None and issued <= last[0]:
-        issued = last[0] if digest == last[1] else last[0] + 1  # never older, never ambiguous
-    _LAST_ISSUED[node] = (issued, digest)
+    issued = ctx.status_issue.issue_time(ctx.now_s(), digest)
     return sl.sign(ctx.secrets.signing, issued, issued + STATUS_TTL_SECONDS)
