@@ -27,6 +27,7 @@ from ._cli import CliError, SubParsers, subgroup
 from ._config import ConfigError, NodeConfig, load_config
 from ._init import InitError, init_region, issue_client_cert, load_or_create_ca
 from ._observe import configure_logging
+from ._workers import WorkerSupervisor, die_with_parent
 
 __all__ = ["register"]
 
@@ -93,6 +94,10 @@ def register(sub: SubParsers) -> None:
     p = sub.add_parser("serve", help="run a node from its TOML config")
     p.add_argument("--config", required=True, type=Path, metavar="FILE")
     p.add_argument("--ready-file", type=Path, help="write the bound ports here as JSON")
+    # internal: how the primary starts its peer-port workers (docs/adr/0312)
+    p.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--peer-port", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--parent", type=int, default=0, help=argparse.SUPPRESS)
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("status", help="a node's peers, sync state, push cursor and trust list")
@@ -372,12 +377,33 @@ def _serve(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         raise CliError(exc.code, str(exc)) from None
+    if args.worker:
+        if not 0 < args.worker < config.listen.peer_workers or not args.peer_port:
+            raise CliError("USAGE", "--worker is started by the primary 'huxin serve' only")
+        die_with_parent(args.parent)
     configure_logging(str(config.log_file) if config.log_file else None)
     passphrase = os.environ.get("HUXIN_KEY_PASSPHRASE")
-    return asyncio.run(_run(config, args.ready_file, passphrase.encode() if passphrase else None))
+    role = (args.worker, args.peer_port, args.parent)
+    return asyncio.run(
+        _run(
+            config, args.config, args.ready_file, passphrase.encode() if passphrase else None, role
+        )
+    )
 
 
-async def _run(config: object, ready_file: Path | None, passphrase: bytes | None) -> int:
+def _write_ready(ready_file: Path, doc: dict[str, Any]) -> None:
+    tmp = ready_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc))
+    tmp.replace(ready_file)
+
+
+async def _run(
+    config: object,
+    config_path: Path,
+    ready_file: Path | None,
+    passphrase: bytes | None,
+    role: tuple[int, int, int] = (0, 0, 0),
+) -> int:
     from ._config import NodeConfig
     from ._secrets import load_secrets
     from ._server import NodeServer
@@ -387,18 +413,40 @@ async def _run(config: object, ready_file: Path | None, passphrase: bytes | None
         secrets = load_secrets(config, passphrase)
     except ConfigError as exc:
         raise CliError(exc.code, str(exc)) from None
-    node = await NodeServer.create(config, secrets=secrets)
-    ports = await node.start()
-    if ready_file is not None:
-        tmp = ready_file.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps({"peer": ports.peer, "citizen": ports.citizen, "metrics": ports.metrics})
-        )
-        tmp.replace(ready_file)
+    worker, peer_port, parent = role
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    node = await NodeServer.create(config, secrets=secrets)
+    if worker:
+        ports = await node.start_worker(worker, peer_port, parent)
+        if ready_file is not None:
+            _write_ready(
+                ready_file, {"pid": os.getpid(), "peer": ports.peer, "metrics": ports.metrics}
+            )
+        await stop.wait()
+        await node.stop()
+        return 0
+    ports = await node.start()
+    supervisor = None
+    doc: dict[str, Any] = {"peer": ports.peer, "citizen": ports.citizen, "metrics": ports.metrics}
+    if config.listen.peer_workers > 1:
+        run_dir = config.database.parent / "run"
+        supervisor = WorkerSupervisor(
+            config_path.resolve(), config.listen.peer_workers, ports.peer, run_dir
+        )
+        try:
+            workers = await supervisor.start()
+        except RuntimeError as exc:
+            await node.stop()
+            raise CliError("WORKER_FAILED", str(exc)) from None
+        doc["workers"] = [{"pid": w.pid, "metrics": w.metrics} for w in workers]
+    if ready_file is not None:
+        _write_ready(ready_file, doc)
     await stop.wait()
-    await node.stop()
+    if supervisor is not None:  # workers finish their calls while the primary finishes its own
+        await asyncio.gather(supervisor.stop(config.grace_seconds), node.stop())
+    else:
+        await node.stop()
     return 0

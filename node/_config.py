@@ -47,11 +47,17 @@ class ConfigError(Exception):
         self.field = field
 
 
+MAX_PEER_WORKERS = 32
+
+
 @dataclass(frozen=True, slots=True)
 class ListenConfig:
     peer: str = "127.0.0.1:0"  # mutual TLS: PeerService, SourceService
     citizen: str = "127.0.0.1:0"  # server TLS: CitizenService
     metrics: str = ""  # host:port of the Prometheus endpoint; empty = off
+    # processes serving the peer port (SO_REUSEPORT; region role only; docs/adr/0312).
+    # Worker i > 0 serves its own metrics on the metrics port + i (any port if 0).
+    peer_workers: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +185,7 @@ class NodeConfig:
 
 _SECTIONS = {
     "node": {"region", "scheme", "role", "database", "log_file", "grace_seconds"},
-    "listen": {"peer", "citizen", "metrics"},
+    "listen": {"peer", "citizen", "metrics", "peer_workers"},
     "tls": {"cert", "key", "ca"},
     "keys": {"root", "signing", "key_set", "storage_secret", "seal"},
     "identity": {"issuer", "public_keys", "max_age_seconds"},
@@ -304,7 +310,14 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         peer=_get(listen_raw, "listen", "peer", str, "127.0.0.1:0"),
         citizen=_get(listen_raw, "listen", "citizen", str, "127.0.0.1:0"),
         metrics=_get(listen_raw, "listen", "metrics", str, ""),
+        peer_workers=_positive(
+            _get(listen_raw, "listen", "peer_workers", int, 1), "listen.peer_workers"
+        ),
     )
+    if listen.peer_workers > MAX_PEER_WORKERS:
+        raise ConfigError("listen.peer_workers", f"must be at most {MAX_PEER_WORKERS}")
+    if listen.peer_workers > 1 and role != "region":
+        raise ConfigError("listen.peer_workers", "a hub serves its peer port in one process")
     ident_raw = data.get("identity", {})
     keys_hex = _str_list(ident_raw.get("public_keys", []), "identity.public_keys")
     try:

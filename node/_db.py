@@ -10,6 +10,12 @@ Invariants:
   COMMIT while the lock is still held, so in commit order and never for a
   rolled-back transaction;
 * reads use a separate connection, so they never see uncommitted writes;
+* every write transaction of every process serving one database (the
+  primary and its peer-port workers, docs/adr/0312) first takes an exclusive
+  ``flock`` on ``<database>.writer-lock`` on the writer thread and releases it
+  after COMMIT/ROLLBACK: writers queue on the kernel lock instead of polling
+  SQLite's busy handler (which sleeps 1–100 ms between tries), and the log
+  entry indexes taken inside a transaction stay dense across processes;
 * hot paths run a *unit of work*: a synchronous function executed on the
   connection's own thread in one hop (``read_unit`` / ``write_unit``), never a
   chain of per-row awaits.  Concurrent ``write_unit`` calls are group
@@ -28,6 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -83,9 +91,67 @@ class _Pending:
         self.fn, self.after, self.future = fn, after, future
 
 
-def _run_group(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bool, Any]]:
-    """Runs on the writer thread: all units in one transaction, one SAVEPOINT each
-    (a group of one needs none: its failure rolls back the whole transaction)."""
+class WriterLock:
+    """The cross-process writer lock of one database file (``<db>.writer-lock``)."""
+
+    __slots__ = ("_fd",)
+
+    def __init__(self, database: str | Path) -> None:
+        self._fd = os.open(f"{database}.writer-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def acquire(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+
+def _begin(conn: sqlite3.Connection, lock: WriterLock) -> None:
+    lock.acquire()
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _commit(conn: sqlite3.Connection, lock: WriterLock) -> None:
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # never release the lock with a transaction open
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        lock.release()
+
+
+def _rollback(conn: sqlite3.Connection, lock: WriterLock) -> None:
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    finally:
+        lock.release()
+
+
+def _run_group(
+    conn: sqlite3.Connection, units: list[_Pending], lock: WriterLock
+) -> list[tuple[bool, Any]]:
+    """Runs on the writer thread, holding the writer lock: all units in one
+    transaction, one SAVEPOINT each (a group of one needs none: its failure
+    rolls back the whole transaction)."""
+    lock.acquire()
+    try:
+        return _run_group_locked(conn, units)
+    finally:
+        lock.release()
+
+
+def _run_group_locked(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bool, Any]]:
     out: list[tuple[bool, Any]] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -119,9 +185,12 @@ def _run_group(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bo
 class Database:
     """Writer + reader connections to one node SQLite file."""
 
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(
+        self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, lock: WriterLock
+    ) -> None:
         self._writer = writer
         self._reader = reader
+        self._writer_lock = lock
         self._lock = asyncio.Lock()
         self._queue: list[_Pending] = []
         self._draining = False
@@ -133,46 +202,55 @@ class Database:
         reader = await aiosqlite.connect(Path(path), isolation_level=None)
         await reader.execute("PRAGMA foreign_keys = ON")
         await reader.execute("PRAGMA busy_timeout = 10000")
-        return cls(writer, reader)
+        return cls(writer, reader, WriterLock(path))
 
     async def close(self) -> None:
         async with self._lock:
             await self._writer.close()
         await self._reader.close()
+        self._writer_lock.close()
 
     # -- multi-step transactions (cold paths) ---------------------------------
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
-        """A write transaction; committed when the block exits normally."""
+        """A write transaction; committed when the block exits normally.
+
+        BEGIN (after the writer lock), COMMIT and ROLLBACK (each followed by
+        releasing the lock) run to their end even if the caller is cancelled."""
         async with self._lock:
-            conn = self._writer
-            await conn.execute("BEGIN IMMEDIATE")
+            conn, raw, lock = self._writer, self._writer._conn, self._writer_lock
+            begin = asyncio.ensure_future(conn._execute(_begin, raw, lock))  # type: ignore[no-untyped-call]
+            try:
+                await asyncio.shield(begin)
+            except BaseException:
+                await self._finish(_rollback)  # queued after BEGIN on the writer thread
+                raise
             tx = Tx(conn)
             try:
                 yield tx
             except BaseException:
                 # Roll back even if we are being cancelled (e.g. a deadline passed):
                 # a transaction left open would block every later writer.
-                rollback = asyncio.ensure_future(self._rollback())
-                try:
-                    await asyncio.shield(rollback)
-                except asyncio.CancelledError:
-                    await rollback
+                await self._finish(_rollback)
                 raise
-            commit = asyncio.ensure_future(conn.execute("COMMIT"))
             try:
-                await asyncio.shield(commit)
+                await self._finish(_commit)
             except asyncio.CancelledError:
-                await commit  # the COMMIT runs to its end; mirror it, then stop
-                for hook in tx._hooks:
+                for hook in tx._hooks:  # the COMMIT ran to its end: mirror it, then stop
                     hook()
                 raise
             for hook in tx._hooks:
                 hook()
 
-    async def _rollback(self) -> None:
-        with contextlib.suppress(sqlite3.OperationalError):  # no transaction active
-            await self._writer.execute("ROLLBACK")
+    async def _finish(self, fn: Callable[[sqlite3.Connection, WriterLock], None]) -> None:
+        """Run COMMIT or ROLLBACK (then release the lock) to its end, even if cancelled."""
+        conn = self._writer
+        done = asyncio.ensure_future(conn._execute(fn, conn._conn, self._writer_lock))  # type: ignore[no-untyped-call]
+        try:
+            await asyncio.shield(done)
+        except asyncio.CancelledError:
+            await done
+            raise
 
     # -- units of work (hot paths) --------------------------------------------
     async def read_unit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -229,7 +307,7 @@ class Database:
     async def _run(self, group: list[_Pending]) -> list[tuple[bool, Any]]:
         writer = self._writer
         results: list[tuple[bool, Any]] = await writer._execute(  # type: ignore[no-untyped-call]
-            lambda: _run_group(writer._conn, group)
+            lambda: _run_group(writer._conn, group, self._writer_lock)
         )
         return results
 

@@ -130,6 +130,7 @@ log_file = "node.log"
 peer = "{peer_listen}"
 citizen = "{citizen_listen}"
 metrics = "{metrics_listen}"
+# peer_workers = 2  # processes sharing the peer port: about one per core (docs/adr/0312)
 
 [tls]
 cert = "tls/node.pem"

@@ -9,6 +9,11 @@
 * Both serve the standard gRPC health and reflection services; both pass
   every unary call through :class:`~node._guard.GuardInterceptor`.
 
+With ``[listen] peer_workers`` > 1 the peer port is bound with SO_REUSEPORT
+and :meth:`NodeServer.start_worker` serves it from further processes
+(:mod:`node._workers`, docs/adr/0312); a worker serves the peer port only and
+runs no background work.
+
 Invariants: the database is opened and migrated, and the transparency log's
 tree rebuilt from committed rows, before the ports open; on :meth:`stop` the
 health status turns NOT_SERVING first, then the server stops accepting calls
@@ -19,6 +24,8 @@ database is closed.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from dataclasses import dataclass
 
 import grpc
@@ -41,7 +48,7 @@ from ._observe import Metrics, log_event
 from ._repo_consents import ConsentsRepository
 from ._repo_records import RecordsRepository
 from ._rights import build_calendar
-from ._rights_rollout import SchemeInForce, active_scheme_of
+from ._rights_rollout import SchemeInForce, active_scheme_of, follow_rollout
 from ._route import Router, RoutingPeerServicer
 from ._scheduler import RightsScheduler
 from ._secrets import NodeSecrets, load_secrets
@@ -51,6 +58,7 @@ from ._sync import PeerSync
 from ._throttle import QueryThrottle
 from ._translog import TransparencyLog
 from ._trust import open_trust
+from ._workers import Follower, worker_metrics_address
 from .pb.v1 import node_pb2_grpc
 
 __all__ = ["NodeServer", "Ports"]
@@ -77,6 +85,7 @@ class NodeServer:
         self._guards: list[GuardInterceptor] = []
         self._router: Router | None = None
         self._sync: PeerSync | None = None
+        self._follower: Follower | None = None
         self.ports: Ports | None = None
         self.hub_role = HubRoles(ctx)  # hub: HubService + trust-list schedule, or push loop
         # rights: objection timers and third-party query rate (docs/adr/0500, 0503)
@@ -123,7 +132,7 @@ class NodeServer:
         )
         return cls(ctx)
 
-    def _server(self, *, require_certificate: bool) -> aio.Server:
+    def _server(self, *, require_certificate: bool, reuse_port: bool = False) -> aio.Server:
         limits = self.ctx.config.limits
         guard = GuardInterceptor(
             limits,
@@ -138,7 +147,7 @@ class NodeServer:
             options=[
                 ("grpc.max_receive_message_length", limits.max_message_bytes),
                 ("grpc.max_send_message_length", limits.max_message_bytes),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if reuse_port else 0),
             ],
         )
 
@@ -152,9 +161,12 @@ class NodeServer:
             (*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
 
-    async def start(self) -> Ports:
-        cfg, s = self.ctx.config, self.ctx.secrets
-        peer = self._server(require_certificate=True)
+    async def _make_peer_server(self, address: str) -> tuple[aio.Server, int]:
+        """The mutual-TLS peer port (shared with worker processes when configured)."""
+        s = self.ctx.secrets
+        peer = self._server(
+            require_certificate=True, reuse_port=self.ctx.config.listen.peer_workers > 1
+        )
         self._router = Router(self.ctx)
         node_pb2_grpc.add_PeerServiceServicer_to_server(
             RoutingPeerServicer(self.ctx, self._router), peer
@@ -164,12 +176,45 @@ class NodeServer:
         if self.hub_role.servicer is not None:  # federation: RouteAttestation via the router
             self.hub_role.servicer.router = self._router.route_for_hub
         await self._add_health(peer, _PEER_SERVICES)
-        peer_port = peer.add_secure_port(
-            cfg.listen.peer,
+        port = peer.add_secure_port(
+            address,
             grpc.ssl_server_credentials(
                 [(s.tls_key, s.tls_cert)], root_certificates=s.tls_ca, require_client_auth=True
             ),
         )
+        return peer, port
+
+    async def start_worker(self, index: int, peer_port: int, parent: int) -> Ports:
+        """Serve the peer port from a worker process (docs/adr/0312): no citizen
+        port, no background work; trust list and scheme in force are re-read
+        from the database every second."""
+        cfg, ctx = self.ctx.config, self.ctx
+        host = cfg.listen.peer.rpartition(":")[0]
+        peer, port = await self._make_peer_server(f"{host}:{peer_port}")
+        if port != peer_port:
+            raise RuntimeError(f"worker {index} could not share peer port {peer_port}")
+        await peer.start()
+        self._peer_server = peer
+        address = worker_metrics_address(cfg.listen.metrics, index)
+        metrics_port = ctx.metrics.serve(address) if address else None
+        self.ports = Ports(port, 0, metrics_port)
+
+        async def trust() -> None:
+            await ctx.trust.follow(ctx.db, ctx.now_s())
+
+        async def rollout() -> None:
+            await follow_rollout(ctx.db, ctx.in_force, ctx.today())
+
+        self._follower = Follower(
+            [trust, rollout], 1.0, parent, lambda: os.kill(os.getpid(), signal.SIGTERM)
+        )
+        self._follower.start()
+        log_event("peer worker started", region=cfg.region, worker=index, peer_port=port)
+        return self.ports
+
+    async def start(self) -> Ports:
+        cfg, s = self.ctx.config, self.ctx.secrets
+        peer, peer_port = await self._make_peer_server(cfg.listen.peer)
         citizen = self._server(require_certificate=False)
         node_pb2_grpc.add_CitizenServiceServicer_to_server(CitizenServicer(self.ctx), citizen)
         await self._add_health(citizen, _CITIZEN_SERVICES)
@@ -211,6 +256,8 @@ class NodeServer:
         if self._sync is not None:
             await self._sync.stop()
         await self.scheduler.stop()
+        if self._follower is not None:
+            await self._follower.stop()
         for servicer in self._health:
             await servicer.enter_graceful_shutdown()
         servers = [x for x in (self._peer_server, self._citizen_server) if x is not None]

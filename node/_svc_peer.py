@@ -485,5 +485,6 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         self, request: node_pb2.GetCheckpointRequest, context: aio.ServicerContext[Any, Any]
     ) -> attestation_pb2.Envelope:
         self._peer()
+        _size, env = await self._ctx.log.current_checkpoint(self._ctx.now_s())
         with own_data("the log checkpoint"):
-            return self._ctx.log.checkpoint(self._ctx.now_s())[1].to_proto()
+            return env.to_proto()

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc import aio
@@ -219,7 +220,7 @@ class ServeProcess:
                 self.p.kill()
                 raise RuntimeError(f"{config} did not start within {timeout} s")
             time.sleep(0.02)
-        self.ports: dict[str, int] = json.loads(ready.read_text())
+        self.ports: dict[str, Any] = json.loads(ready.read_text())
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.p.poll() is None:

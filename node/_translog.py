@@ -6,10 +6,15 @@ key: only ``subject_ref = SHA-256("huxin-log-subject" || subject_key)``).
 
 Invariants: the leaf is the exact serialised entry (hashed with RFC 9162's
 ``0x00`` prefix by ``keys.MerkleTree``); entries are appended inside the
-caller's write transaction and mirrored into the in-memory tree only after
-COMMIT (``Tx.after_commit``), so the tree always equals the committed rows;
-indexes are dense (0, 1, 2, …); checkpoints are signed by the node's signing
-key over ``Checkpoint`` bytes (kind ``log``, origin ``<region>/log``).
+caller's write transaction, each taking the next dense index (0, 1, 2, …)
+in the statement that inserts it, and mirrored into the in-memory tree only
+after COMMIT, so the tree is always a *prefix* of the committed rows.  When
+several processes write one database (peer-port workers, docs/adr/0312) a
+process's tree can fall behind the rows others committed; a mirror that would
+leave a gap is deferred, and :meth:`sync` appends the missing rows, in index
+order, from the last committed state before any root, checkpoint or proof is
+served.  Checkpoints are signed by the node's signing key over ``Checkpoint``
+bytes (kind ``log``, origin ``<region>/log``).
 """
 
 from __future__ import annotations
@@ -104,14 +109,7 @@ class TransparencyLog:
                 for i, (w, leaf) in enumerate(zip(writes, leaves, strict=True))
             ],
         )
-        tree = self._tree
-
-        def mirror() -> None:
-            for i, leaf in enumerate(leaves):
-                assert tree.size == first + i
-                tree.append(leaf)
-
-        tx.after_commit(mirror)
+        tx.after_commit(lambda: self.mirror(first, leaves))
         return [first + i for i in range(len(leaves))]
 
     def append_sync(
@@ -131,11 +129,37 @@ class TransparencyLog:
         return first, leaves
 
     def mirror(self, first: int, leaves: Sequence[bytes]) -> None:
-        """Append committed leaves to the in-memory tree (commit order)."""
+        """Append committed leaves ``first, first+1, …`` to the in-memory tree.
+
+        Leaves the tree already has (a :meth:`sync` got there first) are
+        skipped; leaves past a gap (another process committed the indexes in
+        between) are left for :meth:`sync`, which reads them back in order."""
+        tree = self._tree
         for i, leaf in enumerate(leaves):
-            if self._tree.size != first + i:
-                raise RuntimeError("transparency log mirror out of order")
-            self._tree.append(leaf)
+            idx = first + i
+            if idx < tree.size:
+                continue
+            if idx > tree.size:
+                return
+            tree.append(leaf)
+
+    async def sync(self) -> int:
+        """Append every committed row the tree lacks (other processes' entries); size."""
+        tree = self._tree
+        rows = await self._db.fetchall(
+            "SELECT idx, leaf FROM log_entries WHERE idx >= ? ORDER BY idx", (tree.size,)
+        )
+        for idx, leaf in rows:  # the tree may have grown while we read: skip, stop at a gap
+            if idx == tree.size:
+                tree.append(bytes(leaf))
+            elif idx > tree.size:
+                raise RuntimeError("transparency log has a gap")  # corrupt database
+        return tree.size
+
+    async def current_checkpoint(self, now: int) -> tuple[int, Envelope]:
+        """A signed checkpoint covering every entry committed so far (any process)."""
+        await self.sync()
+        return self.checkpoint(now)
 
     async def record(self, writes: Sequence[LogWrite]) -> list[int]:
         """Append entries in their own (group-committed) transaction."""
@@ -166,7 +190,7 @@ class TransparencyLog:
         self, subject_key: bytes, now: int
     ) -> tuple[list[node_pb2.LoggedEntry], Envelope]:
         """The subject's entries with inclusion proofs against one signed checkpoint."""
-        size, env = self.checkpoint(now)
+        size, env = await self.current_checkpoint(now)
         rows = await self._db.fetchall(
             "SELECT idx, leaf FROM log_entries WHERE subject_key = ? AND idx < ? ORDER BY idx",
             (subject_key, size),

@@ -358,6 +358,26 @@ class TrustState:
         if trust.stale or now >= trust.expires_at:
             log_event("trust list expired", 30, version=trust.version, stale=self.allow_stale)
 
+    async def follow(self, db: Any, now: int) -> bool:
+        """Adopt a newer list another process of this node persisted (peer-port
+        workers, docs/adr/0312); True if the held list changed."""
+        if not self.federated:
+            return False
+        row = await db.fetchone(
+            "SELECT envelope, version FROM trust_lists"
+            + (" WHERE issuer = ?" if self.hub else "")
+            + " ORDER BY version DESC LIMIT 1",
+            (self.hub,) if self.hub else (),
+        )
+        if row is None or int(row[1]) < self.version or bytes(row[0]) == self._envelope:
+            return False
+        try:
+            self.adopt(bytes(row[0]), now)
+        except (VerificationError, KeysError) as exc:
+            log_event("persisted trust list does not verify", 40, reason=exc.code)
+            return False
+        return True
+
     def overlay_key_set(self, key_set: KeySet) -> bool:
         """Use a newer key set of a listed region (fetched from that region); True if newer."""
         t = self._trust

@@ -67,6 +67,14 @@ def test_per_peer_limits(tmp_path: Path) -> None:
             "limits.per_peer_concurrency.a",
             id="negative-peer-limit",
         ),
+        pytest.param(_with("listen", peer_workers=0), "listen.peer_workers", id="no-workers"),
+        pytest.param(_with("listen", peer_workers=33), "listen.peer_workers", id="too-many"),
+        pytest.param(_with("listen", peer_workers="2"), "listen.peer_workers", id="workers-str"),
+        pytest.param(
+            {**_with("listen", peer_workers=2), "node": {**BASE["node"], "role": "hub"}},
+            "listen.peer_workers",
+            id="hub-workers",
+        ),
     ],
 )
 def test_bad_configs_name_the_field(tmp_path: Path, data: dict[str, Any], field: str) -> None:
@@ -91,3 +99,9 @@ def test_load_config_errors(tmp_path: Path) -> None:
     bad.write_text("[node\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_peer_workers_default_to_one(tmp_path: Path) -> None:
+    """docs/adr/0312: one process unless the operator asks for more."""
+    assert parse_config(BASE, tmp_path).listen.peer_workers == 1
+    assert parse_config(_with("listen", peer_workers=4), tmp_path).listen.peer_workers == 4

@@ -89,3 +89,43 @@ async def test_checkpoint_is_cached_per_size(tmp_path: Path) -> None:
         await log.append(tx, [LogWrite("consent_granted", 1)])
     assert log.checkpoint(7)[0] == 1
     await db.close()
+
+
+async def test_two_writers_on_one_file_keep_one_dense_log(tmp_path: Path) -> None:
+    """docs/adr/0312: another process's entries fill the gap before any root is served."""
+    db_a, log_a, key = await _log(tmp_path)
+    db_b = await Database.open(tmp_path / "n.db")  # a second process's handle, same file
+    log_b = TransparencyLog(db_b, "heihe", key)
+    await log_b.load()
+    await log_a.record([LogWrite("consent_granted", 1, consent_id="a0")])
+    await log_b.record([LogWrite("consent_granted", 2, consent_id="b1")])  # idx 1: gap for b
+    await log_a.record([LogWrite("consent_granted", 3, consent_id="a2")])  # idx 2: gap for a
+    assert (log_a.size, log_b.size) == (1, 0)  # mirrors past a gap wait for sync
+    size_a, env_a = await log_a.current_checkpoint(10)
+    size_b, env_b = await log_b.current_checkpoint(10)
+    assert size_a == size_b == 3
+    keys = {key.key_id: key.public_key}
+    roots = {
+        attestation_pb2.Checkpoint.FromString(verify_envelope(e, keys, CHECKPOINT_TYPE)).root_hash
+        for e in (env_a, env_b)
+    }
+    assert len(roots) == 1
+    # a late mirror of leaves sync already added is a no-op, not an error
+    log_a.mirror(0, [LogWrite("consent_granted", 1, consent_id="a0").entry()])
+    assert log_a.size == 3 and log_a.root() == log_b.root()
+    await db_a.close()
+    await db_b.close()
+
+
+async def test_sync_refuses_a_log_with_a_hole(tmp_path: Path) -> None:
+    db, log, _key = await _log(tmp_path)
+    await log.record([LogWrite("consent_granted", 1)])
+    await db.write_unit(
+        lambda c: c.execute(
+            "INSERT INTO log_entries (idx, subject_key, kind, leaf, created_at) "
+            "VALUES (5, NULL, 'consent_granted', x'00', 1)"
+        )
+    )
+    with pytest.raises(RuntimeError, match="gap"):
+        await log.sync()
+    await db.close()

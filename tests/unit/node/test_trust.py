@@ -362,3 +362,17 @@ def test_held_version_is_the_highest_offered_and_never_decreases(offers: list[in
 
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(run(Path(tmp) / "node.db"))
+
+
+async def test_a_worker_follows_lists_another_process_accepted(db: Database) -> None:
+    """docs/adr/0312: a peer-port worker adopts what the primary persisted, never older."""
+    primary, worker = state(), state()
+    assert not await worker.follow(db, T)  # nothing persisted yet
+    await primary.offer(db, signed_list(2), T, "hub")
+    assert await worker.follow(db, T)
+    assert worker.version == 2 and worker.allows("hainan", T)
+    assert not await worker.follow(db, T)  # unchanged: nothing to do
+    await primary.offer(db, signed_list(5), T, "hub")
+    assert await worker.follow(db, T) and worker.version == 5
+    standalone = TrustState("heihe", static_peers=("hainan",))
+    assert not await standalone.follow(db, T)

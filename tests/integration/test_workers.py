@@ -1,0 +1,255 @@
+"""`huxin serve` with ``[listen] peer_workers = 2``: two processes share the peer port.
+
+Real processes, real mutual TLS, one SQLite file: attestations are served by
+both processes (each one's own metrics endpoint counts its share), every use
+is in ONE dense transparency log whose checkpoints and inclusion proofs verify
+from any process, and the workers stop with the primary (SIGTERM: graceful;
+SIGKILL of the primary: the kernel tells the workers) or are restarted by it.
+docs/adr/0312.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc import aio
+
+from keys import (
+    ATTESTATION_TYPE,
+    CHECKPOINT_TYPE,
+    decode_private_key,
+    verify_envelope,
+    verify_inclusion,
+)
+from node._client import citizen_channel, identity_metadata, peer_channel
+from node._config import load_config
+from node._identity import DevIdentityProvider
+from node._init import init_region, load_or_create_ca
+from node._secrets import load_secrets
+from node._testbed import ServeProcess, attestation_request, honour_record, make_id_number, resident
+from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
+
+PEOPLE = [make_id_number(700 + i) for i in range(4)]
+CONNECTIONS = 16  # P(all on one of two processes) = 2**-15
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped by its parent) counts as gone
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _issued(metrics_port: int) -> float:
+    """``huxin_attestations_issued_total{audience="hainan"}`` of one process."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    for line in text.splitlines():
+        if line.startswith('huxin_attestations_issued_total{audience="hainan"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    ca = load_or_create_ca(tmp_path / "ca", now)
+    init_region(
+        tmp_path / "heihe", "heihe", "heihe", ca, now, peers=("hainan",), sources=("court",)
+    )
+    toml = tmp_path / "heihe/node.toml"
+    text = toml.read_text().replace('metrics = ""', 'metrics = "127.0.0.1:0"\npeer_workers = 2', 1)
+    toml.write_text(text)
+    return {
+        "toml": toml,
+        "ca": ca,
+        "court": ca.issue("court", now),
+        "hainan": ca.issue("hainan", now),
+        "idp": DevIdentityProvider(
+            decode_private_key((tmp_path / "heihe/keys/dev-idp.key").read_bytes())
+        ),
+    }
+
+
+def _requester(world: dict[str, Any], port: int, i: int) -> aio.Channel:
+    """Requester ``i``'s own connection (never a shared subchannel)."""
+    hn, ca = world["hainan"], world["ca"]
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=ca.cert_pem, private_key=hn.key_pem, certificate_chain=hn.cert_pem
+    )
+    return aio.secure_channel(
+        f"127.0.0.1:{port}",
+        creds,
+        options=[("grpc.use_local_subchannel_pool", 1), ("huxin.test.requester", i)],
+    )
+
+
+async def _exercise(world: dict[str, Any], proc: ServeProcess) -> dict[str, Any]:
+    """Records, consents, then one attestation per requester connection."""
+    ca, court = world["ca"], world["court"]
+    peer_addr = f"127.0.0.1:{proc.ports['peer']}"
+    src = peer_channel(peer_addr, ca.cert_pem, court.cert_pem, court.key_pem)
+    cit = citizen_channel(f"127.0.0.1:{proc.ports['citizen']}", ca.cert_pem)
+    reqs = [_requester(world, proc.ports["peer"], i) for i in range(CONNECTIONS)]
+    try:
+        await node_pb2_grpc.SourceServiceStub(src).SubmitRecords(
+            node_pb2.SubmitRecordsRequest(
+                batch_id="w1",
+                records=[honour_record(f"r{i}", p) for i, p in enumerate(PEOPLE)],
+                subjects=[resident(p) for p in PEOPLE],
+            )
+        )
+        citizen = node_pb2_grpc.CitizenServiceStub(cit)
+        who = PEOPLE[0]
+        md = identity_metadata(world["idp"].assertion(who, "heihe", int(time.time())))
+        token = await citizen.GrantConsent(
+            node_pb2.GrantConsentRequest(
+                audience="hainan",
+                purpose="loan",
+                scope=node_pb2.CONSENT_SCOPE_GRADE,
+                max_uses=CONNECTIONS,
+            ),
+            metadata=md,
+        )
+        calls = [
+            node_pb2_grpc.PeerServiceStub(ch).RequestAttestation(
+                attestation_request(token, who, "loan", target_scheme="hainan")
+            )
+            for ch in reqs
+        ]
+        replies = await asyncio.gather(*calls)
+        # the consent is used up: one more use is refused by whichever process gets it
+        with pytest.raises(aio.AioRpcError) as refused:
+            await node_pb2_grpc.PeerServiceStub(reqs[3]).RequestAttestation(
+                attestation_request(token, who, "loan")
+            )
+        checkpoints = await asyncio.gather(
+            *(
+                node_pb2_grpc.PeerServiceStub(ch).GetLogCheckpoint(node_pb2.GetCheckpointRequest())
+                for ch in reqs
+            )
+        )
+        log = await citizen.QueryLog(node_pb2.QueryLogRequest(), metadata=md)
+        return {
+            "replies": replies,
+            "refused": refused.value,
+            "checkpoints": checkpoints,
+            "log": log,
+        }
+    finally:
+        for ch in (src, cit, *reqs):
+            await ch.close(None)
+
+
+def test_two_processes_serve_one_node(world: dict[str, Any]) -> None:
+    """REQ: C1 H16 N23 — attestations from both processes, one dense verifiable log."""
+    proc = ServeProcess(world["toml"])
+    try:
+        workers = proc.ports["workers"]
+        assert len(workers) == 1 and _alive(workers[0]["pid"])
+        out = asyncio.run(_exercise(world, proc))
+        # both processes served some of the 16 connections; together exactly 16 uses
+        counts = [_issued(proc.ports["metrics"]), _issued(workers[0]["metrics"])]
+        assert sum(counts) == CONNECTIONS
+        assert all(c > 0 for c in counts), counts
+    finally:
+        proc.stop()
+    worker_pid = proc.ports["workers"][0]["pid"]
+    assert _wait_gone(worker_pid, 15), "worker outlived a SIGTERM to the primary"
+
+    secrets = load_secrets(load_config(world["toml"]))
+    keys = {secrets.signing.key_id: secrets.signing.public_key}
+    nonces = set()
+    for reply in out["replies"]:
+        signed = attestation_pb2.SignedAttestation.FromString(reply.signed_attestation)
+        att = attestation_pb2.Attestation.FromString(
+            verify_envelope(signed.envelope, keys, ATTESTATION_TYPE)
+        )
+        assert att.audience == "hainan" and att.mapped.scheme_id == "hainan"
+        nonces.add(bytes(att.nonce))
+    assert len(nonces) == CONNECTIONS
+    assert out["refused"].code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    # every process signs the same tree: 1 grant + 16 uses + 1 refusal, dense indexes
+    sizes = set()
+    for env in out["checkpoints"]:
+        cp = attestation_pb2.Checkpoint.FromString(verify_envelope(env, keys, CHECKPOINT_TYPE))
+        sizes.add(cp.tree_size)
+    assert sizes == {CONNECTIONS + 2}
+    log = out["log"]
+    cp = attestation_pb2.Checkpoint.FromString(
+        verify_envelope(log.checkpoint, keys, CHECKPOINT_TYPE)
+    )
+    assert cp.tree_size == CONNECTIONS + 2
+    kinds = []
+    for e in log.entries:
+        assert verify_inclusion(
+            e.entry, e.proof.leaf_index, e.proof.tree_size, list(e.proof.hashes), cp.root_hash
+        )
+        kinds.append(node_pb2.LogEntry.FromString(e.entry).kind)
+    assert kinds.count("attestation_issued") == CONNECTIONS
+    assert kinds.count("request_refused") == 1
+    db = sqlite3.connect(world["toml"].parent / "node.db")
+    try:
+        idx = [r[0] for r in db.execute("SELECT idx FROM log_entries ORDER BY idx")]
+        (uses,) = db.execute("SELECT uses FROM consents").fetchone()
+    finally:
+        db.close()
+    assert idx == list(range(CONNECTIONS + 2))
+    assert uses == CONNECTIONS
+
+
+def test_workers_die_with_a_killed_primary(world: dict[str, Any]) -> None:
+    """A SIGKILLed primary cannot leave orphan workers serving its port."""
+    proc = ServeProcess(world["toml"])
+    worker_pid = proc.ports["workers"][0]["pid"]
+    proc.stop(signal.SIGKILL)
+    assert _wait_gone(worker_pid, 15), "worker outlived its SIGKILLed primary"
+
+
+def test_a_crashed_worker_is_restarted(world: dict[str, Any]) -> None:
+    """The primary restarts a worker that exits, and the port keeps being served."""
+    proc = ServeProcess(world["toml"])
+    try:
+        ready = world["toml"].parent / "run" / "worker-1.ready"
+        first = json.loads(ready.read_text())["pid"]
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        again = first
+        while time.monotonic() < deadline:
+            try:
+                again = json.loads(ready.read_text())["pid"]
+            except (OSError, ValueError):
+                again = first
+            if again != first:
+                break
+            time.sleep(0.1)
+        assert again != first and _alive(again)
+    finally:
+        proc.stop()
+    assert _wait_gone(again, 15)
