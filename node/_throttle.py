@@ -72,8 +72,13 @@ THROTTLED_METHODS = frozenset({"RequestAttestation"})
 class Buckets(Protocol):
     """Where the token buckets live; :meth:`take` is atomic for its store."""
 
-    def take(self, requester: str, rate: float, burst: float, now: float) -> float:
-        """Take one token: 0.0 if taken, else the seconds until one is back (> 0)."""
+    def take(self, requester: str, rate: float, burst: float, clock: Callable[[], float]) -> float:
+        """Take one token: 0.0 if taken, else the seconds until one is back (> 0).
+
+        ``clock`` is read inside the store's critical section: with several
+        processes, a time read before waiting for the lock could be older
+        than the bucket's and would refill the same interval twice.
+        """
         ...
 
     def close(self) -> None: ...
@@ -85,7 +90,8 @@ class MemoryBuckets:
     def __init__(self) -> None:
         self._buckets: dict[str, tuple[float, float]] = {}  # requester -> (tokens, at)
 
-    def take(self, requester: str, rate: float, burst: float, now: float) -> float:
+    def take(self, requester: str, rate: float, burst: float, clock: Callable[[], float]) -> float:
+        now = clock()
         tokens, at = self._buckets.get(requester, (burst, now))
         tokens = min(burst, tokens + max(0.0, now - at) * rate)
         if tokens >= 1.0:
@@ -132,7 +138,7 @@ class QueryThrottle:
             return
         rate = per_minute / 60.0  # tokens per second
         burst = float(min(self._config.query_burst, per_minute))
-        wait = self._buckets.take(requester, rate, burst, self._now())
+        wait = self._buckets.take(requester, rate, burst, self._now)
         if wait <= 0.0:
             return
         self.refused[requester] += 1
@@ -229,7 +235,7 @@ class SharedBuckets:
         self._values = 0  # offset of the values region
         self._cache: dict[str, tuple[bytes, int, int]] = {}  # requester -> (digest, set, slot)
         self._forked = False
-        self.reinitialised = 0  # times this process found the file invalid and reset it
+        self.reinitialised = 0  # times this process found the file damaged and reset it
         self._open()
         _OPEN.add(self)
 
@@ -252,14 +258,14 @@ class SharedBuckets:
 
     def _adopt(self) -> None:
         """Under the lock: map the file as its header says, re-initialising it if invalid."""
-        size = os.fstat(self._fd).st_size
+        size = found = os.fstat(self._fd).st_size
         parsed = _parse_header(os.pread(self._fd, _HEAD_BYTES, 0), size)
         if parsed is None:
             slots, salt = self._want, secrets.token_bytes(16)
             size = _file_size(slots)
             os.ftruncate(self._fd, size)
             os.pwrite(self._fd, _header(slots, salt).ljust(size, b"\0"), 0)
-            self.reinitialised += 1
+            self.reinitialised += found > 0  # an empty file is new, not damaged
         else:
             slots, salt = parsed
         if self._mm is None or len(self._mm) != size:
@@ -295,7 +301,24 @@ class SharedBuckets:
 
     # -------------------------------------------------------------- buckets
 
-    def take(self, requester: str, rate: float, burst: float, now: float) -> float:
+    def holds(self, requester: str) -> bool:
+        """Whether the table has a bucket for ``requester`` now (tests, status)."""
+        with self._lock:
+            mm = self._mm
+            if mm is None:
+                raise ValueError("shared query throttle is closed")
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                if mm[:_HEAD_BYTES] != self._head:
+                    return False
+                digest, set_index, _ = self._cache.get(requester) or self._remember(requester)
+                first = _DATA + set_index * WAYS * _KEY
+                keys = mm[first : first + WAYS * _KEY]
+                return any(keys[w * _KEY : (w + 1) * _KEY] == digest for w in range(WAYS))
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def take(self, requester: str, rate: float, burst: float, clock: Callable[[], float]) -> float:
         with self._lock:
             if self._forked:
                 self._reopen_after_fork()
@@ -309,7 +332,7 @@ class SharedBuckets:
                     self._adopt()
                     mm = self._mm
                     assert mm is not None
-                return self._take(mm, requester, rate, burst, now)
+                return self._take(mm, requester, rate, burst, clock())
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
