@@ -21,19 +21,25 @@ Where the buckets live (docs/adr/0314):
   fixed-size file mapped into every worker process of one node
   (:class:`SharedBuckets`), so N workers sharing the peer port still give a
   requester its rate once, not N times.  Every read-modify-write of a bucket
-  happens under an exclusive ``flock`` on that file.  The table is keyed by
+  happens under an exclusive ``flock`` on that file, and the clock is read
+  inside it (a time read before waiting for the lock may be older than the
+  bucket's and would refill the same interval twice).  The table is keyed by
   a 128-bit keyed BLAKE2b digest of the requester id (the key is a random
   salt in the file header), never by the id itself: the file holds no
-  requester names and no citizen data at all.  It is 8-way set associative;
-  a newcomer takes an empty slot of its set, else the least recently used
-  slot whose bucket has refilled completely (evicting it loses nothing);
-  if every slot of the set still holds a partly used bucket, the newcomer is
-  refused (``QUERY_RATE_EXCEEDED``, retry-after = until the first of them is
-  full) — fail closed: nobody ever gets more than its limit because the
-  table is small.  A file with a bad header, checksum, version or size is
-  re-initialised (all buckets full again, once), never trusted; a bucket
-  with impossible values (NaN, negative) counts as empty (fail closed).
-  :attr:`refused` counts this process's refusals (metrics are per process).
+  requester names and no citizen data at all.  Two requesters sharing a
+  digest would share a bucket (p <= n**2 / 2**129 for n requesters).  The
+  table is 16-way set associative; a newcomer takes an empty slot of its
+  set, else the least recently used slot whose bucket is full again
+  (evicting it loses nothing); if every slot of the set still holds a partly
+  used bucket, the newcomer is refused (``QUERY_RATE_EXCEEDED``, retry-after
+  = until the first of them is full; at most 60 s since burst <= rate per
+  minute) — fail closed: nobody gets more than its limit because the table
+  is small.  A file with a bad header, checksum, version or size is
+  re-initialised (every bucket full again, once), never trusted; a bucket
+  with impossible values (NaN, negative, infinite) counts as empty (fail
+  closed).  A forked child reopens the file (it would share the parent's
+  lock otherwise).  :attr:`refused` counts this process's refusals (metrics
+  are per process).
 """
 
 from __future__ import annotations
@@ -164,8 +170,8 @@ class QueryThrottle:
 
 MAGIC = b"HXQTHR\x00\x01"
 VERSION = 1
-WAYS = 8  # slots per set
-DEFAULT_SLOTS = 4096  # 512 sets; a 160 KiB file
+WAYS = 16  # slots per set
+DEFAULT_SLOTS = 16_384  # 1024 sets; a 640 KiB file
 MAX_SLOTS = 1 << 20
 _HEAD = struct.Struct("<8sII16s")
 _HEAD_BYTES = _HEAD.size + 8  # + checksum
@@ -216,7 +222,7 @@ def _parse_header(raw: bytes, size: int) -> tuple[int, bytes] | None:
 class SharedBuckets:
     """Token buckets in a mapped file shared by the worker processes of one node.
 
-    ``slots`` (a multiple of 8) only matters when this call creates or
+    ``slots`` (a multiple of 16) only matters when this call creates or
     re-initialises the file; a valid existing file keeps its own size.
     """
 

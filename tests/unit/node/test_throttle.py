@@ -209,7 +209,7 @@ def test_shared_never_admits_more_than_burst_plus_refill(
             RightsConfig(queries_per_minute=rate, query_burst=burst),
             clock,
             Path(tmp) / "t.throttle",
-            slots=8,
+            slots=16,
         )
         start, admitted = clock.t, 0
         try:

@@ -23,6 +23,7 @@ from node._errors import ResourceExhaustedError
 from node._throttle import (
     DEFAULT_SLOTS,
     RETRY_AFTER_KEY,
+    WAYS,
     QueryThrottle,
     SharedBuckets,
     _file_size,
@@ -70,7 +71,11 @@ def _hammer(folder: str, barrier: Any, results: Any, calls: int) -> None:
     """
     config = RightsConfig(queries_per_minute=6000, query_burst=40)  # 100 per second
     out: list[tuple[int, float, float, int]] = []
-    for name, now in (("frozen", lambda: 5_000.0), ("running", time.time)):
+    clocks: list[tuple[str, Callable[[], float]]] = [
+        ("frozen", _Clock(5_000.0)),
+        ("running", time.time),
+    ]
+    for name, now in clocks:
         barrier.wait()
         t = QueryThrottle.shared(config, now, Path(folder) / f"{name}.throttle")
         admitted, first = 0, now()
@@ -171,16 +176,16 @@ def test_state_survives_closing_and_reopening(tmp_path: Path) -> None:
 def test_a_full_set_refuses_newcomers_until_a_bucket_is_full_again(tmp_path: Path) -> None:
     """REQ: N23 — eviction never hands out a new burst: a newcomer waits (fail closed)."""
     clock = _Clock(0.0)
-    buckets = SharedBuckets(tmp_path / "t", slots=8)  # one set of 8 slots
+    buckets = SharedBuckets(tmp_path / "t", slots=WAYS)  # one set
     t = QueryThrottle(RightsConfig(queries_per_minute=1, query_burst=1), clock, buckets=buckets)
     try:
-        for i in range(8):  # r0 at t=0 ... r7 at t=7, each bucket empty
+        for i in range(WAYS):  # r0 at t=0, r1 at t=1, ..., each bucket empty
             clock.t = float(i)
             t.check(f"r{i}")
         clock.t = 30.0
         assert _hint(t, "late") == 30  # r0 is full again at t=60
         assert _hint(t, "r0") == 30  # and nobody was evicted
-        assert all(buckets.holds(f"r{i}") for i in range(8))
+        assert all(buckets.holds(f"r{i}") for i in range(WAYS))
         assert not buckets.holds("late")
         clock.t = 59.5
         assert _hint(t, "late") == 1
@@ -190,8 +195,9 @@ def test_a_full_set_refuses_newcomers_until_a_bucket_is_full_again(tmp_path: Pat
         assert not buckets.holds("r1")
         assert buckets.holds("r0")
         assert _hint(t, "late") == 60  # its own bucket, used
-        for i in (0, 2, 3, 4, 5, 6, 7):
-            t.check(f"r{i}")
+        for i in range(WAYS):
+            if i != 1:
+                t.check(f"r{i}")
         assert _hint(t, "r1") == 60  # every slot holds a used bucket again: r1 waits
     finally:
         t.close()
@@ -199,9 +205,9 @@ def test_a_full_set_refuses_newcomers_until_a_bucket_is_full_again(tmp_path: Pat
 
 def test_unlimited_requesters_take_no_slot(tmp_path: Path) -> None:
     """REQ: N23 — 0 = no limit: nothing is stored, the table stays for the limited ones."""
-    limited = {f"r{i}": 1 for i in range(8)}
+    limited = {f"r{i}": 1 for i in range(WAYS)}
     config = RightsConfig(queries_per_minute=0, per_requester_per_minute=limited)
-    buckets = SharedBuckets(tmp_path / "t", slots=8)
+    buckets = SharedBuckets(tmp_path / "t", slots=WAYS)
     t = QueryThrottle(config, _Clock(), buckets=buckets)
     try:
         for i in range(200):
@@ -239,8 +245,8 @@ def test_a_symlink_is_not_followed(tmp_path: Path) -> None:
     "slots",
     [
         pytest.param(0, id="zero"),
-        pytest.param(7, id="under-one-set"),
-        pytest.param(12, id="not-whole-sets"),
+        pytest.param(WAYS - 1, id="under-one-set"),
+        pytest.param(WAYS + 8, id="not-whole-sets"),
         pytest.param(1 << 21, id="too-many"),
     ],
 )
@@ -311,7 +317,7 @@ DAMAGE = [
     pytest.param(_overwrite(38, b"\xff\xff"), id="bad-checksum"),
     pytest.param(_overwrite(20, b"\x00"), id="salt-changed-checksum-not"),
     pytest.param(_garbage, id="random-bytes"),
-    pytest.param(_valid_header(12), id="slots-not-whole-sets"),
+    pytest.param(_valid_header(WAYS + 8), id="slots-not-whole-sets"),
     pytest.param(_valid_header(128), id="slots-disagree-with-size"),
     pytest.param(_valid_header(1 << 21), id="slots-too-many"),
 ]
@@ -391,13 +397,13 @@ def test_impossible_bucket_values_count_as_empty(tmp_path: Path, value: bytes, h
     path = tmp_path / "t"
     clock = _Clock()
     t = QueryThrottle.shared(
-        RightsConfig(queries_per_minute=6, query_burst=2), clock, path, slots=8
+        RightsConfig(queries_per_minute=6, query_burst=2), clock, path, slots=WAYS
     )
     try:
         t.check("bank")  # one token left
-        values = 64 + 8 * 16
+        values = 64 + WAYS * 16
         raw = path.read_bytes()
-        used = [i for i in range(8) if raw[64 + 16 * i : 80 + 16 * i] != bytes(16)]
+        used = [i for i in range(WAYS) if raw[64 + 16 * i : 80 + 16 * i] != bytes(16)]
         assert len(used) == 1
         _overwrite(values + 24 * used[0], value)(path)
         assert _hint(t, "bank") == hint
