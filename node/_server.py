@@ -90,7 +90,16 @@ class NodeServer:
         self.hub_role = HubRoles(ctx)  # hub: HubService + trust-list schedule, or push loop
         # rights: objection timers and third-party query rate (docs/adr/0500, 0503)
         self.scheduler = RightsScheduler(ctx, ctx.config.rights.scheduler_interval_seconds)
-        self.throttle = QueryThrottle(ctx.config.rights, lambda: ctx.clock.now().timestamp())
+        # shared by the peer-port worker processes of this node (docs/adr/0312, 0314)
+        self.throttle = (
+            QueryThrottle.shared(
+                ctx.config.rights,
+                lambda: ctx.clock.now().timestamp(),
+                f"{ctx.config.database}.throttle",
+            )
+            if ctx.config.listen.peer_workers > 1
+            else QueryThrottle(ctx.config.rights, lambda: ctx.clock.now().timestamp())
+        )
 
     @classmethod
     async def create(
@@ -266,5 +275,6 @@ class NodeServer:
         if self._router is not None:
             await self._router.close()
         self.ctx.metrics.stop()
+        self.throttle.close()
         await self.ctx.db.close()
         log_event("node stopped", region=self.ctx.config.region)

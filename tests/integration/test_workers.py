@@ -253,3 +253,55 @@ def test_a_crashed_worker_is_restarted(world: dict[str, Any]) -> None:
     finally:
         proc.stop()
     assert _wait_gone(again, 15)
+
+
+async def _burst(world: dict[str, Any], proc: ServeProcess) -> list[grpc.StatusCode]:
+    ca, court = world["ca"], world["court"]
+    src = peer_channel(
+        f"127.0.0.1:{proc.ports['peer']}", ca.cert_pem, court.cert_pem, court.key_pem
+    )
+    cit = citizen_channel(f"127.0.0.1:{proc.ports['citizen']}", ca.cert_pem)
+    reqs = [_requester(world, proc.ports["peer"], i) for i in range(CONNECTIONS)]
+    try:
+        await node_pb2_grpc.SourceServiceStub(src).SubmitRecords(
+            node_pb2.SubmitRecordsRequest(
+                batch_id="t1",
+                records=[honour_record("t0", PEOPLE[1])],
+                subjects=[resident(PEOPLE[1])],
+            )
+        )
+        md = identity_metadata(world["idp"].assertion(PEOPLE[1], "heihe", int(time.time())))
+        token = await node_pb2_grpc.CitizenServiceStub(cit).GrantConsent(
+            node_pb2.GrantConsentRequest(
+                audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE,
+                max_uses=CONNECTIONS,
+            ),
+            metadata=md,
+        )  # fmt: skip
+
+        async def one(ch: aio.Channel) -> grpc.StatusCode:
+            try:
+                await node_pb2_grpc.PeerServiceStub(ch).RequestAttestation(
+                    attestation_request(token, PEOPLE[1], "loan")
+                )
+            except aio.AioRpcError as err:
+                return err.code()
+            return grpc.StatusCode.OK
+
+        return list(await asyncio.gather(*(one(ch) for ch in reqs)))
+    finally:
+        for ch in (src, cit, *reqs):
+            await ch.close(None)
+
+
+def test_the_query_throttle_is_shared_by_all_processes(world: dict[str, Any]) -> None:
+    """REQ: N23 — a requester gets its burst once per node, not once per process."""
+    toml = world["toml"]
+    toml.write_text(toml.read_text() + "\n[rights]\nqueries_per_minute = 5\nquery_burst = 5\n")
+    proc = ServeProcess(toml)
+    try:
+        codes = asyncio.run(_burst(world, proc))
+    finally:
+        proc.stop()
+    assert codes.count(grpc.StatusCode.OK) == 5
+    assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == CONNECTIONS - 5
