@@ -38,7 +38,13 @@ from keys import decode_private_key
 from node._client import citizen_channel, identity_metadata, peer_channel
 from node._identity import DevIdentityProvider
 from node._init import init_region, load_or_create_ca
-from node._testbed import attestation_request, honour_record, make_id_number, resident
+from node._testbed import (
+    attestation_request,
+    honour_record,
+    make_id_number,
+    requester_channel,
+    resident,
+)
 from node.pb.v1 import node_pb2, node_pb2_grpc
 
 CONSENT_USES = 1000  # the node's cap per consent
@@ -107,18 +113,6 @@ def _cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _requester_channel(port: int, ca: bytes, cert: bytes, key: bytes, i: int) -> aio.Channel:
-    """Requester ``i``'s own connection (a local subchannel pool: never shared)."""
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=ca, private_key=key, certificate_chain=cert
-    )
-    return aio.secure_channel(
-        f"127.0.0.1:{port}",
-        creds,
-        options=[("grpc.use_local_subchannel_pool", 1), ("huxin.bench.requester", i)],
-    )
 
 
 class _Node:
@@ -251,9 +245,7 @@ async def _measure(
             procs.append(nodes[label].proc)
         first = next(iter(nodes.values()))
         req_size = first.requests[0].ByteSize()
-        probe = _requester_channel(
-            first.ports["peer"], ca.cert_pem, requester.cert_pem, requester.key_pem, -1
-        )
+        probe = requester_channel(first.ports["peer"], requester, ca.cert_pem, -1)
         chans.append(probe)
         resp_size = (
             await node_pb2_grpc.PeerServiceStub(probe).RequestAttestation(first.requests.pop())
@@ -280,10 +272,7 @@ async def _measure(
         for conc, total in sizes.items():
             # every requester has its own connection, for the echo and the node alike
             def conns(port: int, n: int = conc) -> list[aio.Channel]:
-                out = [
-                    _requester_channel(port, ca.cert_pem, requester.cert_pem, requester.key_pem, i)
-                    for i in range(n)
-                ]
+                out = [requester_channel(port, requester, ca.cert_pem, i) for i in range(n)]
                 chans.extend(out)
                 return out
 

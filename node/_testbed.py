@@ -47,6 +47,7 @@ __all__ = [
     "attestation_request",
     "honour_record",
     "make_id_number",
+    "requester_channel",
     "resident",
 ]
 
@@ -185,6 +186,20 @@ def attestation_request(
 
 
 # ---------------------------------------------------------------- separate processes
+
+
+def requester_channel(port: int, cert: NodeCertificate, ca_pem: bytes, i: int) -> aio.Channel:
+    """Requester ``i``'s own mutual-TLS connection to a loopback port: a local
+    subchannel pool, so channels never share a connection (and ``SO_REUSEPORT``
+    can spread them over a node's peer-port workers)."""
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=ca_pem, private_key=cert.key_pem, certificate_chain=cert.cert_pem
+    )
+    return aio.secure_channel(
+        f"127.0.0.1:{port}",
+        creds,
+        options=[("grpc.use_local_subchannel_pool", 1), ("huxin.requester", i)],
+    )
 
 
 @dataclass

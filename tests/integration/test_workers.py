@@ -37,7 +37,14 @@ from node._config import load_config
 from node._identity import DevIdentityProvider
 from node._init import init_region, load_or_create_ca
 from node._secrets import load_secrets
-from node._testbed import ServeProcess, attestation_request, honour_record, make_id_number, resident
+from node._testbed import (
+    ServeProcess,
+    attestation_request,
+    honour_record,
+    make_id_number,
+    requester_channel,
+    resident,
+)
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
 
 PEOPLE = [make_id_number(700 + i) for i in range(4)]
@@ -96,46 +103,46 @@ def world(tmp_path: Path) -> dict[str, Any]:
     }
 
 
-def _requester(world: dict[str, Any], port: int, i: int) -> aio.Channel:
-    """Requester ``i``'s own connection (never a shared subchannel)."""
-    hn, ca = world["hainan"], world["ca"]
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=ca.cert_pem, private_key=hn.key_pem, certificate_chain=hn.cert_pem
-    )
-    return aio.secure_channel(
-        f"127.0.0.1:{port}",
-        creds,
-        options=[("grpc.use_local_subchannel_pool", 1), ("huxin.test.requester", i)],
-    )
+class _Clients:
+    """A source, a citizen and CONNECTIONS requester connections to one node."""
+
+    def __init__(self, world: dict[str, Any], proc: ServeProcess) -> None:
+        ca, court, port = world["ca"], world["court"], proc.ports["peer"]
+        self.src = peer_channel(f"127.0.0.1:{port}", ca.cert_pem, court.cert_pem, court.key_pem)
+        self.cit = citizen_channel(f"127.0.0.1:{proc.ports['citizen']}", ca.cert_pem)
+        self.reqs = [
+            requester_channel(port, world["hainan"], ca.cert_pem, i) for i in range(CONNECTIONS)
+        ]
+        self.idp: DevIdentityProvider = world["idp"]
+
+    async def consent(self, who: str, batch: str, uses: int) -> tuple[Any, Any]:
+        """Records for ``who``, then a GRADE consent for hainan; (token, identity metadata)."""
+        await node_pb2_grpc.SourceServiceStub(self.src).SubmitRecords(
+            node_pb2.SubmitRecordsRequest(
+                batch_id=batch, records=[honour_record(batch, who)], subjects=[resident(who)]
+            )
+        )
+        md = identity_metadata(self.idp.assertion(who, "heihe", int(time.time())))
+        token = await node_pb2_grpc.CitizenServiceStub(self.cit).GrantConsent(
+            node_pb2.GrantConsentRequest(
+                audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE,
+                max_uses=uses,
+            ),
+            metadata=md,
+        )  # fmt: skip
+        return token, md
+
+    async def close(self) -> None:
+        for ch in (self.src, self.cit, *self.reqs):
+            await ch.close(None)
 
 
 async def _exercise(world: dict[str, Any], proc: ServeProcess) -> dict[str, Any]:
-    """Records, consents, then one attestation per requester connection."""
-    ca, court = world["ca"], world["court"]
-    peer_addr = f"127.0.0.1:{proc.ports['peer']}"
-    src = peer_channel(peer_addr, ca.cert_pem, court.cert_pem, court.key_pem)
-    cit = citizen_channel(f"127.0.0.1:{proc.ports['citizen']}", ca.cert_pem)
-    reqs = [_requester(world, proc.ports["peer"], i) for i in range(CONNECTIONS)]
+    """Records, a consent, then one attestation per requester connection."""
+    clients = _Clients(world, proc)
+    reqs, who = clients.reqs, PEOPLE[0]
     try:
-        await node_pb2_grpc.SourceServiceStub(src).SubmitRecords(
-            node_pb2.SubmitRecordsRequest(
-                batch_id="w1",
-                records=[honour_record(f"r{i}", p) for i, p in enumerate(PEOPLE)],
-                subjects=[resident(p) for p in PEOPLE],
-            )
-        )
-        citizen = node_pb2_grpc.CitizenServiceStub(cit)
-        who = PEOPLE[0]
-        md = identity_metadata(world["idp"].assertion(who, "heihe", int(time.time())))
-        token = await citizen.GrantConsent(
-            node_pb2.GrantConsentRequest(
-                audience="hainan",
-                purpose="loan",
-                scope=node_pb2.CONSENT_SCOPE_GRADE,
-                max_uses=CONNECTIONS,
-            ),
-            metadata=md,
-        )
+        token, md = await clients.consent(who, "w1", CONNECTIONS)
         calls = [
             node_pb2_grpc.PeerServiceStub(ch).RequestAttestation(
                 attestation_request(token, who, "loan", target_scheme="hainan")
@@ -154,7 +161,9 @@ async def _exercise(world: dict[str, Any], proc: ServeProcess) -> dict[str, Any]
                 for ch in reqs
             )
         )
-        log = await citizen.QueryLog(node_pb2.QueryLogRequest(), metadata=md)
+        log = await node_pb2_grpc.CitizenServiceStub(clients.cit).QueryLog(
+            node_pb2.QueryLogRequest(), metadata=md
+        )
         return {
             "replies": replies,
             "refused": refused.value,
@@ -162,8 +171,7 @@ async def _exercise(world: dict[str, Any], proc: ServeProcess) -> dict[str, Any]
             "log": log,
         }
     finally:
-        for ch in (src, cit, *reqs):
-            await ch.close(None)
+        await clients.close()
 
 
 def test_two_processes_serve_one_node(world: dict[str, Any]) -> None:
@@ -256,42 +264,24 @@ def test_a_crashed_worker_is_restarted(world: dict[str, Any]) -> None:
 
 
 async def _burst(world: dict[str, Any], proc: ServeProcess) -> list[grpc.StatusCode]:
-    ca, court = world["ca"], world["court"]
-    src = peer_channel(
-        f"127.0.0.1:{proc.ports['peer']}", ca.cert_pem, court.cert_pem, court.key_pem
-    )
-    cit = citizen_channel(f"127.0.0.1:{proc.ports['citizen']}", ca.cert_pem)
-    reqs = [_requester(world, proc.ports["peer"], i) for i in range(CONNECTIONS)]
+    """One attestation request per requester connection, all at once."""
+    clients = _Clients(world, proc)
+    who = PEOPLE[1]
     try:
-        await node_pb2_grpc.SourceServiceStub(src).SubmitRecords(
-            node_pb2.SubmitRecordsRequest(
-                batch_id="t1",
-                records=[honour_record("t0", PEOPLE[1])],
-                subjects=[resident(PEOPLE[1])],
-            )
-        )
-        md = identity_metadata(world["idp"].assertion(PEOPLE[1], "heihe", int(time.time())))
-        token = await node_pb2_grpc.CitizenServiceStub(cit).GrantConsent(
-            node_pb2.GrantConsentRequest(
-                audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE,
-                max_uses=CONNECTIONS,
-            ),
-            metadata=md,
-        )  # fmt: skip
+        token, _md = await clients.consent(who, "t1", CONNECTIONS)
 
         async def one(ch: aio.Channel) -> grpc.StatusCode:
             try:
                 await node_pb2_grpc.PeerServiceStub(ch).RequestAttestation(
-                    attestation_request(token, PEOPLE[1], "loan")
+                    attestation_request(token, who, "loan")
                 )
             except aio.AioRpcError as err:
                 return err.code()
             return grpc.StatusCode.OK
 
-        return list(await asyncio.gather(*(one(ch) for ch in reqs)))
+        return list(await asyncio.gather(*(one(ch) for ch in clients.reqs)))
     finally:
-        for ch in (src, cit, *reqs):
-            await ch.close(None)
+        await clients.close()
 
 
 def test_the_query_throttle_is_shared_by_all_processes(world: dict[str, Any]) -> None:
