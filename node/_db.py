@@ -5,9 +5,12 @@ Invariants:
 * every write is a transaction (``BEGIN IMMEDIATE`` … ``COMMIT``), rolled back
   on any exception; a caller acknowledges only after its write has returned,
   i.e. after COMMIT;
-* writers are serialised by one asyncio lock; in-memory state that mirrors
-  committed rows (the log's Merkle tree) is updated by hooks that run after
-  COMMIT while the lock is still held, so in commit order and never for a
+* all writes of this process run on the writer connection's one thread, in
+  the order they were queued there: a multi-step transaction (:meth:`write`)
+  holds an asyncio lock, and a group of units is queued only while that lock
+  is free, so a group never runs inside another transaction; in-memory state
+  that mirrors committed rows (the log's Merkle tree) is updated by hooks that
+  run on the event loop after COMMIT, in commit order, and never for a
   rolled-back transaction;
 * reads use a separate connection, so they never see uncommitted writes;
 * every write transaction of every process serving one database (the
@@ -19,20 +22,24 @@ Invariants:
 * hot paths run a *unit of work*: a synchronous function executed on the
   connection's own thread in one hop (``read_unit`` / ``write_unit``), never a
   chain of per-row awaits.  Concurrent ``write_unit`` calls are group
-  committed: the writer drains the queue and runs the units in ONE
+  committed: one *runner* at a time is queued on the writer thread; there it
+  takes every unit waiting (up to ``MAX_GROUP``) and runs them in ONE
   transaction, each inside its own SAVEPOINT (a failing unit is rolled back
-  alone and gets its exception; the others commit together); a group of one
-  needs no SAVEPOINT (its failure rolls the transaction back).  See ADRs 0303
-  and 0310.
+  alone and gets its exception; the others commit together; a group of one
+  needs no SAVEPOINT), then hands the results back to the event loop in one
+  callback, which runs the ``after`` hooks and wakes the callers.  No task and
+  no lock hop per group (ADRs 0303, 0310, 0312).
 
 aiosqlite owns the connections and their threads (DESIGN.md); running a
-function on that thread uses ``aiosqlite.Connection._execute``, wrapped only
-here and covered by tests (tests/unit/node/test_db.py).
+function on that thread uses ``aiosqlite.Connection._execute`` (and, for the
+runner, which needs no reply future, the connection's queue ``_tx``), wrapped
+only here and covered by tests (tests/unit/node/test_db.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import fcntl
 import os
@@ -191,10 +198,9 @@ class Database:
         self._writer = writer
         self._reader = reader
         self._writer_lock = lock
-        self._lock = asyncio.Lock()
-        self._queue: list[_Pending] = []
-        self._draining = False
-        self._drainer: asyncio.Future[None] | None = None
+        self._lock = asyncio.Lock()  # held by a multi-step write() transaction
+        self._waiting: collections.deque[_Pending] = collections.deque()  # units, FIFO
+        self._runner_queued = False
 
     @classmethod
     async def open(cls, path: str | Path) -> Database:
@@ -217,6 +223,14 @@ class Database:
 
         BEGIN (after the writer lock), COMMIT and ROLLBACK (each followed by
         releasing the lock) run to their end even if the caller is cancelled."""
+        try:
+            async with self._write_locked() as tx:
+                yield tx
+        finally:
+            self._queue_runner()  # units that waited for this transaction
+
+    @asynccontextmanager
+    async def _write_locked(self) -> AsyncIterator[Tx]:
         async with self._lock:
             conn, raw, lock = self._writer, self._writer._conn, self._writer_lock
             begin = asyncio.ensure_future(conn._execute(_begin, raw, lock))  # type: ignore[no-untyped-call]
@@ -270,46 +284,66 @@ class Database:
         The unit runs to COMMIT or ROLLBACK even if the caller is cancelled.
         """
         pending = _Pending(fn, after, asyncio.get_running_loop().create_future())
-        self._queue.append(pending)
-        if not self._draining:
-            self._draining = True
-            self._drainer = asyncio.ensure_future(self._drain())
-        result: T = await asyncio.shield(pending.future)
+        self._waiting.append(pending)
+        self._queue_runner()
+        # Cancelling the caller cancels only its wait: the unit is already queued
+        # and runs to COMMIT or ROLLBACK; _deliver skips a future nobody awaits.
+        result: T = await pending.future
         return result
 
-    async def _drain(self) -> None:
-        try:
-            while self._queue:
-                async with self._lock:
-                    group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
-                    try:
-                        results = await self._run(group)
-                    except BaseException as exc:  # the whole group failed (e.g. disk full)
-                        for unit in group:
-                            if not unit.future.done():
-                                unit.future.set_exception(exc)
-                        if isinstance(exc, asyncio.CancelledError):
-                            raise
-                        continue
-                    for unit, (ok, value) in zip(group, results, strict=True):
-                        if ok and unit.after is not None:
-                            unit.after(value)
-                    for unit, (ok, value) in zip(group, results, strict=True):
-                        if unit.future.done():
-                            continue
-                        if ok:
-                            unit.future.set_result(value)
-                        else:
-                            unit.future.set_exception(value)
-        finally:
-            self._draining = False
+    def _queue_runner(self) -> None:
+        """Queue one group runner on the writer thread, unless one is queued or a
+        multi-step transaction holds the writer (it queues one when it ends)."""
+        if self._runner_queued or not self._waiting or self._lock.locked():
+            return
+        self._runner_queued = True
+        loop = asyncio.get_running_loop()
+        conn, lock, waiting = self._writer._conn, self._writer_lock, self._waiting
 
-    async def _run(self, group: list[_Pending]) -> list[tuple[bool, Any]]:
-        writer = self._writer
-        results: list[tuple[bool, Any]] = await writer._execute(  # type: ignore[no-untyped-call]
-            lambda: _run_group(writer._conn, group, self._writer_lock)
-        )
-        return results
+        def runner() -> None:  # on the writer thread
+            group: list[_Pending] = []
+            while waiting and len(group) < MAX_GROUP:
+                group.append(waiting.popleft())
+            try:
+                results = _run_group(conn, group, lock)
+            except BaseException as exc:  # the whole group failed (e.g. disk full)
+                loop.call_soon_threadsafe(self._deliver, group, None, exc)
+            else:
+                loop.call_soon_threadsafe(self._deliver, group, results, None)
+
+        self._writer._tx.put_nowait((None, runner))
+
+    def _deliver(
+        self,
+        group: list[_Pending],
+        results: list[tuple[bool, Any]] | None,
+        failure: BaseException | None,
+    ) -> None:
+        """On the event loop: after-hooks in commit order, then wake the callers."""
+        self._runner_queued = False
+        try:
+            if results is None:
+                for unit in group:
+                    if not unit.future.done():
+                        unit.future.set_exception(failure or RuntimeError("write failed"))
+                return
+            outcomes: list[tuple[bool, Any]] = []
+            for unit, (ok, value) in zip(group, results, strict=True):
+                if ok and unit.after is not None:
+                    try:
+                        unit.after(value)
+                    except Exception as exc:  # committed, but its mirror failed: say so
+                        ok, value = False, exc
+                outcomes.append((ok, value))
+            for unit, (ok, value) in zip(group, outcomes, strict=True):
+                if unit.future.done():
+                    continue
+                if ok:
+                    unit.future.set_result(value)
+                else:
+                    unit.future.set_exception(value)
+        finally:
+            self._queue_runner()
 
     # -- simple reads -----------------------------------------------------------
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
