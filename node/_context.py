@@ -28,7 +28,6 @@ from ._repo_consents import ConsentsRepository
 from ._repo_records import RecordsRepository
 from ._rights_rollout import SchemeInForce
 from ._secrets import NodeSecrets
-from ._status import IssueClock
 from ._translog import TransparencyLog
 from ._trust import TrustState
 
@@ -51,7 +50,6 @@ class NodeContext:
     trust: TrustState = field(default_factory=lambda: TrustState(""))  # federation (H17)
     calendar: WorkingDayCalendar = field(default_factory=WorkingDayCalendar)  # rights (H15, N7)
     outbox: Outbox | None = None  # hub: events pushed to the provincial hub (H13)
-    status_issue: IssueClock = field(default_factory=IssueClock)  # status lists' issue times
 
     @property
     def scheme(self) -> Scheme:
