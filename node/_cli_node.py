@@ -27,7 +27,13 @@ from ._cli import CliError, SubParsers, subgroup
 from ._config import ConfigError, NodeConfig, load_config
 from ._init import InitError, init_region, issue_client_cert, load_or_create_ca
 from ._observe import configure_logging
-from ._workers import WorkerSupervisor, die_with_parent
+from ._workers import (
+    PrimaryLock,
+    WorkerInfo,
+    WorkerSupervisor,
+    config_digest,
+    die_with_parent,
+)
 
 __all__ = ["register"]
 
@@ -98,6 +104,7 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--peer-port", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--parent", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--expect", default="", help=argparse.SUPPRESS)
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("status", help="a node's peers, sync state, push cursor and trust list")
@@ -380,7 +387,14 @@ def _serve(args: argparse.Namespace) -> int:
     if args.worker:
         if not 0 < args.worker < config.listen.peer_workers or not args.peer_port:
             raise CliError("USAGE", "--worker is started by the primary 'huxin serve' only")
+        if not args.parent or not args.expect:
+            raise CliError("USAGE", "--worker needs --parent and --expect (set by the primary)")
         die_with_parent(args.parent)
+        if _digest(config, args.config) != args.expect:
+            raise CliError(
+                "WORKER_CONFIG_CHANGED",
+                "the config or key files changed since the primary started: restart the node",
+            )
     configure_logging(str(config.log_file) if config.log_file else None)
     passphrase = os.environ.get("HUXIN_KEY_PASSPHRASE")
     role = (args.worker, args.peer_port, args.parent)
@@ -389,6 +403,13 @@ def _serve(args: argparse.Namespace) -> int:
             config, args.config, args.ready_file, passphrase.encode() if passphrase else None, role
         )
     )
+
+
+def _digest(config: Any, config_path: Path) -> str:
+    """What a worker must share with its primary: the config and every key file."""
+    k, t = config.keys, config.tls
+    files = [k.root, k.signing, k.key_set, k.storage_secret, k.seal, t.cert, t.key, t.ca]
+    return config_digest(config_path.resolve(), files)
 
 
 def _write_ready(ready_file: Path, doc: dict[str, Any]) -> None:
@@ -406,13 +427,34 @@ async def _run(
 ) -> int:
     from ._config import NodeConfig
     from ._secrets import load_secrets
-    from ._server import NodeServer
 
     assert isinstance(config, NodeConfig)
     try:
         secrets = load_secrets(config, passphrase)
     except ConfigError as exc:
         raise CliError(exc.code, str(exc)) from None
+    primary = None
+    if not role[0]:  # the primary (workers share the node it locked)
+        try:
+            primary = PrimaryLock(config.database)
+        except RuntimeError as exc:
+            raise CliError("NODE_RUNNING", str(exc)) from None
+    try:
+        return await _serve_until_stopped(config, config_path, ready_file, secrets, role)
+    finally:
+        if primary is not None:
+            primary.close()
+
+
+async def _serve_until_stopped(
+    config: Any,
+    config_path: Path,
+    ready_file: Path | None,
+    secrets: Any,
+    role: tuple[int, int, int],
+) -> int:
+    from ._server import NodeServer
+
     worker, peer_port, parent = role
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -431,18 +473,27 @@ async def _run(
     ports = await node.start()
     supervisor = None
     doc: dict[str, Any] = {"peer": ports.peer, "citizen": ports.citizen, "metrics": ports.metrics}
+
+    def announce(workers: list[WorkerInfo]) -> None:
+        doc["workers"] = [{"pid": w.pid, "metrics": w.metrics} for w in workers]
+        if ready_file is not None:
+            _write_ready(ready_file, doc)
+
     if config.listen.peer_workers > 1:
-        run_dir = config.database.parent / "run"
         supervisor = WorkerSupervisor(
-            config_path.resolve(), config.listen.peer_workers, ports.peer, run_dir
+            config_path.resolve(),
+            config.listen.peer_workers,
+            ports.peer,
+            Path(f"{config.database}.run"),
+            expect=_digest(config, config_path),
+            on_change=announce,
         )
         try:
-            workers = await supervisor.start()
+            announce(await supervisor.start())
         except RuntimeError as exc:
             await node.stop()
             raise CliError("WORKER_FAILED", str(exc)) from None
-        doc["workers"] = [{"pid": w.pid, "metrics": w.metrics} for w in workers]
-    if ready_file is not None:
+    elif ready_file is not None:
         _write_ready(ready_file, doc)
     await stop.wait()
     if supervisor is not None:  # workers finish their calls while the primary finishes its own

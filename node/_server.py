@@ -239,6 +239,14 @@ class NodeServer:
         hub = self.hub_role.hub  # federation: background peer sync (a hub adopts its own lists)
         self._sync = PeerSync.start_for(self.ctx, local_trust=hub.trust_list if hub else None)
         self.scheduler.start()  # rights: objection timers
+        if cfg.listen.peer_workers > 1:  # switch versions when the workers do (each second)
+            ctx = self.ctx
+
+            async def rollout() -> None:
+                await follow_rollout(ctx.db, ctx.in_force, ctx.today())
+
+            self._follower = Follower([rollout], 1.0, 0, lambda: None)
+            self._follower.start()
         log_event(
             "node started",
             region=cfg.region,

@@ -236,12 +236,15 @@ class ServeProcess:
                 raise RuntimeError(f"{config} did not start within {timeout} s")
             time.sleep(0.02)
         self.ports: dict[str, Any] = json.loads(ready.read_text())
+        self.stderr_text = ""
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Signal, reap, and keep what the node wrote to stderr in :attr:`stderr_text`."""
         if self.p.poll() is None:
             self.p.send_signal(sig)
         self.p.wait(timeout=30)
         if self.p.stderr:
+            self.stderr_text = self.p.stderr.read().decode(errors="replace")
             self.p.stderr.close()
 
 

@@ -20,8 +20,12 @@ Invariants:
 * a worker never outlives its primary: it asks the kernel for SIGTERM when
   the parent dies (Linux ``PR_SET_PDEATHSIG``) and also checks its parent
   on every follower tick;
+* a worker refuses to start unless its configuration digest equals the
+  primary's (``--expect``): a worker restarted after the config, keys or key
+  set changed on disk must not serve differently from the primary;
 * the supervisor restarts a worker that exits unexpectedly (after a
-  back-off), and on shutdown sends every worker SIGTERM — each finishes its
+  back-off per worker, so one crash-looping worker delays no other), and on
+  shutdown sends every worker SIGTERM — each finishes its
   in-flight calls within the grace period — before the primary closes its
   own database; a worker still alive after grace + 5 s is killed.
 """
@@ -31,6 +35,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
+import hashlib
 import json
 import os
 import signal
@@ -45,8 +51,10 @@ from ._observe import log_event
 
 __all__ = [
     "Follower",
+    "PrimaryLock",
     "WorkerInfo",
     "WorkerSupervisor",
+    "config_digest",
     "die_with_parent",
     "worker_metrics_address",
 ]
@@ -129,7 +137,7 @@ class Follower:
 
 
 class _Worker:
-    __slots__ = ("failures", "index", "proc", "ready", "started")
+    __slots__ = ("failures", "index", "proc", "ready", "restart_at", "started")
 
     def __init__(self, index: int, ready: Path) -> None:
         self.index = index
@@ -137,15 +145,27 @@ class _Worker:
         self.proc: subprocess.Popen[bytes] | None = None
         self.failures = 0
         self.started = 0.0
+        self.restart_at: float | None = None  # when a dead worker is due to start again
 
 
 class WorkerSupervisor:
     """Starts, watches, restarts and stops the peer-port workers of the primary."""
 
-    def __init__(self, config: Path, count: int, peer_port: int, run_dir: Path) -> None:
+    def __init__(
+        self,
+        config: Path,
+        count: int,
+        peer_port: int,
+        run_dir: Path,
+        *,
+        expect: str = "",
+        on_change: Callable[[list[WorkerInfo]], None] | None = None,
+    ) -> None:
         self._config = config
         self._peer_port = peer_port
         self._run_dir = run_dir
+        self._expect = expect  # digest of the config the primary runs (workers must match)
+        self._on_change = on_change  # e.g. rewrite the primary's ready file
         self._workers = [_Worker(i, run_dir / f"worker-{i}.ready") for i in range(1, max(1, count))]
         self._watch: asyncio.Task[None] | None = None
         self._stopping = False
@@ -164,6 +184,7 @@ class WorkerSupervisor:
             str(self._peer_port),
             "--parent",
             str(os.getpid()),
+            *(("--expect", self._expect) if self._expect else ()),
             "--ready-file",
             str(w.ready),
         ]
@@ -204,30 +225,56 @@ class WorkerSupervisor:
             metrics = None
             with contextlib.suppress(OSError, ValueError):
                 metrics = json.loads(w.ready.read_text()).get("metrics")
-            out.append(WorkerInfo(w.index, w.proc.pid if w.proc else 0, metrics))
+            alive = w.proc is not None and w.proc.poll() is None
+            out.append(WorkerInfo(w.index, w.proc.pid if w.proc and alive else 0, metrics))
         return out
 
     async def _watch_loop(self) -> None:
         while not self._stopping:
             await asyncio.sleep(0.5)
-            for w in self._workers:
-                if self._stopping or w.proc is None or w.proc.poll() is None:
+            try:
+                self._watch_once(time.monotonic())
+            except Exception as exc:  # never stop watching (e.g. a failed fork)
+                log_event("peer worker supervision failed", 40, exc=type(exc).__name__)
+
+    def _watch_once(self, now: float) -> None:
+        """Note dead workers (with a back-off each) and start those that are due."""
+        changed = False
+        for w in self._workers:
+            if self._stopping:
+                return
+            if w.restart_at is None:
+                if w.proc is None or w.proc.poll() is None:
                     continue
-                code = w.proc.returncode
-                ran = time.monotonic() - w.started
+                ran = now - w.started
                 w.failures = 0 if ran > 60 else w.failures + 1
-                backoff = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(w.failures, 6))
-                log_event("peer worker exited; restarting", 40, worker=w.index, code=code)
-                await asyncio.sleep(backoff)
-                if not self._stopping:
+                w.restart_at = now + min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(w.failures, 6))
+                log_event(
+                    "peer worker exited; restarting",
+                    40,
+                    worker=w.index,
+                    code=w.proc.returncode,
+                    in_seconds=round(w.restart_at - now, 1),
+                )
+            elif now >= w.restart_at:
+                w.restart_at = None
+                try:
                     self._spawn(w)
+                except OSError as exc:
+                    w.failures += 1
+                    w.restart_at = now + MAX_BACKOFF_SECONDS
+                    log_event("peer worker could not start", 40, worker=w.index, exc=str(exc))
+                else:
+                    changed = True
+        if changed and self._on_change is not None:
+            self._on_change(self.info())
 
     async def stop(self, grace: float) -> None:
         """SIGTERM every worker, wait ``grace`` + 5 s, then kill what is left."""
         self._stopping = True
         if self._watch is not None:
             self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watch
             self._watch = None
         live = [w.proc for w in self._workers if w.proc is not None and w.proc.poll() is None]
@@ -244,3 +291,36 @@ class WorkerSupervisor:
                 proc.wait()
         for w in self._workers:
             w.ready.unlink(missing_ok=True)
+
+
+def config_digest(config_path: Path, key_files: list[Path]) -> str:
+    """SHA-256 over the config file and the key files a worker would load."""
+    h = hashlib.sha256()
+    for path in (config_path, *key_files):
+        h.update(str(path).encode() + b"\0")
+        try:
+            h.update(path.read_bytes())
+        except OSError:
+            h.update(b"<missing>")
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+class PrimaryLock:
+    """One primary per database: an exclusive, non-blocking ``flock`` on
+    ``<database>.primary-lock`` held while the node runs (workers share the peer
+    port by design, so the port can no longer tell a second node apart)."""
+
+    def __init__(self, database: Path) -> None:
+        self._fd = os.open(f"{database}.primary-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise RuntimeError(
+                f"another 'huxin serve' is running on {database} (its primary-lock is held)"
+            ) from None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)

@@ -32,7 +32,7 @@ from keys import (
     verify_envelope,
     verify_inclusion,
 )
-from node._client import citizen_channel, identity_metadata, peer_channel
+from node._client import citizen_channel, identity_metadata, peer_channel, reason_of
 from node._config import load_config
 from node._identity import DevIdentityProvider
 from node._init import init_region, load_or_create_ca
@@ -244,7 +244,7 @@ def test_a_crashed_worker_is_restarted(world: dict[str, Any]) -> None:
     """The primary restarts a worker that exits, and the port keeps being served."""
     proc = ServeProcess(world["toml"])
     try:
-        ready = world["toml"].parent / "run" / "worker-1.ready"
+        ready = world["toml"].parent / "node.db.run" / "worker-1.ready"
         first = json.loads(ready.read_text())["pid"]
         os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 30
@@ -263,21 +263,21 @@ def test_a_crashed_worker_is_restarted(world: dict[str, Any]) -> None:
     assert _wait_gone(again, 15)
 
 
-async def _burst(world: dict[str, Any], proc: ServeProcess) -> list[grpc.StatusCode]:
+async def _burst(world: dict[str, Any], proc: ServeProcess) -> list[tuple[str, str]]:
     """One attestation request per requester connection, all at once."""
     clients = _Clients(world, proc)
     who = PEOPLE[1]
     try:
         token, _md = await clients.consent(who, "t1", CONNECTIONS)
 
-        async def one(ch: aio.Channel) -> grpc.StatusCode:
+        async def one(ch: aio.Channel) -> tuple[str, str]:
             try:
                 await node_pb2_grpc.PeerServiceStub(ch).RequestAttestation(
                     attestation_request(token, who, "loan")
                 )
             except aio.AioRpcError as err:
-                return err.code()
-            return grpc.StatusCode.OK
+                return err.code().name, reason_of(err)
+            return "OK", ""
 
         return list(await asyncio.gather(*(one(ch) for ch in clients.reqs)))
     finally:
@@ -293,5 +293,32 @@ def test_the_query_throttle_is_shared_by_all_processes(world: dict[str, Any]) ->
         codes = asyncio.run(_burst(world, proc))
     finally:
         proc.stop()
-    assert codes.count(grpc.StatusCode.OK) == 5
-    assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == CONNECTIONS - 5
+    assert codes.count(("OK", "")) == 5
+    assert codes.count(("RESOURCE_EXHAUSTED", "QUERY_RATE_EXCEEDED")) == CONNECTIONS - 5
+
+
+def test_a_second_node_on_the_same_database_is_refused(world: dict[str, Any]) -> None:
+    """Workers share the port on purpose, so the port cannot tell a second node apart:
+    the primary's lock on the database does."""
+    proc = ServeProcess(world["toml"])
+    try:
+        with pytest.raises(RuntimeError, match="NODE_RUNNING"):
+            ServeProcess(world["toml"], timeout=20)
+    finally:
+        proc.stop()
+
+
+def test_a_worker_refuses_a_config_that_changed_under_the_primary(
+    world: dict[str, Any],
+) -> None:
+    """A restarted worker must not serve with other keys or settings than its primary."""
+    proc = ServeProcess(world["toml"])
+    try:
+        first = proc.ports["workers"][0]["pid"]
+        toml = world["toml"]
+        toml.write_text(toml.read_text().replace("[limits]", "[limits]\nmax_batch_records = 5"))
+        os.kill(first, signal.SIGKILL)
+        time.sleep(3)  # the supervisor tries again (0.5 s, then 1 s back-off)
+    finally:
+        proc.stop()
+    assert proc.stderr_text.count("WORKER_CONFIG_CHANGED") >= 1

@@ -7,17 +7,21 @@ import asyncio
 import multiprocessing
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from node._db import Database, WriterLock
 
-UNITS = 150
+UNITS = 400
 
 
-def _hammer(path: str, tag: str) -> None:
+def _hammer(path: str, tag: str, start: Any) -> None:
     async def main() -> None:
         db = await Database.open(path)
+        # no SQLite busy wait: only the writer lock keeps these processes apart
+        await db._writer.execute("PRAGMA busy_timeout = 0")
+        start.wait(60)  # all processes write at the same time
 
         def unit(n: int):  # type: ignore[no-untyped-def]
             def run(conn: sqlite3.Connection) -> int:
@@ -42,7 +46,8 @@ def test_processes_serialise_on_the_writer_lock(tmp_path: Path) -> None:
     path = str(tmp_path / "n.db")
     asyncio.run(_create(path))
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_hammer, args=(path, tag)) for tag in "abc"]
+    start = ctx.Barrier(3)
+    procs = [ctx.Process(target=_hammer, args=(path, tag, start)) for tag in "abc"]
     for p in procs:
         p.start()
     for p in procs:
