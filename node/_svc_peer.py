@@ -220,9 +220,9 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         self._issued: dict[str, Any] = {}  # metric children by audience
         self._unlogged_at: dict[str, int] = {}  # caller -> second of its last unlogged line
 
-    def _peer(self) -> str:
+    def _peer(self, now: int | None = None) -> str:
         who = require_caller()
-        if not self._ctx.trust.allows(who, self._ctx.now_s()):
+        if not self._ctx.trust.allows(who, self._ctx.now_s() if now is None else now):
             raise PermissionDeniedError(
                 "PEER_NOT_TRUSTED", "this region is not in the domestic trust list (H17)"
             )
@@ -359,8 +359,11 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
     ) -> node_pb2.AttestationResponse:
         ctx = self._ctx
         purpose = request.purpose
+        instant = ctx.clock.now()  # one reading for the trust check, the use and the period
+        now = int(instant.timestamp())
+        today = instant.date()
         try:
-            peer = self._peer()
+            peer = self._peer(now)
         except PermissionDeniedError as exc:
             # Not in the trust list: nothing is served, but a refusal naming a
             # genuine consent of ours is logged for its citizen to see.
@@ -379,8 +382,6 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         except NodeError as exc:
             raise await self._refuse(exc, peer, purpose, None) from None
         consent_id = grant.consent_id
-        now = ctx.now_s()
-        today = ctx.today()
         attestation_id = os.urandom(16).hex()
         log = ctx.log
         scheme, mapper = ctx.scheme, ctx.mapper
