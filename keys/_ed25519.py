@@ -95,9 +95,14 @@ def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
 
 
 class KeyPair:
-    """An Ed25519 key pair from a 32-byte seed; ``sign`` returns 64-byte signatures."""
+    """An Ed25519 key pair from a 32-byte seed; ``sign`` returns 64-byte signatures.
 
-    __slots__ = ("_signing", "key_id", "public_key")
+    ``sign`` calls libsodium's ``crypto_sign`` with the expanded secret key kept
+    from construction (the same deterministic signature as
+    ``nacl.signing.SigningKey.sign``, without building a ``SignedMessage``).
+    """
+
+    __slots__ = ("_secret", "_signing", "key_id", "public_key")
 
     def __init__(self, seed: bytes) -> None:
         if not isinstance(seed, bytes | bytearray) or len(seed) != SEED_BYTES:
@@ -105,6 +110,7 @@ class KeyPair:
         self._signing = nacl.signing.SigningKey(bytes(seed))
         self.public_key: bytes = bytes(self._signing.verify_key)
         self.key_id: str = key_id(self.public_key)
+        self._secret: bytes = nacl.bindings.crypto_sign_seed_keypair(bytes(seed))[1]
 
     @classmethod
     def generate(cls) -> KeyPair:
@@ -116,7 +122,7 @@ class KeyPair:
         return bytes(self._signing)
 
     def sign(self, message: bytes) -> bytes:
-        return self._signing.sign(message).signature
+        return nacl.bindings.crypto_sign(message, self._secret)[:SIGNATURE_BYTES]
 
     def __repr__(self) -> str:
         return f"KeyPair(key_id={self.key_id!r})"

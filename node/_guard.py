@@ -6,7 +6,11 @@ caller sends); refuses a call past its deadline; enforces the per-peer limits
 (request size, concurrent calls); runs the handler; maps any exception to a
 gRPC status with a stable reason in trailing metadata via
 :func:`node._errors.map_error` (the one place); records metrics and writes one
-structured log line (method, peer, code, reason, duration — never payloads).
+structured log line (method, peer, code, reason, duration — never payloads)
+through :class:`node._observe.AccessLog`, which writes it right after the
+handler has returned, off the response's path (the duration is measured up to
+the handler's end, as before).  The wrapped handler of a method is built once
+and reused while gRPC hands back the same handler for it.
 
 The identity is exposed to servicers through :func:`caller`.
 """
@@ -33,7 +37,7 @@ from ._errors import (
     UnauthenticatedError,
     map_error,
 )
-from ._observe import Metrics, log_event
+from ._observe import AccessLog, Metrics, log_event
 from ._throttle import QueryThrottle
 from ._trust import ON_BEHALF_KEY, TrustState
 
@@ -96,11 +100,18 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         self._throttle = throttle  # rights: third-party query rate (N23)
         self._trust = trust  # relayed calls (``huxin-on-behalf-of``) are vouched by it
         self._metrics = metrics
+        self._access = AccessLog(metrics)
         self._require_cert = require_certificate
         self._inflight: dict[str, int] = {}
+        # method -> (gRPC's handler, our wrapped handler), rebuilt if gRPC's changes
+        self._wrapped: dict[str, tuple[Any, grpc.RpcMethodHandler[Any, Any]]] = {}
 
     def inflight(self) -> int:
         return sum(self._inflight.values())
+
+    def flush(self) -> None:
+        """Write access lines and metrics still queued (e.g. before shutdown)."""
+        self._access.flush()
 
     async def intercept_service(
         self,
@@ -117,8 +128,20 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
             or method.startswith(_PASS_THROUGH_PREFIXES)
         ):
             return handler
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         inner = handler.unary_unary
+        assert inner is not None  # intercept_service passes only unary-unary handlers
         short = method.rsplit("/", 1)[-1]
+        access = self._access
 
         async def guarded(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
@@ -196,15 +219,14 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                     else:
                         del self._inflight[key]  # one entry per live caller, not per address seen
                 _CALLER.reset(token)
-                self._metrics.observe(short, code, reason, started)
-                log_event(
-                    "rpc",
-                    method=short,
-                    peer=peer or "citizen",  # no client addresses in logs
+                # no client addresses in logs; written after the response (AccessLog)
+                access.record(
+                    short,
+                    peer=peer or "citizen",
                     via=via,
                     code=code,
                     reason=reason,
-                    ms=round((time.perf_counter() - started) * 1000, 2),
+                    seconds=time.perf_counter() - started,
                 )
 
         return grpc.unary_unary_rpc_method_handler(

@@ -1,30 +1,51 @@
 """Structured logging (JSON lines) and Prometheus metrics for one node.
 
 Invariants: log records are single JSON objects per line; request payloads are
-never logged; as a second line of defence :class:`JsonFormatter` replaces
-anything shaped like a GB 11643 ID number (17 digits + digit/X) with
-``[id-redacted]`` before writing.  Each node owns its own metrics registry, so
-several nodes in one process (tests, the demo) do not collide.
+never logged; as a second line of defence every line is passed through
+:func:`redact`, which replaces anything shaped like a GB 11643 ID number
+(17 digits + digit/X) with ``[id-redacted]`` before writing.  Each node owns
+its own metrics registry, so several nodes in one process (tests, the demo) do
+not collide.
+
+The per-RPC access line and request metrics (:class:`AccessLog`) are recorded
+by the guard when a call ends and written right after the handler has returned
+(``loop.call_soon``: after gRPC has started sending the response), several
+calls' lines in one write.  The line is the exact text :class:`JsonFormatter`
+would produce for the same record (same keys, order, redaction); when the
+``huxin.node`` INFO record would reach exactly one handler made by
+:func:`configure_logging` it is written to that handler's stream directly (no
+``LogRecord``), otherwise it goes through :mod:`logging` as before.  Only the
+access line and its metrics are deferred this way — never the transparency
+log, which is committed before any response (docs/adr/0313).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import time
+import weakref
+from json.encoder import encode_basestring
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
-__all__ = ["JsonFormatter", "Metrics", "configure_logging", "log_event"]
+__all__ = ["AccessLog", "JsonFormatter", "Metrics", "configure_logging", "log_event"]
 
 _ID_SHAPE = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
+_DIGIT_RUN = re.compile(r"[0-9]{17}")  # every ID-shaped match contains one: a cheap pre-check
+# json.dumps(..., ensure_ascii=False, default=str) with its encoder built once
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 
 LOGGER = logging.getLogger("huxin.node")
+_OURS: weakref.WeakSet[logging.Handler] = weakref.WeakSet()  # made by configure_logging
 
 
 def redact(text: str) -> str:
+    if _DIGIT_RUN.search(text) is None:
+        return text
     return _ID_SHAPE.sub("[id-redacted]", text)
 
 
@@ -43,7 +64,7 @@ class JsonFormatter(logging.Formatter):
             out.update(fields)
         if record.exc_info and record.exc_info[0] is not None:
             out["exc_type"] = record.exc_info[0].__name__
-        return redact(json.dumps(out, ensure_ascii=False, default=str))
+        return redact(_ENCODER.encode(out))
 
 
 def configure_logging(path: str | None = None, level: int = logging.INFO) -> logging.Handler:
@@ -52,6 +73,7 @@ def configure_logging(path: str | None = None, level: int = logging.INFO) -> log
         logging.FileHandler(path, encoding="utf-8") if path else logging.StreamHandler()
     )
     handler.setFormatter(JsonFormatter())
+    _OURS.add(handler)
     root = logging.getLogger("huxin")
     root.addHandler(handler)
     root.setLevel(level)
@@ -60,6 +82,127 @@ def configure_logging(path: str | None = None, level: int = logging.INFO) -> log
 
 def log_event(msg: str, level: int = logging.INFO, **fields: Any) -> None:
     LOGGER.log(level, msg, extra={"fields": fields})
+
+
+def _sole_json_handler() -> logging.StreamHandler[Any] | None:
+    """The one handler an INFO record of ``huxin.node`` would reach, if it is a plain
+    JSON-lines handler made by :func:`configure_logging`; else None (use logging)."""
+    logger: logging.Logger | None = LOGGER
+    if LOGGER.disabled or LOGGER.filters or not LOGGER.isEnabledFor(logging.INFO):
+        return None
+    found: list[logging.Handler] = []
+    while logger is not None:
+        found += logger.handlers
+        if not logger.propagate:
+            break
+        logger = logger.parent
+    if len(found) != 1:
+        return None
+    handler = found[0]
+    if (
+        handler not in _OURS
+        or not isinstance(handler, logging.StreamHandler)
+        or handler.filters
+        or handler.level > logging.INFO
+        or type(handler.formatter) is not JsonFormatter
+    ):
+        return None
+    return handler
+
+
+def access_line(
+    created: float, method: str, *, peer: str, via: str, code: str, reason: str, ms: float
+) -> str:
+    """The access line exactly as :class:`JsonFormatter` formats the record
+    ``log_event("rpc", method=…, peer=…, via=…, code=…, reason=…, ms=…)`` created at
+    ``created`` (ID-shaped text redacted)."""
+    return redact(
+        f'{{"ts": {round(created, 3)!r}, "level": "info", "logger": "huxin.node", '
+        f'"msg": "rpc", "method": {encode_basestring(method)}, '
+        f'"peer": {encode_basestring(peer)}, "via": {encode_basestring(via)}, '
+        f'"code": {encode_basestring(code)}, "reason": {encode_basestring(reason)}, '
+        f'"ms": {ms!r}}}'
+    )
+
+
+_Call = tuple[float, str, str, str, str, str, float]
+
+
+class AccessLog:
+    """Per-RPC access lines and request metrics, written just after the response.
+
+    :meth:`record` only queues the call; the first call queued in a loop iteration
+    schedules :meth:`flush` with ``loop.call_soon``.  Outside a running loop it
+    flushes at once.  ``flush`` also runs at shutdown (nothing queued is dropped
+    by a clean stop).
+    """
+
+    __slots__ = ("_metrics", "_pending", "_scheduled_on")
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._pending: list[_Call] = []
+        self._scheduled_on: asyncio.AbstractEventLoop | None = None  # loop a flush waits on
+
+    def record(
+        self, method: str, *, peer: str, via: str, code: str, reason: str, seconds: float
+    ) -> None:
+        """Queue one finished call (``seconds`` = its duration)."""
+        self._pending.append((time.time(), method, peer, via, code, reason, seconds))
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        if self._scheduled_on is not loop:  # none pending, or pending on a loop now gone
+            self._scheduled_on = loop
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Count and write every queued call (at most one write and flush)."""
+        self._scheduled_on = None
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        observe = self._metrics.observe_seconds
+        for _, method, _, _, code, reason, seconds in pending:
+            observe(method, code, reason, seconds)
+        handler = _sole_json_handler()
+        if handler is None:
+            for _, method, peer, via, code, reason, seconds in pending:
+                log_event(
+                    "rpc",
+                    method=method,
+                    peer=peer,
+                    via=via,
+                    code=code,
+                    reason=reason,
+                    ms=round(seconds * 1000, 2),
+                )
+            return
+        text = "".join(
+            access_line(
+                created,
+                method,
+                peer=peer,
+                via=via,
+                code=code,
+                reason=reason,
+                ms=round(seconds * 1000, 2),
+            )
+            + handler.terminator
+            for created, method, peer, via, code, reason, seconds in pending
+        )
+        handler.acquire()
+        try:
+            handler.stream.write(text)
+            handler.flush()
+        except Exception:  # like StreamHandler.emit: report through the handler, never raise
+            handler.handleError(
+                logging.LogRecord("huxin.node", logging.INFO, "", 0, "rpc", (), None)
+            )
+        finally:
+            handler.release()
 
 
 class Metrics:
@@ -97,12 +240,29 @@ class Metrics:
             registry=self.registry,
         )
         self._server: Any = None
+        # label children, looked up once per label value (labels() takes a lock)
+        self._requests: dict[tuple[str, str], Any] = {}
+        self._errors: dict[str, Any] = {}
+        self._latency: dict[str, Any] = {}
 
     def observe(self, method: str, code: str, reason: str, started: float) -> None:
-        self.requests.labels(method, code).inc()
+        self.observe_seconds(method, code, reason, time.perf_counter() - started)
+
+    def observe_seconds(self, method: str, code: str, reason: str, seconds: float) -> None:
+        """Count one request and its latency (``seconds``) under ``method`` and ``code``."""
+        requests = self._requests.get((method, code))
+        if requests is None:
+            requests = self._requests[(method, code)] = self.requests.labels(method, code)
+        requests.inc()
         if reason:
-            self.errors.labels(reason).inc()
-        self.latency.labels(method).observe(time.perf_counter() - started)
+            errors = self._errors.get(reason)
+            if errors is None:
+                errors = self._errors[reason] = self.errors.labels(reason)
+            errors.inc()
+        latency = self._latency.get(method)
+        if latency is None:
+            latency = self._latency[method] = self.latency.labels(method)
+        latency.observe(seconds)
 
     def serve(self, address: str) -> int:
         """Start the HTTP endpoint on ``host:port`` (port 0 = any); return the port."""

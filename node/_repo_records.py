@@ -28,6 +28,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from keys import Sealer, subject_key
 from scoring import CreditRecord, Provenance, Residence, Subject, WorkingDayCalendar, birth_date
@@ -49,6 +50,10 @@ __all__ = [
     "batch_rejection",
     "load_records",
     "load_subject",
+    "record_rows",
+    "records_of_rows",
+    "subject_of_rows",
+    "subject_rows",
     "tombstone",
 ]
 
@@ -435,12 +440,28 @@ def load_subject(conn: sqlite3.Connection, key: bytes) -> Subject | None:
 
 
 def load_records(conn: sqlite3.Connection, key: bytes) -> list[StoredRecord]:
-    rows = conn.execute(
-        "SELECT record_id, source, category, act_id, recognised_on, valid_until, level, "
-        "severity, legal_document, status, flags, provenance FROM records "
-        "WHERE subject_key = ?",
-        (key,),
-    ).fetchall()
+    return records_of_rows(record_rows(conn, key))
+
+
+_RECORD_ROWS = (
+    "SELECT record_id, source, category, act_id, recognised_on, valid_until, level, "
+    "severity, legal_document, status, flags, provenance FROM records WHERE subject_key = ?"
+)
+# A registered subject and its residences in one statement (no residence: one row of NULLs).
+_SUBJECT_ROWS = (
+    "SELECT s.birth_date, s.full_civil_capacity, r.kind, r.since FROM subjects AS s "
+    "LEFT JOIN residences AS r ON r.subject_key = s.subject_key "
+    "WHERE s.subject_key = ? AND s.deregistered_at IS NULL ORDER BY r.since, r.kind"
+)
+
+
+def record_rows(conn: sqlite3.Connection, key: bytes) -> tuple[tuple[Any, ...], ...]:
+    """The subject's record rows as stored (sync, inside a unit of work); with
+    :func:`records_of_rows` they give exactly :func:`load_records`."""
+    return tuple(conn.execute(_RECORD_ROWS, (key,)).fetchall())
+
+
+def records_of_rows(rows: Sequence[Sequence[Any]]) -> list[StoredRecord]:
     return [
         StoredRecord(
             record_id=r[0],
@@ -458,6 +479,24 @@ def load_records(conn: sqlite3.Connection, key: bytes) -> list[StoredRecord]:
         )
         for r in rows
     ]
+
+
+def subject_rows(conn: sqlite3.Connection, key: bytes) -> tuple[tuple[Any, ...], ...]:
+    """A registered subject's row joined with its residences, in one statement (empty
+    when unknown or deregistered); :func:`subject_of_rows` builds the engine's view:
+    :func:`load_subject`'s, with residences of one date ordered by kind."""
+    return tuple(conn.execute(_SUBJECT_ROWS, (key,)).fetchall())
+
+
+def subject_of_rows(rows: Sequence[Sequence[Any]]) -> Subject | None:
+    if not rows:
+        return None
+    first = rows[0]
+    return Subject(
+        date.fromisoformat(first[0]),
+        tuple(Residence(r[2], date.fromisoformat(r[3])) for r in rows if r[2] is not None),
+        bool(first[1]),
+    )
 
 
 def require_subject(subject: Subject | None) -> Subject:

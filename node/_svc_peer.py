@@ -26,7 +26,8 @@ Invariants of :meth:`PeerServicer.RequestAttestation`:
   the same transaction; the signed attestation is returned only after COMMIT;
 * grade, score and mapped grade are a pure function of the subject and
   records read in that transaction, the scheme, the target and the day; they
-  are memoised on exactly those inputs (ADR 0310), never on the consent;
+  are memoised on exactly those inputs — the rows as read (ADR 0310, 0313) —
+  never on the consent;
 * every refusal that concerns a real consent of ours (a token that verifies
   and whose row exists, whoever the caller) is appended to the transparency
   log before the error is returned; a refusal that names no consent of ours
@@ -78,7 +79,13 @@ from ._repo_consents import (
     state_of,
     use_active_consent,
 )
-from ._repo_records import StoredRecord, load_records, load_subject
+from ._repo_records import (
+    StoredRecord,
+    record_rows,
+    records_of_rows,
+    subject_of_rows,
+    subject_rows,
+)
 from ._status import STATUS_LIST_ID, render_status_list
 from ._svc_citizen import CONSENT_TYPE
 from ._translog import LogWrite
@@ -116,12 +123,44 @@ class _Grades:
     objects in use, the target scheme and the day.  A repaired, revoked or new
     record changes the key, so nothing stale is ever returned; refusals (not
     eligible, no mapping) are not memoised and raise every time.
+
+    :meth:`grade_rows` takes the subject and record rows exactly as read, and is
+    memoised on those rows (they determine the values :meth:`grade` would get).
     """
 
-    __slots__ = ("_memo",)
+    __slots__ = ("_memo", "_rows_memo")
 
     def __init__(self) -> None:
         self._memo: dict[tuple[Any, ...], tuple[str, int | None, MappedGrade | None]] = {}
+        self._rows_memo: dict[tuple[Any, ...], tuple[str, int | None, MappedGrade | None]] = {}
+
+    def grade_rows(
+        self,
+        subject: tuple[tuple[Any, ...], ...],
+        records: tuple[tuple[Any, ...], ...],
+        *,
+        scheme: Scheme,
+        mapper: Mapper,
+        target: str,
+        today: date,
+    ) -> tuple[str, int | None, MappedGrade | None]:
+        """:meth:`grade` of ``subject_of_rows(subject)`` and ``records_of_rows(records)``."""
+        key = (subject, records, id(scheme), id(mapper), target, today)
+        hit = self._rows_memo.get(key)
+        if hit is not None:
+            return hit
+        out = self._compute(
+            subject_of_rows(subject),
+            records_of_rows(records),
+            scheme=scheme,
+            mapper=mapper,
+            target=target,
+            today=today,
+        )
+        if len(self._rows_memo) >= GRADE_MEMO:
+            self._rows_memo.clear()
+        self._rows_memo[key] = out
+        return out
 
     def grade(
         self,
@@ -139,16 +178,33 @@ class _Grades:
         hit = self._memo.get(key)
         if hit is not None:
             return hit
+        out = self._compute(
+            subject, records, scheme=scheme, mapper=mapper, target=target, today=today
+        )
+        if len(self._memo) >= GRADE_MEMO:
+            self._memo.clear()
+        self._memo[key] = out
+        return out
+
+    @staticmethod
+    def _compute(
+        subject: Subject | None,
+        records: list[StoredRecord],
+        *,
+        scheme: Scheme,
+        mapper: Mapper,
+        target: str,
+        today: date,
+    ) -> tuple[str, int | None, MappedGrade | None]:
+        if subject is None:
+            raise FailedPreconditionError("SUBJECT_UNKNOWN", "no records for the person")
         result = score(subject, records, scheme, today, explain=False)
         if not result.eligible or result.grade is None:
             raise FailedPreconditionError(
                 "SUBJECT_NOT_ELIGIBLE", "the person has no grade in this scheme"
             )
         mapped = mapper.map(result.grade, target, today) if target else None
-        if len(self._memo) >= GRADE_MEMO:
-            self._memo.clear()
-        self._memo[key] = out = (result.grade, result.score, mapped)
-        return out
+        return result.grade, result.score, mapped
 
 
 class PeerServicer(node_pb2_grpc.PeerServiceServicer):
@@ -164,9 +220,9 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         self._issued: dict[str, Any] = {}  # metric children by audience
         self._unlogged_at: dict[str, int] = {}  # caller -> second of its last unlogged line
 
-    def _peer(self) -> str:
+    def _peer(self, now: int | None = None) -> str:
         who = require_caller()
-        if not self._ctx.trust.allows(who, self._ctx.now_s()):
+        if not self._ctx.trust.allows(who, self._ctx.now_s() if now is None else now):
             raise PermissionDeniedError(
                 "PEER_NOT_TRUSTED", "this region is not in the domestic trust list (H17)"
             )
@@ -303,8 +359,11 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
     ) -> node_pb2.AttestationResponse:
         ctx = self._ctx
         purpose = request.purpose
+        instant = ctx.clock.now()  # one reading for the trust check, the use and the period
+        now = int(instant.timestamp())
+        today = instant.date()
         try:
-            peer = self._peer()
+            peer = self._peer(now)
         except PermissionDeniedError as exc:
             # Not in the trust list: nothing is served, but a refusal naming a
             # genuine consent of ours is logged for its citizen to see.
@@ -323,8 +382,6 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         except NodeError as exc:
             raise await self._refuse(exc, peer, purpose, None) from None
         consent_id = grant.consent_id
-        now = ctx.now_s()
-        today = ctx.today()
         attestation_id = os.urandom(16).hex()
         log = ctx.log
         scheme, mapper = ctx.scheme, ctx.mapper
@@ -366,9 +423,9 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                         field="consent_token",
                     )
                 try:
-                    grade, value, mapped = grades.grade(
-                        load_subject(conn, subject_key),
-                        records=load_records(conn, subject_key),
+                    grade, value, mapped = grades.grade_rows(
+                        subject_rows(conn, subject_key),
+                        record_rows(conn, subject_key),
                         scheme=scheme,
                         mapper=mapper,
                         target=target,

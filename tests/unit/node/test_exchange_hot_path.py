@@ -9,6 +9,7 @@ exactly the engine's and never survives a change of its inputs.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -250,6 +251,87 @@ def test_memo_refusals_raise_every_time(subject: Subject | None, target: str, co
             grades.grade(
                 subject,
                 records=[_record("r1", date(2026, 1, 5))],
+                scheme=scheme,
+                mapper=Mapper(scheme.id),
+                target=target,
+                today=date(2026, 11, 23),
+            )
+        assert err.value.code in {code, "SUBJECT_NOT_ELIGIBLE"}
+
+
+def _row(rid: str, recognised: str, status: str = "active") -> tuple[object, ...]:
+    """A records row as record_rows reads it (see _RECORD_ROWS' column order)."""
+    return (
+        rid,
+        "court",
+        "honour",
+        f"act-{rid}",
+        recognised,
+        None,
+        "city",
+        None,
+        "",
+        status,
+        "",
+        "public",
+    )
+
+
+SUBJECT_ROWS = (("1985-03-12", 1, "hukou", "1990-01-01"),)
+
+
+def test_grade_rows_is_grade_of_the_rows_and_follows_them() -> None:
+    """REQ: H12 — memoised on the rows as read: same rows, same (cached) answer;
+    a changed row (revoked record, new record) is scored afresh."""
+    scheme = load_scheme("heihe")
+    mapper = Mapper(scheme.id)
+    today = date(2026, 11, 23)
+    rows = (_row("r1", "2026-01-05"),)
+    subject = Subject(date(1985, 3, 12), (Residence("hukou", date(1990, 1, 1)),), True)
+    records = [_record("r1", date(2026, 1, 5))]
+    kw = {"scheme": scheme, "mapper": mapper, "target": "hainan", "today": today}
+    expected = _Grades().grade(subject, records=records, **kw)  # type: ignore[arg-type]
+    grades = _Grades()
+    got = grades.grade_rows(SUBJECT_ROWS, rows, **kw)  # type: ignore[arg-type]
+    assert got == expected
+    assert grades.grade_rows(SUBJECT_ROWS, rows, **kw) is got  # type: ignore[arg-type]
+    revoked = (_row("r1", "2026-01-05", status="revoked"),)
+    more = (*rows, _row("r2", "2026-02-05"))
+    for changed, as_objects in (
+        (revoked, [replace(records[0], status="revoked")]),
+        (more, [*records, _record("r2", date(2026, 2, 5))]),
+    ):
+        assert _outcome(lambda c=changed: grades.grade_rows(SUBJECT_ROWS, c, **kw)) == _outcome(  # type: ignore[misc]
+            lambda o=as_objects: _Grades().grade(subject, records=o, **kw)  # type: ignore[misc]
+        )
+
+
+def _outcome(fn: Callable[[], object]) -> object:
+    """The result, or the refusal's code."""
+    try:
+        return fn()
+    except NodeError as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize(
+    ("subject_rows", "target", "code"),
+    [
+        ((), "", "SUBJECT_UNKNOWN"),
+        ((("1985-03-12", 1, None, None),), "nowhere", "MAPPING_UNAVAILABLE"),
+    ],
+    ids=["no-subject", "no-residence-no-mapping"],
+)
+def test_grade_rows_refusals_raise_every_time(
+    subject_rows: tuple[tuple[object, ...], ...], target: str, code: str
+) -> None:
+    scheme = load_scheme("heihe")
+    grades = _Grades()
+    for _ in range(2):
+        with pytest.raises(NodeError) as err:
+            grades.grade_rows(
+                subject_rows,  # type: ignore[arg-type]
+                (_row("r1", "2026-01-05"),),
                 scheme=scheme,
                 mapper=Mapper(scheme.id),
                 target=target,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -10,7 +12,17 @@ import pytest
 from keys import Sealer
 from node._db import Database
 from node._errors import AlreadyExistsError, InvalidArgumentError
-from node._repo_records import REJECTION_KEY, RecordsRepository, SubjectFacts
+from node._repo_records import (
+    REJECTION_KEY,
+    RecordsRepository,
+    SubjectFacts,
+    load_records,
+    load_subject,
+    record_rows,
+    records_of_rows,
+    subject_of_rows,
+    subject_rows,
+)
 from node._testbed import make_id_number
 from node.pb.v1 import node_pb2
 from scoring import Residence, load_scheme, validate_batch
@@ -124,3 +136,59 @@ async def test_market_record_accepted_with_collection_consent(repo: RecordsRepos
     other = _records(_market("m2", BOB) | {"source": "other"})
     with pytest.raises(InvalidArgumentError):  # consent was to "power", not "other"
         await _submit(repo, "b4", other)
+
+
+async def test_rows_give_exactly_what_the_loaders_give(repo: RecordsRepository) -> None:
+    """REQ: H6 — the hot path's raw rows (one statement for the subject and its
+    residences) build the same subject and records as load_subject / load_records;
+    unknown and deregistered subjects have no rows."""
+    await repo.submit_batch(
+        "b1",
+        "court",
+        _records(_honour("r1", ALICE), _honour("r2", ALICE, level="province"), _honour("r3", BOB)),
+        [
+            SubjectFacts(
+                ALICE,
+                (
+                    Residence("residence_permit", date(2010, 5, 1)),
+                    Residence("hukou", date(2000, 1, 1)),
+                ),
+            ),
+            SubjectFacts(BOB),
+        ],
+        content_sha256=b"h",
+        now_iso="2026-11-23T00:00:00",
+    )
+    db = repo._db
+
+    def both(key: bytes) -> Callable[[sqlite3.Connection], tuple[object, ...]]:
+        def read(conn: sqlite3.Connection) -> tuple[object, ...]:
+            srows, rrows = subject_rows(conn, key), record_rows(conn, key)
+            return (
+                subject_of_rows(srows),
+                load_subject(conn, key),
+                records_of_rows(rrows),
+                load_records(conn, key),
+                srows,
+            )
+
+        return read
+
+    for who, n_res in ((ALICE, 2), (BOB, 0)):
+        got, expected, recs, expected_recs, _ = await db.read_unit(both(repo.key_of(who)))
+        assert got == expected
+        assert got is not None and len(got.residence) == n_res  # type: ignore[attr-defined]
+        assert sorted(recs, key=lambda r: r.record_id) == sorted(  # type: ignore[attr-defined]
+            expected_recs,  # type: ignore[arg-type]
+            key=lambda r: r.record_id,
+        )
+    unknown = await db.read_unit(both(b"\xee" * 32))
+    assert unknown == (None, None, [], [], ())
+    async with db.write() as tx:
+        await tx.run(
+            "UPDATE subjects SET deregistered_at = '2026-11-23' WHERE subject_key = ?",
+            (repo.key_of(BOB),),
+        )
+    gone = await db.read_unit(both(repo.key_of(BOB)))
+    assert gone[0] is None and gone[1] is None and gone[4] == ()
+    await db.close()
