@@ -282,6 +282,8 @@ class NodeServer:
         self._peer_server = self._citizen_server = None
         if self._router is not None:
             await self._router.close()
+        for guard in self._guards:  # access lines still queued after the last calls
+            guard.flush()
         self.ctx.metrics.stop()
         self.throttle.close()
         await self.ctx.db.close()
