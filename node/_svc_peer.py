@@ -125,13 +125,12 @@ class _Grades:
     eligible, no mapping) are not memoised and raise every time.
 
     :meth:`grade_rows` takes the subject and record rows exactly as read, and is
-    memoised on those rows (they determine the values :meth:`grade` would get).
+    memoised on those rows (they determine the subject and records the engine gets).
     """
 
-    __slots__ = ("_memo", "_rows_memo")
+    __slots__ = ("_rows_memo",)
 
     def __init__(self) -> None:
-        self._memo: dict[tuple[Any, ...], tuple[str, int | None, MappedGrade | None]] = {}
         self._rows_memo: dict[tuple[Any, ...], tuple[str, int | None, MappedGrade | None]] = {}
 
     def grade_rows(
@@ -144,7 +143,8 @@ class _Grades:
         target: str,
         today: date,
     ) -> tuple[str, int | None, MappedGrade | None]:
-        """:meth:`grade` of ``subject_of_rows(subject)`` and ``records_of_rows(records)``."""
+        """Grade, score and mapped grade of ``subject_of_rows(subject)`` and
+        ``records_of_rows(records)``, memoised on the rows."""
         key = (subject, records, id(scheme), id(mapper), target, today)
         hit = self._rows_memo.get(key)
         if hit is not None:
@@ -160,30 +160,6 @@ class _Grades:
         if len(self._rows_memo) >= GRADE_MEMO:
             self._rows_memo.clear()
         self._rows_memo[key] = out
-        return out
-
-    def grade(
-        self,
-        subject: Subject | None,
-        *,
-        records: list[StoredRecord],
-        scheme: Scheme,
-        mapper: Mapper,
-        target: str,
-        today: date,
-    ) -> tuple[str, int | None, MappedGrade | None]:
-        if subject is None:
-            raise FailedPreconditionError("SUBJECT_UNKNOWN", "no records for the person")
-        key = (subject, tuple(records), id(scheme), id(mapper), target, today)
-        hit = self._memo.get(key)
-        if hit is not None:
-            return hit
-        out = self._compute(
-            subject, records, scheme=scheme, mapper=mapper, target=target, today=today
-        )
-        if len(self._memo) >= GRADE_MEMO:
-            self._memo.clear()
-        self._memo[key] = out
         return out
 
     @staticmethod
