@@ -91,14 +91,11 @@ class NodeServer:
         # rights: objection timers and third-party query rate (docs/adr/0500, 0503)
         self.scheduler = RightsScheduler(ctx, ctx.config.rights.scheduler_interval_seconds)
         # shared by the peer-port worker processes of this node (docs/adr/0312, 0314)
+        rights, now = ctx.config.rights, lambda: ctx.clock.now().timestamp()
         self.throttle = (
-            QueryThrottle.shared(
-                ctx.config.rights,
-                lambda: ctx.clock.now().timestamp(),
-                f"{ctx.config.database}.throttle",
-            )
+            QueryThrottle.shared(rights, now, f"{ctx.config.database}.throttle")
             if ctx.config.listen.peer_workers > 1
-            else QueryThrottle(ctx.config.rights, lambda: ctx.clock.now().timestamp())
+            else QueryThrottle(rights, now)
         )
 
     @classmethod
@@ -193,6 +190,14 @@ class NodeServer:
         )
         return peer, port
 
+    async def _follow_trust(self) -> None:
+        """A list the primary persisted (workers, docs/adr/0312)."""
+        await self.ctx.trust.follow(self.ctx.db, self.ctx.now_s())
+
+    async def _follow_rollout(self) -> None:
+        """The scheme version in force today (H11; every process, each second)."""
+        await follow_rollout(self.ctx.db, self.ctx.in_force, self.ctx.today())
+
     async def start_worker(self, index: int, peer_port: int, parent: int) -> Ports:
         """Serve the peer port from a worker process (docs/adr/0312): no citizen
         port, no background work; trust list and scheme in force are re-read
@@ -208,14 +213,11 @@ class NodeServer:
         metrics_port = ctx.metrics.serve(address) if address else None
         self.ports = Ports(port, 0, metrics_port)
 
-        async def trust() -> None:
-            await ctx.trust.follow(ctx.db, ctx.now_s())
-
-        async def rollout() -> None:
-            await follow_rollout(ctx.db, ctx.in_force, ctx.today())
-
         self._follower = Follower(
-            [trust, rollout], 1.0, parent, lambda: os.kill(os.getpid(), signal.SIGTERM)
+            [self._follow_trust, self._follow_rollout],
+            1.0,
+            parent,
+            lambda: os.kill(os.getpid(), signal.SIGTERM),
         )
         self._follower.start()
         log_event("peer worker started", region=cfg.region, worker=index, peer_port=port)
@@ -240,12 +242,7 @@ class NodeServer:
         self._sync = PeerSync.start_for(self.ctx, local_trust=hub.trust_list if hub else None)
         self.scheduler.start()  # rights: objection timers
         if cfg.listen.peer_workers > 1:  # switch versions when the workers do (each second)
-            ctx = self.ctx
-
-            async def rollout() -> None:
-                await follow_rollout(ctx.db, ctx.in_force, ctx.today())
-
-            self._follower = Follower([rollout], 1.0, 0, lambda: None)
+            self._follower = Follower([self._follow_rollout], 1.0, 0, lambda: None)
             self._follower.start()
         log_event(
             "node started",
