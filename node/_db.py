@@ -19,21 +19,33 @@ Invariants:
   after COMMIT/ROLLBACK: writers queue on the kernel lock instead of polling
   SQLite's busy handler (which sleeps 1–100 ms between tries), and the log
   entry indexes taken inside a transaction stay dense across processes;
-* hot paths run a *unit of work*: a synchronous function executed on the
-  connection's own thread in one hop (``read_unit`` / ``write_unit``), never a
-  chain of per-row awaits.  Concurrent ``write_unit`` calls are group
-  committed: one *runner* at a time is queued on the writer thread; there it
-  takes every unit waiting (up to ``MAX_GROUP``) and runs them in ONE
-  transaction, each inside its own SAVEPOINT (a failing unit is rolled back
-  alone and gets its exception; the others commit together; a group of one
-  needs no SAVEPOINT), then hands the results back to the event loop in one
-  callback, which runs the ``after`` hooks and wakes the callers.  No task and
-  no lock hop per group (ADRs 0303, 0310, 0312).
+* hot paths run a *unit of work*: a synchronous function run in one piece,
+  never a chain of per-row awaits.  Concurrent ``write_unit`` calls are group
+  committed: one *runner* at a time takes every unit waiting (up to
+  ``MAX_GROUP``) and runs them in ONE transaction, each inside its own
+  SAVEPOINT (a failing unit is rolled back alone and gets its exception; the
+  others commit together; a group of one needs no SAVEPOINT); then the
+  ``after`` hooks run on the event loop in commit order and the callers wake;
+* a group of *quick* units (``write_unit(..., quick=True)``: a few statements
+  on a few rows, e.g. one attestation request) runs *on the event loop
+  thread* when the writer lock is free (``flock`` with ``LOCK_NB``, then
+  ``BEGIN IMMEDIATE`` with no SQLite busy wait): ~0.2 ms units cost less there
+  than two thread hops (docs/adr/0315).  Other units (record batches, hub
+  ingests), and quick ones when another process holds the lock or another
+  SQLite connection holds the database's write lock, run on the writer
+  connection's aiosqlite thread, which waits for the lock (and SQLite's busy
+  handler) without blocking the event loop; the queue stays FIFO;
+* the writer connection is used by one thread at a time: its aiosqlite
+  thread runs jobs only while a multi-step transaction holds ``_lock`` or the
+  runner flag is set for a thread runner, and the loop runs a group only when
+  neither is the case (ADRs 0303, 0310, 0312, 0315).
 
 aiosqlite owns the connections and their threads (DESIGN.md); running a
 function on that thread uses ``aiosqlite.Connection._execute`` (and, for the
-runner, which needs no reply future, the connection's queue ``_tx``), wrapped
-only here and covered by tests (tests/unit/node/test_db.py).
+thread runner, which needs no reply future, the connection's queue ``_tx``);
+the writer is opened with ``check_same_thread=False`` so the loop may run
+groups on it.  Both are wrapped only here and covered by tests
+(tests/unit/node/test_db.py, test_db_processes.py).
 """
 
 from __future__ import annotations
@@ -51,12 +63,12 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from node._storage import connect_async
+from node._storage import BUSY_TIMEOUT_MS, connect_async
 
 __all__ = ["Database", "Tx"]
 
 T = TypeVar("T")
-MAX_GROUP = 256
+MAX_GROUP = 64  # units per transaction: bounds how long one group holds the event loop
 
 
 class Tx:
@@ -87,15 +99,16 @@ class Tx:
 
 
 class _Pending:
-    __slots__ = ("after", "fn", "future")
+    __slots__ = ("after", "fn", "future", "quick")
 
     def __init__(
         self,
         fn: Callable[[sqlite3.Connection], Any],
         after: Callable[[Any], None] | None,
         future: asyncio.Future[Any],
+        quick: bool,
     ) -> None:
-        self.fn, self.after, self.future = fn, after, future
+        self.fn, self.after, self.future, self.quick = fn, after, future, quick
 
 
 class WriterLock:
@@ -109,6 +122,14 @@ class WriterLock:
     def acquire(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_EX)  # releases the GIL while it waits
 
+    def try_acquire(self) -> bool:
+        """Take the lock only if it is free now (never waits)."""
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
     def release(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
@@ -117,10 +138,20 @@ class WriterLock:
             os.close(self._fd)
 
 
-def _begin(conn: sqlite3.Connection, lock: WriterLock) -> None:
-    lock.acquire()
+def _begin_waiting(conn: sqlite3.Connection, busy_ms: int) -> None:
+    """BEGIN IMMEDIATE on the writer thread, waiting up to ``busy_ms`` for another
+    SQLite connection's write lock (the loop's BEGIN never waits: busy_timeout 0)."""
+    conn.execute(f"PRAGMA busy_timeout = {busy_ms:d}")
     try:
         conn.execute("BEGIN IMMEDIATE")
+    finally:
+        conn.execute("PRAGMA busy_timeout = 0")
+
+
+def _begin(conn: sqlite3.Connection, lock: WriterLock, busy_ms: int) -> None:
+    lock.acquire()
+    try:
+        _begin_waiting(conn, busy_ms)
     except BaseException:
         lock.release()
         raise
@@ -146,21 +177,21 @@ def _rollback(conn: sqlite3.Connection, lock: WriterLock) -> None:
 
 
 def _run_group(
-    conn: sqlite3.Connection, units: list[_Pending], lock: WriterLock
+    conn: sqlite3.Connection, units: list[_Pending], lock: WriterLock, busy_ms: int
 ) -> list[tuple[bool, Any]]:
-    """Runs on the writer thread, holding the writer lock: all units in one
-    transaction, one SAVEPOINT each (a group of one needs none: its failure
-    rolls back the whole transaction)."""
+    """The thread runner: waits for the writer lock, then runs the group."""
     lock.acquire()
     try:
-        return _run_group_locked(conn, units)
+        _begin_waiting(conn, busy_ms)
+        return _run_begun(conn, units)
     finally:
         lock.release()
 
 
-def _run_group_locked(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bool, Any]]:
+def _run_begun(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bool, Any]]:
+    """Inside ``BEGIN IMMEDIATE``: all units, one SAVEPOINT each (a group of one
+    needs none: its failure rolls back the whole transaction), then COMMIT."""
     out: list[tuple[bool, Any]] = []
-    conn.execute("BEGIN IMMEDIATE")
     try:
         if len(units) == 1:
             try:
@@ -193,22 +224,32 @@ class Database:
     """Writer + reader connections to one node SQLite file."""
 
     def __init__(
-        self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, lock: WriterLock
+        self,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        lock: WriterLock,
+        *,
+        busy_ms: int = BUSY_TIMEOUT_MS,
     ) -> None:
         self._writer = writer
         self._reader = reader
         self._writer_lock = lock
+        self._busy_ms = busy_ms  # SQLite busy wait of the thread paths
         self._lock = asyncio.Lock()  # held by a multi-step write() transaction
         self._waiting: collections.deque[_Pending] = collections.deque()  # units, FIFO
         self._runner_queued = False
 
     @classmethod
-    async def open(cls, path: str | Path) -> Database:
-        writer = await connect_async(path)
+    async def open(cls, path: str | Path, *, busy_ms: int = BUSY_TIMEOUT_MS) -> Database:
+        """Open (and migrate) the database.  ``busy_ms``: how long a write on the
+        writer thread waits for a SQLite connection that is not one of ours
+        (e.g. a batch job) to release the write lock."""
+        writer = await connect_async(path, check_same_thread=False)
+        await writer.execute("PRAGMA busy_timeout = 0")  # the loop never waits in SQLite
         reader = await aiosqlite.connect(Path(path), isolation_level=None)
         await reader.execute("PRAGMA foreign_keys = ON")
-        await reader.execute("PRAGMA busy_timeout = 10000")
-        return cls(writer, reader, WriterLock(path))
+        await reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+        return cls(writer, reader, WriterLock(path), busy_ms=busy_ms)
 
     async def close(self) -> None:
         async with self._lock:
@@ -233,7 +274,7 @@ class Database:
     async def _write_locked(self) -> AsyncIterator[Tx]:
         async with self._lock:
             conn, raw, lock = self._writer, self._writer._conn, self._writer_lock
-            begin = asyncio.ensure_future(conn._execute(_begin, raw, lock))  # type: ignore[no-untyped-call]
+            begin = asyncio.ensure_future(conn._execute(_begin, raw, lock, self._busy_ms))  # type: ignore[no-untyped-call]
             try:
                 await asyncio.shield(begin)
             except BaseException:
@@ -277,13 +318,19 @@ class Database:
         self,
         fn: Callable[[sqlite3.Connection], T],
         after: Callable[[T], None] | None = None,
+        *,
+        quick: bool = False,
     ) -> T:
         """Run ``fn(conn)`` inside a committed transaction (group-committed with others).
 
         ``after(result)`` runs after COMMIT, in commit order, before this returns.
         The unit runs to COMMIT or ROLLBACK even if the caller is cancelled.
+        ``quick=True`` says the unit is short and bounded (a few statements on a
+        few rows, no scans or batches): it may run on the event loop thread.
+        Every other unit runs on the writer thread, so a record batch or a hub
+        ingest never holds the loop.
         """
-        pending = _Pending(fn, after, asyncio.get_running_loop().create_future())
+        pending = _Pending(fn, after, asyncio.get_running_loop().create_future(), quick)
         self._waiting.append(pending)
         self._queue_runner()
         # Cancelling the caller cancels only its wait: the unit is already queued
@@ -292,20 +339,66 @@ class Database:
         return result
 
     def _queue_runner(self) -> None:
-        """Queue one group runner on the writer thread, unless one is queued or a
-        multi-step transaction holds the writer (it queues one when it ends)."""
+        """Schedule one group runner, unless one is scheduled or a multi-step
+        transaction holds the writer (it schedules one when it ends).  The loop
+        runner is called soon, after the callbacks already ready: units that
+        arrive in the same loop iteration join one group."""
         if self._runner_queued or not self._waiting or self._lock.locked():
             return
         self._runner_queued = True
+        if self._waiting[0].quick:
+            asyncio.get_running_loop().call_soon(self._run_on_loop)
+        else:
+            self._run_on_thread()
+
+    def _take_group(self, quick_only: bool) -> list[_Pending]:
+        """Units from the head of the queue, FIFO: on the loop only quick ones."""
+        waiting = self._waiting
+        group: list[_Pending] = []
+        while waiting and len(group) < MAX_GROUP and (waiting[0].quick or not quick_only):
+            group.append(waiting.popleft())
+        return group
+
+    def _run_on_loop(self) -> None:
+        """The group on the event loop thread if nobody else is writing, else on
+        the writer thread.  Never waits: no blocking flock, no SQLite busy wait."""
+        if self._lock.locked() or not self._waiting:
+            self._runner_queued = False  # the transaction's end schedules a runner
+            return
+        lock, conn = self._writer_lock, self._writer._conn
+        if not self._waiting[0].quick or not lock.try_acquire():  # or another process writes
+            self._run_on_thread()
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # a connection not ours (batch job) writes
+            lock.release()
+            self._run_on_thread()
+            return
+        except BaseException:
+            lock.release()
+            raise
+        group = self._take_group(quick_only=True)
+        try:
+            results = _run_begun(conn, group)
+        except BaseException as exc:  # the whole group failed (e.g. disk full)
+            lock.release()
+            self._deliver(group, None, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        lock.release()
+        self._deliver(group, results, None)
+
+    def _run_on_thread(self) -> None:
+        """Queue the runner on the writer thread (the runner flag stays set)."""
         loop = asyncio.get_running_loop()
-        conn, lock, waiting = self._writer._conn, self._writer_lock, self._waiting
+        conn, lock, busy_ms = self._writer._conn, self._writer_lock, self._busy_ms
 
         def runner() -> None:  # on the writer thread
-            group: list[_Pending] = []
-            while waiting and len(group) < MAX_GROUP:
-                group.append(waiting.popleft())
+            group = self._take_group(quick_only=False)
             try:
-                results = _run_group(conn, group, lock)
+                results = _run_group(conn, group, lock, busy_ms)
             except BaseException as exc:  # the whole group failed (e.g. disk full)
                 loop.call_soon_threadsafe(self._deliver, group, None, exc)
             else:

@@ -466,7 +466,7 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
             )
             return _Outcome(att, None, first, leaves)
 
-        outcome = await ctx.db.write_unit(unit, lambda o: log.mirror(o.first, o.leaves))
+        outcome = await ctx.db.write_unit(unit, lambda o: log.mirror(o.first, o.leaves), quick=True)
         if outcome.refused is not None:
             if not outcome.leaves:
                 self._unlogged(outcome.refused, peer, purpose)

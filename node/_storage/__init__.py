@@ -15,6 +15,7 @@ Both a synchronous (``sqlite3``, batch jobs) and an asynchronous
 """
 
 from ._migrate import (
+    BUSY_TIMEOUT_MS,
     SCHEMA_VERSION,
     StorageError,
     connect,
@@ -25,6 +26,7 @@ from ._migrate import (
 )
 
 __all__ = [
+    "BUSY_TIMEOUT_MS",
     "SCHEMA_VERSION",
     "StorageError",
     "connect",

@@ -154,12 +154,14 @@ async def migrate_async(conn: Any) -> int:
     return SCHEMA_VERSION
 
 
-async def connect_async(path: str | Path) -> Any:
+async def connect_async(path: str | Path, *, check_same_thread: bool = True) -> Any:
     """Open and migrate a node database with ``aiosqlite`` (autocommit, WAL, foreign keys)."""
     import aiosqlite
 
     try:
-        conn = await aiosqlite.connect(Path(path), isolation_level=None)
+        conn = await aiosqlite.connect(
+            Path(path), isolation_level=None, check_same_thread=check_same_thread
+        )
         for pragma in _PRAGMAS:
             await conn.execute(pragma)
         await migrate_async(conn)

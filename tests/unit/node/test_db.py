@@ -8,11 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from node._db import Database
+from node._db import Database, WriterLock
+
+
+@pytest.fixture(params=[True, False], ids=["on-loop", "on-thread"])
+def on_loop(request: pytest.FixtureRequest) -> bool:
+    """Every behaviour holds for quick units (run on the event loop) and others (run on
+    the writer thread)."""
+    return bool(request.param)
 
 
 async def test_concurrent_units_commit_together_and_failures_roll_back_alone(
-    tmp_path: Path,
+    tmp_path: Path, on_loop: bool
 ) -> None:
     db = await Database.open(tmp_path / "n.db")
     order: list[str] = []
@@ -28,8 +35,11 @@ async def test_concurrent_units_commit_together_and_failures_roll_back_alone(
         conn.execute("INSERT INTO node_meta VALUES ('bad', 'v')")
         raise ValueError("refused")
 
-    tasks = [asyncio.ensure_future(db.write_unit(ok(f"k{i}"), order.append)) for i in range(20)]
-    failing = asyncio.ensure_future(db.write_unit(bad))
+    tasks = [
+        asyncio.ensure_future(db.write_unit(ok(f"k{i}"), order.append, quick=on_loop))
+        for i in range(20)
+    ]
+    failing = asyncio.ensure_future(db.write_unit(bad, quick=on_loop))
     results = await asyncio.gather(*tasks)
     with pytest.raises(ValueError, match="refused"):
         await failing
@@ -40,18 +50,22 @@ async def test_concurrent_units_commit_together_and_failures_roll_back_alone(
     await db.close()
 
 
-async def test_read_unit_sees_only_committed_state(tmp_path: Path) -> None:
+async def test_read_unit_sees_only_committed_state(tmp_path: Path, on_loop: bool) -> None:
     db = await Database.open(tmp_path / "n.db")
-    await db.write_unit(lambda c: c.execute("INSERT INTO node_meta VALUES ('a', '1')"))
+    await db.write_unit(
+        lambda c: c.execute("INSERT INTO node_meta VALUES ('a', '1')"), quick=on_loop
+    )
     seen = await db.read_unit(lambda c: c.execute("SELECT value FROM node_meta").fetchall())
     assert seen == [("1",)]
     await db.close()
 
 
-async def test_cancelled_caller_still_gets_its_unit_committed(tmp_path: Path) -> None:
+async def test_cancelled_caller_still_gets_its_unit_committed(
+    tmp_path: Path, on_loop: bool
+) -> None:
     db = await Database.open(tmp_path / "n.db")
     task = asyncio.ensure_future(
-        db.write_unit(lambda c: c.execute("INSERT INTO node_meta VALUES ('c', '1')"))
+        db.write_unit(lambda c: c.execute("INSERT INTO node_meta VALUES ('c', '1')"), quick=on_loop)
     )
     await asyncio.sleep(0)
     task.cancel()
@@ -66,7 +80,7 @@ async def test_cancelled_caller_still_gets_its_unit_committed(tmp_path: Path) ->
 
 
 async def test_units_queued_during_a_transaction_run_after_it_not_inside(
-    tmp_path: Path,
+    tmp_path: Path, on_loop: bool
 ) -> None:
     """A unit never joins a multi-step transaction: the transaction's rollback
     cannot take a unit's committed row with it."""
@@ -84,7 +98,9 @@ async def test_units_queued_during_a_transaction_run_after_it_not_inside(
     cold_task = asyncio.ensure_future(cold())
     await started.wait()
     unit = asyncio.ensure_future(
-        db.write_unit(lambda c: c.execute("INSERT INTO node_meta VALUES ('unit', '1')"))
+        db.write_unit(
+            lambda c: c.execute("INSERT INTO node_meta VALUES ('unit', '1')"), quick=on_loop
+        )
     )
     await asyncio.sleep(0.05)
     assert not unit.done()  # waits for the transaction to end
@@ -97,7 +113,9 @@ async def test_units_queued_during_a_transaction_run_after_it_not_inside(
     await db.close()
 
 
-async def test_a_failing_after_hook_fails_only_its_own_caller(tmp_path: Path) -> None:
+async def test_a_failing_after_hook_fails_only_its_own_caller(
+    tmp_path: Path, on_loop: bool
+) -> None:
     db = await Database.open(tmp_path / "n.db")
 
     def insert(key: str):  # type: ignore[no-untyped-def]
@@ -106,9 +124,9 @@ async def test_a_failing_after_hook_fails_only_its_own_caller(tmp_path: Path) ->
     def broken_hook(_value: object) -> None:
         raise LookupError("mirror failed")
 
-    a = asyncio.ensure_future(db.write_unit(insert("a")))
-    b = asyncio.ensure_future(db.write_unit(insert("b"), broken_hook))
-    c = asyncio.ensure_future(db.write_unit(insert("c")))
+    a = asyncio.ensure_future(db.write_unit(insert("a"), quick=on_loop))
+    b = asyncio.ensure_future(db.write_unit(insert("b"), broken_hook, quick=on_loop))
+    c = asyncio.ensure_future(db.write_unit(insert("c"), quick=on_loop))
     await a
     with pytest.raises(LookupError, match="mirror failed"):
         await b
@@ -118,17 +136,83 @@ async def test_a_failing_after_hook_fails_only_its_own_caller(tmp_path: Path) ->
     await db.close()
 
 
-async def test_a_group_that_cannot_commit_fails_every_caller(tmp_path: Path) -> None:
+async def test_a_group_that_cannot_commit_fails_every_caller(tmp_path: Path, on_loop: bool) -> None:
     db = await Database.open(tmp_path / "n.db")
-    await db.write_unit(lambda c: c.execute("INSERT INTO node_meta VALUES ('x', '1')"))
+    await db.write_unit(
+        lambda c: c.execute("INSERT INTO node_meta VALUES ('x', '1')"), quick=on_loop
+    )
 
     def sabotage(conn: sqlite3.Connection) -> None:
         conn.execute("COMMIT")  # ends the group's transaction early: its COMMIT fails
 
     with pytest.raises(sqlite3.OperationalError):
-        await db.write_unit(sabotage)
+        await db.write_unit(sabotage, quick=on_loop)
     # the writer is usable again afterwards
-    await db.write_unit(lambda c: c.execute("INSERT INTO node_meta VALUES ('y', '1')"))
+    await db.write_unit(
+        lambda c: c.execute("INSERT INTO node_meta VALUES ('y', '1')"), quick=on_loop
+    )
     rows = await db.fetchall("SELECT key FROM node_meta ORDER BY key")
     assert [r[0] for r in rows] == ["x", "y"]
+    await db.close()
+
+
+async def test_groups_run_on_the_loop_unless_someone_else_writes(tmp_path: Path) -> None:
+    """ADR 0315: a free writer lock means the group runs on the event loop thread;
+    another holder (as another process) sends it to the writer thread, which waits."""
+    import threading
+
+    db = await Database.open(tmp_path / "n.db")
+    where = lambda c: threading.get_ident()  # noqa: E731
+    assert await db.write_unit(where, quick=True) == threading.get_ident()
+    other = WriterLock(tmp_path / "n.db")
+    other.acquire()
+    pending = asyncio.ensure_future(db.write_unit(where, quick=True))
+    await asyncio.sleep(0.2)
+    assert not pending.done()
+    other.release()
+    assert await asyncio.wait_for(pending, 10) != threading.get_ident()
+    assert await db.write_unit(where, quick=True) == threading.get_ident()  # back on the loop
+    other.close()
+    await db.close()
+
+
+async def test_a_foreign_sqlite_writer_never_blocks_the_event_loop(tmp_path: Path) -> None:
+    """A connection that does not take the writer lock (e.g. an old batch job) holds
+    SQLite's write lock: the unit waits on the writer thread, the loop keeps running,
+    and the unit commits once the other transaction ends."""
+    db = await Database.open(tmp_path / "n.db")
+    foreign = sqlite3.connect(tmp_path / "n.db", isolation_level=None)
+    foreign.execute("BEGIN IMMEDIATE")
+    foreign.execute("INSERT INTO node_meta VALUES ('foreign', '1')")
+    unit = asyncio.ensure_future(
+        db.write_unit(lambda c: c.execute("INSERT INTO node_meta VALUES ('unit', '1')"), quick=True)
+    )
+    loop = asyncio.get_running_loop()
+    ticks = []
+    for _ in range(20):
+        t0 = loop.time()
+        await asyncio.sleep(0.01)
+        ticks.append(loop.time() - t0)
+    assert max(ticks) < 0.5  # the loop was never stuck in SQLite's busy handler
+    assert not unit.done()
+    foreign.execute("COMMIT")
+    await asyncio.wait_for(unit, 10)
+    rows = await db.fetchall("SELECT key FROM node_meta ORDER BY key")
+    assert [r[0] for r in rows] == ["foreign", "unit"]
+    foreign.close()
+    await db.close()
+
+
+async def test_a_foreign_writer_past_the_busy_wait_fails_the_unit(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "n.db", busy_ms=50)
+    foreign = sqlite3.connect(tmp_path / "n.db", isolation_level=None)
+    foreign.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        await db.write_unit(
+            lambda c: c.execute("INSERT INTO node_meta VALUES ('u', '1')"), quick=True
+        )
+    foreign.execute("ROLLBACK")
+    await db.write_unit(lambda c: c.execute("INSERT INTO node_meta VALUES ('v', '1')"), quick=True)
+    assert await db.fetchall("SELECT key FROM node_meta") == [("v",)]
+    foreign.close()
     await db.close()

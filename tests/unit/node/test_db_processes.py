@@ -18,9 +18,8 @@ UNITS = 400
 
 def _hammer(path: str, tag: str, start: Any) -> None:
     async def main() -> None:
-        db = await Database.open(path)
-        # no SQLite busy wait: only the writer lock keeps these processes apart
-        await db._writer.execute("PRAGMA busy_timeout = 0")
+        # no SQLite busy wait anywhere: only the writer lock keeps these processes apart
+        db = await Database.open(path, busy_ms=0)
         start.wait(60)  # all processes write at the same time
 
         def unit(n: int):  # type: ignore[no-untyped-def]
@@ -33,7 +32,8 @@ def _hammer(path: str, tag: str, start: Any) -> None:
 
             return run
 
-        await asyncio.gather(*(db.write_unit(unit(n)) for n in range(UNITS)))
+        # half quick (loop, falling back to the thread while another process writes)
+        await asyncio.gather(*(db.write_unit(unit(n), quick=n % 2 == 0) for n in range(UNITS)))
         async with db.write() as tx:  # the cold path takes the same lock
             row = await tx.one("SELECT max(CAST(value AS INTEGER)) FROM node_meta")
             await tx.run("INSERT INTO node_meta VALUES (?, ?)", (f"{tag}-cold", row[0] + 1))
@@ -90,7 +90,7 @@ async def test_units_and_transactions_wait_for_the_writer_lock(tmp_path: Path) -
     other = WriterLock(tmp_path / "n.db")  # its own open file description: like a process
     other.acquire()
     unit = asyncio.ensure_future(
-        db.write_unit(lambda c: c.execute("INSERT INTO node_meta VALUES ('u', '1')"))
+        db.write_unit(lambda c: c.execute("INSERT INTO node_meta VALUES ('u', '1')"), quick=True)
     )
 
     async def cold() -> None:
