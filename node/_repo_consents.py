@@ -222,9 +222,12 @@ class ConsentsRepository:
             "UPDATE consents SET withdrawn_at = ? WHERE consent_id = ? AND withdrawn_at IS NULL",
             (now, consent_id),
         )
+        # through the subject's index (a subject has few entries; ADR 0316)
         return await tx.run(
-            "UPDATE status_entries SET status = ? WHERE consent_id = ? AND status = ?",
-            (STATUS_REVOKED, consent_id, STATUS_VALID),
+            "UPDATE status_entries SET status = ? WHERE subject_key = "
+            "(SELECT subject_key FROM consents WHERE consent_id = ?) "
+            "AND consent_id = ? AND status = ?",
+            (STATUS_REVOKED, consent_id, consent_id, STATUS_VALID),
         )
 
     async def supersede_subject(self, tx: Tx, subject_key: bytes) -> int:

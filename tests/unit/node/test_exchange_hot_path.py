@@ -356,3 +356,35 @@ def test_grade_rows_refusals_raise_every_time(
                 today=date(2026, 11, 23),
             )
         assert err.value.code in {code, "SUBJECT_NOT_ELIGIBLE"}
+
+
+async def test_withdrawal_revokes_only_that_consents_attestations(tmp_path: Path) -> None:
+    """REQ: H5 N15 — withdrawing one consent revokes the attestations issued under it and
+    no others of the same subject (found through the subject's index, ADR 0316)."""
+    from node._repo_consents import STATUS_REVOKED, STATUS_VALID, ConsentsRepository
+
+    db = await _db(tmp_path)
+    async with db.write() as tx:
+        await tx.run(
+            "INSERT INTO consents SELECT 'c2', subject_key, audience, purpose, scope, "
+            "not_before, not_after, max_uses, uses, binding, grant_payload, grant_sha256, "
+            "granted_at, withdrawn_at FROM consents WHERE consent_id = 'c1'"
+        )
+
+    def issue(conn: sqlite3.Connection) -> list[int]:
+        return [
+            add_status_entry(
+                conn, f"a{i}", subject_key=SUBJECT, consent_id=c, issued_at=NOW, expires_at=NOW
+            )
+            for i, c in enumerate(["c1", "c2", "c1", "c2"])
+        ]
+
+    idx = await db.write_unit(issue, quick=True)
+    async with db.write() as tx:
+        revoked = await ConsentsRepository(db).withdraw(tx, "c1", NOW)
+    assert revoked == 2
+    rows = dict(await db.fetchall("SELECT idx, status FROM status_entries"))
+    assert [rows[i] for i in idx] == [STATUS_REVOKED, STATUS_VALID, STATUS_REVOKED, STATUS_VALID]
+    async with db.write() as tx:  # a second withdrawal changes nothing
+        assert await ConsentsRepository(db).withdraw(tx, "c1", NOW + 1) == 0
+    await db.close()

@@ -132,3 +132,26 @@ async def test_async_entry_point_migrates(tmp_path: Path) -> None:
     sync = connect(tmp_path / "a.db")
     assert _tables(sync) >= TABLES
     sync.close()
+
+
+def test_0007_keeps_every_status_entry_and_drops_the_random_indexes(tmp_path: Path) -> None:
+    """ADR 0316: a version-6 database keeps its status entries (same idx, same rows)
+    and loses only the attestation-id and consent indexes."""
+    from node._storage._migrate import _script, migrations
+
+    raw = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    for mig in migrations()[:6]:
+        raw.executescript(_script(mig))
+    rows = [
+        (i * 3, f"att{i}", b"\x05" * 32, f"c{i % 2}", i % 4, 100 + i, 200 + i) for i in range(5)
+    ]
+    raw.executemany("INSERT INTO status_entries VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    raw.close()
+    conn = connect(tmp_path / "old.db")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("SELECT * FROM status_entries ORDER BY idx").fetchall() == rows
+    indexes = {r[1] for r in conn.execute("PRAGMA index_list(status_entries)")}
+    assert indexes == {"status_entries_by_subject"}
+    with pytest.raises(sqlite3.IntegrityError):  # the status CHECK survived the rebuild
+        conn.execute("UPDATE status_entries SET status = 9 WHERE idx = 0")
+    conn.close()
