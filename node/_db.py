@@ -63,6 +63,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from node._checkpoint import CHECKPOINT_EVERY, RESTART_FRAMES, Checkpointer
 from node._storage import BUSY_TIMEOUT_MS, connect_async
 
 __all__ = ["Database", "Tx"]
@@ -228,33 +229,48 @@ class Database:
         writer: aiosqlite.Connection,
         reader: aiosqlite.Connection,
         lock: WriterLock,
+        checkpointer: Checkpointer,
         *,
         busy_ms: int = BUSY_TIMEOUT_MS,
     ) -> None:
         self._writer = writer
         self._reader = reader
         self._writer_lock = lock
+        self._checkpointer = checkpointer  # WAL checkpoints off the loop (ADR 0317)
         self._busy_ms = busy_ms  # SQLite busy wait of the thread paths
         self._lock = asyncio.Lock()  # held by a multi-step write() transaction
         self._waiting: collections.deque[_Pending] = collections.deque()  # units, FIFO
         self._runner_queued = False
 
     @classmethod
-    async def open(cls, path: str | Path, *, busy_ms: int = BUSY_TIMEOUT_MS) -> Database:
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        busy_ms: int = BUSY_TIMEOUT_MS,
+        checkpoint_every: int = CHECKPOINT_EVERY,
+        restart_frames: int = RESTART_FRAMES,
+    ) -> Database:
         """Open (and migrate) the database.  ``busy_ms``: how long a write on the
         writer thread waits for a SQLite connection that is not one of ours
-        (e.g. a batch job) to release the write lock."""
+        (e.g. a batch job) to release the write lock; ``checkpoint_every`` and
+        ``restart_frames``: see :mod:`node._checkpoint`."""
         writer = await connect_async(path, check_same_thread=False)
         await writer.execute("PRAGMA busy_timeout = 0")  # the loop never waits in SQLite
+        await writer.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer does it
+        checkpointer = await Checkpointer.open(
+            path, WriterLock(path), every=checkpoint_every, restart_frames=restart_frames
+        )
         reader = await aiosqlite.connect(Path(path), isolation_level=None)
         await reader.execute("PRAGMA foreign_keys = ON")
         await reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
-        return cls(writer, reader, WriterLock(path), busy_ms=busy_ms)
+        return cls(writer, reader, WriterLock(path), checkpointer, busy_ms=busy_ms)
 
     async def close(self) -> None:
         async with self._lock:
             await self._writer.close()
         await self._reader.close()
+        await self._checkpointer.close()
         self._writer_lock.close()
 
     # -- multi-step transactions (cold paths) ---------------------------------
@@ -294,6 +310,7 @@ class Database:
                 for hook in tx._hooks:  # the COMMIT ran to its end: mirror it, then stop
                     hook()
                 raise
+            self._checkpointer.committed()
             for hook in tx._hooks:
                 hook()
 
@@ -420,6 +437,7 @@ class Database:
                     if not unit.future.done():
                         unit.future.set_exception(failure or RuntimeError("write failed"))
                 return
+            self._checkpointer.committed()
             outcomes: list[tuple[bool, Any]] = []
             for unit, (ok, value) in zip(group, results, strict=True):
                 if ok and unit.after is not None:

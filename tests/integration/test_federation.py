@@ -209,10 +209,20 @@ def test_cross_province_request_routes_through_two_hubs_and_verifies_offline(
     assert a.issuer_region == HEIHE and a.audience == BANK
     assert a.mapped is not None and a.mapped.scheme_id == HAINAN
     assert a.score is None  # GRADE scope (H12)
-    # Every hop logged the route; Heihe saw the hub relaying for the bank.
-    logs = {
-        n: (world.layout.nodes[n].directory / "node.log").read_text() for n in world.layout.nodes
-    }
+
+    # Every hop logged the route; Heihe saw the hub relaying for the bank.  Access
+    # lines are written just after each response (ADR 0313): wait for the last one.
+    def read_logs() -> dict[str, str]:
+        return {
+            n: (world.layout.nodes[n].directory / "node.log").read_text()
+            for n in world.layout.nodes
+        }
+
+    deadline = time.monotonic() + 10
+    logs = read_logs()
+    while '"via": "heilongjiang"' not in logs[HEIHE] and time.monotonic() < deadline:
+        time.sleep(0.05)
+        logs = read_logs()
     assert '"hop": "hainan-hub"' in logs[HAINAN]
     assert '"hop": "heilongjiang"' in logs[HUB2]
     assert '"hop": "heihe"' in logs[HUB]

@@ -1,0 +1,125 @@
+"""WAL checkpoints off the event loop (docs/adr/0317).
+
+The node's writer connection runs with ``wal_autocheckpoint = 0``: no COMMIT
+copies the WAL back into the database file (with an fsync) on the event loop,
+where quick write units commit (ADR 0315).  Instead this checkpointer, on its
+own connection and thread:
+
+* after every ``every`` commits of this process runs a PASSIVE checkpoint,
+  which never waits for and never blocks readers or writers;
+* when the WAL still holds ``restart_frames`` frames or more afterwards (under
+  steady writes a PASSIVE checkpoint can copy frames but never find a moment
+  to start the WAL over), takes the cross-process writer lock through its own
+  file description (so this process's own writers queue behind it like any
+  other process's) and runs a RESTART checkpoint, which finishes the copy and
+  lets the next writer reuse the WAL from its start.
+
+Invariants: at most one checkpoint of this process runs at a time; a failed
+checkpoint is logged and retried after the next ``every`` commits (the data is
+safe in the WAL either way); the writer lock is always released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiosqlite
+
+from ._observe import log_event
+
+if TYPE_CHECKING:
+    from ._db import WriterLock
+
+__all__ = ["Checkpointer"]
+
+CHECKPOINT_EVERY = 64  # commits between PASSIVE checkpoints
+RESTART_FRAMES = 4096  # WAL frames (16 MiB of 4 KiB pages) that force a RESTART
+
+
+def _restart(conn: sqlite3.Connection, lock: WriterLock) -> tuple[int, int, int]:
+    """On the checkpointer's thread: RESTART while no writer of ours can write."""
+    lock.acquire()
+    try:
+        row = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+    finally:
+        lock.release()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def _check_limits(every: int, restart_frames: int) -> None:
+    if every < 1 or restart_frames < 1:
+        raise ValueError("checkpoint every and restart_frames must be positive")
+
+
+class Checkpointer:
+    """Checkpoints one database's WAL on a connection and thread of its own."""
+
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        lock: WriterLock,
+        *,
+        every: int = CHECKPOINT_EVERY,
+        restart_frames: int = RESTART_FRAMES,
+    ) -> None:
+        _check_limits(every, restart_frames)
+        self._conn, self._lock = conn, lock
+        self._every, self._restart_frames = every, restart_frames
+        self._commits = 0
+        self._task: asyncio.Task[None] | None = None
+        self.runs = 0  # checkpoints run (PASSIVE and RESTART), for tests and metrics
+        self.restarts = 0
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        lock: WriterLock,
+        *,
+        every: int = CHECKPOINT_EVERY,
+        restart_frames: int = RESTART_FRAMES,
+    ) -> Checkpointer:
+        from ._storage import BUSY_TIMEOUT_MS
+
+        _check_limits(every, restart_frames)  # before a connection (and its thread) exists
+        conn = await aiosqlite.connect(Path(path), isolation_level=None)
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+        return cls(conn, lock, every=every, restart_frames=restart_frames)
+
+    def committed(self) -> None:
+        """On the event loop, after a COMMIT of this process."""
+        self._commits += 1
+        if self._commits >= self._every and self._task is None:
+            self._commits = 0
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            await self.checkpoint()
+        except Exception as exc:  # logged; the WAL keeps the data, the next run retries
+            log_event("wal checkpoint failed", 30, exc=type(exc).__name__)
+        finally:
+            self._task = None
+
+    async def checkpoint(self) -> tuple[int, int, int]:
+        """One PASSIVE checkpoint, and a RESTART if the WAL is still long;
+        returns SQLite's (busy, WAL frames, frames checkpointed)."""
+        rows = await self._conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+        busy, frames, done = (int(v) for v in next(iter(rows)))
+        self.runs += 1
+        if frames >= self._restart_frames:
+            conn: Any = self._conn
+            busy, frames, done = await conn._execute(_restart, conn._conn, self._lock)
+            self.restarts += 1
+        return busy, frames, done
+
+    async def close(self) -> None:
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+        await self._conn.close()
+        self._lock.close()
