@@ -6,7 +6,8 @@ consent token verified, checks, score, mapping to Hainan's scheme, use +
 status index + log entry committed, attestation signed — at 1 and 32
 concurrent requesters on one channel.  Baseline: a bare grpc.aio server in
 its own process with the same mutual TLS credentials, answering a request of
-the same size with a response of the same size, measured in the same run.
+the same size with a response of the same size, measured in the same run, in
+``ROUNDS`` interleaved rounds (each server a slice per round, rotating order).
 
 Goals (issue 5): target ≥ 50% of the echo's throughput; p99 ≤ 20 ms at 32.
 The table also reports CPU per request of each server process (all threads,
@@ -207,39 +208,77 @@ def _attest_driver(stubs: list[Any], node: _Node) -> Call:
     return attest
 
 
-async def _timed(
-    name: str,
-    fn: Call,
-    pids: list[int],
-    conc: int,
-    total: int,
-    cpu: dict[tuple[str, int], tuple[float, float]],
-) -> Row:
-    """Warm up, then ``total`` calls by ``conc`` requesters; CPU of every server pid."""
-    await _drive(fn, 100, conc)  # warm-up (and connect)
+ROUNDS = 5  # each server measured in 5 interleaved slices (machine drift hits all alike)
+
+
+class _Tally:
+    """One server at one concurrency, summed over the rounds."""
+
+    def __init__(self) -> None:
+        self.elapsed, self.calls, self.srv_cpu, self.req_cpu = 0.0, 0, 0.0, 0.0
+        self.latencies: list[float] = []
+        self.rates: list[float] = []  # req/s of each round
+
+
+async def _slice(fn: Call, pids: list[int], conc: int, total: int, tally: _Tally) -> None:
+    """``total`` calls by ``conc`` requesters; CPU of every server pid and of this process."""
     cpu0 = (sum(_cpu_seconds(p) for p in pids), time.process_time())
     elapsed, lat = await _drive(fn, total, conc)
     cpu1 = (sum(_cpu_seconds(p) for p in pids), time.process_time())
-    cpu[(name, conc)] = ((cpu1[0] - cpu0[0]) / total * 1e6, (cpu1[1] - cpu0[1]) / total * 1e6)
-    return (
-        name,
-        conc,
-        total / elapsed,
-        statistics.median(lat) * 1000,
-        _pct(lat, 0.99) * 1000,
-        float(total),
-    )
+    tally.elapsed += elapsed
+    tally.calls += total
+    tally.srv_cpu += cpu1[0] - cpu0[0]
+    tally.req_cpu += cpu1[1] - cpu0[1]
+    tally.latencies += lat
+    tally.rates.append(total / elapsed)
+
+
+async def _timed_rounds(
+    targets: list[tuple[str, Call, list[int]]],
+    conc: int,
+    total: int,
+    cpu: dict[tuple[str, int], tuple[float, float]],
+    spread: dict[tuple[str, int], tuple[float, float]],
+) -> list[Row]:
+    """Warm every server up, then ``ROUNDS`` rounds of ``total / ROUNDS`` calls each,
+    the servers in a rotating order; pooled throughput and latency per server."""
+    tallies = {name: _Tally() for name, _, _ in targets}
+    for _, fn, _ in targets:
+        await _drive(fn, 100, conc)  # warm-up (and connect)
+    per_round = total // ROUNDS
+    for r in range(ROUNDS):
+        for name, fn, pids in targets[r % len(targets) :] + targets[: r % len(targets)]:
+            await _slice(fn, pids, conc, per_round, tallies[name])
+    rows: list[Row] = []
+    for name, t in tallies.items():
+        cpu[(name, conc)] = (t.srv_cpu / t.calls * 1e6, t.req_cpu / t.calls * 1e6)
+        spread[(name, conc)] = (min(t.rates), max(t.rates))
+        rows.append(
+            (
+                name,
+                conc,
+                t.calls / t.elapsed,
+                statistics.median(t.latencies) * 1000,
+                _pct(t.latencies, 0.99) * 1000,
+                float(t.calls),
+            )
+        )
+    return rows
 
 
 async def _measure(
-    root: Path, quick: bool, workers: int, cpu: dict[tuple[str, int], tuple[float, float]]
+    root: Path,
+    quick: bool,
+    workers: int,
+    cpu: dict[tuple[str, int], tuple[float, float]],
+    spread: dict[tuple[str, int], tuple[float, float]],
 ) -> tuple[list[Row], tuple[int, int]]:
     now = datetime.now(UTC)
     ca = load_or_create_ca(root / "ca", now)
     issued = {"hainan": ca.issue("hainan", now), "court": ca.issue("court", now)}
     requester = issued["hainan"]
     sizes = {1: 400 if quick else 3000, 32: 1000 if quick else 10000}
-    needed = sum(sizes.values()) + 300
+    needed = sum(sizes.values()) + 100 * len(sizes) + 300
     procs: list[subprocess.Popen[bytes]] = []
     chans: list[aio.Channel] = []
     try:
@@ -296,8 +335,7 @@ async def _measure(
             for label, node in nodes.items():
                 stubs = [node_pb2_grpc.PeerServiceStub(c) for c in conns(node.ports["peer"])]
                 targets.append((label, _attest_driver(stubs, node), node.pids()))
-            for name, fn, pids in targets:
-                rows.append(await _timed(name, fn, pids, conc, total, cpu))
+            rows += await _timed_rounds(targets, conc, total, cpu, spread)
         return rows, (req_size, resp_size)
     finally:
         for c in chans:
@@ -316,8 +354,9 @@ def run(args: argparse.Namespace) -> str:
     workers = int(getattr(args, "workers", 0) or default_workers())
     with tempfile.TemporaryDirectory() as tmp:
         cpu: dict[tuple[str, int], tuple[float, float]] = {}
+        spread: dict[tuple[str, int], tuple[float, float]] = {}
         rows, (req_size, resp_size) = asyncio.run(
-            _measure(Path(tmp), bool(getattr(args, "quick", False)), workers, cpu)
+            _measure(Path(tmp), bool(getattr(args, "quick", False)), workers, cpu, spread)
         )
     data = {(r[0], r[1]): r for r in rows}
     e1, eN, n1, nN = "echo ×1", f"echo ×{workers}", "node ×1", f"node ×{workers}"
@@ -325,7 +364,10 @@ def run(args: argparse.Namespace) -> str:
         "## Exchange: consented attestation requests vs bare grpc.aio echo",
         "",
         "Loopback, mutual TLS (P-256 certificates from the federation CA). Four servers, "
-        "each in its own process(es), measured in one run: a bare grpc.aio echo in one "
+        f"each in its own process(es), measured in one run, in {ROUNDS} interleaved rounds "
+        "(every server takes one slice of the requests per round, in a rotating order, so "
+        "the machine's drift during the run reaches all four alike; throughput and "
+        "latencies pooled over the rounds): a bare grpc.aio echo in one "
         f"process (echo ×1) and in {workers} processes sharing its port with SO_REUSEPORT "
         f"(echo ×{workers}); `huxin serve` with `peer_workers = 1` (node ×1) and "
         f"`peer_workers = {workers}` (node ×{workers}: the primary plus workers sharing the "
@@ -373,6 +415,18 @@ def run(args: argparse.Namespace) -> str:
             f"| {conc} | {srv[0]:,.0f} | {srv[1]:,.0f} | {srv[2]:,.0f} | {srv[3]:,.0f} "
             f"| {ratio_cpu} | {req} |"
         )
+    lines += [
+        "",
+        f"Throughput of each round (lowest – highest of the {ROUNDS}), to show the noise.",
+        "",
+        f"| concurrency | {e1} | {eN} | {n1} | {nN} |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for conc in (1, 32):
+        cells = " | ".join(
+            f"{spread[(k, conc)][0]:,.0f} – {spread[(k, conc)][1]:,.0f}" for k in (e1, eN, n1, nN)
+        )
+        lines.append(f"| {conc} | {cells} |")
     best32 = max(data[(e1, 32)], data[(eN, 32)], key=lambda r: r[2])
     d32 = data[(nN, 32)]
     lines += [
