@@ -1,11 +1,13 @@
 """WAL checkpoints off the event loop (docs/adr/0317).
 
-The node's writer connection runs with ``wal_autocheckpoint = 0``: no COMMIT
-copies the WAL back into the database file (with an fsync) on the event loop,
-where quick write units commit (ADR 0315).  Instead this checkpointer, on its
+The node's writer connection runs with ``wal_autocheckpoint = 0`` while a
+group of quick units commits on the event loop (ADR 0315): no such COMMIT
+copies the WAL back into the database file (with an fsync) on the loop.
+Transactions on the writer thread (batches, cold paths) keep SQLite's own
+checkpoint in their COMMIT.  For the loop's commits this checkpointer, on its
 own connection and thread:
 
-* after every ``every`` commits of this process runs a PASSIVE checkpoint,
+* after every ``every`` loop commits of this process runs a PASSIVE checkpoint,
   which never waits for and never blocks readers or writers;
 * when the WAL still holds ``restart_frames`` frames or more afterwards (under
   steady writes a PASSIVE checkpoint can copy frames but never find a moment
@@ -91,7 +93,7 @@ class Checkpointer:
         return cls(conn, lock, every=every, restart_frames=restart_frames)
 
     def committed(self) -> None:
-        """On the event loop, after a COMMIT of this process."""
+        """On the event loop, after a COMMIT run on the loop."""
         self._commits += 1
         if self._commits >= self._every and self._task is None:
             self._commits = 0

@@ -70,6 +70,7 @@ __all__ = ["Database", "Tx"]
 
 T = TypeVar("T")
 MAX_GROUP = 64  # units per transaction: bounds how long one group holds the event loop
+THREAD_AUTOCHECKPOINT = 1000  # SQLite's default, for COMMITs on the writer thread
 
 
 class Tx:
@@ -141,12 +142,23 @@ class WriterLock:
 
 def _begin_waiting(conn: sqlite3.Connection, busy_ms: int) -> None:
     """BEGIN IMMEDIATE on the writer thread, waiting up to ``busy_ms`` for another
-    SQLite connection's write lock (the loop's BEGIN never waits: busy_timeout 0)."""
+    SQLite connection's write lock (the loop's BEGIN never waits: busy_timeout 0).
+    A transaction on the writer thread checkpoints the WAL in its COMMIT as SQLite
+    does by default (big batches); one on the loop never does (ADR 0317)."""
     conn.execute(f"PRAGMA busy_timeout = {busy_ms:d}")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {THREAD_AUTOCHECKPOINT:d}")
     try:
         conn.execute("BEGIN IMMEDIATE")
+    except BaseException:
+        _loop_mode(conn)
+        raise
     finally:
         conn.execute("PRAGMA busy_timeout = 0")
+
+
+def _loop_mode(conn: sqlite3.Connection) -> None:
+    """After a writer-thread transaction: no checkpoint in a COMMIT run on the loop."""
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
 
 
 def _begin(conn: sqlite3.Connection, lock: WriterLock, busy_ms: int) -> None:
@@ -166,7 +178,10 @@ def _commit(conn: sqlite3.Connection, lock: WriterLock) -> None:
             conn.execute("ROLLBACK")
         raise
     finally:
-        lock.release()
+        try:
+            _loop_mode(conn)
+        finally:
+            lock.release()
 
 
 def _rollback(conn: sqlite3.Connection, lock: WriterLock) -> None:
@@ -174,7 +189,10 @@ def _rollback(conn: sqlite3.Connection, lock: WriterLock) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
     finally:
-        lock.release()
+        try:
+            _loop_mode(conn)
+        finally:
+            lock.release()
 
 
 def _run_group(
@@ -184,7 +202,10 @@ def _run_group(
     lock.acquire()
     try:
         _begin_waiting(conn, busy_ms)
-        return _run_begun(conn, units)
+        try:
+            return _run_begun(conn, units)
+        finally:
+            _loop_mode(conn)
     finally:
         lock.release()
 
@@ -310,7 +331,6 @@ class Database:
                 for hook in tx._hooks:  # the COMMIT ran to its end: mirror it, then stop
                     hook()
                 raise
-            self._checkpointer.committed()
             for hook in tx._hooks:
                 hook()
 
@@ -405,6 +425,7 @@ class Database:
                 raise
             return
         lock.release()
+        self._checkpointer.committed()
         self._deliver(group, results, None)
 
     def _run_on_thread(self) -> None:
@@ -437,7 +458,6 @@ class Database:
                     if not unit.future.done():
                         unit.future.set_exception(failure or RuntimeError("write failed"))
                 return
-            self._checkpointer.committed()
             outcomes: list[tuple[bool, Any]] = []
             for unit, (ok, value) in zip(group, results, strict=True):
                 if ok and unit.after is not None:

@@ -15,13 +15,13 @@ from node._db import Database, WriterLock
 BLOB = os.urandom(3000)  # about one WAL frame per unit
 
 
-async def _write(db: Database, n: int, tag: str) -> None:
+async def _write(db: Database, n: int, tag: str, quick: bool = True) -> None:
     def unit(i: int):  # type: ignore[no-untyped-def]
         return lambda c: c.execute("INSERT INTO node_meta VALUES (?, ?)", (f"{tag}{i}", BLOB))
 
     for start in range(0, n, 16):  # steady writes: groups back to back
         await asyncio.gather(
-            *(db.write_unit(unit(i), quick=True) for i in range(start, min(n, start + 16)))
+            *(db.write_unit(unit(i), quick=quick) for i in range(start, min(n, start + 16)))
         )
 
 
@@ -44,6 +44,17 @@ async def test_without_checkpoints_the_same_writes_grow_the_wal(tmp_path: Path) 
     await _write(db, 1500, "k")
     assert db._checkpointer.runs == 0
     assert os.path.getsize(f"{path}-wal") > 9_000_000
+    await db.close()
+
+
+async def test_writer_thread_commits_still_checkpoint_themselves(tmp_path: Path) -> None:
+    """Units that are not quick (batches) commit on the writer thread with SQLite's
+    own auto-checkpoint (every 1,000 frames), even with the checkpointer idle."""
+    path = tmp_path / "n.db"
+    db = await Database.open(path, checkpoint_every=10**9, restart_frames=10**9)
+    await _write(db, 1500, "k", quick=False)
+    assert db._checkpointer.runs == 0
+    assert os.path.getsize(f"{path}-wal") < 6_000_000  # ~4 MB: started over, not 12 MB
     await db.close()
 
 
