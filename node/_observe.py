@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import time
 import weakref
@@ -50,13 +51,15 @@ def redact(text: str) -> str:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, msg and the record's ``fields``."""
+    """One JSON object per line: ts, level, logger, pid, msg and the record's ``fields``
+    (``pid`` tells the primary's lines from its peer-port workers', ADR 0312)."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,
             "msg": record.getMessage(),
         }
         fields = getattr(record, "fields", None)
@@ -111,14 +114,22 @@ def _sole_json_handler() -> logging.StreamHandler[Any] | None:
 
 
 def access_line(
-    created: float, method: str, *, peer: str, via: str, code: str, reason: str, ms: float
+    created: float,
+    method: str,
+    *,
+    pid: int,
+    peer: str,
+    via: str,
+    code: str,
+    reason: str,
+    ms: float,
 ) -> str:
     """The access line exactly as :class:`JsonFormatter` formats the record
     ``log_event("rpc", method=…, peer=…, via=…, code=…, reason=…, ms=…)`` created at
-    ``created`` (ID-shaped text redacted)."""
+    ``created`` by process ``pid`` (ID-shaped text redacted)."""
     return redact(
         f'{{"ts": {round(created, 3)!r}, "level": "info", "logger": "huxin.node", '
-        f'"msg": "rpc", "method": {encode_basestring(method)}, '
+        f'"pid": {pid:d}, "msg": "rpc", "method": {encode_basestring(method)}, '
         f'"peer": {encode_basestring(peer)}, "via": {encode_basestring(via)}, '
         f'"code": {encode_basestring(code)}, "reason": {encode_basestring(reason)}, '
         f'"ms": {ms!r}}}'
@@ -180,10 +191,12 @@ class AccessLog:
                     ms=round(seconds * 1000, 2),
                 )
             return
+        pid = os.getpid()
         text = "".join(
             access_line(
                 created,
                 method,
+                pid=pid,
                 peer=peer,
                 via=via,
                 code=code,

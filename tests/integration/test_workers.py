@@ -189,6 +189,15 @@ def test_two_processes_serve_one_node(world: dict[str, Any]) -> None:
         proc.stop()
     worker_pid = proc.ports["workers"][0]["pid"]
     assert _wait_gone(worker_pid, 15), "worker outlived a SIGTERM to the primary"
+    # one log file, and every access line says which process served the call
+    lines = (world["toml"].parent / "node.log").read_text().splitlines()
+    served = [
+        doc["pid"]
+        for doc in map(json.loads, filter(None, lines))
+        if doc.get("method") == "RequestAttestation" and doc.get("code") == "OK"
+    ]
+    assert len(served) == CONNECTIONS
+    assert set(served) == {proc.p.pid, worker_pid}
 
     secrets = load_secrets(load_config(world["toml"]))
     keys = {secrets.signing.key_id: secrets.signing.public_key}

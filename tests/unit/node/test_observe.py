@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ def test_json_lines_with_fields() -> None:
     assert doc["msg"] == "rpc"
     assert doc["method"] == "GetMyScore"
     assert doc["level"] == "info"
+    assert doc["pid"] == os.getpid()  # which process of a node with workers wrote it
 
 
 def test_id_shaped_values_are_redacted() -> None:
@@ -98,7 +100,13 @@ def test_access_line_is_the_formatters_line(
 ) -> None:
     """REQ: N-observability — same JSON text (keys, order, escapes, redaction) as logging."""
     fields = {"method": method, "peer": peer, "via": via, "code": code, "reason": reason}
-    line = access_line(created, method, ms=ms, **{k: v for k, v in fields.items() if k != "method"})
+    line = access_line(
+        created,
+        method,
+        pid=os.getpid(),
+        ms=ms,
+        **{k: v for k, v in fields.items() if k != "method"},
+    )
     assert line == _formatted(created, **fields, ms=ms)
     assert ID not in line
 
