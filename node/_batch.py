@@ -25,6 +25,7 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,7 @@ import grpc
 
 from scoring import Residence, Scheme, Subject, score
 
+from ._db import WriterLock
 from ._errors import CodedNodeError
 from ._storage import StorageError, connect
 
@@ -325,10 +327,14 @@ def run_month(
     if not path.exists():
         raise StorageError("DB_NOT_FOUND", f"database {str(path)!r} does not exist")
     conn = connect(path, create=False)
+    # every write takes the node's writer lock, as a running node's writers do (ADR
+    # 0312): the node's writers wait in flock, not in SQLite's sleeping busy handler
+    lock = WriterLock(path)
     try:
-        run_id, n_chunks, complete = _open_run(
-            conn, scheme, period, as_of, chunk_subjects, force=force
-        )
+        with _writing(lock):
+            run_id, n_chunks, complete = _open_run(
+                conn, scheme, period, as_of, chunk_subjects, force=force
+            )
         done = {c for (c,) in conn.execute(
             "SELECT chunk FROM snapshot_run_chunks WHERE run_id = ?", (run_id,)
         )}  # fmt: skip
@@ -336,13 +342,15 @@ def run_month(
         computed = 0
         if not complete:
             computed = _compute(conn, path, scheme, as_of, run_id, todo, workers, progress,
-                                len(done), n_chunks)  # fmt: skip
-            conn.execute(
-                "UPDATE snapshot_runs SET finished_at = ? WHERE run_id = ?", (_now(), run_id)
-            )
+                                len(done), n_chunks, lock)  # fmt: skip
+            with _writing(lock):
+                conn.execute(
+                    "UPDATE snapshot_runs SET finished_at = ? WHERE run_id = ?", (_now(), run_id)
+                )
         subjects, eligible, grades = _totals(conn, run_id)
     finally:
         conn.close()
+        lock.close()
     return RunSummary(
         run_id,
         period,
@@ -358,6 +366,16 @@ def run_month(
     )
 
 
+@contextmanager
+def _writing(lock: WriterLock) -> Iterator[None]:
+    """Hold the database's cross-process writer lock for one write."""
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def _compute(  # noqa: PLR0917 - private helper of run_month
     conn: sqlite3.Connection,
     path: Path,
@@ -369,6 +387,7 @@ def _compute(  # noqa: PLR0917 - private helper of run_month
     progress: Callable[[int, int], None] | None,
     already: int,
     total: int,
+    lock: WriterLock,
 ) -> int:
     pool = None
     if workers > 1 and len(todo) > 1:
@@ -383,23 +402,24 @@ def _compute(  # noqa: PLR0917 - private helper of run_month
     computed = 0
     try:
         for res in results:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany(
-                    "INSERT INTO snapshots"
-                    " (run_id, subject_key, eligible, score, grade, reason)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    res.rows,
-                )
-                conn.execute(
-                    "INSERT INTO snapshot_run_chunks (run_id, chunk, subjects, eligible)"
-                    " VALUES (?, ?, ?, ?)",
-                    (run_id, res.chunk, len(res.rows), res.eligible),
-                )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+            with _writing(lock):
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(
+                        "INSERT INTO snapshots"
+                        " (run_id, subject_key, eligible, score, grade, reason)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        res.rows,
+                    )
+                    conn.execute(
+                        "INSERT INTO snapshot_run_chunks (run_id, chunk, subjects, eligible)"
+                        " VALUES (?, ?, ?, ?)",
+                        (run_id, res.chunk, len(res.rows), res.eligible),
+                    )
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
             computed += 1
             if progress is not None:
                 progress(already + computed, total)

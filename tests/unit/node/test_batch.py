@@ -264,3 +264,31 @@ def test_load_subject_finds_exactly_one(scored: Path) -> None:
     conn.close()
     if loaded is not None:
         assert len(loaded[1]) == n
+
+
+def test_the_monthly_run_writes_under_the_nodes_writer_lock(tmp_path: Path) -> None:
+    """REQ: H3 — a monthly run against a serving node's database queues on the same
+    writer lock as the node's own writers (ADR 0312/0315): it writes nothing while
+    another holder has the lock, and finishes once it is free."""
+    import threading
+
+    from node._db import WriterLock
+
+    db = copy_of(population_db(), tmp_path)
+    other = WriterLock(db)  # as a serving node mid-commit
+    other.acquire()
+    out: list[object] = []
+    runner = threading.Thread(target=lambda: out.append(run_month(db, HEIHE, "2026-10")))
+    runner.start()
+    runner.join(0.5)
+    assert runner.is_alive()  # waiting for the lock, not writing
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT count(*) FROM snapshot_runs").fetchone() == (0,)
+    finally:
+        conn.close()
+    other.release()
+    runner.join(60)
+    assert not runner.is_alive() and len(out) == 1
+    assert _snapshots(db, "2026-10")
+    other.close()
