@@ -14,7 +14,9 @@ own connection and thread:
   to start the WAL over), takes the cross-process writer lock through its own
   file description (so this process's own writers queue behind it like any
   other process's) and runs a RESTART checkpoint, which finishes the copy and
-  lets the next writer reuse the WAL from its start.
+  lets the next writer reuse the WAL from its start.  The RESTART waits at most
+  ``RESTART_WAIT_MS`` for readers of old snapshots; if they are still reading it
+  gives up (SQLite reports it busy) and the next run tries again.
 
 Invariants: at most one checkpoint of this process runs at a time; a failed
 checkpoint is logged and retried after the next ``every`` commits (the data is
@@ -40,6 +42,10 @@ __all__ = ["Checkpointer"]
 
 CHECKPOINT_EVERY = 64  # commits between PASSIVE checkpoints
 RESTART_FRAMES = 4096  # WAL frames (16 MiB of 4 KiB pages) that force a RESTART
+# How long a RESTART (holding the writer lock, so every writer waits) may wait for
+# readers still in old snapshots (a long report, a batch job's reader) before it
+# gives up until the next run: writers must not stall behind a slow reader.
+RESTART_WAIT_MS = 250
 
 
 def _restart(conn: sqlite3.Connection, lock: WriterLock) -> tuple[int, int, int]:
@@ -85,11 +91,9 @@ class Checkpointer:
         every: int = CHECKPOINT_EVERY,
         restart_frames: int = RESTART_FRAMES,
     ) -> Checkpointer:
-        from ._storage import BUSY_TIMEOUT_MS
-
         _check_limits(every, restart_frames)  # before a connection (and its thread) exists
         conn = await aiosqlite.connect(Path(path), isolation_level=None)
-        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+        await conn.execute(f"PRAGMA busy_timeout = {RESTART_WAIT_MS:d}")
         return cls(conn, lock, every=every, restart_frames=restart_frames)
 
     def committed(self) -> None:

@@ -70,6 +70,7 @@ __all__ = ["Database", "Tx"]
 
 T = TypeVar("T")
 MAX_GROUP = 64  # units per transaction: bounds how long one group holds the event loop
+CLOSE_DRAIN_S = 10.0  # how long close() lets queued units commit
 THREAD_AUTOCHECKPOINT = 1000  # SQLite's default, for COMMITs on the writer thread
 
 
@@ -288,6 +289,15 @@ class Database:
         return cls(writer, reader, WriterLock(path), checkpointer, busy_ms=busy_ms)
 
     async def close(self) -> None:
+        """Let queued units commit (up to ``CLOSE_DRAIN_S``), fail any left, close."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLOSE_DRAIN_S
+        while (self._waiting or self._runner_queued) and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        while self._waiting:
+            unit = self._waiting.popleft()
+            if not unit.future.done():
+                unit.future.set_exception(RuntimeError("the database was closed"))
         async with self._lock:
             await self._writer.close()
         await self._reader.close()

@@ -87,3 +87,33 @@ async def test_limits_must_be_positive(tmp_path: Path, every: int, restart_frame
             )
     finally:
         lock.close()
+
+
+async def test_a_restart_gives_up_on_a_slow_reader_and_frees_the_writers(
+    tmp_path: Path,
+) -> None:
+    """A reader still in an old snapshot (a long report) does not stall every writer:
+    the RESTART waits RESTART_WAIT_MS, reports busy and releases the writer lock."""
+    import sqlite3
+    import time
+
+    path = tmp_path / "n.db"
+    db = await Database.open(path, checkpoint_every=10**9, restart_frames=1)
+    await _write(db, 10, "a")
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM node_meta").fetchone()  # holds its snapshot
+    await _write(db, 10, "b")
+    started = time.monotonic()
+    busy, frames, done = await asyncio.wait_for(db._checkpointer.checkpoint(), 10)
+    assert time.monotonic() - started < 3
+    assert busy == 1 and done < frames  # gave up; the frames are still in the WAL
+    probe = WriterLock(path)
+    assert probe.try_acquire()  # the writers are free again
+    probe.release()
+    probe.close()
+    reader.execute("COMMIT")
+    reader.close()
+    await _write(db, 10, "c")  # writing goes on
+    assert (await db.fetchone("SELECT count(*) FROM node_meta")) == (30,)
+    await db.close()

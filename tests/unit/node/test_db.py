@@ -216,3 +216,24 @@ async def test_a_foreign_writer_past_the_busy_wait_fails_the_unit(tmp_path: Path
     assert await db.fetchall("SELECT key FROM node_meta") == [("v",)]
     foreign.close()
     await db.close()
+
+
+async def test_close_lets_queued_units_commit_first(tmp_path: Path, on_loop: bool) -> None:
+    db = await Database.open(tmp_path / "n.db")
+    units = [
+        asyncio.ensure_future(
+            db.write_unit(
+                lambda c, i=i: c.execute("INSERT INTO node_meta VALUES (?, '1')", (f"k{i}",)),
+                quick=on_loop,
+            )
+        )
+        for i in range(5)
+    ]
+    await asyncio.sleep(0)  # queued, not yet run
+    await db.close()
+    await asyncio.gather(*units)  # every one committed, none left hanging
+    conn = sqlite3.connect(tmp_path / "n.db")
+    try:
+        assert conn.execute("SELECT count(*) FROM node_meta").fetchone() == (5,)
+    finally:
+        conn.close()
