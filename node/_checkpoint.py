@@ -124,8 +124,11 @@ class Checkpointer:
         return busy, frames, done
 
     async def close(self) -> None:
+        """Wait for a checkpoint in flight (it runs to its end on its thread), close."""
         if self._task is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self._task
-        await self._conn.close()
-        self._lock.close()
+        try:
+            await self._conn.close()
+        finally:
+            self._lock.close()

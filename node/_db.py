@@ -5,18 +5,19 @@ Invariants:
 * every write is a transaction (``BEGIN IMMEDIATE`` … ``COMMIT``), rolled back
   on any exception; a caller acknowledges only after its write has returned,
   i.e. after COMMIT;
-* all writes of this process run on the writer connection's one thread, in
-  the order they were queued there: a multi-step transaction (:meth:`write`)
-  holds an asyncio lock, and a group of units is queued only while that lock
-  is free, so a group never runs inside another transaction; in-memory state
-  that mirrors committed rows (the log's Merkle tree) is updated by hooks that
-  run on the event loop after COMMIT, in commit order, and never for a
-  rolled-back transaction;
+* all writes of this process go through the one writer connection, in the
+  order they were queued: a multi-step transaction (:meth:`write`) holds an
+  asyncio lock from BEGIN until its COMMIT/ROLLBACK has run on the writer
+  thread, however often its caller is cancelled, and a group of units runs
+  only while that lock is free, so a group never runs inside another
+  transaction; in-memory state that mirrors committed rows (the log's Merkle
+  tree) is updated by hooks that run on the event loop after COMMIT, in commit
+  order, and never for a rolled-back transaction;
 * reads use a separate connection, so they never see uncommitted writes;
 * every write transaction of every process serving one database (the
   primary and its peer-port workers, docs/adr/0312) first takes an exclusive
-  ``flock`` on ``<database>.writer-lock`` on the writer thread and releases it
-  after COMMIT/ROLLBACK: writers queue on the kernel lock instead of polling
+  ``flock`` on ``<database>.writer-lock`` and releases it after
+  COMMIT/ROLLBACK: writers queue on the kernel lock instead of polling
   SQLite's busy handler (which sleeps 1–100 ms between tries), and the log
   entry indexes taken inside a transaction stay dense across processes;
 * hot paths run a *unit of work*: a synchronous function run in one piece,
@@ -38,7 +39,10 @@ Invariants:
 * the writer connection is used by one thread at a time: its aiosqlite
   thread runs jobs only while a multi-step transaction holds ``_lock`` or the
   runner flag is set for a thread runner, and the loop runs a group only when
-  neither is the case (ADRs 0303, 0310, 0312, 0315).
+  neither is the case (ADRs 0303, 0310, 0312, 0315);
+* a runner that fails for any reason fails its group's callers and clears the
+  runner flag (no later unit waits behind it); after :meth:`close` starts,
+  new units are refused at once and queued ones commit first.
 
 aiosqlite owns the connections and their threads (DESIGN.md); running a
 function on that thread uses ``aiosqlite.Connection._execute`` (and, for the
@@ -70,6 +74,7 @@ __all__ = ["Database", "Tx"]
 
 T = TypeVar("T")
 MAX_GROUP = 64  # units per transaction: bounds how long one group holds the event loop
+MAX_THREAD_GROUP = 256  # units per transaction on the writer thread
 CLOSE_DRAIN_S = 10.0  # how long close() lets queued units commit
 THREAD_AUTOCHECKPOINT = 1000  # SQLite's default, for COMMITs on the writer thread
 
@@ -141,13 +146,16 @@ class WriterLock:
             os.close(self._fd)
 
 
-def _begin_waiting(conn: sqlite3.Connection, busy_ms: int) -> None:
+def _begin_waiting(
+    conn: sqlite3.Connection, busy_ms: int, checkpoint_in_commit: bool = True
+) -> None:
     """BEGIN IMMEDIATE on the writer thread, waiting up to ``busy_ms`` for another
     SQLite connection's write lock (the loop's BEGIN never waits: busy_timeout 0).
-    A transaction on the writer thread checkpoints the WAL in its COMMIT as SQLite
-    does by default (big batches); one on the loop never does (ADR 0317)."""
+    A batch on the writer thread checkpoints the WAL in its COMMIT as SQLite does
+    by default; quick groups (on the loop or here) never do (ADR 0317)."""
     conn.execute(f"PRAGMA busy_timeout = {busy_ms:d}")
-    conn.execute(f"PRAGMA wal_autocheckpoint = {THREAD_AUTOCHECKPOINT:d}")
+    if checkpoint_in_commit:
+        conn.execute(f"PRAGMA wal_autocheckpoint = {THREAD_AUTOCHECKPOINT:d}")
     try:
         conn.execute("BEGIN IMMEDIATE")
     except BaseException:
@@ -197,12 +205,16 @@ def _rollback(conn: sqlite3.Connection, lock: WriterLock) -> None:
 
 
 def _run_group(
-    conn: sqlite3.Connection, units: list[_Pending], lock: WriterLock, busy_ms: int
+    conn: sqlite3.Connection,
+    units: list[_Pending],
+    lock: WriterLock,
+    busy_ms: int,
+    checkpoint_in_commit: bool,
 ) -> list[tuple[bool, Any]]:
     """The thread runner: waits for the writer lock, then runs the group."""
     lock.acquire()
     try:
-        _begin_waiting(conn, busy_ms)
+        _begin_waiting(conn, busy_ms, checkpoint_in_commit)
         try:
             return _run_begun(conn, units)
         finally:
@@ -243,6 +255,28 @@ def _run_begun(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bo
     return out
 
 
+async def _settle(job: asyncio.Future[Any]) -> Any:
+    """Await a writer-thread job to its very end, however often the caller is
+    cancelled meanwhile; then raise the job's own error, else the cancellation,
+    else return its result (so nobody acts before a COMMIT/ROLLBACK has run)."""
+    cancelled = False
+    while not job.done():
+        try:
+            await asyncio.shield(job)
+        except asyncio.CancelledError:
+            cancelled = True
+        except BaseException:  # noqa: S110 - the job's own failure, raised below
+            pass
+    if job.cancelled():
+        raise asyncio.CancelledError
+    exc = job.exception()
+    if exc is not None:
+        raise exc
+    if cancelled:
+        raise asyncio.CancelledError
+    return job.result()
+
+
 class Database:
     """Writer + reader connections to one node SQLite file."""
 
@@ -260,6 +294,7 @@ class Database:
         self._writer_lock = lock
         self._checkpointer = checkpointer  # WAL checkpoints off the loop (ADR 0317)
         self._busy_ms = busy_ms  # SQLite busy wait of the thread paths
+        self._closed = False
         self._lock = asyncio.Lock()  # held by a multi-step write() transaction
         self._waiting: collections.deque[_Pending] = collections.deque()  # units, FIFO
         self._runner_queued = False
@@ -290,6 +325,7 @@ class Database:
 
     async def close(self) -> None:
         """Let queued units commit (up to ``CLOSE_DRAIN_S``), fail any left, close."""
+        self._closed = True  # new units are refused from now on
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CLOSE_DRAIN_S
         while (self._waiting or self._runner_queued) and loop.time() < deadline:
@@ -323,7 +359,7 @@ class Database:
             conn, raw, lock = self._writer, self._writer._conn, self._writer_lock
             begin = asyncio.ensure_future(conn._execute(_begin, raw, lock, self._busy_ms))  # type: ignore[no-untyped-call]
             try:
-                await asyncio.shield(begin)
+                await _settle(begin)
             except BaseException:
                 await self._finish(_rollback)  # queued after BEGIN on the writer thread
                 raise
@@ -338,21 +374,20 @@ class Database:
             try:
                 await self._finish(_commit)
             except asyncio.CancelledError:
-                for hook in tx._hooks:  # the COMMIT ran to its end: mirror it, then stop
+                # _finish raises the COMMIT's own error if it failed: this one
+                # ran to its end, so mirror it, then stop
+                for hook in tx._hooks:
                     hook()
                 raise
             for hook in tx._hooks:
                 hook()
 
     async def _finish(self, fn: Callable[[sqlite3.Connection, WriterLock], None]) -> None:
-        """Run COMMIT or ROLLBACK (then release the lock) to its end, even if cancelled."""
+        """Run COMMIT or ROLLBACK (then release the lock) to its end, even if cancelled
+        (any number of times): ``_lock`` is held until the job has run."""
         conn = self._writer
         done = asyncio.ensure_future(conn._execute(fn, conn._conn, self._writer_lock))  # type: ignore[no-untyped-call]
-        try:
-            await asyncio.shield(done)
-        except asyncio.CancelledError:
-            await done
-            raise
+        await _settle(done)
 
     # -- units of work (hot paths) --------------------------------------------
     async def read_unit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -377,6 +412,8 @@ class Database:
         Every other unit runs on the writer thread, so a record batch or a hub
         ingest never holds the loop.
         """
+        if self._closed:
+            raise RuntimeError("the database is closed")
         pending = _Pending(fn, after, asyncio.get_running_loop().create_future(), quick)
         self._waiting.append(pending)
         self._queue_runner()
@@ -402,18 +439,32 @@ class Database:
         """Units from the head of the queue, FIFO: on the loop only quick ones."""
         waiting = self._waiting
         group: list[_Pending] = []
-        while waiting and len(group) < MAX_GROUP and (waiting[0].quick or not quick_only):
+        most = MAX_GROUP if quick_only else MAX_THREAD_GROUP
+        while waiting and len(group) < most and (waiting[0].quick or not quick_only):
             group.append(waiting.popleft())
         return group
 
     def _run_on_loop(self) -> None:
         """The group on the event loop thread if nobody else is writing, else on
-        the writer thread.  Never waits: no blocking flock, no SQLite busy wait."""
+        the writer thread.  Never waits: no blocking flock, no SQLite busy wait.
+        Whatever goes wrong, the queued group gets the error and the runner flag
+        is cleared: no later unit can hang behind a runner that never ran."""
+        try:
+            self._try_on_loop()
+        except Exception as exc:  # e.g. flock failed, database unreadable or closed
+            self._deliver(self._take_group(quick_only=False), None, exc)
+
+    def _try_on_loop(self) -> None:
         if self._lock.locked() or not self._waiting:
             self._runner_queued = False  # the transaction's end schedules a runner
             return
         lock, conn = self._writer_lock, self._writer._conn
-        if not self._waiting[0].quick or not lock.try_acquire():  # or another process writes
+        if not self._waiting[0].quick or conn.in_transaction:
+            # a batch at the head, or (never expected) a thread job still open:
+            # queue behind it on the writer thread, never touch the lock here
+            self._run_on_thread()
+            return
+        if not lock.try_acquire():  # another process is writing
             self._run_on_thread()
             return
         try:
@@ -435,7 +486,6 @@ class Database:
                 raise
             return
         lock.release()
-        self._checkpointer.committed()
         self._deliver(group, results, None)
 
     def _run_on_thread(self) -> None:
@@ -445,8 +495,11 @@ class Database:
 
         def runner() -> None:  # on the writer thread
             group = self._take_group(quick_only=False)
+            # a group of quick units that waited for another process leaves the
+            # checkpoint to the checkpointer, as on the loop (ADR 0317)
+            batch = not all(u.quick for u in group)
             try:
-                results = _run_group(conn, group, lock, busy_ms)
+                results = _run_group(conn, group, lock, busy_ms, batch)
             except BaseException as exc:  # the whole group failed (e.g. disk full)
                 loop.call_soon_threadsafe(self._deliver, group, None, exc)
             else:
@@ -468,6 +521,8 @@ class Database:
                     if not unit.future.done():
                         unit.future.set_exception(failure or RuntimeError("write failed"))
                 return
+            if all(unit.quick for unit in group):
+                self._checkpointer.committed()  # batches checkpointed in their COMMIT
             outcomes: list[tuple[bool, Any]] = []
             for unit, (ok, value) in zip(group, results, strict=True):
                 if ok and unit.after is not None:

@@ -369,7 +369,8 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
 
         def unit(conn: sqlite3.Connection) -> _Outcome:
             """One transaction: checks, score, use + status index + log entry (or the
-            refusal's log entry).  Runs on the writer thread; group-committed."""
+            refusal's log entry).  A quick unit: group-committed, on the event loop
+            when the writer lock is free (ADR 0315), else on the writer thread."""
             used = use_active_consent(
                 conn, consent_id, audience=peer, purpose=purpose, binding=binding, now=now
             )

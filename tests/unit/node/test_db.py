@@ -237,3 +237,78 @@ async def test_close_lets_queued_units_commit_first(tmp_path: Path, on_loop: boo
         assert conn.execute("SELECT count(*) FROM node_meta").fetchone() == (5,)
     finally:
         conn.close()
+
+
+async def test_a_twice_cancelled_transaction_holds_the_writer_to_its_end(tmp_path: Path) -> None:
+    """Cancelling a write() caller again while its COMMIT waits on the writer thread
+    neither frees the writer early (no loop group beside the open transaction, the
+    cross-process lock still held) nor mirrors the commit before it has run."""
+    import time
+
+    db = await Database.open(tmp_path / "n.db")
+    other = WriterLock(tmp_path / "n.db")
+    mirrored: list[bool] = []
+    slow: list[asyncio.Future[object]] = []
+
+    async def cold() -> None:
+        async with db.write() as tx:
+            await tx.run("INSERT INTO node_meta VALUES ('cold', '1')")
+            tx.after_commit(lambda: mirrored.append(db._writer._conn.in_transaction))
+            # a slow job queued on the writer thread ahead of this COMMIT
+            slow.append(asyncio.ensure_future(tx.conn._execute(time.sleep, 0.5)))  # type: ignore[attr-defined]
+
+    task = asyncio.ensure_future(cold())
+    await asyncio.sleep(0.05)
+    for _ in range(2):
+        task.cancel()
+        await asyncio.sleep(0.01)
+    unit = asyncio.ensure_future(
+        db.write_unit(lambda c: c.execute("INSERT INTO node_meta VALUES ('u', '1')"), quick=True)
+    )
+    await asyncio.sleep(0.05)
+    assert not other.try_acquire()  # the open transaction still holds the lock
+    assert not unit.done() and mirrored == []
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert mirrored == [False]  # mirrored once, after COMMIT
+    assert slow[0].done()  # the job queued before the COMMIT ran first
+    await asyncio.wait_for(unit, 10)
+    rows = await db.fetchall("SELECT key FROM node_meta ORDER BY key")
+    assert [r[0] for r in rows] == ["cold", "u"]
+    other.close()
+    await db.close()
+
+
+async def test_after_close_units_are_refused_at_once(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "n.db")
+    await db.close()
+    for quick in (True, False):
+        with pytest.raises(RuntimeError, match="closed"):
+            await asyncio.wait_for(db.write_unit(lambda c: None, quick=quick), 5)
+
+
+async def test_a_failing_group_on_the_loop_fails_its_units_and_the_next_runs(
+    tmp_path: Path,
+) -> None:
+    """A group of several quick units whose COMMIT fails: every caller gets the error,
+    nothing of the group is kept, and the writer serves the next unit."""
+    db = await Database.open(tmp_path / "n.db")
+
+    def ok(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO node_meta VALUES ('a', '1')")
+
+    def breaks_commit(conn: sqlite3.Connection) -> None:
+        # a foreign-key violation checked only at COMMIT: the whole group's COMMIT fails
+        conn.execute("PRAGMA defer_foreign_keys = ON")
+        conn.execute(
+            "INSERT INTO residences (subject_key, kind, since) VALUES (?, 'home', '2020-01-01')",
+            (b"\x09" * 32,),
+        )
+
+    units = [asyncio.ensure_future(db.write_unit(f, quick=True)) for f in (ok, breaks_commit, ok)]
+    results = await asyncio.gather(*units, return_exceptions=True)
+    assert all(isinstance(r, sqlite3.IntegrityError) for r in results), results
+    assert await db.fetchall("SELECT key FROM node_meta") == []
+    await db.write_unit(lambda c: c.execute("INSERT INTO node_meta VALUES ('b', '1')"), quick=True)
+    assert await db.fetchall("SELECT key FROM node_meta") == [("b",)]
+    await db.close()
