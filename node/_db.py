@@ -142,8 +142,11 @@ class WriterLock:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+        """Close the lock file (idempotent: a second call never closes a reused fd)."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def _begin_waiting(
@@ -312,16 +315,24 @@ class Database:
         writer thread waits for a SQLite connection that is not one of ours
         (e.g. a batch job) to release the write lock; ``checkpoint_every`` and
         ``restart_frames``: see :mod:`node._checkpoint`."""
-        writer = await connect_async(path, check_same_thread=False)
-        await writer.execute("PRAGMA busy_timeout = 0")  # the loop never waits in SQLite
-        await writer.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer does it
-        checkpointer = await Checkpointer.open(
-            path, WriterLock(path), every=checkpoint_every, restart_frames=restart_frames
-        )
-        reader = await aiosqlite.connect(Path(path), isolation_level=None)
-        await reader.execute("PRAGMA foreign_keys = ON")
-        await reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
-        return cls(writer, reader, WriterLock(path), checkpointer, busy_ms=busy_ms)
+        async with contextlib.AsyncExitStack() as opened:  # closes all if one step fails
+            writer = await connect_async(path, check_same_thread=False)
+            opened.push_async_callback(writer.close)
+            await writer.execute("PRAGMA busy_timeout = 0")  # the loop never waits in SQLite
+            await writer.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer does it
+            own_lock = WriterLock(path)
+            opened.callback(own_lock.close)
+            checkpointer = await Checkpointer.open(
+                path, own_lock, every=checkpoint_every, restart_frames=restart_frames
+            )
+            opened.push_async_callback(checkpointer.close)
+            reader = await aiosqlite.connect(Path(path), isolation_level=None)
+            opened.push_async_callback(reader.close)
+            await reader.execute("PRAGMA foreign_keys = ON")
+            await reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+            db = cls(writer, reader, WriterLock(path), checkpointer, busy_ms=busy_ms)
+            opened.pop_all()  # opened: the database owns them now
+        return db
 
     async def close(self) -> None:
         """Let queued units commit (up to ``CLOSE_DRAIN_S``), fail any left, close."""

@@ -117,3 +117,17 @@ async def test_a_restart_gives_up_on_a_slow_reader_and_frees_the_writers(
     await _write(db, 10, "c")  # writing goes on
     assert (await db.fetchone("SELECT count(*) FROM node_meta")) == (30,)
     await db.close()
+
+
+async def test_a_database_that_fails_to_open_leaves_nothing_open(tmp_path: Path) -> None:
+    """Bad checkpoint limits fail the open after the writer was connected: the writer
+    connection and the lock files are closed again (no thread, no descriptor left)."""
+    import threading
+
+    before_threads = threading.active_count()
+    before_fds = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(ValueError, match="positive"):
+        await Database.open(tmp_path / "n.db", checkpoint_every=0)
+    await asyncio.sleep(0.1)  # the writer's thread ends after its close
+    assert threading.active_count() <= before_threads
+    assert len(os.listdir("/proc/self/fd")) <= before_fds
