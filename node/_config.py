@@ -48,6 +48,7 @@ class ConfigError(Exception):
 
 
 MAX_PEER_WORKERS = 32
+PEER_CONNECTION_AGE = 600  # seconds; the default with peer_workers > 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,16 @@ class ListenConfig:
     # processes serving the peer port (SO_REUSEPORT; region role only; docs/adr/0312).
     # Worker i > 0 serves its own metrics on the metrics port + i (any port if 0).
     peer_workers: int = 1
+    # Seconds after which a peer connection is asked to reconnect (gRPC GOAWAY; calls
+    # in flight finish first), so that long-lived peer connections are spread over
+    # the workers again. None: PEER_CONNECTION_AGE with workers, never without; 0: never.
+    peer_connection_age_seconds: int | None = None
+
+    def peer_connection_age(self) -> int:
+        """The age in effect (0 = connections are never recycled)."""
+        if self.peer_connection_age_seconds is not None:
+            return self.peer_connection_age_seconds
+        return PEER_CONNECTION_AGE if self.peer_workers > 1 else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +196,7 @@ class NodeConfig:
 
 _SECTIONS = {
     "node": {"region", "scheme", "role", "database", "log_file", "grace_seconds"},
-    "listen": {"peer", "citizen", "metrics", "peer_workers"},
+    "listen": {"peer", "citizen", "metrics", "peer_workers", "peer_connection_age_seconds"},
     "tls": {"cert", "key", "ca"},
     "keys": {"root", "signing", "key_set", "storage_secret", "seal"},
     "identity": {"issuer", "public_keys", "max_age_seconds"},
@@ -312,6 +323,14 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         metrics=_get(listen_raw, "listen", "metrics", str, ""),
         peer_workers=_positive(
             _get(listen_raw, "listen", "peer_workers", int, 1), "listen.peer_workers"
+        ),
+        peer_connection_age_seconds=(
+            None
+            if "peer_connection_age_seconds" not in listen_raw
+            else _non_negative(
+                _get(listen_raw, "listen", "peer_connection_age_seconds", int, 0),
+                "listen.peer_connection_age_seconds",
+            )
         ),
     )
     if listen.peer_workers > MAX_PEER_WORKERS:

@@ -131,6 +131,7 @@ peer = "{peer_listen}"
 citizen = "{citizen_listen}"
 metrics = "{metrics_listen}"
 # peer_workers = 2  # processes sharing the peer port: about one per core (docs/adr/0312)
+# peer_connection_age_seconds = 600  # with workers: peer connections re-spread (0 = never)
 
 [tls]
 cert = "tls/node.pem"

@@ -148,14 +148,25 @@ class NodeServer:
             throttle=self.throttle if require_certificate else None,
         )
         self._guards.append(guard)
-        return aio.server(
-            interceptors=[guard],
-            options=[
-                ("grpc.max_receive_message_length", limits.max_message_bytes),
-                ("grpc.max_send_message_length", limits.max_message_bytes),
-                ("grpc.so_reuseport", 1 if reuse_port else 0),
-            ],
-        )
+        return aio.server(interceptors=[guard], options=self._options(reuse_port))
+
+    def _options(self, reuse_port: bool) -> list[tuple[str, int]]:
+        """gRPC server options; the peer port of a node with workers recycles its
+        connections (``[listen] peer_connection_age_seconds``) so the kernel spreads
+        long-lived peer connections over the processes again."""
+        config = self.ctx.config
+        options = [
+            ("grpc.max_receive_message_length", config.limits.max_message_bytes),
+            ("grpc.max_send_message_length", config.limits.max_message_bytes),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ]
+        age = config.listen.peer_connection_age() if reuse_port else 0
+        if age > 0:
+            options += [
+                ("grpc.max_connection_age_ms", age * 1000),
+                ("grpc.max_connection_age_grace_ms", int(config.grace_seconds * 1000)),
+            ]
+        return options
 
     async def _add_health(self, server: aio.Server, services: tuple[str, ...]) -> None:
         servicer = health_aio.HealthServicer()

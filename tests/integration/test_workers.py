@@ -241,6 +241,48 @@ def test_two_processes_serve_one_node(world: dict[str, Any]) -> None:
     assert uses == CONNECTIONS
 
 
+def test_an_aged_peer_connection_reconnects_to_any_process(world: dict[str, Any]) -> None:
+    """README/ADR 0312: with ``peer_connection_age_seconds`` a long-lived peer connection
+    is recycled (GOAWAY, calls in flight finish) and lands on any process again: one
+    channel's calls end up served by both processes, none failing."""
+    toml: Path = world["toml"]
+    toml.write_text(
+        toml.read_text().replace(
+            "\npeer_workers = 2", "\npeer_workers = 2\npeer_connection_age_seconds = 1", 1
+        )
+    )
+    proc = ServeProcess(toml)
+    log = toml.parent / "node.log"
+    pids = {proc.p.pid, proc.ports["workers"][0]["pid"]}
+
+    def served() -> set[int]:
+        return {
+            doc["pid"]
+            for doc in map(json.loads, filter(None, log.read_text().splitlines()))
+            if doc.get("method") == "GetKeySet" and doc.get("code") == "OK"
+        }
+
+    async def calls() -> int:
+        ca, hainan = world["ca"], world["hainan"]
+        ch = requester_channel(proc.ports["peer"], hainan, ca.cert_pem, 0)
+        stub = node_pb2_grpc.PeerServiceStub(ch)
+        made, deadline = 0, time.monotonic() + 40
+        try:
+            while time.monotonic() < deadline and served() != pids:
+                await stub.GetKeySet(node_pb2.GetKeySetRequest(), timeout=10)
+                made += 1
+                await asyncio.sleep(0.05)
+        finally:
+            await ch.close(None)
+        return made
+
+    try:
+        made = asyncio.run(calls())
+        assert served() == pids, (made, served())
+    finally:
+        proc.stop()
+
+
 def test_workers_die_with_a_killed_primary(world: dict[str, Any]) -> None:
     """A SIGKILLed primary cannot leave orphan workers serving its port."""
     proc = ServeProcess(world["toml"])

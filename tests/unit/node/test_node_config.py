@@ -71,6 +71,16 @@ def test_per_peer_limits(tmp_path: Path) -> None:
         pytest.param(_with("listen", peer_workers=33), "listen.peer_workers", id="too-many"),
         pytest.param(_with("listen", peer_workers="2"), "listen.peer_workers", id="workers-str"),
         pytest.param(
+            _with("listen", peer_connection_age_seconds=-1),
+            "listen.peer_connection_age_seconds",
+            id="age-negative",
+        ),
+        pytest.param(
+            _with("listen", peer_connection_age_seconds="60"),
+            "listen.peer_connection_age_seconds",
+            id="age-str",
+        ),
+        pytest.param(
             {**_with("listen", peer_workers=2), "node": {**BASE["node"], "role": "hub"}},
             "listen.peer_workers",
             id="hub-workers",
@@ -105,3 +115,19 @@ def test_peer_workers_default_to_one(tmp_path: Path) -> None:
     """docs/adr/0312: one process unless the operator asks for more."""
     assert parse_config(BASE, tmp_path).listen.peer_workers == 1
     assert parse_config(_with("listen", peer_workers=4), tmp_path).listen.peer_workers == 4
+
+
+@pytest.mark.parametrize(
+    ("listen", "age"),
+    [
+        ({}, 0),  # one process: connections are never recycled
+        ({"peer_workers": 2}, 600),  # workers: spread again every 10 minutes
+        ({"peer_workers": 2, "peer_connection_age_seconds": 0}, 0),
+        ({"peer_workers": 2, "peer_connection_age_seconds": 30}, 30),
+        ({"peer_connection_age_seconds": 45}, 45),
+    ],
+    ids=["single", "workers-default", "workers-never", "workers-30", "single-45"],
+)
+def test_peer_connection_age(tmp_path: Path, listen: dict[str, int], age: int) -> None:
+    """docs/adr/0312: long-lived peer connections are spread over the workers again."""
+    assert parse_config(_with("listen", **listen), tmp_path).listen.peer_connection_age() == age
