@@ -25,7 +25,6 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -331,7 +330,7 @@ def run_month(
     # 0312): the node's writers wait in flock, not in SQLite's sleeping busy handler
     lock = WriterLock(path)
     try:
-        with _writing(lock):
+        with lock:
             run_id, n_chunks, complete = _open_run(
                 conn, scheme, period, as_of, chunk_subjects, force=force
             )
@@ -343,7 +342,7 @@ def run_month(
         if not complete:
             computed = _compute(conn, path, scheme, as_of, run_id, todo, workers, progress,
                                 len(done), n_chunks, lock)  # fmt: skip
-            with _writing(lock):
+            with lock:
                 conn.execute(
                     "UPDATE snapshot_runs SET finished_at = ? WHERE run_id = ?", (_now(), run_id)
                 )
@@ -364,16 +363,6 @@ def run_month(
         complete,
         grades,
     )
-
-
-@contextmanager
-def _writing(lock: WriterLock) -> Iterator[None]:
-    """Hold the database's cross-process writer lock for one write."""
-    lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def _compute(  # noqa: PLR0917 - private helper of run_month
@@ -402,7 +391,7 @@ def _compute(  # noqa: PLR0917 - private helper of run_month
     computed = 0
     try:
         for res in results:
-            with _writing(lock):
+            with lock:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     conn.executemany(

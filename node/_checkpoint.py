@@ -50,11 +50,8 @@ RESTART_WAIT_MS = 250
 
 def _restart(conn: sqlite3.Connection, lock: WriterLock) -> tuple[int, int, int]:
     """On the checkpointer's thread: RESTART while no writer of ours can write."""
-    lock.acquire()
-    try:
+    with lock:
         row = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-    finally:
-        lock.release()
     return int(row[0]), int(row[1]), int(row[2])
 
 
@@ -79,7 +76,7 @@ class Checkpointer:
         self._every, self._restart_frames = every, restart_frames
         self._commits = 0
         self._task: asyncio.Task[None] | None = None
-        self.runs = 0  # checkpoints run (PASSIVE and RESTART), for tests and metrics
+        self.runs = 0  # checkpoints run (PASSIVE, with or without a RESTART after it)
         self.restarts = 0
 
     @classmethod

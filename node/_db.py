@@ -120,7 +120,8 @@ class _Pending:
 
 
 class WriterLock:
-    """The cross-process writer lock of one database file (``<db>.writer-lock``)."""
+    """The cross-process writer lock of one database file (``<db>.writer-lock``);
+    ``with lock:`` holds it for a block (waiting for it first)."""
 
     __slots__ = ("_fd",)
 
@@ -129,6 +130,13 @@ class WriterLock:
 
     def acquire(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+
+    def __enter__(self) -> WriterLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     def try_acquire(self) -> bool:
         """Take the lock only if it is free now (never waits)."""
@@ -215,15 +223,12 @@ def _run_group(
     checkpoint_in_commit: bool,
 ) -> list[tuple[bool, Any]]:
     """The thread runner: waits for the writer lock, then runs the group."""
-    lock.acquire()
-    try:
+    with lock:
         _begin_waiting(conn, busy_ms, checkpoint_in_commit)
         try:
             return _run_begun(conn, units)
         finally:
             _loop_mode(conn)
-    finally:
-        lock.release()
 
 
 def _run_begun(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bool, Any]]:
