@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "node._cli_keys",
     "node._cli_review",
     "node._cli_hub",
+    "node._cli_backup",
 )
 
 

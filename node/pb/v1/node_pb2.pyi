@@ -998,7 +998,7 @@ class LogEntry(_message.Message):
     """certificate identity of the requester, if any"""
     purpose: _builtins.str
     reason: _builtins.str
-    """refusal reason"""
+    """refusal reason; BACKUP_RESTORED on a withdrawal by restore"""
     subject_ref: _builtins.bytes
     """SHA-256("huxin-log-subject" || subject key): pseudonymous"""
     attestation_id: _builtins.str
