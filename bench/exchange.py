@@ -245,7 +245,8 @@ async def _timed_rounds(
     tallies = {name: _Tally() for name, _, _ in targets}
     for _, fn, _ in targets:
         await _drive(fn, 100, conc)  # warm-up (and connect)
-    per_round = total // ROUNDS
+    per_round, rest = divmod(total, ROUNDS)
+    assert rest == 0, f"{total} calls do not split into {ROUNDS} equal rounds"
     for r in range(ROUNDS):
         for name, fn, pids in targets[r % len(targets) :] + targets[: r % len(targets)]:
             await _slice(fn, pids, conc, per_round, tallies[name])

@@ -10,7 +10,10 @@ Invariants:
   ``max_uses``; a use given back (:func:`release_use`) is given back in that
   same transaction;
 * withdrawal marks every attestation issued under the consent revoked (status
-  1) in the same transaction as the withdrawal itself;
+  1) in the same transaction as the withdrawal itself; a status entry's
+  subject key is always its consent's (entries are added only from the
+  consent row), so withdrawal goes through the subject index, and by the
+  consent id alone if the consent row is missing;
 * rows hold the subject key and the consent's subject binding only — never an
   ID number.
 """
@@ -222,12 +225,20 @@ class ConsentsRepository:
             "UPDATE consents SET withdrawn_at = ? WHERE consent_id = ? AND withdrawn_at IS NULL",
             (now, consent_id),
         )
-        # through the subject's index (a subject has few entries; ADR 0316)
+        owner = await tx.one("SELECT subject_key FROM consents WHERE consent_id = ?", (consent_id,))
+        if owner is None:
+            # No consent row (never the case for a citizen's withdrawal): revoke by the
+            # consent id alone, a full scan, rather than silently revoking nothing.
+            return await tx.run(
+                "UPDATE status_entries SET status = ? WHERE consent_id = ? AND status = ?",
+                (STATUS_REVOKED, consent_id, STATUS_VALID),
+            )
+        # Through the subject's index (ADR 0316): an entry's subject is its consent's
+        # subject, since add_status_entry is only called with the consent row's key.
         return await tx.run(
-            "UPDATE status_entries SET status = ? WHERE subject_key = "
-            "(SELECT subject_key FROM consents WHERE consent_id = ?) "
+            "UPDATE status_entries SET status = ? WHERE subject_key = ? "
             "AND consent_id = ? AND status = ?",
-            (STATUS_REVOKED, consent_id, consent_id, STATUS_VALID),
+            (STATUS_REVOKED, owner[0], consent_id, STATUS_VALID),
         )
 
     async def supersede_subject(self, tx: Tx, subject_key: bytes) -> int:

@@ -388,3 +388,26 @@ async def test_withdrawal_revokes_only_that_consents_attestations(tmp_path: Path
     async with db.write() as tx:  # a second withdrawal changes nothing
         assert await ConsentsRepository(db).withdraw(tx, "c1", NOW + 1) == 0
     await db.close()
+
+
+async def test_withdrawal_without_a_consent_row_still_revokes(tmp_path: Path) -> None:
+    """REQ: H5 N15 — review4 L5: if a consent row is missing, withdrawal revokes its
+    entries by consent id alone (fails closed) instead of silently revoking nothing."""
+    from node._repo_consents import STATUS_REVOKED, STATUS_VALID, ConsentsRepository
+
+    db = await _db(tmp_path)
+
+    def issue(conn: sqlite3.Connection) -> list[int]:
+        return [
+            add_status_entry(
+                conn, f"a{i}", subject_key=SUBJECT, consent_id=c, issued_at=NOW, expires_at=NOW
+            )
+            for i, c in enumerate(["gone", "c1", "gone"])
+        ]
+
+    idx = await db.write_unit(issue, quick=True)
+    async with db.write() as tx:
+        assert await ConsentsRepository(db).withdraw(tx, "gone", NOW) == 2
+    rows = dict(await db.fetchall("SELECT idx, status FROM status_entries"))
+    assert [rows[i] for i in idx] == [STATUS_REVOKED, STATUS_VALID, STATUS_REVOKED]
+    await db.close()
