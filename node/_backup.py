@@ -364,7 +364,8 @@ def restore_backup(
                 old_next = _next_status_index(database)
             # the staged copy is made safe BEFORE it replaces anything
             try:
-                withdrawn, gap = _fail_closed(staged, manifest, old_next, status_gap, now)
+                gap_if_unknown = status_gap if role == "region" else 0  # hubs issue none
+                withdrawn, gap = _fail_closed(staged, manifest, old_next, gap_if_unknown, now)
             except (sqlite3.Error, StorageError) as exc:
                 raise BackupError(
                     "BACKUP_FAILED", f"preparing the restored copy failed: {exc}"

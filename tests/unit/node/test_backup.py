@@ -374,3 +374,14 @@ def test_restore_refuses_and_changes_nothing(tmp_path: Path, case: str, code: st
     assert db.read_bytes() == before
     assert _subjects(db) == 5
     assert not db.with_name("node.db.restoring").exists()
+
+
+def test_restore_of_a_hub_adds_no_status_gap(tmp_path: Path) -> None:
+    """A hub issues no attestations: nothing to revoke even when the old mark is unknown."""
+    db = _node_db(tmp_path / "hub.db", subjects=0)
+    out = tmp_path / "b.db"
+    create_backup(db, out, region="heilongjiang", role="hub", now=NOW)
+    db.unlink()
+    r = restore_backup(db, out, region="heilongjiang", role="hub", now=NOW)
+    assert (r.moved_aside, r.status_revoked) == (None, range(0, 0))
+    assert _rows(db, "SELECT count(*) FROM status_entries") == [(0,)]
