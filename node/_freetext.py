@@ -1,0 +1,51 @@
+"""Caller-chosen text never carries a citizen ID number into storage or the log.
+
+The node keeps ID numbers out of rest, the wire and logs by construction for
+the fields meant to hold one (sealed at intake, HMAC'd into subject keys).  Every
+OTHER string a caller chooses and the node stores, signs or logs — batch, record
+and act ids, notes, consent purposes, collector names — passes
+:func:`refuse_id_numbers` at the service boundary (review5 H3).
+
+Invariants: a refused text is never echoed (the message names the field only);
+a match is an 18-character run (17 digits and a digit or ``X``, not inside a
+longer digit run) that is a *valid* GB 11643 number — plausible birth date and
+matching MOD 11-2 check character — so ordinary long reference numbers pass
+(about 1 in 11 random 18-digit runs has a matching check character, and far
+fewer also carry a real date).
+"""
+
+from __future__ import annotations
+
+import re
+
+from scoring import RecordError, normalise_id_number
+
+from ._errors import InvalidArgumentError
+
+__all__ = ["contains_id_number", "refuse_id_numbers"]
+
+_ID_SHAPE = re.compile(r"(?<![0-9])[1-9][0-9]{16}[0-9Xx](?![0-9])")
+_DIGIT_RUN = re.compile(r"[0-9]{17}")  # every candidate contains one: a cheap pre-check
+
+
+def contains_id_number(text: str) -> bool:
+    """True if ``text`` contains a valid GB 11643 ID number anywhere."""
+    if _DIGIT_RUN.search(text) is None:
+        return False
+    for match in _ID_SHAPE.finditer(text):
+        try:
+            normalise_id_number(match.group(0))
+        except RecordError:
+            continue
+        return True
+    return False
+
+
+def refuse_id_numbers(field: str, text: str) -> None:
+    """Raise INVALID_ARGUMENT ``ID_NUMBER_IN_FIELD`` naming ``field`` (never the text)."""
+    if contains_id_number(text):
+        raise InvalidArgumentError(
+            "ID_NUMBER_IN_FIELD",
+            "must not contain a citizen ID number (use a reference that is not one)",
+            field=field,
+        )
