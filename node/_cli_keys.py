@@ -382,9 +382,18 @@ def _verify(args: argparse.Namespace) -> int:
     if args.nonce is None:
         stale += " (nonce NOT checked)"
     doc["nonce_checked"] = args.nonce is not None
+    native = f"{a.scheme_id}@{a.scheme_version} grade {a.grade}" + (
+        f" score {a.score}" if a.score is not None else ""
+    )
+    m = a.mapped
+    grade = (  # the grade asked for first: a mapped grade is what mutual recognition means
+        native
+        if m is None
+        else f"{m.scheme_id}@{m.scheme_version} grade {m.grade} (mapped from {native} by "
+        f"{m.mapping_id}@{m.mapping_version}, sha256 {m.mapping_sha256.hex()[:16]}…)"
+    )
     text = (
-        f"VALID{stale}: {a.issuer_region} {a.scheme_id}@{a.scheme_version} grade {a.grade}"
-        + (f" score {a.score}" if a.score is not None else "")
+        f"VALID{stale}: {a.issuer_region} {grade}"
         + f" period {a.period}, for {a.audience} ({a.purpose}), status {result.status}"
     )
     _emit(args, doc, text)

@@ -453,7 +453,7 @@ async def _serve_until_stopped(
     secrets: Any,
     role: tuple[int, int, int],
 ) -> int:
-    from ._server import NodeServer
+    from ._server import ListenError, NodeServer
 
     worker, peer_port, parent = role
     stop = asyncio.Event()
@@ -461,8 +461,14 @@ async def _serve_until_stopped(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     node = await NodeServer.create(config, secrets=secrets)
+    try:
+        ports = await (node.start_worker(worker, peer_port, parent) if worker else node.start())
+    except BaseException as exc:
+        await node.stop(0)  # closes what started, and the database (its threads)
+        if isinstance(exc, ListenError):
+            raise CliError("LISTEN_FAILED", str(exc)) from None
+        raise
     if worker:
-        ports = await node.start_worker(worker, peer_port, parent)
         if ready_file is not None:
             _write_ready(
                 ready_file, {"pid": os.getpid(), "peer": ports.peer, "metrics": ports.metrics}
@@ -470,7 +476,6 @@ async def _serve_until_stopped(
         await stop.wait()
         await node.stop()
         return 0
-    ports = await node.start()
     supervisor = None
     doc: dict[str, Any] = {"peer": ports.peer, "citizen": ports.citizen, "metrics": ports.metrics}
 

@@ -34,7 +34,7 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from scoring import load_scheme
+from scoring import WorkingDayCalendar, load_scheme
 
 from ._clock import Clock, SystemClock
 from ._config import NodeConfig
@@ -61,10 +61,28 @@ from ._trust import open_trust
 from ._workers import Follower, worker_metrics_address
 from .pb.v1 import node_pb2_grpc
 
-__all__ = ["NodeServer", "Ports"]
+__all__ = ["ListenError", "NodeServer", "Ports"]
 
 _PEER_SERVICES = ("huxin.v1.PeerService", "huxin.v1.SourceService")
 _CITIZEN_SERVICES = ("huxin.v1.CitizenService",)
+
+
+class ListenError(Exception):
+    """A listen address that cannot be bound (in use, unresolvable, not ours)."""
+
+    def __init__(self, field: str, address: str, reason: str) -> None:
+        super().__init__(f"{field}: cannot listen on {address!r} ({reason})")
+        self.field = field
+
+
+def _bind(server: aio.Server, address: str, creds: grpc.ServerCredentials, field: str) -> int:
+    try:
+        port = server.add_secure_port(address, creds)
+    except RuntimeError:  # grpc's own log line (stderr) says why: in use, no such host...
+        raise ListenError(field, address, "address in use or not available") from None
+    if port == 0 and not address.endswith(":0"):  # older grpc reports failure as 0
+        raise ListenError(field, address, "bind failed")
+    return port
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +127,21 @@ class NodeServer:
         secrets = secrets or load_secrets(config)
         calendar = build_calendar(config.rights)  # rights: working days (H15, N7)
         db = await Database.open(config.database)
+        try:
+            return await cls._build(config, db, secrets, calendar, clock)
+        except BaseException:
+            await db.close()  # its threads would keep the process alive after the error
+            raise
+
+    @classmethod
+    async def _build(
+        cls,
+        config: NodeConfig,
+        db: Database,
+        secrets: NodeSecrets,
+        calendar: WorkingDayCalendar,
+        clock: Clock | None,
+    ) -> NodeServer:
         shipped = load_scheme(config.scheme)
         scheme = await active_scheme_of(db, shipped, (clock or SystemClock()).now().date())  # H11
         log = TransparencyLog(db, config.region, secrets.signing)
@@ -193,13 +226,10 @@ class NodeServer:
         if self.hub_role.servicer is not None:  # federation: RouteAttestation via the router
             self.hub_role.servicer.router = self._router.route_for_hub
         await self._add_health(peer, _PEER_SERVICES)
-        port = peer.add_secure_port(
-            address,
-            grpc.ssl_server_credentials(
-                [(s.tls_key, s.tls_cert)], root_certificates=s.tls_ca, require_client_auth=True
-            ),
+        creds = grpc.ssl_server_credentials(
+            [(s.tls_key, s.tls_cert)], root_certificates=s.tls_ca, require_client_auth=True
         )
-        return peer, port
+        return peer, _bind(peer, address, creds, "listen.peer")
 
     async def _follow_trust(self) -> None:
         """A list the primary persisted (workers, docs/adr/0312)."""
@@ -213,7 +243,7 @@ class NodeServer:
         """Serve the peer port from a worker process (docs/adr/0312): no citizen
         port, no background work; trust list and scheme in force are re-read
         from the database every second."""
-        cfg, ctx = self.ctx.config, self.ctx
+        cfg = self.ctx.config
         host = cfg.listen.peer.rpartition(":")[0]
         peer, port = await self._make_peer_server(f"{host}:{peer_port}")
         if port != peer_port:
@@ -221,7 +251,7 @@ class NodeServer:
         await peer.start()
         self._peer_server = peer
         address = worker_metrics_address(cfg.listen.metrics, index)
-        metrics_port = ctx.metrics.serve(address) if address else None
+        metrics_port = self._serve_metrics(address) if address else None
         self.ports = Ports(port, 0, metrics_port)
 
         self._follower = Follower(
@@ -240,13 +270,12 @@ class NodeServer:
         citizen = self._server(require_certificate=False)
         node_pb2_grpc.add_CitizenServiceServicer_to_server(CitizenServicer(self.ctx), citizen)
         await self._add_health(citizen, _CITIZEN_SERVICES)
-        citizen_port = citizen.add_secure_port(
-            cfg.listen.citizen, grpc.ssl_server_credentials([(s.tls_key, s.tls_cert)])
-        )
+        citizen_creds = grpc.ssl_server_credentials([(s.tls_key, s.tls_cert)])
+        citizen_port = _bind(citizen, cfg.listen.citizen, citizen_creds, "listen.citizen")
         await peer.start()
         await citizen.start()
         self._peer_server, self._citizen_server = peer, citizen
-        metrics_port = self.ctx.metrics.serve(cfg.listen.metrics) if cfg.listen.metrics else None
+        metrics_port = self._serve_metrics(cfg.listen.metrics) if cfg.listen.metrics else None
         self.ports = Ports(peer_port, citizen_port, metrics_port)
         self.hub_role.start()  # hub: background trust-list signing / push loop
         hub = self.hub_role.hub  # federation: background peer sync (a hub adopts its own lists)
@@ -265,6 +294,12 @@ class NodeServer:
             log_size=self.ctx.log.size,
         )
         return self.ports
+
+    def _serve_metrics(self, address: str) -> int:
+        try:
+            return self.ctx.metrics.serve(address)
+        except (OSError, ValueError) as exc:
+            raise ListenError("listen.metrics", address, str(exc)) from None
 
     def inflight(self) -> int:
         """Calls currently being handled (all peers, both ports)."""
