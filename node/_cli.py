@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -123,6 +124,9 @@ def _error_code(exc: Exception) -> tuple[str, int] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything huxin creates (database, WAL, logs, keys, backups, configs) is the
+    # operator's alone: it holds subjects' records and consents (review5 M4).
+    os.umask(0o077)
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.func

@@ -26,7 +26,7 @@ from typing import Any
 from ._cli import CliError, SubParsers, subgroup
 from ._config import ConfigError, NodeConfig, load_config
 from ._init import InitError, init_region, issue_client_cert, load_or_create_ca
-from ._observe import configure_logging
+from ._observe import configure_logging, log_event, reopen_log_files
 from ._workers import (
     PrimaryLock,
     WorkerInfo,
@@ -460,6 +460,14 @@ async def _serve_until_stopped(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    supervisor: WorkerSupervisor | None = None
+
+    def reopen_logs() -> None:  # SIGHUP (logrotate's postrotate): reopen, forward to workers
+        reopen_log_files()
+        workers = supervisor.signal_all(signal.SIGHUP) if supervisor is not None else 0
+        log_event("log file reopened (SIGHUP)", workers_signalled=workers)
+
+    loop.add_signal_handler(signal.SIGHUP, reopen_logs)
     node = await NodeServer.create(config, secrets=secrets)
     try:
         ports = await (node.start_worker(worker, peer_port, parent) if worker else node.start())
@@ -476,7 +484,6 @@ async def _serve_until_stopped(
         await stop.wait()
         await node.stop()
         return 0
-    supervisor = None
     doc: dict[str, Any] = {"peer": ports.peer, "citizen": ports.citizen, "metrics": ports.metrics}
 
     def announce(workers: list[WorkerInfo]) -> None:

@@ -83,6 +83,24 @@ def configure_logging(path: str | None = None, level: int = logging.INFO) -> log
     return handler
 
 
+def reopen_log_files() -> int:
+    """Reopen every log file :func:`configure_logging` opened, e.g. after logrotate
+    moved it away (SIGHUP); returns how many.  Under the handler's lock, so the
+    access log's direct writes never see a closed stream."""
+    reopened = 0
+    for handler in list(_OURS):
+        if isinstance(handler, logging.FileHandler):
+            handler.acquire()
+            try:
+                old = handler.setStream(handler._open())
+                if old is not None:
+                    old.close()
+            finally:
+                handler.release()
+            reopened += 1
+    return reopened
+
+
 def log_event(msg: str, level: int = logging.INFO, **fields: Any) -> None:
     LOGGER.log(level, msg, extra={"fields": fields})
 

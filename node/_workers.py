@@ -269,6 +269,16 @@ class WorkerSupervisor:
         if changed and self._on_change is not None:
             self._on_change(self.info())
 
+    def signal_all(self, sig: int) -> int:
+        """Send ``sig`` to every live worker (e.g. SIGHUP: reopen the log); how many."""
+        sent = 0
+        for w in self._workers:
+            if w.proc is not None and w.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    w.proc.send_signal(sig)
+                    sent += 1
+        return sent
+
     async def stop(self, grace: float) -> None:
         """SIGTERM every worker, wait ``grace`` + 5 s, then kill what is left."""
         self._stopping = True

@@ -1,0 +1,73 @@
+"""Operating `huxin serve`: owner-only files (review5 M4) and SIGHUP reopening the
+log file after logrotate moved it, in the primary and its peer-port workers (M5)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from node._testbed import ServeProcess
+
+
+def _init(tmp_path: Path) -> Path:
+    out = subprocess.run(
+        [sys.executable, "-m", "node", "init", "region", "--region", "heihe", "--scheme",
+         "heihe", "--out", str(tmp_path / "heihe")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    toml = tmp_path / "heihe" / "node.toml"
+    text = toml.read_text().replace('"127.0.0.1:7443"', '"127.0.0.1:0"')
+    toml.write_text(text.replace('"127.0.0.1:7444"', '"127.0.0.1:0"').replace(
+        "# peer_workers = 2", "peer_workers = 2"))  # fmt: skip
+    return toml
+
+
+def _lines(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _wait_for(check: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_files_are_owner_only_and_sighup_reopens_the_log(tmp_path: Path) -> None:
+    """REQ: privacy (no data readable by other local users); operators rotate logs."""
+    toml = _init(tmp_path)
+    node_dir = toml.parent
+    proc = ServeProcess(toml)
+    try:
+        for name in ("node.db", "node.log", "node.toml", "keys/signing.key"):
+            mode = stat.S_IMODE((node_dir / name).stat().st_mode)
+            assert mode == 0o600, (name, oct(mode))
+        for extra in ("node.db-wal", "node.db-shm"):
+            if (node_dir / extra).exists():
+                assert stat.S_IMODE((node_dir / extra).stat().st_mode) == 0o600, extra
+        assert stat.S_IMODE(node_dir.stat().st_mode) == 0o700
+        pids = {proc.p.pid} | {w["pid"] for w in proc.ports["workers"]}
+        assert len(pids) == 2
+        os.rename(node_dir / "node.log", node_dir / "node.log.1")  # logrotate's move
+        proc.p.send_signal(signal.SIGHUP)
+        fresh = node_dir / "node.log"
+        _wait_for(lambda: fresh.exists() and len(
+            [x for x in _lines(fresh) if x["msg"] == "log file reopened (SIGHUP)"]) == 2)  # fmt: skip
+        reopened = [x for x in _lines(fresh) if x["msg"] == "log file reopened (SIGHUP)"]
+        assert {x["pid"] for x in reopened} == pids  # the primary and its worker
+        assert proc.p.poll() is None  # SIGHUP did not end the node
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+        old = _lines(node_dir / "node.log.1")
+        assert any(x["msg"] == "node started" for x in old)
+        assert not any(x["msg"] == "log file reopened (SIGHUP)" for x in old)
+    finally:
+        proc.stop()
+    assert proc.p.returncode == 0
+    assert any(x["msg"] == "node stopped" for x in _lines(node_dir / "node.log"))
