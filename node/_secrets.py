@@ -40,6 +40,12 @@ class NodeSecrets:
     tls_key: bytes
     tls_ca: bytes
 
+    def signing_problem_at(self, t: int) -> str | None:
+        """Why the signing key may not sign at ``t`` per the key set (KEY_NOT_VALID,
+        KEY_REVOKED), or None."""
+        info = self.key_set.find(self.signing.key_id)
+        return "KEY_NOT_VALID" if info is None else info.problem_at(t)
+
 
 def read_hex(path: Path, name: str, length: int) -> bytes:
     try:

@@ -18,18 +18,20 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from datetime import date
 from typing import Any
 
 from grpc import aio
 
 from keys import sign, subject_binding
-from scoring import Scheme, ScoreResult
+from scoring import Scheme, ScoreResult, Subject, years_between
 
 from . import _objections as objections
 from . import _rights_dereg as dereg
 from . import _rights_supplements as supplements
 from ._context import NodeContext
 from ._errors import FailedPreconditionError, InvalidArgumentError, NotFoundError, own_data
+from ._freetext import refuse_id_numbers
 from ._identity import IDENTITY_METADATA, AuthenticatedCitizen
 from ._repo_consents import ConsentRow, state_of
 from ._translog import LogWrite
@@ -39,6 +41,14 @@ __all__ = ["CONSENT_TYPE", "CitizenServicer", "incentive_catalogue", "score_resu
 
 CONSENT_TYPE = "application/vnd.huxin.consent.v1+proto"
 MAX_USES_CAP = 1000
+ADULT_AGE = 18  # full civil capacity by age (PRC Civil Code art. 17)
+
+
+def has_capacity(subject: Subject, today: date) -> bool:
+    """May this person consent today: an adult with full civil capacity."""
+    return subject.full_civil_capacity and years_between(subject.birth_date, today) >= ADULT_AGE
+
+
 _AUDIENCE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 DAY = 86_400
 
@@ -145,6 +155,20 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
             )
         if not request.purpose or len(request.purpose) > 128:
             raise InvalidArgumentError("INVALID_FIELD", "1-128 characters", field="purpose")
+        if not request.purpose.isprintable():
+            raise InvalidArgumentError(
+                "INVALID_FIELD",
+                "printable characters only (no control characters)",
+                field="purpose",
+            )
+        refuse_id_numbers("purpose", request.purpose)  # signed, stored and logged (review5 H3)
+        now = ctx.now_s()
+        if request.audience == ctx.config.region or not ctx.trust.allows(request.audience, now):
+            raise InvalidArgumentError(
+                "AUDIENCE_NOT_TRUSTED",
+                "not a requester this region serves (trust list, H17); it could never use it",
+                field="audience",
+            )
         if request.scope not in (
             node_pb2.CONSENT_SCOPE_GRADE,
             node_pb2.CONSENT_SCOPE_GRADE_AND_SCORE,
@@ -163,9 +187,21 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
             raise InvalidArgumentError(
                 "INVALID_FIELD", f"at most {MAX_USES_CAP} uses", field="max_uses"
             )
-        if await ctx.records.subject(citizen.subject_key) is None:
+        subject = await ctx.records.subject(citizen.subject_key)
+        if subject is None:
             raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")
-        now = ctx.now_s()
+        if not has_capacity(subject, ctx.today()):
+            # Consent needs legal capacity when given, not only when used (review5 M11).
+            raise FailedPreconditionError(
+                "SUBJECT_NOT_ELIGIBLE",
+                f"a consent needs full civil capacity (age {ADULT_AGE} or more)",
+                field="subject",
+            )
+        if ctx.secrets.signing_problem_at(now) is not None:
+            raise FailedPreconditionError(  # a token no one could ever use (review5 M10)
+                "NODE_KEY_EXPIRED",
+                "this node's signing key is not valid now; the operator must rotate it",
+            )
         salt = os.urandom(32)
         grant = node_pb2.ConsentGrant(
             consent_id=os.urandom(16).hex(),

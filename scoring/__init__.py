@@ -15,7 +15,7 @@ from ._engine import (
     score,
 )
 from ._errors import RecordError, SchemeError, ScoringError
-from ._idnumber import birth_date, check_character, normalise_id_number
+from ._idnumber import birth_date, check_character, normalise_id_number, years_between
 from ._incentives import Incentive, IncentiveEffect, parse_incentives
 from ._objections import (
     CorrectRecord,
@@ -123,4 +123,5 @@ __all__ = [
     "tick",
     "validate_batch",
     "validate_record",
+    "years_between",
 ]

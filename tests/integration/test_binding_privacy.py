@@ -34,7 +34,7 @@ RESIDENT = make_id_number(401)
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def heihe(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningNode]:
     bed = Testbed(tmp_path_factory.mktemp("binding"))
-    node = await bed.start_node("heihe", "heihe", sources=("heihe-court",))
+    node = await bed.start_node("heihe", "heihe", peers=("hainan",), sources=("heihe-court",))
     source = node_pb2_grpc.SourceServiceStub(bed.peer_channel(node, bed.cert("heihe-court")))
     await source.SubmitRecords(
         node_pb2.SubmitRecordsRequest(

@@ -95,7 +95,9 @@ async def fed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fed]:
     logger.addHandler(capture)
     logger.setLevel(logging.DEBUG)
     bed = Testbed(tmp_path_factory.mktemp("fed"))
-    heihe = await bed.start_node("heihe", "heihe", peers=("hainan",), sources=("heihe-court",))
+    heihe = await bed.start_node(
+        "heihe", "heihe", peers=("hainan", "wendeng"), sources=("heihe-court",)
+    )
     hainan = await bed.start_node("hainan", "hainan", peers=("heihe",))
     f = Fed(bed, heihe, hainan, capture)
     await f.source.SubmitRecords(
@@ -297,7 +299,7 @@ async def test_certificate_from_another_ca_is_refused(fed: Fed) -> None:
 async def test_peer_not_in_trust_list_is_refused(fed: Fed) -> None:
     """REQ: H17 — a valid certificate of a region outside the trust list is refused."""
     stub = node_pb2_grpc.PeerServiceStub(fed.bed.peer_channel(fed.heihe, fed.bed.cert("fuzhou")))
-    token = await fed.grant(CAROL, audience="fuzhou")
+    token = await fed.grant(CAROL)  # Hainan's token, presented by an unlisted region
     await _expect(
         stub.RequestAttestation(attestation_request(token, CAROL, "loan")),
         grpc.StatusCode.PERMISSION_DENIED,
@@ -430,14 +432,43 @@ async def test_consent_longer_than_cap_is_refused(fed: Fed) -> None:
     )
 
 
-async def test_ineligible_subject_gets_no_attestation(fed: Fed) -> None:
-    """REQ: H1 — a minor has no grade; the request is refused, not answered with one."""
-    token = await fed.grant(DAVE)
-    await _expect(
-        fed.peer.RequestAttestation(attestation_request(token, DAVE, "loan")),
-        grpc.StatusCode.FAILED_PRECONDITION,
-        "SUBJECT_NOT_ELIGIBLE",
+async def test_a_minor_cannot_consent(fed: Fed) -> None:
+    """REQ: H1 H5 N15 — consent needs full civil capacity when it is given (review5 M11):
+    a 17-year-old's consent would otherwise release their grade the day they turn 18."""
+    await _expect(fed.grant(DAVE), grpc.StatusCode.FAILED_PRECONDITION, "SUBJECT_NOT_ELIGIBLE")
+    listed = await fed.citizen.ListConsents(
+        node_pb2.ListConsentsRequest(), metadata=fed.heihe.identity(DAVE)
     )
+    assert list(listed.consents) == []
+
+
+@pytest.mark.parametrize(
+    ("kw", "field", "reason"),
+    [
+        pytest.param({"audience": "fuzhou"}, "audience", "AUDIENCE_NOT_TRUSTED", id="unlisted"),
+        pytest.param({"audience": "heihe"}, "audience", "AUDIENCE_NOT_TRUSTED", id="itself"),
+        pytest.param({"purpose": "loan\n{}"}, "purpose", "INVALID_FIELD", id="control-char"),
+        pytest.param({"purpose": f"loan {ALICE}"}, "purpose", "ID_NUMBER_IN_FIELD", id="id-no"),
+    ],
+)
+async def test_grants_that_could_never_work_are_refused(
+    fed: Fed, kw: dict[str, str], field: str, reason: str
+) -> None:
+    """REQ: H5 H17 privacy — audiences outside the trust list, control characters and ID
+    numbers in the purpose (signed, stored and logged) are refused; nothing is stored."""
+    before = await fed.citizen.ListConsents(
+        node_pb2.ListConsentsRequest(), metadata=fed.heihe.identity(ALICE)
+    )
+    with pytest.raises(aio.AioRpcError) as info:
+        await fed.grant(ALICE, **kw)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(info.value) == reason
+    assert f"{field}:" in (info.value.details() or "")
+    assert ALICE not in (info.value.details() or "")
+    after = await fed.citizen.ListConsents(
+        node_pb2.ListConsentsRequest(), metadata=fed.heihe.identity(ALICE)
+    )
+    assert len(after.consents) == len(before.consents)
 
 
 @pytest.mark.parametrize(
@@ -512,7 +543,7 @@ async def _every_kind_of_event(fed: Fed, who: str) -> None:
     untrusted = node_pb2_grpc.PeerServiceStub(
         fed.bed.peer_channel(fed.heihe, fed.bed.cert("fuzhou"))
     )
-    fz = await fed.grant(who, audience="fuzhou")
+    fz = await fed.grant(who)  # Hainan's token, presented by an unlisted region
     with pytest.raises(aio.AioRpcError):
         await untrusted.RequestAttestation(attestation_request(fz, who, "loan"))
     gone = await fed.grant(who)
