@@ -17,7 +17,7 @@ import grpc
 import pytest
 from grpc import aio
 
-from keys import decode_private_key, verify_inclusion
+from keys import CHECKPOINT_TYPE, decode_private_key, verify_envelope, verify_inclusion
 from node._client import citizen_channel, identity_metadata, peer_channel
 from node._identity import DevIdentityProvider
 from node._init import init_region, load_or_create_ca
@@ -149,7 +149,10 @@ def test_backup_under_load_then_restore(tmp_path: Path) -> None:
             ("consent_withdrawn", "BACKUP_RESTORED"),  # the restore
             ("request_refused", "CONSENT_WITHDRAWN"),  # the request just refused
         ]
-        cp = attestation_pb2.Checkpoint.FromString(log.checkpoint.payload)
+        signing = decode_private_key((config.parent / "keys/signing.key").read_bytes())  # type: ignore[operator]
+        cp = attestation_pb2.Checkpoint.FromString(  # the signature first (review5 L6)
+            verify_envelope(log.checkpoint, {signing.key_id: signing.public_key}, CHECKPOINT_TYPE)
+        )
         for e in log.entries:
             assert verify_inclusion(
                 e.entry, e.proof.leaf_index, e.proof.tree_size, list(e.proof.hashes), cp.root_hash

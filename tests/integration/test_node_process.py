@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 from grpc import aio
 
-from keys import decode_private_key, verify_inclusion
+from keys import CHECKPOINT_TYPE, decode_private_key, verify_envelope, verify_inclusion
 from node._client import citizen_channel, identity_metadata, peer_channel
 from node._identity import DevIdentityProvider
 from node._init import init_region, load_or_create_ca
@@ -106,7 +106,10 @@ def test_restart_loses_nothing_acknowledged(world: dict[str, object], sig: int) 
         assert mine[0].uses == 1
         log = await citizen.QueryLog(node_pb2.QueryLogRequest(), metadata=_md(world, ALICE))  # type: ignore[attr-defined]
         assert len(log.entries) == entries
-        cp = attestation_pb2.Checkpoint.FromString(log.checkpoint.payload)
+        signing = decode_private_key((world["dir"] / "keys/signing.key").read_bytes())  # type: ignore[operator]
+        cp = attestation_pb2.Checkpoint.FromString(  # the signature first (review5 L6)
+            verify_envelope(log.checkpoint, {signing.key_id: signing.public_key}, CHECKPOINT_TYPE)
+        )
         for e in log.entries:
             assert verify_inclusion(
                 e.entry, e.proof.leaf_index, e.proof.tree_size, list(e.proof.hashes), cp.root_hash
