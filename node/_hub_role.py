@@ -81,7 +81,10 @@ class HubRoles:
             try:
                 self.pusher = Pusher(self.ctx.db, cfg, self.ctx.secrets)
             except PushError as exc:  # no hub, or no pinned hub key: never push unverified
-                log_event("push disabled", 30, reason=exc.code, field=exc.field)
+                if exc.code == "PUSH_NOT_CONFIGURED":  # a standalone region: nothing is wrong
+                    log_event("push off: no provincial hub configured", reason=exc.code)
+                else:
+                    log_event("push disabled", 30, reason=exc.code, field=exc.field or "[hub]")
                 return
             self._tasks.append(
                 asyncio.ensure_future(self.pusher.run(self.ctx.now_s, self.queue_status_list))
