@@ -279,11 +279,20 @@ def _hub_key(args: argparse.Namespace, state: dict[str, Any]) -> bytes:
         text = str(state["hub_key"])
     path = Path(text)
     if path.exists():
-        text = str(json.loads(_read(path, "hub key"))["public_key"])
+        try:
+            text = str(json.loads(_read(path, "hub key"))["public_key"])
+        except (ValueError, KeyError, TypeError):  # binary, not JSON, no public_key
+            raise CliError(
+                "INVALID_ARGUMENT",
+                f"--hub-key: {str(path)!r} is not a hub key file (JSON with 'public_key', "
+                "as `huxin init federation` writes to trust/<hub>.hubkey)",
+            ) from None
     try:
         key = bytes.fromhex(text)
     except ValueError:
         raise CliError("INVALID_ARGUMENT", "--hub-key must be hex or a key file") from None
+    if len(key) != 32:
+        raise CliError("INVALID_ARGUMENT", "--hub-key: an Ed25519 public key is 32 bytes (64 hex)")
     if "hub_key" in state and state["hub_key"] != key.hex():
         raise CliError("HUB_KEY_CHANGED", "hub key differs from the one pinned in --state", 1)
     return key

@@ -178,3 +178,26 @@ def test_verify_requires_hub_key(tmp_path: Path, capsys: pytest.CaptureFixture[s
     f.write_bytes(b"")
     code, _, err = _run(capsys, "verify", str(f), "--trust", str(f), "--audience", "a")
     assert code == 2 and "HUB_KEY_REQUIRED" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        pytest.param(b"\x93\x00\xff binary", "is not a hub key file", id="binary-file"),
+        pytest.param(b'{"other": 1}', "is not a hub key file", id="json-without-public_key"),
+        pytest.param(b'{"public_key": "abcd"}', "32 bytes", id="short-key"),
+    ],
+)
+def test_a_wrong_hub_key_file_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, says: str
+) -> None:
+    """review5 L4: the integrator learns which flag is wrong, not a codec error."""
+    f, key = tmp_path / "x", tmp_path / "keyset.bin"
+    f.write_bytes(b"")
+    key.write_bytes(content)
+    code, _, err = _run(
+        capsys, "verify", str(f), "--trust", str(f), "--audience", "a", "--hub-key", str(key)
+    )
+    assert code == 2
+    assert err.startswith("error: INVALID_ARGUMENT: --hub-key") and says in err
+    assert "codec" not in err
