@@ -188,9 +188,15 @@ class NodeServer:
         connections (``[listen] peer_connection_age_seconds``) so the kernel spreads
         long-lived peer connections over the processes again."""
         config = self.ctx.config
+        # gRPC core stops only what no peer may send: the guard enforces each peer's own
+        # limit with a reason (MESSAGE_TOO_LARGE), and a per-peer limit above the default
+        # takes effect at all (review5 L2).
+        largest = max(
+            [config.limits.max_message_bytes, *config.limits.per_peer_message_bytes.values()]
+        )
         options = [
-            ("grpc.max_receive_message_length", config.limits.max_message_bytes),
-            ("grpc.max_send_message_length", config.limits.max_message_bytes),
+            ("grpc.max_receive_message_length", largest),
+            ("grpc.max_send_message_length", largest),
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ]
         age = config.listen.peer_connection_age() if reuse_port else 0

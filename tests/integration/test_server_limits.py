@@ -78,3 +78,31 @@ async def test_graceful_shutdown_finishes_in_flight_calls(tmp_path: Path) -> Non
     finally:
         await bed.close()
     assert node.server.ports is not None
+
+
+async def test_per_peer_message_limits_above_and_below_the_default(tmp_path: Path) -> None:
+    """A per-peer message limit above the default takes effect (gRPC core no longer stops
+    the call first), and one below it is refused by the guard with its reason (review5 L2)."""
+    bed = Testbed(tmp_path)
+    assert bed.ca is not None
+    init_region(tmp_path / "heihe", "heihe", "heihe", bed.ca, bed.now, sources=("court", "tax"))
+    toml = tmp_path / "heihe" / "node.toml"
+    toml.write_text(
+        toml.read_text().replace(
+            "max_message_bytes = 4194304",
+            "max_message_bytes = 100000\nper_peer_message_bytes = { court = 1000000 }",
+        )
+    )
+    node = await bed.start_node("heihe", "heihe")
+    try:
+        big = _batch("big", 1500)
+        assert 100_000 < big.ByteSize() < 1_000_000
+        court = node_pb2_grpc.SourceServiceStub(bed.peer_channel(node, bed.cert("court")))
+        tax = node_pb2_grpc.SourceServiceStub(bed.peer_channel(node, bed.cert("tax")))
+        assert (await court.SubmitRecords(big)).accepted == 1500
+        with pytest.raises(aio.AioRpcError) as info:
+            await tax.SubmitRecords(_batch("big-tax", 1500))
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert reason_of(info.value) == "MESSAGE_TOO_LARGE"
+    finally:
+        await bed.close()
