@@ -389,23 +389,29 @@ def stage_log(ctx: DemoContext) -> None:
     layout, procs = _layout(ctx), _procs(ctx)
     ctx.heading("10. The resident sees who queried them, with inclusion proofs (H16)")
     citizen = node_pb2_grpc.CitizenServiceStub(procs.citizen_channel(HEIHE))
-    resp = citizen.QueryLog(
-        node_pb2.QueryLogRequest(), metadata=procs.identity(HEIHE, ctx.resident), timeout=DEADLINE
-    )
     hub_key = bytes.fromhex(layout.hub_key_file(HUB).read_text(encoding="ascii").strip())
     trust = load_trust(layout.bundle(HUB).read_bytes(), hub_key, datetime.now(UTC))
-    cp = attestation_pb2.Checkpoint.FromString(
-        verify_envelope(resp.checkpoint, trust.region_keys(HEIHE), CHECKPOINT_TYPE)
-    )
     rows = []
-    for e in resp.entries:
-        entry = node_pb2.LogEntry.FromString(e.entry)
-        ok = verify_inclusion(
-            e.entry, e.proof.leaf_index, e.proof.tree_size, list(e.proof.hashes), cp.root_hash
+    start, more = 0, True
+    while more:  # QueryLog pages; each page's proofs are against its own checkpoint
+        resp = citizen.QueryLog(
+            node_pb2.QueryLogRequest(start_index=start),
+            metadata=procs.identity(HEIHE, ctx.resident),
+            timeout=DEADLINE,
         )
-        when = datetime.fromtimestamp(entry.timestamp, UTC).strftime("%H:%M:%S")
-        rows.append((e.proof.leaf_index, when, entry.kind, entry.requester or "-",
-                     entry.purpose or "-", entry.reason or "-", "yes" if ok else "NO"))  # fmt: skip
+        cp = attestation_pb2.Checkpoint.FromString(
+            verify_envelope(resp.checkpoint, trust.region_keys(HEIHE), CHECKPOINT_TYPE)
+        )
+        for e in resp.entries:
+            entry = node_pb2.LogEntry.FromString(e.entry)
+            ok = verify_inclusion(
+                e.entry, e.proof.leaf_index, e.proof.tree_size, list(e.proof.hashes), cp.root_hash
+            )
+            when = datetime.fromtimestamp(entry.timestamp, UTC).strftime("%H:%M:%S")
+            reason = entry.reason + (f" x{entry.count}" if entry.count > 1 else "")
+            rows.append((e.proof.leaf_index, when, entry.kind, entry.requester or "-",
+                         entry.purpose or "-", reason or "-", "yes" if ok else "NO"))  # fmt: skip
+        start, more = resp.next_start_index, resp.more
     _table(ctx, ("leaf", "time", "event", "requester", "purpose", "reason", "proof ok"), rows)
     ctx.say()
     ctx.say(f"Proofs checked against Heihe's signed log checkpoint (size {cp.tree_size}).")

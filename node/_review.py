@@ -162,10 +162,11 @@ def review(conn: sqlite3.Connection, today: str = "") -> ReviewReport:
         f"SELECT leaf FROM log_entries WHERE kind IN ({marks}) ORDER BY idx", QUERY_KINDS
     ):
         entry = node_pb2.LogEntry.FromString(bytes(leaf))
-        report.total += 1
+        times = entry.count or 1  # a bounded refusal entry stands for `count` (ADR 0319)
+        report.total += times
         outcome = "issued" if entry.kind == "attestation_issued" else entry.reason or "refused"
         counts = report.queries.setdefault((entry.requester, entry.purpose), Counter())
-        counts[outcome] += 1
+        counts[outcome] += times
         audience, consented = consents.get(entry.consent_id, ("", ""))
         flag = OUTSIDE_CONSENT.get(entry.reason)
         if flag is None and consented and consented != entry.purpose:

@@ -34,7 +34,7 @@ from ._errors import FailedPreconditionError, InvalidArgumentError, NotFoundErro
 from ._freetext import refuse_id_numbers
 from ._identity import IDENTITY_METADATA, AuthenticatedCitizen
 from ._repo_consents import ConsentRow, state_of
-from ._translog import LogWrite
+from ._translog import PAGE_DEFAULT, LogWrite
 from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 
 __all__ = ["CONSENT_TYPE", "CitizenServicer", "incentive_catalogue", "score_result_proto"]
@@ -295,11 +295,22 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
     async def QueryLog(
         self, request: node_pb2.QueryLogRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.QueryLogResponse:
+        """One page of the caller's own entries (H16, N23): ``page_size`` 0 means
+        ``PAGE_DEFAULT``, more than ``PAGE_MAX`` and a ``start_index`` past the log's
+        end are INVALID_ARGUMENT; every proof of the page is against its checkpoint."""
         citizen = self._citizen(context)
-        entries, checkpoint = await self._ctx.log.entries_for(
-            citizen.subject_key, self._ctx.now_s()
+        page = await self._ctx.log.page_for(
+            citizen.subject_key,
+            self._ctx.now_s(),
+            start=request.start_index,
+            limit=request.page_size or PAGE_DEFAULT,
         )
-        return node_pb2.QueryLogResponse(entries=entries, checkpoint=checkpoint.to_proto())
+        return node_pb2.QueryLogResponse(
+            entries=page.entries,
+            checkpoint=page.checkpoint.to_proto(),
+            next_start_index=page.next_start,
+            more=page.more,
+        )
 
     # -- rights (issue 7) ------------------------------------------------------
     async def FileObjection(

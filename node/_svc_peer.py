@@ -29,12 +29,20 @@ Invariants of :meth:`PeerServicer.RequestAttestation`:
   are memoised on exactly those inputs — the rows as read (ADR 0310, 0313) —
   never on the consent;
 * every refusal that concerns a real consent of ours (a token that verifies
-  and whose row exists, whoever the caller) is appended to the transparency
-  log before the error is returned; a refusal that names no consent of ours
+  and whose row exists, whoever the caller) is registered for its citizen
+  before the error is returned, bounded by :mod:`node._refusals` (ADR 0319):
+  the first one per (consent, requester, reason) is a log leaf, repeats at most
+  one leaf per hour with the count of those between, none a day after the
+  consent ended; the caller gets the same status and reason every time and the
+  refusals metric counts every one; a refusal that names no consent of ours
   (unlisted caller without a genuine token, token that does not verify,
   consent row gone) appends nothing: it is counted in the refusals metric and
   logged as a structured line (at most one per caller and second), so no
-  caller can grow the append-only log without a citizen's consent behind it.
+  caller can grow the append-only log without a citizen's consent behind it;
+* the write unit's first statement compares ``time.monotonic()`` with the
+  call's absolute deadline (taken from ``time_remaining()`` when the handler
+  starts): a request whose deadline passed while it waited for the writer is
+  refused ``DEADLINE_EXCEEDED`` and nothing is used, logged or allocated.
 """
 
 from __future__ import annotations
@@ -62,6 +70,7 @@ from scoring import Scheme, Subject, list_schemes, load_scheme, score
 
 from ._context import NodeContext
 from ._errors import (
+    DeadlineError,
     FailedPreconditionError,
     InvalidArgumentError,
     NodeError,
@@ -71,6 +80,7 @@ from ._errors import (
 from ._guard import require_caller
 from ._mapping import Mapper, table_blob
 from ._observe import log_event
+from ._refusals import log_refusal
 from ._repo_consents import (
     ConsentRow,
     add_status_entry,
@@ -97,6 +107,8 @@ NONCE_MIN, NONCE_MAX = 16, 64
 TOKEN_CACHE = 4096
 GRADE_MEMO = 4096
 UNLOGGED_CALLERS = 1024  # callers remembered for the unlogged-refusal line's rate limit
+NO_DEADLINE = float("inf")
+LATE = "the deadline passed while the request waited for the writer"
 _STATE_ERRORS: dict[int, tuple[str, str]] = {
     node_pb2.CONSENT_STATE_WITHDRAWN: ("CONSENT_WITHDRAWN", "the consent was withdrawn"),
     node_pb2.CONSENT_STATE_EXPIRED: ("CONSENT_EXPIRED", "the consent has expired"),
@@ -110,9 +122,17 @@ class _Outcome:
     refused: NodeError | None
     first: int
     leaves: list[bytes]
+    ours: bool  # a refusal naming a consent row of ours (registered, maybe bounded)
 
 
 _NO_LEAVES: list[bytes] = []
+
+
+def _ended_at(row: ConsentRow) -> int:
+    """When the consent stopped being usable (withdrawal, else its end of validity)."""
+    if row.withdrawn_at is None:
+        return row.not_after
+    return min(row.withdrawn_at, row.not_after)
 
 
 class _Grades:
@@ -205,28 +225,41 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         return who
 
     async def _refuse(
-        self, exc: NodeError, peer: str, purpose: str, row: ConsentRow | None
+        self,
+        exc: NodeError,
+        peer: str,
+        purpose: str,
+        row: ConsentRow | None,
+        deadline: float = NO_DEADLINE,
     ) -> NodeError:
-        """Log a refusal and return the error to raise: in the transparency log
-        (committed first) when it concerns a real consent of ours, otherwise only
-        as a metric and a rate-limited structured line (the log stays bounded by
-        citizens' consents, not by callers' requests)."""
+        """Register a refusal and return the error to raise: for the consent's
+        citizen (bounded, :mod:`node._refusals`; committed first) when it concerns
+        a real consent of ours, otherwise only as a metric and a rate-limited
+        structured line (the log stays bounded by citizens' consents, not by
+        callers' requests)."""
         if row is None:
             self._unlogged(exc, peer, purpose)
             return exc
-        await self._ctx.log.record(
-            [
-                LogWrite(
-                    "request_refused",
-                    self._ctx.now_s(),
-                    row.subject_key,
-                    consent_id=row.consent_id,
-                    requester=peer,
-                    purpose=purpose,
-                    reason=exc.code,
-                )
-            ]
+        log = self._ctx.log
+        write = LogWrite(
+            "request_refused",
+            self._ctx.now_s(),
+            row.subject_key,
+            consent_id=row.consent_id,
+            requester=peer,
+            purpose=purpose,
+            reason=exc.code,
         )
+
+        def unit(conn: sqlite3.Connection) -> tuple[int, list[bytes]]:
+            if time.monotonic() >= deadline:
+                raise DeadlineError("DEADLINE_EXCEEDED", LATE)
+            current = get_consent(conn, write.consent_id)
+            if current is None:  # deleted meanwhile (deregistration): nothing to register
+                return -1, _NO_LEAVES
+            return log_refusal(conn, log, write, ended_at=_ended_at(current))
+
+        await self._ctx.db.write_unit(unit, lambda r: log.mirror(*r), quick=True)
         self._ctx.metrics.refusals.labels(exc.code).inc()
         return exc
 
@@ -334,6 +367,8 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         self, request: node_pb2.AttestationRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.AttestationResponse:
         ctx = self._ctx
+        remaining = context.time_remaining()  # None: the caller set no deadline
+        deadline = NO_DEADLINE if remaining is None else time.monotonic() + remaining
         purpose = request.purpose
         instant = ctx.clock.now()  # one reading for the trust check, the use and the period
         now = int(instant.timestamp())
@@ -348,7 +383,7 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                 known = await ctx.consents.get(self._grant(request).consent_id)
             except NodeError:
                 known = None
-            raise await self._refuse(exc, who, purpose, known) from None
+            raise await self._refuse(exc, who, purpose, known, deadline) from None
         if not NONCE_MIN <= len(request.nonce) <= NONCE_MAX:
             raise InvalidArgumentError(
                 "NONCE_INVALID", f"nonce must be {NONCE_MIN}-{NONCE_MAX} bytes", field="nonce"
@@ -369,12 +404,16 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
 
         def unit(conn: sqlite3.Connection) -> _Outcome:
             """One transaction: checks, score, use + status index + log entry (or the
-            refusal's log entry).  A quick unit: group-committed, on the event loop
-            when the writer lock is free (ADR 0315), else on the writer thread."""
+            refusal's bounded log entry).  A quick unit: group-committed, on the event
+            loop when the writer lock is free (ADR 0315), else on the writer thread.
+            First of all: a call whose deadline passed while it waited changes nothing."""
+            if time.monotonic() >= deadline:
+                raise DeadlineError("DEADLINE_EXCEEDED", LATE)
             used = use_active_consent(
                 conn, consent_id, audience=peer, purpose=purpose, binding=binding, now=now
             )
             subject_key: bytes | None = used[0] if used is not None else None
+            ended = used[2] if used is not None else 0  # the consent's not_after
             try:
                 if used is None:
                     # Refused by the conditional UPDATE: name the exact reason, in order.
@@ -383,7 +422,7 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                         raise PermissionDeniedError(
                             "CONSENT_INVALID", "unknown consent", field="consent_token"
                         )
-                    subject_key = row.subject_key
+                    subject_key, ended = row.subject_key, _ended_at(row)
                     self._check(row, request, peer, now)
                     # every check passed on re-read, yet the UPDATE matched nothing: fail closed
                     raise FailedPreconditionError(
@@ -422,7 +461,7 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                 )
             except NodeError as exc:
                 if subject_key is None:  # no consent row of ours: nothing to log for a citizen
-                    return _Outcome(None, exc, 0, _NO_LEAVES)
+                    return _Outcome(None, exc, 0, _NO_LEAVES, False)
                 entry = LogWrite(
                     "request_refused",
                     now,
@@ -432,8 +471,8 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                     purpose=purpose,
                     reason=exc.code,
                 )
-                first, leaves = log.append_sync(conn, [entry])
-                return _Outcome(None, exc, first, leaves)
+                first, leaves = log_refusal(conn, log, entry, ended_at=ended)
+                return _Outcome(None, exc, first, leaves, True)
             entry = LogWrite(
                 "attestation_issued",
                 now,
@@ -465,11 +504,11 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                 score=value if scope == node_pb2.CONSENT_SCOPE_GRADE_AND_SCORE else None,
                 mapped=mapped,
             )
-            return _Outcome(att, None, first, leaves)
+            return _Outcome(att, None, first, leaves, False)
 
         outcome = await ctx.db.write_unit(unit, lambda o: log.mirror(o.first, o.leaves), quick=True)
         if outcome.refused is not None:
-            if not outcome.leaves:
+            if not outcome.ours:
                 self._unlogged(outcome.refused, peer, purpose)
             else:
                 ctx.metrics.refusals.labels(outcome.refused.code).inc()

@@ -15,6 +15,11 @@ leave a gap is deferred, and :meth:`sync` appends the missing rows, in index
 order, from the last committed state before any root, checkpoint or proof is
 served.  Checkpoints are signed by the node's signing key over ``Checkpoint``
 bytes (kind ``log``, origin ``<region>/log``).
+
+A citizen reads their entries a page at a time (:meth:`TransparencyLog.page_for`):
+at most ``PAGE_MAX`` entries in log-index order from a start index, every
+inclusion proof of a page against the one signed checkpoint returned with it,
+so a response stays far below gRPC's message limit however long the log grows.
 """
 
 from __future__ import annotations
@@ -24,14 +29,18 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, Final
 
 from keys import CHECKPOINT_TYPE, Envelope, KeyPair, MerkleTree, sign
 from node.pb.v1 import attestation_pb2, node_pb2
 
 from ._db import Database, Tx
-from ._errors import own_data
+from ._errors import InvalidArgumentError, own_data
 
-__all__ = ["LogWrite", "TransparencyLog", "subject_ref"]
+__all__ = ["PAGE_DEFAULT", "PAGE_MAX", "LogPage", "LogWrite", "TransparencyLog", "subject_ref"]
+
+PAGE_DEFAULT: Final = 500  # entries per QueryLog page when the caller says 0
+PAGE_MAX: Final = 1000  # at most ~1 MB of entries and proofs: far below the 4 MB limit
 
 
 _APPEND = (
@@ -55,6 +64,7 @@ class LogWrite:
     purpose: str = ""
     reason: str = ""
     attestation_id: str = ""
+    count: int = 0  # request_refused: refusals the entry stands for (0 and 1: just this one)
 
     def entry(self) -> bytes:
         return node_pb2.LogEntry(
@@ -66,7 +76,22 @@ class LogWrite:
             reason=self.reason,
             subject_ref=subject_ref(self.subject_key) if self.subject_key else b"",
             attestation_id=self.attestation_id,
+            count=self.count if self.count > 1 else 0,  # older leaves' bytes are unchanged
         ).SerializeToString(deterministic=True)
+
+
+@dataclass(frozen=True, slots=True)
+class LogPage:
+    """One page of a subject's entries; every proof is against ``checkpoint``.
+
+    ``next_start`` is where the next page starts: one past the last entry here,
+    or the checkpoint's tree size when the subject has nothing more below it
+    (``more`` is then false)."""
+
+    entries: list[node_pb2.LoggedEntry]
+    checkpoint: Envelope
+    next_start: int
+    more: bool
 
 
 class TransparencyLog:
@@ -186,16 +211,9 @@ class TransparencyLog:
         self._checkpoint = (size, env)
         return self._checkpoint
 
-    async def entries_for(
-        self, subject_key: bytes, now: int
-    ) -> tuple[list[node_pb2.LoggedEntry], Envelope]:
-        """The subject's entries with inclusion proofs against one signed checkpoint."""
-        size, env = await self.current_checkpoint(now)
-        rows = await self._db.fetchall(
-            "SELECT idx, leaf FROM log_entries WHERE subject_key = ? AND idx < ? ORDER BY idx",
-            (subject_key, size),
-        )
-        out = [
+    def _proved(self, rows: Sequence[Any], size: int) -> list[node_pb2.LoggedEntry]:
+        """``(idx, leaf)`` rows as entries with inclusion proofs in the tree of ``size``."""
+        return [
             node_pb2.LoggedEntry(
                 entry=bytes(leaf),
                 proof=attestation_pb2.InclusionProof(
@@ -206,4 +224,46 @@ class TransparencyLog:
             )
             for idx, leaf in rows
         ]
+
+    async def page_for(
+        self, subject_key: bytes, now: int, *, start: int = 0, limit: int = PAGE_DEFAULT
+    ) -> LogPage:
+        """Up to ``limit`` (1..``PAGE_MAX``) of the subject's entries with index >=
+        ``start``, in index order, with inclusion proofs against one signed checkpoint.
+
+        ``start`` past the checkpoint's tree size is ``INVALID_ARGUMENT`` (field
+        ``start_index``): no page of this log starts there."""
+        if not 1 <= limit <= PAGE_MAX:
+            raise InvalidArgumentError(
+                "INVALID_FIELD", f"must be 0-{PAGE_MAX} (0: {PAGE_DEFAULT})", field="page_size"
+            )
+        size, env = await self.current_checkpoint(now)
+        if start > size:
+            raise InvalidArgumentError(
+                "INVALID_FIELD",
+                f"is past the end of the log (tree size {size})",
+                field="start_index",
+            )
+        rows = await self._db.fetchall(
+            "SELECT idx, leaf FROM log_entries "
+            "WHERE subject_key = ? AND idx >= ? AND idx < ? ORDER BY idx LIMIT ?",
+            (subject_key, start, size, limit + 1),
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        out = self._proved(rows, size)
+        next_start = int(rows[-1][0]) + 1 if more else size
+        return LogPage(out, env, next_start, more)
+
+    async def entries_for(
+        self, subject_key: bytes, now: int
+    ) -> tuple[list[node_pb2.LoggedEntry], Envelope]:
+        """ALL the subject's entries with inclusion proofs against one signed checkpoint,
+        in one list: for tools and tests only; a service pages (:meth:`page_for`)."""
+        size, env = await self.current_checkpoint(now)
+        rows = await self._db.fetchall(
+            "SELECT idx, leaf FROM log_entries WHERE subject_key = ? AND idx < ? ORDER BY idx",
+            (subject_key, size),
+        )
+        out = self._proved(rows, size)
         return out, env

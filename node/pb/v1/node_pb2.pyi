@@ -989,6 +989,7 @@ class LogEntry(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     SUBJECT_REF_FIELD_NUMBER: _builtins.int
     ATTESTATION_ID_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """consent_granted | consent_withdrawn | attestation_issued | request_refused"""
     timestamp: _builtins.int
@@ -1002,6 +1003,11 @@ class LogEntry(_message.Message):
     subject_ref: _builtins.bytes
     """SHA-256("huxin-log-subject" || subject key): pseudonymous"""
     attestation_id: _builtins.str
+    count: _builtins.int
+    """request_refused only (docs/adr/0319): how many refusals with this consent id,
+    requester and reason the entry stands for — this one and those not logged since
+    the previous such entry. 0 (absent: every other entry, and older leaves) means 1.
+    """
     def __init__(
         self,
         *,
@@ -1013,10 +1019,11 @@ class LogEntry(_message.Message):
         reason: _builtins.str = ...,
         subject_ref: _builtins.bytes = ...,
         attestation_id: _builtins.str = ...,
+        count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attestation_id", b"attestation_id", "consent_id", b"consent_id", "kind", b"kind", "purpose", b"purpose", "reason", b"reason", "requester", b"requester", "subject_ref", b"subject_ref", "timestamp", b"timestamp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attestation_id", b"attestation_id", "consent_id", b"consent_id", "count", b"count", "kind", b"kind", "purpose", b"purpose", "reason", b"reason", "requester", b"requester", "subject_ref", b"subject_ref", "timestamp", b"timestamp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1048,14 +1055,27 @@ Global___LoggedEntry: _TypeAlias = LoggedEntry  # noqa: Y015
 
 @_typing.final
 class QueryLogRequest(_message.Message):
+    """One page of the caller's own entries, in log-index order (H16, N23)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
+    START_INDEX_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    start_index: _builtins.int
+    """first log index to consider (0: from the beginning);"""
+    page_size: _builtins.int
+    """must not exceed the checkpoint's tree_size
+    entries per page: 0 means 500, at most 1000
+    """
     def __init__(
         self,
+        *,
+        start_index: _builtins.int = ...,
+        page_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "start_index", b"start_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1067,21 +1087,31 @@ class QueryLogResponse(_message.Message):
 
     ENTRIES_FIELD_NUMBER: _builtins.int
     CHECKPOINT_FIELD_NUMBER: _builtins.int
+    NEXT_START_INDEX_FIELD_NUMBER: _builtins.int
+    MORE_FIELD_NUMBER: _builtins.int
+    next_start_index: _builtins.int
+    """start_index of the next page: one past the last entry"""
+    more: _builtins.bool
+    """returned, or the checkpoint's tree_size when no more
+    the caller has entries at or after next_start_index
+    """
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___LoggedEntry]: ...
     @_builtins.property
     def checkpoint(self) -> _attestation_pb2.Envelope:
-        """signed Checkpoint the proofs refer to"""
+        """signed Checkpoint every proof of this page refers to"""
 
     def __init__(
         self,
         *,
         entries: _abc.Iterable[Global___LoggedEntry] | None = ...,
         checkpoint: _attestation_pb2.Envelope | None = ...,
+        next_start_index: _builtins.int = ...,
+        more: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "entries", b"entries"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "entries", b"entries", "more", b"more", "next_start_index", b"next_start_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
