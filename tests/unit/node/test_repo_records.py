@@ -69,10 +69,16 @@ async def repo(tmp_path: Path) -> RecordsRepository:
     return RecordsRepository(db, b"k" * 32, Sealer({"s": b"\x01" * 32}, "s"))
 
 
-async def _submit(repo: RecordsRepository, bid: str, recs: list, sha: bytes = b"h") -> object:  # type: ignore[type-arg]
+async def _submit(
+    repo: RecordsRepository,
+    bid: str,
+    recs: list,  # type: ignore[type-arg]
+    sha: bytes = b"h",
+    by: str = "court",
+) -> object:
     return await repo.submit_batch(
         bid,
-        "court",
+        by,
         recs,
         [SubjectFacts(ALICE, (Residence("hukou", date(2000, 1, 1)),))],
         content_sha256=sha,
@@ -122,6 +128,7 @@ async def test_refused_batch_writes_nothing(
 
 
 async def test_market_record_accepted_with_collection_consent(repo: RecordsRepository) -> None:
+    """REQ: H7 N4 — a market record counts only the consent its submitter recorded."""
     await repo.record_collection_consent(
         BOB,
         "power",
@@ -131,11 +138,16 @@ async def test_market_record_accepted_with_collection_consent(repo: RecordsRepos
         recorded_by="power",
         now_iso="2026-11-23T00:00:00",
     )
-    res = await _submit(repo, "b3", _records(_market("m1", BOB)))
+    res = await _submit(repo, "b3", _records(_market("m1", BOB)), by="power")
     assert res.accepted == 1  # type: ignore[attr-defined]
     other = _records(_market("m2", BOB) | {"source": "other"})
     with pytest.raises(InvalidArgumentError):  # consent was to "power", not "other"
-        await _submit(repo, "b4", other)
+        await _submit(repo, "b4", other, by="other")
+    with pytest.raises(InvalidArgumentError) as info:  # power's consent, another submitter
+        await _submit(repo, "b5", _records(_market("m3", BOB)), by="court")
+    rejection = node_pb2.BatchRejection.FromString(dict(info.value.details)[REJECTION_KEY])
+    assert [r.code for r in rejection.rejections] == ["COLLECTION_CONSENT_MISSING"]
+    assert {r.record_id for r in await repo.records_of(repo.key_of(BOB))} == {"m1"}
 
 
 async def test_rows_give_exactly_what_the_loaders_give(repo: RecordsRepository) -> None:
