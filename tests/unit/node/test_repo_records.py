@@ -150,6 +150,41 @@ async def test_market_record_accepted_with_collection_consent(repo: RecordsRepos
     assert {r.record_id for r in await repo.records_of(repo.key_of(BOB))} == {"m1"}
 
 
+# name, who recorded the consent, its collector, who submits the market record (source "power")
+FOREIGN_CONSENTS = [
+    ("recorded-by-another-for-the-submitter", "court", "power", "power"),
+    ("recorded-by-the-submitter-for-another", "power", "bank", "power"),
+    ("recorded-by-another-for-itself", "bank", "bank", "power"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "recorded_by", "collector", "submitter"),
+    FOREIGN_CONSENTS,
+    ids=[c[0] for c in FOREIGN_CONSENTS],
+)
+async def test_market_gate_keys_on_the_submitter(
+    repo: RecordsRepository, name: str, recorded_by: str, collector: str, submitter: str
+) -> None:
+    """REQ: H7 N4 — review5 H1: a consent row that another department recorded (such
+    rows exist from before collectors were bound to the caller) or that names another
+    collector admits no record: COLLECTION_CONSENT_MISSING and nothing written."""
+    await repo.record_collection_consent(
+        BOB,
+        collector,
+        stated_use="score",
+        document_sha256=b"\x03" * 32,
+        signed_on=date(2026, 1, 1),
+        recorded_by=recorded_by,
+        now_iso="2026-11-23T00:00:00",
+    )
+    with pytest.raises(InvalidArgumentError) as info:
+        await _submit(repo, f"g-{name}", _records(_market("g1", BOB)), by=submitter)
+    rejection = node_pb2.BatchRejection.FromString(dict(info.value.details)[REJECTION_KEY])
+    assert [(r.index, r.code) for r in rejection.rejections] == [(0, "COLLECTION_CONSENT_MISSING")]
+    assert await repo.records_of(repo.key_of(BOB)) == []
+
+
 async def test_rows_give_exactly_what_the_loaders_give(repo: RecordsRepository) -> None:
     """REQ: H6 — the hot path's raw rows (one statement for the subject and its
     residences) build the same subject and records as load_subject / load_records;
