@@ -6,6 +6,13 @@ Invariants:
   ``source_batches`` row; any refusal (a record already stored under another
   batch, a market record without the person's written collection consent —
   H7, N4) raises before COMMIT, so a batch is stored whole or not at all;
+* the H7 gate keys on the submitting department, never on a record's
+  self-declared fields alone: a market record counts as consented only if a
+  collection consent for the subject was recorded BY the submitter
+  (``recorded_by = submitted_by``) with the record's ``source`` (or the
+  submitter's identity) as collector.  The service binds ``source`` to the
+  caller and lets a department record consents to itself only (review5 H1),
+  so one department's consent never admits another's records;
 * a batch id is idempotent: the same id with the same content is a replay
   (nothing written, same answer); the same id with other content is refused;
 * subjects are keyed by ``subject_key``; the ID number is stored only sealed
@@ -235,7 +242,7 @@ class RecordsRepository:
                     )
                 return BatchResult(batch_id, int(prior[0]), True, content_sha256)
             gone = _deregistered(conn, stones)
-            problems = _refusals(conn, records, keys, gone)
+            problems = _refusals(conn, records, keys, gone, submitted_by)
             if problems:
                 raise batch_rejection(batch_id, problems)
             if gone:
@@ -357,7 +364,8 @@ def _refusals(
     conn: sqlite3.Connection,
     records: Sequence[CreditRecord],
     keys: Sequence[bytes],
-    gone: set[bytes] = frozenset(),  # type: ignore[assignment]
+    gone: set[bytes],
+    submitted_by: str,
 ) -> list[tuple[int, str, str, str, str]]:
     problems: list[tuple[int, str, str, str, str]] = []
     existing: set[str] = set()
@@ -380,8 +388,8 @@ def _refusals(
             marks = ",".join("?" * len(part))
             rows = conn.execute(
                 "SELECT subject_key, collector FROM collection_consents "
-                f"WHERE subject_key IN ({marks})",
-                part,
+                f"WHERE recorded_by = ? AND subject_key IN ({marks})",
+                (submitted_by, *part),
             ).fetchall()
             consented.update((bytes(a), b) for a, b in rows)
     market_idx = {i for i, _ in market}
@@ -406,7 +414,11 @@ def _refusals(
                     "a record with this id is stored",
                 )
             )
-        elif i in market_idx and (k, r.source) not in consented:
+        elif (
+            i in market_idx
+            and (k, r.source) not in consented
+            and (k, submitted_by) not in consented
+        ):
             problems.append(
                 (
                     i,
@@ -414,7 +426,7 @@ def _refusals(
                     "provenance",
                     "COLLECTION_CONSENT_MISSING",
                     "non-public record without the person's written collection consent "
-                    f"to {r.source!r} on record (H7, N4)",
+                    f"to {r.source!r}, recorded by this department (H7, N4)",
                 )
             )
     return problems

@@ -14,6 +14,14 @@ Invariants:
   subject key; transparency-log rows keep their leaf (the Merkle log is
   append-only; a leaf holds only the pseudonymous ``subject_ref``) and lose
   the ``subject_key`` column; snapshot leaves keep their hash only;
+* a ``source_batches`` row (batch id, submitter, content hash) no longer
+  referencing any record of anyone once the person's records are gone is
+  deleted in the same unit (review5 H3: ids chosen before intake refused ID
+  numbers may hold one).  Rows still referencing another person's record are
+  kept: they decide who owns those records and make replays idempotent.  A
+  replay of a deleted batch is then new work, not a replay: it is refused
+  (``SUBJECT_DEREGISTERED``) while the tombstone stands, or stored again after
+  the person registered again, as a new batch would be;
 * what remains is a tombstone HMAC(region secret, subject key): records a
   source submits later for the person are refused (``SUBJECT_DEREGISTERED``)
   and nobody is rescored until the person registers again
@@ -80,6 +88,12 @@ async def deregister(ctx: NodeContext, key: bytes) -> node_pb2.DeregisterRespons
             "UPDATE status_entries SET status = ? WHERE subject_key = ? AND status != ?",
             (STATUS_REVOKED, key, STATUS_REVOKED),
         ).rowcount
+        batches = [
+            (str(r[0]),) * 2
+            for r in conn.execute(
+                "SELECT DISTINCT batch_id FROM records WHERE subject_key = ?", (key,)
+            )
+        ]
         conn.execute(
             "DELETE FROM record_marks WHERE record_id IN "
             "(SELECT record_id FROM records WHERE subject_key = ?)",
@@ -93,6 +107,11 @@ async def deregister(ctx: NodeContext, key: bytes) -> node_pb2.DeregisterRespons
                 continue  # unlinked after the tombstone entry is appended (below)
             sql = _UNLINK.get(table, f'DELETE FROM "{table}" WHERE subject_key = ?')
             conn.execute(sql, (key,))
+        conn.executemany(  # batches now empty (records_by_batch makes this cheap)
+            "DELETE FROM source_batches WHERE batch_id = ? "
+            "AND NOT EXISTS (SELECT 1 FROM records WHERE batch_id = ?)",
+            batches,
+        )
         stone = tombstone(secret, key)
         conn.execute(
             "INSERT OR REPLACE INTO deregistrations (tombstone, deregistered_at) VALUES (?, ?)",

@@ -11,6 +11,29 @@ submitted the record and, in ONE unit with the mark, recomputes the grade at
 once, marks the subject's issued attestations superseded, tells the citizen
 and logs it (H16, N22); a department sees and answers only the objections
 and uploads addressed to it (docs/adr/0500, 0504).
+
+Identity (H7, N4, review5 H1): a department speaks only for itself.  Every
+record's ``source`` must be one of the caller's names — its certificate
+identity, or that identity without the node's region prefix (``heihe.court``
+or ``heihe-court`` → ``court``) unless the short name is itself another
+allowed source — else the batch is refused with the per-record reason
+``SOURCE_MISMATCH`` (field ``source``).  A collection consent is recorded only
+for the caller itself as collector (PERMISSION_DENIED ``COLLECTOR_MISMATCH``,
+field ``collector``), and the H7 gate for market records only counts consents
+the submitting department recorded (:mod:`node._repo_records`).
+
+Free text (review5 H3): every caller-chosen string the node stores, signs or
+logs — batch id, a record's ``record_id``/``act_id``/``legal_document``/
+``flags``, residence kinds, collection ``collector``/``stated_use``, repair,
+objection and verification notes — passes :func:`node._freetext.
+refuse_id_numbers` (INVALID_ARGUMENT ``ID_NUMBER_IN_FIELD``; for a record, a
+per-record reason, so the whole batch is refused and nothing is written; a
+rejection never echoes a ``record_id`` holding an ID).  ``MarkRecord.record_id``
+is only a lookup key for a stored record and is not refused (records stored
+before this rule must stay revocable); the transparency log never holds a
+source-chosen string: a repair/revocation leaf carries
+``sha256(record_id)[:16 hex]`` and the route, which the citizen can match to
+the record id in their own report.
 """
 
 from __future__ import annotations
@@ -27,12 +50,13 @@ from . import _objections as objections
 from . import _rights_supplements as supplements
 from ._context import NodeContext
 from ._errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
+from ._freetext import contains_id_number, refuse_id_numbers
 from ._guard import require_caller
 from ._repo_records import SubjectFacts, batch_rejection
 from ._rights import RightsTx, grade_change_proto, run_rights_unit
 from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 
-__all__ = ["REPAIR_ROUTES", "SourceServicer", "record_to_raw"]
+__all__ = ["REPAIR_ROUTES", "SourceServicer", "record_digest", "record_to_raw", "source_names"]
 
 REPAIR_ROUTES = frozenset(
     {"commitment", "rectification", "verification", "credit_report", "charity"}
@@ -52,6 +76,61 @@ _TEXT_FIELDS = (
     "status",
     "provenance",
 )
+#: A record's caller-chosen text fields that are stored (checked for ID numbers).
+_FREE_TEXT = ("record_id", "act_id", "legal_document")
+Problem = tuple[int, str, str, str, str]  # index, record_id, field, code, message
+
+
+def source_names(who: str, region: str, allowed: tuple[str, ...] = ()) -> frozenset[str]:
+    """The ``source`` names a caller's records may carry (H7, N4).
+
+    Its certificate identity, plus that identity without the node's region
+    prefix (``heihe.court``/``heihe-court`` → ``court``) unless the short name
+    is itself another allowed source (it would speak for that department).
+    """
+    names = {who}
+    for sep in (".", "-"):
+        prefix = region + sep
+        short = who[len(prefix) :]
+        if who.startswith(prefix) and short and short not in allowed:
+            names.add(short)
+    return frozenset(names)
+
+
+def record_digest(record_id: str) -> str:
+    """What the transparency log holds instead of a source-chosen record id (review5 H3)."""
+    return hashlib.sha256(record_id.encode("utf-8")).hexdigest()[:16]
+
+
+def _shown_id(record_id: object) -> str:
+    """A record id as a rejection may echo it: never one holding an ID number."""
+    text = str(record_id)
+    return "" if contains_id_number(text) else text
+
+
+def _record_problems(rec: scoring_pb2.CreditRecord, i: int, names: frozenset[str]) -> list[Problem]:
+    """Per-record refusals the service adds to ``scoring``'s: ID numbers in free
+    text (privacy, H3) and a ``source`` that is not the caller (H7, N4)."""
+    rid = _shown_id(rec.record_id)
+    out: list[Problem] = []
+    texts = [(f, getattr(rec, f)) for f in _FREE_TEXT] + [("flags", f) for f in rec.flags]
+    for field, text in texts:
+        if contains_id_number(text):
+            out.append(
+                (i, rid, field, "ID_NUMBER_IN_FIELD", "must not contain a citizen ID number")
+            )
+    if rec.source and rec.source not in names:
+        out.append(
+            (
+                i,
+                rid,
+                "source",
+                "SOURCE_MISMATCH",
+                "a department files records under its own name only "
+                f"(one of {sorted(names)}) (H7, N4)",
+            )
+        )
+    return out
 
 
 def record_to_raw(rec: scoring_pb2.CreditRecord) -> dict[str, Any]:
@@ -76,6 +155,8 @@ def _facts(info: node_pb2.SubjectInfo, i: int) -> SubjectFacts:
         idn = normalise_id_number(info.subject_id, field=f"subjects[{i}].subject_id")
     except RecordError as exc:
         raise InvalidArgumentError(exc.code, exc.message, field=exc.field) from None
+    for r in info.residence:
+        refuse_id_numbers(f"subjects[{i}].residence.kind", r.kind)
     return SubjectFacts(
         idn,
         tuple(
@@ -105,6 +186,7 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
         who = self._source()
         if not request.batch_id or len(request.batch_id) > 128:
             raise InvalidArgumentError("INVALID_FIELD", "1-128 characters", field="batch_id")
+        refuse_id_numbers("batch_id", request.batch_id)
         if not request.records:
             raise InvalidArgumentError("MISSING_FIELD", "a batch needs records", field="records")
         if len(request.records) > ctx.config.limits.max_batch_records:
@@ -115,20 +197,23 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
             )
         raws = [record_to_raw(r) for r in request.records]
         records, errors = validate_batch(raws, ctx.scheme, ctx.today())
-        if errors:
-            raise batch_rejection(
-                request.batch_id,
-                [
-                    (
-                        e.index or 0,
-                        str(raws[e.index or 0].get("record_id", "")),
-                        e.field,
-                        e.code,
-                        e.message,
-                    )
-                    for e in errors
-                ],
+        names = source_names(who, ctx.config.region, ctx.config.sources)
+        problems: list[Problem] = [
+            (
+                e.index or 0,
+                _shown_id(raws[e.index or 0].get("record_id", "")),
+                e.field,
+                e.code,
+                e.message,
             )
+            for e in errors
+        ]
+        problems += [
+            p for i, r in enumerate(request.records) for p in _record_problems(r, i, names)
+        ]
+        if problems:
+            problems.sort(key=lambda p: p[0])  # stable: scoring's reason first per record
+            raise batch_rejection(request.batch_id, problems)
         facts = [_facts(s, i) for i, s in enumerate(request.subjects)]
         sha = hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
         result = await ctx.records.submit_batch(
@@ -153,6 +238,16 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
         if not request.collector or not request.stated_use:
             raise InvalidArgumentError(
                 "MISSING_FIELD", "collector and stated_use are required", field="stated_use"
+            )
+        refuse_id_numbers("collector", request.collector)
+        refuse_id_numbers("stated_use", request.stated_use)
+        names = source_names(who, ctx.config.region, ctx.config.sources)
+        if request.collector not in names:
+            raise PermissionDeniedError(
+                "COLLECTOR_MISMATCH",
+                "a department records collection consents given to itself only "
+                f"(one of {sorted(names)}) (H7, N4)",
+                field="collector",
             )
         if not request.adverse_consequences_acknowledged:
             raise InvalidArgumentError(
@@ -193,7 +288,9 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
                 f"repair_route must be one of {sorted(REPAIR_ROUTES)}",
                 field="repair_route",
             )
+        refuse_id_numbers("note", request.note)
         status, route, note = request.status, request.repair_route, request.note[:512]
+        digest = record_digest(request.record_id)
 
         def fn(rtx: RightsTx) -> node_pb2.MarkRecordResponse:
             key, owner, _category, polarity = rtx.record_owner(request.record_id)
@@ -214,7 +311,7 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
             cause = f"credit repair ({route})" if status == "repaired" else "record revoked"
             grade = rtx.rescore(key, before, cause)
             rtx.notify(key, "record", f"record {request.record_id} {status} by {who}: {cause}")
-            rtx.log(f"record_{status}", key, requester=who, reason=f"{request.record_id} {route}")
+            rtx.log(f"record_{status}", key, requester=who, reason=f"{digest} {route}")
             return node_pb2.MarkRecordResponse(
                 record_id=request.record_id,
                 status=status,
@@ -234,6 +331,7 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
         self, request: node_pb2.AnswerObjectionRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.ObjectionInfo:
         who = self._source()
+        refuse_id_numbers("note", request.note)
         return await objections.answer_objection(
             self._ctx, who, request.objection_id, request.outcome, request.note, operator=False
         )
@@ -246,6 +344,7 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
             raise PermissionDeniedError(
                 "NOT_OPERATOR", "only the node's operator resolves objections about its handling"
             )
+        refuse_id_numbers("note", request.note)
         return await objections.answer_objection(
             self._ctx, who, request.objection_id, request.outcome, request.note, operator=True
         )
@@ -260,6 +359,7 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
         self, request: node_pb2.VerifySupplementRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.SupplementInfo:
         who = self._source()
+        refuse_id_numbers("reason", request.reason)
         return await supplements.decide(
             self._ctx, who, request.supplement_id, request.accept, request.reason
         )

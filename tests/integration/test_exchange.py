@@ -96,7 +96,7 @@ async def fed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fed]:
     logger.setLevel(logging.DEBUG)
     bed = Testbed(tmp_path_factory.mktemp("fed"))
     heihe = await bed.start_node(
-        "heihe", "heihe", peers=("hainan", "wendeng"), sources=("heihe-court",)
+        "heihe", "heihe", peers=("hainan", "wendeng"), sources=("heihe-court", "heihe-power")
     )
     hainan = await bed.start_node("hainan", "hainan", peers=("heihe",))
     f = Fed(bed, heihe, hainan, capture)
@@ -638,7 +638,11 @@ async def test_bad_record_rejects_whole_batch_with_per_record_reasons(fed: Fed) 
 
 
 async def test_market_record_needs_written_collection_consent(fed: Fed) -> None:
-    """REQ: H7 N4 — non-public records only with the person's written consent on record."""
+    """REQ: H7 N4 — non-public records only with the person's written consent on record,
+    recorded by the collecting department itself (review5 H1)."""
+    power = node_pb2_grpc.SourceServiceStub(
+        fed.bed.peer_channel(fed.heihe, fed.bed.cert("heihe-power"))
+    )
     rec = honour_record("m-1", BOB)
     rec.category, rec.level, rec.provenance, rec.source = (
         "utility_paid",
@@ -648,36 +652,32 @@ async def test_market_record_needs_written_collection_consent(fed: Fed) -> None:
     )
     req = node_pb2.SubmitRecordsRequest(batch_id="market-1", records=[rec])
     with pytest.raises(aio.AioRpcError) as info:
-        await fed.source.SubmitRecords(req)
+        await power.SubmitRecords(req)
     rejection = node_pb2.BatchRejection.FromString(
         dict(info.value.trailing_metadata())["huxin-batch-rejection-bin"]
     )
     assert [r.code for r in rejection.rejections] == ["COLLECTION_CONSENT_MISSING"]
+    consent = node_pb2.CollectionConsent(
+        subject_id=BOB,
+        collector="heihe-power",
+        stated_use="credit score",
+        adverse_consequences_acknowledged=False,
+        document_sha256=b"\x01" * 32,
+        signed_on="2026-01-05",
+    )
     await _expect(
-        fed.source.RecordCollectionConsent(
-            node_pb2.CollectionConsent(
-                subject_id=BOB,
-                collector="heihe-power",
-                stated_use="credit score",
-                adverse_consequences_acknowledged=False,
-                document_sha256=b"\x01" * 32,
-                signed_on="2026-01-05",
-            )
-        ),
+        power.RecordCollectionConsent(consent),
         grpc.StatusCode.INVALID_ARGUMENT,
         "CONSEQUENCES_NOT_ACKNOWLEDGED",
     )
-    await fed.source.RecordCollectionConsent(
-        node_pb2.CollectionConsent(
-            subject_id=BOB,
-            collector="heihe-power",
-            stated_use="credit score",
-            adverse_consequences_acknowledged=True,
-            document_sha256=b"\x01" * 32,
-            signed_on="2026-01-05",
-        )
+    consent.adverse_consequences_acknowledged = True
+    await _expect(  # the court cannot record a consent given to the power company
+        fed.source.RecordCollectionConsent(consent),
+        grpc.StatusCode.PERMISSION_DENIED,
+        "COLLECTOR_MISMATCH",
     )
-    resp = await fed.source.SubmitRecords(req)
+    await power.RecordCollectionConsent(consent)
+    resp = await power.SubmitRecords(req)
     assert resp.accepted == 1
 
 

@@ -429,14 +429,14 @@ async def test_review_report_flags_purpose_outside_consent_and_late_sources(
     )
     # N7: formed Tue 8 Sep → due Tue 29 Sep (Fri 25 Sep is a holiday): on time today;
     # formed Mon 7 Sep → due Mon 28 Sep: late.  Both are accepted.
+    tax_records = [
+        honour_record("t-ontime", CAROL, "2026-09-08"),
+        honour_record("t-late", CAROL, "2026-09-07"),
+    ]
+    for rec in tax_records:
+        rec.source = "tax"  # the tax office files under its own name (H7, N4)
     resp = await f.other_source.SubmitRecords(
-        node_pb2.SubmitRecordsRequest(
-            batch_id="tax-1",
-            records=[
-                honour_record("t-ontime", CAROL, "2026-09-08"),
-                honour_record("t-late", CAROL, "2026-09-07"),
-            ],
-        )
+        node_pb2.SubmitRecordsRequest(batch_id="tax-1", records=tax_records)
     )
     assert resp.accepted == 2
     capsys.readouterr()

@@ -69,10 +69,16 @@ async def repo(tmp_path: Path) -> RecordsRepository:
     return RecordsRepository(db, b"k" * 32, Sealer({"s": b"\x01" * 32}, "s"))
 
 
-async def _submit(repo: RecordsRepository, bid: str, recs: list, sha: bytes = b"h") -> object:  # type: ignore[type-arg]
+async def _submit(
+    repo: RecordsRepository,
+    bid: str,
+    recs: list,  # type: ignore[type-arg]
+    sha: bytes = b"h",
+    by: str = "court",
+) -> object:
     return await repo.submit_batch(
         bid,
-        "court",
+        by,
         recs,
         [SubjectFacts(ALICE, (Residence("hukou", date(2000, 1, 1)),))],
         content_sha256=sha,
@@ -122,6 +128,7 @@ async def test_refused_batch_writes_nothing(
 
 
 async def test_market_record_accepted_with_collection_consent(repo: RecordsRepository) -> None:
+    """REQ: H7 N4 — a market record counts only the consent its submitter recorded."""
     await repo.record_collection_consent(
         BOB,
         "power",
@@ -131,11 +138,51 @@ async def test_market_record_accepted_with_collection_consent(repo: RecordsRepos
         recorded_by="power",
         now_iso="2026-11-23T00:00:00",
     )
-    res = await _submit(repo, "b3", _records(_market("m1", BOB)))
+    res = await _submit(repo, "b3", _records(_market("m1", BOB)), by="power")
     assert res.accepted == 1  # type: ignore[attr-defined]
     other = _records(_market("m2", BOB) | {"source": "other"})
     with pytest.raises(InvalidArgumentError):  # consent was to "power", not "other"
-        await _submit(repo, "b4", other)
+        await _submit(repo, "b4", other, by="other")
+    with pytest.raises(InvalidArgumentError) as info:  # power's consent, another submitter
+        await _submit(repo, "b5", _records(_market("m3", BOB)), by="court")
+    rejection = node_pb2.BatchRejection.FromString(dict(info.value.details)[REJECTION_KEY])
+    assert [r.code for r in rejection.rejections] == ["COLLECTION_CONSENT_MISSING"]
+    assert {r.record_id for r in await repo.records_of(repo.key_of(BOB))} == {"m1"}
+
+
+# name, who recorded the consent, its collector, who submits the market record (source "power")
+FOREIGN_CONSENTS = [
+    ("recorded-by-another-for-the-submitter", "court", "power", "power"),
+    ("recorded-by-the-submitter-for-another", "power", "bank", "power"),
+    ("recorded-by-another-for-itself", "bank", "bank", "power"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "recorded_by", "collector", "submitter"),
+    FOREIGN_CONSENTS,
+    ids=[c[0] for c in FOREIGN_CONSENTS],
+)
+async def test_market_gate_keys_on_the_submitter(
+    repo: RecordsRepository, name: str, recorded_by: str, collector: str, submitter: str
+) -> None:
+    """REQ: H7 N4 — review5 H1: a consent row that another department recorded (such
+    rows exist from before collectors were bound to the caller) or that names another
+    collector admits no record: COLLECTION_CONSENT_MISSING and nothing written."""
+    await repo.record_collection_consent(
+        BOB,
+        collector,
+        stated_use="score",
+        document_sha256=b"\x03" * 32,
+        signed_on=date(2026, 1, 1),
+        recorded_by=recorded_by,
+        now_iso="2026-11-23T00:00:00",
+    )
+    with pytest.raises(InvalidArgumentError) as info:
+        await _submit(repo, f"g-{name}", _records(_market("g1", BOB)), by=submitter)
+    rejection = node_pb2.BatchRejection.FromString(dict(info.value.details)[REJECTION_KEY])
+    assert [(r.index, r.code) for r in rejection.rejections] == [(0, "COLLECTION_CONSENT_MISSING")]
+    assert await repo.records_of(repo.key_of(BOB)) == []
 
 
 async def test_rows_give_exactly_what_the_loaders_give(repo: RecordsRepository) -> None:
