@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from scoring import Polarity, Provenance
 
 from ._errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from ._freetext import refuse_id_numbers
 from ._rights import RightsTx, run_rights_unit
 from .pb.v1 import node_pb2
 
@@ -81,6 +82,9 @@ def _validate(ctx: NodeContext, req: node_pb2.UploadSupplementRequest) -> date:
         raise InvalidArgumentError("UNKNOWN_LEVEL", "this category has no levels", field="level")
     if not req.act_id or len(req.act_id) > 128:
         raise InvalidArgumentError("INVALID_FIELD", "1-128 characters", field="act_id")
+    # stored, and the act id copied into records on verification (review5 H3)
+    refuse_id_numbers("act_id", req.act_id)
+    refuse_id_numbers("description", req.description)
     try:
         recognised = date.fromisoformat(req.recognised_on)
     except ValueError:

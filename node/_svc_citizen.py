@@ -317,6 +317,7 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
         self, request: node_pb2.FileObjectionRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.ObjectionInfo:
         citizen = self._citizen(context)
+        refuse_id_numbers("reason", request.reason)  # stored in plain text (review5 H3)
         return await objections.file(
             self._ctx,
             citizen.subject_key,

@@ -557,8 +557,20 @@ async def test_upload_counts_only_after_verification_and_rejection_says_why(
         ({"level": "galactic"}, "UNKNOWN_LEVEL"),
         ({"proof_sha256": b"short"}, "INVALID_FIELD"),
         ({"recognised_on": "2027-01-01"}, "FUTURE_RECOGNITION"),
+        ({"act_id": f"award-{ALICE}"}, "ID_NUMBER_IN_FIELD"),
+        ({"description": f"for {ALICE}"}, "ID_NUMBER_IN_FIELD"),
     ],
-    ids=["not_authorised", "unknown_verifier", "negative", "forbidden", "level", "proof", "future"],
+    ids=[
+        "not_authorised",
+        "unknown_verifier",
+        "negative",
+        "forbidden",
+        "level",
+        "proof",
+        "future",
+        "id-in-act-id",
+        "id-in-description",
+    ],
 )
 async def test_upload_refusals(hainan: Fed, change: dict[str, object], reason: str) -> None:
     """REQ: N5 N9 H7 — bad uploads are refused naming the field; nothing is stored."""

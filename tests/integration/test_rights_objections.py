@@ -318,6 +318,7 @@ async def test_heihe_correction_recomputes_grade_at_once_and_supersedes(heihe: R
     [
         ("another_persons_record", grpc.StatusCode.NOT_FOUND, "RECORD_NOT_FOUND"),
         ("unknown_record", grpc.StatusCode.NOT_FOUND, "RECORD_NOT_FOUND"),
+        ("id_number_in_reason", grpc.StatusCode.INVALID_ARGUMENT, "ID_NUMBER_IN_FIELD"),
         ("second_open_objection", grpc.StatusCode.ALREADY_EXISTS, "OBJECTION_OPEN"),
         ("handling_without_handle_step", grpc.StatusCode.INVALID_ARGUMENT, "NO_HANDLE_STEP"),
         ("answer_by_other_department", grpc.StatusCode.NOT_FOUND, "OBJECTION_NOT_FOUND"),
@@ -348,6 +349,10 @@ async def test_objection_refusals(
         ),
         "unknown_record": lambda: r.citizen.FileObjection(
             node_pb2.FileObjectionRequest(record_id="nope"), metadata=r.me(ALICE)
+        ),
+        "id_number_in_reason": lambda: r.citizen.FileObjection(  # stored as typed (review5 H3)
+            node_pb2.FileObjectionRequest(record_id="h-0", reason=f"I am {ALICE}"),
+            metadata=r.me(ALICE),
         ),
         "second_open_objection": lambda: r.citizen.FileObjection(
             node_pb2.FileObjectionRequest(record_id="p-0"), metadata=r.me(ALICE)
