@@ -111,7 +111,9 @@ def signer_from_config(config: NodeConfig, secrets: NodeSecrets) -> SnapshotSign
         hub_id = hub_target(config).hub_id
     except PushError:
         fed = getattr(config, "federation", None)
-        hub_id = config.hub.hub_id or (getattr(fed, "hub", "") if fed else "")
+        # a standalone region (no [hub] hub_id, no [federation]; `huxin init region`)
+        # publishes its month to itself: the batches' audience is its own id (review5 M6)
+        hub_id = config.hub.hub_id or (getattr(fed, "hub", "") if fed else "") or config.region
     return SnapshotSigner(
         config.region, hub_id, secrets.signing, secrets.sealer,
         read_province_key(config.hub.province_key),
@@ -139,6 +141,9 @@ def publish(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    from ._cli_batch import ended_period
+
+    ended_period(args.period)  # first: a month not over yet is never signed (review5 M6)
     config = _config(args.config)
     secrets = _secrets(config)
     now = _now()
