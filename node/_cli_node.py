@@ -25,7 +25,13 @@ from typing import Any
 
 from ._cli import CliError, SubParsers, subgroup
 from ._config import ConfigError, NodeConfig, load_config
-from ._init import InitError, init_region, issue_client_cert, load_or_create_ca
+from ._init import (
+    InitError,
+    check_region_arguments,
+    init_region,
+    issue_client_cert,
+    load_or_create_ca,
+)
 from ._observe import configure_logging, log_event, reopen_log_files
 from ._workers import (
     PrimaryLock,
@@ -117,6 +123,10 @@ def _init(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     ca_dir = args.ca or (args.out.resolve().parent / "ca")
     try:
+        check_region_arguments(  # before the CA is created (review5 L1)
+            args.region, args.peers, sources=args.sources, peer_listen=args.peer_listen,
+            citizen_listen=args.citizen_listen, metrics_listen=args.metrics_listen,
+        )  # fmt: skip
         ca = load_or_create_ca(ca_dir, now)
         result = init_region(
             args.out,
