@@ -6,6 +6,9 @@ directory next to the node directory, where ``huxin init region`` put it).
 Never creates a CA: a missing one is ``CA_NOT_FOUND``.  Prints the new expiry;
 a running node uses the new certificate from its next restart (see
 :mod:`node._tlscert` for what is refused and how the files are written).
+A federated node's certificate fingerprint is pinned in the hub's trust list
+(routed calls check it, ``node._route``): the output says so and gives the new
+fingerprint, for ``huxin hub register`` and a new trust list.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from keys import CertificateAuthority, KeysError
+from keys import CertificateAuthority, KeysError, certificate_fingerprint
 
 from ._cli import CliError, SubParsers, subgroup
 from ._config import ConfigError, load_config
@@ -67,13 +70,21 @@ def _renew(args: argparse.Namespace) -> int:
         "cert": str(config.tls.cert),
         "key": str(config.tls.key),
         "ca": str(ca_dir),
+        "tls_sha256": certificate_fingerprint(config.tls.cert.read_bytes()).hex(),
         **info.as_dict(now),
+        "federated": config.federation is not None,
     }
     if args.json:
         print(json.dumps(doc))
-    else:
+        return 0
+    print(
+        f"renewed {config.tls.cert} for {config.region}: valid until {doc['not_after']}"
+        f" ({args.days} days); restart the node to use it"
+    )
+    if config.federation is not None:  # routed calls check the listed fingerprint
         print(
-            f"renewed {config.tls.cert} for {config.region}: valid until {doc['not_after']}"
-            f" ({args.days} days); restart the node to use it"
+            f"federated: the trust list pins the old certificate (sha256 {doc['tls_sha256']}"
+            " is new); have the hub re-register this region (huxin hub register) and sign"
+            " a new trust list, then restart"
         )
     return 0

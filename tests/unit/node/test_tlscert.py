@@ -217,3 +217,34 @@ def test_status_shows_the_certificate_and_signing_key_validity(
     text = capsys.readouterr().out
     assert "tls certificate: valid until 2027-02-21T12:00:00+00:00" in text
     assert "signing key: " in text and "to 2027-11-23T12:00:00+00:00" in text
+
+
+def test_renewing_a_federated_node_says_the_trust_list_pins_the_old_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """REQ: H17 — routed calls check the fingerprint the hub lists (node._route): the
+    renewal names the new one, and `huxin hub register` lists it."""
+    from keys import certificate_fingerprint
+    from node._federation import init_federation
+    from node._storage import connect
+
+    layout = init_federation(tmp_path / "fed", ["heihe"], "heilongjiang", NOW, base_port=17600)
+    cfg = layout.nodes["heihe"].config
+    old = certificate_fingerprint((cfg.parent / "tls/node.pem").read_bytes())
+    assert main(["init", "cert", "--config", str(cfg), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    new = certificate_fingerprint((cfg.parent / "tls/node.pem").read_bytes())
+    assert doc["federated"] is True and doc["tls_sha256"] == new.hex() != old.hex()
+    assert main(["init", "cert", "--config", str(cfg)]) == 0
+    assert "huxin hub register" in capsys.readouterr().out
+    hub_cfg = layout.nodes["heilongjiang"].config
+    assert main(["hub", "register", "--config", str(hub_cfg), "--region-dir",
+                 str(cfg.parent), "--json"]) == 0  # fmt: skip
+    conn = connect(load_config(hub_cfg).database, create=False)
+    try:
+        listed = conn.execute("SELECT tls_sha256 FROM hub_regions WHERE region = 'heihe'")
+        row = listed.fetchone()
+    finally:
+        conn.close()
+    latest = certificate_fingerprint((cfg.parent / "tls/node.pem").read_bytes())
+    assert bytes(row[0]) == latest
