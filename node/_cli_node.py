@@ -139,7 +139,6 @@ def _init(args: argparse.Namespace) -> int:
             peer_listen=args.peer_listen,
             citizen_listen=args.citizen_listen,
             metrics_listen=args.metrics_listen,
-            province_key=True,  # standalone: the monthly run can be signed (review5 M6)
         )
         certs = []
         if args.source_certs:

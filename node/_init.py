@@ -12,16 +12,14 @@
     keys/storage.secret        HMAC secret of subject keys (hex)
     keys/seal.key              AES-256 key for sealed ID numbers (hex)
     keys/dev-idp.key           development identity provider key (demo only)
-    keys/province.key          with ``province_key=True`` (``huxin init region``, a
-                               standalone node): its own province key (hex), so
-                               that ``huxin score run --config`` can sign the month
-                               (H3); replace it with the province's key (from the
-                               hub operator) when the region joins a hub (H13)
 
 Invariants: secret files are mode 0600; existing files are never overwritten
 (``INIT_EXISTS``); ids and addresses are checked as the config loader checks
-them, before anything is written (``INVALID_ARGUMENT`` naming the flag); the CA is created once per federation (``ca/``) and reused
-for every node, so nodes trust each other's certificates; ``now`` is passed in.
+them, before anything is written (``INVALID_ARGUMENT`` naming the flag); the
+CA is created once per federation (``ca/``) and reused for every node, so nodes
+trust each other's certificates; ``now`` is passed in.  A node from ``init
+region`` has no hub and no province key: its monthly run is signed all the same
+(``node._cli_hub.signer_from_config``, review5 M6).
 """
 
 from __future__ import annotations
@@ -61,16 +59,6 @@ class InitResult:
     config: Path
     region: str
     dev_idp_key: Path
-
-
-_STANDALONE_HUB = """
-[hub]
-# A standalone region signs its monthly run (huxin score run --config) as Merkle
-# batches addressed to itself, under this province key (H3). To join a provincial
-# hub, replace keys/province.key with the province's key and set endpoint, hub_id
-# and hub_key (or a [federation] section) (H13).
-province_key = "keys/province.key"
-"""
 
 
 def check_region_arguments(
@@ -141,14 +129,8 @@ def init_region(
     metrics_listen: str = "",
     role: str = "region",
     extra_toml: str = "",
-    province_key: bool = False,
 ) -> InitResult:
-    """One node directory; ``extra_toml`` is appended to its config (federation sections).
-
-    ``province_key``: a standalone node (``huxin init region``) gets its own
-    ``keys/province.key`` and a ``[hub]`` section naming it, so its monthly run
-    can be signed (review5 M6); callers that append their own ``[hub]`` leave it off.
-    """
+    """One node directory; ``extra_toml`` is appended to its config (federation sections)."""
     if scheme not in list_schemes():
         raise InitError("UNKNOWN_SCHEME", f"unknown scheme {scheme!r}")
     check_region_arguments(
@@ -175,10 +157,6 @@ def init_region(
     write_hex(out / "keys" / "storage.secret", KeyPair.generate().seed)
     write_hex(out / "keys" / "seal.key", KeyPair.generate().seed)
     write_private(out / "keys" / "dev-idp.key", encode_private_key(idp))
-    standalone = ""
-    if province_key:  # `huxin init region`; init_federation writes the province's own
-        write_hex(out / "keys" / "province.key", KeyPair.generate().seed)
-        standalone = _STANDALONE_HUB
     config.write_text(
         f"""# Huxin node {region} (scheme {scheme}); written by `huxin init`.
 [node]
@@ -227,7 +205,6 @@ allowed = {_toml_list(peers)}
 [sources]
 allowed = {_toml_list(sources)}
 """
-        + standalone
         + extra_toml,
         encoding="utf-8",
     )

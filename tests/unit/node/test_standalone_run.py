@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from keys import province_pseudonym, subject_key
 from node._cli import main
+from node._cli_hub import standalone_pseudonym_key
 from node._config import load_config
+from node._secrets import load_secrets
 from node._testbed import make_id_number
 from node.pb.v1 import attestation_pb2
 
@@ -40,16 +43,15 @@ def _standalone(tmp_path: Path, capsys: pytest.CaptureFixture[str], people: int 
     return out
 
 
-def test_init_region_writes_a_province_key_and_the_month_is_signed(
+def test_a_node_from_init_region_signs_its_month_without_a_hub(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """REQ: H3 — init region, then `score run --config --period <a past month>` signs
-    the month as Merkle batches addressed to the region itself (no hub)."""
+    the month as Merkle batches addressed to the region itself (no hub, no province
+    key: leaves under a pseudonym key derived from the storage secret)."""
     node = _standalone(tmp_path, capsys)
     config = load_config(node / "node.toml")
-    assert config.hub.province_key == node / "keys" / "province.key"
-    assert len(bytes.fromhex(config.hub.province_key.read_text().strip())) == 32
-    assert (config.hub.province_key.stat().st_mode & 0o777) == 0o600
+    assert config.hub.province_key is None and config.federation is None
     argv = ["score", "run", "--config", str(node / "node.toml"), "--period", "2026-10",
             "--workers", "1", "--json"]  # fmt: skip
     assert main(argv) == 0
@@ -64,6 +66,38 @@ def test_init_region_writes_a_province_key_and_the_month_is_signed(
     assert {(a.issuer_region, a.audience, a.period) for a in leaves} == {
         ("heihe", "heihe", "2026-10")
     }
+    # the leaf pseudonym: the derived key, neither the subject key nor the bare ID's hash
+    secrets = load_secrets(config)
+    key = standalone_pseudonym_key(secrets.storage_secret)
+    assert key != secrets.storage_secret and len(key) == 32
+    expected = {province_pseudonym(key, make_id_number(i)) for i in range(6)}
+    assert {bytes(a.subject_binding) for a in leaves} == expected
+    assert not expected & {subject_key(secrets.storage_secret, make_id_number(i)) for i in range(6)}
+    # running again signs nothing new (the same key every run)
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["batches_signed"] == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "code"),
+    [
+        pytest.param('[hub]\nhub_id = "heilongjiang"\n', "PROVINCE_KEY_MISSING", id="hub-id"),
+        pytest.param(
+            '[hub]\nendpoint = "127.0.0.1:7500"\n', "PROVINCE_KEY_MISSING", id="hub-endpoint"
+        ),
+    ],
+)
+def test_a_node_with_a_hub_still_needs_the_province_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: str, code: str
+) -> None:
+    """REQ: H13 — pushes to a hub use the province's key: no silent fallback there."""
+    node = _standalone(tmp_path, capsys, people=2)
+    with (node / "node.toml").open("a") as fh:
+        fh.write("\n" + extra)
+    argv = ["score", "run", "--config", str(node / "node.toml"), "--period", "2026-10",
+            "--workers", "1"]  # fmt: skip
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith(f"error: {code}: ")
 
 
 def _this_month() -> str:
