@@ -396,9 +396,10 @@ def render_status(doc: dict[str, Any]) -> str:
     if "error" in tls:
         lines.append(f"tls certificate: {tls['cert']}: {tls['error']}")
     elif tls:
+        hint = "" if tls["state"] == "valid" else "; renew: huxin init cert --config FILE"
         lines.append(
             f"tls certificate: valid until {tls['not_after']} ({tls['state']},"
-            f" {tls['days_left']} days left); renew: huxin init cert --config FILE"
+            f" {tls['days_left']} days left){hint}"
         )
     if "error" in sk:
         lines.append(f"signing key: cannot read ({sk['error']})")
