@@ -21,7 +21,7 @@ import signal
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._cli import CliError, SubParsers, subgroup
 from ._config import ConfigError, NodeConfig, load_config
@@ -40,6 +40,9 @@ from ._workers import (
     config_digest,
     die_with_parent,
 )
+
+if TYPE_CHECKING:
+    from ._tlscert import CertInfo
 
 __all__ = ["register"]
 
@@ -517,7 +520,7 @@ async def _run(
 # ---------------------------------------------------------------- TLS certificate (review5 M7)
 
 
-def _check_tls_certificate(cert_pem: bytes, key_pem: bytes, now: datetime) -> Any:
+def _check_tls_certificate(cert_pem: bytes, key_pem: bytes, now: datetime) -> CertInfo:
     """Refuse to serve with an expired / not yet valid certificate or a key of another."""
     from ._tlscert import CertError, check_certificate, check_key_pair, read_certificate
 
@@ -536,7 +539,7 @@ def _export_certificate_expiry(node: Any, cert_pem: bytes) -> None:
     export_expiry(node.ctx.metrics.registry, read_certificate(cert_pem))
 
 
-async def _watch_certificate(info: Any) -> None:
+async def _watch_certificate(info: CertInfo) -> None:
     """Log "tls certificate expires soon" at start and once a day while fewer than
     WARN_DAYS days are left (a node may run for months without a restart)."""
     from ._tlscert import expiry_warning
