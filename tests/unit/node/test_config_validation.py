@@ -4,6 +4,10 @@
 Before: ``peer = "127.0.0.1:99999"`` served on port 34463 (modulo 65536);
 ``--peers 'a b,,c'`` wrote ``allowed = ["a b", "c"]``; ``default_max_uses = 5000``
 loaded and then every default consent grant failed, blaming the citizen.
+
+REQ: C1 (a node that listens where its config says), H5 (a citizen's default
+grant must work), H17 (peers and sources are the certificate identities the
+allow-lists name).
 """
 
 from __future__ import annotations
