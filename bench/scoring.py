@@ -31,7 +31,7 @@ from node._batch import CHUNK_SUBJECTS, Chunk, chunk_bounds, period_as_of
 from node._population import PopulationSpec, generate
 from node._storage import connect
 
-PERIOD = "2026-11"
+PERIOD = "2026-10"  # a month that is over (score run refuses later ones)
 
 
 def _cpu_self() -> float:

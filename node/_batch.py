@@ -44,6 +44,7 @@ __all__ = [
     "RecordRow",
     "RunSummary",
     "chunk_bounds",
+    "ended_period_as_of",
     "load_subject",
     "period_as_of",
     "read_chunk",
@@ -74,6 +75,20 @@ def period_as_of(period: str) -> date:
     year, month = int(match[1]), int(match[2])
     first_next = date(year + month // 12, month % 12 + 1, 1)
     return first_next - timedelta(days=1)
+
+
+def ended_period_as_of(period: str, today: date) -> date:
+    """The last day of ``YYYY-MM`` if that month is over on ``today`` (the caller's UTC
+    date); ``INVALID_PERIOD`` otherwise (review5 M6: a run "as of" a day that has
+    not come would be stored, signed and pushed as the month's result, H3)."""
+    last = period_as_of(period)
+    if last >= today:
+        raise BatchError(
+            "INVALID_PERIOD",
+            f"period {period!r} has not ended yet (it ends on {last.isoformat()};"
+            f" today is {today.isoformat()} UTC)",
+        )
+    return last
 
 
 class RecordRow(NamedTuple):

@@ -19,20 +19,20 @@ import json
 import os
 import sys
 from dataclasses import asdict
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from scoring import Scheme, SchemeError, list_schemes, load_scheme, parse_scheme_toml
 
-from ._batch import BatchError, RunSummary, period_as_of, run_month
+from ._batch import BatchError, RunSummary, ended_period_as_of, period_as_of, run_month
 from ._cli import CliError, SubParsers, subgroup
 from ._evaluate import Evaluation, evaluate
 from ._population import REGIONS, PopulationError, PopulationSpec, generate, read_spec
 from ._progress import Progress
 from ._storage import StorageError, connect
 
-__all__ = ["register"]
+__all__ = ["ended_period", "register"]
 
 
 def _default_workers() -> int:
@@ -105,6 +105,15 @@ def _period(text: str) -> date:
         raise CliError(exc.code, str(exc)) from None
 
 
+def ended_period(text: str) -> date:
+    """``--period`` of a monthly run: a month that is over (UTC), checked before any
+    other work (review5 M6)."""
+    try:
+        return ended_period_as_of(text, datetime.now(UTC).date())
+    except BatchError as exc:
+        raise CliError(exc.code, f"--period: {exc}") from None
+
+
 def _existing_db(path: Path) -> Path:
     if not path.is_file():
         raise CliError("DB_NOT_FOUND", f"database {str(path)!r} does not exist")
@@ -144,15 +153,14 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _score_run(args: argparse.Namespace) -> int:
+    ended_period(args.period)  # first: a month not over yet is never run (review5 M6)
     if args.config is not None:
         from ._cli_hub import publish
 
-        _period(args.period)
         return publish(args)
     if not args.scheme:
         raise CliError("SCHEME_REQUIRED", "--db needs --scheme (or use --config)")
     scheme = _scheme(args.scheme)
-    _period(args.period)
     db = _existing_db(args.db)
     bar: Progress | None = None
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hmac
 import json
 import os
 import sys
@@ -102,21 +103,40 @@ def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
 
 
 def signer_from_config(config: NodeConfig, secrets: NodeSecrets) -> SnapshotSigner:
-    """The snapshot signer of a region node (``[hub]`` / ``[federation]`` settings)."""
+    """The snapshot signer of a region node (``[hub]`` / ``[federation]`` settings).
+
+    A standalone region (no hub anywhere and no ``[hub] province_key``: what
+    ``huxin init region`` writes) still signs its month (H3, review5 M6): the
+    batches are addressed to the region itself and their leaves carry a pseudonym
+    under a key derived from its storage secret (:func:`standalone_pseudonym_key`),
+    since there is no province to share one with (DESIGN "Subjects and privacy":
+    the province key is for pushes to the hub).  A node with a hub but no province
+    key is still refused (``PROVINCE_KEY_MISSING``).
+    """
     from ._push import PushError, hub_target
 
-    if config.hub.province_key is None:
-        raise SnapshotError("PROVINCE_KEY_MISSING", "[hub] province_key is not configured")
     try:
         hub_id = hub_target(config).hub_id
     except PushError:
         fed = getattr(config, "federation", None)
         hub_id = config.hub.hub_id or (getattr(fed, "hub", "") if fed else "")
+    if config.hub.province_key is not None:
+        province_key = read_province_key(config.hub.province_key)
+    elif not hub_id and not config.hub.endpoint:
+        hub_id, province_key = config.region, standalone_pseudonym_key(secrets.storage_secret)
+    else:
+        raise SnapshotError("PROVINCE_KEY_MISSING", "[hub] province_key is not configured")
     return SnapshotSigner(
-        config.region, hub_id, secrets.signing, secrets.sealer,
-        read_province_key(config.hub.province_key),
+        config.region, hub_id, secrets.signing, secrets.sealer, province_key,
         batch_leaves=config.hub.batch_leaves, ttl_days=config.hub.snapshot_ttl_days,
     )  # fmt: skip
+
+
+def standalone_pseudonym_key(storage_secret: bytes) -> bytes:
+    """The leaf-pseudonym key of a region without a hub: ``HMAC-SHA256(storage secret,
+    label)`` — domain-separated from subject keys (HMACs of ID numbers), never stored,
+    the same for every run of the node (review5 M6)."""
+    return hmac.new(storage_secret, b"huxin/standalone-snapshot-pseudonym/v1", "sha256").digest()
 
 
 def scheme_in_force(database: Path, shipped: Scheme, today: date) -> Scheme:
@@ -139,6 +159,9 @@ def publish(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    from ._cli_batch import ended_period
+
+    ended_period(args.period)  # first: a month not over yet is never signed (review5 M6)
     config = _config(args.config)
     secrets = _secrets(config)
     now = _now()

@@ -21,11 +21,17 @@ import signal
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._cli import CliError, SubParsers, subgroup
 from ._config import ConfigError, NodeConfig, load_config
-from ._init import InitError, init_region, issue_client_cert, load_or_create_ca
+from ._init import (
+    InitError,
+    check_region_arguments,
+    init_region,
+    issue_client_cert,
+    load_or_create_ca,
+)
 from ._observe import configure_logging, log_event, reopen_log_files
 from ._workers import (
     PrimaryLock,
@@ -34,6 +40,9 @@ from ._workers import (
     config_digest,
     die_with_parent,
 )
+
+if TYPE_CHECKING:
+    from ._tlscert import CertInfo
 
 __all__ = ["register"]
 
@@ -117,6 +126,10 @@ def _init(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     ca_dir = args.ca or (args.out.resolve().parent / "ca")
     try:
+        check_region_arguments(  # before the CA is created (review5 L1)
+            args.region, args.peers, sources=args.sources, peer_listen=args.peer_listen,
+            citizen_listen=args.citizen_listen, metrics_listen=args.metrics_listen,
+        )  # fmt: skip
         ca = load_or_create_ca(ca_dir, now)
         result = init_region(
             args.out,
@@ -197,6 +210,43 @@ def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> l
         return []
 
 
+def _key_material(config: NodeConfig, now: int) -> dict[str, Any]:
+    """``tls``: the node certificate's validity; ``signing_key``: the configured signing
+    key's validity as certified by the key set (verified under the root key), or
+    ``error`` when the files cannot be read (an encrypted key without
+    ``HUXIN_KEY_PASSPHRASE``, ...) — review5 M7."""
+    from ._secrets import load_secrets
+    from ._tlscert import CertError, read_certificate
+
+    at = datetime.fromtimestamp(now, UTC)
+    out: dict[str, Any] = {}
+    try:
+        out["tls"] = {"cert": str(config.tls.cert), **read_certificate(
+            config.tls.cert.read_bytes()).as_dict(at)}  # fmt: skip
+    except (OSError, CertError) as exc:
+        out["tls"] = {"cert": str(config.tls.cert), "error": getattr(exc, "code", "UNREADABLE")}
+    passphrase = os.environ.get("HUXIN_KEY_PASSPHRASE")
+    try:
+        secrets = load_secrets(config, passphrase.encode() if passphrase else None)
+    except (ConfigError, OSError) as exc:
+        out["signing_key"] = {"error": f"{getattr(exc, 'field', 'keys')}: {type(exc).__name__}"}
+        return out
+    info = secrets.key_set.find(secrets.signing.key_id)
+    assert info is not None  # load_secrets checked that the key set certifies it
+    problem = info.problem_at(now)
+    out["signing_key"] = {
+        "key_id": info.key_id,
+        "key_set_version": secrets.key_set.version,
+        "not_before": _iso(info.not_before),
+        "not_after": _iso(info.not_after),
+        "days_left": (info.not_after - now) // 86_400,
+        "state": {"KEY_REVOKED": "REVOKED", "KEY_NOT_VALID": "NOT VALID"}.get(
+            problem or "", "valid"
+        ),
+    }
+    return out
+
+
 def node_status(config: NodeConfig, now: int) -> dict[str, Any]:
     """What ``huxin status`` shows, read from the node's database (read-only)."""
     from keys import KeysError, VerificationError, load_trust
@@ -215,6 +265,7 @@ def node_status(config: NodeConfig, now: int) -> dict[str, Any]:
         "push": [],
         "hub_regions": [],
         "trust_refusals": [],
+        **_key_material(config, now),
     }
     try:
         conn = connect(config.database, readonly=True)
@@ -344,6 +395,22 @@ def render_status(doc: dict[str, Any]) -> str:
         lines.append(
             f"  refused list v{r['version']} from {r['source']} at {r['at']}: {r['reason']}"
         )
+    tls, sk = doc.get("tls", {}), doc.get("signing_key", {})
+    if "error" in tls:
+        lines.append(f"tls certificate: {tls['cert']}: {tls['error']}")
+    elif tls:
+        hint = "" if tls["state"] == "valid" else "; renew: huxin init cert --config FILE"
+        lines.append(
+            f"tls certificate: valid until {tls['not_after']} ({tls['state']},"
+            f" {tls['days_left']} days left){hint}"
+        )
+    if "error" in sk:
+        lines.append(f"signing key: cannot read ({sk['error']})")
+    elif sk:
+        lines.append(
+            f"signing key: {sk['key_id']} (key set v{sk['key_set_version']}), valid"
+            f" {sk['not_before']} to {sk['not_after']} ({sk['state']}, {sk['days_left']} days left)"
+        )
     lines.append("")
     lines.append(f"{'peer':<16} {'listed':<6} {'key set':>7} {'last sync':<25} {'fail':>4} error")
     for p in doc["peers"]:
@@ -433,17 +500,58 @@ async def _run(
         secrets = load_secrets(config, passphrase)
     except ConfigError as exc:
         raise CliError(exc.code, str(exc)) from None
+    cert = _check_tls_certificate(secrets.tls_cert, secrets.tls_key, datetime.now(UTC))  # M7
     primary = None
     if not role[0]:  # the primary (workers share the node it locked)
         try:
             primary = PrimaryLock(config.database)
         except RuntimeError as exc:
             raise CliError("NODE_RUNNING", str(exc)) from None
+    watch = asyncio.ensure_future(_watch_certificate(cert)) if not role[0] else None
     try:
         return await _serve_until_stopped(config, config_path, ready_file, secrets, role)
     finally:
+        if watch is not None:
+            watch.cancel()
         if primary is not None:
             primary.close()
+
+
+# ---------------------------------------------------------------- TLS certificate (review5 M7)
+
+
+def _check_tls_certificate(cert_pem: bytes, key_pem: bytes, now: datetime) -> CertInfo:
+    """Refuse to serve with an expired / not yet valid certificate or a key of another."""
+    from ._tlscert import CertError, check_certificate, check_key_pair, read_certificate
+
+    try:
+        info = read_certificate(cert_pem)
+        check_certificate(info, now)
+        check_key_pair(cert_pem, key_pem)
+    except CertError as exc:
+        raise CliError(exc.code, str(exc)) from None
+    return info
+
+
+def _export_certificate_expiry(node: Any, cert_pem: bytes) -> None:
+    from ._tlscert import export_expiry, read_certificate
+
+    export_expiry(node.ctx.metrics.registry, read_certificate(cert_pem))
+
+
+async def _watch_certificate(info: CertInfo) -> None:
+    """Log "tls certificate expires soon" at start and once a day while fewer than
+    WARN_DAYS days are left (a node may run for months without a restart)."""
+    from ._tlscert import expiry_warning
+
+    while True:
+        now = datetime.now(UTC)
+        fields = expiry_warning(info, now)
+        if fields is not None:
+            expired = now > info.not_after
+            msg = "tls certificate expired" if expired else "tls certificate expires soon"
+            log_event(msg, 40 if expired else 30, **fields)
+        await asyncio.sleep(86_400)
 
 
 async def _serve_until_stopped(
@@ -469,6 +577,7 @@ async def _serve_until_stopped(
 
     loop.add_signal_handler(signal.SIGHUP, reopen_logs)
     node = await NodeServer.create(config, secrets=secrets)
+    _export_certificate_expiry(node, secrets.tls_cert)  # review5 M7: the expiry gauge
     try:
         ports = await (node.start_worker(worker, peer_port, parent) if worker else node.start())
     except BaseException as exc:

@@ -3,12 +3,19 @@
 Invariants: relative paths are resolved against the config file's directory;
 unknown sections or keys are refused (a typo must not silently disable a
 limit); the consent validity cap defaults to 90 days and cannot be raised
-above 366; nothing here reads the environment or flags (only the CLI does).
+above 366; ``[consent] default_max_uses`` is at most :data:`MAX_USES_CAP` (the
+node's cap: a larger default would fail every default grant, blaming the
+citizen); addresses are ``host:port`` with a port of 0–65535 (``listen.*``;
+0 = any free port) or 1–65535 (hub endpoints); the node's region and every id in
+``[peers]``/``[sources] allowed`` match :data:`ID_PATTERN` (the region pattern
+of node certificates, ``keys``); nothing here reads the environment or flags
+(only the CLI does).
 Secrets are not in the TOML: it names the files that hold them.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -16,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ID_PATTERN",
+    "MAX_USES_CAP",
     "ConfigError",
     "ConsentConfig",
     "FederationConfig",
@@ -27,11 +36,16 @@ __all__ = [
     "NodeConfig",
     "RightsConfig",
     "TlsFiles",
+    "check_address",
+    "check_id",
     "load_config",
     "parse_config",
 ]
 
 DEFAULT_CONSENT_DAYS = 90
+MAX_USES_CAP = 1000  # uses of one consent; node._svc_citizen's cap (kept equal by a test)
+# region and certificate identities: the pattern of keys' node certificates (review5 L1)
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 OBJECTION_STEPS = ("handle", "forward", "source", "reply")  # [rights] objection_deadlines
 MAX_DEADLINE_DAYS = 60
 HARD_CONSENT_DAYS = 366
@@ -260,8 +274,11 @@ def _get(table: Mapping[str, Any], section: str, key: str, kind: type, default: 
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind):
-        raise ConfigError(f"{section}.{key}", f"must be a {kind.__name__}")
+        raise ConfigError(f"{section}.{key}", f"must be {_KIND_NAMES.get(kind, kind.__name__)}")
     return value
+
+
+_KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
 def _positive(value: int, name: str) -> int:
@@ -293,6 +310,39 @@ def _str_list(raw: Any, name: str) -> tuple[str, ...]:
     return tuple(raw)
 
 
+def check_address(value: str, name: str, *, min_port: int = 0) -> str:
+    """``host:port`` (``[v6]:port`` too) with a port of ``min_port``..65535; returned as is."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isascii() or not port.isdigit():
+        raise ConfigError(name, f"{value!r} is not host:port")
+    if not min_port <= int(port) <= 65535:
+        raise ConfigError(name, f"port {port} is not in {min_port}..65535")
+    if host.startswith("[") != host.endswith("]") or any(c.isspace() for c in host):
+        raise ConfigError(name, f"{value!r} is not host:port")
+    return value
+
+
+def check_id(value: str, name: str) -> str:
+    """A region or certificate identity (``heihe``, ``heihe.court``): :data:`ID_PATTERN`."""
+    if not ID_PATTERN.match(value):
+        raise ConfigError(
+            name, f"{value!r} is not an id (lower-case letters, digits, '.', '_', '-'; max 63)"
+        )
+    return value
+
+
+def _ids(raw: Any, name: str) -> tuple[str, ...]:
+    values = _str_list(raw, name)
+    for v in values:
+        check_id(v, name)
+    return values
+
+
+def _listen(raw: Mapping[str, Any], key: str, default: str) -> str:
+    value = _get(raw, "listen", key, str, default)
+    return value if key == "metrics" and value == "" else check_address(value, f"listen.{key}")
+
+
 def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
     """Build a :class:`NodeConfig` from parsed TOML; paths relative to ``base``."""
     for section, value in data.items():
@@ -310,7 +360,7 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         return p if p.is_absolute() else base / p
 
     node = data.get("node", {})
-    region = _get(node, "node", "region", str, None)
+    region = check_id(_get(node, "node", "region", str, None), "node.region")
     scheme = _get(node, "node", "scheme", str, None)
     role = _get(node, "node", "role", str, "region")
     if role not in ("region", "hub"):
@@ -318,9 +368,9 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
     log_file = node.get("log_file")
     listen_raw = data.get("listen", {})
     listen = ListenConfig(
-        peer=_get(listen_raw, "listen", "peer", str, "127.0.0.1:0"),
-        citizen=_get(listen_raw, "listen", "citizen", str, "127.0.0.1:0"),
-        metrics=_get(listen_raw, "listen", "metrics", str, ""),
+        peer=_listen(listen_raw, "peer", "127.0.0.1:0"),
+        citizen=_listen(listen_raw, "citizen", "127.0.0.1:0"),
+        metrics=_listen(listen_raw, "metrics", ""),
         peer_workers=_positive(
             _get(listen_raw, "listen", "peer_workers", int, 1), "listen.peer_workers"
         ),
@@ -365,6 +415,10 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
             _get(consent_raw, "consent", "default_max_uses", int, 10), "consent.default_max_uses"
         ),
     )
+    if consent.default_max_uses > MAX_USES_CAP:
+        raise ConfigError(
+            "consent.default_max_uses", f"must be at most {MAX_USES_CAP} (the node's cap)"
+        )
     lim = data.get("limits", {})
     d = Limits()
     limits = Limits(
@@ -423,7 +477,7 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         if days > MAX_DEADLINE_DAYS:
             raise ConfigError(f"rights.objection_deadlines.{step}", f"at most {MAX_DEADLINE_DAYS}")
     rights = replace(rights, objection_deadlines=deadlines)
-    peers = _str_list(data.get("peers", {}).get("allowed", []), "peers.allowed")
+    peers = _ids(data.get("peers", {}).get("allowed", []), "peers.allowed")
     federation = _federation(data.get("federation"), base)
     if federation is not None and peers:
         raise ConfigError(
@@ -448,12 +502,17 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         limits=limits,
         peers=peers,
         federation=federation,
-        sources=_str_list(data.get("sources", {}).get("allowed", []), "sources.allowed"),
+        sources=_ids(data.get("sources", {}).get("allowed", []), "sources.allowed"),
         log_file=None if log_file is None else (base / str(log_file)),
         grace_seconds=_get(node, "node", "grace_seconds", float, 10.0),
         hub=_hub(data.get("hub", {}), base),
         rights=rights,
     )
+
+
+def _endpoint(value: str, name: str) -> str:
+    """A hub's address (empty = none): ``host:port`` with a real port (1..65535)."""
+    return value and check_address(value, name, min_port=1)
 
 
 def _federation(raw: Mapping[str, Any] | None, base: Path) -> FederationConfig | None:
@@ -472,7 +531,7 @@ def _federation(raw: Mapping[str, Any] | None, base: Path) -> FederationConfig |
         raise ConfigError("federation.route", "must be 'auto', 'hub' or 'direct'")
     trust = raw.get("trust_list")
     if trust is not None and not isinstance(trust, str):
-        raise ConfigError("federation.trust_list", "must be a str")
+        raise ConfigError("federation.trust_list", "must be a string")
     d = FederationConfig("", b"")
 
     def seconds(key: str, default: float) -> float:
@@ -485,7 +544,7 @@ def _federation(raw: Mapping[str, Any] | None, base: Path) -> FederationConfig |
         hub=_get(raw, s, "hub", str, None),
         hub_key=hub_key,
         trust_list=None if trust is None else base / trust,
-        hub_endpoint=_get(raw, s, "hub_endpoint", str, ""),
+        hub_endpoint=_endpoint(_get(raw, s, "hub_endpoint", str, ""), "federation.hub_endpoint"),
         allow_stale=_get(raw, s, "allow_stale", bool, False),
         route=route,
         sync=_get(raw, s, "sync", bool, True),
@@ -519,7 +578,7 @@ def _hub(raw: Mapping[str, Any], base: Path) -> HubConfig:
         province_key=None
         if key_path is None
         else (Path(key_path) if Path(key_path).is_absolute() else base / key_path),
-        endpoint=_get(raw, s, "endpoint", str, ""),
+        endpoint=_endpoint(_get(raw, s, "endpoint", str, ""), "hub.endpoint"),
         hub_id=_get(raw, s, "hub_id", str, ""),
         hub_key=hub_key,
         server_name=_get(raw, s, "server_name", str, ""),

@@ -44,7 +44,7 @@ class DemoContext:
     out: TextIO
     people: int = 5_000
     seed: int = 2025
-    period: str = "2026-11"
+    period: str = "2026-10"  # a month that is over: runs of later months are refused
     workers: int = 2
     heihe: Scheme = field(default_factory=lambda: load_scheme("heihe"))
     spec: PopulationSpec | None = None

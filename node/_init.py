@@ -14,8 +14,12 @@
     keys/dev-idp.key           development identity provider key (demo only)
 
 Invariants: secret files are mode 0600; existing files are never overwritten
-(``INIT_EXISTS``); the CA is created once per federation (``ca/``) and reused
-for every node, so nodes trust each other's certificates; ``now`` is passed in.
+(``INIT_EXISTS``); ids and addresses are checked as the config loader checks
+them, before anything is written (``INVALID_ARGUMENT`` naming the flag); the
+CA is created once per federation (``ca/``) and reused for every node, so nodes
+trust each other's certificates; ``now`` is passed in.  A node from ``init
+region`` has no hub and no province key: its monthly run is signed all the same
+(``node._cli_hub.signer_from_config``, review5 M6).
 """
 
 from __future__ import annotations
@@ -28,9 +32,17 @@ from pathlib import Path
 from keys import CertificateAuthority, KeyPair, KeySet, encode_private_key
 from scoring import list_schemes
 
+from ._config import ConfigError, check_address, check_id
 from ._secrets import write_hex, write_private
 
-__all__ = ["InitError", "InitResult", "init_region", "issue_client_cert", "load_or_create_ca"]
+__all__ = [
+    "InitError",
+    "InitResult",
+    "check_region_arguments",
+    "init_region",
+    "issue_client_cert",
+    "load_or_create_ca",
+]
 
 SIGNING_KEY_DAYS = 365
 CERT_DAYS = 90
@@ -47,6 +59,30 @@ class InitResult:
     config: Path
     region: str
     dev_idp_key: Path
+
+
+def check_region_arguments(
+    region: str,
+    peers: Sequence[str],
+    *,
+    sources: Sequence[str],
+    peer_listen: str,
+    citizen_listen: str,
+    metrics_listen: str,
+) -> None:
+    """What the written config would refuse at load, refused before anything is
+    written, naming the ``huxin init region`` flag (review5 L1)."""
+    try:
+        check_id(region, "--region")
+        for flag, ids in (("--peers", peers), ("--sources", sources)):
+            for i in ids:
+                check_id(i, flag)
+        check_address(peer_listen, "--peer-listen")
+        check_address(citizen_listen, "--citizen-listen")
+        if metrics_listen:
+            check_address(metrics_listen, "--metrics-listen")
+    except ConfigError as exc:
+        raise InitError("INVALID_ARGUMENT", str(exc)) from None
 
 
 def load_or_create_ca(
@@ -97,6 +133,10 @@ def init_region(
     """One node directory; ``extra_toml`` is appended to its config (federation sections)."""
     if scheme not in list_schemes():
         raise InitError("UNKNOWN_SCHEME", f"unknown scheme {scheme!r}")
+    check_region_arguments(
+        region, peers, sources=sources, peer_listen=peer_listen,
+        citizen_listen=citizen_listen, metrics_listen=metrics_listen,
+    )  # fmt: skip
     config = out / "node.toml"
     if config.exists():
         raise InitError("INIT_EXISTS", f"{str(config)!r} already exists")

@@ -32,13 +32,13 @@ def test_generate_run_evaluate(tmp_path: Path) -> None:
     gen = _huxin("population", "generate", "--people", "3000", "--out", str(db), "--seed", "9")
     assert gen.returncode == 0, gen.stderr
     assert "generated 3,000 people" in gen.stdout
-    run = _huxin("score", "run", "--db", str(db), "--scheme", "heihe", "--period", "2026-11",
+    run = _huxin("score", "run", "--db", str(db), "--scheme", "heihe", "--period", "2026-10",
                  "--workers", "2", "--chunk", "500", "--json")  # fmt: skip
     assert run.returncode == 0, run.stderr
     first = json.loads(run.stdout)
     assert first["chunks"] == 6 and first["chunks_computed"] == 6
-    assert "score heihe@2025.1 2026-11" in run.stderr
-    again = _huxin("score", "run", "--db", str(db), "--scheme", "heihe", "--period", "2026-11",
+    assert "score heihe@2025.1 2026-10" in run.stderr
+    again = _huxin("score", "run", "--db", str(db), "--scheme", "heihe", "--period", "2026-10",
                    "--json")  # fmt: skip
     assert again.returncode == 0
     second = json.loads(again.stdout)
@@ -60,9 +60,9 @@ def test_generate_run_evaluate(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "code"),
     [
-        pytest.param(("score", "run", "--db", "nope.db", "--scheme", "heihe", "--period", "2026-11"),
+        pytest.param(("score", "run", "--db", "nope.db", "--scheme", "heihe", "--period", "2026-10"),
                      "DB_NOT_FOUND", id="missing-db"),
-        pytest.param(("score", "run", "--db", "nope.db", "--scheme", "mars", "--period", "2026-11"),
+        pytest.param(("score", "run", "--db", "nope.db", "--scheme", "mars", "--period", "2026-10"),
                      "UNKNOWN_SCHEME", id="unknown-scheme"),
         pytest.param(("score", "run", "--db", "nope.db", "--scheme", "heihe", "--period", "2026-1"),
                      "INVALID_PERIOD", id="bad-period"),

@@ -32,13 +32,13 @@ def db(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("argv", "code"),
     [
-        pytest.param(["score", "run", "--scheme", "atlantis", "--period", "2026-11"],
+        pytest.param(["score", "run", "--scheme", "atlantis", "--period", "2026-10"],
                      "UNKNOWN_SCHEME", id="run-unknown-scheme"),
         pytest.param(["score", "run", "--scheme", "heihe", "--period", "2026-13"],
                      "INVALID_PERIOD", id="run-bad-month"),
         pytest.param(["score", "run", "--scheme", "heihe", "--period", "November"],
                      "INVALID_PERIOD", id="run-bad-period"),
-        pytest.param(["score", "run", "--scheme", "heihe", "--period", "2026-11", "--db",
+        pytest.param(["score", "run", "--scheme", "heihe", "--period", "2026-10", "--db",
                       "MISSING"], "DB_NOT_FOUND", id="run-missing-db"),
         pytest.param(["model", "evaluate", "--current", "heihe", "--candidate", "MISSING"],
                      "CANDIDATE_NOT_FOUND", id="evaluate-missing-candidate"),
@@ -90,7 +90,7 @@ def test_generate_then_run_then_evaluate(
                  "hainan", "--seed", "4", "--workers", "1", "--json"]) == 0  # fmt: skip
     generated = json.loads(capsys.readouterr().out)
     assert generated["people"] == 300 and generated["scheme"] == "hainan"
-    argv = ["score", "run", "--db", str(out), "--scheme", "hainan", "--period", "2026-11",
+    argv = ["score", "run", "--db", str(out), "--scheme", "hainan", "--period", "2026-10",
             "--workers", "1", "--json"]  # fmt: skip
     assert main(argv) == 0
     captured = capsys.readouterr()

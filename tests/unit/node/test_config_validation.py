@@ -1,0 +1,183 @@
+"""Addresses, ids and cross-limits in a node config and in ``huxin init region``
+(review5 L1).
+
+Before: ``peer = "127.0.0.1:99999"`` served on port 34463 (modulo 65536);
+``--peers 'a b,,c'`` wrote ``allowed = ["a b", "c"]``; ``default_max_uses = 5000``
+loaded and then every default consent grant failed, blaming the citizen.
+
+REQ: C1 (a node that listens where its config says), H5 (a citizen's default
+grant must work), H17 (peers and sources are the certificate identities the
+allow-lists name).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from keys._ca import _REGION_RE
+from node._cli import main
+from node._config import ID_PATTERN, MAX_USES_CAP, ConfigError, load_config, parse_config
+from node._init import init_region, load_or_create_ca
+
+NOW = datetime(2026, 11, 23, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def base_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    root = tmp_path_factory.mktemp("cfg")
+    ca = load_or_create_ca(root / "ca", NOW)
+    res = init_region(root / "heihe", "heihe", "heihe", ca, NOW, peers=("hainan",))
+    return tomllib.loads(res.config.read_text())
+
+
+def _with(data: dict[str, object], section: str, key: str, value: object) -> dict[str, object]:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    table = out.setdefault(section, {})
+    assert isinstance(table, dict)
+    table[key] = value
+    return out
+
+
+_HUB_KEY = "11" * 32
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "field"),
+    [
+        pytest.param("listen", "peer", "127.0.0.1:99999", "listen.peer", id="port-over-65535"),
+        pytest.param("listen", "peer", "127.0.0.1:65536", "listen.peer", id="port-65536"),
+        pytest.param("listen", "peer", "127.0.0.1:-1", "listen.peer", id="negative-port"),
+        pytest.param("listen", "citizen", "bad", "listen.citizen", id="no-port"),
+        pytest.param("listen", "citizen", "127.0.0.1:7x", "listen.citizen", id="port-not-digits"),
+        pytest.param("listen", "citizen", ":7444", "listen.citizen", id="no-host"),
+        pytest.param("listen", "metrics", "localhost:", "listen.metrics", id="metrics-empty-port"),
+        pytest.param("listen", "metrics", "127.0.0.1:٣", "listen.metrics", id="non-ascii-digit"),
+        pytest.param("listen", "peer", "[::1:7443", "listen.peer", id="unclosed-v6-bracket"),
+        pytest.param("listen", "peer", "my host:7443", "listen.peer", id="space-in-host"),
+        pytest.param("hub", "endpoint", "127.0.0.1:0", "hub.endpoint", id="hub-port-0"),
+        pytest.param("hub", "endpoint", "hub.example", "hub.endpoint", id="hub-no-port"),
+        pytest.param("node", "region", "Heihe", "node.region", id="region-upper-case"),
+        pytest.param("node", "region", "hei he", "node.region", id="region-space"),
+        pytest.param("peers", "allowed", ["hainan", "a b"], "peers.allowed", id="peer-id-space"),
+        pytest.param("peers", "allowed", [""], "peers.allowed", id="peer-id-empty"),
+        pytest.param("sources", "allowed", ["heihe court"], "sources.allowed", id="source-space"),
+        pytest.param("sources", "allowed", ["-court"], "sources.allowed", id="source-leading-dash"),
+        pytest.param(
+            "consent",
+            "default_max_uses",
+            MAX_USES_CAP + 1,
+            "consent.default_max_uses",
+            id="default-uses-over-cap",
+        ),
+        pytest.param(
+            "consent", "default_max_uses", 5000, "consent.default_max_uses", id="review-5000"
+        ),
+    ],
+)
+def test_bad_values_are_refused_naming_the_field(
+    base_config: dict[str, object], section: str, key: str, value: object, field: str
+) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config(_with(base_config, section, key, value), Path("/n"))
+    assert (exc.value.code, exc.value.field) == ("INVALID_CONFIG", field)
+    assert str(exc.value).startswith(f"{field}: ")
+
+
+def test_a_bad_federation_hub_endpoint_is_refused(base_config: dict[str, object]) -> None:
+    data = {k: v for k, v in base_config.items() if k != "peers"}
+    data["federation"] = {"hub": "heilongjiang", "hub_key": _HUB_KEY, "hub_endpoint": "hub:70000"}
+    with pytest.raises(ConfigError) as exc:
+        parse_config(data, Path("/n"))
+    assert exc.value.field == "federation.hub_endpoint"
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        pytest.param("listen", "peer", "127.0.0.1:0", id="port-0-any"),
+        pytest.param("listen", "peer", "0.0.0.0:65535", id="port-65535"),
+        pytest.param("listen", "citizen", "[::1]:7444", id="ipv6"),
+        pytest.param("listen", "citizen", "node.example.cn:7444", id="dns-name"),
+        pytest.param("listen", "metrics", "", id="metrics-off"),
+        pytest.param("hub", "endpoint", "127.0.0.1:7443", id="hub-endpoint"),
+        pytest.param("sources", "allowed", ["heihe.court", "heihe.bank_2"], id="source-ids"),
+        pytest.param("consent", "default_max_uses", MAX_USES_CAP, id="default-uses-at-cap"),
+    ],
+)
+def test_good_values_load(
+    base_config: dict[str, object], section: str, key: str, value: object
+) -> None:
+    config = parse_config(_with(base_config, section, key, value), Path("/n"))
+    assert config.region == "heihe"
+
+
+def test_the_caps_and_patterns_are_the_ones_the_node_enforces() -> None:
+    from node._svc_citizen import MAX_USES_CAP as SERVICE_CAP
+
+    assert MAX_USES_CAP == SERVICE_CAP
+    assert ID_PATTERN.pattern == _REGION_RE.pattern  # the certificates' region pattern
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        pytest.param("--peers", "a b,,c", id="peer-with-space"),
+        pytest.param("--sources", "heihe.court,Heihe.Bank", id="source-upper-case"),
+        pytest.param("--region", "hei he", id="region-space"),
+        pytest.param("--peer-listen", "bad", id="peer-listen-no-port"),
+        pytest.param("--citizen-listen", "127.0.0.1:99999", id="citizen-listen-port"),
+        pytest.param("--metrics-listen", "127.0.0.1:70000", id="metrics-listen-port"),
+    ],
+)
+def test_init_region_refuses_bad_ids_and_addresses_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str
+) -> None:
+    args = {"--region": "heihe", flag: value}
+    argv = ["init", "region", "--scheme", "heihe", "--out", str(tmp_path / "n")]
+    for k, v in args.items():
+        argv += [k, v]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: INVALID_ARGUMENT: {flag}: "), err
+    assert list(tmp_path.iterdir()) == []  # neither the node directory nor a CA
+
+
+def test_serve_refuses_a_port_out_of_range(tmp_path: Path) -> None:
+    """The review's case as a process: it served on port 99999 % 65536 = 34463."""
+    ca = load_or_create_ca(tmp_path / "ca", NOW)
+    res = init_region(tmp_path / "heihe", "heihe", "heihe", ca, NOW)
+    res.config.write_text(
+        re.sub(r'peer = "[^"]*"', 'peer = "127.0.0.1:99999"', res.config.read_text(), count=1)
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "node", "serve", "--config", str(res.config)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr == "error: INVALID_CONFIG: listen.peer: port 99999 is not in 0..65535\n"
+    with pytest.raises(ConfigError):
+        load_config(res.config)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "words"),
+    [
+        pytest.param("consent", "default_max_uses", "10", "must be an integer", id="int"),
+        pytest.param("listen", "peer", 7443, "must be a string", id="str"),
+        pytest.param("node", "grace_seconds", "10", "must be a number", id="float"),
+    ],
+)
+def test_type_errors_read_as_english(
+    base_config: dict[str, object], section: str, key: str, value: object, words: str
+) -> None:
+    """The review's "must be a int"."""
+    with pytest.raises(ConfigError) as exc:
+        parse_config(_with(base_config, section, key, value), Path("/n"))
+    assert str(exc.value) == f"{section}.{key}: {words}"
