@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -501,6 +502,12 @@ async def _run(
     except ConfigError as exc:
         raise CliError(exc.code, str(exc)) from None
     cert = _check_tls_certificate(secrets.tls_cert, secrets.tls_key, datetime.now(UTC))  # M7
+    problem = secrets.signing_problem_at(int(time.time()))
+    if problem is not None:  # it could sign nothing anyone accepts (review5 M10)
+        raise CliError(
+            "NODE_KEY_EXPIRED",
+            f"keys.signing: {problem} per the key set; run 'huxin keys rotate' first",
+        )
     primary = None
     if not role[0]:  # the primary (workers share the node it locked)
         try:

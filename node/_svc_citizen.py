@@ -29,6 +29,7 @@ from scoring import Scheme, ScoreResult, Subject, years_between
 from . import _objections as objections
 from . import _rights_dereg as dereg
 from . import _rights_supplements as supplements
+from ._config import MAX_USES_CAP
 from ._context import NodeContext
 from ._errors import FailedPreconditionError, InvalidArgumentError, NotFoundError, own_data
 from ._freetext import refuse_id_numbers
@@ -40,7 +41,6 @@ from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 __all__ = ["CONSENT_TYPE", "CitizenServicer", "incentive_catalogue", "score_result_proto"]
 
 CONSENT_TYPE = "application/vnd.huxin.consent.v1+proto"
-MAX_USES_CAP = 1000
 ADULT_AGE = 18  # full civil capacity by age (PRC Civil Code art. 17)
 
 

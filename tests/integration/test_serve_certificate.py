@@ -105,3 +105,18 @@ def _serve_and_check(tmp_path: Path, config: Path, *, expect_warning: bool) -> N
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert proc.returncode == 0
+
+
+def test_serve_refuses_a_signing_key_that_is_no_longer_valid(tmp_path: Path) -> None:
+    """REQ: C2 — review5 M10: a node whose signing key expired would sign consents,
+    attestations and checkpoints nobody accepts; it refuses to start and says what to do."""
+    now = datetime.now(UTC)
+    ca = load_or_create_ca(tmp_path / "ca", now - timedelta(days=500))
+    init_region(tmp_path / "heihe", "heihe", "heihe", ca, now - timedelta(days=400))
+    nc = ca.issue("heihe", now)  # a valid certificate: only the signing key is old
+    (tmp_path / "heihe" / "tls" / "node.pem").write_bytes(nc.cert_pem)
+    (tmp_path / "heihe" / "tls" / "node.key").write_bytes(nc.key_pem)
+    proc = _huxin("serve", "--config", str(tmp_path / "heihe" / "node.toml"))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: NODE_KEY_EXPIRED: keys.signing: KEY_NOT_VALID ")
+    assert "huxin keys rotate" in proc.stderr and "Traceback" not in proc.stderr
