@@ -561,6 +561,17 @@ async def _watch_certificate(info: CertInfo) -> None:
         await asyncio.sleep(86_400)
 
 
+def _serving_line(config: Any, doc: dict[str, Any]) -> str:
+    """One line on stdout once the node serves (review5 L5): ports, metrics, workers."""
+    host = str(config.listen.peer).rpartition(":")[0]
+    parts = [f"peer {host}:{doc['peer']}", f"citizen {doc['citizen']}"]
+    if doc.get("metrics"):
+        parts.append(f"metrics {doc['metrics']}")
+    if doc.get("workers"):
+        parts.append(f"{len(doc['workers']) + 1} processes (pid {os.getpid()} + workers)")
+    return f"{config.role} {config.region} serving: " + ", ".join(parts) + " (SIGTERM to stop)"
+
+
 async def _serve_until_stopped(
     config: Any,
     config_path: Path,
@@ -623,6 +634,7 @@ async def _serve_until_stopped(
             raise CliError("WORKER_FAILED", str(exc)) from None
     elif ready_file is not None:
         _write_ready(ready_file, doc)
+    print(_serving_line(config, doc), flush=True)  # the ports, when port 0 was asked for
     await stop.wait()
     if supervisor is not None:  # workers finish their calls while the primary finishes its own
         await asyncio.gather(supervisor.stop(config.grace_seconds), node.stop())

@@ -71,3 +71,25 @@ def test_files_are_owner_only_and_sighup_reopens_the_log(tmp_path: Path) -> None
         proc.stop()
     assert proc.p.returncode == 0
     assert any(x["msg"] == "node stopped" for x in _lines(node_dir / "node.log"))
+
+
+def test_serve_says_where_it_listens(tmp_path: Path) -> None:
+    """review5 L5: with port 0 the operator learns the ports from one stdout line."""
+    toml = _init(tmp_path)
+    ready = tmp_path / "ready.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "node", "serve", "--config", str(toml), "--ready-file", str(ready)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        ports = json.loads(ready.read_text())
+        assert line == (
+            f"region heihe serving: peer 127.0.0.1:{ports['peer']}, citizen {ports['citizen']}, "
+            f"2 processes (pid {proc.pid} + workers) (SIGTERM to stop)"
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
