@@ -346,3 +346,40 @@ async def test_deadline_passed_while_waiting_for_the_writer_uses_nothing(node: N
     await node.peer.RequestAttestation(req)  # the consent was not used up
     kinds = [e.kind for e in _entries(await node.whole_log(DORA))]
     assert kinds == ["consent_granted", "attestation_issued"]
+
+
+async def test_grant_and_withdraw_past_their_deadline_change_nothing(node: Node) -> None:
+    """REQ: H5 N15 (review5 M2) — a citizen told DEADLINE_EXCEEDED was not given a consent
+    behind their back, and a withdrawal they were told failed did not happen.  (These
+    writes use ``Database.write()``: gRPC cancels the handler at the deadline and the
+    cancelled transaction rolls back before its body runs; unlike RequestAttestation's
+    group-committed unit, no check inside is needed.)"""
+    token = await node.grant(BOB)
+    consents_before = node.rows("SELECT count(*) FROM consents")[0][0]
+    log_before = node.rows("SELECT count(*) FROM log_entries")[0][0]
+    grant = node_pb2.GrantConsentRequest(
+        audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE
+    )
+    withdraw = node_pb2.WithdrawConsentRequest(consent_id=token.consent_id)
+    lock = WriterLock(node.ctx.config.database)
+    try:
+        with lock:
+            for call in (
+                node.citizen.GrantConsent(grant, metadata=node.heihe.identity(BOB), timeout=0.3),
+                node.citizen.WithdrawConsent(
+                    withdraw, metadata=node.heihe.identity(BOB), timeout=0.3
+                ),
+            ):
+                with pytest.raises(aio.AioRpcError) as info:
+                    await call
+                assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            await asyncio.sleep(0.1)
+        await node.ctx.db.write_unit(lambda conn: None)  # the waiting writes have run
+    finally:
+        lock.close()
+    assert node.rows("SELECT count(*) FROM consents")[0][0] == consents_before
+    assert node.rows("SELECT count(*) FROM log_entries")[0][0] == log_before
+    ((withdrawn,),) = node.rows(
+        "SELECT withdrawn_at FROM consents WHERE consent_id = ?", (token.consent_id,)
+    )
+    assert withdrawn is None
