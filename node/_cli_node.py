@@ -248,6 +248,42 @@ def _key_material(config: NodeConfig, now: int) -> dict[str, Any]:
     return out
 
 
+def serve_file(database: Path) -> Path:
+    """Where a running ``huxin serve`` primary describes itself (pid, ports, workers)."""
+    return Path(f"{database}.run") / "serve.json"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"serve" in cmdline
+
+
+def _process(config: NodeConfig) -> dict[str, Any]:
+    """The serving process as it described itself, if it is still alive (review5 L5)."""
+    try:
+        doc = json.loads(serve_file(config.database).read_text())
+        pid = int(doc["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"running": False}
+    if not _alive(pid):
+        return {"running": False, "stale_pid": pid}
+    workers = [w for w in doc.get("workers", []) if isinstance(w, dict)]
+    return {
+        "running": True,
+        "pid": pid,
+        "started_at": doc.get("started_at", ""),
+        "peer": doc.get("peer"),
+        "citizen": doc.get("citizen"),
+        "metrics": doc.get("metrics"),
+        "workers": [
+            {"pid": w.get("pid"), "alive": _alive(int(w.get("pid") or 0))} for w in workers
+        ],
+    }
+
+
 def node_status(config: NodeConfig, now: int) -> dict[str, Any]:
     """What ``huxin status`` shows, read from the node's database (read-only)."""
     from keys import KeysError, VerificationError, load_trust
@@ -266,6 +302,7 @@ def node_status(config: NodeConfig, now: int) -> dict[str, Any]:
         "push": [],
         "hub_regions": [],
         "trust_refusals": [],
+        "process": _process(config),
         **_key_material(config, now),
     }
     try:
@@ -379,6 +416,16 @@ def render_status(doc: dict[str, Any]) -> str:
     lines = [
         f"node {doc['region']} (role {doc['role']}, hub {doc['hub'] or '-'}, route {doc['route']})"
     ]
+    proc = doc.get("process", {})
+    if proc.get("running"):
+        alive = [w for w in proc["workers"] if w["alive"]]
+        lines.append(
+            f"serving: pid {proc['pid']} since {proc['started_at']}, peer port {proc['peer']},"
+            f" citizen port {proc['citizen']}, metrics {proc['metrics'] or '-'}, workers"
+            f" {len(alive)}/{len(proc['workers'])} alive"
+        )
+    else:
+        lines.append("serving: not running")
     tl = doc["trust_list"]
     if tl is None:
         lines.append("trust list: NONE — every peer is refused until one is fetched")
@@ -568,7 +615,7 @@ def _serving_line(config: Any, doc: dict[str, Any]) -> str:
     if doc.get("metrics"):
         parts.append(f"metrics {doc['metrics']}")
     if doc.get("workers"):
-        parts.append(f"{len(doc['workers']) + 1} processes (pid {os.getpid()} + workers)")
+        parts.append(f"{len(doc['workers']) + 1} processes (pid {doc['pid']} + workers)")
     return f"{config.role} {config.region} serving: " + ", ".join(parts) + " (SIGTERM to stop)"
 
 
@@ -613,8 +660,13 @@ async def _serve_until_stopped(
         return 0
     doc: dict[str, Any] = {"peer": ports.peer, "citizen": ports.citizen, "metrics": ports.metrics}
 
+    run_file = serve_file(config.database)  # what `huxin status` shows of the process
+    run_file.parent.mkdir(parents=True, exist_ok=True)
+    doc.update(pid=os.getpid(), started_at=_iso(int(time.time())))
+
     def announce(workers: list[WorkerInfo]) -> None:
         doc["workers"] = [{"pid": w.pid, "metrics": w.metrics} for w in workers]
+        _write_ready(run_file, doc)
         if ready_file is not None:
             _write_ready(ready_file, doc)
 
@@ -632,12 +684,15 @@ async def _serve_until_stopped(
         except RuntimeError as exc:
             await node.stop()
             raise CliError("WORKER_FAILED", str(exc)) from None
-    elif ready_file is not None:
-        _write_ready(ready_file, doc)
-    print(_serving_line(config, doc), flush=True)  # the ports, when port 0 was asked for
-    await stop.wait()
-    if supervisor is not None:  # workers finish their calls while the primary finishes its own
-        await asyncio.gather(supervisor.stop(config.grace_seconds), node.stop())
     else:
-        await node.stop()
+        announce([])
+    print(_serving_line(config, doc), flush=True)  # the ports, when port 0 was asked for
+    try:
+        await stop.wait()
+        if supervisor is not None:  # workers finish their calls while the primary finishes
+            await asyncio.gather(supervisor.stop(config.grace_seconds), node.stop())
+        else:
+            await node.stop()
+    finally:
+        run_file.unlink(missing_ok=True)
     return 0

@@ -89,7 +89,21 @@ def test_serve_says_where_it_listens(tmp_path: Path) -> None:
             f"region heihe serving: peer 127.0.0.1:{ports['peer']}, citizen {ports['citizen']}, "
             f"2 processes (pid {proc.pid} + workers) (SIGTERM to stop)"
         )
+        status = _status(toml)
+        assert status["running"] is True and status["pid"] == proc.pid
+        assert (status["peer"], status["citizen"]) == (ports["peer"], ports["citizen"])
+        assert [w["alive"] for w in status["workers"]] == [True]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert proc.returncode == 0
+    assert _status(toml) == {"running": False}  # its description went with it
+
+
+def _status(toml: Path) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, "-m", "node", "status", "--config", str(toml), "--json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    process: dict[str, object] = json.loads(out.stdout)["process"]
+    return process
