@@ -53,7 +53,7 @@ from typing import Any
 
 from ._repo_consents import STATUS_REVOKED
 from ._storage import SCHEMA_VERSION, StorageError, connect
-from ._translog import LogWrite
+from ._translog import LogWrite, append_rows
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -88,10 +88,6 @@ _GAP_ROWS = (
     "WITH RECURSIVE g(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM g WHERE i + 1 < ?) "
     "INSERT INTO status_entries (idx, attestation_id, subject_key, consent_id, status, "
     "issued_at, expires_at) SELECT i, 'restore-gap', x'', '', ?, ?, ? FROM g"
-)
-_LOG_APPEND = (
-    "INSERT INTO log_entries (idx, subject_key, kind, leaf, created_at) "
-    "VALUES ((SELECT coalesce(max(idx) + 1, 0) FROM log_entries), ?, ?, ?, ?)"
 )
 
 
@@ -425,7 +421,7 @@ def _fail_closed(
             )
             entry = LogWrite("consent_withdrawn", t, bytes(subject_key), consent_id=consent_id,
                              requester=audience, purpose=purpose, reason=RESTORED_REASON)  # fmt: skip
-            conn.execute(_LOG_APPEND, (entry.subject_key, entry.kind, entry.entry(), t))
+            append_rows(conn, [entry])
         first = int(
             conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM status_entries").fetchone()[0]
         )

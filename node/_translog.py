@@ -37,7 +37,15 @@ from node.pb.v1 import attestation_pb2, node_pb2
 from ._db import Database, Tx
 from ._errors import InvalidArgumentError, own_data
 
-__all__ = ["PAGE_DEFAULT", "PAGE_MAX", "LogPage", "LogWrite", "TransparencyLog", "subject_ref"]
+__all__ = [
+    "PAGE_DEFAULT",
+    "PAGE_MAX",
+    "LogPage",
+    "LogWrite",
+    "TransparencyLog",
+    "append_rows",
+    "subject_ref",
+]
 
 PAGE_DEFAULT: Final = 500  # entries per QueryLog page when the caller says 0
 PAGE_MAX: Final = 1000  # at most ~1 MB of entries and proofs: far below the 4 MB limit
@@ -47,6 +55,19 @@ _APPEND = (
     "INSERT INTO log_entries (idx, subject_key, kind, leaf, created_at) "
     "VALUES ((SELECT coalesce(max(idx) + 1, 0) FROM log_entries), ?, ?, ?, ?)"
 )
+
+
+def append_rows(conn: sqlite3.Connection, writes: Sequence[LogWrite]) -> tuple[int, list[bytes]]:
+    """Insert entries inside the caller's transaction, each at the next dense index;
+    returns (first index, leaves).  Callers outside a serving node (e.g. a restore)
+    use it directly; the node's in-memory tree is rebuilt from the rows at start."""
+    leaves = [w.entry() for w in writes]
+    first = -1
+    for w, leaf in zip(writes, leaves, strict=True):
+        cur = conn.execute(_APPEND, (w.subject_key, w.kind, leaf, w.timestamp))
+        if first < 0:
+            first = int(cur.lastrowid or 0)
+    return first, leaves
 
 
 @lru_cache(maxsize=4096)
@@ -145,13 +166,7 @@ class TransparencyLog:
 
         Each row takes the next dense index in the statement that inserts it
         (``idx`` is the rowid, so ``lastrowid`` is that index)."""
-        leaves = [w.entry() for w in writes]
-        first = -1
-        for w, leaf in zip(writes, leaves, strict=True):
-            cur = conn.execute(_APPEND, (w.subject_key, w.kind, leaf, w.timestamp))
-            if first < 0:
-                first = int(cur.lastrowid or 0)
-        return first, leaves
+        return append_rows(conn, writes)
 
     def mirror(self, first: int, leaves: Sequence[bytes]) -> None:
         """Append committed leaves ``first, first+1, …`` to the in-memory tree.
