@@ -323,6 +323,7 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
             request.record_id,
             request.reason,
             request.about_handling,
+            source=request.source,
         )
 
     async def ListMyObjections(
