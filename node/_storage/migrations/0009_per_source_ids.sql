@@ -13,6 +13,8 @@
 --     department: a source's own (MarkRecord), a citizen's own (objections), an
 --     objection's department (its effects);
 --   * record_marks carries the submitted_by of the record it marks.
+-- The key is (subject_key, record_id, submitted_by): a subject's records still read in
+-- record-id order straight from the key (the monthly run's ORDER BY needs no sort).
 -- The key columns come first (SQLite 3.40's integrity_check misreads NOT NULL columns
 -- of a WITHOUT ROWID table whose key column follows a nullable one; backups run it).
 -- Existing rows are kept: a record's submitted_by is its batch's submitter, or its
@@ -47,7 +49,7 @@ CREATE TABLE records_0009 (
     batch_id       TEXT NOT NULL,
     submitted_at   TEXT NOT NULL,
     share_due      TEXT,
-    PRIMARY KEY (subject_key, submitted_by, record_id)
+    PRIMARY KEY (subject_key, record_id, submitted_by)
 ) WITHOUT ROWID;
 
 INSERT INTO records_0009 (subject_key, record_id, source, category, polarity, act_id,
