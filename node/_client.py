@@ -14,12 +14,24 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc import aio
 
 from ._errors import REASON_KEY
 from ._identity import IDENTITY_METADATA
+from .pb.v1 import node_pb2
 
-__all__ = ["citizen_channel", "identity_metadata", "peer_channel", "reason_of"]
+__all__ = [
+    "REJECTION_KEY",
+    "batch_rejection_of",
+    "citizen_channel",
+    "identity_metadata",
+    "peer_channel",
+    "reason_of",
+]
+
+#: Trailing metadata key of a refused batch's serialised ``BatchRejection``.
+REJECTION_KEY = "huxin-batch-rejection-bin"
 
 
 def _options(server_name: str | None, max_bytes: int) -> list[tuple[str, Any]]:
@@ -66,3 +78,27 @@ def reason_of(err: BaseException) -> str:
         if key == REASON_KEY:
             return value if isinstance(value, str) else bytes(value).decode()
     return ""
+
+
+def batch_rejection_of(err: BaseException) -> node_pb2.BatchRejection | None:
+    """The ``BatchRejection`` of a refused batch (None if absent or unreadable).
+
+    Bounded by the server (review5 M9): ``rejections`` holds the first problems;
+    ``rejected_total``, ``truncated`` and ``summary`` (count per field and code)
+    describe all of them.  A server from before the bound sends only
+    ``rejections``; then ``rejected_total`` is 0 and the list is complete.
+    """
+    if not isinstance(err, aio.AioRpcError | grpc.RpcError):
+        return None
+    call: Any = err
+    try:
+        trailing: Any = call.trailing_metadata() or ()
+    except AttributeError:
+        return None
+    for key, value in trailing:
+        if key == REJECTION_KEY and isinstance(value, bytes):
+            try:
+                return node_pb2.BatchRejection.FromString(value)
+            except DecodeError:  # a malformed trailer is no rejection list
+                return None
+    return None

@@ -8,6 +8,9 @@ Invariants:
 
 * an objection is filed by the record's own subject only (another person's
   record is NOT_FOUND, never "forbidden"); one open objection per record;
+  a record is (department, record id) (review5 M8): the citizen's own record
+  with that id, or — when two departments used the id — the one named by
+  ``source``; every effect touches that department's record only;
 * it is forwarded to the department that submitted the record (the batch's
   certificate identity), and only that department sees it in its queue and
   may answer it; only the operator (caller identity = the node's region) may
@@ -201,25 +204,30 @@ class _Stored:
         self.obj = obj
         self.row[5] = dump_objection(obj)
         self.row[6] = json.dumps(self.deadlines)
-        _apply(rtx, self.key, obj, effects)
+        _apply(rtx, self.key, self.source, obj, effects)
 
 
-def _apply(rtx: RightsTx, key: bytes, obj: Objection, effects: Sequence[Effect]) -> None:
+def _apply(
+    rtx: RightsTx, key: bytes, owner: str, obj: Objection, effects: Sequence[Effect]
+) -> None:
+    """Apply ``effects`` to the record ``owner`` (the department the objection is
+    forwarded to) filed as ``obj.record_id`` (record ids are per department)."""
     for eff in effects:
         if isinstance(eff, MaskRecord):
             before = rtx.score_of(key)
-            if rtx.set_record_status(eff.record_id, "masked", only_from="active"):
+            if rtx.set_record_status(owner, eff.record_id, "masked", only_from="active"):
                 rtx.suspend(key)
                 rtx.rescore(key, before, f"objection {obj.objection_id} (record masked)")
         elif isinstance(eff, UnmaskRecord):
             before = rtx.score_of(key)
-            if rtx.set_record_status(eff.record_id, "active", only_from="masked"):
+            if rtx.set_record_status(owner, eff.record_id, "active", only_from="masked"):
                 rtx.unsuspend(key)
                 rtx.rescore(key, before, f"objection {obj.objection_id} (mask lifted)")
         elif isinstance(eff, CorrectRecord):
             before = rtx.score_of(key)
-            rtx.set_record_status(eff.record_id, "revoked")
+            rtx.set_record_status(owner, eff.record_id, "revoked")
             rtx.mark(
+                owner,
                 eff.record_id,
                 "revoked",
                 route="",
@@ -246,9 +254,22 @@ def _select(rtx: RightsTx, where: str, params: Sequence[Any]) -> list[tuple[Any,
 
 
 async def file(
-    ctx: NodeContext, key: bytes, record_id: str, reason: str, about_handling: bool
+    ctx: NodeContext,
+    key: bytes,
+    record_id: str,
+    reason: str,
+    about_handling: bool,
+    *,
+    source: str = "",
 ) -> node_pb2.ObjectionInfo:
-    """A citizen files an objection against one of their own records."""
+    """A citizen files an objection against one of their own records.
+
+    Record ids are per department (review5 M8): the record is looked up among
+    the citizen's own records; ``source`` (the department as the citizen's
+    report shows it, or its certificate identity) picks one when two
+    departments filed records with this id (else INVALID_ARGUMENT
+    ``RECORD_AMBIGUOUS``, field ``source``).
+    """
     if not record_id:
         raise InvalidArgumentError("MISSING_FIELD", "is required", field="record_id")
     scheme, cal = deadline_scheme(ctx), ctx.calendar
@@ -263,22 +284,34 @@ async def file(
     objection_id = os.urandom(8).hex()
 
     def fn(rtx: RightsTx) -> node_pb2.ObjectionInfo:
-        owner = rtx.conn.execute(
-            "SELECT r.subject_key, coalesce(b.submitted_by, r.source), r.status "
-            "FROM records AS r LEFT JOIN source_batches AS b USING (batch_id) "
-            "WHERE r.record_id = ?",
-            (record_id,),
-        ).fetchone()
-        if owner is None or bytes(owner[0]) != key:
+        found = [
+            row
+            for row in rtx.conn.execute(
+                "SELECT subject_key, submitted_by, status, source FROM records "
+                "WHERE subject_key = ? AND record_id = ?",
+                (key, record_id),
+            ).fetchall()
+            if not source or source in (row[1], row[3])
+        ]
+        if not found:
             raise NotFoundError("RECORD_NOT_FOUND", "no such record of yours", field="record_id")
+        if len(found) > 1:
+            raise InvalidArgumentError(
+                "RECORD_AMBIGUOUS",
+                "several departments filed a record of yours with this id; name the "
+                "department as your report shows it",
+                field="source",
+            )
+        (owner,) = found
         if owner[2] in ("revoked", "repaired"):
             raise FailedPreconditionError(
                 "RECORD_NOT_COUNTING", f"the record is {owner[2]}", field="record_id"
             )
         open_marks = ",".join("?" * len(OPEN_STATES))
         if rtx.conn.execute(
-            f"SELECT 1 FROM objections WHERE record_id = ? AND state IN ({open_marks})",
-            (record_id, *OPEN_STATES),
+            f"SELECT 1 FROM objections WHERE record_id = ? AND source = ? "
+            f"AND state IN ({open_marks})",
+            (record_id, str(owner[1]), *OPEN_STATES),
         ).fetchone():
             raise AlreadyExistsError(
                 "OBJECTION_OPEN", "an objection against this record is open", field="record_id"
@@ -320,7 +353,7 @@ async def file(
             requester=str(owner[1]),
             reason=f"{objection_id}: received; {obj.waiting_for} due {obj.due}",
         )
-        _apply(rtx, key, obj, effects)
+        _apply(rtx, key, str(owner[1]), obj, effects)
         (row,) = _select(rtx, "objection_id = ?", (objection_id,))
         return _info(row)
 

@@ -688,8 +688,8 @@ _INSERT_RESIDENCES = "INSERT INTO residences (subject_key, kind, since) VALUES (
 _INSERT_RECORDS = (
     "INSERT INTO records (subject_key, record_id, source, category, polarity, act_id,"
     " recognised_on, valid_until, level, severity, legal_document, status,"
-    " provenance, flags, batch_id, submitted_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " provenance, flags, batch_id, submitted_at, submitted_by)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?3)"  # filed by its source (M8)
 )
 _COLUMNS = {
     "subjects": "subject_key, birth_date, full_civil_capacity, id_sealed, registered_at,"
@@ -717,9 +717,11 @@ def _copy_staged(conn: sqlite3.Connection, staged: _Staged, aliases: dict[str, s
         if hi < lo:
             continue
         n = len(_COLUMNS[name].split(","))
-        sources = ", ".join(f"c{i}" for i in range(n))
+        columns, sources = _COLUMNS[name], ", ".join(f"c{i}" for i in range(n))
+        if name == "records":  # a synthetic record is filed by its source (review5 M8)
+            columns, sources = columns + ", submitted_by", sources + ", c2"
         conn.execute(
-            f"INSERT INTO {name} ({_COLUMNS[name]}) SELECT {sources} FROM {alias}.{name}"
+            f"INSERT INTO {name} ({columns}) SELECT {sources} FROM {alias}.{name}"
             " WHERE rowid BETWEEN ? AND ? ORDER BY rowid",
             (lo, hi),
         )

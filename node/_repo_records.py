@@ -13,8 +13,13 @@ Invariants:
   submitter's identity) as collector.  The service binds ``source`` to the
   caller and lets a department record consents to itself only (review5 H1),
   so one department's consent never admits another's records;
-* a batch id is idempotent: the same id with the same content is a replay
-  (nothing written, same answer); the same id with other content is refused;
+* batch ids and record ids belong to the submitting department (review5 M8):
+  ``source_batches`` is keyed by (``submitted_by``, ``batch_id``) and a record
+  by (``submitted_by``, ``record_id``), so two departments may use the same
+  natural ids and one department's ids tell another nothing;
+* a batch id is idempotent per department: the same id with the same content
+  from the same department is a replay (nothing written, same answer); the same
+  id with other content is refused (``BATCH_ID_REUSED``);
 * subjects are keyed by ``subject_key``; the ID number is stored only sealed
   with AES-GCM (aad = subject key) and is never returned by this module;
 * no per-row awaits: rows are written with ``executemany`` and looked up with
@@ -40,7 +45,7 @@ from typing import Any
 from keys import Sealer, subject_key
 from scoring import CreditRecord, Provenance, Residence, Subject, WorkingDayCalendar, birth_date
 
-from ._db import Database, Tx
+from ._db import Database
 from ._errors import (
     AlreadyExistsError,
     FailedPreconditionError,
@@ -67,6 +72,12 @@ __all__ = [
 CHUNK = 500
 SHARE_WORKING_DAYS = 15  # N7: departments share information within 15 working days
 REJECTION_KEY = "huxin-batch-rejection-bin"
+#: Bounds of the rejection trailer (review5 M9).  gRPC clients refuse trailing metadata
+#: over 16 KiB and may refuse it at random above 8 KiB (``grpc.max_metadata_size``), so
+#: the serialised ``BatchRejection`` stays under 6 KiB, leaving room for the other trailers.
+MAX_LISTED_REJECTIONS = 100
+MAX_REJECTION_BYTES = 6144
+MAX_SUMMARY_GROUPS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,20 +118,44 @@ class BatchResult:
 def batch_rejection(
     batch_id: str, problems: Sequence[tuple[int, str, str, str, str]]
 ) -> InvalidArgumentError:
-    """The error refusing a whole batch, with per-record reasons in trailing metadata."""
+    """The error refusing a whole batch, with per-record reasons in trailing metadata.
+
+    The trailer is bounded whatever the batch size (review5 M9): at most
+    :data:`MAX_LISTED_REJECTIONS` problems in record order and at most
+    :data:`MAX_REJECTION_BYTES` serialised (a long ``record_id``/message is cut),
+    plus ``rejected_total``, ``truncated``, ``records_refused`` and a count per
+    (field, code).  Clients refuse trailing metadata over 16 KiB.
+    """
+    groups: dict[tuple[str, str], int] = {}
+    for _i, _rid, field, code, _message in problems:
+        groups[(field, code)] = groups.get((field, code), 0) + 1
+    ordered = sorted(groups.items(), key=lambda g: (-g[1], g[0]))[:MAX_SUMMARY_GROUPS]
     msg = node_pb2.BatchRejection(
         batch_id=batch_id,
-        rejections=[
-            node_pb2.RecordRejection(
-                index=i, record_id=rid, field=field, code=code, message=message
-            )
-            for i, rid, field, code, message in problems
+        rejected_total=len(problems),
+        records_refused=len({p[0] for p in problems}),
+        summary=[
+            node_pb2.RejectionCount(field=field[:48], code=code[:48], count=n)
+            for (field, code), n in ordered
         ],
     )
+    size = msg.ByteSize()
+    for i, rid, field, code, message in problems[:MAX_LISTED_REJECTIONS]:
+        entry = node_pb2.RecordRejection(
+            index=i, record_id=rid[:128], field=field[:48], code=code[:48], message=message[:256]
+        )
+        cost = entry.ByteSize() + 4  # tag and length prefix
+        if size + cost > MAX_REJECTION_BYTES:
+            break
+        msg.rejections.append(entry)
+        size += cost
+    msg.truncated = len(msg.rejections) < len(problems) or len(ordered) < len(groups)
     first = problems[0]
+    top = ", ".join(f"{code} ({field}) x{n}" for (field, code), n in ordered[:3])
     return InvalidArgumentError(
         "BATCH_REJECTED",
-        f"{len(problems)} record(s) refused, nothing stored; first: #{first[0]} {first[3]}",
+        f"{len(problems)} problem(s) in {msg.records_refused} record(s), nothing stored; "
+        f"first: #{first[0]} {first[3]}; most common: {top}",
         field="records",
         details=((REJECTION_KEY, msg.SerializeToString()),),
     )
@@ -224,6 +259,7 @@ class RecordsRepository:
                 batch_id,
                 now_iso,
                 due,
+                submitted_by,
             )
             for r, k, due in zip(records, keys, late, strict=True)
         ]
@@ -231,7 +267,8 @@ class RecordsRepository:
 
         def unit(conn: sqlite3.Connection) -> BatchResult:
             prior = conn.execute(
-                "SELECT records, sha256 FROM source_batches WHERE batch_id = ?", (batch_id,)
+                "SELECT records, sha256 FROM source_batches WHERE submitted_by = ? AND batch_id = ?",
+                (submitted_by, batch_id),
             ).fetchone()
             if prior is not None:
                 if bytes(prior[1]) != content_sha256:
@@ -262,8 +299,8 @@ class RecordsRepository:
             conn.executemany(
                 "INSERT INTO records (subject_key, record_id, source, category, polarity, act_id, "
                 "recognised_on, valid_until, level, severity, legal_document, status, provenance, "
-                "flags, batch_id, submitted_at, share_due) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "flags, batch_id, submitted_at, share_due, submitted_by) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 record_rows,
             )
             conn.execute(
@@ -319,21 +356,6 @@ class RecordsRepository:
             )
         return ref
 
-    async def mark_record(
-        self, tx: Tx, record_id: str, *, status: str, route: str, note: str, by: str, now_iso: str
-    ) -> bytes:
-        """Mark a record repaired/revoked inside ``tx``; returns its subject key."""
-        row = await tx.one("SELECT subject_key FROM records WHERE record_id = ?", (record_id,))
-        if row is None:
-            raise NotFoundError("RECORD_NOT_FOUND", "no record with this id", field="record_id")
-        await tx.run("UPDATE records SET status = ? WHERE record_id = ?", (status, record_id))
-        await tx.run(
-            "INSERT INTO record_marks (record_id, status, repair_route, note, marked_by, marked_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (record_id, status, route, note, by, now_iso),
-        )
-        return bytes(row[0])
-
     async def subject(self, key: bytes) -> Subject | None:
         return await self._db.read_unit(lambda conn: load_subject(conn, key))
 
@@ -373,7 +395,8 @@ def _refusals(
     for part in _chunks(rids):
         marks = ",".join("?" * len(part))
         rows = conn.execute(
-            f"SELECT record_id FROM records WHERE record_id IN ({marks})", part
+            f"SELECT record_id FROM records WHERE submitted_by = ? AND record_id IN ({marks})",
+            (submitted_by, *part),
         ).fetchall()
         existing.update(row[0] for row in rows)
     market = [
@@ -411,7 +434,7 @@ def _refusals(
                     r.record_id,
                     "record_id",
                     "RECORD_EXISTS",
-                    "a record with this id is stored",
+                    "this department stored a record with this id",
                 )
             )
         elif (

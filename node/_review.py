@@ -187,9 +187,7 @@ def review(conn: sqlite3.Connection, today: str = "") -> ReviewReport:
             )
     late = dict(
         conn.execute(
-            "SELECT coalesce(b.submitted_by, r.source), count(*) FROM records AS r "
-            "LEFT JOIN source_batches AS b USING (batch_id) WHERE r.share_due IS NOT NULL "
-            "GROUP BY 1"
+            "SELECT submitted_by, count(*) FROM records WHERE share_due IS NOT NULL GROUP BY 1"
         ).fetchall()
     )
     missed = dict(

@@ -119,17 +119,22 @@ class RightsTx:
             return None
         return score(subject, load_records(self.conn, key), self.scheme, self.today, explain=False)
 
-    def record_owner(self, record_id: str) -> tuple[bytes, str, str, str]:
-        """(subject key, submitting department, category, polarity) of a stored record."""
+    def record_of(self, owner: str, record_id: str) -> tuple[bytes, str, str]:
+        """(subject key, category, polarity) of the record ``owner`` filed as ``record_id``.
+
+        Record ids belong to the filing department (review5 M8): another
+        department's record and no record get the same NOT_FOUND answer.
+        """
         row = self.conn.execute(
-            "SELECT r.subject_key, coalesce(b.submitted_by, r.source), r.category, r.polarity "
-            "FROM records AS r LEFT JOIN source_batches AS b USING (batch_id) "
-            "WHERE r.record_id = ?",
-            (record_id,),
+            "SELECT subject_key, category, polarity FROM records "
+            "WHERE submitted_by = ? AND record_id = ?",
+            (owner, record_id),
         ).fetchone()
         if row is None:
-            raise NotFoundError("RECORD_NOT_FOUND", "no record with this id", field="record_id")
-        return bytes(row[0]), str(row[1]), str(row[2]), str(row[3])
+            raise NotFoundError(
+                "RECORD_NOT_FOUND", "no record with this id from this department", field="record_id"
+            )
+        return bytes(row[0]), str(row[1]), str(row[2])
 
     # -- writes ------------------------------------------------------------
     def log(self, kind: str, key: bytes | None, *, requester: str = "", reason: str = "") -> None:
@@ -144,20 +149,23 @@ class RightsTx:
         )
 
     def set_record_status(
-        self, record_id: str, status: str, *, only_from: str | None = None
+        self, owner: str, record_id: str, status: str, *, only_from: str | None = None
     ) -> bool:
-        sql = "UPDATE records SET status = ? WHERE record_id = ?"
-        params: tuple[str, ...] = (status, record_id)
+        """Set the status of the record ``owner`` (its filing department) filed as ``record_id``."""
+        sql = "UPDATE records SET status = ? WHERE submitted_by = ? AND record_id = ?"
+        params: tuple[str, ...] = (status, owner, record_id)
         if only_from is not None:
             sql += " AND status = ?"
             params = (*params, only_from)
         return self.conn.execute(sql, params).rowcount == 1
 
-    def mark(self, record_id: str, status: str, *, route: str, note: str, by: str) -> None:
+    def mark(
+        self, owner: str, record_id: str, status: str, *, route: str, note: str, by: str
+    ) -> None:
         self.conn.execute(
-            "INSERT INTO record_marks (record_id, status, repair_route, note, marked_by, marked_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (record_id, status, route, note[:MAX_MESSAGE], by, self.now_iso),
+            "INSERT INTO record_marks (submitted_by, record_id, status, repair_route, note, "
+            "marked_by, marked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (owner, record_id, status, route, note[:MAX_MESSAGE], by, self.now_iso),
         )
 
     def supersede(self, key: bytes) -> int:

@@ -89,14 +89,14 @@ async def deregister(ctx: NodeContext, key: bytes) -> node_pb2.DeregisterRespons
             (STATUS_REVOKED, key, STATUS_REVOKED),
         ).rowcount
         batches = [
-            (str(r[0]),) * 2
+            (str(r[0]), str(r[1])) * 2
             for r in conn.execute(
-                "SELECT DISTINCT batch_id FROM records WHERE subject_key = ?", (key,)
+                "SELECT DISTINCT submitted_by, batch_id FROM records WHERE subject_key = ?", (key,)
             )
         ]
-        conn.execute(
-            "DELETE FROM record_marks WHERE record_id IN "
-            "(SELECT record_id FROM records WHERE subject_key = ?)",
+        conn.execute(  # ids are per department (review5 M8)
+            "DELETE FROM record_marks WHERE (submitted_by, record_id) IN "
+            "(SELECT submitted_by, record_id FROM records WHERE subject_key = ?)",
             (key,),
         )
         queued = None
@@ -108,8 +108,8 @@ async def deregister(ctx: NodeContext, key: bytes) -> node_pb2.DeregisterRespons
             sql = _UNLINK.get(table, f'DELETE FROM "{table}" WHERE subject_key = ?')
             conn.execute(sql, (key,))
         conn.executemany(  # batches now empty (records_by_batch makes this cheap)
-            "DELETE FROM source_batches WHERE batch_id = ? "
-            "AND NOT EXISTS (SELECT 1 FROM records WHERE batch_id = ?)",
+            "DELETE FROM source_batches WHERE submitted_by = ? AND batch_id = ? AND NOT EXISTS "
+            "(SELECT 1 FROM records WHERE submitted_by = ? AND batch_id = ?)",
             batches,
         )
         stone = tombstone(secret, key)

@@ -170,9 +170,20 @@ async def decide(
             rtx.conn.execute(
                 "INSERT INTO records (subject_key, record_id, source, category, polarity, act_id, "
                 "recognised_on, valid_until, level, severity, legal_document, status, provenance, "
-                "flags, batch_id, submitted_at) VALUES (?, ?, ?, ?, 'positive', ?, ?, NULL, ?, "
-                "NULL, NULL, 'active', 'personal_verified', '', ?, ?)",
-                (key, record_id, verifier, row[1], row[3], row[4], row[2], record_id, rtx.now_iso),
+                "flags, batch_id, submitted_at, submitted_by) VALUES (?, ?, ?, ?, 'positive', ?, "
+                "?, NULL, ?, NULL, NULL, 'active', 'personal_verified', '', ?, ?, ?)",
+                (
+                    key,
+                    record_id,
+                    verifier,
+                    row[1],
+                    row[3],
+                    row[4],
+                    row[2],
+                    record_id,
+                    rtx.now_iso,
+                    verifier,
+                ),
             )
             rtx.conn.execute(
                 "UPDATE supplements SET state = 'verified', record_id = ?, decided_at = ? "

@@ -324,6 +324,7 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
             request.record_id,
             request.reason,
             request.about_handling,
+            source=request.source,
         )
 
     async def ListMyObjections(

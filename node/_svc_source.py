@@ -5,7 +5,7 @@ may call (PERMISSION_DENIED ``SOURCE_NOT_ALLOWED``), except
 ``ResolveObjection``, which only the operator (certificate identity = the
 node's own region) may call; a batch is validated by
 ``scoring.validate_batch`` first and stored whole or not at all (a refused
-batch lists every bad record in ``huxin-batch-rejection-bin``); the answer is
+batch lists its bad records, bounded, in ``huxin-batch-rejection-bin``); the answer is
 sent only after COMMIT; repair or revocation is done by the department that
 submitted the record and, in ONE unit with the mark, recomputes the grade at
 once, marks the subject's issued attestations superseded, tells the citizen
@@ -34,6 +34,16 @@ before this rule must stay revocable); the transparency log never holds a
 source-chosen string: a repair/revocation leaf carries
 ``sha256(record_id)[:16 hex]`` and the route, which the citizen can match to
 the record id in their own report.
+
+Ids per department (review5 M8): batch ids and record ids are the caller's own
+namespace.  Another department's batch with the same id neither blocks nor
+"replays" this one, and ``MarkRecord`` answers NOT_FOUND ``RECORD_NOT_FOUND``
+alike for another department's record and for no record (no existence oracle).
+
+Refusal size (review5 M9): the rejection trailer is bounded
+(:func:`node._repo_records.batch_rejection`): the first problems, their total,
+``truncated`` and a count per (field, code), so any batch up to the size limit
+is refused with INVALID_ARGUMENT ``BATCH_REJECTED`` and a readable list.
 """
 
 from __future__ import annotations
@@ -49,7 +59,7 @@ from scoring import RecordError, Residence, normalise_id_number, validate_batch
 from . import _objections as objections
 from . import _rights_supplements as supplements
 from ._context import NodeContext
-from ._errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
+from ._errors import InvalidArgumentError, PermissionDeniedError
 from ._freetext import contains_id_number, refuse_id_numbers
 from ._guard import require_caller
 from ._repo_records import SubjectFacts, batch_rejection
@@ -293,11 +303,7 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
         digest = record_digest(request.record_id)
 
         def fn(rtx: RightsTx) -> node_pb2.MarkRecordResponse:
-            key, owner, _category, polarity = rtx.record_owner(request.record_id)
-            if owner != who:
-                raise NotFoundError(
-                    "RECORD_NOT_FOUND", "no record of this department", field="record_id"
-                )
+            key, _category, polarity = rtx.record_of(who, request.record_id)
             if status == "repaired" and polarity != "negative":
                 raise InvalidArgumentError(
                     "NOT_NEGATIVE",
@@ -305,8 +311,8 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
                     field="record_id",
                 )
             before = rtx.score_of(key)
-            rtx.set_record_status(request.record_id, status)
-            rtx.mark(request.record_id, status, route=route, note=note, by=who)
+            rtx.set_record_status(who, request.record_id, status)
+            rtx.mark(who, request.record_id, status, route=route, note=note, by=who)
             superseded = rtx.supersede(key)
             cause = f"credit repair ({route})" if status == "repaired" else "record revoked"
             grade = rtx.rescore(key, before, cause)

@@ -222,26 +222,76 @@ Global___RecordRejection: _TypeAlias = RecordRejection  # noqa: Y015
 
 @_typing.final
 class BatchRejection(_message.Message):
+    """Why a whole batch was refused (nothing stored).  Bounded so it always fits the
+    trailing metadata (review5 M9): `rejections` lists the first problems in record
+    order (at most 100, and at most 6 KiB); `rejected_total` counts them all,
+    `truncated` says some were left out, and `summary` counts every problem by
+    (field, code), so a systematic mistake in 10,000 records reads as one line.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BATCH_ID_FIELD_NUMBER: _builtins.int
     REJECTIONS_FIELD_NUMBER: _builtins.int
+    REJECTED_TOTAL_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    RECORDS_REFUSED_FIELD_NUMBER: _builtins.int
     batch_id: _builtins.str
+    rejected_total: _builtins.int
+    """every problem found (>= len(rejections))"""
+    truncated: _builtins.bool
+    """true: rejections holds only the first problems"""
+    records_refused: _builtins.int
+    """distinct records with at least one problem"""
     @_builtins.property
     def rejections(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordRejection]: ...
+    @_builtins.property
+    def summary(self) -> _containers.RepeatedCompositeFieldContainer[Global___RejectionCount]:
+        """by count, descending; then field, code"""
+
     def __init__(
         self,
         *,
         batch_id: _builtins.str = ...,
         rejections: _abc.Iterable[Global___RecordRejection] | None = ...,
+        rejected_total: _builtins.int = ...,
+        truncated: _builtins.bool = ...,
+        summary: _abc.Iterable[Global___RejectionCount] | None = ...,
+        records_refused: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "rejections", b"rejections"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "records_refused", b"records_refused", "rejected_total", b"rejected_total", "rejections", b"rejections", "summary", b"summary", "truncated", b"truncated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BatchRejection: _TypeAlias = BatchRejection  # noqa: Y015
+
+@_typing.final
+class RejectionCount(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIELD_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    field: _builtins.str
+    code: _builtins.str
+    count: _builtins.int
+    def __init__(
+        self,
+        *,
+        field: _builtins.str = ...,
+        code: _builtins.str = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "count", b"count", "field", b"field"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RejectionCount: _TypeAlias = RejectionCount  # noqa: Y015
 
 @_typing.final
 class CollectionConsent(_message.Message):
@@ -1124,19 +1174,26 @@ class FileObjectionRequest(_message.Message):
     RECORD_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     ABOUT_HANDLING_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
     record_id: _builtins.str
     reason: _builtins.str
     about_handling: _builtins.bool
+    source: _builtins.str
+    """The record's department as the report shows it (Contribution.source), needed
+    only when two departments filed records of yours with this record_id (record ids
+    are per department, review5 M8); otherwise RECORD_AMBIGUOUS.
+    """
     def __init__(
         self,
         *,
         record_id: _builtins.str = ...,
         reason: _builtins.str = ...,
         about_handling: _builtins.bool = ...,
+        source: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["about_handling", b"about_handling", "reason", b"reason", "record_id", b"record_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["about_handling", b"about_handling", "reason", b"reason", "record_id", b"record_id", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -205,8 +205,9 @@ def test_failure_mid_run_leaves_complete_chunks_only_and_resumes(tmp_path: Path)
     poisoned = keys_sorted[len(keys_sorted) * 3 // 5]
     conn.execute(
         "INSERT INTO records (subject_key, record_id, source, category, polarity, act_id,"
-        " recognised_on, batch_id, submitted_at) VALUES (?, 'poison', 'test', 'no_such_category',"
-        " 'positive', 'poison-act', '2026-01-01', 'test', '2026-01-01T00:00:00Z')",
+        " recognised_on, batch_id, submitted_at, submitted_by) VALUES (?, 'poison', 'test',"
+        " 'no_such_category', 'positive', 'poison-act', '2026-01-01', 'test',"
+        " '2026-01-01T00:00:00Z', 'test')",
         (poisoned,),
     )
     conn.close()

@@ -13,9 +13,13 @@ from keys import Sealer
 from node._db import Database
 from node._errors import AlreadyExistsError, InvalidArgumentError
 from node._repo_records import (
+    MAX_LISTED_REJECTIONS,
+    MAX_REJECTION_BYTES,
+    MAX_SUMMARY_GROUPS,
     REJECTION_KEY,
     RecordsRepository,
     SubjectFacts,
+    batch_rejection,
     load_records,
     load_subject,
     record_rows,
@@ -30,6 +34,7 @@ from scoring import Residence, load_scheme, validate_batch
 SCHEME = load_scheme("heihe")
 TODAY = date(2026, 11, 23)
 ALICE, BOB = make_id_number(1), make_id_number(2)
+Problem = tuple[int, str, str, str, str]
 
 
 def _records(*raws: dict[str, object]) -> list:  # type: ignore[type-arg]
@@ -239,3 +244,72 @@ async def test_rows_give_exactly_what_the_loaders_give(repo: RecordsRepository) 
     gone = await db.read_unit(both(repo.key_of(BOB)))
     assert gone[0] is None and gone[1] is None and gone[4] == ()
     await db.close()
+
+
+# ------------------------------------------------------------------ review5 M8: per department
+
+
+async def test_ids_are_per_department(repo: RecordsRepository) -> None:
+    """REQ: H4 (review5 M8) — the bank's batch "b1" and record "r1" are its own although
+    the court used both ids: stored, not replayed, not refused; each department's replay
+    is its own; one department still cannot store a record id twice."""
+    recs = _records(_honour("r1", ALICE))
+    court = await _submit(repo, "b1", recs, b"court", by="heihe-court")
+    bank = await _submit(repo, "b1", recs, b"bank", by="heihe-bank")
+    assert not court.replayed and not bank.replayed  # type: ignore[attr-defined]
+    assert (await _submit(repo, "b1", recs, b"bank", by="heihe-bank")).replayed  # type: ignore[attr-defined]
+    assert [r.record_id for r in await repo.records_of(repo.key_of(ALICE))] == ["r1", "r1"]
+    with pytest.raises(InvalidArgumentError) as info:
+        await _submit(repo, "b2", recs, b"court-2", by="heihe-court")
+    rejection = node_pb2.BatchRejection.FromString(dict(info.value.details)[REJECTION_KEY])
+    assert [(r.index, r.code) for r in rejection.rejections] == [(0, "RECORD_EXISTS")]
+
+
+# ------------------------------------------------------------------ review5 M9: bounded refusal
+
+
+def _problems(n: int, rid: str = "r", message: str = "bad", codes: int = 1) -> list[Problem]:
+    return [(i, f"{rid}{i}", f"f{i % codes}", f"C{i % codes}", message) for i in range(n)]
+
+
+# name, problems, listed, truncated, summary groups
+BOUNDS = [
+    ("one", _problems(1), 1, False, 1),
+    ("small-batch-whole", _problems(40), 40, False, 1),
+    ("count-bound", _problems(10_000), MAX_LISTED_REJECTIONS, True, 1),
+    ("byte-bound-long-ids", _problems(300, rid="x" * 5000), None, True, 1),
+    ("byte-bound-long-messages", _problems(300, message="m" * 5000), None, True, 1),
+    ("many-groups", _problems(10_000, codes=500), None, True, MAX_SUMMARY_GROUPS),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "problems", "listed", "truncated", "groups"), BOUNDS, ids=[c[0] for c in BOUNDS]
+)
+def test_rejection_trailer_is_bounded(
+    name: str,
+    problems: list[Problem],
+    listed: int | None,
+    truncated: bool,
+    groups: int,
+) -> None:
+    """REQ: H4, N6 (review5 M9) — at most 100 problems and 6 KiB, the first in order,
+    long ids and messages cut; totals, ``truncated`` and the (field, code) counts always."""
+    err = batch_rejection("b", problems)
+    assert err.code == "BATCH_REJECTED"
+    raw = dict(err.details)[REJECTION_KEY]
+    assert isinstance(raw, bytes) and len(raw) <= MAX_REJECTION_BYTES
+    msg = node_pb2.BatchRejection.FromString(raw)
+    assert (msg.rejected_total, msg.records_refused, msg.truncated) == (
+        len(problems),
+        len(problems),
+        truncated,
+    )
+    if listed is not None:
+        assert len(msg.rejections) == listed
+    assert [r.index for r in msg.rejections] == list(range(len(msg.rejections)))
+    assert all(len(r.record_id) <= 128 and len(r.message) <= 256 for r in msg.rejections)
+    assert len(msg.summary) == groups
+    if groups == 1:
+        assert [(s.field, s.code, s.count) for s in msg.summary] == [("f0", "C0", len(problems))]
+    assert f"{len(problems)} problem(s)" in str(err)

@@ -92,8 +92,9 @@ def test_late_sources_list_late_records_and_missed_objection_deadlines(db) -> No
     for rid, due in (("r1", "2026-09-28"), ("r2", None)):
         db.execute(
             "INSERT INTO records (subject_key, record_id, source, category, polarity, act_id, "
-            "recognised_on, batch_id, submitted_at, share_due) "
-            "VALUES (?, ?, 'tax', 'honour', 'positive', ?, '2026-09-07', 'b1', 'now', ?)",
+            "recognised_on, batch_id, submitted_at, share_due, submitted_by) "
+            "VALUES (?, ?, 'tax', 'honour', 'positive', ?, '2026-09-07', 'b1', 'now', ?, "
+            "'heihe-tax')",
             (KEY, rid, rid, due),
         )
     db.execute(
