@@ -17,7 +17,7 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc import aio
 
-from ._errors import REASON_KEY
+from ._errors import FIELD_KEY, REASON_KEY
 from ._identity import IDENTITY_METADATA
 from .pb.v1 import node_pb2
 
@@ -69,15 +69,24 @@ def identity_metadata(assertion: bytes) -> tuple[tuple[str, bytes], ...]:
     return ((IDENTITY_METADATA, assertion),)
 
 
-def reason_of(err: BaseException) -> str:
-    """The stable reason of an RPC error from our server ('' if none)."""
+def _trailer(err: BaseException, name: str) -> str:
     if not isinstance(err, aio.AioRpcError):
         return ""
     trailing: Any = err.trailing_metadata() or ()
     for key, value in trailing:
-        if key == REASON_KEY:
+        if key == name:
             return value if isinstance(value, str) else bytes(value).decode()
     return ""
+
+
+def reason_of(err: BaseException) -> str:
+    """The stable reason of an RPC error from our server ('' if none)."""
+    return _trailer(err, REASON_KEY)
+
+
+def field_of(err: BaseException) -> str:
+    """The request field an RPC error from our server names ('' if none)."""
+    return _trailer(err, FIELD_KEY)
 
 
 def batch_rejection_of(err: BaseException) -> node_pb2.BatchRejection | None:

@@ -27,8 +27,7 @@ import pytest
 import pytest_asyncio
 from grpc import aio
 
-from node._client import reason_of
-from node._errors import FIELD_KEY
+from node._client import batch_rejection_of, field_of, reason_of
 from node._testbed import RunningNode, Testbed, honour_record, make_id_number, resident
 from node.pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 
@@ -36,7 +35,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 ALICE, BOB, CAROL, DAVE, ERIN = (make_id_number(n) for n in (401, 402, 403, 404, 405))
 LEAK = make_id_number(777)  # typed into free text; must never reach the database
-REJECTION_KEY = "huxin-batch-rejection-bin"
 TABLES = (
     "records",
     "subjects",
@@ -99,22 +97,16 @@ async def node(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Node]:
     await bed.close()
 
 
+def _rejections_of(err: aio.AioRpcError) -> list[node_pb2.RecordRejection]:
+    rejection = batch_rejection_of(err)
+    assert rejection is not None
+    return list(rejection.rejections)
+
+
 async def _refused(call: Awaitable[Any]) -> aio.AioRpcError:
     with pytest.raises(aio.AioRpcError) as info:
         await call
     return info.value
-
-
-def _field(err: aio.AioRpcError) -> str:
-    for key, value in err.trailing_metadata() or ():
-        if key == FIELD_KEY:
-            return value if isinstance(value, str) else bytes(value).decode()
-    return ""
-
-
-def _rejections(err: aio.AioRpcError) -> list[node_pb2.RecordRejection]:
-    detail = dict(err.trailing_metadata())[REJECTION_KEY]
-    return list(node_pb2.BatchRejection.FromString(detail).rejections)
 
 
 def _market(
@@ -173,7 +165,7 @@ async def test_record_source_must_be_the_caller(
     )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert reason_of(err) == "BATCH_REJECTED"
-    assert [(r.index, r.field, r.code) for r in _rejections(err)] == [
+    assert [(r.index, r.field, r.code) for r in _rejections_of(err)] == [
         (1, "source", "SOURCE_MISMATCH")
     ]
     assert node.counts() == before
@@ -215,7 +207,7 @@ async def test_collection_consent_only_for_itself(node: Node, name: str, collect
     before = node.counts()
     err = await _refused(node.court.RecordCollectionConsent(_consent(DAVE, collector)))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert (reason_of(err), _field(err)) == ("COLLECTOR_MISMATCH", "collector")
+    assert (reason_of(err), field_of(err)) == ("COLLECTOR_MISMATCH", "collector")
     assert node.counts() == before
 
 
@@ -244,7 +236,7 @@ async def test_market_record_cannot_use_another_departments_consent(node: Node) 
             )
         )
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, name
-        assert [(r.index, r.field, r.code) for r in _rejections(err)] == [(0, field, code)], name
+        assert [(r.index, r.field, r.code) for r in _rejections_of(err)] == [(0, field, code)], name
         assert node.counts() == before, name
     resp = await node.power.SubmitRecords(
         node_pb2.SubmitRecordsRequest(
@@ -386,12 +378,12 @@ async def test_id_number_in_free_text_is_refused(
     assert LEAK.encode() not in trailer and LEAK not in (err.details() or "")
     if per_record:
         assert reason_of(err) == "BATCH_REJECTED"
-        rejections = _rejections(err)
+        rejections = _rejections_of(err)
         assert [(r.index, r.field, r.code) for r in rejections] == [
             (1, field, "ID_NUMBER_IN_FIELD")
         ]
     else:
-        assert (reason_of(err), _field(err)) == ("ID_NUMBER_IN_FIELD", field)
+        assert (reason_of(err), field_of(err)) == ("ID_NUMBER_IN_FIELD", field)
     assert node.counts() == before
     assert LEAK.encode() not in node.db_bytes()
 
@@ -441,5 +433,5 @@ async def test_deregistration_deletes_emptied_batches_only(node: Node) -> None:
     again = await node.court.SubmitRecords(mixed)
     assert again.replayed and again.accepted == 2
     err = await _refused(node.court.SubmitRecords(solo))
-    assert [r.code for r in _rejections(err)] == ["SUBJECT_DEREGISTERED"]
+    assert [r.code for r in _rejections_of(err)] == ["SUBJECT_DEREGISTERED"]
     assert "dr-solo" not in {r[0] for r in node.query("SELECT batch_id FROM source_batches")}

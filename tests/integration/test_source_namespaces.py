@@ -27,9 +27,8 @@ import pytest
 import pytest_asyncio
 from grpc import aio
 
-from node._client import batch_rejection_of, reason_of
+from node._client import batch_rejection_of, field_of, reason_of
 from node._clock import ManualClock
-from node._errors import FIELD_KEY
 from node._testbed import RunningNode, Testbed, honour_record, make_id_number, resident
 from node.pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 
@@ -141,13 +140,6 @@ async def _refused(call: Awaitable[Any]) -> aio.AioRpcError:
     with pytest.raises(aio.AioRpcError) as info:
         await call
     return info.value
-
-
-def _field(err: aio.AioRpcError) -> str:
-    for key, value in err.trailing_metadata() or ():
-        if key == FIELD_KEY:
-            return value if isinstance(value, str) else bytes(value).decode()
-    return ""
 
 
 # ------------------------------------------------------------------ batches
@@ -301,7 +293,7 @@ async def test_mark_record_answers_alike_for_foreign_and_unknown(
         )
     )
     assert err.code() == grpc.StatusCode.NOT_FOUND
-    assert (reason_of(err), _field(err)) == ("RECORD_NOT_FOUND", "record_id")
+    assert (reason_of(err), field_of(err)) == ("RECORD_NOT_FOUND", "record_id")
     assert (
         err.details() == "RECORD_NOT_FOUND: record_id: no record with this id from this department"
     )
@@ -368,7 +360,7 @@ async def test_objection_names_one_record_of_the_citizen(
             metadata=node.node.identity(who),
         )
     )
-    assert (err.code().name, reason_of(err), _field(err)) == (status, reason, field)
+    assert (err.code().name, reason_of(err), field_of(err)) == (status, reason, field)
     assert node.counts() == before
 
 
