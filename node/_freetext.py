@@ -22,7 +22,7 @@ from scoring import RecordError, normalise_id_number
 
 from ._errors import InvalidArgumentError
 
-__all__ = ["contains_id_number", "refuse_id_numbers"]
+__all__ = ["check_purpose", "contains_id_number", "refuse_id_numbers"]
 
 _ID_SHAPE = re.compile(r"(?<![0-9])[1-9][0-9]{16}[0-9Xx](?![0-9])")
 _DIGIT_RUN = re.compile(r"[0-9]{17}")  # every candidate contains one: a cheap pre-check
@@ -49,3 +49,16 @@ def refuse_id_numbers(field: str, text: str) -> None:
             "must not contain a citizen ID number (use a reference that is not one)",
             field=field,
         )
+
+
+PURPOSE_MAX = 128
+
+
+def check_purpose(text: str, field: str = "purpose") -> None:
+    """A consent purpose, granted or requested: 1-128 printable characters and no ID
+    number.  It is signed, stored and put into the citizen's log leaves (review6 H1, H2)."""
+    if not 0 < len(text) <= PURPOSE_MAX or not text.isprintable():
+        raise InvalidArgumentError(
+            "INVALID_FIELD", f"1-{PURPOSE_MAX} printable characters", field=field
+        )
+    refuse_id_numbers(field, text)

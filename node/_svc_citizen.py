@@ -32,7 +32,7 @@ from . import _rights_supplements as supplements
 from ._config import MAX_USES_CAP
 from ._context import NodeContext
 from ._errors import FailedPreconditionError, InvalidArgumentError, NotFoundError, own_data
-from ._freetext import refuse_id_numbers
+from ._freetext import check_purpose, refuse_id_numbers
 from ._identity import IDENTITY_METADATA, AuthenticatedCitizen
 from ._repo_consents import ConsentRow, state_of
 from ._translog import PAGE_DEFAULT, LogWrite
@@ -153,15 +153,7 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
             raise InvalidArgumentError(
                 "INVALID_FIELD", "must be a region or organisation id", field="audience"
             )
-        if not request.purpose or len(request.purpose) > 128:
-            raise InvalidArgumentError("INVALID_FIELD", "1-128 characters", field="purpose")
-        if not request.purpose.isprintable():
-            raise InvalidArgumentError(
-                "INVALID_FIELD",
-                "printable characters only (no control characters)",
-                field="purpose",
-            )
-        refuse_id_numbers("purpose", request.purpose)  # signed, stored and logged (review5 H3)
+        check_purpose(request.purpose)  # signed, stored and logged (review5 H3, L3)
         now = ctx.now_s()
         if request.audience == ctx.config.region or not ctx.trust.allows(request.audience, now):
             raise InvalidArgumentError(

@@ -77,6 +77,7 @@ from ._errors import (
     PermissionDeniedError,
     own_data,
 )
+from ._freetext import check_purpose
 from ._guard import require_caller
 from ._mapping import Mapper, table_blob
 from ._observe import log_event
@@ -370,6 +371,7 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         remaining = context.time_remaining()  # None: the caller set no deadline
         deadline = NO_DEADLINE if remaining is None else time.monotonic() + remaining
         purpose = request.purpose
+        check_purpose(purpose)  # it may go into the citizen's log leaf (review6 H1, H2)
         instant = ctx.clock.now()  # one reading for the trust check, the use and the period
         now = int(instant.timestamp())
         today = instant.date()

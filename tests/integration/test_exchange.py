@@ -347,6 +347,19 @@ async def test_caller_who_is_not_the_consents_audience_is_refused(fed: Fed) -> N
             "MAPPING_UNAVAILABLE",
             id="unknown-target-scheme",
         ),
+        # review6 H1/H2: the requested purpose may go into the citizen's log leaf
+        pytest.param(
+            {"purpose": f"loan {CAROL}"},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "ID_NUMBER_IN_FIELD",
+            id="id-number-in-purpose",
+        ),
+        pytest.param(
+            {"purpose": "x" * 129}, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD", id="long"
+        ),
+        pytest.param(
+            {"purpose": "loan\n"}, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD", id="ctl"
+        ),
     ],
 )
 async def test_bad_requests_are_refused_with_stable_reasons(
@@ -364,7 +377,16 @@ async def test_bad_requests_are_refused_with_stable_reasons(
         req.consent_token.payload = grant.SerializeToString()
     if "target" in change:
         req.target_scheme = str(change["target"])
+    before = await fed.citizen.QueryLog(
+        node_pb2.QueryLogRequest(), metadata=fed.heihe.identity(CAROL)
+    )
     await _expect(fed.peer.RequestAttestation(req), status, reason)
+    if status == grpc.StatusCode.INVALID_ARGUMENT:  # a malformed request leaves no leaf
+        after = await fed.citizen.QueryLog(
+            node_pb2.QueryLogRequest(), metadata=fed.heihe.identity(CAROL)
+        )
+        assert len(after.entries) == len(before.entries)
+        assert all(CAROL not in e.entry.decode("latin-1") for e in after.entries)
 
 
 async def test_exhausted_consent_is_refused(fed: Fed) -> None:
