@@ -226,7 +226,7 @@ def create_backup(database: Path, out: Path, *, region: str, role: str, now: dat
     partial.unlink(missing_ok=True)
     try:
         # mode=rw: never create a database that is not there; the source is only read.
-        src = sqlite3.connect(f"file:{database}?mode=rw", uri=True, isolation_level=None)
+        src = sqlite3.connect(_uri(database, "rw"), uri=True, isolation_level=None)
         try:
             src.execute("PRAGMA busy_timeout = 10000")
             dst = sqlite3.connect(partial, isolation_level=None)
@@ -272,7 +272,7 @@ def verify_backup(backup: Path) -> Manifest:
             f"the file does not match its manifest (size {size} vs {manifest.size}, sha256)",
         )
     # Read-only and immutable: checking a backup never changes (or journals) it.
-    conn = sqlite3.connect(f"file:{backup}?mode=ro&immutable=1", uri=True)
+    conn = sqlite3.connect(_uri(backup, "ro") + "&immutable=1", uri=True)
     try:
         version, _counts = _check(conn, "the backup")
     finally:
@@ -308,7 +308,7 @@ def _fold_wal(database: Path) -> None:
     so the main file moved aside is complete on its own.  A database too damaged
     to open is moved aside as it is (its -wal with it)."""
     with contextlib.suppress(sqlite3.Error):
-        conn = sqlite3.connect(f"file:{database}?mode=rw", uri=True, isolation_level=None)
+        conn = sqlite3.connect(_uri(database, "rw"), uri=True, isolation_level=None)
         try:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         finally:
@@ -350,12 +350,14 @@ def restore_backup(
                 raise BackupError("BACKUP_DIGEST_MISMATCH", "the staged copy does not match")
             aside: Path | None = None
             old_next: int | None = None
-            if database.exists():
+            leftovers = [p for p in _sidecars(database) if p.exists()]
+            if database.exists() or leftovers:
                 aside = database.with_name(
                     f"{database.name}.before-restore-{now.strftime('%Y%m%dT%H%M%SZ')}"
                 )
-                if aside.exists():
+                if any(Path(f"{aside}{x}").exists() for x in ("", *_SIDECARS)):
                     raise BackupError("BACKUP_EXISTS", f"{str(aside)!r} exists")
+            if database.exists():
                 _fold_wal(database)
                 old_next = _next_status_index(database)
             # the staged copy is made safe BEFORE it replaces anything
@@ -367,12 +369,17 @@ def restore_backup(
                     "BACKUP_FAILED", f"preparing the restored copy failed: {exc}"
                 ) from None
             if aside is not None:
-                # -wal first: a stale WAL must never sit next to the restored file
-                # (SQLite would replay it into it); after _fold_wal it is empty.
-                for suffix in ("-wal", "-shm", ""):
-                    part = Path(f"{database}{suffix}")
+                # The old main file is hard-linked aside and then atomically REPLACED, so
+                # a crash leaves a database in place (old or restored), never none
+                # (review6 M2).  Its -wal/-shm/-journal go aside first, whether or not a
+                # main file exists: SQLite would replay a stale WAL into the restored
+                # file (review6 H4); after _fold_wal it is empty anyway.
+                for part in _sidecars(database):
                     if part.exists():
-                        os.replace(part, Path(f"{aside}{suffix}"))
+                        os.replace(part, Path(f"{aside}{part.name[len(database.name) :]}"))
+                if database.exists():
+                    os.link(database, aside)
+                _fsync_dir(database.parent)
             os.replace(staged, database)
             _fsync_dir(database.parent)
         finally:
@@ -381,10 +388,22 @@ def restore_backup(
     return Restored(manifest, database, aside, withdrawn, gap)
 
 
+_SIDECARS = ("-wal", "-shm", "-journal")
+
+
+def _sidecars(database: Path) -> list[Path]:
+    return [Path(f"{database}{x}") for x in _SIDECARS]
+
+
+def _uri(path: Path, mode: str) -> str:
+    """A SQLite URI for ``path`` (escaped: '#' or '?' in a directory name, review6 L2)."""
+    return f"{path.resolve().as_uri()}?mode={mode}"
+
+
 def _next_status_index(database: Path) -> int | None:
     """The replaced database's next status index, or None if it cannot be read."""
     try:
-        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        conn = sqlite3.connect(_uri(database, "ro"), uri=True)
         try:
             return int(
                 conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM status_entries").fetchone()[0]

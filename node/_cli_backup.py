@@ -124,9 +124,13 @@ def _restore(args: argparse.Namespace) -> int:
     else:
         print(f"restored {r.database} from {args.source}: {_summary(r.manifest)}")
         print(f"  the replaced database is kept as {aside}" if aside else "  (there was none)")
+        revoked = (
+            f"status indexes {gap[0]}-{gap[1] - 1} revoked (may have been issued after it)"
+            if gap[1] > gap[0]
+            else "no status index needed revoking"
+        )
         print(
             f"  {r.consents_withdrawn} consent(s) open in the backup withdrawn "
-            f"(reason BACKUP_RESTORED; citizens grant again); status indexes {gap[0]}-{gap[1] - 1} "
-            "revoked (may have been issued after the backup)"
+            f"(reason BACKUP_RESTORED; citizens grant again); {revoked}"
         )
     return 0

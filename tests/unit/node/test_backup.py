@@ -385,3 +385,46 @@ def test_restore_of_a_hub_adds_no_status_gap(tmp_path: Path) -> None:
     r = restore_backup(db, out, region="heilongjiang", role="hub", now=NOW)
     assert (r.moved_aside, r.status_revoked) == (None, range(0, 0))
     assert _rows(db, "SELECT count(*) FROM status_entries") == [(0,)]
+
+
+def test_restore_moves_a_crashed_nodes_wal_aside_even_without_its_main_file(
+    tmp_path: Path,
+) -> None:
+    """review6 H4: with node.db gone but its -wal/-shm left by a crash, SQLite would replay
+    the old WAL into the restored file; they are moved aside first."""
+    out = _backup(tmp_path, subjects=2)
+    db = _node_db(tmp_path / "live.db", subjects=7)
+    _commit_and_crash(db, b"\xee" * 32)
+    db.unlink()  # the main file is lost, its WAL is not
+    r = restore_backup(db, out, region="heihe", role="region", now=NOW)
+    assert _subjects(db) == 2
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    assert r.moved_aside is not None
+    assert Path(f"{r.moved_aside}-wal").stat().st_size > 0  # kept, not replayed
+    assert not r.moved_aside.exists()  # there was no main file to keep
+
+
+def test_restore_keeps_the_old_file_by_link_then_replaces_atomically(tmp_path: Path) -> None:
+    """review6 M2: the old main file is linked aside and replaced in one rename, so no
+    instant leaves the node without a database (a missing one would be created empty)."""
+    out = _backup(tmp_path, subjects=2)
+    db = _node_db(tmp_path / "live.db", subjects=5)
+    inode = db.stat().st_ino
+    r = restore_backup(db, out, region="heihe", role="region", now=NOW)
+    assert r.moved_aside is not None and r.moved_aside.stat().st_ino == inode
+    assert db.stat().st_ino != inode and _subjects(db) == 2
+
+
+def test_paths_with_uri_characters(tmp_path: Path) -> None:
+    """review6 L2: '#' and '?' in a directory name are escaped in SQLite URIs."""
+    folder = tmp_path / "a#b?c"
+    folder.mkdir()
+    db = _node_db(folder / "node.db", subjects=3)
+    out = folder / "b.db"
+    assert create_backup(db, out, region="heihe", role="region", now=NOW).counts["subjects"] == 3
+    assert verify_backup(out).counts["subjects"] == 3
+    _commit_and_crash(db, b"\xee" * 32)
+    r = restore_backup(db, out, region="heihe", role="region", now=NOW)
+    assert r.moved_aside is not None and _subjects(r.moved_aside) == 4  # WAL folded in
