@@ -52,6 +52,8 @@ from pathlib import Path
 from typing import Any
 
 from ._repo_consents import STATUS_REVOKED
+from ._repo_records import tombstone
+from ._rights_dereg import erase_subject_sync
 from ._storage import SCHEMA_VERSION, StorageError, connect
 from ._translog import LogWrite, append_rows
 
@@ -152,6 +154,7 @@ class Restored:
     moved_aside: Path | None  # where the replaced database went (None: there was none)
     consents_withdrawn: int  # consents open in the backup, withdrawn on restore
     status_revoked: range  # status-list indexes filled with REVOKED entries
+    deregistrations_carried: int = 0  # people deregistered after the backup, erased again
 
 
 def manifest_path(backup: Path) -> Path:
@@ -323,8 +326,11 @@ def restore_backup(
     role: str,
     now: datetime,
     status_gap: int = STATUS_GAP,
+    storage_secret: bytes | None = None,
 ) -> Restored:
-    """Replace a stopped node's database with a verified backup of the same region."""
+    """Replace a stopped node's database with a verified backup of the same region.
+    ``storage_secret`` (the node's) lets deregistrations the replaced database holds
+    and the backup does not be carried into it (review6 H3)."""
     if not 0 <= status_gap <= 16 * STATUS_GAP:
         raise BackupError("BACKUP_STATUS_GAP", f"status_gap must be 0-{16 * STATUS_GAP}")
     manifest = verify_backup(backup)
@@ -357,13 +363,18 @@ def restore_backup(
                 )
                 if any(Path(f"{aside}{x}").exists() for x in ("", *_SIDECARS)):
                     raise BackupError("BACKUP_EXISTS", f"{str(aside)!r} exists")
+            stones: dict[bytes, str] = {}
             if database.exists():
                 _fold_wal(database)
                 old_next = _next_status_index(database)
+                stones = _tombstones(database)
             # the staged copy is made safe BEFORE it replaces anything
             try:
                 gap_if_unknown = status_gap if role == "region" else 0  # hubs issue none
-                withdrawn, gap = _fail_closed(staged, manifest, old_next, gap_if_unknown, now)
+                later = (stones, storage_secret) if storage_secret else None
+                withdrawn, gap, erased = _fail_closed(
+                    staged, manifest, old_next, gap_if_unknown, now, later=later
+                )
             except (sqlite3.Error, StorageError) as exc:
                 raise BackupError(
                     "BACKUP_FAILED", f"preparing the restored copy failed: {exc}"
@@ -385,7 +396,7 @@ def restore_backup(
         finally:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{staged}{suffix}").unlink(missing_ok=True)
-    return Restored(manifest, database, aside, withdrawn, gap)
+    return Restored(manifest, database, aside, withdrawn, gap, erased)
 
 
 _SIDECARS = ("-wal", "-shm", "-journal")
@@ -414,9 +425,47 @@ def _next_status_index(database: Path) -> int | None:
         return None
 
 
+def _tombstones(database: Path) -> dict[bytes, str]:
+    """The replaced database's deregistrations (tombstone -> when), {} if unreadable."""
+    try:
+        conn = sqlite3.connect(_uri(database, "ro"), uri=True)
+        try:
+            rows = conn.execute("SELECT tombstone, deregistered_at FROM deregistrations")
+            return {bytes(t): str(at) for t, at in rows}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return {}
+
+
+def _carry_deregistrations(
+    conn: sqlite3.Connection, stones: dict[bytes, str], secret: bytes, t: int
+) -> int:
+    """Erase again everyone the replaced database had deregistered after the backup."""
+    have = {bytes(r[0]) for r in conn.execute("SELECT tombstone FROM deregistrations")}
+    keys = [bytes(r[0]) for r in conn.execute("SELECT subject_key FROM subjects")]
+    erased = 0
+    for key in keys:
+        stone = tombstone(secret, key)
+        if stone not in stones or stone in have:
+            continue
+        erase_subject_sync(conn, key, stone, stones[stone])
+        entry = LogWrite("deregistered", t, key, reason=RESTORED_REASON)
+        append_rows(conn, [entry])
+        conn.execute("UPDATE log_entries SET subject_key = NULL WHERE subject_key = ?", (key,))
+        erased += 1
+    return erased
+
+
 def _fail_closed(
-    database: Path, manifest: Manifest, old_next: int | None, status_gap: int, now: datetime
-) -> tuple[int, range]:
+    database: Path,
+    manifest: Manifest,
+    old_next: int | None,
+    status_gap: int,
+    now: datetime,
+    *,
+    later: tuple[dict[bytes, str], bytes] | None = None,
+) -> tuple[int, range, int]:
     """In one transaction on the staged copy (migrated to this build's schema):
     withdraw the consents still open, revoke the status indexes that may have been
     issued after the backup, and note the restore in ``node_meta``."""
@@ -424,6 +473,7 @@ def _fail_closed(
     conn = connect(database)
     try:
         conn.execute("BEGIN IMMEDIATE")
+        erased = _carry_deregistrations(conn, later[0], later[1], t) if later else 0
         open_consents = conn.execute(
             "SELECT consent_id, subject_key, audience, purpose FROM consents "
             "WHERE withdrawn_at IS NULL AND not_after > ? ORDER BY consent_id",
@@ -473,7 +523,7 @@ def _fail_closed(
         conn.close()
     with database.open("rb+") as f:
         os.fsync(f.fileno())
-    return len(open_consents), range(first, end)
+    return len(open_consents), range(first, end), erased
 
 
 def describe(manifest: Manifest) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from ._backup import (
 )
 from ._cli import CliError, SubParsers, subgroup
 from ._config import ConfigError, NodeConfig, load_config
+from ._secrets import read_hex
 
 __all__ = ["register"]
 
@@ -63,6 +64,14 @@ def register(sub: SubParsers) -> None:
 def _config(path: Path) -> NodeConfig:
     try:
         return load_config(path)
+    except ConfigError as exc:
+        raise CliError(exc.code, str(exc)) from None
+
+
+def _storage_secret(config: NodeConfig) -> bytes:
+    """The node's storage secret: restore needs it to carry later deregistrations."""
+    try:
+        return read_hex(config.keys.storage_secret, "keys.storage_secret", 32)
     except ConfigError as exc:
         raise CliError(exc.code, str(exc)) from None
 
@@ -112,6 +121,7 @@ def _restore(args: argparse.Namespace) -> int:
             role=config.role,
             now=datetime.now(UTC),
             status_gap=args.status_gap,
+            storage_secret=_storage_secret(config),
         )
     except BackupError as exc:
         raise _failed(exc) from None
@@ -119,7 +129,8 @@ def _restore(args: argparse.Namespace) -> int:
     gap = [r.status_revoked.start, r.status_revoked.stop]
     if args.json:
         doc = {"restored": str(r.database), "moved_aside": aside,
-               "consents_withdrawn": r.consents_withdrawn, "status_revoked": gap}  # fmt: skip
+               "consents_withdrawn": r.consents_withdrawn, "status_revoked": gap,
+               "deregistrations_carried": r.deregistrations_carried}  # fmt: skip
         print(json.dumps(doc, sort_keys=True))
     else:
         print(f"restored {r.database} from {args.source}: {_summary(r.manifest)}")
@@ -129,6 +140,8 @@ def _restore(args: argparse.Namespace) -> int:
             if gap[1] > gap[0]
             else "no status index needed revoking"
         )
+        if r.deregistrations_carried:
+            print(f"  {r.deregistrations_carried} person(s) deregistered after the backup: erased")
         print(
             f"  {r.consents_withdrawn} consent(s) open in the backup withdrawn "
             f"(reason BACKUP_RESTORED; citizens grant again); {revoked}"

@@ -41,7 +41,7 @@ from .pb.v1 import node_pb2
 if TYPE_CHECKING:
     from ._context import NodeContext
 
-__all__ = ["deregister", "register", "subject_tables"]
+__all__ = ["deregister", "erase_subject_sync", "register", "subject_tables"]
 
 #: Tables whose rows outlive the person, with the statement that unlinks them.
 _UNLINK = {
@@ -70,6 +70,43 @@ def subject_tables(conn: sqlite3.Connection) -> list[str]:
     return sorted(out, key=lambda n: (n in _LAST, n))
 
 
+def erase_subject_sync(conn: sqlite3.Connection, key: bytes, stone: bytes, at_iso: str) -> int:
+    """Inside the caller's transaction: revoke, delete and unlink everything keyed by
+    ``key`` (log rows excepted: the caller unlinks them after its tombstone entry),
+    delete emptied batches, and store the tombstone; returns attestations revoked.
+    Also used by a restore to carry a later deregistration into an older backup."""
+    revoked = conn.execute(
+        "UPDATE status_entries SET status = ? WHERE subject_key = ? AND status != ?",
+        (STATUS_REVOKED, key, STATUS_REVOKED),
+    ).rowcount
+    batches = [
+        (str(r[0]), str(r[1])) * 2
+        for r in conn.execute(
+            "SELECT DISTINCT submitted_by, batch_id FROM records WHERE subject_key = ?", (key,)
+        )
+    ]
+    conn.execute(  # ids are per department (review5 M8)
+        "DELETE FROM record_marks WHERE (submitted_by, record_id) IN "
+        "(SELECT submitted_by, record_id FROM records WHERE subject_key = ?)",
+        (key,),
+    )
+    for table in subject_tables(conn):
+        if table == "log_entries":
+            continue  # unlinked by the caller after its tombstone entry is appended
+        sql = _UNLINK.get(table, f'DELETE FROM "{table}" WHERE subject_key = ?')
+        conn.execute(sql, (key,))
+    conn.executemany(  # batches now empty (records_by_batch makes this cheap)
+        "DELETE FROM source_batches WHERE submitted_by = ? AND batch_id = ? AND NOT EXISTS "
+        "(SELECT 1 FROM records WHERE submitted_by = ? AND batch_id = ?)",
+        batches,
+    )
+    conn.execute(
+        "INSERT OR REPLACE INTO deregistrations (tombstone, deregistered_at) VALUES (?, ?)",
+        (stone, at_iso),
+    )
+    return int(revoked)
+
+
 async def deregister(ctx: NodeContext, key: bytes) -> node_pb2.DeregisterResponse:
     secret = ctx.secrets.storage_secret
     outbox: Any = getattr(ctx, "outbox", None)  # node._outbox.Outbox when the hub is wired
@@ -84,39 +121,11 @@ async def deregister(ctx: NodeContext, key: bytes) -> node_pb2.DeregisterRespons
         (consents,) = conn.execute(
             "SELECT count(*) FROM consents WHERE subject_key = ?", (key,)
         ).fetchone()
-        revoked = conn.execute(
-            "UPDATE status_entries SET status = ? WHERE subject_key = ? AND status != ?",
-            (STATUS_REVOKED, key, STATUS_REVOKED),
-        ).rowcount
-        batches = [
-            (str(r[0]), str(r[1])) * 2
-            for r in conn.execute(
-                "SELECT DISTINCT submitted_by, batch_id FROM records WHERE subject_key = ?", (key,)
-            )
-        ]
-        conn.execute(  # ids are per department (review5 M8)
-            "DELETE FROM record_marks WHERE (submitted_by, record_id) IN "
-            "(SELECT submitted_by, record_id FROM records WHERE subject_key = ?)",
-            (key,),
-        )
         queued = None
         if outbox is not None:  # before the subject row (and its sealed ID) is deleted
             queued = outbox.deregistration_sync(conn, key, rtx.now_s)
-        for table in subject_tables(conn):
-            if table == "log_entries":
-                continue  # unlinked after the tombstone entry is appended (below)
-            sql = _UNLINK.get(table, f'DELETE FROM "{table}" WHERE subject_key = ?')
-            conn.execute(sql, (key,))
-        conn.executemany(  # batches now empty (records_by_batch makes this cheap)
-            "DELETE FROM source_batches WHERE submitted_by = ? AND batch_id = ? AND NOT EXISTS "
-            "(SELECT 1 FROM records WHERE submitted_by = ? AND batch_id = ?)",
-            batches,
-        )
         stone = tombstone(secret, key)
-        conn.execute(
-            "INSERT OR REPLACE INTO deregistrations (tombstone, deregistered_at) VALUES (?, ?)",
-            (stone, rtx.now_iso),
-        )
+        revoked = erase_subject_sync(conn, key, stone, rtx.now_iso)
         rtx.log("deregistered", key, reason="H2: all records, snapshots and consents deleted")
         rtx.after_log.append(
             lambda c: c.execute(

@@ -25,6 +25,7 @@ from node._testbed import ServeProcess, attestation_request, honour_record, make
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
 
 ALICE = make_id_number(301)
+BOB = make_id_number(302)  # deregisters after the backup (review6 H3)
 
 
 def _huxin(*args: str) -> subprocess.CompletedProcess[str]:
@@ -66,7 +67,8 @@ def test_backup_under_load_then_restore(tmp_path: Path) -> None:
         peer = node_pb2_grpc.PeerServiceStub(chans[1])
         citizen = node_pb2_grpc.CitizenServiceStub(chans[2])
         await source.SubmitRecords(node_pb2.SubmitRecordsRequest(
-            batch_id="b1", records=[honour_record("r1", ALICE)], subjects=[resident(ALICE)]))  # fmt: skip
+            batch_id="b1", records=[honour_record("r1", ALICE), honour_record("r2", BOB)],
+            subjects=[resident(ALICE), resident(BOB)]))  # fmt: skip
         token = await citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
                 audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE, max_uses=50
@@ -91,6 +93,8 @@ def test_backup_under_load_then_restore(tmp_path: Path) -> None:
         )
         assert made.returncode == 0, made.stderr
         await traffic
+        bob = identity_metadata(idp.assertion(BOB, "heihe", int(time.time())))
+        await citizen.Deregister(node_pb2.DeregisterRequest(confirm=True), metadata=bob)
         refused = await asyncio.to_thread(
             _huxin, "backup", "restore", "--config", str(config), "--from", str(backup)
         )
@@ -124,6 +128,11 @@ def test_backup_under_load_then_restore(tmp_path: Path) -> None:
         assert old.execute("SELECT uses FROM consents").fetchone()[0] == 21
         issued = old.execute("SELECT max(idx) + 1 FROM status_entries").fetchone()[0]
     assert result["consents_withdrawn"] == 1
+    assert result["deregistrations_carried"] == 1  # BOB stays erased (review6 H3)
+    with sqlite3.connect(config.parent / "node.db") as new:
+        assert new.execute("SELECT count(*) FROM records").fetchone()[0] == 1  # ALICE's only
+        assert new.execute("SELECT count(*) FROM subjects").fetchone()[0] == 1
+        assert new.execute("SELECT count(*) FROM deregistrations").fetchone()[0] == 1
     assert result["status_revoked"][1] == issued  # every index the old database handed out
 
     async def after(proc: ServeProcess) -> None:
