@@ -8,7 +8,8 @@ and act ids, notes, consent purposes, collector names — passes
 
 Invariants: a refused text is never echoed (the message names the field only);
 a match is an 18-character run (17 digits and a digit or ``X``, not inside a
-longer digit run) that is a *valid* GB 11643 number — plausible birth date and
+longer digit run; full-width digits count after NFKC; 6-8-4 groups with one
+separator each count too) that is a *valid* GB 11643 number — plausible birth date and
 matching MOD 11-2 check character — so ordinary long reference numbers pass
 (about 1 in 11 random 18-digit runs has a matching check character, and far
 fewer also carry a real date).
@@ -17,6 +18,7 @@ fewer also carry a real date).
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from scoring import RecordError, normalise_id_number
 
@@ -25,20 +27,32 @@ from ._errors import InvalidArgumentError
 __all__ = ["check_purpose", "contains_id_number", "refuse_id_numbers"]
 
 _ID_SHAPE = re.compile(r"(?<![0-9])[1-9][0-9]{16}[0-9Xx](?![0-9])")
-_DIGIT_RUN = re.compile(r"[0-9]{17}")  # every candidate contains one: a cheap pre-check
+_DIGITS = re.compile(r"[0-9]")
+# 6-8-4 groups with one separator each (space, hyphen, dot, slash, full-width forms
+# after NFKC): how people write an ID number by hand (review6 M3)
+_GROUPED = re.compile(
+    r"(?<![0-9])([1-9][0-9]{5})[ \-./]([0-9]{8})[ \-./]([0-9]{3}[0-9Xx])(?![0-9])"
+)
+
+
+def _valid(candidate: str) -> bool:
+    try:
+        normalise_id_number(candidate)
+    except RecordError:
+        return False
+    return True
 
 
 def contains_id_number(text: str) -> bool:
-    """True if ``text`` contains a valid GB 11643 ID number anywhere."""
-    if _DIGIT_RUN.search(text) is None:
+    """True if ``text`` contains a valid GB 11643 ID number anywhere, also in full-width
+    digits (NFKC) or written in 6-8-4 groups."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)  # full-width digits become ASCII ones
+    if len(_DIGITS.findall(text)) < 17:  # cheap pre-check: too few digits for an ID
         return False
-    for match in _ID_SHAPE.finditer(text):
-        try:
-            normalise_id_number(match.group(0))
-        except RecordError:
-            continue
+    if any(_valid(m.group(0)) for m in _ID_SHAPE.finditer(text)):
         return True
-    return False
+    return any(_valid("".join(m.groups())) for m in _GROUPED.finditer(text))
 
 
 def refuse_id_numbers(field: str, text: str) -> None:

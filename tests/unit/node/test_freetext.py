@@ -26,6 +26,14 @@ ID = make_id_number(7)
         pytest.param(ID[:17] + ("0" if ID[17] != "0" else "1"), False, id="wrong-check-char"),
         pytest.param("110101199913450017", False, id="impossible-date"),
         pytest.param("", False, id="empty"),
+        pytest.param(
+            ID.translate(str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")),
+            True,
+            id="full-width",
+        ),  # review6 M3
+        pytest.param(f"{ID[:6]} {ID[6:14]} {ID[14:]}", True, id="grouped-spaces"),
+        pytest.param(f"{ID[:6]}-{ID[6:14]}-{ID[14:]}", True, id="grouped-hyphens"),
+        pytest.param(f"{ID[:6]}--{ID[6:14]}-{ID[14:]}", False, id="two-separators"),
     ],
 )
 def test_contains_id_number(text: str, found: bool) -> None:
