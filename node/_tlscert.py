@@ -269,10 +269,26 @@ def renew_certificate(
         issued = ca.issue(config.region, now, days=days, dns_names=dns, ip_addresses=ips)
     except (KeysError, ValueError) as exc:
         raise CertError("INVALID_REGION", str(exc), "node.region") from None
+    # The pair in use is kept as <file>.prev (review6 M4): a node that must go back
+    # (e.g. the hub has not registered the new fingerprint yet) copies them back.
+    for live in (config.tls.key, config.tls.cert):
+        if live.exists():
+            prev = _write_atomic(Path(f"{live}.prev"), live.read_bytes(), 0o600)
+            os.replace(prev, Path(f"{live}.prev"))
     key_tmp = _write_atomic(config.tls.key, issued.key_pem, 0o600)
     cert_tmp = _write_atomic(config.tls.cert, issued.cert_pem, _mode_of(config.tls.cert))
     # the key first: a crash between the two renames leaves a new key with the old
-    # certificate, which serve refuses (TLS_KEY_MISMATCH) until the renewal is re-run
+    # certificate, which serve refuses (TLS_KEY_MISMATCH); re-run the renewal, or put
+    # the .prev pair back
     os.replace(key_tmp, config.tls.key)
     os.replace(cert_tmp, config.tls.cert)
+    _fsync_parent(config.tls.cert)
     return read_certificate(issued.cert_pem)
+
+
+def _fsync_parent(path: Path) -> None:
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

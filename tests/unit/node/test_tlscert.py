@@ -126,6 +126,10 @@ def test_renewal_issues_a_new_key_and_certificate_for_the_same_region(tmp_path: 
     assert stat.S_IMODE(config.tls.key.stat().st_mode) == 0o600
     assert stat.S_IMODE(config.tls.cert.stat().st_mode) == cert_mode  # keeps its mode
     assert not list(config.tls.cert.parent.glob(".*.renew"))  # no temporary file left
+    # the pair that was in use is kept, owner-only, to go back to (review6 M4)
+    assert Path(f"{config.tls.cert}.prev").read_bytes() == old_cert
+    assert Path(f"{config.tls.key}.prev").read_bytes() == old_key
+    assert stat.S_IMODE(Path(f"{config.tls.key}.prev").stat().st_mode) == 0o600
 
 
 def test_renewal_replaces_a_missing_certificate(tmp_path: Path) -> None:
