@@ -290,7 +290,7 @@ def _node_stopped(database: Path) -> Iterator[None]:
     """Hold the database's primary and writer locks (non-blocking) for the block."""
     fds: list[int] = []
     try:
-        for suffix in (".primary-lock", ".writer-lock"):
+        for suffix in (".primary-lock", ".writer-lock", ".job-lock"):
             fd = os.open(f"{database}{suffix}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             fds.append(fd)
             try:
@@ -298,7 +298,8 @@ def _node_stopped(database: Path) -> Iterator[None]:
             except BlockingIOError:
                 raise BackupError(
                     "NODE_RUNNING",
-                    f"a node or batch job holds {database.name}{suffix}: stop it first",
+                    f"a node or an offline job (score run) holds {database.name}{suffix}:"
+                    " stop it first",
                 ) from None
         yield
     finally:

@@ -34,7 +34,7 @@ import grpc
 
 from scoring import Residence, Scheme, Subject, score
 
-from ._db import WriterLock
+from ._db import JobLock, WriterLock
 from ._errors import CodedNodeError
 from ._storage import StorageError, connect
 
@@ -340,7 +340,12 @@ def run_month(
     path = Path(db)
     if not path.exists():
         raise StorageError("DB_NOT_FOUND", f"database {str(path)!r} does not exist")
-    conn = connect(path, create=False)
+    job = JobLock(path).hold()  # for the whole run: restore refuses meanwhile
+    try:
+        conn = connect(path, create=False)
+    except BaseException:
+        job.close()
+        raise
     # every write takes the node's writer lock, as a running node's writers do (ADR
     # 0312): the node's writers wait in flock, not in SQLite's sleeping busy handler
     lock = WriterLock(path)
@@ -365,6 +370,7 @@ def run_month(
     finally:
         conn.close()
         lock.close()
+        job.close()
     return RunSummary(
         run_id,
         period,

@@ -37,6 +37,7 @@ from scoring import Scheme, load_scheme
 from ._batch import BatchError, run_month
 from ._cli import CliError, SubParsers, subgroup
 from ._config import ConfigError, NodeConfig, load_config
+from ._db import JobLock
 from ._hub_registry import RegistryError, publish_if_due, register_region
 from ._rights_rollout import active_scheme
 from ._secrets import NodeSecrets, load_secrets
@@ -170,12 +171,13 @@ def _publish(args: argparse.Namespace) -> int:
             config.database, load_scheme(config.scheme), datetime.fromtimestamp(now, UTC).date()
         )
         signer = signer_from_config(config, secrets)
-        run = run_month(config.database, scheme, args.period, workers=args.workers)
-        conn = connect(config.database, create=False)
-        try:
-            signed = sign_run(conn, run.run_id, signer, now)
-        finally:
-            conn.close()
+        with JobLock(config.database):  # run and signing: restore refuses meanwhile
+            run = run_month(config.database, scheme, args.period, workers=args.workers)
+            conn = connect(config.database, create=False)
+            try:
+                signed = sign_run(conn, run.run_id, signer, now)
+            finally:
+                conn.close()
     except (SnapshotError, BatchError, StorageError) as exc:
         raise CliError(exc.code, str(exc)) from None
     _emit(

@@ -70,7 +70,11 @@ import aiosqlite
 from node._checkpoint import CHECKPOINT_EVERY, RESTART_FRAMES, Checkpointer
 from node._storage import BUSY_TIMEOUT_MS, connect_async
 
-__all__ = ["Database", "Tx"]
+__all__ = [
+    "Database",
+    "JobLock",
+    "Tx",
+]
 
 T = TypeVar("T")
 MAX_GROUP = 64  # units per transaction: bounds how long one group holds the event loop
@@ -155,6 +159,35 @@ class WriterLock:
         if fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+class JobLock:
+    """Held SHARED by an offline job on a node's database (``huxin score run`` /
+    ``publish``) for its whole run (``<db>.job-lock``); ``huxin backup restore`` takes
+    it exclusively and refuses while any job holds it, so a job's later writes can
+    never land in a file restore moved aside (review6 M1)."""
+
+    __slots__ = ("_fd",)
+
+    def __init__(self, database: str | Path) -> None:
+        self._fd = os.open(f"{database}.job-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def hold(self) -> JobLock:
+        fcntl.flock(self._fd, fcntl.LOCK_SH)  # waits only while a restore runs
+        return self
+
+    def close(self) -> None:
+        """Release (closing the only fd releases the lock); idempotent."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __enter__(self) -> JobLock:
+        return self.hold()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _begin_waiting(

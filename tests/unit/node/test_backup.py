@@ -428,3 +428,18 @@ def test_paths_with_uri_characters(tmp_path: Path) -> None:
     _commit_and_crash(db, b"\xee" * 32)
     r = restore_backup(db, out, region="heihe", role="region", now=NOW)
     assert r.moved_aside is not None and _subjects(r.moved_aside) == 4  # WAL folded in
+
+
+def test_restore_refuses_while_an_offline_job_runs(tmp_path: Path) -> None:
+    """review6 M1: `score run` holds the job lock for its whole run (it takes the writer
+    lock only around each write), so restore cannot move the file between its chunks."""
+    from node._db import JobLock
+
+    out = _backup(tmp_path, subjects=2)
+    db = _node_db(tmp_path / "live.db", subjects=5)
+    with JobLock(db), pytest.raises(BackupError) as err:
+        restore_backup(db, out, region="heihe", role="region", now=NOW)
+    assert err.value.code == "NODE_RUNNING" and "job-lock" in str(err.value)
+    assert _subjects(db) == 5
+    restore_backup(db, out, region="heihe", role="region", now=NOW)  # released: it runs
+    assert _subjects(db) == 2
