@@ -46,8 +46,14 @@ def _valid(candidate: str) -> bool:
 def contains_id_number(text: str) -> bool:
     """True if ``text`` contains a valid GB 11643 ID number anywhere, also in full-width
     digits (NFKC) or written in 6-8-4 groups."""
-    if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)  # full-width digits become ASCII ones
+    if text.isascii():
+        return _contains(text)
+    # as typed, and with full-width digits made ASCII (NFKC may also turn a neighbour
+    # such as '¼' into digits, so the text as typed is checked too)
+    return _contains(text) or _contains(unicodedata.normalize("NFKC", text))
+
+
+def _contains(text: str) -> bool:
     if len(_DIGITS.findall(text)) < 17:  # cheap pre-check: too few digits for an ID
         return False
     if any(_valid(m.group(0)) for m in _ID_SHAPE.finditer(text)):

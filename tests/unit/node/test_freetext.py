@@ -34,6 +34,7 @@ ID = make_id_number(7)
         pytest.param(f"{ID[:6]} {ID[6:14]} {ID[14:]}", True, id="grouped-spaces"),
         pytest.param(f"{ID[:6]}-{ID[6:14]}-{ID[14:]}", True, id="grouped-hyphens"),
         pytest.param(f"{ID[:6]}--{ID[6:14]}-{ID[14:]}", False, id="two-separators"),
+        pytest.param(f"{ID}¼", True, id="nfkc-makes-a-digit-neighbour"),  # hypothesis found it
     ],
 )
 def test_contains_id_number(text: str, found: bool) -> None:
