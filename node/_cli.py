@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "node._cli_batch",
     "node._demo",
     "node._cli_node",
+    "node._cli_status",
     "node._cli_cert",
     "node._cli_keys",
     "node._cli_review",
