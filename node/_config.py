@@ -49,6 +49,8 @@ ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 OBJECTION_STEPS = ("handle", "forward", "source", "reply")  # [rights] objection_deadlines
 MAX_DEADLINE_DAYS = 60
 HARD_CONSENT_DAYS = 366
+MAX_ACTIVE_CONSENTS_CAP = 10_000  # [consent] max_active_consents
+MAX_GRANTS_PER_HOUR = 3_600  # [consent] grants_per_hour
 
 
 class ConfigError(Exception):
@@ -110,8 +112,16 @@ class IdentityConfig:
 
 @dataclass(frozen=True, slots=True)
 class ConsentConfig:
+    """``[consent]``: validity and uses of a grant, and how many a citizen may hold
+    and grant (docs/adr/0324): at most ``grants_per_hour`` grants in any rolling
+    hour and ``grant_burst`` in any rolling minute, and ``max_active_consents``
+    active (not withdrawn, expired or used up) at once."""
+
     max_validity_days: int = DEFAULT_CONSENT_DAYS
     default_max_uses: int = 10
+    max_active_consents: int = 100  # 1..MAX_ACTIVE_CONSENTS_CAP
+    grants_per_hour: int = 30  # 1..MAX_GRANTS_PER_HOUR
+    grant_burst: int = 20  # 1..grants_per_hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +224,13 @@ _SECTIONS = {
     "tls": {"cert", "key", "ca"},
     "keys": {"root", "signing", "key_set", "storage_secret", "seal"},
     "identity": {"issuer", "public_keys", "max_age_seconds"},
-    "consent": {"max_validity_days", "default_max_uses"},
+    "consent": {
+        "max_validity_days",
+        "default_max_uses",
+        "max_active_consents",
+        "grants_per_hour",
+        "grant_burst",
+    },
     "limits": {
         "max_message_bytes",
         "max_concurrent_per_peer",
@@ -409,16 +425,7 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
     )
     if max_days > HARD_CONSENT_DAYS:
         raise ConfigError("consent.max_validity_days", f"must be at most {HARD_CONSENT_DAYS}")
-    consent = ConsentConfig(
-        max_validity_days=max_days,
-        default_max_uses=_positive(
-            _get(consent_raw, "consent", "default_max_uses", int, 10), "consent.default_max_uses"
-        ),
-    )
-    if consent.default_max_uses > MAX_USES_CAP:
-        raise ConfigError(
-            "consent.default_max_uses", f"must be at most {MAX_USES_CAP} (the node's cap)"
-        )
+    consent = _consent(consent_raw, max_days)
     lim = data.get("limits", {})
     d = Limits()
     limits = Limits(
@@ -507,6 +514,29 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         grace_seconds=_get(node, "node", "grace_seconds", float, 10.0),
         hub=_hub(data.get("hub", {}), base),
         rights=rights,
+    )
+
+
+def _consent(raw: Mapping[str, Any], max_days: int) -> ConsentConfig:
+    d = ConsentConfig()
+
+    def bounded(key: str, default: int, most: int, why: str = "") -> int:
+        value = _positive(_get(raw, "consent", key, int, default), f"consent.{key}")
+        if value > most:
+            raise ConfigError(f"consent.{key}", f"must be at most {most}{why}")
+        return value
+
+    per_hour = bounded("grants_per_hour", d.grants_per_hour, MAX_GRANTS_PER_HOUR)
+    return ConsentConfig(
+        max_validity_days=max_days,
+        default_max_uses=bounded(
+            "default_max_uses", d.default_max_uses, MAX_USES_CAP, " (the node's cap)"
+        ),
+        max_active_consents=bounded(
+            "max_active_consents", d.max_active_consents, MAX_ACTIVE_CONSENTS_CAP
+        ),
+        grants_per_hour=per_hour,
+        grant_burst=bounded("grant_burst", d.grant_burst, per_hour, " (grants_per_hour)"),
     )
 
 

@@ -1,64 +1,141 @@
-"""Caller-chosen text never carries a citizen ID number into storage or the log.
+"""Caller-chosen text never carries a citizen ID number into storage, the log or the wire.
 
 The node keeps ID numbers out of rest, the wire and logs by construction for
 the fields meant to hold one (sealed at intake, HMAC'd into subject keys).  Every
-OTHER string a caller chooses and the node stores, signs or logs — batch, record
-and act ids, notes, consent purposes, collector names — passes
-:func:`refuse_id_numbers` at the service boundary (review5 H3).
+OTHER string a caller chooses and the node stores, signs, logs or echoes — every
+text field of a record, batch and act ids, residence kinds, notes, reasons,
+descriptions, consent purposes, collectors and stated uses — passes the ONE
+check :func:`contains_id_number` (through :func:`refuse_id_numbers` or
+:func:`node._bounds.check_text`) at the service boundary.  docs/adr/0323.
 
-Invariants: a refused text is never echoed (the message names the field only);
-a match is an 18-character run (17 digits and a digit or ``X``, not inside a
-longer digit run; full-width digits count after NFKC; 6-8-4 groups with one
-separator each count too) that is a *valid* GB 11643 number — plausible birth date and
-matching MOD 11-2 check character — so ordinary long reference numbers pass
-(about 1 in 11 random 18-digit runs has a matching check character, and far
-fewer also carry a real date).
+The rule (what counts as an ID number written in text):
+
+1. The text is read twice: as typed, and after NFKC (full-width forms, circled
+   and superscript digits become ASCII; NFKC can also turn a neighbour such as
+   ``¼`` into digits, which is why the text as typed is read too).
+2. Each character is classified.  A *digit* is any Unicode decimal digit
+   (``unicodedata.decimal``: ASCII, full-width, Arabic-Indic, Devanagari, …) or
+   a Chinese numeral ``〇零一二三四五六七八九``; ``X``/``x`` (also full-width)
+   is a *check character*; a *separator* is whitespace, a control or format
+   character (zero-width space, soft hyphen), a combining mark, punctuation
+   (``. - _ / , : ·`` ``・``, dashes, brackets, quotes) or a math, currency or
+   modifier symbol (``+ | ~ − ¥ ^``); anything else — letters, other symbols,
+   numbers that are not decimal digits as typed — *breaks* a run.
+3. Separators are removed, so digits separated only by separators form one run
+   (``6-8-4`` groups, groups of four, dots, underscores all join).  A check
+   character right after a run ends it.
+4. Every window of 18 characters of a run — 17 digits and a check character
+   (digit or ``X``), wherever it sits, also inside a longer run such as
+   ``"2024" + ID`` — is an ID number when it is valid GB 11643: first digit not
+   ``0``, characters 7-14 a real calendar date with a year from 1900 and not
+   after today (UTC, plus one day for time zones), and the MOD 11-2 check
+   character matching.
+
+False positives stay rare: a window needs a real birth date (about 1 in 2,200
+random 8-digit strings) AND the matching check character (1 in 11), so about
+1 in 24,000 windows of random digits; letters always break a run (hex digests
+and UUIDs do not join).  Invariants: a refused text is never echoed (the
+message names the field only); memory is bounded (the per-character class
+cache is an LRU).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
-from scoring import RecordError, normalise_id_number
+from scoring import check_character
 
 from ._errors import InvalidArgumentError
 
 __all__ = ["check_purpose", "contains_id_number", "refuse_id_numbers"]
 
-_ID_SHAPE = re.compile(r"(?<![0-9])[1-9][0-9]{16}[0-9Xx](?![0-9])")
-_DIGITS = re.compile(r"[0-9]")
-# 6-8-4 groups with one separator each (space, hyphen, dot, slash, full-width forms
-# after NFKC): how people write an ID number by hand (review6 M3)
-_GROUPED = re.compile(
-    r"(?<![0-9])([1-9][0-9]{5})[ \-./]([0-9]{8})[ \-./]([0-9]{3}[0-9Xx])(?![0-9])"
+_BREAK = "#"
+_CHECK = "X"
+_CJK_NUMERALS = dict(zip("〇零一二三四五六七八九", "00123456789", strict=True))
+_CHECK_CHARS = frozenset("XxＸｘ")
+_SEPARATOR_CATEGORIES = frozenset(
+    {"Zs", "Zl", "Zp", "Cc", "Cf", "Mn", "Mc", "Me"}  # spaces, controls, marks
+    | {"Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po"}  # punctuation
+    | {"Sm", "Sc", "Sk"}  # math, currency and modifier symbols
 )
+_RUN = re.compile(r"[0-9]{17,}X?")
+EARLIEST_BIRTH_YEAR = 1900
 
 
-def _valid(candidate: str) -> bool:
-    try:
-        normalise_id_number(candidate)
-    except RecordError:
+@lru_cache(maxsize=4096)
+def _classify(code: int) -> str:
+    """A character as the scan sees it: an ASCII digit, ``X``, ``""`` (a separator,
+    removed) or ``#`` (breaks a run)."""
+    ch = chr(code)
+    digit = unicodedata.decimal(ch, None)
+    if digit is not None:
+        return str(digit)
+    if ch in _CJK_NUMERALS:
+        return _CJK_NUMERALS[ch]
+    if ch in _CHECK_CHARS:
+        return _CHECK
+    return "" if unicodedata.category(ch) in _SEPARATOR_CATEGORIES else _BREAK
+
+
+class _Table:
+    """``str.translate`` mapping for any text (C speed for ASCII via :data:`_ASCII`)."""
+
+    def __getitem__(self, code: int) -> str:
+        return _classify(code)
+
+
+_TABLE = _Table()
+# ASCII text goes through bytes.translate (a 256-byte table, C speed): separators are
+# deleted, every other byte becomes a digit, "X" or "#".
+_ASCII_SEPARATORS = bytes(c for c in range(128) if _classify(c) == "")
+_ASCII_TABLE = bytes(
+    (_classify(c) or _BREAK).encode()[0] if c < 128 else ord(_BREAK) for c in range(256)
+)
+_RUN_BYTES = re.compile(rb"[0-9]{17,}X?")
+
+
+def _plausible(window: str, latest: date) -> bool:
+    """17 digits + check character: a valid GB 11643 number with a plausible birth date."""
+    if window[0] == "0":
         return False
-    return True
+    year = int(window[6:10])
+    if not EARLIEST_BIRTH_YEAR <= year <= latest.year:
+        return False
+    try:
+        born = date(year, int(window[10:12]), int(window[12:14]))
+    except ValueError:
+        return False
+    return born <= latest and check_character(window[:17]) == window[17]
+
+
+def _scan(runs: Iterator[re.Match[str]] | Iterator[re.Match[bytes]]) -> bool:
+    latest: date | None = None
+    for match in runs:
+        found = match.group(0)
+        run = found if isinstance(found, str) else found.decode("ascii")
+        latest = latest or datetime.now(UTC).date() + timedelta(days=1)
+        if any(_plausible(run[i : i + 18], latest) for i in range(len(run) - 17)):
+            return True
+    return False
 
 
 def contains_id_number(text: str) -> bool:
-    """True if ``text`` contains a valid GB 11643 ID number anywhere, also in full-width
-    digits (NFKC) or written in 6-8-4 groups."""
+    """True if ``text`` holds a valid GB 11643 ID number by the rule of this module
+    (any digit script, any separators between digits, inside a longer run)."""
     if text.isascii():
-        return _contains(text)
-    # as typed, and with full-width digits made ASCII (NFKC may also turn a neighbour
-    # such as '¼' into digits, so the text as typed is checked too)
-    return _contains(text) or _contains(unicodedata.normalize("NFKC", text))
-
-
-def _contains(text: str) -> bool:
-    if len(_DIGITS.findall(text)) < 17:  # cheap pre-check: too few digits for an ID
-        return False
-    if any(_valid(m.group(0)) for m in _ID_SHAPE.finditer(text)):
+        # fewer than 17 characters cannot hold 17 digits (NFKC changes nothing here)
+        if len(text) < 17:
+            return False
+        cleaned = text.encode("ascii").translate(_ASCII_TABLE, _ASCII_SEPARATORS)
+        return _scan(_RUN_BYTES.finditer(cleaned))
+    if _scan(_RUN.finditer(text.translate(_TABLE))):
         return True
-    return any(_valid("".join(m.groups())) for m in _GROUPED.finditer(text))
+    folded = unicodedata.normalize("NFKC", text)
+    return folded != text and _scan(_RUN.finditer(folded.translate(_TABLE)))
 
 
 def refuse_id_numbers(field: str, text: str) -> None:
@@ -76,7 +153,7 @@ PURPOSE_MAX = 128
 
 def check_purpose(text: str, field: str = "purpose") -> None:
     """A consent purpose, granted or requested: 1-128 printable characters and no ID
-    number.  It is signed, stored and put into the citizen's log leaves (review6 H1, H2)."""
+    number.  It is signed, stored and put into the citizen's log leaves."""
     if not 0 < len(text) <= PURPOSE_MAX or not text.isprintable():
         raise InvalidArgumentError(
             "INVALID_FIELD", f"1-{PURPOSE_MAX} printable characters", field=field

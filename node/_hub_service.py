@@ -22,6 +22,7 @@ from grpc import aio
 
 from node.pb.v1 import attestation_pb2, hub_pb2, hub_pb2_grpc, node_pb2
 
+from ._bounds import RECEIPTS_MAX, check_int
 from ._context import NodeContext
 from ._errors import (
     NodeError,
@@ -126,6 +127,8 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         self, request: hub_pb2.GetReceiptsRequest, context: aio.ServicerContext[Any, Any]
     ) -> hub_pb2.GetReceiptsResponse:
         region = require_caller()
+        check_int("from_seq", request.from_seq)  # SQLite INTEGER (docs/bounds.md)
+        check_int("limit", request.limit, 0, RECEIPTS_MAX)
         await self._hub.admit(region)
         out = hub_pb2.GetReceiptsResponse()
         for blob in await self._hub.receipts(region, request.from_seq, request.limit):

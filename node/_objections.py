@@ -83,7 +83,6 @@ __all__ = [
 ]
 
 OPEN_STATES = ("received", "forwarded", "deemed_accepted", "answered")
-MAX_REASON = 512
 _COLUMNS = (
     "objection_id, record_id, source, about_handling, reason, state_json, deadlines_json, filed_at"
 )
@@ -337,7 +336,7 @@ async def file(
                 record_id,
                 str(owner[1]),
                 int(about_handling),
-                reason[:MAX_REASON],
+                reason,  # bounded and ID-checked by the service (node._bounds)
                 obj.state.value,
                 obj.waiting_for,
                 obj.due.isoformat() if obj.due else None,

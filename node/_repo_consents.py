@@ -15,7 +15,10 @@ Invariants:
   consent row), so withdrawal goes through the subject index, and by the
   consent id alone if the consent row is missing;
 * rows hold the subject key and the consent's subject binding only — never an
-  ID number.
+  ID number;
+* a subject's grant history (:meth:`ConsentsRepository.grant_history`) is read
+  from these rows, inside the grant's own write transaction when it decides a
+  grant, so the limits hold across processes and restarts (docs/adr/0324).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ __all__ = [
     "STATUS_VALID",
     "ConsentRow",
     "ConsentsRepository",
+    "GrantHistory",
     "add_status_entry",
     "get_consent",
     "release_use",
@@ -85,6 +89,24 @@ class ConsentRow:
             int(row[12]),
             None if row[13] is None else int(row[13]),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class GrantHistory:
+    """What decides whether a subject may grant another consent at ``now``."""
+
+    recent: tuple[int, ...]  # ``granted_at`` of the grants after ``since``, oldest first
+    active: int  # consents neither withdrawn, expired nor used up at ``now``
+
+
+# Both read through consents_by_subject: a subject's rows only.
+_RECENT_GRANTS = (
+    "SELECT granted_at FROM consents WHERE subject_key = ? AND granted_at > ? ORDER BY granted_at"
+)
+_ACTIVE = (
+    "SELECT count(*) FROM consents WHERE subject_key = ? AND withdrawn_at IS NULL "
+    "AND not_after > ? AND uses < max_uses"
+)
 
 
 def state_of(row: ConsentRow, now: int) -> node_pb2.ConsentState.ValueType:
@@ -218,6 +240,20 @@ class ConsentsRepository:
             (subject_key,),
         )
         return [ConsentRow.of(r) for r in rows]
+
+    async def grant_history(
+        self, subject_key: bytes, *, since: int, now: int, tx: Tx | None = None
+    ) -> GrantHistory:
+        """The subject's grants after ``since`` and its active consents at ``now``;
+        inside ``tx`` when given (the grant's own transaction: the writer lock and
+        BEGIN IMMEDIATE serialise grants of every process)."""
+        if tx is not None:
+            recent = await tx.all(_RECENT_GRANTS, (subject_key, since))
+            active = await tx.one(_ACTIVE, (subject_key, now))
+        else:
+            recent = await self._db.fetchall(_RECENT_GRANTS, (subject_key, since))
+            active = await self._db.fetchone(_ACTIVE, (subject_key, now))
+        return GrantHistory(tuple(int(r[0]) for r in recent), int(active[0]))
 
     async def withdraw(self, tx: Tx, consent_id: str, now: int) -> int:
         """Withdraw and revoke its attestations; returns the number revoked."""

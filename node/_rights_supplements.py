@@ -5,8 +5,9 @@ Invariants:
 * an upload names a category that accepts ``personal_verified`` records in
   the node's scheme, a positive polarity, a proof hash (32 bytes), the source
   department that is to verify it (one of ``sources.allowed``) and the
-  person's authorisation of that verification; anything else is refused
-  with the field named;
+  person's authorisation of that verification; its strings are bounded and its
+  act id and description hold no ID number (:mod:`node._bounds`, docs/bounds.md);
+  anything else is refused with the field named, nothing cut silently;
 * nothing uploaded counts until the named department verifies it: then ONE
   unit inserts a ``personal_verified`` record (source = that department),
   recomputes the grade at once and tells the citizen; a rejection must give
@@ -24,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from scoring import Polarity, Provenance
 
+from ._bounds import ID_MAX, NAME_MAX, NOTE_MAX, check_length, check_text
 from ._errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
-from ._freetext import refuse_id_numbers
 from ._rights import RightsTx, run_rights_unit
 from .pb.v1 import node_pb2
 
@@ -58,6 +59,12 @@ def _info(r: Sequence[Any]) -> node_pb2.SupplementInfo:
 
 
 def _validate(ctx: NodeContext, req: node_pb2.UploadSupplementRequest) -> date:
+    check_length("category", req.category, NAME_MAX, required=True)
+    check_length("level", req.level, NAME_MAX)
+    check_length("verifier", req.verifier, NAME_MAX, required=True)
+    # stored, and the act id copied into records on verification (H6: no ID numbers)
+    check_text("act_id", req.act_id, ID_MAX, required=True)
+    check_text("description", req.description, NOTE_MAX)
     scheme = ctx.scheme
     cat = scheme.categories.get(req.category)
     if cat is None:
@@ -80,11 +87,6 @@ def _validate(ctx: NodeContext, req: node_pb2.UploadSupplementRequest) -> date:
         )
     if not cat.level_multipliers and req.level:
         raise InvalidArgumentError("UNKNOWN_LEVEL", "this category has no levels", field="level")
-    if not req.act_id or len(req.act_id) > 128:
-        raise InvalidArgumentError("INVALID_FIELD", "1-128 characters", field="act_id")
-    # stored, and the act id copied into records on verification (review5 H3)
-    refuse_id_numbers("act_id", req.act_id)
-    refuse_id_numbers("description", req.description)
     try:
         recognised = date.fromisoformat(req.recognised_on)
     except ValueError:
@@ -130,7 +132,7 @@ async def upload(
                 recognised.isoformat(),
                 req.verifier,
                 bytes(req.proof_sha256),
-                req.description[:512],
+                req.description,
                 rtx.now_iso,
                 key,
             ),
@@ -197,11 +199,9 @@ async def decide(
             rtx.conn.execute(
                 "UPDATE supplements SET state = 'rejected', reason = ?, decided_at = ? "
                 "WHERE supplement_id = ?",
-                (reason[:512], rtx.now_iso, supplement_id),
+                (reason, rtx.now_iso, supplement_id),
             )
-            rtx.notify(
-                key, "supplement", f"your upload {supplement_id} was not verified: {reason[:400]}"
-            )
+            rtx.notify(key, "supplement", f"your upload {supplement_id} was not verified: {reason}")
             rtx.log("supplement_rejected", key, requester=verifier, reason=supplement_id)
         out = rtx.conn.execute(
             f"SELECT {_COLUMNS} FROM supplements WHERE supplement_id = ?", (supplement_id,)

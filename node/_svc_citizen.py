@@ -7,7 +7,14 @@ is NOT_FOUND, never "forbidden", so ids cannot be probed); the self query is
 free and unlimited and is the only place the explained report (contributions)
 leaves the node (H12); consent validity is capped by ``consent.max_validity_days``
 (default 90) — a longer request is refused, not silently shortened; a grant
-and a withdrawal commit together with their transparency-log entry; objections,
+and a withdrawal commit together with their transparency-log entry; a citizen
+grants at most ``[consent] grants_per_hour`` per rolling hour and
+``grant_burst`` per rolling minute (RESOURCE_EXHAUSTED ``CONSENT_RATE_EXCEEDED``
+with ``retry-after``) and holds at most ``max_active_consents`` active ones
+(RESOURCE_EXHAUSTED ``TOO_MANY_ACTIVE_CONSENTS``), counted from the database
+inside the grant's own write transaction, so a refusal writes nothing (no log
+leaf) and two concurrent grants cannot both pass (docs/adr/0324); every
+caller-chosen string and integer is bounded (:mod:`node._bounds`); objections,
 uploads, notifications and deregistration act on the caller's own subject key
 only (docs/adr/0500-0509); the incentive catalogue is public (no identity) and
 offers incentives only — there is no deny or punishment call anywhere (H14).
@@ -16,6 +23,7 @@ offers incentives only — there is no deny or punishment call anywhere (H14).
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from datetime import date
@@ -29,12 +37,28 @@ from scoring import Scheme, ScoreResult, Subject, years_between
 from . import _objections as objections
 from . import _rights_dereg as dereg
 from . import _rights_supplements as supplements
-from ._config import MAX_USES_CAP
+from ._bounds import (
+    NAME_MAX,
+    NOTE_MAX,
+    RECORD_TEXT_MAX,
+    REF_MAX,
+    check_int,
+    check_length,
+    check_text,
+)
+from ._config import MAX_USES_CAP, ConsentConfig
 from ._context import NodeContext
-from ._errors import FailedPreconditionError, InvalidArgumentError, NotFoundError, own_data
-from ._freetext import check_purpose, refuse_id_numbers
+from ._errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+    own_data,
+)
+from ._freetext import check_purpose
 from ._identity import IDENTITY_METADATA, AuthenticatedCitizen
-from ._repo_consents import ConsentRow, state_of
+from ._repo_consents import ConsentRow, GrantHistory, state_of
+from ._throttle import RETRY_AFTER_KEY
 from ._translog import PAGE_DEFAULT, LogWrite
 from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 
@@ -51,6 +75,31 @@ def has_capacity(subject: Subject, today: date) -> bool:
 
 _AUDIENCE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 DAY = 86_400
+HOUR, MINUTE = 3_600, 60
+
+
+def refuse_grant_over_limits(history: GrantHistory, limits: ConsentConfig, now: int) -> None:
+    """RESOURCE_EXHAUSTED if one more grant at ``now`` would exceed the rate (checked
+    first: withdrawing does not help there) or the bound on active consents.
+    ``history.recent`` holds the grants of the last hour, oldest first."""
+    waits = []
+    for window, most in ((HOUR, limits.grants_per_hour), (MINUTE, limits.grant_burst)):
+        inside = [t for t in history.recent if t > now - window]
+        if len(inside) >= most:  # the window frees when its (len - most)-th oldest leaves
+            waits.append(inside[len(inside) - most] + window - now)
+    if waits:
+        seconds = max(1, math.ceil(max(waits)))
+        raise ResourceExhaustedError(
+            "CONSENT_RATE_EXCEEDED",
+            f"at most {limits.grants_per_hour} consents per hour and {limits.grant_burst} "
+            f"per minute; retry after {seconds} s",
+            details=((RETRY_AFTER_KEY, str(seconds)),),
+        )
+    if history.active >= limits.max_active_consents:
+        raise ResourceExhaustedError(
+            "TOO_MANY_ACTIVE_CONSENTS",
+            f"at most {limits.max_active_consents} active consents; withdraw one first",
+        )
 
 
 def score_result_proto(r: ScoreResult, *, explain: bool) -> scoring_pb2.ScoreResult:
@@ -153,7 +202,7 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
             raise InvalidArgumentError(
                 "INVALID_FIELD", "must be a region or organisation id", field="audience"
             )
-        check_purpose(request.purpose)  # signed, stored and logged (review5 H3, L3)
+        check_purpose(request.purpose)  # signed, stored and logged
         now = ctx.now_s()
         if request.audience == ctx.config.region or not ctx.trust.allows(request.audience, now):
             raise InvalidArgumentError(
@@ -206,6 +255,11 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
             max_uses=uses,
             granted_at=now,
         )
+        limits = ctx.config.consent
+        # a cheap refusal first, without the writer lock; the decision is made again
+        # inside the grant's transaction
+        history = await ctx.consents.grant_history(citizen.subject_key, since=now - HOUR, now=now)
+        refuse_grant_over_limits(history, limits, now)
         payload = grant.SerializeToString(deterministic=True)
         with own_data("the node's signing key"):
             envelope = sign(CONSENT_TYPE, payload, ctx.secrets.signing)
@@ -226,6 +280,10 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
             withdrawn_at=None,
         )
         async with ctx.db.write() as tx:
+            history = await ctx.consents.grant_history(
+                citizen.subject_key, since=now - HOUR, now=now, tx=tx
+            )
+            refuse_grant_over_limits(history, limits, now)  # rolls back: nothing written
             await ctx.consents.insert(tx, row)
             await ctx.log.append(
                 tx,
@@ -257,6 +315,7 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
     ) -> node_pb2.ConsentInfo:
         ctx = self._ctx
         citizen = self._citizen(context)
+        check_length("consent_id", request.consent_id, REF_MAX, required=True)
         now = ctx.now_s()
         async with ctx.db.write() as tx:
             row = await ctx.consents.get(request.consent_id, tx)
@@ -291,6 +350,7 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
         ``PAGE_DEFAULT``, more than ``PAGE_MAX`` and a ``start_index`` past the log's
         end are INVALID_ARGUMENT; every proof of the page is against its checkpoint."""
         citizen = self._citizen(context)
+        check_int("start_index", request.start_index)
         page = await self._ctx.log.page_for(
             citizen.subject_key,
             self._ctx.now_s(),
@@ -309,7 +369,9 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
         self, request: node_pb2.FileObjectionRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.ObjectionInfo:
         citizen = self._citizen(context)
-        refuse_id_numbers("reason", request.reason)  # stored in plain text (review5 H3)
+        check_length("record_id", request.record_id, RECORD_TEXT_MAX, required=True)
+        check_text("reason", request.reason, NOTE_MAX)  # stored, told to the department
+        check_length("source", request.source, NAME_MAX)
         return await objections.file(
             self._ctx,
             citizen.subject_key,
@@ -329,6 +391,7 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
         self, request: node_pb2.ListNotificationsRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.ListNotificationsResponse:
         citizen = self._citizen(context)
+        check_int("after_id", request.after_id)
         rows = await self._ctx.db.fetchall(
             "SELECT id, created_at, kind, message FROM notifications "
             "WHERE subject_key = ? AND id > ? ORDER BY id",

@@ -22,18 +22,23 @@ for the caller itself as collector (PERMISSION_DENIED ``COLLECTOR_MISMATCH``,
 field ``collector``), and the H7 gate for market records only counts consents
 the submitting department recorded (:mod:`node._repo_records`).
 
-Free text (review5 H3): every caller-chosen string the node stores, signs or
-logs — batch id, a record's ``record_id``/``act_id``/``legal_document``/
-``flags``, residence kinds, collection ``collector``/``stated_use``, repair,
-objection and verification notes — passes :func:`node._freetext.
-refuse_id_numbers` (INVALID_ARGUMENT ``ID_NUMBER_IN_FIELD``; for a record, a
-per-record reason, so the whole batch is refused and nothing is written; a
-rejection never echoes a ``record_id`` holding an ID).  ``MarkRecord.record_id``
-is only a lookup key for a stored record and is not refused (records stored
-before this rule must stay revocable); the transparency log never holds a
-source-chosen string: a repair/revocation leaf carries
-``sha256(record_id)[:16 hex]`` and the route, which the citizen can match to
-the record id in their own report.
+Free text and bounds (docs/adr/0323, docs/bounds.md): every caller-chosen
+string the node stores, signs, logs or echoes — batch id, EVERY text field of a
+record but its ``subject_id``, its flags, residence kinds, collection
+``collector``/``stated_use``, repair, objection and verification notes — passes
+the one ID-number check :func:`node._freetext.contains_id_number`
+(INVALID_ARGUMENT ``ID_NUMBER_IN_FIELD``; for a record, a per-record reason, so
+the whole batch is refused and nothing is written).  A record with an ID number
+in any field is reported with those reasons only: ``scoring``'s reason for it
+may quote a field's value, and a rejection never echoes an ID.  Every string and
+repeated field is bounded (:mod:`node._bounds`): an over-long string or an
+integer out of range is ``INVALID_FIELD``, too many items ``TOO_MANY_ITEMS``, a
+flag outside the catalogue ``UNKNOWN_FLAG``, each naming the field; nothing is
+cut silently.  ``MarkRecord.record_id`` is only a lookup key for a stored record
+and is bounded but not refused (records stored before this rule must stay
+revocable); the transparency log never holds a source-chosen string: a
+repair/revocation leaf carries ``sha256(record_id)[:16 hex]`` and the route,
+which the citizen can match to the record id in their own report.
 
 Ids per department (review5 M8): batch ids and record ids are the caller's own
 namespace.  Another department's batch with the same id neither blocks nor
@@ -58,9 +63,21 @@ from scoring import RecordError, Residence, normalise_id_number, validate_batch
 
 from . import _objections as objections
 from . import _rights_supplements as supplements
+from ._bounds import (
+    ID_MAX,
+    NAME_MAX,
+    NOTE_MAX,
+    RECORD_TEXT_MAX,
+    REF_MAX,
+    RESIDENCE_KIND_MAX,
+    RESIDENCES_MAX,
+    check_count,
+    check_length,
+    check_text,
+)
 from ._context import NodeContext
 from ._errors import InvalidArgumentError, PermissionDeniedError
-from ._freetext import contains_id_number, refuse_id_numbers
+from ._freetext import contains_id_number
 from ._guard import require_caller
 from ._repo_records import SubjectFacts, batch_rejection
 from ._rights import RightsTx, grade_change_proto, run_rights_unit
@@ -86,8 +103,9 @@ _TEXT_FIELDS = (
     "status",
     "provenance",
 )
-#: A record's caller-chosen text fields that are stored (checked for ID numbers).
-_FREE_TEXT = ("record_id", "act_id", "legal_document")
+#: A record's caller-chosen text fields checked for ID numbers: all but the one
+#: meant to hold it.
+_FREE_TEXT = tuple(f for f in _TEXT_FIELDS if f != "subject_id")
 Problem = tuple[int, str, str, str, str]  # index, record_id, field, code, message
 
 
@@ -118,17 +136,21 @@ def _shown_id(record_id: object) -> str:
     return "" if contains_id_number(text) else text
 
 
-def _record_problems(rec: scoring_pb2.CreditRecord, i: int, names: frozenset[str]) -> list[Problem]:
-    """Per-record refusals the service adds to ``scoring``'s: ID numbers in free
-    text (privacy, H3) and a ``source`` that is not the caller (H7, N4)."""
+def _id_problems(rec: scoring_pb2.CreditRecord, i: int) -> list[Problem]:
+    """A record's fields (and flags) holding a citizen ID number (privacy, H6)."""
+    rid = _shown_id(rec.record_id)
+    texts = [(f, getattr(rec, f)) for f in _FREE_TEXT] + [("flags", f) for f in rec.flags]
+    return [
+        (i, rid, field, "ID_NUMBER_IN_FIELD", "must not contain a citizen ID number")
+        for field, text in texts
+        if contains_id_number(text)
+    ]
+
+
+def _source_problems(rec: scoring_pb2.CreditRecord, i: int, names: frozenset[str]) -> list[Problem]:
+    """A ``source`` that is not the caller (H7, N4)."""
     rid = _shown_id(rec.record_id)
     out: list[Problem] = []
-    texts = [(f, getattr(rec, f)) for f in _FREE_TEXT] + [("flags", f) for f in rec.flags]
-    for field, text in texts:
-        if contains_id_number(text):
-            out.append(
-                (i, rid, field, "ID_NUMBER_IN_FIELD", "must not contain a citizen ID number")
-            )
     if rec.source and rec.source not in names:
         out.append(
             (
@@ -166,7 +188,7 @@ def _facts(info: node_pb2.SubjectInfo, i: int) -> SubjectFacts:
     except RecordError as exc:
         raise InvalidArgumentError(exc.code, exc.message, field=exc.field) from None
     for r in info.residence:
-        refuse_id_numbers(f"subjects[{i}].residence.kind", r.kind)
+        check_text(f"subjects[{i}].residence.kind", r.kind, RESIDENCE_KIND_MAX, required=True)
     return SubjectFacts(
         idn,
         tuple(
@@ -194,32 +216,31 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
     ) -> node_pb2.SubmitRecordsResponse:
         ctx = self._ctx
         who = self._source()
-        if not request.batch_id or len(request.batch_id) > 128:
-            raise InvalidArgumentError("INVALID_FIELD", "1-128 characters", field="batch_id")
-        refuse_id_numbers("batch_id", request.batch_id)
+        check_text("batch_id", request.batch_id, ID_MAX, required=True)
+        most = ctx.config.limits.max_batch_records
         if not request.records:
             raise InvalidArgumentError("MISSING_FIELD", "a batch needs records", field="records")
-        if len(request.records) > ctx.config.limits.max_batch_records:
+        if len(request.records) > most:
             raise InvalidArgumentError(
-                "BATCH_TOO_LARGE",
-                f"at most {ctx.config.limits.max_batch_records} records per batch",
-                field="records",
+                "BATCH_TOO_LARGE", f"at most {most} records per batch", field="records"
             )
+        check_count("subjects", request.subjects, most)
+        for i, subject in enumerate(request.subjects):
+            check_count(f"subjects[{i}].residence", subject.residence, RESIDENCES_MAX)
         raws = [record_to_raw(r) for r in request.records]
         records, errors = validate_batch(raws, ctx.scheme, ctx.today())
         names = source_names(who, ctx.config.region, ctx.config.sources)
+        leaks = [_id_problems(r, i) for i, r in enumerate(request.records)]
+        # A record holding an ID is reported by its ID reasons only: scoring's message
+        # for it may quote the field's value.
         problems: list[Problem] = [
-            (
-                e.index or 0,
-                _shown_id(raws[e.index or 0].get("record_id", "")),
-                e.field,
-                e.code,
-                e.message,
-            )
+            (i, _shown_id(raws[i].get("record_id", "")), e.field, e.code, e.message)
             for e in errors
+            if not leaks[i := e.index or 0]
         ]
+        problems += [p for found in leaks for p in found]
         problems += [
-            p for i, r in enumerate(request.records) for p in _record_problems(r, i, names)
+            p for i, r in enumerate(request.records) for p in _source_problems(r, i, names)
         ]
         if problems:
             problems.sort(key=lambda p: p[0])  # stable: scoring's reason first per record
@@ -245,12 +266,8 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
             idn = normalise_id_number(request.subject_id)
         except RecordError as exc:
             raise InvalidArgumentError(exc.code, exc.message, field=exc.field) from None
-        if not request.collector or not request.stated_use:
-            raise InvalidArgumentError(
-                "MISSING_FIELD", "collector and stated_use are required", field="stated_use"
-            )
-        refuse_id_numbers("collector", request.collector)
-        refuse_id_numbers("stated_use", request.stated_use)
+        check_text("collector", request.collector, NAME_MAX, required=True)
+        check_text("stated_use", request.stated_use, NOTE_MAX, required=True)
         names = source_names(who, ctx.config.region, ctx.config.sources)
         if request.collector not in names:
             raise PermissionDeniedError(
@@ -298,8 +315,9 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
                 f"repair_route must be one of {sorted(REPAIR_ROUTES)}",
                 field="repair_route",
             )
-        refuse_id_numbers("note", request.note)
-        status, route, note = request.status, request.repair_route, request.note[:512]
+        check_length("record_id", request.record_id, RECORD_TEXT_MAX, required=True)  # a lookup key
+        check_text("note", request.note, NOTE_MAX)
+        status, route, note = request.status, request.repair_route, request.note
         digest = record_digest(request.record_id)
 
         def fn(rtx: RightsTx) -> node_pb2.MarkRecordResponse:
@@ -337,7 +355,8 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
         self, request: node_pb2.AnswerObjectionRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.ObjectionInfo:
         who = self._source()
-        refuse_id_numbers("note", request.note)
+        check_length("objection_id", request.objection_id, REF_MAX, required=True)
+        check_text("note", request.note, NOTE_MAX)
         return await objections.answer_objection(
             self._ctx, who, request.objection_id, request.outcome, request.note, operator=False
         )
@@ -350,7 +369,8 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
             raise PermissionDeniedError(
                 "NOT_OPERATOR", "only the node's operator resolves objections about its handling"
             )
-        refuse_id_numbers("note", request.note)
+        check_length("objection_id", request.objection_id, REF_MAX, required=True)
+        check_text("note", request.note, NOTE_MAX)
         return await objections.answer_objection(
             self._ctx, who, request.objection_id, request.outcome, request.note, operator=True
         )
@@ -365,7 +385,8 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
         self, request: node_pb2.VerifySupplementRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.SupplementInfo:
         who = self._source()
-        refuse_id_numbers("reason", request.reason)
+        check_length("supplement_id", request.supplement_id, REF_MAX, required=True)
+        check_text("reason", request.reason, NOTE_MAX)
         return await supplements.decide(
             self._ctx, who, request.supplement_id, request.accept, request.reason
         )

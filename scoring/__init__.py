@@ -36,6 +36,7 @@ from ._objections import (
     resolve_directly,
     tick,
 )
+from ._records import MAX_TEXT as RECORD_TEXT_MAX
 from ._records import (
     CreditRecord,
     RecordStatus,
@@ -47,6 +48,7 @@ from ._records import (
 from ._rollout import Evaluation, Rollout, RolloutError, Stage
 from ._scheme import (
     FORBIDDEN_CATEGORIES,
+    RECORD_FLAGS,
     Category,
     Eligibility,
     Polarity,
@@ -64,6 +66,8 @@ from ._scheme import (
 
 __all__ = [
     "FORBIDDEN_CATEGORIES",
+    "RECORD_FLAGS",
+    "RECORD_TEXT_MAX",
     "CalendarError",
     "Category",
     "Contribution",

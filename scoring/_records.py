@@ -3,8 +3,9 @@
 :func:`validate_record` turns an untrusted mapping (a JSON line, a gRPC
 message converted to a dict) into a :class:`CreditRecord` or raises one
 :class:`~scoring.RecordError` naming the field.  It refuses forbidden (H7) and
-unknown categories, invalid ID numbers, records recognised in the future, and
-provenances the category does not accept.  It is pure: ``today`` is passed in.
+unknown categories, flags outside the catalogue :data:`~scoring.RECORD_FLAGS`,
+text fields over :data:`MAX_TEXT` characters, invalid ID numbers, records
+recognised in the future, and provenances the category does not accept.  It is pure: ``today`` is passed in.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from ._errors import RecordError
 from ._idnumber import birth_date, normalise_id_number
-from ._scheme import FORBIDDEN_CATEGORIES, Polarity, Provenance, Scheme
+from ._scheme import FORBIDDEN_CATEGORIES, RECORD_FLAGS, Polarity, Provenance, Scheme
 
 __all__ = [
     "CreditRecord",
@@ -201,6 +202,12 @@ def validate_record(raw: Mapping[str, Any], scheme: Scheme, today: date) -> Cred
         isinstance(f, str) for f in flags_raw
     ):
         raise RecordError("flags", "must be a list of strings", code="INVALID_FIELD")
+    if len(flags_raw) > len(RECORD_FLAGS):
+        raise RecordError("flags", f"at most {len(RECORD_FLAGS)} flags", code="TOO_MANY_ITEMS")
+    if not RECORD_FLAGS.issuperset(flags_raw):
+        raise RecordError(  # the value is not echoed: it is the caller's free text
+            "flags", f"each flag must be one of {sorted(RECORD_FLAGS)}", code="UNKNOWN_FLAG"
+        )
     record_id = _text(raw, "record_id")
     source = _text(raw, "source")
     act_id = _text(raw, "act_id")

@@ -28,6 +28,7 @@ from ._incentives import Incentive, parse_incentives
 
 __all__ = [
     "FORBIDDEN_CATEGORIES",
+    "RECORD_FLAGS",
     "Category",
     "Eligibility",
     "Polarity",
@@ -64,6 +65,14 @@ FORBIDDEN_CATEGORIES = frozenset(
         "location_trace",
     }
 )
+
+#: The catalogue of flags a record may carry (H7: collection follows a published
+#: catalogue).  A flag matters only where a scheme category lists it in
+#: ``excluded_flags`` (N6: simple-procedure penalties, minor violations corrected
+#: promptly); a record with any other flag is refused (``UNKNOWN_FLAG``), and a
+#: scheme naming another flag does not load.  No flag contains ``,`` (stored
+#: comma-joined).
+RECORD_FLAGS = frozenset({"simple_procedure", "minor_corrected_promptly"})
 
 
 class Polarity(enum.StrEnum):
@@ -304,6 +313,11 @@ def _parse_category(cid: str, raw: Any, path: str) -> Category:
     flags = raw.get("excluded_flags", [])
     if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
         raise SchemeError(f"{path}excluded_flags", "must be a list of strings")
+    if unknown := sorted(set(flags) - RECORD_FLAGS):
+        raise SchemeError(
+            f"{path}excluded_flags",
+            f"{unknown} not in the record flag catalogue {sorted(RECORD_FLAGS)}",
+        )
     return Category(
         id=cid,
         name=_req(raw, "name", str, path),
