@@ -172,7 +172,9 @@ FIELDS: list[tuple[str, Call, str, bool]] = [
                 subjects=[
                     node_pb2.SubjectInfo(
                         subject_id=ALICE,
-                        residence=[node_pb2.ResidenceBasis(kind=f"hukou {leak}", since="2000-01-01")],
+                        residence=[
+                            node_pb2.ResidenceBasis(kind=f"hukou {leak}", since="2000-01-01")
+                        ],
                     )
                 ],
             )

@@ -355,7 +355,9 @@ class GetReceiptsRequest(_message.Message):
     FROM_SEQ_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     from_seq: _builtins.int
+    """0..2^63-1 (INVALID_FIELD otherwise)"""
     limit: _builtins.int
+    """0 means 100; at most 1000"""
     def __init__(
         self,
         *,

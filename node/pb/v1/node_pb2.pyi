@@ -14,6 +14,14 @@ Errors: a gRPC status code plus a stable reason in the trailing metadata key
 "huxin-reason" (and "huxin-field" naming the offending field where there is
 one).  A rejected record batch also carries "huxin-batch-rejection-bin", a
 serialised BatchRejection.
+
+Bounds (docs/bounds.md, docs/adr/0323): every string and repeated field a caller
+fills in has the bound written next to it ("max N": characters of a string, items
+of a repeated field; "uint64 ... 0..2^63-1": the range an integer must be in).  A
+violation is INVALID_ARGUMENT naming the field: MISSING_FIELD (required and empty),
+INVALID_FIELD (too long, out of range), TOO_MANY_ITEMS (too many items).  Text
+marked "no ID number" is refused with ID_NUMBER_IN_FIELD when it holds a citizen ID
+number in any digit script or grouping (node/_freetext.py).
 """
 
 from collections import abc as _abc
@@ -84,7 +92,7 @@ class ResidenceBasis(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     SINCE_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
-    """hukou | residence_permit | ..."""
+    """hukou | residence_permit | ...; required, max 64, no ID number"""
     since: _builtins.str
     """YYYY-MM-DD"""
     def __init__(
@@ -114,7 +122,9 @@ class SubjectInfo(_message.Message):
     """GB 11643 ID number; only ever sent to the own region node"""
     lacks_full_civil_capacity: _builtins.bool
     @_builtins.property
-    def residence(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResidenceBasis]: ...
+    def residence(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResidenceBasis]:
+        """max 16"""
+
     def __init__(
         self,
         *,
@@ -138,12 +148,18 @@ class SubmitRecordsRequest(_message.Message):
     RECORDS_FIELD_NUMBER: _builtins.int
     SUBJECTS_FIELD_NUMBER: _builtins.int
     batch_id: _builtins.str
-    """idempotency key, chosen by the source"""
+    """idempotency key, chosen by the source; required,"""
     @_builtins.property
-    def records(self) -> _containers.RepeatedCompositeFieldContainer[_scoring_pb2.CreditRecord]: ...
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[_scoring_pb2.CreditRecord]:
+        """max 128, no ID number
+        1..[limits] max_batch_records (default 10,000;
+        """
+
     @_builtins.property
     def subjects(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubjectInfo]:
-        """optional"""
+        """BATCH_TOO_LARGE); each record: see scoring.proto
+        optional; max [limits] max_batch_records
+        """
 
     def __init__(
         self,
@@ -308,13 +324,17 @@ class CollectionConsent(_message.Message):
     DOCUMENT_SHA256_FIELD_NUMBER: _builtins.int
     SIGNED_ON_FIELD_NUMBER: _builtins.int
     subject_id: _builtins.str
+    """GB 11643 ID number"""
     collector: _builtins.str
-    """who collects (e.g. "heihe-power")"""
+    """who collects (e.g. "heihe-power"): the caller;"""
     stated_use: _builtins.str
-    """the use stated to the person"""
+    """required, max 63, no ID number
+    the use stated to the person; required,
+    """
     adverse_consequences_acknowledged: _builtins.bool
+    """max 512, no ID number"""
     document_sha256: _builtins.bytes
-    """hash of the signed written document"""
+    """hash of the signed written document: 32 bytes"""
     signed_on: _builtins.str
     """YYYY-MM-DD"""
     def __init__(
@@ -363,11 +383,13 @@ class MarkRecordRequest(_message.Message):
     REPAIR_ROUTE_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
     record_id: _builtins.str
+    """the caller's own stored record (lookup key); required, max 256"""
     status: _builtins.str
     """repaired | revoked"""
     repair_route: _builtins.str
     """commitment | rectification | verification | credit_report | charity"""
     note: _builtins.str
+    """told to the person; max 512, no ID number"""
     def __init__(
         self,
         *,
@@ -610,9 +632,11 @@ class AnswerObjectionRequest(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
     objection_id: _builtins.str
+    """as listed (lookup key); required, max 64"""
     outcome: _builtins.str
     """upheld | corrected"""
     note: _builtins.str
+    """told to the person; max 512, no ID number"""
     def __init__(
         self,
         *,
@@ -733,9 +757,10 @@ class VerifySupplementRequest(_message.Message):
     ACCEPT_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     supplement_id: _builtins.str
+    """as listed (lookup key); required, max 64"""
     accept: _builtins.bool
     reason: _builtins.str
-    """required when rejecting: the citizen is told"""
+    """required when rejecting: the citizen is told;"""
     def __init__(
         self,
         *,
@@ -842,6 +867,13 @@ Global___ConsentGrant: _TypeAlias = ConsentGrant  # noqa: Y015
 
 @_typing.final
 class GrantConsentRequest(_message.Message):
+    """A citizen grants at most [consent] grants_per_hour consents in any rolling hour
+    (default 30) and grant_burst in any rolling minute (default 20): RESOURCE_EXHAUSTED
+    CONSENT_RATE_EXCEEDED with "retry-after" seconds; and holds at most
+    max_active_consents active ones (default 100): RESOURCE_EXHAUSTED
+    TOO_MANY_ACTIVE_CONSENTS.  A refused grant writes nothing (docs/adr/0324).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     AUDIENCE_FIELD_NUMBER: _builtins.int
@@ -850,12 +882,15 @@ class GrantConsentRequest(_message.Message):
     VALID_DAYS_FIELD_NUMBER: _builtins.int
     MAX_USES_FIELD_NUMBER: _builtins.int
     audience: _builtins.str
+    """a requester in the trust list: [a-z0-9][a-z0-9._-], max 63"""
     purpose: _builtins.str
+    """1..128 printable characters, no ID number"""
     scope: Global___ConsentScope.ValueType
+    """GRADE or GRADE_AND_SCORE"""
     valid_days: _builtins.int
-    """0 = the node's default; capped by the node's maximum"""
+    """0 = the node's default; at most [consent] max_validity_days"""
     max_uses: _builtins.int
-    """0 = the node's default"""
+    """0 = the node's default; at most 1000"""
     def __init__(
         self,
         *,
@@ -972,6 +1007,7 @@ class WithdrawConsentRequest(_message.Message):
 
     CONSENT_ID_FIELD_NUMBER: _builtins.int
     consent_id: _builtins.str
+    """as granted (lookup key); required, max 64"""
     def __init__(
         self,
         *,
@@ -1114,7 +1150,7 @@ class QueryLogRequest(_message.Message):
     start_index: _builtins.int
     """first log index to consider (0: from the beginning);"""
     page_size: _builtins.int
-    """must not exceed the checkpoint's tree_size
+    """0..2^63-1 and not past the checkpoint's tree_size
     entries per page: 0 means 500, at most 1000
     """
     def __init__(
@@ -1176,12 +1212,16 @@ class FileObjectionRequest(_message.Message):
     ABOUT_HANDLING_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     record_id: _builtins.str
+    """one of your records, as your report shows it (lookup key);"""
     reason: _builtins.str
+    """required, max 256
+    stored and told to the department; max 512, no ID number
+    """
     about_handling: _builtins.bool
     source: _builtins.str
     """The record's department as the report shows it (Contribution.source), needed
     only when two departments filed records of yours with this record_id (record ids
-    are per department, review5 M8); otherwise RECORD_AMBIGUOUS.
+    are per department, review5 M8); otherwise RECORD_AMBIGUOUS.  Max 63.
     """
     def __init__(
         self,
@@ -1234,6 +1274,7 @@ class ListNotificationsRequest(_message.Message):
 
     AFTER_ID_FIELD_NUMBER: _builtins.int
     after_id: _builtins.int
+    """notifications with a larger id; 0..2^63-1"""
     def __init__(
         self,
         *,
@@ -1367,14 +1408,19 @@ class UploadSupplementRequest(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     AUTHORISE_VERIFICATION_FIELD_NUMBER: _builtins.int
     category: _builtins.str
+    """a scheme category; required, max 63"""
     level: _builtins.str
+    """a level of that category; max 63"""
     act_id: _builtins.str
+    """required, max 128, no ID number"""
     recognised_on: _builtins.str
+    """YYYY-MM-DD, not in the future"""
     verifier: _builtins.str
-    """a source department in sources.allowed"""
+    """a source department in sources.allowed; max 63"""
     proof_sha256: _builtins.bytes
-    """hash of the proof document"""
+    """hash of the proof document: 32 bytes"""
     description: _builtins.str
+    """max 512, no ID number"""
     authorise_verification: _builtins.bool
     """N9: the person authorises the verifier to check it"""
     def __init__(
@@ -1501,11 +1547,13 @@ class AttestationRequest(_message.Message):
     nonce: _builtins.bytes
     """fresh, 16..64 bytes"""
     target_scheme: _builtins.str
-    """optional: map the grade to this scheme id"""
+    """optional: map the grade to this scheme id (lookup key)"""
     purpose: _builtins.str
-    """must equal the consent's purpose"""
+    """must equal the consent's purpose: 1..128 printable"""
     @_builtins.property
-    def consent_token(self) -> _attestation_pb2.Envelope: ...
+    def consent_token(self) -> _attestation_pb2.Envelope:
+        """bounded by the port's message size"""
+
     def __init__(
         self,
         *,

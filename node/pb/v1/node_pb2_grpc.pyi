@@ -14,6 +14,14 @@ Errors: a gRPC status code plus a stable reason in the trailing metadata key
 "huxin-reason" (and "huxin-field" naming the offending field where there is
 one).  A rejected record batch also carries "huxin-batch-rejection-bin", a
 serialised BatchRejection.
+
+Bounds (docs/bounds.md, docs/adr/0323): every string and repeated field a caller
+fills in has the bound written next to it ("max N": characters of a string, items
+of a repeated field; "uint64 ... 0..2^63-1": the range an integer must be in).  A
+violation is INVALID_ARGUMENT naming the field: MISSING_FIELD (required and empty),
+INVALID_FIELD (too long, out of range), TOO_MANY_ITEMS (too many items).  Text
+marked "no ID number" is refused with ID_NUMBER_IN_FIELD when it holds a citizen ID
+number in any digit script or grouping (node/_freetext.py).
 """
 
 from collections import abc as _abc

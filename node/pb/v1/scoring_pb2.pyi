@@ -23,6 +23,9 @@ class CreditRecord(_message.Message):
     """A credit record as submitted by a source department (H4, N7).
     subject_id carries the GB 11643 ID number only on the source's submission
     to its own region node; it never crosses to a peer or the hub.
+    Bounds (docs/bounds.md): every string field is at most 256 characters
+    (INVALID_FIELD) and every one but subject_id holds no ID number
+    (ID_NUMBER_IN_FIELD), each a per-record reason of BATCH_REJECTED.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -65,7 +68,7 @@ class CreditRecord(_message.Message):
     """public | market | personal_verified (N5)"""
     @_builtins.property
     def flags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """e.g. simple_procedure (N6)"""
+        """from the catalogue scoring.RECORD_FLAGS only: simple_procedure,"""
 
     def __init__(
         self,
