@@ -193,6 +193,10 @@ public_keys = ["{idp.public_key.hex()}"]
 [consent]
 max_validity_days = 90
 default_max_uses = 10
+# per citizen (docs/adr/0324): grants per rolling hour / minute, active consents
+# grants_per_hour = 30
+# grant_burst = 20
+# max_active_consents = 100
 
 [limits]
 max_message_bytes = 4194304
