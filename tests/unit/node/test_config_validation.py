@@ -79,6 +79,25 @@ _HUB_KEY = "11" * 32
         pytest.param(
             "consent", "default_max_uses", 5000, "consent.default_max_uses", id="review-5000"
         ),
+        # issue 14 item 8: the per-citizen consent limits have bounds of their own
+        pytest.param(
+            "consent", "grants_per_hour", 0, "consent.grants_per_hour", id="grants-per-hour-0"
+        ),
+        pytest.param(
+            "consent", "grants_per_hour", 3601, "consent.grants_per_hour", id="grants-per-hour-cap"
+        ),
+        pytest.param("consent", "grant_burst", 31, "consent.grant_burst", id="burst-over-hourly"),
+        pytest.param("consent", "grant_burst", 0, "consent.grant_burst", id="burst-0"),
+        pytest.param(
+            "consent", "max_active_consents", 0, "consent.max_active_consents", id="active-0"
+        ),
+        pytest.param(
+            "consent",
+            "max_active_consents",
+            10_001,
+            "consent.max_active_consents",
+            id="active-over-cap",
+        ),
     ],
 )
 def test_bad_values_are_refused_naming_the_field(
@@ -109,6 +128,8 @@ def test_a_bad_federation_hub_endpoint_is_refused(base_config: dict[str, object]
         pytest.param("hub", "endpoint", "127.0.0.1:7443", id="hub-endpoint"),
         pytest.param("sources", "allowed", ["heihe.court", "heihe.bank_2"], id="source-ids"),
         pytest.param("consent", "default_max_uses", MAX_USES_CAP, id="default-uses-at-cap"),
+        pytest.param("consent", "grant_burst", 30, id="burst-equal-to-hourly"),
+        pytest.param("consent", "max_active_consents", 10_000, id="active-at-cap"),
     ],
 )
 def test_good_values_load(

@@ -7,7 +7,17 @@ from typing import Any
 
 import pytest
 
-from scoring import Polarity, Provenance, RecordError, Scheme, validate_batch, validate_record
+from scoring import (
+    RECORD_FLAGS,
+    Polarity,
+    Provenance,
+    RecordError,
+    Scheme,
+    list_schemes,
+    load_scheme,
+    validate_batch,
+    validate_record,
+)
 
 from .conftest import make_id
 
@@ -79,6 +89,17 @@ BAD = [
     pytest.param({"source": 7}, "source", "INVALID_FIELD", id="non-string-source"),
     pytest.param({"source": "x" * 300}, "source", "INVALID_FIELD", id="overlong-source"),
     pytest.param({"flags": "simple_procedure"}, "flags", "INVALID_FIELD", id="flags-not-list"),
+    # issue 14 item 7: flags from the catalogue only, at most as many as it holds
+    pytest.param({"flags": ["vip"]}, "flags", "UNKNOWN_FLAG", id="flag-not-in-catalogue"),
+    pytest.param(
+        {"flags": ["simple_procedure,minor_corrected_promptly"]},
+        "flags",
+        "UNKNOWN_FLAG",
+        id="flag-with-comma",
+    ),
+    pytest.param(
+        {"flags": ["simple_procedure"] * 100_000}, "flags", "TOO_MANY_ITEMS", id="flags-100000"
+    ),
     pytest.param(
         {"category": "honour", "severity": None},
         "level",
@@ -119,3 +140,12 @@ def test_personal_supplementary_upload_allowed_only_where_scheme_says(hainan: Sc
     """REQ: N5, N9 — verified personal uploads count for honours in Hainan."""
     raw = good(category="volunteering", severity=None, provenance="personal_verified")
     assert validate_record(raw, hainan, TODAY).provenance is Provenance.PERSONAL_VERIFIED
+
+
+def test_the_flag_catalogue_is_safe_to_store_comma_joined() -> None:
+    """Issue 14 item 7: records keep flags comma-joined; no catalogue flag holds a comma,
+    and every flag a shipped scheme excludes is in the catalogue."""
+    assert RECORD_FLAGS and not any("," in f or not f for f in RECORD_FLAGS)
+    for scheme_id in list_schemes():
+        for cat in load_scheme(scheme_id).categories.values():
+            assert cat.excluded_flags <= RECORD_FLAGS

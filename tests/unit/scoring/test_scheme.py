@@ -168,6 +168,14 @@ BAD_SCHEMES = [
         "eligibility.residence", [], "eligibility.residence", "at least one", id="no-residence-rule"
     ),
     pytest.param("effective", "2025-01-01", "effective", "a date", id="effective-not-a-date"),
+    # issue 14 item 7: flags come from one catalogue, scoring.RECORD_FLAGS
+    pytest.param(
+        "categories.honour.excluded_flags",
+        ["vip"],
+        "categories.honour.excluded_flags",
+        "not in the record flag catalogue",
+        id="excluded-flag-not-in-catalogue",
+    ),
 ]
 
 
