@@ -23,7 +23,6 @@ offers incentives only — there is no deny or punishment call anywhere (H14).
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import re
 from datetime import date
@@ -88,7 +87,7 @@ def refuse_grant_over_limits(history: GrantHistory, limits: ConsentConfig, now: 
         if len(inside) >= most:  # the window frees when its (len - most)-th oldest leaves
             waits.append(inside[len(inside) - most] + window - now)
     if waits:
-        seconds = max(1, math.ceil(max(waits)))
+        seconds = max(1, *waits)
         raise ResourceExhaustedError(
             "CONSENT_RATE_EXCEEDED",
             f"at most {limits.grants_per_hour} consents per hour and {limits.grant_burst} "

@@ -231,14 +231,12 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
         records, errors = validate_batch(raws, ctx.scheme, ctx.today())
         names = source_names(who, ctx.config.region, ctx.config.sources)
         leaks = [_id_problems(r, i) for i, r in enumerate(request.records)]
-        # A record holding an ID is reported by its ID reasons only: scoring's message
-        # for it may quote the field's value.
-        problems: list[Problem] = [
-            (i, _shown_id(raws[i].get("record_id", "")), e.field, e.code, e.message)
-            for e in errors
-            if not leaks[i := e.index or 0]
-        ]
-        problems += [p for found in leaks for p in found]
+        problems: list[Problem] = [p for found in leaks for p in found]
+        for e in errors:
+            at = e.index or 0
+            if not leaks[at]:  # scoring's message may quote a value: never one with an ID
+                shown = _shown_id(raws[at].get("record_id", ""))
+                problems.append((at, shown, e.field, e.code, e.message))
         problems += [
             p for i, r in enumerate(request.records) for p in _source_problems(r, i, names)
         ]
