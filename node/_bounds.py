@@ -4,12 +4,12 @@ Every string and repeated field of a request has a bound, documented next to
 the field in ``proto/node/pb/v1/node.proto`` and in the table of
 ``docs/bounds.md``; the configurable ones (records per batch, consents) live in
 the node config.  A violation is INVALID_ARGUMENT naming the field
-(``huxin-field``), with the reasons the node already uses:
+(``huxin-field``), reusing the node's reasons where one fits:
 
 * a string that is empty where it is required: ``MISSING_FIELD``;
 * a string that is too long, an integer out of range: ``INVALID_FIELD``
   (the message states the bound);
-* a repeated field with too many items: ``TOO_MANY_ITEMS``;
+* a repeated field with too many items: ``TOO_MANY_ITEMS`` (new);
 * text holding a citizen ID number: ``ID_NUMBER_IN_FIELD``
   (:func:`node._freetext.contains_id_number`, the one check).
 
@@ -61,14 +61,13 @@ RESIDENCES_MAX = 16
 RECEIPTS_MAX = 1000
 
 
-def check_length(field: str, value: str | bytes, maximum: int, *, required: bool = False) -> None:
+def check_length(field: str, value: str, maximum: int, *, required: bool = False) -> None:
     """``MISSING_FIELD`` if ``required`` and empty; ``INVALID_FIELD`` if longer than
-    ``maximum`` characters (bytes for ``bytes``)."""
+    ``maximum`` characters."""
     if required and not value:
         raise InvalidArgumentError("MISSING_FIELD", "is required", field=field)
     if len(value) > maximum:
-        unit = "bytes" if isinstance(value, bytes) else "characters"
-        raise InvalidArgumentError("INVALID_FIELD", f"at most {maximum} {unit}", field=field)
+        raise InvalidArgumentError("INVALID_FIELD", f"at most {maximum} characters", field=field)
 
 
 def check_text(field: str, value: str, maximum: int, *, required: bool = False) -> None:
