@@ -48,6 +48,8 @@ MAX_USES_CAP = 1000  # uses of one consent; node._svc_citizen's cap (kept equal 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 OBJECTION_STEPS = ("handle", "forward", "source", "reply")  # [rights] objection_deadlines
 MAX_DEADLINE_DAYS = 60
+REPLAY_ENTRIES = (1_000, 10_000_000)  # [identity] replay_cache_entries bounds
+MAX_IDENTITY_AGE = 86_400  # [identity] max_age_seconds: an assertion lives at most a day
 HARD_CONSENT_DAYS = 366
 
 
@@ -106,6 +108,9 @@ class IdentityConfig:
     issuer: str = "dev-idp"
     public_keys: tuple[bytes, ...] = ()  # raw Ed25519 keys of trusted identity providers
     max_age_seconds: int = 600
+    # assertions remembered during their lifetime (each accepted once, docs/adr/0416);
+    # when full, new sign-ins are refused until some expire
+    replay_cache_entries: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +218,7 @@ _SECTIONS = {
     "listen": {"peer", "citizen", "metrics", "peer_workers", "peer_connection_age_seconds"},
     "tls": {"cert", "key", "ca"},
     "keys": {"root", "signing", "key_set", "storage_secret", "seal"},
-    "identity": {"issuer", "public_keys", "max_age_seconds"},
+    "identity": {"issuer", "public_keys", "max_age_seconds", "replay_cache_entries"},
     "consent": {"max_validity_days", "default_max_uses"},
     "limits": {
         "max_message_bytes",
@@ -401,7 +406,15 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         max_age_seconds=_positive(
             _get(ident_raw, "identity", "max_age_seconds", int, 600), "identity.max_age_seconds"
         ),
+        replay_cache_entries=_get(
+            ident_raw, "identity", "replay_cache_entries", int, IdentityConfig.replay_cache_entries
+        ),
     )
+    if identity.max_age_seconds > MAX_IDENTITY_AGE:
+        raise ConfigError("identity.max_age_seconds", f"must be at most {MAX_IDENTITY_AGE}")
+    low, high = REPLAY_ENTRIES
+    if not low <= identity.replay_cache_entries <= high:
+        raise ConfigError("identity.replay_cache_entries", f"must be {low:_} to {high:_}")
     consent_raw = data.get("consent", {})
     max_days = _positive(
         _get(consent_raw, "consent", "max_validity_days", int, DEFAULT_CONSENT_DAYS),

@@ -42,7 +42,7 @@ from ._context import NodeContext
 from ._db import Database
 from ._guard import GuardInterceptor
 from ._hub_role import HubRoles, open_outbox
-from ._identity import IdentityVerifier
+from ._identity import IdentityVerifier, replay_cache
 from ._mapping import Mapper
 from ._observe import Metrics, log_event
 from ._repo_consents import ConsentsRepository
@@ -160,6 +160,7 @@ class NodeServer:
                 config.identity.public_keys,
                 secrets.storage_secret,
                 config.identity.max_age_seconds,
+                replay=replay_cache(config),  # each assertion once (docs/adr/0416)
             ),
             records=RecordsRepository(db, secrets.storage_secret, secrets.sealer, calendar),
             consents=ConsentsRepository(db),
@@ -335,5 +336,6 @@ class NodeServer:
             guard.flush()
         self.ctx.metrics.stop()
         self.throttle.close()
+        self.ctx.identity.close()
         await self.ctx.db.close()
         log_event("node stopped", region=self.ctx.config.region)
