@@ -116,19 +116,22 @@ class _Clients:
         self.idp: DevIdentityProvider = world["idp"]
 
     async def consent(self, who: str, batch: str, uses: int) -> tuple[Any, Any]:
-        """Records for ``who``, then a GRADE consent for hainan; (token, identity metadata)."""
+        """Records for ``who``, then a GRADE consent for hainan; (token, a function that
+        mints fresh identity metadata: an assertion is good for one call)."""
         await node_pb2_grpc.SourceServiceStub(self.src).SubmitRecords(
             node_pb2.SubmitRecordsRequest(
                 batch_id=batch, records=[honour_record(batch, who)], subjects=[resident(who)]
             )
         )
-        md = identity_metadata(self.idp.assertion(who, "heihe", int(time.time())))
+        def md() -> Any:
+            return identity_metadata(self.idp.assertion(who, "heihe", int(time.time())))
+
         token = await node_pb2_grpc.CitizenServiceStub(self.cit).GrantConsent(
             node_pb2.GrantConsentRequest(
                 audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE,
                 max_uses=uses,
             ),
-            metadata=md,
+            metadata=md(),
         )  # fmt: skip
         return token, md
 
@@ -162,7 +165,7 @@ async def _exercise(world: dict[str, Any], proc: ServeProcess) -> dict[str, Any]
             )
         )
         log = await node_pb2_grpc.CitizenServiceStub(clients.cit).QueryLog(
-            node_pb2.QueryLogRequest(), metadata=md
+            node_pb2.QueryLogRequest(), metadata=md()
         )
         return {
             "replies": replies,
