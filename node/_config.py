@@ -25,6 +25,7 @@ from typing import Any
 __all__ = [
     "ID_PATTERN",
     "MAX_USES_CAP",
+    "ClientsConfig",
     "ConfigError",
     "ConsentConfig",
     "FederationConfig",
@@ -49,6 +50,7 @@ ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 OBJECTION_STEPS = ("handle", "forward", "source", "reply")  # [rights] objection_deadlines
 MAX_DEADLINE_DAYS = 60
 REPLAY_ENTRIES = (1_000, 10_000_000)  # [identity] replay_cache_entries bounds
+DEFAULT_REPLAY_ENTRIES = 100_000
 MAX_IDENTITY_AGE = 86_400  # [identity] max_age_seconds: an assertion lives at most a day
 HARD_CONSENT_DAYS = 366
 
@@ -110,7 +112,7 @@ class IdentityConfig:
     max_age_seconds: int = 600
     # assertions remembered during their lifetime (each accepted once, docs/adr/0416);
     # when full, new sign-ins are refused until some expire
-    replay_cache_entries: int = 100_000
+    replay_cache_entries: int = DEFAULT_REPLAY_ENTRIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +195,14 @@ class HubConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientsConfig:
+    """``[clients]``: the registry of this node's integrator and department
+    certificates (``huxin client issue/revoke``, docs/adr/0415)."""
+
+    registry: Path = Path("clients.json")  # resolved against the config's directory
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     region: str
     scheme: str
@@ -211,6 +221,7 @@ class NodeConfig:
     grace_seconds: float = 10.0
     hub: HubConfig = HubConfig()  # [hub]: push (region) and hub role settings
     rights: RightsConfig = RightsConfig()
+    clients: ClientsConfig = ClientsConfig()
 
 
 _SECTIONS = {
@@ -259,6 +270,7 @@ _SECTIONS = {
         "backoff_max_seconds",
     },
     "sources": {"allowed"},
+    "clients": {"registry"},
     "rights": {
         "queries_per_minute",
         "query_burst",
@@ -407,7 +419,7 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
             _get(ident_raw, "identity", "max_age_seconds", int, 600), "identity.max_age_seconds"
         ),
         replay_cache_entries=_get(
-            ident_raw, "identity", "replay_cache_entries", int, IdentityConfig.replay_cache_entries
+            ident_raw, "identity", "replay_cache_entries", int, DEFAULT_REPLAY_ENTRIES
         ),
     )
     if identity.max_age_seconds > MAX_IDENTITY_AGE:
@@ -520,6 +532,7 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         grace_seconds=_get(node, "node", "grace_seconds", float, 10.0),
         hub=_hub(data.get("hub", {}), base),
         rights=rights,
+        clients=ClientsConfig(registry=path("clients", "registry", "clients.json")),
     )
 
 

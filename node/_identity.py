@@ -32,7 +32,7 @@ from keys import KeyPair, VerificationError, key_id, sign, subject_key, verify_e
 from node.pb.v1 import node_pb2
 from scoring import RecordError, normalise_id_number
 
-from ._config import NodeConfig
+from ._config import DEFAULT_REPLAY_ENTRIES, NodeConfig
 from ._errors import UnauthenticatedError
 from ._replay import KEY_BYTES, ReplayCache
 
@@ -49,7 +49,6 @@ IDENTITY_TYPE = "application/vnd.huxin.identity.v1+proto"
 IDENTITY_METADATA = "huxin-identity-bin"
 CLOCK_SKEW_SECONDS = 60
 NONCE_MIN, NONCE_MAX = 16, 64  # bytes of an assertion's nonce (its replay-cache key)
-DEFAULT_REPLAY_ENTRIES = 100_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from grpc_reflection.v1alpha import reflection
 
 from scoring import WorkingDayCalendar, load_scheme
 
+from ._callers import CallerCheck
 from ._clock import Clock, SystemClock
 from ._config import NodeConfig
 from ._context import NodeContext
@@ -169,6 +170,7 @@ class NodeServer:
             trust=trust,
             calendar=calendar,
             outbox=open_outbox(config, db, secrets),  # hub: outbox pushed to the hub (H13)
+            callers=CallerCheck.for_node(config, trust, secrets.tls_cert),  # ADR 0415
         )
         return cls(ctx)
 
@@ -180,6 +182,7 @@ class NodeServer:
             require_certificate=require_certificate,
             trust=self.ctx.trust,
             throttle=self.throttle if require_certificate else None,
+            callers=self.ctx.callers if require_certificate else None,
         )
         self._guards.append(guard)
         return aio.server(interceptors=[guard], options=self._options(reuse_port))

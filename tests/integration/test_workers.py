@@ -123,6 +123,7 @@ class _Clients:
                 batch_id=batch, records=[honour_record(batch, who)], subjects=[resident(who)]
             )
         )
+
         def md() -> Any:
             return identity_metadata(self.idp.assertion(who, "heihe", int(time.time())))
 

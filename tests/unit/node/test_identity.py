@@ -71,7 +71,9 @@ def test_valid_assertion_gives_subject_key(idp: DevIdentityProvider) -> None:
             id="bad-check-digit",
         ),
         pytest.param(lambda i: _with_nonce(i, b""), NOW, "IDENTITY_INVALID", id="no-nonce"),
-        pytest.param(lambda i: _with_nonce(i, b"n" * 15), NOW, "IDENTITY_INVALID", id="short-nonce"),
+        pytest.param(
+            lambda i: _with_nonce(i, b"n" * 15), NOW, "IDENTITY_INVALID", id="short-nonce"
+        ),
         pytest.param(lambda i: _with_nonce(i, b"n" * 65), NOW, "IDENTITY_INVALID", id="long-nonce"),
     ],
 )
