@@ -120,7 +120,7 @@ def _summary(region: str, doc: dict[str, object], args: argparse.Namespace) -> s
         return head + "; later drop the old pin (huxin hub register again)"
     if federated:  # peers accept only pinned certificates (CERTIFICATE_NOT_PINNED)
         head += (
-            "\nfederated: peers refuse it until a trust list pins it; prefer --next, or have"
-            " the hub register this region and sign a new trust list before restarting"
+            "\nfederated: peers refuse it until a trust list pins it (prefer --next): run"
+            " huxin hub register and huxin hub trust-list --force on the hub, then restart"
         )
     return head

@@ -48,9 +48,18 @@ __all__ = [
     "attestation_request",
     "honour_record",
     "make_id_number",
+    "register_clients",
     "requester_channel",
     "resident",
 ]
+
+
+def register_clients(config: Path, *certs: NodeCertificate) -> None:
+    """Register client certificates with the node of ``config`` (its ``[clients]``
+    registry), as ``huxin client issue`` does: nodes accept only registered ones."""
+    registry = load_config(config).clients.registry
+    for c in certs:
+        add_client(registry, client_entry(c.region_id, c.cert_pem))
 
 
 def make_id_number(n: int, area: str = "231100", born: str = "19850312") -> str:

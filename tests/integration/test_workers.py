@@ -42,6 +42,7 @@ from node._testbed import (
     attestation_request,
     honour_record,
     make_id_number,
+    register_clients,
     requester_channel,
     resident,
 )
@@ -92,10 +93,12 @@ def world(tmp_path: Path) -> dict[str, Any]:
     toml = tmp_path / "heihe/node.toml"
     text = toml.read_text().replace('metrics = ""', 'metrics = "127.0.0.1:0"\npeer_workers = 2', 1)
     toml.write_text(text)
+    court = ca.issue("court", now)
+    register_clients(toml, court)  # as `huxin client issue` does
     return {
         "toml": toml,
         "ca": ca,
-        "court": ca.issue("court", now),
+        "court": court,
         "hainan": ca.issue("hainan", now),
         "idp": DevIdentityProvider(
             decode_private_key((tmp_path / "heihe/keys/dev-idp.key").read_bytes())
