@@ -43,6 +43,7 @@ from node._testbed import (
     attestation_request,
     honour_record,
     make_id_number,
+    register_clients,
     requester_channel,
     resident,
 )
@@ -139,6 +140,7 @@ async def _start_node(
     toml = root / name / "node.toml"
     text = toml.read_text().replace('metrics = ""', f'metrics = ""\npeer_workers = {workers}')
     toml.write_text(text)
+    register_clients(toml, issued["court"])  # a node accepts registered client certificates
     proc, ports = _spawn(
         ["node", "serve", "--config", str(toml), "--ready-file", str(root / f"{name}.ready")],
         root / f"{name}.ready",

@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "node._cli_node",
     "node._cli_status",
     "node._cli_cert",
+    "node._cli_client",
     "node._cli_keys",
     "node._cli_review",
     "node._cli_hub",

@@ -1,4 +1,4 @@
-"""CLI: ``huxin init cert --config node.toml [--ca DIR] [--days N]`` (review5 M7).
+"""CLI: ``huxin init cert --config node.toml [--ca DIR] [--days N] [--next | --use-next]``.
 
 Re-issues the node's TLS certificate (a new key, the same region id) from the
 federation CA kept in ``DIR`` (``ca.pem`` + ``ca.key``; default: the ``ca``
@@ -6,9 +6,13 @@ directory next to the node directory, where ``huxin init region`` put it).
 Never creates a CA: a missing one is ``CA_NOT_FOUND``.  Prints the new expiry;
 a running node uses the new certificate from its next restart (see
 :mod:`node._tlscert` for what is refused and how the files are written).
+
 A federated node's certificate fingerprint is pinned in the hub's trust list
-(routed calls check it, ``node._route``): the output says so and gives the new
-fingerprint, for ``huxin hub register`` and a new trust list.
+and every peer refuses a certificate it does not pin (``CERTIFICATE_NOT_PINNED``,
+docs/adr/0415).  So a federated renewal is staged: ``--next`` issues the next
+pair beside the live one (``<file>.next``); ``huxin hub register`` pins both;
+once the peers hold that trust list, ``--use-next`` switches to it (restart).
+Without either flag the new pair is put in place at once (standalone nodes).
 """
 
 from __future__ import annotations
@@ -23,7 +27,13 @@ from keys import CertificateAuthority, KeysError, certificate_fingerprint
 from ._cli import CliError, SubParsers, subgroup
 from ._config import ConfigError, load_config
 from ._init import CERT_DAYS
-from ._tlscert import CertError, renew_certificate
+from ._tlscert import (
+    CertError,
+    next_paths,
+    renew_certificate,
+    stage_next_certificate,
+    use_next_certificate,
+)
 
 __all__ = ["register"]
 
@@ -38,6 +48,15 @@ def register(sub: SubParsers) -> None:
         "--ca", type=Path, metavar="DIR", help="federation CA directory (default: CONFIG_DIR/../ca)"
     )
     p.add_argument("--days", type=int, default=CERT_DAYS, help=f"validity (default {CERT_DAYS})")
+    step = p.add_mutually_exclusive_group()
+    step.add_argument(
+        "--next",
+        action="store_true",
+        help="issue the next certificate beside the live one (<file>.next) for the hub to pin",
+    )
+    step.add_argument(
+        "--use-next", action="store_true", help="switch to the staged next certificate"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_renew)
 
@@ -59,32 +78,49 @@ def _renew(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise CliError(exc.code, str(exc)) from None
     ca_dir = args.ca or (args.config.resolve().parent.parent / "ca")
-    ca = load_ca(ca_dir)
     now = datetime.now(UTC)
+    written = next_paths(config)[0] if args.next else config.tls.cert
     try:
-        info = renew_certificate(config, ca, now, args.days)
+        if args.use_next:
+            info = use_next_certificate(config)
+        elif args.next:
+            info = stage_next_certificate(config, load_ca(ca_dir), now, args.days)
+        else:
+            info = renew_certificate(config, load_ca(ca_dir), now, args.days)
     except CertError as exc:
         raise CliError(exc.code, str(exc)) from None
     doc = {
         "region": config.region,
-        "cert": str(config.tls.cert),
-        "key": str(config.tls.key),
+        "cert": str(written),
+        "key": str(next_paths(config)[1] if args.next else config.tls.key),
         "ca": str(ca_dir),
-        "tls_sha256": certificate_fingerprint(config.tls.cert.read_bytes()).hex(),
+        "tls_sha256": certificate_fingerprint(written.read_bytes()).hex(),
         **info.as_dict(now),
         "federated": config.federation is not None,
+        "staged": bool(args.next),
     }
     if args.json:
         print(json.dumps(doc))
         return 0
-    print(
-        f"renewed {config.tls.cert} for {config.region}: valid until {doc['not_after']}"
-        f" ({args.days} days); restart the node to use it"
-    )
-    if config.federation is not None:  # routed calls check the listed fingerprint
-        print(
-            f"federated: the trust list pins the old certificate (sha256 {doc['tls_sha256']}"
-            " is new); have the hub re-register this region (huxin hub register) and sign"
-            " a new trust list, then restart"
-        )
+    print(_summary(config.region, doc, args))
     return 0
+
+
+def _summary(region: str, doc: dict[str, object], args: argparse.Namespace) -> str:
+    fp, until, federated = doc["tls_sha256"], doc["not_after"], doc["federated"]
+    if args.next:
+        return (
+            f"staged the next certificate of {region} in {doc['cert']} (sha256 {fp}, valid"
+            f" until {until}); have the hub pin it (huxin hub register, huxin hub trust-list"
+            " --force), wait until the peers hold that list (huxin status), then run"
+            " huxin init cert --use-next and restart the node"
+        )
+    head = f"{doc['cert']} of {region} is valid until {until} (sha256 {fp}); restart the node to use it"
+    if args.use_next:
+        return head + "; later drop the old pin (huxin hub register again)"
+    if federated:  # peers accept only pinned certificates (CERTIFICATE_NOT_PINNED)
+        head += (
+            "\nfederated: peers refuse it until a trust list pins it (prefer --next): run"
+            " huxin hub register and huxin hub trust-list --force on the hub, then restart"
+        )
+    return head

@@ -12,7 +12,8 @@
   the same every ``[hub] push_interval_seconds``);
 * ``huxin hub register --config hub.toml --region-dir DIR`` adds or updates a
   region in the hub's registry from the region's node directory (its
-  ``node.toml``, key set, root public key and certificate);
+  ``node.toml``, key set, root public key, and the certificates it pins: the
+  live one and a staged next one, ``node._tlscert.certificate_pins``);
 * ``huxin hub trust-list --config hub.toml [--out FILE]`` signs a new trust
   list version if due (``--force``: now) and prints or writes the envelope.
 
@@ -31,7 +32,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from keys import KeysError, certificate_fingerprint, decode_private_key
+from keys import KeysError, decode_private_key
 from scoring import Scheme, load_scheme
 
 from ._batch import BatchError, run_month
@@ -43,6 +44,7 @@ from ._rights_rollout import active_scheme
 from ._secrets import NodeSecrets, load_secrets
 from ._snapshots import SnapshotError, SnapshotSigner, read_province_key, sign_run
 from ._storage import StorageError, connect
+from ._tlscert import certificate_pins
 
 __all__ = ["publish", "register", "scheme_in_force"]
 
@@ -240,7 +242,8 @@ def _register(args: argparse.Namespace) -> int:
     try:
         root = decode_private_key(region.keys.root.read_bytes())
         key_set = region.keys.key_set.read_bytes()
-        tls = certificate_fingerprint(region.tls.cert.read_bytes())
+        region.tls.cert.read_bytes()  # the live certificate must be there
+        tls = certificate_pins(region)  # live and staged next (ADR 0415)
     except (OSError, KeysError) as exc:
         raise CliError("REGION_FILES_UNREADABLE", f"{args.region_dir}: {exc}") from None
     endpoint = args.endpoint or region.listen.peer
@@ -251,7 +254,7 @@ def _register(args: argparse.Namespace) -> int:
             version = register_region(
                 conn, region=region.region, root_public_key=root.public_key, key_set=key_set,
                 now=_now(), schemes=(load_scheme(region.scheme).key,), endpoints=(endpoint,),
-                tls_sha256=(tls,), name=args.name,
+                tls_sha256=tls, name=args.name,
             )  # fmt: skip
         except BaseException:
             conn.execute("ROLLBACK")
@@ -278,7 +281,10 @@ def _trust_list(args: argparse.Namespace) -> int:
     from ._hub import own_entry
 
     endpoints = (config.hub.endpoint,) if config.hub.endpoint else ()
-    own = own_entry(config.region, secrets.root.public_key, secrets.key_set_envelope, endpoints)
+    own = own_entry(
+        config.region, secrets.root.public_key, secrets.key_set_envelope, endpoints,
+        tls_sha256=certificate_pins(config),
+    )  # fmt: skip
     conn = connect(config.database)
     try:
         conn.execute("BEGIN IMMEDIATE")

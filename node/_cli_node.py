@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._cli import CliError, SubParsers, subgroup
 from ._cli_status import iso_time, serve_file
+from ._clients import REGISTRY_FILE
 from ._config import ConfigError, NodeConfig, load_config
 from ._init import (
     InitError,
@@ -141,7 +142,9 @@ def _init(args: argparse.Namespace) -> int:
         certs = []
         if args.source_certs:
             for source in args.sources:
-                cert, _key = issue_client_cert(ca, source, args.out / "clients", now)
+                cert, _key = issue_client_cert(
+                    ca, source, args.out / "clients", now, registry=args.out / REGISTRY_FILE
+                )
                 certs.append(str(cert))
     except InitError as exc:
         raise CliError(exc.code, str(exc)) from None

@@ -66,6 +66,8 @@ def citizen_channel(target: str, ca_pem: bytes, *, server_name: str | None = Non
 
 
 def identity_metadata(assertion: bytes) -> tuple[tuple[str, bytes], ...]:
+    """Call metadata carrying a citizen's identity assertion, for ONE call: the node
+    accepts each assertion once (``IDENTITY_REPLAYED``), so mint a fresh one per call."""
     return ((IDENTITY_METADATA, assertion),)
 
 

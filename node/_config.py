@@ -25,6 +25,7 @@ from typing import Any
 __all__ = [
     "ID_PATTERN",
     "MAX_USES_CAP",
+    "ClientsConfig",
     "ConfigError",
     "ConsentConfig",
     "FederationConfig",
@@ -48,6 +49,9 @@ MAX_USES_CAP = 1000  # uses of one consent; node._svc_citizen's cap (kept equal 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 OBJECTION_STEPS = ("handle", "forward", "source", "reply")  # [rights] objection_deadlines
 MAX_DEADLINE_DAYS = 60
+REPLAY_ENTRIES = (1_000, 10_000_000)  # [identity] replay_cache_entries bounds
+DEFAULT_REPLAY_ENTRIES = 100_000
+MAX_IDENTITY_AGE = 86_400  # [identity] max_age_seconds: an assertion lives at most a day
 HARD_CONSENT_DAYS = 366
 MAX_ACTIVE_CONSENTS_CAP = 10_000  # [consent] max_active_consents
 MAX_GRANTS_PER_HOUR = 3_600  # [consent] grants_per_hour
@@ -108,6 +112,9 @@ class IdentityConfig:
     issuer: str = "dev-idp"
     public_keys: tuple[bytes, ...] = ()  # raw Ed25519 keys of trusted identity providers
     max_age_seconds: int = 600
+    # assertions remembered during their lifetime (each accepted once, docs/adr/0416);
+    # when full, new sign-ins are refused until some expire
+    replay_cache_entries: int = DEFAULT_REPLAY_ENTRIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +205,14 @@ class HubConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientsConfig:
+    """``[clients]``: the registry of this node's integrator and department
+    certificates (``huxin client issue/revoke``, docs/adr/0415)."""
+
+    registry: Path = Path("clients.json")  # resolved against the config's directory
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     region: str
     scheme: str
@@ -216,6 +231,7 @@ class NodeConfig:
     grace_seconds: float = 10.0
     hub: HubConfig = HubConfig()  # [hub]: push (region) and hub role settings
     rights: RightsConfig = RightsConfig()
+    clients: ClientsConfig = ClientsConfig()
 
 
 _SECTIONS = {
@@ -223,7 +239,7 @@ _SECTIONS = {
     "listen": {"peer", "citizen", "metrics", "peer_workers", "peer_connection_age_seconds"},
     "tls": {"cert", "key", "ca"},
     "keys": {"root", "signing", "key_set", "storage_secret", "seal"},
-    "identity": {"issuer", "public_keys", "max_age_seconds"},
+    "identity": {"issuer", "public_keys", "max_age_seconds", "replay_cache_entries"},
     "consent": {
         "max_validity_days",
         "default_max_uses",
@@ -270,6 +286,7 @@ _SECTIONS = {
         "backoff_max_seconds",
     },
     "sources": {"allowed"},
+    "clients": {"registry"},
     "rights": {
         "queries_per_minute",
         "query_burst",
@@ -417,7 +434,15 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         max_age_seconds=_positive(
             _get(ident_raw, "identity", "max_age_seconds", int, 600), "identity.max_age_seconds"
         ),
+        replay_cache_entries=_get(
+            ident_raw, "identity", "replay_cache_entries", int, DEFAULT_REPLAY_ENTRIES
+        ),
     )
+    if identity.max_age_seconds > MAX_IDENTITY_AGE:
+        raise ConfigError("identity.max_age_seconds", f"must be at most {MAX_IDENTITY_AGE}")
+    low, high = REPLAY_ENTRIES
+    if not low <= identity.replay_cache_entries <= high:
+        raise ConfigError("identity.replay_cache_entries", f"must be {low:_} to {high:_}")
     consent_raw = data.get("consent", {})
     max_days = _positive(
         _get(consent_raw, "consent", "max_validity_days", int, DEFAULT_CONSENT_DAYS),
@@ -514,6 +539,7 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         grace_seconds=_get(node, "node", "grace_seconds", float, 10.0),
         hub=_hub(data.get("hub", {}), base),
         rights=rights,
+        clients=ClientsConfig(registry=path("clients", "registry", "clients.json")),
     )
 
 

@@ -16,6 +16,7 @@ from datetime import date
 
 from scoring import Scheme, ScoreResult, WorkingDayCalendar, score
 
+from ._callers import CallerCheck
 from ._clock import Clock
 from ._config import NodeConfig
 from ._db import Database
@@ -50,6 +51,7 @@ class NodeContext:
     trust: TrustState = field(default_factory=lambda: TrustState(""))  # federation (H17)
     calendar: WorkingDayCalendar = field(default_factory=WorkingDayCalendar)  # rights (H15, N7)
     outbox: Outbox | None = None  # hub: events pushed to the provincial hub (H13)
+    callers: CallerCheck | None = None  # peer port: pinned peers, registered clients (ADR 0415)
 
     @property
     def scheme(self) -> Scheme:

@@ -40,12 +40,13 @@ from keys import Envelope, KeyPair, certificate_fingerprint, decode_private_key
 from node.pb.v1 import attestation_pb2
 from scoring import list_schemes, load_scheme
 
+from ._clients import REGISTRY_FILE
 from ._hub import own_entry
 from ._hub_registry import publish_if_due, register_region
 from ._init import InitError, init_region, issue_client_cert, load_or_create_ca
 from ._secrets import write_hex
 from ._storage import connect
-from ._trust import HUB_ENDPOINT_PREFIX, HUB_TAG
+from ._trust import HUB_ENDPOINT_PREFIX, HUB_TAG, region_of_identity
 
 __all__ = ["FederationLayout", "NodeLayout", "free_ports", "init_federation"]
 
@@ -251,8 +252,10 @@ push_interval_seconds = {push_interval}
     _registries(layout, hubs, home, regions, hub_roots, now)
     for region in regions:
         clients = [*clients, *(f"{region}.{x}" for x in sources)]
-    for c in clients:
-        layout.clients[c] = issue_client_cert(ca, c, out / "clients", now)
+    for c in clients:  # registered with the node of the client's region (ADR 0415)
+        owner = layout.nodes.get(region_of_identity(c, layout.nodes))
+        registry = owner.directory / REGISTRY_FILE if owner is not None else None
+        layout.clients[c] = issue_client_cert(ca, c, out / "clients", now, registry=registry)
     _write_summary(layout, hub_roots)
     return layout
 
@@ -308,8 +311,10 @@ def _registries(  # noqa: PLR0917
                     tls_sha256=(fp,),
                     name=f"hub {other}",
                 )
-            own_pk, own_ks, _fp = _entry(hub_node)
-            own = own_entry(h, own_pk, Envelope.from_bytes(own_ks), (hub_node.peer,))
+            own_pk, own_ks, own_fp = _entry(hub_node)
+            own = own_entry(
+                h, own_pk, Envelope.from_bytes(own_ks), (hub_node.peer,), tls_sha256=(own_fp,)
+            )
             row = publish_if_due(
                 conn,
                 hub_id=h,

@@ -28,6 +28,7 @@ from grpc import aio
 
 from keys import KeysError, region_of_certificate
 
+from ._callers import CallerCheck
 from ._config import Limits
 from ._errors import (
     DeadlineError,
@@ -95,8 +96,10 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         require_certificate: bool,
         trust: TrustState | None = None,
         throttle: QueryThrottle | None = None,
+        callers: CallerCheck | None = None,
     ) -> None:
         self._limits = limits
+        self._callers = callers  # the certificate itself: pins and client registry (ADR 0415)
         self._throttle = throttle  # rights: third-party query rate (N23)
         self._trust = trust  # relayed calls (``huxin-on-behalf-of``) are vouched by it
         self._metrics = metrics
@@ -158,6 +161,8 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                     raise UnauthenticatedError(
                         "NO_CLIENT_CERTIFICATE", "a certificate with a region id is required"
                     )
+                if self._callers is not None and peer is not None:
+                    self._callers.admit(method, peer, context)
                 relayed = _on_behalf_of(context) if peer is not None else ""
                 if relayed and peer is not None:
                     if method not in RELAYABLE_METHODS:

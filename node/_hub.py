@@ -33,7 +33,8 @@ import hashlib
 import hmac
 import sqlite3
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from prometheus_client import CollectorRegistry, Counter
 
@@ -276,15 +277,22 @@ def leaves_of(conn: sqlite3.Connection, pseudonym: bytes) -> list[tuple[str, str
 
 
 def own_entry(
-    hub_id: str, root_public_key: bytes, key_set: Envelope, endpoints: tuple[str, ...] = ()
+    hub_id: str,
+    root_public_key: bytes,
+    key_set: Envelope,
+    endpoints: tuple[str, ...] = (),
+    *,
+    tls_sha256: tuple[bytes, ...] = (),
 ) -> TrustedRegion:
-    """The hub's own trust-list entry (receipts and co-signatures verify with the list)."""
+    """The hub's own trust-list entry (receipts and co-signatures verify with the list;
+    ``tls_sha256`` pins its certificates: peers refuse the hub with any other)."""
     return TrustedRegion(
         region=hub_id,
         root_public_key=root_public_key,
         key_set=key_set,
         name="provincial hub",
         endpoints=endpoints,
+        tls_sha256=tls_sha256,
     )
 
 
@@ -301,6 +309,7 @@ class Hub:
         config: HubConfig,
         metrics: CollectorRegistry,
         endpoints: tuple[str, ...] = (),
+        tls_pins: Callable[[], tuple[bytes, ...]] = tuple,
     ) -> None:
         self._db = db
         self.hub_id = hub_id
@@ -308,6 +317,7 @@ class Hub:
         self._root = root
         self._config = config
         self.metrics = HubMetrics(metrics)
+        self._tls_pins = tls_pins  # re-read at each signing: a staged next certificate
         self.own = own_entry(hub_id, root.public_key, own_key_set, endpoints)
         self.trust = registry_trust([], hub_id)
         self._reloaded = 0.0
@@ -321,9 +331,10 @@ class Hub:
         """Re-read the registry; sign a new trust list version if due."""
         await self.reload()
         c = self._config
+        own = replace(self.own, tls_sha256=self._tls_pins())
         row = await self._db.write_unit(
             lambda conn: publish_if_due(
-                conn, hub_id=self.hub_id, hub_root=self._root, own=self.own, now=now,
+                conn, hub_id=self.hub_id, hub_root=self._root, own=own, now=now,
                 ttl=c.trust_list_ttl_seconds, refresh=c.trust_list_refresh_seconds, force=force,
             )
         )  # fmt: skip

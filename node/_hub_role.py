@@ -34,6 +34,7 @@ from ._push import Pusher, PushError
 from ._secrets import NodeSecrets
 from ._snapshots import read_province_key
 from ._status import render_status_list
+from ._tlscert import certificate_pins
 from .pb.v1 import attestation_pb2, hub_pb2_grpc
 
 __all__ = ["HubRoles", "open_outbox"]
@@ -67,6 +68,7 @@ class HubRoles:
             self.ctx.db, cfg.region, s.signing, s.root, s.key_set_envelope, cfg.hub,
             self.ctx.metrics.registry,
             endpoints=(cfg.hub.endpoint,) if cfg.hub.endpoint else (),
+            tls_pins=lambda: certificate_pins(cfg, s.tls_cert),  # ADR 0415
         )  # fmt: skip
         await hub.refresh_trust_list(self.ctx.now_s())
         self.hub = hub

@@ -32,6 +32,7 @@ from pathlib import Path
 from keys import CertificateAuthority, KeyPair, KeySet, encode_private_key
 from scoring import list_schemes
 
+from ._clients import add_client, client_entry
 from ._config import ConfigError, check_address, check_id
 from ._secrets import write_hex, write_private
 
@@ -100,12 +101,21 @@ def load_or_create_ca(
 
 
 def issue_client_cert(
-    ca: CertificateAuthority, identity: str, out: Path, now: datetime
+    ca: CertificateAuthority,
+    identity: str,
+    out: Path,
+    now: datetime,
+    *,
+    registry: Path | None = None,
+    days: int = CERT_DAYS,
 ) -> tuple[Path, Path]:
-    """A client certificate for a source department or requester ``identity``."""
-    nc = ca.issue(identity, now, days=CERT_DAYS)
+    """A client certificate for a source department or requester ``identity``,
+    registered in the client ``registry`` of the node that accepts it (ADR 0415)."""
+    nc = ca.issue(identity, now, days=days)
     cert, key = out / f"{identity}.pem", out / f"{identity}.key"
     out.mkdir(parents=True, exist_ok=True)
+    if registry is not None:  # registered first: a certificate never works unlisted
+        add_client(registry, client_entry(identity, nc.cert_pem))
     cert.write_bytes(nc.cert_pem)
     write_private(key, nc.key_pem)
     return cert, key

@@ -36,13 +36,14 @@ from grpc_reflection.v1alpha import reflection
 
 from scoring import WorkingDayCalendar, load_scheme
 
+from ._callers import CallerCheck
 from ._clock import Clock, SystemClock
 from ._config import NodeConfig
 from ._context import NodeContext
 from ._db import Database
 from ._guard import GuardInterceptor
 from ._hub_role import HubRoles, open_outbox
-from ._identity import IdentityVerifier
+from ._identity import IdentityVerifier, replay_cache
 from ._mapping import Mapper
 from ._observe import Metrics, log_event
 from ._repo_consents import ConsentsRepository
@@ -160,6 +161,7 @@ class NodeServer:
                 config.identity.public_keys,
                 secrets.storage_secret,
                 config.identity.max_age_seconds,
+                replay=replay_cache(config),  # each assertion once (docs/adr/0416)
             ),
             records=RecordsRepository(db, secrets.storage_secret, secrets.sealer, calendar),
             consents=ConsentsRepository(db),
@@ -168,6 +170,7 @@ class NodeServer:
             trust=trust,
             calendar=calendar,
             outbox=open_outbox(config, db, secrets),  # hub: outbox pushed to the hub (H13)
+            callers=CallerCheck.for_node(config, trust, secrets.tls_cert),  # ADR 0415
         )
         return cls(ctx)
 
@@ -179,6 +182,7 @@ class NodeServer:
             require_certificate=require_certificate,
             trust=self.ctx.trust,
             throttle=self.throttle if require_certificate else None,
+            callers=self.ctx.callers if require_certificate else None,
         )
         self._guards.append(guard)
         return aio.server(interceptors=[guard], options=self._options(reuse_port))
@@ -335,5 +339,6 @@ class NodeServer:
             guard.flush()
         self.ctx.metrics.stop()
         self.throttle.close()
+        self.ctx.identity.close()
         await self.ctx.db.close()
         log_event("node stopped", region=self.ctx.config.region)

@@ -528,13 +528,13 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
     async def GetKeySet(
         self, request: node_pb2.GetKeySetRequest, context: aio.ServicerContext[Any, Any]
     ) -> attestation_pb2.Envelope:
-        self._peer()
+        # public trust material: any certificate of the CA may read it (ADR 0415)
         return self._ctx.secrets.key_set_envelope.to_proto()
 
     async def GetStatusList(
         self, request: node_pb2.GetStatusListRequest, context: aio.ServicerContext[Any, Any]
     ) -> attestation_pb2.Envelope:
-        self._peer()
+        # public trust material: any certificate of the CA may read it (ADR 0415)
         with own_data("the status list"):
             return (await render_status_list(self._ctx)).to_proto()
 

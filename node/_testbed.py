@@ -30,6 +30,7 @@ from keys import CertificateAuthority, NodeCertificate, decode_private_key, subj
 from scoring import check_character
 
 from ._client import citizen_channel, identity_metadata, peer_channel
+from ._clients import add_client, client_entry, read_registry
 from ._clock import Clock, ManualClock
 from ._config import load_config
 from ._federation import FederationLayout
@@ -47,9 +48,18 @@ __all__ = [
     "attestation_request",
     "honour_record",
     "make_id_number",
+    "register_clients",
     "requester_channel",
     "resident",
 ]
+
+
+def register_clients(config: Path, *certs: NodeCertificate) -> None:
+    """Register client certificates with the node of ``config`` (its ``[clients]``
+    registry), as ``huxin client issue`` does: nodes accept only registered ones."""
+    registry = load_config(config).clients.registry
+    for c in certs:
+        add_client(registry, client_entry(c.region_id, c.cert_pem))
 
 
 def make_id_number(n: int, area: str = "231100", born: str = "19850312") -> str:
@@ -89,13 +99,23 @@ class Testbed:
     ca: CertificateAuthority | None = None
     nodes: dict[str, RunningNode] = field(default_factory=dict)
     _channels: list[aio.Channel] = field(default_factory=list)
+    _issued: list[NodeCertificate] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.ca = load_or_create_ca(self.root / "ca", self.now)
 
     def cert(self, identity: str) -> NodeCertificate:
+        """A certificate of the bed's CA, registered as a client with every node of
+        the bed (now and started later): nodes accept only registered client
+        certificates (docs/adr/0415); for peers the entry is simply unused."""
         assert self.ca is not None
-        return self.ca.issue(identity, self.now)
+        issued = self.ca.issue(identity, self.now)
+        self._issued.append(issued)
+        for node in self.nodes.values():
+            add_client(
+                node.server.ctx.config.clients.registry, client_entry(identity, issued.cert_pem)
+            )
+        return issued
 
     async def start_node(
         self,
@@ -111,6 +131,10 @@ class Testbed:
         if not (directory / "node.toml").exists():
             init_region(directory, region, scheme, self.ca, self.now, peers=peers, sources=sources)
         config = load_config(directory / "node.toml")
+        known = {e.sha256 for e in read_registry(config.clients.registry)}
+        for issued in self._issued:
+            if issued.fingerprint not in known:
+                add_client(config.clients.registry, client_entry(issued.region_id, issued.cert_pem))
         clock = clock or ManualClock(self.now)
         server = await NodeServer.create(config, clock=clock)
         await server.start()

@@ -14,7 +14,12 @@ is the region's only way in).  So:
   the SAME region id from the SAME CA (the one in ``tls.ca``; another CA or a
   certificate of another region is refused), written atomically (temporary file
   + rename; the key 0600 before it is renamed into place).  A running node keeps
-  the certificate it loaded: the new one is used from the next restart.
+  the certificate it loaded: the new one is used from the next restart;
+* :func:`stage_next_certificate` / :func:`use_next_certificate` — the renewal of
+  a federated node, whose peers accept only certificates the trust list pins:
+  the next pair waits beside the live one (``<file>.next``) until the hub pins
+  it (:func:`certificate_pins` lists the live and the staged one), then takes
+  its place (docs/adr/0415).
 
 Invariants: ``now`` is passed in; nothing here reads the clock or the
 environment; errors are :class:`CertError` with a stable ``code`` and a message
@@ -34,7 +39,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from prometheus_client import CollectorRegistry, Gauge
 
-from keys import CertificateAuthority, KeysError, region_of_certificate
+from keys import (
+    CertificateAuthority,
+    KeysError,
+    NodeCertificate,
+    certificate_fingerprint,
+    region_of_certificate,
+)
 
 from ._config import NodeConfig
 
@@ -43,12 +54,16 @@ __all__ = [
     "WARN_DAYS",
     "CertError",
     "CertInfo",
+    "certificate_pins",
     "check_certificate",
     "check_key_pair",
     "expiry_warning",
     "export_expiry",
+    "next_paths",
     "read_certificate",
     "renew_certificate",
+    "stage_next_certificate",
+    "use_next_certificate",
 ]
 
 WARN_DAYS = 14  # warn when fewer days than this are left
@@ -203,17 +218,11 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> Path:
     return tmp
 
 
-def renew_certificate(
+def _issue(
     config: NodeConfig, ca: CertificateAuthority, now: datetime, days: int
-) -> CertInfo:
-    """Issue the node a new certificate and key for ``config.region`` from ``ca``.
-
-    Refused: ``--days`` outside 1..MAX_CERT_DAYS or past the CA's own expiry
-    (``INVALID_ARGUMENT``/``CA_EXPIRES_FIRST``), an expired CA (``CA_EXPIRED``),
-    a CA other than the node's trust root ``tls.ca`` (``CA_MISMATCH``), a current
-    certificate naming another region or issued by another CA (``REGION_MISMATCH``,
-    ``CA_MISMATCH``).  A missing or unreadable current certificate is replaced.
-    """
+) -> NodeCertificate:
+    """A new certificate and key for ``config.region`` from ``ca``, checked as
+    :func:`renew_certificate` says."""
     if not 1 <= days <= MAX_CERT_DAYS:
         raise CertError("INVALID_ARGUMENT", f"must be 1 to {MAX_CERT_DAYS} days", "--days")
     ca_cert = _load(ca.cert_pem, "--ca")
@@ -266,24 +275,115 @@ def renew_certificate(
             "--days",
         )
     try:
-        issued = ca.issue(config.region, now, days=days, dns_names=dns, ip_addresses=ips)
+        return ca.issue(config.region, now, days=days, dns_names=dns, ip_addresses=ips)
     except (KeysError, ValueError) as exc:
         raise CertError("INVALID_REGION", str(exc), "node.region") from None
-    # The pair in use is kept as <file>.prev (review6 M4): a node that must go back
-    # (e.g. the hub has not registered the new fingerprint yet) copies them back.
+
+
+def _install(config: NodeConfig, cert_pem: bytes, key_pem: bytes) -> None:
+    """Put a pair in place of ``tls.cert``/``tls.key``, keeping the pair in use as
+    ``<file>.prev`` (a node that must go back copies them back)."""
     for live in (config.tls.key, config.tls.cert):
         if live.exists():
             prev = _write_atomic(Path(f"{live}.prev"), live.read_bytes(), 0o600)
             os.replace(prev, Path(f"{live}.prev"))
-    key_tmp = _write_atomic(config.tls.key, issued.key_pem, 0o600)
-    cert_tmp = _write_atomic(config.tls.cert, issued.cert_pem, _mode_of(config.tls.cert))
+    key_tmp = _write_atomic(config.tls.key, key_pem, 0o600)
+    cert_tmp = _write_atomic(config.tls.cert, cert_pem, _mode_of(config.tls.cert))
     # the key first: a crash between the two renames leaves a new key with the old
     # certificate, which serve refuses (TLS_KEY_MISMATCH); re-run the renewal, or put
     # the .prev pair back
     os.replace(key_tmp, config.tls.key)
     os.replace(cert_tmp, config.tls.cert)
     _fsync_parent(config.tls.cert)
+
+
+def renew_certificate(
+    config: NodeConfig, ca: CertificateAuthority, now: datetime, days: int
+) -> CertInfo:
+    """Issue the node a new certificate and key for ``config.region`` from ``ca``
+    and put them in place at once (the old pair is kept as ``<file>.prev``).
+
+    Refused: ``--days`` outside 1..MAX_CERT_DAYS or past the CA's own expiry
+    (``INVALID_ARGUMENT``/``CA_EXPIRES_FIRST``), an expired CA (``CA_EXPIRED``),
+    a CA other than the node's trust root ``tls.ca`` (``CA_MISMATCH``), a current
+    certificate naming another region or issued by another CA (``REGION_MISMATCH``,
+    ``CA_MISMATCH``).  A missing or unreadable current certificate is replaced.
+    """
+    issued = _issue(config, ca, now, days)
+    _install(config, issued.cert_pem, issued.key_pem)
     return read_certificate(issued.cert_pem)
+
+
+def next_paths(config: NodeConfig) -> tuple[Path, Path]:
+    """Where a staged next pair waits: ``<tls.cert>.next`` and ``<tls.key>.next``."""
+    return Path(f"{config.tls.cert}.next"), Path(f"{config.tls.key}.next")
+
+
+def stage_next_certificate(
+    config: NodeConfig, ca: CertificateAuthority, now: datetime, days: int
+) -> CertInfo:
+    """Issue the node's NEXT certificate and keep it aside (``<file>.next``), unused.
+
+    A federated peer is accepted only with a certificate the trust list pins, so
+    a renewal goes: stage the next pair, have the hub pin it next to the current
+    one (``huxin hub register``, a new trust list), and once the peers hold that
+    list switch to it (:func:`use_next_certificate`) and restart.  Refused as
+    :func:`renew_certificate`; a staged pair is replaced by a newer one."""
+    issued = _issue(config, ca, now, days)
+    cert_next, key_next = next_paths(config)
+    key_tmp = _write_atomic(key_next, issued.key_pem, 0o600)
+    cert_tmp = _write_atomic(cert_next, issued.cert_pem, _mode_of(config.tls.cert))
+    os.replace(key_tmp, key_next)
+    os.replace(cert_tmp, cert_next)
+    _fsync_parent(cert_next)
+    return read_certificate(issued.cert_pem)
+
+
+def use_next_certificate(config: NodeConfig) -> CertInfo:
+    """Put the staged next pair in place (the old one becomes ``<file>.prev``).
+
+    Refused: no staged pair (``NO_NEXT_CERTIFICATE``), a staged key that is not
+    the staged certificate's (``TLS_KEY_MISMATCH``), one for another region
+    (``REGION_MISMATCH``)."""
+    cert_next, key_next = next_paths(config)
+    try:
+        cert_pem, key_pem = cert_next.read_bytes(), key_next.read_bytes()
+    except FileNotFoundError:
+        raise CertError(
+            "NO_NEXT_CERTIFICATE",
+            "no staged next certificate: run 'huxin init cert --config FILE --next' first",
+        ) from None
+    check_key_pair(cert_pem, key_pem)
+    info = read_certificate(cert_pem, "tls.cert.next")
+    if info.region != config.region:
+        raise CertError(
+            "REGION_MISMATCH", f"the next certificate is for {info.region!r}", "tls.cert.next"
+        )
+    _install(config, cert_pem, key_pem)
+    cert_next.unlink()
+    key_next.unlink()
+    _fsync_parent(cert_next)
+    return info
+
+
+def certificate_pins(config: NodeConfig, presented: bytes = b"") -> tuple[bytes, ...]:
+    """The SHA-256 fingerprints a trust list pins for this node, sorted: the
+    certificate it ``presented`` (loaded at start), the one in ``tls.cert`` and a
+    staged next one (``<tls.cert>.next``), each if readable.  Pinning what is in
+    use AND what is on disk lets a restart with a switched pair keep working."""
+    found: set[bytes] = set()
+    blobs = [presented] if presented else []
+    for path in (config.tls.cert, next_paths(config)[0]):
+        try:
+            blobs.append(path.read_bytes())
+        except OSError:
+            continue
+    for pem in blobs:
+        try:
+            found.add(certificate_fingerprint(pem))
+        except KeysError:
+            continue
+    return tuple(sorted(found))
 
 
 def _fsync_parent(path: Path) -> None:

@@ -21,7 +21,14 @@ from keys import CHECKPOINT_TYPE, decode_private_key, verify_envelope, verify_in
 from node._client import citizen_channel, identity_metadata, peer_channel
 from node._identity import DevIdentityProvider
 from node._init import init_region, load_or_create_ca
-from node._testbed import ServeProcess, attestation_request, honour_record, make_id_number, resident
+from node._testbed import (
+    ServeProcess,
+    attestation_request,
+    honour_record,
+    make_id_number,
+    register_clients,
+    resident,
+)
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
 
 ALICE = make_id_number(301)
@@ -44,6 +51,7 @@ def test_backup_under_load_then_restore(tmp_path: Path) -> None:
     )
     config = tmp_path / "heihe" / "node.toml"
     src, hn = ca.issue("court", now), ca.issue("hainan", now)
+    register_clients(config, src)  # as `huxin client issue` does
     idp = DevIdentityProvider(
         decode_private_key((tmp_path / "heihe/keys/dev-idp.key").read_bytes())
     )

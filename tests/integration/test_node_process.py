@@ -18,7 +18,14 @@ from keys import CHECKPOINT_TYPE, decode_private_key, verify_envelope, verify_in
 from node._client import citizen_channel, identity_metadata, peer_channel
 from node._identity import DevIdentityProvider
 from node._init import init_region, load_or_create_ca
-from node._testbed import ServeProcess, attestation_request, honour_record, make_id_number, resident
+from node._testbed import (
+    ServeProcess,
+    attestation_request,
+    honour_record,
+    make_id_number,
+    register_clients,
+    resident,
+)
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
 
 ALICE = make_id_number(201)
@@ -30,11 +37,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     now = datetime.now(UTC)
     ca = load_or_create_ca(root / "ca", now)
     init_region(root / "heihe", "heihe", "heihe", ca, now, peers=("hainan",), sources=("court",))
+    source = ca.issue("court", now)
+    register_clients(root / "heihe" / "node.toml", source)  # as `huxin client issue` does
     return {
         "root": root,
         "ca": ca,
         "dir": root / "heihe",
-        "source": ca.issue("court", now),
+        "source": source,
         "hainan": ca.issue("hainan", now),
         "idp": DevIdentityProvider(
             decode_private_key((root / "heihe/keys/dev-idp.key").read_bytes())

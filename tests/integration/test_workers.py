@@ -42,6 +42,7 @@ from node._testbed import (
     attestation_request,
     honour_record,
     make_id_number,
+    register_clients,
     requester_channel,
     resident,
 )
@@ -92,10 +93,12 @@ def world(tmp_path: Path) -> dict[str, Any]:
     toml = tmp_path / "heihe/node.toml"
     text = toml.read_text().replace('metrics = ""', 'metrics = "127.0.0.1:0"\npeer_workers = 2', 1)
     toml.write_text(text)
+    court = ca.issue("court", now)
+    register_clients(toml, court)  # as `huxin client issue` does
     return {
         "toml": toml,
         "ca": ca,
-        "court": ca.issue("court", now),
+        "court": court,
         "hainan": ca.issue("hainan", now),
         "idp": DevIdentityProvider(
             decode_private_key((tmp_path / "heihe/keys/dev-idp.key").read_bytes())
@@ -116,19 +119,23 @@ class _Clients:
         self.idp: DevIdentityProvider = world["idp"]
 
     async def consent(self, who: str, batch: str, uses: int) -> tuple[Any, Any]:
-        """Records for ``who``, then a GRADE consent for hainan; (token, identity metadata)."""
+        """Records for ``who``, then a GRADE consent for hainan; (token, a function that
+        mints fresh identity metadata: an assertion is good for one call)."""
         await node_pb2_grpc.SourceServiceStub(self.src).SubmitRecords(
             node_pb2.SubmitRecordsRequest(
                 batch_id=batch, records=[honour_record(batch, who)], subjects=[resident(who)]
             )
         )
-        md = identity_metadata(self.idp.assertion(who, "heihe", int(time.time())))
+
+        def md() -> Any:
+            return identity_metadata(self.idp.assertion(who, "heihe", int(time.time())))
+
         token = await node_pb2_grpc.CitizenServiceStub(self.cit).GrantConsent(
             node_pb2.GrantConsentRequest(
                 audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE,
                 max_uses=uses,
             ),
-            metadata=md,
+            metadata=md(),
         )  # fmt: skip
         return token, md
 
@@ -162,7 +169,7 @@ async def _exercise(world: dict[str, Any], proc: ServeProcess) -> dict[str, Any]
             )
         )
         log = await node_pb2_grpc.CitizenServiceStub(clients.cit).QueryLog(
-            node_pb2.QueryLogRequest(), metadata=md
+            node_pb2.QueryLogRequest(), metadata=md()
         )
         return {
             "replies": replies,

@@ -252,3 +252,42 @@ def test_renewing_a_federated_node_says_the_trust_list_pins_the_old_certificate(
         conn.close()
     latest = certificate_fingerprint((cfg.parent / "tls/node.pem").read_bytes())
     assert bytes(row[0]) == latest
+
+
+def test_a_staged_next_certificate_is_pinned_beside_the_live_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """REQ: H17 — issue 14 item 9: `init cert --next` keeps the next pair aside; the
+    pins of a node (what `hub register` and the hub's own trust-list entry list) are
+    the live and the staged certificate; `--use-next` switches, once; the hub's own
+    entry pins its certificate from `init federation` on."""
+    from keys import certificate_fingerprint, load_trust
+    from node._federation import init_federation
+    from node._tlscert import certificate_pins, next_paths
+
+    layout = init_federation(tmp_path / "fed", ["heihe"], "heilongjiang", NOW, base_port=17650)
+    hub_cfg = layout.nodes["heilongjiang"].config
+    hub_key = bytes.fromhex(layout.hub_key_file("heilongjiang").read_text().strip())
+    first = load_trust(layout.bundle("heilongjiang").read_bytes(), hub_key, NOW)
+    hub_pem = (hub_cfg.parent / "tls/node.pem").read_bytes()
+    assert first.regions["heilongjiang"].tls_sha256 == {certificate_fingerprint(hub_pem)}
+    config = load_config(hub_cfg)
+    live = certificate_fingerprint(config.tls.cert.read_bytes())
+    assert certificate_pins(config) == (live,)
+    assert main(["init", "cert", "--config", str(hub_cfg), "--next", "--json"]) == 0
+    staged = json.loads(capsys.readouterr().out)
+    nxt = certificate_fingerprint(next_paths(config)[0].read_bytes())
+    assert staged["tls_sha256"] == nxt.hex() and config.tls.cert.read_bytes() == hub_pem
+    assert stat.S_IMODE(next_paths(config)[1].stat().st_mode) == 0o600
+    assert certificate_pins(config) == tuple(sorted((live, nxt)))
+    out = tmp_path / "v2.bin"
+    assert main(["hub", "trust-list", "--config", str(hub_cfg), "--force", "--out", str(out)]) == 0
+    capsys.readouterr()
+    second = load_trust(out.read_bytes(), hub_key, NOW)
+    assert second.regions["heilongjiang"].tls_sha256 == {live, nxt}
+    assert main(["init", "cert", "--config", str(hub_cfg), "--use-next", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tls_sha256"] == nxt.hex()
+    assert certificate_pins(config) == (nxt,)
+    assert certificate_pins(config, presented=hub_pem) == tuple(sorted((live, nxt)))
+    assert main(["init", "cert", "--config", str(hub_cfg), "--use-next"]) == 2
+    assert "error: NO_NEXT_CERTIFICATE:" in capsys.readouterr().err
