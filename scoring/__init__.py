@@ -6,6 +6,7 @@ database (enforced by ``tools/check_imports.py``).  Errors derive from
 """
 
 from ._calendar import CalendarError, HolidayYear, WorkingDayCalendar, parse_holiday_file
+from ._caps import PERIOD_MONTHS, CapApplication, CapKind, Family, PointCap
 from ._engine import (
     Contribution,
     ContributionStatus,
@@ -61,10 +62,14 @@ from ._scheme import (
     parse_scheme,
     parse_scheme_toml,
 )
+from ._validity import ValidityCap
 
 __all__ = [
     "FORBIDDEN_CATEGORIES",
+    "PERIOD_MONTHS",
     "CalendarError",
+    "CapApplication",
+    "CapKind",
     "Category",
     "Contribution",
     "ContributionStatus",
@@ -74,6 +79,7 @@ __all__ = [
     "Eligibility",
     "Escalate",
     "Evaluation",
+    "Family",
     "HolidayYear",
     "Incentive",
     "IncentiveEffect",
@@ -83,6 +89,7 @@ __all__ = [
     "ObjectionError",
     "ObjectionState",
     "Outcome",
+    "PointCap",
     "Polarity",
     "Provenance",
     "RecordError",
@@ -102,6 +109,7 @@ __all__ = [
     "Tier",
     "Transition",
     "UnmaskRecord",
+    "ValidityCap",
     "WorkingDayCalendar",
     "add_months",
     "answer",
