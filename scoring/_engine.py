@@ -18,7 +18,8 @@ A pure function of its inputs (H6–H10, N6, N11, N13):
    simple-procedure penalties; responsible-individual deductions without a
    legal document, H10), not yet recognised on ``as_of``, expired.  What
    remains is deduplicated per underlying act: the highest addition and the
-   highest deduction count once each (H10); the rest are superseded.
+   highest deduction count once each (H10; ties: earliest recognition, then
+   smallest record id); the rest are superseded.
 5. Positive points of capped categories are cut to the scheme's category and
    family caps, per calendar period (:mod:`scoring._caps`); a record cut to
    nothing is ``capped``.
@@ -218,6 +219,19 @@ def _until(rec: RecordLike, months: int, scheme: Scheme) -> tuple[date, date | N
     return rec.valid_until, None
 
 
+def _beats(magnitude: int, rec: RecordLike, held: _Row) -> bool:
+    """Whether ``rec`` replaces ``held`` as the one count of their act (H10).
+
+    The highest value wins; ties go to the earliest recognition, then the
+    smallest record id, so the winner (whose date decides its cap period)
+    does not depend on the order records arrive in.
+    """
+    if magnitude != held[2]:
+        return magnitude > held[2]
+    other = held[0]
+    return (rec.recognised_on, rec.record_id) < (other.recognised_on, other.record_id)
+
+
 def score(
     subject: Subject,
     records: Iterable[RecordLike],
@@ -277,7 +291,7 @@ def score(
         if status is ContributionStatus.COUNTED:
             key = (cat.polarity is Polarity.POSITIVE, rec.act_id)
             prev = best.get(key)
-            if prev is None or magnitude > rows[prev][2]:
+            if prev is None or _beats(magnitude, rec, rows[prev]):
                 best[key] = index
     counted = set(best.values())
     outcome = _caps(rows, counted, scheme)
