@@ -7,6 +7,7 @@ database (enforced by ``tools/check_imports.py``).  Errors derive from
 
 from ._calendar import CalendarError, HolidayYear, WorkingDayCalendar, parse_holiday_file
 from ._caps import PERIOD_MONTHS, CapApplication, CapKind, Family, PointCap
+from ._discrimination import Discrimination, discrimination
 from ._engine import (
     Contribution,
     ContributionStatus,
@@ -75,6 +76,7 @@ __all__ = [
     "ContributionStatus",
     "CorrectRecord",
     "CreditRecord",
+    "Discrimination",
     "Effect",
     "Eligibility",
     "Escalate",
@@ -115,6 +117,7 @@ __all__ = [
     "answer",
     "birth_date",
     "check_character",
+    "discrimination",
     "eligibility_problem",
     "file_objection",
     "forward",
