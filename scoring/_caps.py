@@ -91,9 +91,6 @@ class PointCap:
         end = date(start_year + end_year, end_month0 + 1, 1) - _ONE_DAY
         return start, end
 
-    def describe(self) -> str:
-        return f"{self.kind.value} cap '{self.owner}' ({self.points} points per {self.period_months} months)"
-
 
 @dataclass(frozen=True)
 class Family:
