@@ -6,6 +6,8 @@ database (enforced by ``tools/check_imports.py``).  Errors derive from
 """
 
 from ._calendar import CalendarError, HolidayYear, WorkingDayCalendar, parse_holiday_file
+from ._caps import PERIOD_MONTHS, CapApplication, CapKind, Family, PointCap
+from ._discrimination import Discrimination, discrimination
 from ._engine import (
     Contribution,
     ContributionStatus,
@@ -63,21 +65,27 @@ from ._scheme import (
     parse_scheme,
     parse_scheme_toml,
 )
+from ._validity import ValidityCap
 
 __all__ = [
     "FORBIDDEN_CATEGORIES",
+    "PERIOD_MONTHS",
     "RECORD_FLAGS",
     "RECORD_TEXT_MAX",
     "CalendarError",
+    "CapApplication",
+    "CapKind",
     "Category",
     "Contribution",
     "ContributionStatus",
     "CorrectRecord",
     "CreditRecord",
+    "Discrimination",
     "Effect",
     "Eligibility",
     "Escalate",
     "Evaluation",
+    "Family",
     "HolidayYear",
     "Incentive",
     "IncentiveEffect",
@@ -87,6 +95,7 @@ __all__ = [
     "ObjectionError",
     "ObjectionState",
     "Outcome",
+    "PointCap",
     "Polarity",
     "Provenance",
     "RecordError",
@@ -106,11 +115,13 @@ __all__ = [
     "Tier",
     "Transition",
     "UnmaskRecord",
+    "ValidityCap",
     "WorkingDayCalendar",
     "add_months",
     "answer",
     "birth_date",
     "check_character",
+    "discrimination",
     "eligibility_problem",
     "file_objection",
     "forward",

@@ -13,6 +13,10 @@ Rules (each refusal is a :class:`RolloutError` naming the field):
   operator explicitly accepts the shift (``accept_shift=True`` is recorded);
 * activation needs at least ``min_trial_days`` of trial and an effective date
   not before the activation day;
+* H11: where ``min_auc`` or ``min_ks`` is configured, activation also needs an
+  evaluation whose discrimination against a later outcome
+  (:func:`scoring.discrimination`) reaches it; an evaluation without outcome
+  measures is refused then;
 * the candidate must differ from the current version and belong to the same scheme;
 * N12: :meth:`Rollout.revision_due` is true when the active version has been in
   force for a year or more.
@@ -43,11 +47,15 @@ class Stage(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Evaluation:
+    """What the batch evaluation found; ``auc``/``ks`` are None without outcome labels."""
+
     candidate_version: str
     psi: float
     people: int
     moved_up: int
     moved_down: int
+    auc: float | None = None
+    ks: float | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,14 @@ class Rollout:
     effective: date | None = None
     max_psi: float = 0.25
     min_trial_days: int = 30
+    min_auc: float | None = None  # H11: no threshold unless configured
+    min_ks: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("min_auc", "min_ks"):
+            floor = getattr(self, name)
+            if floor is not None and not 0.0 <= floor <= 1.0:
+                raise RolloutError(name, f"must be between 0 and 1, not {floor}")
 
     @classmethod
     def start(cls, scheme: Scheme) -> Rollout:
@@ -113,7 +129,26 @@ class Rollout:
             )
         if effective < today:
             raise RolloutError("effective", f"{effective} is before today ({today})")
+        self._check_discrimination()
         return replace(self, stage=Stage.SCHEDULED, effective=effective)
+
+    def _check_discrimination(self) -> None:
+        """H11: a candidate below a configured AUC or KS threshold is never activated."""
+        ev = self.evaluation
+        for name, floor in (("auc", self.min_auc), ("ks", self.min_ks)):
+            if floor is None:
+                continue
+            value = None if ev is None else getattr(ev, name)
+            if value is None:
+                raise RolloutError(
+                    f"evaluation.{name}",
+                    f"a {name.upper()} of at least {floor} is required and the evaluation has none "
+                    "(no outcome labels)",
+                )
+            if value < floor:
+                raise RolloutError(
+                    f"evaluation.{name}", f"{name.upper()} {value:.3f} is below the minimum {floor}"
+                )
 
     def version_on(self, day: date) -> str:
         """The version that scores (and is named in attestations) on ``day``."""
@@ -138,6 +173,8 @@ class Rollout:
                 self.effective,
                 max_psi=self.max_psi,
                 min_trial_days=self.min_trial_days,
+                min_auc=self.min_auc,
+                min_ks=self.min_ks,
             )
         return self
 

@@ -10,7 +10,13 @@ names the offending field on failure):
 * every category referenced anywhere (exclusions, eligibility) exists; every
   category has a polarity, non-negative points, a validity, and honours'
   level multipliers / negatives' severity bands are well formed;
-* no category id is on the forbidden list (H7).
+* no category id is on the forbidden list (H7);
+* positive-point caps (``cap`` on a category, ``[families.*]``) and the
+  validity ceiling (``[validity_cap]``) hold the invariants stated in
+  :mod:`scoring._caps` and :mod:`scoring._validity`;
+* ``valid_until``, when set, is not before ``effective``: a scheme with an
+  expiry (Hainan's measures are valid for three years, N12) scores nothing
+  after it (the engine raises ``SCHEME_EXPIRED``).
 """
 
 from __future__ import annotations
@@ -19,12 +25,15 @@ import enum
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
+from functools import cached_property
 from importlib import resources
 from typing import Any
 
+from ._caps import CapKind, Family, PointCap, parse_cap, parse_families
 from ._errors import SchemeError
 from ._incentives import Incentive, parse_incentives
+from ._validity import ValidityCap, parse_validity_cap
 
 __all__ = [
     "FORBIDDEN_CATEGORIES",
@@ -117,7 +126,9 @@ class Category:
     ``level_multipliers`` (the record's ``level``); negatives with
     ``severities`` take points and validity from the record's ``severity``.
     ``extended_validity_months`` gives per-level validity overrides (H7:
-    national and international honours may run longer).
+    national and international honours may run longer).  ``cap`` limits what
+    the category's records add within one calendar period (positive
+    categories only, ADR 0003).
     """
 
     id: str
@@ -132,6 +143,7 @@ class Category:
     requires_legal_document: bool = False
     excluded_flags: frozenset[str] = frozenset()
     caps_grade: str | None = None
+    cap: PointCap | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +180,28 @@ class Scheme:
     incentives: tuple[Incentive, ...] = ()
     illustrative: tuple[str, ...] = ()
     source: str = ""
+    families: Mapping[str, Family] = field(default_factory=dict)
+    validity_cap: ValidityCap | None = None
+    valid_until: date | None = None  # last day the scheme may score (None: no expiry)
+
+    # -- caps ---------------------------------------------------------------
+    @cached_property
+    def category_caps(self) -> Mapping[str, PointCap]:
+        """Category id -> its own cap, for capped categories only."""
+        return {cid: c.cap for cid, c in self.categories.items() if c.cap is not None}
+
+    @cached_property
+    def family_caps(self) -> Mapping[str, PointCap]:
+        """Category id -> its family's cap, for categories in a family only."""
+        return {cid: f.cap for f in self.families.values() for cid in f.categories}
+
+    @cached_property
+    def capped_categories(self) -> frozenset[str]:
+        return frozenset(self.category_caps) | frozenset(self.family_caps)
+
+    def expired_on(self, day: date) -> bool:
+        """True when ``day`` is after the scheme's last valid day."""
+        return self.valid_until is not None and day > self.valid_until
 
     # -- grades -----------------------------------------------------------
     def tier_for(self, score: int) -> Tier:
@@ -318,9 +352,15 @@ def _parse_category(cid: str, raw: Any, path: str) -> Category:
             f"{path}excluded_flags",
             f"{unknown} not in the record flag catalogue {sorted(RECORD_FLAGS)}",
         )
+    name = _req(raw, "name", str, path)
+    cap = None
+    if "cap" in raw:
+        if polarity is not Polarity.POSITIVE:
+            raise SchemeError(f"{path}cap", "caps limit positive points only")
+        cap = parse_cap(raw["cap"], f"{path}cap", CapKind.CATEGORY, cid, name)
     return Category(
         id=cid,
-        name=_req(raw, "name", str, path),
+        name=name,
         polarity=polarity,
         points=points,
         validity_months=_months(validity_years),
@@ -331,6 +371,7 @@ def _parse_category(cid: str, raw: Any, path: str) -> Category:
         requires_legal_document=bool(raw.get("requires_legal_document", False)),
         excluded_flags=frozenset(flags),
         caps_grade=raw.get("caps_grade"),
+        cap=cap,
     )
 
 
@@ -427,6 +468,22 @@ def parse_scheme(data: Mapping[str, Any]) -> Scheme:
     illustrative = data.get("illustrative", [])
     if not isinstance(illustrative, list):
         raise SchemeError("illustrative", "must be a list of field names")
+    valid_until = data.get("valid_until")
+    if valid_until is not None:
+        if not isinstance(valid_until, date) or isinstance(valid_until, datetime):
+            raise SchemeError("valid_until", "must be a date")
+        if valid_until < effective:
+            raise SchemeError(
+                "valid_until", f"{valid_until} is before the effective date {effective}"
+            )
+    positive = frozenset(c for c, cat in categories.items() if cat.polarity is Polarity.POSITIVE)
+    families = parse_families(
+        data.get("families"),
+        positive,
+        frozenset(categories) - positive,
+        {cid: cat.cap for cid, cat in categories.items() if cat.cap is not None},
+    )
+    validity_cap = parse_validity_cap(data.get("validity_cap"), categories)
     return Scheme(
         id=sid,
         name=_req(data, "name", str, ""),
@@ -445,6 +502,9 @@ def parse_scheme(data: Mapping[str, Any]) -> Scheme:
         incentives=parse_incentives(data.get("incentives"), [t.id for t in tiers], incentive),
         illustrative=tuple(str(x) for x in illustrative),
         source=str(data.get("source", "")),
+        families=families,
+        validity_cap=validity_cap,
+        valid_until=valid_until,
     )
 
 

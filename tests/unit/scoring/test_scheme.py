@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import tomllib
+from datetime import date
 from importlib import resources
 from typing import Any
 
@@ -201,3 +202,243 @@ def test_invalid_toml_and_unknown_scheme() -> None:
     with pytest.raises(SchemeError) as info2:
         load_scheme("atlantis")
     assert info2.value.code == "UNKNOWN_SCHEME"
+
+
+_CAP = {"points": 10, "period_months": 12}
+
+BAD_CAPS_VALIDITY_AND_EXPIRY = [
+    pytest.param(
+        "heihe",
+        "categories.utility_paid.cap",
+        {"points": -1, "period_months": 12},
+        "categories.utility_paid.cap.points",
+        "> 0",
+        id="category-cap-negative",
+    ),
+    pytest.param(
+        "heihe",
+        "categories.utility_paid.cap",
+        {"points": 0, "period_months": 12},
+        "categories.utility_paid.cap.points",
+        "> 0",
+        id="category-cap-zero",
+    ),
+    pytest.param(
+        "heihe",
+        "categories.utility_paid.cap",
+        {"points": True, "period_months": 12},
+        "categories.utility_paid.cap.points",
+        "an integer",
+        id="category-cap-boolean",
+    ),
+    pytest.param(
+        "heihe",
+        "categories.utility_paid.cap",
+        {"period_months": 12},
+        "categories.utility_paid.cap.points",
+        "is required",
+        id="category-cap-without-points",
+    ),
+    pytest.param(
+        "heihe",
+        "categories.utility_paid.cap",
+        {"points": 6, "period_months": 5},
+        "categories.utility_paid.cap.period_months",
+        "must be one of 1, 2, 3, 4, 6, 12",
+        id="category-cap-period-not-dividing-a-year",
+    ),
+    pytest.param(
+        "heihe",
+        "categories.utility_paid.cap",
+        {"points": 6, "period_months": 12, "per": "year"},
+        "categories.utility_paid.cap.per",
+        "is not a cap field",
+        id="category-cap-unknown-field",
+    ),
+    pytest.param(
+        "heihe",
+        "categories.utility_paid.cap",
+        6,
+        "categories.utility_paid.cap",
+        "must be a table",
+        id="category-cap-not-a-table",
+    ),
+    pytest.param(
+        "heihe",
+        "categories.loan_default.cap",
+        _CAP,
+        "categories.loan_default.cap",
+        "positive points only",
+        id="category-cap-on-a-negative-category",
+    ),
+    pytest.param(
+        "heihe",
+        "families.other_credit_info.categories",
+        ["tax_paid", "water_bill"],
+        "families.other_credit_info.categories[1]",
+        "unknown category 'water_bill'",
+        id="family-unknown-category",
+    ),
+    pytest.param(
+        "heihe",
+        "families.other_credit_info.categories",
+        ["tax_paid", "loan_default"],
+        "families.other_credit_info.categories[1]",
+        "positive points only",
+        id="family-negative-category",
+    ),
+    pytest.param(
+        "heihe",
+        "families.government_trust.categories",
+        ["licence_compliance", "tax_paid"],
+        "families.government_trust.categories[1]",
+        "already in family 'other_credit_info'",
+        id="category-in-two-families",
+    ),
+    pytest.param(
+        "heihe",
+        "families.government_trust.categories",
+        [],
+        "families.government_trust.categories",
+        "at least one category",
+        id="family-without-categories",
+    ),
+    pytest.param(
+        "heihe",
+        "families.government_trust.cap",
+        _DELETE,
+        "families.government_trust.cap",
+        "must be a table",
+        id="family-without-cap",
+    ),
+    pytest.param(
+        "heihe",
+        "families.government_trust.cap",
+        {"points": -5, "period_months": 12},
+        "families.government_trust.cap.points",
+        "> 0",
+        id="family-cap-negative",
+    ),
+    pytest.param(
+        "heihe",
+        "families.government_trust.name",
+        _DELETE,
+        "families.government_trust.name",
+        "is required",
+        id="family-without-name",
+    ),
+    pytest.param(
+        "heihe",
+        "families.government_trust.cap",
+        {"points": 10, "period_months": 6},
+        "families.government_trust.categories[0]",
+        "must divide the family's (6 months)",
+        id="family-period-shorter-than-a-member-cap",
+    ),
+    pytest.param(
+        "heihe",
+        "families.government_trust.caps",
+        _CAP,
+        "families.government_trust.caps",
+        "is not a family field",
+        id="family-unknown-field",
+    ),
+    pytest.param("heihe", "families", [], "families", "must be a table", id="families-not-a-table"),
+    pytest.param(
+        "heihe",
+        "validity_cap.years",
+        0,
+        "validity_cap.years",
+        "> 0",
+        id="validity-cap-zero",
+    ),
+    pytest.param(
+        "heihe",
+        "validity_cap.years",
+        -3,
+        "validity_cap.years",
+        "> 0",
+        id="validity-cap-negative",
+    ),
+    pytest.param(
+        "heihe",
+        "validity_cap.years",
+        _DELETE,
+        "validity_cap.years",
+        "is required",
+        id="validity-cap-without-years",
+    ),
+    pytest.param(
+        "heihe",
+        "validity_cap.exempt",
+        {"medal": ["national"]},
+        "validity_cap.exempt.medal",
+        "unknown category 'medal'",
+        id="validity-cap-exempts-unknown-category",
+    ),
+    pytest.param(
+        "heihe",
+        "validity_cap.exempt",
+        {"honour": ["galactic"]},
+        "validity_cap.exempt.honour[0]",
+        "'galactic' is not a level",
+        id="validity-cap-exempts-unknown-level",
+    ),
+    pytest.param(
+        "heihe",
+        "validity_cap.exempt",
+        {"honour": ["national"]},
+        "categories.honour.extended_validity_years.international",
+        "longer than the scheme's validity cap",
+        id="validity-cap-below-a-non-exempt-extended-validity",
+    ),
+    pytest.param(
+        "heihe",
+        "validity_cap.years",
+        2,
+        "categories.honour.validity_years",
+        "longer than the scheme's validity cap of 24 months",
+        id="validity-cap-below-a-category-default",
+    ),
+    pytest.param(
+        "heihe",
+        "validity_cap.max",
+        5,
+        "validity_cap.max",
+        "is not a validity_cap field",
+        id="validity-cap-unknown-field",
+    ),
+    pytest.param(
+        "hainan",
+        "valid_until",
+        date(2024, 12, 31),
+        "valid_until",
+        "before the effective date 2025-01-01",
+        id="expiry-before-effective",
+    ),
+    pytest.param(
+        "hainan", "valid_until", "2027-12-31", "valid_until", "must be a date", id="expiry-a-string"
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("scheme_id", "path", "value", "field", "fragment"), BAD_CAPS_VALIDITY_AND_EXPIRY
+)
+def test_caps_validity_and_expiry_errors_name_the_field(
+    scheme_id: str, path: str, value: Any, field: str, fragment: str
+) -> None:
+    """REQ: H7, N11, N12 — every new scheme field is validated with a named error (ADR 0003)."""
+    with pytest.raises(SchemeError) as info:
+        parse_scheme(_mutate(path, value, scheme_id))
+    assert (info.value.code, info.value.field) == ("INVALID_SCHEME", field)
+    assert fragment in info.value.message
+
+
+@pytest.mark.parametrize("scheme_id", SHIPPED)
+def test_shipped_caps_cover_positive_categories_only(scheme_id: str) -> None:
+    """REQ: H6, N6 — every shipped cap is on a positive category; honours are never capped."""
+    s = load_scheme(scheme_id)
+    for cid in s.capped_categories:
+        assert s.categories[cid].polarity == "positive", cid
+        assert cid not in {"honour", "award"}, cid
