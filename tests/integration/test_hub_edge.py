@@ -104,9 +104,7 @@ async def test_reflection_lists_hub_service_on_a_hub(tmp_path: Path) -> None:
         call = stub.ServerReflectionInfo(
             iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=60
         )
-        names = [
-            s.name async for answer in call for s in answer.list_services_response.service
-        ]
+        names = [s.name async for answer in call for s in answer.list_services_response.service]
         assert "huxin.v1.HubService" in names
         assert {"huxin.v1.PeerService", "huxin.v1.SourceService"} <= set(names)
     finally:

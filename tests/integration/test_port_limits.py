@@ -189,8 +189,10 @@ async def test_a_headers_only_call_is_refused_or_timed_out(
         stream = client.headers_only(path, metadata)
         await client.flush()
         await client.until(
-            lambda e: isinstance(e, h2.events.StreamEnded | h2.events.StreamReset)
-            and e.stream_id == stream
+            lambda e: (
+                isinstance(e, h2.events.StreamEnded | h2.events.StreamReset)
+                and e.stream_id == stream
+            )
         )
         got = client.status_of(stream)
         assert (got.get("grpc-status"), got.get("huxin-reason")) == (status, reason)
