@@ -3,6 +3,9 @@
 A real hub and a real region registered with it, mutual TLS on loopback: ``Push``
 streams count against the per-peer limit of concurrent calls like unary calls do,
 and HubService is listed by gRPC health and reflection.
+
+REQ: H17 (security of the federation's hub), C4 (the provincial platform's services
+are observable like every node's).
 """
 
 from __future__ import annotations

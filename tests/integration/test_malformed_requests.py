@@ -5,6 +5,8 @@ with an identity serializer: corrupt wire bytes, a truncated field, and invalid
 UTF-8 in a string field (where the request has one).  Every case must be
 INVALID_ARGUMENT with ``huxin-reason`` ``MALFORMED_REQUEST``, a message that
 names no Python class, and nothing written on either node (docs/adr/0322).
+
+REQ: H17, N23 (security: errors disclose nothing of the implementation).
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ keeps answering; every connection is told its stream limit; a call without a val
 identity assertion is refused on its headers, and one whose message never comes
 is ended after the request timeout.  No timing assertions: only "eventually",
 with generous bounds.
+
+REQ: H17, N23 (security: a node stays available to its authenticated callers), N4
+(every citizen call carries a verified real-name identity).
 """
 
 from __future__ import annotations

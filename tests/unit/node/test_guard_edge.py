@@ -5,6 +5,8 @@ the headers, and the citizen reaches the handler; every request message has a
 deadline; client streams count as calls; and no unexpected error (in a handler,
 in serialising its answer, in a message the node parses itself) names a Python
 class to the caller — the operator's log has the detail.
+
+REQ: N4 (a verified real-name identity per citizen call), H17, N23.
 """
 
 from __future__ import annotations

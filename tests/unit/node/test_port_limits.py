@@ -1,5 +1,8 @@
 """Port limits: ``[listen]`` bounds, the descriptor budget and its split between the
-ports (issue 14 items 4 and 5; docs/adr/0321)."""
+ports (issue 14 items 4 and 5; docs/adr/0321).
+
+REQ: H17, N23 (security: a node stays available to its authenticated callers).
+"""
 
 from __future__ import annotations
 
