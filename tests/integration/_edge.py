@@ -100,10 +100,15 @@ class H2Client:
         self.events: list[h2.events.Event] = []
 
     @classmethod
-    async def open(cls, port: int, ca_pem: bytes) -> H2Client:
+    async def open(
+        cls, port: int, ca_pem: bytes, client_cert: tuple[Path, Path] | None = None
+    ) -> H2Client:
+        """Connect to ``port`` (``client_cert``: PEM certificate and key files to present)."""
         ctx = ssl.create_default_context(cadata=ca_pem.decode())
         ctx.check_hostname = False  # the CA is checked; the test talks to 127.0.0.1
         ctx.set_alpn_protocols(["h2"])
+        if client_cert is not None:
+            ctx.load_cert_chain(*client_cert)
         reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
         client = cls(reader, writer)
         client.conn.initiate_connection()

@@ -25,7 +25,7 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from node._client import reason_of
-from node._testbed import make_id_number
+from node._testbed import Testbed, make_id_number
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from tests.integration._edge import H2Client, edge_node
 
@@ -133,24 +133,15 @@ async def test_every_connection_is_told_its_stream_limit(
         await bed.close()
 
 
-async def _peer_h2(bed: object, port: int, tmp_path: Path) -> H2Client:
-    import ssl
-
-    from node._testbed import Testbed
-
-    assert isinstance(bed, Testbed) and bed.ca is not None
+async def _peer_h2(bed: Testbed, port: int, tmp_path: Path) -> H2Client:
+    """A bare HTTP/2 client on the peer port, presenting court's certificate."""
+    assert bed.ca is not None
     cert = bed.cert("court")
     (tmp_path / "court.pem").write_bytes(cert.cert_pem)
     (tmp_path / "court.key").write_bytes(cert.key_pem)
-    ctx = ssl.create_default_context(cadata=bed.ca.cert_pem.decode())
-    ctx.check_hostname = False
-    ctx.set_alpn_protocols(["h2"])
-    ctx.load_cert_chain(tmp_path / "court.pem", tmp_path / "court.key")
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
-    client = H2Client(reader, writer)
-    client.conn.initiate_connection()
-    await client.flush()
-    return client
+    return await H2Client.open(
+        port, bed.ca.cert_pem, (tmp_path / "court.pem", tmp_path / "court.key")
+    )
 
 
 _GET_MY_SCORE = "/huxin.v1.CitizenService/GetMyScore"
