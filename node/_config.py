@@ -8,7 +8,8 @@ node's cap: a larger default would fail every default grant, blaming the
 citizen); addresses are ``host:port`` with a port of 0–65535 (``listen.*``;
 0 = any free port) or 1–65535 (hub endpoints); the node's region and every id in
 ``[peers]``/``[sources] allowed`` match :data:`ID_PATTERN` (the region pattern
-of node certificates, ``keys``); nothing here reads the environment or flags
+of node certificates, ``keys``); every ``[listen]`` port limit lies within its
+:data:`PORT_LIMIT_BOUNDS`; nothing here reads the environment or flags
 (only the CLI does).
 Secrets are not in the TOML: it names the files that hold them.
 """
@@ -25,6 +26,7 @@ from typing import Any
 __all__ = [
     "ID_PATTERN",
     "MAX_USES_CAP",
+    "PORT_LIMIT_BOUNDS",
     "ClientsConfig",
     "ConfigError",
     "ConsentConfig",
@@ -69,6 +71,16 @@ class ConfigError(Exception):
 
 MAX_PEER_WORKERS = 32
 PEER_CONNECTION_AGE = 600  # seconds; the default with peer_workers > 1
+# [listen] port limits (docs/adr/0321): key -> (smallest, largest) accepted value
+PORT_LIMIT_BOUNDS: Mapping[str, tuple[float, float]] = {
+    "citizen_max_connections": (1, 1_000_000),
+    "peer_max_connections": (1, 1_000_000),
+    "handshake_timeout_seconds": (0.5, 60),
+    "idle_timeout_seconds": (1, 86_400),
+    "citizen_max_streams": (1, 1_000),
+    "peer_max_streams": (1, 10_000),
+    "request_timeout_seconds": (0.5, 600),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +95,15 @@ class ListenConfig:
     # in flight finish first), so that long-lived peer connections are spread over
     # the workers again. None: PEER_CONNECTION_AGE with workers, never without; 0: never.
     peer_connection_age_seconds: int | None = None
+    # What each port accepts (docs/adr/0321; bounds in PORT_LIMIT_BOUNDS). Connections
+    # per port: None = a share of this process's file descriptors (node._port_limits).
+    citizen_max_connections: int | None = None
+    peer_max_connections: int | None = None
+    handshake_timeout_seconds: float = 5.0  # TLS and the client's HTTP/2 SETTINGS
+    idle_timeout_seconds: int = 300  # a connection without calls for this long is closed
+    citizen_max_streams: int = 16  # concurrent calls on one citizen connection
+    peer_max_streams: int = 256  # concurrent calls on one peer connection
+    request_timeout_seconds: float = 30.0  # for each request message after the call opened
 
     def peer_connection_age(self) -> int:
         """The age in effect (0 = connections are never recycled)."""
@@ -236,7 +257,14 @@ class NodeConfig:
 
 _SECTIONS = {
     "node": {"region", "scheme", "role", "database", "log_file", "grace_seconds"},
-    "listen": {"peer", "citizen", "metrics", "peer_workers", "peer_connection_age_seconds"},
+    "listen": {
+        "peer",
+        "citizen",
+        "metrics",
+        "peer_workers",
+        "peer_connection_age_seconds",
+        *PORT_LIMIT_BOUNDS,
+    },
     "tls": {"cert", "key", "ca"},
     "keys": {"root", "signing", "key_set", "storage_secret", "seal"},
     "identity": {"issuer", "public_keys", "max_age_seconds", "replay_cache_entries"},
@@ -416,6 +444,7 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
             )
         ),
     )
+    listen = replace(listen, **_port_limits(listen_raw))
     if listen.peer_workers > MAX_PEER_WORKERS:
         raise ConfigError("listen.peer_workers", f"must be at most {MAX_PEER_WORKERS}")
     if listen.peer_workers > 1 and role != "region":
@@ -564,6 +593,22 @@ def _consent(raw: Mapping[str, Any], max_days: int) -> ConsentConfig:
         grants_per_hour=per_hour,
         grant_burst=bounded("grant_burst", d.grant_burst, per_hour, " (grants_per_hour)"),
     )
+
+
+def _port_limits(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``[listen]`` port limits present in ``raw``, each checked against its bounds."""
+    out: dict[str, Any] = {}
+    defaults = ListenConfig()
+    for key, (low, high) in PORT_LIMIT_BOUNDS.items():
+        if key not in raw:
+            continue
+        default = getattr(defaults, key)
+        kind = float if isinstance(default, float) else int
+        value = _get(raw, "listen", key, kind, default)
+        if not low <= value <= high:
+            raise ConfigError(f"listen.{key}", f"must be between {low:g} and {high:g}")
+        out[key] = value
+    return out
 
 
 def _endpoint(value: str, name: str) -> str:

@@ -1,19 +1,19 @@
 """HubService: the gRPC face of :class:`node._hub.Hub` (served on the hub's peer port).
 
 Invariants: the caller is the region id of its verified client certificate;
-``Push`` (client streaming) is not seen by the unary guard interceptor, so it
-does the guard's work itself: identity, a bound on the number of items per
-stream, error mapping through :func:`node._errors.map_error` (one place),
-metrics and one log line.  Every event is stored (committed) before the next
-one is read; the response (cursor and receipts) is sent at the end of the
-stream; after a broken stream the region asks ``GetCursor``/``GetReceipts``.
+the guard (:mod:`node._guard`) does for ``Push`` (client streaming) what it does
+for every call — identity, the per-peer limit of concurrent calls (a stream
+counts while it is open), a deadline and a size limit per item, error mapping,
+metrics and one log line — and ``Push`` bounds the number of items per stream.
+Every event is stored (committed) before the next one is read; the response
+(cursor and receipts) is sent at the end of the stream; after a broken stream
+the region asks ``GetCursor``/``GetReceipts``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -27,12 +27,9 @@ from ._context import NodeContext
 from ._errors import (
     NodeError,
     ResourceExhaustedError,
-    UnauthenticatedError,
-    map_error,
 )
-from ._guard import identity_of, require_caller
+from ._guard import require_caller
 from ._hub import Hub
-from ._observe import log_event
 
 __all__ = ["HubServicer", "Router"]
 
@@ -56,67 +53,44 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         request_iterator: AsyncIterator[hub_pb2.PushItem],
         context: aio.ServicerContext[Any, Any],
     ) -> hub_pb2.PushResponse:
-        started = time.perf_counter()
-        region = identity_of(context)
-        code, reason, stored = "OK", "", 0
+        region = require_caller()
+        await self._hub.admit(region)
         limit = self._ctx.config.hub.max_items_per_push
+        out = hub_pb2.PushResponse()
+        events = 0
+        # Pipelined: event k+1 is verified while event k commits; receipts stay in order.
+        pending: asyncio.Future[bytes] | None = None
         try:
-            if region is None:
-                raise UnauthenticatedError(
-                    "NO_CLIENT_CERTIFICATE", "a certificate with a region id is required"
-                )
-            if self._ctx.callers is not None:  # the pinned certificate (ADR 0415)
-                self._ctx.callers.admit("/huxin.v1.HubService/Push", region, context)
-            await self._hub.admit(region)
-            out = hub_pb2.PushResponse()
-            events = 0
-            # Pipelined: event k+1 is verified while event k commits; receipts stay in order.
-            pending: asyncio.Future[bytes] | None = None
-            try:
-                async for item in request_iterator:
-                    now = self._ctx.now_s()
-                    if item.kind == "log_checkpoint":
-                        if pending is not None:
-                            out.receipts.add().ParseFromString(await pending)
-                            pending, stored = None, stored + 1
-                        out.witnessed.ParseFromString(
-                            await self._hub.witness(region, item.log_checkpoint, now)
-                        )
-                        continue
-                    events += 1
-                    if events > limit:
-                        raise ResourceExhaustedError(
-                            "PUSH_TOO_LONG", f"at most {limit} events per push stream",
-                            field="events",
-                        )  # fmt: skip
-                    prepared = await self._hub.prepare(region, item, now)
+            async for item in request_iterator:
+                now = self._ctx.now_s()
+                if item.kind == "log_checkpoint":
                     if pending is not None:
                         out.receipts.add().ParseFromString(await pending)
-                        pending, stored = None, stored + 1
-                    pending = asyncio.ensure_future(self._hub.commit(prepared))
+                        pending = None
+                    out.witnessed.ParseFromString(
+                        await self._hub.witness(region, item.log_checkpoint, now)
+                    )
+                    continue
+                events += 1
+                if events > limit:
+                    raise ResourceExhaustedError(
+                        "PUSH_TOO_LONG", f"at most {limit} events per push stream",
+                        field="events",
+                    )  # fmt: skip
+                prepared = await self._hub.prepare(region, item, now)
                 if pending is not None:
                     out.receipts.add().ParseFromString(await pending)
-                    pending, stored = None, stored + 1
-            finally:
-                if pending is not None:  # an error came first: let the commit finish
-                    with contextlib.suppress(Exception):
-                        await pending
-            out.cursor = (await self._hub.cursor(region)).cursor
-            return out
-        except aio.AbortError:
-            raise
-        except Exception as exc:
-            mapped = map_error(exc)
-            code, reason = mapped.status.name, mapped.reason
-            if not isinstance(exc, NodeError) and mapped.reason == "INTERNAL":
-                log_event("internal error", 40, method="Push", peer=region or "-",
-                          exc=type(exc).__name__)  # fmt: skip
-            await context.abort(mapped.status, mapped.message, trailing_metadata=mapped.metadata)
-            raise  # pragma: no cover - abort always raises
+                    pending = None
+                pending = asyncio.ensure_future(self._hub.commit(prepared))
+            if pending is not None:
+                out.receipts.add().ParseFromString(await pending)
+                pending = None
         finally:
-            self._ctx.metrics.observe("Push", code, reason, started)
-            log_event("rpc", method="Push", peer=region or "-", code=code, reason=reason,
-                      events=stored, ms=round((time.perf_counter() - started) * 1000, 2))  # fmt: skip
+            if pending is not None:  # an error came first: let the commit finish
+                with contextlib.suppress(Exception):
+                    await pending
+        out.cursor = (await self._hub.cursor(region)).cursor
+        return out
 
     async def GetCursor(
         self, request: hub_pb2.GetCursorRequest, context: aio.ServicerContext[Any, Any]

@@ -6,8 +6,14 @@
 * The **citizen port** is server-authenticated TLS only (citizens have no
   certificates; they present a signed identity assertion per call).  It
   serves CitizenService.
-* Both serve the standard gRPC health and reflection services; both pass
-  every unary call through :class:`~node._guard.GuardInterceptor`.
+* Both serve the standard gRPC health and reflection services (listing
+  every service the port serves, HubService on a hub's peer port too); both
+  pass every call through :class:`~node._guard.GuardInterceptor`, which checks
+  a citizen's identity assertion on the call's headers on the citizen port.
+* Each port accepts a bounded number of connections, closes those that do not
+  finish TLS in time or stay idle, and advertises a stream limit per
+  connection (:mod:`node._port_limits`, docs/adr/0321); the soft descriptor
+  limit is raised to the hard one before the ports open.
 
 With ``[listen] peer_workers`` > 1 the peer port is bound with SO_REUSEPORT
 and :meth:`NodeServer.start_worker` serves it from further processes
@@ -46,6 +52,13 @@ from ._hub_role import HubRoles, open_outbox
 from ._identity import IdentityVerifier, replay_cache
 from ._mapping import Mapper
 from ._observe import Metrics, log_event
+from ._port_limits import (
+    ConnectionBudgetError,
+    ConnectionLimits,
+    connection_limits,
+    port_options,
+    raise_descriptor_limit,
+)
 from ._repo_consents import ConsentsRepository
 from ._repo_records import RecordsRepository
 from ._rights import build_calendar
@@ -60,12 +73,15 @@ from ._throttle import QueryThrottle
 from ._translog import TransparencyLog
 from ._trust import open_trust
 from ._workers import Follower, worker_metrics_address
-from .pb.v1 import node_pb2_grpc
+from .pb.v1 import hub_pb2, node_pb2_grpc
 
-__all__ = ["ListenError", "NodeServer", "Ports"]
+__all__ = ["PUBLIC_CITIZEN_METHODS", "ListenError", "NodeServer", "Ports"]
 
 _PEER_SERVICES = ("huxin.v1.PeerService", "huxin.v1.SourceService")
+_HUB_SERVICES = (hub_pb2.DESCRIPTOR.services_by_name["HubService"].full_name,)  # hub role
 _CITIZEN_SERVICES = ("huxin.v1.CitizenService",)
+# Citizen-port methods that need no identity assertion; every other one does.
+PUBLIC_CITIZEN_METHODS = frozenset({"/huxin.v1.CitizenService/GetIncentiveCatalogue"})
 
 
 class ListenError(Exception):
@@ -106,6 +122,7 @@ class NodeServer:
         self._sync: PeerSync | None = None
         self._follower: Follower | None = None
         self.ports: Ports | None = None
+        self._connections: ConnectionLimits | None = None
         self.hub_role = HubRoles(ctx)  # hub: HubService + trust-list schedule, or push loop
         # rights: objection timers and third-party query rate (docs/adr/0500, 0503)
         self.scheduler = RightsScheduler(ctx, ctx.config.rights.scheduler_interval_seconds)
@@ -174,24 +191,42 @@ class NodeServer:
         )
         return cls(ctx)
 
-    def _server(self, *, require_certificate: bool, reuse_port: bool = False) -> aio.Server:
-        limits = self.ctx.config.limits
+    def connection_limits(self) -> ConnectionLimits:
+        """Connections per port in this process (the descriptor limit raised first)."""
+        if self._connections is None:
+            listen = self.ctx.config.listen
+            try:
+                self._connections = connection_limits(listen, raise_descriptor_limit())
+            except ConnectionBudgetError as exc:
+                address = listen.citizen if "citizen" in exc.field else listen.peer
+                raise ListenError(exc.field, address, exc.message) from None
+        return self._connections
+
+    def _server(self, *, citizen: bool, reuse_port: bool = False) -> aio.Server:
+        """The peer port (mutual TLS, ``citizen`` False) or the citizen port."""
+        ctx = self.ctx
         guard = GuardInterceptor(
-            limits,
-            self.ctx.metrics,
-            require_certificate=require_certificate,
-            trust=self.ctx.trust,
-            throttle=self.throttle if require_certificate else None,
-            callers=self.ctx.callers if require_certificate else None,
+            ctx.config.limits,
+            ctx.metrics,
+            require_certificate=not citizen,
+            trust=ctx.trust,
+            throttle=None if citizen else self.throttle,
+            identity=ctx.identity if citizen else None,
+            now=ctx.now_s,
+            public_methods=PUBLIC_CITIZEN_METHODS if citizen else frozenset(),
+            request_timeout=ctx.config.listen.request_timeout_seconds,
+            callers=None if citizen else ctx.callers,
         )
         self._guards.append(guard)
-        return aio.server(interceptors=[guard], options=self._options(reuse_port))
+        return aio.server(interceptors=[guard], options=self._options(citizen, reuse_port))
 
-    def _options(self, reuse_port: bool) -> list[tuple[str, int]]:
-        """gRPC server options; the peer port of a node with workers recycles its
-        connections (``[listen] peer_connection_age_seconds``) so the kernel spreads
-        long-lived peer connections over the processes again."""
+    def _options(self, citizen: bool, reuse_port: bool) -> list[tuple[str, int]]:
+        """gRPC server options: the port's limits (:mod:`node._port_limits`); the peer
+        port of a node with workers recycles its connections (``[listen]
+        peer_connection_age_seconds``) so the kernel spreads long-lived peer
+        connections over the processes again."""
         config = self.ctx.config
+        listen, connections = config.listen, self.connection_limits()
         # gRPC core stops only what no peer may send: the guard enforces each peer's own
         # limit with a reason (MESSAGE_TOO_LARGE), and a per-peer limit above the default
         # takes effect at all (review5 L2).
@@ -202,6 +237,11 @@ class NodeServer:
             ("grpc.max_receive_message_length", largest),
             ("grpc.max_send_message_length", largest),
             ("grpc.so_reuseport", 1 if reuse_port else 0),
+            *port_options(
+                listen,
+                connections=connections.citizen if citizen else connections.peer,
+                streams=listen.citizen_max_streams if citizen else listen.peer_max_streams,
+            ),
         ]
         age = config.listen.peer_connection_age() if reuse_port else 0
         if age > 0:
@@ -224,9 +264,7 @@ class NodeServer:
     async def _make_peer_server(self, address: str) -> tuple[aio.Server, int]:
         """The mutual-TLS peer port (shared with worker processes when configured)."""
         s = self.ctx.secrets
-        peer = self._server(
-            require_certificate=True, reuse_port=self.ctx.config.listen.peer_workers > 1
-        )
+        peer = self._server(citizen=False, reuse_port=self.ctx.config.listen.peer_workers > 1)
         self._router = Router(self.ctx)
         node_pb2_grpc.add_PeerServiceServicer_to_server(
             RoutingPeerServicer(self.ctx, self._router), peer
@@ -235,7 +273,8 @@ class NodeServer:
         await self.hub_role.add_services(peer)  # hub: HubService when role = "hub"
         if self.hub_role.servicer is not None:  # federation: RouteAttestation via the router
             self.hub_role.servicer.router = self._router.route_for_hub
-        await self._add_health(peer, _PEER_SERVICES)
+        hub = _HUB_SERVICES if self.hub_role.servicer is not None else ()
+        await self._add_health(peer, (*_PEER_SERVICES, *hub))
         creds = grpc.ssl_server_credentials(
             [(s.tls_key, s.tls_cert)], root_certificates=s.tls_ca, require_client_auth=True
         )
@@ -277,7 +316,7 @@ class NodeServer:
     async def start(self) -> Ports:
         cfg, s = self.ctx.config, self.ctx.secrets
         peer, peer_port = await self._make_peer_server(cfg.listen.peer)
-        citizen = self._server(require_certificate=False)
+        citizen = self._server(citizen=True)
         node_pb2_grpc.add_CitizenServiceServicer_to_server(CitizenServicer(self.ctx), citizen)
         await self._add_health(citizen, _CITIZEN_SERVICES)
         citizen_creds = grpc.ssl_server_credentials([(s.tls_key, s.tls_cert)])
@@ -302,6 +341,9 @@ class NodeServer:
             citizen_port=citizen_port,
             metrics_port=metrics_port,
             log_size=self.ctx.log.size,
+            descriptors=self.connection_limits().descriptors,
+            peer_connections=self.connection_limits().peer,
+            citizen_connections=self.connection_limits().citizen,
         )
         return self.ports
 

@@ -1,7 +1,8 @@
 """CitizenService: self query, consents, query log, objections, uploads, deregistration.
 
 Invariants: every call is authenticated by a signed identity assertion
-(``huxin-identity-bin``) checked by :class:`~node._identity.IdentityVerifier`;
+(``huxin-identity-bin``) that the guard verified on the call's headers, once
+(:func:`node._guard.require_citizen`);
 a citizen sees and withdraws only their own consents (another's consent id
 is NOT_FOUND, never "forbidden", so ids cannot be probed); the self query is
 free and unlimited and is the only place the explained report (contributions)
@@ -55,7 +56,8 @@ from ._errors import (
     own_data,
 )
 from ._freetext import check_purpose
-from ._identity import IDENTITY_METADATA, AuthenticatedCitizen
+from ._guard import require_citizen
+from ._identity import AuthenticatedCitizen
 from ._repo_consents import ConsentRow, GrantHistory, state_of
 from ._throttle import RETRY_AFTER_KEY
 from ._translog import PAGE_DEFAULT, LogWrite
@@ -176,11 +178,7 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
         self._ctx = ctx
 
     def _citizen(self, context: aio.ServicerContext[Any, Any]) -> AuthenticatedCitizen:
-        blob: bytes | None = None
-        for key, value in context.invocation_metadata() or ():
-            if key == IDENTITY_METADATA:
-                blob = value if isinstance(value, bytes) else None
-        return self._ctx.identity.verify(blob, self._ctx.now_s())
+        return require_citizen()  # verified by the guard on the headers, once per call
 
     async def GetMyScore(
         self, request: node_pb2.MyScoreRequest, context: aio.ServicerContext[Any, Any]
