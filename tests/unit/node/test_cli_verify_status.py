@@ -1,0 +1,174 @@
+"""``huxin verify``: which status list decides (issue 14 item 1), end to end.
+
+A real ``huxin verify`` invocation (``node._cli.main``) against a trust bundle
+built by ``huxin trust build --status …`` plus ``--status`` files, as an
+integrator runs it.  The rule (docs/SPEC.md section 8): among the lists for the
+attestation's issuer and list id that verify and are in force at ``now``, the
+most recently issued decides, whatever their order; lists that fail are
+skipped and reported as warnings; none usable is ``STATUS_UNAVAILABLE``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from keys import (
+    Attestation,
+    Envelope,
+    EnvelopeSignature,
+    KeyPair,
+    Status,
+    StatusList,
+    decode_private_key,
+    issue_attestation,
+    subject_binding,
+)
+from node._cli import main
+
+T0 = 1_793_491_200  # 2026-11-01T00:00:00Z, the verification time
+NOW = str(T0)
+DAY = 86_400
+SALT = bytes(range(32))
+SUBJECT = "23110219900517123X"
+INDEX = 5
+LIST_ID = "heihe-1"
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@dataclass
+class Bed:
+    root: Path
+    heihe: Path
+    hub: Path
+    signing: KeyPair
+    hub_key: str
+    attestation: Path
+
+    def status(self, name: str, state: Status, issued: int, expires: int) -> Path:
+        sl = StatusList("heihe", LIST_ID)
+        sl.set(INDEX, state)
+        path = self.root / f"{name}.bin"
+        path.write_bytes(sl.sign(self.signing, issued, expires).to_bytes())
+        return path
+
+
+@pytest.fixture
+def bed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Bed:
+    heihe, hub = tmp_path / "heihe", tmp_path / "hub"
+    init = str(T0 - 10 * DAY)
+    assert _run(capsys, "keys", "init", "--region", "heihe", "--out", str(heihe), "--now", init)[0] == 0
+    code, out, _ = _run(
+        capsys, "keys", "init", "--region", "hlj-hub", "--out", str(hub), "--now", init, "--json"
+    )
+    assert code == 0
+    hub_key = json.loads((hub / "root.key").read_text())["public_key"]
+    signing = decode_private_key((heihe / "signing.key").read_bytes())
+    att = Attestation(
+        attestation_id="a1", issuer_region="heihe", scheme_id="heihe", scheme_version="2024",
+        grade="AA", period="2026-10", model_version="m1", issued_at=T0 - 3 * 3600,
+        expires_at=T0 + DAY, subject_binding=subject_binding(SALT, SUBJECT), consent_id="c1",
+        consent_sha256=b"\x01" * 32, audience="bank-1", purpose="loan", nonce=b"n-1",
+        status_list_id=LIST_ID, status_index=INDEX,
+    )  # fmt: skip
+    path = tmp_path / "a.att"
+    path.write_bytes(issue_attestation(att, signing))
+    return Bed(tmp_path, heihe, hub, signing, hub_key, path)
+
+
+def _bad_signature(path: Path) -> Path:
+    env = Envelope.from_bytes(path.read_bytes())
+    sig = env.signatures[0]
+    flipped = EnvelopeSignature(sig.key_id, bytes([sig.sig[0] ^ 1]) + sig.sig[1:])
+    out = path.with_name("bad-" + path.name)
+    out.write_bytes(Envelope(env.payload_type, env.payload, (flipped,)).to_bytes())
+    return out
+
+
+def _lists(bed: Bed) -> dict[str, Path]:
+    """The lists of the table: the one in a bundle built an hour ago, a fresh one after a
+    withdrawal, one that has expired, one with a broken signature, one dated tomorrow."""
+    stale = bed.status("stale", Status.VALID, T0 - 3600, T0 + DAY)
+    return {
+        "stale": stale,
+        "fresh_revoked": bed.status("fresh-revoked", Status.REVOKED, T0 - 60, T0 + DAY),
+        "fresh_valid": bed.status("fresh-valid", Status.VALID, T0 - 60, T0 + DAY),
+        "expired": bed.status("expired", Status.VALID, T0 - 2 * DAY, T0 - DAY),
+        "bad_signature": _bad_signature(stale),
+        "future_valid": bed.status("future", Status.VALID, T0 + 3600, T0 + 2 * DAY),
+        "suspended_old": bed.status("suspended", Status.SUSPENDED, T0 - 7200, T0 + DAY),
+    }
+
+
+# (id, lists in the bundle, --status files, exit code, reason or "VALID", warning codes)
+CASES = [
+    ("stale-bundle-list-fresh-revoked-status", ["stale"], ["fresh_revoked"], 1, "STATUS_REVOKED", []),
+    ("two-bundle-lists-newer-last", ["stale", "fresh_revoked"], [], 1, "STATUS_REVOKED", []),
+    ("two-bundle-lists-newer-first", ["fresh_revoked", "stale"], [], 1, "STATUS_REVOKED", []),
+    ("newer-valid-lifts-older-suspension", ["fresh_valid", "suspended_old"], [], 0, "VALID", []),
+    ("expired-bundle-list-valid-status", ["expired"], ["fresh_valid"], 0, "VALID", ["EXPIRED"]),
+    ("bad-signature-bundle-list-valid-status", ["bad_signature"], ["fresh_valid"], 0, "VALID",
+     ["BAD_SIGNATURE"]),
+    ("future-dated-list-cannot-override", [], ["fresh_revoked", "future_valid"], 1,
+     "STATUS_REVOKED", ["NOT_YET_VALID"]),
+    ("none-usable", ["expired"], ["bad_signature"], 1, "STATUS_UNAVAILABLE",
+     ["EXPIRED", "BAD_SIGNATURE"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("bundle_lists", "status_files", "exit_code", "verdict", "warnings"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
+def test_the_newest_usable_status_list_decides(
+    bed: Bed,
+    capsys: pytest.CaptureFixture[str],
+    bundle_lists: list[str],
+    status_files: list[str],
+    exit_code: int,
+    verdict: str,
+    warnings: list[str],
+) -> None:
+    """issue 14 item 1 (REQ H12, H17): a bundle built with an older status list must not
+    hide a revocation a fresher list shows; order does not matter; broken, expired or
+    future-dated lists are skipped with a warning (JSON and text), and only when no list
+    is usable is the verdict STATUS_UNAVAILABLE."""
+    lists = _lists(bed)
+    bundle = bed.root / "trust.bundle"
+    build = ["trust", "build", "--hub-root", str(bed.hub / "root.key"), "--issuer", "hlj-hub",
+             "--region-dir", str(bed.heihe), "--version", "1", "--out", str(bundle),
+             "--now", str(T0 - 3600)]  # fmt: skip
+    for name in bundle_lists:
+        build += ["--status", str(lists[name])]
+    assert _run(capsys, *build)[0] == 0
+    argv = ["verify", str(bed.attestation), "--trust", str(bundle), "--hub-key", bed.hub_key,
+            "--audience", "bank-1", "--nonce", "n-1", "--now", NOW]  # fmt: skip
+    for name in status_files:
+        argv += ["--status", str(lists[name])]
+
+    code, out, err = _run(capsys, *argv, "--json")
+    doc = json.loads(out)
+    assert code == exit_code, (out, err)
+    assert (doc["valid"], doc.get("reason", "VALID")) == (verdict == "VALID", verdict)
+    assert [w["code"] for w in doc["warnings"]] == warnings
+    if verdict == "VALID":
+        assert doc["status"] == "valid"
+
+    code, out, err = _run(capsys, *argv)  # the text form reports the same warnings
+    assert code == exit_code
+    assert [line.split(": ")[2] for line in err.splitlines() if line.startswith("warning:")] == (
+        warnings
+    )
+    if verdict == "VALID":
+        assert out.startswith("VALID") and "status valid" in out
+    else:
+        assert f"error: {verdict}:" in err
