@@ -65,11 +65,11 @@ class Bed:
 def bed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Bed:
     heihe, hub = tmp_path / "heihe", tmp_path / "hub"
     init = str(T0 - 10 * DAY)
-    assert _run(capsys, "keys", "init", "--region", "heihe", "--out", str(heihe), "--now", init)[0] == 0
-    code, out, _ = _run(
-        capsys, "keys", "init", "--region", "hlj-hub", "--out", str(hub), "--now", init, "--json"
-    )
-    assert code == 0
+    for region, out in (("heihe", heihe), ("hlj-hub", hub)):
+        assert (
+            _run(capsys, "keys", "init", "--region", region, "--out", str(out), "--now", init)[0]
+            == 0
+        )
     hub_key = json.loads((hub / "root.key").read_text())["public_key"]
     signing = decode_private_key((heihe / "signing.key").read_bytes())
     att = Attestation(
