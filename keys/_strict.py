@@ -47,7 +47,9 @@ def parse_container(cls: type[M], data: bytes, code: str, field: str, what: str)
     try:
         m.ParseFromString(bytes(data))
     except _PARSE_ERRORS:
-        raise VerificationError(code, f"not a {what}", field=field) from None
+        raise VerificationError(
+            code, f"{what}: bad wire bytes, or a string that is not UTF-8", field=field
+        ) from None
     return m
 
 
