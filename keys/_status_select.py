@@ -41,7 +41,7 @@ __all__ = ["StatusCandidate", "StatusPool", "StatusWarning", "select_status_list
 
 #: A status list as a verifier may hold it: signed bytes or envelope (authenticated
 #: here), or a :class:`StatusList` already returned by ``verify_status_list``.
-StatusCandidate = StatusList | Envelope | bytes | bytearray | pb.Envelope
+StatusCandidate = StatusList | Envelope | bytes | pb.Envelope
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,7 @@ class StatusWarning:
 
 
 def _as_list(status: StatusCandidate | Iterable[StatusCandidate]) -> list[StatusCandidate]:
-    if isinstance(status, StatusList | Envelope | bytes | bytearray | pb.Envelope):
+    if isinstance(status, StatusList | Envelope | bytes | pb.Envelope):
         return [status]
     return list(status)
 

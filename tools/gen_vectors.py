@@ -230,7 +230,7 @@ def build() -> dict[str, Any]:
     default = {"trust": "trust_v2", "min_version": 2, "audience": AUDIENCE}
 
     def case(
-        name: str, blob: bytes, expect: str, warnings: tuple[str, ...] = (), **params: Any
+        name: str, blob: bytes, expect: str, *warnings: str, **params: Any
     ) -> dict[str, Any]:
         p = {**default, **params}
         return {
@@ -350,20 +350,20 @@ def build() -> dict[str, Any]:
              trust="trust_v2_fresh_then_stale", use_status=True),
         case("status_newer_valid_lifts_older_suspension", single, "VALID",
              use_status=True, status_lists=["older_suspended"]),
-        case("status_expired_bundle_list_fresh_valid", single, "VALID", ("EXPIRED",),
+        case("status_expired_bundle_list_fresh_valid", single, "VALID", "EXPIRED",
              trust="trust_v2_expired_list", use_status=True, status_lists=["fresh_valid"]),
-        case("status_bad_signature_bundle_list_fresh_valid", single, "VALID", ("BAD_SIGNATURE",),
+        case("status_bad_signature_bundle_list_fresh_valid", single, "VALID", "BAD_SIGNATURE",
              trust="trust_v2_bad_signature_list", use_status=True, status_lists=["fresh_valid"]),
         case("status_future_dated_list_cannot_override", single, "STATUS_REVOKED",
-             ("NOT_YET_VALID",), status_lists=["fresh_revoked", "future_dated"]),
-        case("status_none_usable", single, "STATUS_UNAVAILABLE", ("EXPIRED", "BAD_SIGNATURE"),
+             "NOT_YET_VALID", status_lists=["fresh_revoked", "future_dated"]),
+        case("status_none_usable", single, "STATUS_UNAVAILABLE", "EXPIRED", "BAD_SIGNATURE",
              trust="trust_v2_expired_list", use_status=True, status_lists=["bad_signature"]),
         # -- a broken status list never decides (docs/SPEC.md sections 5 and 8) -------
-        case("status_list_zlib_trailing_bytes", single, "STATUS_UNAVAILABLE", ("MALFORMED",),
+        case("status_list_zlib_trailing_bytes", single, "STATUS_UNAVAILABLE", "MALFORMED",
              status_lists=["zlib_trailing_bytes"]),
-        case("status_list_invalid_utf8", single, "STATUS_UNAVAILABLE", ("MALFORMED",),
+        case("status_list_invalid_utf8", single, "STATUS_UNAVAILABLE", "MALFORMED",
              status_lists=["invalid_utf8"]),
-        case("status_list_future_dated", single, "STATUS_UNAVAILABLE", ("NOT_YET_VALID",),
+        case("status_list_future_dated", single, "STATUS_UNAVAILABLE", "NOT_YET_VALID",
              status_lists=["future_dated"]),
         # -- several signatures (docs/SPEC.md section 2, docs/adr/0112) --------------
         case("signatures_bad_then_good", _with_signatures(payload, (old, True), (cur, False)),
