@@ -229,9 +229,7 @@ def build() -> dict[str, Any]:
 
     default = {"trust": "trust_v2", "min_version": 2, "audience": AUDIENCE}
 
-    def case(
-        name: str, blob: bytes, expect: str, *warnings: str, **params: Any
-    ) -> dict[str, Any]:
+    def case(name: str, blob: bytes, expect: str, *warnings: str, **params: Any) -> dict[str, Any]:
         p = {**default, **params}
         return {
             "name": name,
