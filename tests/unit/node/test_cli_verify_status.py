@@ -172,3 +172,99 @@ def test_the_newest_usable_status_list_decides(
         assert out.startswith("VALID") and "status valid" in out
     else:
         assert f"error: {verdict}:" in err
+
+
+# --------------------------------------------------------------- --state and --hub-key
+
+
+def _bundle(bed: Bed, capsys: pytest.CaptureFixture[str], version: int = 3) -> Path:
+    bundle = bed.root / "trust.bundle"
+    code, _, _ = _run(
+        capsys, "trust", "build", "--hub-root", str(bed.hub / "root.key"), "--issuer", "hlj-hub",
+        "--region-dir", str(bed.heihe), "--version", str(version), "--out", str(bundle),
+        "--now", str(T0 - 3600),
+    )  # fmt: skip
+    assert code == 0
+    return bundle
+
+
+OTHER_KEY = "ab" * 32
+
+# (id, state file content or None, --hub-key: "hex" | "hexfile" | "jsonfile" | "other" | None,
+#  exit code, error code or "VALID")
+STATES = [
+    ("no-state-hex-key", None, "hex", 0, "VALID"),
+    ("hub-key-file-as-init-federation-writes-it", None, "hexfile", 0, "VALID"),
+    ("hub-key-json-key-file", None, "jsonfile", 0, "VALID"),
+    ("pinned-key-used-without-hub-key", '{"hub_key": "PINNED", "version": 3}', None, 0, "VALID"),
+    ("other-members-kept", '{"hub_key": "PINNED", "note": "kept"}', None, 0, "VALID"),
+    ("rollback-refused", '{"hub_key": "PINNED", "version": 4}', None, 1, "TRUST_ROLLBACK"),
+    ("hub-key-changed", '{"hub_key": "PINNED"}', "other", 1, "HUB_KEY_CHANGED"),
+    ("no-key-at-all", "{}", None, 2, "HUB_KEY_REQUIRED"),
+    ("not-json", "hub_key=abc", "hex", 2, "INVALID_STATE"),
+    ("not-an-object", "[1, 2]", "hex", 2, "INVALID_STATE"),
+    ("key-not-hex", '{"hub_key": "zz"}', "hex", 2, "INVALID_STATE"),
+    ("negative-version", '{"version": -1}', "hex", 2, "INVALID_STATE"),
+    ("version-not-an-integer", '{"version": "3"}', "hex", 2, "INVALID_STATE"),
+]
+
+
+@pytest.mark.parametrize(
+    ("content", "hub_key", "exit_code", "outcome"),
+    [s[1:] for s in STATES],
+    ids=[s[0] for s in STATES],
+)
+def test_state_file_and_hub_key(
+    bed: Bed,
+    capsys: pytest.CaptureFixture[str],
+    content: str | None,
+    hub_key: str | None,
+    exit_code: int,
+    outcome: str,
+) -> None:
+    """issue 14 item 17 (docs/SPEC.md section 10): the documented --state format is what
+    huxin verify reads and writes; a malformed file is INVALID_STATE, never a traceback;
+    the hub key file written by `huxin init federation` (hex text) is accepted."""
+    bundle = _bundle(bed, capsys)
+    status = bed.status("fresh", Status.VALID, T0 - 60, T0 + DAY)
+    state = bed.root / "state.json"
+    if content is not None:
+        state.write_text(content.replace("PINNED", bed.hub_key), encoding="utf-8")
+    keyfile = bed.root / "hub.hex"
+    keyfile.write_text(bed.hub_key + "\n", encoding="ascii")
+    key_arg = {
+        "hex": bed.hub_key,
+        "hexfile": str(keyfile),
+        "jsonfile": str(bed.hub / "root.key"),
+        "other": OTHER_KEY,
+    }
+    argv = ["verify", str(bed.attestation), "--trust", str(bundle), "--audience", "bank-1",
+            "--nonce", "n-1", "--status", str(status), "--now", NOW, "--state", str(state)]  # fmt: skip
+    if hub_key is not None:
+        argv += ["--hub-key", key_arg[hub_key]]
+    code, out, err = _run(capsys, *argv)
+    assert code == exit_code, (out, err)
+    if outcome == "VALID":
+        assert out.startswith("VALID")
+        saved = json.loads(state.read_text(encoding="utf-8"))
+        assert (saved["hub_key"], saved["version"]) == (bed.hub_key, 3)
+        if "note" in (content or ""):
+            assert saved["note"] == "kept"
+        assert not [p for p in bed.root.iterdir() if p.name.startswith(".state-")]
+    else:
+        assert f"error: {outcome}:" in err
+        assert "Traceback" not in err
+        if content is not None:  # a refused check leaves the state as it was
+            assert state.read_text(encoding="utf-8") == content.replace("PINNED", bed.hub_key)
+
+
+def test_status_files_are_bounded(bed: Bed, capsys: pytest.CaptureFixture[str]) -> None:
+    """issue 14 item 1: --status is repeatable up to a documented bound (64)."""
+    bundle = _bundle(bed, capsys)
+    status = bed.status("fresh", Status.VALID, T0 - 60, T0 + DAY)
+    argv = ["verify", str(bed.attestation), "--trust", str(bundle), "--hub-key", bed.hub_key,
+            "--audience", "bank-1", "--nonce", "n-1", "--now", NOW]  # fmt: skip
+    code, _, err = _run(capsys, *argv, *["--status", str(status)] * 65)
+    assert code == 2 and "error: INVALID_ARGUMENT: --status: at most 64 files" in err
+    code, out, _ = _run(capsys, *argv, *["--status", str(status)] * 64)
+    assert code == 0 and out.startswith("VALID")
