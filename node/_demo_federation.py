@@ -11,18 +11,14 @@ the next request is refused.
 Invariants: no full ID number is printed or put on a command line; every
 process started here is stopped by pid in :func:`stop_processes` (also on
 failure); every network call has a deadline.  The ``huxin verify`` command
-printed in stage 9 runs as pasted: everything it reads is written to
-``<workdir>/verify/`` (kept with ``huxin demo --keep DIR``), with absolute
-paths and the time of the check as ``--now``, and the demo runs exactly that
-command (plus ``--json`` to read the result).
+printed in stage 9 runs as pasted (node/_demo_verify.py), and the demo runs
+exactly that command (plus ``--json`` to read the result).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shlex
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -43,6 +39,7 @@ from keys import (
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
 
 from ._client import reason_of
+from ._demo_verify import command_line, keep_inputs, verify_args, verify_dir
 from ._federation import FederationLayout, init_federation
 from ._secrets import read_hex, write_hex
 from ._storage import connect
@@ -294,7 +291,7 @@ def stage_request(ctx: DemoContext) -> None:
     resp = _request(ctx, nonce)
     ms = (time.perf_counter() - started) * 1000
     ctx.extra["nonce"] = nonce
-    path = _verify_dir(ctx) / "attestation.bin"
+    path = verify_dir(ctx.workdir) / "attestation.bin"
     path.write_bytes(resp.signed_attestation)
     ctx.extra["attestation"] = path
     ctx.say(
@@ -330,57 +327,29 @@ def _route_lines(ctx: DemoContext) -> list[tuple[str, str]]:
     return rows
 
 
-def _verify_dir(ctx: DemoContext) -> Path:
-    """Where the bank keeps what its offline check reads (absolute, so a printed
-    command works from any directory)."""
-    path = (ctx.workdir / "verify").resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def _fetch_status(ctx: DemoContext, name: str) -> Path:
     """The bank fetches Heihe's signed status list from the endpoint the trust list names
     (allowed: 'hainan.bank' belongs to a listed region) and keeps it as ``name``."""
     procs = _procs(ctx)
     stub = node_pb2_grpc.PeerServiceStub(procs.channel(HEIHE, BANK))
     env = stub.GetStatusList(node_pb2.GetStatusListRequest(), timeout=DEADLINE)
-    path = _verify_dir(ctx) / name
+    path = verify_dir(ctx.workdir) / name
     path.write_bytes(env.SerializeToString())
     return path
 
 
-def _keep_inputs(ctx: DemoContext) -> dict[str, Path]:
-    """The files every check reads, copied into the verify directory: the hub's trust
-    bundle and key as the bank received them, and the applicant's ID number (synthetic;
-    owner-only, never on a command line) as the bank reads it from the card."""
-    assert ctx.resident is not None
-    layout, out = _layout(ctx), _verify_dir(ctx)
-    kept = {"trust": out / "trust.bundle", "hub_key": out / "hub.key", "id": out / "subject-id"}
-    shutil.copyfile(layout.bundle(HUB), kept["trust"])
-    shutil.copyfile(layout.hub_key_file(HUB), kept["hub_key"])
-    fd = os.open(kept["id"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(ctx.resident + "\n")
-    return kept
-
-
 def _verify_args(ctx: DemoContext, statuses: list[Path], now: int) -> list[str]:
-    """``huxin verify`` arguments that need nothing but the kept files: absolute paths,
-    the bank's nonce and the binding salt the citizen handed over (the demo's data is
-    synthetic), the time of the check."""
+    assert ctx.resident is not None
     token: node_pb2.ConsentToken = ctx.extra["token"]
-    kept = ctx.extra.get("kept") or _keep_inputs(ctx)
-    ctx.extra["kept"] = kept
-    args = [
-        "verify", str(ctx.extra["attestation"]), "--trust", str(kept["trust"]),
-        "--hub-key", str(kept["hub_key"]), "--audience", BANK,
-        "--nonce", "hex:" + ctx.extra["nonce"].hex(), "--salt", token.binding_salt.hex(),
-        "--subject-id-file", str(kept["id"]),
-    ]  # fmt: skip
-    for path in statuses:
-        args += ["--status", str(path)]
-    return [*args, "--now", datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")]
+    kept = ctx.extra.get("kept")
+    if kept is None:
+        layout = _layout(ctx)
+        kept = ctx.extra["kept"] = keep_inputs(
+            verify_dir(ctx.workdir), layout.bundle(HUB), layout.hub_key_file(HUB), ctx.resident
+        )
+    return verify_args(
+        ctx.extra["attestation"], kept, BANK, ctx.extra["nonce"], token.binding_salt, statuses, now
+    )
 
 
 def _run_verify(ctx: DemoContext, args: list[str]) -> subprocess.CompletedProcess[str]:
@@ -392,7 +361,7 @@ def stage_verify(ctx: DemoContext) -> None:
     ctx.heading("9. The bank verifies offline (as `huxin verify` does)")
     status = _fetch_status(ctx, "heihe-status-at-check.bin")
     args = _verify_args(ctx, [status], int(time.time()))
-    command = shlex.join(["huxin", *args])
+    command = command_line(args)
     ctx.extra["verify_command"] = command
     ctx.say(f"$ {command}")
     out = _run_verify(ctx, args)
@@ -417,7 +386,7 @@ def stage_verify(ctx: DemoContext) -> None:
         "Signature, signing key (certified by Heihe's root key in the hub-signed trust list),"
         " expiry, audience, nonce, subject binding and status all check out without calling"
         " anyone.  The command above reads only files in"
-        f" {_verify_dir(ctx)} (the applicant's synthetic ID number is in"
+        f" {verify_dir(ctx.workdir)} (the applicant's synthetic ID number is in"
         " subject-id, readable by you alone); paste it to check again as of --now."
     )
 
@@ -475,10 +444,10 @@ def stage_withdraw(ctx: DemoContext) -> None:
         ctx.extra["refused"] = ""
         ctx.say("NOT refused — this is a bug.")
     ctx.say()
-    at_check = _verify_dir(ctx) / "heihe-status-at-check.bin"
+    at_check = verify_dir(ctx.workdir) / "heihe-status-at-check.bin"
     fresh = _fetch_status(ctx, "heihe-status-after-withdrawal.bin")
     args = _verify_args(ctx, [at_check, fresh], int(time.time()))
-    ctx.say(f"$ {shlex.join(['huxin', *args])}")
+    ctx.say(f"$ {command_line(args)}")
     out = _run_verify(ctx, args)
     ctx.extra["revoked"] = out.returncode != 0 and "STATUS_REVOKED" in out.stdout + out.stderr
     ctx.say(
