@@ -13,8 +13,8 @@ nothing else:
    ``now`` (issued more than ``skew`` ahead: ``NOT_YET_VALID``; expired:
    ``EXPIRED``) is skipped with a warning;
 3. of the rest, the one with the greatest ``issued_at`` decides, whatever the
-   order of the candidates; two *different* lists with that same
-   ``issued_at`` decide nothing (``STATUS_UNAVAILABLE`` warning: the issuer
+   order of the candidates; two lists with that same ``issued_at`` whose
+   entries differ decide nothing (``STATUS_UNAVAILABLE`` warning: the issuer
    said two things at once);
 4. nothing left: no list (the verdict is then ``STATUS_UNAVAILABLE``).
 
