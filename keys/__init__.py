@@ -29,12 +29,14 @@ from ._envelope import (
     ATTESTATION_TYPE,
     CHECKPOINT_TYPE,
     KEYSET_TYPE,
+    MAX_SIGNATURES,
     STATUSLIST_TYPE,
     TRUSTLIST_TYPE,
     Envelope,
     EnvelopeSignature,
     pae,
     sign,
+    signer_of,
     verified_signer,
     verify_envelope,
 )
@@ -57,7 +59,8 @@ from ._merkle import (
 )
 from ._pseudonym import normalise_id, province_pseudonym, subject_binding, subject_key
 from ._seal import Sealer
-from ._status import MIN_ENTRIES, Status, StatusList, verify_status_list
+from ._status import MIN_ENTRIES, Status, StatusList, open_status_list, verify_status_list
+from ._status_select import StatusCandidate, StatusPool, StatusWarning, select_status_list
 from ._timeutil import from_epoch, to_epoch
 from ._trust import (
     KeySet,
@@ -77,6 +80,7 @@ __all__ = [
     "DEFAULT_SKEW_SECONDS",
     "EMPTY_ROOT",
     "KEYSET_TYPE",
+    "MAX_SIGNATURES",
     "MIN_ENTRIES",
     "REASON_CODES",
     "REGION_URI_PREFIX",
@@ -100,7 +104,10 @@ __all__ = [
     "Sealer",
     "SigningKeyInfo",
     "Status",
+    "StatusCandidate",
     "StatusList",
+    "StatusPool",
+    "StatusWarning",
     "Trust",
     "TrustList",
     "TrustedRegion",
@@ -124,14 +131,17 @@ __all__ = [
     "merkle_root",
     "node_hash",
     "normalise_id",
+    "open_status_list",
     "pae",
     "path_from_levels",
     "province_pseudonym",
     "region_of_certificate",
     "root_from_inclusion",
     "root_of_leaf_hashes",
+    "select_status_list",
     "sign",
     "sign_checkpoint",
+    "signer_of",
     "subject_binding",
     "subject_key",
     "to_epoch",

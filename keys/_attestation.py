@@ -17,14 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from google.protobuf.message import DecodeError
-
 from node.pb.v1 import attestation_pb2 as pb
 
 from ._ed25519 import KeyPair
 from ._envelope import ATTESTATION_TYPE, CHECKPOINT_TYPE, Envelope, pae, sign
-from ._errors import KeysError, VerificationError
+from ._errors import KeysError
 from ._merkle import carry_levels, path_from_levels
+from ._strict import parse_signed
 from ._timeutil import Instant, to_epoch
 
 __all__ = [
@@ -176,13 +175,11 @@ class Attestation:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Attestation:
-        """Parse payload bytes (only call after their signature has been verified)."""
-        m = pb.Attestation()
-        try:
-            m.ParseFromString(data)
-        except DecodeError:
-            raise VerificationError("MALFORMED", "not an Attestation", field="payload") from None
-        return cls.from_proto(m)
+        """Parse payload bytes (only call after their signature has been verified);
+        canonical encoding only (keys._strict)."""
+        return cls.from_proto(
+            parse_signed(pb.Attestation, data, "MALFORMED", "payload", "Attestation")
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,11 +203,8 @@ class Checkpoint:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Checkpoint:
-        m = pb.Checkpoint()
-        try:
-            m.ParseFromString(data)
-        except DecodeError:
-            raise VerificationError("MALFORMED", "not a Checkpoint", field="checkpoint") from None
+        """Parse signed checkpoint bytes (canonical encoding only, keys._strict)."""
+        m = parse_signed(pb.Checkpoint, data, "MALFORMED", "checkpoint", "Checkpoint")
         return cls(m.origin, m.tree_size, bytes(m.root_hash), m.timestamp, m.kind)
 
 

@@ -75,7 +75,8 @@ from ._bundle import (
 from ._envelope import ATTESTATION_TYPE, Envelope
 from ._errors import KeysError, VerificationError
 from ._merkle import carry_levels, root_from_inclusion, root_of_leaf_hashes
-from ._status import StatusList
+from ._status_select import StatusCandidate, StatusPool
+from ._strict import canonical_bytes
 from ._timeutil import Instant, to_epoch
 from ._trust import Trust
 from ._verify import (
@@ -89,6 +90,7 @@ from ._verify import (
     _parse,
     _signer,
     _verify_checkpoint,
+    status_pool,
 )
 
 __all__ = ["verify_batch", "verify_batch_payloads"]
@@ -160,7 +162,9 @@ def _included(payloads: Sequence[bytes], proofs: Sequence[bytes], cp: Checkpoint
     return [_own_path(p, leaf, cp) for p, leaf in zip(proofs, leafs, strict=True)]
 
 
-def _all_pass(atts: list[pb.Attestation], g: _Group, t: int, audience: str) -> bool:
+def _all_pass(
+    atts: list[pb.Attestation], payloads: Sequence[bytes], g: _Group, t: int, audience: str
+) -> bool:
     """Steps 5-10 for every member at once (C-level scans); False if any may fail."""
     if not g.fast:
         return False
@@ -174,6 +178,8 @@ def _all_pass(atts: list[pb.Attestation], g: _Group, t: int, audience: str) -> b
         return False
     if min(map(_EXPIRES, atts)) <= t:
         return False
+    if not all(map(eq, map(canonical_bytes, atts), payloads)):
+        return False  # the single-item path names it: MALFORMED
     return not g.schemes or all(f"{a}@{v}" in g.schemes for a, v in set(map(_SCHEME, atts)))
 
 
@@ -185,7 +191,7 @@ def _verify_group(  # noqa: PLR0917
     trust: Trust,
     t: int,
     audience: str,
-    status_lists: list[StatusList] | None,
+    status_lists: StatusPool | None,
     skew: int,
 ) -> None:
     """Inclusion, then steps 4-12, for the members of one verified checkpoint.
@@ -207,7 +213,7 @@ def _check_group(  # noqa: PLR0917
     trust: Trust,
     t: int,
     audience: str,
-    status_lists: list[StatusList] | None,
+    status_lists: StatusPool | None,
     skew: int,
 ) -> None:
     """Steps 4-12 for the authenticated (``included``) members of group ``g``, in
@@ -239,7 +245,7 @@ def _check_chunk(  # noqa: PLR0917
     trust: Trust,
     t: int,
     audience: str,
-    status_lists: list[StatusList] | None,
+    status_lists: StatusPool | None,
     skew: int,
 ) -> None:
     kid, checkpoint = g.signer.key_id, g.signer.checkpoint
@@ -248,7 +254,7 @@ def _check_chunk(  # noqa: PLR0917
             atts = list(map(_parse_attestation, payloads))
         except DecodeError:
             atts = []
-        if atts and _all_pass(atts, g, t, audience):
+        if atts and _all_pass(atts, payloads, g, t, audience):
             done = map(VerifiedAttestation, payloads, repeat(g.signer), repeat("unchecked"))
             for _ in map(results.__setitem__, positions, done):
                 pass
@@ -276,16 +282,17 @@ def _check_chunk(  # noqa: PLR0917
                     and t < att.expires_at
                     and att.issuer_region == region
                     and (not schemes or f"{att.scheme_id}@{att.scheme_version}" in schemes)
+                    and canonical_bytes(att) == payload
                 ):
                     if status_lists is None:
                         results[pos] = VerifiedAttestation(payload, signer, "unchecked", att)
                         continue
                     try:
-                        state = _check_status(att, status_lists, t)
+                        state, warnings = _check_status(att, status_lists, t)
                     except VerificationError as exc:
                         results[pos] = exc
                     else:
-                        results[pos] = VerifiedAttestation(payload, signer, state, att)
+                        results[pos] = VerifiedAttestation(payload, signer, state, att, warnings)
                     continue
         try:
             results[pos] = _check(
@@ -301,7 +308,7 @@ def _whole_batch(  # noqa: PLR0917
     trust: Trust,
     t: int,
     audience: str,
-    status_lists: list[StatusList] | None,
+    status_lists: StatusPool | None,
     skew: int,
 ) -> bool:
     """Fast path for a whole batch in leaf order (the common bulk case): the first
@@ -336,19 +343,18 @@ def verify_batch(
     now: Instant,
     audience: str,
     *,
-    status: StatusList | Iterable[StatusList] | None = None,
+    status: StatusCandidate | Iterable[StatusCandidate] | StatusPool | None = None,
     skew: int = DEFAULT_SKEW_SECONDS,
 ) -> list[VerifiedAttestation | VerificationError]:
     """Verify many ``SignedAttestation`` blobs; one result (or error) per blob, in order.
 
     Same checks and the same result per blob as :func:`verify_attestation`
     (without nonce/subject, which are per request); see the module docstring
-    for how the work is shared.
+    for how the work is shared.  The status lists are authenticated once and the
+    deciding one is chosen once per issuer and list id (keys._status_select).
     """
     t = to_epoch(now)
-    status_lists = (
-        None if status is None else ([status] if isinstance(status, StatusList) else list(status))
-    )
+    status_lists = status_pool(status, trust, skew)
     results: list[VerifiedAttestation | VerificationError | None] = [None] * len(blobs)
     if _whole_batch(blobs, results, trust, t, audience, status_lists, skew):
         return results  # type: ignore[return-value]  # every slot filled

@@ -7,31 +7,40 @@ after a signature by a known key over exactly the received bytes has been
 checked; nothing is re-serialised for verification; every failure raises
 :class:`VerificationError` with a stable code (``MALFORMED``,
 ``WRONG_PAYLOAD_TYPE``, ``UNKNOWN_KEY``, ``BAD_SIGNATURE``).
+
+Several signatures (docs/adr/0112, :func:`signer_of`): signatures by keys the
+verifier does not know are ignored (a witness's co-signature, say); every
+signature by a key it knows must verify, whatever its position; at least one
+must exist.  So one bad signature by a known key refuses the envelope even
+when another verifies: no verdict depends on the order of the signatures.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import nacl.signing
-from google.protobuf.message import DecodeError
 
 from node.pb.v1 import attestation_pb2 as pb
 
 from ._ed25519 import KeyPair, ed25519_verify, key_id
 from ._errors import VerificationError
+from ._strict import parse_container
 
 __all__ = [
     "ATTESTATION_TYPE",
     "CHECKPOINT_TYPE",
     "KEYSET_TYPE",
+    "MAX_SIGNATURES",
     "STATUSLIST_TYPE",
     "TRUSTLIST_TYPE",
     "Envelope",
     "EnvelopeSignature",
     "pae",
     "sign",
+    "signer_of",
+    "verified_signer",
     "verify_envelope",
 ]
 
@@ -40,6 +49,11 @@ CHECKPOINT_TYPE = "application/vnd.huxin.checkpoint.v1+proto"
 KEYSET_TYPE = "application/vnd.huxin.keyset.v1+proto"
 TRUSTLIST_TYPE = "application/vnd.huxin.trustlist.v1+proto"
 STATUSLIST_TYPE = "application/vnd.huxin.statuslist.v1+proto"
+
+#: At most this many signatures on one envelope (more is ``MALFORMED``): a region's
+#: signature plus witnesses' co-signatures stay far below it, and it bounds the work
+#: an attacker can make a verifier do with one envelope.
+MAX_SIGNATURES = 16
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -84,12 +98,9 @@ class Envelope:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Envelope:
-        message = pb.Envelope()
-        try:
-            message.ParseFromString(bytes(data))
-        except DecodeError:
-            raise VerificationError("MALFORMED", "not an Envelope", field="envelope") from None
-        return cls.from_proto(message)
+        return cls.from_proto(
+            parse_container(pb.Envelope, data, "MALFORMED", "envelope", "Envelope")
+        )
 
 
 def sign(payload_type: str, payload: bytes, key: KeyPair | nacl.signing.SigningKey) -> Envelope:
@@ -98,6 +109,39 @@ def sign(payload_type: str, payload: bytes, key: KeyPair | nacl.signing.SigningK
         key = KeyPair(bytes(key))
     sig = key.sign(pae(payload_type, bytes(payload)))
     return Envelope(payload_type, bytes(payload), (EnvelopeSignature(key.key_id, sig),))
+
+
+def signer_of(
+    payload_type: str,
+    payload: bytes,
+    signatures: Iterable[EnvelopeSignature | pb.Signature],
+    public_key_of: Callable[[str], bytes | None],
+) -> str:
+    """The key id of the first signature by a known key, once the envelope passes the rule
+    of the module docstring; ``public_key_of`` maps a key id to its raw key (None: unknown).
+
+    ``MALFORMED`` (more than :data:`MAX_SIGNATURES`), ``UNKNOWN_KEY`` (no signature by a
+    known key, none at all included), ``BAD_SIGNATURE`` (a known key's signature fails).
+    """
+    sigs = list(signatures)
+    if len(sigs) > MAX_SIGNATURES:
+        raise VerificationError(
+            "MALFORMED", f"more than {MAX_SIGNATURES} signatures", field="signatures"
+        )
+    message = pae(payload_type, payload)
+    first = None
+    for s in sigs:
+        public = public_key_of(s.key_id)
+        if public is None:
+            continue
+        if key_id(public) != s.key_id or not ed25519_verify(public, message, s.sig):
+            raise VerificationError(
+                "BAD_SIGNATURE", "a signature by a known key does not verify", field="signatures"
+            )
+        first = first or str(s.key_id)
+    if first is None:
+        raise VerificationError("UNKNOWN_KEY", "no signature by a known key", field="key_id")
+    return first
 
 
 def verified_signer(
@@ -114,20 +158,8 @@ def verified_signer(
         raise VerificationError(
             "WRONG_PAYLOAD_TYPE", f"expected {payload_type}", field="payload_type"
         )
-    if not envelope.signatures:
-        raise VerificationError("BAD_SIGNATURE", "no signature", field="signatures")
-    message = pae(envelope.payload_type, envelope.payload)
-    known = False
-    for s in envelope.signatures:
-        public = keys.get(s.key_id)
-        if public is None:
-            continue
-        known = True
-        if key_id(public) == s.key_id and ed25519_verify(public, message, s.sig):
-            return envelope.payload, s.key_id
-    if not known:
-        raise VerificationError("UNKNOWN_KEY", "no signature by a known key", field="key_id")
-    raise VerificationError("BAD_SIGNATURE", "signature does not verify", field="signatures")
+    kid = signer_of(envelope.payload_type, envelope.payload, envelope.signatures, keys.get)
+    return envelope.payload, kid
 
 
 def verify_envelope(

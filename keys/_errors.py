@@ -9,6 +9,9 @@ a citizen ID number, a key's secret or a plaintext.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 __all__ = [
     "REASON_CODES",
     "KeyRefusedError",
@@ -80,14 +83,24 @@ class VerificationError(KeysError):
 
     The same type is raised for every failure so callers fail closed with one
     ``except``; ``code`` (alias ``reason``) says why, for logs and exit codes.
+    ``warnings`` lists the status lists skipped on the way (``keys.StatusWarning``,
+    docs/SPEC.md section 8), so a caller can report them with the refusal.
     """
 
     code = "BAD_SIGNATURE"
 
-    def __init__(self, code: str, message: str, *, field: str = "attestation") -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        field: str = "attestation",
+        warnings: Sequence[Any] = (),
+    ) -> None:
         if code not in REASON_CODES:  # pragma: no cover - programming error
             raise ValueError(f"unknown reason code {code!r}")
         super().__init__(field, message, code=code)
+        self.warnings: tuple[Any, ...] = tuple(warnings)
 
     @property
     def reason(self) -> str:

@@ -9,8 +9,10 @@ reproducible byte for byte); verifiers inflate any valid zlib stream.  A list ha
 entries, so fetching it says nothing about which attestation is being checked.
 
 Invariants: the list is signed by a certified signing key of its issuer region
-(checked by :func:`verify_status_list` before parsing); a verifier refuses an
-expired list (``STATUS_UNAVAILABLE``) and never treats a missing entry as valid.
+(checked by :func:`open_status_list` before parsing); its payload is the
+canonical encoding and ``bits`` exactly one zlib stream; a list issued more
+than the skew in the future or expired is not in force
+(:func:`status_list_problem`); a missing entry is never treated as valid.
 """
 
 from __future__ import annotations
@@ -18,18 +20,24 @@ from __future__ import annotations
 import zlib
 from enum import IntEnum
 
-from google.protobuf.message import DecodeError
-
 from node.pb.v1 import attestation_pb2 as pb
 
 from ._deflate import compress
 from ._ed25519 import KeyPair
 from ._envelope import STATUSLIST_TYPE, Envelope, sign, verified_signer
 from ._errors import KeysError, VerificationError
-from ._timeutil import Instant, to_epoch
+from ._strict import parse_signed
+from ._timeutil import DEFAULT_SKEW_SECONDS, Instant, to_epoch
 from ._trust import Trust
 
-__all__ = ["MIN_ENTRIES", "Status", "StatusList", "verify_status_list"]
+__all__ = [
+    "MIN_ENTRIES",
+    "Status",
+    "StatusList",
+    "open_status_list",
+    "status_list_problem",
+    "verify_status_list",
+]
 
 MIN_ENTRIES = 131_072
 _MAX_ENTRIES = 1 << 26
@@ -83,6 +91,10 @@ class StatusList:
         b = self._raw[index >> 2]
         self._raw[index >> 2] = (b & ~(3 << shift)) | (int(Status(state)) << shift)
 
+    def raw_bits(self) -> bytes:
+        """The uncompressed bitstring (``ceil(size / 4)`` bytes)."""
+        return bytes(self._raw)
+
     def counts(self) -> dict[Status, int]:
         out = dict.fromkeys(Status, 0)
         for i in range(self.size):
@@ -107,26 +119,27 @@ class StatusList:
         return sign(STATUSLIST_TYPE, self.to_proto(i, e).SerializeToString(), key)
 
 
-def verify_status_list(
-    envelope: Envelope | bytes | pb.Envelope, trust: Trust, now: Instant
-) -> StatusList:
-    """Verify a status list envelope against ``trust``; return the parsed list.
+def open_status_list(envelope: Envelope | bytes | pb.Envelope, trust: Trust) -> StatusList:
+    """Authenticate and decode a status list, without looking at the clock.
 
-    Raises :class:`VerificationError`: signature codes, ``ISSUER_MISMATCH`` (signed
-    by another region's key), ``KEY_NOT_VALID``/``KEY_REVOKED``,
-    ``STATUS_UNAVAILABLE`` (malformed or expired).
+    Raises :class:`VerificationError`: the envelope codes (``MALFORMED``,
+    ``WRONG_PAYLOAD_TYPE``, ``UNKNOWN_KEY``, ``BAD_SIGNATURE``), ``MALFORMED`` (payload
+    not canonically encoded, ``size`` out of range, ``bits`` not exactly one zlib stream
+    of ``ceil(size / 4)`` bytes, nothing after it), ``ISSUER_MISMATCH`` (signed by a key
+    of another region than ``issuer_region``), ``KEY_NOT_VALID``/``KEY_REVOKED`` (key
+    not usable at ``issued_at``).
     """
-    t = to_epoch(now)
     payload, kid = verified_signer(envelope, trust.all_keys(), STATUSLIST_TYPE)
-    m = pb.StatusList()
+    m = parse_signed(pb.StatusList, payload, "MALFORMED", "status_list", "StatusList")
     try:
-        m.ParseFromString(payload)
         if not MIN_ENTRIES <= m.size <= _MAX_ENTRIES:
             raise KeysError("size", "out of range", code="INVALID_STATUS_LIST")
         inflate = zlib.decompressobj()
         raw = inflate.decompress(m.bits, (m.size + 3) // 4)  # bounded: no zip bomb
         if inflate.unconsumed_tail or not inflate.eof:
-            raise KeysError("bits", "longer than size", code="INVALID_STATUS_LIST")
+            raise KeysError("bits", "longer than size, or truncated", code="INVALID_STATUS_LIST")
+        if inflate.unused_data:
+            raise KeysError("bits", "bytes after the zlib stream", code="INVALID_STATUS_LIST")
         sl = StatusList(
             m.issuer_region,
             m.list_id,
@@ -135,18 +148,51 @@ def verify_status_list(
             issued_at=m.issued_at,
             expires_at=m.expires_at,
         )
-    except (DecodeError, zlib.error, KeysError):
+    except (zlib.error, KeysError) as exc:
+        detail = exc.message if isinstance(exc, KeysError) else "not a zlib stream"
         raise VerificationError(
-            "STATUS_UNAVAILABLE", "malformed status list", field="status"
+            "MALFORMED", f"status list bits: {detail}", field="status_list"
         ) from None
     owner = trust.signing_key(kid)
-    assert owner is not None
+    assert owner is not None  # verified_signer found it among trust.all_keys()
     region, info = owner
     if region != sl.issuer_region:
         raise VerificationError("ISSUER_MISMATCH", "signed by another region", field="status")
     problem = info.problem_at(sl.issued_at)
     if problem:
         raise VerificationError(problem, "status list signing key", field="status")
-    if t >= sl.expires_at:
-        raise VerificationError("STATUS_UNAVAILABLE", "status list has expired", field="status")
+    return sl
+
+
+def status_list_problem(sl: StatusList, now: int, skew: int) -> VerificationError | None:
+    """Why an authenticated list is not in force at ``now``: issued more than ``skew``
+    in the future (``NOT_YET_VALID``) or expired (``EXPIRED``); None when it is."""
+    if sl.issued_at > now + skew:
+        return VerificationError(
+            "NOT_YET_VALID", "status list issued in the future", field="status_list.issued_at"
+        )
+    if now >= sl.expires_at:
+        return VerificationError(
+            "EXPIRED", "status list has expired", field="status_list.expires_at"
+        )
+    return None
+
+
+def verify_status_list(
+    envelope: Envelope | bytes | pb.Envelope,
+    trust: Trust,
+    now: Instant,
+    *,
+    skew: int = DEFAULT_SKEW_SECONDS,
+) -> StatusList:
+    """Verify one status list envelope against ``trust`` and return the parsed list:
+    :func:`open_status_list`, then in force at ``now`` (:func:`status_list_problem`).
+
+    Which of several lists decides an attestation's status is
+    :func:`keys.select_status_list`'s job (docs/SPEC.md section 8).
+    """
+    sl = open_status_list(envelope, trust)
+    problem = status_list_problem(sl, to_epoch(now), skew)
+    if problem is not None:
+        raise problem
     return sl

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["Instant", "from_epoch", "to_epoch"]
+__all__ = ["DEFAULT_SKEW_SECONDS", "Instant", "from_epoch", "to_epoch"]
 
 Instant = datetime | int
+
+#: How far in the future a signed time may lie and still be accepted (clock skew
+#: between issuer and verifier); attestations, checkpoints, status and trust lists.
+DEFAULT_SKEW_SECONDS = 300
 
 
 def to_epoch(value: Instant, *, field: str = "now") -> int:

@@ -10,7 +10,8 @@ The hub root signs a :class:`TrustList`: regions, their root keys, schemes,
 endpoints, TLS fingerprints and their current KeySet envelopes, with a strictly
 increasing ``version`` and an ``expires_at``.  :func:`load_trust` verifies it
 (signature first, then parse), refuses a version below what the caller has seen
-(``TRUST_ROLLBACK``) and an expired list (``TRUST_EXPIRED``) unless the caller
+(``TRUST_ROLLBACK``), a list issued in the future beyond the clock skew
+(``NOT_YET_VALID``) and an expired list (``TRUST_EXPIRED``) unless the caller
 passes ``allow_stale=True``, in which case :attr:`Trust.stale` is set and every
 verification reports it.  Each region's KeySet must verify under the root key
 the trust list names for that region (``BAD_KEY_SET``).
@@ -28,7 +29,8 @@ from node.pb.v1 import attestation_pb2 as pb
 from ._ed25519 import KeyPair, check_public_key, key_id
 from ._envelope import KEYSET_TYPE, TRUSTLIST_TYPE, Envelope, sign, verified_signer
 from ._errors import KeysError, VerificationError
-from ._timeutil import Instant, to_epoch
+from ._strict import parse_signed
+from ._timeutil import DEFAULT_SKEW_SECONDS, Instant, to_epoch
 
 __all__ = [
     "KeySet",
@@ -171,11 +173,7 @@ def verify_key_set(
         )
     except VerificationError as exc:
         raise VerificationError("BAD_KEY_SET", f"key set: {exc.code}", field="key_set") from None
-    m = pb.KeySet()
-    try:
-        m.ParseFromString(payload)
-    except DecodeError:
-        raise VerificationError("BAD_KEY_SET", "not a KeySet", field="key_set") from None
+    m = parse_signed(pb.KeySet, payload, "BAD_KEY_SET", "key_set", "KeySet")
     ks = KeySet.from_proto(m)
     if ks.root_public_key != root_public_key or (region is not None and ks.region != region):
         raise VerificationError("BAD_KEY_SET", "region or root key mismatch", field="key_set")
@@ -312,12 +310,7 @@ class Trust:
 
 
 def _parse_trust_list(payload: bytes) -> pb.TrustList:
-    m = pb.TrustList()
-    try:
-        m.ParseFromString(payload)
-    except DecodeError:
-        raise VerificationError("TRUST_INVALID", "not a TrustList", field="trust_list") from None
-    return m
+    return parse_signed(pb.TrustList, payload, "TRUST_INVALID", "trust_list", "TrustList")
 
 
 def load_trust(
@@ -327,12 +320,15 @@ def load_trust(
     *,
     min_version: int = 0,
     allow_stale: bool = False,
+    skew: int = DEFAULT_SKEW_SECONDS,
 ) -> Trust:
     """Verify the hub-signed trust list and every region's key set; return :class:`Trust`.
 
     ``trust_list`` is the TrustList envelope or a serialised ``TrustBundle``
     (whose ``trust_list`` is used).  ``min_version`` is the highest version the
-    caller has accepted before (anti-rollback).
+    caller has accepted before (anti-rollback).  A list issued more than ``skew``
+    seconds after ``now`` is refused (``NOT_YET_VALID``): a hub cannot pre-date
+    what verifiers will accept later.
     """
     t = to_epoch(now)
     env: Envelope | bytes | pb.Envelope = trust_list
@@ -342,8 +338,8 @@ def load_trust(
             bundle.ParseFromString(bytes(trust_list))
             if bundle.HasField("trust_list"):
                 env = bundle.trust_list
-        except DecodeError:
-            pass
+        except (DecodeError, ValueError):
+            pass  # not a bundle: the bytes are taken as the trust-list envelope itself
     hub_keys = {key_id(hub_root_public_key): bytes(hub_root_public_key)}
     try:
         payload, _ = verified_signer(env, hub_keys, TRUSTLIST_TYPE)
@@ -357,6 +353,10 @@ def load_trust(
             "TRUST_ROLLBACK",
             f"version {m.version} is older than the {min_version} already seen",
             field="trust_list.version",
+        )
+    if m.issued_at > t + skew:
+        raise VerificationError(
+            "NOT_YET_VALID", "trust list issued in the future", field="trust_list.issued_at"
         )
     stale = t >= m.expires_at
     if stale and not allow_stale:

@@ -5,12 +5,12 @@ and raises :class:`VerificationError` at the first failure:
 
 1. the blob parses as a ``SignedAttestation``                       MALFORMED
 2. ``payload_type`` is the attestation type                          WRONG_PAYLOAD_TYPE
-3. the signing key (envelope signature, or the checkpoint's) is a
-   certified key of a trusted region                                 UNKNOWN_KEY
-4. the signature verifies over PAE(type, bytes) as received           BAD_SIGNATURE
+3. some signature (envelope, or the checkpoint's) is by a certified
+   key of a trusted region                                           UNKNOWN_KEY
+4. every such signature verifies over PAE(type, bytes) as received    BAD_SIGNATURE
    (batch: checkpoint signature, then inclusion of PAE(type, payload)
    under the checkpoint root with the checkpoint's tree size)         BAD_PROOF
-5. only now is the payload parsed                                    MALFORMED
+5. only now is the payload parsed, canonical encoding only           MALFORMED
 6. issuer region == the signing key's region (== checkpoint origin)   ISSUER_MISMATCH
 7. key valid at issue (and checkpoint) time, not revoked before it     KEY_NOT_VALID / KEY_REVOKED
 8. not issued in the future (beyond ``skew``), not expired           NOT_YET_VALID / EXPIRED
@@ -18,35 +18,35 @@ and raises :class:`VerificationError` at the first failure:
 10. audience                                                          WRONG_AUDIENCE
 11. nonce (when the caller supplies one)                              NONCE_MISSING / NONCE_MISMATCH
 12. subject binding (when the caller supplies ID and salt)            SUBJECT_MISMATCH
-13. status (when the caller supplies status lists)                    STATUS_*
+13. status (when the caller supplies status lists; the newest usable
+    list of the issuer and list id decides, keys._status_select)       STATUS_*
 
 Invariant: the payload is returned (inside :class:`VerifiedAttestation`) only
-after every applicable check passed; no partial result escapes.
+after every applicable check passed; no partial result escapes.  Status
+lists skipped on the way are reported as ``warnings`` on the result, or on
+the :class:`VerificationError`.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import cast
-
-from google.protobuf.message import DecodeError
 
 from node.pb.v1 import attestation_pb2 as pb
 
 from ._attestation import Attestation, Checkpoint
-from ._ed25519 import ed25519_verify
-from ._envelope import ATTESTATION_TYPE, CHECKPOINT_TYPE, pae
+from ._envelope import ATTESTATION_TYPE, CHECKPOINT_TYPE, pae, signer_of
 from ._errors import KeysError, VerificationError
 from ._merkle import leaf_hash, root_from_inclusion
 from ._pseudonym import subject_binding as compute_binding
-from ._status import Status, StatusList
-from ._timeutil import Instant, to_epoch
+from ._status import Status
+from ._status_select import StatusCandidate, StatusPool, StatusWarning
+from ._strict import parse_container, parse_signed
+from ._timeutil import DEFAULT_SKEW_SECONDS, Instant, to_epoch
 from ._trust import SigningKeyInfo, Trust
 
 __all__ = ["DEFAULT_SKEW_SECONDS", "VerifiedAttestation", "verify_attestation"]
-
-DEFAULT_SKEW_SECONDS = 300
 _STATUS_CODES = {
     Status.REVOKED: "STATUS_REVOKED",
     Status.SUSPENDED: "STATUS_SUSPENDED",
@@ -74,7 +74,7 @@ class VerifiedAttestation:
     bytes), so bulk verification does not pay for it up front.
     """
 
-    __slots__ = ("_attestation", "_message", "_signer", "payload", "status")
+    __slots__ = ("_attestation", "_message", "_signer", "payload", "status", "warnings")
     _attestation: Attestation
 
     def __init__(
@@ -83,11 +83,13 @@ class VerifiedAttestation:
         signer: Signer,
         status: str,
         message: pb.Attestation | None = None,
+        warnings: tuple[StatusWarning, ...] = (),
     ) -> None:
         self._message = message
         self.payload = payload
         self._signer = signer
         self.status = status  # "valid", or "unchecked" when no status list was supplied
+        self.warnings = warnings  # status lists skipped on the way (docs/SPEC.md section 8)
 
     @property
     def key_id(self) -> str:
@@ -132,19 +134,17 @@ def _signer(trust: Trust, kid: str) -> tuple[str, SigningKeyInfo]:
     return owner
 
 
+def _public_key_of(trust: Trust) -> Callable[[str], bytes | None]:
+    def public_key(kid: str) -> bytes | None:
+        owner = trust.signing_key(kid)
+        return None if owner is None else owner[1].public_key
+
+    return public_key
+
+
 def _verify_sig(trust: Trust, ptype: str, payload: bytes, sigs: Iterable[pb.Signature]) -> str:
-    message = pae(ptype, payload)
-    known = False
-    for s in sigs:
-        owner = trust.signing_key(s.key_id)
-        if owner is None:
-            continue
-        known = True
-        if ed25519_verify(owner[1].public_key, message, s.sig):
-            return str(s.key_id)
-    if not known:
-        raise _fail("UNKNOWN_KEY", "not a certified key of a trusted region", "key_id")
-    raise _fail("BAD_SIGNATURE", "signature does not verify", "signatures")
+    """Steps 3-4 under the several-signatures rule of keys._envelope (docs/adr/0112)."""
+    return signer_of(ptype, payload, sigs, _public_key_of(trust))
 
 
 def _verify_checkpoint(trust: Trust, env: pb.Envelope) -> tuple[Checkpoint, str]:
@@ -155,7 +155,7 @@ def _verify_checkpoint(trust: Trust, env: pb.Envelope) -> tuple[Checkpoint, str]
     if env.payload_type != CHECKPOINT_TYPE:
         raise _fail("WRONG_PAYLOAD_TYPE", "checkpoint has the wrong type", "checkpoint")
     kid = _verify_sig(trust, env.payload_type, env.payload, env.signatures)
-    cp = Checkpoint.from_bytes(env.payload)
+    cp = Checkpoint.from_bytes(env.payload)  # canonical encoding only
     if len(cp.root_hash) != 32:
         raise _fail("MALFORMED", "checkpoint root hash", "checkpoint")
     if len(trust._checkpoints) > 1024:
@@ -164,22 +164,32 @@ def _verify_checkpoint(trust: Trust, env: pb.Envelope) -> tuple[Checkpoint, str]
     return cp, kid
 
 
-def _check_status(att: pb.Attestation, status: StatusList | Iterable[StatusList], now: int) -> str:
-    lists = [status] if isinstance(status, StatusList) else status
+def _check_status(
+    att: pb.Attestation, pool: StatusPool, now: int
+) -> tuple[str, tuple[StatusWarning, ...]]:
+    """Step 13: the state in the deciding list (keys._status_select), and the warnings."""
     if not att.HasField("status"):
         raise _fail("STATUS_UNAVAILABLE", "attestation has no status entry", "status")
-    for sl in lists:
-        if sl.issuer_region == att.issuer_region and sl.list_id == att.status.list_id:
-            if now >= sl.expires_at:
-                raise _fail("STATUS_UNAVAILABLE", "status list has expired", "status")
-            try:
-                state = sl.get(att.status.index)
-            except KeysError:
-                raise _fail("STATUS_UNAVAILABLE", "index outside the list", "status") from None
-            if state is not Status.VALID:
-                raise _fail(_STATUS_CODES[state], f"status is {state.name.lower()}", "status")
-            return "valid"
-    raise _fail("STATUS_UNAVAILABLE", "no status list for this attestation", "status")
+    sl, warnings = pool.select(att.issuer_region, att.status.list_id, now)
+    if sl is None:
+        raise VerificationError(
+            "STATUS_UNAVAILABLE",
+            "no usable status list for this attestation",
+            field="status",
+            warnings=warnings,
+        )
+    try:
+        state = sl.get(att.status.index)
+    except KeysError:
+        raise VerificationError(
+            "STATUS_UNAVAILABLE", "index outside the list", field="status", warnings=warnings
+        ) from None
+    if state is not Status.VALID:
+        raise VerificationError(
+            _STATUS_CODES[state], f"status is {state.name.lower()}", field="status",
+            warnings=warnings,
+        )  # fmt: skip
+    return "valid", warnings
 
 
 def _authenticate(
@@ -220,12 +230,18 @@ def _authenticate(
 
 
 def _parse(blob: bytes) -> pb.SignedAttestation:
-    outer = pb.SignedAttestation()
-    try:
-        outer.ParseFromString(bytes(blob))
-    except DecodeError:
-        raise _fail("MALFORMED", "not a SignedAttestation", "blob") from None
-    return outer
+    return parse_container(pb.SignedAttestation, blob, "MALFORMED", "blob", "SignedAttestation")
+
+
+def status_pool(
+    status: StatusCandidate | Iterable[StatusCandidate] | StatusPool | None,
+    trust: Trust,
+    skew: int,
+) -> StatusPool | None:
+    """The caller's status lists, authenticated once (None: no status check)."""
+    if status is None or isinstance(status, StatusPool):
+        return status
+    return StatusPool(status, trust, skew=skew)
 
 
 def verify_attestation(  # noqa: PLR0917 (signature fixed by issue 3)
@@ -236,15 +252,22 @@ def verify_attestation(  # noqa: PLR0917 (signature fixed by issue 3)
     nonce: bytes | None = None,
     subject_id: str | None = None,
     binding_salt: bytes | None = None,
-    status: StatusList | Iterable[StatusList] | None = None,
+    status: StatusCandidate | Iterable[StatusCandidate] | StatusPool | None = None,
     *,
     skew: int = DEFAULT_SKEW_SECONDS,
 ) -> VerifiedAttestation:
-    """Verify a serialised ``SignedAttestation`` offline; see the module docstring."""
+    """Verify a serialised ``SignedAttestation`` offline; see the module docstring.
+
+    ``status``: the status lists the caller holds, in any order (signed envelopes or
+    their bytes, authenticated here, or lists returned by ``verify_status_list``); the
+    newest usable one of the attestation's issuer and list id decides (docs/SPEC.md
+    section 8); None skips the status check (``status == "unchecked"``).
+    """
     t = to_epoch(now)
     payload, kid, checkpoint = _authenticate(_parse(blob), trust)
+    pool = status_pool(status, trust, skew)
     return _check(
-        payload, kid, checkpoint, trust, t, audience, nonce, subject_id, binding_salt, status, skew
+        payload, kid, checkpoint, trust, t, audience, nonce, subject_id, binding_salt, pool, skew
     )
 
 
@@ -258,15 +281,11 @@ def _check(  # noqa: PLR0917
     nonce: bytes | None,
     subject_id: str | None,
     binding_salt: bytes | None,
-    status: StatusList | Iterable[StatusList] | None,
+    status: StatusPool | None,
     skew: int,
 ) -> VerifiedAttestation:
     """Steps 5-13, on authenticated payload bytes."""
-    att = pb.Attestation()
-    try:
-        att.ParseFromString(payload)
-    except DecodeError:
-        raise _fail("MALFORMED", "not an Attestation", "payload") from None
+    att = parse_signed(pb.Attestation, payload, "MALFORMED", "payload", "Attestation")
     region, info = _signer(trust, kid)
     if att.issuer_region != region:
         raise _fail("ISSUER_MISMATCH", "signed by another region's key", "issuer_region")
@@ -300,5 +319,5 @@ def _check(  # noqa: PLR0917
             raise _fail("SUBJECT_MISMATCH", "invalid subject id or salt", "subject") from None
         if not hmac.compare_digest(expected, att.subject_binding):
             raise _fail("SUBJECT_MISMATCH", "attestation is about someone else", "subject")
-    state = "unchecked" if status is None else _check_status(att, status, t)
-    return VerifiedAttestation(payload, Signer(kid, checkpoint, trust.stale), state, att)
+    state, warnings = ("unchecked", ()) if status is None else _check_status(att, status, t)
+    return VerifiedAttestation(payload, Signer(kid, checkpoint, trust.stale), state, att, warnings)

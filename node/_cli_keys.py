@@ -12,7 +12,8 @@ is overwritten).  ``revoke`` records a revocation time.  ``trust build`` signs
 a trust bundle with the hub root key.  ``verify`` checks an attestation
 offline: exit 0 and the attestation printed when valid, exit 1 and
 ``error: REASON: ...`` (``--json``: ``{"valid": false, "reason": ...}``)
-otherwise.  Passphrases come from an environment variable, never a flag.
+otherwise (node/_cli_verify.py).  Passphrases come from an environment
+variable, never a flag.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,23 +28,18 @@ from typing import Any
 from keys import (
     Envelope,
     KeyPair,
-    KeysError,
     KeySet,
-    Trust,
     TrustedRegion,
     TrustList,
-    VerificationError,
     decode_private_key,
     encode_private_key,
     is_encrypted_key,
-    load_trust,
-    verify_attestation,
     verify_key_set,
-    verify_status_list,
 )
 from node.pb.v1 import attestation_pb2 as pb
 
-from ._cli import CliError, SubParsers, add_id_number_args, id_number_arg, subgroup
+from ._cli import CliError, SubParsers, subgroup
+from ._cli_verify import instant, register_verify
 
 __all__ = ["register"]
 
@@ -56,7 +51,7 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--out", required=True, type=Path, help="key directory to create")
     p.add_argument("--days", type=int, default=90, help="signing key lifetime (default 90)")
     p.add_argument("--passphrase-env", metavar="VAR", help="encrypt root.key with $VAR")
-    p.add_argument("--now", type=_instant, help="ISO time or Unix seconds (default: clock)")
+    p.add_argument("--now", type=instant, help="ISO time or Unix seconds (default: clock)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_keys_init)
 
@@ -64,13 +59,13 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--dir", required=True, type=Path)
     p.add_argument("--days", type=int, default=90)
     p.add_argument("--passphrase-env", metavar="VAR")
-    p.add_argument("--now", type=_instant)
+    p.add_argument("--now", type=instant)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_keys_rotate)
 
     p = keys.add_parser("revoke", help="revoke a signing key from a time on")
     p.add_argument("key_id", metavar="KEY_ID")
-    p.add_argument("--at", required=True, type=_instant, help="ISO time or Unix seconds")
+    p.add_argument("--at", required=True, type=instant, help="ISO time or Unix seconds")
     p.add_argument("--dir", required=True, type=Path)
     p.add_argument("--reason", default="")
     p.add_argument("--passphrase-env", metavar="VAR")
@@ -89,50 +84,14 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--status", action="append", default=[], type=Path, help="status list env")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--passphrase-env", metavar="VAR")
-    p.add_argument("--now", type=_instant)
+    p.add_argument("--now", type=instant)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_trust_build)
 
-    p = sub.add_parser("verify", help="verify an attestation offline with a trust bundle")
-    p.add_argument("file", type=Path, metavar="FILE", help="SignedAttestation bytes")
-    p.add_argument("--trust", required=True, type=Path, metavar="BUNDLE")
-    p.add_argument(
-        "--hub-key",
-        help="hub root public key: hex, or a key file; default: pinned in --state",
-    )
-    p.add_argument("--state", type=Path, help="JSON file pinning hub key and highest version")
-    p.add_argument("--audience", required=True)
-    p.add_argument("--nonce", help="expected nonce (UTF-8 text, or hex: prefix)")
-    p.add_argument(
-        "--no-nonce",
-        action="store_true",
-        help="UNSAFE: accept without checking a nonce (replays go unnoticed)",
-    )
-    add_id_number_args(p, "subject-id")
-    p.add_argument("--salt", metavar="HEX", help="binding salt from the consent")
-    p.add_argument("--status", type=Path, help="status list envelope file")
-    p.add_argument(
-        "--no-status-check",
-        action="store_true",
-        help="UNSAFE: accept without a status list (revocation and withdrawal go unnoticed)",
-    )
-    p.add_argument("--allow-stale", action="store_true", help="accept an expired trust list")
-    p.add_argument("--now", type=_instant)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_verify)
+    register_verify(sub)
 
 
 # --------------------------------------------------------------------- helpers
-
-
-def _instant(text: str) -> datetime:
-    try:
-        if text.lstrip("-").isdigit():
-            return datetime.fromtimestamp(int(text), tz=UTC)
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (ValueError, OverflowError):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO time or Unix seconds") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _now(args: argparse.Namespace) -> datetime:
@@ -268,142 +227,4 @@ def _trust_build(args: argparse.Namespace) -> int:
         "regions": [r.region for r in regions],
     }
     _emit(args, doc, f"trust list v{args.version} by {args.issuer}: {len(regions)} regions")
-    return 0
-
-
-def _hub_key(args: argparse.Namespace, state: dict[str, Any]) -> bytes:
-    text: str | None = args.hub_key
-    if text is None:
-        if "hub_key" not in state:
-            raise CliError("HUB_KEY_REQUIRED", "pass --hub-key (hex or key file) or --state")
-        text = str(state["hub_key"])
-    path = Path(text)
-    if path.exists():
-        try:
-            text = str(json.loads(_read(path, "hub key"))["public_key"])
-        except (ValueError, KeyError, TypeError):  # binary, not JSON, no public_key
-            raise CliError(
-                "INVALID_ARGUMENT",
-                f"--hub-key: {str(path)!r} is not a hub key file (JSON with 'public_key', "
-                "as `huxin init federation` writes to trust/<hub>.hubkey)",
-            ) from None
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        raise CliError("INVALID_ARGUMENT", "--hub-key must be hex or a key file") from None
-    if len(key) != 32:
-        raise CliError("INVALID_ARGUMENT", "--hub-key: an Ed25519 public key is 32 bytes (64 hex)")
-    if "hub_key" in state and state["hub_key"] != key.hex():
-        raise CliError("HUB_KEY_CHANGED", "hub key differs from the one pinned in --state", 1)
-    return key
-
-
-def _nonce(text: str | None) -> bytes | None:
-    if text is None:
-        return None
-    if text.startswith("hex:"):
-        return bytes.fromhex(text[4:])
-    return text.encode("utf-8")
-
-
-def _verify(args: argparse.Namespace) -> int:
-    """Fail closed: a nonce and a status list are required unless explicitly waived."""
-    now = _now(args)
-    state: dict[str, Any] = {}
-    if args.state is not None and args.state.exists():
-        state = json.loads(_read(args.state, "state"))
-    bundle_bytes = _read(args.trust, "trust bundle")
-    try:
-        trust: Trust = load_trust(
-            bundle_bytes,
-            _hub_key(args, state),
-            now,
-            min_version=int(state.get("version", 0)),
-            allow_stale=args.allow_stale,
-        )
-        bundle = pb.TrustBundle()
-        bundle.ParseFromString(bundle_bytes)
-        status = [verify_status_list(e, trust, now) for e in bundle.status_lists]
-        if args.status is not None:
-            status.append(verify_status_list(_read(args.status, "status list"), trust, now))
-        if not status and not args.no_status_check:
-            raise CliError(
-                "STATUS_REQUIRED",
-                "--status: no status list in the bundle or given (or --no-status-check)",
-            )
-        if args.nonce is None and not args.no_nonce:
-            raise CliError("NONCE_REQUIRED", "--nonce: give the nonce you sent (or --no-nonce)")
-        salt = bytes.fromhex(args.salt) if args.salt else None
-        result = verify_attestation(
-            _read(args.file, "attestation"),
-            trust,
-            now,
-            args.audience,
-            nonce=_nonce(args.nonce),
-            subject_id=id_number_arg(args, "subject-id"),
-            binding_salt=salt,
-            status=status or None,
-        )
-    except (VerificationError, KeysError, ValueError) as exc:
-        code = exc.code if isinstance(exc, KeysError) else "INVALID_ARGUMENT"
-        if args.json:
-            print(json.dumps({"valid": False, "reason": code}))
-        print(f"error: {code}: {exc}", file=sys.stderr)
-        return 1
-    if args.state is not None:
-        state.update(hub_key=_hub_key(args, state).hex(), version=max(trust.version, 0))
-        args.state.write_text(json.dumps(state, sort_keys=True) + "\n", encoding="utf-8")
-    a = result.attestation
-    doc: dict[str, Any] = {
-        "valid": True,
-        "key_id": result.key_id,
-        "batched": result.batched,
-        "status": result.status,
-        "trust_stale": result.trust_stale,
-        "trust_version": trust.version,
-        "attestation": {
-            "attestation_id": a.attestation_id,
-            "issuer_region": a.issuer_region,
-            "scheme": f"{a.scheme_id}@{a.scheme_version}",
-            "grade": a.grade,
-            "score": a.score,
-            "period": a.period,
-            "model_version": a.model_version,
-            "issued_at": a.issued_at,
-            "expires_at": a.expires_at,
-            "audience": a.audience,
-            "purpose": a.purpose,
-            "consent_id": a.consent_id,
-            "mapped": None
-            if a.mapped is None
-            else {
-                "grade": a.mapped.grade,
-                "scheme": f"{a.mapped.scheme_id}@{a.mapped.scheme_version}",
-                "mapping": f"{a.mapped.mapping_id}@{a.mapped.mapping_version}",
-                "mapping_sha256": a.mapped.mapping_sha256.hex(),
-                "method": a.mapped.method,
-            },
-        },
-    }
-    stale = " (STALE trust list accepted)" if result.trust_stale else ""
-    if args.no_status_check and not status:
-        stale += " (status NOT checked)"
-    if args.nonce is None:
-        stale += " (nonce NOT checked)"
-    doc["nonce_checked"] = args.nonce is not None
-    native = f"{a.scheme_id}@{a.scheme_version} grade {a.grade}" + (
-        f" score {a.score}" if a.score is not None else ""
-    )
-    m = a.mapped
-    grade = (  # the grade asked for first: a mapped grade is what mutual recognition means
-        native
-        if m is None
-        else f"{m.scheme_id}@{m.scheme_version} grade {m.grade} (mapped from {native} by "
-        f"{m.mapping_id}@{m.mapping_version}, sha256 {m.mapping_sha256.hex()[:16]}…)"
-    )
-    text = (
-        f"VALID{stale}: {a.issuer_region} {grade}"
-        + f" period {a.period}, for {a.audience} ({a.purpose}), status {result.status}"
-    )
-    _emit(args, doc, text)
     return 0

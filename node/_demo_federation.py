@@ -8,9 +8,11 @@ offline with the hub's trust bundle (``huxin verify``).  The resident sees
 the query in their log with an inclusion proof, withdraws the consent, and
 the next request is refused.
 
-Invariants: no full ID number is printed; every process started here is
-stopped by pid in :func:`stop_processes` (also on failure); every network
-call has a deadline.
+Invariants: no full ID number is printed or put on a command line; every
+process started here is stopped by pid in :func:`stop_processes` (also on
+failure); every network call has a deadline.  The ``huxin verify`` command
+printed in stage 9 runs as pasted (node/_demo_verify.py), and the demo runs
+exactly that command (plus ``--json`` to read the result).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from keys import (
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
 
 from ._client import reason_of
+from ._demo_verify import command_line, keep_inputs, verify_args, verify_dir
 from ._federation import FederationLayout, init_federation
 from ._secrets import read_hex, write_hex
 from ._storage import connect
@@ -288,7 +291,7 @@ def stage_request(ctx: DemoContext) -> None:
     resp = _request(ctx, nonce)
     ms = (time.perf_counter() - started) * 1000
     ctx.extra["nonce"] = nonce
-    path = ctx.workdir / "attestation.bin"
+    path = verify_dir(ctx.workdir) / "attestation.bin"
     path.write_bytes(resp.signed_attestation)
     ctx.extra["attestation"] = path
     ctx.say(
@@ -324,42 +327,43 @@ def _route_lines(ctx: DemoContext) -> list[tuple[str, str]]:
     return rows
 
 
-def _fetch_status(ctx: DemoContext) -> Path:
+def _fetch_status(ctx: DemoContext, name: str) -> Path:
     """The bank fetches Heihe's signed status list from the endpoint the trust list names
-    (allowed: 'hainan.bank' belongs to a listed region)."""
+    (allowed: 'hainan.bank' belongs to a listed region) and keeps it as ``name``."""
     procs = _procs(ctx)
     stub = node_pb2_grpc.PeerServiceStub(procs.channel(HEIHE, BANK))
     env = stub.GetStatusList(node_pb2.GetStatusListRequest(), timeout=DEADLINE)
-    path = ctx.workdir / "heihe-status.bin"
+    path = verify_dir(ctx.workdir) / name
     path.write_bytes(env.SerializeToString())
     return path
 
 
-def _verify_args(ctx: DemoContext, status: Path) -> tuple[list[str], str]:
-    layout = _layout(ctx)
+def _verify_args(ctx: DemoContext, statuses: list[Path], now: int) -> list[str]:
+    assert ctx.resident is not None
     token: node_pb2.ConsentToken = ctx.extra["token"]
-    hub_key = layout.hub_key_file(HUB).read_text(encoding="ascii").strip()
-    args = [
-        "verify", str(ctx.extra["attestation"]), "--trust", str(layout.bundle(HUB)),
-        "--hub-key", hub_key, "--audience", BANK, "--nonce", "hex:" + ctx.extra["nonce"].hex(),
-        "--salt", token.binding_salt.hex(), "--status", str(status), "--json",
-    ]  # fmt: skip
-    shown = " ".join(a if a != hub_key else hub_key[:8] + "…" for a in args[:-1])
-    return args, shown
+    kept = ctx.extra.get("kept")
+    if kept is None:
+        layout = _layout(ctx)
+        kept = ctx.extra["kept"] = keep_inputs(
+            verify_dir(ctx.workdir), layout.bundle(HUB), layout.hub_key_file(HUB), ctx.resident
+        )
+    return verify_args(
+        ctx.extra["attestation"], kept, BANK, ctx.extra["nonce"], token.binding_salt, statuses, now
+    )
 
 
 def _run_verify(ctx: DemoContext, args: list[str]) -> subprocess.CompletedProcess[str]:
-    """``huxin verify`` with the resident's ID on stdin (never in argv: ``ps``, history)."""
-    assert ctx.resident is not None
-    return _procs(ctx).huxin(
-        *args, "--subject-id-file", "-", stdin=ctx.resident + "\n", check=False
-    )
+    """The printed command, run as printed (plus ``--json`` to read its result)."""
+    return _procs(ctx).huxin(*args, "--json", check=False)
 
 
 def stage_verify(ctx: DemoContext) -> None:
     ctx.heading("9. The bank verifies offline (as `huxin verify` does)")
-    args, shown = _verify_args(ctx, _fetch_status(ctx))
-    ctx.say(f"$ huxin {shown} --subject-id-file - < (ID from the card, on stdin)")
+    status = _fetch_status(ctx, "heihe-status-at-check.bin")
+    args = _verify_args(ctx, [status], int(time.time()))
+    command = command_line(args)
+    ctx.extra["verify_command"] = command
+    ctx.say(f"$ {command}")
     out = _run_verify(ctx, args)
     if out.returncode != 0:
         ctx.say(f"NOT VALID: {out.stderr.strip()[:200]}")
@@ -380,7 +384,10 @@ def stage_verify(ctx: DemoContext) -> None:
     ctx.say()
     ctx.say(
         "Signature, signing key (certified by Heihe's root key in the hub-signed trust list),"
-        " expiry, audience, nonce and subject binding all check out without calling anyone."
+        " expiry, audience, nonce, subject binding and status all check out without calling"
+        " anyone.  The command above reads only files in"
+        f" {verify_dir(ctx.workdir)} (the applicant's synthetic ID number is in"
+        " subject-id, readable by you alone); paste it to check again as of --now."
     )
 
 
@@ -437,12 +444,16 @@ def stage_withdraw(ctx: DemoContext) -> None:
         ctx.extra["refused"] = ""
         ctx.say("NOT refused — this is a bug.")
     ctx.say()
-    args = _verify_args(ctx, _fetch_status(ctx))[0]
+    at_check = verify_dir(ctx.workdir) / "heihe-status-at-check.bin"
+    fresh = _fetch_status(ctx, "heihe-status-after-withdrawal.bin")
+    args = _verify_args(ctx, [at_check, fresh], int(time.time()))
+    ctx.say(f"$ {command_line(args)}")
     out = _run_verify(ctx, args)
     ctx.extra["revoked"] = out.returncode != 0 and "STATUS_REVOKED" in out.stdout + out.stderr
     ctx.say(
-        "The attestation the bank already holds now fails `huxin verify` with Heihe's fresh"
-        f" status list: {'STATUS_REVOKED' if ctx.extra['revoked'] else out.stdout.strip()[:80]}."
+        "The attestation the bank already holds now fails `huxin verify`: of the two lists"
+        " it holds, Heihe's newer one decides:"
+        f" {'STATUS_REVOKED' if ctx.extra['revoked'] else out.stdout.strip()[:80]}."
     )
     ctx.say()
     layout = _layout(ctx)

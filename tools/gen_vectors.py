@@ -25,7 +25,12 @@ from typing import Any
 
 from keys import (
     ATTESTATION_TYPE,
+    MAX_SIGNATURES,
+    STATUSLIST_TYPE,
+    TRUSTLIST_TYPE,
     Attestation,
+    Envelope,
+    EnvelopeSignature,
     KeyPair,
     KeySet,
     MappedGrade,
@@ -39,6 +44,7 @@ from keys import (
     sign_checkpoint,
     subject_binding,
 )
+from keys._deflate import compress
 from node.pb.v1 import attestation_pb2 as pb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +52,7 @@ OUT = ROOT / "tests" / "vectors" / "huxin_vectors.json"
 
 T0 = 1_793_491_200  # 2026-11-01T00:00:00Z, the verification time of every case
 DAY = 86_400
+MIN_BYTES = 131_072 // 4  # the bitstring of a list of the minimum size
 AUDIENCE = "hainan-bank-001"
 NONCE = b"nonce-0001"
 SALT = bytes(range(32))
@@ -88,6 +95,44 @@ def _rewrap(blob: bytes, edit: Any) -> bytes:
     m.ParseFromString(blob)
     edit(m)
     return m.SerializeToString(deterministic=True)
+
+
+def _flip_signature(env: Envelope) -> Envelope:
+    s = env.signatures[0]
+    flipped = EnvelopeSignature(s.key_id, bytes([s.sig[0] ^ 1]) + s.sig[1:])
+    return Envelope(env.payload_type, env.payload, (flipped,))
+
+
+def _with_signatures(payload: bytes, *parts: tuple[KeyPair, bool]) -> bytes:
+    """A single attestation envelope with one signature per (key, broken) pair."""
+    sigs = []
+    for key, broken in parts:
+        sig = key.sign(pae(ATTESTATION_TYPE, payload))
+        sigs.append(EnvelopeSignature(key.key_id, bytes([sig[0] ^ 1]) + sig[1:] if broken else sig))
+    env = Envelope(ATTESTATION_TYPE, payload, tuple(sigs))
+    return pb.SignedAttestation(envelope=env.to_proto()).SerializeToString(deterministic=True)
+
+
+def _signed_payload(payload: bytes, key: KeyPair) -> bytes:
+    env = sign(ATTESTATION_TYPE, payload, key)
+    return pb.SignedAttestation(envelope=env.to_proto()).SerializeToString(deterministic=True)
+
+
+def _status_env(key: KeyPair, issued: int, expires: int, states: dict[int, int]) -> Envelope:
+    sl = StatusList("heihe", "heihe-2026-11")
+    for index, state in states.items():
+        sl.set(index, state)  # type: ignore[arg-type]
+    return sl.sign(key, issued, expires)
+
+
+def _edited_status(key: KeyPair, edit: Any = None, **fields: Any) -> Envelope:
+    """An all-valid status list with ``fields`` set in the message and then its payload
+    bytes passed through ``edit``, before signing."""
+    m = StatusList("heihe", "heihe-2026-11").to_proto(T0 - 60, T0 + DAY)
+    for name, value in fields.items():
+        setattr(m, name, value)
+    payload = m.SerializeToString(deterministic=True)
+    return sign(STATUSLIST_TYPE, payload if edit is None else edit(payload), key)
 
 
 def build() -> dict[str, Any]:
@@ -134,9 +179,34 @@ def build() -> dict[str, Any]:
     trust_v1 = TrustList("hlj-hub", 1, T0 - 9 * DAY, T0 + 30 * DAY, regions).sign(hub)
     trust_expired = TrustList("hlj-hub", 3, T0 - 60 * DAY, T0 - DAY, regions).sign(hub)
 
-    def bundle(env: Any) -> str:
+    trust_future = TrustList("hlj-hub", 4, T0 + DAY, T0 + 30 * DAY, regions).sign(hub)
+    trust_unknown_field = sign(
+        TRUSTLIST_TYPE,
+        TrustList("hlj-hub", 4, T0 - DAY, T0 + 30 * DAY, regions, hub.public_key)
+        .to_proto()
+        .SerializeToString(deterministic=True)
+        + b"\xf8\x07\x01",  # field 127, which TrustList does not define
+        hub,
+    )
+    # Status lists of the "which list decides" cases (docs/SPEC.md section 8); the
+    # attestation of those cases has status index 3, valid in the bundle's list.
+    lists = {
+        "fresh_revoked": _status_env(cur, T0 - 60, T0 + DAY, {3: 1}),
+        "fresh_valid": _status_env(cur, T0 - 60, T0 + DAY, {}),
+        "older_suspended": _status_env(cur, T0 - 7200, T0 + DAY, {3: 2}),
+        "expired": _status_env(cur, T0 - 2 * DAY, T0 - DAY, {}),
+        "bad_signature": _flip_signature(_status_env(cur, T0 - 30, T0 + DAY, {})),
+        "future_dated": _status_env(cur, T0 + 3600, T0 + 2 * DAY, {}),
+        "zlib_trailing_bytes": _edited_status(cur, bits=compress(bytes(MIN_BYTES)) + b"\0"),
+        "invalid_utf8": _edited_status(cur, lambda p: p.replace(b"heihe-2026", b"heihe-\xff026")),
+    }
+
+    def bundle(env: Any, *status_lists: Envelope) -> str:
         return (
-            pb.TrustBundle(trust_list=env.to_proto(), status_lists=[status_env.to_proto()])
+            pb.TrustBundle(
+                trust_list=env.to_proto(),
+                status_lists=[e.to_proto() for e in status_lists or (status_env,)],
+            )
             .SerializeToString(deterministic=True)
             .hex()
         )
@@ -159,9 +229,18 @@ def build() -> dict[str, Any]:
 
     default = {"trust": "trust_v2", "min_version": 2, "audience": AUDIENCE}
 
-    def case(name: str, blob: bytes, expect: str, **params: Any) -> dict[str, Any]:
+    def case(name: str, blob: bytes, expect: str, *warnings: str, **params: Any) -> dict[str, Any]:
         p = {**default, **params}
-        return {"name": name, "blob": blob.hex(), "params": p, "expect": expect}
+        return {
+            "name": name,
+            "blob": blob.hex(),
+            "params": p,
+            "expect": expect,
+            "expect_warnings": list(warnings),
+        }
+
+    payload = _att().to_bytes()
+    assert payload.count(b"heihe-2026-10-000001") == 1
 
     full = {"nonce": NONCE.hex(), "subject_id": SUBJECT, "binding_salt": SALT.hex()}
     cases = [
@@ -260,7 +339,52 @@ def build() -> dict[str, Any]:
         case("trust_rollback", single, "TRUST_ROLLBACK", trust="trust_v1"),
         case("trust_expired", single, "TRUST_EXPIRED", trust="trust_expired", min_version=0),
         case("trust_invalid", single, "TRUST_INVALID", trust="trust_v2", hub_key="heihe_root"),
-    ]
+        # -- which status list decides (docs/SPEC.md section 8) ----------------------
+        case("status_stale_bundle_list_fresh_revoked", single, "STATUS_REVOKED",
+             use_status=True, status_lists=["fresh_revoked"]),
+        case("status_two_bundle_lists_newer_last", single, "STATUS_REVOKED",
+             trust="trust_v2_stale_then_fresh", use_status=True),
+        case("status_two_bundle_lists_newer_first", single, "STATUS_REVOKED",
+             trust="trust_v2_fresh_then_stale", use_status=True),
+        case("status_newer_valid_lifts_older_suspension", single, "VALID",
+             use_status=True, status_lists=["older_suspended"]),
+        case("status_expired_bundle_list_fresh_valid", single, "VALID", "EXPIRED",
+             trust="trust_v2_expired_list", use_status=True, status_lists=["fresh_valid"]),
+        case("status_bad_signature_bundle_list_fresh_valid", single, "VALID", "BAD_SIGNATURE",
+             trust="trust_v2_bad_signature_list", use_status=True, status_lists=["fresh_valid"]),
+        case("status_future_dated_list_cannot_override", single, "STATUS_REVOKED",
+             "NOT_YET_VALID", status_lists=["fresh_revoked", "future_dated"]),
+        case("status_none_usable", single, "STATUS_UNAVAILABLE", "EXPIRED", "BAD_SIGNATURE",
+             trust="trust_v2_expired_list", use_status=True, status_lists=["bad_signature"]),
+        # -- a broken status list never decides (docs/SPEC.md sections 5 and 8) -------
+        case("status_list_zlib_trailing_bytes", single, "STATUS_UNAVAILABLE", "MALFORMED",
+             status_lists=["zlib_trailing_bytes"]),
+        case("status_list_invalid_utf8", single, "STATUS_UNAVAILABLE", "MALFORMED",
+             status_lists=["invalid_utf8"]),
+        case("status_list_future_dated", single, "STATUS_UNAVAILABLE", "NOT_YET_VALID",
+             status_lists=["future_dated"]),
+        # -- several signatures (docs/SPEC.md section 2, docs/adr/0112) --------------
+        case("signatures_bad_then_good", _with_signatures(payload, (old, True), (cur, False)),
+             "BAD_SIGNATURE"),
+        case("signatures_good_then_bad", _with_signatures(payload, (cur, False), (old, True)),
+             "BAD_SIGNATURE"),
+        case("signatures_unknown_then_good",
+             _with_signatures(payload, (stranger, False), (cur, False)), "VALID"),
+        case("signatures_too_many",
+             _with_signatures(payload, *[(cur, False)] * (MAX_SIGNATURES + 1)), "MALFORMED"),
+        # -- one encoding of a signed payload (docs/SPEC.md section 2) ----------------
+        case("payload_invalid_utf8",
+             _signed_payload(payload.replace(b"000001", b"\xff00001"), cur), "MALFORMED"),
+        case("payload_unknown_field", _signed_payload(payload + b"\xf8\x07\x01", cur),
+             "MALFORMED"),
+        case("payload_duplicated_field", _signed_payload(payload + b"\x2a\x03SSS", cur),
+             "MALFORMED"),
+        case("container_unknown_field_ignored", single + b"\xf8\x07\x01", "VALID"),
+        case("trust_list_future_dated", single, "NOT_YET_VALID", trust="trust_future",
+             min_version=0),
+        case("trust_list_unknown_field", single, "TRUST_INVALID", trust="trust_unknown_field",
+             min_version=0),
+    ]  # fmt: skip
 
     keys_doc = {
         name: {"seed": k.seed.hex(), "public_key": k.public_key.hex(), "key_id": k.key_id}
@@ -280,8 +404,11 @@ def build() -> dict[str, Any]:
         "description": (
             "Huxin test vectors (docs/SPEC.md). Generated by tools/gen_vectors.py; do not edit. "
             "Every case is verified at 'now' with the named trust bundle pinned to hub_root "
-            "(or the key named in params.hub_key), min_version as given, and the bundle's "
-            "status list when params.use_status is true."
+            "(or the key named in params.hub_key) and min_version as given. The status lists "
+            "offered to the verifier are the bundle's status_lists when params.use_status is "
+            "true, followed by the lists named in params.status_lists (from 'status_lists'), "
+            "in that order; with none, no status check. 'expect' is VALID or the reason code; "
+            "'expect_warnings' the codes of the skipped status lists, in candidate order."
         ),
         "now": T0,
         "keys": keys_doc,
@@ -296,7 +423,14 @@ def build() -> dict[str, Any]:
             "trust_v2": bundle(trust_v2),
             "trust_v1": bundle(trust_v1),
             "trust_expired": bundle(trust_expired),
+            "trust_v2_stale_then_fresh": bundle(trust_v2, status_env, lists["fresh_revoked"]),
+            "trust_v2_fresh_then_stale": bundle(trust_v2, lists["fresh_revoked"], status_env),
+            "trust_v2_expired_list": bundle(trust_v2, lists["expired"]),
+            "trust_v2_bad_signature_list": bundle(trust_v2, lists["bad_signature"]),
+            "trust_future": bundle(trust_future),
+            "trust_unknown_field": bundle(trust_unknown_field),
         },
+        "status_lists": {name: env.to_bytes().hex() for name, env in lists.items()},
         "status_list": status_env.to_bytes().hex(),
         "batch": {
             "size": len(batch),

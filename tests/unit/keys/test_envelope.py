@@ -46,10 +46,10 @@ def _other_keys_env() -> Envelope:
 FAILURES: list[tuple[str, Any, str]] = [
     ("wrong_type", lambda e, k: verify_envelope(e, k, "text/plain"), "WRONG_PAYLOAD_TYPE"),
     ("unknown_key", lambda e, k: verify_envelope(_other_keys_env(), k, T), "UNKNOWN_KEY"),
-    (
+    (  # no signature by a known key, none at all included (docs/SPEC.md section 2)
         "no_signature",
         lambda e, k: verify_envelope(Envelope(T, e.payload, ()), k, T),
-        "BAD_SIGNATURE",
+        "UNKNOWN_KEY",
     ),
     (
         "payload_changed",

@@ -310,7 +310,8 @@ async def test_trust_list_published_versioned_and_refreshed(tmp_path: Path) -> N
     )
     changed = await w.hub.refresh_trust_list(NOW + HubConfig().trust_list_refresh_seconds + 5)
     assert changed is not None and changed.version == 3
-    assert set(load_trust(changed.envelope, w.hub_root.public_key, NOW).regions) == {
+    at = NOW + HubConfig().trust_list_refresh_seconds + 5  # not before it was issued
+    assert set(load_trust(changed.envelope, w.hub_root.public_key, at).regions) == {
         "heihe", "hainan", HUB,
     }  # fmt: skip
     with pytest.raises(VerificationError) as err:

@@ -236,12 +236,14 @@ async def _two_rounds(bed: Bed) -> None:
         pytest.param("mapping_of_others", "hainan", "mapping:fuzhou-wendeng-anchored:NOT_PEERS_TABLE", id="mapping-not-the-peers"),
         pytest.param("key_set_foreign_root", "hainan", "key_set:BAD_KEY_SET", id="bad-key-set"),
         pytest.param("status_foreign_signer", "hainan", "status_list:ISSUER_MISMATCH", id="bad-status"),
+        pytest.param("status_future_dated", "hainan", "status_list:NOT_YET_VALID", id="status-from-the-future"),
     ],
 )  # fmt: skip
 async def test_no_rollback_and_nothing_unverified_is_kept(
     bed: Bed, change: str, peer: str, refused: str
 ) -> None:
-    """REQ: H17 — the highest version seen is kept; older or unverifiable material is refused."""
+    """REQ: H17 — the highest version seen is kept; older or unverifiable material is refused
+    (issue 14 items 1 and 16: a status list dated beyond the clock skew is NOT_YET_VALID)."""
     hub, hainan = bed.net.peers["heilongjiang"], bed.net.peers["hainan"]
     # Everything moves forward first: list v2, key set v2, newer status, scheme 2025.2.
     hub.trust_lists.append(federation_list(2))
@@ -293,6 +295,8 @@ async def test_no_rollback_and_nothing_unverified_is_kept(
             .sign(other, NOW)
             .to_bytes()
         )
+    elif change == "status_future_dated":  # held, it would refuse every real list until then
+        hainan.publish_status(T + 86_400)
     elif change == "status_foreign_signer":
         hainan.status = (
             StatusList("hainan-hub", "sl").sign(PEERHUB.signing, T + 99, T + 999).to_bytes()
