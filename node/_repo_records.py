@@ -206,6 +206,10 @@ class RecordsRepository:
     def key_of(self, id_number: str) -> bytes:
         return subject_key(self._secret, id_number)
 
+    def seal_id(self, id_number: str, key: bytes) -> bytes:
+        """The ID number as stored: sealed with AES-GCM, aad = its subject key."""
+        return self._sealer.seal(id_number.encode("ascii"), aad=key)
+
     async def submit_batch(
         self,
         batch_id: str,

@@ -82,6 +82,7 @@ from ._guard import require_caller
 from ._repo_records import SubjectFacts, batch_rejection
 from ._rights import RightsTx, grade_change_proto, run_rights_unit
 from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
+from .population import submit_residence_facts
 
 __all__ = ["REPAIR_ROUTES", "SourceServicer", "record_digest", "record_to_raw", "source_names"]
 
@@ -254,6 +255,11 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
             replayed=result.replayed,
             batch_sha256=result.sha256,
         )
+
+    async def SubmitResidenceFacts(
+        self, request: node_pb2.SubmitResidenceFactsRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.SubmitRecordsResponse:
+        return await submit_residence_facts(self._ctx, require_caller(), request)
 
     async def RecordCollectionConsent(
         self, request: node_pb2.CollectionConsent, context: aio.ServicerContext[Any, Any]
