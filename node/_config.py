@@ -541,9 +541,7 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         federation=federation,
         sources=_ids(data.get("sources", {}).get("allowed", []), "sources.allowed"),
         population=_ids(data.get("sources", {}).get("population", []), "sources.population"),
-        require_registry=_get(
-            data.get("sources", {}), "sources", "require_registry", bool, False
-        ),
+        require_registry=_get(data.get("sources", {}), "sources", "require_registry", bool, False),
         log_file=None if log_file is None else (base / str(log_file)),
         grace_seconds=_get(node, "node", "grace_seconds", float, 10.0),
         hub=_hub(data.get("hub", {}), base),

@@ -75,7 +75,7 @@ def check_region_arguments(
     written, naming the ``huxin init region`` flag (review5 L1)."""
     try:
         check_id(region, "--region")
-        for flag, ids in (("--peers", peers), ("--sources", sources), ("--population", population)):
+        for flag, ids in (("--peers", peers), ("--sources", sources)):
             for i in ids:
                 check_id(i, flag)
         check_address(peer_listen, "--peer-listen")

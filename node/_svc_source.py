@@ -82,7 +82,7 @@ from ._guard import require_caller
 from ._repo_records import SubjectFacts, batch_rejection
 from ._rights import RightsTx, grade_change_proto, run_rights_unit
 from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
-from .population import submit_residence_facts
+from .population import scope_problems, submit_residence_facts
 
 __all__ = ["REPAIR_ROUTES", "SourceServicer", "record_digest", "record_to_raw", "source_names"]
 
@@ -244,6 +244,10 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
         if problems:
             problems.sort(key=lambda p: p[0])  # stable: scoring's reason first per record
             raise batch_rejection(request.batch_id, problems)
+        if ctx.config.require_registry:  # records only about people in scope (H7, docs/adr/0508)
+            out_of_scope = await scope_problems(ctx, records, ctx.scheme, ctx.today())
+            if out_of_scope:
+                raise batch_rejection(request.batch_id, out_of_scope)
         facts = [_facts(s, i) for i, s in enumerate(request.subjects)]
         sha = hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
         result = await ctx.records.submit_batch(

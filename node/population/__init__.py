@@ -16,7 +16,15 @@ source submit``).
 """
 
 from ._facts import FACT_KINDS, FACTS_MAX, Fact, residence_kinds, validate_facts
-from ._repo import RegistryState, apply_facts, not_served_reason, registry_state, state_of
+from ._repo import (
+    RegistryState,
+    apply_facts,
+    not_served_reason,
+    registry_state,
+    require_served,
+    state_of,
+)
+from ._scope import scope_problems
 from ._service import submit_residence_facts
 
 __all__ = [
@@ -27,7 +35,9 @@ __all__ = [
     "apply_facts",
     "not_served_reason",
     "registry_state",
+    "require_served",
     "residence_kinds",
+    "scope_problems",
     "state_of",
     "submit_residence_facts",
     "validate_facts",

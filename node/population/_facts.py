@@ -31,8 +31,8 @@ from .._freetext import contains_id_number
 __all__ = [
     "BEGINS",
     "ENDS",
-    "FACT_KINDS",
     "FACTS_MAX",
+    "FACT_KINDS",
     "Fact",
     "FactProblem",
     "residence_kinds",
@@ -79,7 +79,7 @@ def _problem(i: int, field: str, code: str, message: str) -> FactProblem:
     return (i, "", field, code, message)
 
 
-def _residence_kind(  # noqa: PLR0911 - one answer per fact kind
+def _residence_kind(
     i: int, kind: str, given: str, known: frozenset[str]
 ) -> tuple[str, FactProblem | None]:
     if len(given) > RESIDENCE_KIND_MAX or contains_id_number(given):
@@ -88,7 +88,9 @@ def _residence_kind(  # noqa: PLR0911 - one answer per fact kind
     implied = BEGINS.get(kind) or ENDS.get(kind)
     if kind in OTHERS:
         if given:
-            return "", _problem(i, "residence_kind", "INVALID_FIELD", f"a {kind} names no residence")
+            return "", _problem(
+                i, "residence_kind", "INVALID_FIELD", f"a {kind} names no residence"
+            )
         return "", None
     if implied is not None:
         if given and given != implied:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from scoring import Residence, Scheme, Subject, birth_date, eligibility_problem
 
-from .._errors import AlreadyExistsError
+from .._errors import AlreadyExistsError, FailedPreconditionError, NotFoundError
 from .._repo_consents import STATUS_REVOKED, STATUS_VALID
 from .._repo_records import BatchResult, tombstone
 from .._rights import RightsTx, run_rights_unit
@@ -48,6 +48,7 @@ __all__ = [
     "not_served_reason",
     "registry_state",
     "registry_states",
+    "require_served",
     "state_of",
 ]
 
@@ -257,3 +258,23 @@ async def apply_facts(
 async def state_of(ctx: NodeContext, key: bytes) -> RegistryState | None:
     """:func:`registry_state` in a read unit."""
     return await ctx.db.read_unit(lambda conn: registry_state(conn, key))
+
+
+async def require_served(ctx: NodeContext, key: bytes, *, self_query: bool) -> None:
+    """Refuse a person the node no longer serves, naming why.
+
+    NOT_FOUND ``SUBJECT_UNKNOWN`` when neither the registry nor any record holds
+    them; FAILED_PRECONDITION ``SUBJECT_DECEASED`` / ``SUBJECT_NOT_RESIDENT`` /
+    ``SUBJECT_NOT_ELIGIBLE`` (:func:`not_served_reason`).  A self-query
+    (``self_query``) is refused only after a death: a former resident may still
+    read their report and why they are no longer scored (H12).
+    """
+    state = await state_of(ctx, key)
+    if state is None:
+        raise NotFoundError(
+            "SUBJECT_UNKNOWN", "no registry entry or records are held for this person"
+        )
+    why = not_served_reason(state, ctx.scheme, ctx.today())
+    if why is None or (self_query and why[0] != "SUBJECT_DECEASED"):
+        return
+    raise FailedPreconditionError(why[0], why[1], field="subject")

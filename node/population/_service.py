@@ -14,14 +14,17 @@ deterministic serialisation, so a replay must be byte-identical in meaning.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 from .._bounds import ID_MAX, check_text
-from .._context import NodeContext
 from .._errors import InvalidArgumentError, PermissionDeniedError
 from .._repo_records import batch_rejection
 from ..pb.v1 import node_pb2
 from ._facts import FACTS_MAX, validate_facts
 from ._repo import apply_facts
+
+if TYPE_CHECKING:
+    from .._context import NodeContext
 
 __all__ = ["submit_residence_facts"]
 
