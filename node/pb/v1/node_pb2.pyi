@@ -1153,7 +1153,10 @@ class LogEntry(_message.Message):
     kind: _builtins.str
     """consent_granted | consent_withdrawn | attestation_issued | request_refused"""
     timestamp: _builtins.int
-    """| objection_* | record_repaired | supplement_* | deregistered"""
+    """| objection_* | record_repaired | supplement_* | deregistered
+    | consents_ended (reason: SUBJECT_DECEASED, SUBJECT_NOT_RESIDENT,
+      SUBJECT_NOT_ELIGIBLE; docs/adr/0508)
+    """
     consent_id: _builtins.str
     requester: _builtins.str
     """certificate identity of the requester, if any"""
@@ -1324,7 +1327,7 @@ class Notification(_message.Message):
     id: _builtins.int
     at: _builtins.str
     kind: _builtins.str
-    """objection | grade | supplement | deregistration"""
+    """objection | grade | supplement | deregistration | consent"""
     message: _builtins.str
     def __init__(
         self,
