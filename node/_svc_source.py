@@ -76,13 +76,13 @@ from ._bounds import (
     check_text,
 )
 from ._context import NodeContext
-from ._errors import InvalidArgumentError, PermissionDeniedError
+from ._errors import FailedPreconditionError, InvalidArgumentError, PermissionDeniedError
 from ._freetext import contains_id_number
 from ._guard import require_caller
 from ._repo_records import SubjectFacts, batch_rejection
 from ._rights import RightsTx, grade_change_proto, run_rights_unit
 from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
-from .population import scope_problems, submit_residence_facts
+from .population import person_scope_problem, scope_problems, submit_residence_facts
 
 __all__ = ["REPAIR_ROUTES", "SourceServicer", "record_digest", "record_to_raw", "source_names"]
 
@@ -297,6 +297,10 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
         signed_on = _date(request.signed_on, "signed_on")
         if signed_on > ctx.today():
             raise InvalidArgumentError("INVALID_FIELD", "is in the future", field="signed_on")
+        if ctx.config.require_registry:  # a consent would store the person (H7, ADR 0508)
+            out_of_scope = await person_scope_problem(ctx, idn, ctx.scheme, ctx.today())
+            if out_of_scope is not None:
+                raise FailedPreconditionError(*out_of_scope, field="subject_id")
         ref = await ctx.records.record_collection_consent(
             idn,
             request.collector,

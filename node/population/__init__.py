@@ -24,7 +24,7 @@ from ._repo import (
     require_served,
     state_of,
 )
-from ._scope import scope_problems
+from ._scope import person_scope_problem, scope_problems
 from ._service import submit_residence_facts
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "RegistryState",
     "apply_facts",
     "not_served_reason",
+    "person_scope_problem",
     "registry_state",
     "require_served",
     "residence_kinds",

@@ -31,7 +31,7 @@ from ._repo import registry_state
 if TYPE_CHECKING:
     from .._context import NodeContext
 
-__all__ = ["scope_problems"]
+__all__ = ["person_scope_problem", "scope_problems"]
 
 _SERVED_CODES = ("SUBJECT_DECEASED", "SUBJECT_NOT_RESIDENT")
 
@@ -80,3 +80,16 @@ async def scope_problems(
             problems.append((i, records[i].record_id, "subject_id", why[0], why[1]))
     problems.sort(key=lambda p: p[0])
     return problems
+
+
+async def person_scope_problem(
+    ctx: NodeContext, id_number: str, scheme: Scheme, today: date
+) -> tuple[str, str] | None:
+    """(code, message) when one person is out of scope (the checks of
+    :func:`scope_problems`), e.g. before a collection consent would store them."""
+    minimum = scheme.eligibility.min_age
+    if years_between(birth_date(id_number), today) < minimum:
+        return "SUBJECT_MINOR", f"under {minimum}: not a subject of the scheme (H1, H7)"
+    key = ctx.records.key_of(id_number)
+    found = await ctx.db.read_unit(lambda conn: _registry_problems(conn, [key], today))
+    return found.get(key)

@@ -347,3 +347,25 @@ async def test_monthly_run_scores_residents_without_records_and_drops_leavers(no
         "SELECT eligible FROM snapshots WHERE run_id = ? AND subject_key = ?",
         summary.run_id, key(PAST_LEFT),
     ) == 0  # fmt: skip
+
+
+async def test_collection_consent_for_an_unregistered_person_is_refused(node: Node) -> None:
+    """REQ: H7 — a collection consent would store the person: not without the registry."""
+    before = node.count("SELECT count(*) FROM subjects")
+    err = await _refused(
+        node.court.RecordCollectionConsent(
+            node_pb2.CollectionConsent(
+                subject_id=UNKNOWN,
+                collector="heihe-court",
+                stated_use="loan history",
+                document_sha256=bytes(32),
+                signed_on="2025-01-01",
+                adverse_consequences_acknowledged=True,
+            )
+        )
+    )
+    assert (err.code(), reason_of(err)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "SUBJECT_NOT_REGISTERED",
+    )
+    assert node.count("SELECT count(*) FROM subjects") == before
