@@ -19,7 +19,13 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-MODULES: tuple[str, ...] = ("bench.scoring", "bench.crypto", "bench.exchange", "bench.sync")
+MODULES: tuple[str, ...] = (
+    "bench.scoring",
+    "bench.crypto",
+    "bench.exchange",
+    "bench.sync",
+    "bench.population",
+)
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 

@@ -129,9 +129,14 @@ def _range(sql: str, chunk: Chunk) -> tuple[str, tuple[bytes, ...]]:
 _SUBJECTS = (
     "SELECT subject_key, birth_date, full_civil_capacity FROM subjects WHERE {cond}"
     " AND registered_at < ? AND (deregistered_at IS NULL OR deregistered_at >= ?)"
+    " AND (died_on IS NULL OR died_on > ?)"  # the dead leave the run (docs/adr/0508)
     " ORDER BY subject_key"
 )
-_RESIDENCES = "SELECT subject_key, kind, since FROM residences WHERE {cond} ORDER BY subject_key"
+# a residence counts on as_of unless it ended by then (move-out, permit expiry)
+_RESIDENCES = (
+    "SELECT subject_key, kind, since FROM residences WHERE {cond}"
+    " AND (ended_on IS NULL OR ended_on > ?) ORDER BY subject_key"
+)
 _RECORDS = (
     "SELECT subject_key, record_id, category, act_id, source, recognised_on, valid_until,"
     " level, severity, legal_document, status, flags FROM records WHERE {cond}"
@@ -145,13 +150,13 @@ def read_chunk(
     """Everyone registered on ``as_of`` in ``chunk``, with residences and records, in key order."""
     day_after = (as_of + timedelta(days=1)).isoformat()
     sql, args = _range(_SUBJECTS, chunk)
-    people = conn.execute(sql, (*args, day_after, day_after)).fetchall()
+    people = conn.execute(sql, (*args, day_after, day_after, as_of.isoformat())).fetchall()
     if not people:
         return
     sql, args = _range(_RESIDENCES, chunk)
     residences: dict[bytes, list[Residence]] = {}
     parse = date.fromisoformat
-    for key, kind, since in conn.execute(sql, args):
+    for key, kind, since in conn.execute(sql, (*args, as_of.isoformat())):
         residences.setdefault(key, []).append(Residence(kind, parse(since)))
     sql, args = _range(_RECORDS, chunk)
     records: dict[bytes, list[RecordRow]] = {}

@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "node._cli_review",
     "node._cli_hub",
     "node._cli_backup",
+    "node.population._cli",
 )
 
 

@@ -66,7 +66,21 @@ def register(sub: SubParsers) -> None:
     )
     p.add_argument("--sources", type=_csv, default=[], help="source identities (a,b)")
     p.add_argument(
-        "--source-certs", action="store_true", help="also issue client certs for --sources"
+        "--population",
+        type=_csv,
+        default=[],
+        help="population authorities: residence facts without records (a,b; docs/adr/0508)",
+    )
+    p.add_argument(
+        "--source-certs",
+        action="store_true",
+        help="also issue client certs for --sources and --population",
+    )
+    p.add_argument(
+        "--require-registry",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="refuse records about people the population registry does not hold (H7)",
     )
     p.add_argument("--peer-listen", default="127.0.0.1:7443", metavar="HOST:PORT")
     p.add_argument("--citizen-listen", default="127.0.0.1:7444", metavar="HOST:PORT")
@@ -123,7 +137,8 @@ def _init(args: argparse.Namespace) -> int:
     ca_dir = args.ca or (args.out.resolve().parent / "ca")
     try:
         check_region_arguments(  # before the CA is created (review5 L1)
-            args.region, args.peers, sources=args.sources, peer_listen=args.peer_listen,
+            args.region, args.peers, sources=[*args.sources, *args.population],
+            peer_listen=args.peer_listen,
             citizen_listen=args.citizen_listen, metrics_listen=args.metrics_listen,
         )  # fmt: skip
         ca = load_or_create_ca(ca_dir, now)
@@ -135,13 +150,15 @@ def _init(args: argparse.Namespace) -> int:
             now,
             peers=args.peers,
             sources=args.sources,
+            population=args.population,
+            require_registry=args.require_registry,
             peer_listen=args.peer_listen,
             citizen_listen=args.citizen_listen,
             metrics_listen=args.metrics_listen,
         )
         certs = []
         if args.source_certs:
-            for source in args.sources:
+            for source in (*args.sources, *args.population):
                 cert, _key = issue_client_cert(
                     ca, source, args.out / "clients", now, registry=args.out / REGISTRY_FILE
                 )

@@ -248,6 +248,11 @@ class NodeConfig:
     peers: tuple[str, ...] = ()  # standalone nodes only: static allow-list (H17)
     federation: FederationConfig | None = None  # federated: the trust list decides (H17)
     sources: tuple[str, ...] = ()  # certificate identities allowed to submit records
+    # [sources] population: identities allowed to submit residence facts (docs/adr/0508)
+    population: tuple[str, ...] = ()
+    # [sources] require_registry: records only about registered adults (H7); False for
+    # configs written before the registry (their people exist through their records)
+    require_registry: bool = False
     log_file: Path | None = None
     grace_seconds: float = 10.0
     hub: HubConfig = HubConfig()  # [hub]: push (region) and hub role settings
@@ -313,7 +318,7 @@ _SECTIONS = {
         "backoff_base_seconds",
         "backoff_max_seconds",
     },
-    "sources": {"allowed"},
+    "sources": {"allowed", "population", "require_registry"},
     "clients": {"registry"},
     "rights": {
         "queries_per_minute",
@@ -564,6 +569,8 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         peers=peers,
         federation=federation,
         sources=_ids(data.get("sources", {}).get("allowed", []), "sources.allowed"),
+        population=_ids(data.get("sources", {}).get("population", []), "sources.population"),
+        require_registry=_get(data.get("sources", {}), "sources", "require_registry", bool, False),
         log_file=None if log_file is None else (base / str(log_file)),
         grace_seconds=_get(node, "node", "grace_seconds", float, 10.0),
         hub=_hub(data.get("hub", {}), base),

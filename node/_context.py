@@ -31,6 +31,7 @@ from ._rights_rollout import SchemeInForce
 from ._secrets import NodeSecrets
 from ._translog import TransparencyLog
 from ._trust import TrustState
+from .population import require_served
 
 __all__ = ["NodeContext"]
 
@@ -74,7 +75,8 @@ class NodeContext:
 
     async def score_subject(self, subject_key: bytes, *, explain: bool) -> ScoreResult:
         subject = await self.records.subject(subject_key)
-        if subject is None:
+        if subject is None:  # the registry says why: unknown or dead (docs/adr/0508)
+            await require_served(self, subject_key, self_query=True)
             raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")
         recs = await self.records.records_of(subject_key)
         return score(subject, recs, self.scheme, self.today(), explain=explain)

@@ -134,17 +134,23 @@ def init_region(
     *,
     peers: Sequence[str] = (),
     sources: Sequence[str] = (),
+    population: Sequence[str] = (),
+    require_registry: bool = False,
     peer_listen: str = "127.0.0.1:0",
     citizen_listen: str = "127.0.0.1:0",
     metrics_listen: str = "",
     role: str = "region",
     extra_toml: str = "",
 ) -> InitResult:
-    """One node directory; ``extra_toml`` is appended to its config (federation sections)."""
+    """One node directory; ``extra_toml`` is appended to its config (federation sections).
+
+    ``population`` are the population authorities (``[sources] population``);
+    ``require_registry`` makes record intake refuse people the registry does not
+    hold (docs/adr/0508): ``huxin init region`` turns it on for new nodes."""
     if scheme not in list_schemes():
         raise InitError("UNKNOWN_SCHEME", f"unknown scheme {scheme!r}")
     check_region_arguments(
-        region, peers, sources=sources, peer_listen=peer_listen,
+        region, peers, sources=(*sources, *population), peer_listen=peer_listen,
         citizen_listen=citizen_listen, metrics_listen=metrics_listen,
     )  # fmt: skip
     config = out / "node.toml"
@@ -218,6 +224,10 @@ allowed = {_toml_list(peers)}
 
 [sources]
 allowed = {_toml_list(sources)}
+# population authorities (docs/adr/0508): residence facts without records
+population = {_toml_list(population)}
+# records only about people the registry holds, adults in scope (H7)
+require_registry = {"true" if require_registry else "false"}
 """
         + extra_toml,
         encoding="utf-8",

@@ -206,6 +206,10 @@ class RecordsRepository:
     def key_of(self, id_number: str) -> bytes:
         return subject_key(self._secret, id_number)
 
+    def seal_id(self, id_number: str, key: bytes) -> bytes:
+        """The ID number as stored: sealed with AES-GCM, aad = its subject key."""
+        return self._sealer.seal(id_number.encode("ascii"), aad=key)
+
     async def submit_batch(
         self,
         batch_id: str,
@@ -456,16 +460,20 @@ def _refusals(
 
 
 def load_subject(conn: sqlite3.Connection, key: bytes) -> Subject | None:
-    """The engine's view of a registered subject (sync: run inside a unit of work)."""
+    """The engine's view of a registered, living subject with its current residences
+    (sync: run inside a unit of work); None when unknown, deregistered or dead (a
+    death keeps the rows, docs/adr/0508)."""
     row = conn.execute(
         "SELECT birth_date, full_civil_capacity FROM subjects "
-        "WHERE subject_key = ? AND deregistered_at IS NULL",
+        "WHERE subject_key = ? AND deregistered_at IS NULL AND died_on IS NULL",
         (key,),
     ).fetchone()
     if row is None:
         return None
     res = conn.execute(
-        "SELECT kind, since FROM residences WHERE subject_key = ? ORDER BY since", (key,)
+        "SELECT kind, since FROM residences WHERE subject_key = ? AND ended_on IS NULL "
+        "ORDER BY since",
+        (key,),
     ).fetchall()
     return Subject(
         date.fromisoformat(row[0]),
@@ -485,8 +493,9 @@ _RECORD_ROWS = (
 # A registered subject and its residences in one statement (no residence: one row of NULLs).
 _SUBJECT_ROWS = (
     "SELECT s.birth_date, s.full_civil_capacity, r.kind, r.since FROM subjects AS s "
-    "LEFT JOIN residences AS r ON r.subject_key = s.subject_key "
-    "WHERE s.subject_key = ? AND s.deregistered_at IS NULL ORDER BY r.since, r.kind"
+    "LEFT JOIN residences AS r ON r.subject_key = s.subject_key AND r.ended_on IS NULL "
+    "WHERE s.subject_key = ? AND s.deregistered_at IS NULL AND s.died_on IS NULL "
+    "ORDER BY r.since, r.kind"
 )
 
 

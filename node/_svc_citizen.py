@@ -62,6 +62,7 @@ from ._repo_consents import ConsentRow, GrantHistory, state_of
 from ._throttle import RETRY_AFTER_KEY
 from ._translog import PAGE_DEFAULT, LogWrite
 from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
+from .population import require_served
 
 __all__ = ["CONSENT_TYPE", "CitizenServicer", "incentive_catalogue", "score_result_proto"]
 
@@ -226,6 +227,8 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
                 "INVALID_FIELD", f"at most {MAX_USES_CAP} uses", field="max_uses"
             )
         subject = await ctx.records.subject(citizen.subject_key)
+        # dead, moved away, no longer eligible: no consent (docs/adr/0508)
+        await require_served(ctx, citizen.subject_key, self_query=False)
         if subject is None:
             raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")
         if not has_capacity(subject, ctx.today()):

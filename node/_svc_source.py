@@ -76,12 +76,13 @@ from ._bounds import (
     check_text,
 )
 from ._context import NodeContext
-from ._errors import InvalidArgumentError, PermissionDeniedError
+from ._errors import FailedPreconditionError, InvalidArgumentError, PermissionDeniedError
 from ._freetext import contains_id_number
 from ._guard import require_caller
 from ._repo_records import SubjectFacts, batch_rejection
 from ._rights import RightsTx, grade_change_proto, run_rights_unit
 from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
+from .population import person_scope_problem, scope_problems, submit_residence_facts
 
 __all__ = ["REPAIR_ROUTES", "SourceServicer", "record_digest", "record_to_raw", "source_names"]
 
@@ -243,6 +244,10 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
         if problems:
             problems.sort(key=lambda p: p[0])  # stable: scoring's reason first per record
             raise batch_rejection(request.batch_id, problems)
+        if ctx.config.require_registry:  # records only about people in scope (H7, docs/adr/0508)
+            out_of_scope = await scope_problems(ctx, records, ctx.scheme, ctx.today())
+            if out_of_scope:
+                raise batch_rejection(request.batch_id, out_of_scope)
         facts = [_facts(s, i) for i, s in enumerate(request.subjects)]
         sha = hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
         result = await ctx.records.submit_batch(
@@ -254,6 +259,11 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
             replayed=result.replayed,
             batch_sha256=result.sha256,
         )
+
+    async def SubmitResidenceFacts(
+        self, request: node_pb2.SubmitResidenceFactsRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.SubmitRecordsResponse:
+        return await submit_residence_facts(self._ctx, require_caller(), request)
 
     async def RecordCollectionConsent(
         self, request: node_pb2.CollectionConsent, context: aio.ServicerContext[Any, Any]
@@ -287,6 +297,10 @@ class SourceServicer(node_pb2_grpc.SourceServiceServicer):
         signed_on = _date(request.signed_on, "signed_on")
         if signed_on > ctx.today():
             raise InvalidArgumentError("INVALID_FIELD", "is in the future", field="signed_on")
+        if ctx.config.require_registry:  # a consent would store the person (H7, ADR 0508)
+            out_of_scope = await person_scope_problem(ctx, idn, ctx.scheme, ctx.today())
+            if out_of_scope is not None:
+                raise FailedPreconditionError(*out_of_scope, field="subject_id")
         ref = await ctx.records.record_collection_consent(
             idn,
             request.collector,

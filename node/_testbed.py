@@ -50,6 +50,7 @@ __all__ = [
     "make_id_number",
     "register_clients",
     "requester_channel",
+    "residence_fact",
     "resident",
 ]
 
@@ -124,12 +125,19 @@ class Testbed:
         *,
         peers: tuple[str, ...] = (),
         sources: tuple[str, ...] = (),
+        population: tuple[str, ...] = (),
+        require_registry: bool = False,
         clock: Clock | None = None,
     ) -> RunningNode:
+        """``population``/``require_registry``: the population registry (docs/adr/0508);
+        off by default so a bed's records need no registry first."""
         assert self.ca is not None
         directory = self.root / region
         if not (directory / "node.toml").exists():
-            init_region(directory, region, scheme, self.ca, self.now, peers=peers, sources=sources)
+            init_region(
+                directory, region, scheme, self.ca, self.now, peers=peers, sources=sources,
+                population=population, require_registry=require_registry,
+            )  # fmt: skip
         config = load_config(directory / "node.toml")
         known = {e.sha256 for e in read_registry(config.clients.registry)}
         for issued in self._issued:
@@ -183,6 +191,15 @@ def honour_record(
         act_id=f"act-{record_id}",
         recognised_on=recognised_on,
         level="city",
+    )
+
+
+def residence_fact(
+    id_number: str, kind: str = "move_in", on: str = "2000-01-01", residence_kind: str = ""
+) -> node_pb2.ResidenceFact:
+    """One population-authority fact (``SubmitResidenceFacts``)."""
+    return node_pb2.ResidenceFact(
+        subject_id=id_number, kind=kind, on=on, residence_kind=residence_kind
     )
 
 

@@ -206,6 +206,80 @@ class SubmitRecordsResponse(_message.Message):
 Global___SubmitRecordsResponse: _TypeAlias = SubmitRecordsResponse  # noqa: Y015
 
 @_typing.final
+class ResidenceFact(_message.Message):
+    """One fact from a population authority (household registration, residence permits;
+    for Hainan also social insurance / income tax contribution proof, N1).  kind:
+      move_in            residence_kind held since `on` (default hukou)
+      move_out           residence_kind ended on `on` (empty: every residence ends)
+      permit_issued      residence_permit held since `on`
+      permit_expired     residence_permit ended on `on`
+      contribution_year  residence_kind social_insurance | income_tax held since `on`
+                         (one year of contributions proves N1's basis)
+      capacity_lost      lost full civil capacity (a court ruling) on `on`
+      capacity_restored  full civil capacity restored on `on`
+      death              died on `on`
+    residence_kind must be one of the scheme's eligibility kinds (UNKNOWN_RESIDENCE_KIND).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    RESIDENCE_KIND_FIELD_NUMBER: _builtins.int
+    ON_FIELD_NUMBER: _builtins.int
+    subject_id: _builtins.str
+    """GB 11643 ID number; required (the subject key, sealed at rest)"""
+    kind: _builtins.str
+    """one of the kinds above; required, max 32 (UNKNOWN_FACT_KIND)"""
+    residence_kind: _builtins.str
+    """max 64, no ID number"""
+    on: _builtins.str
+    """YYYY-MM-DD; required, not after today, not before birth"""
+    def __init__(
+        self,
+        *,
+        subject_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        residence_kind: _builtins.str = ...,
+        on: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "on", b"on", "residence_kind", b"residence_kind", "subject_id", b"subject_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResidenceFact: _TypeAlias = ResidenceFact  # noqa: Y015
+
+@_typing.final
+class SubmitResidenceFactsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    FACTS_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    """idempotency key per department; required, max 128,"""
+    @_builtins.property
+    def facts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResidenceFact]:
+        """no ID number
+        1..[limits] max_batch_facts (default 50,000;
+        """
+
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        facts: _abc.Iterable[Global___ResidenceFact] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "facts", b"facts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitResidenceFactsRequest: _TypeAlias = SubmitResidenceFactsRequest  # noqa: Y015
+
+@_typing.final
 class RecordRejection(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1079,7 +1153,10 @@ class LogEntry(_message.Message):
     kind: _builtins.str
     """consent_granted | consent_withdrawn | attestation_issued | request_refused"""
     timestamp: _builtins.int
-    """| objection_* | record_repaired | supplement_* | deregistered"""
+    """| objection_* | record_repaired | supplement_* | deregistered
+    | consents_ended (reason: SUBJECT_DECEASED, SUBJECT_NOT_RESIDENT,
+      SUBJECT_NOT_ELIGIBLE; docs/adr/0508)
+    """
     consent_id: _builtins.str
     requester: _builtins.str
     """certificate identity of the requester, if any"""
@@ -1250,7 +1327,7 @@ class Notification(_message.Message):
     id: _builtins.int
     at: _builtins.str
     kind: _builtins.str
-    """objection | grade | supplement | deregistration"""
+    """objection | grade | supplement | deregistration | consent"""
     message: _builtins.str
     def __init__(
         self,

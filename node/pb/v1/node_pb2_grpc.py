@@ -40,6 +40,11 @@ class SourceServiceStub:
                 request_serializer=node_dot_pb_dot_v1_dot_node__pb2.SubmitRecordsRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.SubmitRecordsResponse.FromString,
                 _registered_method=True)
+        self.SubmitResidenceFacts = channel.unary_unary(
+                '/huxin.v1.SourceService/SubmitResidenceFacts',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.SubmitResidenceFactsRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.SubmitRecordsResponse.FromString,
+                _registered_method=True)
         self.RecordCollectionConsent = channel.unary_unary(
                 '/huxin.v1.SourceService/RecordCollectionConsent',
                 request_serializer=node_dot_pb_dot_v1_dot_node__pb2.CollectionConsent.SerializeToString,
@@ -82,6 +87,16 @@ class SourceServiceServicer:
 
     def SubmitRecords(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitResidenceFacts(self, request, context):
+        """Residence facts WITHOUT records, from a population authority only ([sources]
+        population; PERMISSION_DENIED POPULATION_NOT_ALLOWED otherwise).  Same batch
+        semantics as SubmitRecords: idempotent per department, whole or nothing, a
+        refused batch lists its bad facts in huxin-batch-rejection-bin (index = fact).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -137,6 +152,11 @@ def add_SourceServiceServicer_to_server(servicer, server):
             'SubmitRecords': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitRecords,
                     request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.SubmitRecordsRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.SubmitRecordsResponse.SerializeToString,
+            ),
+            'SubmitResidenceFacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitResidenceFacts,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.SubmitResidenceFactsRequest.FromString,
                     response_serializer=node_dot_pb_dot_v1_dot_node__pb2.SubmitRecordsResponse.SerializeToString,
             ),
             'RecordCollectionConsent': grpc.unary_unary_rpc_method_handler(
@@ -201,6 +221,33 @@ class SourceService:
             target,
             '/huxin.v1.SourceService/SubmitRecords',
             node_dot_pb_dot_v1_dot_node__pb2.SubmitRecordsRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.SubmitRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitResidenceFacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.SourceService/SubmitResidenceFacts',
+            node_dot_pb_dot_v1_dot_node__pb2.SubmitResidenceFactsRequest.SerializeToString,
             node_dot_pb_dot_v1_dot_node__pb2.SubmitRecordsResponse.FromString,
             options,
             channel_credentials,

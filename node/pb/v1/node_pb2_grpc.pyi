@@ -54,6 +54,12 @@ class SourceServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> SourceServiceAsyncStub: ...
     SubmitRecords: _grpc.UnaryUnaryMultiCallable[_node_pb2.SubmitRecordsRequest, _node_pb2.SubmitRecordsResponse]
+    SubmitResidenceFacts: _grpc.UnaryUnaryMultiCallable[_node_pb2.SubmitResidenceFactsRequest, _node_pb2.SubmitRecordsResponse]
+    """Residence facts WITHOUT records, from a population authority only ([sources]
+    population; PERMISSION_DENIED POPULATION_NOT_ALLOWED otherwise).  Same batch
+    semantics as SubmitRecords: idempotent per department, whole or nothing, a
+    refused batch lists its bad facts in huxin-batch-rejection-bin (index = fact).
+    """
     RecordCollectionConsent: _grpc.UnaryUnaryMultiCallable[_node_pb2.CollectionConsent, _node_pb2.RecordCollectionConsentResponse]
     MarkRecord: _grpc.UnaryUnaryMultiCallable[_node_pb2.MarkRecordRequest, _node_pb2.MarkRecordResponse]
     ListObjections: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListObjectionsRequest, _node_pb2.ListObjectionsResponse]
@@ -70,6 +76,12 @@ class SourceServiceStub:
 class SourceServiceAsyncStub(SourceServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     SubmitRecords: _aio.UnaryUnaryMultiCallable[_node_pb2.SubmitRecordsRequest, _node_pb2.SubmitRecordsResponse]  # type: ignore[assignment]
+    SubmitResidenceFacts: _aio.UnaryUnaryMultiCallable[_node_pb2.SubmitResidenceFactsRequest, _node_pb2.SubmitRecordsResponse]  # type: ignore[assignment]
+    """Residence facts WITHOUT records, from a population authority only ([sources]
+    population; PERMISSION_DENIED POPULATION_NOT_ALLOWED otherwise).  Same batch
+    semantics as SubmitRecords: idempotent per department, whole or nothing, a
+    refused batch lists its bad facts in huxin-batch-rejection-bin (index = fact).
+    """
     RecordCollectionConsent: _aio.UnaryUnaryMultiCallable[_node_pb2.CollectionConsent, _node_pb2.RecordCollectionConsentResponse]  # type: ignore[assignment]
     MarkRecord: _aio.UnaryUnaryMultiCallable[_node_pb2.MarkRecordRequest, _node_pb2.MarkRecordResponse]  # type: ignore[assignment]
     ListObjections: _aio.UnaryUnaryMultiCallable[_node_pb2.ListObjectionsRequest, _node_pb2.ListObjectionsResponse]  # type: ignore[assignment]
@@ -89,6 +101,18 @@ class SourceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _node_pb2.SubmitRecordsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_node_pb2.SubmitRecordsResponse, _abc.Awaitable[_node_pb2.SubmitRecordsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SubmitResidenceFacts(
+        self,
+        request: _node_pb2.SubmitResidenceFactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.SubmitRecordsResponse, _abc.Awaitable[_node_pb2.SubmitRecordsResponse]]:
+        """Residence facts WITHOUT records, from a population authority only ([sources]
+        population; PERMISSION_DENIED POPULATION_NOT_ALLOWED otherwise).  Same batch
+        semantics as SubmitRecords: idempotent per department, whole or nothing, a
+        refused batch lists its bad facts in huxin-batch-rejection-bin (index = fact).
+        """
 
     @_abc_1.abstractmethod
     def RecordCollectionConsent(

@@ -366,7 +366,9 @@ async def test_withdrawal_revokes_only_that_consents_attestations(tmp_path: Path
     db = await _db(tmp_path)
     async with db.write() as tx:
         await tx.run(
-            "INSERT INTO consents SELECT 'c2', subject_key, audience, purpose, scope, "
+            "INSERT INTO consents (consent_id, subject_key, audience, purpose, scope, "
+            "not_before, not_after, max_uses, uses, binding, grant_payload, grant_sha256, "
+            "granted_at, withdrawn_at) SELECT 'c2', subject_key, audience, purpose, scope, "
             "not_before, not_after, max_uses, uses, binding, grant_payload, grant_sha256, "
             "granted_at, withdrawn_at FROM consents WHERE consent_id = 'c1'"
         )

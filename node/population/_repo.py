@@ -1,0 +1,280 @@
+"""The population registry's storage: fact batches in, who exists and is served out.
+
+Invariants:
+
+* a fact batch is ONE write unit with its ``source_batches`` row (the
+  department's id namespace, shared with record batches): stored whole or not
+  at all; the same id with the same content is a replay (nothing written, the
+  first answer), with other content ``BATCH_ID_REUSED``;
+* the ID number is stored only sealed (AES-GCM, aad = subject key), exactly as
+  a record's subject (:class:`node._repo_records.RecordsRepository`); the
+  fact trail (``population_facts``) holds the subject key only;
+* facts apply in batch order (a move-out then a move-in of one person in one
+  batch ends as a resident); a residence that ends keeps its row with
+  ``ended_on`` and a death keeps the subject row and records (retention): the
+  readers leave them out of the run and of serving;
+* a person whose facts leave them not served (dead, no current residence,
+  otherwise ineligible) has every open consent withdrawn in the same unit,
+  with ``withdrawn_reason`` = the reason code, their attestations revoked, a
+  notification and a transparency-log entry naming the code;
+* a deregistered person (H2 tombstone) is not stored again: their facts are
+  skipped (``accepted`` counts the stored facts only).
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+from scoring import Residence, Scheme, Subject, birth_date, eligibility_problem
+
+from .._errors import AlreadyExistsError, FailedPreconditionError, NotFoundError
+from .._repo_consents import STATUS_REVOKED, STATUS_VALID
+from .._repo_records import BatchResult, tombstone
+from .._rights import RightsTx, run_rights_unit
+from ._facts import ENDS, Fact
+
+if TYPE_CHECKING:
+    from .._context import NodeContext
+
+__all__ = [
+    "ENDING_KINDS",
+    "RegistryState",
+    "apply_facts",
+    "not_served_reason",
+    "registry_state",
+    "registry_states",
+    "require_served",
+    "state_of",
+]
+
+#: Facts after which a person may no longer be served.
+ENDING_KINDS = frozenset({*ENDS, "capacity_lost", "death"})
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryState:
+    """What the registry knows of one person now (no ID number)."""
+
+    birth_date: date
+    full_civil_capacity: bool
+    died_on: date | None
+    current: tuple[Residence, ...]
+    ended: int  # residences that ended (move-out, permit expiry)
+
+    def subject(self) -> Subject:
+        return Subject(self.birth_date, self.current, self.full_civil_capacity)
+
+
+def registry_state(conn: sqlite3.Connection, key: bytes) -> RegistryState | None:
+    """The person's registry row (sync, inside a unit), or None when unknown."""
+    row = conn.execute(
+        "SELECT birth_date, full_civil_capacity, died_on FROM subjects "
+        "WHERE subject_key = ? AND deregistered_at IS NULL",
+        (key,),
+    ).fetchone()
+    if row is None:
+        return None
+    current: list[Residence] = []
+    ended = 0
+    for kind, since, ended_on in conn.execute(
+        "SELECT kind, since, ended_on FROM residences WHERE subject_key = ? ORDER BY since, kind",
+        (key,),
+    ):
+        if ended_on is None:
+            current.append(Residence(kind, date.fromisoformat(since)))
+        else:
+            ended += 1
+    died = None if row[2] is None else date.fromisoformat(row[2])
+    return RegistryState(date.fromisoformat(row[0]), bool(row[1]), died, tuple(current), ended)
+
+
+def registry_states(conn: sqlite3.Connection, keys: Sequence[bytes]) -> dict[bytes, RegistryState]:
+    """:func:`registry_state` of each known key (sync)."""
+    out: dict[bytes, RegistryState] = {}
+    for key in keys:
+        state = registry_state(conn, key)
+        if state is not None:
+            out[key] = state
+    return out
+
+
+def not_served_reason(state: RegistryState, scheme: Scheme, today: date) -> tuple[str, str] | None:
+    """(reason code, message) when the person is no longer served, else None.
+
+    ``SUBJECT_DECEASED`` after a death; ``SUBJECT_NOT_RESIDENT`` when every
+    residence the registry held has ended; ``SUBJECT_NOT_ELIGIBLE`` when the
+    scheme's rules (age, capacity, residence years) exclude the person.  A
+    person who never had a residence on file (records filed before the
+    registry) is judged by the engine alone, as before.
+    """
+    if state.died_on is not None and state.died_on <= today:
+        return "SUBJECT_DECEASED", f"the population authority recorded a death on {state.died_on}"
+    if not state.current and state.ended:
+        return "SUBJECT_NOT_RESIDENT", "the person no longer holds a residence basis here (H1, N1)"
+    if state.current or not state.full_civil_capacity:
+        problem = eligibility_problem(state.subject(), scheme, today)
+        if problem is not None:
+            return "SUBJECT_NOT_ELIGIBLE", f"not a subject of the scheme: {problem} (H1, N1)"
+    return None
+
+
+def _apply_run(conn: sqlite3.Connection, kind: str, rows: list[tuple[bytes, Fact]]) -> None:
+    """One executemany for a run of consecutive facts of one kind."""
+    if kind in ("move_in", "permit_issued", "contribution_year"):
+        conn.executemany(
+            "INSERT INTO residences (subject_key, kind, since) VALUES (?, ?, ?) "
+            "ON CONFLICT (subject_key, kind, since) DO UPDATE SET ended_on = NULL",
+            [(k, f.residence_kind, f.on.isoformat()) for k, f in rows],
+        )
+    elif kind in ENDS:
+        named = [(f.on.isoformat(), k, f.residence_kind, f.on.isoformat())
+                 for k, f in rows if f.residence_kind]  # fmt: skip
+        every = [(f.on.isoformat(), k, f.on.isoformat()) for k, f in rows if not f.residence_kind]
+        conn.executemany(
+            "UPDATE residences SET ended_on = ? WHERE subject_key = ? AND kind = ? "
+            "AND ended_on IS NULL AND since <= ?",
+            named,
+        )
+        conn.executemany(
+            "UPDATE residences SET ended_on = ? WHERE subject_key = ? "
+            "AND ended_on IS NULL AND since <= ?",
+            every,
+        )
+    elif kind in ("capacity_lost", "capacity_restored"):
+        conn.executemany(
+            "UPDATE subjects SET full_civil_capacity = ? WHERE subject_key = ?",
+            [(int(kind == "capacity_restored"), k) for k, _f in rows],
+        )
+    elif kind == "death":
+        conn.executemany(
+            "UPDATE subjects SET died_on = ? WHERE subject_key = ? AND died_on IS NULL",
+            [(f.on.isoformat(), k) for k, f in rows],
+        )
+
+
+def _end_consents(rtx: RightsTx, key: bytes, code: str, message: str) -> int:
+    """Withdraw the person's open consents and revoke what was issued under them."""
+    conn = rtx.conn
+    ended = conn.execute(
+        "UPDATE consents SET withdrawn_at = ?, withdrawn_reason = ? "
+        "WHERE subject_key = ? AND withdrawn_at IS NULL",
+        (rtx.now_s, code, key),
+    ).rowcount
+    conn.execute(
+        "UPDATE status_entries SET status = ? WHERE subject_key = ? AND status = ?",
+        (STATUS_REVOKED, key, STATUS_VALID),
+    )
+    if ended:
+        rtx.notify(key, "consent", f"{code}: {ended} consent(s) ended: {message}")
+        rtx.log("consents_ended", key, reason=f"{code}: {ended} consent(s) ended")
+    return ended
+
+
+async def apply_facts(
+    ctx: NodeContext,
+    batch_id: str,
+    submitted_by: str,
+    facts: Sequence[Fact],
+    *,
+    content_sha256: bytes,
+) -> BatchResult:
+    """Store a validated fact batch in one unit (see the module invariants)."""
+    records = ctx.records
+    now_iso = ctx.now_iso()
+    secret = ctx.secrets.storage_secret
+    keyed = [(records.key_of(f.id_number), f) for f in facts]  # CPU work before the unit
+    first_id: dict[bytes, str] = {}
+    for k, f in keyed:
+        first_id.setdefault(k, f.id_number)
+    stones = {k: tombstone(secret, k) for k in first_id}
+    sealed = {k: records.seal_id(idn, k) for k, idn in first_id.items()}
+
+    def fn(rtx: RightsTx) -> BatchResult:
+        conn = rtx.conn
+        prior = conn.execute(
+            "SELECT records, sha256 FROM source_batches WHERE submitted_by = ? AND batch_id = ?",
+            (submitted_by, batch_id),
+        ).fetchone()
+        if prior is not None:
+            if bytes(prior[1]) != content_sha256:
+                raise AlreadyExistsError(
+                    "BATCH_ID_REUSED", "this batch id was committed with other content",
+                    field="batch_id",
+                )  # fmt: skip
+            return BatchResult(batch_id, int(prior[0]), True, content_sha256)
+        gone: set[bytes] = set()
+        by_stone = {s: k for k, s in stones.items()}
+        items = sorted(by_stone)
+        for i in range(0, len(items), _CHUNK):
+            part = items[i : i + _CHUNK]
+            marks = ",".join("?" * len(part))
+            gone.update(
+                by_stone[bytes(r[0])]
+                for r in conn.execute(
+                    f"SELECT tombstone FROM deregistrations WHERE tombstone IN ({marks})", part
+                )
+            )
+        kept = [(k, f) for k, f in keyed if k not in gone]
+        conn.executemany(
+            "INSERT OR IGNORE INTO subjects (subject_key, birth_date, id_sealed, registered_at) "
+            "VALUES (?, ?, ?, ?)",
+            [
+                (k, birth_date(idn).isoformat(), sealed[k], now_iso)
+                for k, idn in first_id.items()
+                if k not in gone
+            ],
+        )
+        for kind, run in itertools.groupby(kept, key=lambda kf: kf[1].kind):
+            _apply_run(conn, kind, list(run))
+        conn.executemany(
+            "INSERT INTO population_facts (submitted_by, batch_id, seq, subject_key, kind, "
+            "residence_kind, on_date) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (submitted_by, batch_id, seq, k, f.kind, f.residence_kind, f.on.isoformat())
+                for seq, (k, f) in enumerate(kept)
+            ],
+        )
+        conn.execute(
+            "INSERT INTO source_batches (batch_id, submitted_by, records, sha256, committed_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (batch_id, submitted_by, len(kept), content_sha256, now_iso),
+        )
+        ending = sorted({k for k, f in kept if f.kind in ENDING_KINDS})
+        for key, state in registry_states(conn, ending).items():
+            why = not_served_reason(state, rtx.scheme, rtx.today)
+            if why is not None:
+                _end_consents(rtx, key, *why)
+        return BatchResult(batch_id, len(kept), False, content_sha256)
+
+    return await run_rights_unit(ctx, fn)
+
+
+async def state_of(ctx: NodeContext, key: bytes) -> RegistryState | None:
+    """:func:`registry_state` in a read unit."""
+    return await ctx.db.read_unit(lambda conn: registry_state(conn, key))
+
+
+async def require_served(ctx: NodeContext, key: bytes, *, self_query: bool) -> None:
+    """Refuse a person the node no longer serves, naming why.
+
+    NOT_FOUND ``SUBJECT_UNKNOWN`` when neither the registry nor any record holds
+    them; FAILED_PRECONDITION ``SUBJECT_DECEASED`` / ``SUBJECT_NOT_RESIDENT`` /
+    ``SUBJECT_NOT_ELIGIBLE`` (:func:`not_served_reason`).  A self-query
+    (``self_query``) is refused only after a death: a former resident may still
+    read their report and why they are no longer scored (H12).
+    """
+    state = await state_of(ctx, key)
+    if state is None:
+        raise NotFoundError(
+            "SUBJECT_UNKNOWN", "no registry entry or records are held for this person"
+        )
+    why = not_served_reason(state, ctx.scheme, ctx.today())
+    if why is None or (self_query and why[0] != "SUBJECT_DECEASED"):
+        return
+    raise FailedPreconditionError(why[0], why[1], field="subject")
