@@ -13,10 +13,12 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from node._checkpoint import RESTART_WAIT_MS, Checkpointer
 from node._db import Database, WriterLock
@@ -50,6 +52,24 @@ async def _until(cond: Callable[[], bool], what: str) -> None:
         await asyncio.sleep(0.01)
 
 
+Opener = Callable[..., Awaitable[Database]]
+
+
+@pytest_asyncio.fixture
+async def open_db(tmp_path: Path) -> AsyncIterator[Opener]:
+    """Opens ``tmp_path/n.db`` with the given limits and closes it after the test,
+    passed or failed: an open database's threads would keep the process alive."""
+    opened: list[Database] = []
+
+    async def opener(**limits: Any) -> Database:
+        opened.append(await Database.open(tmp_path / "n.db", **limits))
+        return opened[-1]
+
+    yield opener
+    for db in opened:
+        await db.close()
+
+
 def _lock_waiters(path: Path) -> int:
     """Waiters blocked on the writer lock of ``path`` (Linux ``/proc/locks``: ``->``)."""
     st = os.stat(f"{path}.writer-lock")
@@ -58,76 +78,78 @@ def _lock_waiters(path: Path) -> int:
         return sum(1 for line in f if "->" in line and ident in line)
 
 
-async def test_the_wal_stays_bounded_when_each_checkpoint_keeps_up(tmp_path: Path) -> None:
+async def test_the_wal_stays_bounded_when_each_checkpoint_keeps_up(
+    tmp_path: Path, open_db: Opener
+) -> None:
     """Issue 14 item 18: every ``every`` loop commits a checkpoint runs and, once the WAL
     holds ``restart_frames``, starts it over; with each checkpoint awaited before the
     next group the WAL's high-water mark is a fixed bound, on any machine.  (What
     is written *while* a checkpoint runs adds to that in production, ADR 0317.)"""
     path = tmp_path / "n.db"
-    db = await Database.open(path, checkpoint_every=4, restart_frames=64)
+    db = await open_db(checkpoint_every=4, restart_frames=64)
     await _write(db, 1500, "k", settle=True)  # ~3,000 frames, ~12 MB through the WAL
     wal = os.path.getsize(f"{path}-wal")  # a high-water mark: SQLite never shrinks it here
     cp = db._checkpointer
     assert cp.runs >= 1500 // GROUP // 4 and cp.restarts >= 2, (cp.runs, cp.restarts)
     assert wal < SETTLED_WAL_BOUND, wal  # started over again and again, not grown to ~12 MB
     assert (await db.fetchone("SELECT count(*) FROM node_meta WHERE key LIKE 'k%'")) == (1500,)
-    await db.close()
 
 
-async def test_checkpoints_beside_steady_writes_lose_nothing(tmp_path: Path) -> None:
+async def test_checkpoints_beside_steady_writes_lose_nothing(open_db: Opener) -> None:
     """The same writes without waiting for the checkpointer (as in production): the
     checkpoints run on their thread beside the loop's commits, every row is kept and
     the file stays consistent.  How long the WAL grows meanwhile depends on the
     scheduler, so it is not asserted here (see the test above)."""
-    path = tmp_path / "n.db"
-    db = await Database.open(path, checkpoint_every=4, restart_frames=64)
+    db = await open_db(checkpoint_every=4, restart_frames=64)
     await _write(db, 1500, "k")
     await db._checkpointer.settled()
     assert db._checkpointer.runs >= 1
     assert (await db.fetchone("SELECT count(*) FROM node_meta WHERE key LIKE 'k%'")) == (1500,)
     assert (await db.fetchone("PRAGMA integrity_check")) == ("ok",)
-    await db.close()
 
 
-async def test_without_checkpoints_the_same_writes_grow_the_wal(tmp_path: Path) -> None:
+async def test_without_checkpoints_the_same_writes_grow_the_wal(
+    tmp_path: Path, open_db: Opener
+) -> None:
     """The control for the test above: the writer itself never checkpoints."""
     path = tmp_path / "n.db"
-    db = await Database.open(path, checkpoint_every=10**9, restart_frames=10**9)
+    db = await open_db(checkpoint_every=10**9, restart_frames=10**9)
     await _write(db, 1500, "k")
     assert db._checkpointer.runs == 0
     assert os.path.getsize(f"{path}-wal") > 9_000_000
-    await db.close()
 
 
-async def test_writer_thread_commits_still_checkpoint_themselves(tmp_path: Path) -> None:
+async def test_writer_thread_commits_still_checkpoint_themselves(
+    tmp_path: Path, open_db: Opener
+) -> None:
     """Units that are not quick (batches) commit on the writer thread with SQLite's
     own auto-checkpoint (every 1,000 frames), even with the checkpointer idle."""
     path = tmp_path / "n.db"
-    db = await Database.open(path, checkpoint_every=10**9, restart_frames=10**9)
+    db = await open_db(checkpoint_every=10**9, restart_frames=10**9)
     await _write(db, 1500, "k", quick=False)
     assert db._checkpointer.runs == 0
     assert os.path.getsize(f"{path}-wal") < 6_000_000  # ~4 MB: started over, not 12 MB
-    await db.close()
 
 
-async def test_a_restart_waits_for_the_writer_lock(tmp_path: Path) -> None:
+async def test_a_restart_waits_for_the_writer_lock(tmp_path: Path, open_db: Opener) -> None:
     """The RESTART is seen blocked on the writer lock another process holds (the
     kernel lists it as a waiter), and finishes once that writer lets go."""
     path = tmp_path / "n.db"
-    db = await Database.open(path, checkpoint_every=10**9, restart_frames=1)
+    db = await open_db(checkpoint_every=10**9, restart_frames=1)
     await _write(db, 20, "k")
     other = WriterLock(path)  # a writer of another process, mid-transaction
     other.acquire()
-    run = asyncio.ensure_future(db._checkpointer.checkpoint())
-    await _until(lambda: _lock_waiters(path) >= 1 or run.done(), "the RESTART to wait")
-    assert not run.done()  # PASSIVE done, RESTART waiting for the lock
-    assert db._checkpointer.runs == 1 and db._checkpointer.restarts == 0
-    other.release()
+    try:
+        run = asyncio.ensure_future(db._checkpointer.checkpoint())
+        await _until(lambda: _lock_waiters(path) >= 1 or run.done(), "the RESTART to wait")
+        assert not run.done()  # PASSIVE done, RESTART waiting for the lock
+        assert db._checkpointer.runs == 1 and db._checkpointer.restarts == 0
+    finally:
+        other.release()  # also on failure: the database's close would queue behind it
+        other.close()
     busy, frames, done = await asyncio.wait_for(run, WAIT_S)
     assert (busy, frames, done) == (0, 0, 0) or done == frames  # all copied back
     assert db._checkpointer.restarts == 1
-    other.close()
-    await db.close()
 
 
 @pytest.mark.parametrize(
@@ -145,7 +167,7 @@ async def test_limits_must_be_positive(tmp_path: Path, every: int, restart_frame
 
 
 async def test_a_restart_gives_up_on_a_slow_reader_and_frees_the_writers(
-    tmp_path: Path,
+    tmp_path: Path, open_db: Opener
 ) -> None:
     """A reader still in an old snapshot (a long report) does not stall every writer:
     the RESTART waits at most RESTART_WAIT_MS (its connection's busy timeout), reports
@@ -153,26 +175,29 @@ async def test_a_restart_gives_up_on_a_slow_reader_and_frees_the_writers(
     import sqlite3
 
     path = tmp_path / "n.db"
-    db = await Database.open(path, checkpoint_every=10**9, restart_frames=1)
+    db = await open_db(checkpoint_every=10**9, restart_frames=1)
     await _write(db, 10, "a")
     reader = sqlite3.connect(path, isolation_level=None)
-    reader.execute("BEGIN")
-    reader.execute("SELECT count(*) FROM node_meta").fetchone()  # holds its snapshot
-    await _write(db, 10, "b")
-    cp = db._checkpointer
-    assert (await cp._conn.execute_fetchall("PRAGMA busy_timeout")) == [(RESTART_WAIT_MS,)]
-    busy, frames, done = await asyncio.wait_for(cp.checkpoint(), WAIT_S)
-    assert busy == 1 and done < frames  # gave up; the frames are still in the WAL
-    assert reader.in_transaction  # it gave up on the reader, it did not outwait it
-    probe = WriterLock(path)
-    assert probe.try_acquire()  # the writers are free again
-    probe.release()
-    probe.close()
-    reader.execute("COMMIT")
-    reader.close()
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM node_meta").fetchone()  # holds its snapshot
+        await _write(db, 10, "b")
+        cp = db._checkpointer
+        assert list(await cp._conn.execute_fetchall("PRAGMA busy_timeout")) == [(RESTART_WAIT_MS,)]
+        busy, frames, done = await asyncio.wait_for(cp.checkpoint(), WAIT_S)
+        assert busy == 1 and done < frames  # gave up; the frames are still in the WAL
+        assert reader.in_transaction  # it gave up on the reader, it did not outwait it
+        probe = WriterLock(path)
+        try:
+            assert probe.try_acquire()  # the writers are free again
+            probe.release()
+        finally:
+            probe.close()
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
     await _write(db, 10, "c")  # writing goes on
     assert (await db.fetchone("SELECT count(*) FROM node_meta")) == (30,)
-    await db.close()
 
 
 async def test_a_database_that_fails_to_open_leaves_nothing_open(tmp_path: Path) -> None:
