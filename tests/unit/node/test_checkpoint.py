@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,14 +21,14 @@ import pytest_asyncio
 
 from node._checkpoint import RESTART_WAIT_MS, Checkpointer
 from node._db import Database, WriterLock
+from tests._waiting import WAIT_S, until, writer_lock_waiters
 
 BLOB = os.urandom(3000)  # about one WAL frame per unit
 GROUP = 16  # units written together (one loop commit each group)
 # Between two RESTARTs the WAL holds at most restart_frames (64) plus the frames of
 # ``every`` (4) commits of GROUP rows (~50 frames each with index and interior
-# pages): ~260 frames of 4 KiB, about 1.1 MB; 800 kB is what SQLite 3.4x writes.
+# pages): ~260 frames of 4 KiB, about 1.1 MB (about 0.8 MB measured).
 SETTLED_WAL_BOUND = 2_000_000
-WAIT_S = 60.0  # generous bound for a condition on a busy machine (never a speed claim)
 
 
 async def _write(db: Database, n: int, tag: str, quick: bool = True, settle: bool = False) -> None:
@@ -42,14 +41,6 @@ async def _write(db: Database, n: int, tag: str, quick: bool = True, settle: boo
         )
         if settle:  # the test, not the scheduler, decides that the checkpointer kept up
             await db._checkpointer.settled()
-
-
-async def _until(cond: Callable[[], bool], what: str) -> None:
-    """Poll ``cond`` (bounded by WAIT_S) without blocking the event loop."""
-    deadline = time.monotonic() + WAIT_S
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 Opener = Callable[..., Awaitable[Database]]
@@ -68,14 +59,6 @@ async def open_db(tmp_path: Path) -> AsyncIterator[Opener]:
     yield opener
     for db in opened:
         await db.close()
-
-
-def _lock_waiters(path: Path) -> int:
-    """Waiters blocked on the writer lock of ``path`` (Linux ``/proc/locks``: ``->``)."""
-    st = os.stat(f"{path}.writer-lock")
-    ident = f":{st.st_ino} "
-    with open("/proc/locks") as f:
-        return sum(1 for line in f if "->" in line and ident in line)
 
 
 async def test_the_wal_stays_bounded_when_each_checkpoint_keeps_up(
@@ -141,7 +124,7 @@ async def test_a_restart_waits_for_the_writer_lock(tmp_path: Path, open_db: Open
     other.acquire()
     try:
         run = asyncio.ensure_future(db._checkpointer.checkpoint())
-        await _until(lambda: _lock_waiters(path) >= 1 or run.done(), "the RESTART to wait")
+        await until(lambda: writer_lock_waiters(path) >= 1 or run.done(), "the RESTART to wait")
         assert not run.done()  # PASSIVE done, RESTART waiting for the lock
         assert db._checkpointer.runs == 1 and db._checkpointer.restarts == 0
     finally:
@@ -208,5 +191,5 @@ async def test_a_database_that_fails_to_open_leaves_nothing_open(tmp_path: Path)
     with pytest.raises(ValueError, match="positive"):
         await Database.open(tmp_path / "n.db", checkpoint_every=0)
     # the writer's thread ends after its close, whenever the scheduler runs it
-    await _until(lambda: threading.active_count() <= before_threads, "the writer thread")
+    await until(lambda: threading.active_count() <= before_threads, "the writer thread")
     assert len(os.listdir("/proc/self/fd")) <= before_fds
