@@ -14,9 +14,8 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-__all__ = ["WAIT_S", "cancelled_tasks", "until", "wait_until", "writer_lock_waiters"]
+__all__ = ["WAIT_S", "cancelled_handlers", "until", "wait_until", "writer_lock_waiters"]
 
 WAIT_S = 60.0  # how long a condition may take on a busy machine before the test fails
 
@@ -46,8 +45,14 @@ def writer_lock_waiters(database: str | Path) -> int:
         return sum(1 for line in f if "->" in line and ident in line)
 
 
-def cancelled_tasks() -> set[asyncio.Task[Any]]:
-    """Tasks of the running loop that were asked to cancel and still run, e.g. a
-    server handler gRPC cancelled at its deadline while it waits for the writer
-    (it finishes its BEGIN and ROLLBACK before it ends)."""
-    return {t for t in asyncio.all_tasks() if t.cancelling() and not t.done()}
+def cancelled_handlers(method: str) -> int:
+    """Server handlers of ``method`` (e.g. ``"GrantConsent"``) on the running loop that
+    gRPC asked to cancel (at their deadline) and that still run, e.g. one that waits
+    for the writer: it finishes its BEGIN and ROLLBACK before it ends.  grpc.aio
+    names a handler's task ``HandleExceptions[/package.Service/Method]``."""
+    suffix = f"/{method}]"
+    return sum(
+        1
+        for t in asyncio.all_tasks()
+        if t.get_name().endswith(suffix) and t.cancelling() and not t.done()
+    )
