@@ -26,7 +26,6 @@ safe in the WAL either way); the writer lock is always released.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,11 +119,18 @@ class Checkpointer:
             self.restarts += 1
         return busy, frames, done
 
+    async def settled(self) -> None:
+        """Return once no checkpoint of this process is in flight (at once when idle).
+
+        A checkpoint started by :meth:`committed` runs to its end on its thread;
+        waiting here never starts one and never cancels one.
+        """
+        while (task := self._task) is not None and not task.done():
+            await asyncio.wait({task})  # never raises: _run logs its own failures
+
     async def close(self) -> None:
         """Wait for a checkpoint in flight (it runs to its end on its thread), close."""
-        if self._task is not None:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await self._task
+        await self.settled()
         try:
             await self._conn.close()
         finally:

@@ -257,9 +257,11 @@ class ServeProcess:
 
     ``ports`` is what the node wrote to its ready file; :meth:`stop` sends a
     signal (SIGTERM: graceful; SIGKILL: crash) and reaps the process.
+    ``timeout`` only bounds a start that hangs: the primary alone may wait 60 s
+    for a peer-port worker on a busy machine (``START_TIMEOUT_SECONDS``).
     """
 
-    def __init__(self, config: Path, *, timeout: float = 30.0) -> None:
+    def __init__(self, config: Path, *, timeout: float = 90.0) -> None:
         self.config = config
         ready = config.parent / "ready.json"
         ready.unlink(missing_ok=True)

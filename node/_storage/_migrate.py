@@ -5,11 +5,15 @@ this package, numbered 1, 2, … without gaps; ``PRAGMA user_version`` holds the
 number of the last one applied; each migration and its version bump commit
 in one transaction, so a failed migration leaves the previous version intact.
 Opening a database whose version is above :data:`SCHEMA_VERSION` fails with
-``SCHEMA_TOO_NEW`` rather than guessing.
+``SCHEMA_TOO_NEW`` rather than guessing.  A database file these factories
+create is the owner's alone (0600) whatever the process umask, and SQLite
+gives its ``-wal`` and ``-shm`` files the database file's mode.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -103,6 +107,17 @@ def migrate(conn: sqlite3.Connection) -> int:
     return SCHEMA_VERSION
 
 
+def _create_owner_only(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 unless it exists: it will hold subjects'
+    records and consents, and library callers (tests, tools) need not set a umask
+    as ``huxin`` does.  If it cannot be created (no such directory, no permission)
+    SQLite's own open fails next and reports it as before."""
+    if str(path) == ":memory:":
+        return
+    with contextlib.suppress(OSError):  # FileExistsError: an existing file keeps its mode
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+
+
 def connect(path: str | Path, *, readonly: bool = False, create: bool = True) -> sqlite3.Connection:
     """Open (and migrate, unless ``readonly``) a node database with ``sqlite3``.
 
@@ -119,6 +134,7 @@ def connect(path: str | Path, *, readonly: bool = False, create: bool = True) ->
                 f"{target.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None
             )
         else:
+            _create_owner_only(target)
             conn = sqlite3.connect(target, isolation_level=None)
         for pragma in _PRAGMAS[1:] if readonly else _PRAGMAS:
             conn.execute(pragma)
@@ -159,6 +175,7 @@ async def connect_async(path: str | Path, *, check_same_thread: bool = True) -> 
     import aiosqlite
 
     try:
+        _create_owner_only(Path(path))
         conn = await aiosqlite.connect(
             Path(path), isolation_level=None, check_same_thread=check_same_thread
         )

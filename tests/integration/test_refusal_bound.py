@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -35,6 +35,7 @@ from node._testbed import (
 )
 from node._translog import PAGE_DEFAULT, PAGE_MAX
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
+from tests._waiting import cancelled_handlers, until, writer_lock_waiters
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -326,13 +327,18 @@ async def test_deadline_passed_while_waiting_for_the_writer_uses_nothing(node: N
     req = attestation_request(token, DORA, "loan")
     log_before = node.rows("SELECT count(*) FROM log_entries")[0][0]
     status_before = node.rows("SELECT count(*) FROM status_entries")[0][0]
-    lock = WriterLock(node.ctx.config.database)
+    database = node.ctx.config.database
+    lock = WriterLock(database)
     try:
         with lock:  # what a batch commit, a checkpoint RESTART or `score run` does
             with pytest.raises(aio.AioRpcError) as info:
                 await node.peer.RequestAttestation(req, timeout=0.3)
             assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-            await asyncio.sleep(0.1)  # the unit is still waiting for the writer
+            # The handler queued its unit (the writer thread now waits for the lock);
+            # its deadline is at most 0.3 s after it started, so 0.3 s from now it
+            # has passed for certain, however late the handler ran.
+            await until(lambda: writer_lock_waiters(database) >= 1, "the unit to wait")
+            await asyncio.sleep(0.3)
         # the waiting unit runs first (the queue is FIFO): after this one, it has run
         await node.ctx.db.write_unit(lambda conn: None)
     finally:
@@ -361,22 +367,33 @@ async def test_grant_and_withdraw_past_their_deadline_change_nothing(node: Node)
         audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE
     )
     withdraw = node_pb2.WithdrawConsentRequest(consent_id=token.consent_id)
-    lock = WriterLock(node.ctx.config.database)
-    try:
-        with lock:
-            for call in (
-                node.citizen.GrantConsent(grant, metadata=node.heihe.identity(BOB), timeout=0.3),
-                node.citizen.WithdrawConsent(
-                    withdraw, metadata=node.heihe.identity(BOB), timeout=0.3
-                ),
-            ):
+    database = node.ctx.config.database
+
+    async def past_deadline(method: str, call: Callable[[], Any]) -> None:
+        lock = WriterLock(database)
+        try:
+            with lock:
                 with pytest.raises(aio.AioRpcError) as info:
-                    await call
+                    await call()  # started only now, with the writer held
                 assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-            await asyncio.sleep(0.1)
-        await node.ctx.db.write_unit(lambda conn: None)  # the waiting writes have run
-    finally:
-        lock.close()
+                # the handler waits for the writer (BEGIN) until gRPC cancels it at its
+                # deadline: only then may the writer go, or its body would run
+                await until(lambda: writer_lock_waiters(database) >= 1, "the handler to wait")
+                await until(lambda: cancelled_handlers(method) >= 1, f"{method} cancelled")
+            await node.ctx.db.write_unit(lambda conn: None)  # the waiting write has run
+        finally:
+            lock.close()
+
+    def md() -> Any:  # a fresh identity assertion for each call
+        return node.heihe.identity(BOB)
+
+    await past_deadline(
+        "GrantConsent", lambda: node.citizen.GrantConsent(grant, metadata=md(), timeout=0.3)
+    )
+    await past_deadline(
+        "WithdrawConsent",
+        lambda: node.citizen.WithdrawConsent(withdraw, metadata=md(), timeout=0.3),
+    )
     assert node.rows("SELECT count(*) FROM consents")[0][0] == consents_before
     assert node.rows("SELECT count(*) FROM log_entries")[0][0] == log_before
     ((withdrawn,),) = node.rows(

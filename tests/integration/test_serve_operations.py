@@ -33,7 +33,7 @@ def _lines(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _wait_for(check: object, timeout: float = 10.0) -> None:
+def _wait_for(check: object, timeout: float = 60.0) -> None:  # a busy machine: generous
     deadline = time.monotonic() + timeout
     while not check():  # type: ignore[operator]
         assert time.monotonic() < deadline, "timed out"

@@ -13,6 +13,7 @@ from node._client import reason_of
 from node._init import init_region
 from node._testbed import Testbed, honour_record, make_id_number, resident
 from node.pb.v1 import node_pb2, node_pb2_grpc
+from tests._waiting import until
 
 PEOPLE = [make_id_number(n, area="231181", born="19750505") for n in range(200)]
 
@@ -64,10 +65,7 @@ async def test_graceful_shutdown_finishes_in_flight_calls(tmp_path: Path) -> Non
     node = bed.nodes["heihe"]
     try:
         call = asyncio.ensure_future(stub.SubmitRecords(_batch("inflight")))
-        for _ in range(500):
-            if node.server.inflight():
-                break
-            await asyncio.sleep(0.005)
+        await until(lambda: node.server.inflight() > 0, "the call to arrive")
         assert node.server.inflight() == 1
         await bed.stop_node("heihe", grace=10)
         resp = await call

@@ -343,16 +343,21 @@ async def _burst(world: dict[str, Any], proc: ServeProcess) -> list[tuple[str, s
 
 
 def test_the_query_throttle_is_shared_by_all_processes(world: dict[str, Any]) -> None:
-    """REQ: N23 — a requester gets its burst once per node, not once per process."""
+    """REQ: N23 — a requester gets its burst once per node, not once per process.
+
+    One query a minute (the burst is capped at the rate): the node's one token is
+    not refilled for 60 s, so however slowly a busy machine runs the 16 calls,
+    exactly one is admitted; a bucket per process would admit one per process.
+    """
     toml = world["toml"]
-    toml.write_text(toml.read_text() + "\n[rights]\nqueries_per_minute = 5\nquery_burst = 5\n")
+    toml.write_text(toml.read_text() + "\n[rights]\nqueries_per_minute = 1\nquery_burst = 1\n")
     proc = ServeProcess(toml)
     try:
         codes = asyncio.run(_burst(world, proc))
     finally:
         proc.stop()
-    assert codes.count(("OK", "")) == 5
-    assert codes.count(("RESOURCE_EXHAUSTED", "QUERY_RATE_EXCEEDED")) == CONNECTIONS - 5
+    assert codes.count(("OK", "")) == 1
+    assert codes.count(("RESOURCE_EXHAUSTED", "QUERY_RATE_EXCEEDED")) == CONNECTIONS - 1
 
 
 def test_a_second_node_on_the_same_database_is_refused(world: dict[str, Any]) -> None:
@@ -366,17 +371,46 @@ def test_a_second_node_on_the_same_database_is_refused(world: dict[str, Any]) ->
         proc.stop()
 
 
+def _log_docs(toml: Path) -> list[dict[str, Any]]:
+    """The node's complete JSON log lines so far (a line still being written is left out)."""
+    try:
+        text = (toml.parent / "node.log").read_text()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.split("\n")[:-1] if line.strip()]
+
+
 def test_a_worker_refuses_a_config_that_changed_under_the_primary(
     world: dict[str, Any],
 ) -> None:
-    """A restarted worker must not serve with other keys or settings than its primary."""
+    """A restarted worker must not serve with other keys or settings than its primary.
+
+    Issue 14 item 18: the test waits for the event itself (the primary logs the
+    restarted worker's exit with the CLI's refusal status 2), however long the
+    back-off and the worker's start take on a busy machine, instead of a fixed sleep.
+    """
     proc = ServeProcess(world["toml"])
+    toml = world["toml"]
     try:
         first = proc.ports["workers"][0]["pid"]
-        toml = world["toml"]
         toml.write_text(toml.read_text().replace("[limits]", "[limits]\nmax_batch_records = 5"))
         os.kill(first, signal.SIGKILL)
-        time.sleep(3)  # the supervisor tries again (0.5 s, then 1 s back-off)
+
+        def refused() -> bool:
+            return any(
+                d.get("msg") == "peer worker exited; restarting"
+                and d.get("worker") == 1
+                and d.get("code") == 2
+                for d in _log_docs(toml)
+            )
+
+        deadline = time.monotonic() + 90
+        while not refused():
+            assert proc.p.poll() is None, "the primary died"
+            assert time.monotonic() < deadline, "no restarted worker exited within 90 s"
+            time.sleep(0.1)
+        # the refused worker never became ready, so it never served
+        assert not (toml.parent / "node.db.run" / "worker-1.ready").exists()
     finally:
         proc.stop()
-    assert proc.stderr_text.count("WORKER_CONFIG_CHANGED") >= 1
+    assert "error: WORKER_CONFIG_CHANGED:" in proc.stderr_text

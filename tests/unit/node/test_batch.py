@@ -21,7 +21,7 @@ from scoring import (
     validate_record,
 )
 
-from ._population_fixtures import copy_of, population_db
+from ._population_fixtures import Populations, copy_of
 
 HEIHE = load_scheme("heihe")
 PERIOD = "2026-11"
@@ -86,8 +86,8 @@ def _snapshots(db: Path, period: str = PERIOD) -> dict[bytes, tuple[int, int | N
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = copy_of(population_db(), tmp_path_factory.mktemp("scored"))
+def scored(tmp_path_factory: pytest.TempPathFactory, populations: Populations) -> Path:
+    db = copy_of(populations.db(), tmp_path_factory.mktemp("scored"))
     run_month(db, HEIHE, PERIOD, workers=2, chunk_subjects=300)
     return db
 
@@ -158,8 +158,10 @@ def test_everyone_registered_is_scored_once(scored: Path) -> None:
     assert ineligible and all(v[1] is None and v[2] is None for v in ineligible)
 
 
-def test_one_worker_and_two_workers_store_the_same(scored: Path, tmp_path: Path) -> None:
-    db = copy_of(population_db(), tmp_path)
+def test_one_worker_and_two_workers_store_the_same(
+    scored: Path, tmp_path: Path, populations: Populations
+) -> None:
+    db = copy_of(populations.db(), tmp_path)
     summary = run_month(db, HEIHE, PERIOD, workers=1, chunk_subjects=1000)
     assert summary.chunks == 2
     assert _snapshots(db) == _snapshots(scored)
@@ -185,8 +187,8 @@ def test_force_replaces_a_run_with_the_same_result(tmp_path: Path, scored: Path)
     conn.close()
 
 
-def test_another_period_is_a_separate_run(tmp_path: Path) -> None:
-    db = copy_of(population_db(), tmp_path)
+def test_another_period_is_a_separate_run(tmp_path: Path, populations: Populations) -> None:
+    db = copy_of(populations.db(), tmp_path)
     nov = run_month(db, HEIHE, "2026-11", workers=1)
     oct_ = run_month(db, HEIHE, "2026-10", workers=1)
     assert nov.run_id != oct_.run_id
@@ -194,12 +196,14 @@ def test_another_period_is_a_separate_run(tmp_path: Path) -> None:
     assert _snapshots(db, "2026-10") != _snapshots(db, "2026-11")
 
 
-def test_failure_mid_run_leaves_complete_chunks_only_and_resumes(tmp_path: Path) -> None:
+def test_failure_mid_run_leaves_complete_chunks_only_and_resumes(
+    tmp_path: Path, populations: Populations
+) -> None:
     """A chunk's snapshots and its chunk row commit together; a rerun finishes the month."""
     (tmp_path / "fresh").mkdir()
-    fresh = copy_of(population_db(), tmp_path / "fresh")
+    fresh = copy_of(populations.db(), tmp_path / "fresh")
     run_month(fresh, HEIHE, PERIOD, workers=1, chunk_subjects=200)
-    db = copy_of(population_db(), tmp_path)
+    db = copy_of(populations.db(), tmp_path)
     conn = connect(db)
     keys_sorted = [r[0] for r in conn.execute("SELECT subject_key FROM subjects ORDER BY 1")]
     poisoned = keys_sorted[len(keys_sorted) * 3 // 5]
@@ -239,8 +243,8 @@ def test_failure_mid_run_leaves_complete_chunks_only_and_resumes(tmp_path: Path)
     assert _snapshots(db) == _snapshots(fresh)
 
 
-def test_unknown_category_under_another_scheme(tmp_path: Path) -> None:
-    db = copy_of(population_db(), tmp_path)
+def test_unknown_category_under_another_scheme(tmp_path: Path, populations: Populations) -> None:
+    db = copy_of(populations.db(), tmp_path)
     with pytest.raises(BatchError) as err:
         run_month(db, load_scheme("fuzhou"), PERIOD, workers=1)
     assert err.value.code == "UNKNOWN_CATEGORY"
@@ -267,7 +271,9 @@ def test_load_subject_finds_exactly_one(scored: Path) -> None:
         assert len(loaded[1]) == n
 
 
-def test_the_monthly_run_writes_under_the_nodes_writer_lock(tmp_path: Path) -> None:
+def test_the_monthly_run_writes_under_the_nodes_writer_lock(
+    tmp_path: Path, populations: Populations
+) -> None:
     """REQ: H3 — a monthly run against a serving node's database queues on the same
     writer lock as the node's own writers (ADR 0312/0315): it writes nothing while
     another holder has the lock, and finishes once it is free."""
@@ -275,7 +281,7 @@ def test_the_monthly_run_writes_under_the_nodes_writer_lock(tmp_path: Path) -> N
 
     from node._db import WriterLock
 
-    db = copy_of(population_db(), tmp_path)
+    db = copy_of(populations.db(), tmp_path)
     other = WriterLock(db)  # as a serving node mid-commit
     other.acquire()
     out: list[object] = []

@@ -15,7 +15,7 @@ from node._cli import main
 from node._demo import mask_id, run_demo
 from node._population import read_spec
 
-from ._population_fixtures import copy_of, population_db
+from ._population_fixtures import Populations, copy_of
 
 ID_RE = re.compile(r"[1-9]\d{16}[\dX]")
 
@@ -25,8 +25,8 @@ def _heihe_text() -> str:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return copy_of(population_db(), tmp_path)
+def db(tmp_path: Path, populations: Populations) -> Path:
+    return copy_of(populations.db(), tmp_path)
 
 
 @pytest.mark.parametrize(

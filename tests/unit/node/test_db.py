@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from node._db import Database, WriterLock
+from tests._waiting import WAIT_S, until
 
 
 @pytest.fixture(params=[True, False], ids=["on-loop", "on-thread"])
@@ -71,9 +74,9 @@ async def test_cancelled_caller_still_gets_its_unit_committed(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    for _ in range(100):
-        if await db.fetchone("SELECT value FROM node_meta WHERE key = 'c'"):
-            break
+    deadline = time.monotonic() + WAIT_S  # the unit commits whenever its thread runs
+    while not await db.fetchone("SELECT value FROM node_meta WHERE key = 'c'"):
+        assert time.monotonic() < deadline, "the cancelled caller's unit never committed"
         await asyncio.sleep(0.01)
     assert await db.fetchone("SELECT value FROM node_meta WHERE key = 'c'") == ("1",)
     await db.close()
@@ -179,24 +182,39 @@ async def test_groups_run_on_the_loop_unless_someone_else_writes(tmp_path: Path)
 async def test_a_foreign_sqlite_writer_never_blocks_the_event_loop(tmp_path: Path) -> None:
     """A connection that does not take the writer lock (e.g. an old batch job) holds
     SQLite's write lock: the unit waits on the writer thread, the loop keeps running,
-    and the unit commits once the other transaction ends."""
-    db = await Database.open(tmp_path / "n.db")
-    foreign = sqlite3.connect(tmp_path / "n.db", isolation_level=None)
+    and the unit commits once the other transaction ends.
+
+    The foreign transaction ends only when the test ends it, or after WAIT_S by a
+    watchdog; a loop stuck in SQLite's busy handler (with a busy wait far longer than
+    WAIT_S) would tick again only after the watchdog, which the test then sees."""
+    db = await Database.open(tmp_path / "n.db", busy_ms=int(10 * WAIT_S * 1000))
+    foreign = sqlite3.connect(tmp_path / "n.db", isolation_level=None, check_same_thread=False)
     foreign.execute("BEGIN IMMEDIATE")
     foreign.execute("INSERT INTO node_meta VALUES ('foreign', '1')")
-    unit = asyncio.ensure_future(
-        db.write_unit(lambda c: c.execute("INSERT INTO node_meta VALUES ('unit', '1')"), quick=True)
-    )
-    loop = asyncio.get_running_loop()
-    ticks = []
-    for _ in range(20):
-        t0 = loop.time()
-        await asyncio.sleep(0.01)
-        ticks.append(loop.time() - t0)
-    assert max(ticks) < 0.5  # the loop was never stuck in SQLite's busy handler
-    assert not unit.done()
-    foreign.execute("COMMIT")
-    await asyncio.wait_for(unit, 10)
+    rescued = threading.Event()
+
+    def watchdog() -> None:
+        rescued.set()
+        foreign.execute("COMMIT")
+
+    timer = threading.Timer(WAIT_S, watchdog)
+    timer.start()
+    try:
+        unit = asyncio.ensure_future(
+            db.write_unit(
+                lambda c: c.execute("INSERT INTO node_meta VALUES ('unit', '1')"), quick=True
+            )
+        )
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert not rescued.is_set()  # the loop ran while the foreign transaction was open
+        assert not unit.done()
+    finally:
+        timer.cancel()
+        timer.join()
+    if not rescued.is_set():
+        foreign.execute("COMMIT")
+    await asyncio.wait_for(unit, WAIT_S)
     rows = await db.fetchall("SELECT key FROM node_meta ORDER BY key")
     assert [r[0] for r in rows] == ["foreign", "unit"]
     foreign.close()
@@ -242,37 +260,45 @@ async def test_close_lets_queued_units_commit_first(tmp_path: Path, on_loop: boo
 async def test_a_twice_cancelled_transaction_holds_the_writer_to_its_end(tmp_path: Path) -> None:
     """Cancelling a write() caller again while its COMMIT waits on the writer thread
     neither frees the writer early (no loop group beside the open transaction, the
-    cross-process lock still held) nor mirrors the commit before it has run."""
-    import time
+    cross-process lock still held) nor mirrors the commit before it has run.
 
+    A job the test releases (not a sleep) holds the writer thread ahead of the
+    COMMIT, so the cancellations land while the COMMIT waits, on any machine."""
     db = await Database.open(tmp_path / "n.db")
     other = WriterLock(tmp_path / "n.db")
     mirrored: list[bool] = []
     slow: list[asyncio.Future[object]] = []
+    gate = threading.Event()
 
     async def cold() -> None:
         async with db.write() as tx:
             await tx.run("INSERT INTO node_meta VALUES ('cold', '1')")
             tx.after_commit(lambda: mirrored.append(db._writer._conn.in_transaction))
-            # a slow job queued on the writer thread ahead of this COMMIT
-            slow.append(asyncio.ensure_future(tx.conn._execute(time.sleep, 0.5)))  # type: ignore[attr-defined]
+            # a job queued on the writer thread ahead of this COMMIT, until released
+            slow.append(asyncio.ensure_future(tx.conn._execute(gate.wait, WAIT_S)))  # type: ignore[attr-defined]
 
     task = asyncio.ensure_future(cold())
-    await asyncio.sleep(0.05)
-    for _ in range(2):
-        task.cancel()
-        await asyncio.sleep(0.01)
-    unit = asyncio.ensure_future(
-        db.write_unit(lambda c: c.execute("INSERT INTO node_meta VALUES ('u', '1')"), quick=True)
-    )
-    await asyncio.sleep(0.05)
-    assert not other.try_acquire()  # the open transaction still holds the lock
-    assert not unit.done() and mirrored == []
+    try:
+        await until(lambda: bool(slow), "the transaction to reach its COMMIT")
+        for _ in range(2):
+            await asyncio.sleep(0.01)
+            task.cancel()
+        unit = asyncio.ensure_future(
+            db.write_unit(
+                lambda c: c.execute("INSERT INTO node_meta VALUES ('u', '1')"), quick=True
+            )
+        )
+        await asyncio.sleep(0.05)
+        assert not other.try_acquire()  # the open transaction still holds the lock
+        assert not unit.done() and mirrored == []
+        assert not slow[0].done()
+    finally:
+        gate.set()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert mirrored == [False]  # mirrored once, after COMMIT
     assert slow[0].done()  # the job queued before the COMMIT ran first
-    await asyncio.wait_for(unit, 10)
+    await asyncio.wait_for(unit, WAIT_S)
     rows = await db.fetchall("SELECT key FROM node_meta ORDER BY key")
     assert [r[0] for r in rows] == ["cold", "u"]
     other.close()

@@ -12,7 +12,7 @@ from node._batch import BatchError
 from node._evaluate import PSI_FLOOR, evaluate, psi
 from scoring import Scheme, load_scheme, parse_scheme_toml
 
-from ._population_fixtures import population_db
+from ._population_fixtures import Populations
 
 AS_OF = date(2026, 11, 30)
 HEIHE = load_scheme("heihe")
@@ -38,9 +38,9 @@ def test_psi_known_values() -> None:
     )
 
 
-def test_same_model_moves_nobody() -> None:
+def test_same_model_moves_nobody(populations: Populations) -> None:
     """REQ: H11 — evaluating the current model against itself shows no shift."""
-    ev = evaluate(population_db(), HEIHE, HEIHE, AS_OF, workers=1)
+    ev = evaluate(populations.db(), HEIHE, HEIHE, AS_OF, workers=1)
     assert ev.psi() == 0.0
     assert ev.moves() == {0: ev.compared}
     assert ev.distribution("current") == ev.distribution("candidate")
@@ -48,13 +48,13 @@ def test_same_model_moves_nobody() -> None:
     assert ev.compared > 0
 
 
-def test_a_higher_base_moves_people_up() -> None:
+def test_a_higher_base_moves_people_up(populations: Populations) -> None:
     """REQ: H11 — shift against the current model: PSI and tiers moved."""
     candidate = _heihe_variant(
         ('version = "2025.1"', 'version = "2026.1-candidate"'),
         ("base_score = 600", "base_score = 660"),
     )
-    ev = evaluate(population_db(), HEIHE, candidate, AS_OF, workers=2, chunk_subjects=400)
+    ev = evaluate(populations.db(), HEIHE, candidate, AS_OF, workers=2, chunk_subjects=400)
     moves = ev.moves()
     assert sum(moves.values()) == ev.compared
     assert all(m >= 0 for m in moves)  # +60 for everyone never moves anybody down
@@ -64,22 +64,24 @@ def test_a_higher_base_moves_people_up() -> None:
     assert sum(ev.distribution("current").values()) == sum(ev.distribution("candidate").values())
 
 
-def test_stricter_age_changes_eligibility_only() -> None:
+def test_stricter_age_changes_eligibility_only(populations: Populations) -> None:
     candidate = _heihe_variant(("min_age = 18", "min_age = 20"))
-    ev = evaluate(population_db(), HEIHE, candidate, AS_OF, workers=1)
+    ev = evaluate(populations.db(), HEIHE, candidate, AS_OF, workers=1)
     only_current, only_candidate = ev.eligibility_changes
     assert only_current > 0 and only_candidate == 0
     assert ev.moves() == {0: ev.compared}
 
 
-def test_different_grades_have_no_psi() -> None:
+def test_different_grades_have_no_psi(populations: Populations) -> None:
     candidate = _heihe_variant(('id = "SSS"', 'id = "S3"'))
-    ev = evaluate(population_db(), HEIHE, candidate, AS_OF, workers=1)
+    ev = evaluate(populations.db(), HEIHE, candidate, AS_OF, workers=1)
     assert ev.psi() is None
     assert sum(ev.moves().values()) == ev.compared
 
 
-def test_candidate_missing_a_stored_category_fails_with_a_named_error() -> None:
+def test_candidate_missing_a_stored_category_fails_with_a_named_error(
+    populations: Populations,
+) -> None:
     with pytest.raises(BatchError) as err:
-        evaluate(population_db(), HEIHE, load_scheme("wendeng"), AS_OF, workers=1)
+        evaluate(populations.db(), HEIHE, load_scheme("wendeng"), AS_OF, workers=1)
     assert err.value.code == "UNKNOWN_CATEGORY"

@@ -22,6 +22,7 @@ from node._errors import FailedPreconditionError
 from node._guard import GuardInterceptor, caller
 from node._observe import Metrics
 from node.pb.v1 import node_pb2
+from tests._waiting import until
 
 SERVICE = "huxin.test.Guarded"
 Req, Resp = node_pb2.GetKeySetRequest, node_pb2.GetStatusListRequest
@@ -82,6 +83,10 @@ async def test_wrapped_handler_is_built_once_per_method(bed: _Bed) -> None:
     assert bed.guard.inflight() == 0
 
 
+def _rpc_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [r.fields for r in caplog.records if r.getMessage() == "rpc"]  # type: ignore[attr-defined]
+
+
 async def test_every_call_is_counted_and_logged_refusals_too(
     bed: _Bed, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -89,9 +94,10 @@ async def test_every_call_is_counted_and_logged_refusals_too(
         await bed.stub["Ok"](Req())
         with pytest.raises(aio.AioRpcError) as err:
             await bed.stub["Refuse"](Req())
-        await asyncio.sleep(0.05)  # the access lines follow the responses
+        # the access lines follow the responses, whenever the server's loop gets there
+        await until(lambda: len(_rpc_lines(caplog)) >= 2, "two access lines")
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    rpc = [r.fields for r in caplog.records if r.getMessage() == "rpc"]  # type: ignore[attr-defined]
+    rpc = _rpc_lines(caplog)
     assert [(f["method"], f["peer"], f["code"], f["reason"]) for f in rpc] == [
         ("Ok", "citizen", "OK", ""),
         ("Refuse", "citizen", "FAILED_PRECONDITION", "SUBJECT_UNKNOWN"),

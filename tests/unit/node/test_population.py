@@ -20,7 +20,7 @@ from scoring import (
     validate_record,
 )
 
-from ._population_fixtures import AS_OF, population_db
+from ._population_fixtures import AS_OF, Populations
 
 ID_PATTERN = re.compile(rb"[1-9]\d{16}[\dX]")
 
@@ -128,9 +128,9 @@ def test_generation_is_deterministic_for_any_worker_count(tmp_path: Path) -> Non
     assert _rows(one, _LOGICAL["records"]) != _rows(other, _LOGICAL["records"])
 
 
-def test_subjects_are_keyed_by_hmac_and_ids_are_sealed() -> None:
+def test_subjects_are_keyed_by_hmac_and_ids_are_sealed(populations: Populations) -> None:
     """REQ: H6 — storage keys on HMAC(region secret, ID); the raw ID is AES-GCM sealed."""
-    db = population_db()
+    db = populations.db()
     conn = sqlite3.connect(db)
     spec = read_spec(conn)
     assert spec is not None
@@ -151,9 +151,9 @@ def test_subjects_are_keyed_by_hmac_and_ids_are_sealed() -> None:
     conn.close()
 
 
-def test_no_id_number_in_plain_text_in_the_database_file() -> None:
+def test_no_id_number_in_plain_text_in_the_database_file(populations: Populations) -> None:
     """REQ: H6 — the ID number is never stored in plain text."""
-    db = population_db()
+    db = populations.db()
     conn = sqlite3.connect(db)
     spec = read_spec(conn)
     conn.close()
@@ -168,9 +168,9 @@ def test_no_id_number_in_plain_text_in_the_database_file() -> None:
         assert x[:17] not in raw
 
 
-def test_records_are_realistic_and_valid_for_the_catalogue() -> None:
+def test_records_are_realistic_and_valid_for_the_catalogue(populations: Populations) -> None:
     """REQ: H7, H10 — every generated record passes intake; the mix covers the rules."""
-    db = population_db()
+    db = populations.db()
     conn = sqlite3.connect(db)
     conn.row_factory = sqlite3.Row
     spec = read_spec(conn)
@@ -204,9 +204,9 @@ def test_records_are_realistic_and_valid_for_the_catalogue() -> None:
     conn.close()
 
 
-def test_hainan_population_exercises_n1_n6_n11() -> None:
+def test_hainan_population_exercises_n1_n6_n11(populations: Populations) -> None:
     """REQ: N1, N6, N11 — 1-year residence rules, simple-procedure penalties, source validity."""
-    db = population_db("hainan", 1500, 11)
+    db = populations.db("hainan", 1500, 11)
     conn = sqlite3.connect(db)
     flags = Counter(r[0] for r in conn.execute("SELECT flags FROM records WHERE flags != ''"))
     assert flags["simple_procedure"] > 0

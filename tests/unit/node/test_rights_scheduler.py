@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import node._scheduler as sched
+from tests._waiting import until
 
 
 async def test_loop_keeps_running_after_a_failing_step_and_stops_cleanly(
@@ -30,10 +31,7 @@ async def test_loop_keeps_running_after_a_failing_step_and_stops_cleanly(
     s = sched.RightsScheduler(object(), interval=0.01)  # type: ignore[arg-type]
     s.start()
     s.start()  # idempotent: one task
-    for _ in range(200):
-        if len(calls) >= 3:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: len(calls) >= 3, "three ticks")
     await s.stop()
     assert len(calls) >= 3
     n = len(calls)

@@ -31,6 +31,7 @@ from node._sync import PeerSync, SyncPolicy, backoff_delay
 from node._trust import HUB_ENDPOINT_PREFIX, HUB_TAG, TrustState
 from node.pb.v1 import scoring_pb2
 from scoring import list_schemes, load_scheme
+from tests._waiting import WAIT_S, until
 
 from .test_trust import HAINAN, HUB, NOW, PEERHUB, Region, T, signed_list
 
@@ -70,7 +71,8 @@ class SimPeer:
     scheme_rows: list[tuple[str, str, bytes]] = field(default_factory=list)
     mapping_rows: list[tuple[str, str, bytes]] = field(default_factory=list)
     fail: bool = False
-    hang: bool = False
+    hang: bool = False  # until ``unhang`` is set
+    unhang: asyncio.Event = field(default_factory=asyncio.Event)
     crash: bool = False  # raise something that is not a network error
     calls: int = 0
 
@@ -92,7 +94,7 @@ class SimPeer:
         if self.fail:
             raise ConnectionError("peer unreachable")
         if self.hang:
-            await asyncio.Event().wait()
+            await self.unhang.wait()
         if self.crash:
             raise RuntimeError("a decoder blew up")
 
@@ -176,7 +178,8 @@ async def bed(tmp_path: Path) -> AsyncIterator[Bed]:
         db=db,
         connect=net.connect,
         clock=clock,
-        policy=SyncPolicy(interval=30, timeout=0.3, backoff_base=1, backoff_max=60),
+        # a healthy sim peer is never cut off, however slowly a busy machine verifies
+        policy=SyncPolicy(interval=30, timeout=WAIT_S, backoff_base=1, backoff_max=60),
         rng=random.Random(7),
         hub="heilongjiang",
         hub_target=ENDPOINTS["heilongjiang"],
@@ -309,16 +312,39 @@ async def test_no_rollback_and_nothing_unverified_is_kept(
 
 
 async def test_a_slow_peer_never_blocks_the_others(bed: Bed) -> None:
-    """REQ: N20 — per-peer tasks with deadlines: a hanging peer costs its own timeout only."""
+    """REQ: N20 — per-peer tasks: while one peer hangs, every other peer's round ends
+    and is recorded, and the round ends when the slow one does (issue 14 item 18:
+    seen as events, no claim on how long anything took)."""
+    await bed.sync.run_once()
+    bed.clock.advance(seconds=31)
+    now = bed.clock.now().timestamp()
+    slow = bed.net.peers["hainan-hub"]
+    slow.hang = True
+    round_ = asyncio.ensure_future(bed.sync.run_once())
+    try:
+        await until(
+            lambda: all(bed.sync.state(p)[1] > now for p in ("hainan", "heilongjiang")),
+            "the other peers' rounds to be recorded",
+        )
+        assert bed.sync.state("hainan-hub")[1] <= now  # still in its round
+        assert not round_.done()
+    finally:
+        slow.unhang.set()
+    results = await asyncio.wait_for(round_, WAIT_S)
+    assert all(r.ok for r in results.values()), results
+
+
+async def test_a_hanging_peer_is_given_up_at_its_deadline(bed: Bed) -> None:
+    """REQ: N20 — a peer that never answers ends at the policy's deadline with
+    DEADLINE_EXCEEDED and a backoff (only its own result is asserted: under a
+    deadline this short a busy machine may cut off others too)."""
     await bed.sync.run_once()
     bed.clock.advance(seconds=31)
     bed.net.peers["hainan-hub"].hang = True
-    started = time.perf_counter()
-    results = await bed.sync.run_once()
-    elapsed = time.perf_counter() - started
-    assert elapsed < 0.3 * 2  # one deadline, not one per peer
+    bed.sync.policy = replace(bed.sync.policy, timeout=0.2)
+    results = await asyncio.wait_for(bed.sync.run_once(), WAIT_S)
     assert results["hainan-hub"].error == "DEADLINE_EXCEEDED"
-    assert results["hainan"].ok and results["heilongjiang"].ok
+    assert bed.sync.state("hainan-hub")[0] == 1
 
 
 async def test_backoff_is_per_peer_exponential_with_jitter_and_resets(bed: Bed) -> None:
@@ -365,14 +391,13 @@ async def test_newer_key_set_becomes_trusted_before_the_next_list(bed: Bed) -> N
 async def test_background_loop_runs_peers_independently_and_stops(bed: Bed) -> None:
     bed.net.peers["hainan-hub"].hang = True
     task = asyncio.ensure_future(bed.sync.run(tick=0.02))
-    for _ in range(100):
+    deadline = time.monotonic() + WAIT_S
+    while bed.net.peers["hainan"].calls < 2:  # kept syncing while hainan-hub hung
+        assert time.monotonic() < deadline, "hainan was not synced again"
         await asyncio.sleep(0.02)
         bed.clock.advance(seconds=31)
-        if bed.net.peers["hainan"].calls >= 2:
-            break
-    assert bed.net.peers["hainan"].calls >= 2  # kept syncing while hainan-hub hung
     await bed.sync.stop()
-    await asyncio.wait_for(task, 2)
+    await asyncio.wait_for(task, WAIT_S)
 
 
 @settings(max_examples=60, deadline=None)
@@ -413,7 +438,7 @@ async def test_an_unexpected_error_is_the_peers_failure_with_backoff(bed: Bed) -
     task = asyncio.ensure_future(bed.sync.run(tick=0.01))
     await asyncio.sleep(0.3)
     await bed.sync.stop()
-    await asyncio.wait_for(task, 2)
+    await asyncio.wait_for(task, WAIT_S)
     assert hainan.calls == calls
 
 

@@ -1,0 +1,58 @@
+"""Waiting for conditions in tests, never for the scheduler.
+
+A test on a busy machine (CI runs the suite with both cores taken) must not
+assume that a thread, a process or a timer gets the CPU within some fraction
+of a second.  These helpers poll a condition with a generous bound instead:
+the bound only limits how long a broken build hangs, it is never a claim about
+speed, and a passing run returns as soon as the condition holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["WAIT_S", "cancelled_handlers", "until", "wait_until", "writer_lock_waiters"]
+
+WAIT_S = 60.0  # how long a condition may take on a busy machine before the test fails
+
+
+async def until(cond: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
+    """Poll ``cond`` on the event loop (other tasks keep running) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+def wait_until(cond: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
+    """Poll ``cond`` from synchronous code (another process does the work)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        time.sleep(0.05)
+
+
+def writer_lock_waiters(database: str | Path) -> int:
+    """How many are blocked waiting for the writer lock of ``database`` (its
+    ``.writer-lock`` flock); the kernel lists each waiter in ``/proc/locks``
+    with ``->``.  Linux only, like the node."""
+    ident = f":{os.stat(f'{database}.writer-lock').st_ino} "
+    with open("/proc/locks", encoding="ascii") as f:
+        return sum(1 for line in f if "->" in line and ident in line)
+
+
+def cancelled_handlers(method: str) -> int:
+    """Server handlers of ``method`` (e.g. ``"GrantConsent"``) on the running loop that
+    gRPC asked to cancel (at their deadline) and that still run, e.g. one that waits
+    for the writer: it finishes its BEGIN and ROLLBACK before it ends.  grpc.aio
+    names a handler's task ``HandleExceptions[/package.Service/Method]``."""
+    suffix = f"/{method}]"
+    return sum(
+        1
+        for t in asyncio.all_tasks()
+        if t.get_name().endswith(suffix) and t.cancelling() and not t.done()
+    )
