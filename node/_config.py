@@ -80,6 +80,8 @@ PORT_LIMIT_BOUNDS: Mapping[str, tuple[float, float]] = {
     "citizen_max_streams": (1, 1_000),
     "peer_max_streams": (1, 10_000),
     "request_timeout_seconds": (0.5, 600),
+    "citizen_max_public_calls": (1, 100_000),
+    "public_request_timeout_seconds": (0.5, 600),
 }
 
 
@@ -104,6 +106,17 @@ class ListenConfig:
     citizen_max_streams: int = 16  # concurrent calls on one citizen connection
     peer_max_streams: int = 256  # concurrent calls on one peer connection
     request_timeout_seconds: float = 30.0  # for each request message after the call opened
+    # Calls that carry no verified identity (public methods on the citizen port) in
+    # flight at once on this node, over all connections; more are refused at once
+    # (RESOURCE_EXHAUSTED TOO_MANY_PUBLIC_CALLS) before any message is read.
+    citizen_max_public_calls: int = 1024
+    # A public method's request is empty or tiny: it must arrive within this many
+    # seconds (at most request_timeout_seconds) — see public_request_timeout().
+    public_request_timeout_seconds: float = 5.0
+
+    def public_request_timeout(self) -> float:
+        """The message deadline of a public method (never longer than any other's)."""
+        return min(self.request_timeout_seconds, self.public_request_timeout_seconds)
 
     def peer_connection_age(self) -> int:
         """The age in effect (0 = connections are never recycled)."""
