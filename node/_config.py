@@ -564,7 +564,13 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
             )
         if days > MAX_DEADLINE_DAYS:
             raise ConfigError(f"rights.objection_deadlines.{step}", f"at most {MAX_DEADLINE_DAYS}")
-    rights = replace(rights, objection_deadlines=deadlines, **_supplement_limits(rights_raw))
+    per_hour, pending = _supplement_limits(rights_raw)
+    rights = replace(
+        rights,
+        objection_deadlines=deadlines,
+        supplements_per_hour=per_hour,
+        max_pending_supplements=pending,
+    )
     peers = _ids(data.get("peers", {}).get("allowed", []), "peers.allowed")
     federation = _federation(data.get("federation"), base)
     if federation is not None and peers:
@@ -624,10 +630,11 @@ def _consent(raw: Mapping[str, Any], max_days: int) -> ConsentConfig:
     )
 
 
-def _supplement_limits(raw: Mapping[str, Any]) -> dict[str, int]:
-    """``[rights]`` bounds on a citizen's supplement uploads, each within its bound."""
+def _supplement_limits(raw: Mapping[str, Any]) -> tuple[int, int]:
+    """``[rights] supplements_per_hour`` and ``max_pending_supplements``, each within
+    its bound."""
     d = RightsConfig()
-    out = {}
+    out = []
     for key, most in (
         ("supplements_per_hour", MAX_SUPPLEMENTS_PER_HOUR),
         ("max_pending_supplements", MAX_PENDING_SUPPLEMENTS_CAP),
@@ -635,8 +642,8 @@ def _supplement_limits(raw: Mapping[str, Any]) -> dict[str, int]:
         value = _positive(_get(raw, "rights", key, int, getattr(d, key)), f"rights.{key}")
         if value > most:
             raise ConfigError(f"rights.{key}", f"must be at most {most}")
-        out[key] = value
-    return out
+        out.append(value)
+    return out[0], out[1]
 
 
 def _port_limits(raw: Mapping[str, Any]) -> dict[str, Any]:
