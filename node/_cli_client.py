@@ -11,6 +11,14 @@
 * ``huxin client revoke ID --config node.toml [--sha256 HEX]`` revokes every
   certificate of ``ID`` in force (or only the one with that fingerprint); the
   running node refuses its next call (``UNAUTHENTICATED CLIENT_REVOKED``).
+* ``huxin client register --config node.toml --cert FILE.pem`` registers a
+  certificate the federation CA issued earlier (e.g. by ``huxin init federation
+  --clients`` before the registry existed): its identity is read from the
+  certificate, which must be signed by the node's CA (``[tls] ca``), valid now
+  and of a client of this node; else ``CERTIFICATE_INVALID``,
+  ``CERTIFICATE_NOT_FROM_CA``, ``CERTIFICATE_EXPIRED``, ``CLIENT_NOT_OURS`` or
+  ``CLIENT_EXISTS``.  Upgrading a node from before the registry: register every
+  client certificate in use, or issue new ones (docs/adr/0415, "Upgrading").
 * ``huxin client list --config node.toml`` prints the registry.
 
 ``ID`` must be a client of that node: ``<region>.<org>`` of the node's region, or
@@ -27,14 +35,26 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
+from keys import KeysError, region_of_certificate
+
 from ._cli import CliError, SubParsers, subgroup
 from ._cli_cert import load_ca
-from ._clients import RegistryFileError, client_entry, read_registry, revoke_client
+from ._clients import (
+    ClientEntry,
+    RegistryFileError,
+    add_client,
+    client_entry,
+    read_registry,
+    revoke_client,
+)
 from ._config import ConfigError, NodeConfig, check_id, load_config
 from ._init import CERT_DAYS, InitError, issue_client_cert
 from ._tlscert import MAX_CERT_DAYS
 
-__all__ = ["register"]
+__all__ = ["register", "register_certificate"]
 
 
 def register(sub: SubParsers) -> None:
@@ -53,6 +73,12 @@ def register(sub: SubParsers) -> None:
     _common(p)
     p.add_argument("--sha256", metavar="HEX", help="revoke only the certificate with this hash")
     p.set_defaults(func=_revoke)
+    p = client.add_parser(
+        "register", help="register a client certificate the federation CA issued earlier"
+    )
+    _common(p)
+    p.add_argument("--cert", required=True, type=Path, metavar="FILE", help="PEM certificate")
+    p.set_defaults(func=_register)
     p = client.add_parser("list", help="the node's client registry")
     _common(p)
     p.set_defaults(func=_list)
@@ -109,6 +135,63 @@ def _issue(args: argparse.Namespace) -> int:
         print(
             f"issued {cert} for {identity} (sha256 {doc['sha256']}), registered with"
             f" {config.region}; the key is in {key}: hand both to the client"
+        )
+    return 0
+
+
+def _cert_from_ca(cert_pem: bytes, ca_pem: bytes, now: datetime) -> str:
+    """The identity of ``cert_pem`` once it is shown to be the CA's and valid at ``now``."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        identity = region_of_certificate(cert)
+    except (ValueError, KeysError) as exc:
+        raise CliError("CERTIFICATE_INVALID", f"not a client certificate: {exc}") from None
+    ca = x509.load_pem_x509_certificate(ca_pem)
+    try:
+        if cert.issuer != ca.subject:
+            raise ValueError("issuer")
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        raise CliError(
+            "CERTIFICATE_NOT_FROM_CA", "the certificate was not issued by this federation's CA"
+        ) from None
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        raise CliError("CERTIFICATE_EXPIRED", "the certificate is outside its validity period")
+    return identity
+
+
+def register_certificate(config: NodeConfig, cert_pem: bytes, now: datetime) -> ClientEntry:
+    """Register an existing client certificate with ``config``'s node (review14 M4).
+
+    The certificate must be issued by the node's federation CA (``[tls] ca``),
+    valid at ``now`` and name a client of this node; raises :class:`CliError`
+    with a stable code otherwise, or ``CLIENT_EXISTS`` if it is registered."""
+    try:
+        ca_pem = config.tls.ca.read_bytes()
+    except OSError as exc:
+        raise CliError("CA_UNREADABLE", f"{config.tls.ca}: {exc.strerror}") from None
+    identity = _ours(config, _cert_from_ca(cert_pem, ca_pem, now))
+    entry = client_entry(identity, cert_pem)
+    try:
+        add_client(config.clients.registry, entry)
+    except RegistryFileError as exc:
+        raise CliError(exc.code, str(exc)) from None
+    return entry
+
+
+def _register(args: argparse.Namespace) -> int:
+    config = _config(args)
+    try:
+        cert_pem = args.cert.read_bytes()
+    except OSError as exc:
+        raise CliError("CERTIFICATE_INVALID", f"{args.cert}: {exc.strerror}") from None
+    entry = register_certificate(config, cert_pem, datetime.now(UTC))
+    if args.json:
+        print(json.dumps(entry.as_json()))
+    else:
+        print(
+            f"registered {entry.identity} (sha256 {entry.sha256.hex()}) with {config.region};"
+            " its calls are accepted from now on"
         )
     return 0
 

@@ -57,6 +57,8 @@ MAX_IDENTITY_AGE = 86_400  # [identity] max_age_seconds: an assertion lives at m
 HARD_CONSENT_DAYS = 366
 MAX_ACTIVE_CONSENTS_CAP = 10_000  # [consent] max_active_consents
 MAX_GRANTS_PER_HOUR = 3_600  # [consent] grants_per_hour
+MAX_SUPPLEMENTS_PER_HOUR = 3_600  # [rights] supplements_per_hour
+MAX_PENDING_SUPPLEMENTS_CAP = 10_000  # [rights] max_pending_supplements
 
 
 class ConfigError(Exception):
@@ -80,6 +82,8 @@ PORT_LIMIT_BOUNDS: Mapping[str, tuple[float, float]] = {
     "citizen_max_streams": (1, 1_000),
     "peer_max_streams": (1, 10_000),
     "request_timeout_seconds": (0.5, 600),
+    "citizen_max_public_calls": (1, 100_000),
+    "public_request_timeout_seconds": (0.5, 600),
 }
 
 
@@ -104,6 +108,17 @@ class ListenConfig:
     citizen_max_streams: int = 16  # concurrent calls on one citizen connection
     peer_max_streams: int = 256  # concurrent calls on one peer connection
     request_timeout_seconds: float = 30.0  # for each request message after the call opened
+    # Calls that carry no verified identity (public methods on the citizen port) in
+    # flight at once on this node, over all connections; more are refused at once
+    # (RESOURCE_EXHAUSTED TOO_MANY_PUBLIC_CALLS) before any message is read.
+    citizen_max_public_calls: int = 1024
+    # A public method's request is empty or tiny: it must arrive within this many
+    # seconds (at most request_timeout_seconds) — see public_request_timeout().
+    public_request_timeout_seconds: float = 5.0
+
+    def public_request_timeout(self) -> float:
+        """The message deadline of a public method (never longer than any other's)."""
+        return min(self.request_timeout_seconds, self.public_request_timeout_seconds)
 
     def peer_connection_age(self) -> int:
         """The age in effect (0 = connections are never recycled)."""
@@ -179,6 +194,11 @@ class RightsConfig:
     scheduler_interval_seconds: float = 60.0
     # per-step working days overriding the scheme's (e.g. a local regulation); empty = scheme's
     objection_deadlines: Mapping[str, int] = field(default_factory=dict)
+    # UploadSupplement per citizen (review14 M3): at most this many uploads in any
+    # rolling hour (1..MAX_SUPPLEMENTS_PER_HOUR) and this many awaiting their
+    # department's decision at once (1..MAX_PENDING_SUPPLEMENTS_CAP)
+    supplements_per_hour: int = 10
+    max_pending_supplements: int = 20
 
     def rate_for(self, requester: str) -> int:
         return self.per_requester_per_minute.get(requester, self.queries_per_minute)
@@ -327,6 +347,8 @@ _SECTIONS = {
         "holiday_files",
         "scheduler_interval_seconds",
         "objection_deadlines",
+        "supplements_per_hour",
+        "max_pending_supplements",
     },
 }
 
@@ -542,7 +564,13 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
             )
         if days > MAX_DEADLINE_DAYS:
             raise ConfigError(f"rights.objection_deadlines.{step}", f"at most {MAX_DEADLINE_DAYS}")
-    rights = replace(rights, objection_deadlines=deadlines)
+    per_hour, pending = _supplement_limits(rights_raw)
+    rights = replace(
+        rights,
+        objection_deadlines=deadlines,
+        supplements_per_hour=per_hour,
+        max_pending_supplements=pending,
+    )
     peers = _ids(data.get("peers", {}).get("allowed", []), "peers.allowed")
     federation = _federation(data.get("federation"), base)
     if federation is not None and peers:
@@ -600,6 +628,22 @@ def _consent(raw: Mapping[str, Any], max_days: int) -> ConsentConfig:
         grants_per_hour=per_hour,
         grant_burst=bounded("grant_burst", d.grant_burst, per_hour, " (grants_per_hour)"),
     )
+
+
+def _supplement_limits(raw: Mapping[str, Any]) -> tuple[int, int]:
+    """``[rights] supplements_per_hour`` and ``max_pending_supplements``, each within
+    its bound."""
+    d = RightsConfig()
+    out = []
+    for key, most in (
+        ("supplements_per_hour", MAX_SUPPLEMENTS_PER_HOUR),
+        ("max_pending_supplements", MAX_PENDING_SUPPLEMENTS_CAP),
+    ):
+        value = _positive(_get(raw, "rights", key, int, getattr(d, key)), f"rights.{key}")
+        if value > most:
+            raise ConfigError(f"rights.{key}", f"must be at most {most}")
+        out.append(value)
+    return out[0], out[1]
 
 
 def _port_limits(raw: Mapping[str, Any]) -> dict[str, Any]:

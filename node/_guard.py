@@ -9,7 +9,11 @@ itself, so nothing reaches a servicer before the guard has checked it:
   with an identity verifier (the citizen port) the identity assertion in
   ``huxin-identity-bin`` is verified, exactly once per call; a call without a
   valid one is refused at once with UNAUTHENTICATED and its reason.  Methods in
-  ``public_methods``, health and reflection need none;
+  ``public_methods``, health and reflection need none; calls to public methods
+  carry no identity, so they are capped node-wide (``max_public_calls``, over all
+  connections): one more is refused at once with RESOURCE_EXHAUSTED
+  ``TOO_MANY_PUBLIC_CALLS`` before any message is read, and their request message
+  must come within the shorter ``public_request_timeout``;
 * when the call starts: the caller's identity from its verified TLS client
   certificate (the region id in the ``huxin://region/`` SAN — never a field the
   caller sends), a relayed caller (``huxin-on-behalf-of``, docs/adr/0411), the
@@ -68,6 +72,7 @@ from ._trust import ON_BEHALF_KEY, TrustState
 
 __all__ = [
     "MALFORMED_REQUEST",
+    "TOO_MANY_PUBLIC_CALLS",
     "GuardInterceptor",
     "caller",
     "citizen",
@@ -84,6 +89,7 @@ RELAYABLE_METHODS = frozenset({"/huxin.v1.PeerService/RequestAttestation"})
 _PASS_THROUGH_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
 MALFORMED_REQUEST = "MALFORMED_REQUEST"
 REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
+TOO_MANY_PUBLIC_CALLS = "TOO_MANY_PUBLIC_CALLS"
 
 
 def caller() -> str | None:
@@ -202,6 +208,8 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         now: Callable[[], int] = lambda: int(time.time()),
         public_methods: frozenset[str] = frozenset(),
         request_timeout: float = 30.0,
+        max_public_calls: int | None = None,
+        public_request_timeout: float | None = None,
     ) -> None:
         self._limits = limits
         self._callers = callers  # the certificate itself: pins and client registry (ADR 0415)
@@ -211,6 +219,11 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         self._now = now
         self._public = public_methods
         self._request_timeout = request_timeout
+        # Calls without a verified identity (public methods on the citizen port),
+        # counted node-wide, not per connection (review14 M1); None = no cap.
+        self._max_public = max_public_calls
+        self._public_timeout = min(request_timeout, public_request_timeout or request_timeout)
+        self._public_inflight = 0
         self._metrics = metrics
         self._access = AccessLog(metrics)
         self._require_cert = require_certificate
@@ -220,6 +233,10 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
 
     def inflight(self) -> int:
         return sum(self._inflight.values())
+
+    def public_inflight(self) -> int:
+        """Calls running now that carry no verified identity (public citizen methods)."""
+        return self._public_inflight
 
     def flush(self) -> None:
         """Write access lines and metrics still queued (e.g. before shutdown)."""
@@ -277,15 +294,17 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
 
         return grpc.stream_unary_rpc_method_handler(refuse)
 
-    async def _message(self, context: Any, decode: Callable[[bytes], Any], limit: int) -> Any:
+    async def _message(
+        self, context: Any, decode: Callable[[bytes], Any], limit: int, timeout: float
+    ) -> Any:
         """The next request message, decoded; :data:`grpc.aio.EOF` at the end of the stream."""
         try:
-            async with asyncio.timeout(self._request_timeout):
+            async with asyncio.timeout(timeout):
                 raw = await context.read()
         except TimeoutError:
             raise DeadlineError(
                 REQUEST_TIMEOUT,
-                f"no request message within {self._request_timeout:g} s",
+                f"no request message within {timeout:g} s",
                 field="request",
             ) from None
         if raw is EOF:
@@ -297,9 +316,9 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         return decode(raw)
 
     async def _stream(
-        self, context: Any, decode: Callable[[bytes], Any], limit: int
+        self, context: Any, decode: Callable[[bytes], Any], limit: int, timeout: float
     ) -> AsyncIterator[Any]:
-        while (message := await self._message(context, decode, limit)) is not EOF:
+        while (message := await self._message(context, decode, limit, timeout)) is not EOF:
             yield message
 
     def _admit(self, method: str, short: str, context: Any) -> tuple[str | None, str]:
@@ -339,15 +358,27 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         streaming_response = bool(handler.response_streaming)
         serialize = handler.response_serializer
         access = self._access
+        # a public method of the citizen port: no identity, so capped node-wide and given
+        # the short message deadline (its request is empty or tiny)
+        public = self._identity is not None and method in self._public
+        timeout = self._public_timeout if public else self._request_timeout
 
         async def guarded(requests: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             peer, via = None, ""
             key = f"citizen:{context.peer()}"
             token = _CALLER.set(None)
-            counted = False
+            counted = public_counted = False
             code, reason = "OK", ""
             try:
+                if public:
+                    if self._max_public is not None and self._public_inflight >= self._max_public:
+                        raise ResourceExhaustedError(
+                            TOO_MANY_PUBLIC_CALLS,
+                            "too many calls without an identity on this node; retry later",
+                        )
+                    self._public_inflight += 1
+                    public_counted = True
                 if accounted:
                     peer, via = self._admit(method, short, context)
                     _CALLER.set(peer)
@@ -366,9 +397,9 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                     counted = True
                 limit = self._limits.message_bytes_for(key)
                 if streaming_request:
-                    request = self._stream(context, decode, limit)
+                    request = self._stream(context, decode, limit, timeout)
                 else:
-                    request = await self._message(context, decode, limit)
+                    request = await self._message(context, decode, limit, timeout)
                     if request is EOF:
                         raise InvalidArgumentError(
                             MALFORMED_REQUEST,
@@ -402,6 +433,8 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 )
                 raise  # pragma: no cover - abort always raises
             finally:
+                if public_counted:
+                    self._public_inflight -= 1
                 if counted:
                     left = self._inflight[key] - 1
                     if left:

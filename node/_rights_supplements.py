@@ -12,6 +12,10 @@ Invariants:
   unit inserts a ``personal_verified`` record (source = that department),
   recomputes the grade at once and tells the citizen; a rejection must give
   a reason, which the citizen is told (notification and their upload list);
+* a citizen uploads at most ``[rights] supplements_per_hour`` in any rolling hour
+  and holds at most ``max_pending_supplements`` undecided (RESOURCE_EXHAUSTED
+  ``SUPPLEMENT_RATE_EXCEEDED`` / ``TOO_MANY_PENDING_SUPPLEMENTS``), counted in the
+  upload's own write unit; a refused upload writes nothing (no row, no log leaf);
 * only the named department sees and decides an upload; another's is
   NOT_FOUND; a decided upload cannot be decided again.
 """
@@ -19,21 +23,40 @@ Invariants:
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from scoring import Polarity, Provenance
 
 from ._bounds import ID_MAX, NAME_MAX, NOTE_MAX, check_length, check_text
-from ._errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from ._errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+)
 from ._rights import RightsTx, run_rights_unit
+from ._throttle import RETRY_AFTER_KEY
 from .pb.v1 import node_pb2
 
 if TYPE_CHECKING:
     from ._context import NodeContext
 
-__all__ = ["decide", "list_for_subject", "list_for_verifier", "upload"]
+__all__ = [
+    "SUPPLEMENT_RATE_EXCEEDED",
+    "TOO_MANY_PENDING_SUPPLEMENTS",
+    "decide",
+    "list_for_subject",
+    "list_for_verifier",
+    "refuse_upload_over_limits",
+    "upload",
+]
+
+SUPPLEMENT_RATE_EXCEEDED = "SUPPLEMENT_RATE_EXCEEDED"
+TOO_MANY_PENDING_SUPPLEMENTS = "TOO_MANY_PENDING_SUPPLEMENTS"
+_HOUR = 3_600
 
 _COLUMNS = (
     "supplement_id, category, level, act_id, recognised_on, verifier, proof_sha256, "
@@ -112,15 +135,51 @@ def _validate(ctx: NodeContext, req: node_pb2.UploadSupplementRequest) -> date:
     return recognised
 
 
+def refuse_upload_over_limits(
+    conn: sqlite3.Connection, key: bytes, per_hour: int, max_pending: int, now_s: int
+) -> None:
+    """RESOURCE_EXHAUSTED if one more upload by ``key`` at ``now_s`` would exceed
+    ``per_hour`` uploads in the rolling hour (checked first: a decision does not help
+    there) or ``max_pending`` undecided ones.  Read in the upload's own write unit, so
+    concurrent uploads of every process are counted (as consent grants, ADR 0324)."""
+    # the per_hour-th most recent upload (one index: supplements_by_subject)
+    recent = conn.execute(
+        "SELECT submitted_at FROM supplements WHERE subject_key = ? "
+        "ORDER BY submitted_at DESC LIMIT 1 OFFSET ?",
+        (key, per_hour - 1),
+    ).fetchone()
+    if recent is not None:
+        at = int(datetime.fromisoformat(recent[0]).timestamp())
+        if at > now_s - _HOUR:
+            seconds = max(1, at + _HOUR - now_s)
+            raise ResourceExhaustedError(
+                SUPPLEMENT_RATE_EXCEEDED,
+                f"at most {per_hour} uploads per hour; retry after {seconds} s",
+                details=((RETRY_AFTER_KEY, str(seconds)),),
+            )
+    pending = conn.execute(
+        "SELECT count(*) FROM supplements WHERE subject_key = ? AND state = 'pending'", (key,)
+    ).fetchone()[0]
+    if pending >= max_pending:
+        raise ResourceExhaustedError(
+            TOO_MANY_PENDING_SUPPLEMENTS,
+            f"at most {max_pending} uploads may await a decision; wait for one",
+        )
+
+
 async def upload(
     ctx: NodeContext, key: bytes, req: node_pb2.UploadSupplementRequest
 ) -> node_pb2.SupplementInfo:
     recognised = _validate(ctx, req)
     supplement_id = os.urandom(8).hex()
+    limits = ctx.config.rights
 
     def fn(rtx: RightsTx) -> node_pb2.SupplementInfo:
         if rtx.score_of(key) is None:
             raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")
+        refuse_upload_over_limits(  # before anything is written: no row, no log leaf
+            rtx.conn, key, limits.supplements_per_hour, limits.max_pending_supplements, rtx.now_s
+        )
         rtx.conn.execute(
             f"INSERT INTO supplements ({_COLUMNS}, subject_key) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', '', NULL, ?, ?)",

@@ -175,8 +175,9 @@ class EndpointCheck:
     """Before talking to a peer, check that its endpoint presents THAT peer's certificate.
 
     The region id in the certificate must be the expected peer, and when the trust
-    list lists TLS fingerprints for it, the certificate's SHA-256 must be one of them
-    (``PEER_IDENTITY_MISMATCH`` otherwise).  A verified (target, peer) is re-checked
+    list lists the peer, the certificate's SHA-256 must be one its entry pins — an
+    entry that pins nothing admits nobody, as inbound (``PEER_IDENTITY_MISMATCH``
+    otherwise).  A verified (target, peer) is re-checked
     after ``ttl`` seconds.
     """
 
@@ -199,8 +200,9 @@ class EndpointCheck:
         except KeysError:
             region = ""
         entry = self._trust.regions().get(peer)
-        listed = entry.tls_sha256 if entry is not None else frozenset()
-        if region != peer or (listed and hashlib.sha256(der).digest() not in listed):
+        # the inbound rule (node._callers): a listed entry that pins nothing admits nobody
+        pinned = entry is None or hashlib.sha256(der).digest() in entry.tls_sha256
+        if region != peer or not pinned:
             raise UnavailableError(
                 "PEER_IDENTITY_MISMATCH",
                 f"the endpoint {target} does not present {peer}'s listed certificate",

@@ -215,6 +215,8 @@ class NodeServer:
             now=ctx.now_s,
             public_methods=PUBLIC_CITIZEN_METHODS if citizen else frozenset(),
             request_timeout=ctx.config.listen.request_timeout_seconds,
+            max_public_calls=ctx.config.listen.citizen_max_public_calls if citizen else None,
+            public_request_timeout=ctx.config.listen.public_request_timeout(),
             callers=None if citizen else ctx.callers,
         )
         self._guards.append(guard)
@@ -344,6 +346,8 @@ class NodeServer:
             descriptors=self.connection_limits().descriptors,
             peer_connections=self.connection_limits().peer,
             citizen_connections=self.connection_limits().citizen,
+            citizen_max_public_calls=cfg.listen.citizen_max_public_calls,
+            public_request_timeout=cfg.listen.public_request_timeout(),
         )
         return self.ports
 

@@ -57,7 +57,8 @@ __all__ = [
 
 def register_clients(config: Path, *certs: NodeCertificate) -> None:
     """Register client certificates with the node of ``config`` (its ``[clients]``
-    registry), as ``huxin client issue`` does: nodes accept only registered ones."""
+    registry) without any check, for benchmarks; tests use
+    :func:`node._cli_client.register_certificate`, what ``huxin client register`` runs."""
     registry = load_config(config).clients.registry
     for c in certs:
         add_client(registry, client_entry(c.region_id, c.cert_pem))
@@ -105,12 +106,18 @@ class Testbed:
     def __post_init__(self) -> None:
         self.ca = load_or_create_ca(self.root / "ca", self.now)
 
-    def cert(self, identity: str) -> NodeCertificate:
+    def cert(self, identity: str, *, register: bool = True) -> NodeCertificate:
         """A certificate of the bed's CA, registered as a client with every node of
         the bed (now and started later): nodes accept only registered client
-        certificates (docs/adr/0415); for peers the entry is simply unused."""
+        certificates (docs/adr/0415); for peers the entry is simply unused.
+
+        ``register=False``: registered nowhere, so an own client presenting it is
+        refused with ``UNAUTHENTICATED CLIENT_UNKNOWN`` (e.g. a certificate issued
+        before the registry existed, until ``huxin client register``)."""
         assert self.ca is not None
         issued = self.ca.issue(identity, self.now)
+        if not register:
+            return issued
         self._issued.append(issued)
         for node in self.nodes.values():
             add_client(

@@ -18,7 +18,9 @@ import pytest
 from grpc import aio
 
 from keys import CHECKPOINT_TYPE, decode_private_key, verify_envelope, verify_inclusion
+from node._cli_client import register_certificate
 from node._client import citizen_channel, identity_metadata, peer_channel
+from node._config import load_config
 from node._identity import DevIdentityProvider
 from node._init import init_region, load_or_create_ca
 from node._testbed import (
@@ -26,7 +28,6 @@ from node._testbed import (
     attestation_request,
     honour_record,
     make_id_number,
-    register_clients,
     resident,
 )
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
@@ -51,7 +52,7 @@ def test_backup_under_load_then_restore(tmp_path: Path) -> None:
     )
     config = tmp_path / "heihe" / "node.toml"
     src, hn = ca.issue("court", now), ca.issue("hainan", now)
-    register_clients(config, src)  # as `huxin client issue` does
+    register_certificate(load_config(config), src.cert_pem, now)  # `huxin client register`
     idp = DevIdentityProvider(
         decode_private_key((tmp_path / "heihe/keys/dev-idp.key").read_bytes())
     )

@@ -201,6 +201,23 @@ def test_only_the_pinned_or_registered_certificate_speaks_for_an_identity(
         _wait(lambda: f'"reason": "{reason}"' in log.read_text(), timeout=10)
 
 
+def test_a_push_stream_with_a_second_certificate_is_refused(world: World) -> None:
+    """REQ: H17 H3 — review14 M5a: ``Push`` (a client stream) relies on the guard
+    alone for its pin check: a second certificate the CA issued for heihe is refused
+    with UNAUTHENTICATED ``CERTIFICATE_NOT_PINNED`` and the hub stores nothing."""
+    before = world.db(HUB, "SELECT COUNT(*) FROM hub_events")
+    items = [
+        hub_pb2.PushItem(seq=n, event_id=f"rogue-push-{n}", kind="deregistration") for n in (1, 2)
+    ]
+    ch = world.channel(HUB, world.rogue(HEIHE))
+    try:
+        got = _outcome(lambda: hub_pb2_grpc.HubServiceStub(ch).Push(iter(items), timeout=15))
+    finally:
+        ch.close()
+    assert got == ("UNAUTHENTICATED", "CERTIFICATE_NOT_PINNED")
+    assert world.db(HUB, "SELECT COUNT(*) FROM hub_events") == before
+
+
 @pytest.mark.parametrize(
     ("at", "who", "method"),
     [

@@ -88,13 +88,11 @@ async def test_the_listed_certificate_is_accepted(env: Env) -> None:
     await _check(env, "heihe", (fp,), "ok")
 
 
-async def test_region_id_alone_is_enough_when_no_fingerprint_is_listed(env: Env) -> None:
-    await _check(env, "heihe", (), "ok")
-
-
 @pytest.mark.parametrize(
     ("listed_as", "fingerprints"),
     [
+        # review14 L4: as inbound (node._callers), an entry that pins nothing admits nobody
+        pytest.param("heihe", (), id="listed-entry-pins-nothing"),
         pytest.param("hainan", (), id="another-region-at-the-endpoint"),
         pytest.param("heihe", (b"\x01" * 32,), id="unlisted-fingerprint"),
     ],

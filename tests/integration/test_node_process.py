@@ -15,7 +15,9 @@ import pytest
 from grpc import aio
 
 from keys import CHECKPOINT_TYPE, decode_private_key, verify_envelope, verify_inclusion
+from node._cli_client import register_certificate
 from node._client import citizen_channel, identity_metadata, peer_channel
+from node._config import load_config
 from node._identity import DevIdentityProvider
 from node._init import init_region, load_or_create_ca
 from node._testbed import (
@@ -23,7 +25,6 @@ from node._testbed import (
     attestation_request,
     honour_record,
     make_id_number,
-    register_clients,
     resident,
 )
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
@@ -38,7 +39,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     ca = load_or_create_ca(root / "ca", now)
     init_region(root / "heihe", "heihe", "heihe", ca, now, peers=("hainan",), sources=("court",))
     source = ca.issue("court", now)
-    register_clients(root / "heihe" / "node.toml", source)  # as `huxin client issue` does
+    register_certificate(load_config(root / "heihe" / "node.toml"), source.cert_pem, now)
     return {
         "root": root,
         "ca": ca,

@@ -198,6 +198,105 @@ async def test_a_headers_only_call_is_refused_or_timed_out(
         await bed.close()
 
 
+async def test_public_calls_without_identity_are_capped_node_wide(tmp_path: Path) -> None:
+    """review14 M1: calls to a public method carry no identity, so they are capped over
+    the whole node, not per connection: with ``citizen_max_public_calls = 8`` and eight
+    headers-only ``GetIncentiveCatalogue`` calls held over four connections, the ninth
+    (on a fifth connection) is refused at once with RESOURCE_EXHAUSTED (8)
+    ``TOO_MANY_PUBLIC_CALLS``; an authenticated citizen call still reaches its servicer
+    meanwhile; once the held calls end (the public message deadline), a public call
+    succeeds again."""
+    bed, node = await edge_node(
+        tmp_path,
+        {
+            "citizen_max_public_calls": 8,
+            "request_timeout_seconds": 600.0,
+            "public_request_timeout_seconds": 30.0,
+        },
+    )
+    assert bed.ca is not None and node.server.ports is not None
+    port = node.server.ports.citizen
+    clients = [await H2Client.open(port, bed.ca.cert_pem) for _ in range(5)]
+    guard = node.server._guards[-1]  # the citizen port's guard
+    try:
+        held = []
+        for client in clients[:4]:
+            held += [(client, client.headers_only(_CATALOGUE)) for _ in range(2)]
+            await client.flush()
+        async with asyncio.timeout(60):
+            while guard.public_inflight() < 8:
+                await asyncio.sleep(0.01)
+        extra = clients[4]
+        stream = extra.headers_only(_CATALOGUE)
+        await extra.flush()
+        await extra.until(
+            lambda e: (
+                isinstance(e, h2.events.StreamEnded | h2.events.StreamReset)
+                and e.stream_id == stream
+            )
+        )
+        got = extra.status_of(stream)
+        assert (got.get("grpc-status"), got.get("huxin-reason")) == ("8", "TOO_MANY_PUBLIC_CALLS")
+        assert guard.public_inflight() == 8  # the held calls are still waiting
+
+        stub = bed.citizen_stub(node)
+        with pytest.raises(aio.AioRpcError) as known:  # past identity: the servicer answers
+            await stub.GetMyScore(
+                node_pb2.MyScoreRequest(), metadata=node.identity(PERSON), timeout=60
+            )
+        assert (known.value.code(), reason_of(known.value)) == (
+            grpc.StatusCode.NOT_FOUND,
+            "SUBJECT_UNKNOWN",
+        )
+        with pytest.raises(aio.AioRpcError) as refused:  # a real client is refused too
+            await stub.GetIncentiveCatalogue(node_pb2.GetIncentiveCatalogueRequest(), timeout=60)
+        assert (refused.value.code(), reason_of(refused.value)) == (
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "TOO_MANY_PUBLIC_CALLS",
+        )
+
+        for client, held_stream in held:  # the held calls end: the count goes down
+            client.conn.reset_stream(held_stream)
+            await client.flush()
+        async with asyncio.timeout(60):
+            while guard.public_inflight():
+                await asyncio.sleep(0.01)
+        catalogue = await stub.GetIncentiveCatalogue(
+            node_pb2.GetIncentiveCatalogueRequest(), timeout=60
+        )
+        assert catalogue.scheme_id == "heihe"
+    finally:
+        for client in clients:
+            await client.close()
+        await bed.close()
+
+
+async def test_a_public_call_has_the_shorter_message_deadline(tmp_path: Path) -> None:
+    """review14 M1: a headers-only public call is ended after
+    ``public_request_timeout_seconds`` (1 s here), not ``request_timeout_seconds``
+    (600 s here): DEADLINE_EXCEEDED (4) ``REQUEST_TIMEOUT``."""
+    bed, node = await edge_node(
+        tmp_path, {"request_timeout_seconds": 600.0, "public_request_timeout_seconds": 1.0}
+    )
+    assert bed.ca is not None and node.server.ports is not None
+    client = await H2Client.open(node.server.ports.citizen, bed.ca.cert_pem)
+    try:
+        stream = client.headers_only(_CATALOGUE)
+        await client.flush()
+        await client.until(
+            lambda e: (
+                isinstance(e, h2.events.StreamEnded | h2.events.StreamReset)
+                and e.stream_id == stream
+            ),
+            timeout=120,  # far below 600 s: the public deadline ended it
+        )
+        got = client.status_of(stream)
+        assert (got.get("grpc-status"), got.get("huxin-reason")) == ("4", "REQUEST_TIMEOUT")
+    finally:
+        await client.close()
+        await bed.close()
+
+
 async def test_a_valid_identity_still_reaches_the_servicer(tmp_path: Path) -> None:
     """issue 14 item 5: the guard verifies the assertion once and hands the citizen to
     the servicer: a call with a valid assertion gets past identity (the person has no

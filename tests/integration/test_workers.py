@@ -32,6 +32,7 @@ from keys import (
     verify_envelope,
     verify_inclusion,
 )
+from node._cli_client import register_certificate
 from node._client import citizen_channel, identity_metadata, peer_channel, reason_of
 from node._config import load_config
 from node._identity import DevIdentityProvider
@@ -42,7 +43,6 @@ from node._testbed import (
     attestation_request,
     honour_record,
     make_id_number,
-    register_clients,
     requester_channel,
     resident,
 )
@@ -94,7 +94,7 @@ def world(tmp_path: Path) -> dict[str, Any]:
     text = toml.read_text().replace('metrics = ""', 'metrics = "127.0.0.1:0"\npeer_workers = 2', 1)
     toml.write_text(text)
     court = ca.issue("court", now)
-    register_clients(toml, court)  # as `huxin client issue` does
+    register_certificate(load_config(toml), court.cert_pem, now)  # `huxin client register`
     return {
         "toml": toml,
         "ca": ca,
