@@ -111,7 +111,7 @@ class ListenConfig:
     # Calls that carry no verified identity (public methods on the citizen port) in
     # flight at once on this node, over all connections; more are refused at once
     # (RESOURCE_EXHAUSTED TOO_MANY_PUBLIC_CALLS) before any message is read.
-    citizen_max_public_calls: int = 1024
+    citizen_max_public_calls: int = 256
     # A public method's request is empty or tiny: it must arrive within this many
     # seconds (at most request_timeout_seconds) — see public_request_timeout().
     public_request_timeout_seconds: float = 5.0
