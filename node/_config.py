@@ -179,6 +179,12 @@ class RightsConfig:
     scheduler_interval_seconds: float = 60.0
     # per-step working days overriding the scheme's (e.g. a local regulation); empty = scheme's
     objection_deadlines: Mapping[str, int] = field(default_factory=dict)
+    # H11 rollout thresholds, measured on a synthetic population of rollout_population
+    # people (docs/adr/0510); the shipped schemes pass them (AUC ~0.60, KS ~0.18).
+    rollout_min_auc: float = 0.55
+    rollout_min_ks: float = 0.10
+    rollout_max_monthly_psi: float = 0.10
+    rollout_population: int = 5_000
 
     def rate_for(self, requester: str) -> int:
         return self.per_requester_per_minute.get(requester, self.queries_per_minute)
@@ -322,8 +328,31 @@ _SECTIONS = {
         "holiday_files",
         "scheduler_interval_seconds",
         "objection_deadlines",
+        "rollout_min_auc",
+        "rollout_min_ks",
+        "rollout_max_monthly_psi",
+        "rollout_population",
     },
 }
+
+
+# (key, type, default, low, high): bounds of the H11 rollout thresholds
+_ROLLOUT_BOUNDS: tuple[tuple[str, type, float, float, float], ...] = (
+    ("rollout_min_auc", float, 0.55, 0.0, 1.0),
+    ("rollout_min_ks", float, 0.10, 0.0, 1.0),
+    ("rollout_max_monthly_psi", float, 0.10, 0.0, 10.0),
+    ("rollout_population", int, 5_000, 1_000, 1_000_000),
+)
+
+
+def _rollout_thresholds(raw: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, kind, default, low, high in _ROLLOUT_BOUNDS:
+        value = _get(raw, "rights", key, kind, kind(default))
+        if not low <= value <= high:
+            raise ConfigError(f"rights.{key}", f"must be between {kind(low)} and {kind(high)}")
+        out[key] = value
+    return out
 
 
 def _get(table: Mapping[str, Any], section: str, key: str, kind: type, default: Any) -> Any:
@@ -537,7 +566,7 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
             )
         if days > MAX_DEADLINE_DAYS:
             raise ConfigError(f"rights.objection_deadlines.{step}", f"at most {MAX_DEADLINE_DAYS}")
-    rights = replace(rights, objection_deadlines=deadlines)
+    rights = replace(rights, objection_deadlines=deadlines, **_rollout_thresholds(rights_raw))
     peers = _ids(data.get("peers", {}).get("allowed", []), "peers.allowed")
     federation = _federation(data.get("federation"), base)
     if federation is not None and peers:

@@ -29,9 +29,11 @@ labelled).
 
 from __future__ import annotations
 
+import itertools
 import math
 import multiprocessing
 import sqlite3
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,10 +43,10 @@ from pathlib import Path
 from scoring import Discrimination, Scheme, ScoringError, add_months, discrimination, score
 
 from ._batch import CHUNK_SUBJECTS, BatchError, Chunk, chunk_bounds, read_chunk
-from ._population import read_outcomes
+from ._population import REGIONS, PopulationSpec, generate, read_outcomes
 from ._storage import StorageError, connect
 
-__all__ = ["MONTHS", "PSI_FLOOR", "Evaluation", "evaluate", "month_ends", "psi"]
+__all__ = ["MONTHS", "PSI_FLOOR", "Evaluation", "evaluate", "month_ends", "on_synthetic", "psi"]
 
 PSI_FLOOR = 1e-4
 MONTHS = 6  # month-end distributions compared for stability (H11: validity over time)
@@ -126,10 +128,9 @@ class Evaluation:
         if not self.has_labels:
             return None
         scheme = self.current if which == "current" else self.candidate
-        index = 0 if which == "current" else 1
         counts: Counter[tuple[str, bool]] = Counter()
-        for key, n in self.labelled.items():
-            counts[(key[index], key[2])] += n
+        for (a, b, adverse), n in self.labelled.items():
+            counts[(a if which == "current" else b, adverse)] += n
         try:
             return discrimination(scheme, counts)
         except ScoringError:
@@ -139,7 +140,7 @@ class Evaluation:
         """PSI of each month-end distribution against the previous month's."""
         index = 0 if which == "current" else 1
         dists = [m[index] for m in self.monthly]
-        return tuple(psi(a, b) for a, b in zip(dists, dists[1:], strict=False))
+        return tuple(psi(a, b) for a, b in itertools.pairwise(dists))
 
     def max_monthly_psi(self, which: str) -> float | None:
         values = self.monthly_psi(which)
@@ -175,7 +176,7 @@ def _month(
     return cur, cand
 
 
-def _pairs(  # noqa: PLR0913, PLR0917 - one chunk of one evaluation
+def _pairs(  # noqa: PLR0917 - one chunk of one evaluation
     conn: sqlite3.Connection,
     current: Scheme,
     candidate: Scheme,
@@ -305,3 +306,18 @@ def evaluate(
             for cur, cand in monthly
         ),
     )
+
+
+def on_synthetic(
+    current: Scheme, candidate: Scheme, people: int, as_of: date, *, seed: int = 1
+) -> Evaluation | None:
+    """Evaluate on a seeded synthetic population of ``current``'s place, generated
+    afresh in a temporary directory (a real node has no outcome labels, N12: the
+    measures are computed on the synthetic population); None for a scheme without
+    a population profile."""
+    if current.id not in REGIONS:
+        return None
+    with tempfile.TemporaryDirectory(prefix="huxin-eval-") as tmp:
+        db = Path(tmp) / "synthetic.db"
+        generate(PopulationSpec(current.id, people, seed, as_of), db, scheme=current)
+        return evaluate(db, current, candidate, as_of, workers=1)

@@ -420,9 +420,7 @@ class _Catalogue:
             c
             for c in scheme.categories.values()
             if c.polarity is polarity
-            and not (
-                uncapped and (c.id in scheme.category_caps or c.id in scheme.family_caps)
-            )
+            and not (uncapped and (c.id in scheme.category_caps or c.id in scheme.family_caps))
         )
         cum: list[float] = []
         acc = 0.0
@@ -617,7 +615,9 @@ class _RecordMaker:
                 made += 1
         return rows
 
-    def _distinctions(self, key: bytes, batch: str, z: float, earliest: int, out: list[RecordRow]) -> None:
+    def _distinctions(
+        self, key: bytes, batch: str, z: float, earliest: int, out: list[RecordRow]
+    ) -> None:
         """Distinctions of an adult: Poisson(exp(base + slope·z)), each a distinct act
         dated within its category's validity so that it counts on the reference date."""
         mean = math.exp(_DISTINCTION_BASE + _DISTINCTION_SLOPE * z)

@@ -101,7 +101,6 @@ def _optional_float(value: object) -> float | None:
     return None if value is None else float(value)  # type: ignore[arg-type]
 
 
-
 def read_rollout(
     conn: sqlite3.Connection, scheme: Scheme
 ) -> tuple[Rollout, Scheme | None, dict[str, Any] | None]:
