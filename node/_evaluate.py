@@ -59,7 +59,7 @@ Monthly = tuple[Counter[str], Counter[str]]  # grade counts of one month: curren
 def month_ends(as_of: date, months: int) -> tuple[date, ...]:
     """The last days of the ``months - 1`` months before ``as_of``'s, then ``as_of``."""
     first = as_of.replace(day=1)
-    ends = [add_months(first, -k) - timedelta(days=1) for k in range(months - 1, 0, -1)]
+    ends = [add_months(first, 1 - k) - timedelta(days=1) for k in range(months - 1, 0, -1)]
     return (*ends, as_of)
 
 
