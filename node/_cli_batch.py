@@ -294,7 +294,46 @@ def evaluation_as_dict(ev: Evaluation) -> dict[str, Any]:
         },
         "psi": ev.psi(),
         "tier_moves": {str(k): v for k, v in ev.moves().items()},
+        "measures": measures_as_dict(ev),
     }
+
+
+def measures_as_dict(ev: Evaluation) -> dict[str, Any]:
+    """H11 discrimination (AUC/KS against the outcome labels) and stability over months."""
+    out: dict[str, Any] = {
+        "outcome_labels": ev.has_labels,
+        "months": [d.isoformat() for d in ev.months],
+    }
+    for which in ("current", "candidate"):
+        d = ev.discrimination(which)
+        out[which] = {
+            "auc": None if d is None else d.auc,
+            "ks": None if d is None else d.ks,
+            "labelled": None if d is None else d.people,
+            "adverse": None if d is None else d.adverse,
+            "monthly_psi": list(ev.monthly_psi(which)),
+            "max_monthly_psi": ev.max_monthly_psi(which),
+        }
+    return out
+
+
+def render_measures(ev: Evaluation) -> list[str]:
+    lines = ["", "discrimination and stability (H11, N12)"]
+    if not ev.has_labels:
+        lines.append("AUC/KS: n/a (the database carries no outcome labels)")
+    for which in ("current", "candidate"):
+        d = ev.discrimination(which)
+        worst = ev.max_monthly_psi(which)
+        measures = "AUC n/a, KS n/a" if d is None else f"AUC {d.auc:.3f}, KS {d.ks:.3f}"
+        if d is not None:
+            measures += f" ({d.adverse:,} adverse of {d.people:,} labelled)"
+        lines.append(f"{which:<9} {measures}")
+        series = ", ".join(f"{v:.4f}" for v in ev.monthly_psi(which)) or "n/a"
+        top = "n/a" if worst is None else f"{worst:.4f}"
+        lines.append(f"{'':<9} month-to-month PSI: {series} (max {top})")
+    if ev.months:
+        lines.append(f"months: {ev.months[0]} .. {ev.months[-1]} (month ends)")
+    return lines
 
 
 def _psi_words(value: float | None) -> str:
@@ -334,4 +373,5 @@ def render_evaluation(ev: Evaluation) -> str:
     compared = ev.compared or 1
     for move, n in ev.moves().items():
         lines.append(f"{move:>+5} {n:>10,} {n / compared:>7.2%}")
+    lines += render_measures(ev)
     return "\n".join(lines) + "\n"

@@ -13,15 +13,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from scoring import Evaluation, RolloutError, Scheme, SchemeError, load_scheme, parse_scheme_toml
+from scoring import (
+    THRESHOLD_CODE,
+    Evaluation,
+    Rollout,
+    RolloutError,
+    Scheme,
+    SchemeError,
+    load_scheme,
+    parse_scheme_toml,
+)
 
 from ._cli import CliError, SubParsers, subgroup
 from ._config import ConfigError, NodeConfig, load_config
-from ._evaluate import evaluate
+from ._evaluate import evaluate, on_synthetic
 from ._review import review
 from ._rights_rollout import (
     active_scheme,
@@ -115,6 +125,32 @@ def _shadow(cfg: NodeConfig, current: Scheme, candidate: Scheme, today: date) ->
     }
 
 
+def _measures(cfg: NodeConfig, current: Scheme, candidate: Scheme, today: date) -> dict[str, Any]:
+    """H11 discrimination and stability of both versions on a synthetic population
+    of ``[rights] rollout_population`` people (the node's own has no outcome labels)."""
+    ev = on_synthetic(current, candidate, cfg.rights.rollout_population, today)
+    out: dict[str, Any] = {"people": cfg.rights.rollout_population, "population": "synthetic"}
+    for which in ("current", "candidate"):
+        d = None if ev is None else ev.discrimination(which)
+        out[which] = {
+            "auc": None if d is None else d.auc,
+            "ks": None if d is None else d.ks,
+            "max_monthly_psi": None if ev is None else ev.max_monthly_psi(which),
+        }
+    return out
+
+
+def _with_thresholds(rollout: Rollout, cfg: NodeConfig) -> Rollout:
+    """The configured H11 thresholds apply at activation (config is the authority)."""
+    r = cfg.rights
+    return replace(
+        rollout,
+        min_auc=r.rollout_min_auc,
+        min_ks=r.rollout_min_ks,
+        max_monthly_psi=r.rollout_max_monthly_psi,
+    )
+
+
 def _rollout(args: argparse.Namespace) -> int:
     cfg = _config(args.config)
     today: date = args.today or datetime.now(UTC).date()
@@ -148,6 +184,8 @@ def _rollout(args: argparse.Namespace) -> int:
                 except SchemeError as exc:
                     raise CliError(exc.code, f"{args.candidate}: {exc}") from None
                 shadow = _shadow(cfg, current, candidate, today)
+                shadow["measures"] = _measures(cfg, current, candidate, today)
+                measured = shadow["measures"]["candidate"]
                 rollout = rollout.evaluate(
                     candidate,
                     Evaluation(
@@ -156,6 +194,9 @@ def _rollout(args: argparse.Namespace) -> int:
                         int(shadow["compared"]),
                         int(shadow["moved_up"]),
                         int(shadow["moved_down"]),
+                        measured["auc"],
+                        measured["ks"],
+                        measured["max_monthly_psi"],
                     ),
                 )
             elif args.step == "trial":
@@ -165,8 +206,10 @@ def _rollout(args: argparse.Namespace) -> int:
                     raise CliError("NOT_ON_TRIAL", "shadow scoring runs only during a trial")
                 shadow = _shadow(cfg, current, candidate, today)
             elif args.step == "activate":
-                rollout = rollout.activate(today, args.effective)
+                rollout = _with_thresholds(rollout, cfg).activate(today, args.effective)
         except RolloutError as exc:
+            if exc.code == THRESHOLD_CODE:
+                raise CliError(exc.code, f"candidate refused (H11): {exc}") from None
             raise CliError(exc.code, str(exc)) from None
         if args.step != "status":
             conn.execute("BEGIN IMMEDIATE")

@@ -194,11 +194,17 @@ class RightsConfig:
     scheduler_interval_seconds: float = 60.0
     # per-step working days overriding the scheme's (e.g. a local regulation); empty = scheme's
     objection_deadlines: Mapping[str, int] = field(default_factory=dict)
-    # UploadSupplement per citizen (review14 M3): at most this many uploads in any
+    # UploadSupplement per citizen: at most this many uploads in any
     # rolling hour (1..MAX_SUPPLEMENTS_PER_HOUR) and this many awaiting their
     # department's decision at once (1..MAX_PENDING_SUPPLEMENTS_CAP)
     supplements_per_hour: int = 10
     max_pending_supplements: int = 20
+    # H11 rollout thresholds, measured on a synthetic population of rollout_population
+    # people (docs/adr/0510); the shipped schemes pass them (AUC ~0.60, KS ~0.18).
+    rollout_min_auc: float = 0.55
+    rollout_min_ks: float = 0.10
+    rollout_max_monthly_psi: float = 0.10
+    rollout_population: int = 5_000
 
     def rate_for(self, requester: str) -> int:
         return self.per_requester_per_minute.get(requester, self.queries_per_minute)
@@ -349,8 +355,31 @@ _SECTIONS = {
         "objection_deadlines",
         "supplements_per_hour",
         "max_pending_supplements",
+        "rollout_min_auc",
+        "rollout_min_ks",
+        "rollout_max_monthly_psi",
+        "rollout_population",
     },
 }
+
+
+# (key, type, default, low, high): bounds of the H11 rollout thresholds
+_ROLLOUT_BOUNDS: tuple[tuple[str, type, float, float, float], ...] = (
+    ("rollout_min_auc", float, 0.55, 0.0, 1.0),
+    ("rollout_min_ks", float, 0.10, 0.0, 1.0),
+    ("rollout_max_monthly_psi", float, 0.10, 0.0, 10.0),
+    ("rollout_population", int, 5_000, 1_000, 1_000_000),
+)
+
+
+def _rollout_thresholds(raw: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, kind, default, low, high in _ROLLOUT_BOUNDS:
+        value = _get(raw, "rights", key, kind, kind(default))
+        if not low <= value <= high:
+            raise ConfigError(f"rights.{key}", f"must be between {kind(low)} and {kind(high)}")
+        out[key] = value
+    return out
 
 
 def _get(table: Mapping[str, Any], section: str, key: str, kind: type, default: Any) -> Any:
@@ -570,6 +599,7 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         objection_deadlines=deadlines,
         supplements_per_hour=per_hour,
         max_pending_supplements=pending,
+        **_rollout_thresholds(rights_raw),
     )
     peers = _ids(data.get("peers", {}).get("allowed", []), "peers.allowed")
     federation = _federation(data.get("federation"), base)

@@ -22,7 +22,17 @@ Invariants:
   so the output is the same for any number of worker processes; workers stage
   their chunks in private SQLite files that the single writer copies with
   ``INSERT … SELECT`` and removes at the end.
-* Each person's record mix is described in :class:`_RecordMaker`.
+* Each person's record mix is described in :class:`_RecordMaker`; every
+  person carries one latent conduct trait ``z`` (standard normal) that drives
+  both their records and their OUTCOME label (:func:`outcome_probability`),
+  stored in ``population_outcomes``: whether a serious dishonesty event
+  (default, enforcement, penalty) happens in the ``OUTCOME_MONTHS`` after the
+  reference date.  Because records only partly reveal ``z``, a grade
+  discriminates the outcome genuinely but never perfectly (H11, N12).
+* Calibration (docs/adr/0510): on a fixed seed the eligible population's
+  grades fall near :data:`TARGET_SHARES`: most residents at the base grade
+  (Heihe: A, H8), a few percent below it, honours rare, and every tier of
+  Heihe's nine (H9) non-empty from about 20,000 people.
 """
 
 from __future__ import annotations
@@ -49,22 +59,52 @@ from scoring import Category, Polarity, Provenance, Scheme, load_scheme
 from ._storage import connect
 
 __all__ = [
+    "OUTCOME_MONTHS",
     "REGIONS",
+    "TARGET_SHARES",
     "GenerationStats",
     "PopulationError",
     "PopulationSecrets",
     "PopulationSpec",
     "RegionProfile",
     "generate",
+    "outcome_probability",
+    "read_outcomes",
     "read_spec",
 ]
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: latent trait, distinctions, outcome labels (ADR 0510)
 MAX_AGE = 100
 CHUNK_PEOPLE = 20_000
 LOCAL_WEIGHT = 3  # a local region code is three times as likely as one from elsewhere
 _REGISTERED_FLOOR = date(2021, 1, 1)  # synthetic registrations start here
 MEAN_ADULT_RECORDS = 6.0  # with minors at none, about 5 records per person overall
+OUTCOME_MONTHS = 12  # the outcome label covers the 12 months after the reference date
+# Latent trait → outcome: P(adverse) = logistic(_OUTCOME_BASE - _OUTCOME_SLOPE * z).
+# About 4.5% of adults have an adverse event in a year; a person two deviations
+# below the mean about 28%, two above under 1%.
+_OUTCOME_BASE = -3.3
+_OUTCOME_SLOPE = 1.0
+# Distinctions (honours, bravery, rescue, reward lists: uncapped positive
+# categories) per adult: Poisson with mean exp(_DISTINCTION_BASE + _DISTINCTION_SLOPE * z),
+# so they concentrate in the upper tail of the trait; see TARGET_SHARES.
+_DISTINCTION_BASE = -0.7
+_DISTINCTION_SLOPE = 0.8
+_DISTINCTION_MAX = 9
+
+#: The grade shares (of eligible adults) the generator is calibrated to, per
+#: scheme, best grade first (docs/adr/0510).  Heihe (H8, H9): a clean
+#: resident holds the base 600, grade A, so A holds most people; each honour
+#: tier above it is rarer than the one below; B-D hold the few percent with
+#: live dishonesty records.  Hainan's tiers and base are illustrative: the
+#: base 500 lies in B, so B is the largest.
+TARGET_SHARES: dict[str, dict[str, float]] = {
+    "heihe": {
+        "SSS": 0.0005, "SS": 0.0005, "S": 0.0015, "AAA": 0.005, "AA": 0.02,
+        "A": 0.86, "B": 0.08, "C": 0.022, "D": 0.011,
+    },
+    "hainan": {"AAA": 0.0002, "AA": 0.002, "A": 0.035, "B": 0.84, "C": 0.095, "D": 0.028},
+}  # fmt: skip
 _WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))  # GB 11643 MOD 11-2
 _CHECK = "10X98765432"
 
@@ -272,6 +312,30 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 
+def read_outcomes(
+    conn: sqlite3.Connection, lo: bytes, hi: bytes | None
+) -> dict[bytes, bool] | None:
+    """Outcome labels of subjects with ``lo <= subject_key < hi`` (``hi`` None: to the end),
+    or None when the database carries none (a real node's)."""
+    try:
+        if hi is None:
+            rows = conn.execute(
+                "SELECT subject_key, adverse FROM population_outcomes WHERE subject_key >= ?",
+                (lo,),
+            )
+        else:
+            rows = conn.execute(
+                "SELECT subject_key, adverse FROM population_outcomes"
+                " WHERE subject_key >= ? AND subject_key < ?",
+                (lo, hi),
+            )
+        return {key: bool(adverse) for key, adverse in rows}
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+
+
 def read_spec(conn: sqlite3.Connection) -> PopulationSpec | None:
     """The spec a database was generated from (``node_meta``), or None."""
     meta = dict(conn.execute("SELECT key, value FROM node_meta WHERE key LIKE 'population.%'"))
@@ -349,8 +413,15 @@ class _Catalogue:
     cum: tuple[float, ...]
 
     @classmethod
-    def build(cls, scheme: Scheme, polarity: Polarity) -> _Catalogue:
-        cats = tuple(c for c in scheme.categories.values() if c.polarity is polarity)
+    def build(cls, scheme: Scheme, polarity: Polarity, *, uncapped: bool = False) -> _Catalogue:
+        """Categories of ``polarity``; with ``uncapped``, only positive ones no cap limits
+        (honours, bravery, rescue, reward lists: the distinctions of ADR 0003)."""
+        cats = tuple(
+            c
+            for c in scheme.categories.values()
+            if c.polarity is polarity
+            and not (uncapped and (c.id in scheme.category_caps or c.id in scheme.family_caps))
+        )
         cum: list[float] = []
         acc = 0.0
         for c in cats:
@@ -420,8 +491,12 @@ RecordRow = tuple[
 class _RecordMaker:
     """Draws one person's records from the scheme's catalogue.
 
-    Mix (illustrative): about 72% of adults carry no negative record; honours
-    come with levels (county most common), negatives with severities; 5% of
+    Mix (illustrative, calibrated in docs/adr/0510): routine records (any
+    category) about 6 per adult; negative ones only for the lower tail of the
+    latent trait ``z`` (about 72% of adults never draw one: ``z > -0.6``);
+    distinctions (uncapped positive categories, dated within their validity)
+    Poisson with a mean rising steeply with ``z``, at higher levels the higher
+    ``z`` is; honours come with levels, negatives with severities; 5% of
     acts are reported twice by different departments (dedup, H10); some
     records are masked, repaired or revoked; about 40% of responsible-individual
     deductions lack a legal document (H10); about a third of penalties with
@@ -434,6 +509,8 @@ class _RecordMaker:
         self.rng = random.Random(0)
         self.positive = _Catalogue.build(scheme, Polarity.POSITIVE)
         self.negative = _Catalogue.build(scheme, Polarity.NEGATIVE)
+        distinctions = _Catalogue.build(scheme, Polarity.POSITIVE, uncapped=True)
+        self.distinctions = distinctions if distinctions.cats else self.positive
         self.plans = {cid: _Plan.build(cat) for cid, cat in scheme.categories.items()}
         self.prefix = spec.scheme_id[:2].upper()
         self.serial = 0
@@ -444,13 +521,21 @@ class _RecordMaker:
         self.court = spec.region.court
 
     def _record(  # noqa: PLR0917 - hot path, positional on purpose
-        self, key: bytes, plan: _Plan, act: str, day: int, source: str, batch: str
+        self,
+        key: bytes,
+        plan: _Plan,
+        act: str,
+        day: int,
+        source: str,
+        batch: str,
+        lift: float = 1.0,
     ) -> RecordRow:
+        """One record; ``lift`` < 1 draws higher levels (r ** lift moves r towards 1)."""
         rand = self.rng.random
         self.serial += 1
         level = severity = legal = valid_until = None
         if plan.levels:
-            level = plan.levels[bisect.bisect_left(plan.level_cum, rand())]
+            level = plan.levels[bisect.bisect_left(plan.level_cum, rand() ** lift)]
         if plan.severities:
             severity = plan.severities[bisect.bisect_left(plan.severity_cum, rand())]
         if plan.cat.requires_legal_document and rand() < 0.6:
@@ -494,7 +579,8 @@ class _RecordMaker:
             recognised + "T09:00:00Z",
         )
 
-    def person(self, key: bytes, born: int, batch: str) -> list[RecordRow]:
+    def person(self, key: bytes, born: int, batch: str, z: float) -> list[RecordRow]:
+        """The records of one person whose latent conduct trait is ``z``."""
         rand = self.rng.random
         today = self.today
         age_days = today - born
@@ -503,13 +589,14 @@ class _RecordMaker:
         n = int(self.rng.expovariate(1 / MEAN_ADULT_RECORDS) + 0.5)
         if age_days < 18 * 365:
             n //= 3
-        if n == 0:
-            return []
-        risk = rand()
-        p_negative = 0.0 if risk < 0.72 else 0.3 if risk < 0.95 else 0.7
         earliest = max(born + 16 * 365, today - 5 * 365)
-        span = today - earliest + 1
         rows: list[RecordRow] = []
+        if age_days >= 18 * 365:
+            self._distinctions(key, batch, z, max(earliest, born + 18 * 365), rows)
+        if n == 0:
+            return rows
+        p_negative = 0.0 if z > -0.6 else 0.3 if z > -1.6 else 0.7
+        span = today - earliest + 1
         made = 0
         n = min(n, 40)
         plans = self.plans
@@ -527,6 +614,32 @@ class _RecordMaker:
                 rows.append(self._record(key, plan, act, later, other, batch))
                 made += 1
         return rows
+
+    def _distinctions(
+        self, key: bytes, batch: str, z: float, earliest: int, out: list[RecordRow]
+    ) -> None:
+        """Distinctions of an adult: Poisson(exp(base + slope·z)), each a distinct act
+        dated within its category's validity so that it counts on the reference date."""
+        mean = math.exp(_DISTINCTION_BASE + _DISTINCTION_SLOPE * z)
+        rand = self.rng.random
+        # Poisson by inversion; most people (mean ≈ 0.03) cost one draw
+        u, k, p = rand(), 0, math.exp(-mean)
+        cum = p
+        while u > cum and k < _DISTINCTION_MAX:
+            k += 1
+            p *= mean / k
+            cum += p
+        if k == 0:
+            return
+        lift = 1.0 / (1.0 + 0.5 * max(0.0, z - 1.5))
+        today = self.today
+        for _ in range(k):
+            plan = self.plans[self.distinctions.pick(rand()).id]
+            first = max(earliest, today - plan.cat.validity_months * 30 + 30)
+            day = first + int(rand() * max(1, today - first + 1))
+            self.act += 1
+            act = f"{self.prefix}-act-{self.chunk:05d}{self.act:07d}"
+            out.append(self._record(key, plan, act, day, plan.source, batch, lift))
 
 
 # -- people ------------------------------------------------------------------
@@ -566,7 +679,14 @@ def _residences(
 
 SubjectRow = tuple[bytes, str, int, bytes, str, str | None]
 ResidenceRow = tuple[bytes, str, str]
-ChunkRows = tuple[list[SubjectRow], list[ResidenceRow], list[RecordRow]]
+OutcomeRow = tuple[bytes, int]  # (subject_key, 1 if adverse in the OUTCOME_MONTHS)
+ChunkRows = tuple[list[SubjectRow], list[ResidenceRow], list[RecordRow], list[OutcomeRow]]
+
+
+def outcome_probability(z: float) -> float:
+    """P(a serious dishonesty event in the OUTCOME_MONTHS) for latent trait ``z``;
+    strictly decreasing in ``z``."""
+    return 1.0 / (1.0 + math.exp(-(_OUTCOME_BASE - _OUTCOME_SLOPE * z)))
 
 
 class _ChunkMaker:
@@ -593,6 +713,8 @@ class _ChunkMaker:
         subjects: list[SubjectRow] = []
         residences: list[ResidenceRow] = []
         records: list[RecordRow] = []
+        outcomes: list[OutcomeRow] = []
+        gauss = rng.gauss
         for key, id_number in people:
             born_day = date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
             born = born_day.toordinal()
@@ -613,8 +735,10 @@ class _ChunkMaker:
                 )
             )
             residences.extend(_residences(spec, rng, key, spec.is_local(id_number), born))
-            records.extend(maker.person(key, born, batch))
-        return subjects, residences, records
+            z = gauss(0.0, 1.0)
+            records.extend(maker.person(key, born, batch, z))
+            outcomes.append((key, 1 if rand() < outcome_probability(z) else 0))
+        return subjects, residences, records, outcomes
 
 
 @dataclass(frozen=True)
@@ -622,12 +746,12 @@ class _Staged:
     """A chunk a worker wrote to its staging database: rowid ranges per table."""
 
     path: str
-    ranges: tuple[tuple[int, int], tuple[int, int], tuple[int, int]]  # subjects, res, records
-    counts: tuple[int, int, int]
+    ranges: tuple[tuple[int, int], ...]  # subjects, residences, records, outcomes
+    counts: tuple[int, int, int, int]
 
 
-_STAGE_TABLES = ("subjects", "residences", "records")
-_STAGE_COLUMNS = (6, 3, 16)
+_STAGE_TABLES = ("subjects", "residences", "records", "population_outcomes")
+_STAGE_COLUMNS = (6, 3, 16, 2)
 
 
 class _Stager:
@@ -661,9 +785,7 @@ class _Stager:
             ranges.append((before + 1, before + len(batch)))
         conn.execute("COMMIT")
         return _Staged(
-            self.path,
-            (ranges[0], ranges[1], ranges[2]),
-            (len(rows[0]), len(rows[1]), len(rows[2])),
+            self.path, tuple(ranges), (len(rows[0]), len(rows[1]), len(rows[2]), len(rows[3]))
         )
 
 
@@ -685,6 +807,13 @@ _INSERT_SUBJECTS = (
     " registered_at, deregistered_at) VALUES (?, ?, ?, ?, ?, ?)"
 )
 _INSERT_RESIDENCES = "INSERT INTO residences (subject_key, kind, since) VALUES (?, ?, ?)"
+_INSERT_OUTCOMES = "INSERT INTO population_outcomes (subject_key, adverse) VALUES (?, ?)"
+# Synthetic only: a real node has no outcome labels, so this table is not in the schema.
+_CREATE_OUTCOMES = (
+    "CREATE TABLE IF NOT EXISTS population_outcomes ("
+    " subject_key BLOB PRIMARY KEY, adverse INTEGER NOT NULL CHECK (adverse IN (0, 1))"
+    ") WITHOUT ROWID"
+)
 _INSERT_RECORDS = (
     "INSERT INTO records (subject_key, record_id, source, category, polarity, act_id,"
     " recognised_on, valid_until, level, severity, legal_document, status,"
@@ -695,17 +824,19 @@ _COLUMNS = {
     "subjects": "subject_key, birth_date, full_civil_capacity, id_sealed, registered_at,"
     " deregistered_at",
     "residences": "subject_key, kind, since",
+    "population_outcomes": "subject_key, adverse",
     "records": "subject_key, record_id, source, category, polarity, act_id, recognised_on,"
     " valid_until, level, severity, legal_document, status, provenance, flags, batch_id,"
     " submitted_at",
 }
 
 
-def _write_rows(conn: sqlite3.Connection, rows: ChunkRows) -> tuple[int, int, int]:
+def _write_rows(conn: sqlite3.Connection, rows: ChunkRows) -> tuple[int, int, int, int]:
     conn.executemany(_INSERT_SUBJECTS, rows[0])
     conn.executemany(_INSERT_RESIDENCES, rows[1])
     conn.executemany(_INSERT_RECORDS, rows[2])
-    return len(rows[0]), len(rows[1]), len(rows[2])
+    conn.executemany(_INSERT_OUTCOMES, rows[3])
+    return len(rows[0]), len(rows[1]), len(rows[2]), len(rows[3])
 
 
 def _copy_staged(conn: sqlite3.Connection, staged: _Staged, aliases: dict[str, str]) -> None:
@@ -771,6 +902,7 @@ def generate(
     aliases: dict[str, str] = {}
     try:
         conn.execute("BEGIN")
+        conn.execute(_CREATE_OUTCOMES)
         conn.executemany(
             "INSERT INTO node_meta (key, value) VALUES (?, ?)",
             [
@@ -779,6 +911,7 @@ def generate(
                 ("population.seed", str(spec.seed)),
                 ("population.as_of", spec.as_of.isoformat()),
                 ("population.generator", GENERATOR_VERSION),
+                ("population.outcome_months", str(OUTCOME_MONTHS)),
             ],
         )
         conn.execute("COMMIT")

@@ -91,7 +91,14 @@ def load_rollout(text: str) -> Rollout:
         effective=date.fromisoformat(d["effective"]) if d["effective"] else None,
         max_psi=float(d["max_psi"]),
         min_trial_days=int(d["min_trial_days"]),
+        min_auc=_optional_float(d.get("min_auc")),
+        min_ks=_optional_float(d.get("min_ks")),
+        max_monthly_psi=_optional_float(d.get("max_monthly_psi")),
     )
+
+
+def _optional_float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
 
 
 def read_rollout(

@@ -47,7 +47,7 @@ from ._records import (
     validate_batch,
     validate_record,
 )
-from ._rollout import Evaluation, Rollout, RolloutError, Stage
+from ._rollout import THRESHOLD_CODE, Evaluation, Rollout, RolloutError, Stage
 from ._scheme import (
     FORBIDDEN_CATEGORIES,
     RECORD_FLAGS,
@@ -72,6 +72,7 @@ __all__ = [
     "PERIOD_MONTHS",
     "RECORD_FLAGS",
     "RECORD_TEXT_MAX",
+    "THRESHOLD_CODE",
     "CalendarError",
     "CapApplication",
     "CapKind",

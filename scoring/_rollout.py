@@ -16,7 +16,11 @@ Rules (each refusal is a :class:`RolloutError` naming the field):
 * H11: where ``min_auc`` or ``min_ks`` is configured, activation also needs an
   evaluation whose discrimination against a later outcome
   (:func:`scoring.discrimination`) reaches it; an evaluation without outcome
-  measures is refused then;
+  measures is refused then; likewise ``max_monthly_psi`` against the
+  candidate's largest month-to-month PSI (stability over months).  A
+  candidate failing a threshold is refused with code ``ROLLOUT_THRESHOLD``,
+  the field naming the measure (``evaluation.auc``, ``evaluation.ks``,
+  ``evaluation.monthly_psi``) and the message its value against the threshold;
 * the candidate must differ from the current version and belong to the same scheme;
 * N12: :meth:`Rollout.revision_due` is true when the active version has been in
   force for a year or more.
@@ -31,7 +35,10 @@ from datetime import date
 from ._errors import ScoringError
 from ._scheme import Scheme, add_months
 
-__all__ = ["Evaluation", "Rollout", "RolloutError", "Stage"]
+__all__ = ["MAX_PSI_BOUND", "THRESHOLD_CODE", "Evaluation", "Rollout", "RolloutError", "Stage"]
+
+THRESHOLD_CODE = "ROLLOUT_THRESHOLD"
+MAX_PSI_BOUND = 10.0  # a PSI above this means a different population; no sane threshold
 
 
 class RolloutError(ScoringError):
@@ -47,7 +54,9 @@ class Stage(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What the batch evaluation found; ``auc``/``ks`` are None without outcome labels."""
+    """What the batch evaluation found; ``auc``/``ks`` are None without outcome labels,
+    ``monthly_psi`` (the candidate's largest PSI between consecutive month-end grade
+    distributions) None without a month series."""
 
     candidate_version: str
     psi: float
@@ -56,6 +65,7 @@ class Evaluation:
     moved_down: int
     auc: float | None = None
     ks: float | None = None
+    monthly_psi: float | None = None
 
 
 @dataclass(frozen=True)
@@ -73,12 +83,18 @@ class Rollout:
     min_trial_days: int = 30
     min_auc: float | None = None  # H11: no threshold unless configured
     min_ks: float | None = None
+    max_monthly_psi: float | None = None  # H11 stability: no threshold unless configured
 
     def __post_init__(self) -> None:
         for name in ("min_auc", "min_ks"):
             floor = getattr(self, name)
             if floor is not None and not 0.0 <= floor <= 1.0:
                 raise RolloutError(name, f"must be between 0 and 1, not {floor}")
+        ceiling = self.max_monthly_psi
+        if ceiling is not None and not 0.0 <= ceiling <= MAX_PSI_BOUND:
+            raise RolloutError(
+                "max_monthly_psi", f"must be between 0 and {MAX_PSI_BOUND}, not {ceiling}"
+            )
 
     @classmethod
     def start(cls, scheme: Scheme) -> Rollout:
@@ -133,7 +149,8 @@ class Rollout:
         return replace(self, stage=Stage.SCHEDULED, effective=effective)
 
     def _check_discrimination(self) -> None:
-        """H11: a candidate below a configured AUC or KS threshold is never activated."""
+        """H11: a candidate below a configured AUC or KS threshold, or less stable over
+        months than ``max_monthly_psi`` allows, is never activated."""
         ev = self.evaluation
         for name, floor in (("auc", self.min_auc), ("ks", self.min_ks)):
             if floor is None:
@@ -144,11 +161,31 @@ class Rollout:
                     f"evaluation.{name}",
                     f"a {name.upper()} of at least {floor} is required and the evaluation has none "
                     "(no outcome labels)",
+                    code=THRESHOLD_CODE,
                 )
             if value < floor:
                 raise RolloutError(
-                    f"evaluation.{name}", f"{name.upper()} {value:.3f} is below the minimum {floor}"
+                    f"evaluation.{name}",
+                    f"{name.upper()} {value:.3f} is below the minimum {floor}",
+                    code=THRESHOLD_CODE,
                 )
+        ceiling = self.max_monthly_psi
+        if ceiling is None:
+            return
+        psi = None if ev is None else ev.monthly_psi
+        if psi is None:
+            raise RolloutError(
+                "evaluation.monthly_psi",
+                f"a month-to-month PSI of at most {ceiling} is required and the evaluation has "
+                "none (no month series)",
+                code=THRESHOLD_CODE,
+            )
+        if psi > ceiling:
+            raise RolloutError(
+                "evaluation.monthly_psi",
+                f"month-to-month PSI {psi:.3f} exceeds the maximum {ceiling}",
+                code=THRESHOLD_CODE,
+            )
 
     def version_on(self, day: date) -> str:
         """The version that scores (and is named in attestations) on ``day``."""
@@ -175,6 +212,7 @@ class Rollout:
                 min_trial_days=self.min_trial_days,
                 min_auc=self.min_auc,
                 min_ks=self.min_ks,
+                max_monthly_psi=self.max_monthly_psi,
             )
         return self
 

@@ -111,6 +111,7 @@ _LOGICAL = {
     " deregistered_at FROM subjects ORDER BY subject_key",
     "residences": "SELECT * FROM residences ORDER BY subject_key, kind, since",
     "records": "SELECT * FROM records ORDER BY subject_key, record_id",
+    "outcomes": "SELECT * FROM population_outcomes ORDER BY subject_key",
 }
 
 
