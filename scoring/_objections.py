@@ -183,9 +183,10 @@ def file_score_objection(
     objection_id: str,
     period: str,
     scheme: Scheme,
-    handle_days: int,
     now: datetime,
     cal: WorkingDayCalendar,
+    *,
+    handle_days: int,
 ) -> tuple[Objection, list[Effect]]:
     """A citizen objects to the published score of ``period`` itself (N21).
 
