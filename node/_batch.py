@@ -129,6 +129,7 @@ def _range(sql: str, chunk: Chunk) -> tuple[str, tuple[bytes, ...]]:
 _SUBJECTS = (
     "SELECT subject_key, birth_date, full_civil_capacity FROM subjects WHERE {cond}"
     " AND registered_at < ? AND (deregistered_at IS NULL OR deregistered_at >= ?)"
+    " AND subject_key NOT IN (SELECT subject_key FROM opt_outs)"  # N3: node.rights._optout
     " ORDER BY subject_key"
 )
 _RESIDENCES = "SELECT subject_key, kind, since FROM residences WHERE {cond} ORDER BY subject_key"
