@@ -52,7 +52,9 @@ _COLUMNS = (
 )
 
 
-def _info(row: Sequence[Any], today: date, grade: node_pb2.GradeChange | None = None) -> Any:
+def _info(
+    row: Sequence[Any], today: date, grade: node_pb2.GradeChange | None = None
+) -> node_pb2.RepairApplicationInfo:
     state, due = str(row[5]), str(row[6])
     info = node_pb2.RepairApplicationInfo(
         application_id=str(row[0]),
