@@ -239,13 +239,15 @@ async def decide(
 async def advance(ctx: NodeContext) -> int:
     """The scheduler's step: escalate, once, every pending application past its due day."""
     today = ctx.today()
+    sql = (
+        "SELECT application_id, subject_key, submitted_by, due FROM repair_applications "
+        "WHERE state = 'pending' AND escalated = 0 AND due < ? ORDER BY filed_at"
+    )
+    if not await ctx.db.fetchall(sql, (today.isoformat(),)):
+        return 0  # the common case: no write unit on every tick
 
     def fn(rtx: RightsTx) -> int:
-        rows = rtx.conn.execute(
-            "SELECT application_id, subject_key, submitted_by, due FROM repair_applications "
-            "WHERE state = 'pending' AND escalated = 0 AND due < ? ORDER BY filed_at",
-            (today.isoformat(),),
-        ).fetchall()
+        rows = rtx.conn.execute(sql, (today.isoformat(),)).fetchall()
         for app_id, key, dept, due in rows:
             rtx.conn.execute(
                 "UPDATE repair_applications SET escalated = 1 WHERE application_id = ?", (app_id,)
