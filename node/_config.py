@@ -328,6 +328,8 @@ _SECTIONS = {
         "holiday_files",
         "scheduler_interval_seconds",
         "objection_deadlines",
+        "score_objection_days",
+        "repair_decision_days",
     },
 }
 
