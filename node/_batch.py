@@ -130,6 +130,7 @@ _SUBJECTS = (
     "SELECT subject_key, birth_date, full_civil_capacity FROM subjects WHERE {cond}"
     " AND registered_at < ? AND (deregistered_at IS NULL OR deregistered_at >= ?)"
     " AND (died_on IS NULL OR died_on > ?)"  # the dead leave the run (docs/adr/0508)
+    " AND subject_key NOT IN (SELECT subject_key FROM opt_outs)"  # N3: node.rights._optout
     " ORDER BY subject_key"
 )
 # a residence counts on as_of unless it ended by then (move-out, permit expiry)

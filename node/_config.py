@@ -205,6 +205,12 @@ class RightsConfig:
     rollout_min_ks: float = 0.10
     rollout_max_monthly_psi: float = 0.10
     rollout_population: int = 5_000
+    # N21: working days the operator has for an objection to the score itself when the
+    # scheme names no "handle" step (Heihe); Hainan's "handle" (3) wins when present.
+    score_objection_days: int = 3
+    # N22: working days the department has to decide a repair application.  Neither
+    # seed gives a number; 5 mirrors N21's source step (docs/adr/0509).
+    repair_decision_days: int = 5
 
     def rate_for(self, requester: str) -> int:
         return self.per_requester_per_minute.get(requester, self.queries_per_minute)
@@ -359,6 +365,8 @@ _SECTIONS = {
         "rollout_min_ks",
         "rollout_max_monthly_psi",
         "rollout_population",
+        "score_objection_days",
+        "repair_decision_days",
     },
 }
 
@@ -582,7 +590,18 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         scheduler_interval_seconds=_get(
             rights_raw, "rights", "scheduler_interval_seconds", float, 60.0
         ),
+        score_objection_days=_positive(
+            _get(rights_raw, "rights", "score_objection_days", int, 3),
+            "rights.score_objection_days",
+        ),
+        repair_decision_days=_positive(
+            _get(rights_raw, "rights", "repair_decision_days", int, 5),
+            "rights.repair_decision_days",
+        ),
     )
+    for name in ("score_objection_days", "repair_decision_days"):
+        if getattr(rights, name) > MAX_DEADLINE_DAYS:
+            raise ConfigError(f"rights.{name}", f"at most {MAX_DEADLINE_DAYS}")
     if rights.scheduler_interval_seconds <= 0:
         raise ConfigError("rights.scheduler_interval_seconds", "must be positive")
     deadlines = _int_map(rights_raw.get("objection_deadlines", {}), "rights.objection_deadlines")

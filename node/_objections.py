@@ -22,7 +22,14 @@ Invariants:
   citizen told); it is idempotent for the same ``now``;
 * every transition appends ``objection_<state>`` to the transparency log;
   each step's deadline (working days on the node's calendar) is kept in
-  ``deadlines_json`` so the citizen sees every date.
+  ``deadlines_json`` so the citizen sees every date;
+* an objection to the published score itself (N21, :func:`file_score`) is
+  the same row with ``about_score`` set, no record, ``source`` = the node's
+  region and the disputed ``period``: only the operator sees
+  (:func:`list_for_operator`) and resolves it, within the scheme's ``handle``
+  working days (else ``[rights] score_objection_days``); corrected, the grade
+  is recomputed at once and the person's attestations superseded (ADR 0501,
+  0509); overdue, it escalates once and is never deemed accepted.
 """
 
 from __future__ import annotations
@@ -44,12 +51,14 @@ from scoring import (
     ObjectionError,
     ObjectionState,
     Outcome,
+    Recompute,
     Scheme,
     Transition,
     UnmaskRecord,
     WorkingDayCalendar,
     answer,
     file_objection,
+    file_score_objection,
     forward,
     reply,
     resolve_directly,
@@ -77,6 +86,8 @@ __all__ = [
     "deadline_scheme",
     "dump_objection",
     "file",
+    "file_score",
+    "list_for_operator",
     "list_for_source",
     "list_for_subject",
     "load_objection",
@@ -84,8 +95,10 @@ __all__ = [
 
 OPEN_STATES = ("received", "forwarded", "deemed_accepted", "answered")
 _COLUMNS = (
-    "objection_id, record_id, source, about_handling, reason, state_json, deadlines_json, filed_at"
+    "objection_id, record_id, source, about_handling, reason, state_json, deadlines_json, "
+    "filed_at, about_score, period"
 )
+_KEY = 10  # index of subject_key in rows from _select (after _COLUMNS)
 
 
 def dump_objection(obj: Objection) -> str:
@@ -102,6 +115,7 @@ def dump_objection(obj: Objection) -> str:
             "outcome": obj.outcome.value if obj.outcome else None,
             "escalated": list(obj.escalated),
             "history": [[t.at.isoformat(), t.state.value, t.note] for t in obj.history],
+            "period": obj.period,
         },
         ensure_ascii=False,
         separators=(",", ":"),
@@ -124,6 +138,7 @@ def load_objection(text: str) -> Objection:
         history=tuple(
             Transition(datetime.fromisoformat(a), ObjectionState(s), n) for a, s, n in d["history"]
         ),
+        period=str(d.get("period", "")),  # absent in rows written before score objections
     )
 
 
@@ -157,6 +172,8 @@ def _info(row: Sequence[Any]) -> node_pb2.ObjectionInfo:
             for t in obj.history
         ],
         deadlines=[node_pb2.StepDeadline(step=s, due=d) for s, d in deadlines.items()],
+        about_score=bool(row[8]),
+        period=str(row[9]),
     )
 
 
@@ -235,6 +252,10 @@ def _apply(
             )
             rtx.supersede(key)
             rtx.rescore(key, before, f"objection {obj.objection_id} (record corrected)")
+        elif isinstance(eff, Recompute):
+            before = rtx.score_of(key)
+            rtx.supersede(key)
+            rtx.rescore(key, before, f"objection {obj.objection_id} (score {eff.period} corrected)")
         elif isinstance(eff, NotifyCitizen):
             rtx.notify(key, "objection", eff.message)
         elif isinstance(eff, Escalate):
@@ -379,7 +400,7 @@ async def answer_objection(
 
     def fn(rtx: RightsTx) -> node_pb2.ObjectionInfo:
         rows = _select(rtx, "objection_id = ?", (objection_id,))
-        stored = _Stored(rtx, rows[0], bytes(rows[0][8])) if rows else None
+        stored = _Stored(rtx, rows[0], bytes(rows[0][_KEY])) if rows else None
         if stored is None or (not operator and stored.source != caller):
             raise NotFoundError("OBJECTION_NOT_FOUND", "no such objection", field="objection_id")
         try:
@@ -396,7 +417,7 @@ async def answer_objection(
 
     def _decide(stored: _Stored, outcome: Outcome) -> tuple[Objection, list[Effect]]:
         if operator:
-            if not stored.row[3]:
+            if not (stored.row[3] or stored.row[8]):
                 raise PermissionDeniedError(
                     "NOT_OPERATOR_OBJECTION",
                     "the objection is about the source's data; the source answers it",
@@ -404,7 +425,7 @@ async def answer_objection(
                 )
             return resolve_directly(stored.obj, outcome, now, cal)
         else:
-            if stored.row[3]:
+            if stored.row[3] or stored.row[8]:
                 raise PermissionDeniedError(
                     "OPERATOR_OBJECTION",
                     "the objection is about the operator's handling",
@@ -426,7 +447,7 @@ async def advance(ctx: NodeContext, now: datetime | None = None) -> int:
     )
 
     def step(rtx: RightsTx, row: Sequence[Any]) -> bool:
-        stored = _Stored(rtx, row, bytes(row[8]))
+        stored = _Stored(rtx, row, bytes(row[_KEY]))
         before = stored.obj
         obj, effects = tick(before, at)
         if obj.state is ObjectionState.RECEIVED and obj.waiting_for == "forward":
@@ -464,7 +485,7 @@ async def advance(ctx: NodeContext, now: datetime | None = None) -> int:
 async def list_for_source(
     ctx: NodeContext, source: str, open_only: bool
 ) -> node_pb2.ListObjectionsResponse:
-    where = "source = ? AND about_handling = 0"
+    where = "source = ? AND about_handling = 0 AND about_score = 0"
     if open_only:
         where += " AND state IN ('forwarded', 'deemed_accepted')"
     rows = await ctx.db.fetchall(
@@ -483,3 +504,103 @@ async def list_for_subject(
         f"SELECT {_COLUMNS} FROM objections WHERE {where} ORDER BY filed_at", (key,)
     )
     return node_pb2.ListObjectionsResponse(objections=[_info(r) for r in rows])
+
+
+async def list_for_operator(ctx: NodeContext, open_only: bool) -> node_pb2.ListObjectionsResponse:
+    """The operator's queue of objections to the score itself (N21)."""
+    where = "about_score = 1"
+    if open_only:
+        where += " AND state = 'received'"
+    rows = await ctx.db.fetchall(
+        f"SELECT {_COLUMNS} FROM objections WHERE {where} ORDER BY filed_at", ()
+    )
+    return node_pb2.ListObjectionsResponse(objections=[_info(r) for r in rows])
+
+
+def _month_ended(period: str, today: date) -> bool:
+    try:
+        first = date.fromisoformat(period + "-01")
+    except ValueError:
+        return False
+    return (
+        len(period) == 7
+        and first <= today.replace(day=1)
+        and (first.year, first.month)
+        < (
+            today.year,
+            today.month,
+        )
+    )
+
+
+async def file_score(
+    ctx: NodeContext, key: bytes, period: str, reason: str
+) -> node_pb2.ObjectionInfo:
+    """A citizen objects to their published score of ``period`` (YYYY-MM, an ended
+    month) itself (N21); the operator handles it.  One open one per period."""
+    if not _month_ended(period, ctx.today()):
+        raise InvalidArgumentError(
+            "INVALID_FIELD", "must be YYYY-MM, a month already ended", field="period"
+        )
+    scheme, cal = deadline_scheme(ctx), ctx.calendar
+    handle_days = dict(scheme.objection_deadlines).get(
+        "handle", ctx.config.rights.score_objection_days
+    )
+    now, region = ctx.clock.now(), ctx.config.region
+    objection_id = os.urandom(8).hex()
+
+    def fn(rtx: RightsTx) -> node_pb2.ObjectionInfo:
+        if (
+            rtx.conn.execute("SELECT 1 FROM subjects WHERE subject_key = ?", (key,)).fetchone()
+            is None
+        ):
+            raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")
+        if (
+            rtx.conn.execute("SELECT 1 FROM opt_outs WHERE subject_key = ?", (key,)).fetchone()
+            is not None
+        ):
+            raise FailedPreconditionError(
+                "SUBJECT_OPTED_OUT", "you asked not to be scored; opt in first", field="period"
+            )
+        if rtx.conn.execute(
+            "SELECT 1 FROM objections WHERE subject_key = ? AND about_score = 1 AND period = ? "
+            "AND state != 'replied'",
+            (key, period),
+        ).fetchone():
+            raise AlreadyExistsError(
+                "OBJECTION_OPEN", "an objection to this month's score is open", field="period"
+            )
+        obj, effects = file_score_objection(
+            objection_id, period, scheme, now, cal, handle_days=handle_days
+        )
+        assert obj.due is not None
+        rtx.conn.execute(
+            "INSERT INTO objections (objection_id, subject_key, record_id, source, about_handling, "
+            "reason, state, waiting_for, due, state_json, deadlines_json, filed_at, updated_at, "
+            "about_score, period) VALUES (?, ?, '', ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+            (
+                objection_id,
+                key,
+                region,
+                reason,  # bounded and ID-checked by the service (node._bounds)
+                obj.state.value,
+                obj.waiting_for,
+                obj.due.isoformat(),
+                dump_objection(obj),
+                json.dumps({obj.waiting_for: obj.due.isoformat()}),
+                rtx.now_iso,
+                rtx.now_iso,
+                period,
+            ),
+        )
+        rtx.log(
+            "objection_received",
+            key,
+            requester=region,
+            reason=f"{objection_id}: score {period}; handle due {obj.due}",
+        )
+        _apply(rtx, key, region, obj, effects)
+        (row,) = _select(rtx, "objection_id = ?", (objection_id,))
+        return _info(row)
+
+    return await run_rights_unit(ctx, fn)

@@ -16,6 +16,7 @@ Invariants:
   SUPERSEDED: they carried the old grade; masking marks valid ones SUSPENDED
   (H15: pending investigation); lifting a mask restores suspended ones only
   when no other record of the person is still masked;
+* a person who opted out (N3) is never rescored (no ``current_grades`` row);
 * notifications and log entries never contain an ID number; log entries
   carry the subject only as the log's pseudonymous ``subject_ref``.
 """
@@ -199,7 +200,12 @@ class RightsTx:
         ).rowcount
 
     def rescore(self, key: bytes, before: ScoreResult | None, cause: str) -> Grade:
-        """Recompute at once, store it, tell the person when the grade moved."""
+        """Recompute at once, store it, tell the person when the grade moved.
+
+        A person who opted out (N3, :mod:`node.rights._optout`) is not scored:
+        nothing is computed or stored for them."""
+        if self.conn.execute("SELECT 1 FROM opt_outs WHERE subject_key = ?", (key,)).fetchone():
+            return Grade(None, None, self.scheme.version)
         after = self.score_of(key)
         if after is None:
             return Grade(before.grade if before else None, None, self.scheme.version)

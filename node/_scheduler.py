@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from ._objections import advance
 from ._observe import log_event
 from ._rights_rollout import Switch, follow_rollout
+from .rights._repair import advance as repair_advance
 
 if TYPE_CHECKING:
     from ._context import NodeContext
@@ -45,6 +46,7 @@ class RightsScheduler:
         async with self._lock:
             await self._follow_rollout()
             moved = await advance(self._ctx)
+            moved += await repair_advance(self._ctx)  # N22: overdue repair decisions
         if moved:
             log_event("objections advanced", moved=moved)
         return moved

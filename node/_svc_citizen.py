@@ -17,7 +17,9 @@ inside the grant's own write transaction, so a refusal writes nothing (no log
 leaf) and two concurrent grants cannot both pass (docs/adr/0324); every
 caller-chosen string and integer is bounded (:mod:`node._bounds`); objections,
 uploads, notifications and deregistration act on the caller's own subject key
-only (docs/adr/0500-0509); the incentive catalogue is public (no identity) and
+only (docs/adr/0500-0509); a person who opted out of being scored (N3,
+:mod:`node.rights._optout`) gets no score from ``GetMyScore`` (it says so) and
+no new consent (FAILED_PRECONDITION ``SUBJECT_OPTED_OUT``); the incentive catalogue is public (no identity) and
 offers incentives only — there is no deny or punishment call anywhere (H14).
 """
 
@@ -63,10 +65,13 @@ from ._throttle import RETRY_AFTER_KEY
 from ._translog import PAGE_DEFAULT, LogWrite
 from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 from .population import require_served
+from .rights import _optout as optout
+from .rights import _repair as repair
 
 __all__ = ["CONSENT_TYPE", "CitizenServicer", "incentive_catalogue", "score_result_proto"]
 
 CONSENT_TYPE = "application/vnd.huxin.consent.v1+proto"
+PERIOD_MAX = 7  # YYYY-MM
 ADULT_AGE = 18  # full civil capacity by age (PRC Civil Code art. 17)
 
 
@@ -185,11 +190,22 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
         self, request: node_pb2.MyScoreRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.MyScoreResponse:
         citizen = self._citizen(context)
+        since = await self._opted_out_at(citizen.subject_key)
+        if since is not None:  # N3: nothing is computed for a person who asked not to be
+            return node_pb2.MyScoreResponse(
+                period=self._ctx.today().strftime("%Y-%m"), opted_out=True, opted_out_at=since
+            )
         result = await self._ctx.score_subject(citizen.subject_key, explain=True)
         return node_pb2.MyScoreResponse(
             result=score_result_proto(result, explain=True),
             period=self._ctx.today().strftime("%Y-%m"),
         )
+
+    async def _opted_out_at(self, key: bytes) -> str | None:
+        row = await self._ctx.db.fetchone(
+            "SELECT opted_out_at FROM opt_outs WHERE subject_key = ?", (key,)
+        )
+        return None if row is None else str(row[0])
 
     async def GrantConsent(
         self, request: node_pb2.GrantConsentRequest, context: aio.ServicerContext[Any, Any]
@@ -231,6 +247,10 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
         await require_served(ctx, citizen.subject_key, self_query=False)
         if subject is None:
             raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")
+        if await self._opted_out_at(citizen.subject_key) is not None:
+            raise FailedPreconditionError(
+                "SUBJECT_OPTED_OUT", "you asked not to be scored; opt in first", field="subject"
+            )
         if not has_capacity(subject, ctx.today()):
             # Consent needs legal capacity when given, not only when used (review5 M11).
             raise FailedPreconditionError(
@@ -284,6 +304,10 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
                 citizen.subject_key, since=now - HOUR, now=now, tx=tx
             )
             refuse_grant_over_limits(history, limits, now)  # rolls back: nothing written
+            if await tx.one("SELECT 1 FROM opt_outs WHERE subject_key = ?", (citizen.subject_key,)):
+                raise FailedPreconditionError(  # opted out meanwhile (N3): nothing written
+                    "SUBJECT_OPTED_OUT", "you asked not to be scored; opt in first", field="subject"
+                )
             await ctx.consents.insert(tx, row)
             await ctx.log.append(
                 tx,
@@ -369,6 +393,27 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
         self, request: node_pb2.FileObjectionRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.ObjectionInfo:
         citizen = self._citizen(context)
+        if request.about_score:  # N21: the published score itself; the operator handles it
+            for name in ("record_id", "source"):
+                if getattr(request, name):
+                    raise InvalidArgumentError(
+                        "INVALID_FIELD", "must be empty for an objection to the score", field=name
+                    )
+            if request.about_handling:
+                raise InvalidArgumentError(
+                    "INVALID_FIELD",
+                    "an objection to the score is the operator's already",
+                    field="about_handling",
+                )
+            check_length("period", request.period, PERIOD_MAX, required=True)
+            check_text("reason", request.reason, NOTE_MAX)  # stored, told to the operator
+            return await objections.file_score(
+                self._ctx, citizen.subject_key, request.period, request.reason
+            )
+        if request.period:
+            raise InvalidArgumentError(
+                "INVALID_FIELD", "only an objection to the score names a period", field="period"
+            )
         check_length("record_id", request.record_id, RECORD_TEXT_MAX, required=True)
         check_text("reason", request.reason, NOTE_MAX)  # stored, told to the department
         check_length("source", request.source, NAME_MAX)
@@ -441,3 +486,40 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
         context: aio.ServicerContext[Any, Any],
     ) -> node_pb2.IncentiveCatalogue:
         return incentive_catalogue(self._ctx.scheme)
+
+    # -- credit repair (N22) and voluntariness (N3, N4) ---------------------------
+    async def ApplyForRepair(
+        self, request: node_pb2.RepairApplicationRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.RepairApplicationInfo:
+        citizen = self._citizen(context)
+        check_length("record_id", request.record_id, RECORD_TEXT_MAX, required=True)
+        check_length("source", request.source, NAME_MAX)
+        check_length("route", request.route, NAME_MAX, required=True)
+        check_text("statement", request.statement, NOTE_MAX)  # stored, told to the department
+        return await repair.apply(self._ctx, citizen.subject_key, request)
+
+    async def ListMyRepairApplications(
+        self,
+        request: node_pb2.ListRepairApplicationsRequest,
+        context: aio.ServicerContext[Any, Any],
+    ) -> node_pb2.ListRepairApplicationsResponse:
+        citizen = self._citizen(context)
+        return await repair.list_for_subject(self._ctx, citizen.subject_key, request.pending_only)
+
+    async def OptOut(
+        self, request: node_pb2.OptOutRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.OptOutResponse:
+        citizen = self._citizen(context)
+        if not request.confirm:
+            raise InvalidArgumentError(
+                "NOT_CONFIRMED",
+                "opting out ends your consents and stops your score; set confirm",
+                field="confirm",
+            )
+        return await optout.opt_out(self._ctx, citizen.subject_key)
+
+    async def OptIn(
+        self, request: node_pb2.OptInRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.OptInResponse:
+        citizen = self._citizen(context)
+        return await optout.opt_in(self._ctx, citizen.subject_key)

@@ -101,6 +101,7 @@ from ._status import STATUS_LIST_ID, render_status_list
 from ._svc_citizen import CONSENT_TYPE
 from ._translog import LogWrite
 from .pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
+from .rights import refuse_if_opted_out
 
 __all__ = ["PeerServicer"]
 
@@ -425,6 +426,7 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                             "CONSENT_INVALID", "unknown consent", field="consent_token"
                         )
                     subject_key, ended = row.subject_key, _ended_at(row)
+                    refuse_if_opted_out(conn, subject_key)  # N3: consents ended by opting out
                     self._check(row, request, peer, now)
                     # every check passed on re-read, yet the UPDATE matched nothing: fail closed
                     raise FailedPreconditionError(

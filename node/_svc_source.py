@@ -83,6 +83,7 @@ from ._repo_records import SubjectFacts, batch_rejection
 from ._rights import RightsTx, grade_change_proto, run_rights_unit
 from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 from .population import person_scope_problem, scope_problems, submit_residence_facts
+from .rights._svc import RightsSourceRpcs  # repair applications, score objections (N21, N22)
 
 __all__ = ["REPAIR_ROUTES", "SourceServicer", "record_digest", "record_to_raw", "source_names"]
 
@@ -200,7 +201,7 @@ def _facts(info: node_pb2.SubjectInfo, i: int) -> SubjectFacts:
     )
 
 
-class SourceServicer(node_pb2_grpc.SourceServiceServicer):
+class SourceServicer(RightsSourceRpcs, node_pb2_grpc.SourceServiceServicer):
     def __init__(self, ctx: NodeContext) -> None:
         self._ctx = ctx
 

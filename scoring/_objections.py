@@ -40,10 +40,12 @@ __all__ = [
     "ObjectionError",
     "ObjectionState",
     "Outcome",
+    "Recompute",
     "Transition",
     "UnmaskRecord",
     "answer",
     "file_objection",
+    "file_score_objection",
     "forward",
     "reply",
     "resolve_directly",
@@ -98,7 +100,15 @@ class Escalate:
     due: date
 
 
-Effect = MaskRecord | UnmaskRecord | CorrectRecord | NotifyCitizen | Escalate
+@dataclass(frozen=True)
+class Recompute:
+    """An objection to the score itself was upheld in the person's favour (N21): the
+    operator corrected its computation; recompute at once and supersede attestations."""
+
+    period: str
+
+
+Effect = MaskRecord | UnmaskRecord | CorrectRecord | NotifyCitizen | Escalate | Recompute
 
 
 @dataclass(frozen=True)
@@ -121,6 +131,9 @@ class Objection:
     outcome: Outcome | None = None
     escalated: tuple[str, ...] = ()
     history: tuple[Transition, ...] = ()
+    #: "" for an objection to a record; "YYYY-MM" for one to the published score of
+    #: that month (N21), which only the operator handles ("handle" step).
+    period: str = ""
 
     def days_for(self, step: str) -> int | None:
         return dict(self.deadlines).get(step)
@@ -166,6 +179,44 @@ def file_objection(
     return obj, [NotifyCitizen(msg)]
 
 
+def file_score_objection(
+    objection_id: str,
+    period: str,
+    scheme: Scheme,
+    now: datetime,
+    cal: WorkingDayCalendar,
+    *,
+    handle_days: int,
+) -> tuple[Objection, list[Effect]]:
+    """A citizen objects to the published score of ``period`` itself (N21).
+
+    The operator handles it within ``handle_days`` working days (Hainan's
+    ``handle`` step; a scheme without one passes the node's configured default):
+    there is no department to forward it to.  Overdue, it escalates once, like
+    any operator step; it is never "deemed accepted" (no record to mask).
+    """
+    deadlines = (*((s, n) for s, n in scheme.objection_deadlines if s != "handle"),)
+    obj = Objection(
+        objection_id,
+        "",
+        scheme.id,
+        (*deadlines, ("handle", handle_days)),
+        ObjectionState.RECEIVED,
+        now,
+        None,
+        "handle",
+        period=period,
+    )
+    due = cal.add_working_days(now.date(), handle_days)
+    obj = _move(obj, ObjectionState.RECEIVED, now, f"objection to the {period} score", due=due)
+    return obj, [
+        NotifyCitizen(
+            f"objection {objection_id} to your {period} score received; "
+            f"the operator answers by {due}"
+        )
+    ]
+
+
 def forward(
     obj: Objection, now: datetime, cal: WorkingDayCalendar
 ) -> tuple[Objection, list[Effect]]:
@@ -204,7 +255,9 @@ def answer(
 def _answered(
     obj: Objection, outcome: Outcome, now: datetime, cal: WorkingDayCalendar, note: str
 ) -> tuple[Objection, list[Effect]]:
-    effects: list[Effect] = [CorrectRecord(obj.record_id)] if outcome is Outcome.CORRECTED else []
+    effects: list[Effect] = []
+    if outcome is Outcome.CORRECTED:
+        effects.append(Recompute(obj.period) if obj.period else CorrectRecord(obj.record_id))
     due = _due(cal, obj, "reply", now.date())
     answered = _move(
         obj, ObjectionState.ANSWERED, now, note, outcome=outcome, due=due, waiting_for="reply"
@@ -218,11 +271,18 @@ def _answered(
 def reply(obj: Objection, now: datetime) -> tuple[Objection, list[Effect]]:
     _require(obj, ObjectionState.ANSWERED)
     assert obj.outcome is not None
-    text = (
-        "the record was found wrong and corrected; your score has been recomputed"
-        if obj.outcome is Outcome.CORRECTED
-        else "the source confirmed the record; it stands"
-    )
+    if obj.period:
+        text = (
+            f"the operator found your {obj.period} score wrong; it has been recomputed"
+            if obj.outcome is Outcome.CORRECTED
+            else f"the operator checked your {obj.period} score; it stands"
+        )
+    else:
+        text = (
+            "the record was found wrong and corrected; your score has been recomputed"
+            if obj.outcome is Outcome.CORRECTED
+            else "the source confirmed the record; it stands"
+        )
     closed = _move(
         obj, ObjectionState.REPLIED, now, f"replied: {obj.outcome.value}", due=None, waiting_for=""
     )

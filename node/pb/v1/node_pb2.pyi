@@ -613,6 +613,8 @@ class ObjectionInfo(_message.Message):
     DEADLINES_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     CATEGORY_FIELD_NUMBER: _builtins.int
+    ABOUT_SCORE_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
     objection_id: _builtins.str
     record_id: _builtins.str
     state: _builtins.str
@@ -630,6 +632,12 @@ class ObjectionInfo(_message.Message):
     source: _builtins.str
     """the department the objection is forwarded to"""
     category: _builtins.str
+    about_score: _builtins.bool
+    """N21: an objection to the published score of `period` itself (record_id empty,
+    source = the node's region: the operator answers it with ResolveObjection).
+    """
+    period: _builtins.str
+    """YYYY-MM (score objections only)"""
     @_builtins.property
     def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___ObjectionStep]: ...
     @_builtins.property
@@ -650,10 +658,12 @@ class ObjectionInfo(_message.Message):
         deadlines: _abc.Iterable[Global___StepDeadline] | None = ...,
         source: _builtins.str = ...,
         category: _builtins.str = ...,
+        about_score: _builtins.bool = ...,
+        period: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["about_handling", b"about_handling", "category", b"category", "deadlines", b"deadlines", "due", b"due", "filed_at", b"filed_at", "history", b"history", "objection_id", b"objection_id", "outcome", b"outcome", "reason", b"reason", "record_id", b"record_id", "source", b"source", "state", b"state", "waiting_for", b"waiting_for"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["about_handling", b"about_handling", "about_score", b"about_score", "category", b"category", "deadlines", b"deadlines", "due", b"due", "filed_at", b"filed_at", "history", b"history", "objection_id", b"objection_id", "outcome", b"outcome", "period", b"period", "reason", b"reason", "record_id", b"record_id", "source", b"source", "state", b"state", "waiting_for", b"waiting_for"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -849,6 +859,251 @@ class VerifySupplementRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerifySupplementRequest: _TypeAlias = VerifySupplementRequest  # noqa: Y015
+
+@_typing.final
+class RepairApplicationRequest(_message.Message):
+    """---------------------------------------------------------------- credit repair (N22)"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    ROUTE_FIELD_NUMBER: _builtins.int
+    STATEMENT_FIELD_NUMBER: _builtins.int
+    EVIDENCE_SHA256_FIELD_NUMBER: _builtins.int
+    record_id: _builtins.str
+    """one of your negative records (lookup key); required, max 256"""
+    source: _builtins.str
+    """the department as your report shows it, when ambiguous; max 63"""
+    route: _builtins.str
+    """commitment | rectification | verification | credit_report | charity"""
+    statement: _builtins.str
+    """what you did or commit to; max 512, no ID number"""
+    evidence_sha256: _builtins.bytes
+    """optional: hash of a proof document, 32 bytes"""
+    def __init__(
+        self,
+        *,
+        record_id: _builtins.str = ...,
+        source: _builtins.str = ...,
+        route: _builtins.str = ...,
+        statement: _builtins.str = ...,
+        evidence_sha256: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence_sha256", b"evidence_sha256", "record_id", b"record_id", "route", b"route", "source", b"source", "statement", b"statement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RepairApplicationRequest: _TypeAlias = RepairApplicationRequest  # noqa: Y015
+
+@_typing.final
+class RepairApplicationInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLICATION_ID_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    ROUTE_FIELD_NUMBER: _builtins.int
+    STATEMENT_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    DUE_FIELD_NUMBER: _builtins.int
+    OVERDUE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    FILED_AT_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    GRADE_FIELD_NUMBER: _builtins.int
+    application_id: _builtins.str
+    record_id: _builtins.str
+    source: _builtins.str
+    """the department that decides it"""
+    route: _builtins.str
+    statement: _builtins.str
+    state: _builtins.str
+    """pending | granted | refused"""
+    due: _builtins.str
+    """the department decides by this working day (YYYY-MM-DD)"""
+    overdue: _builtins.bool
+    """the deadline passed undecided (escalated)"""
+    reason: _builtins.str
+    """the department's reason (refusals)"""
+    filed_at: _builtins.str
+    decided_at: _builtins.str
+    @_builtins.property
+    def grade(self) -> Global___GradeChange:
+        """set when a grant recomputed the grade"""
+
+    def __init__(
+        self,
+        *,
+        application_id: _builtins.str = ...,
+        record_id: _builtins.str = ...,
+        source: _builtins.str = ...,
+        route: _builtins.str = ...,
+        statement: _builtins.str = ...,
+        state: _builtins.str = ...,
+        due: _builtins.str = ...,
+        overdue: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+        filed_at: _builtins.str = ...,
+        decided_at: _builtins.str = ...,
+        grade: Global___GradeChange | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["grade", b"grade"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_id", b"application_id", "decided_at", b"decided_at", "due", b"due", "filed_at", b"filed_at", "grade", b"grade", "overdue", b"overdue", "reason", b"reason", "record_id", b"record_id", "route", b"route", "source", b"source", "state", b"state", "statement", b"statement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RepairApplicationInfo: _TypeAlias = RepairApplicationInfo  # noqa: Y015
+
+@_typing.final
+class ListRepairApplicationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PENDING_ONLY_FIELD_NUMBER: _builtins.int
+    pending_only: _builtins.bool
+    def __init__(
+        self,
+        *,
+        pending_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pending_only", b"pending_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRepairApplicationsRequest: _TypeAlias = ListRepairApplicationsRequest  # noqa: Y015
+
+@_typing.final
+class ListRepairApplicationsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLICATIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def applications(self) -> _containers.RepeatedCompositeFieldContainer[Global___RepairApplicationInfo]: ...
+    def __init__(
+        self,
+        *,
+        applications: _abc.Iterable[Global___RepairApplicationInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applications", b"applications"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRepairApplicationsResponse: _TypeAlias = ListRepairApplicationsResponse  # noqa: Y015
+
+@_typing.final
+class DecideRepairApplicationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLICATION_ID_FIELD_NUMBER: _builtins.int
+    GRANT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    application_id: _builtins.str
+    """lookup key; required, max 64"""
+    grant: _builtins.bool
+    reason: _builtins.str
+    """required for a refusal; max 512, no ID number"""
+    def __init__(
+        self,
+        *,
+        application_id: _builtins.str = ...,
+        grant: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_id", b"application_id", "grant", b"grant", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideRepairApplicationRequest: _TypeAlias = DecideRepairApplicationRequest  # noqa: Y015
+
+@_typing.final
+class OptOutRequest(_message.Message):
+    """---------------------------------------------------------------- voluntariness (N3, N4)"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIRM_FIELD_NUMBER: _builtins.int
+    confirm: _builtins.bool
+    """must be true: consents end and nothing is scored"""
+    def __init__(
+        self,
+        *,
+        confirm: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["confirm", b"confirm"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OptOutRequest: _TypeAlias = OptOutRequest  # noqa: Y015
+
+@_typing.final
+class OptOutResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSENTS_ENDED_FIELD_NUMBER: _builtins.int
+    ATTESTATIONS_REVOKED_FIELD_NUMBER: _builtins.int
+    OPTED_OUT_AT_FIELD_NUMBER: _builtins.int
+    consents_ended: _builtins.int
+    attestations_revoked: _builtins.int
+    opted_out_at: _builtins.str
+    def __init__(
+        self,
+        *,
+        consents_ended: _builtins.int = ...,
+        attestations_revoked: _builtins.int = ...,
+        opted_out_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attestations_revoked", b"attestations_revoked", "consents_ended", b"consents_ended", "opted_out_at", b"opted_out_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OptOutResponse: _TypeAlias = OptOutResponse  # noqa: Y015
+
+@_typing.final
+class OptInRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OptInRequest: _TypeAlias = OptInRequest  # noqa: Y015
+
+@_typing.final
+class OptInResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WAS_OPTED_OUT_FIELD_NUMBER: _builtins.int
+    was_opted_out: _builtins.bool
+    def __init__(
+        self,
+        *,
+        was_opted_out: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["was_opted_out", b"was_opted_out"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OptInResponse: _TypeAlias = OptInResponse  # noqa: Y015
 
 @_typing.final
 class IdentityAssertion(_message.Message):
@@ -1116,7 +1371,14 @@ class MyScoreResponse(_message.Message):
 
     RESULT_FIELD_NUMBER: _builtins.int
     PERIOD_FIELD_NUMBER: _builtins.int
+    OPTED_OUT_FIELD_NUMBER: _builtins.int
+    OPTED_OUT_AT_FIELD_NUMBER: _builtins.int
     period: _builtins.str
+    opted_out: _builtins.bool
+    """N3: the person asked not to be scored (OptOut): `result` is then empty; the records
+    are kept; OptIn scores them again.
+    """
+    opted_out_at: _builtins.str
     @_builtins.property
     def result(self) -> _scoring_pb2.ScoreResult:
         """full explained report: for the citizen alone (H12)"""
@@ -1126,10 +1388,12 @@ class MyScoreResponse(_message.Message):
         *,
         result: _scoring_pb2.ScoreResult | None = ...,
         period: _builtins.str = ...,
+        opted_out: _builtins.bool = ...,
+        opted_out_at: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["period", b"period", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["opted_out", b"opted_out", "opted_out_at", b"opted_out_at", "period", b"period", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1288,6 +1552,8 @@ class FileObjectionRequest(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     ABOUT_HANDLING_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
+    ABOUT_SCORE_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
     record_id: _builtins.str
     """one of your records, as your report shows it (lookup key);"""
     reason: _builtins.str
@@ -1300,6 +1566,12 @@ class FileObjectionRequest(_message.Message):
     only when two departments filed records of yours with this record_id (record ids
     are per department, review5 M8); otherwise RECORD_AMBIGUOUS.  Max 63.
     """
+    about_score: _builtins.bool
+    """N21: object to your published score itself (record_id then empty): the operator,
+    not a department, handles it within the scheme's 'handle' working days.
+    """
+    period: _builtins.str
+    """YYYY-MM, a month already ended; required with about_score"""
     def __init__(
         self,
         *,
@@ -1307,10 +1579,12 @@ class FileObjectionRequest(_message.Message):
         reason: _builtins.str = ...,
         about_handling: _builtins.bool = ...,
         source: _builtins.str = ...,
+        about_score: _builtins.bool = ...,
+        period: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["about_handling", b"about_handling", "reason", b"reason", "record_id", b"record_id", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["about_handling", b"about_handling", "about_score", b"about_score", "period", b"period", "reason", b"reason", "record_id", b"record_id", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

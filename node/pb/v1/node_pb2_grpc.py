@@ -80,6 +80,21 @@ class SourceServiceStub:
                 request_serializer=node_dot_pb_dot_v1_dot_node__pb2.VerifySupplementRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.SupplementInfo.FromString,
                 _registered_method=True)
+        self.ListRepairApplications = channel.unary_unary(
+                '/huxin.v1.SourceService/ListRepairApplications',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.ListRepairApplicationsRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ListRepairApplicationsResponse.FromString,
+                _registered_method=True)
+        self.DecideRepairApplication = channel.unary_unary(
+                '/huxin.v1.SourceService/DecideRepairApplication',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.DecideRepairApplicationRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.RepairApplicationInfo.FromString,
+                _registered_method=True)
+        self.ListScoreObjections = channel.unary_unary(
+                '/huxin.v1.SourceService/ListScoreObjections',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsResponse.FromString,
+                _registered_method=True)
 
 
 class SourceServiceServicer:
@@ -146,6 +161,28 @@ class SourceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRepairApplications(self, request, context):
+        """N22: the repair applications addressed to the calling department (its queue),
+        and its decision; a grant repairs the record and recomputes at once (H16).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideRepairApplication(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListScoreObjections(self, request, context):
+        """N21: the operator's queue of objections to the score itself (caller identity =
+        the node's own region, like ResolveObjection, which answers them).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SourceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -193,6 +230,21 @@ def add_SourceServiceServicer_to_server(servicer, server):
                     servicer.VerifySupplement,
                     request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.VerifySupplementRequest.FromString,
                     response_serializer=node_dot_pb_dot_v1_dot_node__pb2.SupplementInfo.SerializeToString,
+            ),
+            'ListRepairApplications': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRepairApplications,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ListRepairApplicationsRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.ListRepairApplicationsResponse.SerializeToString,
+            ),
+            'DecideRepairApplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideRepairApplication,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.DecideRepairApplicationRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.RepairApplicationInfo.SerializeToString,
+            ),
+            'ListScoreObjections': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListScoreObjections,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -448,6 +500,87 @@ class SourceService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def ListRepairApplications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.SourceService/ListRepairApplications',
+            node_dot_pb_dot_v1_dot_node__pb2.ListRepairApplicationsRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.ListRepairApplicationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideRepairApplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.SourceService/DecideRepairApplication',
+            node_dot_pb_dot_v1_dot_node__pb2.DecideRepairApplicationRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.RepairApplicationInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListScoreObjections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.SourceService/ListScoreObjections',
+            node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class CitizenServiceStub:
     """Missing associated documentation comment in .proto file."""
@@ -522,6 +655,26 @@ class CitizenServiceStub:
                 '/huxin.v1.CitizenService/GetIncentiveCatalogue',
                 request_serializer=node_dot_pb_dot_v1_dot_node__pb2.GetIncentiveCatalogueRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.IncentiveCatalogue.FromString,
+                _registered_method=True)
+        self.ApplyForRepair = channel.unary_unary(
+                '/huxin.v1.CitizenService/ApplyForRepair',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.RepairApplicationRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.RepairApplicationInfo.FromString,
+                _registered_method=True)
+        self.ListMyRepairApplications = channel.unary_unary(
+                '/huxin.v1.CitizenService/ListMyRepairApplications',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.ListRepairApplicationsRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ListRepairApplicationsResponse.FromString,
+                _registered_method=True)
+        self.OptOut = channel.unary_unary(
+                '/huxin.v1.CitizenService/OptOut',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.OptOutRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.OptOutResponse.FromString,
+                _registered_method=True)
+        self.OptIn = channel.unary_unary(
+                '/huxin.v1.CitizenService/OptIn',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.OptInRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.OptInResponse.FromString,
                 _registered_method=True)
 
 
@@ -607,6 +760,32 @@ class CitizenServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApplyForRepair(self, request, context):
+        """N22: apply to the department that filed a negative record to repair it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMyRepairApplications(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OptOut(self, request, context):
+        """N3, N4: ask not to be scored (reversible; records are kept) and opt back in.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OptIn(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CitizenServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -674,6 +853,26 @@ def add_CitizenServiceServicer_to_server(servicer, server):
                     servicer.GetIncentiveCatalogue,
                     request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.GetIncentiveCatalogueRequest.FromString,
                     response_serializer=node_dot_pb_dot_v1_dot_node__pb2.IncentiveCatalogue.SerializeToString,
+            ),
+            'ApplyForRepair': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyForRepair,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.RepairApplicationRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.RepairApplicationInfo.SerializeToString,
+            ),
+            'ListMyRepairApplications': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyRepairApplications,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ListRepairApplicationsRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.ListRepairApplicationsResponse.SerializeToString,
+            ),
+            'OptOut': grpc.unary_unary_rpc_method_handler(
+                    servicer.OptOut,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.OptOutRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.OptOutResponse.SerializeToString,
+            ),
+            'OptIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.OptIn,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.OptInRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.OptInResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1027,6 +1226,114 @@ class CitizenService:
             '/huxin.v1.CitizenService/GetIncentiveCatalogue',
             node_dot_pb_dot_v1_dot_node__pb2.GetIncentiveCatalogueRequest.SerializeToString,
             node_dot_pb_dot_v1_dot_node__pb2.IncentiveCatalogue.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyForRepair(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.CitizenService/ApplyForRepair',
+            node_dot_pb_dot_v1_dot_node__pb2.RepairApplicationRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.RepairApplicationInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyRepairApplications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.CitizenService/ListMyRepairApplications',
+            node_dot_pb_dot_v1_dot_node__pb2.ListRepairApplicationsRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.ListRepairApplicationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OptOut(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.CitizenService/OptOut',
+            node_dot_pb_dot_v1_dot_node__pb2.OptOutRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.OptOutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OptIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.CitizenService/OptIn',
+            node_dot_pb_dot_v1_dot_node__pb2.OptInRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.OptInResponse.FromString,
             options,
             channel_credentials,
             insecure,

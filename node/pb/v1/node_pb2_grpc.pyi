@@ -71,6 +71,15 @@ class SourceServiceStub:
     """
     ListSupplements: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListSupplementsRequest, _node_pb2.ListSupplementsResponse]
     VerifySupplement: _grpc.UnaryUnaryMultiCallable[_node_pb2.VerifySupplementRequest, _node_pb2.SupplementInfo]
+    ListRepairApplications: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListRepairApplicationsRequest, _node_pb2.ListRepairApplicationsResponse]
+    """N22: the repair applications addressed to the calling department (its queue),
+    and its decision; a grant repairs the record and recomputes at once (H16).
+    """
+    DecideRepairApplication: _grpc.UnaryUnaryMultiCallable[_node_pb2.DecideRepairApplicationRequest, _node_pb2.RepairApplicationInfo]
+    ListScoreObjections: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListObjectionsRequest, _node_pb2.ListObjectionsResponse]
+    """N21: the operator's queue of objections to the score itself (caller identity =
+    the node's own region, like ResolveObjection, which answers them).
+    """
 
 @_typing.type_check_only
 class SourceServiceAsyncStub(SourceServiceStub):
@@ -93,6 +102,15 @@ class SourceServiceAsyncStub(SourceServiceStub):
     """
     ListSupplements: _aio.UnaryUnaryMultiCallable[_node_pb2.ListSupplementsRequest, _node_pb2.ListSupplementsResponse]  # type: ignore[assignment]
     VerifySupplement: _aio.UnaryUnaryMultiCallable[_node_pb2.VerifySupplementRequest, _node_pb2.SupplementInfo]  # type: ignore[assignment]
+    ListRepairApplications: _aio.UnaryUnaryMultiCallable[_node_pb2.ListRepairApplicationsRequest, _node_pb2.ListRepairApplicationsResponse]  # type: ignore[assignment]
+    """N22: the repair applications addressed to the calling department (its queue),
+    and its decision; a grant repairs the record and recomputes at once (H16).
+    """
+    DecideRepairApplication: _aio.UnaryUnaryMultiCallable[_node_pb2.DecideRepairApplicationRequest, _node_pb2.RepairApplicationInfo]  # type: ignore[assignment]
+    ListScoreObjections: _aio.UnaryUnaryMultiCallable[_node_pb2.ListObjectionsRequest, _node_pb2.ListObjectionsResponse]  # type: ignore[assignment]
+    """N21: the operator's queue of objections to the score itself (caller identity =
+    the node's own region, like ResolveObjection, which answers them).
+    """
 
 class SourceServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -167,6 +185,33 @@ class SourceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_node_pb2.SupplementInfo, _abc.Awaitable[_node_pb2.SupplementInfo]]: ...
 
+    @_abc_1.abstractmethod
+    def ListRepairApplications(
+        self,
+        request: _node_pb2.ListRepairApplicationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.ListRepairApplicationsResponse, _abc.Awaitable[_node_pb2.ListRepairApplicationsResponse]]:
+        """N22: the repair applications addressed to the calling department (its queue),
+        and its decision; a grant repairs the record and recomputes at once (H16).
+        """
+
+    @_abc_1.abstractmethod
+    def DecideRepairApplication(
+        self,
+        request: _node_pb2.DecideRepairApplicationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.RepairApplicationInfo, _abc.Awaitable[_node_pb2.RepairApplicationInfo]]: ...
+
+    @_abc_1.abstractmethod
+    def ListScoreObjections(
+        self,
+        request: _node_pb2.ListObjectionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.ListObjectionsResponse, _abc.Awaitable[_node_pb2.ListObjectionsResponse]]:
+        """N21: the operator's queue of objections to the score itself (caller identity =
+        the node's own region, like ResolveObjection, which answers them).
+        """
+
 def add_SourceServiceServicer_to_server(servicer: SourceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class CitizenServiceStub:
@@ -188,6 +233,12 @@ class CitizenServiceStub:
     ListMySupplements: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListSupplementsRequest, _node_pb2.ListSupplementsResponse]
     GetIncentiveCatalogue: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetIncentiveCatalogueRequest, _node_pb2.IncentiveCatalogue]
     """Public (no identity assertion needed): integrators read it on the citizen port."""
+    ApplyForRepair: _grpc.UnaryUnaryMultiCallable[_node_pb2.RepairApplicationRequest, _node_pb2.RepairApplicationInfo]
+    """N22: apply to the department that filed a negative record to repair it."""
+    ListMyRepairApplications: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListRepairApplicationsRequest, _node_pb2.ListRepairApplicationsResponse]
+    OptOut: _grpc.UnaryUnaryMultiCallable[_node_pb2.OptOutRequest, _node_pb2.OptOutResponse]
+    """N3, N4: ask not to be scored (reversible; records are kept) and opt back in."""
+    OptIn: _grpc.UnaryUnaryMultiCallable[_node_pb2.OptInRequest, _node_pb2.OptInResponse]
 
 @_typing.type_check_only
 class CitizenServiceAsyncStub(CitizenServiceStub):
@@ -206,6 +257,12 @@ class CitizenServiceAsyncStub(CitizenServiceStub):
     ListMySupplements: _aio.UnaryUnaryMultiCallable[_node_pb2.ListSupplementsRequest, _node_pb2.ListSupplementsResponse]  # type: ignore[assignment]
     GetIncentiveCatalogue: _aio.UnaryUnaryMultiCallable[_node_pb2.GetIncentiveCatalogueRequest, _node_pb2.IncentiveCatalogue]  # type: ignore[assignment]
     """Public (no identity assertion needed): integrators read it on the citizen port."""
+    ApplyForRepair: _aio.UnaryUnaryMultiCallable[_node_pb2.RepairApplicationRequest, _node_pb2.RepairApplicationInfo]  # type: ignore[assignment]
+    """N22: apply to the department that filed a negative record to repair it."""
+    ListMyRepairApplications: _aio.UnaryUnaryMultiCallable[_node_pb2.ListRepairApplicationsRequest, _node_pb2.ListRepairApplicationsResponse]  # type: ignore[assignment]
+    OptOut: _aio.UnaryUnaryMultiCallable[_node_pb2.OptOutRequest, _node_pb2.OptOutResponse]  # type: ignore[assignment]
+    """N3, N4: ask not to be scored (reversible; records are kept) and opt back in."""
+    OptIn: _aio.UnaryUnaryMultiCallable[_node_pb2.OptInRequest, _node_pb2.OptInResponse]  # type: ignore[assignment]
 
 class CitizenServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -299,6 +356,36 @@ class CitizenServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_node_pb2.IncentiveCatalogue, _abc.Awaitable[_node_pb2.IncentiveCatalogue]]:
         """Public (no identity assertion needed): integrators read it on the citizen port."""
+
+    @_abc_1.abstractmethod
+    def ApplyForRepair(
+        self,
+        request: _node_pb2.RepairApplicationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.RepairApplicationInfo, _abc.Awaitable[_node_pb2.RepairApplicationInfo]]:
+        """N22: apply to the department that filed a negative record to repair it."""
+
+    @_abc_1.abstractmethod
+    def ListMyRepairApplications(
+        self,
+        request: _node_pb2.ListRepairApplicationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.ListRepairApplicationsResponse, _abc.Awaitable[_node_pb2.ListRepairApplicationsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def OptOut(
+        self,
+        request: _node_pb2.OptOutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.OptOutResponse, _abc.Awaitable[_node_pb2.OptOutResponse]]:
+        """N3, N4: ask not to be scored (reversible; records are kept) and opt back in."""
+
+    @_abc_1.abstractmethod
+    def OptIn(
+        self,
+        request: _node_pb2.OptInRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.OptInResponse, _abc.Awaitable[_node_pb2.OptInResponse]]: ...
 
 def add_CitizenServiceServicer_to_server(servicer: CitizenServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

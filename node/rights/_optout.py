@@ -1,0 +1,100 @@
+"""Voluntariness (N3, N4): a resident asks not to be scored, and may opt back in.
+
+Opting out is NOT deregistration (ADR 0502): deregistration erases everything
+held about the person and is final for those data; opting out keeps every
+record (the departments' data must be kept as the law requires) and is
+reversible.  While a person is opted out:
+
+* nothing is computed or published for them: the rights unit's rescore skips
+  them (:class:`node._rights.RightsTx`), their ``current_grades`` row is
+  deleted, and the monthly run leaves them out (it selects subjects with
+  :data:`OPTED_OUT_SUBJECTS` excluded);
+* every active consent ends (withdrawn at the opt-out instant) and their issued
+  attestations are revoked on the status list, in the same unit;
+* a relying party is refused with FAILED_PRECONDITION ``SUBJECT_OPTED_OUT``
+  (:func:`refuse_if_opted_out`) and learns nothing else; a new consent is
+  refused alike; ``GetMyScore`` says "opted out" and computes nothing;
+* the opt-out and the opt-in are written to the transparency log and told to
+  the person; opting in again scores them at once (ADR 0501).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING
+
+from .._errors import FailedPreconditionError, NotFoundError
+from .._repo_consents import STATUS_REVOKED
+from .._rights import RightsTx, run_rights_unit
+from ..pb.v1 import node_pb2
+
+if TYPE_CHECKING:
+    from .._context import NodeContext
+
+__all__ = ["OPTED_OUT_SUBJECTS", "is_opted_out_sync", "opt_in", "opt_out", "refuse_if_opted_out"]
+
+#: SQL sub-select of the subject keys that asked not to be scored (for ``NOT IN``).
+OPTED_OUT_SUBJECTS = "SELECT subject_key FROM opt_outs"
+
+
+def is_opted_out_sync(conn: sqlite3.Connection, key: bytes) -> str | None:
+    """When the person opted out (ISO time), or None."""
+    row = conn.execute("SELECT opted_out_at FROM opt_outs WHERE subject_key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def refuse_if_opted_out(conn: sqlite3.Connection, key: bytes | None) -> None:
+    """FAILED_PRECONDITION ``SUBJECT_OPTED_OUT`` when the person asked not to be scored."""
+    if key and is_opted_out_sync(conn, key) is not None:
+        raise FailedPreconditionError(
+            "SUBJECT_OPTED_OUT", "the person is not scored at their own request"
+        )
+
+
+async def opt_out(ctx: NodeContext, key: bytes) -> node_pb2.OptOutResponse:
+    now_s = ctx.now_s()
+
+    def fn(rtx: RightsTx) -> node_pb2.OptOutResponse:
+        conn = rtx.conn
+        if conn.execute("SELECT 1 FROM subjects WHERE subject_key = ?", (key,)).fetchone() is None:
+            raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")
+        since = is_opted_out_sync(conn, key)
+        if since is not None:  # idempotent: nothing more to end
+            return node_pb2.OptOutResponse(opted_out_at=since)
+        conn.execute(
+            "INSERT INTO opt_outs (subject_key, opted_out_at) VALUES (?, ?)", (key, rtx.now_iso)
+        )
+        ended = conn.execute(
+            "UPDATE consents SET withdrawn_at = ? WHERE subject_key = ? AND withdrawn_at IS NULL "
+            "AND not_after > ? AND uses < max_uses",
+            (now_s, key, now_s),
+        ).rowcount
+        revoked = conn.execute(
+            "UPDATE status_entries SET status = ? WHERE subject_key = ? AND status != ?",
+            (STATUS_REVOKED, key, STATUS_REVOKED),
+        ).rowcount
+        conn.execute("DELETE FROM current_grades WHERE subject_key = ?", (key,))
+        rtx.log("opted_out", key, reason="N3: not scored at own request; records kept")
+        rtx.notify(
+            key,
+            "opt_out",
+            f"you are no longer scored; {ended} consent(s) ended, {revoked} attestation(s) "
+            "revoked; your records are kept and you may opt in again at any time",
+        )
+        return node_pb2.OptOutResponse(
+            consents_ended=ended, attestations_revoked=revoked, opted_out_at=rtx.now_iso
+        )
+
+    return await run_rights_unit(ctx, fn)
+
+
+async def opt_in(ctx: NodeContext, key: bytes) -> node_pb2.OptInResponse:
+    def fn(rtx: RightsTx) -> node_pb2.OptInResponse:
+        gone = rtx.conn.execute("DELETE FROM opt_outs WHERE subject_key = ?", (key,)).rowcount
+        if gone:
+            rtx.log("opted_in", key, reason="N3: scored again at own request")
+            rtx.notify(key, "opt_out", "you are scored again")
+            rtx.rescore(key, None, "opting in")
+        return node_pb2.OptInResponse(was_opted_out=bool(gone))
+
+    return await run_rights_unit(ctx, fn)
