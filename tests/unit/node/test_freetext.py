@@ -210,10 +210,13 @@ def test_refusal_names_the_field_and_not_the_text() -> None:
 # ------------------------------------------------------------------ properties
 
 _SEPARATORS = st.sampled_from(
-    ["", "", "", " ", "-", "_", ".", "/", "\u200b", "\u3000", "－", "＿", "．", "·", ", ", " - "]
-    # review14 H2: invisible and blank-rendering code points
-    + ["\u3164", "\u115f", "\u1160", "\uffa0", "\u2800", "\ufe0f", "\U000e0101"]
-    + ["\U000e0020", "\u2060", "\u034f", "\u20e3", "\u00ad", "\ufeff"]
+    [
+        *("", "", "", " ", "-", "_", ".", "/", "\u200b", "\u3000", "－", "＿", "．", "·", ", "),
+        " - ",
+        # review14 H2: invisible and blank-rendering code points
+        *("\u3164", "\u115f", "\u1160", "\uffa0", "\u2800", "\ufe0f", "\U000e0101"),
+        *("\U000e0020", "\u2060", "\u034f", "\u20e3", "\u00ad", "\ufeff"),
+    ]
 )
 
 
