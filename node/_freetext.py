@@ -13,14 +13,22 @@ The rule (what counts as an ID number written in text):
 1. The text is read twice: as typed, and after NFKC (full-width forms, circled
    and superscript digits become ASCII; NFKC can also turn a neighbour such as
    ``¼`` into digits, which is why the text as typed is read too).
-2. Each character is classified.  A *digit* is any Unicode decimal digit
-   (``unicodedata.decimal``: ASCII, full-width, Arabic-Indic, Devanagari, …) or
-   a Chinese numeral ``〇零一二三四五六七八九``; ``X``/``x`` (also full-width)
+2. Each character is classified.  A *digit* is any character with a digit
+   value 0-9 (``unicodedata.digit``: ASCII, full-width, Arabic-Indic,
+   Devanagari, superscript, circled, negative-circled and parenthesised digits
+   ``¹ ① ❶ ⓿ ⑴ ⒈``), any character whose numeric value is a whole number 0-9
+   (``unicodedata.numeric``: the Chinese numerals ``〇零一…九``, the financial
+   numerals ``壹贰叁肆伍陆柒捌玖`` and their traditional forms, ``幺``; ``十``
+   is 10 and is not a digit), and the characters of :data:`_EXTRA_DIGITS`
+   (``两`` for 2, ``○``/``◯`` written for zero); ``X``/``x`` (also full-width)
    is a *check character*; a *separator* is whitespace, a control or format
-   character (zero-width space, soft hyphen), a combining mark, punctuation
-   (``. - _ / , : ·`` ``・``, dashes, brackets, quotes) or a math, currency or
-   modifier symbol (``+ | ~ − ¥ ^``); anything else — letters, other symbols,
-   numbers that are not decimal digits as typed — *breaks* a run.
+   character (zero-width space, soft hyphen), a combining or enclosing mark
+   (variation selectors, keycaps), punctuation (``. - _ / , : ·`` ``・``,
+   dashes, brackets, quotes), a math, currency or modifier symbol
+   (``+ | ~ − ¥ ^``), or a character that renders blank or not at all: every
+   ``Default_Ignorable_Code_Point`` (Hangul fillers U+115F, U+1160, U+3164,
+   U+FFA0, tag characters, …) and the Braille blank U+2800; anything else —
+   letters, other symbols — *breaks* a run (hex digests and UUIDs do not join).
 3. Separators are removed, so digits separated only by separators form one run
    (``6-8-4`` groups, groups of four, dots, underscores all join).  A check
    character right after a run ends it.
@@ -55,13 +63,24 @@ __all__ = ["check_purpose", "contains_id_number", "refuse_id_numbers"]
 
 _BREAK = "#"
 _CHECK = "X"
-_CJK_NUMERALS = dict(zip("〇零一二三四五六七八九", "00123456789", strict=True))
+#: Digits ``unicodedata`` gives no value 0-9: 两 (2, as in 两千), ○ ◯ (written for zero).
+_EXTRA_DIGITS = {"两": "2", "○": "0", "◯": "0"}
 _CHECK_CHARS = frozenset("XxＸｘ")
 _SEPARATOR_CATEGORIES = frozenset(
     {"Zs", "Zl", "Zp", "Cc", "Cf", "Mn", "Mc", "Me"}  # spaces, controls, marks
     | {"Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po"}  # punctuation
     | {"Sm", "Sc", "Sk"}  # math, currency and modifier symbols
 )
+#: Code points that render blank or not at all, whatever their category: Unicode's
+#: Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt; ``unicodedata`` has
+#: no accessor) plus U+2800 BRAILLE PATTERN BLANK.
+_INVISIBLE_RANGES = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160),
+    (0x17B4, 0x17B5), (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E),
+    (0x2060, 0x206F), (0x2800, 0x2800), (0x3164, 0x3164), (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)  # fmt: skip
 _RUN = re.compile(r"[0-9]{17,}X?")
 EARLIEST_BIRTH_YEAR = 1900
 
@@ -71,14 +90,19 @@ def _classify(code: int) -> str:
     """A character as the scan sees it: an ASCII digit, ``X``, ``""`` (a separator,
     removed) or ``#`` (breaks a run)."""
     ch = chr(code)
-    digit = unicodedata.decimal(ch, None)
+    digit = unicodedata.digit(ch, None)
     if digit is not None:
         return str(digit)
-    if ch in _CJK_NUMERALS:
-        return _CJK_NUMERALS[ch]
+    value = unicodedata.numeric(ch, None)
+    if value is not None and value in range(10):  # 十 (10), ½ and 廿 are not digits
+        return str(int(value))
+    if ch in _EXTRA_DIGITS:
+        return _EXTRA_DIGITS[ch]
     if ch in _CHECK_CHARS:
         return _CHECK
-    return "" if unicodedata.category(ch) in _SEPARATOR_CATEGORIES else _BREAK
+    if unicodedata.category(ch) in _SEPARATOR_CATEGORIES:
+        return ""
+    return "" if any(low <= code <= high for low, high in _INVISIBLE_RANGES) else _BREAK
 
 
 class _Table:

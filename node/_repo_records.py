@@ -45,6 +45,7 @@ from typing import Any
 from keys import Sealer, subject_key
 from scoring import CreditRecord, Provenance, Residence, Subject, WorkingDayCalendar, birth_date
 
+from ._bounds import CONTRIBUTION_KINDS, CONTRIBUTION_YEARS_MAX, RESIDENCES_MAX
 from ._db import Database
 from ._errors import (
     AlreadyExistsError,
@@ -64,6 +65,8 @@ __all__ = [
     "load_subject",
     "record_rows",
     "records_of_rows",
+    "residence_bound_error",
+    "residence_counts",
     "subject_of_rows",
     "subject_rows",
     "tombstone",
@@ -161,6 +164,58 @@ def batch_rejection(
     )
 
 
+def residence_counts(
+    conn: sqlite3.Connection, keys: Iterable[bytes]
+) -> dict[bytes, tuple[int, int]]:
+    """Each person's CURRENT (not ended) residence rows, stored, inside the caller's unit:
+    (residence bases, contribution years).  A key with none is absent."""
+    kinds = sorted(CONTRIBUTION_KINDS)
+    marks_k = ",".join("?" * len(kinds))
+    out: dict[bytes, tuple[int, int]] = {}
+    for part in _chunks(sorted(set(keys))):
+        marks = ",".join("?" * len(part))
+        rows = conn.execute(
+            f"SELECT subject_key, SUM(kind NOT IN ({marks_k})), SUM(kind IN ({marks_k})) "
+            f"FROM residences WHERE ended_on IS NULL AND subject_key IN ({marks}) "
+            "GROUP BY subject_key",
+            (*kinds, *kinds, *part),
+        ).fetchall()
+        out.update((bytes(k), (int(b), int(c))) for k, b, c in rows)
+    return out
+
+
+def residence_bound_error(
+    batch_id: str,
+    before: dict[bytes, tuple[int, int]],
+    after: dict[bytes, tuple[int, int]],
+    where: dict[bytes, tuple[int, str]],
+) -> InvalidArgumentError | None:
+    """The refusal when a write left a person over the stored residence bound (review14 M7).
+
+    ``before``/``after`` are :func:`residence_counts` around the write, in ONE unit;
+    ``where`` maps a key to (index, field) of the request item that added to it.  A
+    person is over when their current residence bases exceed :data:`RESIDENCES_MAX`
+    (contribution years: :data:`CONTRIBUTION_YEARS_MAX`) AND the write added some, so
+    a person stored over the bound before it existed may still be re-sent unchanged.
+    INVALID_ARGUMENT ``TOO_MANY_ITEMS`` naming the field, with the batch-rejection
+    trailer listing it; the caller raises it inside the unit, so nothing is stored."""
+    for key in sorted(after, key=lambda k: where.get(k, (0, ""))[0]):
+        bases, years = after[key]
+        was = before.get(key, (0, 0))
+        if bases > RESIDENCES_MAX and bases > was[0]:
+            what = f"at most {RESIDENCES_MAX} current residences per person, stored ones included"
+        elif years > CONTRIBUTION_YEARS_MAX and years > was[1]:
+            what = f"at most {CONTRIBUTION_YEARS_MAX} contribution years per person, stored ones included"  # fmt: skip
+        else:
+            continue
+        index, field = where.get(key, (0, "residence"))
+        trailer = batch_rejection(batch_id, [(index, "", field, "TOO_MANY_ITEMS", what)])
+        return InvalidArgumentError(
+            "TOO_MANY_ITEMS", f"{what}; nothing stored", field=field, details=trailer.details
+        )
+    return None
+
+
 def tombstone(storage_secret: bytes, subject_key: bytes) -> bytes:
     """What a deregistration leaves: unlinkable without the region secret AND the ID (H2)."""
     return hmac.new(storage_secret, b"huxin-deregistered" + subject_key, hashlib.sha256).digest()
@@ -227,10 +282,13 @@ class RecordsRepository:
         for r, k in zip(records, keys, strict=True):
             ids.setdefault(k, r.subject_id)
         facts: dict[bytes, SubjectFacts] = {}
-        for f in subjects:
+        where: dict[bytes, tuple[int, str]] = {}  # the subjects[i] a bound refusal names
+        for i, f in enumerate(subjects):
             k = self.key_of(f.id_number)
             facts[k] = f
             ids.setdefault(k, f.id_number)
+            if f.residence:
+                where[k] = (i, f"subjects[{i}].residence")
         subject_rows = [
             (
                 k,
@@ -296,10 +354,16 @@ class RecordsRepository:
                 "full_civil_capacity = excluded.full_civil_capacity",
                 subject_rows,
             )
+            # residences per person are bounded as STORED, not per request (review14 M7)
+            touched = {r[0] for r in residence_rows}
+            before = residence_counts(conn, touched)
             conn.executemany(
                 "INSERT OR IGNORE INTO residences (subject_key, kind, since) VALUES (?, ?, ?)",
                 residence_rows,
             )
+            over = residence_bound_error(batch_id, before, residence_counts(conn, touched), where)
+            if over is not None:
+                raise over  # the unit rolls back: nothing of the batch is stored
             conn.executemany(
                 "INSERT INTO records (subject_key, record_id, source, category, polarity, act_id, "
                 "recognised_on, valid_until, level, severity, legal_document, status, provenance, "

@@ -133,19 +133,25 @@ def record_digest(record_id: str) -> str:
 
 
 def _shown_id(record_id: object) -> str:
-    """A record id as a rejection may echo it: never one holding an ID number."""
+    """A record id as a rejection may echo it: never one holding an ID number, never
+    one over :data:`RECORD_TEXT_MAX` (refused as too long, and not scanned: review14 M2)."""
     text = str(record_id)
-    return "" if contains_id_number(text) else text
+    return "" if len(text) > RECORD_TEXT_MAX or contains_id_number(text) else text
 
 
 def _id_problems(rec: scoring_pb2.CreditRecord, i: int) -> list[Problem]:
-    """A record's fields (and flags) holding a citizen ID number (privacy, H6)."""
+    """A record's fields (and flags) holding a citizen ID number (privacy, H6).
+
+    Length first (review14 M2): a field or flag over :data:`RECORD_TEXT_MAX` is
+    not scanned — ``validate_batch`` refuses it as too long (``INVALID_FIELD``;
+    a flag that long is in no catalogue), so nothing is lost, and a field as
+    large as the message never costs the event loop more than the bound."""
     rid = _shown_id(rec.record_id)
     texts = [(f, getattr(rec, f)) for f in _FREE_TEXT] + [("flags", f) for f in rec.flags]
     return [
         (i, rid, field, "ID_NUMBER_IN_FIELD", "must not contain a citizen ID number")
         for field, text in texts
-        if contains_id_number(text)
+        if len(text) <= RECORD_TEXT_MAX and contains_id_number(text)
     ]
 
 

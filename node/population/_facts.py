@@ -25,7 +25,7 @@ from datetime import date
 
 from scoring import RecordError, Scheme, birth_date, normalise_id_number, years_between
 
-from .._bounds import RESIDENCE_KIND_MAX
+from .._bounds import CONTRIBUTION_KINDS, RESIDENCE_KIND_MAX
 from .._freetext import contains_id_number
 
 __all__ = [
@@ -55,7 +55,6 @@ ENDS: dict[str, str | None] = {"move_out": None, "permit_expired": "residence_pe
 OTHERS = ("capacity_lost", "capacity_restored", "death")
 FACT_KINDS = (*BEGINS, *ENDS, *OTHERS)
 #: N1: one year of contributions to the social-insurance or tax authority.
-CONTRIBUTION_KINDS = frozenset({"social_insurance", "income_tax"})
 
 FactProblem = tuple[int, str, str, str, str]  # index, "", field, code, message
 
@@ -127,7 +126,8 @@ def _one(i: int, raw: object, scheme: Scheme, today: date) -> tuple[Fact | None,
     if not kind:
         problems.append(_problem(i, "kind", "MISSING_FIELD", "is required"))
     elif kind not in FACT_KINDS:
-        shown = kind[:FACT_KIND_MAX] if not contains_id_number(kind) else ""
+        # length first (review14 M2): a kind over the bound is not scanned nor shown
+        shown = kind if len(kind) <= FACT_KIND_MAX and not contains_id_number(kind) else ""
         problems.append(
             _problem(i, "kind", "UNKNOWN_FACT_KIND", f"{shown!r} is not one of {list(FACT_KINDS)}")
         )

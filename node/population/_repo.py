@@ -18,7 +18,12 @@ Invariants:
   with ``withdrawn_reason`` = the reason code, their attestations revoked, a
   notification and a transparency-log entry naming the code;
 * a deregistered person (H2 tombstone) is not stored again: their facts are
-  skipped (``accepted`` counts the stored facts only).
+  skipped (``accepted`` counts the stored facts only);
+* a person's CURRENT residence bases stay within ``RESIDENCES_MAX`` (contribution
+  years within ``CONTRIBUTION_YEARS_MAX``) across every batch and department: a
+  batch whose facts would leave more is refused whole, INVALID_ARGUMENT
+  ``TOO_MANY_ITEMS`` naming ``facts[i].residence_kind`` (review14 M7).  Ended
+  residences do not count: they are history, each one closed by its own fact.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from scoring import Residence, Scheme, Subject, birth_date, eligibility_problem
 
 from .._errors import AlreadyExistsError, FailedPreconditionError, NotFoundError
 from .._repo_consents import STATUS_REVOKED, STATUS_VALID
-from .._repo_records import BatchResult, tombstone
+from .._repo_records import BatchResult, residence_bound_error, residence_counts, tombstone
 from .._rights import RightsTx, run_rights_unit
 from ._facts import ENDS, Fact
 
@@ -54,6 +59,8 @@ __all__ = [
 
 #: Facts after which a person may no longer be served.
 ENDING_KINDS = frozenset({*ENDS, "capacity_lost", "death"})
+#: Facts that add (or re-open) a residence row: bounded per person as stored.
+_ADDS = frozenset({"move_in", "permit_issued", "contribution_year"})
 _CHUNK = 500
 
 
@@ -230,8 +237,15 @@ async def apply_facts(
                 if k not in gone
             ],
         )
+        # residences per person are bounded as stored, ended ones not counted (review14 M7)
+        where = {k: (i, f"facts[{i}].residence_kind")
+                 for i, (k, f) in enumerate(keyed) if k not in gone and f.kind in _ADDS}  # fmt: skip
+        before = residence_counts(conn, where)
         for kind, run in itertools.groupby(kept, key=lambda kf: kf[1].kind):
             _apply_run(conn, kind, list(run))
+        over = residence_bound_error(batch_id, before, residence_counts(conn, where), where)
+        if over is not None:
+            raise over  # the unit rolls back: nothing of the batch is stored
         conn.executemany(
             "INSERT INTO population_facts (submitted_by, batch_id, seq, subject_key, kind, "
             "residence_kind, on_date) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -5,6 +5,9 @@ issue 14 item 7: flags beyond the catalogue, a flag holding ``,``, 30,000 reside
 per person, a 3 MB ``stated_use`` and every other over-long string or over-full list
 are refused with INVALID_ARGUMENT and a stable reason naming the field (in a record
 batch: BATCH_REJECTED with the per-record reason), and nothing is stored.
+Review14 M2: a field far over its bound (4 MB) is refused as too long without being
+scanned for ID numbers.  Review14 M7: residences are bounded per person as STORED,
+across batches.
 Issue 14 item 13: an integer a caller sends outside its range (``after_id = 2**63``,
 ``from_seq = 2**64 - 1``, …) is INVALID_ARGUMENT ``INVALID_FIELD`` naming the field,
 never INTERNAL.  The bounds are listed in docs/bounds.md and node.proto.
@@ -18,7 +21,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +158,8 @@ def _upload(**fields: Any) -> node_pb2.UploadSupplementRequest:
 
 Call = Callable[[Node], Awaitable[Any]]
 FLAGS = ["simple_procedure", "minor_corrected_promptly"]
+#: ~4 MB (under the 4 MiB message limit) of ID numbers: scanning it cost seconds (review14 M2)
+_HUGE = ("2024" + make_id_number(6)) * (3_900_000 // 22)
 
 # name, call, field, reason; a per-record field is written "record:<field>" (the batch is
 # BATCH_REJECTED and record 1 carries the reason)
@@ -188,6 +193,26 @@ SIZE_CASES: list[tuple[str, Call, str, str]] = [
         lambda n: n.court.SubmitRecords(_batch(legal_document="d" * 257)),
         "record:legal_document",
         "INVALID_FIELD",
+    ),
+    # review14 M2: a field as large as the message is refused as too long, not scanned
+    # for ID numbers first (it holds some: the length reason must win)
+    (
+        "record-act-id-4mb-of-id-numbers",
+        lambda n: n.court.SubmitRecords(_batch(act_id=_HUGE)),
+        "record:act_id",
+        "INVALID_FIELD",
+    ),
+    (
+        "record-id-4mb-of-id-numbers",
+        lambda n: n.court.SubmitRecords(_batch(record_id=_HUGE)),
+        "record:record_id",
+        "INVALID_FIELD",
+    ),
+    (
+        "flag-4mb-of-id-numbers",
+        lambda n: n.court.SubmitRecords(_batch(flags=[_HUGE])),
+        "record:flags",
+        "UNKNOWN_FLAG",
     ),
     (
         "batch-id-129",
@@ -406,6 +431,66 @@ async def test_an_oversized_or_unknown_input_is_refused_naming_the_field(
     else:
         assert (reason_of(err), field_of(err)) == (reason, field)
     assert node.counts() == before
+
+
+BOB = make_id_number(702)
+
+
+def _bob_residences(batch: str, first_day: int, n: int) -> node_pb2.SubmitRecordsRequest:
+    """A batch about BOB with ``n`` residences of distinct dates from 2001-01-01 + day."""
+    since = [date(2001, 1, 1) + timedelta(days=first_day + k) for k in range(n)]
+    return node_pb2.SubmitRecordsRequest(
+        batch_id=batch,
+        records=[honour_record(f"{batch}-r", BOB)],
+        subjects=[
+            node_pb2.SubjectInfo(
+                subject_id=BOB,
+                residence=[
+                    node_pb2.ResidenceBasis(kind="hukou", since=d.isoformat()) for d in since
+                ],
+            )
+        ],
+    )
+
+
+async def test_residences_are_bounded_per_person_across_batches(node: Node) -> None:
+    """Review14 M7 (issue 14 item 7): 16 residences per batch accumulated without limit
+    (20 batches stored 320 for one person).  The bound holds for the person's STORED
+    current residences: the batch that would exceed it is refused INVALID_ARGUMENT
+    ``TOO_MANY_ITEMS`` naming ``subjects[0].residence`` (with the batch-rejection
+    trailer) and nothing of it is stored; re-sending stored residences adds nothing and
+    is accepted."""
+    db = node.node.server.ctx.config.database
+
+    def bobs() -> int:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            key = node.node.server.ctx.records.key_of(BOB)
+            return int(
+                conn.execute(
+                    "SELECT count(*) FROM residences WHERE subject_key = ?", (key,)
+                ).fetchone()[0]
+            )
+
+    assert (await node.court.SubmitRecords(_bob_residences("bob-0", 0, 16))).accepted == 1
+    assert bobs() == 16
+    before = node.counts()
+    for name, request in (
+        ("one-more", _bob_residences("bob-1", 16, 1)),
+        ("sixteen-more", _bob_residences("bob-2", 100, 16)),
+    ):
+        err = await _refused(node.court.SubmitRecords(request))
+        assert err.code() == S.INVALID_ARGUMENT, (name, err.details())
+        assert (reason_of(err), field_of(err)) == ("TOO_MANY_ITEMS", "subjects[0].residence")
+        rejection = batch_rejection_of(err)
+        assert rejection is not None
+        assert [(r.field, r.code) for r in rejection.rejections] == [
+            ("subjects[0].residence", "TOO_MANY_ITEMS")
+        ]
+        assert node.counts() == before, name
+        assert bobs() == 16
+    # the same 16 again (another batch, another record): nothing new, accepted
+    assert (await node.court.SubmitRecords(_bob_residences("bob-3", 0, 16))).accepted == 1
+    assert bobs() == 16
 
 
 async def test_catalogue_flags_within_the_bound_are_stored_and_read_back(node: Node) -> None:

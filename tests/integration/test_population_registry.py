@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import grpc
 import pytest
@@ -369,3 +369,46 @@ async def test_collection_consent_for_an_unregistered_person_is_refused(node: No
         "SUBJECT_NOT_REGISTERED",
     )
     assert node.count("SELECT count(*) FROM subjects") == before
+
+
+MOVER = make_id_number(510)
+
+
+def _moves_in(first_day: int, n: int, kind: str = "move_in") -> list[node_pb2.ResidenceFact]:
+    """``n`` move-ins of MOVER on distinct dates from 2001-01-01 + ``first_day``."""
+    return [
+        residence_fact(
+            MOVER, kind=kind, on=(date(2001, 1, 1) + timedelta(days=first_day + k)).isoformat()
+        )
+        for k in range(n)
+    ]
+
+
+async def test_residence_facts_are_bounded_per_person_as_stored(node: Node) -> None:
+    """REQ: H17, issue 14 item 7 (review14 M7) — a person holds at most 16 CURRENT
+    residences, whatever batch added them: the fact batch that would exceed it is refused
+    INVALID_ARGUMENT ``TOO_MANY_ITEMS`` naming the fact (``facts[i].residence_kind``,
+    also in the batch-rejection trailer) and nothing of it is written.  Ended residences
+    do not count (docs/bounds.md): after a move-out, 16 new ones are accepted."""
+    key = node.node.server.ctx.records.key_of(MOVER)
+    current = "SELECT count(*) FROM residences WHERE subject_key = ? AND ended_on IS NULL"
+    assert (await node.facts("mover-1", *_moves_in(0, 16))).accepted == 16
+    assert node.count(current, key) == 16
+    for batch, facts, index in (
+        ("mover-2", _moves_in(100, 1), 0),
+        ("mover-3", [residence_fact(CLEAN), *_moves_in(200, 1, kind="permit_issued")], 1),
+    ):
+        err = await _refused(node.facts(batch, *facts))
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert reason_of(err) == "TOO_MANY_ITEMS"
+        assert dict(err.trailing_metadata())["huxin-field"] == f"facts[{index}].residence_kind"
+        assert _rejections(err) == [(index, f"facts[{index}].residence_kind", "TOO_MANY_ITEMS")]
+        assert node.count(current, key) == 16
+        assert node.count("SELECT count(*) FROM residences WHERE subject_key = ?", key) == 16
+        assert node.count("SELECT count(*) FROM population_facts WHERE batch_id = ?", batch) == 0
+        assert node.count("SELECT count(*) FROM source_batches WHERE batch_id = ?", batch) == 0
+    # every basis ends (history kept), then 16 new ones: the ended ones do not count
+    out = residence_fact(MOVER, kind="move_out", on="2003-01-01")
+    assert (await node.facts("mover-4", out, *_moves_in(800, 16))).accepted == 17
+    assert node.count(current, key) == 16
+    assert node.count("SELECT count(*) FROM residences WHERE subject_key = ?", key) == 32

@@ -123,7 +123,7 @@ class SubjectInfo(_message.Message):
     lacks_full_civil_capacity: _builtins.bool
     @_builtins.property
     def residence(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResidenceBasis]:
-        """max 16"""
+        """max 16; and max 16 current per person, stored (TOO_MANY_ITEMS)"""
 
     def __init__(
         self,
@@ -232,7 +232,7 @@ class ResidenceFact(_message.Message):
     kind: _builtins.str
     """one of the kinds above; required, max 32 (UNKNOWN_FACT_KIND)"""
     residence_kind: _builtins.str
-    """max 64, no ID number"""
+    """max 64, no ID number; max 16 current residences per person, stored"""
     on: _builtins.str
     """YYYY-MM-DD; required, not after today, not before birth"""
     def __init__(

@@ -32,6 +32,19 @@ _SCRIPTS = {
     "thai": "๐๑๒๓๔๕๖๗๘๙",
     "mathematical-bold": "𝟎𝟏𝟐𝟑𝟒𝟓𝟔𝟕𝟖𝟗",
     "chinese-numerals": "〇一二三四五六七八九",
+    # review14 H2: digits with a numeric or digit value but no decimal value, and the
+    # characters written for digits that Unicode gives none
+    "financial-numerals": "零壹贰叁肆伍陆柒捌玖",
+    "financial-numerals-traditional": "零壹貳參肆伍陸柒捌玖",
+    "white-circle-zero": "○一二三四五六七八九",
+    "large-circle-zero": "◯一二三四五六七八九",
+    "spoken-yao-liang": "〇幺两三四五六七八九",
+    "negative-circled": "⓿❶❷❸❹❺❻❼❽❾",
+    "circled": "⓪①②③④⑤⑥⑦⑧⑨",
+    "dingbat-circled-sans-serif": "⓪➀➁➂➃➄➅➆➇➈",
+    "parenthesised": "0⑴⑵⑶⑷⑸⑹⑺⑻⑼",
+    "digit-full-stop": "0⒈⒉⒊⒋⒌⒍⒎⒏⒐",
+    "superscript": "⁰¹²³⁴⁵⁶⁷⁸⁹",
 }
 _CHECK_X = ("X", "x", "Ｘ", "ｘ")
 
@@ -98,6 +111,38 @@ FOUND = [
     ),
     pytest.param("".join("①②③④⑤⑥⑦⑧⑨"[int(c) - 1] if c != "0" else "⓪" for c in ID), id="circled"),
     pytest.param(f"{ID}¼", id="nfkc-makes-a-digit-neighbour"),
+    # review14 H2: numerals without a decimal value, characters written for digits
+    pytest.param(_script(ID, "financial-numerals"), id="financial-numerals"),
+    pytest.param(_script(IDX, "financial-numerals"), id="financial-numerals-check-X"),
+    pytest.param(
+        _script(ID, "financial-numerals-traditional"), id="financial-numerals-traditional"
+    ),
+    pytest.param(_script(ID, "white-circle-zero"), id="white-circle-for-zero"),
+    pytest.param(_script(ID, "large-circle-zero"), id="large-circle-for-zero"),
+    pytest.param(ID.replace("0", "○"), id="white-circle-zero-among-ascii"),
+    pytest.param(_script(ID, "spoken-yao-liang"), id="yao-for-1-liang-for-2"),
+    pytest.param(_script(ID, "negative-circled"), id="dingbat-negative-circled"),
+    pytest.param(_script(ID, "dingbat-circled-sans-serif"), id="dingbat-circled-sans-serif"),
+    pytest.param(_script(ID, "parenthesised"), id="parenthesised-digits"),
+    pytest.param(_script(ID, "digit-full-stop"), id="digit-full-stops"),
+    pytest.param(_script(ID, "superscript"), id="superscript-digits"),
+    # review14 H2: invisible or blank-rendering code points between digits
+    pytest.param(_join(ID, "\u3164"), id="hangul-filler"),
+    pytest.param(_join(ID, "\u115f"), id="hangul-choseong-filler"),
+    pytest.param(_join(ID, "\u1160"), id="hangul-jungseong-filler"),
+    pytest.param(_join(ID, "\uffa0"), id="halfwidth-hangul-filler"),
+    pytest.param(_join(ID, "\u2800"), id="braille-blank"),
+    pytest.param(_join(ID, "\ufe0f"), id="variation-selector"),
+    pytest.param(_join(ID, "\U000e0101"), id="variation-selector-supplement"),
+    pytest.param(_join(ID, "\U000e0020"), id="tag-characters"),
+    pytest.param(_join(ID, "\u2060"), id="word-joiner"),
+    pytest.param(_join(ID, "\u034f"), id="combining-grapheme-joiner"),
+    pytest.param(_join(ID, "\u20e3"), id="keycaps"),
+    pytest.param(_join(ID, "\u180e"), id="mongolian-vowel-separator"),
+    pytest.param(
+        "身份证号" + _join(_script(IDX, "financial-numerals"), "\u3164", 3) + "。",
+        id="financial-numerals-with-fillers-in-chinese-text",
+    ),
 ]
 
 
@@ -129,6 +174,21 @@ NOT_FOUND = [
     pytest.param("550e8400-e29b-41d4-a716-446655440000", id="uuid"),
     pytest.param(f"{ID[:6]}a{ID[6:14]}b{ID[14:]}", id="letters-break-a-run"),
     pytest.param("第一二三条", id="few-chinese-numerals"),
+    # review14 H2: Chinese prose with numerals scattered in it never holds 18 in a row
+    pytest.param(
+        "二〇二六年十二月七日，第三次会议在五楼举行，共有四十二人参加。", id="chinese-date-in-prose"
+    ),
+    pytest.param("二○二六年十二月七日", id="chinese-date-white-circle"),
+    pytest.param(
+        "罚款壹拾贰万叁仟肆佰伍拾陆元整，限于二〇二六年一月五日前缴纳。",
+        id="financial-amount-in-words",
+    ),
+    pytest.param(
+        "一心一意，三心二意，七上八下，九九归一，四面八方，五湖四海。", id="idioms-with-numerals"
+    ),
+    pytest.param("幺三八〇〇幺三八〇〇〇", id="phone-number-read-aloud"),
+    pytest.param("❶ 登记 ❷ 审核 ❸ 公示 ⑴ 受理 ⑵ 决定", id="numbered-list-markers"),
+    pytest.param("\u3164".join("9f86d081884c7d65"), id="hex-digest-with-fillers"),
 ]
 
 
@@ -150,7 +210,13 @@ def test_refusal_names_the_field_and_not_the_text() -> None:
 # ------------------------------------------------------------------ properties
 
 _SEPARATORS = st.sampled_from(
-    ["", "", "", " ", "-", "_", ".", "/", "\u200b", "\u3000", "－", "＿", "．", "·", ", ", " - "]
+    [
+        *("", "", "", " ", "-", "_", ".", "/", "\u200b", "\u3000", "－", "＿", "．", "·", ", "),
+        " - ",
+        # review14 H2: invisible and blank-rendering code points
+        *("\u3164", "\u115f", "\u1160", "\uffa0", "\u2800", "\ufe0f", "\U000e0101"),
+        *("\U000e0020", "\u2060", "\u034f", "\u20e3", "\u00ad", "\ufeff"),
+    ]
 )
 
 
