@@ -27,7 +27,11 @@ def test_init_federation_writes_no_province_key_under_the_hub_directory(tmp_path
     other province another one, and no file under a hub's directory holds either key
     (nor does its config name one)."""
     layout = init_federation(
-        tmp_path / "fed", ["heihe", "yichun", "hainan"], HUB, NOW, schemes={"yichun": "heihe"},
+        tmp_path / "fed",
+        ["heihe", "yichun", "hainan"],
+        HUB,
+        NOW,
+        schemes={"yichun": "heihe"},
         hub_peers=[f"{HUB2}=hainan"],
     )
     keys = {
@@ -70,9 +74,7 @@ def test_a_hub_holding_a_province_key_refuses_to_start(
     region_key = layout.nodes["heihe"].directory / "keys" / "province.key"
     if configured:
         hub.config.write_text(
-            hub.config.read_text().replace(
-                "[hub]\n", f'[hub]\nprovince_key = "{region_key}"\n', 1
-            )
+            hub.config.read_text().replace("[hub]\n", f'[hub]\nprovince_key = "{region_key}"\n', 1)
         )
         with pytest.raises(ConfigError) as info:
             load_config(hub.config)
