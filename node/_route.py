@@ -284,14 +284,15 @@ def downstream_error(hop: str, err: aio.AioRpcError, listed: Container[str] = ()
     if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
         wait = _retry_after(_value(trailing, RETRY_AFTER_KEY))
         details += ((RETRY_AFTER_KEY, str(wait)),)
-    by = refuser if refuser == hop else f"{refuser} (relayed by {hop})"
+    via = "" if refuser == hop else f" (relayed by {hop})"
+    message = f"{refuser} refused the request{via}: {shown}"
     if shown == "UNSPECIFIED":
-        return kind(code, f"{by} refused the request: {shown}", details=details)
+        return kind(code, message, details=details)
     field = _value(trailing, FIELD_KEY)
     return RelayedError(
         RELAYED_STATUS[err.code()],
         shown,
-        f"{by} refused the request: {shown}",
+        message,
         field=field if _FIELD.match(field) else "",
         details=details,
     )

@@ -137,7 +137,7 @@ async def test_downstream_refusals_map_by_table(
     )  # ... no text of its
     if by is not None:
         relayed = "" if by == "hainan-hub" else " (relayed by hainan-hub)"
-        assert f"{by}{relayed} refused the request: {shown}" in mapped.message
+        assert f"{by} refused the request{relayed}: {shown}" in mapped.message
 
 
 def test_known_reasons_are_reason_codes() -> None:
