@@ -622,6 +622,12 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
     )
     peers = _ids(data.get("peers", {}).get("allowed", []), "peers.allowed")
     federation = _federation(data.get("federation"), base)
+    hub = _hub(data.get("hub", {}), base)
+    if role == "hub" and hub.province_key is not None:
+        # ID numbers have little entropy: whoever holds the key reverses pseudonyms (ADR 0400)
+        raise ConfigError(
+            "hub.province_key", "a hub must not hold the province key; only regions do"
+        )
     if federation is not None and peers:
         raise ConfigError(
             "peers.allowed", "cannot be used with [federation]: the trust list decides"
@@ -650,7 +656,7 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         require_registry=_get(data.get("sources", {}), "sources", "require_registry", bool, False),
         log_file=None if log_file is None else (base / str(log_file)),
         grace_seconds=_get(node, "node", "grace_seconds", float, 10.0),
-        hub=_hub(data.get("hub", {}), base),
+        hub=hub,
         rights=rights,
         clients=ClientsConfig(registry=path("clients", "registry", "clients.json")),
     )

@@ -36,6 +36,7 @@ __all__ = [
     "NodeError",
     "NotFoundError",
     "PermissionDeniedError",
+    "RelayedError",
     "ResourceExhaustedError",
     "UnauthenticatedError",
     "UnavailableError",
@@ -115,6 +116,23 @@ class DeadlineError(NodeError):
 
 class UnavailableError(NodeError):
     status = grpc.StatusCode.UNAVAILABLE
+
+
+class RelayedError(NodeError):
+    """A refusal by a node further down a routed request's path, relayed to our caller
+    with that node's own status, reason and field (node._route decides which pass)."""
+
+    def __init__(
+        self,
+        status: grpc.StatusCode,
+        code: str,
+        message: str,
+        *,
+        field: str = "",
+        details: tuple[tuple[str, str | bytes], ...] = (),
+    ) -> None:
+        super().__init__(code, message, field=field, details=details)
+        self.status = status
 
 
 class InternalError(NodeError):

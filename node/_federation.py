@@ -10,7 +10,8 @@ the trust list.  Layout under ``out`` (docs/adr/0413)::
     <hub>/node.toml            the hub (role = "hub"), node.db holds the registry
     <region>/node.toml         a region node ([federation] + [hub] sections)
     <node>/trust/trustlist.bin its hub's signed TrustList (seed; sync keeps it current)
-    <node>/keys/province.key   the province key (same file content per province, H13)
+    <region>/keys/province.key the province key: the same file in every region of one
+                               province (one hub), never in a hub's directory (ADR 0400)
     trust/<hub>.bundle         TrustBundle for offline verifiers (`huxin verify --trust`)
     trust/<hub>.hubkey         the hub root public key (hex) for `--hub-key`
     clients/<id>.pem, .key     integrator and source client certificates (``hainan.bank``,
@@ -24,7 +25,11 @@ trust list; a region belongs to exactly one hub; every hub lists every
 region of the federation (its own tagged ``hub:<self>``, the others
 ``hub:<their hub>``) and every peer hub (tagged ``role:hub``), so an
 attestation of any region verifies offline with any hub's bundle;
-nothing is overwritten (``INIT_EXISTS``).
+nothing is overwritten (``INIT_EXISTS``); a province key is generated here
+per province (per hub) and written ONLY into the directories of that
+province's regions: the hub holds nothing that computes or reverses a
+province pseudonym (its config does not name one, and it refuses to start
+with one: :func:`node._hub_role.refuse_province_key`).
 """
 
 from __future__ import annotations
@@ -205,7 +210,8 @@ def init_federation(
     ca = load_or_create_ca(out / "ca", now)
     # Hubs first: every region config pins its hub's root key (the trust-list signer).
     hub_roots: dict[str, KeyPair] = {}
-    province = {h: KeyPair.generate().seed for h in hubs}
+    # One province key per province (the regions of one hub); only ever written to regions.
+    province_keys = {h: KeyPair.generate().seed for h in hubs}
     ordered = sorted(layout.nodes.values(), key=lambda n: n.role != "hub")
     for node in ordered:
         h = node.hub
@@ -238,7 +244,8 @@ push_interval_seconds = {push_interval}
             extra_toml=extra,
             sources=[] if node.role == "hub" else [f"{node.id}.{x}" for x in sources],
         )
-        write_hex(node.directory / "keys" / "province.key", province[h])
+        if node.role == "region":
+            write_hex(node.directory / "keys" / "province.key", province_keys[h])
         if node.role == "hub":  # its own root key signs its trust lists: pin it
             root = decode_private_key((node.directory / "keys" / "root.key").read_bytes())
             hub_roots[h] = root

@@ -2,7 +2,9 @@
 
 * every node gets an :class:`~node._outbox.Outbox` (province key from
   ``[hub] province_key``, if any);
-* ``role = "hub"``: HubService on the peer port (mutual TLS), the registry
+* ``role = "hub"``: first :func:`refuse_province_key` (a hub holds nothing that
+  computes or reverses a province pseudonym, ADR 0400), then HubService on
+  the peer port (mutual TLS), the registry
   loaded, a trust list signed at start if due, and a background task that
   re-signs it on schedule (``trust_list_refresh_seconds``, well before
   ``trust_list_ttl_seconds``);
@@ -23,7 +25,7 @@ import sqlite3
 
 from grpc import aio
 
-from ._config import NodeConfig
+from ._config import ConfigError, NodeConfig
 from ._context import NodeContext
 from ._db import Database
 from ._hub import Hub
@@ -37,7 +39,9 @@ from ._status import render_status_list
 from ._tlscert import certificate_pins
 from .pb.v1 import attestation_pb2, hub_pb2_grpc
 
-__all__ = ["HubRoles", "open_outbox"]
+__all__ = ["PROVINCE_KEY_FILE", "HubRoles", "open_outbox", "refuse_province_key"]
+
+PROVINCE_KEY_FILE = "province.key"  # the name `huxin init federation` gives it in regions
 
 
 def _status_content(payload: bytes) -> bytes:
@@ -46,8 +50,27 @@ def _status_content(payload: bytes) -> bytes:
 
 
 def open_outbox(config: NodeConfig, db: Database, secrets: NodeSecrets) -> Outbox:
-    path = config.hub.province_key
+    path = config.hub.province_key if config.role == "region" else None
     return Outbox(db, secrets.sealer, read_province_key(path) if path else None)
+
+
+def refuse_province_key(config: NodeConfig) -> None:
+    """Fail closed when a hub could reverse province pseudonyms: a ``province.key``
+    next to its keys or its database (e.g. left by an older ``init federation``).
+
+    ID numbers have little entropy: with the key, every pushed pseudonym is a person
+    after a brute-force search.  The config loader already refuses ``[hub]
+    province_key`` on a hub; this catches the file itself.  Regions are not checked."""
+    if config.role != "hub":
+        return
+    for folder in {config.keys.root.parent, config.database.parent}:
+        stray = folder / PROVINCE_KEY_FILE
+        if stray.exists():
+            raise ConfigError(
+                "hub.province_key",
+                f"{str(stray)!r}: a hub must not hold the province key (it would let the hub"
+                " re-identify every pushed pseudonym); delete it, only the regions keep it",
+            )
 
 
 class HubRoles:
@@ -64,6 +87,7 @@ class HubRoles:
         cfg, s = self.ctx.config, self.ctx.secrets
         if cfg.role != "hub":
             return
+        refuse_province_key(cfg)
         hub = Hub(
             self.ctx.db, cfg.region, s.signing, s.root, s.key_set_envelope, cfg.hub,
             self.ctx.metrics.registry,

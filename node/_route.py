@@ -23,15 +23,22 @@ Invariants:
   still checked against an authenticated identity;
 * a request is forwarded only to regions in the trust list (H17) and at most
   :data:`MAX_HOPS` times (``huxin-hops``), so a routing loop ends;
-* a downstream error is never passed through: its gRPC code is mapped by
-  the explicit table :data:`DOWNSTREAM_STATUS` to our own error
-  (``UPSTREAM_REFUSED``, ``UPSTREAM_DEADLINE_EXCEEDED`` or
-  ``UPSTREAM_UNAVAILABLE``; a throttled downstream stays
-  ``RESOURCE_EXHAUSTED`` with our own ``retry-after`` hint, clamped).  The
-  origin we report is the hop WE called, never text from the downstream; the
-  downstream reason (``huxin-upstream-reason`` when it relayed a refusal
-  itself, else its ``huxin-reason``) is passed on only if it is in
-  :data:`KNOWN_REASONS`, otherwise as ``UNSPECIFIED``;
+* a request's form is checked (:func:`node._request_form.check_attestation_request`)
+  BEFORE anything is forwarded, by the same function the home region uses, so
+  a request the home region would refuse for its form never leaves the first
+  hop, and is refused there with the same status, reason and field;
+* a downstream refusal reaches our caller as the refusing node's own: its
+  gRPC code (UNAUTHENTICATED, which speaks of a hop's credentials, becomes
+  PERMISSION_DENIED), its ``huxin-reason`` and its ``huxin-field``, plus
+  ``huxin-upstream-reason`` (the same reason: the refusal was relayed) and
+  ``huxin-refused-by`` (the node that refused: the one the downstream names,
+  if it is in our trust list, else the hop WE called); a throttled downstream
+  keeps a clamped ``retry-after``.  Only reasons in :data:`KNOWN_REASONS` (read
+  from the modules that raise them) pass by name; any other refusal becomes
+  our own ``UPSTREAM_REFUSED`` with ``huxin-upstream-reason=UNSPECIFIED``; a
+  deadline or an unreachable hop is our own ``UPSTREAM_DEADLINE_EXCEEDED`` /
+  ``UPSTREAM_UNAVAILABLE``.  No downstream text is ever passed on: the message
+  is ours, naming the refusing node and the hop we called;
 * the hop counter is clamped to ``0..MAX_HOPS``; a non-integer
   ``huxin-hops`` is refused (``INVALID_ARGUMENT HOPS_INVALID``);
 * the consent token is only *peeked at* here for routing; the home region
@@ -42,38 +49,48 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import ssl
 import time
+from collections.abc import Container
 from typing import Any
 
 import grpc
 from grpc import aio
 
-from keys import KeysError, region_of_certificate
+from keys import REASON_CODES, KeysError, region_of_certificate
 
 from ._client import peer_channel
+from ._config import ID_PATTERN
 from ._context import NodeContext
 from ._errors import (
+    FIELD_KEY,
     REASON_KEY,
     DeadlineError,
     FailedPreconditionError,
     InvalidArgumentError,
     NodeError,
     PermissionDeniedError,
+    RelayedError,
     ResourceExhaustedError,
     UnavailableError,
 )
 from ._guard import require_caller
 from ._observe import log_event
-from ._svc_peer import PeerServicer
+from ._request_form import check_attestation_request
+from ._svc_peer import REQUEST_REASONS, PeerServicer
 from ._throttle import RETRY_AFTER_KEY
 from ._trust import HOPS_KEY, ON_BEHALF_KEY
 from .pb.v1 import hub_pb2, node_pb2, node_pb2_grpc
 
 __all__ = [
+    "ADMISSION_REASONS",
     "DOWNSTREAM_STATUS",
     "KNOWN_REASONS",
     "MAX_HOPS",
+    "REFUSED_BY_KEY",
+    "RELAYED_STATUS",
+    "ROUTING_REASONS",
     "UPSTREAM_REASON_KEY",
     "EndpointCheck",
     "Router",
@@ -85,10 +102,14 @@ __all__ = [
 
 MAX_HOPS = 4
 DEFAULT_TIMEOUT = 10.0
-UPSTREAM_REASON_KEY = "huxin-upstream-reason"  # the reason behind a relayed UPSTREAM_REFUSED
+UPSTREAM_REASON_KEY = "huxin-upstream-reason"  # the reason behind a relayed refusal
 RETRY_AFTER_MIN, RETRY_AFTER_MAX, RETRY_AFTER_DEFAULT = 1, 3600, 1
 
-#: downstream gRPC code -> (our error class, our reason code); anything else is UNAVAILABLE
+REFUSED_BY_KEY = "huxin-refused-by"  # the node whose refusal a relayed error carries
+_FIELD = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+
+#: downstream gRPC code -> our error class when the reason is not one we relay by name
+#: (then our reason is ``UPSTREAM_REFUSED``); codes not listed mean the hop failed us
 DOWNSTREAM_STATUS: dict[grpc.StatusCode, tuple[type[NodeError], str]] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: (ResourceExhaustedError, "UPSTREAM_REFUSED"),
     grpc.StatusCode.PERMISSION_DENIED: (PermissionDeniedError, "UPSTREAM_REFUSED"),
@@ -100,39 +121,34 @@ DOWNSTREAM_STATUS: dict[grpc.StatusCode, tuple[type[NodeError], str]] = {
     grpc.StatusCode.UNAVAILABLE: (UnavailableError, "UPSTREAM_UNAVAILABLE"),
 }
 
-#: reason codes a downstream RequestAttestation may give that we pass on by name
-KNOWN_REASONS = frozenset(
+#: the gRPC code our caller sees for a refusal relayed by name: the refusing node's own
+RELAYED_STATUS: dict[grpc.StatusCode, grpc.StatusCode] = {
+    grpc.StatusCode.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED: grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+#: reasons the peer port's guard and query throttle give before a handler runs
+#: (node._guard, node._throttle), and the one a malformed message gets
+ADMISSION_REASONS = frozenset(
     {
-        # consent and subject (node._svc_peer)
-        "CONSENT_INVALID",
-        "CONSENT_WITHDRAWN",
-        "CONSENT_EXPIRED",
-        "CONSENT_EXHAUSTED",
-        "CONSENT_NOT_YET_VALID",
-        "CONSENT_WRONG_AUDIENCE",
-        "CONSENT_WRONG_PURPOSE",
-        "SUBJECT_BINDING_MISMATCH",
-        "SUBJECT_UNKNOWN",
-        "SUBJECT_NOT_ELIGIBLE",
-        "NONCE_INVALID",
-        "MAPPING_UNAVAILABLE",
-        "TABLE_EXPIRED",
-        "TABLE_NOT_YET_EFFECTIVE",
-        # the consent token's signature (keys)
-        "UNKNOWN_KEY",
-        "BAD_SIGNATURE",
-        "UNKNOWN_ISSUER",
-        "KEY_NOT_VALID",
-        "KEY_REVOKED",
-        # admission (node._guard, node._throttle)
-        "PEER_NOT_TRUSTED",
-        "RELAY_NOT_TRUSTED",
         "NO_CLIENT_CERTIFICATE",
+        "RELAY_NOT_TRUSTED",
         "MESSAGE_TOO_LARGE",
+        "MALFORMED_REQUEST",
         "TOO_MANY_CONCURRENT_CALLS",
         "QUERY_RATE_EXCEEDED",
         "DEADLINE_EXCEEDED",
-        # routing (this module, one hop further)
+    }
+)
+
+#: reasons this module gives, one hop further down
+ROUTING_REASONS = frozenset(
+    {
+        "PEER_NOT_TRUSTED",
         "REGION_NOT_TRUSTED",
         "HOME_REGION_MISMATCH",
         "NO_ROUTE",
@@ -143,6 +159,11 @@ KNOWN_REASONS = frozenset(
         "UPSTREAM_UNAVAILABLE",
     }
 )
+
+#: every reason a downstream RequestAttestation may give that we relay by name: read
+#: from the modules that raise them (the serving path, admission, routing) and from
+#: the keys package's own list of verification reasons
+KNOWN_REASONS = REQUEST_REASONS | ADMISSION_REASONS | ROUTING_REASONS | REASON_CODES
 
 
 def consent_issuer(token: Any) -> str:
@@ -242,24 +263,41 @@ def _retry_after(value: str) -> int:
     return max(RETRY_AFTER_MIN, min(seconds, RETRY_AFTER_MAX))
 
 
-def downstream_error(hop: str, err: aio.AioRpcError) -> NodeError:
-    """Our own error for a refusal by ``hop`` (the hop WE called; see the module invariants)."""
+def _refuser(trailing: Any, hop: str, listed: Container[str]) -> str:
+    """The node that refused: the one the hop names if we list it, else the hop itself."""
+    named = _value(trailing, REFUSED_BY_KEY)
+    return named if named and named in listed and ID_PATTERN.match(named) else hop
+
+
+def downstream_error(hop: str, err: aio.AioRpcError, listed: Container[str] = ()) -> NodeError:
+    """Our caller's error for a refusal by ``hop`` (the hop WE called) or by a node behind
+    it; ``listed`` is our trust list's ids (see the module invariants)."""
     trailing = err.trailing_metadata()
     reason = _value(trailing, REASON_KEY)
-    if reason == "UPSTREAM_REFUSED":  # it relayed a refusal itself: the reason behind it
+    if reason == "UPSTREAM_REFUSED":  # a relay that did not pass the reason on by name
         reason = _value(trailing, UPSTREAM_REASON_KEY)
     shown = reason if reason in KNOWN_REASONS else "UNSPECIFIED"
     kind, code = DOWNSTREAM_STATUS.get(err.code(), (UnavailableError, "UPSTREAM_UNAVAILABLE"))
     details: tuple[tuple[str, str | bytes], ...] = ((UPSTREAM_REASON_KEY, shown),)
     if code != "UPSTREAM_REFUSED":
         return kind(code, f"{hop} did not answer ({err.code().name})", details=details)
-    if kind is ResourceExhaustedError:
+    refuser = _refuser(trailing, hop, listed)
+    details += ((REFUSED_BY_KEY, refuser),)
+    if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
         wait = _retry_after(_value(trailing, RETRY_AFTER_KEY))
         details += ((RETRY_AFTER_KEY, str(wait)),)
-        return kind(
-            code, f"{hop} refused the request: {shown}; retry after {wait} s", details=details
-        )
-    return kind(code, f"{hop} refused the request: {shown}", details=details)
+    via = "" if refuser == hop else f" (relayed by {hop})"
+    message = f"{refuser} refused the request{via}: {shown}"
+    if shown == "UNSPECIFIED":
+        return kind(code, message, details=details)
+    field = _value(trailing, FIELD_KEY)
+    return RelayedError(
+        RELAYED_STATUS[err.code()],
+        shown,
+        message,
+        field=field if _FIELD.match(field) else "",
+        details=details,
+    )
 
 
 class Router:
@@ -326,7 +364,7 @@ class Router:
                 request, metadata=metadata, timeout=timeout or DEFAULT_TIMEOUT
             )
         except aio.AioRpcError as err:
-            raise downstream_error(hop, err) from None
+            raise downstream_error(hop, err, self._ctx.trust.regions()) from None
         self._ctx.metrics.attestations.labels(f"routed:{hop}").inc()
         return response
 
@@ -334,6 +372,7 @@ class Router:
         self, ctx: NodeContext, request: hub_pb2.RouteAttestationRequest, who: str
     ) -> node_pb2.AttestationResponse:
         """HubService.RouteAttestation: forward to ``home_region`` for caller ``who``."""
+        check_attestation_request(request.request)  # before anything is forwarded
         if not ctx.trust.allows(who, ctx.now_s()):
             raise PermissionDeniedError(
                 "PEER_NOT_TRUSTED", "this region is not in the domestic trust list (H17)"
@@ -366,9 +405,10 @@ class RoutingPeerServicer(PeerServicer):
         self, request: node_pb2.AttestationRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.AttestationResponse:
         ctx = self._ctx_r
+        check_attestation_request(request)  # the home region's own check, before forwarding
         home = consent_issuer(request.consent_token)
         if not home or home == ctx.config.region:
-            return await super().RequestAttestation(request, context)
+            return await self.serve_attestation(request, context)
         who = require_caller()
         if not ctx.trust.allows(who, ctx.now_s()):
             raise PermissionDeniedError(

@@ -2,6 +2,10 @@
 
 Invariants of :meth:`PeerServicer.RequestAttestation`:
 
+* the request's form is checked first
+  (:func:`node._request_form.check_attestation_request`), exactly as every
+  routing hop checks it before it forwards anything; every reason this
+  method can give is in :data:`REQUEST_REASONS`;
 * the requester is the region id in its verified client certificate and must
   be in the node's domestic trust list (``ctx.trust``, H17; docs/adr/0410);
 * the consent token is verified before it is parsed, against EVERY signing
@@ -72,12 +76,10 @@ from ._context import NodeContext
 from ._errors import (
     DeadlineError,
     FailedPreconditionError,
-    InvalidArgumentError,
     NodeError,
     PermissionDeniedError,
     own_data,
 )
-from ._freetext import check_purpose
 from ._guard import require_caller
 from ._mapping import Mapper, table_blob
 from ._observe import log_event
@@ -97,17 +99,41 @@ from ._repo_records import (
     subject_of_rows,
     subject_rows,
 )
+from ._request_form import FORM_REASONS, check_attestation_request
 from ._status import STATUS_LIST_ID, render_status_list
 from ._svc_citizen import CONSENT_TYPE
 from ._translog import LogWrite
 from .pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
 from .rights import refuse_if_opted_out
 
-__all__ = ["PeerServicer"]
+__all__ = ["REQUEST_REASONS", "PeerServicer"]
 
-NONCE_MIN, NONCE_MAX = 16, 64
 TOKEN_CACHE = 4096
 GRADE_MEMO = 4096
+#: Every reason RequestAttestation gives when it serves (not routes) a request: its form
+#: (node._request_form), the caller, the consent token and its row, the subject, the
+#: mapping and the writer's deadline.  A router relays exactly these by name
+#: (node._route.KNOWN_REASONS); a unit test checks every raise site against the set.
+REQUEST_REASONS = FORM_REASONS | frozenset(
+    {
+        "NO_CLIENT_CERTIFICATE",
+        "PEER_NOT_TRUSTED",
+        "CONSENT_INVALID",
+        "CONSENT_KEY_NOT_VALID",
+        "CONSENT_KEY_REVOKED",
+        "CONSENT_WRONG_AUDIENCE",
+        "CONSENT_WRONG_PURPOSE",
+        "CONSENT_WITHDRAWN",
+        "CONSENT_EXPIRED",
+        "CONSENT_EXHAUSTED",
+        "CONSENT_NOT_YET_VALID",
+        "SUBJECT_BINDING_MISMATCH",
+        "SUBJECT_UNKNOWN",
+        "SUBJECT_NOT_ELIGIBLE",
+        "MAPPING_UNAVAILABLE",
+        "DEADLINE_EXCEEDED",
+    }
+)
 UNLOGGED_CALLERS = 1024  # callers remembered for the unlogged-refusal line's rate limit
 NO_DEADLINE = float("inf")
 LATE = "the deadline passed while the request waited for the writer"
@@ -368,11 +394,17 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
     async def RequestAttestation(
         self, request: node_pb2.AttestationRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.AttestationResponse:
+        check_attestation_request(request)  # the form first, as every hop checks it
+        return await self.serve_attestation(request, context)
+
+    async def serve_attestation(
+        self, request: node_pb2.AttestationRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.AttestationResponse:
+        """Serve a request whose form :func:`check_attestation_request` accepted."""
         ctx = self._ctx
         remaining = context.time_remaining()  # None: the caller set no deadline
         deadline = NO_DEADLINE if remaining is None else time.monotonic() + remaining
         purpose = request.purpose
-        check_purpose(purpose)  # it may go into the citizen's log leaf (review6 H1, H2)
         instant = ctx.clock.now()  # one reading for the trust check, the use and the period
         now = int(instant.timestamp())
         today = instant.date()
@@ -387,10 +419,6 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
             except NodeError:
                 known = None
             raise await self._refuse(exc, who, purpose, known, deadline) from None
-        if not NONCE_MIN <= len(request.nonce) <= NONCE_MAX:
-            raise InvalidArgumentError(
-                "NONCE_INVALID", f"nonce must be {NONCE_MIN}-{NONCE_MAX} bytes", field="nonce"
-            )
         try:
             grant = self._grant(request)
         except NodeError as exc:

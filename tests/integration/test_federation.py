@@ -252,12 +252,16 @@ def test_withdrawn_consent_is_refused_through_the_route_with_the_origin_reason(
     )
     with pytest.raises(grpc.RpcError) as info:
         world.request(token, HAINAN, BANK)
+    # The home region's own status and reason (issue 14 item 14), relayed hop by hop; the
+    # refusing node is named by the relays (a listed region), the hop Hainan called too.
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION  # type: ignore[attr-defined]
-    assert _reason(info.value) == "UPSTREAM_REFUSED"
-    # Blamed on the hop Hainan called (its hub), never on a name parsed from downstream text;
-    # the reason behind the refusal is passed along hop by hop (a known reason code).
-    assert "hainan-hub refused the request: CONSENT_WITHDRAWN" in info.value.details()  # type: ignore[attr-defined]
+    assert _reason(info.value) == "CONSENT_WITHDRAWN"
+    assert (
+        "heihe refused the request (relayed by hainan-hub): CONSENT_WITHDRAWN"
+        in info.value.details()  # type: ignore[attr-defined]
+    )
     assert _meta(info.value, "huxin-upstream-reason") == "CONSENT_WITHDRAWN"
+    assert _meta(info.value, "huxin-refused-by") == HEIHE
 
 
 @pytest.mark.parametrize(
@@ -414,9 +418,9 @@ def test_demo_story_with_three_processes(tmp_path: Path) -> None:
     assert "`huxin push`: the hub verified" in text
     assert re.search(r"^\s+yes\s+heihe\s+\S+ \(heihe@", text, re.M), text
     assert "attestation_issued" in text and " NO " not in text
-    assert ctx.extra["refused"] == "UPSTREAM_REFUSED"
+    assert ctx.extra["refused"] == "CONSENT_WITHDRAWN"  # the home region's own reason
     assert ctx.extra["revoked"]  # the held attestation fails with the fresh status list
-    assert "heilongjiang refused the request: CONSENT_WITHDRAWN" in text  # the hop hainan called
+    assert "heihe refused the request (relayed by heilongjiang): CONSENT_WITHDRAWN" in text
     assert ctx.spec is not None
     assert not (set(ID_RE.findall(text)) & set(ctx.spec.id_numbers()))
     procs = ctx.extra["procs"]

@@ -16,6 +16,7 @@ from node._init import InitError, init_region, load_or_create_ca
 from node._secrets import load_secrets
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
+REGIONS = ("heihe", "hainan")
 
 
 def test_init_writes_a_loadable_node(tmp_path: Path) -> None:
@@ -133,8 +134,9 @@ def test_init_federation_lays_out_hub_regions_and_trust_list(tmp_path: Path) -> 
     assert layout.hub_key_file("heilongjiang").read_text().strip() == (
         hub_secrets.root.public_key.hex()
     )
-    province = {(layout.nodes[r].directory / "keys/province.key").read_text() for r in layout.nodes}
-    assert len(province) == 1  # one province: one province key
+    province = {(layout.nodes[r].directory / "keys/province.key").read_text() for r in REGIONS}
+    assert len(province) == 1  # one province: one province key, held by its regions only
+    assert not (layout.nodes["heilongjiang"].directory / "keys/province.key").exists()
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from node._errors import NodeError, map_error
 from node._route import (
     KNOWN_REASONS,
     MAX_HOPS,
+    REFUSED_BY_KEY,
     UPSTREAM_REASON_KEY,
     Router,
     downstream_error,
@@ -74,28 +75,37 @@ def _meta(mapped: Any) -> dict[str, str]:
 
 
 R = "huxin-reason"
+F = "huxin-field"
+BY = REFUSED_BY_KEY
+LISTED = frozenset({"hainan-hub", "heilongjiang", "heihe"})
 
 
 @pytest.mark.parametrize(
-    ("downstream_says", "status", "reason", "shown", "retry"),
+    ("downstream_says", "status", "reason", "shown", "by", "field", "retry"),
     [
-        pytest.param(f"RESOURCE_EXHAUSTED|{R}=QUERY_RATE_EXCEEDED|retry-after=7", "RESOURCE_EXHAUSTED", "UPSTREAM_REFUSED", "QUERY_RATE_EXCEEDED", "7", id="throttled-keeps-code-and-hint"),
-        pytest.param(f"RESOURCE_EXHAUSTED|{R}=QUERY_RATE_EXCEEDED|retry-after=999999999", "RESOURCE_EXHAUSTED", "UPSTREAM_REFUSED", "QUERY_RATE_EXCEEDED", "3600", id="throttled-hint-clamped-high"),
-        pytest.param(f"RESOURCE_EXHAUSTED|{R}=QUERY_RATE_EXCEEDED|retry-after=-5", "RESOURCE_EXHAUSTED", "UPSTREAM_REFUSED", "QUERY_RATE_EXCEEDED", "1", id="throttled-hint-clamped-low"),
-        pytest.param(f"RESOURCE_EXHAUSTED|{R}=TOO_MANY_CONCURRENT_CALLS", "RESOURCE_EXHAUSTED", "UPSTREAM_REFUSED", "TOO_MANY_CONCURRENT_CALLS", "1", id="throttled-without-hint-gets-ours"),
-        pytest.param(f"RESOURCE_EXHAUSTED|{R}=QUERY_RATE_EXCEEDED|retry-after=soon", "RESOURCE_EXHAUSTED", "UPSTREAM_REFUSED", "QUERY_RATE_EXCEEDED", "1", id="throttled-garbage-hint"),
-        pytest.param(f"PERMISSION_DENIED|{R}=PEER_NOT_TRUSTED", "PERMISSION_DENIED", "UPSTREAM_REFUSED", "PEER_NOT_TRUSTED", None, id="permission-denied"),
-        pytest.param(f"UNAUTHENTICATED|{R}=BAD_SIGNATURE", "PERMISSION_DENIED", "UPSTREAM_REFUSED", "BAD_SIGNATURE", None, id="unauthenticated"),
-        pytest.param(f"NOT_FOUND|{R}=MAPPING_UNAVAILABLE", "FAILED_PRECONDITION", "UPSTREAM_REFUSED", "MAPPING_UNAVAILABLE", None, id="not-found"),
-        pytest.param(f"INVALID_ARGUMENT|{R}=NONCE_INVALID", "FAILED_PRECONDITION", "UPSTREAM_REFUSED", "NONCE_INVALID", None, id="invalid-argument"),
-        pytest.param(f"FAILED_PRECONDITION|{R}=CONSENT_WITHDRAWN", "FAILED_PRECONDITION", "UPSTREAM_REFUSED", "CONSENT_WITHDRAWN", None, id="failed-precondition"),
-        pytest.param(f"FAILED_PRECONDITION|{R}=UPSTREAM_REFUSED|{UPSTREAM_REASON_KEY}=CONSENT_EXHAUSTED", "FAILED_PRECONDITION", "UPSTREAM_REFUSED", "CONSENT_EXHAUSTED", None, id="relayed-refusal-keeps-the-reason"),
-        pytest.param(f"FAILED_PRECONDITION|{R}=UPSTREAM_REFUSED|{UPSTREAM_REASON_KEY}=I_SAY_HAINAN_DID_IT", "FAILED_PRECONDITION", "UPSTREAM_REFUSED", "UNSPECIFIED", None, id="relayed-unknown-reason"),
-        pytest.param(f"FAILED_PRECONDITION|{R}=BLAME_FUZHOU", "FAILED_PRECONDITION", "UPSTREAM_REFUSED", "UNSPECIFIED", None, id="unknown-reason-not-echoed"),
-        pytest.param("PERMISSION_DENIED", "PERMISSION_DENIED", "UPSTREAM_REFUSED", "UNSPECIFIED", None, id="no-reason"),
-        pytest.param(f"DEADLINE_EXCEEDED|{R}=DEADLINE_EXCEEDED", "DEADLINE_EXCEEDED", "UPSTREAM_DEADLINE_EXCEEDED", "DEADLINE_EXCEEDED", None, id="deadline"),
-        pytest.param(f"UNAVAILABLE|{R}=NO_ROUTE", "UNAVAILABLE", "UPSTREAM_UNAVAILABLE", "NO_ROUTE", None, id="unavailable"),
-        pytest.param(f"INTERNAL|{R}=INTERNAL", "UNAVAILABLE", "UPSTREAM_UNAVAILABLE", "UNSPECIFIED", None, id="internal"),
+        pytest.param(f"RESOURCE_EXHAUSTED|{R}=QUERY_RATE_EXCEEDED|retry-after=7", "RESOURCE_EXHAUSTED", "QUERY_RATE_EXCEEDED", "QUERY_RATE_EXCEEDED", "hainan-hub", None, "7", id="throttled-keeps-code-and-hint"),
+        pytest.param(f"RESOURCE_EXHAUSTED|{R}=QUERY_RATE_EXCEEDED|retry-after=999999999", "RESOURCE_EXHAUSTED", "QUERY_RATE_EXCEEDED", "QUERY_RATE_EXCEEDED", "hainan-hub", None, "3600", id="throttled-hint-clamped-high"),
+        pytest.param(f"RESOURCE_EXHAUSTED|{R}=QUERY_RATE_EXCEEDED|retry-after=-5", "RESOURCE_EXHAUSTED", "QUERY_RATE_EXCEEDED", "QUERY_RATE_EXCEEDED", "hainan-hub", None, "1", id="throttled-hint-clamped-low"),
+        pytest.param(f"RESOURCE_EXHAUSTED|{R}=TOO_MANY_CONCURRENT_CALLS", "RESOURCE_EXHAUSTED", "TOO_MANY_CONCURRENT_CALLS", "TOO_MANY_CONCURRENT_CALLS", "hainan-hub", None, "1", id="throttled-without-hint-gets-ours"),
+        pytest.param(f"RESOURCE_EXHAUSTED|{R}=QUERY_RATE_EXCEEDED|retry-after=soon", "RESOURCE_EXHAUSTED", "QUERY_RATE_EXCEEDED", "QUERY_RATE_EXCEEDED", "hainan-hub", None, "1", id="throttled-garbage-hint"),
+        pytest.param(f"PERMISSION_DENIED|{R}=PEER_NOT_TRUSTED", "PERMISSION_DENIED", "PEER_NOT_TRUSTED", "PEER_NOT_TRUSTED", "hainan-hub", None, None, id="permission-denied"),
+        pytest.param(f"UNAUTHENTICATED|{R}=BAD_SIGNATURE", "PERMISSION_DENIED", "BAD_SIGNATURE", "BAD_SIGNATURE", "hainan-hub", None, None, id="unauthenticated-is-a-hop-credential"),
+        pytest.param(f"NOT_FOUND|{R}=MAPPING_UNAVAILABLE|{F}=target_scheme", "NOT_FOUND", "MAPPING_UNAVAILABLE", "MAPPING_UNAVAILABLE", "hainan-hub", "target_scheme", None, id="not-found"),
+        pytest.param(f"INVALID_ARGUMENT|{R}=NONCE_INVALID|{F}=nonce", "INVALID_ARGUMENT", "NONCE_INVALID", "NONCE_INVALID", "hainan-hub", "nonce", None, id="invalid-argument"),
+        pytest.param(f"INVALID_ARGUMENT|{R}=ID_NUMBER_IN_FIELD|{F}=purpose|{BY}=heihe", "INVALID_ARGUMENT", "ID_NUMBER_IN_FIELD", "ID_NUMBER_IN_FIELD", "heihe", "purpose", None, id="id-number-in-field-by-the-home-region"),
+        pytest.param(f"INVALID_ARGUMENT|{R}=INVALID_FIELD|{F}=purpose; DROP|{BY}=heihe", "INVALID_ARGUMENT", "INVALID_FIELD", "INVALID_FIELD", "heihe", None, None, id="field-not-a-field-name-dropped"),
+        pytest.param(f"FAILED_PRECONDITION|{R}=CONSENT_WITHDRAWN", "FAILED_PRECONDITION", "CONSENT_WITHDRAWN", "CONSENT_WITHDRAWN", "hainan-hub", None, None, id="failed-precondition"),
+        pytest.param(f"PERMISSION_DENIED|{R}=CONSENT_KEY_REVOKED|{BY}=heihe", "PERMISSION_DENIED", "CONSENT_KEY_REVOKED", "CONSENT_KEY_REVOKED", "heihe", None, None, id="consent-key-revoked"),
+        pytest.param(f"FAILED_PRECONDITION|{R}=CONSENT_EXHAUSTED|{BY}=fuzhou", "FAILED_PRECONDITION", "CONSENT_EXHAUSTED", "CONSENT_EXHAUSTED", "hainan-hub", None, None, id="refuser-not-listed-is-the-hop"),
+        pytest.param(f"FAILED_PRECONDITION|{R}=CONSENT_EXHAUSTED|{BY}=Heihe Bank", "FAILED_PRECONDITION", "CONSENT_EXHAUSTED", "CONSENT_EXHAUSTED", "hainan-hub", None, None, id="refuser-not-an-id-is-the-hop"),
+        pytest.param(f"FAILED_PRECONDITION|{R}=UPSTREAM_REFUSED|{UPSTREAM_REASON_KEY}=CONSENT_EXHAUSTED", "FAILED_PRECONDITION", "CONSENT_EXHAUSTED", "CONSENT_EXHAUSTED", "hainan-hub", None, None, id="relay-without-the-reason-by-name"),
+        pytest.param(f"FAILED_PRECONDITION|{R}=UPSTREAM_REFUSED|{UPSTREAM_REASON_KEY}=I_SAY_HAINAN_DID_IT", "FAILED_PRECONDITION", "UPSTREAM_REFUSED", "UNSPECIFIED", "hainan-hub", None, None, id="relayed-unknown-reason"),
+        pytest.param(f"FAILED_PRECONDITION|{R}=BLAME_FUZHOU|{F}=purpose", "FAILED_PRECONDITION", "UPSTREAM_REFUSED", "UNSPECIFIED", "hainan-hub", None, None, id="unknown-reason-not-echoed"),
+        pytest.param(f"INVALID_ARGUMENT|{R}=BLAME_FUZHOU", "FAILED_PRECONDITION", "UPSTREAM_REFUSED", "UNSPECIFIED", "hainan-hub", None, None, id="unknown-reason-is-ours"),
+        pytest.param("PERMISSION_DENIED", "PERMISSION_DENIED", "UPSTREAM_REFUSED", "UNSPECIFIED", "hainan-hub", None, None, id="no-reason"),
+        pytest.param(f"DEADLINE_EXCEEDED|{R}=DEADLINE_EXCEEDED", "DEADLINE_EXCEEDED", "UPSTREAM_DEADLINE_EXCEEDED", "DEADLINE_EXCEEDED", None, None, None, id="deadline"),
+        pytest.param(f"UNAVAILABLE|{R}=NO_ROUTE", "UNAVAILABLE", "UPSTREAM_UNAVAILABLE", "NO_ROUTE", None, None, None, id="unavailable"),
+        pytest.param(f"INTERNAL|{R}=INTERNAL", "UNAVAILABLE", "UPSTREAM_UNAVAILABLE", "UNSPECIFIED", None, None, None, id="internal"),
     ],
 )  # fmt: skip
 async def test_downstream_refusals_map_by_table(
@@ -104,23 +114,30 @@ async def test_downstream_refusals_map_by_table(
     status: str,
     reason: str,
     shown: str,
+    by: str | None,
+    field: str | None,
     retry: str | None,
 ) -> None:
-    """REQ: N20 H17 — a downstream refusal keeps its kind (a throttle stays RESOURCE_EXHAUSTED
-    with a bounded retry hint), is blamed on the hop we called and names only known reasons."""
+    """REQ: N20 H17 — issue 14 item 14: a refusal further down reaches our caller with
+    the refusing node's own status code, reason and field (a throttle keeps a bounded
+    retry hint), ``huxin-upstream-reason`` and ``huxin-refused-by`` naming that node;
+    the message is ours and names only listed nodes; unknown reasons are never echoed."""
     err = await _refusal(downstream, downstream_says)
-    mapped = map_error(downstream_error("hainan-hub", err))
+    mapped = map_error(downstream_error("hainan-hub", err, LISTED))
     meta = _meta(mapped)
     assert mapped.status.name == status
     assert (mapped.reason, meta[R]) == (reason, reason)
     assert meta[UPSTREAM_REASON_KEY] == shown
+    assert meta.get(BY) == by
+    assert meta.get(F) == field
     assert meta.get(RETRY_AFTER_KEY) == retry
     assert "hainan-hub" in mapped.message  # the hop we called ...
     assert (
-        "heilongjiang" not in mapped.message and "FORGED" not in mapped.message
-    )  # ... never its text
-    if reason == "UPSTREAM_REFUSED":
-        assert f"hainan-hub refused the request: {shown}" in mapped.message
+        "FORGED" not in mapped.message and "fuzhou" not in mapped.message.lower()
+    )  # ... no text of its
+    if by is not None:
+        relayed = "" if by == "hainan-hub" else " (relayed by hainan-hub)"
+        assert f"{by} refused the request{relayed}: {shown}" in mapped.message
 
 
 def test_known_reasons_are_reason_codes() -> None:
@@ -180,7 +197,10 @@ async def test_home_region_mismatch_names_the_field(db: Database, tmp_path: Path
     grant = node_pb2.ConsentGrant(issuer_region="heihe")
     token = attestation_pb2.Envelope(payload=grant.SerializeToString())
     request = hub_pb2.RouteAttestationRequest(
-        home_region="hainan", request=node_pb2.AttestationRequest(consent_token=token)
+        home_region="hainan",
+        request=node_pb2.AttestationRequest(
+            consent_token=token, purpose="loan", nonce=b"n" * 16, subject_binding=b"b" * 32
+        ),
     )
     router = Router.__new__(Router)
     router._ctx = ctx  # type: ignore[assignment]
