@@ -213,9 +213,9 @@ class EndpointCheck:
         try:
             der = await endpoint_certificate(target, self._tls, timeout)
         except (OSError, ssl.SSLError, TimeoutError) as exc:
-            raise UnavailableError(
-                "UPSTREAM_UNAVAILABLE", f"{peer} did not answer ({type(exc).__name__})"
-            ) from None
+            # the class name is for the operator's log; the caller gets a stable text
+            log_event("upstream did not answer", 30, peer=peer, exc=type(exc).__name__)
+            raise UnavailableError("UPSTREAM_UNAVAILABLE", f"{peer} did not answer") from None
         try:
             region = region_of_certificate(der)
         except KeysError:
