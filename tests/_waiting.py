@@ -15,7 +15,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["WAIT_S", "cancelled_handlers", "until", "wait_until", "writer_lock_waiters"]
+__all__ = [
+    "WAIT_S",
+    "cancelled_handlers",
+    "until",
+    "wait_until",
+    "writer_lock_holders",
+    "writer_lock_waiters",
+]
 
 WAIT_S = 60.0  # how long a condition may take on a busy machine before the test fails
 
@@ -36,13 +43,22 @@ def wait_until(cond: Callable[[], bool], what: str, timeout: float = WAIT_S) -> 
         time.sleep(0.05)
 
 
+def _writer_lock_lines(database: str | Path) -> list[str]:
+    ident = f":{os.stat(f'{database}.writer-lock').st_ino} "
+    with open("/proc/locks", encoding="ascii") as f:
+        return [line for line in f if ident in line]
+
+
 def writer_lock_waiters(database: str | Path) -> int:
     """How many are blocked waiting for the writer lock of ``database`` (its
     ``.writer-lock`` flock); the kernel lists each waiter in ``/proc/locks``
     with ``->``.  Linux only, like the node."""
-    ident = f":{os.stat(f'{database}.writer-lock').st_ino} "
-    with open("/proc/locks", encoding="ascii") as f:
-        return sum(1 for line in f if "->" in line and ident in line)
+    return sum(1 for line in _writer_lock_lines(database) if "->" in line)
+
+
+def writer_lock_holders(database: str | Path) -> set[int]:
+    """The processes (pids) holding the writer lock of ``database`` now."""
+    return {int(line.split()[4]) for line in _writer_lock_lines(database) if "->" not in line}
 
 
 def cancelled_handlers(method: str) -> int:

@@ -32,10 +32,12 @@ from keys import (
     verify_key_set,
 )
 from node._cli import main
+from node._db import WriterLock
 from node._hub import RECEIPT_TYPE
 from node._init import init_region, load_or_create_ca
 from node._testbed import ServeProcess, make_id_number
 from node.pb.v1 import hub_pb2, node_pb2
+from tests._waiting import WAIT_S, wait_until, writer_lock_holders, writer_lock_waiters
 
 HUB = "heilongjiang"
 PERIOD = "2026-10"
@@ -236,20 +238,77 @@ def _hub_events(fed: Fed) -> int:
 def _kill_mid_stream(
     fed: Fed, hub: ServeProcess, stream: int
 ) -> tuple[ServeProcess, tuple[int, int, bool]]:
-    """Push ``stream`` events in ONE stream and kill the hub as soon as the first of them
-    is stored: SIGSTOP freezes it (no further commit), then SIGKILL.  Returns the new hub
-    and the kill point (stored before the push, stored at the kill, push acknowledged)."""
-    before = _hub_events(fed)
+    """Push ``stream`` events in ONE stream and kill the hub once some of them are stored.
+
+    The test holds the hub database's cross-process writer lock (as a batch job
+    would) and lets the hub's writes through one at a time: whenever the hub waits
+    for the lock it is frozen (SIGSTOP) and its stored events are counted; once the
+    stream has stored one, the frozen hub, waiting to store the next, is killed.
+    Every step waits for an observed state, so a busy machine changes nothing.
+    Returns the new hub and the kill point (stored before the push, stored at the
+    kill, push acknowledged)."""
+    db = fed.hub_dir / "node.db"
+    before = at_kill = _hub_events(fed)
+    gate = WriterLock(db)
+    gate.acquire()
     push = subprocess.Popen([*_push(), str(fed.region_config), "--max-events", str(stream)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    deadline = time.monotonic() + 20
-    while _hub_events(fed) == before and time.monotonic() < deadline and push.poll() is None:
-        time.sleep(0.001)
-    hub.p.send_signal(signal.SIGSTOP)
-    at_kill = _hub_events(fed)
-    hub.stop(signal.SIGKILL)
-    push.communicate(timeout=30)
+    try:
+        while True:
+            wait_until(
+                lambda: writer_lock_waiters(db) > 0 or push.poll() is not None,
+                "the hub to wait for the writer lock",
+            )
+            if push.poll() is not None:  # the push ended without reaching the hub
+                break
+            hub.p.send_signal(signal.SIGSTOP)
+            at_kill = _hub_events(fed)
+            if at_kill > before:  # frozen in the middle of the stream
+                break
+            # one more write (not an event yet: a witness, a trust list): let it through,
+            # and queue behind it as soon as the hub holds the lock
+            hub.p.send_signal(signal.SIGCONT)
+            gate.release()
+            deadline = time.monotonic() + WAIT_S
+            while hub.p.pid not in writer_lock_holders(db) and _hub_events(fed) == at_kill:
+                assert time.monotonic() < deadline, "the hub never took the writer lock"
+                time.sleep(0.0005)
+            gate.acquire()
+        hub.stop(signal.SIGKILL)
+    finally:
+        gate.close()  # the only descriptor of this lock: closing it releases it
+    push.communicate(timeout=WAIT_S)
     return ServeProcess(fed.hub_config), (before, at_kill, push.returncode == 0)
+
+
+def _kill_one_push(
+    fed: Fed, hub: ServeProcess, point: str
+) -> tuple[ServeProcess, tuple[int, int, bool] | None, int | None]:
+    """One one-event push with the hub killed at ``point`` (an observed state, not a
+    time): ``before`` it reaches the hub, ``during`` (its event stored, the reply
+    maybe not sent), ``after`` it was acknowledged, or ``none``.  Returns the hub,
+    the kill point (or None) and the acknowledged cursor (or None)."""
+    before = _hub_events(fed)
+    push = subprocess.Popen([*_push(), str(fed.region_config), "--max-events", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    at_kill = -1
+    if point == "before":  # the CLI has not even started: nothing can be stored yet
+        at_kill = _hub_events(fed)
+        hub.stop(signal.SIGKILL)
+    elif point == "during":
+        wait_until(lambda: _hub_events(fed) > before or push.poll() is not None, "the event stored")
+        hub.p.send_signal(signal.SIGSTOP)
+        at_kill = _hub_events(fed)
+        hub.stop(signal.SIGKILL)
+    out, _err = push.communicate(timeout=WAIT_S)
+    if point == "after":
+        at_kill = _hub_events(fed)
+        hub.stop(signal.SIGKILL)
+    acked = push.returncode == 0
+    if at_kill >= 0:
+        hub = ServeProcess(fed.hub_config)
+    kill = (before, at_kill, acked) if at_kill >= 0 else None
+    return hub, kill, int(json.loads(out)["cursor"]) if acked else None
 
 
 def test_fault_sigkill_hub_at_random_points(fed: Fed) -> None:
@@ -269,7 +328,7 @@ def test_fault_sigkill_hub_at_random_points(fed: Fed) -> None:
     kills: list[tuple[int, int, bool]] = []  # (stored before push, stored at kill, acked)
     acknowledged: set[int] = set()
     try:
-        for _ in range(2):  # a mid-stream kill; one retry if the stream outran the poll
+        for _ in range(2):  # a mid-stream kill; one retry if the push never reached the hub
             hub, point = _kill_mid_stream(fed, hub, stream)
             kills.append(point)
             if point[0] < point[1] < point[0] + stream:
@@ -277,24 +336,17 @@ def test_fault_sigkill_hub_at_random_points(fed: Fed) -> None:
         fed.region_config.write_text(
             body.replace("max_items_per_push = 3\n", "max_items_per_push = 1\n")
         )
+        # before, during and after a push once each, then points drawn at random
+        points = ["before", "during", "after"]
         for _ in range(total + 12):
             if _hub_events(fed) >= total or len(kills) >= 12:
                 break
-            before = _hub_events(fed)
-            push = subprocess.Popen([*_push(), str(fed.region_config), "--max-events", "1"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-            if rng.random() < 0.6:
-                time.sleep(rng.uniform(0.3, 0.9))  # the CLI starts in ~0.5 s: before/during/after
-                at_kill = _hub_events(fed)
-                hub.stop(signal.SIGKILL)
-                hub = ServeProcess(fed.hub_config)
-            else:
-                at_kill = -1
-            out, _err = push.communicate(timeout=30)
-            if push.returncode == 0:
-                acknowledged.add(int(json.loads(out)["cursor"]))
-            if at_kill >= 0:
-                kills.append((before, at_kill, push.returncode == 0))
+            point = points.pop(0) if points else rng.choice(["before", "during", "after", "none"])
+            hub, kill, cursor = _kill_one_push(fed, hub, point)
+            if cursor is not None:
+                acknowledged.add(cursor)
+            if kill is not None:
+                kills.append(kill)
         # every acknowledged cursor is stored at the hub (nothing acknowledged was lost)
         stored = _hub_events(fed)
         assert all(c <= stored for c in acknowledged), (acknowledged, stored)
@@ -354,7 +406,7 @@ def test_background_push_loop_in_serve(fed: Fed) -> None:
     region = ServeProcess(fed.region_config)
     total = PEOPLE // BATCH + 1  # the batches and one status list
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
             if _q(fed.hub_dir / "node.db", "SELECT count(*) FROM hub_events") == [(total,)]:
                 break
