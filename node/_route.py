@@ -142,6 +142,12 @@ ADMISSION_REASONS = frozenset(
         "TOO_MANY_CONCURRENT_CALLS",
         "QUERY_RATE_EXCEEDED",
         "DEADLINE_EXCEEDED",
+        "REQUEST_TIMEOUT",
+        "IDENTITY_MISSING",
+        "CERTIFICATE_NOT_PINNED",
+        "CLIENT_UNKNOWN",
+        "CLIENT_REVOKED",
+        "CLIENT_NOT_HOME",
     }
 )
 
