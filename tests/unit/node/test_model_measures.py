@@ -38,7 +38,7 @@ from node._storage import connect
 from node._testbed import make_id_number
 from scoring import discrimination, load_scheme, parse_scheme_toml, score
 
-from ._population_fixtures import AS_OF, population_db
+from ._population_fixtures import AS_OF, Populations
 
 HEIHE = load_scheme("heihe")
 
@@ -146,10 +146,10 @@ def test_month_ends_are_the_previous_month_ends_then_as_of() -> None:
     assert month_ends(date(2026, 3, 15), 2) == (date(2026, 2, 28), date(2026, 3, 15))
 
 
-def test_evaluate_reports_discrimination_and_monthly_stability() -> None:
+def test_evaluate_reports_discrimination_and_monthly_stability(populations: Populations) -> None:
     """REQ: H11 N12 — AUC/KS against the labels and PSI between consecutive months,
     for both current and candidate."""
-    ev = evaluate(population_db(), HEIHE, HEIHE, AS_OF, workers=1)
+    ev = evaluate(populations.db(), HEIHE, HEIHE, AS_OF, workers=1)
     assert ev.has_labels and len(ev.months) == 6 and ev.months[-1] == AS_OF
     for which in ("current", "candidate"):
         d = ev.discrimination(which)
@@ -163,10 +163,12 @@ def test_evaluate_reports_discrimination_and_monthly_stability() -> None:
     assert ev.monthly[-1][0] == ev.distribution("current") or ev.compared < ev.subjects
 
 
-def test_a_database_without_outcome_labels_gives_no_auc(tmp_path: Path) -> None:
+def test_a_database_without_outcome_labels_gives_no_auc(
+    tmp_path: Path, populations: Populations
+) -> None:
     """REQ: H11 — a real node's database has no labels: no measure, never a guess."""
     db = tmp_path / "copy.db"
-    shutil.copyfile(population_db(), db)
+    shutil.copyfile(populations.db(), db)
     conn = sqlite3.connect(db)
     conn.execute("DROP TABLE population_outcomes")
     conn.commit()
@@ -177,13 +179,13 @@ def test_a_database_without_outcome_labels_gives_no_auc(tmp_path: Path) -> None:
 
 
 def test_model_evaluate_cli_prints_auc_ks_and_monthly_psi(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], populations: Populations
 ) -> None:
     """REQ: H11 N12 — `huxin model evaluate` prints the measures beside the distribution."""
     cand = tmp_path / "cand.toml"
     cand.write_text(_heihe_text("2026.1"), encoding="utf-8")
     argv = ["model", "evaluate", "--current", "heihe", "--candidate", str(cand),
-            "--db", str(population_db()), "--workers", "1"]  # fmt: skip
+            "--db", str(populations.db()), "--workers", "1"]  # fmt: skip
     assert main([*argv, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     m = out["measures"]
