@@ -34,6 +34,7 @@ from node.pb.v1 import node_pb2, node_pb2_grpc
 from scoring import load_scheme
 
 HUB, HEIHE, HAINAN, BANK = "heilongjiang", "heihe", "hainan", "hainan.bank"
+HEIHE_BANK = "heihe.bank"  # asks Heihe directly: a node serves its own integrators only
 PERIOD = "2026-11"
 REASON, FIELD = "huxin-reason", "huxin-field"
 UPSTREAM, REFUSED_BY = "huxin-upstream-reason", "huxin-refused-by"
@@ -86,7 +87,9 @@ class World:
         )
         for key, value in change.items():
             setattr(req, key, value)
-        stub = node_pb2_grpc.PeerServiceStub(self.procs.channel(at, BANK))
+        stub = node_pb2_grpc.PeerServiceStub(
+            self.procs.channel(at, HEIHE_BANK if at == HEIHE else BANK)
+        )
         resp: node_pb2.AttestationResponse = stub.RequestAttestation(req, timeout=20)
         return resp
 
@@ -95,7 +98,7 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("routed")
     layout = init_federation(
-        root, [HEIHE, HAINAN], HUB, datetime.now(UTC), clients=[BANK], route="hub",
+        root, [HEIHE, HAINAN], HUB, datetime.now(UTC), clients=[BANK, HEIHE_BANK], route="hub",
         sync_interval=1.0, push_interval=0.0,
     )  # fmt: skip
     spec = PopulationSpec(HEIHE, 120, 7, date(2026, 11, 30))
