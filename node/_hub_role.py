@@ -1,13 +1,12 @@
 """Wiring of the hub helper's parts into ``huxin serve`` (:class:`node._server.NodeServer`).
 
-* every node gets an :class:`~node._outbox.Outbox` (province key from
-  ``[hub] province_key``, if any);
+* every node gets an :class:`~node._outbox.Outbox` (a region's province key
+  from ``[hub] province_key``, if any; a hub never loads one);
 * ``role = "hub"``: first :func:`refuse_province_key` (a hub holds nothing that
-  computes or reverses a province pseudonym, ADR 0400), then HubService on
-  the peer port (mutual TLS), the registry
-  loaded, a trust list signed at start if due, and a background task that
-  re-signs it on schedule (``trust_list_refresh_seconds``, well before
-  ``trust_list_ttl_seconds``);
+  computes or reverses a province pseudonym, ADR 0400), then HubService on the
+  peer port (mutual TLS), the registry loaded, a trust list signed at start if
+  due, and a background task that re-signs it on schedule
+  (``trust_list_refresh_seconds``, well before ``trust_list_ttl_seconds``);
 * ``role = "region"`` with a hub configured and ``push_interval_seconds > 0``:
   the background push loop (:class:`~node._push.Pusher`), which first queues
   the signed status list whenever its entries changed (``status_list`` event).

@@ -159,11 +159,17 @@ async def test_refusals_naming_no_consent_of_ours_add_no_log_leaf(
     grant = node_pb2.ConsentGrant.FromString(forged.consent_token.payload)
     grant.max_uses = 1000
     forged.consent_token.payload = grant.SerializeToString()
-    garbage = node_pb2.AttestationRequest(purpose="loan", nonce=b"n" * 16)
-    garbage.consent_token.payload = b"x" * 10_000
+    garbage = node_pb2.AttestationRequest(
+        purpose="loan", nonce=b"n" * 16, subject_binding=b"b" * 32
+    )
+    garbage.consent_token.payload = b"x" * 4_000
+    oversized = node_pb2.AttestationRequest()
+    oversized.CopyFrom(garbage)
+    oversized.consent_token.payload = b"x" * 10_000  # refused for its form, before anything
     unlisted = bed.peer("fuzhou")
 
     cases = [
+        (unlisted, oversized, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD"),
         (unlisted, garbage, grpc.StatusCode.PERMISSION_DENIED, "PEER_NOT_TRUSTED"),
         (unlisted, forged, grpc.StatusCode.PERMISSION_DENIED, "PEER_NOT_TRUSTED"),
         (bed.peer(), forged, grpc.StatusCode.PERMISSION_DENIED, "CONSENT_INVALID"),

@@ -208,3 +208,23 @@ async def test_home_region_mismatch_names_the_field(db: Database, tmp_path: Path
         await router.route_for_hub(ctx, request, "hainan")  # type: ignore[arg-type]
     assert (info.value.code, info.value.field) == ("HOME_REGION_MISMATCH", "home_region")
     assert "huxin-field" in dict(map_error(info.value).metadata)
+
+
+async def test_hub_route_attestation_checks_the_form_before_anything() -> None:
+    """REQ: H17 — issue 14 item 14: HubService.RouteAttestation refuses a malformed
+    request before it looks at the trust list or a route (this router could reach
+    nothing: it has no context at all)."""
+    from node._testbed import make_id_number
+
+    request = hub_pb2.RouteAttestationRequest(
+        home_region="heihe",
+        request=node_pb2.AttestationRequest(
+            purpose=f"loan {make_id_number(3)}", nonce=b"n" * 16, subject_binding=b"b" * 32
+        ),
+    )
+    router = Router.__new__(Router)
+    with pytest.raises(NodeError) as info:
+        await router.route_for_hub(None, request, "hainan")  # type: ignore[arg-type]
+    mapped = map_error(info.value)
+    assert mapped.status == grpc.StatusCode.INVALID_ARGUMENT
+    assert (mapped.reason, info.value.field) == ("ID_NUMBER_IN_FIELD", "purpose")
