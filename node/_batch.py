@@ -79,7 +79,7 @@ def period_as_of(period: str) -> date:
 
 def ended_period_as_of(period: str, today: date) -> date:
     """The last day of ``YYYY-MM`` if that month is over on ``today`` (the caller's UTC
-    date); ``INVALID_PERIOD`` otherwise (review5 M6: a run "as of" a day that has
+    date); ``INVALID_PERIOD`` otherwise (a run "as of" a day that has
     not come would be stored, signed and pushed as the month's result, H3)."""
     last = period_as_of(period)
     if last >= today:

@@ -59,7 +59,7 @@ NAME_MAX = 63
 #: A residence basis kind (``hukou``, ``residence_permit``) and how many per person:
 #: per ``SubjectInfo`` of a request AND stored, i.e. the person's current (not
 #: ended) residence bases after the write, whatever batch or registry fact added
-#: them (review14 M7, docs/bounds.md).  Contribution years are counted apart.
+#: them(docs/bounds.md).  Contribution years are counted apart.
 RESIDENCE_KIND_MAX = 64
 RESIDENCES_MAX = 16
 #: Residence kinds that record one contribution YEAR each (population registry
@@ -83,12 +83,12 @@ def check_length(field: str, value: str, maximum: int, *, required: bool = False
 
 def check_text(field: str, value: str, maximum: int, *, required: bool = False) -> None:
     """A caller-chosen string the node stores, signs, logs or tells someone: bounded
-    (:func:`check_length`) and holding no citizen ID number.
+     (:func:`check_length`) and holding no citizen ID number.
 
-    The length is checked FIRST and the scan runs only on a string within its bound
-    (review14 M2): an over-long string is refused ``INVALID_FIELD`` without being
-    scanned, so no field costs the event loop more than ``maximum`` characters of
-    scanning.  Every helper that scans caller text keeps this order."""
+     The length is checked FIRST and the scan runs only on a string within its bound
+    : an over-long string is refused ``INVALID_FIELD`` without being
+     scanned, so no field costs the event loop more than ``maximum`` characters of
+     scanning.  Every helper that scans caller text keeps this order."""
     check_length(field, value, maximum, required=required)
     refuse_id_numbers(field, value)
 

@@ -129,7 +129,7 @@ def _error_code(exc: Exception) -> tuple[str, int] | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     # Everything huxin creates (database, WAL, logs, keys, backups, configs) is the
-    # operator's alone: it holds subjects' records and consents (review5 M4).
+    # operator's alone: it holds subjects' records and consents.
     os.umask(0o077)
     parser = build_parser()
     args = parser.parse_args(argv)

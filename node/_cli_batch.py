@@ -107,7 +107,7 @@ def _period(text: str) -> date:
 
 def ended_period(text: str) -> date:
     """``--period`` of a monthly run: a month that is over (UTC), checked before any
-    other work (review5 M6)."""
+    other work."""
     try:
         return ended_period_as_of(text, datetime.now(UTC).date())
     except BatchError as exc:
@@ -153,7 +153,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _score_run(args: argparse.Namespace) -> int:
-    ended_period(args.period)  # first: a month not over yet is never run (review5 M6)
+    ended_period(args.period)  # first: a month not over yet is never run
     if args.config is not None:
         from ._cli_hub import publish
 

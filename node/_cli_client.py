@@ -161,7 +161,7 @@ def _cert_from_ca(cert_pem: bytes, ca_pem: bytes, now: datetime) -> str:
 
 
 def register_certificate(config: NodeConfig, cert_pem: bytes, now: datetime) -> ClientEntry:
-    """Register an existing client certificate with ``config``'s node (review14 M4).
+    """Register an existing client certificate with ``config``'s node.
 
     The certificate must be issued by the node's federation CA (``[tls] ca``),
     valid at ``now`` and name a client of this node; raises :class:`CliError`

@@ -138,7 +138,7 @@ def signer_from_config(config: NodeConfig, secrets: NodeSecrets) -> SnapshotSign
 def standalone_pseudonym_key(storage_secret: bytes) -> bytes:
     """The leaf-pseudonym key of a region without a hub: ``HMAC-SHA256(storage secret,
     label)`` — domain-separated from subject keys (HMACs of ID numbers), never stored,
-    the same for every run of the node (review5 M6)."""
+    the same for every run of the node."""
     return hmac.new(storage_secret, b"huxin/standalone-snapshot-pseudonym/v1", "sha256").digest()
 
 
@@ -164,7 +164,7 @@ def publish(args: argparse.Namespace) -> int:
 def _publish(args: argparse.Namespace) -> int:
     from ._cli_batch import ended_period
 
-    ended_period(args.period)  # first: a month not over yet is never signed (review5 M6)
+    ended_period(args.period)  # first: a month not over yet is never signed
     config = _config(args.config)
     secrets = _secrets(config)
     now = _now()

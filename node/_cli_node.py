@@ -136,7 +136,7 @@ def _init(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     ca_dir = args.ca or (args.out.resolve().parent / "ca")
     try:
-        check_region_arguments(  # before the CA is created (review5 L1)
+        check_region_arguments(  # before the CA is created
             args.region, args.peers, sources=[*args.sources, *args.population],
             peer_listen=args.peer_listen,
             citizen_listen=args.citizen_listen, metrics_listen=args.metrics_listen,
@@ -268,7 +268,7 @@ async def _run(
         raise CliError(exc.code, str(exc)) from None
     cert = _check_tls_certificate(secrets.tls_cert, secrets.tls_key, datetime.now(UTC))  # M7
     problem = secrets.signing_problem_at(int(time.time()))
-    if problem is not None:  # it could sign nothing anyone accepts (review5 M10)
+    if problem is not None:  # it could sign nothing anyone accepts
         raise CliError(
             "NODE_KEY_EXPIRED",
             f"keys.signing: {problem} per the key set; run 'huxin keys rotate' first",
@@ -289,7 +289,7 @@ async def _run(
             primary.close()
 
 
-# ---------------------------------------------------------------- TLS certificate (review5 M7)
+# ---------------------------------------------------------------- TLS certificate
 
 
 def _check_tls_certificate(cert_pem: bytes, key_pem: bytes, now: datetime) -> CertInfo:
@@ -327,7 +327,7 @@ async def _watch_certificate(info: CertInfo) -> None:
 
 
 def _serving_line(config: Any, doc: dict[str, Any]) -> str:
-    """One line on stdout once the node serves (review5 L5): ports, metrics, workers."""
+    """One line on stdout once the node serves: ports, metrics, workers."""
     host = str(config.listen.peer).rpartition(":")[0]
     parts = [f"peer {host}:{doc['peer']}", f"citizen {doc['citizen']}"]
     if doc.get("metrics"):
@@ -360,7 +360,7 @@ async def _serve_until_stopped(
 
     loop.add_signal_handler(signal.SIGHUP, reopen_logs)
     node = await NodeServer.create(config, secrets=secrets)
-    _export_certificate_expiry(node, secrets.tls_cert)  # review5 M7: the expiry gauge
+    _export_certificate_expiry(node, secrets.tls_cert)  # the expiry gauge
     try:
         ports = await (node.start_worker(worker, peer_port, parent) if worker else node.start())
     except BaseException as exc:

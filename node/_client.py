@@ -94,7 +94,7 @@ def field_of(err: BaseException) -> str:
 def batch_rejection_of(err: BaseException) -> node_pb2.BatchRejection | None:
     """The ``BatchRejection`` of a refused batch (None if absent or unreadable).
 
-    Bounded by the server (review5 M9): ``rejections`` holds the first problems;
+    Bounded by the server: ``rejections`` holds the first problems;
     ``rejected_total``, ``truncated`` and ``summary`` (count per field and code)
     describe all of them.  A server from before the bound sends only
     ``rejections``; then ``rejected_total`` is 0 and the list is complete.

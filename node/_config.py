@@ -47,7 +47,7 @@ __all__ = [
 
 DEFAULT_CONSENT_DAYS = 90
 MAX_USES_CAP = 1000  # uses of one consent; node._svc_citizen's cap (kept equal by a test)
-# region and certificate identities: the pattern of keys' node certificates (review5 L1)
+# region and certificate identities: the pattern of keys' node certificates
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 OBJECTION_STEPS = ("handle", "forward", "source", "reply")  # [rights] objection_deadlines
 MAX_DEADLINE_DAYS = 60

@@ -220,7 +220,7 @@ class GuardInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         self._public = public_methods
         self._request_timeout = request_timeout
         # Calls without a verified identity (public methods on the citizen port),
-        # counted node-wide, not per connection (review14 M1); None = no cap.
+        # counted node-wide, not per connection; None = no cap.
         self._max_public = max_public_calls
         self._public_timeout = min(request_timeout, public_request_timeout or request_timeout)
         self._public_inflight = 0

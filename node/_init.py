@@ -72,7 +72,7 @@ def check_region_arguments(
     metrics_listen: str,
 ) -> None:
     """What the written config would refuse at load, refused before anything is
-    written, naming the ``huxin init region`` flag (review5 L1)."""
+    written, naming the ``huxin init region`` flag."""
     try:
         check_id(region, "--region")
         for flag, ids in (("--peers", peers), ("--sources", sources)):

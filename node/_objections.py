@@ -8,7 +8,7 @@ Invariants:
 
 * an objection is filed by the record's own subject only (another person's
   record is NOT_FOUND, never "forbidden"); one open objection per record;
-  a record is (department, record id) (review5 M8): the citizen's own record
+  a record is (department, record id): the citizen's own record
   with that id, or — when two departments used the id — the one named by
   ``source``; every effect touches that department's record only;
 * it is forwarded to the department that submitted the record (the batch's
@@ -284,7 +284,7 @@ async def file(
 ) -> node_pb2.ObjectionInfo:
     """A citizen files an objection against one of their own records.
 
-    Record ids are per department (review5 M8): the record is looked up among
+    Record ids are per department: the record is looked up among
     the citizen's own records; ``source`` (the department as the citizen's
     report shows it, or its certificate identity) picks one when two
     departments filed records with this id (else INVALID_ARGUMENT

@@ -849,7 +849,7 @@ def _copy_staged(conn: sqlite3.Connection, staged: _Staged, aliases: dict[str, s
             continue
         n = len(_COLUMNS[name].split(","))
         columns, sources = _COLUMNS[name], ", ".join(f"c{i}" for i in range(n))
-        if name == "records":  # a synthetic record is filed by its source (review5 M8)
+        if name == "records":  # a synthetic record is filed by its source
             columns, sources = columns + ", submitted_by", sources + ", c2"
         conn.execute(
             f"INSERT INTO {name} ({columns}) SELECT {sources} FROM {alias}.{name}"

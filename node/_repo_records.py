@@ -11,9 +11,9 @@ Invariants:
   collection consent for the subject was recorded BY the submitter
   (``recorded_by = submitted_by``) with the record's ``source`` (or the
   submitter's identity) as collector.  The service binds ``source`` to the
-  caller and lets a department record consents to itself only (review5 H1),
+  caller and lets a department record consents to itself only,
   so one department's consent never admits another's records;
-* batch ids and record ids belong to the submitting department (review5 M8):
+* batch ids and record ids belong to the submitting department:
   ``source_batches`` is keyed by (``submitted_by``, ``batch_id``) and a record
   by (``submitted_by``, ``record_id``), so two departments may use the same
   natural ids and one department's ids tell another nothing;
@@ -75,7 +75,7 @@ __all__ = [
 CHUNK = 500
 SHARE_WORKING_DAYS = 15  # N7: departments share information within 15 working days
 REJECTION_KEY = "huxin-batch-rejection-bin"
-#: Bounds of the rejection trailer (review5 M9).  gRPC clients refuse trailing metadata
+#: Bounds of the rejection trailer.  gRPC clients refuse trailing metadata
 #: over 16 KiB and may refuse it at random above 8 KiB (``grpc.max_metadata_size``), so
 #: the serialised ``BatchRejection`` stays under 6 KiB, leaving room for the other trailers.
 MAX_LISTED_REJECTIONS = 100
@@ -123,7 +123,7 @@ def batch_rejection(
 ) -> InvalidArgumentError:
     """The error refusing a whole batch, with per-record reasons in trailing metadata.
 
-    The trailer is bounded whatever the batch size (review5 M9): at most
+    The trailer is bounded whatever the batch size: at most
     :data:`MAX_LISTED_REJECTIONS` problems in record order and at most
     :data:`MAX_REJECTION_BYTES` serialised (a long ``record_id``/message is cut),
     plus ``rejected_total``, ``truncated``, ``records_refused`` and a count per
@@ -190,7 +190,7 @@ def residence_bound_error(
     after: dict[bytes, tuple[int, int]],
     where: dict[bytes, tuple[int, str]],
 ) -> InvalidArgumentError | None:
-    """The refusal when a write left a person over the stored residence bound (review14 M7).
+    """The refusal when a write left a person over the stored residence bound.
 
     ``before``/``after`` are :func:`residence_counts` around the write, in ONE unit;
     ``where`` maps a key to (index, field) of the request item that added to it.  A
@@ -354,7 +354,7 @@ class RecordsRepository:
                 "full_civil_capacity = excluded.full_civil_capacity",
                 subject_rows,
             )
-            # residences per person are bounded as STORED, not per request (review14 M7)
+            # residences per person are bounded as STORED, not per request
             touched = {r[0] for r in residence_rows}
             before = residence_counts(conn, touched)
             conn.executemany(

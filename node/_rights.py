@@ -123,7 +123,7 @@ class RightsTx:
     def record_of(self, owner: str, record_id: str) -> tuple[bytes, str, str]:
         """(subject key, category, polarity) of the record ``owner`` filed as ``record_id``.
 
-        Record ids belong to the filing department (review5 M8): another
+        Record ids belong to the filing department: another
         department's record and no record get the same NOT_FOUND answer.
         """
         row = self.conn.execute(

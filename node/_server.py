@@ -231,7 +231,7 @@ class NodeServer:
         listen, connections = config.listen, self.connection_limits()
         # gRPC core stops only what no peer may send: the guard enforces each peer's own
         # limit with a reason (MESSAGE_TOO_LARGE), and a per-peer limit above the default
-        # takes effect at all (review5 L2).
+        # takes effect at all.
         largest = max(
             [config.limits.max_message_bytes, *config.limits.per_peer_message_bytes.values()]
         )

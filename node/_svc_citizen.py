@@ -252,14 +252,14 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
                 "SUBJECT_OPTED_OUT", "you asked not to be scored; opt in first", field="subject"
             )
         if not has_capacity(subject, ctx.today()):
-            # Consent needs legal capacity when given, not only when used (review5 M11).
+            # Consent needs legal capacity when given, not only when used.
             raise FailedPreconditionError(
                 "SUBJECT_NOT_ELIGIBLE",
                 f"a consent needs full civil capacity (age {ADULT_AGE} or more)",
                 field="subject",
             )
         if ctx.secrets.signing_problem_at(now) is not None:
-            raise FailedPreconditionError(  # a token no one could ever use (review5 M10)
+            raise FailedPreconditionError(  # a token no one could ever use
                 "NODE_KEY_EXPIRED",
                 "this node's signing key is not valid now; the operator must rotate it",
             )

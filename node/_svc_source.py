@@ -40,12 +40,12 @@ revocable); the transparency log never holds a source-chosen string: a
 repair/revocation leaf carries ``sha256(record_id)[:16 hex]`` and the route,
 which the citizen can match to the record id in their own report.
 
-Ids per department (review5 M8): batch ids and record ids are the caller's own
+Ids per department: batch ids and record ids are the caller's own
 namespace.  Another department's batch with the same id neither blocks nor
 "replays" this one, and ``MarkRecord`` answers NOT_FOUND ``RECORD_NOT_FOUND``
 alike for another department's record and for no record (no existence oracle).
 
-Refusal size (review5 M9): the rejection trailer is bounded
+Refusal size: the rejection trailer is bounded
 (:func:`node._repo_records.batch_rejection`): the first problems, their total,
 ``truncated`` and a count per (field, code), so any batch up to the size limit
 is refused with INVALID_ARGUMENT ``BATCH_REJECTED`` and a readable list.
@@ -128,13 +128,13 @@ def source_names(who: str, region: str, allowed: tuple[str, ...] = ()) -> frozen
 
 
 def record_digest(record_id: str) -> str:
-    """What the transparency log holds instead of a source-chosen record id (review5 H3)."""
+    """What the transparency log holds instead of a source-chosen record id."""
     return hashlib.sha256(record_id.encode("utf-8")).hexdigest()[:16]
 
 
 def _shown_id(record_id: object) -> str:
     """A record id as a rejection may echo it: never one holding an ID number, never
-    one over :data:`RECORD_TEXT_MAX` (refused as too long, and not scanned: review14 M2)."""
+    one over :data:`RECORD_TEXT_MAX` (refused as too long, and not scanned)."""
     text = str(record_id)
     return "" if len(text) > RECORD_TEXT_MAX or contains_id_number(text) else text
 
@@ -142,7 +142,7 @@ def _shown_id(record_id: object) -> str:
 def _id_problems(rec: scoring_pb2.CreditRecord, i: int) -> list[Problem]:
     """A record's fields (and flags) holding a citizen ID number (privacy, H6).
 
-    Length first (review14 M2): a field or flag over :data:`RECORD_TEXT_MAX` is
+    Length first: a field or flag over :data:`RECORD_TEXT_MAX` is
     not scanned — ``validate_batch`` refuses it as too long (``INVALID_FIELD``;
     a flag that long is in no catalogue), so nothing is lost, and a field as
     large as the message never costs the event loop more than the bound."""

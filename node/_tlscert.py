@@ -1,4 +1,4 @@
-"""The node's own TLS certificate: its validity at start, and its renewal (review5 M7).
+"""The node's own TLS certificate: its validity at start, and its renewal.
 
 A node certificate from the federation CA lasts ``node._init.CERT_DAYS`` (90) days;
 on the day after, every call in and out fails the TLS handshake (C1: the node

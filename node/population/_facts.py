@@ -126,7 +126,7 @@ def _one(i: int, raw: object, scheme: Scheme, today: date) -> tuple[Fact | None,
     if not kind:
         problems.append(_problem(i, "kind", "MISSING_FIELD", "is required"))
     elif kind not in FACT_KINDS:
-        # length first (review14 M2): a kind over the bound is not scanned nor shown
+        # length first: a kind over the bound is not scanned nor shown
         shown = kind if len(kind) <= FACT_KIND_MAX and not contains_id_number(kind) else ""
         problems.append(
             _problem(i, "kind", "UNKNOWN_FACT_KIND", f"{shown!r} is not one of {list(FACT_KINDS)}")

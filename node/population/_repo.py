@@ -22,7 +22,7 @@ Invariants:
 * a person's CURRENT residence bases stay within ``RESIDENCES_MAX`` (contribution
   years within ``CONTRIBUTION_YEARS_MAX``) across every batch and department: a
   batch whose facts would leave more is refused whole, INVALID_ARGUMENT
-  ``TOO_MANY_ITEMS`` naming ``facts[i].residence_kind`` (review14 M7).  Ended
+  ``TOO_MANY_ITEMS`` naming ``facts[i].residence_kind``.  Ended
   residences do not count: they are history, each one closed by its own fact.
 """
 
@@ -237,7 +237,7 @@ async def apply_facts(
                 if k not in gone
             ],
         )
-        # residences per person are bounded as stored, ended ones not counted (review14 M7)
+        # residences per person are bounded as stored, ended ones not counted
         where = {k: (i, f"facts[{i}].residence_kind")
                  for i, (k, f) in enumerate(keyed) if k not in gone and f.kind in _ADDS}  # fmt: skip
         before = residence_counts(conn, where)

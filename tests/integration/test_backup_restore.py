@@ -33,7 +33,7 @@ from node._testbed import (
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
 
 ALICE = make_id_number(301)
-BOB = make_id_number(302)  # deregisters after the backup (review6 H3)
+BOB = make_id_number(302)  # deregisters after the backup
 
 
 def _huxin(*args: str) -> subprocess.CompletedProcess[str]:
@@ -137,7 +137,7 @@ def test_backup_under_load_then_restore(tmp_path: Path) -> None:
         assert old.execute("SELECT uses FROM consents").fetchone()[0] == 21
         issued = old.execute("SELECT max(idx) + 1 FROM status_entries").fetchone()[0]
     assert result["consents_withdrawn"] == 1
-    assert result["deregistrations_carried"] == 1  # BOB stays erased (review6 H3)
+    assert result["deregistrations_carried"] == 1  # BOB stays erased
     with sqlite3.connect(config.parent / "node.db") as new:
         assert new.execute("SELECT count(*) FROM records").fetchone()[0] == 1  # ALICE's only
         assert new.execute("SELECT count(*) FROM subjects").fetchone()[0] == 1
@@ -168,7 +168,7 @@ def test_backup_under_load_then_restore(tmp_path: Path) -> None:
             ("request_refused", "CONSENT_WITHDRAWN"),  # the request just refused
         ]
         signing = decode_private_key((config.parent / "keys/signing.key").read_bytes())  # type: ignore[operator]
-        cp = attestation_pb2.Checkpoint.FromString(  # the signature first (review5 L6)
+        cp = attestation_pb2.Checkpoint.FromString(  # the signature first
             verify_envelope(log.checkpoint, {signing.key_id: signing.public_key}, CHECKPOINT_TYPE)
         )
         for e in log.entries:

@@ -202,7 +202,7 @@ def test_only_the_pinned_or_registered_certificate_speaks_for_an_identity(
 
 
 def test_a_push_stream_with_a_second_certificate_is_refused(world: World) -> None:
-    """REQ: H17 H3 — review14 M5a: ``Push`` (a client stream) relies on the guard
+    """REQ: H17 H3 — ``Push`` (a client stream) relies on the guard
     alone for its pin check: a second certificate the CA issued for heihe is refused
     with UNAUTHENTICATED ``CERTIFICATE_NOT_PINNED`` and the hub stores nothing."""
     before = world.db(HUB, "SELECT COUNT(*) FROM hub_events")

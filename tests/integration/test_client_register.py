@@ -1,4 +1,4 @@
-"""Upgrading a node from before the client registry (review14 M4, M5b; docs/adr/0415).
+"""Upgrading a node from before the client registry (docs/adr/0415).
 
 A node without a registry accepts no integrator or department: a certificate the
 federation CA issued before the registry existed is refused with UNAUTHENTICATED

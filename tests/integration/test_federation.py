@@ -310,7 +310,7 @@ def test_peers_not_in_the_trust_list_are_refused_and_logged(
         (d / f"{as_}.pem").write_bytes(cert.cert_pem)
         (d / f"{as_}.key").write_bytes(cert.key_pem)
         world.layout.clients[as_] = (d / f"{as_}.pem", d / f"{as_}.key")
-    # A consent can only name an audience in the trust list (review5 L3): the token is
+    # A consent can only name an audience in the trust list: the token is
     # the bank's; the caller's own identity is what is refused.
     token = world.grant(audience=BANK)
     with pytest.raises(grpc.RpcError) as info:

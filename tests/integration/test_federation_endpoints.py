@@ -91,7 +91,7 @@ async def test_the_listed_certificate_is_accepted(env: Env) -> None:
 @pytest.mark.parametrize(
     ("listed_as", "fingerprints"),
     [
-        # review14 L4: as inbound (node._callers), an entry that pins nothing admits nobody
+        # as inbound (node._callers), an entry that pins nothing admits nobody
         pytest.param("heihe", (), id="listed-entry-pins-nothing"),
         pytest.param("hainan", (), id="another-region-at-the-endpoint"),
         pytest.param("heihe", (b"\x01" * 32,), id="unlisted-fingerprint"),

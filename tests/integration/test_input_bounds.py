@@ -5,8 +5,8 @@ issue 14 item 7: flags beyond the catalogue, a flag holding ``,``, 30,000 reside
 per person, a 3 MB ``stated_use`` and every other over-long string or over-full list
 are refused with INVALID_ARGUMENT and a stable reason naming the field (in a record
 batch: BATCH_REJECTED with the per-record reason), and nothing is stored.
-Review14 M2: a field far over its bound (4 MB) is refused as too long without being
-scanned for ID numbers.  Review14 M7: residences are bounded per person as STORED,
+A field far over its bound (4 MB) is refused as too long without being
+scanned for ID numbers.  Residences are bounded per person as STORED,
 across batches.
 Issue 14 item 13: an integer a caller sends outside its range (``after_id = 2**63``,
 ``from_seq = 2**64 - 1``, …) is INVALID_ARGUMENT ``INVALID_FIELD`` naming the field,
@@ -158,7 +158,7 @@ def _upload(**fields: Any) -> node_pb2.UploadSupplementRequest:
 
 Call = Callable[[Node], Awaitable[Any]]
 FLAGS = ["simple_procedure", "minor_corrected_promptly"]
-#: ~4 MB (under the 4 MiB message limit) of ID numbers: scanning it cost seconds (review14 M2)
+#: ~4 MB (under the 4 MiB message limit) of ID numbers: scanning it cost seconds
 _HUGE = ("2024" + make_id_number(6)) * (3_900_000 // 22)
 
 # name, call, field, reason; a per-record field is written "record:<field>" (the batch is
@@ -194,7 +194,7 @@ SIZE_CASES: list[tuple[str, Call, str, str]] = [
         "record:legal_document",
         "INVALID_FIELD",
     ),
-    # review14 M2: a field as large as the message is refused as too long, not scanned
+    # a field as large as the message is refused as too long, not scanned
     # for ID numbers first (it holds some: the length reason must win)
     (
         "record-act-id-4mb-of-id-numbers",
@@ -454,7 +454,7 @@ def _bob_residences(batch: str, first_day: int, n: int) -> node_pb2.SubmitRecord
 
 
 async def test_residences_are_bounded_per_person_across_batches(node: Node) -> None:
-    """Review14 M7 (issue 14 item 7): 16 residences per batch accumulated without limit
+    """Issue 14 item 7: 16 residences per batch accumulated without limit
     (20 batches stored 320 for one person).  The bound holds for the person's STORED
     current residences: the batch that would exceed it is refused INVALID_ARGUMENT
     ``TOO_MANY_ITEMS`` naming ``subjects[0].residence`` (with the batch-rejection
@@ -648,8 +648,8 @@ async def hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Hub]:
 async def test_get_receipts_refuses_an_integer_out_of_range(
     hub: Hub, request_: hub_pb2.GetReceiptsRequest, field: str
 ) -> None:
-    """Issue 14 item 13: ``GetReceipts(from_seq=2**64-1)`` was INTERNAL (OverflowError);
-    now INVALID_ARGUMENT ``INVALID_FIELD`` naming the field."""
+    """Issue 14 item 13: ``GetReceipts(from_seq=2**64-1)`` and other out-of-range integers are
+    INVALID_ARGUMENT ``INVALID_FIELD`` naming the field."""
     err = await _refused(hub.stub.GetReceipts(request_))
     assert (err.code(), reason_of(err), field_of(err)) == (
         S.INVALID_ARGUMENT,

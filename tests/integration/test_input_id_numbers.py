@@ -3,7 +3,7 @@
 REQ: H6 (the ID number is the join key only), H17 (no ID number in plain text at rest,
 on the wire or in logs) — issue 14 item 3.  Each disguise an attacker used (digits
 before the number, groups of four, underscores, dots, dashes, Arabic-Indic and
-Devanagari digits, full-width forms, a mix; review14 H2: financial numerals, ○ for
+Devanagari digits, full-width forms, a mix; financial numerals, ○ for
 zero, 幺/两, negative-circled digits, invisible fillers) is put into a representative set of fields
 of the source, citizen and peer services through real RPCs: each is refused with
 INVALID_ARGUMENT ``ID_NUMBER_IN_FIELD`` naming the field (in a record batch: the
@@ -67,7 +67,7 @@ DISGUISES = {
     "devanagari": _in(LEAK, "०१२३४५६७८९"),
     "full-width": _groups(_in(LEAK, "０１２３４５６７８９").replace("X", "Ｘ"), "－", 6),
     "mixed": _in(LEAK[:6], "٠١٢٣٤٥٦٧٨٩") + "_" + _in(LEAK[6:14], "०१२३४५६७८९") + "." + LEAK[14:],
-    # review14 H2 (a representative few; every form is in tests/unit/node/test_freetext.py)
+    # written disguises (a representative few; every form is in tests/unit/node/test_freetext.py)
     "financial-numerals": _in(LEAK, "零壹贰叁肆伍陆柒捌玖"),
     "white-circle-zero": _in(LEAK, "○一二三四五六七八九"),
     "negative-circled": _in(LEAK, "⓿❶❷❸❹❺❻❼❽❾"),

@@ -117,7 +117,7 @@ def test_restart_loses_nothing_acknowledged(world: dict[str, object], sig: int) 
         log = await citizen.QueryLog(node_pb2.QueryLogRequest(), metadata=_md(world, ALICE))  # type: ignore[attr-defined]
         assert len(log.entries) == entries
         signing = decode_private_key((world["dir"] / "keys/signing.key").read_bytes())  # type: ignore[operator]
-        cp = attestation_pb2.Checkpoint.FromString(  # the signature first (review5 L6)
+        cp = attestation_pb2.Checkpoint.FromString(  # the signature first
             verify_envelope(log.checkpoint, {signing.key_id: signing.public_key}, CHECKPOINT_TYPE)
         )
         for e in log.entries:

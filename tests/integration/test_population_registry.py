@@ -385,7 +385,7 @@ def _moves_in(first_day: int, n: int, kind: str = "move_in") -> list[node_pb2.Re
 
 
 async def test_residence_facts_are_bounded_per_person_as_stored(node: Node) -> None:
-    """REQ: H17, issue 14 item 7 (review14 M7) — a person holds at most 16 CURRENT
+    """REQ: H17, issue 14 item 7 — a person holds at most 16 CURRENT
     residences, whatever batch added them: the fact batch that would exceed it is refused
     INVALID_ARGUMENT ``TOO_MANY_ITEMS`` naming the fact (``facts[i].residence_kind``,
     also in the batch-rejection trailer) and nothing of it is written.  Ended residences

@@ -199,7 +199,7 @@ async def test_a_headers_only_call_is_refused_or_timed_out(
 
 
 async def test_public_calls_without_identity_are_capped_node_wide(tmp_path: Path) -> None:
-    """review14 M1: calls to a public method carry no identity, so they are capped over
+    """calls to a public method carry no identity, so they are capped over
     the whole node, not per connection: with ``citizen_max_public_calls = 8`` and eight
     headers-only ``GetIncentiveCatalogue`` calls held over four connections, the ninth
     (on a fifth connection) is refused at once with RESOURCE_EXHAUSTED (8)
@@ -272,7 +272,7 @@ async def test_public_calls_without_identity_are_capped_node_wide(tmp_path: Path
 
 
 async def test_a_public_call_has_the_shorter_message_deadline(tmp_path: Path) -> None:
-    """review14 M1: a headers-only public call is ended after
+    """a headers-only public call is ended after
     ``public_request_timeout_seconds`` (1 s here), not ``request_timeout_seconds``
     (600 s here): DEADLINE_EXCEEDED (4) ``REQUEST_TIMEOUT``."""
     bed, node = await edge_node(

@@ -320,7 +320,7 @@ async def test_query_log_edge_pages_are_valid(node: Node) -> None:
 
 
 async def test_deadline_passed_while_waiting_for_the_writer_uses_nothing(node: Node) -> None:
-    """REQ: H5 N15 H16 (review5 M2) — the writer is held past the caller's deadline:
+    """REQ: H5 N15 H16 — the writer is held past the caller's deadline:
     DEADLINE_EXCEEDED, and once the writer is free the request's unit changes
     nothing (uses 0, no log leaf, no status index); a retry then works."""
     token = await node.grant(DORA, max_uses=1)
@@ -355,7 +355,7 @@ async def test_deadline_passed_while_waiting_for_the_writer_uses_nothing(node: N
 
 
 async def test_grant_and_withdraw_past_their_deadline_change_nothing(node: Node) -> None:
-    """REQ: H5 N15 (review5 M2) — a citizen told DEADLINE_EXCEEDED was not given a consent
+    """REQ: H5 N15 — a citizen told DEADLINE_EXCEEDED was not given a consent
     behind their back, and a withdrawal they were told failed did not happen.  (These
     writes use ``Database.write()``: gRPC cancels the handler at the deadline and the
     cancelled transaction rolls back before its body runs; unlike RequestAttestation's

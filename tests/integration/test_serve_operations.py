@@ -1,4 +1,4 @@
-"""Operating `huxin serve`: owner-only files (review5 M4) and SIGHUP reopening the
+"""Operating `huxin serve`: owner-only files and SIGHUP reopening the
 log file after logrotate moved it, in the primary and its peer-port workers (M5)."""
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def test_files_are_owner_only_and_sighup_reopens_the_log(tmp_path: Path) -> None
 
 
 def test_serve_says_where_it_listens(tmp_path: Path) -> None:
-    """review5 L5: with port 0 the operator learns the ports from one stdout line."""
+    """with port 0 the operator learns the ports from one stdout line."""
     toml = _init(tmp_path)
     ready = tmp_path / "ready.json"
     proc = subprocess.Popen(

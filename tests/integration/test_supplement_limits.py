@@ -1,4 +1,4 @@
-"""A citizen cannot flood the node with supplement uploads (review14 M3).
+"""A citizen cannot flood the node with supplement uploads.
 
 REQ: N5, N9, H16 — ``UploadSupplement`` inserted a row, a transparency-log leaf and an
 entry in the department's queue for every call, without limit (300 uploads by one

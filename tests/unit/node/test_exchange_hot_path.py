@@ -393,7 +393,7 @@ async def test_withdrawal_revokes_only_that_consents_attestations(tmp_path: Path
 
 
 async def test_withdrawal_without_a_consent_row_still_revokes(tmp_path: Path) -> None:
-    """REQ: H5 N15 — review4 L5: if a consent row is missing, withdrawal revokes its
+    """REQ: H5 N15 — if a consent row is missing, withdrawal revokes its
     entries by consent id alone (fails closed) instead of silently revoking nothing."""
     from node._repo_consents import STATUS_REVOKED, STATUS_VALID, ConsentsRepository
 

@@ -32,7 +32,7 @@ _SCRIPTS = {
     "thai": "๐๑๒๓๔๕๖๗๘๙",
     "mathematical-bold": "𝟎𝟏𝟐𝟑𝟒𝟓𝟔𝟕𝟖𝟗",
     "chinese-numerals": "〇一二三四五六七八九",
-    # review14 H2: digits with a numeric or digit value but no decimal value, and the
+    # digits with a numeric or digit value but no decimal value, and the
     # characters written for digits that Unicode gives none
     "financial-numerals": "零壹贰叁肆伍陆柒捌玖",
     "financial-numerals-traditional": "零壹貳參肆伍陸柒捌玖",
@@ -111,7 +111,7 @@ FOUND = [
     ),
     pytest.param("".join("①②③④⑤⑥⑦⑧⑨"[int(c) - 1] if c != "0" else "⓪" for c in ID), id="circled"),
     pytest.param(f"{ID}¼", id="nfkc-makes-a-digit-neighbour"),
-    # review14 H2: numerals without a decimal value, characters written for digits
+    # numerals without a decimal value, characters written for digits
     pytest.param(_script(ID, "financial-numerals"), id="financial-numerals"),
     pytest.param(_script(IDX, "financial-numerals"), id="financial-numerals-check-X"),
     pytest.param(
@@ -126,7 +126,7 @@ FOUND = [
     pytest.param(_script(ID, "parenthesised"), id="parenthesised-digits"),
     pytest.param(_script(ID, "digit-full-stop"), id="digit-full-stops"),
     pytest.param(_script(ID, "superscript"), id="superscript-digits"),
-    # review14 H2: invisible or blank-rendering code points between digits
+    # invisible or blank-rendering code points between digits
     pytest.param(_join(ID, "\u3164"), id="hangul-filler"),
     pytest.param(_join(ID, "\u115f"), id="hangul-choseong-filler"),
     pytest.param(_join(ID, "\u1160"), id="hangul-jungseong-filler"),
@@ -174,7 +174,7 @@ NOT_FOUND = [
     pytest.param("550e8400-e29b-41d4-a716-446655440000", id="uuid"),
     pytest.param(f"{ID[:6]}a{ID[6:14]}b{ID[14:]}", id="letters-break-a-run"),
     pytest.param("第一二三条", id="few-chinese-numerals"),
-    # review14 H2: Chinese prose with numerals scattered in it never holds 18 in a row
+    # Chinese prose with numerals scattered in it never holds 18 in a row
     pytest.param(
         "二〇二六年十二月七日，第三次会议在五楼举行，共有四十二人参加。", id="chinese-date-in-prose"
     ),
@@ -213,7 +213,7 @@ _SEPARATORS = st.sampled_from(
     [
         *("", "", "", " ", "-", "_", ".", "/", "\u200b", "\u3000", "－", "＿", "．", "·", ", "),
         " - ",
-        # review14 H2: invisible and blank-rendering code points
+        # invisible and blank-rendering code points
         *("\u3164", "\u115f", "\u1160", "\uffa0", "\u2800", "\ufe0f", "\U000e0101"),
         *("\U000e0020", "\u2060", "\u034f", "\u20e3", "\u00ad", "\ufeff"),
     ]

@@ -1,4 +1,4 @@
-"""The node's TLS certificate: checks at start, the expiry gauge, renewal (review5 M7).
+"""The node's TLS certificate: checks at start, the expiry gauge, renewal.
 
 REQ: C1 — a region's node is its only way in: a certificate that silently
 expires cuts the region off (every handshake fails), so serve refuses it, warns
@@ -126,7 +126,7 @@ def test_renewal_issues_a_new_key_and_certificate_for_the_same_region(tmp_path: 
     assert stat.S_IMODE(config.tls.key.stat().st_mode) == 0o600
     assert stat.S_IMODE(config.tls.cert.stat().st_mode) == cert_mode  # keeps its mode
     assert not list(config.tls.cert.parent.glob(".*.renew"))  # no temporary file left
-    # the pair that was in use is kept, owner-only, to go back to (review6 M4)
+    # the pair that was in use is kept, owner-only, to go back to
     assert Path(f"{config.tls.cert}.prev").read_bytes() == old_cert
     assert Path(f"{config.tls.key}.prev").read_bytes() == old_key
     assert stat.S_IMODE(Path(f"{config.tls.key}.prev").stat().st_mode) == 0o600

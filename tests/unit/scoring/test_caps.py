@@ -46,7 +46,7 @@ def rec(record_id: str, category: str, on: date, scheme: Scheme = HEIHE, **kw: A
 
 
 def uncapped(scheme: Scheme) -> Scheme:
-    """The same scheme without any positive-point cap (the model before issue 15)."""
+    """The same scheme without any positive-point cap (the baseline the caps are measured against)."""
     return replace(
         scheme,
         categories={cid: replace(c, cap=None) for cid, c in scheme.categories.items()},
