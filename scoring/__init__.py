@@ -18,7 +18,15 @@ from ._engine import (
 )
 from ._errors import RecordError, SchemeError, ScoringError
 from ._idnumber import birth_date, check_character, normalise_id_number, years_between
-from ._incentives import Incentive, IncentiveEffect, parse_incentives
+from ._incentives import (
+    SCENARIO_REF_MAX,
+    Disclosure,
+    Incentive,
+    IncentiveEffect,
+    parse_incentives,
+    parse_scenario_ref,
+    scenario_ref,
+)
 from ._objections import (
     CorrectRecord,
     Effect,
@@ -74,6 +82,7 @@ __all__ = [
     "PERIOD_MONTHS",
     "RECORD_FLAGS",
     "RECORD_TEXT_MAX",
+    "SCENARIO_REF_MAX",
     "THRESHOLD_CODE",
     "CalendarError",
     "CapApplication",
@@ -83,6 +92,7 @@ __all__ = [
     "ContributionStatus",
     "CorrectRecord",
     "CreditRecord",
+    "Disclosure",
     "Discrimination",
     "Effect",
     "Eligibility",
@@ -135,10 +145,12 @@ __all__ = [
     "normalise_id_number",
     "parse_holiday_file",
     "parse_incentives",
+    "parse_scenario_ref",
     "parse_scheme",
     "parse_scheme_toml",
     "reply",
     "resolve_directly",
+    "scenario_ref",
     "score",
     "tick",
     "validate_batch",

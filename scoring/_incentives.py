@@ -11,13 +11,22 @@ Entries that break this are refused when the scheme loads, naming the entry.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ._errors import SchemeError
 
-__all__ = ["Incentive", "IncentiveEffect", "parse_incentives"]
+__all__ = [
+    "SCENARIO_REF_MAX",
+    "Disclosure",
+    "Incentive",
+    "IncentiveEffect",
+    "parse_incentives",
+    "parse_scenario_ref",
+    "scenario_ref",
+]
 
 
 class IncentiveEffect(enum.StrEnum):
@@ -27,6 +36,44 @@ class IncentiveEffect(enum.StrEnum):
     DEPOSIT_WAIVER = "deposit_waiver"  # 免押金
     CREDIT_TERMS = "credit_terms"  # 信用贷款, 利率优惠
     RECOGNITION = "recognition"  # 媒体推介, 荣誉
+
+
+class Disclosure(enum.StrEnum):
+    """What a relying party may see for a scenario (H12: in principle only grade and score).
+
+    Ordered from least to most: a consent may disclose at most what its scenario
+    allows, and ``THRESHOLD`` (meets the scenario's tier: yes, signed; no grade,
+    no score) is every scenario's default.
+    """
+
+    THRESHOLD = "threshold"
+    GRADE = "grade"
+    GRADE_AND_SCORE = "grade_and_score"
+
+    @property
+    def rank(self) -> int:
+        return _DISCLOSURE_ORDER.index(self)
+
+
+_DISCLOSURE_ORDER = (Disclosure.THRESHOLD, Disclosure.GRADE, Disclosure.GRADE_AND_SCORE)
+
+#: A scenario reference, as a consent's purpose names it: ``<scheme id>/<scenario id>``.
+SCENARIO_REF_MAX = 96
+_REF = re.compile(r"^([a-z][a-z0-9_-]{0,31})/([a-z][a-z0-9-]{0,62})$")
+_ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+
+
+def scenario_ref(scheme_id: str, scenario_id: str) -> str:
+    """The purpose string naming ``scenario_id`` of ``scheme_id``'s catalogue."""
+    return f"{scheme_id}/{scenario_id}"
+
+
+def parse_scenario_ref(ref: str) -> tuple[str, str] | None:
+    """``(scheme id, scenario id)`` of a well-formed reference, else ``None``."""
+    if len(ref) > SCENARIO_REF_MAX:
+        return None
+    m = _REF.match(ref)
+    return None if m is None else (m.group(1), m.group(2))
 
 
 #: Effects a catalogue may offer on a basic public service: convenience only.
@@ -43,6 +90,9 @@ class Incentive:
     effect: IncentiveEffect
     min_grade: str
     basic_public_service: bool = False
+    #: the most a consent for this scenario may disclose; threshold unless the
+    #: catalogue says otherwise
+    disclosure: Disclosure = Disclosure.THRESHOLD
 
 
 def parse_incentives(raw: Any, grades: Sequence[str], incentive_tier: str) -> tuple[Incentive, ...]:
@@ -59,8 +109,10 @@ def parse_incentives(raw: Any, grades: Sequence[str], incentive_tier: str) -> tu
         if not isinstance(entry, dict):
             raise SchemeError(path, "must be a table")
         iid, title = entry.get("id"), entry.get("title")
-        if not isinstance(iid, str) or not iid or iid in seen:
-            raise SchemeError(f"{path}.id", "must be a unique non-empty string")
+        if not isinstance(iid, str) or not _ID.match(iid) or iid in seen:
+            raise SchemeError(
+                f"{path}.id", "must be a unique id of lower-case letters, digits and '-' (1-63)"
+            )
         seen.add(iid)
         if not isinstance(title, str) or not title:
             raise SchemeError(f"{path}.title", "is required")
@@ -93,5 +145,10 @@ def parse_incentives(raw: Any, grades: Sequence[str], incentive_tier: str) -> tu
         domain = entry.get("domain", "other")
         if domain not in {"public_service", "market", "other"}:
             raise SchemeError(f"{path}.domain", "must be public_service, market or other")
-        out.append(Incentive(iid, title, domain, effect, grade, basic))
+        try:
+            disclosure = Disclosure(entry.get("disclosure", Disclosure.THRESHOLD.value))
+        except ValueError:
+            allowed = ", ".join(d.value for d in Disclosure)
+            raise SchemeError(f"{path}.disclosure", f"must be one of {allowed}") from None
+        out.append(Incentive(iid, title, domain, effect, grade, basic, disclosure))
     return tuple(out)
