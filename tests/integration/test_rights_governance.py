@@ -627,7 +627,7 @@ async def test_incentive_catalogue_is_published_and_offers_no_punishment(heihe: 
     assert (cat.scheme_id, cat.incentive_tier) == ("heihe", "A")
     entries = {e.id: e for e in cat.entries}
     assert list(entries["gov-fast-lane"].qualifying_grades) == ["SSS", "SS", "S", "AAA", "AA", "A"]
-    assert list(entries["credit-loans"].qualifying_grades) == ["SSS", "SS", "S", "AAA"]
+    assert list(entries["credit-loans"].qualifying_grades) == ["SSS", "SS", "S", "AAA", "AA", "A"]
     assert all("B" not in e.qualifying_grades for e in cat.entries)
     basic = [e for e in cat.entries if e.basic_public_service]
     assert basic and all(e.effect == "fast_lane" for e in basic)
