@@ -24,6 +24,13 @@ from ._ca import (
     region_of_certificate,
     verify_peer_certificate,
 )
+from ._catalogue import (
+    CATALOGUE_TYPE,
+    MAX_CATALOGUE_BYTES,
+    OpenedCatalogue,
+    open_catalogue,
+    sign_catalogue,
+)
 from ._ed25519 import KeyPair, check_public_key, ed25519_verify, key_id
 from ._envelope import (
     ATTESTATION_TYPE,
@@ -76,10 +83,12 @@ from ._verify import DEFAULT_SKEW_SECONDS, VerifiedAttestation, verify_attestati
 
 __all__ = [
     "ATTESTATION_TYPE",
+    "CATALOGUE_TYPE",
     "CHECKPOINT_TYPE",
     "DEFAULT_SKEW_SECONDS",
     "EMPTY_ROOT",
     "KEYSET_TYPE",
+    "MAX_CATALOGUE_BYTES",
     "MAX_SIGNATURES",
     "MIN_ENTRIES",
     "REASON_CODES",
@@ -99,6 +108,7 @@ __all__ = [
     "MappedGrade",
     "MerkleTree",
     "NodeCertificate",
+    "OpenedCatalogue",
     "RegionTrust",
     "SealError",
     "Sealer",
@@ -131,6 +141,7 @@ __all__ = [
     "merkle_root",
     "node_hash",
     "normalise_id",
+    "open_catalogue",
     "open_status_list",
     "pae",
     "path_from_levels",
@@ -140,6 +151,7 @@ __all__ = [
     "root_of_leaf_hashes",
     "select_status_list",
     "sign",
+    "sign_catalogue",
     "sign_checkpoint",
     "signer_of",
     "subject_binding",

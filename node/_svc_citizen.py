@@ -34,7 +34,7 @@ from typing import Any
 from grpc import aio
 
 from keys import sign, subject_binding
-from scoring import Scheme, ScoreResult, Subject, years_between
+from scoring import ScoreResult, Subject, years_between
 
 from . import _objections as objections
 from . import _rights_dereg as dereg
@@ -63,12 +63,13 @@ from ._identity import AuthenticatedCitizen
 from ._repo_consents import ConsentRow, GrantHistory, state_of
 from ._throttle import RETRY_AFTER_KEY
 from ._translog import PAGE_DEFAULT, LogWrite
+from .catalogue import Publisher, citizen_view
 from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 from .population import require_served
 from .rights import _optout as optout
 from .rights import _repair as repair
 
-__all__ = ["CONSENT_TYPE", "CitizenServicer", "incentive_catalogue", "score_result_proto"]
+__all__ = ["CONSENT_TYPE", "CitizenServicer", "score_result_proto"]
 
 CONSENT_TYPE = "application/vnd.huxin.consent.v1+proto"
 PERIOD_MAX = 7  # YYYY-MM
@@ -145,32 +146,6 @@ def score_result_proto(r: ScoreResult, *, explain: bool) -> scoring_pb2.ScoreRes
     return msg
 
 
-def incentive_catalogue(scheme: Scheme) -> node_pb2.IncentiveCatalogue:
-    """H14, N16, N17: which grades qualify for which measures (incentives only)."""
-    grades = scheme.grades
-    return node_pb2.IncentiveCatalogue(
-        scheme_id=scheme.id,
-        scheme_version=scheme.version,
-        incentive_tier=scheme.incentive_tier,
-        statement=(
-            "Incentives only: a grade never restricts basic public services or legal rights; "
-            "below the incentive tier a person simply has no incentive (H14, N14)."
-        ),
-        entries=[
-            node_pb2.IncentiveEntry(
-                id=i.id,
-                title=i.title,
-                domain=i.domain,
-                effect=i.effect.value,
-                min_grade=i.min_grade,
-                basic_public_service=i.basic_public_service,
-                qualifying_grades=grades[: grades.index(i.min_grade) + 1],
-            )
-            for i in scheme.incentives
-        ],
-    )
-
-
 def consent_info(row: ConsentRow, now: int) -> node_pb2.ConsentInfo:
     grant = node_pb2.ConsentGrant()
     grant.ParseFromString(row.grant_payload)  # our own signed bytes, from our database
@@ -182,6 +157,7 @@ def consent_info(row: ConsentRow, now: int) -> node_pb2.ConsentInfo:
 class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
     def __init__(self, ctx: NodeContext) -> None:
         self._ctx = ctx
+        self._catalogue = Publisher(ctx.config, ctx.scheme)  # N17: its guide checked at start
 
     def _citizen(self, context: aio.ServicerContext[Any, Any]) -> AuthenticatedCitizen:
         return require_citizen()  # verified by the guard on the headers, once per call
@@ -485,7 +461,8 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
         request: node_pb2.GetIncentiveCatalogueRequest,
         context: aio.ServicerContext[Any, Any],
     ) -> node_pb2.IncentiveCatalogue:
-        return incentive_catalogue(self._ctx.scheme)
+        ctx = self._ctx
+        return citizen_view(*self._catalogue.signed(ctx.scheme, ctx.secrets, ctx.now_s()))
 
     # -- credit repair (N22) and voluntariness (N3, N4) ---------------------------
     async def ApplyForRepair(

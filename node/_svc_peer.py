@@ -103,6 +103,7 @@ from ._request_form import FORM_REASONS, check_attestation_request
 from ._status import STATUS_LIST_ID, render_status_list
 from ._svc_citizen import CONSENT_TYPE
 from ._translog import LogWrite
+from .catalogue import Publisher
 from .pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
 from .rights import refuse_if_opted_out
 
@@ -243,6 +244,7 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         self._grades = _Grades()
         self._issued: dict[str, Any] = {}  # metric children by audience
         self._unlogged_at: dict[str, int] = {}  # caller -> second of its last unlogged line
+        self._catalogue = Publisher(ctx.config, ctx.scheme)  # N17: its guide checked at start
 
     def _peer(self, now: int | None = None) -> str:
         who = require_caller()
@@ -593,3 +595,13 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         _size, env = await self._ctx.log.current_checkpoint(self._ctx.now_s())
         with own_data("the log checkpoint"):
             return env.to_proto()
+
+    async def GetSignedCatalogue(
+        self,
+        request: node_pb2.GetIncentiveCatalogueRequest,
+        context: aio.ServicerContext[Any, Any],
+    ) -> attestation_pb2.Envelope:
+        require_caller()  # public trust material: any certificate of the CA (ADR 0415, 0511)
+        ctx = self._ctx
+        _catalogue, signed = self._catalogue.signed(ctx.scheme, ctx.secrets, ctx.now_s())
+        return signed.to_proto()

@@ -7,6 +7,22 @@ database (enforced by ``tools/check_imports.py``).  Errors derive from
 
 from ._calendar import CalendarError, HolidayYear, WorkingDayCalendar, parse_holiday_file
 from ._caps import PERIOD_MONTHS, CapApplication, CapKind, Family, PointCap
+from ._catalogue import (
+    CATALOGUE_STATEMENT,
+    CATALOGUE_VERSION_MAX,
+    GUIDE_APPLY_MAX,
+    GUIDE_INTRO_MAX,
+    Catalogue,
+    Guide,
+    GuideEntry,
+    Publication,
+    Scenario,
+    build_catalogue,
+    catalogue_illustrative,
+    check_catalogue_version,
+    default_publication,
+    parse_guide,
+)
 from ._discrimination import Discrimination, discrimination
 from ._engine import (
     Contribution,
@@ -16,13 +32,15 @@ from ._engine import (
     eligibility_problem,
     score,
 )
-from ._errors import RecordError, SchemeError, ScoringError
+from ._errors import CatalogueError, RecordError, SchemeError, ScoringError
 from ._idnumber import birth_date, check_character, normalise_id_number, years_between
 from ._incentives import (
+    INCENTIVES_MAX,
     SCENARIO_REF_MAX,
     Disclosure,
     Incentive,
     IncentiveEffect,
+    Sector,
     parse_incentives,
     parse_scenario_ref,
     scenario_ref,
@@ -78,7 +96,12 @@ from ._scheme import (
 from ._validity import ValidityCap
 
 __all__ = [
+    "CATALOGUE_STATEMENT",
+    "CATALOGUE_VERSION_MAX",
     "FORBIDDEN_CATEGORIES",
+    "GUIDE_APPLY_MAX",
+    "GUIDE_INTRO_MAX",
+    "INCENTIVES_MAX",
     "PERIOD_MONTHS",
     "RECORD_FLAGS",
     "RECORD_TEXT_MAX",
@@ -87,6 +110,8 @@ __all__ = [
     "CalendarError",
     "CapApplication",
     "CapKind",
+    "Catalogue",
+    "CatalogueError",
     "Category",
     "Contribution",
     "ContributionStatus",
@@ -99,6 +124,8 @@ __all__ = [
     "Escalate",
     "Evaluation",
     "Family",
+    "Guide",
+    "GuideEntry",
     "HolidayYear",
     "Incentive",
     "IncentiveEffect",
@@ -111,6 +138,7 @@ __all__ = [
     "PointCap",
     "Polarity",
     "Provenance",
+    "Publication",
     "Recompute",
     "RecordError",
     "RecordLike",
@@ -119,10 +147,12 @@ __all__ = [
     "ResidenceRule",
     "Rollout",
     "RolloutError",
+    "Scenario",
     "Scheme",
     "SchemeError",
     "ScoreResult",
     "ScoringError",
+    "Sector",
     "SeverityBand",
     "Stage",
     "Subject",
@@ -134,7 +164,11 @@ __all__ = [
     "add_months",
     "answer",
     "birth_date",
+    "build_catalogue",
+    "catalogue_illustrative",
+    "check_catalogue_version",
     "check_character",
+    "default_publication",
     "discrimination",
     "eligibility_problem",
     "file_objection",
@@ -143,6 +177,7 @@ __all__ = [
     "list_schemes",
     "load_scheme",
     "normalise_id_number",
+    "parse_guide",
     "parse_holiday_file",
     "parse_incentives",
     "parse_scenario_ref",

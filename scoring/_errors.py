@@ -7,7 +7,7 @@ Messages never contain a citizen ID number.
 
 from __future__ import annotations
 
-__all__ = ["RecordError", "SchemeError", "ScoringError"]
+__all__ = ["CatalogueError", "RecordError", "SchemeError", "ScoringError"]
 
 
 class ScoringError(Exception):
@@ -44,3 +44,10 @@ class RecordError(ScoringError):
     def __init__(self, field: str, message: str, *, code: str, index: int | None = None) -> None:
         super().__init__(field, message, code=code)
         self.index = index
+
+
+class CatalogueError(ScoringError):
+    """A catalogue publication (its version, date or application guide) is refused;
+    ``field`` is the dotted path inside the guide or the publication."""
+
+    code = "INVALID_CATALOGUE"

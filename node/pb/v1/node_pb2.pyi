@@ -1805,6 +1805,13 @@ class IncentiveEntry(_message.Message):
     MIN_GRADE_FIELD_NUMBER: _builtins.int
     BASIC_PUBLIC_SERVICE_FIELD_NUMBER: _builtins.int
     QUALIFYING_GRADES_FIELD_NUMBER: _builtins.int
+    REF_FIELD_NUMBER: _builtins.int
+    TITLE_EN_FIELD_NUMBER: _builtins.int
+    SECTOR_FIELD_NUMBER: _builtins.int
+    DISCLOSURE_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    HOW_TO_APPLY_FIELD_NUMBER: _builtins.int
+    RELYING_PARTY_SEES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     title: _builtins.str
     domain: _builtins.str
@@ -1812,6 +1819,20 @@ class IncentiveEntry(_message.Message):
     """fast_lane | priority | discount | deposit_waiver | credit_terms | recognition"""
     min_grade: _builtins.str
     basic_public_service: _builtins.bool
+    ref: _builtins.str
+    """N17: the published catalogue's entry and its application guide (docs/adr/0511)
+    "<scheme>/<scenario>": what a consent's purpose names
+    """
+    title_en: _builtins.str
+    sector: _builtins.str
+    disclosure: _builtins.str
+    """threshold | grade | grade_and_score (H12)"""
+    provider: _builtins.str
+    """guide: who provides it"""
+    how_to_apply: _builtins.str
+    """guide: how to apply"""
+    relying_party_sees: _builtins.str
+    """guide: what the relying party sees, from disclosure"""
     @_builtins.property
     def qualifying_grades(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -1824,10 +1845,17 @@ class IncentiveEntry(_message.Message):
         min_grade: _builtins.str = ...,
         basic_public_service: _builtins.bool = ...,
         qualifying_grades: _abc.Iterable[_builtins.str] | None = ...,
+        ref: _builtins.str = ...,
+        title_en: _builtins.str = ...,
+        sector: _builtins.str = ...,
+        disclosure: _builtins.str = ...,
+        provider: _builtins.str = ...,
+        how_to_apply: _builtins.str = ...,
+        relying_party_sees: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["basic_public_service", b"basic_public_service", "domain", b"domain", "effect", b"effect", "id", b"id", "min_grade", b"min_grade", "qualifying_grades", b"qualifying_grades", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basic_public_service", b"basic_public_service", "disclosure", b"disclosure", "domain", b"domain", "effect", b"effect", "how_to_apply", b"how_to_apply", "id", b"id", "min_grade", b"min_grade", "provider", b"provider", "qualifying_grades", b"qualifying_grades", "ref", b"ref", "relying_party_sees", b"relying_party_sees", "sector", b"sector", "title", b"title", "title_en", b"title_en"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1859,12 +1887,30 @@ class IncentiveCatalogue(_message.Message):
     INCENTIVE_TIER_FIELD_NUMBER: _builtins.int
     ENTRIES_FIELD_NUMBER: _builtins.int
     STATEMENT_FIELD_NUMBER: _builtins.int
+    CATALOGUE_VERSION_FIELD_NUMBER: _builtins.int
+    PUBLISHED_ON_FIELD_NUMBER: _builtins.int
+    GUIDE_INTRO_FIELD_NUMBER: _builtins.int
+    ILLUSTRATIVE_FIELD_NUMBER: _builtins.int
+    SIGNED_CATALOGUE_FIELD_NUMBER: _builtins.int
     scheme_id: _builtins.str
     scheme_version: _builtins.str
     incentive_tier: _builtins.str
     statement: _builtins.str
+    catalogue_version: _builtins.str
+    """N17: the publication (docs/adr/0511)"""
+    published_on: _builtins.str
+    """YYYY-MM-DD"""
+    guide_intro: _builtins.str
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___IncentiveEntry]: ...
+    @_builtins.property
+    def illustrative(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the scheme's illustrative fields that touch the tiers"""
+
+    @_builtins.property
+    def signed_catalogue(self) -> _attestation_pb2.Envelope:
+        """the same catalogue, signed (catalogue.proto)"""
+
     def __init__(
         self,
         *,
@@ -1873,10 +1919,15 @@ class IncentiveCatalogue(_message.Message):
         incentive_tier: _builtins.str = ...,
         entries: _abc.Iterable[Global___IncentiveEntry] | None = ...,
         statement: _builtins.str = ...,
+        catalogue_version: _builtins.str = ...,
+        published_on: _builtins.str = ...,
+        guide_intro: _builtins.str = ...,
+        illustrative: _abc.Iterable[_builtins.str] | None = ...,
+        signed_catalogue: _attestation_pb2.Envelope | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["signed_catalogue", b"signed_catalogue"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "incentive_tier", b"incentive_tier", "scheme_id", b"scheme_id", "scheme_version", b"scheme_version", "statement", b"statement"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalogue_version", b"catalogue_version", "entries", b"entries", "guide_intro", b"guide_intro", "illustrative", b"illustrative", "incentive_tier", b"incentive_tier", "published_on", b"published_on", "scheme_id", b"scheme_id", "scheme_version", b"scheme_version", "signed_catalogue", b"signed_catalogue", "statement", b"statement"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

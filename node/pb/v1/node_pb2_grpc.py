@@ -1384,6 +1384,11 @@ class PeerServiceStub:
                 request_serializer=node_dot_pb_dot_v1_dot_node__pb2.GetCheckpointRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
                 _registered_method=True)
+        self.GetSignedCatalogue = channel.unary_unary(
+                '/huxin.v1.PeerService/GetSignedCatalogue',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.GetIncentiveCatalogueRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
+                _registered_method=True)
 
 
 class PeerServiceServicer:
@@ -1425,6 +1430,14 @@ class PeerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSignedCatalogue(self, request, context):
+        """N17: the signed incentive catalogue (catalogue.proto); public trust material, served
+        to any certificate of the federation CA (docs/adr/0415, 0511).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PeerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1456,6 +1469,11 @@ def add_PeerServiceServicer_to_server(servicer, server):
             'GetLogCheckpoint': grpc.unary_unary_rpc_method_handler(
                     servicer.GetLogCheckpoint,
                     request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.GetCheckpointRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.SerializeToString,
+            ),
+            'GetSignedCatalogue': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSignedCatalogue,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.GetIncentiveCatalogueRequest.FromString,
                     response_serializer=node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.SerializeToString,
             ),
     }
@@ -1620,6 +1638,33 @@ class PeerService:
             target,
             '/huxin.v1.PeerService/GetLogCheckpoint',
             node_dot_pb_dot_v1_dot_node__pb2.GetCheckpointRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSignedCatalogue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.PeerService/GetSignedCatalogue',
+            node_dot_pb_dot_v1_dot_node__pb2.GetIncentiveCatalogueRequest.SerializeToString,
             node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
             options,
             channel_credentials,

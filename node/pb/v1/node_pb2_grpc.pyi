@@ -400,6 +400,10 @@ class PeerServiceStub:
     ListSchemes: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListSchemesRequest, _node_pb2.ListSchemesResponse]
     ListMappings: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListMappingsRequest, _node_pb2.ListMappingsResponse]
     GetLogCheckpoint: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetCheckpointRequest, _attestation_pb2.Envelope]
+    GetSignedCatalogue: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetIncentiveCatalogueRequest, _attestation_pb2.Envelope]
+    """N17: the signed incentive catalogue (catalogue.proto); public trust material, served
+    to any certificate of the federation CA (docs/adr/0415, 0511).
+    """
 
 @_typing.type_check_only
 class PeerServiceAsyncStub(PeerServiceStub):
@@ -410,6 +414,10 @@ class PeerServiceAsyncStub(PeerServiceStub):
     ListSchemes: _aio.UnaryUnaryMultiCallable[_node_pb2.ListSchemesRequest, _node_pb2.ListSchemesResponse]  # type: ignore[assignment]
     ListMappings: _aio.UnaryUnaryMultiCallable[_node_pb2.ListMappingsRequest, _node_pb2.ListMappingsResponse]  # type: ignore[assignment]
     GetLogCheckpoint: _aio.UnaryUnaryMultiCallable[_node_pb2.GetCheckpointRequest, _attestation_pb2.Envelope]  # type: ignore[assignment]
+    GetSignedCatalogue: _aio.UnaryUnaryMultiCallable[_node_pb2.GetIncentiveCatalogueRequest, _attestation_pb2.Envelope]  # type: ignore[assignment]
+    """N17: the signed incentive catalogue (catalogue.proto); public trust material, served
+    to any certificate of the federation CA (docs/adr/0415, 0511).
+    """
 
 class PeerServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -453,5 +461,15 @@ class PeerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _node_pb2.GetCheckpointRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_attestation_pb2.Envelope, _abc.Awaitable[_attestation_pb2.Envelope]]: ...
+
+    @_abc_1.abstractmethod
+    def GetSignedCatalogue(
+        self,
+        request: _node_pb2.GetIncentiveCatalogueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_attestation_pb2.Envelope, _abc.Awaitable[_attestation_pb2.Envelope]]:
+        """N17: the signed incentive catalogue (catalogue.proto); public trust material, served
+        to any certificate of the federation CA (docs/adr/0415, 0511).
+        """
 
 def add_PeerServiceServicer_to_server(servicer: PeerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
