@@ -621,11 +621,18 @@ async def test_heihe_scheme_accepts_no_personal_uploads(heihe: Fed) -> None:
 
 
 async def test_incentive_catalogue_is_published_and_offers_no_punishment(heihe: Fed) -> None:
-    """REQ: H14 N16 N17 — the catalogue says which grades qualify for which measure;
+    """REQ: H12 H14 N16 N17 — the catalogue says which grades qualify for which scenario
+    and what the relying party sees, published with a version and a date (issue 15 §2);
     no RPC of any service offers a deny or punishment decision."""
     cat = await heihe.citizen.GetIncentiveCatalogue(node_pb2.GetIncentiveCatalogueRequest())
     assert (cat.scheme_id, cat.incentive_tier) == ("heihe", "A")
+    assert (cat.catalogue_version, cat.published_on) == ("2025.1", "2025-01-01")  # the scheme's
     entries = {e.id: e for e in cat.entries}
+    assert len(entries) == 19 and {e.min_grade for e in cat.entries} == {"A"}
+    assert (entries["credit-loans"].ref, entries["credit-loans"].disclosure) == (
+        "heihe/credit-loans",
+        "grade_and_score",
+    )
     assert list(entries["gov-fast-lane"].qualifying_grades) == ["SSS", "SS", "S", "AAA", "AA", "A"]
     assert list(entries["credit-loans"].qualifying_grades) == ["SSS", "SS", "S", "AAA", "AA", "A"]
     assert all("B" not in e.qualifying_grades for e in cat.entries)
