@@ -49,6 +49,7 @@ __all__ = [
     "Sector",
     "parse_incentives",
     "parse_scenario_ref",
+    "punitive_word",
     "scenario_ref",
 ]
 
