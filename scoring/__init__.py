@@ -27,6 +27,15 @@ from ._incentives import (
     parse_scenario_ref,
     scenario_ref,
 )
+from ._legal import (
+    LEGAL_DOCUMENT_KINDS,
+    LegalDocument,
+    describe_reference,
+    normalise_uscc,
+    parse_reference,
+    uscc_check_character,
+    validate_legal_document,
+)
 from ._objections import (
     CorrectRecord,
     Effect,
@@ -79,6 +88,7 @@ from ._validity import ValidityCap
 
 __all__ = [
     "FORBIDDEN_CATEGORIES",
+    "LEGAL_DOCUMENT_KINDS",
     "PERIOD_MONTHS",
     "RECORD_FLAGS",
     "RECORD_TEXT_MAX",
@@ -102,6 +112,7 @@ __all__ = [
     "HolidayYear",
     "Incentive",
     "IncentiveEffect",
+    "LegalDocument",
     "MaskRecord",
     "NotifyCitizen",
     "Objection",
@@ -135,6 +146,7 @@ __all__ = [
     "answer",
     "birth_date",
     "check_character",
+    "describe_reference",
     "discrimination",
     "eligibility_problem",
     "file_objection",
@@ -143,8 +155,10 @@ __all__ = [
     "list_schemes",
     "load_scheme",
     "normalise_id_number",
+    "normalise_uscc",
     "parse_holiday_file",
     "parse_incentives",
+    "parse_reference",
     "parse_scenario_ref",
     "parse_scheme",
     "parse_scheme_toml",
@@ -153,7 +167,9 @@ __all__ = [
     "scenario_ref",
     "score",
     "tick",
+    "uscc_check_character",
     "validate_batch",
+    "validate_legal_document",
     "validate_record",
     "years_between",
 ]
