@@ -14,6 +14,8 @@ Invariants:
   (idempotent) unless ``force`` is given, which replaces it.
 * Memory is bounded by a few chunks: nothing reads the whole population.
 * Workers (processes) only read; the calling process is the only writer.
+* A scheme that has expired by ``as_of`` runs nothing (``SCHEME_EXPIRED``):
+  the check precedes any read, so no run row or snapshot is written.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class BatchError(CodedNodeError):
         "INVALID_PERIOD": grpc.StatusCode.INVALID_ARGUMENT,
         "INVALID_CHUNK": grpc.StatusCode.INVALID_ARGUMENT,
         "UNKNOWN_CATEGORY": grpc.StatusCode.FAILED_PRECONDITION,
+        "SCHEME_EXPIRED": grpc.StatusCode.FAILED_PRECONDITION,
     }
     DEFAULT_STATUS: ClassVar[grpc.StatusCode] = grpc.StatusCode.FAILED_PRECONDITION
 
@@ -337,10 +340,18 @@ def run_month(
 
     ``workers`` ≤ 1 scores in this process (chunks in key order); more uses
     that many reader processes.  Raises :class:`BatchError` or
-    :class:`~node._storage.StorageError` (``DB_NOT_FOUND`` …).
+    :class:`~node._storage.StorageError` (``DB_NOT_FOUND`` …); a scheme past its
+    ``valid_until`` on the period's last day refuses the whole run before the
+    database is opened (``SCHEME_EXPIRED``, N12), not subject by subject.
     """
     started = time.perf_counter()
     as_of = period_as_of(period)
+    if scheme.expired_on(as_of):
+        raise BatchError(
+            "SCHEME_EXPIRED",
+            f"scheme {scheme.key} expired after {scheme.valid_until}; it cannot score"
+            f" {period} (as of {as_of}); nothing was run (N12)",
+        )
     if chunk_subjects < 1:
         raise BatchError("INVALID_CHUNK", "chunk size must be at least 1")
     path = Path(db)

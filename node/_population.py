@@ -540,7 +540,8 @@ class _RecordMaker:
             severity = plan.severities[bisect.bisect_left(plan.severity_cum, rand())]
         if plan.cat.requires_legal_document and rand() < 0.6:
             year = date.fromordinal(day).year
-            legal = f"（{year}）{self.court}执{int(rand() * 9998) + 1}号"
+            # stored as intake stores a reference: "<kind> <number>" (scoring.parse_reference)
+            legal = f"ruling （{year}）{self.court}执{int(rand() * 9998) + 1}号"
         flags = ""
         if plan.flags:
             r = rand()

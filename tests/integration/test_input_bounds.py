@@ -190,8 +190,8 @@ SIZE_CASES: list[tuple[str, Call, str, str]] = [
     ),
     (
         "record-text-257",
-        lambda n: n.court.SubmitRecords(_batch(legal_document="d" * 257)),
-        "record:legal_document",
+        lambda n: n.court.SubmitRecords(_batch(severity="d" * 257)),
+        "record:severity",
         "INVALID_FIELD",
     ),
     # a field as large as the message is refused as too long, not scanned

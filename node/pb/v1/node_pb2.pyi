@@ -861,6 +861,82 @@ class VerifySupplementRequest(_message.Message):
 Global___VerifySupplementRequest: _TypeAlias = VerifySupplementRequest  # noqa: Y015
 
 @_typing.final
+class OrganisationListing(_message.Message):
+    """An organisation's entry on or removal from a list (H10): the severe-dishonesty list
+    (严重失信主体名单) a responsible-individual deduction rests on.  Organisations are
+    not residents: no subject, no ID number; the listing is keyed by the organisation's
+    unified social credit code and kept as filed (docs/adr/0513).  An organisation is
+    on the list on day D when its latest event on or before D (any department's; a
+    removal wins a tie) is `listed`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LISTING_ID_FIELD_NUMBER: _builtins.int
+    ORGANISATION_CODE_FIELD_NUMBER: _builtins.int
+    LIST_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    ON_FIELD_NUMBER: _builtins.int
+    listing_id: _builtins.str
+    """the department's own id; required, max 128, no ID number;"""
+    organisation_code: _builtins.str
+    """unique per department (LISTING_EXISTS)
+    GB 32100 unified social credit code, 18 characters with
+    """
+    list: _builtins.str
+    """its check character (INVALID_ORGANISATION_CODE)
+    "severe_dishonesty"; required (UNKNOWN_LIST)
+    """
+    event: _builtins.str
+    """"listed" | "removed"; required (UNKNOWN_EVENT)"""
+    on: _builtins.str
+    """YYYY-MM-DD; required, not after today"""
+    def __init__(
+        self,
+        *,
+        listing_id: _builtins.str = ...,
+        organisation_code: _builtins.str = ...,
+        list: _builtins.str = ...,
+        event: _builtins.str = ...,
+        on: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "list", b"list", "listing_id", b"listing_id", "on", b"on", "organisation_code", b"organisation_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrganisationListing: _TypeAlias = OrganisationListing  # noqa: Y015
+
+@_typing.final
+class SubmitOrganisationListingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    LISTINGS_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    """idempotency key per department (shared with"""
+    @_builtins.property
+    def listings(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrganisationListing]:
+        """record batches); required, max 128, no ID number
+        1..10,000 (BATCH_TOO_LARGE)
+        """
+
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        listings: _abc.Iterable[Global___OrganisationListing] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "listings", b"listings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitOrganisationListingsRequest: _TypeAlias = SubmitOrganisationListingsRequest  # noqa: Y015
+
+@_typing.final
 class RepairApplicationRequest(_message.Message):
     """---------------------------------------------------------------- credit repair (N22)"""
 

@@ -95,6 +95,11 @@ class SourceServiceStub:
                 request_serializer=node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsResponse.FromString,
                 _registered_method=True)
+        self.SubmitOrganisationListings = channel.unary_unary(
+                '/huxin.v1.SourceService/SubmitOrganisationListings',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.SubmitOrganisationListingsRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.SubmitRecordsResponse.FromString,
+                _registered_method=True)
 
 
 class SourceServiceServicer:
@@ -183,6 +188,16 @@ class SourceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitOrganisationListings(self, request, context):
+        """H10: organisations entering or leaving the severe-dishonesty list, filed by any
+        allowed source ([sources] allowed) before the responsible-individual deductions
+        that rest on them.  Same batch semantics as SubmitRecords: idempotent per
+        department, whole or nothing, bad listings in huxin-batch-rejection-bin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SourceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -245,6 +260,11 @@ def add_SourceServiceServicer_to_server(servicer, server):
                     servicer.ListScoreObjections,
                     request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsRequest.FromString,
                     response_serializer=node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsResponse.SerializeToString,
+            ),
+            'SubmitOrganisationListings': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitOrganisationListings,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.SubmitOrganisationListingsRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.SubmitRecordsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -571,6 +591,33 @@ class SourceService:
             '/huxin.v1.SourceService/ListScoreObjections',
             node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsRequest.SerializeToString,
             node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitOrganisationListings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.SourceService/SubmitOrganisationListings',
+            node_dot_pb_dot_v1_dot_node__pb2.SubmitOrganisationListingsRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.SubmitRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,
