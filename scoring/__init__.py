@@ -27,6 +27,7 @@ from ._incentives import (
     parse_scenario_ref,
     scenario_ref,
 )
+from ._labels import grade_label, illustrative_note, illustrative_suffix, shipped_scheme
 from ._objections import (
     CorrectRecord,
     Effect,
@@ -140,6 +141,9 @@ __all__ = [
     "file_objection",
     "file_score_objection",
     "forward",
+    "grade_label",
+    "illustrative_note",
+    "illustrative_suffix",
     "list_schemes",
     "load_scheme",
     "normalise_id_number",
@@ -152,6 +156,7 @@ __all__ = [
     "resolve_directly",
     "scenario_ref",
     "score",
+    "shipped_scheme",
     "tick",
     "validate_batch",
     "validate_record",
