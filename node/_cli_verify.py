@@ -358,7 +358,7 @@ def _text(result: VerifiedAttestation, args: argparse.Namespace, had_status: boo
         else f"{m.scheme_id}@{m.scheme_version} grade {m.grade} (mapped from {native} by "
         f"{m.mapping_id}@{m.mapping_version}, sha256 {m.mapping_sha256.hex()[:16]}…)"
     )
-    grade += illustrative_suffix(f"{a.scheme_id}@{a.scheme_version}", m and f"{m.scheme_id}@{m.scheme_version}")  # fmt: skip
+    grade += illustrative_suffix(f"{a.scheme_id}@{a.scheme_version}", None if m is None else f"{m.scheme_id}@{m.scheme_version}")  # fmt: skip
     return (
         f"VALID{stale}: {a.issuer_region} {grade}"
         + f" period {a.period}, for {a.audience} ({a.purpose}), status {result.status}"
