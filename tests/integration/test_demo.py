@@ -91,7 +91,8 @@ def test_records_are_filed_by_each_department_with_out_of_scope_rows_refused(
     refused with their reason, and the rejects files name no ID number."""
     reports = demo.ctx.extra["record_reports"]
     stored = {f"heihe.{n}": r.stored for n, r in reports.items()}
-    by_submitter = dict(demo.rows("SELECT submitted_by, count(*) FROM records GROUP BY 1"))
+    rows = demo.rows("SELECT submitted_by, count(*) FROM records GROUP BY 1")
+    by_submitter = {str(who): n for who, n in rows}
     assert by_submitter == {k: v for k, v in stored.items() if v}
     codes = {p.code for r in reports.values() for p in r.rejected}
     assert codes <= {"SUBJECT_MINOR", "SUBJECT_NOT_REGISTERED"}, codes
