@@ -121,7 +121,8 @@ def stage_consent(ctx: DemoContext) -> None:
     assert ctx.resident is not None
     from ._demo import mask_id
 
-    ctx.heading("The resident grants a Hainan bank a threshold consent for one scenario (H12, H14)")
+    kind = "a threshold consent" if threshold_scope() is not None else "a consent"
+    ctx.heading(f"The resident grants a Hainan bank {kind} for one scenario (H12, H14)")
     token = grant(ctx, ctx.resident, SCENARIO)
     consent = node_pb2.ConsentGrant.FromString(token.token.payload)
     ctx.extra["token"] = token
