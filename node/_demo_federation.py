@@ -252,7 +252,8 @@ def attestation_text(doc: dict[str, Any], signed: bytes) -> tuple[str, str, str]
     att = attestation_pb2.Attestation.FromString(env.payload)
     scenario = str(a.get("scenario") or field_text(att, "scenario") or a.get("purpose") or "")
     kind = str(a.get("disclosure") or field_text(att, "disclosure") or "")
-    kind = kind.removeprefix("DISCLOSURE_").lower() or ("grade" if a.get("grade") else "")
+    kind = kind.lower().removeprefix("disclosure_").removeprefix("kind_")
+    kind = kind or ("grade" if a.get("grade") else "")
     if not a.get("grade"):
         return (
             scenario,

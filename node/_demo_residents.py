@@ -10,7 +10,8 @@ The second holds records that put them at B, below the tier of
 its explanation, then try to grant the bank a consent for that scenario: the
 node tells them they do not qualify (FAILED_PRECONDITION ``SCENARIO_NOT_MET``)
 and issues nothing, so no consent exists, the bank has nothing to ask with
-and learns nothing; their log shows no entry for the bank (H14, N14).  A node
+and learns nothing; their log shows no consent or attestation for the bank
+(H14, N14).  A node
 that does not check a scenario's tier at grant time is reported as such, and
 the consent it granted is withdrawn at once.
 
@@ -115,13 +116,17 @@ def stage_no_records(ctx: DemoContext) -> None:
     )
 
 
+_GIVEN = ("consent_granted", "attestation_issued")  # what would put the bank in the know
+
+
 def _bank_entries(ctx: DemoContext, who: str) -> int:
-    """Entries naming the bank in ``who``'s transparency log (first page)."""
+    """Consents granted to, and attestations issued for, the bank in ``who``'s
+    transparency log (first page)."""
     resp = _citizen(ctx).QueryLog(
         node_pb2.QueryLogRequest(), metadata=ctx.procs.identity(HEIHE, who), timeout=DEADLINE
     )
     entries = [node_pb2.LogEntry.FromString(e.entry) for e in resp.entries]
-    return sum(1 for e in entries if e.requester == BANK)
+    return sum(1 for e in entries if e.requester == BANK and e.kind in _GIVEN)
 
 
 def _consents(ctx: DemoContext, who: str) -> int:
@@ -176,6 +181,6 @@ def stage_below_base(ctx: DemoContext) -> None:
     outcome["bank_entries"] = _bank_entries(ctx, who)
     ctx.extra["below_base_outcome"] = outcome
     ctx.say(
-        f"The citizen's consents: {outcome['consents']}; entries naming {BANK} in their"
-        f" transparency log: {outcome['bank_entries']}."
+        f"The citizen's consents: {outcome['consents']}; consents granted to or attestations"
+        f" issued for {BANK} in their transparency log: {outcome['bank_entries']}."
     )

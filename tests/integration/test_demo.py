@@ -170,7 +170,7 @@ def test_a_grade_b_resident_is_told_they_do_not_qualify_and_the_bank_learns_noth
 ) -> None:
     """issue 15 §2, §5 (H14, N14): a resident at B asking for an A scenario is refused
     FAILED_PRECONDITION SCENARIO_NOT_MET at grant; no consent exists and their log
-    names the bank nowhere."""
+    holds no consent granted to, or attestation issued for, the bank."""
     outcome = demo.ctx.extra["below_base_outcome"]
     assert outcome == {
         "code": "FAILED_PRECONDITION",
