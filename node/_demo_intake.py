@@ -11,8 +11,10 @@ customers' written collection consents first (H7, N4); then the operator's
 ``huxin score publish`` scores and signs the last finished month and ``huxin
 push`` sends it to the hub.
 
-Invariants: nothing here opens a node's database for writing (the hub's is
-read, read-only, to show what it stored); each department's file is removed
+Invariants: the demo writes no node's database itself — the nodes write what
+their RPCs receive, and the operator's ``huxin`` commands (run as child
+processes) do what they do for an operator; the hub's database is read,
+read-only, to show what it stored; each department's file is removed
 once filed (it holds ID numbers in plain text); every RPC has a deadline; the
 rejects reports (line, field, reason: never an ID number) are kept.
 """

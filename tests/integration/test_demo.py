@@ -4,7 +4,7 @@ The demo runs once per module, in this process, against three ``huxin serve``
 processes of its own (as ``make demo`` does); its text and the Heihe node's
 database (read-only, after the run) are then checked.  The writer that puts a
 synthetic population straight into a database (:func:`node._population.generate`)
-is made to fail for the whole run: the demo must never call it.
+is watched for the whole run: the demo must never call it.
 
 REQ: H1, N1 (every resident filed by the population authority is scored), H7
 (records about people out of scope refused at intake), H8 (no record: base 600,
@@ -46,6 +46,7 @@ class Demo:
     ctx: DemoContext
     text: str
     db: Path  # the Heihe node's database, as the demo left it
+    direct_writes: list[object]  # calls of the direct writer during the run
 
     def rows(self, sql: str, *params: object) -> list[tuple[object, ...]]:
         with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as conn:
@@ -54,21 +55,27 @@ class Demo:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
-    def refuse(*_args: object, **_kwargs: object) -> None:
-        raise AssertionError("the demo wrote a population straight into a database")
+    calls: list[object] = []
+    original = _population.generate
+
+    def spy(*args: object, **kwargs: object) -> object:
+        # delegates: a module first imported during the run keeps this binding
+        calls.append(args)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
 
     workdir = tmp_path_factory.mktemp("demo") / "kept"
     buf = io.StringIO()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_population, "generate", refuse)
+        mp.setattr(_population, "generate", spy)
         ctx = run_demo(buf, workdir=workdir, people=PEOPLE, workers=1)
-    return Demo(ctx, buf.getvalue(), workdir / "federation" / HEIHE / "node.db")
+    return Demo(ctx, buf.getvalue(), workdir / "federation" / HEIHE / "node.db", calls)
 
 
 def test_the_population_is_filed_by_the_authority_over_grpc(demo: Demo) -> None:
     """issue 15 §5 (H1, N1, ADR 0508): every resident the node holds came through
     SubmitResidenceFacts with the population authority's certificate; nothing was
     generated into the database (no synthetic metadata, no outcome labels)."""
+    assert demo.direct_writes == []
     pop = demo.ctx.extra["files"]
     report = demo.ctx.extra["population_report"]
     assert report.stored == pop.facts > 0 and not report.rejected
