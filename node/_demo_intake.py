@@ -98,6 +98,7 @@ def stage_layout(ctx: DemoContext) -> None:
         push_interval=0.0,
     )
     ctx.extra["layout"] = layout
+    _own_month(layout.nodes[HEIHE].config)
     ctx.say(
         "`huxin init federation --regions heihe,hainan --hub heilongjiang --clients hainan.bank"
         f" --population {AUTHORITY} --sources {','.join(departments[:2])},… --require-registry`"
@@ -127,6 +128,17 @@ def stage_layout(ctx: DemoContext) -> None:
         f" population authority) and one per Heihe department ('{HEIHE}.court', …). Heihe"
         " refuses records about people its population registry does not hold (H7)."
     )
+
+
+def _own_month(config: Path) -> None:
+    """Where nodes run their month themselves (``[schedule]``, docs/adr/0514), have
+    Heihe's fall due late in the month: the demo publishes the last finished month
+    itself, once the population it scores has been filed (ADR 0515)."""
+    from . import _config
+
+    if hasattr(_config, "ScheduleConfig"):
+        with config.open("a", encoding="utf-8") as f:
+            f.write("\n[schedule]\nmonthly_day = 28\nmonthly_hour = 23\n")
 
 
 def stage_start(ctx: DemoContext) -> None:
