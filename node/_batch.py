@@ -2,8 +2,9 @@
 
 Invariants:
 
-* One run per ``(period, scheme id, scheme version)``; everyone registered on
-  the period's last day (``as_of``) is scored with :func:`scoring.score`
+* One run per ``(period, scheme id, scheme version)``; everyone the node holds
+  when the run reads them (not deregistered or dead by the period's last day,
+  ``as_of``) is scored on ``as_of`` with :func:`scoring.score`
   (``explain=False``): the rules live in the engine only.
 * Subjects are split into ``chunks`` contiguous ``subject_key`` ranges (keys
   are HMACs, so ranges of the key space hold about equal numbers of people).
@@ -131,7 +132,9 @@ def _range(sql: str, chunk: Chunk) -> tuple[str, tuple[bytes, ...]]:
 
 _SUBJECTS = (
     "SELECT subject_key, birth_date, full_civil_capacity FROM subjects WHERE {cond}"
-    " AND registered_at < ? AND (deregistered_at IS NULL OR deregistered_at >= ?)"
+    # who is in the month is decided by facts dated by its end, not by when the node
+    # learned them: a resident filed after the month ended is scored for it (ADR 0515)
+    " AND (deregistered_at IS NULL OR deregistered_at >= ?)"
     " AND (died_on IS NULL OR died_on > ?)"  # the dead leave the run (docs/adr/0508)
     " AND subject_key NOT IN (SELECT subject_key FROM opt_outs)"  # N3: node.rights._optout
     " ORDER BY subject_key"
@@ -151,10 +154,12 @@ _RECORDS = (
 def read_chunk(
     conn: sqlite3.Connection, chunk: Chunk, as_of: date
 ) -> Iterator[tuple[bytes, Subject, list[RecordRow]]]:
-    """Everyone registered on ``as_of`` in ``chunk``, with residences and records, in key order."""
+    """Everyone the node holds in ``chunk`` (not deregistered or dead by ``as_of``, not
+    opted out), with residences and records, in key order; the engine decides who is
+    eligible on ``as_of``."""
     day_after = (as_of + timedelta(days=1)).isoformat()
     sql, args = _range(_SUBJECTS, chunk)
-    people = conn.execute(sql, (*args, day_after, day_after, as_of.isoformat())).fetchall()
+    people = conn.execute(sql, (*args, day_after, as_of.isoformat())).fetchall()
     if not people:
         return
     sql, args = _range(_RESIDENCES, chunk)

@@ -32,6 +32,7 @@ from scoring import (
     Scheme,
     ScoreResult,
     Subject,
+    grade_label,
     list_schemes,
     load_scheme,
     normalise_id_number,
@@ -355,13 +356,19 @@ def render_report(result: ScoreResult, scheme: Scheme) -> str:
         return "\n".join(lines) + "\n"
     tier = scheme.tier(result.grade or "")
     lines.append(
-        f"Score {result.score}, grade {result.grade} ({tier.label}, {tier.min_score}-{tier.max_score})"
+        f"Score {result.score}, grade {grade_label(tier.id, scheme)}:"
+        f" {tier.label}, {tier.min_score}-{tier.max_score}"
     )
     lines.append(
         f"= base {result.base_score} + {result.added} added - {result.deducted} deducted"
         + (f" (clamped from {result.unclamped})" if result.unclamped != result.score else "")
         + (f", capped by record {result.capped_by}" if result.capped_by else "")
     )
+    if not result.contributions:  # H8: a clean resident holds the base score
+        lines.append(
+            f"No records are held about this person: the score is the scheme's base score,"
+            f" {result.base_score}, which every eligible resident holds until a record counts."
+        )
     if result.contributions:
         lines.append("")
         lines.append(f"{'record':<14} {'category':<24} {'points':>6}  {'status':<16} why")

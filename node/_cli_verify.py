@@ -48,6 +48,7 @@ from keys import (
     verify_attestation,
 )
 from node.pb.v1 import attestation_pb2 as pb
+from scoring import illustrative_suffix
 
 from ._cli import CliError, SubParsers, add_id_number_args, id_number_arg
 
@@ -357,6 +358,7 @@ def _text(result: VerifiedAttestation, args: argparse.Namespace, had_status: boo
         else f"{m.scheme_id}@{m.scheme_version} grade {m.grade} (mapped from {native} by "
         f"{m.mapping_id}@{m.mapping_version}, sha256 {m.mapping_sha256.hex()[:16]}…)"
     )
+    grade += illustrative_suffix(f"{a.scheme_id}@{a.scheme_version}", None if m is None else f"{m.scheme_id}@{m.scheme_version}")  # fmt: skip
     return (
         f"VALID{stale}: {a.issuer_region} {grade}"
         + f" period {a.period}, for {a.audience} ({a.purpose}), status {result.status}"

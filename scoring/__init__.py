@@ -45,6 +45,7 @@ from ._incentives import (
     parse_scenario_ref,
     scenario_ref,
 )
+from ._labels import grade_label, illustrative_note, illustrative_suffix, shipped_scheme
 from ._legal import (
     LEGAL_DOCUMENT_KINDS,
     LegalDocument,
@@ -186,6 +187,9 @@ __all__ = [
     "file_objection",
     "file_score_objection",
     "forward",
+    "grade_label",
+    "illustrative_note",
+    "illustrative_suffix",
     "list_schemes",
     "load_scheme",
     "normalise_id_number",
@@ -201,6 +205,7 @@ __all__ = [
     "resolve_directly",
     "scenario_ref",
     "score",
+    "shipped_scheme",
     "tick",
     "uscc_check_character",
     "validate_batch",

@@ -25,11 +25,10 @@ import pytest
 
 from keys import subject_binding
 from node._batch import run_month
-from node._demo_federation import reseal_ids
 from node._federation import FederationLayout, init_federation
 from node._population import PopulationSpec, generate
 from node._secrets import write_hex
-from node._testbed import FederationProcesses
+from node._testbed import FederationProcesses, reseal_ids
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from scoring import load_scheme
 
