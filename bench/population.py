@@ -45,9 +45,10 @@ from node._batch import run_month
 from node._init import init_region, load_or_create_ca
 from node._storage import connect
 from node._testbed import make_id_number, register_clients
+from node.population import FACTS_MAX
 from scoring import load_scheme
 
-BATCH = 20_000
+BATCH = FACTS_MAX  # the largest batch the node takes: fewer commits of the same pages
 DEPARTMENT = "heihe.hukou"
 
 
