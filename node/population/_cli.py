@@ -204,7 +204,7 @@ async def submit_file(
     except OSError as exc:
         raise CliError("INVALID_ARGUMENT", str(exc)) from None
     report = SubmitReport()
-    bar = Progress(total, f"{config.department} {kind}") if progress else None
+    bar = Progress(total, f"{config.department} {kind}", unit="rows") if progress else None
     channel = peer_channel(
         config.endpoint, ca, cert, key, server_name=config.server_name or None,
         max_bytes=16 * 1024 * 1024,
