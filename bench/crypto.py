@@ -94,7 +94,7 @@ def _attestation(i: int) -> Attestation:
         consent_id=f"consent-{i}",
         consent_sha256=b"\x42" * 32,
         audience=AUD,
-        purpose="loan-discount",
+        purpose="heihe/credit-loans",
         status_list_id="heihe-2026-11",
         status_index=i,
         score=700 + i % 200,

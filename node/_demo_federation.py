@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["FEDERATION_STAGES", "prepare_federation", "reseal_ids", "stop_processes"]
 
 HUB, HEIHE, HAINAN, BANK = "heilongjiang", "heihe", "hainan", "hainan.bank"
-PURPOSE = "loan"
+PURPOSE = "heihe/credit-loans"  # a catalogue scenario (H14): grade disclosure allowed
 DEADLINE = 15.0
 
 

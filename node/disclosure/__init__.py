@@ -12,7 +12,9 @@ grade, or grade and score, only where the scenario allows it).  docs/adr/0512.
 * :mod:`._grant` -- ``GrantConsent``: only a person who meets the scenario can
   grant (``SCENARIO_NOT_MET`` is told to the citizen alone, nothing stored);
 * :mod:`._unmet` -- a consent whose subject fell below the tier ends at the
-  next request, which the requester sees as a withdrawal.
+  next request, which the requester sees as a withdrawal;
+* :mod:`._trusted` -- the scenario catalogue a hub signs into its trust bundle
+  for offline verifiers.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ._scenarios import (
     shipped_scenario,
     target_for,
 )
+from ._trusted import shipped_catalogue, trusted_scenarios
 from ._unmet import end_unmet_consent
 
 __all__ = [
@@ -53,7 +56,9 @@ __all__ = [
     "scenario_for",
     "scenarios_of",
     "scope_of",
+    "shipped_catalogue",
     "shipped_scenario",
     "target_for",
+    "trusted_scenarios",
     "withheld_fields",
 ]

@@ -361,11 +361,14 @@ async def test_opt_out_ends_consents_refuses_attestation_keeps_records_and_opt_i
     r = heihe
     token = await r.citizen.GrantConsent(
         node_pb2.GrantConsentRequest(
-            audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE, max_uses=5
+            audience="hainan",
+            purpose="heihe/credit-loans",
+            scope=node_pb2.CONSENT_SCOPE_GRADE,
+            max_uses=5,
         ),
         metadata=r.me(ALICE),
     )
-    first = await r.peer.RequestAttestation(attestation_request(token, ALICE, "loan"))
+    first = await r.peer.RequestAttestation(attestation_request(token, ALICE, "heihe/credit-loans"))
 
     out = await r.citizen.OptOut(node_pb2.OptOutRequest(confirm=True), metadata=r.me(ALICE))
     assert (out.consents_ended, out.attestations_revoked) == (1, 1)
@@ -375,7 +378,7 @@ async def test_opt_out_ends_consents_refuses_attestation_keeps_records_and_opt_i
     mine = await r.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=r.me(ALICE))
     assert mine.opted_out and not mine.HasField("result")
     await _refused(
-        r.peer.RequestAttestation(attestation_request(token, ALICE, "loan")),
+        r.peer.RequestAttestation(attestation_request(token, ALICE, "heihe/credit-loans")),
         grpc.StatusCode.FAILED_PRECONDITION,
         "SUBJECT_OPTED_OUT",
         "",
@@ -386,7 +389,7 @@ async def test_opt_out_ends_consents_refuses_attestation_keeps_records_and_opt_i
     await _refused(
         r.citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
-                audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE
+                audience="hainan", purpose="heihe/credit-loans", scope=node_pb2.CONSENT_SCOPE_GRADE
             ),
             metadata=r.me(ALICE),
         ),

@@ -78,7 +78,7 @@ class Fed:
     def me(self, idn: str) -> tuple[tuple[str, bytes], ...]:
         return self.node.identity(idn)
 
-    async def token(self, idn: str, purpose: str = "loan") -> node_pb2.ConsentToken:
+    async def token(self, idn: str, purpose: str = "heihe/credit-loans") -> node_pb2.ConsentToken:
         return await self.citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
                 audience=self.requester, purpose=purpose, scope=node_pb2.CONSENT_SCOPE_GRADE
@@ -90,7 +90,9 @@ class Fed:
 
     async def attest(self, idn: str) -> tuple[node_pb2.ConsentToken, bytes]:
         token = await self.token(idn)
-        resp = await self.peer.RequestAttestation(attestation_request(token, idn, "loan"))
+        resp = await self.peer.RequestAttestation(
+            attestation_request(token, idn, "heihe/credit-loans")
+        )
         return token, resp.signed_attestation
 
     async def status_list(self) -> attestation_pb2.Envelope:
@@ -330,7 +332,7 @@ async def test_deregistration_deletes_everything_revokes_and_refuses(heihe: Fed)
 
     # A fresh query with the old token, a new consent, the self query, new records: refused.
     await _expect(
-        f.peer.RequestAttestation(attestation_request(token, ALICE, "loan")),
+        f.peer.RequestAttestation(attestation_request(token, ALICE, "heihe/credit-loans")),
         grpc.StatusCode.PERMISSION_DENIED,
         "CONSENT_INVALID",
     )
@@ -423,7 +425,7 @@ async def test_review_report_flags_purpose_outside_consent_and_late_sources(
     f = heihe
     token, _ = await f.attest(BOB)
     await _expect(
-        f.peer.RequestAttestation(attestation_request(token, BOB, "marketing")),
+        f.peer.RequestAttestation(attestation_request(token, BOB, "heihe/transit-discount")),
         grpc.StatusCode.PERMISSION_DENIED,
         "CONSENT_WRONG_PURPOSE",
     )
@@ -445,14 +447,14 @@ async def test_review_report_flags_purpose_outside_consent_and_late_sources(
     report = json.loads(capsys.readouterr().out)
     assert report["total_queries"] == 2
     rows = {(q["requester"], q["purpose"]): q for q in report["queries"]}
-    assert rows[("hainan", "loan")]["issued"] == 1
-    assert rows[("hainan", "marketing")]["refusals"] == {"CONSENT_WRONG_PURPOSE": 1}
+    assert rows[("hainan", "heihe/credit-loans")]["issued"] == 1
+    assert rows[("hainan", "heihe/transit-discount")]["refusals"] == {"CONSENT_WRONG_PURPOSE": 1}
     (flag,) = report["flagged"]
     assert flag["flag"] == "purpose outside the consent"
     assert (flag["requester"], flag["purpose"], flag["consented_purpose"]) == (
         "hainan",
-        "marketing",
-        "loan",
+        "heihe/transit-discount",
+        "heihe/credit-loans",
     )
     assert flag["consent_id"] == token.consent_id
     assert report["late_sources"] == [
@@ -471,9 +473,9 @@ async def test_requester_over_its_rate_is_throttled_with_a_retry_hint(tmp_path: 
     try:
         token = await f.token(BOB)
         for _ in range(2):
-            await f.peer.RequestAttestation(attestation_request(token, BOB, "loan"))
+            await f.peer.RequestAttestation(attestation_request(token, BOB, "heihe/credit-loans"))
         err = await _expect(
-            f.peer.RequestAttestation(attestation_request(token, BOB, "loan")),
+            f.peer.RequestAttestation(attestation_request(token, BOB, "heihe/credit-loans")),
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             "QUERY_RATE_EXCEEDED",
         )
@@ -482,7 +484,7 @@ async def test_requester_over_its_rate_is_throttled_with_a_retry_hint(tmp_path: 
         for _ in range(5):  # the citizen's own queries are free and unlimited
             await f.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=f.me(BOB))
         f.clock.advance(seconds=30)
-        await f.peer.RequestAttestation(attestation_request(token, BOB, "loan"))
+        await f.peer.RequestAttestation(attestation_request(token, BOB, "heihe/credit-loans"))
         assert f.node.server.throttle.refused["hainan"] == 1
     finally:
         await f.bed.close()

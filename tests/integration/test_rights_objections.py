@@ -82,11 +82,13 @@ class Region:
     async def attest(self, idn: str, requester: str) -> bytes:
         token = await self.citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
-                audience=requester, purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE
+                audience=requester, purpose="heihe/credit-loans", scope=node_pb2.CONSENT_SCOPE_GRADE
             ),
             metadata=self.me(idn),
         )
-        resp = await self.peer.RequestAttestation(attestation_request(token, idn, "loan"))
+        resp = await self.peer.RequestAttestation(
+            attestation_request(token, idn, "heihe/credit-loans")
+        )
         return resp.signed_attestation
 
     async def grade(self, idn: str) -> str:

@@ -155,7 +155,9 @@ async def test_concurrent_requests_never_see_a_half_switched_version(scheduled: 
 
     async def client(idn: str) -> None:  # one request after the other
         for t in tokens[idn]:
-            resp = await f.peer.RequestAttestation(attestation_request(t, idn, "loan"))
+            resp = await f.peer.RequestAttestation(
+                attestation_request(t, idn, "heihe/credit-loans")
+            )
             done.append(_payload(resp.signed_attestation))
 
     clients = [asyncio.ensure_future(client(p)) for p in people]

@@ -67,7 +67,7 @@ class World:
         citizen = node_pb2_grpc.CitizenServiceStub(self.procs.citizen_channel(HEIHE))
         token: node_pb2.ConsentToken = citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
-                audience=BANK, purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE,
+                audience=BANK, purpose="heihe/credit-loans", scope=node_pb2.CONSENT_SCOPE_GRADE,
                 max_uses=max_uses,
             ),
             metadata=self.procs.identity(HEIHE, resident),
@@ -83,7 +83,7 @@ class World:
             subject_binding=subject_binding(token.binding_salt, resident),
             nonce=os.urandom(16),
             target_scheme=HAINAN,
-            purpose="loan",
+            purpose="heihe/credit-loans",
         )
         for key, value in change.items():
             setattr(req, key, value)
@@ -147,7 +147,7 @@ def _exhausted(w: World) -> tuple[node_pb2.ConsentToken, str, dict[str, object]]
 
 
 def _wrong_purpose(w: World) -> tuple[node_pb2.ConsentToken, str, dict[str, object]]:
-    return w.grant(w.graded[3]), w.graded[3], {"purpose": "mortgage"}
+    return w.grant(w.graded[3]), w.graded[3], {"purpose": "heihe/transit-discount"}
 
 
 def _other_subject(w: World) -> tuple[node_pb2.ConsentToken, str, dict[str, object]]:

@@ -199,7 +199,10 @@ async def test_home_region_mismatch_names_the_field(db: Database, tmp_path: Path
     request = hub_pb2.RouteAttestationRequest(
         home_region="hainan",
         request=node_pb2.AttestationRequest(
-            consent_token=token, purpose="loan", nonce=b"n" * 16, subject_binding=b"b" * 32
+            consent_token=token,
+            purpose="heihe/credit-loans",
+            nonce=b"n" * 16,
+            subject_binding=b"b" * 32,
         ),
     )
     router = Router.__new__(Router)
