@@ -49,6 +49,21 @@ pytestmark = pytest.mark.asyncio(loop_scope="function")
 START = datetime(2026, 9, 29, 2, 0, tzinfo=UTC)
 ALICE, BOB, CAROL = make_id_number(301), make_id_number(302), make_id_number(303)
 PEOPLE = [ALICE, BOB, CAROL]
+#: Heihe honours besides the city one (30), so that everyone meets heihe/credit-loans
+#: (tier A) despite a serious penalty and an attestation can exist at all (H14):
+#: 600 + 30 + 60 + 80 - 80 = 690 A; 770 AA without the penalty; 750 AA with it at 20.
+MORE_HONOURS = {"heihe": ("national", "international")}
+
+
+def _honours(scheme: str) -> list[scoring_pb2.CreditRecord]:
+    out = []
+    for i, p in enumerate(PEOPLE):
+        out.append(honour_record(f"h-{i}", p, "2026-09-21"))
+        for n, level in enumerate(MORE_HONOURS.get(scheme, ())):
+            extra = honour_record(f"h-{i}-{n}", p, "2026-09-21")
+            extra.level = level
+            out.append(extra)
+    return out
 
 
 def penalty(
@@ -153,8 +168,7 @@ async def start(
     await fed.source.SubmitRecords(
         node_pb2.SubmitRecordsRequest(
             batch_id="seed",
-            records=[honour_record(f"h-{i}", p, "2026-09-21") for i, p in enumerate(PEOPLE)]
-            + [penalty(f"p-{i}", p) for i, p in enumerate(PEOPLE)],
+            records=_honours(scheme) + [penalty(f"p-{i}", p) for i, p in enumerate(PEOPLE)],
             subjects=[resident(p) for p in PEOPLE],
         )
     )
@@ -193,20 +207,24 @@ async def test_repair_recomputes_grade_at_once_and_supersedes_old_attestation(
     immediately; the attestation that carried the old grade is SUPERSEDED; the person
     is told."""
     f = heihe
-    assert await f.grade(ALICE) == "B"  # 600 + 30 - 80
+    assert await f.grade(ALICE) == "A"  # 600 + 170 - 80
     _, old = await f.attest(ALICE)
     assert await f.status_of(old) is Status.VALID
     resp = await f.source.MarkRecord(
         node_pb2.MarkRecordRequest(record_id="p-0", status="repaired", repair_route="charity")
     )
-    assert (resp.grade.grade_before, resp.grade.grade_after, resp.grade.changed) == ("B", "A", True)
+    assert (resp.grade.grade_before, resp.grade.grade_after, resp.grade.changed) == (
+        "A",
+        "AA",
+        True,
+    )
     assert resp.attestations_superseded == 1
     assert await f.status_of(old) is Status.SUPERSEDED
-    assert await f.grade(ALICE) == "A"
-    assert any("B -> A" in n for n in await f.notes(ALICE))
+    assert await f.grade(ALICE) == "AA"
+    assert any("A -> AA" in n for n in await f.notes(ALICE))
     _, fresh = await f.attest(ALICE)
     env = attestation_pb2.SignedAttestation.FromString(fresh).envelope
-    assert attestation_pb2.Attestation.FromString(env.payload).grade == "A"
+    assert attestation_pb2.Attestation.FromString(env.payload).grade == "AA"
 
 
 @pytest.mark.parametrize(
@@ -232,7 +250,7 @@ async def test_repair_refusals(
         status,
         reason,
     )
-    assert await heihe.grade(BOB) == "B"
+    assert await heihe.grade(BOB) == "A"
 
 
 # ------------------------------------------------------------------ deregistration (H2)
@@ -292,7 +310,7 @@ async def test_deregistration_deletes_everything_revokes_and_refuses(heihe: Fed)
     resp = await f.citizen.Deregister(
         node_pb2.DeregisterRequest(confirm=True), metadata=f.me(ALICE)
     )
-    assert resp.records_deleted == 2
+    assert resp.records_deleted == 4
     assert resp.consents_deleted == 1
     assert resp.attestations_revoked == 1
     assert len(resp.tombstone) == 32
@@ -357,7 +375,7 @@ async def test_deregistration_deletes_everything_revokes_and_refuses(heihe: Fed)
         "SUBJECT_UNKNOWN",
     )
     # Others are untouched.
-    assert await f.grade(BOB) == "B"
+    assert await f.grade(BOB) == "A"
     # Registering again lets sources submit again; a new score starts from scratch.
     again = await f.citizen.Register(node_pb2.RegisterRequest(), metadata=f.me(ALICE))
     assert again.was_deregistered
@@ -410,7 +428,7 @@ async def test_deregistration_needs_confirmation(heihe: Fed) -> None:
         grpc.StatusCode.INVALID_ARGUMENT,
         "NOT_CONFIRMED",
     )
-    assert await heihe.grade(BOB) == "B"
+    assert await heihe.grade(BOB) == "A"
 
 
 # ------------------------------------------------------------------ review and throttling (N23)
@@ -690,7 +708,7 @@ async def test_rollout_evaluate_trial_shadow_activate_and_attestations_name_the_
         assert ev["stage"] == "evaluated"
         shadow = ev["shadow_report"]
         assert isinstance(shadow, dict)
-        assert shadow["compared"] == 3 and shadow["moved_up"] == 3  # 550 B → 610 A
+        assert shadow["compared"] == 3 and shadow["moved_up"] == 3  # 690 A → 750 AA
         tr = _run(
             capsys,
             "model",
@@ -749,7 +767,7 @@ async def test_rollout_evaluate_trial_shadow_activate_and_attestations_name_the_
         env = attestation_pb2.SignedAttestation.FromString(after).envelope
         att = attestation_pb2.Attestation.FromString(env.payload)
         assert att.model_version == "heihe@2026.1"
-        assert att.grade == "A"  # 600 + 30 - 20 under the new version
+        assert att.grade == "AA"  # 600 + 170 - 20 under the new version
     finally:
         await f.bed.close()
 
