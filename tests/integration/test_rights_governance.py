@@ -22,6 +22,7 @@ from grpc import aio
 
 import node._cli as cli
 from keys import (
+    ScenarioCatalogue,
     Status,
     StatusList,
     Trust,
@@ -42,6 +43,7 @@ from node._testbed import (
     resident,
 )
 from node._throttle import RETRY_AFTER_KEY
+from node.disclosure import trusted_scenarios
 from node.pb.v1 import attestation_pb2, hub_pb2, node_pb2, node_pb2_grpc, scoring_pb2
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -341,8 +343,9 @@ async def test_deregistration_deletes_everything_revokes_and_refuses(heihe: Fed)
     assert len(tomb) == 1 and tomb[0].subject_ref == ref
 
     # The old attestation verifies as revoked with the node's signed status list.
-    trust = Trust.from_key_sets([ctx.secrets.key_set])
     now = ctx.now_s()
+    shipped = ScenarioCatalogue.of("local", now, trusted_scenarios())  # the verifier's scenarios
+    trust = Trust.from_key_sets([ctx.secrets.key_set]).with_scenarios(shipped)
     status = verify_status_list(await f.status_list(), trust, now)
     with pytest.raises(VerificationError) as info:
         verify_attestation(old, trust, now, "hainan", status=status)
