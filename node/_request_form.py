@@ -2,7 +2,8 @@
 
 Invariants:
 
-* :func:`check_attestation_request` is pure (no I/O, no clock, no node state): a
+* :func:`check_attestation_request` is pure (no clock, no node state; the
+  shipped scheme catalogues are read once per process and kept): a
   request gets the same verdict — status, reason and field — on every node, so
   the first node it reaches refuses what the home region would refuse for its
   form, BEFORE anything is forwarded (docs/adr/0417): an ID number in a
