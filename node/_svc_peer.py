@@ -462,6 +462,7 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
             First of all: a call whose deadline passed while it waited changes nothing."""
             if time.monotonic() >= deadline:
                 raise DeadlineError("DEADLINE_EXCEEDED", LATE)
+            unmet.clear()  # a unit run again starts afresh
             used = use_active_consent(
                 conn, consent_id, audience=peer, purpose=purpose, binding=binding, now=now
             )
