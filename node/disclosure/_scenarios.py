@@ -143,14 +143,26 @@ def scenario_for(purpose: str, home: Scheme, field: str = "purpose") -> Scenario
     """At the home node: the scenario as the scheme in force (``home``) defines it, for a
     scenario of the node's own scheme; as shipped, for another scheme's."""
     shipped = shipped_scenario(purpose, field)
-    if shipped.scheme_id != home.id:
+    if shipped.scheme_id != home.id or home.version == shipped.scheme_version:
         return shipped
-    in_force = (
-        scenarios_of(home).get(purpose) if home.version != shipped.scheme_version else shipped
-    )
+    in_force = _in_force(home).get(purpose)
     if in_force is None:
         raise _unknown(field)
     return in_force
+
+
+_IN_FORCE: dict[int, tuple[Scheme, Mapping[str, Scenario]]] = {}
+
+
+def _in_force(home: Scheme) -> Mapping[str, Scenario]:
+    """The scenarios of a rolled-out scheme version, built once per scheme object (the
+    object is kept with them, so its id is never reused while cached)."""
+    hit = _IN_FORCE.get(id(home))
+    if hit is None or hit[0] is not home:
+        if len(_IN_FORCE) >= 8:
+            _IN_FORCE.clear()
+        hit = _IN_FORCE[id(home)] = (home, scenarios_of(home))
+    return hit[1]
 
 
 def requested_disclosure(scope: int) -> Disclosure:
