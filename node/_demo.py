@@ -134,7 +134,8 @@ def stage_citizen(ctx: DemoContext) -> None:
             if loaded is None:
                 continue
             result = score(loaded[0], loaded[1], ctx.heihe, as_of)
-            if not result.eligible:
+            # the story's consent is for a scenario of tier A: only who meets it can grant
+            if not result.eligible or not ctx.heihe.is_incentive_grade(result.grade or ""):
                 continue
             rank = _interesting(result)
             if best is None or rank > best[0]:
