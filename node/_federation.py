@@ -52,6 +52,7 @@ from ._init import InitError, init_region, issue_client_cert, load_or_create_ca
 from ._secrets import write_hex
 from ._storage import connect
 from ._trust import HUB_ENDPOINT_PREFIX, HUB_TAG, region_of_identity
+from .disclosure import shipped_catalogue
 
 __all__ = ["FederationLayout", "NodeLayout", "free_ports", "init_federation"]
 
@@ -346,7 +347,8 @@ def _registries(  # noqa: PLR0917
         assert row is not None
         (layout.root / "trust").mkdir(exist_ok=True)
         bundle = attestation_pb2.TrustBundle(
-            trust_list=Envelope.from_bytes(row.envelope).to_proto()
+            trust_list=Envelope.from_bytes(row.envelope).to_proto(),
+            scenarios=shipped_catalogue(h, t, hub_roots[h]).to_proto(),  # offline verifiers
         )
         layout.bundle(h).write_bytes(bundle.SerializeToString())
         layout.hub_key_file(h).write_text(hub_roots[h].public_key.hex() + "\n", encoding="ascii")

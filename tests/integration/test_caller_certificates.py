@@ -284,7 +284,10 @@ def test_an_impostor_with_a_genuine_consent_changes_nothing(world: World) -> Non
     citizen = node_pb2_grpc.CitizenServiceStub(world.procs.citizen_channel(HEIHE))
     token = citizen.GrantConsent(
         node_pb2.GrantConsentRequest(
-            audience=HAINAN, purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE, max_uses=3
+            audience=HAINAN,
+            purpose="heihe/credit-loans",
+            scope=node_pb2.CONSENT_SCOPE_GRADE,
+            max_uses=3,
         ),
         metadata=world.procs.identity(HEIHE, RESIDENT),
         timeout=15,
@@ -297,7 +300,7 @@ def test_an_impostor_with_a_genuine_consent_changes_nothing(world: World) -> Non
     try:
         got = _outcome(
             lambda: node_pb2_grpc.PeerServiceStub(ch).RequestAttestation(
-                attestation_request(token, RESIDENT, "loan"), timeout=15
+                attestation_request(token, RESIDENT, "heihe/credit-loans"), timeout=15
             )
         )
     finally:

@@ -101,7 +101,7 @@ class World:
         token: node_pb2.ConsentToken = citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
                 audience=audience,
-                purpose="loan",
+                purpose="heihe/credit-loans",
                 scope=node_pb2.CONSENT_SCOPE_GRADE,
                 max_uses=kw.get("max_uses", 5),
             ),
@@ -126,7 +126,7 @@ class World:
                 subject_binding=subject_binding(token.binding_salt, resident or self.resident),
                 nonce=nonce or os.urandom(16),
                 target_scheme=HAINAN,
-                purpose="loan",
+                purpose="heihe/credit-loans",
             ),
             metadata=metadata,
             timeout=15,

@@ -549,7 +549,7 @@ RANGE_CASES: list[tuple[str, Call, str]] = [
         lambda n: n.citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
                 audience="hainan",
-                purpose="loan",
+                purpose="heihe/credit-loans",
                 scope=node_pb2.CONSENT_SCOPE_GRADE,
                 max_uses=UINT32_MAX,
             ),
@@ -582,7 +582,7 @@ async def test_grant_validity_over_uint32_is_refused_as_too_long(node: Node) -> 
         node.citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
                 audience="hainan",
-                purpose="loan",
+                purpose="heihe/credit-loans",
                 scope=node_pb2.CONSENT_SCOPE_GRADE,
                 valid_days=UINT32_MAX,
             ),

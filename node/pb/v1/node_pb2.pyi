@@ -51,12 +51,16 @@ class _ConsentScopeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConsentS
     CONSENT_SCOPE_UNSPECIFIED: _ConsentScope.ValueType  # 0
     CONSENT_SCOPE_GRADE: _ConsentScope.ValueType  # 1
     CONSENT_SCOPE_GRADE_AND_SCORE: _ConsentScope.ValueType  # 2
+    CONSENT_SCOPE_THRESHOLD: _ConsentScope.ValueType  # 3
+    """"meets the scenario": neither grade nor score; what UNSPECIFIED means (docs/adr/0512)"""
 
 class ConsentScope(_ConsentScope, metaclass=_ConsentScopeEnumTypeWrapper): ...
 
 CONSENT_SCOPE_UNSPECIFIED: ConsentScope.ValueType  # 0
 CONSENT_SCOPE_GRADE: ConsentScope.ValueType  # 1
 CONSENT_SCOPE_GRADE_AND_SCORE: ConsentScope.ValueType  # 2
+CONSENT_SCOPE_THRESHOLD: ConsentScope.ValueType  # 3
+""""meets the scenario": neither grade nor score; what UNSPECIFIED means (docs/adr/0512)"""
 Global___ConsentScope: _TypeAlias = ConsentScope  # noqa: Y015
 
 class _ConsentState:
@@ -1286,16 +1290,26 @@ class GrantConsentRequest(_message.Message):
     SCOPE_FIELD_NUMBER: _builtins.int
     VALID_DAYS_FIELD_NUMBER: _builtins.int
     MAX_USES_FIELD_NUMBER: _builtins.int
+    PREVIEW_ONLY_FIELD_NUMBER: _builtins.int
     audience: _builtins.str
     """a requester in the trust list: [a-z0-9][a-z0-9._-], max 63"""
     purpose: _builtins.str
-    """1..128 printable characters, no ID number"""
+    """a catalogue scenario "<scheme id>/<scenario id>" (at most 96 characters) of the node's
+    scheme or of a scheme it maps into (H14, N14): anything else is INVALID_ARGUMENT
+    UNKNOWN_SCENARIO
+    """
     scope: Global___ConsentScope.ValueType
-    """GRADE or GRADE_AND_SCORE"""
+    """THRESHOLD (UNSPECIFIED means THRESHOLD), GRADE or GRADE_AND_SCORE, at most what the
+    scenario allows (INVALID_ARGUMENT DISCLOSURE_NOT_ALLOWED)
+    """
     valid_days: _builtins.int
     """0 = the node's default; at most [consent] max_validity_days"""
     max_uses: _builtins.int
     """0 = the node's default; at most 1000"""
+    preview_only: _builtins.bool
+    """true: run every check of the grant and return only ConsentToken.preview: nothing is
+    stored, signed or logged (docs/adr/0512)
+    """
     def __init__(
         self,
         *,
@@ -1304,14 +1318,88 @@ class GrantConsentRequest(_message.Message):
         scope: Global___ConsentScope.ValueType = ...,
         valid_days: _builtins.int = ...,
         max_uses: _builtins.int = ...,
+        preview_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "max_uses", b"max_uses", "purpose", b"purpose", "scope", b"scope", "valid_days", b"valid_days"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "max_uses", b"max_uses", "preview_only", b"preview_only", "purpose", b"purpose", "scope", b"scope", "valid_days", b"valid_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GrantConsentRequest: _TypeAlias = GrantConsentRequest  # noqa: Y015
+
+@_typing.final
+class ConsentPreview(_message.Message):
+    """What a consent discloses, shown to the citizen before (preview_only) and with the grant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCENARIO_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    SCHEME_ID_FIELD_NUMBER: _builtins.int
+    SCHEME_VERSION_FIELD_NUMBER: _builtins.int
+    MIN_TIER_FIELD_NUMBER: _builtins.int
+    DISCLOSURE_FIELD_NUMBER: _builtins.int
+    ALLOWED_DISCLOSURE_FIELD_NUMBER: _builtins.int
+    DISCLOSED_FIELDS_FIELD_NUMBER: _builtins.int
+    WITHHELD_FIELDS_FIELD_NUMBER: _builtins.int
+    AUDIENCE_FIELD_NUMBER: _builtins.int
+    NOT_AFTER_FIELD_NUMBER: _builtins.int
+    MAX_USES_FIELD_NUMBER: _builtins.int
+    MAPPING_FIELD_NUMBER: _builtins.int
+    STATEMENT_FIELD_NUMBER: _builtins.int
+    scenario: _builtins.str
+    """"<scheme id>/<scenario id>" """
+    title: _builtins.str
+    scheme_id: _builtins.str
+    """the scenario's scheme"""
+    scheme_version: _builtins.str
+    min_tier: _builtins.str
+    """the tier the scenario requires"""
+    disclosure: _builtins.str
+    """threshold | grade | grade_and_score: this consent"""
+    allowed_disclosure: _builtins.str
+    """the most the scenario allows"""
+    audience: _builtins.str
+    not_after: _builtins.int
+    max_uses: _builtins.int
+    mapping: _builtins.str
+    """"<table id>@<version>" when the grade is mapped into scheme_id"""
+    statement: _builtins.str
+    """one sentence saying what the relying party will learn"""
+    @_builtins.property
+    def disclosed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Attestation fields the relying party sees ("status.index", ...)"""
+
+    @_builtins.property
+    def withheld_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """what it never sees under this consent ("grade", "score", ...)"""
+
+    def __init__(
+        self,
+        *,
+        scenario: _builtins.str = ...,
+        title: _builtins.str = ...,
+        scheme_id: _builtins.str = ...,
+        scheme_version: _builtins.str = ...,
+        min_tier: _builtins.str = ...,
+        disclosure: _builtins.str = ...,
+        allowed_disclosure: _builtins.str = ...,
+        disclosed_fields: _abc.Iterable[_builtins.str] | None = ...,
+        withheld_fields: _abc.Iterable[_builtins.str] | None = ...,
+        audience: _builtins.str = ...,
+        not_after: _builtins.int = ...,
+        max_uses: _builtins.int = ...,
+        mapping: _builtins.str = ...,
+        statement: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_disclosure", b"allowed_disclosure", "audience", b"audience", "disclosed_fields", b"disclosed_fields", "disclosure", b"disclosure", "mapping", b"mapping", "max_uses", b"max_uses", "min_tier", b"min_tier", "not_after", b"not_after", "scenario", b"scenario", "scheme_id", b"scheme_id", "scheme_version", b"scheme_version", "statement", b"statement", "title", b"title", "withheld_fields", b"withheld_fields"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsentPreview: _TypeAlias = ConsentPreview  # noqa: Y015
 
 @_typing.final
 class ConsentToken(_message.Message):
@@ -1320,12 +1408,17 @@ class ConsentToken(_message.Message):
     TOKEN_FIELD_NUMBER: _builtins.int
     CONSENT_ID_FIELD_NUMBER: _builtins.int
     BINDING_SALT_FIELD_NUMBER: _builtins.int
+    PREVIEW_FIELD_NUMBER: _builtins.int
     consent_id: _builtins.str
     binding_salt: _builtins.bytes
     """For the citizen and the relying party only: never sent back to a node, never stored."""
     @_builtins.property
     def token(self) -> _attestation_pb2.Envelope:
-        """Envelope of ConsentGrant"""
+        """Envelope of ConsentGrant (empty for a preview)"""
+
+    @_builtins.property
+    def preview(self) -> Global___ConsentPreview:
+        """what the consent discloses"""
 
     def __init__(
         self,
@@ -1333,10 +1426,11 @@ class ConsentToken(_message.Message):
         token: _attestation_pb2.Envelope | None = ...,
         consent_id: _builtins.str = ...,
         binding_salt: _builtins.bytes = ...,
+        preview: Global___ConsentPreview | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["token", b"token"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["preview", b"preview", "token", b"token"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["binding_salt", b"binding_salt", "consent_id", b"consent_id", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["binding_salt", b"binding_salt", "consent_id", b"consent_id", "preview", b"preview", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2025,9 +2119,12 @@ class AttestationRequest(_message.Message):
     nonce: _builtins.bytes
     """fresh, 16..64 bytes"""
     target_scheme: _builtins.str
-    """optional: map the grade to this scheme id (lookup key)"""
+    """optional: map the grade to this scheme id (lookup key).  For a scenario of another
+    scheme than the home region's, empty or that scheme (empty is filled with it); for a
+    threshold-only scenario, empty or the scenario's scheme (TARGET_SCHEME_MISMATCH)
+    """
     purpose: _builtins.str
-    """must equal the consent's purpose: 1..128 printable"""
+    """must equal the consent's purpose: a catalogue scenario"""
     @_builtins.property
     def consent_token(self) -> _attestation_pb2.Envelope:
         """bounded by the port's message size"""
