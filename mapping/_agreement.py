@@ -30,18 +30,25 @@ RegionKeys = Mapping[str, Mapping[str, bytes]]
 def agreement_table(
     source: Scheme,
     target: Scheme,
-    grades: Mapping[str, str],
+    grades: Mapping[str, str | None],
     *,
     effective_from: date,
     expires: date | None = None,
     version: str = "1",
     table_id: str | None = None,
     note: str = "",
+    incentive_tier: bool = False,
 ) -> MappingTable:
     """A draft agreement (unsigned), refused unless it passes every invariant.
 
-    Each region then adds its signature with :meth:`MappingTable.signed`.
+    With ``incentive_tier`` the agreement recognises only grades at or above
+    the source's incentive tier: grades below it may be omitted (they become
+    *not recognised*).  Each region then adds its signature with
+    :meth:`MappingTable.signed`.
     """
+    if incentive_tier:
+        below = {g: None for g in source.grades if not source.is_incentive_grade(g)}
+        grades = {**below, **grades}
     order = [g for g in source.grades if g in grades] + [
         g for g in grades if g not in source.grades
     ]
@@ -55,6 +62,7 @@ def agreement_table(
         expires=expires,
         grades=tuple((g, grades[g]) for g in order),
         parameters={"note": note} if note else {},
+        incentive_tier=incentive_tier,
     )
     require_valid(table, source, target)
     return table
