@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
+from fractions import Fraction
 
 from scoring import Scheme
 
 from ._equipercentile import check_histogram, histograms_of
 from ._errors import SignatureError
 from ._invariants import require_valid
+from ._reach import ReferencePopulation, require_reach
 from ._signing import TABLE_TYPE, SigningKeyLike, verify_signatures
 from ._table import MappingTable, Method, SchemeRef
 
@@ -69,10 +71,23 @@ def agreement_table(
 
 
 def sign_table(
-    table: MappingTable, source: Scheme, target: Scheme, key: SigningKeyLike
+    table: MappingTable,
+    source: Scheme,
+    target: Scheme,
+    key: SigningKeyLike,
+    *,
+    min_reach: Fraction | int | str | None = None,
+    reference: ReferencePopulation | None = None,
 ) -> MappingTable:
-    """Check every invariant, then add ``key``'s signature (a table is never signed unchecked)."""
+    """Check every invariant, then add ``key``'s signature (a table is never signed unchecked).
+
+    With ``min_reach`` the table must also keep at least that share of the
+    source's incentive-eligible residents eligible (``INCENTIVE_REACH_TOO_LOW``),
+    measured on ``reference`` (default: the shipped reference population).
+    """
     require_valid(table, source, target)
+    if min_reach is not None:
+        require_reach(table, source, target, floor=min_reach, reference=reference)
     return table.signed(key)
 
 
