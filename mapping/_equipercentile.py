@@ -194,6 +194,21 @@ def _share_below(scheme: Scheme, hist: GradeHistogram) -> list[Fraction]:
     return out
 
 
+def percentile_grades(
+    source: Scheme, target: Scheme, source_hist: GradeHistogram, target_hist: GradeHistogram
+) -> dict[str, str]:
+    """The target grade at each source tier's worst percentile, before the fair rules."""
+    a = _share_below(source, source_hist)
+    b = _share_below(target, target_hist)
+    worst_first_target = list(reversed(target.grades))
+    out: dict[str, str] = {}
+    for rank_x, x in enumerate(reversed(source.grades)):
+        p = a[rank_x]
+        best_share = max(v for v in b if v <= p)  # b[0] == 0 <= p, never empty
+        out[x] = worst_first_target[b.index(best_share)]  # lowest tier with that share
+    return {g: out[g] for g in source.grades}
+
+
 def equipercentile_bound(
     source: Scheme, target: Scheme, source_hist: GradeHistogram, target_hist: GradeHistogram
 ) -> dict[str, str | None]:
@@ -201,16 +216,8 @@ def equipercentile_bound(
 
     ``None``: no grade (a below-clean grade when the target's clean-record grade is its worst).
     """
-    a = _share_below(source, source_hist)
-    b = _share_below(target, target_hist)
-    worst_first_target = list(reversed(target.grades))
-    out: dict[str, str | None] = {}
-    for rank_x, x in enumerate(reversed(source.grades)):
-        p = a[rank_x]
-        best_share = max(v for v in b if v <= p)  # b[0] == 0 <= p, never empty
-        y = worst_first_target[b.index(best_share)]  # lowest tier with that share
-        out[x] = fair_grade(source, target, x, y)[0]
-    return {g: out[g] for g in source.grades}
+    worst = percentile_grades(source, target, source_hist, target_hist)
+    return {x: fair_grade(source, target, x, worst[x])[0] for x in source.grades}
 
 
 def equipercentile_table(

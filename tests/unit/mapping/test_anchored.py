@@ -142,7 +142,10 @@ def test_published_set_passes_every_invariant_including_pivots(
 @pytest.mark.parametrize(
     ("scheme_id", "expected"),
     [
-        ("heihe", ((0, 0), (600, 700), (1000, 1000))),  # base == incentive threshold: threshold wins
+        (
+            "heihe",
+            ((0, 0), (600, 700), (1000, 1000)),
+        ),  # base == incentive threshold: threshold wins
         ("fuzhou", ((0, 0), (500, 600), (650, 700), (1000, 1000))),
         ("hainan", ((0, 0), (500, 600), (650, 700), (1000, 1000))),
         ("wendeng", ((0, 0), (1000, 600), (1030, 700), (1200, 1000))),
