@@ -98,9 +98,7 @@ def fair_grade(
     return y, tuple(steps)
 
 
-def incentive_cap(
-    source: Scheme, target: Scheme, x: str, y: str | None
-) -> tuple[str | None, bool]:
+def incentive_cap(source: Scheme, target: Scheme, x: str, y: str | None) -> tuple[str | None, bool]:
     """``y`` capped below ``B``'s incentive tier when ``x`` is below ``A``'s.
 
     Returns ``(grade, capped)``; the grade is ``None`` when ``y`` is ``None``
@@ -141,9 +139,9 @@ def plain_problems(
                     f"{source.key}'s incentive tier {source.incentive_tier}) has no safe target",
                 )
             )
-        elif source.rank(x) >= source.rank(source.base_grade) and target.rank(
-            capped
-        ) < target.rank(target.base_grade):
+        elif x == source.base_grade and target.rank(capped) < target.rank(target.base_grade):
+            # Grades between the clean record and the incentive tier meet the same conflict;
+            # the clean-record grade is the one the invariant names.
             problems.append(
                 Violation(
                     PARITY,

@@ -87,16 +87,12 @@ def _bounds(
     return anchored_bound(source, target), anchored_bound(target, source)
 
 
-def reference_bound(
-    table: MappingTable, source: Scheme, target: Scheme
-) -> dict[str, str | None]:
+def reference_bound(table: MappingTable, source: Scheme, target: Scheme) -> dict[str, str | None]:
     """The per-grade ceiling the ``conservative`` invariant checks against (``None``: no grade)."""
     return _bounds(table, source, target)[0]
 
 
-def reverse_bound(
-    table: MappingTable, source: Scheme, target: Scheme
-) -> dict[str, str | None]:
+def reverse_bound(table: MappingTable, source: Scheme, target: Scheme) -> dict[str, str | None]:
     """The most generous reverse (target → source) map the same evidence allows."""
     return _bounds(table, source, target)[1]
 
