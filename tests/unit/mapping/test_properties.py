@@ -380,3 +380,45 @@ def test_resolved_pivot_routes_pass_every_invariant(a: Scheme, b: Scheme, c: Sch
         incentive_tier=any(y is None for _, y in grades),
     )
     assert check_table(as_table, a, c, tables=tables) == ()
+
+
+@SETTINGS
+@given(_linked())
+def test_incentive_tier_tables_never_map_a_below_tier_grade(case: tuple) -> None:  # type: ignore[type-arg]
+    """REQ: H14, N14, N20 — for any regular schemes, the incentive-tier tables of every method
+    (anchored, agreement, equipercentile) and the most conservative recognition over them carry
+    no grade at all below the source's incentive tier: recognition only unlocks incentives."""
+    from mapping import NotRecognisedError, agreement_table, most_conservative
+
+    from .conftest import region_key
+
+    a, b, ha, hb = case
+    anchored = anchored_table(a, b, incentive_tier=True)
+    tables = [anchored]
+    eligible = {x: anchored.map(x) for x in a.grades if a.is_incentive_grade(x)}
+    tables.append(agreement_table(a, b, eligible, effective_from=a.effective, incentive_tier=True))
+    try:
+        tables.append(
+            equipercentile_table(
+                a,
+                b,
+                ha.signed(region_key("a")),
+                hb.signed(region_key("b")),
+                keys=public_keys("a", "b"),
+                min_population=10,
+                incentive_tier=True,
+            )
+        )
+    except InvariantError as err:
+        assert err.code == "INVARIANT_NO_ROUND_TRIP_INFLATION"
+    rec = most_conservative(a, b, tables, prefer_direct=False)
+    for table in tables:
+        assert table.incentive_tier and check_table(table, a, b) == ()
+    for x in a.grades:
+        if a.is_incentive_grade(x):
+            assert all(t.recognise(x) is not None for t in tables)
+            continue
+        for lookup in (*tables, rec):
+            assert lookup.recognise(x) is None
+            with pytest.raises(NotRecognisedError):
+                lookup.map(x)
