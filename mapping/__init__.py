@@ -49,6 +49,7 @@ from ._errors import (
     ValidityError,
     Violation,
 )
+from ._fair import PARITY
 from ._invariants import (
     INVARIANTS,
     check_set,
@@ -57,7 +58,6 @@ from ._invariants import (
     require_valid,
     reverse_bound,
 )
-from ._fair import PARITY
 from ._published import (
     build_published,
     load_schemes,

@@ -64,7 +64,7 @@ def _measured(scheme_id: str, workdir: Path) -> dict[str, int]:
 
 
 def build(workdir: Path) -> list[dict[str, object]]:
-    entries = []
+    entries: list[dict[str, object]] = []
     for scheme_id in list_schemes():
         scheme = load_scheme(scheme_id)
         if scheme_id in TARGET_SHARES:

@@ -68,7 +68,7 @@ def test_heihe_a_is_recognised_at_the_target_incentive_tier(
         ("fuzhou", "hainan", "jiaocha", "C", "B"),
         ("fuzhou", "wendeng", "jiaocha", "C", "A"),
     ],
-    ids=lambda v: str(v),
+    ids=str,
 )
 def test_clean_records_are_no_longer_stigmatised(
     schemes: dict[str, Scheme], src: str, tgt: str, grade: str, before: str, after: str | None
