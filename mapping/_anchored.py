@@ -22,7 +22,7 @@ Definition (docs/mapping.md, "Anchored"; ADR 0200, anchors revised by ADR 0202):
    that would put a clean record below the target's clean record, the table
    is an incentive-tier table instead (``_fair.table_grades``).
 
-Why the invariants hold for every pair of *regular* schemes (base and
+Why the invariants hold for every pair of *regular* schemes (the incentive
 threshold strictly inside the range, the base not above the incentive tier;
 proved in docs/mapping.md and property-tested): monotone because ``f``,
 ``⌊·⌋``, grade lookup and every fair step are monotone; conservative,

@@ -48,6 +48,8 @@ __all__ = [
     "best_non_incentive",
     "fair_grade",
     "grade_below",
+    "incentive_cap",
+    "plain_problems",
     "rank_of",
     "table_grades",
 ]
