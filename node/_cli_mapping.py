@@ -182,7 +182,7 @@ def _print_table(table: MappingTable, as_json: bool) -> None:
     print(f"signed   {len(table.signatures)} signature(s)")
     width = max(len(g) for g, _ in table.grades)
     for src, tgt in table.grades:
-        print(f"  {src:<{width}}  ->  {tgt}")
+        print(f"  {src:<{width}}  ->  {'not recognised' if tgt is None else tgt}")
 
 
 def _table(args: argparse.Namespace) -> int:
@@ -372,7 +372,12 @@ def _grade(args: argparse.Namespace) -> int:
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return 0
     hops = " -> ".join(route.path)
-    print(f"{grade_label(args.grade, source)}  ->  {grade_label(mapped, target)}   (route {hops})")
+    shown = (
+        grade_label(mapped, target)
+        if mapped is not None
+        else f"not recognised in {target.key} (below the incentive tier: no grade is carried)"
+    )
+    print(f"{grade_label(args.grade, source)}  ->  {shown}   (route {hops})")
     for i, v, h, m in route.cite():
         print(f"  table {i} v{v} [{m}] {h}")
     if args.score is not None:
