@@ -19,11 +19,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from ._errors import ScoringError
-from ._scheme import Scheme
 
 __all__ = ["Discrimination", "discrimination"]
+
+
+class Graded(Protocol):
+    """What is measured: a scheme or a derived score (its tiers, best first)."""
+
+    @property
+    def grades(self) -> tuple[str, ...]: ...
+    @property
+    def key(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -36,7 +45,7 @@ class Discrimination:
     adverse: int
 
 
-def discrimination(scheme: Scheme, counts: Mapping[tuple[str, bool], int]) -> Discrimination:
+def discrimination(scheme: Graded, counts: Mapping[tuple[str, bool], int]) -> Discrimination:
     """AUC and KS from ``counts[(grade, adverse_outcome)]``.
 
     Raises :class:`ScoringError` naming the field: ``UNKNOWN_GRADE`` for a
