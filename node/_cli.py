@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "node._cli_backup",
     "node.population._cli",
     "node.catalogue._cli",
+    "node._cli_derived",
 )
 
 
