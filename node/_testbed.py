@@ -137,7 +137,9 @@ class Testbed:
         clock: Clock | None = None,
     ) -> RunningNode:
         """``population``/``require_registry``: the population registry (docs/adr/0508);
-        off by default so a bed's records need no registry first."""
+        off by default so a bed's records need no registry first.  Returns once the
+        node's first monthly step is done: the last finished month is published, as a
+        node started after its due hour does at once (H3, docs/adr/0514)."""
         assert self.ca is not None
         directory = self.root / region
         if not (directory / "node.toml").exists():
@@ -153,6 +155,8 @@ class Testbed:
         clock = clock or ManualClock(self.now)
         server = await NodeServer.create(config, clock=clock)
         await server.start()
+        if server.monthly is not None:
+            await server.monthly.run_once()  # waits for the step the start began
         idp = DevIdentityProvider(decode_private_key((directory / "keys/dev-idp.key").read_bytes()))
         node = RunningNode(region, directory, server, idp, clock)
         self.nodes[region] = node

@@ -23,17 +23,19 @@ from ._published import (
     correct_published,
     published_grade,
 )
-from ._store import MonthlyRunRow, monthly_runs, run_progress
+from ._store import MonthKey, MonthlyRunRow, monthly_runs, newest_published, run_progress
 
 __all__ = [
     "LATE",
     "PUBLISHED_REASONS",
     "Correction",
+    "MonthKey",
     "MonthlyRunRow",
     "correct_published",
     "due_at",
     "due_period",
     "monthly_runs",
+    "newest_published",
     "next_due",
     "published_grade",
     "run_progress",

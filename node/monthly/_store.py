@@ -37,6 +37,7 @@ __all__ = [
     "mark_started",
     "monthly_run",
     "monthly_runs",
+    "newest_published",
     "notify",
     "published_entry",
     "published_run",
@@ -80,6 +81,16 @@ def published_run(conn: sqlite3.Connection, scheme_id: str, version: str) -> Pub
     return PublishedRun(
         int(row[0]), str(row[1]), scheme_id, version, date.fromisoformat(row[2]), row[3]
     )
+
+
+def newest_published(conn: sqlite3.Connection, scheme_id: str) -> tuple[str, str, str] | None:
+    """(period, scheme version, finished at) of the newest finished run of ``scheme_id``."""
+    row = conn.execute(
+        "SELECT period, scheme_version, finished_at FROM snapshot_runs"
+        " WHERE scheme_id = ? AND finished_at IS NOT NULL ORDER BY period DESC, run_id DESC LIMIT 1",
+        (scheme_id,),
+    ).fetchone()
+    return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
 
 
 def unfinished_runs(conn: sqlite3.Connection, scheme_id: str, version: str) -> list[PublishedRun]:
