@@ -137,7 +137,7 @@ def _monthly(conn: sqlite3.Connection, config: NodeConfig, now: int) -> dict[str
         return {"scheduled": False, "why": f"role {config.role} scores nobody"}
     at = datetime.fromtimestamp(now, UTC)
     following, when = next_due(at, sched.monthly_day, sched.monthly_hour)
-    published = newest_published(conn, config.scheme)
+    published = newest_published(conn, config.scheme, at.date())
     runs = []
     for r in monthly_runs(conn, MONTHLY_RUNS_SHOWN):
         done, chunks, scored = run_progress(conn, MonthKey(r.period, r.scheme_id, r.scheme_version))

@@ -71,9 +71,9 @@ def not_published(scheme: Scheme) -> FailedPreconditionError:
     )
 
 
-def require_run(conn: sqlite3.Connection, scheme: Scheme) -> PublishedRun:
-    """The month the node publishes under ``scheme``, or ``SCORE_NOT_PUBLISHED``."""
-    run = published_run(conn, scheme.id, scheme.version)
+def require_run(conn: sqlite3.Connection, scheme: Scheme, today: date) -> PublishedRun:
+    """The month the node publishes under ``scheme`` on ``today``, or ``SCORE_NOT_PUBLISHED``."""
+    run = published_run(conn, scheme.id, scheme.version, today)
     if run is None:
         raise not_published(scheme)
     return run
@@ -129,7 +129,7 @@ def published_grade(
     ``scheme`` (read once by the caller); the target table is the one valid on ``at``'s
     day.  Raises ``SCORE_NOT_PUBLISHED``, ``SUBJECT_UNKNOWN`` or ``SUBJECT_NOT_ELIGIBLE``
     (FAILED_PRECONDITION) or the mapper's refusal."""
-    run = require_run(conn, scheme)
+    run = require_run(conn, scheme, at.date())
     entry = entry_or_publish(conn, run, key, scheme, at.isoformat(timespec="seconds"))
     if entry is None:
         raise FailedPreconditionError("SUBJECT_UNKNOWN", "no records for the person")
@@ -158,7 +158,7 @@ def correct_published(
     for running in unfinished_runs(conn, scheme.id, scheme.version):
         if (result := compute_as_of(conn, key, scheme, running.as_of, at)) is not None:
             append_result(conn, running, key, result, cause=cause, at=at)
-    run = published_run(conn, scheme.id, scheme.version)
+    run = published_run(conn, scheme.id, scheme.version, date.fromisoformat(at[:10]))
     if run is None:
         return None
     before = published_entry(conn, run.run_id, key)

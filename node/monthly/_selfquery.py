@@ -72,13 +72,13 @@ def _explained(
 
 async def self_query(ctx: NodeContext, key: bytes) -> node_pb2.MyScoreResponse:
     """The person's published score of the month the node publishes, explained."""
-    scheme = ctx.scheme  # read once: the run and the report are of this version
+    scheme, today = ctx.scheme, ctx.today()  # read once: the run and report are of this version
 
     def read(
         conn: sqlite3.Connection,
     ) -> tuple[str | None, PublishedRun | None, scoring_pb2.ScoreResult | None]:
         since = _opted_out_at(conn, key)
-        run = published_run(conn, scheme.id, scheme.version)
+        run = published_run(conn, scheme.id, scheme.version, today)
         if since is not None or run is None:
             return since, run, None
         return None, run, _explained(conn, scheme, run, key)

@@ -68,13 +68,17 @@ class PublishedEntry:
     cause: str  # "" for the run's own row
 
 
-def published_run(conn: sqlite3.Connection, scheme_id: str, version: str) -> PublishedRun | None:
-    """The newest finished run of ``scheme_id@version`` (the month the node publishes)."""
+def published_run(
+    conn: sqlite3.Connection, scheme_id: str, version: str, today: date
+) -> PublishedRun | None:
+    """The newest finished run of ``scheme_id@version`` of a month over by ``today`` (the
+    month the node publishes; a run of the month under way, which only a direct library
+    call can make, is never served)."""
     row = conn.execute(
         "SELECT run_id, period, as_of, records_through FROM snapshot_runs"
-        " WHERE scheme_id = ? AND scheme_version = ? AND finished_at IS NOT NULL"
+        " WHERE scheme_id = ? AND scheme_version = ? AND finished_at IS NOT NULL AND as_of < ?"
         " ORDER BY period DESC, run_id DESC LIMIT 1",
-        (scheme_id, version),
+        (scheme_id, version, today.isoformat()),
     ).fetchone()
     if row is None:
         return None
@@ -83,12 +87,15 @@ def published_run(conn: sqlite3.Connection, scheme_id: str, version: str) -> Pub
     )
 
 
-def newest_published(conn: sqlite3.Connection, scheme_id: str) -> tuple[str, str, str] | None:
-    """(period, scheme version, finished at) of the newest finished run of ``scheme_id``."""
+def newest_published(
+    conn: sqlite3.Connection, scheme_id: str, today: date
+) -> tuple[str, str, str] | None:
+    """(period, scheme version, finished at) of the newest finished run of ``scheme_id``
+    of a month over by ``today``."""
     row = conn.execute(
-        "SELECT period, scheme_version, finished_at FROM snapshot_runs"
-        " WHERE scheme_id = ? AND finished_at IS NOT NULL ORDER BY period DESC, run_id DESC LIMIT 1",
-        (scheme_id,),
+        "SELECT period, scheme_version, finished_at FROM snapshot_runs WHERE scheme_id = ?"
+        " AND finished_at IS NOT NULL AND as_of < ? ORDER BY period DESC, run_id DESC LIMIT 1",
+        (scheme_id, today.isoformat()),
     ).fetchone()
     return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
 
