@@ -94,7 +94,7 @@ from ._request_form import FORM_REASONS, check_attestation_request
 from ._status import STATUS_LIST_ID, render_status_list
 from ._svc_citizen import CONSENT_TYPE
 from ._translog import LogWrite
-from .monthly import PUBLISHED_REASONS, published_grade
+from .monthly import published_grade
 from .pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
 from .rights import refuse_if_opted_out
 
@@ -105,29 +105,26 @@ TOKEN_CACHE = 4096
 #: (node._request_form), the caller, the consent token and its row, the subject, the
 #: mapping and the writer's deadline.  A router relays exactly these by name
 #: (node._route.KNOWN_REASONS); a unit test checks every raise site against the set.
-REQUEST_REASONS = (
-    FORM_REASONS
-    | PUBLISHED_REASONS
-    | frozenset(
-        {
-            "NO_CLIENT_CERTIFICATE",
-            "PEER_NOT_TRUSTED",
-            "CONSENT_INVALID",
-            "CONSENT_KEY_NOT_VALID",
-            "CONSENT_KEY_REVOKED",
-            "CONSENT_WRONG_AUDIENCE",
-            "CONSENT_WRONG_PURPOSE",
-            "CONSENT_WITHDRAWN",
-            "CONSENT_EXPIRED",
-            "CONSENT_EXHAUSTED",
-            "CONSENT_NOT_YET_VALID",
-            "SUBJECT_BINDING_MISMATCH",
-            "SUBJECT_UNKNOWN",
-            "SUBJECT_NOT_ELIGIBLE",
-            "MAPPING_UNAVAILABLE",
-            "DEADLINE_EXCEEDED",
-        }
-    )
+REQUEST_REASONS = FORM_REASONS | frozenset(
+    {
+        "NO_CLIENT_CERTIFICATE",
+        "PEER_NOT_TRUSTED",
+        "CONSENT_INVALID",
+        "CONSENT_KEY_NOT_VALID",
+        "CONSENT_KEY_REVOKED",
+        "CONSENT_WRONG_AUDIENCE",
+        "CONSENT_WRONG_PURPOSE",
+        "CONSENT_WITHDRAWN",
+        "CONSENT_EXPIRED",
+        "CONSENT_EXHAUSTED",
+        "CONSENT_NOT_YET_VALID",
+        "SUBJECT_BINDING_MISMATCH",
+        "SUBJECT_UNKNOWN",
+        "SUBJECT_NOT_ELIGIBLE",
+        "SCORE_NOT_PUBLISHED",
+        "MAPPING_UNAVAILABLE",
+        "DEADLINE_EXCEEDED",
+    }
 )
 UNLOGGED_CALLERS = 1024  # callers remembered for the unlogged-refusal line's rate limit
 NO_DEADLINE = float("inf")
