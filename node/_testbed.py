@@ -291,6 +291,19 @@ class ServeProcess:
             time.sleep(0.02)
         self.ports: dict[str, Any] = json.loads(ready.read_text())
         self.stderr_text = ""
+        self._first_month(deadline)
+
+    def _first_month(self, deadline: float) -> None:
+        """Wait until a region's first monthly step has ended (finished or failed): the
+        node runs it in the background once it serves (H3, docs/adr/0514), and grades
+        are refused ``SCORE_NOT_PUBLISHED`` until a month is published."""
+        config = load_config(self.config)
+        if config.role != "region":
+            return
+        while not _month_step_done(config.database):
+            if self.p.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.config}: no monthly step ended")
+            time.sleep(0.02)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Signal, reap, and keep what the node wrote to stderr in :attr:`stderr_text`."""
@@ -300,6 +313,19 @@ class ServeProcess:
         if self.p.stderr:
             self.stderr_text = self.p.stderr.read().decode(errors="replace")
             self.p.stderr.close()
+
+
+def _month_step_done(database: Path) -> bool:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM monthly_runs WHERE state != 'running'"
+            ).fetchone()
+    except sqlite3.OperationalError:  # not migrated yet
+        return False
+    return bool(row[0])
 
 
 @dataclass

@@ -28,7 +28,6 @@ from node._testbed import (
     resident,
 )
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
-from tests._waiting import month_published, wait_until
 
 ALICE = make_id_number(201)
 # one person per restart: a person's month is published at their first query (H3), so a
@@ -132,8 +131,6 @@ def test_restart_loses_nothing_acknowledged(world: dict[str, object], sig: int) 
         await _close(chans)  # type: ignore[arg-type]
 
     proc = ServeProcess(world["dir"] / "node.toml")  # type: ignore[operator]
-    database = world["dir"] / "node.db"  # type: ignore[operator]
-    wait_until(lambda: month_published(database), "the node's first monthly run (H3)")
     try:
         consent_id, entries = asyncio.run(before(proc))
     finally:
