@@ -34,7 +34,10 @@ from keys import (
     Batch,
     KeyPair,
     KeySet,
+    ScenarioCatalogue,
+    Threshold,
     Trust,
+    TrustedScenario,
     issue_attestation,
     issue_batch,
     pae,
@@ -94,10 +97,13 @@ def _attestation(i: int) -> Attestation:
         consent_id=f"consent-{i}",
         consent_sha256=b"\x42" * 32,
         audience=AUD,
-        purpose="loan-discount",
+        purpose="heihe/credit-loans",
         status_list_id="heihe-2026-11",
         status_index=i,
         score=700 + i % 200,
+        scenario="heihe/credit-loans",
+        disclosure="grade_and_score",
+        threshold=Threshold("heihe", "2024", "A"),
     )
 
 
@@ -111,7 +117,8 @@ def run(args: argparse.Namespace) -> str:
     ks = KeySet.new("heihe", root.public_key, T0 - 86400).add_key(
         key.public_key, T0 - 86400, T0 + 365 * 86400
     )
-    trust = Trust.from_key_sets([ks])
+    catalogue = (TrustedScenario("heihe/credit-loans", "2024", "A", "grade_and_score"),)
+    trust = Trust.from_key_sets([ks]).with_scenarios(ScenarioCatalogue.of("b", T0, catalogue))
     keys = {key.key_id: key.public_key}
 
     att = _attestation(1)

@@ -189,14 +189,14 @@ async def _start_node(
             tok = await citizen.GrantConsent(
                 node_pb2.GrantConsentRequest(
                     audience="hainan",
-                    purpose="loan",
+                    purpose="heihe/credit-loans",
                     scope=node_pb2.CONSENT_SCOPE_GRADE,
                     max_uses=CONSENT_USES,
                 ),
                 metadata=md,
             )
             node.requests += [
-                attestation_request(tok, who, "loan", target_scheme="hainan")
+                attestation_request(tok, who, "heihe/credit-loans", target_scheme="hainan")
                 for _ in range(CONSENT_USES)
             ]
         del node.requests[needed:]

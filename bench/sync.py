@@ -98,7 +98,7 @@ def _items(region_dir: Path, people: int) -> list[bytes]:
     template = attestation_pb2.Attestation(
         issuer_region="heihe", scheme_id=scheme.id, scheme_version=scheme.version,
         period="2026-10", model_version=scheme.key, issued_at=now, expires_at=now + 62 * 86_400,
-        audience=HUB, purpose="provincial-push",
+        audience=HUB, purpose="provincial-push", disclosure="statutory",
     )  # fmt: skip
     grades = [t.id for t in scheme.tiers]
     items: list[bytes] = []

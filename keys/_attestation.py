@@ -7,6 +7,12 @@ of a batched payload is ``PAE(payload_type, payload)``, so a leaf is
 domain-separated exactly like a signature.  What travels to an integrator is a
 serialised ``SignedAttestation`` (envelope, or payload + inclusion proof +
 checkpoint envelope), verifiable on its own with a trust bundle.
+
+What an attestation discloses follows its kind (``keys._disclosure``): a
+threshold attestation carries neither grade nor score, a grade attestation the
+grade, a grade-and-score attestation both, a statutory push (a monthly snapshot
+leaf for the hub) grade and score without a consent; :meth:`Attestation.check`
+refuses to serialise anything else.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from functools import lru_cache
 
 from node.pb.v1 import attestation_pb2 as pb
 
+from ._disclosure import Threshold, disclosure_problem
 from ._ed25519 import KeyPair
 from ._envelope import ATTESTATION_TYPE, CHECKPOINT_TYPE, Envelope, pae, sign
 from ._errors import KeysError
@@ -73,14 +80,21 @@ class Attestation:
     status_index: int | None = None
     score: int | None = None
     mapped: MappedGrade | None = None
+    #: "<scheme id>/<scenario id>" of the consent's catalogue scenario ("" for statutory)
+    scenario: str = ""
+    #: threshold | grade | grade_and_score | statutory (keys._disclosure)
+    disclosure: str = ""
+    #: the scenario's requirement the subject meets (every consented attestation)
+    threshold: Threshold | None = None
 
-    def check(self) -> None:
-        """Raise :class:`KeysError` (``INVALID_ATTESTATION``) naming a bad field."""
+    def check(self, message: pb.Attestation | None = None) -> None:
+        """Raise :class:`KeysError` (``INVALID_ATTESTATION``) naming a bad field;
+        ``message`` is :meth:`to_proto`'s result when the caller has it already."""
         bad = None
         if not self.issuer_region:
             bad = "issuer_region"
-        elif not self.scheme_id or not self.grade:
-            bad = "scheme_id" if not self.scheme_id else "grade"
+        elif not self.scheme_id:
+            bad = "scheme_id"
         elif not _PERIOD.match(self.period):
             bad = "period"
         elif self.expires_at <= self.issued_at:
@@ -93,6 +107,9 @@ class Attestation:
             bad = "mapped.mapping_sha256"
         if bad:
             raise KeysError(bad, "missing or invalid", code="INVALID_ATTESTATION")
+        problem = disclosure_problem(self.to_proto() if message is None else message)
+        if problem is not None:
+            raise KeysError(problem[0], problem[1], code="INVALID_ATTESTATION")
 
     def to_proto(self) -> pb.Attestation:
         m = pb.Attestation(
@@ -111,6 +128,8 @@ class Attestation:
             audience=self.audience,
             purpose=self.purpose,
             nonce=self.nonce,
+            scenario=self.scenario,
+            disclosure=self.disclosure,
         )
         if self.score is not None:
             m.score = self.score
@@ -130,12 +149,20 @@ class Attestation:
                     method=mg.method,
                 )
             )
+        if self.threshold is not None:
+            th = self.threshold
+            m.threshold.CopyFrom(
+                pb.Threshold(
+                    scheme_id=th.scheme_id, scheme_version=th.scheme_version, min_tier=th.min_tier
+                )
+            )
         return m
 
     def to_bytes(self) -> bytes:
         """The payload bytes: serialised once, then only ever signed and copied."""
-        self.check()
-        return self.to_proto().SerializeToString(deterministic=True)
+        m = self.to_proto()
+        self.check(m)
+        return m.SerializeToString(deterministic=True)
 
     @classmethod
     def from_proto(cls, m: pb.Attestation) -> Attestation:
@@ -171,6 +198,13 @@ class Attestation:
             status_index=m.status.index if m.HasField("status") else None,
             score=m.score if m.HasField("score") else None,
             mapped=mapped,
+            scenario=m.scenario,
+            disclosure=m.disclosure,
+            threshold=Threshold(
+                m.threshold.scheme_id, m.threshold.scheme_version, m.threshold.min_tier
+            )
+            if m.HasField("threshold")
+            else None,
         )
 
     @classmethod

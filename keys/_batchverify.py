@@ -41,10 +41,10 @@ General path, per item and per group:
    member's own audit path is walked (RFC 9162), as the single-item path does.
 
 Then, for every authenticated member, the **attestation checks** (issuer, key
-validity at issue and checkpoint time, time window, scheme, audience, status)
-on one protobuf parse of the payload: for all members at once with C-level
-scans when they all pass, else member by member; any doubt -> the full check
-of the single-item path for the exact code.
+validity at issue and checkpoint time, time window, scheme, disclosure and
+scenario, audience, status) on one protobuf parse of the payload: for all
+members at once with C-level scans when they all pass, else member by member;
+any doubt -> the full check of the single-item path for the exact code.
 
 :func:`verify_batch_payloads` authenticates a pushed batch (all payloads in
 order plus one checkpoint): checkpoint once, root from the payloads.
@@ -72,6 +72,7 @@ from ._bundle import (
     tail_parts,
     whole_batch_payloads,
 )
+from ._disclosure import disclosure_verdict
 from ._envelope import ATTESTATION_TYPE, Envelope
 from ._errors import KeysError, VerificationError
 from ._merkle import carry_levels, root_from_inclusion, root_of_leaf_hashes
@@ -112,7 +113,9 @@ def _own_path(proof_bytes: bytes, leaf: bytes, checkpoint: Checkpoint) -> bool:
 class _Group:
     """Attestation checks shared by every member of one verified checkpoint."""
 
-    __slots__ = ("fast", "latest", "na", "nb", "region", "revoked", "schemes", "signer")
+    __slots__ = (
+        "fast", "latest", "na", "nb", "region", "revoked", "scenarios", "schemes", "signer"
+    )  # fmt: skip
 
     def __init__(self, trust: Trust, checkpoint: Checkpoint, kid: str, t: int, skew: int) -> None:
         region, info = _signer(trust, kid)
@@ -122,6 +125,7 @@ class _Group:
         self.revoked = info.revoked_at or 2**63
         self.latest = t + skew
         self.schemes = trust.regions[region].schemes
+        self.scenarios = trust.scenarios
         self.fast = (
             checkpoint.origin == region
             and info.problem_at(checkpoint.timestamp) is None
@@ -180,7 +184,10 @@ def _all_pass(
         return False
     if not all(map(eq, map(canonical_bytes, atts), payloads)):
         return False  # the single-item path names it: MALFORMED
-    return not g.schemes or all(f"{a}@{v}" in g.schemes for a, v in set(map(_SCHEME, atts)))
+    if g.schemes and not all(f"{a}@{v}" in g.schemes for a, v in set(map(_SCHEME, atts))):
+        return False
+    catalogue = g.scenarios
+    return all(disclosure_verdict(a, catalogue) is None for a in atts)
 
 
 def _verify_group(  # noqa: PLR0917
@@ -260,7 +267,7 @@ def _check_chunk(  # noqa: PLR0917
                 pass
             return
     region, nb, na, revoked, latest = g.region, g.nb, g.na, g.revoked, g.latest
-    schemes, signer, fast = g.schemes, g.signer, g.fast
+    schemes, signer, fast, scenarios = g.schemes, g.signer, g.fast, g.scenarios
     new_att = pb.Attestation
     for pos, payload, ok in zip(positions, payloads, included, strict=True):
         if not ok:
@@ -283,6 +290,7 @@ def _check_chunk(  # noqa: PLR0917
                     and att.issuer_region == region
                     and (not schemes or f"{att.scheme_id}@{att.scheme_version}" in schemes)
                     and canonical_bytes(att) == payload
+                    and disclosure_verdict(att, scenarios) is None
                 ):
                     if status_lists is None:
                         results[pos] = VerifiedAttestation(payload, signer, "unchecked", att)

@@ -44,7 +44,7 @@ __all__ = [
     "verify_envelope",
 ]
 
-ATTESTATION_TYPE = "application/vnd.huxin.attestation.v1+proto"
+ATTESTATION_TYPE = "application/vnd.huxin.attestation.v2+proto"
 CHECKPOINT_TYPE = "application/vnd.huxin.checkpoint.v1+proto"
 KEYSET_TYPE = "application/vnd.huxin.keyset.v1+proto"
 TRUSTLIST_TYPE = "application/vnd.huxin.trustlist.v1+proto"

@@ -15,6 +15,13 @@ increasing ``version`` and an ``expires_at``.  :func:`load_trust` verifies it
 passes ``allow_stale=True``, in which case :attr:`Trust.stale` is set and every
 verification reports it.  Each region's KeySet must verify under the root key
 the trust list names for that region (``BAD_KEY_SET``).
+
+A trust bundle may carry the hub-signed scenario catalogue
+(``TrustBundle.scenarios``, keys._disclosure): :func:`load_trust` verifies it
+under the same pinned hub key and requires the trust list's issuer in it
+(``TRUST_INVALID`` otherwise); :attr:`Trust.scenarios` is then the catalogue
+consented attestations are checked against, and None (no consented
+attestation verifies) when the bundle has none.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from google.protobuf.message import DecodeError
 
 from node.pb.v1 import attestation_pb2 as pb
 
+from ._disclosure import ScenarioCatalogue, verify_scenario_catalogue
 from ._ed25519 import KeyPair, check_public_key, key_id
 from ._envelope import KEYSET_TYPE, TRUSTLIST_TYPE, Envelope, sign, verified_signer
 from ._errors import KeysError, VerificationError
@@ -272,6 +280,8 @@ class Trust:
     expires_at: int
     regions: Mapping[str, RegionTrust]
     stale: bool = False
+    #: the scenarios consented attestations may name (None: no catalogue was given)
+    scenarios: ScenarioCatalogue | None = None
     _by_key: dict[str, tuple[str, SigningKeyInfo]] = field(default_factory=dict, repr=False)
     _checkpoints: dict[object, object] = field(default_factory=dict, repr=False)
 
@@ -294,6 +304,18 @@ class Trust:
 
     def all_keys(self) -> dict[str, bytes]:
         return {kid: info.public_key for kid, (_, info) in self._by_key.items()}
+
+    def with_scenarios(self, scenarios: ScenarioCatalogue | None) -> Trust:
+        """The same trust with ``scenarios`` as its scenario catalogue (trust material the
+        caller vouches for, as it does for the pinned hub key)."""
+        return Trust(
+            issuer=self.issuer,
+            version=self.version,
+            expires_at=self.expires_at,
+            regions=self.regions,
+            stale=self.stale,
+            scenarios=scenarios,
+        )
 
     @classmethod
     def from_key_sets(
@@ -332,12 +354,15 @@ def load_trust(
     """
     t = to_epoch(now)
     env: Envelope | bytes | pb.Envelope = trust_list
+    catalogue_env: pb.Envelope | None = None
     if isinstance(trust_list, bytes | bytearray):
         bundle = pb.TrustBundle()
         try:
             bundle.ParseFromString(bytes(trust_list))
             if bundle.HasField("trust_list"):
                 env = bundle.trust_list
+                if bundle.HasField("scenarios"):
+                    catalogue_env = bundle.scenarios
         except (DecodeError, ValueError):
             pass  # not a bundle: the bytes are taken as the trust-list envelope itself
     hub_keys = {key_id(hub_root_public_key): bytes(hub_root_public_key)}
@@ -373,6 +398,16 @@ def load_trust(
             tls_sha256=frozenset(bytes(x) for x in r.tls_sha256),
             domestic=r.domestic,
         )
+    scenarios = (
+        None
+        if catalogue_env is None
+        else verify_scenario_catalogue(catalogue_env, hub_root_public_key, m.issuer)
+    )
     return Trust(
-        issuer=m.issuer, version=m.version, expires_at=m.expires_at, regions=regions, stale=stale
+        issuer=m.issuer,
+        version=m.version,
+        expires_at=m.expires_at,
+        regions=regions,
+        stale=stale,
+        scenarios=scenarios,
     )

@@ -15,10 +15,15 @@ and raises :class:`VerificationError` at the first failure:
 7. key valid at issue (and checkpoint) time, not revoked before it     KEY_NOT_VALID / KEY_REVOKED
 8. not issued in the future (beyond ``skew``), not expired           NOT_YET_VALID / EXPIRED
 9. scheme listed for the region (if the trust list names schemes)     SCHEME_NOT_TRUSTED
-10. audience                                                          WRONG_AUDIENCE
-11. nonce (when the caller supplies one)                              NONCE_MISSING / NONCE_MISMATCH
-12. subject binding (when the caller supplies ID and salt)            SUBJECT_MISMATCH
-13. status (when the caller supplies status lists; the newest usable
+10. fields as the disclosure kind allows (no grade or score in a
+    threshold attestation, ...; keys._disclosure)                     DISCLOSURE_MISMATCH
+11. a consented attestation's scenario, at its threshold's scheme
+    version and tier, in the trust's scenario catalogue              SCENARIO_NOT_TRUSTED
+    and its disclosure no more than the scenario allows               DISCLOSURE_NOT_ALLOWED
+12. audience                                                          WRONG_AUDIENCE
+13. nonce (when the caller supplies one)                              NONCE_MISSING / NONCE_MISMATCH
+14. subject binding (when the caller supplies ID and salt)            SUBJECT_MISMATCH
+15. status (when the caller supplies status lists; the newest usable
     list of the issuer and list id decides, keys._status_select)       STATUS_*
 
 Invariant: the payload is returned (inside :class:`VerifiedAttestation`) only
@@ -36,6 +41,7 @@ from typing import cast
 from node.pb.v1 import attestation_pb2 as pb
 
 from ._attestation import Attestation, Checkpoint
+from ._disclosure import disclosure_verdict
 from ._envelope import ATTESTATION_TYPE, CHECKPOINT_TYPE, pae, signer_of
 from ._errors import KeysError, VerificationError
 from ._merkle import leaf_hash, root_from_inclusion
@@ -284,7 +290,7 @@ def _check(  # noqa: PLR0917
     status: StatusPool | None,
     skew: int,
 ) -> VerifiedAttestation:
-    """Steps 5-13, on authenticated payload bytes."""
+    """Steps 5-15, on authenticated payload bytes."""
     att = parse_signed(pb.Attestation, payload, "MALFORMED", "payload", "Attestation")
     region, info = _signer(trust, kid)
     if att.issuer_region != region:
@@ -303,6 +309,9 @@ def _check(  # noqa: PLR0917
     schemes = trust.regions[region].schemes
     if schemes and f"{att.scheme_id}@{att.scheme_version}" not in schemes:
         raise _fail("SCHEME_NOT_TRUSTED", "scheme not listed for this region", "scheme_id")
+    refused = disclosure_verdict(att, trust.scenarios)
+    if refused is not None:
+        raise _fail(refused[0], refused[2], refused[1])
     if att.audience != audience:
         raise _fail("WRONG_AUDIENCE", "attestation is for another audience", "audience")
     if nonce is not None:

@@ -1,16 +1,19 @@
 """Mapping: grade mapping tables between score schemes, with their invariants (pure).
 
-A :class:`MappingTable` maps every grade of one scheme to a grade of another;
-it is made by a signed bilateral agreement (:func:`agreement_table`), by
-anchored alignment of the two scheme files (:func:`anchored_table`) or by
-equipercentile linking of signed aggregate histograms
-(:func:`equipercentile_table`), and must pass every invariant in
-:data:`INVARIANTS` (:func:`check_table`, :func:`require_valid`) before it is
-signed or used.  Tables are cited by :attr:`MappingTable.content_hash`.
-:func:`most_conservative` combines direct and pivot routes;
-:func:`map_score` maps a disclosed score.  No I/O beyond reading the
-published tables shipped in ``mapping.tables``.  Errors derive from
-:class:`MappingError` and carry a stable ``code``.
+A :class:`MappingTable` maps every grade of one scheme to a grade of another
+(or, in an *incentive-tier* table, leaves the grades below the source's
+incentive tier *not recognised*); it is made by a signed bilateral agreement
+(:func:`agreement_table`), by anchored alignment of the two scheme files
+(:func:`anchored_table`) or by equipercentile linking of signed aggregate
+histograms (:func:`equipercentile_table`), and must pass every invariant in
+:data:`INVARIANTS` — clean-record parity included — (:func:`check_table`,
+:func:`require_valid`) before it is signed or used.  :func:`incentive_reach`
+measures how many of the source's incentive-eligible residents a table keeps
+eligible, and :func:`require_reach` refuses a table below a floor.  Tables are
+cited by :attr:`MappingTable.content_hash`.  :func:`most_conservative`
+combines direct and pivot routes; :func:`map_score` maps a disclosed score.
+No I/O beyond reading the published tables shipped in ``mapping.tables``.
+Errors derive from :class:`MappingError` and carry a stable ``code``.
 """
 
 from ._agreement import RegionKeys, agreement_table, sign_table, verify_table
@@ -19,6 +22,7 @@ from ._anchored import (
     ReferenceScale,
     ScoreMapping,
     anchored_bound,
+    anchored_grades,
     anchored_table,
     anchors,
     map_score,
@@ -38,11 +42,14 @@ from ._errors import (
     HistogramError,
     InvariantError,
     MappingError,
+    NotRecognisedError,
+    ReachError,
     SignatureError,
     TableError,
     ValidityError,
     Violation,
 )
+from ._fair import PARITY
 from ._invariants import (
     INVARIANTS,
     check_set,
@@ -58,9 +65,19 @@ from ._published import (
     published_table,
     published_tables,
 )
+from ._reach import (
+    DEFAULT_MIN_REACH,
+    IncentiveReach,
+    ReferencePopulation,
+    incentive_reach,
+    parse_floor,
+    reference_population,
+    require_reach,
+)
 from ._signing import HISTOGRAM_TYPE, TABLE_TYPE, Signature, key_id, pae, sign_bytes
 from ._table import (
     FORMAT,
+    INCENTIVE_TIER_SCOPE,
     MappingTable,
     Method,
     SchemeRef,
@@ -71,18 +88,25 @@ from ._table import (
 
 __all__ = [
     "DEFAULT_MIN_POPULATION",
+    "DEFAULT_MIN_REACH",
     "FORMAT",
     "HISTOGRAM_TYPE",
+    "INCENTIVE_TIER_SCOPE",
     "INVARIANTS",
+    "PARITY",
     "REFERENCE",
     "TABLE_TYPE",
     "GradeHistogram",
     "HistogramError",
+    "IncentiveReach",
     "InvariantError",
     "MappingError",
     "MappingTable",
     "Method",
+    "NotRecognisedError",
+    "ReachError",
     "Recognition",
+    "ReferencePopulation",
     "ReferenceScale",
     "RegionKeys",
     "Route",
@@ -95,6 +119,7 @@ __all__ = [
     "Violation",
     "agreement_table",
     "anchored_bound",
+    "anchored_grades",
     "anchored_table",
     "anchors",
     "build_published",
@@ -109,15 +134,19 @@ __all__ = [
     "equipercentile_table",
     "find_routes",
     "histogram_from_json",
+    "incentive_reach",
     "key_id",
     "load_schemes",
     "map_score",
     "most_conservative",
     "pae",
+    "parse_floor",
     "published_file_name",
     "published_table",
     "published_tables",
     "reference_bound",
+    "reference_population",
+    "require_reach",
     "require_valid",
     "reverse_bound",
     "score_map",

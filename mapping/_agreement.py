@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
+from fractions import Fraction
 
 from scoring import Scheme
 
 from ._equipercentile import check_histogram, histograms_of
 from ._errors import SignatureError
 from ._invariants import require_valid
+from ._reach import ReferencePopulation, require_reach
 from ._signing import TABLE_TYPE, SigningKeyLike, verify_signatures
 from ._table import MappingTable, Method, SchemeRef
 
@@ -30,18 +32,25 @@ RegionKeys = Mapping[str, Mapping[str, bytes]]
 def agreement_table(
     source: Scheme,
     target: Scheme,
-    grades: Mapping[str, str],
+    grades: Mapping[str, str | None],
     *,
     effective_from: date,
     expires: date | None = None,
     version: str = "1",
     table_id: str | None = None,
     note: str = "",
+    incentive_tier: bool = False,
 ) -> MappingTable:
     """A draft agreement (unsigned), refused unless it passes every invariant.
 
-    Each region then adds its signature with :meth:`MappingTable.signed`.
+    With ``incentive_tier`` the agreement recognises only grades at or above
+    the source's incentive tier: grades below it may be omitted (they become
+    *not recognised*).  Each region then adds its signature with
+    :meth:`MappingTable.signed`.
     """
+    if incentive_tier:
+        below = {g: None for g in source.grades if not source.is_incentive_grade(g)}
+        grades = {**below, **grades}
     order = [g for g in source.grades if g in grades] + [
         g for g in grades if g not in source.grades
     ]
@@ -55,16 +64,30 @@ def agreement_table(
         expires=expires,
         grades=tuple((g, grades[g]) for g in order),
         parameters={"note": note} if note else {},
+        incentive_tier=incentive_tier,
     )
     require_valid(table, source, target)
     return table
 
 
 def sign_table(
-    table: MappingTable, source: Scheme, target: Scheme, key: SigningKeyLike
+    table: MappingTable,
+    source: Scheme,
+    target: Scheme,
+    key: SigningKeyLike,
+    *,
+    min_reach: Fraction | int | str | None = None,
+    reference: ReferencePopulation | None = None,
 ) -> MappingTable:
-    """Check every invariant, then add ``key``'s signature (a table is never signed unchecked)."""
+    """Check every invariant, then add ``key``'s signature (a table is never signed unchecked).
+
+    With ``min_reach`` the table must also keep at least that share of the
+    source's incentive-eligible residents eligible (``INCENTIVE_REACH_TOO_LOW``),
+    measured on ``reference`` (default: the shipped reference population).
+    """
     require_valid(table, source, target)
+    if min_reach is not None:
+        require_reach(table, source, target, floor=min_reach, reference=reference)
     return table.signed(key)
 
 

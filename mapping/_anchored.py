@@ -1,33 +1,39 @@
 """The anchored method: place every scheme on one reference scale, map through it.
 
-Definition (docs/mapping.md, "Anchored"; ADR 0200):
+Definition (docs/mapping.md, "Anchored"; ADR 0200, anchors revised by ADR 0202):
 
 1. Each scheme ``S`` gets a strictly increasing, piecewise-linear map
    ``φ_S : [score_min, score_max] → [0, 1000]`` (the *reference scale*) through
-   its anchors: floor → 0 and ceiling → 1000 always; the clean-record base
-   score → 600 if it lies strictly inside the range; the incentive threshold
+   its anchors: floor → 0 and ceiling → 1000 always; the incentive threshold
    (the lowest score of the incentive tier) → 700 if it lies strictly inside
-   the range and strictly above the base (or the base is not an anchor).  When
-   base and threshold coincide or are in the "wrong" order, the base wins and
-   incentive safety is enforced by the cap in step 4.
+   the range; the clean-record base score → 600 if it lies strictly inside the
+   range and strictly below the threshold (or the threshold is not an anchor).
+   When base and threshold coincide or the base lies above the threshold
+   (Heihe: the clean record *is* the incentive line), the threshold wins: the
+   line at which a region starts to reward is aligned with the other regions'
+   lines, and clean-record parity is enforced by the fair rules of step 3.
 2. Score map ``f_AB = φ_B⁻¹ ∘ φ_A`` (exact rationals), so ``f_BA = f_AB⁻¹`` and
    ``f_BC ∘ f_AB = f_AC`` for every triple.
-3. Conservative bound of a source tier ``x``: the target grade of
-   ``⌊f_AB(min x)⌋`` — the grade its *worst* score supports — further capped
-   at the target's clean-record grade when ``x`` is at or below the source's
-   clean-record grade.
-4. Anchored table = bound, then every grade below the source's incentive tier
-   is capped at the best target grade below the target's incentive tier.
+3. Reference bound of a source tier ``x``: the target grade of
+   ``⌊f_AB(min x)⌋`` — the grade its *worst* score supports — adjusted by the
+   fair rules of :mod:`mapping._fair` (parity floor, clean cap, below-clean cap).
+4. Anchored table = bound, with every grade below the source's incentive tier
+   capped at the best target grade below the target's incentive tier; when
+   that would put a clean record below the target's clean record, the table
+   is an incentive-tier table instead (``_fair.table_grades``).
 
-Why the invariants hold for every valid pair of schemes (proved in
-docs/mapping.md): monotone because ``f``, ``⌊·⌋``, grade lookup and both caps
-are monotone; conservative and incentive-safe by construction; no round-trip
-inflation because ``⌊f_BA(min y)⌋ ≤ f_BA(f_AB(min x)) = min x`` whenever
-``min y ≤ f_AB(min x)``, and caps only lower; pivot composition never above
-the direct table because ``f`` composes exactly and the caps are preserved
-through a pivot.  The only refusal: a source with grades below its incentive
-tier and a target whose worst tier is already incentive-eligible (no safe
-table exists; ``INVARIANT_INCENTIVE_SAFE``).
+Why the invariants hold for every pair of *regular* schemes (the incentive
+threshold strictly inside the range, the base not above the incentive tier;
+proved in docs/mapping.md and property-tested): monotone because ``f``,
+``⌊·⌋``, grade lookup and every fair step are monotone; conservative,
+incentive-safe and clean-record parity by construction; no round-trip
+inflation because the worst-member argument (``⌊f_BA(min y)⌋ ≤ min x``
+whenever ``min y ≤ f_AB(min x)``) survives the caps, and the parity floor
+lifts ``x`` to ``c_B`` only when ``c_B``'s worst member comes back at or below
+``c_A``; pivot composition never above the direct table because ``f``
+composes exactly and every fair step is carried through a pivot.  Schemes
+that are not regular may have no fair table; the builder then refuses naming
+the invariant.
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ from fractions import Fraction
 
 from scoring import Scheme
 
-from ._errors import InvariantError, TableError, Violation
+from ._errors import NotRecognisedError, TableError
+from ._fair import PARITY, fair_grade, incentive_cap, rank_of, table_grades
 from ._table import MappingTable, Method, SchemeRef
 
 __all__ = [
@@ -48,10 +55,9 @@ __all__ = [
     "ReferenceScale",
     "ScoreMapping",
     "anchored_bound",
+    "anchored_grades",
     "anchored_table",
     "anchors",
-    "apply_incentive_cap",
-    "cap_clean_record",
     "map_score",
     "score_map",
 ]
@@ -87,11 +93,11 @@ def anchors(scheme: Scheme, ref: ReferenceScale = REFERENCE) -> tuple[tuple[int,
     lo, hi = scheme.score_min, scheme.score_max
     base, thr = scheme.base_score, incentive_threshold(scheme)
     points = [(lo, ref.floor)]
-    base_inside = lo < base < hi
-    if base_inside:
-        points.append((base, ref.base))
-    if lo < thr < hi and (not base_inside or thr > base):
+    thr_inside = lo < thr < hi
+    if thr_inside:
         points.append((thr, ref.incentive))
+    if lo < base < hi and (not thr_inside or base < thr):
+        points.append((base, ref.base))
     points.append((hi, ref.ceiling))
     points.sort()
     return tuple(points)
@@ -117,61 +123,28 @@ def score_map(
     return _interpolate(anchors(target, ref), position, inverse=True)
 
 
-def cap_clean_record(source: Scheme, target: Scheme, grade_x: str, grade_y: str) -> str:
-    """``grade_y`` capped at the target's clean-record grade if ``grade_x`` is at/below the source's."""
-    if source.rank(grade_x) <= source.rank(source.base_grade) and target.rank(
-        grade_y
-    ) > target.rank(target.base_grade):
-        return target.base_grade
-    return grade_y
-
-
-def best_non_incentive(target: Scheme) -> str | None:
-    rank = target.rank(target.incentive_tier)
-    if rank == 0:
-        return None
-    return target.grades[len(target.grades) - rank]
-
-
-def apply_incentive_cap(source: Scheme, target: Scheme, grades: dict[str, str]) -> dict[str, str]:
-    """Cap every non-incentive source grade below the target's incentive tier.
-
-    Raises ``INVARIANT_INCENTIVE_SAFE`` naming the grades when the target has
-    no grade below its incentive tier to cap to.
-    """
-    cap = best_non_incentive(target)
-    out: dict[str, str] = {}
-    stuck: list[str] = []
-    for x, y in grades.items():
-        if not source.is_incentive_grade(x) and target.is_incentive_grade(y):
-            if cap is None:
-                stuck.append(x)
-                continue
-            y = cap
-        out[x] = y
-    if stuck:
-        raise InvariantError(
-            [
-                Violation(
-                    "incentive_safe",
-                    (*stuck, target.incentive_tier),
-                    f"every grade of {target.key} is incentive-eligible, so grades below "
-                    f"{source.key}'s incentive tier have no safe target",
-                )
-            ]
-        )
-    return out
-
-
 def anchored_bound(
     source: Scheme, target: Scheme, ref: ReferenceScale = REFERENCE
-) -> dict[str, str]:
-    """The highest target grade each source tier's whole interval supports (step 3)."""
-    out: dict[str, str] = {}
+) -> dict[str, str | None]:
+    """The highest target grade each source tier supports (step 3); ``None``: no grade."""
+    out: dict[str, str | None] = {}
     for tier in source.tiers:
-        y = target.grade_for(math.floor(score_map(source, target, tier.min_score, ref)))
-        out[tier.id] = cap_clean_record(source, target, tier.id, y)
+        worst = target.grade_for(math.floor(score_map(source, target, tier.min_score, ref)))
+        out[tier.id] = fair_grade(source, target, tier.id, worst)[0]
     return out
+
+
+def anchored_grades(
+    source: Scheme,
+    target: Scheme,
+    ref: ReferenceScale = REFERENCE,
+    *,
+    incentive_tier: bool | None = None,
+) -> tuple[dict[str, str | None], bool]:
+    """Step 4: the anchored table's grades and whether it is an incentive-tier table."""
+    return table_grades(
+        source, target, anchored_bound(source, target, ref), incentive_tier=incentive_tier
+    )
 
 
 def anchored_table(
@@ -182,11 +155,17 @@ def anchored_table(
     effective_from: date | None = None,
     expires: date | None = None,
     ref: ReferenceScale = REFERENCE,
+    incentive_tier: bool | None = None,
 ) -> MappingTable:
-    """The anchored table from ``source`` to ``target``, checked against the invariants."""
+    """The anchored table from ``source`` to ``target``, checked against the invariants.
+
+    ``incentive_tier``: ``None`` (default) recognises every grade when that can
+    be fair and otherwise makes the incentive-tier table; ``True`` / ``False``
+    force one kind (refused naming the invariant when it cannot be fair).
+    """
     from ._invariants import require_valid  # circular: invariants use anchored_bound
 
-    grades = apply_incentive_cap(source, target, anchored_bound(source, target, ref))
+    grades, scoped = anchored_grades(source, target, ref, incentive_tier=incentive_tier)
     table = MappingTable(
         id=f"{source.id}-{target.id}-anchored",
         version=version,
@@ -201,6 +180,7 @@ def anchored_table(
             "source_anchors": [list(p) for p in anchors(source, ref)],
             "target_anchors": [list(p) for p in anchors(target, ref)],
         },
+        incentive_tier=scoped,
     )
     require_valid(table, source, target)
     return table
@@ -211,7 +191,9 @@ class ScoreMapping:
     """A disclosed score mapped to the target scheme.
 
     ``target_score`` is ``⌊f_AB(score)⌋``; ``target_grade`` is its grade after
-    the clean-record and incentive caps (named in ``capped_by``);
+    the fair rules and the incentive cap of the anchored table (the same
+    rules, applied to the score's own grade): ``raised_by`` names the parity
+    floor when it lifted the grade, ``capped_by`` the caps that lowered it;
     ``target_interval`` is that grade's score band in the target, and
     ``source_interval`` the band of source scores that map to that grade.
     """
@@ -225,38 +207,40 @@ class ScoreMapping:
     target_interval: tuple[int, int]
     source_interval: tuple[int, int]
     capped_by: tuple[str, ...] = ()
+    raised_by: tuple[str, ...] = ()
 
 
 def _score_grade(
-    source: Scheme, target: Scheme, score: int, ref: ReferenceScale
-) -> tuple[int, str, tuple[str, ...]]:
+    source: Scheme, target: Scheme, score: int, ref: ReferenceScale, scoped: bool
+) -> tuple[int, str | None, tuple[str, ...], tuple[str, ...]]:
     ts = math.floor(score_map(source, target, score, ref))
-    grade = target.grade_for(ts)
-    capped: list[str] = []
-    if score <= source.base_score and target.rank(grade) > target.rank(target.base_grade):
-        grade = target.base_grade
-        capped.append("clean_record")
-    if not source.is_incentive_grade(source.grade_for(score)) and target.is_incentive_grade(grade):
-        cap = best_non_incentive(target)
-        if cap is None:
-            raise InvariantError(
-                [
-                    Violation(
-                        "incentive_safe",
-                        (source.grade_for(score), target.incentive_tier),
-                        f"every grade of {target.key} is incentive-eligible",
-                    )
-                ]
-            )
-        grade = cap
+    x = source.grade_for(score)
+    if scoped and not source.is_incentive_grade(x):
+        return ts, None, (), ()
+    grade, steps = fair_grade(source, target, x, target.grade_for(ts))
+    raised = tuple(s for s in steps if s == PARITY)
+    capped = [s for s in steps if s != PARITY]
+    grade, did_cap = incentive_cap(source, target, x, grade)
+    if did_cap:
         capped.append("incentive")
-    return ts, grade, tuple(capped)
+    return ts, grade, tuple(capped), raised
 
 
 def map_score(
-    source: Scheme, target: Scheme, score: int, ref: ReferenceScale = REFERENCE
+    source: Scheme,
+    target: Scheme,
+    score: int,
+    ref: ReferenceScale = REFERENCE,
+    *,
+    incentive_tier: bool | None = None,
 ) -> ScoreMapping:
-    """Map a disclosed score (not just its grade) to the target scheme."""
+    """Map a disclosed score (not just its grade) to the target scheme.
+
+    Follows the anchored table of the same kind (``incentive_tier`` as for
+    :func:`anchored_table`): a score whose grade that table does not recognise
+    is refused with ``NOT_RECOGNISED``, and a pair with no fair table of that
+    kind is refused naming the invariant.
+    """
     if isinstance(score, bool) or not isinstance(score, int):
         raise TableError("score", "must be an integer", code="SCORE_OUT_OF_RANGE")
     if not source.score_min <= score <= source.score_max:
@@ -265,11 +249,19 @@ def map_score(
             f"{score} is outside {source.key}'s range [{source.score_min}, {source.score_max}]",
             code="SCORE_OUT_OF_RANGE",
         )
-    ts, grade, capped = _score_grade(source, target, score, ref)
+    _, scoped = anchored_grades(source, target, ref, incentive_tier=incentive_tier)
+    ts, grade, capped, raised = _score_grade(source, target, score, ref, scoped)
+    if grade is None:
+        raise NotRecognisedError(
+            "score",
+            f"{source.key} score {score} (grade {source.grade_for(score)}) is below the "
+            f"incentive tier {source.incentive_tier}: the {source.id}→{target.id} table does "
+            f"not recognise it",
+        )
     rank = target.rank(grade)
 
     def rank_at(s: int) -> int:
-        return target.rank(_score_grade(source, target, s, ref)[1])
+        return rank_of(target, _score_grade(source, target, s, ref, scoped)[1])
 
     # The score → grade map is monotone, so the preimage of ``grade`` is an interval.
     lo_s, hi_s = source.score_min, score
@@ -298,4 +290,5 @@ def map_score(
         target_interval=(tier.min_score, tier.max_score),
         source_interval=(first, lo_s),
         capped_by=capped,
+        raised_by=raised,
     )

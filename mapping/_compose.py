@@ -6,10 +6,12 @@ table when one is usable (every table passed ``pivot_not_above_direct``, so no
 pivot route can give more than it; ADR 0201); otherwise, or with
 ``prefer_direct=False``, it considers every route through at most
 ``max_pivots`` pivots and takes, grade by grade, the *lowest* target grade any
-route gives (ties: the shortest route).  The result is monotone, conservative,
-incentive-safe and free of round-trip inflation whenever each route's tables
-are, since a pointwise minimum of such maps keeps every one of those
-properties.
+route gives (ties: the shortest route).  *Not recognised* (``None``: a hop's
+incentive-tier table carries no grade) ranks below every grade, so a route
+that does not recognise a grade ends the search for it with ``None``.  The
+result is monotone, conservative, incentive-safe, clean-record fair and free
+of round-trip inflation whenever each route's tables are, since a pointwise
+minimum of such maps keeps every one of those properties.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from datetime import date
 
 from scoring import Scheme
 
-from ._errors import TableError, ValidityError
+from ._errors import NotRecognisedError, TableError, ValidityError
+from ._fair import rank_of
 from ._table import MappingTable, check_validity
 
 __all__ = ["Recognition", "Route", "compose", "find_routes", "most_conservative"]
@@ -37,7 +40,17 @@ class Route:
     def path(self) -> tuple[str, ...]:
         return (self.tables[0].source.scheme, *(t.target.scheme for t in self.tables))
 
+    def recognise(self, grade: str) -> str | None:
+        """The grade after every hop, or ``None`` when a hop does not recognise it."""
+        current: str | None = grade
+        for table in self.tables:
+            if current is None:
+                return None
+            current = table.recognise(current)
+        return current
+
     def map(self, grade: str) -> str:
+        """The grade after every hop; ``NOT_RECOGNISED`` when a hop carries none."""
         for table in self.tables:
             grade = table.map(grade)
         return grade
@@ -89,16 +102,26 @@ def find_routes(
 
 @dataclass(frozen=True)
 class Recognition:
-    """For each source grade (best first): the target grade and the route that gave it."""
+    """For each source grade (best first): the target grade (``None``: not recognised)
+    and the route that gave it."""
 
     source: str
     target: str
-    entries: tuple[tuple[str, str, Route], ...]
+    entries: tuple[tuple[str, str | None, Route], ...]
 
-    def map(self, grade: str) -> str:
+    def recognise(self, grade: str) -> str | None:
         return self.route_entry(grade)[1]
 
-    def route_entry(self, grade: str) -> tuple[str, str, Route]:
+    def map(self, grade: str) -> str:
+        """The target grade; ``NOT_RECOGNISED`` when the chosen route carries none."""
+        mapped = self.recognise(grade)
+        if mapped is None:
+            raise NotRecognisedError(
+                "grade", f"{self.source} grade {grade!r} is not recognised in {self.target}"
+            )
+        return mapped
+
+    def route_entry(self, grade: str) -> tuple[str, str | None, Route]:
         for entry in self.entries:
             if entry[0] == grade:
                 return entry
@@ -143,12 +166,12 @@ def most_conservative(
             f"no usable table or pivot route from {source.key} to {target.key}",
             code="NO_ROUTE",
         )
-    entries: list[tuple[str, str, Route]] = []
+    entries: list[tuple[str, str | None, Route]] = []
     for grade in source.grades:
-        best: tuple[str, Route] | None = None
+        best: tuple[str | None, Route] | None = None
         for route in routes:
-            mapped = route.map(grade)
-            if best is None or target.rank(mapped) < target.rank(best[0]):
+            mapped = route.recognise(grade)
+            if best is None or rank_of(target, mapped) < rank_of(target, best[0]):
                 best = (mapped, route)
         assert best is not None
         entries.append((grade, best[0], best[1]))

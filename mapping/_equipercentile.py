@@ -11,11 +11,16 @@ tier ``x`` and ``b(y)`` the same for the target.  The worst person of tier
 ``x`` sits at percentile ``a(x)``; the bound for ``x`` is the *lowest* target
 tier ``y`` whose ``b(y)`` equals ``max{b(y') : b(y') <= a(x)}`` (round down;
 among tiers the evidence cannot tell apart — empty ones — take the lowest),
-capped at the target's clean-record grade when ``x`` is at or below the
-source's.  The table applies the incentive cap on top.  Invariants: monotone
-(``a``, ``b`` non-decreasing), worst maps to worst, no round-trip inflation
+then adjusted by the fair rules of :mod:`mapping._fair` (parity floor, clean
+cap, below-clean cap).  The table applies the incentive cap on top, or is an
+incentive-tier table when only that can be fair.  Invariants: monotone (``a``,
+``b`` non-decreasing), no round-trip inflation from the percentiles alone
 (``b(T(x)) <= a(x)`` and the reverse picks the lowest tier among equal
-shares), pivot composition never above direct — all exact with rationals.
+shares), pivot composition never above direct from the percentiles alone —
+all exact with rationals.  The parity floor lifts a clean record above what
+its percentile supports; when the histograms are so different that the lifted
+grade comes back above the start, or a pivot's floor lifts more than the
+direct link's, the invariant check refuses the table (or the set) naming it.
 """
 
 from __future__ import annotations
@@ -29,9 +34,9 @@ from typing import Any
 
 from scoring import Scheme
 
-from ._anchored import apply_incentive_cap, cap_clean_record
 from ._canonical import canonical
 from ._errors import HistogramError, SignatureError
+from ._fair import fair_grade, table_grades
 from ._signing import HISTOGRAM_TYPE, Signature, SigningKeyLike, sign_bytes, verify_signatures
 from ._table import MappingTable, Method, SchemeRef
 
@@ -189,10 +194,10 @@ def _share_below(scheme: Scheme, hist: GradeHistogram) -> list[Fraction]:
     return out
 
 
-def equipercentile_bound(
+def percentile_grades(
     source: Scheme, target: Scheme, source_hist: GradeHistogram, target_hist: GradeHistogram
 ) -> dict[str, str]:
-    """The highest target grade each source tier supports by population percentile."""
+    """The target grade at each source tier's worst percentile, before the fair rules."""
     a = _share_below(source, source_hist)
     b = _share_below(target, target_hist)
     worst_first_target = list(reversed(target.grades))
@@ -200,9 +205,19 @@ def equipercentile_bound(
     for rank_x, x in enumerate(reversed(source.grades)):
         p = a[rank_x]
         best_share = max(v for v in b if v <= p)  # b[0] == 0 <= p, never empty
-        y = worst_first_target[b.index(best_share)]  # lowest tier with that share
-        out[x] = cap_clean_record(source, target, x, y)
+        out[x] = worst_first_target[b.index(best_share)]  # lowest tier with that share
     return {g: out[g] for g in source.grades}
+
+
+def equipercentile_bound(
+    source: Scheme, target: Scheme, source_hist: GradeHistogram, target_hist: GradeHistogram
+) -> dict[str, str | None]:
+    """The highest target grade each source tier supports by population percentile.
+
+    ``None``: no grade (a below-clean grade when the target's clean-record grade is its worst).
+    """
+    worst = percentile_grades(source, target, source_hist, target_hist)
+    return {x: fair_grade(source, target, x, worst[x])[0] for x in source.grades}
 
 
 def equipercentile_table(
@@ -216,11 +231,13 @@ def equipercentile_table(
     version: str = "1",
     effective_from: date | None = None,
     expires: date | None = None,
+    incentive_tier: bool | None = None,
 ) -> MappingTable:
     """Link ``source`` to ``target`` by equal percentiles, after verifying both histograms.
 
     ``keys`` maps region id → (key id → raw public key); each histogram must be
-    signed by its own region.
+    signed by its own region.  ``incentive_tier`` as for
+    :func:`mapping.anchored_table`.
     """
     from ._invariants import require_valid
 
@@ -238,8 +255,11 @@ def equipercentile_table(
         keys=keys.get(target.region, {}),
         field="target_histogram",
     )
-    grades = apply_incentive_cap(
-        source, target, equipercentile_bound(source, target, source_hist, target_hist)
+    grades, scoped = table_grades(
+        source,
+        target,
+        equipercentile_bound(source, target, source_hist, target_hist),
+        incentive_tier=incentive_tier,
     )
     table = MappingTable(
         id=f"{source.id}-{target.id}-equipercentile",
@@ -255,6 +275,7 @@ def equipercentile_table(
             "source_histogram": source_hist.to_json(),
             "target_histogram": target_hist.to_json(),
         },
+        incentive_tier=scoped,
     )
     require_valid(table, source, target)
     return table

@@ -16,6 +16,8 @@ __all__ = [
     "HistogramError",
     "InvariantError",
     "MappingError",
+    "NotRecognisedError",
+    "ReachError",
     "SignatureError",
     "TableError",
     "ValidityError",
@@ -61,6 +63,35 @@ class ValidityError(MappingError):
     """A table is used outside its validity: ``TABLE_NOT_YET_EFFECTIVE``, ``TABLE_EXPIRED``."""
 
     code = "TABLE_EXPIRED"
+
+
+class NotRecognisedError(MappingError):
+    """The table (or route) carries no grade for this source grade: ``NOT_RECOGNISED``.
+
+    Only an incentive-tier table says this, and only for grades below the
+    source's incentive tier: recognition then unlocks nothing and carries no
+    low grade into the target region (ADR 0203).  Not a fault of the table.
+    """
+
+    code = "NOT_RECOGNISED"
+
+
+class ReachError(MappingError):
+    """A table keeps too few of the source's incentive-eligible residents eligible.
+
+    Code ``INCENTIVE_REACH_TOO_LOW``; ``reach`` is the measured
+    :class:`mapping.IncentiveReach` (the figure is also in the message).  Also
+    ``REFERENCE_MISMATCH`` / ``BAD_FLOOR`` for an unusable reference population or
+    floor (ADR 0202).
+    """
+
+    code = "INCENTIVE_REACH_TOO_LOW"
+
+    def __init__(
+        self, field: str, message: str, *, code: str | None = None, reach: object = None
+    ) -> None:
+        super().__init__(field, message, code=code)
+        self.reach = reach
 
 
 class HistogramError(MappingError):

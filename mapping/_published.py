@@ -16,6 +16,7 @@ from scoring import Scheme, SchemeError, list_schemes, load_scheme
 from ._anchored import anchored_table
 from ._errors import InvariantError, TableError
 from ._invariants import check_set
+from ._reach import DEFAULT_MIN_REACH, require_reach
 from ._table import MappingTable, table_from_document
 
 __all__ = [
@@ -49,6 +50,10 @@ def build_published() -> dict[str, bytes]:
     violations = check_set(tables, schemes)
     if violations:
         raise InvariantError(violations)
+    for t in tables:
+        require_reach(
+            t, schemes[t.source.scheme], schemes[t.target.scheme], floor=DEFAULT_MIN_REACH
+        )
     return {
         published_file_name(t.source.scheme, t.target.scheme): t.to_json_bytes() for t in tables
     }

@@ -1,7 +1,9 @@
 """Mapping tables: the value type, its canonical content, hash and JSON document.
 
 A :class:`MappingTable` maps every grade of a source scheme to a grade of a
-target scheme.  Its *content* (everything but the signatures) is what the
+target scheme, or — in an *incentive-tier* table — to "not recognised"
+(``None``; JSON ``null``) for every grade below the source's incentive tier
+(ADR 0203).  Its *content* (everything but the signatures) is what the
 content hash and every signature cover; the hash is
 ``sha256:`` + hex SHA-256 of ``canonical(content())`` (see ``_canonical``).
 
@@ -9,6 +11,9 @@ Invariants of a value built by :func:`table_from_document`: the stored
 ``content_hash`` equals the recomputed one (else ``HASH_MISMATCH``) and every
 field has its declared type (else ``MALFORMED_TABLE`` naming the field).  Being
 *well formed* says nothing about the mapping invariants: see ``_invariants``.
+``scope`` appears in the content only for an incentive-tier table (value
+``"incentive_tier"``), so a table that recognises every grade has exactly the
+content, and hash, it had before the option existed.
 Validity: a table may be used on day ``d`` iff ``effective_from <= d`` and
 (``expires`` is None or ``d < expires``).
 """
@@ -26,11 +31,12 @@ from typing import Any
 from scoring import Scheme
 
 from ._canonical import HASH_PREFIX, canonical, content_hash, strict_loads
-from ._errors import SignatureError, TableError, ValidityError
+from ._errors import NotRecognisedError, SignatureError, TableError, ValidityError
 from ._signing import TABLE_TYPE, Signature, SigningKeyLike, sign_bytes
 
 __all__ = [
     "FORMAT",
+    "INCENTIVE_TIER_SCOPE",
     "MappingTable",
     "Method",
     "SchemeRef",
@@ -39,6 +45,8 @@ __all__ = [
 ]
 
 FORMAT = "huxin.mapping-table.v1"
+#: The ``scope`` of an incentive-tier table; absent means every grade is recognised.
+INCENTIVE_TIER_SCOPE = "incentive_tier"
 
 
 class Method(enum.StrEnum):
@@ -72,7 +80,11 @@ class MappingTable:
     """A total map from source grades to target grades, with provenance.
 
     ``grades`` is ordered as the source scheme lists its tiers (best first) when
-    built by this package; order carries no meaning for the hash.
+    built by this package; order carries no meaning for the hash.  A target of
+    ``None`` means *not recognised*: the table carries no grade for that source
+    grade, and :meth:`map` refuses it with ``NOT_RECOGNISED``.  Only an
+    ``incentive_tier`` table may hold ``None``, and then exactly for the source
+    grades below the source's incentive tier (invariant ``total``).
     ``parameters`` holds method-specific, JSON-encodable data (anchors,
     histograms, notes) and is covered by the hash.
     """
@@ -83,17 +95,22 @@ class MappingTable:
     source: SchemeRef
     target: SchemeRef
     effective_from: date
-    grades: tuple[tuple[str, str], ...]
+    grades: tuple[tuple[str, str | None], ...]
     expires: date | None = None
     parameters: Mapping[str, Any] = field(default_factory=dict)
     signatures: tuple[Signature, ...] = ()
+    incentive_tier: bool = False
 
     # -- lookups ----------------------------------------------------------
     @cached_property
-    def grade_map(self) -> dict[str, str]:
+    def grade_map(self) -> dict[str, str | None]:
         return dict(self.grades)
 
-    def map(self, grade: str) -> str:
+    def recognise(self, grade: str) -> str | None:
+        """The target grade for ``grade``, or ``None`` when the table does not recognise it.
+
+        Raises ``UNKNOWN_GRADE`` for a grade the table does not list.
+        """
         try:
             return self.grade_map[grade]
         except KeyError:
@@ -101,9 +118,20 @@ class MappingTable:
                 "grade", f"table {self.id!r} has no source grade {grade!r}", code="UNKNOWN_GRADE"
             ) from None
 
+    def map(self, grade: str) -> str:
+        """The target grade for ``grade``; ``NOT_RECOGNISED`` when the table carries none."""
+        mapped = self.recognise(grade)
+        if mapped is None:
+            raise NotRecognisedError(
+                "grade",
+                f"table {self.id!r} does not recognise {self.source.key} grade {grade!r} "
+                f"(below the incentive tier: no grade is carried into {self.target.key})",
+            )
+        return mapped
+
     # -- content, hash, signatures ---------------------------------------
     def content(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "format": FORMAT,
             "id": self.id,
             "version": self.version,
@@ -115,6 +143,9 @@ class MappingTable:
             "grades": dict(self.grades),
             "parameters": dict(self.parameters),
         }
+        if self.incentive_tier:
+            out["scope"] = INCENTIVE_TIER_SCOPE
+        return out
 
     @cached_property
     def content_bytes(self) -> bytes:
@@ -212,6 +243,7 @@ def table_from_content(content: Any, signatures: tuple[Signature, ...] = ()) -> 
         "expires",
         "grades",
         "parameters",
+        "scope",
     }
     extra = sorted(set(content) - known)
     if extra:
@@ -222,11 +254,18 @@ def table_from_content(content: Any, signatures: tuple[Signature, ...] = ()) -> 
         raise TableError(
             "content.method", "must be agreement, anchored or equipercentile", code="UNKNOWN_METHOD"
         ) from None
+    scope = content.get("scope")
+    if "scope" in content and scope != INCENTIVE_TIER_SCOPE:
+        # Only one non-default scope exists; spelling out the default would give the same
+        # table a second hash.
+        raise TableError("content.scope", f"must be {INCENTIVE_TIER_SCOPE!r} or absent")
     grades_raw = content.get("grades")
     if not isinstance(grades_raw, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in grades_raw.items()
+        isinstance(k, str) and (isinstance(v, str) or v is None) for k, v in grades_raw.items()
     ):
-        raise TableError("content.grades", "must map source grade ids to target grade ids")
+        raise TableError(
+            "content.grades", "must map source grade ids to target grade ids (or null)"
+        )
     expires_raw = content.get("expires")
     expires = None if expires_raw is None else _date(content, "expires", "content.")
     parameters = content.get("parameters", {})
@@ -243,6 +282,7 @@ def table_from_content(content: Any, signatures: tuple[Signature, ...] = ()) -> 
         grades=tuple(grades_raw.items()),
         parameters=parameters,
         signatures=signatures,
+        incentive_tier=scope == INCENTIVE_TIER_SCOPE,
     )
 
 

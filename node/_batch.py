@@ -2,8 +2,9 @@
 
 Invariants:
 
-* One run per ``(period, scheme id, scheme version)``; everyone registered on
-  the period's last day (``as_of``) is scored with :func:`scoring.score`
+* One run per ``(period, scheme id, scheme version)``; everyone the node holds
+  when the run reads them (not deregistered or dead by the period's last day,
+  ``as_of``) is scored on ``as_of`` with :func:`scoring.score`
   (``explain=False``): the rules live in the engine only.
 * Subjects are split into ``chunks`` contiguous ``subject_key`` ranges (keys
   are HMACs, so ranges of the key space hold about equal numbers of people).
@@ -19,6 +20,8 @@ Invariants:
   published score can be explained again later from the same records
   (:mod:`node.monthly`, docs/adr/0514).  A resumed run keeps the stored instant.
 * Workers (processes) only read; the calling process is the only writer.
+* A scheme that has expired by ``as_of`` runs nothing (``SCHEME_EXPIRED``):
+  the check precedes any read, so no run row or snapshot is written.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class BatchError(CodedNodeError):
         "INVALID_PERIOD": grpc.StatusCode.INVALID_ARGUMENT,
         "INVALID_CHUNK": grpc.StatusCode.INVALID_ARGUMENT,
         "UNKNOWN_CATEGORY": grpc.StatusCode.FAILED_PRECONDITION,
+        "SCHEME_EXPIRED": grpc.StatusCode.FAILED_PRECONDITION,
     }
     DEFAULT_STATUS: ClassVar[grpc.StatusCode] = grpc.StatusCode.FAILED_PRECONDITION
 
@@ -134,7 +138,9 @@ def _range(sql: str, chunk: Chunk) -> tuple[str, tuple[bytes, ...]]:
 
 _SUBJECTS = (
     "SELECT subject_key, birth_date, full_civil_capacity FROM subjects WHERE {cond}"
-    " AND registered_at < ? AND (deregistered_at IS NULL OR deregistered_at >= ?)"
+    # who is in the month is decided by facts dated by its end, not by when the node
+    # learned them: a resident filed after the month ended is scored for it (ADR 0515)
+    " AND (deregistered_at IS NULL OR deregistered_at >= ?)"
     " AND (died_on IS NULL OR died_on > ?)"  # the dead leave the run (docs/adr/0508)
     " AND subject_key NOT IN (SELECT subject_key FROM opt_outs)"  # N3: node.rights._optout
     " ORDER BY subject_key"
@@ -155,11 +161,12 @@ _RECORDS_THROUGH = _RECORDS.replace(" ORDER BY", " AND submitted_at <= ? ORDER B
 def read_chunk(
     conn: sqlite3.Connection, chunk: Chunk, as_of: date, records_through: str | None = None
 ) -> Iterator[tuple[bytes, Subject, list[RecordRow]]]:
-    """Everyone registered on ``as_of`` in ``chunk``, with residences and records (those
-    submitted up to ``records_through`` when given), in key order."""
+    """Everyone the node holds in ``chunk`` (not deregistered or dead by ``as_of``, not
+    opted out), with residences and records (those submitted up to ``records_through``
+    when given), in key order; the engine decides who is eligible on ``as_of``."""
     day_after = (as_of + timedelta(days=1)).isoformat()
     sql, args = _range(_SUBJECTS, chunk)
-    people = conn.execute(sql, (*args, day_after, day_after, as_of.isoformat())).fetchall()
+    people = conn.execute(sql, (*args, day_after, as_of.isoformat())).fetchall()
     if not people:
         return
     sql, args = _range(_RESIDENCES, chunk)
@@ -203,9 +210,7 @@ def count_run_subjects(conn: sqlite3.Connection, as_of: date) -> int:
     """How many people a run as of ``as_of`` scores (the run's own selection)."""
     day_after = (as_of + timedelta(days=1)).isoformat()
     sql = _SUBJECTS.format(cond="1 = 1").replace(" ORDER BY subject_key", "")
-    (n,) = conn.execute(
-        f"SELECT count(*) FROM ({sql})", (day_after, day_after, as_of.isoformat())
-    ).fetchone()
+    (n,) = conn.execute(f"SELECT count(*) FROM ({sql})", (day_after, as_of.isoformat())).fetchone()
     return int(n)
 
 
@@ -366,10 +371,18 @@ def run_month(
     ``workers`` ≤ 1 scores in this process (chunks in key order); more uses
     that many reader processes.  ``records_through``: see the module docstring
     (None: every stored record).  Raises :class:`BatchError` or
-    :class:`~node._storage.StorageError` (``DB_NOT_FOUND`` …).
+    :class:`~node._storage.StorageError` (``DB_NOT_FOUND`` …); a scheme past its
+    ``valid_until`` on the period's last day refuses the whole run before the
+    database is opened (``SCHEME_EXPIRED``, N12), not subject by subject.
     """
     started = time.perf_counter()
     as_of = period_as_of(period)
+    if scheme.expired_on(as_of):
+        raise BatchError(
+            "SCHEME_EXPIRED",
+            f"scheme {scheme.key} expired after {scheme.valid_until}; it cannot score"
+            f" {period} (as of {as_of}); nothing was run (N12)",
+        )
     if chunk_subjects < 1:
         raise BatchError("INVALID_CHUNK", "chunk size must be at least 1")
     path = Path(db)

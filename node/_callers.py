@@ -7,9 +7,9 @@ before a call is handled, :meth:`CallerCheck.admit` checks the certificate
 itself (docs/adr/0415):
 
 * **public trust material** (:data:`PUBLIC_METHODS`: the hub's trust list and
-  key set, a region's key set and status list) is served to any certificate of
-  the federation CA, whatever identity it names: it is signed, verifiers need
-  it offline, and anyone may hold the bundle file anyway;
+  key set, a region's key set, status list and signed incentive catalogue) is
+  served to any certificate of the federation CA, whatever identity it names: it
+  is signed, verifiers need it offline, and anyone may hold the bundle file anyway;
 * a **peer** (an identity the trust list lists: a region or hub, or this node's
   own region) must present a certificate whose SHA-256 the trust list pins for
   it (``tls_sha256``: the certificate in use and, during a renewal, the next
@@ -63,6 +63,7 @@ PUBLIC_METHODS = frozenset(
         "/huxin.v1.HubService/GetHubKeySet",
         "/huxin.v1.PeerService/GetKeySet",
         "/huxin.v1.PeerService/GetStatusList",
+        "/huxin.v1.PeerService/GetSignedCatalogue",  # N17: the signed incentive catalogue
     }
 )
 PEER, CLIENT, FOREIGN_CLIENT, OTHER = "peer", "client", "foreign-client", "other"

@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "node._cli_hub",
     "node._cli_backup",
     "node.population._cli",
+    "node.catalogue._cli",
 )
 
 

@@ -26,7 +26,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from scoring import Scheme, SchemeError, list_schemes, load_scheme, parse_scheme_toml
+from scoring import (
+    Scheme,
+    SchemeError,
+    illustrative_note,
+    list_schemes,
+    load_scheme,
+    parse_scheme_toml,
+)
 
 from ._batch import BatchError, RunSummary, ended_period_as_of, period_as_of, run_month
 from ._cli import CliError, SubParsers, subgroup
@@ -210,6 +217,8 @@ def render_distribution(scheme: Scheme, grades: dict[str, int]) -> str:
             f"{tier.id:<{w}} {tier.label:<6} {f'{tier.min_score}-{tier.max_score}':<11}"
             f" {n:>10,} {n / total:>7.2%}"
         )
+    if illustrative_note(scheme):  # the tiers above are ours, not the region's
+        lines.append(f"grades of {scheme.key} are {illustrative_note(scheme)}")
     return "\n".join(lines) + "\n"
 
 

@@ -40,6 +40,7 @@ from node.pb.v1 import attestation_pb2 as pb
 
 from ._cli import CliError, SubParsers, subgroup
 from ._cli_verify import instant, register_verify
+from .disclosure import shipped_catalogue
 
 __all__ = ["register"]
 
@@ -216,7 +217,8 @@ def _trust_build(args: argparse.Namespace) -> int:
     issued = int(now.timestamp())
     tl = TrustList(args.issuer, args.version, issued, issued + args.days * 86400, tuple(regions))
     env = tl.sign(hub)
-    bundle = pb.TrustBundle(trust_list=env.to_proto())
+    catalogue = shipped_catalogue(args.issuer, issued, hub)  # offline verifiers' scenarios
+    bundle = pb.TrustBundle(trust_list=env.to_proto(), scenarios=catalogue.to_proto())
     for path in args.status:
         bundle.status_lists.append(Envelope.from_bytes(_read(path, "status list")).to_proto())
     args.out.write_bytes(bundle.SerializeToString())

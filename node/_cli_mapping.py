@@ -51,7 +51,7 @@ from mapping import (
     table_from_document,
     verify_table,
 )
-from scoring import Scheme
+from scoring import Scheme, grade_label, illustrative_suffix
 
 from ._cli import CliError, SubParsers, subgroup
 
@@ -175,13 +175,14 @@ def _print_table(table: MappingTable, as_json: bool) -> None:
     expires = f", expires {table.expires}" if table.expires else ""
     print(f"table    {table.id} v{table.version}")
     print(f"method   {table.method.value}")
-    print(f"source   {table.source.key}  ->  target {table.target.key}")
+    marks = illustrative_suffix(table.source.key, table.target.key)
+    print(f"source   {table.source.key}  ->  target {table.target.key}{marks}")
     print(f"valid    from {table.effective_from}{expires}")
     print(f"hash     {table.content_hash}")
     print(f"signed   {len(table.signatures)} signature(s)")
     width = max(len(g) for g, _ in table.grades)
     for src, tgt in table.grades:
-        print(f"  {src:<{width}}  ->  {tgt}")
+        print(f"  {src:<{width}}  ->  {'not recognised' if tgt is None else tgt}")
 
 
 def _table(args: argparse.Namespace) -> int:
@@ -371,7 +372,12 @@ def _grade(args: argparse.Namespace) -> int:
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return 0
     hops = " -> ".join(route.path)
-    print(f"{source.key} {args.grade}  ->  {target.key} {mapped}   (route {hops})")
+    shown = (
+        grade_label(mapped, target)
+        if mapped is not None
+        else f"not recognised in {target.key} (below the incentive tier: no grade is carried)"
+    )
+    print(f"{grade_label(args.grade, source)}  ->  {shown}   (route {hops})")
     for i, v, h, m in route.cite():
         print(f"  table {i} v{v} [{m}] {h}")
     if args.score is not None:
@@ -381,6 +387,7 @@ def _grade(args: argparse.Namespace) -> int:
         caps = f", capped by {', '.join(s['capped_by'])}" if s["capped_by"] else ""
         print(
             f"score {args.score}  ->  {s['target_score']} in {target.key}: grade "
-            f"{s['target_grade']} ({lo}-{hi}); source scores {slo}-{shi} map to it{caps}"
+            f"{grade_label(s['target_grade'], target)}, {lo}-{hi}; source scores {slo}-{shi}"
+            f" map to it{caps}"
         )
     return 0

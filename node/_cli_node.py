@@ -111,6 +111,19 @@ def register(sub: SubParsers) -> None:
         metavar="ORG,ORG",
         help="source departments per region: REGION.ORG may submit records (court,bank)",
     )
+    p.add_argument(
+        "--population",
+        type=_csv,
+        default=[],
+        metavar="ORG,ORG",
+        help="population authorities per region: REGION.ORG files residence facts (hukou)",
+    )
+    p.add_argument(
+        "--require-registry",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="regions refuse records about people their population registry does not hold",
+    )
     p.add_argument("--route", choices=("hub", "auto", "direct"), default="hub")
     p.add_argument(
         "--base-port", type=int, default=0, help="consecutive ports from N (default: free)"
@@ -191,6 +204,8 @@ def _init_federation(args: argparse.Namespace) -> int:
             hub_peers=args.hub_peers,
             clients=args.clients,
             sources=args.sources,
+            population=args.population,
+            require_registry=args.require_registry,
             base_port=args.base_port,
             route=args.route,
             sync_interval=args.sync_interval,

@@ -1,5 +1,10 @@
 """CLI: ``huxin schemes list|show`` and ``huxin score explain``.
 
+``schemes show`` prints the tiers, categories and rules, then the scheme's own
+expiry (``valid_until``), the validity ceiling (H7) and the caps on positive
+points per category and per family and period; every value the scheme lists
+as illustrative (ours, not published by the region) is marked so.
+
 ``score explain`` scores one person from a JSON-lines file of records (each
 line one record as accepted by :func:`scoring.validate_record`, plus optional
 ``birth``-free subject data in a first line ``{"subject": {...}}``): the
@@ -16,15 +21,18 @@ import json
 import sys
 from dataclasses import asdict
 from datetime import date
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 from scoring import (
+    PointCap,
     RecordError,
     Residence,
     Scheme,
     ScoreResult,
     Subject,
+    grade_label,
     list_schemes,
     load_scheme,
     normalise_id_number,
@@ -107,6 +115,49 @@ def _schemes_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def is_illustrative(s: Scheme, path: str) -> bool:
+    """Whether the scheme lists ``path`` (dotted, e.g. ``categories.honour.cap``) or a
+    table containing it as illustrative: a value of ours, not published by the region."""
+    return any(fnmatchcase(path, p) or fnmatchcase(path, f"{p}.*") for p in s.illustrative)
+
+
+def _cap_dict(s: Scheme, cap: PointCap, path: str) -> dict[str, Any]:
+    return {
+        "points": cap.points,
+        "period_months": cap.period_months,
+        "illustrative": is_illustrative(s, path),
+    }
+
+
+def limits_as_dict(s: Scheme) -> dict[str, Any]:
+    """The scheme's expiry, validity ceiling and caps (H7, N11, N12; ADR 0003)."""
+    vc = s.validity_cap
+    return {
+        "valid_until": None if s.valid_until is None else s.valid_until.isoformat(),
+        "valid_until_illustrative": s.valid_until is not None and is_illustrative(s, "valid_until"),
+        "validity_cap": None
+        if vc is None
+        else {
+            "months": vc.months,
+            "exempt": {cid: sorted(levels) for cid, levels in vc.exempt.items()},
+            "illustrative": is_illustrative(s, "validity_cap"),
+        },
+        "category_caps": {
+            cid: _cap_dict(s, c.cap, f"categories.{cid}.cap")
+            for cid, c in s.categories.items()
+            if c.cap is not None
+        },
+        "family_caps": {
+            fid: {
+                "name": f.name,
+                "categories": sorted(f.categories),
+                **_cap_dict(s, f.cap, f"families.{fid}.cap"),
+            }
+            for fid, f in s.families.items()
+        },
+    }
+
+
 def scheme_as_dict(s: Scheme) -> dict[str, Any]:
     return {
         "id": s.id,
@@ -137,11 +188,13 @@ def scheme_as_dict(s: Scheme) -> dict[str, Any]:
                 "level_multipliers": dict(c.level_multipliers),
                 "severities": {k: asdict(v) for k, v in c.severities.items()},
                 "requires_legal_document": c.requires_legal_document,
+                "legal_document_kinds": sorted(c.legal_document_kinds),
                 "excluded_flags": sorted(c.excluded_flags),
                 "caps_grade": c.caps_grade,
             }
             for cid, c in s.categories.items()
         },
+        **limits_as_dict(s),
         "illustrative": list(s.illustrative),
     }
 
@@ -177,7 +230,57 @@ def _schemes_show(args: argparse.Namespace) -> int:
         print(
             f"{cid:<24} {c.polarity.value:<9} {sign}{c.points:<6} {c.validity_months} months  {c.name}"
         )
+    sys.stdout.write(render_limits(s))
     return 0
+
+
+def _months(months: int) -> str:
+    return f"{months // 12} years" if months % 12 == 0 else f"{months} months"
+
+
+def _mark(s: Scheme, path: str) -> str:
+    return "  (illustrative)" if is_illustrative(s, path) else ""
+
+
+def render_limits(s: Scheme) -> str:
+    """The scheme's expiry, validity ceiling and caps in words; values of ours are marked
+    ``(illustrative)`` (H7, N11, N12; ADR 0003)."""
+    lines = [""]
+    if s.valid_until is None:
+        lines.append("scheme expiry: none (scores every period from its effective date)")
+    else:
+        lines.append(
+            f"scheme expiry: valid until {s.valid_until}; no period after it is scored"
+            f" (SCHEME_EXPIRED){_mark(s, 'valid_until')}"
+        )
+    vc = s.validity_cap
+    if vc is None:
+        lines.append(
+            "validity ceiling: none (a record counts for the validity its source set,"
+            " else its category's default)"
+        )
+    else:
+        exempt = "; ".join(f"{cid} at {', '.join(sorted(lv))}" for cid, lv in vc.exempt.items())
+        lines.append(
+            f"validity ceiling (H7): a record counts at most {_months(vc.months)} from"
+            f" recognition{f', except {exempt}' if exempt else ''}{_mark(s, 'validity_cap')}"
+        )
+    caps = [(cid, c.name, c.cap) for cid, c in s.categories.items() if c.cap is not None]
+    if not caps and not s.families:
+        lines.append("caps on positive points: none")
+        return "\n".join(lines) + "\n"
+    lines.append("\ncaps on positive points (per calendar period)")
+    for cid, name, cap in caps:
+        lines.append(
+            f"  category {cid:<22} {cap.points:>4} points per {cap.period_months} months  {name}"
+            f"{_mark(s, f'categories.{cid}.cap')}"
+        )
+    for fid, f in s.families.items():
+        lines.append(
+            f"  family   {fid:<22} {f.cap.points:>4} points per {f.cap.period_months} months  "
+            f"{f.name}: {', '.join(sorted(f.categories))}{_mark(s, f'families.{fid}.cap')}"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _residences(values: list[str], born: date) -> tuple[Residence, ...]:
@@ -253,13 +356,19 @@ def render_report(result: ScoreResult, scheme: Scheme) -> str:
         return "\n".join(lines) + "\n"
     tier = scheme.tier(result.grade or "")
     lines.append(
-        f"Score {result.score}, grade {result.grade} ({tier.label}, {tier.min_score}-{tier.max_score})"
+        f"Score {result.score}, grade {grade_label(tier.id, scheme)}:"
+        f" {tier.label}, {tier.min_score}-{tier.max_score}"
     )
     lines.append(
         f"= base {result.base_score} + {result.added} added - {result.deducted} deducted"
         + (f" (clamped from {result.unclamped})" if result.unclamped != result.score else "")
         + (f", capped by record {result.capped_by}" if result.capped_by else "")
     )
+    if not result.contributions:  # H8: a clean resident holds the base score
+        lines.append(
+            f"No records are held about this person: the score is the scheme's base score,"
+            f" {result.base_score}, which every eligible resident holds until a record counts."
+        )
     if result.contributions:
         lines.append("")
         lines.append(f"{'record':<14} {'category':<24} {'points':>6}  {'status':<16} why")

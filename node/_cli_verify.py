@@ -22,6 +22,12 @@ refuses older trust lists (``TRUST_ROLLBACK``).  After a valid verification
 it is rewritten (atomically) with the hub key and the version just accepted.
 Other keys are kept as they are; a file that is not such an object is
 ``INVALID_STATE``.
+
+The verdict names the attestation's scenario and disclosure kind (docs/SPEC.md
+section 10): a threshold attestation reads ``meets heihe/credit-loans (tier ≥ A
+in heihe@2025.1)`` and shows no grade and no score; the scenario's title comes
+from the bundle's hub-signed catalogue, which the verification itself requires
+for every consented attestation (``SCENARIO_NOT_TRUSTED`` without it).
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from keys import (
+    STATUTORY,
+    Attestation,
     KeysError,
     StatusCandidate,
     StatusWarning,
@@ -48,6 +56,7 @@ from keys import (
     verify_attestation,
 )
 from node.pb.v1 import attestation_pb2 as pb
+from scoring import illustrative_suffix
 
 from ._cli import CliError, SubParsers, add_id_number_args, id_number_arg
 
@@ -294,7 +303,11 @@ def _verify(args: argparse.Namespace) -> int:
     warnings = _warnings(result.warnings, labels)
     doc = _document(result, trust, args, warnings)
     _print_warnings(warnings)
-    print(json.dumps(doc, sort_keys=True) if args.json else _text(result, args, bool(candidates)))
+    print(
+        json.dumps(doc, sort_keys=True)
+        if args.json
+        else _text(result, trust, args, bool(candidates))
+    )
     return 0
 
 
@@ -307,6 +320,7 @@ def _document(
     a = result.attestation
     return {
         "valid": True,
+        "meets": _meets(a, trust),
         "key_id": result.key_id,
         "batched": result.batched,
         "status": result.status,
@@ -318,7 +332,12 @@ def _document(
             "attestation_id": a.attestation_id,
             "issuer_region": a.issuer_region,
             "scheme": f"{a.scheme_id}@{a.scheme_version}",
-            "grade": a.grade,
+            "scenario": a.scenario or None,
+            "disclosure": a.disclosure,
+            "threshold": None
+            if a.threshold is None
+            else {"scheme": a.threshold.scheme, "min_tier": a.threshold.min_tier},
+            "grade": a.grade or None,
             "score": a.score,
             "period": a.period,
             "model_version": a.model_version,
@@ -330,7 +349,7 @@ def _document(
             "mapped": None
             if a.mapped is None
             else {
-                "grade": a.mapped.grade,
+                "grade": a.mapped.grade or None,
                 "scheme": f"{a.mapped.scheme_id}@{a.mapped.scheme_version}",
                 "mapping": f"{a.mapped.mapping_id}@{a.mapped.mapping_version}",
                 "mapping_sha256": a.mapped.mapping_sha256.hex(),
@@ -340,24 +359,55 @@ def _document(
     }
 
 
-def _text(result: VerifiedAttestation, args: argparse.Namespace, had_status: bool) -> str:
-    a = result.attestation
-    stale = " (STALE trust list accepted)" if result.trust_stale else ""
-    if args.no_status_check and not had_status:
-        stale += " (status NOT checked)"
-    if args.nonce is None:
-        stale += " (nonce NOT checked)"
+def _meets(a: Attestation, trust: Trust) -> str | None:
+    """``meets <scenario> <title> (tier ≥ T in scheme@version)`` for a consented attestation."""
+    if a.threshold is None:
+        return None
+    entry = (
+        None
+        if trust.scenarios is None
+        else trust.scenarios.find(a.scenario, a.threshold.scheme_version)
+    )
+    title = f" {entry.title}" if entry is not None and entry.title else ""
+    return f"meets {a.scenario}{title} (tier ≥ {a.threshold.min_tier} in {a.threshold.scheme})"
+
+
+def _disclosed(a: Attestation, trust: Trust) -> str:
+    """What the attestation says about the person, by its disclosure kind."""
     native = f"{a.scheme_id}@{a.scheme_version} grade {a.grade}" + (
         f" score {a.score}" if a.score is not None else ""
     )
     m = a.mapped
+    note = illustrative_suffix(
+        f"{a.scheme_id}@{a.scheme_version}",
+        None if m is None else f"{m.scheme_id}@{m.scheme_version}",
+        None if a.threshold is None else a.threshold.scheme,
+    )
+    if a.disclosure == STATUTORY:
+        return f"{native}{note} (statutory push to the provincial platform, no consent)"
+    meets = _meets(a, trust) or ""
+    if a.disclosure == "threshold":
+        via = "" if m is None else f", grade mapped by {m.mapping_id}@{m.mapping_version}"
+        return f"{meets}{note} [disclosure threshold: no grade, no score{via}]"
     grade = (  # the grade asked for first: a mapped grade is what mutual recognition means
         native
         if m is None
         else f"{m.scheme_id}@{m.scheme_version} grade {m.grade} (mapped from {native} by "
         f"{m.mapping_id}@{m.mapping_version}, sha256 {m.mapping_sha256.hex()[:16]}…)"
     )
+    return f"{grade}{note}; {meets} [disclosure {a.disclosure}]"
+
+
+def _text(
+    result: VerifiedAttestation, trust: Trust, args: argparse.Namespace, had_status: bool
+) -> str:
+    a = result.attestation
+    stale = " (STALE trust list accepted)" if result.trust_stale else ""
+    if args.no_status_check and not had_status:
+        stale += " (status NOT checked)"
+    if args.nonce is None:
+        stale += " (nonce NOT checked)"
     return (
-        f"VALID{stale}: {a.issuer_region} {grade}"
+        f"VALID{stale}: {a.issuer_region} {_disclosed(a, trust)}"
         + f" period {a.period}, for {a.audience} ({a.purpose}), status {result.status}"
     )

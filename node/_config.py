@@ -20,13 +20,16 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "ID_PATTERN",
+    "MAX_GUIDE_BYTES",
     "MAX_USES_CAP",
     "PORT_LIMIT_BOUNDS",
+    "CatalogueConfig",
     "ClientsConfig",
     "ConfigError",
     "ConsentConfig",
@@ -302,6 +305,17 @@ def _schedule(raw: Mapping[str, Any]) -> ScheduleConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CatalogueConfig:
+    """``[catalogue]``: the operator's publication of the incentive catalogue (N17,
+    docs/adr/0511).  The scenarios themselves are the scheme's; empty values publish
+    under the scheme's version and effective date with the default guide."""
+
+    version: str = ""  # 1-32 of [0-9A-Za-z._-]; "" = the scheme version in force
+    published_on: date | None = None  # 2000-01-01..2099-12-31; None = the scheme's effective
+    guide: Path | None = None  # TOML application guide, at most MAX_GUIDE_BYTES (node.catalogue)
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     region: str
     scheme: str
@@ -327,6 +341,7 @@ class NodeConfig:
     rights: RightsConfig = RightsConfig()
     clients: ClientsConfig = ClientsConfig()
     schedule: ScheduleConfig = ScheduleConfig()  # [schedule]: the monthly run (H3)
+    catalogue: CatalogueConfig = CatalogueConfig()  # N17: publication of the catalogue
 
 
 _SECTIONS = {
@@ -389,6 +404,7 @@ _SECTIONS = {
     },
     "sources": {"allowed", "population", "require_registry"},
     "clients": {"registry"},
+    "catalogue": {"version", "published_on", "guide"},
     "rights": {
         "queries_per_minute",
         "query_burst",
@@ -704,6 +720,7 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         rights=rights,
         clients=ClientsConfig(registry=path("clients", "registry", "clients.json")),
         schedule=_schedule(data.get("schedule", {})),
+        catalogue=_catalogue(data.get("catalogue", {}), base),
     )
 
 
@@ -851,6 +868,32 @@ def _hub(raw: Mapping[str, Any], base: Path) -> HubConfig:
             "hub.trust_list_refresh_seconds", "must be at most half of trust_list_ttl_seconds"
         )
     return hub
+
+
+MAX_GUIDE_BYTES = 256 * 1024  # [catalogue] guide: 64 scenarios of full guide text fit
+_CATALOGUE_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,31}$")
+_PUBLISHED_RANGE = (date(2000, 1, 1), date(2099, 12, 31))
+
+
+def _catalogue(raw: Mapping[str, Any], base: Path) -> CatalogueConfig:
+    version = _get(raw, "catalogue", "version", str, "")
+    if version and not _CATALOGUE_VERSION.match(version):
+        raise ConfigError(
+            "catalogue.version", "must be 1-32 letters, digits, '.', '_' or '-' (a version)"
+        )
+    published = raw.get("published_on")
+    if published is not None:
+        if not isinstance(published, date) or isinstance(published, datetime):
+            raise ConfigError("catalogue.published_on", "must be a date (YYYY-MM-DD)")
+        low, high = _PUBLISHED_RANGE
+        if not low <= published <= high:
+            raise ConfigError("catalogue.published_on", f"must be between {low} and {high}")
+    guide = _get(raw, "catalogue", "guide", str, "")
+    return CatalogueConfig(
+        version=version,
+        published_on=published,
+        guide=None if not guide else (Path(guide) if Path(guide).is_absolute() else base / guide),
+    )
 
 
 def load_config(path: str | Path) -> NodeConfig:

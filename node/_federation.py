@@ -52,6 +52,7 @@ from ._init import InitError, init_region, issue_client_cert, load_or_create_ca
 from ._secrets import write_hex
 from ._storage import connect
 from ._trust import HUB_ENDPOINT_PREFIX, HUB_TAG, region_of_identity
+from .disclosure import shipped_catalogue
 
 __all__ = ["FederationLayout", "NodeLayout", "free_ports", "init_federation"]
 
@@ -165,12 +166,19 @@ def init_federation(
     hub_peers: Sequence[str] = (),
     clients: Sequence[str] = (),
     sources: Sequence[str] = (),
+    population: Sequence[str] = (),
+    require_registry: bool = False,
     base_port: int = 0,
     route: str = "hub",
     sync_interval: float = 30.0,
     push_interval: float = 30.0,
 ) -> FederationLayout:
-    """Write the whole federation under ``out`` (see the module docstring)."""
+    """Write the whole federation under ``out`` (see the module docstring).
+
+    ``sources`` and ``population`` (population authorities, docs/adr/0508) are
+    organisations per region: ``REGION.ORG`` gets a client certificate and may file
+    records, resp. residence facts, with its region's node; ``require_registry``
+    makes each region's record intake refuse people its registry does not hold."""
     if (out / "federation.json").exists():
         raise InitError("INIT_EXISTS", f"{str(out / 'federation.json')!r} already exists")
     if not regions:
@@ -243,6 +251,8 @@ push_interval_seconds = {push_interval}
             role=node.role,
             extra_toml=extra,
             sources=[] if node.role == "hub" else [f"{node.id}.{x}" for x in sources],
+            population=[] if node.role == "hub" else [f"{node.id}.{x}" for x in population],
+            require_registry=require_registry and node.role != "hub",
         )
         if node.role == "region":
             write_hex(node.directory / "keys" / "province.key", province_keys[h])
@@ -258,7 +268,7 @@ push_interval_seconds = {push_interval}
             )
     _registries(layout, hubs, home, regions, hub_roots, now)
     for region in regions:
-        clients = [*clients, *(f"{region}.{x}" for x in sources)]
+        clients = [*clients, *(f"{region}.{x}" for x in (*sources, *population))]
     for c in clients:  # registered with the node of the client's region (ADR 0415)
         owner = layout.nodes.get(region_of_identity(c, layout.nodes))
         registry = owner.directory / REGISTRY_FILE if owner is not None else None
@@ -337,7 +347,8 @@ def _registries(  # noqa: PLR0917
         assert row is not None
         (layout.root / "trust").mkdir(exist_ok=True)
         bundle = attestation_pb2.TrustBundle(
-            trust_list=Envelope.from_bytes(row.envelope).to_proto()
+            trust_list=Envelope.from_bytes(row.envelope).to_proto(),
+            scenarios=shipped_catalogue(h, t, hub_roots[h]).to_proto(),  # offline verifiers
         )
         layout.bundle(h).write_bytes(bundle.SerializeToString())
         layout.hub_key_file(h).write_text(hub_roots[h].public_key.hex() + "\n", encoding="ascii")

@@ -67,6 +67,7 @@ __all__ = [
     "PopulationSecrets",
     "PopulationSpec",
     "RegionProfile",
+    "chunk_rows",
     "generate",
     "outcome_probability",
     "read_outcomes",
@@ -540,7 +541,8 @@ class _RecordMaker:
             severity = plan.severities[bisect.bisect_left(plan.severity_cum, rand())]
         if plan.cat.requires_legal_document and rand() < 0.6:
             year = date.fromordinal(day).year
-            legal = f"（{year}）{self.court}执{int(rand() * 9998) + 1}号"
+            # stored as intake stores a reference: "<kind> <number>" (scoring.parse_reference)
+            legal = f"ruling （{year}）{self.court}执{int(rand() * 9998) + 1}号"
         flags = ""
         if plan.flags:
             r = rand()
@@ -943,3 +945,20 @@ def generate(
         if staging is not None:
             staging.cleanup()
     return GenerationStats(spec.people, n_records, n_res, time.perf_counter() - started)
+
+
+def chunk_rows(
+    spec: PopulationSpec, scheme: Scheme | None = None, *, chunk_people: int = CHUNK_PEOPLE
+) -> Iterator[tuple[dict[bytes, str], ChunkRows]]:
+    """The rows :func:`generate` writes, chunk by chunk (the same chunks, the same rows),
+    each with its people's ID numbers by subject key: for writers other than a node's
+    database, such as the departments' files of ``huxin demo`` (node/_demo_population.py)."""
+    scheme = scheme or load_scheme(spec.scheme_id)
+    secrets = spec.secrets()
+    ids = spec.id_numbers()
+    subject_keys = [secrets.subject_key(x) for x in ids]
+    order = sorted(range(spec.people), key=subject_keys.__getitem__)
+    maker = _ChunkMaker(spec, scheme)
+    for n, start in enumerate(range(0, spec.people, chunk_people)):
+        people = [(subject_keys[i], ids[i]) for i in order[start : start + chunk_people]]
+        yield dict(people), maker((n, people))

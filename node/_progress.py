@@ -3,6 +3,8 @@
 Invariants: writes only to the given stream (stderr by default), never to
 stdout (which carries ``--json`` output); redraws at most ten times a second
 on a terminal, and only at every tenth of the work otherwise (log-friendly).
+A line shows the share done, the count, the rate since the start (``unit``
+per second) and the elapsed time.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ __all__ = ["Progress"]
 
 
 class Progress:
-    def __init__(self, total: int, label: str, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, total: int, label: str, stream: TextIO | None = None, *, unit: str = ""
+    ) -> None:
         self.total = max(total, 0)
         self.label = label
+        self.unit = unit
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.start = time.perf_counter()
@@ -44,9 +49,11 @@ class Progress:
         filled = int(frac * width)
         bar = "#" * filled + "-" * (width - filled)
         elapsed = time.perf_counter() - self.start
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        per = f"{self.unit}/s" if self.unit else "/s"
         self.stream.write(
             f"{prefix}{self.label} [{bar}] {frac:6.1%} {self.done:,}/{self.total:,}"
-            f" {elapsed:6.1f}s{suffix}"
+            f" {rate:,.0f} {per} {elapsed:6.1f}s{suffix}"
         )
         self.stream.flush()
 

@@ -18,7 +18,11 @@ Invariants:
   ID number;
 * a subject's grant history (:meth:`ConsentsRepository.grant_history`) is read
   from these rows, inside the grant's own write transaction when it decides a
-  grant, so the limits hold across processes and restarts (docs/adr/0324).
+  grant, so the limits hold across processes and restarts (docs/adr/0324);
+* a consent the node ends itself (:func:`end_consent`: the subject no longer
+  meets its scenario, docs/adr/0512) is withdrawn exactly like a citizen's
+  withdrawal -- ``withdrawn_at`` set, its attestations revoked -- with the
+  reason in ``withdrawn_reason``, which only the citizen's own views show.
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ __all__ = [
     "ConsentsRepository",
     "GrantHistory",
     "add_status_entry",
+    "end_consent",
     "get_consent",
+    "notify_subject",
     "release_use",
     "state_of",
     "use_active_consent",
@@ -204,9 +210,41 @@ def add_status_entry(
     return int(cur.lastrowid or 0)
 
 
+def end_consent(conn: sqlite3.Connection, consent_id: str, *, now: int, reason: str) -> None:
+    """Inside a write unit: withdraw the consent at ``now`` with ``reason`` and revoke the
+    attestations issued under it -- what a citizen's withdrawal does."""
+    row = conn.execute(
+        "UPDATE consents SET withdrawn_at = ?, withdrawn_reason = ? "
+        "WHERE consent_id = ? AND withdrawn_at IS NULL RETURNING subject_key",
+        (now, reason, consent_id),
+    ).fetchall()
+    if row:
+        conn.execute(
+            "UPDATE status_entries SET status = ? WHERE subject_key = ? "
+            "AND consent_id = ? AND status = ?",
+            (STATUS_REVOKED, row[0][0], consent_id, STATUS_VALID),
+        )
+
+
+def notify_subject(
+    conn: sqlite3.Connection, subject_key: bytes, kind: str, message: str, at: str
+) -> None:
+    """Inside a write unit: a notification for the person alone (``ListNotifications``)."""
+    conn.execute(
+        "INSERT INTO notifications (subject_key, kind, message, created_at) VALUES (?, ?, ?, ?)",
+        (subject_key, kind, message, at),
+    )
+
+
 class ConsentsRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    async def opted_out(self, subject_key: bytes, tx: Tx | None = None) -> bool:
+        """Whether the person asked not to be scored (N3); inside ``tx`` when given."""
+        sql = "SELECT 1 FROM opt_outs WHERE subject_key = ?"
+        row = await (tx.one(sql, (subject_key,)) if tx else self._db.fetchone(sql, (subject_key,)))
+        return row is not None
 
     async def insert(self, tx: Tx, row: ConsentRow) -> None:
         await tx.run(

@@ -37,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -73,6 +73,7 @@ __all__ = [
 ]
 
 CHUNK = 500
+Problem = tuple[int, str, str, str, str]  # index, record_id, field, code, message
 SHARE_WORKING_DAYS = 15  # N7: departments share information within 15 working days
 REJECTION_KEY = "huxin-batch-rejection-bin"
 #: Bounds of the rejection trailer.  gRPC clients refuse trailing metadata
@@ -274,7 +275,14 @@ class RecordsRepository:
         *,
         content_sha256: bytes,
         now_iso: str,
+        checks: Sequence[Callable[[sqlite3.Connection], list[Problem]]] = (),
     ) -> BatchResult:
+        """Store a validated batch whole or refuse it (see the module invariants).
+
+        ``checks`` run inside the unit after the repository's own refusals; any
+        problem they return refuses the batch with the others (the H10 listing
+        check reads the listings in the same snapshot as the write).
+        """
         # CPU work (HMAC, sealing) before the transaction.
         keys = [self.key_of(r.subject_id) for r in records]
         late = self.share_due(records, date.fromisoformat(now_iso[:10]))
@@ -322,6 +330,7 @@ class RecordsRepository:
                 now_iso,
                 due,
                 submitted_by,
+                *_legal_columns(r),
             )
             for r, k, due in zip(records, keys, late, strict=True)
         ]
@@ -342,7 +351,10 @@ class RecordsRepository:
                 return BatchResult(batch_id, int(prior[0]), True, content_sha256)
             gone = _deregistered(conn, stones)
             problems = _refusals(conn, records, keys, gone, submitted_by)
+            for check in checks:
+                problems += check(conn)
             if problems:
+                problems.sort(key=lambda p: p[0])
                 raise batch_rejection(batch_id, problems)
             if gone:
                 nonlocal subject_rows, residence_rows
@@ -367,8 +379,9 @@ class RecordsRepository:
             conn.executemany(
                 "INSERT INTO records (subject_key, record_id, source, category, polarity, act_id, "
                 "recognised_on, valid_until, level, severity, legal_document, status, provenance, "
-                "flags, batch_id, submitted_at, share_due, submitted_by) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "flags, batch_id, submitted_at, share_due, submitted_by, legal_issuer, "
+                "legal_issued_on, organisation_code) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 record_rows,
             )
             conn.execute(
@@ -435,6 +448,14 @@ class RecordsRepository:
         return await self._db.read_unit(
             lambda conn: (load_subject(conn, key), load_records(conn, key))
         )
+
+
+def _legal_columns(r: CreditRecord) -> tuple[str | None, str | None, str | None]:
+    """(issuer, issue date, organisation code) of an H10 reference, kept for the trail."""
+    ref = r.legal_reference
+    if ref is None:
+        return None, None, None
+    return ref.issuing_body, ref.issued_on.isoformat(), ref.organisation_code
 
 
 def _deregistered(conn: sqlite3.Connection, stones: dict[bytes, bytes]) -> set[bytes]:

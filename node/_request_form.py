@@ -2,7 +2,8 @@
 
 Invariants:
 
-* :func:`check_attestation_request` is pure (no I/O, no clock, no node state): a
+* :func:`check_attestation_request` is pure (no clock, no node state; the
+  shipped scheme catalogues are read once per process and kept): a
   request gets the same verdict — status, reason and field — on every node, so
   the first node it reaches refuses what the home region would refuse for its
   form, BEFORE anything is forwarded (docs/adr/0417): an ID number in a
@@ -16,11 +17,15 @@ Invariants:
 Bounds (documented in README, "Routed requests"):
 
 * ``purpose``: 1-128 printable characters, no citizen ID number
-  (:func:`node._freetext.check_purpose`);
+  (:func:`node._freetext.check_purpose`), and a scenario of a shipped incentive
+  catalogue, ``<scheme id>/<scenario id>`` (``UNKNOWN_SCENARIO``,
+  :func:`node.disclosure.shipped_scenario`; H14, N14): free text such as
+  ``loan`` or ``blacklist_check`` never leaves the first node;
 * ``nonce``: 16-64 bytes (``NONCE_INVALID``);
 * ``subject_binding``: exactly 32 bytes (an HMAC-SHA256);
 * ``target_scheme``: at most 64 printable characters, no ID number (empty: no
-  mapping);
+  mapping); for a threshold-only scenario empty or the scenario's scheme
+  (``TARGET_SCHEME_MISMATCH``: there is no grade to map);
 * ``consent_token``: a payload of at most 4 KiB, a payload type of at most 128
   characters, at most 4 signatures (a node signs a grant once) with key ids of
   at most 64 characters.
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 from ._errors import InvalidArgumentError
 from ._freetext import check_purpose, refuse_id_numbers
+from .disclosure import check_request_target, shipped_scenario
 from .pb.v1 import node_pb2
 
 __all__ = [
@@ -54,7 +60,15 @@ TOKEN_TYPE_MAX = 128
 KEY_ID_MAX = 64
 
 #: every reason :func:`check_attestation_request` gives (all INVALID_ARGUMENT)
-FORM_REASONS = frozenset({"INVALID_FIELD", "ID_NUMBER_IN_FIELD", "NONCE_INVALID"})
+FORM_REASONS = frozenset(
+    {
+        "INVALID_FIELD",
+        "ID_NUMBER_IN_FIELD",
+        "NONCE_INVALID",
+        "UNKNOWN_SCENARIO",
+        "TARGET_SCHEME_MISMATCH",
+    }
+)
 
 
 def _invalid(field: str, message: str) -> InvalidArgumentError:
@@ -64,6 +78,7 @@ def _invalid(field: str, message: str) -> InvalidArgumentError:
 def check_attestation_request(request: node_pb2.AttestationRequest) -> None:
     """Refuse a request whose form no node would serve (see the module docstring)."""
     check_purpose(request.purpose)  # signed, stored and put into the citizen's log leaf
+    scenario = shipped_scenario(request.purpose)  # incentives only (H14, N14)
     if not NONCE_MIN <= len(request.nonce) <= NONCE_MAX:
         raise InvalidArgumentError(
             "NONCE_INVALID", f"nonce must be {NONCE_MIN}-{NONCE_MAX} bytes", field="nonce"
@@ -74,6 +89,7 @@ def check_attestation_request(request: node_pb2.AttestationRequest) -> None:
     if len(target) > TARGET_SCHEME_MAX or not target.isprintable():
         raise _invalid("target_scheme", f"at most {TARGET_SCHEME_MAX} printable characters")
     refuse_id_numbers("target_scheme", target)
+    check_request_target(scenario, target)
     token = request.consent_token
     if len(token.payload) > TOKEN_PAYLOAD_MAX:
         raise _invalid("consent_token", f"payload of at most {TOKEN_PAYLOAD_MAX} bytes")

@@ -1,9 +1,11 @@
 """Sign a finished monthly run as Merkle batches (H3) and queue them for the hub (H13).
 
 Each eligible person of a run becomes one leaf: an ``Attestation`` payload
-(type ``attestation.v1``) whose ``subject_binding`` is the PROVINCE pseudonym
-``HMAC-SHA256(province key, normalised ID)``, whose audience is the hub id and
-whose ``consent_id`` is empty (a statutory push, not a consented query).  The
+(type ``attestation.v2``) whose ``subject_binding`` is the PROVINCE pseudonym
+``HMAC-SHA256(province key, normalised ID)``, whose audience is the hub id,
+whose ``consent_id`` and ``scenario`` are empty and whose disclosure kind is
+``statutory`` (a push to the provincial platform, H13, not a consented query:
+docs/SPEC.md section 3).  The
 ID is unsealed with the node's seal key in memory only to compute that
 pseudonym (docs/adr/0400); it is never stored, logged or sent.
 
@@ -47,6 +49,7 @@ from keys import (
     path_from_levels,
     province_pseudonym,
 )
+from keys import STATUTORY as STATUTORY_PUSH
 from node.pb.v1 import attestation_pb2
 
 from ._db import WriterLock
@@ -176,6 +179,7 @@ def sign_run(
         expires_at=now + signer.ttl_days * DAY,
         audience=signer.hub_id,
         purpose=PURPOSE,
+        disclosure=STATUTORY_PUSH,
     )
     signed = 0
     while True:

@@ -20,21 +20,16 @@ uploads, notifications and deregistration act on the caller's own subject key
 only (docs/adr/0500-0509); a person who opted out of being scored (N3,
 :mod:`node.rights._optout`) gets no score from ``GetMyScore`` (it says so) and
 no new consent (FAILED_PRECONDITION ``SUBJECT_OPTED_OUT``); the incentive catalogue is public (no identity) and
-offers incentives only — there is no deny or punishment call anywhere (H14).
+offers incentives only — there is no deny or punishment call anywhere (H14); a
+consent's purpose is a catalogue scenario and only a person who meets it can
+grant it, the default disclosure being a threshold (:mod:`node.disclosure`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
-from datetime import date
 from typing import Any
 
 from grpc import aio
-
-from keys import sign, subject_binding
-from scoring import Scheme, Subject, years_between
 
 from . import _objections as objections
 from . import _rights_dereg as dereg
@@ -48,93 +43,27 @@ from ._bounds import (
     check_length,
     check_text,
 )
-from ._config import MAX_USES_CAP, ConsentConfig
 from ._context import NodeContext
 from ._errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
-    ResourceExhaustedError,
-    own_data,
 )
-from ._freetext import check_purpose
 from ._guard import require_citizen
 from ._identity import AuthenticatedCitizen
-from ._repo_consents import ConsentRow, GrantHistory, state_of
-from ._throttle import RETRY_AFTER_KEY
+from ._repo_consents import ConsentRow, state_of
 from ._translog import PAGE_DEFAULT, LogWrite
+from .catalogue import Publisher, citizen_view
+from .disclosure import CONSENT_TYPE, grant_consent
 from .monthly import score_result_proto
 from .monthly._selfquery import self_query
 from .pb.v1 import node_pb2, node_pb2_grpc
-from .population import require_served
 from .rights import _optout as optout
 from .rights import _repair as repair
 
-__all__ = ["CONSENT_TYPE", "CitizenServicer", "incentive_catalogue", "score_result_proto"]
+__all__ = ["CONSENT_TYPE", "CitizenServicer", "score_result_proto"]
 
-CONSENT_TYPE = "application/vnd.huxin.consent.v1+proto"
 PERIOD_MAX = 7  # YYYY-MM
-ADULT_AGE = 18  # full civil capacity by age (PRC Civil Code art. 17)
-
-
-def has_capacity(subject: Subject, today: date) -> bool:
-    """May this person consent today: an adult with full civil capacity."""
-    return subject.full_civil_capacity and years_between(subject.birth_date, today) >= ADULT_AGE
-
-
-_AUDIENCE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-DAY = 86_400
-HOUR, MINUTE = 3_600, 60
-
-
-def refuse_grant_over_limits(history: GrantHistory, limits: ConsentConfig, now: int) -> None:
-    """RESOURCE_EXHAUSTED if one more grant at ``now`` would exceed the rate (checked
-    first: withdrawing does not help there) or the bound on active consents.
-    ``history.recent`` holds the grants of the last hour, oldest first."""
-    waits = []
-    for window, most in ((HOUR, limits.grants_per_hour), (MINUTE, limits.grant_burst)):
-        inside = [t for t in history.recent if t > now - window]
-        if len(inside) >= most:  # the window frees when its (len - most)-th oldest leaves
-            waits.append(inside[len(inside) - most] + window - now)
-    if waits:
-        seconds = max(1, *waits)
-        raise ResourceExhaustedError(
-            "CONSENT_RATE_EXCEEDED",
-            f"at most {limits.grants_per_hour} consents per hour and {limits.grant_burst} "
-            f"per minute; retry after {seconds} s",
-            details=((RETRY_AFTER_KEY, str(seconds)),),
-        )
-    if history.active >= limits.max_active_consents:
-        raise ResourceExhaustedError(
-            "TOO_MANY_ACTIVE_CONSENTS",
-            f"at most {limits.max_active_consents} active consents; withdraw one first",
-        )
-
-
-def incentive_catalogue(scheme: Scheme) -> node_pb2.IncentiveCatalogue:
-    """H14, N16, N17: which grades qualify for which measures (incentives only)."""
-    grades = scheme.grades
-    return node_pb2.IncentiveCatalogue(
-        scheme_id=scheme.id,
-        scheme_version=scheme.version,
-        incentive_tier=scheme.incentive_tier,
-        statement=(
-            "Incentives only: a grade never restricts basic public services or legal rights; "
-            "below the incentive tier a person simply has no incentive (H14, N14)."
-        ),
-        entries=[
-            node_pb2.IncentiveEntry(
-                id=i.id,
-                title=i.title,
-                domain=i.domain,
-                effect=i.effect.value,
-                min_grade=i.min_grade,
-                basic_public_service=i.basic_public_service,
-                qualifying_grades=grades[: grades.index(i.min_grade) + 1],
-            )
-            for i in scheme.incentives
-        ],
-    )
 
 
 def consent_info(row: ConsentRow, now: int) -> node_pb2.ConsentInfo:
@@ -148,6 +77,7 @@ def consent_info(row: ConsentRow, now: int) -> node_pb2.ConsentInfo:
 class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
     def __init__(self, ctx: NodeContext) -> None:
         self._ctx = ctx
+        self._catalogue = Publisher(ctx.config, ctx.scheme)  # N17: its guide checked at start
 
     def _citizen(self, context: aio.ServicerContext[Any, Any]) -> AuthenticatedCitizen:
         return require_citizen()  # verified by the guard on the headers, once per call
@@ -158,130 +88,11 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
         citizen = self._citizen(context)  # H3: the published month's score, explained (H12)
         return await self_query(self._ctx, citizen.subject_key)
 
-    async def _opted_out_at(self, key: bytes) -> str | None:
-        row = await self._ctx.db.fetchone(
-            "SELECT opted_out_at FROM opt_outs WHERE subject_key = ?", (key,)
-        )
-        return None if row is None else str(row[0])
-
     async def GrantConsent(
         self, request: node_pb2.GrantConsentRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.ConsentToken:
-        ctx = self._ctx
-        citizen = self._citizen(context)
-        if not _AUDIENCE.match(request.audience):
-            raise InvalidArgumentError(
-                "INVALID_FIELD", "must be a region or organisation id", field="audience"
-            )
-        check_purpose(request.purpose)  # signed, stored and logged
-        now = ctx.now_s()
-        if request.audience == ctx.config.region or not ctx.trust.allows(request.audience, now):
-            raise InvalidArgumentError(
-                "AUDIENCE_NOT_TRUSTED",
-                "not a requester this region serves (trust list, H17); it could never use it",
-                field="audience",
-            )
-        if request.scope not in (
-            node_pb2.CONSENT_SCOPE_GRADE,
-            node_pb2.CONSENT_SCOPE_GRADE_AND_SCORE,
-        ):
-            raise InvalidArgumentError(
-                "INVALID_FIELD", "must be GRADE or GRADE_AND_SCORE", field="scope"
-            )
-        cap = ctx.config.consent.max_validity_days
-        days = request.valid_days or cap
-        if days > cap:
-            raise InvalidArgumentError(
-                "VALIDITY_TOO_LONG", f"consent validity is capped at {cap} days", field="valid_days"
-            )
-        uses = request.max_uses or ctx.config.consent.default_max_uses
-        if uses > MAX_USES_CAP:
-            raise InvalidArgumentError(
-                "INVALID_FIELD", f"at most {MAX_USES_CAP} uses", field="max_uses"
-            )
-        subject = await ctx.records.subject(citizen.subject_key)
-        # dead, moved away, no longer eligible: no consent (docs/adr/0508)
-        await require_served(ctx, citizen.subject_key, self_query=False)
-        if subject is None:
-            raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")
-        if await self._opted_out_at(citizen.subject_key) is not None:
-            raise FailedPreconditionError(
-                "SUBJECT_OPTED_OUT", "you asked not to be scored; opt in first", field="subject"
-            )
-        if not has_capacity(subject, ctx.today()):
-            # Consent needs legal capacity when given, not only when used.
-            raise FailedPreconditionError(
-                "SUBJECT_NOT_ELIGIBLE",
-                f"a consent needs full civil capacity (age {ADULT_AGE} or more)",
-                field="subject",
-            )
-        if ctx.secrets.signing_problem_at(now) is not None:
-            raise FailedPreconditionError(  # a token no one could ever use
-                "NODE_KEY_EXPIRED",
-                "this node's signing key is not valid now; the operator must rotate it",
-            )
-        salt = os.urandom(32)
-        grant = node_pb2.ConsentGrant(
-            consent_id=os.urandom(16).hex(),
-            issuer_region=ctx.config.region,
-            audience=request.audience,
-            purpose=request.purpose,
-            scope=request.scope,
-            not_before=now,
-            not_after=now + days * DAY,
-            max_uses=uses,
-            granted_at=now,
-        )
-        limits = ctx.config.consent
-        # a cheap refusal first, without the writer lock; the decision is made again
-        # inside the grant's transaction
-        history = await ctx.consents.grant_history(citizen.subject_key, since=now - HOUR, now=now)
-        refuse_grant_over_limits(history, limits, now)
-        payload = grant.SerializeToString(deterministic=True)
-        with own_data("the node's signing key"):
-            envelope = sign(CONSENT_TYPE, payload, ctx.secrets.signing)
-        row = ConsentRow(
-            consent_id=grant.consent_id,
-            subject_key=citizen.subject_key,
-            audience=grant.audience,
-            purpose=grant.purpose,
-            scope=grant.scope,
-            not_before=grant.not_before,
-            not_after=grant.not_after,
-            max_uses=uses,
-            uses=0,
-            binding=subject_binding(salt, citizen.id_number),
-            grant_payload=payload,
-            grant_sha256=hashlib.sha256(payload).digest(),
-            granted_at=now,
-            withdrawn_at=None,
-        )
-        async with ctx.db.write() as tx:
-            history = await ctx.consents.grant_history(
-                citizen.subject_key, since=now - HOUR, now=now, tx=tx
-            )
-            refuse_grant_over_limits(history, limits, now)  # rolls back: nothing written
-            if await tx.one("SELECT 1 FROM opt_outs WHERE subject_key = ?", (citizen.subject_key,)):
-                raise FailedPreconditionError(  # opted out meanwhile (N3): nothing written
-                    "SUBJECT_OPTED_OUT", "you asked not to be scored; opt in first", field="subject"
-                )
-            await ctx.consents.insert(tx, row)
-            await ctx.log.append(
-                tx,
-                [
-                    LogWrite(
-                        "consent_granted",
-                        now,
-                        citizen.subject_key,
-                        consent_id=grant.consent_id,
-                        requester=grant.audience,
-                        purpose=grant.purpose,
-                    )
-                ],
-            )
-        return node_pb2.ConsentToken(
-            token=envelope.to_proto(), consent_id=grant.consent_id, binding_salt=salt
-        )
+        """A consent for a catalogue scenario, or its preview (node.disclosure, ADR 0512)."""
+        return await grant_consent(self._ctx, self._citizen(context), request)
 
     async def ListConsents(
         self, request: node_pb2.ListConsentsRequest, context: aio.ServicerContext[Any, Any]
@@ -442,7 +253,8 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
         request: node_pb2.GetIncentiveCatalogueRequest,
         context: aio.ServicerContext[Any, Any],
     ) -> node_pb2.IncentiveCatalogue:
-        return incentive_catalogue(self._ctx.scheme)
+        ctx = self._ctx
+        return citizen_view(*self._catalogue.signed(ctx.scheme, ctx.secrets, ctx.now_s()))
 
     # -- credit repair (N22) and voluntariness (N3, N4) ---------------------------
     async def ApplyForRepair(

@@ -18,8 +18,16 @@ Invariants of :meth:`PeerServicer.RequestAttestation`:
 * the consent must be active (not withdrawn, expired or exhausted), its
   audience must equal the certificate identity, its purpose the requested
   purpose, and the presented subject binding must equal the consent's;
-* the score is included only under ``GRADE_AND_SCORE`` (H12) and the
+* the purpose is a catalogue scenario (:mod:`node.disclosure`); the
+  attestation discloses what the consent's scope says and never more than the
+  scenario allows: a threshold attestation carries neither grade nor score,
+  the score is included only under ``GRADE_AND_SCORE`` (H12), the
   contributions never are;
+* a subject whose grade no longer meets the scenario's tier is refused with
+  :func:`withdrawn_error` -- exactly what a withdrawn consent gets -- and the
+  consent ends in the same transaction, told to the citizen alone
+  (:func:`node.disclosure.end_unmet_consent`), so the requester cannot learn
+  that the person falls short (H14, N14);
 * the use is counted, a status-list index allocated and the log entry
   appended in ONE transaction; the use is counted by one conditional UPDATE
   whose WHERE clause is every consent check (audience, purpose, binding, not
@@ -94,11 +102,13 @@ from ._request_form import FORM_REASONS, check_attestation_request
 from ._status import STATUS_LIST_ID, render_status_list
 from ._svc_citizen import CONSENT_TYPE
 from ._translog import LogWrite
+from .catalogue import Publisher
+from .disclosure import disclosed, end_unmet_consent, grade_in_scenario, request_terms
 from .monthly import published_grade
 from .pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
 from .rights import refuse_if_opted_out
 
-__all__ = ["REQUEST_REASONS", "PeerServicer"]
+__all__ = ["REQUEST_REASONS", "PeerServicer", "withdrawn_error"]
 
 TOKEN_CACHE = 4096
 #: Every reason RequestAttestation gives when it serves (not routes) a request: its form
@@ -124,6 +134,7 @@ REQUEST_REASONS = FORM_REASONS | frozenset(
         "SCORE_NOT_PUBLISHED",
         "MAPPING_UNAVAILABLE",
         "DEADLINE_EXCEEDED",
+        "DISCLOSURE_NOT_ALLOWED",
     }
 )
 UNLOGGED_CALLERS = 1024  # callers remembered for the unlogged-refusal line's rate limit
@@ -134,6 +145,17 @@ _STATE_ERRORS: dict[int, tuple[str, str]] = {
     node_pb2.CONSENT_STATE_EXPIRED: ("CONSENT_EXPIRED", "the consent has expired"),
     node_pb2.CONSENT_STATE_EXHAUSTED: ("CONSENT_EXHAUSTED", "the consent has no uses left"),
 }
+
+
+def _state_error(state: int) -> FailedPreconditionError:
+    code, text = _STATE_ERRORS[state]
+    return FailedPreconditionError(code, text, field="consent_token")
+
+
+def withdrawn_error() -> FailedPreconditionError:
+    """The refusal of a withdrawn consent: also what a requester gets when the subject no
+    longer meets the scenario, so the two cannot be told apart (H14)."""
+    return _state_error(node_pb2.CONSENT_STATE_WITHDRAWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +188,7 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         self._key_map: dict[str, bytes] = {}
         self._issued: dict[str, Any] = {}  # metric children by audience
         self._unlogged_at: dict[str, int] = {}  # caller -> second of its last unlogged line
+        self._catalogue = Publisher(ctx.config, ctx.scheme)  # N17: its guide checked at start
 
     def _peer(self, now: int | None = None) -> str:
         who = require_caller()
@@ -301,8 +324,7 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
             )
         state = state_of(row, now)
         if state in _STATE_ERRORS:
-            code, text = _STATE_ERRORS[state]
-            raise FailedPreconditionError(code, text, field="consent_token")
+            raise _state_error(state)
         if now < row.not_before:
             raise FailedPreconditionError(
                 "CONSENT_NOT_YET_VALID", "the consent is not yet valid", field="consent_token"
@@ -352,7 +374,9 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         ttl = ctx.config.limits.attestation_ttl_seconds
         binding = bytes(request.subject_binding)
         token_sha256 = hashlib.sha256(request.consent_token.payload).digest()
-        target = request.target_scheme
+        requested_target = request.target_scheme
+        # the consent's end, logged in the same unit when the subject no longer meets it
+        unmet: list[tuple[int, list[bytes]]] = []
 
         def unit(conn: sqlite3.Connection) -> _Outcome:
             """One transaction: checks, score, use + status index + log entry (or the
@@ -361,6 +385,7 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
             First of all: a call whose deadline passed while it waited changes nothing."""
             if time.monotonic() >= deadline:
                 raise DeadlineError("DEADLINE_EXCEEDED", LATE)
+            unmet.clear()  # a unit run again starts afresh
             used = use_active_consent(
                 conn, consent_id, audience=peer, purpose=purpose, binding=binding, now=now
             )
@@ -391,6 +416,14 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                         "the consent token is not the grant on record",
                         field="consent_token",
                     )
+                try:  # the consent's scenario and disclosure, as the scheme in force says
+                    scenario, disclosure, target = request_terms(
+                        purpose, scheme, scope, requested_target
+                    )
+                except NodeError:
+                    release_use(conn, consent_id)
+                    raise
+
                 try:  # H3: the last finished month's published grade, as corrected (H16)
                     grade, value, mapped, period = published_grade(
                         conn, subject_key, scheme=scheme, mapper=mapper, target=target, at=instant
@@ -398,6 +431,23 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                 except NodeError:
                     release_use(conn, consent_id)  # refused after counting: give it back
                     raise
+
+                if not scenario.meets(grade_in_scenario(scenario, scheme.id, grade, mapped)):
+                    # fell below the tier after the grant: the requester sees a withdrawal
+                    release_use(conn, consent_id)
+                    unmet.append(
+                        end_unmet_consent(
+                            conn,
+                            log,
+                            consent_id=consent_id,
+                            subject_key=subject_key,
+                            scenario=scenario,
+                            audience=peer,
+                            now=now,
+                        )
+                    )
+                    ended = now
+                    raise withdrawn_error()
                 expires = min(now + ttl, not_after)
                 index = add_status_entry(
                     conn,
@@ -420,6 +470,8 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                     reason=exc.code,
                 )
                 first, leaves = log_refusal(conn, log, entry, ended_at=ended)
+                if unmet:  # the consent's end precedes the refusal in the log
+                    first, leaves = unmet[0][0], unmet[0][1] + leaves
                 return _Outcome(None, exc, first, leaves, True)
             entry = LogWrite(
                 "attestation_issued",
@@ -436,7 +488,6 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                 issuer_region=ctx.config.region,
                 scheme_id=scheme.id,
                 scheme_version=scheme.version,
-                grade=grade,
                 period=period,
                 model_version=scheme.key,
                 issued_at=now,
@@ -449,8 +500,7 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                 nonce=bytes(request.nonce),
                 status_list_id=STATUS_LIST_ID,
                 status_index=index,
-                score=value if scope == node_pb2.CONSENT_SCOPE_GRADE_AND_SCORE else None,
-                mapped=mapped,
+                **disclosed(scenario, disclosure, grade=grade, score=value, mapped=mapped),
             )
             return _Outcome(att, None, first, leaves, False)
 
@@ -509,3 +559,13 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         _size, env = await self._ctx.log.current_checkpoint(self._ctx.now_s())
         with own_data("the log checkpoint"):
             return env.to_proto()
+
+    async def GetSignedCatalogue(
+        self,
+        request: node_pb2.GetIncentiveCatalogueRequest,
+        context: aio.ServicerContext[Any, Any],
+    ) -> attestation_pb2.Envelope:
+        require_caller()  # public trust material: any certificate of the CA (ADR 0415, 0511)
+        ctx = self._ctx
+        _catalogue, signed = self._catalogue.signed(ctx.scheme, ctx.secrets, ctx.now_s())
+        return signed.to_proto()

@@ -40,6 +40,14 @@ revocable); the transparency log never holds a source-chosen string: a
 repair/revocation leaf carries ``sha256(record_id)[:16 hex]`` and the route,
 which the citizen can match to the record id in their own report.
 
+Responsible-individual deductions (H10, docs/adr/0513): ``scoring`` refuses a
+record whose structured ``legal_document`` is missing or malformed (each reason
+names the part, ``legal_document.number`` …, with the record's index), and the
+batch's write unit refuses one whose organisation is not on the
+severe-dishonesty list on the record's recognition day
+(``ORGANISATION_NOT_LISTED``); sources file that list with
+``SubmitOrganisationListings`` (:mod:`node.organisations`).
+
 Ids per department: batch ids and record ids are the caller's own
 namespace.  Another department's batch with the same id neither blocks nor
 "replays" this one, and ``MarkRecord`` answers NOT_FOUND ``RECORD_NOT_FOUND``
@@ -81,6 +89,7 @@ from ._freetext import contains_id_number
 from ._guard import require_caller
 from ._repo_records import SubjectFacts, batch_rejection
 from ._rights import RightsTx, grade_change_proto, run_rights_unit
+from .organisations import listed_problems, submit_listings
 from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 from .population import person_scope_problem, scope_problems, submit_residence_facts
 from .rights._svc import RightsSourceRpcs  # repair applications, score objections (N21, N22)
@@ -101,13 +110,15 @@ _TEXT_FIELDS = (
     "valid_until",
     "level",
     "severity",
-    "legal_document",
+    "legal_document_text",
     "status",
     "provenance",
 )
 #: A record's caller-chosen text fields checked for ID numbers: all but the one
 #: meant to hold it.
 _FREE_TEXT = tuple(f for f in _TEXT_FIELDS if f != "subject_id")
+#: The parts of a record's structured legal-document reference (H10).
+_LEGAL_PARTS = ("kind", "number", "issuing_body", "issued_on", "organisation_code")
 Problem = tuple[int, str, str, str, str]  # index, record_id, field, code, message
 
 
@@ -148,6 +159,7 @@ def _id_problems(rec: scoring_pb2.CreditRecord, i: int) -> list[Problem]:
     large as the message never costs the event loop more than the bound."""
     rid = _shown_id(rec.record_id)
     texts = [(f, getattr(rec, f)) for f in _FREE_TEXT] + [("flags", f) for f in rec.flags]
+    texts += [(f"legal_document.{p}", getattr(rec.legal_document, p)) for p in _LEGAL_PARTS]
     return [
         (i, rid, field, "ID_NUMBER_IN_FIELD", "must not contain a citizen ID number")
         for field, text in texts
@@ -178,6 +190,9 @@ def record_to_raw(rec: scoring_pb2.CreditRecord) -> dict[str, Any]:
     raw: dict[str, Any] = {f: getattr(rec, f) for f in _TEXT_FIELDS if getattr(rec, f)}
     if rec.flags:
         raw["flags"] = list(rec.flags)
+    if rec.HasField("legal_document"):
+        doc = rec.legal_document
+        raw["legal_document"] = {p: getattr(doc, p) for p in _LEGAL_PARTS if getattr(doc, p)}
     return raw
 
 
@@ -258,14 +273,22 @@ class SourceServicer(RightsSourceRpcs, node_pb2_grpc.SourceServiceServicer):
         facts = [_facts(s, i) for i, s in enumerate(request.subjects)]
         sha = hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
         result = await ctx.records.submit_batch(
-            request.batch_id, who, records, facts, content_sha256=sha, now_iso=ctx.now_iso()
-        )
+            request.batch_id, who, records, facts, content_sha256=sha, now_iso=ctx.now_iso(),
+            checks=(lambda conn: listed_problems(conn, records),),  # H10, in the batch's unit
+        )  # fmt: skip
         return node_pb2.SubmitRecordsResponse(
             batch_id=result.batch_id,
             accepted=result.accepted,
             replayed=result.replayed,
             batch_sha256=result.sha256,
         )
+
+    async def SubmitOrganisationListings(
+        self,
+        request: node_pb2.SubmitOrganisationListingsRequest,
+        context: aio.ServicerContext[Any, Any],
+    ) -> node_pb2.SubmitRecordsResponse:
+        return await submit_listings(self._ctx, self._source(), request)
 
     async def SubmitResidenceFacts(
         self, request: node_pb2.SubmitResidenceFactsRequest, context: aio.ServicerContext[Any, Any]

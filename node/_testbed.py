@@ -21,12 +21,18 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc import aio
 
-from keys import CertificateAuthority, NodeCertificate, decode_private_key, subject_binding
+from keys import (
+    CertificateAuthority,
+    NodeCertificate,
+    Sealer,
+    decode_private_key,
+    subject_binding,
+)
 from scoring import check_character
 
 from ._client import citizen_channel, identity_metadata, peer_channel
@@ -36,8 +42,13 @@ from ._config import load_config
 from ._federation import FederationLayout
 from ._identity import DevIdentityProvider
 from ._init import init_region, load_or_create_ca
+from ._secrets import read_hex
 from ._server import NodeServer
+from ._storage import connect
 from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
+
+if TYPE_CHECKING:
+    from ._population import PopulationSpec
 
 __all__ = [
     "FederationProcesses",
@@ -50,6 +61,7 @@ __all__ = [
     "make_id_number",
     "register_clients",
     "requester_channel",
+    "reseal_ids",
     "residence_fact",
     "resident",
 ]
@@ -62,6 +74,29 @@ def register_clients(config: Path, *certs: NodeCertificate) -> None:
     registry = load_config(config).clients.registry
     for c in certs:
         add_client(registry, client_entry(c.region_id, c.cert_pem))
+
+
+def reseal_ids(spec: PopulationSpec, node_dir: Path, db: Path) -> None:
+    """Test set-up of a population generated straight into a node's database
+    (:func:`node._population.generate` with the node's storage secret): re-seal its ID
+    numbers with the node's own seal key, so the node can open them (deregistration
+    needs the ID for the province pseudonym).  The demo files its population through
+    the population authority instead (node/_demo_intake.py)."""
+    node_sealer = Sealer(
+        {"seal-1": read_hex(node_dir / "keys" / "seal.key", "keys.seal", 32)}, "seal-1"
+    )
+    old = spec.secrets().sealer()
+    conn = connect(db)
+    try:
+        rows = conn.execute("SELECT subject_key, id_sealed FROM subjects").fetchall()
+        conn.execute("BEGIN")
+        conn.executemany(
+            "UPDATE subjects SET id_sealed = ? WHERE subject_key = ?",
+            [(node_sealer.seal(old.open(bytes(s), bytes(k)), bytes(k)), k) for k, s in rows],
+        )
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
 
 
 def make_id_number(n: int, area: str = "231100", born: str = "19850312") -> str:

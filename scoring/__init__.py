@@ -7,6 +7,22 @@ database (enforced by ``tools/check_imports.py``).  Errors derive from
 
 from ._calendar import CalendarError, HolidayYear, WorkingDayCalendar, parse_holiday_file
 from ._caps import PERIOD_MONTHS, CapApplication, CapKind, Family, PointCap
+from ._catalogue import (
+    CATALOGUE_STATEMENT,
+    CATALOGUE_VERSION_MAX,
+    GUIDE_APPLY_MAX,
+    GUIDE_INTRO_MAX,
+    Catalogue,
+    Guide,
+    GuideEntry,
+    Publication,
+    Scenario,
+    build_catalogue,
+    catalogue_illustrative,
+    check_catalogue_version,
+    default_publication,
+    parse_guide,
+)
 from ._discrimination import Discrimination, discrimination
 from ._engine import (
     Contribution,
@@ -16,16 +32,28 @@ from ._engine import (
     eligibility_problem,
     score,
 )
-from ._errors import RecordError, SchemeError, ScoringError
+from ._errors import CatalogueError, RecordError, SchemeError, ScoringError
 from ._idnumber import birth_date, check_character, normalise_id_number, years_between
 from ._incentives import (
+    INCENTIVES_MAX,
     SCENARIO_REF_MAX,
     Disclosure,
     Incentive,
     IncentiveEffect,
+    Sector,
     parse_incentives,
     parse_scenario_ref,
     scenario_ref,
+)
+from ._labels import grade_label, illustrative_note, illustrative_suffix, shipped_scheme
+from ._legal import (
+    LEGAL_DOCUMENT_KINDS,
+    LegalDocument,
+    describe_reference,
+    normalise_uscc,
+    parse_reference,
+    uscc_check_character,
+    validate_legal_document,
 )
 from ._objections import (
     CorrectRecord,
@@ -78,7 +106,13 @@ from ._scheme import (
 from ._validity import ValidityCap
 
 __all__ = [
+    "CATALOGUE_STATEMENT",
+    "CATALOGUE_VERSION_MAX",
     "FORBIDDEN_CATEGORIES",
+    "GUIDE_APPLY_MAX",
+    "GUIDE_INTRO_MAX",
+    "INCENTIVES_MAX",
+    "LEGAL_DOCUMENT_KINDS",
     "PERIOD_MONTHS",
     "RECORD_FLAGS",
     "RECORD_TEXT_MAX",
@@ -87,6 +121,8 @@ __all__ = [
     "CalendarError",
     "CapApplication",
     "CapKind",
+    "Catalogue",
+    "CatalogueError",
     "Category",
     "Contribution",
     "ContributionStatus",
@@ -99,9 +135,12 @@ __all__ = [
     "Escalate",
     "Evaluation",
     "Family",
+    "Guide",
+    "GuideEntry",
     "HolidayYear",
     "Incentive",
     "IncentiveEffect",
+    "LegalDocument",
     "MaskRecord",
     "NotifyCitizen",
     "Objection",
@@ -111,6 +150,7 @@ __all__ = [
     "PointCap",
     "Polarity",
     "Provenance",
+    "Publication",
     "Recompute",
     "RecordError",
     "RecordLike",
@@ -119,10 +159,12 @@ __all__ = [
     "ResidenceRule",
     "Rollout",
     "RolloutError",
+    "Scenario",
     "Scheme",
     "SchemeError",
     "ScoreResult",
     "ScoringError",
+    "Sector",
     "SeverityBand",
     "Stage",
     "Subject",
@@ -134,17 +176,28 @@ __all__ = [
     "add_months",
     "answer",
     "birth_date",
+    "build_catalogue",
+    "catalogue_illustrative",
+    "check_catalogue_version",
     "check_character",
+    "default_publication",
+    "describe_reference",
     "discrimination",
     "eligibility_problem",
     "file_objection",
     "file_score_objection",
     "forward",
+    "grade_label",
+    "illustrative_note",
+    "illustrative_suffix",
     "list_schemes",
     "load_scheme",
     "normalise_id_number",
+    "normalise_uscc",
+    "parse_guide",
     "parse_holiday_file",
     "parse_incentives",
+    "parse_reference",
     "parse_scenario_ref",
     "parse_scheme",
     "parse_scheme_toml",
@@ -152,8 +205,11 @@ __all__ = [
     "resolve_directly",
     "scenario_ref",
     "score",
+    "shipped_scheme",
     "tick",
+    "uscc_check_character",
     "validate_batch",
+    "validate_legal_document",
     "validate_record",
     "years_between",
 ]

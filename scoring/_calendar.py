@@ -19,16 +19,35 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
 
 import chinese_calendar
 
 from ._errors import ScoringError
 
-__all__ = ["CalendarError", "HolidayYear", "WorkingDayCalendar", "parse_holiday_file"]
+__all__ = [
+    "CalendarError",
+    "HolidayYear",
+    "WorkingDayCalendar",
+    "official_workday",
+    "parse_holiday_file",
+]
 
 log = logging.getLogger("huxin.calendar")
 
 MAX_DEADLINE_DAYS = 60
+
+
+@lru_cache(maxsize=1 << 16)  # every day of 179 years; the official data never changes
+def official_workday(day: date) -> bool | None:
+    """``chinese-calendar``'s answer for ``day``, None for a year it does not cover.
+
+    Cached: the package checks each date against the bounds of its whole table on
+    every call, which made a record batch's N7 deadlines most of its intake time."""
+    try:
+        return bool(chinese_calendar.is_workday(day))
+    except NotImplementedError:
+        return None
 
 
 class CalendarError(ScoringError):
@@ -95,9 +114,8 @@ class WorkingDayCalendar:
             if day in override.workdays:
                 return True
             return day.weekday() < 5 and day not in override.holidays
-        try:
-            return bool(chinese_calendar.is_workday(day))
-        except NotImplementedError:
+        official = official_workday(day)
+        if official is None:
             if day.year not in self._warned:
                 self._warned.add(day.year)
                 log.warning(
@@ -106,6 +124,7 @@ class WorkingDayCalendar:
                     day.year,
                 )
             return day.weekday() < 5
+        return official
 
     def add_working_days(self, start: date, days: int) -> date:
         """The ``days``-th working day strictly after ``start``."""

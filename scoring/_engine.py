@@ -15,8 +15,9 @@ A pure function of its inputs (H6–H10, N6, N11, N13):
    international honours, H7).
 4. Each record is classified, in this order: revoked, masked (H15),
    repaired (H16, N22), excluded by rule (scheme exclusion flags such as N6's
-   simple-procedure penalties; responsible-individual deductions without a
-   legal document, H10), not yet recognised on ``as_of``, expired.  What
+   simple-procedure penalties; responsible-individual deductions whose
+   ``legal_document`` is not a reference :func:`scoring.parse_reference`
+   accepts for the category, H10), not yet recognised on ``as_of``, expired.  What
    remains is deduplicated per underlying act: the highest addition and the
    highest deduction count once each (H10; ties: earliest recognition, then
    smallest record id); the rest are superseded.
@@ -27,7 +28,8 @@ A pure function of its inputs (H6–H10, N6, N11, N13):
    that forces a grade (e.g. Wendeng's direct B/C/D), and graded.
 
 Every record appears in the result's contributions with its status, so each
-point is explained: ``sum(c.points) == added - deducted``, and a record that
+point is explained (a counted responsible-individual deduction names the kind
+and number of its legal document, never the organisation's code): ``sum(c.points) == added - deducted``, and a record that
 a cap or the validity ceiling touched says which and by how much.
 ``explain=False`` skips building contributions (the batch job's fast path)
 but runs the same classification and cap code.
@@ -44,6 +46,7 @@ from typing import Protocol
 from ._caps import CapApplication, CapEntry, CapOutcome, apply_caps
 from ._errors import SchemeError
 from ._idnumber import years_between
+from ._legal import describe_reference, parse_reference
 from ._records import RecordStatus, Subject
 from ._scheme import Category, Polarity, Scheme, add_months
 
@@ -279,9 +282,13 @@ def score(
         elif rec.flags and (hit := rec.flags & cat.excluded_flags):
             status = ContributionStatus.EXCLUDED_BY_RULE
             reason = f"excluded by scheme rule ({', '.join(sorted(hit))})"
-        elif cat.requires_legal_document and not rec.legal_document:
+        elif cat.requires_legal_document and not parse_reference(
+            rec.legal_document, cat.legal_document_kinds
+        ):
             status = ContributionStatus.EXCLUDED_BY_RULE
-            reason = "responsible-individual deduction without a legal document (H10)"
+            reason = (
+                "responsible-individual deduction without a valid legal-document reference (H10)"
+            )
         elif rec.recognised_on > as_of:
             status, reason = ContributionStatus.NOT_YET_VALID, f"recognised after {as_of}"
         elif as_of > until:
@@ -364,6 +371,19 @@ def _validity_note(until: date, cut_from: date | None) -> str:
     )
 
 
+def _responsible_note(rec: RecordLike, cat: Category) -> str:
+    """Why a person is deducted for an organisation's dishonesty, and on what document.
+
+    The organisation's code is left out: a sole trader's code points at a person.
+    """
+    parsed = parse_reference(rec.legal_document, cat.legal_document_kinds)
+    assert parsed is not None  # a counted record's reference parsed when classified
+    return (
+        "; deducted as the individual directly responsible for an organisation on the "
+        f"severe-dishonesty list, named in {describe_reference(*parsed)} (H10)"
+    )
+
+
 def _cap_note(
     magnitude: int, kept: int, cuts: tuple[tuple[int, int], ...], outcome: CapOutcome
 ) -> str:
@@ -392,6 +412,8 @@ def _explain(
                 reason = (
                     "counted" if not cat.caps_grade else f"counted; caps grade at {cat.caps_grade}"
                 )
+                if cat.requires_legal_document:
+                    reason += _responsible_note(rec, cat)
                 if outcome is not None and i in outcome.cuts:
                     kept, cuts = outcome.kept[i], outcome.cuts[i]
                     note = _cap_note(magnitude, kept, cuts, outcome)

@@ -7,7 +7,7 @@ Messages never contain a citizen ID number.
 
 from __future__ import annotations
 
-__all__ = ["RecordError", "SchemeError", "ScoringError"]
+__all__ = ["CatalogueError", "RecordError", "SchemeError", "ScoringError"]
 
 
 class ScoringError(Exception):
@@ -36,7 +36,11 @@ class RecordError(ScoringError):
     ``UNKNOWN_CATEGORY``, ``FORBIDDEN_CATEGORY``, ``POLARITY_MISMATCH``,
     ``FUTURE_RECOGNITION``, ``INVALID_VALIDITY``, ``UNKNOWN_LEVEL``,
     ``UNKNOWN_SEVERITY``, ``PROVENANCE_NOT_ALLOWED``, ``UNKNOWN_FLAG``,
-    ``TOO_MANY_ITEMS``.
+    ``TOO_MANY_ITEMS``; for H10 legal-document references
+    ``LEGAL_DOCUMENT_REQUIRED``, ``LEGAL_DOCUMENT_UNSTRUCTURED``,
+    ``LEGAL_DOCUMENT_NOT_APPLICABLE``, ``UNKNOWN_DOCUMENT_KIND``,
+    ``INVALID_DOCUMENT_NUMBER``, ``FUTURE_DOCUMENT_DATE``,
+    ``DOCUMENT_AFTER_RECOGNITION``, ``INVALID_ORGANISATION_CODE``.
     """
 
     code = "INVALID_RECORD"
@@ -44,3 +48,10 @@ class RecordError(ScoringError):
     def __init__(self, field: str, message: str, *, code: str, index: int | None = None) -> None:
         super().__init__(field, message, code=code)
         self.index = index
+
+
+class CatalogueError(ScoringError):
+    """A catalogue publication (its version, date or application guide) is refused;
+    ``field`` is the dotted path inside the guide or the publication."""
+
+    code = "INVALID_CATALOGUE"

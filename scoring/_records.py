@@ -6,6 +6,17 @@ message converted to a dict) into a :class:`CreditRecord` or raises one
 unknown categories, flags outside the catalogue :data:`~scoring.RECORD_FLAGS`,
 text fields over :data:`MAX_TEXT` characters, invalid ID numbers, records
 recognised in the future, and provenances the category does not accept.  It is pure: ``today`` is passed in.
+
+Legal documents (H10): a record of a category that ``requires_legal_document``
+must carry a structured reference (``legal_document``, a mapping validated by
+:func:`scoring.validate_legal_document`); any other category refuses one
+(``LEGAL_DOCUMENT_NOT_APPLICABLE``: minimal collection, H7), and free text
+(``legal_document`` as a string, or ``legal_document_text``) is refused for
+every category (``LEGAL_DOCUMENT_UNSTRUCTURED``).  The validated record holds
+the reference in ``legal_reference`` and its ``"<kind> <number>"`` form in
+``legal_document``, which is what storage keeps for the engine.  Whether the
+organisation is on the severe-dishonesty list is the node's check (it needs
+the listings its sources filed).
 """
 
 from __future__ import annotations
@@ -18,7 +29,8 @@ from typing import Any
 
 from ._errors import RecordError
 from ._idnumber import birth_date, normalise_id_number
-from ._scheme import FORBIDDEN_CATEGORIES, RECORD_FLAGS, Polarity, Provenance, Scheme
+from ._legal import LegalDocument, validate_legal_document
+from ._scheme import FORBIDDEN_CATEGORIES, RECORD_FLAGS, Category, Polarity, Provenance, Scheme
 
 __all__ = [
     "CreditRecord",
@@ -51,10 +63,11 @@ class CreditRecord:
     valid_until: date | None = None
     level: str | None = None
     severity: str | None = None
-    legal_document: str | None = None
+    legal_document: str | None = None  # ``legal_reference.reference`` when set
     status: RecordStatus = RecordStatus.ACTIVE
     provenance: Provenance = Provenance.PUBLIC
     flags: frozenset[str] = frozenset()
+    legal_reference: LegalDocument | None = None  # H10 deductions only
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +130,31 @@ def _date(raw: Mapping[str, Any], key: str, *, required: bool = True) -> date | 
         raise RecordError(
             key, f"{value!r} is not a date YYYY-MM-DD", code="INVALID_FIELD"
         ) from None
+
+
+def _legal_reference(
+    raw: Mapping[str, Any], category: Category, recognised_on: date, today: date
+) -> LegalDocument | None:
+    """The record's validated legal-document reference (H10), or None where none belongs."""
+    if raw.get("legal_document_text"):
+        raise RecordError(
+            "legal_document_text",
+            "free text is not a legal-document reference; give legal_document "
+            "(kind, number, issuing_body, issued_on, organisation_code) (H10)",
+            code="LEGAL_DOCUMENT_UNSTRUCTURED",
+        )
+    given = raw.get("legal_document")
+    if not category.requires_legal_document:
+        if given:
+            raise RecordError(
+                "legal_document",
+                f"category {category.id!r} takes no legal-document reference (H7, H10)",
+                code="LEGAL_DOCUMENT_NOT_APPLICABLE",
+            )
+        return None
+    return validate_legal_document(
+        given, kinds=category.legal_document_kinds, recognised_on=recognised_on, today=today
+    )
 
 
 def validate_record(raw: Mapping[str, Any], scheme: Scheme, today: date) -> CreditRecord:
@@ -208,6 +246,7 @@ def validate_record(raw: Mapping[str, Any], scheme: Scheme, today: date) -> Cred
         raise RecordError(  # the value is not echoed: it is the caller's free text
             "flags", f"each flag must be one of {sorted(RECORD_FLAGS)}", code="UNKNOWN_FLAG"
         )
+    legal = _legal_reference(raw, category, recognised_on, today)
     record_id = _text(raw, "record_id")
     source = _text(raw, "source")
     act_id = _text(raw, "act_id")
@@ -225,10 +264,11 @@ def validate_record(raw: Mapping[str, Any], scheme: Scheme, today: date) -> Cred
         valid_until=valid_until,
         level=level,
         severity=severity,
-        legal_document=_text(raw, "legal_document", required=False),
+        legal_document=None if legal is None else legal.reference,
         status=status,
         provenance=provenance,
         flags=frozenset(flags_raw),
+        legal_reference=legal,
     )
 
 

@@ -11,6 +11,10 @@ names the offending field on failure):
   category has a polarity, non-negative points, a validity, and honours'
   level multipliers / negatives' severity bands are well formed;
 * no category id is on the forbidden list (H7);
+* a category that ``requires_legal_document`` (H10 responsible-individual
+  deductions) is negative and accepts a non-empty subset
+  ``legal_document_kinds`` of :data:`~scoring.LEGAL_DOCUMENT_KINDS` (all of
+  them by default); no other category names document kinds;
 * positive-point caps (``cap`` on a category, ``[families.*]``) and the
   validity ceiling (``[validity_cap]``) hold the invariants stated in
   :mod:`scoring._caps` and :mod:`scoring._validity`;
@@ -33,6 +37,7 @@ from typing import Any
 from ._caps import CapKind, Family, PointCap, parse_cap, parse_families
 from ._errors import SchemeError
 from ._incentives import Incentive, parse_incentives
+from ._legal import LEGAL_DOCUMENT_KINDS
 from ._validity import ValidityCap, parse_validity_cap
 
 __all__ = [
@@ -141,6 +146,7 @@ class Category:
     extended_validity_months: Mapping[str, int] = field(default_factory=dict)
     severities: Mapping[str, SeverityBand] = field(default_factory=dict)
     requires_legal_document: bool = False
+    legal_document_kinds: frozenset[str] = frozenset()  # empty unless requires_legal_document
     excluded_flags: frozenset[str] = frozenset()
     caps_grade: str | None = None
     cap: PointCap | None = None
@@ -353,6 +359,7 @@ def _parse_category(cid: str, raw: Any, path: str) -> Category:
             f"{unknown} not in the record flag catalogue {sorted(RECORD_FLAGS)}",
         )
     name = _req(raw, "name", str, path)
+    requires_document, document_kinds = _legal_document_rule(raw, polarity, path)
     cap = None
     if "cap" in raw:
         if polarity is not Polarity.POSITIVE:
@@ -368,11 +375,46 @@ def _parse_category(cid: str, raw: Any, path: str) -> Category:
         level_multipliers=dict(multipliers),
         extended_validity_months={k: _months(v) for k, v in extended.items()},
         severities=severities,
-        requires_legal_document=bool(raw.get("requires_legal_document", False)),
+        requires_legal_document=requires_document,
+        legal_document_kinds=document_kinds,
         excluded_flags=frozenset(flags),
         caps_grade=raw.get("caps_grade"),
         cap=cap,
     )
+
+
+def _legal_document_rule(
+    raw: Mapping[str, Any], polarity: Polarity, path: str
+) -> tuple[bool, frozenset[str]]:
+    """(``requires_legal_document``, the document kinds it accepts) of a category (H10)."""
+    requires = raw.get("requires_legal_document", False)
+    if not isinstance(requires, bool):
+        raise SchemeError(f"{path}requires_legal_document", "must be a boolean")
+    kinds_raw = raw.get("legal_document_kinds")
+    if not requires:
+        if kinds_raw is not None:
+            raise SchemeError(
+                f"{path}legal_document_kinds", "only with requires_legal_document = true"
+            )
+        return False, frozenset()
+    if polarity is not Polarity.NEGATIVE:
+        raise SchemeError(
+            f"{path}requires_legal_document", "only a deduction rests on a legal document (H10)"
+        )
+    if kinds_raw is None:
+        return True, frozenset(LEGAL_DOCUMENT_KINDS)
+    if (
+        not isinstance(kinds_raw, list)
+        or not kinds_raw
+        or not all(isinstance(k, str) for k in kinds_raw)
+    ):
+        raise SchemeError(f"{path}legal_document_kinds", "must be a non-empty list of kinds")
+    if unknown := sorted(set(kinds_raw) - set(LEGAL_DOCUMENT_KINDS)):
+        raise SchemeError(
+            f"{path}legal_document_kinds",
+            f"{unknown} not in the document kind catalogue {sorted(LEGAL_DOCUMENT_KINDS)}",
+        )
+    return True, frozenset(kinds_raw)
 
 
 def _parse_tiers(raw: Any, score_min: int, score_max: int) -> tuple[Tier, ...]:

@@ -5,9 +5,12 @@ Ed25519 signatures are deterministic, messages are serialised with
 protobuf's deterministic mode once, then only copied, and status-list bits use
 the canonical zlib stream of docs/SPEC.md section 5 (keys/_deflate.py), not the
 local zlib compressor, whose output varies between zlib builds.  The file holds the
-keys, a PAE example, a key set, a trust bundle, a status list, valid single
-and batched attestations (with Merkle root and proofs), and one failing case
-per reason code with the verifier inputs and the expected code.  An
+keys, a PAE example, a key set, trust bundles (with the hub-signed scenario
+catalogue), a status list, valid single and batched attestations (with Merkle
+root and proofs), threshold and statutory attestations, and one failing case
+per reason code with the verifier inputs and the expected code.  The scenario
+catalogue of the vectors is fixed here, not read from the shipped schemes, so
+the vectors do not change when a scheme's catalogue does.  An
 implementation in another language checks itself against it (docs/SPEC.md).
 
 ``--check`` fails if the committed file differs from a fresh generation
@@ -34,8 +37,11 @@ from keys import (
     KeyPair,
     KeySet,
     MappedGrade,
+    ScenarioCatalogue,
     StatusList,
+    Threshold,
     TrustedRegion,
+    TrustedScenario,
     TrustList,
     issue_attestation,
     issue_batch,
@@ -57,6 +63,15 @@ AUDIENCE = "hainan-bank-001"
 NONCE = b"nonce-0001"
 SALT = bytes(range(32))
 SUBJECT = "23110219900517123X"  # synthetic, valid MOD 11-2
+HUB = "hlj-hub"
+CREDIT = "heihe/credit-loans"  # allows grade and score
+RENTAL = "heihe/deposit-free-rental"  # threshold only
+BANK = "hainan-jinyefen/bank-credit"  # another scheme's scenario, threshold only
+SCENARIOS = (
+    TrustedScenario(CREDIT, "2024", "A", "grade_and_score", "信用贷款、优先授信、利率优惠"),
+    TrustedScenario(RENTAL, "2024", "A", "threshold", "图书、应急日用品租借免押金"),
+    TrustedScenario(BANK, "2025", "AA", "threshold", "银行信用贷款、信用卡优惠"),
+)
 
 
 def _key(label: str) -> KeyPair:
@@ -78,16 +93,61 @@ def _att(**changes: Any) -> Attestation:
         consent_id="consent-0042",
         consent_sha256=bytes.fromhex("42" * 32),
         audience=AUDIENCE,
-        purpose="loan-discount",
+        purpose=CREDIT,
         nonce=NONCE,
         status_list_id="heihe-2026-11",
         status_index=3,
         score=780,
-        mapped=MappedGrade(
-            "A", "hainan-jinyefen", "2025", "heihe-to-hainan", "1", b"\x07" * 32, "anchored"
-        ),
+        mapped=_mapped("A"),
+        scenario=CREDIT,
+        disclosure="grade_and_score",
+        threshold=Threshold("heihe", "2024", "A"),
     )
     return replace(base, **changes)
+
+
+def _mapped(grade: str) -> MappedGrade:
+    return MappedGrade(
+        grade, "hainan-jinyefen", "2025", "heihe-to-hainan", "1", b"\x07" * 32, "anchored"
+    )
+
+
+def _threshold(**changes: Any) -> Attestation:
+    """ "meets heihe/deposit-free-rental (tier ≥ A in heihe@2024)": no grade, no score."""
+    fields: dict[str, Any] = {
+        "purpose": RENTAL,
+        "scenario": RENTAL,
+        "disclosure": "threshold",
+        "grade": "",
+        "score": None,
+        "mapped": None,
+    }
+    return _att(**{**fields, **changes})
+
+
+def _statutory(**changes: Any) -> Attestation:
+    """A monthly snapshot leaf for the hub: grade and score, no consent, no scenario."""
+    fields: dict[str, Any] = {
+        "audience": HUB,
+        "purpose": "provincial-push",
+        "consent_id": "",
+        "consent_sha256": b"",
+        "nonce": b"",
+        "status_list_id": "",
+        "status_index": None,
+        "mapped": None,
+        "scenario": "",
+        "disclosure": "statutory",
+        "threshold": None,
+    }
+    return _att(**{**fields, **changes})
+
+
+def _contradicting(att: Attestation, edit: Any) -> bytes:
+    """Payload bytes of ``att`` edited after the issuer's own check (which would refuse)."""
+    m = att.to_proto()
+    edit(m)
+    return m.SerializeToString(deterministic=True)
 
 
 def _rewrap(blob: bytes, edit: Any) -> bytes:
@@ -175,14 +235,15 @@ def build() -> dict[str, Any]:
     for index, state in ((7, 1), (8, 2), (9, 3)):
         status.set(index, state)  # type: ignore[arg-type]
     status_env = status.sign(cur, T0 - 600, T0 + DAY)
-    trust_v2 = TrustList("hlj-hub", 2, T0 - DAY, T0 + 30 * DAY, regions).sign(hub)
-    trust_v1 = TrustList("hlj-hub", 1, T0 - 9 * DAY, T0 + 30 * DAY, regions).sign(hub)
-    trust_expired = TrustList("hlj-hub", 3, T0 - 60 * DAY, T0 - DAY, regions).sign(hub)
+    trust_v2 = TrustList(HUB, 2, T0 - DAY, T0 + 30 * DAY, regions).sign(hub)
+    trust_v1 = TrustList(HUB, 1, T0 - 9 * DAY, T0 + 30 * DAY, regions).sign(hub)
+    trust_expired = TrustList(HUB, 3, T0 - 60 * DAY, T0 - DAY, regions).sign(hub)
+    scenarios = ScenarioCatalogue.of(HUB, T0 - DAY, SCENARIOS).sign(hub)
 
-    trust_future = TrustList("hlj-hub", 4, T0 + DAY, T0 + 30 * DAY, regions).sign(hub)
+    trust_future = TrustList(HUB, 4, T0 + DAY, T0 + 30 * DAY, regions).sign(hub)
     trust_unknown_field = sign(
         TRUSTLIST_TYPE,
-        TrustList("hlj-hub", 4, T0 - DAY, T0 + 30 * DAY, regions, hub.public_key)
+        TrustList(HUB, 4, T0 - DAY, T0 + 30 * DAY, regions, hub.public_key)
         .to_proto()
         .SerializeToString(deterministic=True)
         + b"\xf8\x07\x01",  # field 127, which TrustList does not define
@@ -201,11 +262,12 @@ def build() -> dict[str, Any]:
         "invalid_utf8": _edited_status(cur, lambda p: p.replace(b"heihe-2026", b"heihe-\xff026")),
     }
 
-    def bundle(env: Any, *status_lists: Envelope) -> str:
+    def bundle(env: Any, *status_lists: Envelope, catalogue: Envelope | None = scenarios) -> str:
         return (
             pb.TrustBundle(
                 trust_list=env.to_proto(),
                 status_lists=[e.to_proto() for e in status_lists or (status_env,)],
+                scenarios=None if catalogue is None else catalogue.to_proto(),
             )
             .SerializeToString(deterministic=True)
             .hex()
@@ -384,6 +446,47 @@ def build() -> dict[str, Any]:
              min_version=0),
         case("trust_list_unknown_field", single, "TRUST_INVALID", trust="trust_unknown_field",
              min_version=0),
+        # -- disclosure kinds and the scenario catalogue (docs/SPEC.md sections 3, 6, 7) -----
+        case("valid_threshold", issue_attestation(_threshold(), cur), "VALID", **full,
+             use_status=True),
+        case("valid_threshold_other_scheme",
+             issue_attestation(_threshold(purpose=BANK, scenario=BANK, mapped=_mapped(""),
+                                          threshold=Threshold("hainan-jinyefen", "2025", "AA")),
+                               cur),
+             "VALID", **full),
+        case("valid_grade_only", issue_attestation(_att(disclosure="grade", score=None), cur),
+             "VALID"),
+        case("valid_statutory_push",
+             issue_batch([_statutory(attestation_id=f"heihe-2026-10-s{i:05d}") for i in range(3)],
+                         cur, "heihe", T0 - 60).bundle(1),
+             "VALID", audience=HUB),
+        case("scenario_not_in_catalogue",
+             issue_attestation(_att(purpose="heihe/blacklist-check",
+                                    scenario="heihe/blacklist-check"), cur),
+             "SCENARIO_NOT_TRUSTED"),
+        case("scenario_tier_differs",
+             issue_attestation(_att(threshold=Threshold("heihe", "2024", "B")), cur),
+             "SCENARIO_NOT_TRUSTED"),
+        case("no_scenario_catalogue", single, "SCENARIO_NOT_TRUSTED", trust="trust_v2_no_catalogue"),
+        case("disclosure_beyond_scenario",
+             issue_attestation(_threshold(disclosure="grade", grade="AA"), cur),
+             "DISCLOSURE_NOT_ALLOWED"),
+        case("threshold_carrying_grade",
+             _signed_payload(_contradicting(_threshold(), lambda m: setattr(m, "grade", "AA")), cur),
+             "DISCLOSURE_MISMATCH"),
+        case("threshold_carrying_score",
+             _signed_payload(_contradicting(_threshold(), lambda m: setattr(m, "score", 780)), cur),
+             "DISCLOSURE_MISMATCH"),
+        case("free_text_purpose_as_scenario",
+             _signed_payload(_contradicting(_att(), lambda m: setattr(m, "scenario", "loan")), cur),
+             "DISCLOSURE_MISMATCH"),
+        case("no_disclosure_kind",
+             _signed_payload(_contradicting(_att(), lambda m: m.ClearField("disclosure")), cur),
+             "DISCLOSURE_MISMATCH"),
+        case("statutory_naming_a_consent",
+             _signed_payload(_contradicting(_statutory(), lambda m: setattr(m, "consent_id", "c1")),
+                             cur),
+             "DISCLOSURE_MISMATCH", audience=HUB),
     ]  # fmt: skip
 
     keys_doc = {
@@ -404,7 +507,9 @@ def build() -> dict[str, Any]:
         "description": (
             "Huxin test vectors (docs/SPEC.md). Generated by tools/gen_vectors.py; do not edit. "
             "Every case is verified at 'now' with the named trust bundle pinned to hub_root "
-            "(or the key named in params.hub_key) and min_version as given. The status lists "
+            "(or the key named in params.hub_key) and min_version as given; the bundle's "
+            "scenario catalogue (if any) is the trust material consented attestations are "
+            "checked against. The status lists "
             "offered to the verifier are the bundle's status_lists when params.use_status is "
             "true, followed by the lists named in params.status_lists (from 'status_lists'), "
             "in that order; with none, no status check. 'expect' is VALID or the reason code; "
@@ -429,7 +534,9 @@ def build() -> dict[str, Any]:
             "trust_v2_bad_signature_list": bundle(trust_v2, lists["bad_signature"]),
             "trust_future": bundle(trust_future),
             "trust_unknown_field": bundle(trust_unknown_field),
+            "trust_v2_no_catalogue": bundle(trust_v2, catalogue=None),
         },
+        "scenario_catalogue": scenarios.to_bytes().hex(),
         "status_lists": {name: env.to_bytes().hex() for name, env in lists.items()},
         "status_list": status_env.to_bytes().hex(),
         "batch": {

@@ -32,13 +32,19 @@ from .._errors import NotFoundError
 from ..pb.v1 import node_pb2, scoring_pb2
 from ..population import require_served
 from ._explain import ineligible_report, report_of, score_result_proto
-from ._published import append_result, compute_as_of, entry_or_publish, not_published
-from ._store import PublishedRun, notify, published_entry, published_run
+from ._published import (
+    append_result,
+    compute_as_of,
+    entry_or_publish,
+    not_published,
+    require_run,
+)
+from ._store import PublishedEntry, PublishedRun, notify, published_entry, published_run
 
 if TYPE_CHECKING:
     from .._context import NodeContext
 
-__all__ = ["FACTS_CHANGED", "self_query"]
+__all__ = ["FACTS_CHANGED", "published_entry_of", "self_query"]
 
 FACTS_CHANGED = "registry facts about the month filed after it was published"
 
@@ -128,3 +134,23 @@ async def _publish(
         return report_of(written.report)
 
     return await ctx.db.write_unit(unit)
+
+
+async def published_entry_of(ctx: NodeContext, key: bytes) -> PublishedEntry:
+    """The person's published entry of the month the node publishes (what an attestation
+    would carry, H3), for the node's own decisions such as whether a grant meets its
+    scenario; published now when the month's run lacks it.  FAILED_PRECONDITION
+    ``SCORE_NOT_PUBLISHED`` before any month; NOT_FOUND ``SUBJECT_UNKNOWN``."""
+    scheme, today, at = ctx.scheme, ctx.today(), ctx.now_iso()
+
+    def read(conn: sqlite3.Connection) -> PublishedEntry | None:
+        return published_entry(conn, require_run(conn, scheme, today).run_id, key)
+
+    def unit(conn: sqlite3.Connection) -> PublishedEntry:
+        entry = entry_or_publish(conn, require_run(conn, scheme, today), key, scheme, at)
+        if entry is None:
+            raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")
+        return entry
+
+    entry = await ctx.db.read_unit(read)
+    return entry if entry is not None else await ctx.db.write_unit(unit)

@@ -1,6 +1,6 @@
 """CLI: ``huxin source submit`` — a department files a CSV/JSONL file through SourceService.
 
-``huxin source submit --config source.toml --file F.csv [--kind records|residence]
+``huxin source submit --config source.toml --file F.csv [--kind records|residence|listings]
 --rejects OUT.csv`` streams the file as many batches over mutual TLS with the
 department's own client certificate, shows a progress bar on stderr, and
 writes every refused row to ``OUT.csv`` (``line,field,code,message``).
@@ -127,6 +127,9 @@ def _request(kind: str, batch_id: str, rows: list[Row]) -> Any:
     if kind == "residence":
         facts = [m for m in messages if isinstance(m, node_pb2.ResidenceFact)]
         return node_pb2.SubmitResidenceFactsRequest(batch_id=batch_id, facts=facts)
+    if kind == "listings":  # H10: organisations on the severe-dishonesty list
+        listings = [m for m in messages if isinstance(m, node_pb2.OrganisationListing)]
+        return node_pb2.SubmitOrganisationListingsRequest(batch_id=batch_id, listings=listings)
     records = [m for m in messages if isinstance(m, scoring_pb2.CreditRecord)]
     return node_pb2.SubmitRecordsRequest(batch_id=batch_id, records=records)
 
@@ -191,7 +194,7 @@ async def submit_file(
     progress: bool = True,
     batch_prefix: str = "",
 ) -> SubmitReport:
-    """File ``path`` (``kind`` residence|records) through SourceService; see the module."""
+    """File ``path`` (``kind`` residence|records|listings) through SourceService; see the module."""
     if kind not in KINDS:
         raise CliError("INVALID_ARGUMENT", f"--kind must be one of {sorted(KINDS)}")
     try:
@@ -201,13 +204,16 @@ async def submit_file(
     except OSError as exc:
         raise CliError("INVALID_ARGUMENT", str(exc)) from None
     report = SubmitReport()
-    bar = Progress(total, f"{config.department} {kind}") if progress else None
+    bar = Progress(total, f"{config.department} {kind}", unit="rows") if progress else None
     channel = peer_channel(
         config.endpoint, ca, cert, key, server_name=config.server_name or None,
         max_bytes=16 * 1024 * 1024,
     )  # fmt: skip
     stub = node_pb2_grpc.SourceServiceStub(channel)
-    call = stub.SubmitResidenceFacts if kind == "residence" else stub.SubmitRecords
+    call = {
+        "residence": stub.SubmitResidenceFacts,
+        "listings": stub.SubmitOrganisationListings,
+    }.get(kind, stub.SubmitRecords)
     gate = asyncio.Semaphore(IN_FLIGHT)
     done = 0
     tasks: set[asyncio.Task[int]] = set()

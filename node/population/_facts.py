@@ -112,7 +112,9 @@ def _residence_kind(
     return given, None
 
 
-def _one(i: int, raw: object, scheme: Scheme, today: date) -> tuple[Fact | None, list[FactProblem]]:
+def _one(
+    i: int, raw: object, scheme: Scheme, today: date, known: frozenset[str]
+) -> tuple[Fact | None, list[FactProblem]]:
     subject_id = str(getattr(raw, "subject_id", ""))
     kind = str(getattr(raw, "kind", ""))
     given = str(getattr(raw, "residence_kind", ""))
@@ -133,7 +135,7 @@ def _one(i: int, raw: object, scheme: Scheme, today: date) -> tuple[Fact | None,
         )
     residence_kind = ""
     if kind in FACT_KINDS:
-        residence_kind, bad = _residence_kind(i, kind, given, residence_kinds(scheme))
+        residence_kind, bad = _residence_kind(i, kind, given, known)
         if bad is not None:
             problems.append(bad)
     on: date | None = None
@@ -174,8 +176,9 @@ def validate_facts(
     ``residence_kind``, ``on`` as text) checked; facts only when no problem."""
     facts: list[Fact] = []
     problems: list[FactProblem] = []
+    known = residence_kinds(scheme)
     for i, raw in enumerate(raws):
-        fact, found = _one(i, raw, scheme, today)
+        fact, found = _one(i, raw, scheme, today, known)
         if fact is not None:
             facts.append(fact)
         problems += found

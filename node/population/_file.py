@@ -8,9 +8,13 @@ File formats (README "Source CLI", docs/source-files.md):
   be a list); blank lines are skipped.
 
 Columns: residence facts :data:`FACT_COLUMNS`; records :data:`RECORD_COLUMNS`
-(``flags`` separated by ``;`` in CSV).  The node validates everything; this
-module only refuses what cannot become a message (an unknown column, a line
-that is not a JSON object, a value that is not a string) as a :class:`RowProblem`.
+(``flags`` separated by ``;`` in CSV; the H10 legal-document reference as the
+dotted columns ``legal_document.kind`` …, or in JSONL also as one
+``legal_document`` object); organisation listings :data:`LISTING_COLUMNS`.
+The node validates everything; this module only refuses what cannot become a
+message (an unknown column, a line that is not a JSON object, a value that is
+not a string, a free-text ``legal_document``: ``LEGAL_DOCUMENT_UNSTRUCTURED``)
+as a :class:`RowProblem`.
 
 Invariants: rows are read lazily (a city's file is never held in memory);
 every row keeps its 1-based line number in the file; a problem's message
@@ -24,12 +28,15 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..pb.v1 import node_pb2, scoring_pb2
 
 __all__ = [
     "FACT_COLUMNS",
     "KINDS",
+    "LEGAL_DOCUMENT_COLUMNS",
+    "LISTING_COLUMNS",
     "RECORD_COLUMNS",
     "Row",
     "RowProblem",
@@ -49,13 +56,24 @@ RECORD_COLUMNS = (
     "valid_until",
     "level",
     "severity",
-    "legal_document",
     "status",
     "provenance",
     "flags",
 )
-KINDS = {"residence": FACT_COLUMNS, "records": RECORD_COLUMNS}
-Message = node_pb2.ResidenceFact | scoring_pb2.CreditRecord
+#: The parts of an H10 reference (``scoring_pb2.LegalDocument``), as record columns.
+LEGAL_PARTS = ("kind", "number", "issuing_body", "issued_on", "organisation_code")
+LEGAL_DOCUMENT_COLUMNS = tuple(f"legal_document.{p}" for p in LEGAL_PARTS)
+LISTING_COLUMNS = ("listing_id", "organisation_code", "list", "event", "on")
+KINDS = {
+    "residence": FACT_COLUMNS,
+    "records": (*RECORD_COLUMNS, *LEGAL_DOCUMENT_COLUMNS),
+    "listings": LISTING_COLUMNS,
+}
+Message = node_pb2.ResidenceFact | scoring_pb2.CreditRecord | node_pb2.OrganisationListing
+_UNSTRUCTURED = (
+    "free text is not a legal-document reference: use the columns "
+    f"{', '.join(LEGAL_DOCUMENT_COLUMNS)} (H10)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +93,29 @@ class Row:
     problem: RowProblem | None = None
 
 
+def _flatten_legal(cells: dict[str, object], line: int) -> Row | None:
+    """A JSONL ``legal_document`` object as its dotted columns, in place; a problem
+    Row for free text or a non-object (None when all is well)."""
+    doc = cells.pop("legal_document", None)
+    if doc is None or doc == "":
+        return None
+    if isinstance(doc, str):
+        return Row(line, None, RowProblem(line, "legal_document", "LEGAL_DOCUMENT_UNSTRUCTURED",
+                                          _UNSTRUCTURED))  # fmt: skip
+    if not isinstance(doc, dict):
+        return Row(line, None, RowProblem(line, "legal_document", "INVALID_FIELD",
+                                          "must be an object of its parts"))  # fmt: skip
+    for part, value in doc.items():
+        cells[f"legal_document.{part}"] = value
+    return None
+
+
 def _message(kind: str, cells: dict[str, object], line: int) -> Row:
     columns = KINDS[kind]
+    if kind == "records" and "legal_document" in cells:
+        bad = _flatten_legal(cells, line)
+        if bad is not None:
+            return bad
     unknown = sorted(k for k in cells if k not in columns)
     if unknown:
         return Row(line, None, RowProblem(line, unknown[0][:48], "UNKNOWN_COLUMN",
@@ -97,7 +136,14 @@ def _message(kind: str, cells: dict[str, object], line: int) -> Row:
             values[key] = value
     if kind == "residence":
         return Row(line, node_pb2.ResidenceFact(**values))
-    return Row(line, scoring_pb2.CreditRecord(**values, flags=flags))
+    if kind == "listings":
+        return Row(line, node_pb2.OrganisationListing(**values))
+    legal = {k.partition(".")[2]: values.pop(k) for k in LEGAL_DOCUMENT_COLUMNS if k in values}
+    text: dict[str, Any] = values  # the record's string fields (the reference is a message)
+    record = scoring_pb2.CreditRecord(**text, flags=flags)
+    if legal:
+        record.legal_document.CopyFrom(scoring_pb2.LegalDocument(**legal))
+    return Row(line, record)
 
 
 def _csv_rows(path: Path, kind: str) -> Iterator[Row]:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from scoring import Residence, Scheme, Subject, birth_date, eligibility_problem
 
+from .._bounds import CONTRIBUTION_KINDS, CONTRIBUTION_YEARS_MAX, RESIDENCES_MAX
 from .._errors import AlreadyExistsError, FailedPreconditionError, NotFoundError
 from .._repo_consents import STATUS_REVOKED, STATUS_VALID
 from .._repo_records import BatchResult, residence_bound_error, residence_counts, tombstone
@@ -183,6 +184,78 @@ def _end_consents(rtx: RightsTx, key: bytes, code: str, message: str) -> int:
     return ended
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A fact batch's CPU work (keying, sealing, row building), done before the unit.
+
+    Rows are in subject-key order: keys are HMACs, so batch order would touch
+    B-tree pages at random; key order touches each page once per batch.
+    """
+
+    keyed: list[tuple[bytes, Fact]]  # batch order
+    stones: dict[bytes, bytes]  # tombstone -> subject key
+    subjects: list[tuple[bytes, str, bytes, str]]  # key order
+    where: dict[bytes, tuple[int, str]]  # key -> (index, field) of its last adding fact
+    added: dict[bytes, tuple[int, int]]  # key -> (bases, contribution years) its facts add
+
+
+def _prepare(ctx: NodeContext, facts: Sequence[Fact], now_iso: str) -> _Prepared:
+    records = ctx.records
+    secret = ctx.secrets.storage_secret
+    keyed = [(records.key_of(f.id_number), f) for f in facts]
+    first_id: dict[bytes, str] = {}
+    for k, f in keyed:
+        first_id.setdefault(k, f.id_number)
+    stones = {tombstone(secret, k): k for k in first_id}
+    subjects = [
+        (k, birth_date(first_id[k]).isoformat(), records.seal_id(first_id[k], k), now_iso)
+        for k in sorted(first_id)
+    ]
+    where: dict[bytes, tuple[int, str]] = {}
+    added: dict[bytes, tuple[int, int]] = {}
+    for i, (k, f) in enumerate(keyed):
+        if f.kind in _ADDS:
+            where[k] = (i, f"facts[{i}].residence_kind")
+            bases, years = added.get(k, (0, 0))
+            year = f.residence_kind in CONTRIBUTION_KINDS
+            added[k] = (bases + (not year), years + year)
+    return _Prepared(keyed, stones, subjects, where, added)
+
+
+def _deregistered(conn: sqlite3.Connection, stones: dict[bytes, bytes]) -> set[bytes]:
+    """The subject keys among ``stones`` (tombstone -> key) of deregistered people (H2)."""
+    gone: set[bytes] = set()
+    items = sorted(stones)
+    for i in range(0, len(items), _CHUNK):
+        part = items[i : i + _CHUNK]
+        marks = ",".join("?" * len(part))
+        gone.update(
+            stones[bytes(r[0])]
+            for r in conn.execute(
+                f"SELECT tombstone FROM deregistrations WHERE tombstone IN ({marks})", part
+            )
+        )
+    return gone
+
+
+def _may_pass_bound(
+    before: dict[bytes, tuple[int, int]], added: dict[bytes, tuple[int, int]]
+) -> list[bytes]:
+    """Keys whose current residences could exceed a bound after the batch.
+
+    An adding fact opens at most one current row (a new one, or an ended one
+    re-opened) and other facts only end rows, so a person's count after the
+    batch is at most the count before plus their adding facts: only those
+    whose sum passes a bound need counting again.
+    """
+    out: list[bytes] = []
+    for key, (bases, years) in added.items():
+        was_bases, was_years = before.get(key, (0, 0))
+        if was_bases + bases > RESIDENCES_MAX or was_years + years > CONTRIBUTION_YEARS_MAX:
+            out.append(key)
+    return out
+
+
 async def apply_facts(
     ctx: NodeContext,
     batch_id: str,
@@ -192,15 +265,8 @@ async def apply_facts(
     content_sha256: bytes,
 ) -> BatchResult:
     """Store a validated fact batch in one unit (see the module invariants)."""
-    records = ctx.records
     now_iso = ctx.now_iso()
-    secret = ctx.secrets.storage_secret
-    keyed = [(records.key_of(f.id_number), f) for f in facts]  # CPU work before the unit
-    first_id: dict[bytes, str] = {}
-    for k, f in keyed:
-        first_id.setdefault(k, f.id_number)
-    stones = {k: tombstone(secret, k) for k in first_id}
-    sealed = {k: records.seal_id(idn, k) for k, idn in first_id.items()}
+    prep = _prepare(ctx, facts, now_iso)  # CPU work before the unit
 
     def fn(rtx: RightsTx) -> BatchResult:
         conn = rtx.conn
@@ -215,35 +281,26 @@ async def apply_facts(
                     field="batch_id",
                 )  # fmt: skip
             return BatchResult(batch_id, int(prior[0]), True, content_sha256)
-        gone: set[bytes] = set()
-        by_stone = {s: k for k, s in stones.items()}
-        items = sorted(by_stone)
-        for i in range(0, len(items), _CHUNK):
-            part = items[i : i + _CHUNK]
-            marks = ",".join("?" * len(part))
-            gone.update(
-                by_stone[bytes(r[0])]
-                for r in conn.execute(
-                    f"SELECT tombstone FROM deregistrations WHERE tombstone IN ({marks})", part
-                )
-            )
-        kept = [(k, f) for k, f in keyed if k not in gone]
+        gone = _deregistered(conn, prep.stones)
+        kept, subjects, where, added = prep.keyed, prep.subjects, prep.where, prep.added
+        if gone:
+            kept = [(k, f) for k, f in kept if k not in gone]
+            subjects = [row for row in subjects if row[0] not in gone]
+            where = {k: v for k, v in where.items() if k not in gone}
+            added = {k: v for k, v in added.items() if k not in gone}
         conn.executemany(
             "INSERT OR IGNORE INTO subjects (subject_key, birth_date, id_sealed, registered_at) "
             "VALUES (?, ?, ?, ?)",
-            [
-                (k, birth_date(idn).isoformat(), sealed[k], now_iso)
-                for k, idn in first_id.items()
-                if k not in gone
-            ],
+            subjects,
         )
         # residences per person are bounded as stored, ended ones not counted
-        where = {k: (i, f"facts[{i}].residence_kind")
-                 for i, (k, f) in enumerate(keyed) if k not in gone and f.kind in _ADDS}  # fmt: skip
         before = residence_counts(conn, where)
         for kind, run in itertools.groupby(kept, key=lambda kf: kf[1].kind):
-            _apply_run(conn, kind, list(run))
-        over = residence_bound_error(batch_id, before, residence_counts(conn, where), where)
+            # key order within a run of one kind (stable: one person's facts keep theirs)
+            _apply_run(conn, kind, sorted(run, key=lambda kf: kf[0]))
+        near = _may_pass_bound(before, added)
+        after = residence_counts(conn, near) if near else {}
+        over = residence_bound_error(batch_id, before, after, where)
         if over is not None:
             raise over  # the unit rolls back: nothing of the batch is stored
         conn.executemany(
@@ -251,7 +308,7 @@ async def apply_facts(
             "residence_kind, on_date) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
                 (submitted_by, batch_id, seq, k, f.kind, f.residence_kind, f.on.isoformat())
-                for seq, (k, f) in enumerate(kept)
+                for seq, (k, f) in sorted(enumerate(kept), key=lambda sf: sf[1][0])
             ],
         )
         conn.execute(

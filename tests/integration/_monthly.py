@@ -24,6 +24,7 @@ from node.monthly._scheduler import MonthlyOutcome, MonthlyScheduler
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
 
 REQUESTER = "hainan"
+SCENARIO = "heihe/credit-loans"  # tier A and above; discloses grade and score (H12, H14)
 
 
 def penalty(record_id: str, idn: str, recognised_on: str) -> scoring_pb2.CreditRecord:
@@ -39,8 +40,10 @@ def penalty(record_id: str, idn: str, recognised_on: str) -> scoring_pb2.CreditR
     )
 
 
-def honour(record_id: str, idn: str, recognised_on: str) -> scoring_pb2.CreditRecord:
-    """A city honour: 30 points in heihe."""
+def honour(
+    record_id: str, idn: str, recognised_on: str, level: str = "city"
+) -> scoring_pb2.CreditRecord:
+    """An honour: 20 points in heihe times the level (city 30, national 60, ...)."""
     return scoring_pb2.CreditRecord(
         record_id=record_id,
         subject_id=idn,
@@ -48,7 +51,7 @@ def honour(record_id: str, idn: str, recognised_on: str) -> scoring_pb2.CreditRe
         category="honour",
         act_id=f"act-{record_id}",
         recognised_on=recognised_on,
-        level="city",
+        level=level,
     )
 
 
@@ -112,7 +115,7 @@ class Heihe:
         return await self.citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
                 audience=REQUESTER,
-                purpose="loan",
+                purpose=SCENARIO,
                 scope=node_pb2.CONSENT_SCOPE_GRADE_AND_SCORE,
             ),
             metadata=self.node.identity(idn),
@@ -120,7 +123,7 @@ class Heihe:
 
     async def attest(self, idn: str) -> bytes:
         token = await self.grant(idn)
-        resp = await self.peer.RequestAttestation(attestation_request(token, idn, "loan"))
+        resp = await self.peer.RequestAttestation(attestation_request(token, idn, SCENARIO))
         return resp.signed_attestation
 
     async def status_of(self, signed: bytes) -> Status:

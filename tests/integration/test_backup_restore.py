@@ -80,19 +80,24 @@ def test_backup_under_load_then_restore(tmp_path: Path) -> None:
             subjects=[resident(ALICE), resident(BOB)]))  # fmt: skip
         token = await citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
-                audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE, max_uses=50
+                audience="hainan",
+                purpose="heihe/credit-loans",
+                scope=node_pb2.CONSENT_SCOPE_GRADE,
+                max_uses=50,
             ),
             metadata=md(),
         )
         tokens.append(token)
-        await peer.RequestAttestation(attestation_request(token, ALICE, "loan"))
+        await peer.RequestAttestation(attestation_request(token, ALICE, "heihe/credit-loans"))
         log = await citizen.QueryLog(node_pb2.QueryLogRequest(), metadata=md())
 
         # the backup runs while requests keep arriving
         async def load() -> int:
             n = 0
             for _ in range(20):
-                await peer.RequestAttestation(attestation_request(token, ALICE, "loan"))
+                await peer.RequestAttestation(
+                    attestation_request(token, ALICE, "heihe/credit-loans")
+                )
                 n += 1
             return n
 
@@ -157,7 +162,7 @@ def test_backup_under_load_then_restore(tmp_path: Path) -> None:
         assert mine.state == node_pb2.CONSENT_STATE_WITHDRAWN  # fails closed (ADR 0318)
         with pytest.raises(aio.AioRpcError) as refused:
             await node_pb2_grpc.PeerServiceStub(chans[1]).RequestAttestation(
-                attestation_request(tokens[0], ALICE, "loan")
+                attestation_request(tokens[0], ALICE, "heihe/credit-loans")
             )
         assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert "CONSENT_WITHDRAWN" in (refused.value.details() or "")

@@ -74,10 +74,3 @@ def test_errors_exit_2_on_stderr(tmp_path: Path, args: tuple[str, ...], code: st
     assert proc.stderr.startswith(f"error: {code}: ")
     assert "Traceback" not in proc.stderr
     assert proc.stdout == ""
-
-
-def test_demo_runs() -> None:
-    proc = _huxin("demo", "--people", "1500")
-    assert proc.returncode == 0, proc.stderr
-    assert "One citizen's explained report" in proc.stdout
-    assert "superseded" in proc.stdout or "expired" in proc.stdout

@@ -55,7 +55,7 @@ async def test_salt_is_not_in_the_grant_nor_in_the_request_nor_on_disk(heihe: Ru
     citizen = heihe.bed.citizen_stub(heihe)  # type: ignore[attr-defined]
     token = await citizen.GrantConsent(
         node_pb2.GrantConsentRequest(
-            audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE
+            audience="hainan", purpose="heihe/credit-loans", scope=node_pb2.CONSENT_SCOPE_GRADE
         ),
         metadata=heihe.identity(RESIDENT),
     )
@@ -64,7 +64,7 @@ async def test_salt_is_not_in_the_grant_nor_in_the_request_nor_on_disk(heihe: Ru
     grant = node_pb2.ConsentGrant.FromString(token.token.payload)
     assert grant.consent_id == token.consent_id
     assert salt not in token.token.SerializeToString()  # the signed, relayed part
-    request = attestation_request(token, RESIDENT, "loan", target_scheme="hainan")
+    request = attestation_request(token, RESIDENT, "heihe/credit-loans", target_scheme="hainan")
     assert salt not in request.SerializeToString()  # what a requester sends (through hubs)
     assert salt not in _stored_bytes(heihe.directory)
     assert salt.hex().encode() not in _stored_bytes(heihe.directory)

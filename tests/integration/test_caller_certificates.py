@@ -24,7 +24,13 @@ from typing import Any
 import grpc
 import pytest
 
-from keys import CertificateAuthority, NodeCertificate, certificate_fingerprint, load_trust
+from keys import (
+    CertificateAuthority,
+    NodeCertificate,
+    certificate_fingerprint,
+    load_trust,
+    open_catalogue,
+)
 from node._federation import FederationLayout, init_federation
 from node._testbed import (
     FederationProcesses,
@@ -112,6 +118,9 @@ METHODS: dict[str, Callable[[grpc.Channel], object]] = {
     ),
     "status-list": lambda ch: node_pb2_grpc.PeerServiceStub(ch).GetStatusList(
         node_pb2.GetStatusListRequest(), timeout=15
+    ),
+    "catalogue": lambda ch: node_pb2_grpc.PeerServiceStub(ch).GetSignedCatalogue(
+        node_pb2.GetIncentiveCatalogueRequest(), timeout=15
     ),
     "trust-list": lambda ch: hub_pb2_grpc.HubServiceStub(ch).GetTrustList(
         hub_pb2.GetTrustListRequest(), timeout=15
@@ -228,12 +237,18 @@ def test_a_push_stream_with_a_second_certificate_is_refused(world: World) -> Non
         pytest.param(HEIHE, "rogue:fuzhou", "status-list", id="unlisted-reads-a-status-list"),
         pytest.param(HEIHE, f"client:{BANK}", "status-list",
                      id="integrator-of-another-region-reads-a-status-list"),
+        # issue 15 §2, N17: the signed incentive catalogue is public trust material too
+        pytest.param(HEIHE, "rogue:fuzhou", "catalogue", id="unlisted-reads-a-catalogue"),
+        pytest.param(HEIHE, "rogue:hainan", "catalogue", id="impostor-reads-a-catalogue"),
+        pytest.param(HEIHE, f"client:{BANK}", "catalogue",
+                     id="integrator-of-another-region-reads-a-catalogue"),
     ],
 )  # fmt: skip
 def test_trust_material_is_public(world: World, at: str, who: str, method: str) -> None:
-    """REQ: C4 H17 — issue 14 item 11: the trust list, the hub key set, a region's key
-    set and status list are public (signed; verifiers need them offline): served to any
-    certificate of the federation CA, listed or not, and they verify."""
+    """REQ: C4 H17 N17 — issue 14 item 11, issue 15 §2: the trust list, the hub key set,
+    a region's key set, status list and signed incentive catalogue are public (signed;
+    verifiers need them offline): served to any certificate of the federation CA,
+    listed or not, and they verify."""
     ch = world.channel(at, world.who(who))
     try:
         envelope = METHODS[method](ch)
@@ -244,6 +259,12 @@ def test_trust_material_is_public(world: World, at: str, who: str, method: str) 
         key = bytes.fromhex(world.layout.hub_key_file(HUB).read_text().strip())
         trust = load_trust(envelope.SerializeToString(), key, datetime.now(UTC))  # type: ignore[attr-defined]
         assert {HEIHE, HAINAN, HUB} <= set(trust.regions)
+    if method == "catalogue":
+        key = bytes.fromhex(world.layout.hub_key_file(HUB).read_text().strip())
+        bundle = world.layout.bundle(HUB).read_bytes()
+        heihe = load_trust(bundle, key, datetime.now(UTC)).regions[HEIHE]
+        opened = open_catalogue(envelope, heihe.keys, datetime.now(UTC))
+        assert opened.catalogue.region == HEIHE
 
 
 def test_an_impostor_with_a_genuine_consent_changes_nothing(world: World) -> None:
@@ -263,7 +284,10 @@ def test_an_impostor_with_a_genuine_consent_changes_nothing(world: World) -> Non
     citizen = node_pb2_grpc.CitizenServiceStub(world.procs.citizen_channel(HEIHE))
     token = citizen.GrantConsent(
         node_pb2.GrantConsentRequest(
-            audience=HAINAN, purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE, max_uses=3
+            audience=HAINAN,
+            purpose="heihe/credit-loans",
+            scope=node_pb2.CONSENT_SCOPE_GRADE,
+            max_uses=3,
         ),
         metadata=world.procs.identity(HEIHE, RESIDENT),
         timeout=15,
@@ -276,7 +300,7 @@ def test_an_impostor_with_a_genuine_consent_changes_nothing(world: World) -> Non
     try:
         got = _outcome(
             lambda: node_pb2_grpc.PeerServiceStub(ch).RequestAttestation(
-                attestation_request(token, RESIDENT, "loan"), timeout=15
+                attestation_request(token, RESIDENT, "heihe/credit-loans"), timeout=15
             )
         )
     finally:

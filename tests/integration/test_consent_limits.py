@@ -55,7 +55,7 @@ class Node:
     async def grant(self, who: str) -> node_pb2.ConsentToken:
         return await self.citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
-                audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE
+                audience="hainan", purpose="heihe/credit-loans", scope=node_pb2.CONSENT_SCOPE_GRADE
             ),
             metadata=self.node.identity(PEOPLE[who]),
         )

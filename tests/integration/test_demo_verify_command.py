@@ -24,7 +24,7 @@ ID_RE = re.compile(r"\b\d{17}[\dXx]\b")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("demo")
     out = subprocess.run(
-        [sys.executable, "-m", "node", "demo", "--keep", str(root / "kept"), "--people", "1500",
+        [sys.executable, "-m", "node", "demo", "--keep", str(root / "kept"), "--people", "800",
          "--workers", "1"],
         capture_output=True, text=True, timeout=900, check=False, cwd=root,
     )  # fmt: skip

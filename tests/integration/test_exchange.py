@@ -80,7 +80,7 @@ class Fed:
     async def grant(self, who: str, **kw: object) -> node_pb2.ConsentToken:
         req = node_pb2.GrantConsentRequest(
             audience=str(kw.get("audience", "hainan")),
-            purpose=str(kw.get("purpose", "loan")),
+            purpose=str(kw.get("purpose", "heihe/credit-loans")),
             scope=kw.get("scope", node_pb2.CONSENT_SCOPE_GRADE),  # type: ignore[arg-type]
             valid_days=int(kw.get("valid_days", 0)),  # type: ignore[call-overload]
             max_uses=int(kw.get("max_uses", 0)),  # type: ignore[call-overload]
@@ -129,7 +129,7 @@ async def test_hainan_gets_consented_heihe_attestation_mapped_and_verifies_with_
     token = await fed.grant(ALICE, scope=node_pb2.CONSENT_SCOPE_GRADE_AND_SCORE)
     nonce = os.urandom(16)
     resp = await fed.peer.RequestAttestation(
-        attestation_request(token, ALICE, "loan", target_scheme="hainan", nonce=nonce)
+        attestation_request(token, ALICE, "heihe/credit-loans", target_scheme="hainan", nonce=nonce)
     )
     # Trust bundle signed by a hub key over Heihe's key set; status list fetched from Heihe.
     hub = KeyPair.generate()
@@ -207,7 +207,7 @@ async def test_verify_cli_refuses_wrong_audience_and_subject(
 ) -> None:
     """REQ: H5 — the attestation is bound to its audience and to the subject's ID."""
     token = await fed.grant(BOB)
-    resp = await fed.peer.RequestAttestation(attestation_request(token, BOB, "loan"))
+    resp = await fed.peer.RequestAttestation(attestation_request(token, BOB, "heihe/credit-loans"))
     hub = KeyPair.generate()
     (tmp_path / "hub.key").write_bytes(encode_private_key(hub))
     (tmp_path / "att.bin").write_bytes(resp.signed_attestation)
@@ -265,7 +265,7 @@ async def test_verify_cli_refuses_wrong_audience_and_subject(
 async def test_grade_scope_never_carries_a_score(fed: Fed) -> None:
     """REQ: H12 — under GRADE scope the attestation has no score."""
     token = await fed.grant(BOB, scope=node_pb2.CONSENT_SCOPE_GRADE)
-    resp = await fed.peer.RequestAttestation(attestation_request(token, BOB, "loan"))
+    resp = await fed.peer.RequestAttestation(attestation_request(token, BOB, "heihe/credit-loans"))
     env = attestation_pb2.SignedAttestation.FromString(resp.signed_attestation).envelope
     att = attestation_pb2.Attestation.FromString(env.payload)
     assert not att.HasField("score")
@@ -281,7 +281,9 @@ async def test_caller_without_certificate_is_refused(fed: Fed) -> None:
     stub = node_pb2_grpc.PeerServiceStub(fed.bed.peer_channel(fed.heihe, None))
     token = await fed.grant(CAROL)
     with pytest.raises(aio.AioRpcError) as info:
-        await stub.RequestAttestation(attestation_request(token, CAROL, "loan"), timeout=5)
+        await stub.RequestAttestation(
+            attestation_request(token, CAROL, "heihe/credit-loans"), timeout=5
+        )
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
@@ -292,7 +294,9 @@ async def test_certificate_from_another_ca_is_refused(fed: Fed) -> None:
     stub = node_pb2_grpc.PeerServiceStub(fed.bed.peer_channel(fed.heihe, rogue))
     token = await fed.grant(CAROL)
     with pytest.raises(aio.AioRpcError) as info:
-        await stub.RequestAttestation(attestation_request(token, CAROL, "loan"), timeout=5)
+        await stub.RequestAttestation(
+            attestation_request(token, CAROL, "heihe/credit-loans"), timeout=5
+        )
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
@@ -301,7 +305,7 @@ async def test_peer_not_in_trust_list_is_refused(fed: Fed) -> None:
     stub = node_pb2_grpc.PeerServiceStub(fed.bed.peer_channel(fed.heihe, fed.bed.cert("fuzhou")))
     token = await fed.grant(CAROL)  # Hainan's token, presented by an unlisted region
     await _expect(
-        stub.RequestAttestation(attestation_request(token, CAROL, "loan")),
+        stub.RequestAttestation(attestation_request(token, CAROL, "heihe/credit-loans")),
         grpc.StatusCode.PERMISSION_DENIED,
         "PEER_NOT_TRUSTED",
     )
@@ -311,7 +315,7 @@ async def test_caller_who_is_not_the_consents_audience_is_refused(fed: Fed) -> N
     """REQ: H5 — the audience is matched against the certificate, not a field."""
     token = await fed.grant(CAROL, audience="wendeng")
     await _expect(
-        fed.peer.RequestAttestation(attestation_request(token, CAROL, "loan")),
+        fed.peer.RequestAttestation(attestation_request(token, CAROL, "heihe/credit-loans")),
         grpc.StatusCode.PERMISSION_DENIED,
         "CONSENT_WRONG_AUDIENCE",
     )
@@ -321,7 +325,7 @@ async def test_caller_who_is_not_the_consents_audience_is_refused(fed: Fed) -> N
     ("change", "status", "reason"),
     [
         pytest.param(
-            {"purpose": "marketing"},
+            {"purpose": "heihe/transit-discount"},
             grpc.StatusCode.PERMISSION_DENIED,
             "CONSENT_WRONG_PURPOSE",
             id="other-purpose",
@@ -366,7 +370,7 @@ async def test_bad_requests_are_refused_with_stable_reasons(
     fed: Fed, change: dict[str, object], status: grpc.StatusCode, reason: str
 ) -> None:
     token = await fed.grant(CAROL)
-    req = attestation_request(token, CAROL, str(change.get("purpose", "loan")))
+    req = attestation_request(token, CAROL, str(change.get("purpose", "heihe/credit-loans")))
     if "binding" in change:
         req.subject_binding = change["binding"]  # type: ignore[assignment]
     if "nonce" in change:
@@ -393,9 +397,9 @@ async def test_exhausted_consent_is_refused(fed: Fed) -> None:
     """REQ: H5 N15 — max uses is enforced."""
     token = await fed.grant(CAROL, max_uses=2)
     for _ in range(2):
-        await fed.peer.RequestAttestation(attestation_request(token, CAROL, "loan"))
+        await fed.peer.RequestAttestation(attestation_request(token, CAROL, "heihe/credit-loans"))
     await _expect(
-        fed.peer.RequestAttestation(attestation_request(token, CAROL, "loan")),
+        fed.peer.RequestAttestation(attestation_request(token, CAROL, "heihe/credit-loans")),
         grpc.StatusCode.FAILED_PRECONDITION,
         "CONSENT_EXHAUSTED",
     )
@@ -404,7 +408,9 @@ async def test_exhausted_consent_is_refused(fed: Fed) -> None:
 async def test_withdrawn_consent_is_refused_at_once_and_attestation_revoked(fed: Fed) -> None:
     """REQ: H5 N15 — withdrawal stops further use at once; issued ones show revoked."""
     token = await fed.grant(CAROL)
-    resp = await fed.peer.RequestAttestation(attestation_request(token, CAROL, "loan"))
+    resp = await fed.peer.RequestAttestation(
+        attestation_request(token, CAROL, "heihe/credit-loans")
+    )
     env = attestation_pb2.SignedAttestation.FromString(resp.signed_attestation).envelope
     index = attestation_pb2.Attestation.FromString(env.payload).status.index
     info = await fed.citizen.WithdrawConsent(
@@ -413,7 +419,7 @@ async def test_withdrawn_consent_is_refused_at_once_and_attestation_revoked(fed:
     )
     assert info.state == node_pb2.CONSENT_STATE_WITHDRAWN
     await _expect(
-        fed.peer.RequestAttestation(attestation_request(token, CAROL, "loan")),
+        fed.peer.RequestAttestation(attestation_request(token, CAROL, "heihe/credit-loans")),
         grpc.StatusCode.FAILED_PRECONDITION,
         "CONSENT_WITHDRAWN",
     )
@@ -437,7 +443,7 @@ async def test_expired_consent_is_refused(fed: Fed) -> None:
     clock.advance(days=2)
     try:
         await _expect(
-            fed.peer.RequestAttestation(attestation_request(token, CAROL, "loan")),
+            fed.peer.RequestAttestation(attestation_request(token, CAROL, "heihe/credit-loans")),
             grpc.StatusCode.FAILED_PRECONDITION,
             "CONSENT_EXPIRED",
         )
@@ -542,13 +548,13 @@ async def _every_kind_of_event(fed: Fed, who: str) -> None:
     clock = fed.heihe.clock
     assert isinstance(clock, ManualClock)
     once = await fed.grant(who, max_uses=1)
-    await fed.peer.RequestAttestation(attestation_request(once, who, "loan"))
-    bad: list[node_pb2.AttestationRequest] = [attestation_request(once, who, "loan")]
+    await fed.peer.RequestAttestation(attestation_request(once, who, "heihe/credit-loans"))
+    bad: list[node_pb2.AttestationRequest] = [attestation_request(once, who, "heihe/credit-loans")]
     other = await fed.grant(who, audience="wendeng")
-    bad.append(attestation_request(other, who, "loan"))
+    bad.append(attestation_request(other, who, "heihe/credit-loans"))
     tok = await fed.grant(who)
-    bad.append(attestation_request(tok, who, "marketing"))
-    wrong = attestation_request(tok, who, "loan")
+    bad.append(attestation_request(tok, who, "heihe/transit-discount"))
+    wrong = attestation_request(tok, who, "heihe/credit-loans")
     wrong.subject_binding = b"\x00" * 32
     bad.append(wrong)
     for req in bad:
@@ -559,7 +565,7 @@ async def _every_kind_of_event(fed: Fed, who: str) -> None:
     clock.advance(days=2)
     try:
         with pytest.raises(aio.AioRpcError):
-            await fed.peer.RequestAttestation(attestation_request(short, who, "loan"))
+            await fed.peer.RequestAttestation(attestation_request(short, who, "heihe/credit-loans"))
     finally:
         clock.set(start)
     untrusted = node_pb2_grpc.PeerServiceStub(
@@ -567,14 +573,14 @@ async def _every_kind_of_event(fed: Fed, who: str) -> None:
     )
     fz = await fed.grant(who)  # Hainan's token, presented by an unlisted region
     with pytest.raises(aio.AioRpcError):
-        await untrusted.RequestAttestation(attestation_request(fz, who, "loan"))
+        await untrusted.RequestAttestation(attestation_request(fz, who, "heihe/credit-loans"))
     gone = await fed.grant(who)
     await fed.citizen.WithdrawConsent(
         node_pb2.WithdrawConsentRequest(consent_id=gone.consent_id),
         metadata=fed.heihe.identity(who),
     )
     with pytest.raises(aio.AioRpcError):
-        await fed.peer.RequestAttestation(attestation_request(gone, who, "loan"))
+        await fed.peer.RequestAttestation(attestation_request(gone, who, "heihe/credit-loans"))
 
 
 async def test_every_event_is_in_the_log_with_a_valid_inclusion_proof(fed: Fed) -> None:
@@ -732,7 +738,7 @@ async def test_repair_supersedes_issued_attestations(fed: Fed) -> None:
     neg.category, neg.level, neg.severity = "admin_penalty", "", ""
     await fed.source.SubmitRecords(node_pb2.SubmitRecordsRequest(batch_id="neg-1", records=[neg]))
     token = await fed.grant(ALICE)
-    await fed.peer.RequestAttestation(attestation_request(token, ALICE, "loan"))
+    await fed.peer.RequestAttestation(attestation_request(token, ALICE, "heihe/credit-loans"))
     resp = await fed.source.MarkRecord(
         node_pb2.MarkRecordRequest(record_id="n-1", status="repaired", repair_route="commitment")
     )
@@ -756,7 +762,7 @@ async def test_health_and_reflection_are_served(fed: Fed) -> None:
 
 async def test_oversized_request_is_refused(fed: Fed) -> None:
     token = await fed.grant(CAROL)
-    req = attestation_request(token, CAROL, "loan")
+    req = attestation_request(token, CAROL, "heihe/credit-loans")
     req.target_scheme = "x" * (5 * 1024 * 1024)
     with pytest.raises(aio.AioRpcError) as info:
         await fed.peer.RequestAttestation(req)
@@ -809,7 +815,7 @@ async def test_new_month_supersedes_earlier_attestations(fed: Fed) -> None:
     clock = fed.heihe.clock
     assert isinstance(clock, ManualClock)
     token = await fed.grant(BOB)
-    resp = await fed.peer.RequestAttestation(attestation_request(token, BOB, "loan"))
+    resp = await fed.peer.RequestAttestation(attestation_request(token, BOB, "heihe/credit-loans"))
     env = attestation_pb2.SignedAttestation.FromString(resp.signed_attestation).envelope
     index = attestation_pb2.Attestation.FromString(env.payload).status.index
 

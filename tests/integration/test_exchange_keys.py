@@ -63,7 +63,7 @@ class Bed:
     async def grant(self, who: str, audience: str = "hainan") -> node_pb2.ConsentToken:
         assert self.node is not None
         req = node_pb2.GrantConsentRequest(
-            audience=audience, purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE
+            audience=audience, purpose="heihe/credit-loans", scope=node_pb2.CONSENT_SCOPE_GRADE
         )
         return await self.bed.citizen_stub(self.node).GrantConsent(
             req, metadata=self.node.identity(who)
@@ -120,33 +120,33 @@ async def test_rotation_keeps_outstanding_tokens_and_a_revoked_key_is_refused(be
     t0 = int(bed.bed.now.timestamp())
     old = await bed.grant(ALICE)
     old_kid = _signer(old)
-    await bed.peer().RequestAttestation(attestation_request(old, ALICE, "loan"))
+    await bed.peer().RequestAttestation(attestation_request(old, ALICE, "heihe/credit-loans"))
 
     _keys(bed, "rotate", "--now", str(t0))
     later = ManualClock(bed.bed.now + timedelta(hours=1))
     await bed.restart(later)
     assert bed.node is not None and bed.node.server.ctx.secrets.signing.key_id != old_kid
-    await bed.peer().RequestAttestation(attestation_request(old, ALICE, "loan"))
+    await bed.peer().RequestAttestation(attestation_request(old, ALICE, "heihe/credit-loans"))
     new = await bed.grant(BOB)
     assert _signer(new) == bed.node.server.ctx.secrets.signing.key_id != old_kid
-    await bed.peer().RequestAttestation(attestation_request(new, BOB, "loan"))
+    await bed.peer().RequestAttestation(attestation_request(new, BOB, "heihe/credit-loans"))
 
     # Revoked AFTER the grant time: what it signed before stays valid.
     _keys(bed, "revoke", old_kid, "--at", str(t0 + 60))
     await bed.restart(later)
-    await bed.peer().RequestAttestation(attestation_request(old, ALICE, "loan"))
+    await bed.peer().RequestAttestation(attestation_request(old, ALICE, "heihe/credit-loans"))
 
     # Revoked BEFORE the grant time: the token is refused with a stable reason, no leaf.
     _keys(bed, "revoke", old_kid, "--at", str(t0 - 60))
     await bed.restart(later)
     size = bed.log_size()
     await _refused(
-        bed.peer().RequestAttestation(attestation_request(old, ALICE, "loan")),
+        bed.peer().RequestAttestation(attestation_request(old, ALICE, "heihe/credit-loans")),
         grpc.StatusCode.PERMISSION_DENIED,
         "CONSENT_KEY_REVOKED",
     )
     assert bed.log_size() == size
-    await bed.peer().RequestAttestation(attestation_request(new, BOB, "loan"))
+    await bed.peer().RequestAttestation(attestation_request(new, BOB, "heihe/credit-loans"))
 
 
 async def test_refusals_naming_no_consent_of_ours_add_no_log_leaf(
@@ -155,12 +155,12 @@ async def test_refusals_naming_no_consent_of_ours_add_no_log_leaf(
     """REQ: H16 H17 N23 — unlisted callers and unverifiable tokens cannot grow the log;
     refusals about a real consent (from anyone) are still logged."""
     token = await bed.grant(ALICE)
-    forged = attestation_request(token, ALICE, "loan")
+    forged = attestation_request(token, ALICE, "heihe/credit-loans")
     grant = node_pb2.ConsentGrant.FromString(forged.consent_token.payload)
     grant.max_uses = 1000
     forged.consent_token.payload = grant.SerializeToString()
     garbage = node_pb2.AttestationRequest(
-        purpose="loan", nonce=b"n" * 16, subject_binding=b"b" * 32
+        purpose="heihe/credit-loans", nonce=b"n" * 16, subject_binding=b"b" * 32
     )
     garbage.consent_token.payload = b"x" * 4_000
     oversized = node_pb2.AttestationRequest()
@@ -188,13 +188,15 @@ async def test_refusals_naming_no_consent_of_ours_add_no_log_leaf(
 
     # A genuine consent of ours: refused, and logged for its citizen, listed caller or not.
     await _refused(
-        unlisted.RequestAttestation(attestation_request(token, ALICE, "loan")),
+        unlisted.RequestAttestation(attestation_request(token, ALICE, "heihe/credit-loans")),
         grpc.StatusCode.PERMISSION_DENIED,
         "PEER_NOT_TRUSTED",
     )
     assert bed.log_size() == size + 1
     await _refused(
-        bed.peer().RequestAttestation(attestation_request(token, ALICE, "rental")),
+        bed.peer().RequestAttestation(
+            attestation_request(token, ALICE, "heihe/deposit-free-rental")
+        ),
         grpc.StatusCode.PERMISSION_DENIED,
         "CONSENT_WRONG_PURPOSE",
     )
@@ -239,7 +241,7 @@ async def test_a_validly_signed_token_that_is_not_the_stored_grant_is_refused(be
         token=forged.to_proto(), consent_id=token.consent_id, binding_salt=token.binding_salt
     )
     await _refused(
-        bed.peer().RequestAttestation(attestation_request(altered, ALICE, "loan")),
+        bed.peer().RequestAttestation(attestation_request(altered, ALICE, "heihe/credit-loans")),
         grpc.StatusCode.PERMISSION_DENIED,
         "CONSENT_INVALID",
     )
@@ -251,4 +253,6 @@ async def test_a_validly_signed_token_that_is_not_the_stored_grant_is_refused(be
         if c.consent_id == token.consent_id
     ]
     assert row.uses == 0
-    await bed.peer().RequestAttestation(attestation_request(token, ALICE, "loan"))  # genuine: ok
+    await bed.peer().RequestAttestation(
+        attestation_request(token, ALICE, "heihe/credit-loans")
+    )  # genuine: ok

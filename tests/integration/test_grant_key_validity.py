@@ -34,7 +34,7 @@ async def test_no_consent_is_signed_with_an_expired_signing_key(tmp_path: Path) 
             batch_id="b1", records=[honour_record("r1", ALICE)], subjects=[resident(ALICE)]))  # fmt: skip
         citizen = bed.citizen_stub(node)
         grant = node_pb2.GrantConsentRequest(
-            audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE
+            audience="hainan", purpose="heihe/credit-loans", scope=node_pb2.CONSENT_SCOPE_GRADE
         )
         assert (await citizen.GrantConsent(grant, metadata=node.identity(ALICE))).consent_id
         clock.set(bed.now + timedelta(days=SIGNING_KEY_DAYS + 1))

@@ -27,11 +27,10 @@ from keys import normalise_id
 from node._cli import main
 from node._cli_hub import standalone_pseudonym_key
 from node._config import load_config
-from node._demo_federation import reseal_ids
 from node._federation import FederationLayout, init_federation
 from node._population import PopulationSpec, generate
 from node._secrets import load_secrets, read_hex, write_hex
-from node._testbed import FederationProcesses
+from node._testbed import FederationProcesses, reseal_ids
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from scoring import load_scheme
 

@@ -190,8 +190,8 @@ SIZE_CASES: list[tuple[str, Call, str, str]] = [
     ),
     (
         "record-text-257",
-        lambda n: n.court.SubmitRecords(_batch(legal_document="d" * 257)),
-        "record:legal_document",
+        lambda n: n.court.SubmitRecords(_batch(severity="d" * 257)),
+        "record:severity",
         "INVALID_FIELD",
     ),
     # a field as large as the message is refused as too long, not scanned
@@ -549,7 +549,7 @@ RANGE_CASES: list[tuple[str, Call, str]] = [
         lambda n: n.citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
                 audience="hainan",
-                purpose="loan",
+                purpose="heihe/credit-loans",
                 scope=node_pb2.CONSENT_SCOPE_GRADE,
                 max_uses=UINT32_MAX,
             ),
@@ -582,7 +582,7 @@ async def test_grant_validity_over_uint32_is_refused_as_too_long(node: Node) -> 
         node.citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
                 audience="hainan",
-                purpose="loan",
+                purpose="heihe/credit-loans",
                 scope=node_pb2.CONSENT_SCOPE_GRADE,
                 valid_days=UINT32_MAX,
             ),

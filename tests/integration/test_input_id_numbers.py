@@ -158,7 +158,12 @@ def _consent(n: Node, leak: str) -> Awaitable[Any]:
 # name, the call, the field named, per-record (True: BATCH_REJECTED naming record 1)
 FIELDS: list[tuple[str, Call, str, bool]] = [
     ("record-act-id", _record(act_id="act {}"), "act_id", True),
-    ("record-legal-document", _record(legal_document="judgment {}"), "legal_document", True),
+    (
+        "record-legal-document-text",
+        _record(legal_document_text="judgment {}"),
+        "legal_document_text",
+        True,
+    ),
     ("record-category", _record(category="honour {}"), "category", True),
     (
         "batch-id",

@@ -28,7 +28,7 @@ from node._clock import ManualClock
 from node._config import load_config
 from node._identity import DevIdentityProvider
 from node._server import NodeServer
-from node._testbed import RunningNode, Testbed, attestation_request, make_id_number
+from node._testbed import RunningNode, Testbed, make_id_number
 from node.monthly import LATE
 from node.monthly._scheduler import MonthlyScheduler
 from node.pb.v1 import node_pb2
@@ -51,12 +51,19 @@ ALICE, BOB, CAROL, DAVE = (make_id_number(n) for n in (711, 712, 713, 714))
 
 @pytest_asyncio.fixture
 async def september(tmp_path: Path) -> AsyncIterator[Heihe]:
-    """ALICE (city honour: 630, A) and BOB (serious penalty: 520, B), September published."""
+    """ALICE (national and city honours: 690, A) and BOB (national, international and
+    provincial honours less a serious penalty: 780 - 80 = 700, A); September published."""
     h = await start_heihe(tmp_path, START)
     try:
         await h.residents("people", ALICE, BOB)
         await h.records(
-            "september", honour("h-1", ALICE, "2026-09-05"), penalty("p-1", BOB, "2026-09-10")
+            "september",
+            honour("h-0", ALICE, "2026-09-01", "national"),
+            honour("h-1", ALICE, "2026-09-05"),
+            honour("hb-1", BOB, "2026-09-02", "national"),
+            honour("hb-2", BOB, "2026-09-03", "international"),
+            honour("hb-3", BOB, "2026-09-04", "province"),
+            penalty("p-1", BOB, "2026-09-10"),
         )
         outcome = await h.step(SEPTEMBER_DUE)
         assert outcome is not None and (outcome.period, outcome.state) == ("2026-09", "finished")
@@ -80,19 +87,24 @@ async def test_self_query_and_attestation_carry_last_months_published_grade_and_
     h = september
     h.clock.set(datetime(2026, 10, 14, 8, 0, tzinfo=UTC))
     alice, bob = await h.my_score(ALICE), await h.my_score(BOB)
-    assert (alice.period, alice.result.grade, alice.result.score) == ("2026-09", "A", 630)
-    assert (bob.period, bob.result.grade, bob.result.score) == ("2026-09", "B", 520)
+    assert (alice.period, alice.result.grade, alice.result.score) == ("2026-09", "A", 690)
+    assert (bob.period, bob.result.grade, bob.result.score) == ("2026-09", "A", 700)
     assert alice.result.as_of == bob.result.as_of == "2026-09-30"
-    assert _explained(alice) == {"h-1": ("counted", 30)}
-    assert _explained(bob) == {"p-1": ("counted", -80)}
+    assert _explained(alice) == {"h-0": ("counted", 60), "h-1": ("counted", 30)}
+    assert _explained(bob) == {
+        "hb-1": ("counted", 60),
+        "hb-2": ("counted", 80),
+        "hb-3": ("counted", 40),
+        "p-1": ("counted", -80),
+    }
     att = payload(await h.attest(BOB))
-    assert (att.period, att.grade, att.score) == ("2026-09", "B", 520)
+    assert (att.period, att.grade, att.score) == ("2026-09", "A", 700)
     assert att.model_version == "heihe@2025.1"
     assert h.rows(
         "SELECT s.grade, s.score FROM snapshots AS s JOIN snapshot_runs AS r USING (run_id)"
         " WHERE r.period = '2026-09' AND s.subject_key = ?",
         h.key(BOB),
-    ) == [("B", 520)]
+    ) == [("A", 700)]
     assert h.count("SELECT count(*) FROM published_corrections") == 0
 
 
@@ -110,21 +122,22 @@ async def test_a_record_filed_mid_month_changes_nothing_until_the_next_run(
     )
     after = await h.my_score(ALICE)
     assert after == before
-    assert _explained(after) == {"h-1": ("counted", 30)}
+    assert _explained(after) == {"h-0": ("counted", 60), "h-1": ("counted", 30)}
     att = payload(await h.attest(ALICE))
-    assert (att.period, att.grade, att.score) == ("2026-09", "A", 630)
+    assert (att.period, att.grade, att.score) == ("2026-09", "A", 690)
 
     outcome = await h.step("2026-11-01T02:00:01+00:00")
     assert outcome is not None and (outcome.period, outcome.state) == ("2026-10", "finished")
     october = await h.my_score(ALICE)
-    assert (october.period, october.result.grade, october.result.score) == ("2026-10", "B", 580)
+    assert (october.period, october.result.grade, october.result.score) == ("2026-10", "A", 640)
     assert _explained(october) == {
+        "h-0": ("counted", 60),
         "h-1": ("counted", 30),
         "h-2": ("counted", 30),
         "p-2": ("counted", -80),
     }
     att = payload(await h.attest(ALICE))
-    assert (att.period, att.grade, att.score) == ("2026-10", "B", 580)
+    assert (att.period, att.grade, att.score) == ("2026-10", "A", 640)
 
 
 async def test_an_objection_that_masks_a_record_corrects_the_published_grade_at_once(
@@ -132,12 +145,12 @@ async def test_an_objection_that_masks_a_record_corrects_the_published_grade_at_
 ) -> None:
     """REQ: H16, H15 — issue 15 §3: BOB objects to his September penalty; the court misses
     its deadline, the record is masked: his published September grade is corrected at
-    once (B -> A), he is told, the attestation that carried B is suspended and the next
-    one carries A for the same month; the run's row keeps B for audit."""
+    once (A 700 -> AA 780), he is told, the attestation that carried A is suspended and
+    the next one carries AA for the same month; the run's row keeps A for audit."""
     h = september
     h.clock.set(datetime(2026, 10, 8, 2, 0, tzinfo=UTC))  # Thu, after National Day
     old = await h.attest(BOB)
-    assert payload(old).grade == "B"
+    assert (payload(old).grade, payload(old).score) == ("A", 700)
     filed = await h.citizen.FileObjection(
         node_pb2.FileObjectionRequest(record_id="p-1", reason="I paid the fine in time"),
         metadata=h.node.identity(BOB),
@@ -155,28 +168,28 @@ async def test_an_objection_that_masks_a_record_corrects_the_published_grade_at_
     assert (mine.objection_id, mine.state) == (filed.objection_id, "deemed_accepted")
 
     report = await h.my_score(BOB)
-    assert (report.period, report.result.grade, report.result.score) == ("2026-09", "A", 600)
-    assert _explained(report) == {"p-1": ("masked", 0)}
+    assert (report.period, report.result.grade, report.result.score) == ("2026-09", "AA", 780)
+    assert _explained(report)["p-1"] == ("masked", 0)
     notes = await h.citizen.ListNotifications(
         node_pb2.ListNotificationsRequest(), metadata=h.node.identity(BOB)
     )
     assert any(
-        "published grade for 2026-09 was corrected at once: B -> A" in n.message
+        "published grade for 2026-09 was corrected at once: A -> AA" in n.message
         for n in notes.notifications
     )
     assert await h.status_of(old) is Status.SUSPENDED
     fresh = payload(await h.attest(BOB))
-    assert (fresh.period, fresh.grade, fresh.score) == ("2026-09", "A", 600)
+    assert (fresh.period, fresh.grade, fresh.score) == ("2026-09", "AA", 780)
     key = h.key(BOB)
     assert h.rows(
         "SELECT s.grade FROM snapshots AS s JOIN snapshot_runs AS r USING (run_id)"
         " WHERE r.period = '2026-09' AND s.subject_key = ?",
         key,
-    ) == [("B",)]  # the month's original stays
+    ) == [("A",)]  # the month's original stays
     ((grade, cause),) = h.rows(
         "SELECT grade, cause FROM published_corrections WHERE subject_key = ?", key
     )
-    assert grade == "A" and cause.endswith("(record masked)")
+    assert grade == "AA" and cause.endswith("(record masked)")
 
 
 async def test_a_resident_the_run_did_not_include_is_published_once_as_of_the_months_end(
@@ -185,8 +198,7 @@ async def test_a_resident_the_run_did_not_include_is_published_once_as_of_the_mo
     """REQ: H3, H8, H1 — issue 15 §3: CAROL, a long-time resident whose registry entry
     was filed in October, gets September's grade (clean: the base, A) on her first
     query, once; her later record waits for the next run.  DAVE moved in on 3 October:
-    for September he is not eligible, so no attestation is issued and his consent's
-    use is given back."""
+    for September he is not eligible, so he cannot grant a consent (nothing written)."""
     h = september
     h.clock.set(datetime(2026, 10, 5, 2, 0, tzinfo=UTC))
     await h.residents("late-carol", CAROL)
@@ -203,22 +215,22 @@ async def test_a_resident_the_run_did_not_include_is_published_once_as_of_the_mo
     dave = await h.my_score(DAVE)
     assert dave.period == "2026-09"
     assert not dave.result.eligible and dave.result.ineligible_reason
-    token = await h.grant(DAVE)
     with pytest.raises(aio.AioRpcError) as err:
-        await h.peer.RequestAttestation(attestation_request(token, DAVE, "loan"))
+        await h.grant(DAVE)
     assert (err.value.code(), reason_of(err.value)) == (
         grpc.StatusCode.FAILED_PRECONDITION,
         "SUBJECT_NOT_ELIGIBLE",
     )
-    assert h.count("SELECT uses FROM consents WHERE consent_id = ?", token.consent_id) == 0
+    assert h.count("SELECT count(*) FROM consents WHERE subject_key = ?", h.key(DAVE)) == 0
     assert h.count("SELECT count(*) FROM status_entries WHERE subject_key = ?", h.key(DAVE)) == 0
 
 
 async def test_before_the_first_run_both_answers_are_score_not_published(tmp_path: Path) -> None:
     """REQ: H3 — issue 15 §3: a node whose first monthly step has not run yet publishes
-    nothing: the self-query and the attestation are refused FAILED_PRECONDITION
-    SCORE_NOT_PUBLISHED (never a live score), the consent's use is given back and
-    nothing is published or issued; after the step both answer August."""
+    nothing: the self-query and a consent (which needs the grade the attestation would
+    carry) are refused FAILED_PRECONDITION SCORE_NOT_PUBLISHED, never answered with a
+    live score, and nothing is granted, published or issued; after the step both
+    answer August."""
     bed = Testbed(tmp_path, now=START)
     directory = write_node(bed, START)
     clock = ManualClock(START)
@@ -238,7 +250,7 @@ async def test_before_the_first_run_both_answers_are_score_not_published(tmp_pat
                 grpc.StatusCode.FAILED_PRECONDITION,
                 "SCORE_NOT_PUBLISHED",
             )
-        assert h.count("SELECT coalesce(sum(uses), 0) FROM consents") == 0
+        assert h.count("SELECT count(*) FROM consents") == 0
         assert h.count("SELECT count(*) FROM status_entries") == 0
         assert h.count("SELECT count(*) FROM published_corrections") == 0
         assert h.count("SELECT count(*) FROM snapshot_runs") == 0

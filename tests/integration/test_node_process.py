@@ -99,11 +99,11 @@ def test_restart_loses_nothing_acknowledged(world: dict[str, object], sig: int) 
         )
         token = await citizen.GrantConsent(  # type: ignore[attr-defined]
             node_pb2.GrantConsentRequest(
-                audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE
+                audience="hainan", purpose="heihe/credit-loans", scope=node_pb2.CONSENT_SCOPE_GRADE
             ),
             metadata=_md(world, person),
         )
-        await peer.RequestAttestation(attestation_request(token, person, "loan"))  # type: ignore[attr-defined]
+        await peer.RequestAttestation(attestation_request(token, person, "heihe/credit-loans"))  # type: ignore[attr-defined]
         log = await citizen.QueryLog(node_pb2.QueryLogRequest(), metadata=_md(world, person))  # type: ignore[attr-defined]
         await _close(chans)  # type: ignore[arg-type]
         return token.consent_id, len(log.entries)

@@ -83,7 +83,7 @@ class Node:
     async def grant(self, who: str) -> node_pb2.ConsentToken:
         return await self.citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
-                audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE
+                audience="hainan", purpose="heihe/credit-loans", scope=node_pb2.CONSENT_SCOPE_GRADE
             ),
             metadata=self.node.identity(who),
         )
@@ -249,7 +249,9 @@ async def test_death_ends_consents_and_the_person_is_no_longer_served(node: Node
     assert (err.code(), reason_of(err)) == (grpc.StatusCode.FAILED_PRECONDITION, "SUBJECT_DECEASED")
     err = await _refused(node.grant(DIES))
     assert reason_of(err) == "SUBJECT_DECEASED"
-    err = await _refused(node.peer.RequestAttestation(attestation_request(token, DIES, "loan")))
+    err = await _refused(
+        node.peer.RequestAttestation(attestation_request(token, DIES, "heihe/credit-loans"))
+    )
     assert reason_of(err) == "CONSENT_WITHDRAWN"
     notes = await node.citizen.ListNotifications(
         node_pb2.ListNotificationsRequest(), metadata=node.node.identity(DIES)

@@ -68,7 +68,7 @@ class Node:
     async def grant(self, who: str, **kw: Any) -> node_pb2.ConsentToken:
         req = node_pb2.GrantConsentRequest(
             audience=kw.get("audience", "hainan"),
-            purpose="loan",
+            purpose="heihe/credit-loans",
             scope=node_pb2.CONSENT_SCOPE_GRADE,
             max_uses=kw.get("max_uses", 0),
         )
@@ -178,9 +178,9 @@ async def test_replayed_withdrawn_token_leaves_the_log_bounded(node: Node) -> No
     withdrawal; nothing is lost: leaf counts + the unlogged rest = refusals sent."""
     start = node.clock.now()
     token = await node.grant(ALICE, max_uses=1)
-    await node.peer.RequestAttestation(attestation_request(token, ALICE, "loan"))
+    await node.peer.RequestAttestation(attestation_request(token, ALICE, "heihe/credit-loans"))
     await node.withdraw(ALICE, token)
-    replay = attestation_request(token, ALICE, "loan")
+    replay = attestation_request(token, ALICE, "heihe/credit-loans")
     fp = grpc.StatusCode.FAILED_PRECONDITION
     before = node.refusals("CONSENT_WITHDRAWN")
     try:
@@ -215,7 +215,7 @@ async def test_replayed_withdrawn_token_leaves_the_log_bounded(node: Node) -> No
         )
 
         # another key (reason) of the same consent is still logged once, then bounded
-        wrong = attestation_request(token, ALICE, "marketing")
+        wrong = attestation_request(token, ALICE, "heihe/transit-discount")
         await _refused_times(
             node.peer, wrong, 30, grpc.StatusCode.PERMISSION_DENIED, "CONSENT_WRONG_PURPOSE"
         )
@@ -241,7 +241,7 @@ async def test_query_log_pages_through_every_entry_with_proofs(node: Node) -> No
     for _ in range(1000 // 50):
         replies = await asyncio.gather(
             *(
-                node.peer.RequestAttestation(attestation_request(token, BOB, "loan"))
+                node.peer.RequestAttestation(attestation_request(token, BOB, "heihe/credit-loans"))
                 for _ in range(50)
             )
         )
@@ -324,7 +324,7 @@ async def test_deadline_passed_while_waiting_for_the_writer_uses_nothing(node: N
     DEADLINE_EXCEEDED, and once the writer is free the request's unit changes
     nothing (uses 0, no log leaf, no status index); a retry then works."""
     token = await node.grant(DORA, max_uses=1)
-    req = attestation_request(token, DORA, "loan")
+    req = attestation_request(token, DORA, "heihe/credit-loans")
     log_before = node.rows("SELECT count(*) FROM log_entries")[0][0]
     status_before = node.rows("SELECT count(*) FROM status_entries")[0][0]
     database = node.ctx.config.database
@@ -364,7 +364,7 @@ async def test_grant_and_withdraw_past_their_deadline_change_nothing(node: Node)
     consents_before = node.rows("SELECT count(*) FROM consents")[0][0]
     log_before = node.rows("SELECT count(*) FROM log_entries")[0][0]
     grant = node_pb2.GrantConsentRequest(
-        audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE
+        audience="hainan", purpose="heihe/credit-loans", scope=node_pb2.CONSENT_SCOPE_GRADE
     )
     withdraw = node_pb2.WithdrawConsentRequest(consent_id=token.consent_id)
     database = node.ctx.config.database

@@ -238,7 +238,7 @@ async def test_score_objection_heihe_overdue_escalates_once_never_deemed_accepte
         node_pb2.AnswerObjectionRequest(objection_id=filed.objection_id, outcome="upheld")
     )
     assert (closed.outcome, closed.waiting_for) == ("upheld", "reply")
-    assert await r.grade(ALICE) == "B"
+    assert await r.grade(ALICE) == "A"
 
 
 # ------------------------------------------------------------------ N22: credit repair
@@ -252,7 +252,7 @@ async def test_repair_application_routed_to_department_granted_recomputes_at_onc
     notifications; only that department lists and decides it; granted, the record is
     repaired, the grade recomputed at once and the attestation superseded."""
     r = heihe
-    assert await r.grade(ALICE) == "B"
+    assert await r.grade(ALICE) == "A"
     old = await r.attest(ALICE, "hainan")
     applied = await r.citizen.ApplyForRepair(
         node_pb2.RepairApplicationRequest(
@@ -297,8 +297,8 @@ async def test_repair_application_routed_to_department_granted_recomputes_at_onc
         node_pb2.DecideRepairApplicationRequest(application_id=applied.application_id, grant=True)
     )
     assert granted.state == "granted"
-    assert (granted.grade.grade_before, granted.grade.grade_after) == ("B", "A")
-    assert await r.grade(ALICE) == "A"
+    assert (granted.grade.grade_before, granted.grade.grade_after) == ("A", "AA")
+    assert await r.grade(ALICE) == "AA"
     assert await r.status_of(old) is Status.SUPERSEDED
     report = await r.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=r.me(ALICE))
     assert {c.record_id: c.status for c in report.result.contributions}["p-0"] == "repaired"
@@ -345,7 +345,7 @@ async def test_repair_application_overdue_escalates_once_then_refusal_told(
     )
     assert refused.state == "refused"
     assert any("commitment not yet fulfilled" in n for n in await r.notes(ALICE))
-    assert await r.grade(ALICE) == "B"
+    assert await r.grade(ALICE) == "A"
 
 
 # ------------------------------------------------------------------ N3, N4: voluntariness
@@ -361,11 +361,14 @@ async def test_opt_out_ends_consents_refuses_attestation_keeps_records_and_opt_i
     r = heihe
     token = await r.citizen.GrantConsent(
         node_pb2.GrantConsentRequest(
-            audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE, max_uses=5
+            audience="hainan",
+            purpose="heihe/credit-loans",
+            scope=node_pb2.CONSENT_SCOPE_GRADE,
+            max_uses=5,
         ),
         metadata=r.me(ALICE),
     )
-    first = await r.peer.RequestAttestation(attestation_request(token, ALICE, "loan"))
+    first = await r.peer.RequestAttestation(attestation_request(token, ALICE, "heihe/credit-loans"))
 
     out = await r.citizen.OptOut(node_pb2.OptOutRequest(confirm=True), metadata=r.me(ALICE))
     assert (out.consents_ended, out.attestations_revoked) == (1, 1)
@@ -375,7 +378,7 @@ async def test_opt_out_ends_consents_refuses_attestation_keeps_records_and_opt_i
     mine = await r.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=r.me(ALICE))
     assert mine.opted_out and not mine.HasField("result")
     await _refused(
-        r.peer.RequestAttestation(attestation_request(token, ALICE, "loan")),
+        r.peer.RequestAttestation(attestation_request(token, ALICE, "heihe/credit-loans")),
         grpc.StatusCode.FAILED_PRECONDITION,
         "SUBJECT_OPTED_OUT",
         "",
@@ -386,7 +389,7 @@ async def test_opt_out_ends_consents_refuses_attestation_keeps_records_and_opt_i
     await _refused(
         r.citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
-                audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE
+                audience="hainan", purpose="heihe/credit-loans", scope=node_pb2.CONSENT_SCOPE_GRADE
             ),
             metadata=r.me(ALICE),
         ),
@@ -394,13 +397,13 @@ async def test_opt_out_ends_consents_refuses_attestation_keeps_records_and_opt_i
         "SUBJECT_OPTED_OUT",
         "subject",
     )
-    assert await r.grade(BOB) == "B"  # others are untouched
+    assert await r.grade(BOB) == "A"  # others are untouched
 
     back = await r.citizen.OptIn(node_pb2.OptInRequest(), metadata=r.me(ALICE))
     assert back.was_opted_out
     report = await r.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=r.me(ALICE))
     assert not report.opted_out
-    assert report.result.grade == "B"
-    assert {c.record_id for c in report.result.contributions} == {"h-0", "p-0"}  # kept
+    assert report.result.grade == "A"
+    assert {c.record_id for c in report.result.contributions} == {"h-0", "h-0-0", "h-0-1", "p-0"}
     assert await r.status_of(await r.attest(ALICE, "hainan")) is Status.VALID
     assert not (await r.citizen.OptIn(node_pb2.OptInRequest(), metadata=r.me(ALICE))).was_opted_out

@@ -22,6 +22,7 @@ from grpc import aio
 
 import node._cli as cli
 from keys import (
+    ScenarioCatalogue,
     Status,
     StatusList,
     Trust,
@@ -42,6 +43,7 @@ from node._testbed import (
     resident,
 )
 from node._throttle import RETRY_AFTER_KEY
+from node.disclosure import trusted_scenarios
 from node.pb.v1 import attestation_pb2, hub_pb2, node_pb2, node_pb2_grpc, scoring_pb2
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -49,6 +51,21 @@ pytestmark = pytest.mark.asyncio(loop_scope="function")
 START = datetime(2026, 9, 29, 2, 0, tzinfo=UTC)
 ALICE, BOB, CAROL = make_id_number(301), make_id_number(302), make_id_number(303)
 PEOPLE = [ALICE, BOB, CAROL]
+#: Heihe honours besides the city one (30), so that everyone meets heihe/credit-loans
+#: (tier A) despite a serious penalty and an attestation can exist at all (H14):
+#: 600 + 30 + 60 + 80 - 80 = 690 A; 770 AA without the penalty; 750 AA with it at 20.
+MORE_HONOURS = {"heihe": ("national", "international")}
+
+
+def _honours(scheme: str, on: str) -> list[scoring_pb2.CreditRecord]:
+    out = []
+    for i, p in enumerate(PEOPLE):
+        out.append(honour_record(f"h-{i}", p, on))
+        for n, level in enumerate(MORE_HONOURS.get(scheme, ())):
+            extra = honour_record(f"h-{i}-{n}", p, on)
+            extra.level = level
+            out.append(extra)
+    return out
 
 
 def penalty(
@@ -78,7 +95,7 @@ class Fed:
     def me(self, idn: str) -> tuple[tuple[str, bytes], ...]:
         return self.node.identity(idn)
 
-    async def token(self, idn: str, purpose: str = "loan") -> node_pb2.ConsentToken:
+    async def token(self, idn: str, purpose: str = "heihe/credit-loans") -> node_pb2.ConsentToken:
         return await self.citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
                 audience=self.requester, purpose=purpose, scope=node_pb2.CONSENT_SCOPE_GRADE
@@ -90,7 +107,9 @@ class Fed:
 
     async def attest(self, idn: str) -> tuple[node_pb2.ConsentToken, bytes]:
         token = await self.token(idn)
-        resp = await self.peer.RequestAttestation(attestation_request(token, idn, "loan"))
+        resp = await self.peer.RequestAttestation(
+            attestation_request(token, idn, "heihe/credit-loans")
+        )
         return token, resp.signed_attestation
 
     async def status_list(self) -> attestation_pb2.Envelope:
@@ -159,7 +178,7 @@ async def start(
     await fed.source.SubmitRecords(
         node_pb2.SubmitRecordsRequest(
             batch_id="seed",
-            records=[honour_record(f"h-{i}", p, f"{seed_month}-21") for i, p in enumerate(PEOPLE)]
+            records=_honours(scheme, f"{seed_month}-21")
             + [penalty(f"p-{i}", p, f"{seed_month}-28") for i, p in enumerate(PEOPLE)],
             subjects=[resident(p) for p in PEOPLE],
         )
@@ -199,20 +218,24 @@ async def test_repair_recomputes_grade_at_once_and_supersedes_old_attestation(
     immediately; the attestation that carried the old grade is SUPERSEDED; the person
     is told."""
     f = heihe
-    assert await f.grade(ALICE) == "B"  # 600 + 30 - 80
+    assert await f.grade(ALICE) == "A"  # 600 + 170 - 80
     _, old = await f.attest(ALICE)
     assert await f.status_of(old) is Status.VALID
     resp = await f.source.MarkRecord(
         node_pb2.MarkRecordRequest(record_id="p-0", status="repaired", repair_route="charity")
     )
-    assert (resp.grade.grade_before, resp.grade.grade_after, resp.grade.changed) == ("B", "A", True)
+    assert (resp.grade.grade_before, resp.grade.grade_after, resp.grade.changed) == (
+        "A",
+        "AA",
+        True,
+    )
     assert resp.attestations_superseded == 1
     assert await f.status_of(old) is Status.SUPERSEDED
-    assert await f.grade(ALICE) == "A"
-    assert any("B -> A" in n for n in await f.notes(ALICE))
+    assert await f.grade(ALICE) == "AA"
+    assert any("A -> AA" in n for n in await f.notes(ALICE))
     _, fresh = await f.attest(ALICE)
     env = attestation_pb2.SignedAttestation.FromString(fresh).envelope
-    assert attestation_pb2.Attestation.FromString(env.payload).grade == "A"
+    assert attestation_pb2.Attestation.FromString(env.payload).grade == "AA"
 
 
 @pytest.mark.parametrize(
@@ -238,7 +261,7 @@ async def test_repair_refusals(
         status,
         reason,
     )
-    assert await heihe.grade(BOB) == "B"
+    assert await heihe.grade(BOB) == "A"
 
 
 # ------------------------------------------------------------------ deregistration (H2)
@@ -298,7 +321,7 @@ async def test_deregistration_deletes_everything_revokes_and_refuses(heihe: Fed)
     resp = await f.citizen.Deregister(
         node_pb2.DeregisterRequest(confirm=True), metadata=f.me(ALICE)
     )
-    assert resp.records_deleted == 2
+    assert resp.records_deleted == 4
     assert resp.consents_deleted == 1
     assert resp.attestations_revoked == 1
     assert len(resp.tombstone) == 32
@@ -329,8 +352,9 @@ async def test_deregistration_deletes_everything_revokes_and_refuses(heihe: Fed)
     assert len(tomb) == 1 and tomb[0].subject_ref == ref
 
     # The old attestation verifies as revoked with the node's signed status list.
-    trust = Trust.from_key_sets([ctx.secrets.key_set])
     now = ctx.now_s()
+    shipped = ScenarioCatalogue.of("local", now, trusted_scenarios())  # the verifier's scenarios
+    trust = Trust.from_key_sets([ctx.secrets.key_set]).with_scenarios(shipped)
     status = verify_status_list(await f.status_list(), trust, now)
     with pytest.raises(VerificationError) as info:
         verify_attestation(old, trust, now, "hainan", status=status)
@@ -338,7 +362,7 @@ async def test_deregistration_deletes_everything_revokes_and_refuses(heihe: Fed)
 
     # A fresh query with the old token, a new consent, the self query, new records: refused.
     await _expect(
-        f.peer.RequestAttestation(attestation_request(token, ALICE, "loan")),
+        f.peer.RequestAttestation(attestation_request(token, ALICE, "heihe/credit-loans")),
         grpc.StatusCode.PERMISSION_DENIED,
         "CONSENT_INVALID",
     )
@@ -363,7 +387,7 @@ async def test_deregistration_deletes_everything_revokes_and_refuses(heihe: Fed)
         "SUBJECT_UNKNOWN",
     )
     # Others are untouched.
-    assert await f.grade(BOB) == "B"
+    assert await f.grade(BOB) == "A"
     # Registering again lets sources submit again; a new score starts from scratch.
     again = await f.citizen.Register(node_pb2.RegisterRequest(), metadata=f.me(ALICE))
     assert again.was_deregistered
@@ -416,7 +440,7 @@ async def test_deregistration_needs_confirmation(heihe: Fed) -> None:
         grpc.StatusCode.INVALID_ARGUMENT,
         "NOT_CONFIRMED",
     )
-    assert await heihe.grade(BOB) == "B"
+    assert await heihe.grade(BOB) == "A"
 
 
 # ------------------------------------------------------------------ review and throttling (N23)
@@ -438,7 +462,7 @@ async def test_review_report_flags_purpose_outside_consent_and_late_sources(
 async def _review_report(f: Fed, capsys: pytest.CaptureFixture[str]) -> None:
     token, _ = await f.attest(BOB)
     await _expect(
-        f.peer.RequestAttestation(attestation_request(token, BOB, "marketing")),
+        f.peer.RequestAttestation(attestation_request(token, BOB, "heihe/transit-discount")),
         grpc.StatusCode.PERMISSION_DENIED,
         "CONSENT_WRONG_PURPOSE",
     )
@@ -460,14 +484,14 @@ async def _review_report(f: Fed, capsys: pytest.CaptureFixture[str]) -> None:
     report = json.loads(capsys.readouterr().out)
     assert report["total_queries"] == 2
     rows = {(q["requester"], q["purpose"]): q for q in report["queries"]}
-    assert rows[("hainan", "loan")]["issued"] == 1
-    assert rows[("hainan", "marketing")]["refusals"] == {"CONSENT_WRONG_PURPOSE": 1}
+    assert rows[("hainan", "heihe/credit-loans")]["issued"] == 1
+    assert rows[("hainan", "heihe/transit-discount")]["refusals"] == {"CONSENT_WRONG_PURPOSE": 1}
     (flag,) = report["flagged"]
     assert flag["flag"] == "purpose outside the consent"
     assert (flag["requester"], flag["purpose"], flag["consented_purpose"]) == (
         "hainan",
-        "marketing",
-        "loan",
+        "heihe/transit-discount",
+        "heihe/credit-loans",
     )
     assert flag["consent_id"] == token.consent_id
     assert report["late_sources"] == [
@@ -486,9 +510,9 @@ async def test_requester_over_its_rate_is_throttled_with_a_retry_hint(tmp_path: 
     try:
         token = await f.token(BOB)
         for _ in range(2):
-            await f.peer.RequestAttestation(attestation_request(token, BOB, "loan"))
+            await f.peer.RequestAttestation(attestation_request(token, BOB, "heihe/credit-loans"))
         err = await _expect(
-            f.peer.RequestAttestation(attestation_request(token, BOB, "loan")),
+            f.peer.RequestAttestation(attestation_request(token, BOB, "heihe/credit-loans")),
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             "QUERY_RATE_EXCEEDED",
         )
@@ -497,7 +521,7 @@ async def test_requester_over_its_rate_is_throttled_with_a_retry_hint(tmp_path: 
         for _ in range(5):  # the citizen's own queries are free and unlimited
             await f.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=f.me(BOB))
         f.clock.advance(seconds=30)
-        await f.peer.RequestAttestation(attestation_request(token, BOB, "loan"))
+        await f.peer.RequestAttestation(attestation_request(token, BOB, "heihe/credit-loans"))
         assert f.node.server.throttle.refused["hainan"] == 1
     finally:
         await f.bed.close()
@@ -636,11 +660,18 @@ async def test_heihe_scheme_accepts_no_personal_uploads(heihe: Fed) -> None:
 
 
 async def test_incentive_catalogue_is_published_and_offers_no_punishment(heihe: Fed) -> None:
-    """REQ: H14 N16 N17 — the catalogue says which grades qualify for which measure;
+    """REQ: H12 H14 N16 N17 — the catalogue says which grades qualify for which scenario
+    and what the relying party sees, published with a version and a date (issue 15 §2);
     no RPC of any service offers a deny or punishment decision."""
     cat = await heihe.citizen.GetIncentiveCatalogue(node_pb2.GetIncentiveCatalogueRequest())
     assert (cat.scheme_id, cat.incentive_tier) == ("heihe", "A")
+    assert (cat.catalogue_version, cat.published_on) == ("2025.1", "2025-01-01")  # the scheme's
     entries = {e.id: e for e in cat.entries}
+    assert len(entries) == 19 and {e.min_grade for e in cat.entries} == {"A"}
+    assert (entries["credit-loans"].ref, entries["credit-loans"].disclosure) == (
+        "heihe/credit-loans",
+        "grade_and_score",
+    )
     assert list(entries["gov-fast-lane"].qualifying_grades) == ["SSS", "SS", "S", "AAA", "AA", "A"]
     assert list(entries["credit-loans"].qualifying_grades) == ["SSS", "SS", "S", "AAA", "AA", "A"]
     assert all("B" not in e.qualifying_grades for e in cat.entries)
@@ -703,7 +734,7 @@ async def test_rollout_evaluate_trial_shadow_activate_and_attestations_name_the_
         assert ev["stage"] == "evaluated"
         shadow = ev["shadow_report"]
         assert isinstance(shadow, dict)
-        assert shadow["compared"] == 3 and shadow["moved_up"] == 3  # 550 B → 610 A
+        assert shadow["compared"] == 3 and shadow["moved_up"] == 3  # 690 A → 750 AA
         tr = _run(
             capsys,
             "model",
@@ -762,7 +793,7 @@ async def test_rollout_evaluate_trial_shadow_activate_and_attestations_name_the_
         env = attestation_pb2.SignedAttestation.FromString(after).envelope
         att = attestation_pb2.Attestation.FromString(env.payload)
         assert att.model_version == "heihe@2026.1"
-        assert att.grade == "A"  # 600 + 30 - 20 under the new version
+        assert att.grade == "AA"  # 600 + 170 - 20 under the new version
     finally:
         await f.bed.close()
 

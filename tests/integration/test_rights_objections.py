@@ -34,6 +34,16 @@ from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
 START = datetime(2026, 9, 29, 2, 0, tzinfo=UTC)  # Tue 29 Sep 2026, 10:00 Beijing
+#: the consent a relying party gets, per scheme: a catalogue scenario for tier A (H14)
+SCENARIO = {
+    "heihe": ("heihe/credit-loans", node_pb2.CONSENT_SCOPE_GRADE),
+    "hainan": ("hainan/fast-lane", node_pb2.CONSENT_SCOPE_THRESHOLD),
+}
+#: honours besides the city one (30), so that everyone is at tier A despite a serious
+#: penalty (-80) and one tier higher without it: only a person who meets a scenario
+#: holds an attestation (H14).  Heihe: 600 + 30 + 2 x 60 - 80 = 670 A, 750 AA without
+#: the penalty; Hainan: 500 + 30 + 60 + 2 x 80 - 80 = 670 A, 750 AA.
+MORE_HONOURS = {"heihe": ("national", "national"), "hainan": ("national",) + ("international",) * 2}
 
 
 def at(day: str) -> datetime:
@@ -80,13 +90,14 @@ class Region:
         )
 
     async def attest(self, idn: str, requester: str) -> bytes:
+        """A consented attestation for a scenario of the node's scheme the person meets
+        (tier A): Heihe's discloses the grade, Hainan's is a threshold one."""
+        purpose, scope = SCENARIO[self.node.server.ctx.scheme.id]
         token = await self.citizen.GrantConsent(
-            node_pb2.GrantConsentRequest(
-                audience=requester, purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE
-            ),
+            node_pb2.GrantConsentRequest(audience=requester, purpose=purpose, scope=scope),
             metadata=self.me(idn),
         )
-        resp = await self.peer.RequestAttestation(attestation_request(token, idn, "loan"))
+        resp = await self.peer.RequestAttestation(attestation_request(token, idn, purpose))
         return resp.signed_attestation
 
     async def grade(self, idn: str) -> str:
@@ -125,6 +136,10 @@ async def _region(tmp: Path, region: str, scheme: str, people: list[str]) -> Reg
     records = []
     for i, idn in enumerate(people):
         records.append(honour_record(f"h-{i}", idn, recognised_on="2026-06-01"))
+        for n, level in enumerate(MORE_HONOURS[scheme]):
+            extra = honour_record(f"h-{i}-{n}", idn, recognised_on="2026-06-01")
+            extra.level = level
+            records.append(extra)
         records.append(penalty(f"p-{i}", idn))
     await source.SubmitRecords(
         node_pb2.SubmitRecordsRequest(
@@ -173,8 +188,8 @@ async def test_heihe_source_misses_deadline_record_masked_status_suspended_citiz
     attestation SUSPENDED on the status list, the citizen notified; a late correction
     then supersedes the attestation and the reply follows within 3 working days."""
     r = heihe
-    # honour city 30, serious penalty 80: 600 + 30 - 80 = 550 → B
-    assert await r.grade(ALICE) == "B"
+    # honours 150, serious penalty 80: 600 + 150 - 80 = 670 → A
+    assert await r.grade(ALICE) == "A"
     old = await r.attest(ALICE, "hainan")
     assert await r.status_of(old) is Status.VALID
 
@@ -198,20 +213,20 @@ async def test_heihe_source_misses_deadline_record_masked_status_suspended_citiz
     assert not (await r.other_source.ListObjections(node_pb2.ListObjectionsRequest())).objections
 
     assert await r.tick("2026-10-15") == 0  # the due day itself is still in time
-    assert await r.grade(ALICE) == "B"
+    assert await r.grade(ALICE) == "A"
 
     assert await r.tick("2026-10-16") == 1  # missed: deemed accepted
     (mine,) = (
         await r.citizen.ListMyObjections(node_pb2.ListObjectionsRequest(), metadata=r.me(ALICE))
     ).objections
     assert mine.state == "deemed_accepted"
-    assert await r.grade(ALICE) == "A"  # 630: the masked penalty stops counting at once
+    assert await r.grade(ALICE) == "AA"  # 750: the masked penalty stops counting at once
     report = await r.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=r.me(ALICE))
     assert {c.record_id: c.status for c in report.result.contributions}["p-0"] == "masked"
     assert await r.status_of(old) is Status.SUSPENDED
     notes = await r.notes(ALICE)
     assert any("did not answer by 2026-10-15" in n and "masked" in n for n in notes)
-    assert any("B -> A" in n for n in notes)
+    assert any("A -> AA" in n for n in notes)
 
     # The investigation concludes late: the record was wrong → corrected.
     answered = await r.source.AnswerObjection(
@@ -222,7 +237,7 @@ async def test_heihe_source_misses_deadline_record_masked_status_suspended_citiz
     # Fri 16 Oct + 3: Mon 19, Tue 20, Wed 21
     assert deadlines(answered)["reply"] == "2026-10-21"
     assert await r.status_of(old) is Status.SUPERSEDED
-    assert await r.grade(ALICE) == "A"
+    assert await r.grade(ALICE) == "AA"
     assert await r.tick("2026-10-19") == 1
     (closed,) = (
         await r.citizen.ListMyObjections(node_pb2.ListObjectionsRequest(), metadata=r.me(ALICE))
@@ -275,7 +290,7 @@ async def test_heihe_upheld_in_time_grade_unchanged_reply_across_make_up_day(
         "reply": "2026-10-13",
     }
     assert await r.status_of(old) is Status.VALID
-    assert await r.grade(BOB) == "B"
+    assert await r.grade(BOB) == "A"
     await r.tick("2026-10-10")
     (closed,) = (
         await r.citizen.ListMyObjections(node_pb2.ListObjectionsRequest(), metadata=r.me(BOB))
@@ -296,20 +311,20 @@ async def test_heihe_correction_recomputes_grade_at_once_and_supersedes(heihe: R
         node_pb2.FileObjectionRequest(record_id="p-2"), metadata=r.me(CAROL)
     )
     await r.tick("2026-09-29")
-    assert await r.grade(CAROL) == "B"
+    assert await r.grade(CAROL) == "A"
     r.clock.set(at("2026-10-08"))
     old = await r.attest(CAROL, "hainan")
     assert await r.status_of(old) is Status.VALID
     answered = await r.source.AnswerObjection(
         node_pb2.AnswerObjectionRequest(objection_id=filed.objection_id, outcome="corrected")
     )
-    assert await r.grade(CAROL) == "A"
+    assert await r.grade(CAROL) == "AA"
     assert await r.status_of(old) is Status.SUPERSEDED
     # Thu 8 Oct + 3: Fri 9, Sat 10 (make-up), Mon 12
     assert deadlines(answered)["reply"] == "2026-10-12"
     fresh = await r.attest(CAROL, "hainan")
     env = attestation_pb2.SignedAttestation.FromString(fresh).envelope
-    assert attestation_pb2.Attestation.FromString(env.payload).grade == "A"
+    assert attestation_pb2.Attestation.FromString(env.payload).grade == "AA"
     assert await r.status_of(fresh) is Status.VALID
 
 
@@ -382,7 +397,7 @@ async def test_objection_refusals(
             node_pb2.AnswerObjectionRequest(objection_id=oid, outcome="corrected")
         )
     await _expect(calls[case](), status, reason)
-    assert await r.grade(ALICE) == "B"
+    assert await r.grade(ALICE) == "A"
 
 
 # ------------------------------------------------------------------ Hainan: 3 / 2 / 5

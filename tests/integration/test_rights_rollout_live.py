@@ -30,7 +30,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="function")
 
 OLD, NEW = "heihe@2025.1", "heihe@2026.1"
 # The seeded people (honour + serious penalty) under each version (ADR 0507 test):
-GRADE = {OLD: "B", NEW: "A"}  # 600 + 30 - 80 = 550 → B;  600 + 30 - 20 = 610 → A
+GRADE = {OLD: "A", NEW: "AA"}  # 600 + 170 - 80 = 690 → A;  600 + 170 - 20 = 750 → AA
 EFFECTIVE = date(2026, 11, 1)
 
 
@@ -105,7 +105,7 @@ async def test_running_node_switches_version_at_the_effective_date_without_resta
     f.clock.set(datetime(2026, 10, 31, 23, 0, tzinfo=UTC))
     await server.scheduler.run_once()
     assert server.scheduler.switches == []
-    assert await _versions(f, ALICE) == (OLD, "2025.1", "B", "2025.1", "2025.1")
+    assert await _versions(f, ALICE) == (OLD, "2025.1", "A", "2025.1", "2025.1")
     # The effective date has come, the scheduler has not stepped yet: still the old one
     # (the switch is the scheduler's, never a half-read inside a request).
     f.clock.set(datetime(2026, 11, 1, 0, 0, 5, tzinfo=UTC))
@@ -130,8 +130,8 @@ async def test_running_node_switches_version_at_the_effective_date_without_resta
         NEW,
         "finished",
     )
-    assert await _versions(f, ALICE) == (NEW, "2026.1", "A", "2026.1", "2026.1")
-    assert await _versions(f, BOB) == (NEW, "2026.1", "A", "2026.1", "2026.1")
+    assert await _versions(f, ALICE) == (NEW, "2026.1", "AA", "2026.1", "2026.1")
+    assert await _versions(f, BOB) == (NEW, "2026.1", "AA", "2026.1", "2026.1")
     # Further steps change nothing.
     f.clock.set(datetime(2026, 11, 2, 2, 0, tzinfo=UTC))
     await server.scheduler.run_once()
@@ -151,14 +151,14 @@ async def test_running_node_switches_version_at_the_effective_date_without_resta
     # … and the running node keeps serving 2026.1 (never falls back to the shipped one).
     await server.scheduler.run_once()
     assert server.scheduler.switches == [Switch(OLD, NEW, EFFECTIVE)]
-    assert (await _versions(f, CAROL))[:3] == (NEW, "2026.1", "A")
+    assert (await _versions(f, CAROL))[:3] == (NEW, "2026.1", "AA")
     # A restart at the same instant serves the same version.
     await f.bed.stop_node("heihe")
     f.node = await f.bed.start_node("heihe", "heihe", clock=f.clock)
     f.peer = node_pb2_grpc.PeerServiceStub(f.bed.peer_channel(f.node, f.bed.cert("hainan")))
     f.citizen = f.bed.citizen_stub(f.node)
     assert f.node.server.ctx.scheme.key == NEW
-    assert await _versions(f, ALICE) == (NEW, "2026.1", "A", "2026.1", "2026.1")
+    assert await _versions(f, ALICE) == (NEW, "2026.1", "AA", "2026.1", "2026.1")
 
 
 async def test_concurrent_requests_never_see_a_half_switched_version(scheduled: Fed) -> None:
@@ -179,7 +179,9 @@ async def test_concurrent_requests_never_see_a_half_switched_version(scheduled: 
         for t in tokens[idn]:
             while True:
                 try:
-                    resp = await f.peer.RequestAttestation(attestation_request(t, idn, "loan"))
+                    resp = await f.peer.RequestAttestation(
+                        attestation_request(t, idn, "heihe/credit-loans")
+                    )
                 except aio.AioRpcError as err:
                     refusals.append((err.code(), reason_of(err)))
                     await asyncio.sleep(0.001)
@@ -203,4 +205,4 @@ async def test_concurrent_requests_never_see_a_half_switched_version(scheduled: 
     assert {a.model_version for a in done[:before]} == {OLD}
     assert {a.model_version for a in done} == {OLD, NEW}
     assert f.node.server.scheduler.switches == [Switch(OLD, NEW, EFFECTIVE)]
-    assert (await _versions(f, CAROL))[:3] == (NEW, "2026.1", "A")
+    assert (await _versions(f, CAROL))[:3] == (NEW, "2026.1", "AA")

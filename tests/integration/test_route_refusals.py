@@ -25,11 +25,10 @@ import pytest
 
 from keys import subject_binding
 from node._batch import run_month
-from node._demo_federation import reseal_ids
 from node._federation import FederationLayout, init_federation
 from node._population import PopulationSpec, generate
 from node._secrets import write_hex
-from node._testbed import FederationProcesses
+from node._testbed import FederationProcesses, reseal_ids
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from scoring import load_scheme
 
@@ -57,7 +56,8 @@ class World:
     layout: FederationLayout
     procs: FederationProcesses
     spec: PopulationSpec
-    graded: list[str] = field(default_factory=list)  # residents with a grade this month
+    graded: list[str] = field(default_factory=list)  # residents at tier A or above this month
+    below: list[str] = field(default_factory=list)  # residents with a grade below A
     ungraded: list[str] = field(default_factory=list)  # registered, no grade (not eligible)
 
     def log(self, node: str) -> str:
@@ -67,7 +67,7 @@ class World:
         citizen = node_pb2_grpc.CitizenServiceStub(self.procs.citizen_channel(HEIHE))
         token: node_pb2.ConsentToken = citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
-                audience=BANK, purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE,
+                audience=BANK, purpose="heihe/credit-loans", scope=node_pb2.CONSENT_SCOPE_GRADE,
                 max_uses=max_uses,
             ),
             metadata=self.procs.identity(HEIHE, resident),
@@ -83,7 +83,7 @@ class World:
             subject_binding=subject_binding(token.binding_salt, resident),
             nonce=os.urandom(16),
             target_scheme=HAINAN,
-            purpose="loan",
+            purpose="heihe/credit-loans",
         )
         for key, value in change.items():
             setattr(req, key, value)
@@ -109,6 +109,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     run_month(heihe / "node.db", load_scheme(HEIHE), PERIOD, workers=0)
     w = World(layout, FederationProcesses(layout), spec)
     grades = load_scheme(HEIHE).grades
+    meets = grades[: grades.index("A") + 1]  # heihe/credit-loans needs tier A (H14)
     for i in range(spec.people):
         idn = spec.id_number(i)
         rows = _query(
@@ -116,7 +117,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "SELECT grade FROM monthly_snapshots WHERE subject_key = ? AND period = ?",
             (spec.secrets().subject_key(idn), PERIOD),
         )
-        (w.graded if rows and rows[0][0] in grades else w.ungraded).append(idn)
+        grade = rows[0][0] if rows else None
+        (w.graded if grade in meets else w.below if grade in grades else w.ungraded).append(idn)
     try:
         for n in (HUB, HEIHE, HAINAN):
             w.procs.start(n, wait=False)
@@ -147,21 +149,14 @@ def _exhausted(w: World) -> tuple[node_pb2.ConsentToken, str, dict[str, object]]
 
 
 def _wrong_purpose(w: World) -> tuple[node_pb2.ConsentToken, str, dict[str, object]]:
-    return w.grant(w.graded[3]), w.graded[3], {"purpose": "mortgage"}
+    # another catalogue scenario (a threshold one: nothing to map, so no target scheme)
+    change = {"purpose": "heihe/transit-discount", "target_scheme": ""}
+    return w.grant(w.graded[3]), w.graded[3], change
 
 
 def _other_subject(w: World) -> tuple[node_pb2.ConsentToken, str, dict[str, object]]:
     token = w.grant(w.graded[4])
     return token, w.graded[4], {"subject_binding": subject_binding(token.binding_salt, w.graded[5])}
-
-
-def _not_eligible(w: World) -> tuple[node_pb2.ConsentToken, str, dict[str, object]]:
-    for resident in w.ungraded:  # the first adult without a grade (a minor cannot consent)
-        try:
-            return w.grant(resident), resident, {}
-        except grpc.RpcError:
-            continue
-    raise AssertionError("the population has no adult without a grade")
 
 
 def _deregistered(w: World) -> tuple[node_pb2.ConsentToken, str, dict[str, object]]:
@@ -196,7 +191,6 @@ def _unknown_target(w: World) -> tuple[node_pb2.ConsentToken, str, dict[str, obj
         pytest.param(_wrong_purpose, "PERMISSION_DENIED", "CONSENT_WRONG_PURPOSE", "purpose", id="consent-for-another-purpose"),
         pytest.param(_forged, "PERMISSION_DENIED", "CONSENT_INVALID", "consent_token", id="consent-token-forged"),
         pytest.param(_other_subject, "PERMISSION_DENIED", "SUBJECT_BINDING_MISMATCH", "subject_binding", id="subject-not-the-consents"),
-        pytest.param(_not_eligible, "FAILED_PRECONDITION", "SUBJECT_NOT_ELIGIBLE", None, id="subject-without-a-grade"),
         pytest.param(_deregistered, "PERMISSION_DENIED", "CONSENT_INVALID", "consent_token", id="subject-deregistered"),
         pytest.param(_unknown_target, "NOT_FOUND", "MAPPING_UNAVAILABLE", "target_scheme", id="unknown-target-scheme"),
     ],
@@ -240,13 +234,20 @@ def _counts(w: World) -> tuple[int, int, int]:
         pytest.param({"nonce": b"n" * 65}, "NONCE_INVALID", "nonce", id="nonce-too-long"),
         pytest.param({"target_scheme": "h" * 65}, "INVALID_FIELD", "target_scheme", id="target-scheme-too-long"),
         pytest.param({"subject_binding": b"short"}, "INVALID_FIELD", "subject_binding", id="binding-not-32-bytes"),
+        # issue 15 §2: the purpose is a catalogue scenario; a punitive one never travels
+        pytest.param({"purpose": "deny_housing_subsidy"}, "UNKNOWN_SCENARIO", "purpose", id="punitive-deny-housing-subsidy"),
+        pytest.param({"purpose": "blacklist_check"}, "UNKNOWN_SCENARIO", "purpose", id="punitive-blacklist-check"),
+        pytest.param({"purpose": "loan"}, "UNKNOWN_SCENARIO", "purpose", id="free-text-loan"),
+        pytest.param({"purpose": "heihe/deny-housing-subsidy"}, "UNKNOWN_SCENARIO", "purpose", id="scenario-not-in-catalogue"),
+        pytest.param({"purpose": "heihe/deposit-free-rental"}, "TARGET_SCHEME_MISMATCH", "target_scheme", id="threshold-scenario-mapped-elsewhere"),
     ],
 )  # fmt: skip
 def test_a_malformed_request_is_refused_by_the_first_hop_and_never_forwarded(
     world: World, change: dict[str, object], reason: str, field: str
 ) -> None:
-    """REQ: H5 H17 N20 — issue 14 item 14: Hainan refuses a request whose form Heihe would
-    refuse, with the status, reason and field Heihe itself gives, before forwarding
+    """REQ: H5 H14 H17 N14 N20 — issue 14 item 14, issue 15 §2: Hainan refuses a request
+    whose form Heihe would refuse (a free-text or punitive purpose among them), with the
+    status, reason and field Heihe itself gives, before forwarding
     anything: neither the hub nor Heihe routes, receives or logs it (a routed request
     after it is the only one they see), and an ID number in it is logged nowhere."""
     resident = world.graded[0]
@@ -279,3 +280,40 @@ def test_a_malformed_request_is_refused_by_the_first_hop_and_never_forwarded(
         time.sleep(0.1)
     for node in (HAINAN, HUB, HEIHE):
         assert resident not in world.log(node)
+
+
+@pytest.mark.parametrize(
+    ("who", "reason", "field"),
+    [
+        pytest.param("below", "SCENARIO_NOT_MET", "purpose", id="grade-below-the-scenario"),
+        pytest.param("ungraded", "SUBJECT_NOT_ELIGIBLE", "subject", id="no-grade-at-all"),
+    ],
+)
+def test_a_resident_who_does_not_meet_the_scenario_cannot_grant_and_nothing_is_kept(
+    world: World, who: str, reason: str, field: str
+) -> None:
+    """REQ: H14 N14 — issue 15 §2: a resident below the scenario's tier (or without a
+    grade) is told so when granting (FAILED_PRECONDITION, to the citizen only); no
+    consent row and no log leaf is written, so no relying party can ever ask and learn
+    that the person falls short."""
+    resident = next((r for r in getattr(world, who) if _grant_refusal(world, r) is not None), None)
+    assert resident is not None, f"the population has no {who} adult"
+    db = world.layout.nodes[HEIHE].directory / "node.db"
+    counts = "SELECT (SELECT count(*) FROM consents), (SELECT count(*) FROM log_entries)"
+    before = _query(db, counts)
+    err = _grant_refusal(world, resident)
+    assert err is not None
+    meta = _trailers(err)
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION  # type: ignore[attr-defined]
+    assert (meta[REASON], meta.get(FIELD)) == (reason, field)
+    assert _query(db, counts) == before
+
+
+def _grant_refusal(w: World, resident: str) -> grpc.RpcError | None:
+    """The refusal of a grant for ``resident``, None when granted or when the resident is
+    a minor (who may not consent at all, whatever their grade)."""
+    try:
+        w.grant(resident)
+    except grpc.RpcError as err:
+        return None if "civil capacity" in (err.details() or "") else err  # type: ignore[attr-defined]
+    return None

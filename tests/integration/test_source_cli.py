@@ -121,3 +121,31 @@ async def test_jsonl_records_are_filed_by_a_department(
     assert code == 0
     assert list(csv.DictReader(rejects.open(encoding="utf-8"))) == []
     assert _count(node, "SELECT count(*) FROM records WHERE record_id LIKE 'cli-%'") == 2
+
+
+async def test_progress_bar_shows_share_and_rows_per_second_without_id_numbers(
+    heihe: tuple[Testbed, RunningNode], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """REQ: H1, N1 (issue 15 §1: "with a progress bar in the CLI") — filing a file draws
+    the bar on stderr (not stdout): the share done up to 100%, the row count, rows/s;
+    no ID number of the file is shown."""
+    bed, node = heihe
+    toml = _source_toml(bed, node, "heihe.hukou", tmp_path / "dept", batch=2)
+    people = [make_id_number(700 + i) for i in range(6)]
+    data = tmp_path / "residents.csv"
+    with data.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["subject_id", "kind", "residence_kind", "on"])
+        w.writerows([idn, "move_in", "hukou", "2001-05-01"] for idn in people)
+    capsys.readouterr()
+    code = await _huxin("source", "submit", "--config", str(toml), "--file", str(data),
+                        "--kind", "residence", "--rejects", str(tmp_path / "rejects.csv"))  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 0
+    lines = out.err.splitlines()
+    assert lines, "no progress bar on stderr"
+    assert all(line.startswith("heihe.hukou residence [") for line in lines)
+    assert " 100.0% 6/6 " in lines[-1]
+    assert all(" rows/s " in line for line in lines)
+    assert "rows/s" not in out.out and "[" not in out.out  # stdout has the summary only
+    assert all(idn not in out.err + out.out for idn in people)

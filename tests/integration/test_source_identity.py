@@ -274,7 +274,12 @@ def _batch(**record: Any) -> Callable[[Node], Awaitable[Any]]:
 FREE_TEXT_FIELDS: list[tuple[str, Callable[[Node], Awaitable[Any]], str, bool]] = [
     ("record-id", _batch(record_id=f"{LEAK}-2025-001"), "record_id", True),
     ("act-id", _batch(act_id=f"act-{LEAK}"), "act_id", True),
-    ("legal-document", _batch(legal_document=f"judgment re {LEAK}"), "legal_document", True),
+    (
+        "legal-document-text",
+        _batch(legal_document_text=f"judgment re {LEAK}"),
+        "legal_document_text",
+        True,
+    ),
     ("flags", _batch(flags=["ok", f"id:{LEAK.lower()}"]), "flags", True),
     (
         "batch-id",

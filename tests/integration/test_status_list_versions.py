@@ -37,12 +37,12 @@ async def test_a_change_within_the_same_second_gets_a_later_issue_time(
         citizen = bed.citizen_stub(heihe)
         token = await citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
-                audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE
+                audience="hainan", purpose="heihe/credit-loans", scope=node_pb2.CONSENT_SCOPE_GRADE
             ),
             metadata=heihe.identity(RESIDENT),
         )
         peer = node_pb2_grpc.PeerServiceStub(bed.peer_channel(heihe, bed.cert("hainan")))
-        await peer.RequestAttestation(attestation_request(token, RESIDENT, "loan"))
+        await peer.RequestAttestation(attestation_request(token, RESIDENT, "heihe/credit-loans"))
         first = _parse(await peer.GetStatusList(node_pb2.GetStatusListRequest()))
         again = _parse(await peer.GetStatusList(node_pb2.GetStatusListRequest()))
         assert again == first  # nothing changed: the very same list, same time

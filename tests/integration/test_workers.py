@@ -133,7 +133,7 @@ class _Clients:
 
         token = await node_pb2_grpc.CitizenServiceStub(self.cit).GrantConsent(
             node_pb2.GrantConsentRequest(
-                audience="hainan", purpose="loan", scope=node_pb2.CONSENT_SCOPE_GRADE,
+                audience="hainan", purpose="heihe/credit-loans", scope=node_pb2.CONSENT_SCOPE_GRADE,
                 max_uses=uses,
             ),
             metadata=md(),
@@ -153,7 +153,7 @@ async def _exercise(world: dict[str, Any], proc: ServeProcess) -> dict[str, Any]
         token, md = await clients.consent(who, "w1", CONNECTIONS)
         calls = [
             node_pb2_grpc.PeerServiceStub(ch).RequestAttestation(
-                attestation_request(token, who, "loan", target_scheme="hainan")
+                attestation_request(token, who, "heihe/credit-loans", target_scheme="hainan")
             )
             for ch in reqs
         ]
@@ -161,7 +161,7 @@ async def _exercise(world: dict[str, Any], proc: ServeProcess) -> dict[str, Any]
         # the consent is used up: one more use is refused by whichever process gets it
         with pytest.raises(aio.AioRpcError) as refused:
             await node_pb2_grpc.PeerServiceStub(reqs[3]).RequestAttestation(
-                attestation_request(token, who, "loan")
+                attestation_request(token, who, "heihe/credit-loans")
             )
         checkpoints = await asyncio.gather(
             *(
@@ -332,7 +332,7 @@ async def _burst(world: dict[str, Any], proc: ServeProcess) -> list[tuple[str, s
         async def one(ch: aio.Channel) -> tuple[str, str]:
             try:
                 await node_pb2_grpc.PeerServiceStub(ch).RequestAttestation(
-                    attestation_request(token, who, "loan")
+                    attestation_request(token, who, "heihe/credit-loans")
                 )
             except aio.AioRpcError as err:
                 return err.code().name, reason_of(err)

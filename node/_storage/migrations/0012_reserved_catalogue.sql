@@ -1,4 +1,3 @@
--- 0012: RESERVED for incentive-catalogue publication (ADR 0511) (issue 15, helper "catalogue"), written in parallel.
--- Placeholder so that numbering has no gap while 0015 (published monthly grades) lands;
--- replace this file with that migration when the branches are merged.
+-- 0012: number held for the incentive-catalogue branch of issue 15 (docs/adr/0511),
+-- which ships its own 0012 in place of this file. Empty: the numbering has no gaps.
 SELECT 1;

@@ -1,4 +1,3 @@
--- 0013: RESERVED for consent-purpose scenarios (ADR 0512) (issue 15, helper "disclose"), written in parallel.
--- Placeholder so that numbering has no gap while 0015 (published monthly grades) lands;
--- replace this file with that migration when the branches are merged.
+-- 0013: number held for the disclosure branch of issue 15 (docs/adr/0512), which
+-- ships its own 0013 in place of this file. Empty: the numbering has no gaps.
 SELECT 1;

@@ -147,9 +147,42 @@ class MappedGrade(_message.Message):
 Global___MappedGrade: _TypeAlias = MappedGrade  # noqa: Y015
 
 @_typing.final
+class Threshold(_message.Message):
+    """The requirement of an incentive scenario that a consented attestation says the
+    subject meets: the subject's grade in scheme_id (mapped into it when scheme_id is not
+    the attestation's own scheme, then `mapped` names the table) is min_tier or better.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEME_ID_FIELD_NUMBER: _builtins.int
+    SCHEME_VERSION_FIELD_NUMBER: _builtins.int
+    MIN_TIER_FIELD_NUMBER: _builtins.int
+    scheme_id: _builtins.str
+    """the scenario's scheme"""
+    scheme_version: _builtins.str
+    """the version whose catalogue holds the scenario"""
+    min_tier: _builtins.str
+    """the tier the scenario requires (e.g. "A")"""
+    def __init__(
+        self,
+        *,
+        scheme_id: _builtins.str = ...,
+        scheme_version: _builtins.str = ...,
+        min_tier: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["min_tier", b"min_tier", "scheme_id", b"scheme_id", "scheme_version", b"scheme_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Threshold: _TypeAlias = Threshold  # noqa: Y015
+
+@_typing.final
 class Attestation(_message.Message):
     """A grade attestation about one subject, for one audience and purpose.
-    payload_type: application/vnd.huxin.attestation.v1+proto
+    payload_type: application/vnd.huxin.attestation.v2+proto (docs/adr/0512)
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -172,6 +205,9 @@ class Attestation(_message.Message):
     NONCE_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     MAPPED_FIELD_NUMBER: _builtins.int
+    SCENARIO_FIELD_NUMBER: _builtins.int
+    DISCLOSURE_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
     attestation_id: _builtins.str
     issuer_region: _builtins.str
     scheme_id: _builtins.str
@@ -195,11 +231,23 @@ class Attestation(_message.Message):
     purpose: _builtins.str
     nonce: _builtins.bytes
     """requester nonce, empty for batch snapshots"""
+    scenario: _builtins.str
+    """"<scheme id>/<scenario id>": the catalogue scenario the consent was granted for;
+    empty for a statutory push (docs/SPEC.md section 3)
+    """
+    disclosure: _builtins.str
+    """threshold | grade | grade_and_score (a consented disclosure) | statutory (a monthly
+    snapshot leaf pushed to the hub, no consent): what the attestation may carry
+    """
     @_builtins.property
     def status(self) -> Global___StatusRef: ...
     @_builtins.property
     def mapped(self) -> Global___MappedGrade:
-        """optional"""
+        """optional; a threshold attestation's has no grade"""
+
+    @_builtins.property
+    def threshold(self) -> Global___Threshold:
+        """every consented attestation: the scenario's requirement"""
 
     def __init__(
         self,
@@ -222,10 +270,13 @@ class Attestation(_message.Message):
         nonce: _builtins.bytes = ...,
         status: Global___StatusRef | None = ...,
         mapped: Global___MappedGrade | None = ...,
+        scenario: _builtins.str = ...,
+        disclosure: _builtins.str = ...,
+        threshold: Global___Threshold | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_score", b"_score", "mapped", b"mapped", "score", b"score", "status", b"status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_score", b"_score", "mapped", b"mapped", "score", b"score", "status", b"status", "threshold", b"threshold"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_score", b"_score", "attestation_id", b"attestation_id", "audience", b"audience", "consent_id", b"consent_id", "consent_sha256", b"consent_sha256", "expires_at", b"expires_at", "grade", b"grade", "issued_at", b"issued_at", "issuer_region", b"issuer_region", "mapped", b"mapped", "model_version", b"model_version", "nonce", b"nonce", "period", b"period", "purpose", b"purpose", "scheme_id", b"scheme_id", "scheme_version", b"scheme_version", "score", b"score", "status", b"status", "subject_binding", b"subject_binding"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_score", b"_score", "attestation_id", b"attestation_id", "audience", b"audience", "consent_id", b"consent_id", "consent_sha256", b"consent_sha256", "disclosure", b"disclosure", "expires_at", b"expires_at", "grade", b"grade", "issued_at", b"issued_at", "issuer_region", b"issuer_region", "mapped", b"mapped", "model_version", b"model_version", "nonce", b"nonce", "period", b"period", "purpose", b"purpose", "scenario", b"scenario", "scheme_id", b"scheme_id", "scheme_version", b"scheme_version", "score", b"score", "status", b"status", "subject_binding", b"subject_binding", "threshold", b"threshold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__score: _TypeAlias = _typing.Literal["score"]  # noqa: Y015
     _WhichOneofArgType__score: _TypeAlias = _typing.Literal["_score", b"_score"]  # noqa: Y015
@@ -600,26 +651,102 @@ class StatusList(_message.Message):
 Global___StatusList: _TypeAlias = StatusList  # noqa: Y015
 
 @_typing.final
+class TrustedScenario(_message.Message):
+    """One incentive scenario as a verifier trusts it (taken from the scheme catalogues)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCENARIO_FIELD_NUMBER: _builtins.int
+    SCHEME_VERSION_FIELD_NUMBER: _builtins.int
+    MIN_TIER_FIELD_NUMBER: _builtins.int
+    DISCLOSURE_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    scenario: _builtins.str
+    """"<scheme id>/<scenario id>" """
+    scheme_version: _builtins.str
+    min_tier: _builtins.str
+    disclosure: _builtins.str
+    """the most a consent for it may disclose: threshold | grade | grade_and_score"""
+    title: _builtins.str
+    def __init__(
+        self,
+        *,
+        scenario: _builtins.str = ...,
+        scheme_version: _builtins.str = ...,
+        min_tier: _builtins.str = ...,
+        disclosure: _builtins.str = ...,
+        title: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disclosure", b"disclosure", "min_tier", b"min_tier", "scenario", b"scenario", "scheme_version", b"scheme_version", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TrustedScenario: _TypeAlias = TrustedScenario  # noqa: Y015
+
+@_typing.final
+class ScenarioCatalogue(_message.Message):
+    """The scenarios a verifier accepts, vouched for by the hub that signs the trust list.
+    payload_type: application/vnd.huxin.scenarios.v1+proto (signed by the hub root key)
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ISSUER_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    SCENARIOS_FIELD_NUMBER: _builtins.int
+    issuer: _builtins.str
+    """hub id: the trust list's issuer"""
+    issued_at: _builtins.int
+    @_builtins.property
+    def scenarios(self) -> _containers.RepeatedCompositeFieldContainer[Global___TrustedScenario]:
+        """sorted by (scenario, scheme_version), unique"""
+
+    def __init__(
+        self,
+        *,
+        issuer: _builtins.str = ...,
+        issued_at: _builtins.int = ...,
+        scenarios: _abc.Iterable[Global___TrustedScenario] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["issued_at", b"issued_at", "issuer", b"issuer", "scenarios", b"scenarios"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScenarioCatalogue: _TypeAlias = ScenarioCatalogue  # noqa: Y015
+
+@_typing.final
 class TrustBundle(_message.Message):
-    """What an integrator loads: the signed trust list, optionally status lists."""
+    """What an integrator loads: the signed trust list, optionally status lists, and the
+    signed scenario catalogue (without one, no consented attestation verifies).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     TRUST_LIST_FIELD_NUMBER: _builtins.int
     STATUS_LISTS_FIELD_NUMBER: _builtins.int
+    SCENARIOS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def trust_list(self) -> Global___Envelope: ...
     @_builtins.property
     def status_lists(self) -> _containers.RepeatedCompositeFieldContainer[Global___Envelope]: ...
+    @_builtins.property
+    def scenarios(self) -> Global___Envelope:
+        """Envelope of a ScenarioCatalogue"""
+
     def __init__(
         self,
         *,
         trust_list: Global___Envelope | None = ...,
         status_lists: _abc.Iterable[Global___Envelope] | None = ...,
+        scenarios: Global___Envelope | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["trust_list", b"trust_list"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["scenarios", b"scenarios", "trust_list", b"trust_list"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["status_lists", b"status_lists", "trust_list", b"trust_list"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["scenarios", b"scenarios", "status_lists", b"status_lists", "trust_list", b"trust_list"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

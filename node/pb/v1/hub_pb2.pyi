@@ -94,7 +94,7 @@ Global___RedactedLeaf: _TypeAlias = RedactedLeaf  # noqa: Y015
 @_typing.final
 class SnapshotBatch(_message.Message):
     """outbox kind "snapshot_batch": one signed Merkle batch of a monthly run (H3).
-    Each payload is an Attestation (payload_type attestation.v1) whose
+    Each payload is an Attestation (payload_type attestation.v2) whose
     subject_binding is the PROVINCE pseudonym and whose audience is the hub id.
     """
 

@@ -51,12 +51,16 @@ class _ConsentScopeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConsentS
     CONSENT_SCOPE_UNSPECIFIED: _ConsentScope.ValueType  # 0
     CONSENT_SCOPE_GRADE: _ConsentScope.ValueType  # 1
     CONSENT_SCOPE_GRADE_AND_SCORE: _ConsentScope.ValueType  # 2
+    CONSENT_SCOPE_THRESHOLD: _ConsentScope.ValueType  # 3
+    """"meets the scenario": neither grade nor score; what UNSPECIFIED means (docs/adr/0512)"""
 
 class ConsentScope(_ConsentScope, metaclass=_ConsentScopeEnumTypeWrapper): ...
 
 CONSENT_SCOPE_UNSPECIFIED: ConsentScope.ValueType  # 0
 CONSENT_SCOPE_GRADE: ConsentScope.ValueType  # 1
 CONSENT_SCOPE_GRADE_AND_SCORE: ConsentScope.ValueType  # 2
+CONSENT_SCOPE_THRESHOLD: ConsentScope.ValueType  # 3
+""""meets the scenario": neither grade nor score; what UNSPECIFIED means (docs/adr/0512)"""
 Global___ConsentScope: _TypeAlias = ConsentScope  # noqa: Y015
 
 class _ConsentState:
@@ -861,6 +865,82 @@ class VerifySupplementRequest(_message.Message):
 Global___VerifySupplementRequest: _TypeAlias = VerifySupplementRequest  # noqa: Y015
 
 @_typing.final
+class OrganisationListing(_message.Message):
+    """An organisation's entry on or removal from a list (H10): the severe-dishonesty list
+    (严重失信主体名单) a responsible-individual deduction rests on.  Organisations are
+    not residents: no subject, no ID number; the listing is keyed by the organisation's
+    unified social credit code and kept as filed (docs/adr/0513).  An organisation is
+    on the list on day D when its latest event on or before D (any department's; a
+    removal wins a tie) is `listed`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LISTING_ID_FIELD_NUMBER: _builtins.int
+    ORGANISATION_CODE_FIELD_NUMBER: _builtins.int
+    LIST_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    ON_FIELD_NUMBER: _builtins.int
+    listing_id: _builtins.str
+    """the department's own id; required, max 128, no ID number;"""
+    organisation_code: _builtins.str
+    """unique per department (LISTING_EXISTS)
+    GB 32100 unified social credit code, 18 characters with
+    """
+    list: _builtins.str
+    """its check character (INVALID_ORGANISATION_CODE)
+    "severe_dishonesty"; required (UNKNOWN_LIST)
+    """
+    event: _builtins.str
+    """"listed" | "removed"; required (UNKNOWN_EVENT)"""
+    on: _builtins.str
+    """YYYY-MM-DD; required, not after today"""
+    def __init__(
+        self,
+        *,
+        listing_id: _builtins.str = ...,
+        organisation_code: _builtins.str = ...,
+        list: _builtins.str = ...,
+        event: _builtins.str = ...,
+        on: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "list", b"list", "listing_id", b"listing_id", "on", b"on", "organisation_code", b"organisation_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrganisationListing: _TypeAlias = OrganisationListing  # noqa: Y015
+
+@_typing.final
+class SubmitOrganisationListingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    LISTINGS_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    """idempotency key per department (shared with"""
+    @_builtins.property
+    def listings(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrganisationListing]:
+        """record batches); required, max 128, no ID number
+        1..10,000 (BATCH_TOO_LARGE)
+        """
+
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        listings: _abc.Iterable[Global___OrganisationListing] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "listings", b"listings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitOrganisationListingsRequest: _TypeAlias = SubmitOrganisationListingsRequest  # noqa: Y015
+
+@_typing.final
 class RepairApplicationRequest(_message.Message):
     """---------------------------------------------------------------- credit repair (N22)"""
 
@@ -1210,16 +1290,26 @@ class GrantConsentRequest(_message.Message):
     SCOPE_FIELD_NUMBER: _builtins.int
     VALID_DAYS_FIELD_NUMBER: _builtins.int
     MAX_USES_FIELD_NUMBER: _builtins.int
+    PREVIEW_ONLY_FIELD_NUMBER: _builtins.int
     audience: _builtins.str
     """a requester in the trust list: [a-z0-9][a-z0-9._-], max 63"""
     purpose: _builtins.str
-    """1..128 printable characters, no ID number"""
+    """a catalogue scenario "<scheme id>/<scenario id>" (at most 96 characters) of the node's
+    scheme or of a scheme it maps into (H14, N14): anything else is INVALID_ARGUMENT
+    UNKNOWN_SCENARIO
+    """
     scope: Global___ConsentScope.ValueType
-    """GRADE or GRADE_AND_SCORE"""
+    """THRESHOLD (UNSPECIFIED means THRESHOLD), GRADE or GRADE_AND_SCORE, at most what the
+    scenario allows (INVALID_ARGUMENT DISCLOSURE_NOT_ALLOWED)
+    """
     valid_days: _builtins.int
     """0 = the node's default; at most [consent] max_validity_days"""
     max_uses: _builtins.int
     """0 = the node's default; at most 1000"""
+    preview_only: _builtins.bool
+    """true: run every check of the grant and return only ConsentToken.preview: nothing is
+    stored, signed or logged (docs/adr/0512)
+    """
     def __init__(
         self,
         *,
@@ -1228,14 +1318,88 @@ class GrantConsentRequest(_message.Message):
         scope: Global___ConsentScope.ValueType = ...,
         valid_days: _builtins.int = ...,
         max_uses: _builtins.int = ...,
+        preview_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "max_uses", b"max_uses", "purpose", b"purpose", "scope", b"scope", "valid_days", b"valid_days"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "max_uses", b"max_uses", "preview_only", b"preview_only", "purpose", b"purpose", "scope", b"scope", "valid_days", b"valid_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GrantConsentRequest: _TypeAlias = GrantConsentRequest  # noqa: Y015
+
+@_typing.final
+class ConsentPreview(_message.Message):
+    """What a consent discloses, shown to the citizen before (preview_only) and with the grant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCENARIO_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    SCHEME_ID_FIELD_NUMBER: _builtins.int
+    SCHEME_VERSION_FIELD_NUMBER: _builtins.int
+    MIN_TIER_FIELD_NUMBER: _builtins.int
+    DISCLOSURE_FIELD_NUMBER: _builtins.int
+    ALLOWED_DISCLOSURE_FIELD_NUMBER: _builtins.int
+    DISCLOSED_FIELDS_FIELD_NUMBER: _builtins.int
+    WITHHELD_FIELDS_FIELD_NUMBER: _builtins.int
+    AUDIENCE_FIELD_NUMBER: _builtins.int
+    NOT_AFTER_FIELD_NUMBER: _builtins.int
+    MAX_USES_FIELD_NUMBER: _builtins.int
+    MAPPING_FIELD_NUMBER: _builtins.int
+    STATEMENT_FIELD_NUMBER: _builtins.int
+    scenario: _builtins.str
+    """"<scheme id>/<scenario id>" """
+    title: _builtins.str
+    scheme_id: _builtins.str
+    """the scenario's scheme"""
+    scheme_version: _builtins.str
+    min_tier: _builtins.str
+    """the tier the scenario requires"""
+    disclosure: _builtins.str
+    """threshold | grade | grade_and_score: this consent"""
+    allowed_disclosure: _builtins.str
+    """the most the scenario allows"""
+    audience: _builtins.str
+    not_after: _builtins.int
+    max_uses: _builtins.int
+    mapping: _builtins.str
+    """"<table id>@<version>" when the grade is mapped into scheme_id"""
+    statement: _builtins.str
+    """one sentence saying what the relying party will learn"""
+    @_builtins.property
+    def disclosed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Attestation fields the relying party sees ("status.index", ...)"""
+
+    @_builtins.property
+    def withheld_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """what it never sees under this consent ("grade", "score", ...)"""
+
+    def __init__(
+        self,
+        *,
+        scenario: _builtins.str = ...,
+        title: _builtins.str = ...,
+        scheme_id: _builtins.str = ...,
+        scheme_version: _builtins.str = ...,
+        min_tier: _builtins.str = ...,
+        disclosure: _builtins.str = ...,
+        allowed_disclosure: _builtins.str = ...,
+        disclosed_fields: _abc.Iterable[_builtins.str] | None = ...,
+        withheld_fields: _abc.Iterable[_builtins.str] | None = ...,
+        audience: _builtins.str = ...,
+        not_after: _builtins.int = ...,
+        max_uses: _builtins.int = ...,
+        mapping: _builtins.str = ...,
+        statement: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_disclosure", b"allowed_disclosure", "audience", b"audience", "disclosed_fields", b"disclosed_fields", "disclosure", b"disclosure", "mapping", b"mapping", "max_uses", b"max_uses", "min_tier", b"min_tier", "not_after", b"not_after", "scenario", b"scenario", "scheme_id", b"scheme_id", "scheme_version", b"scheme_version", "statement", b"statement", "title", b"title", "withheld_fields", b"withheld_fields"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsentPreview: _TypeAlias = ConsentPreview  # noqa: Y015
 
 @_typing.final
 class ConsentToken(_message.Message):
@@ -1244,12 +1408,17 @@ class ConsentToken(_message.Message):
     TOKEN_FIELD_NUMBER: _builtins.int
     CONSENT_ID_FIELD_NUMBER: _builtins.int
     BINDING_SALT_FIELD_NUMBER: _builtins.int
+    PREVIEW_FIELD_NUMBER: _builtins.int
     consent_id: _builtins.str
     binding_salt: _builtins.bytes
     """For the citizen and the relying party only: never sent back to a node, never stored."""
     @_builtins.property
     def token(self) -> _attestation_pb2.Envelope:
-        """Envelope of ConsentGrant"""
+        """Envelope of ConsentGrant (empty for a preview)"""
+
+    @_builtins.property
+    def preview(self) -> Global___ConsentPreview:
+        """what the consent discloses"""
 
     def __init__(
         self,
@@ -1257,10 +1426,11 @@ class ConsentToken(_message.Message):
         token: _attestation_pb2.Envelope | None = ...,
         consent_id: _builtins.str = ...,
         binding_salt: _builtins.bytes = ...,
+        preview: Global___ConsentPreview | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["token", b"token"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["preview", b"preview", "token", b"token"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["binding_salt", b"binding_salt", "consent_id", b"consent_id", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["binding_salt", b"binding_salt", "consent_id", b"consent_id", "preview", b"preview", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1805,6 +1975,13 @@ class IncentiveEntry(_message.Message):
     MIN_GRADE_FIELD_NUMBER: _builtins.int
     BASIC_PUBLIC_SERVICE_FIELD_NUMBER: _builtins.int
     QUALIFYING_GRADES_FIELD_NUMBER: _builtins.int
+    REF_FIELD_NUMBER: _builtins.int
+    TITLE_EN_FIELD_NUMBER: _builtins.int
+    SECTOR_FIELD_NUMBER: _builtins.int
+    DISCLOSURE_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    HOW_TO_APPLY_FIELD_NUMBER: _builtins.int
+    RELYING_PARTY_SEES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     title: _builtins.str
     domain: _builtins.str
@@ -1812,6 +1989,20 @@ class IncentiveEntry(_message.Message):
     """fast_lane | priority | discount | deposit_waiver | credit_terms | recognition"""
     min_grade: _builtins.str
     basic_public_service: _builtins.bool
+    ref: _builtins.str
+    """N17: the published catalogue's entry and its application guide (docs/adr/0511)
+    "<scheme>/<scenario>": what a consent's purpose names
+    """
+    title_en: _builtins.str
+    sector: _builtins.str
+    disclosure: _builtins.str
+    """threshold | grade | grade_and_score (H12)"""
+    provider: _builtins.str
+    """guide: who provides it"""
+    how_to_apply: _builtins.str
+    """guide: how to apply"""
+    relying_party_sees: _builtins.str
+    """guide: what the relying party sees, from disclosure"""
     @_builtins.property
     def qualifying_grades(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -1824,10 +2015,17 @@ class IncentiveEntry(_message.Message):
         min_grade: _builtins.str = ...,
         basic_public_service: _builtins.bool = ...,
         qualifying_grades: _abc.Iterable[_builtins.str] | None = ...,
+        ref: _builtins.str = ...,
+        title_en: _builtins.str = ...,
+        sector: _builtins.str = ...,
+        disclosure: _builtins.str = ...,
+        provider: _builtins.str = ...,
+        how_to_apply: _builtins.str = ...,
+        relying_party_sees: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["basic_public_service", b"basic_public_service", "domain", b"domain", "effect", b"effect", "id", b"id", "min_grade", b"min_grade", "qualifying_grades", b"qualifying_grades", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basic_public_service", b"basic_public_service", "disclosure", b"disclosure", "domain", b"domain", "effect", b"effect", "how_to_apply", b"how_to_apply", "id", b"id", "min_grade", b"min_grade", "provider", b"provider", "qualifying_grades", b"qualifying_grades", "ref", b"ref", "relying_party_sees", b"relying_party_sees", "sector", b"sector", "title", b"title", "title_en", b"title_en"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1859,12 +2057,30 @@ class IncentiveCatalogue(_message.Message):
     INCENTIVE_TIER_FIELD_NUMBER: _builtins.int
     ENTRIES_FIELD_NUMBER: _builtins.int
     STATEMENT_FIELD_NUMBER: _builtins.int
+    CATALOGUE_VERSION_FIELD_NUMBER: _builtins.int
+    PUBLISHED_ON_FIELD_NUMBER: _builtins.int
+    GUIDE_INTRO_FIELD_NUMBER: _builtins.int
+    ILLUSTRATIVE_FIELD_NUMBER: _builtins.int
+    SIGNED_CATALOGUE_FIELD_NUMBER: _builtins.int
     scheme_id: _builtins.str
     scheme_version: _builtins.str
     incentive_tier: _builtins.str
     statement: _builtins.str
+    catalogue_version: _builtins.str
+    """N17: the publication (docs/adr/0511)"""
+    published_on: _builtins.str
+    """YYYY-MM-DD"""
+    guide_intro: _builtins.str
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___IncentiveEntry]: ...
+    @_builtins.property
+    def illustrative(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the scheme's illustrative fields that touch the tiers"""
+
+    @_builtins.property
+    def signed_catalogue(self) -> _attestation_pb2.Envelope:
+        """the same catalogue, signed (catalogue.proto)"""
+
     def __init__(
         self,
         *,
@@ -1873,10 +2089,15 @@ class IncentiveCatalogue(_message.Message):
         incentive_tier: _builtins.str = ...,
         entries: _abc.Iterable[Global___IncentiveEntry] | None = ...,
         statement: _builtins.str = ...,
+        catalogue_version: _builtins.str = ...,
+        published_on: _builtins.str = ...,
+        guide_intro: _builtins.str = ...,
+        illustrative: _abc.Iterable[_builtins.str] | None = ...,
+        signed_catalogue: _attestation_pb2.Envelope | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["signed_catalogue", b"signed_catalogue"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "incentive_tier", b"incentive_tier", "scheme_id", b"scheme_id", "scheme_version", b"scheme_version", "statement", b"statement"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalogue_version", b"catalogue_version", "entries", b"entries", "guide_intro", b"guide_intro", "illustrative", b"illustrative", "incentive_tier", b"incentive_tier", "published_on", b"published_on", "scheme_id", b"scheme_id", "scheme_version", b"scheme_version", "signed_catalogue", b"signed_catalogue", "statement", b"statement"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1898,9 +2119,12 @@ class AttestationRequest(_message.Message):
     nonce: _builtins.bytes
     """fresh, 16..64 bytes"""
     target_scheme: _builtins.str
-    """optional: map the grade to this scheme id (lookup key)"""
+    """optional: map the grade to this scheme id (lookup key).  For a scenario of another
+    scheme than the home region's, empty or that scheme (empty is filled with it); for a
+    threshold-only scenario, empty or the scenario's scheme (TARGET_SCHEME_MISMATCH)
+    """
     purpose: _builtins.str
-    """must equal the consent's purpose: 1..128 printable"""
+    """must equal the consent's purpose: a catalogue scenario"""
     @_builtins.property
     def consent_token(self) -> _attestation_pb2.Envelope:
         """bounded by the port's message size"""

@@ -95,6 +95,11 @@ class SourceServiceStub:
                 request_serializer=node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsResponse.FromString,
                 _registered_method=True)
+        self.SubmitOrganisationListings = channel.unary_unary(
+                '/huxin.v1.SourceService/SubmitOrganisationListings',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.SubmitOrganisationListingsRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.SubmitRecordsResponse.FromString,
+                _registered_method=True)
 
 
 class SourceServiceServicer:
@@ -183,6 +188,16 @@ class SourceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitOrganisationListings(self, request, context):
+        """H10: organisations entering or leaving the severe-dishonesty list, filed by any
+        allowed source ([sources] allowed) before the responsible-individual deductions
+        that rest on them.  Same batch semantics as SubmitRecords: idempotent per
+        department, whole or nothing, bad listings in huxin-batch-rejection-bin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SourceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -245,6 +260,11 @@ def add_SourceServiceServicer_to_server(servicer, server):
                     servicer.ListScoreObjections,
                     request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsRequest.FromString,
                     response_serializer=node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsResponse.SerializeToString,
+            ),
+            'SubmitOrganisationListings': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitOrganisationListings,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.SubmitOrganisationListingsRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.SubmitRecordsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -571,6 +591,33 @@ class SourceService:
             '/huxin.v1.SourceService/ListScoreObjections',
             node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsRequest.SerializeToString,
             node_dot_pb_dot_v1_dot_node__pb2.ListObjectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitOrganisationListings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.SourceService/SubmitOrganisationListings',
+            node_dot_pb_dot_v1_dot_node__pb2.SubmitOrganisationListingsRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.SubmitRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1384,6 +1431,11 @@ class PeerServiceStub:
                 request_serializer=node_dot_pb_dot_v1_dot_node__pb2.GetCheckpointRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
                 _registered_method=True)
+        self.GetSignedCatalogue = channel.unary_unary(
+                '/huxin.v1.PeerService/GetSignedCatalogue',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.GetIncentiveCatalogueRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
+                _registered_method=True)
 
 
 class PeerServiceServicer:
@@ -1425,6 +1477,14 @@ class PeerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSignedCatalogue(self, request, context):
+        """N17: the signed incentive catalogue (catalogue.proto); public trust material, served
+        to any certificate of the federation CA (docs/adr/0415, 0511).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PeerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1456,6 +1516,11 @@ def add_PeerServiceServicer_to_server(servicer, server):
             'GetLogCheckpoint': grpc.unary_unary_rpc_method_handler(
                     servicer.GetLogCheckpoint,
                     request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.GetCheckpointRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.SerializeToString,
+            ),
+            'GetSignedCatalogue': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSignedCatalogue,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.GetIncentiveCatalogueRequest.FromString,
                     response_serializer=node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.SerializeToString,
             ),
     }
@@ -1620,6 +1685,33 @@ class PeerService:
             target,
             '/huxin.v1.PeerService/GetLogCheckpoint',
             node_dot_pb_dot_v1_dot_node__pb2.GetCheckpointRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSignedCatalogue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.PeerService/GetSignedCatalogue',
+            node_dot_pb_dot_v1_dot_node__pb2.GetIncentiveCatalogueRequest.SerializeToString,
             node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
             options,
             channel_credentials,

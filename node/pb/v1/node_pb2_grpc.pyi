@@ -80,6 +80,12 @@ class SourceServiceStub:
     """N21: the operator's queue of objections to the score itself (caller identity =
     the node's own region, like ResolveObjection, which answers them).
     """
+    SubmitOrganisationListings: _grpc.UnaryUnaryMultiCallable[_node_pb2.SubmitOrganisationListingsRequest, _node_pb2.SubmitRecordsResponse]
+    """H10: organisations entering or leaving the severe-dishonesty list, filed by any
+    allowed source ([sources] allowed) before the responsible-individual deductions
+    that rest on them.  Same batch semantics as SubmitRecords: idempotent per
+    department, whole or nothing, bad listings in huxin-batch-rejection-bin.
+    """
 
 @_typing.type_check_only
 class SourceServiceAsyncStub(SourceServiceStub):
@@ -110,6 +116,12 @@ class SourceServiceAsyncStub(SourceServiceStub):
     ListScoreObjections: _aio.UnaryUnaryMultiCallable[_node_pb2.ListObjectionsRequest, _node_pb2.ListObjectionsResponse]  # type: ignore[assignment]
     """N21: the operator's queue of objections to the score itself (caller identity =
     the node's own region, like ResolveObjection, which answers them).
+    """
+    SubmitOrganisationListings: _aio.UnaryUnaryMultiCallable[_node_pb2.SubmitOrganisationListingsRequest, _node_pb2.SubmitRecordsResponse]  # type: ignore[assignment]
+    """H10: organisations entering or leaving the severe-dishonesty list, filed by any
+    allowed source ([sources] allowed) before the responsible-individual deductions
+    that rest on them.  Same batch semantics as SubmitRecords: idempotent per
+    department, whole or nothing, bad listings in huxin-batch-rejection-bin.
     """
 
 class SourceServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -210,6 +222,18 @@ class SourceServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_node_pb2.ListObjectionsResponse, _abc.Awaitable[_node_pb2.ListObjectionsResponse]]:
         """N21: the operator's queue of objections to the score itself (caller identity =
         the node's own region, like ResolveObjection, which answers them).
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitOrganisationListings(
+        self,
+        request: _node_pb2.SubmitOrganisationListingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.SubmitRecordsResponse, _abc.Awaitable[_node_pb2.SubmitRecordsResponse]]:
+        """H10: organisations entering or leaving the severe-dishonesty list, filed by any
+        allowed source ([sources] allowed) before the responsible-individual deductions
+        that rest on them.  Same batch semantics as SubmitRecords: idempotent per
+        department, whole or nothing, bad listings in huxin-batch-rejection-bin.
         """
 
 def add_SourceServiceServicer_to_server(servicer: SourceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
@@ -400,6 +424,10 @@ class PeerServiceStub:
     ListSchemes: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListSchemesRequest, _node_pb2.ListSchemesResponse]
     ListMappings: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListMappingsRequest, _node_pb2.ListMappingsResponse]
     GetLogCheckpoint: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetCheckpointRequest, _attestation_pb2.Envelope]
+    GetSignedCatalogue: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetIncentiveCatalogueRequest, _attestation_pb2.Envelope]
+    """N17: the signed incentive catalogue (catalogue.proto); public trust material, served
+    to any certificate of the federation CA (docs/adr/0415, 0511).
+    """
 
 @_typing.type_check_only
 class PeerServiceAsyncStub(PeerServiceStub):
@@ -410,6 +438,10 @@ class PeerServiceAsyncStub(PeerServiceStub):
     ListSchemes: _aio.UnaryUnaryMultiCallable[_node_pb2.ListSchemesRequest, _node_pb2.ListSchemesResponse]  # type: ignore[assignment]
     ListMappings: _aio.UnaryUnaryMultiCallable[_node_pb2.ListMappingsRequest, _node_pb2.ListMappingsResponse]  # type: ignore[assignment]
     GetLogCheckpoint: _aio.UnaryUnaryMultiCallable[_node_pb2.GetCheckpointRequest, _attestation_pb2.Envelope]  # type: ignore[assignment]
+    GetSignedCatalogue: _aio.UnaryUnaryMultiCallable[_node_pb2.GetIncentiveCatalogueRequest, _attestation_pb2.Envelope]  # type: ignore[assignment]
+    """N17: the signed incentive catalogue (catalogue.proto); public trust material, served
+    to any certificate of the federation CA (docs/adr/0415, 0511).
+    """
 
 class PeerServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -453,5 +485,15 @@ class PeerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _node_pb2.GetCheckpointRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_attestation_pb2.Envelope, _abc.Awaitable[_attestation_pb2.Envelope]]: ...
+
+    @_abc_1.abstractmethod
+    def GetSignedCatalogue(
+        self,
+        request: _node_pb2.GetIncentiveCatalogueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_attestation_pb2.Envelope, _abc.Awaitable[_attestation_pb2.Envelope]]:
+        """N17: the signed incentive catalogue (catalogue.proto); public trust material, served
+        to any certificate of the federation CA (docs/adr/0415, 0511).
+        """
 
 def add_PeerServiceServicer_to_server(servicer: PeerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

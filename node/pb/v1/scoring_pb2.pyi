@@ -40,10 +40,11 @@ class CreditRecord(_message.Message):
     VALID_UNTIL_FIELD_NUMBER: _builtins.int
     LEVEL_FIELD_NUMBER: _builtins.int
     SEVERITY_FIELD_NUMBER: _builtins.int
-    LEGAL_DOCUMENT_FIELD_NUMBER: _builtins.int
+    LEGAL_DOCUMENT_TEXT_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     PROVENANCE_FIELD_NUMBER: _builtins.int
     FLAGS_FIELD_NUMBER: _builtins.int
+    LEGAL_DOCUMENT_FIELD_NUMBER: _builtins.int
     record_id: _builtins.str
     subject_id: _builtins.str
     source: _builtins.str
@@ -60,15 +61,29 @@ class CreditRecord(_message.Message):
     """honours"""
     severity: _builtins.str
     """negatives"""
-    legal_document: _builtins.str
-    """responsible-individual deductions (H10)"""
+    legal_document_text: _builtins.str
+    """free text: refused whenever set"""
     status: _builtins.str
-    """active | masked | repaired | revoked"""
+    """(LEGAL_DOCUMENT_UNSTRUCTURED); use legal_document
+    active | masked | repaired | revoked
+    """
     provenance: _builtins.str
     """public | market | personal_verified (N5)"""
     @_builtins.property
     def flags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """from the catalogue scoring.RECORD_FLAGS only: simple_procedure,"""
+
+    @_builtins.property
+    def legal_document(self) -> Global___LegalDocument:
+        """minor_corrected_promptly (N6); UNKNOWN_FLAG otherwise; at most
+        as many as the catalogue holds (TOO_MANY_ITEMS)
+        H10: required for a responsible-individual deduction (a category with
+        requires_legal_document; LEGAL_DOCUMENT_REQUIRED), refused on any other
+        (LEGAL_DOCUMENT_NOT_APPLICABLE).  Its organisation must be on the
+        severe-dishonesty list on recognised_on (ORGANISATION_NOT_LISTED; filed with
+        SourceService.SubmitOrganisationListings).  Reasons name the part:
+        legal_document.number etc.
+        """
 
     def __init__(
         self,
@@ -83,18 +98,65 @@ class CreditRecord(_message.Message):
         valid_until: _builtins.str = ...,
         level: _builtins.str = ...,
         severity: _builtins.str = ...,
-        legal_document: _builtins.str = ...,
+        legal_document_text: _builtins.str = ...,
         status: _builtins.str = ...,
         provenance: _builtins.str = ...,
         flags: _abc.Iterable[_builtins.str] | None = ...,
+        legal_document: Global___LegalDocument | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["legal_document", b"legal_document"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["act_id", b"act_id", "category", b"category", "flags", b"flags", "legal_document", b"legal_document", "level", b"level", "polarity", b"polarity", "provenance", b"provenance", "recognised_on", b"recognised_on", "record_id", b"record_id", "severity", b"severity", "source", b"source", "status", b"status", "subject_id", b"subject_id", "valid_until", b"valid_until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["act_id", b"act_id", "category", b"category", "flags", b"flags", "legal_document", b"legal_document", "legal_document_text", b"legal_document_text", "level", b"level", "polarity", b"polarity", "provenance", b"provenance", "recognised_on", b"recognised_on", "record_id", b"record_id", "severity", b"severity", "source", b"source", "status", b"status", "subject_id", b"subject_id", "valid_until", b"valid_until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CreditRecord: _TypeAlias = CreditRecord  # noqa: Y015
+
+@_typing.final
+class LegalDocument(_message.Message):
+    """The legal document naming the individual directly responsible for an
+    organisation's dishonesty (H10: 行政处罚决定书、法院判决书 …).  docs/adr/0513.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    NUMBER_FIELD_NUMBER: _builtins.int
+    ISSUING_BODY_FIELD_NUMBER: _builtins.int
+    ISSUED_ON_FIELD_NUMBER: _builtins.int
+    ORGANISATION_CODE_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """penalty_decision | enforcement_decision | judgment |"""
+    number: _builtins.str
+    """ruling | dishonesty_determination (UNKNOWN_DOCUMENT_KIND)
+    文号/案号, max 64: issuer abbreviation, year in brackets,
+    """
+    issuing_body: _builtins.str
+    """serial, 号, e.g. 黑市监罚〔2026〕12号 (INVALID_DOCUMENT_NUMBER)
+    1-64 printable characters, no ID number
+    """
+    issued_on: _builtins.str
+    """YYYY-MM-DD, not after today (FUTURE_DOCUMENT_DATE) nor after"""
+    organisation_code: _builtins.str
+    """the record's recognised_on (DOCUMENT_AFTER_RECOGNITION)
+    GB 32100 unified social credit code of the listed
+    """
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        number: _builtins.str = ...,
+        issuing_body: _builtins.str = ...,
+        issued_on: _builtins.str = ...,
+        organisation_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["issued_on", b"issued_on", "issuing_body", b"issuing_body", "kind", b"kind", "number", b"number", "organisation_code", b"organisation_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LegalDocument: _TypeAlias = LegalDocument  # noqa: Y015
 
 @_typing.final
 class Scheme(_message.Message):

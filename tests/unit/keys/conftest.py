@@ -37,11 +37,26 @@ SALT = b"binding-salt-0123456789abcdef!!"
 SUBJECT = "23110219900517123X"
 
 
+def _scenarios() -> tuple[Any, ...]:
+    from keys import TrustedScenario
+
+    return (
+        TrustedScenario("heihe/credit-loans", "2024", "A", "grade_and_score", "信用贷款"),
+        TrustedScenario("heihe/deposit-free-rental", "2024", "A", "threshold", "免押金"),
+        TrustedScenario("heihe/transit-discount", "2024", "A", "threshold", "公共交通"),
+        TrustedScenario("hainan-jinyefen/bank-credit", "2025", "AA", "threshold", "银行信用贷款"),
+    )
+
+
+SCENARIOS = _scenarios()
+
+
 class World:
     """Heihe and Hainan regions, a Heilongjiang hub, keys, trust list, status list."""
 
     def __init__(self) -> None:
-        from keys import KeySet, StatusList, TrustedRegion, TrustList
+        from keys import KeySet, ScenarioCatalogue, StatusList, TrustedRegion, TrustList
+        from node.pb.v1 import attestation_pb2 as pb
 
         self.hub_root = fixed_key("hub-root")
         self.heihe_root = fixed_key("heihe-root")
@@ -88,6 +103,11 @@ class World:
         self.trust_expired = TrustList("hlj-hub", 3, T0 - 60 * DAY, T0 - DAY, self.regions).sign(
             self.hub_root
         )
+        self.scenarios = ScenarioCatalogue.of("hlj-hub", T0 - DAY, SCENARIOS)
+        self.scenarios_env = self.scenarios.sign(self.hub_root)
+        self.bundle_v2 = pb.TrustBundle(
+            trust_list=self.trust_v2.to_proto(), scenarios=self.scenarios_env.to_proto()
+        ).SerializeToString(deterministic=True)
         self.status = StatusList("heihe", "heihe-2026-11")
         self.status.set(7, 1)  # revoked
         self.status.set(8, 2)  # suspended
@@ -96,7 +116,7 @@ class World:
     def attestation(self, **changes: object) -> Any:
         from dataclasses import replace
 
-        from keys import Attestation, MappedGrade, subject_binding
+        from keys import Attestation, MappedGrade, Threshold, subject_binding
 
         base = Attestation(
             attestation_id="att-0001",
@@ -112,7 +132,7 @@ class World:
             consent_id="consent-42",
             consent_sha256=b"\x42" * 32,
             audience=AUD,
-            purpose="loan-discount",
+            purpose="heihe/credit-loans",
             nonce=b"nonce-123",
             status_list_id="heihe-2026-11",
             status_index=3,
@@ -120,5 +140,23 @@ class World:
             mapped=MappedGrade(
                 "A", "hainan-jinyefen", "2025", "heihe-to-hainan", "1", b"\x07" * 32, "anchored"
             ),
+            scenario="heihe/credit-loans",
+            disclosure="grade_and_score",
+            threshold=Threshold("heihe", "2024", "A"),
         )
         return replace(base, **changes)
+
+    def threshold_attestation(self, **changes: object) -> Any:
+        """A threshold attestation: "meets heihe/deposit-free-rental", no grade, no score."""
+        from keys import Threshold
+
+        base = {
+            "grade": "",
+            "score": None,
+            "mapped": None,
+            "purpose": "heihe/deposit-free-rental",
+            "scenario": "heihe/deposit-free-rental",
+            "disclosure": "threshold",
+            "threshold": Threshold("heihe", "2024", "A"),
+        }
+        return self.attestation(**{**base, **changes})

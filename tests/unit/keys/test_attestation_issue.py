@@ -18,6 +18,7 @@ from keys import (
     Attestation,
     KeyPair,
     MappedGrade,
+    Threshold,
     VerificationError,
     issue_attestation,
     sign,
@@ -49,11 +50,14 @@ def _attestation(**over: object) -> Attestation:
         "consent_id": "c" * 32,
         "consent_sha256": b"\x02" * 32,
         "audience": "hainan",
-        "purpose": "loan",
+        "purpose": "heihe/credit-loans",
         "nonce": b"\x03" * 16,
         "status_list_id": "heihe/status",
         "status_index": 7,
         "mapped": MappedGrade("AA", "hainan", "1.0", "m", "1", b"\x04" * 32, "agreement"),
+        "scenario": "heihe/credit-loans",
+        "disclosure": "grade",
+        "threshold": Threshold("heihe", "1.0.0", "A"),
     }
     fields.update(over)
     return Attestation(**fields)  # type: ignore[arg-type]
@@ -79,11 +83,12 @@ def test_same_bytes_as_the_protobuf_construction(payload: bytes, seed: bytes) ->
     "att",
     [
         _attestation(),
-        _attestation(score=612, mapped=None),
-        _attestation(score=0, status_index=None, nonce=b""),
-        _attestation(score=-5, issuer_region="x" * 200),  # negative int32, long field
+        _attestation(score=612, mapped=None, disclosure="grade_and_score"),
+        _attestation(score=0, status_index=None, nonce=b"", disclosure="grade_and_score"),
+        _attestation(score=-5, issuer_region="x" * 200, disclosure="grade_and_score"),
+        _attestation(grade="", mapped=None, disclosure="threshold"),
     ],
-    ids=["mapped", "score", "zero-score-no-status", "negative-score-long-region"],
+    ids=["mapped", "score", "zero-score-no-status", "negative-score-long-region", "threshold"],
 )
 def test_attestations_issue_the_reference_bytes(att: Attestation) -> None:
     key = fixed_key("issuer")

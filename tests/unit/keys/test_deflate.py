@@ -101,7 +101,7 @@ def test_signed_status_list_bytes_do_not_depend_on_zlib(monkeypatch: pytest.Monk
     monkeypatch.setattr(zlib, "compress", refuse)
     again = world.status.sign(world.heihe_key, T0 - 60, T0 + DAY)
     assert again == before
-    trust: Trust = load_trust(world.trust_v2, world.hub_root.public_key, T0)
+    trust: Trust = load_trust(world.bundle_v2, world.hub_root.public_key, T0)
     sl = verify_status_list(again, trust, T0)
     assert [sl.get(i) for i in (3, 7, 8, 9)] == [
         Status.VALID,
@@ -117,6 +117,6 @@ def test_dense_list_round_trips_through_signing() -> None:
     for i in range(0, MIN_ENTRIES, 3):
         sl.set(i, Status((i // 3) % 4))
     env = sl.sign(world.heihe_key, T0 - 60, T0 + DAY)
-    trust = load_trust(world.trust_v2, world.hub_root.public_key, T0)
+    trust = load_trust(world.bundle_v2, world.hub_root.public_key, T0)
     back = verify_status_list(env, trust, T0)
     assert all(back.get(i) == sl.get(i) for i in range(0, MIN_ENTRIES, 997))

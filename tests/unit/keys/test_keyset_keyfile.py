@@ -140,7 +140,7 @@ def world() -> World:
 
 @pytest.fixture(scope="module")
 def trust(world: World) -> Trust:
-    return load_trust(world.trust_v2, world.hub_root.public_key, T0)
+    return load_trust(world.bundle_v2, world.hub_root.public_key, T0)
 
 
 def test_verify_batch_whole_partial_and_tampered(world: World, trust: Trust) -> None:

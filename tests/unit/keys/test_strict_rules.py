@@ -57,7 +57,7 @@ def world() -> World:
 
 @pytest.fixture(scope="module")
 def trust(world: World) -> Trust:
-    return load_trust(world.trust_v2, world.hub_root.public_key, T0, min_version=2)
+    return load_trust(world.bundle_v2, world.hub_root.public_key, T0, min_version=2)
 
 
 def _code_of(call: Callable[[], object]) -> str:

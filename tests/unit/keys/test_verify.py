@@ -40,7 +40,7 @@ def world() -> World:
 
 @pytest.fixture(scope="module")
 def trust(world: World) -> Trust:
-    return load_trust(world.trust_v2, world.hub_root.public_key, T0, min_version=2)
+    return load_trust(world.bundle_v2, world.hub_root.public_key, T0, min_version=2)
 
 
 def _status(world: World, trust: Trust) -> StatusList:
@@ -88,7 +88,7 @@ def test_old_key_still_verifies_old_attestation_after_rotation(world: World, tru
 
 
 def test_nonce_and_subject_optional(world: World, trust: Trust) -> None:
-    blob = issue_attestation(world.attestation(score=None), world.heihe_key)
+    blob = issue_attestation(world.attestation(score=None, disclosure="grade"), world.heihe_key)
     v = verify_attestation(blob, trust, T0, AUD)
     assert v.status == "unchecked"
     assert v.attestation.score is None
@@ -96,6 +96,7 @@ def test_nonce_and_subject_optional(world: World, trust: Trust) -> None:
 
 def test_stale_trust_is_reported_when_allowed(world: World) -> None:
     stale = load_trust(world.trust_expired, world.hub_root.public_key, T0, allow_stale=True)
+    stale = stale.with_scenarios(world.scenarios)
     assert stale.stale
     blob = issue_attestation(world.attestation(), world.heihe_key)
     assert verify_attestation(blob, stale, T0, AUD).trust_stale

@@ -113,3 +113,52 @@ def random_histograms(draw: st.DrawFn, scheme: Scheme, min_total: int = 1) -> Gr
     if sum(counts.values()) < min_total:
         counts[draw(st.sampled_from(scheme.grades))] += min_total
     return GradeHistogram.of(scheme, "2026-10", counts)
+
+
+def is_regular(scheme: Scheme) -> bool:
+    """Incentive threshold strictly inside the range and the base not above the incentive
+    tier: the shape every shipped scheme has, for which a fair anchored table always exists
+    (docs/mapping.md, "Why the invariants hold")."""
+    threshold = scheme.tier(scheme.incentive_tier).min_score
+    return scheme.score_min < threshold < scheme.score_max and scheme.rank(
+        scheme.base_grade
+    ) <= scheme.rank(scheme.incentive_tier)
+
+
+@st.composite
+def regular_schemes(draw: st.DrawFn, sid: str = "x") -> Scheme:
+    """A regular scheme (:func:`is_regular`): 2-9 tiers, any range, base anywhere up to the
+    top of the incentive tier, tier bounds and the floor included."""
+    score_min = draw(st.integers(-50, 600))
+    width = draw(st.integers(2, 1500))
+    score_max = score_min + width
+    n = draw(st.integers(2, min(9, width)))
+    cuts = sorted(
+        draw(st.sets(st.integers(score_min + 1, score_max - 1), min_size=n - 1, max_size=n - 1))
+    )
+    incentive = draw(st.integers(1, n - 1))
+    top = ([c - 1 for c in cuts] + [score_max])[incentive]
+    base = draw(
+        st.one_of(
+            st.integers(score_min, top),
+            st.sampled_from([v for v in (score_min, *cuts, top) if v <= top]),
+        )
+    )
+    scheme = parse_scheme(scheme_dict(sid, cuts, score_min, score_max, base, incentive))
+    assert is_regular(scheme)
+    return scheme
+
+
+def plain_refusal(source: Scheme, target: Scheme) -> str | None:
+    """For regular schemes: why no fair table can recognise every grade (None: one can).
+
+    The source does not reward its clean record but the target does (parity and incentive
+    safety conflict), or the target has no grade below its clean record for the source's
+    below-clean grades.
+    """
+    c_a, c_b = source.rank(source.base_grade), target.rank(target.base_grade)
+    if c_a < source.rank(source.incentive_tier) and c_b >= target.rank(target.incentive_tier):
+        return "INVARIANT_CLEAN_RECORD_PARITY"
+    if c_b == 0 and c_a > 0:
+        return "INVARIANT_CONSERVATIVE"
+    return None

@@ -131,8 +131,14 @@ BAD_AGREEMENTS = [
     ("unknown-target-grade", {**GOOD, "D": "Z"}, "INVARIANT_TOTAL"),
     ("extra-source-grade", {**GOOD, "Z": "D"}, "INVARIANT_TOTAL"),
     ("inverted", {**GOOD, "SSS": "C"}, "INVARIANT_MONOTONE"),
-    ("above-bound", {**GOOD, "SSS": "AAA", "SS": "AAA", "S": "AAA"}, "INVARIANT_CONSERVATIVE"),
+    (
+        "above-bound",
+        {**GOOD, "SSS": "AAA", "SS": "AAA", "S": "AAA", "AAA": "AAA"},
+        "INVARIANT_CONSERVATIVE",
+    ),
     ("b-to-incentive", {**GOOD, "B": "A", "A": "A"}, "INVARIANT_CONSERVATIVE"),
+    ("clean-below-clean", {**GOOD, "A": "C", "B": "C"}, "INVARIANT_CLEAN_RECORD_PARITY"),
+    ("heihe-all-d", dict.fromkeys(GOOD, "D"), "INVARIANT_CLEAN_RECORD_PARITY"),
 ]
 
 

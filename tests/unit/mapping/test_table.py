@@ -91,7 +91,7 @@ def _rehash(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 BAD_DOCUMENTS = [
-    ("edited-grade", lambda d: d["content"]["grades"].update(A="lianghao") or d, "HASH_MISMATCH"),
+    ("edited-grade", lambda d: d["content"]["grades"].update(A="jicha") or d, "HASH_MISMATCH"),
     ("edited-hash", lambda d: d.update(content_hash="sha256:" + "0" * 64) or d, "HASH_MISMATCH"),
     ("no-hash-prefix", lambda d: d.update(content_hash="abc") or d, "MALFORMED_TABLE"),
     ("extra-member", lambda d: d.update(extra=1) or d, "MALFORMED_TABLE"),

@@ -57,7 +57,7 @@ def _consent(path: Path, consent_id: str, *, subject: int = 0, not_after: int = 
     conn.execute(
         "INSERT INTO consents (consent_id, subject_key, audience, purpose, scope, not_before, "
         "not_after, max_uses, uses, binding, grant_payload, grant_sha256, granted_at, "
-        "withdrawn_at) VALUES (?, ?, 'hainan', 'loan', 1, ?, ?, 9, ?, ?, x'00', ?, ?, ?)",
+        "withdrawn_at) VALUES (?, ?, 'hainan', 'heihe/credit-loans', 1, ?, ?, 9, ?, ?, x'00', ?, ?, ?)",
         (
             consent_id,
             key,

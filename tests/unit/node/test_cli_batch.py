@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import sqlite3
@@ -12,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from node._cli import main
-from node._demo import mask_id, run_demo
 from node._population import read_spec
 
 from ._population_fixtures import Populations, copy_of
@@ -122,25 +120,3 @@ def test_generate_then_run_then_evaluate(
     assert spec is not None
     ids = set(spec.id_numbers())
     assert not (set(ID_RE.findall(text)) & ids)
-
-
-def test_demo_prints_distribution_and_an_explained_report(tmp_path: Path) -> None:
-    """REQ: N13 — the citizen's report explains each record with its status."""
-    buf = io.StringIO()
-    ctx = run_demo(buf, workdir=tmp_path / "demo", people=800, workers=1)
-    text = buf.getvalue()
-    assert "grade distribution" in text.lower() or "grade  label" in text
-    for heading in ("1. A synthetic Heihe population", "2. Monthly recomputation",
-                    "3. One citizen's explained report"):  # fmt: skip
-        assert heading in text
-    assert "counted" in text and "recomputes nothing (0 chunks)" in text
-    assert "opens to the same person: yes" in text
-    assert ctx.spec is not None
-    ids = set(ctx.spec.id_numbers())
-    assert not (set(ID_RE.findall(text)) & ids)  # only masked ID numbers are printed
-
-
-def test_mask_id_hides_birth_date_and_sequence() -> None:
-    masked = mask_id("23110219900517123X")
-    assert masked == "231102**********3X"
-    assert "19900517" not in masked

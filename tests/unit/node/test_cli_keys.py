@@ -11,6 +11,7 @@ import pytest
 from keys import (
     Attestation,
     StatusList,
+    Threshold,
     decode_private_key,
     issue_attestation,
     subject_binding,
@@ -35,7 +36,7 @@ def _attestation(**kw: object) -> Attestation:
         "attestation_id": "a1",
         "issuer_region": "heihe",
         "scheme_id": "heihe",
-        "scheme_version": "2024",
+        "scheme_version": "2025.1",
         "grade": "AA",
         "period": "2026-10",
         "model_version": "m1",
@@ -45,11 +46,14 @@ def _attestation(**kw: object) -> Attestation:
         "consent_id": "c1",
         "consent_sha256": b"\x01" * 32,
         "audience": "bank-1",
-        "purpose": "loan",
+        "purpose": "heihe/credit-loans",
         "nonce": b"n-1",
         "status_list_id": "heihe-1",
         "status_index": 5,
         "score": 777,
+        "scenario": "heihe/credit-loans",
+        "disclosure": "grade_and_score",
+        "threshold": Threshold("heihe", "2025.1", "A"),
     }
     base.update(kw)
     return Attestation(**base)  # type: ignore[arg-type]
@@ -94,7 +98,7 @@ def test_keys_trust_verify_flow(
     bundle = tmp_path / "trust.bundle"
     code, out, _ = _run(
         capsys, "trust", "build", "--hub-root", str(hub / "root.key"), "--issuer", "hlj-hub",
-        "--region-dir", str(heihe), "--scheme", "heihe=heihe@2024", "--version", "3",
+        "--region-dir", str(heihe), "--scheme", "heihe=heihe@2025.1", "--version", "3",
         "--out", str(bundle), "--passphrase-env", "HUB_PASS", "--now", NOW, "--json",
     )  # fmt: skip
     assert code == 0

@@ -37,7 +37,7 @@ def test_table_prints_method_hash_and_rows(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert "method   anchored" in out
     assert published_table("heihe", "fuzhou").content_hash in out
-    assert "A    ->  jiaocha" in out
+    assert "A    ->  lianghao" in out
 
 
 def test_table_json_is_the_document(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -111,7 +111,7 @@ def test_check_published_table_ok(capsys: pytest.CaptureFixture[str]) -> None:
 
     path = Path(__file__).resolve().parents[3] / "mapping" / "tables" / "heihe.fuzhou.anchored.json"
     assert main(["mapping", "check", str(path), "--today", "2026-06-01"]) == 0
-    assert "passes all 6 invariants" in capsys.readouterr().out
+    assert "passes all 7 invariants" in capsys.readouterr().out
 
 
 def _agreement_file(tmp_path: Path, *signers: str, expires: date | None = None) -> Path:
@@ -182,7 +182,7 @@ def test_check_names_the_broken_invariant(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     doc = json.loads(published_table("heihe", "fuzhou").to_json_bytes())
-    doc["content"]["grades"]["B"] = "lianghao"
+    doc["content"]["grades"]["B"] = "youxiu"
     from mapping import content_hash
 
     doc["content_hash"] = content_hash(doc["content"])
@@ -211,10 +211,10 @@ def test_grade_with_score(capsys: pytest.CaptureFixture[str]) -> None:
     assert out["tables"][0]["content_hash"] == published_table("heihe", "hainan").content_hash
     assert out["score"] == {
         "score": 830,
-        "target_score": 801,
-        "target_grade": "AA",
-        "target_interval": [750, 849],
-        "source_interval": [786, 871],
+        "target_score": 851,
+        "target_grade": "AAA",
+        "target_interval": [850, 1000],
+        "source_interval": [829, 1000],
         "capped_by": [],
     }
     assert main(["mapping", "grade", "heihe", "hainan", "AAA", "--all-routes"]) == 0

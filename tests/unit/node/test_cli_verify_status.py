@@ -23,6 +23,7 @@ from keys import (
     KeyPair,
     Status,
     StatusList,
+    Threshold,
     decode_private_key,
     issue_attestation,
     subject_binding,
@@ -73,11 +74,12 @@ def bed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Bed:
     hub_key = json.loads((hub / "root.key").read_text())["public_key"]
     signing = decode_private_key((heihe / "signing.key").read_bytes())
     att = Attestation(
-        attestation_id="a1", issuer_region="heihe", scheme_id="heihe", scheme_version="2024",
+        attestation_id="a1", issuer_region="heihe", scheme_id="heihe", scheme_version="2025.1",
         grade="AA", period="2026-10", model_version="m1", issued_at=T0 - 3 * 3600,
         expires_at=T0 + DAY, subject_binding=subject_binding(SALT, SUBJECT), consent_id="c1",
-        consent_sha256=b"\x01" * 32, audience="bank-1", purpose="loan", nonce=b"n-1",
-        status_list_id=LIST_ID, status_index=INDEX,
+        consent_sha256=b"\x01" * 32, audience="bank-1", purpose="heihe/credit-loans", nonce=b"n-1",
+        status_list_id=LIST_ID, status_index=INDEX, scenario="heihe/credit-loans",
+        disclosure="grade", threshold=Threshold("heihe", "2025.1", "A"),
     )  # fmt: skip
     path = tmp_path / "a.att"
     path.write_bytes(issue_attestation(att, signing))

@@ -44,7 +44,7 @@ async def _db(tmp_path: Path) -> Database:
         await tx.run(
             "INSERT INTO consents (consent_id, subject_key, audience, purpose, scope, not_before, "
             "not_after, max_uses, uses, binding, grant_payload, grant_sha256, granted_at, "
-            "withdrawn_at) VALUES ('c1', ?, 'hainan', 'loan', 1, ?, ?, 2, 0, ?, x'00', ?, ?, "
+            "withdrawn_at) VALUES ('c1', ?, 'hainan', 'heihe/credit-loans', 1, ?, ?, 2, 0, ?, x'00', ?, ?, "
             "NULL)",
             (SUBJECT, NOW - 10, NOW + 100, BINDING, b"\x02" * 32, NOW - 10),
         )
@@ -54,7 +54,7 @@ async def _db(tmp_path: Path) -> Database:
 def _use(conn: sqlite3.Connection, **over: object) -> object:
     args: dict[str, object] = {
         "audience": "hainan",
-        "purpose": "loan",
+        "purpose": "heihe/credit-loans",
         "binding": BINDING,
         "now": NOW,
     }
@@ -84,7 +84,7 @@ async def test_use_counts_and_returns_the_row(tmp_path: Path) -> None:
     "over",
     [
         {"audience": "guangdong"},
-        {"purpose": "rental"},
+        {"purpose": "heihe/deposit-free-rental"},
         {"binding": b"\x09" * 32},
         {"now": NOW + 100},  # expired (not_after is exclusive)
         {"now": NOW - 11},  # not yet valid

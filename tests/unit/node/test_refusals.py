@@ -36,7 +36,7 @@ async def _db(path: Path) -> Database:
         await tx.run(
             "INSERT INTO consents (consent_id, subject_key, audience, purpose, scope, not_before, "
             "not_after, max_uses, uses, binding, grant_payload, grant_sha256, granted_at, "
-            "withdrawn_at) VALUES ('c1', ?, 'hainan', 'loan', 1, ?, ?, 2, 0, ?, x'00', ?, ?, "
+            "withdrawn_at) VALUES ('c1', ?, 'hainan', 'heihe/credit-loans', 1, ?, ?, 2, 0, ?, x'00', ?, ?, "
             "NULL)",
             (SUBJECT, NOW - 10, END, b"\x01" * 32, b"\x02" * 32, NOW - 10),
         )
@@ -45,7 +45,13 @@ async def _db(path: Path) -> Database:
 
 def _write(at: int, reason: str = "CONSENT_WITHDRAWN", requester: str = "hainan") -> LogWrite:
     return LogWrite(
-        "request_refused", at, SUBJECT, "c1", requester=requester, purpose="loan", reason=reason
+        "request_refused",
+        at,
+        SUBJECT,
+        "c1",
+        requester=requester,
+        purpose="heihe/credit-loans",
+        reason=reason,
     )
 
 

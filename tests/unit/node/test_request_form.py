@@ -39,7 +39,7 @@ def _good() -> node_pb2.AttestationRequest:
         subject_binding=b"b" * 32,
         nonce=b"n" * 16,
         target_scheme="hainan",
-        purpose="loan",
+        purpose="heihe/credit-loans",
     )
 
 
@@ -66,13 +66,23 @@ def _sigs(n: int, key_id: str = "k" * 32) -> list[attestation_pb2.Signature]:
         pytest.param({"payload_type": "t" * 129}, "INVALID_FIELD", "consent_token", id="token-type-too-long"),
         pytest.param({"signatures": _sigs(5)}, "INVALID_FIELD", "consent_token", id="too-many-signatures"),
         pytest.param({"signatures": _sigs(1, "k" * 65)}, "INVALID_FIELD", "consent_token", id="key-id-too-long"),
+        # issue 15 §2: a purpose is a catalogue scenario, never free text (H14, N14)
+        pytest.param({"purpose": "loan"}, "UNKNOWN_SCENARIO", "purpose", id="free-text-loan"),
+        pytest.param({"purpose": "deny_housing_subsidy"}, "UNKNOWN_SCENARIO", "purpose", id="punitive-deny-housing-subsidy"),
+        pytest.param({"purpose": "blacklist_check"}, "UNKNOWN_SCENARIO", "purpose", id="punitive-blacklist-check"),
+        pytest.param({"purpose": "heihe/blacklist-check"}, "UNKNOWN_SCENARIO", "purpose", id="unknown-scenario"),
+        pytest.param({"purpose": "atlantis/credit-loans"}, "UNKNOWN_SCENARIO", "purpose", id="unknown-scheme"),
+        pytest.param({"purpose": "heihe/credit-loans "}, "UNKNOWN_SCENARIO", "purpose", id="scenario-with-trailing-space"),
+        pytest.param({"purpose": "Heihe/Credit-Loans"}, "UNKNOWN_SCENARIO", "purpose", id="scenario-wrong-case"),
+        pytest.param({"purpose": "heihe/deposit-free-rental"}, "TARGET_SCHEME_MISMATCH", "target_scheme", id="threshold-scenario-mapped-elsewhere"),
     ],
 )  # fmt: skip
 def test_malformed_requests_are_refused_naming_the_field(
     change: dict[str, object], reason: str, field: str
 ) -> None:
-    """REQ: H5 H17 — issue 14 item 14: INVALID_ARGUMENT with a stable reason naming the
-    field, the value never echoed; the same verdict on every hop."""
+    """REQ: H5 H14 H17 N14 — issue 14 item 14, issue 15 §2: INVALID_ARGUMENT with a stable
+    reason naming the field, the value never echoed; the same verdict on every hop, so a
+    free-text or punitive purpose is refused by the first node it reaches."""
     request = _good()
     for key, value in change.items():
         if key in ("payload", "payload_type"):
@@ -92,10 +102,21 @@ def test_malformed_requests_are_refused_naming_the_field(
 
 
 def test_a_well_formed_request_passes() -> None:
+    """REQ: H14 N16 — issue 15 §2: catalogue scenarios of the node's scheme and of another
+    shipped scheme pass the form check; a threshold scenario may name its own scheme."""
     check_attestation_request(_good())
     empty_target = _good()
     empty_target.target_scheme = ""  # no mapping asked for
     check_attestation_request(empty_target)
+    for purpose, target in (
+        ("heihe/deposit-free-rental", ""),
+        ("heihe/deposit-free-rental", "heihe"),
+        ("hainan/bank-credit", ""),
+        ("hainan/bank-credit", "hainan"),
+    ):
+        request = _good()
+        request.purpose, request.target_scheme = purpose, target
+        check_attestation_request(request)
 
 
 def _raised_codes(path: Path) -> set[str]:
@@ -127,6 +148,7 @@ def _raised_codes(path: Path) -> set[str]:
         pytest.param("node/_freetext.py", FORM_REASONS, id="free-text"),
         pytest.param("node/_mapping.py", REQUEST_REASONS, id="mapping"),
         pytest.param("node/monthly/_published.py", REQUEST_REASONS, id="published-grade"),
+        pytest.param("node/disclosure/_scenarios.py", REQUEST_REASONS, id="scenarios"),
         pytest.param("node/_guard.py", ADMISSION_REASONS | {"PEER_NOT_TRUSTED"}, id="guard"),
         pytest.param("node/_throttle.py", ADMISSION_REASONS, id="throttle"),
         pytest.param("node/_route.py", ROUTING_REASONS, id="routing"),

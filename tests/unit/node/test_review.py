@@ -25,7 +25,7 @@ def db(tmp_path: Path):  # type: ignore[no-untyped-def]
     conn.execute(
         "INSERT INTO consents (consent_id, subject_key, audience, purpose, scope, not_before, "
         "not_after, max_uses, uses, binding, grant_payload, grant_sha256, granted_at) "
-        "VALUES ('c1', ?, 'bank', 'loan', 1, 0, 99, 5, 0, ?, x'00', x'00', 0)",
+        "VALUES ('c1', ?, 'bank', 'heihe/credit-loans', 1, 0, 99, 5, 0, ?, x'00', x'00', 0)",
         (KEY, b"\x00" * 32),
     )
     yield conn
@@ -45,23 +45,45 @@ def _log(conn, *writes: LogWrite) -> None:  # type: ignore[no-untyped-def]
     ("write", "flag"),
     [
         pytest.param(
-            LogWrite("request_refused", 5, KEY, "c1", "bank", "marketing", "CONSENT_WRONG_PURPOSE"),
+            LogWrite(
+                "request_refused",
+                5,
+                KEY,
+                "c1",
+                "bank",
+                "heihe/transit-discount",
+                "CONSENT_WRONG_PURPOSE",
+            ),
             "purpose outside the consent",
             id="refused-wrong-purpose",
         ),
         pytest.param(
-            LogWrite("attestation_issued", 5, KEY, "c1", "bank", "insurance"),
+            LogWrite("attestation_issued", 5, KEY, "c1", "bank", "heihe/media-recognition"),
             "purpose outside the consent",
             id="issued-but-purpose-differs",
         ),
         pytest.param(
-            LogWrite("request_refused", 5, KEY, "c1", "shop", "loan", "CONSENT_WRONG_AUDIENCE"),
+            LogWrite(
+                "request_refused",
+                5,
+                KEY,
+                "c1",
+                "shop",
+                "heihe/credit-loans",
+                "CONSENT_WRONG_AUDIENCE",
+            ),
             "requester not named in the consent",
             id="wrong-requester",
         ),
-        pytest.param(LogWrite("attestation_issued", 5, KEY, "c1", "bank", "loan"), None, id="ok"),
         pytest.param(
-            LogWrite("request_refused", 5, KEY, "c1", "bank", "loan", "CONSENT_EXPIRED"),
+            LogWrite("attestation_issued", 5, KEY, "c1", "bank", "heihe/credit-loans"),
+            None,
+            id="ok",
+        ),
+        pytest.param(
+            LogWrite(
+                "request_refused", 5, KEY, "c1", "bank", "heihe/credit-loans", "CONSENT_EXPIRED"
+            ),
             None,
             id="refused-in-purpose",
         ),
@@ -74,7 +96,7 @@ def test_each_query_is_counted_and_out_of_consent_ones_flagged(
 ) -> None:
     """REQ: H16 N23 — every query registered with requester, purpose and consent is
     reviewed; a purpose (or requester) outside the consent is flagged."""
-    _log(db, write, LogWrite("consent_granted", 1, KEY, "c1", "bank", "loan"))
+    _log(db, write, LogWrite("consent_granted", 1, KEY, "c1", "bank", "heihe/credit-loans"))
     report = review(db).as_dict()
     assert report["total_queries"] == 1  # grants are not queries
     (row,) = report["queries"]

@@ -199,7 +199,10 @@ async def test_home_region_mismatch_names_the_field(db: Database, tmp_path: Path
     request = hub_pb2.RouteAttestationRequest(
         home_region="hainan",
         request=node_pb2.AttestationRequest(
-            consent_token=token, purpose="loan", nonce=b"n" * 16, subject_binding=b"b" * 32
+            consent_token=token,
+            purpose="heihe/credit-loans",
+            nonce=b"n" * 16,
+            subject_binding=b"b" * 32,
         ),
     )
     router = Router.__new__(Router)
@@ -228,3 +231,22 @@ async def test_hub_route_attestation_checks_the_form_before_anything() -> None:
     mapped = map_error(info.value)
     assert mapped.status == grpc.StatusCode.INVALID_ARGUMENT
     assert (mapped.reason, info.value.field) == ("ID_NUMBER_IN_FIELD", "purpose")
+
+
+@pytest.mark.parametrize("purpose", ["blacklist_check", "deny_housing_subsidy", "heihe/blacklist"])
+async def test_hub_route_attestation_refuses_a_purpose_outside_the_catalogue(purpose: str) -> None:
+    """REQ: H14 N14 — issue 15 §2: a hub relaying a request refuses a free-text or
+    punitive purpose exactly as the home region would (INVALID_ARGUMENT
+    UNKNOWN_SCENARIO on the purpose), before it looks at anything else."""
+    request = hub_pb2.RouteAttestationRequest(
+        home_region="heihe",
+        request=node_pb2.AttestationRequest(
+            purpose=purpose, nonce=b"n" * 16, subject_binding=b"b" * 32
+        ),
+    )
+    router = Router.__new__(Router)
+    with pytest.raises(NodeError) as info:
+        await router.route_for_hub(None, request, "hainan")  # type: ignore[arg-type]
+    mapped = map_error(info.value)
+    assert mapped.status == grpc.StatusCode.INVALID_ARGUMENT
+    assert (mapped.reason, info.value.field) == ("UNKNOWN_SCENARIO", "purpose")

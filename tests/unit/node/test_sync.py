@@ -277,14 +277,14 @@ async def test_no_rollback_and_nothing_unverified_is_kept(
     elif change == "mapping_garbage":
         hainan.mapping_rows = [("hainan-heihe-anchored", "1", b"table-1")]
     elif change == "mapping_tampered":
-        doc = table_blob(HAINAN_HEIHE).content.replace(b'"AAA": "S"', b'"AAA": "A"')
+        doc = table_blob(HAINAN_HEIHE).content.replace(b'"AAA": "AAA"', b'"AAA": "A"')
         hainan.mapping_rows = [mapping_row(HAINAN_HEIHE, content=doc)]
     elif change == "mapping_sha":
         hainan.mapping_rows = [mapping_row(HAINAN_HEIHE, sha256=bytes(32))]
     elif change == "mapping_version_999999":
         hainan.mapping_rows = [mapping_row(HAINAN_HEIHE, version="999999")]
     elif change == "mapping_inflating":
-        grades = tuple((g, "S") for g, _ in HAINAN_HEIHE.grades)
+        grades = tuple((g, None if y is None else "S") for g, y in HAINAN_HEIHE.grades)
         hainan.mapping_rows = [mapping_row(replace(HAINAN_HEIHE, grades=grades))]
     elif change == "mapping_unknown_scheme":
         target = replace(HAINAN_HEIHE.target, version="2099.1")

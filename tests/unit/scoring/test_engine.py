@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -170,20 +171,46 @@ def test_masked_repaired_revoked_excluded(resident: Subject) -> None:
     assert all(c.points == 0 for c in r.contributions)
 
 
-def test_responsible_individual_needs_legal_document(resident: Subject) -> None:
-    """REQ: H10 — the directly responsible individual is deducted only with a legal document."""
+# name, the stored legal_document: none of them is a reference the category accepts
+UNUSABLE_REFERENCES = [
+    ("none", None),
+    ("free-text-x", "x"),
+    ("number-without-kind", "黑市监罚〔2026〕12号"),
+    ("kind-not-in-catalogue", "letter 黑市监罚〔2026〕12号"),
+    ("number-malformed", "penalty_decision 12"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "stored"), UNUSABLE_REFERENCES, ids=[c[0] for c in UNUSABLE_REFERENCES]
+)
+def test_responsible_individual_without_a_valid_reference_is_excluded(
+    resident: Subject, name: str, stored: str | None
+) -> None:
+    """REQ: H10 (issue 15 §3) — a stored responsible-individual deduction counts only with a
+    structured legal-document reference; free text such as "x" is excluded by rule."""
     on = date(2026, 5, 1)
-    without = score(resident, [rec("x", "responsible_individual", "a", on)], HEIHE, AS_OF)
-    with_doc = score(
-        resident,
-        [rec("x", "responsible_individual", "a", on, legal_document="黑市监罚〔2026〕12号")],
-        HEIHE,
-        AS_OF,
-    )
-    assert without.score == 600
-    assert without.contributions[0].status is ContributionStatus.EXCLUDED_BY_RULE
-    assert "legal document" in without.contributions[0].reason
-    assert with_doc.score == 500
+    r = score(resident, [rec("x", "responsible_individual", "a", on, legal_document=stored)],
+              HEIHE, AS_OF)  # fmt: skip
+    assert r.score == 600
+    assert r.contributions[0].status is ContributionStatus.EXCLUDED_BY_RULE
+    assert "legal-document reference (H10)" in r.contributions[0].reason
+
+
+def test_responsible_individual_with_a_reference_is_deducted_and_explained(
+    resident: Subject,
+) -> None:
+    """REQ: H10, N13 (issue 15 §3) — the deduction counts and its explanation says it is for
+    the responsible individual and names the document kind and number."""
+    on = date(2026, 5, 1)
+    stored = "penalty_decision 黑市监罚〔2026〕12号"
+    r = score(resident, [rec("x", "responsible_individual", "a", on, legal_document=stored)],
+              HEIHE, AS_OF)  # fmt: skip
+    assert r.score == 500
+    (c,) = r.contributions
+    assert (c.status, c.points) == (ContributionStatus.COUNTED, -100)
+    assert "individual directly responsible" in c.reason
+    assert "行政处罚决定书 黑市监罚〔2026〕12号 (H10)" in c.reason
 
 
 def test_hainan_excludes_simple_procedure_and_corrected_minor(resident: Subject) -> None:
@@ -307,7 +334,9 @@ def records(draw: st.DrawFn) -> list[CreditRecord]:
                 recognised_on=draw(st.dates(date(2021, 1, 1), date(2026, 12, 31))),
                 level=level,
                 severity=sev,
-                legal_document=draw(st.sampled_from([None, "doc"])),
+                legal_document=draw(
+                    st.sampled_from([None, "doc", "judgment （2026）黑1102民初123号"])
+                ),
                 status=draw(st.sampled_from(list(RecordStatus))),
             )
         )

@@ -1,0 +1,39 @@
+"""The incentive catalogue's publication (N17; docs/adr/0511; issue 15 section 2).
+
+A region's operator publishes its scheme's scenario catalogue (``[[incentives]]``
+in the scheme file, validated by :mod:`scoring._incentives`: incentives only,
+H14, N14) with a catalogue version, a publication date and an application guide
+(``[catalogue]`` in ``node.toml``).  The node serves it two ways, both built
+from the same catalogue:
+
+* signed by the node's signing key as a DSSE envelope
+  (``application/vnd.huxin.catalogue.v1+proto``) through
+  ``PeerService.GetSignedCatalogue``, public trust material that any
+  certificate of the federation CA may read (docs/adr/0415);
+* with its guide through ``CitizenService.GetIncentiveCatalogue`` (public on
+  the citizen port), which carries the signed envelope too.
+
+Peers fetch and verify it with ``huxin catalogue fetch``; ``huxin catalogue
+show`` prints a node's own.
+
+Modules: ``_publish`` (guide loading, building, signing, the citizen view),
+``_render`` (text and Markdown), ``_fetch`` (a peer's catalogue against the trust
+material), ``_repo`` (read-only storage reads), ``_cli`` (the commands).
+"""
+
+from ._fetch import FetchedCatalogue, fetch_catalogue, held_trust
+from ._publish import Publisher, catalogue_message, citizen_view, load_guide
+from ._render import illustrative_note, render_markdown, render_text
+
+__all__ = [
+    "FetchedCatalogue",
+    "Publisher",
+    "catalogue_message",
+    "citizen_view",
+    "fetch_catalogue",
+    "held_trust",
+    "illustrative_note",
+    "load_guide",
+    "render_markdown",
+    "render_text",
+]

@@ -1,0 +1,64 @@
+"""Incentives only, enforced where the grade leaves the node (H12, H14, N14, N16, N17).
+
+A consent's purpose is a scenario of a published incentive catalogue
+(``"<scheme id>/<scenario id>"``), never free text; its scope is a disclosure
+kind (threshold by default: "meets the scenario", neither grade nor score;
+grade, or grade and score, only where the scenario allows it).  docs/adr/0512.
+
+* :mod:`._scenarios` -- purpose -> :class:`Scenario` (pure; every routing hop
+  and the home node agree), the allowed disclosure, the mapping target;
+* :mod:`._disclose` -- which fields an attestation carries per disclosure, and
+  the citizen's :func:`preview` of them;
+* :mod:`._grant` -- ``GrantConsent``: only a person who meets the scenario can
+  grant (``SCENARIO_NOT_MET`` is told to the citizen alone, nothing stored);
+* :mod:`._unmet` -- a consent whose subject fell below the tier ends at the
+  next request, which the requester sees as a withdrawal;
+* :mod:`._trusted` -- the scenario catalogue a hub signs into its trust bundle
+  for offline verifiers.
+"""
+
+from __future__ import annotations
+
+from ._disclose import disclosed, field_paths, preview, withheld_fields
+from ._grant import ADULT_AGE, CONSENT_TYPE, grant_consent, has_capacity, refuse_grant_over_limits
+from ._scenarios import (
+    Scenario,
+    check_allowed,
+    check_request_target,
+    grade_in_scenario,
+    request_terms,
+    requested_disclosure,
+    scenario_for,
+    scenarios_of,
+    scope_of,
+    shipped_scenario,
+    target_for,
+)
+from ._trusted import shipped_catalogue, trusted_scenarios
+from ._unmet import end_unmet_consent
+
+__all__ = [
+    "ADULT_AGE",
+    "CONSENT_TYPE",
+    "Scenario",
+    "check_allowed",
+    "check_request_target",
+    "disclosed",
+    "end_unmet_consent",
+    "field_paths",
+    "grade_in_scenario",
+    "grant_consent",
+    "has_capacity",
+    "preview",
+    "refuse_grant_over_limits",
+    "request_terms",
+    "requested_disclosure",
+    "scenario_for",
+    "scenarios_of",
+    "scope_of",
+    "shipped_catalogue",
+    "shipped_scenario",
+    "target_for",
+    "trusted_scenarios",
+    "withheld_fields",
+]

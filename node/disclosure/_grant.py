@@ -1,0 +1,256 @@
+"""Granting a consent for an incentive scenario (H5, H12, H14, N4, N14, N15).
+
+:func:`grant_consent` is ``CitizenService.GrantConsent``'s domain function.
+Checks, in order, each refusal writing nothing (no row, no log leaf):
+
+1. audience form, purpose form (:func:`node._freetext.check_purpose`) and the
+   purpose a catalogue scenario (``UNKNOWN_SCENARIO``), the audience a trusted
+   requester (``AUDIENCE_NOT_TRUSTED``);
+2. the disclosure: THRESHOLD when unspecified, at most what the scenario
+   allows (``DISCLOSURE_NOT_ALLOWED``); validity and uses within bounds;
+3. the person: served (population registry), known, not opted out, of full
+   civil capacity; the node's signing key usable;
+4. the person MEETS the scenario: their grade (mapped into the scenario's
+   scheme when it is not the node's own) is the scenario's tier or better, else
+   ``FAILED_PRECONDITION SCENARIO_NOT_MET`` -- told to the citizen only, and
+   since nothing is stored or logged the relying party can never learn that
+   someone falls short;
+5. the grant limits (rate and active consents, docs/adr/0324), read again
+   inside the grant's own write transaction.
+
+With ``preview_only`` the call stops after step 5's first reading and returns
+only :func:`node.disclosure.preview` -- nothing is stored, signed or logged;
+a real grant returns the same preview next to the token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from datetime import date
+from typing import TYPE_CHECKING
+
+from keys import MappedGrade, sign, subject_binding
+from scoring import Subject, years_between
+
+from .._config import MAX_USES_CAP, ConsentConfig
+from .._errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NodeError,
+    NotFoundError,
+    ResourceExhaustedError,
+    own_data,
+)
+from .._freetext import check_purpose
+from .._repo_consents import ConsentRow, GrantHistory
+from .._throttle import RETRY_AFTER_KEY
+from .._translog import LogWrite
+from ..monthly._selfquery import published_entry_of
+from ..pb.v1 import node_pb2
+from ..population import require_served
+from ._disclose import preview
+from ._scenarios import Scenario, check_allowed, requested_disclosure, scenario_for, scope_of
+
+if TYPE_CHECKING:
+    from .._context import NodeContext
+    from .._identity import AuthenticatedCitizen
+
+__all__ = [
+    "ADULT_AGE",
+    "CONSENT_TYPE",
+    "grant_consent",
+    "has_capacity",
+    "refuse_grant_over_limits",
+]
+
+CONSENT_TYPE = "application/vnd.huxin.consent.v1+proto"
+ADULT_AGE = 18  # full civil capacity by age (PRC Civil Code art. 17)
+DAY = 86_400
+HOUR, MINUTE = 3_600, 60
+_AUDIENCE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+
+def has_capacity(subject: Subject, today: date) -> bool:
+    """May this person consent today: an adult with full civil capacity."""
+    return subject.full_civil_capacity and years_between(subject.birth_date, today) >= ADULT_AGE
+
+
+def refuse_grant_over_limits(history: GrantHistory, limits: ConsentConfig, now: int) -> None:
+    """RESOURCE_EXHAUSTED if one more grant at ``now`` would exceed the rate (checked
+    first: withdrawing does not help there) or the bound on active consents.
+    ``history.recent`` holds the grants of the last hour, oldest first."""
+    waits = []
+    for window, most in ((HOUR, limits.grants_per_hour), (MINUTE, limits.grant_burst)):
+        inside = [t for t in history.recent if t > now - window]
+        if len(inside) >= most:  # the window frees when its (len - most)-th oldest leaves
+            waits.append(inside[len(inside) - most] + window - now)
+    if waits:
+        seconds = max(1, *waits)
+        raise ResourceExhaustedError(
+            "CONSENT_RATE_EXCEEDED",
+            f"at most {limits.grants_per_hour} consents per hour and {limits.grant_burst} "
+            f"per minute; retry after {seconds} s",
+            details=((RETRY_AFTER_KEY, str(seconds)),),
+        )
+    if history.active >= limits.max_active_consents:
+        raise ResourceExhaustedError(
+            "TOO_MANY_ACTIVE_CONSENTS",
+            f"at most {limits.max_active_consents} active consents; withdraw one first",
+        )
+
+
+async def _meets(ctx: NodeContext, key: bytes, scenario: Scenario) -> MappedGrade | None:
+    """Refuse unless the person's published grade (H3, what an attestation would carry)
+    meets ``scenario``; the mapping used, if any."""
+    result = await published_entry_of(ctx, key)
+    if not result.eligible or result.grade is None:
+        raise FailedPreconditionError(
+            "SUBJECT_NOT_ELIGIBLE", "you have no grade in this scheme", field="subject"
+        )
+    grade, mapping = result.grade, None
+    if scenario.scheme_id != ctx.scheme.id:
+        try:
+            mapping = ctx.mapper.map(grade, scenario.scheme_id, ctx.today())
+        except NodeError:
+            raise FailedPreconditionError(
+                "MAPPING_UNAVAILABLE",
+                f"this node has no approved mapping into {scenario.scheme_id}",
+                field="purpose",
+            ) from None
+        grade = mapping.grade
+    if not scenario.meets(grade):
+        # the citizen's own answer: nothing is stored or logged, the audience learns nothing
+        raise FailedPreconditionError(
+            "SCENARIO_NOT_MET",
+            f"your grade does not meet {scenario.ref} (tier ≥ {scenario.min_tier} in "
+            f"{scenario.scheme}); nothing was granted and no one was told",
+            field="purpose",
+        )
+    return mapping
+
+
+async def grant_consent(
+    ctx: NodeContext, citizen: AuthenticatedCitizen, request: node_pb2.GrantConsentRequest
+) -> node_pb2.ConsentToken:
+    """Grant (or, with ``preview_only``, preview) a consent; see the module docstring."""
+    if not _AUDIENCE.match(request.audience):
+        raise InvalidArgumentError(
+            "INVALID_FIELD", "must be a region or organisation id", field="audience"
+        )
+    check_purpose(request.purpose)  # signed, stored and logged
+    scenario = scenario_for(request.purpose, ctx.scheme)
+    now = ctx.now_s()
+    if request.audience == ctx.config.region or not ctx.trust.allows(request.audience, now):
+        raise InvalidArgumentError(
+            "AUDIENCE_NOT_TRUSTED",
+            "not a requester this region serves (trust list, H17); it could never use it",
+            field="audience",
+        )
+    disclosure = requested_disclosure(request.scope)
+    check_allowed(scenario, disclosure)
+    cap = ctx.config.consent.max_validity_days
+    days = request.valid_days or cap
+    if days > cap:
+        raise InvalidArgumentError(
+            "VALIDITY_TOO_LONG", f"consent validity is capped at {cap} days", field="valid_days"
+        )
+    uses = request.max_uses or ctx.config.consent.default_max_uses
+    if uses > MAX_USES_CAP:
+        raise InvalidArgumentError(
+            "INVALID_FIELD", f"at most {MAX_USES_CAP} uses", field="max_uses"
+        )
+    key = citizen.subject_key
+    subject = await ctx.records.subject(key)
+    # dead, moved away, no longer eligible: no consent (docs/adr/0508)
+    await require_served(ctx, key, self_query=False)
+    if subject is None:
+        raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")
+    if await ctx.consents.opted_out(key):
+        raise FailedPreconditionError(
+            "SUBJECT_OPTED_OUT", "you asked not to be scored; opt in first", field="subject"
+        )
+    if not has_capacity(subject, ctx.today()):
+        # Consent needs legal capacity when given, not only when used.
+        raise FailedPreconditionError(
+            "SUBJECT_NOT_ELIGIBLE",
+            f"a consent needs full civil capacity (age {ADULT_AGE} or more)",
+            field="subject",
+        )
+    if ctx.secrets.signing_problem_at(now) is not None:
+        raise FailedPreconditionError(  # a token no one could ever use
+            "NODE_KEY_EXPIRED",
+            "this node's signing key is not valid now; the operator must rotate it",
+        )
+    mapping = await _meets(ctx, key, scenario)
+    limits = ctx.config.consent
+    # a cheap refusal first, without the writer lock; the decision is made again
+    # inside the grant's transaction
+    history = await ctx.consents.grant_history(key, since=now - HOUR, now=now)
+    refuse_grant_over_limits(history, limits, now)
+    shown = preview(
+        scenario,
+        disclosure,
+        audience=request.audience,
+        not_after=now + days * DAY,
+        max_uses=uses,
+        mapping=mapping,
+    )
+    if request.preview_only:
+        return node_pb2.ConsentToken(preview=shown)
+    salt = os.urandom(32)
+    grant = node_pb2.ConsentGrant(
+        consent_id=os.urandom(16).hex(),
+        issuer_region=ctx.config.region,
+        audience=request.audience,
+        purpose=request.purpose,
+        scope=scope_of(disclosure),  # type: ignore[arg-type]
+        not_before=now,
+        not_after=now + days * DAY,
+        max_uses=uses,
+        granted_at=now,
+    )
+    payload = grant.SerializeToString(deterministic=True)
+    with own_data("the node's signing key"):
+        envelope = sign(CONSENT_TYPE, payload, ctx.secrets.signing)
+    row = ConsentRow(
+        consent_id=grant.consent_id,
+        subject_key=key,
+        audience=grant.audience,
+        purpose=grant.purpose,
+        scope=grant.scope,
+        not_before=grant.not_before,
+        not_after=grant.not_after,
+        max_uses=uses,
+        uses=0,
+        binding=subject_binding(salt, citizen.id_number),
+        grant_payload=payload,
+        grant_sha256=hashlib.sha256(payload).digest(),
+        granted_at=now,
+        withdrawn_at=None,
+    )
+    async with ctx.db.write() as tx:
+        history = await ctx.consents.grant_history(key, since=now - HOUR, now=now, tx=tx)
+        refuse_grant_over_limits(history, limits, now)  # rolls back: nothing written
+        if await ctx.consents.opted_out(key, tx):
+            raise FailedPreconditionError(  # opted out meanwhile (N3): nothing written
+                "SUBJECT_OPTED_OUT", "you asked not to be scored; opt in first", field="subject"
+            )
+        await ctx.consents.insert(tx, row)
+        await ctx.log.append(
+            tx,
+            [
+                LogWrite(
+                    "consent_granted",
+                    now,
+                    key,
+                    consent_id=grant.consent_id,
+                    requester=grant.audience,
+                    purpose=grant.purpose,
+                )
+            ],
+        )
+    return node_pb2.ConsentToken(
+        token=envelope.to_proto(), consent_id=grant.consent_id, binding_salt=salt, preview=shown
+    )

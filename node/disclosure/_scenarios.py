@@ -1,0 +1,246 @@
+"""A consent's purpose is a catalogue scenario; what it may disclose (H12, H14, N14, N16).
+
+A purpose is ``"<scheme id>/<scenario id>"`` naming an entry of a scheme's
+published incentive catalogue (``scoring.parse_incentives``): the node's own
+scheme, or another shipped scheme the node maps its grades into (mutual
+recognition, C3).  Anything else -- free text such as ``loan``,
+``deny_housing_subsidy`` or ``blacklist_check``, an unknown scheme or scenario
+-- is refused ``INVALID_ARGUMENT UNKNOWN_SCENARIO`` (field ``purpose``).
+
+Invariants:
+
+* :func:`shipped_scenario` is pure (the shipped scheme files, read once per
+  scheme and kept): the request form check (:mod:`node._request_form`) calls
+  it on every hop, so a relaying node refuses exactly as the home node does;
+* the home node decides with :func:`scenario_for`: a scenario of its own scheme
+  is read from the scheme version in force (its tier and allowed disclosure),
+  and must be in the shipped catalogue too, so every hop and the home node
+  agree on which purposes exist;
+* a consent discloses at most what its scenario allows
+  (:func:`check_allowed`, ``INVALID_ARGUMENT DISCLOSURE_NOT_ALLOWED``, field
+  ``scope``); an unspecified scope is a threshold consent;
+* the tier is compared in the scenario's scheme: the native grade for the
+  node's own scheme, the grade mapped by the approved table otherwise
+  (:func:`target_for` fills an empty ``target_scheme`` with the scenario's
+  scheme and refuses any other: ``TARGET_SCHEME_MISMATCH``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from keys import MappedGrade, Threshold
+from scoring import Disclosure, Scheme, SchemeError, load_scheme, parse_scenario_ref, scenario_ref
+
+from .._errors import InvalidArgumentError
+from ..pb.v1 import node_pb2
+
+__all__ = [
+    "Scenario",
+    "check_allowed",
+    "check_request_target",
+    "grade_in_scenario",
+    "request_terms",
+    "requested_disclosure",
+    "scenario_for",
+    "scenarios_of",
+    "scope_of",
+    "shipped_scenario",
+    "target_for",
+]
+
+_SCOPES: Mapping[int, Disclosure] = {
+    node_pb2.CONSENT_SCOPE_UNSPECIFIED: Disclosure.THRESHOLD,
+    node_pb2.CONSENT_SCOPE_THRESHOLD: Disclosure.THRESHOLD,
+    node_pb2.CONSENT_SCOPE_GRADE: Disclosure.GRADE,
+    node_pb2.CONSENT_SCOPE_GRADE_AND_SCORE: Disclosure.GRADE_AND_SCORE,
+}
+_SCOPE_OF = {
+    Disclosure.THRESHOLD: node_pb2.CONSENT_SCOPE_THRESHOLD,
+    Disclosure.GRADE: node_pb2.CONSENT_SCOPE_GRADE,
+    Disclosure.GRADE_AND_SCORE: node_pb2.CONSENT_SCOPE_GRADE_AND_SCORE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One incentive scenario of one scheme version."""
+
+    ref: str  # "<scheme id>/<scenario id>"
+    scheme_id: str
+    scheme_version: str
+    id: str
+    title: str
+    min_tier: str
+    allowed: Disclosure  # the most a consent for it may disclose
+    grades: tuple[str, ...]  # the scheme's grades, best first
+
+    @property
+    def scheme(self) -> str:
+        return f"{self.scheme_id}@{self.scheme_version}"
+
+    @property
+    def threshold(self) -> Threshold:
+        return Threshold(self.scheme_id, self.scheme_version, self.min_tier)
+
+    def meets(self, grade: str) -> bool:
+        """True when ``grade`` (of this scenario's scheme) is the minimum tier or better."""
+        return grade in self.grades and self.grades.index(grade) <= self.grades.index(self.min_tier)
+
+    def describe(self) -> str:
+        """``meets heihe/credit-loans (tier ≥ A in heihe@2025.1)`` -- as ``huxin verify`` says it."""
+        return f"meets {self.ref} (tier ≥ {self.min_tier} in {self.scheme})"
+
+
+def scenarios_of(scheme: Scheme) -> dict[str, Scenario]:
+    """Every catalogue entry of ``scheme``, by scenario reference."""
+    return {
+        scenario_ref(scheme.id, i.id): Scenario(
+            scenario_ref(scheme.id, i.id),
+            scheme.id,
+            scheme.version,
+            i.id,
+            i.title,
+            i.min_grade,
+            i.disclosure,
+            scheme.grades,
+        )
+        for i in scheme.incentives
+    }
+
+
+@lru_cache(maxsize=64)
+def _shipped(scheme_id: str) -> Mapping[str, Scenario]:
+    """The shipped catalogue of ``scheme_id`` (empty for a scheme the project does not ship)."""
+    try:
+        return scenarios_of(load_scheme(scheme_id))
+    except SchemeError:
+        return {}
+
+
+def _unknown(field: str) -> InvalidArgumentError:
+    # the caller's text is never echoed: it may be anything
+    return InvalidArgumentError(
+        "UNKNOWN_SCENARIO",
+        "must name a scenario of a published incentive catalogue as '<scheme id>/<scenario id>';"
+        " the score serves incentives only (H14, N14)",
+        field=field,
+    )
+
+
+def shipped_scenario(purpose: str, field: str = "purpose") -> Scenario:
+    """The shipped catalogue's scenario ``purpose`` names; ``UNKNOWN_SCENARIO`` otherwise."""
+    parsed = parse_scenario_ref(purpose)
+    found = None if parsed is None else _shipped(parsed[0]).get(purpose)
+    if found is None:
+        raise _unknown(field)
+    return found
+
+
+def scenario_for(purpose: str, home: Scheme, field: str = "purpose") -> Scenario:
+    """At the home node: the scenario as the scheme in force (``home``) defines it, for a
+    scenario of the node's own scheme; as shipped, for another scheme's."""
+    shipped = shipped_scenario(purpose, field)
+    if shipped.scheme_id != home.id or home.version == shipped.scheme_version:
+        return shipped
+    in_force = _in_force(home).get(purpose)
+    if in_force is None:
+        raise _unknown(field)
+    return in_force
+
+
+_IN_FORCE: dict[int, tuple[Scheme, Mapping[str, Scenario]]] = {}
+
+
+def _in_force(home: Scheme) -> Mapping[str, Scenario]:
+    """The scenarios of a rolled-out scheme version, built once per scheme object (the
+    object is kept with them, so its id is never reused while cached)."""
+    hit = _IN_FORCE.get(id(home))
+    if hit is None or hit[0] is not home:
+        if len(_IN_FORCE) >= 8:
+            _IN_FORCE.clear()
+        hit = _IN_FORCE[id(home)] = (home, scenarios_of(home))
+    return hit[1]
+
+
+def requested_disclosure(scope: int) -> Disclosure:
+    """The disclosure a consent scope asks for; unspecified means threshold."""
+    found = _SCOPES.get(scope)
+    if found is None:
+        raise InvalidArgumentError(
+            "INVALID_FIELD", "must be THRESHOLD, GRADE or GRADE_AND_SCORE", field="scope"
+        )
+    return found
+
+
+def scope_of(disclosure: Disclosure) -> int:
+    """The ``ConsentScope`` value stored and signed for ``disclosure``."""
+    return _SCOPE_OF[disclosure]
+
+
+def check_allowed(scenario: Scenario, disclosure: Disclosure) -> None:
+    """``DISCLOSURE_NOT_ALLOWED`` when ``disclosure`` exceeds what the scenario allows (H12)."""
+    if disclosure.rank > scenario.allowed.rank:
+        raise InvalidArgumentError(
+            "DISCLOSURE_NOT_ALLOWED",
+            f"{scenario.ref} allows at most {scenario.allowed.value} disclosure",
+            field="scope",
+        )
+
+
+def _mismatch(scenario: Scenario) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        "TARGET_SCHEME_MISMATCH",
+        f"must be empty or {scenario.scheme_id!r} for {scenario.ref}",
+        field="target_scheme",
+    )
+
+
+def check_request_target(scenario: Scenario, target: str) -> None:
+    """The form rule every hop applies: a threshold-only scenario has no grade to map
+    into another scheme than its own."""
+    if scenario.allowed is Disclosure.THRESHOLD and target not in ("", scenario.scheme_id):
+        raise _mismatch(scenario)
+
+
+def target_for(scenario: Scenario, home_scheme: str, target: str, disclosure: Disclosure) -> str:
+    """The scheme the home node maps the grade into ('' for none).
+
+    A scenario of another scheme is met by the grade mapped into that scheme, so an
+    empty target is filled with it and any other is refused; for the node's own
+    scheme the native grade decides, and a grade disclosure may still be mapped
+    into the requested scheme (mutual recognition), a threshold one never.
+    """
+    if scenario.scheme_id != home_scheme:
+        if target not in ("", scenario.scheme_id):
+            raise _mismatch(scenario)
+        return scenario.scheme_id
+    if target in ("", home_scheme):
+        return ""
+    if disclosure is Disclosure.THRESHOLD:
+        raise _mismatch(scenario)
+    return target
+
+
+def request_terms(
+    purpose: str, home: Scheme, scope: int, target: str
+) -> tuple[Scenario, Disclosure, str]:
+    """At the home node, for a request under a consent of ``scope``: the scenario as the
+    scheme in force defines it, the consent's disclosure (still allowed by it) and the
+    scheme the grade is mapped into ('' for none)."""
+    scenario = scenario_for(purpose, home)
+    disclosure = requested_disclosure(scope)
+    check_allowed(scenario, disclosure)
+    return scenario, disclosure, target_for(scenario, home.id, target, disclosure)
+
+
+def grade_in_scenario(
+    scenario: Scenario, home_scheme: str, grade: str, mapped: MappedGrade | None
+) -> str:
+    """The grade the scenario's tier is compared with: native for the node's own scheme,
+    mapped into the scenario's scheme otherwise (``target_for`` asked for that mapping)."""
+    if scenario.scheme_id == home_scheme:
+        return grade
+    return "" if mapped is None or mapped.scheme_id != scenario.scheme_id else mapped.grade

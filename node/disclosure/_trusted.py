@@ -1,0 +1,33 @@
+"""The scenario catalogue a hub vouches for in its trust bundle (docs/SPEC.md section 6).
+
+Invariant: the catalogue lists every scenario of every scheme shipped with the
+node software, at its shipped version, with its minimum tier and the most it
+may disclose -- exactly what :func:`node.disclosure.shipped_scenario` accepts
+as a purpose -- signed by the hub root key that signs the trust list, so an
+offline verifier refuses any consented attestation naming another scenario.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from keys import Envelope, KeyPair, ScenarioCatalogue, TrustedScenario
+from scoring import list_schemes, load_scheme
+
+from ._scenarios import scenarios_of
+
+__all__ = ["shipped_catalogue", "trusted_scenarios"]
+
+
+def trusted_scenarios() -> tuple[TrustedScenario, ...]:
+    """Every shipped scheme's scenarios as a verifier trusts them."""
+    return tuple(
+        TrustedScenario(s.ref, s.scheme_version, s.min_tier, s.allowed.value, s.title)
+        for sid in list_schemes()
+        for s in scenarios_of(load_scheme(sid)).values()
+    )
+
+
+def shipped_catalogue(issuer: str, issued_at: datetime | int, hub_root: KeyPair) -> Envelope:
+    """The hub-signed catalogue of :func:`trusted_scenarios` (``TrustBundle.scenarios``)."""
+    return ScenarioCatalogue.of(issuer, issued_at, trusted_scenarios()).sign(hub_root)

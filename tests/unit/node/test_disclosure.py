@@ -1,0 +1,218 @@
+"""Consent purposes are catalogue scenarios; disclosure rules (node/disclosure, ADR 0512).
+
+REQ: H12 H14 N14 N16 — issue 15 §2.  The end-to-end story is
+tests/integration/test_scenario_disclosure.py; here the pure rules and the unit of
+work that ends a consent whose subject fell below its scenario.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from keys import KeyPair, MappedGrade
+from node._db import Database
+from node._errors import NodeError, map_error
+from node._repo_consents import STATUS_REVOKED, STATUS_SUPERSEDED
+from node._svc_peer import withdrawn_error
+from node._translog import TransparencyLog
+from node.disclosure import (
+    disclosed,
+    end_unmet_consent,
+    grade_in_scenario,
+    request_terms,
+    scenario_for,
+    shipped_scenario,
+    target_for,
+    trusted_scenarios,
+)
+from node.pb.v1 import node_pb2
+from scoring import Disclosure, load_scheme
+
+HEIHE = load_scheme("heihe")
+SUBJECT = b"\x07" * 32
+NOW = 1_800_000_000
+
+
+def _code(fn: object) -> tuple[str, str]:
+    with pytest.raises(NodeError) as info:
+        fn()  # type: ignore[operator]
+    return info.value.code, info.value.field
+
+
+@pytest.mark.parametrize(
+    "purpose",
+    [
+        pytest.param("loan", id="free-text"),
+        pytest.param("deny_housing_subsidy", id="punitive-deny"),
+        pytest.param("blacklist_check", id="punitive-blacklist"),
+        pytest.param("heihe/blacklist-check", id="not-in-catalogue"),
+        pytest.param("fuzhou/credit-loans", id="scheme-without-that-scenario"),
+        pytest.param("atlantis/x", id="unknown-scheme"),
+        pytest.param("heihe/" + "x" * 95, id="too-long"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_only_catalogue_scenarios_are_purposes(purpose: str) -> None:
+    """REQ: H14 N14 — anything but '<scheme id>/<scenario id>' of a shipped catalogue is
+    INVALID_ARGUMENT UNKNOWN_SCENARIO on the purpose, the text never echoed."""
+    assert _code(lambda: shipped_scenario(purpose)) == ("UNKNOWN_SCENARIO", "purpose")
+    assert _code(lambda: scenario_for(purpose, HEIHE)) == ("UNKNOWN_SCENARIO", "purpose")
+    with pytest.raises(NodeError) as info:
+        shipped_scenario(purpose)
+    assert purpose not in map_error(info.value).message or not purpose
+
+
+def test_a_scenario_names_its_tier_disclosure_and_scheme_version() -> None:
+    """REQ: H12 H14 — heihe/credit-loans: tier A, grade and score allowed; a grade is met
+    at the tier or above only."""
+    s = scenario_for("heihe/credit-loans", HEIHE)
+    assert (s.scheme, s.min_tier, s.allowed) == ("heihe@2025.1", "A", Disclosure.GRADE_AND_SCORE)
+    assert [g for g in HEIHE.grades if s.meets(g)] == ["SSS", "SS", "S", "AAA", "AA", "A"]
+    assert not s.meets("B") and not s.meets("") and not s.meets("X")
+    assert s.describe() == "meets heihe/credit-loans (tier ≥ A in heihe@2025.1)"
+
+
+@pytest.mark.parametrize(
+    ("purpose", "scope", "target", "expect"),
+    [
+        pytest.param("heihe/credit-loans", node_pb2.CONSENT_SCOPE_GRADE, "", ("grade", ""), id="own-scheme-no-mapping"),
+        pytest.param("heihe/credit-loans", node_pb2.CONSENT_SCOPE_GRADE, "heihe", ("grade", ""), id="own-scheme-named"),
+        pytest.param("heihe/credit-loans", node_pb2.CONSENT_SCOPE_GRADE, "hainan", ("grade", "hainan"), id="grade-mapped-for-recognition"),
+        pytest.param("heihe/deposit-free-rental", node_pb2.CONSENT_SCOPE_UNSPECIFIED, "", ("threshold", ""), id="unspecified-is-threshold"),
+        pytest.param("hainan/bank-credit", node_pb2.CONSENT_SCOPE_THRESHOLD, "", ("threshold", "hainan"), id="other-scheme-target-filled"),
+        pytest.param("hainan/bank-credit", node_pb2.CONSENT_SCOPE_THRESHOLD, "hainan", ("threshold", "hainan"), id="other-scheme-target-named"),
+    ],
+)  # fmt: skip
+def test_request_terms(purpose: str, scope: int, target: str, expect: tuple[str, str]) -> None:
+    """REQ: C3 H12 N16 — the disclosure of the consent and the scheme the grade is mapped
+    into: the scenario's own scheme decides the tier; an empty target is filled with it."""
+    _scenario, disclosure, mapped_into = request_terms(purpose, HEIHE, scope, target)
+    assert (disclosure.value, mapped_into) == expect
+
+
+@pytest.mark.parametrize(
+    ("purpose", "scope", "target", "reason", "field"),
+    [
+        pytest.param("heihe/deposit-free-rental", node_pb2.CONSENT_SCOPE_GRADE, "", "DISCLOSURE_NOT_ALLOWED", "scope", id="grade-beyond-threshold-scenario"),
+        pytest.param("heihe/credit-loans", node_pb2.CONSENT_SCOPE_THRESHOLD, "hainan", "TARGET_SCHEME_MISMATCH", "target_scheme", id="threshold-never-mapped-elsewhere"),
+        pytest.param("hainan/bank-credit", node_pb2.CONSENT_SCOPE_THRESHOLD, "wendeng", "TARGET_SCHEME_MISMATCH", "target_scheme", id="other-scheme-other-target"),
+        pytest.param("heihe/credit-loans", 7, "", "INVALID_FIELD", "scope", id="unknown-scope"),
+    ],
+)  # fmt: skip
+def test_request_terms_refusals(
+    purpose: str, scope: int, target: str, reason: str, field: str
+) -> None:
+    """REQ: H12 H14 — a disclosure beyond the scenario, or a mapping a threshold has no
+    grade for, is refused naming the field."""
+    assert _code(lambda: request_terms(purpose, HEIHE, scope, target)) == (reason, field)
+
+
+def test_the_grade_compared_is_the_mapped_one_for_another_scheme() -> None:
+    """REQ: C3 N16 — Heihe A maps to Hainan B: it does not meet a Hainan tier-A scenario."""
+    fast_lane = scenario_for("hainan/fast-lane", HEIHE)
+    mapped = MappedGrade("B", "hainan", "2025.1", "heihe-hainan-anchored", "1", b"\0" * 32, "x")
+    assert grade_in_scenario(fast_lane, "heihe", "A", mapped) == "B"
+    assert not fast_lane.meets(grade_in_scenario(fast_lane, "heihe", "A", mapped))
+    assert grade_in_scenario(fast_lane, "heihe", "A", None) == ""  # no mapping: never met
+    assert target_for(fast_lane, "heihe", "", Disclosure.THRESHOLD) == "hainan"
+
+
+@pytest.mark.parametrize(
+    ("disclosure", "grade", "score", "mapped_grade"),
+    [
+        pytest.param(Disclosure.THRESHOLD, "", None, "", id="threshold"),
+        pytest.param(Disclosure.GRADE, "AA", None, "A", id="grade"),
+        pytest.param(Disclosure.GRADE_AND_SCORE, "AA", 780, "A", id="grade-and-score"),
+    ],
+)
+def test_disclosed_fields_follow_the_kind(
+    disclosure: Disclosure, grade: str, score: int | None, mapped_grade: str
+) -> None:
+    """REQ: H12 — a threshold attestation carries neither grade nor score and names the
+    mapping without its grade; the score only under grade_and_score."""
+    s = scenario_for("heihe/credit-loans", HEIHE)
+    mapped = MappedGrade("A", "hainan", "2025.1", "t", "1", b"\0" * 32, "anchored")
+    out = disclosed(s, disclosure, grade="AA", score=780, mapped=mapped)
+    assert (out["grade"], out["score"], out["mapped"].grade) == (grade, score, mapped_grade)
+    assert (out["scenario"], out["disclosure"]) == ("heihe/credit-loans", disclosure.value)
+
+
+def test_the_trusted_catalogue_is_every_shipped_scenario() -> None:
+    """REQ: H14 N17 — what a hub vouches for in its bundle is exactly what a node accepts
+    as a purpose, with tier, version and the most it may disclose."""
+    entries = {t.scenario: t for t in trusted_scenarios()}
+    for ref, t in entries.items():
+        s = shipped_scenario(ref)
+        assert (t.scheme_version, t.min_tier, t.disclosure) == (
+            s.scheme_version,
+            s.min_tier,
+            s.allowed.value,
+        )
+    assert entries["heihe/credit-loans"].disclosure == "grade_and_score"
+    assert entries["heihe/deposit-free-rental"].disclosure == "threshold"
+
+
+# ------------------------------------------------------------------ ending a consent
+
+
+async def _db(path: Path) -> Database:
+    db = await Database.open(path)
+    async with db.write() as tx:
+        await tx.run(
+            "INSERT INTO subjects (subject_key, birth_date, id_sealed, registered_at) "
+            "VALUES (?, '1980-01-01', x'00', '2026-01-01')",
+            (SUBJECT,),
+        )
+        for cid in ("c1", "c2"):
+            await tx.run(
+                "INSERT INTO consents (consent_id, subject_key, audience, purpose, scope, "
+                "not_before, not_after, max_uses, uses, binding, grant_payload, grant_sha256, "
+                "granted_at) VALUES (?, ?, 'hainan', 'heihe/credit-loans', 1, ?, ?, 5, 1, ?, "
+                "x'00', x'00', ?)",
+                (cid, SUBJECT, NOW - 10, NOW + 86_400, b"\x01" * 32, NOW - 10),
+            )
+        for idx, cid, status in ((1, "c1", 0), (2, "c1", STATUS_SUPERSEDED), (3, "c2", 0)):
+            await tx.run(
+                "INSERT INTO status_entries (idx, attestation_id, subject_key, consent_id, "
+                "status, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (idx, f"a{idx}", SUBJECT, cid, status, NOW - 5, NOW + 3600),
+            )
+    return db
+
+
+async def test_a_consent_whose_subject_fell_below_ends_like_a_withdrawal(tmp_path: Path) -> None:
+    """REQ: H14 H16 N14 — issue 15 §2: in one unit the consent is withdrawn (reason
+    SCENARIO_NOT_MET, seen by the citizen only), its valid attestations revoked exactly as
+    a withdrawal revokes them (a superseded one stays superseded, another consent's are
+    untouched), the citizen notified and a consent_ended leaf appended; the requester's
+    error is the withdrawn consent's own."""
+    db = await _db(tmp_path / "n.db")
+    log = TransparencyLog(db, "heihe", KeyPair.generate())
+    scenario = scenario_for("heihe/credit-loans", HEIHE)
+
+    def unit(conn: sqlite3.Connection) -> tuple[int, list[bytes]]:
+        return end_unmet_consent(
+            conn, log, consent_id="c1", subject_key=SUBJECT, scenario=scenario,
+            audience="hainan", now=NOW,
+        )  # fmt: skip
+
+    _first, leaves = await db.write_unit(unit, lambda r: log.mirror(*r), quick=True)
+    assert len(leaves) == 1
+    entry = node_pb2.LogEntry.FromString(leaves[0])
+    assert (entry.kind, entry.consent_id, entry.requester) == ("consent_ended", "c1", "hainan")
+    assert entry.reason.startswith("SCENARIO_NOT_MET: ")
+    rows = await db.fetchall(
+        "SELECT consent_id, withdrawn_at, withdrawn_reason FROM consents ORDER BY consent_id"
+    )
+    assert [tuple(r) for r in rows] == [("c1", NOW, "SCENARIO_NOT_MET"), ("c2", None, None)]
+    statuses = await db.fetchall("SELECT idx, status FROM status_entries ORDER BY idx")
+    assert [tuple(r) for r in statuses] == [(1, STATUS_REVOKED), (2, STATUS_SUPERSEDED), (3, 0)]
+    (note,) = await db.fetchall("SELECT kind, message FROM notifications")
+    assert note[0] == "consent" and "heihe/credit-loans" in note[1] and "hainan" in note[1]
+    err = map_error(withdrawn_error())
+    assert (err.reason, err.status.name) == ("CONSENT_WITHDRAWN", "FAILED_PRECONDITION")
+    assert "SCENARIO" not in err.message
+    await db.close()
