@@ -12,7 +12,9 @@ Invariants:
   scored, and written with its ``snapshot_run_chunks`` row in ONE
   transaction: an interrupted run holds complete chunks only, and running it
   again resumes with the missing chunks.  A finished run is not recomputed
-  (idempotent) unless ``force`` is given, which replaces it.
+  (idempotent) unless ``force`` is given, which replaces it, or it scored nobody
+  and the node holds people now (a fresh node's first month, run by its own
+  scheduler before the population authority filed anyone: docs/adr/0514).
 * Memory is bounded by a few chunks: nothing reads the whole population.
 * ``records_through`` (an ISO instant of the node's clock, stored on the run) makes
   the run reproducible: it scores only records submitted up to and including it,
@@ -320,6 +322,8 @@ def _open_run(
         " WHERE period = ? AND scheme_id = ? AND scheme_version = ?",
         (period, scheme.id, scheme.version),
     ).fetchone()
+    if row is not None and row[2] is not None and _scored_nobody_then(conn, int(row[0])):
+        force = True  # published before anyone was filed: a fresh node's first month
     if row is not None and force:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("DELETE FROM snapshots WHERE run_id = ?", (row[0],))
@@ -337,6 +341,14 @@ def _open_run(
     )
     assert cur.lastrowid is not None
     return cur.lastrowid, chunks, False, records_through
+
+
+def _scored_nobody_then(conn: sqlite3.Connection, run_id: int) -> bool:
+    """The finished run scored nobody, and the node holds people now."""
+    (scored,) = conn.execute(
+        "SELECT coalesce(sum(subjects), 0) FROM snapshot_run_chunks WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    return scored == 0 and conn.execute("SELECT 1 FROM subjects LIMIT 1").fetchone() is not None
 
 
 def _totals(conn: sqlite3.Connection, run_id: int) -> tuple[int, int, dict[str, int]]:
@@ -465,6 +477,13 @@ def _compute(  # noqa: PLR0917 - private helper of run_month
             with lock:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
+                    if conn.execute(  # another run of the same month (the node's own
+                        # scheduler and `huxin score publish`) wrote this chunk meanwhile
+                        "SELECT 1 FROM snapshot_run_chunks WHERE run_id = ? AND chunk = ?",
+                        (run_id, res.chunk),
+                    ).fetchone():
+                        conn.execute("ROLLBACK")
+                        continue
                     conn.executemany(
                         "INSERT INTO snapshots"
                         " (run_id, subject_key, eligible, score, grade, reason)"

@@ -158,3 +158,21 @@ def test_a_person_unknown_or_not_eligible_is_refused_by_name(db: Path) -> None:
             _grade(conn, key)
         assert err.value.code == code
     conn.close()
+
+
+def test_a_month_published_before_anyone_was_filed_is_run_again(tmp_path: Path) -> None:
+    """REQ: H3 — issue 15 §3 (docs/adr/0514): a fresh node's scheduler publishes the last
+    month before the population authority has filed anyone; the month run again (e.g.
+    `huxin score publish`) then scores the people, instead of keeping the empty run, and
+    a month that scored people is not recomputed."""
+    db = tmp_path / "fresh.db"
+    connect(db).close()
+    empty = run_month(db, HEIHE, "2026-09", workers=1)
+    assert (empty.subjects, empty.already_complete) == (0, False)
+    conn = connect(db)
+    _person(conn, ALICE, registered="2026-10-03")
+    conn.close()
+    again = run_month(db, HEIHE, "2026-09", workers=1)
+    assert (again.subjects, again.eligible, again.already_complete) == (1, 1, False)
+    kept = run_month(db, HEIHE, "2026-09", workers=1)
+    assert (kept.run_id, kept.subjects, kept.already_complete) == (again.run_id, 1, True)
