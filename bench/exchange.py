@@ -132,6 +132,24 @@ class _Node:
         return [self.proc.pid, *(w["pid"] for w in self.ports.get("workers", []))]
 
 
+async def _month_published(database: Path, timeout: float = 120.0) -> None:
+    """Wait for the node's first monthly step: attestations carry the published month's
+    grade (H3, docs/adr/0514), and the node runs it in the background after it starts."""
+    import sqlite3
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+            (done,) = conn.execute(
+                "SELECT count(*) FROM monthly_runs WHERE state = 'finished'"
+            ).fetchone()
+        if done:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("the node published no month")
+        await asyncio.sleep(0.05)
+
+
 async def _start_node(
     root: Path, name: str, workers: int, ca: Any, issued: dict[str, Any], needed: int
 ) -> _Node:
@@ -182,6 +200,7 @@ async def _start_node(
                 for _ in range(CONSENT_USES)
             ]
         del node.requests[needed:]
+        await _month_published(root / name / "node.db")
         # one request checked end to end before timing: the reply is a signed attestation
         sample = await node_pb2_grpc.PeerServiceStub(pch).RequestAttestation(node.requests.pop())
         if not sample.signed_attestation:

@@ -12,8 +12,15 @@ Invariants:
   scored, and written with its ``snapshot_run_chunks`` row in ONE
   transaction: an interrupted run holds complete chunks only, and running it
   again resumes with the missing chunks.  A finished run is not recomputed
-  (idempotent) unless ``force`` is given, which replaces it.
+  (idempotent) unless ``force`` is given, which replaces it, or it scored nobody
+  and the node holds people now (a fresh node's first month, run by its own
+  scheduler before the population authority filed anyone: docs/adr/0514).
 * Memory is bounded by a few chunks: nothing reads the whole population.
+* ``records_through`` (an ISO instant of the node's clock, stored on the run) makes
+  the run reproducible: it scores only records submitted up to and including it,
+  so a record filed while the run goes is left to the next month (H3) and the
+  published score can be explained again later from the same records
+  (:mod:`node.monthly`, docs/adr/0514).  A resumed run keeps the stored instant.
 * Workers (processes) only read; the calling process is the only writer.
 * A scheme that has expired by ``as_of`` runs nothing (``SCHEME_EXPIRED``):
   the check precedes any read, so no run row or snapshot is written.
@@ -47,6 +54,7 @@ __all__ = [
     "RecordRow",
     "RunSummary",
     "chunk_bounds",
+    "count_run_subjects",
     "ended_period_as_of",
     "load_subject",
     "period_as_of",
@@ -149,14 +157,15 @@ _RECORDS = (
     " level, severity, legal_document, status, flags FROM records WHERE {cond}"
     " ORDER BY subject_key, record_id"
 )
+_RECORDS_THROUGH = _RECORDS.replace(" ORDER BY", " AND submitted_at <= ? ORDER BY")
 
 
 def read_chunk(
-    conn: sqlite3.Connection, chunk: Chunk, as_of: date
+    conn: sqlite3.Connection, chunk: Chunk, as_of: date, records_through: str | None = None
 ) -> Iterator[tuple[bytes, Subject, list[RecordRow]]]:
     """Everyone the node holds in ``chunk`` (not deregistered or dead by ``as_of``, not
-    opted out), with residences and records, in key order; the engine decides who is
-    eligible on ``as_of``."""
+    opted out), with residences and records (those submitted up to ``records_through``
+    when given), in key order; the engine decides who is eligible on ``as_of``."""
     day_after = (as_of + timedelta(days=1)).isoformat()
     sql, args = _range(_SUBJECTS, chunk)
     people = conn.execute(sql, (*args, day_after, as_of.isoformat())).fetchall()
@@ -167,12 +176,13 @@ def read_chunk(
     parse = date.fromisoformat
     for key, kind, since in conn.execute(sql, (*args, as_of.isoformat())):
         residences.setdefault(key, []).append(Residence(kind, parse(since)))
-    sql, args = _range(_RECORDS, chunk)
+    sql, args = _range(_RECORDS if records_through is None else _RECORDS_THROUGH, chunk)
+    params: tuple[bytes | str, ...] = args if records_through is None else (*args, records_through)
     records: dict[bytes, list[RecordRow]] = {}
     dates: dict[str | None, date | None] = {None: None}
     flag_sets: dict[str, frozenset[str]] = {"": _NO_FLAGS}
     for key, rid, cat, act, src, rec_on, until, level, sev, legal, status, flags in conn.execute(
-        sql, args
+        sql, params
     ).fetchall():
         recognised = dates.get(rec_on)
         if recognised is None:
@@ -196,6 +206,14 @@ def read_chunk(
             born = births[born_text] = parse(born_text)
         subject = Subject(born, tuple(residences.get(key, ())), full_civil_capacity=bool(capacity))
         yield key, subject, records.get(key, [])
+
+
+def count_run_subjects(conn: sqlite3.Connection, as_of: date) -> int:
+    """How many people a run as of ``as_of`` scores (the run's own selection)."""
+    day_after = (as_of + timedelta(days=1)).isoformat()
+    sql = _SUBJECTS.format(cond="1 = 1").replace(" ORDER BY subject_key", "")
+    (n,) = conn.execute(f"SELECT count(*) FROM ({sql})", (day_after, as_of.isoformat())).fetchone()
+    return int(n)
 
 
 def load_subject(
@@ -222,14 +240,19 @@ class ChunkResult:
     grades: Counter[str]
 
 
-def score_chunk(
-    conn: sqlite3.Connection, scheme: Scheme, as_of: date, run_id: int, chunk: Chunk
+def score_chunk(  # noqa: PLR0917 - the worker's fixed arguments, then the chunk
+    conn: sqlite3.Connection,
+    scheme: Scheme,
+    as_of: date,
+    run_id: int,
+    chunk: Chunk,
+    records_through: str | None = None,
 ) -> ChunkResult:
     rows: list[SnapshotRow] = []
     grades: Counter[str] = Counter()
     eligible = 0
     try:
-        for key, subject, records in read_chunk(conn, chunk, as_of):
+        for key, subject, records in read_chunk(conn, chunk, as_of, records_through):
             result = score(subject, records, scheme, as_of, explain=False)
             if result.eligible:
                 eligible += 1
@@ -245,18 +268,20 @@ def score_chunk(
     return ChunkResult(chunk.number, rows, eligible, grades)
 
 
-_worker: tuple[sqlite3.Connection, Scheme, date, int] | None = None
+_worker: tuple[sqlite3.Connection, Scheme, date, int, str | None] | None = None
 
 
-def _worker_init(db: str, scheme: Scheme, as_of: date, run_id: int) -> None:
+def _worker_init(
+    db: str, scheme: Scheme, as_of: date, run_id: int, records_through: str | None
+) -> None:
     global _worker  # noqa: PLW0603 - one read-only connection per worker process
-    _worker = (connect(db, readonly=True), scheme, as_of, run_id)
+    _worker = (connect(db, readonly=True), scheme, as_of, run_id, records_through)
 
 
 def _worker_chunk(chunk: Chunk) -> ChunkResult:
     assert _worker is not None
-    conn, scheme, as_of, run_id = _worker
-    return score_chunk(conn, scheme, as_of, run_id, chunk)
+    conn, scheme, as_of, run_id, through = _worker
+    return score_chunk(conn, scheme, as_of, run_id, chunk, through)
 
 
 # -- the run ---------------------------------------------------------------------
@@ -289,30 +314,41 @@ def _open_run(
     chunk_subjects: int,
     *,
     force: bool,
-) -> tuple[int, int, bool]:
-    """(run_id, chunks, complete) of the run, creating it if needed."""
+    records_through: str | None,
+) -> tuple[int, int, bool, str | None]:
+    """(run_id, chunks, complete, records_through) of the run, creating it if needed."""
     row = conn.execute(
-        "SELECT run_id, chunks, finished_at FROM snapshot_runs"
+        "SELECT run_id, chunks, finished_at, records_through FROM snapshot_runs"
         " WHERE period = ? AND scheme_id = ? AND scheme_version = ?",
         (period, scheme.id, scheme.version),
     ).fetchone()
+    if row is not None and row[2] is not None and _scored_nobody_then(conn, int(row[0])):
+        force = True  # published before anyone was filed: a fresh node's first month
     if row is not None and force:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("DELETE FROM snapshots WHERE run_id = ?", (row[0],))
         conn.execute("DELETE FROM snapshot_runs WHERE run_id = ?", (row[0],))
         conn.execute("COMMIT")
         row = None
-    if row is not None:
-        return int(row[0]), int(row[1]), row[2] is not None
+    if row is not None:  # resumed: the stored instant, so every chunk reads the same records
+        return int(row[0]), int(row[1]), row[2] is not None, row[3]
     (subjects,) = conn.execute("SELECT count(*) FROM subjects").fetchone()
     chunks = max(1, math.ceil(subjects / chunk_subjects))
     cur = conn.execute(
-        "INSERT INTO snapshot_runs (period, scheme_id, scheme_version, as_of, chunks, started_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (period, scheme.id, scheme.version, as_of.isoformat(), chunks, _now()),
+        "INSERT INTO snapshot_runs (period, scheme_id, scheme_version, as_of, chunks, started_at,"
+        " records_through) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (period, scheme.id, scheme.version, as_of.isoformat(), chunks, _now(), records_through),
     )
     assert cur.lastrowid is not None
-    return cur.lastrowid, chunks, False
+    return cur.lastrowid, chunks, False, records_through
+
+
+def _scored_nobody_then(conn: sqlite3.Connection, run_id: int) -> bool:
+    """The finished run scored nobody, and the node holds people now."""
+    (scored,) = conn.execute(
+        "SELECT coalesce(sum(subjects), 0) FROM snapshot_run_chunks WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    return scored == 0 and conn.execute("SELECT 1 FROM subjects LIMIT 1").fetchone() is not None
 
 
 def _totals(conn: sqlite3.Connection, run_id: int) -> tuple[int, int, dict[str, int]]:
@@ -340,11 +376,13 @@ def run_month(
     chunk_subjects: int = CHUNK_SUBJECTS,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    records_through: str | None = None,
 ) -> RunSummary:
     """Score everyone in ``db`` for ``period`` under ``scheme``; store snapshots.
 
     ``workers`` ≤ 1 scores in this process (chunks in key order); more uses
-    that many reader processes.  Raises :class:`BatchError` or
+    that many reader processes.  ``records_through``: see the module docstring
+    (None: every stored record).  Raises :class:`BatchError` or
     :class:`~node._storage.StorageError` (``DB_NOT_FOUND`` …); a scheme past its
     ``valid_until`` on the period's last day refuses the whole run before the
     database is opened (``SCHEME_EXPIRED``, N12), not subject by subject.
@@ -373,9 +411,10 @@ def run_month(
     lock = WriterLock(path)
     try:
         with lock:
-            run_id, n_chunks, complete = _open_run(
-                conn, scheme, period, as_of, chunk_subjects, force=force
-            )
+            run_id, n_chunks, complete, through = _open_run(
+                conn, scheme, period, as_of, chunk_subjects, force=force,
+                records_through=records_through,
+            )  # fmt: skip
         done = {c for (c,) in conn.execute(
             "SELECT chunk FROM snapshot_run_chunks WHERE run_id = ?", (run_id,)
         )}  # fmt: skip
@@ -383,7 +422,7 @@ def run_month(
         computed = 0
         if not complete:
             computed = _compute(conn, path, scheme, as_of, run_id, todo, workers, progress,
-                                len(done), n_chunks, lock)  # fmt: skip
+                                len(done), n_chunks, lock, through)  # fmt: skip
             with lock:
                 conn.execute(
                     "UPDATE snapshot_runs SET finished_at = ? WHERE run_id = ?", (_now(), run_id)
@@ -420,23 +459,31 @@ def _compute(  # noqa: PLR0917 - private helper of run_month
     already: int,
     total: int,
     lock: WriterLock,
+    through: str | None,
 ) -> int:
     pool = None
     if workers > 1 and len(todo) > 1:
         ctx = multiprocessing.get_context("spawn")
         pool = ctx.Pool(
-            workers, initializer=_worker_init, initargs=(str(path), scheme, as_of, run_id)
+            workers, initializer=_worker_init, initargs=(str(path), scheme, as_of, run_id, through)
         )
         results: Iterator[ChunkResult] = pool.imap_unordered(_worker_chunk, todo)
     else:
         reader = connect(path, readonly=True)
-        results = (score_chunk(reader, scheme, as_of, run_id, c) for c in todo)
+        results = (score_chunk(reader, scheme, as_of, run_id, c, through) for c in todo)
     computed = 0
     try:
         for res in results:
             with lock:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
+                    if conn.execute(  # another run of the same month (the node's own
+                        # scheduler and `huxin score publish`) wrote this chunk meanwhile
+                        "SELECT 1 FROM snapshot_run_chunks WHERE run_id = ? AND chunk = ?",
+                        (run_id, res.chunk),
+                    ).fetchone():
+                        conn.execute("ROLLBACK")
+                        continue
                     conn.executemany(
                         "INSERT INTO snapshots"
                         " (run_id, subject_key, eligible, score, grade, reason)"

@@ -7,7 +7,10 @@ No command prints or logs a citizen ID number.
 
 ``huxin score run --config node.toml --period YYYY-MM`` is the node's monthly
 run (issue 5): exactly ``huxin score publish`` (node/_cli_hub.py) — scored with
-the scheme version in force, signed as Merkle batches, queued for the hub.
+the scheme version in force, signed as Merkle batches, queued for the hub.  A
+serving region node runs each finished month itself (``[schedule]``,
+:mod:`node.monthly`, docs/adr/0514); the command runs a month on purpose (one the
+node was down for, or before the node serves) and the node then finds it done.
 ``--db FILE --scheme ID`` only recomputes snapshots (benchmarks) and signs
 nothing.
 """

@@ -174,7 +174,10 @@ def _publish(args: argparse.Namespace) -> int:
         )
         signer = signer_from_config(config, secrets)
         with JobLock(config.database):  # run and signing: restore refuses meanwhile
-            run = run_month(config.database, scheme, args.period, workers=args.workers)
+            run = run_month(
+                config.database, scheme, args.period, workers=args.workers,
+                records_through=records_through(now),  # reproducible: docs/adr/0514
+            )  # fmt: skip
             conn = connect(config.database, create=False)
             try:
                 signed = sign_run(conn, run.run_id, signer, now)
@@ -194,6 +197,12 @@ def _publish(args: argparse.Namespace) -> int:
         f" queued for the hub",
     )  # fmt: skip
     return 0
+
+
+def records_through(now: int) -> str:
+    """The instant up to which a run started at ``now`` reads records: the second before
+    (records of that second may still be arriving), in the form of records.submitted_at."""
+    return datetime.fromtimestamp(now - 1, UTC).isoformat(timespec="seconds")
 
 
 def _push(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """CLI: ``huxin status --config FILE`` — what an operator checks on a node.
 
 Read-only: the node's database (trust list, peers and sync state, push cursor,
-hub registry), its certificate and signing key's validity, and the serving
+hub registry, the monthly run's schedule and progress, H3), its certificate and
+signing key's validity, and the serving
 process as the primary described itself in ``<db>.run/serve.json`` (written when
 ``huxin serve`` serves, removed when it stops; a dead pid reads as not running).
 """
@@ -116,6 +117,60 @@ def _process(config: NodeConfig) -> dict[str, Any]:
     }
 
 
+MONTHLY_RUNS_SHOWN = 3
+
+
+def _monthly(conn: sqlite3.Connection, config: NodeConfig, now: int) -> dict[str, Any]:
+    """H3: when the node runs its month, what it publishes, and its latest runs' progress
+    (``monthly_runs`` with the chunks of each run, docs/adr/0514)."""
+    from .monthly import (
+        MonthKey,
+        due_period,
+        monthly_runs,
+        newest_published,
+        next_due,
+        run_progress,
+    )
+
+    sched = config.schedule
+    if config.role != "region":
+        return {"scheduled": False, "why": f"role {config.role} scores nobody"}
+    at = datetime.fromtimestamp(now, UTC)
+    following, when = next_due(at, sched.monthly_day, sched.monthly_hour)
+    published = newest_published(conn, config.scheme, at.date())
+    runs = []
+    for r in monthly_runs(conn, MONTHLY_RUNS_SHOWN):
+        done, chunks, scored = run_progress(conn, MonthKey(r.period, r.scheme_id, r.scheme_version))
+        runs.append(
+            {
+                "period": r.period,
+                "scheme": f"{r.scheme_id}@{r.scheme_version}",
+                "state": r.state,
+                "attempts": r.attempts,
+                "people": r.people,
+                "people_done": scored,
+                "chunks_done": done,
+                "chunks": chunks,
+                "started_at": r.started_at,
+                "finished_at": r.finished_at or "",
+                "failed_at": r.failed_at or "",
+                "error": r.error,
+            }
+        )
+    return {
+        "scheduled": True,
+        "day": sched.monthly_day,
+        "hour": sched.monthly_hour,
+        "due_period": due_period(at, sched.monthly_day, sched.monthly_hour),
+        "next_period": following,
+        "next_due": when.isoformat(timespec="seconds"),
+        "published": None
+        if published is None
+        else {"period": published[0], "scheme_version": published[1], "finished_at": published[2]},
+        "runs": runs,
+    }
+
+
 def node_status(config: NodeConfig, now: int) -> dict[str, Any]:
     """What ``huxin status`` shows, read from the node's database (read-only)."""
     from keys import KeysError, VerificationError, load_trust
@@ -134,6 +189,7 @@ def node_status(config: NodeConfig, now: int) -> dict[str, Any]:
         "push": [],
         "hub_regions": [],
         "trust_refusals": [],
+        "monthly": None,
         "process": _process(config),
         **_key_material(config, now),
     }
@@ -232,6 +288,7 @@ def node_status(config: NodeConfig, now: int) -> dict[str, Any]:
                     "last_error": "",
                 }
             )
+        doc["monthly"] = _monthly(conn, config, now)
         doc["hub_regions"] = [
             {"region": r, "cursor": c, "last_push": iso_time(t), "witnessed_size": w}
             for r, c, t, w in _rows(
@@ -306,6 +363,7 @@ def render_status(doc: dict[str, Any]) -> str:
                 f"{p['hub']:<16} {p['cursor']:>6} {p['outbox_seq']:>6} {p['last_push']:<25}"
                 f" {p['last_error'] or '-'}"
             )
+    lines += render_monthly(doc.get("monthly"), serving=bool(proc.get("running")))
     if doc["hub_regions"]:
         lines.append("")
         lines.append(f"{'region (hub)':<16} {'cursor':>6} {'witnessed':>9} last push")
@@ -314,6 +372,37 @@ def render_status(doc: dict[str, Any]) -> str:
                 f"{r['region']:<16} {r['cursor']:>6} {r['witnessed_size']:>9} {r['last_push']}"
             )
     return "\n".join(lines)
+
+
+def render_monthly(m: dict[str, Any] | None, *, serving: bool) -> list[str]:
+    """The monthly run's lines of ``huxin status`` (H3); a run left ``running`` by a node
+    that no longer serves resumes at its next start."""
+    if m is None:
+        return []
+    if not m["scheduled"]:
+        return ["", f"monthly run: not scheduled ({m['why']})"]
+    pub = m["published"]
+    published = "nothing yet" if pub is None else f"{pub['period']} ({pub['scheme_version']})"
+    lines = [
+        "",
+        f"monthly run: day {m['day']} at {m['hour']:02d}:00 UTC; published {published};"
+        f" next {m['next_period']} due {m['next_due']}",
+    ]
+    for r in m["runs"]:
+        progress = (
+            f"{r['chunks_done']}/{r['chunks']} chunks, {r['people_done']:,} of"
+            f" {r['people']:,} people"
+        )
+        if r["state"] == "finished":
+            state = f"finished {r['finished_at']}: {progress}"
+        elif r["state"] == "failed":
+            state = f"FAILED {r['failed_at']}: {r['error']} ({progress})"
+        elif serving:
+            state = f"running since {r['started_at']}: {progress}"
+        else:
+            state = f"interrupted (resumes when the node serves again): {progress}"
+        lines.append(f"  {r['period']} {r['scheme']} {state} (attempt {r['attempts']})")
+    return lines
 
 
 def _status(args: argparse.Namespace) -> int:

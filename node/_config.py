@@ -41,6 +41,7 @@ __all__ = [
     "ListenConfig",
     "NodeConfig",
     "RightsConfig",
+    "ScheduleConfig",
     "TlsFiles",
     "check_address",
     "check_id",
@@ -269,6 +270,41 @@ class ClientsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleConfig:
+    """``[schedule]``: the node's own monthly run (H3, docs/adr/0514).
+
+    A region node runs the last finished month once, on ``monthly_day`` (1..28, so
+    every month has it) at ``monthly_hour`` (0..23, UTC like every date the node
+    keeps) or at its first check after that; a hub never runs it."""
+
+    monthly_day: int = 1
+    monthly_hour: int = 2  # 10:00 Beijing time
+    monthly_workers: int = 1  # scoring processes of the run (1: in the node's process)
+    retry_minutes: int = 60  # a failed run is tried again this long after it failed
+    interval_seconds: float = 60.0  # how often the node checks whether a run is due
+
+
+# (key, type, default, low, high) of every [schedule] key
+_SCHEDULE_BOUNDS: tuple[tuple[str, type, float, float, float], ...] = (
+    ("monthly_day", int, 1, 1, 28),
+    ("monthly_hour", int, 2, 0, 23),
+    ("monthly_workers", int, 1, 1, 64),
+    ("retry_minutes", int, 60, 1, 1_440),
+    ("interval_seconds", float, 60.0, 1.0, 3_600.0),
+)
+
+
+def _schedule(raw: Mapping[str, Any]) -> ScheduleConfig:
+    values: dict[str, Any] = {}
+    for key, kind, default, low, high in _SCHEDULE_BOUNDS:
+        value = _get(raw, "schedule", key, kind, kind(default))
+        if not low <= value <= high:
+            raise ConfigError(f"schedule.{key}", f"must be between {kind(low)} and {kind(high)}")
+        values[key] = value
+    return ScheduleConfig(**values)
+
+
+@dataclass(frozen=True, slots=True)
 class CatalogueConfig:
     """``[catalogue]``: the operator's publication of the incentive catalogue (N17,
     docs/adr/0511).  The scenarios themselves are the scheme's; empty values publish
@@ -304,6 +340,7 @@ class NodeConfig:
     hub: HubConfig = HubConfig()  # [hub]: push (region) and hub role settings
     rights: RightsConfig = RightsConfig()
     clients: ClientsConfig = ClientsConfig()
+    schedule: ScheduleConfig = ScheduleConfig()  # [schedule]: the monthly run (H3)
     catalogue: CatalogueConfig = CatalogueConfig()  # N17: publication of the catalogue
 
 
@@ -383,6 +420,13 @@ _SECTIONS = {
         "rollout_population",
         "score_objection_days",
         "repair_decision_days",
+    },
+    "schedule": {
+        "monthly_day",
+        "monthly_hour",
+        "monthly_workers",
+        "retry_minutes",
+        "interval_seconds",
     },
 }
 
@@ -675,6 +719,7 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         hub=hub,
         rights=rights,
         clients=ClientsConfig(registry=path("clients", "registry", "clients.json")),
+        schedule=_schedule(data.get("schedule", {})),
         catalogue=_catalogue(data.get("catalogue", {}), base),
     )
 

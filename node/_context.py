@@ -14,13 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from scoring import Scheme, ScoreResult, WorkingDayCalendar, score
+from scoring import Scheme, WorkingDayCalendar
 
 from ._callers import CallerCheck
 from ._clock import Clock
 from ._config import NodeConfig
 from ._db import Database
-from ._errors import NotFoundError
 from ._identity import IdentityVerifier
 from ._mapping import Mapper
 from ._observe import Metrics
@@ -31,7 +30,6 @@ from ._rights_rollout import SchemeInForce
 from ._secrets import NodeSecrets
 from ._translog import TransparencyLog
 from ._trust import TrustState
-from .population import require_served
 
 __all__ = ["NodeContext"]
 
@@ -72,11 +70,3 @@ class NodeContext:
     def own_keys(self) -> dict[str, bytes]:
         """Key id -> public key of every signing key in the node's own key set."""
         return {k.key_id: k.public_key for k in self.secrets.key_set.keys}
-
-    async def score_subject(self, subject_key: bytes, *, explain: bool) -> ScoreResult:
-        subject = await self.records.subject(subject_key)
-        if subject is None:  # the registry says why: unknown or dead (docs/adr/0508)
-            await require_served(self, subject_key, self_query=True)
-            raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")
-        recs = await self.records.records_of(subject_key)
-        return score(subject, recs, self.scheme, self.today(), explain=explain)

@@ -230,17 +230,14 @@ def _apply(
     forwarded to) filed as ``obj.record_id`` (record ids are per department)."""
     for eff in effects:
         if isinstance(eff, MaskRecord):
-            before = rtx.score_of(key)
             if rtx.set_record_status(owner, eff.record_id, "masked", only_from="active"):
                 rtx.suspend(key)
-                rtx.rescore(key, before, f"objection {obj.objection_id} (record masked)")
+                rtx.rescore(key, f"objection {obj.objection_id} (record masked)")
         elif isinstance(eff, UnmaskRecord):
-            before = rtx.score_of(key)
             if rtx.set_record_status(owner, eff.record_id, "active", only_from="masked"):
                 rtx.unsuspend(key)
-                rtx.rescore(key, before, f"objection {obj.objection_id} (mask lifted)")
+                rtx.rescore(key, f"objection {obj.objection_id} (mask lifted)")
         elif isinstance(eff, CorrectRecord):
-            before = rtx.score_of(key)
             rtx.set_record_status(owner, eff.record_id, "revoked")
             rtx.mark(
                 owner,
@@ -251,11 +248,10 @@ def _apply(
                 by="objection",
             )
             rtx.supersede(key)
-            rtx.rescore(key, before, f"objection {obj.objection_id} (record corrected)")
+            rtx.rescore(key, f"objection {obj.objection_id} (record corrected)")
         elif isinstance(eff, Recompute):
-            before = rtx.score_of(key)
             rtx.supersede(key)
-            rtx.rescore(key, before, f"objection {obj.objection_id} (score {eff.period} corrected)")
+            rtx.rescore(key, f"objection {obj.objection_id} (score {eff.period} corrected)")
         elif isinstance(eff, NotifyCitizen):
             rtx.notify(key, "objection", eff.message)
         elif isinstance(eff, Escalate):

@@ -3,20 +3,22 @@
 A rights event (repair, correction, masking, a verified supplement, a
 deregistration) changes what counts for a person.  Each one runs as ONE write
 unit (:func:`run_rights_unit`): the record change, the grade recomputed at
-once (H16: "updated promptly", not only at the next monthly run), the status
+once (H16: "updated promptly", not only at the next monthly run) as a correction of
+the published month (:func:`node.monthly.correct_published`), the status
 of the person's issued attestations, the citizen's notification and the
 transparency-log entries commit together or not at all.
 
 Invariants:
 
 * the score is always recomputed with :func:`scoring.score` from the stored
-  records (the rules live in the engine only); ``current_grades`` holds the
-  latest result and why it was computed;
+  records (the rules live in the engine only), as of the published month's last
+  day; the correction (with its cause) is appended to the published grades, the
+  month's original stays (docs/adr/0514);
 * repair and correction mark the person's valid (and suspended) attestations
   SUPERSEDED: they carried the old grade; masking marks valid ones SUSPENDED
   (H15: pending investigation); lifting a mask restores suspended ones only
   when no other record of the person is still masked;
-* a person who opted out (N3) is never rescored (no ``current_grades`` row);
+* a person who opted out (N3) is never rescored (no correction is published);
 * notifications and log entries never contain an ID number; log entries
   carry the subject only as the log's pseudonymous ``subject_ref``.
 """
@@ -48,6 +50,7 @@ from ._repo_consents import (
 )
 from ._repo_records import load_records, load_subject, tombstone
 from ._translog import LogWrite
+from .monthly import correct_published
 from .pb.v1 import node_pb2
 
 if TYPE_CHECKING:
@@ -199,29 +202,25 @@ class RightsTx:
             (STATUS_REVOKED, key, STATUS_REVOKED),
         ).rowcount
 
-    def rescore(self, key: bytes, before: ScoreResult | None, cause: str) -> Grade:
-        """Recompute at once, store it, tell the person when the grade moved.
+    def rescore(self, key: bytes, cause: str) -> Grade:
+        """Correct the person's published grade at once (H16), tell them when it moved.
 
+        ``before``/``after`` are the published grades of the month the node publishes;
+        both None when no month is published yet (the next run includes the change).
         A person who opted out (N3, :mod:`node.rights._optout`) is not scored:
-        nothing is computed or stored for them."""
+        nothing is computed or published for them."""
         if self.conn.execute("SELECT 1 FROM opt_outs WHERE subject_key = ?", (key,)).fetchone():
             return Grade(None, None, self.scheme.version)
-        after = self.score_of(key)
-        if after is None:
-            return Grade(before.grade if before else None, None, self.scheme.version)
-        self.conn.execute(
-            "INSERT INTO current_grades (subject_key, scheme_version, score, grade, cause, "
-            "computed_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (subject_key) DO UPDATE SET "
-            "scheme_version = excluded.scheme_version, score = excluded.score, "
-            "grade = excluded.grade, cause = excluded.cause, computed_at = excluded.computed_at",
-            (key, self.scheme.version, after.score, after.grade, cause, self.now_iso),
-        )
-        grade = Grade(before.grade if before else None, after.grade, self.scheme.version)
+        fixed = correct_published(self.conn, key, self.scheme, cause, self.now_iso)
+        if fixed is None:
+            return Grade(None, None, self.scheme.version)
+        after = fixed.after
+        grade = Grade(fixed.before, after.grade, self.scheme.version)
         if grade.changed:
             self.notify(
                 key,
                 "grade",
-                f"after {cause} your grade was recomputed at once: "
+                f"after {cause} your published grade for {fixed.period} was corrected at once: "
                 f"{grade.before or 'none'} -> {grade.after or 'none'} (score {after.score})",
             )
         return grade

@@ -226,7 +226,6 @@ async def decide(
             )
         key = bytes(row[12])
         if accept:
-            before = rtx.score_of(key)
             record_id = f"supp-{supplement_id}"
             rtx.conn.execute(
                 "INSERT INTO records (subject_key, record_id, source, category, polarity, act_id, "
@@ -253,7 +252,7 @@ async def decide(
             )
             rtx.notify(key, "supplement", f"your upload {supplement_id} was verified and counts")
             rtx.log("supplement_verified", key, requester=verifier, reason=supplement_id)
-            rtx.rescore(key, before, f"verified upload {supplement_id}")
+            rtx.rescore(key, f"verified upload {supplement_id}")
         else:
             rtx.conn.execute(
                 "UPDATE supplements SET state = 'rejected', reason = ?, decided_at = ? "

@@ -73,6 +73,7 @@ from ._throttle import QueryThrottle
 from ._translog import TransparencyLog
 from ._trust import open_trust
 from ._workers import Follower, worker_metrics_address
+from .monthly._scheduler import MonthlyScheduler
 from .pb.v1 import hub_pb2, node_pb2_grpc
 
 __all__ = ["PUBLIC_CITIZEN_METHODS", "ListenError", "NodeServer", "Ports"]
@@ -126,6 +127,8 @@ class NodeServer:
         self.hub_role = HubRoles(ctx)  # hub: HubService + trust-list schedule, or push loop
         # rights: objection timers and third-party query rate (docs/adr/0500, 0503)
         self.scheduler = RightsScheduler(ctx, ctx.config.rights.scheduler_interval_seconds)
+        # H3: a region runs each finished month itself; a hub scores nobody (docs/adr/0514)
+        self.monthly = MonthlyScheduler(ctx) if ctx.config.role == "region" else None
         # shared by the peer-port worker processes of this node (docs/adr/0312, 0314)
         rights, now = ctx.config.rights, lambda: ctx.clock.now().timestamp()
         self.throttle = (
@@ -332,6 +335,8 @@ class NodeServer:
         hub = self.hub_role.hub  # federation: background peer sync (a hub adopts its own lists)
         self._sync = PeerSync.start_for(self.ctx, local_trust=hub.trust_list if hub else None)
         self.scheduler.start()  # rights: objection timers
+        if self.monthly is not None:
+            self.monthly.start()  # H3: the monthly run, once per month
         if cfg.listen.peer_workers > 1:  # switch versions when the workers do (each second)
             self._follower = Follower([self._follow_rollout], 1.0, 0, lambda: None)
             self._follower.start()
@@ -372,6 +377,8 @@ class NodeServer:
         if self._sync is not None:
             await self._sync.stop()
         await self.scheduler.stop()
+        if self.monthly is not None:
+            await self.monthly.stop()
         if self._follower is not None:
             await self._follower.stop()
         for servicer in self._health:

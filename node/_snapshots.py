@@ -27,6 +27,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -51,6 +52,7 @@ from keys import (
 from keys import STATUTORY as STATUTORY_PUSH
 from node.pb.v1 import attestation_pb2
 
+from ._db import WriterLock
 from ._errors import CodedNodeError
 from ._outbox import append_sync
 
@@ -146,10 +148,13 @@ def sign_run(
     now: int,
     *,
     progress: Callable[[int, int], None] | None = None,
+    lock: WriterLock | None = None,
 ) -> SignSummary:
     """Sign the (remaining) batches of finished run ``run_id``; see the module docstring.
 
     ``conn`` is an autocommit ``sqlite3`` connection (``node._storage.connect``).
+    ``lock``: the node's writer lock, held for each batch's transaction when the node
+    serves meanwhile (its writers then wait in flock, not in SQLite, ADR 0312).
     """
     started = time.perf_counter()
     period, scheme_id, scheme_version = _run(conn, run_id)
@@ -189,36 +194,51 @@ def sign_run(
         batch_id = batch_id_of(signer.region, period, scheme, run_id, number)
         payloads = _payloads(rows, template, signer, batch_id)
         batch = issue_batch(payloads, signer.signing, signer.region, now)
-        leaf_hashes = [leaf_hash(pae(ATTESTATION_TYPE, p)) for p in payloads]
         checkpoint = batch.checkpoint.to_bytes()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(
-                "INSERT INTO snapshot_batches (batch_id, run_id, period, scheme_id,"
-                " scheme_version, number, payload_type, leaves, root_hash, checkpoint, signed_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (batch_id, run_id, period, scheme_id, scheme_version, number,
-                 ATTESTATION_TYPE, len(payloads), batch.root, checkpoint, now),
-            )  # fmt: skip
-            conn.executemany(
-                "INSERT INTO snapshot_leaves (batch_id, idx, subject_key, leaf_hash, payload)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(batch_id, i, row[0], leaf_hashes[i], payloads[i]) for i, row in enumerate(rows)],
-            )
-            if signer.hub_id != signer.region:  # a standalone region has no hub to push to:
-                # its self-addressed batches never enter the outbox, so a hub joined later
-                # is sent only batches addressed to it (review5 M6 follow-up)
-                append_sync(conn, "snapshot_batch", batch_id, checkpoint, now)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        held = lock if lock is not None else contextlib.nullcontext()
+        with held:
+            _store_batch(conn, signer, (batch_id, run_id, period, scheme_id, scheme_version,
+                         number, batch.root, checkpoint, now), rows, payloads)  # fmt: skip
         signed += 1
         number += 1
         offset += len(rows)
         if progress is not None:
             progress(number, total)
     return SignSummary(run_id, period, number, signed, offset, time.perf_counter() - started)
+
+
+def _store_batch(
+    conn: sqlite3.Connection,
+    signer: SnapshotSigner,
+    batch_row: tuple[str, int, str, str, str, int, bytes, bytes, int],
+    rows: list[tuple[bytes, int, str, bytes]],
+    payloads: list[bytes],
+) -> None:
+    """One batch row, its leaves and its outbox event in ONE transaction."""
+    batch_id, run_id, period, scheme_id, scheme_version, number, root, checkpoint, now = batch_row
+    leaf_hashes = [leaf_hash(pae(ATTESTATION_TYPE, p)) for p in payloads]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "INSERT INTO snapshot_batches (batch_id, run_id, period, scheme_id,"
+            " scheme_version, number, payload_type, leaves, root_hash, checkpoint, signed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (batch_id, run_id, period, scheme_id, scheme_version, number,
+             ATTESTATION_TYPE, len(payloads), root, checkpoint, now),
+        )  # fmt: skip
+        conn.executemany(
+            "INSERT INTO snapshot_leaves (batch_id, idx, subject_key, leaf_hash, payload)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(batch_id, i, row[0], leaf_hashes[i], payloads[i]) for i, row in enumerate(rows)],
+        )
+        if signer.hub_id != signer.region:  # a standalone region has no hub to push to:
+            # its self-addressed batches never enter the outbox, so a hub joined later
+            # is sent only batches addressed to it (review5 M6 follow-up)
+            append_sync(conn, "snapshot_batch", batch_id, checkpoint, now)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _payloads(

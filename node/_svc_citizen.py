@@ -6,7 +6,7 @@ Invariants: every call is authenticated by a signed identity assertion
 a citizen sees and withdraws only their own consents (another's consent id
 is NOT_FOUND, never "forbidden", so ids cannot be probed); the self query is
 free and unlimited and is the only place the explained report (contributions)
-leaves the node (H12); consent validity is capped by ``consent.max_validity_days``
+leaves the node (H12), for the last finished month as published (H3, :mod:`node.monthly`); consent validity is capped by ``consent.max_validity_days``
 (default 90) — a longer request is refused, not silently shortened; a grant
 and a withdrawal commit together with their transparency-log entry; a citizen
 grants at most ``[consent] grants_per_hour`` per rolling hour and
@@ -30,8 +30,6 @@ from __future__ import annotations
 from typing import Any
 
 from grpc import aio
-
-from scoring import ScoreResult
 
 from . import _objections as objections
 from . import _rights_dereg as dereg
@@ -57,49 +55,15 @@ from ._repo_consents import ConsentRow, state_of
 from ._translog import PAGE_DEFAULT, LogWrite
 from .catalogue import Publisher, citizen_view
 from .disclosure import CONSENT_TYPE, grant_consent
-from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
+from .monthly import score_result_proto
+from .monthly._selfquery import self_query
+from .pb.v1 import node_pb2, node_pb2_grpc
 from .rights import _optout as optout
 from .rights import _repair as repair
 
 __all__ = ["CONSENT_TYPE", "CitizenServicer", "score_result_proto"]
 
 PERIOD_MAX = 7  # YYYY-MM
-
-
-def score_result_proto(r: ScoreResult, *, explain: bool) -> scoring_pb2.ScoreResult:
-    msg = scoring_pb2.ScoreResult(
-        scheme_id=r.scheme_id,
-        scheme_version=r.scheme_version,
-        as_of=r.as_of.isoformat(),
-        eligible=r.eligible,
-        grade=r.grade or "",
-        ineligible_reason=r.ineligible_reason or "",
-        base_score=r.base_score,
-        added=r.added,
-        deducted=r.deducted,
-        clean_record=r.clean_record,
-    )
-    if r.score is not None:
-        msg.score = r.score
-    if explain:
-        msg.contributions.extend(
-            scoring_pb2.Contribution(
-                record_id=c.record_id,
-                category=c.category,
-                category_name=c.category_name,
-                source=c.source,
-                act_id=c.act_id,
-                polarity=c.polarity.value,
-                nominal_points=c.nominal_points,
-                points=c.points,
-                status=c.status.value,
-                reason=c.reason,
-                recognised_on=c.recognised_on.isoformat(),
-                valid_until=c.valid_until.isoformat(),
-            )
-            for c in r.contributions
-        )
-    return msg
 
 
 def consent_info(row: ConsentRow, now: int) -> node_pb2.ConsentInfo:
@@ -121,23 +85,8 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
     async def GetMyScore(
         self, request: node_pb2.MyScoreRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.MyScoreResponse:
-        citizen = self._citizen(context)
-        since = await self._opted_out_at(citizen.subject_key)
-        if since is not None:  # N3: nothing is computed for a person who asked not to be
-            return node_pb2.MyScoreResponse(
-                period=self._ctx.today().strftime("%Y-%m"), opted_out=True, opted_out_at=since
-            )
-        result = await self._ctx.score_subject(citizen.subject_key, explain=True)
-        return node_pb2.MyScoreResponse(
-            result=score_result_proto(result, explain=True),
-            period=self._ctx.today().strftime("%Y-%m"),
-        )
-
-    async def _opted_out_at(self, key: bytes) -> str | None:
-        row = await self._ctx.db.fetchone(
-            "SELECT opted_out_at FROM opt_outs WHERE subject_key = ?", (key,)
-        )
-        return None if row is None else str(row[0])
+        citizen = self._citizen(context)  # H3: the published month's score, explained (H12)
+        return await self_query(self._ctx, citizen.subject_key)
 
     async def GrantConsent(
         self, request: node_pb2.GrantConsentRequest, context: aio.ServicerContext[Any, Any]

@@ -36,10 +36,10 @@ Invariants of :meth:`PeerServicer.RequestAttestation`:
   refusal's reason in the order of ADR 0301; a refusal after the use was
   counted (subject unknown or not eligible, no mapping) gives the use back in
   the same transaction; the signed attestation is returned only after COMMIT;
-* grade, score and mapped grade are a pure function of the subject and
-  records read in that transaction, the scheme, the target and the day; they
-  are memoised on exactly those inputs — the rows as read (ADR 0310, 0313) —
-  never on the consent;
+* grade and score are the person's PUBLISHED ones of the last finished month
+  under the scheme in force, as corrected by rights events since
+  (:func:`node.monthly.published_grade`, H3, H16; docs/adr/0514), read in that
+  transaction, and the attestation's ``period`` is that month;
 * every refusal that concerns a real consent of ours (a token that verifies
   and whose row exists, whoever the caller) is registered for its citizen
   before the error is returned, bounded by :mod:`node._refusals` (ADR 0319):
@@ -64,7 +64,6 @@ import os
 import sqlite3
 import time
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -73,12 +72,11 @@ from grpc import aio
 from keys import (
     Attestation,
     KeySet,
-    MappedGrade,
     VerificationError,
     issue_attestation,
     verified_signer,
 )
-from scoring import Scheme, Subject, list_schemes, load_scheme, score
+from scoring import list_schemes, load_scheme
 
 from ._context import NodeContext
 from ._errors import (
@@ -89,7 +87,7 @@ from ._errors import (
     own_data,
 )
 from ._guard import require_caller
-from ._mapping import Mapper, table_blob
+from ._mapping import table_blob
 from ._observe import log_event
 from ._refusals import log_refusal
 from ._repo_consents import (
@@ -100,26 +98,19 @@ from ._repo_consents import (
     state_of,
     use_active_consent,
 )
-from ._repo_records import (
-    StoredRecord,
-    record_rows,
-    records_of_rows,
-    subject_of_rows,
-    subject_rows,
-)
 from ._request_form import FORM_REASONS, check_attestation_request
 from ._status import STATUS_LIST_ID, render_status_list
 from ._svc_citizen import CONSENT_TYPE
 from ._translog import LogWrite
 from .catalogue import Publisher
 from .disclosure import disclosed, end_unmet_consent, grade_in_scenario, request_terms
+from .monthly import published_grade
 from .pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
 from .rights import refuse_if_opted_out
 
 __all__ = ["REQUEST_REASONS", "PeerServicer", "withdrawn_error"]
 
 TOKEN_CACHE = 4096
-GRADE_MEMO = 4096
 #: Every reason RequestAttestation gives when it serves (not routes) a request: its form
 #: (node._request_form), the caller, the consent token and its row, the subject, the
 #: mapping and the writer's deadline.  A router relays exactly these by name
@@ -140,6 +131,7 @@ REQUEST_REASONS = FORM_REASONS | frozenset(
         "SUBJECT_BINDING_MISMATCH",
         "SUBJECT_UNKNOWN",
         "SUBJECT_NOT_ELIGIBLE",
+        "SCORE_NOT_PUBLISHED",
         "MAPPING_UNAVAILABLE",
         "DEADLINE_EXCEEDED",
         "DISCLOSURE_NOT_ALLOWED",
@@ -185,74 +177,6 @@ def _ended_at(row: ConsentRow) -> int:
     return min(row.withdrawn_at, row.not_after)
 
 
-class _Grades:
-    """Grade, score and mapped grade as a pure function of their inputs, memoised.
-
-    The key is everything the result depends on: the subject and records just read
-    inside the unit (frozen values, compared by content), the scheme and mapper
-    objects in use, the target scheme and the day.  A repaired, revoked or new
-    record changes the key, so nothing stale is ever returned; refusals (not
-    eligible, no mapping) are not memoised and raise every time.
-
-    :meth:`grade_rows` takes the subject and record rows exactly as read, and is
-    memoised on those rows (they determine the subject and records the engine gets).
-    """
-
-    __slots__ = ("_rows_memo",)
-
-    def __init__(self) -> None:
-        self._rows_memo: dict[tuple[Any, ...], tuple[str, int | None, MappedGrade | None]] = {}
-
-    def grade_rows(
-        self,
-        subject: tuple[tuple[Any, ...], ...],
-        records: tuple[tuple[Any, ...], ...],
-        *,
-        scheme: Scheme,
-        mapper: Mapper,
-        target: str,
-        today: date,
-    ) -> tuple[str, int | None, MappedGrade | None]:
-        """Grade, score and mapped grade of ``subject_of_rows(subject)`` and
-        ``records_of_rows(records)``, memoised on the rows."""
-        key = (subject, records, id(scheme), id(mapper), target, today)
-        hit = self._rows_memo.get(key)
-        if hit is not None:
-            return hit
-        out = self._compute(
-            subject_of_rows(subject),
-            records_of_rows(records),
-            scheme=scheme,
-            mapper=mapper,
-            target=target,
-            today=today,
-        )
-        if len(self._rows_memo) >= GRADE_MEMO:
-            self._rows_memo.clear()
-        self._rows_memo[key] = out
-        return out
-
-    @staticmethod
-    def _compute(
-        subject: Subject | None,
-        records: list[StoredRecord],
-        *,
-        scheme: Scheme,
-        mapper: Mapper,
-        target: str,
-        today: date,
-    ) -> tuple[str, int | None, MappedGrade | None]:
-        if subject is None:
-            raise FailedPreconditionError("SUBJECT_UNKNOWN", "no records for the person")
-        result = score(subject, records, scheme, today, explain=False)
-        if not result.eligible or result.grade is None:
-            raise FailedPreconditionError(
-                "SUBJECT_NOT_ELIGIBLE", "the person has no grade in this scheme"
-            )
-        mapped = mapper.map(result.grade, target, today) if target else None
-        return result.grade, result.score, mapped
-
-
 class PeerServicer(node_pb2_grpc.PeerServiceServicer):
     def __init__(self, ctx: NodeContext) -> None:
         self._ctx = ctx
@@ -262,7 +186,6 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         # The own key set as a key id -> public key map, rebuilt per key-set version.
         self._key_set: KeySet | None = None
         self._key_map: dict[str, bytes] = {}
-        self._grades = _Grades()
         self._issued: dict[str, Any] = {}  # metric children by audience
         self._unlogged_at: dict[str, int] = {}  # caller -> second of its last unlogged line
         self._catalogue = Publisher(ctx.config, ctx.scheme)  # N17: its guide checked at start
@@ -429,7 +352,6 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         purpose = request.purpose
         instant = ctx.clock.now()  # one reading for the trust check, the use and the period
         now = int(instant.timestamp())
-        today = instant.date()
         try:
             peer = self._peer(now)
         except PermissionDeniedError as exc:
@@ -453,7 +375,6 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         binding = bytes(request.subject_binding)
         token_sha256 = hashlib.sha256(request.consent_token.payload).digest()
         requested_target = request.target_scheme
-        grades = self._grades
         # the consent's end, logged in the same unit when the subject no longer meets it
         unmet: list[tuple[int, list[bytes]]] = []
 
@@ -503,14 +424,9 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                     release_use(conn, consent_id)
                     raise
 
-                try:
-                    grade, value, mapped = grades.grade_rows(
-                        subject_rows(conn, subject_key),
-                        record_rows(conn, subject_key),
-                        scheme=scheme,
-                        mapper=mapper,
-                        target=target,
-                        today=today,
+                try:  # H3: the last finished month's published grade, as corrected (H16)
+                    grade, value, mapped, period = published_grade(
+                        conn, subject_key, scheme=scheme, mapper=mapper, target=target, at=instant
                     )
                 except NodeError:
                     release_use(conn, consent_id)  # refused after counting: give it back
@@ -572,7 +488,7 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                 issuer_region=ctx.config.region,
                 scheme_id=scheme.id,
                 scheme_version=scheme.version,
-                period=today.strftime("%Y-%m"),
+                period=period,
                 model_version=scheme.key,
                 issued_at=now,
                 expires_at=expires,

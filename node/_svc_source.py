@@ -370,12 +370,11 @@ class SourceServicer(RightsSourceRpcs, node_pb2_grpc.SourceServiceServicer):
                     "only a negative record can be repaired (N22)",
                     field="record_id",
                 )
-            before = rtx.score_of(key)
             rtx.set_record_status(who, request.record_id, status)
             rtx.mark(who, request.record_id, status, route=route, note=note, by=who)
             superseded = rtx.supersede(key)
             cause = f"credit repair ({route})" if status == "repaired" else "record revoked"
-            grade = rtx.rescore(key, before, cause)
+            grade = rtx.rescore(key, cause)
             rtx.notify(key, "record", f"record {request.record_id} {status} by {who}: {cause}")
             rtx.log(f"record_{status}", key, requester=who, reason=f"{digest} {route}")
             return node_pb2.MarkRecordResponse(

@@ -172,7 +172,9 @@ class Testbed:
         clock: Clock | None = None,
     ) -> RunningNode:
         """``population``/``require_registry``: the population registry (docs/adr/0508);
-        off by default so a bed's records need no registry first."""
+        off by default so a bed's records need no registry first.  Returns once the
+        node's first monthly step is done: the last finished month is published, as a
+        node started after its due hour does at once (H3, docs/adr/0514)."""
         assert self.ca is not None
         directory = self.root / region
         if not (directory / "node.toml").exists():
@@ -188,6 +190,8 @@ class Testbed:
         clock = clock or ManualClock(self.now)
         server = await NodeServer.create(config, clock=clock)
         await server.start()
+        if server.monthly is not None:
+            await server.monthly.run_once()  # waits for the step the start began
         idp = DevIdentityProvider(decode_private_key((directory / "keys/dev-idp.key").read_bytes()))
         node = RunningNode(region, directory, server, idp, clock)
         self.nodes[region] = node
@@ -322,6 +326,19 @@ class ServeProcess:
             time.sleep(0.02)
         self.ports: dict[str, Any] = json.loads(ready.read_text())
         self.stderr_text = ""
+        self._first_month(deadline)
+
+    def _first_month(self, deadline: float) -> None:
+        """Wait until a region's first monthly step has ended (finished or failed): the
+        node runs it in the background once it serves (H3, docs/adr/0514), and grades
+        are refused ``SCORE_NOT_PUBLISHED`` until a month is published."""
+        config = load_config(self.config)
+        if config.role != "region":
+            return
+        while not _month_step_done(config.database):
+            if self.p.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.config}: no monthly step ended")
+            time.sleep(0.02)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Signal, reap, and keep what the node wrote to stderr in :attr:`stderr_text`."""
@@ -331,6 +348,19 @@ class ServeProcess:
         if self.p.stderr:
             self.stderr_text = self.p.stderr.read().decode(errors="replace")
             self.p.stderr.close()
+
+
+def _month_step_done(database: Path) -> bool:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM monthly_runs WHERE state != 'running'"
+            ).fetchone()
+    except sqlite3.OperationalError:  # not migrated yet
+        return False
+    return bool(row[0])
 
 
 @dataclass

@@ -18,6 +18,7 @@ from pathlib import Path
 __all__ = [
     "WAIT_S",
     "cancelled_handlers",
+    "month_published",
     "until",
     "wait_until",
     "writer_lock_holders",
@@ -41,6 +42,21 @@ def wait_until(cond: Callable[[], bool], what: str, timeout: float = WAIT_S) -> 
     while not cond():
         assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
         time.sleep(0.05)
+
+
+def month_published(database: str | Path) -> bool:
+    """A serving node's monthly scheduler has finished a month (its first step after the
+    start runs the last one due in the background, docs/adr/0514)."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+            (n,) = conn.execute(
+                "SELECT count(*) FROM monthly_runs WHERE state = 'finished'"
+            ).fetchone()
+    except sqlite3.OperationalError:  # not created or migrated yet
+        return False
+    return int(n) > 0
 
 
 def _writer_lock_lines(database: str | Path) -> list[str]:

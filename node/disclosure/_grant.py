@@ -47,6 +47,7 @@ from .._freetext import check_purpose
 from .._repo_consents import ConsentRow, GrantHistory
 from .._throttle import RETRY_AFTER_KEY
 from .._translog import LogWrite
+from ..monthly._selfquery import published_entry_of
 from ..pb.v1 import node_pb2
 from ..population import require_served
 from ._disclose import preview
@@ -101,8 +102,9 @@ def refuse_grant_over_limits(history: GrantHistory, limits: ConsentConfig, now: 
 
 
 async def _meets(ctx: NodeContext, key: bytes, scenario: Scenario) -> MappedGrade | None:
-    """Refuse unless the person meets ``scenario`` today; the mapping used, if any."""
-    result = await ctx.score_subject(key, explain=False)
+    """Refuse unless the person's published grade (H3, what an attestation would carry)
+    meets ``scenario``; the mapping used, if any."""
+    result = await published_entry_of(ctx, key)
     if not result.eligible or result.grade is None:
         raise FailedPreconditionError(
             "SUBJECT_NOT_ELIGIBLE", "you have no grade in this scheme", field="subject"

@@ -94,7 +94,7 @@ async def opt_in(ctx: NodeContext, key: bytes) -> node_pb2.OptInResponse:
         if gone:
             rtx.log("opted_in", key, reason="N3: scored again at own request")
             rtx.notify(key, "opt_out", "you are scored again")
-            rtx.rescore(key, None, "opting in")
+            rtx.rescore(key, "opting in")
         return node_pb2.OptInResponse(was_opted_out=bool(gone))
 
     return await run_rights_unit(ctx, fn)

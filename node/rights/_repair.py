@@ -200,7 +200,6 @@ async def decide(
         key, record_id, route = bytes(row[11]), str(row[1]), str(row[3])
         change = None
         if grant:
-            before = rtx.score_of(key)
             if not rtx.set_record_status(department, record_id, "repaired", only_from="active"):
                 raise FailedPreconditionError(
                     "RECORD_NOT_COUNTING", "the record no longer counts", field="application_id"
@@ -214,7 +213,7 @@ async def decide(
                 by=department,
             )
             rtx.supersede(key)
-            change = grade_change_proto(rtx.rescore(key, before, f"credit repair ({route})"))
+            change = grade_change_proto(rtx.rescore(key, f"credit repair ({route})"))
             rtx.log(
                 "record_repaired", key, requester=department, reason=f"{_digest(record_id)} {route}"
             )

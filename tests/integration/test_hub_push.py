@@ -36,8 +36,15 @@ from node._db import WriterLock
 from node._hub import RECEIPT_TYPE
 from node._init import init_region, load_or_create_ca
 from node._testbed import ServeProcess, make_id_number
+from node.monthly import due_period
 from node.pb.v1 import hub_pb2, node_pb2
-from tests._waiting import WAIT_S, wait_until, writer_lock_holders, writer_lock_waiters
+from tests._waiting import (
+    WAIT_S,
+    month_published,
+    wait_until,
+    writer_lock_holders,
+    writer_lock_waiters,
+)
 
 HUB = "heilongjiang"
 PERIOD = "2026-10"
@@ -396,31 +403,38 @@ def test_region_not_in_registry_refused_and_logged(fed: Fed) -> None:
 
 
 def test_background_push_loop_in_serve(fed: Fed) -> None:
-    """REQ: H13 — `huxin serve` pushes on its own every [hub] push_interval_seconds,
-    queueing the region's signed status list as an outbox event first."""
+    """REQ: H13, H3 — `huxin serve` pushes on its own every [hub] push_interval_seconds,
+    queueing the region's signed status list as an outbox event first; the month the
+    serving node runs itself (its first monthly step, docs/adr/0514) is pushed too."""
     body = fed.region_config.read_text().replace(
         "push_interval_seconds = 0\n", "push_interval_seconds = 0.2\n"
     )
     fed.region_config.write_text(body)
+    region_db, hub_db = fed.region_dir / "node.db", fed.hub_dir / "node.db"
     hub = ServeProcess(fed.hub_config)
     region = ServeProcess(fed.region_config)
-    total = PEOPLE // BATCH + 1  # the batches and one status list
+
+    def all_pushed() -> bool:
+        queued = _q(region_db, "SELECT count(*) FROM outbox")
+        return month_published(region_db) and _q(hub_db, "SELECT count(*) FROM hub_events") == [
+            (queued[0][0],)
+        ]
+
     try:
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline:
-            if _q(fed.hub_dir / "node.db", "SELECT count(*) FROM hub_events") == [(total,)]:
-                break
-            time.sleep(0.1)
+        wait_until(all_pushed, "the region's own month and every queued event pushed")
         time.sleep(0.6)  # a few more cycles: an unchanged status list is not queued again
     finally:
         region.stop()
         hub.stop()
-    kinds = _q(fed.hub_dir / "node.db", "SELECT kind, count(*) FROM hub_events GROUP BY kind")
+    periods = {PERIOD, due_period(datetime.now(UTC), 1, 2)}  # the fixture's and the node's own
+    assert {p for (p,) in _q(region_db, "SELECT DISTINCT period FROM snapshot_batches")} == periods
+    total = len(periods) * PEOPLE // BATCH + 1  # the batches and one status list
+    kinds = _q(hub_db, "SELECT kind, count(*) FROM hub_events GROUP BY kind")
     assert dict(kinds) == {"snapshot_batch": total - 1, "status_list": 1}  # type: ignore[arg-type]
-    assert _q(fed.hub_dir / "node.db", "SELECT region, list_id FROM hub_status_lists") == [
+    assert _q(hub_db, "SELECT region, list_id FROM hub_status_lists") == [
         ("heihe", "attestations-1")
     ]
-    assert _q(fed.region_dir / "node.db", "SELECT cursor FROM push_state") == [(total,)]
+    assert _q(region_db, "SELECT cursor FROM push_state") == [(total,)]
 
 
 def test_split_view_recorded_as_evidence(fed: Fed) -> None:

@@ -33,6 +33,7 @@ from node._testbed import (
     make_id_number,
     residence_fact,
 )
+from node.monthly import due_period
 from node.pb.v1 import node_pb2, node_pb2_grpc
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -260,7 +261,10 @@ async def test_death_ends_consents_and_the_person_is_no_longer_served(node: Node
 
 
 async def test_move_out_ends_consents_and_refuses_with_not_resident(node: Node) -> None:
-    """REQ: H1, N1 — moving away: consents end (SUBJECT_NOT_RESIDENT), the report says why."""
+    """REQ: H1, N1, H3 — moving away: consents end (SUBJECT_NOT_RESIDENT) at once; the
+    self-query still answers with the published month, in which the person lived here
+    (the run after the month of the move says "not eligible":
+    test_monthly_run_scores_residents_without_records_and_drops_leavers)."""
     await node.facts("leaves-1", residence_fact(LEAVES))
     token = await node.grant(LEAVES)
     await node.facts("leaves-2", residence_fact(LEAVES, kind="move_out", on=node.today.isoformat()))
@@ -276,7 +280,10 @@ async def test_move_out_ends_consents_and_refuses_with_not_resident(node: Node) 
     resp = await node.citizen.GetMyScore(
         node_pb2.MyScoreRequest(), metadata=node.node.identity(LEAVES)
     )
-    assert not resp.result.eligible  # self-query still explains (H12)
+    sched = node.node.server.ctx.config.schedule
+    published = due_period(node.node.clock.now(), sched.monthly_day, sched.monthly_hour)
+    assert resp.period == published != f"{node.today:%Y-%m}"  # H3: not today's month
+    assert resp.result.eligible and resp.result.grade == "A"  # resident all that month
     assert node.count("SELECT count(*) FROM residences WHERE ended_on IS NOT NULL") >= 1  # kept
 
 

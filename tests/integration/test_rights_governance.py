@@ -57,12 +57,12 @@ PEOPLE = [ALICE, BOB, CAROL]
 MORE_HONOURS = {"heihe": ("national", "international")}
 
 
-def _honours(scheme: str) -> list[scoring_pb2.CreditRecord]:
+def _honours(scheme: str, on: str) -> list[scoring_pb2.CreditRecord]:
     out = []
     for i, p in enumerate(PEOPLE):
-        out.append(honour_record(f"h-{i}", p, "2026-09-21"))
+        out.append(honour_record(f"h-{i}", p, on))
         for n, level in enumerate(MORE_HONOURS.get(scheme, ())):
-            extra = honour_record(f"h-{i}-{n}", p, "2026-09-21")
+            extra = honour_record(f"h-{i}-{n}", p, on)
             extra.level = level
             out.append(extra)
     return out
@@ -135,8 +135,16 @@ class Fed:
 
 
 async def start(
-    tmp: Path, region: str, scheme: str, rights_toml: str = "", extra_toml: str = ""
+    tmp: Path,
+    region: str,
+    scheme: str,
+    rights_toml: str = "",
+    extra_toml: str = "",
+    *,
+    seed_month: str = "2026-08",
 ) -> Fed:
+    """A node with the three people's seed records formed in ``seed_month``: by default
+    August, the month the node publishes on START (H3), so that they count."""
     bed = Testbed(tmp, now=START)
     other = "hainan" if region == "heihe" else "heihe"
     assert bed.ca is not None
@@ -170,7 +178,8 @@ async def start(
     await fed.source.SubmitRecords(
         node_pb2.SubmitRecordsRequest(
             batch_id="seed",
-            records=_honours(scheme) + [penalty(f"p-{i}", p) for i, p in enumerate(PEOPLE)],
+            records=_honours(scheme, f"{seed_month}-21")
+            + [penalty(f"p-{i}", p, f"{seed_month}-28") for i, p in enumerate(PEOPLE)],
             subjects=[resident(p) for p in PEOPLE],
         )
     )
@@ -438,12 +447,19 @@ async def test_deregistration_needs_confirmation(heihe: Fed) -> None:
 
 
 async def test_review_report_flags_purpose_outside_consent_and_late_sources(
-    heihe: Fed, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """REQ: H16 N23 N7 — every query is registered with requester, purpose and consent;
     the report groups them, flags a purpose outside the consent, and lists a source
     that shared a record more than 15 working days after it was formed."""
-    f = heihe
+    f = await start(tmp_path, "heihe", "heihe", seed_month="2026-09")  # shared on time
+    try:
+        await _review_report(f, capsys)
+    finally:
+        await f.bed.close()
+
+
+async def _review_report(f: Fed, capsys: pytest.CaptureFixture[str]) -> None:
     token, _ = await f.attest(BOB)
     await _expect(
         f.peer.RequestAttestation(attestation_request(token, BOB, "heihe/transit-discount")),

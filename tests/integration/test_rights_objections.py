@@ -57,7 +57,7 @@ def penalty(record_id: str, idn: str, severity: str = "serious") -> scoring_pb2.
         source="court",
         category="admin_penalty",
         act_id=f"act-{record_id}",
-        recognised_on="2026-09-01",
+        recognised_on="2026-08-20",  # in August, the month published on 29 September (H3)
         severity=severity,
     )
 

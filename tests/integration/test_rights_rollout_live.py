@@ -15,9 +15,12 @@ from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
 
+import grpc
 import pytest
 import pytest_asyncio
+from grpc import aio
 
+from node._client import reason_of
 from node._rights_rollout import Switch
 from node._testbed import attestation_request
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
@@ -89,9 +92,11 @@ async def test_running_node_switches_version_at_the_effective_date_without_resta
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
-    """REQ: H11 N12 — before the effective date attestations, citizen reports and the
+    """REQ: H11 N12 H3 — before the effective date attestations, citizen reports and the
     catalogue name the old version; once the clock has passed it and the scheduler has
-    run once, the same running server (no restart) names and scores with the new one.
+    run once, the same running server (no restart) names and scores with the new one,
+    from the month republished under it (docs/adr/0514: until that run has finished,
+    grades are refused SCORE_NOT_PUBLISHED, never named after another version).
     Evaluating the next candidate afterwards does not put the old version back, and a
     restart serves what the running node served."""
     f = scheduled
@@ -111,6 +116,20 @@ async def test_running_node_switches_version_at_the_effective_date_without_resta
     assert [r for r in caplog.records if r.getMessage() == "model version switched"]
     assert f.node.server is server and server.ports == ports  # no restart
     assert server.ctx.scheme.key == NEW
+    with pytest.raises(aio.AioRpcError) as refused:
+        await f.attest(ALICE)
+    assert (refused.value.code(), reason_of(refused.value)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "SCORE_NOT_PUBLISHED",
+    )
+    assert server.monthly is not None
+    republished = await server.monthly.run_once()  # the month due, under the new version
+    assert republished is not None
+    assert (republished.period, republished.scheme, republished.state) == (
+        "2026-09",
+        NEW,
+        "finished",
+    )
     assert await _versions(f, ALICE) == (NEW, "2026.1", "AA", "2026.1", "2026.1")
     assert await _versions(f, BOB) == (NEW, "2026.1", "AA", "2026.1", "2026.1")
     # Further steps change nothing.
@@ -143,29 +162,42 @@ async def test_running_node_switches_version_at_the_effective_date_without_resta
 
 
 async def test_concurrent_requests_never_see_a_half_switched_version(scheduled: Fed) -> None:
-    """REQ: H11 — attestations issued by clients that keep requesting while the switch
+    """REQ: H11 H3 — attestations issued by clients that keep requesting while the switch
     happens each name exactly the version that scored them (old grade with the old
     name, new grade with the new name); those done before name the old one, those
-    after the new one."""
+    after the new one.  Between the switch and the month republished under the new
+    version the only answer is SCORE_NOT_PUBLISHED (the use is given back, the client
+    retries with the same token)."""
     f = scheduled
     f.clock.set(datetime(2026, 11, 1, 8, 0, tzinfo=UTC))
     people = [ALICE, BOB, CAROL]
     tokens = {p: [await f.token(p) for _ in range(6)] for p in people}
     done: list[attestation_pb2.Attestation] = []
+    refusals: list[tuple[grpc.StatusCode, str]] = []
 
     async def client(idn: str) -> None:  # one request after the other
         for t in tokens[idn]:
-            resp = await f.peer.RequestAttestation(
-                attestation_request(t, idn, "heihe/credit-loans")
-            )
-            done.append(_payload(resp.signed_attestation))
+            while True:
+                try:
+                    resp = await f.peer.RequestAttestation(
+                        attestation_request(t, idn, "heihe/credit-loans")
+                    )
+                except aio.AioRpcError as err:
+                    refusals.append((err.code(), reason_of(err)))
+                    await asyncio.sleep(0.001)
+                    continue
+                done.append(_payload(resp.signed_attestation))
+                break
 
     clients = [asyncio.ensure_future(client(p)) for p in people]
     while len(done) < 4:
         await asyncio.sleep(0.001)
     before = len(done)
     await f.node.server.scheduler.run_once()
+    assert f.node.server.monthly is not None
+    await f.node.server.monthly.run_once()
     await asyncio.gather(*clients)
+    assert set(refusals) <= {(grpc.StatusCode.FAILED_PRECONDITION, "SCORE_NOT_PUBLISHED")}
     assert len(done) == 18
     for att in done:
         assert att.model_version == f"{att.scheme_id}@{att.scheme_version}"

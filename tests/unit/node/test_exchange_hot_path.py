@@ -2,15 +2,13 @@
 
 REQ: H5, H12, N15 — a use is counted only when every consent check holds, in the
 same transaction as the status index and the log entry; a refusal after the
-count gives the use back; the log's indexes stay dense; a memoised grade is
-exactly the engine's and never survives a change of its inputs.
+count gives the use back; the log's indexes stay dense.  (The grade the path
+reads is the published one: tests/unit/node/test_published_grades.py.)
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -19,8 +17,7 @@ import pytest
 
 from keys import KeyPair
 from node._db import Database
-from node._errors import FailedPreconditionError, NodeError
-from node._mapping import Mapper
+from node._errors import FailedPreconditionError
 from node._repo_consents import (
     add_status_entry,
     get_consent,
@@ -28,9 +25,8 @@ from node._repo_consents import (
     use_active_consent,
 )
 from node._repo_records import StoredRecord, records_of_rows, subject_of_rows
-from node._svc_peer import _Grades
 from node._translog import LogWrite, TransparencyLog
-from scoring import Residence, Subject, load_scheme, score
+from scoring import Residence, Subject
 
 SUBJECT = b"\x07" * 32
 BINDING = b"\x01" * 32
@@ -225,137 +221,11 @@ def _record_rows(records: list[StoredRecord]) -> tuple[tuple[Any, ...], ...]:
     )  # fmt: skip
 
 
-class _ByObjects:
-    """``_Grades.grade_rows`` called with engine objects (converted to their rows)."""
-
-    def __init__(self) -> None:
-        self.memo = _Grades()
-
-    def grade(
-        self, subject: Subject | None, *, records: list[StoredRecord], **kw: Any
-    ) -> tuple[str, int | None, Any]:
-        return self.memo.grade_rows(_subject_rows(subject), _record_rows(records), **kw)
-
-
 def test_rows_round_trip_to_the_same_engine_inputs() -> None:
     subject = Subject(date(1985, 3, 12), (Residence("hukou", date(1990, 1, 1)),), True)
     records = [_record("r1", date(2026, 1, 5))]
     assert subject_of_rows(_subject_rows(subject)) == subject
     assert records_of_rows(_record_rows(records)) == records
-
-
-def test_memoised_grade_equals_the_engine_and_follows_its_inputs() -> None:
-    scheme = load_scheme("heihe")
-    mapper = Mapper(scheme.id)
-    subject = Subject(date(1985, 3, 12), (Residence("hukou", date(1990, 1, 1)),), True)
-    today = date(2026, 11, 23)
-    grades = _ByObjects()
-    records = [_record("r1", date(2026, 1, 5))]
-    try:
-        expected = score(subject, records, scheme, today, explain=False)
-    except Exception as exc:  # pragma: no cover - fixture must score
-        pytest.fail(f"fixture does not score: {exc}")
-    if not expected.eligible:
-        pytest.skip("fixture subject not eligible in this scheme")
-    got = grades.grade(
-        subject, records=records, scheme=scheme, mapper=mapper, target="", today=today
-    )
-    assert got == (expected.grade, expected.score, None)
-    assert (
-        grades.grade(subject, records=records, scheme=scheme, mapper=mapper, target="", today=today)
-        is got
-    )
-    revoked = [replace(records[0], status="revoked")]
-    again = score(subject, revoked, scheme, today, explain=False)
-    if again.eligible:
-        assert grades.grade(
-            subject, records=revoked, scheme=scheme, mapper=mapper, target="", today=today
-        ) == (again.grade, again.score, None)
-    mapped = grades.grade(
-        subject, records=records, scheme=scheme, mapper=mapper, target="hainan", today=today
-    )
-    assert mapped[2] == mapper.map(expected.grade or "", "hainan", today)
-
-
-def _row(rid: str, recognised: str, status: str = "active") -> tuple[object, ...]:
-    """A records row as record_rows reads it (see _RECORD_ROWS' column order)."""
-    return (
-        rid,
-        "court",
-        "honour",
-        f"act-{rid}",
-        recognised,
-        None,
-        "city",
-        None,
-        "",
-        status,
-        "",
-        "public",
-    )
-
-
-SUBJECT_ROWS = (("1985-03-12", 1, "hukou", "1990-01-01"),)
-
-
-def test_grade_rows_is_grade_of_the_rows_and_follows_them() -> None:
-    """REQ: H12 — memoised on the rows as read: same rows, same (cached) answer;
-    a changed row (revoked record, new record) is scored afresh."""
-    scheme = load_scheme("heihe")
-    mapper = Mapper(scheme.id)
-    today = date(2026, 11, 23)
-    rows = (_row("r1", "2026-01-05"),)
-    subject = Subject(date(1985, 3, 12), (Residence("hukou", date(1990, 1, 1)),), True)
-    records = [_record("r1", date(2026, 1, 5))]
-    kw = {"scheme": scheme, "mapper": mapper, "target": "hainan", "today": today}
-    expected = _Grades._compute(subject, records, **kw)  # type: ignore[arg-type]
-    grades = _Grades()
-    got = grades.grade_rows(SUBJECT_ROWS, rows, **kw)  # type: ignore[arg-type]
-    assert got == expected
-    assert grades.grade_rows(SUBJECT_ROWS, rows, **kw) is got  # type: ignore[arg-type]
-    revoked = (_row("r1", "2026-01-05", status="revoked"),)
-    more = (*rows, _row("r2", "2026-02-05"))
-    for changed, as_objects in (
-        (revoked, [replace(records[0], status="revoked")]),
-        (more, [*records, _record("r2", date(2026, 2, 5))]),
-    ):
-        assert _outcome(lambda c=changed: grades.grade_rows(SUBJECT_ROWS, c, **kw)) == _outcome(  # type: ignore[misc]
-            lambda o=as_objects: _Grades._compute(subject, o, **kw)  # type: ignore[misc]
-        )
-
-
-def _outcome(fn: Callable[[], object]) -> object:
-    """The result, or the refusal's code."""
-    try:
-        return fn()
-    except NodeError as exc:
-        return exc.code
-
-
-@pytest.mark.parametrize(
-    ("subject_rows", "target", "code"),
-    [
-        ((), "", "SUBJECT_UNKNOWN"),
-        ((("1985-03-12", 1, None, None),), "nowhere", "MAPPING_UNAVAILABLE"),
-    ],
-    ids=["no-subject", "no-residence-no-mapping"],
-)
-def test_grade_rows_refusals_raise_every_time(
-    subject_rows: tuple[tuple[object, ...], ...], target: str, code: str
-) -> None:
-    scheme = load_scheme("heihe")
-    grades = _Grades()
-    for _ in range(2):
-        with pytest.raises(NodeError) as err:
-            grades.grade_rows(
-                subject_rows,  # type: ignore[arg-type]
-                (_row("r1", "2026-01-05"),),
-                scheme=scheme,
-                mapper=Mapper(scheme.id),
-                target=target,
-                today=date(2026, 11, 23),
-            )
-        assert err.value.code in {code, "SUBJECT_NOT_ELIGIBLE"}
 
 
 async def test_withdrawal_revokes_only_that_consents_attestations(tmp_path: Path) -> None:

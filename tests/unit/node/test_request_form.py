@@ -147,6 +147,7 @@ def _raised_codes(path: Path) -> set[str]:
         pytest.param("node/_request_form.py", FORM_REASONS, id="form"),
         pytest.param("node/_freetext.py", FORM_REASONS, id="free-text"),
         pytest.param("node/_mapping.py", REQUEST_REASONS, id="mapping"),
+        pytest.param("node/monthly/_published.py", REQUEST_REASONS, id="published-grade"),
         pytest.param("node/disclosure/_scenarios.py", REQUEST_REASONS, id="scenarios"),
         pytest.param("node/_guard.py", ADMISSION_REASONS | {"PEER_NOT_TRUSTED"}, id="guard"),
         pytest.param("node/_throttle.py", ADMISSION_REASONS, id="throttle"),
