@@ -4,7 +4,7 @@ Every function takes an open ``sqlite3`` connection (inside a unit of work of
 :class:`node._db.Database`, or the scheduler's own connection) and only reads or
 appends; nothing here decides anything.
 
-Invariants (migration 0015):
+Invariants (migration 0013):
 
 * a published month is a FINISHED ``snapshot_runs`` row; the node serves the
   newest finished run of the scheme version in force (:func:`published_run`);

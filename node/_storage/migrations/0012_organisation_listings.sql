@@ -1,4 +1,4 @@
--- 0014: responsible-individual deductions rest on a legal document and a listing
+-- 0012: responsible-individual deductions rest on a legal document and a listing
 -- (H10; docs/adr/0513).
 -- Invariants:
 --   * organisation_listings holds organisations' entries on and removals from a list

@@ -1,5 +1,5 @@
--- 0015: published monthly grades (H3), their corrections after rights events (H16) and the
--- node's own monthly schedule (owner: monthly, docs/adr/0514).
+-- 0013: published monthly grades (H3), their corrections after rights events (H16) and the
+-- node's own monthly schedule (docs/adr/0514).
 -- Invariants:
 --   * the published grade of a person for a month is the newest published_corrections row
 --     of (run, person) if there is one, else the run's snapshots row; rows are only ever
