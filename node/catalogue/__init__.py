@@ -20,6 +20,7 @@ Modules: ``_publish`` (guide loading, building, signing, the citizen view),
 ``_render`` (text and Markdown), ``_fetch`` (a peer's catalogue against the trust
 material), ``_peers`` (a peer's catalogue taken by the peer sync, N20;
 docs/adr/0205), ``_repo`` (read-only storage reads, the held peer catalogues),
+``_unlocks`` (which of a region's scenarios a recognised grade unlocks, N20),
 ``_cli`` (the commands).
 """
 
@@ -34,6 +35,7 @@ from ._peers import (
 from ._publish import Publisher, catalogue_message, citizen_view, load_guide
 from ._render import illustrative_note, render_markdown, render_text
 from ._repo import held_catalogue
+from ._unlocks import Unlocks, shipped_catalogue, target_catalogue, unlocks
 
 __all__ = [
     "ITEM",
@@ -41,6 +43,7 @@ __all__ = [
     "FetchedCatalogue",
     "PeerCatalogue",
     "Publisher",
+    "Unlocks",
     "catalogue_message",
     "check_listed",
     "citizen_view",
@@ -51,5 +54,8 @@ __all__ = [
     "load_guide",
     "render_markdown",
     "render_text",
+    "shipped_catalogue",
+    "target_catalogue",
+    "unlocks",
     "verify_peer_catalogue",
 ]
