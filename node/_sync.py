@@ -90,7 +90,7 @@ from ._errors import NodeError
 from ._observe import log_event
 from ._trust import TrustState, compare_versions
 from .catalogue import ITEM as CATALOGUE_ITEM
-from .catalogue import verify_peer_catalogue
+from .catalogue import CatalogueRefused, verify_peer_catalogue
 from .pb.v1 import hub_pb2, hub_pb2_grpc, node_pb2, node_pb2_grpc, scoring_pb2
 
 __all__ = [
@@ -406,7 +406,7 @@ class PeerSync:
         keys = ks if ks is not None and ks.version > listed.keys.version else listed.keys
         try:
             taken = verify_peer_catalogue(peer, body, keys, listed, now)
-        except (VerificationError, KeysError) as exc:
+        except (CatalogueRefused, VerificationError, KeysError) as exc:
             result.refused.append(f"{CATALOGUE_ITEM}:{exc.code}")
             return []
         return [(CATALOGUE_ITEM, taken.version, body, taken.payload_sha256)]

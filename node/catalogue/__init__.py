@@ -28,6 +28,7 @@ from ._fetch import FetchedCatalogue, fetch_catalogue, held_trust
 from ._peers import (
     ITEM,
     MAX_SIGNED_CATALOGUE_BYTES,
+    CatalogueRefused,
     PeerCatalogue,
     check_listed,
     verify_peer_catalogue,
@@ -40,6 +41,7 @@ from ._unlocks import Unlocks, shipped_catalogue, target_catalogue, unlocks
 __all__ = [
     "ITEM",
     "MAX_SIGNED_CATALOGUE_BYTES",
+    "CatalogueRefused",
     "FetchedCatalogue",
     "PeerCatalogue",
     "Publisher",

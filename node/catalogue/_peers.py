@@ -42,11 +42,13 @@ from keys import (
     open_catalogue,
 )
 
+from .._errors import NodeError
 from ..pb.v1 import catalogue_pb2
 
 __all__ = [
     "ITEM",
     "MAX_SIGNED_CATALOGUE_BYTES",
+    "CatalogueRefused",
     "PeerCatalogue",
     "check_listed",
     "verify_peer_catalogue",
@@ -57,6 +59,10 @@ ITEM = "catalogue"
 #: A signed catalogue: the payload bound plus room for the envelope and its signatures.
 MAX_SIGNED_CATALOGUE_BYTES = MAX_CATALOGUE_BYTES + 16 * 1024
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+
+
+class CatalogueRefused(NodeError):
+    """A peer's catalogue refused before it is decoded (``TOO_LARGE``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +90,10 @@ def verify_peer_catalogue(
 ) -> PeerCatalogue:
     """The verified catalogue in ``body`` (a serialised envelope); see the module invariants.
 
-    Raises :class:`keys.VerificationError` / :class:`keys.KeysError` naming the reason."""
+    Raises :class:`CatalogueRefused`, :class:`keys.VerificationError` or
+    :class:`keys.KeysError`, each naming the reason in ``code``."""
     if len(body) > MAX_SIGNED_CATALOGUE_BYTES:
-        raise VerificationError(
+        raise CatalogueRefused(
             "TOO_LARGE",
             f"a signed catalogue is at most {MAX_SIGNED_CATALOGUE_BYTES} bytes",
             field="catalogue",
