@@ -552,13 +552,19 @@ async def test_at_the_home_incentive_tier_a_hainan_scenario_is_attested_and_veri
             sorted(
                 f"hainan/{s}"
                 for s in (
-                    "fast-lane", "media-recognition", "honours", "funding-priority",
-                    "investment-incentives", "incubator-priority", "startup-selection",
-                    "bank-credit", "integrity-credit-card",
+                    "fast-lane",
+                    "media-recognition",
+                    "honours",
+                    "funding-priority",
+                    "investment-incentives",
+                    "incubator-priority",
+                    "startup-selection",
+                    "bank-credit",
+                    "integrity-credit-card",
                 )
             ),
             id="heihe-SS-is-hainan-AAA",
-        ),  # fmt: skip
+        ),
     ],
 )
 async def test_verify_lists_the_target_scenarios_a_mapped_grade_unlocks(
