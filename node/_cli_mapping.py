@@ -11,9 +11,13 @@
 * ``sign FILE --key KEYFILE`` adds one signature (a region signing an
   agreement) after checking the table's hash and invariants; the key file is
   ``keys``' format, its passphrase (if encrypted) read from ``--passphrase-env``.
-* ``grade FROM TO GRADE [--score N]`` maps one grade over the most
-  conservative route through the published (and ``--table``) tables, and a
-  disclosed score with the intervals it comes from.
+* ``grade FROM TO GRADE [--score N] [--config node.toml]`` maps one grade over
+  the most conservative route through the published (and ``--table``) tables,
+  and a disclosed score with the intervals it comes from; and lists which of
+  the target region's incentive scenarios the recognised grade unlocks (N20):
+  from the target scheme's catalogue the node of ``--config`` fetched from its
+  peer, if it holds one, else the shipped scheme's (docs/adr/0205).  A grade
+  that is not recognised unlocks nothing, and says so.
 
 A keys file is JSON ``{"<region>": ["<hex public key>", ...]}``.
 """
@@ -54,6 +58,8 @@ from mapping import (
 from scoring import Scheme, grade_label, illustrative_suffix
 
 from ._cli import CliError, SubParsers, subgroup
+from ._config import ConfigError, load_config
+from .catalogue import Unlocks, target_catalogue, unlocks
 
 __all__ = ["register"]
 
@@ -122,6 +128,12 @@ def register(sub: SubParsers) -> None:
         help="take the lowest grade over the direct table AND every pivot route",
     )
     p.add_argument("--today", type=_parse_date, metavar="YYYY-MM-DD")
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="node.toml",
+        help="read the target's catalogue as this node fetched it (default: the shipped one)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_grade)
 
@@ -368,6 +380,8 @@ def _grade(args: argparse.Namespace) -> int:
             "source_interval": list(sm.source_interval),
             "capped_by": list(sm.capped_by),
         }
+    unlocked = _unlocks(args.config, target.id, mapped)
+    result["unlocks"] = unlocked.as_dict()
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return 0
@@ -390,4 +404,17 @@ def _grade(args: argparse.Namespace) -> int:
             f"{grade_label(s['target_grade'], target)}, {lo}-{hi}; source scores {slo}-{shi}"
             f" map to it{caps}"
         )
+    print("\n".join(unlocked.lines()))
     return 0
+
+
+def _unlocks(config: Path | None, scheme_id: str, grade: str | None) -> Unlocks:
+    """What ``grade`` unlocks in ``scheme_id``'s catalogue (fetched by the node, or shipped)."""
+    database = None
+    if config is not None:
+        try:
+            database = load_config(config).database
+        except ConfigError as exc:
+            raise CliError(exc.code, str(exc)) from None
+    cat, origin = target_catalogue(scheme_id, database)
+    return unlocks(cat, origin, grade)

@@ -28,6 +28,12 @@ section 10): a threshold attestation reads ``meets heihe/credit-loans (tier ≥ 
 in heihe@2025.1)`` and shows no grade and no score; the scenario's title comes
 from the bundle's hub-signed catalogue, which the verification itself requires
 for every consented attestation (``SCENARIO_NOT_TRUSTED`` without it).
+
+An attestation carrying a mapped grade (mutual recognition, N20) also lists the
+target region's incentive scenarios that grade unlocks, from the same
+hub-signed catalogue (``unlocks in hainan@2025.1: hainan/fast-lane ...``; JSON
+``unlocks``), or says it unlocks none; grades are compared in the order of
+the target scheme file shipped with the software (docs/adr/0205).
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ from keys import (
     verify_attestation,
 )
 from node.pb.v1 import attestation_pb2 as pb
-from scoring import illustrative_suffix
+from scoring import SchemeError, illustrative_suffix, load_scheme
 
 from ._cli import CliError, SubParsers, add_id_number_args, id_number_arg
 
@@ -321,6 +327,7 @@ def _document(
     return {
         "valid": True,
         "meets": _meets(a, trust),
+        "unlocks": _unlocked(a, trust),
         "key_id": result.key_id,
         "batched": result.batched,
         "status": result.status,
@@ -372,6 +379,38 @@ def _meets(a: Attestation, trust: Trust) -> str | None:
     return f"meets {a.scenario}{title} (tier ≥ {a.threshold.min_tier} in {a.threshold.scheme})"
 
 
+def _unlocked(a: Attestation, trust: Trust) -> list[str] | None:
+    """The target scenarios a mapped grade unlocks (None: no mapped grade, or no way to tell)."""
+    m = a.mapped
+    if m is None or not m.grade or trust.scenarios is None:
+        return None
+    try:
+        grades = load_scheme(m.scheme_id).grades
+    except SchemeError:
+        return None
+    if m.grade not in grades:
+        return None
+    rank = grades.index(m.grade)
+    return sorted(
+        s.scenario
+        for s in trust.scenarios.scenarios
+        if s.scenario.startswith(f"{m.scheme_id}/")
+        and s.scheme_version == m.scheme_version
+        and s.min_tier in grades
+        and rank <= grades.index(s.min_tier)
+    )
+
+
+def _unlocks_text(a: Attestation, trust: Trust) -> str:
+    found = _unlocked(a, trust)
+    if found is None or a.mapped is None:
+        return ""
+    scheme = f"{a.mapped.scheme_id}@{a.mapped.scheme_version}"
+    if not found:
+        return f"; unlocks none of {scheme}'s incentive scenarios"
+    return f"; unlocks in {scheme}: {', '.join(found)}"
+
+
 def _disclosed(a: Attestation, trust: Trust) -> str:
     """What the attestation says about the person, by its disclosure kind."""
     native = f"{a.scheme_id}@{a.scheme_version} grade {a.grade}" + (
@@ -395,7 +434,7 @@ def _disclosed(a: Attestation, trust: Trust) -> str:
         else f"{m.scheme_id}@{m.scheme_version} grade {m.grade} (mapped from {native} by "
         f"{m.mapping_id}@{m.mapping_version}, sha256 {m.mapping_sha256.hex()[:16]}…)"
     )
-    return f"{grade}{note}; {meets} [disclosure {a.disclosure}]"
+    return f"{grade}{note}; {meets}{_unlocks_text(a, trust)} [disclosure {a.disclosure}]"
 
 
 def _text(

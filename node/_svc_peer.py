@@ -103,7 +103,13 @@ from ._status import STATUS_LIST_ID, render_status_list
 from ._svc_citizen import CONSENT_TYPE
 from ._translog import LogWrite
 from .catalogue import Publisher
-from .disclosure import disclosed, end_unmet_consent, grade_in_scenario, request_terms
+from .disclosure import (
+    disclosed,
+    end_unmet_consent,
+    grade_in_scenario,
+    request_terms,
+    unrecognised_for_threshold,
+)
 from .monthly import published_grade
 from .pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
 from .rights import refuse_if_opted_out
@@ -432,7 +438,9 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                     release_use(conn, consent_id)  # refused after counting: give it back
                     raise
 
-                if not scenario.meets(grade_in_scenario(scenario, scheme.id, grade, mapped)):
+                if unrecognised_for_threshold(
+                    scenario.scheme_id, disclosure, scheme, grade
+                ) or not scenario.meets(grade_in_scenario(scenario, scheme.id, grade, mapped)):
                     # fell below the tier after the grant: the requester sees a withdrawal
                     release_use(conn, consent_id)
                     unmet.append(

@@ -1,4 +1,4 @@
-"""Peer sync: trust lists, key sets, status lists, schemes and mapping tables.
+"""Peer sync: trust lists, key sets, status lists, schemes, mapping tables, catalogues.
 
 A background task of ``huxin serve`` (:meth:`PeerSync.start_for`) that
 fetches trust material from the node's hub and from every peer the trust
@@ -29,6 +29,10 @@ Invariants:
     ships (same version), every ``mapping`` invariant holds and its
     signatures verify (:func:`mapping.verify_table`) under the regions' keys
     in the trust list;
+  - a signed scenario catalogue (N20) under the peer's verified key set, of
+    a scheme version the trust list lists for it, within a size bound
+    (:func:`node.catalogue.verify_peer_catalogue`); equivocation is judged on
+    its payload, so a re-signature with a rotated key is the same catalogue;
 
   so a peer cannot plant an unverifiable "version 999999" that would block
   genuine versions as ``ROLLBACK``;
@@ -36,7 +40,8 @@ Invariants:
   set extends the trust list's copy at once.  Status lists, schemes and
   mapping tables are kept as verified, versioned records (shown by
   ``huxin status``); they are not consulted when this node verifies or maps
-  (it maps with the tables it ships);
+  (it maps with the tables it ships); a peer's catalogue says which of its
+  incentive scenarios a recognised grade unlocks (``huxin mapping grade``);
 * **one slow peer never blocks the others**: each peer is synced by its own
   task with its own deadline (``sync_timeout_seconds``); the supervisor loop
   never awaits a peer;
@@ -69,6 +74,7 @@ from grpc import aio
 from keys import (
     KeysError,
     KeySet,
+    RegionTrust,
     Trust,
     VerificationError,
     verify_key_set,
@@ -83,6 +89,8 @@ from ._clock import Clock
 from ._errors import NodeError
 from ._observe import log_event
 from ._trust import TrustState, compare_versions
+from .catalogue import ITEM as CATALOGUE_ITEM
+from .catalogue import CatalogueRefused, verify_peer_catalogue
 from .pb.v1 import hub_pb2, hub_pb2_grpc, node_pb2, node_pb2_grpc, scoring_pb2
 
 __all__ = [
@@ -108,6 +116,7 @@ class PeerClient(Protocol):
     async def status_list(self) -> bytes: ...
     async def schemes(self) -> list[tuple[str, str, bytes]]: ...  # (id, version, body)
     async def mappings(self) -> list[tuple[str, str, bytes]]: ...  # (id, version, body)
+    async def catalogue(self) -> bytes | None: ...  # a signed catalogue; None: not served
     async def close(self) -> None: ...
 
 
@@ -227,9 +236,12 @@ def keep_highest(  # noqa: PLR0917 - one row's worth of fields
     body: bytes,
     now: int,
     source: str,
+    digest: bytes | None = None,
 ) -> str:
-    """Store ``body`` if its version is higher than what is held: updated|same|ROLLBACK|EQUIVOCATION."""
-    digest = hashlib.sha256(body).digest()
+    """Store ``body`` if its version is higher than what is held: updated|same|ROLLBACK|EQUIVOCATION.
+
+    ``digest`` is what "the same" is judged on (default: sha256 of ``body``)."""
+    digest = digest or hashlib.sha256(body).digest()
     row = conn.execute(
         "SELECT version, sha256 FROM peer_material WHERE region = ? AND item = ?", (region, item)
     ).fetchone()
@@ -313,6 +325,10 @@ class PeerSync:
         got["status_list"] = await client.status_list()
         got["schemes"] = await client.schemes()
         got["mappings"] = await client.mappings()
+        try:  # a peer that serves no catalogue still syncs everything else
+            got["catalogue"] = await client.catalogue()
+        except aio.AioRpcError as err:
+            got["catalogue_error"] = f"RPC_{err.code().name}"
         return got
 
     async def _checked_fetch(self, peer: str, target: str) -> dict[str, Any]:
@@ -330,12 +346,12 @@ class PeerSync:
                 result.refused.append(f"trust_list:{decision.reason}")
         trust = self.trust.trust
         listed = self.trust.regions().get(peer)
-        rows: list[tuple[str, str, bytes]] = []
+        rows: list[tuple[str, str, bytes, bytes | None]] = []
         ks: KeySet | None = None
         if listed is not None and got.get("key_set"):
             try:
                 ks = verify_key_set(got["key_set"], listed.root_public_key, peer)
-                rows.append(("key_set", str(ks.version), got["key_set"]))
+                rows.append(("key_set", str(ks.version), got["key_set"], None))
             except (VerificationError, KeysError) as exc:
                 result.refused.append(f"key_set:{exc.code}")
         if trust is not None and got.get("status_list"):
@@ -343,14 +359,23 @@ class PeerSync:
                 sl = verify_status_list(got["status_list"], trust, now)
                 if sl.issuer_region != peer:
                     raise VerificationError("ISSUER_MISMATCH", "status list of another region")
-                rows.append(("status_list", str(sl.issued_at), got["status_list"]))
+                rows.append(("status_list", str(sl.issued_at), got["status_list"], None))
             except (VerificationError, KeysError) as exc:
                 result.refused.append(f"status_list:{exc.code}")
         if trust is not None:
-            rows += self._verified_descriptors(peer, got, trust, result)
+            rows += [
+                (i, v, b, None) for i, v, b in self._verified_descriptors(peer, got, trust, result)
+            ]
+        if listed is not None:
+            rows += self._verified_catalogue(
+                peer, got, listed=listed, ks=ks, now=now, result=result
+            )
 
         def unit(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-            return [(item, keep_highest(conn, peer, item, v, b, now, peer)) for item, v, b in rows]
+            return [
+                (item, keep_highest(conn, peer, item, v, b, now, peer, digest))
+                for item, v, b, digest in rows
+            ]
 
         for item, outcome in await self.db.write_unit(unit):
             if outcome == "updated":
@@ -359,6 +384,32 @@ class PeerSync:
                     self.trust.overlay_key_set(ks)  # newer than the trust list's copy
             elif outcome != "same":
                 result.refused.append(f"{item}:{outcome}")
+
+    @staticmethod
+    def _verified_catalogue(
+        peer: str,
+        got: dict[str, Any],
+        *,
+        listed: RegionTrust,
+        ks: KeySet | None,
+        now: int,
+        result: PeerResult,
+    ) -> list[tuple[str, str, bytes, bytes | None]]:
+        """The peer's catalogue as a row to store, if it verifies (else refused, named)."""
+        if got.get("catalogue_error"):
+            if got["catalogue_error"] != "RPC_UNIMPLEMENTED":
+                result.refused.append(f"{CATALOGUE_ITEM}:{got['catalogue_error']}")
+            return []
+        body = got.get("catalogue")
+        if not body:
+            return []
+        keys = ks if ks is not None and ks.version > listed.keys.version else listed.keys
+        try:
+            taken = verify_peer_catalogue(peer, body, keys, listed, now)
+        except (CatalogueRefused, VerificationError, KeysError) as exc:
+            result.refused.append(f"{CATALOGUE_ITEM}:{exc.code}")
+            return []
+        return [(CATALOGUE_ITEM, taken.version, body, taken.payload_sha256)]
 
     def _verified_descriptors(
         self, peer: str, got: dict[str, Any], trust: Trust, result: PeerResult
@@ -589,6 +640,10 @@ class GrpcPeerClient:
     async def mappings(self) -> list[tuple[str, str, bytes]]:
         resp = await self._peer.ListMappings(node_pb2.ListMappingsRequest())
         return [(t.id, t.version, t.SerializeToString()) for t in resp.tables]
+
+    async def catalogue(self) -> bytes | None:
+        env = await self._peer.GetSignedCatalogue(node_pb2.GetIncentiveCatalogueRequest())
+        return bytes(env.SerializeToString())
 
     async def close(self) -> None:
         await self._channel.close(None)

@@ -18,22 +18,46 @@ show`` prints a node's own.
 
 Modules: ``_publish`` (guide loading, building, signing, the citizen view),
 ``_render`` (text and Markdown), ``_fetch`` (a peer's catalogue against the trust
-material), ``_repo`` (read-only storage reads), ``_cli`` (the commands).
+material), ``_peers`` (a peer's catalogue taken by the peer sync, N20;
+docs/adr/0205), ``_repo`` (read-only storage reads, the held peer catalogues),
+``_unlocks`` (which of a region's scenarios a recognised grade unlocks, N20),
+``_cli`` (the commands).
 """
 
 from ._fetch import FetchedCatalogue, fetch_catalogue, held_trust
+from ._peers import (
+    ITEM,
+    MAX_SIGNED_CATALOGUE_BYTES,
+    CatalogueRefused,
+    PeerCatalogue,
+    check_listed,
+    verify_peer_catalogue,
+)
 from ._publish import Publisher, catalogue_message, citizen_view, load_guide
 from ._render import illustrative_note, render_markdown, render_text
+from ._repo import held_catalogue
+from ._unlocks import Unlocks, shipped_catalogue, target_catalogue, unlocks
 
 __all__ = [
+    "ITEM",
+    "MAX_SIGNED_CATALOGUE_BYTES",
+    "CatalogueRefused",
     "FetchedCatalogue",
+    "PeerCatalogue",
     "Publisher",
+    "Unlocks",
     "catalogue_message",
+    "check_listed",
     "citizen_view",
     "fetch_catalogue",
+    "held_catalogue",
     "held_trust",
     "illustrative_note",
     "load_guide",
     "render_markdown",
     "render_text",
+    "shipped_catalogue",
+    "target_catalogue",
+    "unlocks",
+    "verify_peer_catalogue",
 ]

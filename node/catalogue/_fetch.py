@@ -42,6 +42,7 @@ from .._config import NodeConfig
 from .._errors import FailedPreconditionError, PermissionDeniedError, UnavailableError
 from .._trust import HUB_ENDPOINT_PREFIX, trust_list_bytes
 from ..pb.v1 import catalogue_pb2, node_pb2, node_pb2_grpc
+from ._peers import check_listed
 from ._repo import persisted_trust_lists
 
 __all__ = ["FetchedCatalogue", "fetch_catalogue", "held_trust", "peer_endpoint"]
@@ -130,11 +131,5 @@ async def fetch_catalogue(
     envelope = Envelope.from_proto(signed)
     opened = open_catalogue(envelope, key_set, now)
     cat = opened.catalogue
-    scheme_key = f"{cat.scheme_id}@{cat.scheme_version}"
-    if entry.schemes and scheme_key not in entry.schemes:
-        raise VerificationError(
-            "SCHEME_NOT_TRUSTED",
-            f"the trust list does not list {scheme_key} for {peer}",
-            field="scheme_version",
-        )
+    check_listed(cat, entry, peer)
     return FetchedCatalogue(cat, envelope, opened.key_id, key_set.version)

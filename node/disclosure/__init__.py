@@ -11,6 +11,8 @@ grade, or grade and score, only where the scenario allows it).  docs/adr/0512.
   the citizen's :func:`preview` of them;
 * :mod:`._grant` -- ``GrantConsent``: only a person who meets the scenario can
   grant (``SCENARIO_NOT_MET`` is told to the citizen alone, nothing stored);
+* :mod:`._recognise` -- a threshold consent for another scheme's scenario reads the
+  mapped grade through the incentive-tier view of the installed table (docs/adr/0205);
 * :mod:`._unmet` -- a consent whose subject fell below the tier ends at the
   next request, which the requester sees as a withdrawal;
 * :mod:`._trusted` -- the scenario catalogue a hub signs into its trust bundle
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 from ._disclose import disclosed, field_paths, preview, withheld_fields
 from ._grant import ADULT_AGE, CONSENT_TYPE, grant_consent, has_capacity, refuse_grant_over_limits
+from ._recognise import incentive_tier_view, recognised_for_threshold, unrecognised_for_threshold
 from ._scenarios import (
     Scenario,
     check_allowed,
@@ -49,7 +52,9 @@ __all__ = [
     "grade_in_scenario",
     "grant_consent",
     "has_capacity",
+    "incentive_tier_view",
     "preview",
+    "recognised_for_threshold",
     "refuse_grant_over_limits",
     "request_terms",
     "requested_disclosure",
@@ -60,5 +65,6 @@ __all__ = [
     "shipped_scenario",
     "target_for",
     "trusted_scenarios",
+    "unrecognised_for_threshold",
     "withheld_fields",
 ]

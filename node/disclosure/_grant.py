@@ -32,7 +32,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from keys import MappedGrade, sign, subject_binding
-from scoring import Subject, years_between
+from scoring import Disclosure, Subject, years_between
 
 from .._config import MAX_USES_CAP, ConsentConfig
 from .._errors import (
@@ -51,6 +51,7 @@ from ..monthly._selfquery import published_entry_of
 from ..pb.v1 import node_pb2
 from ..population import require_served
 from ._disclose import preview
+from ._recognise import recognised_for_threshold
 from ._scenarios import Scenario, check_allowed, requested_disclosure, scenario_for, scope_of
 
 if TYPE_CHECKING:
@@ -101,9 +102,15 @@ def refuse_grant_over_limits(history: GrantHistory, limits: ConsentConfig, now: 
         )
 
 
-async def _meets(ctx: NodeContext, key: bytes, scenario: Scenario) -> MappedGrade | None:
+async def _meets(
+    ctx: NodeContext, key: bytes, scenario: Scenario, disclosure: Disclosure
+) -> MappedGrade | None:
     """Refuse unless the person's published grade (H3, what an attestation would carry)
-    meets ``scenario``; the mapping used, if any."""
+    meets ``scenario``; the mapping used, if any.
+
+    Another scheme's scenario is met by the mapped grade: through the incentive-tier
+    view for a threshold consent (below the home incentive tier nothing is
+    recognised, so nothing is met), through the full table for a grade disclosure."""
     result = await published_entry_of(ctx, key)
     if not result.eligible or result.grade is None:
         raise FailedPreconditionError(
@@ -111,15 +118,20 @@ async def _meets(ctx: NodeContext, key: bytes, scenario: Scenario) -> MappedGrad
         )
     grade, mapping = result.grade, None
     if scenario.scheme_id != ctx.scheme.id:
+        target, today = scenario.scheme_id, ctx.today()
         try:
-            mapping = ctx.mapper.map(grade, scenario.scheme_id, ctx.today())
+            mapping = (
+                recognised_for_threshold(ctx.mapper, ctx.scheme, grade, target, today)
+                if disclosure is Disclosure.THRESHOLD
+                else ctx.mapper.map(grade, target, today)
+            )
         except NodeError:
             raise FailedPreconditionError(
                 "MAPPING_UNAVAILABLE",
                 f"this node has no approved mapping into {scenario.scheme_id}",
                 field="purpose",
             ) from None
-        grade = mapping.grade
+        grade = "" if mapping is None else mapping.grade  # not recognised: meets nothing
     if not scenario.meets(grade):
         # the citizen's own answer: nothing is stored or logged, the audience learns nothing
         raise FailedPreconditionError(
@@ -183,7 +195,7 @@ async def grant_consent(
             "NODE_KEY_EXPIRED",
             "this node's signing key is not valid now; the operator must rotate it",
         )
-    mapping = await _meets(ctx, key, scenario)
+    mapping = await _meets(ctx, key, scenario, disclosure)
     limits = ctx.config.consent
     # a cheap refusal first, without the writer lock; the decision is made again
     # inside the grant's transaction

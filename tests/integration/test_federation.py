@@ -366,8 +366,8 @@ def test_status_of_the_hub_shows_regions_and_sync(world: World) -> None:
 
 
 def test_a_deregistration_reaches_peers_through_the_status_list(world: World) -> None:
-    """REQ: H2 H5 — peers hold nothing keyed to a person (only key sets, status lists,
-    schemes and mapping tables); what a deregistration must reach them is the revocation
+    """REQ: H2 H5 N20 — peers hold nothing keyed to a person (only key sets, status lists,
+    schemes, mapping tables and scenario catalogues); what a deregistration must reach them is the revocation
     of the person's attestations, which arrives with Heihe's next verified status list."""
     other = world._eligible(skip=world.resident)
     token = world.grant(resident=other)
@@ -400,4 +400,4 @@ def test_a_deregistration_reaches_peers_through_the_status_list(world: World) ->
     for node in (HAINAN, HUB, HUB2):
         db = world.layout.nodes[node].directory / "node.db"
         items = {str(r[0]).split(":")[0] for r in _query(db, "SELECT item FROM peer_material")}
-        assert items <= {"key_set", "status_list", "scheme", "mapping"}, (node, items)
+        assert items <= {"key_set", "status_list", "scheme", "mapping", "catalogue"}, (node, items)

@@ -485,3 +485,107 @@ async def test_another_schemes_scenario_is_met_by_the_mapped_grade(
     line = capsys.readouterr().out.strip()
     assert "meets hainan/bank-credit " in line and "(tier ≥ AA in hainan@2025.1)" in line
     assert "grade mapped by heihe-hainan-anchored@1" in line
+
+
+# ------------------------------------------------------------------ incentive tier (C3, H14, N20)
+
+HAINAN_FAST = "hainan/fast-lane"  # Hainan's scenario, tier A; threshold only
+
+
+async def test_below_the_home_incentive_tier_another_regions_scenario_is_not_met(
+    fed: Fed,
+) -> None:
+    """REQ: C3 H14 N14 N20 — issue 16 §2 (docs/adr/0205): a threshold consent for a Hainan
+    scenario by a Heihe resident below Heihe's incentive tier (Bob, 570, B) reads his grade
+    through the incentive-tier view of the installed table: not recognised, so he is told
+    FAILED_PRECONDITION SCENARIO_NOT_MET (field purpose), exactly as a too-low grade, for
+    the preview and the grant; no consent row, no log leaf, no notification."""
+    before = await fed.written()
+    for preview in (True, False):
+        err = await _refused(fed.grant(BOB, HAINAN_FAST, preview=preview))
+        assert (err.code(), reason_of(err), field_of(err)) == (
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "SCENARIO_NOT_MET",
+            "purpose",
+        )
+        assert "nothing was granted" in (err.details() or "")
+    assert await fed.written() == before
+    mine = await fed.citizen.ListConsents(node_pb2.ListConsentsRequest(), metadata=fed.me(BOB))
+    assert not mine.consents
+
+
+async def test_at_the_home_incentive_tier_a_hainan_scenario_is_attested_and_verified_offline(
+    fed: Fed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """REQ: C3 H13 H14 N20 — issue 16 §2: Alice (600, Heihe A, at Heihe's incentive tier) is
+    recognised in Hainan as A and meets hainan/fast-lane (tier A): the threshold attestation
+    cites the installed approved table (id, version, content hash) and carries no grade;
+    it verifies offline with the hub's bundle."""
+    token = await fed.grant(ALICE, HAINAN_FAST)
+    nonce = os.urandom(16)
+    blob = await fed.request(token, ALICE, HAINAN_FAST, nonce=nonce)
+    att = _payload(blob)
+    assert (att.scenario, att.disclosure, att.grade) == (HAINAN_FAST, "threshold", "")
+    assert (att.mapped.scheme_id, att.mapped.grade, att.mapped.mapping_id) == (
+        "hainan",
+        "",
+        "heihe-hainan-anchored",
+    )
+    from mapping import published_table
+
+    installed = published_table("heihe", "hainan").content_hash.removeprefix("sha256:")
+    assert att.mapped.mapping_sha256.hex() == installed
+    hub_key = await _trust_bundle(fed, tmp_path, monkeypatch)
+    capsys.readouterr()
+    assert cli.main(_verify_cli(tmp_path, hub_key, blob, nonce)) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("VALID: heihe meets hainan/fast-lane "), line
+    assert "(tier ≥ A in hainan@2025.1)" in line
+
+
+@pytest.mark.parametrize(
+    ("who", "unlocked"),
+    [
+        pytest.param(FRANK, ["hainan/fast-lane"], id="heihe-A-is-hainan-A"),
+        pytest.param(
+            ERIN,
+            sorted(
+                f"hainan/{s}"
+                for s in (
+                    "fast-lane",
+                    "media-recognition",
+                    "honours",
+                    "funding-priority",
+                    "investment-incentives",
+                    "incubator-priority",
+                    "startup-selection",
+                    "bank-credit",
+                    "integrity-credit-card",
+                )
+            ),
+            id="heihe-SS-is-hainan-AAA",
+        ),
+    ],
+)
+async def test_verify_lists_the_target_scenarios_a_mapped_grade_unlocks(
+    fed: Fed,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    who: str,
+    unlocked: list[str],
+) -> None:
+    """REQ: C3 N20 — issue 16 §1: a grade attestation mapped into Hainan lists, in `huxin
+    verify`'s text and JSON, the Hainan incentive scenarios the mapped grade unlocks (from
+    the hub-signed scenario catalogue of the bundle)."""
+    token = await fed.grant(who, CREDIT, GRADE)
+    nonce = os.urandom(16)
+    blob = await fed.request(token, who, CREDIT, target_scheme="hainan", nonce=nonce)
+    assert _payload(blob).mapped.grade
+    hub_key = await _trust_bundle(fed, tmp_path, monkeypatch)
+    capsys.readouterr()
+    assert cli.main(_verify_cli(tmp_path, hub_key, blob, nonce)) == 0
+    line = capsys.readouterr().out.strip()
+    assert f"unlocks in hainan@2025.1: {', '.join(unlocked)} [disclosure grade]" in line
+    assert cli.main([*_verify_cli(tmp_path, hub_key, blob, nonce), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unlocks"] == unlocked

@@ -27,6 +27,7 @@ from node.disclosure import (
     shipped_scenario,
     target_for,
     trusted_scenarios,
+    unrecognised_for_threshold,
 )
 from node.pb.v1 import node_pb2
 from scoring import Disclosure, load_scheme
@@ -216,3 +217,56 @@ async def test_a_consent_whose_subject_fell_below_ends_like_a_withdrawal(tmp_pat
     assert (err.reason, err.status.name) == ("CONSENT_WITHDRAWN", "FAILED_PRECONDITION")
     assert "SCENARIO" not in err.message
     await db.close()
+
+
+# ------------------------------------------------------------------ incentive-tier view (issue 16)
+
+
+def test_the_incentive_tier_view_never_recognises_a_grade_below_the_home_incentive_tier() -> None:
+    """REQ: C3 H14 N20 — issue 16 §2 (docs/adr/0205): the view of an installed table is
+    not recognised below the source's incentive tier and the installed grade elsewhere,
+    whatever the installed table says below it (here an installed table mapping Heihe B
+    to Hainan A: the full table would let B meet a tier-A scenario, the view does not);
+    a recognised grade is the installed table's MappedGrade, citing its hash."""
+    from dataclasses import replace
+    from datetime import date
+
+    from mapping import published_table
+    from node._mapping import Mapper
+    from node.disclosure import incentive_tier_view, recognised_for_threshold
+    from scoring import load_scheme
+
+    heihe = load_scheme("heihe")
+    lax = published_table("heihe", "hainan")
+    lax = replace(lax, grades=tuple((g, "A" if g == "B" else t) for g, t in lax.grades))
+    view = incentive_tier_view(lax, heihe)
+    assert view.incentive_tier
+    assert [g for g, t in view.grades if t is None] == ["B", "C", "D"]
+    assert all(view.recognise(g) == lax.recognise(g) for g in ("SSS", "SS", "S", "AAA", "AA", "A"))
+    assert incentive_tier_view(view, heihe) is view
+    mapper = Mapper("heihe", [lax])
+    today = date(2026, 11, 10)
+    assert mapper.map("B", "hainan", today).grade == "A"  # what a grade disclosure would use
+    assert recognised_for_threshold(mapper, heihe, "B", "hainan", today) is None
+    got = recognised_for_threshold(mapper, heihe, "A", "hainan", today)
+    assert got is not None and got.grade == "A"
+    assert got.mapping_sha256.hex() == lax.content_hash.removeprefix("sha256:")
+
+
+@pytest.mark.parametrize(
+    ("scenario_scheme", "disclosure", "grade", "unrecognised"),
+    [
+        pytest.param("hainan", Disclosure.THRESHOLD, "B", True, id="threshold-other-below-tier"),
+        pytest.param("hainan", Disclosure.THRESHOLD, "A", False, id="threshold-other-at-tier"),
+        pytest.param("heihe", Disclosure.THRESHOLD, "B", False, id="threshold-own-scheme"),
+        pytest.param("hainan", Disclosure.GRADE, "B", False, id="grade-disclosure-full-table"),
+    ],
+)
+def test_the_request_path_reads_the_incentive_tier_view_like_the_grant(
+    scenario_scheme: str, disclosure: Disclosure, grade: str, unrecognised: bool
+) -> None:
+    """Issue 16 (C3, H14, N20): a threshold request for another scheme's scenario treats a
+    home grade below the incentive tier as not recognised, as the grant does; the node's own
+    scenarios and grade disclosures are decided by the tier and the full table instead."""
+    heihe = load_scheme("heihe")
+    assert unrecognised_for_threshold(scenario_scheme, disclosure, heihe, grade) is unrecognised

@@ -116,6 +116,9 @@ class SimPeer:
     async def mappings(self) -> list[tuple[str, str, bytes]]:
         return list(self.mapping_rows)
 
+    async def catalogue(self) -> bytes | None:
+        return None
+
     async def close(self) -> None:
         return None
 

@@ -1,0 +1,87 @@
+"""Threshold consents for another scheme's scenario: the incentive-tier view (C3, H14, N20).
+
+A threshold consent for a scenario of another scheme is met by the grade
+mapped into that scheme.  Recognition is for incentives only, so the grade is
+read through the *incentive-tier view* of the installed table
+(:func:`incentive_tier_view`): every source grade below the home scheme's
+incentive tier is not recognised (``None``), every other keeps the installed
+table's grade.  A grade that is not recognised meets no scenario: the citizen
+is told ``SCENARIO_NOT_MET``, exactly as a too-low grade (docs/adr/0205); the request path decides alike
+(:func:`unrecognised_for_threshold`).
+
+Invariants:
+
+* the view is derived from the installed table, whatever its method (anchored,
+  agreement, equipercentile), with :class:`mapping.MappingTable`'s own form
+  (``incentive_tier=True``, ``None`` exactly below the source's incentive
+  tier), so it never carries a grade the installed table does not carry;
+* the mapped grade that is used is the installed table's (``Mapper.map``:
+  validity on the day, citation by id, version and content hash): the approved
+  table is what an attestation cites, never an unsigned derivative;
+* grade-disclosing consents keep the full table (not here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+from keys import MappedGrade
+from mapping import MappingTable
+from scoring import Disclosure, Scheme
+
+from .._mapping import Mapper
+
+__all__ = ["incentive_tier_view", "recognised_for_threshold", "unrecognised_for_threshold"]
+
+
+def incentive_tier_view(table: MappingTable, source: Scheme) -> MappingTable:
+    """``table`` with every grade below ``source``'s incentive tier not recognised.
+
+    ``source`` is the home scheme in force; a table that is already
+    incentive-tier is returned as it is.  Signatures are dropped: the view is
+    a reading of the installed table, not a table anyone signed."""
+    if table.incentive_tier:
+        return table
+    cut = source.grades.index(source.incentive_tier)
+    grades = tuple(
+        (g, t if g in source.grades and source.grades.index(g) <= cut else None)
+        for g, t in table.grades
+    )
+    return replace(table, grades=grades, incentive_tier=True, signatures=())
+
+
+def unrecognised_for_threshold(
+    scenario_scheme: str, disclosure: Disclosure, home: Scheme, grade: str
+) -> bool:
+    """True when a threshold disclosure for another scheme's scenario must treat ``grade``
+    as not recognised: below ``home``'s incentive tier, the incentive-tier view of any
+    installed table carries nothing (:func:`incentive_tier_view`), so the request path
+    and the grant path decide alike."""
+    return (
+        disclosure is Disclosure.THRESHOLD
+        and scenario_scheme != home.id
+        and not home.is_incentive_grade(grade)
+    )
+
+
+def _installed(mapper: Mapper, target: str) -> MappingTable | None:
+    return next((t for t in mapper.tables() if t.target.scheme == target), None)
+
+
+def recognised_for_threshold(
+    mapper: Mapper, home: Scheme, grade: str, target: str, today: date
+) -> MappedGrade | None:
+    """The installed table's mapping of ``grade`` into ``target``, or ``None`` when the
+    incentive-tier view does not recognise it (below ``home``'s incentive tier).
+
+    Raises ``MAPPING_UNAVAILABLE`` (from :class:`node._mapping.Mapper`) when no usable
+    table maps into ``target``."""
+    table = _installed(mapper, target)
+    if (
+        table is not None
+        and grade in table.grade_map
+        and incentive_tier_view(table, home).recognise(grade) is None
+    ):
+        return None
+    return mapper.map(grade, target, today)
