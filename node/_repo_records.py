@@ -119,6 +119,26 @@ class BatchResult:
     sha256: bytes
 
 
+def replayed_batch(
+    conn: sqlite3.Connection, submitted_by: str, batch_id: str, content_sha256: bytes
+) -> BatchResult | None:
+    """The result of a batch this source already committed under ``batch_id``, or None.
+
+    Batches are idempotent per (source, batch id): the same content replays the
+    first result; other content under a used id is ``BATCH_ID_REUSED``."""
+    prior = conn.execute(
+        "SELECT records, sha256 FROM source_batches WHERE submitted_by = ? AND batch_id = ?",
+        (submitted_by, batch_id),
+    ).fetchone()
+    if prior is None:
+        return None
+    if bytes(prior[1]) != content_sha256:
+        raise AlreadyExistsError(
+            "BATCH_ID_REUSED", "this batch id was committed with other content", field="batch_id"
+        )
+    return BatchResult(batch_id, int(prior[0]), True, content_sha256)
+
+
 def batch_rejection(
     batch_id: str, problems: Sequence[tuple[int, str, str, str, str]]
 ) -> InvalidArgumentError:
@@ -337,18 +357,9 @@ class RecordsRepository:
         stones = {tombstone(self._secret, k): k for k in ids}
 
         def unit(conn: sqlite3.Connection) -> BatchResult:
-            prior = conn.execute(
-                "SELECT records, sha256 FROM source_batches WHERE submitted_by = ? AND batch_id = ?",
-                (submitted_by, batch_id),
-            ).fetchone()
-            if prior is not None:
-                if bytes(prior[1]) != content_sha256:
-                    raise AlreadyExistsError(
-                        "BATCH_ID_REUSED",
-                        "this batch id was committed with other content",
-                        field="batch_id",
-                    )
-                return BatchResult(batch_id, int(prior[0]), True, content_sha256)
+            replayed = replayed_batch(conn, submitted_by, batch_id, content_sha256)
+            if replayed is not None:
+                return replayed
             gone = _deregistered(conn, stones)
             problems = _refusals(conn, records, keys, gone, submitted_by)
             for check in checks:

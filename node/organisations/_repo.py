@@ -22,8 +22,7 @@ from datetime import date
 from scoring import CreditRecord
 
 from .._db import Database
-from .._errors import AlreadyExistsError
-from .._repo_records import BatchResult, batch_rejection
+from .._repo_records import BatchResult, batch_rejection, replayed_batch
 from ._listings import LISTS, Listing
 
 __all__ = ["is_listed", "listed_problems", "store_listings"]
@@ -90,18 +89,9 @@ async def store_listings(
     ]  # fmt: skip
 
     def unit(conn: sqlite3.Connection) -> BatchResult:
-        prior = conn.execute(
-            "SELECT records, sha256 FROM source_batches WHERE submitted_by = ? AND batch_id = ?",
-            (submitted_by, batch_id),
-        ).fetchone()
-        if prior is not None:
-            if bytes(prior[1]) != content_sha256:
-                raise AlreadyExistsError(
-                    "BATCH_ID_REUSED",
-                    "this batch id was committed with other content",
-                    field="batch_id",
-                )
-            return BatchResult(batch_id, int(prior[0]), True, content_sha256)
+        replayed = replayed_batch(conn, submitted_by, batch_id, content_sha256)
+        if replayed is not None:
+            return replayed
         ids = [x.listing_id for x in listings]
         existing: set[str] = set()
         for start in range(0, len(ids), _CHUNK):

@@ -38,9 +38,15 @@ from typing import TYPE_CHECKING
 from scoring import Residence, Scheme, Subject, birth_date, eligibility_problem
 
 from .._bounds import CONTRIBUTION_KINDS, CONTRIBUTION_YEARS_MAX, RESIDENCES_MAX
-from .._errors import AlreadyExistsError, FailedPreconditionError, NotFoundError
+from .._errors import FailedPreconditionError, NotFoundError
 from .._repo_consents import STATUS_REVOKED, STATUS_VALID
-from .._repo_records import BatchResult, residence_bound_error, residence_counts, tombstone
+from .._repo_records import (
+    BatchResult,
+    replayed_batch,
+    residence_bound_error,
+    residence_counts,
+    tombstone,
+)
 from .._rights import RightsTx, run_rights_unit
 from ._facts import ENDS, Fact
 
@@ -270,17 +276,9 @@ async def apply_facts(
 
     def fn(rtx: RightsTx) -> BatchResult:
         conn = rtx.conn
-        prior = conn.execute(
-            "SELECT records, sha256 FROM source_batches WHERE submitted_by = ? AND batch_id = ?",
-            (submitted_by, batch_id),
-        ).fetchone()
-        if prior is not None:
-            if bytes(prior[1]) != content_sha256:
-                raise AlreadyExistsError(
-                    "BATCH_ID_REUSED", "this batch id was committed with other content",
-                    field="batch_id",
-                )  # fmt: skip
-            return BatchResult(batch_id, int(prior[0]), True, content_sha256)
+        replayed = replayed_batch(conn, submitted_by, batch_id, content_sha256)
+        if replayed is not None:
+            return replayed
         gone = _deregistered(conn, prep.stones)
         kept, subjects, where, added = prep.keyed, prep.subjects, prep.where, prep.added
         if gone:
