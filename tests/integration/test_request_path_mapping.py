@@ -201,3 +201,29 @@ async def test_a_table_at_another_target_version_is_refused_before_the_use_is_ke
     assert await bed.uses(HUGO, token.consent_id) == 1
     issued, statuses = await bed.issued()
     assert (issued, statuses) == (before[0] + 1, before[1] + 1)
+
+
+async def test_an_attestation_that_cannot_be_built_keeps_nothing(
+    bed: Bed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """REQ: H13 N16 N23 — issue 15 §2: the attestation is built and checked inside the
+    request's unit, before COMMIT.  Here its check is made to fail (a fault injected at
+    the one seam: no real input reaches it once the version is checked): the request is
+    refused INTERNAL OWN_DATA_UNUSABLE and the whole unit is rolled back -- no use
+    counted, no status index, no attestation_issued entry -- so a use is never counted
+    without an attestation delivered."""
+    import keys
+
+    def broken(self: keys.Attestation, message: object = None) -> None:
+        raise keys.KeysError("threshold", "made to fail", code="INVALID_ATTESTATION")
+
+    token = await bed.grant(HUGO, HAINAN_FAST)
+    before = await bed.issued()
+    with monkeypatch.context() as patch:
+        patch.setattr(keys.Attestation, "check", broken)
+        err = await bed.refused(token, HUGO, HAINAN_FAST)
+    assert (err.code(), reason_of(err)) == (grpc.StatusCode.INTERNAL, "OWN_DATA_UNUSABLE")
+    assert await bed.uses(HUGO, token.consent_id) == 0
+    assert await bed.issued() == before
+    assert await bed.request(token, HUGO, HAINAN_FAST)  # nothing was left half-done
+    assert await bed.uses(HUGO, token.consent_id) == 1
