@@ -34,8 +34,13 @@ Invariants of :meth:`PeerServicer.RequestAttestation`:
   withdrawn, not expired, not yet valid, uses left), so the database row
   decides; when it matches nothing the row is re-read only to name the
   refusal's reason in the order of ADR 0301; a refusal after the use was
-  counted (subject unknown or not eligible, no mapping) gives the use back in
-  the same transaction; the signed attestation is returned only after COMMIT;
+  counted (subject unknown or not eligible, no usable mapping table, a table at
+  another version of the scenario's scheme) gives the use back in the same
+  transaction; the attestation is built and checked in that transaction (a
+  failure rolls all of it back) and only signed and returned after COMMIT;
+* the mapped grade is :func:`node.disclosure.mapped_for_request`'s: a grade the
+  table into another scheme's scenario does not recognise meets no scenario
+  (the withdrawal below), never a mapping error naming it;
 * grade and score are the person's PUBLISHED ones of the last finished month
   under the scheme in force, as corrected by rights events since
   (:func:`node.monthly.published_grade`, H3, H16; docs/adr/0514), read in that
