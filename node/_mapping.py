@@ -43,6 +43,12 @@ def table_blob(table: MappingTable) -> node_pb2.MappingTableBlob:
     )
 
 
+def _unusable(exc: MappingError) -> FailedPreconditionError:
+    return FailedPreconditionError(
+        "MAPPING_UNAVAILABLE", f"mapping table not usable ({exc.code})", field="target_scheme"
+    )
+
+
 class Mapper:
     """Tables from one source scheme, indexed by target scheme id."""
 
@@ -60,7 +66,9 @@ class Mapper:
             self._tables = self._index(published_tables())
         return list(self._tables.values())
 
-    def map(self, grade: str, target_scheme: str, today: date) -> MappedGrade:
+    def usable(self, target_scheme: str, today: date) -> MappingTable:
+        """The table into ``target_scheme`` in force on ``today``; ``MAPPING_UNAVAILABLE``
+        otherwise.  Decided from the table alone, never from a person's grade."""
         self.tables()
         assert self._tables is not None
         table = self._tables.get(target_scheme)
@@ -74,13 +82,16 @@ class Mapper:
             )
         try:
             check_validity(table, today)
+        except MappingError as exc:
+            raise _unusable(exc) from None
+        return table
+
+    def map(self, grade: str, target_scheme: str, today: date) -> MappedGrade:
+        table = self.usable(target_scheme, today)
+        try:
             mapped = table.map(grade)
         except MappingError as exc:
-            raise FailedPreconditionError(
-                "MAPPING_UNAVAILABLE",
-                f"mapping table not usable ({exc.code})",
-                field="target_scheme",
-            ) from None
+            raise _unusable(exc) from None
         return MappedGrade(
             grade=mapped,
             scheme_id=table.target.scheme,

@@ -34,8 +34,13 @@ Invariants of :meth:`PeerServicer.RequestAttestation`:
   withdrawn, not expired, not yet valid, uses left), so the database row
   decides; when it matches nothing the row is re-read only to name the
   refusal's reason in the order of ADR 0301; a refusal after the use was
-  counted (subject unknown or not eligible, no mapping) gives the use back in
-  the same transaction; the signed attestation is returned only after COMMIT;
+  counted (subject unknown or not eligible, no usable mapping table, a table at
+  another version of the scenario's scheme) gives the use back in the same
+  transaction; the attestation is built and checked in that transaction (a
+  failure rolls all of it back) and only signed and returned after COMMIT;
+* the mapped grade is :func:`node.disclosure.mapped_for_request`'s: a grade the
+  table into another scheme's scenario does not recognise meets no scenario
+  (the withdrawal below), never a mapping error naming it;
 * grade and score are the person's PUBLISHED ones of the last finished month
   under the scheme in force, as corrected by rights events since
   (:func:`node.monthly.published_grade`, H3, H16; docs/adr/0514), read in that
@@ -107,6 +112,7 @@ from .disclosure import (
     disclosed,
     end_unmet_consent,
     grade_in_scenario,
+    mapped_for_request,
     request_terms,
     unrecognised_for_threshold,
 )
@@ -139,6 +145,7 @@ REQUEST_REASONS = FORM_REASONS | frozenset(
         "SUBJECT_NOT_ELIGIBLE",
         "SCORE_NOT_PUBLISHED",
         "MAPPING_UNAVAILABLE",
+        "SCHEME_VERSION_MISMATCH",
         "DEADLINE_EXCEEDED",
         "DISCLOSURE_NOT_ALLOWED",
     }
@@ -166,7 +173,7 @@ def withdrawn_error() -> FailedPreconditionError:
 
 @dataclass(frozen=True, slots=True)
 class _Outcome:
-    attestation: Attestation | None
+    attestation: bytes | None  # the checked payload, signed after COMMIT
     refused: NodeError | None
     first: int
     leaves: list[bytes]
@@ -431,9 +438,15 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                     raise
 
                 try:  # H3: the last finished month's published grade, as corrected (H16)
-                    grade, value, mapped, period = published_grade(
-                        conn, subject_key, scheme=scheme, mapper=mapper, target=target, at=instant
+                    grade, value, _, period = published_grade(
+                        conn, subject_key, scheme=scheme, mapper=mapper, target="", at=instant
                     )
+                    # a grade the scenario's table does not recognise comes back None, so
+                    # the scenario is unmet below: never a mapping error naming the grade
+                    mapped = mapped_for_request(
+                        mapper, scheme, scenario, disclosure=disclosure, grade=grade,
+                        target=target, today=instant.date(),
+                    )  # fmt: skip
                 except NodeError:
                     release_use(conn, consent_id)  # refused after counting: give it back
                     raise
@@ -481,16 +494,8 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                 if unmet:  # the consent's end precedes the refusal in the log
                     first, leaves = unmet[0][0], unmet[0][1] + leaves
                 return _Outcome(None, exc, first, leaves, True)
-            entry = LogWrite(
-                "attestation_issued",
-                now,
-                subject_key,
-                consent_id=consent_id,
-                requester=peer,
-                purpose=purpose,
-                attestation_id=attestation_id,
-            )
-            first, leaves = log.append_sync(conn, [entry])
+            # built and serialised (Attestation.check) before the use is logged: a
+            # failure raises out of the unit, which rolls back the use and status index
             att = Attestation(
                 attestation_id=attestation_id,
                 issuer_region=ctx.config.region,
@@ -510,7 +515,19 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                 status_index=index,
                 **disclosed(scenario, disclosure, grade=grade, score=value, mapped=mapped),
             )
-            return _Outcome(att, None, first, leaves, False)
+            with own_data("the attestation built from our stored consent"):
+                payload = att.to_bytes()
+            entry = LogWrite(
+                "attestation_issued",
+                now,
+                subject_key,
+                consent_id=consent_id,
+                requester=peer,
+                purpose=purpose,
+                attestation_id=attestation_id,
+            )
+            first, leaves = log.append_sync(conn, [entry])
+            return _Outcome(payload, None, first, leaves, False)
 
         outcome = await ctx.db.write_unit(unit, lambda o: log.mirror(o.first, o.leaves), quick=True)
         if outcome.refused is not None:
@@ -520,9 +537,9 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                 ctx.metrics.refusals.labels(outcome.refused.code).inc()
             raise outcome.refused
         assert outcome.attestation is not None
-        # Signed after COMMIT: the use, status index and log entry are durable first.
-        with own_data("the attestation built from our stored consent"):
-            blob = issue_attestation(outcome.attestation, ctx.secrets.signing)
+        # Signed after COMMIT: the use, status index and log entry are durable first;
+        # the payload was built and checked inside the unit, only the signature is left.
+        blob = issue_attestation(outcome.attestation, ctx.secrets.signing)
         issued = self._issued.get(peer)
         if issued is None:
             issued = self._issued[peer] = ctx.metrics.attestations.labels(peer)

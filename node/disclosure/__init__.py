@@ -23,10 +23,16 @@ from __future__ import annotations
 
 from ._disclose import disclosed, field_paths, preview, withheld_fields
 from ._grant import ADULT_AGE, CONSENT_TYPE, grant_consent, has_capacity, refuse_grant_over_limits
-from ._recognise import incentive_tier_view, recognised_for_threshold, unrecognised_for_threshold
+from ._recognise import (
+    incentive_tier_view,
+    mapped_for_request,
+    recognised_for_threshold,
+    unrecognised_for_threshold,
+)
 from ._scenarios import (
     Scenario,
     check_allowed,
+    check_mapped_version,
     check_request_target,
     grade_in_scenario,
     request_terms,
@@ -45,6 +51,7 @@ __all__ = [
     "CONSENT_TYPE",
     "Scenario",
     "check_allowed",
+    "check_mapped_version",
     "check_request_target",
     "disclosed",
     "end_unmet_consent",
@@ -53,6 +60,7 @@ __all__ = [
     "grant_consent",
     "has_capacity",
     "incentive_tier_view",
+    "mapped_for_request",
     "preview",
     "recognised_for_threshold",
     "refuse_grant_over_limits",

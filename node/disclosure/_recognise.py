@@ -31,8 +31,14 @@ from mapping import MappingTable
 from scoring import Disclosure, Scheme
 
 from .._mapping import Mapper
+from ._scenarios import Scenario, check_mapped_version
 
-__all__ = ["incentive_tier_view", "recognised_for_threshold", "unrecognised_for_threshold"]
+__all__ = [
+    "incentive_tier_view",
+    "mapped_for_request",
+    "recognised_for_threshold",
+    "unrecognised_for_threshold",
+]
 
 
 def incentive_tier_view(table: MappingTable, source: Scheme) -> MappingTable:
@@ -65,10 +71,6 @@ def unrecognised_for_threshold(
     )
 
 
-def _installed(mapper: Mapper, target: str) -> MappingTable | None:
-    return next((t for t in mapper.tables() if t.target.scheme == target), None)
-
-
 def recognised_for_threshold(
     mapper: Mapper, home: Scheme, grade: str, target: str, today: date
 ) -> MappedGrade | None:
@@ -77,11 +79,43 @@ def recognised_for_threshold(
 
     Raises ``MAPPING_UNAVAILABLE`` (from :class:`node._mapping.Mapper`) when no usable
     table maps into ``target``."""
-    table = _installed(mapper, target)
-    if (
-        table is not None
-        and grade in table.grade_map
-        and incentive_tier_view(table, home).recognise(grade) is None
-    ):
+    table = mapper.usable(target, today)
+    if grade in table.grade_map and incentive_tier_view(table, home).recognise(grade) is None:
+        return None
+    return mapper.map(grade, target, today)
+
+
+def mapped_for_request(
+    mapper: Mapper,
+    home: Scheme,
+    scenario: Scenario,
+    *,
+    disclosure: Disclosure,
+    grade: str,
+    target: str,
+    today: date,
+) -> MappedGrade | None:
+    """At the home node, for an attestation request: ``grade`` mapped into ``target``
+    (None for no target, or when the grade is not recognised for ``scenario``).
+
+    Everything that depends on the table alone is decided first, so the answer never
+    depends on the person's grade: no usable table (``MAPPING_UNAVAILABLE``), a table
+    into the scenario's scheme at another version than the scenario's
+    (``SCHEME_VERSION_MISMATCH``).  Then, for a scenario of another scheme, a grade
+    the table does not recognise (through the incentive-tier view for a threshold
+    disclosure, :func:`recognised_for_threshold`; the installed table otherwise, which
+    may itself be incentive-tier) is None: the scenario is unmet, which the requester
+    sees as a withdrawal, never as a mapping error that would tell it the person falls
+    short.  A grade mapped for the node's own scenario (a grade disclosure into
+    another scheme) is :meth:`Mapper.map`'s."""
+    if not target:
+        return None
+    table = mapper.usable(target, today)
+    check_mapped_version(scenario, target, table.target.version)
+    if scenario.scheme_id == home.id:
+        return mapper.map(grade, target, today)
+    if disclosure is Disclosure.THRESHOLD:
+        return recognised_for_threshold(mapper, home, grade, target, today)
+    if grade in table.grade_map and table.recognise(grade) is None:
         return None
     return mapper.map(grade, target, today)

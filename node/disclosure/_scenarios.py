@@ -34,12 +34,13 @@ from functools import lru_cache
 from keys import MappedGrade, Threshold
 from scoring import Disclosure, Scheme, SchemeError, load_scheme, parse_scenario_ref, scenario_ref
 
-from .._errors import InvalidArgumentError
+from .._errors import FailedPreconditionError, InvalidArgumentError
 from ..pb.v1 import node_pb2
 
 __all__ = [
     "Scenario",
     "check_allowed",
+    "check_mapped_version",
     "check_request_target",
     "grade_in_scenario",
     "request_terms",
@@ -234,6 +235,21 @@ def request_terms(
     disclosure = requested_disclosure(scope)
     check_allowed(scenario, disclosure)
     return scenario, disclosure, target_for(scenario, home.id, target, disclosure)
+
+
+def check_mapped_version(scenario: Scenario, target: str, version: str) -> None:
+    """``FAILED_PRECONDITION SCHEME_VERSION_MISMATCH`` (field ``target_scheme``) when the
+    table mapping into a scenario's scheme targets another version of it than the
+    scenario's: the mapped grade would be of a tier the attestation's threshold does not
+    name, and the attestation could not be built.  Decided from the table alone, before
+    the person's grade is read or the use is kept."""
+    if target == scenario.scheme_id and version != scenario.scheme_version:
+        raise FailedPreconditionError(
+            "SCHEME_VERSION_MISMATCH",
+            f"the mapping table into {scenario.scheme_id!r} targets version {version!r};"
+            f" {scenario.ref} is of version {scenario.scheme_version!r}",
+            field="target_scheme",
+        )
 
 
 def grade_in_scenario(

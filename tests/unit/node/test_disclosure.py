@@ -270,3 +270,119 @@ def test_the_request_path_reads_the_incentive_tier_view_like_the_grant(
     scenarios and grade disclosures are decided by the tier and the full table instead."""
     heihe = load_scheme("heihe")
     assert unrecognised_for_threshold(scenario_scheme, disclosure, heihe, grade) is unrecognised
+
+
+# ------------------------------------------------------------------ the request path's mapping
+
+
+def _tables() -> dict[str, object]:
+    """Installed tables Heihe → Hainan: the approved one, its incentive-tier form (Heihe
+    B, C, D carry no Hainan grade), one targeting another Hainan version, one expired."""
+    from dataclasses import replace
+    from datetime import date
+
+    from mapping import published_table
+    from node.disclosure import incentive_tier_view
+
+    approved = published_table("heihe", "hainan")
+    return {
+        "approved": approved,
+        "incentive-tier": incentive_tier_view(approved, HEIHE),
+        "other-version": replace(approved, target=replace(approved.target, version="2099.1")),
+        "expired": replace(approved, expires=date(2026, 1, 1)),
+    }
+
+
+FAST = "hainan/fast-lane"  # Hainan tier A, threshold only
+
+
+@pytest.mark.parametrize(
+    ("table", "disclosure", "grade", "expected"),
+    [
+        pytest.param("incentive-tier", Disclosure.THRESHOLD, "B", None, id="incentive-tier-below-is-unmet"),
+        pytest.param("incentive-tier", Disclosure.GRADE, "B", None, id="incentive-tier-grade-disclosure-below-is-unmet"),
+        pytest.param("incentive-tier", Disclosure.THRESHOLD, "A", "A", id="incentive-tier-at-tier-maps"),
+        pytest.param("approved", Disclosure.THRESHOLD, "B", None, id="view-below-is-unmet"),
+        pytest.param("approved", Disclosure.GRADE, "B", "C", id="grade-disclosure-full-table"),
+        pytest.param("approved", Disclosure.THRESHOLD, "SS", "AAA", id="approved-maps"),
+    ],
+)  # fmt: skip
+def test_a_grade_the_scenarios_table_does_not_recognise_is_unmet_never_a_mapping_error(
+    table: str, disclosure: Disclosure, grade: str, expected: str | None
+) -> None:
+    """REQ: C3 H14 N14 N20 — issue 15/16 §2 (docs/adr/0203, 0205): at request time a Heihe
+    grade that the table into the scenario's scheme does not recognise (an incentive-tier
+    table, or the incentive-tier view for a threshold consent) maps to None, which meets no
+    scenario (the requester then sees a withdrawal); it is never MAPPING_UNAVAILABLE
+    "(NOT_RECOGNISED)", which would tell the relying party the person falls short."""
+    from dataclasses import replace
+    from datetime import date
+
+    from mapping import MappingTable
+    from node._mapping import Mapper
+    from node.disclosure import mapped_for_request
+
+    installed = _tables()[table]
+    assert isinstance(installed, MappingTable)
+    scenario = replace(shipped_scenario(FAST), allowed=Disclosure.GRADE_AND_SCORE)
+    got = mapped_for_request(
+        Mapper("heihe", [installed]), HEIHE, scenario, disclosure=disclosure, grade=grade,
+        target="hainan", today=date(2026, 11, 10),
+    )  # fmt: skip
+    assert (None if got is None else got.grade) == expected
+    if got is None:
+        assert not scenario.meets(grade_in_scenario(scenario, "heihe", grade, got))
+    else:
+        assert got.mapping_sha256.hex() == installed.content_hash.removeprefix("sha256:")
+
+
+@pytest.mark.parametrize(
+    ("table", "status", "reason", "names"),
+    [
+        pytest.param("other-version", "FAILED_PRECONDITION", "SCHEME_VERSION_MISMATCH", ("'2099.1'", "'2025.1'"), id="table-at-another-target-version"),
+        pytest.param("expired", "FAILED_PRECONDITION", "MAPPING_UNAVAILABLE", ("EXPIRED",), id="expired-table"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("grade", ["SS", "A", "B", "D"])
+def test_a_table_that_cannot_serve_the_scenario_is_refused_whatever_the_grade(
+    table: str, status: str, reason: str, names: tuple[str, ...], grade: str
+) -> None:
+    """REQ: C3 H13 N16 N20 — issue 15 §2: a table into the scenario's scheme that targets
+    another version than the scenario's (the attestation could not be built: its mapped
+    grade would not be of the threshold's version) is refused FAILED_PRECONDITION
+    SCHEME_VERSION_MISMATCH naming both versions, and an expired table MAPPING_UNAVAILABLE,
+    field target_scheme -- decided from the table alone, so the same answer for every grade,
+    above or below the tier."""
+    from datetime import date
+
+    from mapping import MappingTable
+    from node._mapping import Mapper
+    from node.disclosure import mapped_for_request
+
+    installed = _tables()[table]
+    assert isinstance(installed, MappingTable)
+    with pytest.raises(NodeError) as info:
+        mapped_for_request(
+            Mapper("heihe", [installed]), HEIHE, shipped_scenario(FAST),
+            disclosure=Disclosure.THRESHOLD, grade=grade, target="hainan",
+            today=date(2026, 11, 10),
+        )  # fmt: skip
+    err = map_error(info.value)
+    assert (err.status.name, err.reason, info.value.field) == (status, reason, "target_scheme")
+    assert all(n in err.message for n in names), err.message
+    assert "NOT_RECOGNISED" not in err.message
+
+
+def test_the_node_own_scenario_without_a_target_maps_nothing() -> None:
+    """REQ: H13 N16 — issue 15 §2: a scenario of the node's own scheme with no target is
+    decided by the native grade; no table is read."""
+    from datetime import date
+
+    from node._mapping import Mapper
+    from node.disclosure import mapped_for_request
+
+    got = mapped_for_request(
+        Mapper("heihe", []), HEIHE, shipped_scenario("heihe/credit-loans"),
+        disclosure=Disclosure.GRADE, grade="B", target="", today=date(2026, 11, 10),
+    )  # fmt: skip
+    assert got is None
