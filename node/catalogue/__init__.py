@@ -1,4 +1,4 @@
-"""The incentive catalogue's publication (N17; docs/adr/0511; issue 15 section 2).
+"""The incentive catalogue's publication (N17, N20, H14; docs/adr/0511, docs/adr/0516).
 
 A region's operator publishes its scheme's scenario catalogue (``[[incentives]]``
 in the scheme file, validated by :mod:`scoring._incentives`: incentives only,
