@@ -331,7 +331,7 @@ def restore_backup(
 ) -> Restored:
     """Replace a stopped node's database with a verified backup of the same region.
     ``storage_secret`` (the node's) lets deregistrations the replaced database holds
-    and the backup does not be carried into it (review6 H3)."""
+    and the backup does not be carried into it (H2)."""
     if not 0 <= status_gap <= 16 * STATUS_GAP:
         raise BackupError("BACKUP_STATUS_GAP", f"status_gap must be 0-{16 * STATUS_GAP}")
     manifest = verify_backup(backup)
@@ -382,10 +382,10 @@ def restore_backup(
                 ) from None
             if aside is not None:
                 # The old main file is hard-linked aside and then atomically REPLACED, so
-                # a crash leaves a database in place (old or restored), never none
-                # (review6 M2).  Its -wal/-shm/-journal go aside first, whether or not a
-                # main file exists: SQLite would replay a stale WAL into the restored
-                # file (review6 H4); after _fold_wal it is empty anyway.
+                # a crash leaves a database in place (old or restored), never none.
+                # Its -wal/-shm/-journal go aside first, whether or not a main file
+                # exists: SQLite would replay a stale WAL into the restored file; after
+                # _fold_wal it is empty anyway.
                 for part in _sidecars(database):
                     if part.exists():
                         os.replace(part, Path(f"{aside}{part.name[len(database.name) :]}"))
@@ -408,7 +408,7 @@ def _sidecars(database: Path) -> list[Path]:
 
 
 def _uri(path: Path, mode: str) -> str:
-    """A SQLite URI for ``path`` (escaped: '#' or '?' in a directory name, review6 L2)."""
+    """A SQLite URI for ``path`` (escaped: '#' or '?' in a directory name)."""
     return f"{path.resolve().as_uri()}?mode={mode}"
 
 

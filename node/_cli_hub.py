@@ -109,7 +109,7 @@ def signer_from_config(config: NodeConfig, secrets: NodeSecrets) -> SnapshotSign
     """The snapshot signer of a region node (``[hub]`` / ``[federation]`` settings).
 
     A standalone region (no hub anywhere and no ``[hub] province_key``: what
-    ``huxin init region`` writes) still signs its month (H3, review5 M6): the
+    ``huxin init region`` writes) still signs its month (H3): the
     batches are addressed to the region itself and their leaves carry a pseudonym
     under a key derived from its storage secret (:func:`standalone_pseudonym_key`),
     since there is no province to share one with (DESIGN "Subjects and privacy":

@@ -48,7 +48,7 @@ def _key_material(config: NodeConfig, now: int) -> dict[str, Any]:
     """``tls``: the node certificate's validity; ``signing_key``: the configured signing
     key's validity as certified by the key set (verified under the root key), or
     ``error`` when the files cannot be read (an encrypted key without
-    ``HUXIN_KEY_PASSPHRASE``, ...) — review5 M7."""
+    ``HUXIN_KEY_PASSPHRASE``, ...)."""
     from ._secrets import load_secrets
     from ._tlscert import CertError, read_certificate
 
@@ -95,7 +95,7 @@ def _alive(pid: int) -> bool:
 
 
 def _process(config: NodeConfig) -> dict[str, Any]:
-    """The serving process as it described itself, if it is still alive (review5 L5)."""
+    """The serving process as it described itself, if it is still alive."""
     try:
         doc = json.loads(serve_file(config.database).read_text())
         pid = int(doc["pid"])

@@ -165,7 +165,7 @@ class JobLock:
     """Held SHARED by an offline job on a node's database (``huxin score run`` /
     ``publish``) for its whole run (``<db>.job-lock``); ``huxin backup restore`` takes
     it exclusively and refuses while any job holds it, so a job's later writes can
-    never land in a file restore moved aside (review6 M1)."""
+    never land in a file restore moved aside."""
 
     __slots__ = ("_fd",)
 

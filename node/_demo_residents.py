@@ -152,11 +152,10 @@ def stage_below_base(ctx: DemoContext) -> None:
     ctx.out.write(render_report(result_from_proto(resp.result), ctx.heihe))
     ctx.say()
     ctx.say(f"Then they try to grant the bank a consent for {SCENARIO}{needs(SCENARIO)}:")
-    outcome: dict[str, object] = {}
     try:
-        token = grant(ctx, who, SCENARIO)
+        grant(ctx, who, SCENARIO)
     except grpc.RpcError as err:
-        outcome = {"code": err.code().name, "reason": reason_of_sync(err)}
+        outcome: dict[str, object] = {"code": err.code().name, "reason": reason_of_sync(err)}
         ctx.say(f"  Refused: {err.code().name} {outcome['reason']} — {err.details()}")
         ctx.say()
         if outcome["reason"] == "SCENARIO_NOT_MET":
@@ -166,16 +165,11 @@ def stage_below_base(ctx: DemoContext) -> None:
                 " nothing to ask with, and it never learns that this person falls short."
             )
     else:
-        outcome = {"code": "OK", "reason": ""}
-        ctx.say(
-            "  Granted: this node does not check the scenario's tier when a consent is granted,"
-            f" so the bank could ask and would learn the grade {below}. The demo withdraws the"
-            " consent at once."
-        )
-        _citizen(ctx).WithdrawConsent(
-            node_pb2.WithdrawConsentRequest(consent_id=token.consent_id),
-            metadata=ctx.procs.identity(HEIHE, who),
-            timeout=DEADLINE,
+        # The node checks the scenario's tier at every grant (H14, N14): a grade-B
+        # consent for an A scenario means the node is broken, so the demo stops.
+        raise RuntimeError(
+            f"the node granted a grade-{below} resident a consent for {SCENARIO}; "
+            "it must refuse SCENARIO_NOT_MET (H14, N14)"
         )
     outcome["consents"] = _consents(ctx, who)
     outcome["bank_entries"] = _bank_entries(ctx, who)

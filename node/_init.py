@@ -19,7 +19,7 @@ them, before anything is written (``INVALID_ARGUMENT`` naming the flag); the
 CA is created once per federation (``ca/``) and reused for every node, so nodes
 trust each other's certificates; ``now`` is passed in.  A node from ``init
 region`` has no hub and no province key: its monthly run is signed all the same
-(``node._cli_hub.signer_from_config``, review5 M6).
+(``node._cli_hub.signer_from_config``, H3).
 """
 
 from __future__ import annotations

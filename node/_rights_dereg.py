@@ -16,8 +16,8 @@ Invariants:
   the ``subject_key`` column; snapshot leaves keep their hash only;
 * a ``source_batches`` row (batch id, submitter, content hash) no longer
   referencing any record of anyone once the person's records are gone is
-  deleted in the same unit (review5 H3: ids chosen before intake refused ID
-  numbers may hold one).  Rows still referencing another person's record are
+  deleted in the same unit (a batch id a department chose may hold an ID
+  number, H2, H17).  Rows still referencing another person's record are
   kept: they decide who owns those records and make replays idempotent.  A
   replay of a deleted batch is then new work, not a replay: it is refused
   (``SUBJECT_DEREGISTERED``) while the tombstone stands, or stored again after
@@ -85,7 +85,7 @@ def erase_subject_sync(conn: sqlite3.Connection, key: bytes, stone: bytes, at_is
             "SELECT DISTINCT submitted_by, batch_id FROM records WHERE subject_key = ?", (key,)
         )
     ]
-    conn.execute(  # ids are per department (review5 M8)
+    conn.execute(  # ids are per department (H7, N4)
         "DELETE FROM record_marks WHERE (submitted_by, record_id) IN "
         "(SELECT submitted_by, record_id FROM records WHERE subject_key = ?)",
         (key,),

@@ -233,7 +233,7 @@ def _store_batch(
         )
         if signer.hub_id != signer.region:  # a standalone region has no hub to push to:
             # its self-addressed batches never enter the outbox, so a hub joined later
-            # is sent only batches addressed to it (review5 M6 follow-up)
+            # is sent only batches addressed to it (H3, H13)
             append_sync(conn, "snapshot_batch", batch_id, checkpoint, now)
     except BaseException:
         conn.execute("ROLLBACK")

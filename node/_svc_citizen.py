@@ -6,7 +6,8 @@ Invariants: every call is authenticated by a signed identity assertion
 a citizen sees and withdraws only their own consents (another's consent id
 is NOT_FOUND, never "forbidden", so ids cannot be probed); the self query is
 free and unlimited and is the only place the explained report (contributions)
-leaves the node (H12), for the last finished month as published (H3, :mod:`node.monthly`); consent validity is capped by ``consent.max_validity_days``
+leaves the node (H12), for the last finished month as published (H3,
+:mod:`node.monthly`); consent validity is capped by ``consent.max_validity_days``
 (default 90) — a longer request is refused, not silently shortened; a grant
 and a withdrawal commit together with their transparency-log entry; a citizen
 grants at most ``[consent] grants_per_hour`` per rolling hour and
@@ -19,7 +20,8 @@ caller-chosen string and integer is bounded (:mod:`node._bounds`); objections,
 uploads, notifications and deregistration act on the caller's own subject key
 only (docs/adr/0500-0509); a person who opted out of being scored (N3,
 :mod:`node.rights._optout`) gets no score from ``GetMyScore`` (it says so) and
-no new consent (FAILED_PRECONDITION ``SUBJECT_OPTED_OUT``); the incentive catalogue is public (no identity) and
+no new consent (FAILED_PRECONDITION ``SUBJECT_OPTED_OUT``); the incentive catalogue
+is public (no identity) and
 offers incentives only — there is no deny or punishment call anywhere (H14); a
 consent's purpose is a catalogue scenario and only a person who meets it can
 grant it, the default disclosure being a threshold (:mod:`node.disclosure`).

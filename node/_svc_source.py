@@ -12,7 +12,7 @@ once, marks the subject's issued attestations superseded, tells the citizen
 and logs it (H16, N22); a department sees and answers only the objections
 and uploads addressed to it (docs/adr/0500, 0504).
 
-Identity (H7, N4, review5 H1): a department speaks only for itself.  Every
+Identity (H7, N4): a department speaks only for itself.  Every
 record's ``source`` must be one of the caller's names — its certificate
 identity, or that identity without the node's region prefix (``heihe.court``
 or ``heihe-court`` → ``court``) unless the short name is itself another

@@ -57,9 +57,12 @@ CATALOGUE_STATEMENT = (
     "below the incentive tier a person simply has no incentive (H14, N14)."
 )
 DEFAULT_INTRO = (
-    "本目录列明本区域诚信积分的全部激励场景，积分仅用于守信激励，不用于惩戒。任何单位和个人"
-    "不得以积分等级未达到某一标准为由，拒绝提供基本公共服务或限制其行使法定权利（H14、N14）。"
-    "本人可随时免费查询自己的积分和等级；向提供方出示的，是本人就某一场景授权签发的证明。"
+    "本目录列明本区域诚信积分的全部激励场景，"
+    "积分仅用于守信激励，不用于惩戒。"
+    "任何单位和个人不得以积分等级未达到某一标准为由，"
+    "拒绝提供基本公共服务或限制其行使法定权利（H14、N14）。"
+    "本人可随时免费查询自己的积分和等级；"
+    "向提供方出示的，是本人就某一场景授权签发的证明。"
 )
 #: What a scheme's ``illustrative`` list says about its catalogue: these fields (or
 #: any path under them) make the published tiers illustrative.
@@ -192,8 +195,10 @@ def _default_how_to_apply(scheme: Scheme, incentive: Incentive, provider: str, r
     # the node; a person below the tier is told at the consent and nothing is issued.
     return (
         f"1. 完成实名认证，免费查询本人{scheme.name}等级；"
-        f"2. 达到{incentive.min_grade}级及以上的，授权{provider}查询本场景（{ref}），"
-        "授权前可见对方将看到的内容；未达要求的，本人即被告知，不签发、不记录；"
+        f"2. 达到{incentive.min_grade}级及以上的，"
+        f"授权{provider}查询本场景（{ref}），"
+        "授权前可见对方将看到的内容；"
+        "未达要求的，本人即被告知，不签发、不记录；"
         f"3. {provider}凭授权申请签名证明，核验后提供本项激励。"
     )
 

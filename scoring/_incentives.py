@@ -36,6 +36,7 @@ from ._errors import SchemeError
 
 __all__ = [
     "BASIC_SERVICE_EFFECTS",
+    "BASIC_SERVICE_SECTORS",
     "INCENTIVES_MAX",
     "PROVIDER_MAX",
     "PUNITIVE_WORDS_EN",
@@ -183,30 +184,41 @@ BASIC_SERVICE_EFFECTS = frozenset({IncentiveEffect.FAST_LANE})
 #: punishment or a restriction rather than an incentive.
 PUNITIVE_WORDS_EN = (
     "deny", "denie", "denial", "refus", "reject", "restrict", "surcharg", "exclud", "exclusion",
-    "blacklist", "ban", "bans", "banned", "banning", "limit", "penal", "punish", "sanction",
-    "revok", "revocation", "suspend", "suspension", "withhold", "disqualif", "forbid",
-    "prohibit", "dishonest",
+    "blacklist", "block", "ban", "bans", "banned", "banning", "limit", "penal", "punish",
+    "sanction", "revok", "revocation", "suspend", "suspension", "withhold", "disqualif",
+    "forbid", "prohibit", "dishonest", "debar", "evict", "declin", "downgrad", "freez",
+    "forfeit", "confiscat", "expel", "expuls",
 )  # fmt: skip
 #: Chinese words (matched anywhere) that mark a punishment or a restriction: 限制、禁止、
-#: 拒绝、不予、取消、惩戒、黑名单、失信、处罚、扣减 and their kin.
+#: 拒绝、不予、取消、惩戒、黑名单、失信、处罚、扣减、限高、冻结 and their kin.
 PUNITIVE_WORDS_ZH = (
-    "限制", "禁止", "禁入", "拒绝", "拒不", "不予", "不得", "取消", "暂停", "停止", "惩戒",
-    "惩罚", "制裁", "黑名单", "失信", "处罚", "扣减", "扣分", "剥夺", "加收", "加价", "从严",
-    "降级",
+    "限制", "禁止", "禁入", "拒绝", "拒不", "不予", "不得", "不准", "取消", "暂停", "停止",
+    "停发", "惩戒", "惩罚", "制裁", "黑名单", "失信", "处罚", "扣减", "扣分", "剥夺", "加收",
+    "加价", "从严", "降级", "限高", "限贷", "限乘", "拒贷", "冻结", "排除", "吊销",
 )  # fmt: skip
 # A word ends where the next character is not a letter: "ban" is refused, "urban" and
-# "bank" are not; stems ("refus", "restrict") take any ending.
-_STEMS = {"refus", "reject", "restrict", "surcharg", "exclud", "penal", "punish", "sanction",
-          "revok", "suspend", "withhold", "disqualif", "forbid", "prohibit", "limit", "denie",
-          "blacklist", "dishonest"}  # fmt: skip
+# "bank" are not. Stems take any ending ("deny" → "denying", "debar" → "debarment"), except
+# the endings listed, which make an ordinary word ("blockchain" is not a block-list;
+# "exclusive" is not matched because only "exclud"/"exclusion" are listed).
+_STEMS = {"deny", "refus", "reject", "restrict", "surcharg", "exclud", "penal", "punish",
+          "sanction", "revok", "suspend", "withhold", "disqualif", "forbid", "prohibit",
+          "limit", "denie", "blacklist", "dishonest", "block", "debar", "evict", "declin",
+          "downgrad", "freez", "forfeit", "confiscat", "expel", "expuls"}  # fmt: skip
+_NOT_ENDINGS = {"block": "chain"}
 _PUNITIVE_EN = re.compile(
     r"(?<![a-z])(?:"
     + "|".join(
-        re.escape(w) + ("[a-z]*" if w in _STEMS else "(?![a-z])")
+        re.escape(w)
+        + (f"(?!{_NOT_ENDINGS[w]})" if w in _NOT_ENDINGS else "")
+        + ("[a-z]*" if w in _STEMS else "(?![a-z])")
         for w in sorted(PUNITIVE_WORDS_EN, key=len, reverse=True)
     )
     + ")"
 )
+#: Sectors whose scenarios are basic public services (政务服务, 医疗): each entry in them
+#: must say ``basic_public_service = true`` and so be a ``fast_lane`` told only the
+#: threshold (H14, N14) — the flag follows the sector, it is not the author's choice.
+BASIC_SERVICE_SECTORS = frozenset({Sector.GOVERNMENT_SERVICES, Sector.HEALTHCARE})
 #: The fields of an entry checked for punitive wording, in this order.
 _WORDED = ("id", "title", "title_en", "provider", "effect")
 _FIELDS = frozenset({
@@ -297,6 +309,12 @@ def _entry(
     basic = entry.get("basic_public_service", False)
     if not isinstance(basic, bool):
         raise SchemeError(f"{path}.basic_public_service", "must be true or false")
+    if sector in BASIC_SERVICE_SECTORS and not basic:
+        raise SchemeError(
+            f"{path}.basic_public_service",
+            f"must be true: {sector.value} is a basic public service, only ever made "
+            "faster (fast_lane) and told only the threshold (H14, N14)",
+        )
     if basic and effect not in BASIC_SERVICE_EFFECTS:
         raise SchemeError(
             f"{path}.effect",

@@ -37,8 +37,15 @@ the scenario's tier", no grade, no score — the default), `grade`, or
 `grade_and_score`. The score is for incentives only (H14, N14): every scenario
 grants a benefit from its tier up; none denies, restricts or surcharges, and a
 basic public service is only ever made faster (`fast_lane`) and told only the
-threshold. The loader refuses any scenario that breaks this
+threshold; every scenario of a basic-service sector (`government_services`,
+`healthcare`) must be marked `basic_public_service = true`. The loader refuses
+any scenario that breaks this or whose wording reads as a punishment
 (`scoring/_incentives.py`, docs/adr/0511).
+
+This is the catalogue the **region publishes** (signed by the region, N17). What
+verifiers in the federation **recognise** is the hub-signed scenario catalogue
+in the trust bundle; how the two relate and where they may disagree:
+docs/adr/0516.
 
 Each node publishes its catalogue with a version, a date and an application
 guide (N17): `huxin catalogue show --config node.toml`; a peer's signed copy:

@@ -1,4 +1,4 @@
-"""The incentive catalogue's publication (N17; docs/adr/0511; issue 15 section 2).
+"""The incentive catalogue's publication (N17, N20, H14; docs/adr/0511, docs/adr/0516).
 
 A region's operator publishes its scheme's scenario catalogue (``[[incentives]]``
 in the scheme file, validated by :mod:`scoring._incentives`: incentives only,
@@ -18,13 +18,14 @@ show`` prints a node's own.
 
 Modules: ``_publish`` (guide loading, building, signing, the citizen view),
 ``_render`` (text and Markdown), ``_fetch`` (a peer's catalogue against the trust
-material), ``_peers`` (a peer's catalogue taken by the peer sync, N20;
+material), ``_hub`` (where it differs from the hub's recognised catalogue, ADR 0516), ``_peers`` (a peer's catalogue taken by the peer sync, N20;
 docs/adr/0205), ``_repo`` (read-only storage reads, the held peer catalogues),
 ``_unlocks`` (which of a region's scenarios a recognised grade unlocks, N20),
 ``_cli`` (the commands).
 """
 
 from ._fetch import FetchedCatalogue, fetch_catalogue, held_trust
+from ._hub import hub_disagreements
 from ._peers import (
     ITEM,
     MAX_SIGNED_CATALOGUE_BYTES,
@@ -52,6 +53,7 @@ __all__ = [
     "fetch_catalogue",
     "held_catalogue",
     "held_trust",
+    "hub_disagreements",
     "illustrative_note",
     "load_guide",
     "render_markdown",

@@ -37,8 +37,10 @@ from .._cli import CliError, SubParsers, subgroup
 from .._client import reason_of
 from .._config import ConfigError, NodeConfig, load_config
 from .._errors import NodeError
+from ..disclosure import trusted_scenarios
 from ..pb.v1 import catalogue_pb2
 from ._fetch import fetch_catalogue
+from ._hub import hub_disagreements
 from ._publish import Publisher, catalogue_message
 from ._render import render_text
 
@@ -127,10 +129,24 @@ def _fetch(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CliError("FILE_NOT_WRITABLE", f"{args.out}: {exc.strerror}") from None
     cat = fetched.catalogue
+    differs = hub_disagreements(cat, trusted_scenarios())
     if args.json:
-        print(_as_json(cat, signed_by=fetched.key_id, key_set_version=fetched.key_set_version))
+        print(
+            _as_json(
+                cat,
+                signed_by=fetched.key_id,
+                key_set_version=fetched.key_set_version,
+                hub_disagreements=list(differs),
+            )
+        )
     else:
         print(render_text(cat), end="")
         print(f"verified: signed by {args.peer}'s key {fetched.key_id}", end="")
         print(f"; written to {args.out}" if args.out is not None else "")
+        print(
+            "the hub's scenario catalogue (what verifiers trust, docs/adr/0516): "
+            + ("agrees" if not differs else f"{len(differs)} disagreement(s)")
+        )
+        for line in differs:
+            print(f"  {line}")
     return 0

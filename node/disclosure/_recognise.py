@@ -6,7 +6,8 @@ read through the *incentive-tier view* of the installed table
 (:func:`incentive_tier_view`): every source grade below the home scheme's
 incentive tier is not recognised (``None``), every other keeps the installed
 table's grade.  A grade that is not recognised meets no scenario: the citizen
-is told ``SCENARIO_NOT_MET``, exactly as a too-low grade (docs/adr/0205); the request path decides alike
+is told ``SCENARIO_NOT_MET``, exactly as a too-low grade (docs/adr/0205); the
+request path decides alike
 (:func:`unrecognised_for_threshold`).
 
 Invariants:

@@ -1,4 +1,4 @@
-"""The population registry (docs/adr/0508, issue 15 section 1; H1, H7, N1).
+"""The population registry (docs/adr/0508; H1, H7, N1).
 
 Who exists for a region node: a population authority (household
 registration, residence permits; for Hainan also the social-insurance and tax

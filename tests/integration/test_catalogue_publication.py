@@ -103,6 +103,7 @@ async def test_peer_fetches_verifies_and_writes_the_signed_catalogue(
     assert "heihe/hotel-late-checkout  tier >= A (SSS SS S AAA AA A)  discloses: threshold" in out
     assert "provider: 黑河农村商业银行" in out
     assert "verified: signed by heihe's key" in out
+    assert "the hub's scenario catalogue (what verifiers trust, docs/adr/0516): agrees" in out
     opened = open_catalogue(out_file.read_bytes(), world.heihe_keys(), datetime.now(UTC))
     cat = opened.catalogue
     assert (cat.region, cat.version, cat.published_on) == (HEIHE, "2026.03", "2026-03-01")
@@ -121,6 +122,7 @@ async def test_fetch_as_json_names_the_signing_key(
     assert code == 0, err
     doc = json.loads(out)
     assert doc["signed_by"] == world.server.ctx.secrets.signing.key_id
+    assert doc["hub_disagreements"] == []
     loans = next(s for s in doc["scenarios"] if s["id"] == "credit-loans")
     assert (loans["ref"], loans["disclosure"], loans["provider"]) == (
         "heihe/credit-loans",

@@ -191,13 +191,22 @@ def test_a_grade_b_resident_is_told_they_do_not_qualify_and_the_bank_learns_noth
 
 
 def test_the_grade_b_resident_sees_their_grade_and_why(demo: Demo) -> None:
-    """issue 15 §5 (H12, N13): the grade-B resident's self-query shows B with the
-    records that cost the points; the grant attempt's outcome is printed."""
-    assert "A grade-B resident asks for the same scenario" in demo.text
+    """issue 15 §5 (H12, N13, H14): the grade-B resident's self-query shows B with a
+    counted deduction that cost the points, and the grant is refused SCENARIO_NOT_MET
+    with no consent and nothing for the bank."""
+    start = demo.text.index("A grade-B resident asks for the same scenario")
+    section = demo.text[start : demo.text.index("Then they try to grant", start)]
     assert demo.ctx.extra.get("below_base") is not None
-    assert re.search(r"Score 5\d\d, grade B \(heihe@2025\.1\)", demo.text), demo.text
-    assert "counted" in demo.text
-    assert demo.ctx.extra["below_base_outcome"]["code"] in ("OK", "FAILED_PRECONDITION")
+    assert re.search(r"Score 5\d\d, grade B \(heihe@2025\.1\)", section), section
+    assert re.search(r"- [1-9]\d* deducted", section), section
+    assert re.search(r"^\S+ +\S+ +-[1-9]\d* +counted ", section, re.MULTILINE), section
+    outcome = demo.ctx.extra["below_base_outcome"]
+    assert (outcome["code"], outcome["reason"], outcome["consents"], outcome["bank_entries"]) == (
+        "FAILED_PRECONDITION",
+        "SCENARIO_NOT_MET",
+        0,
+        0,
+    )
 
 
 def test_hainan_grades_are_marked_illustrative_wherever_printed(demo: Demo) -> None:

@@ -224,10 +224,16 @@ async def test_status_shows_the_progress_of_a_run_and_then_its_end(heihe: Heihe)
         3,
         3,
     )
+    # the schedule's run ended at the node's clock; the published month is the one
+    # finished snapshot run of 2026-09, as stored
+    assert run["finished_at"] == "2026-10-03T05:00:00+00:00"
+    (finished_at,) = h.rows(
+        "SELECT finished_at FROM snapshot_runs WHERE period = '2026-09' AND finished_at IS NOT NULL"
+    )
     assert monthly["published"] == {
         "period": "2026-09",
         "scheme_version": "2025.1",
-        "finished_at": monthly["published"]["finished_at"],  # type: ignore[index]
+        "finished_at": finished_at[0],
     }
     assert (monthly["next_period"], monthly["next_due"]) == (
         "2026-10",

@@ -126,6 +126,10 @@ _BASIC_FASTER = (
     "a basic public service may only be made faster for high grades (fast_lane), "
     "never conditioned on a grade (H14, N14)"
 )
+_BASIC_SECTOR = (
+    "must be true: %s is a basic public service, only ever made faster (fast_lane) and told "
+    "only the threshold (H14, N14)"
+)
 _EFFECTS = "fast_lane, priority, discount, deposit_waiver, credit_terms, recognition, convenience"
 
 
@@ -147,6 +151,22 @@ _EFFECTS = "fast_lane, priority, discount, deposit_waiver, credit_terms, recogni
                      "incentives[0].title_en", f"'restricted' {_PUNISH}", id="en-restricted"),
         pytest.param([_entry(provider="penalty office")], "incentives[0].provider",
                      f"'penalty' {_PUNISH}", id="en-penalty-provider"),
+        pytest.param([_entry(title_en="Denying housing to low grades")], "incentives[0].title_en",
+                     f"'denying' {_PUNISH}", id="en-denying"),
+        pytest.param([_entry(id="denyhousing-check")], "incentives[0].id",
+                     f"'denyhousing' {_PUNISH}", id="en-denyhousing-id"),
+        pytest.param([_entry(id="blocklist-check")], "incentives[0].id",
+                     f"'blocklist' {_PUNISH}", id="en-blocklist-id"),
+        pytest.param([_entry(title_en="Debarment from tenders")], "incentives[0].title_en",
+                     f"'debarment' {_PUNISH}", id="en-debarment"),
+        pytest.param([_entry(id="evict-tenant")], "incentives[0].id",
+                     f"'evict' {_PUNISH}", id="en-evict-id"),
+        pytest.param([_entry(id="decline-loan")], "incentives[0].id",
+                     f"'decline' {_PUNISH}", id="en-decline-id"),
+        pytest.param([_entry(id="downgrade-rate")], "incentives[0].id",
+                     f"'downgrade' {_PUNISH}", id="en-downgrade-id"),
+        pytest.param([_entry(title_en="Freeze accounts of low grades")], "incentives[0].title_en",
+                     f"'freeze' {_PUNISH}", id="en-freeze"),
         # ... and in Chinese
         pytest.param([_entry(title="限制乘坐高铁")], "incentives[0].title",
                      f"'限制' {_PUNISH}", id="zh-restrict"),
@@ -170,6 +190,20 @@ _EFFECTS = "fast_lane, priority, discount, deposit_waiver, credit_terms, recogni
                      f"'扣减' {_PUNISH}", id="zh-deduct"),
         pytest.param([_entry(provider="从严审核部门")], "incentives[0].provider",
                      f"'从严' {_PUNISH}", id="zh-stricter-scrutiny"),
+        pytest.param([_entry(title="限高消费")], "incentives[0].title",
+                     f"'限高' {_PUNISH}", id="zh-limit-high-spending"),
+        pytest.param([_entry(title="限贷审核")], "incentives[0].title",
+                     f"'限贷' {_PUNISH}", id="zh-limit-loans"),
+        pytest.param([_entry(title="拒贷名单")], "incentives[0].title",
+                     f"'拒贷' {_PUNISH}", id="zh-refuse-loans"),
+        pytest.param([_entry(title="冻结账户")], "incentives[0].title",
+                     f"'冻结' {_PUNISH}", id="zh-freeze"),
+        pytest.param([_entry(title="不准入住")], "incentives[0].title",
+                     f"'不准' {_PUNISH}", id="zh-not-allowed"),
+        pytest.param([_entry(title="停发补贴")], "incentives[0].title",
+                     f"'停发' {_PUNISH}", id="zh-stop-paying"),
+        pytest.param([_entry(title="排除投标")], "incentives[0].title",
+                     f"'排除' {_PUNISH}", id="zh-exclude"),
         # structural: a basic public service only made faster, told only the threshold
         pytest.param([_entry(basic_public_service=True, effect="discount")],
                      "incentives[0].effect", _BASIC_FASTER, id="basic-service-discount"),
@@ -179,6 +213,16 @@ _EFFECTS = "fast_lane, priority, discount, deposit_waiver, credit_terms, recogni
                      "incentives[0].disclosure",
                      "a basic public service learns only that the tier is met (threshold) "
                      "(H12, H14)", id="basic-service-told-the-grade"),
+        pytest.param([_entry(sector="government_services", effect="fast_lane")],
+                     "incentives[0].basic_public_service", _BASIC_SECTOR % "government_services",
+                     id="government-services-not-marked-basic"),
+        pytest.param([_entry(sector="healthcare", effect="fast_lane",
+                             basic_public_service=False)],
+                     "incentives[0].basic_public_service", _BASIC_SECTOR % "healthcare",
+                     id="healthcare-marked-not-basic"),
+        pytest.param([_entry(sector="healthcare", effect="discount")],
+                     "incentives[0].basic_public_service", _BASIC_SECTOR % "healthcare",
+                     id="healthcare-discount"),
         pytest.param([_entry(basic_public_service="yes")], "incentives[0].basic_public_service",
                      "must be true or false", id="basic-not-boolean"),
         # tiers
@@ -241,10 +285,22 @@ def test_refused_entries(entries: list[Any], field: str, message: str) -> None:
 
 @pytest.mark.parametrize(
     "title_en",
-    ["Urban bank offers", "Exclusive credit card", "Late checkout", "Deposit-free rentals"],
+    [
+        pytest.param("Urban bank offers", id="urban-bank"),
+        pytest.param("Exclusive credit card", id="exclusive"),
+        pytest.param("Late checkout", id="late-checkout"),
+        pytest.param("Deposit-free rentals", id="deposit-free"),
+        pytest.param("Banquet hall discount", id="banquet"),
+        pytest.param("Blockchain invoice fast lane", id="blockchain"),
+        pytest.param("Unlimited library loans", id="unlimited"),
+        pytest.param("Evening classes", id="evening-not-evict"),
+        pytest.param("Preferential loan rate", id="preferential"),
+        pytest.param("Limousine transfer discount", id="limousine-not-limit"),
+    ],
 )
 def test_ordinary_words_are_not_mistaken_for_punishment(title_en: str) -> None:
-    """'urban', 'bank' and 'exclusive' contain 'ban'/'exclu' but are not punishments."""
+    """Issue 15 §2 (H14, N14): words that contain a punitive stem inside them ('urban',
+    'bank', 'exclusive', 'blockchain', 'unlimited') or only begin like one are accepted."""
     (entry,) = parse_incentives([_entry(title_en=title_en)], HEIHE_GRADES, "A")
     assert entry.title_en == title_en
 
@@ -263,3 +319,28 @@ def test_a_scheme_with_a_punitive_scenario_does_not_load() -> None:
         parse_scheme_toml(bad)
     assert info.value.field == "incentives[19].title"
     assert info.value.message == f"'不予' {_PUNISH}"
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        pytest.param("限时优惠", id="limited-time-offer"),
+        pytest.param("信用贷款利率优惠", id="credit-loan-rate"),
+        pytest.param("免押金租借", id="deposit-free"),
+        pytest.param("高铁出行优惠", id="high-speed-rail"),
+    ],
+)
+def test_ordinary_chinese_titles_are_not_mistaken_for_punishment(title: str) -> None:
+    """Issue 15 §2 (H14, N14): Chinese titles that share a character with a punitive word
+    ('限', '贷', '高') are accepted; only the whole word is refused."""
+    (entry,) = parse_incentives([_entry(title=title)], HEIHE_GRADES, "A")
+    assert entry.title == title
+
+
+@pytest.mark.parametrize("sector", ["government_services", "healthcare"])
+def test_a_basic_service_sector_marked_basic_loads(sector: str) -> None:
+    """Issue 15 §2 (H14, N14): a basic-service sector loads when it is a threshold fast lane."""
+    (entry,) = parse_incentives(
+        [_entry(sector=sector, effect="fast_lane", basic_public_service=True)], HEIHE_GRADES, "A"
+    )
+    assert (entry.basic_public_service, entry.disclosure) == (True, Disclosure.THRESHOLD)
