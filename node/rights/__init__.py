@@ -1,4 +1,4 @@
-"""The citizen's remaining rights (issue 15 §4, docs/adr/0509).
+"""The citizen's remaining rights (N3, N4, N21, N22, N23; docs/adr/0509).
 
 * :mod:`node.rights._optout` — voluntariness (N3, N4): opt out of being scored
   without deregistering, and opt back in;

@@ -1,10 +1,10 @@
--- 0009: batch ids and record ids belong to the department that chose them (review5 M8).
+-- 0009: batch ids and record ids belong to the department that chose them (docs/adr/0320).
 --
--- Before: source_batches was keyed by batch_id and records_by_id was UNIQUE on record_id,
+-- The schema it changes: source_batches was keyed by batch_id and records_by_id was UNIQUE on record_id,
 -- so one department's natural id ("2026-11-23") blocked another's, a department replaying
 -- another's batch was told "replayed", and record lookups could tell "another
 -- department's record" from "no record".
--- After (invariants):
+-- Invariants:
 --   * source_batches is keyed by (submitted_by, batch_id): submitted_by is the certificate
 --     identity of the department that committed the batch;
 --   * every record row carries submitted_by, the department that filed it (its batch's

@@ -1,8 +1,8 @@
--- 0010: the population registry (issue 15 section 1, docs/adr/0508).
+-- 0010: the population registry (H1, N1; docs/adr/0508).
 --
--- Before: a subject existed only as a side effect of a record batch, and nothing
+-- The schema it changes: a subject existed only as a side effect of a record batch, and nothing
 -- could end a residence, record a death or withdraw a consent because a person left.
--- After (invariants):
+-- Invariants:
 --   * subjects is the registry of who exists; a population authority adds people
 --     with residence facts and no records (SourceService.SubmitResidenceFacts);
 --   * a residence row ends with ended_on (move-out, permit expiry); NULL = current.

@@ -1,4 +1,4 @@
--- 0011: the citizen's remaining rights (issue 15 §4; owner: rights, docs/adr/0509).
+-- 0011: the citizen's remaining rights (N3, N4, N21, N22, N23; docs/adr/0509).
 -- (0010 is left to the population registry.)
 -- Invariants:
 --   * nothing here holds an ID number; rows name a subject by subject_key only, so
