@@ -14,7 +14,8 @@ Invariants:
   records filed until then (:func:`entry_or_publish`, cause :data:`LATE`); later
   records wait for the next run like everyone's;
 * a rights event appends a correction computed as of the published month's end
-  from the records as they are after the event (:func:`correct_published`); the
+  from the records the run read (filed up to its ``records_through``; every record
+  filed so far when the run has none), as they are after the event (:func:`correct_published`); the
   run's row and earlier corrections stay (audit).  A run still being computed gets
   the same correction: a chunk read before the event may be written after it, and
   the correction, being newer than any run row, still wins once the run finishes;
@@ -156,13 +157,15 @@ def correct_published(
     None when no month is published under ``scheme`` yet (the run in progress, or the
     next one, includes the change) or the person was not alive on the month's last day."""
     for running in unfinished_runs(conn, scheme.id, scheme.version):
-        if (result := compute_as_of(conn, key, scheme, running.as_of, at)) is not None:
+        through = running.records_through or at
+        if (result := compute_as_of(conn, key, scheme, running.as_of, through)) is not None:
             append_result(conn, running, key, result, cause=cause, at=at)
     run = published_run(conn, scheme.id, scheme.version, date.fromisoformat(at[:10]))
     if run is None:
         return None
     before = published_entry(conn, run.run_id, key)
-    after = compute_as_of(conn, key, scheme, run.as_of, at)
+    # the records the run read (H3): one filed after its cut-off waits for the next run
+    after = compute_as_of(conn, key, scheme, run.as_of, run.records_through or at)
     if after is None:
         return None
     append_result(conn, run, key, after, cause=cause, at=at)

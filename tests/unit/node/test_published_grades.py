@@ -176,3 +176,19 @@ def test_a_month_published_before_anyone_was_filed_is_run_again(tmp_path: Path) 
     assert (again.subjects, again.eligible, again.already_complete) == (1, 1, False)
     kept = run_month(db, HEIHE, "2026-09", workers=1)
     assert (kept.run_id, kept.subjects, kept.already_complete) == (again.run_id, 1, True)
+
+
+def test_a_correction_reads_only_the_records_the_run_read(db: Path) -> None:
+    """REQ: H3, H16 — issue 15 §3: September is published; a penalty dated in September
+    but filed in October waits for the next run, so a rights event in October (the
+    masked record here stands for a court revoking a decision) corrects September from
+    the records the run read and never pulls the October-filed penalty in."""
+    run_month(db, HEIHE, "2026-09", workers=1, records_through="2026-10-01T01:59:59+00:00")
+    conn = connect(db)
+    _penalty(conn, BOB, "p-2", "2026-09-20", "2026-10-05T08:00:00+00:00")
+    conn.execute("UPDATE records SET status = 'masked' WHERE record_id = 'p-1'")
+    fixed = correct_published(conn, BOB, HEIHE, "court revoked p-1", AT.isoformat())
+    assert fixed is not None
+    assert (fixed.before, fixed.after.grade, fixed.after.score) == ("B", "A", 600)
+    assert _grade(conn, BOB) == ("A", 600, None, "2026-09")
+    conn.close()
