@@ -14,8 +14,9 @@ Invariants:
   records filed until then (:func:`entry_or_publish`, cause :data:`LATE`); later
   records wait for the next run like everyone's;
 * a rights event appends a correction computed as of the published month's end
-  from the records the run read (filed up to its ``records_through``; every record
-  filed so far when the run has none), as they are after the event (:func:`correct_published`); the
+  from the records the published entry read (filed up to the run's
+  ``records_through``, or up to the late publication; :func:`records_cutoff`), as
+  they are after the event (:func:`correct_published`); the
   run's row and earlier corrections stay (audit).  A run still being computed gets
   the same correction: a chunk read before the event may be written after it, and
   the correction, being newer than any run row, still wins once the run finishes;
@@ -41,6 +42,7 @@ from ._store import (
     append_correction,
     published_entry,
     published_run,
+    records_cutoff,
     records_through,
     subject_as_of,
     unfinished_runs,
@@ -54,6 +56,7 @@ __all__ = [
     "compute_as_of",
     "correct_published",
     "entry_or_publish",
+    "entry_would_publish",
     "not_published",
     "published_grade",
     "require_run",
@@ -117,6 +120,21 @@ def entry_or_publish(
     return append_result(conn, run, key, result, cause=LATE, at=at)
 
 
+def entry_would_publish(
+    conn: sqlite3.Connection, run: PublishedRun, key: bytes, scheme: Scheme, at: str
+) -> PublishedEntry | None:
+    """What :func:`entry_or_publish` would return at ``at``, computed without writing:
+    for decisions that must leave the database untouched (a grant's preview, a grant
+    refused).  The entry a later request publishes is computed the same way."""
+    entry = published_entry(conn, run.run_id, key)
+    if entry is not None:
+        return entry
+    r = compute_as_of(conn, key, scheme, run.as_of, at)
+    if r is None:
+        return None
+    return PublishedEntry(r.eligible, r.score, r.grade, r.ineligible_reason, report_bytes(r), LATE)
+
+
 def published_grade(
     conn: sqlite3.Connection,
     key: bytes,
@@ -164,8 +182,8 @@ def correct_published(
     if run is None:
         return None
     before = published_entry(conn, run.run_id, key)
-    # the records the run read (H3): one filed after its cut-off waits for the next run
-    after = compute_as_of(conn, key, scheme, run.as_of, run.records_through or at)
+    # the records the published entry read (H3): one filed later waits for the next run
+    after = compute_as_of(conn, key, scheme, run.as_of, records_cutoff(conn, run, key, at))
     if after is None:
         return None
     append_result(conn, run, key, after, cause=cause, at=at)

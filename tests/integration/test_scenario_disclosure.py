@@ -118,6 +118,14 @@ class Fed:
         )
         return int(row[0]), int(row[1]), int(row[2])
 
+    async def tables(self) -> tuple[int, int, int, int]:
+        """Row counts of published_corrections, consents, log entries and notifications."""
+        row = await self.heihe.server.ctx.db.fetchone(
+            "SELECT (SELECT count(*) FROM published_corrections), (SELECT count(*) FROM"
+            " consents), (SELECT count(*) FROM log_entries), (SELECT count(*) FROM notifications)"
+        )
+        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
     async def status_of(self, blob: bytes) -> Status:
         index = _payload(blob).status.index
         env = await self.peer.GetStatusList(node_pb2.GetStatusListRequest())
@@ -388,6 +396,35 @@ async def test_a_grade_b_subject_is_told_scenario_not_met_and_nothing_is_stored(
     assert not mine.consents
     log = await fed.citizen.QueryLog(node_pb2.QueryLogRequest(), metadata=fed.me(BOB))
     assert not log.entries
+
+
+async def test_a_preview_and_a_refused_grant_write_nothing_not_even_a_late_grade(
+    fed: Fed,
+) -> None:
+    """REQ: H3 H14 N14 N15 — issue 15 §2, §3: the grant's decision reads the published
+    grade without writing it.  Two people the month's run never scored (filed after it):
+    Gina (A) previews heihe/credit-loans and is shown it; Hank (B) previews and grants it
+    and is refused FAILED_PRECONDITION SCENARIO_NOT_MET.  Every table is unchanged:
+    no late published_corrections row, no consent, no log leaf, no notification."""
+    gina, hank = make_id_number(507), make_id_number(508)
+    await fed.source.SubmitRecords(
+        node_pb2.SubmitRecordsRequest(
+            batch_id="late-pair",
+            records=[honour_record("g-hon", gina), _penalty("h-pen", hank)],
+            subjects=[resident(gina), resident(hank)],
+        )
+    )
+    before = await fed.tables()
+    shown = await fed.grant(gina, CREDIT, preview=True)
+    assert shown.preview.scenario == CREDIT and not shown.token.payload
+    for preview in (True, False):
+        err = await _refused(fed.grant(hank, CREDIT, preview=preview))
+        assert (err.code(), reason_of(err), field_of(err)) == (
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "SCENARIO_NOT_MET",
+            "purpose",
+        )
+    assert await fed.tables() == before
 
 
 async def test_falling_below_after_the_grant_looks_like_a_withdrawal_to_the_requester(
