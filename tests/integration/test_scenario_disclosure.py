@@ -126,6 +126,10 @@ class Fed:
         )
         return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
+    async def log_size(self) -> int:
+        env = await self.peer.GetLogCheckpoint(node_pb2.GetCheckpointRequest())
+        return int(attestation_pb2.Checkpoint.FromString(env.payload).tree_size)
+
     async def status_of(self, blob: bytes) -> Status:
         index = _payload(blob).status.index
         env = await self.peer.GetStatusList(node_pb2.GetStatusListRequest())
@@ -433,9 +437,9 @@ async def test_falling_below_after_the_grant_looks_like_a_withdrawal_to_the_requ
     """REQ: H14 H16 N14 N23 — issue 15 §2: Carol (600, A) grants two consents; she
     withdraws the second; then the court revokes her honour (570, B).  The next request
     under the first consent is refused with byte for byte what the withdrawn one gets
-    (status code, huxin-reason, huxin-field, message, every trailer), the consent ends in
-    the same transaction (withdrawn, as a withdrawal is) and only Carol is told why:
-    a notification and a consent_ended leaf in her own log."""
+    (status code, huxin-reason, huxin-field, message, every trailer): the consent ended
+    with the correction (withdrawn, as a withdrawal is), not on the request, and only
+    Carol is told why: a notification and a consent_ended leaf in her own log."""
     first = await fed.grant(CAROL, CREDIT, GRADE)
     second = await fed.grant(CAROL, CREDIT, GRADE)
     issued = await fed.request(first, CAROL, CREDIT)
@@ -485,6 +489,51 @@ async def test_falling_below_after_the_grant_looks_like_a_withdrawal_to_the_requ
     ]
     refusals = [e.reason for e in entries if e.kind == "request_refused"]
     assert refusals and set(refusals) == {"CONSENT_WITHDRAWN"}
+
+
+async def test_a_refusal_after_falling_below_has_a_withdrawals_effects(fed: Fed) -> None:
+    """REQ: H14 H16 N14 N23 — issue 15 §2: what the relying party can observe around a
+    refused request is the same whether the citizen withdrew or fell below the tier.
+    Ivy (600, A) grants two consents and gets an attestation under each; she withdraws
+    the first; the court then revokes her honour (570, B), which ends the second consent
+    with the correction.  For each consent, the refused request changes nothing in the
+    status entry of its earlier attestation (read before and after the request), grows
+    the log checkpoint by exactly one leaf (the refusal), and returns the same error."""
+    ivy = make_id_number(509)
+    await fed.source.SubmitRecords(
+        node_pb2.SubmitRecordsRequest(
+            batch_id="ivy",
+            records=[honour_record("i-hon", ivy), _penalty("i-pen", ivy)],
+            subjects=[resident(ivy)],
+        )
+    )
+    withdrawn, fell = await fed.grant(ivy, CREDIT, GRADE), await fed.grant(ivy, CREDIT, GRADE)
+    earlier = {
+        "withdrawn": await fed.request(withdrawn, ivy, CREDIT),
+        "fell": await fed.request(fell, ivy, CREDIT),
+    }
+    await fed.citizen.WithdrawConsent(
+        node_pb2.WithdrawConsentRequest(consent_id=withdrawn.consent_id), metadata=fed.me(ivy)
+    )
+    revoked = await fed.source.MarkRecord(
+        node_pb2.MarkRecordRequest(record_id="i-hon", status="revoked", note="award withdrawn")
+    )
+    assert revoked.grade.grade_after == "B"
+    tokens = {"withdrawn": withdrawn, "fell": fell}
+    seen = {}
+    for case, token in tokens.items():
+        status, size = await fed.status_of(earlier[case]), await fed.log_size()
+        err = await _refused(fed.request(token, ivy, CREDIT))
+        assert await fed.status_of(earlier[case]) is status, case
+        assert await fed.log_size() == size + 1, case
+        seen[case] = (err.code(), err.details(), tuple(err.trailing_metadata() or ()))
+    assert seen["fell"] == seen["withdrawn"]
+    assert reason_of_seen(seen["fell"]) == "CONSENT_WITHDRAWN"
+
+
+def reason_of_seen(seen: tuple[object, ...]) -> str:
+    trailers = dict(seen[2])  # type: ignore[arg-type]
+    return str(trailers.get("huxin-reason", ""))
 
 
 # ------------------------------------------------------------------ another scheme (C3, N16)
