@@ -113,6 +113,7 @@ class RightsTx:
         today: date,
         now_s: int,
         now_iso: str,
+        *,
         mapper: Mapper,
     ) -> None:
         self.conn = conn
@@ -250,7 +251,7 @@ async def run_rights_unit(ctx: NodeContext, fn: Callable[[RightsTx], T]) -> T:
     scheme, today, now_s, now_iso = ctx.scheme, ctx.today(), ctx.now_s(), ctx.now_iso()
 
     def unit(conn: sqlite3.Connection) -> tuple[T, int, list[bytes]]:
-        rtx = RightsTx(conn, scheme, today, now_s, now_iso, mapper)
+        rtx = RightsTx(conn, scheme, today, now_s, now_iso, mapper=mapper)
         result = fn(rtx)
         if not rtx.logs:
             return result, 0, []
