@@ -55,6 +55,7 @@ from .pb.v1 import node_pb2
 
 if TYPE_CHECKING:
     from ._context import NodeContext
+    from ._mapping import Mapper
 
 __all__ = [
     "Grade",
@@ -106,10 +107,18 @@ class RightsTx:
     """What a rights unit may do on the writer connection (runs on the writer thread)."""
 
     def __init__(
-        self, conn: sqlite3.Connection, scheme: Scheme, today: date, now_s: int, now_iso: str
+        self,
+        conn: sqlite3.Connection,
+        scheme: Scheme,
+        today: date,
+        now_s: int,
+        now_iso: str,
+        *,
+        mapper: Mapper,
     ) -> None:
         self.conn = conn
         self.scheme = scheme
+        self.mapper = mapper
         self.today = today
         self.now_s = now_s
         self.now_iso = now_iso
@@ -215,6 +224,16 @@ class RightsTx:
         if fixed is None:
             return Grade(None, None, self.scheme.version)
         after = fixed.after
+        # consents the corrected grade no longer meets end here, never on a request;
+        # imported here: node.disclosure reaches this module through node.population
+        from .disclosure import end_unmet_consents
+
+        self.logs.extend(
+            end_unmet_consents(
+                self.conn, home=self.scheme, mapper=self.mapper, today=self.today,
+                now=self.now_s, subjects=(key,),
+            )
+        )  # fmt: skip
         grade = Grade(fixed.before, after.grade, self.scheme.version)
         if grade.changed:
             self.notify(
@@ -228,11 +247,11 @@ class RightsTx:
 
 async def run_rights_unit(ctx: NodeContext, fn: Callable[[RightsTx], T]) -> T:
     """Run ``fn`` in one committed write unit; its log entries commit with it."""
-    log = ctx.log
+    log, mapper = ctx.log, ctx.mapper
     scheme, today, now_s, now_iso = ctx.scheme, ctx.today(), ctx.now_s(), ctx.now_iso()
 
     def unit(conn: sqlite3.Connection) -> tuple[T, int, list[bytes]]:
-        rtx = RightsTx(conn, scheme, today, now_s, now_iso)
+        rtx = RightsTx(conn, scheme, today, now_s, now_iso, mapper=mapper)
         result = fn(rtx)
         if not rtx.logs:
             return result, 0, []

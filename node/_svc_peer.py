@@ -23,11 +23,12 @@ Invariants of :meth:`PeerServicer.RequestAttestation`:
   scenario allows: a threshold attestation carries neither grade nor score,
   the score is included only under ``GRADE_AND_SCORE`` (H12), the
   contributions never are;
-* a subject whose grade no longer meets the scenario's tier is refused with
-  :func:`withdrawn_error` -- exactly what a withdrawn consent gets -- and the
-  consent ends in the same transaction, told to the citizen alone
-  (:func:`node.disclosure.end_unmet_consent`), so the requester cannot learn
-  that the person falls short (H14, N14);
+* a consent whose subject's published grade no longer meets the scenario's
+  tier is ended where the grade is published or corrected, as a withdrawal
+  (:func:`node.disclosure.end_unmet_consents`); a request that still finds one
+  is refused with :func:`withdrawn_error` and ends nothing itself, so the
+  requester sees exactly a withdrawn consent's effects and cannot learn that
+  the person falls short (H14, N14);
 * the use is counted, a status-list index allocated and the log entry
   appended in ONE transaction; the use is counted by one conditional UPDATE
   whose WHERE clause is every consent check (audience, purpose, binding, not
@@ -110,11 +111,9 @@ from ._translog import LogWrite
 from .catalogue import Publisher
 from .disclosure import (
     disclosed,
-    end_unmet_consent,
-    grade_in_scenario,
     mapped_for_request,
+    meets_published,
     request_terms,
-    unrecognised_for_threshold,
 )
 from .monthly import published_grade
 from .pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
@@ -388,8 +387,6 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         binding = bytes(request.subject_binding)
         token_sha256 = hashlib.sha256(request.consent_token.payload).digest()
         requested_target = request.target_scheme
-        # the consent's end, logged in the same unit when the subject no longer meets it
-        unmet: list[tuple[int, list[bytes]]] = []
 
         def unit(conn: sqlite3.Connection) -> _Outcome:
             """One transaction: checks, score, use + status index + log entry (or the
@@ -398,7 +395,6 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
             First of all: a call whose deadline passed while it waited changes nothing."""
             if time.monotonic() >= deadline:
                 raise DeadlineError("DEADLINE_EXCEEDED", LATE)
-            unmet.clear()  # a unit run again starts afresh
             used = use_active_consent(
                 conn, consent_id, audience=peer, purpose=purpose, binding=binding, now=now
             )
@@ -451,23 +447,11 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                     release_use(conn, consent_id)  # refused after counting: give it back
                     raise
 
-                if unrecognised_for_threshold(
-                    scenario.scheme_id, disclosure, scheme, grade
-                ) or not scenario.meets(grade_in_scenario(scenario, scheme.id, grade, mapped)):
-                    # fell below the tier after the grant: the requester sees a withdrawal
+                if not meets_published(scenario, disclosure, scheme, grade, mapped):
+                    # publication ends such a consent (node.disclosure._unmet); one found
+                    # here is refused as withdrawn with nothing ended or revoked in this
+                    # unit, so the requester sees exactly a withdrawn consent's effects
                     release_use(conn, consent_id)
-                    unmet.append(
-                        end_unmet_consent(
-                            conn,
-                            log,
-                            consent_id=consent_id,
-                            subject_key=subject_key,
-                            scenario=scenario,
-                            audience=peer,
-                            now=now,
-                        )
-                    )
-                    ended = now
                     raise withdrawn_error()
                 expires = min(now + ttl, not_after)
                 index = add_status_entry(
@@ -491,8 +475,6 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                     reason=exc.code,
                 )
                 first, leaves = log_refusal(conn, log, entry, ended_at=ended)
-                if unmet:  # the consent's end precedes the refusal in the log
-                    first, leaves = unmet[0][0], unmet[0][1] + leaves
                 return _Outcome(None, exc, first, leaves, True)
             # built and serialised (Attestation.check) before the use is logged: a
             # failure raises out of the unit, which rolls back the use and status index

@@ -44,7 +44,7 @@ from ._scenarios import (
     target_for,
 )
 from ._trusted import shipped_catalogue, trusted_scenarios
-from ._unmet import end_unmet_consent
+from ._unmet import end_unmet_consent, end_unmet_consents, meets_published
 
 __all__ = [
     "ADULT_AGE",
@@ -55,12 +55,14 @@ __all__ = [
     "check_request_target",
     "disclosed",
     "end_unmet_consent",
+    "end_unmet_consents",
     "field_paths",
     "grade_in_scenario",
     "grant_consent",
     "has_capacity",
     "incentive_tier_view",
     "mapped_for_request",
+    "meets_published",
     "preview",
     "recognised_for_threshold",
     "refuse_grant_over_limits",

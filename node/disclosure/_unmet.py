@@ -1,45 +1,79 @@
 """A subject who no longer meets a consent's scenario: the consent ends, silently to others.
 
-When a request finds that the subject's grade fell below the scenario's tier
-after the grant, the relying party must not learn that the person falls short
-(H14, N14).  Invariants:
+When the published grade falls below a consent's scenario after the grant, the
+relying party must not learn that the person falls short (H14, N14).  Invariants:
 
-* :func:`end_unmet_consent` runs inside the request's own write unit: the
-  consent is withdrawn (``withdrawn_reason`` ``SCENARIO_NOT_MET``) and its
-  attestations revoked exactly as a citizen's withdrawal does, the citizen is
-  notified and a ``consent_ended`` leaf is appended to the transparency log --
-  both visible to the citizen alone;
-* the requester is then refused with :func:`node._svc_peer.withdrawn_error`,
-  the very error a withdrawn consent gets (status, reason, field and message),
-  and every later request meets a withdrawn consent, so the two cases cannot be
-  told apart from outside.
+* consents end where the grade is PUBLISHED, never on a relying party's request:
+  :func:`end_unmet_consents` runs inside the write unit that finishes a monthly run
+  (every active consent) and inside the rights unit that appends a correction (the
+  corrected person's), so by the time anyone asks, the consent is withdrawn exactly
+  as by the citizen -- ``withdrawn_reason`` ``SCENARIO_NOT_MET``, the attestations
+  issued under it revoked, the citizen notified, a ``consent_ended`` leaf that only
+  the citizen's log query names;
+* a later request meets a withdrawn consent: refused with
+  :func:`node._svc_peer.withdrawn_error`, one ``request_refused`` leaf, no status
+  change -- the same effects as after a withdrawal;
+* should a request still find a consent whose grade does not meet its scenario
+  (:func:`meets_published` false, e.g. a table withdrawn since the run), it is
+  refused with the withdrawn error and NOTHING is ended or revoked in that unit
+  (fail closed; the next publication ends it), so the request's observable effects
+  are a withdrawn consent's;
+* the decision is the request path's own (:func:`meets_published`); a consent whose
+  terms or mapping the scheme in force no longer allows is left to the request
+  path, which refuses it.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
 
+from keys import MappedGrade
+from scoring import Disclosure, Scheme
+
+from .._errors import NodeError
+from .._mapping import Mapper
 from .._repo_consents import end_consent, notify_subject
-from .._translog import LogWrite, TransparencyLog
-from ._scenarios import Scenario
+from .._translog import LogWrite
+from ..monthly._store import published_entry, published_run
+from ._recognise import unrecognised_for_threshold
+from ._scenarios import Scenario, grade_in_scenario, request_terms
 
-__all__ = ["REASON", "end_unmet_consent"]
+__all__ = ["REASON", "end_unmet_consent", "end_unmet_consents", "meets_published"]
 
 REASON = "SCENARIO_NOT_MET"
+
+# Active consents (not withdrawn, not expired) of the node; one row per consent.
+_ACTIVE = (
+    "SELECT consent_id, subject_key, audience, purpose, scope FROM consents"
+    " WHERE withdrawn_at IS NULL AND not_after > ?"
+)
+_ACTIVE_OF = _ACTIVE + " AND subject_key = ?"
+
+
+def meets_published(
+    scenario: Scenario, disclosure: Disclosure, home: Scheme, grade: str, mapped: MappedGrade | None
+) -> bool:
+    """Whether the published ``grade`` (``mapped`` into the scenario's scheme when it is
+    another's) meets ``scenario`` under ``disclosure`` -- the one test of the request
+    path and of publication."""
+    if unrecognised_for_threshold(scenario.scheme_id, disclosure, home, grade):
+        return False
+    return scenario.meets(grade_in_scenario(scenario, home.id, grade, mapped))
 
 
 def end_unmet_consent(
     conn: sqlite3.Connection,
-    log: TransparencyLog,
     *,
     consent_id: str,
     subject_key: bytes,
     scenario: Scenario,
     audience: str,
     now: int,
-) -> tuple[int, list[bytes]]:
-    """End the consent (see the module docstring); ``(first, leaves)`` for the log mirror."""
+) -> LogWrite:
+    """Withdraw the consent as a withdrawal does and notify the citizen; the
+    ``consent_ended`` entry for the caller to append in the same unit."""
     end_consent(conn, consent_id, now=now, reason=REASON)
     said = f"{REASON}: your grade no longer meets tier ≥ {scenario.min_tier} in {scenario.scheme}"
     notify_subject(
@@ -50,17 +84,57 @@ def end_unmet_consent(
         f"{audience} was told only that the consent was withdrawn.",
         datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
     )
-    return log.append_sync(
-        conn,
-        [
-            LogWrite(
-                "consent_ended",
-                now,
-                subject_key,
-                consent_id=consent_id,
-                requester=audience,
-                purpose=scenario.ref,
-                reason=said,
-            )
-        ],
+    return LogWrite(
+        "consent_ended",
+        now,
+        subject_key,
+        consent_id=consent_id,
+        requester=audience,
+        purpose=scenario.ref,
+        reason=said,
     )
+
+
+def end_unmet_consents(
+    conn: sqlite3.Connection,
+    *,
+    home: Scheme,
+    mapper: Mapper,
+    today: date,
+    now: int,
+    subjects: Iterable[bytes] | None = None,
+) -> list[LogWrite]:
+    """Inside the unit that publishes or corrects grades: end every active consent of
+    ``subjects`` (None: of everyone) whose published grade under ``home`` no longer
+    meets its scenario; the ``consent_ended`` entries to append in the same unit.
+    A person without a published entry is left alone (nothing was published)."""
+    run = published_run(conn, home.id, home.version, today)
+    if run is None:
+        return []
+    if subjects is None:
+        rows = conn.execute(_ACTIVE, (now,)).fetchall()
+    else:
+        rows = [r for k in subjects for r in conn.execute(_ACTIVE_OF, (now, k)).fetchall()]
+    writes: list[LogWrite] = []
+    for consent_id, key, audience, purpose, scope in rows:
+        key = bytes(key)
+        entry = published_entry(conn, run.run_id, key)
+        if entry is None or not entry.eligible or entry.grade is None:
+            continue  # the request path refuses a person without a grade by name
+        try:
+            scenario, disclosure, target = request_terms(str(purpose), home, int(scope), "")
+            mapped = mapper.map(entry.grade, target, today) if target else None
+        except NodeError:
+            continue  # terms or mapping refused: the request path refuses it
+        if not meets_published(scenario, disclosure, home, entry.grade, mapped):
+            writes.append(
+                end_unmet_consent(
+                    conn,
+                    consent_id=str(consent_id),
+                    subject_key=key,
+                    scenario=scenario,
+                    audience=str(audience),
+                    now=now,
+                )
+            )
+    return writes

@@ -14,7 +14,9 @@ Invariants:
   records filed until then (:func:`entry_or_publish`, cause :data:`LATE`); later
   records wait for the next run like everyone's;
 * a rights event appends a correction computed as of the published month's end
-  from the records as they are after the event (:func:`correct_published`); the
+  from the records the published entry read (filed up to the run's
+  ``records_through``, or up to the late publication; :func:`records_cutoff`), as
+  they are after the event (:func:`correct_published`); the
   run's row and earlier corrections stay (audit).  A run still being computed gets
   the same correction: a chunk read before the event may be written after it, and
   the correction, being newer than any run row, still wins once the run finishes;
@@ -40,6 +42,7 @@ from ._store import (
     append_correction,
     published_entry,
     published_run,
+    records_cutoff,
     records_through,
     subject_as_of,
     unfinished_runs,
@@ -53,6 +56,7 @@ __all__ = [
     "compute_as_of",
     "correct_published",
     "entry_or_publish",
+    "entry_would_publish",
     "not_published",
     "published_grade",
     "require_run",
@@ -116,6 +120,21 @@ def entry_or_publish(
     return append_result(conn, run, key, result, cause=LATE, at=at)
 
 
+def entry_would_publish(
+    conn: sqlite3.Connection, run: PublishedRun, key: bytes, scheme: Scheme, at: str
+) -> PublishedEntry | None:
+    """What :func:`entry_or_publish` would return at ``at``, computed without writing:
+    for decisions that must leave the database untouched (a grant's preview, a grant
+    refused).  The entry a later request publishes is computed the same way."""
+    entry = published_entry(conn, run.run_id, key)
+    if entry is not None:
+        return entry
+    r = compute_as_of(conn, key, scheme, run.as_of, at)
+    if r is None:
+        return None
+    return PublishedEntry(r.eligible, r.score, r.grade, r.ineligible_reason, report_bytes(r), LATE)
+
+
 def published_grade(
     conn: sqlite3.Connection,
     key: bytes,
@@ -156,13 +175,15 @@ def correct_published(
     None when no month is published under ``scheme`` yet (the run in progress, or the
     next one, includes the change) or the person was not alive on the month's last day."""
     for running in unfinished_runs(conn, scheme.id, scheme.version):
-        if (result := compute_as_of(conn, key, scheme, running.as_of, at)) is not None:
+        through = running.records_through or at
+        if (result := compute_as_of(conn, key, scheme, running.as_of, through)) is not None:
             append_result(conn, running, key, result, cause=cause, at=at)
     run = published_run(conn, scheme.id, scheme.version, date.fromisoformat(at[:10]))
     if run is None:
         return None
     before = published_entry(conn, run.run_id, key)
-    after = compute_as_of(conn, key, scheme, run.as_of, at)
+    # the records the published entry read (H3): one filed later waits for the next run
+    after = compute_as_of(conn, key, scheme, run.as_of, records_cutoff(conn, run, key, at))
     if after is None:
         return None
     append_result(conn, run, key, after, cause=cause, at=at)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -146,12 +147,33 @@ class MonthlyScheduler:
         finally:
             self._job = None
         at = _iso(ctx.clock.now())
-        await ctx.db.write_unit(lambda c: mark_finished(c, month, at))
+        await self._finish(month, at)
         log_event(
             "monthly run finished", period=month.period, scheme=name, people=people,
             scored=outcome.scored, eligible=outcome.eligible, batches=outcome.batches,
         )  # fmt: skip
         return outcome
+
+    async def _finish(self, month: MonthKey, at: str) -> None:
+        """Mark the run finished and, in the same unit, end every consent whose person's
+        newly published grade no longer meets its scenario (H14, N14): the consent
+        ends with the publication, never on a relying party's request."""
+        from ..disclosure import end_unmet_consents  # node.disclosure imports this room
+
+        ctx = self._ctx
+        log, scheme, mapper = ctx.log, ctx.scheme, ctx.mapper
+        today, now = ctx.today(), ctx.now_s()
+
+        def unit(conn: sqlite3.Connection) -> tuple[int, list[bytes]]:
+            mark_finished(conn, month, at)
+            ended = end_unmet_consents(conn, home=scheme, mapper=mapper, today=today, now=now)
+            return log.append_sync(conn, ended) if ended else (0, [])
+
+        def after(r: tuple[int, list[bytes]]) -> None:
+            if r[1]:
+                log.mirror(r[0], r[1])
+
+        await ctx.db.write_unit(unit, after)
 
     async def _loop(self) -> None:
         while True:

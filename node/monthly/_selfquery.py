@@ -36,6 +36,7 @@ from ._published import (
     append_result,
     compute_as_of,
     entry_or_publish,
+    entry_would_publish,
     not_published,
     require_run,
 )
@@ -139,18 +140,16 @@ async def _publish(
 async def published_entry_of(ctx: NodeContext, key: bytes) -> PublishedEntry:
     """The person's published entry of the month the node publishes (what an attestation
     would carry, H3), for the node's own decisions such as whether a grant meets its
-    scenario; published now when the month's run lacks it.  FAILED_PRECONDITION
-    ``SCORE_NOT_PUBLISHED`` before any month; NOT_FOUND ``SUBJECT_UNKNOWN``."""
+    scenario.  Read-only: an entry the month's run lacks is computed as a late
+    publication would be, but not written (the request that discloses it publishes it).
+    FAILED_PRECONDITION ``SCORE_NOT_PUBLISHED`` before any month; NOT_FOUND
+    ``SUBJECT_UNKNOWN``."""
     scheme, today, at = ctx.scheme, ctx.today(), ctx.now_iso()
 
-    def read(conn: sqlite3.Connection) -> PublishedEntry | None:
-        return published_entry(conn, require_run(conn, scheme, today).run_id, key)
-
-    def unit(conn: sqlite3.Connection) -> PublishedEntry:
-        entry = entry_or_publish(conn, require_run(conn, scheme, today), key, scheme, at)
+    def read(conn: sqlite3.Connection) -> PublishedEntry:
+        entry = entry_would_publish(conn, require_run(conn, scheme, today), key, scheme, at)
         if entry is None:
             raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")
         return entry
 
-    entry = await ctx.db.read_unit(read)
-    return entry if entry is not None else await ctx.db.write_unit(unit)
+    return await ctx.db.read_unit(read)

@@ -41,6 +41,7 @@ __all__ = [
     "notify",
     "published_entry",
     "published_run",
+    "records_cutoff",
     "records_through",
     "run_progress",
     "subject_as_of",
@@ -130,6 +131,23 @@ def published_entry(conn: sqlite3.Connection, run_id: int, key: bytes) -> Publis
     if row is None:
         return None
     return PublishedEntry(bool(row[0]), row[1], row[2], row[3], None, "")
+
+
+def records_cutoff(conn: sqlite3.Connection, run: PublishedRun, key: bytes, at: str) -> str:
+    """Up to when the records of the person's published entry of ``run`` were read: the
+    run's ``records_through`` when the run scored the person (``at`` when it has none),
+    else when the person's first entry was published (late), else ``at``."""
+    scored = conn.execute(
+        "SELECT 1 FROM snapshots WHERE run_id = ? AND subject_key = ?", (run.run_id, key)
+    ).fetchone()
+    if scored is not None:
+        return run.records_through or at
+    first = conn.execute(
+        "SELECT corrected_at FROM published_corrections WHERE subject_key = ? AND run_id = ?"
+        " ORDER BY id LIMIT 1",
+        (key, run.run_id),
+    ).fetchone()
+    return at if first is None else str(first[0])
 
 
 def append_correction(

@@ -28,11 +28,12 @@ from node._clock import ManualClock
 from node._config import load_config
 from node._identity import DevIdentityProvider
 from node._server import NodeServer
-from node._testbed import RunningNode, Testbed, make_id_number
+from node._testbed import RunningNode, Testbed, attestation_request, make_id_number
 from node.monthly import LATE
 from node.monthly._scheduler import MonthlyScheduler
 from node.pb.v1 import node_pb2
 from tests.integration._monthly import (
+    SCENARIO,
     Heihe,
     honour,
     payload,
@@ -262,3 +263,34 @@ async def test_before_the_first_run_both_answers_are_score_not_published(tmp_pat
         assert payload(await h.attest(ALICE)).period == "2026-08"
     finally:
         await bed.close()
+
+
+async def test_the_run_that_publishes_a_grade_below_the_tier_ends_the_consent(
+    september: Heihe,
+) -> None:
+    """REQ: H3 H14 N14 — issue 15 §2, §3: Alice (690, A) grants heihe/credit-loans in
+    October; two penalties filed in October bring her October grade to B.  The unit that
+    finishes October's run ends the consent (withdrawn, reason SCENARIO_NOT_MET, one
+    consent_ended leaf) before any relying party asks; the next request is refused
+    FAILED_PRECONDITION CONSENT_WITHDRAWN, as after a withdrawal."""
+    h = september
+    h.clock.set(datetime(2026, 10, 15, 8, 0, tzinfo=UTC))
+    token = await h.grant(ALICE)
+    await h.records(
+        "october", penalty("p-a1", ALICE, "2026-10-05"), penalty("p-a2", ALICE, "2026-10-06")
+    )
+    ended = "SELECT count(*) FROM log_entries"
+    leaves = h.count(ended)
+    outcome = await h.step("2026-11-01T02:00:01+00:00")
+    assert outcome is not None and (outcome.period, outcome.state) == ("2026-10", "finished")
+    assert (await h.my_score(ALICE)).result.grade == "B"
+    assert h.rows(
+        "SELECT withdrawn_reason FROM consents WHERE consent_id = ?", token.consent_id
+    ) == [("SCENARIO_NOT_MET",)]
+    assert h.count(ended) == leaves + 1  # the consent_ended leaf, for Alice's log alone
+    with pytest.raises(aio.AioRpcError) as err:
+        await h.peer.RequestAttestation(attestation_request(token, ALICE, SCENARIO))
+    assert (err.value.code(), reason_of(err.value)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "CONSENT_WITHDRAWN",
+    )

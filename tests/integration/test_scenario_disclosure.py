@@ -118,6 +118,18 @@ class Fed:
         )
         return int(row[0]), int(row[1]), int(row[2])
 
+    async def tables(self) -> tuple[int, int, int, int]:
+        """Row counts of published_corrections, consents, log entries and notifications."""
+        row = await self.heihe.server.ctx.db.fetchone(
+            "SELECT (SELECT count(*) FROM published_corrections), (SELECT count(*) FROM"
+            " consents), (SELECT count(*) FROM log_entries), (SELECT count(*) FROM notifications)"
+        )
+        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+    async def log_size(self) -> int:
+        env = await self.peer.GetLogCheckpoint(node_pb2.GetCheckpointRequest())
+        return int(attestation_pb2.Checkpoint.FromString(env.payload).tree_size)
+
     async def status_of(self, blob: bytes) -> Status:
         index = _payload(blob).status.index
         env = await self.peer.GetStatusList(node_pb2.GetStatusListRequest())
@@ -390,15 +402,44 @@ async def test_a_grade_b_subject_is_told_scenario_not_met_and_nothing_is_stored(
     assert not log.entries
 
 
+async def test_a_preview_and_a_refused_grant_write_nothing_not_even_a_late_grade(
+    fed: Fed,
+) -> None:
+    """REQ: H3 H14 N14 N15 — issue 15 §2, §3: the grant's decision reads the published
+    grade without writing it.  Two people the month's run never scored (filed after it):
+    Gina (A) previews heihe/credit-loans and is shown it; Hank (B) previews and grants it
+    and is refused FAILED_PRECONDITION SCENARIO_NOT_MET.  Every table is unchanged:
+    no late published_corrections row, no consent, no log leaf, no notification."""
+    gina, hank = make_id_number(507), make_id_number(508)
+    await fed.source.SubmitRecords(
+        node_pb2.SubmitRecordsRequest(
+            batch_id="late-pair",
+            records=[honour_record("g-hon", gina), _penalty("h-pen", hank)],
+            subjects=[resident(gina), resident(hank)],
+        )
+    )
+    before = await fed.tables()
+    shown = await fed.grant(gina, CREDIT, preview=True)
+    assert shown.preview.scenario == CREDIT and not shown.token.payload
+    for preview in (True, False):
+        err = await _refused(fed.grant(hank, CREDIT, preview=preview))
+        assert (err.code(), reason_of(err), field_of(err)) == (
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "SCENARIO_NOT_MET",
+            "purpose",
+        )
+    assert await fed.tables() == before
+
+
 async def test_falling_below_after_the_grant_looks_like_a_withdrawal_to_the_requester(
     fed: Fed,
 ) -> None:
     """REQ: H14 H16 N14 N23 — issue 15 §2: Carol (600, A) grants two consents; she
     withdraws the second; then the court revokes her honour (570, B).  The next request
     under the first consent is refused with byte for byte what the withdrawn one gets
-    (status code, huxin-reason, huxin-field, message, every trailer), the consent ends in
-    the same transaction (withdrawn, as a withdrawal is) and only Carol is told why:
-    a notification and a consent_ended leaf in her own log."""
+    (status code, huxin-reason, huxin-field, message, every trailer): the consent ended
+    with the correction (withdrawn, as a withdrawal is), not on the request, and only
+    Carol is told why: a notification and a consent_ended leaf in her own log."""
     first = await fed.grant(CAROL, CREDIT, GRADE)
     second = await fed.grant(CAROL, CREDIT, GRADE)
     issued = await fed.request(first, CAROL, CREDIT)
@@ -448,6 +489,51 @@ async def test_falling_below_after_the_grant_looks_like_a_withdrawal_to_the_requ
     ]
     refusals = [e.reason for e in entries if e.kind == "request_refused"]
     assert refusals and set(refusals) == {"CONSENT_WITHDRAWN"}
+
+
+async def test_a_refusal_after_falling_below_has_a_withdrawals_effects(fed: Fed) -> None:
+    """REQ: H14 H16 N14 N23 — issue 15 §2: what the relying party can observe around a
+    refused request is the same whether the citizen withdrew or fell below the tier.
+    Ivy (600, A) grants two consents and gets an attestation under each; she withdraws
+    the first; the court then revokes her honour (570, B), which ends the second consent
+    with the correction.  For each consent, the refused request changes nothing in the
+    status entry of its earlier attestation (read before and after the request), grows
+    the log checkpoint by exactly one leaf (the refusal), and returns the same error."""
+    ivy = make_id_number(509)
+    await fed.source.SubmitRecords(
+        node_pb2.SubmitRecordsRequest(
+            batch_id="ivy",
+            records=[honour_record("i-hon", ivy), _penalty("i-pen", ivy)],
+            subjects=[resident(ivy)],
+        )
+    )
+    withdrawn, fell = await fed.grant(ivy, CREDIT, GRADE), await fed.grant(ivy, CREDIT, GRADE)
+    earlier = {
+        "withdrawn": await fed.request(withdrawn, ivy, CREDIT),
+        "fell": await fed.request(fell, ivy, CREDIT),
+    }
+    await fed.citizen.WithdrawConsent(
+        node_pb2.WithdrawConsentRequest(consent_id=withdrawn.consent_id), metadata=fed.me(ivy)
+    )
+    revoked = await fed.source.MarkRecord(
+        node_pb2.MarkRecordRequest(record_id="i-hon", status="revoked", note="award withdrawn")
+    )
+    assert revoked.grade.grade_after == "B"
+    tokens = {"withdrawn": withdrawn, "fell": fell}
+    seen = {}
+    for case, token in tokens.items():
+        status, size = await fed.status_of(earlier[case]), await fed.log_size()
+        err = await _refused(fed.request(token, ivy, CREDIT))
+        assert await fed.status_of(earlier[case]) is status, case
+        assert await fed.log_size() == size + 1, case
+        seen[case] = (err.code(), err.details(), tuple(err.trailing_metadata() or ()))
+    assert seen["fell"] == seen["withdrawn"]
+    assert reason_of_seen(seen["fell"]) == "CONSENT_WITHDRAWN"
+
+
+def reason_of_seen(seen: tuple[object, ...]) -> str:
+    trailers = dict(seen[2])  # type: ignore[arg-type]
+    return str(trailers.get("huxin-reason", ""))
 
 
 # ------------------------------------------------------------------ another scheme (C3, N16)

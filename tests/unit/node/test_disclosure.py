@@ -195,10 +195,11 @@ async def test_a_consent_whose_subject_fell_below_ends_like_a_withdrawal(tmp_pat
     scenario = scenario_for("heihe/credit-loans", HEIHE)
 
     def unit(conn: sqlite3.Connection) -> tuple[int, list[bytes]]:
-        return end_unmet_consent(
-            conn, log, consent_id="c1", subject_key=SUBJECT, scenario=scenario,
+        ended = end_unmet_consent(
+            conn, consent_id="c1", subject_key=SUBJECT, scenario=scenario,
             audience="hainan", now=NOW,
         )  # fmt: skip
+        return log.append_sync(conn, [ended])
 
     _first, leaves = await db.write_unit(unit, lambda r: log.mirror(*r), quick=True)
     assert len(leaves) == 1

@@ -176,3 +176,61 @@ def test_a_month_published_before_anyone_was_filed_is_run_again(tmp_path: Path) 
     assert (again.subjects, again.eligible, again.already_complete) == (1, 1, False)
     kept = run_month(db, HEIHE, "2026-09", workers=1)
     assert (kept.run_id, kept.subjects, kept.already_complete) == (again.run_id, 1, True)
+
+
+def test_a_correction_reads_only_the_records_the_run_read(db: Path) -> None:
+    """REQ: H3, H16 — issue 15 §3: September is published; a penalty dated in September
+    but filed in October waits for the next run, so a rights event in October (the
+    masked record here stands for a court revoking a decision) corrects September from
+    the records the run read and never pulls the October-filed penalty in."""
+    run_month(db, HEIHE, "2026-09", workers=1, records_through="2026-10-01T01:59:59+00:00")
+    conn = connect(db)
+    _penalty(conn, BOB, "p-2", "2026-09-20", "2026-10-05T08:00:00+00:00")
+    conn.execute("UPDATE records SET status = 'masked' WHERE record_id = 'p-1'")
+    fixed = correct_published(conn, BOB, HEIHE, "court revoked p-1", AT.isoformat())
+    assert fixed is not None
+    assert (fixed.before, fixed.after.grade, fixed.after.score) == ("B", "A", 600)
+    assert _grade(conn, BOB) == ("A", 600, None, "2026-09")
+    conn.close()
+
+
+def _consent(conn: sqlite3.Connection, cid: str, key: bytes, not_after: int) -> None:
+    conn.execute(
+        "INSERT INTO consents (consent_id, subject_key, audience, purpose, scope, not_before,"
+        " not_after, max_uses, uses, binding, grant_payload, grant_sha256, granted_at)"
+        " VALUES (?, ?, 'hainan', 'heihe/credit-loans', 1, 0, ?, 5, 0, ?, x'00', x'00', 0)",
+        (cid, key, not_after, b"\x01" * 32),
+    )
+
+
+def test_publishing_a_month_ends_the_consents_its_grades_no_longer_meet(db: Path) -> None:
+    """REQ: H3 H14 N14 — issue 15 §2: where a month's grades are published (the unit that
+    finishes the run calls this), every active consent whose person's published grade
+    is short of the scenario's tier ends as a withdrawal (reason SCENARIO_NOT_MET, one
+    consent_ended entry for the person's log); a consent that is met, an expired one and
+    a person without a published entry are left alone."""
+    from node.disclosure import end_unmet_consents
+
+    now = int(AT.timestamp())
+    run_month(db, HEIHE, "2026-09", workers=1, records_through="2026-10-01T01:59:59+00:00")
+    conn = connect(db)
+    _person(conn, LATECOMER)
+    for cid, key, not_after in (
+        ("alice", ALICE, now + 99),  # A: meets tier A
+        ("bob", BOB, now + 99),  # B: short of it
+        ("bob-expired", BOB, now - 1),
+        ("late", LATECOMER, now + 99),  # not in the run, nothing published yet
+    ):
+        _consent(conn, cid, key, not_after)
+    ended = end_unmet_consents(conn, home=HEIHE, mapper=Mapper(HEIHE.id), today=AT.date(), now=now)
+    assert [(w.kind, w.consent_id, w.subject_key) for w in ended] == [("consent_ended", "bob", BOB)]
+    rows = conn.execute(
+        "SELECT consent_id, withdrawn_reason FROM consents ORDER BY consent_id"
+    ).fetchall()
+    assert rows == [
+        ("alice", None), ("bob", "SCENARIO_NOT_MET"), ("bob-expired", None), ("late", None)
+    ]  # fmt: skip
+    assert _corrections(conn) == 0  # deciding published nothing
+    again = end_unmet_consents(conn, home=HEIHE, mapper=Mapper(HEIHE.id), today=AT.date(), now=now)
+    assert again == []  # an ended consent is not ended twice
+    conn.close()
