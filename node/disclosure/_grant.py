@@ -51,7 +51,7 @@ from ..monthly._selfquery import published_entry_of
 from ..pb.v1 import node_pb2
 from ..population import require_served
 from ._disclose import preview
-from ._recognise import recognised_for_threshold
+from ._recognise import mapped_for_request
 from ._scenarios import Scenario, check_allowed, requested_disclosure, scenario_for, scope_of
 
 if TYPE_CHECKING:
@@ -118,13 +118,19 @@ async def _meets(
         )
     grade, mapping = result.grade, None
     if scenario.scheme_id != ctx.scheme.id:
-        target, today = scenario.scheme_id, ctx.today()
-        try:
-            mapping = (
-                recognised_for_threshold(ctx.mapper, ctx.scheme, grade, target, today)
-                if disclosure is Disclosure.THRESHOLD
-                else ctx.mapper.map(grade, target, today)
-            )
+        try:  # the request path's own decision, so a grant is never one no request can use
+            mapping = mapped_for_request(
+                ctx.mapper, ctx.scheme, scenario, disclosure=disclosure, grade=grade,
+                target=scenario.scheme_id, today=ctx.today(),
+            )  # fmt: skip
+        except FailedPreconditionError as exc:
+            if exc.code == "SCHEME_VERSION_MISMATCH":
+                raise
+            raise FailedPreconditionError(
+                "MAPPING_UNAVAILABLE",
+                f"this node has no approved mapping into {scenario.scheme_id}",
+                field="purpose",
+            ) from None
         except NodeError:
             raise FailedPreconditionError(
                 "MAPPING_UNAVAILABLE",

@@ -203,6 +203,31 @@ async def test_a_table_at_another_target_version_is_refused_before_the_use_is_ke
     assert (issued, statuses) == (before[0] + 1, before[1] + 1)
 
 
+async def test_a_grant_the_request_path_would_refuse_is_refused_at_grant(
+    bed: Bed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """REQ: C3 H13 N20 — issue 15 §2: the grant decides with the request path's own
+    function, so no consent is granted that every request would refuse: with the table
+    into Hainan at hainan@2099.1, Hugo's grant for hainan/bank-credit is refused
+    FAILED_PRECONDITION SCHEME_VERSION_MISMATCH (field target_scheme) and no consent is
+    stored."""
+    mine = node_pb2.ListConsentsRequest()
+    before = len((await bed.citizen.ListConsents(mine, metadata=bed.heihe.identity(HUGO))).consents)
+    other = replace(APPROVED, target=replace(APPROVED.target, version="2099.1"))
+    with monkeypatch.context() as patch:
+        bed.install(patch, other)
+        with pytest.raises(aio.AioRpcError) as info:
+            await bed.grant(HUGO, HAINAN_BANK)
+    err = info.value
+    assert (err.code(), reason_of(err), field_of(err)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "SCHEME_VERSION_MISMATCH",
+        "target_scheme",
+    )
+    after = (await bed.citizen.ListConsents(mine, metadata=bed.heihe.identity(HUGO))).consents
+    assert len(after) == before
+
+
 async def test_an_attestation_that_cannot_be_built_keeps_nothing(
     bed: Bed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
