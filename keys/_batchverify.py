@@ -114,7 +114,7 @@ class _Group:
     """Attestation checks shared by every member of one verified checkpoint."""
 
     __slots__ = (
-        "fast", "latest", "na", "nb", "region", "revoked", "scenarios", "schemes", "signer"
+        "fast", "hub", "latest", "na", "nb", "region", "revoked", "scenarios", "schemes", "signer"
     )  # fmt: skip
 
     def __init__(self, trust: Trust, checkpoint: Checkpoint, kid: str, t: int, skew: int) -> None:
@@ -126,6 +126,7 @@ class _Group:
         self.latest = t + skew
         self.schemes = trust.regions[region].schemes
         self.scenarios = trust.scenarios
+        self.hub = trust.issuer
         self.fast = (
             checkpoint.origin == region
             and info.problem_at(checkpoint.timestamp) is None
@@ -186,8 +187,8 @@ def _all_pass(
         return False  # the single-item path names it: MALFORMED
     if g.schemes and not all(f"{a}@{v}" in g.schemes for a, v in set(map(_SCHEME, atts))):
         return False
-    catalogue = g.scenarios
-    return all(disclosure_verdict(a, catalogue) is None for a in atts)
+    catalogue, hub = g.scenarios, g.hub
+    return all(disclosure_verdict(a, catalogue, hub) is None for a in atts)
 
 
 def _verify_group(  # noqa: PLR0917
@@ -290,7 +291,7 @@ def _check_chunk(  # noqa: PLR0917
                     and att.issuer_region == region
                     and (not schemes or f"{att.scheme_id}@{att.scheme_version}" in schemes)
                     and canonical_bytes(att) == payload
-                    and disclosure_verdict(att, scenarios) is None
+                    and disclosure_verdict(att, scenarios, g.hub) is None
                 ):
                     if status_lists is None:
                         results[pos] = VerifiedAttestation(payload, signer, "unchecked", att)

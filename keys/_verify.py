@@ -309,7 +309,7 @@ def _check(  # noqa: PLR0917
     schemes = trust.regions[region].schemes
     if schemes and f"{att.scheme_id}@{att.scheme_version}" not in schemes:
         raise _fail("SCHEME_NOT_TRUSTED", "scheme not listed for this region", "scheme_id")
-    refused = disclosure_verdict(att, trust.scenarios)
+    refused = disclosure_verdict(att, trust.scenarios, trust.issuer)
     if refused is not None:
         raise _fail(refused[0], refused[2], refused[1])
     if att.audience != audience:
