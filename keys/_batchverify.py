@@ -170,7 +170,7 @@ def _included(payloads: Sequence[bytes], proofs: Sequence[bytes], cp: Checkpoint
 def _all_pass(
     atts: list[pb.Attestation], payloads: Sequence[bytes], g: _Group, t: int, audience: str
 ) -> bool:
-    """Steps 5-10 for every member at once (C-level scans); False if any may fail."""
+    """Steps 4-11 for every member at once (C-level scans); False if any may fail."""
     if not g.fast:
         return False
     k = len(atts)
@@ -202,7 +202,7 @@ def _verify_group(  # noqa: PLR0917
     status_lists: StatusPool | None,
     skew: int,
 ) -> None:
-    """Inclusion, then steps 4-12, for the members of one verified checkpoint.
+    """Inclusion, then steps 4-14, for the members of one verified checkpoint.
 
     A member left ``None`` in ``results`` takes the single-item path.
     """
@@ -224,7 +224,7 @@ def _check_group(  # noqa: PLR0917
     status_lists: StatusPool | None,
     skew: int,
 ) -> None:
-    """Steps 4-12 for the authenticated (``included``) members of group ``g``, in
+    """Steps 4-14 for the authenticated (``included``) members of group ``g``, in
     chunks (parsed messages are dropped after each, which keeps the collector's
     work small): a whole chunk at once when every member passes, else member by
     member."""

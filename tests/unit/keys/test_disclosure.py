@@ -291,3 +291,37 @@ def test_the_statutory_purpose_is_the_one_the_snapshot_signer_uses() -> None:
     from node import _snapshots
 
     assert _snapshots.PURPOSE == STATUTORY_PURPOSE == "provincial-push"
+
+
+def _steps(text: str) -> dict[int, set[str]]:
+    """Step number -> the reason codes its block names, in a numbered step list."""
+    import re
+
+    steps: dict[int, set[str]] = {}
+    current = 0
+    for line in text.splitlines():
+        m = re.match(r"^\s*(\d+)\.\s", line)
+        if m:
+            current = int(m.group(1))
+        if current:
+            steps.setdefault(current, set()).update(re.findall(r"\b[A-Z]+(?:_[A-Z]+)+\b", line))
+    return steps
+
+
+def test_the_verifier_docstring_numbers_its_steps_as_the_spec_does() -> None:
+    """REQ: N14 — keys._verify's steps carry docs/SPEC.md section 7's numbers: every
+    reason code of the docstring's step n is one of the specification's step n."""
+    from pathlib import Path
+
+    import keys._verify
+
+    spec = (Path(__file__).resolve().parents[3] / "docs" / "SPEC.md").read_text()
+    section = spec.split("## 7. Verification of an attestation", 1)[1].split("\n## ", 1)[0]
+    listing = section.split("Steps, in this order", 1)[1].split("Only then is", 1)[0]
+    doc = keys._verify.__doc__ or ""
+    ours = _steps(doc.split("first failure:", 1)[1].split("Invariant:", 1)[0])
+    theirs = _steps(listing)
+    assert sorted(ours) == sorted(theirs) == list(range(1, 15))
+    for n, codes in ours.items():
+        assert codes - {"STATUS_*"} <= theirs[n], n
+    assert "DISCLOSURE_MISMATCH" in ours[9] and "SCENARIO_NOT_TRUSTED" in ours[10]
