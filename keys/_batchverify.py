@@ -114,7 +114,7 @@ class _Group:
     """Attestation checks shared by every member of one verified checkpoint."""
 
     __slots__ = (
-        "fast", "latest", "na", "nb", "region", "revoked", "scenarios", "schemes", "signer"
+        "fast", "hub", "latest", "na", "nb", "region", "revoked", "scenarios", "schemes", "signer"
     )  # fmt: skip
 
     def __init__(self, trust: Trust, checkpoint: Checkpoint, kid: str, t: int, skew: int) -> None:
@@ -126,6 +126,7 @@ class _Group:
         self.latest = t + skew
         self.schemes = trust.regions[region].schemes
         self.scenarios = trust.scenarios
+        self.hub = trust.issuer
         self.fast = (
             checkpoint.origin == region
             and info.problem_at(checkpoint.timestamp) is None
@@ -169,7 +170,7 @@ def _included(payloads: Sequence[bytes], proofs: Sequence[bytes], cp: Checkpoint
 def _all_pass(
     atts: list[pb.Attestation], payloads: Sequence[bytes], g: _Group, t: int, audience: str
 ) -> bool:
-    """Steps 5-10 for every member at once (C-level scans); False if any may fail."""
+    """Steps 4-11 for every member at once (C-level scans); False if any may fail."""
     if not g.fast:
         return False
     k = len(atts)
@@ -186,8 +187,8 @@ def _all_pass(
         return False  # the single-item path names it: MALFORMED
     if g.schemes and not all(f"{a}@{v}" in g.schemes for a, v in set(map(_SCHEME, atts))):
         return False
-    catalogue = g.scenarios
-    return all(disclosure_verdict(a, catalogue) is None for a in atts)
+    catalogue, hub = g.scenarios, g.hub
+    return all(disclosure_verdict(a, catalogue, hub) is None for a in atts)
 
 
 def _verify_group(  # noqa: PLR0917
@@ -201,7 +202,7 @@ def _verify_group(  # noqa: PLR0917
     status_lists: StatusPool | None,
     skew: int,
 ) -> None:
-    """Inclusion, then steps 4-12, for the members of one verified checkpoint.
+    """Inclusion, then steps 4-14, for the members of one verified checkpoint.
 
     A member left ``None`` in ``results`` takes the single-item path.
     """
@@ -223,7 +224,7 @@ def _check_group(  # noqa: PLR0917
     status_lists: StatusPool | None,
     skew: int,
 ) -> None:
-    """Steps 4-12 for the authenticated (``included``) members of group ``g``, in
+    """Steps 4-14 for the authenticated (``included``) members of group ``g``, in
     chunks (parsed messages are dropped after each, which keeps the collector's
     work small): a whole chunk at once when every member passes, else member by
     member."""
@@ -290,7 +291,7 @@ def _check_chunk(  # noqa: PLR0917
                     and att.issuer_region == region
                     and (not schemes or f"{att.scheme_id}@{att.scheme_version}" in schemes)
                     and canonical_bytes(att) == payload
-                    and disclosure_verdict(att, scenarios) is None
+                    and disclosure_verdict(att, scenarios, g.hub) is None
                 ):
                     if status_lists is None:
                         results[pos] = VerifiedAttestation(payload, signer, "unchecked", att)

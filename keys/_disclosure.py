@@ -10,13 +10,21 @@ subject meets.  The kinds, from least to most (docs/SPEC.md section 3):
 * ``grade`` -- the grade (and the mapped grade), no score;
 * ``grade_and_score`` -- grade and score (H12: "in principle only grade and score");
 * ``statutory`` -- not a consented disclosure: a monthly snapshot leaf pushed to
-  the provincial hub (H13), with grade and score, no consent, no scenario.
+  the provincial hub (H13), with grade and score, no consent, no scenario, the
+  purpose :data:`STATUTORY_PURPOSE` and the hub as its audience.
 
 Invariants:
 
 * :func:`disclosure_problem` is the one rule of which fields each kind carries;
   the issuer refuses to serialise an attestation that breaks it
   (``Attestation.check``) and the verifier refuses one (``DISCLOSURE_MISMATCH``);
+  a consented attestation's ``purpose`` IS its ``scenario`` (the consent was
+  granted for that scenario and no other use), a statutory one's is
+  :data:`STATUTORY_PURPOSE`;
+* a statutory attestation is accepted only when addressed to the hub of the
+  verifier's trust material (``Trust.issuer``): grade and score go to the
+  provincial platform, never to a relying party (``DISCLOSURE_MISMATCH``,
+  field ``audience``) -- :func:`disclosure_verdict`;
 * a consented attestation is accepted only when its scenario, at the version its
   threshold names, is in the :class:`ScenarioCatalogue` the verifier was given,
   with the same minimum tier (``SCENARIO_NOT_TRUSTED``; no catalogue at all is
@@ -50,6 +58,7 @@ __all__ = [
     "SCENARIOS_TYPE",
     "SCENARIO_MAX",
     "STATUTORY",
+    "STATUTORY_PURPOSE",
     "THRESHOLD",
     "ScenarioCatalogue",
     "Threshold",
@@ -66,6 +75,8 @@ THRESHOLD, GRADE, GRADE_AND_SCORE, STATUTORY = "threshold", "grade", "grade_and_
 #: consented kinds, least to most
 CONSENTED_KINDS = (THRESHOLD, GRADE, GRADE_AND_SCORE)
 DISCLOSURE_KINDS = (*CONSENTED_KINDS, STATUTORY)
+#: the purpose of every statutory attestation (node._snapshots builds them with it)
+STATUTORY_PURPOSE = "provincial-push"
 SCENARIOS_TYPE = "application/vnd.huxin.scenarios.v1+proto"
 #: a scenario reference: at most 96 characters, ``<scheme id>/<scenario id>``
 SCENARIO_MAX = 96
@@ -109,6 +120,8 @@ def disclosure_problem(att: pb.Attestation) -> tuple[str, str] | None:
     if kind == STATUTORY:
         if att.consent_id or att.scenario or att.HasField("threshold"):
             return "disclosure", "a statutory push names no consent and no scenario"
+        if att.purpose != STATUTORY_PURPOSE:
+            return "purpose", f"a statutory push has the purpose {STATUTORY_PURPOSE!r}"
         return ("grade", "a statutory push carries the grade") if not att.grade else None
     if kind not in CONSENTED_KINDS:
         return "disclosure", "must be threshold, grade, grade_and_score or statutory"
@@ -117,6 +130,8 @@ def disclosure_problem(att: pb.Attestation) -> tuple[str, str] | None:
     scheme = scenario_scheme(att.scenario)
     if scheme is None:
         return "scenario", "must be '<scheme id>/<scenario id>' (at most 96 characters)"
+    if att.purpose != att.scenario:
+        return "purpose", "a consented disclosure's purpose is its scenario"
     th = att.threshold
     if not att.HasField("threshold") or th.scheme_id != scheme:
         return "threshold", "must name the scenario's scheme"
@@ -280,10 +295,15 @@ def scenario_problem(
 
 
 def disclosure_verdict(
-    att: pb.Attestation, catalogue: ScenarioCatalogue | None
+    att: pb.Attestation, catalogue: ScenarioCatalogue | None, hub: str
 ) -> tuple[str, str, str] | None:
-    """``(code, field, message)`` of the first disclosure check that fails, else None."""
+    """``(code, field, message)`` of the first disclosure check that fails, else None.
+
+    ``hub`` is the hub of the verifier's trust material (``Trust.issuer``), the only
+    audience a statutory push may have."""
     bad = disclosure_problem(att)
     if bad is not None:
         return "DISCLOSURE_MISMATCH", bad[0], bad[1]
+    if att.disclosure == STATUTORY and (not hub or att.audience != hub):
+        return "DISCLOSURE_MISMATCH", "audience", "a statutory push is addressed to the hub"
     return scenario_problem(att, catalogue)

@@ -321,7 +321,9 @@ class Trust:
     def from_key_sets(
         cls, key_sets: Iterable[KeySet], *, issuer: str = "local", expires_at: int = 2**62
     ) -> Trust:
-        """Trust built directly from verified key sets (a node trusting its own keys)."""
+        """Trust built directly from verified key sets (a node trusting its own keys);
+        ``issuer`` is the hub whose statutory pushes it accepts (keys._disclosure):
+        the default "local" names no hub, so none."""
         regions = {
             ks.region: RegionTrust(
                 ks.region, ks.root_public_key, ks, frozenset(), (), frozenset(), True

@@ -1,29 +1,32 @@
 """The integrator's verifier: one call, one exception type, stable reason codes.
 
-:func:`verify_attestation` checks, in this order (docs/SPEC.md, "Verification"),
-and raises :class:`VerificationError` at the first failure:
+:func:`verify_attestation` checks, in this order (the steps and numbers of
+docs/SPEC.md section 7), and raises :class:`VerificationError` at the first failure:
 
 1. the blob parses as a ``SignedAttestation``                       MALFORMED
 2. ``payload_type`` is the attestation type                          WRONG_PAYLOAD_TYPE
 3. some signature (envelope, or the checkpoint's) is by a certified
-   key of a trusted region                                           UNKNOWN_KEY
-4. every such signature verifies over PAE(type, bytes) as received    BAD_SIGNATURE
+   key of a trusted region,                                          UNKNOWN_KEY
+   every such signature verifies over PAE(type, bytes) as received   BAD_SIGNATURE
    (batch: checkpoint signature, then inclusion of PAE(type, payload)
    under the checkpoint root with the checkpoint's tree size)         BAD_PROOF
-5. only now is the payload parsed, canonical encoding only           MALFORMED
-6. issuer region == the signing key's region (== checkpoint origin)   ISSUER_MISMATCH
-7. key valid at issue (and checkpoint) time, not revoked before it     KEY_NOT_VALID / KEY_REVOKED
-8. not issued in the future (beyond ``skew``), not expired           NOT_YET_VALID / EXPIRED
-9. scheme listed for the region (if the trust list names schemes)     SCHEME_NOT_TRUSTED
-10. fields as the disclosure kind allows (no grade or score in a
-    threshold attestation, ...; keys._disclosure)                     DISCLOSURE_MISMATCH
-11. a consented attestation's scenario, at its threshold's scheme
+4. only now is the payload parsed, canonical encoding only           MALFORMED
+5. issuer region == the signing key's region (== checkpoint origin)   ISSUER_MISMATCH
+6. key valid at issue (and checkpoint) time, not revoked before it     KEY_NOT_VALID / KEY_REVOKED
+7. not issued in the future (beyond ``skew``), not expired           NOT_YET_VALID / EXPIRED
+8. scheme listed for the region (if the trust list names schemes)     SCHEME_NOT_TRUSTED
+9. fields as the disclosure kind allows (no grade or score in a
+   threshold attestation, ...), a consented attestation's purpose
+   is its scenario, a statutory one's purpose is "provincial-push"
+   and its audience the trust's hub (``Trust.issuer``;
+   keys._disclosure)                                                 DISCLOSURE_MISMATCH
+10. a consented attestation's scenario, at its threshold's scheme
     version and tier, in the trust's scenario catalogue              SCENARIO_NOT_TRUSTED
     and its disclosure no more than the scenario allows               DISCLOSURE_NOT_ALLOWED
-12. audience                                                          WRONG_AUDIENCE
-13. nonce (when the caller supplies one)                              NONCE_MISSING / NONCE_MISMATCH
-14. subject binding (when the caller supplies ID and salt)            SUBJECT_MISMATCH
-15. status (when the caller supplies status lists; the newest usable
+11. audience                                                          WRONG_AUDIENCE
+12. nonce (when the caller supplies one)                              NONCE_MISSING / NONCE_MISMATCH
+13. subject binding (when the caller supplies ID and salt)            SUBJECT_MISMATCH
+14. status (when the caller supplies status lists; the newest usable
     list of the issuer and list id decides, keys._status_select)       STATUS_*
 
 Invariant: the payload is returned (inside :class:`VerifiedAttestation`) only
@@ -149,7 +152,7 @@ def _public_key_of(trust: Trust) -> Callable[[str], bytes | None]:
 
 
 def _verify_sig(trust: Trust, ptype: str, payload: bytes, sigs: Iterable[pb.Signature]) -> str:
-    """Steps 3-4 under the several-signatures rule of keys._envelope (docs/adr/0112)."""
+    """Step 3 under the several-signatures rule of keys._envelope (docs/adr/0112)."""
     return signer_of(ptype, payload, sigs, _public_key_of(trust))
 
 
@@ -173,7 +176,7 @@ def _verify_checkpoint(trust: Trust, env: pb.Envelope) -> tuple[Checkpoint, str]
 def _check_status(
     att: pb.Attestation, pool: StatusPool, now: int
 ) -> tuple[str, tuple[StatusWarning, ...]]:
-    """Step 13: the state in the deciding list (keys._status_select), and the warnings."""
+    """Step 14: the state in the deciding list (keys._status_select), and the warnings."""
     if not att.HasField("status"):
         raise _fail("STATUS_UNAVAILABLE", "attestation has no status entry", "status")
     sl, warnings = pool.select(att.issuer_region, att.status.list_id, now)
@@ -201,7 +204,7 @@ def _check_status(
 def _authenticate(
     outer: pb.SignedAttestation, trust: Trust, proof_checked: bool = False
 ) -> tuple[bytes, str, Checkpoint | None]:
-    """Steps 2-4: (payload, signing key id, checkpoint) once the bytes are authentic."""
+    """Steps 2-3: (payload, signing key id, checkpoint) once the bytes are authentic."""
     kind = outer.WhichOneof("kind")
     if kind == "envelope":
         env = outer.envelope
@@ -290,7 +293,7 @@ def _check(  # noqa: PLR0917
     status: StatusPool | None,
     skew: int,
 ) -> VerifiedAttestation:
-    """Steps 5-15, on authenticated payload bytes."""
+    """Steps 4-14, on authenticated payload bytes."""
     att = parse_signed(pb.Attestation, payload, "MALFORMED", "payload", "Attestation")
     region, info = _signer(trust, kid)
     if att.issuer_region != region:
@@ -309,7 +312,7 @@ def _check(  # noqa: PLR0917
     schemes = trust.regions[region].schemes
     if schemes and f"{att.scheme_id}@{att.scheme_version}" not in schemes:
         raise _fail("SCHEME_NOT_TRUSTED", "scheme not listed for this region", "scheme_id")
-    refused = disclosure_verdict(att, trust.scenarios)
+    refused = disclosure_verdict(att, trust.scenarios, trust.issuer)
     if refused is not None:
         raise _fail(refused[0], refused[2], refused[1])
     if att.audience != audience:

@@ -30,6 +30,7 @@ from keys import (
     ATTESTATION_TYPE,
     MAX_SIGNATURES,
     STATUSLIST_TYPE,
+    STATUTORY_PURPOSE,
     TRUSTLIST_TYPE,
     Attestation,
     Envelope,
@@ -129,7 +130,7 @@ def _statutory(**changes: Any) -> Attestation:
     """A monthly snapshot leaf for the hub: grade and score, no consent, no scenario."""
     fields: dict[str, Any] = {
         "audience": HUB,
-        "purpose": "provincial-push",
+        "purpose": STATUTORY_PURPOSE,
         "consent_id": "",
         "consent_sha256": b"",
         "nonce": b"",
@@ -487,6 +488,19 @@ def build() -> dict[str, Any]:
              _signed_payload(_contradicting(_statutory(), lambda m: setattr(m, "consent_id", "c1")),
                              cur),
              "DISCLOSURE_MISMATCH", audience=HUB),
+        case("consented_purpose_not_the_scenario",
+             _signed_payload(_contradicting(_threshold(),
+                                            lambda m: setattr(m, "purpose", "blacklist_check")),
+                             cur),
+             "DISCLOSURE_MISMATCH"),
+        case("statutory_to_a_relying_party",
+             issue_batch([_statutory(audience=AUDIENCE)], cur, "heihe", T0 - 60).bundle(0),
+             "DISCLOSURE_MISMATCH"),
+        case("statutory_for_another_purpose",
+             _signed_payload(_contradicting(_statutory(audience=AUDIENCE),
+                                            lambda m: setattr(m, "purpose", "deny_housing_subsidy")),
+                             cur),
+             "DISCLOSURE_MISMATCH"),
     ]  # fmt: skip
 
     keys_doc = {

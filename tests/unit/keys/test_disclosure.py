@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from keys import (
+    STATUTORY_PURPOSE,
     Attestation,
     KeysError,
     MappedGrade,
@@ -55,6 +56,13 @@ BANK = {
     "mapped": OTHER,
 }
 
+#: a monthly snapshot leaf for the hub (node._snapshots), as changes to the threshold one
+STATUTORY_PUSH: dict[str, Any] = {
+    "audience": "hlj-hub", "consent_id": "", "consent_sha256": b"", "nonce": b"",
+    "scenario": "", "disclosure": "statutory", "threshold": None, "mapped": None,
+    "purpose": STATUTORY_PURPOSE, "grade": "AA", "score": 780,
+}  # fmt: skip
+
 # (id, changes to the threshold attestation, field the issuer names)
 CONTRADICTIONS: list[tuple[str, dict[str, Any], str]] = [
     ("threshold-with-grade", {"grade": "AA"}, "grade"),
@@ -72,6 +80,10 @@ CONTRADICTIONS: list[tuple[str, dict[str, Any], str]] = [
     ("other-scheme-without-mapping", {**BANK, "mapped": None}, "mapped"),
     ("consented-without-consent", {"consent_id": ""}, "consent_id"),
     ("statutory-naming-a-scenario", {"disclosure": "statutory", "grade": "AA"}, "disclosure"),
+    ("purpose-not-the-scenario", {"purpose": "blacklist_check"}, "purpose"),
+    ("purpose-of-another-scenario", {"purpose": "heihe/credit-loans"}, "purpose"),
+    ("statutory-with-another-purpose", {**STATUTORY_PUSH, "purpose": "deny_housing_subsidy"}, "purpose"),
+    ("statutory-without-purpose", {**STATUTORY_PUSH, "purpose": ""}, "purpose"),
 ]  # fmt: skip
 
 
@@ -169,7 +181,9 @@ def test_a_batch_of_mixed_kinds_gives_each_its_own_verdict(world: World, trust: 
         world.attestation(attestation_id="m0", nonce=b""),
         world.threshold_attestation(attestation_id="m1", nonce=b""),
         world.threshold_attestation(attestation_id="m2", nonce=b"", disclosure="grade", grade="A"),
-        world.attestation(attestation_id="m3", nonce=b"", scenario="heihe/nope", purpose="x"),
+        world.attestation(
+            attestation_id="m3", nonce=b"", scenario="heihe/nope", purpose="heihe/nope"
+        ),
     ]
     blobs = issue_batch(atts, world.heihe_key, "heihe", T0 - 60).bundles()
     verdicts = [
@@ -221,3 +235,93 @@ def test_duplicated_scenarios_are_refused() -> None:
     with pytest.raises(VerificationError) as info:
         ScenarioCatalogue.of("hlj-hub", T0, twice)
     assert info.value.code == "TRUST_INVALID"
+
+
+def _push(world: World, **changes: Any) -> Attestation:
+    return world.threshold_attestation(**{**STATUTORY_PUSH, **changes})
+
+
+# (id, signed blob, audience the verifier expects, field the refusal names)
+MISADDRESSED: list[tuple[str, Callable[[World], bytes], str, str]] = [
+    ("consented-purpose-not-the-scenario", lambda w: _raw(w, w.threshold_attestation(), lambda m: setattr(m, "purpose", "blacklist_check")), AUD, "purpose"),
+    ("consented-purpose-empty", lambda w: _raw(w, w.attestation(), lambda m: m.ClearField("purpose")), AUD, "purpose"),
+    ("statutory-to-a-bank-for-another-purpose", lambda w: _raw(w, _push(w), lambda m: (setattr(m, "audience", AUD), setattr(m, "purpose", "deny_housing_subsidy"))), AUD, "purpose"),
+    ("statutory-to-the-hub-for-another-purpose", lambda w: _raw(w, _push(w), lambda m: setattr(m, "purpose", "deny_housing_subsidy")), "hlj-hub", "purpose"),
+    ("statutory-to-a-bank", lambda w: issue_attestation(_push(w, audience=AUD), w.heihe_key), AUD, "audience"),
+    ("statutory-to-another-hub", lambda w: issue_batch([_push(w, audience="other-hub")], w.heihe_key, "heihe", T0 - 60).bundle(0), "other-hub", "audience"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("make", "audience", "field"), [c[1:] for c in MISADDRESSED], ids=[c[0] for c in MISADDRESSED]
+)
+def test_the_verifier_refuses_a_purpose_or_audience_the_kind_does_not_allow(
+    world: World, trust: Trust, make: Callable[[World], bytes], audience: str, field: str
+) -> None:
+    """REQ: H12 H13 H14 N14 — issue 15 §2: a consented attestation's purpose is its
+    scenario; a statutory push has the purpose "provincial-push" and is addressed to
+    the hub of the verifier's trust material (``Trust.issuer``), even when the relying
+    party asks for its own name as audience: DISCLOSURE_MISMATCH naming the field,
+    the same one-by-one and in bulk, and nothing verified is returned."""
+    blob = make(world)
+    with pytest.raises(VerificationError) as info:
+        verify_attestation(blob, trust, T0, audience)
+    assert (info.value.code, info.value.field) == ("DISCLOSURE_MISMATCH", field)
+    (bulk,) = verify_batch([blob], trust, T0, audience)
+    assert isinstance(bulk, VerificationError)
+    assert (bulk.code, bulk.field) == ("DISCLOSURE_MISMATCH", field)
+
+
+def test_a_statutory_push_verifies_only_under_its_hubs_trust(world: World, trust: Trust) -> None:
+    """REQ: H13 — the hub-addressed leaf verifies under the hub's trust list; the same
+    leaf under trust material of no hub (``Trust.from_key_sets``, issuer "local") is
+    refused: the verifier cannot tell that its audience is a hub."""
+    blob = issue_batch([_push(world)], world.heihe_key, "heihe", T0 - 60).bundle(0)
+    assert verify_attestation(blob, trust, T0, "hlj-hub").attestation.purpose == STATUTORY_PURPOSE
+    local = Trust.from_key_sets([trust.regions["heihe"].keys])
+    with pytest.raises(VerificationError) as info:
+        verify_attestation(blob, local, T0, "hlj-hub")
+    assert (info.value.code, info.value.field) == ("DISCLOSURE_MISMATCH", "audience")
+    hubs = Trust.from_key_sets([trust.regions["heihe"].keys], issuer="hlj-hub")
+    assert verify_attestation(blob, hubs, T0, "hlj-hub").attestation.score == 780
+
+
+def test_the_statutory_purpose_is_the_one_the_snapshot_signer_uses() -> None:
+    """REQ: H13 — node._snapshots builds every leaf with keys.STATUTORY_PURPOSE."""
+    from node import _snapshots
+
+    assert _snapshots.PURPOSE == STATUTORY_PURPOSE == "provincial-push"
+
+
+def _steps(text: str) -> dict[int, set[str]]:
+    """Step number -> the reason codes its block names, in a numbered step list."""
+    import re
+
+    steps: dict[int, set[str]] = {}
+    current = 0
+    for line in text.splitlines():
+        m = re.match(r"^\s*(\d+)\.\s", line)
+        if m:
+            current = int(m.group(1))
+        if current:
+            steps.setdefault(current, set()).update(re.findall(r"\b[A-Z]+(?:_[A-Z]+)+\b", line))
+    return steps
+
+
+def test_the_verifier_docstring_numbers_its_steps_as_the_spec_does() -> None:
+    """REQ: N14 — keys._verify's steps carry docs/SPEC.md section 7's numbers: every
+    reason code of the docstring's step n is one of the specification's step n."""
+    from pathlib import Path
+
+    import keys._verify
+
+    spec = (Path(__file__).resolve().parents[3] / "docs" / "SPEC.md").read_text()
+    section = spec.split("## 7. Verification of an attestation", 1)[1].split("\n## ", 1)[0]
+    listing = section.split("Steps, in this order", 1)[1].split("Only then is", 1)[0]
+    doc = keys._verify.__doc__ or ""
+    ours = _steps(doc.split("first failure:", 1)[1].split("Invariant:", 1)[0])
+    theirs = _steps(listing)
+    assert sorted(ours) == sorted(theirs) == list(range(1, 15))
+    for n, codes in ours.items():
+        assert codes - {"STATUS_*"} <= theirs[n], n
+    assert "DISCLOSURE_MISMATCH" in ours[9] and "SCENARIO_NOT_TRUSTED" in ours[10]

@@ -50,7 +50,8 @@ class Region:
         )
 
     def trust(self) -> Trust:
-        return Trust.from_key_sets([verify_key_set(self.key_set, self.root.public_key, self.name)])
+        ks = verify_key_set(self.key_set, self.root.public_key, self.name)
+        return Trust.from_key_sets([ks], issuer=HUB)  # statutory leaves go to the hub
 
     def conn(self) -> sqlite3.Connection:
         return connect(self.path)
