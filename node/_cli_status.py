@@ -376,7 +376,7 @@ def render_status(doc: dict[str, Any]) -> str:
 
 def render_monthly(m: dict[str, Any] | None, *, serving: bool) -> list[str]:
     """The monthly run's lines of ``huxin status`` (H3); a run left ``running`` by a node
-    that no longer serves resumes at its next start."""
+    that stopped resumes at its next start."""
     if m is None:
         return []
     if not m["scheduled"]:

@@ -19,8 +19,8 @@ Invariants:
 * a subject's grant history (:meth:`ConsentsRepository.grant_history`) is read
   from these rows, inside the grant's own write transaction when it decides a
   grant, so the limits hold across processes and restarts (docs/adr/0324);
-* a consent the node ends itself (:func:`end_consent`: the subject no longer
-  meets its scenario, docs/adr/0512) is withdrawn exactly like a citizen's
+* a consent the node ends itself (:func:`end_consent`: the subject's published grade
+  misses its scenario's tier, docs/adr/0512) is withdrawn exactly like a citizen's
   withdrawal -- ``withdrawn_at`` set, its attestations revoked -- with the
   reason in ``withdrawn_reason``, which only the citizen's own views show.
 """

@@ -207,13 +207,13 @@ def residence_counts(
 
 def residence_bound_error(
     batch_id: str,
-    before: dict[bytes, tuple[int, int]],
+    stored: dict[bytes, tuple[int, int]],
     after: dict[bytes, tuple[int, int]],
     where: dict[bytes, tuple[int, str]],
 ) -> InvalidArgumentError | None:
     """The refusal when a write left a person over the stored residence bound.
 
-    ``before``/``after`` are :func:`residence_counts` around the write, in ONE unit;
+    ``stored``/``after`` are :func:`residence_counts` around the write, in ONE unit;
     ``where`` maps a key to (index, field) of the request item that added to it.  A
     person is over when their current residence bases exceed :data:`RESIDENCES_MAX`
     (contribution years: :data:`CONTRIBUTION_YEARS_MAX`) AND the write added some, so
@@ -222,7 +222,7 @@ def residence_bound_error(
     trailer listing it; the caller raises it inside the unit, so nothing is stored."""
     for key in sorted(after, key=lambda k: where.get(k, (0, ""))[0]):
         bases, years = after[key]
-        was = before.get(key, (0, 0))
+        was = stored.get(key, (0, 0))
         if bases > RESIDENCES_MAX and bases > was[0]:
             what = f"at most {RESIDENCES_MAX} current residences per person, stored ones included"
         elif years > CONTRIBUTION_YEARS_MAX and years > was[1]:

@@ -224,7 +224,7 @@ class RightsTx:
         if fixed is None:
             return Grade(None, None, self.scheme.version)
         after = fixed.after
-        # consents the corrected grade no longer meets end here, never on a request;
+        # consents the corrected grade does not meet end here, never on a request;
         # imported here: node.disclosure reaches this module through node.population
         from .disclosure import end_unmet_consents
 
@@ -234,7 +234,7 @@ class RightsTx:
                 now=self.now_s, subjects=(key,),
             )
         )  # fmt: skip
-        grade = Grade(fixed.before, after.grade, self.scheme.version)
+        grade = Grade(fixed.prior, after.grade, self.scheme.version)
         if grade.changed:
             self.notify(
                 key,

@@ -23,7 +23,7 @@ Invariants of :meth:`PeerServicer.RequestAttestation`:
   scenario allows: a threshold attestation carries neither grade nor score,
   the score is included only under ``GRADE_AND_SCORE`` (H12), the
   contributions never are;
-* a consent whose subject's published grade no longer meets the scenario's
+* a consent whose subject's published grade falls below the scenario's
   tier is ended where the grade is published or corrected, as a withdrawal
   (:func:`node.disclosure.end_unmet_consents`); a request that still finds one
   is refused with :func:`withdrawn_error` and ends nothing itself, so the

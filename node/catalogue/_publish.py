@@ -155,8 +155,8 @@ class Publisher:
         return build_catalogue(scheme, self._region, self.publication(scheme))
 
     def catalogue(self, scheme: Scheme) -> Catalogue:
-        """The catalogue of ``scheme`` (the version in force); a guide that no longer fits
-        it (a rolled-out version dropped a scenario) is refused, not published."""
+        """The catalogue of ``scheme`` (the version in force); a guide that does not fit
+        it (a rolled-out version without one of its scenarios) is refused, not published."""
         try:
             return self._build(scheme)
         except CatalogueError as exc:

@@ -45,7 +45,7 @@ def persisted_trust_lists(database: Path, hub: str) -> list[bytes]:
 def held_catalogue(database: Path, scheme_id: str) -> catalogue_pb2.Catalogue | None:
     """The newest peer catalogue the sync stored for ``scheme_id`` (None: none held).
 
-    Rows are verified when stored; a row that no longer decodes is skipped."""
+    Rows are verified when stored; a row that does not decode is skipped."""
     if not database.exists():
         return None
     conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)

@@ -181,7 +181,7 @@ async def grant_consent(
         )
     key = citizen.subject_key
     subject = await ctx.records.subject(key)
-    # dead, moved away, no longer eligible: no consent (docs/adr/0508)
+    # dead, moved away, not eligible: no consent (docs/adr/0508)
     await require_served(ctx, key, self_query=False)
     if subject is None:
         raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")

@@ -1,4 +1,4 @@
-"""A subject who no longer meets a consent's scenario: the consent ends, silently to others.
+"""A subject whose published grade misses a consent's scenario: the consent ends, silently to others.
 
 When the published grade falls below a consent's scenario after the grant, the
 relying party must not learn that the person falls short (H14, N14).  Invariants:
@@ -19,7 +19,7 @@ relying party must not learn that the person falls short (H14, N14).  Invariants
   (fail closed; the next publication ends it), so the request's observable effects
   are a withdrawn consent's;
 * the decision is the request path's own (:func:`meets_published`); a consent whose
-  terms or mapping the scheme in force no longer allows is left to the request
+  terms or mapping the scheme in force does not allow is left to the request
   path, which refuses it.
 """
 
@@ -75,7 +75,9 @@ def end_unmet_consent(
     """Withdraw the consent as a withdrawal does and notify the citizen; the
     ``consent_ended`` entry for the caller to append in the same unit."""
     end_consent(conn, consent_id, now=now, reason=REASON)
-    said = f"{REASON}: your grade no longer meets tier ≥ {scenario.min_tier} in {scenario.scheme}"
+    said = (
+        f"{REASON}: your published grade is below tier ≥ {scenario.min_tier} in {scenario.scheme}"
+    )
     notify_subject(
         conn,
         subject_key,
@@ -105,8 +107,8 @@ def end_unmet_consents(
     subjects: Iterable[bytes] | None = None,
 ) -> list[LogWrite]:
     """Inside the unit that publishes or corrects grades: end every active consent of
-    ``subjects`` (None: of everyone) whose published grade under ``home`` no longer
-    meets its scenario; the ``consent_ended`` entries to append in the same unit.
+    ``subjects`` (None: of everyone) whose published grade under ``home`` does not
+    meet its scenario; the ``consent_ended`` entries to append in the same unit.
     A person without a published entry is left alone (nothing was published)."""
     run = published_run(conn, home.id, home.version, today)
     if run is None:

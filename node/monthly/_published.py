@@ -163,7 +163,7 @@ def published_grade(
 @dataclass(frozen=True, slots=True)
 class Correction:
     period: str
-    before: str | None  # the grade published before (None: none, or not eligible)
+    prior: str | None  # the grade published until this correction (None: none, or not eligible)
     after: ScoreResult
 
 

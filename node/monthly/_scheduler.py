@@ -156,7 +156,7 @@ class MonthlyScheduler:
 
     async def _finish(self, month: MonthKey, at: str) -> None:
         """Mark the run finished and, in the same unit, end every consent whose person's
-        newly published grade no longer meets its scenario (H14, N14): the consent
+        newly published grade does not meet its scenario (H14, N14): the consent
         ends with the publication, never on a relying party's request."""
         from ..disclosure import end_unmet_consents  # node.disclosure imports this room
 

@@ -59,7 +59,7 @@ def _explained(
     conn: sqlite3.Connection, scheme: Scheme, run: PublishedRun, key: bytes
 ) -> scoring_pb2.ScoreResult | None:
     """The report of the person's published entry, or None when an entry must be written
-    first (none yet, or the run's row no longer adds up)."""
+    first (none yet, or the run's row does not add up)."""
     entry = published_entry(conn, run.run_id, key)
     if entry is None:
         return None
@@ -108,7 +108,7 @@ async def _publish(
     ctx: NodeContext, scheme: Scheme, run: PublishedRun, key: bytes
 ) -> scoring_pb2.ScoreResult:
     """Write the person's entry of ``run``: a late publication, or a correction when the
-    run's row no longer adds up (the person is told when the grade moved)."""
+    run's row does not add up (the person is told when the grade moved)."""
     at = ctx.now_iso()
 
     def unit(conn: sqlite3.Connection) -> scoring_pb2.ScoreResult:

@@ -245,7 +245,7 @@ def _deregistered(conn: sqlite3.Connection, stones: dict[bytes, bytes]) -> set[b
 
 
 def _may_pass_bound(
-    before: dict[bytes, tuple[int, int]], added: dict[bytes, tuple[int, int]]
+    stored: dict[bytes, tuple[int, int]], added: dict[bytes, tuple[int, int]]
 ) -> list[bytes]:
     """Keys whose current residences could exceed a bound after the batch.
 
@@ -256,7 +256,7 @@ def _may_pass_bound(
     """
     out: list[bytes] = []
     for key, (bases, years) in added.items():
-        was_bases, was_years = before.get(key, (0, 0))
+        was_bases, was_years = stored.get(key, (0, 0))
         if was_bases + bases > RESIDENCES_MAX or was_years + years > CONTRIBUTION_YEARS_MAX:
             out.append(key)
     return out

@@ -78,7 +78,7 @@ async def opt_out(ctx: NodeContext, key: bytes) -> node_pb2.OptOutResponse:
         rtx.notify(
             key,
             "opt_out",
-            f"you are no longer scored; {ended} consent(s) ended, {revoked} attestation(s) "
+            f"you are not scored from now on; {ended} consent(s) ended, {revoked} attestation(s) "
             "revoked; your records are kept and you may opt in again at any time",
         )
         return node_pb2.OptOutResponse(

@@ -202,7 +202,7 @@ async def decide(
         if grant:
             if not rtx.set_record_status(department, record_id, "repaired", only_from="active"):
                 raise FailedPreconditionError(
-                    "RECORD_NOT_COUNTING", "the record no longer counts", field="application_id"
+                    "RECORD_NOT_COUNTING", "the record does not count", field="application_id"
                 )
             rtx.mark(
                 department,

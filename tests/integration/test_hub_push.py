@@ -255,7 +255,7 @@ def _kill_mid_stream(
     Returns the new hub and the kill point (stored before the push, stored at the
     kill, push acknowledged)."""
     db = fed.hub_dir / "node.db"
-    before = at_kill = _hub_events(fed)
+    stored_first = at_kill = _hub_events(fed)
     gate = WriterLock(db)
     gate.acquire()
     push = subprocess.Popen([*_push(), str(fed.region_config), "--max-events", str(stream)],
@@ -270,7 +270,7 @@ def _kill_mid_stream(
                 break
             hub.p.send_signal(signal.SIGSTOP)
             at_kill = _hub_events(fed)
-            if at_kill > before:  # frozen in the middle of the stream
+            if at_kill > stored_first:  # frozen in the middle of the stream
                 break
             # one more write (not an event yet: a witness, a trust list): let it through,
             # and queue behind it as soon as the hub holds the lock
@@ -285,7 +285,7 @@ def _kill_mid_stream(
     finally:
         gate.close()  # the only descriptor of this lock: closing it releases it
     push.communicate(timeout=WAIT_S)
-    return ServeProcess(fed.hub_config), (before, at_kill, push.returncode == 0)
+    return ServeProcess(fed.hub_config), (stored_first, at_kill, push.returncode == 0)
 
 
 def _kill_one_push(

@@ -59,7 +59,7 @@ def test_heihe_a_is_recognised_at_the_target_incentive_tier(
 
 
 @pytest.mark.parametrize(
-    ("src", "tgt", "grade", "before", "after"),
+    ("src", "tgt", "grade", "worst_member", "after"),
     [
         ("hainan", "heihe", "B", "B", None),
         ("fuzhou", "heihe", "jiaocha", "C", None),
@@ -70,15 +70,15 @@ def test_heihe_a_is_recognised_at_the_target_incentive_tier(
     ],
     ids=str,
 )
-def test_clean_records_are_no_longer_stigmatised(
-    schemes: dict[str, Scheme], src: str, tgt: str, grade: str, before: str, after: str | None
+def test_clean_records_are_not_stigmatised(
+    schemes: dict[str, Scheme], src: str, tgt: str, grade: str, worst_member: str, after: str | None
 ) -> None:
-    """REQ: H8, H14, C3 — issue 16's examples: a clean record graded by its worst member used
-    to land below the target's clean record (``before``); now it maps to the target's clean
-    record, or — where the target rewards its clean record and the source does not — is not
-    recognised at all."""
+    """REQ: H8, H14, C3 — issue 16's examples: grading a tier by its worst member would put a
+    clean record below the target's clean record (``worst_member``); the shipped table maps it
+    to the target's clean record, or — where the target rewards its clean record and the
+    source does not — does not recognise it at all."""
     assert grade == schemes[src].base_grade
-    assert schemes[tgt].rank(before) < schemes[tgt].rank(schemes[tgt].base_grade)
+    assert schemes[tgt].rank(worst_member) < schemes[tgt].rank(schemes[tgt].base_grade)
     assert published_table(src, tgt).recognise(grade) == after
 
 

@@ -104,11 +104,11 @@ def test_a_correction_is_the_newest_entry_and_the_original_stays(db: Path) -> No
     conn.execute("UPDATE records SET status = 'masked' WHERE record_id = 'p-1'")
     fixed = correct_published(conn, BOB, HEIHE, "objection o-1 (record masked)", AT.isoformat())
     assert fixed is not None
-    assert (fixed.period, fixed.before, fixed.after.grade) == ("2026-09", "B", "A")
+    assert (fixed.period, fixed.prior, fixed.after.grade) == ("2026-09", "B", "A")
     assert _grade(conn, BOB) == ("A", 600, None, "2026-09")
     conn.execute("UPDATE records SET status = 'active' WHERE record_id = 'p-1'")
     again = correct_published(conn, BOB, HEIHE, "objection o-1 (mask lifted)", AT.isoformat())
-    assert again is not None and (again.before, again.after.grade) == ("A", "B")
+    assert again is not None and (again.prior, again.after.grade) == ("A", "B")
     assert _grade(conn, BOB) == ("B", 520, None, "2026-09")
     assert conn.execute(
         "SELECT grade FROM snapshots JOIN snapshot_runs USING (run_id) WHERE period = '2026-09'"
@@ -189,7 +189,7 @@ def test_a_correction_reads_only_the_records_the_run_read(db: Path) -> None:
     conn.execute("UPDATE records SET status = 'masked' WHERE record_id = 'p-1'")
     fixed = correct_published(conn, BOB, HEIHE, "court revoked p-1", AT.isoformat())
     assert fixed is not None
-    assert (fixed.before, fixed.after.grade, fixed.after.score) == ("B", "A", 600)
+    assert (fixed.prior, fixed.after.grade, fixed.after.score) == ("B", "A", 600)
     assert _grade(conn, BOB) == ("A", 600, None, "2026-09")
     conn.close()
 
