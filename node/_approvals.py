@@ -48,10 +48,11 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class ApprovalRecord:
-    """A signed approval record and the message it carries."""
+    """A signed approval record, the message it carries and the table it approves."""
 
     envelope: Envelope
     approval: pb.MappingApproval
+    table: MappingTable
 
     def to_bytes(self) -> bytes:
         return self.envelope.to_bytes()
@@ -80,7 +81,7 @@ def approve_table(
         min_reach=min_reach,
         effective_from=effective_from,
     )
-    return ApprovalRecord(sign_approval(approval, hub_root), approval)
+    return ApprovalRecord(sign_approval(approval, hub_root), approval, table)
 
 
 def approved_list(
