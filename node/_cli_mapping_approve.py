@@ -10,6 +10,8 @@ serialized envelope to ``--out`` (never over an existing file: ``OUTPUT_EXISTS``
 It prints the reach figure it recorded.  The hub puts records into its trust
 bundle with ``huxin trust build --approval FILE`` (node/_cli_keys.py).
 
+Both sides of the table must be shipped scheme versions (``SCHEME_MISMATCH``
+otherwise: the reach is measured on that version's reference population).
 Bounds: ``--authority`` 1-64 printable characters (the keys room refuses longer
 ones, ``APPROVAL_INVALID``); ``--min-reach`` a share in [0, 1] (``BAD_FLOOR``).
 """
