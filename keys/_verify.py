@@ -44,7 +44,7 @@ from typing import cast
 from node.pb.v1 import attestation_pb2 as pb
 
 from ._attestation import Attestation, Checkpoint
-from ._disclosure import disclosure_verdict
+from ._disclosure import disclosure_verdict, scheme_listed
 from ._envelope import ATTESTATION_TYPE, CHECKPOINT_TYPE, pae, signer_of
 from ._errors import KeysError, VerificationError
 from ._merkle import leaf_hash, root_from_inclusion
@@ -309,8 +309,7 @@ def _check(  # noqa: PLR0917
         raise _fail("NOT_YET_VALID", "issued in the future", "issued_at")
     if t >= att.expires_at:
         raise _fail("EXPIRED", "attestation has expired", "expires_at")
-    schemes = trust.regions[region].schemes
-    if schemes and f"{att.scheme_id}@{att.scheme_version}" not in schemes:
+    if not scheme_listed(att, trust.regions[region].schemes, trust.scenarios):  # derived: 0006
         raise _fail("SCHEME_NOT_TRUSTED", "scheme not listed for this region", "scheme_id")
     refused = disclosure_verdict(att, trust.scenarios, trust.issuer)
     if refused is not None:
