@@ -58,12 +58,13 @@ def _measure(d: Discrimination | None) -> dict[str, Any] | None:
     return None if d is None else {"auc": d.auc, "ks": d.ks, "labelled": d.people}
 
 
-def _figures(own: DerivedEvaluation, synthetic: DerivedEvaluation) -> dict[str, Any]:
+def _figures(own: DerivedEvaluation, synthetic: DerivedEvaluation, people: int) -> dict[str, Any]:
     return {
         "as_of": own.as_of.isoformat(),
         "node_population": {"scored": own.scored, "distribution": own.distribution},
         "synthetic": {
-            "people": synthetic.subjects,
+            "people": people,
+            "scored": synthetic.scored,
             "distribution": synthetic.distribution,
             "derived": _measure(synthetic.discrimination()),
             "base": _measure(synthetic.base_discrimination()),
@@ -144,7 +145,7 @@ def plan_rollout(
         )
     trusted = {t.key for t in trusted_scenarios()}
     hub_lists = all((ref, derived.version) in trusted for ref in scenarios_of_derived(derived))
-    return RolloutPlan(derived, text, current.version, _figures(own, synthetic), hub_lists)
+    return RolloutPlan(derived, text, current.version, _figures(own, synthetic, people), hub_lists)
 
 
 def roll_out(conn: sqlite3.Connection, plan: RolloutPlan, today: date, updated_at: str) -> None:
