@@ -17,9 +17,9 @@ Two stages after the bank's first offline check:
   bank asks its own Hainan node and verifies the attestation offline: it learns
   "meets the credit-card scenario", neither grade nor score.
 
-Invariants: no full ID number is printed or put on a command line (the checks
-here use no subject binding: the bank's binding check is shown in the first
-verification); every network call has a deadline; every ``huxin verify`` line
+Invariants: no full ID number is printed or put on a command line (each check
+reads the applicant's ID number from an owner-only file, ``--subject-id-file``,
+as the bank's first check does); every network call has a deadline; every ``huxin verify`` line
 printed is the command run (plus ``--json`` to read it).
 """
 
@@ -100,16 +100,31 @@ def _request(
     return path, nonce
 
 
-def _verify(
-    ctx: DemoContext, attestation: Path, nonce: bytes, status: Path
+def _id_file(ctx: DemoContext, name: str, who: str) -> Path:
+    """The applicant's ID number as the bank reads it from the card, readable by the owner."""
+    path = verify_dir(ctx.workdir) / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(who + "\n")
+    return path
+
+
+def _verify(  # noqa: PLR0917 - one command's worth of inputs
+    ctx: DemoContext,
+    attestation: Path,
+    nonce: bytes,
+    status: Path,
+    token: node_pb2.ConsentToken,
+    id_file: Path,
 ) -> tuple[str, dict[str, Any] | None, str]:
     """(the printed command, ``huxin verify --json``'s document or None, its error)."""
     kept = _kept(ctx)
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     args = [
         "verify", str(attestation), "--trust", str(kept.trust), "--hub-key", str(kept.hub_key),
-        "--audience", BANK, "--nonce", "hex:" + nonce.hex(), "--status", str(status),
-        "--now", now,
+        "--audience", BANK, "--nonce", "hex:" + nonce.hex(), "--salt", token.binding_salt.hex(),
+        "--subject-id-file", str(id_file), "--status", str(status), "--now", now,
     ]  # fmt: skip
     out: subprocess.CompletedProcess[str] = ctx.procs.huxin(*args, "--json", check=False)
     if out.returncode != 0:
@@ -168,7 +183,9 @@ def stage_recognition(ctx: DemoContext) -> None:
         ctx.extra["recognition"] = {"refused": reason_of_sync(err)}
         ctx.say(f"Refused: {err.code().name} {reason_of_sync(err)} — {err.details()}")
         return
-    command, doc, error = _verify(ctx, path, nonce, _status(ctx, HEIHE, "heihe-status-2.bin"))
+    status = _status(ctx, HEIHE, "heihe-status-2.bin")
+    ids = _id_file(ctx, "subject-id-recognised", who)
+    command, doc, error = _verify(ctx, path, nonce, status, token, ids)
     ctx.say(f"$ {command}")
     if doc is None:
         ctx.extra["recognition"] = {"error": error}
@@ -287,7 +304,9 @@ def stage_bank_card(ctx: DemoContext) -> None:
         "The node computes the derived tier from the same published month; B meets the"
         " scenario, so the consent is granted. The bank asks its own Hainan node:"
     )
-    command, doc, error = _verify(ctx, path, nonce, _status(ctx, HAINAN, "hainan-status.bin"))
+    status = _status(ctx, HAINAN, "hainan-status.bin")
+    ids = _id_file(ctx, "subject-id-card", who)
+    command, doc, error = _verify(ctx, path, nonce, status, token, ids)
     ctx.say(f"$ {command}")
     if doc is None:
         ctx.extra["card"] = {"error": error}

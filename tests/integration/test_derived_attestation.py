@@ -25,12 +25,24 @@ import pytest_asyncio
 from grpc import aio
 
 import node._cli as cli
-from keys import KeyPair, NodeCertificate, encode_private_key, load_trust, verify_attestation
-from keys import VerificationError
+from keys import (
+    KeyPair,
+    NodeCertificate,
+    VerificationError,
+    encode_private_key,
+    load_trust,
+    verify_attestation,
+)
 from node._client import field_of, reason_of
 from node._clock import ManualClock
-from node._testbed import RunningNode, Testbed, attestation_request, honour_record, make_id_number
-from node._testbed import resident
+from node._testbed import (
+    RunningNode,
+    Testbed,
+    attestation_request,
+    honour_record,
+    make_id_number,
+    resident,
+)
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -68,7 +80,11 @@ class Bed:
         self, idn: str, purpose: str, scope: int = THRESHOLD, *, preview: bool = False
     ) -> node_pb2.ConsentToken:
         req = node_pb2.GrantConsentRequest(
-            audience="heihe", purpose=purpose, scope=scope, max_uses=10, preview_only=preview  # type: ignore[arg-type]
+            audience="heihe",
+            purpose=purpose,
+            scope=scope,
+            max_uses=10,
+            preview_only=preview,  # type: ignore[arg-type]
         )
         return await self.citizen.GrantConsent(req, metadata=self.hainan.identity(idn))
 
