@@ -9,7 +9,8 @@ A from 700; honours count × 1) offers ``integrity-credit-card`` (tier B, thresh
 
 * PAT — one national honour: derived 560, B;
 * QUINN — a clean record: derived 500, C;
-* RUTH — four national honours: derived 740, A.
+* RUTH — four national honours: derived 740, A;
+* SAM — one national honour (B) until the court revokes it (C).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 NOW = datetime(2026, 11, 10, 2, 0, tzinfo=UTC)
-PAT, QUINN, RUTH = (make_id_number(n, area="460100") for n in (601, 602, 603))
+PAT, QUINN, RUTH, SAM = (make_id_number(n, area="460100") for n in (601, 602, 603, 604))
 CARD = "hainan-credit-card/integrity-credit-card"  # tier B, threshold only
 FEE = "hainan-credit-card/card-annual-fee"  # tier A, grade
 THRESHOLD, GRADE = node_pb2.CONSENT_SCOPE_THRESHOLD, node_pb2.CONSENT_SCOPE_GRADE
@@ -114,10 +115,16 @@ async def bed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bed]:
     )
     heihe = await tb.start_node("heihe", "heihe", peers=("hainan",), clock=ManualClock(NOW))
     b = Bed(tb, hainan, heihe)
-    records = [_national("p-1", PAT), *(_national(f"r-{i}", RUTH) for i in range(4))]
+    records = [
+        _national("p-1", PAT),
+        _national("s-1", SAM),
+        *(_national(f"r-{i}", RUTH) for i in range(4)),
+    ]
     await b.source.SubmitRecords(
         node_pb2.SubmitRecordsRequest(
-            batch_id="seed", records=records, subjects=[resident(p) for p in (PAT, QUINN, RUTH)]
+            batch_id="seed",
+            records=records,
+            subjects=[resident(p) for p in (PAT, QUINN, RUTH, SAM)],
         )
     )
     yield b
@@ -287,6 +294,7 @@ async def test_rollout_switches_the_version_and_the_hub_catalogue_decides_what_v
     args = [*base, "2026.2", *rest, "--candidate", str(tmp_path / "next.toml"), "--yes"]
     assert cli.main(args) == 0
     out = capsys.readouterr().out
+    shipped_again = [*base, "2026.1", *rest, "--yes"]  # every other test sees 2026.1
     assert "synthetic (1000 people)" in out and "AUC" in out
     assert "does not list hainan-credit-card@2026.2" in out
     assert "hainan-credit-card@2026.2 is in force" in out
@@ -306,3 +314,28 @@ async def test_rollout_switches_the_version_and_the_hub_catalogue_decides_what_v
         capsys.readouterr()
         assert cli.main(_verify(tmp_path, hub_key, blob)) == 1
         assert refusal[0] in capsys.readouterr().err
+    assert cli.main(shipped_again) == 0  # and back: the shipped version in force again
+    assert _payload(await bed.request(token, PAT, CARD)).scheme_version == "2026.1"
+
+
+async def test_a_derived_consent_ends_when_a_correction_puts_the_tier_below(bed: Bed) -> None:
+    """REQ: N18 H14 H16 N14 — issue 16: Sam (derived 560, B) grants the card scenario;
+    the court revokes his honour, the correction publishes 500 (derived C), and the
+    consent ends there as a withdrawal does (withdrawn_reason SCENARIO_NOT_MET, Sam
+    notified); the bank's next request is FAILED_PRECONDITION CONSENT_WITHDRAWN, exactly
+    what a withdrawn consent gets."""
+    token = await bed.grant(SAM, CARD)
+    await bed.request(token, SAM, CARD)
+    await bed.source.MarkRecord(
+        node_pb2.MarkRecordRequest(record_id="s-1", status="revoked", note="award withdrawn")
+    )
+    row = await bed.hainan.server.ctx.db.fetchone(
+        "SELECT withdrawn_reason FROM consents WHERE consent_id = ?", (token.consent_id,)
+    )
+    assert row is not None and row[0] == "SCENARIO_NOT_MET"
+    err = await _refused(bed.request(token, SAM, CARD))
+    assert (err.code(), reason_of(err), field_of(err)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "CONSENT_WITHDRAWN",
+        "consent_token",
+    )
