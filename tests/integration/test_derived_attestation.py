@@ -184,7 +184,7 @@ async def test_a_grant_below_the_derived_tier_is_refused_and_nothing_is_stored(
     explained result) meets the scenario's; below it, the preview and the grant are
     FAILED_PRECONDITION SCENARIO_NOT_MET (field purpose), told to the citizen alone: no
     late publication, no consent row, no log leaf, no notification."""
-    before = await bed.written()
+    held = await bed.written()
     for preview in (True, False):
         err = await _refused(bed.grant(who, purpose, scope, preview=preview))
         assert (err.code(), reason_of(err), field_of(err)) == (
@@ -193,7 +193,7 @@ async def test_a_grant_below_the_derived_tier_is_refused_and_nothing_is_stored(
             "purpose",
         )
         assert "hainan-credit-card@2026.1" in (err.details() or "")
-    assert await bed.written() == before
+    assert await bed.written() == held
 
 
 @pytest.mark.parametrize(
@@ -209,12 +209,12 @@ async def test_a_derived_purpose_outside_its_catalogue_or_beyond_its_disclosure_
     """REQ: N18 H12 H14 — issue 16: a derived score's scenarios are its catalogue: another
     is UNKNOWN_SCENARIO, a grade for the threshold-only card DISCLOSURE_NOT_ALLOWED
     (INVALID_ARGUMENT, naming the field); nothing is written."""
-    before = await bed.written()
+    held = await bed.written()
     err = await _refused(bed.grant(RUTH, purpose, scope))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field_of(err) == field
     assert reason_of(err) == ("DISCLOSURE_NOT_ALLOWED" if field == "scope" else "UNKNOWN_SCENARIO")
-    assert await bed.written() == before
+    assert await bed.written() == held
 
 
 async def test_the_bank_card_threshold_attestation_names_the_derived_score_and_verifies_offline(
