@@ -14,7 +14,8 @@ docs/SPEC.md section 7), and raises :class:`VerificationError` at the first fail
 5. issuer region == the signing key's region (== checkpoint origin)   ISSUER_MISMATCH
 6. key valid at issue (and checkpoint) time, not revoked before it     KEY_NOT_VALID / KEY_REVOKED
 7. not issued in the future (beyond ``skew``), not expired           NOT_YET_VALID / EXPIRED
-8. scheme listed for the region (if the trust list names schemes)     SCHEME_NOT_TRUSTED
+8. scheme listed for the region (if the trust list names schemes;
+   a derived score's: its base, docs/adr/0006)                        SCHEME_NOT_TRUSTED
 9. fields as the disclosure kind allows (no grade or score in a
    threshold attestation, ...), a consented attestation's purpose
    is its scenario, a statutory one's purpose is "provincial-push"
