@@ -63,7 +63,7 @@ def _national(record_id: str, idn: str) -> scoring_pb2.CreditRecord:
 
 class Bed:
     def __init__(self, bed: Testbed, hainan: RunningNode, heihe: RunningNode) -> None:
-        self.bed, self.hainan = bed, hainan
+        self.bed, self.hainan, self.heihe = bed, hainan, heihe
         assert bed.ca is not None
         cert = NodeCertificate(
             "heihe",
@@ -339,3 +339,30 @@ async def test_a_derived_consent_ends_when_a_correction_puts_the_tier_below(bed:
         "CONSENT_WITHDRAWN",
         "consent_token",
     )
+
+
+async def test_a_node_whose_scheme_is_not_the_base_cannot_offer_a_derived_scenario(
+    bed: Bed,
+) -> None:
+    """REQ: N18 H14 — issue 16: the Heihe node holds no explained Hainan result, so a
+    Heihe citizen's grant for the Hainan card scenario is FAILED_PRECONDITION
+    DERIVED_SCORE_UNAVAILABLE (field purpose), preview and grant alike, and nothing is
+    written at Heihe."""
+    heihe = bed.heihe
+    citizen = bed.bed.citizen_stub(heihe)
+    db = heihe.server.ctx.db
+    count = "SELECT (SELECT count(*) FROM consents), (SELECT count(*) FROM log_entries)"
+    held = tuple(await db.fetchone(count))
+    for preview in (True, False):
+        req = node_pb2.GrantConsentRequest(
+            audience="hainan", purpose=CARD, scope=THRESHOLD, preview_only=preview
+        )
+        err = await _refused(
+            citizen.GrantConsent(req, metadata=heihe.identity(make_id_number(610)))
+        )
+        assert (err.code(), reason_of(err), field_of(err)) == (
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "DERIVED_SCORE_UNAVAILABLE",
+            "purpose",
+        )
+    assert tuple(await db.fetchone(count)) == held
