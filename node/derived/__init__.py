@@ -21,7 +21,7 @@ This room holds what the node does with one (docs/adr/0006):
 from __future__ import annotations
 
 from ._attest import DerivedGrade, derived_fields, derived_grade, is_derived
-from ._in_force import derived_in_force, derived_terms
+from ._in_force import derived_in_force, derived_scenario, derived_terms
 from ._rollout import RolloutPlan, plan_rollout, roll_out
 from ._store import DerivedRow, read_derived_row
 
@@ -32,6 +32,7 @@ __all__ = [
     "derived_fields",
     "derived_grade",
     "derived_in_force",
+    "derived_scenario",
     "derived_terms",
     "is_derived",
     "plan_rollout",

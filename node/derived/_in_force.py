@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Callable
 
 from scoring import DerivedScore, Disclosure, Scheme, SchemeError, load_derived, parse_derived_toml
 
@@ -31,22 +32,23 @@ from ..disclosure._scenarios import (  # the submodule: node.disclosure's grant 
 )
 from ._store import read_derived_row
 
-__all__ = ["derived_in_force", "derived_terms"]
+__all__ = ["derived_in_force", "derived_scenario", "derived_terms"]
 
 _CACHE_MAX = 16
 # (sha256 of the TOML text or "shipped:<id>", id of the base Scheme object) -> parsed
 _PARSED: dict[tuple[str, int], tuple[Scheme, DerivedScore]] = {}
 
 
-def _parse(tag: str, home: Scheme, parse: object) -> DerivedScore:
+def _parse(tag: str, home: Scheme, parse: Callable[[], DerivedScore]) -> DerivedScore:
+    """Parsed once per text and scheme object (kept with it, so its id is not reused)."""
     hit = _PARSED.get((tag, id(home)))
     if hit is not None and hit[0] is home:
         return hit[1]
-    derived = parse()  # type: ignore[operator]
+    derived = parse()
     if len(_PARSED) >= _CACHE_MAX:
         _PARSED.clear()
     _PARSED[(tag, id(home))] = (home, derived)
-    return derived  # type: ignore[no-any-return]
+    return derived
 
 
 def _unavailable(derived_id: str, home: Scheme, base: str) -> FailedPreconditionError:
@@ -79,11 +81,10 @@ def derived_in_force(conn: sqlite3.Connection, derived_id: str, home: Scheme) ->
     return derived
 
 
-def derived_terms(
-    conn: sqlite3.Connection, purpose: str, home: Scheme, scope: int, target: str
-) -> tuple[Scenario, Disclosure, DerivedScore]:
-    """At the home node, for a derived score's scenario: the scenario as the version in
-    force defines it, the consent's disclosure (allowed by it) and the derived score."""
+def derived_scenario(
+    conn: sqlite3.Connection, purpose: str, home: Scheme
+) -> tuple[Scenario, DerivedScore]:
+    """A derived score's scenario as the version in force defines it, and that version."""
     shipped = shipped_scenario(purpose)
     derived = derived_in_force(conn, shipped.scheme_id, home)
     scenario = scenarios_of_derived(derived).get(purpose)
@@ -93,6 +94,16 @@ def derived_terms(
             f"the version of {derived.id} in force ({derived.version}) has no such scenario",
             field="purpose",
         )
+    return scenario, derived
+
+
+def derived_terms(
+    conn: sqlite3.Connection, purpose: str, home: Scheme, scope: int, target: str
+) -> tuple[Scenario, Disclosure, DerivedScore]:
+    """At the home node, for a request under a consent of ``scope``: the scenario as the
+    version in force defines it, the consent's disclosure (allowed by it) and the
+    derived score."""
+    scenario, derived = derived_scenario(conn, purpose, home)
     disclosure = requested_disclosure(scope)
     check_allowed(scenario, disclosure)
     if target not in ("", scenario.scheme_id):

@@ -29,7 +29,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from scoring import DerivedScore, Discrimination, Scheme, SchemeError, parse_derived_toml
+from scoring import (
+    DerivedScore,
+    Discrimination,
+    Scheme,
+    SchemeError,
+    list_derived,
+    parse_derived_toml,
+)
 
 from .._errors import FailedPreconditionError, InvalidArgumentError
 from .._evaluate_derived import DerivedEvaluation, evaluate_derived, evaluate_derived_synthetic
@@ -74,15 +81,13 @@ def _figures(own: DerivedEvaluation, synthetic: DerivedEvaluation, people: int) 
 
 def candidate_text(derived_id: str, candidate: Path | None) -> str:
     """The candidate's TOML: ``candidate`` (at most :data:`CANDIDATE_MAX_BYTES`), else the
-    shipped file of ``derived_id``."""
+    shipped file of ``derived_id`` (one of :func:`scoring.list_derived`)."""
     if candidate is None:
-        try:
-            file = resources.files("scoring.derived").joinpath(f"{derived_id}.toml")
-            return file.read_text("utf-8")
-        except (FileNotFoundError, OSError):
+        if derived_id not in list_derived():  # the id names a file: never a path
             raise InvalidArgumentError(
-                "UNKNOWN_DERIVED_SCORE", f"no shipped derived score {derived_id!r}", field="id"
-            ) from None
+                "UNKNOWN_DERIVED_SCORE", "not a shipped derived score", field="id"
+            )
+        return resources.files("scoring.derived").joinpath(f"{derived_id}.toml").read_text("utf-8")
     try:
         data = candidate.read_bytes()
     except OSError:
@@ -93,7 +98,12 @@ def candidate_text(derived_id: str, candidate: Path | None) -> str:
         raise InvalidArgumentError(
             "INVALID_FIELD", f"at most {CANDIDATE_MAX_BYTES} bytes", field="candidate"
         )
-    return data.decode("utf-8", errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArgumentError(
+            "INVALID_FIELD", "must be a UTF-8 TOML file", field="candidate"
+        ) from None
 
 
 def scheme_in_force(conn: sqlite3.Connection, shipped: Scheme, today: date) -> Scheme:

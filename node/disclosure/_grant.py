@@ -52,7 +52,7 @@ from .._repo_consents import ConsentRow, GrantHistory
 from .._throttle import RETRY_AFTER_KEY
 from .._translog import LogWrite
 from ..derived._attest import derived_grade, is_derived
-from ..derived._in_force import derived_terms
+from ..derived._in_force import derived_scenario
 from ..monthly._selfquery import published_entry_of
 from ..pb.v1 import node_pb2
 from ..population import require_served
@@ -162,7 +162,7 @@ async def _derived_tier(ctx: NodeContext, key: bytes, purpose: str) -> str:
     home, today, at = ctx.scheme, ctx.today(), ctx.now_iso()
 
     def read(conn: sqlite3.Connection) -> str:
-        _, _, derived = derived_terms(conn, purpose, home, node_pb2.CONSENT_SCOPE_THRESHOLD, "")
+        _, derived = derived_scenario(conn, purpose, home)
         found = derived_grade(conn, key, home, derived, today=today, at=at, publish=False)
         return found.result.grade or ""
 
@@ -188,8 +188,8 @@ async def grant_consent(
         )
     disclosure = requested_disclosure(request.scope)
     if is_derived(scenario):  # the version in force defines it (docs/adr/0006)
-        scenario, _, _ = await ctx.db.read_unit(
-            lambda conn: derived_terms(conn, request.purpose, ctx.scheme, request.scope, "")
+        scenario, _ = await ctx.db.read_unit(
+            lambda conn: derived_scenario(conn, request.purpose, ctx.scheme)
         )
     check_allowed(scenario, disclosure)
     cap = ctx.config.consent.max_validity_days

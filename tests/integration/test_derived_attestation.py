@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 
 import grpc
@@ -100,6 +101,10 @@ class Bed:
             " consents), (SELECT count(*) FROM log_entries), (SELECT count(*) FROM notifications)"
         )
         return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+
+def _shipped_text() -> str:
+    return resources.files("scoring.derived").joinpath("hainan-credit-card.toml").read_text()
 
 
 def _payload(blob: bytes) -> attestation_pb2.Attestation:
@@ -279,9 +284,7 @@ async def test_rollout_switches_the_version_and_the_hub_catalogue_decides_what_v
     ALREADY_IN_FORCE, a mismatching version DERIVED_VERSION_MISMATCH."""
     token = await bed.grant(PAT, CARD)
     assert _payload(await bed.request(token, PAT, CARD)).scheme_version == "2026.1"
-    from importlib import resources
-
-    text = resources.files("scoring.derived").joinpath("hainan-credit-card.toml").read_text()
+    text = _shipped_text()
     (tmp_path / "next.toml").write_text(text.replace('version = "2026.1"', 'version = "2026.2"'))
     config = str(bed.hainan.directory / "node.toml")
     base = ["derived", "rollout", "hainan-credit-card"]
@@ -366,3 +369,55 @@ async def test_a_node_whose_scheme_is_not_the_base_cannot_offer_a_derived_scenar
             "purpose",
         )
     assert tuple(await db.fetchone(count)) == held
+
+
+@pytest.mark.parametrize(
+    ("extra", "candidate", "code"),
+    [
+        pytest.param(["--people", "10"], None, "INVALID_ARGUMENT", id="people-below-bound"),
+        pytest.param([], b"NEXT", "CONFIRMATION_REQUIRED", id="not-confirmed-without-a-terminal"),
+        pytest.param(["--yes"], b"\xff\xfe", "INVALID_FIELD", id="candidate-not-utf8"),
+        pytest.param(["--yes"], b"#" * 70_000, "INVALID_FIELD", id="candidate-over-64-kib"),
+        pytest.param(["--yes"], b'id = "x"', "INVALID_SCHEME", id="candidate-not-a-derived-score"),
+    ],
+)
+async def test_a_refused_rollout_changes_nothing(
+    bed: Bed,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    candidate: bytes | None,
+    code: str,
+) -> None:
+    """REQ: H11 N18 — issue 16: `huxin derived rollout` bounds its inputs (--people
+    1,000-1,000,000, a candidate of at most 64 KiB of UTF-8 TOML that is a derived score)
+    and needs a confirmation; each refusal exits 2 naming its code, and the node's
+    rollouts table (the version in force) is unchanged."""
+    db = bed.hainan.server.ctx.db
+    query = "SELECT count(*), group_concat(state_json) FROM rollouts"
+    held = tuple(await db.fetchone(query))
+    args = [
+        "derived", "rollout", "hainan-credit-card", "2026.2",
+        "--config", str(bed.hainan.directory / "node.toml"), "--people", "1000",
+        "--today", NOW.date().isoformat(), *extra,
+    ]  # fmt: skip
+    if candidate == b"NEXT":  # a valid 2026.2
+        candidate = _shipped_text().replace('version = "2026.1"', 'version = "2026.2"').encode()
+    if candidate is not None:
+        (tmp_path / "c.toml").write_bytes(candidate)
+        args += ["--candidate", str(tmp_path / "c.toml")]
+    capsys.readouterr()
+    assert cli.main(args) == 2
+    assert f"error: {code}" in capsys.readouterr().err
+    assert tuple(await db.fetchone(query)) == held
+
+
+async def test_rollout_of_an_unknown_derived_score_names_no_file(
+    bed: Bed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """REQ: H11 — issue 16: the id names a shipped derived score, never a path:
+    UNKNOWN_DERIVED_SCORE for '../hainan', exit 2."""
+    config = str(bed.hainan.directory / "node.toml")
+    capsys.readouterr()
+    assert cli.main(["derived", "rollout", "../hainan", "1", "--config", config, "--yes"]) == 2
+    assert "error: UNKNOWN_DERIVED_SCORE" in capsys.readouterr().err
