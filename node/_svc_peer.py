@@ -23,6 +23,10 @@ Invariants of :meth:`PeerServicer.RequestAttestation`:
   scenario allows: a threshold attestation carries neither grade nor score,
   the score is included only under ``GRADE_AND_SCORE`` (H12), the
   contributions never are;
+* a derived score's scenario (N18, N19) is decided and attested by the
+  derived score's version in force, computed now from the published month's
+  explained result (:mod:`node.derived`, docs/adr/0006): the attestation
+  names the derived score as its scheme and the base as its model version;
 * a consent whose subject's published grade falls below the scenario's
   tier is ended where the grade is published or corrected, as a withdrawal
   (:func:`node.disclosure.end_unmet_consents`); a request that still finds one
