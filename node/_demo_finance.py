@@ -224,12 +224,23 @@ def stage_recognition(ctx: DemoContext) -> None:
 
 
 def _approval_text(approval: object) -> str:
-    if isinstance(approval, dict):
-        keys = ("decision", "authority", "mapping", "effective_from", "reach_ppm")
-        return ", ".join(f"{k} {approval[k]}" for k in keys if k in approval) or json.dumps(
-            approval, ensure_ascii=False
-        )
-    return str(approval)
+    """``heihe-hainan-anchored@1: approved (批准) by heilongjiang, in force from …, incentive
+    reach …`` from ``huxin verify --json``'s ``approval`` (its keys, where present)."""
+    if not isinstance(approval, dict):
+        return str(approval)
+    said = [str(approval.get("table", "the table"))]
+    if "decision" in approval:
+        zh = approval.get("decision_zh")
+        said.append(f": {approval['decision']}{f' ({zh})' if zh else ''}")
+    if "authority" in approval:
+        said.append(f" by {approval['authority']}")
+    if approval.get("effective_from"):
+        said.append(f", in force from {approval['effective_from']}")
+    if approval.get("expires"):
+        said.append(f" until {approval['expires']}")
+    if approval.get("reach"):
+        said.append(f", incentive reach {approval['reach']}")
+    return "".join(said)
 
 
 def _file_hainan_resident(ctx: DemoContext, who: str) -> None:
