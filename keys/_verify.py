@@ -14,7 +14,8 @@ docs/SPEC.md section 7), and raises :class:`VerificationError` at the first fail
 5. issuer region == the signing key's region (== checkpoint origin)   ISSUER_MISMATCH
 6. key valid at issue (and checkpoint) time, not revoked before it     KEY_NOT_VALID / KEY_REVOKED
 7. not issued in the future (beyond ``skew``), not expired           NOT_YET_VALID / EXPIRED
-8. scheme listed for the region (if the trust list names schemes)     SCHEME_NOT_TRUSTED
+8. scheme listed for the region (if the trust list names schemes;
+   a derived score's: its base, docs/adr/0006)                        SCHEME_NOT_TRUSTED
 9. fields as the disclosure kind allows (no grade or score in a
    threshold attestation, ...), a consented attestation's purpose
    is its scenario, a statutory one's purpose is "provincial-push"
@@ -48,7 +49,7 @@ from node.pb.v1 import attestation_pb2 as pb
 
 from ._approval import mapping_verdict
 from ._attestation import Attestation, Checkpoint
-from ._disclosure import disclosure_verdict
+from ._disclosure import disclosure_verdict, scheme_listed
 from ._envelope import ATTESTATION_TYPE, CHECKPOINT_TYPE, pae, signer_of
 from ._errors import KeysError, VerificationError
 from ._merkle import leaf_hash, root_from_inclusion
@@ -313,8 +314,7 @@ def _check(  # noqa: PLR0917
         raise _fail("NOT_YET_VALID", "issued in the future", "issued_at")
     if t >= att.expires_at:
         raise _fail("EXPIRED", "attestation has expired", "expires_at")
-    schemes = trust.regions[region].schemes
-    if schemes and f"{att.scheme_id}@{att.scheme_version}" not in schemes:
+    if not scheme_listed(att, trust.regions[region].schemes, trust.scenarios):  # derived: 0006
         raise _fail("SCHEME_NOT_TRUSTED", "scheme not listed for this region", "scheme_id")
     refused = disclosure_verdict(att, trust.scenarios, trust.issuer) or mapping_verdict(
         att, trust.approvals

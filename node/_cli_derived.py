@@ -6,6 +6,12 @@ scenarios.  ``evaluate ID`` scores a population under the base scheme,
 derives each person's score and prints the derived tier distribution beside
 the base grades, with AUC and KS against the synthetic outcome labels
 (``--population DB``, or ``--synthetic N`` for a fresh seeded population).
+``rollout ID VERSION --config NODE.toml`` (H11, docs/adr/0006) evaluates the
+version (the shipped file, or ``--candidate FILE``) on the node's population
+and on ``--people`` synthetic people (default ``[rights] rollout_population``),
+prints the figures, refuses one below the node's H11 floors, and after the
+operator's confirmation (``--yes``, or ``y`` on a terminal) makes it the version
+the node serves from its next grant or request.
 Numbers of a derived score whose ``illustrative`` list names its tiers or
 weights are printed as illustrative.  No command prints a citizen ID number.
 Bad input exits 2 with ``error: CODE: message``.
@@ -16,7 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +38,20 @@ from scoring import (
 
 from ._batch import BatchError
 from ._cli import CliError, SubParsers, subgroup
+from ._config import ConfigError, load_config
+from ._errors import NodeError
 from ._evaluate_derived import DerivedEvaluation, evaluate_derived, evaluate_derived_synthetic
 from ._population import PopulationError, read_spec
 from ._storage import StorageError, connect
+from .derived import RolloutPlan, plan_rollout, roll_out
+from .derived._rollout import candidate_text, scheme_in_force
 
 __all__ = ["SYNTHETIC_MAX", "derived_as_dict", "evaluation_as_dict", "register"]
 
 #: Bound of ``--synthetic N``: a fresh population generated in a temporary directory.
 SYNTHETIC_MAX = 200_000
+#: Bounds of ``rollout --people`` (those of ``[rights] rollout_population``).
+POPULATION_MIN, POPULATION_MAX = 1_000, 1_000_000
 
 
 def register(sub: SubParsers) -> None:
@@ -62,6 +74,21 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--as-of", type=_date, metavar="YYYY-MM-DD", help="score as of this day")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_evaluate)
+    p = group.add_parser("rollout", help="put a version in force on a node (H11)")
+    p.add_argument("id")
+    p.add_argument("version")
+    p.add_argument("--config", required=True, type=Path)
+    p.add_argument("--candidate", type=Path, help="a derived score file (default: shipped)")
+    p.add_argument(
+        "--people", type=int,
+        help=f"synthetic people for AUC/KS ({POPULATION_MIN}-{POPULATION_MAX};"
+        " default [rights] rollout_population)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--today", type=_date, metavar="YYYY-MM-DD", help="the operator's date")
+    p.add_argument("--yes", action="store_true", help="confirm without asking")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_rollout)
 
 
 def _date(text: str) -> date:
@@ -233,3 +260,86 @@ def _reference_date(db: Path) -> date:
     finally:
         conn.close()
     return spec.as_of if spec is not None else date.today()
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        raise CliError(exc.code, str(exc)) from None
+    people = args.people if args.people is not None else cfg.rights.rollout_population
+    if not POPULATION_MIN <= people <= POPULATION_MAX:
+        raise CliError("INVALID_ARGUMENT", f"--people must be {POPULATION_MIN}-{POPULATION_MAX}")
+    today: date = args.today or datetime.now(UTC).date()
+    try:
+        conn = connect(cfg.database, create=False)
+    except StorageError as exc:
+        raise CliError(exc.code, str(exc)) from None
+    try:
+        home = scheme_in_force(conn, load_scheme(cfg.scheme), today)
+        try:
+            text = candidate_text(args.id, args.candidate)
+            plan = plan_rollout(
+                conn, cfg.database, args.id, args.version, home=home, text=text, today=today,
+                people=people, seed=args.seed, min_auc=cfg.rights.rollout_min_auc,
+                min_ks=cfg.rights.rollout_min_ks,
+            )  # fmt: skip
+        except (NodeError, BatchError, StorageError, PopulationError, SchemeError) as exc:
+            raise CliError(exc.code, str(exc)) from None
+        out = {
+            "derived": plan.derived.key,
+            "base": home.key,
+            "in_force": f"{plan.derived.id}@{plan.in_force}",
+            "evaluation": plan.evaluation,
+            "hub_catalogue_lists_it": plan.hub_lists,
+        }
+        if not args.json:
+            sys.stdout.write(_render_plan(plan, home))
+        if not _confirmed(args, plan):
+            raise CliError("NOT_CONFIRMED", f"{plan.derived.key} was not rolled out")
+        roll_out(conn, plan, today, datetime.now(UTC).isoformat(timespec="seconds"))
+    finally:
+        conn.close()
+    out["rolled_out"] = True
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False))
+    else:
+        print(f"{plan.derived.key} is in force on this node from its next grant or request")
+    return 0
+
+
+def _render_plan(plan: RolloutPlan, home: Scheme) -> str:
+    ev, d = plan.evaluation, plan.derived
+    own, syn = ev["node_population"], ev["synthetic"]
+    lines = [
+        f"roll out {d.key} on base {home.key} (in force: {d.id}@{plan.in_force}), as of"
+        f" {ev['as_of']}",
+        f"node population: {own['scored']} scored; derived tiers "
+        + ", ".join(f"{g} {n}" for g, n in own["distribution"].items()),
+        f"synthetic ({syn['people']} people): derived tiers "
+        + ", ".join(f"{g} {n}" for g, n in syn["distribution"].items()),
+    ]
+    for which in ("derived", "base"):
+        m = syn[which]
+        lines.append(
+            f"  {which:7} "
+            + ("no figures" if m is None else f"AUC {m['auc']:.3f}  KS {m['ks']:.3f}")
+        )
+    note = _note(d)
+    if note:
+        lines.append(note)
+    if not plan.hub_lists:
+        lines.append(
+            f"warning: the hub's scenario catalogue (as shipped) does not list {d.key}; offline"
+            " verifiers refuse its attestations (SCENARIO_NOT_TRUSTED) until the hub lists it"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _confirmed(args: argparse.Namespace, plan: RolloutPlan) -> bool:
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise CliError("CONFIRMATION_REQUIRED", "pass --yes to roll out without a terminal")
+    answer = input(f"roll out {plan.derived.key} on this node? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")

@@ -125,6 +125,7 @@ def last_finished_month(today: date) -> str:
 
 def stages() -> list[Callable[[DemoContext], None]]:
     from ._demo_federation import FEDERATION_STAGES
+    from ._demo_finance import FINANCE_STAGES
     from ._demo_intake import INTAKE_STAGES
     from ._demo_residents import stage_below_base, stage_no_records
 
@@ -135,6 +136,7 @@ def stages() -> list[Callable[[DemoContext], None]]:
         consent,
         request,
         verify,
+        *FINANCE_STAGES,
         stage_below_base,
         log,
         withdraw,

@@ -23,6 +23,10 @@ Invariants of :meth:`PeerServicer.RequestAttestation`:
   scenario allows: a threshold attestation carries neither grade nor score,
   the score is included only under ``GRADE_AND_SCORE`` (H12), the
   contributions never are;
+* a derived score's scenario (N18, N19) is decided and attested by the
+  derived score's version in force, computed now from the published month's
+  explained result (:mod:`node.derived`, docs/adr/0006): the attestation
+  names the derived score as its scheme and the base as its model version;
 * a consent whose subject's published grade falls below the scenario's
   tier is ended where the grade is published or corrected, as a withdrawal
   (:func:`node.disclosure.end_unmet_consents`); a request that still finds one
@@ -109,6 +113,7 @@ from ._status import STATUS_LIST_ID, render_status_list
 from ._svc_citizen import CONSENT_TYPE
 from ._translog import LogWrite
 from .catalogue import Publisher
+from .derived import derived_fields, derived_grade, derived_terms, is_derived
 from .disclosure import (
     disclosed,
     mapped_for_request,
@@ -147,6 +152,7 @@ REQUEST_REASONS = FORM_REASONS | frozenset(
         "SCHEME_VERSION_MISMATCH",
         "DEADLINE_EXCEEDED",
         "DISCLOSURE_NOT_ALLOWED",
+        "DERIVED_SCORE_UNAVAILABLE",
     }
 )
 UNLOGGED_CALLERS = 1024  # callers remembered for the unlogged-refusal line's rate limit
@@ -429,25 +435,51 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                     scenario, disclosure, target = request_terms(
                         purpose, scheme, scope, requested_target
                     )
+                    derived = (  # a derived score's scenario: the version in force (ADR 0006)
+                        derived_terms(conn, purpose, scheme, scope, requested_target)
+                        if is_derived(scenario)
+                        else None
+                    )
                 except NodeError:
                     release_use(conn, consent_id)
                     raise
 
-                try:  # H3: the last finished month's published grade, as corrected (H16)
-                    grade, value, _, period = published_grade(
-                        conn, subject_key, scheme=scheme, mapper=mapper, target="", at=instant
-                    )
-                    # a grade the scenario's table does not recognise comes back None, so
-                    # the scenario is unmet below: never a mapping error naming the grade
-                    mapped = mapped_for_request(
-                        mapper, scheme, scenario, disclosure=disclosure, grade=grade,
-                        target=target, today=instant.date(),
-                    )  # fmt: skip
-                except NodeError:
-                    release_use(conn, consent_id)  # refused after counting: give it back
-                    raise
+                if derived is not None:
+                    scenario, disclosure, score_of = derived
+                    try:  # computed now from the published month's explained result (H3)
+                        found = derived_grade(
+                            conn, subject_key, scheme, score_of, today=instant.date(),
+                            at=instant.isoformat(timespec="seconds"), publish=True,
+                        )  # fmt: skip
+                    except NodeError:
+                        release_use(conn, consent_id)
+                        raise
+                    met = scenario.meets(found.result.grade or "")
+                    fields = derived_fields(scenario, disclosure, scheme, found)
+                else:
+                    try:  # H3: the last finished month's published grade, as corrected (H16)
+                        grade, value, _, period = published_grade(
+                            conn, subject_key, scheme=scheme, mapper=mapper, target="", at=instant
+                        )
+                        # a grade the scenario's table does not recognise comes back None, so
+                        # the scenario is unmet below: never a mapping error naming the grade
+                        mapped = mapped_for_request(
+                            mapper, scheme, scenario, disclosure=disclosure, grade=grade,
+                            target=target, today=instant.date(),
+                        )  # fmt: skip
+                    except NodeError:
+                        release_use(conn, consent_id)  # refused after counting: give it back
+                        raise
+                    met = meets_published(scenario, disclosure, scheme, grade, mapped)
+                    fields = {
+                        "scheme_id": scheme.id,
+                        "scheme_version": scheme.version,
+                        "model_version": scheme.key,
+                        "period": period,
+                        **disclosed(scenario, disclosure, grade=grade, score=value, mapped=mapped),
+                    }
 
-                if not meets_published(scenario, disclosure, scheme, grade, mapped):
+                if not met:
                     # publication ends such a consent (node.disclosure._unmet); one found
                     # here is refused as withdrawn with nothing ended or revoked in this
                     # unit, so the requester sees exactly a withdrawn consent's effects
@@ -481,10 +513,6 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
             att = Attestation(
                 attestation_id=attestation_id,
                 issuer_region=ctx.config.region,
-                scheme_id=scheme.id,
-                scheme_version=scheme.version,
-                period=period,
-                model_version=scheme.key,
                 issued_at=now,
                 expires_at=expires,
                 subject_binding=row_binding,
@@ -495,7 +523,7 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                 nonce=bytes(request.nonce),
                 status_list_id=STATUS_LIST_ID,
                 status_index=index,
-                **disclosed(scenario, disclosure, grade=grade, score=value, mapped=mapped),
+                **fields,
             )
             with own_data("the attestation built from our stored consent"):
                 payload = att.to_bytes()

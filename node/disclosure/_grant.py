@@ -15,6 +15,9 @@ Checks, in order, each refusal writing nothing (no row, no log leaf):
    ``FAILED_PRECONDITION SCENARIO_NOT_MET`` -- told to the citizen only, and
    since nothing is stored or logged the relying party can never learn that
    someone falls short;
+   a derived score's scenario (N18) is met by the person's derived tier, computed
+   from the published month's explained result by the version in force
+   (:mod:`node.derived`, docs/adr/0006);
 5. the grant limits (rate and active consents, docs/adr/0324), read again
    inside the grant's own write transaction.
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sqlite3
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -47,6 +51,8 @@ from .._freetext import check_purpose
 from .._repo_consents import ConsentRow, GrantHistory
 from .._throttle import RETRY_AFTER_KEY
 from .._translog import LogWrite
+from ..derived._attest import derived_grade, is_derived
+from ..derived._in_force import derived_scenario
 from ..monthly._selfquery import published_entry_of
 from ..pb.v1 import node_pb2
 from ..population import require_served
@@ -117,7 +123,9 @@ async def _meets(
             "SUBJECT_NOT_ELIGIBLE", "you have no grade in this scheme", field="subject"
         )
     grade, mapping = result.grade, None
-    if scenario.scheme_id != ctx.scheme.id:
+    if is_derived(scenario):
+        grade = await _derived_tier(ctx, key, scenario.ref)
+    elif scenario.scheme_id != ctx.scheme.id:
         try:  # the request path's own decision, so a grant is never one no request can use
             mapping = mapped_for_request(
                 ctx.mapper, ctx.scheme, scenario, disclosure=disclosure, grade=grade,
@@ -149,6 +157,18 @@ async def _meets(
     return mapping
 
 
+async def _derived_tier(ctx: NodeContext, key: bytes, purpose: str) -> str:
+    """The person's tier in the derived score of ``purpose`` (version in force), read only."""
+    home, today, at = ctx.scheme, ctx.today(), ctx.now_iso()
+
+    def read(conn: sqlite3.Connection) -> str:
+        _, derived = derived_scenario(conn, purpose, home)
+        found = derived_grade(conn, key, home, derived, today=today, at=at, publish=False)
+        return found.result.grade or ""
+
+    return await ctx.db.read_unit(read)
+
+
 async def grant_consent(
     ctx: NodeContext, citizen: AuthenticatedCitizen, request: node_pb2.GrantConsentRequest
 ) -> node_pb2.ConsentToken:
@@ -167,6 +187,10 @@ async def grant_consent(
             field="audience",
         )
     disclosure = requested_disclosure(request.scope)
+    if is_derived(scenario):  # the version in force defines it (docs/adr/0006)
+        scenario, _ = await ctx.db.read_unit(
+            lambda conn: derived_scenario(conn, request.purpose, ctx.scheme)
+        )
     check_allowed(scenario, disclosure)
     cap = ctx.config.consent.max_validity_days
     days = request.valid_days or cap

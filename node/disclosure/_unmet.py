@@ -18,6 +18,9 @@ relying party must not learn that the person falls short (H14, N14).  Invariants
   refused with the withdrawn error and NOTHING is ended or revoked in that unit
   (fail closed; the next publication ends it), so the request's observable effects
   are a withdrawn consent's;
+* a derived score's scenario (N18) is decided by the person's derived tier under
+  the version in force, computed as the request path computes it
+  (:func:`node.derived.derived_grade`, read only);
 * the decision is the request path's own (:func:`meets_published`); a consent whose
   terms or mapping the scheme in force does not allow is left to the request
   path, which refuses it.
@@ -36,6 +39,8 @@ from .._errors import NodeError
 from .._mapping import Mapper
 from .._repo_consents import end_consent, notify_subject
 from .._translog import LogWrite
+from ..derived._attest import derived_grade, is_derived
+from ..derived._in_force import derived_terms
 from ..monthly._store import published_entry, published_run
 from ._recognise import unrecognised_for_threshold
 from ._scenarios import Scenario, grade_in_scenario, request_terms
@@ -118,6 +123,7 @@ def end_unmet_consents(
     else:
         rows = [r for k in subjects for r in conn.execute(_ACTIVE_OF, (now, k)).fetchall()]
     writes: list[LogWrite] = []
+    at = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
     for consent_id, key, audience, purpose, scope in rows:
         key = bytes(key)
         entry = published_entry(conn, run.run_id, key)
@@ -125,10 +131,18 @@ def end_unmet_consents(
             continue  # the request path refuses a person without a grade by name
         try:
             scenario, disclosure, target = request_terms(str(purpose), home, int(scope), "")
-            mapped = mapper.map(entry.grade, target, today) if target else None
+            if is_derived(scenario):
+                scenario, _, derived = derived_terms(conn, str(purpose), home, int(scope), "")
+                tier = derived_grade(
+                    conn, key, home, derived, today=today, at=at, publish=False
+                ).result.grade
+                met = scenario.meets(tier or "")
+            else:
+                mapped = mapper.map(entry.grade, target, today) if target else None
+                met = meets_published(scenario, disclosure, home, entry.grade, mapped)
         except NodeError:
             continue  # terms or mapping refused: the request path refuses it
-        if not meets_published(scenario, disclosure, home, entry.grade, mapped):
+        if not met:
             writes.append(
                 end_unmet_consent(
                     conn,

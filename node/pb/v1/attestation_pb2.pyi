@@ -661,6 +661,7 @@ class TrustedScenario(_message.Message):
     MIN_TIER_FIELD_NUMBER: _builtins.int
     DISCLOSURE_FIELD_NUMBER: _builtins.int
     TITLE_FIELD_NUMBER: _builtins.int
+    BASE_FIELD_NUMBER: _builtins.int
     scenario: _builtins.str
     """"<scheme id>/<scenario id>" """
     scheme_version: _builtins.str
@@ -668,6 +669,11 @@ class TrustedScenario(_message.Message):
     disclosure: _builtins.str
     """the most a consent for it may disclose: threshold | grade | grade_and_score"""
     title: _builtins.str
+    base: _builtins.str
+    """a derived score's scenario (docs/adr/0006): the base scheme "<id>@<version>" the
+    derived score is computed from; the attestation names the derived score as its scheme
+    and this base as its model_version; empty for a scheme's own scenario
+    """
     def __init__(
         self,
         *,
@@ -676,10 +682,11 @@ class TrustedScenario(_message.Message):
         min_tier: _builtins.str = ...,
         disclosure: _builtins.str = ...,
         title: _builtins.str = ...,
+        base: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["disclosure", b"disclosure", "min_tier", b"min_tier", "scenario", b"scenario", "scheme_version", b"scheme_version", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base", b"base", "disclosure", b"disclosure", "min_tier", b"min_tier", "scenario", b"scenario", "scheme_version", b"scheme_version", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -149,6 +149,8 @@ def _raised_codes(path: Path) -> set[str]:
         pytest.param("node/_mapping.py", REQUEST_REASONS, id="mapping"),
         pytest.param("node/monthly/_published.py", REQUEST_REASONS, id="published-grade"),
         pytest.param("node/disclosure/_scenarios.py", REQUEST_REASONS, id="scenarios"),
+        pytest.param("node/derived/_in_force.py", REQUEST_REASONS, id="derived-in-force"),
+        pytest.param("node/derived/_attest.py", REQUEST_REASONS, id="derived-grade"),
         pytest.param("node/_guard.py", ADMISSION_REASONS | {"PEER_NOT_TRUSTED"}, id="guard"),
         pytest.param("node/_throttle.py", ADMISSION_REASONS, id="throttle"),
         pytest.param("node/_route.py", ROUTING_REASONS, id="routing"),
