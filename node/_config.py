@@ -39,6 +39,7 @@ __all__ = [
     "KeyFiles",
     "Limits",
     "ListenConfig",
+    "MappingConfig",
     "NodeConfig",
     "RightsConfig",
     "ScheduleConfig",
@@ -315,6 +316,26 @@ class CatalogueConfig:
     guide: Path | None = None  # TOML application guide, at most MAX_GUIDE_BYTES (node.catalogue)
 
 
+#: [mapping] bounds: table and approval files, authorities, authority id length
+MAX_MAPPING_FILES = 64
+MAX_AUTHORITY_ID = 64
+
+
+@dataclass(frozen=True, slots=True)
+class MappingConfig:
+    """``[mapping]``: governed tables (C3, H13, docs/adr/0207).  ``tables`` are table
+    documents and ``approvals`` serialized approval envelopes (at most
+    :data:`MAX_MAPPING_FILES` each, relative to the config file); ``min_reach`` an
+    optional incentive-reach floor, a decimal share in [0, 1] written as text;
+    ``authorities`` approving authority id (at most :data:`MAX_AUTHORITY_ID`
+    characters) -> raw 32-byte Ed25519 key, beyond the ``[federation]`` hub."""
+
+    tables: tuple[Path, ...] = ()
+    approvals: tuple[Path, ...] = ()
+    min_reach: str = ""  # "" = no floor
+    authorities: Mapping[str, bytes] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
     region: str
@@ -342,6 +363,7 @@ class NodeConfig:
     clients: ClientsConfig = ClientsConfig()
     schedule: ScheduleConfig = ScheduleConfig()  # [schedule]: the monthly run (H3)
     catalogue: CatalogueConfig = CatalogueConfig()  # N17: publication of the catalogue
+    mapping: MappingConfig = MappingConfig()  # [mapping]: governed tables (C3, H13)
 
 
 _SECTIONS = {
@@ -405,6 +427,7 @@ _SECTIONS = {
     "sources": {"allowed", "population", "require_registry"},
     "clients": {"registry"},
     "catalogue": {"version", "published_on", "guide"},
+    "mapping": {"tables", "approvals", "min_reach", "authorities"},
     "rights": {
         "queries_per_minute",
         "query_burst",
@@ -721,6 +744,7 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         clients=ClientsConfig(registry=path("clients", "registry", "clients.json")),
         schedule=_schedule(data.get("schedule", {})),
         catalogue=_catalogue(data.get("catalogue", {}), base),
+        mapping=_mapping(data.get("mapping", {}), base),
     )
 
 
@@ -893,6 +917,44 @@ def _catalogue(raw: Mapping[str, Any], base: Path) -> CatalogueConfig:
         version=version,
         published_on=published,
         guide=None if not guide else (Path(guide) if Path(guide).is_absolute() else base / guide),
+    )
+
+
+_DECIMAL = re.compile(r"^(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$")
+
+
+def _mapping(raw: Mapping[str, Any], base: Path) -> MappingConfig:
+    def files(key: str) -> tuple[Path, ...]:
+        names = _str_list(raw.get(key, []), f"mapping.{key}")
+        if len(names) > MAX_MAPPING_FILES:
+            raise ConfigError(f"mapping.{key}", f"at most {MAX_MAPPING_FILES} files")
+        return tuple(p if p.is_absolute() else base / p for p in map(Path, names))
+
+    floor = _get(raw, "mapping", "min_reach", str, "")
+    if floor and not _DECIMAL.match(floor):
+        raise ConfigError("mapping.min_reach", "must be a decimal share in [0, 1], e.g. \"0.5\"")
+    auth_raw = raw.get("authorities", {})
+    if not isinstance(auth_raw, Mapping):
+        raise ConfigError("mapping.authorities", "must be a table of id = hex key")
+    if len(auth_raw) > MAX_MAPPING_FILES:
+        raise ConfigError("mapping.authorities", f"at most {MAX_MAPPING_FILES} authorities")
+    authorities: dict[str, bytes] = {}
+    for name, value in auth_raw.items():
+        where = f"mapping.authorities.{name}"
+        if not 1 <= len(name) <= MAX_AUTHORITY_ID:
+            raise ConfigError(where, f"an authority id has 1-{MAX_AUTHORITY_ID} characters")
+        try:
+            key = bytes.fromhex(value) if isinstance(value, str) else b""
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise ConfigError(where, "must be a 32-byte Ed25519 public key in hex")
+        authorities[name] = key
+    return MappingConfig(
+        tables=files("tables"),
+        approvals=files("approvals"),
+        min_reach=floor,
+        authorities=authorities,
     )
 
 
