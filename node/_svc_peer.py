@@ -144,6 +144,7 @@ REQUEST_REASONS = FORM_REASONS | frozenset(
         "SUBJECT_NOT_ELIGIBLE",
         "SCORE_NOT_PUBLISHED",
         "MAPPING_UNAVAILABLE",
+        "MAPPING_NOT_APPROVED",
         "SCHEME_VERSION_MISMATCH",
         "DEADLINE_EXCEEDED",
         "DISCLOSURE_NOT_ALLOWED",
@@ -555,9 +556,9 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         self, request: node_pb2.ListMappingsRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.ListMappingsResponse:
         self._peer()
-        return node_pb2.ListMappingsResponse(
-            tables=[table_blob(t) for t in self._ctx.mapper.tables()]
-        )
+        # the tables this node uses, approved ones first, each with its approval (H13)
+        served = self._ctx.mapper.served(self._ctx.today())
+        return node_pb2.ListMappingsResponse(tables=[table_blob(t, a) for t, a in served])
 
     async def GetLogCheckpoint(
         self, request: node_pb2.GetCheckpointRequest, context: aio.ServicerContext[Any, Any]

@@ -16,18 +16,21 @@ tables; it reaches the catalogue room: import it by module path,
 ``node.recognition._install``) and ``_cli`` (``huxin mapping install|list|retire``).
 """
 
+from ._follow import FOLLOW_SECONDS, TablesFollower, listed_versions
 from ._governed import Approved, Governed, GovernedSet, day_start
 from ._load import ConfigPart, Verifier, authorities_of, config_part, governed_set
 from ._store import InstalledRow, generation, installed_rows
 from ._verify import TableRefused, VerifiedTable, known_schemes, table_sha256
 
 __all__ = [
+    "FOLLOW_SECONDS",
     "Approved",
     "ConfigPart",
     "Governed",
     "GovernedSet",
     "InstalledRow",
     "TableRefused",
+    "TablesFollower",
     "VerifiedTable",
     "Verifier",
     "authorities_of",
@@ -37,5 +40,6 @@ __all__ = [
     "governed_set",
     "installed_rows",
     "known_schemes",
+    "listed_versions",
     "table_sha256",
 ]

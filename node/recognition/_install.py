@@ -3,8 +3,8 @@
 ``huxin mapping install|retire`` run these against the node's database, whether
 or not the node is serving: each write is one ``BEGIN IMMEDIATE`` transaction
 that also adds 1 to ``mapping_generation``; a serving node re-reads the
-installed tables when that number changed (:func:`follow_installed`, each
-:data:`FOLLOW_SECONDS`), so an install or a retirement takes effect without a
+installed tables when that number changed (:mod:`node.recognition._follow`, each
+second), so an install or a retirement takes effect without a
 restart, for every request that starts after the re-read.
 
 Invariants: a table is written only after :class:`~node.recognition.Verifier`
@@ -30,7 +30,6 @@ from ._store import InstalledRow, install_row, retire_rows
 from ._verify import TableRefused, VerifiedTable, check_approval_for, table_sha256
 
 __all__ = [
-    "FOLLOW_SECONDS",
     "MAX_PEER_BYTES",
     "MAX_PEER_TABLES",
     "PeerTable",
@@ -40,7 +39,6 @@ __all__ = [
     "retire",
 ]
 
-FOLLOW_SECONDS = 1.0  # how often a serving node checks mapping_generation
 MAX_PEER_TABLES = 64  # tables taken from one peer's ListMappings
 MAX_PEER_BYTES = 8 * 1024 * 1024  # one ListMappings answer
 MAX_ID = 128  # characters of a table id given to `retire`
