@@ -932,7 +932,7 @@ def _mapping(raw: Mapping[str, Any], base: Path) -> MappingConfig:
 
     floor = _get(raw, "mapping", "min_reach", str, "")
     if floor and not _DECIMAL.match(floor):
-        raise ConfigError("mapping.min_reach", "must be a decimal share in [0, 1], e.g. \"0.5\"")
+        raise ConfigError("mapping.min_reach", 'must be a decimal share in [0, 1], e.g. "0.5"')
     auth_raw = raw.get("authorities", {})
     if not isinstance(auth_raw, Mapping):
         raise ConfigError("mapping.authorities", "must be a table of id = hex key")

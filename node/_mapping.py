@@ -110,8 +110,10 @@ class Mapper:
         """(table, approval envelope or b"") of every table in use, approved ones first."""
         rows = [(g, g.approval_on(today)) for g in self._set.in_use()]
         rows.sort(key=lambda r: r[1] is None)
-        return [(g.table, a.envelope if a else (g.approvals[0].envelope if g.approvals else b""))
-                for g, a in rows]
+        return [
+            (g.table, a.envelope if a else (g.approvals[0].envelope if g.approvals else b""))
+            for g, a in rows
+        ]
 
     def _choose(self, target_scheme: str, today: date) -> Governed:
         source = self.source
@@ -137,7 +139,9 @@ class Mapper:
         ]
         if not bound:
             wanted = " or ".join(f"{target_scheme}@{v}" for v in sorted(listed)) or target_scheme
-            have = ", ".join(sorted({f"{g.table.source.key} -> {g.table.target.key}" for g in into}))
+            have = ", ".join(
+                sorted({f"{g.table.source.key} -> {g.table.target.key}" for g in into})
+            )
             raise FailedPreconditionError(
                 "SCHEME_VERSION_MISMATCH",
                 f"no mapping table from {source.key} into {wanted}; installed: {have}",

@@ -74,8 +74,8 @@ from ._translog import TransparencyLog
 from ._trust import open_trust
 from ._workers import Follower, worker_metrics_address
 from .monthly._scheduler import MonthlyScheduler
-from .recognition import FOLLOW_SECONDS, TablesFollower, listed_versions
 from .pb.v1 import hub_pb2, node_pb2_grpc
+from .recognition import FOLLOW_SECONDS, TablesFollower, listed_versions
 
 __all__ = ["PUBLIC_CITIZEN_METHODS", "ListenError", "NodeServer", "Ports"]
 

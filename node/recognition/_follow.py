@@ -22,11 +22,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from keys import KeySet
-from scoring import Scheme
 
 from .._config import NodeConfig
 from .._observe import log_event
-from .._rights_rollout import SchemeInForce, read_rollout
+from .._rights_rollout import SchemeInForce, rollout_schemes
 from .._trust import TrustState
 from ._governed import GovernedSet
 from ._load import ConfigPart, Verifier, config_part, governed_set
@@ -55,15 +54,6 @@ def listed_versions(trust: TrustState) -> Callable[[str], frozenset[str]]:
     return versions
 
 
-def _candidates(conn: sqlite3.Connection, shipped: Scheme) -> list[Scheme]:
-    """A rollout's candidate version (its tables may be installed before activation)."""
-    try:
-        _rollout, candidate, _shadow = read_rollout(conn, shipped)
-    except Exception:  # a damaged stored rollout never blocks the tables of the version in force
-        return []
-    return [] if candidate is None else [candidate]
-
-
 class TablesFollower:
     """Builds the governed set at start and re-reads it when the state changed."""
 
@@ -85,7 +75,7 @@ class TablesFollower:
 
     async def _verifier(self) -> Verifier:
         shipped = self._in_force.shipped
-        extra = await self._db.read_unit(lambda c: _candidates(c, shipped))
+        extra = await self._db.read_unit(lambda c: rollout_schemes(c, shipped))
         return Verifier.for_node(
             self._config,
             self._trust.trust,

@@ -163,5 +163,7 @@ def check_approval_for(
     )
     if reason is not None:
         raise TableRefused(
-            "MAPPING_NOT_APPROVED", f"the approval does not cover table {table.id!r}: {reason}", what
+            "MAPPING_NOT_APPROVED",
+            f"the approval does not cover table {table.id!r}: {reason}",
+            what,
         )
