@@ -114,6 +114,7 @@ from .disclosure import (
     mapped_for_request,
     meets_published,
     request_terms,
+    table_for_request,
 )
 from .monthly import published_grade
 from .pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
@@ -434,7 +435,10 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                     release_use(conn, consent_id)
                     raise
 
-                try:  # H3: the last finished month's published grade, as corrected (H16)
+                try:
+                    # C3, H13: the table first (versions, approval), the same for everyone
+                    table_for_request(mapper, scenario, target, instant.date())
+                    # H3: the last finished month's published grade, as corrected (H16)
                     grade, value, _, period = published_grade(
                         conn, subject_key, scheme=scheme, mapper=mapper, target="", at=instant
                     )

@@ -37,7 +37,7 @@ from keys import (
     sign_approval,
     subject_binding,
 )
-from mapping import MappingTable, approval_for, load_schemes, published_tables
+from mapping import MappingTable
 from scoring import check_character
 
 from ._client import citizen_channel, identity_metadata, peer_channel
@@ -52,6 +52,7 @@ from ._server import NodeServer
 from ._storage import connect
 from .pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
 from .recognition import Approved, GovernedSet, day_start, table_sha256
+from .recognition._files import write_approved_tables
 
 if TYPE_CHECKING:
     from ._population import PopulationSpec
@@ -63,7 +64,6 @@ __all__ = [
     "RunningNode",
     "ServeProcess",
     "Testbed",
-    "approve_table",
     "approved_set",
     "approved_tables_toml",
     "attestation_request",
@@ -114,23 +114,6 @@ def reseal_ids(spec: PopulationSpec, node_dir: Path, db: Path) -> None:
 TESTBED_AUTHORITY = "testbed-authority"
 
 
-def approve_table(
-    table: MappingTable, key: KeyPair, now: datetime, authority: str = TESTBED_AUTHORITY
-) -> bytes:
-    """An approval envelope (批准, H13) of ``table`` signed by ``key`` for ``authority``,
-    made with the same checks a hub makes (``mapping.approval_for``: invariants first)."""
-    schemes = load_schemes(table.source.scheme, table.target.scheme)
-    record = approval_for(
-        table,
-        schemes[table.source.scheme],
-        schemes[table.target.scheme],
-        authority=authority,
-        decision="approved",
-        issued_at=int(now.timestamp()),
-    )
-    return sign_approval(record, key).to_bytes()
-
-
 def approved_set(
     tables: Iterable[MappingTable], key: KeyPair, now: datetime, *, origin: str = "test"
 ) -> GovernedSet:
@@ -156,28 +139,19 @@ def approved_set(
     return GovernedSet.of(out, approvals)
 
 
-def approved_tables_toml(directory: Path, scheme: str, key: KeyPair, now: datetime) -> str:
+def approved_tables_toml(
+    directory: Path, scheme: str, key: KeyPair, now: datetime, *, tables: bool = True
+) -> str:
     """A ``[mapping]`` section giving a node of ``scheme`` the shipped tables from it, each
-    with an approval by :data:`TESTBED_AUTHORITY` (files written under ``directory``/mapping),
-    so test nodes issue mapped grades through the real gate (C3, H13)."""
-    folder = directory / "mapping"
-    folder.mkdir(parents=True, exist_ok=True)
-    tables, approvals = [], []
-    for table in published_tables():
-        if table.source.scheme != scheme:
-            continue
-        name = f"{table.source.scheme}.{table.target.scheme}"
-        (folder / f"{name}.json").write_bytes(table.to_json_bytes())
-        (folder / f"{name}.approval").write_bytes(approve_table(table, key, now))
-        tables.append(f"mapping/{name}.json")
-        approvals.append(f"mapping/{name}.approval")
-    return (
-        "\n[mapping]\n"
-        f"tables = {json.dumps(tables)}\n"
-        f"approvals = {json.dumps(approvals)}\n"
-        "\n[mapping.authorities]\n"
-        f'{TESTBED_AUTHORITY} = "{key.public_key.hex()}"\n'
+    approved by :data:`TESTBED_AUTHORITY` with ``key`` (files under ``directory``/mapping),
+    so test nodes issue mapped grades through the real gate (C3, H13); ``tables=False``:
+    the authority only, no table."""
+    section = (
+        write_approved_tables(directory, scheme, key, now, TESTBED_AUTHORITY)
+        if tables
+        else "\n[mapping]\n"
     )
+    return f'{section}\n[mapping.authorities]\n{TESTBED_AUTHORITY} = "{key.public_key.hex()}"\n'
 
 
 def make_id_number(n: int, area: str = "231100", born: str = "19850312") -> str:
@@ -257,16 +231,14 @@ class Testbed:
         """``population``/``require_registry``: the population registry (docs/adr/0508);
         off by default so a bed's records need no registry first.  ``approved_tables``:
         the shipped tables from ``scheme`` with approvals by the bed's authority
-        (:func:`approved_tables_toml`); False: a node with no tables at all.  Returns once the
+        (:func:`approved_tables_toml`); False: no table (the authority is still known).  Returns once the
         node's first monthly step is done: the last finished month is published, as a
         node started after its due hour does at once (H3, docs/adr/0514)."""
         assert self.ca is not None
         directory = self.root / region
         if not (directory / "node.toml").exists():
-            mapping = (
-                approved_tables_toml(directory, scheme, self.authority, self.now)
-                if approved_tables
-                else ""
+            mapping = approved_tables_toml(
+                directory, scheme, self.authority, self.now, tables=approved_tables
             )
             init_region(
                 directory, region, scheme, self.ca, self.now, peers=peers, sources=sources,

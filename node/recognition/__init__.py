@@ -10,12 +10,14 @@ opened under the node's authorities; the mapper (:mod:`node._mapping`) uses only
 an approved table bound to the scheme versions in force.
 
 Modules: ``_verify`` (one table, one approval), ``_governed`` (the immutable set
-the mapper swaps in), ``_load`` (the verifier; config files and installed rows),
+the mapper swaps in), ``_coverage`` (tables a new version leaves
+uncovered, for ``huxin model rollout``), ``_load`` (the verifier; config files and installed rows),
 ``_store`` (the SQL, migration 0014), ``_install`` (install, retire, a peer's
 tables; it reaches the catalogue room: import it by module path,
 ``node.recognition._install``) and ``_cli`` (``huxin mapping install|list|retire``).
 """
 
+from ._coverage import TableRef, node_tables, uncovered
 from ._follow import FOLLOW_SECONDS, TablesFollower, listed_versions
 from ._governed import Approved, Governed, GovernedSet, day_start
 from ._load import ConfigPart, Verifier, authorities_of, config_part, governed_set
@@ -29,6 +31,7 @@ __all__ = [
     "Governed",
     "GovernedSet",
     "InstalledRow",
+    "TableRef",
     "TableRefused",
     "TablesFollower",
     "VerifiedTable",
@@ -41,5 +44,7 @@ __all__ = [
     "installed_rows",
     "known_schemes",
     "listed_versions",
+    "node_tables",
     "table_sha256",
+    "uncovered",
 ]
