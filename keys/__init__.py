@@ -9,6 +9,7 @@ whose ``code`` is one of :data:`REASON_CODES` (docs/SPEC.md).
 from ._approval import (
     APPROVAL_TYPE,
     APPROVED_MAPPINGS_TYPE,
+    MAX_APPROVAL_FIELD_CHARS,
     MAX_APPROVED_MAPPINGS,
     ApprovedMappings,
     approval_covers,
@@ -116,6 +117,7 @@ __all__ = [
     "DISCLOSURE_KINDS",
     "EMPTY_ROOT",
     "KEYSET_TYPE",
+    "MAX_APPROVAL_FIELD_CHARS",
     "MAX_APPROVED_MAPPINGS",
     "MAX_CATALOGUE_BYTES",
     "MAX_SIGNATURES",

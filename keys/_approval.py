@@ -49,11 +49,12 @@ __all__ = [
     "APPROVED_MAPPINGS_TYPE",
     "DECISIONS",
     "MAX_APPROVAL_BYTES",
+    "MAX_APPROVAL_FIELD_CHARS",
     "MAX_APPROVED_MAPPINGS",
-    "MAX_ID_CHARS",
     "ApprovedMappings",
     "approval_covers",
     "approval_problem",
+    "mapping_verdict",
     "open_approval",
     "sign_approval",
     "sign_approved_mappings",
@@ -67,7 +68,7 @@ APPROVED_MAPPINGS_TYPE = "application/vnd.huxin.approved-mappings.v1+proto"
 DECISIONS: Mapping[str, str] = {"approved": "批准", "filed": "备案"}
 METHODS = frozenset({"agreement", "anchored", "equipercentile"})
 #: Every id, version, region and authority in an approval is 1..64 characters.
-MAX_ID_CHARS = 64
+MAX_APPROVAL_FIELD_CHARS = 64
 #: One approval of 15 fields of at most 64 characters stays far below this.
 MAX_APPROVAL_BYTES = 4096
 #: A hub approves at most this many tables (every ordered pair of 16 schemes fits).
@@ -90,7 +91,11 @@ _TEXT_FIELDS = (
 
 
 def _bad_text(value: str) -> bool:
-    return not 0 < len(value) <= MAX_ID_CHARS or not value.isprintable() or value != value.strip()
+    return (
+        not 0 < len(value) <= MAX_APPROVAL_FIELD_CHARS
+        or not value.isprintable()
+        or value != value.strip()
+    )
 
 
 def expected_ppm(kept: int, eligible: int) -> int:
@@ -104,12 +109,12 @@ def approval_problem(a: pb.MappingApproval) -> tuple[str, str] | None:
         return "mapping_sha256", "must be 32 bytes (SHA-256)"
     for name in _TEXT_FIELDS[:2]:
         if _bad_text(getattr(a, name)):
-            return name, f"must be 1-{MAX_ID_CHARS} printable characters"
+            return name, f"must be 1-{MAX_APPROVAL_FIELD_CHARS} printable characters"
     if a.method not in METHODS:
         return "method", f"must be one of {', '.join(sorted(METHODS))}"
     for name in _TEXT_FIELDS[2:]:
         if _bad_text(getattr(a, name)):
-            return name, f"must be 1-{MAX_ID_CHARS} printable characters"
+            return name, f"must be 1-{MAX_APPROVAL_FIELD_CHARS} printable characters"
     if a.source_scheme_id == a.target_scheme_id:
         return "target_scheme_id", "a table maps one scheme into another"
     if a.effective_from <= 0:
@@ -119,7 +124,7 @@ def approval_problem(a: pb.MappingApproval) -> tuple[str, str] | None:
     if a.decision not in DECISIONS:
         return "decision", "must be approved (批准) or filed (备案)"
     if _bad_text(a.authority):
-        return "authority", f"must be 1-{MAX_ID_CHARS} printable characters"
+        return "authority", f"must be 1-{MAX_APPROVAL_FIELD_CHARS} printable characters"
     if a.reach_eligible > MAX_REACH_COUNT:
         return "reach_eligible", f"must be at most {MAX_REACH_COUNT}"
     if a.reach_kept > a.reach_eligible:
@@ -291,3 +296,33 @@ def verify_approved_mappings(
     )
     _check_list(m, issuer)
     return ApprovedMappings(m.issuer, m.issued_at, tuple(m.approvals))
+
+
+def mapping_verdict(
+    att: pb.Attestation, approvals: ApprovedMappings | None
+) -> tuple[str, str, str] | None:
+    """``(code, field, message)`` when ``att`` carries a mapped grade (``att.mapped``: a
+    grade disclosure's, or a threshold attestation's met in another scheme) whose table is
+    not approved in ``approvals`` for the attestation's scheme version → the mapped scheme
+    version at ``att.issued_at``; None otherwise (and for an attestation with no mapped
+    grade).  No list at all approves nothing."""
+    if not att.HasField("mapped"):
+        return None
+    m = att.mapped
+    if approvals is None:
+        return "MAPPING_NOT_APPROVED", "mapped", "the trust material holds no approved mappings"
+    found, reason = approvals.covering(
+        mapping_sha256=bytes(m.mapping_sha256),
+        source=f"{att.scheme_id}@{att.scheme_version}",
+        target=f"{m.scheme_id}@{m.scheme_version}",
+        at=att.issued_at,
+    )
+    if found is None:
+        return "MAPPING_NOT_APPROVED", "mapped", reason
+    if (found.mapping_id, found.mapping_version) != (m.mapping_id, m.mapping_version):
+        return (
+            "MAPPING_NOT_APPROVED",
+            "mapped",
+            "the table's id or version differs from its approval",
+        )
+    return None

@@ -58,6 +58,7 @@ from mapping import (
 from scoring import Scheme, grade_label, illustrative_suffix
 
 from ._cli import CliError, SubParsers, subgroup
+from ._cli_mapping_approve import register_approve
 from ._config import ConfigError, load_config
 from .catalogue import Unlocks, target_catalogue, unlocks
 from .recognition._cli import register_tables
@@ -67,6 +68,7 @@ __all__ = ["register"]
 
 def register(sub: SubParsers) -> None:
     group = subgroup(sub, "mapping", "map grades between schemes (mutual recognition)")
+    register_approve(group)  # approve: the hub signs an approval record (批准或备案, H13)
 
     p = group.add_parser("table", help="build, check and print a mapping table")
     p.add_argument("source", metavar="FROM")

@@ -14,6 +14,11 @@ the trust list.  Layout under ``out`` (docs/adr/0413)::
                                province (one hub), never in a hub's directory (ADR 0400)
     trust/<hub>.bundle         TrustBundle for offline verifiers (`huxin verify --trust`)
     trust/<hub>.hubkey         the hub root public key (hex) for `--hub-key`
+    <region>/mapping/<id>.json the published tables between the federation's schemes
+    <region>/mapping/<id>.approval  their approval records signed by the region's hub
+                               (批准, H13), named in the region's ``[mapping]`` section;
+                               the hub's bundle carries the same approvals as its
+                               signed approved list (docs/adr/0206)
     clients/<id>.pem, .key     integrator and source client certificates (``hainan.bank``,
                                ``heihe.court``: an identity ``<region>.<org>`` belongs to
                                its region)
@@ -45,6 +50,7 @@ from keys import Envelope, KeyPair, certificate_fingerprint, decode_private_key
 from node.pb.v1 import attestation_pb2
 from scoring import list_schemes, load_scheme
 
+from ._approvals import ApprovalRecord, shipped_approvals
 from ._clients import REGISTRY_FILE
 from ._hub import own_entry
 from ._hub_registry import publish_if_due, register_region
@@ -218,6 +224,9 @@ def init_federation(
     ca = load_or_create_ca(out / "ca", now)
     # Hubs first: every region config pins its hub's root key (the trust-list signer).
     hub_roots: dict[str, KeyPair] = {}
+    # Per hub: its approved list and records of the tables between the federation's schemes.
+    approvals: dict[str, tuple[Envelope, tuple[ApprovalRecord, ...]]] = {}
+    federation_schemes = sorted({schemes[r] for r in regions})
     # One province key per province (the regions of one hub); only ever written to regions.
     province_keys = {h: KeyPair.generate().seed for h in hubs}
     ordered = sorted(layout.nodes.values(), key=lambda n: n.role != "hub")
@@ -240,6 +249,7 @@ trust_list_refresh_seconds = {TRUST_REFRESH}
 province_key = "keys/province.key"
 push_interval_seconds = {push_interval}
 """
+            extra += _mapping_toml(approvals[h][1])
         init_region(
             node.directory,
             node.id,
@@ -256,9 +266,13 @@ push_interval_seconds = {push_interval}
         )
         if node.role == "region":
             write_hex(node.directory / "keys" / "province.key", province_keys[h])
+            _write_mapping_files(node.directory, approvals[h][1])
         if node.role == "hub":  # its own root key signs its trust lists: pin it
             root = decode_private_key((node.directory / "keys" / "root.key").read_bytes())
             hub_roots[h] = root
+            approvals[h] = shipped_approvals(
+                h, int(now.timestamp()), root, schemes=federation_schemes
+            )
             text = node.config.read_text(encoding="utf-8")
             node.config.write_text(
                 text.replace(
@@ -266,7 +280,9 @@ push_interval_seconds = {push_interval}
                 ),
                 encoding="utf-8",
             )
-    _registries(layout, hubs, home, regions, hub_roots, now)
+    _registries(
+        layout, hubs, home, regions, hub_roots, now, {h: a[0] for h, a in approvals.items()}
+    )
     for region in regions:
         clients = [*clients, *(f"{region}.{x}" for x in (*sources, *population))]
     for c in clients:  # registered with the node of the client's region (ADR 0415)
@@ -275,6 +291,28 @@ push_interval_seconds = {push_interval}
         layout.clients[c] = issue_client_cert(ca, c, out / "clients", now, registry=registry)
     _write_summary(layout, hub_roots)
     return layout
+
+
+def _mapping_toml(records: Sequence[ApprovalRecord]) -> str:
+    """The region's ``[mapping]`` section naming the files :func:`_write_mapping_files` writes."""
+    names = [r.approval.mapping_id for r in records]
+    tables = ", ".join(f'"mapping/{n}.json"' for n in names)
+    approvals = ", ".join(f'"mapping/{n}.approval"' for n in names)
+    return f"""
+[mapping]
+# Tables between the federation's schemes and their approvals by the hub (H13, ADR 0206).
+tables = [{tables}]
+approvals = [{approvals}]
+"""
+
+
+def _write_mapping_files(directory: Path, records: Sequence[ApprovalRecord]) -> None:
+    """``mapping/<id>.json`` (the published table) and ``mapping/<id>.approval`` (its record)."""
+    out = directory / "mapping"
+    out.mkdir(exist_ok=True)
+    for r in records:
+        (out / f"{r.approval.mapping_id}.json").write_bytes(r.table.to_json_bytes())
+        (out / f"{r.approval.mapping_id}.approval").write_bytes(r.to_bytes())
 
 
 def _entry(node: NodeLayout) -> tuple[bytes, bytes, bytes]:
@@ -292,6 +330,7 @@ def _registries(  # noqa: PLR0917
     regions: Sequence[str],
     hub_roots: dict[str, KeyPair],
     now: datetime,
+    approved: dict[str, Envelope],
 ) -> None:
     t = int(now.timestamp())
     for h in hubs:
@@ -349,6 +388,7 @@ def _registries(  # noqa: PLR0917
         bundle = attestation_pb2.TrustBundle(
             trust_list=Envelope.from_bytes(row.envelope).to_proto(),
             scenarios=shipped_catalogue(h, t, hub_roots[h]).to_proto(),  # offline verifiers
+            mapping_approvals=approved[h].to_proto(),  # the tables a mapped grade may cite
         )
         layout.bundle(h).write_bytes(bundle.SerializeToString())
         layout.hub_key_file(h).write_text(hub_roots[h].public_key.hex() + "\n", encoding="ascii")

@@ -38,6 +38,7 @@ from node._testbed import (
     resident,
 )
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
+from tests.integration._approvals import approval_args
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -157,6 +158,7 @@ async def test_hainan_gets_consented_heihe_attestation_mapped_and_verifies_with_
                 str(fed.heihe.directory / "keys"),
                 "--out",
                 str(tmp_path / "bundle.bin"),
+                *approval_args(tmp_path, tmp_path / "hub.key", "heilongjiang", now),
             ]
         )
         == 0

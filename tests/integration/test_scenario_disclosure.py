@@ -43,6 +43,7 @@ from node._testbed import (
 )
 from node.disclosure import field_paths
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
+from tests.integration._approvals import approval_args
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -241,8 +242,8 @@ async def test_a_punitive_purpose_is_refused_at_request_by_the_home_node(
 
 
 async def _trust_bundle(fed: Fed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A hub-signed trust bundle (``huxin trust build``: key sets and the shipped scenario
-    catalogue); returns the hub key (hex)."""
+    """A hub-signed trust bundle (``huxin trust build``: key sets, the shipped scenario
+    catalogue and the approved heihe<->hainan tables); returns the hub key (hex)."""
     hub = KeyPair.generate()
     (tmp_path / "hub.key").write_bytes(encode_private_key(hub))
     if "node._cli_keys" not in cli.COMMAND_MODULES:
@@ -252,6 +253,7 @@ async def _trust_bundle(fed: Fed, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             "trust", "build", "--hub-root", str(tmp_path / "hub.key"), "--issuer", "hlj",
             "--version", "1", "--now", NOW.isoformat(), "--region-dir",
             str(fed.heihe.directory / "keys"), "--out", str(tmp_path / "bundle.bin"),
+            *approval_args(tmp_path, tmp_path / "hub.key", "hlj", NOW.isoformat()),
         ]
     )  # fmt: skip
     assert rc == 0
