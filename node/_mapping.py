@@ -13,7 +13,7 @@ Invariants:
 * a table must be in force on the day of issue (``mapping.check_validity``:
   ``MAPPING_UNAVAILABLE``) and covered on that day by an approval record signed by
   an approving authority (批准或备案): else ``MAPPING_NOT_APPROVED``.  Unapproved
-  tables are listed and shown, never used to issue;
+  tables are listed and shown, never issued with;
 * every decision depends on the tables alone, never on a person's grade; the
   attestation cites the table's id, version, content hash and method, and the
   native grade always travels next to the mapped one;

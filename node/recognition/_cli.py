@@ -44,7 +44,7 @@ from .._config import ConfigError, NodeConfig, load_config
 from .._errors import NodeError
 from .._rights_rollout import rollout_schemes
 from .._secrets import load_secrets
-from .._storage import connect
+from .._storage import StorageError, connect
 from ._governed import Approved, Governed, GovernedSet
 from ._install import install, parse_hash_or_id, peer_tables, retire
 from ._load import Verifier, config_part, read_file
@@ -116,6 +116,15 @@ def _verifier(config: NodeConfig, conn: sqlite3.Connection, now: int) -> Verifie
     )
 
 
+def _open(database: Path, *, create: bool) -> sqlite3.Connection:
+    """The node's database, migrated as the node migrates it at start; without ``create``
+    a node that never ran (no database) is ``DB_NOT_FOUND``."""
+    try:
+        return connect(database, create=create)
+    except StorageError as exc:
+        raise CliError(exc.code, str(exc)) from None
+
+
 def _today() -> date:
     return datetime.now(UTC).date()
 
@@ -180,7 +189,7 @@ def _install(args: argparse.Namespace) -> int:
     config = _config(args.config)
     now = int(time.time())
     now_iso = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
-    conn = connect(config.database)
+    conn = _open(config.database, create=True)
     try:
         verifier = _verifier(config, conn, now)
         if args.file is not None:
@@ -208,7 +217,9 @@ def _install(args: argparse.Namespace) -> int:
             print(f"refused: {e.code}: {e}")
     if refused:
         first = refused[0]
-        raise CliError(first.code, f"{len(refused)} table(s) of {args.from_peer} refused", 1)
+        raise CliError(
+            first.code, f"{len(refused)} table(s) or approval(s) from {args.from_peer} refused", 1
+        )
     return 0
 
 
@@ -284,7 +295,7 @@ def _install_peer(
 def _list(args: argparse.Namespace) -> int:
     config = _config(args.config)
     now = int(time.time())
-    conn = connect(config.database)
+    conn = _open(config.database, create=False)
     try:
         verifier = _verifier(config, conn, now)
         try:
@@ -333,7 +344,7 @@ def _retire(args: argparse.Namespace) -> int:
     now_iso = datetime.now(UTC).isoformat(timespec="seconds")
     try:
         key = parse_hash_or_id(args.table)
-        conn = connect(config.database)
+        conn = _open(config.database, create=False)
         try:
             done = retire(conn, key, now_iso)
         finally:

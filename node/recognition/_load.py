@@ -11,9 +11,9 @@ Invariants:
 * a table or approval named in ``[mapping]`` that does not verify stops the
   node from starting: :class:`node._config.ConfigError` naming the file and the
   reason code (:func:`config_part`);
-* an installed row is verified again each time it is read; a row that no longer
-  verifies (a key set or authority changed) is left out and reported, never used
-  (:func:`governed_set`); an installed approval that no longer opens leaves its
+* an installed row is verified again each time it is read; a row that fails
+  verification now (a key set or authority changed) is left out and reported, never used
+  (:func:`governed_set`); an installed approval that fails to open now leaves its
   table unapproved;
 * a peer's tables (``ListMappings``) are verified here exactly as files are; a
   peer's approval is kept only if it opens under THIS node's authorities.
@@ -147,7 +147,7 @@ def governed_set(
     part: ConfigPart, rows: Iterable[InstalledRow], verifier: Verifier, generation: int
 ) -> GovernedSet:
     """The config's tables, then the installed ones, each with every verified approval
-    naming its hash; rows that no longer verify are left out and reported."""
+    naming its hash; rows failing verification now are left out and reported."""
     tables: list[tuple[MappingTable, str]] = [(t, "config") for t in part.tables]
     approvals = list(part.approvals)
     refused: list[TableRefused] = []

@@ -229,7 +229,7 @@ async def test_an_unapproved_table_is_refused_at_request_and_nothing_is_written(
     unapproved = replace(ANCHORED, version="2")
     code, out, _ = await bed.install(unapproved, None)
     assert code == 0 and "not approved: cannot issue" in out
-    before = await bed.written(token.consent_id)
+    so_far = await bed.written(token.consent_id)
     for _ in range(2):  # and again: nothing was kept by the first
         err = await bed.refused(token)
         assert (err.code(), reason_of(err), field_of(err)) == (
@@ -237,7 +237,7 @@ async def test_an_unapproved_table_is_refused_at_request_and_nothing_is_written(
             "MAPPING_NOT_APPROVED",
             "target_scheme",
         )
-    assert await bed.written(token.consent_id) == before
+    assert await bed.written(token.consent_id) == so_far
     with pytest.raises(aio.AioRpcError) as info:
         await bed.grant()
     assert reason_of(info.value) == "MAPPING_NOT_APPROVED"
@@ -257,14 +257,14 @@ async def test_a_retired_table_is_no_longer_used(bed: Bed) -> None:
     code, out, _ = _huxin("mapping", "retire", "--config", bed.config, ANCHORED.id)
     assert code == 0 and f"{ANCHORED.id}@1" in out
     await bed.picked_up()
-    before = await bed.written(token.consent_id)
+    so_far = await bed.written(token.consent_id)
     err = await bed.refused(token)
     assert (err.code(), reason_of(err), field_of(err)) == (
         grpc.StatusCode.NOT_FOUND,
         "MAPPING_UNAVAILABLE",
         "target_scheme",
     )
-    assert await bed.written(token.consent_id) == before
+    assert await bed.written(token.consent_id) == so_far
     assert (table_sha256(ANCHORED), None) not in bed.rows()
     code, _, err_text = _huxin("mapping", "retire", "--config", bed.config, ANCHORED.id)
     assert (code, err_text.split(":")[1].strip()) == (2, "NOT_INSTALLED")
@@ -372,7 +372,7 @@ async def test_after_a_rollout_a_table_for_the_old_version_is_refused_naming_bot
         assert (gap["source"], gap["target"]) == ("heihe@2025.1", "hainan@2025.1")
         switched = await follow_rollout(bed.heihe.server.ctx.db, in_force, effective)
         assert switched is not None and switched.current == "heihe@2026.1"
-        before = await bed.written(token.consent_id)
+        so_far = await bed.written(token.consent_id)
         err = await bed.refused(token)
         assert (err.code(), reason_of(err), field_of(err)) == (
             grpc.StatusCode.FAILED_PRECONDITION,
@@ -381,7 +381,7 @@ async def test_after_a_rollout_a_table_for_the_old_version_is_refused_naming_bot
         )
         details = err.details() or ""
         assert "heihe@2026.1" in details and "heihe@2025.1 -> hainan@2025.1" in details
-        assert await bed.written(token.consent_id) == before
+        assert await bed.written(token.consent_id) == so_far
     finally:
         in_force.switch(shipped)
         conn = connect(db)

@@ -160,14 +160,14 @@ def test_a_table_without_the_signatures_or_reach_it_needs_is_refused(
         floor = fed.layout.nodes[HEIHE].directory / "floor.toml"  # same relative paths
         floor.write_text(text.replace("\n[mapping]\n", '\n[mapping]\nmin_reach = "1"\n'))
         config = str(floor)
-    before = fed.listed(HEIHE)
+    listed = fed.listed(HEIHE)
     argv = ["mapping", "install", "--config", config, fed.table(table)]
     got, _, err = _huxin(*argv)
     assert got == 1 and err.startswith(f"error: {code}"), err
     if case == "reach-floor":
         assert "% of heihe@2025.1's incentive-eligible residents" in err
         assert "below the floor 100" in err
-    assert fed.listed(HEIHE) == before
+    assert fed.listed(HEIHE) == listed
 
 
 def test_a_peers_tables_install_with_their_approvals(fed: Fed) -> None:

@@ -6,7 +6,7 @@
 --     signatures, invariants), and it is verified again each time the node loads it;
 --   * approval is a serialized keys Envelope of a MappingApproval (批准或备案), opened
 --     against the node's authorities at every load; NULL = installed without approval:
---     listed and evaluated, never used to issue;
+--     listed and evaluated, never issued with;
 --   * origin is 'file' or 'peer:<region>' (ListMappings of that peer);
 --   * a retired table stays for audit (retired_at set) and is never used again; rows are
 --     never deleted;
