@@ -38,6 +38,7 @@ from .recognition import Governed, GovernedSet, table_sha256
 __all__ = ["Mapper", "table_blob"]
 
 ECHO_MAX = 64  # characters of a caller-supplied scheme id shown in an error
+SERVED_MAX = 64  # tables in one ListMappings answer (approved first); a peer takes no more
 #: scheme id -> the versions of it the trust list names (empty: not known)
 TargetVersions = Callable[[str], frozenset[str]]
 
@@ -107,12 +108,13 @@ class Mapper:
         return [g.table for g in self._set.in_use()]
 
     def served(self, today: date) -> list[tuple[MappingTable, bytes]]:
-        """(table, approval envelope or b"") of every table in use, approved ones first."""
+        """(table, approval envelope or b"") of the tables in use, approved ones first, at
+        most :data:`SERVED_MAX`."""
         rows = [(g, g.approval_on(today)) for g in self._set.in_use()]
         rows.sort(key=lambda r: r[1] is None)
         return [
             (g.table, a.envelope if a else (g.approvals[0].envelope if g.approvals else b""))
-            for g, a in rows
+            for g, a in rows[:SERVED_MAX]
         ]
 
     def _choose(self, target_scheme: str, today: date) -> Governed:
