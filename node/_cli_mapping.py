@@ -61,6 +61,7 @@ from ._cli import CliError, SubParsers, subgroup
 from ._cli_mapping_approve import register_approve
 from ._config import ConfigError, load_config
 from .catalogue import Unlocks, target_catalogue, unlocks
+from .recognition._cli import register_tables
 
 __all__ = ["register"]
 
@@ -138,6 +139,8 @@ def register(sub: SubParsers) -> None:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_grade)
+
+    register_tables(group)  # install | list | retire on a node (node.recognition, C3, H13)
 
 
 def _parse_date(text: str) -> date:

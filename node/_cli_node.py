@@ -374,7 +374,10 @@ async def _serve_until_stopped(
         log_event("log file reopened (SIGHUP)", workers_signalled=workers)
 
     loop.add_signal_handler(signal.SIGHUP, reopen_logs)
-    node = await NodeServer.create(config, secrets=secrets)
+    try:
+        node = await NodeServer.create(config, secrets=secrets)
+    except ConfigError as exc:  # e.g. a [mapping] table that does not verify (C3, H13)
+        raise CliError(exc.code, str(exc)) from None
     _export_certificate_expiry(node, secrets.tls_cert)  # the expiry gauge
     try:
         ports = await (node.start_worker(worker, peer_port, parent) if worker else node.start())

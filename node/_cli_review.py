@@ -41,6 +41,7 @@ from ._rights_rollout import (
     write_rollout,
 )
 from ._storage import StorageError, connect
+from .recognition import TableRef, node_tables, uncovered
 
 __all__ = ["register"]
 
@@ -222,6 +223,15 @@ def _rollout(args: argparse.Namespace) -> int:
                 current_toml=current_text,
             )
             conn.execute("COMMIT")
+        uncovered_tables = (
+            uncovered(
+                node_tables(cfg, conn),
+                f"{rollout.scheme_id}@{rollout.current_version}",
+                f"{rollout.scheme_id}@{rollout.candidate_version}",
+            )
+            if rollout.candidate_version and rollout.candidate_version != rollout.current_version
+            else []
+        )
     finally:
         conn.close()
     out = {
@@ -235,6 +245,8 @@ def _rollout(args: argparse.Namespace) -> int:
         "shadow_version": rollout.shadow_version(today),
         "revision_due": rollout.revision_due(today),
         "shadow_report": shadow,
+        # C3, H13: tables the candidate version would leave without coverage
+        "uncovered_tables": [t.to_json() for t in uncovered_tables],
     }
     if args.json:
         print(json.dumps(out, ensure_ascii=False))
@@ -247,4 +259,17 @@ def _rollout(args: argparse.Namespace) -> int:
                 f"shadow ({shadow['as_of']}): {shadow['compared']} compared, "
                 f"{shadow['moved_up']} up, {shadow['moved_down']} down, PSI {shadow['psi']}"
             )
+        _warn_uncovered(uncovered_tables, f"{rollout.scheme_id}@{rollout.candidate_version}")
     return 0
+
+
+def _warn_uncovered(tables: list[TableRef], candidate: str) -> None:
+    if not tables:
+        return
+    print(
+        f"warning: {candidate} leaves {len(tables)} mapping table(s) without coverage; once it"
+        " is in force, requests into their targets are refused SCHEME_VERSION_MISMATCH"
+        " until a table from it is installed and approved (huxin mapping install):"
+    )
+    for t in tables:
+        print(f"  {t.id}@{t.version}  {t.source} -> {t.target}  ({t.origin})")

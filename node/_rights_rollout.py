@@ -54,6 +54,7 @@ __all__ = [
     "follow_rollout",
     "load_rollout",
     "read_rollout",
+    "rollout_schemes",
     "write_rollout",
 ]
 
@@ -113,6 +114,27 @@ def read_rollout(
         return Rollout.start(scheme), None, None
     candidate = parse_scheme_toml(row[1]) if row[1] else None
     return load_rollout(row[0]), candidate, json.loads(row[2]) if row[2] else None
+
+
+def rollout_schemes(conn: sqlite3.Connection, shipped: Scheme) -> list[Scheme]:
+    """The stored versions of ``shipped``'s id beyond the shipped one: the candidate and a
+    rolled-out current version (damaged texts are skipped; they never score either)."""
+    row = conn.execute(
+        "SELECT state_json, candidate_toml FROM rollouts WHERE scheme_id = ?", (shipped.id,)
+    ).fetchone()
+    if row is None:
+        return []
+    out: list[Scheme] = []
+    for text in (row[1], current_toml_of(row[0])):
+        if not text:
+            continue
+        try:
+            scheme = parse_scheme_toml(text)
+        except SchemeError:
+            continue
+        if scheme.id == shipped.id:
+            out.append(scheme)
+    return out
 
 
 def write_rollout(

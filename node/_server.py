@@ -75,6 +75,7 @@ from ._trust import open_trust
 from ._workers import Follower, worker_metrics_address
 from .monthly._scheduler import MonthlyScheduler
 from .pb.v1 import hub_pb2, node_pb2_grpc
+from .recognition import FOLLOW_SECONDS, TablesFollower, listed_versions
 
 __all__ = ["PUBLIC_CITIZEN_METHODS", "ListenError", "NodeServer", "Ports"]
 
@@ -113,8 +114,9 @@ class Ports:
 class NodeServer:
     """One region node: build with :meth:`create`, then :meth:`start` / :meth:`stop`."""
 
-    def __init__(self, ctx: NodeContext) -> None:
+    def __init__(self, ctx: NodeContext, tables: TablesFollower | None = None) -> None:
         self.ctx = ctx
+        self.tables = tables  # C3, H13: re-reads installed mapping tables (docs/adr/0207)
         self._peer_server: aio.Server | None = None
         self._citizen_server: aio.Server | None = None
         self._health: list[health_aio.HealthServicer] = []
@@ -169,11 +171,15 @@ class NodeServer:
         await log.load()
         clock = clock or SystemClock()
         trust = await open_trust(config, db, int(clock.now().timestamp()))
+        in_force = SchemeInForce(shipped, scheme)  # rights: switched live (H11, ADR 0507)
+        # C3, H13: verified governed tables; a bad [mapping] file stops the start here
+        tables = TablesFollower(config, db, trust, secrets.key_set, in_force)
+        mapper = Mapper(in_force, await tables.start(), target_versions=listed_versions(trust))
         ctx = NodeContext(
             config=config,
             secrets=secrets,
             db=db,
-            in_force=SchemeInForce(shipped, scheme),  # rights: switched live (H11, ADR 0507)
+            in_force=in_force,
             clock=clock,
             metrics=Metrics(config.region),
             identity=IdentityVerifier(
@@ -186,13 +192,13 @@ class NodeServer:
             records=RecordsRepository(db, secrets.storage_secret, secrets.sealer, calendar),
             consents=ConsentsRepository(db),
             log=log,
-            mapper=Mapper(scheme.id),
+            mapper=mapper,
             trust=trust,
             calendar=calendar,
             outbox=open_outbox(config, db, secrets),  # hub: outbox pushed to the hub (H13)
             callers=CallerCheck.for_node(config, trust, secrets.tls_cert),  # ADR 0415
         )
-        return cls(ctx)
+        return cls(ctx, tables)
 
     def connection_limits(self) -> ConnectionLimits:
         """Connections per port in this process (the descriptor limit raised first)."""
@@ -293,6 +299,13 @@ class NodeServer:
         """The scheme version in force today (H11; every process, each second)."""
         await follow_rollout(self.ctx.db, self.ctx.in_force, self.ctx.today())
 
+    async def follow_tables(self) -> bool:
+        """Installed tables changed (``huxin mapping install|retire``), a new version in
+        force or a new trust list: the mapper's set re-read (every process, each second)."""
+        if self.tables is None:
+            return False
+        return await self.tables.follow(self.ctx.mapper.replace)
+
     async def start_worker(self, index: int, peer_port: int, parent: int) -> Ports:
         """Serve the peer port from a worker process (docs/adr/0312): no citizen
         port, no background work; trust list and scheme in force are re-read
@@ -309,7 +322,7 @@ class NodeServer:
         self.ports = Ports(port, 0, metrics_port)
 
         self._follower = Follower(
-            [self._follow_trust, self._follow_rollout],
+            [self._follow_trust, self._follow_rollout, self.follow_tables],
             1.0,
             parent,
             lambda: os.kill(os.getpid(), signal.SIGTERM),
@@ -337,9 +350,10 @@ class NodeServer:
         self.scheduler.start()  # rights: objection timers
         if self.monthly is not None:
             self.monthly.start()  # H3: the monthly run, once per month
-        if cfg.listen.peer_workers > 1:  # switch versions when the workers do (each second)
-            self._follower = Follower([self._follow_rollout], 1.0, 0, lambda: None)
-            self._follower.start()
+        # versions switch when the workers switch (each second); tables follow in every case
+        steps = [self._follow_rollout] if cfg.listen.peer_workers > 1 else []
+        self._follower = Follower([*steps, self.follow_tables], FOLLOW_SECONDS, 0, lambda: None)
+        self._follower.start()
         log_event(
             "node started",
             region=cfg.region,

@@ -119,6 +119,7 @@ from .disclosure import (
     mapped_for_request,
     meets_published,
     request_terms,
+    table_for_request,
 )
 from .monthly import published_grade
 from .pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
@@ -149,6 +150,7 @@ REQUEST_REASONS = FORM_REASONS | frozenset(
         "SUBJECT_NOT_ELIGIBLE",
         "SCORE_NOT_PUBLISHED",
         "MAPPING_UNAVAILABLE",
+        "MAPPING_NOT_APPROVED",
         "SCHEME_VERSION_MISMATCH",
         "DEADLINE_EXCEEDED",
         "DISCLOSURE_NOT_ALLOWED",
@@ -457,7 +459,10 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
                     met = scenario.meets(found.result.grade or "")
                     fields = derived_fields(scenario, disclosure, scheme, found)
                 else:
-                    try:  # H3: the last finished month's published grade, as corrected (H16)
+                    try:
+                        # C3, H13: the table first (versions, approval), the same for everyone
+                        table_for_request(mapper, scenario, target, instant.date())
+                        # H3: the last finished month's published grade, as corrected (H16)
                         grade, value, _, period = published_grade(
                             conn, subject_key, scheme=scheme, mapper=mapper, target="", at=instant
                         )
@@ -583,9 +588,9 @@ class PeerServicer(node_pb2_grpc.PeerServiceServicer):
         self, request: node_pb2.ListMappingsRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.ListMappingsResponse:
         self._peer()
-        return node_pb2.ListMappingsResponse(
-            tables=[table_blob(t) for t in self._ctx.mapper.tables()]
-        )
+        # the tables this node uses, approved ones first, each with its approval (H13)
+        served = self._ctx.mapper.served(self._ctx.today())
+        return node_pb2.ListMappingsResponse(tables=[table_blob(t, a) for t, a in served])
 
     async def GetLogCheckpoint(
         self, request: node_pb2.GetCheckpointRequest, context: aio.ServicerContext[Any, Any]

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,11 +29,15 @@ from grpc import aio
 
 from keys import (
     CertificateAuthority,
+    KeyPair,
     NodeCertificate,
     Sealer,
     decode_private_key,
+    open_approval,
+    sign_approval,
     subject_binding,
 )
+from mapping import MappingTable
 from scoring import check_character
 
 from ._client import citizen_channel, identity_metadata, peer_channel
@@ -45,17 +50,22 @@ from ._init import init_region, load_or_create_ca
 from ._secrets import read_hex
 from ._server import NodeServer
 from ._storage import connect
-from .pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
+from .pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
+from .recognition import Approved, GovernedSet, day_start, table_sha256
+from .recognition._files import write_approved_tables
 
 if TYPE_CHECKING:
     from ._population import PopulationSpec
 
 __all__ = [
+    "TESTBED_AUTHORITY",
     "FederationProcesses",
     "NodeProcess",
     "RunningNode",
     "ServeProcess",
     "Testbed",
+    "approved_set",
+    "approved_tables_toml",
     "attestation_request",
     "honour_record",
     "make_id_number",
@@ -99,6 +109,51 @@ def reseal_ids(spec: PopulationSpec, node_dir: Path, db: Path) -> None:
         conn.close()
 
 
+#: The approving authority of a test bed's nodes (``[mapping.authorities]``); its key is
+#: made per bed, so it approves tables for that bed's nodes only.
+TESTBED_AUTHORITY = "testbed-authority"
+
+
+def approved_set(
+    tables: Iterable[MappingTable], key: KeyPair, now: datetime, *, origin: str = "test"
+) -> GovernedSet:
+    """A governed set of ``tables``, each with an approval record signed by ``key`` for
+    :data:`TESTBED_AUTHORITY` and opened as the node opens one (unit tests of the mapper
+    that use tables no hub would approve, e.g. one into an unknown version)."""
+    out, approvals = [], []
+    for t in tables:
+        record = attestation_pb2.MappingApproval(
+            mapping_sha256=table_sha256(t), mapping_id=t.id, mapping_version=t.version,
+            method=t.method.value, source_scheme_id=t.source.scheme,
+            source_scheme_version=t.source.version, source_region=t.source.region,
+            target_scheme_id=t.target.scheme, target_scheme_version=t.target.version,
+            target_region=t.target.region, effective_from=day_start(t.effective_from),
+            expires=day_start(t.expires) if t.expires else 0, decision="approved",
+            authority=TESTBED_AUTHORITY, issued_at=int(now.timestamp()),
+            reach_eligible=1, reach_kept=1, reach_ppm=1_000_000,  # not measured: a unit fixture
+        )  # fmt: skip
+        envelope = sign_approval(record, key).to_bytes()
+        opened = open_approval(envelope, {TESTBED_AUTHORITY: key.public_key})
+        approvals.append(Approved(opened, envelope))
+        out.append((t, origin))
+    return GovernedSet.of(out, approvals)
+
+
+def approved_tables_toml(
+    directory: Path, scheme: str, key: KeyPair, now: datetime, *, tables: bool = True
+) -> str:
+    """A ``[mapping]`` section giving a node of ``scheme`` the shipped tables from it, each
+    approved by :data:`TESTBED_AUTHORITY` with ``key`` (files under ``directory``/mapping),
+    so test nodes issue mapped grades through the real gate (C3, H13); ``tables=False``:
+    the authority only, no table."""
+    section = (
+        write_approved_tables(directory, scheme, key, now, TESTBED_AUTHORITY)
+        if tables
+        else "\n[mapping]\n"
+    )
+    return f'{section}\n[mapping.authorities]\n{TESTBED_AUTHORITY} = "{key.public_key.hex()}"\n'
+
+
 def make_id_number(n: int, area: str = "231100", born: str = "19850312") -> str:
     """A valid GB 11643 ID number (area code, birth date, sequence ``n``)."""
     first17 = f"{area}{born}{n % 1000:03d}"
@@ -135,6 +190,7 @@ class Testbed:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     ca: CertificateAuthority | None = None
     nodes: dict[str, RunningNode] = field(default_factory=dict)
+    authority: KeyPair = field(default_factory=KeyPair.generate)  # approves the bed's tables
     _channels: list[aio.Channel] = field(default_factory=list)
     _issued: list[NodeCertificate] = field(default_factory=list)
 
@@ -170,17 +226,23 @@ class Testbed:
         population: tuple[str, ...] = (),
         require_registry: bool = False,
         clock: Clock | None = None,
+        approved_tables: bool = True,
     ) -> RunningNode:
         """``population``/``require_registry``: the population registry (docs/adr/0508);
-        off by default so a bed's records need no registry first.  Returns once the
+        off by default so a bed's records need no registry first.  ``approved_tables``:
+        the shipped tables from ``scheme`` with approvals by the bed's authority
+        (:func:`approved_tables_toml`); False: no table (the authority is still known).  Returns once the
         node's first monthly step is done: the last finished month is published, as a
         node started after its due hour does at once (H3, docs/adr/0514)."""
         assert self.ca is not None
         directory = self.root / region
         if not (directory / "node.toml").exists():
+            mapping = approved_tables_toml(
+                directory, scheme, self.authority, self.now, tables=approved_tables
+            )
             init_region(
                 directory, region, scheme, self.ca, self.now, peers=peers, sources=sources,
-                population=population, require_registry=require_registry,
+                population=population, require_registry=require_registry, extra_toml=mapping,
             )  # fmt: skip
         config = load_config(directory / "node.toml")
         known = {e.sha256 for e in read_registry(config.clients.registry)}

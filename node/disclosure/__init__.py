@@ -27,6 +27,7 @@ from ._recognise import (
     incentive_tier_view,
     mapped_for_request,
     recognised_for_threshold,
+    table_for_request,
     unrecognised_for_threshold,
 )
 from ._scenarios import (
@@ -75,6 +76,7 @@ __all__ = [
     "scope_of",
     "shipped_catalogue",
     "shipped_scenario",
+    "table_for_request",
     "target_for",
     "trusted_scenarios",
     "unrecognised_for_threshold",

@@ -132,8 +132,8 @@ async def _meets(
                 target=scenario.scheme_id, today=ctx.today(),
             )  # fmt: skip
         except FailedPreconditionError as exc:
-            if exc.code == "SCHEME_VERSION_MISMATCH":
-                raise
+            if exc.code in ("SCHEME_VERSION_MISMATCH", "MAPPING_NOT_APPROVED"):
+                raise  # what every request would answer (C3, H13)
             raise FailedPreconditionError(
                 "MAPPING_UNAVAILABLE",
                 f"this node has no approved mapping into {scenario.scheme_id}",

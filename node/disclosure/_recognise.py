@@ -38,6 +38,7 @@ __all__ = [
     "incentive_tier_view",
     "mapped_for_request",
     "recognised_for_threshold",
+    "table_for_request",
     "unrecognised_for_threshold",
 ]
 
@@ -86,6 +87,21 @@ def recognised_for_threshold(
     return mapper.map(grade, target, today)
 
 
+def table_for_request(
+    mapper: Mapper, scenario: Scenario, target: str, today: date
+) -> MappingTable | None:
+    """The table a request into ``target`` would use (None for no target), decided from
+    the tables alone: ``MAPPING_UNAVAILABLE``, ``SCHEME_VERSION_MISMATCH`` (the node's
+    version in force, or the scenario's version of the target), ``MAPPING_NOT_APPROVED``.
+    The request path asks this before it reads the person's grade, so the answer is the
+    same for everyone (C3, H13)."""
+    if not target:
+        return None
+    table = mapper.usable(target, today)
+    check_mapped_version(scenario, target, table.target.version)
+    return table
+
+
 def mapped_for_request(
     mapper: Mapper,
     home: Scheme,
@@ -109,10 +125,9 @@ def mapped_for_request(
     sees as a withdrawal, never as a mapping error that would tell it the person falls
     short.  A grade mapped for the node's own scenario (a grade disclosure into
     another scheme) is :meth:`Mapper.map`'s."""
-    if not target:
+    table = table_for_request(mapper, scenario, target, today)
+    if table is None:
         return None
-    table = mapper.usable(target, today)
-    check_mapped_version(scenario, target, table.target.version)
     if scenario.scheme_id == home.id:
         return mapper.map(grade, target, today)
     if disclosure is Disclosure.THRESHOLD:

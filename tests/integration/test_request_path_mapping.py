@@ -34,6 +34,7 @@ from node._clock import ManualClock
 from node._testbed import (
     RunningNode,
     Testbed,
+    approved_set,
     attestation_request,
     honour_record,
     make_id_number,
@@ -99,12 +100,13 @@ class Bed:
         return int(row[0]), int(row[1])
 
     def install(self, monkeypatch: pytest.MonkeyPatch, table: MappingTable) -> None:
-        """``table`` as the Heihe node's only table into Hainan (undone after the test).
-        The node has no operator command to install a table at run time; the mapper's
-        index is the one place it reads tables from."""
+        """``table`` as the Heihe node's only table into Hainan, approved by the bed's
+        authority (undone after the test).  ``huxin mapping install`` verifies a table
+        against the schemes the node knows, and these cases need tables no node would
+        install (one into an unknown Hainan version, an unsigned view): the set is put in
+        the mapper directly, and the approval gate still decides."""
         mapper = self.heihe.server.ctx.mapper
-        mapper.tables()  # loaded first, so the index exists to be replaced
-        monkeypatch.setattr(mapper, "_tables", {"hainan": table})
+        monkeypatch.setattr(mapper, "_set", approved_set([table], self.bed.authority, NOW))
 
 
 def _penalty(record_id: str, idn: str) -> scoring_pb2.CreditRecord:

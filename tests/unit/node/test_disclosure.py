@@ -8,6 +8,7 @@ work that ends a consent whose subject fell below its scenario.
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from node._db import Database
 from node._errors import NodeError, map_error
 from node._repo_consents import STATUS_REVOKED, STATUS_SUPERSEDED
 from node._svc_peer import withdrawn_error
+from node._testbed import approved_set
 from node._translog import TransparencyLog
 from node.disclosure import (
     disclosed,
@@ -245,7 +247,7 @@ def test_the_incentive_tier_view_never_recognises_a_grade_below_the_home_incenti
     assert [g for g, t in view.grades if t is None] == ["B", "C", "D"]
     assert all(view.recognise(g) == lax.recognise(g) for g in ("SSS", "SS", "S", "AAA", "AA", "A"))
     assert incentive_tier_view(view, heihe) is view
-    mapper = Mapper("heihe", [lax])
+    mapper = Mapper(heihe, approved_set([lax], KeyPair.generate(), datetime.now(UTC)))
     today = date(2026, 11, 10)
     assert mapper.map("B", "hainan", today).grade == "A"  # what a grade disclosure would use
     assert recognised_for_threshold(mapper, heihe, "B", "hainan", today) is None
@@ -327,7 +329,7 @@ def test_a_grade_the_scenarios_table_does_not_recognise_is_unmet_never_a_mapping
     assert isinstance(installed, MappingTable)
     scenario = replace(shipped_scenario(FAST), allowed=Disclosure.GRADE_AND_SCORE)
     got = mapped_for_request(
-        Mapper("heihe", [installed]), HEIHE, scenario, disclosure=disclosure, grade=grade,
+        Mapper(HEIHE, approved_set([installed], KeyPair.generate(), datetime.now(UTC))), HEIHE, scenario, disclosure=disclosure, grade=grade,
         target="hainan", today=date(2026, 11, 10),
     )  # fmt: skip
     assert (None if got is None else got.grade) == expected
@@ -364,7 +366,7 @@ def test_a_table_that_cannot_serve_the_scenario_is_refused_whatever_the_grade(
     assert isinstance(installed, MappingTable)
     with pytest.raises(NodeError) as info:
         mapped_for_request(
-            Mapper("heihe", [installed]), HEIHE, shipped_scenario(FAST),
+            Mapper(HEIHE, approved_set([installed], KeyPair.generate(), datetime.now(UTC))), HEIHE, shipped_scenario(FAST),
             disclosure=Disclosure.THRESHOLD, grade=grade, target="hainan",
             today=date(2026, 11, 10),
         )  # fmt: skip
@@ -383,7 +385,7 @@ def test_the_node_own_scenario_without_a_target_maps_nothing() -> None:
     from node.disclosure import mapped_for_request
 
     got = mapped_for_request(
-        Mapper("heihe", []), HEIHE, shipped_scenario("heihe/credit-loans"),
+        Mapper(HEIHE), HEIHE, shipped_scenario("heihe/credit-loans"),
         disclosure=Disclosure.GRADE, grade="B", target="", today=date(2026, 11, 10),
     )  # fmt: skip
     assert got is None

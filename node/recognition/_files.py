@@ -1,0 +1,53 @@
+"""Table and approval files for a node directory (test beds, ``huxin init`` layouts).
+
+:func:`write_approved_tables` writes the shipped tables from a scheme, each with
+an approval record (批准, H13) signed by an authority's key, and returns the
+``[mapping]`` section naming them; the authority must be one the node trusts
+(the ``[federation]`` hub, or an entry of ``[mapping.authorities]`` the caller
+adds).  The approvals are made with the hub's own checks
+(``mapping.approval_for``: every invariant first), never around them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+from keys import KeyPair, sign_approval
+from mapping import MappingTable, approval_for, load_schemes, published_tables
+
+__all__ = ["approve_table", "write_approved_tables"]
+
+
+def approve_table(table: MappingTable, key: KeyPair, now: datetime, authority: str) -> bytes:
+    """An approval envelope of ``table`` signed by ``key`` for ``authority``."""
+    schemes = load_schemes(table.source.scheme, table.target.scheme)
+    record = approval_for(
+        table,
+        schemes[table.source.scheme],
+        schemes[table.target.scheme],
+        authority=authority,
+        decision="approved",
+        issued_at=int(now.timestamp()),
+    )
+    return sign_approval(record, key).to_bytes()
+
+
+def write_approved_tables(
+    directory: Path, scheme: str, key: KeyPair, now: datetime, authority: str
+) -> str:
+    """Files ``mapping/<from>.<to>.json`` and ``.approval`` under ``directory`` for every
+    shipped table from ``scheme``; the ``[mapping]`` section (paths relative to it)."""
+    folder = directory / "mapping"
+    folder.mkdir(parents=True, exist_ok=True)
+    tables, approvals = [], []
+    for table in published_tables():
+        if table.source.scheme != scheme:
+            continue
+        name = f"{table.source.scheme}.{table.target.scheme}"
+        (folder / f"{name}.json").write_bytes(table.to_json_bytes())
+        (folder / f"{name}.approval").write_bytes(approve_table(table, key, now, authority))
+        tables.append(f"mapping/{name}.json")
+        approvals.append(f"mapping/{name}.approval")
+    return f"\n[mapping]\ntables = {json.dumps(tables)}\napprovals = {json.dumps(approvals)}\n"
