@@ -10,6 +10,8 @@ serialized envelope to ``--out`` (never over an existing file: ``OUTPUT_EXISTS``
 It prints the reach figure it recorded.  The hub puts records into its trust
 bundle with ``huxin trust build --approval FILE`` (node/_cli_keys.py).
 
+Both sides of the table must be shipped scheme versions (``SCHEME_MISMATCH``
+otherwise: the reach is measured on that version's reference population).
 Bounds: ``--authority`` 1-64 printable characters (the keys room refuses longer
 ones, ``APPROVAL_INVALID``); ``--min-reach`` a share in [0, 1] (``BAD_FLOOR``).
 """
@@ -27,10 +29,10 @@ from mapping import table_from_document
 
 from ._approvals import approve_table
 from ._cli import CliError, SubParsers
+from ._cli_verify import instant
+from ._cli_verify_approval import DECISION_NAMES
 
 __all__ = ["register_approve"]
-
-DECISION_NAMES = {"approved": "批准", "filed": "备案"}
 
 
 def register_approve(group: SubParsers) -> None:
@@ -42,7 +44,7 @@ def register_approve(group: SubParsers) -> None:
     p.add_argument("--decision", required=True, choices=sorted(DECISION_NAMES))
     p.add_argument("--min-reach", metavar="SHARE", help='refuse below this reach, e.g. "0.5"')
     p.add_argument("--effective-from", type=_date, metavar="YYYY-MM-DD")
-    p.add_argument("--now", type=_instant, help="ISO time or Unix seconds (default: clock)")
+    p.add_argument("--now", type=instant, help="ISO time or Unix seconds (default: clock)")
     p.add_argument("--out", required=True, type=Path, help="the signed record (envelope)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_approve)
@@ -53,12 +55,6 @@ def _date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
-
-
-def _instant(text: str) -> datetime:
-    from ._cli_verify import instant
-
-    return instant(text)
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -98,7 +94,7 @@ def _approve(args: argparse.Namespace) -> int:
     args.out.write_bytes(record.to_bytes())
     a = record.approval
     ppm = a.reach_ppm
-    reach = f"{ppm // 10_000}.{ppm % 10_000 // 100:02d}%"
+    reach = f"{ppm // 10_000}.{ppm % 10_000 // 100:02d}%"  # rounded down, like the record
     start = datetime.fromtimestamp(a.effective_from, UTC).date().isoformat()
     end = datetime.fromtimestamp(a.expires, UTC).date().isoformat() if a.expires else ""
     doc = {

@@ -29,6 +29,12 @@ in heihe@2025.1)`` and shows no grade and no score; the scenario's title comes
 from the bundle's hub-signed catalogue, which the verification itself requires
 for every consented attestation (``SCENARIO_NOT_TRUSTED`` without it).
 
+A mapped grade verifies only with its table in the bundle's hub-signed approved
+list (``MAPPING_NOT_APPROVED`` otherwise, docs/SPEC.md section 6a); the verdict
+names that approval: table id and version, ``approved by <authority> (批准)`` or
+``filed with <authority> (备案)``, the date it is in force from (and until) and the
+incentive reach it records (JSON ``approval``).
+
 An attestation carrying a mapped grade (mutual recognition, N20) also lists the
 target region's incentive scenarios that grade unlocks, from the same
 hub-signed catalogue (``unlocks in hainan@2025.1: hainan/fast-lane ...``; JSON
@@ -65,6 +71,7 @@ from node.pb.v1 import attestation_pb2 as pb
 from scoring import SchemeError, illustrative_suffix, load_scheme
 
 from ._cli import CliError, SubParsers, add_id_number_args, id_number_arg
+from ._cli_verify_approval import approval_doc, approval_text
 
 __all__ = ["instant", "register_verify"]
 
@@ -328,6 +335,7 @@ def _document(
         "valid": True,
         "meets": _meets(a, trust),
         "unlocks": _unlocked(a, trust),
+        "approval": approval_doc(a, trust),
         "key_id": result.key_id,
         "batched": result.batched,
         "status": result.status,
@@ -427,14 +435,20 @@ def _disclosed(a: Attestation, trust: Trust) -> str:
     meets = _meets(a, trust) or ""
     if a.disclosure == "threshold":
         via = "" if m is None else f", grade mapped by {m.mapping_id}@{m.mapping_version}"
-        return f"{meets}{note} [disclosure threshold: no grade, no score{via}]"
+        return (
+            f"{meets}{note}{approval_text(a, trust)} [disclosure threshold: no grade, no "
+            f"score{via}]"
+        )
     grade = (  # the grade asked for first: a mapped grade is what mutual recognition means
         native
         if m is None
         else f"{m.scheme_id}@{m.scheme_version} grade {m.grade} (mapped from {native} by "
         f"{m.mapping_id}@{m.mapping_version}, sha256 {m.mapping_sha256.hex()[:16]}…)"
     )
-    return f"{grade}{note}; {meets}{_unlocks_text(a, trust)} [disclosure {a.disclosure}]"
+    return (
+        f"{grade}{note}{approval_text(a, trust)}; {meets}{_unlocks_text(a, trust)} "
+        f"[disclosure {a.disclosure}]"
+    )
 
 
 def _text(

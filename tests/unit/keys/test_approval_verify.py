@@ -209,3 +209,9 @@ def test_bulk_all_approved_takes_the_shared_path(world: World, trust: Trust) -> 
     blobs = issue_batch(atts, world.heihe_key, "heihe", T0 - 60).bundles()
     results = verify_batch(blobs, trust, T0, AUD)
     assert all(not isinstance(r, VerificationError) for r in results)
+
+
+def test_replacing_the_catalogue_keeps_the_approvals(world: World, trust: Trust) -> None:
+    """Issue 16, C3: Trust.with_scenarios keeps the approved list, with_approvals the catalogue."""
+    assert trust.with_scenarios(None).approvals is trust.approvals
+    assert trust.with_approvals(None).scenarios is trust.scenarios
