@@ -28,6 +28,7 @@ from grpc import aio
 from keys import (
     ATTESTATION_TYPE,
     CHECKPOINT_TYPE,
+    KeyPair,
     decode_private_key,
     verify_envelope,
     verify_inclusion,
@@ -40,6 +41,7 @@ from node._init import init_region, load_or_create_ca
 from node._secrets import load_secrets
 from node._testbed import (
     ServeProcess,
+    approved_tables_toml,
     attestation_request,
     honour_record,
     make_id_number,
@@ -88,9 +90,12 @@ def _issued(metrics_port: int) -> float:
 def world(tmp_path: Path) -> dict[str, Any]:
     now = datetime.now(UTC)
     ca = load_or_create_ca(tmp_path / "ca", now)
+    # the shipped tables from heihe, approved by a test authority (C3, H13)
+    mapping = approved_tables_toml(tmp_path / "heihe", "heihe", KeyPair.generate(), now)
     init_region(
-        tmp_path / "heihe", "heihe", "heihe", ca, now, peers=("hainan",), sources=("court",)
-    )
+        tmp_path / "heihe", "heihe", "heihe", ca, now, peers=("hainan",), sources=("court",),
+        extra_toml=mapping,
+    )  # fmt: skip
     toml = tmp_path / "heihe/node.toml"
     text = toml.read_text().replace('metrics = ""', 'metrics = "127.0.0.1:0"\npeer_workers = 2', 1)
     toml.write_text(text)
