@@ -12,9 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from keys import Envelope, KeyPair, ScenarioCatalogue, TrustedScenario
+from node.disclosure._scenarios import scenarios_of
 from scoring import list_schemes, load_scheme
-
-from ._scenarios import scenarios_of
 
 __all__ = ["shipped_catalogue", "trusted_scenarios"]
 
