@@ -6,7 +6,7 @@ mechanically; docs/adr/0600-rooms-of-the-node.md draws the map):
 
 * ``core`` — configuration, the error tree, clock, bounds, secrets, logs and metrics;
 * ``store`` — the database: migrations, units of work, repositories;
-* ``exchange`` — the request's form, mapping for a request, throttle, review;
+* ``exchange`` — the request's form, mapping for a request, throttle, the query audit (N23);
 * ``disclosure`` — consents for scenarios and what an attestation discloses;
 * ``catalogue`` — the published incentive catalogue and what recognition unlocks;
 * ``population`` — the population registry; ``organisations`` — H10 listings;
