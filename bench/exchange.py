@@ -36,10 +36,8 @@ import grpc
 from grpc import aio
 
 from keys import decode_private_key
-from node._client import citizen_channel, identity_metadata, peer_channel
-from node._identity import DevIdentityProvider
-from node._init import init_region, load_or_create_ca
-from node._testbed import (
+from node.cli._init import init_region, load_or_create_ca
+from node.demo._testbed import (
     attestation_request,
     honour_record,
     make_id_number,
@@ -48,6 +46,8 @@ from node._testbed import (
     resident,
 )
 from node.pb.v1 import node_pb2, node_pb2_grpc
+from node.rpc._client import citizen_channel, identity_metadata, peer_channel
+from node.rpc._identity import DevIdentityProvider
 
 CONSENT_USES = 1000  # the node's cap per consent
 

@@ -81,7 +81,7 @@ THRESHOLD, GRADE, GRADE_AND_SCORE, STATUTORY = "threshold", "grade", "grade_and_
 #: consented kinds, least to most
 CONSENTED_KINDS = (THRESHOLD, GRADE, GRADE_AND_SCORE)
 DISCLOSURE_KINDS = (*CONSENTED_KINDS, STATUTORY)
-#: the purpose of every statutory attestation (node._snapshots builds them with it)
+#: the purpose of every statutory attestation (node.monthly._snapshots builds them with it)
 STATUTORY_PURPOSE = "provincial-push"
 SCENARIOS_TYPE = "application/vnd.huxin.scenarios.v1+proto"
 #: a scenario reference: at most 96 characters, ``<scheme id>/<scenario id>``

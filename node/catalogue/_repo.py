@@ -15,9 +15,8 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 
 from keys import Envelope, KeysError
-
-from ..pb.v1 import catalogue_pb2
-from ._peers import ITEM
+from node.catalogue._peers import ITEM
+from node.pb.v1 import catalogue_pb2
 
 __all__ = ["held_catalogue", "persisted_trust_lists"]
 

@@ -20,10 +20,10 @@ This room holds what the node does with one (docs/adr/0006):
 
 from __future__ import annotations
 
-from ._attest import DerivedGrade, derived_fields, derived_grade, is_derived
-from ._in_force import derived_in_force, derived_scenario, derived_terms
-from ._rollout import RolloutPlan, plan_rollout, roll_out
-from ._store import DerivedRow, read_derived_row
+from node.derived._attest import DerivedGrade, derived_fields, derived_grade, is_derived
+from node.derived._in_force import derived_in_force, derived_scenario, derived_terms
+from node.derived._rollout import RolloutPlan, plan_rollout, roll_out
+from node.derived._store import DerivedRow, read_derived_row
 
 __all__ = [
     "DerivedGrade",

@@ -21,13 +21,17 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from node.core._errors import FailedPreconditionError, NotFoundError
+from node.disclosure._disclose import disclosed  # submodules: node.disclosure imports this room
+from node.disclosure._scenarios import Scenario
+from node.monthly._published import (
+    compute_as_of,
+    entry_or_publish,
+    entry_would_publish,
+    require_run,
+)
+from node.monthly._store import records_cutoff
 from scoring import DerivedResult, DerivedScore, Disclosure, Scheme, derive
-
-from .._errors import FailedPreconditionError, NotFoundError
-from ..disclosure._disclose import disclosed  # submodules: node.disclosure imports this room
-from ..disclosure._scenarios import Scenario
-from ..monthly._published import compute_as_of, entry_or_publish, entry_would_publish, require_run
-from ..monthly._store import records_cutoff
 
 __all__ = ["DerivedGrade", "derived_fields", "derived_grade", "is_derived"]
 

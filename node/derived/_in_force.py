@@ -20,17 +20,16 @@ import hashlib
 import sqlite3
 from collections.abc import Callable
 
-from scoring import DerivedScore, Disclosure, Scheme, SchemeError, load_derived, parse_derived_toml
-
-from .._errors import FailedPreconditionError, InvalidArgumentError
-from ..disclosure._scenarios import (  # the submodule: node.disclosure's grant imports this room
+from node.core._errors import FailedPreconditionError, InvalidArgumentError
+from node.derived._store import read_derived_row
+from node.disclosure._scenarios import (  # the submodule: node.disclosure's grant imports this room
     Scenario,
     check_allowed,
     requested_disclosure,
     scenarios_of_derived,
     shipped_scenario,
 )
-from ._store import read_derived_row
+from scoring import DerivedScore, Disclosure, Scheme, SchemeError, load_derived, parse_derived_toml
 
 __all__ = ["derived_in_force", "derived_scenario", "derived_terms"]
 

@@ -29,6 +29,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from node.core._errors import FailedPreconditionError, InvalidArgumentError
+from node.derived._in_force import derived_in_force
+from node.derived._store import DerivedRow, scheme_rollout_row, write_derived_row
+from node.disclosure._scenarios import scenarios_of_derived
+from node.disclosure._trusted import trusted_scenarios
+from node.model._evaluate_derived import (
+    DerivedEvaluation,
+    evaluate_derived,
+    evaluate_derived_synthetic,
+)
+from node.model._rollout import active_scheme
 from scoring import (
     DerivedScore,
     Discrimination,
@@ -37,14 +48,6 @@ from scoring import (
     list_derived,
     parse_derived_toml,
 )
-
-from .._errors import FailedPreconditionError, InvalidArgumentError
-from .._evaluate_derived import DerivedEvaluation, evaluate_derived, evaluate_derived_synthetic
-from .._rights_rollout import active_scheme
-from ..disclosure._scenarios import scenarios_of_derived
-from ..disclosure._trusted import trusted_scenarios
-from ._in_force import derived_in_force
-from ._store import DerivedRow, scheme_rollout_row, write_derived_row
 
 __all__ = ["RolloutPlan", "candidate_text", "plan_rollout", "roll_out", "scheme_in_force"]
 

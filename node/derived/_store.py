@@ -54,7 +54,7 @@ def read_derived_row(conn: sqlite3.Connection, derived_id: str) -> DerivedRow | 
 
 def scheme_rollout_row(conn: sqlite3.Connection, scheme_id: str) -> tuple[str, str | None] | None:
     """The scheme's own rollout row (state JSON, candidate TOML), read by the rollout CLI
-    to know the scheme version in force (node._rights_rollout.active_scheme)."""
+    to know the scheme version in force (node.model._rollout.active_scheme)."""
     row = conn.execute(
         "SELECT state_json, candidate_toml FROM rollouts WHERE scheme_id = ?", (scheme_id,)
     ).fetchone()

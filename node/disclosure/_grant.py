@@ -3,7 +3,7 @@
 :func:`grant_consent` is ``CitizenService.GrantConsent``'s domain function.
 Checks, in order, each refusal writing nothing (no row, no log leaf):
 
-1. audience form, purpose form (:func:`node._freetext.check_purpose`) and the
+1. audience form, purpose form (:func:`node.core._freetext.check_purpose`) and the
    purpose a catalogue scenario (``UNKNOWN_SCENARIO``), the audience a trusted
    requester (``AUDIENCE_NOT_TRUSTED``);
 2. the disclosure: THRESHOLD when unspecified, at most what the scenario
@@ -36,10 +36,8 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from keys import MappedGrade, sign, subject_binding
-from scoring import Disclosure, Subject, years_between
-
-from .._config import MAX_USES_CAP, ConsentConfig
-from .._errors import (
+from node.core._config import MAX_USES_CAP, ConsentConfig
+from node.core._errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NodeError,
@@ -47,22 +45,29 @@ from .._errors import (
     ResourceExhaustedError,
     own_data,
 )
-from .._freetext import check_purpose
-from .._repo_consents import ConsentRow, GrantHistory
-from .._throttle import RETRY_AFTER_KEY
-from .._translog import LogWrite
-from ..derived._attest import derived_grade, is_derived
-from ..derived._in_force import derived_scenario
-from ..monthly._selfquery import published_entry_of
-from ..pb.v1 import node_pb2
-from ..population import require_served
-from ._disclose import preview
-from ._recognise import mapped_for_request
-from ._scenarios import Scenario, check_allowed, requested_disclosure, scenario_for, scope_of
+from node.core._freetext import check_purpose
+from node.derived._attest import derived_grade, is_derived
+from node.derived._in_force import derived_scenario
+from node.disclosure._disclose import preview
+from node.disclosure._recognise import mapped_for_request
+from node.disclosure._scenarios import (
+    Scenario,
+    check_allowed,
+    requested_disclosure,
+    scenario_for,
+    scope_of,
+)
+from node.exchange._throttle import RETRY_AFTER_KEY
+from node.monthly._selfquery import published_entry_of
+from node.pb.v1 import node_pb2
+from node.population import require_served
+from node.store._consents import ConsentRow, GrantHistory
+from node.store._translog import LogWrite
+from scoring import Disclosure, Subject, years_between
 
 if TYPE_CHECKING:
-    from .._context import NodeContext
-    from .._identity import AuthenticatedCitizen
+    from node.rpc._context import NodeContext
+    from node.rpc._identity import AuthenticatedCitizen
 
 __all__ = [
     "ADULT_AGE",

@@ -29,10 +29,9 @@ from datetime import date
 
 from keys import MappedGrade
 from mapping import MappingTable
+from node.disclosure._scenarios import Scenario, check_mapped_version
+from node.exchange._mapping import Mapper
 from scoring import Disclosure, Scheme
-
-from .._mapping import Mapper
-from ._scenarios import Scenario, check_mapped_version
 
 __all__ = [
     "incentive_tier_view",
@@ -79,7 +78,7 @@ def recognised_for_threshold(
     """The installed table's mapping of ``grade`` into ``target``, or ``None`` when the
     incentive-tier view does not recognise it (below ``home``'s incentive tier).
 
-    Raises ``MAPPING_UNAVAILABLE`` (from :class:`node._mapping.Mapper`) when no usable
+    Raises ``MAPPING_UNAVAILABLE`` (from :class:`node.exchange._mapping.Mapper`) when no usable
     table maps into ``target``."""
     table = mapper.usable(target, today)
     if grade in table.grade_map and incentive_tier_view(table, home).recognise(grade) is None:

@@ -10,7 +10,7 @@ recognition, C3).  Anything else -- free text such as ``loan``,
 Invariants:
 
 * :func:`shipped_scenario` is pure (the shipped scheme files, read once per
-  scheme and kept): the request form check (:mod:`node._request_form`) calls
+  scheme and kept): the request form check (:mod:`node.exchange._request_form`) calls
   it on every hop, so a relaying node refuses exactly as the home node does;
 * the home node decides with :func:`scenario_for`: a scenario of its own scheme
   is read from the scheme version in force (its tier and allowed disclosure),
@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from keys import MappedGrade, Threshold
+from node.core._errors import FailedPreconditionError, InvalidArgumentError
+from node.pb.v1 import node_pb2
 from scoring import (
     DerivedScore,
     Disclosure,
@@ -48,9 +50,6 @@ from scoring import (
     parse_scenario_ref,
     scenario_ref,
 )
-
-from .._errors import FailedPreconditionError, InvalidArgumentError
-from ..pb.v1 import node_pb2
 
 __all__ = [
     "Scenario",

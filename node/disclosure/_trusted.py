@@ -13,9 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from keys import Envelope, KeyPair, ScenarioCatalogue, TrustedScenario
+from node.disclosure._scenarios import scenarios_of, scenarios_of_derived
 from scoring import list_derived, list_schemes, load_derived, load_scheme
-
-from ._scenarios import scenarios_of, scenarios_of_derived
 
 __all__ = ["shipped_catalogue", "trusted_scenarios"]
 

@@ -11,7 +11,7 @@ relying party must not learn that the person falls short (H14, N14).  Invariants
   issued under it revoked, the citizen notified, a ``consent_ended`` leaf that only
   the citizen's log query names;
 * a later request meets a withdrawn consent: refused with
-  :func:`node._svc_peer.withdrawn_error`, one ``request_refused`` leaf, no status
+  :func:`node.rpc._peer.withdrawn_error`, one ``request_refused`` leaf, no status
   change -- the same effects as after a withdrawal;
 * should a request still find a consent whose grade does not meet its scenario
   (:func:`meets_published` false, e.g. a table withdrawn since the run), it is
@@ -33,17 +33,16 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 
 from keys import MappedGrade
+from node.core._errors import NodeError
+from node.derived._attest import derived_grade, is_derived
+from node.derived._in_force import derived_terms
+from node.disclosure._recognise import unrecognised_for_threshold
+from node.disclosure._scenarios import Scenario, grade_in_scenario, request_terms
+from node.exchange._mapping import Mapper
+from node.monthly._store import published_entry, published_run
+from node.store._consents import end_consent, notify_subject
+from node.store._translog import LogWrite
 from scoring import Disclosure, Scheme
-
-from .._errors import NodeError
-from .._mapping import Mapper
-from .._repo_consents import end_consent, notify_subject
-from .._translog import LogWrite
-from ..derived._attest import derived_grade, is_derived
-from ..derived._in_force import derived_terms
-from ..monthly._store import published_entry, published_run
-from ._recognise import unrecognised_for_threshold
-from ._scenarios import Scenario, grade_in_scenario, request_terms
 
 __all__ = ["REASON", "end_unmet_consent", "end_unmet_consents", "meets_published"]
 

@@ -31,12 +31,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from keys import MappedGrade
-from scoring import Scheme, ScoreResult, score
-
-from .._errors import FailedPreconditionError
-from .._mapping import Mapper
-from ._explain import report_bytes
-from ._store import (
+from node.core._errors import FailedPreconditionError
+from node.exchange._mapping import Mapper
+from node.monthly._explain import report_bytes
+from node.monthly._store import (
     PublishedEntry,
     PublishedRun,
     append_correction,
@@ -47,6 +45,7 @@ from ._store import (
     subject_as_of,
     unfinished_runs,
 )
+from scoring import Scheme, ScoreResult, score
 
 __all__ = [
     "LATE",
@@ -62,7 +61,7 @@ __all__ = [
     "require_run",
 ]
 
-#: Every reason :func:`published_grade` gives (relayed by name by routers, node._route).
+#: Every reason :func:`published_grade` gives (relayed by name by routers, node.federation._route).
 PUBLISHED_REASONS = frozenset({"SCORE_NOT_PUBLISHED", "SUBJECT_UNKNOWN", "SUBJECT_NOT_ELIGIBLE"})
 LATE = "published after the month's run (not in its population then)"
 

@@ -26,13 +26,9 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-from scoring import Scheme
-
-from .._errors import NotFoundError
-from ..pb.v1 import node_pb2, scoring_pb2
-from ..population import require_served
-from ._explain import ineligible_report, report_of, score_result_proto
-from ._published import (
+from node.core._errors import NotFoundError
+from node.monthly._explain import ineligible_report, report_of, score_result_proto
+from node.monthly._published import (
     append_result,
     compute_as_of,
     entry_or_publish,
@@ -40,10 +36,13 @@ from ._published import (
     not_published,
     require_run,
 )
-from ._store import PublishedEntry, PublishedRun, notify, published_entry, published_run
+from node.monthly._store import PublishedEntry, PublishedRun, notify, published_entry, published_run
+from node.pb.v1 import node_pb2, scoring_pb2
+from node.population import require_served
+from scoring import Scheme
 
 if TYPE_CHECKING:
-    from .._context import NodeContext
+    from node.rpc._context import NodeContext
 
 __all__ = ["FACTS_CHANGED", "published_entry_of", "self_query"]
 

@@ -1,7 +1,7 @@
 """Storage of published monthly grades, their corrections and the node's monthly runs.
 
 Every function takes an open ``sqlite3`` connection (inside a unit of work of
-:class:`node._db.Database`, or the scheduler's own connection) and only reads or
+:class:`node.store._db.Database`, or the scheduler's own connection) and only reads or
 appends; nothing here decides anything.
 
 Invariants (migration 0013):
@@ -22,9 +22,8 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import date
 
+from node.store._records import StoredRecord, records_of_rows
 from scoring import Residence, Subject
-
-from .._repo_records import StoredRecord, records_of_rows
 
 __all__ = [
     "MonthKey",

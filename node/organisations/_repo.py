@@ -19,11 +19,10 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import date
 
+from node.organisations._listings import LISTS, Listing
+from node.store._db import Database
+from node.store._records import BatchResult, batch_rejection, replayed_batch
 from scoring import CreditRecord
-
-from .._db import Database
-from .._repo_records import BatchResult, batch_rejection, replayed_batch
-from ._listings import LISTS, Listing
 
 __all__ = ["is_listed", "listed_problems", "store_listings"]
 

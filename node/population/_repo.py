@@ -7,7 +7,7 @@ Invariants:
   at all; the same id with the same content is a replay (nothing written, the
   first answer), with other content ``BATCH_ID_REUSED``;
 * the ID number is stored only sealed (AES-GCM, aad = subject key), exactly as
-  a record's subject (:class:`node._repo_records.RecordsRepository`); the
+  a record's subject (:class:`node.store._records.RecordsRepository`); the
   fact trail (``population_facts``) holds the subject key only;
 * facts apply in batch order (a move-out then a move-in of one person in one
   batch ends as a resident); a residence that ends keeps its row with
@@ -35,23 +35,22 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-from scoring import Residence, Scheme, Subject, birth_date, eligibility_problem
-
-from .._bounds import CONTRIBUTION_KINDS, CONTRIBUTION_YEARS_MAX, RESIDENCES_MAX
-from .._errors import FailedPreconditionError, NotFoundError
-from .._repo_consents import STATUS_REVOKED, STATUS_VALID
-from .._repo_records import (
+from node.core._bounds import CONTRIBUTION_KINDS, CONTRIBUTION_YEARS_MAX, RESIDENCES_MAX
+from node.core._errors import FailedPreconditionError, NotFoundError
+from node.population._facts import ENDS, Fact
+from node.rights._events import RightsTx, run_rights_unit
+from node.store._consents import STATUS_REVOKED, STATUS_VALID
+from node.store._records import (
     BatchResult,
     replayed_batch,
     residence_bound_error,
     residence_counts,
     tombstone,
 )
-from .._rights import RightsTx, run_rights_unit
-from ._facts import ENDS, Fact
+from scoring import Residence, Scheme, Subject, birth_date, eligibility_problem
 
 if TYPE_CHECKING:
-    from .._context import NodeContext
+    from node.rpc._context import NodeContext
 
 __all__ = [
     "ENDING_KINDS",

@@ -6,7 +6,7 @@ peer's ``ListMappings``), each with the approval records (批准或备案) signe
 approving authority that make it usable for issuing.  Every table is verified
 before use — hash, the signatures its method requires, invariants against the
 two schemes at their exact versions, the reach floor — and every approval is
-opened under the node's authorities; the mapper (:mod:`node._mapping`) uses only
+opened under the node's authorities; the mapper (:mod:`node.exchange._mapping`) uses only
 an approved table bound to the scheme versions in force.
 
 Modules: ``_verify`` (one table, one approval), ``_governed`` (the immutable set
@@ -17,12 +17,12 @@ tables; it reaches the catalogue room: import it by module path,
 ``node.recognition._install``) and ``_cli`` (``huxin mapping install|list|retire``).
 """
 
-from ._coverage import TableRef, node_tables, uncovered
-from ._follow import FOLLOW_SECONDS, TablesFollower, listed_versions
-from ._governed import Approved, Governed, GovernedSet, day_start
-from ._load import ConfigPart, Verifier, authorities_of, config_part, governed_set
-from ._store import InstalledRow, generation, installed_rows
-from ._verify import TableRefused, VerifiedTable, known_schemes, table_sha256
+from node.recognition._coverage import TableRef, node_tables, uncovered
+from node.recognition._follow import FOLLOW_SECONDS, TablesFollower, listed_versions
+from node.recognition._governed import Approved, Governed, GovernedSet, day_start
+from node.recognition._load import ConfigPart, Verifier, authorities_of, config_part, governed_set
+from node.recognition._store import InstalledRow, generation, installed_rows
+from node.recognition._verify import TableRefused, VerifiedTable, known_schemes, table_sha256
 
 __all__ = [
     "FOLLOW_SECONDS",

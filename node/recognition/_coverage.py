@@ -1,6 +1,6 @@
 """Which of the node's tables a new scheme version leaves without coverage (C3, H11, H13).
 
-A table maps FROM one exact version of the node's scheme (``node._mapping``):
+A table maps FROM one exact version of the node's scheme (``node.exchange._mapping``):
 once a rollout puts a new version in force, a table from the old version is no
 longer used, and a request into its target scheme is refused
 ``SCHEME_VERSION_MISMATCH`` unless a table from the new version into that
@@ -20,11 +20,10 @@ import sqlite3
 from dataclasses import dataclass
 
 from mapping import MappingError, table_from_document
-
-from .._config import NodeConfig
-from ._load import read_file
-from ._store import installed_rows
-from ._verify import MAX_TABLE_BYTES, TableRefused
+from node.core._config import NodeConfig
+from node.recognition._load import read_file
+from node.recognition._store import installed_rows
+from node.recognition._verify import MAX_TABLE_BYTES, TableRefused
 
 __all__ = ["TableRef", "node_tables", "uncovered"]
 

@@ -14,24 +14,11 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from keys import KeyPair, sign_approval
-from mapping import MappingTable, approval_for, load_schemes, published_tables
+from keys import KeyPair
+from mapping import published_tables
+from node.recognition._approvals import approve_table
 
-__all__ = ["approve_table", "write_approved_tables"]
-
-
-def approve_table(table: MappingTable, key: KeyPair, now: datetime, authority: str) -> bytes:
-    """An approval envelope of ``table`` signed by ``key`` for ``authority``."""
-    schemes = load_schemes(table.source.scheme, table.target.scheme)
-    record = approval_for(
-        table,
-        schemes[table.source.scheme],
-        schemes[table.target.scheme],
-        authority=authority,
-        decision="approved",
-        issued_at=int(now.timestamp()),
-    )
-    return sign_approval(record, key).to_bytes()
+__all__ = ["write_approved_tables"]
 
 
 def write_approved_tables(
@@ -47,7 +34,10 @@ def write_approved_tables(
             continue
         name = f"{table.source.scheme}.{table.target.scheme}"
         (folder / f"{name}.json").write_bytes(table.to_json_bytes())
-        (folder / f"{name}.approval").write_bytes(approve_table(table, key, now, authority))
+        record = approve_table(
+            table, key, authority=authority, decision="approved", issued_at=int(now.timestamp())
+        )
+        (folder / f"{name}.approval").write_bytes(record.to_bytes())
         tables.append(f"mapping/{name}.json")
         approvals.append(f"mapping/{name}.approval")
     return f"\n[mapping]\ntables = {json.dumps(tables)}\napprovals = {json.dumps(approvals)}\n"

@@ -22,17 +22,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from keys import KeySet
-
-from .._config import NodeConfig
-from .._observe import log_event
-from .._rights_rollout import SchemeInForce, rollout_schemes
-from .._trust import TrustState
-from ._governed import GovernedSet
-from ._load import ConfigPart, Verifier, config_part, governed_set
-from ._store import generation, installed_rows
+from node.core._config import NodeConfig
+from node.core._observe import log_event
+from node.federation._trust import TrustState
+from node.model._rollout import SchemeInForce, rollout_schemes
+from node.recognition._governed import GovernedSet
+from node.recognition._load import ConfigPart, Verifier, config_part, governed_set
+from node.recognition._store import generation, installed_rows
 
 if TYPE_CHECKING:
-    from .._db import Database
+    from node.store._db import Database
 
 __all__ = ["FOLLOW_SECONDS", "TablesFollower", "listed_versions"]
 
@@ -84,7 +83,7 @@ class TablesFollower:
         )
 
     async def start(self) -> GovernedSet:
-        """The first set; :class:`~node._config.ConfigError` for a bad ``[mapping]`` file."""
+        """The first set; :class:`~node.core._config.ConfigError` for a bad ``[mapping]`` file."""
         verifier = await self._verifier()
         self._part = config_part(self._config, verifier)
         return await self._read(verifier)

@@ -20,8 +20,7 @@ from datetime import UTC, date, datetime
 from keys import approval_covers
 from mapping import MappingTable
 from node.pb.v1 import attestation_pb2
-
-from ._verify import TableRefused, table_sha256
+from node.recognition._verify import TableRefused, table_sha256
 
 __all__ = ["Approved", "Governed", "GovernedSet", "day_start"]
 

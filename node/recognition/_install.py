@@ -20,14 +20,14 @@ import re
 import sqlite3
 from dataclasses import dataclass
 
-from .._client import peer_channel
-from .._config import NodeConfig
-from .._errors import PermissionDeniedError
-from ..catalogue._fetch import held_trust, peer_endpoint
-from ..pb.v1 import node_pb2, node_pb2_grpc
-from ._governed import Approved
-from ._store import InstalledRow, install_row, retire_rows
-from ._verify import TableRefused, VerifiedTable, check_approval_for, table_sha256
+from node.catalogue._fetch import held_trust, peer_endpoint
+from node.core._config import NodeConfig
+from node.core._errors import PermissionDeniedError
+from node.pb.v1 import node_pb2, node_pb2_grpc
+from node.recognition._governed import Approved
+from node.recognition._store import InstalledRow, install_row, retire_rows
+from node.recognition._verify import TableRefused, VerifiedTable, check_approval_for, table_sha256
+from node.rpc._client import peer_channel
 
 __all__ = [
     "MAX_PEER_BYTES",

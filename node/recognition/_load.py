@@ -9,7 +9,7 @@ configured reach floor.
 Invariants:
 
 * a table or approval named in ``[mapping]`` that does not verify stops the
-  node from starting: :class:`node._config.ConfigError` naming the file and the
+  node from starting: :class:`node.core._config.ConfigError` naming the file and the
   reason code (:func:`config_part`);
 * an installed row is verified again each time it is read; a row that fails
   verification now (a key set or authority changed) is left out and reported, never used
@@ -27,13 +27,11 @@ from pathlib import Path
 
 from keys import KeySet, Trust
 from mapping import MappingTable, RegionKeys
-from scoring import Scheme
-
-from .._config import ConfigError, NodeConfig
-from .._observe import log_event
-from ._governed import Approved, GovernedSet
-from ._store import InstalledRow
-from ._verify import (
+from node.core._config import ConfigError, NodeConfig
+from node.core._observe import log_event
+from node.recognition._governed import Approved, GovernedSet
+from node.recognition._store import InstalledRow
+from node.recognition._verify import (
     MAX_APPROVAL_BYTES,
     MAX_TABLE_BYTES,
     TableRefused,
@@ -42,6 +40,7 @@ from ._verify import (
     open_approval_bytes,
     verify_document,
 )
+from scoring import Scheme
 
 __all__ = [
     "ConfigPart",

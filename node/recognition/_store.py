@@ -1,7 +1,7 @@
 """Storage of the mapping tables installed on the node and their approvals (migration 0014).
 
 Every function takes an open ``sqlite3`` connection; writes run inside the
-caller's transaction (a unit of work of :class:`node._db.Database`, or the CLI's
+caller's transaction (a unit of work of :class:`node.store._db.Database`, or the CLI's
 own ``BEGIN IMMEDIATE``).  Nothing here verifies or decides anything: rows are
 written only after :mod:`node.recognition._verify` accepted them, and read rows
 are verified again before use.

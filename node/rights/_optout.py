@@ -6,7 +6,7 @@ record (the departments' data must be kept as the law requires) and is
 reversible.  While a person is opted out:
 
 * nothing is computed or published for them: the rights unit's rescore skips
-  them (:class:`node._rights.RightsTx`), their ``current_grades`` row is
+  them (:class:`node.rights._events.RightsTx`), their ``current_grades`` row is
   deleted, and the monthly run leaves them out (it selects subjects with
   :data:`OPTED_OUT_SUBJECTS` excluded);
 * every active consent ends (withdrawn at the opt-out instant) and their issued
@@ -23,13 +23,13 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-from .._errors import FailedPreconditionError, NotFoundError
-from .._repo_consents import STATUS_REVOKED
-from .._rights import RightsTx, run_rights_unit
-from ..pb.v1 import node_pb2
+from node.core._errors import FailedPreconditionError, NotFoundError
+from node.pb.v1 import node_pb2
+from node.rights._events import RightsTx, run_rights_unit
+from node.store._consents import STATUS_REVOKED
 
 if TYPE_CHECKING:
-    from .._context import NodeContext
+    from node.rpc._context import NodeContext
 
 __all__ = ["OPTED_OUT_SUBJECTS", "is_opted_out_sync", "opt_in", "opt_out", "refuse_if_opted_out"]
 

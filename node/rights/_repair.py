@@ -27,24 +27,33 @@ Invariants:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from .._errors import (
+from node.core._errors import (
     AlreadyExistsError,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
 )
-from .._rights import RightsTx, grade_change_proto, run_rights_unit
-from ..pb.v1 import node_pb2
+from node.pb.v1 import node_pb2
+from node.rights._events import RightsTx, grade_change_proto, run_rights_unit
 
 if TYPE_CHECKING:
-    from .._context import NodeContext
+    from node.rpc._context import NodeContext
 
-__all__ = ["advance", "apply", "decide", "list_for_department", "list_for_subject"]
+__all__ = [
+    "REPAIR_ROUTES",
+    "advance",
+    "apply",
+    "decide",
+    "list_for_department",
+    "list_for_subject",
+    "record_digest",
+]
 
 _COLUMNS = (
     "application_id, record_id, submitted_by, route, statement, state, due, escalated, "
@@ -74,16 +83,16 @@ def _info(
     return info
 
 
-def _routes() -> frozenset[str]:
-    from .._svc_source import REPAIR_ROUTES  # late: _svc_source imports this package
+#: The repair routes a source may record (N25: commitment, rectification, verification,
+#: a credit report, charity); the source servicer checks requests against this set.
+REPAIR_ROUTES = frozenset(
+    {"commitment", "rectification", "verification", "credit_report", "charity"}
+)
 
-    return REPAIR_ROUTES
 
-
-def _digest(record_id: str) -> str:
-    from .._svc_source import record_digest  # late: _svc_source imports this package
-
-    return record_digest(record_id)
+def record_digest(record_id: str) -> str:
+    """What the transparency log holds instead of a source-chosen record id."""
+    return hashlib.sha256(record_id.encode("utf-8")).hexdigest()[:16]
 
 
 async def apply(
@@ -92,7 +101,7 @@ async def apply(
     req: node_pb2.RepairApplicationRequest,
 ) -> node_pb2.RepairApplicationInfo:
     """The person applies to repair one of their negative records (N22)."""
-    routes = _routes()
+    routes = REPAIR_ROUTES
     if req.route not in routes:
         raise InvalidArgumentError(
             "INVALID_FIELD", f"must be one of {', '.join(sorted(routes))}", field="route"
@@ -215,7 +224,10 @@ async def decide(
             rtx.supersede(key)
             change = grade_change_proto(rtx.rescore(key, f"credit repair ({route})"))
             rtx.log(
-                "record_repaired", key, requester=department, reason=f"{_digest(record_id)} {route}"
+                "record_repaired",
+                key,
+                requester=department,
+                reason=f"{record_digest(record_id)} {route}",
             )
         state = "granted" if grant else "refused"
         conn.execute(

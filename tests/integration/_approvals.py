@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mapping import published_table
-from node import _cli as cli
+from node.cli import _main as cli
 
 __all__ = ["approval_args"]
 

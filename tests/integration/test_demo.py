@@ -3,7 +3,7 @@
 The demo runs once per module, in this process, against three ``huxin serve``
 processes of its own (as ``make demo`` does); its text and the Heihe node's
 database (read-only, after the run) are then checked.  The writer that puts a
-synthetic population straight into a database (:func:`node._population.generate`)
+synthetic population straight into a database (:func:`node.synthetic._population.generate`)
 is watched for the whole run: the demo must never call it.
 
 REQ: H1, N1 (every resident filed by the population authority is scored), H7
@@ -25,12 +25,12 @@ from pathlib import Path
 
 import pytest
 
-from node import _population
-from node._demo import DemoContext, last_finished_month, mask_id, run_demo
-from node._demo_federation import SCENARIO
-from node._demo_finance import CARD, RECOGNISED
-from node._demo_intake import BANK, HEIHE
+from node.demo._finance import CARD, RECOGNISED
+from node.demo._intake import BANK, HEIHE
+from node.demo._main import DemoContext, last_finished_month, mask_id, run_demo
+from node.demo._story import SCENARIO
 from node.pb.v1 import node_pb2
+from node.synthetic import _population
 
 ID_RE = re.compile(r"\d{17}[\dX]")
 PEOPLE = 800

@@ -26,7 +26,7 @@ import pytest
 import pytest_asyncio
 from grpc import aio
 
-import node._cli as cli
+import node.cli._main as cli
 from keys import (
     KeyPair,
     NodeCertificate,
@@ -35,9 +35,8 @@ from keys import (
     load_trust,
     verify_attestation,
 )
-from node._client import field_of, reason_of
-from node._clock import ManualClock
-from node._testbed import (
+from node.core._clock import ManualClock
+from node.demo._testbed import (
     RunningNode,
     Testbed,
     attestation_request,
@@ -46,6 +45,7 @@ from node._testbed import (
     resident,
 )
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
+from node.rpc._client import field_of, reason_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -149,8 +149,8 @@ async def _bundle(
     lists the derived scenarios at their shipped version, with their base)."""
     hub = KeyPair.generate()
     (tmp_path / "hub.key").write_bytes(encode_private_key(hub))
-    if "node._cli_keys" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "node._cli_keys"))
+    if "node.cli._keys" not in cli.COMMAND_MODULES:
+        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "node.cli._keys"))
     rc = cli.main(
         [
             "trust", "build", "--hub-root", str(tmp_path / "hub.key"), "--issuer", "hub",

@@ -29,12 +29,9 @@ from grpc import aio
 
 from keys import KeyPair, NodeCertificate, sign_approval
 from mapping import MappingTable, approval_for, load_schemes, published_table
-from node._cli import main
-from node._client import field_of, reason_of
-from node._clock import ManualClock
-from node._rights_rollout import follow_rollout, write_rollout
-from node._storage import connect
-from node._testbed import (
+from node.cli._main import main
+from node.core._clock import ManualClock
+from node.demo._testbed import (
     TESTBED_AUTHORITY,
     RunningNode,
     Testbed,
@@ -43,8 +40,11 @@ from node._testbed import (
     make_id_number,
     resident,
 )
+from node.model._rollout import follow_rollout, write_rollout
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.recognition import day_start, installed_rows, table_sha256
+from node.rpc._client import field_of, reason_of
+from node.store import connect
 from scoring import Rollout, Stage, load_scheme, parse_scheme_toml
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

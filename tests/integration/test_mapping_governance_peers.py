@@ -30,9 +30,9 @@ from mapping import (
     load_schemes,
     published_table,
 )
-from node._cli import main
-from node._federation import FederationLayout, init_federation
-from node._testbed import FederationProcesses
+from node.cli._main import main
+from node.demo._federation import FederationLayout, init_federation
+from node.demo._testbed import FederationProcesses
 
 HUB, HEIHE, HAINAN = "heilongjiang", "heihe", "hainan"
 HEIHE_COUNTS = {"SSS": 10, "SS": 40, "S": 100, "AAA": 300, "AA": 900, "A": 6000, "B": 1500, "C": 900, "D": 250}  # fmt: skip

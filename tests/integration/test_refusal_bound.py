@@ -20,12 +20,9 @@ import pytest_asyncio
 from grpc import aio
 
 from keys import CHECKPOINT_TYPE, verify_envelope, verify_inclusion
-from node._client import reason_of
-from node._clock import ManualClock
-from node._db import WriterLock
-from node._errors import FIELD_KEY
-from node._refusals import INTERVAL, QUIET_AFTER_END
-from node._testbed import (
+from node.core._clock import ManualClock
+from node.core._errors import FIELD_KEY
+from node.demo._testbed import (
     RunningNode,
     Testbed,
     attestation_request,
@@ -33,8 +30,11 @@ from node._testbed import (
     make_id_number,
     resident,
 )
-from node._translog import PAGE_DEFAULT, PAGE_MAX
+from node.exchange._refusals import INTERVAL, QUIET_AFTER_END
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
+from node.rpc._client import reason_of
+from node.store._db import WriterLock
+from node.store._translog import PAGE_DEFAULT, PAGE_MAX
 from tests._waiting import cancelled_handlers, until, writer_lock_waiters
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

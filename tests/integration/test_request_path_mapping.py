@@ -29,9 +29,8 @@ from grpc import aio
 
 from keys import NodeCertificate
 from mapping import MappingTable, published_table
-from node._client import field_of, reason_of
-from node._clock import ManualClock
-from node._testbed import (
+from node.core._clock import ManualClock
+from node.demo._testbed import (
     RunningNode,
     Testbed,
     approved_set,
@@ -42,6 +41,7 @@ from node._testbed import (
 )
 from node.disclosure import incentive_tier_view
 from node.pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
+from node.rpc._client import field_of, reason_of
 from scoring import load_scheme
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

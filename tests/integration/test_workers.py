@@ -33,13 +33,11 @@ from keys import (
     verify_envelope,
     verify_inclusion,
 )
-from node._cli_client import register_certificate
-from node._client import citizen_channel, identity_metadata, peer_channel, reason_of
-from node._config import load_config
-from node._identity import DevIdentityProvider
-from node._init import init_region, load_or_create_ca
-from node._secrets import load_secrets
-from node._testbed import (
+from node.cli._client import register_certificate
+from node.cli._init import init_region, load_or_create_ca
+from node.core._config import load_config
+from node.core._secrets import load_secrets
+from node.demo._testbed import (
     ServeProcess,
     approved_tables_toml,
     attestation_request,
@@ -49,6 +47,8 @@ from node._testbed import (
     resident,
 )
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
+from node.rpc._client import citizen_channel, identity_metadata, peer_channel, reason_of
+from node.rpc._identity import DevIdentityProvider
 from tests._waiting import WAIT_S
 
 PEOPLE = [make_id_number(700 + i) for i in range(4)]

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from node._checkpoint import RESTART_WAIT_MS, Checkpointer
-from node._db import Database, WriterLock
+from node.store._checkpoint import RESTART_WAIT_MS, Checkpointer
+from node.store._db import Database, WriterLock
 from tests._waiting import WAIT_S, until, writer_lock_waiters
 
 BLOB = os.urandom(3000)  # about one WAL frame per unit

@@ -26,7 +26,7 @@ from keys import (
     subject_binding,
 )
 from mapping import agreement_table, load_schemes, published_table
-from node._cli import main
+from node.cli._main import main
 
 NOW = "2026-11-01T00:00:00Z"
 T0 = 1_793_491_200

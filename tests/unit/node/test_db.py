@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from node._db import Database, WriterLock
+from node.store._db import Database, WriterLock
 from tests._waiting import WAIT_S, until
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from node._db import Database, WriterLock
+from node.store._db import Database, WriterLock
 
 UNITS = 400
 

@@ -14,12 +14,8 @@ from pathlib import Path
 import pytest
 
 from keys import KeyPair, MappedGrade
-from node._db import Database
-from node._errors import NodeError, map_error
-from node._repo_consents import STATUS_REVOKED, STATUS_SUPERSEDED
-from node._svc_peer import withdrawn_error
-from node._testbed import approved_set
-from node._translog import TransparencyLog
+from node.core._errors import NodeError, map_error
+from node.demo._testbed import approved_set
 from node.disclosure import (
     disclosed,
     end_unmet_consent,
@@ -32,6 +28,10 @@ from node.disclosure import (
     unrecognised_for_threshold,
 )
 from node.pb.v1 import node_pb2
+from node.rpc._peer import withdrawn_error
+from node.store._consents import STATUS_REVOKED, STATUS_SUPERSEDED
+from node.store._db import Database
+from node.store._translog import TransparencyLog
 from scoring import Disclosure, load_scheme
 
 HEIHE = load_scheme("heihe")
@@ -235,8 +235,8 @@ def test_the_incentive_tier_view_never_recognises_a_grade_below_the_home_incenti
     from datetime import date
 
     from mapping import published_table
-    from node._mapping import Mapper
     from node.disclosure import incentive_tier_view, recognised_for_threshold
+    from node.exchange._mapping import Mapper
     from scoring import load_scheme
 
     heihe = load_scheme("heihe")
@@ -322,8 +322,8 @@ def test_a_grade_the_scenarios_table_does_not_recognise_is_unmet_never_a_mapping
     from datetime import date
 
     from mapping import MappingTable
-    from node._mapping import Mapper
     from node.disclosure import mapped_for_request
+    from node.exchange._mapping import Mapper
 
     installed = _tables()[table]
     assert isinstance(installed, MappingTable)
@@ -359,8 +359,8 @@ def test_a_table_that_cannot_serve_the_scenario_is_refused_whatever_the_grade(
     from datetime import date
 
     from mapping import MappingTable
-    from node._mapping import Mapper
     from node.disclosure import mapped_for_request
+    from node.exchange._mapping import Mapper
 
     installed = _tables()[table]
     assert isinstance(installed, MappingTable)
@@ -381,8 +381,8 @@ def test_the_node_own_scenario_without_a_target_maps_nothing() -> None:
     decided by the native grade; no table is read."""
     from datetime import date
 
-    from node._mapping import Mapper
     from node.disclosure import mapped_for_request
+    from node.exchange._mapping import Mapper
 
     got = mapped_for_request(
         Mapper(HEIHE), HEIHE, shipped_scenario("heihe/credit-loans"),

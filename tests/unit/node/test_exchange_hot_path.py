@@ -16,16 +16,16 @@ from typing import Any
 import pytest
 
 from keys import KeyPair
-from node._db import Database
-from node._errors import FailedPreconditionError
-from node._repo_consents import (
+from node.core._errors import FailedPreconditionError
+from node.store._consents import (
     add_status_entry,
     get_consent,
     release_use,
     use_active_consent,
 )
-from node._repo_records import StoredRecord, records_of_rows, subject_of_rows
-from node._translog import LogWrite, TransparencyLog
+from node.store._db import Database
+from node.store._records import StoredRecord, records_of_rows, subject_of_rows
+from node.store._translog import LogWrite, TransparencyLog
 from scoring import Residence, Subject
 
 SUBJECT = b"\x07" * 32
@@ -231,7 +231,7 @@ def test_rows_round_trip_to_the_same_engine_inputs() -> None:
 async def test_withdrawal_revokes_only_that_consents_attestations(tmp_path: Path) -> None:
     """REQ: H5 N15 — withdrawing one consent revokes the attestations issued under it and
     no others of the same subject (found through the subject's index, ADR 0316)."""
-    from node._repo_consents import STATUS_REVOKED, STATUS_VALID, ConsentsRepository
+    from node.store._consents import STATUS_REVOKED, STATUS_VALID, ConsentsRepository
 
     db = await _db(tmp_path)
     async with db.write() as tx:
@@ -265,7 +265,7 @@ async def test_withdrawal_revokes_only_that_consents_attestations(tmp_path: Path
 async def test_withdrawal_without_a_consent_row_still_revokes(tmp_path: Path) -> None:
     """REQ: H5 N15 — if a consent row is missing, withdrawal revokes its
     entries by consent id alone (fails closed) instead of silently revoking nothing."""
-    from node._repo_consents import STATUS_REVOKED, STATUS_VALID, ConsentsRepository
+    from node.store._consents import STATUS_REVOKED, STATUS_VALID, ConsentsRepository
 
     db = await _db(tmp_path)
 

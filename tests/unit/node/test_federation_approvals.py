@@ -14,8 +14,8 @@ import pytest
 
 from keys import load_trust, open_approval
 from mapping import published_table, table_from_document
-from node._config import load_config
-from node._federation import FederationLayout, init_federation
+from node.core._config import load_config
+from node.demo._federation import FederationLayout, init_federation
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 HUB = "heilongjiang"

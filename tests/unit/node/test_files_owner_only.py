@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from node._db import Database
-from node._storage import connect, connect_async
+from node.store import connect, connect_async
+from node.store._db import Database
 
 from ._population_fixtures import Populations, copy_of
 

@@ -17,11 +17,11 @@ import pytest
 
 from keys import KeyPair
 from mapping import published_table
-from node._cli import main
-from node._config import ConfigError, load_config, parse_config
-from node._init import init_region, load_or_create_ca
-from node._server import NodeServer
-from node.recognition._files import approve_table
+from node.cli._init import init_region, load_or_create_ca
+from node.cli._main import main
+from node.core._config import ConfigError, load_config, parse_config
+from node.recognition._approvals import approve_table
+from node.rpc._server import NodeServer
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 KEY = "ab" * 32
@@ -123,7 +123,13 @@ async def test_a_node_with_a_bad_configured_table_does_not_start(
         config = _node(tmp_path, "heihe", _tampered(), None)
         named = "t.json"
     else:
-        approval = approve_table(table, KeyPair.generate(), NOW, "stranger")
+        approval = approve_table(
+            table,
+            KeyPair.generate(),
+            authority="stranger",
+            decision="approved",
+            issued_at=int(NOW.timestamp()),
+        ).to_bytes()
         config = _node(tmp_path, "heihe", table.to_json_bytes(), approval)
         named = "t.approval"
     with pytest.raises(ConfigError) as info:

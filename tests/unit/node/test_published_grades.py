@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from node._batch import run_month
-from node._errors import FailedPreconditionError
-from node._mapping import Mapper
-from node._storage import connect
+from node.core._errors import FailedPreconditionError
+from node.exchange._mapping import Mapper
 from node.monthly import LATE, correct_published, published_grade
+from node.monthly._batch import run_month
+from node.store import connect
 from scoring import load_scheme
 
 HEIHE = load_scheme("heihe")

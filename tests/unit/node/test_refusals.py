@@ -1,4 +1,4 @@
-"""Bounded refusal logging (node/_refusals.py, docs/adr/0319).
+"""Bounded refusal logging (node/exchange/_refusals.py, docs/adr/0319).
 
 REQ: H16 N23 — every refusal on a real consent is registered for its citizen,
 but the leaves of one (consent, requester, reason) are bounded by time and the
@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from keys import KeyPair
-from node._db import Database
-from node._refusals import INTERVAL, QUIET_AFTER_END, log_refusal
-from node._translog import LogWrite, TransparencyLog
+from node.exchange._refusals import INTERVAL, QUIET_AFTER_END, log_refusal
 from node.pb.v1 import node_pb2
+from node.store._db import Database
+from node.store._translog import LogWrite, TransparencyLog
 
 SUBJECT = b"\x07" * 32
 NOW = 1_800_000_000

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from keys import Sealer
-from node._db import Database
-from node._errors import AlreadyExistsError, InvalidArgumentError
-from node._repo_records import (
+from node.core._errors import AlreadyExistsError, InvalidArgumentError
+from node.demo._testbed import make_id_number
+from node.pb.v1 import node_pb2
+from node.store._db import Database
+from node.store._records import (
     MAX_LISTED_REJECTIONS,
     MAX_REJECTION_BYTES,
     MAX_SUMMARY_GROUPS,
@@ -27,8 +29,6 @@ from node._repo_records import (
     subject_of_rows,
     subject_rows,
 )
-from node._testbed import make_id_number
-from node.pb.v1 import node_pb2
 from scoring import Residence, load_scheme, validate_batch
 
 SCHEME = load_scheme("heihe")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from node._storage import (
+from node.store import (
     SCHEMA_VERSION,
     StorageError,
     connect,
@@ -137,7 +137,7 @@ async def test_async_entry_point_migrates(tmp_path: Path) -> None:
 def test_0007_keeps_every_status_entry_and_drops_the_random_indexes(tmp_path: Path) -> None:
     """ADR 0316: a version-6 database keeps its status entries (same idx, same rows)
     and loses only the attestation-id and consent indexes."""
-    from node._storage._migrate import _script, migrations
+    from node.store._migrate import _script, migrations
 
     raw = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
     for mig in migrations()[:6]:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from keys import CHECKPOINT_TYPE, KeyPair, verify_envelope, verify_inclusion
-from node._db import Database
-from node._translog import LogWrite, TransparencyLog, subject_ref
 from node.pb.v1 import attestation_pb2, node_pb2
+from node.store._db import Database
+from node.store._translog import LogWrite, TransparencyLog, subject_ref
 
 SUBJECT = b"\x07" * 32
 

@@ -1,0 +1,48 @@
+"""Node storage: one SQLite database per node, numbered migrations, WAL.
+
+Invariants:
+
+* the schema is created and upgraded only by :mod:`node.store._migrate`,
+  which applies ``migrations/NNNN_*.sql`` in order, each in one transaction
+  together with ``PRAGMA user_version = NNNN``; a database newer than the
+  code is refused;
+* every connection runs in WAL mode with foreign keys on;
+* a subject is stored under its pseudonymous ``subject_key``; the citizen ID
+  number is stored only sealed, never in plain text, and never logged.
+
+Both a synchronous (``sqlite3``, batch jobs) and an asynchronous
+(``aiosqlite``, the server) entry point open and migrate a database.
+
+Modules: ``_migrate`` (opening and migrating), ``_db`` (the server's writer and
+reader connections, units of work, group commit), ``_checkpoint`` (WAL checkpoints
+off the event loop), ``_records`` and ``_consents`` (the repositories of subjects
+and records, consents and attestation status), ``_translog`` (the transparency
+log), ``_outbox`` (the outbox pushed to the hub), ``_status_list`` (the signed
+status list rendered from stored states), ``_erase`` (deregistration's SQL),
+``_backup`` (online backup, verification, restore).
+
+May import: ``node.core`` and the pure packages; every other room reaches storage
+through it.
+"""
+
+from node.store._migrate import (
+    BUSY_TIMEOUT_MS,
+    SCHEMA_VERSION,
+    StorageError,
+    connect,
+    connect_async,
+    migrate,
+    migrate_async,
+    migrations,
+)
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "SCHEMA_VERSION",
+    "StorageError",
+    "connect",
+    "connect_async",
+    "migrate",
+    "migrate_async",
+    "migrations",
+]
