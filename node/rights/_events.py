@@ -36,6 +36,7 @@ from node.core._errors import NotFoundError
 from node.monthly import correct_published
 from node.pb.v1 import node_pb2
 from node.store import _rights as store
+from node.store._consents import notify_subject
 from node.store._optout import is_opted_out
 from node.store._records import load_records, load_subject, tombstone
 from node.store._translog import LogWrite
@@ -147,7 +148,7 @@ class RightsTx:
         )
 
     def notify(self, key: bytes, kind: str, message: str) -> None:
-        store.insert_notification(self.conn, key, kind, message[:MAX_MESSAGE], self.now_iso)
+        notify_subject(self.conn, key, kind, message[:MAX_MESSAGE], self.now_iso)
 
     def set_record_status(
         self, owner: str, record_id: str, status: str, *, only_from: str | None = None

@@ -1,4 +1,4 @@
-"""The SQL of rights events: record status and marks, attestation status, notifications.
+"""The SQL of rights events: record status and marks, attestation status, tombstones.
 
 Every function runs inside the caller's write unit (a rights unit,
 :func:`node.rights._events.run_rights_unit`) on the writer connection; none
@@ -11,8 +11,7 @@ Invariants:
   department;
 * attestation status moves only along the transitions named here (VALID and
   SUSPENDED to SUPERSEDED, VALID to SUSPENDED and back, anything to REVOKED);
-* a notification's message is stored as given: the caller bounds it and keeps
-  ID numbers out of it.
+* notifications are written with :func:`node.store._consents.notify_subject`.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ __all__ = [
     "delete_tombstone",
     "has_masked_record",
     "insert_mark",
-    "insert_notification",
     "record_of",
     "restore_suspended",
     "revoke_attestations",
@@ -73,16 +71,6 @@ def record_of(
         (owner, record_id),
     ).fetchone()
     return None if row is None else (bytes(row[0]), str(row[1]), str(row[2]))
-
-
-def insert_notification(
-    conn: sqlite3.Connection, key: bytes, kind: str, message: str, at_iso: str
-) -> None:
-    """Queue a notification for the person (``message`` already bounded by the caller)."""
-    conn.execute(
-        "INSERT INTO notifications (subject_key, kind, message, created_at) VALUES (?, ?, ?, ?)",
-        (key, kind, message, at_iso),
-    )
 
 
 def set_record_status(
