@@ -18,7 +18,7 @@ the consents back and reports:
   (what an operator escalates).
 
 Invariants: read only (a ``sqlite3`` connection opened read-only by the CLI; the
-reads are :mod:`node.store._review`);
+reads are :mod:`node.store._audit`);
 nothing in the report identifies a person (no subject key, no ID): entries
 are counted, mismatches list the consent id and time only.
 """
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node.pb.v1 import node_pb2
-from node.store import _review as store
+from node.store import _audit as store
 
 __all__ = ["Mismatch", "ReviewReport", "review"]
 

@@ -1,7 +1,7 @@
 """The population registry: fact batches in, who exists and is served out.
 
 The SQL is :mod:`node.store._population`; this module keeps the rules (which
-fact does what, in which order, who is no longer served and why).
+fact does what, in which order, whom the node stops serving and why).
 
 Invariants:
 

@@ -1,4 +1,4 @@
-"""The read of ending consents a corrected or published grade no longer meets.
+"""The read of ending consents a corrected or published grade does not meet.
 
 Runs inside the unit that publishes or corrects grades (the caller's
 connection, never committing).  Which consents end, and why, is decided by

@@ -1,4 +1,4 @@
-"""Read-only reads of the operator's review report (H16, N23).
+"""Read-only reads of the operator's audit of third-party queries and uses (H16, N23).
 
 Every function reads through the caller's connection (opened read-only by the
 CLI) and writes nothing.  Invariant: nothing returned here identifies a
