@@ -135,7 +135,7 @@ def not_served_reason(state: RegistryState, scheme: Scheme, today: date) -> tupl
 
 
 def _apply_run(conn: sqlite3.Connection, kind: str, rows: list[tuple[bytes, Fact]]) -> None:
-    """One executemany for a run of consecutive facts of one kind."""
+    """One batched write for a run of consecutive facts of one kind."""
     if kind in ("move_in", "permit_issued", "contribution_year"):
         store.add_residences(conn, [(k, f.residence_kind, f.on.isoformat()) for k, f in rows])
     elif kind in ENDS:
