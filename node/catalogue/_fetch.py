@@ -36,8 +36,8 @@ from keys import (
     open_catalogue,
     verify_key_set,
 )
+from node.catalogue._held import persisted_trust_lists
 from node.catalogue._peers import check_listed
-from node.catalogue._repo import persisted_trust_lists
 from node.core._config import NodeConfig
 from node.core._errors import FailedPreconditionError, PermissionDeniedError, UnavailableError
 from node.federation._trust import HUB_ENDPOINT_PREFIX, trust_list_bytes

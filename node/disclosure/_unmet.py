@@ -42,18 +42,12 @@ from node.exchange._mapping import Mapper
 from node.monthly._store import published_entry, published_run
 from node.store._consents import end_consent, notify_subject
 from node.store._translog import LogWrite
+from node.store._unmet import active_consents
 from scoring import Disclosure, Scheme
 
 __all__ = ["REASON", "end_unmet_consent", "end_unmet_consents", "meets_published"]
 
 REASON = "SCENARIO_NOT_MET"
-
-# Active consents (not withdrawn, not expired) of the node; one row per consent.
-_ACTIVE = (
-    "SELECT consent_id, subject_key, audience, purpose, scope FROM consents"
-    " WHERE withdrawn_at IS NULL AND not_after > ?"
-)
-_ACTIVE_OF = _ACTIVE + " AND subject_key = ?"
 
 
 def meets_published(
@@ -117,10 +111,7 @@ def end_unmet_consents(
     run = published_run(conn, home.id, home.version, today)
     if run is None:
         return []
-    if subjects is None:
-        rows = conn.execute(_ACTIVE, (now,)).fetchall()
-    else:
-        rows = [r for k in subjects for r in conn.execute(_ACTIVE_OF, (now, k)).fetchall()]
+    rows = active_consents(conn, now, subjects)
     writes: list[LogWrite] = []
     at = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
     for consent_id, key, audience, purpose, scope in rows:

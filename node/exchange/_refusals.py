@@ -15,6 +15,7 @@ Invariants:
   since the key's previous leaf;
 * any other refusal only increments the key's ``unlogged`` counter (it is in
   the next leaf of the key, if one comes, and always in the refusals metric);
+  the marks' SQL is :mod:`node.store._refusals`;
 * so the leaves of one key number at most ``1 + (consent's life + 1 day) /
   1 hour``, bounded by the citizen's grant, not by how often anyone retries;
 * :func:`log_refusal` runs inside the refusing write unit (``BEGIN
@@ -29,29 +30,13 @@ import sqlite3
 from dataclasses import replace
 from typing import Final
 
+from node.store import _refusals as store
 from node.store._translog import LogWrite, TransparencyLog
 
 __all__ = ["INTERVAL", "QUIET_AFTER_END", "log_refusal"]
 
 INTERVAL: Final = 3600  # at most one leaf per key and hour after the first
 QUIET_AFTER_END: Final = 86_400  # a day after the consent ended, repeats get no leaf
-
-_MARK = (
-    "SELECT logged_at, unlogged FROM refusal_marks "
-    "WHERE consent_id = ? AND requester = ? AND reason = ?"
-)
-_NEW = (
-    "INSERT INTO refusal_marks (consent_id, requester, reason, logged_at, unlogged) "
-    "VALUES (?, ?, ?, ?, 0)"
-)
-_LOGGED = (
-    "UPDATE refusal_marks SET logged_at = ?, unlogged = 0 "
-    "WHERE consent_id = ? AND requester = ? AND reason = ?"
-)
-_SKIPPED = (
-    "UPDATE refusal_marks SET unlogged = unlogged + 1 "
-    "WHERE consent_id = ? AND requester = ? AND reason = ?"
-)
 
 
 def log_refusal(
@@ -65,13 +50,13 @@ def log_refusal(
     :meth:`TransparencyLog.mirror` — no leaves when nothing was appended."""
     key = (write.consent_id, write.requester, write.reason)
     now = write.timestamp
-    mark = conn.execute(_MARK, key).fetchone()
+    mark = store.mark_of(conn, key)
     if mark is None:
-        conn.execute(_NEW, (*key, now))
+        store.insert_mark(conn, key, now)
         return log.append_sync(conn, [write])
-    logged_at, unlogged = int(mark[0]), int(mark[1])
+    logged_at, unlogged = mark
     if now - logged_at < INTERVAL or now - ended_at >= QUIET_AFTER_END:
-        conn.execute(_SKIPPED, key)
+        store.count_unlogged(conn, key)
         return -1, []
-    conn.execute(_LOGGED, (now, *key))
+    store.set_logged(conn, key, now)
     return log.append_sync(conn, [replace(write, count=unlogged + 1)])

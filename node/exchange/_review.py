@@ -17,7 +17,8 @@ the consents back and reports:
 * objections by state and, given ``today``, every step past its deadline
   (what an operator escalates).
 
-Invariants: read only (a ``sqlite3`` connection opened read-only by the CLI);
+Invariants: read only (a ``sqlite3`` connection opened read-only by the CLI; the
+reads are :mod:`node.store._audit`);
 nothing in the report identifies a person (no subject key, no ID): entries
 are counted, mismatches list the consent id and time only.
 """
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node.pb.v1 import node_pb2
+from node.store import _audit as store
 
 __all__ = ["Mismatch", "ReviewReport", "review"]
 
@@ -153,15 +155,9 @@ class ReviewReport:
 def review(conn: sqlite3.Connection, today: str = "") -> ReviewReport:
     """The report; ``today`` (YYYY-MM-DD) lists objection steps overdue on that day."""
     report = ReviewReport()
-    consents = {
-        str(cid): (str(aud), str(purpose))
-        for cid, aud, purpose in conn.execute("SELECT consent_id, audience, purpose FROM consents")
-    }
-    marks = ",".join("?" * len(QUERY_KINDS))
-    for (leaf,) in conn.execute(
-        f"SELECT leaf FROM log_entries WHERE kind IN ({marks}) ORDER BY idx", QUERY_KINDS
-    ):
-        entry = node_pb2.LogEntry.FromString(bytes(leaf))
+    consents = store.consent_terms(conn)
+    for leaf in store.leaves_of_kinds(conn, QUERY_KINDS):
+        entry = node_pb2.LogEntry.FromString(leaf)
         times = entry.count or 1  # a bounded refusal entry stands for `count` (ADR 0319)
         report.total += times
         outcome = "issued" if entry.kind == "attestation_issued" else entry.reason or "refused"
@@ -185,30 +181,11 @@ def review(conn: sqlite3.Connection, today: str = "") -> ReviewReport:
                     flag,
                 )
             )
-    late = dict(
-        conn.execute(
-            "SELECT submitted_by, count(*) FROM records WHERE share_due IS NOT NULL GROUP BY 1"
-        ).fetchall()
-    )
-    missed = dict(
-        conn.execute(
-            "SELECT source, count(*) FROM objections "
-            "WHERE state_json LIKE '%\"deemed_accepted\"%' GROUP BY source"
-        ).fetchall()
-    )
-    report.objections = {
-        str(k): int(v)
-        for k, v in conn.execute("SELECT state, count(*) FROM objections GROUP BY state")
-    }
+    late = store.late_records_by_source(conn)
+    missed = store.missed_deadlines_by_source(conn)
+    report.objections = store.objections_by_state(conn)
     if today:
-        report.overdue = [
-            OverdueStep(str(a), str(b), str(c), str(d))
-            for a, b, c, d in conn.execute(
-                "SELECT objection_id, source, waiting_for, due FROM objections "
-                "WHERE state != 'replied' AND due IS NOT NULL AND due < ? ORDER BY due",
-                (today,),
-            )
-        ]
+        report.overdue = [OverdueStep(*step) for step in store.overdue_steps(conn, today)]
     report.late_sources = [
         LateSource(str(s), int(late.get(s, 0)), int(missed.get(s, 0)))
         for s in sorted(set(late) | set(missed))

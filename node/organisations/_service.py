@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from node.core._bounds import ID_MAX, check_text
 from node.core._errors import InvalidArgumentError
+from node.organisations._intake import store_listings
 from node.organisations._listings import LISTINGS_MAX, validate_listings
-from node.organisations._repo import store_listings
 from node.pb.v1 import node_pb2
 from node.store._records import batch_rejection
 

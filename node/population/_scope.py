@@ -24,7 +24,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from node.population._facts import FactProblem
-from node.population._repo import registry_state
+from node.population._registry import registry_state
 from scoring import CreditRecord, Scheme, birth_date, years_between
 
 if TYPE_CHECKING:

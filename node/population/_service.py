@@ -20,7 +20,7 @@ from node.core._bounds import ID_MAX, check_text
 from node.core._errors import InvalidArgumentError, PermissionDeniedError
 from node.pb.v1 import node_pb2
 from node.population._facts import FACTS_MAX, validate_facts
-from node.population._repo import apply_facts
+from node.population._registry import apply_facts
 from node.store._records import batch_rejection
 
 if TYPE_CHECKING:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from node.core._errors import NotFoundError
 from node.pb.v1 import node_pb2
 from node.rights._events import RightsTx, run_rights_unit, tombstone
+from node.store import _rights as store
 from node.store._erase import erase_subject_sync
 
 if TYPE_CHECKING:
@@ -49,25 +50,17 @@ async def deregister(ctx: NodeContext, key: bytes) -> node_pb2.DeregisterRespons
 
     def fn(rtx: RightsTx) -> node_pb2.DeregisterResponse:
         conn = rtx.conn
-        if conn.execute("SELECT 1 FROM subjects WHERE subject_key = ?", (key,)).fetchone() is None:
+        if not store.subject_exists(conn, key):
             raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")
-        (records,) = conn.execute(
-            "SELECT count(*) FROM records WHERE subject_key = ?", (key,)
-        ).fetchone()
-        (consents,) = conn.execute(
-            "SELECT count(*) FROM consents WHERE subject_key = ?", (key,)
-        ).fetchone()
+        records = store.count_records(conn, key)
+        consents = store.count_consents(conn, key)
         queued = None
         if outbox is not None:  # before the subject row (and its sealed ID) is deleted
             queued = outbox.deregistration_sync(conn, key, rtx.now_s)
         stone = tombstone(secret, key)
         revoked = erase_subject_sync(conn, key, stone, rtx.now_iso)
         rtx.log("deregistered", key, reason="H2: all records, snapshots and consents deleted")
-        rtx.after_log.append(
-            lambda c: c.execute(
-                "UPDATE log_entries SET subject_key = NULL WHERE subject_key = ?", (key,)
-            )
-        )
+        rtx.after_log.append(lambda c: store.unlink_log_entries(c, key))
         return node_pb2.DeregisterResponse(
             records_deleted=int(records),
             consents_deleted=int(consents),
@@ -84,9 +77,7 @@ async def register(ctx: NodeContext, key: bytes) -> node_pb2.RegisterResponse:
     stone = tombstone(ctx.secrets.storage_secret, key)
 
     def fn(rtx: RightsTx) -> node_pb2.RegisterResponse:
-        gone = rtx.conn.execute(
-            "DELETE FROM deregistrations WHERE tombstone = ?", (stone,)
-        ).rowcount
+        gone = store.delete_tombstone(rtx.conn, stone)
         if gone:
             rtx.log("registered", None, reason="a deregistered person registered again")
         return node_pb2.RegisterResponse(was_deregistered=bool(gone))

@@ -35,12 +35,9 @@ from node.core._config import ConfigError, RightsConfig
 from node.core._errors import NotFoundError
 from node.monthly import correct_published
 from node.pb.v1 import node_pb2
-from node.store._consents import (
-    STATUS_REVOKED,
-    STATUS_SUPERSEDED,
-    STATUS_SUSPENDED,
-    STATUS_VALID,
-)
+from node.store import _rights as store
+from node.store._consents import notify_subject
+from node.store._optout import is_opted_out
 from node.store._records import load_records, load_subject, tombstone
 from node.store._translog import LogWrite
 from scoring import (
@@ -137,16 +134,12 @@ class RightsTx:
         Record ids belong to the filing department: another
         department's record and no record get the same NOT_FOUND answer.
         """
-        row = self.conn.execute(
-            "SELECT subject_key, category, polarity FROM records "
-            "WHERE submitted_by = ? AND record_id = ?",
-            (owner, record_id),
-        ).fetchone()
-        if row is None:
+        found = store.record_of(self.conn, owner, record_id)
+        if found is None:
             raise NotFoundError(
                 "RECORD_NOT_FOUND", "no record with this id from this department", field="record_id"
             )
-        return bytes(row[0]), str(row[1]), str(row[2])
+        return found
 
     # -- writes ------------------------------------------------------------
     def log(self, kind: str, key: bytes | None, *, requester: str = "", reason: str = "") -> None:
@@ -155,60 +148,42 @@ class RightsTx:
         )
 
     def notify(self, key: bytes, kind: str, message: str) -> None:
-        self.conn.execute(
-            "INSERT INTO notifications (subject_key, kind, message, created_at) VALUES (?, ?, ?, ?)",
-            (key, kind, message[:MAX_MESSAGE], self.now_iso),
-        )
+        notify_subject(self.conn, key, kind, message[:MAX_MESSAGE], self.now_iso)
 
     def set_record_status(
         self, owner: str, record_id: str, status: str, *, only_from: str | None = None
     ) -> bool:
         """Set the status of the record ``owner`` (its filing department) filed as ``record_id``."""
-        sql = "UPDATE records SET status = ? WHERE submitted_by = ? AND record_id = ?"
-        params: tuple[str, ...] = (status, owner, record_id)
-        if only_from is not None:
-            sql += " AND status = ?"
-            params = (*params, only_from)
-        return self.conn.execute(sql, params).rowcount == 1
+        return store.set_record_status(self.conn, owner, record_id, status, only_from)
 
     def mark(
         self, owner: str, record_id: str, status: str, *, route: str, note: str, by: str
     ) -> None:
-        self.conn.execute(
-            "INSERT INTO record_marks (submitted_by, record_id, status, repair_route, note, "
-            "marked_by, marked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (owner, record_id, status, route, note[:MAX_MESSAGE], by, self.now_iso),
+        store.insert_mark(
+            self.conn,
+            owner,
+            record_id,
+            status,
+            route=route,
+            note=note[:MAX_MESSAGE],
+            by=by,
+            at_iso=self.now_iso,
         )
 
     def supersede(self, key: bytes) -> int:
         """The person's valid and suspended attestations carried the old grade."""
-        return self.conn.execute(
-            "UPDATE status_entries SET status = ? WHERE subject_key = ? AND status IN (?, ?)",
-            (STATUS_SUPERSEDED, key, STATUS_VALID, STATUS_SUSPENDED),
-        ).rowcount
+        return store.supersede_attestations(self.conn, key)
 
     def suspend(self, key: bytes) -> int:
-        return self.conn.execute(
-            "UPDATE status_entries SET status = ? WHERE subject_key = ? AND status = ?",
-            (STATUS_SUSPENDED, key, STATUS_VALID),
-        ).rowcount
+        return store.suspend_attestations(self.conn, key)
 
     def unsuspend(self, key: bytes) -> int:
-        masked = self.conn.execute(
-            "SELECT 1 FROM records WHERE subject_key = ? AND status = 'masked' LIMIT 1", (key,)
-        ).fetchone()
-        if masked is not None:
+        if store.has_masked_record(self.conn, key):
             return 0
-        return self.conn.execute(
-            "UPDATE status_entries SET status = ? WHERE subject_key = ? AND status = ?",
-            (STATUS_VALID, key, STATUS_SUSPENDED),
-        ).rowcount
+        return store.restore_suspended(self.conn, key)
 
     def revoke_all(self, key: bytes) -> int:
-        return self.conn.execute(
-            "UPDATE status_entries SET status = ? WHERE subject_key = ? AND status != ?",
-            (STATUS_REVOKED, key, STATUS_REVOKED),
-        ).rowcount
+        return store.revoke_attestations(self.conn, key)
 
     def rescore(self, key: bytes, cause: str) -> Grade:
         """Correct the person's published grade at once (H16), tell them when it moved.
@@ -217,7 +192,7 @@ class RightsTx:
         both None when no month is published yet (the next run includes the change).
         A person who opted out (N3, :mod:`node.rights._optout`) is not scored:
         nothing is computed or published for them."""
-        if self.conn.execute("SELECT 1 FROM opt_outs WHERE subject_key = ?", (key,)).fetchone():
+        if is_opted_out(self.conn, key):
             return Grade(None, None, self.scheme.version)
         fixed = correct_published(self.conn, key, self.scheme, cause, self.now_iso)
         if fixed is None:

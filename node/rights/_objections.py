@@ -51,6 +51,9 @@ from node.core._errors import (
 from node.core._observe import log_event
 from node.pb.v1 import node_pb2
 from node.rights._events import RightsTx, run_rights_unit
+from node.store import _objections as store
+from node.store._optout import is_opted_out
+from node.store._rights import subject_exists
 from scoring import (
     CorrectRecord,
     Effect,
@@ -93,11 +96,7 @@ __all__ = [
 ]
 
 OPEN_STATES = ("received", "forwarded", "deemed_accepted", "answered")
-_COLUMNS = (
-    "objection_id, record_id, source, about_handling, reason, state_json, deadlines_json, "
-    "filed_at, about_score, period"
-)
-_KEY = 10  # index of subject_key in rows from _select (after _COLUMNS)
+_KEY = store.KEY  # index of subject_key in rows read inside a unit
 
 
 def dump_objection(obj: Objection) -> str:
@@ -195,18 +194,15 @@ class _Stored:
         moved = len(obj.history) > len(self.obj.history)
         if obj.due is not None and obj.waiting_for:
             self.deadlines.setdefault(obj.waiting_for, obj.due.isoformat())
-        rtx.conn.execute(
-            "UPDATE objections SET state = ?, waiting_for = ?, due = ?, state_json = ?, "
-            "deadlines_json = ?, updated_at = ? WHERE objection_id = ?",
-            (
-                obj.state.value,
-                obj.waiting_for,
-                obj.due.isoformat() if obj.due else None,
-                dump_objection(obj),
-                json.dumps(self.deadlines),
-                rtx.now_iso,
-                obj.objection_id,
-            ),
+        store.save_state(
+            rtx.conn,
+            obj.objection_id,
+            state=obj.state.value,
+            waiting_for=obj.waiting_for,
+            due=obj.due.isoformat() if obj.due else None,
+            state_json=dump_objection(obj),
+            deadlines_json=json.dumps(self.deadlines),
+            at_iso=rtx.now_iso,
         )
         if moved:
             for t in obj.history[len(self.obj.history) :]:
@@ -262,12 +258,6 @@ def _apply(
             log_event("objection step overdue", 30, step=eff.step, due=str(eff.due))
 
 
-def _select(rtx: RightsTx, where: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    return rtx.conn.execute(
-        f"SELECT {_COLUMNS}, subject_key FROM objections WHERE {where}", params
-    ).fetchall()
-
-
 async def file(
     ctx: NodeContext,
     key: bytes,
@@ -301,11 +291,7 @@ async def file(
     def fn(rtx: RightsTx) -> node_pb2.ObjectionInfo:
         found = [
             row
-            for row in rtx.conn.execute(
-                "SELECT subject_key, submitted_by, status, source FROM records "
-                "WHERE subject_key = ? AND record_id = ?",
-                (key, record_id),
-            ).fetchall()
+            for row in store.records_with_id(rtx.conn, key, record_id)
             if not source or source in (row[1], row[3])
         ]
         if not found:
@@ -322,12 +308,7 @@ async def file(
             raise FailedPreconditionError(
                 "RECORD_NOT_COUNTING", f"the record is {owner[2]}", field="record_id"
             )
-        open_marks = ",".join("?" * len(OPEN_STATES))
-        if rtx.conn.execute(
-            f"SELECT 1 FROM objections WHERE record_id = ? AND source = ? "
-            f"AND state IN ({open_marks})",
-            (record_id, str(owner[1]), *OPEN_STATES),
-        ).fetchone():
+        if store.open_on_record(rtx.conn, record_id, str(owner[1]), OPEN_STATES):
             raise AlreadyExistsError(
                 "OBJECTION_OPEN", "an objection against this record is open", field="record_id"
             )
@@ -342,25 +323,20 @@ async def file(
                 )
             ]
         deadlines = {obj.waiting_for: obj.due.isoformat()} if obj.due else {}
-        rtx.conn.execute(
-            "INSERT INTO objections (objection_id, subject_key, record_id, source, about_handling, "
-            "reason, state, waiting_for, due, state_json, deadlines_json, filed_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                objection_id,
-                key,
-                record_id,
-                str(owner[1]),
-                int(about_handling),
-                reason,  # bounded and ID-checked by the service (node.core._bounds)
-                obj.state.value,
-                obj.waiting_for,
-                obj.due.isoformat() if obj.due else None,
-                dump_objection(obj),
-                json.dumps(deadlines),
-                rtx.now_iso,
-                rtx.now_iso,
-            ),
+        store.insert_record_objection(
+            rtx.conn,
+            objection_id,
+            key,
+            record_id,
+            str(owner[1]),
+            about_handling=about_handling,
+            reason=reason,  # bounded and ID-checked by the service (node.core._bounds)
+            state=obj.state.value,
+            waiting_for=obj.waiting_for,
+            due=obj.due.isoformat() if obj.due else None,
+            state_json=dump_objection(obj),
+            deadlines_json=json.dumps(deadlines),
+            at_iso=rtx.now_iso,
         )
         rtx.log(
             "objection_received",
@@ -369,7 +345,7 @@ async def file(
             reason=f"{objection_id}: received; {obj.waiting_for} due {obj.due}",
         )
         _apply(rtx, key, str(owner[1]), obj, effects)
-        (row,) = _select(rtx, "objection_id = ?", (objection_id,))
+        (row,) = store.by_id(rtx.conn, objection_id)
         return _info(row)
 
     return await run_rights_unit(ctx, fn)
@@ -394,7 +370,7 @@ async def answer_objection(
     cal, now = ctx.calendar, ctx.clock.now()
 
     def fn(rtx: RightsTx) -> node_pb2.ObjectionInfo:
-        rows = _select(rtx, "objection_id = ?", (objection_id,))
+        rows = store.by_id(rtx.conn, objection_id)
         stored = _Stored(rtx, rows[0], bytes(rows[0][_KEY])) if rows else None
         if stored is None or (not operator and stored.source != caller):
             raise NotFoundError("OBJECTION_NOT_FOUND", "no such objection", field="objection_id")
@@ -407,7 +383,7 @@ async def answer_objection(
         if note:  # free text: told to the person, never written to the append-only log
             rtx.notify(stored.key, "objection", f"objection {objection_id}: {caller} notes: {note}")
         stored.save(obj, effects, cal)
-        (row,) = _select(rtx, "objection_id = ?", (objection_id,))
+        (row,) = store.by_id(rtx.conn, objection_id)
         return _info(row)
 
     def _decide(stored: _Stored, outcome: Outcome) -> tuple[Objection, list[Effect]]:
@@ -435,11 +411,6 @@ async def advance(ctx: NodeContext, now: datetime | None = None) -> int:
     """The scheduler's step: forward, reply and expire.  Returns the number moved."""
     cal = ctx.calendar
     at = now or ctx.clock.now()
-    # Only rows with work to do: to forward, to reply, or past their step's deadline.
-    where = (
-        "(state = 'received' AND waiting_for = 'forward') OR state = 'answered' "
-        "OR (state IN ('received', 'forwarded') AND due IS NOT NULL AND due < ?) ORDER BY filed_at"
-    )
 
     def step(rtx: RightsTx, row: Sequence[Any]) -> bool:
         stored = _Stored(rtx, row, bytes(row[_KEY]))
@@ -458,20 +429,21 @@ async def advance(ctx: NodeContext, now: datetime | None = None) -> int:
 
     def fn(rtx: RightsTx) -> int:
         moved = 0
-        for row in _select(rtx, where, (at.date().isoformat(),)):
+        # only rows with work to do: to forward, to reply, or past their step's deadline
+        for row in store.due_for_step(rtx.conn, at.date().isoformat()):
             # One objection that cannot be moved (e.g. a damaged row) must not stop the
             # others: each runs in its own savepoint and is skipped (and logged) on error.
             logged = len(rtx.logs)
-            rtx.conn.execute("SAVEPOINT objection")
+            store.start_step(rtx.conn)
             try:
                 moved += step(rtx, row)
             except Exception as exc:
-                rtx.conn.execute("ROLLBACK TO objection")
+                store.rollback_step(rtx.conn)
                 del rtx.logs[logged:]
                 log_event(
                     "objection step failed", 40, objection=str(row[0]), exc=type(exc).__name__
                 )
-            rtx.conn.execute("RELEASE objection")
+            store.release_step(rtx.conn)
         return moved
 
     return await run_rights_unit(ctx, fn)
@@ -480,35 +452,20 @@ async def advance(ctx: NodeContext, now: datetime | None = None) -> int:
 async def list_for_source(
     ctx: NodeContext, source: str, open_only: bool
 ) -> node_pb2.ListObjectionsResponse:
-    where = "source = ? AND about_handling = 0 AND about_score = 0"
-    if open_only:
-        where += " AND state IN ('forwarded', 'deemed_accepted')"
-    rows = await ctx.db.fetchall(
-        f"SELECT {_COLUMNS} FROM objections WHERE {where} ORDER BY filed_at", (source,)
-    )
+    rows = await store.list_for_source(ctx.db, source, open_only)
     return node_pb2.ListObjectionsResponse(objections=[_info(r) for r in rows])
 
 
 async def list_for_subject(
     ctx: NodeContext, key: bytes, open_only: bool
 ) -> node_pb2.ListObjectionsResponse:
-    where = "subject_key = ?"
-    if open_only:
-        where += " AND state != 'replied'"
-    rows = await ctx.db.fetchall(
-        f"SELECT {_COLUMNS} FROM objections WHERE {where} ORDER BY filed_at", (key,)
-    )
+    rows = await store.list_for_subject(ctx.db, key, open_only)
     return node_pb2.ListObjectionsResponse(objections=[_info(r) for r in rows])
 
 
 async def list_for_operator(ctx: NodeContext, open_only: bool) -> node_pb2.ListObjectionsResponse:
     """The operator's queue of objections to the score itself (N21)."""
-    where = "about_score = 1"
-    if open_only:
-        where += " AND state = 'received'"
-    rows = await ctx.db.fetchall(
-        f"SELECT {_COLUMNS} FROM objections WHERE {where} ORDER BY filed_at", ()
-    )
+    rows = await store.list_for_operator(ctx.db, open_only)
     return node_pb2.ListObjectionsResponse(objections=[_info(r) for r in rows])
 
 
@@ -545,23 +502,13 @@ async def file_score(
     objection_id = os.urandom(8).hex()
 
     def fn(rtx: RightsTx) -> node_pb2.ObjectionInfo:
-        if (
-            rtx.conn.execute("SELECT 1 FROM subjects WHERE subject_key = ?", (key,)).fetchone()
-            is None
-        ):
+        if not subject_exists(rtx.conn, key):
             raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")
-        if (
-            rtx.conn.execute("SELECT 1 FROM opt_outs WHERE subject_key = ?", (key,)).fetchone()
-            is not None
-        ):
+        if is_opted_out(rtx.conn, key):
             raise FailedPreconditionError(
                 "SUBJECT_OPTED_OUT", "you asked not to be scored; opt in first", field="period"
             )
-        if rtx.conn.execute(
-            "SELECT 1 FROM objections WHERE subject_key = ? AND about_score = 1 AND period = ? "
-            "AND state != 'replied'",
-            (key, period),
-        ).fetchone():
+        if store.open_on_score(rtx.conn, key, period):
             raise AlreadyExistsError(
                 "OBJECTION_OPEN", "an objection to this month's score is open", field="period"
             )
@@ -569,24 +516,19 @@ async def file_score(
             objection_id, period, scheme, now, cal, handle_days=handle_days
         )
         assert obj.due is not None
-        rtx.conn.execute(
-            "INSERT INTO objections (objection_id, subject_key, record_id, source, about_handling, "
-            "reason, state, waiting_for, due, state_json, deadlines_json, filed_at, updated_at, "
-            "about_score, period) VALUES (?, ?, '', ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
-            (
-                objection_id,
-                key,
-                region,
-                reason,  # bounded and ID-checked by the service (node.core._bounds)
-                obj.state.value,
-                obj.waiting_for,
-                obj.due.isoformat(),
-                dump_objection(obj),
-                json.dumps({obj.waiting_for: obj.due.isoformat()}),
-                rtx.now_iso,
-                rtx.now_iso,
-                period,
-            ),
+        store.insert_score_objection(
+            rtx.conn,
+            objection_id,
+            key,
+            region,
+            reason=reason,  # bounded and ID-checked by the service (node.core._bounds)
+            state=obj.state.value,
+            waiting_for=obj.waiting_for,
+            due=obj.due.isoformat(),
+            state_json=dump_objection(obj),
+            deadlines_json=json.dumps({obj.waiting_for: obj.due.isoformat()}),
+            at_iso=rtx.now_iso,
+            period=period,
         )
         rtx.log(
             "objection_received",
@@ -595,7 +537,7 @@ async def file_score(
             reason=f"{objection_id}: score {period}; handle due {obj.due}",
         )
         _apply(rtx, key, region, obj, effects)
-        (row,) = _select(rtx, "objection_id = ?", (objection_id,))
+        (row,) = store.by_id(rtx.conn, objection_id)
         return _info(row)
 
     return await run_rights_unit(ctx, fn)

@@ -38,6 +38,7 @@ from node.core._errors import (
 from node.exchange._throttle import RETRY_AFTER_KEY
 from node.pb.v1 import node_pb2
 from node.rights._events import RightsTx, run_rights_unit
+from node.store import _supplements as store
 from scoring import Polarity, Provenance
 
 if TYPE_CHECKING:
@@ -56,11 +57,6 @@ __all__ = [
 SUPPLEMENT_RATE_EXCEEDED = "SUPPLEMENT_RATE_EXCEEDED"
 TOO_MANY_PENDING_SUPPLEMENTS = "TOO_MANY_PENDING_SUPPLEMENTS"
 _HOUR = 3_600
-
-_COLUMNS = (
-    "supplement_id, category, level, act_id, recognised_on, verifier, proof_sha256, "
-    "description, state, reason, record_id, submitted_at"
-)
 
 
 def _info(r: Sequence[Any]) -> node_pb2.SupplementInfo:
@@ -141,14 +137,9 @@ def refuse_upload_over_limits(
     ``per_hour`` uploads in the rolling hour (checked first: a decision does not help
     there) or ``max_pending`` undecided ones.  Read in the upload's own write unit, so
     concurrent uploads of every process are counted (as consent grants, ADR 0324)."""
-    # the per_hour-th most recent upload (one index: supplements_by_subject)
-    recent = conn.execute(
-        "SELECT submitted_at FROM supplements WHERE subject_key = ? "
-        "ORDER BY submitted_at DESC LIMIT 1 OFFSET ?",
-        (key, per_hour - 1),
-    ).fetchone()
+    recent = store.nth_latest_upload_at(conn, key, per_hour)
     if recent is not None:
-        at = int(datetime.fromisoformat(recent[0]).timestamp())
+        at = int(datetime.fromisoformat(recent).timestamp())
         if at > now_s - _HOUR:
             seconds = max(1, at + _HOUR - now_s)
             raise ResourceExhaustedError(
@@ -156,9 +147,7 @@ def refuse_upload_over_limits(
                 f"at most {per_hour} uploads per hour; retry after {seconds} s",
                 details=((RETRY_AFTER_KEY, str(seconds)),),
             )
-    pending = conn.execute(
-        "SELECT count(*) FROM supplements WHERE subject_key = ? AND state = 'pending'", (key,)
-    ).fetchone()[0]
+    pending = store.count_pending(conn, key)
     if pending >= max_pending:
         raise ResourceExhaustedError(
             TOO_MANY_PENDING_SUPPLEMENTS,
@@ -179,26 +168,21 @@ async def upload(
         refuse_upload_over_limits(  # before anything is written: no row, no log leaf
             rtx.conn, key, limits.supplements_per_hour, limits.max_pending_supplements, rtx.now_s
         )
-        rtx.conn.execute(
-            f"INSERT INTO supplements ({_COLUMNS}, subject_key) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', '', NULL, ?, ?)",
-            (
-                supplement_id,
-                req.category,
-                req.level or None,
-                req.act_id,
-                recognised.isoformat(),
-                req.verifier,
-                bytes(req.proof_sha256),
-                req.description,
-                rtx.now_iso,
-                key,
-            ),
+        store.insert_upload(
+            rtx.conn,
+            supplement_id,
+            key,
+            category=req.category,
+            level=req.level or None,
+            act_id=req.act_id,
+            recognised_on=recognised.isoformat(),
+            verifier=req.verifier,
+            proof_sha256=bytes(req.proof_sha256),
+            description=req.description,
+            at_iso=rtx.now_iso,
         )
         rtx.log("supplement_uploaded", key, requester=req.verifier, reason=supplement_id)
-        row = rtx.conn.execute(
-            f"SELECT {_COLUMNS} FROM supplements WHERE supplement_id = ?", (supplement_id,)
-        ).fetchone()
+        row = store.by_id(rtx.conn, supplement_id)
         return _info(row)
 
     return await run_rights_unit(ctx, fn)
@@ -213,10 +197,7 @@ async def decide(
         )
 
     def fn(rtx: RightsTx) -> node_pb2.SupplementInfo:
-        row = rtx.conn.execute(
-            f"SELECT {_COLUMNS}, subject_key FROM supplements WHERE supplement_id = ?",
-            (supplement_id,),
-        ).fetchone()
+        row = store.by_id_with_key(rtx.conn, supplement_id)
         if row is None or row[5] != verifier:
             raise NotFoundError("SUPPLEMENT_NOT_FOUND", "no such upload", field="supplement_id")
         if row[8] != "pending":
@@ -226,43 +207,26 @@ async def decide(
         key = bytes(row[12])
         if accept:
             record_id = f"supp-{supplement_id}"
-            rtx.conn.execute(
-                "INSERT INTO records (subject_key, record_id, source, category, polarity, act_id, "
-                "recognised_on, valid_until, level, severity, legal_document, status, provenance, "
-                "flags, batch_id, submitted_at, submitted_by) VALUES (?, ?, ?, ?, 'positive', ?, "
-                "?, NULL, ?, NULL, NULL, 'active', 'personal_verified', '', ?, ?, ?)",
-                (
-                    key,
-                    record_id,
-                    verifier,
-                    row[1],
-                    row[3],
-                    row[4],
-                    row[2],
-                    record_id,
-                    rtx.now_iso,
-                    verifier,
-                ),
+            store.insert_record(
+                rtx.conn,
+                key,
+                record_id,
+                verifier,
+                category=row[1],
+                act_id=row[3],
+                recognised_on=row[4],
+                level=row[2],
+                at_iso=rtx.now_iso,
             )
-            rtx.conn.execute(
-                "UPDATE supplements SET state = 'verified', record_id = ?, decided_at = ? "
-                "WHERE supplement_id = ?",
-                (record_id, rtx.now_iso, supplement_id),
-            )
+            store.set_verified(rtx.conn, supplement_id, record_id, rtx.now_iso)
             rtx.notify(key, "supplement", f"your upload {supplement_id} was verified and counts")
             rtx.log("supplement_verified", key, requester=verifier, reason=supplement_id)
             rtx.rescore(key, f"verified upload {supplement_id}")
         else:
-            rtx.conn.execute(
-                "UPDATE supplements SET state = 'rejected', reason = ?, decided_at = ? "
-                "WHERE supplement_id = ?",
-                (reason, rtx.now_iso, supplement_id),
-            )
+            store.set_rejected(rtx.conn, supplement_id, reason, rtx.now_iso)
             rtx.notify(key, "supplement", f"your upload {supplement_id} was not verified: {reason}")
             rtx.log("supplement_rejected", key, requester=verifier, reason=supplement_id)
-        out = rtx.conn.execute(
-            f"SELECT {_COLUMNS} FROM supplements WHERE supplement_id = ?", (supplement_id,)
-        ).fetchone()
+        out = store.by_id(rtx.conn, supplement_id)
         return _info(out)
 
     return await run_rights_unit(ctx, fn)
@@ -271,18 +235,12 @@ async def decide(
 async def list_for_verifier(
     ctx: NodeContext, verifier: str, pending_only: bool
 ) -> node_pb2.ListSupplementsResponse:
-    where = "verifier = ?" + (" AND state = 'pending'" if pending_only else "")
-    rows = await ctx.db.fetchall(
-        f"SELECT {_COLUMNS} FROM supplements WHERE {where} ORDER BY submitted_at", (verifier,)
-    )
+    rows = await store.list_for_verifier(ctx.db, verifier, pending_only)
     return node_pb2.ListSupplementsResponse(supplements=[_info(r) for r in rows])
 
 
 async def list_for_subject(
     ctx: NodeContext, key: bytes, pending_only: bool
 ) -> node_pb2.ListSupplementsResponse:
-    where = "subject_key = ?" + (" AND state = 'pending'" if pending_only else "")
-    rows = await ctx.db.fetchall(
-        f"SELECT {_COLUMNS} FROM supplements WHERE {where} ORDER BY submitted_at", (key,)
-    )
+    rows = await store.list_for_subject(ctx.db, key, pending_only)
     return node_pb2.ListSupplementsResponse(supplements=[_info(r) for r in rows])

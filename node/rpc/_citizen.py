@@ -61,6 +61,7 @@ from node.rpc._context import NodeContext
 from node.rpc._guard import require_citizen
 from node.rpc._identity import AuthenticatedCitizen
 from node.store._consents import ConsentRow, state_of
+from node.store._notifications import notifications_after
 from node.store._translog import PAGE_DEFAULT, LogWrite
 
 __all__ = ["CONSENT_TYPE", "CitizenServicer", "score_result_proto"]
@@ -207,11 +208,7 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
     ) -> node_pb2.ListNotificationsResponse:
         citizen = self._citizen(context)
         check_int("after_id", request.after_id)
-        rows = await self._ctx.db.fetchall(
-            "SELECT id, created_at, kind, message FROM notifications "
-            "WHERE subject_key = ? AND id > ? ORDER BY id",
-            (citizen.subject_key, request.after_id),
-        )
+        rows = await notifications_after(self._ctx.db, citizen.subject_key, request.after_id)
         return node_pb2.ListNotificationsResponse(
             notifications=[
                 node_pb2.Notification(id=r[0], at=r[1], kind=r[2], message=r[3]) for r in rows

@@ -137,7 +137,7 @@ class ReplayCache:
         log_event("identity replay journal loaded", live=len(self._until))
 
     def _rewrite(self, now: int) -> None:
-        """Replace the journal by the live entries (temporary file, fsync, rename)."""
+        """Rewrite the journal with the live entries only (temporary file, fsync, rename)."""
         assert self._journal is not None
         self._prune(now)
         tmp = self._journal.with_name(f".{self._journal.name}.tmp")

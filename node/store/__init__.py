@@ -19,7 +19,13 @@ off the event loop), ``_records`` and ``_consents`` (the repositories of subject
 and records, consents and attestation status), ``_translog`` (the transparency
 log), ``_outbox`` (the outbox pushed to the hub), ``_status_list`` (the signed
 status list rendered from stored states), ``_erase`` (deregistration's SQL),
-``_backup`` (online backup, verification, restore).
+``_backup`` (online backup, verification, restore).  The rooms' repositories,
+each a set of functions run inside the caller's unit of work: ``_rights`` (record
+status and marks, attestation status, tombstones), ``_optout``, ``_objections``,
+``_repair``, ``_supplements``, ``_notifications``, ``_population``,
+``_organisations``, ``_batches`` (a batch's ``source_batches`` row),
+``_refusals`` (refusal marks), ``_unmet`` (active consents a grade may end),
+``_audit`` and ``_catalogue`` (read-only reads of the operator's CLI).
 
 May import: ``node.core`` and the pure packages; every other room reaches storage
 through it.

@@ -1,4 +1,7 @@
-"""The population registry's storage: fact batches in, who exists and is served out.
+"""The population registry: fact batches in, who exists and is served out.
+
+The SQL is :mod:`node.store._population`; this module keeps the rules (which
+fact does what, in which order, whom the node stops serving and why).
 
 Invariants:
 
@@ -39,6 +42,8 @@ from node.core._bounds import CONTRIBUTION_KINDS, CONTRIBUTION_YEARS_MAX, RESIDE
 from node.core._errors import FailedPreconditionError, NotFoundError
 from node.population._facts import ENDS, Fact
 from node.rights._events import RightsTx, run_rights_unit
+from node.store import _population as store
+from node.store._batches import insert_batch
 from node.store._consents import STATUS_REVOKED, STATUS_VALID
 from node.store._records import (
     BatchResult,
@@ -67,7 +72,6 @@ __all__ = [
 ENDING_KINDS = frozenset({*ENDS, "capacity_lost", "death"})
 #: Facts that add (or re-open) a residence row: bounded per person as stored.
 _ADDS = frozenset({"move_in", "permit_issued", "contribution_year"})
-_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,19 +90,12 @@ class RegistryState:
 
 def registry_state(conn: sqlite3.Connection, key: bytes) -> RegistryState | None:
     """The person's registry row (sync, inside a unit), or None when unknown."""
-    row = conn.execute(
-        "SELECT birth_date, full_civil_capacity, died_on FROM subjects "
-        "WHERE subject_key = ? AND deregistered_at IS NULL",
-        (key,),
-    ).fetchone()
+    row = store.registry_row(conn, key)
     if row is None:
         return None
     current: list[Residence] = []
     ended = 0
-    for kind, since, ended_on in conn.execute(
-        "SELECT kind, since, ended_on FROM residences WHERE subject_key = ? ORDER BY since, kind",
-        (key,),
-    ):
+    for kind, since, ended_on in store.residences_of(conn, key):
         if ended_on is None:
             current.append(Residence(kind, date.fromisoformat(since)))
         else:
@@ -138,51 +135,26 @@ def not_served_reason(state: RegistryState, scheme: Scheme, today: date) -> tupl
 
 
 def _apply_run(conn: sqlite3.Connection, kind: str, rows: list[tuple[bytes, Fact]]) -> None:
-    """One executemany for a run of consecutive facts of one kind."""
+    """One batched write for a run of consecutive facts of one kind."""
     if kind in ("move_in", "permit_issued", "contribution_year"):
-        conn.executemany(
-            "INSERT INTO residences (subject_key, kind, since) VALUES (?, ?, ?) "
-            "ON CONFLICT (subject_key, kind, since) DO UPDATE SET ended_on = NULL",
-            [(k, f.residence_kind, f.on.isoformat()) for k, f in rows],
-        )
+        store.add_residences(conn, [(k, f.residence_kind, f.on.isoformat()) for k, f in rows])
     elif kind in ENDS:
         named = [(f.on.isoformat(), k, f.residence_kind, f.on.isoformat())
                  for k, f in rows if f.residence_kind]  # fmt: skip
         every = [(f.on.isoformat(), k, f.on.isoformat()) for k, f in rows if not f.residence_kind]
-        conn.executemany(
-            "UPDATE residences SET ended_on = ? WHERE subject_key = ? AND kind = ? "
-            "AND ended_on IS NULL AND since <= ?",
-            named,
-        )
-        conn.executemany(
-            "UPDATE residences SET ended_on = ? WHERE subject_key = ? "
-            "AND ended_on IS NULL AND since <= ?",
-            every,
-        )
+        store.end_named_residences(conn, named)
+        store.end_residences(conn, every)
     elif kind in ("capacity_lost", "capacity_restored"):
-        conn.executemany(
-            "UPDATE subjects SET full_civil_capacity = ? WHERE subject_key = ?",
-            [(int(kind == "capacity_restored"), k) for k, _f in rows],
-        )
+        store.set_capacity(conn, [(int(kind == "capacity_restored"), k) for k, _f in rows])
     elif kind == "death":
-        conn.executemany(
-            "UPDATE subjects SET died_on = ? WHERE subject_key = ? AND died_on IS NULL",
-            [(f.on.isoformat(), k) for k, f in rows],
-        )
+        store.record_deaths(conn, [(f.on.isoformat(), k) for k, f in rows])
 
 
 def _end_consents(rtx: RightsTx, key: bytes, code: str, message: str) -> int:
     """Withdraw the person's open consents and revoke what was issued under them."""
     conn = rtx.conn
-    ended = conn.execute(
-        "UPDATE consents SET withdrawn_at = ?, withdrawn_reason = ? "
-        "WHERE subject_key = ? AND withdrawn_at IS NULL",
-        (rtx.now_s, code, key),
-    ).rowcount
-    conn.execute(
-        "UPDATE status_entries SET status = ? WHERE subject_key = ? AND status = ?",
-        (STATUS_REVOKED, key, STATUS_VALID),
-    )
+    ended = store.withdraw_consents(conn, key, rtx.now_s, code)
+    store.revoke_valid_attestations(conn, key, STATUS_REVOKED, STATUS_VALID)
     if ended:
         rtx.notify(key, "consent", f"{code}: {ended} consent(s) ended: {message}")
         rtx.log("consents_ended", key, reason=f"{code}: {ended} consent(s) ended")
@@ -229,18 +201,7 @@ def _prepare(ctx: NodeContext, facts: Sequence[Fact], now_iso: str) -> _Prepared
 
 def _deregistered(conn: sqlite3.Connection, stones: dict[bytes, bytes]) -> set[bytes]:
     """The subject keys among ``stones`` (tombstone -> key) of deregistered people (H2)."""
-    gone: set[bytes] = set()
-    items = sorted(stones)
-    for i in range(0, len(items), _CHUNK):
-        part = items[i : i + _CHUNK]
-        marks = ",".join("?" * len(part))
-        gone.update(
-            stones[bytes(r[0])]
-            for r in conn.execute(
-                f"SELECT tombstone FROM deregistrations WHERE tombstone IN ({marks})", part
-            )
-        )
-    return gone
+    return {stones[s] for s in store.deregistered_tombstones(conn, list(stones))}
 
 
 def _may_pass_bound(
@@ -285,11 +246,7 @@ async def apply_facts(
             subjects = [row for row in subjects if row[0] not in gone]
             where = {k: v for k, v in where.items() if k not in gone}
             added = {k: v for k, v in added.items() if k not in gone}
-        conn.executemany(
-            "INSERT OR IGNORE INTO subjects (subject_key, birth_date, id_sealed, registered_at) "
-            "VALUES (?, ?, ?, ?)",
-            subjects,
-        )
+        store.insert_subjects(conn, subjects)
         # residences per person are bounded as stored, ended ones not counted
         before = residence_counts(conn, where)
         for kind, run in itertools.groupby(kept, key=lambda kf: kf[1].kind):
@@ -300,18 +257,15 @@ async def apply_facts(
         over = residence_bound_error(batch_id, before, after, where)
         if over is not None:
             raise over  # the unit rolls back: nothing of the batch is stored
-        conn.executemany(
-            "INSERT INTO population_facts (submitted_by, batch_id, seq, subject_key, kind, "
-            "residence_kind, on_date) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        store.insert_facts(
+            conn,
             [
                 (submitted_by, batch_id, seq, k, f.kind, f.residence_kind, f.on.isoformat())
                 for seq, (k, f) in sorted(enumerate(kept), key=lambda sf: sf[1][0])
             ],
         )
-        conn.execute(
-            "INSERT INTO source_batches (batch_id, submitted_by, records, sha256, committed_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (batch_id, submitted_by, len(kept), content_sha256, now_iso),
+        insert_batch(
+            conn, batch_id, submitted_by, count=len(kept), sha256=content_sha256, at_iso=now_iso
         )
         ending = sorted({k for k, f in kept if f.kind in ENDING_KINDS})
         for key, state in registry_states(conn, ending).items():

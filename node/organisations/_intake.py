@@ -1,4 +1,6 @@
-"""Storage of listing events, and the "listed on day D" check of record intake.
+"""Listing batches as units, and the "listed on day D" check of record intake.
+
+The SQL is :mod:`node.store._organisations`.
 
 Invariants:
 
@@ -20,6 +22,8 @@ from collections.abc import Sequence
 from datetime import date
 
 from node.organisations._listings import LISTS, Listing
+from node.store import _organisations as store
+from node.store._batches import insert_batch
 from node.store._db import Database
 from node.store._records import BatchResult, batch_rejection, replayed_batch
 from scoring import CreditRecord
@@ -27,18 +31,12 @@ from scoring import CreditRecord
 __all__ = ["is_listed", "listed_problems", "store_listings"]
 
 SEVERE_DISHONESTY = "severe_dishonesty"
-_CHUNK = 500
-# latest event on or before the day; a removal on the same day as a listing wins
-_LATEST = (
-    "SELECT event FROM organisation_listings WHERE organisation_code = ? AND list = ? "
-    "AND on_date <= ? ORDER BY on_date DESC, event = 'removed' DESC LIMIT 1"
-)
 
 
 def is_listed(conn: sqlite3.Connection, organisation_code: str, day: date) -> bool:
     """Whether the organisation is on the severe-dishonesty list on ``day`` (sync)."""
-    row = conn.execute(_LATEST, (organisation_code, SEVERE_DISHONESTY, day.isoformat())).fetchone()
-    return row is not None and row[0] == "listed"
+    event = store.latest_event(conn, organisation_code, SEVERE_DISHONESTY, day.isoformat())
+    return event == "listed"
 
 
 def listed_problems(
@@ -91,19 +89,7 @@ async def store_listings(
         replayed = replayed_batch(conn, submitted_by, batch_id, content_sha256)
         if replayed is not None:
             return replayed
-        ids = [x.listing_id for x in listings]
-        existing: set[str] = set()
-        for start in range(0, len(ids), _CHUNK):
-            part = ids[start : start + _CHUNK]
-            marks = ",".join("?" * len(part))
-            existing.update(
-                r[0]
-                for r in conn.execute(
-                    "SELECT listing_id FROM organisation_listings WHERE submitted_by = ? "
-                    f"AND listing_id IN ({marks})",
-                    (submitted_by, *part),
-                )
-            )
+        existing = store.existing_listing_ids(conn, submitted_by, [x.listing_id for x in listings])
         taken = [
             (i, x.listing_id, "listing_id", "LISTING_EXISTS",
              "this department stored a listing with this id")
@@ -112,15 +98,9 @@ async def store_listings(
         ]  # fmt: skip
         if taken:
             raise batch_rejection(batch_id, taken)
-        conn.executemany(
-            "INSERT INTO organisation_listings (submitted_by, listing_id, organisation_code, "
-            "list, event, on_date, batch_id, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        conn.execute(
-            "INSERT INTO source_batches (batch_id, submitted_by, records, sha256, committed_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (batch_id, submitted_by, len(rows), content_sha256, now_iso),
+        store.insert_listings(conn, rows)
+        insert_batch(
+            conn, batch_id, submitted_by, count=len(rows), sha256=content_sha256, at_iso=now_iso
         )
         return BatchResult(batch_id, len(rows), False, content_sha256)
 
