@@ -19,7 +19,10 @@ off the event loop), ``_records`` and ``_consents`` (the repositories of subject
 and records, consents and attestation status), ``_translog`` (the transparency
 log), ``_outbox`` (the outbox pushed to the hub), ``_status_list`` (the signed
 status list rendered from stored states), ``_erase`` (deregistration's SQL),
-``_backup`` (online backup, verification, restore).
+``_backup`` (online backup, verification, restore), ``_monthly`` (published
+monthly grades, corrections, the scheduler's runs), ``_snapshot_runs`` (the
+monthly batch run: runs, chunks, snapshots), ``_snapshot_batches`` (signed
+Merkle batches of a run and their leaves).
 
 May import: ``node.core`` and the pure packages; every other room reaches storage
 through it.
