@@ -22,7 +22,8 @@ status list rendered from stored states), ``_erase`` (deregistration's SQL),
 ``_backup`` (online backup, verification, restore), ``_monthly`` (published
 monthly grades, corrections, the scheduler's runs), ``_snapshot_runs`` (the
 monthly batch run: runs, chunks, snapshots), ``_snapshot_batches`` (signed
-Merkle batches of a run and their leaves).
+Merkle batches of a run and their leaves), ``_hub`` (the hub's registry, trust
+lists, cursors, events, pushed batches and status lists).
 
 May import: ``node.core`` and the pure packages; every other room reaches storage
 through it.

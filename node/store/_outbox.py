@@ -45,6 +45,7 @@ __all__ = [
     "OutboxEvent",
     "append_sync",
     "deregistration_payload",
+    "last_status_list_sync",
     "read_after_sync",
 ]
 
@@ -125,6 +126,15 @@ def read_after_sync(conn: sqlite3.Connection, after: int, limit: int) -> list[Ou
         (after, limit),
     ).fetchall()
     return [OutboxEvent(int(s), k, e, bytes(p), int(c)) for s, k, e, p, c in rows]
+
+
+def last_status_list_sync(conn: sqlite3.Connection) -> bytes | None:
+    """The payload of the newest ``status_list`` event, or None (a list whose content did
+    not change is not queued again)."""
+    last = conn.execute(
+        "SELECT payload FROM outbox WHERE kind = 'status_list' ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    return None if last is None else bytes(last[0])
 
 
 def last_seq_sync(conn: sqlite3.Connection) -> int:
