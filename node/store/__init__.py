@@ -23,7 +23,9 @@ status list rendered from stored states), ``_erase`` (deregistration's SQL),
 monthly grades, corrections, the scheduler's runs), ``_snapshot_runs`` (the
 monthly batch run: runs, chunks, snapshots), ``_snapshot_batches`` (signed
 Merkle batches of a run and their leaves), ``_hub`` (the hub's registry, trust
-lists, cursors, events, pushed batches and status lists).
+lists, cursors, witnessed checkpoints, events, pushed batches and status lists),
+``_trust_lists`` (trust lists accepted and refused), ``_peers`` (peer material and
+sync attempts), ``_push`` (push state and hub receipts).
 
 May import: ``node.core`` and the pure packages; every other room reaches storage
 through it.

@@ -37,6 +37,8 @@ __all__ = [
     "move_cursor",
     "receipt_at",
     "receipts_from",
+    "record_evidence",
+    "record_witnessed",
     "region_keys",
     "region_rows",
     "region_with_leaves",
@@ -45,6 +47,7 @@ __all__ = [
     "trust_list_hash",
     "upsert_region",
     "upsert_status_list",
+    "witnessed_row",
 ]
 
 
@@ -190,6 +193,44 @@ def move_cursor(conn: sqlite3.Connection, region: str, seq: int, now: int) -> No
     conn.execute(
         "UPDATE hub_cursors SET cursor = ?, last_push_at = ? WHERE region = ?",
         (seq, now, region),
+    )
+
+
+# -- witnessing -------------------------------------------------------------------------
+
+
+def witnessed_row(conn: sqlite3.Connection, region: str) -> Any:
+    """(witnessed_size, witnessed_root, witnessed_checkpoint) of the region, or None."""
+    return conn.execute(
+        "SELECT witnessed_size, witnessed_root, witnessed_checkpoint FROM hub_cursors"
+        " WHERE region = ?",
+        (region,),
+    ).fetchone()
+
+
+def record_evidence(  # noqa: PLR0917 - one column each
+    conn: sqlite3.Connection, region: str, reason: str, previous: bytes | None, presented: bytes,
+    proof: bytes, now: int,
+) -> int:  # fmt: skip
+    """A split view or rollback of the region's log; the evidence row's id."""
+    cur = conn.execute(
+        "INSERT INTO hub_witness_evidence (region, reason, previous, presented, proof,"
+        " detected_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (region, reason, previous, presented, proof, now),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def record_witnessed(
+    conn: sqlite3.Connection, region: str, size: int, root: bytes, cosigned: bytes
+) -> None:
+    """The region's newest co-signed log checkpoint."""
+    conn.execute(
+        "INSERT INTO hub_cursors (region, witnessed_size, witnessed_root, witnessed_checkpoint)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (region) DO UPDATE SET"
+        " witnessed_size = excluded.witnessed_size, witnessed_root = excluded.witnessed_root,"
+        " witnessed_checkpoint = excluded.witnessed_checkpoint",
+        (region, size, root, cosigned),
     )
 
 

@@ -23,7 +23,10 @@ from node.store._outbox import append_sync
 
 __all__ = [
     "BatchRow",
+    "batch_leaf_counts",
     "batch_leaf_hashes",
+    "batch_meta",
+    "batch_payloads",
     "count_eligible",
     "eligible_page",
     "latest_run",
@@ -125,6 +128,33 @@ def newest_leaf(conn: sqlite3.Connection, subject_key: bytes, period: str) -> An
         " WHERE l.subject_key = ? AND b.period = ? ORDER BY b.signed_at DESC LIMIT 1",
         (subject_key, period),
     ).fetchone()
+
+
+def batch_meta(conn: sqlite3.Connection, batch_id: str) -> Any:
+    """(period, scheme_id, scheme_version, payload_type) of a stored batch, or None."""
+    return conn.execute(
+        "SELECT period, scheme_id, scheme_version, payload_type FROM snapshot_batches"
+        " WHERE batch_id = ?",
+        (batch_id,),
+    ).fetchone()
+
+
+def batch_payloads(conn: sqlite3.Connection, batch_id: str) -> Any:
+    """(idx, payload, leaf_hash) of the batch's leaves in leaf order; payload None at a
+    leaf deleted since (the hash stays, so the batch still matches its root)."""
+    return conn.execute(
+        "SELECT idx, payload, leaf_hash FROM snapshot_leaves WHERE batch_id = ? ORDER BY idx",
+        (batch_id,),
+    )
+
+
+def batch_leaf_counts(conn: sqlite3.Connection, batch_id: str) -> tuple[int, int]:
+    """(leaves still held, leaves) of a batch."""
+    low, high = conn.execute(
+        "SELECT count(payload), count(*) FROM snapshot_leaves WHERE batch_id = ?",
+        (batch_id,),
+    ).fetchone()
+    return int(low), int(high)
 
 
 def batch_leaf_hashes(conn: sqlite3.Connection, batch_id: str) -> list[bytes]:
