@@ -25,7 +25,8 @@ monthly batch run: runs, chunks, snapshots), ``_snapshot_batches`` (signed
 Merkle batches of a run and their leaves), ``_hub`` (the hub's registry, trust
 lists, cursors, witnessed checkpoints, events, pushed batches and status lists),
 ``_trust_lists`` (trust lists accepted and refused), ``_peers`` (peer material and
-sync attempts), ``_push`` (push state and hub receipts).
+sync attempts), ``_push`` (push state and hub receipts), ``_rollouts`` (a
+scheme's rollout state, H11).
 
 May import: ``node.core`` and the pure packages; every other room reaches storage
 through it.
