@@ -39,8 +39,8 @@ from node.derived._in_force import derived_terms
 from node.disclosure._recognise import unrecognised_for_threshold
 from node.disclosure._scenarios import Scenario, grade_in_scenario, request_terms
 from node.exchange._mapping import Mapper
-from node.monthly._store import published_entry, published_run
 from node.store._consents import end_consent, notify_subject
+from node.store._monthly import published_entry, published_run
 from node.store._translog import LogWrite
 from node.store._unmet import active_consents
 from scoring import Disclosure, Scheme

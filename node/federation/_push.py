@@ -53,8 +53,11 @@ from node.core._secrets import NodeSecrets
 from node.hub._ingest import RECEIPT_TYPE, Hub
 from node.pb.v1 import attestation_pb2, hub_pb2, hub_pb2_grpc
 from node.rpc._client import peer_channel, reason_of
+from node.store import _push as push_store
+from node.store import _snapshot_batches as batches
 from node.store._db import Database
-from node.store._outbox import OutboxEvent, read_after_sync
+from node.store._outbox import OutboxEvent, event_at_sync, last_seq_sync, read_after_sync
+from node.store._translog import leaves_from
 
 __all__ = ["HubTarget", "PushError", "PushResult", "Pusher", "check_receipt", "hub_target"]
 
@@ -105,11 +108,7 @@ class PushResult:
 def _item(conn: sqlite3.Connection, ev: OutboxEvent) -> hub_pb2.PushItem:
     item = hub_pb2.PushItem(seq=ev.seq, event_id=ev.event_id, kind=ev.kind)
     if ev.kind == "snapshot_batch":
-        meta = conn.execute(
-            "SELECT period, scheme_id, scheme_version, payload_type FROM snapshot_batches"
-            " WHERE batch_id = ?",
-            (ev.event_id,),
-        ).fetchone()
+        meta = batches.batch_meta(conn, ev.event_id)
         if meta is None:
             raise PushError("BATCH_MISSING", f"snapshot batch {ev.event_id} is not stored")
         b = item.snapshot_batch
@@ -117,10 +116,7 @@ def _item(conn: sqlite3.Connection, ev: OutboxEvent) -> hub_pb2.PushItem:
         b.period, b.scheme_id, b.scheme_version, b.payload_type = (str(x) for x in meta)
         b.checkpoint.ParseFromString(ev.payload)
         payloads = []
-        for idx, payload, leaf in conn.execute(
-            "SELECT idx, payload, leaf_hash FROM snapshot_leaves WHERE batch_id = ? ORDER BY idx",
-            (ev.event_id,),
-        ):
+        for idx, payload, leaf in batches.batch_payloads(conn, ev.event_id):
             if payload is None:
                 b.redacted.add(index=idx, leaf_hash=bytes(leaf))
                 payloads.append(b"")
@@ -150,9 +146,7 @@ def check_receipt(
     must lie between what the region still holds and the batch's size.  A status list
     stores no leaves; a deregistration's count is the hub's own (not checked)."""
     seq = receipt.seq
-    row = conn.execute(
-        "SELECT event_id, kind, payload FROM outbox WHERE seq = ?", (seq,)
-    ).fetchone()
+    row = event_at_sync(conn, seq)
     if row is None or row[0] != receipt.event_id:
         raise PushError(
             "BAD_RECEIPT", f"receipt for seq {seq} names another event", field="event_id"
@@ -178,10 +172,7 @@ def check_receipt(
             low, _n = _leaf_counts(sent)
             high = low
         else:
-            low, high = conn.execute(
-                "SELECT count(payload), count(*) FROM snapshot_leaves WHERE batch_id = ?",
-                (receipt.event_id,),
-            ).fetchone()
+            low, high = batches.batch_leaf_counts(conn, receipt.event_id)
         ok = int(low) <= receipt.leaves <= int(high)
     else:
         ok = kind == "deregistration" or receipt.leaves == 0
@@ -227,10 +218,8 @@ class Pusher:
         self, conn: sqlite3.Connection, witnessed: int, now: int
     ) -> hub_pb2.PushItem | None:
         tree = self._tree
-        for (leaf,) in conn.execute(
-            "SELECT leaf FROM log_entries WHERE idx >= ? ORDER BY idx", (tree.size,)
-        ):
-            tree.append(bytes(leaf))
+        for leaf in leaves_from(conn, tree.size):
+            tree.append(leaf)
         if tree.size == 0:
             return None
         signing: KeyPair = self._secrets.signing
@@ -288,11 +277,7 @@ class Pusher:
             for receipt, blob, ok in rows:
                 seq, event_id = receipt.seq, receipt.event_id
                 check_receipt(conn, receipt, None if sent is None else sent.get(seq))
-                conn.execute(
-                    "INSERT OR IGNORE INTO push_receipts (hub, seq, event_id, receipt, verified)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (hub, seq, event_id, blob, ok),
-                )
+                push_store.add_push_receipt(conn, hub, seq, event_id, blob, ok)
             return len(rows)
 
         return await self._db.write_unit(unit) if rows else 0
@@ -303,20 +288,12 @@ class Pusher:
         hub = self.target.hub_id
 
         def unit(conn: sqlite3.Connection) -> None:
-            conn.execute("INSERT OR IGNORE INTO push_state (hub) VALUES (?)", (hub,))
             if cursor is not None:
-                conn.execute(
-                    "UPDATE push_state SET cursor = ?, last_push_at = ?, last_error = '',"
-                    " failures = 0 WHERE hub = ?",
-                    (cursor, now, hub),
-                )
+                push_store.push_succeeded(conn, hub, cursor, now)
             else:
-                conn.execute(
-                    "UPDATE push_state SET last_error = ?, failures = failures + 1 WHERE hub = ?",
-                    (error, hub),
-                )
+                push_store.push_failed(conn, hub, error)
             if witnessed:
-                conn.execute("UPDATE push_state SET witnessed = ? WHERE hub = ?", (witnessed, hub))
+                push_store.push_witnessed(conn, hub, witnessed)
 
         await self._db.write_unit(unit)
 
@@ -347,9 +324,7 @@ class Pusher:
             stub = hub_pb2_grpc.HubServiceStub(channel)
             cur = await stub.GetCursor(hub_pb2.GetCursorRequest(), timeout=timeout)
             cursor, witnessed = cur.cursor, cur.witnessed_log_size
-            local_last = await self._db.read_unit(
-                lambda c: int(c.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0])
-            )
+            local_last = await self._db.read_unit(last_seq_sync)
             if local_last < cursor:
                 raise PushError(
                     "OUTBOX_BEHIND_HUB",
@@ -405,13 +380,7 @@ class Pusher:
         self, stub: hub_pb2_grpc.HubServiceAsyncStub, cursor: int, timeout: float
     ) -> int:
         hub = self.target.hub_id
-        have = await self._db.read_unit(
-            lambda c: int(
-                c.execute(
-                    "SELECT coalesce(max(seq), 0) FROM push_receipts WHERE hub = ?", (hub,)
-                ).fetchone()[0]
-            )
-        )
+        have = await self._db.read_unit(lambda c: push_store.push_receipts_through(c, hub))
         stored = 0
         while have < cursor:
             resp = await stub.GetReceipts(

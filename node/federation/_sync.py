@@ -90,6 +90,7 @@ from node.core._observe import log_event
 from node.federation._trust import TrustState, compare_versions
 from node.pb.v1 import hub_pb2, hub_pb2_grpc, node_pb2, node_pb2_grpc, scoring_pb2
 from node.rpc._client import peer_channel
+from node.store import _peers as peers
 from scoring import ScoringError, list_schemes, load_scheme
 
 __all__ = [
@@ -241,20 +242,14 @@ def keep_highest(  # noqa: PLR0917 - one row's worth of fields
 
     ``digest`` is what "the same" is judged on (default: sha256 of ``body``)."""
     digest = digest or hashlib.sha256(body).digest()
-    row = conn.execute(
-        "SELECT version, sha256 FROM peer_material WHERE region = ? AND item = ?", (region, item)
-    ).fetchone()
+    row = peers.material_version(conn, region, item)
     if row is not None:
         order = compare_versions(version, str(row[0]))
         if order < 0:
             return "ROLLBACK"
         if order == 0:
             return "same" if bytes(row[1]) == digest else "EQUIVOCATION"
-    conn.execute(
-        "INSERT OR REPLACE INTO peer_material"
-        " (region, item, version, sha256, body, fetched_at, source) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (region, item, version, digest, body, now, source),
-    )
+    peers.replace_material(conn, region, item, version, digest, body, now, source)
     return "updated"
 
 
@@ -469,14 +464,8 @@ class PeerSync:
         t = int(now)
 
         def unit(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO sync_peers (peer, last_attempt, last_success, failures,"
-                " next_attempt, last_error, updated) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (peer) DO UPDATE SET last_attempt = excluded.last_attempt,"
-                " last_success = CASE WHEN excluded.failures = 0 THEN excluded.last_attempt"
-                " ELSE sync_peers.last_success END, failures = excluded.failures,"
-                " next_attempt = excluded.next_attempt, last_error = excluded.last_error,"
-                " updated = excluded.updated",
+            peers.sync_attempt(
+                conn,
                 (
                     result.peer,
                     t,

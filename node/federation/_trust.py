@@ -51,6 +51,7 @@ from keys import (
 from node.core._errors import PermissionDeniedError
 from node.core._observe import log_event
 from node.pb.v1 import attestation_pb2
+from node.store import _trust_lists as trust_lists
 
 __all__ = [
     "HOPS_KEY",
@@ -281,27 +282,14 @@ class TrustState:
             trust = self._verify(envelope, now)
         except TrustError as exc:
             version = _peek_version(envelope)
-            conn.execute(
-                "INSERT INTO trust_refusals (at, source, version, reason) VALUES (?, ?, ?, ?)",
-                (now, source, version, exc.code),
-            )
+            trust_lists.refuse_trust_list(conn, now, source, version, exc.code)
             return TrustDecision("refused", version, exc.code)
         if self._trust is not None and trust.version == self._trust.version:
             return TrustDecision("current", trust.version)
-        conn.execute(
-            "INSERT OR IGNORE INTO trust_lists"
-            " (issuer, version, expires_at, envelope, sha256, accepted_at, source)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                trust.issuer,
-                trust.version,
-                trust.expires_at,
-                envelope,
-                hashlib.sha256(envelope).digest(),
-                now,
-                source,
-            ),
-        )
+        trust_lists.accept_trust_list(
+            conn, trust.issuer, trust.version, trust.expires_at, envelope,
+            hashlib.sha256(envelope).digest(), now, source,
+        )  # fmt: skip
         return TrustDecision("accepted", trust.version)
 
     def adopt(self, envelope: bytes, now: int) -> None:
@@ -338,14 +326,7 @@ class TrustState:
         """Reload the highest persisted list (at start, before any port opens)."""
         if not self.federated:
             return
-        row = (
-            await db.fetchone(
-                "SELECT envelope FROM trust_lists WHERE issuer = ? ORDER BY version DESC LIMIT 1",
-                (self.hub,),
-            )
-            if self.hub
-            else await db.fetchone("SELECT envelope FROM trust_lists ORDER BY version DESC LIMIT 1")
-        )
+        row = await trust_lists.newest_trust_envelope(db, self.hub)
         if row is None:
             return
         try:
@@ -362,12 +343,7 @@ class TrustState:
         workers, docs/adr/0312); True if the held list changed."""
         if not self.federated:
             return False
-        row = await db.fetchone(
-            "SELECT envelope, version FROM trust_lists"
-            + (" WHERE issuer = ?" if self.hub else "")
-            + " ORDER BY version DESC LIMIT 1",
-            (self.hub,) if self.hub else (),
-        )
+        row = await trust_lists.newest_trust_list(db, self.hub)
         if row is None or int(row[1]) < self.version or bytes(row[0]) == self._envelope:
             return False
         try:

@@ -43,6 +43,7 @@ from keys import (
 )
 from node.core._errors import InvalidArgumentError
 from node.pb.v1 import hub_pb2
+from node.store import _hub as hub_store
 
 __all__ = ["SKEW_SECONDS", "WitnessOutcome", "check_signing_time", "witness_sync"]
 
@@ -83,11 +84,7 @@ def witness_sync(  # noqa: PLR0917
         raise InvalidArgumentError(
             "LOG_CHECKPOINT_INVALID", "not this region's log checkpoint", field="log_checkpoint"
         )
-    row = conn.execute(
-        "SELECT witnessed_size, witnessed_root, witnessed_checkpoint FROM hub_cursors"
-        " WHERE region = ?",
-        (region,),
-    ).fetchone()
+    row = hub_store.witnessed_row(conn, region)
     old_size, old_root, old_env = (0, b"", None) if row is None else row
     old_size = int(old_size)
     proof = list(lc.proof.hashes)
@@ -100,22 +97,15 @@ def witness_sync(  # noqa: PLR0917
         ):
             reason = "SPLIT_VIEW"
     if reason:
-        cur = conn.execute(
-            "INSERT INTO hub_witness_evidence (region, reason, previous, presented, proof,"
-            " detected_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (region, reason, old_env, env.SerializeToString(), lc.proof.SerializeToString(), now),
-        )
-        return WitnessOutcome(None, reason, int(cur.lastrowid or 0))
+        evidence = hub_store.record_evidence(
+            conn, region, reason, old_env, env.SerializeToString(), lc.proof.SerializeToString(),
+            now,
+        )  # fmt: skip
+        return WitnessOutcome(None, reason, evidence)
     own = hub_key.sign(pae(CHECKPOINT_TYPE, payload))
     signatures = tuple(EnvelopeSignature(s.key_id, bytes(s.sig)) for s in env.signatures)
     cosigned = Envelope(
         CHECKPOINT_TYPE, payload, (*signatures, EnvelopeSignature(hub_key.key_id, own))
     ).to_bytes()
-    conn.execute(
-        "INSERT INTO hub_cursors (region, witnessed_size, witnessed_root, witnessed_checkpoint)"
-        " VALUES (?, ?, ?, ?) ON CONFLICT (region) DO UPDATE SET"
-        " witnessed_size = excluded.witnessed_size, witnessed_root = excluded.witnessed_root,"
-        " witnessed_checkpoint = excluded.witnessed_checkpoint",
-        (region, cp.tree_size, cp.root_hash, cosigned),
-    )
+    hub_store.record_witnessed(conn, region, cp.tree_size, cp.root_hash, cosigned)
     return WitnessOutcome(cosigned)

@@ -73,6 +73,7 @@ from node.hub._registry import (
     registry_trust,
 )
 from node.pb.v1 import attestation_pb2, hub_pb2
+from node.store import _hub as store
 from node.store._db import Database
 
 __all__ = [
@@ -231,21 +232,17 @@ def _positions(pseudonyms: bytes, pseudonym: bytes) -> list[int]:
 
 
 def forget_sync(conn: sqlite3.Connection, region: str, pseudonym: bytes) -> int:
-    """Delete (redact in place) every leaf of ``region`` under ``pseudonym``; returns the count.
+    """Redact in place (delete) every leaf of ``region`` under ``pseudonym``; returns the count.
 
     The leaf's payload is replaced by its RFC 9162 leaf hash, so the stored batch still
     matches its signed root; its pseudonym bytes become zeros.
     """
     deleted = 0
-    rows = conn.execute(
-        "SELECT id, pseudonyms FROM hub_batches WHERE region = ? AND present > 0", (region,)
-    ).fetchall()
-    for bid, blob in rows:
+    for bid, blob in store.region_with_leaves(conn, region):
         found = _positions(bytes(blob), pseudonym)
         if not found:
             continue
-        (raw,) = conn.execute("SELECT batch FROM hub_batches WHERE id = ?", (bid,)).fetchone()
-        batch = hub_pb2.SnapshotBatch.FromString(bytes(raw))
+        batch = hub_pb2.SnapshotBatch.FromString(store.batch_blob(conn, bid))
         names = bytearray(blob)
         for idx in found:
             batch.redacted.add(
@@ -253,10 +250,7 @@ def forget_sync(conn: sqlite3.Connection, region: str, pseudonym: bytes) -> int:
             )
             batch.payloads[idx] = b""
             names[idx * 32 : idx * 32 + 32] = _ZERO
-        conn.execute(
-            "UPDATE hub_batches SET batch = ?, pseudonyms = ?, present = present - ? WHERE id = ?",
-            (batch.SerializeToString(), bytes(names), len(found), bid),
-        )
+        store.rewrite_batch(conn, bid, batch.SerializeToString(), bytes(names), len(found))
         deleted += len(found)
     return deleted
 
@@ -264,13 +258,10 @@ def forget_sync(conn: sqlite3.Connection, region: str, pseudonym: bytes) -> int:
 def leaves_of(conn: sqlite3.Connection, pseudonym: bytes) -> list[tuple[str, str, int, bytes]]:
     """(region, batch id, index, payload) of every leaf held under ``pseudonym``."""
     out = []
-    for bid, region, batch_id, blob in conn.execute(
-        "SELECT id, region, batch_id, pseudonyms FROM hub_batches WHERE present > 0"
-    ).fetchall():
+    for bid, region, batch_id, blob in store.batches_with_leaves(conn):
         found = _positions(bytes(blob), pseudonym)
         if found:
-            (raw,) = conn.execute("SELECT batch FROM hub_batches WHERE id = ?", (bid,)).fetchone()
-            batch = hub_pb2.SnapshotBatch.FromString(bytes(raw))
+            batch = hub_pb2.SnapshotBatch.FromString(store.batch_blob(conn, bid))
             out += [(region, batch_id, i, bytes(batch.payloads[i])) for i in found]
     return out
 
@@ -372,30 +363,22 @@ class Hub:
     # -- cursors and receipts --------------------------------------------------------
     async def cursor(self, region: str) -> hub_pb2.GetCursorResponse:
         def read(conn: sqlite3.Connection) -> hub_pb2.GetCursorResponse:
-            row = conn.execute(
-                "SELECT cursor, witnessed_size, witnessed_root FROM hub_cursors WHERE region = ?",
-                (region,),
-            ).fetchone()
+            row = store.cursor_row(conn, region)
             out = hub_pb2.GetCursorResponse(region=region)
             if row is None:
                 return out
             out.cursor, out.witnessed_log_size = int(row[0]), int(row[1])
             out.witnessed_log_root = bytes(row[2] or b"")
-            last = conn.execute(
-                "SELECT receipt FROM hub_events WHERE region = ? AND seq = ?", (region, row[0])
-            ).fetchone()
+            last = store.receipt_at(conn, region, row[0])
             if last is not None:
-                out.last_receipt.ParseFromString(bytes(last[0]))
+                out.last_receipt.ParseFromString(last)
             return out
 
         return await self._db.read_unit(read)
 
     async def receipts(self, region: str, from_seq: int, limit: int) -> list[bytes]:
-        rows = await self._db.fetchall(
-            "SELECT receipt FROM hub_events WHERE region = ? AND seq >= ? ORDER BY seq LIMIT ?",
-            (region, from_seq, max(1, min(limit or 100, 1000))),
-        )
-        return [bytes(r[0]) for r in rows]
+        n = max(1, min(limit or 100, 1000))
+        return await self._db.read_unit(lambda conn: store.receipts_from(conn, region, from_seq, n))
 
     def _receipt(  # noqa: PLR0917
         self, region: str, seq: int, event_id: str, kind: str, leaves: int, content: bytes, now: int
@@ -425,18 +408,10 @@ class Hub:
         conn: sqlite3.Connection, region: str, item: hub_pb2.PushItem, content: bytes
     ) -> bytes | None:
         """The stored receipt of an already applied event; raises on conflict or gap."""
-        (cursor,) = conn.execute(
-            "SELECT cursor FROM hub_cursors WHERE region = ?", (region,)
-        ).fetchone()
-        by_id = conn.execute(
-            "SELECT seq FROM hub_events WHERE region = ? AND event_id = ?", (region, item.event_id)
-        ).fetchone()
+        cursor = store.cursor_of(conn, region)
+        by_id = store.event_seq(conn, region, item.event_id)
         if item.seq <= cursor:
-            row = conn.execute(
-                "SELECT event_id, content_sha256, receipt FROM hub_events"
-                " WHERE region = ? AND seq = ?",
-                (region, item.seq),
-            ).fetchone()
+            row = store.event_at(conn, region, item.seq)
             if row is None or row[0] != item.event_id or bytes(row[1]) != content:
                 raise FailedPreconditionError(
                     "EVENT_CONFLICT", f"event {item.seq} was stored with other content", field="seq"
@@ -519,10 +494,8 @@ class Hub:
             leaves = 0
             if verified is not None:
                 b = item.snapshot_batch
-                conn.execute(
-                    "INSERT INTO hub_batches (region, batch_id, period, scheme_id, scheme_version,"
-                    " payload_type, leaves, present, root_hash, checkpoint, pseudonyms, batch,"
-                    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                store.insert_batch(
+                    conn,
                     (region, b.batch_id or item.event_id, b.period, b.scheme_id, b.scheme_version,
                      b.payload_type, len(b.payloads), verified.present,
                      verified.checkpoint.root_hash, b.checkpoint.SerializeToString(),
@@ -531,25 +504,17 @@ class Hub:
                 leaves = verified.present
             elif status_meta is not None:
                 _refuse_stale_status(conn, region, *status_meta)
-                conn.execute(
-                    "INSERT INTO hub_status_lists (region, list_id, issued_at, envelope)"
-                    " VALUES (?, ?, ?, ?) ON CONFLICT (region, list_id) DO UPDATE SET"
-                    " issued_at = excluded.issued_at, envelope = excluded.envelope"
-                    " WHERE excluded.issued_at >= hub_status_lists.issued_at",
-                    (region, status_meta[0], status_meta[1], item.status_list.SerializeToString()),
-                )
+                store.upsert_status_list(
+                    conn, region, status_meta[0], status_meta[1],
+                    item.status_list.SerializeToString(),
+                )  # fmt: skip
             else:
                 leaves = forget_sync(conn, region, item.deregistration.province_pseudonym)
             receipt = self._receipt(region, item.seq, item.event_id, kind, leaves, content, now)
-            conn.execute(
-                "INSERT INTO hub_events (region, seq, event_id, kind, content_sha256, leaves,"
-                " receipt, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (region, item.seq, item.event_id, kind, content, leaves, receipt, now),
+            store.append_event(
+                conn, region, item.seq, item.event_id, kind, content, leaves, receipt, now
             )
-            conn.execute(
-                "UPDATE hub_cursors SET cursor = ?, last_push_at = ? WHERE region = ?",
-                (item.seq, now, region),
-            )
+            store.move_cursor(conn, region, item.seq, now)
             return receipt, leaves
 
         return await self._db.write_unit(unit)
@@ -606,13 +571,10 @@ def _verify_status(
 
 def _refuse_stale_status(conn: sqlite3.Connection, region: str, list_id: str, issued: int) -> None:
     """Inside the write unit: a list older than the stored one is refused, not ignored."""
-    row = conn.execute(
-        "SELECT issued_at FROM hub_status_lists WHERE region = ? AND list_id = ?",
-        (region, list_id),
-    ).fetchone()
-    if row is not None and int(row[0]) > issued:
+    stored = store.status_issued_at(conn, region, list_id)
+    if stored is not None and stored > issued:
         raise FailedPreconditionError(
             "STATUS_LIST_STALE",
-            f"status list issued at {issued} is older than the stored one ({int(row[0])})",
+            f"status list issued at {issued} is older than the stored one ({stored})",
             field="issued_at",
         )

@@ -39,6 +39,7 @@ from keys import (
     verify_key_set,
 )
 from node.core._errors import CodedNodeError
+from node.store import _hub as store
 
 __all__ = [
     "RegistryError",
@@ -99,36 +100,21 @@ def register_region(
         raise RegistryError(exc.code, f"region {region}: {exc}") from None
     if any(len(h) != 32 for h in tls_sha256):
         raise RegistryError("INVALID_REGISTRATION", "tls_sha256 entries must be 32 bytes")
-    row = conn.execute(
-        "SELECT root_public_key, key_set FROM hub_regions WHERE region = ?", (region,)
-    ).fetchone()
+    row = store.region_keys(conn, region)
     if row is not None:
-        if bytes(row[0]) != root_public_key:
+        if row[0] != root_public_key:
             raise RegistryError("ROOT_KEY_CHANGED", f"region {region} has another root key")
-        old = verify_key_set(bytes(row[1]), root_public_key, region)
+        old = verify_key_set(row[1], root_public_key, region)
         if ks.version < old.version:
             raise RegistryError("KEY_SET_ROLLBACK", f"key set version {ks.version} < {old.version}")
-    conn.execute(
-        "INSERT INTO hub_regions (region, name, root_public_key, key_set, schemes, endpoints,"
-        " tls_sha256, domestic, registered_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (region) DO UPDATE SET name = excluded.name, key_set = excluded.key_set,"
-        " schemes = excluded.schemes, endpoints = excluded.endpoints,"
-        " tls_sha256 = excluded.tls_sha256, domestic = excluded.domestic,"
-        " updated_at = excluded.updated_at",
-        (region, name, root_public_key, key_set, _csv(schemes), _csv(endpoints),
-         b"".join(tls_sha256), int(domestic), now, now),
-    )  # fmt: skip
-    conn.execute("INSERT OR IGNORE INTO hub_cursors (region) VALUES (?)", (region,))
+    store.upsert_region(conn, region, name, root_public_key, key_set, _csv(schemes),
+                        _csv(endpoints), b"".join(tls_sha256), domestic, now)  # fmt: skip
     return ks.version
 
 
 def registered_regions(conn: sqlite3.Connection) -> list[TrustedRegion]:
-    rows = conn.execute(
-        "SELECT region, name, root_public_key, key_set, schemes, endpoints, tls_sha256, domestic"
-        " FROM hub_regions ORDER BY region"
-    ).fetchall()
     out = []
-    for region, name, root, ks, schemes, endpoints, tls, domestic in rows:
+    for region, name, root, ks, schemes, endpoints, tls, domestic in store.region_rows(conn):
         tls = bytes(tls)
         out.append(
             TrustedRegion(
@@ -175,11 +161,8 @@ def _registry_hash(regions: Sequence[TrustedRegion]) -> bytes:
 
 
 def current_trust_list(conn: sqlite3.Connection) -> TrustListRow | None:
-    row = conn.execute(
-        "SELECT version, envelope, issued_at, expires_at FROM hub_trust_lists"
-        " ORDER BY version DESC LIMIT 1"
-    ).fetchone()
-    return None if row is None else TrustListRow(int(row[0]), bytes(row[1]), row[2], row[3])
+    row = store.latest_trust_list(conn)
+    return None if row is None else TrustListRow(*row)
 
 
 def publish_if_due(
@@ -205,20 +188,17 @@ def publish_if_due(
     regions.sort(key=lambda r: r.region)
     digest = _registry_hash(regions)
     cur = current_trust_list(conn)
-    if cur is not None and not force:
-        (stored_hash,) = conn.execute(
-            "SELECT registry_sha256 FROM hub_trust_lists WHERE version = ?", (cur.version,)
-        ).fetchone()
-        if bytes(stored_hash) == digest and now < cur.issued_at + refresh:
-            return None
+    if (
+        cur is not None
+        and not force
+        and store.trust_list_hash(conn, cur.version) == digest
+        and now < cur.issued_at + refresh
+    ):
+        return None
     version = 1 if cur is None else cur.version + 1
     env = TrustList(
         issuer=hub_id, version=version, issued_at=now, expires_at=now + ttl, regions=tuple(regions)
     ).sign(hub_root)
     blob = env.to_bytes()
-    conn.execute(
-        "INSERT INTO hub_trust_lists (version, envelope, issued_at, expires_at, registry_sha256)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (version, blob, now, now + ttl, digest),
-    )
+    store.add_trust_list(conn, version, blob, now, now + ttl, digest)
     return TrustListRow(version, blob, now, now + ttl)

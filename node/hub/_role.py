@@ -35,7 +35,7 @@ from node.monthly._snapshots import read_province_key
 from node.pb.v1 import attestation_pb2, hub_pb2_grpc
 from node.rpc._context import NodeContext
 from node.store._db import Database
-from node.store._outbox import Outbox
+from node.store._outbox import Outbox, last_status_list_sync
 from node.store._status_list import render_status_list
 
 __all__ = ["PROVINCE_KEY_FILE", "HubRoles", "open_outbox", "refuse_province_key"]
@@ -126,11 +126,9 @@ class HubRoles:
         content = _status_content(env.payload)
 
         def unit(conn: sqlite3.Connection) -> int | None:
-            last = conn.execute(
-                "SELECT payload FROM outbox WHERE kind = 'status_list' ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
+            last = last_status_list_sync(conn)
             if last is not None:
-                prev = attestation_pb2.Envelope.FromString(bytes(last[0])).payload
+                prev = attestation_pb2.Envelope.FromString(last).payload
                 if _status_content(prev) == content:
                     return None
             return outbox.status_list_sync(conn, env.to_bytes(), now)

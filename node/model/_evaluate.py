@@ -42,6 +42,7 @@ from pathlib import Path
 
 from node.monthly._batch import CHUNK_SUBJECTS, BatchError, Chunk, chunk_bounds, read_chunk
 from node.store import StorageError, connect
+from node.store._snapshot_runs import count_subjects
 from node.synthetic._population import REGIONS, PopulationSpec, generate, read_outcomes
 from scoring import Discrimination, Scheme, ScoringError, add_months, discrimination, score
 
@@ -253,7 +254,7 @@ def evaluate(
         raise StorageError("DB_NOT_FOUND", f"database {str(path)!r} does not exist")
     reader = connect(path, readonly=True)
     try:
-        (subjects,) = reader.execute("SELECT count(*) FROM subjects").fetchone()
+        subjects = count_subjects(reader)
         chunks = chunk_bounds(max(1, math.ceil(subjects / chunk_subjects)))
         pool = None
         if workers > 1 and len(chunks) > 1:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from node.monthly._batch import CHUNK_SUBJECTS, BatchError, chunk_bounds, read_chunk
 from node.store import StorageError, connect
+from node.store._snapshot_runs import count_subjects
 from node.synthetic._population import PopulationSpec, generate, read_outcomes
 from scoring import (
     DerivedScore,
@@ -101,7 +102,7 @@ def evaluate_derived(
     has_labels = False
     subjects = scored = 0
     try:
-        (total,) = conn.execute("SELECT count(*) FROM subjects").fetchone()
+        total = count_subjects(conn)
         chunks = chunk_bounds(max(1, math.ceil(total / chunk_subjects)))
         for i, chunk in enumerate(chunks, start=1):
             labels = read_outcomes(conn, chunk.lo, chunk.hi)

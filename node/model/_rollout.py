@@ -30,6 +30,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from node.core._observe import log_event
+from node.store import _rollouts as rollouts
 from scoring import (
     Evaluation,
     Rollout,
@@ -105,10 +106,7 @@ def read_rollout(
     conn: sqlite3.Connection, scheme: Scheme
 ) -> tuple[Rollout, Scheme | None, dict[str, Any] | None]:
     """(rollout, candidate scheme, last shadow report) — a fresh rollout if none is stored."""
-    row = conn.execute(
-        "SELECT state_json, candidate_toml, shadow_json FROM rollouts WHERE scheme_id = ?",
-        (scheme.id,),
-    ).fetchone()
+    row = rollouts.rollout_row(conn, scheme.id)
     if row is None:
         return Rollout.start(scheme), None, None
     candidate = parse_scheme_toml(row[1]) if row[1] else None
@@ -145,18 +143,13 @@ def write_rollout(
     *,
     current_toml: str | None = None,
 ) -> None:
-    conn.execute(
-        "INSERT INTO rollouts (scheme_id, state_json, candidate_toml, shadow_json, updated_at) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (scheme_id) DO UPDATE SET "
-        "state_json = excluded.state_json, candidate_toml = excluded.candidate_toml, "
-        "shadow_json = excluded.shadow_json, updated_at = excluded.updated_at",
-        (
-            r.scheme_id,
-            dump_rollout(r, current_toml),
-            candidate_toml,
-            None if shadow is None else json.dumps(shadow),
-            now_iso,
-        ),
+    rollouts.save_rollout(
+        conn,
+        r.scheme_id,
+        dump_rollout(r, current_toml),
+        candidate_toml,
+        None if shadow is None else json.dumps(shadow),
+        now_iso,
     )
 
 
@@ -185,9 +178,7 @@ def active_scheme(
 
 async def active_scheme_of(db: Database, shipped: Scheme, today: date) -> Scheme:
     """:func:`active_scheme` from the node's database (at start and at each scheduler step)."""
-    row = await db.fetchone(
-        "SELECT state_json, candidate_toml FROM rollouts WHERE scheme_id = ?", (shipped.id,)
-    )
+    row = await rollouts.rollout_state(db, shipped.id)
     return active_scheme(row[0] if row else None, row[1] if row else None, shipped, today)
 
 

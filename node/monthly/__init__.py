@@ -6,8 +6,8 @@ corrected since by rights events — never a live score stamped with the
 unfinished month.  The node runs each month itself after it ends
 (``[schedule]``), once; docs/adr/0514.
 
-Modules: ``_store`` (storage: runs, entries, corrections, the scheduler's rows),
-``_published`` (the published grade, late publication, corrections), ``_explain``
+Storage (runs, entries, corrections, the scheduler's rows) is
+:mod:`node.store._monthly`; modules: ``_published`` (the published grade, late publication, corrections), ``_explain``
 (the explained report), ``_due`` (when a run is due), ``_selfquery``
 (``GetMyScore``), ``_scheduler`` (the background run), ``_batch`` (scoring a whole
 population into stored snapshots, in bulk) and ``_snapshots`` (signing a finished run
@@ -25,7 +25,7 @@ from node.monthly._published import (
     correct_published,
     published_grade,
 )
-from node.monthly._store import (
+from node.store._monthly import (
     MonthKey,
     MonthlyRunRow,
     monthly_runs,

@@ -44,6 +44,7 @@ import grpc
 
 from node.core._errors import CodedNodeError
 from node.store import StorageError, connect
+from node.store import _snapshot_runs as runs
 from node.store._db import JobLock, WriterLock
 from scoring import Residence, Scheme, Subject, score
 
@@ -131,34 +132,6 @@ def chunk_bounds(chunks: int) -> list[Chunk]:
     return [Chunk(i, bounds[i], bounds[i + 1] if i + 1 < chunks else None) for i in range(chunks)]
 
 
-def _range(sql: str, chunk: Chunk) -> tuple[str, tuple[bytes, ...]]:
-    if chunk.hi is None:
-        return sql.format(cond="subject_key >= ?"), (chunk.lo,)
-    return sql.format(cond="subject_key >= ? AND subject_key < ?"), (chunk.lo, chunk.hi)
-
-
-_SUBJECTS = (
-    "SELECT subject_key, birth_date, full_civil_capacity FROM subjects WHERE {cond}"
-    # who is in the month is decided by facts dated by its end, not by when the node
-    # learned them: a resident filed after the month ended is scored for it (ADR 0515)
-    " AND (deregistered_at IS NULL OR deregistered_at >= ?)"
-    " AND (died_on IS NULL OR died_on > ?)"  # the dead leave the run (docs/adr/0508)
-    " AND subject_key NOT IN (SELECT subject_key FROM opt_outs)"  # N3: node.rights._optout
-    " ORDER BY subject_key"
-)
-# a residence counts on as_of unless it ended by then (move-out, permit expiry)
-_RESIDENCES = (
-    "SELECT subject_key, kind, since FROM residences WHERE {cond}"
-    " AND (ended_on IS NULL OR ended_on > ?) ORDER BY subject_key"
-)
-_RECORDS = (
-    "SELECT subject_key, record_id, category, act_id, source, recognised_on, valid_until,"
-    " level, severity, legal_document, status, flags FROM records WHERE {cond}"
-    " ORDER BY subject_key, record_id"
-)
-_RECORDS_THROUGH = _RECORDS.replace(" ORDER BY", " AND submitted_at <= ? ORDER BY")
-
-
 def read_chunk(
     conn: sqlite3.Connection, chunk: Chunk, as_of: date, records_through: str | None = None
 ) -> Iterator[tuple[bytes, Subject, list[RecordRow]]]:
@@ -166,23 +139,30 @@ def read_chunk(
     opted out), with residences and records (those submitted up to ``records_through``
     when given), in key order; the engine decides who is eligible on ``as_of``."""
     day_after = (as_of + timedelta(days=1)).isoformat()
-    sql, args = _range(_SUBJECTS, chunk)
-    people = conn.execute(sql, (*args, day_after, as_of.isoformat())).fetchall()
+    people = runs.chunk_subjects(conn, chunk.lo, chunk.hi, day_after, as_of.isoformat())
     if not people:
         return
-    sql, args = _range(_RESIDENCES, chunk)
     residences: dict[bytes, list[Residence]] = {}
     parse = date.fromisoformat
-    for key, kind, since in conn.execute(sql, (*args, as_of.isoformat())):
+    for key, kind, since in runs.chunk_residences(conn, chunk.lo, chunk.hi, as_of.isoformat()):
         residences.setdefault(key, []).append(Residence(kind, parse(since)))
-    sql, args = _range(_RECORDS if records_through is None else _RECORDS_THROUGH, chunk)
-    params: tuple[bytes | str, ...] = args if records_through is None else (*args, records_through)
     records: dict[bytes, list[RecordRow]] = {}
     dates: dict[str | None, date | None] = {None: None}
     flag_sets: dict[str, frozenset[str]] = {"": _NO_FLAGS}
-    for key, rid, cat, act, src, rec_on, until, level, sev, legal, status, flags in conn.execute(
-        sql, params
-    ).fetchall():
+    for (
+        key,
+        rid,
+        cat,
+        act,
+        src,
+        rec_on,
+        until,
+        level,
+        sev,
+        legal,
+        status,
+        flags,
+    ) in runs.chunk_records(conn, chunk.lo, chunk.hi, records_through):
         recognised = dates.get(rec_on)
         if recognised is None:
             recognised = dates[rec_on] = parse(rec_on)
@@ -210,9 +190,7 @@ def read_chunk(
 def count_run_subjects(conn: sqlite3.Connection, as_of: date) -> int:
     """How many people a run as of ``as_of`` scores (the run's own selection)."""
     day_after = (as_of + timedelta(days=1)).isoformat()
-    sql = _SUBJECTS.format(cond="1 = 1").replace(" ORDER BY subject_key", "")
-    (n,) = conn.execute(f"SELECT count(*) FROM ({sql})", (day_after, as_of.isoformat())).fetchone()
-    return int(n)
+    return runs.count_run_subjects(conn, day_after, as_of.isoformat())
 
 
 def load_subject(
@@ -316,54 +294,23 @@ def _open_run(
     records_through: str | None,
 ) -> tuple[int, int, bool, str | None]:
     """(run_id, chunks, complete, records_through) of the run, creating it if needed."""
-    row = conn.execute(
-        "SELECT run_id, chunks, finished_at, records_through FROM snapshot_runs"
-        " WHERE period = ? AND scheme_id = ? AND scheme_version = ?",
-        (period, scheme.id, scheme.version),
-    ).fetchone()
-    if row is not None and row[2] is not None and _scored_nobody_then(conn, int(row[0])):
+    row = runs.run_by_month(conn, period, scheme.id, scheme.version)
+    if row is not None and row[2] is not None and _scored_nobody_then(conn, row[0]):
         force = True  # published before anyone was filed: a fresh node's first month
     if row is not None and force:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("DELETE FROM snapshots WHERE run_id = ?", (row[0],))
-        conn.execute("DELETE FROM snapshot_runs WHERE run_id = ?", (row[0],))
-        conn.execute("COMMIT")
+        runs.delete_run(conn, row[0])
         row = None
     if row is not None:  # resumed: the stored instant, so every chunk reads the same records
-        return int(row[0]), int(row[1]), row[2] is not None, row[3]
-    (subjects,) = conn.execute("SELECT count(*) FROM subjects").fetchone()
-    chunks = max(1, math.ceil(subjects / chunk_subjects))
-    cur = conn.execute(
-        "INSERT INTO snapshot_runs (period, scheme_id, scheme_version, as_of, chunks, started_at,"
-        " records_through) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (period, scheme.id, scheme.version, as_of.isoformat(), chunks, _now(), records_through),
-    )
-    assert cur.lastrowid is not None
-    return cur.lastrowid, chunks, False, records_through
+        return row[0], row[1], row[2] is not None, row[3]
+    chunks = max(1, math.ceil(runs.count_subjects(conn) / chunk_subjects))
+    run_id = runs.create_run(conn, period, scheme.id, scheme.version, as_of.isoformat(), chunks,
+                             _now(), records_through)  # fmt: skip
+    return run_id, chunks, False, records_through
 
 
 def _scored_nobody_then(conn: sqlite3.Connection, run_id: int) -> bool:
     """The finished run scored nobody, and the node holds people now."""
-    (scored,) = conn.execute(
-        "SELECT coalesce(sum(subjects), 0) FROM snapshot_run_chunks WHERE run_id = ?", (run_id,)
-    ).fetchone()
-    return scored == 0 and conn.execute("SELECT 1 FROM subjects LIMIT 1").fetchone() is not None
-
-
-def _totals(conn: sqlite3.Connection, run_id: int) -> tuple[int, int, dict[str, int]]:
-    subjects, eligible = conn.execute(
-        "SELECT coalesce(sum(subjects), 0), coalesce(sum(eligible), 0)"
-        " FROM snapshot_run_chunks WHERE run_id = ?",
-        (run_id,),
-    ).fetchone()
-    grades = dict(
-        conn.execute(
-            "SELECT grade, count(*) FROM snapshots WHERE run_id = ? AND eligible = 1"
-            " GROUP BY grade",
-            (run_id,),
-        ).fetchall()
-    )
-    return int(subjects), int(eligible), grades
+    return runs.run_scored(conn, run_id) == 0 and runs.holds_anyone(conn)
 
 
 def run_month(
@@ -414,19 +361,15 @@ def run_month(
                 conn, scheme, period, as_of, chunk_subjects, force=force,
                 records_through=records_through,
             )  # fmt: skip
-        done = {c for (c,) in conn.execute(
-            "SELECT chunk FROM snapshot_run_chunks WHERE run_id = ?", (run_id,)
-        )}  # fmt: skip
+        done = runs.chunks_done(conn, run_id)
         todo = [c for c in chunk_bounds(n_chunks) if c.number not in done]
         computed = 0
         if not complete:
             computed = _compute(conn, path, scheme, as_of, run_id, todo, workers, progress,
                                 len(done), n_chunks, lock, through)  # fmt: skip
             with lock:
-                conn.execute(
-                    "UPDATE snapshot_runs SET finished_at = ? WHERE run_id = ?", (_now(), run_id)
-                )
-        subjects, eligible, grades = _totals(conn, run_id)
+                runs.finish_run(conn, run_id, _now())
+        subjects, eligible, grades = runs.run_totals(conn, run_id)
     finally:
         conn.close()
         lock.close()
@@ -474,30 +417,13 @@ def _compute(  # noqa: PLR0917 - private helper of run_month
     try:
         for res in results:
             with lock:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    if conn.execute(  # another run of the same month (the node's own
-                        # scheduler and `huxin score publish`) wrote this chunk meanwhile
-                        "SELECT 1 FROM snapshot_run_chunks WHERE run_id = ? AND chunk = ?",
-                        (run_id, res.chunk),
-                    ).fetchone():
-                        conn.execute("ROLLBACK")
-                        continue
-                    conn.executemany(
-                        "INSERT INTO snapshots"
-                        " (run_id, subject_key, eligible, score, grade, reason)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        res.rows,
-                    )
-                    conn.execute(
-                        "INSERT INTO snapshot_run_chunks (run_id, chunk, subjects, eligible)"
-                        " VALUES (?, ?, ?, ?)",
-                        (run_id, res.chunk, len(res.rows), res.eligible),
-                    )
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
+                # False: another run of the same month (the node's own scheduler and
+                # `huxin score publish`) wrote this chunk meanwhile
+                stored = runs.store_chunk(
+                    conn, run_id, res.chunk, res.rows, (len(res.rows), res.eligible)
+                )
+            if not stored:
+                continue
             computed += 1
             if progress is not None:
                 progress(already + computed, total)

@@ -8,7 +8,7 @@ Invariants:
 
 * :func:`published_grade` (the attestation path, inside its write unit) and the
   self-query read the same entry: the newest correction of (person, run), else the
-  run's row (:func:`node.monthly._store.published_entry`);
+  run's row (:func:`node.store._monthly.published_entry`);
 * a person the run did not score (registered after it, or the node learned of
   them later) is published ONCE, on first need, as of the same day with the
   records filed until then (:func:`entry_or_publish`, cause :data:`LATE`); later
@@ -34,7 +34,7 @@ from keys import MappedGrade
 from node.core._errors import FailedPreconditionError
 from node.exchange._mapping import Mapper
 from node.monthly._explain import report_bytes
-from node.monthly._store import (
+from node.store._monthly import (
     PublishedEntry,
     PublishedRun,
     append_correction,

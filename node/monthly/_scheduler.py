@@ -35,7 +35,9 @@ from node.core._observe import log_event
 from node.monthly._batch import count_run_subjects, period_as_of, run_month
 from node.monthly._due import due_period
 from node.monthly._snapshots import sign_run, signer_from_config
-from node.monthly._store import (
+from node.store import connect
+from node.store._db import JobLock, WriterLock
+from node.store._monthly import (
     MonthKey,
     mark_failed,
     mark_finished,
@@ -43,8 +45,6 @@ from node.monthly._store import (
     monthly_run,
     run_progress,
 )
-from node.store import connect
-from node.store._db import JobLock, WriterLock
 from scoring import Scheme
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ Invariants:
   root of ``PAE(type, payload)`` leaves, :func:`keys.issue_batch`);
 * a batch row, its leaves and its ``snapshot_batch`` outbox event (none for
   a standalone region, whose batches are addressed to itself) commit in
-  ONE transaction, so an interrupted signing holds complete batches only and
+  ONE transaction (:func:`node.store._snapshot_batches.store_batch`), so an interrupted signing holds complete batches only and
   running it again resumes with the next batch number (idempotent);
 * only a finished run is signed; ineligible people have no grade and are not
   pushed;
@@ -55,8 +55,8 @@ from node.core._config import NodeConfig
 from node.core._errors import CodedNodeError
 from node.core._secrets import NodeSecrets
 from node.pb.v1 import attestation_pb2
+from node.store import _snapshot_batches as batches
 from node.store._db import WriterLock
-from node.store._outbox import append_sync
 
 __all__ = [
     "SignSummary",
@@ -123,26 +123,19 @@ def batch_id_of(region: str, period: str, scheme: str, run_id: int, number: int)
 
 
 def _run(conn: sqlite3.Connection, run_id: int) -> tuple[str, str, str]:
-    row = conn.execute(
-        "SELECT period, scheme_id, scheme_version, finished_at FROM snapshot_runs WHERE run_id = ?",
-        (run_id,),
-    ).fetchone()
+    row = batches.run_of(conn, run_id)
     if row is None:
         raise SnapshotError("RUN_NOT_FOUND", f"no monthly run {run_id}")
     if row[3] is None:
         raise SnapshotError("RUN_NOT_FINISHED", f"monthly run {run_id} is not finished")
-    return str(row[0]), str(row[1]), str(row[2])
+    return row[0], row[1], row[2]
 
 
 def find_run(conn: sqlite3.Connection, period: str, scheme_id: str) -> int:
-    row = conn.execute(
-        "SELECT run_id FROM snapshot_runs WHERE period = ? AND scheme_id = ?"
-        " ORDER BY run_id DESC LIMIT 1",
-        (period, scheme_id),
-    ).fetchone()
-    if row is None:
+    run_id = batches.latest_run(conn, period, scheme_id)
+    if run_id is None:
         raise SnapshotError("RUN_NOT_FOUND", f"no monthly run for {scheme_id} {period}")
-    return int(row[0])
+    return run_id
 
 
 def sign_run(
@@ -163,16 +156,10 @@ def sign_run(
     started = time.perf_counter()
     period, scheme_id, scheme_version = _run(conn, run_id)
     scheme = f"{scheme_id}@{scheme_version}"
-    (eligible,) = conn.execute(
-        "SELECT count(*) FROM snapshots WHERE run_id = ? AND eligible = 1", (run_id,)
-    ).fetchone()
+    eligible = batches.count_eligible(conn, run_id)
     size = signer.batch_leaves
-    total = -(-int(eligible) // size)
-    done_n, done_leaves = conn.execute(
-        "SELECT count(*), coalesce(sum(leaves), 0) FROM snapshot_batches WHERE run_id = ?",
-        (run_id,),
-    ).fetchone()
-    number, offset = int(done_n), int(done_leaves)
+    total = -(-eligible // size)
+    number, offset = batches.signed_so_far(conn, run_id)
     template = attestation_pb2.Attestation(
         issuer_region=signer.region,
         scheme_id=scheme_id,
@@ -187,12 +174,7 @@ def sign_run(
     )
     signed = 0
     while True:
-        rows = conn.execute(
-            "SELECT s.subject_key, s.score, s.grade, sub.id_sealed FROM snapshots AS s"
-            " JOIN subjects AS sub USING (subject_key)"
-            " WHERE s.run_id = ? AND s.eligible = 1 ORDER BY s.subject_key LIMIT ? OFFSET ?",
-            (run_id, size, offset),
-        ).fetchall()
+        rows = batches.eligible_page(conn, run_id, size, offset)
         if not rows:
             break
         batch_id = batch_id_of(signer.region, period, scheme, run_id, number)
@@ -221,28 +203,16 @@ def _store_batch(
     """One batch row, its leaves and its outbox event in ONE transaction."""
     batch_id, run_id, period, scheme_id, scheme_version, number, root, checkpoint, now = batch_row
     leaf_hashes = [leaf_hash(pae(ATTESTATION_TYPE, p)) for p in payloads]
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(
-            "INSERT INTO snapshot_batches (batch_id, run_id, period, scheme_id,"
-            " scheme_version, number, payload_type, leaves, root_hash, checkpoint, signed_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (batch_id, run_id, period, scheme_id, scheme_version, number,
-             ATTESTATION_TYPE, len(payloads), root, checkpoint, now),
-        )  # fmt: skip
-        conn.executemany(
-            "INSERT INTO snapshot_leaves (batch_id, idx, subject_key, leaf_hash, payload)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [(batch_id, i, row[0], leaf_hashes[i], payloads[i]) for i, row in enumerate(rows)],
-        )
-        if signer.hub_id != signer.region:  # a standalone region has no hub to push to:
-            # its self-addressed batches never enter the outbox, so a hub joined later
-            # is sent only batches addressed to it (H3, H13)
-            append_sync(conn, "snapshot_batch", batch_id, checkpoint, now)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    batches.store_batch(
+        conn,
+        (batch_id, run_id, period, scheme_id, scheme_version, number,
+         ATTESTATION_TYPE, len(payloads), root, checkpoint, now),
+        [(batch_id, i, row[0], leaf_hashes[i], payloads[i]) for i, row in enumerate(rows)],
+        # a standalone region has no hub to push to: its self-addressed batches never
+        # enter the outbox, so a hub joined later is sent only batches addressed to it
+        # (H3, H13)
+        outbox=signer.hub_id != signer.region,
+    )  # fmt: skip
 
 
 def _payloads(
@@ -272,21 +242,11 @@ def _payloads(
 
 def attestation_for(conn: sqlite3.Connection, subject_key: bytes, period: str) -> bytes | None:
     """The person's signed snapshot leaf of ``period`` with its inclusion proof, or None."""
-    row = conn.execute(
-        "SELECT l.batch_id, l.idx, l.payload, b.checkpoint, b.payload_type"
-        " FROM snapshot_leaves AS l JOIN snapshot_batches AS b USING (batch_id)"
-        " WHERE l.subject_key = ? AND b.period = ? ORDER BY b.signed_at DESC LIMIT 1",
-        (subject_key, period),
-    ).fetchone()
+    row = batches.newest_leaf(conn, subject_key, period)
     if row is None or row[2] is None:
         return None
     batch_id, idx, payload, checkpoint, payload_type = row
-    hashes = [
-        bytes(h)
-        for (h,) in conn.execute(
-            "SELECT leaf_hash FROM snapshot_leaves WHERE batch_id = ? ORDER BY idx", (batch_id,)
-        )
-    ]
+    hashes = batches.batch_leaf_hashes(conn, batch_id)
     levels = carry_levels(hashes)
     env = attestation_pb2.Envelope()
     env.ParseFromString(bytes(checkpoint))

@@ -25,7 +25,15 @@ status and marks, attestation status, tombstones), ``_optout``, ``_objections``,
 ``_repair``, ``_supplements``, ``_notifications``, ``_population``,
 ``_organisations``, ``_batches`` (a batch's ``source_batches`` row),
 ``_refusals`` (refusal marks), ``_unmet`` (active consents a grade may end),
-``_audit`` and ``_catalogue`` (read-only reads of the operator's CLI).
+``_audit`` and ``_catalogue`` (read-only reads of the operator's CLI),
+``_monthly`` (published
+monthly grades, corrections, the scheduler's runs), ``_snapshot_runs`` (the
+monthly batch run: runs, chunks, snapshots), ``_snapshot_batches`` (signed
+Merkle batches of a run and their leaves), ``_hub`` (the hub's registry, trust
+lists, cursors, witnessed checkpoints, events, pushed batches and status lists),
+``_trust_lists`` (trust lists accepted and refused), ``_peers`` (peer material and
+sync attempts), ``_push`` (push state and hub receipts), ``_rollouts`` (a
+scheme's rollout state, H11).
 
 May import: ``node.core`` and the pure packages; every other room reaches storage
 through it.

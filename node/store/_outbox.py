@@ -29,7 +29,7 @@ import hashlib
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import grpc
 
@@ -45,6 +45,9 @@ __all__ = [
     "OutboxEvent",
     "append_sync",
     "deregistration_payload",
+    "event_at_sync",
+    "last_seq_sync",
+    "last_status_list_sync",
     "read_after_sync",
 ]
 
@@ -125,6 +128,22 @@ def read_after_sync(conn: sqlite3.Connection, after: int, limit: int) -> list[Ou
         (after, limit),
     ).fetchall()
     return [OutboxEvent(int(s), k, e, bytes(p), int(c)) for s, k, e, p, c in rows]
+
+
+def event_at_sync(conn: sqlite3.Connection, seq: int) -> Any:
+    """(event_id, kind, payload) of event ``seq``, or None."""
+    return conn.execute(
+        "SELECT event_id, kind, payload FROM outbox WHERE seq = ?", (seq,)
+    ).fetchone()
+
+
+def last_status_list_sync(conn: sqlite3.Connection) -> bytes | None:
+    """The payload of the newest ``status_list`` event, or None (a list whose content did
+    not change is not queued again)."""
+    last = conn.execute(
+        "SELECT payload FROM outbox WHERE kind = 'status_list' ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    return None if last is None else bytes(last[0])
 
 
 def last_seq_sync(conn: sqlite3.Connection) -> int:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
@@ -43,6 +43,7 @@ __all__ = [
     "LogWrite",
     "TransparencyLog",
     "append_rows",
+    "leaves_from",
     "subject_ref",
 ]
 
@@ -67,6 +68,14 @@ def append_rows(conn: sqlite3.Connection, writes: Sequence[LogWrite]) -> tuple[i
         if first < 0:
             first = int(cur.lastrowid or 0)
     return first, leaves
+
+
+def leaves_from(conn: sqlite3.Connection, first: int) -> Iterator[bytes]:
+    """The stored leaves from index ``first`` on, in index order (read lazily)."""
+    for (leaf,) in conn.execute(
+        "SELECT leaf FROM log_entries WHERE idx >= ? ORDER BY idx", (first,)
+    ):
+        yield bytes(leaf)
 
 
 @lru_cache(maxsize=4096)

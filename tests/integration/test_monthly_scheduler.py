@@ -25,9 +25,9 @@ from node.cli._status import node_status, render_status
 from node.core._config import load_config
 from node.demo._testbed import Testbed, make_id_number
 from node.monthly._batch import run_month
-from node.monthly._store import mark_started
 from node.rpc._server import NodeServer
 from node.store import connect
+from node.store._monthly import mark_started
 from tests.integration._monthly import Heihe, start_heihe
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")

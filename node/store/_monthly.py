@@ -38,6 +38,7 @@ __all__ = [
     "monthly_runs",
     "newest_published",
     "notify",
+    "opted_out_at",
     "published_entry",
     "published_run",
     "records_cutoff",
@@ -174,6 +175,13 @@ def notify(conn: sqlite3.Connection, key: bytes, message: str, at: str) -> None:
         "INSERT INTO notifications (subject_key, kind, message, created_at) VALUES (?, ?, ?, ?)",
         (key, "grade", message, at),
     )
+
+
+def opted_out_at(conn: sqlite3.Connection, key: bytes) -> str | None:
+    """When the person opted out of scoring (N3), or None: a self-query of an opted-out
+    person computes nothing."""
+    row = conn.execute("SELECT opted_out_at FROM opt_outs WHERE subject_key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
 
 
 def subject_as_of(conn: sqlite3.Connection, key: bytes, as_of: date) -> Subject | None:
