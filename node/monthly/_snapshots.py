@@ -55,7 +55,7 @@ from node.core._config import NodeConfig
 from node.core._errors import CodedNodeError
 from node.core._secrets import NodeSecrets
 from node.pb.v1 import attestation_pb2
-from node.store._db import WriterLock
+from node.store import WriterTurn
 from node.store._outbox import append_sync
 
 __all__ = [
@@ -152,7 +152,7 @@ def sign_run(
     now: int,
     *,
     progress: Callable[[int, int], None] | None = None,
-    lock: WriterLock | None = None,
+    lock: WriterTurn | None = None,
 ) -> SignSummary:
     """Sign the (remaining) batches of finished run ``run_id``; see the module docstring.
 

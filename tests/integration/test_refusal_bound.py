@@ -33,7 +33,7 @@ from node.demo._testbed import (
 from node.exchange._refusals import INTERVAL, QUIET_AFTER_END
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
 from node.rpc._client import reason_of
-from node.store._db import WriterLock
+from node.store._locks import WriterLock
 from node.store._translog import PAGE_DEFAULT, PAGE_MAX
 from tests._waiting import cancelled_handlers, until, writer_lock_waiters
 
