@@ -285,8 +285,9 @@ async def grant_consent(
         )
 
     # one unit of work: the limits are decided again inside it, the log's tree
-    # mirrors the entry after COMMIT
-    await ctx.db.write_unit(store, lambda r: log.mirror(*r))
+    # mirrors the entry after COMMIT; a call cancelled (its deadline passed) while it
+    # waited for the writer grants nothing
+    await ctx.db.write_unit(store, lambda r: log.mirror(*r), drop_if_cancelled=True)
     return node_pb2.ConsentToken(
         token=envelope.to_proto(), consent_id=grant.consent_id, binding_salt=salt, preview=shown
     )

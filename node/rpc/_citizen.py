@@ -140,8 +140,11 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
             assert after is not None
             return after, logged
 
-        # one unit of work: the log's tree mirrors the entry after COMMIT
-        updated, _ = await ctx.db.write_unit(withdraw, lambda r: log.mirror(*r[1]))
+        # one unit of work: the log's tree mirrors the entry after COMMIT; a call
+        # cancelled (its deadline passed) while it waited for the writer changes nothing
+        updated, _ = await ctx.db.write_unit(
+            withdraw, lambda r: log.mirror(*r[1]), drop_if_cancelled=True
+        )
         return consent_info(updated, now)
 
     async def QueryLog(

@@ -84,7 +84,11 @@ THREAD_AUTOCHECKPOINT = 1000  # SQLite's default, for COMMITs on the writer thre
 
 
 class _Pending:
-    __slots__ = ("after", "fn", "future", "quick")
+    """A queued unit.  ``dropped`` is set on the loop when a caller that asked for it
+    (``drop_if_cancelled``) is cancelled; a runner that has not started the unit yet
+    skips it (a unit already running runs to its end, like a COMMIT in flight)."""
+
+    __slots__ = ("after", "dropped", "fn", "future", "quick")
 
     def __init__(
         self,
@@ -94,6 +98,7 @@ class _Pending:
         quick: bool,
     ) -> None:
         self.fn, self.after, self.future, self.quick = fn, after, future, quick
+        self.dropped = False
 
 
 def _begin_waiting(
@@ -142,6 +147,9 @@ def _run_begun(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bo
     out: list[tuple[bool, Any]] = []
     try:
         if len(units) == 1:
+            if units[0].dropped:
+                conn.execute("ROLLBACK")
+                return [(False, asyncio.CancelledError())]
             try:
                 result = units[0].fn(conn)
             except Exception as exc:
@@ -150,6 +158,9 @@ def _run_begun(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bo
             conn.execute("COMMIT")
             return [(True, result)]
         for unit in units:
+            if unit.dropped:
+                out.append((False, asyncio.CancelledError()))
+                continue
             conn.execute("SAVEPOINT unit")
             try:
                 result = unit.fn(conn)
@@ -251,11 +262,15 @@ class Database:
         after: Callable[[T], None] | None = None,
         *,
         quick: bool = False,
+        drop_if_cancelled: bool = False,
     ) -> T:
         """Run ``fn(conn)`` inside a committed transaction (group-committed with others).
 
         ``after(result)`` runs after COMMIT, in commit order, before this returns.
-        The unit runs to COMMIT or ROLLBACK even if the caller is cancelled.
+        The unit runs to COMMIT or ROLLBACK even if the caller is cancelled --
+        unless ``drop_if_cancelled``: then a caller cancelled while its unit still
+        waits (e.g. a gRPC deadline passed while another process held the writer)
+        gets nothing written; a unit already running still runs to its end.
         ``quick=True`` says the unit is short and bounded (a few statements on a
         few rows, no scans or batches): it may run on the event loop thread.
         Every other unit runs on the writer thread, so a record batch or a hub
@@ -267,8 +282,13 @@ class Database:
         self._waiting.append(pending)
         self._queue_runner()
         # Cancelling the caller cancels only its wait: the unit is already queued
-        # and runs to COMMIT or ROLLBACK; _deliver skips a future nobody awaits.
-        result: T = await pending.future
+        # and runs to COMMIT or ROLLBACK (or, if asked, is skipped when its turn
+        # comes); _deliver skips a future nobody awaits.
+        try:
+            result: T = await pending.future
+        except asyncio.CancelledError:
+            pending.dropped = drop_if_cancelled
+            raise
         return result
 
     def _queue_runner(self) -> None:

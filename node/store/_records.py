@@ -448,8 +448,9 @@ class RecordsRepository:
                 ),
             )
 
-        # one unit of work on the writer thread: runs to COMMIT or ROLLBACK
-        await self._db.write_unit(unit)
+        # one unit of work on the writer thread; a caller cancelled while it waits
+        # records nothing
+        await self._db.write_unit(unit, drop_if_cancelled=True)
         return ref
 
     async def subject(self, key: bytes) -> Subject | None:

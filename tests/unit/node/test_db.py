@@ -360,3 +360,32 @@ async def test_the_store_owns_its_threads_and_ends_them_on_close(tmp_path: Path)
         lambda: not [t for t in threading.enumerate() if t.name.startswith("huxin-db-")],
         "the store's threads to end",
     )
+
+
+async def test_a_unit_dropped_when_cancelled_writes_nothing(tmp_path: Path) -> None:
+    """``drop_if_cancelled``: a caller cancelled while its unit waits for the writer
+    (another process holds it) gets nothing written; the units queued beside it
+    without the flag still commit."""
+    db = await Database.open(tmp_path / "n.db")
+    other = WriterLock(tmp_path / "n.db")
+    other.acquire()
+    try:
+        dropped = asyncio.ensure_future(
+            db.write_unit(
+                lambda c: c.execute("INSERT INTO node_meta VALUES ('dropped', '1')"),
+                drop_if_cancelled=True,
+            )
+        )
+        kept = asyncio.ensure_future(
+            db.write_unit(lambda c: c.execute("INSERT INTO node_meta VALUES ('kept', '1')"))
+        )
+        await asyncio.sleep(0.05)
+        dropped.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await dropped
+    finally:
+        other.release()
+        other.close()
+    await asyncio.wait_for(kept, WAIT_S)
+    assert await db.fetchall("SELECT key FROM node_meta") == [("kept",)]
+    await db.close()
