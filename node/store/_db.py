@@ -292,10 +292,9 @@ class Database:
         return result
 
     def _queue_runner(self) -> None:
-        """Schedule one group runner, unless one is scheduled or a multi-step
-        transaction holds the writer (it schedules one when it ends).  The loop
-        runner is called soon, after the callbacks already ready: units that
-        arrive in the same loop iteration join one group."""
+        """Schedule one group runner, unless one is scheduled (its delivery
+        schedules the next).  The loop runner is called soon, after the callbacks
+        already ready: units that arrive in the same loop iteration join one group."""
         if self._runner_queued or not self._waiting:
             return
         self._runner_queued = True
