@@ -44,8 +44,7 @@ from node.monthly._snapshots import (
     sign_run,
     signer_from_config,
 )
-from node.store import StorageError, connect
-from node.store._db import JobLock
+from node.store import StorageError, connect, offline_job
 from scoring import Scheme, load_scheme
 
 __all__ = ["publish", "register", "scheme_in_force"]
@@ -138,7 +137,7 @@ def _publish(args: argparse.Namespace) -> int:
             config.database, load_scheme(config.scheme), datetime.fromtimestamp(now, UTC).date()
         )
         signer = signer_from_config(config, secrets)
-        with JobLock(config.database):  # run and signing: restore refuses meanwhile
+        with offline_job(config.database):  # run and signing: restore refuses meanwhile
             run = run_month(
                 config.database, scheme, args.period, workers=args.workers,
                 records_through=records_through(now),  # reproducible: docs/adr/0514

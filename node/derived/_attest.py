@@ -4,7 +4,7 @@ Invariants (docs/adr/0006):
 
 * the derived score is :func:`scoring.derive` of the explained base result of
   the PUBLISHED month (H3): scored again as of the month's last day from the
-  records that month read (:func:`node.monthly._store.records_cutoff`), and it
+  records that month read (:func:`node.store._monthly.records_cutoff`), and it
   must add up to the published entry (else ``SCORE_NOT_PUBLISHED``: the node
   serves no derived score it cannot explain); the explanation is what
   ``huxin derived`` and the citizen's report show;
@@ -30,7 +30,7 @@ from node.monthly._published import (
     entry_would_publish,
     require_run,
 )
-from node.monthly._store import records_cutoff
+from node.store._monthly import records_cutoff
 from scoring import DerivedResult, DerivedScore, Disclosure, Scheme, derive
 
 __all__ = ["DerivedGrade", "derived_fields", "derived_grade", "is_derived"]

@@ -61,7 +61,13 @@ from node.exchange._throttle import RETRY_AFTER_KEY
 from node.monthly._selfquery import published_entry_of
 from node.pb.v1 import node_pb2
 from node.population import require_served
-from node.store._consents import ConsentRow, GrantHistory
+from node.store._consents import (
+    ConsentRow,
+    GrantHistory,
+    grant_history_in,
+    insert_consent,
+    is_opted_out,
+)
 from node.store._translog import LogWrite
 from scoring import Disclosure, Subject, years_between
 
@@ -277,16 +283,18 @@ async def grant_consent(
         granted_at=now,
         withdrawn_at=None,
     )
-    async with ctx.db.write() as tx:
-        history = await ctx.consents.grant_history(key, since=now - HOUR, now=now, tx=tx)
+    log = ctx.log
+
+    def store(conn: sqlite3.Connection) -> tuple[int, list[bytes]]:
+        history = grant_history_in(conn, key, since=now - HOUR, now=now)
         refuse_grant_over_limits(history, limits, now)  # rolls back: nothing written
-        if await ctx.consents.opted_out(key, tx):
+        if is_opted_out(conn, key):
             raise FailedPreconditionError(  # opted out meanwhile (N3): nothing written
                 "SUBJECT_OPTED_OUT", "you asked not to be scored; opt in first", field="subject"
             )
-        await ctx.consents.insert(tx, row)
-        await ctx.log.append(
-            tx,
+        insert_consent(conn, row)
+        return log.append_sync(
+            conn,
             [
                 LogWrite(
                     "consent_granted",
@@ -298,6 +306,11 @@ async def grant_consent(
                 )
             ],
         )
+
+    # one unit of work: the limits are decided again inside it, the log's tree
+    # mirrors the entry after COMMIT; a call cancelled (its deadline passed) while it
+    # waited for the writer grants nothing
+    await ctx.db.write_unit(store, lambda r: log.mirror(*r), drop_if_cancelled=True)
     return node_pb2.ConsentToken(
         token=envelope.to_proto(), consent_id=grant.consent_id, binding_salt=salt, preview=shown
     )

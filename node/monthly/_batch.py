@@ -28,6 +28,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import re
@@ -43,9 +44,8 @@ from typing import ClassVar, NamedTuple
 import grpc
 
 from node.core._errors import CodedNodeError
-from node.store import StorageError, connect
+from node.store import StorageError, WriterTurn, connect, offline_job, writer_turn
 from node.store import _snapshot_runs as runs
-from node.store._db import JobLock, WriterLock
 from scoring import Residence, Scheme, Subject, score
 
 __all__ = [
@@ -346,15 +346,16 @@ def run_month(
     path = Path(db)
     if not path.exists():
         raise StorageError("DB_NOT_FOUND", f"database {str(path)!r} does not exist")
-    job = JobLock(path).hold()  # for the whole run: restore refuses meanwhile
+    held = contextlib.ExitStack()
+    held.enter_context(offline_job(path))  # for the whole run: restore refuses meanwhile
     try:
         conn = connect(path, create=False)
     except BaseException:
-        job.close()
+        held.close()
         raise
-    # every write takes the node's writer lock, as a running node's writers do (ADR
+    # every write takes the node's writer turn, as a running node's writers do (ADR
     # 0312): the node's writers wait in flock, not in SQLite's sleeping busy handler
-    lock = WriterLock(path)
+    lock = held.enter_context(writer_turn(path))
     try:
         with lock:
             run_id, n_chunks, complete, through = _open_run(
@@ -372,8 +373,7 @@ def run_month(
         subjects, eligible, grades = runs.run_totals(conn, run_id)
     finally:
         conn.close()
-        lock.close()
-        job.close()
+        held.close()
     return RunSummary(
         run_id,
         period,
@@ -400,7 +400,7 @@ def _compute(  # noqa: PLR0917 - private helper of run_month
     progress: Callable[[int, int], None] | None,
     already: int,
     total: int,
-    lock: WriterLock,
+    lock: WriterTurn,
     through: str | None,
 ) -> int:
     pool = None

@@ -35,8 +35,7 @@ from node.core._observe import log_event
 from node.monthly._batch import count_run_subjects, period_as_of, run_month
 from node.monthly._due import due_period
 from node.monthly._snapshots import sign_run, signer_from_config
-from node.store import connect
-from node.store._db import JobLock, WriterLock
+from node.store import connect, offline_job, writer_turn
 from node.store._monthly import (
     MonthKey,
     mark_failed,
@@ -249,13 +248,12 @@ def _execute(job: _Job) -> MonthlyOutcome:
         records_through=_iso(job.now - timedelta(seconds=1)),
     )
     signer = signer_from_config(config, job.secrets)
-    with JobLock(db):  # restore refuses while the batches are written
+    with offline_job(db):  # restore refuses while the batches are written
         conn = connect(db, create=False)
-        lock = WriterLock(db)
         try:
-            signed = sign_run(conn, run.run_id, signer, int(job.now.timestamp()), lock=lock)
+            with writer_turn(db) as lock:
+                signed = sign_run(conn, run.run_id, signer, int(job.now.timestamp()), lock=lock)
         finally:
-            lock.close()
             conn.close()
     return MonthlyOutcome(
         month.period, job.scheme.key, "finished", job.people, run.subjects, run.eligible,

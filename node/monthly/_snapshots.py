@@ -55,8 +55,8 @@ from node.core._config import NodeConfig
 from node.core._errors import CodedNodeError
 from node.core._secrets import NodeSecrets
 from node.pb.v1 import attestation_pb2
+from node.store import WriterTurn
 from node.store import _snapshot_batches as batches
-from node.store._db import WriterLock
 
 __all__ = [
     "SignSummary",
@@ -145,7 +145,7 @@ def sign_run(
     now: int,
     *,
     progress: Callable[[int, int], None] | None = None,
-    lock: WriterLock | None = None,
+    lock: WriterTurn | None = None,
 ) -> SignSummary:
     """Sign the (remaining) batches of finished run ``run_id``; see the module docstring.
 

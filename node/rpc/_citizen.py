@@ -29,6 +29,7 @@ grant it, the default disclosure being a threshold (:mod:`node.disclosure`).
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from grpc import aio
@@ -60,7 +61,7 @@ from node.rights import _supplements as supplements
 from node.rpc._context import NodeContext
 from node.rpc._guard import require_citizen
 from node.rpc._identity import AuthenticatedCitizen
-from node.store._consents import ConsentRow, state_of
+from node.store._consents import ConsentRow, get_consent, state_of, withdraw_consent
 from node.store._notifications import notifications_after
 from node.store._translog import PAGE_DEFAULT, LogWrite
 
@@ -112,17 +113,19 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
         citizen = self._citizen(context)
         check_length("consent_id", request.consent_id, REF_MAX, required=True)
         now = ctx.now_s()
-        async with ctx.db.write() as tx:
-            row = await ctx.consents.get(request.consent_id, tx)
+        log = ctx.log
+
+        def withdraw(conn: sqlite3.Connection) -> tuple[ConsentRow, tuple[int, list[bytes]]]:
+            row = get_consent(conn, request.consent_id)
             if row is None or row.subject_key != citizen.subject_key:
                 raise NotFoundError("CONSENT_NOT_FOUND", "no such consent", field="consent_id")
             if row.withdrawn_at is not None:
                 raise FailedPreconditionError(
                     "CONSENT_WITHDRAWN", "already withdrawn", field="consent_id"
                 )
-            await ctx.consents.withdraw(tx, row.consent_id, now)
-            await ctx.log.append(
-                tx,
+            withdraw_consent(conn, row.consent_id, now)
+            logged = log.append_sync(
+                conn,
                 [
                     LogWrite(
                         "consent_withdrawn",
@@ -134,8 +137,15 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
                     )
                 ],
             )
-            updated = await ctx.consents.get(row.consent_id, tx)
-        assert updated is not None
+            after = get_consent(conn, row.consent_id)
+            assert after is not None
+            return after, logged
+
+        # one unit of work: the log's tree mirrors the entry after COMMIT; a call
+        # cancelled (its deadline passed) while it waited for the writer changes nothing
+        updated, _ = await ctx.db.write_unit(
+            withdraw, lambda r: log.mirror(*r[1]), drop_if_cancelled=True
+        )
         return consent_info(updated, now)
 
     async def QueryLog(

@@ -10,11 +10,15 @@ Invariants:
 * a subject is stored under its pseudonymous ``subject_key``; the citizen ID
   number is stored only sealed, never in plain text, and never logged.
 
-Both a synchronous (``sqlite3``, batch jobs) and an asynchronous
-(``aiosqlite``, the server) entry point open and migrate a database.
+Batch jobs open and migrate a database with :func:`connect` (``sqlite3``); the
+server with ``node.store._db.Database.open``, the unit of work on threads of
+its own (docs/adr/0601).  Cross-process exclusion is expressed as
+:func:`offline_job`, :func:`writer_turn` and :func:`exclusive_writer`, never as
+a lock file seen by callers.
 
 Modules: ``_migrate`` (opening and migrating), ``_db`` (the server's writer and
-reader connections, units of work, group commit), ``_checkpoint`` (WAL checkpoints
+reader connections, units of work, group commit), ``_threads`` (a connection on
+a thread of its own), ``_locks`` (the cross-process locks), ``_checkpoint`` (WAL checkpoints
 off the event loop), ``_records`` and ``_consents`` (the repositories of subjects
 and records, consents and attestation status), ``_translog`` (the transparency
 log), ``_outbox`` (the outbox pushed to the hub), ``_status_list`` (the signed
@@ -39,14 +43,13 @@ May import: ``node.core`` and the pure packages; every other room reaches storag
 through it.
 """
 
+from node.store._locks import WriterTurn, exclusive_writer, offline_job, writer_turn
 from node.store._migrate import (
     BUSY_TIMEOUT_MS,
     SCHEMA_VERSION,
     StorageError,
     connect,
-    connect_async,
     migrate,
-    migrate_async,
     migrations,
 )
 
@@ -54,9 +57,11 @@ __all__ = [
     "BUSY_TIMEOUT_MS",
     "SCHEMA_VERSION",
     "StorageError",
+    "WriterTurn",
     "connect",
-    "connect_async",
+    "exclusive_writer",
     "migrate",
-    "migrate_async",
     "migrations",
+    "offline_job",
+    "writer_turn",
 ]

@@ -28,14 +28,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import aiosqlite
 
 from node.core._observe import log_event
-
-if TYPE_CHECKING:
-    from node.store._db import WriterLock
+from node.store._locks import WriterLock
+from node.store._threads import ConnectionThread
 
 __all__ = ["Checkpointer"]
 
@@ -54,6 +50,23 @@ def _restart(conn: sqlite3.Connection, lock: WriterLock) -> tuple[int, int, int]
     return int(row[0]), int(row[1]), int(row[2])
 
 
+def _passive(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def _open(path: str | Path) -> sqlite3.Connection:
+    """On the checkpointer's thread: its own connection, waiting at most
+    ``RESTART_WAIT_MS`` for readers of old snapshots."""
+    conn = sqlite3.connect(Path(path), isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {RESTART_WAIT_MS:d}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def _check_limits(every: int, restart_frames: int) -> None:
     if every < 1 or restart_frames < 1:
         raise ValueError("checkpoint every and restart_frames must be positive")
@@ -64,14 +77,14 @@ class Checkpointer:
 
     def __init__(
         self,
-        conn: aiosqlite.Connection,
+        thread: ConnectionThread,
         lock: WriterLock,
         *,
         every: int = CHECKPOINT_EVERY,
         restart_frames: int = RESTART_FRAMES,
     ) -> None:
         _check_limits(every, restart_frames)
-        self._conn, self._lock = conn, lock
+        self._thread, self._lock = thread, lock
         self._every, self._restart_frames = every, restart_frames
         self._commits = 0
         self._task: asyncio.Task[None] | None = None
@@ -88,9 +101,13 @@ class Checkpointer:
         restart_frames: int = RESTART_FRAMES,
     ) -> Checkpointer:
         _check_limits(every, restart_frames)  # before a connection (and its thread) exists
-        conn = await aiosqlite.connect(Path(path), isolation_level=None)
-        await conn.execute(f"PRAGMA busy_timeout = {RESTART_WAIT_MS:d}")
-        return cls(conn, lock, every=every, restart_frames=restart_frames)
+        thread = ConnectionThread("huxin-db-checkpoint")
+        try:
+            await thread.open(lambda: _open(path))
+        except BaseException:
+            await thread.close()
+            raise
+        return cls(thread, lock, every=every, restart_frames=restart_frames)
 
     def committed(self) -> None:
         """On the event loop, after a COMMIT run on the loop."""
@@ -110,12 +127,10 @@ class Checkpointer:
     async def checkpoint(self) -> tuple[int, int, int]:
         """One PASSIVE checkpoint, and a RESTART if the WAL is still long;
         returns SQLite's (busy, WAL frames, frames checkpointed)."""
-        rows = await self._conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
-        busy, frames, done = (int(v) for v in next(iter(rows)))
+        busy, frames, done = await self._thread.call(_passive)
         self.runs += 1
         if frames >= self._restart_frames:
-            conn: Any = self._conn
-            busy, frames, done = await conn._execute(_restart, conn._conn, self._lock)
+            busy, frames, done = await self._thread.call(_restart, self._lock)
             self.restarts += 1
         return busy, frames, done
 
@@ -132,6 +147,6 @@ class Checkpointer:
         """Wait for a checkpoint in flight (it runs to its end on its thread), close."""
         await self.settled()
         try:
-            await self._conn.close()
+            await self._thread.close()
         finally:
             self._lock.close()

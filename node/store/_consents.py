@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.pb.v1 import node_pb2
-from node.store._db import Database, Tx
+from node.store._db import Database
 
 __all__ = [
     "STATUS_REVOKED",
@@ -45,15 +45,20 @@ __all__ = [
     "add_status_entry",
     "end_consent",
     "get_consent",
+    "grant_history_in",
+    "insert_consent",
+    "is_opted_out",
     "notify_subject",
     "release_use",
     "state_of",
     "use_active_consent",
     "use_consent",
+    "withdraw_consent",
 ]
 
 STATUS_VALID, STATUS_REVOKED, STATUS_SUSPENDED, STATUS_SUPERSEDED = 0, 1, 2, 3
 
+_OPTED_OUT = "SELECT 1 FROM opt_outs WHERE subject_key = ?"
 _COLUMNS = (
     "consent_id, subject_key, audience, purpose, scope, not_before, not_after, max_uses, uses, "
     "binding, grant_payload, grant_sha256, granted_at, withdrawn_at"
@@ -236,40 +241,87 @@ def notify_subject(
     )
 
 
+def is_opted_out(conn: sqlite3.Connection, subject_key: bytes) -> bool:
+    """Inside a unit: whether the person asked not to be scored (N3)."""
+    return conn.execute(_OPTED_OUT, (subject_key,)).fetchone() is not None
+
+
+def insert_consent(conn: sqlite3.Connection, row: ConsentRow) -> None:
+    """Inside a write unit: store a granted consent."""
+    conn.execute(
+        f"INSERT INTO consents ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            row.consent_id,
+            row.subject_key,
+            row.audience,
+            row.purpose,
+            row.scope,
+            row.not_before,
+            row.not_after,
+            row.max_uses,
+            row.uses,
+            row.binding,
+            row.grant_payload,
+            row.grant_sha256,
+            row.granted_at,
+            row.withdrawn_at,
+        ),
+    )
+
+
+def grant_history_in(
+    conn: sqlite3.Connection, subject_key: bytes, *, since: int, now: int
+) -> GrantHistory:
+    """Inside the grant's own write unit: the subject's grants after ``since`` and its
+    active consents at ``now`` (the writer lock and BEGIN IMMEDIATE serialise grants
+    of every process, docs/adr/0324)."""
+    recent = conn.execute(_RECENT_GRANTS, (subject_key, since)).fetchall()
+    active = conn.execute(_ACTIVE, (subject_key, now)).fetchone()
+    return GrantHistory(tuple(int(r[0]) for r in recent), int(active[0]))
+
+
+def withdraw_consent(conn: sqlite3.Connection, consent_id: str, now: int) -> int:
+    """Inside a write unit: withdraw and revoke its attestations; returns the number
+    revoked."""
+    conn.execute(
+        "UPDATE consents SET withdrawn_at = ? WHERE consent_id = ? AND withdrawn_at IS NULL",
+        (now, consent_id),
+    )
+    owner = conn.execute(
+        "SELECT subject_key FROM consents WHERE consent_id = ?", (consent_id,)
+    ).fetchone()
+    if owner is None:
+        # No consent row (never the case for a citizen's withdrawal): revoke by the
+        # consent id alone, a full scan, rather than silently revoking nothing.
+        cur = conn.execute(
+            "UPDATE status_entries SET status = ? WHERE consent_id = ? AND status = ?",
+            (STATUS_REVOKED, consent_id, STATUS_VALID),
+        )
+        return int(cur.rowcount)
+    # Through the subject's index (ADR 0316): an entry's subject is its consent's
+    # subject, since add_status_entry is only called with the consent row's key.
+    cur = conn.execute(
+        "UPDATE status_entries SET status = ? WHERE subject_key = ? "
+        "AND consent_id = ? AND status = ?",
+        (STATUS_REVOKED, owner[0], consent_id, STATUS_VALID),
+    )
+    return int(cur.rowcount)
+
+
 class ConsentsRepository:
+    """Reads of consents on the reader connection; writes are the functions above,
+    run inside a unit of work (``Database.write_unit``)."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def opted_out(self, subject_key: bytes, tx: Tx | None = None) -> bool:
-        """Whether the person asked not to be scored (N3); inside ``tx`` when given."""
-        sql = "SELECT 1 FROM opt_outs WHERE subject_key = ?"
-        row = await (tx.one(sql, (subject_key,)) if tx else self._db.fetchone(sql, (subject_key,)))
-        return row is not None
+    async def opted_out(self, subject_key: bytes) -> bool:
+        """Whether the person asked not to be scored (N3), as last committed."""
+        return await self._db.fetchone(_OPTED_OUT, (subject_key,)) is not None
 
-    async def insert(self, tx: Tx, row: ConsentRow) -> None:
-        await tx.run(
-            f"INSERT INTO consents ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                row.consent_id,
-                row.subject_key,
-                row.audience,
-                row.purpose,
-                row.scope,
-                row.not_before,
-                row.not_after,
-                row.max_uses,
-                row.uses,
-                row.binding,
-                row.grant_payload,
-                row.grant_sha256,
-                row.granted_at,
-                row.withdrawn_at,
-            ),
-        )
-
-    async def get(self, consent_id: str, tx: Tx | None = None) -> ConsentRow | None:
+    async def get(self, consent_id: str) -> ConsentRow | None:
         sql = f"SELECT {_COLUMNS} FROM consents WHERE consent_id = ?"
-        row = await (tx.one(sql, (consent_id,)) if tx else self._db.fetchone(sql, (consent_id,)))
+        row = await self._db.fetchone(sql, (consent_id,))
         return None if row is None else ConsentRow.of(row)
 
     async def of_subject(self, subject_key: bytes) -> list[ConsentRow]:
@@ -279,48 +331,12 @@ class ConsentsRepository:
         )
         return [ConsentRow.of(r) for r in rows]
 
-    async def grant_history(
-        self, subject_key: bytes, *, since: int, now: int, tx: Tx | None = None
-    ) -> GrantHistory:
-        """The subject's grants after ``since`` and its active consents at ``now``;
-        inside ``tx`` when given (the grant's own transaction: the writer lock and
-        BEGIN IMMEDIATE serialise grants of every process)."""
-        if tx is not None:
-            recent = await tx.all(_RECENT_GRANTS, (subject_key, since))
-            active = await tx.one(_ACTIVE, (subject_key, now))
-        else:
-            recent = await self._db.fetchall(_RECENT_GRANTS, (subject_key, since))
-            active = await self._db.fetchone(_ACTIVE, (subject_key, now))
+    async def grant_history(self, subject_key: bytes, *, since: int, now: int) -> GrantHistory:
+        """The subject's grants after ``since`` and its active consents at ``now``, as
+        last committed (a cheap first check; :func:`grant_history_in` decides)."""
+        recent = await self._db.fetchall(_RECENT_GRANTS, (subject_key, since))
+        active = await self._db.fetchone(_ACTIVE, (subject_key, now))
         return GrantHistory(tuple(int(r[0]) for r in recent), int(active[0]))
-
-    async def withdraw(self, tx: Tx, consent_id: str, now: int) -> int:
-        """Withdraw and revoke its attestations; returns the number revoked."""
-        await tx.run(
-            "UPDATE consents SET withdrawn_at = ? WHERE consent_id = ? AND withdrawn_at IS NULL",
-            (now, consent_id),
-        )
-        owner = await tx.one("SELECT subject_key FROM consents WHERE consent_id = ?", (consent_id,))
-        if owner is None:
-            # No consent row (never the case for a citizen's withdrawal): revoke by the
-            # consent id alone, a full scan, rather than silently revoking nothing.
-            return await tx.run(
-                "UPDATE status_entries SET status = ? WHERE consent_id = ? AND status = ?",
-                (STATUS_REVOKED, consent_id, STATUS_VALID),
-            )
-        # Through the subject's index (ADR 0316): an entry's subject is its consent's
-        # subject, since add_status_entry is only called with the consent row's key.
-        return await tx.run(
-            "UPDATE status_entries SET status = ? WHERE subject_key = ? "
-            "AND consent_id = ? AND status = ?",
-            (STATUS_REVOKED, owner[0], consent_id, STATUS_VALID),
-        )
-
-    async def supersede_subject(self, tx: Tx, subject_key: bytes) -> int:
-        """Mark the subject's valid attestations superseded (repair, revocation, new grade)."""
-        return await tx.run(
-            "UPDATE status_entries SET status = ? WHERE subject_key = ? AND status = ?",
-            (STATUS_SUPERSEDED, subject_key, STATUS_VALID),
-        )
 
     async def statuses(self) -> list[tuple[int, int]]:
         """(index, status) of every non-valid entry, and the highest index."""

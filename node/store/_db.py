@@ -1,54 +1,60 @@
-"""The node's database handle: one writer and one reader aiosqlite connection.
+"""The node's unit of work: one writer and one reader SQLite connection, each on a
+thread the project owns (docs/adr/0601).
+
+The API (the seam a PostgreSQL backend implements next):
+
+* ``await db.write_unit(fn, after=None, *, quick=False)`` runs the synchronous
+  ``fn(conn)`` in one committed transaction and returns its result;
+  ``after(result)`` runs on the event loop after COMMIT;
+* ``await db.read_unit(fn)`` runs ``fn(conn)`` on the reader connection (the
+  last committed state), in one hop;
+* ``await db.fetchone(sql, params)`` / ``fetchall`` are one-statement reads;
+* ``await db.close()``; cross-process exclusion is :mod:`node.store._locks`.
 
 Invariants:
 
 * every write is a transaction (``BEGIN IMMEDIATE`` … ``COMMIT``), rolled back
-  on any exception; a caller acknowledges only after its write has returned,
-  i.e. after COMMIT;
+  on any exception; a caller acknowledges only after its unit has returned,
+  i.e. after COMMIT; a unit runs to COMMIT or ROLLBACK even if its caller is
+  cancelled;
 * all writes of this process go through the one writer connection, in the
-  order they were queued: a multi-step transaction (:meth:`write`) holds an
-  asyncio lock from BEGIN until its COMMIT/ROLLBACK has run on the writer
-  thread, however often its caller is cancelled, and a group of units runs
-  only while that lock is free, so a group never runs inside another
-  transaction; in-memory state that mirrors committed rows (the log's Merkle
-  tree) is updated by hooks that run on the event loop after COMMIT, in commit
-  order, and never for a rolled-back transaction;
-* reads use a separate connection, so they never see uncommitted writes;
+  order they were queued (FIFO); in-memory state that mirrors committed rows
+  (the log's Merkle tree) is updated by ``after`` hooks that run on the event
+  loop after COMMIT, in commit order, and never for a rolled-back unit;
+* reads use a separate connection on its own thread, so they never see
+  uncommitted writes and never hold the writer;
 * every write transaction of every process serving one database (the
-  primary and its peer-port workers, docs/adr/0312) first takes an exclusive
-  ``flock`` on ``<database>.writer-lock`` and releases it after
+  primary and its peer-port workers, docs/adr/0312) first takes the exclusive
+  writer lock (:class:`node.store._locks.WriterLock`) and releases it after
   COMMIT/ROLLBACK: writers queue on the kernel lock instead of polling
   SQLite's busy handler (which sleeps 1–100 ms between tries), and the log
   entry indexes taken inside a transaction stay dense across processes;
-* hot paths run a *unit of work*: a synchronous function run in one piece,
-  never a chain of per-row awaits.  Concurrent ``write_unit`` calls are group
-  committed: one *runner* at a time takes every unit waiting (up to
-  ``MAX_GROUP``) and runs them in ONE transaction, each inside its own
-  SAVEPOINT (a failing unit is rolled back alone and gets its exception; the
-  others commit together; a group of one needs no SAVEPOINT); then the
-  ``after`` hooks run on the event loop in commit order and the callers wake;
-* a group of *quick* units (``write_unit(..., quick=True)``: a few statements
-  on a few rows, e.g. one attestation request) runs *on the event loop
-  thread* when the writer lock is free (``flock`` with ``LOCK_NB``, then
-  ``BEGIN IMMEDIATE`` with no SQLite busy wait): ~0.2 ms units cost less there
-  than two thread hops (docs/adr/0315).  Other units (record batches, hub
-  ingests), and quick ones when another process holds the lock or another
-  SQLite connection holds the database's write lock, run on the writer
-  connection's aiosqlite thread, which waits for the lock (and SQLite's busy
-  handler) without blocking the event loop; the queue stays FIFO;
-* the writer connection is used by one thread at a time: its aiosqlite
-  thread runs jobs only while a multi-step transaction holds ``_lock`` or the
-  runner flag is set for a thread runner, and the loop runs a group only when
-  neither is the case (ADRs 0303, 0310, 0312, 0315);
+* concurrent ``write_unit`` calls are group committed: one *runner* at a time
+  takes every unit waiting (up to ``MAX_GROUP``) and runs them in ONE
+  transaction, each inside its own SAVEPOINT (a failing unit is rolled back
+  alone and gets its exception; the others commit together; a group of one
+  needs no SAVEPOINT); then the ``after`` hooks run on the event loop in
+  commit order and the callers wake;
+* a group of *quick* units (``quick=True``: a few statements on a few rows,
+  e.g. one attestation request) runs *on the event loop thread* when the
+  writer lock is free (``flock`` with ``LOCK_NB``, then ``BEGIN IMMEDIATE``
+  with no SQLite busy wait): ~0.2 ms units cost less there than two thread
+  hops (docs/adr/0315).  Other units (record batches, hub ingests), and quick
+  ones when another process holds the lock or another SQLite connection holds
+  the database's write lock, run on the writer thread, which waits for the
+  lock (and SQLite's busy handler) without blocking the event loop;
+* the writer connection is used by one thread at a time: the writer thread
+  runs a group only while the runner flag is set for it, and the loop runs a
+  group only when the flag was set for the loop (ADRs 0303, 0310, 0312, 0315);
 * a runner that fails for any reason fails its group's callers and clears the
-  runner flag (no later unit waits behind it); after :meth:`close` starts,
-  new units are refused at once and queued ones commit first.
+  runner flag (no later unit waits behind it); after :meth:`Database.close`
+  starts, new units are refused at once with ``RuntimeError("the database is
+  closed")`` and queued ones commit first;
+* WAL checkpoints of the loop's commits run off the loop (docs/adr/0317).
 
-aiosqlite owns the connections and their threads (DESIGN.md); running a
-function on that thread uses ``aiosqlite.Connection._execute`` (and, for the
-thread runner, which needs no reply future, the connection's queue ``_tx``);
-the writer is opened with ``check_same_thread=False`` so the loop may run
-groups on it.  Both are wrapped only here and covered by tests
+The threads are :class:`node.store._threads.ConnectionThread`: a single-worker
+executor each, results delivered to the loop with ``asyncio.wrap_future`` or
+``loop.call_soon_threadsafe``; no other library owns a connection or a thread
 (tests/unit/node/test_db.py, test_db_processes.py).
 """
 
@@ -56,25 +62,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
-import fcntl
-import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiosqlite
-
-from node.store import BUSY_TIMEOUT_MS, connect_async
 from node.store._checkpoint import CHECKPOINT_EVERY, RESTART_FRAMES, Checkpointer
+from node.store._locks import WriterLock
+from node.store._migrate import BUSY_TIMEOUT_MS, connect
+from node.store._threads import ConnectionThread
 
-__all__ = [
-    "Database",
-    "JobLock",
-    "Tx",
-]
+__all__ = ["Database"]
 
 T = TypeVar("T")
 MAX_GROUP = 64  # units per transaction: bounds how long one group holds the event loop
@@ -83,35 +83,12 @@ CLOSE_DRAIN_S = 10.0  # how long close() lets queued units commit
 THREAD_AUTOCHECKPOINT = 1000  # SQLite's default, for COMMITs on the writer thread
 
 
-class Tx:
-    """An open write transaction: its connection and hooks run right after COMMIT."""
-
-    __slots__ = ("_hooks", "conn")
-
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self.conn = conn
-        self._hooks: list[Callable[[], None]] = []
-
-    def after_commit(self, hook: Callable[[], None]) -> None:
-        self._hooks.append(hook)
-
-    async def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        rows = await self.conn.execute_fetchall(sql, params)
-        return next(iter(rows), None)
-
-    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return list(await self.conn.execute_fetchall(sql, params))
-
-    async def run(self, sql: str, params: Sequence[Any] = ()) -> int:
-        cur = await self.conn.execute(sql, params)
-        return int(cur.rowcount)
-
-    async def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        await self.conn.executemany(sql, rows)
-
-
 class _Pending:
-    __slots__ = ("after", "fn", "future", "quick")
+    """A queued unit.  ``dropped`` is set on the loop when a caller that asked for it
+    (``drop_if_cancelled``) is cancelled; a runner that has not started the unit yet
+    skips it (a unit already running runs to its end, like a COMMIT in flight)."""
+
+    __slots__ = ("after", "dropped", "fn", "future", "quick")
 
     def __init__(
         self,
@@ -121,73 +98,7 @@ class _Pending:
         quick: bool,
     ) -> None:
         self.fn, self.after, self.future, self.quick = fn, after, future, quick
-
-
-class WriterLock:
-    """The cross-process writer lock of one database file (``<db>.writer-lock``);
-    ``with lock:`` holds it for a block (waiting for it first)."""
-
-    __slots__ = ("_fd",)
-
-    def __init__(self, database: str | Path) -> None:
-        self._fd = os.open(f"{database}.writer-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-
-    def acquire(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_EX)  # releases the GIL while it waits
-
-    def __enter__(self) -> WriterLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    def try_acquire(self) -> bool:
-        """Take the lock only if it is free now (never waits)."""
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
-    def release(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        """Close the lock file (idempotent: a second call never closes a reused fd)."""
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-
-class JobLock:
-    """Held SHARED by an offline job on a node's database (``huxin score run`` /
-    ``publish``) for its whole run (``<db>.job-lock``); ``huxin backup restore`` takes
-    it exclusively and refuses while any job holds it, so a job's later writes can
-    never land in a file restore moved aside."""
-
-    __slots__ = ("_fd",)
-
-    def __init__(self, database: str | Path) -> None:
-        self._fd = os.open(f"{database}.job-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-
-    def hold(self) -> JobLock:
-        fcntl.flock(self._fd, fcntl.LOCK_SH)  # waits only while a restore runs
-        return self
-
-    def close(self) -> None:
-        """Release (closing the only fd releases the lock); idempotent."""
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-    def __enter__(self) -> JobLock:
-        return self.hold()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.dropped = False
 
 
 def _begin_waiting(
@@ -214,40 +125,6 @@ def _loop_mode(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA wal_autocheckpoint = 0")
 
 
-def _begin(conn: sqlite3.Connection, lock: WriterLock, busy_ms: int) -> None:
-    lock.acquire()
-    try:
-        _begin_waiting(conn, busy_ms)
-    except BaseException:
-        lock.release()
-        raise
-
-
-def _commit(conn: sqlite3.Connection, lock: WriterLock) -> None:
-    try:
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:  # never release the lock with a transaction open
-            conn.execute("ROLLBACK")
-        raise
-    finally:
-        try:
-            _loop_mode(conn)
-        finally:
-            lock.release()
-
-
-def _rollback(conn: sqlite3.Connection, lock: WriterLock) -> None:
-    try:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-    finally:
-        try:
-            _loop_mode(conn)
-        finally:
-            lock.release()
-
-
 def _run_group(
     conn: sqlite3.Connection,
     units: list[_Pending],
@@ -270,6 +147,9 @@ def _run_begun(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bo
     out: list[tuple[bool, Any]] = []
     try:
         if len(units) == 1:
+            if units[0].dropped:
+                conn.execute("ROLLBACK")
+                return [(False, asyncio.CancelledError())]
             try:
                 result = units[0].fn(conn)
             except Exception as exc:
@@ -278,6 +158,9 @@ def _run_begun(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bo
             conn.execute("COMMIT")
             return [(True, result)]
         for unit in units:
+            if unit.dropped:
+                out.append((False, asyncio.CancelledError()))
+                continue
             conn.execute("SAVEPOINT unit")
             try:
                 result = unit.fn(conn)
@@ -296,47 +179,24 @@ def _run_begun(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bo
     return out
 
 
-async def _settle(job: asyncio.Future[Any]) -> Any:
-    """Await a writer-thread job to its very end, however often the caller is
-    cancelled meanwhile; then raise the job's own error, else the cancellation,
-    else return its result (so nobody acts before a COMMIT/ROLLBACK has run)."""
-    cancelled = False
-    while not job.done():
-        try:
-            await asyncio.shield(job)
-        except asyncio.CancelledError:
-            cancelled = True
-        except BaseException:  # noqa: S110 - the job's own failure, raised below
-            pass
-    if job.cancelled():
-        raise asyncio.CancelledError
-    exc = job.exception()
-    if exc is not None:
-        raise exc
-    if cancelled:
-        raise asyncio.CancelledError
-    return job.result()
-
-
 class Database:
     """Writer + reader connections to one node SQLite file."""
 
     def __init__(
         self,
-        writer: aiosqlite.Connection,
-        reader: aiosqlite.Connection,
+        writer: ConnectionThread,
+        reader: ConnectionThread,
         lock: WriterLock,
         checkpointer: Checkpointer,
         *,
         busy_ms: int = BUSY_TIMEOUT_MS,
     ) -> None:
-        self._writer = writer
+        self._writer = writer  # its connection is also used on the loop (quick groups)
         self._reader = reader
         self._writer_lock = lock
         self._checkpointer = checkpointer  # WAL checkpoints off the loop (ADR 0317)
         self._busy_ms = busy_ms  # SQLite busy wait of the thread paths
         self._closed = False
-        self._lock = asyncio.Lock()  # held by a multi-step write() transaction
         self._waiting: collections.deque[_Pending] = collections.deque()  # units, FIFO
         self._runner_queued = False
 
@@ -349,31 +209,32 @@ class Database:
         checkpoint_every: int = CHECKPOINT_EVERY,
         restart_frames: int = RESTART_FRAMES,
     ) -> Database:
-        """Open (and migrate) the database.  ``busy_ms``: how long a write on the
-        writer thread waits for a SQLite connection that is not one of ours
-        (e.g. a batch job) to release the write lock; ``checkpoint_every`` and
-        ``restart_frames``: see :mod:`node.store._checkpoint`."""
+        """Open (and migrate, on the writer thread) the database.  ``busy_ms``: how
+        long a write on the writer thread waits for a SQLite connection that is not
+        one of ours (e.g. a batch job) to release the write lock;
+        ``checkpoint_every`` and ``restart_frames``: see :mod:`node.store._checkpoint`."""
         async with contextlib.AsyncExitStack() as opened:  # closes all if one step fails
-            writer = await connect_async(path, check_same_thread=False)
+            writer = ConnectionThread("huxin-db-writer")
             opened.push_async_callback(writer.close)
-            await writer.execute("PRAGMA busy_timeout = 0")  # the loop never waits in SQLite
-            await writer.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer does it
+            await writer.open(lambda: _open_writer(path))
             own_lock = WriterLock(path)
             opened.callback(own_lock.close)
             checkpointer = await Checkpointer.open(
                 path, own_lock, every=checkpoint_every, restart_frames=restart_frames
             )
             opened.push_async_callback(checkpointer.close)
-            reader = await aiosqlite.connect(Path(path), isolation_level=None)
+            reader = ConnectionThread("huxin-db-reader")
             opened.push_async_callback(reader.close)
-            await reader.execute("PRAGMA foreign_keys = ON")
-            await reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+            await reader.open(lambda: _open_reader(path))
             db = cls(writer, reader, WriterLock(path), checkpointer, busy_ms=busy_ms)
             opened.pop_all()  # opened: the database owns them now
         return db
 
     async def close(self) -> None:
-        """Let queued units commit (up to ``CLOSE_DRAIN_S``), fail any left, close."""
+        """Let queued units commit (up to ``CLOSE_DRAIN_S``), fail any left, close.
+
+        The writer connection closes on its thread after any group still queued
+        there (a runner waiting for another process's lock finishes first)."""
         self._closed = True  # new units are refused from now on
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CLOSE_DRAIN_S
@@ -383,67 +244,17 @@ class Database:
             unit = self._waiting.popleft()
             if not unit.future.done():
                 unit.future.set_exception(RuntimeError("the database was closed"))
-        async with self._lock:
-            await self._writer.close()
-        await self._reader.close()
-        await self._checkpointer.close()
-        self._writer_lock.close()
-
-    # -- multi-step transactions (cold paths) ---------------------------------
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[Tx]:
-        """A write transaction; committed when the block exits normally.
-
-        BEGIN (after the writer lock), COMMIT and ROLLBACK (each followed by
-        releasing the lock) run to their end even if the caller is cancelled."""
         try:
-            async with self._write_locked() as tx:
-                yield tx
+            await self._writer.close()
+            await self._reader.close()
+            await self._checkpointer.close()
         finally:
-            self._queue_runner()  # units that waited for this transaction
+            self._writer_lock.close()
 
-    @asynccontextmanager
-    async def _write_locked(self) -> AsyncIterator[Tx]:
-        async with self._lock:
-            conn, raw, lock = self._writer, self._writer._conn, self._writer_lock
-            begin = asyncio.ensure_future(conn._execute(_begin, raw, lock, self._busy_ms))  # type: ignore[no-untyped-call]
-            try:
-                await _settle(begin)
-            except BaseException:
-                await self._finish(_rollback)  # queued after BEGIN on the writer thread
-                raise
-            tx = Tx(conn)
-            try:
-                yield tx
-            except BaseException:
-                # Roll back even if we are being cancelled (e.g. a deadline passed):
-                # a transaction left open would block every later writer.
-                await self._finish(_rollback)
-                raise
-            try:
-                await self._finish(_commit)
-            except asyncio.CancelledError:
-                # _finish raises the COMMIT's own error if it failed: this one
-                # ran to its end, so mirror it, then stop
-                for hook in tx._hooks:
-                    hook()
-                raise
-            for hook in tx._hooks:
-                hook()
-
-    async def _finish(self, fn: Callable[[sqlite3.Connection, WriterLock], None]) -> None:
-        """Run COMMIT or ROLLBACK (then release the lock) to its end, even if cancelled
-        (any number of times): ``_lock`` is held until the job has run."""
-        conn = self._writer
-        done = asyncio.ensure_future(conn._execute(fn, conn._conn, self._writer_lock))  # type: ignore[no-untyped-call]
-        await _settle(done)
-
-    # -- units of work (hot paths) --------------------------------------------
+    # -- units of work ----------------------------------------------------------
     async def read_unit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` on the reader's thread in one hop (last committed state)."""
-        reader = self._reader
-        result: T = await reader._execute(lambda: fn(reader._conn))  # type: ignore[no-untyped-call]
-        return result
+        return await self._reader.call(fn)
 
     async def write_unit(
         self,
@@ -451,11 +262,15 @@ class Database:
         after: Callable[[T], None] | None = None,
         *,
         quick: bool = False,
+        drop_if_cancelled: bool = False,
     ) -> T:
         """Run ``fn(conn)`` inside a committed transaction (group-committed with others).
 
         ``after(result)`` runs after COMMIT, in commit order, before this returns.
-        The unit runs to COMMIT or ROLLBACK even if the caller is cancelled.
+        The unit runs to COMMIT or ROLLBACK even if the caller is cancelled --
+        unless ``drop_if_cancelled``: then a caller cancelled while its unit still
+        waits (e.g. a gRPC deadline passed while another process held the writer)
+        gets nothing written; a unit already running still runs to its end.
         ``quick=True`` says the unit is short and bounded (a few statements on a
         few rows, no scans or batches): it may run on the event loop thread.
         Every other unit runs on the writer thread, so a record batch or a hub
@@ -467,16 +282,20 @@ class Database:
         self._waiting.append(pending)
         self._queue_runner()
         # Cancelling the caller cancels only its wait: the unit is already queued
-        # and runs to COMMIT or ROLLBACK; _deliver skips a future nobody awaits.
-        result: T = await pending.future
+        # and runs to COMMIT or ROLLBACK (or, if asked, is skipped when its turn
+        # comes); _deliver skips a future nobody awaits.
+        try:
+            result: T = await pending.future
+        except asyncio.CancelledError:
+            pending.dropped = drop_if_cancelled
+            raise
         return result
 
     def _queue_runner(self) -> None:
-        """Schedule one group runner, unless one is scheduled or a multi-step
-        transaction holds the writer (it schedules one when it ends).  The loop
-        runner is called soon, after the callbacks already ready: units that
-        arrive in the same loop iteration join one group."""
-        if self._runner_queued or not self._waiting or self._lock.locked():
+        """Schedule one group runner, unless one is scheduled (its delivery
+        schedules the next).  The loop runner is called soon, after the callbacks
+        already ready: units that arrive in the same loop iteration join one group."""
+        if self._runner_queued or not self._waiting:
             return
         self._runner_queued = True
         if self._waiting[0].quick:
@@ -504,10 +323,12 @@ class Database:
             self._deliver(self._take_group(quick_only=False), None, exc)
 
     def _try_on_loop(self) -> None:
-        if self._lock.locked() or not self._waiting:
-            self._runner_queued = False  # the transaction's end schedules a runner
+        if not self._waiting:
+            self._runner_queued = False
             return
-        lock, conn = self._writer_lock, self._writer._conn
+        lock, conn = self._writer_lock, self._writer.conn
+        if conn is None:
+            raise RuntimeError("the database is closed")
         if not self._waiting[0].quick or conn.in_transaction:
             # a batch at the head, or (never expected) a thread job still open:
             # queue behind it on the writer thread, never touch the lock here
@@ -540,9 +361,9 @@ class Database:
     def _run_on_thread(self) -> None:
         """Queue the runner on the writer thread (the runner flag stays set)."""
         loop = asyncio.get_running_loop()
-        conn, lock, busy_ms = self._writer._conn, self._writer_lock, self._busy_ms
+        lock, busy_ms = self._writer_lock, self._busy_ms
 
-        def runner() -> None:  # on the writer thread
+        def runner(conn: sqlite3.Connection) -> None:  # on the writer thread
             group = self._take_group(quick_only=False)
             # a group of quick units that waited for another process leaves the
             # checkpoint to the checkpointer, as on the loop (ADR 0317)
@@ -554,7 +375,22 @@ class Database:
             else:
                 loop.call_soon_threadsafe(self._deliver, group, results, None)
 
-        self._writer._tx.put_nowait((None, runner))
+        # never awaited: the runner reports through call_soon_threadsafe, and a
+        # job that failed to start (the connection closed) fails its group here
+        job = self._writer.submit(runner)
+        job.add_done_callback(lambda done: self._runner_lost(loop, done))
+
+    def _runner_lost(
+        self, loop: asyncio.AbstractEventLoop, job: concurrent.futures.Future[None]
+    ) -> None:
+        """On the writer thread: the runner raised before taking its group (no
+        connection): hand the head of the queue its error on the loop."""
+        exc = job.exception() if not job.cancelled() else RuntimeError("write cancelled")
+        if exc is not None:
+            loop.call_soon_threadsafe(self._fail_head, exc)
+
+    def _fail_head(self, exc: BaseException) -> None:
+        self._deliver(self._take_group(quick_only=False), None, exc)
 
     def _deliver(
         self,
@@ -592,8 +428,39 @@ class Database:
 
     # -- simple reads -----------------------------------------------------------
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        rows = await self._reader.execute_fetchall(sql, params)
-        return next(iter(rows), None)
+        return await self._reader.call(_fetchone, sql, params)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return list(await self._reader.execute_fetchall(sql, params))
+        return await self._reader.call(_fetchall, sql, params)
+
+
+def _fetchone(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> Any:
+    return conn.execute(sql, params).fetchone()
+
+
+def _fetchall(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    return conn.execute(sql, params).fetchall()
+
+
+def _open_writer(path: str | Path) -> sqlite3.Connection:
+    """On the writer thread: open and migrate; used on the loop too (quick groups)."""
+    conn = connect(path, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA busy_timeout = 0")  # the loop never waits in SQLite
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer does it
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _open_reader(path: str | Path) -> sqlite3.Connection:
+    """On the reader thread: autocommit, foreign keys on, SQLite's busy wait."""
+    conn = sqlite3.connect(Path(path), isolation_level=None)
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn

@@ -1,4 +1,4 @@
-"""Migration runner and connection factories (sync ``sqlite3`` and async ``aiosqlite``).
+"""Migration runner and the ``sqlite3`` connection factory.
 
 Invariants: migrations are the files ``migrations/NNNN_name.sql`` shipped in
 this package, numbered 1, 2, … without gaps; ``PRAGMA user_version`` holds the
@@ -20,16 +20,13 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 __all__ = [
     "SCHEMA_VERSION",
     "Migration",
     "StorageError",
     "connect",
-    "connect_async",
     "migrate",
-    "migrate_async",
     "migrations",
 ]
 
@@ -118,12 +115,20 @@ def _create_owner_only(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
 
 
-def connect(path: str | Path, *, readonly: bool = False, create: bool = True) -> sqlite3.Connection:
+def connect(
+    path: str | Path,
+    *,
+    readonly: bool = False,
+    create: bool = True,
+    check_same_thread: bool = True,
+) -> sqlite3.Connection:
     """Open (and migrate, unless ``readonly``) a node database with ``sqlite3``.
 
     The connection is in autocommit mode (``isolation_level=None``): callers
     group multi-row work with explicit ``BEGIN`` … ``COMMIT``.  ``create=False``
     refuses a missing file (``DB_NOT_FOUND``) instead of creating it.
+    ``check_same_thread=False`` only for the server's writer, which its own
+    thread and the event loop use in turn (:mod:`node.store._db`).
     """
     target = Path(path)
     if (readonly or not create) and not target.exists():
@@ -131,11 +136,16 @@ def connect(path: str | Path, *, readonly: bool = False, create: bool = True) ->
     try:
         if readonly:
             conn = sqlite3.connect(
-                f"{target.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None
+                f"{target.resolve().as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=check_same_thread,
             )
         else:
             _create_owner_only(target)
-            conn = sqlite3.connect(target, isolation_level=None)
+            conn = sqlite3.connect(
+                target, isolation_level=None, check_same_thread=check_same_thread
+            )
         for pragma in _PRAGMAS[1:] if readonly else _PRAGMAS:
             conn.execute(pragma)
         if readonly:
@@ -150,38 +160,4 @@ def connect(path: str | Path, *, readonly: bool = False, create: bool = True) ->
             migrate(conn)
     except sqlite3.DatabaseError as exc:
         raise StorageError("DB_UNREADABLE", f"cannot open {str(target)!r}: {exc}") from exc
-    return conn
-
-
-async def migrate_async(conn: Any) -> int:
-    """Apply pending migrations through an ``aiosqlite`` connection."""
-    async with conn.execute("PRAGMA user_version") as cur:
-        row = await cur.fetchone()
-    current = int(row[0])
-    for mig in _pending(current):
-        try:
-            await conn.executescript(_script(mig))
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                await conn.rollback()
-            raise StorageError(
-                "MIGRATION_FAILED", f"migration {mig.version:04d}_{mig.name} failed: {exc}"
-            ) from exc
-    return SCHEMA_VERSION
-
-
-async def connect_async(path: str | Path, *, check_same_thread: bool = True) -> Any:
-    """Open and migrate a node database with ``aiosqlite`` (autocommit, WAL, foreign keys)."""
-    import aiosqlite
-
-    try:
-        _create_owner_only(Path(path))
-        conn = await aiosqlite.connect(
-            Path(path), isolation_level=None, check_same_thread=check_same_thread
-        )
-        for pragma in _PRAGMAS:
-            await conn.execute(pragma)
-        await migrate_async(conn)
-    except sqlite3.DatabaseError as exc:
-        raise StorageError("DB_UNREADABLE", f"cannot open {str(path)!r}: {exc}") from exc
     return conn

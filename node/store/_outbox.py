@@ -36,7 +36,7 @@ import grpc
 from keys import KeysError, Sealer, SealError, province_pseudonym
 from node.core._errors import CodedNodeError
 from node.pb.v1 import hub_pb2
-from node.store._db import Database, Tx
+from node.store._db import Database
 
 __all__ = [
     "KINDS",
@@ -102,22 +102,6 @@ def append_sync(
     )
     assert cur.lastrowid is not None
     return int(cur.lastrowid)
-
-
-async def append_tx(tx: Tx, kind: str, event_id: str, payload: bytes, created_at: int) -> int:
-    """:func:`append_sync` for a ``Database.write()`` transaction."""
-    _check(kind, event_id, payload)
-    row = await tx.one("SELECT seq, kind, payload FROM outbox WHERE event_id = ?", (event_id,))
-    if row is not None:
-        if row[1] != kind or bytes(row[2]) != bytes(payload):
-            raise OutboxError("EVENT_CONFLICT", f"event {event_id!r} exists with other content")
-        return int(row[0])
-    await tx.run(
-        "INSERT INTO outbox (kind, event_id, payload, created_at) VALUES (?, ?, ?, ?)",
-        (kind, event_id, bytes(payload), int(created_at)),
-    )
-    row = await tx.one("SELECT seq FROM outbox WHERE event_id = ?", (event_id,))
-    return int(row[0])
 
 
 def read_after_sync(conn: sqlite3.Connection, after: int, limit: int) -> list[OutboxEvent]:

@@ -418,19 +418,21 @@ class RecordsRepository:
         k = self.key_of(id_number)
         ref = hashlib.sha256(k + collector.encode() + document_sha256).hexdigest()[:32]
         sealed = self._sealer.seal(id_number.encode("ascii"), aad=k)
-        async with self._db.write() as tx:
-            if await tx.one(
-                "SELECT 1 FROM deregistrations WHERE tombstone = ?", (tombstone(self._secret, k),)
-            ):
+        stone = tombstone(self._secret, k)
+
+        def unit(conn: sqlite3.Connection) -> None:
+            if conn.execute(
+                "SELECT 1 FROM deregistrations WHERE tombstone = ?", (stone,)
+            ).fetchone():
                 raise FailedPreconditionError(
                     "SUBJECT_DEREGISTERED", "the person deregistered (H2)", field="subject_id"
                 )
-            await tx.run(
+            conn.execute(
                 "INSERT OR IGNORE INTO subjects (subject_key, birth_date, id_sealed, registered_at) "
                 "VALUES (?, ?, ?, ?)",
                 (k, birth_date(id_number).isoformat(), sealed, now_iso),
             )
-            await tx.run(
+            conn.execute(
                 "INSERT OR IGNORE INTO collection_consents (consent_ref, subject_key, collector, "
                 "stated_use, document_sha256, signed_on, recorded_by, recorded_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -445,6 +447,10 @@ class RecordsRepository:
                     now_iso,
                 ),
             )
+
+        # one unit of work on the writer thread; a caller cancelled while it waits
+        # records nothing
+        await self._db.write_unit(unit, drop_if_cancelled=True)
         return ref
 
     async def subject(self, key: bytes) -> Subject | None:

@@ -34,7 +34,7 @@ from typing import Any, Final
 from keys import CHECKPOINT_TYPE, Envelope, KeyPair, MerkleTree, sign
 from node.core._errors import InvalidArgumentError, own_data
 from node.pb.v1 import attestation_pb2, node_pb2
-from node.store._db import Database, Tx
+from node.store._db import Database
 
 __all__ = [
     "PAGE_DEFAULT",
@@ -149,22 +149,6 @@ class TransparencyLog:
 
     def root(self) -> bytes:
         return self._tree.root()
-
-    async def append(self, tx: Tx, writes: Sequence[LogWrite]) -> list[int]:
-        """Append entries inside ``tx``; returns their indexes."""
-        row = await tx.one("SELECT coalesce(max(idx) + 1, 0) FROM log_entries")
-        first = int(row[0])
-        leaves = [w.entry() for w in writes]
-        await tx.many(
-            "INSERT INTO log_entries (idx, subject_key, kind, leaf, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [
-                (first + i, w.subject_key, w.kind, leaf, w.timestamp)
-                for i, (w, leaf) in enumerate(zip(writes, leaves, strict=True))
-            ],
-        )
-        tx.after_commit(lambda: self.mirror(first, leaves))
-        return [first + i for i in range(len(leaves))]
 
     def append_sync(
         self, conn: sqlite3.Connection, writes: Sequence[LogWrite]

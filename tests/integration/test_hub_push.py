@@ -37,7 +37,7 @@ from node.demo._testbed import ServeProcess, make_id_number
 from node.hub._ingest import RECEIPT_TYPE
 from node.monthly import due_period
 from node.pb.v1 import hub_pb2, node_pb2
-from node.store._db import WriterLock
+from node.store._locks import WriterLock
 from tests._waiting import (
     WAIT_S,
     month_published,

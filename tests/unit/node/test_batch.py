@@ -296,7 +296,7 @@ def test_the_monthly_run_writes_under_the_nodes_writer_lock(
     another holder has the lock, and finishes once it is free."""
     import threading
 
-    from node.store._db import WriterLock
+    from node.store._locks import WriterLock
 
     db = copy_of(populations.db(), tmp_path)
     other = WriterLock(db)  # as a serving node mid-commit

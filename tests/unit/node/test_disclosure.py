@@ -163,14 +163,15 @@ def test_the_trusted_catalogue_is_every_shipped_scenario() -> None:
 
 async def _db(path: Path) -> Database:
     db = await Database.open(path)
-    async with db.write() as tx:
-        await tx.run(
+
+    def _unit(tx: sqlite3.Connection) -> None:
+        tx.execute(
             "INSERT INTO subjects (subject_key, birth_date, id_sealed, registered_at) "
             "VALUES (?, '1980-01-01', x'00', '2026-01-01')",
             (SUBJECT,),
         )
         for cid in ("c1", "c2"):
-            await tx.run(
+            tx.execute(
                 "INSERT INTO consents (consent_id, subject_key, audience, purpose, scope, "
                 "not_before, not_after, max_uses, uses, binding, grant_payload, grant_sha256, "
                 "granted_at) VALUES (?, ?, 'hainan', 'heihe/credit-loans', 1, ?, ?, 5, 1, ?, "
@@ -178,11 +179,13 @@ async def _db(path: Path) -> Database:
                 (cid, SUBJECT, NOW - 10, NOW + 86_400, b"\x01" * 32, NOW - 10),
             )
         for idx, cid, status in ((1, "c1", 0), (2, "c1", STATUS_SUPERSEDED), (3, "c2", 0)):
-            await tx.run(
+            tx.execute(
                 "INSERT INTO status_entries (idx, attestation_id, subject_key, consent_id, "
                 "status, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (idx, f"a{idx}", SUBJECT, cid, status, NOW - 5, NOW + 3600),
             )
+
+    await db.write_unit(_unit)
     return db
 
 

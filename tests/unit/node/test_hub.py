@@ -39,7 +39,7 @@ _OPEN: list[Database] = []
 
 @pytest.fixture(autouse=True)
 async def _close_databases() -> AsyncIterator[None]:
-    """A failing test must not leave aiosqlite threads running (the run would hang)."""
+    """A failing test must not leave the database's threads running (the run would hang)."""
     yield
     while _OPEN:
         db = _OPEN.pop()

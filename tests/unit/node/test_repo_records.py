@@ -236,11 +236,14 @@ async def test_rows_give_exactly_what_the_loaders_give(repo: RecordsRepository) 
         )
     unknown = await db.read_unit(both(b"\xee" * 32))
     assert unknown == (None, None, [], [], ())
-    async with db.write() as tx:
-        await tx.run(
+
+    def _unit(tx: sqlite3.Connection) -> None:
+        tx.execute(
             "UPDATE subjects SET deregistered_at = '2026-11-23' WHERE subject_key = ?",
             (repo.key_of(BOB),),
         )
+
+    await db.write_unit(_unit)
     gone = await db.read_unit(both(repo.key_of(BOB)))
     assert gone[0] is None and gone[1] is None and gone[4] == ()
     await db.close()
