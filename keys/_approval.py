@@ -1,6 +1,6 @@
 """Mapping approvals (批准或备案, H13): signed records and the hub's approved list.
 
-A :class:`~node.pb.v1.attestation_pb2.MappingApproval` says that one mapping
+A :class:`~keys.pb.v1.attestation_pb2.MappingApproval` says that one mapping
 table (by its content hash) from one scheme version to another was approved
 (``approved``, 批准) or filed (``filed``, 备案) with an authority, in force from
 ``effective_from`` until ``expires`` (0: open-ended), with the incentive reach
@@ -37,7 +37,7 @@ import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from node.pb.v1 import attestation_pb2 as pb
+from keys.pb.v1 import attestation_pb2 as pb
 
 from ._ed25519 import KeyPair, key_id
 from ._envelope import Envelope, sign, verified_signer

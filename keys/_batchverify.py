@@ -59,7 +59,7 @@ from operator import attrgetter, eq
 
 from google.protobuf.message import DecodeError
 
-from node.pb.v1 import attestation_pb2 as pb
+from keys.pb.v1 import attestation_pb2 as pb
 
 from ._approval import mapping_verdict
 from ._attestation import Checkpoint

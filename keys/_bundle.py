@@ -28,7 +28,7 @@ from typing import cast
 
 from google.protobuf.message import DecodeError
 
-from node.pb.v1 import attestation_pb2 as pb
+from keys.pb.v1 import attestation_pb2 as pb
 
 from ._envelope import ATTESTATION_TYPE
 from ._merkle import carry_levels

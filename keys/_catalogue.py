@@ -1,7 +1,7 @@
 """Signed incentive catalogues (N17): a region's published catalogue as a DSSE envelope.
 
 The payload is the canonical encoding of a ``Catalogue`` message
-(``proto/node/pb/v1/catalogue.proto``) under :data:`CATALOGUE_TYPE`, signed by
+(``proto/keys/pb/v1/catalogue.proto``) under :data:`CATALOGUE_TYPE`, signed by
 one of the region's signing keys.  Its bytes are a function of the catalogue
 alone (no signing time, deterministic encoding, Ed25519 is deterministic), so
 re-signing the same catalogue with the same key gives the same envelope.
@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from node.pb.v1 import attestation_pb2 as pb
-from node.pb.v1 import catalogue_pb2
+from keys.pb.v1 import attestation_pb2 as pb
+from keys.pb.v1 import catalogue_pb2
 
 from ._ed25519 import KeyPair
 from ._envelope import Envelope, sign, verified_signer

@@ -47,7 +47,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from node.pb.v1 import attestation_pb2 as pb
+from keys.pb.v1 import attestation_pb2 as pb
 
 from ._ed25519 import KeyPair, key_id
 from ._envelope import Envelope, sign, verified_signer

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import nacl.signing
 
-from node.pb.v1 import attestation_pb2 as pb
+from keys.pb.v1 import attestation_pb2 as pb
 
 from ._ed25519 import KeyPair, ed25519_verify, key_id
 from ._errors import VerificationError

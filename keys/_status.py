@@ -20,7 +20,7 @@ from __future__ import annotations
 import zlib
 from enum import IntEnum
 
-from node.pb.v1 import attestation_pb2 as pb
+from keys.pb.v1 import attestation_pb2 as pb
 
 from ._deflate import compress
 from ._ed25519 import KeyPair

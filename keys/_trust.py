@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 
 from google.protobuf.message import DecodeError
 
-from node.pb.v1 import attestation_pb2 as pb
+from keys.pb.v1 import attestation_pb2 as pb
 
 from ._approval import ApprovedMappings, verify_approved_mappings
 from ._disclosure import ScenarioCatalogue, verify_scenario_catalogue

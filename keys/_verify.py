@@ -45,7 +45,7 @@ import hmac
 from collections.abc import Callable, Iterable
 from typing import cast
 
-from node.pb.v1 import attestation_pb2 as pb
+from keys.pb.v1 import attestation_pb2 as pb
 
 from ._approval import mapping_verdict
 from ._attestation import Attestation, Checkpoint

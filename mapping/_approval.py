@@ -1,7 +1,7 @@
 """The approval record of a mapping table (批准或备案, H13), built from the table (pure).
 
 :func:`approval_for` is the only way this project fills a
-``MappingApproval`` (``proto/node/pb/v1/attestation.proto``): it refuses a
+``MappingApproval`` (``proto/keys/pb/v1/attestation.proto``): it refuses a
 table failing any invariant (:func:`require_valid`, ``INVARIANT_*``) or whose
 incentive reach is below ``min_reach`` (:func:`require_reach`,
 ``INCENTIVE_REACH_TOO_LOW`` with the figure), and copies the table's identity,
@@ -22,7 +22,7 @@ from calendar import timegm
 from datetime import date
 from fractions import Fraction
 
-from node.pb.v1 import attestation_pb2 as pb
+from keys.pb.v1 import attestation_pb2 as pb
 from scoring import Scheme
 
 from ._errors import TableError

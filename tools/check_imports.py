@@ -1,8 +1,11 @@
 """Import-boundary check: the pure packages never reach for I/O; the rooms of node keep their walls.
 
 * ``scoring``, ``mapping`` and ``keys`` must not import ``grpc`` (or its helper
-  packages), ``aiosqlite``, ``sqlite3`` or any part of ``node`` other than the
-  generated ``node.pb`` messages (DESIGN.md, "Layout");
+  packages), ``aiosqlite``, ``sqlite3`` or any part of ``node`` (DESIGN.md,
+  "Layout"); the generated messages they verify live in ``keys.pb`` (docs/adr/0604),
+  so ``keys`` verifies offline without ``node`` installed;
+* the generated ``keys.pb`` imports only protobuf and ``keys.pb`` itself, so that
+  home of the messages depends on nothing else of the project;
 * the rooms of ``node`` (docs/adr/0600): ``node.core`` imports no other room,
   ``node.store`` only ``node.core``; ``node.cli`` and ``node.demo`` are imported
   by nobody but themselves (and ``node.__main__``); ``node.synthetic`` only by
@@ -21,7 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PURE_PACKAGES = ("scoring", "mapping", "keys")
 FORBIDDEN_ROOTS = frozenset({"grpc", "grpc_health", "grpc_reflection", "aiosqlite", "sqlite3"})
-ALLOWED_NODE_PREFIX = "node.pb"
+#: the home of the pure core's generated messages, and what it may import
+KEYS_PB = "keys.pb"
+KEYS_PB_MAY_IMPORT = ("google.protobuf", KEYS_PB)
 PROJECT_ROOTS = frozenset({"node", "scoring", "mapping", "keys", "tools", "bench", "tests"})
 #: room -> the rooms of node it may import (None: any); rooms not listed may import any
 #: room except the ones guarded by IMPORTED_ONLY_BY.
@@ -87,11 +92,31 @@ def violation(module: str) -> str | None:
     root = module.split(".", maxsplit=1)[0]
     if root in FORBIDDEN_ROOTS:
         return f"pure packages must not import {root!r}"
-    if root == "node" and not (
-        module == ALLOWED_NODE_PREFIX or module.startswith(ALLOWED_NODE_PREFIX + ".")
-    ):
-        return "pure packages may import only node.pb from node"
+    if root == "node":
+        return "pure packages import no part of node (their messages are keys.pb)"
     return None
+
+
+def _within(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def keys_pb_violation(module: str) -> str | None:
+    """Why importing ``module`` from the generated ``keys.pb`` is forbidden, or None."""
+    if any(_within(module, allowed) for allowed in KEYS_PB_MAY_IMPORT):
+        return None
+    return f"keys.pb may import only {' and '.join(KEYS_PB_MAY_IMPORT)}"
+
+
+def _is_keys_pb(filename: str) -> bool:
+    """True for a file of ``keys/pb`` (relative to the repository, or absolute in it)."""
+    path = Path(filename)
+    if path.is_absolute():
+        if not path.is_relative_to(ROOT):
+            return False
+        path = path.relative_to(ROOT)
+    parts = path.parts
+    return len(parts) >= 2 and parts[:2] == ("keys", "pb")
 
 
 def check_source(source: str, filename: str) -> list[str]:
@@ -100,6 +125,8 @@ def check_source(source: str, filename: str) -> list[str]:
     problems = []
     for lineno, module in _imported_modules(tree):
         reason = violation(module)
+        if reason is None and _is_keys_pb(filename):
+            reason = keys_pb_violation(module)
         if reason:
             problems.append(f"{filename}:{lineno}: import {module}: {reason}")
     return problems

@@ -55,7 +55,7 @@ guide (N17): `huxin catalogue show --config node.toml`; a peer's signed copy:
 
 `PeerService.GetSignedCatalogue` returns a DSSE envelope (docs/SPEC.md section 2)
 of payload type `application/vnd.huxin.catalogue.v1+proto` whose payload is a
-`Catalogue` (`proto/node/pb/v1/catalogue.proto`). A verifier, in this order:
+`Catalogue` (`proto/keys/pb/v1/catalogue.proto`). A verifier, in this order:
 
 1. refuses a payload over 512 KiB (`MALFORMED`) or another payload type
    (`WRONG_PAYLOAD_TYPE`);

@@ -53,7 +53,7 @@ from keys import (
     subject_binding,
 )
 from keys._deflate import compress
-from node.pb.v1 import attestation_pb2 as pb
+from keys.pb.v1 import attestation_pb2 as pb
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "vectors" / "huxin_vectors.json"

@@ -14,8 +14,8 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 
 from keys import Envelope, KeysError
+from keys.pb.v1 import catalogue_pb2
 from node.catalogue._peers import ITEM
-from node.pb.v1 import catalogue_pb2
 from node.store._catalogue import newest_trust_list, peer_material
 
 __all__ = ["held_catalogue", "persisted_trust_lists"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from keys import TrustedScenario
-from node.pb.v1 import catalogue_pb2
+from keys.pb.v1 import catalogue_pb2
 
 __all__ = ["hub_disagreements"]
 

@@ -41,8 +41,8 @@ from keys import (
     VerificationError,
     open_catalogue,
 )
+from keys.pb.v1 import catalogue_pb2
 from node.core._errors import NodeError
-from node.pb.v1 import catalogue_pb2
 
 __all__ = [
     "ITEM",

@@ -22,10 +22,11 @@ import tomllib
 from pathlib import Path
 
 from keys import Envelope, sign_catalogue
+from keys.pb.v1 import catalogue_pb2
 from node.core._config import MAX_GUIDE_BYTES, ConfigError, NodeConfig
 from node.core._errors import FailedPreconditionError
 from node.core._secrets import NodeSecrets
-from node.pb.v1 import catalogue_pb2, node_pb2
+from node.pb.v1 import node_pb2
 from scoring import (
     Catalogue,
     CatalogueError,

@@ -8,7 +8,7 @@ plainly when the scheme's tiers are illustrative (not published by the source).
 
 from __future__ import annotations
 
-from node.pb.v1 import catalogue_pb2
+from keys.pb.v1 import catalogue_pb2
 from scoring import Sector
 
 __all__ = ["illustrative_note", "render_markdown", "render_text"]

@@ -31,6 +31,7 @@ from google.protobuf.json_format import MessageToDict
 from grpc import aio
 
 from keys import KeysError, VerificationError
+from keys.pb.v1 import catalogue_pb2
 from node.catalogue._fetch import fetch_catalogue
 from node.catalogue._hub import hub_disagreements
 from node.catalogue._publish import Publisher, catalogue_message
@@ -39,7 +40,6 @@ from node.cli._main import CliError, SubParsers, subgroup
 from node.core._config import ConfigError, NodeConfig, load_config
 from node.core._errors import NodeError
 from node.disclosure import trusted_scenarios
-from node.pb.v1 import catalogue_pb2
 from node.rpc._client import reason_of
 from scoring import load_scheme
 

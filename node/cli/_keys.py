@@ -39,10 +39,10 @@ from keys import (
     is_encrypted_key,
     verify_key_set,
 )
+from keys.pb.v1 import attestation_pb2 as pb
 from node.cli._main import CliError, SubParsers, subgroup
 from node.cli._verify import instant, register_verify
 from node.disclosure import shipped_catalogue
-from node.pb.v1 import attestation_pb2 as pb
 from node.recognition._approvals import approved_list
 
 __all__ = ["register"]

@@ -67,9 +67,9 @@ from keys import (
     load_trust,
     verify_attestation,
 )
+from keys.pb.v1 import attestation_pb2 as pb
 from node.cli._main import CliError, SubParsers, add_id_number_args, id_number_arg
 from node.cli._verify_approval import approval_doc, approval_text
-from node.pb.v1 import attestation_pb2 as pb
 from scoring import SchemeError, illustrative_suffix, load_scheme
 
 __all__ = ["instant", "register_verify"]

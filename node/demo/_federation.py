@@ -47,6 +47,7 @@ from datetime import datetime
 from pathlib import Path
 
 from keys import Envelope, KeyPair, certificate_fingerprint, decode_private_key
+from keys.pb.v1 import attestation_pb2
 from node.cli._init import InitError, init_region, issue_client_cert, load_or_create_ca
 from node.core._secrets import write_hex
 from node.disclosure import shipped_catalogue
@@ -54,7 +55,6 @@ from node.federation._clients import REGISTRY_FILE
 from node.federation._trust import HUB_ENDPOINT_PREFIX, HUB_TAG, region_of_identity
 from node.hub._ingest import own_entry
 from node.hub._registry import publish_if_due, register_region
-from node.pb.v1 import attestation_pb2
 from node.recognition._approvals import ApprovalRecord, shipped_approvals
 from node.store import connect
 from scoring import list_schemes, load_scheme

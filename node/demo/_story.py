@@ -38,9 +38,10 @@ import grpc
 from google.protobuf.message import Message
 
 from keys import CHECKPOINT_TYPE, load_trust, subject_binding, verify_envelope, verify_inclusion
+from keys.pb.v1 import attestation_pb2
 from node.demo._intake import BANK, DEADLINE, HAINAN, HEIHE, HUB
 from node.demo._verify import command_line, keep_inputs, verify_args, verify_dir
-from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
+from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import reason_of
 from node.store import connect
 from scoring import grade_label, list_schemes, load_scheme, parse_scenario_ref, shipped_scheme

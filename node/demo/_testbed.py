@@ -37,6 +37,7 @@ from keys import (
     sign_approval,
     subject_binding,
 )
+from keys.pb.v1 import attestation_pb2
 from mapping import MappingTable
 from node.cli._init import init_region, load_or_create_ca
 from node.core._clock import Clock, ManualClock
@@ -44,7 +45,7 @@ from node.core._config import load_config
 from node.core._secrets import read_hex
 from node.demo._federation import FederationLayout
 from node.federation._clients import add_client, client_entry, read_registry
-from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
+from node.pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 from node.recognition import Approved, GovernedSet, day_start, table_sha256
 from node.recognition._files import write_approved_tables
 from node.rpc._client import citizen_channel, identity_metadata, peer_channel

@@ -46,12 +46,13 @@ from keys import (
     verified_signer,
     verify_key_set,
 )
+from keys.pb.v1 import attestation_pb2
 from node.core._config import NodeConfig
 from node.core._errors import CodedNodeError
 from node.core._observe import log_event
 from node.core._secrets import NodeSecrets
 from node.hub._ingest import RECEIPT_TYPE, Hub
-from node.pb.v1 import attestation_pb2, hub_pb2, hub_pb2_grpc
+from node.pb.v1 import hub_pb2, hub_pb2_grpc
 from node.rpc._client import peer_channel, reason_of
 from node.store import _push as push_store
 from node.store import _snapshot_batches as batches

@@ -48,9 +48,9 @@ from keys import (
     VerificationError,
     load_trust,
 )
+from keys.pb.v1 import attestation_pb2
 from node.core._errors import PermissionDeniedError
 from node.core._observe import log_event
-from node.pb.v1 import attestation_pb2
 from node.store import _trust_lists as trust_lists
 
 __all__ = [

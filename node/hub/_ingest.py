@@ -56,6 +56,7 @@ from keys import (
     verify_batch_payloads,
     verify_status_list,
 )
+from keys.pb.v1 import attestation_pb2
 from node.core._config import HubConfig
 from node.core._errors import (
     FailedPreconditionError,
@@ -72,7 +73,7 @@ from node.hub._registry import (
     registered_regions,
     registry_trust,
 )
-from node.pb.v1 import attestation_pb2, hub_pb2
+from node.pb.v1 import hub_pb2
 from node.store import _hub as store
 from node.store._db import Database
 

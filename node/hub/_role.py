@@ -24,6 +24,7 @@ import sqlite3
 
 from grpc import aio
 
+from keys.pb.v1 import attestation_pb2
 from node.core._config import ConfigError, NodeConfig
 from node.core._observe import log_event
 from node.core._secrets import NodeSecrets
@@ -32,7 +33,7 @@ from node.federation._tlscert import certificate_pins
 from node.hub._ingest import Hub
 from node.hub._service import HubServicer
 from node.monthly._snapshots import read_province_key
-from node.pb.v1 import attestation_pb2, hub_pb2_grpc
+from node.pb.v1 import hub_pb2_grpc
 from node.rpc._context import NodeContext
 from node.store._db import Database
 from node.store._outbox import Outbox, last_status_list_sync

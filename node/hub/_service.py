@@ -20,13 +20,14 @@ from typing import Any
 import grpc
 from grpc import aio
 
+from keys.pb.v1 import attestation_pb2
 from node.core._bounds import RECEIPTS_MAX, check_int
 from node.core._errors import (
     NodeError,
     ResourceExhaustedError,
 )
 from node.hub._ingest import Hub
-from node.pb.v1 import attestation_pb2, hub_pb2, hub_pb2_grpc, node_pb2
+from node.pb.v1 import hub_pb2, hub_pb2_grpc, node_pb2
 from node.rpc._context import NodeContext
 from node.rpc._guard import require_caller
 

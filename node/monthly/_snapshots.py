@@ -51,10 +51,10 @@ from keys import (
     province_pseudonym,
 )
 from keys import STATUTORY as STATUTORY_PUSH
+from keys.pb.v1 import attestation_pb2
 from node.core._config import NodeConfig
 from node.core._errors import CodedNodeError
 from node.core._secrets import NodeSecrets
-from node.pb.v1 import attestation_pb2
 from node.store import WriterTurn
 from node.store import _snapshot_batches as batches
 

@@ -32,9 +32,9 @@ from keys import (
     sign_approval,
     sign_approved_mappings,
 )
+from keys.pb.v1 import attestation_pb2 as pb
 from mapping import MappingTable, approval_for, load_schemes, published_tables
 from node.core._errors import FailedPreconditionError, InvalidArgumentError
-from node.pb.v1 import attestation_pb2 as pb
 
 __all__ = [
     "ApprovalRecord",

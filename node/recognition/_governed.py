@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from keys import approval_covers
+from keys.pb.v1 import attestation_pb2
 from mapping import MappingTable
-from node.pb.v1 import attestation_pb2
 from node.recognition._verify import TableRefused, table_sha256
 
 __all__ = ["Approved", "Governed", "GovernedSet", "day_start"]

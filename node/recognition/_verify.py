@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from keys import KeysError, VerificationError, approval_covers, open_approval
+from keys.pb.v1 import attestation_pb2
 from mapping import (
     MappingError,
     MappingTable,
@@ -40,7 +41,6 @@ from mapping import (
     table_from_document,
     verify_table,
 )
-from node.pb.v1 import attestation_pb2
 from scoring import Scheme, SchemeError, list_schemes, load_scheme
 
 __all__ = [

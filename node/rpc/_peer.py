@@ -86,6 +86,7 @@ from keys import (
     issue_attestation,
     verified_signer,
 )
+from keys.pb.v1 import attestation_pb2
 from node.catalogue import Publisher
 from node.core._errors import (
     DeadlineError,
@@ -107,7 +108,7 @@ from node.exchange._mapping import table_blob
 from node.exchange._refusals import log_refusal
 from node.exchange._request_form import FORM_REASONS, check_attestation_request
 from node.monthly import published_grade
-from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
+from node.pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 from node.rights import refuse_if_opted_out
 from node.rpc._citizen import CONSENT_TYPE
 from node.rpc._context import NodeContext

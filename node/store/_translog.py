@@ -32,8 +32,9 @@ from functools import lru_cache
 from typing import Any, Final
 
 from keys import CHECKPOINT_TYPE, Envelope, KeyPair, MerkleTree, sign
+from keys.pb.v1 import attestation_pb2
 from node.core._errors import InvalidArgumentError, own_data
-from node.pb.v1 import attestation_pb2, node_pb2
+from node.pb.v1 import node_pb2
 from node.store._db import Database
 
 __all__ = [

@@ -18,6 +18,7 @@ import pytest
 from grpc import aio
 
 from keys import CHECKPOINT_TYPE, decode_private_key, verify_envelope, verify_inclusion
+from keys.pb.v1 import attestation_pb2
 from node.cli._client import register_certificate
 from node.cli._init import init_region, load_or_create_ca
 from node.core._config import load_config
@@ -28,7 +29,7 @@ from node.demo._testbed import (
     make_id_number,
     resident,
 )
-from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
+from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import citizen_channel, identity_metadata, peer_channel
 from node.rpc._identity import DevIdentityProvider
 

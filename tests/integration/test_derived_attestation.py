@@ -35,6 +35,7 @@ from keys import (
     load_trust,
     verify_attestation,
 )
+from keys.pb.v1 import attestation_pb2
 from node.core._clock import ManualClock
 from node.demo._testbed import (
     RunningNode,
@@ -44,7 +45,7 @@ from node.demo._testbed import (
     make_id_number,
     resident,
 )
-from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
+from node.pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 from node.rpc._client import field_of, reason_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

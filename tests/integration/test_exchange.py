@@ -27,6 +27,7 @@ from keys import (
     verify_envelope,
     verify_inclusion,
 )
+from keys.pb.v1 import attestation_pb2
 from node.core._clock import ManualClock
 from node.demo._testbed import (
     RunningNode,
@@ -36,7 +37,7 @@ from node.demo._testbed import (
     make_id_number,
     resident,
 )
-from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
+from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import reason_of
 from tests.integration._approvals import approval_args
 

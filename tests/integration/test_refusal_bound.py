@@ -20,6 +20,7 @@ import pytest_asyncio
 from grpc import aio
 
 from keys import CHECKPOINT_TYPE, verify_envelope, verify_inclusion
+from keys.pb.v1 import attestation_pb2
 from node.core._clock import ManualClock
 from node.core._errors import FIELD_KEY
 from node.demo._testbed import (
@@ -31,7 +32,7 @@ from node.demo._testbed import (
     resident,
 )
 from node.exchange._refusals import INTERVAL, QUIET_AFTER_END
-from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
+from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import reason_of
 from node.store._locks import WriterLock
 from node.store._translog import PAGE_DEFAULT, PAGE_MAX

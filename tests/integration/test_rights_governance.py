@@ -31,6 +31,7 @@ from keys import (
     verify_attestation,
     verify_status_list,
 )
+from keys.pb.v1 import attestation_pb2
 from node.cli._init import init_region
 from node.core._clock import ManualClock
 from node.demo._testbed import (
@@ -43,7 +44,7 @@ from node.demo._testbed import (
 )
 from node.disclosure import trusted_scenarios
 from node.exchange._throttle import RETRY_AFTER_KEY
-from node.pb.v1 import attestation_pb2, hub_pb2, node_pb2, node_pb2_grpc, scoring_pb2
+from node.pb.v1 import hub_pb2, node_pb2, node_pb2_grpc, scoring_pb2
 from node.rpc._client import reason_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")

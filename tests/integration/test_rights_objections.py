@@ -19,6 +19,7 @@ import pytest_asyncio
 from grpc import aio
 
 from keys import Status, StatusList
+from keys.pb.v1 import attestation_pb2
 from node.core._clock import ManualClock
 from node.demo._testbed import (
     RunningNode,
@@ -28,7 +29,7 @@ from node.demo._testbed import (
     make_id_number,
     resident,
 )
-from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
+from node.pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 from node.rpc._client import reason_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")

@@ -31,6 +31,7 @@ from grpc import aio
 
 import node.cli._main as cli
 from keys import KeyPair, Status, StatusList, encode_private_key, load_trust, verify_attestation
+from keys.pb.v1 import attestation_pb2
 from node.core._clock import ManualClock
 from node.demo._testbed import (
     RunningNode,
@@ -41,7 +42,7 @@ from node.demo._testbed import (
     resident,
 )
 from node.disclosure import field_paths
-from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
+from node.pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 from node.rpc._client import field_of, reason_of
 from tests.integration._approvals import approval_args
 

@@ -33,6 +33,7 @@ from keys import (
     verify_envelope,
     verify_inclusion,
 )
+from keys.pb.v1 import attestation_pb2
 from node.cli._client import register_certificate
 from node.cli._init import init_region, load_or_create_ca
 from node.core._config import load_config
@@ -46,7 +47,7 @@ from node.demo._testbed import (
     requester_channel,
     resident,
 )
-from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
+from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import citizen_channel, identity_metadata, peer_channel, reason_of
 from node.rpc._identity import DevIdentityProvider
 from tests._waiting import WAIT_S

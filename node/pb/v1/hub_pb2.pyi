@@ -23,7 +23,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
-from node.pb.v1 import attestation_pb2 as _attestation_pb2
+from keys.pb.v1 import attestation_pb2 as _attestation_pb2
 from node.pb.v1 import node_pb2 as _node_pb2
 import builtins as _builtins
 import sys

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from node.pb.v1 import attestation_pb2 as node_dot_pb_dot_v1_dot_attestation__pb2
+from keys.pb.v1 import attestation_pb2 as keys_dot_pb_dot_v1_dot_attestation__pb2
 from node.pb.v1 import hub_pb2 as node_dot_pb_dot_v1_dot_hub__pb2
 from node.pb.v1 import node_pb2 as node_dot_pb_dot_v1_dot_node__pb2
 
@@ -54,12 +54,12 @@ class HubServiceStub:
         self.GetTrustList = channel.unary_unary(
                 '/huxin.v1.HubService/GetTrustList',
                 request_serializer=node_dot_pb_dot_v1_dot_hub__pb2.GetTrustListRequest.SerializeToString,
-                response_deserializer=node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
+                response_deserializer=keys_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
                 _registered_method=True)
         self.GetHubKeySet = channel.unary_unary(
                 '/huxin.v1.HubService/GetHubKeySet',
                 request_serializer=node_dot_pb_dot_v1_dot_hub__pb2.GetHubKeySetRequest.SerializeToString,
-                response_deserializer=node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
+                response_deserializer=keys_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
                 _registered_method=True)
         self.RouteAttestation = channel.unary_unary(
                 '/huxin.v1.HubService/RouteAttestation',
@@ -132,12 +132,12 @@ def add_HubServiceServicer_to_server(servicer, server):
             'GetTrustList': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTrustList,
                     request_deserializer=node_dot_pb_dot_v1_dot_hub__pb2.GetTrustListRequest.FromString,
-                    response_serializer=node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.SerializeToString,
+                    response_serializer=keys_dot_pb_dot_v1_dot_attestation__pb2.Envelope.SerializeToString,
             ),
             'GetHubKeySet': grpc.unary_unary_rpc_method_handler(
                     servicer.GetHubKeySet,
                     request_deserializer=node_dot_pb_dot_v1_dot_hub__pb2.GetHubKeySetRequest.FromString,
-                    response_serializer=node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.SerializeToString,
+                    response_serializer=keys_dot_pb_dot_v1_dot_attestation__pb2.Envelope.SerializeToString,
             ),
             'RouteAttestation': grpc.unary_unary_rpc_method_handler(
                     servicer.RouteAttestation,
@@ -252,7 +252,7 @@ class HubService:
             target,
             '/huxin.v1.HubService/GetTrustList',
             node_dot_pb_dot_v1_dot_hub__pb2.GetTrustListRequest.SerializeToString,
-            node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
+            keys_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
             options,
             channel_credentials,
             insecure,
@@ -279,7 +279,7 @@ class HubService:
             target,
             '/huxin.v1.HubService/GetHubKeySet',
             node_dot_pb_dot_v1_dot_hub__pb2.GetHubKeySetRequest.SerializeToString,
-            node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
+            keys_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
             options,
             channel_credentials,
             insecure,

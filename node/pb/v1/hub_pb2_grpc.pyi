@@ -21,7 +21,7 @@ partition the region asks GetCursor and resumes at cursor + 1.
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from node.pb.v1 import attestation_pb2 as _attestation_pb2
+from keys.pb.v1 import attestation_pb2 as _attestation_pb2
 from node.pb.v1 import hub_pb2 as _hub_pb2
 from node.pb.v1 import node_pb2 as _node_pb2
 import abc as _abc_1

@@ -29,7 +29,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
-from node.pb.v1 import attestation_pb2 as _attestation_pb2
+from keys.pb.v1 import attestation_pb2 as _attestation_pb2
 from node.pb.v1 import scoring_pb2 as _scoring_pb2
 import builtins as _builtins
 import sys

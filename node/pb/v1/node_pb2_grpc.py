@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from node.pb.v1 import attestation_pb2 as node_dot_pb_dot_v1_dot_attestation__pb2
+from keys.pb.v1 import attestation_pb2 as keys_dot_pb_dot_v1_dot_attestation__pb2
 from node.pb.v1 import node_pb2 as node_dot_pb_dot_v1_dot_node__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -1409,12 +1409,12 @@ class PeerServiceStub:
         self.GetKeySet = channel.unary_unary(
                 '/huxin.v1.PeerService/GetKeySet',
                 request_serializer=node_dot_pb_dot_v1_dot_node__pb2.GetKeySetRequest.SerializeToString,
-                response_deserializer=node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
+                response_deserializer=keys_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
                 _registered_method=True)
         self.GetStatusList = channel.unary_unary(
                 '/huxin.v1.PeerService/GetStatusList',
                 request_serializer=node_dot_pb_dot_v1_dot_node__pb2.GetStatusListRequest.SerializeToString,
-                response_deserializer=node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
+                response_deserializer=keys_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
                 _registered_method=True)
         self.ListSchemes = channel.unary_unary(
                 '/huxin.v1.PeerService/ListSchemes',
@@ -1429,12 +1429,12 @@ class PeerServiceStub:
         self.GetLogCheckpoint = channel.unary_unary(
                 '/huxin.v1.PeerService/GetLogCheckpoint',
                 request_serializer=node_dot_pb_dot_v1_dot_node__pb2.GetCheckpointRequest.SerializeToString,
-                response_deserializer=node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
+                response_deserializer=keys_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
                 _registered_method=True)
         self.GetSignedCatalogue = channel.unary_unary(
                 '/huxin.v1.PeerService/GetSignedCatalogue',
                 request_serializer=node_dot_pb_dot_v1_dot_node__pb2.GetIncentiveCatalogueRequest.SerializeToString,
-                response_deserializer=node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
+                response_deserializer=keys_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
                 _registered_method=True)
 
 
@@ -1496,12 +1496,12 @@ def add_PeerServiceServicer_to_server(servicer, server):
             'GetKeySet': grpc.unary_unary_rpc_method_handler(
                     servicer.GetKeySet,
                     request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.GetKeySetRequest.FromString,
-                    response_serializer=node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.SerializeToString,
+                    response_serializer=keys_dot_pb_dot_v1_dot_attestation__pb2.Envelope.SerializeToString,
             ),
             'GetStatusList': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStatusList,
                     request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.GetStatusListRequest.FromString,
-                    response_serializer=node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.SerializeToString,
+                    response_serializer=keys_dot_pb_dot_v1_dot_attestation__pb2.Envelope.SerializeToString,
             ),
             'ListSchemes': grpc.unary_unary_rpc_method_handler(
                     servicer.ListSchemes,
@@ -1516,12 +1516,12 @@ def add_PeerServiceServicer_to_server(servicer, server):
             'GetLogCheckpoint': grpc.unary_unary_rpc_method_handler(
                     servicer.GetLogCheckpoint,
                     request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.GetCheckpointRequest.FromString,
-                    response_serializer=node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.SerializeToString,
+                    response_serializer=keys_dot_pb_dot_v1_dot_attestation__pb2.Envelope.SerializeToString,
             ),
             'GetSignedCatalogue': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSignedCatalogue,
                     request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.GetIncentiveCatalogueRequest.FromString,
-                    response_serializer=node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.SerializeToString,
+                    response_serializer=keys_dot_pb_dot_v1_dot_attestation__pb2.Envelope.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1577,7 +1577,7 @@ class PeerService:
             target,
             '/huxin.v1.PeerService/GetKeySet',
             node_dot_pb_dot_v1_dot_node__pb2.GetKeySetRequest.SerializeToString,
-            node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
+            keys_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1604,7 +1604,7 @@ class PeerService:
             target,
             '/huxin.v1.PeerService/GetStatusList',
             node_dot_pb_dot_v1_dot_node__pb2.GetStatusListRequest.SerializeToString,
-            node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
+            keys_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1685,7 +1685,7 @@ class PeerService:
             target,
             '/huxin.v1.PeerService/GetLogCheckpoint',
             node_dot_pb_dot_v1_dot_node__pb2.GetCheckpointRequest.SerializeToString,
-            node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
+            keys_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1712,7 +1712,7 @@ class PeerService:
             target,
             '/huxin.v1.PeerService/GetSignedCatalogue',
             node_dot_pb_dot_v1_dot_node__pb2.GetIncentiveCatalogueRequest.SerializeToString,
-            node_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
+            keys_dot_pb_dot_v1_dot_attestation__pb2.Envelope.FromString,
             options,
             channel_credentials,
             insecure,

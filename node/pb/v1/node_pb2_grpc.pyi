@@ -26,7 +26,7 @@ number in any digit script or grouping (node/_freetext.py).
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from node.pb.v1 import attestation_pb2 as _attestation_pb2
+from keys.pb.v1 import attestation_pb2 as _attestation_pb2
 from node.pb.v1 import node_pb2 as _node_pb2
 import abc as _abc_1
 import grpc as _grpc

@@ -64,7 +64,7 @@ class World:
             sign_approved_mappings,
             verify_approved_mappings,
         )
-        from node.pb.v1 import attestation_pb2 as pb
+        from keys.pb.v1 import attestation_pb2 as pb
 
         self.hub_root = fixed_key("hub-root")
         self.heihe_root = fixed_key("heihe-root")

@@ -26,7 +26,7 @@ from keys import (
     sign_approved_mappings,
     verify_approved_mappings,
 )
-from node.pb.v1 import attestation_pb2 as pb
+from keys.pb.v1 import attestation_pb2 as pb
 
 from .conftest import DAY, T0, fixed_key
 

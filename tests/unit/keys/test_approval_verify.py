@@ -25,7 +25,7 @@ from keys import (
     verify_attestation,
     verify_batch,
 )
-from node.pb.v1 import attestation_pb2 as pb
+from keys.pb.v1 import attestation_pb2 as pb
 
 from .conftest import AUD, DAY, T0, World
 

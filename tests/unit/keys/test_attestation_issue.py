@@ -24,7 +24,7 @@ from keys import (
     sign,
     verify_envelope,
 )
-from node.pb.v1 import attestation_pb2 as pb
+from keys.pb.v1 import attestation_pb2 as pb
 
 from .conftest import fixed_key
 

@@ -31,7 +31,7 @@ from keys import (
     verify_batch,
     verify_status_list,
 )
-from node.pb.v1 import attestation_pb2 as pb
+from keys.pb.v1 import attestation_pb2 as pb
 
 from .conftest import AUD, DAY, T0, World
 

@@ -22,7 +22,7 @@ from keys import (
     sign,
     sign_catalogue,
 )
-from node.pb.v1 import catalogue_pb2
+from keys.pb.v1 import catalogue_pb2
 
 from .conftest import DAY, T0, fixed_key
 

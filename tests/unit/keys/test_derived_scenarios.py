@@ -9,7 +9,7 @@ import pytest
 
 from keys import ScenarioCatalogue, TrustedScenario, VerificationError
 from keys._disclosure import scenario_problem, scheme_listed
-from node.pb.v1 import attestation_pb2 as pb
+from keys.pb.v1 import attestation_pb2 as pb
 
 CARD = "hainan-credit-card/integrity-credit-card"
 ENTRY = TrustedScenario(CARD, "2026.1", "B", "threshold", "card", base="hainan@2025.1")

@@ -33,7 +33,7 @@ from keys import (
     verify_batch,
 )
 from keys._disclosure import SCENARIOS_TYPE
-from node.pb.v1 import attestation_pb2 as pb
+from keys.pb.v1 import attestation_pb2 as pb
 
 from .conftest import AUD, SCENARIOS, T0, World
 

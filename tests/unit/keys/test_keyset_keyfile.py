@@ -155,7 +155,7 @@ def test_verify_batch_whole_partial_and_tampered(world: World, trust: Trust) -> 
     other = issue_batch(
         [world.attestation(attestation_id="evil")], world.heihe_key, "heihe", T0 - 60
     )
-    from node.pb.v1 import attestation_pb2 as pb
+    from keys.pb.v1 import attestation_pb2 as pb
 
     m = pb.SignedAttestation()
     m.ParseFromString(blobs[4])

@@ -43,7 +43,7 @@ from keys import (
 )
 from keys._deflate import compress
 from keys._strict import parse_container
-from node.pb.v1 import attestation_pb2 as pb
+from keys.pb.v1 import attestation_pb2 as pb
 
 from .conftest import AUD, DAY, T0, World
 

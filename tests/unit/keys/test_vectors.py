@@ -14,7 +14,7 @@ from keys import (
     verify_attestation,
     verify_key_set,
 )
-from node.pb.v1 import attestation_pb2 as pb
+from keys.pb.v1 import attestation_pb2 as pb
 from tools import gen_vectors
 
 from .conftest import VECTORS

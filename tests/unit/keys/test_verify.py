@@ -28,7 +28,7 @@ from keys import (
     verify_attestation,
     verify_status_list,
 )
-from node.pb.v1 import attestation_pb2 as pb
+from keys.pb.v1 import attestation_pb2 as pb
 
 from .conftest import AUD, DAY, SALT, SUBJECT, T0, World
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
+from keys.pb.v1 import catalogue_pb2
 from node.catalogue import hub_disagreements
 from node.disclosure import trusted_scenarios
-from node.pb.v1 import catalogue_pb2
 
 
 def _heihe(**changes: str) -> catalogue_pb2.Catalogue:

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 
 from keys import Envelope
+from keys.pb.v1 import attestation_pb2
 from node.cli._main import main
 from node.cli._scoring import render_report
 from node.demo._main import last_finished_month
 from node.demo._population_files import AUTHORITY, DemoPopulation, remove_files, write_files
 from node.demo._residents import result_from_proto
 from node.demo._story import SCENARIO, attestation_text, field_text, needs
-from node.pb.v1 import attestation_pb2
 from node.population._file import FACT_COLUMNS
 from node.rpc._citizen import score_result_proto
 from node.synthetic._population import PopulationSpec

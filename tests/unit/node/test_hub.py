@@ -22,13 +22,14 @@ from keys import (
     verified_signer,
     verify_key_set,
 )
+from keys.pb.v1 import attestation_pb2
 from node.core._config import HubConfig
 from node.core._errors import NodeError
 from node.federation._push import _item
 from node.hub._ingest import RECEIPT_TYPE, Hub
 from node.hub._registry import RegistryError, register_region
 from node.monthly._snapshots import sign_run
-from node.pb.v1 import attestation_pb2, hub_pb2
+from node.pb.v1 import hub_pb2
 from node.store._db import Database
 from node.store._outbox import read_after_sync
 from tests.unit.node.test_snapshots import HUB, NOW, PROVINCE, Region, make_region

@@ -85,7 +85,7 @@ def test_score_run_config_signs_with_the_version_in_force(
     assert _rows(db, "SELECT DISTINCT scheme_version FROM snapshot_batches") == [(version,)]
     events = _rows(db, "SELECT count(*) FROM outbox WHERE kind = 'snapshot_batch'")[0][0]
     assert events == out["batches"]
-    from node.pb.v1 import attestation_pb2
+    from keys.pb.v1 import attestation_pb2
 
     payloads = _rows(db, "SELECT payload FROM snapshot_leaves WHERE payload IS NOT NULL")
     versions = {attestation_pb2.Attestation.FromString(p[0]).scheme_version for p in payloads}  # type: ignore[arg-type]

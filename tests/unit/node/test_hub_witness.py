@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from keys import CHECKPOINT_TYPE, MerkleTree, VerificationError, sign_checkpoint, verify_envelope
+from keys.pb.v1 import attestation_pb2
 from node.core._errors import NodeError
-from node.pb.v1 import attestation_pb2, hub_pb2
+from node.pb.v1 import hub_pb2
 from tests.unit.node.test_hub import World, _close_databases, make_world  # noqa: F401
 from tests.unit.node.test_snapshots import NOW
 

@@ -193,9 +193,10 @@ async def test_receipt_not_matching_the_event_sent_refused(tmp_path: Path, field
     from types import SimpleNamespace
 
     from keys import sign
+    from keys.pb.v1 import attestation_pb2
     from node.federation._push import HubTarget
     from node.hub._ingest import RECEIPT_TYPE
-    from node.pb.v1 import attestation_pb2, hub_pb2
+    from node.pb.v1 import hub_pb2
     from node.store._db import Database
     from tests.unit.node.test_hub import make_world
     from tests.unit.node.test_snapshots import HUB, NOW

@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from keys.pb.v1 import attestation_pb2
 from node.core._errors import NodeError, map_error
 from node.demo._testbed import make_id_number
 from node.exchange._request_form import (
@@ -22,7 +23,7 @@ from node.exchange._request_form import (
     check_attestation_request,
 )
 from node.federation._route import ADMISSION_REASONS, KNOWN_REASONS, ROUTING_REASONS
-from node.pb.v1 import attestation_pb2, node_pb2
+from node.pb.v1 import node_pb2
 from node.rpc._peer import REQUEST_REASONS
 
 ID = make_id_number(7)

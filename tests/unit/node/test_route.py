@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 from grpc import aio
 
+from keys.pb.v1 import attestation_pb2
 from node.core._config import parse_config
 from node.core._errors import NodeError, map_error
 from node.exchange._throttle import RETRY_AFTER_KEY
@@ -31,7 +32,7 @@ from node.federation._route import (
     parse_hops,
 )
 from node.federation._trust import HOPS_KEY, TrustState
-from node.pb.v1 import attestation_pb2, hub_pb2, node_pb2, node_pb2_grpc
+from node.pb.v1 import hub_pb2, node_pb2, node_pb2_grpc
 from node.store._db import Database
 
 from .test_trust import HUB, T, _fed_config, signed_list

@@ -20,9 +20,9 @@ from keys import (
     verify_batch_payloads,
     verify_key_set,
 )
+from keys.pb.v1 import attestation_pb2
 from node.demo._testbed import make_id_number
 from node.monthly._snapshots import SnapshotError, SnapshotSigner, attestation_for, sign_run
-from node.pb.v1 import attestation_pb2
 from node.store import connect
 from node.store._outbox import read_after_sync
 

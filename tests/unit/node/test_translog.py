@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from keys import CHECKPOINT_TYPE, KeyPair, verify_envelope, verify_inclusion
-from node.pb.v1 import attestation_pb2, node_pb2
+from keys.pb.v1 import attestation_pb2
+from node.pb.v1 import node_pb2
 from node.store._db import Database
 from node.store._translog import LogWrite, TransparencyLog, subject_ref
 
