@@ -5,10 +5,20 @@ One JSON document per ordered pair of shipped schemes, named
 from the scheme files with :func:`build_published`; a test fails when the
 committed files drift from what the generator produces.  Loading checks each
 document's content hash (``HASH_MISMATCH``) before use.
+
+Caching (issue 17): :func:`published_tables` and :func:`published_table` read and
+hash-check each shipped document once per process and hand every caller the same
+:class:`MappingTable` objects.  Sound because the documents are package data that
+do not change while the process runs, and a :class:`MappingTable` is immutable (a
+frozen dataclass of tuples, strings and frozen dataclasses; ``parameters`` is a
+read-only ``Mapping`` by contract).  A failure (``NO_ROUTE``, ``UNKNOWN_SCHEME``,
+``HASH_MISMATCH``) is not cached.  Documents a caller reads from a path of its own
+go through :func:`~mapping.table_from_document` on every call and are never cached.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import resources
 
 from scoring import Scheme, SchemeError, list_schemes, load_scheme
@@ -33,7 +43,10 @@ def published_file_name(source: str, target: str) -> str:
 
 
 def load_schemes(*ids: str) -> dict[str, Scheme]:
-    """Shipped schemes by id; unknown ids raise ``UNKNOWN_SCHEME`` (a :class:`TableError`)."""
+    """Shipped schemes by id; unknown ids raise ``UNKNOWN_SCHEME`` (a :class:`TableError`).
+
+    A fresh dict on every call (callers may add to it), of the cached
+    :func:`~scoring.load_scheme` objects."""
     out: dict[str, Scheme] = {}
     for sid in ids or list_schemes():
         try:
@@ -59,8 +72,9 @@ def build_published() -> dict[str, bytes]:
     }
 
 
+@cache  # once per process: the shipped documents are immutable package data
 def published_tables() -> tuple[MappingTable, ...]:
-    """Every published table, hash-checked."""
+    """Every published table, hash-checked; every call returns the same tuple."""
     pkg = resources.files("mapping.tables")
     out = []
     for entry in sorted(pkg.iterdir(), key=lambda p: p.name):
@@ -69,7 +83,11 @@ def published_tables() -> tuple[MappingTable, ...]:
     return tuple(out)
 
 
+@cache  # once per (source, target) and process, as published_tables
 def published_table(source: str, target: str) -> MappingTable:
+    """The published table from ``source`` to ``target`` (the same object on every
+    call); ``NO_ROUTE`` when none is shipped, ``UNKNOWN_SCHEME`` first when a scheme
+    id is unknown."""
     name = published_file_name(source, target)
     entry = resources.files("mapping.tables").joinpath(name)
     if not entry.is_file():

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -317,7 +318,24 @@ def list_derived() -> tuple[str, ...]:
 
 
 def load_derived(derived_id: str, base: Scheme | None = None) -> DerivedScore:
-    """Load a shipped derived score by id; ``UNKNOWN_DERIVED_SCORE`` if there is none."""
+    """Load a shipped derived score by id; ``UNKNOWN_DERIVED_SCORE`` if there is none.
+
+    Without ``base`` (validated against the shipped base scheme) every call with one
+    id returns the same object: the file is parsed once per process, as
+    :func:`~scoring.load_scheme` (immutable package data, a frozen
+    :class:`DerivedScore` whose ``weights`` mapping is read-only by contract).  With
+    ``base`` (a scheme the caller holds) it is parsed on every call."""
+    if base is None:
+        return _load_shipped_derived(derived_id)
+    return _load_derived(derived_id, base)
+
+
+@cache  # once per id and process; failures are not cached
+def _load_shipped_derived(derived_id: str) -> DerivedScore:
+    return _load_derived(derived_id, None)
+
+
+def _load_derived(derived_id: str, base: Scheme | None) -> DerivedScore:
     if derived_id not in list_derived():
         raise SchemeError(
             "derived", f"unknown derived score {derived_id!r}", code="UNKNOWN_DERIVED_SCORE"

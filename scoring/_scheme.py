@@ -21,6 +21,16 @@ names the offending field on failure):
 * ``valid_until``, when set, is not before ``effective``: a scheme with an
   expiry (Hainan's measures are valid for three years, N12) scores nothing
   after it (the engine raises ``SCHEME_EXPIRED``).
+
+Caching (issue 17): :func:`load_scheme` parses each shipped scheme file once per
+process and hands every caller the same :class:`Scheme`.  That is sound because
+the shipped files are package data that do not change while the process runs, and
+a :class:`Scheme` is immutable: a frozen dataclass of tuples, frozensets, dates,
+strings and frozen dataclasses; its ``Mapping`` fields are read-only by contract
+(typed ``Mapping``, so strict mypy rejects item assignment) and its cached
+properties are derived once from those fields.  No caller mutates a loaded scheme.
+Text handed in by a caller (:func:`parse_scheme_toml`, e.g. a candidate file named
+on the command line) is parsed on every call and never cached.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import cached_property
+from functools import cache, cached_property
 from importlib import resources
 from typing import Any
 
@@ -564,8 +574,12 @@ def list_schemes() -> tuple[str, ...]:
     return tuple(sorted(p.name[:-5] for p in pkg.iterdir() if p.name.endswith(".toml")))
 
 
+@cache  # once per id and process: shipped files are immutable package data (module doc)
 def load_scheme(scheme_id: str) -> Scheme:
-    """Load a shipped scheme by id; raises ``SchemeError`` (code ``UNKNOWN_SCHEME``)."""
+    """Load a shipped scheme by id; raises ``SchemeError`` (code ``UNKNOWN_SCHEME``).
+
+    Every call with one id returns the same object; a failure is not cached (it
+    raises again on the next call)."""
     if scheme_id not in list_schemes():
         raise SchemeError("scheme", f"unknown scheme {scheme_id!r}", code="UNKNOWN_SCHEME")
     text = resources.files("scoring.schemes").joinpath(f"{scheme_id}.toml").read_text("utf-8")

@@ -14,8 +14,12 @@ from tools import check_imports
         pytest.param("from grpc import aio\n", "'grpc'", id="from-grpc"),
         pytest.param("import aiosqlite as db\n", "'aiosqlite'", id="aiosqlite"),
         pytest.param("import sqlite3\n", "'sqlite3'", id="sqlite3"),
-        pytest.param("from node import _cli\n", "only node.pb", id="node-internals"),
-        pytest.param("import node.store\n", "only node.pb", id="node-storage"),
+        pytest.param("from node import _cli\n", "no part of node", id="node-internals"),
+        pytest.param("import node.store\n", "no part of node", id="node-storage"),
+        pytest.param(
+            "from node.pb.v1 import node_pb2\n", "no part of node", id="node-generated-messages"
+        ),
+        pytest.param("import node\n", "no part of node", id="node-itself"),
         pytest.param("def f():\n    import grpc_health.v1\n", "'grpc_health'", id="nested-import"),
     ],
 )
@@ -29,14 +33,56 @@ def test_violations_are_reported(source: str, expected: str) -> None:
 @pytest.mark.parametrize(
     "source",
     [
-        "from node.pb.v1 import attestation_pb2\n",
-        "import node.pb.v1.scoring_pb2\n",
-        "import hashlib\nfrom . import _merkle\n",
-        "import nacl.signing\n",
+        pytest.param("from keys.pb.v1 import attestation_pb2\n", id="keys-pb"),
+        pytest.param("import keys.pb.v1.catalogue_pb2\n", id="keys-pb-dotted"),
+        pytest.param("import hashlib\nfrom . import _merkle\n", id="stdlib-and-relative"),
+        pytest.param("import nacl.signing\n", id="third-party"),
     ],
 )
 def test_allowed_imports(source: str) -> None:
     assert check_imports.check_source(source, "keys/_x.py") == []
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [pytest.param("scoring/_x.py", id="scoring"), pytest.param("mapping/_x.py", id="mapping")],
+)
+def test_scoring_and_mapping_may_import_keys_pb_but_not_node_pb(filename: str) -> None:
+    """Issue 17: the pure core stands alone; scoring and mapping reach the generated
+    messages through keys.pb, never node.pb (docs/adr/0604)."""
+    assert (
+        check_imports.check_source("from keys.pb.v1 import attestation_pb2 as pb\n", filename) == []
+    )
+    problems = check_imports.check_source("from node.pb.v1 import attestation_pb2\n", filename)
+    assert len(problems) == 1
+    assert "no part of node" in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("source", "allowed"),
+    [
+        pytest.param("from google.protobuf import descriptor as _d\n", True, id="protobuf"),
+        pytest.param("from keys.pb.v1 import attestation_pb2\n", True, id="own-package"),
+        pytest.param("import grpc\n", False, id="grpc"),
+        pytest.param("from node.pb.v1 import node_pb2\n", False, id="node-pb"),
+        pytest.param("from keys import _envelope\n", False, id="rest-of-keys"),
+        pytest.param("import scoring\n", False, id="scoring"),
+    ],
+)
+def test_keys_pb_depends_on_nothing_else(source: str, allowed: bool) -> None:
+    """Issue 17: the generated keys.pb imports only protobuf and itself."""
+    problems = check_imports.check_source(source, "keys/pb/v1/x_pb2.py")
+    assert (problems == []) is allowed
+    if not allowed:
+        assert len(problems) == 1
+        assert problems[0].startswith("keys/pb/v1/x_pb2.py:1:")
+
+
+def test_keys_pb_rule_applies_to_absolute_paths_in_the_repository() -> None:
+    """Issue 17: main() passes absolute paths; the keys.pb rule still holds for them."""
+    path = check_imports.ROOT / "keys" / "pb" / "v1" / "x_pb2.py"
+    assert check_imports.check_source("from keys import _envelope\n", str(path)) != []
+    assert check_imports.check_source("from keys import _envelope\n", "keys/_x.py") == []
 
 
 def test_repository_passes() -> None:
