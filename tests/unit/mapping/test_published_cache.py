@@ -62,7 +62,7 @@ def test_a_modified_table_file_is_not_served_stale(tmp_path: Path) -> None:
     edited = shipped.to_json_bytes().replace(b'"version": "1"', b'"version": "2"', 1)
     assert edited != shipped.to_json_bytes()
     path.write_bytes(edited)
-    with pytest.raises(TableError) as err:  # the content hash no longer matches
+    with pytest.raises(TableError) as err:  # the edited bytes fail their content hash
         table_from_document(path.read_bytes())
     assert err.value.code == "HASH_MISMATCH"
     assert published_table("heihe", "hainan") is shipped
