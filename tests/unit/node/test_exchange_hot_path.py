@@ -316,3 +316,43 @@ async def test_withdrawal_without_a_consent_row_still_revokes(tmp_path: Path) ->
     rows = dict(await db.fetchall("SELECT idx, status FROM status_entries"))
     assert [rows[i] for i in idx] == [STATUS_REVOKED, STATUS_VALID, STATUS_REVOKED]
     await db.close()
+
+
+# (consent id, not_before, not_after, max_uses, uses, withdrawn_at) next to c1
+OTHER_ROWS = [
+    ("withdrawn", NOW - 10, NOW + 100, 2, 0, NOW - 5),
+    ("expired", NOW - 100, NOW, 2, 0, None),
+    ("exhausted", NOW - 10, NOW + 100, 2, 2, None),
+    ("later", NOW + 50, NOW + 500, 1, 0, None),
+]
+
+
+@pytest.mark.parametrize("now", [NOW - 20, NOW, NOW + 60, NOW + 100, NOW + 600])
+async def test_the_grant_limits_count_of_active_consents_agrees_with_the_rules(
+    tmp_path: Path, now: int
+) -> None:
+    """REQ: H5 -- issue 17: the grant limit counts active consents in SQL (a count the
+    database does best); it agrees row by row with state_of, the rules' one copy."""
+    from node.exchange._consent import state_of
+    from node.pb.v1 import node_pb2
+    from node.store._consents import ConsentsRepository, grant_history_in
+
+    db = await _db(tmp_path)
+
+    def _unit(tx: sqlite3.Connection) -> None:
+        for cid, nb, na, most, uses, withdrawn in OTHER_ROWS:
+            tx.execute(
+                "INSERT INTO consents (consent_id, subject_key, audience, purpose, scope, "
+                "not_before, not_after, max_uses, uses, binding, grant_payload, grant_sha256, "
+                "granted_at, withdrawn_at) VALUES (?, ?, 'hainan', 'heihe/credit-loans', 1, ?, ?, "
+                "?, ?, ?, x'00', ?, ?, ?)",
+                (cid, SUBJECT, nb, na, most, uses, BINDING, b"\x02" * 32, NOW - 10, withdrawn),
+            )
+
+    await db.write_unit(_unit)
+    rows = await ConsentsRepository(db).of_subject(SUBJECT)
+    assert len(rows) == 1 + len(OTHER_ROWS)
+    by_rules = sum(state_of(r, now) == node_pb2.CONSENT_STATE_ACTIVE for r in rows)
+    counted = await db.read_unit(lambda c: grant_history_in(c, SUBJECT, since=0, now=now).active)
+    assert counted == by_rules
+    await db.close()
