@@ -13,7 +13,7 @@ Invariants:
   it returns the refusal, its reason chosen in the order of ADR 0301:
   audience, purpose, state (withdrawn, expired, exhausted), not yet valid,
   subject binding;
-* a consent whose subject no longer meets its scenario is refused exactly as a
+* a consent whose subject falls short of its scenario is refused exactly as a
   withdrawn one (:func:`withdrawn_error`, H14), so the two cannot be told apart.
 """
 
