@@ -183,38 +183,109 @@ async def _derived_tier(ctx: NodeContext, key: bytes, purpose: str) -> str:
 async def grant_consent(
     ctx: NodeContext, citizen: AuthenticatedCitizen, request: node_pb2.GrantConsentRequest
 ) -> node_pb2.ConsentToken:
-    """Grant (or, with ``preview_only``, preview) a consent; see the module docstring."""
-    if not _AUDIENCE.match(request.audience):
-        raise InvalidArgumentError(
-            "INVALID_FIELD", "must be a region or organisation id", field="audience"
-        )
-    check_purpose(request.purpose)  # signed, stored and logged
-    scenario = scenario_for(request.purpose, ctx.scheme)
+    """Grant (or, with ``preview_only``, preview) a consent.
+
+    Steps (the module docstring says what each refuses):
+
+    1. the audience and the purpose, a trusted requester and a catalogue scenario;
+    2. the disclosure and the consent's validity and uses;
+    3. the person, and the node's signing key;
+    4. the person meets the scenario;
+    5. the grant limits, read once here and decided inside the grant's unit;
+    6. the preview, returned alone for ``preview_only``;
+    7. the grant signed, then stored with its log entry in one unit of work.
+    """
+    # 1
+    scenario = _scenario(ctx, request)
     now = ctx.now_s()
-    if request.audience == ctx.config.region or not ctx.trust.allows(request.audience, now):
-        raise InvalidArgumentError(
-            "AUDIENCE_NOT_TRUSTED",
-            "not a requester this region serves (trust list, H17); it could never use it",
-            field="audience",
-        )
+    _check_audience(ctx, request.audience, now)
+    # 2
     disclosure = requested_disclosure(request.scope)
     if is_derived(scenario):  # the version in force defines it (docs/adr/0006)
         scenario, _ = await ctx.db.read_unit(
             lambda conn: derived_scenario(conn, request.purpose, ctx.scheme)
         )
     check_allowed(scenario, disclosure)
-    cap = ctx.config.consent.max_validity_days
+    days, uses = _validity(ctx.config.consent, request)
+    # 3
+    key = citizen.subject_key
+    await _check_person(ctx, key, now)
+    # 4
+    mapping = await _meets(ctx, key, scenario, disclosure)
+    # 5: a cheap refusal first, without the writer lock
+    history = await ctx.consents.grant_history(key, since=now - HOUR, now=now)
+    refuse_grant_over_limits(history, ctx.config.consent, now)
+    # 6
+    shown = preview(
+        scenario,
+        disclosure,
+        audience=request.audience,
+        not_after=now + days * DAY,
+        max_uses=uses,
+        mapping=mapping,
+    )
+    if request.preview_only:
+        return node_pb2.ConsentToken(preview=shown)
+    # 7
+    grant = node_pb2.ConsentGrant(
+        consent_id=os.urandom(16).hex(),
+        issuer_region=ctx.config.region,
+        audience=request.audience,
+        purpose=request.purpose,
+        scope=scope_of(disclosure),  # type: ignore[arg-type]
+        not_before=now,
+        not_after=now + days * DAY,
+        max_uses=uses,
+        granted_at=now,
+    )
+    payload = grant.SerializeToString(deterministic=True)
+    with own_data("the node's signing key"):
+        envelope = sign(CONSENT_TYPE, payload, ctx.secrets.signing)
+    salt = os.urandom(32)
+    await _store(ctx, _row_of(grant, payload, key, subject_binding(salt, citizen.id_number)))
+    return node_pb2.ConsentToken(
+        token=envelope.to_proto(), consent_id=grant.consent_id, binding_salt=salt, preview=shown
+    )
+
+
+def _scenario(ctx: NodeContext, request: node_pb2.GrantConsentRequest) -> Scenario:
+    """Step 1: the audience's and the purpose's form; the purpose's scenario."""
+    if not _AUDIENCE.match(request.audience):
+        raise InvalidArgumentError(
+            "INVALID_FIELD", "must be a region or organisation id", field="audience"
+        )
+    check_purpose(request.purpose)  # signed, stored and logged
+    return scenario_for(request.purpose, ctx.scheme)
+
+
+def _check_audience(ctx: NodeContext, audience: str, now: int) -> None:
+    """Step 1: a requester this region serves, never the region itself."""
+    if audience == ctx.config.region or not ctx.trust.allows(audience, now):
+        raise InvalidArgumentError(
+            "AUDIENCE_NOT_TRUSTED",
+            "not a requester this region serves (trust list, H17); it could never use it",
+            field="audience",
+        )
+
+
+def _validity(limits: ConsentConfig, request: node_pb2.GrantConsentRequest) -> tuple[int, int]:
+    """Step 2: the consent's days and uses, the configured defaults when unset."""
+    cap = limits.max_validity_days
     days = request.valid_days or cap
     if days > cap:
         raise InvalidArgumentError(
             "VALIDITY_TOO_LONG", f"consent validity is capped at {cap} days", field="valid_days"
         )
-    uses = request.max_uses or ctx.config.consent.default_max_uses
+    uses = request.max_uses or limits.default_max_uses
     if uses > MAX_USES_CAP:
         raise InvalidArgumentError(
             "INVALID_FIELD", f"at most {MAX_USES_CAP} uses", field="max_uses"
         )
-    key = citizen.subject_key
+    return days, uses
+
+
+async def _check_person(ctx: NodeContext, key: bytes, now: int) -> None:
+    """Step 3: served, known, not opted out, of full capacity; the node's key usable."""
     subject = await ctx.records.subject(key)
     # dead, moved away, not eligible: no consent (docs/adr/0508)
     await require_served(ctx, key, self_query=False)
@@ -236,38 +307,12 @@ async def grant_consent(
             "NODE_KEY_EXPIRED",
             "this node's signing key is not valid now; the operator must rotate it",
         )
-    mapping = await _meets(ctx, key, scenario, disclosure)
-    limits = ctx.config.consent
-    # a cheap refusal first, without the writer lock; the decision is made again
-    # inside the grant's transaction
-    history = await ctx.consents.grant_history(key, since=now - HOUR, now=now)
-    refuse_grant_over_limits(history, limits, now)
-    shown = preview(
-        scenario,
-        disclosure,
-        audience=request.audience,
-        not_after=now + days * DAY,
-        max_uses=uses,
-        mapping=mapping,
-    )
-    if request.preview_only:
-        return node_pb2.ConsentToken(preview=shown)
-    salt = os.urandom(32)
-    grant = node_pb2.ConsentGrant(
-        consent_id=os.urandom(16).hex(),
-        issuer_region=ctx.config.region,
-        audience=request.audience,
-        purpose=request.purpose,
-        scope=scope_of(disclosure),  # type: ignore[arg-type]
-        not_before=now,
-        not_after=now + days * DAY,
-        max_uses=uses,
-        granted_at=now,
-    )
-    payload = grant.SerializeToString(deterministic=True)
-    with own_data("the node's signing key"):
-        envelope = sign(CONSENT_TYPE, payload, ctx.secrets.signing)
-    row = ConsentRow(
+
+
+def _row_of(grant: node_pb2.ConsentGrant, payload: bytes, key: bytes, binding: bytes) -> ConsentRow:
+    """Step 7: the stored row of a signed grant (the subject key and binding, never
+    an ID number)."""
+    return ConsentRow(
         consent_id=grant.consent_id,
         subject_key=key,
         audience=grant.audience,
@@ -275,15 +320,22 @@ async def grant_consent(
         scope=grant.scope,
         not_before=grant.not_before,
         not_after=grant.not_after,
-        max_uses=uses,
+        max_uses=grant.max_uses,
         uses=0,
-        binding=subject_binding(salt, citizen.id_number),
+        binding=binding,
         grant_payload=payload,
         grant_sha256=hashlib.sha256(payload).digest(),
-        granted_at=now,
+        granted_at=grant.granted_at,
         withdrawn_at=None,
     )
-    log = ctx.log
+
+
+async def _store(ctx: NodeContext, row: ConsentRow) -> None:
+    """Step 7: one unit of work -- the limits decided again, the opt-out read again,
+    the row and its ``consent_granted`` entry written; the log's tree mirrors the
+    entry after COMMIT.  A refusal writes nothing; a call cancelled (its deadline
+    passed) while it waited for the writer grants nothing."""
+    log, limits, key, now = ctx.log, ctx.config.consent, row.subject_key, row.granted_at
 
     def store(conn: sqlite3.Connection) -> tuple[int, list[bytes]]:
         history = grant_history_in(conn, key, since=now - HOUR, now=now)
@@ -300,17 +352,11 @@ async def grant_consent(
                     "consent_granted",
                     now,
                     key,
-                    consent_id=grant.consent_id,
-                    requester=grant.audience,
-                    purpose=grant.purpose,
+                    consent_id=row.consent_id,
+                    requester=row.audience,
+                    purpose=row.purpose,
                 )
             ],
         )
 
-    # one unit of work: the limits are decided again inside it, the log's tree
-    # mirrors the entry after COMMIT; a call cancelled (its deadline passed) while it
-    # waited for the writer grants nothing
     await ctx.db.write_unit(store, lambda r: log.mirror(*r), drop_if_cancelled=True)
-    return node_pb2.ConsentToken(
-        token=envelope.to_proto(), consent_id=grant.consent_id, binding_salt=salt, preview=shown
-    )

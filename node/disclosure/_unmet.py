@@ -11,7 +11,7 @@ relying party must not learn that the person falls short (H14, N14).  Invariants
   issued under it revoked, the citizen notified, a ``consent_ended`` leaf that only
   the citizen's log query names;
 * a later request meets a withdrawn consent: refused with
-  :func:`node.rpc._peer.withdrawn_error`, one ``request_refused`` leaf, no status
+  :func:`node.exchange._consent.withdrawn_error`, one ``request_refused`` leaf, no status
   change -- the same effects as after a withdrawal;
 * should a request still find a consent whose grade does not meet its scenario
   (:func:`meets_published` false, e.g. a table withdrawn since the run), it is

@@ -50,6 +50,7 @@ from node.core._errors import (
     NotFoundError,
 )
 from node.disclosure import CONSENT_TYPE, grant_consent
+from node.exchange._consent import state_of
 from node.monthly import score_result_proto
 from node.monthly._selfquery import self_query
 from node.pb.v1 import node_pb2, node_pb2_grpc
@@ -61,7 +62,7 @@ from node.rights import _supplements as supplements
 from node.rpc._context import NodeContext
 from node.rpc._guard import require_citizen
 from node.rpc._identity import AuthenticatedCitizen
-from node.store._consents import ConsentRow, get_consent, state_of, withdraw_consent
+from node.store._consents import ConsentRow, get_consent, withdraw_consent
 from node.store._notifications import notifications_after
 from node.store._translog import PAGE_DEFAULT, LogWrite
 

@@ -2,13 +2,14 @@
 
 Invariants:
 
-* a consent's state is derived from its row at a given ``now``: withdrawn wins,
-  then expired (``now >= not_after``), then exhausted (``uses >= max_uses``);
+* this module reads and writes rows; whether a consent may be used is decided
+  by the consent rules of :mod:`node.exchange._consent`, once, on the row read
+  inside the write unit that then counts the use (:func:`count_use`), so the
+  decision and the count are one transaction under the writer lock and
+  concurrent requests can never exceed ``max_uses``;
 * a use is counted inside the same transaction that allocates the status-list
-  index and appends the log entry; the count is re-checked inside that
-  transaction (a conditional UPDATE), so concurrent requests can never exceed
-  ``max_uses``; a use given back (:func:`release_use`) is given back in that
-  same transaction;
+  index and appends the log entry; a use given back (:func:`release_use`) is
+  given back in that same transaction;
 * withdrawal marks every attestation issued under the consent revoked (status
   1) in the same transaction as the withdrawal itself; a status entry's
   subject key is always its consent's (entries are added only from the
@@ -31,7 +32,6 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from node.pb.v1 import node_pb2
 from node.store._db import Database
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "ConsentsRepository",
     "GrantHistory",
     "add_status_entry",
+    "count_use",
     "end_consent",
     "get_consent",
     "grant_history_in",
@@ -50,9 +51,6 @@ __all__ = [
     "is_opted_out",
     "notify_subject",
     "release_use",
-    "state_of",
-    "use_active_consent",
-    "use_consent",
     "withdraw_consent",
 ]
 
@@ -120,17 +118,6 @@ _ACTIVE = (
 )
 
 
-def state_of(row: ConsentRow, now: int) -> node_pb2.ConsentState.ValueType:
-    """The consent's :class:`ConsentState` value at ``now``."""
-    if row.withdrawn_at is not None:
-        return node_pb2.CONSENT_STATE_WITHDRAWN
-    if now >= row.not_after:
-        return node_pb2.CONSENT_STATE_EXPIRED
-    if row.uses >= row.max_uses:
-        return node_pb2.CONSENT_STATE_EXHAUSTED
-    return node_pb2.CONSENT_STATE_ACTIVE
-
-
 def get_consent(conn: sqlite3.Connection, consent_id: str) -> ConsentRow | None:
     """Sync read for units of work."""
     row = conn.execute(f"SELECT {_COLUMNS} FROM consents WHERE consent_id = ?", (consent_id,))
@@ -138,61 +125,14 @@ def get_consent(conn: sqlite3.Connection, consent_id: str) -> ConsentRow | None:
     return None if found is None else ConsentRow.of(found)
 
 
-def use_consent(
-    conn: sqlite3.Connection, row: ConsentRow, attestation_id: str, issued_at: int, expires_at: int
-) -> int:
-    """Inside a write unit that has just read ``row``: count one use, conditionally on
-    the consent still being active (the UPDATE re-checks it), and allocate the
-    next status-list index.  Returns the index, or -1 if the consent was not
-    active (nothing written)."""
-    cur = conn.execute(
-        "UPDATE consents SET uses = uses + 1 WHERE consent_id = ? AND withdrawn_at IS NULL "
-        "AND uses < max_uses AND not_after > ?",
-        (row.consent_id, issued_at),
-    )
-    if cur.rowcount != 1:
-        return -1
-    cur = conn.execute(
-        "INSERT INTO status_entries (idx, attestation_id, subject_key, consent_id, status, "
-        "issued_at, expires_at) VALUES (NULL, ?, ?, ?, 0, ?, ?)",
-        (attestation_id, row.subject_key, row.consent_id, issued_at, expires_at),
-    )
-    return int(cur.lastrowid or 0)
-
-
-# The hot path's use: every check of ``PeerServicer._check`` (audience, purpose, state,
-# not-before, binding) is a condition of this one UPDATE; RETURNING hands back what the
-# attestation needs.  No row updated = refused, and the caller re-reads the row to name
-# the exact reason in the documented order.
-_USE_ACTIVE = (
-    "UPDATE consents SET uses = uses + 1 WHERE consent_id = ? AND audience = ? AND purpose = ? "
-    "AND binding = ? AND withdrawn_at IS NULL AND uses < max_uses AND not_before <= ? "
-    "AND not_after > ? RETURNING subject_key, scope, not_after, binding, grant_sha256"
-)
-
-
-def use_active_consent(
-    conn: sqlite3.Connection,
-    consent_id: str,
-    *,
-    audience: str,
-    purpose: str,
-    binding: bytes,
-    now: int,
-) -> tuple[bytes, int, int, bytes, bytes] | None:
-    """Inside a write unit: count one use iff the consent is active at ``now`` for this
-    audience, purpose and subject binding.  Returns ``(subject_key, scope, not_after,
-    binding, grant_sha256)``, or None (nothing written) if any condition fails."""
-    # fetchall: step the statement to its end (RETURNING rows are buffered by SQLite)
-    rows = conn.execute(_USE_ACTIVE, (consent_id, audience, purpose, binding, now, now)).fetchall()
-    if not rows:
-        return None
-    found = rows[0]
-    return bytes(found[0]), int(found[1]), int(found[2]), bytes(found[3]), bytes(found[4])
+def count_use(conn: sqlite3.Connection, consent_id: str) -> None:
+    """Inside the write unit that read the row and found it usable
+    (:func:`node.exchange._consent.refusal_of`): count one use."""
+    conn.execute("UPDATE consents SET uses = uses + 1 WHERE consent_id = ?", (consent_id,))
 
 
 def release_use(conn: sqlite3.Connection, consent_id: str) -> None:
-    """Inside the same write unit: give back a use counted by :func:`use_active_consent`
+    """Inside the same write unit: give back a use counted by :func:`count_use`
     when the request is refused after it (the refusal still commits its log entry)."""
     conn.execute("UPDATE consents SET uses = uses - 1 WHERE consent_id = ?", (consent_id,))
 

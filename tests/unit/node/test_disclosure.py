@@ -27,8 +27,8 @@ from node.disclosure import (
     trusted_scenarios,
     unrecognised_for_threshold,
 )
+from node.exchange._consent import withdrawn_error
 from node.pb.v1 import node_pb2
-from node.rpc._peer import withdrawn_error
 from node.store._consents import STATUS_REVOKED, STATUS_SUPERSEDED
 from node.store._db import Database
 from node.store._translog import TransparencyLog

@@ -1,7 +1,7 @@
 """The attestation hot path's storage steps (docs/adr/0310).
 
-REQ: H5, H12, N15 — a use is counted only when every consent check holds, in the
-same transaction as the status index and the log entry; a refusal after the
+REQ: H5, H12, N15 — a use is counted only when every consent check holds (the
+consent rules, once, in node.exchange._consent; issue 17), in the same transaction as the status index and the log entry; a refusal after the
 count gives the use back; the log's indexes stay dense.  (The grade the path
 reads is the published one: tests/unit/node/test_published_grades.py.)
 """
@@ -17,11 +17,12 @@ import pytest
 
 from keys import KeyPair
 from node.core._errors import FailedPreconditionError
+from node.exchange._consent import refusal_of
 from node.store._consents import (
     add_status_entry,
+    count_use,
     get_consent,
     release_use,
-    use_active_consent,
 )
 from node.store._db import Database
 from node.store._records import StoredRecord, records_of_rows, subject_of_rows
@@ -54,7 +55,8 @@ async def _db(tmp_path: Path) -> Database:
     return db
 
 
-def _use(conn: sqlite3.Connection, **over: object) -> object:
+def _refusal(conn: sqlite3.Connection, **over: object) -> str | None:
+    """The consent rules' verdict on the stored row: None (usable) or the reason."""
     args: dict[str, object] = {
         "audience": "hainan",
         "purpose": "heihe/credit-loans",
@@ -62,7 +64,18 @@ def _use(conn: sqlite3.Connection, **over: object) -> object:
         "now": NOW,
     }
     args.update(over)
-    return use_active_consent(conn, "c1", **args)  # type: ignore[arg-type]
+    row = get_consent(conn, "c1")
+    assert row is not None
+    refused = refusal_of(row, **args)  # type: ignore[arg-type]
+    return None if refused is None else refused.code
+
+
+def _use(conn: sqlite3.Connection) -> bool:
+    """What the request's unit does: the rules decide on the row read, then one use counts."""
+    if _refusal(conn) is not None:
+        return False
+    count_use(conn, "c1")
+    return True
 
 
 def _uses(conn: sqlite3.Connection) -> int:
@@ -71,52 +84,68 @@ def _uses(conn: sqlite3.Connection) -> int:
     return row.uses
 
 
-async def test_use_counts_and_returns_the_row(tmp_path: Path) -> None:
+async def test_a_usable_consent_is_counted_once(tmp_path: Path) -> None:
+    """REQ: H5, N15 -- issue 17: the rules pass on the row, and count_use counts one use."""
     db = await _db(tmp_path)
 
-    def unit(conn: sqlite3.Connection) -> tuple[object, int]:
+    def unit(conn: sqlite3.Connection) -> tuple[bool, int]:
         return _use(conn), _uses(conn)
 
-    used, uses = await db.write_unit(unit)
-    assert used == (SUBJECT, 1, NOW + 100, BINDING, b"\x02" * 32)
-    assert uses == 1
+    assert await db.write_unit(unit) == (True, 1)
     await db.close()
 
 
-@pytest.mark.parametrize(
-    "over",
-    [
-        {"audience": "guangdong"},
-        {"purpose": "heihe/deposit-free-rental"},
-        {"binding": b"\x09" * 32},
-        {"now": NOW + 100},  # expired (not_after is exclusive)
-        {"now": NOW - 11},  # not yet valid
-    ],
-    ids=["wrong-audience", "wrong-purpose", "wrong-binding", "expired", "not-yet-valid"],
-)
-async def test_use_refused_writes_nothing(tmp_path: Path, over: dict[str, object]) -> None:
+REFUSALS = [
+    pytest.param({"audience": "guangdong"}, "CONSENT_WRONG_AUDIENCE", id="wrong-audience"),
+    pytest.param(
+        {"purpose": "heihe/deposit-free-rental"}, "CONSENT_WRONG_PURPOSE", id="wrong-purpose"
+    ),
+    pytest.param({"binding": b"\x09" * 32}, "SUBJECT_BINDING_MISMATCH", id="wrong-binding"),
+    # not_after is exclusive
+    pytest.param({"now": NOW + 100}, "CONSENT_EXPIRED", id="expired"),
+    pytest.param({"now": NOW - 11}, "CONSENT_NOT_YET_VALID", id="not-yet-valid"),
+    # the order of ADR 0301: audience before purpose before state before binding
+    pytest.param(
+        {"audience": "guangdong", "purpose": "x/y", "now": NOW + 100},
+        "CONSENT_WRONG_AUDIENCE",
+        id="audience-first",
+    ),
+    pytest.param(
+        {"now": NOW + 100, "binding": b"\x09" * 32}, "CONSENT_EXPIRED", id="state-before-binding"
+    ),
+]
+
+
+@pytest.mark.parametrize(("over", "reason"), REFUSALS)
+async def test_the_rules_name_the_refusal(
+    tmp_path: Path, over: dict[str, object], reason: str
+) -> None:
+    """REQ: H5, N15 -- issue 17: the consent rules (node.exchange._consent, the only
+    copy) name the reason in the order of ADR 0301, and reading writes nothing."""
     db = await _db(tmp_path)
 
-    def unit(conn: sqlite3.Connection) -> tuple[object, int]:
-        return _use(conn, **over), _uses(conn)
+    def unit(conn: sqlite3.Connection) -> tuple[str | None, int]:
+        return _refusal(conn, **over), _uses(conn)
 
-    assert await db.write_unit(unit) == (None, 0)
+    assert await db.write_unit(unit) == (reason, 0)
     await db.close()
 
 
 async def test_withdrawn_and_exhausted_are_refused(tmp_path: Path) -> None:
+    """REQ: H5, N15 -- issue 17: a consent with no uses left is exhausted; a withdrawn one
+    is withdrawn, whatever its uses."""
     db = await _db(tmp_path)
 
     def twice_then_third(conn: sqlite3.Connection) -> list[object]:
-        return [_use(conn) is not None for _ in range(3)]
+        return [_use(conn) for _ in range(3)] + [_refusal(conn)]
 
-    assert await db.write_unit(twice_then_third) == [True, True, False]  # max_uses = 2
+    assert await db.write_unit(twice_then_third) == [True, True, False, "CONSENT_EXHAUSTED"]
 
     def withdrawn(conn: sqlite3.Connection) -> object:
-        conn.execute("UPDATE consents SET uses = 0, withdrawn_at = ? WHERE consent_id = 'c1'", (1,))
-        return _use(conn)
+        conn.execute("UPDATE consents SET withdrawn_at = ? WHERE consent_id = 'c1'", (1,))
+        return _refusal(conn)
 
-    assert await db.write_unit(withdrawn) is None
+    assert await db.write_unit(withdrawn) == "CONSENT_WITHDRAWN"
     await db.close()
 
 
@@ -286,4 +315,44 @@ async def test_withdrawal_without_a_consent_row_still_revokes(tmp_path: Path) ->
     assert await db.write_unit(lambda c: withdraw_consent(c, "gone", NOW)) == 2
     rows = dict(await db.fetchall("SELECT idx, status FROM status_entries"))
     assert [rows[i] for i in idx] == [STATUS_REVOKED, STATUS_VALID, STATUS_REVOKED]
+    await db.close()
+
+
+# (consent id, not_before, not_after, max_uses, uses, withdrawn_at) next to c1
+OTHER_ROWS = [
+    ("withdrawn", NOW - 10, NOW + 100, 2, 0, NOW - 5),
+    ("expired", NOW - 100, NOW, 2, 0, None),
+    ("exhausted", NOW - 10, NOW + 100, 2, 2, None),
+    ("later", NOW + 50, NOW + 500, 1, 0, None),
+]
+
+
+@pytest.mark.parametrize("now", [NOW - 20, NOW, NOW + 60, NOW + 100, NOW + 600])
+async def test_the_grant_limits_count_of_active_consents_agrees_with_the_rules(
+    tmp_path: Path, now: int
+) -> None:
+    """REQ: H5 -- issue 17: the grant limit counts active consents in SQL (a count the
+    database does best); it agrees row by row with state_of, the rules' one copy."""
+    from node.exchange._consent import state_of
+    from node.pb.v1 import node_pb2
+    from node.store._consents import ConsentsRepository, grant_history_in
+
+    db = await _db(tmp_path)
+
+    def _unit(tx: sqlite3.Connection) -> None:
+        for cid, nb, na, most, uses, withdrawn in OTHER_ROWS:
+            tx.execute(
+                "INSERT INTO consents (consent_id, subject_key, audience, purpose, scope, "
+                "not_before, not_after, max_uses, uses, binding, grant_payload, grant_sha256, "
+                "granted_at, withdrawn_at) VALUES (?, ?, 'hainan', 'heihe/credit-loans', 1, ?, ?, "
+                "?, ?, ?, x'00', ?, ?, ?)",
+                (cid, SUBJECT, nb, na, most, uses, BINDING, b"\x02" * 32, NOW - 10, withdrawn),
+            )
+
+    await db.write_unit(_unit)
+    rows = await ConsentsRepository(db).of_subject(SUBJECT)
+    assert len(rows) == 1 + len(OTHER_ROWS)
+    by_rules = sum(state_of(r, now) == node_pb2.CONSENT_STATE_ACTIVE for r in rows)
+    counted = await db.read_unit(lambda c: grant_history_in(c, SUBJECT, since=0, now=now).active)
+    assert counted == by_rules
     await db.close()

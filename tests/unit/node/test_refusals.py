@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from keys import KeyPair
-from node.exchange._refusals import INTERVAL, QUIET_AFTER_END, log_refusal
+from node.exchange._refusals import INTERVAL, QUIET_AFTER_END, log_refusal, register_refusal
 from node.pb.v1 import node_pb2
+from node.store._consents import get_consent
 from node.store._db import Database
 from node.store._translog import LogWrite, TransparencyLog
 
@@ -169,3 +171,70 @@ async def test_marks_go_with_their_consent(tmp_path: Path) -> None:
         assert await db.fetchone("SELECT count(*) FROM refusal_marks") == (0,)
     finally:
         await db.close()
+
+
+async def test_register_refusal_bounds_by_the_consent_row(tmp_path: Path) -> None:
+    """REQ: H16 N23 -- issue 17: the one registration of a refusal for a consent row
+    takes the consent's end from the row (its withdrawal here): a repeat more than a
+    day after the withdrawal counts on the mark and appends no leaf."""
+    db = await _db(tmp_path / "n.db")
+    log = TransparencyLog(db, "heihe", KeyPair.generate())
+    await log.load()
+    withdrawn = NOW + 10
+
+    def register(at: int) -> Callable[[sqlite3.Connection], tuple[int, list[bytes]]]:
+        def unit(conn: sqlite3.Connection) -> tuple[int, list[bytes]]:
+            conn.execute(
+                "UPDATE consents SET withdrawn_at = ? WHERE consent_id = 'c1'", (withdrawn,)
+            )
+            row = get_consent(conn, "c1")
+            assert row is not None
+            return register_refusal(
+                conn, log, row, requester="hainan", purpose="heihe/credit-loans",
+                reason="CONSENT_WITHDRAWN", now=at,
+            )  # fmt: skip
+
+        return unit
+
+    leaves = []
+    for at in (NOW + 20, withdrawn + QUIET_AFTER_END + INTERVAL):
+        _, got = await db.write_unit(register(at), lambda r: log.mirror(*r))
+        leaves.append(len(got))
+    assert leaves == [1, 0]
+    mark = await db.fetchone("SELECT unlogged FROM refusal_marks")
+    assert mark[0] == 1
+    await db.close()
+
+
+class _Clock:
+    """Stands in for the time module in node.exchange._refusals (its monotonic only)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_unlogged_refusals_count_every_time_and_write_one_line_per_caller_and_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """REQ: H16 N23 -- issue 17: a refusal naming no consent of ours is counted in the
+    refusals metric every time, and logged as at most one line per caller and second."""
+    from node.core._errors import PermissionDeniedError
+    from node.core._observe import Metrics
+    from node.exchange import _refusals
+
+    clock, lines = _Clock(), []
+    monkeypatch.setattr(_refusals, "time", clock)
+    monkeypatch.setattr(_refusals, "log_event", lambda msg, **f: lines.append(f["requester"]))
+    metrics = Metrics("heihe")
+    refusals = _refusals.Refusals(metrics)
+    exc = PermissionDeniedError("CONSENT_INVALID", "does not verify")
+    for caller in ("hainan", "hainan", "guangdong"):
+        refusals.unlogged(exc, caller, "heihe/credit-loans")
+    clock.now += 1
+    refusals.unlogged(exc, "hainan", "heihe/credit-loans")
+    refusals.counted(exc)
+    assert lines == ["hainan", "guangdong", "hainan"]
+    assert metrics.refusals.labels("CONSENT_INVALID")._value.get() == 5

@@ -145,6 +145,9 @@ def _raised_codes(path: Path) -> set[str]:
     ("module", "declared"),
     [
         pytest.param("node/rpc/_peer.py", REQUEST_REASONS, id="serving-path"),
+        pytest.param("node/exchange/_issue.py", REQUEST_REASONS, id="issue"),
+        pytest.param("node/exchange/_consent.py", REQUEST_REASONS, id="consent-rules"),
+        pytest.param("node/exchange/_tokens.py", REQUEST_REASONS, id="consent-token"),
         pytest.param("node/exchange/_request_form.py", FORM_REASONS, id="form"),
         pytest.param("node/core/_freetext.py", FORM_REASONS, id="free-text"),
         pytest.param("node/exchange/_mapping.py", REQUEST_REASONS, id="mapping"),
