@@ -43,6 +43,7 @@ May import: ``node.core`` and the pure packages; every other room reaches storag
 through it.
 """
 
+from node.store._immediate import immediate
 from node.store._locks import WriterTurn, exclusive_writer, offline_job, writer_turn
 from node.store._migrate import (
     BUSY_TIMEOUT_MS,
@@ -60,6 +61,7 @@ __all__ = [
     "WriterTurn",
     "connect",
     "exclusive_writer",
+    "immediate",
     "migrate",
     "migrations",
     "offline_job",
