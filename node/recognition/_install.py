@@ -25,10 +25,10 @@ from node.core._config import NodeConfig
 from node.core._errors import PermissionDeniedError
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.recognition._governed import Approved
-from node.store._mapping_tables import InstalledRow, install_row, retire_rows
 from node.recognition._verify import TableRefused, VerifiedTable, check_approval_for, table_sha256
 from node.rpc._client import peer_channel
 from node.store import immediate
+from node.store._mapping_tables import InstalledRow, install_row, retire_rows
 
 __all__ = [
     "MAX_PEER_BYTES",
