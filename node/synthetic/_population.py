@@ -55,7 +55,7 @@ from pathlib import Path
 import keys
 from node.store import _synthetic as synthetic_store
 from node.store import connect
-from node.store._synthetic import StagedChunk
+from node.store._synthetic import StagedChunk, read_outcomes  # read_outcomes: re-exported
 from scoring import Category, Polarity, Provenance, Scheme, load_scheme
 
 __all__ = [
@@ -311,14 +311,6 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years)
     except ValueError:  # 29 February
         return day.replace(year=day.year - years, day=28)
-
-
-def read_outcomes(
-    conn: sqlite3.Connection, lo: bytes, hi: bytes | None
-) -> dict[bytes, bool] | None:
-    """Outcome labels of subjects with ``lo <= subject_key < hi`` (``hi`` None: to the end),
-    or None when the database carries none (a real node's)."""
-    return synthetic_store.read_outcomes(conn, lo, hi)
 
 
 def read_spec(conn: sqlite3.Connection) -> PopulationSpec | None:
