@@ -10,7 +10,10 @@
   ``node.store`` only ``node.core``; ``node.cli`` and ``node.demo`` are imported
   by nobody but themselves (and ``node.__main__``); ``node.synthetic`` only by
   ``cli``, ``demo`` and ``model`` (evaluation on a synthetic population);
-* nobody imports another library's private name (``from x import _y``).
+* nobody imports another library's private name (``from x import _y``);
+* no module of ``node`` outside ``node.store`` (and the generated ``node.pb``) holds an
+  SQL statement in a string literal (:func:`sql_literals`): storage is reached through
+  the store's repositories (DESIGN.md, docs/adr/0600).
 
 Exit status 1 lists every offending import with file and line.
 """
@@ -18,6 +21,7 @@ Exit status 1 lists every offending import with file and line.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -40,6 +44,79 @@ IMPORTED_ONLY_BY: dict[str, frozenset[str]] = {
     "demo": frozenset({"demo", "cli"}),
     "synthetic": frozenset({"synthetic", "cli", "demo", "model"}),
 }
+
+
+#: The rooms of node whose string literals may hold SQL.
+SQL_ROOMS = frozenset({"store", "pb"})
+#: The start of an SQL statement as the project writes it: keywords in capitals (all of
+#: node.store does), followed by what the statement needs, so that English prose
+#: beginning "Replace", "with --db" or "create a key" is not taken for SQL.
+_SQL_STATEMENT = re.compile(
+    r"""\s*(?:
+        SELECT\s+\S
+      | (?:INSERT|REPLACE)(?:\s+OR\s+[A-Z]+)?\s+INTO\s
+      | UPDATE\s+(?:OR\s+[A-Z]+\s+)?\S+\s+SET\s
+      | DELETE\s+FROM\s
+      | (?:CREATE|DROP)\s+(?:UNIQUE\s+|TEMP\s+|TEMPORARY\s+|VIRTUAL\s+)?
+        (?:TABLE|INDEX|VIEW|TRIGGER)\s
+      | ALTER\s+TABLE\s
+      | WITH\s+(?:RECURSIVE\s+)?\w+(?:\s*\([^)]*\))?\s+AS\s*\(
+      | PRAGMA\s+\w
+      | (?:ATTACH|DETACH)\s+DATABASE\s
+      | SAVEPOINT\s+\w
+      | RELEASE\s+(?:SAVEPOINT\s+)?\w+\s*;?\s*$
+      | BEGIN\s+(?:(?:DEFERRED|IMMEDIATE|EXCLUSIVE)(?:\s+TRANSACTION)?|TRANSACTION)\s*(?:;|$)
+      | BEGIN\s*;
+      | (?:COMMIT|ROLLBACK)\s+TRANSACTION\s*;?\s*$
+      | ROLLBACK\s+(?:TRANSACTION\s+)?TO\s+(?:SAVEPOINT\s+)?\w+\s*;?\s*$
+    )""",
+    re.VERBOSE,
+)
+#: A bare keyword is SQL only where it is executed: ``"ROLLBACK"`` is also a reason code.
+_SQL_WORD = re.compile(r"\s*(?:BEGIN|COMMIT|ROLLBACK|END|VACUUM|REINDEX|ANALYZE)\s*;?\s*$")
+_EXECUTE = frozenset({"execute", "executemany", "executescript", "fetchone", "fetchall"})
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """``id`` of every docstring constant: prose about SQL is not SQL."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                out.add(id(body[0].value))
+    return out
+
+
+def sql_literals(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """(line, text) of each string literal that starts an SQL statement, or is a bare
+    transaction keyword given to ``execute``.  An f-string is read whole, its fields as
+    ``{}`` (so ``f"SELECT {cols} FROM t"`` is one statement, counted once); implicitly
+    joined literals are one literal already."""
+    skip = _docstrings(tree)
+    executed = {
+        id(node.args[0])
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and node.args
+        and isinstance(node.func, ast.Attribute | ast.Name)
+        and (node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id) in _EXECUTE
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            skip.update(id(v) for v in node.values)
+            text = "".join(
+                v.value if isinstance(v, ast.Constant) and isinstance(v.value, str) else "{}"
+                for v in node.values
+            )
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if id(node) in skip:
+                continue
+            text = node.value
+        else:
+            continue
+        if _SQL_STATEMENT.match(text) or (id(node) in executed and _SQL_WORD.match(text)):
+            yield node.lineno, " ".join(text.split())[:60]
 
 
 def _imported_modules(tree: ast.AST) -> Iterator[tuple[int, str]]:
@@ -144,6 +221,9 @@ def check_node_source(source: str, filename: str) -> list[str]:
                 problems.append(f"{filename}:{lineno}: import {module}: {reason}")
     for lineno, module, name in _private_imports(tree):
         problems.append(f"{filename}:{lineno}: from {module} import {name}: a private name")
+    if room is not None and room not in SQL_ROOMS:
+        for lineno, text in sql_literals(tree):
+            problems.append(f"{filename}:{lineno}: SQL outside node.store: {text!r}")
     return problems
 
 
@@ -167,7 +247,7 @@ def main() -> int:
         return 1
     print(
         f"import boundaries hold ({len(files)} files in {', '.join(PURE_PACKAGES)}, "
-        f"{len(node_files)} in the rooms of node)"
+        f"{len(node_files)} in the rooms of node); no SQL outside node.store"
     )
     return 0
 

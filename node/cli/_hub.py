@@ -44,7 +44,8 @@ from node.monthly._snapshots import (
     sign_run,
     signer_from_config,
 )
-from node.store import StorageError, connect, offline_job
+from node.store import StorageError, connect, immediate, offline_job
+from node.store import _rollouts as rollouts
 from scoring import Scheme, load_scheme
 
 __all__ = ["publish", "register", "scheme_in_force"]
@@ -111,9 +112,7 @@ def scheme_in_force(database: Path, shipped: Scheme, today: date) -> Scheme:
     scheme when there is none) — the same decision as the running server's."""
     conn = connect(database, create=False)
     try:
-        row = conn.execute(
-            "SELECT state_json, candidate_toml FROM rollouts WHERE scheme_id = ?", (shipped.id,)
-        ).fetchone()
+        row = rollouts.scheme_row(conn, shipped.id)
     finally:
         conn.close()
     return active_scheme(row[0] if row else None, row[1] if row else None, shipped, today)
@@ -222,17 +221,12 @@ def _register(args: argparse.Namespace) -> int:
     endpoint = args.endpoint or region.listen.peer
     conn = connect(hub_config.database)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             version = register_region(
                 conn, region=region.region, root_public_key=root.public_key, key_set=key_set,
                 now=_now(), schemes=(load_scheme(region.scheme).key,), endpoints=(endpoint,),
                 tls_sha256=tls, name=args.name,
             )  # fmt: skip
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
     except RegistryError as exc:
         raise CliError(exc.code, str(exc)) from None
     finally:
@@ -260,17 +254,12 @@ def _trust_list(args: argparse.Namespace) -> int:
     )  # fmt: skip
     conn = connect(config.database)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             publish_if_due(
                 conn, hub_id=config.region, hub_root=secrets.root, own=own, now=_now(),
                 ttl=config.hub.trust_list_ttl_seconds,
                 refresh=config.hub.trust_list_refresh_seconds, force=args.force,
             )  # fmt: skip
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         from node.hub._registry import current_trust_list
 
         row = current_trust_list(conn)

@@ -45,10 +45,10 @@ from node.model._rollout import rollout_schemes
 from node.recognition._governed import Approved, Governed, GovernedSet
 from node.recognition._install import install, parse_hash_or_id, peer_tables, retire
 from node.recognition._load import Verifier, config_part, read_file
-from node.recognition._store import installed_rows
 from node.recognition._verify import MAX_APPROVAL_BYTES, MAX_TABLE_BYTES, TableRefused
 from node.rpc._client import reason_of
 from node.store import StorageError, connect
+from node.store._mapping_tables import installed_rows
 
 __all__ = ["register_tables"]
 

@@ -30,7 +30,8 @@ from node.model._rollout import (
     write_rollout,
 )
 from node.recognition import TableRef, node_tables, uncovered
-from node.store import StorageError, connect
+from node.store import StorageError, connect, immediate
+from node.store import _rollouts as rollouts
 from scoring import (
     THRESHOLD_CODE,
     Evaluation,
@@ -161,11 +162,9 @@ def _rollout(args: argparse.Namespace) -> int:
         raise CliError(exc.code, str(exc)) from None
     try:
         rollout, candidate, shadow = read_rollout(conn, shipped)
-        row = conn.execute(
-            "SELECT candidate_toml, state_json FROM rollouts WHERE scheme_id = ?", (shipped.id,)
-        ).fetchone()
-        toml_text: str | None = row[0] if row else None
-        current_text = current_toml_of(row[1]) if row else None
+        row = rollouts.scheme_row(conn, shipped.id)  # (state_json, candidate_toml)
+        toml_text: str | None = row[1] if row else None
+        current_text = current_toml_of(row[0]) if row else None
         settled = rollout.settle(today)
         if settled != rollout:  # the scheduled version took effect: it is the current one
             rollout, current_text = settled, toml_text
@@ -212,16 +211,15 @@ def _rollout(args: argparse.Namespace) -> int:
                 raise CliError(exc.code, f"candidate refused (H11): {exc}") from None
             raise CliError(exc.code, str(exc)) from None
         if args.step != "status":
-            conn.execute("BEGIN IMMEDIATE")
-            write_rollout(
-                conn,
-                rollout,
-                toml_text,
-                shadow,
-                datetime.now(UTC).isoformat(),
-                current_toml=current_text,
-            )
-            conn.execute("COMMIT")
+            with immediate(conn):
+                write_rollout(
+                    conn,
+                    rollout,
+                    toml_text,
+                    shadow,
+                    datetime.now(UTC).isoformat(),
+                    current_toml=current_text,
+                )
         uncovered_tables = (
             uncovered(
                 node_tables(cfg, conn),

@@ -36,14 +36,6 @@ def iso_time(t: int | None) -> str:
     return "-" if not t else datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
 
 
-def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-    """Rows of ``sql``, or none if the table does not exist (yet)."""
-    try:
-        return list(conn.execute(sql, params).fetchall())
-    except sqlite3.OperationalError:
-        return []
-
-
 def _key_material(config: NodeConfig, now: int) -> dict[str, Any]:
     """``tls``: the node certificate's validity; ``signing_key``: the configured signing
     key's validity as certified by the key set (verified under the root key), or
@@ -175,6 +167,7 @@ def node_status(config: NodeConfig, now: int) -> dict[str, Any]:
     """What ``huxin status`` shows, read from the node's database (read-only)."""
     from keys import KeysError, VerificationError, load_trust
     from node.store import StorageError, connect
+    from node.store import _status_report as report
 
     fed = config.federation
     doc: dict[str, Any] = {
@@ -198,11 +191,7 @@ def node_status(config: NodeConfig, now: int) -> dict[str, Any]:
         doc["error"] = "DB_NOT_FOUND"
         return doc
     try:
-        tl = _rows(
-            conn,
-            "SELECT issuer, version, expires_at, accepted_at, source, envelope FROM trust_lists"
-            " ORDER BY version DESC LIMIT 1",
-        )
+        tl = report.newest_trust_list(conn)
         regions: dict[str, Any] = {}
         if tl:
             issuer, version, expires, accepted, source, env = tl[0]
@@ -225,21 +214,11 @@ def node_status(config: NodeConfig, now: int) -> dict[str, Any]:
             doc["trust_list"] = {"static_peers": list(config.peers)}
         doc["trust_refusals"] = [
             {"at": iso_time(at), "source": src, "version": v, "reason": why}
-            for at, src, v, why in _rows(
-                conn,
-                "SELECT at, source, version, reason FROM trust_refusals ORDER BY id DESC LIMIT 5",
-            )
+            for at, src, v, why in report.trust_refusals(conn)
         ]
-        sync = {
-            r[0]: r[1:]
-            for r in _rows(
-                conn,
-                "SELECT peer, last_attempt, last_success, failures, next_attempt, last_error"
-                " FROM sync_peers",
-            )
-        }
+        sync = {r[0]: r[1:] for r in report.sync_peers(conn)}
         material: dict[str, dict[str, str]] = {}
-        for region, item, version in _rows(conn, "SELECT region, item, version FROM peer_material"):
+        for region, item, version in report.peer_material(conn):
             material.setdefault(region, {})[item] = version
         names = sorted(set(regions) | set(sync) | ({fed.hub} if fed and fed.hub else set()))
         for name in names:
@@ -262,10 +241,8 @@ def node_status(config: NodeConfig, now: int) -> dict[str, Any]:
                     "last_error": s[4] if s else "",
                 }
             )
-        seq = _rows(conn, "SELECT COALESCE(MAX(seq), 0) FROM outbox")
-        for hub, cursor, last, error, failures in _rows(
-            conn, "SELECT hub, cursor, last_push_at, last_error, failures FROM push_state"
-        ):
+        seq = report.outbox_seq(conn)
+        for hub, cursor, last, error, failures in report.push_states(conn):
             doc["push"].append(
                 {
                     "hub": hub,
@@ -290,10 +267,7 @@ def node_status(config: NodeConfig, now: int) -> dict[str, Any]:
         doc["monthly"] = _monthly(conn, config, now)
         doc["hub_regions"] = [
             {"region": r, "cursor": c, "last_push": iso_time(t), "witnessed_size": w}
-            for r, c, t, w in _rows(
-                conn,
-                "SELECT region, cursor, last_push_at, witnessed_size FROM hub_cursors ORDER BY region",
-            )
+            for r, c, t, w in report.hub_cursors(conn)
         ]
     finally:
         conn.close()

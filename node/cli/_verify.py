@@ -172,7 +172,7 @@ def _is_key_hex(text: str) -> bool:
 
 
 def _save_state(path: Path, state: dict[str, Any]) -> None:
-    """Replace the file in one step, so an interrupted run never leaves half a state."""
+    """Write the file in one step (a rename), so an interrupted run never leaves half a state."""
     text = json.dumps(state, sort_keys=True) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=".state-", dir=path.parent)
     try:

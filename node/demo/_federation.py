@@ -56,7 +56,7 @@ from node.federation._trust import HUB_ENDPOINT_PREFIX, HUB_TAG, region_of_ident
 from node.hub._ingest import own_entry
 from node.hub._registry import publish_if_due, register_region
 from node.recognition._approvals import ApprovalRecord, shipped_approvals
-from node.store import connect
+from node.store import connect, immediate
 from scoring import list_schemes, load_scheme
 
 __all__ = ["FederationLayout", "NodeLayout", "free_ports", "init_federation"]
@@ -336,50 +336,49 @@ def _registries(  # noqa: PLR0917
         hub_node = layout.nodes[h]
         conn = connect(hub_node.directory / "node.db")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for r in regions:
-                node = layout.nodes[r]
-                root_pk, ks, fp = _entry(node)
-                register_region(
-                    conn,
-                    region=r,
-                    root_public_key=root_pk,
-                    key_set=ks,
-                    now=t,
-                    schemes=(load_scheme(node.scheme).key,),
-                    endpoints=(node.peer, f"{HUB_ENDPOINT_PREFIX}{home[r]}"),
-                    tls_sha256=(fp,),
-                    name=r,
+            with immediate(conn):
+                for r in regions:
+                    node = layout.nodes[r]
+                    root_pk, ks, fp = _entry(node)
+                    register_region(
+                        conn,
+                        region=r,
+                        root_public_key=root_pk,
+                        key_set=ks,
+                        now=t,
+                        schemes=(load_scheme(node.scheme).key,),
+                        endpoints=(node.peer, f"{HUB_ENDPOINT_PREFIX}{home[r]}"),
+                        tls_sha256=(fp,),
+                        name=r,
+                    )
+                for other in hubs:
+                    if other == h:
+                        continue
+                    node = layout.nodes[other]
+                    root_pk, ks, fp = _entry(node)
+                    register_region(
+                        conn,
+                        region=other,
+                        root_public_key=root_pk,
+                        key_set=ks,
+                        now=t,
+                        endpoints=(node.peer, HUB_TAG),
+                        tls_sha256=(fp,),
+                        name=f"hub {other}",
+                    )
+                own_pk, own_ks, own_fp = _entry(hub_node)
+                own = own_entry(
+                    h, own_pk, Envelope.from_bytes(own_ks), (hub_node.peer,), tls_sha256=(own_fp,)
                 )
-            for other in hubs:
-                if other == h:
-                    continue
-                node = layout.nodes[other]
-                root_pk, ks, fp = _entry(node)
-                register_region(
+                row = publish_if_due(
                     conn,
-                    region=other,
-                    root_public_key=root_pk,
-                    key_set=ks,
+                    hub_id=h,
+                    hub_root=hub_roots[h],
+                    own=own,
                     now=t,
-                    endpoints=(node.peer, HUB_TAG),
-                    tls_sha256=(fp,),
-                    name=f"hub {other}",
+                    ttl=TRUST_TTL,
+                    refresh=TRUST_REFRESH,
                 )
-            own_pk, own_ks, own_fp = _entry(hub_node)
-            own = own_entry(
-                h, own_pk, Envelope.from_bytes(own_ks), (hub_node.peer,), tls_sha256=(own_fp,)
-            )
-            row = publish_if_due(
-                conn,
-                hub_id=h,
-                hub_root=hub_roots[h],
-                own=own,
-                now=t,
-                ttl=TRUST_TTL,
-                refresh=TRUST_REFRESH,
-            )
-            conn.execute("COMMIT")
         finally:
             conn.close()
         assert row is not None

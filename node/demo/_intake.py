@@ -46,6 +46,7 @@ from node.demo._testbed import FederationProcesses
 from node.monthly._batch import period_as_of
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import peer_channel, reason_of
+from node.store import _hub as hub_store
 from node.store import connect
 from node.synthetic._population import PopulationSpec
 from scoring import grade_label, load_scheme
@@ -365,9 +366,7 @@ def stage_month(ctx: DemoContext) -> None:
     ctx.say()
     conn = connect(ctx.layout.nodes[HUB].directory / "node.db", readonly=True)
     try:
-        rows = conn.execute(
-            "SELECT region, seq, kind, leaves FROM hub_events ORDER BY region, seq"
-        ).fetchall()
+        rows = hub_store.event_table(conn)
     finally:
         conn.close()
     ctx.table(("at the hub: region", "seq", "event", "attestations"), [tuple(r) for r in rows])

@@ -44,6 +44,7 @@ from node.demo._verify import command_line, keep_inputs, verify_args, verify_dir
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import reason_of
 from node.store import connect
+from node.store._peers import synced_peers
 from scoring import grade_label, list_schemes, load_scheme, parse_scenario_ref, shipped_scheme
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def _wait_for_sync(ctx: DemoContext, timeout: float = 20.0) -> None:
     while time.monotonic() < deadline:
         conn = connect(db, readonly=True)
         try:
-            done = {r[0] for r in conn.execute("SELECT peer FROM sync_peers WHERE failures = 0")}
+            done = synced_peers(conn)
         finally:
             conn.close()
         if {HUB, HEIHE} <= done:

@@ -52,6 +52,8 @@ from node.rpc._client import citizen_channel, identity_metadata, peer_channel
 from node.rpc._identity import DevIdentityProvider
 from node.rpc._server import NodeServer
 from node.store import connect
+from node.store._monthly import month_steps_ended
+from node.store._synthetic import replace_sealed_ids, sealed_ids
 from scoring import check_character
 
 if TYPE_CHECKING:
@@ -98,13 +100,10 @@ def reseal_ids(spec: PopulationSpec, node_dir: Path, db: Path) -> None:
     old = spec.secrets().sealer()
     conn = connect(db)
     try:
-        rows = conn.execute("SELECT subject_key, id_sealed FROM subjects").fetchall()
-        conn.execute("BEGIN")
-        conn.executemany(
-            "UPDATE subjects SET id_sealed = ? WHERE subject_key = ?",
-            [(node_sealer.seal(old.open(bytes(s), bytes(k)), bytes(k)), k) for k, s in rows],
+        rows = sealed_ids(conn)
+        replace_sealed_ids(
+            conn, [(node_sealer.seal(old.open(bytes(s), bytes(k)), bytes(k)), k) for k, s in rows]
         )
-        conn.execute("COMMIT")
     finally:
         conn.close()
 
@@ -417,12 +416,10 @@ def _month_step_done(database: Path) -> bool:
 
     try:
         with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM monthly_runs WHERE state != 'running'"
-            ).fetchone()
+            ended = month_steps_ended(conn)
     except sqlite3.OperationalError:  # not migrated yet
         return False
-    return bool(row[0])
+    return bool(ended)
 
 
 @dataclass

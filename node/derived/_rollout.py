@@ -40,6 +40,7 @@ from node.model._evaluate_derived import (
     evaluate_derived_synthetic,
 )
 from node.model._rollout import active_scheme
+from node.store import immediate
 from scoring import (
     DerivedScore,
     Discrimination,
@@ -163,15 +164,10 @@ def plan_rollout(
 
 def roll_out(conn: sqlite3.Connection, plan: RolloutPlan, today: date, updated_at: str) -> None:
     """Step 3: the planned version is the one in force from now on."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(conn):
         write_derived_row(
             conn,
             plan.derived.id,
             DerivedRow(plan.derived.version, plan.toml, today.isoformat(), plan.evaluation),
             updated_at,
         )
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")

@@ -1,4 +1,4 @@
-"""The SQL of derived scores on the node: the version in force (docs/adr/0006).
+"""The row of a derived score on the node: the version in force (docs/adr/0006).
 
 One row of ``rollouts`` per derived score that was rolled out, keyed
 ``derived:<id>`` (``:`` never occurs in a scheme id, so the key cannot collide
@@ -6,6 +6,8 @@ with a scheme's rollout row): ``state_json`` says which version and when,
 ``candidate_toml`` is that version's TOML text (the node serves it without the
 file), ``shadow_json`` the evaluation figures it was rolled out with.  A row is
 replaced whole by a later rollout; without a row the shipped file is in force.
+The SQL is :mod:`node.store._rollouts`' (the same table as a scheme's rollout);
+this module only maps a derived score to and from its row.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
+
+from node.store import _rollouts as rollouts
 
 __all__ = [
     "DerivedRow",
@@ -40,10 +44,7 @@ class DerivedRow:
 
 
 def read_derived_row(conn: sqlite3.Connection, derived_id: str) -> DerivedRow | None:
-    row = conn.execute(
-        "SELECT state_json, candidate_toml, shadow_json FROM rollouts WHERE scheme_id = ?",
-        (derived_key(derived_id),),
-    ).fetchone()
+    row = rollouts.rollout_row(conn, derived_key(derived_id))
     if row is None or row[1] is None:
         return None
     state = json.loads(row[0])
@@ -55,27 +56,20 @@ def read_derived_row(conn: sqlite3.Connection, derived_id: str) -> DerivedRow | 
 def scheme_rollout_row(conn: sqlite3.Connection, scheme_id: str) -> tuple[str, str | None] | None:
     """The scheme's own rollout row (state JSON, candidate TOML), read by the rollout CLI
     to know the scheme version in force (node.model._rollout.active_scheme)."""
-    row = conn.execute(
-        "SELECT state_json, candidate_toml FROM rollouts WHERE scheme_id = ?", (scheme_id,)
-    ).fetchone()
+    row = rollouts.scheme_row(conn, scheme_id)
     return None if row is None else (str(row[0]), row[1])
 
 
 def write_derived_row(
     conn: sqlite3.Connection, derived_id: str, row: DerivedRow, updated_at: str
 ) -> None:
-    """Replace the derived score's row (inside the caller's transaction)."""
+    """The derived score's row, replaced whole (inside the caller's transaction)."""
     state = {"kind": "derived", "version": row.version, "rolled_out_on": row.rolled_out_on}
-    conn.execute(
-        "INSERT INTO rollouts (scheme_id, state_json, candidate_toml, shadow_json, updated_at)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (scheme_id) DO UPDATE SET"
-        " state_json = excluded.state_json, candidate_toml = excluded.candidate_toml,"
-        " shadow_json = excluded.shadow_json, updated_at = excluded.updated_at",
-        (
-            derived_key(derived_id),
-            json.dumps(state, separators=(",", ":")),
-            row.toml,
-            json.dumps(row.evaluation, separators=(",", ":"), ensure_ascii=False),
-            updated_at,
-        ),
+    rollouts.save_rollout(
+        conn,
+        derived_key(derived_id),
+        json.dumps(state, separators=(",", ":")),
+        row.toml,
+        json.dumps(row.evaluation, separators=(",", ":"), ensure_ascii=False),
+        updated_at,
     )

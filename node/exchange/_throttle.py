@@ -156,7 +156,7 @@ class QueryThrottle:
         )
 
     def close(self) -> None:
-        """Release the shared file (a no-op for in-process buckets' callers)."""
+        """Let go of the shared file (a no-op for in-process buckets' callers)."""
         self._buckets.close()
 
 

@@ -116,9 +116,7 @@ def read_rollout(
 def rollout_schemes(conn: sqlite3.Connection, shipped: Scheme) -> list[Scheme]:
     """The stored versions of ``shipped``'s id beyond the shipped one: the candidate and a
     rolled-out current version (damaged texts are skipped; they never score either)."""
-    row = conn.execute(
-        "SELECT state_json, candidate_toml FROM rollouts WHERE scheme_id = ?", (shipped.id,)
-    ).fetchone()
+    row = rollouts.scheme_row(conn, shipped.id)
     if row is None:
         return []
     out: list[Scheme] = []

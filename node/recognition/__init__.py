@@ -21,8 +21,8 @@ from node.recognition._coverage import TableRef, node_tables, uncovered
 from node.recognition._follow import FOLLOW_SECONDS, TablesFollower, listed_versions
 from node.recognition._governed import Approved, Governed, GovernedSet, day_start
 from node.recognition._load import ConfigPart, Verifier, authorities_of, config_part, governed_set
-from node.recognition._store import InstalledRow, generation, installed_rows
 from node.recognition._verify import TableRefused, VerifiedTable, known_schemes, table_sha256
+from node.store._mapping_tables import InstalledRow, generation, installed_rows
 
 __all__ = [
     "FOLLOW_SECONDS",

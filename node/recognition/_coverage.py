@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from mapping import MappingError, table_from_document
 from node.core._config import NodeConfig
 from node.recognition._load import read_file
-from node.recognition._store import installed_rows
 from node.recognition._verify import MAX_TABLE_BYTES, TableRefused
+from node.store._mapping_tables import installed_rows
 
 __all__ = ["TableRef", "node_tables", "uncovered"]
 

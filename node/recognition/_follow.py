@@ -28,7 +28,7 @@ from node.federation._trust import TrustState
 from node.model._rollout import SchemeInForce, rollout_schemes
 from node.recognition._governed import GovernedSet
 from node.recognition._load import ConfigPart, Verifier, config_part, governed_set
-from node.recognition._store import generation, installed_rows
+from node.store._mapping_tables import generation, installed_rows
 
 if TYPE_CHECKING:
     from node.store._db import Database

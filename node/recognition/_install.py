@@ -25,9 +25,10 @@ from node.core._config import NodeConfig
 from node.core._errors import PermissionDeniedError
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.recognition._governed import Approved
-from node.recognition._store import InstalledRow, install_row, retire_rows
 from node.recognition._verify import TableRefused, VerifiedTable, check_approval_for, table_sha256
 from node.rpc._client import peer_channel
+from node.store import immediate
+from node.store._mapping_tables import InstalledRow, install_row, retire_rows
 
 __all__ = [
     "MAX_PEER_BYTES",
@@ -80,16 +81,11 @@ def install(
         origin=origin,
         installed_at=now_iso,
     )
-    conn.execute("BEGIN IMMEDIATE")
     try:
-        generation = install_row(conn, row)
-    except ValueError as exc:
-        conn.execute("ROLLBACK")
+        with immediate(conn):
+            generation = install_row(conn, row)
+    except ValueError as exc:  # rolled back by immediate()
         raise TableRefused("TOO_MANY_TABLES", str(exc).split(": ", 1)[-1]) from None
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
     return generation
 
 
@@ -99,13 +95,8 @@ def verified_what(table: object) -> str:
 
 def retire(conn: sqlite3.Connection, hash_or_id: bytes | str, now_iso: str) -> list[str]:
     """Retire the matching tables in use (one transaction); ``NOT_INSTALLED`` if none."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(conn):
         done = retire_rows(conn, hash_or_id, now_iso)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
     if not done:
         shown = hash_or_id.hex() if isinstance(hash_or_id, bytes) else hash_or_id
         raise TableRefused("NOT_INSTALLED", f"no installed table in use matches {shown!r}")

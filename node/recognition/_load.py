@@ -30,7 +30,6 @@ from mapping import MappingTable, RegionKeys
 from node.core._config import ConfigError, NodeConfig
 from node.core._observe import log_event
 from node.recognition._governed import Approved, GovernedSet
-from node.recognition._store import InstalledRow
 from node.recognition._verify import (
     MAX_APPROVAL_BYTES,
     MAX_TABLE_BYTES,
@@ -40,6 +39,7 @@ from node.recognition._verify import (
     open_approval_bytes,
     verify_document,
 )
+from node.store._mapping_tables import InstalledRow
 from scoring import Scheme
 
 __all__ = [

@@ -36,13 +36,20 @@ monthly batch run: runs, chunks, snapshots), ``_snapshot_batches`` (signed
 Merkle batches of a run and their leaves), ``_hub`` (the hub's registry, trust
 lists, cursors, witnessed checkpoints, events, pushed batches and status lists),
 ``_trust_lists`` (trust lists accepted and refused), ``_peers`` (peer material and
-sync attempts), ``_push`` (push state and hub receipts), ``_rollouts`` (a
-scheme's rollout state, H11).
+sync attempts), ``_push`` (push state and hub receipts), ``_rollouts`` (the
+``rollouts`` rows: a scheme's rollout state, H11, and a derived score's version in
+force), ``_mapping_tables`` (installed mapping tables, their approvals and
+generation), ``_status_report`` (the reads of ``huxin status``), ``_synthetic`` (a
+synthetic population's bulk writes, staging files and outcome labels), and
+``_immediate`` (:func:`immediate`, one ``BEGIN IMMEDIATE`` transaction on a batch
+job's connection).  No module outside this package holds SQL
+(``tools/check_imports.py``).
 
 May import: ``node.core`` and the pure packages; every other room reaches storage
 through it.
 """
 
+from node.store._immediate import immediate
 from node.store._locks import WriterTurn, exclusive_writer, offline_job, writer_turn
 from node.store._migrate import (
     BUSY_TIMEOUT_MS,
@@ -60,6 +67,7 @@ __all__ = [
     "WriterTurn",
     "connect",
     "exclusive_writer",
+    "immediate",
     "migrate",
     "migrations",
     "offline_job",

@@ -32,6 +32,7 @@ __all__ = [
     "cursor_row",
     "event_at",
     "event_seq",
+    "event_table",
     "insert_batch",
     "latest_trust_list",
     "move_cursor",
@@ -299,3 +300,11 @@ def upsert_status_list(
         " WHERE excluded.issued_at >= hub_status_lists.issued_at",
         (region, list_id, issued_at, envelope),
     )
+
+
+def event_table(conn: sqlite3.Connection) -> list[Any]:
+    """(region, seq, kind, leaves) of every applied event, by region and seq (the demo's
+    view of what the hub holds)."""
+    return conn.execute(
+        "SELECT region, seq, kind, leaves FROM hub_events ORDER BY region, seq"
+    ).fetchall()

@@ -34,6 +34,7 @@ __all__ = [
     "mark_failed",
     "mark_finished",
     "mark_started",
+    "month_steps_ended",
     "monthly_run",
     "monthly_runs",
     "newest_published",
@@ -315,3 +316,9 @@ def run_progress(conn: sqlite3.Connection, month: MonthKey) -> tuple[int, int, i
     if row is None:
         return 0, 0, 0
     return int(row[1]), int(row[0]), int(row[2])
+
+
+def month_steps_ended(conn: sqlite3.Connection) -> int:
+    """How many monthly runs ended (finished or failed), on a test bed's database."""
+    row = conn.execute("SELECT count(*) FROM monthly_runs WHERE state != 'running'").fetchone()
+    return int(row[0])

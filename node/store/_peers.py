@@ -19,6 +19,7 @@ __all__ = [
     "material_version",
     "replace_material",
     "sync_attempt",
+    "synced_peers",
 ]
 
 
@@ -54,3 +55,8 @@ def sync_attempt(conn: sqlite3.Connection, row: tuple[Any, ...]) -> None:
         " updated = excluded.updated",
         row,
     )
+
+
+def synced_peers(conn: sqlite3.Connection) -> set[str]:
+    """The peers whose last sync attempt succeeded (``failures = 0``)."""
+    return {r[0] for r in conn.execute("SELECT peer FROM sync_peers WHERE failures = 0")}

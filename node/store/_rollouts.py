@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-__all__ = ["rollout_row", "rollout_state", "save_rollout"]
+__all__ = ["rollout_row", "rollout_state", "save_rollout", "scheme_row"]
 
 
 def rollout_row(conn: sqlite3.Connection, scheme_id: str) -> Any:
@@ -24,6 +24,14 @@ def rollout_row(conn: sqlite3.Connection, scheme_id: str) -> Any:
     return conn.execute(
         "SELECT state_json, candidate_toml, shadow_json FROM rollouts WHERE scheme_id = ?",
         (scheme_id,),
+    ).fetchone()
+
+
+def scheme_row(conn: sqlite3.Connection, scheme_id: str) -> Any:
+    """(state_json, candidate_toml) of the scheme's rollout, or None: what the batch
+    jobs and the CLI read to know the version in force (no shadow report)."""
+    return conn.execute(
+        "SELECT state_json, candidate_toml FROM rollouts WHERE scheme_id = ?", (scheme_id,)
     ).fetchone()
 
 

@@ -51,10 +51,11 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import keys
+from node.store import _synthetic as synthetic_store
 from node.store import connect
+from node.store._synthetic import StagedChunk, read_outcomes  # read_outcomes: re-exported
 from scoring import Category, Polarity, Provenance, Scheme, load_scheme
 
 __all__ = [
@@ -312,33 +313,9 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 
-def read_outcomes(
-    conn: sqlite3.Connection, lo: bytes, hi: bytes | None
-) -> dict[bytes, bool] | None:
-    """Outcome labels of subjects with ``lo <= subject_key < hi`` (``hi`` None: to the end),
-    or None when the database carries none (a real node's)."""
-    try:
-        if hi is None:
-            rows = conn.execute(
-                "SELECT subject_key, adverse FROM population_outcomes WHERE subject_key >= ?",
-                (lo,),
-            )
-        else:
-            rows = conn.execute(
-                "SELECT subject_key, adverse FROM population_outcomes"
-                " WHERE subject_key >= ? AND subject_key < ?",
-                (lo, hi),
-            )
-        return {key: bool(adverse) for key, adverse in rows}
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return None
-        raise
-
-
 def read_spec(conn: sqlite3.Connection) -> PopulationSpec | None:
     """The spec a database was generated from (``node_meta``), or None."""
-    meta = dict(conn.execute("SELECT key, value FROM node_meta WHERE key LIKE 'population.%'"))
+    meta = synthetic_store.population_meta(conn)
     if "population.scheme" not in meta:
         return None
     return PopulationSpec(
@@ -742,19 +719,6 @@ class _ChunkMaker:
         return subjects, residences, records, outcomes
 
 
-@dataclass(frozen=True)
-class _Staged:
-    """A chunk a worker wrote to its staging database: rowid ranges per table."""
-
-    path: str
-    ranges: tuple[tuple[int, int], ...]  # subjects, residences, records, outcomes
-    counts: tuple[int, int, int, int]
-
-
-_STAGE_TABLES = ("subjects", "residences", "records", "population_outcomes")
-_STAGE_COLUMNS = (6, 3, 16, 2)
-
-
 class _Stager:
     """Worker side: build a chunk and write it to this worker's own staging database.
 
@@ -766,27 +730,13 @@ class _Stager:
     def __init__(self, spec: PopulationSpec, scheme: Scheme, staging_dir: str) -> None:
         self.maker = _ChunkMaker(spec, scheme)
         self.path = str(Path(staging_dir) / f"stage-{os.getpid()}.db")
-        self.conn = sqlite3.connect(self.path, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode = WAL")
-        self.conn.execute("PRAGMA synchronous = OFF")
-        for name, n in zip(_STAGE_TABLES, _STAGE_COLUMNS, strict=True):
-            cols = ", ".join(f"c{i}" for i in range(n))
-            self.conn.execute(f"CREATE TABLE {name} ({cols})")
+        self.conn = synthetic_store.open_stage(self.path)
 
-    def __call__(self, job: tuple[int, list[tuple[bytes, str]]]) -> _Staged:
+    def __call__(self, job: tuple[int, list[tuple[bytes, str]]]) -> StagedChunk:
         rows = self.maker(job)
-        tables: tuple[list[Any], ...] = rows
-        conn = self.conn
-        ranges: list[tuple[int, int]] = []
-        conn.execute("BEGIN")
-        for name, n, batch in zip(_STAGE_TABLES, _STAGE_COLUMNS, tables, strict=True):
-            (before,) = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {name}").fetchone()
-            marks = ", ".join("?" * n)
-            conn.executemany(f"INSERT INTO {name} VALUES ({marks})", batch)
-            ranges.append((before + 1, before + len(batch)))
-        conn.execute("COMMIT")
-        return _Staged(
-            self.path, tuple(ranges), (len(rows[0]), len(rows[1]), len(rows[2]), len(rows[3]))
+        ranges = synthetic_store.stage_rows(self.conn, rows)
+        return StagedChunk(
+            self.path, ranges, (len(rows[0]), len(rows[1]), len(rows[2]), len(rows[3]))
         )
 
 
@@ -798,65 +748,9 @@ def _worker_init(spec: PopulationSpec, scheme: Scheme, staging_dir: str) -> None
     _worker_stager = _Stager(spec, scheme, staging_dir)
 
 
-def _worker_chunk(job: tuple[int, list[tuple[bytes, str]]]) -> _Staged:
+def _worker_chunk(job: tuple[int, list[tuple[bytes, str]]]) -> StagedChunk:
     assert _worker_stager is not None
     return _worker_stager(job)
-
-
-_INSERT_SUBJECTS = (
-    "INSERT INTO subjects (subject_key, birth_date, full_civil_capacity, id_sealed,"
-    " registered_at, deregistered_at) VALUES (?, ?, ?, ?, ?, ?)"
-)
-_INSERT_RESIDENCES = "INSERT INTO residences (subject_key, kind, since) VALUES (?, ?, ?)"
-_INSERT_OUTCOMES = "INSERT INTO population_outcomes (subject_key, adverse) VALUES (?, ?)"
-# Synthetic only: a real node has no outcome labels, so this table is not in the schema.
-_CREATE_OUTCOMES = (
-    "CREATE TABLE IF NOT EXISTS population_outcomes ("
-    " subject_key BLOB PRIMARY KEY, adverse INTEGER NOT NULL CHECK (adverse IN (0, 1))"
-    ") WITHOUT ROWID"
-)
-_INSERT_RECORDS = (
-    "INSERT INTO records (subject_key, record_id, source, category, polarity, act_id,"
-    " recognised_on, valid_until, level, severity, legal_document, status,"
-    " provenance, flags, batch_id, submitted_at, submitted_by)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?3)"  # filed by its source (M8)
-)
-_COLUMNS = {
-    "subjects": "subject_key, birth_date, full_civil_capacity, id_sealed, registered_at,"
-    " deregistered_at",
-    "residences": "subject_key, kind, since",
-    "population_outcomes": "subject_key, adverse",
-    "records": "subject_key, record_id, source, category, polarity, act_id, recognised_on,"
-    " valid_until, level, severity, legal_document, status, provenance, flags, batch_id,"
-    " submitted_at",
-}
-
-
-def _write_rows(conn: sqlite3.Connection, rows: ChunkRows) -> tuple[int, int, int, int]:
-    conn.executemany(_INSERT_SUBJECTS, rows[0])
-    conn.executemany(_INSERT_RESIDENCES, rows[1])
-    conn.executemany(_INSERT_RECORDS, rows[2])
-    conn.executemany(_INSERT_OUTCOMES, rows[3])
-    return len(rows[0]), len(rows[1]), len(rows[2]), len(rows[3])
-
-
-def _copy_staged(conn: sqlite3.Connection, staged: _Staged, aliases: dict[str, str]) -> None:
-    alias = aliases.get(staged.path)
-    if alias is None:
-        alias = aliases[staged.path] = f"stage{len(aliases)}"
-        conn.execute("ATTACH DATABASE ? AS " + alias, (staged.path,))
-    for name, (lo, hi) in zip(_STAGE_TABLES, staged.ranges, strict=True):
-        if hi < lo:
-            continue
-        n = len(_COLUMNS[name].split(","))
-        columns, sources = _COLUMNS[name], ", ".join(f"c{i}" for i in range(n))
-        if name == "records":  # a synthetic record is filed by its source
-            columns, sources = columns + ", submitted_by", sources + ", c2"
-        conn.execute(
-            f"INSERT INTO {name} ({columns}) SELECT {sources} FROM {alias}.{name}"
-            " WHERE rowid BETWEEN ? AND ? ORDER BY rowid",
-            (lo, hi),
-        )
 
 
 def generate(
@@ -888,7 +782,7 @@ def generate(
     )
     pool = None
     staging: tempfile.TemporaryDirectory[str] | None = None
-    results: Iterator[ChunkRows | _Staged]
+    results: Iterator[ChunkRows | StagedChunk]
     if workers > 0:
         staging = tempfile.TemporaryDirectory(prefix=".huxin-stage-", dir=path.parent)
         ctx = multiprocessing.get_context("spawn")
@@ -897,45 +791,27 @@ def generate(
     else:
         results = map(_ChunkMaker(spec, scheme), jobs)
     conn = connect(path)
-    conn.execute("PRAGMA synchronous = OFF")
-    conn.execute("PRAGMA cache_size = -262144")
+    synthetic_store.tune_for_bulk(conn)
     n_records = n_res = done = 0
-    aliases: dict[str, str] = {}
+
+    def written(counts: tuple[int, int, int, int]) -> None:
+        nonlocal done, n_res, n_records
+        done += counts[0]
+        n_res += counts[1]
+        n_records += counts[2]
+        if progress is not None:
+            progress(done, spec.people)
+
+    meta = [
+        ("population.scheme", spec.scheme_id),
+        ("population.people", str(spec.people)),
+        ("population.seed", str(spec.seed)),
+        ("population.as_of", spec.as_of.isoformat()),
+        ("population.generator", GENERATOR_VERSION),
+        ("population.outcome_months", str(OUTCOME_MONTHS)),
+    ]
     try:
-        conn.execute("BEGIN")
-        conn.execute(_CREATE_OUTCOMES)
-        conn.executemany(
-            "INSERT INTO node_meta (key, value) VALUES (?, ?)",
-            [
-                ("population.scheme", spec.scheme_id),
-                ("population.people", str(spec.people)),
-                ("population.seed", str(spec.seed)),
-                ("population.as_of", spec.as_of.isoformat()),
-                ("population.generator", GENERATOR_VERSION),
-                ("population.outcome_months", str(OUTCOME_MONTHS)),
-            ],
-        )
-        conn.execute("COMMIT")
-        for result in results:
-            conn.execute("BEGIN")
-            if isinstance(result, _Staged):
-                _copy_staged(conn, result, aliases)
-                counts = result.counts
-            else:
-                counts = _write_rows(conn, result)
-            conn.execute("COMMIT")
-            done += counts[0]
-            n_res += counts[1]
-            n_records += counts[2]
-            if progress is not None:
-                progress(done, spec.people)
-        for alias in aliases.values():
-            conn.execute(f"DETACH DATABASE {alias}")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+        synthetic_store.write_population(conn, meta, results, written)
     finally:
         conn.close()
         if pool is not None:

@@ -155,3 +155,51 @@ def test_room_walls_are_reported(filename: str, source: str, expected: str) -> N
 )
 def test_room_walls_allow(filename: str, source: str) -> None:
     assert check_imports.check_node_source(source, filename) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        pytest.param(
+            'conn.execute("SELECT a FROM t WHERE b = ?", (1,))\n', "SELECT a", id="select"
+        ),
+        pytest.param('SQL = "INSERT OR IGNORE INTO t (a) VALUES (?)"\n', "INSERT OR", id="insert"),
+        pytest.param('q = ("UPDATE t SET a = ?"\n     " WHERE b = ?")\n', "UPDATE t", id="joined"),
+        pytest.param('conn.execute(f"DELETE FROM {table} WHERE a = ?")\n', "DELETE", id="f-string"),
+        pytest.param('conn.execute("BEGIN IMMEDIATE")\n', "BEGIN IMMEDIATE", id="begin"),
+        pytest.param('conn.execute("COMMIT")\n', "COMMIT", id="bare-commit-executed"),
+        pytest.param('c.execute("PRAGMA synchronous = OFF")\n', "PRAGMA", id="pragma"),
+        pytest.param('c.execute("ATTACH DATABASE ? AS " + a)\n', "ATTACH", id="attach"),
+        pytest.param('S = "CREATE TABLE IF NOT EXISTS t (a)"\n', "CREATE TABLE", id="create"),
+        pytest.param('W = "WITH x AS (SELECT 1) SELECT * FROM x"\n', "WITH x", id="cte"),
+    ],
+)
+def test_sql_outside_the_store_is_reported(source: str, expected: str) -> None:
+    """issue 17: no module of node outside node/store issues SQL."""
+    problems = check_imports.check_node_source(source, "node/cli/_x.py")
+    assert len(problems) == 1
+    assert problems[0].startswith("node/cli/_x.py:")
+    assert "SQL outside node.store" in problems[0]
+    assert expected in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("filename", "source"),
+    [
+        pytest.param("node/store/_x.py", 'c.execute("SELECT a FROM t")\n', id="in-the-store"),
+        pytest.param("node/pb/x_pb2.py", 'S = "SELECT a FROM t"\n', id="generated"),
+        pytest.param(
+            "node/cli/_x.py", 'p.add_argument("--seed", help="with --synthetic")\n', id="help"
+        ),
+        pytest.param("node/cli/_x.py", 'H = "create a root key and a key set"\n', id="prose"),
+        pytest.param("node/cli/_x.py", 'H = "replace a STOPPED node\'s database"\n', id="replace"),
+        pytest.param(
+            "node/cli/_x.py", 'def f():\n    """SELECT is not run here."""\n', id="docstring"
+        ),
+        pytest.param("node/cli/_x.py", 'def f():\n    return "ROLLBACK"\n', id="reason-code"),
+        pytest.param("node/cli/_x.py", 'print(f"signed {a} with key {b}")\n', id="message"),
+    ],
+)
+def test_sql_check_allows(filename: str, source: str) -> None:
+    """issue 17: SQL in the store, and prose or reason codes elsewhere, pass."""
+    assert check_imports.check_node_source(source, filename) == []

@@ -2,7 +2,7 @@
 
 Every function takes an open ``sqlite3`` connection; writes run inside the
 caller's transaction (a unit of work of :class:`node.store._db.Database`, or the CLI's
-own ``BEGIN IMMEDIATE``).  Nothing here verifies or decides anything: rows are
+:func:`node.store.immediate`).  Nothing here verifies or decides anything: rows are
 written only after :mod:`node.recognition._verify` accepted them, and read rows
 are verified again before use.
 
