@@ -168,7 +168,7 @@ _KEYS_UNAUTHENTICATED = frozenset(
 def status_of(exc: NodeError) -> grpc.StatusCode:
     """The status a caller sees for one of the node's own errors (see the module's order)."""
     if isinstance(exc, RelayedError):
-        return S[exc.status_name]
+        return grpc.StatusCode[exc.status_name]
     if isinstance(exc, FAMILIES) and exc.code in REASON_STATUS:
         return REASON_STATUS[exc.code]
     for cls in type(exc).__mro__:
