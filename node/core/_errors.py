@@ -29,6 +29,7 @@ __all__ = [
     "CodedNodeError",
     "DeadlineError",
     "FailedPreconditionError",
+    "HuxinError",
     "InternalError",
     "InvalidArgumentError",
     "NodeError",
@@ -46,8 +47,20 @@ REASON_KEY = "huxin-reason"
 FIELD_KEY = "huxin-field"
 
 
-class NodeError(Exception):
-    """Base of every deliberate node error; ``code`` is a stable reason string."""
+class HuxinError(Exception):
+    """Root of every error the node raises on purpose: a stable ``code`` and a message.
+
+    Two branches: :class:`NodeError`, a refusal a caller may be told (its reason and
+    message reach the caller through node.rpc._status); and the node's own operational
+    errors (config, storage, backups, trust list, certificates, ...), which subclass
+    this root directly and reach a caller only as a bare ``INTERNAL``.  The CLI maps
+    the whole tree to exit codes (node.cli._main)."""
+
+    code: str = "INTERNAL"
+
+
+class NodeError(HuxinError):
+    """Base of every deliberate refusal a caller may see; ``code`` is a stable reason string."""
 
     code: str = "INTERNAL"
 

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import keys
+from node.core._errors import HuxinError
 from node.store import connect
 from scoring import Category, Polarity, Provenance, Scheme, load_scheme
 
@@ -109,7 +110,7 @@ _WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))  # GB 11643 MOD 11-2
 _CHECK = "10X98765432"
 
 
-class PopulationError(Exception):
+class PopulationError(HuxinError):
     """A population that cannot be generated; ``code`` is stable."""
 
     def __init__(self, code: str, message: str) -> None:
