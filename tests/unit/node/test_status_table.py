@@ -47,7 +47,7 @@ def _tree_classes() -> dict[str, type[NodeError]]:
     then imported so that the test sees the very class objects the table holds)."""
     names: dict[str, str] = {"NodeError": "node.core._errors"}
     grew = True
-    while grew:  # a subclass may be defined before its base is seen
+    while grew:  # the walk may meet a subclass first and its base in a later file
         grew = False
         for module, tree in _sources():
             for node in ast.walk(tree):
