@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from keys import REASON_CODES
 from node.core._errors import (
     CodedNodeError,
     FailedPreconditionError,
@@ -135,3 +136,11 @@ def test_status_follows_the_order_of_the_table(exc: NodeError, status: grpc.Stat
     assert status_of(exc) == status
     assert map_error(exc).status == status
     assert map_error(exc).reason == exc.code
+
+
+def test_a_keys_code_never_meets_a_family_row() -> None:
+    """Issue 17: the hub registry re-raises a keys error's code as a RegistryError, which
+    must keep the registry's default (INVALID_ARGUMENT); a keys code that were also a row
+    of REASON_STATUS would take that row's status instead."""
+    assert not REASON_CODES & REASON_STATUS.keys()
+    assert status_of(RegistryError("BAD_SIGNATURE", "m")) == S.INVALID_ARGUMENT
