@@ -39,8 +39,8 @@ lists, cursors, witnessed checkpoints, events, pushed batches and status lists),
 sync attempts), ``_push`` (push state and hub receipts), ``_rollouts`` (a
 scheme's rollout state, H11).
 
-May import: ``node.core`` and the pure packages; every other room reaches storage
-through it.
+May import: ``node.core`` and the pure packages, never ``grpc`` (its errors carry
+reasons; tools/check_imports.py); every other room reaches storage through it.
 """
 
 from node.store._locks import WriterTurn, exclusive_writer, offline_job, writer_turn
