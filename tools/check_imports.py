@@ -10,6 +10,8 @@
   ``node.store`` only ``node.core``; ``node.cli`` and ``node.demo`` are imported
   by nobody but themselves (and ``node.__main__``); ``node.synthetic`` only by
   ``cli``, ``demo`` and ``model`` (evaluation on a synthetic population);
+  ``node.core`` and ``node.store`` import no transport (``grpc``): the error tree
+  carries reasons, and only the RPC edge (``node.rpc._status``) knows status codes;
 * nobody imports another library's private name (``from x import _y``);
 * no module of ``node`` outside ``node.store`` (and the generated ``node.pb``) holds an
   SQL statement in a string literal (:func:`sql_literals`): storage is reached through
@@ -37,6 +39,11 @@ PROJECT_ROOTS = frozenset({"node", "scoring", "mapping", "keys", "tools", "bench
 ROOM_MAY_IMPORT: dict[str, frozenset[str]] = {
     "core": frozenset(),
     "store": frozenset({"core"}),
+}
+#: room -> libraries it may not import: the error tree and storage know no transport
+ROOM_FORBIDDEN_LIBRARIES: dict[str, frozenset[str]] = {
+    "core": frozenset({"grpc", "grpc_health", "grpc_reflection"}),
+    "store": frozenset({"grpc", "grpc_health", "grpc_reflection"}),
 }
 #: room -> the only rooms that may import it
 IMPORTED_ONLY_BY: dict[str, frozenset[str]] = {
@@ -152,6 +159,8 @@ def room_of(filename: str) -> str | None:
 def room_violation(room: str, module: str) -> str | None:
     """Why room ``room`` may not import ``module``, or None."""
     parts = module.split(".")
+    if parts[0] in ROOM_FORBIDDEN_LIBRARIES.get(room, frozenset()):
+        return f"node.{room} must not import {parts[0]!r}"
     if parts[0] != "node" or len(parts) < 2 or parts[1] in {"pb", room}:
         return None
     target = parts[1]

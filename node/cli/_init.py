@@ -31,6 +31,7 @@ from pathlib import Path
 
 from keys import CertificateAuthority, KeyPair, KeySet, encode_private_key
 from node.core._config import ConfigError, check_address, check_id
+from node.core._errors import HuxinError
 from node.core._secrets import write_hex, write_private
 from node.federation._clients import add_client, client_entry
 from scoring import list_schemes
@@ -48,7 +49,7 @@ SIGNING_KEY_DAYS = 365
 CERT_DAYS = 90
 
 
-class InitError(Exception):
+class InitError(HuxinError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code

@@ -4,7 +4,9 @@ Each area registers its subcommands from its own module (``COMMAND_MODULES``),
 each exposing ``register(subparsers)``; handlers take the parsed namespace and
 return an exit code.  Domain errors are printed to stderr as
 ``error: <CODE>: <message>`` with a non-zero exit code (2 for bad input, 1 for
-a failed check), never as a traceback.
+a failed check), never as a traceback: :data:`EXIT_CODES` maps the node's error
+tree (node.core._errors) and the pure packages' errors to exit codes, as
+node.rpc._status maps the same tree to gRPC status codes.
 """
 
 from __future__ import annotations
@@ -13,11 +15,24 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["CliError", "add_id_number_args", "id_number_arg", "main", "subgroup"]
+from keys import KeysError
+from mapping import MappingError
+from node.core._errors import HuxinError
+from scoring import ScoringError
+
+__all__ = [
+    "EXIT_CODES",
+    "CliError",
+    "add_id_number_args",
+    "exit_code_of",
+    "id_number_arg",
+    "main",
+    "subgroup",
+]
 
 COMMAND_MODULES: tuple[str, ...] = (
     "node.cli._scoring",
@@ -38,7 +53,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-class CliError(Exception):
+class CliError(HuxinError):
     """A user-facing failure: printed as ``error: CODE: message``."""
 
     def __init__(self, code: str, message: str, exit_code: int = 2) -> None:
@@ -122,11 +137,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _error_code(exc: Exception) -> tuple[str, int] | None:
+#: exit code by error class (the first class of an error's MRO listed here): the
+#: command's input or the node's state refused it.  A :class:`CliError` carries its
+#: own exit code (1 for a failed check).
+EXIT_CODES: Mapping[type[Exception], int] = {
+    HuxinError: 2,
+    KeysError: 2,
+    ScoringError: 2,
+    MappingError: 2,
+}
+#: another library's error that names a stable ``code`` is a refusal as well
+OTHER_CODED_EXIT = 2
+
+
+def exit_code_of(exc: Exception) -> tuple[str, int] | None:
+    """The printed code and the exit code of an error, or None for an error without a
+    stable code (a bug: its traceback is shown)."""
     code = getattr(exc, "code", None)
-    if isinstance(code, str) and code:
-        return code, 2
-    return None
+    if not isinstance(code, str) or not code:
+        return None
+    if isinstance(exc, CliError):
+        return code, exc.exit_code
+    for cls in type(exc).__mro__:
+        if cls in EXIT_CODES:
+            return code, EXIT_CODES[cls]
+    return code, OTHER_CODED_EXIT
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        known = _error_code(exc)
+        known = exit_code_of(exc)
         if known is None:
             raise
         print(f"error: {known[0]}: {exc}", file=sys.stderr)

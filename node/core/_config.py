@@ -24,6 +24,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from node.core._errors import HuxinError
+
 __all__ = [
     "ID_PATTERN",
     "MAX_GUIDE_BYTES",
@@ -66,7 +68,7 @@ MAX_SUPPLEMENTS_PER_HOUR = 3_600  # [rights] supplements_per_hour
 MAX_PENDING_SUPPLEMENTS_CAP = 10_000  # [rights] max_pending_supplements
 
 
-class ConfigError(Exception):
+class ConfigError(HuxinError):
     """A config file that cannot be used; ``field`` is the dotted key."""
 
     code = "INVALID_CONFIG"

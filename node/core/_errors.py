@@ -1,38 +1,37 @@
-"""The node's error tree and the ONE place that maps errors to gRPC status codes.
+"""The node's error tree: what went wrong, in domain words, with no transport in it.
 
 Invariants:
 
-* every error a servicer raises on purpose is a :class:`NodeError` subclass
-  with a stable ``code`` (the reason sent in trailing metadata ``huxin-reason``)
-  and optionally the offending ``field`` (``huxin-field``);
-* errors of the pure packages (``scoring``, ``keys``) are mapped here by
-  class and code, never inside servicers;
-* anything else becomes ``INTERNAL`` with reason ``INTERNAL`` and no detail:
-  an exception text (or a peer's error) is never passed to our caller;
+* every error the node raises on purpose is a :class:`NodeError` subclass with a
+  stable ``code`` (the reason sent in trailing metadata ``huxin-reason``), a
+  message and optionally the offending ``field`` (``huxin-field``);
+* an error carries NO gRPC status: the class says what kind of refusal it is
+  (``InvalidArgumentError``: the caller's input; ``NotFoundError``: nothing
+  there; a family such as the batch or outbox errors: its reason decides), and
+  the ONE table at the RPC edge (:mod:`node.rpc._status`) turns that into a
+  status code, as the CLI (:mod:`node.cli._main`) turns it into an exit code;
+* this module imports no transport, so storage and the domain rooms raise
+  these errors without importing ``grpc``;
 * messages never contain a citizen ID number.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import ClassVar
 
-import grpc
-
-from keys import KeysError, VerificationError
-from scoring import ScoringError
+from keys import KeysError
 
 __all__ = [
+    "FIELD_KEY",
     "REASON_KEY",
     "AlreadyExistsError",
     "CodedNodeError",
     "DeadlineError",
     "FailedPreconditionError",
+    "HuxinError",
     "InternalError",
     "InvalidArgumentError",
-    "Mapped",
     "NodeError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -40,7 +39,7 @@ __all__ = [
     "ResourceExhaustedError",
     "UnauthenticatedError",
     "UnavailableError",
-    "map_error",
+    "UnimplementedError",
     "own_data",
 ]
 
@@ -48,10 +47,21 @@ REASON_KEY = "huxin-reason"
 FIELD_KEY = "huxin-field"
 
 
-class NodeError(Exception):
-    """Base of every deliberate node error; ``code`` is a stable reason string."""
+class HuxinError(Exception):
+    """Root of every error the node raises on purpose: a stable ``code`` and a message.
 
-    status: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    Two branches: :class:`NodeError`, a refusal a caller may be told (its reason and
+    message reach the caller through node.rpc._status); and the node's own operational
+    errors (config, storage, backups, trust list, certificates, ...), which subclass
+    this root directly and reach a caller only as a bare ``INTERNAL``.  The CLI maps
+    the whole tree to exit codes (node.cli._main)."""
+
+    code: str = "INTERNAL"
+
+
+class NodeError(HuxinError):
+    """Base of every deliberate refusal a caller may see; ``code`` is a stable reason string."""
+
     code: str = "INTERNAL"
 
     def __init__(
@@ -71,60 +81,63 @@ class NodeError(Exception):
 
 class CodedNodeError(NodeError):
     """Base of a module's own error family (outbox, push, hub registry, snapshots,
-    batch): the gRPC status follows the stable ``code`` through ``STATUS_BY_CODE``
-    (unlisted codes: ``DEFAULT_STATUS``), so the code survives up to the caller."""
-
-    STATUS_BY_CODE: ClassVar[Mapping[str, grpc.StatusCode]] = {}
-    DEFAULT_STATUS: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
+    batch): one class for many reasons, so the status at the RPC edge follows the
+    stable ``code`` (node.rpc._status.REASON_STATUS), then the family's default."""
 
     def __init__(self, code: str, message: str, *, field: str = "") -> None:
         super().__init__(code, message, field=field)
-        self.status = self.STATUS_BY_CODE.get(code, self.DEFAULT_STATUS)
 
 
 class InvalidArgumentError(NodeError):
-    status = grpc.StatusCode.INVALID_ARGUMENT
+    """The caller's input is malformed or out of bounds; ``field`` names it."""
 
 
 class UnauthenticatedError(NodeError):
-    status = grpc.StatusCode.UNAUTHENTICATED
+    """The caller is not who it needs to be shown to be."""
 
 
 class PermissionDeniedError(NodeError):
-    status = grpc.StatusCode.PERMISSION_DENIED
+    """The caller is known but may not do this."""
 
 
 class FailedPreconditionError(NodeError):
-    status = grpc.StatusCode.FAILED_PRECONDITION
+    """The request is well formed but the node's state refuses it."""
 
 
 class NotFoundError(NodeError):
-    status = grpc.StatusCode.NOT_FOUND
+    """What the request names does not exist here."""
 
 
 class AlreadyExistsError(NodeError):
-    status = grpc.StatusCode.ALREADY_EXISTS
+    """What the request would create exists already."""
 
 
 class ResourceExhaustedError(NodeError):
-    status = grpc.StatusCode.RESOURCE_EXHAUSTED
+    """A budget (rate, size, count) is spent."""
 
 
 class DeadlineError(NodeError):
-    status = grpc.StatusCode.DEADLINE_EXCEEDED
+    """The request ran out of time."""
 
 
 class UnavailableError(NodeError):
-    status = grpc.StatusCode.UNAVAILABLE
+    """A collaborator (a peer, the hub) cannot be reached now; retrying may help."""
+
+
+class UnimplementedError(NodeError):
+    """This node does not offer the operation (a hub that does not route)."""
 
 
 class RelayedError(NodeError):
     """A refusal by a node further down a routed request's path, relayed to our caller
-    with that node's own status, reason and field (node.federation._route decides which pass)."""
+    with that node's own status, reason and field (node.federation._route decides which pass).
+
+    ``status_name`` is the name of the status our caller sees (``"PERMISSION_DENIED"``),
+    a string so that this tree stays free of the transport."""
 
     def __init__(
         self,
-        status: grpc.StatusCode,
+        status_name: str,
         code: str,
         message: str,
         *,
@@ -132,77 +145,19 @@ class RelayedError(NodeError):
         details: tuple[tuple[str, str | bytes], ...] = (),
     ) -> None:
         super().__init__(code, message, field=field, details=details)
-        self.status = status
+        self.status_name = status_name
 
 
 class InternalError(NodeError):
     """Our own data or keys failed (a stored blob, a key file, signing our output)."""
-
-    status = grpc.StatusCode.INTERNAL
 
 
 @contextmanager
 def own_data(what: str) -> Iterator[None]:
     """Around reading, unsealing or signing the node's OWN data: a keys error there
     is ``INTERNAL`` (reason ``OWN_DATA_UNUSABLE``), never the caller's
-    ``INVALID_ARGUMENT`` (which :func:`map_error` gives a bare keys error)."""
+    ``INVALID_ARGUMENT`` (which node.rpc._status.map_error gives a bare keys error)."""
     try:
         yield
     except KeysError as exc:
         raise InternalError("OWN_DATA_UNUSABLE", f"{what} is unusable ({exc.code})") from exc
-
-
-@dataclass(frozen=True, slots=True)
-class Mapped:
-    """A gRPC status, a public message and the trailing metadata carrying the reason."""
-
-    status: grpc.StatusCode
-    reason: str
-    message: str
-    metadata: tuple[tuple[str, str | bytes], ...]
-
-
-# keys' reason codes that say "the caller sent something that does not verify"
-_KEYS_UNAUTHENTICATED = frozenset(
-    {"UNKNOWN_KEY", "BAD_SIGNATURE", "UNKNOWN_ISSUER", "KEY_NOT_VALID", "KEY_REVOKED"}
-)
-
-
-def map_error(exc: BaseException) -> Mapped:
-    """Map any exception to what the caller sees.  Unknown exceptions say nothing."""
-    if isinstance(exc, NodeError):
-        status, reason, message, field = exc.status, exc.code, exc.message, exc.field
-        extra: tuple[tuple[str, str | bytes], ...] = exc.details
-    elif isinstance(exc, ScoringError):
-        status, reason, message, field = (
-            grpc.StatusCode.INVALID_ARGUMENT,
-            exc.code,
-            exc.message,
-            exc.field,
-        )
-        extra = ()
-    elif isinstance(exc, VerificationError):
-        status = (
-            grpc.StatusCode.UNAUTHENTICATED
-            if exc.code in _KEYS_UNAUTHENTICATED
-            else grpc.StatusCode.INVALID_ARGUMENT
-        )
-        reason, message, field, extra = exc.code, exc.message, exc.field, ()
-    elif isinstance(exc, KeysError):
-        status, reason, message, field, extra = (
-            grpc.StatusCode.INVALID_ARGUMENT,
-            exc.code,
-            exc.message,
-            exc.field,
-            (),
-        )
-    else:
-        return Mapped(
-            grpc.StatusCode.INTERNAL, "INTERNAL", "internal error", ((REASON_KEY, "INTERNAL"),)
-        )
-    metadata: tuple[tuple[str, str | bytes], ...] = ((REASON_KEY, reason),)
-    if field:
-        metadata += ((FIELD_KEY, field),)
-    metadata += extra
-    text = f"{reason}: {field}: {message}" if field else f"{reason}: {message}"
-    return Mapped(status, reason, text, metadata)

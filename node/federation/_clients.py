@@ -46,7 +46,7 @@ from typing import Any
 
 from keys import certificate_fingerprint
 from node.core._config import ID_PATTERN
-from node.core._errors import UnauthenticatedError, UnavailableError
+from node.core._errors import HuxinError, UnauthenticatedError, UnavailableError
 from node.core._observe import log_event
 from node.federation._tlscert import read_certificate
 
@@ -69,7 +69,7 @@ MAX_CLIENTS = 10_000  # certificates per node, revoked ones included
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
-class RegistryFileError(Exception):
+class RegistryFileError(HuxinError):
     """A registry file that cannot be used or changed; ``code`` is stable."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -31,11 +31,9 @@ import functools
 import hmac
 import random
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import ClassVar
 
-import grpc
 from grpc import aio
 
 from keys import (
@@ -65,16 +63,6 @@ __all__ = ["HubTarget", "PushError", "PushResult", "Pusher", "check_receipt", "h
 
 class PushError(CodedNodeError):
     """A push that cannot proceed; ``code`` is stable, ``field`` names what is wrong."""
-
-    STATUS_BY_CODE: ClassVar[Mapping[str, grpc.StatusCode]] = {
-        "PUSH_NOT_CONFIGURED": grpc.StatusCode.FAILED_PRECONDITION,
-        "HUB_KEY_REQUIRED": grpc.StatusCode.FAILED_PRECONDITION,
-        "OUTBOX_BEHIND_HUB": grpc.StatusCode.FAILED_PRECONDITION,
-        "BAD_RECEIPT": grpc.StatusCode.FAILED_PRECONDITION,
-        "HUB_CURSOR_STUCK": grpc.StatusCode.UNAVAILABLE,
-        "BATCH_MISSING": grpc.StatusCode.INTERNAL,
-    }
-    DEFAULT_STATUS: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
 
 
 @dataclass(frozen=True, slots=True)

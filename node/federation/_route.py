@@ -63,13 +63,11 @@ from node.core._config import ID_PATTERN
 from node.core._errors import (
     FIELD_KEY,
     REASON_KEY,
-    DeadlineError,
     FailedPreconditionError,
     InvalidArgumentError,
     NodeError,
     PermissionDeniedError,
     RelayedError,
-    ResourceExhaustedError,
     UnavailableError,
 )
 from node.core._observe import log_event
@@ -81,6 +79,7 @@ from node.rpc._client import peer_channel
 from node.rpc._context import NodeContext
 from node.rpc._guard import require_caller
 from node.rpc._peer import REQUEST_REASONS, PeerServicer
+from node.rpc._status import DOWNSTREAM_STATUS, RELAYED_STATUS
 
 __all__ = [
     "ADMISSION_REASONS",
@@ -106,29 +105,6 @@ RETRY_AFTER_MIN, RETRY_AFTER_MAX, RETRY_AFTER_DEFAULT = 1, 3600, 1
 
 REFUSED_BY_KEY = "huxin-refused-by"  # the node whose refusal a relayed error carries
 _FIELD = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
-
-#: downstream gRPC code -> our error class when the reason is not one we relay by name
-#: (then our reason is ``UPSTREAM_REFUSED``); codes not listed mean the hop failed us
-DOWNSTREAM_STATUS: dict[grpc.StatusCode, tuple[type[NodeError], str]] = {
-    grpc.StatusCode.RESOURCE_EXHAUSTED: (ResourceExhaustedError, "UPSTREAM_REFUSED"),
-    grpc.StatusCode.PERMISSION_DENIED: (PermissionDeniedError, "UPSTREAM_REFUSED"),
-    grpc.StatusCode.UNAUTHENTICATED: (PermissionDeniedError, "UPSTREAM_REFUSED"),
-    grpc.StatusCode.NOT_FOUND: (FailedPreconditionError, "UPSTREAM_REFUSED"),
-    grpc.StatusCode.INVALID_ARGUMENT: (FailedPreconditionError, "UPSTREAM_REFUSED"),
-    grpc.StatusCode.FAILED_PRECONDITION: (FailedPreconditionError, "UPSTREAM_REFUSED"),
-    grpc.StatusCode.DEADLINE_EXCEEDED: (DeadlineError, "UPSTREAM_DEADLINE_EXCEEDED"),
-    grpc.StatusCode.UNAVAILABLE: (UnavailableError, "UPSTREAM_UNAVAILABLE"),
-}
-
-#: the gRPC code our caller sees for a refusal relayed by name: the refusing node's own
-RELAYED_STATUS: dict[grpc.StatusCode, grpc.StatusCode] = {
-    grpc.StatusCode.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
-    grpc.StatusCode.UNAUTHENTICATED: grpc.StatusCode.PERMISSION_DENIED,
-    grpc.StatusCode.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
-    grpc.StatusCode.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
-}
 
 #: reasons the peer port's guard and query throttle give before a handler runs
 #: (node.rpc._guard, node.exchange._throttle), and the one a malformed message gets
@@ -297,7 +273,7 @@ def downstream_error(hop: str, err: aio.AioRpcError, listed: Container[str] = ()
         return kind(code, message, details=details)
     field = _value(trailing, FIELD_KEY)
     return RelayedError(
-        RELAYED_STATUS[err.code()],
+        RELAYED_STATUS[err.code()].name,
         shown,
         message,
         field=field if _FIELD.match(field) else "",

@@ -47,6 +47,7 @@ from keys import (
     region_of_certificate,
 )
 from node.core._config import NodeConfig
+from node.core._errors import HuxinError
 
 __all__ = [
     "MAX_CERT_DAYS",
@@ -70,7 +71,7 @@ MAX_CERT_DAYS = 397  # longest renewal accepted (the CA/Browser Forum's ceiling)
 DAY = 86_400
 
 
-class CertError(Exception):
+class CertError(HuxinError):
     """A node certificate that cannot be used or renewed; ``code`` is stable."""
 
     def __init__(self, code: str, message: str, field: str = "tls.cert") -> None:

@@ -49,7 +49,7 @@ from keys import (
     load_trust,
 )
 from keys.pb.v1 import attestation_pb2
-from node.core._errors import PermissionDeniedError
+from node.core._errors import HuxinError, PermissionDeniedError
 from node.core._observe import log_event
 from node.store import _trust_lists as trust_lists
 
@@ -73,7 +73,7 @@ HUB_TAG = "role:hub"  # endpoint tag of a hub entry in a trust list
 HUB_ENDPOINT_PREFIX = "hub:"  # endpoint tag naming a region's home hub
 
 
-class TrustError(Exception):
+class TrustError(HuxinError):
     """A trust list the node will not use; ``code`` is a stable reason."""
 
     def __init__(self, code: str, message: str) -> None:

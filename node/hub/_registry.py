@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
-
-import grpc
 
 from keys import (
     Envelope,
@@ -54,12 +51,6 @@ __all__ = [
 
 class RegistryError(CodedNodeError):
     """A registration that cannot be accepted; ``code`` is stable."""
-
-    STATUS_BY_CODE: ClassVar[Mapping[str, grpc.StatusCode]] = {
-        "ROOT_KEY_CHANGED": grpc.StatusCode.FAILED_PRECONDITION,
-        "KEY_SET_ROLLBACK": grpc.StatusCode.FAILED_PRECONDITION,
-    }
-    DEFAULT_STATUS: ClassVar[grpc.StatusCode] = grpc.StatusCode.INVALID_ARGUMENT
 
 
 @dataclass(frozen=True, slots=True)

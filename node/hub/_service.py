@@ -17,14 +17,13 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import grpc
 from grpc import aio
 
 from keys.pb.v1 import attestation_pb2
 from node.core._bounds import RECEIPTS_MAX, check_int
 from node.core._errors import (
-    NodeError,
     ResourceExhaustedError,
+    UnimplementedError,
 )
 from node.hub._ingest import Hub
 from node.pb.v1 import hub_pb2, hub_pb2_grpc, node_pb2
@@ -36,10 +35,6 @@ __all__ = ["HubServicer", "Router"]
 Router = Callable[
     [NodeContext, hub_pb2.RouteAttestationRequest, str], Awaitable[node_pb2.AttestationResponse]
 ]
-
-
-class UnimplementedError(NodeError):
-    status = grpc.StatusCode.UNIMPLEMENTED
 
 
 class HubServicer(hub_pb2_grpc.HubServiceServicer):

@@ -35,13 +35,11 @@ import re
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import ClassVar, NamedTuple
-
-import grpc
+from typing import NamedTuple
 
 from node.core._errors import CodedNodeError
 from node.store import StorageError, WriterTurn, connect, offline_job, writer_turn
@@ -69,14 +67,6 @@ _NO_FLAGS: frozenset[str] = frozenset()
 
 class BatchError(CodedNodeError):
     """A batch job that cannot run; ``code`` is stable, the message names the input."""
-
-    STATUS_BY_CODE: ClassVar[Mapping[str, grpc.StatusCode]] = {
-        "INVALID_PERIOD": grpc.StatusCode.INVALID_ARGUMENT,
-        "INVALID_CHUNK": grpc.StatusCode.INVALID_ARGUMENT,
-        "UNKNOWN_CATEGORY": grpc.StatusCode.FAILED_PRECONDITION,
-        "SCHEME_EXPIRED": grpc.StatusCode.FAILED_PRECONDITION,
-    }
-    DEFAULT_STATUS: ClassVar[grpc.StatusCode] = grpc.StatusCode.FAILED_PRECONDITION
 
 
 def period_as_of(period: str) -> date:

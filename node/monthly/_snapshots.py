@@ -31,12 +31,9 @@ import contextlib
 import hmac
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
-
-import grpc
 
 from keys import (
     ATTESTATION_TYPE,
@@ -75,16 +72,6 @@ PURPOSE = "provincial-push"
 
 class SnapshotError(CodedNodeError):
     """A run that cannot be signed; ``code`` is stable."""
-
-    STATUS_BY_CODE: ClassVar[Mapping[str, grpc.StatusCode]] = {
-        "RUN_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
-        "RUN_NOT_FINISHED": grpc.StatusCode.FAILED_PRECONDITION,
-        "HUB_NOT_CONFIGURED": grpc.StatusCode.FAILED_PRECONDITION,
-        "PROVINCE_KEY_MISSING": grpc.StatusCode.FAILED_PRECONDITION,
-        "PROVINCE_KEY_INVALID": grpc.StatusCode.FAILED_PRECONDITION,
-        "INVALID_BATCH_SIZE": grpc.StatusCode.INVALID_ARGUMENT,
-    }
-    DEFAULT_STATUS: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from mapping import (
     table_from_document,
     verify_table,
 )
+from node.core._errors import HuxinError
 from scoring import Scheme, SchemeError, list_schemes, load_scheme
 
 __all__ = [
@@ -60,7 +61,7 @@ MAX_APPROVAL_BYTES = 16 * 1024  # one approval envelope
 HASH_PREFIX = "sha256:"
 
 
-class TableRefused(Exception):
+class TableRefused(HuxinError):
     """A table or approval the node will not use; ``code`` is stable, ``what`` names the
     file, peer or row it came from."""
 

@@ -2,6 +2,7 @@
 
 Servicers decode a request, call one domain function, encode the answer; the
 guard reads every call once (identity, limits, errors to status).  Modules:
+``_status`` (the one table from the error tree to gRPC status codes),
 ``_server`` (two ports, health, reflection, metrics, shutdown), ``_guard``,
 ``_peer`` / ``_citizen`` / ``_source`` (the three services), ``_identity`` and
 ``_replay`` (citizen identity assertions, accepted once), ``_context`` (every

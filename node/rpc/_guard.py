@@ -24,7 +24,7 @@ itself, so nothing reaches a servicer before the guard has checked it:
   per-peer size limit and is decoded by the guard: bytes that do not decode are
   INVALID_ARGUMENT ``MALFORMED_REQUEST`` on every method;
 * the handler runs; a unary response is serialised by the guard as well; every
-  exception is mapped by :func:`node.core._errors.map_error` (the one place) to a
+  exception is mapped by :func:`node.rpc._status.map_error` (the one table) to a
   status with a stable reason in trailing metadata — never a Python class name;
 * one structured access line and the call's metrics (method, peer, code, reason,
   duration — never payloads) through :class:`node.core._observe.AccessLog`, written
@@ -61,13 +61,13 @@ from node.core._errors import (
     PermissionDeniedError,
     ResourceExhaustedError,
     UnauthenticatedError,
-    map_error,
 )
 from node.core._observe import AccessLog, Metrics, log_event
 from node.exchange._throttle import QueryThrottle
 from node.federation._callers import CallerCheck
 from node.federation._trust import ON_BEHALF_KEY, TrustState
 from node.rpc._identity import IDENTITY_METADATA, AuthenticatedCitizen, IdentityVerifier
+from node.rpc._status import map_error
 
 __all__ = [
     "MALFORMED_REQUEST",

@@ -45,8 +45,8 @@ synthetic population's bulk writes, staging files and outcome labels), and
 job's connection).  No module outside this package holds SQL
 (``tools/check_imports.py``).
 
-May import: ``node.core`` and the pure packages; every other room reaches storage
-through it.
+May import: ``node.core`` and the pure packages, never ``grpc`` (its errors carry
+reasons; tools/check_imports.py); every other room reaches storage through it.
 """
 
 from node.store._immediate import immediate

@@ -51,6 +51,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from node.core._errors import HuxinError
 from node.store import SCHEMA_VERSION, StorageError, connect
 from node.store._consents import STATUS_REVOKED
 from node.store._erase import erase_subject_sync
@@ -93,7 +94,7 @@ _GAP_ROWS = (
 )
 
 
-class BackupError(Exception):
+class BackupError(HuxinError):
     """A backup that cannot be made, verified or restored; ``code`` is stable."""
 
     def __init__(self, code: str, message: str) -> None:

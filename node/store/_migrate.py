@@ -21,6 +21,8 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from node.core._errors import HuxinError
+
 __all__ = [
     "SCHEMA_VERSION",
     "Migration",
@@ -34,7 +36,7 @@ _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 BUSY_TIMEOUT_MS = 10_000
 
 
-class StorageError(Exception):
+class StorageError(HuxinError):
     """A database that cannot be opened or migrated; ``code`` is stable."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -27,11 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-import grpc
+from typing import Any
 
 from keys import KeysError, Sealer, SealError, province_pseudonym
 from node.core._errors import CodedNodeError
@@ -56,14 +54,6 @@ KINDS = ("snapshot_batch", "status_list", "deregistration")
 
 class OutboxError(CodedNodeError):
     """An event that cannot be appended; ``code`` is stable."""
-
-    STATUS_BY_CODE: ClassVar[Mapping[str, grpc.StatusCode]] = {
-        "UNKNOWN_EVENT_KIND": grpc.StatusCode.INVALID_ARGUMENT,
-        "INVALID_EVENT_ID": grpc.StatusCode.INVALID_ARGUMENT,
-        "INVALID_PAYLOAD": grpc.StatusCode.INVALID_ARGUMENT,
-        "EVENT_CONFLICT": grpc.StatusCode.FAILED_PRECONDITION,
-    }
-    DEFAULT_STATUS: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
 
 
 @dataclass(frozen=True, slots=True)

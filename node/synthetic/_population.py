@@ -53,6 +53,7 @@ from functools import cached_property
 from pathlib import Path
 
 import keys
+from node.core._errors import HuxinError
 from node.store import _synthetic as synthetic_store
 from node.store import connect
 from node.store._synthetic import StagedChunk, read_outcomes  # read_outcomes: re-exported
@@ -110,7 +111,7 @@ _WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))  # GB 11643 MOD 11-2
 _CHECK = "10X98765432"
 
 
-class PopulationError(Exception):
+class PopulationError(HuxinError):
     """A population that cannot be generated; ``code`` is stable."""
 
     def __init__(self, code: str, message: str) -> None:

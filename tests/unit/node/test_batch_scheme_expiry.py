@@ -17,6 +17,7 @@ import grpc
 import pytest
 
 from node.monthly._batch import BatchError, run_month
+from node.rpc._status import status_of
 from scoring import Scheme, parse_scheme_toml
 
 from ._population_fixtures import Populations, copy_of
@@ -45,7 +46,7 @@ def test_expired_scheme_refuses_the_run_before_opening_the_database(tmp_path: Pa
     with pytest.raises(BatchError) as info:
         run_month(missing, EXPIRING, "2026-10", workers=1)
     assert info.value.code == "SCHEME_EXPIRED"
-    assert info.value.status is grpc.StatusCode.FAILED_PRECONDITION
+    assert status_of(info.value) is grpc.StatusCode.FAILED_PRECONDITION
     assert "heihe@2025.1" in str(info.value) and "2026-09-30" in str(info.value)
     assert not missing.exists()
 

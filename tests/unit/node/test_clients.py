@@ -36,6 +36,7 @@ from node.federation._clients import (
     revoke_client,
 )
 from node.federation._trust import TrustState
+from node.rpc._status import status_of
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 T = int(NOW.timestamp())
@@ -50,7 +51,7 @@ def _refusal(call: Callable[[], object]) -> tuple[str, str]:
     try:
         call()
     except NodeError as exc:
-        return exc.status.name, exc.code
+        return status_of(exc).name, exc.code
     return "OK", ""
 
 

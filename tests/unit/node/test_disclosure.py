@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from keys import KeyPair, MappedGrade
-from node.core._errors import NodeError, map_error
+from node.core._errors import NodeError
 from node.demo._testbed import approved_set
 from node.disclosure import (
     disclosed,
@@ -29,6 +29,7 @@ from node.disclosure import (
 )
 from node.exchange._consent import withdrawn_error
 from node.pb.v1 import node_pb2
+from node.rpc._status import map_error
 from node.store._consents import STATUS_REVOKED, STATUS_SUPERSEDED
 from node.store._db import Database
 from node.store._translog import TransparencyLog

@@ -15,8 +15,8 @@ from node.core._errors import (
     PermissionDeniedError,
     ResourceExhaustedError,
     UnauthenticatedError,
-    map_error,
 )
+from node.rpc._status import map_error
 from scoring import RecordError
 
 

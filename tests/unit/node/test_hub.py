@@ -30,6 +30,7 @@ from node.hub._ingest import RECEIPT_TYPE, Hub
 from node.hub._registry import RegistryError, register_region
 from node.monthly._snapshots import sign_run
 from node.pb.v1 import hub_pb2
+from node.rpc._status import status_of
 from node.store._db import Database
 from node.store._outbox import read_after_sync
 from tests.unit.node.test_snapshots import HUB, NOW, PROVINCE, Region, make_region
@@ -454,12 +455,12 @@ async def test_empty_batch_is_invalid_argument(tmp_path: Path) -> None:
     del empty.snapshot_batch.payloads[:]
     with pytest.raises(NodeError) as err:
         await w.hub.ingest("heihe", empty, NOW + 1)
-    assert (err.value.status, err.value.code, err.value.field) == (
+    assert (status_of(err.value), err.value.code, err.value.field) == (
         grpc.StatusCode.INVALID_ARGUMENT, "EMPTY_BATCH", "payloads",
     )  # fmt: skip
     w.hub._config = HubConfig(max_leaves_per_batch=2)
     with pytest.raises(NodeError) as err:
         await w.hub.ingest("heihe", w.items[0], NOW + 1)
-    assert (err.value.status, err.value.code, err.value.field) == (
+    assert (status_of(err.value), err.value.code, err.value.field) == (
         grpc.StatusCode.RESOURCE_EXHAUSTED, "BATCH_TOO_LARGE", "payloads",
     )  # fmt: skip

@@ -1,5 +1,5 @@
 """L3: the hub/outbox/push/snapshot/batch error families reach callers with a proper
-gRPC status and their stable code (node/core/_errors.py ``map_error``), never a bare INTERNAL."""
+gRPC status and their stable code (node/rpc/_status.py ``map_error``), never a bare INTERNAL."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import sqlite3
 import grpc
 import pytest
 
-from node.core._errors import FIELD_KEY, REASON_KEY, NodeError, map_error
+from node.core._errors import FIELD_KEY, REASON_KEY, NodeError
 from node.federation._push import PushError
 from node.hub._registry import RegistryError
 from node.monthly._batch import BatchError, period_as_of
 from node.monthly._snapshots import SnapshotError
+from node.rpc._status import map_error
 from node.store import connect
 from node.store._outbox import OutboxError, append_sync
 

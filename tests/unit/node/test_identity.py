@@ -15,6 +15,7 @@ from node.demo._testbed import make_id_number
 from node.pb.v1 import node_pb2
 from node.rpc._identity import IDENTITY_TYPE, DevIdentityProvider, IdentityVerifier
 from node.rpc._replay import ReplayCache
+from node.rpc._status import status_of
 
 SECRET = b"s" * 32
 ID = make_id_number(7)
@@ -107,7 +108,7 @@ def test_an_assertion_is_accepted_once(
         verifier = _verifier(idp, ReplayCache(1_000, journal))
     with pytest.raises(UnauthenticatedError) as info:
         verifier.verify(blob, NOW + 2)
-    assert (info.value.status, info.value.code) == (
+    assert (status_of(info.value), info.value.code) == (
         grpc.StatusCode.UNAUTHENTICATED,
         "IDENTITY_REPLAYED",
     )
@@ -129,7 +130,7 @@ def test_a_full_cache_refuses_new_assertions_and_keeps_old_ones(
     verifier.verify(idp.assertion(ID, "heihe", NOW), NOW)
     with pytest.raises(NodeError) as info:
         verifier.verify(idp.assertion(ID, "heihe", NOW), NOW)
-    assert (info.value.status, info.value.code) == (
+    assert (status_of(info.value), info.value.code) == (
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         "IDENTITY_REPLAY_CACHE_FULL",
     )
@@ -173,7 +174,7 @@ def test_an_unusable_journal_fails_closed(
     damage(journal)  # type: ignore[operator]
     with pytest.raises(NodeError) as info:
         _verifier(idp, ReplayCache(1_000, journal)).verify(idp.assertion(ID, "heihe", NOW), NOW)
-    assert (info.value.status, info.value.code) == (
+    assert (status_of(info.value), info.value.code) == (
         grpc.StatusCode.UNAVAILABLE,
         "IDENTITY_REPLAY_UNAVAILABLE",
     )

@@ -20,11 +20,12 @@ from hypothesis import strategies as st
 from keys import KeyPair, open_approval, sign_approval
 from keys.pb.v1 import attestation_pb2
 from mapping import MappingTable, SchemeRef, published_table
-from node.core._errors import NodeError, map_error
+from node.core._errors import NodeError
 from node.demo._testbed import TESTBED_AUTHORITY, approved_set
 from node.exchange._mapping import Mapper
 from node.model._rollout import SchemeInForce
 from node.recognition import Approved, GovernedSet, day_start, table_sha256
+from node.rpc._status import map_error
 from scoring import load_scheme
 
 HEIHE = load_scheme("heihe")

@@ -15,8 +15,9 @@ import grpc
 import pytest
 
 from keys import KeyRefusedError, KeysError, Sealer, SealError, VerificationError
-from node.core._errors import InternalError, NodeError, map_error, own_data
+from node.core._errors import InternalError, NodeError, own_data
 from node.exchange._mapping import ECHO_MAX, Mapper
+from node.rpc._status import map_error
 from scoring import load_scheme
 
 SEALER = Sealer({"seal-1": b"\x05" * 32}, "seal-1")

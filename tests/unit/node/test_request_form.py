@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 from keys.pb.v1 import attestation_pb2
-from node.core._errors import NodeError, map_error
+from node.core._errors import NodeError
 from node.demo._testbed import make_id_number
 from node.exchange._request_form import (
     FORM_REASONS,
@@ -25,6 +25,7 @@ from node.exchange._request_form import (
 from node.federation._route import ADMISSION_REASONS, KNOWN_REASONS, ROUTING_REASONS
 from node.pb.v1 import node_pb2
 from node.rpc._peer import REQUEST_REASONS
+from node.rpc._status import map_error
 
 ID = make_id_number(7)
 ROOT = Path(__file__).resolve().parents[3]

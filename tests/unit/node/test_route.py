@@ -20,7 +20,7 @@ from grpc import aio
 
 from keys.pb.v1 import attestation_pb2
 from node.core._config import parse_config
-from node.core._errors import NodeError, map_error
+from node.core._errors import NodeError
 from node.exchange._throttle import RETRY_AFTER_KEY
 from node.federation._route import (
     KNOWN_REASONS,
@@ -33,6 +33,7 @@ from node.federation._route import (
 )
 from node.federation._trust import HOPS_KEY, TrustState
 from node.pb.v1 import hub_pb2, node_pb2, node_pb2_grpc
+from node.rpc._status import map_error
 from node.store._db import Database
 
 from .test_trust import HUB, T, _fed_config, signed_list

@@ -18,8 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.core._config import RightsConfig
-from node.core._errors import ResourceExhaustedError, map_error
+from node.core._errors import ResourceExhaustedError
 from node.exchange._throttle import RETRY_AFTER_KEY, QueryThrottle
+from node.rpc._status import map_error
 
 Make = Callable[[RightsConfig, Callable[[], float]], QueryThrottle]
 

@@ -203,3 +203,25 @@ def test_sql_outside_the_store_is_reported(source: str, expected: str) -> None:
 def test_sql_check_allows(filename: str, source: str) -> None:
     """issue 17: SQL in the store, and prose or reason codes elsewhere, pass."""
     assert check_imports.check_node_source(source, filename) == []
+
+
+@pytest.mark.parametrize(
+    ("filename", "source", "refused"),
+    [
+        pytest.param("node/store/_x.py", "import grpc\n", True, id="store-imports-grpc"),
+        pytest.param("node/store/_x.py", "from grpc import aio\n", True, id="store-imports-grpc-aio"),
+        pytest.param("node/core/_x.py", "import grpc\n", True, id="core-imports-grpc"),
+        pytest.param("node/store/_x.py", "from node.pb.v1 import hub_pb2\n", False, id="store-messages"),
+        pytest.param("node/rpc/_x.py", "import grpc\n", False, id="rpc-imports-grpc"),
+        pytest.param("node/monthly/_x.py", "from grpc import aio\n", False, id="domain-client"),
+    ],
+)  # fmt: skip
+def test_store_and_core_import_no_transport(filename: str, source: str, refused: bool) -> None:
+    """Issue 17: the error tree carries reasons and storage knows no transport, so
+    ``node.core`` and ``node.store`` never import grpc; the RPC edge maps reasons to
+    status codes (node.rpc._status)."""
+    problems = check_imports.check_node_source(source, filename)
+    if refused:
+        assert len(problems) == 1 and "must not import 'grpc'" in problems[0]
+    else:
+        assert problems == []
