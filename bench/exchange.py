@@ -63,7 +63,7 @@ from grpc import aio
 from bench import rest_gateway
 from bench.population import DEPARTMENT, residents, source_toml, write_csv
 from keys import decode_private_key
-from node._client import citizen_channel, identity_metadata
+from node._client import identity_metadata
 from node._identity import DevIdentityProvider
 from node._init import init_region, load_or_create_ca
 from node._testbed import attestation_request, register_clients, requester_channel
@@ -192,20 +192,21 @@ class _Node:
 
 
 async def _grant_all(
-    citizen: Any,
+    citizens: Sequence[Any],
     idp: DevIdentityProvider,
     people: Sequence[str],
     max_uses: int,
 ) -> list[node_pb2.ConsentToken]:
     """One consent for each of ``people`` (each a different resident, so no citizen meets
-    the grant limits of docs/adr/0324), ``GRANT_CONCURRENCY`` grants in flight."""
+    the grant limits of docs/adr/0324), ``GRANT_CONCURRENCY`` grants in flight spread over
+    the connections of ``citizens`` (a citizen connection takes 16 calls at once)."""
     tokens: list[node_pb2.ConsentToken | None] = [None] * len(people)
     todo = iter(range(len(people)))
 
-    async def worker() -> None:
+    async def worker(w: int) -> None:
         for i in todo:
             md = identity_metadata(idp.assertion(people[i], "heihe", int(time.time())))
-            tokens[i] = await citizen.GrantConsent(
+            tokens[i] = await citizens[w % len(citizens)].GrantConsent(
                 node_pb2.GrantConsentRequest(
                     audience="hainan",
                     purpose=PURPOSE,
@@ -215,7 +216,7 @@ async def _grant_all(
                 metadata=md,
             )
 
-    await asyncio.gather(*(worker() for _ in range(GRANT_CONCURRENCY)))
+    await asyncio.gather(*(worker(w) for w in range(GRANT_CONCURRENCY)))
     return [t for t in tokens if t is not None]
 
 
@@ -259,7 +260,7 @@ async def _start_node(
     period = (now.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
     published = json.loads(
         _huxin(
-            "score", "publish", "--config", str(toml), "--period", period,
+            "score", "run", "--config", str(toml), "--period", period,
             "--workers", "2", "--force", "--json",
         )
     )  # fmt: skip
@@ -272,16 +273,25 @@ async def _start_node(
     reused = -(-needed["reused"] // REUSES)
     chosen = rng.sample(city, fresh + reused)
     idp = DevIdentityProvider(decode_private_key((directory / "keys/dev-idp.key").read_bytes()))
-    cch = citizen_channel(f"127.0.0.1:{ports['citizen']}", ca.cert_pem)
+    # connections of their own (a local subchannel pool each): 4 grants in flight on each
+    cchs = [
+        aio.secure_channel(
+            f"127.0.0.1:{ports['citizen']}",
+            grpc.ssl_channel_credentials(root_certificates=ca.cert_pem),
+            options=[("grpc.use_local_subchannel_pool", 1)],
+        )
+        for _ in range(GRANT_CONCURRENCY // 4)
+    ]
     try:
         t0 = time.perf_counter()
-        citizen = node_pb2_grpc.CitizenServiceStub(cch)
-        once = await _grant_all(citizen, idp, chosen[:fresh], 1)
-        multi = await _grant_all(citizen, idp, chosen[fresh:], REUSES)
+        citizens = [node_pb2_grpc.CitizenServiceStub(c) for c in cchs]
+        once = await _grant_all(citizens, idp, chosen[:fresh], 1)
+        multi = await _grant_all(citizens, idp, chosen[fresh:], REUSES)
         setup["grants"] = fresh + reused
         setup["grant_seconds"] = time.perf_counter() - t0
     finally:
-        await cch.close(None)
+        for c in cchs:
+            await c.close(None)
     node.requests["fresh"] = [
         attestation_request(tok, who, PURPOSE, target_scheme="hainan")
         for tok, who in zip(once, chosen[:fresh], strict=True)
@@ -426,6 +436,8 @@ async def _measure(
         (root / f"echo.{fname}").write_bytes(data)
     per_workload = sum(sizes.values()) + WARM * len(sizes)
     needed = {"fresh": per_workload, "reused": per_workload}
+    if profile is not None:  # fresh tokens at 32 requesters only
+        needed = {"fresh": sizes[32] + WARM, "reused": 0}
     rng = random.Random(17)
     procs: list[subprocess.Popen[bytes]] = []
     chans: list[aio.Channel] = []
