@@ -507,7 +507,7 @@ async def _measure(
 
 
 async def _profile(node: _Node, requester: Any, ca_pem: bytes, total: int, out: Path) -> None:
-    """py-spy (all threads, native frames off, raw collapsed stacks) attached to the node
+    """py-spy (all threads, samples of running threads only, raw collapsed stacks) attached to the node
     while 32 requesters send ``total`` fresh-token requests; not interleaved, not timed."""
     chans = [requester_channel(node.ports["peer"], requester, ca_pem, i) for i in range(32)]
     stubs = [node_pb2_grpc.PeerServiceStub(c) for c in chans]
@@ -516,7 +516,7 @@ async def _profile(node: _Node, requester: Any, ca_pem: bytes, total: int, out: 
     spy = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(node.proc.pid),
-            "--threads", "--idle", "--rate", "250", "--format", "raw", "--output", str(out),
+            "--threads", "--rate", "250", "--format", "raw", "--output", str(out),
             "--nonblocking",
         ],
         stdout=subprocess.DEVNULL,
