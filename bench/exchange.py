@@ -248,6 +248,28 @@ async def _start_node(
         ["node", "serve", "--config", str(toml), "--ready-file", str(ready)], ready
     )
     node = _Node(proc, ports)
+    try:
+        await _fill(node, root, ca, people, needed, rng, setup, now)
+    except BaseException:  # a node whose setup failed is not left serving
+        proc.terminate()
+        proc.wait(timeout=30)
+        raise
+    return node, setup
+
+
+async def _fill(
+    node: _Node,
+    root: Path,
+    ca: Any,
+    people: int,
+    needed: dict[str, int],
+    rng: random.Random,
+    setup: dict[str, Any],
+    now: datetime,
+) -> None:
+    """The city filed, its month published, the consents granted and the requests built."""
+    directory, ports = root / "heihe", node.ports
+    toml = directory / "node.toml"
     _month_step_ended(directory / "node.db")
     t0 = time.perf_counter()
     _huxin(
@@ -300,7 +322,6 @@ async def _start_node(
         attestation_request(multi[c], chosen[fresh + c], PURPOSE, target_scheme="hainan")
         for c in _uses(len(multi), REUSES, rng)
     ][: needed["reused"]]
-    return node, setup
 
 
 class _Rest:
