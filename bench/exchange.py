@@ -21,7 +21,8 @@ per round, rotating order):
 
 * ``REST+JWT``: :mod:`bench.rest_gateway` — FastAPI on uvicorn, PyJWT EdDSA
   consent verified, the use counted in SQLite (WAL, a commit per request), an
-  EdDSA-signed JWT returned; driven by httpx, one connection per requester;
+  EdDSA-signed JWT returned; driven by :class:`bench.rest_gateway.Client`
+  (asyncio streams, pre-encoded HTTP/1.1 requests), one connection per requester;
 * ``echo``: a bare grpc.aio server answering a request of the node's request
   size with a response of its response size.
 
@@ -55,7 +56,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from grpc import aio
@@ -329,7 +329,7 @@ class _Rest:
 
     def __init__(self, proc: subprocess.Popen[bytes], port: int) -> None:
         self.proc, self.port = proc, port
-        self.bodies: dict[str, list[dict[str, Any]]] = {}
+        self.bodies: dict[str, list[bytes]] = {}
 
 
 def _start_rest(root: Path, needed: dict[str, int], rng: random.Random) -> _Rest:
@@ -427,12 +427,12 @@ def _node_driver(stubs: list[Any], pool: list[Any]) -> Call:
     return attest
 
 
-def _rest_driver(clients: list[httpx.AsyncClient], pool: list[dict[str, Any]]) -> Call:
+def _rest_driver(clients: list[rest_gateway.Client], pool: list[bytes]) -> Call:
     async def attest(w: int) -> object:
-        reply = await clients[w].post("/attest", json=pool.pop())
-        if reply.status_code != 200:
-            raise RuntimeError(f"REST+JWT gateway: {reply.status_code} {reply.text}")
-        return reply
+        status, body = await clients[w].post(pool.pop())
+        if status != 200:
+            raise RuntimeError(f"REST+JWT gateway: {status} {body[:200]!r}")
+        return body
 
     return attest
 
@@ -462,7 +462,7 @@ async def _measure(
     rng = random.Random(17)
     procs: list[subprocess.Popen[bytes]] = []
     chans: list[aio.Channel] = []
-    clients: list[httpx.AsyncClient] = []
+    clients: list[rest_gateway.Client] = []
     try:
         node, info = await _start_node(root, ca, people, needed, rng)
         procs.append(node.proc)
@@ -503,7 +503,7 @@ async def _measure(
 
                 calls = [c.unary_unary("/bench.Echo/Call", None, None) for c in conns(echo_port)]
                 row_clients = [
-                    rest_gateway.client(
+                    rest_gateway.Client(
                         rest.port, root / "echo.cert", root / "echo.key", root / "ca/ca.pem"
                     )
                     for _ in range(conc)
@@ -519,7 +519,7 @@ async def _measure(
         return results, info
     finally:
         for client in clients:
-            await client.aclose()
+            await client.close()
         for c in chans:
             await c.close(None)
         for p in procs:
@@ -581,13 +581,14 @@ def _section(results: Results, info: dict[str, Any], people: int) -> str:
         "(`bench/rest_gateway.py`: FastAPI on uvicorn with uvloop and httptools, mutual TLS "
         "with the same certificates, PyJWT EdDSA consent verified, the use counted in "
         "SQLite — a file, WAL, a commit per request — and an EdDSA-signed JWT returned; "
-        "driven by httpx over HTTP/1.1); a bare grpc.aio **echo** (request "
+        "driven over HTTP/1.1 keep-alive by a minimal asyncio-streams client with pre-encoded "
+        "requests, so that the gateway and not its client sets the pace); a bare grpc.aio "
+        "**echo** (request "
         f"{info['req_size']} B, response {info['resp_size']} B, the node's sizes). Every "
         "requester has its own connection to every server.",
         "",
         "**Server CPU per request** (all threads of the server process, from /proc, same "
-        "runs) is the figure that does not depend on the client library (httpx costs its "
-        "requester more than grpc.aio does). Target (issue 17): node / REST+JWT ≤ 0.8x on "
+        "runs) is the figure that does not depend on the client library. Target (issue 17): node / REST+JWT ≤ 0.8x on "
         "the fresh rows.",
         "",
         "| tokens | concurrency | requests per server | echo µs/req | REST+JWT µs/req "
@@ -605,7 +606,7 @@ def _section(results: Results, info: dict[str, Any], people: int) -> str:
     lines += [
         "",
         "Throughput, latency and the requester's CPU (this process: grpc.aio for echo and "
-        "node, httpx for REST+JWT), same runs; throughput of each round (lowest – highest) "
+        "node, the minimal HTTP/1.1 client for REST+JWT), same runs; throughput of each round (lowest – highest) "
         "shows the noise.",
         "",
         "| tokens | concurrency | req/s: echo · REST+JWT · node | p50 / p99 ms: echo · "

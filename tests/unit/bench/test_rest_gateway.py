@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench import rest_gateway
 
 PURPOSE = "heihe/credit-loans"
+JSON = {"content-type": "application/json"}  # as bench.rest_gateway.Client sends it
 
 
 Gateway = tuple[httpx.AsyncClient, Ed25519PrivateKey, Ed25519PrivateKey, Path]
@@ -41,7 +42,7 @@ async def test_a_consent_is_counted_and_answered_with_a_signed_jwt(gateway: Gate
     consent = rest_gateway.consent_jwt(region, "c1", binding, PURPOSE, max_uses=2)
     for uses in (1, 2):
         reply = await client.post(
-            "/attest", json=rest_gateway.attest_body(consent, binding, PURPOSE)
+            "/attest", content=rest_gateway.attest_body(consent, binding, PURPOSE), headers=JSON
         )
         assert reply.status_code == 200
         claims = jwt.decode(
@@ -54,7 +55,9 @@ async def test_a_consent_is_counted_and_answered_with_a_signed_jwt(gateway: Gate
         assert claims["consent"] == "c1"
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT uses FROM consent_uses").fetchone() == (uses,)
-    spent = await client.post("/attest", json=rest_gateway.attest_body(consent, binding, PURPOSE))
+    spent = await client.post(
+        "/attest", content=rest_gateway.attest_body(consent, binding, PURPOSE), headers=JSON
+    )
     assert spent.status_code == 403
     assert "exhausted" in spent.text
 
@@ -69,6 +72,6 @@ async def test_a_consent_of_another_key_binding_or_purpose_is_refused(gateway: G
         rest_gateway.attest_body(good, b"\x03" * 32, PURPOSE),
         rest_gateway.attest_body(good, binding, "heihe/other"),
     ):
-        assert (await client.post("/attest", json=body)).status_code == 403
+        assert (await client.post("/attest", content=body, headers=JSON)).status_code == 403
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM consent_uses").fetchone() == (0,)
