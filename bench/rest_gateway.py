@@ -171,6 +171,9 @@ def serve(
         ssl_cert_reqs=ssl.CERT_REQUIRED,
         log_level="warning",  # uvicorn's access line stays on, as a deployed gateway keeps it
         access_log=True,
+        # idle connections kept as long as the node keeps its peers' ([listen]
+        # idle_timeout_seconds): the bench's connections wait while other servers run
+        timeout_keep_alive=300,
     )
     server = uvicorn.Server(config)
 
