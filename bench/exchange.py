@@ -63,11 +63,11 @@ from grpc import aio
 from bench import rest_gateway
 from bench.population import DEPARTMENT, residents, source_toml, write_csv
 from keys import decode_private_key
-from node._client import identity_metadata
-from node._identity import DevIdentityProvider
-from node._init import init_region, load_or_create_ca
-from node._testbed import attestation_request, register_clients, requester_channel
+from node.cli._init import init_region, load_or_create_ca
+from node.demo._testbed import attestation_request, register_clients, requester_channel
 from node.pb.v1 import node_pb2, node_pb2_grpc
+from node.rpc._client import identity_metadata
+from node.rpc._identity import DevIdentityProvider
 
 PEOPLE = 100_000  # residents filed into the node; consents go to residents drawn at random
 REUSES = 5  # uses of each consent on the reused-token rows

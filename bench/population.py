@@ -12,7 +12,7 @@ when run alone as ``python -m bench.population``):
   Reported: wall time, residents/s, the server's CPU seconds (its
   ``/proc/<pid>/stat`` user + system time over the load) per 1,000
   residents, the CLI's CPU seconds, the server's peak resident set (VmHWM);
-* the month: :func:`node._batch.run_month` over the loaded registry (every
+* the month: :func:`node.monthly._batch.run_month` over the loaded registry (every
   resident scored at the base, no records), two worker processes: wall time,
   CPU (this process and its workers) and both per resident;
 * the baseline: the rows the load stores (subjects, residences, the fact
@@ -41,11 +41,11 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from node._batch import run_month
-from node._init import init_region, load_or_create_ca
-from node._storage import connect
-from node._testbed import make_id_number, register_clients
+from node.cli._init import init_region, load_or_create_ca
+from node.demo._testbed import make_id_number, register_clients
+from node.monthly._batch import run_month
 from node.population import FACTS_MAX
+from node.store import connect
 from scoring import load_scheme
 
 BATCH = FACTS_MAX  # the largest batch the node takes: fewer commits of the same pages

@@ -27,9 +27,9 @@ import threading
 import time
 from pathlib import Path
 
-from node._batch import CHUNK_SUBJECTS, Chunk, chunk_bounds, period_as_of
-from node._population import PopulationSpec, generate
-from node._storage import connect
+from node.monthly._batch import CHUNK_SUBJECTS, Chunk, chunk_bounds, period_as_of
+from node.store import connect
+from node.synthetic._population import PopulationSpec, generate
 
 PERIOD = "2026-10"  # a month that is over (score run refuses later ones)
 

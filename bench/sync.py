@@ -35,10 +35,10 @@ import grpc
 from grpc import aio
 
 from keys import decode_private_key, issue_batch
-from node._cli import main as huxin
-from node._client import peer_channel
-from node._init import init_region, load_or_create_ca
+from node.cli._init import init_region, load_or_create_ca
+from node.cli._main import main as huxin
 from node.pb.v1 import attestation_pb2, hub_pb2
+from node.rpc._client import peer_channel
 from scoring import load_scheme
 
 HUB = "heilongjiang"

@@ -6,6 +6,18 @@ stable ``code``; every verification failure is a :class:`VerificationError`
 whose ``code`` is one of :data:`REASON_CODES` (docs/SPEC.md).
 """
 
+from ._approval import (
+    APPROVAL_TYPE,
+    APPROVED_MAPPINGS_TYPE,
+    MAX_APPROVAL_FIELD_CHARS,
+    MAX_APPROVED_MAPPINGS,
+    ApprovedMappings,
+    approval_covers,
+    open_approval,
+    sign_approval,
+    sign_approved_mappings,
+    verify_approved_mappings,
+)
 from ._attestation import (
     Attestation,
     Batch,
@@ -95,6 +107,8 @@ from ._trust import (
 from ._verify import DEFAULT_SKEW_SECONDS, VerifiedAttestation, verify_attestation
 
 __all__ = [
+    "APPROVAL_TYPE",
+    "APPROVED_MAPPINGS_TYPE",
     "ATTESTATION_TYPE",
     "CATALOGUE_TYPE",
     "CHECKPOINT_TYPE",
@@ -103,6 +117,8 @@ __all__ = [
     "DISCLOSURE_KINDS",
     "EMPTY_ROOT",
     "KEYSET_TYPE",
+    "MAX_APPROVAL_FIELD_CHARS",
+    "MAX_APPROVED_MAPPINGS",
     "MAX_CATALOGUE_BYTES",
     "MAX_SIGNATURES",
     "MIN_ENTRIES",
@@ -113,6 +129,7 @@ __all__ = [
     "STATUTORY",
     "STATUTORY_PURPOSE",
     "TRUSTLIST_TYPE",
+    "ApprovedMappings",
     "Attestation",
     "Batch",
     "CertificateAuthority",
@@ -144,6 +161,7 @@ __all__ = [
     "TrustedScenario",
     "VerificationError",
     "VerifiedAttestation",
+    "approval_covers",
     "carry_levels",
     "certificate_fingerprint",
     "check_public_key",
@@ -163,6 +181,7 @@ __all__ = [
     "merkle_root",
     "node_hash",
     "normalise_id",
+    "open_approval",
     "open_catalogue",
     "open_status_list",
     "pae",
@@ -174,6 +193,8 @@ __all__ = [
     "scenario_scheme",
     "select_status_list",
     "sign",
+    "sign_approval",
+    "sign_approved_mappings",
     "sign_catalogue",
     "sign_checkpoint",
     "signer_of",
@@ -181,6 +202,7 @@ __all__ = [
     "subject_key",
     "to_epoch",
     "verified_signer",
+    "verify_approved_mappings",
     "verify_attestation",
     "verify_batch",
     "verify_batch_payloads",

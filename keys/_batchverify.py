@@ -42,7 +42,7 @@ General path, per item and per group:
 
 Then, for every authenticated member, the **attestation checks** (issuer, key
 validity at issue and checkpoint time, time window, scheme, disclosure and
-scenario, audience, status) on one protobuf parse of the payload: for all
+scenario, mapping approval, audience, status) on one protobuf parse of the payload: for all
 members at once with C-level scans when they all pass, else member by member;
 any doubt -> the full check of the single-item path for the exact code.
 
@@ -61,6 +61,7 @@ from google.protobuf.message import DecodeError
 
 from node.pb.v1 import attestation_pb2 as pb
 
+from ._approval import mapping_verdict
 from ._attestation import Checkpoint
 from ._bundle import (
     Member,
@@ -114,7 +115,8 @@ class _Group:
     """Attestation checks shared by every member of one verified checkpoint."""
 
     __slots__ = (
-        "fast", "hub", "latest", "na", "nb", "region", "revoked", "scenarios", "schemes", "signer"
+        "approvals", "fast", "hub", "latest", "na", "nb", "region", "revoked", "scenarios",
+        "schemes", "signer",
     )  # fmt: skip
 
     def __init__(self, trust: Trust, checkpoint: Checkpoint, kid: str, t: int, skew: int) -> None:
@@ -126,6 +128,7 @@ class _Group:
         self.latest = t + skew
         self.schemes = trust.regions[region].schemes
         self.scenarios = trust.scenarios
+        self.approvals = trust.approvals
         self.hub = trust.issuer
         self.fast = (
             checkpoint.origin == region
@@ -170,7 +173,7 @@ def _included(payloads: Sequence[bytes], proofs: Sequence[bytes], cp: Checkpoint
 def _all_pass(
     atts: list[pb.Attestation], payloads: Sequence[bytes], g: _Group, t: int, audience: str
 ) -> bool:
-    """Steps 4-11 for every member at once (C-level scans); False if any may fail."""
+    """Steps 4-12 for every member at once (C-level scans); False if any may fail."""
     if not g.fast:
         return False
     k = len(atts)
@@ -187,8 +190,11 @@ def _all_pass(
         return False  # the single-item path names it: MALFORMED
     if g.schemes and not all(f"{a}@{v}" in g.schemes for a, v in set(map(_SCHEME, atts))):
         return False
-    catalogue, hub = g.scenarios, g.hub
-    return all(disclosure_verdict(a, catalogue, hub) is None for a in atts)
+    catalogue, hub, approvals = g.scenarios, g.hub, g.approvals
+    return all(
+        disclosure_verdict(a, catalogue, hub) is None and mapping_verdict(a, approvals) is None
+        for a in atts
+    )
 
 
 def _verify_group(  # noqa: PLR0917
@@ -202,7 +208,7 @@ def _verify_group(  # noqa: PLR0917
     status_lists: StatusPool | None,
     skew: int,
 ) -> None:
-    """Inclusion, then steps 4-14, for the members of one verified checkpoint.
+    """Inclusion, then steps 4-15, for the members of one verified checkpoint.
 
     A member left ``None`` in ``results`` takes the single-item path.
     """
@@ -224,7 +230,7 @@ def _check_group(  # noqa: PLR0917
     status_lists: StatusPool | None,
     skew: int,
 ) -> None:
-    """Steps 4-14 for the authenticated (``included``) members of group ``g``, in
+    """Steps 4-15 for the authenticated (``included``) members of group ``g``, in
     chunks (parsed messages are dropped after each, which keeps the collector's
     work small): a whole chunk at once when every member passes, else member by
     member."""
@@ -292,6 +298,7 @@ def _check_chunk(  # noqa: PLR0917
                     and (not schemes or f"{att.scheme_id}@{att.scheme_version}" in schemes)
                     and canonical_bytes(att) == payload
                     and disclosure_verdict(att, scenarios, g.hub) is None
+                    and mapping_verdict(att, g.approvals) is None
                 ):
                     if status_lists is None:
                         results[pos] = VerifiedAttestation(payload, signer, "unchecked", att)

@@ -30,6 +30,11 @@ Invariants:
   with the same minimum tier (``SCENARIO_NOT_TRUSTED``; no catalogue at all is
   the same refusal) and a disclosure no greater than the catalogue allows
   (``DISCLOSURE_NOT_ALLOWED``) -- :func:`scenario_problem`;
+* a derived score's scenario (docs/adr/0006) is listed with its ``base``
+  (``"<scheme id>@<version>"``): its attestation names the derived score as its
+  scheme (``scheme_id``/``scheme_version`` = the threshold's), and is accepted
+  only when its ``model_version`` IS that base and, where the trust list names
+  the region's schemes, the base is one of them (:func:`scheme_listed`);
 * the catalogue is trust material signed by the hub root key (type
   :data:`SCENARIOS_TYPE`, carried in ``TrustBundle.scenarios``), canonically
   encoded, its entries well formed, sorted and unique; anything else is
@@ -68,6 +73,7 @@ __all__ = [
     "disclosure_verdict",
     "scenario_problem",
     "scenario_scheme",
+    "scheme_listed",
     "verify_scenario_catalogue",
 ]
 
@@ -75,12 +81,14 @@ THRESHOLD, GRADE, GRADE_AND_SCORE, STATUTORY = "threshold", "grade", "grade_and_
 #: consented kinds, least to most
 CONSENTED_KINDS = (THRESHOLD, GRADE, GRADE_AND_SCORE)
 DISCLOSURE_KINDS = (*CONSENTED_KINDS, STATUTORY)
-#: the purpose of every statutory attestation (node._snapshots builds them with it)
+#: the purpose of every statutory attestation (node.monthly._snapshots builds them with it)
 STATUTORY_PURPOSE = "provincial-push"
 SCENARIOS_TYPE = "application/vnd.huxin.scenarios.v1+proto"
 #: a scenario reference: at most 96 characters, ``<scheme id>/<scenario id>``
 SCENARIO_MAX = 96
 _SCENARIO = re.compile(r"^([a-z][a-z0-9_-]{0,31})/[a-z][a-z0-9-]{0,62}$")
+#: a derived score's base: ``<scheme id>@<version>``, at most 65 characters
+_BASE = re.compile(r"^[a-z][a-z0-9_-]{0,31}@[0-9A-Za-z._-]{1,32}$")
 _TIER_MAX = 32
 _TITLE_MAX = 256
 CATALOGUE_MAX = 4096  # scenarios in one catalogue
@@ -168,6 +176,7 @@ class TrustedScenario:
     min_tier: str
     disclosure: str
     title: str = ""
+    base: str = ""  # a derived score's base scheme "<id>@<version>"; "" for a scheme's own
 
     def problem(self) -> str | None:
         if scenario_scheme(self.scenario) is None:
@@ -176,6 +185,8 @@ class TrustedScenario:
             return "scheme_version and min_tier are 1-32 characters"
         if self.disclosure not in CONSENTED_KINDS:
             return "disclosure must be threshold, grade or grade_and_score"
+        if self.base and not _BASE.match(self.base):
+            return "base must be '<scheme id>@<version>'"
         return None if len(self.title) <= _TITLE_MAX else "title of at most 256 characters"
 
     @property
@@ -227,6 +238,7 @@ class ScenarioCatalogue:
                     min_tier=s.min_tier,
                     disclosure=s.disclosure,
                     title=s.title,
+                    base=s.base,
                 )
                 for s in self.scenarios
             ],
@@ -240,7 +252,7 @@ class ScenarioCatalogue:
         """Parse signed catalogue bytes: canonical encoding, sorted unique entries."""
         m = parse_signed(pb.ScenarioCatalogue, data, "TRUST_INVALID", "scenarios", "catalogue")
         entries = tuple(
-            TrustedScenario(s.scenario, s.scheme_version, s.min_tier, s.disclosure, s.title)
+            TrustedScenario(s.scenario, s.scheme_version, s.min_tier, s.disclosure, s.title, s.base)
             for s in m.scenarios
         )
         if list(entries) != sorted(entries, key=lambda s: s.key):
@@ -283,6 +295,12 @@ def scenario_problem(
     entry = catalogue.find(att.scenario, att.threshold.scheme_version)
     if entry is None:
         return "SCENARIO_NOT_TRUSTED", "scenario", "scenario not in the trusted catalogue"
+    if entry.base and (att.model_version != entry.base or att.scheme_id != att.threshold.scheme_id):
+        return (
+            "SCENARIO_NOT_TRUSTED",
+            "model_version",
+            f"a derived score's attestation names its base {entry.base} as model_version",
+        )
     if entry.min_tier != att.threshold.min_tier:
         return "SCENARIO_NOT_TRUSTED", "threshold.min_tier", "tier differs from the catalogue's"
     if disclosure_rank(att.disclosure) > disclosure_rank(entry.disclosure):
@@ -292,6 +310,24 @@ def scenario_problem(
             f"the scenario allows at most {entry.disclosure}",
         )
     return None
+
+
+def scheme_listed(
+    att: pb.Attestation, schemes: frozenset[str], catalogue: ScenarioCatalogue | None
+) -> bool:
+    """Whether the trust list lets the region issue in ``att``'s scheme: it names no
+    schemes, it names this one, or ``att`` is a derived score's (its catalogue entry has
+    a ``base``) whose base, named as ``model_version``, is one the region's listed."""
+    if not schemes or f"{att.scheme_id}@{att.scheme_version}" in schemes:
+        return True
+    entry = None if catalogue is None else catalogue.find(att.scenario, att.scheme_version)
+    return (
+        entry is not None
+        and bool(entry.base)
+        and entry.base == att.model_version
+        and entry.base in schemes
+        and att.scheme_id == scenario_scheme(att.scenario)
+    )
 
 
 def disclosure_verdict(

@@ -49,6 +49,8 @@ REASON_CODES: frozenset[str] = frozenset(
         "TRUST_INVALID",
         "TRUST_ROLLBACK",
         "TRUST_EXPIRED",
+        "APPROVAL_INVALID",
+        "MAPPING_NOT_APPROVED",
     }
 )
 

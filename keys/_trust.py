@@ -21,7 +21,10 @@ A trust bundle may carry the hub-signed scenario catalogue
 under the same pinned hub key and requires the trust list's issuer in it
 (``TRUST_INVALID`` otherwise); :attr:`Trust.scenarios` is then the catalogue
 consented attestations are checked against, and None (no consented
-attestation verifies) when the bundle has none.
+attestation verifies) when the bundle has none.  Likewise the hub-signed list
+of approved mapping tables (``TrustBundle.mapping_approvals``, keys._approval,
+H13): :attr:`Trust.approvals`, None when absent (then no attestation carrying a
+mapped grade verifies).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from google.protobuf.message import DecodeError
 
 from node.pb.v1 import attestation_pb2 as pb
 
+from ._approval import ApprovedMappings, verify_approved_mappings
 from ._disclosure import ScenarioCatalogue, verify_scenario_catalogue
 from ._ed25519 import KeyPair, check_public_key, key_id
 from ._envelope import KEYSET_TYPE, TRUSTLIST_TYPE, Envelope, sign, verified_signer
@@ -282,6 +286,8 @@ class Trust:
     stale: bool = False
     #: the scenarios consented attestations may name (None: no catalogue was given)
     scenarios: ScenarioCatalogue | None = None
+    #: the approved mapping tables a mapped grade must cite (None: no list was given)
+    approvals: ApprovedMappings | None = None
     _by_key: dict[str, tuple[str, SigningKeyInfo]] = field(default_factory=dict, repr=False)
     _checkpoints: dict[object, object] = field(default_factory=dict, repr=False)
 
@@ -315,6 +321,20 @@ class Trust:
             regions=self.regions,
             stale=self.stale,
             scenarios=scenarios,
+            approvals=self.approvals,
+        )
+
+    def with_approvals(self, approvals: ApprovedMappings | None) -> Trust:
+        """The same trust with ``approvals`` as its approved mapping tables (trust material
+        the caller vouches for, as it does for the pinned hub key)."""
+        return Trust(
+            issuer=self.issuer,
+            version=self.version,
+            expires_at=self.expires_at,
+            regions=self.regions,
+            stale=self.stale,
+            scenarios=self.scenarios,
+            approvals=approvals,
         )
 
     @classmethod
@@ -357,6 +377,7 @@ def load_trust(
     t = to_epoch(now)
     env: Envelope | bytes | pb.Envelope = trust_list
     catalogue_env: pb.Envelope | None = None
+    approvals_env: pb.Envelope | None = None
     if isinstance(trust_list, bytes | bytearray):
         bundle = pb.TrustBundle()
         try:
@@ -365,6 +386,8 @@ def load_trust(
                 env = bundle.trust_list
                 if bundle.HasField("scenarios"):
                     catalogue_env = bundle.scenarios
+                if bundle.HasField("mapping_approvals"):
+                    approvals_env = bundle.mapping_approvals
         except (DecodeError, ValueError):
             pass  # not a bundle: the bytes are taken as the trust-list envelope itself
     hub_keys = {key_id(hub_root_public_key): bytes(hub_root_public_key)}
@@ -405,6 +428,11 @@ def load_trust(
         if catalogue_env is None
         else verify_scenario_catalogue(catalogue_env, hub_root_public_key, m.issuer)
     )
+    approvals = (
+        None
+        if approvals_env is None
+        else verify_approved_mappings(approvals_env, hub_root_public_key, m.issuer)
+    )
     return Trust(
         issuer=m.issuer,
         version=m.version,
@@ -412,4 +440,5 @@ def load_trust(
         regions=regions,
         stale=stale,
         scenarios=scenarios,
+        approvals=approvals,
     )

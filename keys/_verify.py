@@ -14,7 +14,8 @@ docs/SPEC.md section 7), and raises :class:`VerificationError` at the first fail
 5. issuer region == the signing key's region (== checkpoint origin)   ISSUER_MISMATCH
 6. key valid at issue (and checkpoint) time, not revoked before it     KEY_NOT_VALID / KEY_REVOKED
 7. not issued in the future (beyond ``skew``), not expired           NOT_YET_VALID / EXPIRED
-8. scheme listed for the region (if the trust list names schemes)     SCHEME_NOT_TRUSTED
+8. scheme listed for the region (if the trust list names schemes;
+   a derived score's: its base, docs/adr/0006)                        SCHEME_NOT_TRUSTED
 9. fields as the disclosure kind allows (no grade or score in a
    threshold attestation, ...), a consented attestation's purpose
    is its scenario, a statutory one's purpose is "provincial-push"
@@ -23,10 +24,13 @@ docs/SPEC.md section 7), and raises :class:`VerificationError` at the first fail
 10. a consented attestation's scenario, at its threshold's scheme
     version and tier, in the trust's scenario catalogue              SCENARIO_NOT_TRUSTED
     and its disclosure no more than the scenario allows               DISCLOSURE_NOT_ALLOWED
-11. audience                                                          WRONG_AUDIENCE
-12. nonce (when the caller supplies one)                              NONCE_MISSING / NONCE_MISMATCH
-13. subject binding (when the caller supplies ID and salt)            SUBJECT_MISMATCH
-14. status (when the caller supplies status lists; the newest usable
+11. a mapped grade (``mapped``) cites a table in the trust's approved
+    list (``Trust.approvals``, keys._approval) for the attestation's
+    scheme version → the mapped one, in force at ``issued_at``         MAPPING_NOT_APPROVED
+12. audience                                                          WRONG_AUDIENCE
+13. nonce (when the caller supplies one)                              NONCE_MISSING / NONCE_MISMATCH
+14. subject binding (when the caller supplies ID and salt)            SUBJECT_MISMATCH
+15. status (when the caller supplies status lists; the newest usable
     list of the issuer and list id decides, keys._status_select)       STATUS_*
 
 Invariant: the payload is returned (inside :class:`VerifiedAttestation`) only
@@ -43,8 +47,9 @@ from typing import cast
 
 from node.pb.v1 import attestation_pb2 as pb
 
+from ._approval import mapping_verdict
 from ._attestation import Attestation, Checkpoint
-from ._disclosure import disclosure_verdict
+from ._disclosure import disclosure_verdict, scheme_listed
 from ._envelope import ATTESTATION_TYPE, CHECKPOINT_TYPE, pae, signer_of
 from ._errors import KeysError, VerificationError
 from ._merkle import leaf_hash, root_from_inclusion
@@ -176,7 +181,7 @@ def _verify_checkpoint(trust: Trust, env: pb.Envelope) -> tuple[Checkpoint, str]
 def _check_status(
     att: pb.Attestation, pool: StatusPool, now: int
 ) -> tuple[str, tuple[StatusWarning, ...]]:
-    """Step 14: the state in the deciding list (keys._status_select), and the warnings."""
+    """Step 15: the state in the deciding list (keys._status_select), and the warnings."""
     if not att.HasField("status"):
         raise _fail("STATUS_UNAVAILABLE", "attestation has no status entry", "status")
     sl, warnings = pool.select(att.issuer_region, att.status.list_id, now)
@@ -293,7 +298,7 @@ def _check(  # noqa: PLR0917
     status: StatusPool | None,
     skew: int,
 ) -> VerifiedAttestation:
-    """Steps 4-14, on authenticated payload bytes."""
+    """Steps 4-15, on authenticated payload bytes."""
     att = parse_signed(pb.Attestation, payload, "MALFORMED", "payload", "Attestation")
     region, info = _signer(trust, kid)
     if att.issuer_region != region:
@@ -309,10 +314,11 @@ def _check(  # noqa: PLR0917
         raise _fail("NOT_YET_VALID", "issued in the future", "issued_at")
     if t >= att.expires_at:
         raise _fail("EXPIRED", "attestation has expired", "expires_at")
-    schemes = trust.regions[region].schemes
-    if schemes and f"{att.scheme_id}@{att.scheme_version}" not in schemes:
+    if not scheme_listed(att, trust.regions[region].schemes, trust.scenarios):  # derived: 0006
         raise _fail("SCHEME_NOT_TRUSTED", "scheme not listed for this region", "scheme_id")
-    refused = disclosure_verdict(att, trust.scenarios, trust.issuer)
+    refused = disclosure_verdict(att, trust.scenarios, trust.issuer) or mapping_verdict(
+        att, trust.approvals
+    )
     if refused is not None:
         raise _fail(refused[0], refused[2], refused[1])
     if att.audience != audience:

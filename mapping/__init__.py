@@ -9,7 +9,9 @@ histograms (:func:`equipercentile_table`), and must pass every invariant in
 :data:`INVARIANTS` — clean-record parity included — (:func:`check_table`,
 :func:`require_valid`) before it is signed or used.  :func:`incentive_reach`
 measures how many of the source's incentive-eligible residents a table keeps
-eligible, and :func:`require_reach` refuses a table below a floor.  Tables are
+eligible, and :func:`require_reach` refuses a table below a floor;
+:func:`approval_for` builds the approval record (批准或备案, H13) of a table
+that passes both.  Tables are
 cited by :attr:`MappingTable.content_hash`.  :func:`most_conservative`
 combines direct and pivot routes; :func:`map_score` maps a disclosed score.
 No I/O beyond reading the published tables shipped in ``mapping.tables``.
@@ -28,6 +30,7 @@ from ._anchored import (
     map_score,
     score_map,
 )
+from ._approval import DECISIONS, approval_for, day_start
 from ._canonical import canonical, content_hash, strict_loads
 from ._compose import Recognition, Route, compose, find_routes, most_conservative
 from ._equipercentile import (
@@ -87,6 +90,7 @@ from ._table import (
 )
 
 __all__ = [
+    "DECISIONS",
     "DEFAULT_MIN_POPULATION",
     "DEFAULT_MIN_REACH",
     "FORMAT",
@@ -122,6 +126,7 @@ __all__ = [
     "anchored_grades",
     "anchored_table",
     "anchors",
+    "approval_for",
     "build_published",
     "canonical",
     "check_histogram",
@@ -130,6 +135,7 @@ __all__ = [
     "check_validity",
     "compose",
     "content_hash",
+    "day_start",
     "equipercentile_bound",
     "equipercentile_table",
     "find_routes",

@@ -43,7 +43,8 @@ class TableError(MappingError):
 
     Codes: ``MALFORMED_TABLE``, ``UNKNOWN_SCHEME``, ``UNKNOWN_GRADE``,
     ``SCHEME_MISMATCH``, ``SCHEME_VERSION_MISMATCH``, ``HASH_MISMATCH``,
-    ``SCORE_OUT_OF_RANGE``, ``NO_ROUTE``, ``UNKNOWN_METHOD``.
+    ``SCORE_OUT_OF_RANGE``, ``NO_ROUTE``, ``UNKNOWN_METHOD``, ``BAD_DECISION``,
+    ``BAD_EFFECTIVE_FROM`` (an approval record, ``_approval``).
     """
 
     code = "MALFORMED_TABLE"

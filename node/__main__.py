@@ -1,5 +1,5 @@
 """``python -m node`` is ``huxin``."""
 
-from node._cli import main
+from node.cli._main import main
 
 raise SystemExit(main())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from ._derived import list_derived, load_derived
 from ._errors import SchemeError
 from ._scheme import Scheme, list_schemes, load_scheme
 
@@ -46,6 +47,21 @@ def grade_label(grade: str, scheme: Scheme) -> str:
     return f"{grade} ({scheme.key}{', ' + note if note else ''})"
 
 
+@lru_cache(maxsize=16)
+def _derived_note(derived_id: str, version: str) -> str:
+    """The note of a shipped derived score (N18) whose tiers or weights are ours."""
+    if derived_id not in list_derived():
+        return ""
+    try:
+        derived = load_derived(derived_id)
+    except SchemeError:
+        return ""
+    ours = [f for f in ("tiers", "weights", "base_score") if f in derived.illustrative]
+    if derived.version != version or not ours:
+        return ""
+    return f"illustrative: the derived score's {', '.join(ours)} are ours, not published"
+
+
 @lru_cache(maxsize=64)
 def shipped_scheme(scheme_id: str, version: str) -> Scheme | None:
     """The shipped scheme ``scheme_id`` if its version is ``version``, else None (a
@@ -62,12 +78,14 @@ def shipped_scheme(scheme_id: str, version: str) -> Scheme | None:
 def illustrative_suffix(*keys: str | None) -> str:
     """For a printer that holds scheme keys (``id@version``) only: ``''``, or one
     `` [<key> grades are illustrative: …]`` per distinct key whose grades are
-    illustrative (:func:`illustrative_note`); empty or None keys are skipped."""
+    illustrative (:func:`illustrative_note`, or a shipped derived score's own
+    ``illustrative`` list); empty or None keys are skipped."""
     out = []
     for key in dict.fromkeys(k for k in keys if k):
         scheme_id, _, version = key.partition("@")
         scheme = shipped_scheme(scheme_id, version)
         note = illustrative_note(scheme) if scheme is not None else ""
+        note = note or _derived_note(scheme_id, version)
         if note:
             out.append(f" [{key} grades are {note}]")
     return "".join(out)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 __all__ = [
     "WAIT_S",
-    "cancelled_handlers",
+    "live_handlers",
     "month_published",
     "until",
     "wait_until",
@@ -77,14 +77,8 @@ def writer_lock_holders(database: str | Path) -> set[int]:
     return {int(line.split()[4]) for line in _writer_lock_lines(database) if "->" not in line}
 
 
-def cancelled_handlers(method: str) -> int:
-    """Server handlers of ``method`` (e.g. ``"GrantConsent"``) on the running loop that
-    gRPC asked to cancel (at their deadline) and that still run, e.g. one that waits
-    for the writer: it finishes its BEGIN and ROLLBACK before it ends.  grpc.aio
-    names a handler's task ``HandleExceptions[/package.Service/Method]``."""
+def live_handlers(method: str) -> int:
+    """Server handlers of ``method`` on the running loop that have not ended yet
+    (grpc.aio names a handler's task ``HandleExceptions[/package.Service/Method]``)."""
     suffix = f"/{method}]"
-    return sum(
-        1
-        for t in asyncio.all_tasks()
-        if t.get_name().endswith(suffix) and t.cancelling() and not t.done()
-    )
+    return sum(1 for t in asyncio.all_tasks() if t.get_name().endswith(suffix) and not t.done())

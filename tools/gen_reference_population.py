@@ -4,7 +4,7 @@
 
 Incentive reach (mapping._reach, ADR 0202) is measured on these distributions.
 Heihe and Hainan use the calibrated target shares of the synthetic population
-(ADR 0510, ``node._population.TARGET_SHARES``); Fuzhou and Wendeng have no
+(ADR 0510, ``node.synthetic._population.TARGET_SHARES``); Fuzhou and Wendeng have no
 calibration, so their shares are measured on the synthetic population the
 generator makes for them (seed 1, 20,000 people, eligible adults graded on
 2026-11-30, generator version as recorded).  Shares are stored as integer
@@ -28,14 +28,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from node._batch import chunk_bounds, read_chunk  # noqa: E402
-from node._population import (  # noqa: E402
+from node.monthly._batch import chunk_bounds, read_chunk  # noqa: E402
+from node.store import connect  # noqa: E402
+from node.synthetic._population import (  # noqa: E402
     GENERATOR_VERSION,
     TARGET_SHARES,
     PopulationSpec,
     generate,
 )
-from node._storage import connect  # noqa: E402
 from scoring import list_schemes, load_scheme, score  # noqa: E402
 
 OUT = ROOT / "mapping" / "_reference_data.py"

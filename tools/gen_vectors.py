@@ -6,7 +6,7 @@ protobuf's deterministic mode once, then only copied, and status-list bits use
 the canonical zlib stream of docs/SPEC.md section 5 (keys/_deflate.py), not the
 local zlib compressor, whose output varies between zlib builds.  The file holds the
 keys, a PAE example, a key set, trust bundles (with the hub-signed scenario
-catalogue), a status list, valid single and batched attestations (with Merkle
+catalogue and approved mappings list), a status list, valid single and batched attestations (with Merkle
 root and proofs), threshold and statutory attestations, and one failing case
 per reason code with the verifier inputs and the expected code.  The scenario
 catalogue of the vectors is fixed here, not read from the shipped schemes, so
@@ -48,6 +48,7 @@ from keys import (
     issue_batch,
     pae,
     sign,
+    sign_approved_mappings,
     sign_checkpoint,
     subject_binding,
 )
@@ -107,10 +108,45 @@ def _att(**changes: Any) -> Attestation:
     return replace(base, **changes)
 
 
-def _mapped(grade: str) -> MappedGrade:
+def _mapped(grade: str, table: int = 7) -> MappedGrade:
+    """A mapped grade citing the table whose hash is 32 bytes of ``table`` (see _APPROVED)."""
     return MappedGrade(
-        grade, "hainan-jinyefen", "2025", "heihe-to-hainan", "1", b"\x07" * 32, "anchored"
+        grade, "hainan-jinyefen", "2025", "heihe-to-hainan", "1", bytes([table]) * 32, "anchored"
     )
+
+
+def _approval(table: int, **changes: Any) -> pb.MappingApproval:
+    fields: dict[str, Any] = {
+        "mapping_sha256": bytes([table]) * 32,
+        "mapping_id": "heihe-to-hainan",
+        "mapping_version": "1",
+        "method": "anchored",
+        "source_scheme_id": "heihe",
+        "source_scheme_version": "2024",
+        "source_region": "heihe",
+        "target_scheme_id": "hainan-jinyefen",
+        "target_scheme_version": "2025",
+        "target_region": "hainan",
+        "effective_from": T0 - 400 * DAY,
+        "decision": "approved",
+        "authority": HUB,
+        "reach_eligible": 887_500,
+        "reach_kept": 887_500,
+        "reach_ppm": 1_000_000,
+        "issued_at": T0 - 400 * DAY,
+        **changes,
+    }
+    return pb.MappingApproval(**fields)
+
+
+#: The hub's approved list: table 7 in force (批准), table 8 expired, table 9 not yet in
+#: force, table 10 approved for another source scheme version (备案); table 11 unlisted.
+_APPROVED = (
+    _approval(7),
+    _approval(8, expires=T0 - 30 * DAY),
+    _approval(9, effective_from=T0 + DAY),
+    _approval(10, source_scheme_version="2023", decision="filed"),
+)
 
 
 def _threshold(**changes: Any) -> Attestation:
@@ -240,6 +276,10 @@ def build() -> dict[str, Any]:
     trust_v1 = TrustList(HUB, 1, T0 - 9 * DAY, T0 + 30 * DAY, regions).sign(hub)
     trust_expired = TrustList(HUB, 3, T0 - 60 * DAY, T0 - DAY, regions).sign(hub)
     scenarios = ScenarioCatalogue.of(HUB, T0 - DAY, SCENARIOS).sign(hub)
+    approvals = sign_approved_mappings(HUB, T0 - DAY, _APPROVED, hub)
+    approvals_by_region = sign(
+        approvals.payload_type, approvals.payload, heihe_root
+    )  # the same list signed by a key other than the hub's
 
     trust_future = TrustList(HUB, 4, T0 + DAY, T0 + 30 * DAY, regions).sign(hub)
     trust_unknown_field = sign(
@@ -263,12 +303,18 @@ def build() -> dict[str, Any]:
         "invalid_utf8": _edited_status(cur, lambda p: p.replace(b"heihe-2026", b"heihe-\xff026")),
     }
 
-    def bundle(env: Any, *status_lists: Envelope, catalogue: Envelope | None = scenarios) -> str:
+    def bundle(
+        env: Any,
+        *status_lists: Envelope,
+        catalogue: Envelope | None = scenarios,
+        approved: Envelope | None = approvals,
+    ) -> str:
         return (
             pb.TrustBundle(
                 trust_list=env.to_proto(),
                 status_lists=[e.to_proto() for e in status_lists or (status_env,)],
                 scenarios=None if catalogue is None else catalogue.to_proto(),
+                mapping_approvals=None if approved is None else approved.to_proto(),
             )
             .SerializeToString(deterministic=True)
             .hex()
@@ -501,6 +547,28 @@ def build() -> dict[str, Any]:
                                             lambda m: setattr(m, "purpose", "deny_housing_subsidy")),
                              cur),
              "DISCLOSURE_MISMATCH"),
+        # -- approved mapping tables (docs/SPEC.md sections 6a, 7 step 11) ---------------
+        case("valid_mapped_from_approved_table", single, "VALID"),
+        case("valid_mapped_grade_only_approved",
+             issue_attestation(_att(disclosure="grade", score=None), cur), "VALID"),
+        case("mapping_hash_not_approved", issue_attestation(_att(mapped=_mapped("A", 11)), cur),
+             "MAPPING_NOT_APPROVED"),
+        case("mapping_approval_expired", issue_attestation(_att(mapped=_mapped("A", 8)), cur),
+             "MAPPING_NOT_APPROVED"),
+        case("mapping_approval_not_yet_in_force",
+             issue_attestation(_att(mapped=_mapped("A", 9)), cur), "MAPPING_NOT_APPROVED"),
+        case("mapping_approval_other_pair", issue_attestation(_att(mapped=_mapped("A", 10)), cur),
+             "MAPPING_NOT_APPROVED"),
+        case("mapping_threshold_other_scheme_not_approved",
+             issue_attestation(_threshold(purpose=BANK, scenario=BANK, mapped=_mapped("", 11),
+                                          threshold=Threshold("hainan-jinyefen", "2025", "AA")),
+                               cur),
+             "MAPPING_NOT_APPROVED"),
+        case("no_mapping_approvals", single, "MAPPING_NOT_APPROVED", trust="trust_v2_no_approvals"),
+        case("no_mapping_approvals_unmapped_valid", issue_attestation(_att(mapped=None), cur),
+             "VALID", trust="trust_v2_no_approvals"),
+        case("mapping_approvals_not_hub_signed", single, "TRUST_INVALID",
+             trust="trust_v2_approvals_not_hub_signed"),
     ]  # fmt: skip
 
     keys_doc = {
@@ -523,7 +591,8 @@ def build() -> dict[str, Any]:
             "Every case is verified at 'now' with the named trust bundle pinned to hub_root "
             "(or the key named in params.hub_key) and min_version as given; the bundle's "
             "scenario catalogue (if any) is the trust material consented attestations are "
-            "checked against. The status lists "
+            "checked against, and its approved mappings list (if any) the tables a mapped "
+            "grade may cite. The status lists "
             "offered to the verifier are the bundle's status_lists when params.use_status is "
             "true, followed by the lists named in params.status_lists (from 'status_lists'), "
             "in that order; with none, no status check. 'expect' is VALID or the reason code; "
@@ -549,8 +618,11 @@ def build() -> dict[str, Any]:
             "trust_future": bundle(trust_future),
             "trust_unknown_field": bundle(trust_unknown_field),
             "trust_v2_no_catalogue": bundle(trust_v2, catalogue=None),
+            "trust_v2_no_approvals": bundle(trust_v2, approved=None),
+            "trust_v2_approvals_not_hub_signed": bundle(trust_v2, approved=approvals_by_region),
         },
         "scenario_catalogue": scenarios.to_bytes().hex(),
+        "approved_mappings": approvals.to_bytes().hex(),
         "status_lists": {name: env.to_bytes().hex() for name, env in lists.items()},
         "status_list": status_env.to_bytes().hex(),
         "batch": {

@@ -19,14 +19,15 @@ show`` prints a node's own.
 Modules: ``_publish`` (guide loading, building, signing, the citizen view),
 ``_render`` (text and Markdown), ``_fetch`` (a peer's catalogue against the trust
 material), ``_hub`` (where it differs from the hub's recognised catalogue, ADR 0516), ``_peers`` (a peer's catalogue taken by the peer sync, N20;
-docs/adr/0205), ``_repo`` (read-only storage reads, the held peer catalogues),
-``_unlocks`` (which of a region's scenarios a recognised grade unlocks, N20),
-``_cli`` (the commands).
+docs/adr/0205), ``_held`` (the held trust list and peer catalogues),
+``_unlocks`` (which of a region's scenarios a recognised grade unlocks, N20).
+The commands are :mod:`node.cli._catalogue`.
 """
 
-from ._fetch import FetchedCatalogue, fetch_catalogue, held_trust
-from ._hub import hub_disagreements
-from ._peers import (
+from node.catalogue._fetch import FetchedCatalogue, fetch_catalogue, held_trust
+from node.catalogue._held import held_catalogue
+from node.catalogue._hub import hub_disagreements
+from node.catalogue._peers import (
     ITEM,
     MAX_SIGNED_CATALOGUE_BYTES,
     CatalogueRefused,
@@ -34,10 +35,9 @@ from ._peers import (
     check_listed,
     verify_peer_catalogue,
 )
-from ._publish import Publisher, catalogue_message, citizen_view, load_guide
-from ._render import illustrative_note, render_markdown, render_text
-from ._repo import held_catalogue
-from ._unlocks import Unlocks, shipped_catalogue, target_catalogue, unlocks
+from node.catalogue._publish import Publisher, catalogue_message, citizen_view, load_guide
+from node.catalogue._render import illustrative_note, render_markdown, render_text
+from node.catalogue._unlocks import Unlocks, shipped_catalogue, target_catalogue, unlocks
 
 __all__ = [
     "ITEM",

@@ -36,14 +36,13 @@ from keys import (
     open_catalogue,
     verify_key_set,
 )
-
-from .._client import peer_channel
-from .._config import NodeConfig
-from .._errors import FailedPreconditionError, PermissionDeniedError, UnavailableError
-from .._trust import HUB_ENDPOINT_PREFIX, trust_list_bytes
-from ..pb.v1 import catalogue_pb2, node_pb2, node_pb2_grpc
-from ._peers import check_listed
-from ._repo import persisted_trust_lists
+from node.catalogue._held import persisted_trust_lists
+from node.catalogue._peers import check_listed
+from node.core._config import NodeConfig
+from node.core._errors import FailedPreconditionError, PermissionDeniedError, UnavailableError
+from node.federation._trust import HUB_ENDPOINT_PREFIX, trust_list_bytes
+from node.pb.v1 import catalogue_pb2, node_pb2, node_pb2_grpc
+from node.rpc._client import peer_channel
 
 __all__ = ["FetchedCatalogue", "fetch_catalogue", "held_trust", "peer_endpoint"]
 

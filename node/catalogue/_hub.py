@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from keys import TrustedScenario
-
-from ..pb.v1 import catalogue_pb2
+from node.pb.v1 import catalogue_pb2
 
 __all__ = ["hub_disagreements"]
 

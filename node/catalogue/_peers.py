@@ -1,9 +1,9 @@
 """Peers' signed catalogues, taken by the peer sync (N17, N20; docs/adr/0205).
 
-The peer sync (:mod:`node._sync`) fetches each peer's ``GetSignedCatalogue``
+The peer sync (:mod:`node.federation._sync`) fetches each peer's ``GetSignedCatalogue``
 next to its key set and status list and hands the bytes to
 :func:`verify_peer_catalogue`; only a catalogue that passes is stored (table
-``peer_material``, item ``catalogue``, through :func:`node._sync.keep_highest`:
+``peer_material``, item ``catalogue``, through :func:`node.federation._sync.keep_highest`:
 highest version kept, rollback and equivocation refused).
 
 Invariants (each refusal names its reason, and nothing is stored):
@@ -41,9 +41,8 @@ from keys import (
     VerificationError,
     open_catalogue,
 )
-
-from .._errors import NodeError
-from ..pb.v1 import catalogue_pb2
+from node.core._errors import NodeError
+from node.pb.v1 import catalogue_pb2
 
 __all__ = [
     "ITEM",

@@ -22,6 +22,10 @@ import tomllib
 from pathlib import Path
 
 from keys import Envelope, sign_catalogue
+from node.core._config import MAX_GUIDE_BYTES, ConfigError, NodeConfig
+from node.core._errors import FailedPreconditionError
+from node.core._secrets import NodeSecrets
+from node.pb.v1 import catalogue_pb2, node_pb2
 from scoring import (
     Catalogue,
     CatalogueError,
@@ -31,11 +35,6 @@ from scoring import (
     build_catalogue,
     parse_guide,
 )
-
-from .._config import MAX_GUIDE_BYTES, ConfigError, NodeConfig
-from .._errors import FailedPreconditionError
-from .._secrets import NodeSecrets
-from ..pb.v1 import catalogue_pb2, node_pb2
 
 __all__ = ["Publisher", "catalogue_message", "citizen_view", "load_guide"]
 

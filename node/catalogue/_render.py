@@ -8,9 +8,8 @@ plainly when the scheme's tiers are illustrative (not published by the source).
 
 from __future__ import annotations
 
+from node.pb.v1 import catalogue_pb2
 from scoring import Sector
-
-from ..pb.v1 import catalogue_pb2
 
 __all__ = ["illustrative_note", "render_markdown", "render_text"]
 

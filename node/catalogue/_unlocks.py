@@ -18,12 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from node.catalogue._held import held_catalogue
+from node.catalogue._publish import catalogue_message
+from node.catalogue._render import illustrative_note
+from node.pb.v1 import catalogue_pb2
 from scoring import Publication, build_catalogue, load_scheme
-
-from ..pb.v1 import catalogue_pb2
-from ._publish import catalogue_message
-from ._render import illustrative_note
-from ._repo import held_catalogue
 
 __all__ = ["Unlocks", "shipped_catalogue", "target_catalogue", "unlocks"]
 

@@ -21,15 +21,22 @@ grade, or grade and score, only where the scenario allows it).  docs/adr/0512.
 
 from __future__ import annotations
 
-from ._disclose import disclosed, field_paths, preview, withheld_fields
-from ._grant import ADULT_AGE, CONSENT_TYPE, grant_consent, has_capacity, refuse_grant_over_limits
-from ._recognise import (
+from node.disclosure._disclose import disclosed, field_paths, preview, withheld_fields
+from node.disclosure._grant import (
+    ADULT_AGE,
+    CONSENT_TYPE,
+    grant_consent,
+    has_capacity,
+    refuse_grant_over_limits,
+)
+from node.disclosure._recognise import (
     incentive_tier_view,
     mapped_for_request,
     recognised_for_threshold,
+    table_for_request,
     unrecognised_for_threshold,
 )
-from ._scenarios import (
+from node.disclosure._scenarios import (
     Scenario,
     check_allowed,
     check_mapped_version,
@@ -39,12 +46,13 @@ from ._scenarios import (
     requested_disclosure,
     scenario_for,
     scenarios_of,
+    scenarios_of_derived,
     scope_of,
     shipped_scenario,
     target_for,
 )
-from ._trusted import shipped_catalogue, trusted_scenarios
-from ._unmet import end_unmet_consent, end_unmet_consents, meets_published
+from node.disclosure._trusted import shipped_catalogue, trusted_scenarios
+from node.disclosure._unmet import end_unmet_consent, end_unmet_consents, meets_published
 
 __all__ = [
     "ADULT_AGE",
@@ -70,9 +78,11 @@ __all__ = [
     "requested_disclosure",
     "scenario_for",
     "scenarios_of",
+    "scenarios_of_derived",
     "scope_of",
     "shipped_catalogue",
     "shipped_scenario",
+    "table_for_request",
     "target_for",
     "trusted_scenarios",
     "unrecognised_for_threshold",

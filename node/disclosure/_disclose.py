@@ -22,10 +22,9 @@ from typing import Any
 from google.protobuf.message import Message
 
 from keys import Attestation, MappedGrade
+from node.disclosure._scenarios import Scenario
+from node.pb.v1 import node_pb2
 from scoring import Disclosure
-
-from ..pb.v1 import node_pb2
-from ._scenarios import Scenario
 
 __all__ = ["disclosed", "field_paths", "preview", "withheld_fields"]
 

@@ -3,7 +3,7 @@
 :func:`grant_consent` is ``CitizenService.GrantConsent``'s domain function.
 Checks, in order, each refusal writing nothing (no row, no log leaf):
 
-1. audience form, purpose form (:func:`node._freetext.check_purpose`) and the
+1. audience form, purpose form (:func:`node.core._freetext.check_purpose`) and the
    purpose a catalogue scenario (``UNKNOWN_SCENARIO``), the audience a trusted
    requester (``AUDIENCE_NOT_TRUSTED``);
 2. the disclosure: THRESHOLD when unspecified, at most what the scenario
@@ -15,6 +15,9 @@ Checks, in order, each refusal writing nothing (no row, no log leaf):
    ``FAILED_PRECONDITION SCENARIO_NOT_MET`` -- told to the citizen only, and
    since nothing is stored or logged the relying party can never learn that
    someone falls short;
+   a derived score's scenario (N18) is met by the person's derived tier, computed
+   from the published month's explained result by the version in force
+   (:mod:`node.derived`, docs/adr/0006);
 5. the grant limits (rate and active consents, docs/adr/0324), read again
    inside the grant's own write transaction.
 
@@ -28,14 +31,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sqlite3
 from datetime import date
 from typing import TYPE_CHECKING
 
 from keys import MappedGrade, sign, subject_binding
-from scoring import Disclosure, Subject, years_between
-
-from .._config import MAX_USES_CAP, ConsentConfig
-from .._errors import (
+from node.core._config import MAX_USES_CAP, ConsentConfig
+from node.core._errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NodeError,
@@ -43,20 +45,35 @@ from .._errors import (
     ResourceExhaustedError,
     own_data,
 )
-from .._freetext import check_purpose
-from .._repo_consents import ConsentRow, GrantHistory
-from .._throttle import RETRY_AFTER_KEY
-from .._translog import LogWrite
-from ..monthly._selfquery import published_entry_of
-from ..pb.v1 import node_pb2
-from ..population import require_served
-from ._disclose import preview
-from ._recognise import mapped_for_request
-from ._scenarios import Scenario, check_allowed, requested_disclosure, scenario_for, scope_of
+from node.core._freetext import check_purpose
+from node.derived._attest import derived_grade, is_derived
+from node.derived._in_force import derived_scenario
+from node.disclosure._disclose import preview
+from node.disclosure._recognise import mapped_for_request
+from node.disclosure._scenarios import (
+    Scenario,
+    check_allowed,
+    requested_disclosure,
+    scenario_for,
+    scope_of,
+)
+from node.exchange._throttle import RETRY_AFTER_KEY
+from node.monthly._selfquery import published_entry_of
+from node.pb.v1 import node_pb2
+from node.population import require_served
+from node.store._consents import (
+    ConsentRow,
+    GrantHistory,
+    grant_history_in,
+    insert_consent,
+    is_opted_out,
+)
+from node.store._translog import LogWrite
+from scoring import Disclosure, Subject, years_between
 
 if TYPE_CHECKING:
-    from .._context import NodeContext
-    from .._identity import AuthenticatedCitizen
+    from node.rpc._context import NodeContext
+    from node.rpc._identity import AuthenticatedCitizen
 
 __all__ = [
     "ADULT_AGE",
@@ -117,15 +134,17 @@ async def _meets(
             "SUBJECT_NOT_ELIGIBLE", "you have no grade in this scheme", field="subject"
         )
     grade, mapping = result.grade, None
-    if scenario.scheme_id != ctx.scheme.id:
+    if is_derived(scenario):
+        grade = await _derived_tier(ctx, key, scenario.ref)
+    elif scenario.scheme_id != ctx.scheme.id:
         try:  # the request path's own decision, so a grant is never one no request can use
             mapping = mapped_for_request(
                 ctx.mapper, ctx.scheme, scenario, disclosure=disclosure, grade=grade,
                 target=scenario.scheme_id, today=ctx.today(),
             )  # fmt: skip
         except FailedPreconditionError as exc:
-            if exc.code == "SCHEME_VERSION_MISMATCH":
-                raise
+            if exc.code in ("SCHEME_VERSION_MISMATCH", "MAPPING_NOT_APPROVED"):
+                raise  # what every request would answer (C3, H13)
             raise FailedPreconditionError(
                 "MAPPING_UNAVAILABLE",
                 f"this node has no approved mapping into {scenario.scheme_id}",
@@ -149,6 +168,18 @@ async def _meets(
     return mapping
 
 
+async def _derived_tier(ctx: NodeContext, key: bytes, purpose: str) -> str:
+    """The person's tier in the derived score of ``purpose`` (version in force), read only."""
+    home, today, at = ctx.scheme, ctx.today(), ctx.now_iso()
+
+    def read(conn: sqlite3.Connection) -> str:
+        _, derived = derived_scenario(conn, purpose, home)
+        found = derived_grade(conn, key, home, derived, today=today, at=at, publish=False)
+        return found.result.grade or ""
+
+    return await ctx.db.read_unit(read)
+
+
 async def grant_consent(
     ctx: NodeContext, citizen: AuthenticatedCitizen, request: node_pb2.GrantConsentRequest
 ) -> node_pb2.ConsentToken:
@@ -167,6 +198,10 @@ async def grant_consent(
             field="audience",
         )
     disclosure = requested_disclosure(request.scope)
+    if is_derived(scenario):  # the version in force defines it (docs/adr/0006)
+        scenario, _ = await ctx.db.read_unit(
+            lambda conn: derived_scenario(conn, request.purpose, ctx.scheme)
+        )
     check_allowed(scenario, disclosure)
     cap = ctx.config.consent.max_validity_days
     days = request.valid_days or cap
@@ -248,16 +283,18 @@ async def grant_consent(
         granted_at=now,
         withdrawn_at=None,
     )
-    async with ctx.db.write() as tx:
-        history = await ctx.consents.grant_history(key, since=now - HOUR, now=now, tx=tx)
+    log = ctx.log
+
+    def store(conn: sqlite3.Connection) -> tuple[int, list[bytes]]:
+        history = grant_history_in(conn, key, since=now - HOUR, now=now)
         refuse_grant_over_limits(history, limits, now)  # rolls back: nothing written
-        if await ctx.consents.opted_out(key, tx):
+        if is_opted_out(conn, key):
             raise FailedPreconditionError(  # opted out meanwhile (N3): nothing written
                 "SUBJECT_OPTED_OUT", "you asked not to be scored; opt in first", field="subject"
             )
-        await ctx.consents.insert(tx, row)
-        await ctx.log.append(
-            tx,
+        insert_consent(conn, row)
+        return log.append_sync(
+            conn,
             [
                 LogWrite(
                     "consent_granted",
@@ -269,6 +306,11 @@ async def grant_consent(
                 )
             ],
         )
+
+    # one unit of work: the limits are decided again inside it, the log's tree
+    # mirrors the entry after COMMIT; a call cancelled (its deadline passed) while it
+    # waited for the writer grants nothing
+    await ctx.db.write_unit(store, lambda r: log.mirror(*r), drop_if_cancelled=True)
     return node_pb2.ConsentToken(
         token=envelope.to_proto(), consent_id=grant.consent_id, binding_salt=salt, preview=shown
     )

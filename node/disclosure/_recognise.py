@@ -29,15 +29,15 @@ from datetime import date
 
 from keys import MappedGrade
 from mapping import MappingTable
+from node.disclosure._scenarios import Scenario, check_mapped_version
+from node.exchange._mapping import Mapper
 from scoring import Disclosure, Scheme
-
-from .._mapping import Mapper
-from ._scenarios import Scenario, check_mapped_version
 
 __all__ = [
     "incentive_tier_view",
     "mapped_for_request",
     "recognised_for_threshold",
+    "table_for_request",
     "unrecognised_for_threshold",
 ]
 
@@ -78,12 +78,27 @@ def recognised_for_threshold(
     """The installed table's mapping of ``grade`` into ``target``, or ``None`` when the
     incentive-tier view does not recognise it (below ``home``'s incentive tier).
 
-    Raises ``MAPPING_UNAVAILABLE`` (from :class:`node._mapping.Mapper`) when no usable
+    Raises ``MAPPING_UNAVAILABLE`` (from :class:`node.exchange._mapping.Mapper`) when no usable
     table maps into ``target``."""
     table = mapper.usable(target, today)
     if grade in table.grade_map and incentive_tier_view(table, home).recognise(grade) is None:
         return None
     return mapper.map(grade, target, today)
+
+
+def table_for_request(
+    mapper: Mapper, scenario: Scenario, target: str, today: date
+) -> MappingTable | None:
+    """The table a request into ``target`` would use (None for no target), decided from
+    the tables alone: ``MAPPING_UNAVAILABLE``, ``SCHEME_VERSION_MISMATCH`` (the node's
+    version in force, or the scenario's version of the target), ``MAPPING_NOT_APPROVED``.
+    The request path asks this before it reads the person's grade, so the answer is the
+    same for everyone (C3, H13)."""
+    if not target:
+        return None
+    table = mapper.usable(target, today)
+    check_mapped_version(scenario, target, table.target.version)
+    return table
 
 
 def mapped_for_request(
@@ -109,10 +124,9 @@ def mapped_for_request(
     sees as a withdrawal, never as a mapping error that would tell it the person falls
     short.  A grade mapped for the node's own scenario (a grade disclosure into
     another scheme) is :meth:`Mapper.map`'s."""
-    if not target:
+    table = table_for_request(mapper, scenario, target, today)
+    if table is None:
         return None
-    table = mapper.usable(target, today)
-    check_mapped_version(scenario, target, table.target.version)
     if scenario.scheme_id == home.id:
         return mapper.map(grade, target, today)
     if disclosure is Disclosure.THRESHOLD:

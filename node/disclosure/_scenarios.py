@@ -10,7 +10,7 @@ recognition, C3).  Anything else -- free text such as ``loan``,
 Invariants:
 
 * :func:`shipped_scenario` is pure (the shipped scheme files, read once per
-  scheme and kept): the request form check (:mod:`node._request_form`) calls
+  scheme and kept): the request form check (:mod:`node.exchange._request_form`) calls
   it on every hop, so a relaying node refuses exactly as the home node does;
 * the home node decides with :func:`scenario_for`: a scenario of its own scheme
   is read from the scheme version in force (its tier and allowed disclosure),
@@ -22,7 +22,12 @@ Invariants:
 * the tier is compared in the scenario's scheme: the native grade for the
   node's own scheme, the grade mapped by the approved table otherwise
   (:func:`target_for` fills an empty ``target_scheme`` with the scenario's
-  scheme and refuses any other: ``TARGET_SCHEME_MISMATCH``).
+  scheme and refuses any other: ``TARGET_SCHEME_MISMATCH``);
+* a derived score's scenario (``scoring/derived/``, N18; docs/adr/0006) is a
+  purpose too: its :class:`Scenario` has the derived score as its scheme, the
+  derived tiers as its grades and the base scheme key as ``base``; the home
+  node decides it with the derived version in force (:mod:`node.derived`),
+  never here.
 """
 
 from __future__ import annotations
@@ -32,10 +37,19 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from keys import MappedGrade, Threshold
-from scoring import Disclosure, Scheme, SchemeError, load_scheme, parse_scenario_ref, scenario_ref
-
-from .._errors import FailedPreconditionError, InvalidArgumentError
-from ..pb.v1 import node_pb2
+from node.core._errors import FailedPreconditionError, InvalidArgumentError
+from node.pb.v1 import node_pb2
+from scoring import (
+    DerivedScore,
+    Disclosure,
+    Scheme,
+    SchemeError,
+    list_derived,
+    load_derived,
+    load_scheme,
+    parse_scenario_ref,
+    scenario_ref,
+)
 
 __all__ = [
     "Scenario",
@@ -47,6 +61,7 @@ __all__ = [
     "requested_disclosure",
     "scenario_for",
     "scenarios_of",
+    "scenarios_of_derived",
     "scope_of",
     "shipped_scenario",
     "target_for",
@@ -77,6 +92,7 @@ class Scenario:
     min_tier: str
     allowed: Disclosure  # the most a consent for it may disclose
     grades: tuple[str, ...]  # the scheme's grades, best first
+    base: str = ""  # a derived score's scenario: its base scheme "<id>@<version>"
 
     @property
     def scheme(self) -> str:
@@ -112,10 +128,31 @@ def scenarios_of(scheme: Scheme) -> dict[str, Scenario]:
     }
 
 
+def scenarios_of_derived(derived: DerivedScore) -> dict[str, Scenario]:
+    """Every scenario of a derived score, in the derived score's own tiers."""
+    return {
+        scenario_ref(derived.id, i.id): Scenario(
+            scenario_ref(derived.id, i.id),
+            derived.id,
+            derived.version,
+            i.id,
+            i.title,
+            i.min_grade,
+            i.disclosure,
+            derived.grades,
+            base=derived.base_key,
+        )
+        for i in derived.incentives
+    }
+
+
 @lru_cache(maxsize=64)
 def _shipped(scheme_id: str) -> Mapping[str, Scenario]:
-    """The shipped catalogue of ``scheme_id`` (empty for a scheme the project does not ship)."""
+    """The shipped catalogue of ``scheme_id``, a scheme's or a derived score's (empty for
+    one the project does not ship)."""
     try:
+        if scheme_id in list_derived():
+            return scenarios_of_derived(load_derived(scheme_id))
         return scenarios_of(load_scheme(scheme_id))
     except SchemeError:
         return {}
@@ -142,9 +179,10 @@ def shipped_scenario(purpose: str, field: str = "purpose") -> Scenario:
 
 def scenario_for(purpose: str, home: Scheme, field: str = "purpose") -> Scenario:
     """At the home node: the scenario as the scheme in force (``home``) defines it, for a
-    scenario of the node's own scheme; as shipped, for another scheme's."""
+    scenario of the node's own scheme; as shipped, for another scheme's and for a derived
+    score's (whose version in force :mod:`node.derived` reads)."""
     shipped = shipped_scenario(purpose, field)
-    if shipped.scheme_id != home.id or home.version == shipped.scheme_version:
+    if shipped.base or shipped.scheme_id != home.id or home.version == shipped.scheme_version:
         return shipped
     in_force = _in_force(home).get(purpose)
     if in_force is None:

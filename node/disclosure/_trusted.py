@@ -1,7 +1,8 @@
 """The scenario catalogue a hub vouches for in its trust bundle (docs/SPEC.md section 6).
 
-Invariant: the catalogue lists every scenario of every scheme shipped with the
-node software, at its shipped version, with its minimum tier and the most it
+Invariant: the catalogue lists every scenario of every scheme and every derived
+score (with its ``base``, docs/adr/0006) shipped with the node software, at its
+shipped version, with its minimum tier and the most it
 may disclose -- exactly what :func:`node.disclosure.shipped_scenario` accepts
 as a purpose -- signed by the hub root key that signs the trust list, so an
 offline verifier refuses any consented attestation naming another scenario.
@@ -12,19 +13,21 @@ from __future__ import annotations
 from datetime import datetime
 
 from keys import Envelope, KeyPair, ScenarioCatalogue, TrustedScenario
-from scoring import list_schemes, load_scheme
-
-from ._scenarios import scenarios_of
+from node.disclosure._scenarios import scenarios_of, scenarios_of_derived
+from scoring import list_derived, list_schemes, load_derived, load_scheme
 
 __all__ = ["shipped_catalogue", "trusted_scenarios"]
 
 
 def trusted_scenarios() -> tuple[TrustedScenario, ...]:
-    """Every shipped scheme's scenarios as a verifier trusts them."""
+    """Every shipped scheme's and derived score's scenarios as a verifier trusts them."""
+    own = (s for sid in list_schemes() for s in scenarios_of(load_scheme(sid)).values())
+    derived = (
+        s for did in list_derived() for s in scenarios_of_derived(load_derived(did)).values()
+    )
     return tuple(
-        TrustedScenario(s.ref, s.scheme_version, s.min_tier, s.allowed.value, s.title)
-        for sid in list_schemes()
-        for s in scenarios_of(load_scheme(sid)).values()
+        TrustedScenario(s.ref, s.scheme_version, s.min_tier, s.allowed.value, s.title, s.base)
+        for s in (*own, *derived)
     )
 
 

@@ -11,13 +11,16 @@ relying party must not learn that the person falls short (H14, N14).  Invariants
   issued under it revoked, the citizen notified, a ``consent_ended`` leaf that only
   the citizen's log query names;
 * a later request meets a withdrawn consent: refused with
-  :func:`node._svc_peer.withdrawn_error`, one ``request_refused`` leaf, no status
+  :func:`node.rpc._peer.withdrawn_error`, one ``request_refused`` leaf, no status
   change -- the same effects as after a withdrawal;
 * should a request still find a consent whose grade does not meet its scenario
   (:func:`meets_published` false, e.g. a table withdrawn since the run), it is
   refused with the withdrawn error and NOTHING is ended or revoked in that unit
   (fail closed; the next publication ends it), so the request's observable effects
   are a withdrawn consent's;
+* a derived score's scenario (N18) is decided by the person's derived tier under
+  the version in force, computed as the request path computes it
+  (:func:`node.derived.derived_grade`, read only);
 * the decision is the request path's own (:func:`meets_published`); a consent whose
   terms or mapping the scheme in force does not allow is left to the request
   path, which refuses it.
@@ -30,26 +33,21 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 
 from keys import MappedGrade
+from node.core._errors import NodeError
+from node.derived._attest import derived_grade, is_derived
+from node.derived._in_force import derived_terms
+from node.disclosure._recognise import unrecognised_for_threshold
+from node.disclosure._scenarios import Scenario, grade_in_scenario, request_terms
+from node.exchange._mapping import Mapper
+from node.store._consents import end_consent, notify_subject
+from node.store._monthly import published_entry, published_run
+from node.store._translog import LogWrite
+from node.store._unmet import active_consents
 from scoring import Disclosure, Scheme
-
-from .._errors import NodeError
-from .._mapping import Mapper
-from .._repo_consents import end_consent, notify_subject
-from .._translog import LogWrite
-from ..monthly._store import published_entry, published_run
-from ._recognise import unrecognised_for_threshold
-from ._scenarios import Scenario, grade_in_scenario, request_terms
 
 __all__ = ["REASON", "end_unmet_consent", "end_unmet_consents", "meets_published"]
 
 REASON = "SCENARIO_NOT_MET"
-
-# Active consents (not withdrawn, not expired) of the node; one row per consent.
-_ACTIVE = (
-    "SELECT consent_id, subject_key, audience, purpose, scope FROM consents"
-    " WHERE withdrawn_at IS NULL AND not_after > ?"
-)
-_ACTIVE_OF = _ACTIVE + " AND subject_key = ?"
 
 
 def meets_published(
@@ -113,11 +111,9 @@ def end_unmet_consents(
     run = published_run(conn, home.id, home.version, today)
     if run is None:
         return []
-    if subjects is None:
-        rows = conn.execute(_ACTIVE, (now,)).fetchall()
-    else:
-        rows = [r for k in subjects for r in conn.execute(_ACTIVE_OF, (now, k)).fetchall()]
+    rows = active_consents(conn, now, subjects)
     writes: list[LogWrite] = []
+    at = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
     for consent_id, key, audience, purpose, scope in rows:
         key = bytes(key)
         entry = published_entry(conn, run.run_id, key)
@@ -125,10 +121,18 @@ def end_unmet_consents(
             continue  # the request path refuses a person without a grade by name
         try:
             scenario, disclosure, target = request_terms(str(purpose), home, int(scope), "")
-            mapped = mapper.map(entry.grade, target, today) if target else None
+            if is_derived(scenario):
+                scenario, _, derived = derived_terms(conn, str(purpose), home, int(scope), "")
+                tier = derived_grade(
+                    conn, key, home, derived, today=today, at=at, publish=False
+                ).result.grade
+                met = scenario.meets(tier or "")
+            else:
+                mapped = mapper.map(entry.grade, target, today) if target else None
+                met = meets_published(scenario, disclosure, home, entry.grade, mapped)
         except NodeError:
             continue  # terms or mapping refused: the request path refuses it
-        if not meets_published(scenario, disclosure, home, entry.grade, mapped):
+        if not met:
             writes.append(
                 end_unmet_consent(
                     conn,

@@ -6,24 +6,32 @@ corrected since by rights events — never a live score stamped with the
 unfinished month.  The node runs each month itself after it ends
 (``[schedule]``), once; docs/adr/0514.
 
-Modules: ``_store`` (storage: runs, entries, corrections, the scheduler's rows),
-``_published`` (the published grade, late publication, corrections), ``_explain``
+Storage (runs, entries, corrections, the scheduler's rows) is
+:mod:`node.store._monthly`; modules: ``_published`` (the published grade, late publication, corrections), ``_explain``
 (the explained report), ``_due`` (when a run is due), ``_selfquery``
-(``GetMyScore``) and ``_scheduler`` (the background run).  The last two depend on
+(``GetMyScore``), ``_scheduler`` (the background run), ``_batch`` (scoring a whole
+population into stored snapshots, in bulk) and ``_snapshots`` (signing a finished run
+as Merkle batches for the hub, H3, H13).  The last two depend on
 the population and rights rooms, which themselves use ``_published``: import
 them by module path (``node.monthly._selfquery``, ``node.monthly._scheduler``).
 """
 
-from ._due import due_at, due_period, next_due
-from ._explain import score_result_proto
-from ._published import (
+from node.monthly._due import due_at, due_period, next_due
+from node.monthly._explain import score_result_proto
+from node.monthly._published import (
     LATE,
     PUBLISHED_REASONS,
     Correction,
     correct_published,
     published_grade,
 )
-from ._store import MonthKey, MonthlyRunRow, monthly_runs, newest_published, run_progress
+from node.store._monthly import (
+    MonthKey,
+    MonthlyRunRow,
+    monthly_runs,
+    newest_published,
+    run_progress,
+)
 
 __all__ = [
     "LATE",

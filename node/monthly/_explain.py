@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from node.pb.v1 import scoring_pb2
 from scoring import Scheme, ScoreResult
-
-from ..pb.v1 import scoring_pb2
 
 __all__ = ["ineligible_report", "report_bytes", "report_of", "score_result_proto"]
 

@@ -8,7 +8,7 @@ Invariants:
 
 * :func:`published_grade` (the attestation path, inside its write unit) and the
   self-query read the same entry: the newest correction of (person, run), else the
-  run's row (:func:`node.monthly._store.published_entry`);
+  run's row (:func:`node.store._monthly.published_entry`);
 * a person the run did not score (registered after it, or the node learned of
   them later) is published ONCE, on first need, as of the same day with the
   records filed until then (:func:`entry_or_publish`, cause :data:`LATE`); later
@@ -31,12 +31,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from keys import MappedGrade
-from scoring import Scheme, ScoreResult, score
-
-from .._errors import FailedPreconditionError
-from .._mapping import Mapper
-from ._explain import report_bytes
-from ._store import (
+from node.core._errors import FailedPreconditionError
+from node.exchange._mapping import Mapper
+from node.monthly._explain import report_bytes
+from node.store._monthly import (
     PublishedEntry,
     PublishedRun,
     append_correction,
@@ -47,6 +45,7 @@ from ._store import (
     subject_as_of,
     unfinished_runs,
 )
+from scoring import Scheme, ScoreResult, score
 
 __all__ = [
     "LATE",
@@ -62,7 +61,7 @@ __all__ = [
     "require_run",
 ]
 
-#: Every reason :func:`published_grade` gives (relayed by name by routers, node._route).
+#: Every reason :func:`published_grade` gives (relayed by name by routers, node.federation._route).
 PUBLISHED_REASONS = frozenset({"SCORE_NOT_PUBLISHED", "SUBJECT_UNKNOWN", "SUBJECT_NOT_ELIGIBLE"})
 LATE = "published after the month's run (not in its population then)"
 

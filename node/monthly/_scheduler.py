@@ -1,8 +1,8 @@
 """The node runs its own monthly run (H3): once per month, after the month ends.
 
 :class:`MonthlyScheduler` is a background task of a region node, in the style of
-:class:`node._scheduler.RightsScheduler`: time comes from the node's clock
-(tests pass a :class:`~node._clock.ManualClock` and call
+:class:`node.rights._scheduler.RightsScheduler`: time comes from the node's clock
+(tests pass a :class:`~node.core._clock.ManualClock` and call
 :meth:`MonthlyScheduler.run_once`, without sleeping); one step runs at a time (a
 lock); an error is logged and the loop goes on.
 
@@ -11,9 +11,9 @@ monthly_hour, UTC; :func:`node.monthly._due.due_period`) under the scheme versio
 in force, and runs it unless ``monthly_runs`` says it FINISHED (persisted: a
 restart never runs a month twice; a node down at the due hour runs the month at
 its first step after it).  A run is exactly ``huxin score publish``: the month
-scored (:func:`node._batch.run_month`, resumable chunk by chunk, with the records
+scored (:func:`node.monthly._batch.run_month`, resumable chunk by chunk, with the records
 submitted before the step's second), then signed as Merkle batches and queued
-for the hub (:func:`node._snapshots.sign_run`).  A run that fails is marked
+for the hub (:func:`node.monthly._snapshots.sign_run`).  A run that fails is marked
 ``failed`` with its reason code and tried again ``retry_minutes`` later; one
 stopped with the node stays ``running`` and resumes at the next start.
 Progress (started, chunks and people done of the total, finished, failed) goes
@@ -31,16 +31,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from scoring import Scheme
-
-from .._batch import count_run_subjects, period_as_of, run_month
-from .._cli_hub import signer_from_config
-from .._db import JobLock, WriterLock
-from .._observe import log_event
-from .._snapshots import sign_run
-from .._storage import connect
-from ._due import due_period
-from ._store import (
+from node.core._observe import log_event
+from node.monthly._batch import count_run_subjects, period_as_of, run_month
+from node.monthly._due import due_period
+from node.monthly._snapshots import sign_run, signer_from_config
+from node.store import connect, offline_job, writer_turn
+from node.store._monthly import (
     MonthKey,
     mark_failed,
     mark_finished,
@@ -48,11 +44,12 @@ from ._store import (
     monthly_run,
     run_progress,
 )
+from scoring import Scheme
 
 if TYPE_CHECKING:
-    from .._config import NodeConfig
-    from .._context import NodeContext
-    from .._secrets import NodeSecrets
+    from node.core._config import NodeConfig
+    from node.core._secrets import NodeSecrets
+    from node.rpc._context import NodeContext
 
 __all__ = ["MonthlyOutcome", "MonthlyScheduler"]
 
@@ -158,7 +155,7 @@ class MonthlyScheduler:
         """Mark the run finished and, in the same unit, end every consent whose person's
         newly published grade does not meet its scenario (H14, N14): the consent
         ends with the publication, never on a relying party's request."""
-        from ..disclosure import end_unmet_consents  # node.disclosure imports this room
+        from node.disclosure import end_unmet_consents  # node.disclosure imports this room
 
         ctx = self._ctx
         log, scheme, mapper = ctx.log, ctx.scheme, ctx.mapper
@@ -251,13 +248,12 @@ def _execute(job: _Job) -> MonthlyOutcome:
         records_through=_iso(job.now - timedelta(seconds=1)),
     )
     signer = signer_from_config(config, job.secrets)
-    with JobLock(db):  # restore refuses while the batches are written
+    with offline_job(db):  # restore refuses while the batches are written
         conn = connect(db, create=False)
-        lock = WriterLock(db)
         try:
-            signed = sign_run(conn, run.run_id, signer, int(job.now.timestamp()), lock=lock)
+            with writer_turn(db) as lock:
+                signed = sign_run(conn, run.run_id, signer, int(job.now.timestamp()), lock=lock)
         finally:
-            lock.close()
             conn.close()
     return MonthlyOutcome(
         month.period, job.scheme.key, "finished", job.people, run.subjects, run.eligible,

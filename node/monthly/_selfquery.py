@@ -26,13 +26,9 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-from scoring import Scheme
-
-from .._errors import NotFoundError
-from ..pb.v1 import node_pb2, scoring_pb2
-from ..population import require_served
-from ._explain import ineligible_report, report_of, score_result_proto
-from ._published import (
+from node.core._errors import NotFoundError
+from node.monthly._explain import ineligible_report, report_of, score_result_proto
+from node.monthly._published import (
     append_result,
     compute_as_of,
     entry_or_publish,
@@ -40,19 +36,24 @@ from ._published import (
     not_published,
     require_run,
 )
-from ._store import PublishedEntry, PublishedRun, notify, published_entry, published_run
+from node.pb.v1 import node_pb2, scoring_pb2
+from node.population import require_served
+from node.store._monthly import (
+    PublishedEntry,
+    PublishedRun,
+    notify,
+    opted_out_at,
+    published_entry,
+    published_run,
+)
+from scoring import Scheme
 
 if TYPE_CHECKING:
-    from .._context import NodeContext
+    from node.rpc._context import NodeContext
 
 __all__ = ["FACTS_CHANGED", "published_entry_of", "self_query"]
 
 FACTS_CHANGED = "registry facts about the month filed after it was published"
-
-
-def _opted_out_at(conn: sqlite3.Connection, key: bytes) -> str | None:
-    row = conn.execute("SELECT opted_out_at FROM opt_outs WHERE subject_key = ?", (key,)).fetchone()
-    return None if row is None else str(row[0])
 
 
 def _explained(
@@ -84,7 +85,7 @@ async def self_query(ctx: NodeContext, key: bytes) -> node_pb2.MyScoreResponse:
     def read(
         conn: sqlite3.Connection,
     ) -> tuple[str | None, PublishedRun | None, scoring_pb2.ScoreResult | None]:
-        since = _opted_out_at(conn, key)
+        since = opted_out_at(conn, key)
         run = published_run(conn, scheme.id, scheme.version, today)
         if since is not None or run is None:
             return since, run, None

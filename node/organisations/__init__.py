@@ -9,14 +9,14 @@ GB 32100 unified social credit code.  Organisations are not residents: they
 have no subject key and no ID number, and their rows outlive any person's
 deregistration.
 
-Modules: ``_listings`` (vocabulary, pure validation), ``_repo`` (the listing
+Modules: ``_listings`` (vocabulary, pure validation), ``_intake`` (the listing
 batch's write unit and the "listed on day D" check record intake runs inside
 its own unit), ``_service`` (the RPC).
 """
 
-from ._listings import LISTINGS_MAX, LISTS, Listing, validate_listings
-from ._repo import listed_problems, store_listings
-from ._service import submit_listings
+from node.organisations._intake import listed_problems, store_listings
+from node.organisations._listings import LISTINGS_MAX, LISTS, Listing, validate_listings
+from node.organisations._service import submit_listings
 
 __all__ = [
     "LISTINGS_MAX",

@@ -7,7 +7,7 @@ An event says that on a day an organisation entered (``listed``) or left
 
 Invariants: every event of a batch is checked and every problem reported as
 ``(index, listing_id shown, field, code, message)``, the shape
-:func:`node._repo_records.batch_rejection` takes; a problem never quotes an
+:func:`node.store._records.batch_rejection` takes; a problem never quotes an
 organisation code, and never a listing id that holds an ID number or is over
 its bound; no event is dated after the intake day; the organisation code is a
 GB 32100 code with a matching check character, stored upper-case.
@@ -19,10 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from node.core._bounds import ID_MAX
+from node.core._freetext import contains_id_number
 from scoring import RecordError, normalise_uscc
-
-from .._bounds import ID_MAX
-from .._freetext import contains_id_number
 
 __all__ = ["EVENTS", "LISTINGS_MAX", "LISTS", "Listing", "ListingProblem", "validate_listings"]
 

@@ -14,15 +14,15 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-from .._bounds import ID_MAX, check_text
-from .._errors import InvalidArgumentError
-from .._repo_records import batch_rejection
-from ..pb.v1 import node_pb2
-from ._listings import LISTINGS_MAX, validate_listings
-from ._repo import store_listings
+from node.core._bounds import ID_MAX, check_text
+from node.core._errors import InvalidArgumentError
+from node.organisations._intake import store_listings
+from node.organisations._listings import LISTINGS_MAX, validate_listings
+from node.pb.v1 import node_pb2
+from node.store._records import batch_rejection
 
 if TYPE_CHECKING:
-    from .._context import NodeContext
+    from node.rpc._context import NodeContext
 
 __all__ = ["submit_listings"]
 

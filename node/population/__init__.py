@@ -9,14 +9,14 @@ loses eligibility leaves the run, has their consents ended with a reason code
 and is no longer served.  Record intake refuses people out of scope when the
 node requires the registry (``[sources] require_registry``).
 
-Modules: ``_facts`` (vocabulary, pure validation), ``_repo`` (storage units and
+Modules: ``_facts`` (vocabulary, pure validation), ``_registry`` (fact batches as units and
 registry reads), ``_service`` (the RPC), ``_scope`` (record intake's scope
-check), ``_file`` (CSV/JSONL rows for the source CLI), ``_cli`` (``huxin
-source submit``).
+check), ``_file`` (CSV/JSONL rows for the source CLI).  ``huxin source submit`` is
+:mod:`node.cli._population`.
 """
 
-from ._facts import FACT_KINDS, FACTS_MAX, Fact, residence_kinds, validate_facts
-from ._repo import (
+from node.population._facts import FACT_KINDS, FACTS_MAX, Fact, residence_kinds, validate_facts
+from node.population._registry import (
     RegistryState,
     apply_facts,
     not_served_reason,
@@ -24,8 +24,8 @@ from ._repo import (
     require_served,
     state_of,
 )
-from ._scope import person_scope_problem, scope_problems
-from ._service import submit_residence_facts
+from node.population._scope import person_scope_problem, scope_problems
+from node.population._service import submit_residence_facts
 
 __all__ = [
     "FACTS_MAX",

@@ -6,7 +6,7 @@ begins (``move_in``, ``permit_issued``, ``contribution_year``) or ends
 or the person died.  Validation is pure (no I/O) and total: every fact of a
 batch is checked and every problem is reported as a
 ``(index, "", field, code, message)`` tuple, the shape
-:func:`node._repo_records.batch_rejection` takes, so a refused batch reads
+:func:`node.store._records.batch_rejection` takes, so a refused batch reads
 like a refused record batch.
 
 Invariants: a problem never quotes the ID number (the index names the row); a
@@ -23,10 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from node.core._bounds import CONTRIBUTION_KINDS, RESIDENCE_KIND_MAX
+from node.core._freetext import contains_id_number
 from scoring import RecordError, Scheme, birth_date, normalise_id_number, years_between
-
-from .._bounds import CONTRIBUTION_KINDS, RESIDENCE_KIND_MAX
-from .._freetext import contains_id_number
 
 __all__ = [
     "BEGINS",

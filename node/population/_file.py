@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..pb.v1 import node_pb2, scoring_pb2
+from node.pb.v1 import node_pb2, scoring_pb2
 
 __all__ = [
     "FACT_COLUMNS",

@@ -23,13 +23,12 @@ from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING
 
+from node.population._facts import FactProblem
+from node.population._registry import registry_state
 from scoring import CreditRecord, Scheme, birth_date, years_between
 
-from ._facts import FactProblem
-from ._repo import registry_state
-
 if TYPE_CHECKING:
-    from .._context import NodeContext
+    from node.rpc._context import NodeContext
 
 __all__ = ["person_scope_problem", "scope_problems"]
 

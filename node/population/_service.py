@@ -16,15 +16,15 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-from .._bounds import ID_MAX, check_text
-from .._errors import InvalidArgumentError, PermissionDeniedError
-from .._repo_records import batch_rejection
-from ..pb.v1 import node_pb2
-from ._facts import FACTS_MAX, validate_facts
-from ._repo import apply_facts
+from node.core._bounds import ID_MAX, check_text
+from node.core._errors import InvalidArgumentError, PermissionDeniedError
+from node.pb.v1 import node_pb2
+from node.population._facts import FACTS_MAX, validate_facts
+from node.population._registry import apply_facts
+from node.store._records import batch_rejection
 
 if TYPE_CHECKING:
-    from .._context import NodeContext
+    from node.rpc._context import NodeContext
 
 __all__ = ["submit_residence_facts"]
 

@@ -6,7 +6,7 @@ record (the departments' data must be kept as the law requires) and is
 reversible.  While a person is opted out:
 
 * nothing is computed or published for them: the rights unit's rescore skips
-  them (:class:`node._rights.RightsTx`), their ``current_grades`` row is
+  them (:class:`node.rights._events.RightsTx`), their ``current_grades`` row is
   deleted, and the monthly run leaves them out (it selects subjects with
   :data:`OPTED_OUT_SUBJECTS` excluded);
 * every active consent ends (withdrawn at the opt-out instant) and their issued
@@ -23,24 +23,22 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-from .._errors import FailedPreconditionError, NotFoundError
-from .._repo_consents import STATUS_REVOKED
-from .._rights import RightsTx, run_rights_unit
-from ..pb.v1 import node_pb2
+from node.core._errors import FailedPreconditionError, NotFoundError
+from node.pb.v1 import node_pb2
+from node.rights._events import RightsTx, run_rights_unit
+from node.store import _optout as store
+from node.store._optout import OPTED_OUT_SUBJECTS
+from node.store._rights import revoke_attestations, subject_exists
 
 if TYPE_CHECKING:
-    from .._context import NodeContext
+    from node.rpc._context import NodeContext
 
 __all__ = ["OPTED_OUT_SUBJECTS", "is_opted_out_sync", "opt_in", "opt_out", "refuse_if_opted_out"]
-
-#: SQL sub-select of the subject keys that asked not to be scored (for ``NOT IN``).
-OPTED_OUT_SUBJECTS = "SELECT subject_key FROM opt_outs"
 
 
 def is_opted_out_sync(conn: sqlite3.Connection, key: bytes) -> str | None:
     """When the person opted out (ISO time), or None."""
-    row = conn.execute("SELECT opted_out_at FROM opt_outs WHERE subject_key = ?", (key,)).fetchone()
-    return None if row is None else str(row[0])
+    return store.opted_out_at(conn, key)
 
 
 def refuse_if_opted_out(conn: sqlite3.Connection, key: bytes | None) -> None:
@@ -56,24 +54,15 @@ async def opt_out(ctx: NodeContext, key: bytes) -> node_pb2.OptOutResponse:
 
     def fn(rtx: RightsTx) -> node_pb2.OptOutResponse:
         conn = rtx.conn
-        if conn.execute("SELECT 1 FROM subjects WHERE subject_key = ?", (key,)).fetchone() is None:
+        if not subject_exists(conn, key):
             raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")
         since = is_opted_out_sync(conn, key)
         if since is not None:  # idempotent: nothing more to end
             return node_pb2.OptOutResponse(opted_out_at=since)
-        conn.execute(
-            "INSERT INTO opt_outs (subject_key, opted_out_at) VALUES (?, ?)", (key, rtx.now_iso)
-        )
-        ended = conn.execute(
-            "UPDATE consents SET withdrawn_at = ? WHERE subject_key = ? AND withdrawn_at IS NULL "
-            "AND not_after > ? AND uses < max_uses",
-            (now_s, key, now_s),
-        ).rowcount
-        revoked = conn.execute(
-            "UPDATE status_entries SET status = ? WHERE subject_key = ? AND status != ?",
-            (STATUS_REVOKED, key, STATUS_REVOKED),
-        ).rowcount
-        conn.execute("DELETE FROM current_grades WHERE subject_key = ?", (key,))
+        store.insert_opt_out(conn, key, rtx.now_iso)
+        ended = store.end_active_consents(conn, key, now_s)
+        revoked = revoke_attestations(conn, key)
+        store.delete_current_grade(conn, key)
         rtx.log("opted_out", key, reason="N3: not scored at own request; records kept")
         rtx.notify(
             key,
@@ -90,7 +79,7 @@ async def opt_out(ctx: NodeContext, key: bytes) -> node_pb2.OptOutResponse:
 
 async def opt_in(ctx: NodeContext, key: bytes) -> node_pb2.OptInResponse:
     def fn(rtx: RightsTx) -> node_pb2.OptInResponse:
-        gone = rtx.conn.execute("DELETE FROM opt_outs WHERE subject_key = ?", (key,)).rowcount
+        gone = store.delete_opt_out(rtx.conn, key)
         if gone:
             rtx.log("opted_in", key, reason="N3: scored again at own request")
             rtx.notify(key, "opt_out", "you are scored again")

@@ -27,29 +27,34 @@ Invariants:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from .._errors import (
+from node.core._errors import (
     AlreadyExistsError,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
 )
-from .._rights import RightsTx, grade_change_proto, run_rights_unit
-from ..pb.v1 import node_pb2
+from node.pb.v1 import node_pb2
+from node.rights._events import RightsTx, grade_change_proto, run_rights_unit
+from node.store import _repair as store
 
 if TYPE_CHECKING:
-    from .._context import NodeContext
+    from node.rpc._context import NodeContext
 
-__all__ = ["advance", "apply", "decide", "list_for_department", "list_for_subject"]
-
-_COLUMNS = (
-    "application_id, record_id, submitted_by, route, statement, state, due, escalated, "
-    "reason, filed_at, decided_at"
-)
+__all__ = [
+    "REPAIR_ROUTES",
+    "advance",
+    "apply",
+    "decide",
+    "list_for_department",
+    "list_for_subject",
+    "record_digest",
+]
 
 
 def _info(
@@ -74,16 +79,16 @@ def _info(
     return info
 
 
-def _routes() -> frozenset[str]:
-    from .._svc_source import REPAIR_ROUTES  # late: _svc_source imports this package
+#: The repair routes a source may record (N25: commitment, rectification, verification,
+#: a credit report, charity); the source servicer checks requests against this set.
+REPAIR_ROUTES = frozenset(
+    {"commitment", "rectification", "verification", "credit_report", "charity"}
+)
 
-    return REPAIR_ROUTES
 
-
-def _digest(record_id: str) -> str:
-    from .._svc_source import record_digest  # late: _svc_source imports this package
-
-    return record_digest(record_id)
+def record_digest(record_id: str) -> str:
+    """What the transparency log holds instead of a source-chosen record id."""
+    return hashlib.sha256(record_id.encode("utf-8")).hexdigest()[:16]
 
 
 async def apply(
@@ -92,7 +97,7 @@ async def apply(
     req: node_pb2.RepairApplicationRequest,
 ) -> node_pb2.RepairApplicationInfo:
     """The person applies to repair one of their negative records (N22)."""
-    routes = _routes()
+    routes = REPAIR_ROUTES
     if req.route not in routes:
         raise InvalidArgumentError(
             "INVALID_FIELD", f"must be one of {', '.join(sorted(routes))}", field="route"
@@ -108,11 +113,7 @@ async def apply(
     def fn(rtx: RightsTx) -> node_pb2.RepairApplicationInfo:
         found = [
             row
-            for row in rtx.conn.execute(
-                "SELECT submitted_by, source, status, polarity FROM records "
-                "WHERE subject_key = ? AND record_id = ?",
-                (key, req.record_id),
-            ).fetchall()
+            for row in store.records_with_id(rtx.conn, key, req.record_id)
             if not req.source or req.source in (row[0], row[1])
         ]
         if not found:
@@ -133,31 +134,23 @@ async def apply(
             raise FailedPreconditionError(
                 "RECORD_NOT_COUNTING", f"the record is {status}", field="record_id"
             )
-        if rtx.conn.execute(
-            "SELECT 1 FROM repair_applications WHERE submitted_by = ? AND record_id = ? "
-            "AND state = 'pending'",
-            (owner, req.record_id),
-        ).fetchone():
+        if store.pending_on_record(rtx.conn, owner, req.record_id):
             raise AlreadyExistsError(
                 "REPAIR_PENDING",
                 "a repair application for this record is pending",
                 field="record_id",
             )
-        rtx.conn.execute(
-            "INSERT INTO repair_applications (application_id, subject_key, submitted_by, "
-            "record_id, route, statement, evidence_sha256, due, filed_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                application_id,
-                key,
-                str(owner),
-                req.record_id,
-                req.route,
-                req.statement,
-                bytes(req.evidence_sha256) or None,
-                due.isoformat(),
-                rtx.now_iso,
-            ),
+        store.insert_application(
+            rtx.conn,
+            application_id,
+            key,
+            str(owner),
+            req.record_id,
+            route=req.route,
+            statement=req.statement,
+            evidence_sha256=bytes(req.evidence_sha256) or None,
+            due=due.isoformat(),
+            at_iso=rtx.now_iso,
         )
         rtx.log("repair_applied", key, requester=str(owner), reason=f"{application_id} {req.route}")
         rtx.notify(
@@ -166,10 +159,7 @@ async def apply(
             f"repair application {application_id} ({req.route}) for record {req.record_id} "
             f"sent to {owner}; it decides by {due}",
         )
-        row = rtx.conn.execute(
-            f"SELECT {_COLUMNS} FROM repair_applications WHERE application_id = ?",
-            (application_id,),
-        ).fetchone()
+        row = store.by_id(rtx.conn, application_id)
         return _info(row, today)
 
     return await run_rights_unit(ctx, fn)
@@ -185,10 +175,7 @@ async def decide(
 
     def fn(rtx: RightsTx) -> node_pb2.RepairApplicationInfo:
         conn = rtx.conn
-        row = conn.execute(
-            f"SELECT {_COLUMNS}, subject_key FROM repair_applications WHERE application_id = ?",
-            (application_id,),
-        ).fetchone()
+        row = store.by_id_with_key(conn, application_id)
         if row is None or str(row[2]) != department:
             raise NotFoundError(
                 "REPAIR_APPLICATION_NOT_FOUND", "no such application", field="application_id"
@@ -215,21 +202,17 @@ async def decide(
             rtx.supersede(key)
             change = grade_change_proto(rtx.rescore(key, f"credit repair ({route})"))
             rtx.log(
-                "record_repaired", key, requester=department, reason=f"{_digest(record_id)} {route}"
+                "record_repaired",
+                key,
+                requester=department,
+                reason=f"{record_digest(record_id)} {route}",
             )
         state = "granted" if grant else "refused"
-        conn.execute(
-            "UPDATE repair_applications SET state = ?, reason = ?, decided_at = ? "
-            "WHERE application_id = ?",
-            (state, reason, rtx.now_iso, application_id),
-        )
+        store.set_decision(conn, application_id, state, reason, rtx.now_iso)
         rtx.log(f"repair_{state}", key, requester=department, reason=application_id)
         told = f"repair application {application_id} for record {record_id} {state} by {department}"
         rtx.notify(key, "repair", f"{told}: {reason}" if reason else told)
-        out = conn.execute(
-            f"SELECT {_COLUMNS} FROM repair_applications WHERE application_id = ?",
-            (application_id,),
-        ).fetchone()
+        out = store.by_id(conn, application_id)
         return _info(out, today, change)
 
     return await run_rights_unit(ctx, fn)
@@ -238,19 +221,13 @@ async def decide(
 async def advance(ctx: NodeContext) -> int:
     """The scheduler's step: escalate, once, every pending application past its due day."""
     today = ctx.today()
-    sql = (
-        "SELECT application_id, subject_key, submitted_by, due FROM repair_applications "
-        "WHERE state = 'pending' AND escalated = 0 AND due < ? ORDER BY filed_at"
-    )
-    if not await ctx.db.fetchall(sql, (today.isoformat(),)):
+    if not await store.overdue(ctx.db, today.isoformat()):
         return 0  # the common case: no write unit on every tick
 
     def fn(rtx: RightsTx) -> int:
-        rows = rtx.conn.execute(sql, (today.isoformat(),)).fetchall()
+        rows = store.overdue_sync(rtx.conn, today.isoformat())
         for app_id, key, dept, due in rows:
-            rtx.conn.execute(
-                "UPDATE repair_applications SET escalated = 1 WHERE application_id = ?", (app_id,)
-            )
+            store.mark_escalated(rtx.conn, app_id)
             rtx.log(
                 "repair_escalated", bytes(key), requester=str(dept), reason=f"{app_id} due {due}"
             )
@@ -268,22 +245,18 @@ async def advance(ctx: NodeContext) -> int:
 async def list_for_subject(
     ctx: NodeContext, key: bytes, pending_only: bool
 ) -> node_pb2.ListRepairApplicationsResponse:
-    return await _list(ctx, "subject_key = ?", key, pending_only)
+    return await _list(ctx, "subject", key, pending_only)
 
 
 async def list_for_department(
     ctx: NodeContext, department: str, pending_only: bool
 ) -> node_pb2.ListRepairApplicationsResponse:
-    return await _list(ctx, "submitted_by = ?", department, pending_only)
+    return await _list(ctx, "department", department, pending_only)
 
 
 async def _list(
-    ctx: NodeContext, where: str, param: object, pending_only: bool
+    ctx: NodeContext, by: str, param: object, pending_only: bool
 ) -> node_pb2.ListRepairApplicationsResponse:
-    if pending_only:
-        where += " AND state = 'pending'"
-    rows = await ctx.db.fetchall(
-        f"SELECT {_COLUMNS} FROM repair_applications WHERE {where} ORDER BY filed_at", (param,)
-    )
+    rows = await store.list_applications(ctx.db, by, param, pending_only)
     today = ctx.today()
     return node_pb2.ListRepairApplicationsResponse(applications=[_info(r, today) for r in rows])

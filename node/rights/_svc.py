@@ -1,6 +1,6 @@
 """SourceService RPCs for the citizen's remaining rights (N21, N22).
 
-A mixin of :class:`node._svc_source.SourceServicer` (which supplies ``_ctx``
+A mixin of :class:`node.rpc._source.SourceServicer` (which supplies ``_ctx``
 and ``_source()``, the caller's department identity checked against
 ``sources.allowed``), kept here so that the rights code lives in one room.
 
@@ -9,7 +9,7 @@ addressed to it (another's is NOT_FOUND, never "forbidden"); only the operator
 — caller identity = the node's own region, as for ``ResolveObjection`` (the
 node has no separate operator role; ``huxin review`` acts as the region too) —
 lists objections to the score itself; every caller-chosen field is bounded
-and ID-checked (:mod:`node._bounds`) before anything is read or written.
+and ID-checked (:mod:`node.core._bounds`) before anything is read or written.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 from grpc import aio
 
-from .. import _objections as objections
-from .._bounds import NOTE_MAX, REF_MAX, check_length, check_text
-from .._errors import PermissionDeniedError
-from .._guard import require_caller
-from ..pb.v1 import node_pb2
-from . import _repair as repair
+from node.core._bounds import NOTE_MAX, REF_MAX, check_length, check_text
+from node.core._errors import PermissionDeniedError
+from node.pb.v1 import node_pb2
+from node.rights import _objections as objections
+from node.rights import _repair as repair
+from node.rpc._guard import require_caller
 
 if TYPE_CHECKING:
-    from .._context import NodeContext
+    from node.rpc._context import NodeContext
 
 __all__ = ["RightsSourceRpcs"]
 

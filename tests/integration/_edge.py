@@ -19,9 +19,9 @@ import h2.connection
 import h2.events
 from grpc import aio
 
-from node._client import peer_channel
-from node._init import init_region
-from node._testbed import RunningNode, Testbed
+from node.cli._init import init_region
+from node.demo._testbed import RunningNode, Testbed
+from node.rpc._client import peer_channel
 
 __all__ = ["H2Client", "edge_node", "hub_and_region", "region_channel"]
 
@@ -64,7 +64,7 @@ async def hub_and_region(
     init_region(hub_dir, "heilongjiang", "heihe", bed.ca, bed.now, role="hub")
     init_region(region_dir, "heihe", "heihe", bed.ca, bed.now, sources=("court",))
     _configure(hub_dir, listen, limits)
-    from node._cli import main
+    from node.cli._main import main
 
     assert main(["hub", "register", "--config", str(hub_dir / "node.toml"),
                  "--region-dir", str(region_dir)]) == 0  # fmt: skip

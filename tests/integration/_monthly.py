@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from keys import Status, StatusList
-from node._clock import ManualClock
-from node._init import init_region
-from node._testbed import RunningNode, Testbed, attestation_request, residence_fact
+from node.cli._init import init_region
+from node.core._clock import ManualClock
+from node.demo._testbed import RunningNode, Testbed, attestation_request, residence_fact
 from node.monthly import MonthKey
 from node.monthly._scheduler import MonthlyOutcome, MonthlyScheduler
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2

@@ -18,12 +18,10 @@ import pytest
 from grpc import aio
 
 from keys import CHECKPOINT_TYPE, decode_private_key, verify_envelope, verify_inclusion
-from node._cli_client import register_certificate
-from node._client import citizen_channel, identity_metadata, peer_channel
-from node._config import load_config
-from node._identity import DevIdentityProvider
-from node._init import init_region, load_or_create_ca
-from node._testbed import (
+from node.cli._client import register_certificate
+from node.cli._init import init_region, load_or_create_ca
+from node.core._config import load_config
+from node.demo._testbed import (
     ServeProcess,
     attestation_request,
     honour_record,
@@ -31,6 +29,8 @@ from node._testbed import (
     resident,
 )
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
+from node.rpc._client import citizen_channel, identity_metadata, peer_channel
+from node.rpc._identity import DevIdentityProvider
 
 ALICE = make_id_number(301)
 BOB = make_id_number(302)  # deregisters after the backup

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from node._population import PopulationSpec
+from node.synthetic._population import PopulationSpec
 
 HUXIN = shutil.which("huxin", path=str(Path(sys.executable).parent))
 ID_RE = re.compile(r"[1-9]\d{16}[\dX]")

@@ -23,10 +23,10 @@ import pytest
 import pytest_asyncio
 from grpc import aio
 
-from node._client import REJECTION_KEY, batch_rejection_of, reason_of
-from node._repo_records import MAX_LISTED_REJECTIONS, MAX_REJECTION_BYTES
-from node._testbed import RunningNode, Testbed, honour_record, make_id_number, resident
+from node.demo._testbed import RunningNode, Testbed, honour_record, make_id_number, resident
 from node.pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
+from node.rpc._client import REJECTION_KEY, batch_rejection_of, reason_of
+from node.store._records import MAX_LISTED_REJECTIONS, MAX_REJECTION_BYTES
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

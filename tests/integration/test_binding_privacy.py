@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from node._testbed import (
+from node.demo._testbed import (
     RunningNode,
     Testbed,
     attestation_request,

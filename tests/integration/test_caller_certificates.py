@@ -31,8 +31,8 @@ from keys import (
     load_trust,
     open_catalogue,
 )
-from node._federation import FederationLayout, init_federation
-from node._testbed import (
+from node.demo._federation import FederationLayout, init_federation
+from node.demo._testbed import (
     FederationProcesses,
     attestation_request,
     honour_record,

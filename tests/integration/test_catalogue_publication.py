@@ -25,13 +25,13 @@ import pytest
 import pytest_asyncio
 
 from keys import CertificateAuthority, KeySet, load_trust, open_catalogue
-from node._cli import main
-from node._client import citizen_channel, peer_channel
-from node._config import ConfigError, load_config
-from node._federation import FederationLayout, init_federation
-from node._init import init_region
-from node._server import NodeServer
+from node.cli._init import init_region
+from node.cli._main import main
+from node.core._config import ConfigError, load_config
+from node.demo._federation import FederationLayout, init_federation
 from node.pb.v1 import node_pb2, node_pb2_grpc
+from node.rpc._client import citizen_channel, peer_channel
+from node.rpc._server import NodeServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -233,7 +233,7 @@ async def test_show_prints_the_nodes_catalogue_and_marks_illustrative_tiers(
 async def test_a_guide_that_does_not_fit_the_scheme_stops_the_node(tmp_path: Path) -> None:
     """Issue 15 §2, H14: a guide describing a scenario the scheme does not have (here a
     punitive one) is refused before any port opens, naming the key."""
-    from node._init import load_or_create_ca
+    from node.cli._init import load_or_create_ca
 
     ca = load_or_create_ca(tmp_path / "ca", datetime.now(UTC))
     res = init_region(tmp_path / "heihe", HEIHE, HEIHE, ca, datetime.now(UTC))

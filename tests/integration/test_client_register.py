@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 from grpc import aio
 
-from node._cli import CliError, main
-from node._cli_client import register_certificate
-from node._client import reason_of
-from node._clients import read_registry
-from node._config import load_config
-from node._init import init_region, load_or_create_ca
-from node._testbed import RunningNode, Testbed
+from node.cli._client import register_certificate
+from node.cli._init import init_region, load_or_create_ca
+from node.cli._main import CliError, main
+from node.core._config import load_config
+from node.demo._testbed import RunningNode, Testbed
+from node.federation._clients import read_registry
 from node.pb.v1 import node_pb2, node_pb2_grpc
+from node.rpc._client import reason_of
 
 
 async def _list_objections(bed: Testbed, node: RunningNode, cert: object) -> tuple[str, str]:

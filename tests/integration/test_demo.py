@@ -3,7 +3,7 @@
 The demo runs once per module, in this process, against three ``huxin serve``
 processes of its own (as ``make demo`` does); its text and the Heihe node's
 database (read-only, after the run) are then checked.  The writer that puts a
-synthetic population straight into a database (:func:`node._population.generate`)
+synthetic population straight into a database (:func:`node.synthetic._population.generate`)
 is watched for the whole run: the demo must never call it.
 
 REQ: H1, N1 (every resident filed by the population authority is scored), H7
@@ -25,11 +25,12 @@ from pathlib import Path
 
 import pytest
 
-from node import _population
-from node._demo import DemoContext, last_finished_month, mask_id, run_demo
-from node._demo_federation import SCENARIO
-from node._demo_intake import BANK, HEIHE
+from node.demo._finance import CARD, RECOGNISED
+from node.demo._intake import BANK, HEIHE
+from node.demo._main import DemoContext, last_finished_month, mask_id, run_demo
+from node.demo._story import SCENARIO
 from node.pb.v1 import node_pb2
+from node.synthetic import _population
 
 ID_RE = re.compile(r"\d{17}[\dX]")
 PEOPLE = 800
@@ -153,7 +154,7 @@ def test_the_bank_verifies_the_scenario_consent_offline(demo: Demo) -> None:
     assert re.search(rf"^\s+yes\s+heihe\s+{re.escape(SCENARIO)}\s", demo.text, re.M), demo.text
     procs = demo.ctx.extra["procs"]
     verifies = [c for c in procs.commands if c[0] == "verify"]
-    assert len(verifies) == 2
+    assert len(verifies) == 4  # + the recognition and credit-card checks (issue 16)
     assert demo.ctx.resident is not None
     for argv in verifies:
         assert not any(demo.ctx.resident in a for a in argv)
@@ -228,8 +229,50 @@ def test_the_story_ends_with_the_withdrawal_and_every_process_stopped(demo: Demo
     assert "heihe refused the request (relayed by heilongjiang): CONSENT_WITHDRAWN" in text
     assert ctx.spec is not None
     assert not (set(ID_RE.findall(text)) & set(ctx.spec.id_numbers()))
+    assert not ID_RE.findall(text)  # nor the Hainan applicant's (issue 16)
     assert not ctx.extra["procs"].procs
     assert BANK in text
+
+
+def test_a_heihe_grade_is_recognised_in_hainan_with_the_incentives_it_unlocks(
+    demo: Demo,
+) -> None:
+    """REQ: C3 H13 N20 — issue 16: a Heihe resident at Heihe's incentive tier (A) grants the
+    bank a threshold consent for a Hainan catalogue scenario; Heihe issues it with the grade
+    mapped through the Heihe → Hainan table; the bank's `huxin verify` accepts it, and the
+    demo prints the table, the hub's approval when the verifier reports one, and the Hainan
+    incentives the recognised grade unlocks."""
+    seen = demo.ctx.extra["recognition"]
+    assert seen["meets"].startswith(f"meets {RECOGNISED} ")
+    assert seen["mapping"].startswith("heihe-hainan-")
+    assert RECOGNISED in seen["unlocks"]
+    text = demo.text
+    assert "A Heihe grade recognised in Hainan through the approved table" in text
+    assert re.search(
+        r"^\s+heihe-hainan-\S+\s+\S+\s+[0-9a-f]{16}…\s+heihe@2025.1\s+hainan@2025.1", text, re.M
+    )
+    assert f"unlocks in Hainan: {', '.join(seen['unlocks'])}." in text
+    assert ("Approved: " in text) == bool(seen["approval"])
+
+
+def test_the_bank_card_path_attests_the_derived_score_without_grade_or_score(demo: Demo) -> None:
+    """REQ: N18 N19 H12 H14 — issue 16: a Hainan resident filed with one national honour
+    reads their credit-card derived score (560 = 500 + 60 × 1, tier B, every point
+    explained, marked illustrative), grants the bank a threshold consent for the card
+    scenario, and the bank's offline check learns only that the scenario is met: the
+    attestation names the derived score and its base, neither grade nor score."""
+    assert demo.ctx.extra["card_derived"] == {"score": 560, "grade": "B"}
+    card = demo.ctx.extra["card"]
+    assert (card["scheme"], card["model"]) == ("hainan-credit-card@2026.1", "hainan@2025.1")
+    assert card["learned"].startswith(f"meets {CARD} ")
+    assert "(tier ≥ B in hainan-credit-card@2026.1); no grade, no score" in card["learned"]
+    assert "hainan-credit-card@2026.1 grades are illustrative" in card["learned"]
+    text = demo.text
+    assert "honour (荣誉表彰): +60 × 1 (default weight) = +60" in text
+    assert f"What the bank learns: {card['learned']}." in text
+    assert re.search(
+        r"^\s+yes\s+hainan\s+hainan-credit-card@2026.1\s+hainan@2025.1\s+threshold", text, re.M
+    )
 
 
 def test_mask_id_hides_birth_date_and_sequence() -> None:

@@ -48,8 +48,10 @@ def _paste(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("which", "exit_code", "says"),
     [
-        pytest.param(0, 0, "VALID", id="the-check-of-stage-9-is-valid"),
-        pytest.param(1, 1, "error: STATUS_REVOKED", id="after-withdrawal-the-newer-list-decides"),
+        pytest.param(0, 0, "VALID: heihe ", id="the-check-of-stage-9-is-valid"),
+        pytest.param(1, 0, "VALID: heihe meets hainan/", id="recognised-in-hainan-is-valid"),
+        pytest.param(2, 0, "VALID: hainan meets hainan-credit-card/", id="bank-card-is-valid"),
+        pytest.param(3, 1, "error: STATUS_REVOKED", id="after-withdrawal-the-newer-list-decides"),
     ],
 )
 def test_the_printed_verify_command_runs_as_pasted(
@@ -59,15 +61,16 @@ def test_the_printed_verify_command_runs_as_pasted(
     directory (attestation, the status list of the time of the check, trust bundle, hub
     key file, ID-number file) and carries --now, so pasted later, from anywhere, it gives
     the demo's verdict: VALID at the check, STATUS_REVOKED with the list fetched after
-    the withdrawal (issue 14 item 1: the newer list decides)."""
+    the withdrawal (issue 14 item 1: the newer list decides); the recognition and the
+    credit-card checks of issue 16 (C3, N18, N19) run as pasted too."""
     _, stdout = demo
     commands = _printed(stdout)
-    assert len(commands) == 2, stdout
+    assert len(commands) == 4, stdout
     result = _paste(commands[which], tmp_path)
     assert result.returncode == exit_code, (commands[which], result.stdout, result.stderr)
     assert says in result.stdout + result.stderr
     if exit_code == 0:
-        assert result.stdout.startswith("VALID: heihe ") and "status valid" in result.stdout
+        assert result.stdout.startswith(says) and "status valid" in result.stdout
         assert "warning:" not in result.stderr
 
 

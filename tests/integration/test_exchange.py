@@ -18,7 +18,7 @@ import pytest_asyncio
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-import node._cli as cli
+import node.cli._main as cli
 from keys import (
     CHECKPOINT_TYPE,
     CertificateAuthority,
@@ -27,9 +27,8 @@ from keys import (
     verify_envelope,
     verify_inclusion,
 )
-from node._client import reason_of
-from node._clock import ManualClock
-from node._testbed import (
+from node.core._clock import ManualClock
+from node.demo._testbed import (
     RunningNode,
     Testbed,
     attestation_request,
@@ -38,6 +37,8 @@ from node._testbed import (
     resident,
 )
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
+from node.rpc._client import reason_of
+from tests.integration._approvals import approval_args
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -137,8 +138,8 @@ async def test_hainan_gets_consented_heihe_attestation_mapped_and_verifies_with_
     status_env = await fed.peer.GetStatusList(node_pb2.GetStatusListRequest())
     (tmp_path / "status.bin").write_bytes(status_env.SerializeToString())
     (tmp_path / "att.bin").write_bytes(resp.signed_attestation)
-    if "node._cli_keys" not in cli.COMMAND_MODULES:  # registered by the keys helper
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "node._cli_keys"))
+    if "node.cli._keys" not in cli.COMMAND_MODULES:  # registered by the keys helper
+        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "node.cli._keys"))
     now = fed.heihe.clock.now().isoformat()
     assert (
         cli.main(
@@ -157,6 +158,7 @@ async def test_hainan_gets_consented_heihe_attestation_mapped_and_verifies_with_
                 str(fed.heihe.directory / "keys"),
                 "--out",
                 str(tmp_path / "bundle.bin"),
+                *approval_args(tmp_path, tmp_path / "hub.key", "heilongjiang", now),
             ]
         )
         == 0
@@ -211,8 +213,8 @@ async def test_verify_cli_refuses_wrong_audience_and_subject(
     hub = KeyPair.generate()
     (tmp_path / "hub.key").write_bytes(encode_private_key(hub))
     (tmp_path / "att.bin").write_bytes(resp.signed_attestation)
-    if "node._cli_keys" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "node._cli_keys"))
+    if "node.cli._keys" not in cli.COMMAND_MODULES:
+        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "node.cli._keys"))
     now = fed.heihe.clock.now().isoformat()
     cli.main(
         [
@@ -517,7 +519,7 @@ async def test_citizen_calls_need_a_valid_identity(
 
 
 async def test_identity_from_an_unknown_provider_is_refused(fed: Fed) -> None:
-    from node._identity import DevIdentityProvider
+    from node.rpc._identity import DevIdentityProvider
 
     other = DevIdentityProvider(KeyPair.generate())
     now = int(fed.heihe.clock.now().timestamp())

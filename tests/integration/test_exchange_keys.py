@@ -21,11 +21,9 @@ import pytest_asyncio
 from grpc import aio
 
 from keys import Envelope, sign
-from node._cli import main
-from node._client import reason_of
-from node._clock import ManualClock
-from node._svc_citizen import CONSENT_TYPE
-from node._testbed import (
+from node.cli._main import main
+from node.core._clock import ManualClock
+from node.demo._testbed import (
     RunningNode,
     Testbed,
     attestation_request,
@@ -34,6 +32,8 @@ from node._testbed import (
     resident,
 )
 from node.pb.v1 import node_pb2, node_pb2_grpc
+from node.rpc._citizen import CONSENT_TYPE
+from node.rpc._client import reason_of
 
 ALICE = make_id_number(201)
 BOB = make_id_number(202)

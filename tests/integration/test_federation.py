@@ -28,13 +28,13 @@ from keys import (
     verify_attestation,
     verify_status_list,
 )
-from node._batch import run_month
-from node._federation import FederationLayout, init_federation
-from node._population import PopulationSpec, generate
-from node._secrets import write_hex
-from node._testbed import FederationProcesses, reseal_ids
-from node._trust import HOPS_KEY, ON_BEHALF_KEY
+from node.core._secrets import write_hex
+from node.demo._federation import FederationLayout, init_federation
+from node.demo._testbed import FederationProcesses, reseal_ids
+from node.federation._trust import HOPS_KEY, ON_BEHALF_KEY
+from node.monthly._batch import run_month
 from node.pb.v1 import node_pb2, node_pb2_grpc
+from node.synthetic._population import PopulationSpec, generate
 from scoring import load_scheme
 from tests._waiting import WAIT_S
 

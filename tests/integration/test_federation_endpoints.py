@@ -19,12 +19,12 @@ from keys import (
     certificate_fingerprint,
     decode_private_key,
 )
-from node._config import load_config
-from node._db import Database
-from node._errors import UnavailableError
-from node._route import EndpointCheck
-from node._testbed import RunningNode, Testbed
-from node._trust import TrustState
+from node.core._config import load_config
+from node.core._errors import UnavailableError
+from node.demo._testbed import RunningNode, Testbed
+from node.federation._route import EndpointCheck
+from node.federation._trust import TrustState
+from node.store._db import Database
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -91,7 +91,7 @@ async def test_the_listed_certificate_is_accepted(env: Env) -> None:
 @pytest.mark.parametrize(
     ("listed_as", "fingerprints"),
     [
-        # as inbound (node._callers), an entry that pins nothing admits nobody
+        # as inbound (node.federation._callers), an entry that pins nothing admits nobody
         pytest.param("heihe", (), id="listed-entry-pins-nothing"),
         pytest.param("hainan", (), id="another-region-at-the-endpoint"),
         pytest.param("heihe", (b"\x01" * 32,), id="unlisted-fingerprint"),

@@ -13,11 +13,11 @@ import grpc
 import pytest
 from grpc import aio
 
-from node._client import reason_of
-from node._clock import ManualClock
-from node._init import SIGNING_KEY_DAYS
-from node._testbed import Testbed, honour_record, make_id_number, resident
+from node.cli._init import SIGNING_KEY_DAYS
+from node.core._clock import ManualClock
+from node.demo._testbed import Testbed, honour_record, make_id_number, resident
 from node.pb.v1 import node_pb2, node_pb2_grpc
+from node.rpc._client import reason_of
 
 ALICE = make_id_number(901)
 

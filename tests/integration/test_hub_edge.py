@@ -20,8 +20,8 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from node._client import reason_of
 from node.pb.v1 import hub_pb2, hub_pb2_grpc
+from node.rpc._client import reason_of
 from tests.integration._edge import hub_and_region, region_channel
 
 LIMIT = 2

@@ -24,14 +24,14 @@ from pathlib import Path
 import pytest
 
 from keys import normalise_id
-from node._cli import main
-from node._cli_hub import standalone_pseudonym_key
-from node._config import load_config
-from node._federation import FederationLayout, init_federation
-from node._population import PopulationSpec, generate
-from node._secrets import load_secrets, read_hex, write_hex
-from node._testbed import FederationProcesses, reseal_ids
+from node.cli._main import main
+from node.core._config import load_config
+from node.core._secrets import load_secrets, read_hex, write_hex
+from node.demo._federation import FederationLayout, init_federation
+from node.demo._testbed import FederationProcesses, reseal_ids
+from node.monthly._snapshots import standalone_pseudonym_key
 from node.pb.v1 import node_pb2, node_pb2_grpc
+from node.synthetic._population import PopulationSpec, generate
 from scoring import load_scheme
 
 HUB, HEIHE, YICHUN = "heilongjiang", "heihe", "yichun"

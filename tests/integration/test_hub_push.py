@@ -31,13 +31,13 @@ from keys import (
     verified_signer,
     verify_key_set,
 )
-from node._cli import main
-from node._db import WriterLock
-from node._hub import RECEIPT_TYPE
-from node._init import init_region, load_or_create_ca
-from node._testbed import ServeProcess, make_id_number
+from node.cli._init import init_region, load_or_create_ca
+from node.cli._main import main
+from node.demo._testbed import ServeProcess, make_id_number
+from node.hub._ingest import RECEIPT_TYPE
 from node.monthly import due_period
 from node.pb.v1 import hub_pb2, node_pb2
+from node.store._locks import WriterLock
 from tests._waiting import (
     WAIT_S,
     month_published,
@@ -86,7 +86,7 @@ def _populate(region_dir: Path, ids: list[str]) -> None:
     secret = bytes.fromhex((region_dir / "keys/storage.secret").read_text().strip())
     sealer = Sealer({"seal-1": bytes.fromhex((region_dir / "keys/seal.key").read_text().strip())},
                     "seal-1")  # fmt: skip
-    from node._storage import connect
+    from node.store import connect
 
     conn = connect(region_dir / "node.db")
     conn.execute("BEGIN")

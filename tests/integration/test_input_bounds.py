@@ -30,13 +30,13 @@ import pytest
 import pytest_asyncio
 from grpc import aio
 
-from node._client import batch_rejection_of, field_of, peer_channel, reason_of
-from node._clock import ManualClock
-from node._config import load_config
-from node._federation import init_federation
-from node._server import NodeServer
-from node._testbed import RunningNode, Testbed, honour_record, make_id_number, resident
+from node.core._clock import ManualClock
+from node.core._config import load_config
+from node.demo._federation import init_federation
+from node.demo._testbed import RunningNode, Testbed, honour_record, make_id_number, resident
 from node.pb.v1 import hub_pb2, hub_pb2_grpc, node_pb2, node_pb2_grpc
+from node.rpc._client import batch_rejection_of, field_of, peer_channel, reason_of
+from node.rpc._server import NodeServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

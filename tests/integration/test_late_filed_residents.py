@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from node._batch import run_month
-from node._clock import ManualClock
-from node._demo import last_finished_month
-from node._testbed import RunningNode, Testbed, make_id_number, residence_fact
+from node.core._clock import ManualClock
+from node.demo._main import last_finished_month
+from node.demo._testbed import RunningNode, Testbed, make_id_number, residence_fact
+from node.monthly._batch import run_month
 from node.pb.v1 import node_pb2, node_pb2_grpc
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -25,9 +25,9 @@ from google.protobuf.message import Message
 from grpc import aio
 from grpc_health.v1 import health_pb2
 
-from node._client import citizen_channel, reason_of
-from node._testbed import RunningNode, Testbed, make_id_number
+from node.demo._testbed import RunningNode, Testbed, make_id_number
 from node.pb.v1 import hub_pb2, node_pb2
+from node.rpc._client import citizen_channel, reason_of
 from tests.integration._edge import hub_and_region, region_channel
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -23,15 +23,15 @@ import pytest_asyncio
 from grpc import aio
 
 from keys import Status, decode_private_key
-from node._client import reason_of
-from node._clock import ManualClock
-from node._config import load_config
-from node._identity import DevIdentityProvider
-from node._server import NodeServer
-from node._testbed import RunningNode, Testbed, attestation_request, make_id_number
+from node.core._clock import ManualClock
+from node.core._config import load_config
+from node.demo._testbed import RunningNode, Testbed, attestation_request, make_id_number
 from node.monthly import LATE
 from node.monthly._scheduler import MonthlyScheduler
 from node.pb.v1 import node_pb2
+from node.rpc._client import reason_of
+from node.rpc._identity import DevIdentityProvider
+from node.rpc._server import NodeServer
 from tests.integration._monthly import (
     SCENARIO,
     Heihe,

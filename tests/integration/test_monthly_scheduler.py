@@ -20,14 +20,14 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from node._batch import run_month
-from node._cli_status import node_status, render_status
-from node._config import load_config
-from node._init import init_region
-from node._server import NodeServer
-from node._storage import connect
-from node._testbed import Testbed, make_id_number
-from node.monthly._store import mark_started
+from node.cli._init import init_region
+from node.cli._status import node_status, render_status
+from node.core._config import load_config
+from node.demo._testbed import Testbed, make_id_number
+from node.monthly._batch import run_month
+from node.rpc._server import NodeServer
+from node.store import connect
+from node.store._monthly import mark_started
 from tests.integration._monthly import Heihe, start_heihe
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")

@@ -23,9 +23,7 @@ import pytest
 import pytest_asyncio
 from grpc import aio
 
-from node._batch import run_month
-from node._client import reason_of
-from node._testbed import (
+from node.demo._testbed import (
     RunningNode,
     Testbed,
     attestation_request,
@@ -34,7 +32,9 @@ from node._testbed import (
     residence_fact,
 )
 from node.monthly import due_period
+from node.monthly._batch import run_month
 from node.pb.v1 import node_pb2, node_pb2_grpc
+from node.rpc._client import reason_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

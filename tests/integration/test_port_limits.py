@@ -24,9 +24,9 @@ import pytest
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from node._client import reason_of
-from node._testbed import Testbed, make_id_number
+from node.demo._testbed import Testbed, make_id_number
 from node.pb.v1 import node_pb2, node_pb2_grpc
+from node.rpc._client import reason_of
 from tests.integration._edge import H2Client, edge_node
 
 PERSON = make_id_number(7)

@@ -20,12 +20,9 @@ import pytest_asyncio
 from grpc import aio
 
 from keys import CHECKPOINT_TYPE, verify_envelope, verify_inclusion
-from node._client import reason_of
-from node._clock import ManualClock
-from node._db import WriterLock
-from node._errors import FIELD_KEY
-from node._refusals import INTERVAL, QUIET_AFTER_END
-from node._testbed import (
+from node.core._clock import ManualClock
+from node.core._errors import FIELD_KEY
+from node.demo._testbed import (
     RunningNode,
     Testbed,
     attestation_request,
@@ -33,9 +30,12 @@ from node._testbed import (
     make_id_number,
     resident,
 )
-from node._translog import PAGE_DEFAULT, PAGE_MAX
+from node.exchange._refusals import INTERVAL, QUIET_AFTER_END
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
-from tests._waiting import cancelled_handlers, until, writer_lock_waiters
+from node.rpc._client import reason_of
+from node.store._locks import WriterLock
+from node.store._translog import PAGE_DEFAULT, PAGE_MAX
+from tests._waiting import live_handlers, until, writer_lock_waiters
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -357,9 +357,9 @@ async def test_deadline_passed_while_waiting_for_the_writer_uses_nothing(node: N
 async def test_grant_and_withdraw_past_their_deadline_change_nothing(node: Node) -> None:
     """REQ: H5 N15 — a citizen told DEADLINE_EXCEEDED was not given a consent
     behind their back, and a withdrawal they were told failed did not happen.  (These
-    writes use ``Database.write()``: gRPC cancels the handler at the deadline and the
-    cancelled transaction rolls back before its body runs; unlike RequestAttestation's
-    group-committed unit, no check inside is needed.)"""
+    units are queued with ``drop_if_cancelled``: gRPC cancels the handler at the
+    deadline and the unit, still waiting for the writer, is skipped; unlike
+    RequestAttestation's unit, no deadline check inside is needed.)"""
     token = await node.grant(BOB)
     consents_before = node.rows("SELECT count(*) FROM consents")[0][0]
     log_before = node.rows("SELECT count(*) FROM log_entries")[0][0]
@@ -376,10 +376,11 @@ async def test_grant_and_withdraw_past_their_deadline_change_nothing(node: Node)
                 with pytest.raises(aio.AioRpcError) as info:
                     await call()  # started only now, with the writer held
                 assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-                # the handler waits for the writer (BEGIN) until gRPC cancels it at its
-                # deadline: only then may the writer go, or its body would run
+                # the handler's unit waits for the writer until gRPC cancels the
+                # handler at its deadline (the handler ends, its unit is marked
+                # dropped): only then may the writer go, or the unit would run
                 await until(lambda: writer_lock_waiters(database) >= 1, "the handler to wait")
-                await until(lambda: cancelled_handlers(method) >= 1, f"{method} cancelled")
+                await until(lambda: live_handlers(method) == 0, f"{method} cancelled")
             await node.ctx.db.write_unit(lambda conn: None)  # the waiting write has run
         finally:
             lock.close()

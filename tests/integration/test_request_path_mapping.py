@@ -29,11 +29,11 @@ from grpc import aio
 
 from keys import NodeCertificate
 from mapping import MappingTable, published_table
-from node._client import field_of, reason_of
-from node._clock import ManualClock
-from node._testbed import (
+from node.core._clock import ManualClock
+from node.demo._testbed import (
     RunningNode,
     Testbed,
+    approved_set,
     attestation_request,
     honour_record,
     make_id_number,
@@ -41,6 +41,7 @@ from node._testbed import (
 )
 from node.disclosure import incentive_tier_view
 from node.pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
+from node.rpc._client import field_of, reason_of
 from scoring import load_scheme
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -99,12 +100,13 @@ class Bed:
         return int(row[0]), int(row[1])
 
     def install(self, monkeypatch: pytest.MonkeyPatch, table: MappingTable) -> None:
-        """``table`` as the Heihe node's only table into Hainan (undone after the test).
-        The node has no operator command to install a table at run time; the mapper's
-        index is the one place it reads tables from."""
+        """``table`` as the Heihe node's only table into Hainan, approved by the bed's
+        authority (undone after the test).  ``huxin mapping install`` verifies a table
+        against the schemes the node knows, and these cases need tables no node would
+        install (one into an unknown Hainan version, an unsigned view): the set is put in
+        the mapper directly, and the approval gate still decides."""
         mapper = self.heihe.server.ctx.mapper
-        mapper.tables()  # loaded first, so the index exists to be replaced
-        monkeypatch.setattr(mapper, "_tables", {"hainan": table})
+        monkeypatch.setattr(mapper, "_set", approved_set([table], self.bed.authority, NOW))
 
 
 def _penalty(record_id: str, idn: str) -> scoring_pb2.CreditRecord:

@@ -19,9 +19,9 @@ import pytest_asyncio
 from grpc import aio
 
 from keys import Status
-from node._client import field_of, reason_of
-from node._testbed import attestation_request, make_id_number
+from node.demo._testbed import attestation_request, make_id_number
 from node.pb.v1 import node_pb2
+from node.rpc._client import field_of, reason_of
 from tests.integration.test_rights_objections import Region, _region
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")

@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 from grpc import aio
 
-import node._cli as cli
+import node.cli._main as cli
 from keys import (
     ScenarioCatalogue,
     Status,
@@ -31,10 +31,9 @@ from keys import (
     verify_attestation,
     verify_status_list,
 )
-from node._client import reason_of
-from node._clock import ManualClock
-from node._init import init_region
-from node._testbed import (
+from node.cli._init import init_region
+from node.core._clock import ManualClock
+from node.demo._testbed import (
     RunningNode,
     Testbed,
     attestation_request,
@@ -42,9 +41,10 @@ from node._testbed import (
     make_id_number,
     resident,
 )
-from node._throttle import RETRY_AFTER_KEY
 from node.disclosure import trusted_scenarios
+from node.exchange._throttle import RETRY_AFTER_KEY
 from node.pb.v1 import attestation_pb2, hub_pb2, node_pb2, node_pb2_grpc, scoring_pb2
+from node.rpc._client import reason_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -327,7 +327,7 @@ async def test_deregistration_deletes_everything_revokes_and_refuses(heihe: Fed)
     assert len(resp.tombstone) == 32
     assert not resp.hub_notified  # no province key on this node: nothing was pushed
 
-    from node._translog import subject_ref
+    from node.store._translog import subject_ref
 
     ref = subject_ref(key)
     for table, value in _all_values(ctx.config.database):

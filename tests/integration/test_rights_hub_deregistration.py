@@ -13,19 +13,19 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from keys import KeyPair, KeySet, province_pseudonym
-from node._batch import run_month
-from node._clock import ManualClock
-from node._config import HubConfig
-from node._db import Database
-from node._hub import Hub
-from node._hub_registry import register_region
-from node._init import init_region
-from node._outbox import read_after_sync
-from node._push import _item
-from node._snapshots import SnapshotSigner, find_run, sign_run
-from node._storage import connect
-from node._testbed import Testbed, honour_record, make_id_number, resident
+from node.cli._init import init_region
+from node.core._clock import ManualClock
+from node.core._config import HubConfig
+from node.demo._testbed import Testbed, honour_record, make_id_number, resident
+from node.federation._push import _item
+from node.hub._ingest import Hub
+from node.hub._registry import register_region
+from node.monthly._batch import run_month
+from node.monthly._snapshots import SnapshotSigner, find_run, sign_run
 from node.pb.v1 import node_pb2, node_pb2_grpc
+from node.store import connect
+from node.store._db import Database
+from node.store._outbox import read_after_sync
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 

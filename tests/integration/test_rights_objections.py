@@ -19,9 +19,8 @@ import pytest_asyncio
 from grpc import aio
 
 from keys import Status, StatusList
-from node._client import reason_of
-from node._clock import ManualClock
-from node._testbed import (
+from node.core._clock import ManualClock
+from node.demo._testbed import (
     RunningNode,
     Testbed,
     attestation_request,
@@ -30,6 +29,7 @@ from node._testbed import (
     resident,
 )
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
+from node.rpc._client import reason_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 

@@ -20,10 +20,10 @@ import pytest
 import pytest_asyncio
 from grpc import aio
 
-from node._client import reason_of
-from node._rights_rollout import Switch
-from node._testbed import attestation_request
+from node.demo._testbed import attestation_request
+from node.model._rollout import Switch
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
+from node.rpc._client import reason_of
 from tests.integration.test_rights_governance import ALICE, BOB, CAROL, Fed, _run, start
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")

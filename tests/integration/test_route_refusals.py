@@ -24,12 +24,12 @@ import grpc
 import pytest
 
 from keys import subject_binding
-from node._batch import run_month
-from node._federation import FederationLayout, init_federation
-from node._population import PopulationSpec, generate
-from node._secrets import write_hex
-from node._testbed import FederationProcesses, reseal_ids
+from node.core._secrets import write_hex
+from node.demo._federation import FederationLayout, init_federation
+from node.demo._testbed import FederationProcesses, reseal_ids
+from node.monthly._batch import run_month
 from node.pb.v1 import node_pb2, node_pb2_grpc
+from node.synthetic._population import PopulationSpec, generate
 from scoring import load_scheme
 
 HUB, HEIHE, HAINAN, BANK = "heilongjiang", "heihe", "hainan", "hainan.bank"

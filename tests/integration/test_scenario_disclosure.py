@@ -29,11 +29,10 @@ import pytest
 import pytest_asyncio
 from grpc import aio
 
-import node._cli as cli
+import node.cli._main as cli
 from keys import KeyPair, Status, StatusList, encode_private_key, load_trust, verify_attestation
-from node._client import field_of, reason_of
-from node._clock import ManualClock
-from node._testbed import (
+from node.core._clock import ManualClock
+from node.demo._testbed import (
     RunningNode,
     Testbed,
     attestation_request,
@@ -43,6 +42,8 @@ from node._testbed import (
 )
 from node.disclosure import field_paths
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
+from node.rpc._client import field_of, reason_of
+from tests.integration._approvals import approval_args
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -241,17 +242,18 @@ async def test_a_punitive_purpose_is_refused_at_request_by_the_home_node(
 
 
 async def _trust_bundle(fed: Fed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A hub-signed trust bundle (``huxin trust build``: key sets and the shipped scenario
-    catalogue); returns the hub key (hex)."""
+    """A hub-signed trust bundle (``huxin trust build``: key sets, the shipped scenario
+    catalogue and the approved heihe<->hainan tables); returns the hub key (hex)."""
     hub = KeyPair.generate()
     (tmp_path / "hub.key").write_bytes(encode_private_key(hub))
-    if "node._cli_keys" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "node._cli_keys"))
+    if "node.cli._keys" not in cli.COMMAND_MODULES:
+        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "node.cli._keys"))
     rc = cli.main(
         [
             "trust", "build", "--hub-root", str(tmp_path / "hub.key"), "--issuer", "hlj",
             "--version", "1", "--now", NOW.isoformat(), "--region-dir",
             str(fed.heihe.directory / "keys"), "--out", str(tmp_path / "bundle.bin"),
+            *approval_args(tmp_path, tmp_path / "hub.key", "hlj", NOW.isoformat()),
         ]
     )  # fmt: skip
     assert rc == 0

@@ -16,8 +16,8 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from node._init import init_region, load_or_create_ca
-from node._tlscert import read_certificate
+from node.cli._init import init_region, load_or_create_ca
+from node.federation._tlscert import read_certificate
 
 
 def _node(tmp_path: Path, issued_days_ago: float, days: int = 90) -> Path:

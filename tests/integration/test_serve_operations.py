@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from node._testbed import ServeProcess
+from node.demo._testbed import ServeProcess
 
 
 def _init(tmp_path: Path) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from node._init import init_region, load_or_create_ca
+from node.cli._init import init_region, load_or_create_ca
 
 
 def _config(tmp_path: Path, **listen: str) -> Path:

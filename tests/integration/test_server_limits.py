@@ -9,10 +9,10 @@ import grpc
 import pytest
 from grpc import aio
 
-from node._client import reason_of
-from node._init import init_region
-from node._testbed import Testbed, honour_record, make_id_number, resident
+from node.cli._init import init_region
+from node.demo._testbed import Testbed, honour_record, make_id_number, resident
 from node.pb.v1 import node_pb2, node_pb2_grpc
+from node.rpc._client import reason_of
 from tests._waiting import until
 
 PEOPLE = [make_id_number(n, area="231181", born="19750505") for n in range(200)]

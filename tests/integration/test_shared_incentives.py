@@ -4,8 +4,8 @@ A federation laid out by ``init_federation`` (one CA, a hub-signed trust list
 listing Heihe and Hainan with their key sets and endpoints).  Heihe serves
 in-process on its listed port with real mutual TLS and SQLite; Hainan's node is
 built (its own configuration, certificate, trust state and a fresh SQLite database
-per test) without serving, and its :class:`node._sync.PeerSync` syncs Heihe over
-mutual TLS with :class:`node._sync.GrpcPeerClient`, as ``huxin serve`` does.
+per test) without serving, and its :class:`node.federation._sync.PeerSync` syncs Heihe over
+mutual TLS with :class:`node.federation._sync.GrpcPeerClient`, as ``huxin serve`` does.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ import pytest
 import pytest_asyncio
 
 from keys import Envelope
-from node._cli import main
-from node._config import load_config
-from node._federation import FederationLayout, init_federation
-from node._server import NodeServer
-from node._sync import GrpcPeerClient, PeerClient, PeerSync
 from node.catalogue import MAX_SIGNED_CATALOGUE_BYTES, held_catalogue
+from node.cli._main import main
+from node.core._config import load_config
+from node.demo._federation import FederationLayout, init_federation
+from node.federation._sync import GrpcPeerClient, PeerClient, PeerSync
+from node.rpc._server import NodeServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

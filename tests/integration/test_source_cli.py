@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from node._cli import main
-from node._testbed import RunningNode, Testbed, make_id_number
+from node.cli._main import main
+from node.demo._testbed import RunningNode, Testbed, make_id_number
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

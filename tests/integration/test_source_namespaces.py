@@ -27,10 +27,10 @@ import pytest
 import pytest_asyncio
 from grpc import aio
 
-from node._client import batch_rejection_of, field_of, reason_of
-from node._clock import ManualClock
-from node._testbed import RunningNode, Testbed, honour_record, make_id_number, resident
+from node.core._clock import ManualClock
+from node.demo._testbed import RunningNode, Testbed, honour_record, make_id_number, resident
 from node.pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
+from node.rpc._client import batch_rejection_of, field_of, reason_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from node._testbed import Testbed, attestation_request, honour_record, make_id_number, resident
+from node.demo._testbed import Testbed, attestation_request, honour_record, make_id_number, resident
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
 
 RESIDENT = make_id_number(501)

@@ -22,12 +22,12 @@ import pytest
 import pytest_asyncio
 from grpc import aio
 
-from node._client import reason_of
-from node._clock import ManualClock
-from node._config import ConfigError, load_config
-from node._init import init_region
-from node._testbed import RunningNode, Testbed, honour_record, make_id_number, resident
+from node.cli._init import init_region
+from node.core._clock import ManualClock
+from node.core._config import ConfigError, load_config
+from node.demo._testbed import RunningNode, Testbed, honour_record, make_id_number, resident
 from node.pb.v1 import node_pb2, node_pb2_grpc
+from node.rpc._client import reason_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -28,18 +28,18 @@ from grpc import aio
 from keys import (
     ATTESTATION_TYPE,
     CHECKPOINT_TYPE,
+    KeyPair,
     decode_private_key,
     verify_envelope,
     verify_inclusion,
 )
-from node._cli_client import register_certificate
-from node._client import citizen_channel, identity_metadata, peer_channel, reason_of
-from node._config import load_config
-from node._identity import DevIdentityProvider
-from node._init import init_region, load_or_create_ca
-from node._secrets import load_secrets
-from node._testbed import (
+from node.cli._client import register_certificate
+from node.cli._init import init_region, load_or_create_ca
+from node.core._config import load_config
+from node.core._secrets import load_secrets
+from node.demo._testbed import (
     ServeProcess,
+    approved_tables_toml,
     attestation_request,
     honour_record,
     make_id_number,
@@ -47,6 +47,8 @@ from node._testbed import (
     resident,
 )
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc
+from node.rpc._client import citizen_channel, identity_metadata, peer_channel, reason_of
+from node.rpc._identity import DevIdentityProvider
 from tests._waiting import WAIT_S
 
 PEOPLE = [make_id_number(700 + i) for i in range(4)]
@@ -88,9 +90,12 @@ def _issued(metrics_port: int) -> float:
 def world(tmp_path: Path) -> dict[str, Any]:
     now = datetime.now(UTC)
     ca = load_or_create_ca(tmp_path / "ca", now)
+    # the shipped tables from heihe, approved by a test authority (C3, H13)
+    mapping = approved_tables_toml(tmp_path / "heihe", "heihe", KeyPair.generate(), now)
     init_region(
-        tmp_path / "heihe", "heihe", "heihe", ca, now, peers=("hainan",), sources=("court",)
-    )
+        tmp_path / "heihe", "heihe", "heihe", ca, now, peers=("hainan",), sources=("court",),
+        extra_toml=mapping,
+    )  # fmt: skip
     toml = tmp_path / "heihe/node.toml"
     text = toml.read_text().replace('metrics = ""', 'metrics = "127.0.0.1:0"\npeer_workers = 2', 1)
     toml.write_text(text)

@@ -661,6 +661,7 @@ class TrustedScenario(_message.Message):
     MIN_TIER_FIELD_NUMBER: _builtins.int
     DISCLOSURE_FIELD_NUMBER: _builtins.int
     TITLE_FIELD_NUMBER: _builtins.int
+    BASE_FIELD_NUMBER: _builtins.int
     scenario: _builtins.str
     """"<scheme id>/<scenario id>" """
     scheme_version: _builtins.str
@@ -668,6 +669,11 @@ class TrustedScenario(_message.Message):
     disclosure: _builtins.str
     """the most a consent for it may disclose: threshold | grade | grade_and_score"""
     title: _builtins.str
+    base: _builtins.str
+    """a derived score's scenario (docs/adr/0006): the base scheme "<id>@<version>" the
+    derived score is computed from; the attestation names the derived score as its scheme
+    and this base as its model_version; empty for a scheme's own scenario
+    """
     def __init__(
         self,
         *,
@@ -676,10 +682,11 @@ class TrustedScenario(_message.Message):
         min_tier: _builtins.str = ...,
         disclosure: _builtins.str = ...,
         title: _builtins.str = ...,
+        base: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["disclosure", b"disclosure", "min_tier", b"min_tier", "scenario", b"scenario", "scheme_version", b"scheme_version", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base", b"base", "disclosure", b"disclosure", "min_tier", b"min_tier", "scenario", b"scenario", "scheme_version", b"scheme_version", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -729,6 +736,7 @@ class TrustBundle(_message.Message):
     TRUST_LIST_FIELD_NUMBER: _builtins.int
     STATUS_LISTS_FIELD_NUMBER: _builtins.int
     SCENARIOS_FIELD_NUMBER: _builtins.int
+    MAPPING_APPROVALS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def trust_list(self) -> Global___Envelope: ...
     @_builtins.property
@@ -737,17 +745,137 @@ class TrustBundle(_message.Message):
     def scenarios(self) -> Global___Envelope:
         """Envelope of a ScenarioCatalogue"""
 
+    @_builtins.property
+    def mapping_approvals(self) -> Global___Envelope:
+        """Envelope of ApprovedMappings (hub root key); without it no mapped grade verifies"""
+
     def __init__(
         self,
         *,
         trust_list: Global___Envelope | None = ...,
         status_lists: _abc.Iterable[Global___Envelope] | None = ...,
         scenarios: Global___Envelope | None = ...,
+        mapping_approvals: Global___Envelope | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["scenarios", b"scenarios", "trust_list", b"trust_list"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["mapping_approvals", b"mapping_approvals", "scenarios", b"scenarios", "trust_list", b"trust_list"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["scenarios", b"scenarios", "status_lists", b"status_lists", "trust_list", b"trust_list"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mapping_approvals", b"mapping_approvals", "scenarios", b"scenarios", "status_lists", b"status_lists", "trust_list", b"trust_list"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TrustBundle: _TypeAlias = TrustBundle  # noqa: Y015
+
+@_typing.final
+class MappingApproval(_message.Message):
+    """A mapping table approved (批准) or filed (备案) with an authority (H13, docs/adr/0206).
+    payload_type: application/vnd.huxin.mapping-approval.v1+proto (signed by the authority)
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAPPING_SHA256_FIELD_NUMBER: _builtins.int
+    MAPPING_ID_FIELD_NUMBER: _builtins.int
+    MAPPING_VERSION_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    SOURCE_SCHEME_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_SCHEME_VERSION_FIELD_NUMBER: _builtins.int
+    SOURCE_REGION_FIELD_NUMBER: _builtins.int
+    TARGET_SCHEME_ID_FIELD_NUMBER: _builtins.int
+    TARGET_SCHEME_VERSION_FIELD_NUMBER: _builtins.int
+    TARGET_REGION_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_FROM_FIELD_NUMBER: _builtins.int
+    EXPIRES_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    AUTHORITY_FIELD_NUMBER: _builtins.int
+    REACH_ELIGIBLE_FIELD_NUMBER: _builtins.int
+    REACH_KEPT_FIELD_NUMBER: _builtins.int
+    REACH_PPM_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    mapping_sha256: _builtins.bytes
+    """MappingTable.content_hash as 32 raw bytes"""
+    mapping_id: _builtins.str
+    mapping_version: _builtins.str
+    method: _builtins.str
+    """agreement | anchored | equipercentile"""
+    source_scheme_id: _builtins.str
+    source_scheme_version: _builtins.str
+    source_region: _builtins.str
+    target_scheme_id: _builtins.str
+    target_scheme_version: _builtins.str
+    target_region: _builtins.str
+    effective_from: _builtins.int
+    """Unix seconds, 00:00 UTC of the first day in force"""
+    expires: _builtins.int
+    """Unix seconds, 0 = open-ended"""
+    decision: _builtins.str
+    """"approved" (批准) | "filed" (备案)"""
+    authority: _builtins.str
+    """approving authority id (the hub's id, or a national id)"""
+    reach_eligible: _builtins.int
+    """incentive reach on the reference population"""
+    reach_kept: _builtins.int
+    reach_ppm: _builtins.int
+    """kept/eligible in parts per million, rounded down"""
+    issued_at: _builtins.int
+    def __init__(
+        self,
+        *,
+        mapping_sha256: _builtins.bytes = ...,
+        mapping_id: _builtins.str = ...,
+        mapping_version: _builtins.str = ...,
+        method: _builtins.str = ...,
+        source_scheme_id: _builtins.str = ...,
+        source_scheme_version: _builtins.str = ...,
+        source_region: _builtins.str = ...,
+        target_scheme_id: _builtins.str = ...,
+        target_scheme_version: _builtins.str = ...,
+        target_region: _builtins.str = ...,
+        effective_from: _builtins.int = ...,
+        expires: _builtins.int = ...,
+        decision: _builtins.str = ...,
+        authority: _builtins.str = ...,
+        reach_eligible: _builtins.int = ...,
+        reach_kept: _builtins.int = ...,
+        reach_ppm: _builtins.int = ...,
+        issued_at: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["authority", b"authority", "decision", b"decision", "effective_from", b"effective_from", "expires", b"expires", "issued_at", b"issued_at", "mapping_id", b"mapping_id", "mapping_sha256", b"mapping_sha256", "mapping_version", b"mapping_version", "method", b"method", "reach_eligible", b"reach_eligible", "reach_kept", b"reach_kept", "reach_ppm", b"reach_ppm", "source_region", b"source_region", "source_scheme_id", b"source_scheme_id", "source_scheme_version", b"source_scheme_version", "target_region", b"target_region", "target_scheme_id", b"target_scheme_id", "target_scheme_version", b"target_scheme_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MappingApproval: _TypeAlias = MappingApproval  # noqa: Y015
+
+@_typing.final
+class ApprovedMappings(_message.Message):
+    """The approvals a verifier accepts, vouched for by the hub that signs the trust list.
+    payload_type: application/vnd.huxin.approved-mappings.v1+proto (signed by the hub root key)
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ISSUER_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    APPROVALS_FIELD_NUMBER: _builtins.int
+    issuer: _builtins.str
+    """hub id: the trust list's issuer"""
+    issued_at: _builtins.int
+    @_builtins.property
+    def approvals(self) -> _containers.RepeatedCompositeFieldContainer[Global___MappingApproval]:
+        """sorted by mapping_sha256, unique"""
+
+    def __init__(
+        self,
+        *,
+        issuer: _builtins.str = ...,
+        issued_at: _builtins.int = ...,
+        approvals: _abc.Iterable[Global___MappingApproval] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approvals", b"approvals", "issued_at", b"issued_at", "issuer", b"issuer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApprovedMappings: _TypeAlias = ApprovedMappings  # noqa: Y015

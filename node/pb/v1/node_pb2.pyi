@@ -2242,6 +2242,7 @@ class MappingTableBlob(_message.Message):
     METHOD_FIELD_NUMBER: _builtins.int
     CONTENT_FIELD_NUMBER: _builtins.int
     SHA256_FIELD_NUMBER: _builtins.int
+    APPROVAL_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     version: _builtins.str
     source_scheme: _builtins.str
@@ -2250,6 +2251,8 @@ class MappingTableBlob(_message.Message):
     content: _builtins.bytes
     """canonical table bytes as published"""
     sha256: _builtins.bytes
+    approval: _builtins.bytes
+    """serialized Envelope of a MappingApproval (批准或备案); empty: none"""
     def __init__(
         self,
         *,
@@ -2260,10 +2263,11 @@ class MappingTableBlob(_message.Message):
         method: _builtins.str = ...,
         content: _builtins.bytes = ...,
         sha256: _builtins.bytes = ...,
+        approval: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "id", b"id", "method", b"method", "sha256", b"sha256", "source_scheme", b"source_scheme", "target_scheme", b"target_scheme", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "content", b"content", "id", b"id", "method", b"method", "sha256", b"sha256", "source_scheme", b"source_scheme", "target_scheme", b"target_scheme", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -55,7 +55,15 @@ class World:
     """Heihe and Hainan regions, a Heilongjiang hub, keys, trust list, status list."""
 
     def __init__(self) -> None:
-        from keys import KeySet, ScenarioCatalogue, StatusList, TrustedRegion, TrustList
+        from keys import (
+            KeySet,
+            ScenarioCatalogue,
+            StatusList,
+            TrustedRegion,
+            TrustList,
+            sign_approved_mappings,
+            verify_approved_mappings,
+        )
         from node.pb.v1 import attestation_pb2 as pb
 
         self.hub_root = fixed_key("hub-root")
@@ -105,8 +113,35 @@ class World:
         )
         self.scenarios = ScenarioCatalogue.of("hlj-hub", T0 - DAY, SCENARIOS)
         self.scenarios_env = self.scenarios.sign(self.hub_root)
+        self.approval = pb.MappingApproval(
+            mapping_sha256=b"\x07" * 32,
+            mapping_id="heihe-to-hainan",
+            mapping_version="1",
+            method="anchored",
+            source_scheme_id="heihe",
+            source_scheme_version="2024",
+            source_region="heihe",
+            target_scheme_id="hainan-jinyefen",
+            target_scheme_version="2025",
+            target_region="hainan",
+            effective_from=T0 - 400 * DAY,
+            decision="approved",
+            authority="hlj-hub",
+            reach_eligible=887_500,
+            reach_kept=887_500,
+            reach_ppm=1_000_000,
+            issued_at=T0 - 400 * DAY,
+        )
+        self.approvals_env = sign_approved_mappings(
+            "hlj-hub", T0 - DAY, [self.approval], self.hub_root
+        )
+        self.approvals = verify_approved_mappings(
+            self.approvals_env, self.hub_root.public_key, "hlj-hub"
+        )
         self.bundle_v2 = pb.TrustBundle(
-            trust_list=self.trust_v2.to_proto(), scenarios=self.scenarios_env.to_proto()
+            trust_list=self.trust_v2.to_proto(),
+            scenarios=self.scenarios_env.to_proto(),
+            mapping_approvals=self.approvals_env.to_proto(),
         ).SerializeToString(deterministic=True)
         self.status = StatusList("heihe", "heihe-2026-11")
         self.status.set(7, 1)  # revoked

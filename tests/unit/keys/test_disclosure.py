@@ -56,7 +56,7 @@ BANK = {
     "mapped": OTHER,
 }
 
-#: a monthly snapshot leaf for the hub (node._snapshots), as changes to the threshold one
+#: a monthly snapshot leaf for the hub (node.monthly._snapshots), as changes to the threshold one
 STATUTORY_PUSH: dict[str, Any] = {
     "audience": "hlj-hub", "consent_id": "", "consent_sha256": b"", "nonce": b"",
     "scenario": "", "disclosure": "statutory", "threshold": None, "mapped": None,
@@ -287,8 +287,8 @@ def test_a_statutory_push_verifies_only_under_its_hubs_trust(world: World, trust
 
 
 def test_the_statutory_purpose_is_the_one_the_snapshot_signer_uses() -> None:
-    """REQ: H13 — node._snapshots builds every leaf with keys.STATUTORY_PURPOSE."""
-    from node import _snapshots
+    """REQ: H13 — node.monthly._snapshots builds every leaf with keys.STATUTORY_PURPOSE."""
+    from node.monthly import _snapshots
 
     assert _snapshots.PURPOSE == STATUTORY_PURPOSE == "provincial-push"
 
@@ -321,7 +321,7 @@ def test_the_verifier_docstring_numbers_its_steps_as_the_spec_does() -> None:
     doc = keys._verify.__doc__ or ""
     ours = _steps(doc.split("first failure:", 1)[1].split("Invariant:", 1)[0])
     theirs = _steps(listing)
-    assert sorted(ours) == sorted(theirs) == list(range(1, 15))
+    assert sorted(ours) == sorted(theirs) == list(range(1, 16))
     for n, codes in ours.items():
         assert codes - {"STATUS_*"} <= theirs[n], n
     assert "DISCLOSURE_MISMATCH" in ours[9] and "SCENARIO_NOT_TRUSTED" in ours[10]

@@ -31,7 +31,10 @@ def test_every_reason_code_has_a_vector() -> None:
     from keys import REASON_CODES
 
     covered = {c["expect"] for c in DOC["cases"]}
-    missing = REASON_CODES - covered - {"BAD_KEY_SET"}  # BAD_KEY_SET: a trust-list load failure
+    # BAD_KEY_SET: a trust-list load failure; APPROVAL_INVALID: an approval record's own
+    # check (keys.open_approval), never an attestation's verdict
+    not_verdicts = {"BAD_KEY_SET", "APPROVAL_INVALID"}
+    missing = REASON_CODES - covered - not_verdicts
     assert not missing, missing
 
 
@@ -97,3 +100,14 @@ def test_status_list_vector_is_the_canonical_encoding() -> None:
     assert len(raw) == (sl.size + 3) // 4
     assert compress(raw) == sl.bits
     assert [(raw[i >> 2] >> ((i & 3) * 2)) & 3 for i in (3, 7, 8, 9)] == [0, 1, 2, 3]
+
+
+def test_approved_mappings_vector_verifies_under_the_hub() -> None:
+    """Issue 16, H13: the vector file's approved list verifies under hub_root and names the
+    approvals the mapped-grade cases rely on, sorted by mapping_sha256."""
+    from keys import verify_approved_mappings
+
+    hub = bytes.fromhex(DOC["keys"]["hub_root"]["public_key"])
+    listed = verify_approved_mappings(bytes.fromhex(DOC["approved_mappings"]), hub, "hlj-hub")
+    assert [a.mapping_sha256[0] for a in listed.approvals] == [7, 8, 9, 10]
+    assert {a.decision for a in listed.approvals} == {"approved", "filed"}

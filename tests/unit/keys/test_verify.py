@@ -96,7 +96,7 @@ def test_nonce_and_subject_optional(world: World, trust: Trust) -> None:
 
 def test_stale_trust_is_reported_when_allowed(world: World) -> None:
     stale = load_trust(world.trust_expired, world.hub_root.public_key, T0, allow_stale=True)
-    stale = stale.with_scenarios(world.scenarios)
+    stale = stale.with_scenarios(world.scenarios).with_approvals(world.approvals)
     assert stale.stale
     blob = issue_attestation(world.attestation(), world.heihe_key)
     assert verify_attestation(blob, stale, T0, AUD).trust_stale

@@ -15,7 +15,7 @@ import shutil
 from datetime import date
 from pathlib import Path
 
-from node._population import PopulationSpec, generate
+from node.synthetic._population import PopulationSpec, generate
 
 AS_OF = date(2026, 11, 30)
 FILE_MODE = 0o600

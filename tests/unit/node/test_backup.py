@@ -16,17 +16,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node._backup import (
+from node.pb.v1 import node_pb2
+from node.rpc._workers import PrimaryLock
+from node.store import SCHEMA_VERSION, connect
+from node.store._backup import (
     BackupError,
     create_backup,
     manifest_path,
     restore_backup,
     verify_backup,
 )
-from node._db import WriterLock
-from node._storage import SCHEMA_VERSION, connect
-from node._workers import PrimaryLock
-from node.pb.v1 import node_pb2
+from node.store._locks import WriterLock
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -433,7 +433,7 @@ def test_paths_with_uri_characters(tmp_path: Path) -> None:
 def test_restore_refuses_while_an_offline_job_runs(tmp_path: Path) -> None:
     """review6 M1: `score run` holds the job lock for its whole run (it takes the writer
     lock only around each write), so restore cannot move the file between its chunks."""
-    from node._db import JobLock
+    from node.store._locks import JobLock
 
     out = _backup(tmp_path, subjects=2)
     db = _node_db(tmp_path / "live.db", subjects=5)

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from node._batch import BatchError, chunk_bounds, load_subject, period_as_of, run_month
-from node._population import read_spec
-from node._storage import StorageError, connect
+from node.monthly._batch import BatchError, chunk_bounds, load_subject, period_as_of, run_month
+from node.store import StorageError, connect
+from node.synthetic._population import read_spec
 from scoring import (
     CreditRecord,
     Residence,
@@ -296,7 +296,7 @@ def test_the_monthly_run_writes_under_the_nodes_writer_lock(
     another holder has the lock, and finishes once it is free."""
     import threading
 
-    from node._db import WriterLock
+    from node.store._locks import WriterLock
 
     db = copy_of(populations.db(), tmp_path)
     other = WriterLock(db)  # as a serving node mid-commit

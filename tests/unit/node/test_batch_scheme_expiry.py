@@ -16,7 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from node._batch import BatchError, run_month
+from node.monthly._batch import BatchError, run_month
 from scoring import Scheme, parse_scheme_toml
 
 from ._population_fixtures import Populations, copy_of

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from node._config import ConfigError, parse_config
-from node._init import init_region, load_or_create_ca
 from node.catalogue import Publisher, load_guide
+from node.cli._init import init_region, load_or_create_ca
+from node.core._config import ConfigError, parse_config
 from scoring import load_scheme
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)

@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from node._checkpoint import RESTART_WAIT_MS, Checkpointer
-from node._db import Database, WriterLock
+from node.store._checkpoint import RESTART_WAIT_MS, Checkpointer
+from node.store._db import Database
+from node.store._locks import WriterLock
 from tests._waiting import WAIT_S, until, writer_lock_waiters
 
 BLOB = os.urandom(3000)  # about one WAL frame per unit
@@ -166,7 +167,8 @@ async def test_a_restart_gives_up_on_a_slow_reader_and_frees_the_writers(
         reader.execute("SELECT count(*) FROM node_meta").fetchone()  # holds its snapshot
         await _write(db, 10, "b")
         cp = db._checkpointer
-        assert list(await cp._conn.execute_fetchall("PRAGMA busy_timeout")) == [(RESTART_WAIT_MS,)]
+        timeout = await cp._thread.call(lambda c: c.execute("PRAGMA busy_timeout").fetchall())
+        assert timeout == [(RESTART_WAIT_MS,)]
         busy, frames, done = await asyncio.wait_for(cp.checkpoint(), WAIT_S)
         assert busy == 1 and done < frames  # gave up; the frames are still in the WAL
         assert reader.in_transaction  # it gave up on the reader, it did not outwait it

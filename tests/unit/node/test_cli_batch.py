@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from node._cli import main
-from node._population import read_spec
+from node.cli._main import main
+from node.synthetic._population import read_spec
 
 from ._population_fixtures import Populations, copy_of
 

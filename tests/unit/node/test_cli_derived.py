@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from node._cli import main
-from node._evaluate_derived import evaluate_derived
+from node.cli._main import main
+from node.model._evaluate_derived import evaluate_derived
 from scoring import SchemeError, load_derived, load_scheme
 
 from ._population_fixtures import AS_OF, Populations, copy_of

@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-import node._cli as cli
+import node.cli._main as cli
 
 
 def test_many_parsers_in_one_process_each_get_their_own_groups() -> None:

@@ -16,7 +16,7 @@ from keys import (
     issue_attestation,
     subject_binding,
 )
-from node._cli import main
+from node.cli._main import main
 
 NOW = "2026-11-01T00:00:00Z"
 INIT = str(1_793_491_200 - 1000)

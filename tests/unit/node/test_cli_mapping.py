@@ -19,7 +19,7 @@ from mapping import (
     published_table,
     table_from_document,
 )
-from node._cli import main
+from node.cli._main import main
 
 
 def _key(region: str) -> nacl.signing.SigningKey:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from node._cli import main
+from node.cli._main import main
 from scoring import check_character
 
 

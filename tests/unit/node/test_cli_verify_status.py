@@ -1,6 +1,6 @@
 """``huxin verify``: which status list decides (issue 14 item 1), end to end.
 
-A real ``huxin verify`` invocation (``node._cli.main``) against a trust bundle
+A real ``huxin verify`` invocation (``node.cli._main.main``) against a trust bundle
 built by ``huxin trust build --status …`` plus ``--status`` files, as an
 integrator runs it.  The rule (docs/SPEC.md section 8): among the lists for the
 attestation's issuer and list id that verify and are in force at ``now``, the
@@ -28,7 +28,7 @@ from keys import (
     issue_attestation,
     subject_binding,
 )
-from node._cli import main
+from node.cli._main import main
 
 T0 = 1_793_491_200  # 2026-11-01T00:00:00Z, the verification time
 NOW = str(T0)

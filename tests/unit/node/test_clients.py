@@ -21,9 +21,11 @@ from keys import (
     TrustList,
     certificate_fingerprint,
 )
-from node._callers import CLIENT, FOREIGN_CLIENT, OTHER, PEER, CallerCheck
-from node._cli import main
-from node._clients import (
+from node.cli._main import main
+from node.core._errors import NodeError
+from node.demo._federation import init_federation
+from node.federation._callers import CLIENT, FOREIGN_CLIENT, OTHER, PEER, CallerCheck
+from node.federation._clients import (
     MAX_CLIENTS,
     ClientRegistry,
     RegistryFileError,
@@ -33,9 +35,7 @@ from node._clients import (
     read_registry,
     revoke_client,
 )
-from node._errors import NodeError
-from node._federation import init_federation
-from node._trust import TrustState
+from node.federation._trust import TrustState
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 T = int(NOW.timestamp())

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from keys._ca import _REGION_RE
-from node._cli import main
-from node._config import ID_PATTERN, MAX_USES_CAP, ConfigError, load_config, parse_config
-from node._init import init_region, load_or_create_ca
+from node.cli._init import init_region, load_or_create_ca
+from node.cli._main import main
+from node.core._config import ID_PATTERN, MAX_USES_CAP, ConfigError, load_config, parse_config
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
@@ -140,7 +140,7 @@ def test_good_values_load(
 
 
 def test_the_patterns_are_the_ones_the_node_enforces() -> None:
-    # (the consent service imports MAX_USES_CAP from node._config: one constant)
+    # (the consent service imports MAX_USES_CAP from node.core._config: one constant)
     assert ID_PATTERN.pattern == _REGION_RE.pattern  # the certificates' region pattern
 
 

@@ -1,4 +1,5 @@
-"""Database units of work: group commit with per-unit savepoints, hooks after COMMIT."""
+"""Database units of work: group commit with per-unit savepoints, hooks after COMMIT,
+on the writer and reader threads the store owns (docs/adr/0601)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from node._db import Database, WriterLock
+from node.store._db import Database
+from node.store._locks import WriterLock
 from tests._waiting import WAIT_S, until
 
 
@@ -79,40 +81,6 @@ async def test_cancelled_caller_still_gets_its_unit_committed(
         assert time.monotonic() < deadline, "the cancelled caller's unit never committed"
         await asyncio.sleep(0.01)
     assert await db.fetchone("SELECT value FROM node_meta WHERE key = 'c'") == ("1",)
-    await db.close()
-
-
-async def test_units_queued_during_a_transaction_run_after_it_not_inside(
-    tmp_path: Path, on_loop: bool
-) -> None:
-    """A unit never joins a multi-step transaction: the transaction's rollback
-    cannot take a unit's committed row with it."""
-    db = await Database.open(tmp_path / "n.db")
-    started = asyncio.Event()
-    release = asyncio.Event()
-
-    async def cold() -> None:
-        async with db.write() as tx:
-            await tx.run("INSERT INTO node_meta VALUES ('cold', '1')")
-            started.set()
-            await release.wait()
-            raise RuntimeError("cold path fails")
-
-    cold_task = asyncio.ensure_future(cold())
-    await started.wait()
-    unit = asyncio.ensure_future(
-        db.write_unit(
-            lambda c: c.execute("INSERT INTO node_meta VALUES ('unit', '1')"), quick=on_loop
-        )
-    )
-    await asyncio.sleep(0.05)
-    assert not unit.done()  # waits for the transaction to end
-    release.set()
-    with pytest.raises(RuntimeError, match="cold path fails"):
-        await cold_task
-    await unit
-    rows = await db.fetchall("SELECT key FROM node_meta")
-    assert [r[0] for r in rows] == ["unit"]
     await db.close()
 
 
@@ -257,59 +225,11 @@ async def test_close_lets_queued_units_commit_first(tmp_path: Path, on_loop: boo
         conn.close()
 
 
-async def test_a_twice_cancelled_transaction_holds_the_writer_to_its_end(tmp_path: Path) -> None:
-    """Cancelling a write() caller again while its COMMIT waits on the writer thread
-    neither frees the writer early (no loop group beside the open transaction, the
-    cross-process lock still held) nor mirrors the commit before it has run.
-
-    A job the test releases (not a sleep) holds the writer thread ahead of the
-    COMMIT, so the cancellations land while the COMMIT waits, on any machine."""
-    db = await Database.open(tmp_path / "n.db")
-    other = WriterLock(tmp_path / "n.db")
-    mirrored: list[bool] = []
-    slow: list[asyncio.Future[object]] = []
-    gate = threading.Event()
-
-    async def cold() -> None:
-        async with db.write() as tx:
-            await tx.run("INSERT INTO node_meta VALUES ('cold', '1')")
-            tx.after_commit(lambda: mirrored.append(db._writer._conn.in_transaction))
-            # a job queued on the writer thread ahead of this COMMIT, until released
-            slow.append(asyncio.ensure_future(tx.conn._execute(gate.wait, WAIT_S)))  # type: ignore[attr-defined]
-
-    task = asyncio.ensure_future(cold())
-    try:
-        await until(lambda: bool(slow), "the transaction to reach its COMMIT")
-        for _ in range(2):
-            await asyncio.sleep(0.01)
-            task.cancel()
-        unit = asyncio.ensure_future(
-            db.write_unit(
-                lambda c: c.execute("INSERT INTO node_meta VALUES ('u', '1')"), quick=True
-            )
-        )
-        await asyncio.sleep(0.05)
-        assert not other.try_acquire()  # the open transaction still holds the lock
-        assert not unit.done() and mirrored == []
-        assert not slow[0].done()
-    finally:
-        gate.set()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert mirrored == [False]  # mirrored once, after COMMIT
-    assert slow[0].done()  # the job queued before the COMMIT ran first
-    await asyncio.wait_for(unit, WAIT_S)
-    rows = await db.fetchall("SELECT key FROM node_meta ORDER BY key")
-    assert [r[0] for r in rows] == ["cold", "u"]
-    other.close()
-    await db.close()
-
-
 async def test_after_close_units_are_refused_at_once(tmp_path: Path) -> None:
     db = await Database.open(tmp_path / "n.db")
     await db.close()
     for quick in (True, False):
-        with pytest.raises(RuntimeError, match="closed"):
+        with pytest.raises(RuntimeError, match=r"^the database is closed$"):
             await asyncio.wait_for(db.write_unit(lambda c: None, quick=quick), 5)
 
 
@@ -337,4 +257,135 @@ async def test_a_failing_group_on_the_loop_fails_its_units_and_the_next_runs(
     assert await db.fetchall("SELECT key FROM node_meta") == []
     await db.write_unit(lambda c: c.execute("INSERT INTO node_meta VALUES ('b', '1')"), quick=True)
     assert await db.fetchall("SELECT key FROM node_meta") == [("b",)]
+    await db.close()
+
+
+async def test_a_failing_unit_in_a_group_rolls_back_alone(tmp_path: Path, on_loop: bool) -> None:
+    """Three units in one group: the middle one fails after writing a row; its row is
+    rolled back with it (its SAVEPOINT), the other two commit, and each caller gets
+    its own outcome."""
+    db = await Database.open(tmp_path / "n.db")
+
+    def ok(key: str):  # type: ignore[no-untyped-def]
+        return lambda c: c.execute("INSERT INTO node_meta VALUES (?, '1')", (key,)).rowcount
+
+    def fails(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO node_meta VALUES ('bad', '1')")
+        raise KeyError("refused")
+
+    units = [
+        asyncio.ensure_future(db.write_unit(f, quick=on_loop)) for f in (ok("a"), fails, ok("b"))
+    ]
+    results = await asyncio.gather(*units, return_exceptions=True)
+    assert results[0] == 1 and results[2] == 1
+    assert isinstance(results[1], KeyError)
+    assert await db.fetchall("SELECT key FROM node_meta ORDER BY key") == [("a",), ("b",)]
+    await db.close()
+
+
+async def test_hooks_run_in_commit_order_on_the_loop(tmp_path: Path, on_loop: bool) -> None:
+    """Hooks run on the event loop thread, after COMMIT (the reader sees the row), in
+    the order the units committed, whichever thread ran the group."""
+    db = await Database.open(tmp_path / "n.db")
+    seen: list[tuple[str, int, bool]] = []
+    loop_thread = threading.get_ident()
+    probe = sqlite3.connect(tmp_path / "n.db", isolation_level=None)
+
+    def hook(key: str) -> None:
+        row = probe.execute("SELECT 1 FROM node_meta WHERE key = ?", (key,)).fetchone()
+        seen.append((key, threading.get_ident(), row is not None))
+
+    units = [
+        asyncio.ensure_future(
+            db.write_unit(
+                lambda c, k=f"k{i:02d}": (
+                    c.execute("INSERT INTO node_meta VALUES (?, '1')", (k,)) and k
+                ),
+                hook,
+                quick=on_loop,
+            )
+        )
+        for i in range(30)
+    ]
+    await asyncio.gather(*units)
+    probe.close()
+    assert [k for k, _, _ in seen] == [f"k{i:02d}" for i in range(30)]
+    assert all(t == loop_thread and committed for _, t, committed in seen)
+    await db.close()
+
+
+async def test_close_commits_queued_units_then_refuses_with_the_exact_error(
+    tmp_path: Path, on_loop: bool
+) -> None:
+    """Units queued before close() commit; a unit offered after it is refused at once
+    with ``RuntimeError("the database is closed")`` and nothing of it is written."""
+    db = await Database.open(tmp_path / "n.db")
+    queued = [
+        asyncio.ensure_future(
+            db.write_unit(
+                lambda c, i=i: c.execute("INSERT INTO node_meta VALUES (?, '1')", (f"q{i}",)),
+                quick=on_loop,
+            )
+        )
+        for i in range(3)
+    ]
+    await asyncio.sleep(0)
+    await db.close()
+    await asyncio.gather(*queued)
+    with pytest.raises(RuntimeError) as refused:
+        await db.write_unit(
+            lambda c: c.execute("INSERT INTO node_meta VALUES ('late', '1')"), quick=on_loop
+        )
+    assert str(refused.value) == "the database is closed"
+    conn = sqlite3.connect(tmp_path / "n.db")
+    try:
+        assert conn.execute("SELECT key FROM node_meta ORDER BY key").fetchall() == [
+            ("q0",),
+            ("q1",),
+            ("q2",),
+        ]
+    finally:
+        conn.close()
+
+
+async def test_the_store_owns_its_threads_and_ends_them_on_close(tmp_path: Path) -> None:
+    """Writer batches and reads run on the store's own named threads (no other
+    library's connection thread), and close() ends them."""
+    db = await Database.open(tmp_path / "n.db")
+    name = lambda c: threading.current_thread().name  # noqa: E731
+    assert (await db.write_unit(name)).startswith("huxin-db-writer")
+    assert (await db.read_unit(name)).startswith("huxin-db-reader")
+    await db.close()
+    await until(
+        lambda: not [t for t in threading.enumerate() if t.name.startswith("huxin-db-")],
+        "the store's threads to end",
+    )
+
+
+async def test_a_unit_dropped_when_cancelled_writes_nothing(tmp_path: Path) -> None:
+    """``drop_if_cancelled``: a caller cancelled while its unit waits for the writer
+    (another process holds it) gets nothing written; the units queued beside it
+    without the flag still commit."""
+    db = await Database.open(tmp_path / "n.db")
+    other = WriterLock(tmp_path / "n.db")
+    other.acquire()
+    try:
+        dropped = asyncio.ensure_future(
+            db.write_unit(
+                lambda c: c.execute("INSERT INTO node_meta VALUES ('dropped', '1')"),
+                drop_if_cancelled=True,
+            )
+        )
+        kept = asyncio.ensure_future(
+            db.write_unit(lambda c: c.execute("INSERT INTO node_meta VALUES ('kept', '1')"))
+        )
+        await asyncio.sleep(0.05)
+        dropped.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await dropped
+    finally:
+        other.release()
+        other.close()
+    await asyncio.wait_for(kept, WAIT_S)
+    assert await db.fetchall("SELECT key FROM node_meta") == [("kept",)]
     await db.close()

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from node._db import Database, WriterLock
+from node.store._db import Database
+from node.store._locks import WriterLock
 
 UNITS = 400
 
@@ -34,9 +35,12 @@ def _hammer(path: str, tag: str, start: Any) -> None:
 
         # half quick (loop, falling back to the thread while another process writes)
         await asyncio.gather(*(db.write_unit(unit(n), quick=n % 2 == 0) for n in range(UNITS)))
-        async with db.write() as tx:  # the cold path takes the same lock
-            row = await tx.one("SELECT max(CAST(value AS INTEGER)) FROM node_meta")
-            await tx.run("INSERT INTO node_meta VALUES (?, ?)", (f"{tag}-cold", row[0] + 1))
+
+        def cold(conn: sqlite3.Connection) -> None:  # a unit alone on the writer thread
+            row = conn.execute("SELECT max(CAST(value AS INTEGER)) FROM node_meta").fetchone()
+            conn.execute("INSERT INTO node_meta VALUES (?, ?)", (f"{tag}-cold", row[0] + 1))
+
+        await db.write_unit(cold)
         await db.close()
 
     asyncio.run(main())
@@ -85,7 +89,8 @@ def test_writer_lock_excludes_a_second_holder(tmp_path: Path) -> None:
 
 
 async def test_units_and_transactions_wait_for_the_writer_lock(tmp_path: Path) -> None:
-    """Both write paths queue behind another holder of the lock (as another process)."""
+    """Quick units (the loop) and others (the writer thread) both queue behind
+    another holder of the lock (as another process)."""
     db = await Database.open(tmp_path / "n.db")
     other = WriterLock(tmp_path / "n.db")  # its own open file description: like a process
     other.acquire()
@@ -93,11 +98,9 @@ async def test_units_and_transactions_wait_for_the_writer_lock(tmp_path: Path) -
         db.write_unit(lambda c: c.execute("INSERT INTO node_meta VALUES ('u', '1')"), quick=True)
     )
 
-    async def cold() -> None:
-        async with db.write() as tx:
-            await tx.run("INSERT INTO node_meta VALUES ('t', '1')")
-
-    tx = asyncio.ensure_future(cold())
+    tx = asyncio.ensure_future(
+        db.write_unit(lambda c: c.execute("INSERT INTO node_meta VALUES ('t', '1')"))
+    )
     await asyncio.sleep(0.3)
     assert not unit.done() and not tx.done()
     other.release()

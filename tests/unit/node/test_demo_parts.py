@@ -17,16 +17,16 @@ from pathlib import Path
 import pytest
 
 from keys import Envelope
-from node._cli import main
-from node._cli_scoring import render_report
-from node._demo import last_finished_month
-from node._demo_federation import SCENARIO, attestation_text, field_text, needs
-from node._demo_population import AUTHORITY, DemoPopulation, remove_files, write_files
-from node._demo_residents import result_from_proto
-from node._population import PopulationSpec
-from node._svc_citizen import score_result_proto
+from node.cli._main import main
+from node.cli._scoring import render_report
+from node.demo._main import last_finished_month
+from node.demo._population_files import AUTHORITY, DemoPopulation, remove_files, write_files
+from node.demo._residents import result_from_proto
+from node.demo._story import SCENARIO, attestation_text, field_text, needs
 from node.pb.v1 import attestation_pb2
 from node.population._file import FACT_COLUMNS
+from node.rpc._citizen import score_result_proto
+from node.synthetic._population import PopulationSpec
 from scoring import CreditRecord as Record
 from scoring import (
     Residence,

@@ -8,16 +8,14 @@ work that ends a consent whose subject fell below its scenario.
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from keys import KeyPair, MappedGrade
-from node._db import Database
-from node._errors import NodeError, map_error
-from node._repo_consents import STATUS_REVOKED, STATUS_SUPERSEDED
-from node._svc_peer import withdrawn_error
-from node._translog import TransparencyLog
+from node.core._errors import NodeError, map_error
+from node.demo._testbed import approved_set
 from node.disclosure import (
     disclosed,
     end_unmet_consent,
@@ -30,6 +28,10 @@ from node.disclosure import (
     unrecognised_for_threshold,
 )
 from node.pb.v1 import node_pb2
+from node.rpc._peer import withdrawn_error
+from node.store._consents import STATUS_REVOKED, STATUS_SUPERSEDED
+from node.store._db import Database
+from node.store._translog import TransparencyLog
 from scoring import Disclosure, load_scheme
 
 HEIHE = load_scheme("heihe")
@@ -161,14 +163,15 @@ def test_the_trusted_catalogue_is_every_shipped_scenario() -> None:
 
 async def _db(path: Path) -> Database:
     db = await Database.open(path)
-    async with db.write() as tx:
-        await tx.run(
+
+    def _unit(tx: sqlite3.Connection) -> None:
+        tx.execute(
             "INSERT INTO subjects (subject_key, birth_date, id_sealed, registered_at) "
             "VALUES (?, '1980-01-01', x'00', '2026-01-01')",
             (SUBJECT,),
         )
         for cid in ("c1", "c2"):
-            await tx.run(
+            tx.execute(
                 "INSERT INTO consents (consent_id, subject_key, audience, purpose, scope, "
                 "not_before, not_after, max_uses, uses, binding, grant_payload, grant_sha256, "
                 "granted_at) VALUES (?, ?, 'hainan', 'heihe/credit-loans', 1, ?, ?, 5, 1, ?, "
@@ -176,11 +179,13 @@ async def _db(path: Path) -> Database:
                 (cid, SUBJECT, NOW - 10, NOW + 86_400, b"\x01" * 32, NOW - 10),
             )
         for idx, cid, status in ((1, "c1", 0), (2, "c1", STATUS_SUPERSEDED), (3, "c2", 0)):
-            await tx.run(
+            tx.execute(
                 "INSERT INTO status_entries (idx, attestation_id, subject_key, consent_id, "
                 "status, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (idx, f"a{idx}", SUBJECT, cid, status, NOW - 5, NOW + 3600),
             )
+
+    await db.write_unit(_unit)
     return db
 
 
@@ -233,8 +238,8 @@ def test_the_incentive_tier_view_never_recognises_a_grade_below_the_home_incenti
     from datetime import date
 
     from mapping import published_table
-    from node._mapping import Mapper
     from node.disclosure import incentive_tier_view, recognised_for_threshold
+    from node.exchange._mapping import Mapper
     from scoring import load_scheme
 
     heihe = load_scheme("heihe")
@@ -245,7 +250,7 @@ def test_the_incentive_tier_view_never_recognises_a_grade_below_the_home_incenti
     assert [g for g, t in view.grades if t is None] == ["B", "C", "D"]
     assert all(view.recognise(g) == lax.recognise(g) for g in ("SSS", "SS", "S", "AAA", "AA", "A"))
     assert incentive_tier_view(view, heihe) is view
-    mapper = Mapper("heihe", [lax])
+    mapper = Mapper(heihe, approved_set([lax], KeyPair.generate(), datetime.now(UTC)))
     today = date(2026, 11, 10)
     assert mapper.map("B", "hainan", today).grade == "A"  # what a grade disclosure would use
     assert recognised_for_threshold(mapper, heihe, "B", "hainan", today) is None
@@ -320,14 +325,14 @@ def test_a_grade_the_scenarios_table_does_not_recognise_is_unmet_never_a_mapping
     from datetime import date
 
     from mapping import MappingTable
-    from node._mapping import Mapper
     from node.disclosure import mapped_for_request
+    from node.exchange._mapping import Mapper
 
     installed = _tables()[table]
     assert isinstance(installed, MappingTable)
     scenario = replace(shipped_scenario(FAST), allowed=Disclosure.GRADE_AND_SCORE)
     got = mapped_for_request(
-        Mapper("heihe", [installed]), HEIHE, scenario, disclosure=disclosure, grade=grade,
+        Mapper(HEIHE, approved_set([installed], KeyPair.generate(), datetime.now(UTC))), HEIHE, scenario, disclosure=disclosure, grade=grade,
         target="hainan", today=date(2026, 11, 10),
     )  # fmt: skip
     assert (None if got is None else got.grade) == expected
@@ -357,14 +362,14 @@ def test_a_table_that_cannot_serve_the_scenario_is_refused_whatever_the_grade(
     from datetime import date
 
     from mapping import MappingTable
-    from node._mapping import Mapper
     from node.disclosure import mapped_for_request
+    from node.exchange._mapping import Mapper
 
     installed = _tables()[table]
     assert isinstance(installed, MappingTable)
     with pytest.raises(NodeError) as info:
         mapped_for_request(
-            Mapper("heihe", [installed]), HEIHE, shipped_scenario(FAST),
+            Mapper(HEIHE, approved_set([installed], KeyPair.generate(), datetime.now(UTC))), HEIHE, shipped_scenario(FAST),
             disclosure=Disclosure.THRESHOLD, grade=grade, target="hainan",
             today=date(2026, 11, 10),
         )  # fmt: skip
@@ -379,11 +384,11 @@ def test_the_node_own_scenario_without_a_target_maps_nothing() -> None:
     decided by the native grade; no table is read."""
     from datetime import date
 
-    from node._mapping import Mapper
     from node.disclosure import mapped_for_request
+    from node.exchange._mapping import Mapper
 
     got = mapped_for_request(
-        Mapper("heihe", []), HEIHE, shipped_scenario("heihe/credit-loans"),
+        Mapper(HEIHE), HEIHE, shipped_scenario("heihe/credit-loans"),
         disclosure=Disclosure.GRADE, grade="B", target="", today=date(2026, 11, 10),
     )  # fmt: skip
     assert got is None

@@ -6,7 +6,7 @@ import grpc
 import pytest
 
 from keys import KeysError, VerificationError
-from node._errors import (
+from node.core._errors import (
     FIELD_KEY,
     REASON_KEY,
     FailedPreconditionError,

@@ -8,8 +8,8 @@ from importlib import resources
 
 import pytest
 
-from node._batch import BatchError
-from node._evaluate import PSI_FLOOR, evaluate, psi
+from node.model._evaluate import PSI_FLOOR, evaluate, psi
+from node.monthly._batch import BatchError
 from scoring import Scheme, load_scheme, parse_scheme_toml
 
 from ._population_fixtures import Populations

@@ -16,16 +16,16 @@ from typing import Any
 import pytest
 
 from keys import KeyPair
-from node._db import Database
-from node._errors import FailedPreconditionError
-from node._repo_consents import (
+from node.core._errors import FailedPreconditionError
+from node.store._consents import (
     add_status_entry,
     get_consent,
     release_use,
     use_active_consent,
 )
-from node._repo_records import StoredRecord, records_of_rows, subject_of_rows
-from node._translog import LogWrite, TransparencyLog
+from node.store._db import Database
+from node.store._records import StoredRecord, records_of_rows, subject_of_rows
+from node.store._translog import LogWrite, TransparencyLog
 from scoring import Residence, Subject
 
 SUBJECT = b"\x07" * 32
@@ -35,19 +35,22 @@ NOW = 1_800_000_000
 
 async def _db(tmp_path: Path) -> Database:
     db = await Database.open(tmp_path / "n.db")
-    async with db.write() as tx:
-        await tx.run(
+
+    def _unit(tx: sqlite3.Connection) -> None:
+        tx.execute(
             "INSERT INTO subjects (subject_key, birth_date, id_sealed, registered_at) "
             "VALUES (?, '1980-01-01', x'00', '2026-01-01')",
             (SUBJECT,),
         )
-        await tx.run(
+        tx.execute(
             "INSERT INTO consents (consent_id, subject_key, audience, purpose, scope, not_before, "
             "not_after, max_uses, uses, binding, grant_payload, grant_sha256, granted_at, "
             "withdrawn_at) VALUES ('c1', ?, 'hainan', 'heihe/credit-loans', 1, ?, ?, 2, 0, ?, x'00', ?, ?, "
             "NULL)",
             (SUBJECT, NOW - 10, NOW + 100, BINDING, b"\x02" * 32, NOW - 10),
         )
+
+    await db.write_unit(_unit)
     return db
 
 
@@ -231,17 +234,20 @@ def test_rows_round_trip_to_the_same_engine_inputs() -> None:
 async def test_withdrawal_revokes_only_that_consents_attestations(tmp_path: Path) -> None:
     """REQ: H5 N15 — withdrawing one consent revokes the attestations issued under it and
     no others of the same subject (found through the subject's index, ADR 0316)."""
-    from node._repo_consents import STATUS_REVOKED, STATUS_VALID, ConsentsRepository
+    from node.store._consents import STATUS_REVOKED, STATUS_VALID, withdraw_consent
 
     db = await _db(tmp_path)
-    async with db.write() as tx:
-        await tx.run(
+
+    def _unit(tx: sqlite3.Connection) -> None:
+        tx.execute(
             "INSERT INTO consents (consent_id, subject_key, audience, purpose, scope, "
             "not_before, not_after, max_uses, uses, binding, grant_payload, grant_sha256, "
             "granted_at, withdrawn_at) SELECT 'c2', subject_key, audience, purpose, scope, "
             "not_before, not_after, max_uses, uses, binding, grant_payload, grant_sha256, "
             "granted_at, withdrawn_at FROM consents WHERE consent_id = 'c1'"
         )
+
+    await db.write_unit(_unit)
 
     def issue(conn: sqlite3.Connection) -> list[int]:
         return [
@@ -252,20 +258,19 @@ async def test_withdrawal_revokes_only_that_consents_attestations(tmp_path: Path
         ]
 
     idx = await db.write_unit(issue, quick=True)
-    async with db.write() as tx:
-        revoked = await ConsentsRepository(db).withdraw(tx, "c1", NOW)
+    revoked = await db.write_unit(lambda c: withdraw_consent(c, "c1", NOW))
     assert revoked == 2
     rows = dict(await db.fetchall("SELECT idx, status FROM status_entries"))
     assert [rows[i] for i in idx] == [STATUS_REVOKED, STATUS_VALID, STATUS_REVOKED, STATUS_VALID]
-    async with db.write() as tx:  # a second withdrawal changes nothing
-        assert await ConsentsRepository(db).withdraw(tx, "c1", NOW + 1) == 0
+    # a second withdrawal changes nothing
+    assert await db.write_unit(lambda c: withdraw_consent(c, "c1", NOW + 1)) == 0
     await db.close()
 
 
 async def test_withdrawal_without_a_consent_row_still_revokes(tmp_path: Path) -> None:
     """REQ: H5 N15 — if a consent row is missing, withdrawal revokes its
     entries by consent id alone (fails closed) instead of silently revoking nothing."""
-    from node._repo_consents import STATUS_REVOKED, STATUS_VALID, ConsentsRepository
+    from node.store._consents import STATUS_REVOKED, STATUS_VALID, withdraw_consent
 
     db = await _db(tmp_path)
 
@@ -278,8 +283,7 @@ async def test_withdrawal_without_a_consent_row_still_revokes(tmp_path: Path) ->
         ]
 
     idx = await db.write_unit(issue, quick=True)
-    async with db.write() as tx:
-        assert await ConsentsRepository(db).withdraw(tx, "gone", NOW) == 2
+    assert await db.write_unit(lambda c: withdraw_consent(c, "gone", NOW)) == 2
     rows = dict(await db.fetchall("SELECT idx, status FROM status_entries"))
     assert [rows[i] for i in idx] == [STATUS_REVOKED, STATUS_VALID, STATUS_REVOKED]
     await db.close()

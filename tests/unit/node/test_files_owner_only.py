@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from node._db import Database
-from node._storage import connect, connect_async
+from node.store import connect
+from node.store._db import Database
 
 from ._population_fixtures import Populations, copy_of
 
@@ -36,15 +36,6 @@ def _sync_connect(d: Path) -> None:
     conn = connect(d / "n.db")
     conn.execute("INSERT INTO node_meta VALUES ('k', 'v')")  # a WAL and its index exist
     conn.close()
-
-
-def _async_connect(d: Path) -> None:
-    async def run() -> None:
-        conn = await connect_async(d / "n.db")
-        await conn.execute("INSERT INTO node_meta VALUES ('k', 'v')")
-        await conn.close()
-
-    asyncio.run(run())
 
 
 def _database_open(d: Path) -> None:
@@ -75,7 +66,6 @@ def _population_copy(d: Path) -> None:
 
 CASES: dict[str, Callable[[Path], None]] = {
     "storage-connect": _sync_connect,
-    "storage-connect-async": _async_connect,
     "database-open": _database_open,
     "population-fixture": _population,
     "population-copy": _population_copy,

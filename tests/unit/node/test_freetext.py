@@ -2,7 +2,7 @@
 the field, never echoing it; ordinary numbers pass.
 
 REQ: H6 (the ID number is the join key only), H17 (no ID in plain text at rest, on the
-wire or in logs) — issue 14 item 3: the one check, ``node._freetext.contains_id_number``.
+wire or in logs) — issue 14 item 3: the one check, ``node.core._freetext.contains_id_number``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node._errors import InvalidArgumentError
-from node._freetext import contains_id_number, refuse_id_numbers
-from node._testbed import make_id_number
+from node.core._errors import InvalidArgumentError
+from node.core._freetext import contains_id_number, refuse_id_numbers
+from node.demo._testbed import make_id_number
 from scoring import check_character
 
 ID = make_id_number(7)  # 231100198503120078

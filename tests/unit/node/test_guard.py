@@ -17,11 +17,11 @@ import pytest
 from grpc import aio
 from prometheus_client import generate_latest
 
-from node._config import Limits
-from node._errors import FailedPreconditionError
-from node._guard import GuardInterceptor, caller
-from node._observe import Metrics
+from node.core._config import Limits
+from node.core._errors import FailedPreconditionError
+from node.core._observe import Metrics
 from node.pb.v1 import node_pb2
+from node.rpc._guard import GuardInterceptor, caller
 from tests._waiting import until
 
 SERVICE = "huxin.test.Guarded"

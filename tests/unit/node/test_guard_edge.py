@@ -21,13 +21,13 @@ import pytest
 from grpc import aio
 
 from keys import KeyPair, subject_key
-from node._client import identity_metadata, reason_of
-from node._config import Limits
-from node._guard import GuardInterceptor, citizen
-from node._identity import AuthenticatedCitizen, DevIdentityProvider, IdentityVerifier
-from node._observe import Metrics
-from node._testbed import make_id_number
+from node.core._config import Limits
+from node.core._observe import Metrics
+from node.demo._testbed import make_id_number
 from node.pb.v1 import node_pb2
+from node.rpc._client import identity_metadata, reason_of
+from node.rpc._guard import GuardInterceptor, citizen
+from node.rpc._identity import AuthenticatedCitizen, DevIdentityProvider, IdentityVerifier
 
 SERVICE = "huxin.test.Edge"
 SECRET = b"s" * 32

@@ -22,15 +22,15 @@ from keys import (
     verified_signer,
     verify_key_set,
 )
-from node._config import HubConfig
-from node._db import Database
-from node._errors import NodeError
-from node._hub import RECEIPT_TYPE, Hub
-from node._hub_registry import RegistryError, register_region
-from node._outbox import read_after_sync
-from node._push import _item
-from node._snapshots import sign_run
+from node.core._config import HubConfig
+from node.core._errors import NodeError
+from node.federation._push import _item
+from node.hub._ingest import RECEIPT_TYPE, Hub
+from node.hub._registry import RegistryError, register_region
+from node.monthly._snapshots import sign_run
 from node.pb.v1 import attestation_pb2, hub_pb2
+from node.store._db import Database
+from node.store._outbox import read_after_sync
 from tests.unit.node.test_snapshots import HUB, NOW, PROVINCE, Region, make_region
 
 TABLES = ("hub_batches", "hub_leaves", "hub_events", "hub_status_lists")
@@ -39,7 +39,7 @@ _OPEN: list[Database] = []
 
 @pytest.fixture(autouse=True)
 async def _close_databases() -> AsyncIterator[None]:
-    """A failing test must not leave aiosqlite threads running (the run would hang)."""
+    """A failing test must not leave the database's threads running (the run would hang)."""
     yield
     while _OPEN:
         db = _OPEN.pop()

@@ -1,5 +1,5 @@
 """L3: the hub/outbox/push/snapshot/batch error families reach callers with a proper
-gRPC status and their stable code (node/_errors.py ``map_error``), never a bare INTERNAL."""
+gRPC status and their stable code (node/core/_errors.py ``map_error``), never a bare INTERNAL."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import sqlite3
 import grpc
 import pytest
 
-from node._batch import BatchError, period_as_of
-from node._errors import FIELD_KEY, REASON_KEY, NodeError, map_error
-from node._hub_registry import RegistryError
-from node._outbox import OutboxError, append_sync
-from node._push import PushError
-from node._snapshots import SnapshotError
-from node._storage import connect
+from node.core._errors import FIELD_KEY, REASON_KEY, NodeError, map_error
+from node.federation._push import PushError
+from node.hub._registry import RegistryError
+from node.monthly._batch import BatchError, period_as_of
+from node.monthly._snapshots import SnapshotError
+from node.store import connect
+from node.store._outbox import OutboxError, append_sync
 
 S = grpc.StatusCode
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from node._cli import main
-from node._config import ConfigError, load_config
-from node._federation import init_federation
-from node._hub_role import refuse_province_key
+from node.cli._main import main
+from node.core._config import ConfigError, load_config
+from node.demo._federation import init_federation
+from node.hub._role import refuse_province_key
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 HUB, HUB2 = "heilongjiang", "hainan-hub"

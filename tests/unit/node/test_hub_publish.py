@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from keys import KeyPair
-from node._cli import main
-from node._init import init_region, load_or_create_ca
-from node._rights_rollout import write_rollout
-from node._testbed import make_id_number
+from node.cli._init import init_region, load_or_create_ca
+from node.cli._main import main
+from node.demo._testbed import make_id_number
+from node.model._rollout import write_rollout
 from scoring import Evaluation, Rollout, load_scheme, parse_scheme_toml
 
 SHIPPED = load_scheme("heihe")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from keys import CHECKPOINT_TYPE, MerkleTree, VerificationError, sign_checkpoint, verify_envelope
-from node._errors import NodeError
+from node.core._errors import NodeError
 from node.pb.v1 import attestation_pb2, hub_pb2
 from tests.unit.node.test_hub import World, _close_databases, make_world  # noqa: F401
 from tests.unit.node.test_snapshots import NOW
@@ -86,7 +86,7 @@ async def test_foreign_checkpoint_refused(tmp_path: Path, origin: str, code: str
 async def _revoke_region_key(w: World, at: int) -> None:
     """Re-register heihe with its signing key revoked at ``at`` (a newer key set)."""
     from keys import KeySet, verify_key_set
-    from node._hub_registry import register_region
+    from node.hub._registry import register_region
 
     ks: KeySet = verify_key_set(w.region.key_set, w.region.root.public_key, "heihe")
     revoked = ks.revoke(w.region.signing.key_id, at, "compromised").sign(w.region.root, NOW)

@@ -10,11 +10,11 @@ import grpc
 import pytest
 
 from keys import KeyPair, sign, subject_key
-from node._errors import NodeError, UnauthenticatedError
-from node._identity import IDENTITY_TYPE, DevIdentityProvider, IdentityVerifier
-from node._replay import ReplayCache
-from node._testbed import make_id_number
+from node.core._errors import NodeError, UnauthenticatedError
+from node.demo._testbed import make_id_number
 from node.pb.v1 import node_pb2
+from node.rpc._identity import IDENTITY_TYPE, DevIdentityProvider, IdentityVerifier
+from node.rpc._replay import ReplayCache
 
 SECRET = b"s" * 32
 ID = make_id_number(7)

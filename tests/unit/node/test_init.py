@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from keys import region_of_certificate
-from node._cli import main
-from node._config import load_config
-from node._init import InitError, init_region, load_or_create_ca
-from node._secrets import load_secrets
+from node.cli._init import InitError, init_region, load_or_create_ca
+from node.cli._main import main
+from node.core._config import load_config
+from node.core._secrets import load_secrets
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 REGIONS = ("heihe", "hainan")
@@ -97,7 +97,7 @@ def test_cli_init(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_init_federation_lays_out_hub_regions_and_trust_list(tmp_path: Path) -> None:
     """REQ: H17 N20 — one CA; the hub's signed list names every region; regions pin the hub."""
     from keys import load_trust
-    from node._federation import FederationLayout, init_federation
+    from node.demo._federation import FederationLayout, init_federation
 
     layout = init_federation(
         tmp_path / "fed",
@@ -151,7 +151,7 @@ def test_init_federation_lays_out_hub_regions_and_trust_list(tmp_path: Path) -> 
     ],
 )
 def test_init_federation_refusals(tmp_path: Path, kw: dict[str, object], code: str) -> None:
-    from node._federation import init_federation
+    from node.demo._federation import init_federation
 
     args: dict[str, object] = {"regions": ["heihe", "hainan"], "hub": "heilongjiang"}
     args.update(kw)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from node._storage import SCHEMA_VERSION, connect
-from node._storage._migrate import _script, migrations
+from node.store import SCHEMA_VERSION, connect
+from node.store._migrate import _script, migrations
 
 K1, K2 = b"\x01" * 32, b"\x02" * 32
 OLD_RECORD_COLUMNS = (

@@ -23,19 +23,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node._batch import chunk_bounds, read_chunk
-from node._cli import main
-from node._config import ConfigError, load_config
-from node._evaluate import evaluate, month_ends
-from node._population import (
+from node.cli._main import main
+from node.core._config import ConfigError, load_config
+from node.demo._testbed import make_id_number
+from node.model._evaluate import evaluate, month_ends
+from node.monthly._batch import chunk_bounds, read_chunk
+from node.store import connect
+from node.synthetic._population import (
     TARGET_SHARES,
     PopulationSpec,
     generate,
     outcome_probability,
     read_outcomes,
 )
-from node._storage import connect
-from node._testbed import make_id_number
 from scoring import discrimination, load_scheme, parse_scheme_toml, score
 
 from ._population_fixtures import AS_OF, Populations

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from node._config import ConfigError, ScheduleConfig, parse_config
+from node.core._config import ConfigError, ScheduleConfig, parse_config
 from node.monthly import due_at, due_period, next_due
 from tests.unit.node.test_node_config import BASE
 

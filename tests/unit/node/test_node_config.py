@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from node._config import ConfigError, NodeConfig, load_config, parse_config
+from node.core._config import ConfigError, NodeConfig, load_config, parse_config
 
 BASE: dict[str, Any] = {
     "node": {"region": "heihe", "scheme": "heihe"},

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node._objections import dump_objection, load_objection
+from node.rights._objections import dump_objection, load_objection
 from scoring import (
     Objection,
     ObjectionError,

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
 
-from node._observe import (
+from node.core._observe import (
     AccessLog,
     JsonFormatter,
     Metrics,

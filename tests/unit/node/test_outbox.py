@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 
 from keys import Sealer, province_pseudonym, subject_key
-from node._db import Database
-from node._outbox import (
+from node.demo._testbed import make_id_number
+from node.pb.v1 import hub_pb2
+from node.store._db import Database
+from node.store._outbox import (
     Outbox,
     OutboxError,
     append_sync,
     deregistration_payload,
     read_after_sync,
 )
-from node._testbed import make_id_number
-from node.pb.v1 import hub_pb2
 
 SECRET = b"s" * 32
 PROVINCE = b"p" * 32

@@ -15,8 +15,9 @@ import grpc
 import pytest
 
 from keys import KeyRefusedError, KeysError, Sealer, SealError, VerificationError
-from node._errors import InternalError, NodeError, map_error, own_data
-from node._mapping import ECHO_MAX, Mapper
+from node.core._errors import InternalError, NodeError, map_error, own_data
+from node.exchange._mapping import ECHO_MAX, Mapper
+from scoring import load_scheme
 
 SEALER = Sealer({"seal-1": b"\x05" * 32}, "seal-1")
 
@@ -89,7 +90,7 @@ def test_own_data_passes_other_errors_through() -> None:
 )
 def test_unknown_target_scheme_is_echoed_bounded(target: str, echoed: str) -> None:
     with pytest.raises(NodeError) as info:
-        Mapper("heihe").map("A", target, date(2026, 6, 1))
+        Mapper(load_scheme("heihe")).map("A", target, date(2026, 6, 1))
     mapped = map_error(info.value)
     assert mapped.status == grpc.StatusCode.NOT_FOUND
     assert mapped.reason == "MAPPING_UNAVAILABLE"

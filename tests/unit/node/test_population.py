@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import keys
-from node._population import REGIONS, PopulationError, PopulationSpec, generate, read_spec
+from node.synthetic._population import REGIONS, PopulationError, PopulationSpec, generate, read_spec
 from scoring import (
     Provenance,
     RecordError,

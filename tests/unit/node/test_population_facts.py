@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from node._config import ConfigError, parse_config
-from node._testbed import make_id_number
+from node.core._config import ConfigError, parse_config
+from node.demo._testbed import make_id_number
 from node.pb.v1 import node_pb2
 from node.population import validate_facts
 from node.population._file import count_rows, read_rows

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from node._config import PORT_LIMIT_BOUNDS, ConfigError, ListenConfig, parse_config
-from node._port_limits import (
+from node.core._config import PORT_LIMIT_BOUNDS, ConfigError, ListenConfig, parse_config
+from node.rpc._port_limits import (
     RESERVED_DESCRIPTORS,
     ConnectionBudgetError,
     connection_limits,

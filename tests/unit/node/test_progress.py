@@ -1,4 +1,4 @@
-"""The batch progress bar (node._progress): what a long job shows on stderr.
+"""The batch progress bar (node.cli._progress): what a long job shows on stderr.
 
 REQ: H1, N1 (issue 15 §1: a city's file loads "with a progress bar in the CLI"
 showing how far it is and how fast it goes).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 
-from node._progress import Progress
+from node.cli._progress import Progress
 
 
 class _Tty(io.StringIO):

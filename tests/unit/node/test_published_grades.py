@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from node._batch import run_month
-from node._errors import FailedPreconditionError
-from node._mapping import Mapper
-from node._storage import connect
+from node.core._errors import FailedPreconditionError
+from node.exchange._mapping import Mapper
 from node.monthly import LATE, correct_published, published_grade
+from node.monthly._batch import run_month
+from node.store import connect
 from scoring import load_scheme
 
 HEIHE = load_scheme("heihe")
@@ -61,7 +61,7 @@ def db(tmp_path: Path) -> Path:
 
 
 def _grade(conn: sqlite3.Connection, key: bytes) -> tuple[str, int | None, object, str]:
-    return published_grade(conn, key, scheme=HEIHE, mapper=Mapper(HEIHE.id), target="", at=AT)
+    return published_grade(conn, key, scheme=HEIHE, mapper=Mapper(HEIHE), target="", at=AT)
 
 
 def _corrections(conn: sqlite3.Connection) -> int:
@@ -222,7 +222,7 @@ def test_publishing_a_month_ends_the_consents_its_grades_no_longer_meet(db: Path
         ("late", LATECOMER, now + 99),  # not in the run, nothing published yet
     ):
         _consent(conn, cid, key, not_after)
-    ended = end_unmet_consents(conn, home=HEIHE, mapper=Mapper(HEIHE.id), today=AT.date(), now=now)
+    ended = end_unmet_consents(conn, home=HEIHE, mapper=Mapper(HEIHE), today=AT.date(), now=now)
     assert [(w.kind, w.consent_id, w.subject_key) for w in ended] == [("consent_ended", "bob", BOB)]
     rows = conn.execute(
         "SELECT consent_id, withdrawn_reason FROM consents ORDER BY consent_id"
@@ -231,6 +231,6 @@ def test_publishing_a_month_ends_the_consents_its_grades_no_longer_meet(db: Path
         ("alice", None), ("bob", "SCENARIO_NOT_MET"), ("bob-expired", None), ("late", None)
     ]  # fmt: skip
     assert _corrections(conn) == 0  # deciding published nothing
-    again = end_unmet_consents(conn, home=HEIHE, mapper=Mapper(HEIHE.id), today=AT.date(), now=now)
+    again = end_unmet_consents(conn, home=HEIHE, mapper=Mapper(HEIHE), today=AT.date(), now=now)
     assert again == []  # an ended consent is not ended twice
     conn.close()

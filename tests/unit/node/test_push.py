@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from keys import KeyPair
-from node._config import ConfigError, HubConfig, parse_config
-from node._init import init_region, load_or_create_ca
-from node._push import Pusher, PushError, hub_target
-from node._secrets import load_secrets
-from node._server import NodeServer
-from node._snapshots import sign_run
-from node._storage import connect
+from node.cli._init import init_region, load_or_create_ca
+from node.core._config import ConfigError, HubConfig, parse_config
+from node.core._secrets import load_secrets
+from node.federation._push import Pusher, PushError, hub_target
+from node.monthly._snapshots import sign_run
+from node.rpc._server import NodeServer
+from node.store import connect
 
 BASE: dict[str, Any] = {
     "node": {"region": "heihe", "scheme": "heihe"},
@@ -81,17 +81,17 @@ async def _setup(tmp_path: Path, *, hub_key: bytes | None = None) -> tuple[NodeS
             f'hub_id = "heilongjiang"\nhub_key = "{hub_pk.hex()}"\npush_interval_seconds = 0\n'
             "batch_leaves = 5\n"
         )
-    from node._cli import main
+    from node.cli._main import main
 
     assert main(["hub", "register", "--config", str(tmp_path / "hub/node.toml"),
                  "--region-dir", str(tmp_path / "heihe")]) == 0  # fmt: skip
     await hub.hub_role.hub.reload()  # type: ignore[union-attr]
-    from node._testbed import make_id_number
+    from node.demo._testbed import make_id_number
 
     _populate(tmp_path / "heihe", [make_id_number(i) for i in range(12)])
     region_cfg = parse_config_file(tmp_path / "heihe/node.toml")
-    from node._batch import run_month
-    from node._cli_hub import signer_from_config
+    from node.monthly._batch import run_month
+    from node.monthly._snapshots import signer_from_config
     from scoring import load_scheme
 
     run_month(region_cfg.database, load_scheme("heihe"), "2026-10", workers=1)
@@ -104,14 +104,14 @@ async def _setup(tmp_path: Path, *, hub_key: bytes | None = None) -> tuple[NodeS
 
 
 def parse_config_file(path: Path) -> Any:
-    from node._config import load_config
+    from node.core._config import load_config
 
     return load_config(path)
 
 
 async def test_push_once_stores_verified_receipts_and_resumes(tmp_path: Path) -> None:
     """REQ: H13 — receipts verified under the hub key set; a second push sends nothing."""
-    from node._db import Database
+    from node.store._db import Database
 
     hub, cfg, secrets = await _setup(tmp_path)
     db = await Database.open(cfg.database)
@@ -133,7 +133,7 @@ async def test_push_once_stores_verified_receipts_and_resumes(tmp_path: Path) ->
 
 async def test_receipt_under_unknown_hub_key_refused(tmp_path: Path) -> None:
     """Fail closed: a hub whose key set does not verify under the pinned key is not trusted."""
-    from node._db import Database
+    from node.store._db import Database
 
     hub, cfg, secrets = await _setup(tmp_path, hub_key=KeyPair.generate().public_key)
     db = await Database.open(cfg.database)
@@ -193,10 +193,10 @@ async def test_receipt_not_matching_the_event_sent_refused(tmp_path: Path, field
     from types import SimpleNamespace
 
     from keys import sign
-    from node._db import Database
-    from node._hub import RECEIPT_TYPE
-    from node._push import HubTarget
+    from node.federation._push import HubTarget
+    from node.hub._ingest import RECEIPT_TYPE
     from node.pb.v1 import attestation_pb2, hub_pb2
+    from node.store._db import Database
     from tests.unit.node.test_hub import make_world
     from tests.unit.node.test_snapshots import HUB, NOW
 
@@ -234,7 +234,7 @@ async def test_push_stream_too_long_names_events(tmp_path: Path) -> None:
 
     from grpc import StatusCode, aio
 
-    from node._db import Database
+    from node.store._db import Database
 
     hub, cfg, secrets = await _setup(tmp_path)
     small = dataclasses.replace(hub.ctx.config.hub, max_items_per_push=1)

@@ -1,4 +1,4 @@
-"""Bounded refusal logging (node/_refusals.py, docs/adr/0319).
+"""Bounded refusal logging (node/exchange/_refusals.py, docs/adr/0319).
 
 REQ: H16 N23 — every refusal on a real consent is registered for its citizen,
 but the leaves of one (consent, requester, reason) are bounded by time and the
@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from keys import KeyPair
-from node._db import Database
-from node._refusals import INTERVAL, QUIET_AFTER_END, log_refusal
-from node._translog import LogWrite, TransparencyLog
+from node.exchange._refusals import INTERVAL, QUIET_AFTER_END, log_refusal
 from node.pb.v1 import node_pb2
+from node.store._db import Database
+from node.store._translog import LogWrite, TransparencyLog
 
 SUBJECT = b"\x07" * 32
 NOW = 1_800_000_000
@@ -27,19 +27,22 @@ END = NOW + 30 * 86_400  # the consent's not_after
 
 async def _db(path: Path) -> Database:
     db = await Database.open(path)
-    async with db.write() as tx:
-        await tx.run(
+
+    def _unit(tx: sqlite3.Connection) -> None:
+        tx.execute(
             "INSERT INTO subjects (subject_key, birth_date, id_sealed, registered_at) "
             "VALUES (?, '1980-01-01', x'00', '2026-01-01')",
             (SUBJECT,),
         )
-        await tx.run(
+        tx.execute(
             "INSERT INTO consents (consent_id, subject_key, audience, purpose, scope, not_before, "
             "not_after, max_uses, uses, binding, grant_payload, grant_sha256, granted_at, "
             "withdrawn_at) VALUES ('c1', ?, 'hainan', 'heihe/credit-loans', 1, ?, ?, 2, 0, ?, x'00', ?, ?, "
             "NULL)",
             (SUBJECT, NOW - 10, END, b"\x01" * 32, b"\x02" * 32, NOW - 10),
         )
+
+    await db.write_unit(_unit)
     return db
 
 
@@ -158,8 +161,11 @@ async def test_marks_go_with_their_consent(tmp_path: Path) -> None:
     await log.load()
     try:
         await _refuse(db, log, _write(NOW), END)
-        async with db.write() as tx:
-            await tx.run("DELETE FROM consents WHERE consent_id = 'c1'")
+
+        def _unit(tx: sqlite3.Connection) -> None:
+            tx.execute("DELETE FROM consents WHERE consent_id = 'c1'")
+
+        await db.write_unit(_unit)
         assert await db.fetchone("SELECT count(*) FROM refusal_marks") == (0,)
     finally:
         await db.close()

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from keys import Sealer
-from node._db import Database
-from node._errors import AlreadyExistsError, InvalidArgumentError
-from node._repo_records import (
+from node.core._errors import AlreadyExistsError, InvalidArgumentError
+from node.demo._testbed import make_id_number
+from node.pb.v1 import node_pb2
+from node.store._db import Database
+from node.store._records import (
     MAX_LISTED_REJECTIONS,
     MAX_REJECTION_BYTES,
     MAX_SUMMARY_GROUPS,
@@ -27,8 +29,6 @@ from node._repo_records import (
     subject_of_rows,
     subject_rows,
 )
-from node._testbed import make_id_number
-from node.pb.v1 import node_pb2
 from scoring import Residence, load_scheme, validate_batch
 
 SCHEME = load_scheme("heihe")
@@ -236,11 +236,14 @@ async def test_rows_give_exactly_what_the_loaders_give(repo: RecordsRepository) 
         )
     unknown = await db.read_unit(both(b"\xee" * 32))
     assert unknown == (None, None, [], [], ())
-    async with db.write() as tx:
-        await tx.run(
+
+    def _unit(tx: sqlite3.Connection) -> None:
+        tx.execute(
             "UPDATE subjects SET deregistered_at = '2026-11-23' WHERE subject_key = ?",
             (repo.key_of(BOB),),
         )
+
+    await db.write_unit(_unit)
     gone = await db.read_unit(both(repo.key_of(BOB)))
     assert gone[0] is None and gone[1] is None and gone[4] == ()
     await db.close()

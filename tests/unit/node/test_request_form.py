@@ -1,4 +1,4 @@
-"""The form of an AttestationRequest (node._request_form), as every hop checks it.
+"""The form of an AttestationRequest (node.exchange._request_form), as every hop checks it.
 
 Issue 14 item 14: the first hop applies the home region's own checks before it
 forwards anything, so the refusal and its reason are the same on every node.
@@ -13,17 +13,17 @@ from pathlib import Path
 import grpc
 import pytest
 
-from node._errors import NodeError, map_error
-from node._request_form import (
+from node.core._errors import NodeError, map_error
+from node.demo._testbed import make_id_number
+from node.exchange._request_form import (
     FORM_REASONS,
     TARGET_SCHEME_MAX,
     TOKEN_PAYLOAD_MAX,
     check_attestation_request,
 )
-from node._route import ADMISSION_REASONS, KNOWN_REASONS, ROUTING_REASONS
-from node._svc_peer import REQUEST_REASONS
-from node._testbed import make_id_number
+from node.federation._route import ADMISSION_REASONS, KNOWN_REASONS, ROUTING_REASONS
 from node.pb.v1 import attestation_pb2, node_pb2
+from node.rpc._peer import REQUEST_REASONS
 
 ID = make_id_number(7)
 ROOT = Path(__file__).resolve().parents[3]
@@ -143,15 +143,17 @@ def _raised_codes(path: Path) -> set[str]:
 @pytest.mark.parametrize(
     ("module", "declared"),
     [
-        pytest.param("node/_svc_peer.py", REQUEST_REASONS, id="serving-path"),
-        pytest.param("node/_request_form.py", FORM_REASONS, id="form"),
-        pytest.param("node/_freetext.py", FORM_REASONS, id="free-text"),
-        pytest.param("node/_mapping.py", REQUEST_REASONS, id="mapping"),
+        pytest.param("node/rpc/_peer.py", REQUEST_REASONS, id="serving-path"),
+        pytest.param("node/exchange/_request_form.py", FORM_REASONS, id="form"),
+        pytest.param("node/core/_freetext.py", FORM_REASONS, id="free-text"),
+        pytest.param("node/exchange/_mapping.py", REQUEST_REASONS, id="mapping"),
         pytest.param("node/monthly/_published.py", REQUEST_REASONS, id="published-grade"),
         pytest.param("node/disclosure/_scenarios.py", REQUEST_REASONS, id="scenarios"),
-        pytest.param("node/_guard.py", ADMISSION_REASONS | {"PEER_NOT_TRUSTED"}, id="guard"),
-        pytest.param("node/_throttle.py", ADMISSION_REASONS, id="throttle"),
-        pytest.param("node/_route.py", ROUTING_REASONS, id="routing"),
+        pytest.param("node/derived/_in_force.py", REQUEST_REASONS, id="derived-in-force"),
+        pytest.param("node/derived/_attest.py", REQUEST_REASONS, id="derived-grade"),
+        pytest.param("node/rpc/_guard.py", ADMISSION_REASONS | {"PEER_NOT_TRUSTED"}, id="guard"),
+        pytest.param("node/exchange/_throttle.py", ADMISSION_REASONS, id="throttle"),
+        pytest.param("node/federation/_route.py", ROUTING_REASONS, id="routing"),
     ],
 )
 def test_every_reason_raised_on_the_path_is_relayed_by_name(

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from node._review import review
-from node._storage import connect
-from node._translog import LogWrite
+from node.exchange._review import review
+from node.store import connect
+from node.store._translog import LogWrite
 
 KEY = b"\x05" * 32
 

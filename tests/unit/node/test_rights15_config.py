@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from node._config import MAX_DEADLINE_DAYS, ConfigError, parse_config
-from node._init import init_region, load_or_create_ca
+from node.cli._init import init_region, load_or_create_ca
+from node.core._config import MAX_DEADLINE_DAYS, ConfigError, parse_config
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""Opted-out residents leave the monthly run (N3) — the selection in node._batch."""
+"""Opted-out residents leave the monthly run (N3) — the selection in node.monthly._batch."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from node._batch import chunk_bounds, read_chunk
-from node._errors import NodeError
-from node._storage import connect
+from node.core._errors import NodeError
+from node.monthly._batch import chunk_bounds, read_chunk
 from node.rights import OPTED_OUT_SUBJECTS, is_opted_out_sync, refuse_if_opted_out
+from node.store import connect
 
 
 def _subject(conn: sqlite3.Connection, n: int) -> bytes:

@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-import node._scheduler as sched
-from node._db import Database
-from node._rights_rollout import (
+import node.rights._scheduler as sched
+from node.model._rollout import (
     SchemeInForce,
     Switch,
     active_scheme,
@@ -29,7 +28,8 @@ from node._rights_rollout import (
     follow_rollout,
     write_rollout,
 )
-from node._storage import connect
+from node.store import connect
+from node.store._db import Database
 from scoring import Evaluation, Rollout, RolloutError, Scheme, load_scheme, parse_scheme_toml
 
 SHIPPED = load_scheme("heihe")

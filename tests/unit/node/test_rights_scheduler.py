@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-import node._scheduler as sched
+import node.rights._scheduler as sched
 from tests._waiting import until
 
 

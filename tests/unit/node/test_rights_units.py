@@ -12,14 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node._config import ConfigError, RightsConfig, parse_config
-from node._errors import ResourceExhaustedError
-from node._repo_records import RecordsRepository, tombstone
-from node._rights import build_calendar
-from node._rights_dereg import subject_tables
-from node._rights_rollout import active_scheme, dump_rollout, load_rollout
-from node._storage import connect
-from node._throttle import RETRY_AFTER_KEY, QueryThrottle
+from node.core._config import ConfigError, RightsConfig, parse_config
+from node.core._errors import ResourceExhaustedError
+from node.exchange._throttle import RETRY_AFTER_KEY, QueryThrottle
+from node.model._rollout import active_scheme, dump_rollout, load_rollout
+from node.rights._events import build_calendar
+from node.store import connect
+from node.store._erase import subject_tables
+from node.store._records import RecordsRepository, tombstone
 from scoring import CreditRecord as Rec
 from scoring import (
     Evaluation,
@@ -241,7 +241,7 @@ def test_objection_deadlines_can_be_overridden_per_node(tmp_path: Path) -> None:
     """REQ: H15 N21 — deadlines are the scheme's unless the node's config overrides a step."""
     from dataclasses import replace as dc_replace
 
-    from node._objections import deadline_scheme
+    from node.rights._objections import deadline_scheme
 
     cfg = parse_config(_rights(objection_deadlines={"source": 5}), tmp_path)
     assert cfg.rights.objection_deadlines == {"source": 5}

@@ -1,9 +1,9 @@
-"""Routing: how a downstream refusal is reported, the hop counter, named fields (node._route).
+"""Routing: how a downstream refusal is reported, the hop counter, named fields (node.federation._route).
 
 The downstream is a real gRPC server (PeerService) on 127.0.0.1 that refuses
 with the status, reason and trailing metadata a test asks for; the error the
 router would raise is then mapped by the node's one error mapper
-(:func:`node._errors.map_error`), i.e. exactly what our caller would see.
+(:func:`node.core._errors.map_error`), i.e. exactly what our caller would see.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import pytest
 import pytest_asyncio
 from grpc import aio
 
-from node._config import parse_config
-from node._db import Database
-from node._errors import NodeError, map_error
-from node._route import (
+from node.core._config import parse_config
+from node.core._errors import NodeError, map_error
+from node.exchange._throttle import RETRY_AFTER_KEY
+from node.federation._route import (
     KNOWN_REASONS,
     MAX_HOPS,
     REFUSED_BY_KEY,
@@ -30,9 +30,9 @@ from node._route import (
     downstream_error,
     parse_hops,
 )
-from node._throttle import RETRY_AFTER_KEY
-from node._trust import HOPS_KEY, TrustState
+from node.federation._trust import HOPS_KEY, TrustState
 from node.pb.v1 import attestation_pb2, hub_pb2, node_pb2, node_pb2_grpc
+from node.store._db import Database
 
 from .test_trust import HUB, T, _fed_config, signed_list
 
@@ -217,7 +217,7 @@ async def test_hub_route_attestation_checks_the_form_before_anything() -> None:
     """REQ: H17 — issue 14 item 14: HubService.RouteAttestation refuses a malformed
     request before it looks at the trust list or a route (this router could reach
     nothing: it has no context at all)."""
-    from node._testbed import make_id_number
+    from node.demo._testbed import make_id_number
 
     request = hub_pb2.RouteAttestationRequest(
         home_region="heihe",

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from node._cli import main
+from node.cli._main import main
 
 
 def _show(capsys: pytest.CaptureFixture[str], *args: str) -> str:

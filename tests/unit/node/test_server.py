@@ -1,4 +1,4 @@
-"""node/_server.py: a started node keeps its startup heap out of the collector's
+"""node/rpc/_server.py: a started node keeps its startup heap out of the collector's
 generations, and a stopped one gives it back (docs/adr/0325)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from node._testbed import Testbed
+from node.demo._testbed import Testbed
 
 
 async def test_start_freezes_the_heap_and_stop_unfreezes_it(tmp_path: Path) -> None:

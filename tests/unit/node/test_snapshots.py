@@ -20,11 +20,11 @@ from keys import (
     verify_batch_payloads,
     verify_key_set,
 )
-from node._outbox import read_after_sync
-from node._snapshots import SnapshotError, SnapshotSigner, attestation_for, sign_run
-from node._storage import connect
-from node._testbed import make_id_number
+from node.demo._testbed import make_id_number
+from node.monthly._snapshots import SnapshotError, SnapshotSigner, attestation_for, sign_run
 from node.pb.v1 import attestation_pb2
+from node.store import connect
+from node.store._outbox import read_after_sync
 
 NOW = 1_790_000_000
 HUB = "heilongjiang"

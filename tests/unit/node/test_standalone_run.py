@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from keys import province_pseudonym, subject_key
-from node._cli import main
-from node._cli_hub import standalone_pseudonym_key
-from node._config import load_config
-from node._secrets import load_secrets
-from node._testbed import make_id_number
+from node.cli._main import main
+from node.core._config import load_config
+from node.core._secrets import load_secrets
+from node.demo._testbed import make_id_number
+from node.monthly._snapshots import standalone_pseudonym_key
 from node.pb.v1 import attestation_pb2
 
 

@@ -1,4 +1,4 @@
-"""Status-list issue times (node/_status.py): never two different lists with one
+"""Status-list issue times (node/store/_status_list.py): never two different lists with one
 ``issued_at``, never a later list dated earlier — across the processes of one
 node (docs/adr/0312) and across restarts, because the last issue is stored."""
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from node._db import Database
-from node._status import _render, next_issue_time
+from node.store._db import Database
+from node.store._status_list import _render, next_issue_time
 
 A, B = b"a" * 32, b"b" * 32
 

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from node._storage import (
+from node.store import (
     SCHEMA_VERSION,
     StorageError,
     connect,
-    connect_async,
     migrations,
 )
 
@@ -121,14 +120,15 @@ def test_subject_key_must_be_an_hmac_sized_blob(tmp_path: Path) -> None:
 
 
 async def test_async_entry_point_migrates(tmp_path: Path) -> None:
-    conn = await connect_async(tmp_path / "a.db")
+    """The server's entry point (``Database.open``) migrates on its writer thread."""
+    from node.store._db import Database
+
+    db = await Database.open(tmp_path / "a.db")
     try:
-        async with conn.execute("PRAGMA user_version") as cur:
-            assert (await cur.fetchone())[0] == SCHEMA_VERSION
-        async with conn.execute("PRAGMA journal_mode") as cur:
-            assert (await cur.fetchone())[0] == "wal"
+        assert await db.fetchone("PRAGMA user_version") == (SCHEMA_VERSION,)
+        assert await db.fetchone("PRAGMA journal_mode") == ("wal",)
     finally:
-        await conn.close()
+        await db.close()
     sync = connect(tmp_path / "a.db")
     assert _tables(sync) >= TABLES
     sync.close()
@@ -137,7 +137,7 @@ async def test_async_entry_point_migrates(tmp_path: Path) -> None:
 def test_0007_keeps_every_status_entry_and_drops_the_random_indexes(tmp_path: Path) -> None:
     """ADR 0316: a version-6 database keeps its status entries (same idx, same rows)
     and loses only the attestation-id and consent indexes."""
-    from node._storage._migrate import _script, migrations
+    from node.store._migrate import _script, migrations
 
     raw = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
     for mig in migrations()[:6]:

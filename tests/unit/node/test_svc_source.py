@@ -10,7 +10,8 @@ import hashlib
 
 import pytest
 
-from node._svc_source import record_digest, source_names
+from node.rights._repair import record_digest
+from node.rpc._source import source_names
 
 # name, caller identity, the node's allowed sources, the names it may file under
 NAMES = [

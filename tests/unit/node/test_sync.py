@@ -3,7 +3,7 @@
 Every simulated peer serves real signed material (trust lists, key sets,
 status lists, scheme and mapping descriptors) and can be told to publish a
 new version, roll back, equivocate, fail or hang.  The node side is the real
-:class:`node._sync.PeerSync` over a real SQLite database; time comes from a
+:class:`node.federation._sync.PeerSync` over a real SQLite database; time comes from a
 :class:`ManualClock`, randomness from a seeded ``random.Random``.
 """
 
@@ -24,12 +24,12 @@ from hypothesis import strategies as st
 
 from keys import KeyPair, StatusList
 from mapping import MappingTable, published_table
-from node._clock import ManualClock
-from node._db import Database
-from node._mapping import table_blob
-from node._sync import PeerSync, SyncPolicy, backoff_delay
-from node._trust import HUB_ENDPOINT_PREFIX, HUB_TAG, TrustState
+from node.core._clock import ManualClock
+from node.exchange._mapping import table_blob
+from node.federation._sync import PeerSync, SyncPolicy, backoff_delay
+from node.federation._trust import HUB_ENDPOINT_PREFIX, HUB_TAG, TrustState
 from node.pb.v1 import scoring_pb2
+from node.store._db import Database
 from scoring import list_schemes, load_scheme
 from tests._waiting import WAIT_S, until
 

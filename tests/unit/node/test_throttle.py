@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node._config import RightsConfig
-from node._errors import ResourceExhaustedError, map_error
-from node._throttle import RETRY_AFTER_KEY, QueryThrottle
+from node.core._config import RightsConfig
+from node.core._errors import ResourceExhaustedError, map_error
+from node.exchange._throttle import RETRY_AFTER_KEY, QueryThrottle
 
 Make = Callable[[RightsConfig, Callable[[], float]], QueryThrottle]
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from node._config import RightsConfig
-from node._errors import ResourceExhaustedError
-from node._throttle import (
+from node.core._config import RightsConfig
+from node.core._errors import ResourceExhaustedError
+from node.exchange._throttle import (
     DEFAULT_SLOTS,
     RETRY_AFTER_KEY,
     WAYS,

@@ -16,10 +16,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from keys import CertificateAuthority, region_of_certificate
-from node._cli import main
-from node._config import NodeConfig, load_config
-from node._init import init_region, load_or_create_ca
-from node._tlscert import (
+from node.cli._init import init_region, load_or_create_ca
+from node.cli._main import main
+from node.core._config import NodeConfig, load_config
+from node.federation._tlscert import (
     WARN_DAYS,
     CertError,
     check_certificate,
@@ -226,11 +226,11 @@ def test_status_shows_the_certificate_and_signing_key_validity(
 def test_renewing_a_federated_node_says_the_trust_list_pins_the_old_certificate(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """REQ: H17 — routed calls check the fingerprint the hub lists (node._route): the
+    """REQ: H17 — routed calls check the fingerprint the hub lists (node.federation._route): the
     renewal names the new one, and `huxin hub register` lists it."""
     from keys import certificate_fingerprint
-    from node._federation import init_federation
-    from node._storage import connect
+    from node.demo._federation import init_federation
+    from node.store import connect
 
     layout = init_federation(tmp_path / "fed", ["heihe"], "heilongjiang", NOW, base_port=17600)
     cfg = layout.nodes["heihe"].config
@@ -262,8 +262,8 @@ def test_a_staged_next_certificate_is_pinned_beside_the_live_one(
     the live and the staged certificate; `--use-next` switches, once; the hub's own
     entry pins its certificate from `init federation` on."""
     from keys import certificate_fingerprint, load_trust
-    from node._federation import init_federation
-    from node._tlscert import certificate_pins, next_paths
+    from node.demo._federation import init_federation
+    from node.federation._tlscert import certificate_pins, next_paths
 
     layout = init_federation(tmp_path / "fed", ["heihe"], "heilongjiang", NOW, base_port=17650)
     hub_cfg = layout.nodes["heilongjiang"].config

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from keys import CHECKPOINT_TYPE, KeyPair, verify_envelope, verify_inclusion
-from node._db import Database
-from node._translog import LogWrite, TransparencyLog, subject_ref
 from node.pb.v1 import attestation_pb2, node_pb2
+from node.store._db import Database
+from node.store._translog import LogWrite, TransparencyLog, subject_ref
 
 SUBJECT = b"\x07" * 32
 
@@ -23,26 +24,36 @@ async def _log(tmp_path: Path) -> tuple[Database, TransparencyLog, KeyPair]:
 
 
 async def _subject(db: Database) -> None:
-    async with db.write() as tx:
-        await tx.run(
+    def _unit(tx: sqlite3.Connection) -> None:
+        tx.execute(
             "INSERT INTO subjects (subject_key, birth_date, id_sealed, registered_at) "
             "VALUES (?, '1980-01-01', x'00', '2026-01-01')",
             (SUBJECT,),
         )
 
+    await db.write_unit(_unit)
+
+
+async def _append(db: Database, log: TransparencyLog, writes: list[LogWrite]) -> list[int]:
+    """Entries in a unit of work of their own, mirrored into the tree after COMMIT."""
+    first, leaves = await db.write_unit(
+        lambda c: log.append_sync(c, writes), lambda r: log.mirror(*r)
+    )
+    return [first + i for i in range(len(leaves))]
+
 
 async def test_append_prove_and_reload(tmp_path: Path) -> None:
     db, log, key = await _log(tmp_path)
     await _subject(db)
-    async with db.write() as tx:
-        idx = await log.append(
-            tx,
-            [
-                LogWrite("consent_granted", 1, SUBJECT, consent_id="c1"),
-                LogWrite("request_refused", 2, None, reason="PEER_NOT_TRUSTED"),
-                LogWrite("attestation_issued", 3, SUBJECT, consent_id="c1"),
-            ],
-        )
+    idx = await _append(
+        db,
+        log,
+        [
+            LogWrite("consent_granted", 1, SUBJECT, consent_id="c1"),
+            LogWrite("request_refused", 2, None, reason="PEER_NOT_TRUSTED"),
+            LogWrite("attestation_issued", 3, SUBJECT, consent_id="c1"),
+        ],
+    )
     assert idx == [0, 1, 2]
     assert log.size == 3
     entries, env = await log.entries_for(SUBJECT, now=10)
@@ -66,17 +77,15 @@ async def test_append_prove_and_reload(tmp_path: Path) -> None:
 async def test_rolled_back_entries_never_reach_the_tree(tmp_path: Path) -> None:
     db, log, _key = await _log(tmp_path)
 
-    async def failing() -> None:
-        async with db.write() as tx:
-            await log.append(tx, [LogWrite("consent_granted", 1)])
-            raise RuntimeError("boom")
+    def failing(conn: sqlite3.Connection) -> tuple[int, list[bytes]]:
+        log.append_sync(conn, [LogWrite("consent_granted", 1)])
+        raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
-        await failing()
+        await db.write_unit(failing, lambda r: log.mirror(*r))
     assert log.size == 0
     assert await db.fetchone("SELECT count(*) FROM log_entries") == (0,)
-    async with db.write() as tx:
-        assert await log.append(tx, [LogWrite("consent_granted", 1)]) == [0]
+    assert await _append(db, log, [LogWrite("consent_granted", 1)]) == [0]
     assert log.size == 1
     await db.close()
 
@@ -85,8 +94,7 @@ async def test_checkpoint_is_cached_per_size(tmp_path: Path) -> None:
     db, log, _key = await _log(tmp_path)
     a = log.checkpoint(5)
     assert log.checkpoint(6) is a
-    async with db.write() as tx:
-        await log.append(tx, [LogWrite("consent_granted", 1)])
+    await _append(db, log, [LogWrite("consent_granted", 1)])
     assert log.checkpoint(7)[0] == 1
     await db.close()
 

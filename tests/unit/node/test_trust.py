@@ -15,10 +15,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keys import KeyPair, KeySet, TrustedRegion, TrustList
-from node._config import ConfigError, parse_config
-from node._db import Database
-from node._errors import PermissionDeniedError
-from node._trust import HUB_ENDPOINT_PREFIX, HUB_TAG, TrustState, compare_versions, open_trust
+from node.core._config import ConfigError, parse_config
+from node.core._errors import PermissionDeniedError
+from node.federation._trust import (
+    HUB_ENDPOINT_PREFIX,
+    HUB_TAG,
+    TrustState,
+    compare_versions,
+    open_trust,
+)
+from node.store._db import Database
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 T = int(NOW.timestamp())
@@ -316,8 +322,8 @@ async def test_next_hop(
 ) -> None:
     """REQ: H2 N20 H17 — requests go to the home region directly or through the hubs, and
     never to a region outside the domestic trust list."""
-    from node._errors import NodeError
-    from node._route import Router
+    from node.core._errors import NodeError
+    from node.federation._route import Router
 
     data = _fed_config(route=route, hub_endpoint="127.0.0.1:7000")
     data["node"] = {"region": region, "scheme": "hainan", "role": role}

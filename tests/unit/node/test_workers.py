@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from node._workers import Follower, worker_metrics_address
+from node.rpc._workers import Follower, worker_metrics_address
 from tests._waiting import until
 
 

@@ -1,0 +1,12 @@
+"""The shared kernel every room may import, and which imports no room.
+
+Configuration (``_config``: one TOML file into frozen dataclasses), the error tree
+(``_errors``: every domain error carries a stable reason code; the one map to gRPC
+status), time (``_clock``: passed in, never read deep inside the domain), bounds on
+caller-chosen input (``_bounds``), key material (``_secrets``), the ID-number guard
+for free text (``_freetext``) and structured logs and metrics (``_observe``).
+
+May import: ``keys``, ``scoring``, ``mapping``, ``node.pb``; no other room of ``node``.
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,67 @@
+"""Node storage: one SQLite database per node, numbered migrations, WAL.
+
+Invariants:
+
+* the schema is created and upgraded only by :mod:`node.store._migrate`,
+  which applies ``migrations/NNNN_*.sql`` in order, each in one transaction
+  together with ``PRAGMA user_version = NNNN``; a database newer than the
+  code is refused;
+* every connection runs in WAL mode with foreign keys on;
+* a subject is stored under its pseudonymous ``subject_key``; the citizen ID
+  number is stored only sealed, never in plain text, and never logged.
+
+Batch jobs open and migrate a database with :func:`connect` (``sqlite3``); the
+server with ``node.store._db.Database.open``, the unit of work on threads of
+its own (docs/adr/0601).  Cross-process exclusion is expressed as
+:func:`offline_job`, :func:`writer_turn` and :func:`exclusive_writer`, never as
+a lock file seen by callers.
+
+Modules: ``_migrate`` (opening and migrating), ``_db`` (the server's writer and
+reader connections, units of work, group commit), ``_threads`` (a connection on
+a thread of its own), ``_locks`` (the cross-process locks), ``_checkpoint`` (WAL checkpoints
+off the event loop), ``_records`` and ``_consents`` (the repositories of subjects
+and records, consents and attestation status), ``_translog`` (the transparency
+log), ``_outbox`` (the outbox pushed to the hub), ``_status_list`` (the signed
+status list rendered from stored states), ``_erase`` (deregistration's SQL),
+``_backup`` (online backup, verification, restore).  The rooms' repositories,
+each a set of functions run inside the caller's unit of work: ``_rights`` (record
+status and marks, attestation status, tombstones), ``_optout``, ``_objections``,
+``_repair``, ``_supplements``, ``_notifications``, ``_population``,
+``_organisations``, ``_batches`` (a batch's ``source_batches`` row),
+``_refusals`` (refusal marks), ``_unmet`` (active consents a grade may end),
+``_audit`` and ``_catalogue`` (read-only reads of the operator's CLI),
+``_monthly`` (published
+monthly grades, corrections, the scheduler's runs), ``_snapshot_runs`` (the
+monthly batch run: runs, chunks, snapshots), ``_snapshot_batches`` (signed
+Merkle batches of a run and their leaves), ``_hub`` (the hub's registry, trust
+lists, cursors, witnessed checkpoints, events, pushed batches and status lists),
+``_trust_lists`` (trust lists accepted and refused), ``_peers`` (peer material and
+sync attempts), ``_push`` (push state and hub receipts), ``_rollouts`` (a
+scheme's rollout state, H11).
+
+May import: ``node.core`` and the pure packages; every other room reaches storage
+through it.
+"""
+
+from node.store._locks import WriterTurn, exclusive_writer, offline_job, writer_turn
+from node.store._migrate import (
+    BUSY_TIMEOUT_MS,
+    SCHEMA_VERSION,
+    StorageError,
+    connect,
+    migrate,
+    migrations,
+)
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "SCHEMA_VERSION",
+    "StorageError",
+    "WriterTurn",
+    "connect",
+    "exclusive_writer",
+    "migrate",
+    "migrations",
+    "offline_job",
+    "writer_turn",
+]
