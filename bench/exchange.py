@@ -62,9 +62,14 @@ from grpc import aio
 
 from bench import rest_gateway
 from bench.population import DEPARTMENT, residents, source_toml, write_csv
-from keys import decode_private_key
+from keys import KeyPair, decode_private_key
 from node.cli._init import init_region, load_or_create_ca
-from node.demo._testbed import attestation_request, register_clients, requester_channel
+from node.demo._testbed import (
+    approved_tables_toml,
+    attestation_request,
+    register_clients,
+    requester_channel,
+)
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import identity_metadata
 from node.rpc._identity import DevIdentityProvider
@@ -235,7 +240,13 @@ async def _start_node(
     now = datetime.now(UTC)
     setup: dict[str, Any] = {}
     directory = root / "heihe"
-    init_region(directory, "heihe", "heihe", ca, now, peers=("hainan",), population=(DEPARTMENT,))
+    # the shipped heihe tables, approved by an authority of this bench (ADR 0207: a node
+    # maps only with governed tables)
+    mapping = approved_tables_toml(directory, "heihe", KeyPair.generate(), now)
+    init_region(
+        directory, "heihe", "heihe", ca, now, peers=("hainan",), population=(DEPARTMENT,),
+        extra_toml=mapping,
+    )  # fmt: skip
     toml = directory / "node.toml"
     dept = ca.issue(DEPARTMENT, now)
     register_clients(toml, dept)
