@@ -1,19 +1,39 @@
-"""Consented attestation exchange vs a bare grpc.aio echo, loopback mutual TLS.
+"""Consented attestation exchange vs the REST+JWT gateway a team would build, and a bare echo.
 
 Target: a real Heihe node (``huxin serve`` in its own process, SQLite file in
-WAL mode) answering ``RequestAttestation`` from a Hainan-certified requester —
-consent token verified, checks, score, mapping to Hainan's scheme, use +
-status index + log entry committed, attestation signed — at 1 and 32
-concurrent requesters on one channel.  Baseline: a bare grpc.aio server in
-its own process with the same mutual TLS credentials, answering a request of
-the same size with a response of the same size, measured in the same run, in
-``ROUNDS`` interleaved rounds (each server a slice per round, rotating order).
+WAL mode) holding a city of ``PEOPLE`` residents (filed by the population
+authority through ``huxin source submit``, the month published over all of them
+with ``huxin score publish``), answering ``RequestAttestation`` from a
+Hainan-certified requester — consent token verified, checks, the published
+grade read, mapped to Hainan's scheme, use + status index + log entry
+committed, attestation signed.  Consents are granted to residents drawn at
+random, in a setup phase outside the timed part (``GRANT_CONCURRENCY`` grants
+in flight), and used at most ``REUSES`` times:
 
-Goals (issue 5): target ≥ 50% of the echo's throughput; p99 ≤ 20 ms at 32.
-The table also reports CPU per request of each server process (all threads,
-from /proc) and of the requester, measured over the same runs, to show where
-the time goes; docs/adr/0310 explains the limits.
-``python -m bench.exchange echo CERT KEY CA SIZE PORTFILE`` runs the echo server.
+* **fresh** tokens: every request carries a consent never seen before (the
+  node's verified-token cache never hits, each consent row is touched once);
+* **reused** tokens: every consent is used ``REUSES`` times, the uses in a
+  random order over the run.
+
+Baselines, each in its own process with the same mutual TLS certificates,
+measured in the same run in ``ROUNDS`` interleaved rounds (every server a slice
+per round, rotating order):
+
+* ``REST+JWT``: :mod:`bench.rest_gateway` — FastAPI on uvicorn, PyJWT EdDSA
+  consent verified, the use counted in SQLite (WAL, a commit per request), an
+  EdDSA-signed JWT returned; driven by :class:`bench.rest_gateway.Client`
+  (asyncio streams, pre-encoded HTTP/1.1 requests), one connection per requester;
+* ``echo``: a bare grpc.aio server answering a request of the node's request
+  size with a response of its response size.
+
+The figure that does not depend on the client library is the **server CPU per
+request** (all threads of the server process, from /proc).  Target (issue 17):
+node / REST+JWT ≤ 0.8x on the fresh-token rows.
+
+``python -m bench.exchange echo CERT KEY CA SIZE PORTFILE PORT`` runs the echo
+server; ``python -m bench.exchange [--quick] [--profile OUT]`` runs the bench
+alone; ``--profile`` instead attaches py-spy (raw collapsed stacks, all
+threads, to OUT) to the node during fresh-token requests at 32 requesters.
 """
 
 from __future__ import annotations
@@ -22,34 +42,50 @@ import argparse
 import asyncio
 import json
 import os
+import random
+import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from grpc import aio
 
-from keys import decode_private_key
+from bench import rest_gateway
+from bench.population import DEPARTMENT, residents, source_toml, write_csv
+from keys import KeyPair, decode_private_key
 from node.cli._init import init_region, load_or_create_ca
 from node.demo._testbed import (
+    approved_tables_toml,
     attestation_request,
-    honour_record,
-    make_id_number,
     register_clients,
     requester_channel,
-    resident,
 )
 from node.pb.v1 import node_pb2, node_pb2_grpc
-from node.rpc._client import citizen_channel, identity_metadata, peer_channel
+from node.rpc._client import identity_metadata
 from node.rpc._identity import DevIdentityProvider
 
-CONSENT_USES = 1000  # the node's cap per consent
+PEOPLE = 100_000  # residents filed into the node; consents go to residents drawn at random
+REUSES = 5  # uses of each consent on the reused-token rows
+PURPOSE = "heihe/credit-loans"
+GRANT_CONCURRENCY = 16  # grants in flight during setup
+ROUNDS = 5  # each server measured in 5 interleaved slices (machine drift hits all alike)
+WARM = 100  # requests per server before each row's timed rounds (connect, caches)
+SIZES = {1: 1_000, 32: 4_000}  # timed requests per server per row (fresh and reused alike)
+QUICK_SIZES = {1: 100, 32: 500}
+WORKLOADS = ("fresh", "reused")
+SERVERS = ("echo", "REST+JWT", "node")
+
+Call = Callable[[int], Awaitable[object]]  # one request by requester number w
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -57,20 +93,20 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _drive(
-    call: Callable[[int], Awaitable[object]], total: int, concurrency: int
-) -> tuple[float, list[float]]:
+async def _drive(call: Call, total: int, concurrency: int) -> tuple[float, list[float]]:
+    """``total`` calls by ``concurrency`` requesters in a closed loop; requester ``w``
+    always calls with its own number, so it keeps to its own connection."""
     latencies: list[float] = []
     counter = iter(range(total))
 
-    async def worker() -> None:
-        for i in counter:
+    async def worker(w: int) -> None:
+        for _ in counter:
             t0 = time.perf_counter()
-            await call(i)
+            await call(w)
             latencies.append(time.perf_counter() - t0)
 
     start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
     return time.perf_counter() - start, latencies
 
 
@@ -100,7 +136,7 @@ async def _echo_main(
     await server.wait_for_termination()
 
 
-def _spawn(args: list[str], ready: Path) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+def _spawn(args: list[str], ready: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     proc = subprocess.Popen([sys.executable, "-m", *args], stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while not ready.exists():
@@ -121,119 +157,230 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _huxin(*args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "node", *args], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"huxin {args[0]} {args[1]} exited {out.returncode}: {out.stderr}")
+    return out.stdout
+
+
+def _month_step_ended(database: Path, timeout: float = 120.0) -> None:
+    """Wait for the node's first monthly step (it runs in the background once the node
+    serves, docs/adr/0514); the city is filed after it, so that step scores nobody."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+                (done,) = conn.execute(
+                    "SELECT count(*) FROM monthly_runs WHERE state != 'running'"
+                ).fetchone()
+        except sqlite3.OperationalError:  # not migrated yet
+            done = 0
+        if done:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("the node ended no monthly step")
+        time.sleep(0.05)
+
+
 class _Node:
-    """One ``huxin serve`` (primary + peer workers) with consents granted for the bench."""
+    """One ``huxin serve`` holding the city, its peer port and the requests for each row."""
 
     def __init__(self, proc: subprocess.Popen[bytes], ports: dict[str, Any]) -> None:
         self.proc, self.ports = proc, ports
-        self.requests: list[node_pb2.AttestationRequest] = []
+        self.requests: dict[str, list[node_pb2.AttestationRequest]] = {}
 
     def pids(self) -> list[int]:
         return [self.proc.pid, *(w["pid"] for w in self.ports.get("workers", []))]
 
 
-async def _month_published(database: Path, timeout: float = 120.0) -> None:
-    """Wait for the node's first monthly step: attestations carry the published month's
-    grade (H3, docs/adr/0514), and the node runs it in the background after it starts."""
-    import sqlite3
+async def _grant_all(
+    citizens: Sequence[Any],
+    idp: DevIdentityProvider,
+    people: Sequence[str],
+    max_uses: int,
+) -> list[node_pb2.ConsentToken]:
+    """One consent for each of ``people`` (each a different resident, so no citizen meets
+    the grant limits of docs/adr/0324), ``GRANT_CONCURRENCY`` grants in flight spread over
+    the connections of ``citizens`` (a citizen connection takes 16 calls at once)."""
+    tokens: list[node_pb2.ConsentToken | None] = [None] * len(people)
+    todo = iter(range(len(people)))
 
-    deadline = time.monotonic() + timeout
-    while True:
-        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
-            (done,) = conn.execute(
-                "SELECT count(*) FROM monthly_runs WHERE state = 'finished'"
-            ).fetchone()
-        if done:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError("the node published no month")
-        await asyncio.sleep(0.05)
-
-
-async def _start_node(
-    root: Path, name: str, workers: int, ca: Any, issued: dict[str, Any], needed: int
-) -> _Node:
-    now = datetime.now(UTC)
-    init_region(root / name, "heihe", "heihe", ca, now, peers=("hainan",), sources=("court",))
-    toml = root / name / "node.toml"
-    text = toml.read_text().replace('metrics = ""', f'metrics = ""\npeer_workers = {workers}')
-    toml.write_text(text)
-    register_clients(toml, issued["court"])  # a node accepts registered client certificates
-    proc, ports = _spawn(
-        ["node", "serve", "--config", str(toml), "--ready-file", str(root / f"{name}.ready")],
-        root / f"{name}.ready",
-    )
-    node = _Node(proc, ports)
-    requester, court = issued["hainan"], issued["court"]
-    target = f"127.0.0.1:{ports['peer']}"
-    ch = peer_channel(target, ca.cert_pem, court.cert_pem, court.key_pem)
-    cch = citizen_channel(f"127.0.0.1:{ports['citizen']}", ca.cert_pem)
-    pch = peer_channel(target, ca.cert_pem, requester.cert_pem, requester.key_pem)
-    try:
-        source = node_pb2_grpc.SourceServiceStub(ch)
-        citizen = node_pb2_grpc.CitizenServiceStub(cch)
-        people = [make_id_number(n) for n in range(40)]
-        await source.SubmitRecords(
-            node_pb2.SubmitRecordsRequest(
-                batch_id="bench",
-                records=[honour_record(f"r{i}", p) for i, p in enumerate(people)],
-                subjects=[resident(p) for p in people],
-            )
-        )
-        idp = DevIdentityProvider(
-            decode_private_key((root / name / "keys/dev-idp.key").read_bytes())
-        )
-        for i in range(needed // CONSENT_USES + 1):
-            who = people[i % len(people)]
-            md = identity_metadata(idp.assertion(who, "heihe", int(time.time())))
-            tok = await citizen.GrantConsent(
+    async def worker(w: int) -> None:
+        for i in todo:
+            md = identity_metadata(idp.assertion(people[i], "heihe", int(time.time())))
+            tokens[i] = await citizens[w % len(citizens)].GrantConsent(
                 node_pb2.GrantConsentRequest(
                     audience="hainan",
-                    purpose="heihe/credit-loans",
+                    purpose=PURPOSE,
                     scope=node_pb2.CONSENT_SCOPE_GRADE,
-                    max_uses=CONSENT_USES,
+                    max_uses=max_uses,
                 ),
                 metadata=md,
             )
-            node.requests += [
-                attestation_request(tok, who, "heihe/credit-loans", target_scheme="hainan")
-                for _ in range(CONSENT_USES)
-            ]
-        del node.requests[needed:]
-        await _month_published(root / name / "node.db")
-        # one request checked end to end before timing: the reply is a signed attestation
-        sample = await node_pb2_grpc.PeerServiceStub(pch).RequestAttestation(node.requests.pop())
-        if not sample.signed_attestation:
-            raise RuntimeError("the node returned no attestation")
+
+    await asyncio.gather(*(worker(w) for w in range(GRANT_CONCURRENCY)))
+    return [t for t in tokens if t is not None]
+
+
+def _uses(n_consents: int, reuses: int, rng: random.Random) -> list[int]:
+    """Which consent each request uses: each of ``n_consents`` ``reuses`` times, shuffled."""
+    order = [c for c in range(n_consents) for _ in range(reuses)]
+    rng.shuffle(order)
+    return order
+
+
+async def _start_node(
+    root: Path, ca: Any, people: int, needed: dict[str, int], rng: random.Random
+) -> tuple[_Node, dict[str, Any]]:
+    """A Heihe node with ``people`` residents, the month published over them, and
+    ``needed[workload]`` attestation requests (+1 for the check) per workload."""
+    now = datetime.now(UTC)
+    setup: dict[str, Any] = {}
+    directory = root / "heihe"
+    # the shipped heihe tables, approved by an authority of this bench (ADR 0207: a node
+    # maps only with governed tables)
+    mapping = approved_tables_toml(directory, "heihe", KeyPair.generate(), now)
+    init_region(
+        directory, "heihe", "heihe", ca, now, peers=("hainan",), population=(DEPARTMENT,),
+        extra_toml=mapping,
+    )  # fmt: skip
+    toml = directory / "node.toml"
+    dept = ca.issue(DEPARTMENT, now)
+    register_clients(toml, dept)
+    (root / "ca.pem").write_bytes(ca.cert_pem)
+    (root / "dept.pem").write_bytes(dept.cert_pem)
+    (root / "dept.key").write_bytes(dept.key_pem)
+    write_csv(root / "residents.csv", people)
+    ready = root / "heihe.ready"
+    proc, ports = _spawn(
+        ["node", "serve", "--config", str(toml), "--ready-file", str(ready)], ready
+    )
+    node = _Node(proc, ports)
+    try:
+        await _fill(node, root, ca, people, needed, rng, setup, now)
+    except BaseException:  # a node whose setup failed is not left serving
+        proc.terminate()
+        proc.wait(timeout=30)
+        raise
+    return node, setup
+
+
+async def _fill(
+    node: _Node,
+    root: Path,
+    ca: Any,
+    people: int,
+    needed: dict[str, int],
+    rng: random.Random,
+    setup: dict[str, Any],
+    now: datetime,
+) -> None:
+    """The city filed, its month published, the consents granted and the requests built."""
+    directory, ports = root / "heihe", node.ports
+    toml = directory / "node.toml"
+    _month_step_ended(directory / "node.db")
+    t0 = time.perf_counter()
+    _huxin(
+        "source", "submit", "--config", str(source_toml(root, ports["peer"])),
+        "--file", str(root / "residents.csv"), "--kind", "residence",
+        "--rejects", str(root / "rejects.csv"), "--no-progress",
+    )  # fmt: skip
+    setup["load"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    period = (now.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    published = json.loads(
+        _huxin(
+            "score", "run", "--config", str(toml), "--period", period,
+            "--workers", "2", "--force", "--json",
+        )
+    )  # fmt: skip
+    if published["subjects"] != people:
+        raise RuntimeError(f"the month scored {published['subjects']} of {people} residents")
+    setup["publish"] = time.perf_counter() - t0
+
+    city = residents(people)
+    fresh = needed["fresh"] + 1
+    reused = -(-needed["reused"] // REUSES)
+    chosen = rng.sample(city, fresh + reused)
+    idp = DevIdentityProvider(decode_private_key((directory / "keys/dev-idp.key").read_bytes()))
+    # connections of their own (a local subchannel pool each): 4 grants in flight on each
+    cchs = [
+        aio.secure_channel(
+            f"127.0.0.1:{ports['citizen']}",
+            grpc.ssl_channel_credentials(root_certificates=ca.cert_pem),
+            options=[("grpc.use_local_subchannel_pool", 1)],
+        )
+        for _ in range(GRANT_CONCURRENCY // 4)
+    ]
+    try:
+        t0 = time.perf_counter()
+        citizens = [node_pb2_grpc.CitizenServiceStub(c) for c in cchs]
+        once = await _grant_all(citizens, idp, chosen[:fresh], 1)
+        multi = await _grant_all(citizens, idp, chosen[fresh:], REUSES)
+        setup["grants"] = fresh + reused
+        setup["grant_seconds"] = time.perf_counter() - t0
     finally:
-        for c in (ch, cch, pch):
+        for c in cchs:
             await c.close(None)
-    return node
+    node.requests["fresh"] = [
+        attestation_request(tok, who, PURPOSE, target_scheme="hainan")
+        for tok, who in zip(once, chosen[:fresh], strict=True)
+    ]
+    node.requests["reused"] = [
+        attestation_request(multi[c], chosen[fresh + c], PURPOSE, target_scheme="hainan")
+        for c in _uses(len(multi), REUSES, rng)
+    ][: needed["reused"]]
 
 
-Row = tuple[str, int, float, float, float, float]
-Call = Callable[[int], Awaitable[object]]
+class _Rest:
+    """The REST+JWT gateway process and the consent-carrying bodies for each row."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], port: int) -> None:
+        self.proc, self.port = proc, port
+        self.bodies: dict[str, list[bytes]] = {}
 
 
-def _echo_driver(calls: list[Any], payload: bytes) -> Call:
-    async def echo(i: int) -> object:
-        return await calls[i % len(calls)](payload)
+def _start_rest(root: Path, needed: dict[str, int], rng: random.Random) -> _Rest:
+    """The gateway on the requester's certificate (as the echo), its consents signed by a
+    region key of its own; bodies for ``needed[workload]`` requests per workload."""
+    region, signer = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    pub = region.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    (root / "rest-consent.pub").write_bytes(pub)
+    (root / "rest-sign.key").write_bytes(signer.private_bytes_raw())
+    ready = root / "rest.ready"
+    proc, ports = _spawn(
+        [
+            "bench.rest_gateway",
+            str(root / "echo.cert"),
+            str(root / "echo.key"),
+            str(root / "ca/ca.pem"),
+            str(root / "rest-consent.pub"),
+            str(root / "rest-sign.key"),
+            str(root / "rest.db"),
+            str(ready),
+        ],
+        ready,
+    )
+    rest = _Rest(proc, ports["peer"])
 
-    return echo
+    def consent(i: int, max_uses: int) -> tuple[str, bytes]:
+        binding = os.urandom(32)
+        return rest_gateway.consent_jwt(region, f"c{i}", binding, PURPOSE, max_uses), binding
 
-
-def _attest_driver(stubs: list[Any], node: _Node) -> Call:
-    async def attest(i: int) -> object:
-        return await stubs[i % len(stubs)].RequestAttestation(node.requests.pop())
-
-    return attest
-
-
-ROUNDS = 5  # each server measured in 5 interleaved slices (machine drift hits all alike)
+    once = [consent(i, 1) for i in range(needed["fresh"])]
+    multi = [consent(len(once) + i, REUSES) for i in range(-(-needed["reused"] // REUSES))]
+    rest.bodies["fresh"] = [rest_gateway.attest_body(c, b, PURPOSE) for c, b in once]
+    rest.bodies["reused"] = [
+        rest_gateway.attest_body(*multi[c], PURPOSE) for c in _uses(len(multi), REUSES, rng)
+    ][: needed["reused"]]
+    return rest
 
 
 class _Tally:
-    """One server at one concurrency, summed over the rounds."""
+    """One server in one row, summed over the rounds."""
 
     def __init__(self) -> None:
         self.elapsed, self.calls, self.srv_cpu, self.req_cpu = 0.0, 0, 0.0, 0.0
@@ -254,112 +401,136 @@ async def _slice(fn: Call, pids: list[int], conc: int, total: int, tally: _Tally
     tally.rates.append(total / elapsed)
 
 
+class _Figures:
+    """One server in one row: req/s, p50/p99 ms, server and requester µs CPU per request,
+    lowest and highest round rate."""
+
+    def __init__(self, t: _Tally) -> None:
+        self.calls = t.calls
+        self.rate = t.calls / t.elapsed
+        self.p50 = statistics.median(t.latencies) * 1000
+        self.p99 = _pct(t.latencies, 0.99) * 1000
+        self.srv_us = t.srv_cpu / t.calls * 1e6
+        self.req_us = t.req_cpu / t.calls * 1e6
+        self.spread = (min(t.rates), max(t.rates))
+
+
 async def _timed_rounds(
-    targets: list[tuple[str, Call, list[int]]],
-    conc: int,
-    total: int,
-    cpu: dict[tuple[str, int], tuple[float, float]],
-    spread: dict[tuple[str, int], tuple[float, float]],
-) -> list[Row]:
+    targets: list[tuple[str, Call, list[int]]], conc: int, total: int
+) -> dict[str, _Figures]:
     """Warm every server up, then ``ROUNDS`` rounds of ``total / ROUNDS`` calls each,
-    the servers in a rotating order; pooled throughput and latency per server."""
+    the servers in a rotating order; pooled figures per server."""
     tallies = {name: _Tally() for name, _, _ in targets}
     for _, fn, _ in targets:
-        await _drive(fn, 100, conc)  # warm-up (and connect)
+        await _drive(fn, WARM, conc)
     per_round, rest = divmod(total, ROUNDS)
     assert rest == 0, f"{total} calls do not split into {ROUNDS} equal rounds"
     for r in range(ROUNDS):
         for name, fn, pids in targets[r % len(targets) :] + targets[: r % len(targets)]:
             await _slice(fn, pids, conc, per_round, tallies[name])
-    rows: list[Row] = []
-    for name, t in tallies.items():
-        cpu[(name, conc)] = (t.srv_cpu / t.calls * 1e6, t.req_cpu / t.calls * 1e6)
-        spread[(name, conc)] = (min(t.rates), max(t.rates))
-        rows.append(
-            (
-                name,
-                conc,
-                t.calls / t.elapsed,
-                statistics.median(t.latencies) * 1000,
-                _pct(t.latencies, 0.99) * 1000,
-                float(t.calls),
-            )
-        )
-    return rows
+    return {name: _Figures(t) for name, t in tallies.items()}
+
+
+def _node_driver(stubs: list[Any], pool: list[Any]) -> Call:
+    async def attest(w: int) -> object:
+        return await stubs[w].RequestAttestation(pool.pop())
+
+    return attest
+
+
+def _rest_driver(clients: list[rest_gateway.Client], pool: list[bytes]) -> Call:
+    async def attest(w: int) -> object:
+        status, body = await clients[w].post(pool.pop())
+        if status != 200:
+            raise RuntimeError(f"REST+JWT gateway: {status} {body[:200]!r}")
+        return body
+
+    return attest
+
+
+def _echo_driver(calls: list[Any], payload: bytes) -> Call:
+    async def echo(w: int) -> object:
+        return await calls[w](payload)
+
+    return echo
+
+
+Results = dict[tuple[str, int], dict[str, _Figures]]  # (workload, concurrency) -> server
 
 
 async def _measure(
-    root: Path,
-    quick: bool,
-    workers: int,
-    cpu: dict[tuple[str, int], tuple[float, float]],
-    spread: dict[tuple[str, int], tuple[float, float]],
-) -> tuple[list[Row], tuple[int, int]]:
+    root: Path, people: int, sizes: dict[int, int], profile: Path | None
+) -> tuple[Results, dict[str, Any]]:
     now = datetime.now(UTC)
     ca = load_or_create_ca(root / "ca", now)
-    issued = {"hainan": ca.issue("hainan", now), "court": ca.issue("court", now)}
-    requester = issued["hainan"]
-    sizes = {1: 400 if quick else 3000, 32: 1000 if quick else 10000}
-    needed = sum(sizes.values()) + 100 * len(sizes) + 300
+    requester = ca.issue("hainan", now)
+    for fname, data in (("cert", requester.cert_pem), ("key", requester.key_pem)):
+        (root / f"echo.{fname}").write_bytes(data)
+    per_workload = sum(sizes.values()) + WARM * len(sizes)
+    needed = {"fresh": per_workload, "reused": per_workload}
+    if profile is not None:  # fresh tokens at 32 requesters only
+        needed = {"fresh": sizes[32] + WARM, "reused": 0}
+    rng = random.Random(17)
     procs: list[subprocess.Popen[bytes]] = []
     chans: list[aio.Channel] = []
+    clients: list[rest_gateway.Client] = []
     try:
-        nodes: dict[str, _Node] = {}
-        for label, count in (("node ×1", 1), (f"node ×{workers}", workers)):
-            nodes[label] = await _start_node(root, f"heihe{count}", count, ca, issued, needed)
-            procs.append(nodes[label].proc)
-        first = next(iter(nodes.values()))
-        req_size = first.requests[0].ByteSize()
-        probe = requester_channel(first.ports["peer"], requester, ca.cert_pem, -1)
+        node, info = await _start_node(root, ca, people, needed, rng)
+        procs.append(node.proc)
+        probe = requester_channel(node.ports["peer"], requester, ca.cert_pem, -1)
         chans.append(probe)
-        resp_size = (
-            await node_pb2_grpc.PeerServiceStub(probe).RequestAttestation(first.requests.pop())
-        ).ByteSize()
+        # one request checked end to end before timing: the reply is a signed attestation
+        first = node.requests["fresh"].pop()
+        sample = await node_pb2_grpc.PeerServiceStub(probe).RequestAttestation(first)
+        if not sample.signed_attestation:
+            raise RuntimeError("the node returned no attestation")
+        info |= {"req_size": first.ByteSize(), "resp_size": sample.ByteSize()}
+        if profile is not None:
+            await _profile(node, requester, ca.cert_pem, sizes[32], profile)
+            return {}, info
 
-        for fname, data in (("cert", requester.cert_pem), ("key", requester.key_pem)):
-            (root / f"echo.{fname}").write_bytes(data)
-        echoes: dict[str, tuple[int, list[int]]] = {}  # label -> (port, pids)
-        for label, count in (("echo ×1", 1), (f"echo ×{workers}", workers)):
-            port, pids = 0, []
-            for i in range(count):
-                ready = root / f"echo-{count}-{i}.ready"
-                proc, ports = _spawn(
-                    [
-                        "bench.exchange",
-                        "echo",
-                        str(root / "echo.cert"),
-                        str(root / "echo.key"),
-                        str(root / "ca/ca.pem"),
-                        str(resp_size),
-                        str(ready),
-                        str(port),
-                    ],
-                    ready,
-                )
-                procs.append(proc)
-                port = ports["peer"]
-                pids.append(proc.pid)
-            echoes[label] = (port, pids)
-        echo_payload = os.urandom(req_size)
+        rest = _start_rest(root, needed, rng)
+        procs.append(rest.proc)
+        ready = root / "echo.ready"
+        echo, _ = _spawn(
+            [
+                "bench.exchange", "echo", str(root / "echo.cert"), str(root / "echo.key"),
+                str(root / "ca/ca.pem"), str(info["resp_size"]), str(ready), "0",
+            ],
+            ready,
+        )  # fmt: skip
+        procs.append(echo)
+        echo_port = json.loads(ready.read_text())["peer"]
+        payload = os.urandom(info["req_size"])
 
-        rows: list[Row] = []
-        for conc, total in sizes.items():
-            # every requester has its own connection, for the echo and the node alike
-            def conns(port: int, n: int = conc) -> list[aio.Channel]:
-                out = [requester_channel(port, requester, ca.cert_pem, i) for i in range(n)]
-                chans.extend(out)
-                return out
+        results: Results = {}
+        for workload in WORKLOADS:
+            for conc, total in sizes.items():
+                # every requester has its own connection, for every server alike
+                def conns(port: int, n: int = conc) -> list[aio.Channel]:
+                    out = [requester_channel(port, requester, ca.cert_pem, i) for i in range(n)]
+                    chans.extend(out)
+                    return out
 
-            targets: list[tuple[str, Call, list[int]]] = []
-            for label, (port, pids) in echoes.items():
-                calls = [c.unary_unary("/bench.Echo/Call", None, None) for c in conns(port)]
-                targets.append((label, _echo_driver(calls, echo_payload), pids))
-            for label, node in nodes.items():
+                calls = [c.unary_unary("/bench.Echo/Call", None, None) for c in conns(echo_port)]
+                row_clients = [
+                    rest_gateway.Client(
+                        rest.port, root / "echo.cert", root / "echo.key", root / "ca/ca.pem"
+                    )
+                    for _ in range(conc)
+                ]
+                clients += row_clients
                 stubs = [node_pb2_grpc.PeerServiceStub(c) for c in conns(node.ports["peer"])]
-                targets.append((label, _attest_driver(stubs, node), node.pids()))
-            rows += await _timed_rounds(targets, conc, total, cpu, spread)
-        return rows, (req_size, resp_size)
+                targets: list[tuple[str, Call, list[int]]] = [
+                    ("echo", _echo_driver(calls, payload), [echo.pid]),
+                    ("REST+JWT", _rest_driver(row_clients, rest.bodies[workload]), [rest.proc.pid]),
+                    ("node", _node_driver(stubs, node.requests[workload]), node.pids()),
+                ]
+                results[(workload, conc)] = await _timed_rounds(targets, conc, total)
+        return results, info
     finally:
+        for client in clients:
+            await client.close()
         for c in chans:
             await c.close(None)
         for p in procs:
@@ -367,100 +538,126 @@ async def _measure(
             p.wait(timeout=30)
 
 
-def default_workers() -> int:
-    """Peer workers for the measured deployment: one per core (at least 2, at most 4)."""
-    return max(2, min(4, os.cpu_count() or 2))
+async def _profile(node: _Node, requester: Any, ca_pem: bytes, total: int, out: Path) -> None:
+    """py-spy (all threads, samples of running threads only, raw collapsed stacks) attached to the node
+    while 32 requesters send ``total`` fresh-token requests; not interleaved, not timed."""
+    chans = [requester_channel(node.ports["peer"], requester, ca_pem, i) for i in range(32)]
+    stubs = [node_pb2_grpc.PeerServiceStub(c) for c in chans]
+    fn = _node_driver(stubs, node.requests["fresh"])
+    await _drive(fn, WARM, 32)
+    spy = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(node.proc.pid),
+            "--threads", "--rate", "250", "--format", "raw", "--output", str(out),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    await asyncio.sleep(1.0)  # py-spy attaches
+    cpu0 = _cpu_seconds(node.proc.pid)
+    elapsed, _ = await _drive(fn, total, 32)
+    cpu = _cpu_seconds(node.proc.pid) - cpu0
+    spy.send_signal(signal.SIGINT)
+    spy.wait(timeout=60)
+    for c in chans:
+        await c.close(None)
+    print(
+        f"profiled {total} fresh-token requests at 32: {total / elapsed:,.0f} req/s, "
+        f"node CPU {cpu / total * 1e6:,.0f} µs/req (with py-spy attached) -> {out}"
+    )
+
+
+def _section(results: Results, info: dict[str, Any], people: int) -> str:
+    lines = [
+        "## Exchange: consented attestation requests vs a REST+JWT gateway and a bare echo",
+        "",
+        f"Loopback, mutual TLS (P-256 certificates from the federation CA). The node holds "
+        f"{people:,} residents (filed by the population authority with `huxin source submit` "
+        f"in {info['load']:.0f} s, the month published over all of them with `huxin score "
+        f"publish` in {info['publish']:.0f} s); {info['grants']:,} consents were granted to "
+        f"residents drawn at random in a setup phase outside the timed part "
+        f"({GRANT_CONCURRENCY} grants in flight, {info['grant_seconds']:.0f} s, "
+        f"{info['grants'] / info['grant_seconds']:,.0f} grants/s). Rows: **fresh** — every "
+        f"request carries a consent never used before (each consent used once); **reused** "
+        f"— each consent used {REUSES} times, its uses at random points of the run. Each "
+        "attestation: consent token checked, the published grade read, mapped to Hainan's "
+        "scheme, use + status index + transparency-log entry committed to SQLite (WAL), "
+        "then Ed25519-signed.",
+        "",
+        "Three servers, each in one process, measured in one run in "
+        f"{ROUNDS} interleaved rounds (every server takes a slice of the requests per round, "
+        "in a rotating order, so the machine's drift reaches all alike): `huxin serve` "
+        "(node, `peer_workers = 1`); the **REST+JWT** gateway a team would otherwise build "
+        "(`bench/rest_gateway.py`: FastAPI on uvicorn with uvloop and httptools, mutual TLS "
+        "with the same certificates, PyJWT EdDSA consent verified, the use counted in "
+        "SQLite — a file, WAL, a commit per request — and an EdDSA-signed JWT returned; "
+        "driven over HTTP/1.1 keep-alive by a minimal asyncio-streams client with pre-encoded "
+        "requests, so that the gateway and not its client sets the pace); a bare grpc.aio "
+        "**echo** (request "
+        f"{info['req_size']} B, response {info['resp_size']} B, the node's sizes). Every "
+        "requester has its own connection to every server.",
+        "",
+        "**Server CPU per request** (all threads of the server process, from /proc, same "
+        "runs) is the figure that does not depend on the client library. Target (issue 17): node / REST+JWT ≤ 0.8x on "
+        "the fresh rows.",
+        "",
+        "| tokens | concurrency | requests per server | echo µs/req | REST+JWT µs/req "
+        "| node µs/req | **node / REST+JWT** | node / echo | target ≤ 0.8x |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for (workload, conc), f in results.items():
+        e, r, n = (f[s] for s in SERVERS)
+        ratio = n.srv_us / r.srv_us
+        target = ("met" if ratio <= 0.8 else "not met") if workload == "fresh" else ""
+        lines.append(
+            f"| {workload} | {conc} | {n.calls:,} | {e.srv_us:,.0f} | {r.srv_us:,.0f} "
+            f"| {n.srv_us:,.0f} | **{ratio:.2f}x** | {n.srv_us / e.srv_us:.2f}x | {target} |"
+        )
+    lines += [
+        "",
+        "Throughput, latency and the requester's CPU (this process: grpc.aio for echo and "
+        "node, the minimal HTTP/1.1 client for REST+JWT), same runs; throughput of each round (lowest – highest) "
+        "shows the noise.",
+        "",
+        "| tokens | concurrency | req/s: echo · REST+JWT · node | p50 / p99 ms: echo · "
+        "REST+JWT · node | requester µs/req: echo · REST+JWT · node | round req/s: echo · "
+        "REST+JWT · node |",
+        "| --- | ---: | --- | --- | --- | --- |",
+    ]
+    for (workload, conc), f in results.items():
+        figs = [f[s] for s in SERVERS]
+        lines.append(
+            f"| {workload} | {conc} | "
+            + " · ".join(f"{x.rate:,.0f}" for x in figs)
+            + " | "
+            + " · ".join(f"{x.p50:.2f} / {x.p99:.2f}" for x in figs)
+            + " | "
+            + " · ".join(f"{x.req_us:,.0f}" for x in figs)
+            + " | "
+            + " · ".join(f"{x.spread[0]:,.0f} – {x.spread[1]:,.0f}" for x in figs)
+            + " |"
+        )
+    load = os.getloadavg()
+    lines += [
+        "",
+        f"Load average at the end: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 "
+        f"min) on {os.cpu_count()} cores. See docs/adr/0325 for the profile and what was tried.",
+    ]
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> str:
-    workers = int(getattr(args, "workers", 0) or default_workers())
-    with tempfile.TemporaryDirectory() as tmp:
-        cpu: dict[tuple[str, int], tuple[float, float]] = {}
-        spread: dict[tuple[str, int], tuple[float, float]] = {}
-        rows, (req_size, resp_size) = asyncio.run(
-            _measure(Path(tmp), bool(getattr(args, "quick", False)), workers, cpu, spread)
+    quick = bool(getattr(args, "quick", False))
+    people = 5_000 if quick else PEOPLE
+    profile = getattr(args, "profile", None)
+    with tempfile.TemporaryDirectory(prefix="huxin-bench-exchange-") as tmp:
+        results, info = asyncio.run(
+            _measure(Path(tmp), people, QUICK_SIZES if quick else SIZES, profile)
         )
-    data = {(r[0], r[1]): r for r in rows}
-    e1, eN, n1, nN = "echo ×1", f"echo ×{workers}", "node ×1", f"node ×{workers}"
-    lines = [
-        "## Exchange: consented attestation requests vs bare grpc.aio echo",
-        "",
-        "Loopback, mutual TLS (P-256 certificates from the federation CA). Four servers, "
-        f"each in its own process(es), measured in one run, in {ROUNDS} interleaved rounds "
-        "(every server takes one slice of the requests per round, in a rotating order, so "
-        "the machine's drift during the run reaches all four alike; throughput and "
-        "latencies pooled over the rounds): a bare grpc.aio echo in one "
-        f"process (echo ×1) and in {workers} processes sharing its port with SO_REUSEPORT "
-        f"(echo ×{workers}); `huxin serve` with `peer_workers = 1` (node ×1) and "
-        f"`peer_workers = {workers}` (node ×{workers}: the primary plus workers sharing the "
-        "peer port, docs/adr/0312). The requesters run in this process, each on its own "
-        f"connection, the same for every server; request {req_size} B, response "
-        f"{resp_size} B for all. Each attestation: consent token checked, grade scored and "
-        "mapped to Hainan's scheme, use + status index + transparency-log entry committed "
-        "to SQLite (WAL, one writer at a time across processes, concurrent requests "
-        "group-committed), then Ed25519-signed. Ratios compare like with like (node ×1 to "
-        f"echo ×1, node ×{workers} to echo ×{workers}); the goals are judged for "
-        f"node ×{workers} against the FASTER of the two echoes.",
-        "",
-        f"| concurrency | requests | {e1} req/s | {eN} req/s | {n1} req/s (vs {e1}) "
-        f"| {nN} req/s (vs {eN}) | {nN} vs faster echo | p50 / p99 ms: {e1} · {eN} · {n1} "
-        f"· {nN} | goals ({nN}) |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
-    ]
-    for conc in (1, 32):
-        a, b, c, d = (data[(k, conc)] for k in (e1, eN, n1, nN))
-        best = max(a[2], b[2])
-        ratio = d[2] / best
-        goals = f"ratio ≥ 50%: {'met' if ratio >= 0.5 else 'not met'}"
-        if conc == 32:
-            goals += f"; p99 ≤ 20 ms: {'met' if d[4] <= 20 else 'not met'}"
-        lat = " · ".join(f"{r[3]:.2f} / {r[4]:.2f}" for r in (a, b, c, d))
-        lines.append(
-            f"| {conc} | {int(d[5]):,} | {a[2]:,.0f} | {b[2]:,.0f} | {c[2]:,.0f} "
-            f"({c[2] / a[2]:.0%}) | {d[2]:,.0f} ({d[2] / b[2]:.0%}) | {ratio:.0%} | {lat} "
-            f"| {goals} |"
-        )
-    lines += [
-        "",
-        "CPU per request (all threads of all the server's processes, from /proc; same runs). "
-        "The requester is the same code for every server.",
-        "",
-        f"| concurrency | {e1} µs/req | {eN} µs/req | {n1} µs/req | {nN} µs/req "
-        f"| {n1} / {e1} | requester µs/req ({e1} · {eN} · {n1} · {nN}) |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for conc in (1, 32):
-        srv = [cpu[(k, conc)][0] for k in (e1, eN, n1, nN)]
-        req = " · ".join(f"{cpu[(k, conc)][1]:,.0f}" for k in (e1, eN, n1, nN))
-        ratio_cpu = f"{srv[2] / srv[0]:.2f}x" if srv[0] > 0 else "n/a"
-        lines.append(
-            f"| {conc} | {srv[0]:,.0f} | {srv[1]:,.0f} | {srv[2]:,.0f} | {srv[3]:,.0f} "
-            f"| {ratio_cpu} | {req} |"
-        )
-    lines += [
-        "",
-        f"Throughput of each round (lowest – highest of the {ROUNDS}), to show the noise.",
-        "",
-        f"| concurrency | {e1} | {eN} | {n1} | {nN} |",
-        "| ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for conc in (1, 32):
-        cells = " | ".join(
-            f"{spread[(k, conc)][0]:,.0f} – {spread[(k, conc)][1]:,.0f}" for k in (e1, eN, n1, nN)
-        )
-        lines.append(f"| {conc} | {cells} |")
-    best32 = max(data[(e1, 32)], data[(eN, 32)], key=lambda r: r[2])
-    d32 = data[(nN, 32)]
-    lines += [
-        "",
-        "32 requesters in a closed loop: mean latency = 32 / throughput (Little's law), so "
-        f"p99 ≤ 20 ms needs more than {32 / 0.020:,.0f} req/s; this run's faster echo gives "
-        f"{best32[2]:,.0f} req/s at p99 {best32[4]:.1f} ms and {nN} {d32[2]:,.0f} req/s "
-        f"(32 / throughput = {32 / d32[2] * 1000:.1f} ms). See docs/adr/0310 and 0312.",
-    ]
-    load = os.getloadavg()[0]
-    lines += ["", f"1-minute load average at the end: {load:.2f} on {os.cpu_count()} cores."]
-    return "\n".join(lines)
+    if profile is not None:
+        return f"profile written to {profile}"
+    return _section(results, info, people)
 
 
 if __name__ == "__main__":
@@ -468,4 +665,7 @@ if __name__ == "__main__":
         _c, _k, _ca, _size, _pf, _port = sys.argv[2:]
         asyncio.run(_echo_main(Path(_c), Path(_k), Path(_ca), int(_size), Path(_pf), int(_port)))
     else:
-        print(run(argparse.Namespace(quick="--quick" in sys.argv)))
+        parser = argparse.ArgumentParser(prog="python -m bench.exchange")
+        parser.add_argument("--quick", action="store_true")
+        parser.add_argument("--profile", type=Path, help="py-spy raw stacks of the node to PATH")
+        print(run(parser.parse_args()))

@@ -52,7 +52,8 @@ BATCH = FACTS_MAX  # the largest batch the node takes: fewer commits of the same
 DEPARTMENT = "heihe.hukou"
 
 
-def _people(n: int) -> list[str]:
+def residents(n: int) -> list[str]:
+    """``n`` distinct valid ID numbers of adults (1,000 a birth day from 1950-01-01)."""
     start = date(1950, 1, 1)
     return [
         make_id_number(i % 1000, born=(start + timedelta(days=i // 1000)).strftime("%Y%m%d"))
@@ -60,11 +61,12 @@ def _people(n: int) -> list[str]:
     ]
 
 
-def _write_csv(path: Path, n: int) -> None:
+def write_csv(path: Path, n: int) -> None:
+    """The population authority's file: one ``move_in`` (hukou, 2000) per resident."""
     with path.open("w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
         w.writerow(["subject_id", "kind", "residence_kind", "on"])
-        w.writerows([idn, "move_in", "hukou", "2000-01-01"] for idn in _people(n))
+        w.writerows([idn, "move_in", "hukou", "2000-01-01"] for idn in residents(n))
 
 
 def _cpu_children() -> float:
@@ -156,7 +158,8 @@ def _serve(toml: Path, ready: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
-def _source_toml(root: Path, port: int) -> Path:
+def source_toml(root: Path, port: int) -> Path:
+    """The source CLI's config for the population authority against ``port``."""
     toml = root / "source.toml"
     toml.write_text(
         "[source]\n"
@@ -174,7 +177,7 @@ def _load(root: Path, toml: Path, data: Path, progress: bool) -> dict[str, float
     proc = _serve(toml, root / "ready.json")
     try:
         port = json.loads((root / "ready.json").read_text())["peer"]
-        source = _source_toml(root, port)
+        source = source_toml(root, port)
         server_cpu, client_cpu = _proc_cpu(proc.pid), _cpu_children()
         start = time.perf_counter()
         cli = subprocess.run(
@@ -210,7 +213,7 @@ def measure(n: int, root: Path, *, progress: bool = True) -> dict[str, float]:
     (root / "dept.pem").write_bytes(dept.cert_pem)
     (root / "dept.key").write_bytes(dept.key_pem)
     data = root / "residents.csv"
-    _write_csv(data, n)
+    write_csv(data, n)
     db = root / "heihe" / "node.db"
     with _LoadAverage() as loadavg:
         figures = _load(root, toml, data, progress)

@@ -30,6 +30,7 @@ database is closed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 from dataclasses import dataclass
@@ -103,6 +104,20 @@ def _bind(server: aio.Server, address: str, creds: grpc.ServerCredentials, field
     if port == 0 and not address.endswith(":0"):  # older grpc reports failure as 0
         raise ListenError(field, address, "bind failed")
     return port
+
+
+def _freeze_startup_heap() -> None:
+    """Move every object alive now into the collector's permanent generation.
+
+    What a started node holds (modules, protobuf descriptors, the scheme and its
+    tables, keys, the log's tree) lives as long as the process; left in the
+    generations, each full collection traverses it again while requests
+    allocate (docs/adr/0325: 1–23% less CPU per attestation request in three
+    paired slices).  Reference counting still frees frozen objects; only a
+    cycle among them waits for :meth:`NodeServer.stop`, which unfreezes, so an
+    in-process node (tests) leaves the collector as it found it.
+    """
+    gc.freeze()
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +345,7 @@ class NodeServer:
         )
         self._follower.start()
         log_event("peer worker started", region=cfg.region, worker=index, peer_port=port)
+        _freeze_startup_heap()
         return self.ports
 
     async def start(self) -> Ports:
@@ -369,6 +385,7 @@ class NodeServer:
             citizen_max_public_calls=cfg.listen.citizen_max_public_calls,
             public_request_timeout=cfg.listen.public_request_timeout(),
         )
+        _freeze_startup_heap()
         return self.ports
 
     def _serve_metrics(self, address: str) -> int:
@@ -409,4 +426,5 @@ class NodeServer:
         self.throttle.close()
         self.ctx.identity.close()
         await self.ctx.db.close()
+        gc.unfreeze()  # what start froze is collectable again (see _freeze_startup_heap)
         log_event("node stopped", region=self.ctx.config.region)
