@@ -27,14 +27,14 @@ __all__ = [
     "at_least",
     "between",
     "check_address",
-    "check_keys",
     "check_id",
+    "check_keys",
     "config_keys",
     "field_kind",
     "located_fields",
+    "parse_root",
     "parse_section",
     "parse_value",
-    "parse_root",
     "positive",
     "resolve",
     "scalar",
@@ -78,10 +78,10 @@ def setting(
 
 def positive(default: Any, *, most: float | None = None, text: str = "", **meta: Any) -> Any:
     """A number above zero (an integer at least 1), optionally at most ``most``."""
-    low = {"min": 1} if isinstance(default, int) else {"above": 0}
+    meta.update({"min": 1} if isinstance(default, int) else {"above": 0})
     if most is not None:
         meta.update(max=most, max_text=text or f"must be at most {most}")
-    return setting(default, min_text="must be positive", **low, **meta)
+    return setting(default, min_text="must be positive", **meta)
 
 
 def between(default: Any, low: Any, high: Any, *, text: str = "", **meta: Any) -> Any:
@@ -200,7 +200,7 @@ def _default(f: dataclasses.Field[Any], where: str, base: Path) -> Any:
     if "toml_default" in f.metadata:
         return resolve(f.metadata["toml_default"], base)
     if f.default_factory is not MISSING:
-        return f.default_factory()
+        return f.default_factory()  # type: ignore[operator]
     if f.default is MISSING:
         raise ConfigError(where, "is required")
     # a relative default path (clients.json) lies beside the config file too
@@ -254,7 +254,6 @@ def check_keys(data: Mapping[str, Any], allowed: Mapping[str, frozenset[str]]) -
                 raise ConfigError(f"{section}.{key}", "unknown key")
 
 
-
 def parse_root(root: type, data: Mapping[str, Any], base: Path) -> Any:
     """An instance of ``root`` from the whole file: each section dataclass through
     :func:`parse_section` (an optional one absent from the file is ``None``), each
@@ -268,7 +267,7 @@ def parse_root(root: type, data: Mapping[str, Any], base: Path) -> Any:
             if table is None and optional:
                 values[f.name] = None
             else:
-                values[f.name] = kind(**parse_section(kind, table or {}, f.name, base))  # type: ignore[operator]
+                values[f.name] = kind(**parse_section(kind, table or {}, f.name, base))  # type: ignore[operator,arg-type]
             continue
         section, _, key = f.metadata.get("toml", f"node.{f.name}").partition(".")
         table = data.get(section, {})
