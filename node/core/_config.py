@@ -207,13 +207,11 @@ def _port_limit(default: Any, low: float, high: float) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class ListenConfig:
-    peer: str = setting(
-        "127.0.0.1:0", check=_listen_address
-    )  # mutual TLS: PeerService, SourceService
+    # mutual TLS: PeerService, SourceService
+    peer: str = setting("127.0.0.1:0", check=_listen_address)
     citizen: str = setting("127.0.0.1:0", check=_listen_address)  # server TLS: CitizenService
-    metrics: str = setting(
-        "", check=_listen_address
-    )  # host:port of the Prometheus endpoint; empty = off
+    # host:port of the Prometheus endpoint; empty = off
+    metrics: str = setting("", check=_listen_address)
     # processes serving the peer port (SO_REUSEPORT; region role only; docs/adr/0312).
     # Worker i > 0 serves its own metrics on the metrics port + i (any port if 0).
     peer_workers: int = positive(1, most=MAX_PEER_WORKERS)
@@ -225,19 +223,15 @@ class ListenConfig:
     # per port: None = a share of this process's file descriptors (node.rpc._port_limits).
     citizen_max_connections: int | None = _port_limit(None, 1, 1_000_000)
     peer_max_connections: int | None = _port_limit(None, 1, 1_000_000)
-    handshake_timeout_seconds: float = _port_limit(
-        5.0, 0.5, 60
-    )  # TLS and the client's HTTP/2 SETTINGS
-    idle_timeout_seconds: int = _port_limit(
-        300, 1, 86_400
-    )  # a connection without calls for this long is closed
-    citizen_max_streams: int = _port_limit(
-        16, 1, 1_000
-    )  # concurrent calls on one citizen connection
+    # TLS and the client's HTTP/2 SETTINGS
+    handshake_timeout_seconds: float = _port_limit(5.0, 0.5, 60)
+    # a connection without calls for this long is closed
+    idle_timeout_seconds: int = _port_limit(300, 1, 86_400)
+    # concurrent calls on one citizen connection
+    citizen_max_streams: int = _port_limit(16, 1, 1_000)
     peer_max_streams: int = _port_limit(256, 1, 10_000)  # concurrent calls on one peer connection
-    request_timeout_seconds: float = _port_limit(
-        30.0, 0.5, 600
-    )  # for each request message after the call opened
+    # for each request message after the call opened
+    request_timeout_seconds: float = _port_limit(30.0, 0.5, 600)
     # Calls that carry no verified identity (public methods on the citizen port) in
     # flight at once on this node, over all connections; more are refused at once
     # (RESOURCE_EXHAUSTED TOO_MANY_PUBLIC_CALLS) before any message is read.
@@ -284,9 +278,8 @@ class KeyFiles:
 @dataclass(frozen=True, slots=True)
 class IdentityConfig:
     issuer: str = "dev-idp"
-    public_keys: tuple[bytes, ...] = setting(
-        (), parse=_idp_keys
-    )  # raw Ed25519 keys of trusted identity providers
+    # raw Ed25519 keys of trusted identity providers
+    public_keys: tuple[bytes, ...] = setting((), parse=_idp_keys)
     max_age_seconds: int = positive(600, most=MAX_IDENTITY_AGE)
     # assertions remembered during their lifetime (each accepted once, docs/adr/0416);
     # when full, new sign-ins are refused until some expire
@@ -331,9 +324,8 @@ class Limits:
 class RightsConfig:
     """``[rights]``: third-party query rate limits, holiday files, scheduler (docs/adr/0503)."""
 
-    queries_per_minute: int = setting(
-        0, min=0, min_text=_NO_LIMIT
-    )  # per requester (certificate identity); 0 = no limit
+    # per requester (certificate identity); 0 = no limit
+    queries_per_minute: int = setting(0, min=0, min_text=_NO_LIMIT)
     query_burst: int = positive(60)
     per_requester_per_minute: Mapping[str, int] = setting(factory=dict)
     holiday_files: tuple[Path, ...] = ()  # operator holiday files for years chinese-calendar lacks
@@ -367,15 +359,13 @@ class FederationConfig:
     """``[federation]``: the hub, its pinned root key and the trust list (docs/adr/0410)."""
 
     hub: str  # hub id = the trust list's issuer
-    hub_key: bytes = field(
-        metadata={"parse": _hex_key("must be a 32-byte Ed25519 public key")}
-    )  # pinned hub root public key (raw Ed25519)
+    # pinned hub root public key (raw Ed25519)
+    hub_key: bytes = field(metadata={"parse": _hex_key("must be a 32-byte Ed25519 public key")})
     trust_list: Path | None = None  # seed TrustList envelope or bundle file
     hub_endpoint: str = setting("", check=_endpoint)  # the hub's peer port; "" on the hub
     allow_stale: bool = False  # accept an expired trust list (reported by `huxin status`)
-    route: str = setting(
-        "auto", choices=("auto", "hub", "direct")
-    )  # auto: direct endpoint if listed, else the hub | hub | direct
+    # auto: direct endpoint if listed, else the hub | hub | direct
+    route: str = setting("auto", choices=("auto", "hub", "direct"))
     sync: bool = True  # run the background peer sync in `huxin serve`
     sync_interval_seconds: float = positive(30.0)
     sync_timeout_seconds: float = positive(5.0)
@@ -391,14 +381,12 @@ class HubConfig:
     ``hub_endpoint``, ``hub`` and ``hub_key`` (docs/adr/0400).
     """
 
-    province_key: Path | None = setting(
-        None, type_text="must be a path"
-    )  # hex file: HMAC key of province pseudonyms (H13)
+    # hex file: HMAC key of province pseudonyms (H13)
+    province_key: Path | None = setting(None, type_text="must be a path")
     endpoint: str = setting("", check=_endpoint)  # host:port of the hub's peer port
     hub_id: str = ""  # the hub's region id (audience of snapshot batches, receipt issuer)
-    hub_key: bytes = setting(
-        b"", parse=_hex_key("must be 32 bytes")
-    )  # hub root public key (verifies the hub key set, hence receipts)
+    # hub root public key (verifies the hub key set, hence receipts)
+    hub_key: bytes = setting(b"", parse=_hex_key("must be 32 bytes"))
     server_name: str = ""  # TLS name of the hub, if not the endpoint's host
     push_interval_seconds: float = at_least(30.0, 0)  # background push in `huxin serve`; 0 = off
     max_items_per_push: int = at_least(16, 1)  # events per Push stream (bounded batches)
@@ -406,12 +394,10 @@ class HubConfig:
     snapshot_ttl_days: int = at_least(62, 1)  # validity of a snapshot attestation
     backoff_base_seconds: float = at_least(1.0, 0.01)
     backoff_max_seconds: float = at_least(300.0, 0.01)
-    trust_list_ttl_seconds: int = at_least(
-        7 * 86_400, 60
-    )  # hub role: validity of a signed trust list
-    trust_list_refresh_seconds: int = at_least(
-        86_400, 1
-    )  # hub role: re-sign this long after issuing
+    # hub role: validity of a signed trust list
+    trust_list_ttl_seconds: int = at_least(7 * 86_400, 60)
+    # hub role: re-sign this long after issuing
+    trust_list_refresh_seconds: int = at_least(86_400, 1)
     max_leaves_per_batch: int = at_least(100_000, 1)  # hub role: larger pushed batches are refused
 
 
@@ -433,15 +419,12 @@ class ScheduleConfig:
 
     monthly_day: int = between(1, 1, 28)
     monthly_hour: int = between(2, 0, 23)  # 10:00 Beijing time
-    monthly_workers: int = between(
-        1, 1, 64
-    )  # scoring processes of the run (1: in the node's process)
-    retry_minutes: int = between(
-        60, 1, 1_440
-    )  # a failed run is tried again this long after it failed
-    interval_seconds: float = between(
-        60.0, 1.0, 3_600.0
-    )  # how often the node checks whether a run is due
+    # scoring processes of the run (1: in the node's process)
+    monthly_workers: int = between(1, 1, 64)
+    # a failed run is tried again this long after it failed
+    retry_minutes: int = between(60, 1, 1_440)
+    # how often the node checks whether a run is due
+    interval_seconds: float = between(60.0, 1.0, 3_600.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,15 +433,12 @@ class CatalogueConfig:
     docs/adr/0511).  The scenarios themselves are the scheme's; empty values publish
     under the scheme's version and effective date with the default guide."""
 
-    version: str = setting(
-        "", check=_version
-    )  # 1-32 of [0-9A-Za-z._-]; "" = the scheme version in force
-    published_on: date | None = setting(
-        None, parse=_published
-    )  # 2000-01-01..2099-12-31; None = the scheme's effective
-    guide: Path | None = setting(
-        None, parse=_guide
-    )  # TOML application guide, at most MAX_GUIDE_BYTES (node.catalogue)
+    # 1-32 of [0-9A-Za-z._-]; "" = the scheme version in force
+    version: str = setting("", check=_version)
+    # 2000-01-01..2099-12-31; None = the scheme's effective
+    published_on: date | None = setting(None, parse=_published)
+    # TOML application guide, at most MAX_GUIDE_BYTES (node.catalogue)
+    guide: Path | None = setting(None, parse=_guide)
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,13 +469,11 @@ class NodeConfig:
     identity: IdentityConfig = IdentityConfig()
     consent: ConsentConfig = ConsentConfig()
     limits: Limits = Limits()
-    peers: tuple[str, ...] = setting(
-        (), toml="peers.allowed", check=_ids
-    )  # standalone nodes only: static allow-list (H17)
+    # standalone nodes only: static allow-list (H17)
+    peers: tuple[str, ...] = setting((), toml="peers.allowed", check=_ids)
     federation: FederationConfig | None = None  # federated: the trust list decides (H17)
-    sources: tuple[str, ...] = setting(
-        (), toml="sources.allowed", check=_ids
-    )  # certificate identities allowed to submit records
+    # certificate identities allowed to submit records
+    sources: tuple[str, ...] = setting((), toml="sources.allowed", check=_ids)
     # [sources] population: identities allowed to submit residence facts (docs/adr/0508)
     population: tuple[str, ...] = setting((), toml="sources.population", check=_ids)
     # [sources] require_registry: records only about registered adults (H7); False for
