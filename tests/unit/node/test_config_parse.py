@@ -193,6 +193,13 @@ def test_every_field_is_a_key_and_every_key_a_field() -> None:
     assert set(keys) >= {"node", "tls", "keys", "peers", "sources", "mapping", "schedule"}
 
 
+def test_readme_names_every_section() -> None:
+    """issue 17: README's list of config sections is the parser's."""
+    readme = (Path(__file__).parents[3] / "README.md").read_text(encoding="utf-8")
+    missing = [s for s in config_keys(NodeConfig) if f"`[{s}]`" not in readme]
+    assert missing == []
+
+
 @pytest.mark.parametrize(
     ("section", "key"), [pytest.param(s, k, id=f"{s}.{k}") for s, k, _, _ in LOCATED]
 )
