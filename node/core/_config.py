@@ -20,14 +20,17 @@ Secrets are not in the TOML: it names the files that hold them.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from node.core import _config_checks as checks
+from node.core._config_checks import (
+    MAX_DEADLINE_DAYS,
+)
 from node.core._config_parse import (
     ID_PATTERN,
     ConfigError,
@@ -37,10 +40,7 @@ from node.core._config_parse import (
     check_id,
     parse_root,
     positive,
-    resolve,
-    scalar,
     setting,
-    str_list,
 )
 
 __all__ = [
@@ -71,8 +71,6 @@ __all__ = [
 
 DEFAULT_CONSENT_DAYS = 90
 MAX_USES_CAP = 1000  # uses of one consent; node.rpc._citizen's cap (kept equal by a test)
-OBJECTION_STEPS = ("handle", "forward", "source", "reply")  # [rights] objection_deadlines
-MAX_DEADLINE_DAYS = 60
 DEFAULT_REPLAY_ENTRIES = 100_000
 MAX_IDENTITY_AGE = 86_400  # [identity] max_age_seconds: an assertion lives at most a day
 HARD_CONSENT_DAYS = 366
@@ -82,136 +80,18 @@ MAX_SUPPLEMENTS_PER_HOUR = 3_600  # [rights] supplements_per_hour
 MAX_PENDING_SUPPLEMENTS_CAP = 10_000  # [rights] max_pending_supplements
 MAX_PEER_WORKERS = 32
 PEER_CONNECTION_AGE = 600  # seconds; the default with peer_workers > 1
-#: [mapping] bounds: table and approval files, authorities, authority id length
-MAX_MAPPING_FILES = 64
-MAX_AUTHORITY_ID = 64
 MAX_GUIDE_BYTES = 256 * 1024  # [catalogue] guide: 64 scenarios of full guide text fit
-_CATALOGUE_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,31}$")
-_PUBLISHED_RANGE = (date(2000, 1, 1), date(2099, 12, 31))
-_DECIMAL = re.compile(r"^(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$")
 _NO_LIMIT = "must be 0 (no limit) or positive"
 _DEADLINE_TEXT = f"at most {MAX_DEADLINE_DAYS}"
-
-
-# Checks of single values that no bound expresses; each gets the dotted key as ``where``.
-def _listen_address(value: str, where: str) -> str:
-    return value if where == "listen.metrics" and value == "" else check_address(value, where)
-
-
-def _endpoint(value: str, where: str) -> str:
-    """A hub's address (empty = none): ``host:port`` with a real port (1..65535)."""
-    return value and check_address(value, where, min_port=1)
-
-
-def _ids(values: tuple[str, ...], where: str) -> tuple[str, ...]:
-    for v in values:
-        check_id(v, where)
-    return values
-
-
-def _hex_key(size_text: str) -> Any:
-    """The parse hook of a raw 32-byte Ed25519 key written in hex; an empty value
-    stands for "none" only where the field has a default."""
-
-    def parse(raw: Any, where: str, base: Path) -> bytes:
-        try:
-            key = bytes.fromhex(scalar(raw, str, where))
-        except ValueError:
-            raise ConfigError(where, "must be hex") from None
-        if len(key) != 32 and (key or where == "federation.hub_key"):
-            raise ConfigError(where, size_text)
-        return key
-
-    return parse
-
-
-def _idp_keys(raw: Any, where: str, base: Path) -> tuple[bytes, ...]:
-    try:
-        keys = tuple(bytes.fromhex(k) for k in str_list(raw, where))
-    except ValueError:
-        raise ConfigError(where, "must be hex strings") from None
-    if any(len(k) != 32 for k in keys):
-        raise ConfigError(where, "each key must be 32 bytes")
-    return keys
-
-
-def _deadlines(deadlines: Mapping[str, int], where: str) -> Mapping[str, int]:
-    for step, days in deadlines.items():
-        if step not in OBJECTION_STEPS:
-            raise ConfigError(f"{where}.{step}", f"must be one of {', '.join(OBJECTION_STEPS)}")
-        if days > MAX_DEADLINE_DAYS:
-            raise ConfigError(f"{where}.{step}", f"at most {MAX_DEADLINE_DAYS}")
-    return deadlines
-
-
-def _any_path(raw: Any, where: str, base: Path) -> Path:
-    return resolve(str(raw), base)  # [node] log_file takes any value as its name
-
-
-def _version(value: str, where: str) -> str:
-    if value and not _CATALOGUE_VERSION.match(value):
-        raise ConfigError(where, "must be 1-32 letters, digits, '.', '_' or '-' (a version)")
-    return value
-
-
-def _published(raw: Any, where: str, base: Path) -> date:
-    if not isinstance(raw, date) or isinstance(raw, datetime):
-        raise ConfigError(where, "must be a date (YYYY-MM-DD)")
-    low, high = _PUBLISHED_RANGE
-    if not low <= raw <= high:
-        raise ConfigError(where, f"must be between {low} and {high}")
-    return raw
-
-
-def _guide(raw: Any, where: str, base: Path) -> Path | None:
-    value = scalar(raw, str, where)
-    return resolve(value, base) if value else None
-
-
-def _files(paths: tuple[Path, ...], where: str) -> tuple[Path, ...]:
-    if len(paths) > MAX_MAPPING_FILES:
-        raise ConfigError(where, f"at most {MAX_MAPPING_FILES} files")
-    return paths
-
-
-def _reach(value: str, where: str) -> str:
-    if value and not _DECIMAL.match(value):
-        raise ConfigError(where, 'must be a decimal share in [0, 1], e.g. "0.5"')
-    return value
-
-
-def _authorities(raw: Any, where: str, base: Path) -> dict[str, bytes]:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(where, "must be a table of id = hex key")
-    if len(raw) > MAX_MAPPING_FILES:
-        raise ConfigError(where, f"at most {MAX_MAPPING_FILES} authorities")
-    authorities: dict[str, bytes] = {}
-    for name, value in raw.items():
-        at = f"{where}.{name}"
-        if not 1 <= len(name) <= MAX_AUTHORITY_ID:
-            raise ConfigError(at, f"an authority id has 1-{MAX_AUTHORITY_ID} characters")
-        try:
-            key = bytes.fromhex(value) if isinstance(value, str) else b""
-        except ValueError:
-            key = b""
-        if len(key) != 32:
-            raise ConfigError(at, "must be a 32-byte Ed25519 public key in hex")
-        authorities[name] = key
-    return authorities
-
-
-def _port_limit(default: Any, low: float, high: float) -> Any:
-    """A ``[listen]`` port limit (docs/adr/0321): checked only when the file sets it."""
-    return between(default, low, high, text=f"must be between {low:g} and {high:g}", port=True)
 
 
 @dataclass(frozen=True, slots=True)
 class ListenConfig:
     # mutual TLS: PeerService, SourceService
-    peer: str = setting("127.0.0.1:0", check=_listen_address)
-    citizen: str = setting("127.0.0.1:0", check=_listen_address)  # server TLS: CitizenService
+    peer: str = setting("127.0.0.1:0", check=checks.listen_address)
+    citizen: str = setting("127.0.0.1:0", check=checks.listen_address)  # server TLS: CitizenService
     # host:port of the Prometheus endpoint; empty = off
-    metrics: str = setting("", check=_listen_address)
+    metrics: str = setting("", check=checks.listen_address)
     # processes serving the peer port (SO_REUSEPORT; region role only; docs/adr/0312).
     # Worker i > 0 serves its own metrics on the metrics port + i (any port if 0).
     peer_workers: int = positive(1, most=MAX_PEER_WORKERS)
@@ -221,24 +101,26 @@ class ListenConfig:
     peer_connection_age_seconds: int | None = setting(None, min=0, min_text=_NO_LIMIT)
     # What each port accepts (docs/adr/0321; bounds in PORT_LIMIT_BOUNDS). Connections
     # per port: None = a share of this process's file descriptors (node.rpc._port_limits).
-    citizen_max_connections: int | None = _port_limit(None, 1, 1_000_000)
-    peer_max_connections: int | None = _port_limit(None, 1, 1_000_000)
+    citizen_max_connections: int | None = checks.port_limit(None, 1, 1_000_000)
+    peer_max_connections: int | None = checks.port_limit(None, 1, 1_000_000)
     # TLS and the client's HTTP/2 SETTINGS
-    handshake_timeout_seconds: float = _port_limit(5.0, 0.5, 60)
+    handshake_timeout_seconds: float = checks.port_limit(5.0, 0.5, 60)
     # a connection without calls for this long is closed
-    idle_timeout_seconds: int = _port_limit(300, 1, 86_400)
+    idle_timeout_seconds: int = checks.port_limit(300, 1, 86_400)
     # concurrent calls on one citizen connection
-    citizen_max_streams: int = _port_limit(16, 1, 1_000)
-    peer_max_streams: int = _port_limit(256, 1, 10_000)  # concurrent calls on one peer connection
+    citizen_max_streams: int = checks.port_limit(16, 1, 1_000)
+    peer_max_streams: int = checks.port_limit(
+        256, 1, 10_000
+    )  # concurrent calls on one peer connection
     # for each request message after the call opened
-    request_timeout_seconds: float = _port_limit(30.0, 0.5, 600)
+    request_timeout_seconds: float = checks.port_limit(30.0, 0.5, 600)
     # Calls that carry no verified identity (public methods on the citizen port) in
     # flight at once on this node, over all connections; more are refused at once
     # (RESOURCE_EXHAUSTED TOO_MANY_PUBLIC_CALLS) before any message is read.
-    citizen_max_public_calls: int = _port_limit(256, 1, 100_000)
+    citizen_max_public_calls: int = checks.port_limit(256, 1, 100_000)
     # A public method's request is empty or tiny: it must arrive within this many
     # seconds (at most request_timeout_seconds) — see public_request_timeout().
-    public_request_timeout_seconds: float = _port_limit(5.0, 0.5, 600)
+    public_request_timeout_seconds: float = checks.port_limit(5.0, 0.5, 600)
 
     def public_request_timeout(self) -> float:
         """The message deadline of a public method (never longer than any other's)."""
@@ -279,7 +161,7 @@ class KeyFiles:
 class IdentityConfig:
     issuer: str = "dev-idp"
     # raw Ed25519 keys of trusted identity providers
-    public_keys: tuple[bytes, ...] = setting((), parse=_idp_keys)
+    public_keys: tuple[bytes, ...] = setting((), parse=checks.idp_keys)
     max_age_seconds: int = positive(600, most=MAX_IDENTITY_AGE)
     # assertions remembered during their lifetime (each accepted once, docs/adr/0416);
     # when full, new sign-ins are refused until some expire
@@ -331,7 +213,7 @@ class RightsConfig:
     holiday_files: tuple[Path, ...] = ()  # operator holiday files for years chinese-calendar lacks
     scheduler_interval_seconds: float = positive(60.0)
     # per-step working days overriding the scheme's (e.g. a local regulation); empty = scheme's
-    objection_deadlines: Mapping[str, int] = setting(factory=dict, check=_deadlines)
+    objection_deadlines: Mapping[str, int] = setting(factory=dict, check=checks.deadlines)
     # UploadSupplement per citizen: at most this many uploads in any
     # rolling hour (1..MAX_SUPPLEMENTS_PER_HOUR) and this many awaiting their
     # department's decision at once (1..MAX_PENDING_SUPPLEMENTS_CAP)
@@ -360,9 +242,11 @@ class FederationConfig:
 
     hub: str  # hub id = the trust list's issuer
     # pinned hub root public key (raw Ed25519)
-    hub_key: bytes = field(metadata={"parse": _hex_key("must be a 32-byte Ed25519 public key")})
+    hub_key: bytes = field(
+        metadata={"parse": checks.hex_key("must be a 32-byte Ed25519 public key")}
+    )
     trust_list: Path | None = None  # seed TrustList envelope or bundle file
-    hub_endpoint: str = setting("", check=_endpoint)  # the hub's peer port; "" on the hub
+    hub_endpoint: str = setting("", check=checks.endpoint)  # the hub's peer port; "" on the hub
     allow_stale: bool = False  # accept an expired trust list (reported by `huxin status`)
     # auto: direct endpoint if listed, else the hub | hub | direct
     route: str = setting("auto", choices=("auto", "hub", "direct"))
@@ -383,10 +267,10 @@ class HubConfig:
 
     # hex file: HMAC key of province pseudonyms (H13)
     province_key: Path | None = setting(None, type_text="must be a path")
-    endpoint: str = setting("", check=_endpoint)  # host:port of the hub's peer port
+    endpoint: str = setting("", check=checks.endpoint)  # host:port of the hub's peer port
     hub_id: str = ""  # the hub's region id (audience of snapshot batches, receipt issuer)
     # hub root public key (verifies the hub key set, hence receipts)
-    hub_key: bytes = setting(b"", parse=_hex_key("must be 32 bytes"))
+    hub_key: bytes = setting(b"", parse=checks.hex_key("must be 32 bytes"))
     server_name: str = ""  # TLS name of the hub, if not the endpoint's host
     push_interval_seconds: float = at_least(30.0, 0)  # background push in `huxin serve`; 0 = off
     max_items_per_push: int = at_least(16, 1)  # events per Push stream (bounded batches)
@@ -434,11 +318,11 @@ class CatalogueConfig:
     under the scheme's version and effective date with the default guide."""
 
     # 1-32 of [0-9A-Za-z._-]; "" = the scheme version in force
-    version: str = setting("", check=_version)
+    version: str = setting("", check=checks.version)
     # 2000-01-01..2099-12-31; None = the scheme's effective
-    published_on: date | None = setting(None, parse=_published)
+    published_on: date | None = setting(None, parse=checks.published)
     # TOML application guide, at most MAX_GUIDE_BYTES (node.catalogue)
-    guide: Path | None = setting(None, parse=_guide)
+    guide: Path | None = setting(None, parse=checks.guide)
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,10 +334,10 @@ class MappingConfig:
     ``authorities`` approving authority id (at most :data:`MAX_AUTHORITY_ID`
     characters) -> raw 32-byte Ed25519 key, beyond the ``[federation]`` hub."""
 
-    tables: tuple[Path, ...] = setting((), check=_files)
-    approvals: tuple[Path, ...] = setting((), check=_files)
-    min_reach: str = setting("", check=_reach)  # "" = no floor
-    authorities: Mapping[str, bytes] = setting(factory=dict, parse=_authorities)
+    tables: tuple[Path, ...] = setting((), check=checks.files)
+    approvals: tuple[Path, ...] = setting((), check=checks.files)
+    min_reach: str = setting("", check=checks.reach)  # "" = no floor
+    authorities: Mapping[str, bytes] = setting(factory=dict, parse=checks.authorities)
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,16 +354,16 @@ class NodeConfig:
     consent: ConsentConfig = ConsentConfig()
     limits: Limits = Limits()
     # standalone nodes only: static allow-list (H17)
-    peers: tuple[str, ...] = setting((), toml="peers.allowed", check=_ids)
+    peers: tuple[str, ...] = setting((), toml="peers.allowed", check=checks.ids)
     federation: FederationConfig | None = None  # federated: the trust list decides (H17)
     # certificate identities allowed to submit records
-    sources: tuple[str, ...] = setting((), toml="sources.allowed", check=_ids)
+    sources: tuple[str, ...] = setting((), toml="sources.allowed", check=checks.ids)
     # [sources] population: identities allowed to submit residence facts (docs/adr/0508)
-    population: tuple[str, ...] = setting((), toml="sources.population", check=_ids)
+    population: tuple[str, ...] = setting((), toml="sources.population", check=checks.ids)
     # [sources] require_registry: records only about registered adults (H7); False for
     # configs written before the registry (their people exist through their records)
     require_registry: bool = setting(False, toml="sources.require_registry")
-    log_file: Path | None = setting(None, parse=_any_path)
+    log_file: Path | None = setting(None, parse=checks.any_path)
     grace_seconds: float = 10.0
     hub: HubConfig = HubConfig()  # [hub]: push (region) and hub role settings
     rights: RightsConfig = RightsConfig()

@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 from node.core._config import (
     MAX_GRANTS_PER_HOUR,
-    OBJECTION_STEPS,
     NodeConfig,
     load_config,
     parse_config,
 )
+from node.core._config_checks import OBJECTION_STEPS
 from node.core._config_parse import config_keys, field_kind, located_fields
 
 LOCATED = list(located_fields(NodeConfig))
