@@ -1,6 +1,8 @@
 """The shared kernel every room may import, and which imports no room.
 
-Configuration (``_config``: one TOML file into frozen dataclasses), the error tree
+Configuration (``_config``: one TOML file into frozen dataclasses, each key declared
+once as a field; ``_config_parse`` the one generic parser, ``_config_checks`` the
+value checks fields name), the error tree
 (``_errors``: every domain error carries a stable reason code and no transport
 status; node.rpc._status maps it to gRPC), time (``_clock``: passed in, never read deep inside the domain), bounds on
 caller-chosen input (``_bounds``), key material (``_secrets``), the ID-number guard
