@@ -18,7 +18,6 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
-from grpc import aio
 
 import node.cli._main as cli
 from keys import (
@@ -44,7 +43,7 @@ from node.demo._testbed import (
 from node.disclosure import trusted_scenarios
 from node.exchange._throttle import RETRY_AFTER_KEY
 from node.pb.v1 import attestation_pb2, hub_pb2, node_pb2, node_pb2_grpc, scoring_pb2
-from node.rpc._client import reason_of
+from tests.support.refusals import expect_refused
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -200,14 +199,6 @@ async def hainan(tmp_path: Path) -> AsyncIterator[Fed]:
     await f.bed.close()
 
 
-async def _expect(coro: object, status: grpc.StatusCode, reason: str) -> aio.AioRpcError:
-    with pytest.raises(aio.AioRpcError) as info:
-        await coro  # type: ignore[misc]
-    assert info.value.code() == status, info.value.details()
-    assert reason_of(info.value) == reason
-    return info.value
-
-
 # ------------------------------------------------------------------ repair (H16, N22)
 
 
@@ -254,7 +245,7 @@ async def test_repair_refusals(
     """REQ: N22 — only the submitting department repairs, only negative records, by a
     named route; a refusal changes nothing."""
     stub = heihe.other_source if by_other else heihe.source
-    await _expect(
+    await expect_refused(
         stub.MarkRecord(
             node_pb2.MarkRecordRequest(record_id=record_id, status="repaired", repair_route=route)
         ),
@@ -361,18 +352,18 @@ async def test_deregistration_deletes_everything_revokes_and_refuses(heihe: Fed)
     assert info.value.code == "STATUS_REVOKED"
 
     # A fresh query with the old token, a new consent, the self query, new records: refused.
-    await _expect(
+    await expect_refused(
         f.peer.RequestAttestation(attestation_request(token, ALICE, "heihe/credit-loans")),
         grpc.StatusCode.PERMISSION_DENIED,
         "CONSENT_INVALID",
     )
-    await _expect(f.token(ALICE), grpc.StatusCode.NOT_FOUND, "SUBJECT_UNKNOWN")
-    await _expect(
+    await expect_refused(f.token(ALICE), grpc.StatusCode.NOT_FOUND, "SUBJECT_UNKNOWN")
+    await expect_refused(
         f.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=f.me(ALICE)),
         grpc.StatusCode.NOT_FOUND,
         "SUBJECT_UNKNOWN",
     )
-    await _expect(
+    await expect_refused(
         f.source.SubmitRecords(
             node_pb2.SubmitRecordsRequest(
                 batch_id="after", records=[honour_record("again-1", ALICE, "2026-09-28")]
@@ -381,7 +372,7 @@ async def test_deregistration_deletes_everything_revokes_and_refuses(heihe: Fed)
         grpc.StatusCode.INVALID_ARGUMENT,
         "BATCH_REJECTED",
     )
-    await _expect(
+    await expect_refused(
         f.citizen.Deregister(node_pb2.DeregisterRequest(confirm=True), metadata=f.me(ALICE)),
         grpc.StatusCode.NOT_FOUND,
         "SUBJECT_UNKNOWN",
@@ -435,7 +426,7 @@ async def test_deregistration_is_queued_for_the_hub_under_the_province_pseudonym
 
 async def test_deregistration_needs_confirmation(heihe: Fed) -> None:
     """REQ: H2 — nothing is deleted without an explicit confirmation."""
-    await _expect(
+    await expect_refused(
         heihe.citizen.Deregister(node_pb2.DeregisterRequest(), metadata=heihe.me(BOB)),
         grpc.StatusCode.INVALID_ARGUMENT,
         "NOT_CONFIRMED",
@@ -461,7 +452,7 @@ async def test_review_report_flags_purpose_outside_consent_and_late_sources(
 
 async def _review_report(f: Fed, capsys: pytest.CaptureFixture[str]) -> None:
     token, _ = await f.attest(BOB)
-    await _expect(
+    await expect_refused(
         f.peer.RequestAttestation(attestation_request(token, BOB, "heihe/transit-discount")),
         grpc.StatusCode.PERMISSION_DENIED,
         "CONSENT_WRONG_PURPOSE",
@@ -511,7 +502,7 @@ async def test_requester_over_its_rate_is_throttled_with_a_retry_hint(tmp_path: 
         token = await f.token(BOB)
         for _ in range(2):
             await f.peer.RequestAttestation(attestation_request(token, BOB, "heihe/credit-loans"))
-        err = await _expect(
+        err = await expect_refused(
             f.peer.RequestAttestation(attestation_request(token, BOB, "heihe/credit-loans")),
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             "QUERY_RATE_EXCEEDED",
@@ -577,7 +568,7 @@ async def test_upload_counts_only_after_verification_and_rejection_says_why(
     )
     assert {s.state for s in mine.supplements} == {"verified", "rejected"}
     assert any("no such award in the 2026 register" in n for n in await f.notes(ALICE))
-    await _expect(
+    await expect_refused(
         f.source.VerifySupplement(
             node_pb2.VerifySupplementRequest(supplement_id=second.supplement_id, accept=True)
         ),
@@ -624,7 +615,7 @@ async def test_upload_refusals(hainan: Fed, change: dict[str, object], reason: s
     )
     for k, v in change.items():
         setattr(up, k, v)
-    await _expect(
+    await expect_refused(
         hainan.citizen.UploadSupplement(up, metadata=hainan.me(ALICE)),
         grpc.StatusCode.INVALID_ARGUMENT,
         reason,
@@ -638,7 +629,7 @@ async def test_upload_refusals(hainan: Fed, change: dict[str, object], reason: s
 async def test_heihe_scheme_accepts_no_personal_uploads(heihe: Fed) -> None:
     """REQ: N5 H6 — only categories whose scheme accepts verified personal records may be
     uploaded; Heihe's catalogue accepts none."""
-    await _expect(
+    await expect_refused(
         heihe.citizen.UploadSupplement(
             node_pb2.UploadSupplementRequest(
                 category="honour",

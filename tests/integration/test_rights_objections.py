@@ -16,7 +16,6 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
-from grpc import aio
 
 from keys import Status, StatusList
 from node.core._clock import ManualClock
@@ -29,7 +28,7 @@ from node.demo._testbed import (
     resident,
 )
 from node.pb.v1 import attestation_pb2, node_pb2, node_pb2_grpc, scoring_pb2
-from node.rpc._client import reason_of
+from tests.support.refusals import expect_refused
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -168,13 +167,6 @@ async def hainan(tmp_path: Path) -> AsyncIterator[Region]:
 
 def deadlines(info: node_pb2.ObjectionInfo) -> dict[str, str]:
     return {d.step: d.due for d in info.deadlines}
-
-
-async def _expect(coro: object, status: grpc.StatusCode, reason: str) -> None:
-    with pytest.raises(aio.AioRpcError) as info:
-        await coro  # type: ignore[misc]
-    assert info.value.code() == status, info.value.details()
-    assert reason_of(info.value) == reason
 
 
 # ------------------------------------------------------------------ Heihe: 3 / 7 / 3
@@ -396,7 +388,7 @@ async def test_objection_refusals(
         calls[case] = lambda: r.source.AnswerObjection(
             node_pb2.AnswerObjectionRequest(objection_id=oid, outcome="corrected")
         )
-    await _expect(calls[case](), status, reason)
+    await expect_refused(calls[case](), status, reason)
     assert await r.grade(ALICE) == "A"
 
 
@@ -433,7 +425,7 @@ async def test_hainan_operator_resolves_its_own_handling_within_3_days(hainan: R
     assert deadlines(filed) == {"handle": "2026-10-09"}  # 30 Sep, 8 Oct, 9 Oct
     await r.tick("2026-09-30")
     assert not (await r.source.ListObjections(node_pb2.ListObjectionsRequest())).objections
-    await _expect(
+    await expect_refused(
         r.source.AnswerObjection(
             node_pb2.AnswerObjectionRequest(objection_id=filed.objection_id, outcome="upheld")
         ),

@@ -30,6 +30,7 @@ from grpc import aio
 from node.demo._testbed import RunningNode, Testbed, honour_record, make_id_number, resident
 from node.pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 from node.rpc._client import batch_rejection_of, field_of, reason_of
+from tests.support.refusals import expect_refused
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -103,12 +104,6 @@ def _rejections_of(err: aio.AioRpcError) -> list[node_pb2.RecordRejection]:
     return list(rejection.rejections)
 
 
-async def _refused(call: Awaitable[Any]) -> aio.AioRpcError:
-    with pytest.raises(aio.AioRpcError) as info:
-        await call
-    return info.value
-
-
 def _market(
     record_id: str, idn: str, source: str, category: str = "loan_default"
 ) -> scoring_pb2.CreditRecord:
@@ -156,7 +151,7 @@ async def test_record_source_must_be_the_caller(
     bad = honour_record(f"bad-{name}", CAROL)
     bad.source = source
     before = node.counts()
-    err = await _refused(
+    err = await expect_refused(
         node.stub(caller).SubmitRecords(
             node_pb2.SubmitRecordsRequest(
                 batch_id=f"src-{name}", records=[good, bad], subjects=[resident(CAROL)]
@@ -205,7 +200,7 @@ async def test_collection_consent_only_for_itself(node: Node, name: str, collect
     PERMISSION_DENIED ``COLLECTOR_MISMATCH`` on field ``collector``; no consent, and
     no subject row for a person the node did not know, is written."""
     before = node.counts()
-    err = await _refused(node.court.RecordCollectionConsent(_consent(DAVE, collector)))
+    err = await expect_refused(node.court.RecordCollectionConsent(_consent(DAVE, collector)))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     assert (reason_of(err), field_of(err)) == ("COLLECTOR_MISMATCH", "collector")
     assert node.counts() == before
@@ -228,7 +223,7 @@ async def test_market_record_cannot_use_another_departments_consent(node: Node) 
     ]
     for name, source, code, field in cases:
         before = node.counts()
-        err = await _refused(
+        err = await expect_refused(
             node.bank.SubmitRecords(
                 node_pb2.SubmitRecordsRequest(
                     batch_id=f"m-{name}", records=[_market(f"m-{name}", BOB, source)]
@@ -375,7 +370,7 @@ async def test_id_number_in_free_text_is_refused(
     the field (in a batch: a per-record reason, the whole batch refused); the refusal
     never echoes the number, and nothing is written anywhere."""
     before = node.counts()
-    err = await _refused(call(node))
+    err = await expect_refused(call(node))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     trailer = b"".join(
         v if isinstance(v, bytes) else v.encode() for _, v in err.trailing_metadata() or ()
@@ -437,6 +432,6 @@ async def test_deregistration_deletes_emptied_batches_only(node: Node) -> None:
     assert "dr-solo" not in batches and "dr-mixed" in batches
     again = await node.court.SubmitRecords(mixed)
     assert again.replayed and again.accepted == 2
-    err = await _refused(node.court.SubmitRecords(solo))
+    err = await expect_refused(node.court.SubmitRecords(solo))
     assert [r.code for r in _rejections_of(err)] == ["SUBJECT_DEREGISTERED"]
     assert "dr-solo" not in {r[0] for r in node.query("SELECT batch_id FROM source_batches")}
