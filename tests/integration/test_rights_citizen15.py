@@ -20,8 +20,8 @@ import pytest_asyncio
 from keys import Status
 from node.demo._testbed import attestation_request, make_id_number
 from node.pb.v1 import node_pb2
-from tests.integration.test_rights_objections import Region, _region
 from tests.support.refusals import expect_refused
+from tests.support.rights_region import Region, start_region
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -31,14 +31,14 @@ TABLES = ("objections", "repair_applications", "opt_outs", "notifications")
 
 @pytest_asyncio.fixture
 async def heihe(tmp_path: Path) -> AsyncIterator[Region]:
-    r = await _region(tmp_path, "heihe", "heihe", [ALICE, BOB])
+    r = await start_region(tmp_path, "heihe", "heihe", [ALICE, BOB])
     yield r
     await r.bed.close()
 
 
 @pytest_asyncio.fixture
 async def hainan(tmp_path: Path) -> AsyncIterator[Region]:
-    r = await _region(tmp_path, "hainan", "hainan", [ALICE, BOB])
+    r = await start_region(tmp_path, "hainan", "hainan", [ALICE, BOB])
     yield r
     await r.bed.close()
 

@@ -33,13 +33,13 @@ def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
 
 
 def _standalone(tmp_path: Path, capsys: pytest.CaptureFixture[str], people: int = 6) -> Path:
-    from tests.integration.test_hub_push import _populate  # real node keys, sealed IDs
+    from tests.support.hub_world import populate_sealed  # real node keys, sealed IDs
 
     out = tmp_path / "heihe"
     assert main(["init", "region", "--region", "heihe", "--scheme", "heihe",
                  "--out", str(out), "--peers", "hainan"]) == 0  # fmt: skip
     capsys.readouterr()
-    _populate(out, [make_id_number(i) for i in range(people)])
+    populate_sealed(out, [make_id_number(i) for i in range(people)])
     return out
 
 
