@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from node.cli._init import init_region, load_or_create_ca
+from tests.support.processes import huxin
 
 
 def _config(tmp_path: Path, **listen: str) -> Path:
@@ -34,10 +34,7 @@ def _config(tmp_path: Path, **listen: str) -> Path:
 
 
 def _serve(config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "node", "serve", "--config", str(config)],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+    return huxin("serve", "--config", str(config), timeout=30)
 
 
 @pytest.mark.parametrize("key", ["peer", "citizen", "metrics"])

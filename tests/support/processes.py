@@ -15,8 +15,8 @@ import io
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from node.cli._main import main
 from node.demo._testbed import ServeProcess, spawn_serve, wait_for_ready
@@ -57,9 +57,8 @@ def huxin(
     )
 
 
-@dataclass(frozen=True)
-class CliResult:
-    """What an in-process ``huxin`` run returned and printed."""
+class CliResult(NamedTuple):
+    """What an in-process ``huxin`` run returned and printed (unpacks as a tuple)."""
 
     code: int
     out: str

@@ -13,8 +13,6 @@ allow-lists name).
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +23,7 @@ from keys._ca import _REGION_RE
 from node.cli._init import init_region, load_or_create_ca
 from node.cli._main import main
 from node.core._config import ID_PATTERN, MAX_USES_CAP, ConfigError, load_config, parse_config
+from tests.support.processes import huxin
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
@@ -175,10 +174,7 @@ def test_serve_refuses_a_port_out_of_range(tmp_path: Path) -> None:
     res.config.write_text(
         re.sub(r'peer = "[^"]*"', 'peer = "127.0.0.1:99999"', res.config.read_text(), count=1)
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "node", "serve", "--config", str(res.config)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    proc = huxin("serve", "--config", str(res.config), timeout=60)
     assert proc.returncode == 2
     assert proc.stderr == "error: INVALID_CONFIG: listen.peer: port 99999 is not in 0..65535\n"
     with pytest.raises(ConfigError):
