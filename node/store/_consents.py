@@ -52,7 +52,6 @@ __all__ = [
     "release_use",
     "state_of",
     "use_active_consent",
-    "use_consent",
     "withdraw_consent",
 ]
 
@@ -136,28 +135,6 @@ def get_consent(conn: sqlite3.Connection, consent_id: str) -> ConsentRow | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM consents WHERE consent_id = ?", (consent_id,))
     found = row.fetchone()
     return None if found is None else ConsentRow.of(found)
-
-
-def use_consent(
-    conn: sqlite3.Connection, row: ConsentRow, attestation_id: str, issued_at: int, expires_at: int
-) -> int:
-    """Inside a write unit that has just read ``row``: count one use, conditionally on
-    the consent still being active (the UPDATE re-checks it), and allocate the
-    next status-list index.  Returns the index, or -1 if the consent was not
-    active (nothing written)."""
-    cur = conn.execute(
-        "UPDATE consents SET uses = uses + 1 WHERE consent_id = ? AND withdrawn_at IS NULL "
-        "AND uses < max_uses AND not_after > ?",
-        (row.consent_id, issued_at),
-    )
-    if cur.rowcount != 1:
-        return -1
-    cur = conn.execute(
-        "INSERT INTO status_entries (idx, attestation_id, subject_key, consent_id, status, "
-        "issued_at, expires_at) VALUES (NULL, ?, ?, ?, 0, ?, ?)",
-        (attestation_id, row.subject_key, row.consent_id, issued_at, expires_at),
-    )
-    return int(cur.lastrowid or 0)
 
 
 # The hot path's use: every check of ``PeerServicer._check`` (audience, purpose, state,
@@ -344,7 +321,3 @@ class ConsentsRepository:
             "SELECT idx, status FROM status_entries WHERE status != 0 ORDER BY idx"
         )
         return [(int(a), int(b)) for a, b in rows]
-
-    async def status_at(self, idx: int) -> int | None:
-        row = await self._db.fetchone("SELECT status FROM status_entries WHERE idx = ?", (idx,))
-        return None if row is None else int(row[0])
