@@ -819,7 +819,7 @@ _INSERT_RECORDS = (
     "INSERT INTO records (subject_key, record_id, source, category, polarity, act_id,"
     " recognised_on, valid_until, level, severity, legal_document, status,"
     " provenance, flags, batch_id, submitted_at, submitted_by)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?3)"  # filed by its source (M8)
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?3)"  # filed by its source: ids are per department
 )
 _COLUMNS = {
     "subjects": "subject_key, birth_date, full_civil_capacity, id_sealed, registered_at,"

@@ -182,7 +182,7 @@ async def test_hainan_gets_consented_heihe_attestation_mapped_and_verifies_with_
     assert rc == 0
     env = attestation_pb2.SignedAttestation.FromString(resp.signed_attestation).envelope
     att = attestation_pb2.Attestation.FromString(env.payload)
-    # the plain line leads with the grade the integrator asked for (review5 M3)
+    # the plain line leads with the grade the integrator asked for
     line = capsys.readouterr().out.splitlines()[-1]  # after the trust build's line
     mapped = f"VALID: heihe hainan@{att.mapped.scheme_version} grade {att.mapped.grade} (mapped "
     assert line.startswith(mapped + f"from heihe@{att.scheme_version} grade A score 630 by "), line
@@ -347,7 +347,7 @@ async def test_caller_who_is_not_the_consents_audience_is_refused(fed: Fed) -> N
             "MAPPING_UNAVAILABLE",
             id="unknown-target-scheme",
         ),
-        # review6 H1/H2: the requested purpose may go into the citizen's log leaf
+        # the requested purpose may go into the citizen's log leaf: never an ID number
         pytest.param(
             {"purpose": f"loan {CAROL}"},
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -457,7 +457,7 @@ async def test_consent_longer_than_cap_is_refused(fed: Fed) -> None:
 
 
 async def test_a_minor_cannot_consent(fed: Fed) -> None:
-    """REQ: H1 H5 N15 — consent needs full civil capacity when it is given (review5 M11):
+    """REQ: H1 H5 N15 — consent needs full civil capacity when it is given:
     a 17-year-old's consent would otherwise release their grade the day they turn 18."""
     await expect_refused(
         fed.grant(DAVE), grpc.StatusCode.FAILED_PRECONDITION, "SUBJECT_NOT_ELIGIBLE"
@@ -665,7 +665,7 @@ async def test_bad_record_rejects_whole_batch_with_per_record_reasons(fed: Fed) 
 
 async def test_market_record_needs_written_collection_consent(fed: Fed) -> None:
     """REQ: H7 N4 — non-public records only with the person's written consent on record,
-    recorded by the collecting department itself (review5 H1)."""
+    recorded by the collecting department itself."""
     power = node_pb2_grpc.SourceServiceStub(
         fed.bed.peer_channel(fed.heihe, fed.bed.cert("heihe-power"))
     )

@@ -234,7 +234,7 @@ async def test_objection_refusals(
         "unknown_record": lambda: r.citizen.FileObjection(
             node_pb2.FileObjectionRequest(record_id="nope"), metadata=r.me(ALICE)
         ),
-        "id_number_in_reason": lambda: r.citizen.FileObjection(  # stored as typed (review5 H3)
+        "id_number_in_reason": lambda: r.citizen.FileObjection(  # stored as typed: refused
             node_pb2.FileObjectionRequest(record_id="h-0", reason=f"I am {ALICE}"),
             metadata=r.me(ALICE),
         ),

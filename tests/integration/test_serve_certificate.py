@@ -1,7 +1,8 @@
-"""`huxin serve` and the node's TLS certificate, as real processes (review5 M7).
+"""`huxin serve` and the node's TLS certificate, as real processes.
 
-REQ: C1 — before, a node whose certificate had expired started, logged "node
-started" and failed every handshake in and out; nothing warned before day 91.
+REQ: C1 — a node whose certificate has expired would log "node started" and fail
+every handshake in and out, so it refuses to start; one about to expire starts,
+warns and exports the expiry, so the operator hears of it before day 91.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def _serve_and_check(tmp_path: Path, config: Path, *, expect_warning: bool) -> N
 
 
 def test_serve_refuses_a_signing_key_that_is_no_longer_valid(tmp_path: Path) -> None:
-    """REQ: C2 — review5 M10: a node whose signing key expired would sign consents,
+    """REQ: C2 — a node whose signing key expired would sign consents,
     attestations and checkpoints nobody accepts; it refuses to start and says what to do."""
     now = datetime.now(UTC)
     ca = load_or_create_ca(tmp_path / "ca", now - timedelta(days=500))

@@ -1,5 +1,5 @@
 """Operating `huxin serve`: owner-only files and SIGHUP reopening the
-log file after logrotate moved it, in the primary and its peer-port workers (M5)."""
+log file after logrotate moved it, in the primary and its peer-port workers."""
 
 from __future__ import annotations
 

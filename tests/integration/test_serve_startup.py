@@ -1,8 +1,8 @@
-"""`huxin serve` that cannot start exits at once with one `error:` line (review5 M1).
+"""`huxin serve` that cannot start exits at once with one `error:` line.
 
-Before: an error after the database was opened left its threads running, so the
-process printed the error (or a traceback, for a port in use) and never exited;
-a supervisor saw a live process and the primary lock stayed held.
+An error after the database was opened must not leave its threads running: the
+process would print the error (or a traceback, for a port in use) and never exit,
+a supervisor would see a live process and the primary lock would stay held.
 """
 
 from __future__ import annotations

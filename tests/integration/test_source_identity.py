@@ -1,11 +1,11 @@
 """A department speaks only for itself, and free text never carries an ID number in.
 
-REQ: H7, N4 (review5 H1) — a record's ``source`` is bound to the caller's
+REQ: H7, N4 — a record's ``source`` is bound to the caller's
 certificate identity (``SOURCE_MISMATCH``), a department records collection
 consents given to itself only (``COLLECTOR_MISMATCH``), and a market record
 counts only a consent its submitter recorded (``COLLECTION_CONSENT_MISSING``).
 REQ: N8 — a market provider answers for its records, so they must carry its
-own name.  Privacy (review5 H3) — every caller-chosen string SourceService
+own name.  Privacy — every caller-chosen string SourceService
 stores or logs is refused with ``ID_NUMBER_IN_FIELD`` when it holds a valid ID
 number, the refusal never echoes it, and the transparency log holds a digest,
 never a source's record id.
@@ -207,7 +207,7 @@ async def test_collection_consent_only_for_itself(node: Node, name: str, collect
 
 
 async def test_market_record_cannot_use_another_departments_consent(node: Node) -> None:
-    """REQ: H7, N4, N8 — review5 s3: Bob consented to collection by the power company
+    """REQ: H7, N4, N8 — Bob consented to collection by the power company
     only.  The bank's own market record is refused (``COLLECTION_CONSENT_MISSING``), the
     same record under the power company's name is refused (``SOURCE_MISMATCH``), and
     nothing is written; the power company's own record is accepted."""
@@ -366,7 +366,7 @@ async def test_id_number_in_free_text_is_refused(
     field: str,
     per_record: bool,
 ) -> None:
-    """REQ: H7 privacy, N4 (review5 H3) — INVALID_ARGUMENT ``ID_NUMBER_IN_FIELD`` naming
+    """REQ: H7 privacy, N4 — INVALID_ARGUMENT ``ID_NUMBER_IN_FIELD`` naming
     the field (in a batch: a per-record reason, the whole batch refused); the refusal
     never echoes the number, and nothing is written anywhere."""
     before = node.counts()
@@ -389,7 +389,7 @@ async def test_id_number_in_free_text_is_refused(
 
 
 async def test_revocation_logs_a_digest_of_the_record_id(node: Node) -> None:
-    """REQ: H16 privacy (review5 H3) — the append-only log never holds a source-chosen
+    """REQ: H16 privacy — the append-only log never holds a source-chosen
     string: a revocation leaf carries sha256(record_id)[:16], not the record id."""
     rid = "court-ref-2026-000123"
     await node.court.SubmitRecords(
@@ -409,7 +409,7 @@ async def test_revocation_logs_a_digest_of_the_record_id(node: Node) -> None:
 
 
 async def test_deregistration_deletes_emptied_batches_only(node: Node) -> None:
-    """REQ: H2 privacy (review5 H3) — a batch left without records by a deregistration
+    """REQ: H2 privacy — a batch left without records by a deregistration
     is deleted with the person's data; one still holding another person's record stays
     (it owns that record and keeps replays idempotent).  Replaying the deleted batch is
     new work, refused while the tombstone stands."""

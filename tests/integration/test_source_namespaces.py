@@ -1,4 +1,4 @@
-"""Batch ids and record ids belong to the department that chose them (review5 M8).
+"""Batch ids and record ids belong to the department that chose them.
 
 REQ: H4 — a department's batch id is idempotent for that department only: another
 department's batch with the same id neither blocks it (``BATCH_ID_REUSED``) nor is
@@ -140,7 +140,7 @@ async def node(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Node]:
 
 
 async def test_two_departments_use_one_batch_id(node: Node) -> None:
-    """REQ: H4 — review5 s17: the bank's batch "2026-11-23" is stored although the court
+    """REQ: H4 — the bank's batch "2026-11-23" is stored although the court
     used that id; each department's replay of its own batch is idempotent."""
     court = node_pb2.SubmitRecordsRequest(
         batch_id="2026-11-23", records=[honour("c-1123", DAVE, "court")], subjects=[resident(DAVE)]
@@ -203,7 +203,7 @@ async def test_another_departments_batch_id_tells_nothing(
 
 
 async def test_replaying_another_departments_batch_verbatim_is_refused(node: Node) -> None:
-    """REQ: H4, H7 — review5 s17: the bank sending the court's batch byte for byte is not
+    """REQ: H4, H7 — the bank sending the court's batch byte for byte is not
     told "replayed"; it is refused as records under another department's name
     (``SOURCE_MISMATCH``), and nothing is written."""
     court_batch = node_pb2.SubmitRecordsRequest(
@@ -274,7 +274,7 @@ NOT_OWN_RECORDS = [
 async def test_mark_record_answers_alike_for_foreign_and_unknown(
     node: Node, name: str, caller: str, record_id: str, status: str
 ) -> None:
-    """REQ: H16, N22 — review5 s2/s3: no existence oracle.  Another department's record
+    """REQ: H16, N22 — no existence oracle.  Another department's record
     and no record get one answer: NOT_FOUND ``RECORD_NOT_FOUND`` on ``record_id`` with
     the same message; nothing is marked, logged or told."""
     stub = node.court if caller == "court" else node.bank

@@ -1,9 +1,8 @@
-"""The monthly run of a node made by ``huxin init region``, and periods not over yet
-(review5 M6).
+"""The monthly run of a node made by ``huxin init region``, and periods not over yet.
 
 REQ: H3 — scores are recomputed and published monthly: a standalone region
 (no hub) must be able to sign its month; a month that has not ended is never
-run, stored or signed (before: ``--db ... --period 2099-01`` stored a run).
+run, stored or signed (``--db ... --period 2099-01`` is refused, nothing stored).
 """
 
 from __future__ import annotations
