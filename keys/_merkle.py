@@ -99,9 +99,6 @@ class MerkleTree:
             levels[h].append(parent)
         return index
 
-    def leaf_hash_at(self, index: int) -> bytes:
-        return self._levels[0][index]
-
     def _subtree(self, start: int, n: int) -> bytes:
         """MTH of leaves [start, start + n) for ranges arising in RFC 9162 recursion."""
         if n & (n - 1) == 0 and start % n == 0:

@@ -281,7 +281,7 @@ async def _run(
         secrets = load_secrets(config, passphrase)
     except ConfigError as exc:
         raise CliError(exc.code, str(exc)) from None
-    cert = _check_tls_certificate(secrets.tls_cert, secrets.tls_key, datetime.now(UTC))  # M7
+    cert = _check_tls_certificate(secrets.tls_cert, secrets.tls_key, datetime.now(UTC))
     problem = secrets.signing_problem_at(int(time.time()))
     if problem is not None:  # it could sign nothing anyone accepts
         raise CliError(

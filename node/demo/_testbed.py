@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +76,8 @@ __all__ = [
     "reseal_ids",
     "residence_fact",
     "resident",
+    "spawn_serve",
+    "wait_for_ready",
 ]
 
 
@@ -350,6 +352,53 @@ def requester_channel(port: int, cert: NodeCertificate, ca_pem: bytes, i: int) -
     )
 
 
+def spawn_serve(
+    config: Path,
+    ready: Path,
+    *,
+    stdout: Any = subprocess.DEVNULL,
+    stderr: Any = subprocess.PIPE,
+    env: dict[str, str] | None = None,
+    text: bool = False,
+) -> subprocess.Popen[Any]:
+    """Start ``huxin serve --config CONFIG --ready-file READY`` as a child process.
+
+    The one way the test beds, the tests and the benchmarks start a node: a stale
+    ready file is removed first, so its appearance always means *this* process
+    listens.  ``env`` is added to the inherited environment."""
+    ready.unlink(missing_ok=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "node", "serve", "--config", str(config),
+         "--ready-file", str(ready)],
+        stdout=stdout, stderr=stderr, env={**os.environ, **(env or {})}, text=text,
+    )  # fmt: skip
+
+
+def wait_for_ready(
+    proc: subprocess.Popen[Any],
+    ready: Path,
+    *,
+    timeout: float = 60.0,
+    what: str = "node",
+    output: Callable[[], str] | None = None,
+) -> dict[str, Any]:
+    """Wait until ``proc`` wrote its ready file and return what it wrote (its ports).
+
+    A process that exits first raises :class:`RuntimeError` with ``output()`` (what
+    it printed); one still starting after ``timeout`` seconds raises
+    :class:`TimeoutError`.  The bound only limits how long a broken start hangs on a
+    busy machine: a healthy start returns as soon as the file is there."""
+    deadline = time.monotonic() + timeout
+    while not ready.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what}: " + (output() if output else f"exit {proc.returncode}"))
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not become ready within {timeout:.0f} s")
+        time.sleep(0.02)
+    ports: dict[str, Any] = json.loads(ready.read_text())
+    return ports
+
+
 @dataclass
 class NodeProcess:
     id: str
@@ -371,21 +420,19 @@ class ServeProcess:
     def __init__(self, config: Path, *, timeout: float = 90.0) -> None:
         self.config = config
         ready = config.parent / "ready.json"
-        ready.unlink(missing_ok=True)
-        self.p = subprocess.Popen(
-            [sys.executable, "-m", "node", "serve", "--config", str(config),
-             "--ready-file", str(ready)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+        self.p = spawn_serve(config, ready, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
-        while not ready.exists():
-            if self.p.poll() is not None:
-                raise RuntimeError(self.p.stderr.read().decode() if self.p.stderr else "died")
-            if time.monotonic() > deadline:
-                self.p.kill()
-                raise RuntimeError(f"{config} did not start within {timeout} s")
-            time.sleep(0.02)
-        self.ports: dict[str, Any] = json.loads(ready.read_text())
+
+        def died() -> str:
+            return self.p.stderr.read().decode() if self.p.stderr else "died"
+
+        try:
+            self.ports: dict[str, Any] = wait_for_ready(
+                self.p, ready, timeout=timeout, what=str(config), output=died
+            )
+        except TimeoutError as slow:
+            self.p.kill()
+            raise RuntimeError(str(slow)) from slow
         self.stderr_text = ""
         self._first_month(deadline)
 
@@ -454,16 +501,11 @@ class FederationProcesses:
     def start(self, node_id: str, *, wait: bool = True) -> NodeProcess:
         node = self.layout.nodes[node_id]
         ready = node.directory / "ready.json"
-        ready.unlink(missing_ok=True)
         output = node.directory / "serve.out"
         with output.open("ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "node", "serve", "--config", str(node.config),
-                 "--ready-file", str(ready)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **self.env},
-            )  # fmt: skip
+            proc = spawn_serve(
+                node.config, ready, stdout=out, stderr=subprocess.STDOUT, env=self.env
+            )
         np = NodeProcess(node_id, node.config, proc, ready, output)
         self.procs[node_id] = np
         if wait:
@@ -472,16 +514,12 @@ class FederationProcesses:
 
     def wait_ready(self, node_id: str, timeout: float = 60.0) -> None:
         np = self.procs[node_id]
-        deadline = time.monotonic() + timeout
-        while not np.ready.exists():
-            if np.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{node_id} exited with {np.proc.returncode}: "
-                    + np.output.read_text(errors="replace")[-2000:]
-                )
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{node_id} did not become ready")
-            time.sleep(0.05)
+
+        def exited() -> str:
+            tail = np.output.read_text(errors="replace")[-2000:]
+            return f"exited with {np.proc.returncode}: {tail}"
+
+        wait_for_ready(np.proc, np.ready, timeout=timeout, what=node_id, output=exited)
 
     def stop(self, node_id: str, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         np = self.procs.pop(node_id)

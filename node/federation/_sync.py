@@ -63,7 +63,7 @@ import hashlib
 import random
 import re
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -635,10 +635,3 @@ class GrpcPeerClient:
 
     async def close(self) -> None:
         await self._channel.close(None)
-
-
-def summarise(results: Sequence[PeerResult]) -> str:
-    """One line per peer (for logs and the demo)."""
-    return "; ".join(
-        f"{r.peer}: {'ok' if r.ok else r.error} ({len(r.updated)} updated)" for r in results
-    )

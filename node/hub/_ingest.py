@@ -82,7 +82,6 @@ __all__ = [
     "Hub",
     "HubMetrics",
     "forget_sync",
-    "leaves_of",
     "own_entry",
     "verify_snapshot_batch",
 ]
@@ -254,17 +253,6 @@ def forget_sync(conn: sqlite3.Connection, region: str, pseudonym: bytes) -> int:
         store.rewrite_batch(conn, bid, batch.SerializeToString(), bytes(names), len(found))
         deleted += len(found)
     return deleted
-
-
-def leaves_of(conn: sqlite3.Connection, pseudonym: bytes) -> list[tuple[str, str, int, bytes]]:
-    """(region, batch id, index, payload) of every leaf held under ``pseudonym``."""
-    out = []
-    for bid, region, batch_id, blob in store.batches_with_leaves(conn):
-        found = _positions(bytes(blob), pseudonym)
-        if found:
-            batch = hub_pb2.SnapshotBatch.FromString(store.batch_blob(conn, bid))
-            out += [(region, batch_id, i, bytes(batch.payloads[i])) for i in found]
-    return out
 
 
 def own_entry(

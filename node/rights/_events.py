@@ -182,9 +182,6 @@ class RightsTx:
             return 0
         return store.restore_suspended(self.conn, key)
 
-    def revoke_all(self, key: bytes) -> int:
-        return store.revoke_attestations(self.conn, key)
-
     def rescore(self, key: bytes, cause: str) -> Grade:
         """Correct the person's published grade at once (H16), tell them when it moved.
 

@@ -5,7 +5,7 @@ rolled-out version from its effective date — ``in_force`` switches it in one
 assignment while the node runs, docs/adr/0507); read it ONCE per request and
 use that object throughout; time is read only through ``clock``; the node's
 own tokens verify against EVERY key of its root-certified key set
-(``own_keys``), so rotating the signing key keeps outstanding tokens valid;
+(``PeerServicer._own_keys``), so rotating the signing key keeps outstanding tokens valid;
 validity and revocation at the grant time are checked by the verifier.
 """
 
@@ -64,8 +64,3 @@ class NodeContext:
 
     def now_iso(self) -> str:
         return self.clock.now().isoformat(timespec="seconds")
-
-    @property
-    def own_keys(self) -> dict[str, bytes]:
-        """Key id -> public key of every signing key in the node's own key set."""
-        return {k.key_id: k.public_key for k in self.secrets.key_set.keys}

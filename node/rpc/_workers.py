@@ -319,7 +319,7 @@ def config_digest(config_path: Path, key_files: list[Path]) -> str:
 class PrimaryLock:
     """One primary per database: an exclusive, non-blocking ``flock`` on
     ``<database>.primary-lock`` held while the node runs (workers share the peer
-    port by design, so the port can no longer tell a second node apart)."""
+    port by design, so the port cannot tell a second node apart)."""
 
     def __init__(self, database: Path) -> None:
         self._fd = os.open(f"{database}.primary-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -49,7 +49,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from node.core._errors import HuxinError
 from node.store import SCHEMA_VERSION, StorageError, connect
@@ -526,8 +525,3 @@ def _fail_closed(
     with database.open("rb+") as f:
         os.fsync(f.fileno())
     return len(open_consents), range(first, end), erased
-
-
-def describe(manifest: Manifest) -> dict[str, Any]:
-    """The manifest as a JSON-ready dict (for ``--json`` output)."""
-    return asdict(manifest)

@@ -284,7 +284,3 @@ class ConsentsRepository:
             "SELECT idx, status FROM status_entries WHERE status != 0 ORDER BY idx"
         )
         return [(int(a), int(b)) for a, b in rows]
-
-    async def status_at(self, idx: int) -> int | None:
-        row = await self._db.fetchone("SELECT status FROM status_entries WHERE idx = ?", (idx,))
-        return None if row is None else int(row[0])

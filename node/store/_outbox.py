@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,8 +202,3 @@ class Outbox:
     async def append(self, kind: str, event_id: str, payload: bytes, at: int) -> int:
         """Append in its own (group-committed) transaction."""
         return await self._db.write_unit(lambda c: append_sync(c, kind, event_id, payload, at))
-
-    async def append_many(self, events: Sequence[tuple[str, str, bytes]], at: int) -> list[int]:
-        return await self._db.write_unit(
-            lambda c: [append_sync(c, k, e, p, at) for k, e, p in events]
-        )

@@ -48,7 +48,6 @@ from node.core._errors import (
     AlreadyExistsError,
     FailedPreconditionError,
     InvalidArgumentError,
-    NotFoundError,
 )
 from node.pb.v1 import node_pb2
 from node.store._db import Database
@@ -459,12 +458,6 @@ class RecordsRepository:
     async def records_of(self, key: bytes) -> list[StoredRecord]:
         return await self._db.read_unit(lambda conn: load_records(conn, key))
 
-    async def subject_and_records(self, key: bytes) -> tuple[Subject | None, list[StoredRecord]]:
-        """Both in one read (one snapshot, one hop)."""
-        return await self._db.read_unit(
-            lambda conn: (load_subject(conn, key), load_records(conn, key))
-        )
-
 
 def _legal_columns(r: CreditRecord) -> tuple[str | None, str | None, str | None]:
     """(issuer, issue date, organisation code) of an H10 reference, kept for the trail."""
@@ -642,9 +635,3 @@ def subject_of_rows(rows: Sequence[Sequence[Any]]) -> Subject | None:
         tuple(Residence(r[2], date.fromisoformat(r[3])) for r in rows if r[2] is not None),
         bool(first[1]),
     )
-
-
-def require_subject(subject: Subject | None) -> Subject:
-    if subject is None:
-        raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")
-    return subject

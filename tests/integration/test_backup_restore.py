@@ -7,8 +7,6 @@ import asyncio
 import json
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,14 +30,10 @@ from node.demo._testbed import (
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import citizen_channel, identity_metadata, peer_channel
 from node.rpc._identity import DevIdentityProvider
+from tests.support.processes import huxin
 
 ALICE = make_id_number(301)
 BOB = make_id_number(302)  # deregisters after the backup
-
-
-def _huxin(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "node", *args],
-                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
 
 
 def test_backup_under_load_then_restore(tmp_path: Path) -> None:
@@ -104,14 +98,29 @@ def test_backup_under_load_then_restore(tmp_path: Path) -> None:
 
         traffic = asyncio.ensure_future(load())
         made = await asyncio.to_thread(
-            _huxin, "backup", "create", "--config", str(config), "--out", str(backup), "--json"
+            huxin,
+            "backup",
+            "create",
+            "--config",
+            str(config),
+            "--out",
+            str(backup),
+            "--json",
+            timeout=120,
         )
         assert made.returncode == 0, made.stderr
         await traffic
         bob = identity_metadata(idp.assertion(BOB, "heihe", int(time.time())))
         await citizen.Deregister(node_pb2.DeregisterRequest(confirm=True), metadata=bob)
         refused = await asyncio.to_thread(
-            _huxin, "backup", "restore", "--config", str(config), "--from", str(backup)
+            huxin,
+            "backup",
+            "restore",
+            "--config",
+            str(config),
+            "--from",
+            str(backup),
+            timeout=120,
         )
         for c in chans:
             await c.close(None)
@@ -129,13 +138,15 @@ def test_backup_under_load_then_restore(tmp_path: Path) -> None:
     uses_at_backup = doc["counts"]["status_entries"]
     assert 1 <= uses_at_backup <= 21
     assert doc["counts"]["log_entries"] >= entries_before
-    checked = _huxin("backup", "verify", str(backup), "--json")
+    checked = huxin("backup", "verify", str(backup), "--json", timeout=120)
     assert checked.returncode == 0, checked.stderr
     assert json.loads(checked.stdout)["sha256"] == doc["sha256"]
     assert ALICE.encode() not in backup.read_bytes()
     assert ALICE not in (outputs[0] + checked.stdout)
 
-    restored = _huxin("backup", "restore", "--config", str(config), "--from", str(backup), "--json")
+    restored = huxin(
+        "backup", "restore", "--config", str(config), "--from", str(backup), "--json", timeout=120
+    )
     assert restored.returncode == 0, restored.stderr
     result = json.loads(restored.stdout)
     aside = Path(result["moved_aside"])
@@ -193,11 +204,13 @@ def test_backup_under_load_then_restore(tmp_path: Path) -> None:
 
 def test_cli_errors_name_the_problem(tmp_path: Path) -> None:
     """Bad input: exit 2 (1 for a backup that fails its check), ``error: CODE: ...``."""
-    missing = _huxin("backup", "create", "--config", str(tmp_path / "no.toml"), "--out", "x.db")
+    missing = huxin(
+        "backup", "create", "--config", str(tmp_path / "no.toml"), "--out", "x.db", timeout=120
+    )
     assert missing.returncode == 2 and missing.stderr.startswith("error: INVALID_CONFIG: config: ")
     (tmp_path / "b.db").write_bytes(b"not a database")
     (tmp_path / "b.db.manifest.json").write_text("{}")
-    bad = _huxin("backup", "verify", str(tmp_path / "b.db"))
+    bad = huxin("backup", "verify", str(tmp_path / "b.db"), timeout=120)
     assert bad.returncode == 1
     assert bad.stderr.startswith("error: BACKUP_MANIFEST_INVALID: ")
     assert "Traceback" not in bad.stderr + missing.stderr

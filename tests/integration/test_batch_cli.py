@@ -7,39 +7,33 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
-import sys
 from importlib import resources
 from pathlib import Path
 
 import pytest
 
 from node.synthetic._population import PopulationSpec
+from tests.support.processes import huxin
 
-HUXIN = shutil.which("huxin", path=str(Path(sys.executable).parent))
 ID_RE = re.compile(r"[1-9]\d{16}[\dX]")
-
-
-def _huxin(*args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [HUXIN] if HUXIN else [sys.executable, "-m", "node"]
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_generate_run_evaluate(tmp_path: Path) -> None:
     """REQ: H11 — a month is computed once, then a candidate model is evaluated."""
     db = tmp_path / "heihe.db"
-    gen = _huxin("population", "generate", "--people", "3000", "--out", str(db), "--seed", "9")
+    gen = huxin(
+        "population", "generate", "--people", "3000", "--out", str(db), "--seed", "9", script=True
+    )
     assert gen.returncode == 0, gen.stderr
     assert "generated 3,000 people" in gen.stdout
-    run = _huxin("score", "run", "--db", str(db), "--scheme", "heihe", "--period", "2026-10",
-                 "--workers", "2", "--chunk", "500", "--json")  # fmt: skip
+    run = huxin("score", "run", "--db", str(db), "--scheme", "heihe", "--period", "2026-10",
+                 "--workers", "2", "--chunk", "500", "--json", script=True)  # fmt: skip
     assert run.returncode == 0, run.stderr
     first = json.loads(run.stdout)
     assert first["chunks"] == 6 and first["chunks_computed"] == 6
     assert "score heihe@2025.1 2026-10" in run.stderr
-    again = _huxin("score", "run", "--db", str(db), "--scheme", "heihe", "--period", "2026-10",
-                   "--json")  # fmt: skip
+    again = huxin("score", "run", "--db", str(db), "--scheme", "heihe", "--period", "2026-10",
+                   "--json", script=True)  # fmt: skip
     assert again.returncode == 0
     second = json.loads(again.stdout)
     assert second["already_complete"] and second["grades"] == first["grades"]
@@ -48,8 +42,8 @@ def test_generate_run_evaluate(tmp_path: Path) -> None:
     changed = text.replace("points = 20\nvalidity_years = 2", "points = 60\nvalidity_years = 2")
     assert changed != text
     candidate.write_text(changed, "utf-8")
-    ev = _huxin("model", "evaluate", "--current", "heihe", "--candidate", str(candidate),
-                "--db", str(db))  # fmt: skip
+    ev = huxin("model", "evaluate", "--current", "heihe", "--candidate", str(candidate),
+                "--db", str(db), script=True)  # fmt: skip
     assert ev.returncode == 0, ev.stderr
     assert "population stability index" in ev.stdout
     ids = set(PopulationSpec("heihe", 3000, 9).id_numbers())
@@ -69,7 +63,7 @@ def test_generate_run_evaluate(tmp_path: Path) -> None:
     ],
 )  # fmt: skip
 def test_errors_exit_2_on_stderr(tmp_path: Path, args: tuple[str, ...], code: str) -> None:
-    proc = _huxin(*(str(tmp_path / a) if a.endswith(".db") else a for a in args))
+    proc = huxin(*(str(tmp_path / a) if a.endswith(".db") else a for a in args), script=True)
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"error: {code}: ")
     assert "Traceback" not in proc.stderr

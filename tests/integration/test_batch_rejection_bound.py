@@ -1,11 +1,12 @@
-"""A refused batch of any size up to the limit gets a readable, bounded refusal (review5 M9).
+"""A refused batch of any size up to the limit gets a readable, bounded refusal.
 
 REQ: H4, N6 — a batch is stored whole or not at all, and the source learns why:
 INVALID_ARGUMENT ``BATCH_REJECTED`` with a ``huxin-batch-rejection-bin`` trailer
 holding the first problems (at most 100, at most 6 KiB), ``rejected_total``,
-``records_refused``, ``truncated`` and a count per (field, code).  Before, about
-160 bad records overflowed the client's 16 KiB metadata limit and the source got
-RESOURCE_EXHAUSTED and no reasons at all.  REQ: N7 — late records are no refusal.
+``records_refused``, ``truncated`` and a count per (field, code).  The trailer is
+bounded because an unbounded list of about 160 bad records would overflow the
+client's 16 KiB metadata limit and the source would get RESOURCE_EXHAUSTED and no
+reasons at all.  REQ: N7 — late records are no refusal.
 
 Runs one real node (mutual TLS on loopback, its own SQLite file) for the module
 and counts every table a batch could write before and after each refusal.
@@ -105,7 +106,7 @@ BAD_BATCHES: list[tuple[str, int, Callable[[int], scoring_pb2.CreditRecord]]] = 
     ("ten-bad", 10, bad_category),
     ("exactly-the-listed-bound", MAX_LISTED_REJECTIONS, bad_category),
     ("one-past-the-listed-bound", MAX_LISTED_REJECTIONS + 1, bad_category),
-    ("review5-s18-1000", 1_000, bad_category),
+    ("a-thousand-bad", 1_000, bad_category),
     ("max-batch-10000-same-mistake", 10_000, bad_category),
     ("max-batch-10000-two-mistakes-some-good", 10_000, alternating),
     ("max-batch-10000-foreign-source", 10_000, every_third_foreign),
@@ -117,7 +118,7 @@ BAD_BATCHES: list[tuple[str, int, Callable[[int], scoring_pb2.CreditRecord]]] = 
 async def test_refusal_is_bounded_and_complete_in_its_totals(
     node: Node, name: str, size: int, make: Callable[[int], scoring_pb2.CreditRecord]
 ) -> None:
-    """REQ: H4, N6 — review5 s18: exact status and reason whatever the size; the trailer
+    """REQ: H4, N6 — exact status and reason whatever the size; the trailer
     fits the client's limit; ``rejected_total``/``records_refused`` count every problem,
     ``truncated`` says whether the list is shorter, the summary groups them all by
     (field, code); the listed ones are the first in record order; nothing is written."""

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import sqlite3
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +39,7 @@ from node.demo._testbed import (
     resident,
 )
 from node.pb.v1 import hub_pb2, hub_pb2_grpc, node_pb2, node_pb2_grpc
+from tests._waiting import wait_until
 
 HUB, HEIHE, HAINAN = "heilongjiang", "heihe", "hainan"
 BANK, COURT = "hainan.bank", "heihe.court"
@@ -142,15 +142,6 @@ def _call(world: World, at: str, pair: Pair, method: str) -> tuple[str, str]:
         ch.close()
 
 
-def _wait(pred: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("callers")
@@ -207,7 +198,9 @@ def test_only_the_pinned_or_registered_certificate_speaks_for_an_identity(
     assert _call(world, at, world.who(who), method) == (code, reason)
     if reason:  # the guard logs every refusal with its reason (no certificate material)
         log = world.layout.nodes[at].directory / "node.log"
-        _wait(lambda: f'"reason": "{reason}"' in log.read_text(), timeout=10)
+        wait_until(
+            lambda: f'"reason": "{reason}"' in log.read_text(), "the refusal in the log", timeout=10
+        )
 
 
 def test_a_push_stream_with_a_second_certificate_is_refused(world: World) -> None:
@@ -345,7 +338,9 @@ def test_an_integrator_issued_later_works_until_revoked_without_a_restart(world:
         lines = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
         return {x["pid"] for x in lines if x.get("reason") == "CLIENT_REVOKED"}
 
-    _wait(lambda: len(refusing_pids()) >= 2, timeout=20)  # the primary and its worker
+    wait_until(
+        lambda: len(refusing_pids()) >= 2, "the primary and its worker refuse", timeout=20
+    )  # the primary and its worker
     # the bank issued at init is unaffected
     assert _call(world, HAINAN, world.client(BANK), "schemes") == ("OK", "")
 
@@ -375,7 +370,10 @@ def test_the_listed_next_certificate_is_accepted_during_a_renewal(world: World) 
         certificate_fingerprint(world.node(HAINAN).cert),
         certificate_fingerprint(nxt.cert),
     }
-    _wait(lambda: world.db(HEIHE, "SELECT MAX(version) FROM trust_lists")[0][0] > held)
+    wait_until(
+        lambda: world.db(HEIHE, "SELECT MAX(version) FROM trust_lists")[0][0] > held,
+        "Heihe adopted the new trust list",
+    )
     assert _call(world, HEIHE, nxt, "schemes") == ("OK", "")
     assert _call(world, HEIHE, world.node(HAINAN), "schemes") == ("OK", "")
     switched = world.procs.huxin(

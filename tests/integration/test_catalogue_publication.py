@@ -26,12 +26,12 @@ import pytest_asyncio
 
 from keys import CertificateAuthority, KeySet, load_trust, open_catalogue
 from node.cli._init import init_region
-from node.cli._main import main
 from node.core._config import ConfigError, load_config
 from node.demo._federation import FederationLayout, init_federation
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import citizen_channel, peer_channel
 from node.rpc._server import NodeServer
+from tests.support.processes import huxin_here
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -78,13 +78,6 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         await server.stop(1.0)
 
 
-async def _huxin(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = await asyncio.to_thread(main, list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 async def test_peer_fetches_verifies_and_writes_the_signed_catalogue(
     world: World, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -92,8 +85,7 @@ async def test_peer_fetches_verifies_and_writes_the_signed_catalogue(
     key set from the trust list, prints it (version, date, every scenario with its tier
     and disclosure, the operator's guide) and writes the envelope as received."""
     out_file = tmp_path / "heihe.catalogue"
-    code, out, err = await _huxin(
-        capsys, "catalogue", "fetch", "--config", str(world.config(HAINAN)),
+    code, out, err = await asyncio.to_thread(huxin_here, "catalogue", "fetch", "--config", str(world.config(HAINAN)),
         "--peer", HEIHE, "--out", str(out_file),
     )  # fmt: skip
     assert code == 0, err
@@ -115,8 +107,7 @@ async def test_fetch_as_json_names_the_signing_key(
     world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """N17: ``--json`` gives the verified catalogue and the key that signed it."""
-    code, out, err = await _huxin(
-        capsys, "catalogue", "fetch", "--config", str(world.config(HAINAN)), "--peer", HEIHE,
+    code, out, err = await asyncio.to_thread(huxin_here, "catalogue", "fetch", "--config", str(world.config(HAINAN)), "--peer", HEIHE,
         "--json",
     )  # fmt: skip
     assert code == 0, err
@@ -148,8 +139,7 @@ async def test_fetch_refusals_write_nothing(
 ) -> None:
     """N17, H17: only a domestic region of the trust list is asked; a failure writes no file."""
     out_file = tmp_path / "x.catalogue"
-    got, _out, err = await _huxin(
-        capsys, "catalogue", "fetch", "--config", str(world.config(HAINAN)), "--peer", peer,
+    got, _out, err = await asyncio.to_thread(huxin_here, "catalogue", "fetch", "--config", str(world.config(HAINAN)), "--peer", peer,
         "--out", str(out_file),
     )  # fmt: skip
     assert (got, err.split(":")[:2]) == (code, ["error", f" {reason}"])
@@ -162,8 +152,8 @@ async def test_a_standalone_node_has_no_trust_material_to_fetch_with(
     """N17: verification needs the trust list; a standalone node is told so."""
     ca = CertificateAuthority.load(world.ca_pem, (world.layout.root / "ca" / "ca.key").read_bytes())
     res = init_region(tmp_path / "fuzhou", "fuzhou", "fuzhou", ca, datetime.now(UTC))
-    got, _out, err = await _huxin(
-        capsys, "catalogue", "fetch", "--config", str(res.config), "--peer", HEIHE
+    got, _out, err = await asyncio.to_thread(
+        huxin_here, "catalogue", "fetch", "--config", str(res.config), "--peer", HEIHE
     )
     assert got == 2
     assert err.startswith("error: NOT_FEDERATED: ")
@@ -216,12 +206,14 @@ async def test_show_prints_the_nodes_catalogue_and_marks_illustrative_tiers(
 ) -> None:
     """N17, N16: ``catalogue show`` prints the operator's publication with tiers and
     disclosure; Hainan's tiers are marked illustrative, Heihe's are not."""
-    code, out, err = await _huxin(capsys, "catalogue", "show", "--config", str(world.config(HEIHE)))
+    code, out, err = await asyncio.to_thread(
+        huxin_here, "catalogue", "show", "--config", str(world.config(HEIHE))
+    )
     assert code == 0, err
     assert out.startswith("heihe@2025.1 incentive catalogue 2026.03, published 2026-03-01")
     assert "ILLUSTRATIVE" not in out
-    code, out, err = await _huxin(
-        capsys, "catalogue", "show", "--config", str(world.config(HAINAN))
+    code, out, err = await asyncio.to_thread(
+        huxin_here, "catalogue", "show", "--config", str(world.config(HAINAN))
     )
     assert code == 0, err
     assert out.splitlines()[1].startswith("ILLUSTRATIVE: the source publishes no tiers")

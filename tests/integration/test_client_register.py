@@ -43,8 +43,8 @@ def _cli(*args: str) -> int:
 async def test_an_unregistered_certificate_is_refused_until_registered_by_the_cli(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """M5b: ``Testbed.cert(register=False)`` gives a CA certificate no node lists:
-    UNAUTHENTICATED CLIENT_UNKNOWN.  M4: after ``huxin client register`` the running
+    """``Testbed.cert(register=False)`` gives a CA certificate no node lists:
+    UNAUTHENTICATED CLIENT_UNKNOWN.  After ``huxin client register`` the running
     node accepts it (no restart); registering it again is CLIENT_EXISTS."""
     bed = Testbed(tmp_path)
     try:
@@ -77,7 +77,7 @@ async def test_an_unregistered_certificate_is_refused_until_registered_by_the_cl
 async def test_register_refuses_what_is_not_this_nodes_client(
     tmp_path: Path, kind: str, code: str
 ) -> None:
-    """M4: a certificate of another CA (even one with the same name), of another
+    """A certificate of another CA (even one with the same name), of another
     region's client or not a certificate at all is refused with its named error by
     the library function the CLI uses; nothing is registered, and the call stays
     refused."""
@@ -107,7 +107,7 @@ async def test_register_refuses_what_is_not_this_nodes_client(
 
 
 def test_the_cli_prints_the_named_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """M4: ``huxin client register`` with a foreign CA's certificate exits 2 and prints
+    """``huxin client register`` with a foreign CA's certificate exits 2 and prints
     ``error: CERTIFICATE_NOT_FROM_CA``."""
     bed = Testbed(tmp_path)
     assert bed.ca is not None

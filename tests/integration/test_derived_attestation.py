@@ -24,7 +24,6 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
-from grpc import aio
 
 import node.cli._main as cli
 from keys import (
@@ -47,6 +46,7 @@ from node.demo._testbed import (
 )
 from node.pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 from node.rpc._client import field_of, reason_of
+from tests.support.refusals import expect_refused
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -137,12 +137,6 @@ async def bed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bed]:
     await tb.close()
 
 
-async def _refused(coro: object) -> aio.AioRpcError:
-    with pytest.raises(aio.AioRpcError) as info:
-        await coro  # type: ignore[misc]
-    return info.value
-
-
 async def _bundle(
     bed: Bed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, schemes: bool = True
 ) -> bytes:
@@ -192,7 +186,7 @@ async def test_a_grant_below_the_derived_tier_is_refused_and_nothing_is_stored(
     late publication, no consent row, no log leaf, no notification."""
     held = await bed.written()
     for preview in (True, False):
-        err = await _refused(bed.grant(who, purpose, scope, preview=preview))
+        err = await expect_refused(bed.grant(who, purpose, scope, preview=preview))
         assert (err.code(), reason_of(err), field_of(err)) == (
             grpc.StatusCode.FAILED_PRECONDITION,
             "SCENARIO_NOT_MET",
@@ -216,7 +210,7 @@ async def test_a_derived_purpose_outside_its_catalogue_or_beyond_its_disclosure_
     is UNKNOWN_SCENARIO, a grade for the threshold-only card DISCLOSURE_NOT_ALLOWED
     (INVALID_ARGUMENT, naming the field); nothing is written."""
     held = await bed.written()
-    err = await _refused(bed.grant(RUTH, purpose, scope))
+    err = await expect_refused(bed.grant(RUTH, purpose, scope))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field_of(err) == field
     assert reason_of(err) == ("DISCLOSURE_NOT_ALLOWED" if field == "scope" else "UNKNOWN_SCENARIO")
@@ -337,7 +331,7 @@ async def test_a_derived_consent_ends_when_a_correction_puts_the_tier_below(bed:
         "SELECT withdrawn_reason FROM consents WHERE consent_id = ?", (token.consent_id,)
     )
     assert row is not None and row[0] == "SCENARIO_NOT_MET"
-    err = await _refused(bed.request(token, SAM, CARD))
+    err = await expect_refused(bed.request(token, SAM, CARD))
     assert (err.code(), reason_of(err), field_of(err)) == (
         grpc.StatusCode.FAILED_PRECONDITION,
         "CONSENT_WITHDRAWN",
@@ -361,7 +355,7 @@ async def test_a_node_whose_scheme_is_not_the_base_cannot_offer_a_derived_scenar
         req = node_pb2.GrantConsentRequest(
             audience="hainan", purpose=CARD, scope=THRESHOLD, preview_only=preview
         )
-        err = await _refused(
+        err = await expect_refused(
             citizen.GrantConsent(req, metadata=heihe.identity(make_id_number(610)))
         )
         assert (err.code(), reason_of(err), field_of(err)) == (

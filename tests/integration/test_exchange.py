@@ -40,6 +40,7 @@ from node.demo._testbed import (
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import reason_of
 from tests.integration._approvals import approval_args
+from tests.support.refusals import expect_refused
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -114,13 +115,6 @@ async def fed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fed]:
     logger.removeHandler(capture)
 
 
-async def _expect(coro: object, status: grpc.StatusCode, reason: str) -> None:
-    with pytest.raises(aio.AioRpcError) as info:
-        await coro  # type: ignore[misc]
-    assert info.value.code() == status, info.value.details()
-    assert reason_of(info.value) == reason
-
-
 # ------------------------------------------------------------------ the story
 
 
@@ -189,7 +183,7 @@ async def test_hainan_gets_consented_heihe_attestation_mapped_and_verifies_with_
     assert rc == 0
     env = attestation_pb2.SignedAttestation.FromString(resp.signed_attestation).envelope
     att = attestation_pb2.Attestation.FromString(env.payload)
-    # the plain line leads with the grade the integrator asked for (review5 M3)
+    # the plain line leads with the grade the integrator asked for
     line = capsys.readouterr().out.splitlines()[-1]  # after the trust build's line
     mapped = f"VALID: heihe hainan@{att.mapped.scheme_version} grade {att.mapped.grade} (mapped "
     assert line.startswith(mapped + f"from heihe@{att.scheme_version} grade A score 630 by "), line
@@ -307,7 +301,7 @@ async def test_peer_not_in_trust_list_is_refused(fed: Fed) -> None:
     """REQ: H17 — a valid certificate of a region outside the trust list is refused."""
     stub = node_pb2_grpc.PeerServiceStub(fed.bed.peer_channel(fed.heihe, fed.bed.cert("fuzhou")))
     token = await fed.grant(CAROL)  # Hainan's token, presented by an unlisted region
-    await _expect(
+    await expect_refused(
         stub.RequestAttestation(attestation_request(token, CAROL, "heihe/credit-loans")),
         grpc.StatusCode.PERMISSION_DENIED,
         "PEER_NOT_TRUSTED",
@@ -317,7 +311,7 @@ async def test_peer_not_in_trust_list_is_refused(fed: Fed) -> None:
 async def test_caller_who_is_not_the_consents_audience_is_refused(fed: Fed) -> None:
     """REQ: H5 — the audience is matched against the certificate, not a field."""
     token = await fed.grant(CAROL, audience="wendeng")
-    await _expect(
+    await expect_refused(
         fed.peer.RequestAttestation(attestation_request(token, CAROL, "heihe/credit-loans")),
         grpc.StatusCode.PERMISSION_DENIED,
         "CONSENT_WRONG_AUDIENCE",
@@ -354,7 +348,7 @@ async def test_caller_who_is_not_the_consents_audience_is_refused(fed: Fed) -> N
             "MAPPING_UNAVAILABLE",
             id="unknown-target-scheme",
         ),
-        # review6 H1/H2: the requested purpose may go into the citizen's log leaf
+        # the requested purpose may go into the citizen's log leaf: never an ID number
         pytest.param(
             {"purpose": f"loan {CAROL}"},
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -387,7 +381,7 @@ async def test_bad_requests_are_refused_with_stable_reasons(
     before = await fed.citizen.QueryLog(
         node_pb2.QueryLogRequest(), metadata=fed.heihe.identity(CAROL)
     )
-    await _expect(fed.peer.RequestAttestation(req), status, reason)
+    await expect_refused(fed.peer.RequestAttestation(req), status, reason)
     if status == grpc.StatusCode.INVALID_ARGUMENT:  # a malformed request leaves no leaf
         after = await fed.citizen.QueryLog(
             node_pb2.QueryLogRequest(), metadata=fed.heihe.identity(CAROL)
@@ -401,7 +395,7 @@ async def test_exhausted_consent_is_refused(fed: Fed) -> None:
     token = await fed.grant(CAROL, max_uses=2)
     for _ in range(2):
         await fed.peer.RequestAttestation(attestation_request(token, CAROL, "heihe/credit-loans"))
-    await _expect(
+    await expect_refused(
         fed.peer.RequestAttestation(attestation_request(token, CAROL, "heihe/credit-loans")),
         grpc.StatusCode.FAILED_PRECONDITION,
         "CONSENT_EXHAUSTED",
@@ -421,7 +415,7 @@ async def test_withdrawn_consent_is_refused_at_once_and_attestation_revoked(fed:
         metadata=fed.heihe.identity(CAROL),
     )
     assert info.state == node_pb2.CONSENT_STATE_WITHDRAWN
-    await _expect(
+    await expect_refused(
         fed.peer.RequestAttestation(attestation_request(token, CAROL, "heihe/credit-loans")),
         grpc.StatusCode.FAILED_PRECONDITION,
         "CONSENT_WITHDRAWN",
@@ -445,7 +439,7 @@ async def test_expired_consent_is_refused(fed: Fed) -> None:
     start = clock.now()
     clock.advance(days=2)
     try:
-        await _expect(
+        await expect_refused(
             fed.peer.RequestAttestation(attestation_request(token, CAROL, "heihe/credit-loans")),
             grpc.StatusCode.FAILED_PRECONDITION,
             "CONSENT_EXPIRED",
@@ -456,7 +450,7 @@ async def test_expired_consent_is_refused(fed: Fed) -> None:
 
 async def test_consent_longer_than_cap_is_refused(fed: Fed) -> None:
     """REQ: N15 — consent validity is capped at 90 days by default."""
-    await _expect(
+    await expect_refused(
         fed.grant(CAROL, valid_days=91),
         grpc.StatusCode.INVALID_ARGUMENT,
         "VALIDITY_TOO_LONG",
@@ -464,9 +458,11 @@ async def test_consent_longer_than_cap_is_refused(fed: Fed) -> None:
 
 
 async def test_a_minor_cannot_consent(fed: Fed) -> None:
-    """REQ: H1 H5 N15 — consent needs full civil capacity when it is given (review5 M11):
+    """REQ: H1 H5 N15 — consent needs full civil capacity when it is given:
     a 17-year-old's consent would otherwise release their grade the day they turn 18."""
-    await _expect(fed.grant(DAVE), grpc.StatusCode.FAILED_PRECONDITION, "SUBJECT_NOT_ELIGIBLE")
+    await expect_refused(
+        fed.grant(DAVE), grpc.StatusCode.FAILED_PRECONDITION, "SUBJECT_NOT_ELIGIBLE"
+    )
     listed = await fed.citizen.ListConsents(
         node_pb2.ListConsentsRequest(), metadata=fed.heihe.identity(DAVE)
     )
@@ -512,7 +508,7 @@ async def test_grants_that_could_never_work_are_refused(
 async def test_citizen_calls_need_a_valid_identity(
     fed: Fed, metadata: tuple[tuple[str, bytes], ...], reason: str
 ) -> None:
-    await _expect(
+    await expect_refused(
         fed.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=metadata),
         grpc.StatusCode.UNAUTHENTICATED,
         reason,
@@ -525,7 +521,7 @@ async def test_identity_from_an_unknown_provider_is_refused(fed: Fed) -> None:
     other = DevIdentityProvider(KeyPair.generate())
     now = int(fed.heihe.clock.now().timestamp())
     md = (("huxin-identity-bin", other.assertion(ALICE, "heihe", now)),)
-    await _expect(
+    await expect_refused(
         fed.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=md),
         grpc.StatusCode.UNAUTHENTICATED,
         "IDENTITY_INVALID",
@@ -622,7 +618,7 @@ async def test_every_event_is_in_the_log_with_a_valid_inclusion_proof(fed: Fed) 
 
 async def test_citizen_cannot_withdraw_anothers_consent(fed: Fed) -> None:
     token = await fed.grant(ALICE)
-    await _expect(
+    await expect_refused(
         fed.citizen.WithdrawConsent(
             node_pb2.WithdrawConsentRequest(consent_id=token.consent_id),
             metadata=fed.heihe.identity(BOB),
@@ -670,7 +666,7 @@ async def test_bad_record_rejects_whole_batch_with_per_record_reasons(fed: Fed) 
 
 async def test_market_record_needs_written_collection_consent(fed: Fed) -> None:
     """REQ: H7 N4 — non-public records only with the person's written consent on record,
-    recorded by the collecting department itself (review5 H1)."""
+    recorded by the collecting department itself."""
     power = node_pb2_grpc.SourceServiceStub(
         fed.bed.peer_channel(fed.heihe, fed.bed.cert("heihe-power"))
     )
@@ -696,13 +692,13 @@ async def test_market_record_needs_written_collection_consent(fed: Fed) -> None:
         document_sha256=b"\x01" * 32,
         signed_on="2026-01-05",
     )
-    await _expect(
+    await expect_refused(
         power.RecordCollectionConsent(consent),
         grpc.StatusCode.INVALID_ARGUMENT,
         "CONSEQUENCES_NOT_ACKNOWLEDGED",
     )
     consent.adverse_consequences_acknowledged = True
-    await _expect(  # the court cannot record a consent given to the power company
+    await expect_refused(  # the court cannot record a consent given to the power company
         fed.source.RecordCollectionConsent(consent),
         grpc.StatusCode.PERMISSION_DENIED,
         "COLLECTOR_MISMATCH",
@@ -719,14 +715,14 @@ async def test_batch_ids_are_idempotent(fed: Fed) -> None:
     assert (first.replayed, again.replayed) == (False, True)
     assert again.accepted == 1
     other = node_pb2.SubmitRecordsRequest(batch_id="idem-1", records=[honour_record("i-2", BOB)])
-    await _expect(
+    await expect_refused(
         fed.source.SubmitRecords(other), grpc.StatusCode.ALREADY_EXISTS, "BATCH_ID_REUSED"
     )
 
 
 async def test_unlisted_source_cannot_submit(fed: Fed) -> None:
     stub = node_pb2_grpc.SourceServiceStub(fed.bed.peer_channel(fed.heihe, fed.bed.cert("hacker")))
-    await _expect(
+    await expect_refused(
         stub.SubmitRecords(
             node_pb2.SubmitRecordsRequest(batch_id="x", records=[honour_record("x-1", BOB)])
         ),
@@ -746,7 +742,7 @@ async def test_repair_supersedes_issued_attestations(fed: Fed) -> None:
         node_pb2.MarkRecordRequest(record_id="n-1", status="repaired", repair_route="commitment")
     )
     assert resp.attestations_superseded >= 1
-    await _expect(
+    await expect_refused(
         fed.source.MarkRecord(node_pb2.MarkRecordRequest(record_id="nope", status="revoked")),
         grpc.StatusCode.NOT_FOUND,
         "RECORD_NOT_FOUND",

@@ -18,7 +18,6 @@ from datetime import timedelta
 import grpc
 import pytest
 import pytest_asyncio
-from grpc import aio
 
 from keys import Envelope, sign
 from node.cli._main import main
@@ -33,7 +32,7 @@ from node.demo._testbed import (
 )
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._citizen import CONSENT_TYPE
-from node.rpc._client import reason_of
+from tests.support.refusals import expect_refused
 
 ALICE = make_id_number(201)
 BOB = make_id_number(202)
@@ -98,13 +97,6 @@ async def bed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bed]:
     await b.bed.close()
 
 
-async def _refused(coro: object, status: grpc.StatusCode, reason: str) -> None:
-    with pytest.raises(aio.AioRpcError) as info:
-        await coro  # type: ignore[misc]
-    assert info.value.code() == status, info.value.details()
-    assert reason_of(info.value) == reason
-
-
 def _signer(token: node_pb2.ConsentToken) -> str:
     return Envelope.from_proto(token.token).signatures[0].key_id
 
@@ -140,7 +132,7 @@ async def test_rotation_keeps_outstanding_tokens_and_a_revoked_key_is_refused(be
     _keys(bed, "revoke", old_kid, "--at", str(t0 - 60))
     await bed.restart(later)
     size = bed.log_size()
-    await _refused(
+    await expect_refused(
         bed.peer().RequestAttestation(attestation_request(old, ALICE, "heihe/credit-loans")),
         grpc.StatusCode.PERMISSION_DENIED,
         "CONSENT_KEY_REVOKED",
@@ -179,7 +171,7 @@ async def test_refusals_naming_no_consent_of_ours_add_no_log_leaf(
     before = {r: bed.refusals(r) for r in ("PEER_NOT_TRUSTED", "CONSENT_INVALID")}
     with caplog.at_level(logging.INFO, logger="huxin"):
         for stub, req, status, reason in cases:
-            await _refused(stub.RequestAttestation(req), status, reason)
+            await expect_refused(stub.RequestAttestation(req), status, reason)
     assert bed.log_size() == size
     assert bed.refusals("PEER_NOT_TRUSTED") == before["PEER_NOT_TRUSTED"] + 2
     assert bed.refusals("CONSENT_INVALID") == before["CONSENT_INVALID"] + 2
@@ -187,13 +179,13 @@ async def test_refusals_naming_no_consent_of_ours_add_no_log_leaf(
     assert {r.fields["reason"] for r in lines} == {"PEER_NOT_TRUSTED", "CONSENT_INVALID"}  # type: ignore[attr-defined]
 
     # A genuine consent of ours: refused, and logged for its citizen, listed caller or not.
-    await _refused(
+    await expect_refused(
         unlisted.RequestAttestation(attestation_request(token, ALICE, "heihe/credit-loans")),
         grpc.StatusCode.PERMISSION_DENIED,
         "PEER_NOT_TRUSTED",
     )
     assert bed.log_size() == size + 1
-    await _refused(
+    await expect_refused(
         bed.peer().RequestAttestation(
             attestation_request(token, ALICE, "heihe/deposit-free-rental")
         ),
@@ -216,7 +208,7 @@ async def test_unusable_stored_data_is_internal_not_the_callers_fault(bed: Bed) 
             (1 << 40, b"\x00" * 32),
         )
     )
-    await _refused(
+    await expect_refused(
         peer.GetStatusList(node_pb2.GetStatusListRequest()),
         grpc.StatusCode.INTERNAL,
         "OWN_DATA_UNUSABLE",
@@ -240,7 +232,7 @@ async def test_a_validly_signed_token_that_is_not_the_stored_grant_is_refused(be
     altered = node_pb2.ConsentToken(
         token=forged.to_proto(), consent_id=token.consent_id, binding_salt=token.binding_salt
     )
-    await _refused(
+    await expect_refused(
         bed.peer().RequestAttestation(attestation_request(altered, ALICE, "heihe/credit-loans")),
         grpc.StatusCode.PERMISSION_DENIED,
         "CONSENT_INVALID",

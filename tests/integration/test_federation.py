@@ -12,7 +12,6 @@ import json
 import os
 import re
 import sqlite3
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -36,7 +35,7 @@ from node.monthly._batch import run_month
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.synthetic._population import PopulationSpec, generate
 from scoring import load_scheme
-from tests._waiting import WAIT_S
+from tests._waiting import wait_until
 
 HUB, HUB2, HEIHE, HAINAN, BANK = "heilongjiang", "hainan-hub", "heihe", "hainan", "hainan.bank"
 ID_RE = re.compile(r"\d{17}[\dX]")
@@ -55,15 +54,6 @@ def _meta(err: grpc.RpcError, key: str) -> str:
         if k == key:
             return str(v)
     return ""
-
-
-def _wait(pred: object, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
 
 
 def _query(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
@@ -227,7 +217,7 @@ def test_cross_province_request_routes_through_two_hubs_and_verifies_offline(
             and '"via": "heilongjiang"' in logs[HEIHE]
         )
 
-    _wait(logged)
+    wait_until(logged, "the hop logged")
     logs = read_logs()
     assert '"hop": "hainan-hub"' in logs[HAINAN]
     assert '"hop": "heilongjiang"' in logs[HUB2]
@@ -315,7 +305,9 @@ def test_peers_not_in_the_trust_list_are_refused_and_logged(
     assert info.value.code().name == status  # type: ignore[attr-defined]
     assert _reason(info.value) == reason
     log = world.layout.nodes[at].directory / "node.log"
-    _wait(lambda: f'"reason": "{reason}"' in log.read_text())  # written after the reply
+    wait_until(
+        lambda: f'"reason": "{reason}"' in log.read_text(), "the refusal in the log"
+    )  # written after the reply
 
 
 def test_stale_node_refuses_a_rolled_back_trust_list(world: World) -> None:
@@ -324,7 +316,10 @@ def test_stale_node_refuses_a_rolled_back_trust_list(world: World) -> None:
     out = world.layout.root / "v2.bin"
     world.procs.huxin("hub", "trust-list", "--config", str(hub_cfg), "--force", "--out", str(out))
     heihe_db = world.layout.nodes[HEIHE].directory / "node.db"
-    _wait(lambda: _query(heihe_db, "SELECT MAX(version) FROM trust_lists")[0][0] >= 2)
+    wait_until(
+        lambda: _query(heihe_db, "SELECT MAX(version) FROM trust_lists")[0][0] >= 2,
+        "Heihe adopted trust list version 2",
+    )
     # Restart Heihe: its seed file still holds version 1 — offered again, refused.
     world.procs.stop(HEIHE)
     world.procs.start(HEIHE)
@@ -348,11 +343,17 @@ def test_status_of_the_hub_shows_regions_and_sync(world: World) -> None:
     """REQ: H13 — `huxin status` shows peers, sync state and the hub's per-region cursors."""
     cfg = world.layout.nodes[HUB].config
     hub_db = world.layout.nodes[HUB].directory / "node.db"
-    _wait(lambda: len(_query(hub_db, "SELECT peer FROM sync_peers WHERE failures = 0")) >= 3)
+    wait_until(
+        lambda: len(_query(hub_db, "SELECT peer FROM sync_peers WHERE failures = 0")) >= 3,
+        "three peers synced",
+    )
     # Genuine material verifies (nothing refused) and is kept: Heihe's own scheme and its
     # mapping tables; the other regions' schemes Heihe also lists are not Heihe's to publish.
     try:
-        _wait(lambda: not _query(hub_db, "SELECT peer FROM sync_peers WHERE last_error != ''"))
+        wait_until(
+            lambda: not _query(hub_db, "SELECT peer FROM sync_peers WHERE last_error != ''"),
+            "no peer sync error",
+        )
     except AssertionError:
         raise AssertionError(_query(hub_db, "SELECT peer, last_error FROM sync_peers")) from None
     items = {str(r[0]) for r in _query(hub_db, "SELECT item FROM peer_material WHERE region = ?",
@@ -396,7 +397,7 @@ def test_a_deregistration_reaches_peers_through_the_status_list(world: World) ->
         held = verify_status_list(bytes(rows[0][0]), trust, datetime.now(UTC))  # type: ignore[arg-type]
         return held.get(index) == Status.REVOKED
 
-    _wait(revoked_at_hainan)
+    wait_until(revoked_at_hainan, "Hainan learned the revocation")
     for node in (HAINAN, HUB, HUB2):
         db = world.layout.nodes[node].directory / "node.db"
         items = {str(r[0]).split(":")[0] for r in _query(db, "SELECT item FROM peer_material")}

@@ -1,7 +1,8 @@
-"""A node whose signing key has expired issues no consent tokens (review5 M10).
+"""A node whose signing key has expired issues no consent tokens.
 
-Before: GrantConsent signed a token with the expired key; every later request on it
-was refused as PERMISSION_DENIED CONSENT_KEY_NOT_VALID, blaming the requester.
+A token signed with an expired key would be refused on every later request as
+PERMISSION_DENIED CONSENT_KEY_NOT_VALID, blaming the requester; so GrantConsent
+refuses to sign with it and says why.
 """
 
 from __future__ import annotations

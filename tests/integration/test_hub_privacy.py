@@ -17,7 +17,6 @@ from __future__ import annotations
 import hmac
 import re
 import sqlite3
-import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -33,20 +32,12 @@ from node.monthly._snapshots import standalone_pseudonym_key
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.synthetic._population import PopulationSpec, generate
 from scoring import load_scheme
+from tests._waiting import wait_until
 
 HUB, HEIHE, YICHUN = "heilongjiang", "heihe", "yichun"
 PERIOD = "2026-11"
 PEOPLE = 40
 _HEX64 = re.compile(rb"(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])")
-
-
-def _wait(pred: object, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
 
 
 def _query(db: Path, sql: str) -> list[tuple[object, ...]]:
@@ -131,7 +122,10 @@ def pushed(
         for n in (HUB, HEIHE):
             procs.wait_ready(n)
         # the month reaches the hub first, so the deregistration below redacts a leaf there
-        _wait(lambda: _query(hub_db, "SELECT count(*) FROM hub_batches") == [(1,)])
+        wait_until(
+            lambda: _query(hub_db, "SELECT count(*) FROM hub_batches") == [(1,)],
+            "the hub stored the first batch",
+        )
         # the hub receives a deregistration: a pseudonym computed by the region
         leaver = next(i for i in ids if _graded(region_db, spec, i))
         citizen = node_pb2_grpc.CitizenServiceStub(procs.citizen_channel(HEIHE))
@@ -147,7 +141,7 @@ def pushed(
             cursor = _query(hub_db, f"SELECT cursor FROM hub_cursors WHERE region = '{HEIHE}'")
             return "deregistration" in kinds and cursor == last
 
-        _wait(all_pushed)
+        wait_until(all_pushed, "every region pushed")
         # a backup of the hub lies in its directory too: it is searched as well
         (layout.nodes[HUB].directory / "backups").mkdir()
         procs.huxin("backup", "create", "--config", str(layout.nodes[HUB].config),

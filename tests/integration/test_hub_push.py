@@ -24,10 +24,8 @@ import pytest
 
 from keys import (
     KeyPair,
-    Sealer,
     decode_private_key,
     province_pseudonym,
-    subject_key,
     verified_signer,
     verify_key_set,
 )
@@ -45,6 +43,7 @@ from tests._waiting import (
     writer_lock_holders,
     writer_lock_waiters,
 )
+from tests.support.hub_world import populate_sealed
 
 HUB = "heilongjiang"
 PERIOD = "2026-10"
@@ -79,36 +78,6 @@ class Fed:
 
 def _append(config: Path, text: str) -> None:
     config.write_text(config.read_text() + text)
-
-
-def _populate(region_dir: Path, ids: list[str]) -> None:
-    """Registered residents (no records: base score) sealed with the node's own keys."""
-    secret = bytes.fromhex((region_dir / "keys/storage.secret").read_text().strip())
-    sealer = Sealer({"seal-1": bytes.fromhex((region_dir / "keys/seal.key").read_text().strip())},
-                    "seal-1")  # fmt: skip
-    from node.store import connect
-
-    conn = connect(region_dir / "node.db")
-    conn.execute("BEGIN")
-    for idn in ids:
-        k = subject_key(secret, idn)
-        conn.execute(
-            "INSERT INTO subjects (subject_key, birth_date, id_sealed, registered_at)"
-            " VALUES (?, '1985-03-12', ?, '2020-01-01')",
-            (k, sealer.seal(idn.encode("ascii"), k)),
-        )
-        conn.execute(
-            "INSERT INTO residences (subject_key, kind, since) VALUES (?, 'hukou', '2000-01-01')",
-            (k,),
-        )
-    for i in range(3):  # a few transparency-log entries for the hub to witness
-        conn.execute(
-            "INSERT INTO log_entries (idx, subject_key, kind, leaf, created_at)"
-            " VALUES (?, NULL, 'consent_granted', ?, 0)",
-            (i, node_pb2.LogEntry(kind="consent_granted", timestamp=i).SerializeToString()),
-        )
-    conn.execute("COMMIT")
-    conn.close()
 
 
 def _region(
@@ -150,7 +119,7 @@ def fed(tmp_path: Path) -> Fed:
     ids = [make_id_number(i, born="19850312") for i in range(PEOPLE)]
     # distinct numbers: vary the area code as well (make_id_number keeps 3 sequence digits)
     ids = [make_id_number(i % 1000, area=f"2311{i // 1000:02d}") for i in range(PEOPLE)]
-    _populate(region_dir, ids)
+    populate_sealed(region_dir, ids)
     assert main(["hub", "register", "--config", str(hub_dir / "node.toml"),
                  "--region-dir", str(region_dir)]) == 0  # fmt: skip
     assert main(["score", "publish", "--config", str(region_dir / "node.toml"),

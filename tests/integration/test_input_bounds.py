@@ -28,7 +28,6 @@ from typing import Any
 import grpc
 import pytest
 import pytest_asyncio
-from grpc import aio
 
 from node.core._clock import ManualClock
 from node.core._config import load_config
@@ -37,6 +36,7 @@ from node.demo._testbed import RunningNode, Testbed, honour_record, make_id_numb
 from node.pb.v1 import hub_pb2, hub_pb2_grpc, node_pb2, node_pb2_grpc
 from node.rpc._client import batch_rejection_of, field_of, peer_channel, reason_of
 from node.rpc._server import NodeServer
+from tests.support.refusals import expect_refused
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -93,12 +93,6 @@ async def node(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Node]:
     )
     yield n
     await bed.close()
-
-
-async def _refused(call: Awaitable[Any]) -> aio.AioRpcError:
-    with pytest.raises(aio.AioRpcError) as info:
-        await call
-    return info.value
 
 
 # ------------------------------------------------------------------ item 7: sizes
@@ -419,7 +413,7 @@ async def test_an_oversized_or_unknown_input_is_refused_naming_the_field(
     """Issue 14 item 7 (H7, H17): INVALID_ARGUMENT with a stable reason naming the field;
     nothing stored."""
     before = node.counts()
-    err = await _refused(call(node))
+    err = await expect_refused(call(node))
     assert err.code() == S.INVALID_ARGUMENT, err.details()
     if field.startswith("record:"):
         assert reason_of(err) == "BATCH_REJECTED"
@@ -478,7 +472,7 @@ async def test_residences_are_bounded_per_person_across_batches(node: Node) -> N
         ("one-more", _bob_residences("bob-1", 16, 1)),
         ("sixteen-more", _bob_residences("bob-2", 100, 16)),
     ):
-        err = await _refused(node.court.SubmitRecords(request))
+        err = await expect_refused(node.court.SubmitRecords(request))
         assert err.code() == S.INVALID_ARGUMENT, (name, err.details())
         assert (reason_of(err), field_of(err)) == ("TOO_MANY_ITEMS", "subjects[0].residence")
         rejection = batch_rejection_of(err)
@@ -567,7 +561,7 @@ async def test_an_integer_out_of_range_is_invalid_argument(
     """Issue 14 item 13: INVALID_ARGUMENT ``INVALID_FIELD`` naming the field, never
     INTERNAL (OverflowError); nothing stored."""
     before = node.counts()
-    err = await _refused(call(node))
+    err = await expect_refused(call(node))
     assert (err.code(), reason_of(err), field_of(err)) == (
         S.INVALID_ARGUMENT,
         "INVALID_FIELD",
@@ -578,7 +572,7 @@ async def test_an_integer_out_of_range_is_invalid_argument(
 
 async def test_grant_validity_over_uint32_is_refused_as_too_long(node: Node) -> None:
     """Issue 14 item 13: ``valid_days = 2**32 - 1`` is the existing VALIDITY_TOO_LONG."""
-    err = await _refused(
+    err = await expect_refused(
         node.citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
                 audience="hainan",
@@ -650,7 +644,7 @@ async def test_get_receipts_refuses_an_integer_out_of_range(
 ) -> None:
     """Issue 14 item 13: ``GetReceipts(from_seq=2**64-1)`` and other out-of-range integers are
     INVALID_ARGUMENT ``INVALID_FIELD`` naming the field."""
-    err = await _refused(hub.stub.GetReceipts(request_))
+    err = await expect_refused(hub.stub.GetReceipts(request_))
     assert (err.code(), reason_of(err), field_of(err)) == (
         S.INVALID_ARGUMENT,
         "INVALID_FIELD",

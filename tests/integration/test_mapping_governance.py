@@ -14,8 +14,6 @@ anchored table, so he meets hainan/bank-credit (tier AA) once a table is approve
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -29,7 +27,6 @@ from grpc import aio
 
 from keys import KeyPair, NodeCertificate, sign_approval
 from mapping import MappingTable, approval_for, load_schemes, published_table
-from node.cli._main import main
 from node.core._clock import ManualClock
 from node.demo._testbed import (
     TESTBED_AUTHORITY,
@@ -46,6 +43,7 @@ from node.recognition import day_start, installed_rows, table_sha256
 from node.rpc._client import field_of, reason_of
 from node.store import connect
 from scoring import Rollout, Stage, load_scheme, parse_scheme_toml
+from tests.support.processes import huxin_here
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -54,13 +52,6 @@ HUGO = make_id_number(731)
 BANK = "hainan/bank-credit"  # Hainan tier AA, threshold only
 ANCHORED = published_table("heihe", "hainan")
 WAIT = 60.0  # seconds: a generous bound for the node to re-read its tables
-
-
-def _huxin(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 def _approval(
@@ -127,7 +118,7 @@ class Bed:
         """No installed table in use (each test starts from here)."""
         for sha, retired in self.rows():
             if retired is None:
-                assert _huxin("mapping", "retire", "--config", self.config, sha.hex())[0] == 0
+                assert huxin_here("mapping", "retire", "--config", self.config, sha.hex())[0] == 0
         await self.picked_up()
 
     async def install(self, table: MappingTable, approval: bytes | None) -> tuple[int, str, str]:
@@ -135,7 +126,7 @@ class Bed:
         argv.append(self.write(f"{table.id}-{table.version}.json", table.to_json_bytes()))
         if approval is not None:
             argv += ["--approval", self.write(f"{table.id}-{table.version}.apr", approval)]
-        got = _huxin(*argv)
+        got = huxin_here(*argv)
         await self.picked_up()
         return got
 
@@ -204,7 +195,7 @@ async def test_an_installed_approved_table_reaches_the_running_node_and_is_serve
     served = await bed.peer.ListMappings(node_pb2.ListMappingsRequest())
     (blob,) = [b for b in served.tables if bytes(b.sha256) == table_sha256(ANCHORED)]
     assert bytes(blob.approval) == approval
-    code, out, _ = _huxin("mapping", "list", "--config", bed.config, "--json")
+    code, out, _ = huxin_here("mapping", "list", "--config", bed.config, "--json")
     (row,) = [r for r in json.loads(out)["tables"] if r["sha256"] == ANCHORED.content_hash]
     assert (row["approved"], row["origin"], row["approval"]["authority"]) == (
         True,
@@ -241,7 +232,7 @@ async def test_an_unapproved_table_is_refused_at_request_and_nothing_is_written(
     with pytest.raises(aio.AioRpcError) as info:
         await bed.grant()
     assert reason_of(info.value) == "MAPPING_NOT_APPROVED"
-    _, listed, _ = _huxin("mapping", "list", "--config", bed.config)
+    _, listed, _ = huxin_here("mapping", "list", "--config", bed.config)
     assert "not approved: cannot issue" in listed
 
 
@@ -254,7 +245,7 @@ async def test_a_retired_table_is_no_longer_used(bed: Bed) -> None:
     await bed.install(ANCHORED, _approval(ANCHORED, bed.tb.authority))
     token = await bed.grant()
     assert await bed.request(token)
-    code, out, _ = _huxin("mapping", "retire", "--config", bed.config, ANCHORED.id)
+    code, out, _ = huxin_here("mapping", "retire", "--config", bed.config, ANCHORED.id)
     assert code == 0 and f"{ANCHORED.id}@1" in out
     await bed.picked_up()
     so_far = await bed.written(token.consent_id)
@@ -266,7 +257,7 @@ async def test_a_retired_table_is_no_longer_used(bed: Bed) -> None:
     )
     assert await bed.written(token.consent_id) == so_far
     assert (table_sha256(ANCHORED), None) not in bed.rows()
-    code, _, err_text = _huxin("mapping", "retire", "--config", bed.config, ANCHORED.id)
+    code, _, err_text = huxin_here("mapping", "retire", "--config", bed.config, ANCHORED.id)
     assert (code, err_text.split(":")[1].strip()) == (2, "NOT_INSTALLED")
 
 
@@ -322,7 +313,7 @@ async def test_a_bad_table_or_approval_is_refused_by_install_and_nothing_is_writ
     argv += ["--approval", bed.write(f"bad-{case}.apr", approval)]
     if case == "missing":
         argv[4] = str(bed.files / "nowhere.json")
-    got, out, err = _huxin(*argv)
+    got, out, err = huxin_here(*argv)
     assert got == exit_code
     assert err.startswith(f"error: {code}"), err
     assert out == ""
@@ -365,9 +356,9 @@ async def test_after_a_rollout_a_table_for_the_old_version_is_refused_naming_bot
     in_force = bed.heihe.server.ctx.in_force
     try:
         args = ["model", "rollout", "status", "--config", bed.config, "--today", "2026-11-10"]
-        code, out, _ = _huxin(*args)
+        code, out, _ = huxin_here(*args)
         assert code == 0 and "without coverage" in out and f"{ANCHORED.id}@1" in out
-        code, out, _ = _huxin(*args, "--json")
+        code, out, _ = huxin_here(*args, "--json")
         (gap,) = json.loads(out)["uncovered_tables"]
         assert (gap["source"], gap["target"]) == ("heihe@2025.1", "hainan@2025.1")
         switched = await follow_rollout(bed.heihe.server.ctx.db, in_force, effective)

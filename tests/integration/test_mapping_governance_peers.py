@@ -11,8 +11,6 @@ what a running Hainan node serves over ListMappings (mutual TLS), with its appro
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -30,20 +28,13 @@ from mapping import (
     load_schemes,
     published_table,
 )
-from node.cli._main import main
 from node.demo._federation import FederationLayout, init_federation
 from node.demo._testbed import FederationProcesses
+from tests.support.processes import huxin_here
 
 HUB, HEIHE, HAINAN = "heilongjiang", "heihe", "hainan"
 HEIHE_COUNTS = {"SSS": 10, "SS": 40, "S": 100, "AAA": 300, "AA": 900, "A": 6000, "B": 1500, "C": 900, "D": 250}  # fmt: skip
 HAINAN_COUNTS = {"AAA": 200, "AA": 800, "A": 2500, "B": 5000, "C": 1000, "D": 500}
-
-
-def _huxin(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 @dataclass
@@ -74,7 +65,7 @@ class Fed:
         return str(path)
 
     def listed(self, node: str) -> list[dict[str, object]]:
-        code, out, _ = _huxin("mapping", "list", "--config", self.config(node), "--json")
+        code, out, _ = huxin_here("mapping", "list", "--config", self.config(node), "--json")
         assert code == 0
         rows: list[dict[str, object]] = json.loads(out)["tables"]
         return rows
@@ -120,7 +111,7 @@ def test_each_kind_of_table_installs_from_a_file_with_the_hubs_approval(
         "anchored": lambda: published_table(HEIHE, HAINAN),
     }[kind]()
     argv = ["mapping", "install", "--config", fed.config(HEIHE), fed.table(table)]
-    code, out, err = _huxin(*argv, "--approval", fed.approval(table))
+    code, out, err = huxin_here(*argv, "--approval", fed.approval(table))
     assert (code, err) == (0, ""), err
     assert f"approved by {HUB}" in out
     rows = fed.listed(HEIHE)
@@ -162,7 +153,7 @@ def test_a_table_without_the_signatures_or_reach_it_needs_is_refused(
         config = str(floor)
     listed = fed.listed(HEIHE)
     argv = ["mapping", "install", "--config", config, fed.table(table)]
-    got, _, err = _huxin(*argv)
+    got, _, err = huxin_here(*argv)
     assert got == 1 and err.startswith(f"error: {code}"), err
     if case == "reach-floor":
         assert "% of heihe@2025.1's incentive-eligible residents" in err
@@ -180,11 +171,11 @@ def test_a_peers_tables_install_with_their_approvals(fed: Fed) -> None:
     kinds = {"agreement": _agreement(fed, HEIHE, HAINAN), "equipercentile": _equipercentile(fed)}
     for table in kinds.values():
         argv = ["mapping", "install", "--config", fed.config(HAINAN), fed.table(table)]
-        assert _huxin(*argv, "--approval", fed.approval(table))[0] == 0
+        assert huxin_here(*argv, "--approval", fed.approval(table))[0] == 0
     procs = FederationProcesses(fed.layout)
     try:
         procs.start(HAINAN)
-        code, out, err = _huxin(
+        code, out, err = huxin_here(
             "mapping", "install", "--config", fed.config(HEIHE), "--from-peer", HAINAN
         )
     finally:

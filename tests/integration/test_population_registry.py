@@ -35,6 +35,7 @@ from node.monthly import due_period
 from node.monthly._batch import run_month
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import reason_of
+from tests.support.refusals import expect_refused
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -116,12 +117,6 @@ async def node(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Node]:
     await bed.close()
 
 
-async def _refused(coro: object) -> aio.AioRpcError:
-    with pytest.raises(aio.AioRpcError) as info:
-        await coro  # type: ignore[misc]
-    return info.value
-
-
 def _rejections(err: aio.AioRpcError) -> list[tuple[int, str, str]]:
     detail = dict(err.trailing_metadata())["huxin-batch-rejection-bin"]
     rejection = node_pb2.BatchRejection.FromString(detail)
@@ -158,7 +153,7 @@ async def test_bad_residence_fact_is_named_and_nothing_is_written(
 ) -> None:
     """REQ: H1, H7, N1 — exact code, reason and field; the good fact next to it is lost too."""
     before = node.count("SELECT count(*) FROM subjects")
-    err = await _refused(node.facts(f"bad-{name}", residence_fact(CLEAN), fact))
+    err = await expect_refused(node.facts(f"bad-{name}", residence_fact(CLEAN), fact))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert reason_of(err) == "BATCH_REJECTED"
     assert _rejections(err) == [(1, field, code)]
@@ -173,7 +168,7 @@ async def test_bad_residence_fact_is_named_and_nothing_is_written(
 async def test_fact_about_a_minor_is_refused_and_not_stored(node: Node) -> None:
     """REQ: H1, H7 — a person under 18 is not a subject: nothing of them is collected."""
     minor = _minor(node.today)
-    err = await _refused(
+    err = await expect_refused(
         node.facts("minor-1", residence_fact(minor, on=f"{node.today.year - 5}-01-01"))
     )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -183,7 +178,7 @@ async def test_fact_about_a_minor_is_refused_and_not_stored(node: Node) -> None:
 
 async def test_only_a_population_authority_files_facts(node: Node) -> None:
     """REQ: H7, N1 — a record department is not a population authority."""
-    err = await _refused(
+    err = await expect_refused(
         node.court.SubmitResidenceFacts(
             node_pb2.SubmitResidenceFactsRequest(batch_id="court-1", facts=[residence_fact(OTHER)])
         )
@@ -195,7 +190,7 @@ async def test_only_a_population_authority_files_facts(node: Node) -> None:
 
 async def test_empty_fact_batch_is_refused(node: Node) -> None:
     """REQ: H7 — a batch needs facts (named field)."""
-    err = await _refused(node.facts("empty-1"))
+    err = await expect_refused(node.facts("empty-1"))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert reason_of(err) == "MISSING_FIELD"
 
@@ -206,7 +201,7 @@ async def test_fact_batch_replay_is_idempotent_and_other_content_conflicts(node:
     again = await node.facts("load-1", residence_fact(CLEAN), residence_fact(DIES))
     assert (first.accepted, first.replayed) == (2, False)
     assert (again.accepted, again.replayed, again.batch_sha256) == (2, True, first.batch_sha256)
-    err = await _refused(node.facts("load-1", residence_fact(CLEAN)))
+    err = await expect_refused(node.facts("load-1", residence_fact(CLEAN)))
     assert err.code() == grpc.StatusCode.ALREADY_EXISTS
     assert reason_of(err) == "BATCH_ID_REUSED"
     assert node.count("SELECT count(*) FROM population_facts WHERE batch_id = 'load-1'") == 2
@@ -243,13 +238,13 @@ async def test_death_ends_consents_and_the_person_is_no_longer_served(node: Node
         node.one("SELECT withdrawn_reason FROM consents WHERE consent_id = ?", token.consent_id)
         == "SUBJECT_DECEASED"
     )
-    err = await _refused(
+    err = await expect_refused(
         node.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=node.node.identity(DIES))
     )
     assert (err.code(), reason_of(err)) == (grpc.StatusCode.FAILED_PRECONDITION, "SUBJECT_DECEASED")
-    err = await _refused(node.grant(DIES))
+    err = await expect_refused(node.grant(DIES))
     assert reason_of(err) == "SUBJECT_DECEASED"
-    err = await _refused(
+    err = await expect_refused(
         node.peer.RequestAttestation(attestation_request(token, DIES, "heihe/credit-loans"))
     )
     assert reason_of(err) == "CONSENT_WITHDRAWN"
@@ -272,7 +267,7 @@ async def test_move_out_ends_consents_and_refuses_with_not_resident(node: Node) 
         node.one("SELECT withdrawn_reason FROM consents WHERE consent_id = ?", token.consent_id)
         == "SUBJECT_NOT_RESIDENT"
     )
-    err = await _refused(node.grant(LEAVES))
+    err = await expect_refused(node.grant(LEAVES))
     assert (err.code(), reason_of(err)) == (
         grpc.StatusCode.FAILED_PRECONDITION,
         "SUBJECT_NOT_RESIDENT",
@@ -297,7 +292,7 @@ async def test_capacity_lost_ends_consents_not_eligible(node: Node) -> None:
         node.one("SELECT withdrawn_reason FROM consents WHERE consent_id = ?", token.consent_id)
         == "SUBJECT_NOT_ELIGIBLE"
     )
-    err = await _refused(node.grant(who))
+    err = await expect_refused(node.grant(who))
     assert reason_of(err) == "SUBJECT_NOT_ELIGIBLE"
     await node.facts(
         "cap-3", residence_fact(who, kind="capacity_restored", on=node.today.isoformat())
@@ -317,7 +312,7 @@ async def test_record_about_a_person_out_of_scope_is_refused_at_intake(node: Nod
             honour_record("s-unknown", UNKNOWN),
         ],
     )
-    err = await _refused(node.court.SubmitRecords(request))
+    err = await expect_refused(node.court.SubmitRecords(request))
     assert (err.code(), reason_of(err)) == (grpc.StatusCode.INVALID_ARGUMENT, "BATCH_REJECTED")
     assert _rejections(err) == [
         (1, "subject_id", "SUBJECT_MINOR"),
@@ -361,7 +356,7 @@ async def test_monthly_run_scores_residents_without_records_and_drops_leavers(no
 async def test_collection_consent_for_an_unregistered_person_is_refused(node: Node) -> None:
     """REQ: H7 — a collection consent would store the person: not without the registry."""
     before = node.count("SELECT count(*) FROM subjects")
-    err = await _refused(
+    err = await expect_refused(
         node.court.RecordCollectionConsent(
             node_pb2.CollectionConsent(
                 subject_id=UNKNOWN,
@@ -407,7 +402,7 @@ async def test_residence_facts_are_bounded_per_person_as_stored(node: Node) -> N
         ("mover-2", _moves_in(100, 1), 0),
         ("mover-3", [residence_fact(CLEAN), *_moves_in(200, 1, kind="permit_issued")], 1),
     ):
-        err = await _refused(node.facts(batch, *facts))
+        err = await expect_refused(node.facts(batch, *facts))
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert reason_of(err) == "TOO_MANY_ITEMS"
         assert dict(err.trailing_metadata())["huxin-field"] == f"facts[{index}].residence_kind"

@@ -1,9 +1,10 @@
-"""Review 5 H2 and M2 against a real node (loopback, mutual TLS, SQLite).
+"""Bounded refusal logging and the writer's deadline, against a real node
+(loopback, mutual TLS, SQLite).
 
-H2: a peer replaying an old token cannot grow a citizen's log without bound
+A peer replaying an old token cannot grow a citizen's log without bound
 (refusals are logged first per key, then hourly with a count, then not at all
 a day after the consent ended; ADR 0319), and QueryLog pages, every page
-proved against its own signed checkpoint.  M2: a request whose deadline passed
+proved against its own signed checkpoint.  A request whose deadline passed
 while it waited for the writer uses, logs and allocates nothing.
 """
 

@@ -16,13 +16,12 @@ from typing import Any
 import grpc
 import pytest
 import pytest_asyncio
-from grpc import aio
 
 from keys import Status
 from node.demo._testbed import attestation_request, make_id_number
 from node.pb.v1 import node_pb2
-from node.rpc._client import field_of, reason_of
-from tests.integration.test_rights_objections import Region, _region
+from tests.support.refusals import expect_refused
+from tests.support.rights_region import Region, start_region
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -32,14 +31,14 @@ TABLES = ("objections", "repair_applications", "opt_outs", "notifications")
 
 @pytest_asyncio.fixture
 async def heihe(tmp_path: Path) -> AsyncIterator[Region]:
-    r = await _region(tmp_path, "heihe", "heihe", [ALICE, BOB])
+    r = await start_region(tmp_path, "heihe", "heihe", [ALICE, BOB])
     yield r
     await r.bed.close()
 
 
 @pytest_asyncio.fixture
 async def hainan(tmp_path: Path) -> AsyncIterator[Region]:
-    r = await _region(tmp_path, "hainan", "hainan", [ALICE, BOB])
+    r = await start_region(tmp_path, "hainan", "hainan", [ALICE, BOB])
     yield r
     await r.bed.close()
 
@@ -47,16 +46,6 @@ async def hainan(tmp_path: Path) -> AsyncIterator[Region]:
 async def _counts(r: Region) -> dict[str, int]:
     db = r.node.server.ctx.db
     return {t: int((await db.fetchone(f"SELECT count(*) FROM {t}"))[0]) for t in TABLES}
-
-
-async def _refused(coro: Any, code: grpc.StatusCode, reason: str, field: str) -> None:
-    with pytest.raises(aio.AioRpcError) as info:
-        await coro
-    assert (info.value.code(), reason_of(info.value), field_of(info.value)) == (
-        code,
-        reason,
-        field,
-    ), info.value.details()
 
 
 def _deadlines(info: node_pb2.ObjectionInfo) -> dict[str, str]:
@@ -145,7 +134,7 @@ async def test_rights15_bad_inputs_refused_with_reason_and_field_nothing_written
     """REQ: N3, N4, N21, N22, N23 — every caller-chosen field is bounded and ID-checked;
     a refusal names its exact code, huxin-reason and field, and writes nothing."""
     before = await _counts(heihe)
-    await _refused(call(heihe), code, reason, field)
+    await expect_refused(call(heihe), code, reason, field)
     assert await _counts(heihe) == before
 
 
@@ -178,13 +167,13 @@ async def test_score_objection_hainan_operator_resolves_within_handle_days_recom
     ).objections
     assert queued.objection_id == filed.objection_id
     assert not (await r.source.ListObjections(node_pb2.ListObjectionsRequest())).objections
-    await _refused(
+    await expect_refused(
         r.source.ListScoreObjections(node_pb2.ListObjectionsRequest()),
         grpc.StatusCode.PERMISSION_DENIED,
         "NOT_OPERATOR",
         "",
     )
-    await _refused(
+    await expect_refused(
         r.source.AnswerObjection(
             node_pb2.AnswerObjectionRequest(objection_id=filed.objection_id, outcome="upheld")
         ),
@@ -192,7 +181,7 @@ async def test_score_objection_hainan_operator_resolves_within_handle_days_recom
         "OBJECTION_NOT_FOUND",
         "objection_id",
     )
-    await _refused(  # one open objection per month's score
+    await expect_refused(  # one open objection per month's score
         r.citizen.FileObjection(
             node_pb2.FileObjectionRequest(about_score=True, period="2026-08"),
             metadata=r.me(ALICE),
@@ -264,7 +253,7 @@ async def test_repair_application_routed_to_department_granted_recomputes_at_onc
     # Tue 29 Sep + 5 working days: 30 Sep, 8, 9, 10 (Sat, make-up), 12 Oct
     assert (applied.state, applied.source, applied.due) == ("pending", "heihe-court", "2026-10-12")
     assert any("sent to heihe-court; it decides by 2026-10-12" in n for n in await r.notes(ALICE))
-    await _refused(
+    await expect_refused(
         r.citizen.ApplyForRepair(
             node_pb2.RepairApplicationRequest(record_id="p-0", route="commitment"),
             metadata=r.me(ALICE),
@@ -276,7 +265,7 @@ async def test_repair_application_routed_to_department_granted_recomputes_at_onc
     assert not (
         await r.other_source.ListRepairApplications(node_pb2.ListRepairApplicationsRequest())
     ).applications
-    await _refused(
+    await expect_refused(
         r.other_source.DecideRepairApplication(
             node_pb2.DecideRepairApplicationRequest(
                 application_id=applied.application_id, grant=True
@@ -304,7 +293,7 @@ async def test_repair_application_routed_to_department_granted_recomputes_at_onc
     assert {c.record_id: c.status for c in report.result.contributions}["p-0"] == "repaired"
     notes = await r.notes(ALICE)
     assert any(f"{applied.application_id} for record p-0 granted" in n for n in notes)
-    await _refused(
+    await expect_refused(
         r.source.DecideRepairApplication(
             node_pb2.DecideRepairApplicationRequest(
                 application_id=applied.application_id, grant=True
@@ -377,7 +366,7 @@ async def test_opt_out_ends_consents_refuses_attestation_keeps_records_and_opt_i
 
     mine = await r.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=r.me(ALICE))
     assert mine.opted_out and not mine.HasField("result")
-    await _refused(
+    await expect_refused(
         r.peer.RequestAttestation(attestation_request(token, ALICE, "heihe/credit-loans")),
         grpc.StatusCode.FAILED_PRECONDITION,
         "SUBJECT_OPTED_OUT",
@@ -386,7 +375,7 @@ async def test_opt_out_ends_consents_refuses_attestation_keeps_records_and_opt_i
     assert await r.status_of(first.signed_attestation) is Status.REVOKED
     consents = await r.citizen.ListConsents(node_pb2.ListConsentsRequest(), metadata=r.me(ALICE))
     assert [c.state for c in consents.consents] == [node_pb2.CONSENT_STATE_WITHDRAWN]
-    await _refused(
+    await expect_refused(
         r.citizen.GrantConsent(
             node_pb2.GrantConsentRequest(
                 audience="hainan", purpose="heihe/credit-loans", scope=node_pb2.CONSENT_SCOPE_GRADE

@@ -9,22 +9,18 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import zlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 import pytest
 import pytest_asyncio
-from grpc import aio
 
 import node.cli._main as cli
 from keys import (
     ScenarioCatalogue,
     Status,
-    StatusList,
     Trust,
     VerificationError,
     province_pseudonym,
@@ -32,181 +28,41 @@ from keys import (
     verify_status_list,
 )
 from keys.pb.v1 import attestation_pb2
-from node.cli._init import init_region
 from node.core._clock import ManualClock
 from node.demo._testbed import (
-    RunningNode,
-    Testbed,
     attestation_request,
     honour_record,
-    make_id_number,
     resident,
 )
 from node.disclosure import trusted_scenarios
 from node.exchange._throttle import RETRY_AFTER_KEY
-from node.pb.v1 import hub_pb2, node_pb2, node_pb2_grpc, scoring_pb2
-from node.rpc._client import reason_of
+from node.pb.v1 import hub_pb2, node_pb2, node_pb2_grpc
+from tests.support.governed_region import (
+    ALICE,
+    BOB,
+    CAROL,
+    START,
+    Fed,
+    huxin_json,
+    start_governed,
+)
+from tests.support.refusals import expect_refused
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
-
-START = datetime(2026, 9, 29, 2, 0, tzinfo=UTC)
-ALICE, BOB, CAROL = make_id_number(301), make_id_number(302), make_id_number(303)
-PEOPLE = [ALICE, BOB, CAROL]
-#: Heihe honours besides the city one (30), so that everyone meets heihe/credit-loans
-#: (tier A) despite a serious penalty and an attestation can exist at all (H14):
-#: 600 + 30 + 60 + 80 - 80 = 690 A; 770 AA without the penalty; 750 AA with it at 20.
-MORE_HONOURS = {"heihe": ("national", "international")}
-
-
-def _honours(scheme: str, on: str) -> list[scoring_pb2.CreditRecord]:
-    out = []
-    for i, p in enumerate(PEOPLE):
-        out.append(honour_record(f"h-{i}", p, on))
-        for n, level in enumerate(MORE_HONOURS.get(scheme, ())):
-            extra = honour_record(f"h-{i}-{n}", p, on)
-            extra.level = level
-            out.append(extra)
-    return out
-
-
-def penalty(
-    record_id: str, idn: str, recognised_on: str = "2026-09-28"
-) -> scoring_pb2.CreditRecord:
-    return scoring_pb2.CreditRecord(
-        record_id=record_id,
-        subject_id=idn,
-        source="court",
-        category="admin_penalty",
-        act_id=f"act-{record_id}",
-        recognised_on=recognised_on,
-        severity="serious",
-    )
-
-
-@dataclass
-class Fed:
-    bed: Testbed
-    node: RunningNode
-    clock: ManualClock
-    source: node_pb2_grpc.SourceServiceStub
-    other_source: node_pb2_grpc.SourceServiceStub
-    peer: node_pb2_grpc.PeerServiceStub
-    citizen: node_pb2_grpc.CitizenServiceStub
-
-    def me(self, idn: str) -> tuple[tuple[str, bytes], ...]:
-        return self.node.identity(idn)
-
-    async def token(self, idn: str, purpose: str = "heihe/credit-loans") -> node_pb2.ConsentToken:
-        return await self.citizen.GrantConsent(
-            node_pb2.GrantConsentRequest(
-                audience=self.requester, purpose=purpose, scope=node_pb2.CONSENT_SCOPE_GRADE
-            ),
-            metadata=self.me(idn),
-        )
-
-    requester: str = ""
-
-    async def attest(self, idn: str) -> tuple[node_pb2.ConsentToken, bytes]:
-        token = await self.token(idn)
-        resp = await self.peer.RequestAttestation(
-            attestation_request(token, idn, "heihe/credit-loans")
-        )
-        return token, resp.signed_attestation
-
-    async def status_list(self) -> attestation_pb2.Envelope:
-        return await self.peer.GetStatusList(node_pb2.GetStatusListRequest())
-
-    async def status_of(self, signed: bytes) -> Status:
-        env = attestation_pb2.SignedAttestation.FromString(signed).envelope
-        index = attestation_pb2.Attestation.FromString(env.payload).status.index
-        m = attestation_pb2.StatusList.FromString((await self.status_list()).payload)
-        return StatusList(m.issuer_region, m.list_id, m.size, raw=zlib.decompress(m.bits)).get(
-            index
-        )
-
-    async def grade(self, idn: str) -> str:
-        r = await self.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=self.me(idn))
-        return r.result.grade
-
-    async def notes(self, idn: str) -> list[str]:
-        r = await self.citizen.ListNotifications(
-            node_pb2.ListNotificationsRequest(), metadata=self.me(idn)
-        )
-        return [n.message for n in r.notifications]
-
-
-async def start(
-    tmp: Path,
-    region: str,
-    scheme: str,
-    rights_toml: str = "",
-    extra_toml: str = "",
-    *,
-    seed_month: str = "2026-08",
-) -> Fed:
-    """A node with the three people's seed records formed in ``seed_month``: by default
-    August, the month the node publishes on START (H3), so that they count."""
-    bed = Testbed(tmp, now=START)
-    other = "hainan" if region == "heihe" else "heihe"
-    assert bed.ca is not None
-    init_region(
-        tmp / region,
-        region,
-        scheme,
-        bed.ca,
-        START,
-        peers=(other,),
-        sources=(f"{region}-court", f"{region}-tax"),
-    )
-    if rights_toml:
-        with (tmp / region / "node.toml").open("a", encoding="utf-8") as f:
-            f.write("\n[rights]\n" + rights_toml + "\n")
-    if extra_toml:
-        with (tmp / region / "node.toml").open("a", encoding="utf-8") as f:
-            f.write("\n" + extra_toml + "\n")
-    clock = ManualClock(START)
-    node = await bed.start_node(region, scheme, clock=clock)
-    fed = Fed(
-        bed,
-        node,
-        clock,
-        node_pb2_grpc.SourceServiceStub(bed.peer_channel(node, bed.cert(f"{region}-court"))),
-        node_pb2_grpc.SourceServiceStub(bed.peer_channel(node, bed.cert(f"{region}-tax"))),
-        node_pb2_grpc.PeerServiceStub(bed.peer_channel(node, bed.cert(other))),
-        bed.citizen_stub(node),
-        requester=other,
-    )
-    await fed.source.SubmitRecords(
-        node_pb2.SubmitRecordsRequest(
-            batch_id="seed",
-            records=_honours(scheme, f"{seed_month}-21")
-            + [penalty(f"p-{i}", p, f"{seed_month}-28") for i, p in enumerate(PEOPLE)],
-            subjects=[resident(p) for p in PEOPLE],
-        )
-    )
-    return fed
 
 
 @pytest_asyncio.fixture
 async def heihe(tmp_path: Path) -> AsyncIterator[Fed]:
-    f = await start(tmp_path, "heihe", "heihe")
+    f = await start_governed(tmp_path, "heihe", "heihe")
     yield f
     await f.bed.close()
 
 
 @pytest_asyncio.fixture
 async def hainan(tmp_path: Path) -> AsyncIterator[Fed]:
-    f = await start(tmp_path, "hainan", "hainan")
+    f = await start_governed(tmp_path, "hainan", "hainan")
     yield f
     await f.bed.close()
-
-
-async def _expect(coro: object, status: grpc.StatusCode, reason: str) -> aio.AioRpcError:
-    with pytest.raises(aio.AioRpcError) as info:
-        await coro  # type: ignore[misc]
-    assert info.value.code() == status, info.value.details()
-    assert reason_of(info.value) == reason
-    return info.value
 
 
 # ------------------------------------------------------------------ repair (H16, N22)
@@ -255,7 +111,7 @@ async def test_repair_refusals(
     """REQ: N22 — only the submitting department repairs, only negative records, by a
     named route; a refusal changes nothing."""
     stub = heihe.other_source if by_other else heihe.source
-    await _expect(
+    await expect_refused(
         stub.MarkRecord(
             node_pb2.MarkRecordRequest(record_id=record_id, status="repaired", repair_route=route)
         ),
@@ -362,18 +218,18 @@ async def test_deregistration_deletes_everything_revokes_and_refuses(heihe: Fed)
     assert info.value.code == "STATUS_REVOKED"
 
     # A fresh query with the old token, a new consent, the self query, new records: refused.
-    await _expect(
+    await expect_refused(
         f.peer.RequestAttestation(attestation_request(token, ALICE, "heihe/credit-loans")),
         grpc.StatusCode.PERMISSION_DENIED,
         "CONSENT_INVALID",
     )
-    await _expect(f.token(ALICE), grpc.StatusCode.NOT_FOUND, "SUBJECT_UNKNOWN")
-    await _expect(
+    await expect_refused(f.token(ALICE), grpc.StatusCode.NOT_FOUND, "SUBJECT_UNKNOWN")
+    await expect_refused(
         f.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=f.me(ALICE)),
         grpc.StatusCode.NOT_FOUND,
         "SUBJECT_UNKNOWN",
     )
-    await _expect(
+    await expect_refused(
         f.source.SubmitRecords(
             node_pb2.SubmitRecordsRequest(
                 batch_id="after", records=[honour_record("again-1", ALICE, "2026-09-28")]
@@ -382,7 +238,7 @@ async def test_deregistration_deletes_everything_revokes_and_refuses(heihe: Fed)
         grpc.StatusCode.INVALID_ARGUMENT,
         "BATCH_REJECTED",
     )
-    await _expect(
+    await expect_refused(
         f.citizen.Deregister(node_pb2.DeregisterRequest(confirm=True), metadata=f.me(ALICE)),
         grpc.StatusCode.NOT_FOUND,
         "SUBJECT_UNKNOWN",
@@ -410,7 +266,7 @@ async def test_deregistration_is_queued_for_the_hub_under_the_province_pseudonym
     province_key = os.urandom(32)
     (tmp_path / "heihe").mkdir()
     (tmp_path / "province.key").write_text(province_key.hex())
-    f = await start(
+    f = await start_governed(
         tmp_path, "heihe", "heihe", extra_toml='[hub]\nprovince_key = "../province.key"'
     )
     try:
@@ -436,7 +292,7 @@ async def test_deregistration_is_queued_for_the_hub_under_the_province_pseudonym
 
 async def test_deregistration_needs_confirmation(heihe: Fed) -> None:
     """REQ: H2 — nothing is deleted without an explicit confirmation."""
-    await _expect(
+    await expect_refused(
         heihe.citizen.Deregister(node_pb2.DeregisterRequest(), metadata=heihe.me(BOB)),
         grpc.StatusCode.INVALID_ARGUMENT,
         "NOT_CONFIRMED",
@@ -453,7 +309,7 @@ async def test_review_report_flags_purpose_outside_consent_and_late_sources(
     """REQ: H16 N23 N7 — every query is registered with requester, purpose and consent;
     the report groups them, flags a purpose outside the consent, and lists a source
     that shared a record more than 15 working days after it was formed."""
-    f = await start(tmp_path, "heihe", "heihe", seed_month="2026-09")  # shared on time
+    f = await start_governed(tmp_path, "heihe", "heihe", seed_month="2026-09")  # shared on time
     try:
         await _review_report(f, capsys)
     finally:
@@ -462,7 +318,7 @@ async def test_review_report_flags_purpose_outside_consent_and_late_sources(
 
 async def _review_report(f: Fed, capsys: pytest.CaptureFixture[str]) -> None:
     token, _ = await f.attest(BOB)
-    await _expect(
+    await expect_refused(
         f.peer.RequestAttestation(attestation_request(token, BOB, "heihe/transit-discount")),
         grpc.StatusCode.PERMISSION_DENIED,
         "CONSENT_WRONG_PURPOSE",
@@ -507,12 +363,14 @@ async def _review_report(f: Fed, capsys: pytest.CaptureFixture[str]) -> None:
 async def test_requester_over_its_rate_is_throttled_with_a_retry_hint(tmp_path: Path) -> None:
     """REQ: N23 H16 — a requester over its configured rate gets RESOURCE_EXHAUSTED with a
     retry hint; other requesters and the citizen's own queries are not limited (H12)."""
-    f = await start(tmp_path, "heihe", "heihe", "per_requester_per_minute = { hainan = 2 }")
+    f = await start_governed(
+        tmp_path, "heihe", "heihe", "per_requester_per_minute = { hainan = 2 }"
+    )
     try:
         token = await f.token(BOB)
         for _ in range(2):
             await f.peer.RequestAttestation(attestation_request(token, BOB, "heihe/credit-loans"))
-        err = await _expect(
+        err = await expect_refused(
             f.peer.RequestAttestation(attestation_request(token, BOB, "heihe/credit-loans")),
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             "QUERY_RATE_EXCEEDED",
@@ -578,7 +436,7 @@ async def test_upload_counts_only_after_verification_and_rejection_says_why(
     )
     assert {s.state for s in mine.supplements} == {"verified", "rejected"}
     assert any("no such award in the 2026 register" in n for n in await f.notes(ALICE))
-    await _expect(
+    await expect_refused(
         f.source.VerifySupplement(
             node_pb2.VerifySupplementRequest(supplement_id=second.supplement_id, accept=True)
         ),
@@ -625,7 +483,7 @@ async def test_upload_refusals(hainan: Fed, change: dict[str, object], reason: s
     )
     for k, v in change.items():
         setattr(up, k, v)
-    await _expect(
+    await expect_refused(
         hainan.citizen.UploadSupplement(up, metadata=hainan.me(ALICE)),
         grpc.StatusCode.INVALID_ARGUMENT,
         reason,
@@ -639,7 +497,7 @@ async def test_upload_refusals(hainan: Fed, change: dict[str, object], reason: s
 async def test_heihe_scheme_accepts_no_personal_uploads(heihe: Fed) -> None:
     """REQ: N5 H6 — only categories whose scheme accepts verified personal records may be
     uploaded; Heihe's catalogue accepts none."""
-    await _expect(
+    await expect_refused(
         heihe.citizen.UploadSupplement(
             node_pb2.UploadSupplementRequest(
                 category="honour",
@@ -687,13 +545,6 @@ async def test_incentive_catalogue_is_published_and_offers_no_punishment(heihe: 
 # ------------------------------------------------------------------ model rollout (H11, N12)
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, object]:
-    capsys.readouterr()
-    assert cli.main([*argv, "--json"]) == 0
-    out: dict[str, object] = json.loads(capsys.readouterr().out)
-    return out
-
-
 async def test_rollout_evaluate_trial_shadow_activate_and_attestations_name_the_version(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -702,7 +553,7 @@ async def test_rollout_evaluate_trial_shadow_activate_and_attestations_name_the_
     the version that produced them."""
     from importlib import resources
 
-    f = await start(tmp_path, "heihe", "heihe")
+    f = await start_governed(tmp_path, "heihe", "heihe")
     cfg = str(f.node.directory / "node.toml")
     text = resources.files("scoring.schemes").joinpath("heihe.toml").read_text("utf-8")
     text = text.replace('version = "2025.1"', 'version = "2026.1"', 1)
@@ -720,8 +571,7 @@ async def test_rollout_evaluate_trial_shadow_activate_and_attestations_name_the_
         assert (
             cli.main(["model", "rollout", "trial", "--config", cfg, "--today", "2026-09-29"]) == 2
         )
-        ev = _run(
-            capsys,
+        ev = huxin_json(
             "model",
             "rollout",
             "evaluate",
@@ -736,8 +586,7 @@ async def test_rollout_evaluate_trial_shadow_activate_and_attestations_name_the_
         shadow = ev["shadow_report"]
         assert isinstance(shadow, dict)
         assert shadow["compared"] == 3 and shadow["moved_up"] == 3  # 690 A → 750 AA
-        tr = _run(
-            capsys,
+        tr = huxin_json(
             "model",
             "rollout",
             "trial",
@@ -749,7 +598,7 @@ async def test_rollout_evaluate_trial_shadow_activate_and_attestations_name_the_
         )
         assert tr["stage"] == "trial" and tr["shadow_version"] == "2026.1"
         assert tr["version_in_force"] == "2025.1"
-        sh = _run(capsys, "model", "rollout", "shadow", "--config", cfg, "--today", "2026-10-15")
+        sh = huxin_json("model", "rollout", "shadow", "--config", cfg, "--today", "2026-10-15")
         assert sh["shadow_report"]["as_of"] == "2026-10-15"  # type: ignore[index]
         # Too early: at least 30 days of trial.
         assert (
@@ -768,8 +617,7 @@ async def test_rollout_evaluate_trial_shadow_activate_and_attestations_name_the_
             )
             == 2
         )
-        act = _run(
-            capsys,
+        act = huxin_json(
             "model",
             "rollout",
             "activate",
@@ -781,7 +629,7 @@ async def test_rollout_evaluate_trial_shadow_activate_and_attestations_name_the_
             "2026-11-01",
         )
         assert act["stage"] == "scheduled" and act["version_in_force"] == "2025.1"
-        st = _run(capsys, "model", "rollout", "status", "--config", cfg, "--today", "2026-11-01")
+        st = huxin_json("model", "rollout", "status", "--config", cfg, "--today", "2026-11-01")
         assert st["version_in_force"] == "2026.1"
         # A node started on or after the effective date scores with it from the start
         # (a running node switches without a restart: test_rights_rollout_live.py).

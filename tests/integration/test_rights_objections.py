@@ -7,147 +7,23 @@ WORKING day.  Every expected date below is counted by hand on that calendar.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
 import pytest
 import pytest_asyncio
-from grpc import aio
 
-from keys import Status, StatusList
+from keys import Status
 from keys.pb.v1 import attestation_pb2
-from node.core._clock import ManualClock
 from node.demo._testbed import (
-    RunningNode,
-    Testbed,
-    attestation_request,
-    honour_record,
     make_id_number,
-    resident,
 )
-from node.pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
-from node.rpc._client import reason_of
+from node.pb.v1 import node_pb2
+from tests.support.refusals import expect_refused
+from tests.support.rights_region import Region, at, start_region
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
-
-START = datetime(2026, 9, 29, 2, 0, tzinfo=UTC)  # Tue 29 Sep 2026, 10:00 Beijing
-#: the consent a relying party gets, per scheme: a catalogue scenario for tier A (H14)
-SCENARIO = {
-    "heihe": ("heihe/credit-loans", node_pb2.CONSENT_SCOPE_GRADE),
-    "hainan": ("hainan/fast-lane", node_pb2.CONSENT_SCOPE_THRESHOLD),
-}
-#: honours besides the city one (30), so that everyone is at tier A despite a serious
-#: penalty (-80) and one tier higher without it: only a person who meets a scenario
-#: holds an attestation (H14).  Heihe: 600 + 30 + 2 x 60 - 80 = 670 A, 750 AA without
-#: the penalty; Hainan: 500 + 30 + 60 + 2 x 80 - 80 = 670 A, 750 AA.
-MORE_HONOURS = {"heihe": ("national", "national"), "hainan": ("national",) + ("international",) * 2}
-
-
-def at(day: str) -> datetime:
-    return datetime.fromisoformat(f"{day}T02:00:00+00:00")
-
-
-def penalty(record_id: str, idn: str, severity: str = "serious") -> scoring_pb2.CreditRecord:
-    return scoring_pb2.CreditRecord(
-        record_id=record_id,
-        subject_id=idn,
-        source="court",
-        category="admin_penalty",
-        act_id=f"act-{record_id}",
-        recognised_on="2026-08-20",  # in August, the month published on 29 September (H3)
-        severity=severity,
-    )
-
-
-@dataclass
-class Region:
-    bed: Testbed
-    node: RunningNode
-    clock: ManualClock
-    source: node_pb2_grpc.SourceServiceStub
-    other_source: node_pb2_grpc.SourceServiceStub
-    operator: node_pb2_grpc.SourceServiceStub
-    peer: node_pb2_grpc.PeerServiceStub
-    citizen: node_pb2_grpc.CitizenServiceStub
-
-    async def tick(self, day: str) -> int:
-        self.clock.set(at(day))
-        return await self.node.server.scheduler.run_once()
-
-    def me(self, idn: str) -> tuple[tuple[str, bytes], ...]:
-        return self.node.identity(idn)
-
-    async def status_of(self, signed: bytes) -> Status:
-        env = attestation_pb2.SignedAttestation.FromString(signed).envelope
-        index = attestation_pb2.Attestation.FromString(env.payload).status.index
-        sl_env = await self.peer.GetStatusList(node_pb2.GetStatusListRequest())
-        m = attestation_pb2.StatusList.FromString(sl_env.payload)
-        return StatusList(m.issuer_region, m.list_id, m.size, raw=zlib.decompress(m.bits)).get(
-            index
-        )
-
-    async def attest(self, idn: str, requester: str) -> bytes:
-        """A consented attestation for a scenario of the node's scheme the person meets
-        (tier A): Heihe's discloses the grade, Hainan's is a threshold one."""
-        purpose, scope = SCENARIO[self.node.server.ctx.scheme.id]
-        token = await self.citizen.GrantConsent(
-            node_pb2.GrantConsentRequest(audience=requester, purpose=purpose, scope=scope),
-            metadata=self.me(idn),
-        )
-        resp = await self.peer.RequestAttestation(attestation_request(token, idn, purpose))
-        return resp.signed_attestation
-
-    async def grade(self, idn: str) -> str:
-        r = await self.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=self.me(idn))
-        return r.result.grade
-
-    async def notes(self, idn: str) -> list[str]:
-        r = await self.citizen.ListNotifications(
-            node_pb2.ListNotificationsRequest(), metadata=self.me(idn)
-        )
-        return [n.message for n in r.notifications]
-
-
-async def _region(tmp: Path, region: str, scheme: str, people: list[str]) -> Region:
-    bed = Testbed(tmp, now=START)
-    clock = ManualClock(START)
-    other = "hainan" if region == "heihe" else "heihe"
-    node = await bed.start_node(
-        region,
-        scheme,
-        peers=(other,),
-        sources=(f"{region}-court", f"{region}-tax"),
-        clock=clock,
-    )
-    source = node_pb2_grpc.SourceServiceStub(bed.peer_channel(node, bed.cert(f"{region}-court")))
-    r = Region(
-        bed,
-        node,
-        clock,
-        source,
-        node_pb2_grpc.SourceServiceStub(bed.peer_channel(node, bed.cert(f"{region}-tax"))),
-        node_pb2_grpc.SourceServiceStub(bed.peer_channel(node, bed.cert(region))),
-        node_pb2_grpc.PeerServiceStub(bed.peer_channel(node, bed.cert(other))),
-        bed.citizen_stub(node),
-    )
-    records = []
-    for i, idn in enumerate(people):
-        records.append(honour_record(f"h-{i}", idn, recognised_on="2026-06-01"))
-        for n, level in enumerate(MORE_HONOURS[scheme]):
-            extra = honour_record(f"h-{i}-{n}", idn, recognised_on="2026-06-01")
-            extra.level = level
-            records.append(extra)
-        records.append(penalty(f"p-{i}", idn))
-    await source.SubmitRecords(
-        node_pb2.SubmitRecordsRequest(
-            batch_id="seed", records=records, subjects=[resident(p) for p in people]
-        )
-    )
-    return r
 
 
 ALICE, BOB, CAROL = make_id_number(201), make_id_number(202), make_id_number(203)
@@ -155,27 +31,20 @@ ALICE, BOB, CAROL = make_id_number(201), make_id_number(202), make_id_number(203
 
 @pytest_asyncio.fixture
 async def heihe(tmp_path: Path) -> AsyncIterator[Region]:
-    r = await _region(tmp_path, "heihe", "heihe", [ALICE, BOB, CAROL])
+    r = await start_region(tmp_path, "heihe", "heihe", [ALICE, BOB, CAROL])
     yield r
     await r.bed.close()
 
 
 @pytest_asyncio.fixture
 async def hainan(tmp_path: Path) -> AsyncIterator[Region]:
-    r = await _region(tmp_path, "hainan", "hainan", [ALICE, BOB])
+    r = await start_region(tmp_path, "hainan", "hainan", [ALICE, BOB])
     yield r
     await r.bed.close()
 
 
 def deadlines(info: node_pb2.ObjectionInfo) -> dict[str, str]:
     return {d.step: d.due for d in info.deadlines}
-
-
-async def _expect(coro: object, status: grpc.StatusCode, reason: str) -> None:
-    with pytest.raises(aio.AioRpcError) as info:
-        await coro  # type: ignore[misc]
-    assert info.value.code() == status, info.value.details()
-    assert reason_of(info.value) == reason
 
 
 # ------------------------------------------------------------------ Heihe: 3 / 7 / 3
@@ -366,7 +235,7 @@ async def test_objection_refusals(
         "unknown_record": lambda: r.citizen.FileObjection(
             node_pb2.FileObjectionRequest(record_id="nope"), metadata=r.me(ALICE)
         ),
-        "id_number_in_reason": lambda: r.citizen.FileObjection(  # stored as typed (review5 H3)
+        "id_number_in_reason": lambda: r.citizen.FileObjection(  # stored as typed: refused
             node_pb2.FileObjectionRequest(record_id="h-0", reason=f"I am {ALICE}"),
             metadata=r.me(ALICE),
         ),
@@ -397,7 +266,7 @@ async def test_objection_refusals(
         calls[case] = lambda: r.source.AnswerObjection(
             node_pb2.AnswerObjectionRequest(objection_id=oid, outcome="corrected")
         )
-    await _expect(calls[case](), status, reason)
+    await expect_refused(calls[case](), status, reason)
     assert await r.grade(ALICE) == "A"
 
 
@@ -434,7 +303,7 @@ async def test_hainan_operator_resolves_its_own_handling_within_3_days(hainan: R
     assert deadlines(filed) == {"handle": "2026-10-09"}  # 30 Sep, 8 Oct, 9 Oct
     await r.tick("2026-09-30")
     assert not (await r.source.ListObjections(node_pb2.ListObjectionsRequest())).objections
-    await _expect(
+    await expect_refused(
         r.source.AnswerObjection(
             node_pb2.AnswerObjectionRequest(objection_id=filed.objection_id, outcome="upheld")
         ),

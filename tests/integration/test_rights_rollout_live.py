@@ -25,7 +25,7 @@ from node.demo._testbed import attestation_request
 from node.model._rollout import Switch
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import reason_of
-from tests.integration.test_rights_governance import ALICE, BOB, CAROL, Fed, _run, start
+from tests.support.governed_region import ALICE, BOB, CAROL, Fed, huxin_json, start_governed
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -53,17 +53,19 @@ def _payload(signed: bytes) -> attestation_pb2.Attestation:
 @pytest_asyncio.fixture
 async def scheduled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> AsyncIterator[Fed]:
     """A serving heihe node with heihe 2026.1 activated from 1 Nov 2026 (node clock: 29 Sep)."""
-    f = await start(tmp_path, "heihe", "heihe", rights_toml="scheduler_interval_seconds = 3600")
+    f = await start_governed(
+        tmp_path, "heihe", "heihe", rights_toml="scheduler_interval_seconds = 3600"
+    )
     cand = _candidate(tmp_path, "2026.1")
     cfg = str(f.node.directory / "node.toml")
     try:
-        ev = _run(capsys, "model", "rollout", "evaluate", "--config", cfg,
+        ev = huxin_json("model", "rollout", "evaluate", "--config", cfg,
                   "--candidate", str(cand), "--today", "2026-09-29")  # fmt: skip
         assert ev["stage"] == "evaluated"
-        tr = _run(capsys, "model", "rollout", "trial", "--config", cfg,
+        tr = huxin_json("model", "rollout", "trial", "--config", cfg,
                   "--today", "2026-09-29", "--accept-shift")  # fmt: skip
         assert tr["stage"] == "trial"
-        act = _run(capsys, "model", "rollout", "activate", "--config", cfg,
+        act = huxin_json("model", "rollout", "activate", "--config", cfg,
                    "--today", "2026-10-30", "--effective", EFFECTIVE.isoformat())  # fmt: skip
         assert act["stage"] == "scheduled"
         yield f
@@ -139,7 +141,7 @@ async def test_running_node_switches_version_at_the_effective_date_without_resta
     assert server.scheduler.switches == [Switch(OLD, NEW, EFFECTIVE)]
     # The next candidate (same rules as 2026.1) is compared with 2026.1, not 2025.1 …
     cfg = str(f.node.directory / "node.toml")
-    ev = _run(capsys, "model", "rollout", "evaluate", "--config", cfg,
+    ev = huxin_json("model", "rollout", "evaluate", "--config", cfg,
               "--candidate", str(_candidate(tmp_path, "2027.1")), "--today", "2026-11-02")  # fmt: skip
     assert (ev["stage"], ev["current_version"], ev["version_in_force"]) == (
         "evaluated",

@@ -45,6 +45,7 @@ from node.disclosure import field_paths
 from node.pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 from node.rpc._client import field_of, reason_of
 from tests.integration._approvals import approval_args
+from tests.support.refusals import expect_refused
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -172,12 +173,6 @@ async def fed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fed]:
     await bed.close()
 
 
-async def _refused(coro: object) -> aio.AioRpcError:
-    with pytest.raises(aio.AioRpcError) as info:
-        await coro  # type: ignore[misc]
-    return info.value
-
-
 # ------------------------------------------------------------------ the purpose (H14, N14)
 
 
@@ -205,7 +200,7 @@ async def test_a_purpose_outside_the_catalogue_or_a_disclosure_beyond_it_is_refu
     written (no consent row, no log leaf, no notification) and a preview is refused alike."""
     before = await fed.written()
     for preview in (False, True):
-        err = await _refused(fed.grant(FRANK, purpose, scope, preview=preview))
+        err = await expect_refused(fed.grant(FRANK, purpose, scope, preview=preview))
         assert (err.code(), reason_of(err), field_of(err)) == (
             grpc.StatusCode.INVALID_ARGUMENT,
             reason,
@@ -226,7 +221,7 @@ async def test_a_punitive_purpose_is_refused_at_request_by_the_home_node(
     tests/integration/test_route_refusals.py)."""
     token = await fed.grant(FRANK, CREDIT, GRADE)
     before = await fed.written()
-    err = await _refused(fed.request(token, FRANK, purpose))
+    err = await expect_refused(fed.request(token, FRANK, purpose))
     assert (err.code(), reason_of(err), field_of(err)) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "UNKNOWN_SCENARIO",
@@ -392,7 +387,7 @@ async def test_a_grade_b_subject_is_told_scenario_not_met_and_nothing_is_stored(
     before = await fed.written()
     for idn, purpose in ((BOB, CREDIT), (BOB, RENTAL), (ALICE, HAINAN_BANK)):
         for preview in (True, False):
-            err = await _refused(fed.grant(idn, purpose, preview=preview))
+            err = await expect_refused(fed.grant(idn, purpose, preview=preview))
             assert (err.code(), reason_of(err), field_of(err)) == (
                 grpc.StatusCode.FAILED_PRECONDITION,
                 "SCENARIO_NOT_MET",
@@ -425,7 +420,7 @@ async def test_a_preview_and_a_refused_grant_write_nothing_not_even_a_late_grade
     shown = await fed.grant(gina, CREDIT, preview=True)
     assert shown.preview.scenario == CREDIT and not shown.token.payload
     for preview in (True, False):
-        err = await _refused(fed.grant(hank, CREDIT, preview=preview))
+        err = await expect_refused(fed.grant(hank, CREDIT, preview=preview))
         assert (err.code(), reason_of(err), field_of(err)) == (
             grpc.StatusCode.FAILED_PRECONDITION,
             "SCENARIO_NOT_MET",
@@ -449,12 +444,12 @@ async def test_falling_below_after_the_grant_looks_like_a_withdrawal_to_the_requ
     await fed.citizen.WithdrawConsent(
         node_pb2.WithdrawConsentRequest(consent_id=second.consent_id), metadata=fed.me(CAROL)
     )
-    withdrawn = await _refused(fed.request(second, CAROL, CREDIT))
+    withdrawn = await expect_refused(fed.request(second, CAROL, CREDIT))
     revoked = await fed.source.MarkRecord(
         node_pb2.MarkRecordRequest(record_id="c-hon", status="revoked", note="award withdrawn")
     )
     assert revoked.grade.grade_after == "B"
-    fell = await _refused(fed.request(first, CAROL, CREDIT))
+    fell = await expect_refused(fed.request(first, CAROL, CREDIT))
 
     def seen(err: aio.AioRpcError) -> tuple[object, ...]:
         return (err.code(), err.details(), tuple(err.trailing_metadata() or ()))
@@ -466,7 +461,7 @@ async def test_falling_below_after_the_grant_looks_like_a_withdrawal_to_the_requ
         "consent_token",
     )
     assert "SCENARIO_NOT_MET" not in repr(seen(fell))
-    again = await _refused(fed.request(first, CAROL, CREDIT))  # and from now on, alike
+    again = await expect_refused(fed.request(first, CAROL, CREDIT))  # and from now on, alike
     assert seen(again) == seen(withdrawn)
 
     consents = await fed.citizen.ListConsents(
@@ -526,7 +521,7 @@ async def test_a_refusal_after_falling_below_has_a_withdrawals_effects(fed: Fed)
     seen = {}
     for case, token in tokens.items():
         status, size = await fed.status_of(earlier[case]), await fed.log_size()
-        err = await _refused(fed.request(token, ivy, CREDIT))
+        err = await expect_refused(fed.request(token, ivy, CREDIT))
         assert await fed.status_of(earlier[case]) is status, case
         assert await fed.log_size() == size + 1, case
         seen[case] = (err.code(), err.details(), tuple(err.trailing_metadata() or ()))
@@ -551,7 +546,7 @@ async def test_another_schemes_scenario_is_met_by_the_mapped_grade(
     empty target scheme is filled with the scenario's scheme, any other is refused
     (TARGET_SCHEME_MISMATCH); it verifies offline."""
     token = await fed.grant(ERIN, HAINAN_BANK)
-    err = await _refused(fed.request(token, ERIN, HAINAN_BANK, target_scheme="wendeng"))
+    err = await expect_refused(fed.request(token, ERIN, HAINAN_BANK, target_scheme="wendeng"))
     assert (err.code(), reason_of(err), field_of(err)) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "TARGET_SCHEME_MISMATCH",
@@ -591,7 +586,7 @@ async def test_below_the_home_incentive_tier_another_regions_scenario_is_not_met
     the preview and the grant; no consent row, no log leaf, no notification."""
     before = await fed.written()
     for preview in (True, False):
-        err = await _refused(fed.grant(BOB, HAINAN_FAST, preview=preview))
+        err = await expect_refused(fed.grant(BOB, HAINAN_FAST, preview=preview))
         assert (err.code(), reason_of(err), field_of(err)) == (
             grpc.StatusCode.FAILED_PRECONDITION,
             "SCENARIO_NOT_MET",

@@ -1,7 +1,8 @@
-"""`huxin serve` and the node's TLS certificate, as real processes (review5 M7).
+"""`huxin serve` and the node's TLS certificate, as real processes.
 
-REQ: C1 — before, a node whose certificate had expired started, logged "node
-started" and failed every handshake in and out; nothing warned before day 91.
+REQ: C1 — a node whose certificate has expired would log "node started" and fail
+every handshake in and out, so it refuses to start; one about to expire starts,
+warns and exports the expiry, so the operator hears of it before day 91.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from node.cli._init import init_region, load_or_create_ca
 from node.federation._tlscert import read_certificate
+from tests.support.processes import huxin, spawn_serve, wait_for_ready
 
 
 def _node(tmp_path: Path, issued_days_ago: float, days: int = 90) -> Path:
@@ -33,17 +34,10 @@ def _node(tmp_path: Path, issued_days_ago: float, days: int = 90) -> Path:
     return path
 
 
-def _huxin(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "node", *argv],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-
-
 def test_serve_refuses_an_expired_certificate_and_starts_after_renewal(tmp_path: Path) -> None:
     config = _node(tmp_path, issued_days_ago=100)
     expired_at = read_certificate((tmp_path / "heihe/tls/node.pem").read_bytes()).not_after
-    proc = _huxin("serve", "--config", str(config))
+    proc = huxin("serve", "--config", str(config), timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: TLS_CERT_EXPIRED: tls.cert: ")
     assert expired_at.isoformat(timespec="seconds") in proc.stderr
@@ -55,9 +49,9 @@ def test_serve_refuses_an_expired_certificate_and_starts_after_renewal(tmp_path:
     )
     assert "node started" not in log
     # status says so, then the renewal (CA found next to the node directory) fixes it
-    status = _huxin("status", "--config", str(config), "--json")
+    status = huxin("status", "--config", str(config), "--json", timeout=60)
     assert json.loads(status.stdout)["tls"]["state"] == "EXPIRED"
-    renew = _huxin("init", "cert", "--config", str(config), "--json")
+    renew = huxin("init", "cert", "--config", str(config), "--json", timeout=60)
     assert renew.returncode == 0, renew.stderr
     assert json.loads(renew.stdout)["state"] == "valid"
     _serve_and_check(tmp_path, config, expect_warning=False)
@@ -72,18 +66,9 @@ def test_serve_warns_and_exports_the_expiry_of_a_certificate_about_to_expire(
 
 def _serve_and_check(tmp_path: Path, config: Path, *, expect_warning: bool) -> None:
     ready = tmp_path / "ready.json"
-    ready.unlink(missing_ok=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "node", "serve", "--config", str(config), "--ready-file", str(ready)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = spawn_serve(config, ready, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while not ready.exists():
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "node did not start"
-            time.sleep(0.05)
-        ports = json.loads(ready.read_text())
+        ports = wait_for_ready(proc, ready, output=lambda: proc.communicate()[1])
         with urllib.request.urlopen(f"http://127.0.0.1:{ports['metrics']}/metrics") as resp:
             metrics = resp.read().decode()
         not_after = read_certificate((tmp_path / "heihe/tls/node.pem").read_bytes()).not_after
@@ -108,7 +93,7 @@ def _serve_and_check(tmp_path: Path, config: Path, *, expect_warning: bool) -> N
 
 
 def test_serve_refuses_a_signing_key_that_is_no_longer_valid(tmp_path: Path) -> None:
-    """REQ: C2 — review5 M10: a node whose signing key expired would sign consents,
+    """REQ: C2 — a node whose signing key expired would sign consents,
     attestations and checkpoints nobody accepts; it refuses to start and says what to do."""
     now = datetime.now(UTC)
     ca = load_or_create_ca(tmp_path / "ca", now - timedelta(days=500))
@@ -116,7 +101,7 @@ def test_serve_refuses_a_signing_key_that_is_no_longer_valid(tmp_path: Path) -> 
     nc = ca.issue("heihe", now)  # a valid certificate: only the signing key is old
     (tmp_path / "heihe" / "tls" / "node.pem").write_bytes(nc.cert_pem)
     (tmp_path / "heihe" / "tls" / "node.key").write_bytes(nc.key_pem)
-    proc = _huxin("serve", "--config", str(tmp_path / "heihe" / "node.toml"))
+    proc = huxin("serve", "--config", str(tmp_path / "heihe" / "node.toml"), timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: NODE_KEY_EXPIRED: keys.signing: KEY_NOT_VALID ")
     assert "huxin keys rotate" in proc.stderr and "Traceback" not in proc.stderr

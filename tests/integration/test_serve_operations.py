@@ -1,5 +1,5 @@
 """Operating `huxin serve`: owner-only files and SIGHUP reopening the
-log file after logrotate moved it, in the primary and its peer-port workers (M5)."""
+log file after logrotate moved it, in the primary and its peer-port workers."""
 
 from __future__ import annotations
 
@@ -8,19 +8,15 @@ import os
 import signal
 import stat
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-from node.demo._testbed import ServeProcess
+from tests._waiting import wait_until
+from tests.support.processes import ServeProcess, huxin, spawn_serve
 
 
 def _init(tmp_path: Path) -> Path:
-    out = subprocess.run(
-        [sys.executable, "-m", "node", "init", "region", "--region", "heihe", "--scheme",
-         "heihe", "--out", str(tmp_path / "heihe")],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    out = huxin("init", "region", "--region", "heihe", "--scheme", "heihe",
+                "--out", str(tmp_path / "heihe"), timeout=60)  # fmt: skip
     assert out.returncode == 0, out.stderr
     toml = tmp_path / "heihe" / "node.toml"
     text = toml.read_text().replace('"127.0.0.1:7443"', '"127.0.0.1:0"')
@@ -31,13 +27,6 @@ def _init(tmp_path: Path) -> Path:
 
 def _lines(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _wait_for(check: object, timeout: float = 60.0) -> None:  # a busy machine: generous
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_files_are_owner_only_and_sighup_reopens_the_log(tmp_path: Path) -> None:
@@ -58,8 +47,9 @@ def test_files_are_owner_only_and_sighup_reopens_the_log(tmp_path: Path) -> None
         os.rename(node_dir / "node.log", node_dir / "node.log.1")  # logrotate's move
         proc.p.send_signal(signal.SIGHUP)
         fresh = node_dir / "node.log"
-        _wait_for(lambda: fresh.exists() and len(
-            [x for x in _lines(fresh) if x["msg"] == "log file reopened (SIGHUP)"]) == 2)  # fmt: skip
+        wait_until(lambda: fresh.exists() and len(
+            [x for x in _lines(fresh) if x["msg"] == "log file reopened (SIGHUP)"]) == 2,
+            "both processes reopened the log")  # fmt: skip
         reopened = [x for x in _lines(fresh) if x["msg"] == "log file reopened (SIGHUP)"]
         assert {x["pid"] for x in reopened} == pids  # the primary and its worker
         assert proc.p.poll() is None  # SIGHUP did not end the node
@@ -77,10 +67,7 @@ def test_serve_says_where_it_listens(tmp_path: Path) -> None:
     """with port 0 the operator learns the ports from one stdout line."""
     toml = _init(tmp_path)
     ready = tmp_path / "ready.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "node", "serve", "--config", str(toml), "--ready-file", str(ready)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+    proc = spawn_serve(toml, ready, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
@@ -101,9 +88,6 @@ def test_serve_says_where_it_listens(tmp_path: Path) -> None:
 
 
 def _status(toml: Path) -> dict[str, object]:
-    out = subprocess.run(
-        [sys.executable, "-m", "node", "status", "--config", str(toml), "--json"],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+    out = huxin("status", "--config", str(toml), "--json", timeout=60, check=True)
     process: dict[str, object] = json.loads(out.stdout)["process"]
     return process

@@ -1,8 +1,8 @@
-"""`huxin serve` that cannot start exits at once with one `error:` line (review5 M1).
+"""`huxin serve` that cannot start exits at once with one `error:` line.
 
-Before: an error after the database was opened left its threads running, so the
-process printed the error (or a traceback, for a port in use) and never exited;
-a supervisor saw a live process and the primary lock stayed held.
+An error after the database was opened must not leave its threads running: the
+process would print the error (or a traceback, for a port in use) and never exit,
+a supervisor would see a live process and the primary lock would stay held.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from node.cli._init import init_region, load_or_create_ca
+from tests.support.processes import huxin
 
 
 def _config(tmp_path: Path, **listen: str) -> Path:
@@ -34,10 +34,7 @@ def _config(tmp_path: Path, **listen: str) -> Path:
 
 
 def _serve(config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "node", "serve", "--config", str(config)],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+    return huxin("serve", "--config", str(config), timeout=30)
 
 
 @pytest.mark.parametrize("key", ["peer", "citizen", "metrics"])

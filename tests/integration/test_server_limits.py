@@ -79,8 +79,8 @@ async def test_graceful_shutdown_finishes_in_flight_calls(tmp_path: Path) -> Non
 
 
 async def test_per_peer_message_limits_above_and_below_the_default(tmp_path: Path) -> None:
-    """A per-peer message limit above the default takes effect (gRPC core no longer stops
-    the call first), and one below it is refused by the guard with its reason."""
+    """A per-peer message limit above the default takes effect (gRPC core's own limit is raised
+    with it, so it does not stop the call first), and one below it is refused by the guard with its reason."""
     bed = Testbed(tmp_path)
     assert bed.ca is not None
     init_region(tmp_path / "heihe", "heihe", "heihe", bed.ca, bed.now, sources=("court", "tax"))

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from node.cli._main import main
 from node.demo._testbed import RunningNode, Testbed, make_id_number
+from tests.support.processes import huxin_here
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -35,9 +35,12 @@ async def heihe(
 ) -> AsyncIterator[tuple[Testbed, RunningNode]]:
     bed = Testbed(tmp_path_factory.mktemp("source-cli"))
     node = await bed.start_node(
-        "heihe", "heihe", sources=("heihe-court",), population=("heihe.hukou",),
+        "heihe",
+        "heihe",
+        sources=("heihe-court",),
+        population=("heihe.hukou",),
         require_registry=True,
-    )  # fmt: skip
+    )
     yield bed, node
     await bed.close()
 
@@ -67,10 +70,6 @@ def _count(node: RunningNode, sql: str) -> int:
         return int(conn.execute(sql).fetchone()[0])
 
 
-async def _huxin(*argv: str) -> int:
-    return await asyncio.to_thread(main, list(argv))
-
-
 async def test_csv_with_a_bad_row_writes_the_rejects_file_and_stores_the_rest(
     heihe: tuple[Testbed, RunningNode], tmp_path: Path
 ) -> None:
@@ -85,8 +84,22 @@ async def test_csv_with_a_bad_row_writes_the_rejects_file_and_stores_the_rest(
             w.writerow([idn, "emigrate" if i == 1 else "move_in", "hukou", "2001-05-01"])
     rejects = tmp_path / "rejects.csv"
     before = _count(node, "SELECT count(*) FROM subjects")
-    code = await _huxin("source", "submit", "--config", str(toml), "--file", str(data),
-                        "--kind", "residence", "--rejects", str(rejects), "--no-progress")  # fmt: skip
+    code = (
+        await asyncio.to_thread(
+            huxin_here,
+            "source",
+            "submit",
+            "--config",
+            str(toml),
+            "--file",
+            str(data),
+            "--kind",
+            "residence",
+            "--rejects",
+            str(rejects),
+            "--no-progress",
+        )
+    ).code
     assert code == 1  # some rows were refused
     rows = list(csv.DictReader(rejects.open(encoding="utf-8")))
     assert [(r["line"], r["field"], r["code"]) for r in rows] == [
@@ -95,8 +108,22 @@ async def test_csv_with_a_bad_row_writes_the_rejects_file_and_stores_the_rest(
     text = rejects.read_text(encoding="utf-8")
     assert all(idn not in text for idn in PEOPLE)  # never an ID number
     assert _count(node, "SELECT count(*) FROM subjects") == before + 4
-    again = await _huxin("source", "submit", "--config", str(toml), "--file", str(data),
-                         "--kind", "residence", "--rejects", str(rejects), "--no-progress")  # fmt: skip
+    again = (
+        await asyncio.to_thread(
+            huxin_here,
+            "source",
+            "submit",
+            "--config",
+            str(toml),
+            "--file",
+            str(data),
+            "--kind",
+            "residence",
+            "--rejects",
+            str(rejects),
+            "--no-progress",
+        )
+    ).code
     assert again == 1
     assert _count(node, "SELECT count(*) FROM population_facts") == 4  # replayed, not doubled
 
@@ -109,15 +136,33 @@ async def test_jsonl_records_are_filed_by_a_department(
     toml = _source_toml(bed, node, "heihe-court", tmp_path / "court", batch=100)
     data = tmp_path / "records.jsonl"
     lines = [
-        {"record_id": f"cli-{i}", "subject_id": PEOPLE[0], "source": "court",
-         "category": "honour", "act_id": f"act-cli-{i}", "recognised_on": "2025-06-01",
-         "level": "city"}
+        {
+            "record_id": f"cli-{i}",
+            "subject_id": PEOPLE[0],
+            "source": "court",
+            "category": "honour",
+            "act_id": f"act-cli-{i}",
+            "recognised_on": "2025-06-01",
+            "level": "city",
+        }
         for i in range(2)
-    ]  # fmt: skip
+    ]
     data.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
     rejects = tmp_path / "rejects.csv"
-    code = await _huxin("source", "submit", "--config", str(toml), "--file", str(data),
-                        "--rejects", str(rejects), "--no-progress")  # fmt: skip
+    code = (
+        await asyncio.to_thread(
+            huxin_here,
+            "source",
+            "submit",
+            "--config",
+            str(toml),
+            "--file",
+            str(data),
+            "--rejects",
+            str(rejects),
+            "--no-progress",
+        )
+    ).code
     assert code == 0
     assert list(csv.DictReader(rejects.open(encoding="utf-8"))) == []
     assert _count(node, "SELECT count(*) FROM records WHERE record_id LIKE 'cli-%'") == 2
@@ -137,15 +182,24 @@ async def test_progress_bar_shows_share_and_rows_per_second_without_id_numbers(
         w = csv.writer(f)
         w.writerow(["subject_id", "kind", "residence_kind", "on"])
         w.writerows([idn, "move_in", "hukou", "2001-05-01"] for idn in people)
-    capsys.readouterr()
-    code = await _huxin("source", "submit", "--config", str(toml), "--file", str(data),
-                        "--kind", "residence", "--rejects", str(tmp_path / "rejects.csv"))  # fmt: skip
-    out = capsys.readouterr()
+    code, stdout, stderr = await asyncio.to_thread(
+        huxin_here,
+        "source",
+        "submit",
+        "--config",
+        str(toml),
+        "--file",
+        str(data),
+        "--kind",
+        "residence",
+        "--rejects",
+        str(tmp_path / "rejects.csv"),
+    )
     assert code == 0
-    lines = out.err.splitlines()
+    lines = stderr.splitlines()
     assert lines, "no progress bar on stderr"
     assert all(line.startswith("heihe.hukou residence [") for line in lines)
     assert " 100.0% 6/6 " in lines[-1]
     assert all(" rows/s " in line for line in lines)
-    assert "rows/s" not in out.out and "[" not in out.out  # stdout has the summary only
-    assert all(idn not in out.err + out.out for idn in people)
+    assert "rows/s" not in stdout and "[" not in stdout  # stdout has the summary only
+    assert all(idn not in stderr + stdout for idn in people)

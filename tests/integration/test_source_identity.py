@@ -1,11 +1,11 @@
 """A department speaks only for itself, and free text never carries an ID number in.
 
-REQ: H7, N4 (review5 H1) — a record's ``source`` is bound to the caller's
+REQ: H7, N4 — a record's ``source`` is bound to the caller's
 certificate identity (``SOURCE_MISMATCH``), a department records collection
 consents given to itself only (``COLLECTOR_MISMATCH``), and a market record
 counts only a consent its submitter recorded (``COLLECTION_CONSENT_MISSING``).
 REQ: N8 — a market provider answers for its records, so they must carry its
-own name.  Privacy (review5 H3) — every caller-chosen string SourceService
+own name.  Privacy — every caller-chosen string SourceService
 stores or logs is refused with ``ID_NUMBER_IN_FIELD`` when it holds a valid ID
 number, the refusal never echoes it, and the transparency log holds a digest,
 never a source's record id.
@@ -30,6 +30,7 @@ from grpc import aio
 from node.demo._testbed import RunningNode, Testbed, honour_record, make_id_number, resident
 from node.pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 from node.rpc._client import batch_rejection_of, field_of, reason_of
+from tests.support.refusals import expect_refused
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -103,12 +104,6 @@ def _rejections_of(err: aio.AioRpcError) -> list[node_pb2.RecordRejection]:
     return list(rejection.rejections)
 
 
-async def _refused(call: Awaitable[Any]) -> aio.AioRpcError:
-    with pytest.raises(aio.AioRpcError) as info:
-        await call
-    return info.value
-
-
 def _market(
     record_id: str, idn: str, source: str, category: str = "loan_default"
 ) -> scoring_pb2.CreditRecord:
@@ -156,7 +151,7 @@ async def test_record_source_must_be_the_caller(
     bad = honour_record(f"bad-{name}", CAROL)
     bad.source = source
     before = node.counts()
-    err = await _refused(
+    err = await expect_refused(
         node.stub(caller).SubmitRecords(
             node_pb2.SubmitRecordsRequest(
                 batch_id=f"src-{name}", records=[good, bad], subjects=[resident(CAROL)]
@@ -205,14 +200,14 @@ async def test_collection_consent_only_for_itself(node: Node, name: str, collect
     PERMISSION_DENIED ``COLLECTOR_MISMATCH`` on field ``collector``; no consent, and
     no subject row for a person the node did not know, is written."""
     before = node.counts()
-    err = await _refused(node.court.RecordCollectionConsent(_consent(DAVE, collector)))
+    err = await expect_refused(node.court.RecordCollectionConsent(_consent(DAVE, collector)))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     assert (reason_of(err), field_of(err)) == ("COLLECTOR_MISMATCH", "collector")
     assert node.counts() == before
 
 
 async def test_market_record_cannot_use_another_departments_consent(node: Node) -> None:
-    """REQ: H7, N4, N8 — review5 s3: Bob consented to collection by the power company
+    """REQ: H7, N4, N8 — Bob consented to collection by the power company
     only.  The bank's own market record is refused (``COLLECTION_CONSENT_MISSING``), the
     same record under the power company's name is refused (``SOURCE_MISMATCH``), and
     nothing is written; the power company's own record is accepted."""
@@ -228,7 +223,7 @@ async def test_market_record_cannot_use_another_departments_consent(node: Node) 
     ]
     for name, source, code, field in cases:
         before = node.counts()
-        err = await _refused(
+        err = await expect_refused(
             node.bank.SubmitRecords(
                 node_pb2.SubmitRecordsRequest(
                     batch_id=f"m-{name}", records=[_market(f"m-{name}", BOB, source)]
@@ -371,11 +366,11 @@ async def test_id_number_in_free_text_is_refused(
     field: str,
     per_record: bool,
 ) -> None:
-    """REQ: H7 privacy, N4 (review5 H3) — INVALID_ARGUMENT ``ID_NUMBER_IN_FIELD`` naming
+    """REQ: H7 privacy, N4 — INVALID_ARGUMENT ``ID_NUMBER_IN_FIELD`` naming
     the field (in a batch: a per-record reason, the whole batch refused); the refusal
     never echoes the number, and nothing is written anywhere."""
     before = node.counts()
-    err = await _refused(call(node))
+    err = await expect_refused(call(node))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     trailer = b"".join(
         v if isinstance(v, bytes) else v.encode() for _, v in err.trailing_metadata() or ()
@@ -394,7 +389,7 @@ async def test_id_number_in_free_text_is_refused(
 
 
 async def test_revocation_logs_a_digest_of_the_record_id(node: Node) -> None:
-    """REQ: H16 privacy (review5 H3) — the append-only log never holds a source-chosen
+    """REQ: H16 privacy — the append-only log never holds a source-chosen
     string: a revocation leaf carries sha256(record_id)[:16], not the record id."""
     rid = "court-ref-2026-000123"
     await node.court.SubmitRecords(
@@ -414,7 +409,7 @@ async def test_revocation_logs_a_digest_of_the_record_id(node: Node) -> None:
 
 
 async def test_deregistration_deletes_emptied_batches_only(node: Node) -> None:
-    """REQ: H2 privacy (review5 H3) — a batch left without records by a deregistration
+    """REQ: H2 privacy — a batch left without records by a deregistration
     is deleted with the person's data; one still holding another person's record stays
     (it owns that record and keeps replays idempotent).  Replaying the deleted batch is
     new work, refused while the tombstone stands."""
@@ -437,6 +432,6 @@ async def test_deregistration_deletes_emptied_batches_only(node: Node) -> None:
     assert "dr-solo" not in batches and "dr-mixed" in batches
     again = await node.court.SubmitRecords(mixed)
     assert again.replayed and again.accepted == 2
-    err = await _refused(node.court.SubmitRecords(solo))
+    err = await expect_refused(node.court.SubmitRecords(solo))
     assert [r.code for r in _rejections_of(err)] == ["SUBJECT_DEREGISTERED"]
     assert "dr-solo" not in {r[0] for r in node.query("SELECT batch_id FROM source_batches")}

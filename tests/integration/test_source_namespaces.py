@@ -1,4 +1,4 @@
-"""Batch ids and record ids belong to the department that chose them (review5 M8).
+"""Batch ids and record ids belong to the department that chose them.
 
 REQ: H4 — a department's batch id is idempotent for that department only: another
 department's batch with the same id neither blocks it (``BATCH_ID_REUSED``) nor is
@@ -17,7 +17,7 @@ for the module; every refusal counts the rows it could have written.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,12 +25,12 @@ from typing import Any
 import grpc
 import pytest
 import pytest_asyncio
-from grpc import aio
 
 from node.core._clock import ManualClock
 from node.demo._testbed import RunningNode, Testbed, honour_record, make_id_number, resident
 from node.pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
 from node.rpc._client import batch_rejection_of, field_of, reason_of
+from tests.support.refusals import expect_refused
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -136,17 +136,11 @@ async def node(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Node]:
     await bed.close()
 
 
-async def _refused(call: Awaitable[Any]) -> aio.AioRpcError:
-    with pytest.raises(aio.AioRpcError) as info:
-        await call
-    return info.value
-
-
 # ------------------------------------------------------------------ batches
 
 
 async def test_two_departments_use_one_batch_id(node: Node) -> None:
-    """REQ: H4 — review5 s17: the bank's batch "2026-11-23" is stored although the court
+    """REQ: H4 — the bank's batch "2026-11-23" is stored although the court
     used that id; each department's replay of its own batch is idempotent."""
     court = node_pb2.SubmitRecordsRequest(
         batch_id="2026-11-23", records=[honour("c-1123", DAVE, "court")], subjects=[resident(DAVE)]
@@ -169,7 +163,7 @@ async def test_two_departments_use_one_batch_id(node: Node) -> None:
     changed = node_pb2.SubmitRecordsRequest(
         batch_id="2026-11-23", records=[honour("b-other", DAVE, "bank")]
     )
-    err = await _refused(node.bank.SubmitRecords(changed))
+    err = await expect_refused(node.bank.SubmitRecords(changed))
     assert (err.code(), reason_of(err)) == (grpc.StatusCode.ALREADY_EXISTS, "BATCH_ID_REUSED")
     assert node.counts() == before
 
@@ -209,7 +203,7 @@ async def test_another_departments_batch_id_tells_nothing(
 
 
 async def test_replaying_another_departments_batch_verbatim_is_refused(node: Node) -> None:
-    """REQ: H4, H7 — review5 s17: the bank sending the court's batch byte for byte is not
+    """REQ: H4, H7 — the bank sending the court's batch byte for byte is not
     told "replayed"; it is refused as records under another department's name
     (``SOURCE_MISMATCH``), and nothing is written."""
     court_batch = node_pb2.SubmitRecordsRequest(
@@ -223,7 +217,7 @@ async def test_replaying_another_departments_batch_verbatim_is_refused(node: Nod
     )
     assert (await node.court.SubmitRecords(court_batch)).replayed  # it is the court's batch
     before = node.counts()
-    err = await _refused(node.bank.SubmitRecords(court_batch))
+    err = await expect_refused(node.bank.SubmitRecords(court_batch))
     assert (err.code(), reason_of(err)) == (grpc.StatusCode.INVALID_ARGUMENT, "BATCH_REJECTED")
     rejection = batch_rejection_of(err)
     assert rejection is not None
@@ -248,7 +242,7 @@ async def test_one_record_id_from_two_departments_is_two_records(node: Node) -> 
         (c.record_id, c.source) for c in report.result.contributions if c.record_id == "case-1"
     ) == [("case-1", "bank"), ("case-1", "court")]
     before = node.counts()
-    err = await _refused(
+    err = await expect_refused(
         node.court.SubmitRecords(
             node_pb2.SubmitRecordsRequest(
                 batch_id="again-case-1", records=[penalty("case-1", ALICE, "court")]
@@ -280,12 +274,12 @@ NOT_OWN_RECORDS = [
 async def test_mark_record_answers_alike_for_foreign_and_unknown(
     node: Node, name: str, caller: str, record_id: str, status: str
 ) -> None:
-    """REQ: H16, N22 — review5 s2/s3: no existence oracle.  Another department's record
+    """REQ: H16, N22 — no existence oracle.  Another department's record
     and no record get one answer: NOT_FOUND ``RECORD_NOT_FOUND`` on ``record_id`` with
     the same message; nothing is marked, logged or told."""
     stub = node.court if caller == "court" else node.bank
     before, statuses = node.counts(), node.statuses()
-    err = await _refused(
+    err = await expect_refused(
         stub.MarkRecord(
             node_pb2.MarkRecordRequest(
                 record_id=record_id, status=status, repair_route="commitment"
@@ -354,7 +348,7 @@ async def test_objection_names_one_record_of_the_citizen(
     """REQ: H15, N21 — an objection names the citizen's own record; when two departments
     used the id, ``source`` must say which (``RECORD_AMBIGUOUS``); nothing is filed."""
     before = node.counts()
-    err = await _refused(
+    err = await expect_refused(
         node.citizen.FileObjection(
             node_pb2.FileObjectionRequest(record_id=record_id, source=source),
             metadata=node.node.identity(who),
@@ -377,7 +371,7 @@ async def test_objection_on_a_shared_id_reaches_the_named_department_only(node: 
         metadata=node.node.identity(ALICE),
     )
     assert (by_bank.source, by_court.source) == ("heihe-bank", "heihe-court")
-    err = await _refused(
+    err = await expect_refused(
         node.citizen.FileObjection(
             node_pb2.FileObjectionRequest(record_id="case-1", source="bank"),
             metadata=node.node.identity(ALICE),

@@ -69,3 +69,19 @@ def test_the_suite_rules_are_enforced(
     result.assert_outcomes(**outcome)
     if says:
         result.stdout.fnmatch_lines([f"*{says}*huxin-test-leak-*"])
+
+
+def test_no_test_imports_another_test_file() -> None:
+    """issue 17: tests share helpers through support modules (``tests/support/``,
+    ``tests/_waiting.py``, the underscore modules), never by importing another test
+    file, so that a test file can be moved or deleted without breaking another."""
+    import re
+
+    tests = Path(__file__).resolve().parents[1]
+    pattern = re.compile(r"^\s*(from|import)\s+tests\.(\w+\.)*test_\w+", re.MULTILINE)
+    offenders = sorted(
+        str(path.relative_to(tests))
+        for path in tests.rglob("*.py")
+        if pattern.search(path.read_text(encoding="utf-8"))
+    )
+    assert offenders == []

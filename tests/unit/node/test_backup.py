@@ -390,7 +390,7 @@ def test_restore_of_a_hub_adds_no_status_gap(tmp_path: Path) -> None:
 def test_restore_moves_a_crashed_nodes_wal_aside_even_without_its_main_file(
     tmp_path: Path,
 ) -> None:
-    """review6 H4: with node.db gone but its -wal/-shm left by a crash, SQLite would replay
+    """With node.db gone but its -wal/-shm left by a crash, SQLite would replay
     the old WAL into the restored file; they are moved aside first."""
     out = _backup(tmp_path, subjects=2)
     db = _node_db(tmp_path / "live.db", subjects=7)
@@ -407,7 +407,7 @@ def test_restore_moves_a_crashed_nodes_wal_aside_even_without_its_main_file(
 
 
 def test_restore_keeps_the_old_file_by_link_then_replaces_atomically(tmp_path: Path) -> None:
-    """review6 M2: the old main file is linked aside and replaced in one rename, so no
+    """The old main file is linked aside and replaced in one rename, so no
     instant leaves the node without a database (a missing one would be created empty)."""
     out = _backup(tmp_path, subjects=2)
     db = _node_db(tmp_path / "live.db", subjects=5)
@@ -418,7 +418,7 @@ def test_restore_keeps_the_old_file_by_link_then_replaces_atomically(tmp_path: P
 
 
 def test_paths_with_uri_characters(tmp_path: Path) -> None:
-    """review6 L2: '#' and '?' in a directory name are escaped in SQLite URIs."""
+    """'#' and '?' in a directory name are escaped in SQLite URIs."""
     folder = tmp_path / "a#b?c"
     folder.mkdir()
     db = _node_db(folder / "node.db", subjects=3)
@@ -431,7 +431,7 @@ def test_paths_with_uri_characters(tmp_path: Path) -> None:
 
 
 def test_restore_refuses_while_an_offline_job_runs(tmp_path: Path) -> None:
-    """review6 M1: `score run` holds the job lock for its whole run (it takes the writer
+    """`score run` holds the job lock for its whole run (it takes the writer
     lock only around each write), so restore cannot move the file between its chunks."""
     from node.store._locks import JobLock
 

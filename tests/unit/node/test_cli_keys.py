@@ -195,7 +195,7 @@ def test_verify_requires_hub_key(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_a_wrong_hub_key_file_is_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, says: str
 ) -> None:
-    """review5 L4: the integrator learns which flag is wrong, not a codec error."""
+    """The integrator learns which flag is wrong, not a codec error."""
     f, key = tmp_path / "x", tmp_path / "keyset.bin"
     f.write_bytes(b"")
     key.write_bytes(content)

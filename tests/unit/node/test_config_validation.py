@@ -1,9 +1,9 @@
-"""Addresses, ids and cross-limits in a node config and in ``huxin init region``
-(review5 L1).
+"""Addresses, ids and cross-limits in a node config and in ``huxin init region``.
 
-Before: ``peer = "127.0.0.1:99999"`` served on port 34463 (modulo 65536);
-``--peers 'a b,,c'`` wrote ``allowed = ["a b", "c"]``; ``default_max_uses = 5000``
-loaded and then every default consent grant failed, blaming the citizen.
+Each is checked when the config is read, because the alternative is silent harm:
+``peer = "127.0.0.1:99999"`` would serve on port 34463 (modulo 65536);
+``--peers 'a b,,c'`` would write ``allowed = ["a b", "c"]``; ``default_max_uses =
+5000`` would load and then fail every default consent grant, blaming the citizen.
 
 REQ: C1 (a node that listens where its config says), H5 (a citizen's default
 grant must work), H17 (peers and sources are the certificate identities the
@@ -13,8 +13,6 @@ allow-lists name).
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +23,7 @@ from keys._ca import _REGION_RE
 from node.cli._init import init_region, load_or_create_ca
 from node.cli._main import main
 from node.core._config import ID_PATTERN, MAX_USES_CAP, ConfigError, load_config, parse_config
+from tests.support.processes import huxin
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
@@ -169,16 +168,13 @@ def test_init_region_refuses_bad_ids_and_addresses_and_writes_nothing(
 
 
 def test_serve_refuses_a_port_out_of_range(tmp_path: Path) -> None:
-    """The review's case as a process: it served on port 99999 % 65536 = 34463."""
+    """As a process: a port out of range is refused, not served modulo 65536 (34463)."""
     ca = load_or_create_ca(tmp_path / "ca", NOW)
     res = init_region(tmp_path / "heihe", "heihe", "heihe", ca, NOW)
     res.config.write_text(
         re.sub(r'peer = "[^"]*"', 'peer = "127.0.0.1:99999"', res.config.read_text(), count=1)
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "node", "serve", "--config", str(res.config)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    proc = huxin("serve", "--config", str(res.config), timeout=60)
     assert proc.returncode == 2
     assert proc.stderr == "error: INVALID_CONFIG: listen.peer: port 99999 is not in 0..65535\n"
     with pytest.raises(ConfigError):
@@ -196,7 +192,7 @@ def test_serve_refuses_a_port_out_of_range(tmp_path: Path) -> None:
 def test_type_errors_read_as_english(
     base_config: dict[str, object], section: str, key: str, value: object, words: str
 ) -> None:
-    """The review's "must be a int"."""
+    """Type errors name the type in plain English ("an integer", not "a int")."""
     with pytest.raises(ConfigError) as exc:
         parse_config(_with(base_config, section, key, value), Path("/n"))
     assert str(exc.value) == f"{section}.{key}: {words}"

@@ -28,6 +28,7 @@ from node.pb.v1 import node_pb2
 from node.rpc._client import identity_metadata, reason_of
 from node.rpc._guard import GuardInterceptor, citizen
 from node.rpc._identity import AuthenticatedCitizen, DevIdentityProvider, IdentityVerifier
+from tests.support.refusals import expect_refused
 
 SERVICE = "huxin.test.Edge"
 SECRET = b"s" * 32
@@ -142,9 +143,8 @@ async def test_the_assertion_is_verified_once_and_the_citizen_reaches_the_handle
 
 
 async def _refused(call: Any) -> tuple[grpc.StatusCode, str, str]:
-    with pytest.raises(aio.AioRpcError) as err:
-        await call
-    return err.value.code(), reason_of(err.value), err.value.details() or ""
+    err = await expect_refused(call)
+    return err.code(), reason_of(err), err.details() or ""
 
 
 async def test_a_client_stream_counts_and_each_message_has_a_deadline(bed: _Bed) -> None:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from keys import (
     KeyPair,
@@ -25,63 +21,23 @@ from keys import (
 from keys.pb.v1 import attestation_pb2
 from node.core._config import HubConfig
 from node.core._errors import NodeError
-from node.federation._push import _item
-from node.hub._ingest import RECEIPT_TYPE, Hub
+from node.hub._ingest import RECEIPT_TYPE
 from node.hub._registry import RegistryError, register_region
-from node.monthly._snapshots import sign_run
 from node.pb.v1 import hub_pb2
 from node.rpc._status import status_of
 from node.store._db import Database
-from node.store._outbox import read_after_sync
-from tests.unit.node.test_snapshots import HUB, NOW, PROVINCE, Region, make_region
+from tests.support.hub_world import (  # noqa: F401 (close_databases: an autouse fixture)
+    HUB,
+    NOW,
+    PROVINCE,
+    Region,
+    World,
+    close_databases,
+    make_region,
+    make_world,
+)
 
 TABLES = ("hub_batches", "hub_leaves", "hub_events", "hub_status_lists")
-_OPEN: list[Database] = []
-
-
-@pytest.fixture(autouse=True)
-async def _close_databases() -> AsyncIterator[None]:
-    """A failing test must not leave the database's threads running (the run would hang)."""
-    yield
-    while _OPEN:
-        db = _OPEN.pop()
-        with contextlib.suppress(Exception):
-            await db.close()
-
-
-@dataclass
-class World:
-    hub: Hub
-    db: Database
-    region: Region
-    items: list[hub_pb2.PushItem]
-    hub_signing: KeyPair
-    hub_root: KeyPair
-
-
-async def make_world(tmp_path: Path, *, register: bool = True, people: int = 10) -> World:
-    region = make_region(tmp_path, people=people)
-    conn = region.conn()
-    sign_run(conn, 1, region.signer(batch_leaves=4), NOW)
-    items = [_item(conn, ev) for ev in read_after_sync(conn, 0, 100)]
-    conn.close()
-    hub_root, hub_signing = KeyPair.generate(), KeyPair.generate()
-    hks = KeySet.new(HUB, hub_root.public_key, NOW - 10).add_key(
-        hub_signing.public_key, NOW - 10, NOW + 86_400 * 365
-    )
-    db = await Database.open(tmp_path / "hub.db")
-    _OPEN.append(db)
-    if register:
-        await db.write_unit(
-            lambda c: register_region(
-                c, region="heihe", root_public_key=region.root.public_key,
-                key_set=region.key_set, now=NOW, schemes=("heihe@2024.1",),
-            )
-        )  # fmt: skip
-    hub = Hub(db, HUB, hub_signing, hub_root, hks.sign(hub_root, NOW - 10), HubConfig(),
-              CollectorRegistry())  # fmt: skip
-    await hub.reload()
-    return World(hub, db, region, items, hub_signing, hub_root)
 
 
 async def _counts(db: Database) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""L3: the hub/outbox/push/snapshot/batch error families reach callers with a proper
+"""The hub/outbox/push/snapshot/batch error families reach callers with a proper
 gRPC status and their stable code (node/rpc/_status.py ``map_error``), never a bare INTERNAL."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ S = grpc.StatusCode
     ],
 )  # fmt: skip
 def test_family_maps_to_status_keeping_code(exc: NodeError, status: grpc.StatusCode) -> None:
-    """REQ: L3 review — a NodeError subclass: status by code, the stable code as reason."""
+    """A NodeError subclass: status by code, the stable code as reason."""
     assert isinstance(exc, NodeError)
     mapped = map_error(exc)
     assert (mapped.status, mapped.reason) == (status, exc.code)

@@ -28,7 +28,7 @@ def _candidate_text(version: str) -> str:
 
 
 def _region(tmp_path: Path) -> Path:
-    from tests.integration.test_hub_push import _populate  # real node keys, sealed IDs
+    from tests.support.hub_world import populate_sealed  # real node keys, sealed IDs
 
     now = datetime.now(UTC)
     ca = load_or_create_ca(tmp_path / "ca", now)
@@ -37,7 +37,7 @@ def _region(tmp_path: Path) -> Path:
     with (tmp_path / "heihe/node.toml").open("a") as fh:
         fh.write('\n[hub]\nprovince_key = "keys/province.key"\nhub_id = "heilongjiang"\n'
                  "batch_leaves = 4\n")  # fmt: skip
-    _populate(tmp_path / "heihe", [make_id_number(i) for i in range(10)])
+    populate_sealed(tmp_path / "heihe", [make_id_number(i) for i in range(10)])
     return tmp_path / "heihe"
 
 

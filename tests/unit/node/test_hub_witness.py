@@ -10,8 +10,12 @@ from keys import CHECKPOINT_TYPE, MerkleTree, VerificationError, sign_checkpoint
 from keys.pb.v1 import attestation_pb2
 from node.core._errors import NodeError
 from node.pb.v1 import hub_pb2
-from tests.unit.node.test_hub import World, _close_databases, make_world  # noqa: F401
-from tests.unit.node.test_snapshots import NOW
+from tests.support.hub_world import (  # noqa: F401 (close_databases: an autouse fixture)
+    NOW,
+    World,
+    close_databases,
+    make_world,
+)
 
 
 def _lc(w: World, tree: MerkleTree, first: int, origin: str = "heihe/log") -> hub_pb2.LogCheckpoint:

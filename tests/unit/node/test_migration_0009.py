@@ -1,4 +1,4 @@
-"""Migration 0009: batch and record ids become per department (review5 M8).
+"""Migration 0009: batch and record ids become per department.
 
 REQ: H4, N7, N22 — a version-8 database keeps every record (same values, its
 owner taken from its batch), every batch, every repair mark and every

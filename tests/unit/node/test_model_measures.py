@@ -215,13 +215,13 @@ def _blind_text(version: str) -> str:
 
 
 def _node(tmp_path: Path, capsys: pytest.CaptureFixture[str], rights: str) -> Path:
-    from tests.integration.test_hub_push import _populate  # real node keys, sealed IDs
+    from tests.support.hub_world import populate_sealed  # real node keys, sealed IDs
 
     out = tmp_path / "heihe"
     assert main(["init", "region", "--region", "heihe", "--scheme", "heihe",
                  "--out", str(out), "--peers", "hainan"]) == 0  # fmt: skip
     capsys.readouterr()
-    _populate(out, [make_id_number(i) for i in range(6)])
+    populate_sealed(out, [make_id_number(i) for i in range(6)])
     config = out / "node.toml"
     config.write_text(config.read_text("utf-8") + f"\n[rights]\n{rights}\n", encoding="utf-8")
     return config

@@ -15,7 +15,7 @@ import pytest
 
 from node.core._config import ConfigError, ScheduleConfig, parse_config
 from node.monthly import due_at, due_period, next_due
-from tests.unit.node.test_node_config import BASE
+from tests.support.config import BASE
 
 
 def _at(text: str) -> datetime:

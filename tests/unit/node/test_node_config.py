@@ -8,18 +8,7 @@ from typing import Any
 import pytest
 
 from node.core._config import ConfigError, NodeConfig, load_config, parse_config
-
-BASE: dict[str, Any] = {
-    "node": {"region": "heihe", "scheme": "heihe"},
-    "tls": {"cert": "tls/node.pem", "key": "tls/node.key", "ca": "tls/ca.pem"},
-    "keys": {
-        "root": "keys/root.key",
-        "signing": "keys/signing.key",
-        "key_set": "keys/keyset.bin",
-        "storage_secret": "keys/storage.secret",
-        "seal": "keys/seal.key",
-    },
-}
+from tests.support.config import BASE
 
 
 def _with(section: str, **values: Any) -> dict[str, Any]:

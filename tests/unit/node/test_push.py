@@ -64,7 +64,7 @@ def test_no_hub_configured(tmp_path: Path) -> None:
 
 async def _setup(tmp_path: Path, *, hub_key: bytes | None = None) -> tuple[NodeServer, Any, Any]:
     """An in-process hub (role hub, mTLS on port 0) and a region with a signed month."""
-    from tests.integration.test_hub_push import _populate  # real node keys, sealed IDs
+    from tests.support.hub_world import populate_sealed  # real node keys, sealed IDs
 
     now = datetime.now(UTC)
     ca = load_or_create_ca(tmp_path / "ca", now)
@@ -88,7 +88,7 @@ async def _setup(tmp_path: Path, *, hub_key: bytes | None = None) -> tuple[NodeS
     await hub.hub_role.hub.reload()  # type: ignore[union-attr]
     from node.demo._testbed import make_id_number
 
-    _populate(tmp_path / "heihe", [make_id_number(i) for i in range(12)])
+    populate_sealed(tmp_path / "heihe", [make_id_number(i) for i in range(12)])
     region_cfg = parse_config_file(tmp_path / "heihe/node.toml")
     from node.monthly._batch import run_month
     from node.monthly._snapshots import signer_from_config
@@ -198,8 +198,7 @@ async def test_receipt_not_matching_the_event_sent_refused(tmp_path: Path, field
     from node.hub._ingest import RECEIPT_TYPE
     from node.pb.v1 import hub_pb2
     from node.store._db import Database
-    from tests.unit.node.test_hub import make_world
-    from tests.unit.node.test_snapshots import HUB, NOW
+    from tests.support.hub_world import HUB, NOW, make_world
 
     w = await make_world(tmp_path)
     good = attestation_pb2.Envelope.FromString(await w.hub.ingest("heihe", w.items[0], NOW + 1))

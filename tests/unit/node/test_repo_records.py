@@ -171,8 +171,8 @@ FOREIGN_CONSENTS = [
 async def test_market_gate_keys_on_the_submitter(
     repo: RecordsRepository, name: str, recorded_by: str, collector: str, submitter: str
 ) -> None:
-    """REQ: H7 N4 — review5 H1: a consent row that another department recorded (such
-    rows exist from before collectors were bound to the caller) or that names another
+    """REQ: H7 N4 — a consent row that another department recorded (a database may
+    hold such rows from a release that did not bind collectors to the caller) or that names another
     collector admits no record: COLLECTION_CONSENT_MISSING and nothing written."""
     await repo.record_collection_consent(
         BOB,
@@ -249,11 +249,11 @@ async def test_rows_give_exactly_what_the_loaders_give(repo: RecordsRepository) 
     await db.close()
 
 
-# ------------------------------------------------------------------ review5 M8: per department
+# ------------------------------------------------------------------ ids per department
 
 
 async def test_ids_are_per_department(repo: RecordsRepository) -> None:
-    """REQ: H4 (review5 M8) — the bank's batch "b1" and record "r1" are its own although
+    """REQ: H4 — the bank's batch "b1" and record "r1" are its own although
     the court used both ids: stored, not replayed, not refused; each department's replay
     is its own; one department still cannot store a record id twice."""
     recs = _records(_honour("r1", ALICE))
@@ -268,7 +268,7 @@ async def test_ids_are_per_department(repo: RecordsRepository) -> None:
     assert [(r.index, r.code) for r in rejection.rejections] == [(0, "RECORD_EXISTS")]
 
 
-# ------------------------------------------------------------------ review5 M9: bounded refusal
+# ------------------------------------------------------------------ bounded refusal
 
 
 def _problems(n: int, rid: str = "r", message: str = "bad", codes: int = 1) -> list[Problem]:
@@ -296,7 +296,7 @@ def test_rejection_trailer_is_bounded(
     truncated: bool,
     groups: int,
 ) -> None:
-    """REQ: H4, N6 (review5 M9) — at most 100 problems and 6 KiB, the first in order,
+    """REQ: H4, N6 — at most 100 problems and 6 KiB, the first in order,
     long ids and messages cut; totals, ``truncated`` and the (field, code) counts always."""
     err = batch_rejection("b", problems)
     assert err.code == "BATCH_REJECTED"

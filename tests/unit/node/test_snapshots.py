@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -11,90 +9,16 @@ import pytest
 from keys import (
     ATTESTATION_TYPE,
     KeyPair,
-    KeySet,
     Sealer,
-    Trust,
     province_pseudonym,
     subject_key,
     verify_attestation,
     verify_batch_payloads,
-    verify_key_set,
 )
 from keys.pb.v1 import attestation_pb2
-from node.demo._testbed import make_id_number
 from node.monthly._snapshots import SnapshotError, SnapshotSigner, attestation_for, sign_run
-from node.store import connect
 from node.store._outbox import read_after_sync
-
-NOW = 1_790_000_000
-HUB = "heilongjiang"
-PROVINCE = b"P" * 32
-
-
-@dataclass
-class Region:
-    """A region's keys and a database with one finished monthly run."""
-
-    name: str
-    root: KeyPair
-    signing: KeyPair
-    key_set: bytes
-    sealer: Sealer
-    secret: bytes
-    path: Path
-    ids: list[str]
-
-    def signer(self, batch_leaves: int = 4) -> SnapshotSigner:
-        return SnapshotSigner(
-            self.name, HUB, self.signing, self.sealer, PROVINCE, batch_leaves=batch_leaves
-        )
-
-    def trust(self) -> Trust:
-        ks = verify_key_set(self.key_set, self.root.public_key, self.name)
-        return Trust.from_key_sets([ks], issuer=HUB)  # statutory leaves go to the hub
-
-    def conn(self) -> sqlite3.Connection:
-        return connect(self.path)
-
-
-def make_region(
-    tmp: Path, name: str = "heihe", people: int = 10, *, finished: bool = True
-) -> Region:
-    root, signing = KeyPair.generate(), KeyPair.generate()
-    ks = KeySet.new(name, root.public_key, NOW - 86_400).add_key(
-        signing.public_key, NOW - 86_400, NOW + 365 * 86_400
-    )
-    sealer = Sealer({"s1": bytes(range(32))}, "s1")
-    secret = b"r" * 32
-    tmp.mkdir(parents=True, exist_ok=True)
-    path = tmp / f"{name}.db"
-    conn = connect(path)
-    ids = [make_id_number(500 + i) for i in range(people)]
-    conn.execute("BEGIN")
-    conn.execute(
-        "INSERT INTO snapshot_runs (run_id, period, scheme_id, scheme_version, as_of, chunks,"
-        " started_at, finished_at) VALUES (1, '2026-10', 'heihe', '2024.1', '2026-10-31', 1,"
-        " 'x', ?)",
-        ("y" if finished else None,),
-    )
-    for i, idn in enumerate(ids):
-        k = subject_key(secret, idn)
-        conn.execute(
-            "INSERT INTO subjects (subject_key, birth_date, id_sealed, registered_at)"
-            " VALUES (?, '1985-03-12', ?, '2026-01-01')",
-            (k, sealer.seal(idn.encode("ascii"), k)),
-        )
-        eligible = i != 3  # one person is not eligible: no grade, not pushed
-        conn.execute(
-            "INSERT INTO snapshots (run_id, subject_key, eligible, score, grade, reason)"
-            " VALUES (1, ?, ?, ?, ?, ?)",
-            (k, int(eligible), 600 + i if eligible else None, "A" if eligible else None,
-             None if eligible else "AGE"),
-        )  # fmt: skip
-    conn.execute("COMMIT")
-    conn.close()
-    return Region(name, root, signing, ks.sign(root, NOW - 86_400).to_bytes(), sealer, secret,
-                  path, ids)  # fmt: skip
+from tests.support.hub_world import HUB, NOW, PROVINCE, make_region
 
 
 def test_run_signed_in_batches_one_signature_each(tmp_path: Path) -> None:

@@ -1,9 +1,8 @@
-"""The monthly run of a node made by ``huxin init region``, and periods not over yet
-(review5 M6).
+"""The monthly run of a node made by ``huxin init region``, and periods not over yet.
 
 REQ: H3 — scores are recomputed and published monthly: a standalone region
 (no hub) must be able to sign its month; a month that has not ended is never
-run, stored or signed (before: ``--db ... --period 2099-01`` stored a run).
+run, stored or signed (``--db ... --period 2099-01`` is refused, nothing stored).
 """
 
 from __future__ import annotations
@@ -33,13 +32,13 @@ def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
 
 
 def _standalone(tmp_path: Path, capsys: pytest.CaptureFixture[str], people: int = 6) -> Path:
-    from tests.integration.test_hub_push import _populate  # real node keys, sealed IDs
+    from tests.support.hub_world import populate_sealed  # real node keys, sealed IDs
 
     out = tmp_path / "heihe"
     assert main(["init", "region", "--region", "heihe", "--scheme", "heihe",
                  "--out", str(out), "--peers", "hainan"]) == 0  # fmt: skip
     capsys.readouterr()
-    _populate(out, [make_id_number(i) for i in range(people)])
+    populate_sealed(out, [make_id_number(i) for i in range(people)])
     return out
 
 

@@ -1,7 +1,7 @@
 """SourceService helpers: which names a department files under, what the log holds.
 
-REQ: H7, N4, N8 (review5 H1) — a department's records carry its own name only;
-privacy (review5 H3) — the log holds a digest of a source's record id.
+REQ: H7, N4, N8 — a department's records carry its own name only;
+privacy — the log holds a digest of a source's record id.
 """
 
 from __future__ import annotations
