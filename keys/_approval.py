@@ -77,6 +77,9 @@ MAX_APPROVED_BYTES = MAX_APPROVED_MAPPINGS * MAX_APPROVAL_BYTES
 #: reach counts are sums of reference-population weights (mapping.MAX_WEIGHT per grade)
 MAX_REACH_COUNT = 2**62
 PPM = 1_000_000
+#: Approvals start and end on whole UTC days, so a node deciding on the day of issue
+#: (at its 00:00 UTC) and a verifier deciding at the attestation's issued_at agree.
+DAY_SECONDS = 86_400
 
 _TEXT_FIELDS = (
     "mapping_id",
@@ -119,8 +122,12 @@ def approval_problem(a: pb.MappingApproval) -> tuple[str, str] | None:
         return "target_scheme_id", "a table maps one scheme into another"
     if a.effective_from <= 0:
         return "effective_from", "must be a positive Unix time"
+    if a.effective_from % DAY_SECONDS:
+        return "effective_from", "must be 00:00 UTC of a day (a whole UTC day)"
     if a.expires != 0 and a.expires <= a.effective_from:
         return "expires", "must be 0 (open-ended) or after effective_from"
+    if a.expires % DAY_SECONDS:
+        return "expires", "must be 0 or 00:00 UTC of a day (a whole UTC day)"
     if a.decision not in DECISIONS:
         return "decision", "must be approved (批准) or filed (备案)"
     if _bad_text(a.authority):

@@ -344,3 +344,24 @@ def test_hub_refuses_to_sign_a_bad_list() -> None:
     ]
     with pytest.raises(VerificationError):
         sign_approved_mappings("hub", T0, too_many, HUB)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        pytest.param({"effective_from": T0 + 3600}, "effective_from", id="start-mid-day"),
+        pytest.param({"effective_from": T0 - 1}, "effective_from", id="start-a-second-early"),
+        pytest.param({"expires": T0 + DAY + 1}, "expires", id="end-a-second-late"),
+        pytest.param({"expires": T0 + 30 * DAY - 3600}, "expires", id="end-mid-day"),
+    ],
+)
+def test_approval_bounds_must_be_whole_utc_days(fields: dict[str, int], field: str) -> None:
+    """Issue 16, H13, C3: effective_from and expires are 00:00 UTC of a day, so the node
+    (deciding at 00:00 UTC of the day of issue) and the offline verifier (deciding at
+    issued_at) never disagree; any other instant is APPROVAL_INVALID naming the field."""
+    with pytest.raises(VerificationError) as err:
+        open_approval(raw_envelope(approval(**fields)), AUTHORITIES)
+    assert (err.value.code, err.value.field) == ("APPROVAL_INVALID", field)
+    with pytest.raises(VerificationError) as err:
+        sign_approval(approval(**fields), HUB)
+    assert (err.value.code, err.value.field) == ("APPROVAL_INVALID", field)

@@ -139,11 +139,11 @@ def _time_bound(world: World, **changes: int) -> Trust:
 @pytest.mark.parametrize(
     ("changes", "ok"),
     [
-        pytest.param({"effective_from": T0 - 3600}, True, id="in-force-from-issue-second"),
-        pytest.param({"effective_from": T0 - 3599}, False, id="in-force-a-second-after-issue"),
-        pytest.param({"expires": T0 - 3599}, True, id="expires-a-second-after-issue"),
-        pytest.param({"expires": T0 - 3600}, False, id="expired-at-issue"),
-        pytest.param({"expires": T0 - DAY}, False, id="expired-before-issue"),
+        pytest.param({"effective_from": T0 - DAY}, True, id="in-force-from-the-day-of-issue"),
+        pytest.param({"effective_from": T0}, False, id="in-force-from-the-day-after-issue"),
+        pytest.param({"expires": T0}, True, id="expires-the-day-after-issue"),
+        pytest.param({"expires": T0 - DAY}, False, id="expired-on-the-day-of-issue"),
+        pytest.param({"expires": T0 - 2 * DAY}, False, id="expired-before-issue"),
     ],
 )
 def test_approval_dates_are_checked_at_issue_time(
