@@ -44,6 +44,7 @@ from node.cli._main import CliError, SubParsers, subgroup
 from node.cli._verify import instant, register_verify
 from node.disclosure import shipped_catalogue
 from node.recognition._approvals import approved_list
+from node.recognition._load import hub_regions
 
 __all__ = ["register"]
 
@@ -255,7 +256,8 @@ def _trust_build(args: argparse.Namespace) -> int:
     if args.approval:  # the tables a mapped grade may cite (H13, docs/adr/0206)
         authorities = {**_authority_keys(args.authority_key), args.issuer: hub.public_key}
         records = [(str(p), _read(p, "approval record")) for p in args.approval]
-        listed = approved_list(args.issuer, issued, records, authorities, hub)
+        mine = hub_regions(((r.region, r.endpoints) for r in regions), args.issuer, args.issuer)
+        listed = approved_list(args.issuer, issued, records, authorities, hub, hub_regions=mine)
         bundle.mapping_approvals.CopyFrom(listed.to_proto())
     for path in args.status:
         bundle.status_lists.append(Envelope.from_bytes(_read(path, "status list")).to_proto())

@@ -240,6 +240,7 @@ def _install_file(
     if approval_path is not None:
         data = read_file(approval_path, MAX_APPROVAL_BYTES)
         approval = verifier.approval(data, str(approval_path))
+        verifier.in_scope(approval, str(approval_path))
     install(conn, verified, approval, origin="file", now=now, now_iso=now_iso)
     return GovernedSet.of([(verified.table, "file")], [approval] if approval else []).tables[0]
 
@@ -277,7 +278,9 @@ def _install_peer(
         if item.approval:
             try:  # a peer's approval counts only under this node's own authorities
                 approval = verifier.approval(item.approval, what)
+                verifier.in_scope(approval, what)
             except TableRefused as exc:
+                approval = None
                 refused.append(exc)
         try:
             install(conn, verified, approval, origin=origin, now=now, now_iso=now_iso)
