@@ -159,8 +159,8 @@ def check_approval_for(
     reason = approval_covers(
         approval,
         mapping_sha256=table_sha256(table),
-        source=table.source.key,
-        target=table.target.key,
+        source=(table.source.scheme, table.source.version),
+        target=(table.target.scheme, table.target.version),
         at=at,
     )
     if reason is not None:
