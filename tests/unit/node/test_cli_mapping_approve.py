@@ -450,3 +450,25 @@ def test_verify_refuses_a_mapped_grade_without_an_approval_in_force(
     assert code == 1 and "MAPPING_NOT_APPROVED" in err and reason_part in err
     code, out, _ = _verify(capsys, att, bundle, "--json")
     assert (code, json.loads(out)["reason"]) == (1, "MAPPING_NOT_APPROVED")
+
+
+def test_oversized_inputs_are_refused_without_reading_them(
+    tmp_path: Path, hub: Path, region: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16, C3: `mapping approve` reads at most 256 KiB of a table and 4 KiB of a key,
+    and `trust build --approval` at most 16 KiB of a record: FILE_TOO_LARGE, nothing written."""
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (256 * 1024 + 1))
+    out = tmp_path / "t.approval"
+    code, _, err = _approve(capsys, big, hub, out)
+    assert code != 0 and "FILE_TOO_LARGE" in err and not out.exists()
+    big_key = tmp_path / "big.key"
+    big_key.write_bytes(b"0" * 4097)
+    code, _, err = _approve(capsys, _table(tmp_path), big_key, out)
+    assert code != 0 and "FILE_TOO_LARGE" in err and not out.exists()
+    heihe, _ = region
+    record = tmp_path / "big.approval"
+    record.write_bytes(b"\0" * (16 * 1024 + 1))
+    bundle = tmp_path / "b.bundle"
+    code, _, err = _build(capsys, hub, heihe, bundle, "--approval", str(record))
+    assert code != 0 and "FILE_TOO_LARGE" in err and not bundle.exists()
