@@ -286,6 +286,9 @@ def _install_peer(
             install(conn, verified, approval, origin=origin, now=now, now_iso=now_iso)
         except TableRefused as exc:
             refused.append(exc)
+            if approval is None or exc.code != "MAPPING_NOT_APPROVED":
+                continue  # the table itself cannot be installed (e.g. TOO_MANY_TABLES)
+            # only the peer's approval does not cover it: the table is kept, unapproved
             install(conn, verified, None, origin=origin, now=now, now_iso=now_iso)
             approval = None
         done.append(
