@@ -200,7 +200,7 @@ def stage_recognition(ctx: DemoContext) -> None:
 
 
 def _approval_text(approval: object) -> str:
-    """``heihe-hainan-anchored@1: approved (批准) by heilongjiang, in force from …, incentive
+    """``heihe-hainan-anchored@1: approved (批准) by national, in force from …, incentive
     reach …`` from ``huxin verify --json``'s ``approval`` (its keys, where present)."""
     if not isinstance(approval, dict):
         return str(approval)
