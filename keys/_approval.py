@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from keys.pb.v1 import attestation_pb2 as pb
 
@@ -69,7 +69,7 @@ DECISIONS: Mapping[str, str] = {"approved": "批准", "filed": "备案"}
 METHODS = frozenset({"agreement", "anchored", "equipercentile"})
 #: Every id, version, region and authority in an approval is 1..64 characters.
 MAX_APPROVAL_FIELD_CHARS = 64
-#: One approval of 15 fields of at most 64 characters stays far below this.
+#: One approval of 18 fields (at most 64 characters each) stays far below this.
 MAX_APPROVAL_BYTES = 4096
 #: A hub approves at most this many tables (every ordered pair of 16 schemes fits).
 MAX_APPROVED_MAPPINGS = 256
@@ -77,6 +77,9 @@ MAX_APPROVED_BYTES = MAX_APPROVED_MAPPINGS * MAX_APPROVAL_BYTES
 #: reach counts are sums of reference-population weights (mapping.MAX_WEIGHT per grade)
 MAX_REACH_COUNT = 2**62
 PPM = 1_000_000
+#: Approvals start and end on whole UTC days, so a node deciding on the day of issue
+#: (at its 00:00 UTC) and a verifier deciding at the attestation's issued_at agree.
+DAY_SECONDS = 86_400
 
 _TEXT_FIELDS = (
     "mapping_id",
@@ -119,8 +122,12 @@ def approval_problem(a: pb.MappingApproval) -> tuple[str, str] | None:
         return "target_scheme_id", "a table maps one scheme into another"
     if a.effective_from <= 0:
         return "effective_from", "must be a positive Unix time"
+    if a.effective_from % DAY_SECONDS:
+        return "effective_from", "must be 00:00 UTC of a day (a whole UTC day)"
     if a.expires != 0 and a.expires <= a.effective_from:
         return "expires", "must be 0 (open-ended) or after effective_from"
+    if a.expires % DAY_SECONDS:
+        return "expires", "must be 0 or 00:00 UTC of a day (a whole UTC day)"
     if a.decision not in DECISIONS:
         return "decision", "must be approved (批准) or filed (备案)"
     if _bad_text(a.authority):
@@ -188,21 +195,31 @@ def open_approval(
 
 
 def approval_covers(
-    approval: pb.MappingApproval, *, mapping_sha256: bytes, source: str, target: str, at: int
+    approval: pb.MappingApproval,
+    *,
+    mapping_sha256: bytes,
+    source: tuple[str, str],
+    target: tuple[str, str],
+    at: int,
 ) -> str | None:
     """None iff ``approval`` puts exactly this table (hash) from ``source`` to ``target``
-    (both ``"id@version"``) in force at Unix time ``at``; else a short English reason."""
+    (both ``(scheme id, version)``: compared as pairs, since an id may itself hold ``@``)
+    in force at Unix time ``at``; else a short English reason."""
     if bytes(approval.mapping_sha256) != bytes(mapping_sha256):
         return "the approval is for another table"
-    if f"{approval.source_scheme_id}@{approval.source_scheme_version}" != source:
-        return f"the approval is for a table from another scheme version than {source[:80]}"
-    if f"{approval.target_scheme_id}@{approval.target_scheme_version}" != target:
-        return f"the approval is for a table into another scheme version than {target[:80]}"
+    if (approval.source_scheme_id, approval.source_scheme_version) != tuple(source):
+        return f"the approval is for a table from another scheme version than {_pair(source)}"
+    if (approval.target_scheme_id, approval.target_scheme_version) != tuple(target):
+        return f"the approval is for a table into another scheme version than {_pair(target)}"
     if at < approval.effective_from:
         return "the approval is not yet in force at that time"
     if approval.expires and at >= approval.expires:
         return "the approval had expired at that time"
     return None
+
+
+def _pair(p: tuple[str, str]) -> str:
+    return f"{p[0]}@{p[1]}"[:80]
 
 
 @dataclass(frozen=True)
@@ -212,14 +229,27 @@ class ApprovedMappings:
     issuer: str
     issued_at: int
     approvals: tuple[pb.MappingApproval, ...]
+    #: hash -> approval, built once: bulk verification looks one up per attestation, and
+    #: a scan of up to MAX_APPROVED_MAPPINGS entries would cost more than the rest of it
+    _by_hash: Mapping[bytes, pb.MappingApproval] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        # the list is unique by hash (verify_approved_mappings), so no entry is lost
+        object.__setattr__(self, "_by_hash", {bytes(a.mapping_sha256): a for a in self.approvals})
 
     def find(self, mapping_sha256: bytes) -> pb.MappingApproval | None:
         """The approval of the table with this content hash, or None."""
-        want = bytes(mapping_sha256)
-        return next((a for a in self.approvals if bytes(a.mapping_sha256) == want), None)
+        return self._by_hash.get(bytes(mapping_sha256))
 
     def covering(
-        self, *, mapping_sha256: bytes, source: str, target: str, at: int
+        self,
+        *,
+        mapping_sha256: bytes,
+        source: tuple[str, str],
+        target: tuple[str, str],
+        at: int,
     ) -> tuple[pb.MappingApproval | None, str]:
         """``(approval, "")`` when one in the list covers the table (:func:`approval_covers`),
         else ``(None, reason)``."""
@@ -313,8 +343,8 @@ def mapping_verdict(
         return "MAPPING_NOT_APPROVED", "mapped", "the trust material holds no approved mappings"
     found, reason = approvals.covering(
         mapping_sha256=bytes(m.mapping_sha256),
-        source=f"{att.scheme_id}@{att.scheme_version}",
-        target=f"{m.scheme_id}@{m.scheme_version}",
+        source=(att.scheme_id, att.scheme_version),
+        target=(m.scheme_id, m.scheme_version),
         at=att.issued_at,
     )
     if found is None:
@@ -325,4 +355,6 @@ def mapping_verdict(
             "mapped",
             "the table's id or version differs from its approval",
         )
+    if found.method != m.method:
+        return "MAPPING_NOT_APPROVED", "mapped", "the table's method differs from its approval"
     return None

@@ -150,6 +150,9 @@ def disclosure_problem(att: pb.Attestation) -> tuple[str, str] | None:
         or (mapped.scheme_id, mapped.scheme_version) != (th.scheme_id, th.scheme_version)
     ):
         return "mapped", "a scenario of another scheme is met by the grade mapped into it"
+    if th.scheme_id == att.scheme_id and th.scheme_version != att.scheme_version:
+        # a tier of one version says nothing about a grade of another (issue 16, H13)
+        return "threshold", "a scenario of the attestation's own scheme is met at its version"
     if kind == THRESHOLD:
         if att.grade:
             return "grade", "a threshold attestation carries no grade"

@@ -403,7 +403,9 @@ def build() -> dict[str, Any]:
         ),
         case(
             "scheme_not_trusted",
-            issue_attestation(_att(scheme_version="1999"), cur),
+            issue_attestation(
+                _att(scheme_version="1999", threshold=Threshold("heihe", "1999", "A")), cur
+            ),
             "SCHEME_NOT_TRUSTED",
         ),
         case("wrong_audience", single, "WRONG_AUDIENCE", audience="another-bank"),

@@ -44,6 +44,8 @@ from node.cli._main import CliError, SubParsers, subgroup
 from node.cli._verify import instant, register_verify
 from node.disclosure import shipped_catalogue
 from node.recognition._approvals import approved_list
+from node.recognition._load import hub_regions
+from node.recognition._verify import MAX_APPROVAL_BYTES
 
 __all__ = ["register"]
 
@@ -92,7 +94,7 @@ def register(sub: SubParsers) -> None:
         default=[],
         type=Path,
         metavar="FILE",
-        help="a mapping table's approval record (huxin mapping approve); repeatable",
+        help="a mapping table's approval record (huxin mapping approve), at most 16 KiB; repeatable",
     )
     p.add_argument(
         "--authority-key",
@@ -135,11 +137,19 @@ def _write_private(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def _read(path: Path, what: str) -> bytes:
+def _read(path: Path, what: str, limit: int | None = None) -> bytes:
+    """The file's bytes; with ``limit``, at most that many (``FILE_TOO_LARGE`` beyond,
+    without reading the rest)."""
     try:
-        return path.read_bytes()
+        if limit is None:
+            return path.read_bytes()
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)
     except OSError:
         raise CliError("FILE_NOT_READABLE", f"{what}: cannot read {str(path)!r}") from None
+    if len(data) > limit:
+        raise CliError("FILE_TOO_LARGE", f"{what}: {str(path)!r} is larger than {limit} bytes")
+    return data
 
 
 def _load_key(path: Path, args: argparse.Namespace) -> KeyPair:
@@ -254,8 +264,10 @@ def _trust_build(args: argparse.Namespace) -> int:
     bundle = pb.TrustBundle(trust_list=env.to_proto(), scenarios=catalogue.to_proto())
     if args.approval:  # the tables a mapped grade may cite (H13, docs/adr/0206)
         authorities = {**_authority_keys(args.authority_key), args.issuer: hub.public_key}
-        records = [(str(p), _read(p, "approval record")) for p in args.approval]
-        listed = approved_list(args.issuer, issued, records, authorities, hub)
+        # one record is at most MAX_APPROVAL_BYTES (16 KiB), as the node reads it
+        records = [(str(p), _read(p, "approval record", MAX_APPROVAL_BYTES)) for p in args.approval]
+        mine = hub_regions(((r.region, r.endpoints) for r in regions), args.issuer, args.issuer)
+        listed = approved_list(args.issuer, issued, records, authorities, hub, hub_regions=mine)
         bundle.mapping_approvals.CopyFrom(listed.to_proto())
     for path in args.status:
         bundle.status_lists.append(Envelope.from_bytes(_read(path, "status list")).to_proto())

@@ -12,7 +12,8 @@ bundle with ``huxin trust build --approval FILE`` (node/cli/_keys.py).
 
 Both sides of the table must be shipped scheme versions (``SCHEME_MISMATCH``
 otherwise: the reach is measured on that version's reference population).
-Bounds: ``--authority`` 1-64 printable characters (the keys room refuses longer
+Bounds: the table file at most 256 KiB and the key file at most 4 KiB
+(``FILE_TOO_LARGE``); ``--authority`` 1-64 printable characters (the keys room refuses longer
 ones, ``APPROVAL_INVALID``); ``--min-reach`` a share in [0, 1] (``BAD_FLOOR``).
 """
 
@@ -30,6 +31,7 @@ from node.cli._main import CliError, SubParsers
 from node.cli._verify import instant
 from node.cli._verify_approval import DECISION_NAMES
 from node.recognition._approvals import approve_table
+from node.recognition._verify import MAX_TABLE_BYTES
 
 __all__ = ["register_approve"]
 
@@ -56,11 +58,21 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
-def _read(path: Path, what: str) -> bytes:
+#: A key file (hex seed, or its encrypted form) is far below this.
+MAX_KEY_FILE_BYTES = 4096
+
+
+def _read(path: Path, what: str, limit: int) -> bytes:
+    """At most ``limit`` bytes of ``path`` (``FILE_TOO_LARGE`` beyond): an operator's
+    wrong path to a huge file is refused without reading it into memory."""
     try:
-        return path.read_bytes()
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)
     except OSError:
         raise CliError("FILE_NOT_READABLE", f"{what}: cannot read {str(path)!r}") from None
+    if len(data) > limit:
+        raise CliError("FILE_TOO_LARGE", f"{what}: {str(path)!r} is larger than {limit} bytes")
+    return data
 
 
 def _passphrase(var: str | None) -> bytes | None:
@@ -75,8 +87,8 @@ def _passphrase(var: str | None) -> bytes | None:
 def _approve(args: argparse.Namespace) -> int:
     if args.out.exists():
         raise CliError("OUTPUT_EXISTS", f"{str(args.out)!r} exists; approval records are kept")
-    table = table_from_document(_read(args.table, "table"))
-    data = _read(args.key, "key file")
+    table = table_from_document(_read(args.table, "table", MAX_TABLE_BYTES))
+    data = _read(args.key, "key file", MAX_KEY_FILE_BYTES)
     if is_encrypted_key(data) and not args.passphrase_env:
         raise CliError("BAD_PASSPHRASE", f"{args.key.name} is encrypted: pass --passphrase-env")
     key = decode_private_key(data, _passphrase(args.passphrase_env))
@@ -90,7 +102,13 @@ def _approve(args: argparse.Namespace) -> int:
         min_reach=args.min_reach,
         effective_from=args.effective_from,
     )
-    args.out.write_bytes(record.to_bytes())
+    try:  # "x": a record that appeared meanwhile is kept, never overwritten
+        with args.out.open("xb") as fh:
+            fh.write(record.to_bytes())
+    except FileExistsError:
+        raise CliError(
+            "OUTPUT_EXISTS", f"{str(args.out)!r} exists; approval records are kept"
+        ) from None
     a = record.approval
     ppm = a.reach_ppm
     reach = f"{ppm // 10_000}.{ppm % 10_000 // 100:02d}%"  # rounded down, like the record

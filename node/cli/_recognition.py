@@ -240,6 +240,7 @@ def _install_file(
     if approval_path is not None:
         data = read_file(approval_path, MAX_APPROVAL_BYTES)
         approval = verifier.approval(data, str(approval_path))
+        verifier.in_scope(approval, str(approval_path))
     install(conn, verified, approval, origin="file", now=now, now_iso=now_iso)
     return GovernedSet.of([(verified.table, "file")], [approval] if approval else []).tables[0]
 
@@ -277,12 +278,17 @@ def _install_peer(
         if item.approval:
             try:  # a peer's approval counts only under this node's own authorities
                 approval = verifier.approval(item.approval, what)
+                verifier.in_scope(approval, what)
             except TableRefused as exc:
+                approval = None
                 refused.append(exc)
         try:
             install(conn, verified, approval, origin=origin, now=now, now_iso=now_iso)
         except TableRefused as exc:
             refused.append(exc)
+            if approval is None or exc.code != "MAPPING_NOT_APPROVED":
+                continue  # the table itself cannot be installed (e.g. TOO_MANY_TABLES)
+            # only the peer's approval does not cover it: the table is kept, unapproved
             install(conn, verified, None, origin=origin, now=now, now_iso=now_iso)
             approval = None
         done.append(

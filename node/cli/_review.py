@@ -269,4 +269,5 @@ def _warn_uncovered(tables: list[TableRef], candidate: str) -> None:
         " until a table from it is installed and approved (huxin mapping install):"
     )
     for t in tables:
-        print(f"  {t.id}@{t.version}  {t.source} -> {t.target}  ({t.origin})")
+        note = f", {t.note}" if t.note else ""
+        print(f"  {t.id}@{t.version}  {t.source} -> {t.target}  ({t.origin}{note})")

@@ -387,17 +387,36 @@ def _meets(a: Attestation, trust: Trust) -> str | None:
 
 
 def _unlocked(a: Attestation, trust: Trust) -> list[str] | None:
-    """The target scenarios a mapped grade unlocks (None: no mapped grade, or no way to tell)."""
+    """The target scenarios a mapped grade unlocks (None: no mapped grade, or no way to
+    tell).  A threshold attestation carries no mapped grade, only that it is at least the
+    threshold's ``min_tier`` in the mapped scheme, so that tier is what is ranked.  Grades
+    are those of the mapped scheme at ``mapped.scheme_version``: the shipped file of
+    another version cannot say (None)."""
     m = a.mapped
-    if m is None or not m.grade or trust.scenarios is None:
+    if m is None or trust.scenarios is None:
+        return None
+    at_least = m.grade
+    th = a.threshold
+    if (
+        not at_least
+        and th is not None
+        and (th.scheme_id, th.scheme_version)
+        == (
+            m.scheme_id,
+            m.scheme_version,
+        )
+    ):
+        at_least = th.min_tier
+    if not at_least:
         return None
     try:
-        grades = load_scheme(m.scheme_id).grades
+        scheme = load_scheme(m.scheme_id)
     except SchemeError:
         return None
-    if m.grade not in grades:
+    if scheme.version != m.scheme_version or at_least not in scheme.grades:
         return None
-    rank = grades.index(m.grade)
+    grades = scheme.grades
+    rank = grades.index(at_least)
     return sorted(
         s.scenario
         for s in trust.scenarios.scenarios
@@ -435,8 +454,8 @@ def _disclosed(a: Attestation, trust: Trust) -> str:
     if a.disclosure == "threshold":
         via = "" if m is None else f", grade mapped by {m.mapping_id}@{m.mapping_version}"
         return (
-            f"{meets}{note}{approval_text(a, trust)} [disclosure threshold: no grade, no "
-            f"score{via}]"
+            f"{meets}{note}{approval_text(a, trust)}{_unlocks_text(a, trust)} [disclosure "
+            f"threshold: no grade, no score{via}]"
         )
     grade = (  # the grade asked for first: a mapped grade is what mutual recognition means
         native

@@ -15,7 +15,7 @@ the trust list.  Layout under ``out`` (docs/adr/0413)::
     trust/<hub>.bundle         TrustBundle for offline verifiers (`huxin verify --trust`)
     trust/<hub>.hubkey         the hub root public key (hex) for `--hub-key`
     <region>/mapping/<id>.json the published tables between the federation's schemes
-    <region>/mapping/<id>.approval  their approval records signed by the region's hub
+    <region>/mapping/<id>.approval  their approval records signed by the national authority
                                (批准, H13), named in the region's ``[mapping]`` section;
                                the hub's bundle carries the same approvals as its
                                signed approved list (docs/adr/0206)
@@ -63,6 +63,8 @@ __all__ = ["FederationLayout", "NodeLayout", "free_ports", "init_federation"]
 
 TRUST_TTL = 7 * 86_400
 TRUST_REFRESH = 86_400
+#: The id of the demo's national approving authority (``[mapping.authorities]`` of every region).
+NATIONAL_AUTHORITY = "national"
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +230,9 @@ def init_federation(
     federation_schemes = sorted({schemes[r] for r in regions})
     # One province key per province (the regions of one hub); only ever written to regions.
     province_keys = {h: KeyPair.generate().seed for h in hubs}
+    # The national authority approves the tables: they map between regions of different
+    # provinces, which a hub may not approve itself (issue 16, docs/adr/0207).
+    national = KeyPair.generate()
     ordered = sorted(layout.nodes.values(), key=lambda n: n.role != "hub")
     for node in ordered:
         h = node.hub
@@ -248,7 +253,7 @@ trust_list_refresh_seconds = {TRUST_REFRESH}
 province_key = "keys/province.key"
 push_interval_seconds = {push_interval}
 """
-            extra += _mapping_toml(approvals[h][1])
+            extra += _mapping_toml(approvals[h][1], national.public_key)
         init_region(
             node.directory,
             node.id,
@@ -270,7 +275,11 @@ push_interval_seconds = {push_interval}
             root = decode_private_key((node.directory / "keys" / "root.key").read_bytes())
             hub_roots[h] = root
             approvals[h] = shipped_approvals(
-                h, int(now.timestamp()), root, schemes=federation_schemes
+                h,
+                int(now.timestamp()),
+                root,
+                schemes=federation_schemes,
+                authority=(NATIONAL_AUTHORITY, national),
             )
             text = node.config.read_text(encoding="utf-8")
             node.config.write_text(
@@ -292,16 +301,20 @@ push_interval_seconds = {push_interval}
     return layout
 
 
-def _mapping_toml(records: Sequence[ApprovalRecord]) -> str:
+def _mapping_toml(records: Sequence[ApprovalRecord], national: bytes) -> str:
     """The region's ``[mapping]`` section naming the files :func:`_write_mapping_files` writes."""
     names = [r.approval.mapping_id for r in records]
     tables = ", ".join(f'"mapping/{n}.json"' for n in names)
     approvals = ", ".join(f'"mapping/{n}.approval"' for n in names)
     return f"""
 [mapping]
-# Tables between the federation's schemes and their approvals by the hub (H13, ADR 0206).
+# Tables between the federation's schemes and their approvals by the national
+# authority (H13, ADR 0206/0207); the hub vouches for them in its bundle.
 tables = [{tables}]
 approvals = [{approvals}]
+
+[mapping.authorities]
+{NATIONAL_AUTHORITY} = "{national.hex()}"
 """
 
 

@@ -34,13 +34,13 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from keys import load_trust, subject_binding
+from keys import subject_binding
 from node.demo._intake import BANK, DEADLINE, HAINAN, HEIHE
 from node.demo._population_files import AUTHORITY
 from node.demo._testbed import make_id_number
 from node.demo._verify import KeptInputs, command_line, verify_dir
 from node.pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
-from scoring import derive, illustrative_suffix, load_derived, load_scheme
+from scoring import derive, illustrative_suffix, load_derived
 
 if TYPE_CHECKING:
     from node.demo._main import DemoContext
@@ -131,27 +131,6 @@ def _verify(  # noqa: PLR0917 - one command's worth of inputs
     return command_line(args), json.loads(out.stdout), ""
 
 
-def _unlocked_by_threshold(ctx: DemoContext, scheme: str, min_tier: str) -> list[str]:
-    """The scenarios of ``scheme`` (``id@version``) a grade of ``min_tier`` or better
-    qualifies for, from the hub-signed scenario catalogue of the bank's bundle."""
-    kept = _kept(ctx)
-    hub_key = bytes.fromhex(kept.hub_key.read_text(encoding="ascii").strip())
-    trust = load_trust(kept.trust.read_bytes(), hub_key, datetime.now(UTC))
-    sid, _, version = scheme.partition("@")
-    grades = load_scheme(sid).grades
-    if trust.scenarios is None or min_tier not in grades:
-        return []
-    rank = grades.index(min_tier)
-    return sorted(
-        s.scenario
-        for s in trust.scenarios.scenarios
-        if s.scenario.startswith(f"{sid}/")
-        and s.scheme_version == version
-        and s.min_tier in grades
-        and rank <= grades.index(s.min_tier)
-    )
-
-
 def _second_base_resident(ctx: DemoContext) -> str | None:
     """A Heihe resident without records (grade A, Heihe's incentive tier) other than the
     story's resident, whose log the later stages show."""
@@ -202,9 +181,7 @@ def stage_recognition(ctx: DemoContext) -> None:
     approval = doc.get("approval")
     if approval:
         ctx.say(f"Approved: {_approval_text(approval)}")
-    unlocked = doc.get("unlocks") or _unlocked_by_threshold(
-        ctx, str(th.get("scheme", "")), str(th.get("min_tier", ""))
-    )
+    unlocked = doc.get("unlocks") or []  # exactly what `huxin verify` printed
     ctx.say()
     ctx.say(
         f"What the bank learns: {doc['meets']}; no grade, no score"
@@ -223,7 +200,7 @@ def stage_recognition(ctx: DemoContext) -> None:
 
 
 def _approval_text(approval: object) -> str:
-    """``heihe-hainan-anchored@1: approved (批准) by heilongjiang, in force from …, incentive
+    """``heihe-hainan-anchored@1: approved (批准) by national, in force from …, incentive
     reach …`` from ``huxin verify --json``'s ``approval`` (its keys, where present)."""
     if not isinstance(approval, dict):
         return str(approval)

@@ -73,21 +73,37 @@ def unrecognised_for_threshold(
 
 
 def recognised_for_threshold(
-    mapper: Mapper, home: Scheme, grade: str, target: str, today: date
+    mapper: Mapper,
+    home: Scheme,
+    grade: str,
+    target: str,
+    today: date,
+    *,
+    target_version: str = "",
 ) -> MappedGrade | None:
     """The installed table's mapping of ``grade`` into ``target``, or ``None`` when the
     incentive-tier view does not recognise it (below ``home``'s incentive tier).
 
     Raises ``MAPPING_UNAVAILABLE`` (from :class:`node.exchange._mapping.Mapper`) when no usable
     table maps into ``target``."""
-    table = mapper.usable(target, today)
+    table = mapper.usable(target, today, target_version=target_version, source=home)
     if grade in table.grade_map and incentive_tier_view(table, home).recognise(grade) is None:
         return None
-    return mapper.map(grade, target, today)
+    return mapper.map(grade, target, today, target_version=target_version, source=home)
+
+
+def wanted_version(scenario: Scenario, target: str) -> str:
+    """The target version a table must map into: the scenario's when it maps into the
+    scenario's scheme, else any ("")."""
+    return scenario.scheme_version if target == scenario.scheme_id else ""
 
 
 def table_for_request(
-    mapper: Mapper, scenario: Scenario, target: str, today: date
+    mapper: Mapper,
+    scenario: Scenario,
+    target: str,
+    today: date,
+    source: Scheme | None = None,
 ) -> MappingTable | None:
     """The table a request into ``target`` would use (None for no target), decided from
     the tables alone: ``MAPPING_UNAVAILABLE``, ``SCHEME_VERSION_MISMATCH`` (the node's
@@ -96,7 +112,8 @@ def table_for_request(
     same for everyone (C3, H13)."""
     if not target:
         return None
-    table = mapper.usable(target, today)
+    want = wanted_version(scenario, target)
+    table = mapper.usable(target, today, target_version=want, source=source)
     check_mapped_version(scenario, target, table.target.version)
     return table
 
@@ -124,13 +141,14 @@ def mapped_for_request(
     sees as a withdrawal, never as a mapping error that would tell it the person falls
     short.  A grade mapped for the node's own scenario (a grade disclosure into
     another scheme) is :meth:`Mapper.map`'s."""
-    table = table_for_request(mapper, scenario, target, today)
+    table = table_for_request(mapper, scenario, target, today, home)
     if table is None:
         return None
+    want = wanted_version(scenario, target)
     if scenario.scheme_id == home.id:
-        return mapper.map(grade, target, today)
+        return mapper.map(grade, target, today, target_version=want, source=home)
     if disclosure is Disclosure.THRESHOLD:
-        return recognised_for_threshold(mapper, home, grade, target, today)
+        return recognised_for_threshold(mapper, home, grade, target, today, target_version=want)
     if grade in table.grade_map and table.recognise(grade) is None:
         return None
-    return mapper.map(grade, target, today)
+    return mapper.map(grade, target, today, target_version=want, source=home)

@@ -36,7 +36,7 @@ from keys import MappedGrade
 from node.core._errors import NodeError
 from node.derived._attest import derived_grade, is_derived
 from node.derived._in_force import derived_terms
-from node.disclosure._recognise import unrecognised_for_threshold
+from node.disclosure._recognise import unrecognised_for_threshold, wanted_version
 from node.disclosure._scenarios import Scenario, grade_in_scenario, request_terms
 from node.exchange._mapping import Mapper
 from node.store._consents import end_consent, notify_subject
@@ -128,7 +128,12 @@ def end_unmet_consents(
                 ).result.grade
                 met = scenario.meets(tier or "")
             else:
-                mapped = mapper.map(entry.grade, target, today) if target else None
+                want = wanted_version(scenario, target)
+                mapped = (
+                    mapper.map(entry.grade, target, today, target_version=want, source=home)
+                    if target
+                    else None
+                )
                 met = meets_published(scenario, disclosure, home, entry.grade, mapped)
         except NodeError:
             continue  # terms or mapping refused: the request path refuses it

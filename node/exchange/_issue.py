@@ -354,7 +354,7 @@ def _disclosed_fields(
     else:
         mapper, today = ctx.mapper, ask.instant.date()
         # C3, H13: the table first (versions, approval), the same for everyone
-        table_for_request(mapper, scenario, target, today)
+        table_for_request(mapper, scenario, target, today, scheme)
         # H3: the last finished month's published grade, as corrected (H16)
         grade, value, _, period = published_grade(
             conn, row.subject_key, scheme=scheme, mapper=mapper, target="", at=ask.instant

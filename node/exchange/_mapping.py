@@ -116,8 +116,10 @@ class Mapper:
             for g, a in rows[:SERVED_MAX]
         ]
 
-    def _choose(self, target_scheme: str, today: date) -> Governed:
-        source = self.source
+    def _choose(
+        self, target_scheme: str, today: date, target_version: str, source: Scheme | None
+    ) -> Governed:
+        source = source or self.source
         into = [
             g
             for g in self._set.in_use()
@@ -137,9 +139,14 @@ class Mapper:
             for g in into
             if g.table.source.version == source.version
             and (not listed or g.table.target.version in listed)
+            and (not target_version or g.table.target.version == target_version)
         ]
         if not bound:
-            wanted = " or ".join(f"{target_scheme}@{v}" for v in sorted(listed)) or target_scheme
+            wanted = (
+                f"{target_scheme}@{target_version}"
+                if target_version
+                else " or ".join(f"{target_scheme}@{v}" for v in sorted(listed)) or target_scheme
+            )
             have = ", ".join(
                 sorted({f"{g.table.source.key} -> {g.table.target.key}" for g in into})
             )
@@ -159,13 +166,24 @@ class Mapper:
         bound.sort(key=_newest_first, reverse=True)
         return max(bound, key=rank)  # first of the best: newest in force, approved first
 
-    def usable(self, target_scheme: str, today: date) -> MappingTable:
-        """The table into ``target_scheme`` the node may issue with on ``today``.
+    def usable(
+        self,
+        target_scheme: str,
+        today: date,
+        *,
+        target_version: str = "",
+        source: Scheme | None = None,
+    ) -> MappingTable:
+        """The table into ``target_scheme`` the node may issue with on ``today``: only one
+        into ``target_version`` when given (a scenario's version, so a table into another
+        version is never chosen over it), only one from ``source`` when given (the scheme
+        the request read once, so a rollout in between cannot mix versions; default: the
+        version in force now).
 
         ``MAPPING_UNAVAILABLE`` (none, or none in force), ``SCHEME_VERSION_MISMATCH``
         (none for the versions), ``MAPPING_NOT_APPROVED`` (no approval in force covers
         it).  Decided from the tables alone, never from a person's grade."""
-        chosen = self._choose(target_scheme, today)
+        chosen = self._choose(target_scheme, today, target_version, source)
         try:
             check_validity(chosen.table, today)
         except MappingError as exc:
@@ -180,8 +198,17 @@ class Mapper:
             )
         return chosen.table
 
-    def map(self, grade: str, target_scheme: str, today: date) -> MappedGrade:
-        table = self.usable(target_scheme, today)
+    def map(
+        self,
+        grade: str,
+        target_scheme: str,
+        today: date,
+        *,
+        target_version: str = "",
+        source: Scheme | None = None,
+    ) -> MappedGrade:
+        """``grade`` mapped with :meth:`usable`'s table (same arguments)."""
+        table = self.usable(target_scheme, today, target_version=target_version, source=source)
         try:
             mapped = table.map(grade)
         except MappingError as exc:

@@ -155,7 +155,7 @@ def published_grade(
         raise FailedPreconditionError(
             "SUBJECT_NOT_ELIGIBLE", f"the person has no grade in the published month {run.period}"
         )
-    mapped = mapper.map(entry.grade, target, at.date()) if target else None
+    mapped = mapper.map(entry.grade, target, at.date(), source=scheme) if target else None
     return entry.grade, entry.score, mapped, run.period
 
 

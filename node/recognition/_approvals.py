@@ -8,7 +8,8 @@
   not open (its reason code and the file named), and signs the ``ApprovedMappings``
   list that goes into ``TrustBundle.mapping_approvals``.
 * :func:`shipped_approvals` is the list of every published table between the given
-  schemes, approved by the hub: what a demo federation or a test bed vouches for.
+  schemes, approved by the hub or a national authority: what a demo federation or a
+  test bed vouches for.
 
 Invariants: nothing is signed that a verifier would refuse (the keys room checks
 each record and the list before signing); the list holds at most
@@ -18,7 +19,7 @@ same table is refused: which one counts would otherwise depend on order).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
@@ -35,6 +36,7 @@ from keys import (
 from keys.pb.v1 import attestation_pb2 as pb
 from mapping import MappingTable, approval_for, load_schemes, published_tables
 from node.core._errors import FailedPreconditionError, InvalidArgumentError
+from node.recognition._verify import TableRefused, check_authority_scope
 
 __all__ = [
     "ApprovalRecord",
@@ -89,17 +91,28 @@ def approved_list(
     records: Iterable[tuple[str, bytes]],
     authorities: Mapping[str, bytes],
     hub_root: KeyPair,
+    *,
+    hub_regions: Collection[str],
 ) -> Envelope:
     """The hub-signed ``ApprovedMappings`` of ``records`` (``(name, envelope bytes)``), each
-    opened under ``authorities`` (id → raw key) first.
+    opened under ``authorities`` (id → raw key) first; a record by the hub itself must be
+    for a table between two of ``hub_regions`` (the regions registered under it), any other
+    needs a national authority.
 
-    ``APPROVAL_REFUSED`` (failed precondition) names the record and the keys room's reason
-    code; ``INVALID_ARGUMENT`` for a table approved twice or more than the bound."""
+    ``APPROVAL_REFUSED`` (failed precondition) names the record and the reason code (the
+    keys room's, or ``APPROVAL_AUTHORITY_NOT_ALLOWED``); ``INVALID_ARGUMENT`` for a table
+    approved twice or more than the bound."""
     approvals: dict[bytes, pb.MappingApproval] = {}
     for name, data in records:
         try:
             approval = open_approval(data, authorities)
         except VerificationError as exc:
+            raise FailedPreconditionError(
+                "APPROVAL_REFUSED", f"{name}: {exc.code}: {exc.message}", field="approval"
+            ) from None
+        try:
+            check_authority_scope(approval, hub, hub_regions)
+        except TableRefused as exc:
             raise FailedPreconditionError(
                 "APPROVAL_REFUSED", f"{name}: {exc.code}: {exc.message}", field="approval"
             ) from None
@@ -133,12 +146,16 @@ def shipped_approvals(
     issued_at: int,
     hub_root: KeyPair,
     schemes: Sequence[str] | None = None,
+    *,
+    authority: tuple[str, KeyPair] | None = None,
 ) -> tuple[Envelope, tuple[ApprovalRecord, ...]]:
     """The hub-signed list approving the published tables between ``schemes`` (default:
-    every published table), and the signed records."""
+    every published table), and the signed records: by ``authority`` (id, key: a national
+    authority, which may approve a table between any regions) when given, else by the hub."""
     tables = published_tables() if schemes is None else shipped_tables_between(schemes)
+    name, key = authority if authority is not None else (hub, hub_root)
     records = tuple(
-        approve_table(t, hub_root, authority=hub, decision="approved", issued_at=issued_at)
+        approve_table(t, key, authority=name, decision="approved", issued_at=issued_at)
         for t in tables
     )
     listed = sign_approved_mappings(hub, issued_at, [r.approval for r in records], hub_root)

@@ -53,8 +53,8 @@ class Governed:
             reason = approval_covers(
                 a.record,
                 mapping_sha256=self.sha256,
-                source=self.table.source.key,
-                target=self.table.target.key,
+                source=(self.table.source.scheme, self.table.source.version),
+                target=(self.table.target.scheme, self.table.target.version),
                 at=at,
             )
             if reason is None:
@@ -70,8 +70,8 @@ class Governed:
             approval_covers(
                 a.record,
                 mapping_sha256=self.sha256,
-                source=self.table.source.key,
-                target=self.table.target.key,
+                source=(self.table.source.scheme, self.table.source.version),
+                target=(self.table.target.scheme, self.table.target.version),
                 at=at,
             )
             for a in self.approvals

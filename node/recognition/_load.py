@@ -21,7 +21,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,12 +29,14 @@ from keys import KeySet, Trust
 from mapping import MappingTable, RegionKeys
 from node.core._config import ConfigError, NodeConfig
 from node.core._observe import log_event
+from node.federation._trust import HUB_ENDPOINT_PREFIX, HUB_TAG
 from node.recognition._governed import Approved, GovernedSet
 from node.recognition._verify import (
     MAX_APPROVAL_BYTES,
     MAX_TABLE_BYTES,
     TableRefused,
     VerifiedTable,
+    check_authority_scope,
     known_schemes,
     open_approval_bytes,
     verify_document,
@@ -48,6 +50,8 @@ __all__ = [
     "authorities_of",
     "config_part",
     "governed_set",
+    "hub_regions",
+    "hub_regions_of",
     "read_file",
     "region_keys_of",
 ]
@@ -73,23 +77,54 @@ def region_keys_of(trust: Trust | None, own: KeySet) -> dict[str, dict[str, byte
     return out
 
 
+def hub_regions(
+    entries: Iterable[tuple[str, Sequence[str]]], issuer: str, hub: str
+) -> frozenset[str]:
+    """The regions registered under ``hub`` among a trust list's ``(region, endpoints)``
+    by ``issuer``: tagged ``hub:<hub>``, or untagged in ``hub``'s own list (it registered
+    them).  Peer hubs (``role:hub``) are no region.  The hub's own key may approve a table
+    only between two of these (issue 16, docs/adr/0207)."""
+    tag = f"{HUB_ENDPOINT_PREFIX}{hub}"
+    out = set()
+    for region, endpoints in entries:
+        if HUB_TAG in endpoints:
+            continue
+        homes = [e for e in endpoints if e.startswith(HUB_ENDPOINT_PREFIX)]
+        if tag in homes or (not homes and issuer == hub):
+            out.add(region)
+    return frozenset(out)
+
+
+def hub_regions_of(trust: Trust | None, hub: str) -> frozenset[str]:
+    """:func:`hub_regions` of the node's trust list.  No trust list: none, so a hub
+    approval waits for the list rather than being taken on faith."""
+    if trust is None:
+        return frozenset()
+    return hub_regions(((r, t.endpoints) for r, t in trust.regions.items()), trust.issuer, hub)
+
+
 @dataclass(frozen=True, slots=True)
 class Verifier:
     schemes: Mapping[str, Scheme]
     region_keys: RegionKeys
     authorities: Mapping[str, bytes]
     min_reach: str = ""
+    hub: str | None = None  # the [federation] hub: its own approvals are scoped (ADR 0207)
+    hub_regions: frozenset[str] = frozenset()
 
     @classmethod
     def for_node(
         cls, config: NodeConfig, trust: Trust | None, own: KeySet, schemes: Iterable[Scheme]
     ) -> Verifier:
         """``schemes``: the version in force and a rollout's candidate, beyond the shipped."""
+        hub = config.federation.hub if config.federation is not None else None
         return cls(
             known_schemes(schemes),
             region_keys_of(trust, own),
             authorities_of(config),
             config.mapping.min_reach,
+            hub,
+            hub_regions_of(trust, hub) if hub is not None else frozenset(),
         )
 
     def table(self, data: bytes, what: str) -> VerifiedTable:
@@ -103,6 +138,11 @@ class Verifier:
 
     def approval(self, data: bytes, what: str) -> Approved:
         return Approved(open_approval_bytes(data, self.authorities, what), bytes(data))
+
+    def in_scope(self, approved: Approved, what: str) -> None:
+        """``APPROVAL_AUTHORITY_NOT_ALLOWED`` for a hub approval of a table between
+        provinces (:func:`~node.recognition._verify.check_authority_scope`)."""
+        check_authority_scope(approved.record, self.hub, self.hub_regions, what)
 
 
 def read_file(path: Path, limit: int) -> bytes:
@@ -164,4 +204,15 @@ def governed_set(
             except TableRefused as exc:
                 refused.append(exc)
                 log_event("installed approval refused", 30, table=what, reason=exc.code)
-    return GovernedSet.of(tables, approvals, generation=generation, refused=refused)
+    # Scoped here, at every read, not in config_part: the trust list (which regions are
+    # the hub's) may arrive after start, and a new list re-reads the set.
+    scoped: list[Approved] = []
+    for a in approvals:
+        try:
+            verifier.in_scope(a, f"approval of {a.record.mapping_id}@{a.record.mapping_version}")
+        except TableRefused as exc:
+            refused.append(exc)
+            log_event("approval out of its authority's scope", 30, reason=exc.code)
+            continue
+        scoped.append(a)
+    return GovernedSet.of(tables, scoped, generation=generation, refused=refused)

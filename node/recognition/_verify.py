@@ -27,7 +27,7 @@ code; nothing here reads a file or a database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from keys import KeysError, VerificationError, approval_covers, open_approval
@@ -50,6 +50,7 @@ __all__ = [
     "TableRefused",
     "VerifiedTable",
     "check_approval_for",
+    "check_authority_scope",
     "known_schemes",
     "open_approval_bytes",
     "table_sha256",
@@ -158,13 +159,38 @@ def check_approval_for(
     reason = approval_covers(
         approval,
         mapping_sha256=table_sha256(table),
-        source=table.source.key,
-        target=table.target.key,
+        source=(table.source.scheme, table.source.version),
+        target=(table.target.scheme, table.target.version),
         at=at,
     )
     if reason is not None:
         raise TableRefused(
             "MAPPING_NOT_APPROVED",
             f"the approval does not cover table {table.id!r}: {reason}",
+            what,
+        )
+
+
+def check_authority_scope(
+    approval: attestation_pb2.MappingApproval,
+    hub: str | None,
+    hub_regions: Collection[str],
+    what: str = "",
+) -> None:
+    """``APPROVAL_AUTHORITY_NOT_ALLOWED`` when ``approval`` is the hub's own (authority
+    ``hub``) for a table not between two regions registered under that hub: a table
+    between provinces needs a national authority (issue 16, docs/adr/0207).  An
+    approval by any other listed authority (``[mapping.authorities]``, national) passes."""
+    if hub is None or approval.authority != hub:
+        return
+    outside = [r for r in (approval.source_region, approval.target_region) if r not in hub_regions]
+    if outside:
+        raise TableRefused(
+            "APPROVAL_AUTHORITY_NOT_ALLOWED",
+            f"hub {hub!r} may approve only tables between its own regions; table "
+            f"{approval.mapping_id}@{approval.mapping_version} maps "
+            f"{approval.source_region} -> {approval.target_region} and "
+            f"{', '.join(dict.fromkeys(outside))} is not a region of that hub: "
+            "a national authority must approve it",
             what,
         )

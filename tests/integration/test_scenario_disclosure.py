@@ -627,6 +627,25 @@ async def test_at_the_home_incentive_tier_a_hainan_scenario_is_attested_and_veri
     assert "(tier ≥ A in hainan@2025.1)" in line
 
 
+async def test_verify_lists_what_a_threshold_attestation_unlocks(
+    fed: Fed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """REQ: C3 H13 N20 — issue 16: a threshold attestation mapped into Hainan carries no
+    mapped grade, only "tier ≥ A in hainan@2025.1"; `huxin verify` ranks that min_tier at
+    the mapped scheme's version and lists what it unlocks (hainan/fast-lane), in text and
+    JSON, instead of nothing."""
+    token = await fed.grant(ALICE, HAINAN_FAST)
+    nonce = os.urandom(16)
+    blob = await fed.request(token, ALICE, HAINAN_FAST, nonce=nonce)
+    assert _payload(blob).mapped.grade == ""
+    hub_key = await _trust_bundle(fed, tmp_path, monkeypatch)
+    capsys.readouterr()
+    assert cli.main(_verify_cli(tmp_path, hub_key, blob, nonce)) == 0
+    assert "unlocks in hainan@2025.1: hainan/fast-lane" in capsys.readouterr().out
+    assert cli.main([*_verify_cli(tmp_path, hub_key, blob, nonce), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unlocks"] == ["hainan/fast-lane"]
+
+
 @pytest.mark.parametrize(
     ("who", "unlocked"),
     [

@@ -16,6 +16,7 @@ from keys import (
     APPROVAL_TYPE,
     APPROVED_MAPPINGS_TYPE,
     MAX_APPROVED_MAPPINGS,
+    ApprovedMappings,
     Envelope,
     EnvelopeSignature,
     VerificationError,
@@ -214,7 +215,7 @@ def test_open_ended_and_no_one_eligible_are_well_formed() -> None:
     assert open_approval(sign_approval(a, HUB), AUTHORITIES) == a
 
 
-SRC, DST = "heihe@2025.1", "hainan@2025.1"
+SRC, DST = ("heihe", "2025.1"), ("hainan", "2025.1")
 
 
 @pytest.mark.parametrize(
@@ -225,8 +226,8 @@ SRC, DST = "heihe@2025.1", "hainan@2025.1"
         pytest.param({"at": T0 - 1}, False, id="not-yet-effective"),
         pytest.param({"at": T0 + 365 * DAY}, False, id="expired"),
         pytest.param({"mapping_sha256": bytes(32)}, False, id="other-table"),
-        pytest.param({"source": "heihe@2024"}, False, id="other-source-version"),
-        pytest.param({"target": "fuzhou@2025.1"}, False, id="other-target"),
+        pytest.param({"source": ("heihe", "2024")}, False, id="other-source-version"),
+        pytest.param({"target": ("fuzhou", "2025.1")}, False, id="other-target"),
         pytest.param({"source": DST, "target": SRC}, False, id="reversed-pair"),
     ],
 )
@@ -344,3 +345,44 @@ def test_hub_refuses_to_sign_a_bad_list() -> None:
     ]
     with pytest.raises(VerificationError):
         sign_approved_mappings("hub", T0, too_many, HUB)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        pytest.param({"effective_from": T0 + 3600}, "effective_from", id="start-mid-day"),
+        pytest.param({"effective_from": T0 - 1}, "effective_from", id="start-a-second-early"),
+        pytest.param({"expires": T0 + DAY + 1}, "expires", id="end-a-second-late"),
+        pytest.param({"expires": T0 + 30 * DAY - 3600}, "expires", id="end-mid-day"),
+    ],
+)
+def test_approval_bounds_must_be_whole_utc_days(fields: dict[str, int], field: str) -> None:
+    """Issue 16, H13, C3: effective_from and expires are 00:00 UTC of a day, so the node
+    (deciding at 00:00 UTC of the day of issue) and the offline verifier (deciding at
+    issued_at) never disagree; any other instant is APPROVAL_INVALID naming the field."""
+    with pytest.raises(VerificationError) as err:
+        open_approval(raw_envelope(approval(**fields)), AUTHORITIES)
+    assert (err.value.code, err.value.field) == ("APPROVAL_INVALID", field)
+    with pytest.raises(VerificationError) as err:
+        sign_approval(approval(**fields), HUB)
+    assert (err.value.code, err.value.field) == ("APPROVAL_INVALID", field)
+
+
+def test_approval_covers_compares_id_and_version_as_a_pair() -> None:
+    """Issue 16, H13, C3: scheme ids may hold "@", so ("heihe@2025", "1") and
+    ("heihe", "2025@1") are different pairs although both read "heihe@2025@1"."""
+    a = approval(source_scheme_id="heihe@2025", source_scheme_version="1")
+    reason = approval_covers(a, mapping_sha256=SHA, source=("heihe", "2025@1"), target=DST, at=T0)
+    assert reason is not None and "from another scheme version" in reason
+    ok = approval_covers(a, mapping_sha256=SHA, source=("heihe@2025", "1"), target=DST, at=T0)
+    assert ok is None
+
+
+def test_approved_list_finds_every_entry_by_its_hash() -> None:
+    """Issue 16, H13, C3: find answers from an index built once per list (bulk verification
+    looks one up per attestation): every one of 256 entries by its hash, None otherwise."""
+    entries = [approval(mapping_sha256=bytes([i]) + bytes(31)) for i in range(256)]
+    listed = ApprovedMappings("hub", T0, tuple(entries))
+    assert all(listed.find(bytes(a.mapping_sha256)) is a for a in entries)
+    assert listed.find(b"\xff" * 32) is None
+    assert len(listed._by_hash) == 256

@@ -45,8 +45,9 @@ def _mapped(
     target: tuple[str, str] = ("hainan-jinyefen", "2025"),
     ident: tuple[str, str] = ("heihe-to-hainan", "1"),
     grade: str = "A",
+    method: str = "anchored",
 ) -> MappedGrade:
-    return MappedGrade(grade, target[0], target[1], ident[0], ident[1], sha, "anchored")
+    return MappedGrade(grade, target[0], target[1], ident[0], ident[1], sha, method)
 
 
 def _bundle(world: World, approvals: Any = "keep") -> bytes:
@@ -89,6 +90,18 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
     ("other-table-id", {"mapped": _mapped(ident=("another-table", "1"))}, "MAPPING_NOT_APPROVED"),
     ("other-table-version", {"mapped": _mapped(ident=("heihe-to-hainan", "2"))}, "MAPPING_NOT_APPROVED"),
 ]  # fmt: skip
+
+
+def test_mapped_grade_with_another_method_than_its_approval_is_not_approved(
+    world: World, trust: Trust
+) -> None:
+    """Issue 16, H13, C3: the mapped grade cites the approved table's hash, id and version
+    but another method (equipercentile for an anchored approval): MAPPING_NOT_APPROVED."""
+    mapped = _mapped(method="equipercentile")
+    blob = issue_attestation(world.attestation(mapped=mapped), world.heihe_key)
+    with pytest.raises(VerificationError) as err:
+        verify_attestation(blob, trust, T0, AUD)
+    assert (err.value.code, err.value.field) == ("MAPPING_NOT_APPROVED", "mapped")
 
 
 @pytest.mark.parametrize(("changes", "code"), [pytest.param(c, k, id=i) for i, c, k in CASES])
@@ -139,11 +152,11 @@ def _time_bound(world: World, **changes: int) -> Trust:
 @pytest.mark.parametrize(
     ("changes", "ok"),
     [
-        pytest.param({"effective_from": T0 - 3600}, True, id="in-force-from-issue-second"),
-        pytest.param({"effective_from": T0 - 3599}, False, id="in-force-a-second-after-issue"),
-        pytest.param({"expires": T0 - 3599}, True, id="expires-a-second-after-issue"),
-        pytest.param({"expires": T0 - 3600}, False, id="expired-at-issue"),
-        pytest.param({"expires": T0 - DAY}, False, id="expired-before-issue"),
+        pytest.param({"effective_from": T0 - DAY}, True, id="in-force-from-the-day-of-issue"),
+        pytest.param({"effective_from": T0}, False, id="in-force-from-the-day-after-issue"),
+        pytest.param({"expires": T0}, True, id="expires-the-day-after-issue"),
+        pytest.param({"expires": T0 - DAY}, False, id="expired-on-the-day-of-issue"),
+        pytest.param({"expires": T0 - 2 * DAY}, False, id="expired-before-issue"),
     ],
 )
 def test_approval_dates_are_checked_at_issue_time(

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from keys import (
     Status,
     StatusList,
+    Threshold,
     Trust,
     VerificationError,
     VerifiedAttestation,
@@ -201,7 +202,9 @@ def test_per_member_attestation_checks_and_status(world: World, trust: Trust) ->
     atts[1] = world.attestation(attestation_id="s1", audience="other-bank")
     atts[2] = world.attestation(attestation_id="s2", expires_at=T0 - 1, issued_at=T0 - 2 * DAY)
     atts[3] = world.attestation(attestation_id="s3", issued_at=T0 + 3600, expires_at=T0 + DAY)
-    atts[4] = world.attestation(attestation_id="s4", scheme_version="1999")
+    atts[4] = world.attestation(
+        attestation_id="s4", scheme_version="1999", threshold=Threshold("heihe", "1999", "A")
+    )
     atts[5] = world.attestation(attestation_id="s5", issuer_region="hainan")
     blobs = issue_batch(atts, world.heihe_key, "heihe", T0 - 60).bundles()
     codes = _codes(_assert_agrees(blobs, trust))

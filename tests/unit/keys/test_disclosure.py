@@ -140,7 +140,7 @@ def test_a_threshold_attestation_verifies_without_grade_or_score(
         pytest.param(lambda w: _raw(w, w.attestation(), lambda m: m.ClearField("disclosure")), "DISCLOSURE_MISMATCH", id="no-kind"),
         pytest.param(lambda w: _raw(w, w.attestation(), lambda m: setattr(m, "scenario", "loan")), "DISCLOSURE_MISMATCH", id="free-text-purpose"),
         pytest.param(lambda w: issue_attestation(w.attestation(scenario="heihe/blacklist-check", purpose="heihe/blacklist-check"), w.heihe_key), "SCENARIO_NOT_TRUSTED", id="scenario-not-in-catalogue"),
-        pytest.param(lambda w: issue_attestation(w.attestation(threshold=Threshold("heihe", "2023", "A")), w.heihe_key), "SCENARIO_NOT_TRUSTED", id="scheme-version-not-in-catalogue"),
+        pytest.param(lambda w: _raw(w, w.attestation(), lambda m: setattr(m.threshold, "scheme_version", "2023")), "DISCLOSURE_MISMATCH", id="own-scheme-threshold-at-another-version"),
         pytest.param(lambda w: issue_attestation(w.attestation(threshold=Threshold("heihe", "2024", "B")), w.heihe_key), "SCENARIO_NOT_TRUSTED", id="tier-lowered"),
         pytest.param(lambda w: issue_attestation(w.threshold_attestation(disclosure="grade", grade="AA"), w.heihe_key), "DISCLOSURE_NOT_ALLOWED", id="grade-for-threshold-scenario"),
         pytest.param(lambda w: issue_attestation(w.threshold_attestation(disclosure="grade_and_score", grade="AA", score=780), w.heihe_key), "DISCLOSURE_NOT_ALLOWED", id="score-for-threshold-scenario"),
@@ -325,3 +325,23 @@ def test_the_verifier_docstring_numbers_its_steps_as_the_spec_does() -> None:
     for n, codes in ours.items():
         assert codes - {"STATUS_*"} <= theirs[n], n
     assert "DISCLOSURE_MISMATCH" in ours[9] and "SCENARIO_NOT_TRUSTED" in ours[10]
+
+
+def test_a_threshold_of_the_own_scheme_must_be_at_the_attestations_version(
+    world: World, trust: Trust
+) -> None:
+    """Issue 16, H13, C3: "tier ≥ A in heihe@2025" says nothing about a heihe@2024 grade;
+    the issuer refuses it (INVALID_ATTESTATION, field threshold) and the verifier refuses
+    the same signed bytes from a dishonest issuer."""
+    att = world.threshold_attestation(threshold=Threshold("heihe", "2025", "A"))
+    with pytest.raises(KeysError) as info:
+        att.to_bytes()
+    assert (info.value.code, info.value.field) == ("INVALID_ATTESTATION", "threshold")
+
+    def edit(m: pb.Attestation) -> None:
+        m.threshold.scheme_version = "2025"
+
+    blob = _raw(world, world.threshold_attestation(), edit)
+    with pytest.raises(VerificationError) as err:
+        verify_attestation(blob, trust, T0, AUD, nonce=b"nonce-123")
+    assert (err.value.code, err.value.field) == ("DISCLOSURE_MISMATCH", "threshold")

@@ -8,6 +8,7 @@ from keys import (
     KeyRefusedError,
     KeysError,
     KeySet,
+    Threshold,
     Trust,
     VerificationError,
     decode_private_key,
@@ -175,7 +176,9 @@ def test_verify_batch_fast_path_falls_back_with_exact_codes(world: World, trust:
 
     atts = [world.attestation(attestation_id=f"s{i}", status_index=i) for i in range(10)]
     atts[2] = world.attestation(attestation_id="s2", expires_at=T0 - 1, issued_at=T0 - 2 * DAY)
-    atts[4] = world.attestation(attestation_id="s4", scheme_version="1999")
+    atts[4] = world.attestation(
+        attestation_id="s4", scheme_version="1999", threshold=Threshold("heihe", "1999", "A")
+    )
     atts[5] = world.attestation(attestation_id="s5", issuer_region="hainan")
     batch = issue_batch(atts, world.heihe_key, "heihe", T0 - 60)
     status = verify_status_list(world.status.sign(world.heihe_key, T0 - 60, T0 + DAY), trust, T0)

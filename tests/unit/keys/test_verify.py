@@ -18,6 +18,7 @@ from keys import (
     REASON_CODES,
     Status,
     StatusList,
+    Threshold,
     Trust,
     VerificationError,
     issue_attestation,
@@ -307,7 +308,10 @@ ATTACKS: list[tuple[str, Callable[[World], bytes], dict[str, Any], str]] = [
     ),
     (
         "scheme_not_listed",
-        lambda w: issue_attestation(w.attestation(scheme_version="1999"), w.heihe_key),
+        lambda w: issue_attestation(
+            w.attestation(scheme_version="1999", threshold=Threshold("heihe", "1999", "A")),
+            w.heihe_key,
+        ),
         {},
         "SCHEME_NOT_TRUSTED",
     ),

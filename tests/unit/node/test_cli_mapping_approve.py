@@ -207,6 +207,9 @@ def region(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Pa
         _run(capsys, "keys", "init", "--region", "heihe", "--out", str(heihe), "--now", INIT)[0]
         == 0
     )
+    hainan = tmp_path / "hainan"  # both regions in the hub's list: the hub may approve
+    argv = ("keys", "init", "--region", "hainan", "--out", str(hainan), "--now", INIT)
+    assert _run(capsys, *argv)[0] == 0
     key = decode_private_key((heihe / "signing.key").read_bytes())
     att = tmp_path / "a.att"
     att.write_bytes(issue_attestation(_attestation(), key))
@@ -214,12 +217,49 @@ def region(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Pa
 
 
 def _build(
-    capsys: pytest.CaptureFixture[str], hub: Path, heihe: Path, out: Path, *extra: str
+    capsys: pytest.CaptureFixture[str],
+    hub: Path,
+    heihe: Path,
+    out: Path,
+    *extra: str,
+    regions: tuple[str, ...] = ("heihe", "hainan"),
 ) -> tuple[int, str, str]:
+    dirs = [a for r in regions for a in ("--region-dir", str(heihe.parent / r))]
     return _run(
-        capsys, "trust", "build", "--hub-root", str(hub), "--issuer", "hlj-hub", "--region-dir",
-        str(heihe), "--version", "1", "--now", NOW, "--out", str(out), "--json", *extra,
+        capsys, "trust", "build", "--hub-root", str(hub), "--issuer", "hlj-hub", *dirs,
+        "--version", "1", "--now", NOW, "--out", str(out), "--json", *extra,
     )  # fmt: skip
+
+
+def test_hub_may_not_approve_a_table_into_a_region_not_under_it(
+    tmp_path: Path, hub: Path, region: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16, H13, C3: the hub's own key approves only tables between regions registered
+    under it; heihe -> hainan with hainan outside its list needs a national authority, so
+    the bundle is refused (APPROVAL_REFUSED: APPROVAL_AUTHORITY_NOT_ALLOWED naming hainan)
+    and a national authority's record for the same table is accepted."""
+    heihe, _ = region
+    record = tmp_path / "t.approval"
+    assert _approve(capsys, _table(tmp_path), hub, record)[0] == 0
+    bundle = tmp_path / "b.bundle"
+    code, _, err = _build(capsys, hub, heihe, bundle, "--approval", str(record), regions=("heihe",))
+    assert code == 2 and "APPROVAL_REFUSED" in err and "APPROVAL_AUTHORITY_NOT_ALLOWED" in err
+    assert "hainan is not a region of that hub" in err and not bundle.exists()
+    national = KeyPair(b"national".ljust(32, b"\0"))
+    nkey = tmp_path / "national.key"
+    nkey.write_bytes(encode_private_key(national))
+    nrecord = tmp_path / "n.approval"
+    code, _, _ = _run(
+        capsys, "mapping", "approve", str(_table(tmp_path)), "--key", str(nkey), "--authority",
+        "national", "--decision", "approved", "--now", NOW, "--out", str(nrecord),
+    )  # fmt: skip
+    assert code == 0
+    authority = f"national={national.public_key.hex()}"
+    code, _, _ = _build(
+        capsys, hub, heihe, bundle, "--approval", str(nrecord), "--authority-key", authority,
+        regions=("heihe",),
+    )  # fmt: skip
+    assert code == 0
 
 
 def _verify(
@@ -410,3 +450,25 @@ def test_verify_refuses_a_mapped_grade_without_an_approval_in_force(
     assert code == 1 and "MAPPING_NOT_APPROVED" in err and reason_part in err
     code, out, _ = _verify(capsys, att, bundle, "--json")
     assert (code, json.loads(out)["reason"]) == (1, "MAPPING_NOT_APPROVED")
+
+
+def test_oversized_inputs_are_refused_without_reading_them(
+    tmp_path: Path, hub: Path, region: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16, C3: `mapping approve` reads at most 256 KiB of a table and 4 KiB of a key,
+    and `trust build --approval` at most 16 KiB of a record: FILE_TOO_LARGE, nothing written."""
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (256 * 1024 + 1))
+    out = tmp_path / "t.approval"
+    code, _, err = _approve(capsys, big, hub, out)
+    assert code != 0 and "FILE_TOO_LARGE" in err and not out.exists()
+    big_key = tmp_path / "big.key"
+    big_key.write_bytes(b"0" * 4097)
+    code, _, err = _approve(capsys, _table(tmp_path), big_key, out)
+    assert code != 0 and "FILE_TOO_LARGE" in err and not out.exists()
+    heihe, _ = region
+    record = tmp_path / "big.approval"
+    record.write_bytes(b"\0" * (16 * 1024 + 1))
+    bundle = tmp_path / "b.bundle"
+    code, _, err = _build(capsys, hub, heihe, bundle, "--approval", str(record))
+    assert code != 0 and "FILE_TOO_LARGE" in err and not bundle.exists()

@@ -346,7 +346,7 @@ def test_a_grade_the_scenarios_table_does_not_recognise_is_unmet_never_a_mapping
 @pytest.mark.parametrize(
     ("table", "status", "reason", "names"),
     [
-        pytest.param("other-version", "FAILED_PRECONDITION", "SCHEME_VERSION_MISMATCH", ("'2099.1'", "'2025.1'"), id="table-at-another-target-version"),
+        pytest.param("other-version", "FAILED_PRECONDITION", "SCHEME_VERSION_MISMATCH", ("hainan@2099.1", "hainan@2025.1"), id="table-at-another-target-version"),
         pytest.param("expired", "FAILED_PRECONDITION", "MAPPING_UNAVAILABLE", ("EXPIRED",), id="expired-table"),
     ],
 )  # fmt: skip

@@ -1,4 +1,5 @@
-"""The demo federation's hub approves the published heihe<->hainan tables (批准, H13).
+"""The demo federation's national authority approves the published heihe<->hainan tables
+(批准, H13); the hub vouches for them in its bundle.
 
 Issue 16 (H13: tables are used once approved or filed with an authority; C3: the offline
 verifier's bundle carries the hub-signed approved list, and each region's config names
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from keys import load_trust, open_approval
+from keys import VerificationError, load_trust, open_approval
 from mapping import published_table, table_from_document
 from node.core._config import load_config
 from node.demo._federation import FederationLayout, init_federation
@@ -32,9 +33,10 @@ def _sha(source: str, target: str) -> bytes:
     return bytes.fromhex(published_table(source, target).content_hash.removeprefix("sha256:"))
 
 
-def test_the_bundle_carries_the_hub_approved_tables(layout: FederationLayout) -> None:
+def test_the_bundle_carries_the_nationally_approved_tables(layout: FederationLayout) -> None:
     """Issue 16, H13: trust/<hub>.bundle approves exactly heihe->hainan and hainan->heihe,
-    by the hub, in force now, with their reach."""
+    tables between provinces, so by the national authority (not the hub), in force now,
+    with their reach."""
     hub_key = bytes.fromhex(layout.hub_key_file(HUB).read_text().strip())
     trust = load_trust(layout.bundle(HUB).read_bytes(), hub_key, NOW)
     assert trust.approvals is not None
@@ -43,7 +45,7 @@ def test_the_bundle_carries_the_hub_approved_tables(layout: FederationLayout) ->
         _sha("hainan", "heihe"),
     }
     for a in trust.approvals.approvals:
-        assert (a.authority, a.decision) == (HUB, "approved")
+        assert (a.authority, a.decision) == ("national", "approved")
         assert a.effective_from <= NOW.timestamp() and a.expires == 0
         assert 0 < a.reach_ppm <= 1_000_000
 
@@ -53,7 +55,8 @@ def test_each_region_gets_table_and_approval_files_named_in_its_config(
     layout: FederationLayout, region: str
 ) -> None:
     """Issue 16, H13: mapping/<id>.json and mapping/<id>.approval in the node directory,
-    named by [mapping] in its TOML; each approval opens under the pinned hub key."""
+    named by [mapping] in its TOML; each approval opens under the national key that
+    [mapping.authorities] names, not under the hub key."""
     node = layout.nodes[region]
     cfg = load_config(node.config)
     assert cfg.federation is not None
@@ -67,9 +70,11 @@ def test_each_region_gets_table_and_approval_files_named_in_its_config(
     ):
         assert table_path.parent == node.directory / "mapping"
         table = table_from_document(table_path.read_bytes())
-        approval = open_approval(
-            approval_path.read_bytes(), {cfg.federation.hub: cfg.federation.hub_key}
-        )
+        assert set(cfg.mapping.authorities) == {"national"}
+        approval = open_approval(approval_path.read_bytes(), dict(cfg.mapping.authorities))
+        with pytest.raises(VerificationError) as err:
+            open_approval(approval_path.read_bytes(), {cfg.federation.hub: cfg.federation.hub_key})
+        assert err.value.code == "UNKNOWN_KEY"
         assert approval.mapping_sha256.hex() == table.content_hash.removeprefix("sha256:")
         assert approval.mapping_id == table.id
 

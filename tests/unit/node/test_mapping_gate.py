@@ -159,3 +159,41 @@ def test_the_mapper_only_ever_issues_with_an_approved_table_of_the_version_in_fo
     chosen = next(g for g in governed.tables if g.table == used)
     assert used.source.version == scheme.version
     assert chosen.approval_on(TODAY) is not None
+
+
+def test_the_scenarios_target_version_decides_the_table() -> None:
+    """REQ: C3 H13 — issue 16: with approved tables into hainan@2025.1 and hainan@2026.1
+    and no trust-list versions, a request for a hainan@2025.1 scenario uses the table into
+    2025.1 (the newer table into 2026.1 is never chosen and then refused
+    SCHEME_VERSION_MISMATCH); with only the 2026.1 table it is SCHEME_VERSION_MISMATCH."""
+    from node.disclosure import table_for_request
+    from node.disclosure._scenarios import scenarios_of
+
+    old, new = _table("2025.1", "2025.1"), _table("2025.1", "2026.1")
+    scenario = next(iter(scenarios_of(load_scheme("hainan")).values()))
+    assert scenario.scheme_version == "2025.1"
+    mapper = Mapper(HEIHE, approved_set([old, new], KEY, NOW))
+    assert mapper.usable("hainan", TODAY) == new  # newest, when no version is wanted
+    assert table_for_request(mapper, scenario, "hainan", TODAY) == old
+    assert mapper.map("A", "hainan", TODAY, target_version="2025.1").scheme_version == "2025.1"
+    only_new = Mapper(HEIHE, approved_set([new], KEY, NOW))
+    with pytest.raises(NodeError) as info:
+        table_for_request(only_new, scenario, "hainan", TODAY)
+    assert info.value.code == "SCHEME_VERSION_MISMATCH"
+    assert "hainan@2025.1" in info.value.message
+
+
+def test_the_requests_scheme_is_the_mappers_source() -> None:
+    """REQ: C3 H13 — issue 16: the request reads the scheme in force once and passes it as
+    the mapper's source, so a rollout between that read and the mapping cannot make the
+    mapper use a table from another version than the attestation's."""
+    in_force = SchemeInForce(HEIHE)
+    table = _table("2025.1", "2025.1")
+    mapper = Mapper(in_force, approved_set([table], KEY, NOW))
+    read_once = in_force.current
+    in_force.switch(HEIHE_2026)  # a rollout lands between the read and the mapping
+    assert mapper.usable("hainan", TODAY, source=read_once) == table
+    assert mapper.map("A", "hainan", TODAY, source=read_once).mapping_id == table.id
+    with pytest.raises(NodeError) as info:
+        mapper.usable("hainan", TODAY)
+    assert info.value.code == "SCHEME_VERSION_MISMATCH"
