@@ -196,7 +196,9 @@ async def test_a_table_at_another_target_version_is_refused_before_the_use_is_ke
                 "SCHEME_VERSION_MISMATCH",
                 "target_scheme",
             )
-            assert "'2099.1'" in (err.details() or "") and "'2025.1'" in (err.details() or "")
+            assert "hainan@2099.1" in (err.details() or "") and "hainan@2025.1" in (
+                err.details() or ""
+            )
         assert await bed.uses(HUGO, token.consent_id) == 0
         assert await bed.issued() == before
     assert await bed.request(token, HUGO, HAINAN_BANK)
