@@ -14,12 +14,12 @@ Invariants:
   subject key; transparency-log rows keep their leaf (the Merkle log is
   append-only; a leaf holds only the pseudonymous ``subject_ref``) and lose
   the ``subject_key`` column; snapshot leaves keep their hash only;
-* a ``source_batches`` row (batch id, submitter, content hash) no longer
-  referencing any record of anyone once the person's records are gone is
-  deleted in the same unit (a batch id a department chose may hold an ID
-  number, H2, H17).  Rows still referencing another person's record are
-  kept: they decide who owns those records and make replays idempotent.  A
-  replay of a deleted batch is then new work, not a replay: it is refused
+* a ``source_batches`` row (batch id, submitter, content hash) that references
+  no record of anyone once the person's records are gone is deleted in the
+  same unit (a batch id a department chose may hold an ID number, H2, H17).
+  Rows still referencing another person's record are kept: they decide who
+  owns those records and make replays idempotent.  A replay of a deleted
+  batch is then new work, not a replay: it is refused
   (``SUBJECT_DEREGISTERED``) while the tombstone stands, or stored again after
   the person registered again, as a new batch would be;
 * what remains is a tombstone HMAC(region secret, subject key): records a
