@@ -232,7 +232,9 @@ async def test_sign_in_score_consent_queries_and_withdrawal(world: World, phone:
     assert await page.inner_text("#preview-audience") == BANK
     assert "信用等级" in await page.inner_text("#disclosed")  # the grade, and
     assert "信用分数" in await page.inner_text("#withheld")  # never the score
-    listed = await world.citizen.ListConsents(node_pb2.ListConsentsRequest(), metadata=world.me(ALICE))
+    listed = await world.citizen.ListConsents(
+        node_pb2.ListConsentsRequest(), metadata=world.me(ALICE)
+    )
     assert list(listed.consents) == []  # a preview grants nothing
     await page.click("#grant-btn")
     await page.wait_for_selector("#qr-svg path")
@@ -311,7 +313,9 @@ async def test_bad_input_is_shown_at_its_field(world: World, phone: Visit) -> No
     assert await page.get_attribute("#audience", "aria-invalid") == "true"
     assert await page.input_value("#audience") == "no-such-bank"
     assert "AUDIENCE_NOT_TRUSTED · audience" in await alert.inner_text()
-    listed = await world.citizen.ListConsents(node_pb2.ListConsentsRequest(), metadata=world.me(ERIN))
+    listed = await world.citizen.ListConsents(
+        node_pb2.ListConsentsRequest(), metadata=world.me(ERIN)
+    )
     assert list(listed.consents) == []
     await screenshot(page, "citizen-08-refused-audience")
 
