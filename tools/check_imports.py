@@ -50,6 +50,7 @@ IMPORTED_ONLY_BY: dict[str, frozenset[str]] = {
     "cli": frozenset({"cli", "demo", "__main__"}),
     "demo": frozenset({"demo", "cli"}),
     "synthetic": frozenset({"synthetic", "cli", "demo", "model"}),
+    "console": frozenset({"console", "http", "cli", "demo"}),
 }
 
 
