@@ -175,7 +175,10 @@ def build_apps(
     ]
     for provider in citizen_routes:
         citizen.extend(provider(hc))
-    mtls: list[web.AbstractRouteDef] = [*api_routes(hc, frozenset({CLIENT})), openapi_route(hc)]
+    mtls: list[web.AbstractRouteDef] = [
+        *api_routes(hc, frozenset({CLIENT})),
+        openapi_route(hc, "mtls"),
+    ]
     for provider in mtls_routes:
         mtls.extend(provider(hc))
     return _app(hc, citizen), _app(hc, mtls)

@@ -17,7 +17,7 @@ through ``check_int``: the same reasons as on gRPC); ``bytes`` travel as base64
 and must decode.  Required values and everything the domain decides are left to
 the domain function, which answers as on gRPC.  Of :func:`encode`: integers
 are JSON numbers (also 64-bit ones), bytes base64, enums their names, unset
-messages ``null``, every declared field present.
+messages and unset optional scalars ``null``, every declared field present.
 """
 
 from __future__ import annotations
@@ -237,8 +237,8 @@ def encode(message: Message) -> dict[str, Any]:
             out[f.name] = {str(k): _scalar(vf, v) for k, v in value.items()}
         elif f.is_repeated:
             out[f.name] = [_scalar(f, v) for v in value]
-        elif f.type == pd.FieldDescriptor.TYPE_MESSAGE:
-            out[f.name] = encode(value) if message.HasField(f.name) else None
+        elif f.type == pd.FieldDescriptor.TYPE_MESSAGE or f.has_presence:
+            out[f.name] = _scalar(f, value) if message.HasField(f.name) else None
         else:
             out[f.name] = _scalar(f, value)
     return out
@@ -273,7 +273,7 @@ def message_schema(descriptor: Any, refs: dict[str, Any]) -> dict[str, Any]:
             props[f.name] = {"type": "object", "additionalProperties": _field_type(vf, refs)}
         elif f.is_repeated:
             props[f.name] = {"type": "array", "items": _field_type(f, refs)}
-        elif f.type == pd.FieldDescriptor.TYPE_MESSAGE:
+        elif f.type == pd.FieldDescriptor.TYPE_MESSAGE or f.has_presence:
             props[f.name] = {"anyOf": [_field_type(f, refs), {"type": "null"}]}
         else:
             props[f.name] = _field_type(f, refs)
