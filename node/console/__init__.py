@@ -25,4 +25,6 @@ May import: ``node.core``, ``node.store``, the domain rooms (``monthly``, ``mode
 wiring.
 """
 
-__all__: list[str] = []
+from node.console._routes import console_routes
+
+__all__ = ["console_routes"]

@@ -114,7 +114,10 @@ async def federation_state(ctx: NodeContext) -> dict[str, Any]:
     for region, item, version in db["material"]:
         material.setdefault(str(region), {})[str(item)] = str(version)
     regions = dict(listed.regions) if listed is not None else {}
-    names = sorted(set(regions) | set(db["sync"]) | ({fed.hub} if fed and fed.hub else set()))
+    static = set(trust.static_peers or config.peers) if listed is None else set()
+    names = sorted(
+        set(regions) | set(db["sync"]) | static | ({fed.hub} if fed and fed.hub else set())
+    )
     peers = []
     for name in names[:PEERS_MAX]:
         if name == config.region:
@@ -124,6 +127,7 @@ async def federation_state(ctx: NodeContext) -> dict[str, Any]:
             {
                 "peer": name,
                 "listed": r is not None,
+                "static": name in static,  # a standalone node's configured peer
                 "endpoints": [e for e in r.endpoints if not e.startswith("role:")] if r else [],
                 "keys": _newest_key(r.keys, now) if r else None,
                 "status_list_at": _iso(int(material.get(name, {}).get("status_list", 0) or 0)),

@@ -43,7 +43,20 @@
     ["trial", "试运行", "trial"],
     ["scheduled", "已排期生效", "scheduled"],
   ];
-  const GRADE_COLOURS = ["#1b7f3b", "#4caf50", "#9ccc65", "#fbc02d", "#fb8c00", "#e53935", "#8e1b1b"];
+  /* Grade i of n (best first): from green through amber to red, whatever the scheme's
+   * number of grades, so "average" is never painted as "bad". */
+  function gradeColour(i, n) {
+    const t = n > 1 ? i / (n - 1) : 0;
+    const hue = Math.round(130 * (1 - t));
+    return "hsl(" + hue + ", 62%, " + (t > 0.75 ? 40 : 46) + "%)";
+  }
+
+  /* "2026-10-14T08:00:00+00:00" -> "2026-10-14 08:00 UTC" (every time the node sends is UTC) */
+  function when(text) {
+    if (!text) return "";
+    const m = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})/.exec(String(text));
+    return m ? m[1] + " " + m[2] + " UTC" : String(text);
+  }
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -109,7 +122,7 @@
       const tr = el("tr", { class: rowClass ? rowClass(row) : null });
       for (const [key, , , opt] of columns) {
         const content = opt && opt.cell ? opt.cell(row) : row[key];
-        const td = el("td", { class: opt && opt.num ? "num" : null });
+        const td = el("td", { class: opt && opt.num ? "num" : opt && (opt.time || key === "due") ? "time" : null });
         if (content instanceof Node) td.append(content);
         else td.textContent = content === null || content === undefined || content === "" ? "—" : String(content);
         tr.append(td);
@@ -187,7 +200,7 @@
       type: "bar",
       stack: "people",
       emphasis: { focus: "series" },
-      itemStyle: { color: g === "-" ? "#9e9e9e" : GRADE_COLOURS[Math.min(i, GRADE_COLOURS.length - 1)] },
+      itemStyle: { color: g === "-" ? "#9e9e9e" : gradeColour(i, doc.grades.length - 1) },
       data: doc.months.map((m) => m.counts[g]),
     }));
     const c = chart("grades-chart");
@@ -259,8 +272,8 @@
       ["state", "状态", "state", { cell: (r) => el("span", { class: "badge " + (r.state === "finished" ? "good" : r.state === "failed" ? "bad" : "warn"), text: r.state }) }],
       ["progress", "进度", "progress", { cell: (r) => r.chunks_done + "/" + r.chunks + " · " + r.people_done + "/" + r.people }],
       ["attempts", "尝试", "attempts", { num: true }],
-      ["started_at", "开始", "started"],
-      ["finished_at", "完成", "finished"],
+      ["started_at", "开始", "started", { time: true, cell: (r) => when(r.started_at) }],
+      ["finished_at", "完成", "finished", { time: true, cell: (r) => when(r.finished_at) }],
       ["error", "错误", "error"],
     ], doc.runs));
   }
@@ -303,7 +316,7 @@
       ["waiting_for", "当前步骤", "step", { cell: (r) => STEPS[r.waiting_for] || r.waiting_for }],
       ["due", "截止", "due"],
       ["deadlines", "各步骤期限", "every step", { cell: (r) => Object.entries(r.deadlines).map(([s, d]) => (STEPS[s] || s) + " " + d).join("; ") }],
-      ["filed_at", "受理时间", "filed"],
+      ["filed_at", "受理时间", "filed", { time: true, cell: (r) => when(r.filed_at) }],
       ["reason", "理由", "reason"],
       ["action", "操作", "action", { cell: (r) => r.operator_resolves ? resolveForm(r) : el("span", { class: "muted", text: "来源答复 the source answers" }) }],
     ], doc.objections, (r) => r.overdue ? "overdue" : null);
@@ -318,8 +331,8 @@
       ["state", "状态", "state", { cell: (r) => STATES[r.state] || r.state }],
       ["due", "截止", "due"],
       ["escalated", "已提醒", "escalated", { cell: (r) => r.escalated ? "是 yes" : "否 no" }],
-      ["filed_at", "申请时间", "filed"],
-      ["decided_at", "决定时间", "decided"],
+      ["filed_at", "申请时间", "filed", { time: true, cell: (r) => when(r.filed_at) }],
+      ["decided_at", "决定时间", "decided", { time: true, cell: (r) => when(r.decided_at) }],
     ], doc.repairs, (r) => r.overdue ? "overdue" : null));
     if (!keepStatus) status("");
   }
@@ -348,7 +361,7 @@
       ["records", "记录数", "records", { num: true }],
       ["late_records", "逾期报送（15个工作日）", "shared late (15 working days)", { num: true }],
       ["missed", "错过异议期限", "objection deadlines missed", { num: true, cell: (r) => (doc.late_sources.find((s) => s.source === r.source) || {}).missed_objection_deadlines || 0 }],
-      ["last_submitted", "最近报送", "last shared"],
+      ["last_submitted", "最近报送", "last shared", { time: true, cell: (r) => when(r.last_submitted) }],
     ], doc.sources));
     if (doc.sources.length) {
       chart("sources-chart").setOption({
@@ -387,10 +400,10 @@
       kv("trust", [
         ["签发方", "issuer", tl.issuer],
         ["版本", "version", tl.version],
-        ["到期", "expires", tl.expires_at],
+        ["到期", "expires", when(tl.expires_at)],
         ["状态", "state", expiryBadge(tl.expired ? "EXPIRED" : tl.days_left < 2 ? "expires soon" : "valid")],
         ["剩余天数", "days left", tl.days_left],
-        ["接受时间", "accepted", tl.accepted_at],
+        ["接受时间", "accepted", when(tl.accepted_at)],
         ["地区数", "regions listed", tl.regions],
       ]);
     }
@@ -398,7 +411,7 @@
     kv("cert", cert.error ? [["错误", "error", cert.error]] : [
       ["身份", "identity", cert.region],
       ["状态", "state", expiryBadge(cert.state)],
-      ["有效期至", "valid until", cert.not_after],
+      ["有效期至", "valid until", when(cert.not_after)],
       ["剩余天数", "days left", cert.days_left],
     ]);
     const key = doc.signing_key;
@@ -406,18 +419,18 @@
       ["密钥编号", "key id", key.key_id],
       ["密钥集版本", "key set version", key.key_set_version],
       ["状态", "state", expiryBadge(key.state)],
-      ["有效期至", "valid until", key.not_after],
+      ["有效期至", "valid until", when(key.not_after)],
       ["剩余天数", "days left", key.days_left],
     ]);
     document.getElementById("peers").replaceChildren(table("对等节点", "peers (" + doc.region + ", role " + doc.role + ", route " + doc.route + ")", [
       ["peer", "节点", "peer"],
-      ["listed", "已列入", "listed", { cell: (r) => el("span", { class: "badge " + (r.listed ? "good" : "bad"), text: r.listed ? "是 yes" : "否 no" }) }],
+      ["listed", "已列入", "listed", { cell: (r) => r.static ? el("span", { class: "badge plain", text: "静态 static" }) : el("span", { class: "badge " + (r.listed ? "good" : "bad"), text: r.listed ? "是 yes" : "否 no" }) }],
       ["endpoints", "地址", "endpoints", { cell: (r) => r.endpoints.join(", ") }],
       ["keys", "密钥集版本", "key set", { cell: (r) => r.keys ? "v" + r.keys.version : "—" }],
-      ["key_expiry", "密钥到期", "key expiry", { cell: (r) => r.keys && r.keys.state ? el("span", {}, expiryBadge(r.keys.state), " " + r.keys.not_after) : "—" }],
-      ["last_success", "最近同步", "last sync"],
+      ["key_expiry", "密钥到期", "key expiry", { cell: (r) => r.keys && r.keys.state ? el("span", {}, expiryBadge(r.keys.state), " " + when(r.keys.not_after)) : "—" }],
+      ["last_success", "最近同步", "last sync", { time: true, cell: (r) => when(r.last_success) }],
       ["failures", "失败次数", "failures", { num: true }],
-      ["next_attempt", "下次尝试", "next attempt"],
+      ["next_attempt", "下次尝试", "next attempt", { time: true, cell: (r) => when(r.next_attempt) }],
       ["last_error", "最近错误", "last error"],
     ], doc.peers));
     document.getElementById("push").replaceChildren(table("推送游标", "push cursor", [
@@ -425,12 +438,12 @@
       ["cursor", "游标", "cursor", { num: true }],
       ["outbox_seq", "发件箱序号", "outbox seq", { num: true }],
       ["behind", "待推送", "behind", { num: true }],
-      ["last_push", "最近推送", "last push"],
+      ["last_push", "最近推送", "last push", { time: true, cell: (r) => when(r.last_push) }],
       ["failures", "失败次数", "failures", { num: true }],
       ["last_error", "最近错误", "last error"],
     ], doc.push));
     document.getElementById("refusals").replaceChildren(table("最近拒绝", "latest refusals", [
-      ["at", "时间", "at"],
+      ["at", "时间", "at", { time: true, cell: (r) => when(r.at) }],
       ["source", "来源", "source"],
       ["version", "版本", "version", { num: true }],
       ["reason", "原因", "reason"],
