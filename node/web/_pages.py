@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import html
-from collections.abc import Callable, Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from aiohttp import web
+
+from node.http import HttpContext, static_route
 
 __all__ = ["CONTENT_SECURITY_POLICY", "PAGES", "STATIC_DIR", "Page", "citizen_routes"]
 
@@ -38,7 +39,9 @@ CONTENT_SECURITY_POLICY = (
 _HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin: a POST of these pages then carries its Origin (the CSRF check), and
+    # no other site learns which page linked to it
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     # the shell is the same for everyone; revalidated each time so a new release shows
     "Cache-Control": "no-cache",
@@ -80,14 +83,6 @@ PAGES: tuple[Page, ...] = (
         extra_js=("proofs.js",),
     ),
 )
-
-
-class StaticRoutes(Protocol):
-    """What the pages need of the HTTP edge's context (``node.http.HttpContext``)."""
-
-    dev_provider: bool
-
-    def static_route(self, prefix: str, package_dir: Path) -> web.AbstractRouteDef: ...
 
 
 def _menu(current: Page) -> str:
@@ -166,6 +161,6 @@ def page_routes(dev_provider: bool) -> list[web.AbstractRouteDef]:
     return routes
 
 
-def citizen_routes(ctx: StaticRoutes) -> Iterable[web.AbstractRouteDef]:
+def citizen_routes(hc: HttpContext) -> Iterable[web.AbstractRouteDef]:
     """The routes of the pages and of their static files (a ``node.http.RouteProvider``)."""
-    return [*page_routes(ctx.dev_provider), ctx.static_route(STATIC_PREFIX, STATIC_DIR)]
+    return [*page_routes(hc.auth.dev is not None), static_route(STATIC_PREFIX, STATIC_DIR)]

@@ -18,7 +18,7 @@
     });
     if (!ok) return;
     try {
-      await H.api("POST", H.API.withdraw(g.consent_id), {});
+      await H.api("POST", H.API.withdraw, { consent_id: g.consent_id });
       H.showNotice(t(`已撤回授权 ${g.consent_id}。`, `Consent ${g.consent_id} withdrawn.`));
       await render();
     } catch (e) {

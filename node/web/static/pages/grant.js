@@ -23,15 +23,17 @@
     return {
       purpose: f.purpose.value,
       audience: f.audience.value.trim(),
-      scope: "CONSENT_SCOPE_" + f.scope.value.toUpperCase(),
+      scope: f.scope.value,
       valid_days: Number(f.valid_days.value || 0),
       max_uses: Number(f.max_uses.value || 0),
     };
   }
 
   function previewBody(p) {
-    const disclosed = (p.disclosed_fields || []).map((f) => el("li", { text: term("field", f) }));
-    const withheld = (p.withheld_fields || []).map((f) => el("li", { text: term("field", f) }));
+    // each field in words, with the name the attestation gives it (exactly what is sent)
+    const item = (f) => el("li", {}, term("field", f), " ", el("code", { class: "muted", text: f }));
+    const disclosed = (p.disclosed_fields || []).map(item);
+    const withheld = (p.withheld_fields || []).map(item);
     return [
       el("p", { class: "statement", text: p.statement || "" }),
       el(
