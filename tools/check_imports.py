@@ -53,6 +53,7 @@ IMPORTED_ONLY_BY: dict[str, frozenset[str]] = {
     "synthetic": frozenset({"synthetic", "cli", "demo", "model"}),
     # the HTTP channel (docs/adr/0800): started by the CLI, extended by the pages and console
     "http": frozenset({"http", "cli", "demo", "web", "console"}),
+    "console": frozenset({"console", "http", "cli", "demo"}),
 }
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
+from node.console import console_routes
 from node.core._errors import (
     NodeError,
     NotFoundError,
@@ -56,7 +57,7 @@ __all__ = [
 #: route providers of the citizen listener (the citizen pages add theirs here)
 CITIZEN_PROVIDERS: tuple[RouteProvider, ...] = (citizen_routes,)
 #: route providers of the mutual-TLS listener (the operator console adds its own here)
-MTLS_PROVIDERS: tuple[RouteProvider, ...] = ()
+MTLS_PROVIDERS: tuple[RouteProvider, ...] = (console_routes,)
 
 CONTEXT_KEY = web.AppKey("huxin_http", HttpContext)
 _SECURITY_HEADERS = {
