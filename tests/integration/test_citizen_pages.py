@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import re
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,8 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import BrowserContext, ConsoleMessage, Page, Response
 
+from keys import Status, StatusList
+from keys.pb.v1 import attestation_pb2
 from node.cli._init import init_region
 from node.core._clock import ManualClock
 from node.demo._testbed import (
@@ -68,6 +71,15 @@ class World:
 
     def me(self, idn: str) -> tuple[tuple[str, bytes], ...]:
         return self.node.identity(idn)
+
+    async def status_of(self, signed: bytes) -> Status:
+        """The attestation's entry in the node's signed status list, as a verifier reads it."""
+        env = attestation_pb2.SignedAttestation.FromString(signed).envelope
+        index = attestation_pb2.Attestation.FromString(env.payload).status.index
+        listed = await self.bank.GetStatusList(node_pb2.GetStatusListRequest())
+        m = attestation_pb2.StatusList.FromString(listed.payload)
+        bits = zlib.decompress(m.bits)
+        return StatusList(m.issuer_region, m.list_id, m.size, raw=bits).get(index)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -253,6 +265,7 @@ async def test_sign_in_score_consent_queries_and_withdrawal(world: World, phone:
     await open_page(world, page, "/consents")
     item = page.locator(f"li[data-consent-id='{token.consent_id}']")
     assert "有效" in await item.inner_text()
+    assert "也会被撤销" in await page.inner_text("main > p.muted")
     await screenshot(page, "citizen-04-consents")
 
     await open_page(world, page, "/queries")
@@ -275,6 +288,8 @@ async def test_sign_in_score_consent_queries_and_withdrawal(world: World, phone:
         world.bank.RequestAttestation(attestation_request(token, ALICE, SCENARIO)),
         reason="CONSENT_WITHDRAWN",
     )
+    # as the page said: what was issued with it is revoked too
+    assert await world.status_of(answer.signed_attestation) is Status.REVOKED
 
 
 async def test_objection_shows_each_steps_deadline(world: World, phone: Visit) -> None:
@@ -359,6 +374,8 @@ async def test_opt_out_and_deregistration_say_what_happens(world: World, phone: 
     await page.wait_for_selector("#dereg-result:has-text('已注销')")
     assert "删除记录 4 条" in await page.inner_text("#dereg-result")
     await expect_refused(world.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=me(FRANK)))
+    await page.click("#register-btn")  # records about FRANK are accepted again
+    await page.wait_for_selector("#alert.ok:has-text('已重新登记')")
 
 
 async def test_credit_report_prints_to_pdf(world: World, phone: Visit, tmp_path: Path) -> None:
