@@ -480,5 +480,7 @@ async def test_every_page_served_locally_with_its_policy(world: World, phone: Vi
     await screenshot(page, "citizen-30-score-en")
     await open_page(world, page, "/report")  # the choice holds on the next page
     assert await page.inner_text("main h1") == "Credit report"
+    assert await page.inner_text("#r1") == "1. Basic information"
+    await screenshot(page, "citizen-31-report-en")
     await page.click("#lang-switch")
     assert await page.inner_text("main h1") == "信用报告"
