@@ -506,6 +506,20 @@ async def test_every_page_served_locally_with_its_policy(world: World, phone: Vi
         measured, low = await page.evaluate(LOW_CONTRAST)
         assert measured > 10 and low == [], p.path
         await screenshot(page, f"citizen-{n}-{p.name}")
+    # the incentives: mine here, and through recognition where a table maps my grade
+    mine = await world.citizen.GetMyIncentives(node_pb2.MyIncentivesRequest(), metadata=me(ERIN))
+    await open_page(world, page, "/incentives")
+    home = {s.ref for s in mine.regions[0].scenarios}
+    assert SCENARIO in home
+    shown = await page.locator("#own li.incentive.yes a.button").evaluate_all(
+        "as => as.map(a => decodeURIComponent(a.getAttribute('href').split('=')[1]))"
+    )
+    assert set(shown) == home
+    for region in mine.regions[1:]:
+        box = page.locator(f"#others section[data-region='{region.region}']")
+        assert await box.locator("li.incentive").count() == len(region.scenarios)
+    await screenshot(page, "citizen-12-incentives")
+
     await open_page(world, page, "/")
     await page.click("#lang-switch")
     assert await page.inner_text("main h1") == "My score"
