@@ -17,7 +17,7 @@
         { class: "tags" },
         el("span", { class: qualifies ? "badge ok" : "badge", text: qualifies ? t("您符合条件", "You qualify") : t("暂不符合", "Not yet") }),
         el("span", { class: "badge", text: term("effect", e.effect) }),
-        e.sector || e.domain ? el("span", { class: "badge", text: e.sector || e.domain }) : null
+        e.sector || e.domain ? el("span", { class: "badge", text: term("sector", e.sector || e.domain) }) : null
       ),
       el(
         "dl",
@@ -37,9 +37,15 @@
 
   function catalogueList(entries, qualifying) {
     if (!entries.length) return el("p", { class: "muted", text: t("没有激励场景。", "No incentive scenarios.") });
-    const yes = (e) => qualifying.has(e.ref);
-    const sorted = [...entries].sort((a, b) => yes(b) - yes(a));
-    return el("ul", { class: "incentives" }, sorted.map((e) => entryCard(e, yes(e), true)));
+    const open = entries.filter((e) => qualifying.has(e.ref));
+    const rest = entries.filter((e) => !qualifying.has(e.ref));
+    return [
+      open.length ? el("ul", { class: "incentives" }, open.map((e) => entryCard(e, true, true))) : el("p", { class: "muted", text: t("您的等级暂不符合本地区的激励场景。", "Your grade does not open any of your region's scenarios yet.") }),
+      // the rest folded: what is open comes first on a phone
+      rest.length
+        ? el("details", { class: "not-yet" }, el("summary", { text: t(`暂不符合的激励（${rest.length} 项）`, `Not yet open to you (${rest.length})`) }), el("ul", { class: "incentives" }, rest.map((e) => entryCard(e, false, false))))
+        : null,
+    ];
   }
 
   function origin(r) {
@@ -67,7 +73,7 @@
           `My grade: ${mine.grade || "—"} (${mine.period || "—"}) · catalogue ${catalogue.catalogue_version || ""} (published ${catalogue.published_on || ""})`
         )
       ),
-      catalogueList(catalogue.entries || [], new Set((home.scenarios || []).map((s) => s.ref)))
+      ...catalogueList(catalogue.entries || [], new Set((home.scenarios || []).map((s) => s.ref))).filter(Boolean)
     );
     const others = H.clear(document.getElementById("others"));
     const elsewhere = regions.slice(1);
