@@ -518,7 +518,6 @@ async def test_every_page_served_locally_with_its_policy(world: World, phone: Vi
     for region in mine.regions[1:]:
         box = page.locator(f"#others section[data-region='{region.region}']")
         assert await box.locator("li.incentive").count() == len(region.scenarios)
-    await screenshot(page, "citizen-12-incentives")
 
     await open_page(world, page, "/")
     await page.click("#lang-switch")
