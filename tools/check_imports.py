@@ -39,6 +39,7 @@ PROJECT_ROOTS = frozenset({"node", "scoring", "mapping", "keys", "tools", "bench
 ROOM_MAY_IMPORT: dict[str, frozenset[str]] = {
     "core": frozenset(),
     "store": frozenset({"core"}),
+    "web": frozenset({"core", "http"}),  # the citizen pages: static files and their routes
 }
 #: room -> libraries it may not import: the error tree and storage know no transport
 ROOM_FORBIDDEN_LIBRARIES: dict[str, frozenset[str]] = {
@@ -50,6 +51,9 @@ IMPORTED_ONLY_BY: dict[str, frozenset[str]] = {
     "cli": frozenset({"cli", "demo", "__main__"}),
     "demo": frozenset({"demo", "cli"}),
     "synthetic": frozenset({"synthetic", "cli", "demo", "model"}),
+    # the HTTP channel (docs/adr/0800): started by the CLI, extended by the pages and console
+    "http": frozenset({"http", "cli", "demo", "web", "console"}),
+    "console": frozenset({"console", "http", "cli", "demo"}),
 }
 
 

@@ -141,6 +141,8 @@ def init_region(
     metrics_listen: str = "",
     role: str = "region",
     extra_toml: str = "",
+    http_listen: tuple[str, str] = ("", ""),
+    dev_sign_in: bool = False,
 ) -> InitResult:
     """One node directory; ``extra_toml`` is appended to its config (federation sections).
 
@@ -188,6 +190,9 @@ citizen = "{citizen_listen}"
 metrics = "{metrics_listen}"
 # peer_workers = 2  # processes sharing the peer port: about one per core (docs/adr/0312)
 # peer_connection_age_seconds = 600  # with workers: peer connections re-spread (0 = never)
+# HTTPS (docs/adr/0800): citizen API, pages and trust material; integrators and the console
+http_citizen = "{http_listen[0]}"
+http_mtls = "{http_listen[1]}"
 
 [tls]
 cert = "tls/node.pem"
@@ -205,6 +210,8 @@ seal = "keys/seal.key"
 issuer = "dev-idp"
 # development identity provider (keys/dev-idp.key); replace with the real one
 public_keys = ["{idp.public_key.hex()}"]
+# the development sign-in form /auth/dev/sign-in (demo only: anyone may sign in as anyone)
+{"" if dev_sign_in else "# "}dev_provider_key = "keys/dev-idp.key"
 
 [consent]
 max_validity_days = 90

@@ -352,6 +352,9 @@ def _serving_line(config: Any, doc: dict[str, Any]) -> str:
     parts = [f"peer {host}:{doc['peer']}", f"citizen {doc['citizen']}"]
     if doc.get("metrics"):
         parts.append(f"metrics {doc['metrics']}")
+    for name in ("http_citizen", "http_mtls"):
+        if doc.get(name):
+            parts.append(f"{name.replace('_', ' ')} https://{host}:{doc[name]}")
     if doc.get("workers"):
         parts.append(f"{len(doc['workers']) + 1} processes (pid {doc['pid']} + workers)")
     return f"{config.role} {config.region} serving: " + ", ".join(parts) + " (SIGTERM to stop)"
@@ -399,7 +402,17 @@ async def _serve_until_stopped(
         await stop.wait()
         await node.stop()
         return 0
+    from node.http._app import HttpListenError, HttpServer
+
+    # the HTTPS listeners beside gRPC, on this loop (docs/adr/0800; off unless configured)
+    http = HttpServer(node.ctx, throttle=node.throttle, router=node.router)
+    try:
+        http_ports = await http.start()
+    except HttpListenError as exc:
+        await node.stop(0)
+        raise CliError("LISTEN_FAILED", f"listen.http: {exc}") from None
     doc: dict[str, Any] = {"peer": ports.peer, "citizen": ports.citizen, "metrics": ports.metrics}
+    doc.update(http_citizen=http_ports.citizen, http_mtls=http_ports.mtls)
 
     run_file = serve_file(config.database)  # what `huxin status` shows of the process
     run_file.parent.mkdir(parents=True, exist_ok=True)
@@ -423,6 +436,7 @@ async def _serve_until_stopped(
         try:
             announce(await supervisor.start())
         except RuntimeError as exc:
+            await http.stop()
             await node.stop()
             raise CliError("WORKER_FAILED", str(exc)) from None
     else:
@@ -430,6 +444,7 @@ async def _serve_until_stopped(
     print(_serving_line(config, doc), flush=True)  # the ports, when port 0 was asked for
     try:
         await stop.wait()
+        await http.stop()  # HTTP callers first: their calls use the database node.stop closes
         if supervisor is not None:  # workers finish their calls while the primary finishes
             await asyncio.gather(supervisor.stop(config.grace_seconds), node.stop())
         else:

@@ -92,6 +92,15 @@ class ListenConfig:
     citizen: str = setting("127.0.0.1:0", check=checks.listen_address)  # server TLS: CitizenService
     # host:port of the Prometheus endpoint; empty = off
     metrics: str = setting("", check=checks.listen_address)
+    # HTTPS, server TLS: the citizen JSON API, the citizen pages, public trust material
+    # (docs/adr/0800); empty = off
+    http_citizen: str = setting("", check=checks.listen_address)
+    # HTTPS, mutual TLS: integrators' attestation request, the operator console; empty = off
+    http_mtls: str = setting("", check=checks.listen_address)
+    # largest request body either HTTP listener reads (bytes); larger is 413 BODY_TOO_LARGE
+    http_max_body_bytes: int = between(
+        1024 * 1024, 1024, 16 * 1024 * 1024, text="must be 1024 to 16777216"
+    )
     # processes serving the peer port (SO_REUSEPORT; region role only; docs/adr/0312).
     # Worker i > 0 serves its own metrics on the metrics port + i (any port if 0).
     peer_workers: int = positive(1, most=MAX_PEER_WORKERS)
@@ -168,6 +177,13 @@ class IdentityConfig:
     replay_cache_entries: int = between(
         DEFAULT_REPLAY_ENTRIES, 1_000, 10_000_000, text="must be 1_000 to 10_000_000"
     )
+    # the development provider's private key (keys/dev-idp.key): when set, the citizen
+    # HTTPS listener offers the sign-in form /auth/dev/sign-in (demo only, docs/adr/0800)
+    dev_provider_key: Path | None = setting(None, parse=checks.any_path)
+    # lifetime of a citizen's web session after sign-in (HttpOnly cookie, docs/adr/0800)
+    session_seconds: int = between(1800, 60, 86_400, text="must be 60 to 86400")
+    # web sessions held at once; when full, the oldest is signed out
+    max_sessions: int = between(10_000, 10, 1_000_000, text="must be 10 to 1000000")
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,6 +374,10 @@ class NodeConfig:
     federation: FederationConfig | None = None  # federated: the trust list decides (H17)
     # certificate identities allowed to submit records
     sources: tuple[str, ...] = setting((), toml="sources.allowed", check=checks.ids)
+    # [operators] allowed: client identities (registered certificates) that may use the
+    # operator console over the mutual-TLS HTTPS listener; the node's own region
+    # identity is always one (as for ResolveObjection, docs/adr/0800)
+    operators: tuple[str, ...] = setting((), toml="operators.allowed", check=checks.ids)
     # [sources] population: identities allowed to submit residence facts (docs/adr/0508)
     population: tuple[str, ...] = setting((), toml="sources.population", check=checks.ids)
     # [sources] require_registry: records only about registered adults (H7); False for

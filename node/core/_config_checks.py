@@ -56,8 +56,12 @@ _PUBLISHED_RANGE = (date(2000, 1, 1), date(2099, 12, 31))
 _DECIMAL = re.compile(r"^(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$")
 
 
+#: listeners that are off when their address is empty
+OPTIONAL_LISTENERS = frozenset({"listen.metrics", "listen.http_citizen", "listen.http_mtls"})
+
+
 def listen_address(value: str, where: str) -> str:
-    return value if where == "listen.metrics" and value == "" else check_address(value, where)
+    return value if where in OPTIONAL_LISTENERS and value == "" else check_address(value, where)
 
 
 def endpoint(value: str, where: str) -> str:

@@ -29,54 +29,26 @@ grant it, the default disclosure being a threshold (:mod:`node.disclosure`).
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from grpc import aio
 
 from node.catalogue import Publisher, citizen_view
-from node.core._bounds import (
-    NAME_MAX,
-    NOTE_MAX,
-    RECORD_TEXT_MAX,
-    REF_MAX,
-    check_int,
-    check_length,
-    check_text,
-)
-from node.core._errors import (
-    FailedPreconditionError,
-    InvalidArgumentError,
-    NotFoundError,
-)
 from node.disclosure import CONSENT_TYPE, grant_consent
-from node.exchange._consent import state_of
 from node.monthly import score_result_proto
 from node.monthly._selfquery import self_query
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rights import _dereg as dereg
 from node.rights import _objections as objections
 from node.rights import _optout as optout
+from node.rights import _own as own
 from node.rights import _repair as repair
 from node.rights import _supplements as supplements
 from node.rpc._context import NodeContext
 from node.rpc._guard import require_citizen
 from node.rpc._identity import AuthenticatedCitizen
-from node.store._consents import ConsentRow, get_consent, withdraw_consent
-from node.store._notifications import notifications_after
-from node.store._translog import PAGE_DEFAULT, LogWrite
 
 __all__ = ["CONSENT_TYPE", "CitizenServicer", "score_result_proto"]
-
-PERIOD_MAX = 7  # YYYY-MM
-
-
-def consent_info(row: ConsentRow, now: int) -> node_pb2.ConsentInfo:
-    grant = node_pb2.ConsentGrant()
-    grant.ParseFromString(row.grant_payload)  # our own signed bytes, from our database
-    return node_pb2.ConsentInfo(
-        grant=grant, state=state_of(row, now), uses=row.uses, withdrawn_at=row.withdrawn_at or 0
-    )
 
 
 class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
@@ -102,111 +74,28 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
     async def ListConsents(
         self, request: node_pb2.ListConsentsRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.ListConsentsResponse:
-        citizen = self._citizen(context)
-        now = self._ctx.now_s()
-        rows = await self._ctx.consents.of_subject(citizen.subject_key)
-        return node_pb2.ListConsentsResponse(consents=[consent_info(r, now) for r in rows])
+        return await own.consents_of(self._ctx, self._citizen(context).subject_key)
 
     async def WithdrawConsent(
         self, request: node_pb2.WithdrawConsentRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.ConsentInfo:
-        ctx = self._ctx
         citizen = self._citizen(context)
-        check_length("consent_id", request.consent_id, REF_MAX, required=True)
-        now = ctx.now_s()
-        log = ctx.log
-
-        def withdraw(conn: sqlite3.Connection) -> tuple[ConsentRow, tuple[int, list[bytes]]]:
-            row = get_consent(conn, request.consent_id)
-            if row is None or row.subject_key != citizen.subject_key:
-                raise NotFoundError("CONSENT_NOT_FOUND", "no such consent", field="consent_id")
-            if row.withdrawn_at is not None:
-                raise FailedPreconditionError(
-                    "CONSENT_WITHDRAWN", "already withdrawn", field="consent_id"
-                )
-            withdraw_consent(conn, row.consent_id, now)
-            logged = log.append_sync(
-                conn,
-                [
-                    LogWrite(
-                        "consent_withdrawn",
-                        now,
-                        citizen.subject_key,
-                        consent_id=row.consent_id,
-                        requester=row.audience,
-                        purpose=row.purpose,
-                    )
-                ],
-            )
-            after = get_consent(conn, row.consent_id)
-            assert after is not None
-            return after, logged
-
-        # one unit of work: the log's tree mirrors the entry after COMMIT; a call
-        # cancelled (its deadline passed) while it waited for the writer changes nothing
-        updated, _ = await ctx.db.write_unit(
-            withdraw, lambda r: log.mirror(*r[1]), drop_if_cancelled=True
-        )
-        return consent_info(updated, now)
+        return await own.withdraw(self._ctx, citizen.subject_key, request.consent_id)
 
     async def QueryLog(
         self, request: node_pb2.QueryLogRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.QueryLogResponse:
-        """One page of the caller's own entries (H16, N23): ``page_size`` 0 means
-        ``PAGE_DEFAULT``, more than ``PAGE_MAX`` and a ``start_index`` past the log's
-        end are INVALID_ARGUMENT; every proof of the page is against its checkpoint."""
+        """One page of the caller's own entries (H16, N23; :func:`node.rights._own.query_log`)."""
         citizen = self._citizen(context)
-        check_int("start_index", request.start_index)
-        page = await self._ctx.log.page_for(
-            citizen.subject_key,
-            self._ctx.now_s(),
-            start=request.start_index,
-            limit=request.page_size or PAGE_DEFAULT,
-        )
-        return node_pb2.QueryLogResponse(
-            entries=page.entries,
-            checkpoint=page.checkpoint.to_proto(),
-            next_start_index=page.next_start,
-            more=page.more,
+        return await own.query_log(
+            self._ctx, citizen.subject_key, request.start_index, request.page_size
         )
 
     # -- rights (issue 7) ------------------------------------------------------
     async def FileObjection(
         self, request: node_pb2.FileObjectionRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.ObjectionInfo:
-        citizen = self._citizen(context)
-        if request.about_score:  # N21: the published score itself; the operator handles it
-            for name in ("record_id", "source"):
-                if getattr(request, name):
-                    raise InvalidArgumentError(
-                        "INVALID_FIELD", "must be empty for an objection to the score", field=name
-                    )
-            if request.about_handling:
-                raise InvalidArgumentError(
-                    "INVALID_FIELD",
-                    "an objection to the score is the operator's already",
-                    field="about_handling",
-                )
-            check_length("period", request.period, PERIOD_MAX, required=True)
-            check_text("reason", request.reason, NOTE_MAX)  # stored, told to the operator
-            return await objections.file_score(
-                self._ctx, citizen.subject_key, request.period, request.reason
-            )
-        if request.period:
-            raise InvalidArgumentError(
-                "INVALID_FIELD", "only an objection to the score names a period", field="period"
-            )
-        check_length("record_id", request.record_id, RECORD_TEXT_MAX, required=True)
-        check_text("reason", request.reason, NOTE_MAX)  # stored, told to the department
-        check_length("source", request.source, NAME_MAX)
-        return await objections.file(
-            self._ctx,
-            citizen.subject_key,
-            request.record_id,
-            request.reason,
-            request.about_handling,
-            source=request.source,
-        )
+        return await own.file_objection(self._ctx, self._citizen(context).subject_key, request)
 
     async def ListMyObjections(
         self, request: node_pb2.ListObjectionsRequest, context: aio.ServicerContext[Any, Any]
@@ -218,25 +107,13 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
         self, request: node_pb2.ListNotificationsRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.ListNotificationsResponse:
         citizen = self._citizen(context)
-        check_int("after_id", request.after_id)
-        rows = await notifications_after(self._ctx.db, citizen.subject_key, request.after_id)
-        return node_pb2.ListNotificationsResponse(
-            notifications=[
-                node_pb2.Notification(id=r[0], at=r[1], kind=r[2], message=r[3]) for r in rows
-            ]
-        )
+        return await own.notifications_of(self._ctx, citizen.subject_key, request.after_id)
 
     async def Deregister(
         self, request: node_pb2.DeregisterRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.DeregisterResponse:
         citizen = self._citizen(context)
-        if not request.confirm:
-            raise InvalidArgumentError(
-                "NOT_CONFIRMED",
-                "deregistration deletes everything held about you; set confirm",
-                field="confirm",
-            )
-        return await dereg.deregister(self._ctx, citizen.subject_key)
+        return await own.deregister(self._ctx, citizen.subject_key, request.confirm)
 
     async def Register(
         self, request: node_pb2.RegisterRequest, context: aio.ServicerContext[Any, Any]
@@ -266,16 +143,18 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
         ctx = self._ctx
         return citizen_view(*self._catalogue.signed(ctx.scheme, ctx.secrets, ctx.now_s()))
 
+    async def GetMyIncentives(
+        self, request: node_pb2.MyIncentivesRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.MyIncentivesResponse:
+        """Issue 19: what my published grade qualifies for, here and through recognition."""
+        citizen = self._citizen(context)
+        return await own.incentives_of(self._ctx, citizen.subject_key, self._catalogue)
+
     # -- credit repair (N22) and voluntariness (N3, N4) ---------------------------
     async def ApplyForRepair(
         self, request: node_pb2.RepairApplicationRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.RepairApplicationInfo:
-        citizen = self._citizen(context)
-        check_length("record_id", request.record_id, RECORD_TEXT_MAX, required=True)
-        check_length("source", request.source, NAME_MAX)
-        check_length("route", request.route, NAME_MAX, required=True)
-        check_text("statement", request.statement, NOTE_MAX)  # stored, told to the department
-        return await repair.apply(self._ctx, citizen.subject_key, request)
+        return await own.apply_for_repair(self._ctx, self._citizen(context).subject_key, request)
 
     async def ListMyRepairApplications(
         self,
@@ -289,13 +168,7 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
         self, request: node_pb2.OptOutRequest, context: aio.ServicerContext[Any, Any]
     ) -> node_pb2.OptOutResponse:
         citizen = self._citizen(context)
-        if not request.confirm:
-            raise InvalidArgumentError(
-                "NOT_CONFIRMED",
-                "opting out ends your consents and stops your score; set confirm",
-                field="confirm",
-            )
-        return await optout.opt_out(self._ctx, citizen.subject_key)
+        return await own.opt_out(self._ctx, citizen.subject_key, request.confirm)
 
     async def OptIn(
         self, request: node_pb2.OptInRequest, context: aio.ServicerContext[Any, Any]

@@ -216,6 +216,12 @@ class NodeServer:
         )
         return cls(ctx, tables)
 
+    @property
+    def router(self) -> Router | None:
+        """The peer port's router (None before :meth:`start`): the HTTP channel routes
+        an integrator's request for another region's consent through it too."""
+        return self._router
+
     def connection_limits(self) -> ConnectionLimits:
         """Connections per port in this process (the descriptor limit raised first)."""
         if self._connections is None:

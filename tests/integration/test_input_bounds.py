@@ -36,6 +36,7 @@ from node.demo._testbed import RunningNode, Testbed, honour_record, make_id_numb
 from node.pb.v1 import hub_pb2, hub_pb2_grpc, node_pb2, node_pb2_grpc
 from node.rpc._client import batch_rejection_of, field_of, peer_channel, reason_of
 from node.rpc._server import NodeServer
+from tests.support.bad_inputs import CITIZEN_BAD_INPUTS, BadInput, grpc_request
 from tests.support.refusals import expect_refused
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -334,74 +335,15 @@ SIZE_CASES: list[tuple[str, Call, str, str]] = [
         "supplement_id",
         "INVALID_FIELD",
     ),
-    (
-        "grant-purpose-129",
-        lambda n: n.citizen.GrantConsent(
-            node_pb2.GrantConsentRequest(
-                audience="hainan", purpose="p" * 129, scope=node_pb2.CONSENT_SCOPE_GRADE
-            ),
-            metadata=n.me(),
-        ),
-        "purpose",
-        "INVALID_FIELD",
-    ),
-    (
-        "withdraw-consent-id-65",
-        lambda n: n.citizen.WithdrawConsent(
-            node_pb2.WithdrawConsentRequest(consent_id="c" * 65), metadata=n.me()
-        ),
-        "consent_id",
-        "INVALID_FIELD",
-    ),
-    (
-        "objection-reason-513",
-        lambda n: n.citizen.FileObjection(
-            node_pb2.FileObjectionRequest(record_id="seed-0", reason="r" * 513), metadata=n.me()
-        ),
-        "reason",
-        "INVALID_FIELD",
-    ),
-    (
-        "objection-record-id-257",
-        lambda n: n.citizen.FileObjection(
-            node_pb2.FileObjectionRequest(record_id="r" * 257, reason="wrong"), metadata=n.me()
-        ),
-        "record_id",
-        "INVALID_FIELD",
-    ),
-    (
-        "objection-source-64",
-        lambda n: n.citizen.FileObjection(
-            node_pb2.FileObjectionRequest(record_id="seed-0", source="s" * 64), metadata=n.me()
-        ),
-        "source",
-        "INVALID_FIELD",
-    ),
-    (
-        "upload-description-513",
-        lambda n: n.citizen.UploadSupplement(_upload(description="d" * 513), metadata=n.me()),
-        "description",
-        "INVALID_FIELD",
-    ),
-    (
-        "upload-act-id-129",
-        lambda n: n.citizen.UploadSupplement(_upload(act_id="a" * 129), metadata=n.me()),
-        "act_id",
-        "INVALID_FIELD",
-    ),
-    (
-        "upload-category-64",
-        lambda n: n.citizen.UploadSupplement(_upload(category="c" * 64), metadata=n.me()),
-        "category",
-        "INVALID_FIELD",
-    ),
-    (
-        "upload-verifier-64",
-        lambda n: n.citizen.UploadSupplement(_upload(verifier="v" * 64), metadata=n.me()),
-        "verifier",
-        "INVALID_FIELD",
-    ),
 ]
+
+
+def _citizen_call(case: BadInput) -> Call:
+    return lambda n: getattr(n.citizen, case.operation)(grpc_request(case), metadata=n.me())
+
+
+# the citizen's bad inputs: the table the HTTP test sends as JSON (tests/support/bad_inputs.py)
+SIZE_CASES += [(c.name, _citizen_call(c), c.field, c.reason) for c in CITIZEN_BAD_INPUTS]
 
 
 @pytest.mark.parametrize(
@@ -500,94 +442,8 @@ async def test_catalogue_flags_within_the_bound_are_stored_and_read_back(node: N
 
 
 # ------------------------------------------------------------------ item 13: integers
-
-
-RANGE_CASES: list[tuple[str, Call, str]] = [
-    (
-        "notifications-after-id-2^63",
-        lambda n: n.citizen.ListNotifications(
-            node_pb2.ListNotificationsRequest(after_id=INT64_MAX + 1), metadata=n.me()
-        ),
-        "after_id",
-    ),
-    (
-        "notifications-after-id-2^64-1",
-        lambda n: n.citizen.ListNotifications(
-            node_pb2.ListNotificationsRequest(after_id=UINT64_MAX), metadata=n.me()
-        ),
-        "after_id",
-    ),
-    (
-        "query-log-start-index-2^63",
-        lambda n: n.citizen.QueryLog(
-            node_pb2.QueryLogRequest(start_index=INT64_MAX + 1), metadata=n.me()
-        ),
-        "start_index",
-    ),
-    (
-        "query-log-start-index-2^64-1",
-        lambda n: n.citizen.QueryLog(
-            node_pb2.QueryLogRequest(start_index=UINT64_MAX), metadata=n.me()
-        ),
-        "start_index",
-    ),
-    (
-        "query-log-page-size-2^32-1",
-        lambda n: n.citizen.QueryLog(
-            node_pb2.QueryLogRequest(page_size=UINT32_MAX), metadata=n.me()
-        ),
-        "page_size",
-    ),
-    (
-        "grant-max-uses-2^32-1",
-        lambda n: n.citizen.GrantConsent(
-            node_pb2.GrantConsentRequest(
-                audience="hainan",
-                purpose="heihe/credit-loans",
-                scope=node_pb2.CONSENT_SCOPE_GRADE,
-                max_uses=UINT32_MAX,
-            ),
-            metadata=n.me(),
-        ),
-        "max_uses",
-    ),
-]
-
-
-@pytest.mark.parametrize(("name", "call", "field"), RANGE_CASES, ids=[c[0] for c in RANGE_CASES])
-async def test_an_integer_out_of_range_is_invalid_argument(
-    node: Node, name: str, call: Call, field: str
-) -> None:
-    """Issue 14 item 13: INVALID_ARGUMENT ``INVALID_FIELD`` naming the field, never
-    INTERNAL (OverflowError); nothing stored."""
-    before = node.counts()
-    err = await expect_refused(call(node))
-    assert (err.code(), reason_of(err), field_of(err)) == (
-        S.INVALID_ARGUMENT,
-        "INVALID_FIELD",
-        field,
-    ), err.details()
-    assert node.counts() == before
-
-
-async def test_grant_validity_over_uint32_is_refused_as_too_long(node: Node) -> None:
-    """Issue 14 item 13: ``valid_days = 2**32 - 1`` is the existing VALIDITY_TOO_LONG."""
-    err = await expect_refused(
-        node.citizen.GrantConsent(
-            node_pb2.GrantConsentRequest(
-                audience="hainan",
-                purpose="heihe/credit-loans",
-                scope=node_pb2.CONSENT_SCOPE_GRADE,
-                valid_days=UINT32_MAX,
-            ),
-            metadata=node.me(),
-        )
-    )
-    assert (err.code(), reason_of(err), field_of(err)) == (
-        S.INVALID_ARGUMENT,
-        "VALIDITY_TOO_LONG",
-        "valid_days",
-    )
+# The citizen's integers out of range (``after_id = 2**63``, ``page_size = 2**32 - 1``,
+# ``valid_days = 2**32 - 1`` ...) are rows of the shared table above.
 
 
 async def test_the_largest_valid_integers_are_answered(node: Node) -> None:

@@ -134,9 +134,12 @@ async def start_governed(
     extra_toml: str = "",
     *,
     seed_month: str = "2026-08",
+    http_listen: tuple[str, str] = ("", ""),
 ) -> Fed:
     """A node with the three people's seed records formed in ``seed_month``: by default
-    August, the month the node publishes on START (H3), so that they count."""
+    August, the month the node publishes on START (H3), so that they count.
+    ``http_listen``: the HTTPS listeners' addresses (citizen, mutual TLS); off unless
+    given (the caller starts ``node.http._app.HttpServer`` on the node's context)."""
     bed = Testbed(tmp, now=START)
     other = "hainan" if region == "heihe" else "heihe"
     assert bed.ca is not None
@@ -148,6 +151,7 @@ async def start_governed(
         START,
         peers=(other,),
         sources=(f"{region}-court", f"{region}-tax"),
+        http_listen=http_listen,
     )
     if rights_toml:
         with (tmp / region / "node.toml").open("a", encoding="utf-8") as f:
