@@ -101,14 +101,18 @@ class Auth:
             raise UnauthenticatedError(
                 "IDENTITY_INVALID", f"assertion longer than {ASSERTION_MAX}", field="authorization"
             )
-        try:
-            blob = base64.urlsafe_b64decode(
-                text.replace("+", "-").replace("/", "_") + "=" * (-len(text) % 4)
+        try:  # standard or URL-safe alphabet, padding optional; nothing else
+            blob = base64.b64decode(
+                text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True
             )
         except (binascii.Error, ValueError):
             raise UnauthenticatedError(
                 "IDENTITY_INVALID", "the assertion is not base64", field="authorization"
             ) from None
+        if not blob:
+            raise UnauthenticatedError(
+                "IDENTITY_INVALID", "the assertion is empty", field="authorization"
+            )
         return self._verifier.verify(blob, self._now())
 
     async def citizen(self, request: web.Request) -> AuthenticatedCitizen:

@@ -16,7 +16,9 @@ its bound or an integer out of its range is ``INVALID_FIELD`` naming the field
 through ``check_int``: the same reasons as on gRPC); ``bytes`` travel as base64
 and must decode.  Required values and everything the domain decides are left to
 the domain function, which answers as on gRPC.  Of :func:`encode`: integers
-are JSON numbers (also 64-bit ones), bytes base64, enums their names, unset
+are JSON numbers (also 64-bit ones), bytes base64, a signed envelope its
+serialised bytes in base64 (one string to copy, as the trust files hold it),
+enums their names, unset
 messages and unset optional scalars ``null``, every declared field present.
 """
 
@@ -215,7 +217,14 @@ _INTEGERS = frozenset(
 _NUMBERS = frozenset({pd.FieldDescriptor.TYPE_DOUBLE, pd.FieldDescriptor.TYPE_FLOAT})
 
 
+#: a signed envelope travels as its serialised bytes (base64), as the trust files and
+#: ``huxin verify`` take it: one string a citizen can copy or show as a QR code
+ENVELOPE = "huxin.v1.Envelope"
+
+
 def _scalar(f: Any, value: Any) -> Any:
+    if f.type == pd.FieldDescriptor.TYPE_MESSAGE and f.message_type.full_name == ENVELOPE:
+        return base64.b64encode(value.SerializeToString()).decode()
     if f.type == pd.FieldDescriptor.TYPE_BYTES:
         return base64.b64encode(value).decode()
     if f.type == pd.FieldDescriptor.TYPE_ENUM:
@@ -245,6 +254,12 @@ def encode(message: Message) -> dict[str, Any]:
 
 
 def _field_type(f: Any, refs: dict[str, Any]) -> dict[str, Any]:
+    if f.type == pd.FieldDescriptor.TYPE_MESSAGE and f.message_type.full_name == ENVELOPE:
+        return {
+            "type": "string",
+            "contentEncoding": "base64",
+            "description": "a signed envelope, serialised (as the /trust/*.bin files)",
+        }
     if f.type == pd.FieldDescriptor.TYPE_MESSAGE:
         refs[f.message_type.full_name] = f.message_type
         return {"$ref": f"#/components/schemas/{f.message_type.full_name}"}
