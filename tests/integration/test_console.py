@@ -124,6 +124,8 @@ class Console:
             aiohttp.ClientSession(connector=connector) as session,
             session.request(method, self.url + path, data=body, headers=headers) as resp,
         ):
+            if resp.content_type == "text/html":
+                return resp.status, await resp.text()
             return resp.status, await resp.json(content_type=None)
 
 
@@ -339,8 +341,7 @@ async def test_a_client_without_the_operator_role_is_refused(
     try:
         response = await page.goto(console.url + "/console/")
         assert response is not None and response.status == 403
-        body = json.loads(await response.text())
-        assert (body["code"], body["reason"]) == ("PERMISSION_DENIED", "NOT_OPERATOR")
+        assert await page.locator("#reason").inner_text() == "NOT_OPERATOR"
         SHOTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(SHOTS / "console-refused.png"))
     finally:
@@ -349,7 +350,10 @@ async def test_a_client_without_the_operator_role_is_refused(
     paths += ["/console/api/rights", "/console/api/review", "/console/api/federation"]
     for path in paths:
         status, body = await console.call(court, "GET", path)
-        assert (status, body["reason"]) == (403, "NOT_OPERATOR"), path
+        if path.startswith("/console/api/"):
+            assert (status, body["reason"]) == (403, "NOT_OPERATOR"), path
+        else:
+            assert (status, "NOT_OPERATOR" in body) == (403, True), path
     action = f"/console/api/objections/{score.objection_id}/resolve"
     status, body = await console.call(
         court, "POST", action, body=b'{"outcome":"corrected"}', headers=JSON
