@@ -78,7 +78,8 @@ _CSP = (
 _PAGE_HEADERS = {
     "Content-Security-Policy": _CSP,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer a POST carries "Origin: null"
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 _RESOLVE_FIELDS = frozenset({"outcome", "note"})

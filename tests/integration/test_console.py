@@ -389,6 +389,8 @@ BAD_ACTIONS = [
      {"Content-Type": "text/plain"}, 400, "MALFORMED_REQUEST", "content-type"),
     ("other_origin", "{score}", b'{"outcome":"upheld"}',
      {**JSON, "Origin": "https://elsewhere.example"}, 403, "CSRF_ORIGIN", "origin"),
+    ("origin_null", "{score}", b'{"outcome":"upheld"}',
+     {**JSON, "Origin": "null"}, 403, "CSRF_ORIGIN", "origin"),
     ("body_too_large", "{score}",
      json.dumps({"outcome": "upheld", "note": "x" * 5000}).encode(), JSON,
      429, "MESSAGE_TOO_LARGE", "request"),
