@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# `make demo DEMO=--keep`: the federation keeps serving its pages until interrupted
 demo: $(STAMP)
-	$(BIN)/huxin demo
+	$(BIN)/huxin demo $(DEMO)
 
 test: $(STAMP) lint typecheck boundaries proto-check pytest
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["pytester"]  # tests/unit/test_suite_rules.py runs small suites
+# pytester: tests/unit/test_suite_rules.py runs small suites; browser: the chromium fixture
+pytest_plugins = ["pytester", "tests.support.browser"]
 
 settings.register_profile("huxin", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("huxin")

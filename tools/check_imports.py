@@ -39,6 +39,7 @@ PROJECT_ROOTS = frozenset({"node", "scoring", "mapping", "keys", "tools", "bench
 ROOM_MAY_IMPORT: dict[str, frozenset[str]] = {
     "core": frozenset(),
     "store": frozenset({"core"}),
+    "web": frozenset({"core", "http"}),  # the citizen pages: static files and their routes
 }
 #: room -> libraries it may not import: the error tree and storage know no transport
 ROOM_FORBIDDEN_LIBRARIES: dict[str, frozenset[str]] = {

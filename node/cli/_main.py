@@ -50,6 +50,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "node.cli._population",
     "node.cli._catalogue",
     "node.cli._derived",
+    "node.cli._request",
 )
 
 

@@ -179,13 +179,16 @@ def init_federation(
     route: str = "hub",
     sync_interval: float = 30.0,
     push_interval: float = 30.0,
+    web: Sequence[str] = (),
 ) -> FederationLayout:
     """Write the whole federation under ``out`` (see the module docstring).
 
     ``sources`` and ``population`` (population authorities, docs/adr/0508) are
     organisations per region: ``REGION.ORG`` gets a client certificate and may file
     records, resp. residence facts, with its region's node; ``require_registry``
-    makes each region's record intake refuse people its registry does not hold."""
+    makes each region's record intake refuse people its registry does not hold.  The
+    regions in ``web`` serve the HTTPS listeners on loopback port 0 (their ready files
+    name the ports) with the development sign-in form (the demo, issue 19)."""
     if (out / "federation.json").exists():
         raise InitError("INIT_EXISTS", f"{str(out / 'federation.json')!r} already exists")
     if not regions:
@@ -267,6 +270,8 @@ push_interval_seconds = {push_interval}
             sources=[] if node.role == "hub" else [f"{node.id}.{x}" for x in sources],
             population=[] if node.role == "hub" else [f"{node.id}.{x}" for x in population],
             require_registry=require_registry and node.role != "hub",
+            http_listen=("127.0.0.1:0", "127.0.0.1:0") if node.id in web else ("", ""),
+            dev_sign_in=node.id in web,
         )
         if node.role == "region":
             write_hex(node.directory / "keys" / "province.key", province_keys[h])

@@ -43,6 +43,7 @@ from node.demo._population_files import (
     write_files,
 )
 from node.demo._testbed import FederationProcesses
+from node.demo._web import OPERATOR, allow_operator, web_lines
 from node.monthly._batch import period_as_of
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import peer_channel, reason_of
@@ -95,15 +96,17 @@ def stage_layout(ctx: DemoContext) -> None:
         [HEIHE, HAINAN],
         HUB,
         datetime.now(UTC),
-        clients=[BANK],
+        clients=[BANK, OPERATOR],
         sources=departments,
         population=[AUTHORITY],
         require_registry=True,
         route="hub",
         sync_interval=2.0,
         push_interval=0.0,
+        web=[HEIHE],
     )
     ctx.extra["layout"] = layout
+    allow_operator(layout, HEIHE)
     _own_month(layout.nodes[HEIHE].config)
     ctx.say(
         "`huxin init federation --regions heihe,hainan --hub heilongjiang --clients hainan.bank"
@@ -168,6 +171,10 @@ def stage_start(ctx: DemoContext) -> None:
             for n in (HUB, HEIHE, HAINAN)
         ],
     )
+    ctx.say()
+    ctx.say("Heihe also serves its citizens' pages and its operator's console over HTTPS:")
+    for line in web_lines(layout, HEIHE):
+        ctx.say("  " + line)
 
 
 def source_config(ctx: DemoContext, identity: str) -> Path:

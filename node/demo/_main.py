@@ -28,14 +28,21 @@ Invariants: the demo never prints a full citizen ID number (only a masked
 form); it never writes a node's database (only running nodes do, through
 their RPCs and the operator's ``huxin`` commands); it stops every process it
 started, and cleans up its temporary directory unless ``--keep DIR`` is given.
+
+``--keep`` without DIR (or ``--serve``) keeps the federation serving after the story
+— Heihe's citizen pages, its operator's console and every gRPC port — until
+interrupted (Ctrl-C or SIGTERM), printing their URLs and how to sign in
+(:mod:`node.demo._web`); then it stops the nodes as at the end of any run.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -149,6 +156,7 @@ def run_demo(
     people: int = PEOPLE_DEFAULT,
     seed: int = 2025,
     workers: int = 2,
+    serve: bool = False,
 ) -> DemoContext:
     keep = workdir is not None
     root = workdir or Path(tempfile.mkdtemp(prefix="huxin-demo-"))
@@ -160,6 +168,8 @@ def run_demo(
         try:
             for stage in stages():
                 stage(ctx)
+            if serve:
+                serve_until_interrupted(ctx)
         finally:
             procs = ctx.extra.get("procs")
             if procs is not None:
@@ -172,6 +182,33 @@ def run_demo(
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
     return ctx
+
+
+def serve_until_interrupted(ctx: DemoContext) -> None:
+    """Print where the pages and the console are, then wait for Ctrl-C or SIGTERM (or a
+    node that stops on its own); the caller stops the nodes."""
+    from node.demo._intake import HEIHE
+    from node.demo._web import web_lines
+
+    kept = ctx.workdir / "verify" / "subject-id"
+    ctx.heading("The federation keeps serving (huxin demo --keep)")
+    for line in web_lines(ctx.layout, HEIHE, kept if kept.exists() else None):
+        ctx.say(line)
+    ctx.say()
+    ctx.say("Serving until interrupted (Ctrl-C, or SIGTERM to this process).")
+    ctx.out.flush()
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
+    try:
+        while not stop.wait(1.0):
+            ended = sorted(n for n, p in ctx.procs.procs.items() if p.proc.poll() is not None)
+            if ended:
+                ctx.say(f"{', '.join(ended)} stopped; stopping the others.")
+                break
+    except KeyboardInterrupt:  # Ctrl-C: the nodes got it too and are stopping
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _people(text: str) -> int:
@@ -189,11 +226,21 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--seed", type=int, default=2025)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument(
-        "--keep", type=Path, metavar="DIR", help="run in DIR and keep the federation there"
+        "--keep",
+        nargs="?",
+        const="",
+        metavar="DIR",
+        help="without DIR: keep the federation serving (citizen pages, console) until"
+        " interrupted; with DIR: run in DIR and keep its files there",
+    )
+    p.add_argument(
+        "--serve", action="store_true", help="keep serving until interrupted (with --keep DIR)"
     )
     p.set_defaults(func=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    run_demo(workdir=args.keep, people=args.people, seed=args.seed, workers=args.workers)
+    workdir = Path(args.keep) if args.keep else None
+    serve = args.serve or args.keep == ""
+    run_demo(workdir=workdir, people=args.people, seed=args.seed, workers=args.workers, serve=serve)
     return 0

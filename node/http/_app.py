@@ -44,6 +44,7 @@ from node.http._codec import decode, decode_query, encode, parse_json
 from node.http._context import HttpContext, RouteProvider, json_error, json_response
 from node.http._status import refusal_of
 from node.rpc._context import NodeContext
+from node.web import citizen_routes
 
 __all__ = [
     "CITIZEN_PROVIDERS",
@@ -54,7 +55,7 @@ __all__ = [
 ]
 
 #: route providers of the citizen listener (the citizen pages add theirs here)
-CITIZEN_PROVIDERS: tuple[RouteProvider, ...] = ()
+CITIZEN_PROVIDERS: tuple[RouteProvider, ...] = (citizen_routes,)
 #: route providers of the mutual-TLS listener (the operator console adds its own here)
 MTLS_PROVIDERS: tuple[RouteProvider, ...] = (console_routes,)
 
@@ -66,7 +67,9 @@ _SECURITY_HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # not "no-referrer": under it a browser sends "Origin: null" on its same-origin
+    # POSTs (Fetch, "append a request Origin header"), which the CSRF check refuses
+    "Referrer-Policy": "same-origin",
     "Strict-Transport-Security": "max-age=31536000",
 }
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -49,6 +49,7 @@ from node.core._config import NodeConfig
 from node.core._errors import PermissionDeniedError, UnauthenticatedError
 from node.federation._callers import CallerCheck
 from node.rpc._identity import AuthenticatedCitizen, DevIdentityProvider, IdentityVerifier
+from node.store._translog import subject_ref
 
 __all__ = [
     "CSRF_COOKIE",
@@ -279,8 +280,16 @@ def auth_routes(auth: Auth, region: str, now: Callable[[], int]) -> list[web.Abs
 
     async def session(request: web.Request) -> web.Response:
         current = auth._session(request.cookies.get(SESSION_COOKIE, ""))
+        # the pages name the citizen by the log's pseudonym (its subject_ref), never the ID
+        pseudonym = subject_ref(current.citizen.subject_key).hex()[:16]
         return web.json_response(
-            {"signed_in": True, "expires_at": current.expires_at, "csrf_token": current.csrf}
+            {
+                "signed_in": True,
+                "expires_at": current.expires_at,
+                "csrf_token": current.csrf,
+                "pseudonym": pseudonym,
+                "region": region,
+            }
         )
 
     async def sign_out(request: web.Request) -> web.Response:

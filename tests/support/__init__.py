@@ -11,6 +11,8 @@ test file can be moved, renamed or deleted without breaking a different test.
   this one.
 * :mod:`tests.support.refusals` — :func:`expect_refused`, the one check of a gRPC
   refusal (status, reason, field).
+* :mod:`tests.support.browser` — Debian's chromium through Playwright (a pytest
+  plugin: the ``browsers`` fixture, :func:`screenshot`, the ``BROWSER_TESTS`` mark).
 * :mod:`tests.support.worlds` — small worlds several test files build alike (a
   region on SQLite, a hub with its regions, a federation of processes).
 """

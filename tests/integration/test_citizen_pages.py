@@ -1,0 +1,429 @@
+"""The citizen's pages in a real browser against a real node (issue 19, "The citizen's
+pages"; H3, H12, H14, H15, H16, N3, N4, N21-N23).
+
+One region node (real mutual-TLS gRPC ports, real SQLite) with its citizen HTTPS
+listener (node.http, the pages of node.web), as ``huxin serve`` runs them, on the
+clock of today (the browser checks the node's certificate on its own clock).  Debian's
+chromium, through Playwright (tests/support/browser.py), trusts exactly the test
+CA, on a phone's viewport.  Each test signs in its own person through the
+development identity provider, so the tests share the node but not their data.
+The relying party ("the bank") is the peer ``hainan`` on the gRPC peer port, using
+exactly the text the page hands over.  Screenshots of every page go to
+test-artifacts/screenshots/ (``citizen-*``).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import BrowserContext, ConsoleMessage, Page, Response
+
+from node.cli._init import init_region
+from node.core._clock import ManualClock
+from node.demo._testbed import (
+    RunningNode,
+    Testbed,
+    approved_tables_toml,
+    attestation_request,
+    honour_record,
+    make_id_number,
+    resident,
+)
+from node.http._app import HttpServer
+from node.pb.v1 import node_pb2, node_pb2_grpc
+from node.web import CONTENT_SECURITY_POLICY, PAGES
+from tests.support.browser import BROWSER_TESTS, SCREENSHOTS, Browsers, screenshot
+from tests.support.refusals import expect_refused
+from tests.support.rights_region import penalty
+
+pytestmark = BROWSER_TESTS
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+REGION, SCHEME, BANK = "heihe", "heihe", "hainan"
+SCENARIO = "heihe/credit-loans"  # tier A; its consents may disclose the grade (H14)
+#: well inside a finished month, whichever month the node publishes today (H3)
+RECOGNISED = (NOW - timedelta(days=62)).date().isoformat()
+ALICE, BOB, CAROL, DAVE, ERIN = (make_id_number(n) for n in range(401, 406))
+PEOPLE = (ALICE, BOB, CAROL, DAVE, ERIN)
+HANDOVER = re.compile(r"HUXIN-CONSENT-1:([A-Za-z0-9_-]+)")
+
+
+@dataclass
+class World:
+    bed: Testbed
+    node: RunningNode
+    http: HttpServer
+    origin: str
+    bank: node_pb2_grpc.PeerServiceStub
+    citizen: node_pb2_grpc.CitizenServiceStub
+    ca_pem: bytes
+
+    def me(self, idn: str) -> tuple[tuple[str, bytes], ...]:
+        return self.node.identity(idn)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    """Heihe with five people at tier A (600 + 30 + 2 x 60 honours - 80 penalty = 670),
+    its citizen HTTPS listener with the development sign-in, and the bank."""
+    tmp = tmp_path_factory.mktemp("citizen-pages")
+    bed = Testbed(tmp, now=NOW)
+    assert bed.ca is not None
+    directory = tmp / REGION
+    init_region(
+        directory, REGION, SCHEME, bed.ca, NOW, peers=(BANK,), sources=("heihe-court",),
+        extra_toml=approved_tables_toml(directory, SCHEME, bed.authority, NOW),
+        http_listen=("127.0.0.1:0", ""), dev_sign_in=True,
+    )  # fmt: skip
+    node = await bed.start_node(
+        REGION, SCHEME, peers=(BANK,), sources=("heihe-court",), clock=ManualClock(NOW)
+    )
+    source = node_pb2_grpc.SourceServiceStub(bed.peer_channel(node, bed.cert("heihe-court")))
+    records = []
+    for i, idn in enumerate(PEOPLE):
+        for n, level in enumerate(("city", "national", "national")):
+            honour = honour_record(f"h-{i}-{n}", idn, recognised_on=RECOGNISED)
+            honour.level = level
+            records.append(honour)
+        fine = penalty(f"p-{i}", idn)
+        fine.recognised_on = RECOGNISED
+        records.append(fine)
+    await source.SubmitRecords(
+        node_pb2.SubmitRecordsRequest(
+            batch_id="seed", records=records, subjects=[resident(p) for p in PEOPLE]
+        )
+    )
+    server = node.server
+    http = HttpServer(server.ctx, throttle=server.throttle, router=server.router)
+    ports = await http.start()
+    world = World(
+        bed,
+        node,
+        http,
+        f"https://127.0.0.1:{ports.citizen}",
+        node_pb2_grpc.PeerServiceStub(bed.peer_channel(node, bed.cert(BANK))),
+        bed.citizen_stub(node),
+        bed.ca.cert_pem,
+    )
+    try:
+        yield world
+    finally:
+        await http.stop()
+        await bed.close()
+
+
+@dataclass
+class Visit:
+    """A browser context of one person, with what its pages complained about."""
+
+    ctx: BrowserContext
+    page: Page
+    errors: list[str]
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def phone(browsers: Browsers, world: World) -> AsyncIterator[Visit]:
+    ctx = await browsers.context(world.ca_pem, phone=True)
+    page = await ctx.new_page()
+    errors: list[str] = []
+
+    def console(m: ConsoleMessage) -> None:
+        # a refused API call is logged by chromium as a failed load: the page handles
+        # it (the tests assert what it shows); a page's own file failing is checked below
+        if m.type == "error" and not m.text.startswith("Failed to load resource"):
+            errors.append(m.text)
+
+    def response(r: Response) -> None:
+        path = urlsplit(r.url).path
+        if r.status >= 400 and not path.startswith(("/api/", "/auth/")):
+            errors.append(f"{r.status} {path}")
+
+    page.on("console", console)
+    page.on("response", response)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        yield Visit(ctx, page, errors)
+        # nothing from the internet, no script error, no CSP violation on any page
+        assert browsers.outside_requests(ctx) == []
+        assert errors == []
+    finally:
+        await ctx.close()
+
+
+async def ready(page: Page) -> None:
+    """The page's script finished its first drawing (``body[data-ready]``)."""
+    await page.wait_for_selector("body[data-ready='true']")
+
+
+async def open_page(world: World, page: Page, path: str) -> None:
+    await page.goto(world.origin + path)
+    await ready(page)
+
+
+async def sign_in(world: World, page: Page, id_number: str, target: str = "/") -> None:
+    """Through the sign-in page and the development identity provider's form (the only
+    page where an ID number is typed: the provider's, not the node's pages)."""
+    await page.goto(f"{world.origin}/signin?next={quote(target)}")
+    await ready(page)
+    await page.click("#provider")
+    await page.fill("#id_number", id_number)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(world.origin + target)
+    await ready(page)
+
+
+async def no_id_number(page: Page, *ids: str) -> None:
+    html = await page.content()
+    for idn in ids:
+        assert idn not in html
+
+
+def handover_token(text: str) -> node_pb2.ConsentToken:
+    m = HANDOVER.fullmatch(text.strip())
+    assert m is not None, text[:40]
+    raw = base64.urlsafe_b64decode(m.group(1) + "=" * (-len(m.group(1)) % 4))
+    return node_pb2.ConsentToken.FromString(raw)
+
+
+# ------------------------------------------------------------------------------ tests
+
+
+async def test_sign_in_score_consent_queries_and_withdrawal(world: World, phone: Visit) -> None:
+    """Issue 19: a citizen signs in, sees the score with every point's reason (H12),
+    grants a consent after a preview of exactly what the bank sees, hands it over as a
+    QR code and text; the bank's request with that text is answered; the query appears
+    with its inclusion proof checked in the browser (H16, N23); the citizen withdraws
+    and the bank's next request is refused."""
+    page = phone.page
+    await page.goto(world.origin + "/")
+    await page.wait_for_url(re.compile(r".*/signin\?next=%2F$"))  # signed out: sent to sign in
+    await ready(page)
+    await screenshot(page, "citizen-01-signin")
+    await sign_in(world, page, ALICE)
+
+    mine = await world.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=world.me(ALICE))
+    assert await page.inner_text("#score-value") == str(mine.result.score)
+    assert await page.inner_text("#grade-value") == mine.result.grade == "A"
+    rows = page.locator("#records tbody tr")
+    assert await rows.count() == len(mine.result.contributions) == 4
+    for c in mine.result.contributions:  # every point with its reason
+        row = page.locator("#records tbody tr", has_text=c.record_id)
+        assert c.reason in await row.inner_text()
+    assert re.fullmatch(r"[0-9a-f]{16}", await page.inner_text("#whoami code"))
+    await no_id_number(page, ALICE)
+    await screenshot(page, "citizen-02-score")
+
+    # the consent: preview first (nothing stored), then the grant
+    await open_page(world, page, "/consent?scenario=" + quote(SCENARIO))
+    assert await page.input_value("#purpose") == SCENARIO
+    await page.fill("#audience", BANK)
+    await page.select_option("#scope", "grade")
+    await page.fill("#max_uses", "3")
+    await page.click("#preview-btn")
+    await page.wait_for_selector("#preview:not([hidden])")
+    assert await page.inner_text("#preview-audience") == BANK
+    assert "信用等级" in await page.inner_text("#disclosed")  # the grade, and
+    assert "信用分数" in await page.inner_text("#withheld")  # never the score
+    listed = await world.citizen.ListConsents(node_pb2.ListConsentsRequest(), metadata=world.me(ALICE))
+    assert list(listed.consents) == []  # a preview grants nothing
+    await page.click("#grant-btn")
+    await page.wait_for_selector("#qr-svg path")
+    assert await page.locator("#qr-svg").get_attribute("role") == "img"
+    text = await page.input_value("#token-text")
+    token = handover_token(text)
+    assert token.token.payload and len(token.binding_salt) >= 16
+    await no_id_number(page, ALICE)
+    await screenshot(page, "citizen-03-consent-granted")
+
+    # the bank asks with exactly what was handed over, and is answered
+    answer = await world.bank.RequestAttestation(attestation_request(token, ALICE, SCENARIO))
+    assert answer.signed_attestation
+
+    await open_page(world, page, "/consents")
+    item = page.locator(f"li[data-consent-id='{token.consent_id}']")
+    assert "有效" in await item.inner_text()
+    await screenshot(page, "citizen-04-consents")
+
+    await open_page(world, page, "/queries")
+    proofs = page.locator("[data-proof]")
+    kinds = await page.inner_text("#log-table")
+    assert "被查询并出具证明" in kinds and BANK in kinds
+    assert await proofs.count() >= 2  # the grant and the attestation
+    assert set(await proofs.evaluate_all("ns => ns.map(n => n.dataset.proof)")) == {"checked"}
+    await screenshot(page, "citizen-05-queries")
+
+    # withdraw: the dialog says what happens; the bank's next request is refused
+    await open_page(world, page, "/consents")
+    await item.get_by_role("button").click()
+    dialog = page.locator("dialog.confirm")
+    assert BANK in await dialog.inner_text()
+    await screenshot(page, "citizen-06-withdraw-confirm")
+    await dialog.locator("button[type=submit]").click()
+    await page.wait_for_selector(f"li[data-consent-id='{token.consent_id}'].state-withdrawn")
+    await expect_refused(
+        world.bank.RequestAttestation(attestation_request(token, ALICE, SCENARIO)),
+        reason="CONSENT_WITHDRAWN",
+    )
+
+
+async def test_objection_shows_each_steps_deadline(world: World, phone: Visit) -> None:
+    """Issue 19, H15, N21: an objection filed on the page against a record of the report
+    (prefilled from the report's link) shows each step's deadline as the node set it."""
+    page = phone.page
+    await sign_in(world, page, BOB)
+    await page.locator("#records tbody tr", has_text="p-1").get_by_role("link", name="异议").click()
+    await ready(page)
+    assert "p-1" in await page.locator("#target option:checked").inner_text()
+    await page.fill("#reason", "处罚决定已被撤销")
+    await page.click("#file-btn")
+    await page.wait_for_selector("li.objection")
+    mine = await world.citizen.ListMyObjections(
+        node_pb2.ListObjectionsRequest(), metadata=world.me(BOB)
+    )
+    (objection,) = mine.objections
+    assert objection.deadlines  # the node set them; the page shows every one
+    shown = await page.locator("li.objection ol.steps time").evaluate_all(
+        "ts => ts.map(t => t.getAttribute('datetime'))"
+    )
+    assert shown == [d.due for d in objection.deadlines]
+    assert objection.due in await page.inner_text("li.objection .due")
+    assert "已受理" in await page.inner_text("#alert")
+    await screenshot(page, "citizen-07-objection-filed")
+
+
+async def test_bad_input_is_shown_at_its_field(world: World, phone: Visit) -> None:
+    """A refused grant (an audience the trust list does not know) keeps the form, says
+    the reason and marks the field the node named; nothing is granted."""
+    page = phone.page
+    await sign_in(world, page, ERIN, "/consent")
+    await page.fill("#audience", "no-such-bank")
+    await page.click("#preview-btn")
+    alert = page.locator("#alert.error")
+    await alert.wait_for()
+    assert await page.get_attribute("#audience", "aria-invalid") == "true"
+    assert await page.input_value("#audience") == "no-such-bank"
+    assert "AUDIENCE_NOT_TRUSTED · audience" in await alert.inner_text()
+    listed = await world.citizen.ListConsents(node_pb2.ListConsentsRequest(), metadata=world.me(ERIN))
+    assert list(listed.consents) == []
+    await screenshot(page, "citizen-08-refused-audience")
+
+
+async def test_credit_report_prints_to_pdf(world: World, phone: Visit, tmp_path: Path) -> None:
+    """Issue 19: the printable 信用报告 (basic information by pseudonym, score and grade,
+    records by category, objection notes, query records) prints to a PDF."""
+    page = phone.page
+    await sign_in(world, page, CAROL, "/report")
+    mine = await world.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=world.me(CAROL))
+    assert await page.inner_text("#report-score") == str(mine.result.score)
+    assert await page.inner_text("#report-grade") == mine.result.grade
+    report = await page.inner_text("#credit-report")
+    for heading in ("基本信息", "信用评分与等级", "信用记录", "异议标注", "查询记录"):
+        assert heading in report
+    for c in mine.result.contributions:
+        assert c.record_id in report
+    await no_id_number(page, CAROL)
+    await screenshot(page, "citizen-09-report")
+    pdf = await page.pdf(format="A4", print_background=True)
+    assert pdf.startswith(b"%PDF-")
+    assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) >= 1
+    out = SCREENSHOTS.parent / "citizen-report.pdf"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(pdf)
+
+
+async def test_keyboard_alone_reaches_every_action(world: World, phone: Visit) -> None:
+    """Accessibility: from the top of the main page, Tab alone reaches every link and
+    button in order (none is mouse-only), the skip link jumps to the content, every
+    control of the forms has a label, and focus is visible."""
+    page = phone.page
+    await sign_in(world, page, DAVE)
+    wanted = set(
+        await page.evaluate(
+            """() => [...document.querySelectorAll('a[href], button, input, select, textarea')]
+                 .filter(n => !n.disabled && n.offsetParent !== null)
+                 .map(n => n.id || n.getAttribute('href') || n.textContent.trim())"""
+        )
+    )
+    reached: list[str] = []
+    for _ in range(len(wanted) + 10):
+        await page.keyboard.press("Tab")
+        who = await page.evaluate(
+            "() => { const n = document.activeElement;"
+            " return n.id || n.getAttribute('href') || n.textContent.trim(); }"
+        )
+        if who in reached:
+            break
+        reached.append(who)
+    assert wanted <= set(reached), wanted - set(reached)
+    assert reached[0] == "#main"  # the skip link comes first
+    await open_page(world, page, "/")
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Enter")
+    assert await page.evaluate("() => document.activeElement.id") == "main"
+    for path in ("/consent", "/objections", "/repair", "/supplements"):
+        await open_page(world, page, path)
+        unlabelled = await page.evaluate(
+            """() => [...document.querySelectorAll('main input, main select, main textarea')]
+                 .filter(n => n.labels.length === 0 && !n.getAttribute('aria-label'))
+                 .map(n => n.id)"""
+        )
+        assert unlabelled == [], path
+
+
+async def test_every_page_served_locally_with_its_policy(world: World, phone: Visit) -> None:
+    """Every page: served with the Content-Security-Policy (nothing from another
+    origin), no ID number anywhere, a screenshot in Chinese, and the English switch."""
+    page = phone.page
+    await sign_in(world, page, ERIN)
+    # something on every page: a consent used by the bank, an objection, a repair
+    # application, a supplement (through the gRPC citizen port)
+    me = world.me
+    token = await world.citizen.GrantConsent(
+        node_pb2.GrantConsentRequest(audience=BANK, purpose=SCENARIO), metadata=me(ERIN)
+    )
+    await world.bank.RequestAttestation(attestation_request(token, ERIN, SCENARIO))
+    await world.citizen.FileObjection(
+        node_pb2.FileObjectionRequest(record_id="h-4-0", reason="级别应为省级"), metadata=me(ERIN)
+    )
+    await world.citizen.ApplyForRepair(
+        node_pb2.RepairApplicationRequest(
+            record_id="p-4", route="commitment", statement="已缴纳罚款并作出信用承诺"
+        ),
+        metadata=me(ERIN),
+    )
+    await world.citizen.UploadSupplement(
+        node_pb2.UploadSupplementRequest(
+            category="honour", level="city", act_id="vol-2026-7", recognised_on=RECOGNISED,
+            verifier="heihe-court", proof_sha256=bytes(32), description="社区志愿服务",
+            authorise_verification=True,
+        ),
+        metadata=me(ERIN),
+    )  # fmt: skip
+    for n, p in enumerate(PAGES, start=10):
+        if p.name == "signin":
+            continue
+        response = await page.goto(world.origin + p.path)
+        assert response is not None and response.status == 200
+        assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        await ready(page)
+        assert await page.inner_text("main h1") == p.zh
+        await no_id_number(page, ERIN)
+        await screenshot(page, f"citizen-{n}-{p.name}")
+    await open_page(world, page, "/")
+    await page.click("#lang-switch")
+    assert await page.inner_text("main h1") == "My score"
+    assert await page.get_attribute("html", "lang") == "en"
+    await page.wait_for_selector("#score-box .label >> text=Score")
+    await screenshot(page, "citizen-30-score-en")
+    await open_page(world, page, "/report")  # the choice holds on the next page
+    assert await page.inner_text("main h1") == "Credit report"
+    await page.click("#lang-switch")
+    assert await page.inner_text("main h1") == "信用报告"
