@@ -22,7 +22,7 @@ import aiohttp
 import grpc
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, async_playwright
+from playwright.async_api import BrowserContext, Page
 
 from keys import NodeCertificate
 from node.console._data import (
@@ -38,26 +38,16 @@ from node.demo._testbed import attestation_request
 from node.http._app import HttpServer
 from node.pb.v1 import node_pb2
 from node.rights._objections import load_objection
+from tests.support.browser import BROWSER_TESTS, Browsers, ClientCertificate, screenshot
 from tests.support.governed_region import ALICE, BOB, CAROL, Fed, penalty, start_governed
 
-pytestmark = pytest.mark.asyncio(loop_scope="function")
+pytestmark = BROWSER_TESTS  # the browser driver lives on the session's loop
 
 #: Wed 14 Oct 2026, after National Day: September is published too (H3), Alice's score
 #: objection to August waits for the operator, Bob's record objection for the court.
 LATER = datetime(2026, 10, 14, 8, 0, tzinfo=UTC)
 
 
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 OPERATOR = "heihe.ops"
 PAGES = {
     "grades": "/console/",
@@ -68,7 +58,7 @@ PAGES = {
 }
 
 
-@pytest_asyncio.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def heihe(tmp_path: Path) -> AsyncIterator[Fed]:
     f = await start_governed(
         tmp_path,
@@ -129,7 +119,7 @@ class Console:
             return resp.status, await resp.json(content_type=None)
 
 
-@pytest_asyncio.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def console(heihe: Fed, tmp_path: Path) -> AsyncIterator[Console]:
     server = heihe.node.server
     http = HttpServer(server.ctx, throttle=server.throttle, router=server.router)
@@ -141,25 +131,11 @@ async def console(heihe: Fed, tmp_path: Path) -> AsyncIterator[Console]:
         await http.stop()
 
 
-@pytest_asyncio.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
-
-
-async def browser_context(browser: Browser, c: Console, cert: NodeCertificate) -> BrowserContext:
-    """A browser that presents ``cert`` to the console (the node's certificate is of the
-    federation CA, which the browser does not know: its errors are ignored)."""
-    pem, key = c.cert_files(cert, "browser")
-    return await browser.new_context(
-        client_certificates=[{"origin": c.url, "certPath": pem, "keyPath": key}],
-        ignore_https_errors=True,
-        viewport={"width": 1366, "height": 900},
-        locale="zh-CN",
+async def browser_context(browsers: Browsers, c: Console, cert: NodeCertificate) -> BrowserContext:
+    """A chromium that trusts the federation CA and presents ``cert`` to the console."""
+    assert c.fed.bed.ca is not None
+    return await browsers.context(
+        c.fed.bed.ca.cert_pem, client=ClientCertificate(c.url, cert.cert_pem, cert.key_pem)
     )
 
 
@@ -253,7 +229,7 @@ async def test_overdue_objections_come_first(heihe: Fed) -> None:
 
 
 async def test_operator_sees_charts_and_resolves_an_objection(
-    console: Console, browser: Browser
+    console: Console, browsers: Browsers
 ) -> None:
     """Issue 19 ("an operator sees the charts and answers the objection"), H3, H15, N21:
     a registered operator's certificate in a real Chromium; the grade chart's canvas is
@@ -262,15 +238,14 @@ async def test_operator_sees_charts_and_resolves_an_objection(
     fed = console.fed
     score, record = await file_objections(fed)
     repair = await third_party_activity(fed)
-    context = await browser_context(browser, console, fed.bed.cert(OPERATOR))
+    context = await browser_context(browsers, console, fed.bed.cert(OPERATOR))
     page = await context.new_page()
-    SHOTS.mkdir(parents=True, exist_ok=True)
     try:
         for name, path in PAGES.items():
             response = await page.goto(console.url + path)
             assert response is not None and response.status == 200, name
             await page.wait_for_selector("body[data-ready='1']")
-            await page.screenshot(path=str(SHOTS / f"console-{name}.png"), full_page=True)
+            await screenshot(page, f"console-{name}")
             if name == "grades":
                 await check_grade_chart(page, fed)
         await page.goto(console.url + "/console/rights")
@@ -288,7 +263,8 @@ async def test_operator_sees_charts_and_resolves_an_objection(
         await row.locator("button[type='submit']").click()
         await page.wait_for_selector("#status.ok")
         assert score.objection_id in await page.locator("#status").inner_text()
-        await page.screenshot(path=str(SHOTS / "console-rights-resolved.png"), full_page=True)
+        await screenshot(page, "console-rights-resolved")
+        assert browsers.outside_requests(context) == []  # nothing from the internet
     finally:
         await context.close()
     stored = await fed.node.server.ctx.db.fetchone(
@@ -300,7 +276,7 @@ async def test_operator_sees_charts_and_resolves_an_objection(
     assert any("checked again" in n for n in await fed.notes(ALICE))
 
 
-async def check_grade_chart(page: Any, fed: Fed) -> None:
+async def check_grade_chart(page: Page, fed: Fed) -> None:
     """The canvas is drawn (pixels that are not background) and the series behind it are
     the store's published counts, month by month."""
     drawn = await page.evaluate(
@@ -328,7 +304,7 @@ async def check_grade_chart(page: Any, fed: Fed) -> None:
 
 
 async def test_a_client_without_the_operator_role_is_refused(
-    console: Console, browser: Browser
+    console: Console, browsers: Browsers
 ) -> None:
     """Issue 19 ("every action operator-only"), ADR 0415: the court's registered
     certificate gets 403 NOT_OPERATOR for every page and every JSON endpoint, and its
@@ -336,14 +312,13 @@ async def test_a_client_without_the_operator_role_is_refused(
     fed = console.fed
     score, _ = await file_objections(fed)
     court = fed.bed.cert("heihe-court")
-    context = await browser_context(browser, console, court)
+    context = await browser_context(browsers, console, court)
     page = await context.new_page()
     try:
         response = await page.goto(console.url + "/console/")
         assert response is not None and response.status == 403
         assert await page.locator("#reason").inner_text() == "NOT_OPERATOR"
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(SHOTS / "console-refused.png"))
+        await screenshot(page, "console-refused")
     finally:
         await context.close()
     paths = [*PAGES.values(), "/console/api/session", "/console/api/grades", "/console/api/model"]
