@@ -426,3 +426,23 @@ async def test_bad_queries_are_refused(
     """Issue 19: a query out of its documented bound (``months`` 1 to 36) is refused."""
     got, doc = await console.call(console.fed.bed.cert(OPERATOR), "GET", path)
     assert (got, doc["reason"], doc["field"]) == (status, reason, field)
+
+
+async def test_echarts_is_served_locally_with_its_licence(console: Console) -> None:
+    """Issue 19 ("served locally with its licence"; no resource from the internet): the
+    vendored ECharts and its licence come from the node, cacheable by ETag."""
+    court = console.fed.bed.cert("heihe-court")
+    connector = aiohttp.TCPConnector(ssl=console.tls(court))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        base = console.url + "/console/static/vendor/echarts/"
+        async with session.get(base + "LICENSE") as resp:
+            assert resp.status == 200 and "Apache License" in await resp.text()
+        async with session.get(base + "echarts.min.js") as resp:
+            assert resp.status == 200 and resp.headers["ETag"]
+            tag = resp.headers["ETag"]
+        async with session.get(base + "echarts.min.js", headers={"If-None-Match": tag}) as resp:
+            assert resp.status == 304
+        async with session.get(base + "../../console.js") as resp:
+            assert resp.status == 200  # inside the static directory
+        async with session.get(console.url + "/console/static/%2e%2e/_routes.py") as resp:
+            assert resp.status == 404  # never outside it

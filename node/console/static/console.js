@@ -323,13 +323,12 @@
     const doc = await api("/console/api/rights");
     const objections = table("未结异议 " + doc.objections.length + "/" + doc.objections_total, "open objections (today " + doc.today + ")", [
       ["deadline", "期限", "deadline", { cell: deadlineBadge }],
-      ["objection_id", "编号", "id"],
+      ["objection_id", "编号", "id", { cell: (r) => el("code", { text: r.objection_id }) }],
       ["kind", "类型", "kind", { cell: (r) => KINDS[r.kind] || r.kind }],
       ["subject", "对象", "about", { cell: (r) => r.kind === "score" ? "评分 score " + r.period : r.record_id }],
       ["source", "来源", "source"],
       ["state", "状态", "state", { cell: (r) => STATES[r.state] || r.state }],
       ["waiting_for", "当前步骤", "step", { cell: (r) => STEPS[r.waiting_for] || r.waiting_for }],
-      ["due", "截止", "due"],
       ["deadlines", "各步骤期限", "every step", { time: true, cell: (r) => el("div", {}, ...Object.entries(r.deadlines).map(([s, d]) => el("div", { text: (STEPS[s] || s) + " " + d }))) }],
       ["filed_at", "受理时间", "filed", { time: true, cell: (r) => when(r.filed_at) }],
       ["reason", "理由", "reason"],
@@ -339,7 +338,7 @@
     document.getElementById("objections").replaceChildren(objections);
     document.getElementById("repairs").replaceChildren(table("修复申请（待决定 " + doc.repairs_pending + "）", "repair applications", [
       ["deadline", "期限", "deadline", { cell: (r) => r.state === "pending" ? deadlineBadge(r) : el("span", { class: "badge plain", text: STATES[r.state] || r.state }) }],
-      ["application_id", "编号", "id"],
+      ["application_id", "编号", "id", { cell: (r) => el("code", { text: r.application_id }) }],
       ["record_id", "记录", "record"],
       ["department", "部门", "department"],
       ["route", "修复方式", "route"],
