@@ -38,6 +38,7 @@ from node.demo._testbed import attestation_request
 from node.http._app import HttpServer
 from node.pb.v1 import node_pb2
 from node.rights._objections import load_objection
+from node.store._monthly import published_entry
 from tests.support.browser import BROWSER_TESTS, Browsers, ClientCertificate, screenshot
 from tests.support.governed_region import ALICE, BOB, CAROL, Fed, penalty, start_governed
 
@@ -211,6 +212,36 @@ async def test_console_reads_match_the_store(heihe: Fed) -> None:
     fed = await federation_state(ctx)
     assert fed["certificate"]["state"] == "valid"
     assert fed["signing_key"]["state"] in {"valid", "expires soon"}
+
+
+async def test_grade_counts_follow_corrections(heihe: Fed) -> None:
+    """Issue 19 (grades "from the published monthly grades"), H16, ADR 0501: when the court
+    revokes Carol's September penalties her published grade is corrected at once, and the
+    chart counts what the node now publishes (``published_entry``: the newest correction,
+    else the snapshot), not the month's first snapshot."""
+    ctx = heihe.node.server.ctx
+    cache = GradeCache()
+    first = (await grade_distribution(ctx, 12, cache))["months"][-1]["counts"]
+    for n in range(3):
+        await heihe.source.MarkRecord(
+            node_pb2.MarkRecordRequest(record_id=f"p-9{n}", status="revoked", note="wrong person")
+        )
+    then = (await grade_distribution(ctx, 12, cache))["months"][-1]
+    assert then["counts"] != first
+
+    def published(conn: sqlite3.Connection) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for (key,) in conn.execute(
+            "SELECT subject_key FROM snapshots WHERE run_id = ?", (then["run_id"],)
+        ):
+            entry = published_entry(conn, then["run_id"], bytes(key))
+            assert entry is not None
+            grade = entry.grade or NOT_SCORED
+            out[grade] = out.get(grade, 0) + 1
+        return out
+
+    expected = await ctx.db.read_unit(published)
+    assert {g: n for g, n in then["counts"].items() if n} == expected == {"A": 3}
 
 
 async def test_overdue_objections_come_first(heihe: Fed) -> None:
