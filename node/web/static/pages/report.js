@@ -19,11 +19,15 @@
   function grid(caption, head, rows, empty) {
     if (!rows.length) return el("p", { class: "muted", text: empty });
     return el(
+      "div",
+      { class: "grid-wrap", tabindex: "0", role: "region", "aria-label": caption || head.join(" ") },
+      el(
       "table",
       { class: "grid" },
       caption ? el("caption", { text: caption }) : null,
       el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col", text: h })))),
       el("tbody", {}, rows.map((r) => el("tr", {}, r.map((v) => el("td", {}, v)))))
+      )
     );
   }
 
