@@ -37,8 +37,7 @@
     for (let page = 0; page < 20; page++) {
       const q = new URLSearchParams({ start_index: String(start), page_size: "100" });
       const data = await H.api("GET", H.API.queryLog + "?" + q.toString());
-      const c = data.checkpoint || {};
-      const cp = c.payload ? H.pb.checkpoint(H.b64decode(c.payload)) : { tree_size: H.num(c.tree_size), root_hash: H.b64decode(c.root_hash) };
+      const cp = H.pb.checkpointOf(data.checkpoint);
       for (const item of data.entries || []) {
         const bytes = H.b64decode(item.entry);
         const p = item.proof || {};
