@@ -23,10 +23,11 @@ client certificate and check the node against ``--ca``; the node answers with th
 same reasons on both (docs/adr/0803).
 
 ``--consent FILE`` (``-``: stdin, at most 16 KiB) holds the citizen's handover in
-any of its forms: the JSON of the citizen API's ``ConsentToken`` (``token``,
-``consent_id``, ``binding_salt``; a ``preview`` is ignored), the copyable text of
-the citizen's page (base64 or base64url of a serialised ``ConsentToken``), or the
-serialised message itself.  ``--salt`` stands in for a handover without the salt;
+any of its forms: the JSON of the citizen API's ``ConsentToken`` (``token`` the
+serialised envelope in base64, ``consent_id``, ``binding_salt``; a ``preview`` is
+ignored; protobuf's own JSON mapping is read too), the copyable text of
+the citizen's page (``HUXIN-CONSENT-1:`` then the serialised ``ConsentToken`` in
+base64url; the bare base64 or base64url is read too), or the serialised message.  ``--salt`` stands in for a handover without the salt;
 ``--purpose`` defaults to the consent's scenario.
 
 Exit codes: 0 written; 2 bad input, refused here before anything is sent, or by
@@ -44,6 +45,7 @@ import base64
 import binascii
 import json
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -62,7 +64,7 @@ from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import field_of, peer_channel, reason_of
 from scoring import RecordError, normalise_id_number
 
-__all__ = ["CONSENT_MAX_BYTES", "decode_consent", "register"]
+__all__ = ["CONSENT_MAX_BYTES", "HANDOVER_PREFIX", "decode_consent", "register"]
 
 #: the largest ``--consent`` file read: a token is at most 4 KiB of payload plus
 #: a few signatures (node/exchange/_request_form.py), whatever its encoding
@@ -79,6 +81,9 @@ _FLAG_OF = {
     "target_scheme": "--target-scheme",
 }
 _API_PATH = "/api/v1/attestations"
+#: the copyable text of the citizen's page (node/web/static/pages/grant.js): this
+#: prefix, then the serialised ConsentToken in base64url
+HANDOVER_PREFIX = b"HUXIN-CONSENT-1:"
 
 
 def register(sub: SubParsers) -> None:
@@ -137,6 +142,31 @@ def _bad_consent(message: str) -> CliError:
     return CliError("INVALID_CONSENT", f"--consent: {message}")
 
 
+def _from_json(text: bytes) -> node_pb2.ConsentToken:
+    """The citizen API's JSON (``token`` one base64 string of the serialised envelope,
+    ``binding_salt`` base64, node/http/_codec.py) or protobuf's JSON mapping of it."""
+    try:
+        doc = json.loads(text)
+        if not isinstance(doc, dict):
+            raise ValueError
+        token = node_pb2.ConsentToken(
+            consent_id=str(doc.get("consent_id") or doc.get("consentId") or ""),
+            binding_salt=base64.b64decode(
+                doc.get("binding_salt") or doc.get("bindingSalt") or "", validate=True
+            ),
+        )
+        envelope = doc.get("token")
+        if isinstance(envelope, str):
+            token.token.ParseFromString(base64.b64decode(envelope, validate=True))
+        elif isinstance(envelope, dict):
+            ParseDict(envelope, token.token, ignore_unknown_fields=True)
+        else:
+            raise ValueError
+    except (ValueError, TypeError, ParseError, DecodeError, binascii.Error):
+        raise _bad_consent("not the JSON of a consent token") from None
+    return token
+
+
 def decode_consent(data: bytes) -> node_pb2.ConsentToken:
     """The ``ConsentToken`` in a handover (module docstring: JSON, base64 text or bytes).
 
@@ -145,12 +175,13 @@ def decode_consent(data: bytes) -> node_pb2.ConsentToken:
     text = data.strip()
     token = node_pb2.ConsentToken()
     if text.startswith(b"{"):
-        try:
-            ParseDict(json.loads(text), token, ignore_unknown_fields=True)
-        except (ValueError, ParseError):
-            raise _bad_consent("not the JSON of a consent token") from None
+        token = _from_json(text)
     else:
         raw = data
+        if text.startswith(HANDOVER_PREFIX):
+            text = text[len(HANDOVER_PREFIX) :]
+        elif re.match(rb"HUXIN-CONSENT-[0-9]+:", text):
+            raise _bad_consent("a handover of another version than HUXIN-CONSENT-1")
         if text and text.isascii() and not any(c in text for c in b"\x00"):
             compact = b"".join(text.split())
             try:

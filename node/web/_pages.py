@@ -66,7 +66,11 @@ PAGES: tuple[Page, ...] = (
     Page("home", "/", "我的信用", "My score"),
     Page("incentives", "/incentives", "守信激励", "Incentives"),
     Page(
-        "grant", "/consent", "授权查询", "Grant a consent", extra_js=("proofs.js", "vendor/qrcode.js")
+        "grant",
+        "/consent",
+        "授权查询",
+        "Grant a consent",
+        extra_js=("proofs.js", "vendor/qrcode.js"),
     ),
     Page("consents", "/consents", "我的授权", "My consents"),
     Page("queries", "/queries", "查询记录", "Who queried me", extra_js=("proofs.js",)),
@@ -109,16 +113,14 @@ DEV_PROVIDER = (
 #: The way in with a real provider: its app posts the signed assertion to /auth/callback.
 REAL_PROVIDER = (
     '<p id="provider-note" data-en="Open these pages from your region\'s government services '
-    "app: its identity service signs you in and brings you back here.\">"
+    'app: its identity service signs you in and brings you back here.">'
     "请从本地区政务服务应用进入本页面：由其身份认证服务为您登录并返回本页。</p>"
 )
 
 
 def compose(page: Page, layout: str, fragment: str, provider: str = REAL_PROVIDER) -> bytes:
     """The page's bytes: ``fragment`` set into ``layout`` (``provider``: the sign-in's way in)."""
-    css = "".join(
-        f'<link rel="stylesheet" href="{STATIC_PREFIX}{c}">' for c in page.extra_css
-    )
+    css = "".join(f'<link rel="stylesheet" href="{STATIC_PREFIX}{c}">' for c in page.extra_css)
     scripts = "".join(
         f'<script src="{STATIC_PREFIX}{s}" defer></script>'
         for s in (*page.extra_js, f"pages/{page.name}.js")

@@ -232,7 +232,9 @@ async def test_sign_in_score_consent_queries_and_withdrawal(world: World, phone:
     assert await page.inner_text("#preview-audience") == BANK
     assert "信用等级" in await page.inner_text("#disclosed")  # the grade, and
     assert "信用分数" in await page.inner_text("#withheld")  # never the score
-    listed = await world.citizen.ListConsents(node_pb2.ListConsentsRequest(), metadata=world.me(ALICE))
+    listed = await world.citizen.ListConsents(
+        node_pb2.ListConsentsRequest(), metadata=world.me(ALICE)
+    )
     assert list(listed.consents) == []  # a preview grants nothing
     await page.click("#grant-btn")
     await page.wait_for_selector("#qr-svg path")
@@ -311,7 +313,9 @@ async def test_bad_input_is_shown_at_its_field(world: World, phone: Visit) -> No
     assert await page.get_attribute("#audience", "aria-invalid") == "true"
     assert await page.input_value("#audience") == "no-such-bank"
     assert "AUDIENCE_NOT_TRUSTED · audience" in await alert.inner_text()
-    listed = await world.citizen.ListConsents(node_pb2.ListConsentsRequest(), metadata=world.me(ERIN))
+    listed = await world.citizen.ListConsents(
+        node_pb2.ListConsentsRequest(), metadata=world.me(ERIN)
+    )
     assert list(listed.consents) == []
     await screenshot(page, "citizen-08-refused-audience")
 
@@ -383,8 +387,9 @@ async def test_every_page_served_locally_with_its_policy(world: World, phone: Vi
     origin), no ID number anywhere, a screenshot in Chinese, and the English switch."""
     page = phone.page
     await sign_in(world, page, ERIN)
-    # something on every page: a consent used by the bank, an objection, a repair
-    # application, a supplement (through the gRPC citizen port)
+    # something on most pages: a consent used by the bank, an objection, a repair
+    # application (through the gRPC citizen port); Heihe's scheme takes no personal
+    # uploads (PROVENANCE_NOT_ALLOWED), so its supplements page shows the form only
     me = world.me
     token = await world.citizen.GrantConsent(
         node_pb2.GrantConsentRequest(audience=BANK, purpose=SCENARIO), metadata=me(ERIN)
@@ -399,14 +404,6 @@ async def test_every_page_served_locally_with_its_policy(world: World, phone: Vi
         ),
         metadata=me(ERIN),
     )
-    await world.citizen.UploadSupplement(
-        node_pb2.UploadSupplementRequest(
-            category="honour", level="city", act_id="vol-2026-7", recognised_on=RECOGNISED,
-            verifier="heihe-court", proof_sha256=bytes(32), description="社区志愿服务",
-            authorise_verification=True,
-        ),
-        metadata=me(ERIN),
-    )  # fmt: skip
     for n, p in enumerate(PAGES, start=10):
         if p.name == "signin":
             continue

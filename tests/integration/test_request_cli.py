@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -23,8 +25,10 @@ from google.protobuf.json_format import MessageToDict
 
 from keys import KeyPair, NodeCertificate, encode_private_key
 from node.demo._testbed import RunningNode, Testbed, honour_record, make_id_number, resident
+from node.http._codec import encode
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from tests.integration._approvals import approval_args
+from tests.support.http import CITIZEN, HttpRegion, http_region, seed
 from tests.support.processes import huxin, huxin_here
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -94,9 +98,15 @@ def _handover(token: node_pb2.ConsentToken, form: str) -> bytes:
     plain = node_pb2.ConsentToken(
         token=token.token, consent_id=token.consent_id, binding_salt=token.binding_salt
     )
-    if form == "json":  # the citizen API's answer, preview included
+    if form == "json":  # the citizen API's answer (POST /api/v1/me/consents), preview included
+        return json.dumps(encode(token)).encode()
+    if form == "protobuf-json":
         return json.dumps(MessageToDict(token, preserving_proto_field_name=True)).encode()
-    if form == "base64url":  # the copyable text of the citizen's page
+    if form == "handover":  # the copyable text of the citizen's page (grant.js)
+        return b"HUXIN-CONSENT-1:" + base64.urlsafe_b64encode(plain.SerializeToString()).rstrip(
+            b"="
+        )
+    if form == "base64url":
         return base64.urlsafe_b64encode(plain.SerializeToString()).rstrip(b"=") + b"\n"
     if form == "base64":
         return base64.b64encode(plain.SerializeToString())
@@ -121,7 +131,9 @@ async def _trust_bundle(bank: Bank, tmp: Path) -> tuple[Path, str, Path]:
     return tmp / "bundle.bin", hub.public_key.hex(), tmp / "status.bin"
 
 
-@pytest.mark.parametrize("form", ["json", "base64url", "base64", "bytes"])
+@pytest.mark.parametrize(
+    "form", ["handover", "json", "protobuf-json", "base64url", "base64", "bytes"]
+)
 async def test_request_writes_what_verify_accepts(bank: Bank, tmp_path: Path, form: str) -> None:
     """Issue 19, H5, H12, C1: each form of the handover gives an attestation that
     ``huxin verify`` accepts with the nonce and salt the command printed."""
@@ -187,6 +199,8 @@ BAD_INPUTS = {
     ),
     "consent-too-large": Bad(b"A" * (16 * 1024 + 1), (), "INVALID_ARGUMENT", "--consent"),
     "consent-empty": Bad(b"", (), "INVALID_CONSENT", "--consent"),
+    "consent-other-version": Bad(b"HUXIN-CONSENT-2:AAAA", (), "INVALID_CONSENT", "--consent"),
+    "consent-prefix-only": Bad(b"HUXIN-CONSENT-1:", (), "INVALID_CONSENT", "--consent"),
     "nonce-too-short": Bad(None, ("--nonce", "short"), "NONCE_INVALID", "--nonce"),
     "nonce-too-long": Bad(None, ("--nonce", "hex:" + "00" * 65), "NONCE_INVALID", "--nonce"),
     "nonce-bad-hex": Bad(None, ("--nonce", "hex:zz"), "NONCE_INVALID", "--nonce"),
@@ -288,3 +302,105 @@ async def test_unreachable_node(bank: Bank, tmp_path: Path) -> None:
     done = await asyncio.to_thread(huxin, *args)
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith("error: NODE_UNAVAILABLE: --node 127.0.0.1:1"), done.stderr
+
+
+# ------------------------------------------------ over the HTTP/JSON listener
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpRegion]:
+    """A real ``huxin serve`` with its HTTPS listeners (tests/support/http.py)."""
+    with http_region(tmp_path_factory.mktemp("served")) as region:
+        yield region
+
+
+def _http_args(r: HttpRegion, consent: Path, out: Path, bank: str = "heihe.bank") -> list[str]:
+    r.tls(bank)  # writes the client pair under r.root/clients
+    folder = r.root / "clients"
+    (r.root / "citizen").write_text(CITIZEN + "\n")
+    return [
+        "request", "--node", r.mtls_url, "--ca", str(r.ca_file),
+        "--cert", str(folder / f"{bank}.pem"), "--key", str(folder / f"{bank}.key"),
+        "--consent", str(consent), "--subject-id-file", str(r.root / "citizen"),
+        "--out", str(out), "--json",
+    ]  # fmt: skip
+
+
+async def _api(
+    r: HttpRegion, method: str, path: str, body: dict[str, object] | None = None
+) -> dict[str, Any]:
+    async with (
+        r.client() as s,
+        s.request(method, r.citizen_url + path, headers=r.bearer(), json=body) as resp,
+    ):
+        doc: dict[str, Any] = await resp.json()
+        assert resp.status == 200, doc
+        return doc
+
+
+async def test_over_http_the_answer_verifies_and_a_withdrawal_is_refused(
+    served: HttpRegion, tmp_path: Path
+) -> None:
+    """Issue 19 (the bank requests over HTTP/JSON; H5, H12, C1): the citizen API's own
+    answer handed over as is; ``huxin request --node https://…`` writes what
+    ``huxin verify`` accepts against the node's published trust material; after the
+    withdrawal the next request is refused with the gRPC reason (exit 1)."""
+    await seed(served)
+    token = await _api(
+        served, "POST", "/api/v1/me/consents",
+        {"audience": "heihe.bank", "purpose": SCENARIO, "scope": "grade"},
+    )  # fmt: skip
+    consent = tmp_path / "consent.json"
+    consent.write_text(json.dumps(token))
+    out = tmp_path / "a.bin"
+    done = await asyncio.to_thread(huxin, *_http_args(served, consent, out))
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)
+    assert printed["channel"] == "http" and printed["consent_id"] == token["consent_id"]
+    # the verifier's material: the region's key set under a hub key, the status list now
+    hub = KeyPair.generate()
+    (tmp_path / "hub.key").write_bytes(encode_private_key(hub))
+    now = datetime.now(UTC).isoformat()
+    code, _o, err = await asyncio.to_thread(
+        huxin_here,
+        "trust", "build", "--hub-root", str(tmp_path / "hub.key"), "--issuer", "heilongjiang",
+        "--version", "1", "--now", now, "--region-dir", str(served.directory / "keys"),
+        "--out", str(tmp_path / "bundle.bin"),
+        *approval_args(tmp_path, tmp_path / "hub.key", "heilongjiang", now),
+    )  # fmt: skip
+    assert code == 0, err
+    async with served.client() as s, s.get(served.citizen_url + "/trust/status-list.bin") as r:
+        (tmp_path / "status.bin").write_bytes(await r.read())
+    verified = await asyncio.to_thread(
+        huxin,
+        "verify", str(out), "--trust", str(tmp_path / "bundle.bin"), "--hub-key",
+        hub.public_key.hex(), "--audience", "heihe.bank", "--nonce", printed["nonce"],
+        "--salt", printed["salt"], "--subject-id-file", str(served.root / "citizen"),
+        "--status", str(tmp_path / "status.bin"), "--json",
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(verified.stdout)["attestation"]["consent_id"] == token["consent_id"]
+
+    await _api(served, "POST", "/api/v1/me/consents/withdraw", {"consent_id": token["consent_id"]})
+    again = await asyncio.to_thread(huxin, *_http_args(served, consent, tmp_path / "b.bin"))
+    assert again.returncode == 1, again.stderr
+    assert again.stderr.startswith("error: CONSENT_WITHDRAWN: the node refused: "), again.stderr
+    assert not (tmp_path / "b.bin").exists()
+
+
+async def test_over_http_an_unregistered_bank_is_refused(
+    served: HttpRegion, tmp_path: Path
+) -> None:
+    """docs/adr/0415 over HTTP: a certificate of the CA the node never registered."""
+    await seed(served)
+    token = await _api(
+        served, "POST", "/api/v1/me/consents",
+        {"audience": "heihe.bank", "purpose": SCENARIO, "scope": "grade"},
+    )  # fmt: skip
+    consent = tmp_path / "consent.json"
+    consent.write_text(json.dumps(token))
+    done = await asyncio.to_thread(
+        huxin, *_http_args(served, consent, tmp_path / "a.bin", bank="heihe.stranger")
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("error: CLIENT_UNKNOWN: the node refused"), done.stderr

@@ -240,7 +240,7 @@
   const REASONS = {
     NETWORK: ["无法连接到服务，请稍后再试。", "The service cannot be reached; please try again later."],
     CONSENT_RATE_EXCEEDED: ["授权过于频繁，请稍后再试。", "Too many consents in a short time; please try again later."],
-    TOO_MANY_ACTIVE_CONSENTS: ["有效授权已达上限，请先撤回不需要的授权。", "You hold the most active consents allowed; withdraw one you no longer need."],
+    TOO_MANY_ACTIVE_CONSENTS: ["有效授权已达上限，请先撤回不需要的授权。", "You hold the most active consents allowed; withdraw one you do not need."],
     SUBJECT_OPTED_OUT: ["您已选择不参与评分，不能授权。", "You opted out of being scored, so you cannot grant a consent."],
     DISCLOSURE_NOT_ALLOWED: ["该场景不允许披露这么多信息。", "This scenario does not allow that much to be disclosed."],
     UNKNOWN_SCENARIO: ["没有这个激励场景。", "There is no such incentive scenario."],

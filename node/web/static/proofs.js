@@ -92,6 +92,12 @@
     return { origin: str(f, 1), tree_size: int(f, 2), root_hash: bytesOf(f, 3), timestamp: int(f, 4), kind: str(f, 5) };
   }
 
+  // the API's checkpoint: the signed envelope as one base64 string (or as its fields)
+  function checkpointOf(value) {
+    if (typeof value === "string") return checkpoint(bytesOf(decode(H.b64decode(value)), 1));
+    return checkpoint(H.b64decode((value || {}).payload));
+  }
+
   // ---------------------------------------------------------------- encoding
   function varintBytes(n) {
     const out = [];
@@ -111,8 +117,10 @@
 
   const utf8e = new TextEncoder();
 
-  // JSON Envelope {payload (base64), payload_type, signatures [{key_id, sig (base64)}]} -> bytes
+  // the API's envelope: its serialised bytes as one base64 string, or (older
+  // encodings) {payload (base64), payload_type, signatures [{key_id, sig (base64)}]}
   function envelopeBytes(env) {
+    if (typeof env === "string") return H.b64decode(env);
     const sigs = (env.signatures || []).flatMap((s) =>
       lenField(3, new Uint8Array([...lenField(1, utf8e.encode(s.key_id || "")), ...lenField(2, H.b64decode(s.sig))]))
     );
@@ -175,6 +183,6 @@
     return sn === 0 && equal(r, root);
   }
 
-  H.pb = { decode, logEntry, checkpoint, envelopeBytes, consentTokenBytes };
+  H.pb = { decode, logEntry, checkpoint, checkpointOf, envelopeBytes, consentTokenBytes };
   H.verifyInclusion = verifyInclusion;
 })();

@@ -126,6 +126,7 @@
       supplement: ["补充信息", "supplement"],
       deregistration: ["注销", "deregistration"],
       consent: ["授权", "consent"],
+      repair: ["信用修复", "repair"],
     },
   };
 

@@ -25,10 +25,10 @@
         el("dt", { text: t("适用等级", "Grades") }),
         el("dd", { text: grades || e.min_grade || "—" }),
         e.provider ? [el("dt", { text: t("办理单位", "Provided by") }), el("dd", { text: e.provider })] : null,
-        e.how_to_apply ? [el("dt", { text: t("如何申请", "How to apply") }), el("dd", { text: e.how_to_apply })] : null,
         el("dt", { text: t("对方能看到", "They see") }),
         el("dd", { text: term("disclosure", e.disclosure || "threshold") })
       ),
+      e.how_to_apply ? el("details", {}, el("summary", { text: t("如何申请", "How to apply") }), el("p", { text: e.how_to_apply })) : null,
       qualifies && canGrant && e.ref
         ? el("a", { class: "button", href: "/consent?scenario=" + encodeURIComponent(e.ref), text: t("为此授权", "Grant a consent for this") })
         : null

@@ -18,10 +18,15 @@
     return items;
   }
 
+  //: the steps of an objection to a record's facts, in order (scoring/_objections.py)
+  const RECORD_FLOW = ["forward", "source", "reply"];
+
   function deadlines(o) {
     const list = o.deadlines || [];
     if (!list.length) return null;
     const waiting = o.waiting_for || "";
+    // a later step's deadline is counted in working days once the step before it is done
+    const later = waiting && !o.about_score && !o.about_handling ? RECORD_FLOW.filter((s) => !list.some((d) => d.step === s)) : [];
     return el(
       "ol",
       { class: "steps" },
@@ -35,6 +40,9 @@
           el("time", { datetime: d.due, text: d.due }),
           d.step === waiting ? el("strong", { text: t("（当前步骤）", " (current step)") }) : null
         )
+      ),
+      later.map((s) =>
+        el("li", { class: "later" }, el("span", { class: "step", text: term("step", s) }), " ", el("span", { class: "muted", text: t("期限在上一步完成后按工作日计算", "due date counted in working days once the step before is done") }))
       )
     );
   }

@@ -12,8 +12,7 @@
   async function loadPage(start) {
     const q = new URLSearchParams({ start_index: String(start), page_size: "50" });
     const data = await H.api("GET", H.API.queryLog + "?" + q.toString());
-    const c = data.checkpoint || {};
-    cp = c.payload ? H.pb.checkpoint(H.b64decode(c.payload)) : { tree_size: H.num(c.tree_size), root_hash: H.b64decode(c.root_hash), origin: c.origin, timestamp: H.num(c.timestamp) };
+    cp = H.pb.checkpointOf(data.checkpoint);
     for (const item of data.entries || []) {
       const bytes = H.b64decode(item.entry);
       const proof = item.proof || {};

@@ -19,11 +19,15 @@
   function grid(caption, head, rows, empty) {
     if (!rows.length) return el("p", { class: "muted", text: empty });
     return el(
+      "div",
+      { class: "grid-wrap", tabindex: "0", role: "region", "aria-label": caption || head.join(" ") },
+      el(
       "table",
       { class: "grid" },
       caption ? el("caption", { text: caption }) : null,
       el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col", text: h })))),
       el("tbody", {}, rows.map((r) => el("tr", {}, r.map((v) => el("td", {}, v)))))
+      )
     );
   }
 
@@ -33,8 +37,7 @@
     for (let page = 0; page < 20; page++) {
       const q = new URLSearchParams({ start_index: String(start), page_size: "100" });
       const data = await H.api("GET", H.API.queryLog + "?" + q.toString());
-      const c = data.checkpoint || {};
-      const cp = c.payload ? H.pb.checkpoint(H.b64decode(c.payload)) : { tree_size: H.num(c.tree_size), root_hash: H.b64decode(c.root_hash) };
+      const cp = H.pb.checkpointOf(data.checkpoint);
       for (const item of data.entries || []) {
         const bytes = H.b64decode(item.entry);
         const p = item.proof || {};
