@@ -10,7 +10,8 @@ Invariants:
 * every page and every JSON endpoint calls ``hc.require_operator(request)`` first:
   a caller whose client certificate is not registered with the operator role is
   refused before anything is read (401/403 with the stable reason of the one error
-  tree, the body ``{"code", "reason", "field", "message"}``); only the static files
+  tree: the body ``{"code", "reason", "field", "message"}`` from a JSON endpoint, a
+  page naming the same status and reason from a page); only the static files
   (public code and a style sheet) are served to any client of the listener;
 * the one action, resolving an objection, is
   :func:`node.rights._objections.answer_objection` with ``operator=True`` — exactly
@@ -27,6 +28,7 @@ Invariants:
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -48,11 +50,13 @@ from node.console._federation import federation_state
 from node.core._bounds import NOTE_MAX, REF_MAX, check_length, check_text
 from node.core._errors import (
     InvalidArgumentError,
+    NodeError,
     PermissionDeniedError,
     ResourceExhaustedError,
 )
 from node.http import HttpContext, static_route
 from node.http._codec import MALFORMED_REQUEST, parse_json
+from node.http._status import refusal_of
 from node.rights._objections import answer_objection
 
 __all__ = ["ACTION_BODY_MAX", "PAGES", "console_routes"]
@@ -74,7 +78,8 @@ _CSP = (
 _PAGE_HEADERS = {
     "Content-Security-Policy": _CSP,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer a POST carries "Origin: null"
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 _RESOLVE_FIELDS = frozenset({"outcome", "note"})
@@ -91,6 +96,39 @@ def _json(doc: Any) -> web.Response:
         doc,
         dumps=lambda d: json.dumps(d, ensure_ascii=False, separators=(",", ":")),
         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+_REFUSED = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>拒绝访问 Access refused · 互信运营控制台</title>
+<link rel="stylesheet" href="/console/static/console.css"></head>
+<body><header class="top"><div class="brand"><strong>互信 运营控制台</strong>
+<span lang="en">Huxin operator console</span></div></header>
+<main id="main"><h1>拒绝访问 <span class="en" lang="en">Access refused</span></h1>
+<section class="card"><p>控制台只对登记为运营方的客户端证书开放。
+<span class="en" lang="en">The console is open only to a client certificate registered with
+the operator role.</span></p>
+<dl class="kv"><dt>状态 <span class="en" lang="en">status</span></dt><dd>{status} {code}</dd>
+<dt>原因 <span class="en" lang="en">reason</span></dt><dd id="reason">{reason}</dd>
+<dt>说明 <span class="en" lang="en">message</span></dt><dd lang="en">{message}</dd></dl>
+</section></main></body></html>
+"""
+
+
+def _refusal_page(exc: NodeError) -> web.Response:
+    """A page's refusal for a person at a browser: the same status and reason as the
+    error body of the JSON endpoints, as a page."""
+    refusal = refusal_of(exc)
+    body = {k: html.escape(str(v)) for k, v in refusal.body.items()}
+    text = _REFUSED.format(status=refusal.status, **body)
+    return web.Response(
+        text=text,
+        status=refusal.status,
+        content_type="text/html",
+        charset="utf-8",
+        headers=_PAGE_HEADERS,
     )
 
 
@@ -115,7 +153,8 @@ async def _action_body(request: web.Request) -> dict[str, str]:
         raise InvalidArgumentError(
             MALFORMED_REQUEST, "send Content-Type: application/json", field="content-type"
         )
-    raw = await request.content.read(ACTION_BODY_MAX + 1)
+    # whole body, bounded by the app's client_max_size ([listen] http_max_body_bytes)
+    raw = await request.read()
     if len(raw) > ACTION_BODY_MAX:
         raise ResourceExhaustedError(
             "MESSAGE_TOO_LARGE", f"an action's body is at most {ACTION_BODY_MAX} bytes",
@@ -147,7 +186,10 @@ def console_routes(hc: HttpContext) -> list[web.AbstractRouteDef]:
         body = page_bodies[path]
 
         async def serve(request: web.Request) -> web.StreamResponse:
-            hc.require_operator(request)
+            try:
+                hc.require_operator(request)
+            except NodeError as exc:
+                return _refusal_page(exc)
             return web.Response(
                 body=body, content_type="text/html", charset="utf-8", headers=_PAGE_HEADERS
             )

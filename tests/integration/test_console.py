@@ -22,7 +22,7 @@ import aiohttp
 import grpc
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, async_playwright
+from playwright.async_api import BrowserContext, Page
 
 from keys import NodeCertificate
 from node.console._data import (
@@ -38,26 +38,17 @@ from node.demo._testbed import attestation_request
 from node.http._app import HttpServer
 from node.pb.v1 import node_pb2
 from node.rights._objections import load_objection
+from node.store._monthly import published_entry
+from tests.support.browser import BROWSER_TESTS, Browsers, ClientCertificate, screenshot
 from tests.support.governed_region import ALICE, BOB, CAROL, Fed, penalty, start_governed
 
-pytestmark = pytest.mark.asyncio(loop_scope="function")
+pytestmark = BROWSER_TESTS  # the browser driver lives on the session's loop
 
 #: Wed 14 Oct 2026, after National Day: September is published too (H3), Alice's score
 #: objection to August waits for the operator, Bob's record objection for the court.
 LATER = datetime(2026, 10, 14, 8, 0, tzinfo=UTC)
 
 
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 OPERATOR = "heihe.ops"
 PAGES = {
     "grades": "/console/",
@@ -68,7 +59,7 @@ PAGES = {
 }
 
 
-@pytest_asyncio.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def heihe(tmp_path: Path) -> AsyncIterator[Fed]:
     f = await start_governed(
         tmp_path,
@@ -124,10 +115,12 @@ class Console:
             aiohttp.ClientSession(connector=connector) as session,
             session.request(method, self.url + path, data=body, headers=headers) as resp,
         ):
+            if resp.content_type == "text/html":
+                return resp.status, await resp.text()
             return resp.status, await resp.json(content_type=None)
 
 
-@pytest_asyncio.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def console(heihe: Fed, tmp_path: Path) -> AsyncIterator[Console]:
     server = heihe.node.server
     http = HttpServer(server.ctx, throttle=server.throttle, router=server.router)
@@ -139,25 +132,11 @@ async def console(heihe: Fed, tmp_path: Path) -> AsyncIterator[Console]:
         await http.stop()
 
 
-@pytest_asyncio.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
-
-
-async def browser_context(browser: Browser, c: Console, cert: NodeCertificate) -> BrowserContext:
-    """A browser that presents ``cert`` to the console (the node's certificate is of the
-    federation CA, which the browser does not know: its errors are ignored)."""
-    pem, key = c.cert_files(cert, "browser")
-    return await browser.new_context(
-        client_certificates=[{"origin": c.url, "certPath": pem, "keyPath": key}],
-        ignore_https_errors=True,
-        viewport={"width": 1366, "height": 900},
-        locale="zh-CN",
+async def browser_context(browsers: Browsers, c: Console, cert: NodeCertificate) -> BrowserContext:
+    """A chromium that trusts the federation CA and presents ``cert`` to the console."""
+    assert c.fed.bed.ca is not None
+    return await browsers.context(
+        c.fed.bed.ca.cert_pem, client=ClientCertificate(c.url, cert.cert_pem, cert.key_pem)
     )
 
 
@@ -235,6 +214,36 @@ async def test_console_reads_match_the_store(heihe: Fed) -> None:
     assert fed["signing_key"]["state"] in {"valid", "expires soon"}
 
 
+async def test_grade_counts_follow_corrections(heihe: Fed) -> None:
+    """Issue 19 (grades "from the published monthly grades"), H16, ADR 0501: when the court
+    revokes Carol's September penalties her published grade is corrected at once, and the
+    chart counts what the node now publishes (``published_entry``: the newest correction,
+    else the snapshot), not the month's first snapshot."""
+    ctx = heihe.node.server.ctx
+    cache = GradeCache()
+    first = (await grade_distribution(ctx, 12, cache))["months"][-1]["counts"]
+    for n in range(3):
+        await heihe.source.MarkRecord(
+            node_pb2.MarkRecordRequest(record_id=f"p-9{n}", status="revoked", note="wrong person")
+        )
+    then = (await grade_distribution(ctx, 12, cache))["months"][-1]
+    assert then["counts"] != first
+
+    def published(conn: sqlite3.Connection) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for (key,) in conn.execute(
+            "SELECT subject_key FROM snapshots WHERE run_id = ?", (then["run_id"],)
+        ):
+            entry = published_entry(conn, then["run_id"], bytes(key))
+            assert entry is not None
+            grade = entry.grade or NOT_SCORED
+            out[grade] = out.get(grade, 0) + 1
+        return out
+
+    expected = await ctx.db.read_unit(published)
+    assert {g: n for g, n in then["counts"].items() if n} == expected == {"A": 3}
+
+
 async def test_overdue_objections_come_first(heihe: Fed) -> None:
     """Issue 19 ("deadline status, overdue first"), H15: once the operator's handle step is
     past its day, the score objection is listed first and marked overdue."""
@@ -251,7 +260,7 @@ async def test_overdue_objections_come_first(heihe: Fed) -> None:
 
 
 async def test_operator_sees_charts_and_resolves_an_objection(
-    console: Console, browser: Browser
+    console: Console, browsers: Browsers
 ) -> None:
     """Issue 19 ("an operator sees the charts and answers the objection"), H3, H15, N21:
     a registered operator's certificate in a real Chromium; the grade chart's canvas is
@@ -260,15 +269,14 @@ async def test_operator_sees_charts_and_resolves_an_objection(
     fed = console.fed
     score, record = await file_objections(fed)
     repair = await third_party_activity(fed)
-    context = await browser_context(browser, console, fed.bed.cert(OPERATOR))
+    context = await browser_context(browsers, console, fed.bed.cert(OPERATOR))
     page = await context.new_page()
-    SHOTS.mkdir(parents=True, exist_ok=True)
     try:
         for name, path in PAGES.items():
             response = await page.goto(console.url + path)
             assert response is not None and response.status == 200, name
             await page.wait_for_selector("body[data-ready='1']")
-            await page.screenshot(path=str(SHOTS / f"console-{name}.png"), full_page=True)
+            await screenshot(page, f"console-{name}")
             if name == "grades":
                 await check_grade_chart(page, fed)
         await page.goto(console.url + "/console/rights")
@@ -286,7 +294,8 @@ async def test_operator_sees_charts_and_resolves_an_objection(
         await row.locator("button[type='submit']").click()
         await page.wait_for_selector("#status.ok")
         assert score.objection_id in await page.locator("#status").inner_text()
-        await page.screenshot(path=str(SHOTS / "console-rights-resolved.png"), full_page=True)
+        await screenshot(page, "console-rights-resolved")
+        assert browsers.outside_requests(context) == []  # nothing from the internet
     finally:
         await context.close()
     stored = await fed.node.server.ctx.db.fetchone(
@@ -298,7 +307,7 @@ async def test_operator_sees_charts_and_resolves_an_objection(
     assert any("checked again" in n for n in await fed.notes(ALICE))
 
 
-async def check_grade_chart(page: Any, fed: Fed) -> None:
+async def check_grade_chart(page: Page, fed: Fed) -> None:
     """The canvas is drawn (pixels that are not background) and the series behind it are
     the store's published counts, month by month."""
     drawn = await page.evaluate(
@@ -326,7 +335,7 @@ async def check_grade_chart(page: Any, fed: Fed) -> None:
 
 
 async def test_a_client_without_the_operator_role_is_refused(
-    console: Console, browser: Browser
+    console: Console, browsers: Browsers
 ) -> None:
     """Issue 19 ("every action operator-only"), ADR 0415: the court's registered
     certificate gets 403 NOT_OPERATOR for every page and every JSON endpoint, and its
@@ -334,22 +343,23 @@ async def test_a_client_without_the_operator_role_is_refused(
     fed = console.fed
     score, _ = await file_objections(fed)
     court = fed.bed.cert("heihe-court")
-    context = await browser_context(browser, console, court)
+    context = await browser_context(browsers, console, court)
     page = await context.new_page()
     try:
         response = await page.goto(console.url + "/console/")
         assert response is not None and response.status == 403
-        body = json.loads(await response.text())
-        assert (body["code"], body["reason"]) == ("PERMISSION_DENIED", "NOT_OPERATOR")
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(SHOTS / "console-refused.png"))
+        assert await page.locator("#reason").inner_text() == "NOT_OPERATOR"
+        await screenshot(page, "console-refused")
     finally:
         await context.close()
     paths = [*PAGES.values(), "/console/api/session", "/console/api/grades", "/console/api/model"]
     paths += ["/console/api/rights", "/console/api/review", "/console/api/federation"]
     for path in paths:
         status, body = await console.call(court, "GET", path)
-        assert (status, body["reason"]) == (403, "NOT_OPERATOR"), path
+        if path.startswith("/console/api/"):
+            assert (status, body["reason"]) == (403, "NOT_OPERATOR"), path
+        else:
+            assert (status, "NOT_OPERATOR" in body) == (403, True), path
     action = f"/console/api/objections/{score.objection_id}/resolve"
     status, body = await console.call(
         court, "POST", action, body=b'{"outcome":"corrected"}', headers=JSON
@@ -385,6 +395,8 @@ BAD_ACTIONS = [
      {"Content-Type": "text/plain"}, 400, "MALFORMED_REQUEST", "content-type"),
     ("other_origin", "{score}", b'{"outcome":"upheld"}',
      {**JSON, "Origin": "https://elsewhere.example"}, 403, "CSRF_ORIGIN", "origin"),
+    ("origin_null", "{score}", b'{"outcome":"upheld"}',
+     {**JSON, "Origin": "null"}, 403, "CSRF_ORIGIN", "origin"),
     ("body_too_large", "{score}",
      json.dumps({"outcome": "upheld", "note": "x" * 5000}).encode(), JSON,
      429, "MESSAGE_TOO_LARGE", "request"),
@@ -445,3 +457,23 @@ async def test_bad_queries_are_refused(
     """Issue 19: a query out of its documented bound (``months`` 1 to 36) is refused."""
     got, doc = await console.call(console.fed.bed.cert(OPERATOR), "GET", path)
     assert (got, doc["reason"], doc["field"]) == (status, reason, field)
+
+
+async def test_echarts_is_served_locally_with_its_licence(console: Console) -> None:
+    """Issue 19 ("served locally with its licence"; no resource from the internet): the
+    vendored ECharts and its licence come from the node, cacheable by ETag."""
+    court = console.fed.bed.cert("heihe-court")
+    connector = aiohttp.TCPConnector(ssl=console.tls(court))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        base = console.url + "/console/static/vendor/echarts/"
+        async with session.get(base + "LICENSE") as resp:
+            assert resp.status == 200 and "Apache License" in await resp.text()
+        async with session.get(base + "echarts.min.js") as resp:
+            assert resp.status == 200 and resp.headers["ETag"]
+            tag = resp.headers["ETag"]
+        async with session.get(base + "echarts.min.js", headers={"If-None-Match": tag}) as resp:
+            assert resp.status == 304
+        async with session.get(base + "../../console.js") as resp:
+            assert resp.status == 200  # inside the static directory
+        async with session.get(console.url + "/console/static/%2e%2e/_routes.py") as resp:
+            assert resp.status == 404  # never outside it

@@ -232,6 +232,7 @@ async def screenshot(page: Page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)
+    path.chmod(0o600)  # written by the driver with its umask; owner-only, as all the suite writes
     return path
 
 

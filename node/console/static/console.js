@@ -20,7 +20,7 @@
     received: "已受理 received",
     forwarded: "已转交来源 forwarded",
     deemed_accepted: "视为成立 deemed accepted",
-    answered: "来源已答复 answered",
+    answered: "已答复 answered",
     replied: "已回复本人 replied",
     pending: "待决定 pending",
     granted: "已准予 granted",
@@ -30,6 +30,10 @@
     record: "记录异议 record",
     handling: "处理异议 handling",
     score: "评分异议 score",
+  };
+  const FLAGS = {
+    "purpose outside the consent": "超出同意用途",
+    "requester not named in the consent": "请求方非同意对象",
   };
   const STEPS = {
     forward: "转交 forward",
@@ -122,7 +126,7 @@
       const tr = el("tr", { class: rowClass ? rowClass(row) : null });
       for (const [key, , , opt] of columns) {
         const content = opt && opt.cell ? opt.cell(row) : row[key];
-        const td = el("td", { class: opt && opt.num ? "num" : opt && (opt.time || key === "due") ? "time" : null });
+        const td = el("td", { class: opt && opt.num ? "num" : (opt && opt.time) || key === "due" ? "time" : null });
         if (content instanceof Node) td.append(content);
         else td.textContent = content === null || content === undefined || content === "" ? "—" : String(content);
         tr.append(td);
@@ -199,6 +203,7 @@
       id: g,
       type: "bar",
       stack: "people",
+      barMaxWidth: 120,
       emphasis: { focus: "series" },
       itemStyle: { color: g === "-" ? "#9e9e9e" : gradeColour(i, doc.grades.length - 1) },
       data: doc.months.map((m) => m.counts[g]),
@@ -304,27 +309,36 @@
     return form;
   }
 
+  /* What the operator can do about an objection: resolve it (its own handling or the
+   * score itself, while it waits for the operator), or see who acts next. */
+  function objectionAction(r) {
+    if (r.operator_resolves) return resolveForm(r);
+    const next = r.state === "answered" ? "已答复，待通知本人 the citizen is told next"
+      : r.kind === "record" ? "由来源答复 the source answers"
+      : "—";
+    return el("span", { class: "muted", text: next });
+  }
+
   async function rights(keepStatus) {
     const doc = await api("/console/api/rights");
     const objections = table("未结异议 " + doc.objections.length + "/" + doc.objections_total, "open objections (today " + doc.today + ")", [
       ["deadline", "期限", "deadline", { cell: deadlineBadge }],
-      ["objection_id", "编号", "id"],
+      ["objection_id", "编号", "id", { cell: (r) => el("code", { text: r.objection_id }) }],
       ["kind", "类型", "kind", { cell: (r) => KINDS[r.kind] || r.kind }],
       ["subject", "对象", "about", { cell: (r) => r.kind === "score" ? "评分 score " + r.period : r.record_id }],
       ["source", "来源", "source"],
       ["state", "状态", "state", { cell: (r) => STATES[r.state] || r.state }],
       ["waiting_for", "当前步骤", "step", { cell: (r) => STEPS[r.waiting_for] || r.waiting_for }],
-      ["due", "截止", "due"],
-      ["deadlines", "各步骤期限", "every step", { cell: (r) => Object.entries(r.deadlines).map(([s, d]) => (STEPS[s] || s) + " " + d).join("; ") }],
+      ["deadlines", "各步骤期限", "every step", { time: true, cell: (r) => el("div", {}, ...Object.entries(r.deadlines).map(([s, d]) => el("div", { text: (STEPS[s] || s) + " " + d }))) }],
       ["filed_at", "受理时间", "filed", { time: true, cell: (r) => when(r.filed_at) }],
       ["reason", "理由", "reason"],
-      ["action", "操作", "action", { cell: (r) => r.operator_resolves ? resolveForm(r) : el("span", { class: "muted", text: "来源答复 the source answers" }) }],
+      ["action", "操作", "action", { cell: objectionAction }],
     ], doc.objections, (r) => r.overdue ? "overdue" : null);
     objections.id = "objections-table";
     document.getElementById("objections").replaceChildren(objections);
     document.getElementById("repairs").replaceChildren(table("修复申请（待决定 " + doc.repairs_pending + "）", "repair applications", [
       ["deadline", "期限", "deadline", { cell: (r) => r.state === "pending" ? deadlineBadge(r) : el("span", { class: "badge plain", text: STATES[r.state] || r.state }) }],
-      ["application_id", "编号", "id"],
+      ["application_id", "编号", "id", { cell: (r) => el("code", { text: r.application_id }) }],
       ["record_id", "记录", "record"],
       ["department", "部门", "department"],
       ["route", "修复方式", "route"],
@@ -348,12 +362,12 @@
       ["refusals", "拒绝原因", "refusals", { cell: (r) => Object.entries(r.refusals).map(([k, v]) => k + " ×" + v).join(", ") }],
     ], doc.queries));
     document.getElementById("flagged").replaceChildren(table("超出同意范围 " + doc.flagged.length + "/" + doc.flagged_total, "outside the consent", [
-      ["flag", "标记", "flag", { cell: (r) => el("span", { class: "badge bad", text: r.flag }) }],
+      ["flag", "标记", "flag", { cell: (r) => el("span", { class: "badge bad", text: ((FLAGS[r.flag] || "") + " " + r.flag).trim() }) }],
       ["requester", "请求方", "requester"],
       ["purpose", "请求用途", "purpose asked"],
       ["consented_purpose", "同意用途", "purpose consented"],
       ["consent_id", "同意编号", "consent"],
-      ["timestamp", "时间", "time", { cell: (r) => new Date(r.timestamp * 1000).toISOString().replace(".000Z", "Z") }],
+      ["timestamp", "时间", "time", { time: true, cell: (r) => when(new Date(r.timestamp * 1000).toISOString()) }],
       ["outcome", "结果", "outcome"],
     ], doc.flagged));
     document.getElementById("sources").replaceChildren(table("各来源报送", "records per source", [
@@ -372,8 +386,8 @@
         xAxis: { type: "category", data: doc.sources.map((s) => s.source) },
         yAxis: { type: "value", minInterval: 1 },
         series: [
-          { name: "按时 on time", type: "bar", stack: "r", itemStyle: { color: "#4caf50" }, data: doc.sources.map((s) => s.records - s.late_records) },
-          { name: "逾期 late", type: "bar", stack: "r", itemStyle: { color: "#e53935" }, data: doc.sources.map((s) => s.late_records) },
+          { name: "按时 on time", type: "bar", stack: "r", barMaxWidth: 90, itemStyle: { color: "#4caf50" }, data: doc.sources.map((s) => s.records - s.late_records) },
+          { name: "逾期 late", type: "bar", stack: "r", barMaxWidth: 90, itemStyle: { color: "#e53935" }, data: doc.sources.map((s) => s.late_records) },
         ],
       });
     } else {
