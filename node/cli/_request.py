@@ -255,6 +255,8 @@ class _Prepared:
 def _prepare(args: argparse.Namespace) -> _Prepared:
     """Everything checked here first, so a bad input costs no round trip and the
     node's form check (the same function) can only agree."""
+    if str(args.consent) == "-" and str(args.subject_id_file) == "-":
+        raise CliError("INVALID_ARGUMENT", "--consent: stdin is already --subject-id-file's")
     token = decode_consent(_read(args.consent, "--consent", CONSENT_MAX_BYTES))
     grant = node_pb2.ConsentGrant.FromString(token.token.payload)
     salt = _salt(args, token)

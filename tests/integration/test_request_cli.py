@@ -248,6 +248,17 @@ async def test_bad_id_number_is_named_not_echoed(bank: Bank, tmp_path: Path) -> 
     assert wrong not in stdout + err
 
 
+async def test_consent_and_id_number_cannot_both_come_from_stdin(
+    bank: Bank, tmp_path: Path
+) -> None:
+    """One stdin, one reader: refused before reading either (exit 2, --consent named)."""
+    args = bank.args(Path("-"), tmp_path / "a.bin")
+    args[args.index("--subject-id-file") + 1] = "-"
+    code, _out, err = await asyncio.to_thread(huxin_here, *args)
+    assert code == 2
+    assert err.startswith("error: INVALID_ARGUMENT: --consent: stdin"), err
+
+
 async def test_withdrawn_consent_is_refused_by_the_node(bank: Bank, tmp_path: Path) -> None:
     """H12: after the citizen withdraws, the node refuses (exit 1) with its reason."""
     token = await bank.grant(BOB)
