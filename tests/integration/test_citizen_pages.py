@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import re
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,8 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import BrowserContext, ConsoleMessage, Page, Response
 
+from keys import Status, StatusList
+from keys.pb.v1 import attestation_pb2
 from node.cli._init import init_region
 from node.core._clock import ManualClock
 from node.demo._testbed import (
@@ -51,8 +54,8 @@ REGION, SCHEME, BANK = "heihe", "heihe", "hainan"
 SCENARIO = "heihe/credit-loans"  # tier A; its consents may disclose the grade (H14)
 #: well inside a finished month, whichever month the node publishes today (H3)
 RECOGNISED = (NOW - timedelta(days=62)).date().isoformat()
-ALICE, BOB, CAROL, DAVE, ERIN = (make_id_number(n) for n in range(401, 406))
-PEOPLE = (ALICE, BOB, CAROL, DAVE, ERIN)
+ALICE, BOB, CAROL, DAVE, ERIN, FRANK = (make_id_number(n) for n in range(401, 407))
+PEOPLE = (ALICE, BOB, CAROL, DAVE, ERIN, FRANK)
 HANDOVER = re.compile(r"HUXIN-CONSENT-1:([A-Za-z0-9_-]+)")
 
 
@@ -69,10 +72,19 @@ class World:
     def me(self, idn: str) -> tuple[tuple[str, bytes], ...]:
         return self.node.identity(idn)
 
+    async def status_of(self, signed: bytes) -> Status:
+        """The attestation's entry in the node's signed status list, as a verifier reads it."""
+        env = attestation_pb2.SignedAttestation.FromString(signed).envelope
+        index = attestation_pb2.Attestation.FromString(env.payload).status.index
+        listed = await self.bank.GetStatusList(node_pb2.GetStatusListRequest())
+        m = attestation_pb2.StatusList.FromString(listed.payload)
+        bits = zlib.decompress(m.bits)
+        return StatusList(m.issuer_region, m.list_id, m.size, raw=bits).get(index)
+
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    """Heihe with five people at tier A (600 + 30 + 2 x 60 honours - 80 penalty = 670),
+    """Heihe with six people at tier A (600 + 30 + 2 x 60 honours - 80 penalty = 670),
     its citizen HTTPS listener with the development sign-in, and the bank."""
     tmp = tmp_path_factory.mktemp("citizen-pages")
     bed = Testbed(tmp, now=NOW)
@@ -230,6 +242,7 @@ async def test_sign_in_score_consent_queries_and_withdrawal(world: World, phone:
     await page.click("#preview-btn")
     await page.wait_for_selector("#preview:not([hidden])")
     assert await page.inner_text("#preview-audience") == BANK
+    assert "以及您的信用等级；不会得知您的分数" in await page.inner_text("#preview-statement")
     assert "信用等级" in await page.inner_text("#disclosed")  # the grade, and
     assert "信用分数" in await page.inner_text("#withheld")  # never the score
     listed = await world.citizen.ListConsents(
@@ -252,6 +265,7 @@ async def test_sign_in_score_consent_queries_and_withdrawal(world: World, phone:
     await open_page(world, page, "/consents")
     item = page.locator(f"li[data-consent-id='{token.consent_id}']")
     assert "有效" in await item.inner_text()
+    assert "也会被撤销" in await page.inner_text("main > p.muted")
     await screenshot(page, "citizen-04-consents")
 
     await open_page(world, page, "/queries")
@@ -274,6 +288,8 @@ async def test_sign_in_score_consent_queries_and_withdrawal(world: World, phone:
         world.bank.RequestAttestation(attestation_request(token, ALICE, SCENARIO)),
         reason="CONSENT_WITHDRAWN",
     )
+    # as the page said: what was issued with it is revoked too
+    assert await world.status_of(answer.signed_attestation) is Status.REVOKED
 
 
 async def test_objection_shows_each_steps_deadline(world: World, phone: Visit) -> None:
@@ -318,6 +334,48 @@ async def test_bad_input_is_shown_at_its_field(world: World, phone: Visit) -> No
     )
     assert list(listed.consents) == []
     await screenshot(page, "citizen-08-refused-audience")
+
+
+async def test_opt_out_and_deregistration_say_what_happens(world: World, phone: Visit) -> None:
+    """Issue 19, N3, N4: opting out and deregistering each ask first, saying what
+    happens; a cancelled dialog changes nothing; deregistration needs the word typed;
+    each done action says what it ended or deleted, as the node counted it."""
+    page = phone.page
+    me = world.me
+    await world.citizen.GrantConsent(
+        node_pb2.GrantConsentRequest(audience=BANK, purpose=SCENARIO), metadata=me(FRANK)
+    )
+    await sign_in(world, page, FRANK, "/account")
+    dialog = page.locator("dialog.confirm")
+
+    await page.click("#optout-btn")
+    assert "授权立即终止" in await dialog.inner_text()
+    await dialog.get_by_role("button", name="取消").click()
+    assert not (
+        await world.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=me(FRANK))
+    ).opted_out
+    await page.click("#optout-btn")
+    await dialog.locator("button[type=submit]").click()
+    await page.wait_for_selector("#optin-btn:not([hidden])")
+    assert "终止授权 1 项" in await page.inner_text("#alert")
+    assert (await world.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=me(FRANK))).opted_out
+    await screenshot(page, "citizen-21-opted-out")
+    await page.click("#optin-btn")
+    await page.wait_for_selector("#optout-btn:not([hidden])")
+
+    await page.click("#dereg-btn")
+    assert "不可恢复" in await dialog.inner_text()
+    await page.fill("#confirm-word", "好")
+    await dialog.locator("button[type=submit]").click()  # the wrong word: still asking
+    assert await page.get_attribute("#confirm-word", "aria-invalid") == "true"
+    await screenshot(page, "citizen-22-deregister-confirm")
+    await page.fill("#confirm-word", "注销")
+    await dialog.locator("button[type=submit]").click()
+    await page.wait_for_selector("#dereg-result:has-text('已注销')")
+    assert "删除记录 4 条" in await page.inner_text("#dereg-result")
+    await expect_refused(world.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=me(FRANK)))
+    await page.click("#register-btn")  # records about FRANK are accepted again
+    await page.wait_for_selector("#alert.ok:has-text('已重新登记')")
 
 
 async def test_credit_report_prints_to_pdf(world: World, phone: Visit, tmp_path: Path) -> None:
@@ -422,5 +480,7 @@ async def test_every_page_served_locally_with_its_policy(world: World, phone: Vi
     await screenshot(page, "citizen-30-score-en")
     await open_page(world, page, "/report")  # the choice holds on the next page
     assert await page.inner_text("main h1") == "Credit report"
+    assert await page.inner_text("#r1") == "1. Basic information"
+    await screenshot(page, "citizen-31-report-en")
     await page.click("#lang-switch")
     assert await page.inner_text("main h1") == "信用报告"

@@ -379,6 +379,11 @@
   function page(render, { public: isPublic } = {}) {
     document.addEventListener("DOMContentLoaded", async () => {
       applyLang();
+      // on a phone the menu scrolls sideways: show where this page is in it (the
+      // menu's own scroll, not scrollIntoView, which would move where Tab starts)
+      const menu = document.querySelector(".menu");
+      const here = menu && menu.querySelector("[aria-current='page']");
+      if (here) menu.scrollLeft = here.offsetLeft - (menu.clientWidth - here.offsetWidth) / 2;
       const sw = document.getElementById("lang-switch");
       if (sw) sw.addEventListener("click", switchLang);
       const out = document.getElementById("sign-out");

@@ -61,7 +61,7 @@
       title: t("注销并删除全部数据？", "Deregister and delete everything?"),
       body: [
         t("本节点保存的关于您的记录、授权、异议、补充信息和通知将全部删除。", "Your records, consents, objections, supplements and notices held by this node are all deleted."),
-        t("已出具的证明会被撤销，并通知省级枢纽。此操作不可恢复。", "Attestations issued about you are revoked and the provincial hub is told. This cannot be undone."),
+        t("已出具的证明会被撤销；此后部门报送的关于您的记录会被拒收，直到您重新登记。此操作不可恢复。", "Attestations issued about you are revoked; records about you are refused until you register again. This cannot be undone."),
       ],
       confirmLabel: t("注销", "Deregister"),
       danger: true,
@@ -74,6 +74,17 @@
         `已注销：删除记录 ${H.num(r.records_deleted)} 条、授权 ${H.num(r.consents_deleted)} 项，撤销证明 ${H.num(r.attestations_revoked)} 份${r.hub_notified ? "，已通知省级枢纽" : ""}。`,
         `Deregistered: ${H.num(r.records_deleted)} records and ${H.num(r.consents_deleted)} consents deleted, ${H.num(r.attestations_revoked)} attestations revoked${r.hub_notified ? ", the hub is told" : ""}.`
       );
+      document.getElementById("register-btn").hidden = false;
+    } catch (e) {
+      H.showError(e);
+    }
+  }
+
+  async function register() {
+    try {
+      await H.api("POST", H.API.register, {});
+      document.getElementById("register-btn").hidden = true;
+      H.showNotice(t("已重新登记：部门报送的关于您的记录将重新被接收。", "Registered again: records about you are accepted again."));
     } catch (e) {
       H.showError(e);
     }
@@ -86,6 +97,7 @@
       document.getElementById("optout-btn").addEventListener("click", optOut);
       document.getElementById("optin-btn").addEventListener("click", optIn);
       document.getElementById("dereg-btn").addEventListener("click", deregister);
+      document.getElementById("register-btn").addEventListener("click", register);
     }
     await Promise.all([drawNotices(), drawOptOut()]);
   });

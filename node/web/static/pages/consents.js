@@ -10,7 +10,7 @@
     const ok = await H.confirmDialog({
       title: t("撤回这项授权？", "Withdraw this consent?"),
       body: [
-        t(`${g.audience} 将不能再用这项授权查询您（${g.purpose}）。`, `${g.audience} can no longer use it to check you (${g.purpose}).`),
+        t(`${g.audience} 将不能再用这项授权查询您（${g.purpose}），凭它已出具的证明也会被撤销。`, `${g.audience} cannot use it to check you again (${g.purpose}), and the attestations issued with it are revoked.`),
         t("撤回会记入透明日志，不能恢复；需要时可以重新授权。", "The withdrawal is logged and cannot be undone; you can grant a new consent when you need one."),
       ],
       confirmLabel: t("撤回授权", "Withdraw"),

@@ -29,13 +29,25 @@
     };
   }
 
+  // The node's sentence is English; in Chinese the same facts are said from the
+  // preview's fields (what is disclosed is decided by the node, never here).
+  function statement(p) {
+    if (H.lang() === "en") return p.statement || "";
+    const who = p.audience || "";
+    const what = `「${p.title || p.scenario}」（${p.scenario}，要求 ${p.min_tier} 级及以上）`;
+    const mapped = p.mapping ? `您的等级按互认对照表 ${p.mapping} 换算为 ${p.scheme_id} 的等级。` : "";
+    if (p.disclosure === "grade_and_score") return `${who} 将得知您符合${what}，以及您的信用等级和分数。${mapped}`;
+    if (p.disclosure === "grade") return `${who} 将得知您符合${what}，以及您的信用等级；不会得知您的分数。${mapped}`;
+    return `${who} 只会得知您符合${what}；不会得知您的等级和分数。${mapped}`;
+  }
+
   function previewBody(p) {
     // each field in words, with the name the attestation gives it (exactly what is sent)
     const item = (f) => el("li", {}, term("field", f), " ", el("code", { class: "muted", text: f }));
     const disclosed = (p.disclosed_fields || []).map(item);
     const withheld = (p.withheld_fields || []).map(item);
     return [
-      el("p", { class: "statement", text: p.statement || "" }),
+      el("p", { class: "statement", id: "preview-statement", text: statement(p) }),
       el(
         "dl",
         { class: "facts" },
