@@ -153,7 +153,8 @@ async def _action_body(request: web.Request) -> dict[str, str]:
         raise InvalidArgumentError(
             MALFORMED_REQUEST, "send Content-Type: application/json", field="content-type"
         )
-    raw = await request.content.read(ACTION_BODY_MAX + 1)
+    # whole body, bounded by the app's client_max_size ([listen] http_max_body_bytes)
+    raw = await request.read()
     if len(raw) > ACTION_BODY_MAX:
         raise ResourceExhaustedError(
             "MESSAGE_TOO_LARGE", f"an action's body is at most {ACTION_BODY_MAX} bytes",
