@@ -311,7 +311,7 @@ async def test_citizen_bank_and_operator(world: World, browsers: Browsers, tmp_p
             (
                 ("grades", "/console/"),
                 ("model", "/console/model"),
-                ("review", "/console/review"),
+                ("queries", "/console/review"),
                 ("federation", "/console/federation"),
                 ("rights", "/console/rights"),
             ),
