@@ -201,6 +201,7 @@ BAD_INPUTS = {
     "consent-empty": Bad(b"", (), "INVALID_CONSENT", "--consent"),
     "consent-other-version": Bad(b"HUXIN-CONSENT-2:AAAA", (), "INVALID_CONSENT", "--consent"),
     "consent-prefix-only": Bad(b"HUXIN-CONSENT-1:", (), "INVALID_CONSENT", "--consent"),
+    "consent-stray-character": Bad(b"HUXIN-CONSENT-1:CgQ!AAAA", (), "INVALID_CONSENT", "--consent"),
     "nonce-too-short": Bad(None, ("--nonce", "short"), "NONCE_INVALID", "--nonce"),
     "nonce-too-long": Bad(None, ("--nonce", "hex:" + "00" * 65), "NONCE_INVALID", "--nonce"),
     "nonce-bad-hex": Bad(None, ("--nonce", "hex:zz"), "NONCE_INVALID", "--nonce"),
