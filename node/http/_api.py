@@ -192,6 +192,10 @@ async def _grant(hc: HttpContext, who: AuthenticatedCitizen, r: GrantConsentBody
     return await grant_consent(hc.node, who, request)
 
 
+async def _incentives(hc: HttpContext, who: AuthenticatedCitizen, _r: NoBody) -> Message:
+    return await own.incentives_of(hc.node, _key(who), hc.extras["publisher"])
+
+
 async def _consents(hc: HttpContext, who: AuthenticatedCitizen, _r: NoBody) -> Message:
     return await own.consents_of(hc.node, _key(who))
 
@@ -330,6 +334,9 @@ P = node_pb2
 API_ROUTES: tuple[ApiRoute, ...] = (
     R("GET", f"{_ME}/score", "GetMyScore", "My score, grade and explained report (H12)",
       CITIZEN, NoBody, P.MyScoreResponse, _score),
+    R("GET", f"{_ME}/incentives", "GetMyIncentives",
+      "The incentives my grade qualifies for, here and through recognition (N20)",
+      CITIZEN, NoBody, P.MyIncentivesResponse, _incentives),
     R("GET", f"{_ME}/consents", "ListConsents", "My consents",
       CITIZEN, NoBody, P.ListConsentsResponse, _consents),
     R("POST", f"{_ME}/consents", "GrantConsent", "Grant (or preview) a consent for a scenario",

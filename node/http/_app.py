@@ -91,8 +91,11 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        # redirects (sign-in) keep their headers and cookies
-        response = exc if exc.status < 400 else json_error(_http_refusal(exc))
+        if exc.status < 400:  # a provider's redirect: raised on, with the same headers
+            for name, value in _SECURITY_HEADERS.items():
+                exc.headers.setdefault(name, value)
+            raise
+        response = json_error(_http_refusal(exc))
     except Exception as exc:  # the one error body; detail for the operator's log only
         if not isinstance(exc, NodeError) and refusal_of(exc).body["reason"] == "INTERNAL":
             log_event("internal error", 40, path=request.path[:100], exc=type(exc).__name__)
@@ -216,9 +219,12 @@ class HttpServer:
         router: Any = None,
         citizen_routes: Sequence[RouteProvider] = CITIZEN_PROVIDERS,
         mtls_routes: Sequence[RouteProvider] = MTLS_PROVIDERS,
+        addresses: tuple[str, str] | None = None,
     ) -> None:
         listen = node.config.listen
         self.node = node
+        # ``[listen] http_citizen`` and ``http_mtls`` unless given (an in-process node)
+        self.addresses = addresses or (listen.http_citizen, listen.http_mtls)
         self.auth = Auth(node.config, node.identity, node.callers, node.now_s)
         self.context = HttpContext(
             node,
@@ -240,18 +246,18 @@ class HttpServer:
         return int(runner.addresses[-1][1])
 
     async def start(self) -> HttpPorts:
-        listen = self.node.config.listen
-        if not listen.http_citizen and not listen.http_mtls:
+        citizen_address, mtls_address = self.addresses
+        if not citizen_address and not mtls_address:
             return self.ports
         citizen_app, mtls_app = build_apps(self.context, *self._providers)
         citizen = mtls = None
         try:
-            if listen.http_citizen:
+            if citizen_address:
                 tls = _tls(self.node, client_certificates=False)
-                citizen = await self._listen(citizen_app, listen.http_citizen, tls)
-            if listen.http_mtls:
+                citizen = await self._listen(citizen_app, citizen_address, tls)
+            if mtls_address:
                 tls = _tls(self.node, client_certificates=True)
-                mtls = await self._listen(mtls_app, listen.http_mtls, tls)
+                mtls = await self._listen(mtls_app, mtls_address, tls)
         except OSError as exc:
             await self.stop()
             raise HttpListenError(str(exc)) from None

@@ -261,7 +261,7 @@ def auth_routes(auth: Auth, region: str, now: Callable[[], int]) -> list[web.Abs
 
     def signed_in(request: web.Request, citizen: AuthenticatedCitizen, target: str) -> web.Response:
         sid, session = auth.open_session(citizen)
-        response = web.HTTPSeeOther(_local_path(target))
+        response = web.Response(status=303, headers={"Location": _local_path(target)})
         _set_session(response, auth, sid, session)
         return response
 
@@ -295,7 +295,7 @@ def auth_routes(auth: Auth, region: str, now: Callable[[], int]) -> list[web.Abs
     async def sign_out(request: web.Request) -> web.Response:
         Auth._check_origin(request)
         auth.close_session(request.cookies.get(SESSION_COOKIE))
-        response = web.HTTPSeeOther("/")
+        response = web.Response(status=303, headers={"Location": "/"})
         response.del_cookie(SESSION_COOKIE, path="/")
         response.del_cookie(CSRF_COOKIE, path="/")
         return response

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from aiohttp import web
 
 from node.core._clock import Clock
+from node.core._errors import InvalidArgumentError
 from node.http._status import refusal_of
 from node.rpc._context import NodeContext
 from node.rpc._identity import AuthenticatedCitizen
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from node.http._auth import Auth
 
 __all__ = [
+    "IF_NONE_MATCH_MAX",
     "HttpContext",
     "RouteProvider",
     "cached_response",
@@ -45,6 +47,8 @@ __all__ = [
 ]
 
 STATIC_CACHE = "public, max-age=300, must-revalidate"
+#: characters of an If-None-Match header read (a few tags; longer is refused)
+IF_NONE_MATCH_MAX = 1024
 
 
 @dataclass
@@ -101,6 +105,10 @@ def _matches(request: web.Request, etag: str) -> bool:
     header = request.headers.get("If-None-Match", "")
     if not header:
         return False
+    if len(header) > IF_NONE_MATCH_MAX:
+        raise InvalidArgumentError(
+            "INVALID_FIELD", f"at most {IF_NONE_MATCH_MAX} characters", field="if-none-match"
+        )
     tags = {t.strip() for t in header.split(",")}
     return etag in tags or "*" in tags
 

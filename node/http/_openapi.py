@@ -21,7 +21,7 @@ from aiohttp import web
 
 from node.http._api import API_ROUTES, CITIZEN, CLIENT, PUBLIC, ApiRoute
 from node.http._codec import field_schema, message_schema, request_schema
-from node.http._context import HttpContext, cached_response
+from node.http._context import IF_NONE_MATCH_MAX, HttpContext, cached_response
 from node.http._trust import TRUST_FILES
 
 __all__ = ["ERROR_SCHEMA", "openapi_document", "openapi_route"]
@@ -39,7 +39,7 @@ ERROR_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
-_SECURITY = {
+_SECURITY: dict[str, list[dict[str, list[str]]]] = {
     CITIZEN: [{"identityAssertion": []}, {"session": [], "csrfToken": []}],
     CLIENT: [{"clientCertificate": []}],
     PUBLIC: [],
@@ -83,10 +83,12 @@ def _operation(route: ApiRoute, refs: dict[str, Any]) -> dict[str, Any]:
         },
     }
     if route.in_query:
-        op["parameters"] = [
+        params = [
             {"name": f.name, "in": "query", "required": False, "schema": field_schema(f)}
             for f in dataclasses.fields(route.request)
         ]
+        if params:
+            op["parameters"] = params
     else:
         op["requestBody"] = {
             "required": True,
@@ -109,7 +111,7 @@ def _trust_paths() -> dict[str, Any]:
                         "name": "If-None-Match",
                         "in": "header",
                         "required": False,
-                        "schema": {"type": "string", "maxLength": 1024},
+                        "schema": {"type": "string", "maxLength": IF_NONE_MATCH_MAX},
                     }
                 ],
                 "responses": {

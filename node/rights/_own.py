@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from node.catalogue import Publisher, Unlocks, catalogue_message, target_catalogue, unlocks
 from node.core._bounds import (
     NAME_MAX,
     NOTE_MAX,
@@ -27,8 +28,15 @@ from node.core._bounds import (
     check_length,
     check_text,
 )
-from node.core._errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from node.core._errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NodeError,
+    NotFoundError,
+)
+from node.disclosure import recognised_for_threshold
 from node.exchange._consent import state_of
+from node.monthly._selfquery import self_query
 from node.pb.v1 import node_pb2
 from node.rights import _dereg as dereg
 from node.rights import _objections as objections
@@ -46,6 +54,7 @@ __all__ = [
     "consents_of",
     "deregister",
     "file_objection",
+    "incentives_of",
     "notifications_of",
     "opt_out",
     "query_log",
@@ -197,3 +206,44 @@ async def opt_out(ctx: NodeContext, key: bytes, confirm: bool) -> node_pb2.OptOu
             field="confirm",
         )
     return await optout.opt_out(ctx, key)
+
+
+async def incentives_of(
+    ctx: NodeContext, key: bytes, publisher: Publisher
+) -> node_pb2.MyIncentivesResponse:
+    """What the citizen's published grade qualifies for (issue 19, N20): the scenarios of
+    this region's catalogue, then of each scheme an installed mapping table maps into
+    (the grade read through the table's incentive-tier view, docs/adr/0205; the
+    target's catalogue as fetched from its region, else as shipped).  A person who
+    opted out, or has no published grade, qualifies for nothing and is told so."""
+    mine = await self_query(ctx, key)
+    grade = mine.result.grade if mine.result.eligible and not mine.opted_out else ""
+    scheme, today = ctx.scheme, ctx.today()
+    own = unlocks(catalogue_message(publisher.catalogue(scheme)), "own", grade or None)
+    regions = [_region_incentives(own)]
+    seen = {scheme.id}
+    for table, _approval in ctx.mapper.served(today):
+        target = table.target.scheme
+        if target in seen or not grade:
+            continue
+        seen.add(target)
+        try:
+            mapped = recognised_for_threshold(ctx.mapper, scheme, grade, target, today)
+        except NodeError:  # no usable (approved, in force) table into it today
+            continue
+        cat, origin = target_catalogue(target, ctx.config.database)
+        regions.append(_region_incentives(unlocks(cat, origin, mapped.grade if mapped else None)))
+    return node_pb2.MyIncentivesResponse(
+        period=mine.period, grade=grade, opted_out=mine.opted_out, regions=regions
+    )
+
+
+def _region_incentives(found: Unlocks) -> node_pb2.RegionIncentives:
+    cat = found.catalogue
+    return node_pb2.RegionIncentives(
+        region=cat.region,
+        scheme=f"{cat.scheme_id}@{cat.scheme_version}",
+        origin=found.origin,
+        grade=found.grade or "",
+        scenarios=list(found.scenarios),
+    )

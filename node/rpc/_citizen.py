@@ -143,6 +143,13 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
         ctx = self._ctx
         return citizen_view(*self._catalogue.signed(ctx.scheme, ctx.secrets, ctx.now_s()))
 
+    async def GetMyIncentives(
+        self, request: node_pb2.MyIncentivesRequest, context: aio.ServicerContext[Any, Any]
+    ) -> node_pb2.MyIncentivesResponse:
+        """Issue 19: what my published grade qualifies for, here and through recognition."""
+        citizen = self._citizen(context)
+        return await own.incentives_of(self._ctx, citizen.subject_key, self._catalogue)
+
     # -- credit repair (N22) and voluntariness (N3, N4) ---------------------------
     async def ApplyForRepair(
         self, request: node_pb2.RepairApplicationRequest, context: aio.ServicerContext[Any, Any]

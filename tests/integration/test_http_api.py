@@ -74,7 +74,8 @@ def _attestation_body(token: dict[str, Any], id_number: str) -> dict[str, Any]:
 async def test_citizen_grants_bank_requests_citizen_sees_proof_and_withdraws(
     seeded: HttpRegion,
 ) -> None:
-    """Issue 19 (H12, H16, N23): score with its explained report; a grant; the
+    """Issue 19 (H12, H16, N20, N23): score with its explained report; the incentives
+    the grade qualifies for; a grant; the
     requester's attestation over mutual TLS; the query in the citizen's log with an
     inclusion proof that verifies against the signed checkpoint and the key set
     fetched from /trust; after withdrawal the next request is refused with the gRPC
@@ -87,6 +88,14 @@ async def test_citizen_grants_bank_requests_citizen_sees_proof_and_withdraws(
         assert status == 200, score
         assert SEED_RECORD in {c["record_id"] for c in score["result"]["contributions"]}
         assert score["result"]["grade"]
+        status, offers, _ = await _call(
+            s, "GET", f"{r.citizen_url}/api/v1/me/incentives", headers=r.bearer()
+        )
+        assert status == 200, offers
+        assert offers["grade"] == score["result"]["grade"]
+        home = offers["regions"][0]
+        assert (home["region"], home["origin"], home["grade"]) == ("heihe", "own", offers["grade"])
+        assert PURPOSE in {x["ref"] for x in home["scenarios"]}
 
         status, token, _ = await _call(
             s, "POST", f"{r.citizen_url}/api/v1/me/consents", headers=r.bearer(),

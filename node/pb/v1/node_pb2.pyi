@@ -30,6 +30,7 @@ from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from keys.pb.v1 import attestation_pb2 as _attestation_pb2
+from keys.pb.v1 import catalogue_pb2 as _catalogue_pb2
 from node.pb.v1 import scoring_pb2 as _scoring_pb2
 import builtins as _builtins
 import sys
@@ -2102,6 +2103,98 @@ class IncentiveCatalogue(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___IncentiveCatalogue: _TypeAlias = IncentiveCatalogue  # noqa: Y015
+
+@_typing.final
+class MyIncentivesRequest(_message.Message):
+    """Issue 19: the incentives a citizen qualifies for with their published grade, in
+    their own region's catalogue and, through an installed approved mapping table, in
+    other regions' catalogues (N20, docs/adr/0205).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MyIncentivesRequest: _TypeAlias = MyIncentivesRequest  # noqa: Y015
+
+@_typing.final
+class RegionIncentives(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    SCHEME_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    GRADE_FIELD_NUMBER: _builtins.int
+    SCENARIOS_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    """whose catalogue"""
+    scheme: _builtins.str
+    """the catalogue's "<scheme id>@<version>" """
+    origin: _builtins.str
+    """"own" | "fetched from <region>" | "shipped" """
+    grade: _builtins.str
+    """my grade there; empty: not recognised"""
+    @_builtins.property
+    def scenarios(self) -> _containers.RepeatedCompositeFieldContainer[_catalogue_pb2.CatalogueScenario]:
+        """the scenarios that grade qualifies for"""
+
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        scheme: _builtins.str = ...,
+        origin: _builtins.str = ...,
+        grade: _builtins.str = ...,
+        scenarios: _abc.Iterable[_catalogue_pb2.CatalogueScenario] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grade", b"grade", "origin", b"origin", "region", b"region", "scenarios", b"scenarios", "scheme", b"scheme"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegionIncentives: _TypeAlias = RegionIncentives  # noqa: Y015
+
+@_typing.final
+class MyIncentivesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_FIELD_NUMBER: _builtins.int
+    GRADE_FIELD_NUMBER: _builtins.int
+    OPTED_OUT_FIELD_NUMBER: _builtins.int
+    REGIONS_FIELD_NUMBER: _builtins.int
+    period: _builtins.str
+    """the published month (YYYY-MM); empty: none"""
+    grade: _builtins.str
+    """my grade at home; empty: none published"""
+    opted_out: _builtins.bool
+    """N3: not scored, so no incentive is open"""
+    @_builtins.property
+    def regions(self) -> _containers.RepeatedCompositeFieldContainer[Global___RegionIncentives]:
+        """my own region first"""
+
+    def __init__(
+        self,
+        *,
+        period: _builtins.str = ...,
+        grade: _builtins.str = ...,
+        opted_out: _builtins.bool = ...,
+        regions: _abc.Iterable[Global___RegionIncentives] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grade", b"grade", "opted_out", b"opted_out", "period", b"period", "regions", b"regions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MyIncentivesResponse: _TypeAlias = MyIncentivesResponse  # noqa: Y015
 
 @_typing.final
 class AttestationRequest(_message.Message):

@@ -703,6 +703,11 @@ class CitizenServiceStub:
                 request_serializer=node_dot_pb_dot_v1_dot_node__pb2.GetIncentiveCatalogueRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.IncentiveCatalogue.FromString,
                 _registered_method=True)
+        self.GetMyIncentives = channel.unary_unary(
+                '/huxin.v1.CitizenService/GetMyIncentives',
+                request_serializer=node_dot_pb_dot_v1_dot_node__pb2.MyIncentivesRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_v1_dot_node__pb2.MyIncentivesResponse.FromString,
+                _registered_method=True)
         self.ApplyForRepair = channel.unary_unary(
                 '/huxin.v1.CitizenService/ApplyForRepair',
                 request_serializer=node_dot_pb_dot_v1_dot_node__pb2.RepairApplicationRequest.SerializeToString,
@@ -807,6 +812,13 @@ class CitizenServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMyIncentives(self, request, context):
+        """Issue 19: the incentives my published grade qualifies for, here and elsewhere.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ApplyForRepair(self, request, context):
         """N22: apply to the department that filed a negative record to repair it.
         """
@@ -900,6 +912,11 @@ def add_CitizenServiceServicer_to_server(servicer, server):
                     servicer.GetIncentiveCatalogue,
                     request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.GetIncentiveCatalogueRequest.FromString,
                     response_serializer=node_dot_pb_dot_v1_dot_node__pb2.IncentiveCatalogue.SerializeToString,
+            ),
+            'GetMyIncentives': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMyIncentives,
+                    request_deserializer=node_dot_pb_dot_v1_dot_node__pb2.MyIncentivesRequest.FromString,
+                    response_serializer=node_dot_pb_dot_v1_dot_node__pb2.MyIncentivesResponse.SerializeToString,
             ),
             'ApplyForRepair': grpc.unary_unary_rpc_method_handler(
                     servicer.ApplyForRepair,
@@ -1273,6 +1290,33 @@ class CitizenService:
             '/huxin.v1.CitizenService/GetIncentiveCatalogue',
             node_dot_pb_dot_v1_dot_node__pb2.GetIncentiveCatalogueRequest.SerializeToString,
             node_dot_pb_dot_v1_dot_node__pb2.IncentiveCatalogue.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMyIncentives(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huxin.v1.CitizenService/GetMyIncentives',
+            node_dot_pb_dot_v1_dot_node__pb2.MyIncentivesRequest.SerializeToString,
+            node_dot_pb_dot_v1_dot_node__pb2.MyIncentivesResponse.FromString,
             options,
             channel_credentials,
             insecure,

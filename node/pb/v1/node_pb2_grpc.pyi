@@ -257,6 +257,8 @@ class CitizenServiceStub:
     ListMySupplements: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListSupplementsRequest, _node_pb2.ListSupplementsResponse]
     GetIncentiveCatalogue: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetIncentiveCatalogueRequest, _node_pb2.IncentiveCatalogue]
     """Public (no identity assertion needed): integrators read it on the citizen port."""
+    GetMyIncentives: _grpc.UnaryUnaryMultiCallable[_node_pb2.MyIncentivesRequest, _node_pb2.MyIncentivesResponse]
+    """Issue 19: the incentives my published grade qualifies for, here and elsewhere."""
     ApplyForRepair: _grpc.UnaryUnaryMultiCallable[_node_pb2.RepairApplicationRequest, _node_pb2.RepairApplicationInfo]
     """N22: apply to the department that filed a negative record to repair it."""
     ListMyRepairApplications: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListRepairApplicationsRequest, _node_pb2.ListRepairApplicationsResponse]
@@ -281,6 +283,8 @@ class CitizenServiceAsyncStub(CitizenServiceStub):
     ListMySupplements: _aio.UnaryUnaryMultiCallable[_node_pb2.ListSupplementsRequest, _node_pb2.ListSupplementsResponse]  # type: ignore[assignment]
     GetIncentiveCatalogue: _aio.UnaryUnaryMultiCallable[_node_pb2.GetIncentiveCatalogueRequest, _node_pb2.IncentiveCatalogue]  # type: ignore[assignment]
     """Public (no identity assertion needed): integrators read it on the citizen port."""
+    GetMyIncentives: _aio.UnaryUnaryMultiCallable[_node_pb2.MyIncentivesRequest, _node_pb2.MyIncentivesResponse]  # type: ignore[assignment]
+    """Issue 19: the incentives my published grade qualifies for, here and elsewhere."""
     ApplyForRepair: _aio.UnaryUnaryMultiCallable[_node_pb2.RepairApplicationRequest, _node_pb2.RepairApplicationInfo]  # type: ignore[assignment]
     """N22: apply to the department that filed a negative record to repair it."""
     ListMyRepairApplications: _aio.UnaryUnaryMultiCallable[_node_pb2.ListRepairApplicationsRequest, _node_pb2.ListRepairApplicationsResponse]  # type: ignore[assignment]
@@ -380,6 +384,14 @@ class CitizenServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_node_pb2.IncentiveCatalogue, _abc.Awaitable[_node_pb2.IncentiveCatalogue]]:
         """Public (no identity assertion needed): integrators read it on the citizen port."""
+
+    @_abc_1.abstractmethod
+    def GetMyIncentives(
+        self,
+        request: _node_pb2.MyIncentivesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.MyIncentivesResponse, _abc.Awaitable[_node_pb2.MyIncentivesResponse]]:
+        """Issue 19: the incentives my published grade qualifies for, here and elsewhere."""
 
     @_abc_1.abstractmethod
     def ApplyForRepair(

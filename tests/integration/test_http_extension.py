@@ -1,0 +1,203 @@
+"""The HTTP channel's extension point, with route providers as the pages and the
+console use it (issue 19, docs/adr/0800): an in-process node of the shared test bed
+(real TLS on loopback, a manual clock) serves test providers on both listeners.
+
+REQ: H17 (who may call what: citizens by assertion or session, operators by their
+registered certificate), issue 19 "the operator's console ... client certificate
+registered with an operator role".
+"""
+
+from __future__ import annotations
+
+import base64
+import ssl
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from node.core._clock import ManualClock
+from node.demo._testbed import RunningNode, Testbed, make_id_number
+from node.http import HttpContext, json_response, static_route
+from node.http._app import HttpServer
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+PERSON = make_id_number(821)
+
+
+def citizen_pages(hc: HttpContext) -> Iterable[web.AbstractRouteDef]:
+    async def hello(request: web.Request) -> web.Response:
+        who = await hc.require_citizen(request)
+        return json_response({"subject": who.subject_key.hex()[:8]})
+
+    return [web.get("/pages/hello", hello), static_route("/static", hc.extras["static_dir"])]
+
+
+def console(hc: HttpContext) -> Iterable[web.AbstractRouteDef]:
+    async def whoami(request: web.Request) -> web.Response:
+        return json_response({"operator": hc.require_operator(request)})
+
+    return [web.get("/console/whoami", whoami)]
+
+
+@dataclass
+class World:
+    bed: Testbed
+    node: RunningNode
+    http: HttpServer
+    static: Path
+
+    def url(self, listener: str, path: str) -> str:
+        port = self.http.ports.citizen if listener == "citizen" else self.http.ports.mtls
+        return f"https://127.0.0.1:{port}{path}"
+
+    def tls(self, client: str | None = None, *, register: bool = True) -> ssl.SSLContext:
+        assert self.bed.ca is not None
+        context = ssl.create_default_context(cadata=self.bed.ca.cert_pem.decode())
+        if client is not None:
+            cert = self.bed.cert(client, register=register)
+            folder = self.bed.root / "client-files"
+            folder.mkdir(exist_ok=True)
+            (folder / f"{client}.pem").write_bytes(cert.cert_pem)
+            (folder / f"{client}.key").write_bytes(cert.key_pem)
+            context.load_cert_chain(folder / f"{client}.pem", folder / f"{client}.key")
+        return context
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    root = tmp_path_factory.mktemp("http-ext")
+    bed = Testbed(root)
+    bed.cert("heihe-court")  # registered before the node starts
+    node = await bed.start_node("heihe", "heihe", peers=("hainan",), sources=("heihe-court",))
+    static = root / "static"
+    (static / "css").mkdir(parents=True)
+    (static / "css" / "site.css").write_text("body { color: #111; }\n")
+    (root / "secret.txt").write_text("not served\n")
+    http = HttpServer(
+        node.server.ctx,
+        citizen_routes=[citizen_pages],
+        mtls_routes=[console],
+        addresses=("127.0.0.1:0", "127.0.0.1:0"),
+    )
+    http.context.extras["static_dir"] = static
+    await http.start()
+    yield World(bed, node, http, static)
+    await http.stop()
+    await bed.close()
+
+
+async def _get(world: World, listener: str, path: str, *, client: str | None = None,
+               register: bool = True, **kw: Any) -> tuple[int, Any, aiohttp.ClientResponse]:  # fmt: skip
+    connector = aiohttp.TCPConnector(ssl=world.tls(client, register=register))
+    async with (
+        aiohttp.ClientSession(connector=connector) as s,
+        s.get(world.url(listener, path), **kw) as resp,
+    ):
+        body = await resp.read()
+        kind = resp.headers.get("Content-Type", "")
+        return resp.status, (await resp.json() if "json" in kind else body), resp
+
+
+async def test_a_citizen_provider_authenticates_with_the_assertion(world: World) -> None:
+    """Issue 19: ``await hc.require_citizen(request)`` takes the same assertion as gRPC."""
+    blob = world.node.idp.assertion(PERSON, "heihe", world.node.server.ctx.now_s())
+    headers = {"Authorization": "Bearer " + base64.urlsafe_b64encode(blob).decode().rstrip("=")}
+    status, body, _ = await _get(world, "citizen", "/pages/hello", headers=headers)
+    assert status == 200 and len(body["subject"]) == 8
+    status, body, _ = await _get(world, "citizen", "/pages/hello")
+    assert (status, body["reason"]) == (401, "IDENTITY_MISSING")
+
+
+OPERATOR_CASES = [
+    ("own-region", "heihe", True, 200, ""),
+    ("a-source-department", "heihe-court", True, 403, "NOT_OPERATOR"),
+    ("an-unregistered-client", "heihe.ops", False, 401, "CLIENT_UNKNOWN"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "client", "register", "status", "reason"),
+    OPERATOR_CASES,
+    ids=[c[0] for c in OPERATOR_CASES],
+)
+async def test_only_an_operator_certificate_opens_the_console(
+    world: World, name: str, client: str, register: bool, status: int, reason: str
+) -> None:
+    """Issue 19, ADR 0415: the console's caller is its registered certificate; the
+    operator role is the node's own identity or ``[operators] allowed``."""
+    got, body, _ = await _get(world, "mtls", "/console/whoami", client=client, register=register)
+    assert got == status, body
+    assert (body.get("reason", "") if got != 200 else "") == reason
+    if got == 200:
+        assert body == {"operator": client}
+
+
+async def test_the_console_is_not_on_the_citizen_listener(world: World) -> None:
+    status, body, _ = await _get(world, "citizen", "/console/whoami")
+    assert (status, body["reason"]) == (404, "ROUTE_NOT_FOUND")
+
+
+STATIC_CASES = [
+    ("a-file", "/static/css/site.css", 200),
+    ("missing", "/static/css/none.css", 404),
+    ("dot-dot", "/static/../secret.txt", 404),
+    ("encoded-dot-dot", "/static/%2e%2e/secret.txt", 404),
+    ("a-directory", "/static/css", 404),
+]
+
+
+@pytest.mark.parametrize(("name", "path", "status"), STATIC_CASES, ids=[c[0] for c in STATIC_CASES])
+async def test_static_files_stay_in_their_directory(
+    world: World, name: str, path: str, status: int
+) -> None:
+    """Issue 19: ``static_route`` serves the directory's files only."""
+    got, body, _ = await _get(world, "citizen", path)
+    assert got == status
+    if got == 200:
+        assert body == b"body { color: #111; }\n"
+
+
+async def test_a_static_file_has_a_strong_etag_and_revalidates(world: World) -> None:
+    status, _b, resp = await _get(world, "citizen", "/static/css/site.css")
+    etag = resp.headers["ETag"]
+    assert status == 200 and etag.startswith('"') and "max-age" in resp.headers["Cache-Control"]
+    assert resp.headers["Content-Type"].startswith("text/css")
+    status, body, _ = await _get(
+        world, "citizen", "/static/css/site.css", headers={"If-None-Match": etag}
+    )
+    assert (status, body) == (304, b"")
+
+
+async def test_a_session_ends_at_its_expiry(world: World) -> None:
+    """Issue 19: ``[identity] session_seconds`` (1800 by default) on the node's clock."""
+    jar = aiohttp.CookieJar(unsafe=True)
+    connector = aiohttp.TCPConnector(ssl=world.tls())
+    async with aiohttp.ClientSession(connector=connector, cookie_jar=jar) as s:
+        async with s.post(
+            world.url("citizen", "/auth/callback"),
+            data={"assertion": base64.b64encode(
+                world.node.idp.assertion(PERSON, "heihe", world.node.server.ctx.now_s())
+            ).decode()},
+            allow_redirects=False,
+        ) as resp:  # fmt: skip
+            assert resp.status == 303
+        async with s.get(world.url("citizen", "/auth/session")) as resp:
+            csrf = (await resp.json())["csrf_token"]
+        async with s.get(
+            world.url("citizen", "/pages/hello"), headers={"X-CSRF-Token": csrf}
+        ) as resp:
+            assert resp.status == 200
+        clock = world.node.clock
+        assert isinstance(clock, ManualClock)
+        clock.advance(seconds=1801)
+        async with s.get(
+            world.url("citizen", "/pages/hello"), headers={"X-CSRF-Token": csrf}
+        ) as resp:
+            assert (resp.status, (await resp.json())["reason"]) == (401, "SESSION_EXPIRED")
