@@ -198,6 +198,37 @@ async def no_id_number(page: Page, *ids: str) -> None:
         assert idn not in html
 
 
+#: WCAG 2 contrast of every visible text against the background it is drawn on
+#: (the first opaque background among its ancestors): how many texts were measured,
+#: and those below 4.5:1
+LOW_CONTRAST = """() => {
+  const rgb = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const c = [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  const bg = (n) => {
+    for (; n; n = n.parentElement) {
+      const c = rgb(getComputedStyle(n).backgroundColor);
+      if (c.length === 3 || c[3] === 1) return c;
+    }
+    return [255, 255, 255];
+  };
+  const low = [];
+  let measured = 0;
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let t = walk.nextNode(); t; t = walk.nextNode()) {
+    const n = t.parentElement;
+    if (!t.textContent.trim() || !n.offsetParent || n.closest("[hidden], .sr-only, .skip")) continue;
+    const a = lum(rgb(getComputedStyle(n).color)), b = lum(bg(n));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    measured += 1;
+    if (!(ratio >= 4.5)) low.push(t.textContent.trim().slice(0, 30) + " " + ratio.toFixed(2));
+  }
+  return [measured, low];
+}"""
+
+
 def handover_token(text: str) -> node_pb2.ConsentToken:
     m = HANDOVER.fullmatch(text.strip())
     assert m is not None, text[:40]
@@ -442,7 +473,8 @@ async def test_keyboard_alone_reaches_every_action(world: World, phone: Visit) -
 
 async def test_every_page_served_locally_with_its_policy(world: World, phone: Visit) -> None:
     """Every page: served with the Content-Security-Policy (nothing from another
-    origin), no ID number anywhere, a screenshot in Chinese, and the English switch."""
+    origin), no ID number anywhere, every text at 4.5:1 contrast or more (WCAG AA), a
+    screenshot in Chinese, and the English switch."""
     page = phone.page
     await sign_in(world, page, ERIN)
     # something on most pages: a consent used by the bank, an objection, a repair
@@ -471,7 +503,22 @@ async def test_every_page_served_locally_with_its_policy(world: World, phone: Vi
         await ready(page)
         assert await page.inner_text("main h1") == p.zh
         await no_id_number(page, ERIN)
+        measured, low = await page.evaluate(LOW_CONTRAST)
+        assert measured > 10 and low == [], p.path
         await screenshot(page, f"citizen-{n}-{p.name}")
+    # the incentives: mine here, and through recognition where a table maps my grade
+    mine = await world.citizen.GetMyIncentives(node_pb2.MyIncentivesRequest(), metadata=me(ERIN))
+    await open_page(world, page, "/incentives")
+    home = {s.ref for s in mine.regions[0].scenarios}
+    assert SCENARIO in home
+    shown = await page.locator("#own li.incentive.yes a.button").evaluate_all(
+        "as => as.map(a => decodeURIComponent(a.getAttribute('href').split('=')[1]))"
+    )
+    assert set(shown) == home
+    for region in mine.regions[1:]:
+        box = page.locator(f"#others section[data-region='{region.region}']")
+        assert await box.locator("li.incentive").count() == len(region.scenarios)
+
     await open_page(world, page, "/")
     await page.click("#lang-switch")
     assert await page.inner_text("main h1") == "My score"

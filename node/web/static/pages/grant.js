@@ -124,21 +124,24 @@
   async function fillScenarios() {
     const f = form();
     const wanted = new URLSearchParams(location.search).get("scenario") || f.purpose.value;
-    const [data, score] = await Promise.all([
-      H.api("GET", H.API.incentives),
-      H.api("GET", H.API.score).catch(() => ({})),
-    ]);
-    const grade = (score.result && score.result.grade) || "";
-    const own = data.catalogue || data;
-    const entries = [...(own.entries || [])];
-    for (const r of data.elsewhere || data.recognised || []) entries.push(...(r.entries || r.scenarios || []));
-    const items = entries
-      .filter((e) => e.ref)
-      .map((e) => {
-        const title = H.lang() === "en" && e.title_en ? e.title_en : e.title;
-        const ok = e.qualifies !== undefined ? e.qualifies : (e.qualifying_grades || []).includes(grade);
-        return [e.ref, `${title} · ${e.ref}${ok ? "" : t("（暂不符合）", " (not yet)")}`];
-      });
+    const [mine, catalogue] = await Promise.all([H.api("GET", H.API.incentives), H.api("GET", H.API.catalogue)]);
+    // what my grade qualifies for, here and through recognition, then the rest of
+    // my region's catalogue (a grant the node would refuse says why)
+    const items = [];
+    const seen = new Set();
+    const label = (e) => (H.lang() === "en" && e.title_en ? e.title_en : e.title) + " · " + e.ref;
+    for (const r of mine.regions || []) {
+      for (const e of r.scenarios || []) {
+        if (!e.ref || seen.has(e.ref)) continue;
+        seen.add(e.ref);
+        items.push([e.ref, label(e)]);
+      }
+    }
+    for (const e of catalogue.entries || []) {
+      if (!e.ref || seen.has(e.ref)) continue;
+      seen.add(e.ref);
+      items.push([e.ref, label(e) + t("（暂不符合）", " (not yet)")]);
+    }
     H.options(f.purpose, items, wanted);
     const scope = f.scope.value || "threshold";
     H.options(
