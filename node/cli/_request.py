@@ -180,13 +180,17 @@ def decode_consent(data: bytes) -> node_pb2.ConsentToken:
         raw = data
         if text.startswith(HANDOVER_PREFIX):
             text = text[len(HANDOVER_PREFIX) :]
+            if not text:
+                raise _bad_consent("nothing follows HUXIN-CONSENT-1:")
         elif re.match(rb"HUXIN-CONSENT-[0-9]+:", text):
             raise _bad_consent("a handover of another version than HUXIN-CONSENT-1")
-        if text and text.isascii() and not any(c in text for c in b"\x00"):
-            compact = b"".join(text.split())
+        if text and text.isascii() and b"\x00" not in text:
+            # text: base64url (the page's) or base64, padding optional, every
+            # character checked (a stray one is an error, not silently dropped)
+            compact = b"".join(text.split()).replace(b"+", b"-").replace(b"/", b"_")
             try:
-                raw = base64.urlsafe_b64decode(
-                    compact.replace(b"+", b"-").replace(b"/", b"_") + b"=" * (-len(compact) % 4)
+                raw = base64.b64decode(
+                    compact + b"=" * (-len(compact) % 4), altchars=b"-_", validate=True
                 )
             except (binascii.Error, ValueError):
                 raise _bad_consent("neither base64 text nor a serialised consent token") from None
@@ -255,6 +259,8 @@ class _Prepared:
 def _prepare(args: argparse.Namespace) -> _Prepared:
     """Everything checked here first, so a bad input costs no round trip and the
     node's form check (the same function) can only agree."""
+    if str(args.consent) == "-" and str(args.subject_id_file) == "-":
+        raise CliError("INVALID_ARGUMENT", "--consent: stdin is already --subject-id-file's")
     token = decode_consent(_read(args.consent, "--consent", CONSENT_MAX_BYTES))
     grant = node_pb2.ConsentGrant.FromString(token.token.payload)
     salt = _salt(args, token)

@@ -117,8 +117,8 @@ def web_lines(layout: FederationLayout, region: str, subject_file: Path | None =
         f"  sign in with the development identity provider at {urls.sign_in}, as {who}",
         f"Operator console:                 {urls.console}",
         f"  present the client certificate {p12} (password {password}), operator {OPERATOR}",
-        f"Integrators' HTTP/JSON API:       {urls.api}/api/v1/attestations"
-        " (`huxin request --node URL`)",
+        f"Its integrators' HTTP/JSON API:   {urls.api}/api/v1/attestations"
+        f" (`huxin request --node {urls.api}` with a client certificate {region} registered)",
         f"Your browser must trust the federation CA {layout.root / 'ca' / 'ca.pem'}"
         " (the nodes' certificates name 127.0.0.1 and localhost).",
     ]

@@ -20,6 +20,7 @@ from aiohttp import web
 from playwright.async_api import Error as PlaywrightError
 
 from keys import CertificateAuthority
+from tests.support import browser
 from tests.support.browser import (
     BROWSER_TESTS,
     SCREENSHOTS,
@@ -137,3 +138,17 @@ async def test_screenshot_names_are_slugs(browsers: Browsers, site: Site, name: 
             await screenshot(page, name)
     finally:
         await ctx.close()
+
+
+async def test_a_missing_chromium_fails_the_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never a skip: a CI machine without the browser must not pass the browser tests."""
+    monkeypatch.setattr(browser, "CHROMIUM", Path("/nonexistent/chromium"))
+    with pytest.raises(pytest.fail.Exception, match="apt-get install chromium"):
+        browser._require_tools()
+
+
+async def test_a_missing_certutil_fails_the_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without certutil the CA cannot be trusted: a failure naming the package."""
+    monkeypatch.setattr(browser.shutil, "which", lambda _name: None)
+    with pytest.raises(pytest.fail.Exception, match="apt-get install libnss3-tools"):
+        browser._require_tools()

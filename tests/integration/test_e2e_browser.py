@@ -235,6 +235,7 @@ async def test_citizen_bank_and_operator(world: World, browsers: Browsers, tmp_p
         await citizen_ready(page)
         await page.fill("#audience", BANK)
         await page.select_option("#scope", "grade")
+        await page.fill("#max_uses", "3")  # one use would end it before the withdrawal
         await page.click("#preview-btn")
         await page.wait_for_selector("#preview:not([hidden])")
         assert await page.inner_text("#preview-audience") == BANK
@@ -310,7 +311,7 @@ async def test_citizen_bank_and_operator(world: World, browsers: Browsers, tmp_p
             (
                 ("grades", "/console/"),
                 ("model", "/console/model"),
-                ("review", "/console/review"),
+                ("queries", "/console/review"),
                 ("federation", "/console/federation"),
                 ("rights", "/console/rights"),
             ),

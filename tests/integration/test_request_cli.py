@@ -201,6 +201,7 @@ BAD_INPUTS = {
     "consent-empty": Bad(b"", (), "INVALID_CONSENT", "--consent"),
     "consent-other-version": Bad(b"HUXIN-CONSENT-2:AAAA", (), "INVALID_CONSENT", "--consent"),
     "consent-prefix-only": Bad(b"HUXIN-CONSENT-1:", (), "INVALID_CONSENT", "--consent"),
+    "consent-stray-character": Bad(b"HUXIN-CONSENT-1:CgQ!AAAA", (), "INVALID_CONSENT", "--consent"),
     "nonce-too-short": Bad(None, ("--nonce", "short"), "NONCE_INVALID", "--nonce"),
     "nonce-too-long": Bad(None, ("--nonce", "hex:" + "00" * 65), "NONCE_INVALID", "--nonce"),
     "nonce-bad-hex": Bad(None, ("--nonce", "hex:zz"), "NONCE_INVALID", "--nonce"),
@@ -246,6 +247,17 @@ async def test_bad_id_number_is_named_not_echoed(bank: Bank, tmp_path: Path) -> 
     assert code == 2
     assert err.startswith("error: INVALID_ID_NUMBER: --subject-id: check character"), err
     assert wrong not in stdout + err
+
+
+async def test_consent_and_id_number_cannot_both_come_from_stdin(
+    bank: Bank, tmp_path: Path
+) -> None:
+    """One stdin, one reader: refused before reading either (exit 2, --consent named)."""
+    args = bank.args(Path("-"), tmp_path / "a.bin")
+    args[args.index("--subject-id-file") + 1] = "-"
+    code, _out, err = await asyncio.to_thread(huxin_here, *args)
+    assert code == 2
+    assert err.startswith("error: INVALID_ARGUMENT: --consent: stdin"), err
 
 
 async def test_withdrawn_consent_is_refused_by_the_node(bank: Bank, tmp_path: Path) -> None:

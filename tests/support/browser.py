@@ -56,6 +56,8 @@ from playwright.async_api import (
     async_playwright,
 )
 
+from tests._waiting import WAIT_S
+
 __all__ = [
     "BROWSER_TESTS",
     "CHROMIUM",
@@ -138,6 +140,10 @@ class Browsers:
                 {"origin": client.origin, "cert": client.cert_pem, "key": client.key_pem}
             ]
         ctx = await trusting.browser.new_context(**options)
+        # Playwright's 30 s default is a claim about speed a busy CI machine breaks;
+        # this bound only limits how long a broken page hangs (tests/_waiting.py)
+        ctx.set_default_timeout(WAIT_S * 1000)
+        ctx.set_default_navigation_timeout(WAIT_S * 1000)
         outside: list[str] = []
         self._outside[id(ctx)] = outside
 
