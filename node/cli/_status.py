@@ -186,7 +186,7 @@ def node_status(config: NodeConfig, now: int) -> dict[str, Any]:
         **_key_material(config, now),
     }
     try:
-        conn = connect(config.database, readonly=True)
+        conn = connect(config.storage, readonly=True)
     except StorageError:
         doc["error"] = "DB_NOT_FOUND"
         return doc

@@ -245,6 +245,7 @@ class Testbed:
                 directory, region, scheme, self.ca, self.now, peers=peers, sources=sources,
                 population=population, require_registry=require_registry, extra_toml=mapping,
             )  # fmt: skip
+        place_storage(directory / "node.toml")
         config = load_config(directory / "node.toml")
         known = {e.sha256 for e in read_registry(config.clients.registry)}
         for issued in self._issued:
@@ -352,6 +353,31 @@ def requester_channel(port: int, cert: NodeCertificate, ca_pem: bytes, i: int) -
     )
 
 
+TEST_STORAGE_ENV = "HUXIN_TEST_STORAGE"  # "postgresql": spawned nodes use PostgreSQL
+TEST_PG_ADMIN_ENV = "HUXIN_TEST_PG_ADMIN_URL"  # the test session's server (tests/support)
+
+
+def place_storage(config: Path) -> None:
+    """With ``HUXIN_TEST_STORAGE=postgresql`` (pytest ``--storage=postgresql``), give
+    the node of ``config`` a fresh database on the test session's PostgreSQL server
+    (``HUXIN_TEST_PG_ADMIN_URL``) by adding ``[storage] url`` to its file, unless the
+    file names a storage already; otherwise do nothing (issue 18)."""
+    if os.environ.get(TEST_STORAGE_ENV) != "postgresql":
+        return
+    text = config.read_text("utf-8")
+    if "\n[storage]" in f"\n{text}":
+        return
+    admin = os.environ.get(TEST_PG_ADMIN_ENV)
+    if not admin:
+        raise RuntimeError(
+            f"{TEST_STORAGE_ENV}=postgresql needs {TEST_PG_ADMIN_ENV} (tests/support)"
+        )
+    from node.store._pg_local import create_database
+
+    url = create_database(admin, "node")
+    config.write_text(f"{text.rstrip()}\n\n[storage]\nurl = {json.dumps(url)}\n", "utf-8")
+
+
 def spawn_serve(
     config: Path,
     ready: Path,
@@ -367,6 +393,7 @@ def spawn_serve(
     ready file is removed first, so its appearance always means *this* process
     listens.  ``env`` is added to the inherited environment."""
     ready.unlink(missing_ok=True)
+    place_storage(config)
     return subprocess.Popen(
         [sys.executable, "-m", "node", "serve", "--config", str(config),
          "--ready-file", str(ready)],
