@@ -41,7 +41,7 @@ from keys.pb.v1 import attestation_pb2
 from mapping import MappingTable
 from node.cli._init import init_region, load_or_create_ca
 from node.core._clock import Clock, ManualClock
-from node.core._config import load_config
+from node.core._config import StorageConfig, load_config
 from node.core._secrets import read_hex
 from node.demo._federation import FederationLayout
 from node.federation._clients import add_client, client_entry, read_registry
@@ -51,7 +51,7 @@ from node.recognition._files import write_approved_tables
 from node.rpc._client import citizen_channel, identity_metadata, peer_channel
 from node.rpc._identity import DevIdentityProvider
 from node.rpc._server import NodeServer
-from node.store import connect
+from node.store import OperationalError, StorageError, connect
 from node.store._monthly import month_steps_ended
 from node.store._synthetic import replace_sealed_ids, sealed_ids
 from scoring import check_character
@@ -470,7 +470,7 @@ class ServeProcess:
         config = load_config(self.config)
         if config.role != "region":
             return
-        while not _month_step_done(config.database):
+        while not _month_step_done(config.storage):
             if self.p.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{self.config}: no monthly step ended")
             time.sleep(0.02)
@@ -485,15 +485,17 @@ class ServeProcess:
             self.p.stderr.close()
 
 
-def _month_step_done(database: Path) -> bool:
-    import sqlite3
-
+def _month_step_done(storage: StorageConfig) -> bool:
     try:
-        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
-            ended = month_steps_ended(conn)
-    except sqlite3.OperationalError:  # not migrated yet
+        conn = connect(storage, readonly=True)
+    except (StorageError, OperationalError):  # not created or not migrated yet
         return False
-    return bool(ended)
+    try:
+        return bool(month_steps_ended(conn))
+    except OperationalError:  # a table not there yet
+        return False
+    finally:
+        conn.close()
 
 
 @dataclass

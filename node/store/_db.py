@@ -1,7 +1,9 @@
 """The node's unit of work: one writer and one reader SQLite connection, each on a
-thread the project owns (docs/adr/0601).
+thread the project owns (docs/adr/0601); on PostgreSQL one writer and a pool of
+reader connections, each on a thread the project owns (docs/adr/0700).
 
-The API (the seam a PostgreSQL backend implements next):
+The API, the same on both backends (``Database.open(target)``: ``[storage]``, a
+``sqlite:///``/``postgresql://`` URL or a SQLite path):
 
 * ``await db.write_unit(fn, after=None, *, quick=False)`` runs the synchronous
   ``fn(conn)`` in one committed transaction and returns its result;
@@ -51,6 +53,14 @@ Invariants:
   starts, new units are refused at once with ``RuntimeError("the database is
   closed")`` and queued ones commit first;
 * WAL checkpoints of the loop's commits run off the loop (docs/adr/0317).
+
+On PostgreSQL (docs/adr/0700) the same invariants hold with these differences:
+every group runs on the writer thread (nothing touches the network on the event
+loop thread, quick or not); ``BEGIN`` instead of ``BEGIN IMMEDIATE``, no writer
+lock file (row locks order the writers of every replica) and no checkpointer;
+reads run on a :class:`node.store._threads.ConnectionPool` of ``readers``
+threads, concurrently; a lost connection fails the units of its group with
+:class:`node.store.StorageUnavailable` and the next group reconnects.
 
 The threads are :class:`node.store._threads.ConnectionThread`: a single-worker
 executor each, results delivered to the loop with ``asyncio.wrap_future`` or
