@@ -218,3 +218,58 @@ async def test_server_down_fails_fast_then_recovers() -> None:
             assert await _keys(db) == {"acknowledged", "later"}
         finally:
             await db.close()
+
+
+# -- PostgreSQL only: threads, pool, locks ----------------------------------------------
+
+
+async def test_on_postgresql_no_unit_runs_on_the_event_loop_thread(pg_url: str) -> None:
+    """ADR 0700: network round trips never block the loop, quick units included."""
+    db = await Database.open(pg_url)
+    try:
+        loop_thread = threading.get_ident()
+        seen = await asyncio.gather(
+            db.write_unit(lambda c: threading.get_ident(), quick=True),
+            db.write_unit(lambda c: threading.get_ident()),
+            db.read_unit(lambda c: threading.get_ident()),
+        )
+        assert loop_thread not in seen
+    finally:
+        await db.close()
+
+
+async def test_postgresql_readers_run_concurrently(pg_url: str) -> None:
+    """ADR 0700: reads on a pool of threads, each with its connection (two reads
+    wait for each other at a barrier: they can only pass it together)."""
+    db = await Database.open(pg_url, readers=2)
+    barrier = threading.Barrier(2, timeout=WAIT_S)
+
+    def read(conn: Connection) -> int:
+        barrier.wait()
+        return int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+
+    try:
+        pids = await asyncio.gather(db.read_unit(read), db.read_unit(read))
+        assert len(set(pids)) == 2
+    finally:
+        await db.close()
+
+
+def test_cross_process_locks_on_postgresql(pg_url: str) -> None:
+    """ADR 0700: offline_job and writer_turn are no-ops on PostgreSQL;
+    exclusive_writer holds its advisory lock for the block and releases it."""
+    from node.store import exclusive_writer, offline_job, writer_turn
+    from node.store._locks import EXCLUSIVE_LOCK
+
+    probe = connect(pg_url)
+    try:
+        with offline_job(pg_url), writer_turn(pg_url) as turn, turn:
+            pass
+        with exclusive_writer(pg_url):
+            held = probe.execute("SELECT pg_try_advisory_lock(?)", (EXCLUSIVE_LOCK,)).fetchone()
+            assert held == (False,)
+        assert probe.execute("SELECT pg_try_advisory_lock(?)", (EXCLUSIVE_LOCK,)).fetchone() == (
+            True,
+        )
+    finally:
+        probe.close()
