@@ -189,8 +189,14 @@ def _run_begun(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bo
                 conn.execute("RELEASE unit")
                 out.append((False, exc))
             else:
-                conn.execute("RELEASE unit")
-                out.append((True, result))
+                try:
+                    conn.execute("RELEASE unit")
+                except Exception as exc:  # PostgreSQL: the unit swallowed a failed statement
+                    conn.execute("ROLLBACK TO unit")
+                    conn.execute("RELEASE unit")
+                    out.append((False, exc))
+                else:
+                    out.append((True, result))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

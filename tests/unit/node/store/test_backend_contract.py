@@ -11,8 +11,10 @@ faults (a backend terminated, the server stopped) are at the end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator
+from sqlite3 import InternalError
 from typing import Any
 
 import pytest
@@ -21,6 +23,7 @@ from node.store import (
     SCHEMA_VERSION,
     Connection,
     IntegrityError,
+    OperationalError,
     StorageError,
     StorageUnavailable,
     connect,
@@ -273,3 +276,29 @@ def test_cross_process_locks_on_postgresql(pg_url: str) -> None:
         )
     finally:
         probe.close()
+
+
+@pytest.mark.parametrize("others", [0, 3], ids=["alone", "in-a-group"])
+async def test_a_unit_that_swallows_a_failed_statement_is_not_acknowledged_on_postgresql(
+    pg_url: str, others: int
+) -> None:
+    """ADR 0700: on PostgreSQL a failed statement aborts the transaction; a unit that
+    catches the error without ``savepoint`` fails (never a silent ROLLBACK reported
+    as a COMMIT), and the units grouped with it still commit."""
+    db = await Database.open(pg_url)
+    try:
+        await db.write_unit(_put("taken"))
+
+        def swallows(conn: Connection) -> str:
+            with contextlib.suppress(IntegrityError):  # no savepoint: the mistake under test
+                conn.execute("INSERT INTO node_meta (key, value) VALUES ('taken', 'v')")
+            return "looks fine"
+
+        fellows = [asyncio.ensure_future(db.write_unit(_put(f"f{i}"))) for i in range(others)]
+        with pytest.raises(Exception) as caught:
+            await db.write_unit(swallows)
+        assert isinstance(caught.value, OperationalError | InternalError)
+        await asyncio.gather(*fellows)
+        assert await _keys(db) == {"taken"} | {f"f{i}" for i in range(others)}
+    finally:
+        await db.close()
