@@ -302,3 +302,15 @@ async def test_a_unit_that_swallows_a_failed_statement_is_not_acknowledged_on_po
         assert await _keys(db) == {"taken"} | {f"f{i}" for i in range(others)}
     finally:
         await db.close()
+
+
+def test_a_readonly_connection_refuses_writes(storage_url: str) -> None:
+    """``connect(target, readonly=True)`` (``huxin status`` and the other read-only
+    commands) cannot write, on either backend."""
+    connect(storage_url).close()  # create and migrate
+    conn = connect(storage_url, readonly=True)
+    try:
+        with pytest.raises((OperationalError, InternalError)):
+            conn.execute("INSERT INTO node_meta (key, value) VALUES ('k', 'v')")
+    finally:
+        conn.close()
