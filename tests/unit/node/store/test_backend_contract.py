@@ -314,3 +314,25 @@ def test_a_readonly_connection_refuses_writes(storage_url: str) -> None:
             conn.execute("INSERT INTO node_meta (key, value) VALUES ('k', 'v')")
     finally:
         conn.close()
+
+
+def test_savepoint_outside_a_transaction_is_a_transaction(storage_url: str) -> None:
+    """``savepoint`` on a batch job's autocommit connection: the block commits whole
+    or not at all, on both backends."""
+    conn = connect(storage_url)
+    try:
+
+        def twice() -> None:
+            with savepoint(conn):
+                conn.execute("INSERT INTO node_meta (key, value) VALUES ('s', '1')")
+                conn.execute("INSERT INTO node_meta (key, value) VALUES ('s', '2')")
+
+        with pytest.raises(IntegrityError):
+            twice()
+        assert not conn.in_transaction
+        with savepoint(conn):
+            conn.execute("INSERT INTO node_meta (key, value) VALUES ('t', '1')")
+        rows = conn.execute("SELECT key FROM node_meta ORDER BY key").fetchall()
+        assert [tuple(r) for r in rows] == [("t",)]
+    finally:
+        conn.close()
