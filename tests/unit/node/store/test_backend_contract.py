@@ -184,22 +184,28 @@ async def test_a_newer_schema_is_refused(storage_url: str) -> None:
 # -- PostgreSQL only: faults ------------------------------------------------------------
 
 
-async def test_terminated_backends_fail_the_unit_then_reconnect(
+async def test_a_backend_lost_in_a_unit_fails_it_and_the_next_unit_reconnects(
     postgres_server: LocalPostgres, pg_url: str
 ) -> None:
-    """Issue 18: a lost connection is UNAVAILABLE (StorageUnavailable) and the next
-    unit reconnects; nothing of the failed unit is committed."""
+    """Issue 18: a connection lost inside a unit is UNAVAILABLE (StorageUnavailable),
+    nothing of that unit is committed, and the next unit reconnects; connections
+    that die while idle are replaced without a failure."""
     db = await Database.open(pg_url)
     try:
         await db.write_unit(_put("before"))
-        dbname = pg_url.rpartition("/")[2].partition("?")[0]
-        postgres_server.terminate(dbname)
+
+        def dies(conn: Connection) -> None:
+            conn.execute("INSERT INTO node_meta (key, value) VALUES ('lost', 'v')")
+            conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
         with pytest.raises(StorageUnavailable) as caught:
-            await db.write_unit(_put("lost"))
+            await db.write_unit(dies)
         assert caught.value.code == "STORAGE_UNAVAILABLE"
         assert await db.write_unit(_put("after")) == "after"
-        # readers reconnect too: a read repeats once on a new connection
-        assert await _keys(db) == {"before", "after"}
+        dbname = pg_url.rpartition("/")[2].partition("?")[0]
+        postgres_server.terminate(dbname)  # every idle connection, writer and readers
+        assert await db.write_unit(_put("idle-killed")) == "idle-killed"
+        assert await _keys(db) == {"before", "after", "idle-killed"}
     finally:
         await db.close()
 
