@@ -181,6 +181,36 @@ async def test_a_newer_schema_is_refused(storage_url: str) -> None:
     assert opened.value.code == "SCHEMA_TOO_NEW"
 
 
+async def test_after_hooks_run_only_for_committed_units(db: Database) -> None:
+    """ADR 0601: ``after`` mirrors committed rows: never run for a rolled-back unit."""
+    seen: list[str] = []
+
+    def fails(conn: Connection) -> str:
+        conn.execute("INSERT INTO node_meta (key, value) VALUES ('no', 'v')")
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        await db.write_unit(fails, seen.append)
+    await db.write_unit(_put("yes"), seen.append)
+    assert seen == ["yes"]
+
+
+async def test_close_lets_queued_units_commit_then_refuses_new_ones(storage_url: str) -> None:
+    """ADR 0601: units queued before ``close`` commit; later ones are refused."""
+    db = await Database.open(storage_url)
+    queued = [asyncio.ensure_future(db.write_unit(_put(f"q{i}"))) for i in range(5)]
+    await asyncio.sleep(0)  # queued, not yet run
+    await db.close()
+    assert await asyncio.gather(*queued) == [f"q{i}" for i in range(5)]
+    with pytest.raises(RuntimeError, match="closed"):
+        await db.write_unit(_put("late"))
+    reopened = await Database.open(storage_url)
+    try:
+        assert await _keys(reopened) == {f"q{i}" for i in range(5)}
+    finally:
+        await reopened.close()
+
+
 # -- PostgreSQL only: faults ------------------------------------------------------------
 
 
