@@ -61,3 +61,16 @@ def test_a_lost_database_is_unavailable_at_the_rpc_edge() -> None:
     """Issue 18: requests fail fast with UNAVAILABLE while PostgreSQL is down."""
     mapped = map_error(StorageUnavailable("the database connection was lost"))
     assert (mapped.status, mapped.reason) == (grpc.StatusCode.UNAVAILABLE, "STORAGE_UNAVAILABLE")
+
+
+def test_missing_server_binaries_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 18: without ``initdb``/``pg_ctl`` the fixture fails (never skips) with a
+    message naming where it looked and what to install."""
+    from node.store import _pg_local
+
+    monkeypatch.setattr(_pg_local, "BINDIR_CANDIDATES", ("/nonexistent/pg/bin",))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(_pg_local.PostgresUnavailable) as caught:
+        _pg_local.find_bindir()
+    assert "/nonexistent/pg/bin" in str(caught.value)
+    assert "apt-get install postgresql" in str(caught.value)
