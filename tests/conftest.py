@@ -21,8 +21,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-# pytester: tests/unit/test_suite_rules.py runs small suites; browser: the chromium fixture
-pytest_plugins = ["pytester", "tests.support.browser"]
+pytest_plugins = [
+    "pytester",  # tests/unit/test_suite_rules.py runs small suites
+    "tests.support.browser",  # Debian's chromium through Playwright (issue 19)
+    "tests.support.postgres",  # a real PostgreSQL server and fresh databases (issue 18)
+]
 
 settings.register_profile("huxin", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("huxin")

@@ -28,11 +28,10 @@ from node.exchange._review import review
 from node.model._rollout import read_rollout
 from node.monthly import MonthKey, monthly_runs, run_progress
 from node.rights._objections import OPEN_STATES
+from node.store import Connection
 from node.store import _console as store
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from node.rpc._context import NodeContext
 
 __all__ = [
@@ -65,7 +64,7 @@ class GradeCache:
 
     runs: dict[int, tuple[int, dict[str, int]]] = field(default_factory=dict)
 
-    def counts(self, conn: sqlite3.Connection, run_id: int) -> dict[str, int]:
+    def counts(self, conn: Connection, run_id: int) -> dict[str, int]:
         mark = store.corrections_mark(conn, run_id)
         hit = self.runs.get(run_id)
         if hit is not None and hit[0] == mark:
@@ -94,7 +93,7 @@ async def grade_distribution(ctx: NodeContext, months: int, cache: GradeCache) -
     scheme = ctx.scheme
     labels = {t.id: t.label for t in scheme.tiers}
 
-    def fn(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    def fn(conn: Connection) -> list[dict[str, Any]]:
         out = []
         for m in reversed(store.published_months(conn, months)):
             counts = cache.counts(conn, m.run_id)
@@ -132,7 +131,7 @@ async def model_state(ctx: NodeContext) -> dict[str, Any]:
     """The rollout of the scheme in force (H11) and the monthly runs' progress (H3)."""
     scheme, today = ctx.scheme, ctx.today()
 
-    def fn(conn: sqlite3.Connection) -> dict[str, Any]:
+    def fn(conn: Connection) -> dict[str, Any]:
         rollout, candidate, shadow = read_rollout(conn, scheme)
         runs = []
         for r in monthly_runs(conn, RUNS_SHOWN):
@@ -261,7 +260,7 @@ async def rights_queues(ctx: NodeContext) -> dict[str, Any]:
     today = ctx.today()
     day = today.isoformat()
 
-    def fn(conn: sqlite3.Connection) -> dict[str, Any]:
+    def fn(conn: Connection) -> dict[str, Any]:
         return {
             "today": day,
             "objections": [
@@ -281,7 +280,7 @@ async def query_review(ctx: NodeContext) -> dict[str, Any]:
     timeliness (N7, H15): :func:`node.exchange._review.review`, as ``huxin review report``."""
     day = ctx.today().isoformat()
 
-    def fn(conn: sqlite3.Connection) -> dict[str, Any]:
+    def fn(conn: Connection) -> dict[str, Any]:
         doc = review(conn, day).as_dict()
         doc["sources"] = [
             {

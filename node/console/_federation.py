@@ -19,11 +19,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from node.federation._tlscert import WARN_DAYS, CertError, read_certificate
+from node.store import Connection
 from node.store import _status_report as report
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from keys import KeySet
     from node.rpc._context import NodeContext
 
@@ -73,7 +72,7 @@ async def federation_state(ctx: NodeContext) -> dict[str, Any]:
     config, trust = ctx.config, ctx.trust
     fed = config.federation
 
-    def fn(conn: sqlite3.Connection) -> dict[str, Any]:
+    def fn(conn: Connection) -> dict[str, Any]:
         return {
             "sync": {r[0]: r[1:] for r in report.sync_peers(conn)},
             "material": [tuple(r) for r in report.peer_material(conn)],

@@ -16,8 +16,6 @@ waited for the writer; every caller-chosen string and integer is bounded
 
 from __future__ import annotations
 
-import sqlite3
-
 from node.catalogue import Publisher, Unlocks, catalogue_message, target_catalogue, unlocks
 from node.core._bounds import (
     NAME_MAX,
@@ -43,6 +41,7 @@ from node.rights import _objections as objections
 from node.rights import _optout as optout
 from node.rights import _repair as repair
 from node.rpc._context import NodeContext
+from node.store import Connection
 from node.store._consents import ConsentRow, get_consent, withdraw_consent
 from node.store._notifications import notifications_after
 from node.store._translog import PAGE_DEFAULT, LogWrite
@@ -84,7 +83,7 @@ async def withdraw(ctx: NodeContext, key: bytes, consent_id: str) -> node_pb2.Co
     now = ctx.now_s()
     log = ctx.log
 
-    def unit(conn: sqlite3.Connection) -> tuple[ConsentRow, tuple[int, list[bytes]]]:
+    def unit(conn: Connection) -> tuple[ConsentRow, tuple[int, list[bytes]]]:
         row = get_consent(conn, consent_id)
         if row is None or row.subject_key != key:
             raise NotFoundError("CONSENT_NOT_FOUND", "no such consent", field="consent_id")
