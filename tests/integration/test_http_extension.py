@@ -10,6 +10,7 @@ registered with an operator role".
 from __future__ import annotations
 
 import base64
+import hashlib
 import ssl
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -201,3 +202,23 @@ async def test_a_session_ends_at_its_expiry(world: World) -> None:
             world.url("citizen", "/pages/hello"), headers={"X-CSRF-Token": csrf}
         ) as resp:
             assert (resp.status, (await resp.json())["reason"]) == (401, "SESSION_EXPIRED")
+
+
+async def test_the_approved_mapping_tables_are_published_with_their_approvals(
+    world: World,
+) -> None:
+    """Issue 19 (C3, H13): every approved table in use is listed with its SHA-256; its
+    canonical bytes hash to it and its approval is a signed envelope; the index lists
+    them all."""
+    status, listing, _ = await _get(world, "citizen", "/trust/mapping-tables.json")
+    assert status == 200 and listing["tables"], listing
+    _s, index, _ = await _get(world, "citizen", "/trust/index.json")
+    for table in listing["tables"]:
+        status, content, _ = await _get(world, "citizen", table["table"])
+        assert status == 200
+        assert hashlib.sha256(content).hexdigest() == table["sha256"]
+        assert index["files"][table["table"]] == table["sha256"]
+        status, approval, resp = await _get(world, "citizen", table["approval"])
+        assert status == 200 and resp.headers["ETag"] and approval
+    status, body, _ = await _get(world, "citizen", "/trust/mapping-tables/none/1/table.json")
+    assert (status, body["reason"]) == (404, "ROUTE_NOT_FOUND")
