@@ -23,9 +23,11 @@ import pytest_asyncio
 from aiohttp import web
 
 from node.core._clock import ManualClock
-from node.demo._testbed import RunningNode, Testbed, make_id_number
+from node.demo._testbed import RunningNode, Testbed, honour_record, make_id_number, resident
 from node.http import HttpContext, json_response, static_route
 from node.http._app import HttpServer
+from node.http._codec import encode
+from node.pb.v1 import node_pb2, node_pb2_grpc
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -95,7 +97,8 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
 
 
 async def _get(world: World, listener: str, path: str, *, client: str | None = None,
-               register: bool = True, **kw: Any) -> tuple[int, Any, aiohttp.ClientResponse]:  # fmt: skip
+               register: bool = True, raw: bool = False, **kw: Any,
+               ) -> tuple[int, Any, aiohttp.ClientResponse]:  # fmt: skip
     connector = aiohttp.TCPConnector(ssl=world.tls(client, register=register))
     async with (
         aiohttp.ClientSession(connector=connector) as s,
@@ -103,7 +106,7 @@ async def _get(world: World, listener: str, path: str, *, client: str | None = N
     ):
         body = await resp.read()
         kind = resp.headers.get("Content-Type", "")
-        return resp.status, (await resp.json() if "json" in kind else body), resp
+        return resp.status, (await resp.json() if "json" in kind and not raw else body), resp
 
 
 async def test_a_citizen_provider_authenticates_with_the_assertion(world: World) -> None:
@@ -214,7 +217,7 @@ async def test_the_approved_mapping_tables_are_published_with_their_approvals(
     assert status == 200 and listing["tables"], listing
     _s, index, _ = await _get(world, "citizen", "/trust/index.json")
     for table in listing["tables"]:
-        status, content, _ = await _get(world, "citizen", table["table"])
+        status, content, _ = await _get(world, "citizen", table["table"], raw=True)
         assert status == 200
         assert hashlib.sha256(content).hexdigest() == table["sha256"]
         assert index["files"][table["table"]] == table["sha256"]
@@ -222,3 +225,32 @@ async def test_the_approved_mapping_tables_are_published_with_their_approvals(
         assert status == 200 and resp.headers["ETag"] and approval
     status, body, _ = await _get(world, "citizen", "/trust/mapping-tables/none/1/table.json")
     assert (status, body["reason"]) == (404, "ROUTE_NOT_FOUND")
+
+
+async def test_the_incentives_are_the_same_on_both_channels(world: World) -> None:
+    """Issue 19 (N20): GetMyIncentives over gRPC and GET /api/v1/me/incentives answer
+    alike (one domain function); with the bed's approved tables the grade is read in
+    the other schemes too, my own region first."""
+    court = node_pb2_grpc.SourceServiceStub(
+        world.bed.peer_channel(world.node, world.bed.cert("heihe-court"))
+    )
+    await court.SubmitRecords(
+        node_pb2.SubmitRecordsRequest(
+            batch_id="incentives",
+            records=[honour_record("inc-0", PERSON)],
+            subjects=[resident(PERSON)],
+        )
+    )
+    over_grpc = await world.bed.citizen_stub(world.node).GetMyIncentives(
+        node_pb2.MyIncentivesRequest(), metadata=world.node.identity(PERSON)
+    )
+    blob = world.node.idp.assertion(PERSON, "heihe", world.node.server.ctx.now_s())
+    status, over_http, _ = await _get(
+        world, "citizen", "/api/v1/me/incentives",
+        headers={"Authorization": "Bearer " + base64.b64encode(blob).decode()},
+    )  # fmt: skip
+    assert status == 200
+    assert over_http == encode(over_grpc)
+    assert over_grpc.grade and over_grpc.regions[0].origin == "own"
+    assert over_grpc.regions[0].scenarios
+    assert len(over_grpc.regions) > 1, "the bed's approved tables map into other schemes"
