@@ -46,7 +46,10 @@ def console(hc: HttpContext) -> Iterable[web.AbstractRouteDef]:
     async def whoami(request: web.Request) -> web.Response:
         return json_response({"operator": hc.require_operator(request)})
 
-    return [web.get("/console/whoami", whoami)]
+    async def act(request: web.Request) -> web.Response:
+        return json_response({"done_by": hc.require_operator(request)})
+
+    return [web.get("/console/whoami", whoami), web.post("/console/act", act)]
 
 
 @dataclass
@@ -254,3 +257,29 @@ async def test_the_incentives_are_the_same_on_both_channels(world: World) -> Non
     assert over_grpc.grade and over_grpc.regions[0].origin == "own"
     assert over_grpc.regions[0].scenarios
     assert len(over_grpc.regions) > 1, "the bed's approved tables map into other schemes"
+
+
+CONSOLE_ACTIONS = [
+    ("with-the-header", {"X-Requested-With": "huxin-console"}, 200, ""),
+    ("without-the-header", {}, 403, "CSRF_TOKEN_MISSING"),
+    ("from-another-site", {"X-Requested-With": "x", "Origin": "https://evil.example"}, 403,
+     "CSRF_ORIGIN"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "headers", "status", "reason"), CONSOLE_ACTIONS, ids=[c[0] for c in CONSOLE_ACTIONS]
+)
+async def test_a_console_action_needs_its_header(
+    world: World, name: str, headers: dict[str, str], status: int, reason: str
+) -> None:
+    """Issue 19: a browser presents the operator's certificate on every request, so a
+    state-changing console call needs X-Requested-With and no foreign Origin."""
+    connector = aiohttp.TCPConnector(ssl=world.tls("heihe"))
+    async with (
+        aiohttp.ClientSession(connector=connector) as s,
+        s.post(world.url("mtls", "/console/act"), headers=headers) as resp,
+    ):
+        body = await resp.json()
+    assert resp.status == status, body
+    assert body.get("reason", "") == reason
