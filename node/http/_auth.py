@@ -133,7 +133,7 @@ class Auth:
             raise UnauthenticatedError(
                 "IDENTITY_MISSING", "no identity assertion and no session", field="authorization"
             )
-        session = self._session(sid)
+        session = self.session_of(sid)
         token = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(token.encode(), session.csrf.encode()):
             raise PermissionDeniedError(
@@ -144,7 +144,8 @@ class Auth:
         self._check_origin(request)
         return session.citizen
 
-    def _session(self, sid: str) -> Session:
+    def session_of(self, sid: str) -> Session:
+        """The live session of a cookie value (401 SESSION_INVALID / SESSION_EXPIRED)."""
         session = self._sessions.get(sid) if len(sid) <= 64 else None
         if session is None:
             raise UnauthenticatedError(
@@ -294,7 +295,7 @@ def auth_routes(auth: Auth, region: str, now: Callable[[], int]) -> list[web.Abs
         )
 
     async def session(request: web.Request) -> web.Response:
-        current = auth._session(request.cookies.get(SESSION_COOKIE, ""))
+        current = auth.session_of(request.cookies.get(SESSION_COOKIE, ""))
         return web.json_response(
             {"signed_in": True, "expires_at": current.expires_at, "csrf_token": current.csrf}
         )
