@@ -339,7 +339,7 @@ API_ROUTES: tuple[ApiRoute, ...] = (
       CITIZEN, NoBody, P.MyIncentivesResponse, _incentives),
     R("GET", f"{_ME}/consents", "ListConsents", "My consents",
       CITIZEN, NoBody, P.ListConsentsResponse, _consents),
-    R("POST", f"{_ME}/consents", "GrantConsent", "Grant (or preview) a consent for a scenario",
+    R("POST", f"{_ME}/consents", "GrantConsent", "Grant a consent for a scenario, or show what it would disclose",
       CITIZEN, GrantConsentBody, P.ConsentToken, _grant),
     R("POST", f"{_ME}/consents/withdraw", "WithdrawConsent", "Withdraw one of my consents",
       CITIZEN, WithdrawConsentBody, P.ConsentInfo, _withdraw),

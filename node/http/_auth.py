@@ -20,7 +20,9 @@
   client certificate, checked by the node's :class:`~node.federation._callers.CallerCheck`
   exactly as the gRPC guard checks it (pins, client registry, docs/adr/0415);
 * **operators**: a client whose identity is the node's own region or listed in
-  ``[operators] allowed`` (``PERMISSION_DENIED NOT_OPERATOR`` otherwise).
+  ``[operators] allowed`` (``PERMISSION_DENIED NOT_OPERATOR`` otherwise); a
+  state-changing console call also needs ``X-Requested-With`` and no foreign
+  ``Origin`` (a browser sends its client certificate like a cookie).
 
 Invariants: the ID number of a session's citizen lives in this process's memory
 only (a grant binds the consent to it) and never in a cookie, a log line or a
@@ -54,6 +56,7 @@ from node.store._translog import subject_ref
 __all__ = [
     "CSRF_COOKIE",
     "CSRF_HEADER",
+    "OPERATOR_HEADER",
     "SESSION_COOKIE",
     "Auth",
     "auth_routes",
@@ -62,6 +65,7 @@ __all__ = [
 SESSION_COOKIE = "huxin_session"
 CSRF_COOKIE = "huxin_csrf"
 CSRF_HEADER = "X-CSRF-Token"
+OPERATOR_HEADER = "X-Requested-With"  # a console action's custom header (see Auth.operator)
 ASSERTION_MAX = 8192  # characters of a base64 assertion (an envelope is < 1 KiB)
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -130,7 +134,7 @@ class Auth:
             raise UnauthenticatedError(
                 "IDENTITY_MISSING", "no identity assertion and no session", field="authorization"
             )
-        session = self._session(sid)
+        session = self.session_of(sid)
         token = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(token.encode(), session.csrf.encode()):
             raise PermissionDeniedError(
@@ -141,7 +145,8 @@ class Auth:
         self._check_origin(request)
         return session.citizen
 
-    def _session(self, sid: str) -> Session:
+    def session_of(self, sid: str) -> Session:
+        """The live session of a cookie value (401 SESSION_INVALID / SESSION_EXPIRED)."""
         session = self._sessions.get(sid) if len(sid) <= 64 else None
         if session is None:
             raise UnauthenticatedError(
@@ -199,7 +204,19 @@ class Auth:
         return identity
 
     def operator(self, request: web.Request) -> str:
+        """An operator's call.  A browser presents its client certificate on every
+        request, like a cookie: a state-changing call must also carry
+        ``X-Requested-With`` (which another site cannot make a browser send without a
+        CORS preflight this node never answers) and no foreign ``Origin``."""
         who = self.caller(request)
+        if request.method not in _SAFE_METHODS:
+            if not request.headers.get(OPERATOR_HEADER):
+                raise PermissionDeniedError(
+                    "CSRF_TOKEN_MISSING",
+                    f"a console action needs the {OPERATOR_HEADER} header",
+                    field=OPERATOR_HEADER.lower(),
+                )
+            self._check_origin(request)
         if who != self._config.region and who not in self._config.operators:
             raise PermissionDeniedError(
                 "NOT_OPERATOR", "this certificate does not hold the operator role"
@@ -279,7 +296,7 @@ def auth_routes(auth: Auth, region: str, now: Callable[[], int]) -> list[web.Abs
         )
 
     async def session(request: web.Request) -> web.Response:
-        current = auth._session(request.cookies.get(SESSION_COOKIE, ""))
+        current = auth.session_of(request.cookies.get(SESSION_COOKIE, ""))
         # the pages name the citizen by the log's pseudonym (its subject_ref), never the ID
         pseudonym = subject_ref(current.citizen.subject_key).hex()[:16]
         return web.json_response(

@@ -64,6 +64,13 @@ class HttpContext:
     def clock(self) -> Clock:
         return self.node.clock
 
+    @property
+    def sign_in_path(self) -> str | None:
+        """Where the pages send a citizen to sign in: the development provider's form
+        when ``[identity] dev_provider_key`` is set, else None (a real provider's
+        redirect, docs/adr/0800)."""
+        return "/auth/dev/sign-in" if self.auth.dev is not None else None
+
     async def require_citizen(self, request: web.Request) -> AuthenticatedCitizen:
         """The citizen of this request (assertion or session + CSRF header), or 401."""
         return await self.auth.citizen(request)

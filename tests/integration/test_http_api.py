@@ -298,6 +298,8 @@ async def test_the_session_of_a_sign_in_needs_its_csrf_header_and_ends_at_sign_o
         s.cookie_jar.update_cookies({"huxin_session": cookie.split(";")[0].split("=", 1)[1]})
         status, body, _ = await _call(s, "GET", me, headers={"X-CSRF-Token": csrf})
         assert (status, _refusal(body)[0]) == (401, "SESSION_INVALID")
+    # privacy: the ID number typed into the sign-in form reached no log line
+    assert CITIZEN not in (r.directory / "node.log").read_text(encoding="utf-8")
 
 
 async def test_the_integrator_listener_needs_a_registered_certificate(seeded: HttpRegion) -> None:

@@ -10,6 +10,7 @@ registered with an operator role".
 from __future__ import annotations
 
 import base64
+import hashlib
 import ssl
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -22,9 +23,11 @@ import pytest_asyncio
 from aiohttp import web
 
 from node.core._clock import ManualClock
-from node.demo._testbed import RunningNode, Testbed, make_id_number
+from node.demo._testbed import RunningNode, Testbed, honour_record, make_id_number, resident
 from node.http import HttpContext, json_response, static_route
 from node.http._app import HttpServer
+from node.http._codec import encode
+from node.pb.v1 import node_pb2, node_pb2_grpc
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -43,7 +46,10 @@ def console(hc: HttpContext) -> Iterable[web.AbstractRouteDef]:
     async def whoami(request: web.Request) -> web.Response:
         return json_response({"operator": hc.require_operator(request)})
 
-    return [web.get("/console/whoami", whoami)]
+    async def act(request: web.Request) -> web.Response:
+        return json_response({"done_by": hc.require_operator(request)})
+
+    return [web.get("/console/whoami", whoami), web.post("/console/act", act)]
 
 
 @dataclass
@@ -94,7 +100,8 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
 
 
 async def _get(world: World, listener: str, path: str, *, client: str | None = None,
-               register: bool = True, **kw: Any) -> tuple[int, Any, aiohttp.ClientResponse]:  # fmt: skip
+               register: bool = True, raw: bool = False, **kw: Any,
+               ) -> tuple[int, Any, aiohttp.ClientResponse]:  # fmt: skip
     connector = aiohttp.TCPConnector(ssl=world.tls(client, register=register))
     async with (
         aiohttp.ClientSession(connector=connector) as s,
@@ -102,7 +109,7 @@ async def _get(world: World, listener: str, path: str, *, client: str | None = N
     ):
         body = await resp.read()
         kind = resp.headers.get("Content-Type", "")
-        return resp.status, (await resp.json() if "json" in kind else body), resp
+        return resp.status, (await resp.json() if "json" in kind and not raw else body), resp
 
 
 async def test_a_citizen_provider_authenticates_with_the_assertion(world: World) -> None:
@@ -201,3 +208,78 @@ async def test_a_session_ends_at_its_expiry(world: World) -> None:
             world.url("citizen", "/pages/hello"), headers={"X-CSRF-Token": csrf}
         ) as resp:
             assert (resp.status, (await resp.json())["reason"]) == (401, "SESSION_EXPIRED")
+
+
+async def test_the_approved_mapping_tables_are_published_with_their_approvals(
+    world: World,
+) -> None:
+    """Issue 19 (C3, H13): every approved table in use is listed with its SHA-256; its
+    canonical bytes hash to it and its approval is a signed envelope; the index lists
+    them all."""
+    status, listing, _ = await _get(world, "citizen", "/trust/mapping-tables.json")
+    assert status == 200 and listing["tables"], listing
+    _s, index, _ = await _get(world, "citizen", "/trust/index.json")
+    for table in listing["tables"]:
+        status, content, _ = await _get(world, "citizen", table["table"], raw=True)
+        assert status == 200
+        assert hashlib.sha256(content).hexdigest() == table["sha256"]
+        assert index["files"][table["table"]] == table["sha256"]
+        status, approval, resp = await _get(world, "citizen", table["approval"])
+        assert status == 200 and resp.headers["ETag"] and approval
+    status, body, _ = await _get(world, "citizen", "/trust/mapping-tables/none/1/table.json")
+    assert (status, body["reason"]) == (404, "ROUTE_NOT_FOUND")
+
+
+async def test_the_incentives_are_the_same_on_both_channels(world: World) -> None:
+    """Issue 19 (N20): GetMyIncentives over gRPC and GET /api/v1/me/incentives answer
+    alike (one domain function); with the bed's approved tables the grade is read in
+    the other schemes too, my own region first."""
+    court = node_pb2_grpc.SourceServiceStub(
+        world.bed.peer_channel(world.node, world.bed.cert("heihe-court"))
+    )
+    await court.SubmitRecords(
+        node_pb2.SubmitRecordsRequest(
+            batch_id="incentives",
+            records=[honour_record("inc-0", PERSON)],
+            subjects=[resident(PERSON)],
+        )
+    )
+    over_grpc = await world.bed.citizen_stub(world.node).GetMyIncentives(
+        node_pb2.MyIncentivesRequest(), metadata=world.node.identity(PERSON)
+    )
+    blob = world.node.idp.assertion(PERSON, "heihe", world.node.server.ctx.now_s())
+    status, over_http, _ = await _get(
+        world, "citizen", "/api/v1/me/incentives",
+        headers={"Authorization": "Bearer " + base64.b64encode(blob).decode()},
+    )  # fmt: skip
+    assert status == 200
+    assert over_http == encode(over_grpc)
+    assert over_grpc.grade and over_grpc.regions[0].origin == "own"
+    assert over_grpc.regions[0].scenarios
+    assert len(over_grpc.regions) > 1, "the bed's approved tables map into other schemes"
+
+
+CONSOLE_ACTIONS = [
+    ("with-the-header", {"X-Requested-With": "huxin-console"}, 200, ""),
+    ("without-the-header", {}, 403, "CSRF_TOKEN_MISSING"),
+    ("from-another-site", {"X-Requested-With": "x", "Origin": "https://evil.example"}, 403,
+     "CSRF_ORIGIN"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "headers", "status", "reason"), CONSOLE_ACTIONS, ids=[c[0] for c in CONSOLE_ACTIONS]
+)
+async def test_a_console_action_needs_its_header(
+    world: World, name: str, headers: dict[str, str], status: int, reason: str
+) -> None:
+    """Issue 19: a browser presents the operator's certificate on every request, so a
+    state-changing console call needs X-Requested-With and no foreign Origin."""
+    connector = aiohttp.TCPConnector(ssl=world.tls("heihe"))
+    async with (
+        aiohttp.ClientSession(connector=connector) as s,
+        s.post(world.url("mtls", "/console/act"), headers=headers) as resp,
+    ):
+        body = await resp.json()
+    assert resp.status == status, body
+    assert body.get("reason", "") == reason

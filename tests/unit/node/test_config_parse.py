@@ -45,6 +45,9 @@ def _hooked(base: Path) -> dict[str, st.SearchStrategy[tuple[Any, Any]]]:
         "listen.peer": same(_address(0)),
         "listen.citizen": same(_address(0)),
         "listen.metrics": same(st.just("") | _address(0)),
+        "listen.http_citizen": same(st.just("") | _address(0)),
+        "listen.http_mtls": same(st.just("") | _address(0)),
+        "identity.dev_provider_key": path,
         "identity.public_keys": st.lists(KEY32, max_size=3).map(
             lambda ks: ([k.hex() for k in ks], tuple(ks))
         ),
@@ -54,6 +57,7 @@ def _hooked(base: Path) -> dict[str, st.SearchStrategy[tuple[Any, Any]]]:
         "peers.allowed": st.lists(ID, max_size=3).map(lambda v: (v, tuple(v))),
         "sources.allowed": st.lists(ID, max_size=3).map(lambda v: (v, tuple(v))),
         "sources.population": st.lists(ID, max_size=3).map(lambda v: (v, tuple(v))),
+        "operators.allowed": st.lists(ID, max_size=3).map(lambda v: (v, tuple(v))),
         "federation.hub_key": KEY32.map(lambda k: (k.hex(), k)),
         "federation.hub_endpoint": same(st.just("") | _address(1)),
         "hub.endpoint": same(st.just("") | _address(1)),
