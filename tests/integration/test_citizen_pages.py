@@ -392,6 +392,8 @@ async def test_an_answered_objection_says_who_answered(world: World, phone: Visi
         await expect(by_court.locator(".badge")).to_have_text(court_word)
         await expect(by_operator.locator("dl.facts dd").nth(1)).to_have_text(handler)
         await expect(by_court.locator("dl.facts dd").nth(1)).to_have_text("heihe-court")
+        for due in (by_operator.locator(".due"), by_court.locator(".due")):  # on one line
+            assert await due.evaluate("e => e.getClientRects().length") == 1
         # the history's step too: the operator's objection never names the department
         assert operator_word in (await by_operator.locator("details").text_content() or "")
         assert court_word not in (await by_operator.text_content() or "")
