@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,10 +39,10 @@ from keys import (
 )
 from keys.pb.v1 import attestation_pb2
 from mapping import MappingTable
-from node.cli._init import init_region, load_or_create_ca
+from node.cli._init import CERT_DAYS, init_region, load_or_create_ca
 from node.core._clock import Clock, ManualClock
 from node.core._config import StorageConfig, load_config
-from node.core._secrets import read_hex
+from node.core._secrets import read_hex, write_private
 from node.demo._federation import FederationLayout
 from node.federation._clients import add_client, client_entry, read_registry
 from node.pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
@@ -77,6 +77,7 @@ __all__ = [
     "residence_fact",
     "resident",
     "spawn_serve",
+    "tls_window",
     "wait_for_ready",
 ]
 
@@ -184,11 +185,25 @@ class RunningNode:
         return identity_metadata(self.idp.assertion(id_number, self.region, now))
 
 
+def tls_window(now: datetime, wall: datetime | None, days: int = CERT_DAYS) -> tuple[datetime, int]:
+    """When to issue a certificate and for how many days so that it is valid around
+    ``now`` (a node's clock) and, if given, around ``wall`` (the clock a browser checks
+    TLS on, issue 19): from the earlier of the two to ``days`` after the later."""
+    if wall is None:
+        return now, days
+    start, end = min(now, wall), max(now, wall) + timedelta(days=days)
+    return start, -(-(end - start) // timedelta(days=1))
+
+
 @dataclass
 class Testbed:
     __test__ = False  # not a pytest test class
     root: Path
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: A browser checks TLS on the wall clock while a bed's node may run on a manual
+    #: clock set in the past (issue 19): with ``wall`` given, the CA and every
+    #: certificate of the bed are valid around both clocks (:func:`tls_window`).
+    wall: datetime | None = None
     ca: CertificateAuthority | None = None
     nodes: dict[str, RunningNode] = field(default_factory=dict)
     authority: KeyPair = field(default_factory=KeyPair.generate)  # approves the bed's tables
@@ -196,7 +211,7 @@ class Testbed:
     _issued: list[NodeCertificate] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.ca = load_or_create_ca(self.root / "ca", self.now)
+        self.ca = load_or_create_ca(self.root / "ca", tls_window(self.now, self.wall)[0])
 
     def cert(self, identity: str, *, register: bool = True) -> NodeCertificate:
         """A certificate of the bed's CA, registered as a client with every node of
@@ -207,7 +222,8 @@ class Testbed:
         refused with ``UNAUTHENTICATED CLIENT_UNKNOWN`` (e.g. a certificate issued
         before the registry existed, until ``huxin client register``)."""
         assert self.ca is not None
-        issued = self.ca.issue(identity, self.now)
+        start, days = tls_window(self.now, self.wall)
+        issued = self.ca.issue(identity, start, days=days)
         if not register:
             return issued
         self._issued.append(issued)
@@ -216,6 +232,18 @@ class Testbed:
                 node.server.ctx.config.clients.registry, client_entry(identity, issued.cert_pem)
             )
         return issued
+
+    def widen_node_certificate(self, directory: Path, region: str) -> None:
+        """With ``wall``: the TLS certificate of the node initialised in ``directory``,
+        issued again to be valid around both clocks (``huxin init`` issues it for the
+        node's clock alone); before the node starts, so it serves the new one."""
+        if self.wall is None:
+            return
+        assert self.ca is not None
+        start, days = tls_window(self.now, self.wall)
+        issued = self.ca.issue(region, start, days=days)
+        (directory / "tls" / "node.pem").write_bytes(issued.cert_pem)
+        write_private(directory / "tls" / "node.key", issued.key_pem)
 
     async def start_node(
         self,
@@ -245,6 +273,7 @@ class Testbed:
                 directory, region, scheme, self.ca, self.now, peers=peers, sources=sources,
                 population=population, require_registry=require_registry, extra_toml=mapping,
             )  # fmt: skip
+            self.widen_node_certificate(directory, region)
         place_storage(directory / "node.toml")
         config = load_config(directory / "node.toml")
         known = {e.sha256 for e in read_registry(config.clients.registry)}

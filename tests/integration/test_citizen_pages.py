@@ -25,7 +25,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import BrowserContext, ConsoleMessage, Page, Response
+from playwright.async_api import BrowserContext, ConsoleMessage, Page, Response, expect
 
 from keys import Status, StatusList
 from keys.pb.v1 import attestation_pb2
@@ -42,6 +42,7 @@ from node.demo._testbed import (
 )
 from node.http._app import HttpServer
 from node.pb.v1 import node_pb2, node_pb2_grpc
+from node.rights._objections import advance
 from node.web import CONTENT_SECURITY_POLICY, PAGES
 from tests.support.browser import BROWSER_TESTS, SCREENSHOTS, Browsers, screenshot
 from tests.support.refusals import expect_refused
@@ -54,8 +55,8 @@ REGION, SCHEME, BANK = "heihe", "heihe", "hainan"
 SCENARIO = "heihe/credit-loans"  # tier A; its consents may disclose the grade (H14)
 #: well inside a finished month, whichever month the node publishes today (H3)
 RECOGNISED = (NOW - timedelta(days=62)).date().isoformat()
-ALICE, BOB, CAROL, DAVE, ERIN, FRANK = (make_id_number(n) for n in range(401, 407))
-PEOPLE = (ALICE, BOB, CAROL, DAVE, ERIN, FRANK)
+ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GRACE = (make_id_number(n) for n in range(401, 408))
+PEOPLE = (ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GRACE)
 HANDOVER = re.compile(r"HUXIN-CONSENT-1:([A-Za-z0-9_-]+)")
 
 
@@ -348,6 +349,56 @@ async def test_objection_shows_each_steps_deadline(world: World, phone: Visit) -
     await screenshot(page, "citizen-07-objection-filed")
 
 
+async def test_an_answered_objection_says_who_answered(world: World, phone: Visit) -> None:
+    """Issue 19, H15, N21: the operator answers an objection to a published score, the
+    source department one to a record's facts; each answered objection's badge, its
+    history and its handler name the one who answered, in Chinese and in English."""
+    me, ctx = world.me, world.node.server.ctx
+    period = (await world.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=me(GRACE))).period
+    score = await world.citizen.FileObjection(
+        node_pb2.FileObjectionRequest(about_score=True, period=period, reason="分数算错了"),
+        metadata=me(GRACE),
+    )
+    record = await world.citizen.FileObjection(
+        node_pb2.FileObjectionRequest(record_id="p-6", reason="不是我的罚款"), metadata=me(GRACE)
+    )
+    await advance(ctx)  # the node forwards the record's objection to the court
+    bed, node = world.bed, world.node
+    court = node_pb2_grpc.SourceServiceStub(bed.peer_channel(node, bed.cert("heihe-court")))
+    operator = node_pb2_grpc.SourceServiceStub(bed.peer_channel(node, bed.cert(REGION)))
+    done = await operator.ResolveObjection(
+        node_pb2.AnswerObjectionRequest(objection_id=score.objection_id, outcome="upheld")
+    )
+    answered = await court.AnswerObjection(
+        node_pb2.AnswerObjectionRequest(objection_id=record.objection_id, outcome="upheld")
+    )
+    assert done.state == answered.state == "answered"  # the same state, told apart below
+
+    page = phone.page
+    await sign_in(world, page, GRACE, "/objections")
+    by_operator = page.locator(f"li.objection[data-objection-id='{score.objection_id}']")
+    by_court = page.locator(f"li.objection[data-objection-id='{record.objection_id}']")
+    await screenshot(page, "citizen-07-objections-answered")
+    words = {
+        "zh": ("运营方已答复", "来源部门已答复", "运营方"),
+        "en": ("answered by the operator", "answered by the source department", "the operator"),
+    }
+    for lang in ("zh", "en"):
+        if lang == "en":
+            await page.click("#lang-switch")  # the page draws itself again in English
+        operator_word, court_word, handler = words[lang]
+        # expect(): waits for the drawing the switch started
+        await expect(by_operator.locator(".badge")).to_have_text(operator_word)
+        await expect(by_court.locator(".badge")).to_have_text(court_word)
+        await expect(by_operator.locator("dl.facts dd").nth(1)).to_have_text(handler)
+        await expect(by_court.locator("dl.facts dd").nth(1)).to_have_text("heihe-court")
+        for due in (by_operator.locator(".due"), by_court.locator(".due")):  # on one line
+            assert await due.evaluate("e => e.getClientRects().length") == 1
+        # the history's step too: the operator's objection never names the department
+        assert operator_word in (await by_operator.locator("details").text_content() or "")
+        assert court_word not in (await by_operator.text_content() or "")
+
+
 async def test_bad_input_is_shown_at_its_field(world: World, phone: Visit) -> None:
     """A refused grant (an audience the trust list does not know) keeps the form, says
     the reason and marks the field the node named; nothing is granted."""
@@ -505,6 +556,14 @@ async def test_every_page_served_locally_with_its_policy(world: World, phone: Vi
         await no_id_number(page, ERIN)
         measured, low = await page.evaluate(LOW_CONTRAST)
         assert measured > 10 and low == [], p.path
+        # a checkbox is a box beside its label's first line, not as tall as a text field
+        boxes = await page.locator(".field.check input").evaluate_all(
+            "bs => bs.map(b => { const r = b.getBoundingClientRect(); return [r.width, r.height]; })"
+        )
+        assert all(w == h for w, h in boxes), (p.path, boxes)
+        if p.name == "account":  # the node words its notices in English: marked so
+            assert await page.locator("ul.notices li .message[lang='en']").count() >= 2
+            assert await page.locator("ul.notices li .message:not([lang='en'])").count() == 0
         await screenshot(page, f"citizen-{n}-{p.name}")
     # the incentives: mine here, and through recognition where a table maps my grade
     mine = await world.citizen.GetMyIncentives(node_pb2.MyIncentivesRequest(), metadata=me(ERIN))

@@ -59,6 +59,25 @@ PAGES = {
 }
 
 
+#: the words of the facts' values (dl.kv dd) drawn over more than one line: a long key
+#: wraps anywhere, an English word only between words ("standalone, sta|tic peers")
+SPLIT_WORDS = """() => {
+  const split = [];
+  for (const dd of document.querySelectorAll("dl.kv dd")) {
+    const walk = document.createTreeWalker(dd, NodeFilter.SHOW_TEXT);
+    for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+      for (const m of n.textContent.matchAll(/(?<![0-9A-Za-z])[A-Za-z]{2,}(?![0-9A-Za-z])/g)) {
+        const r = document.createRange();
+        r.setStart(n, m.index);
+        r.setEnd(n, m.index + m[0].length);
+        if (new Set([...r.getClientRects()].map((c) => Math.round(c.top))).size > 1) split.push(m[0]);
+      }
+    }
+  }
+  return split;
+}"""
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def heihe(tmp_path: Path) -> AsyncIterator[Fed]:
     f = await start_governed(
@@ -67,6 +86,8 @@ async def heihe(tmp_path: Path) -> AsyncIterator[Fed]:
         "heihe",
         extra_toml=f'[operators]\nallowed = ["{OPERATOR}"]',
         http_listen=("", "127.0.0.1:0"),
+        # the browser checks TLS on the wall clock, the node runs on its own (from START)
+        wall=datetime.now(UTC),
     )
     # September penalties for Carol, so that September's grades differ from August's
     await f.source.SubmitRecords(
@@ -276,6 +297,7 @@ async def test_operator_sees_charts_and_resolves_an_objection(
             response = await page.goto(console.url + path)
             assert response is not None and response.status == 200, name
             await page.wait_for_selector("body[data-ready='1']")
+            assert await page.evaluate(SPLIT_WORDS) == [], name
             await screenshot(page, f"console-{name}")
             if name == "grades":
                 await check_grade_chart(page, fed)

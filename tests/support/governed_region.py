@@ -135,12 +135,15 @@ async def start_governed(
     *,
     seed_month: str = "2026-08",
     http_listen: tuple[str, str] = ("", ""),
+    wall: datetime | None = None,
 ) -> Fed:
     """A node with the three people's seed records formed in ``seed_month``: by default
     August, the month the node publishes on START (H3), so that they count.
     ``http_listen``: the HTTPS listeners' addresses (citizen, mutual TLS); off unless
-    given (the caller starts ``node.http._app.HttpServer`` on the node's context)."""
-    bed = Testbed(tmp, now=START)
+    given (the caller starts ``node.http._app.HttpServer`` on the node's context).
+    ``wall``: the wall clock of a browser that checks the node's TLS (issue 19); the
+    clock stays at START, the CA and certificates are valid around both."""
+    bed = Testbed(tmp, now=START, wall=wall)
     other = "hainan" if region == "heihe" else "heihe"
     assert bed.ca is not None
     init_region(
@@ -153,6 +156,7 @@ async def start_governed(
         sources=(f"{region}-court", f"{region}-tax"),
         http_listen=http_listen,
     )
+    bed.widen_node_certificate(tmp / region, region)
     if rights_toml:
         with (tmp / region / "node.toml").open("a", encoding="utf-8") as f:
             f.write("\n[rights]\n" + rights_toml + "\n")

@@ -25,7 +25,8 @@
       received: ["已受理", "received"],
       forwarded: ["已转交来源部门", "forwarded to the source"],
       deemed_accepted: ["来源部门逾期，视为认可异议", "source late: deemed accepted"],
-      answered: ["来源部门已答复", "answered by the source"],
+      answered: ["来源部门已答复", "answered by the source department"],
+      answered_by_operator: ["运营方已答复", "answered by the operator"],
       replied: ["已答复您", "replied to you"],
     },
     step: {
@@ -156,5 +157,23 @@
     const entry = (TERMS[kind] || {})[key];
     if (!entry) return key || "—";
     return window.Huxin.t(entry[0], entry[1]);
+  };
+
+  // Who answers an objection (H15, N21): the operator one about a published score or
+  // about its own handling (ResolveObjection), the source department one about a
+  // record's facts (AnswerObjection); the state "answered" alone does not say which.
+  window.Huxin.byOperator = function byOperator(o) {
+    return Boolean(o.about_score || o.about_handling);
+  };
+
+  // The word for objection ``o`` in ``state`` (its current one when not given).
+  window.Huxin.objectionState = function objectionState(o, state) {
+    const s = state === undefined ? o.state : state;
+    return window.Huxin.term("objection", s === "answered" && window.Huxin.byOperator(o) ? "answered_by_operator" : s);
+  };
+
+  // Who handles objection ``o``: the operator, or the department it is forwarded to.
+  window.Huxin.objectionHandler = function objectionHandler(o) {
+    return window.Huxin.byOperator(o) ? window.Huxin.t("运营方", "the operator") : o.source || "—";
   };
 })();

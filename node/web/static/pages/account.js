@@ -10,7 +10,7 @@
     const list = data.notifications || [];
     H.clear(document.getElementById("notices")).append(
       list.length
-        ? el("ul", { class: "notices" }, [...list].reverse().map((n) => el("li", {}, el("time", { text: H.fmtTime(n.at) }), " ", el("span", { class: "badge", text: term("kind", n.kind) }), " ", n.message)))
+        ? el("ul", { class: "notices" }, [...list].reverse().map((n) => el("li", {}, el("time", { text: H.fmtTime(n.at) }), " ", el("span", { class: "badge", text: term("kind", n.kind) }), " ", el("span", { class: "message", lang: "en", text: n.message }))))
         : el("p", { class: "muted", text: t("没有通知。", "No notices.") })
     );
   }

@@ -57,7 +57,7 @@
         {},
         o.about_score ? t(`对 ${o.period} 月信用分的异议`, `Objection to the score of ${o.period}`) : t(`对记录 ${o.record_id} 的异议`, `Objection to record ${o.record_id}`),
         " ",
-        el("span", { class: "badge" + (closed ? " ok" : ""), text: term("objection", o.state) })
+        el("span", { class: "badge" + (closed ? " ok" : ""), text: H.objectionState(o) })
       ),
       el(
         "dl",
@@ -65,7 +65,7 @@
         el("dt", { text: t("提交时间", "Filed") }),
         el("dd", { text: H.fmtTime(o.filed_at) }),
         el("dt", { text: t("处理部门", "Handled by") }),
-        el("dd", { text: o.source || "—" }),
+        el("dd", { text: H.objectionHandler(o) }),
         el("dt", { text: t("您的理由", "Your reason") }),
         el("dd", { text: o.reason || "—" }),
         o.waiting_for
@@ -80,7 +80,7 @@
             "details",
             {},
             el("summary", { text: t("处理经过", "History") }),
-            el("ul", {}, (o.history || []).map((h) => el("li", {}, H.fmtTime(h.at), " · ", term("objection", h.state), h.note ? " · " + h.note : "")))
+            el("ul", {}, (o.history || []).map((h) => el("li", {}, H.fmtTime(h.at), " · ", H.objectionState(o, h.state), h.note ? " · " + h.note : "")))
           )
         : null
     );

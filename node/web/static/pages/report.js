@@ -113,7 +113,7 @@
       grid(
         null,
         [t("异议对象", "About"), t("提交时间", "Filed"), t("处理部门", "Handled by"), t("状态", "State"), t("结果", "Outcome")],
-        objs.map((o) => [o.about_score ? t(`${o.period} 月信用分`, `score of ${o.period}`) : o.record_id, H.fmtDate(o.filed_at), o.source || "—", term("objection", o.state) + (o.waiting_for ? t(`（${term("step", o.waiting_for)}期限 ${o.due}）`, ` (${term("step", o.waiting_for)} due ${o.due})`) : ""), o.outcome ? term("outcome", o.outcome) : "—"]),
+        objs.map((o) => [o.about_score ? t(`${o.period} 月信用分`, `score of ${o.period}`) : o.record_id, H.fmtDate(o.filed_at), H.objectionHandler(o), H.objectionState(o) + (o.waiting_for ? t(`（${term("step", o.waiting_for)}期限 ${o.due}）`, ` (${term("step", o.waiting_for)} due ${o.due})`) : ""), o.outcome ? term("outcome", o.outcome) : "—"]),
         t("无异议。", "No objections.")
       )
     );
