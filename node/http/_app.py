@@ -96,6 +96,8 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
                 exc.headers.setdefault(name, value)
             raise
         response = json_error(_http_refusal(exc))
+        if isinstance(exc, web.HTTPMethodNotAllowed):  # 405 names what the path takes
+            response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
     except Exception as exc:  # the one error body; detail for the operator's log only
         if not isinstance(exc, NodeError) and refusal_of(exc).body["reason"] == "INTERNAL":
             log_event("internal error", 40, path=request.path[:100], exc=type(exc).__name__)

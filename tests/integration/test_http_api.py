@@ -25,7 +25,13 @@ import pytest_asyncio
 from keys import CHECKPOINT_TYPE, subject_binding, verify_envelope, verify_inclusion, verify_key_set
 from keys.pb.v1 import attestation_pb2
 from node.http._api import API_ROUTES
-from tests.support.bad_inputs import CITIZEN_BAD_INPUTS, SEED_RECORD, BadInput
+from tests.support.bad_inputs import (
+    CITIZEN_BAD_INPUTS,
+    JSON_BAD_BODIES,
+    SEED_RECORD,
+    BadBody,
+    BadInput,
+)
 from tests.support.http import CITIZEN, HttpRegion, http_region, seed
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -181,6 +187,28 @@ async def test_the_grpc_bad_inputs_are_refused_alike_over_http(
     assert seeded.counts() == before
 
 
+@pytest.mark.parametrize("case", JSON_BAD_BODIES, ids=[c.name for c in JSON_BAD_BODIES])
+async def test_the_json_only_bad_inputs_are_refused_not_internal(
+    seeded: HttpRegion, case: BadBody
+) -> None:
+    """Issue 19 "HTTP bad inputs" (H7, H17; review findings 6, 7): a lone UTF-16
+    surrogate is INVALID_FIELD naming its field, nesting past the parser's depth is
+    MALFORMED_REQUEST: 400 with the stable reason, never 500 INTERNAL; nothing stored."""
+    before = seeded.counts()
+    route = ROUTES[case.operation]
+    async with seeded.client() as s:
+        status, body, _ = await _call(
+            s, route.method, seeded.citizen_url + route.path, data=case.raw,
+            headers={**seeded.bearer(), "Content-Type": "application/json"},
+        )  # fmt: skip
+    assert (status, body["code"], _refusal(body)) == (
+        400,
+        "INVALID_ARGUMENT",
+        (case.reason, case.field),
+    )
+    assert seeded.counts() == before
+
+
 MALFORMED: list[tuple[str, bytes, str, str]] = [
     ("corrupt", b"\xff\xff\xff\xff", "MALFORMED_REQUEST", "request"),
     ("truncated", b'{"consent_id": "ab', "MALFORMED_REQUEST", "request"),
@@ -211,13 +239,28 @@ async def test_a_body_that_is_not_the_request_is_refused(
 
 async def test_a_body_over_the_limit_is_refused_before_it_is_parsed(seeded: HttpRegion) -> None:
     """Issue 19: ``[listen] http_max_body_bytes`` (1 MiB default): MESSAGE_TOO_LARGE as on
-    gRPC, through the one table (RESOURCE_EXHAUSTED, 429)."""
+    gRPC (RESOURCE_EXHAUSTED), with HTTP's own status for it, 413 (review finding 13)."""
     async with seeded.client() as s:
         status, body, _ = await _call(
             s, "POST", f"{seeded.citizen_url}/api/v1/me/objections", headers=seeded.bearer(),
             data=b'{"reason": "' + b"x" * (1024 * 1024 + 10) + b'"}',
         )  # fmt: skip
-    assert (status, _refusal(body)) == (429, ("MESSAGE_TOO_LARGE", "request"))
+    assert (status, body["code"], _refusal(body)) == (
+        413,
+        "RESOURCE_EXHAUSTED",
+        ("MESSAGE_TOO_LARGE", "request"),
+    )
+
+
+async def test_a_method_the_path_does_not_take_is_405_with_allow(seeded: HttpRegion) -> None:
+    """Issue 19 (review finding 13, RFC 9110 15.5.6): a known path with another method
+    is 405 naming the methods it takes in ``Allow``; the reason stays METHOD_NOT_ALLOWED."""
+    async with seeded.client() as s:
+        status, body, resp = await _call(
+            s, "DELETE", f"{seeded.citizen_url}/api/v1/me/consents", headers=seeded.bearer()
+        )
+    assert (status, _refusal(body)[0]) == (405, "METHOD_NOT_ALLOWED")
+    assert set(resp.headers["Allow"].split(",")) == {"GET", "HEAD", "POST"}
 
 
 AUTH_CASES: list[tuple[str, dict[str, str], int, str]] = [
