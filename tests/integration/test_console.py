@@ -374,7 +374,7 @@ async def test_a_client_without_the_operator_role_is_refused(
     assert row[0] == "received"
 
 
-JSON = {"Content-Type": "application/json"}
+JSON = {"Content-Type": "application/json", "X-Requested-With": "fetch"}  # a console action
 #: (name, path suffix or query, body, headers, status, reason, field) — "{score}" and
 #: "{record}" stand for the objections filed by the test
 BAD_ACTIONS = [
@@ -392,7 +392,7 @@ BAD_ACTIONS = [
     ("body_not_json", "{score}", b"outcome=upheld", JSON, 400, "MALFORMED_REQUEST", "request"),
     ("body_not_object", "{score}", b'["upheld"]', JSON, 400, "MALFORMED_REQUEST", "request"),
     ("form_content_type", "{score}", b'{"outcome":"upheld"}',
-     {"Content-Type": "text/plain"}, 400, "MALFORMED_REQUEST", "content-type"),
+     {**JSON, "Content-Type": "text/plain"}, 400, "MALFORMED_REQUEST", "content-type"),
     ("other_origin", "{score}", b'{"outcome":"upheld"}',
      {**JSON, "Origin": "https://elsewhere.example"}, 403, "CSRF_ORIGIN", "origin"),
     ("origin_null", "{score}", b'{"outcome":"upheld"}',

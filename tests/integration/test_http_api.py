@@ -19,18 +19,23 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
+import grpc
 import pytest
 import pytest_asyncio
 
 from keys import CHECKPOINT_TYPE, subject_binding, verify_envelope, verify_inclusion, verify_key_set
 from keys.pb.v1 import attestation_pb2
 from node.http._api import API_ROUTES
+from node.pb.v1 import node_pb2, node_pb2_grpc
+from node.rpc._client import field_of, peer_channel, reason_of
 from tests.support.bad_inputs import (
+    ATTESTATION_BAD_INPUTS,
     CITIZEN_BAD_INPUTS,
     JSON_BAD_BODIES,
     SEED_RECORD,
     BadBody,
     BadInput,
+    attestation_json,
 )
 from tests.support.http import CITIZEN, HttpRegion, http_region, seed
 
@@ -206,6 +211,37 @@ async def test_the_json_only_bad_inputs_are_refused_not_internal(
         "INVALID_ARGUMENT",
         (case.reason, case.field),
     )
+    assert seeded.counts() == before
+
+
+@pytest.mark.parametrize(
+    "case", ATTESTATION_BAD_INPUTS, ids=[c.name for c in ATTESTATION_BAD_INPUTS]
+)
+async def test_a_bad_attestation_request_gets_one_reason_on_both_channels(
+    seeded: HttpRegion, case: BadInput
+) -> None:
+    """Issue 19 "HTTP bad inputs" (H17, N23; review finding 8): the same bad request,
+    as JSON over the mutual-TLS listener and as PeerService.RequestAttestation over
+    gRPC, is refused INVALID_ARGUMENT with the same reason and field; nothing stored."""
+    before = seeded.counts()
+    async with seeded.client("hainan") as bank:
+        status, body, _ = await _call(
+            bank, "POST", f"{seeded.mtls_url}/api/v1/attestations", json=attestation_json(case)
+        )
+    channel = peer_channel(
+        f"127.0.0.1:{seeded.proc.ports['peer']}", seeded.ca.cert_pem,
+        seeded.certs["hainan"].cert_pem, seeded.certs["hainan"].key_pem,
+    )  # fmt: skip
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await node_pb2_grpc.PeerServiceStub(channel).RequestAttestation(
+                node_pb2.AttestationRequest(**case.fields)
+            )
+    finally:
+        await channel.close(None)
+    over_grpc = (refused.value.code().name, reason_of(refused.value), field_of(refused.value))
+    assert (status, body["code"], *_refusal(body)) == (400, *over_grpc)
+    assert over_grpc == ("INVALID_ARGUMENT", case.reason, case.field)
     assert seeded.counts() == before
 
 

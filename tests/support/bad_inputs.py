@@ -22,11 +22,13 @@ from google.protobuf.message import Message
 from node.pb.v1 import node_pb2
 
 __all__ = [
+    "ATTESTATION_BAD_INPUTS",
     "CITIZEN_BAD_INPUTS",
     "JSON_BAD_BODIES",
     "SEED_RECORD",
     "BadBody",
     "BadInput",
+    "attestation_json",
     "grpc_request",
 ]
 
@@ -160,3 +162,38 @@ def grpc_request(case: BadInput) -> Message:
         if name in values:
             values[name] = b"\x01" * 32
     return _REQUESTS[case.operation](**values)
+
+
+def _attest(**fields: Any) -> dict[str, Any]:
+    """An attestation request whose form passes but for ``fields`` (bytes as bytes)."""
+    base = {"subject_binding": b"\x02" * 32, "nonce": b"\x03" * 16,
+            "purpose": "heihe/credit-loans"}  # fmt: skip
+    return {**base, **fields}
+
+
+#: the integrator's bad attestation requests (issue 19 review finding 8): the gRPC test
+#: sends each as PeerService.RequestAttestation, the HTTP test as POST
+#: /api/v1/attestations over mutual TLS; both assert this reason and field (all
+#: INVALID_ARGUMENT, 400), the form's check (node.exchange._request_form) answering
+RA = "RequestAttestation"
+ATTESTATION_BAD_INPUTS: tuple[BadInput, ...] = (
+    B("nonce-65-bytes", RA, _attest(nonce=b"n" * 65), "nonce", "NONCE_INVALID"),
+    B("nonce-15-bytes", RA, _attest(nonce=b"n" * 15), "nonce", "NONCE_INVALID"),
+    B("nonce-empty", RA, _attest(nonce=b""), "nonce", "NONCE_INVALID"),
+    B("binding-33-bytes", RA, _attest(subject_binding=b"b" * 33), "subject_binding",
+      "INVALID_FIELD"),
+    B("binding-31-bytes", RA, _attest(subject_binding=b"b" * 31), "subject_binding",
+      "INVALID_FIELD"),
+    B("target-scheme-65", RA, _attest(target_scheme="t" * 65), "target_scheme",
+      "INVALID_FIELD"),
+    B("purpose-129", RA, _attest(purpose="p" * 129), "purpose", "INVALID_FIELD"),
+    B("purpose-empty", RA, _attest(purpose=""), "purpose", "INVALID_FIELD"),
+)  # fmt: skip
+
+
+def attestation_json(case: BadInput) -> dict[str, Any]:
+    """The case's attestation request as JSON (bytes base64, an empty consent token)."""
+    return {
+        k: base64.b64encode(v).decode() if isinstance(v, bytes) else v
+        for k, v in case.fields.items()
+    }
