@@ -16,6 +16,7 @@ as a whole by ``[listen] http_max_body_bytes``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ from node.core._config import MAX_USES_CAP
 from node.core._errors import InvalidArgumentError, PermissionDeniedError
 from node.core._freetext import PURPOSE_MAX
 from node.disclosure import grant_consent
-from node.exchange._issue import NO_DEADLINE, Exchange, issue
+from node.exchange._issue import Exchange, issue
 from node.exchange._request_form import (
     NONCE_MAX,
     NONCE_MIN,
@@ -333,11 +334,14 @@ async def _attestation(hc: HttpContext, who: str, r: AttestationBody) -> Message
     if throttle is not None and throttle.applies_to("RequestAttestation"):
         throttle.check(who)  # the third-party query rate (N23), as the gRPC guard applies it
     check_attestation_request(request)
+    # an HTTP caller sends no deadline: the node's own, as long as it waits for a body
+    seconds = ctx.config.listen.request_timeout_seconds
     home = consent_issuer(request.consent_token)
     if not home or home == ctx.config.region:
         exchange: Exchange = hc.extras["exchange"]
+        deadline = time.monotonic() + seconds
         signed = await issue(
-            ctx, exchange, request, caller=who, at=ctx.clock.now(), deadline=NO_DEADLINE
+            ctx, exchange, request, caller=who, at=ctx.clock.now(), deadline=deadline
         )
         return node_pb2.AttestationResponse(signed_attestation=signed)
     router = hc.extras.get("router")
@@ -347,7 +351,9 @@ async def _attestation(hc: HttpContext, who: str, r: AttestationBody) -> Message
         raise PermissionDeniedError(
             "PEER_NOT_TRUSTED", "this region is not in the domestic trust list (H17)"
         )
-    response: node_pb2.AttestationResponse = await router.forward(home, request, who)
+    response: node_pb2.AttestationResponse = await router.forward(
+        home, request, who, timeout=seconds
+    )
     return response
 
 
