@@ -13,8 +13,10 @@ identities, bounds, errors that disclose nothing), N3, H2.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -26,6 +28,7 @@ import pytest_asyncio
 from keys import CHECKPOINT_TYPE, subject_binding, verify_envelope, verify_inclusion, verify_key_set
 from keys.pb.v1 import attestation_pb2
 from node.http._api import API_ROUTES
+from node.http._trust import RENDER_SECONDS
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import field_of, peer_channel, reason_of
 from tests.support.bad_inputs import (
@@ -425,6 +428,27 @@ async def test_trust_material_is_public_cacheable_and_revalidates_with_304(
             s, "GET", seeded.citizen_url + path, headers={"If-None-Match": etag}
         )
         assert (status, empty, resp.headers["ETag"]) == (304, b"", etag)
+
+
+async def test_an_unchanged_status_list_keeps_its_bytes_across_renders(
+    seeded: HttpRegion,
+) -> None:
+    """Issue 19 (review findings 11, 17): the node renders the status list again after
+    RENDER_SECONDS; while no status changed it serves the same signed bytes (the same
+    issue time, the same ETag), so caches revalidate with 304 instead of refetching.
+    The wait only lets the node render again; nothing asserts how long anything took."""
+    url = f"{seeded.citizen_url}/trust/status-list.bin"
+    async with seeded.client() as s:
+        _st, first, resp = await _call(s, "GET", url)
+        etag = resp.headers["ETag"]
+        await asyncio.sleep(RENDER_SECONDS + 1)  # past the render cache: a new rendering
+        _st, again, resp = await _call(s, "GET", url)
+        status, _empty, _r = await _call(s, "GET", url, headers={"If-None-Match": etag})
+    assert (resp.headers["ETag"], again, status) == (etag, first, 304)
+    issued = attestation_pb2.StatusList.FromString(
+        attestation_pb2.Envelope.FromString(first).payload
+    ).issued_at
+    assert issued <= int(time.time())
 
 
 async def test_an_unfederated_node_has_no_trust_list_to_serve(seeded: HttpRegion) -> None:
