@@ -55,7 +55,7 @@ from node.core._errors import (
     ResourceExhaustedError,
 )
 from node.http import HttpContext, static_route
-from node.http._codec import MALFORMED_REQUEST, parse_json
+from node.http._codec import MALFORMED_REQUEST, parse_json, utf8_text
 from node.http._status import refusal_of
 from node.rights._objections import answer_objection
 
@@ -172,6 +172,7 @@ async def _action_body(request: web.Request) -> dict[str, str]:
     for name, value in doc.items():
         if not isinstance(value, str):
             raise InvalidArgumentError("INVALID_FIELD", "must be a string", field=name)
+        utf8_text(name, value)
     return doc
 
 

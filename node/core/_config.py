@@ -99,7 +99,7 @@ class ListenConfig:
     http_citizen: str = setting("", check=checks.listen_address)
     # HTTPS, mutual TLS: integrators' attestation request, the operator console; empty = off
     http_mtls: str = setting("", check=checks.listen_address)
-    # largest request body either HTTP listener reads (bytes); larger is 413 BODY_TOO_LARGE
+    # largest request body either HTTP listener reads (bytes); larger is 413 MESSAGE_TOO_LARGE
     http_max_body_bytes: int = between(
         1024 * 1024, 1024, 16 * 1024 * 1024, text="must be 1024 to 16777216"
     )

@@ -16,6 +16,7 @@ as a whole by ``[listen] http_max_body_bytes``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +30,13 @@ from node.core._config import MAX_USES_CAP
 from node.core._errors import InvalidArgumentError, PermissionDeniedError
 from node.core._freetext import PURPOSE_MAX
 from node.disclosure import grant_consent
-from node.exchange._issue import NO_DEADLINE, Exchange, issue
-from node.exchange._request_form import NONCE_MAX, TARGET_SCHEME_MAX, check_attestation_request
+from node.exchange._issue import Exchange, issue
+from node.exchange._request_form import (
+    NONCE_MAX,
+    NONCE_MIN,
+    TARGET_SCHEME_MAX,
+    check_attestation_request,
+)
 from node.federation._route import consent_issuer
 from node.http._codec import blob, choice, flag, number, text
 from node.http._context import HttpContext
@@ -142,13 +148,32 @@ class RepairBody:
     evidence_sha256: bytes = blob(SHA256_BYTES)
 
 
+#: the decoder's cap on the attestation request's fields: a safety bound on what is
+#: held, OUTER to the domain's (four times it), so the domain's check answers a field
+#: out of its form with the reason gRPC gives (NONCE_INVALID, not INVALID_FIELD)
+OUTER = 4
+
+
 @dataclass(frozen=True, slots=True)
 class AttestationBody:
+    """The form (a nonce of 16-64 bytes, a 32-byte binding, a purpose of 1-128
+    characters, a target scheme of at most 64) is
+    :func:`node.exchange._request_form.check_attestation_request`'s, as on gRPC."""
+
     consent_token: bytes = blob(TOKEN_MAX, doc="the consent token: a serialised envelope")
-    subject_binding: bytes = blob(SHA256_BYTES)
-    nonce: bytes = blob(NONCE_MAX)
-    target_scheme: str = text(TARGET_SCHEME_MAX)
-    purpose: str = text(PURPOSE_MAX)
+    subject_binding: bytes = blob(
+        OUTER * SHA256_BYTES, doc=f"HMAC-SHA256, {SHA256_BYTES} bytes (checked by the domain)"
+    )
+    nonce: bytes = blob(
+        OUTER * NONCE_MAX, doc=f"{NONCE_MIN}-{NONCE_MAX} bytes (checked by the domain)"
+    )
+    target_scheme: str = text(
+        OUTER * TARGET_SCHEME_MAX,
+        doc=f"at most {TARGET_SCHEME_MAX} printable characters (checked by the domain)",
+    )
+    purpose: str = text(
+        OUTER * PURPOSE_MAX, doc=f"1-{PURPOSE_MAX} printable characters (checked by the domain)"
+    )
 
 
 # ---------------------------------------------------------------- the routes
@@ -286,8 +311,10 @@ async def _catalogue(hc: HttpContext, _who: None, _r: NoBody) -> Message:
 
 
 async def _attestation(hc: HttpContext, who: str, r: AttestationBody) -> Message:
-    """As :meth:`node.federation._route.RoutingPeerServicer.RequestAttestation`: the
-    form first, then this region's own consents issued, another's routed."""
+    """As :meth:`node.federation._route.RoutingPeerServicer.RequestAttestation` behind
+    the gRPC guard: the token decoded (the guard's MALFORMED_REQUEST), the third-party
+    query rate (N23), the form, then this region's own consents issued, another's
+    routed; so one bad request gets one reason on both channels."""
     ctx = hc.node
     token = attestation_pb2.Envelope()
     try:
@@ -303,15 +330,18 @@ async def _attestation(hc: HttpContext, who: str, r: AttestationBody) -> Message
         target_scheme=r.target_scheme,
         purpose=r.purpose,
     )
-    check_attestation_request(request)
     throttle = hc.extras.get("throttle")
     if throttle is not None and throttle.applies_to("RequestAttestation"):
         throttle.check(who)  # the third-party query rate (N23), as the gRPC guard applies it
+    check_attestation_request(request)
+    # an HTTP caller sends no deadline: the node's own, as long as it waits for a body
+    seconds = ctx.config.listen.request_timeout_seconds
     home = consent_issuer(request.consent_token)
     if not home or home == ctx.config.region:
         exchange: Exchange = hc.extras["exchange"]
+        deadline = time.monotonic() + seconds
         signed = await issue(
-            ctx, exchange, request, caller=who, at=ctx.clock.now(), deadline=NO_DEADLINE
+            ctx, exchange, request, caller=who, at=ctx.clock.now(), deadline=deadline
         )
         return node_pb2.AttestationResponse(signed_attestation=signed)
     router = hc.extras.get("router")
@@ -321,7 +351,9 @@ async def _attestation(hc: HttpContext, who: str, r: AttestationBody) -> Message
         raise PermissionDeniedError(
             "PEER_NOT_TRUSTED", "this region is not in the domestic trust list (H17)"
         )
-    response: node_pb2.AttestationResponse = await router.forward(home, request, who)
+    response: node_pb2.AttestationResponse = await router.forward(
+        home, request, who, timeout=seconds
+    )
     return response
 
 

@@ -15,13 +15,23 @@ the security headers (no resource from another origin: ``Content-Security-Policy
 default-src 'self'``; ``nosniff``; no framing; no referrer) and records one access
 line and the call's metrics per API operation, never a payload; a body over
 ``[listen] http_max_body_bytes`` is refused (``MESSAGE_TOO_LARGE``, as on gRPC)
-before it is parsed; TLS is 1.2 or newer with the node's certificate, and the
+before it is parsed, and one not read within ``[listen] request_timeout_seconds`` is
+``REQUEST_TIMEOUT`` (a slow sender holds no handler); the gRPC port's limits hold
+here too (issue 19 review finding 4): at most ``[limits] max_concurrent_per_peer``
+(``concurrency_for``) API calls in flight per caller (the certificate identity; a
+citizen by client address, as on the citizen port) else ``TOO_MANY_CONCURRENT_CALLS``;
+the public API calls (the catalogue) share the trust files' node-wide
+``citizen_max_public_calls``; each listener accepts at most the connections its
+gRPC twin does (:func:`node.rpc._port_limits.connection_limits`: the citizen
+port's for the citizen listener, the peer port's for the mutual-TLS one), a
+connection over it closed at once; TLS is 1.2 or newer with the node's certificate, and the
 mutual-TLS listener completes no handshake without a client certificate of the
 federation CA.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -32,6 +42,7 @@ from aiohttp import web
 
 from node.console import console_routes
 from node.core._errors import (
+    DeadlineError,
     NodeError,
     NotFoundError,
     ResourceExhaustedError,
@@ -44,6 +55,8 @@ from node.http._codec import decode, decode_query, encode, parse_json
 from node.http._context import HttpContext, RouteProvider, json_error, json_response
 from node.http._status import refusal_of
 from node.rpc._context import NodeContext
+from node.rpc._guard import REQUEST_TIMEOUT
+from node.rpc._port_limits import connection_limits, raise_descriptor_limit
 from node.web import citizen_routes
 
 __all__ = [
@@ -96,6 +109,8 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
                 exc.headers.setdefault(name, value)
             raise
         response = json_error(_http_refusal(exc))
+        if isinstance(exc, web.HTTPMethodNotAllowed):  # 405 names what the path takes
+            response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
     except Exception as exc:  # the one error body; detail for the operator's log only
         if not isinstance(exc, NodeError) and refusal_of(exc).body["reason"] == "INTERNAL":
             log_event("internal error", 40, path=request.path[:100], exc=type(exc).__name__)
@@ -105,23 +120,76 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
     return response
 
 
-def _api_handler(hc: HttpContext, route: ApiRoute, access: AccessLog) -> Handler:
+class InFlight:
+    """API calls in flight per caller key, each key within ``[limits]``'s
+    ``concurrency_for`` (the gRPC guard's TOO_MANY_CONCURRENT_CALLS)."""
+
+    def __init__(self, limit_for: Callable[[str], int]) -> None:
+        self._limit_for = limit_for
+        self._calls: dict[str, int] = {}
+
+    def enter(self, key: str) -> None:
+        held = self._calls.get(key, 0)
+        if held >= self._limit_for(key):
+            raise ResourceExhaustedError(
+                "TOO_MANY_CONCURRENT_CALLS",
+                "too many concurrent calls from this caller; retry later",
+            )
+        self._calls[key] = held + 1
+
+    def leave(self, key: str) -> None:
+        held = self._calls.pop(key, 1) - 1
+        if held > 0:  # a key with nothing in flight holds no entry (the map stays small)
+            self._calls[key] = held
+
+
+async def read_body(request: web.Request, timeout: float) -> bytes:
+    """The whole body within ``timeout`` seconds (``REQUEST_TIMEOUT``, as the gRPC
+    guard's for a request message that does not come)."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError:
+        raise DeadlineError(
+            REQUEST_TIMEOUT, f"no request body within {timeout:g} s", field="request"
+        ) from None
+
+
+async def _serve(hc: HttpContext, route: ApiRoute, who: Any, request: web.Request) -> Any:
+    body: Any
+    if route.in_query:
+        body = decode_query(route.request, request.query)
+    else:
+        raw = await read_body(request, hc.node.config.listen.request_timeout_seconds)
+        body = decode(route.request, parse_json(raw))
+    return encode(await route.call(hc, who, body))
+
+
+def _api_handler(
+    hc: HttpContext, route: ApiRoute, access: AccessLog, inflight: InFlight
+) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         peer, code, reason = "citizen", "OK", ""
         try:
             who: Any = None
+            if route.auth == PUBLIC:  # no identity: the node-wide cap of the trust files
+                public = hc.extras["public_calls"]
+                public.enter()
+                try:
+                    return json_response(await _serve(hc, route, who, request))
+                finally:
+                    public.leave()
             if route.auth == CITIZEN:  # on the headers, before the body is read
                 who = await hc.require_citizen(request)
-            elif route.auth == CLIENT:
-                who = peer = hc.require_caller(request)
-            body: Any
-            if route.in_query:
-                body = decode_query(route.request, request.query)
+                key = f"citizen:{request.remote}"
             else:
-                body = decode(route.request, parse_json(await request.read()))
-            result = await route.call(hc, who, body)
-            return json_response(encode(result))
+                who = peer = key = hc.require_caller(request)
+            inflight.enter(key)
+            try:
+                return json_response(await _serve(hc, route, who, request))
+            finally:
+                inflight.leave(key)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -150,8 +218,11 @@ def _api_handler(hc: HttpContext, route: ApiRoute, access: AccessLog) -> Handler
 
 def api_routes(hc: HttpContext, kinds: frozenset[str]) -> list[web.AbstractRouteDef]:
     access: AccessLog = hc.extras["access"]
+    inflight: InFlight = hc.extras.setdefault(
+        "inflight", InFlight(hc.node.config.limits.concurrency_for)
+    )
     return [
-        web.route(r.method, r.path, _api_handler(hc, r, access))
+        web.route(r.method, r.path, _api_handler(hc, r, access, inflight))
         for r in API_ROUTES
         if r.auth in kinds
     ]
@@ -234,16 +305,23 @@ class HttpServer:
         )
         self._providers = (citizen_routes, mtls_routes)
         self._runners: list[web.AppRunner] = []
+        self._servers: list[asyncio.Server] = []
         self.ports = HttpPorts(None, None)
 
-    async def _listen(self, app: web.Application, address: str, tls: ssl.SSLContext) -> int:
+    async def _listen(
+        self, app: web.Application, address: str, tls: ssl.SSLContext, connections: int
+    ) -> int:
         host, _, port = address.rpartition(":")
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, host.strip("[]"), int(port), ssl_context=tls, backlog=256)
-        await site.start()
-        return int(runner.addresses[-1][1])
+        assert runner.server is not None  # set up above
+        server = await asyncio.get_running_loop().create_server(
+            CappedConnections(runner.server, connections),
+            host.strip("[]"), int(port), ssl=tls, backlog=256,
+        )  # fmt: skip
+        self._servers.append(server)
+        return int(server.sockets[0].getsockname()[1])
 
     async def start(self) -> HttpPorts:
         citizen_address, mtls_address = self.addresses
@@ -252,12 +330,14 @@ class HttpServer:
         citizen_app, mtls_app = build_apps(self.context, *self._providers)
         citizen = mtls = None
         try:
+            # the gRPC twin's connection limit (descriptors of this process)
+            caps = connection_limits(self.node.config.listen, raise_descriptor_limit())
             if citizen_address:
                 tls = _tls(self.node, client_certificates=False)
-                citizen = await self._listen(citizen_app, citizen_address, tls)
+                citizen = await self._listen(citizen_app, citizen_address, tls, caps.citizen)
             if mtls_address:
                 tls = _tls(self.node, client_certificates=True)
-                mtls = await self._listen(mtls_app, mtls_address, tls)
+                mtls = await self._listen(mtls_app, mtls_address, tls, caps.peer)
         except OSError as exc:
             await self.stop()
             raise HttpListenError(str(exc)) from None
@@ -266,11 +346,36 @@ class HttpServer:
         return self.ports
 
     async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        self._servers.clear()
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
         access: AccessLog = self.context.extras["access"]
         access.flush()
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over the listener's cap: closed as soon as it is made."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
+
+
+class CappedConnections:
+    """A protocol factory that serves at most ``limit`` connections at once (aiohttp's
+    server counts the open ones); one more is closed at once, as gRPC's
+    ``max_allowed_incoming_connections`` refuses it."""
+
+    def __init__(self, server: web.Server, limit: int) -> None:
+        self.server = server
+        self.limit = limit
+
+    def __call__(self) -> asyncio.Protocol:
+        if len(self.server.connections) >= self.limit:
+            return _Refused()
+        return self.server()
 
 
 class HttpListenError(Exception):

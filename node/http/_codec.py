@@ -50,6 +50,7 @@ __all__ = [
     "parse_json",
     "request_schema",
     "text",
+    "utf8_text",
 ]
 
 MALFORMED_REQUEST = "MALFORMED_REQUEST"
@@ -91,6 +92,19 @@ def _invalid(name: str, message: str) -> InvalidArgumentError:
     return InvalidArgumentError("INVALID_FIELD", message, field=name)
 
 
+def utf8_text(name: str, raw: str) -> str:
+    """``raw`` if it is text UTF-8 can hold; ``INVALID_FIELD`` naming ``name`` otherwise.
+
+    JSON lets a string carry a lone UTF-16 surrogate (``"\\ud800"``) that Python
+    decodes into a ``str`` no UTF-8 encoder (SQLite, the log, a signature) accepts;
+    refused here, at the edge, it cannot fail as ``INTERNAL`` deeper in."""
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _invalid(name, "must be text (a lone UTF-16 surrogate is not)") from None
+    return raw
+
+
 def _value(f: dataclasses.Field[Any], raw: Any) -> Any:
     meta, name = f.metadata, f.name
     kind = meta["kind"]
@@ -98,7 +112,7 @@ def _value(f: dataclasses.Field[Any], raw: Any) -> Any:
         raise _invalid(name, "must be a string")
     if kind == "string":
         check_length(name, raw, meta["max"])
-        return raw
+        return utf8_text(name, raw)
     if kind == "enum":
         if raw not in meta["values"] and raw != "":
             raise _invalid(name, "must be one of " + ", ".join(sorted(meta["values"])))
@@ -124,9 +138,12 @@ def _value(f: dataclasses.Field[Any], raw: Any) -> Any:
 
 
 def parse_json(body: bytes) -> Any:
+    """The JSON value of ``body`` (``{}`` when empty); ``MALFORMED_REQUEST`` for bytes that
+    are not JSON, including arrays or objects nested deeper than the parser's recursion
+    limit (``[[[[...`` of a megabyte: ``RecursionError``, a refusal and not ``INTERNAL``)."""
     try:
         return json.loads(body.decode("utf-8")) if body else {}
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise InvalidArgumentError(
             MALFORMED_REQUEST, "the request body is not JSON", field="request"
         ) from None

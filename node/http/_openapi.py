@@ -22,7 +22,7 @@ from aiohttp import web
 from node.http._api import API_ROUTES, CITIZEN, CLIENT, PUBLIC, ApiRoute
 from node.http._codec import field_schema, message_schema, request_schema
 from node.http._context import IF_NONE_MATCH_MAX, HttpContext, cached_response
-from node.http._trust import TRUST_FILES
+from node.http._trust import TABLE_FILE_PATH, TABLE_FILES, TABLE_SEGMENT_MAX, TRUST_FILES
 
 __all__ = ["ERROR_SCHEMA", "openapi_document", "openapi_route"]
 
@@ -91,43 +91,64 @@ def _operation(route: ApiRoute, refs: dict[str, Any]) -> dict[str, Any]:
             op["parameters"] = params
     else:
         op["requestBody"] = {
-            "required": True,
+            # the decoder reads an empty body as {} (every member has its default)
+            "required": False,
             "content": {"application/json": {"schema": request_schema(route.request)}},
         }
     return op
 
 
+_IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "maxLength": IF_NONE_MATCH_MAX},
+}
+
+
+def _trust_get(
+    operation: str, summary: str, types: list[str], params: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": operation,
+            "summary": summary,
+            "security": [],
+            "parameters": [*params, _IF_NONE_MATCH],
+            "responses": {
+                "200": {
+                    "description": "the file (strong ETag, Cache-Control)",
+                    "headers": {
+                        "ETag": {"schema": {"type": "string"}},
+                        "Cache-Control": {"schema": {"type": "string"}},
+                    },
+                    "content": {t: {"schema": {}} for t in types},
+                },
+                "304": {"description": "not modified (If-None-Match matched the ETag)"},
+                **_errors(),
+            },
+        }
+    }
+
+
 def _trust_paths() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for f in TRUST_FILES:
-        paths[f.path] = {
-            "get": {
-                "operationId": "trust_"
-                + f.path.rsplit("/", 1)[1].replace(".", "_").replace("-", "_"),
-                "summary": f.summary,
-                "security": [],
-                "parameters": [
-                    {
-                        "name": "If-None-Match",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "string", "maxLength": IF_NONE_MATCH_MAX},
-                    }
-                ],
-                "responses": {
-                    "200": {
-                        "description": "the file (strong ETag, Cache-Control)",
-                        "headers": {
-                            "ETag": {"schema": {"type": "string"}},
-                            "Cache-Control": {"schema": {"type": "string"}},
-                        },
-                        "content": {f.content_type: {"schema": {}}},
-                    },
-                    "304": {"description": "not modified (If-None-Match matched the ETag)"},
-                    **_errors(),
-                },
-            }
-        }
+        name = f.path.rsplit("/", 1)[1].replace(".", "_").replace("-", "_")
+        paths[f.path] = _trust_get("trust_" + name, f.summary, [f.content_type], [])
+    segment = {"type": "string", "maxLength": TABLE_SEGMENT_MAX}
+    params = [
+        {"name": "id", "in": "path", "required": True, "schema": segment},
+        {"name": "version", "in": "path", "required": True, "schema": segment},
+        {"name": "name", "in": "path", "required": True,
+         "schema": {"type": "string", "enum": sorted(TABLE_FILES)}},
+    ]  # fmt: skip
+    paths[TABLE_FILE_PATH] = _trust_get(
+        "trust_mapping_table_file",
+        "An approved mapping table's canonical bytes or its signed approval (H13)",
+        sorted(set(TABLE_FILES.values())),
+        params,
+    )
     return paths
 
 

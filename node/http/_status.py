@@ -1,7 +1,8 @@
 """The HTTP status of every refusal, derived from the ONE gRPC table, and the error body.
 
 Invariants: the status a caller sees over HTTP is ``HTTP_STATUS[code]`` of the gRPC
-code :func:`node.rpc._status.map_error` gives the same exception, so a reason maps
+code :func:`node.rpc._status.map_error` gives the same exception (HTTP's own 413 and
+405 for ``MESSAGE_TOO_LARGE`` and ``METHOD_NOT_ALLOWED``, :data:`REASON_STATUS`), so a reason maps
 to the same kind of refusal on both channels and a new reason needs no row here;
 the body is always ``{"code", "reason", "field", "message"}`` (``code`` the gRPC
 status name, ``reason`` the stable reason, ``field`` the offending field or "");
@@ -24,7 +25,7 @@ from node.exchange._throttle import RETRY_AFTER_KEY
 from node.rpc._status import map_error
 from scoring import ScoringError
 
-__all__ = ["HTTP_STATUS", "HttpRefusal", "refusal_of"]
+__all__ = ["HTTP_STATUS", "REASON_STATUS", "HttpRefusal", "refusal_of"]
 
 S = grpc.StatusCode
 
@@ -49,6 +50,9 @@ HTTP_STATUS: Mapping[grpc.StatusCode, int] = {
     S.UNKNOWN: 500,
     S.DATA_LOSS: 500,
 }
+#: the two reasons HTTP has its own status for (RFC 9110 15.5.14, 15.5.6); the gRPC
+#: code and the reason stay the table's
+REASON_STATUS: Mapping[str, int] = {"MESSAGE_TOO_LARGE": 413, "METHOD_NOT_ALLOWED": 405}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,4 +83,5 @@ def refusal_of(exc: BaseException) -> HttpRefusal:
         "field": field,
         "message": message,
     }
-    return HttpRefusal(HTTP_STATUS.get(mapped.status, 500), body, headers)
+    status = REASON_STATUS.get(mapped.reason) or HTTP_STATUS.get(mapped.status, 500)
+    return HttpRefusal(status, body, headers)

@@ -15,9 +15,11 @@ exactly as ``huxin verify`` and the gRPC methods hand it out.
 Invariants: each answer carries a strong ``ETag`` (the SHA-256 of its bytes) and
 ``Cache-Control``; ``If-None-Match`` with that tag is ``304`` without a body; the
 same content gives the same bytes (signatures are Ed25519, deterministic; the
-status list keeps its issue time while its content is unchanged; the checkpoint
-is cached per tree size), so a cache revalidates cheaply; the status list is
-rendered at most once per :data:`RENDER_SECONDS` (a render is a write unit);
+checkpoint is cached per tree size; the status list's last signed bytes are served
+again while its content is unchanged and they are younger than
+:data:`REISSUE_SECONDS`, half its validity, so its ETag changes only when a status
+does or a verifier's copy nears expiry), so a cache revalidates cheaply; the status
+list is rendered at most once per :data:`RENDER_SECONDS` (a render is a write unit);
 calls without credentials are capped node-wide by ``[listen]
 citizen_max_public_calls`` (``RESOURCE_EXHAUSTED TOO_MANY_PUBLIC_CALLS``), as on
 the gRPC citizen port.
@@ -33,13 +35,18 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from keys.pb.v1 import attestation_pb2
+from node.core._bounds import check_length
 from node.core._errors import NotFoundError, ResourceExhaustedError, own_data
 from node.http._context import HttpContext, cached_response
-from node.store._status_list import render_status_list
+from node.store._status_list import STATUS_TTL_SECONDS, render_status_list
 
-__all__ = ["RENDER_SECONDS", "TRUST_FILES", "trust_routes"]
+__all__ = ["REISSUE_SECONDS", "RENDER_SECONDS", "TRUST_FILES", "trust_routes"]
 
 RENDER_SECONDS = 5.0
+#: the age (of its issue time) up to which unchanged status-list bytes are served again:
+#: half STATUS_TTL_SECONDS, so a copy fetched just before reissue is still valid for half
+REISSUE_SECONDS = STATUS_TTL_SECONDS // 2
 ENVELOPE = "application/vnd.huxin.envelope"  # a serialised keys.Envelope (DSSE)
 SLOW = "public, max-age=300, must-revalidate"  # key set, trust list, catalogue, tables
 FAST = "public, max-age=30, must-revalidate"  # status list and checkpoint change often
@@ -66,12 +73,20 @@ TRUST_FILES: tuple[TrustFile, ...] = (
 )  # fmt: skip
 
 
+#: one approved mapping table's files (listed in mapping-tables.json): name -> type
+TABLE_FILE_PATH = "/trust/mapping-tables/{id}/{version}/{name}"
+TABLE_FILES = {"table.json": "application/json", "approval.bin": ENVELOPE}
+TABLE_SEGMENT_MAX = 256  # a table id or version in that path (INVALID_FIELD beyond)
+
+
 class TrustMaterial:
     """The bytes of each trust file, read from the node's collaborators."""
 
     def __init__(self, hc: HttpContext) -> None:
         self.hc = hc
         self._status: tuple[float, bytes] | None = None
+        # the last signed status list: (digest of its content, issued_at, its bytes)
+        self._signed: tuple[bytes, int, bytes] | None = None
 
     async def key_set(self) -> bytes:
         return self.hc.node.secrets.key_set_envelope.to_bytes()
@@ -90,8 +105,21 @@ class TrustMaterial:
             env = await render_status_list(
                 node.db, node.config.region, node.secrets.signing, node.clock.now()
             )
-        data = env.to_bytes()
+        data = self._unchanged(env.payload, int(node.clock.now().timestamp()), env.to_bytes())
         self._status = (time.monotonic(), data)
+        return data
+
+    def _unchanged(self, payload: bytes, now: int, data: bytes) -> bytes:
+        """``data``, or the last signed bytes if they say the same and are younger than
+        :data:`REISSUE_SECONDS` (each render dates the list ``now``, and a new issue
+        time alone would give every cache a new ETag every :data:`RENDER_SECONDS`)."""
+        signed = attestation_pb2.StatusList.FromString(payload)
+        content = (signed.issuer_region, signed.list_id, signed.size, signed.bits)
+        digest = hashlib.sha256(repr(content).encode()).digest()
+        last = self._signed
+        if last is not None and last[0] == digest and 0 <= now - last[1] < REISSUE_SECONDS:
+            return last[2]
+        self._signed = (digest, int(signed.issued_at), data)
         return data
 
     async def checkpoint(self) -> bytes:
@@ -195,6 +223,8 @@ def trust_routes(hc: HttpContext) -> list[web.AbstractRouteDef]:
 
     async def table_file(request: web.Request) -> web.StreamResponse:
         ident, version, name = (request.match_info[k] for k in ("id", "version", "name"))
+        check_length("id", ident, TABLE_SEGMENT_MAX)
+        check_length("version", version, TABLE_SEGMENT_MAX)
         calls.enter()
         try:
             for tid, tversion, content, approval, _s in material.tables():
@@ -211,5 +241,5 @@ def trust_routes(hc: HttpContext) -> list[web.AbstractRouteDef]:
 
     return [
         *(web.get(f.path, serve(f)) for f in TRUST_FILES),
-        web.get("/trust/mapping-tables/{id}/{version}/{name}", table_file),
+        web.get(TABLE_FILE_PATH, table_file),
     ]

@@ -396,7 +396,7 @@ async def test_a_client_without_the_operator_role_is_refused(
     assert row[0] == "received"
 
 
-JSON = {"Content-Type": "application/json"}
+JSON = {"Content-Type": "application/json", "X-Requested-With": "fetch"}  # a console action
 #: (name, path suffix or query, body, headers, status, reason, field) — "{score}" and
 #: "{record}" stand for the objections filed by the test
 BAD_ACTIONS = [
@@ -414,14 +414,17 @@ BAD_ACTIONS = [
     ("body_not_json", "{score}", b"outcome=upheld", JSON, 400, "MALFORMED_REQUEST", "request"),
     ("body_not_object", "{score}", b'["upheld"]', JSON, 400, "MALFORMED_REQUEST", "request"),
     ("form_content_type", "{score}", b'{"outcome":"upheld"}',
-     {"Content-Type": "text/plain"}, 400, "MALFORMED_REQUEST", "content-type"),
+     {**JSON, "Content-Type": "text/plain"}, 400, "MALFORMED_REQUEST", "content-type"),
     ("other_origin", "{score}", b'{"outcome":"upheld"}',
      {**JSON, "Origin": "https://elsewhere.example"}, 403, "CSRF_ORIGIN", "origin"),
     ("origin_null", "{score}", b'{"outcome":"upheld"}',
      {**JSON, "Origin": "null"}, 403, "CSRF_ORIGIN", "origin"),
     ("body_too_large", "{score}",
      json.dumps({"outcome": "upheld", "note": "x" * 5000}).encode(), JSON,
-     429, "MESSAGE_TOO_LARGE", "request"),
+     413, "MESSAGE_TOO_LARGE", "request"),
+    ("note_lone_surrogate", "{score}", b'{"outcome":"upheld","note":"\\ud800"}', JSON,
+     400, "INVALID_FIELD", "note"),
+    ("body_nested_1500", "{score}", b"[" * 1500, JSON, 400, "MALFORMED_REQUEST", "request"),
     ("id_unknown", "0123456789abcdef", b'{"outcome":"upheld"}', JSON,
      404, "OBJECTION_NOT_FOUND", "objection_id"),
     ("id_too_long", "x" * 65, b'{"outcome":"upheld"}', JSON, 400, "INVALID_FIELD", "objection_id"),

@@ -13,19 +13,33 @@ identities, bounds, errors that disclose nothing), N3, H2.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
+import grpc
 import pytest
 import pytest_asyncio
 
 from keys import CHECKPOINT_TYPE, subject_binding, verify_envelope, verify_inclusion, verify_key_set
 from keys.pb.v1 import attestation_pb2
 from node.http._api import API_ROUTES
-from tests.support.bad_inputs import CITIZEN_BAD_INPUTS, SEED_RECORD, BadInput
+from node.http._trust import RENDER_SECONDS
+from node.pb.v1 import node_pb2, node_pb2_grpc
+from node.rpc._client import field_of, peer_channel, reason_of
+from tests.support.bad_inputs import (
+    ATTESTATION_BAD_INPUTS,
+    CITIZEN_BAD_INPUTS,
+    JSON_BAD_BODIES,
+    SEED_RECORD,
+    BadBody,
+    BadInput,
+    attestation_json,
+)
 from tests.support.http import CITIZEN, HttpRegion, http_region, seed
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -181,6 +195,59 @@ async def test_the_grpc_bad_inputs_are_refused_alike_over_http(
     assert seeded.counts() == before
 
 
+@pytest.mark.parametrize("case", JSON_BAD_BODIES, ids=[c.name for c in JSON_BAD_BODIES])
+async def test_the_json_only_bad_inputs_are_refused_not_internal(
+    seeded: HttpRegion, case: BadBody
+) -> None:
+    """Issue 19 "HTTP bad inputs" (H7, H17; review findings 6, 7): a lone UTF-16
+    surrogate is INVALID_FIELD naming its field, nesting past the parser's depth is
+    MALFORMED_REQUEST: 400 with the stable reason, never 500 INTERNAL; nothing stored."""
+    before = seeded.counts()
+    route = ROUTES[case.operation]
+    async with seeded.client() as s:
+        status, body, _ = await _call(
+            s, route.method, seeded.citizen_url + route.path, data=case.raw,
+            headers={**seeded.bearer(), "Content-Type": "application/json"},
+        )  # fmt: skip
+    assert (status, body["code"], _refusal(body)) == (
+        400,
+        "INVALID_ARGUMENT",
+        (case.reason, case.field),
+    )
+    assert seeded.counts() == before
+
+
+@pytest.mark.parametrize(
+    "case", ATTESTATION_BAD_INPUTS, ids=[c.name for c in ATTESTATION_BAD_INPUTS]
+)
+async def test_a_bad_attestation_request_gets_one_reason_on_both_channels(
+    seeded: HttpRegion, case: BadInput
+) -> None:
+    """Issue 19 "HTTP bad inputs" (H17, N23; review finding 8): the same bad request,
+    as JSON over the mutual-TLS listener and as PeerService.RequestAttestation over
+    gRPC, is refused INVALID_ARGUMENT with the same reason and field; nothing stored."""
+    before = seeded.counts()
+    async with seeded.client("hainan") as bank:
+        status, body, _ = await _call(
+            bank, "POST", f"{seeded.mtls_url}/api/v1/attestations", json=attestation_json(case)
+        )
+    channel = peer_channel(
+        f"127.0.0.1:{seeded.proc.ports['peer']}", seeded.ca.cert_pem,
+        seeded.certs["hainan"].cert_pem, seeded.certs["hainan"].key_pem,
+    )  # fmt: skip
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await node_pb2_grpc.PeerServiceStub(channel).RequestAttestation(
+                node_pb2.AttestationRequest(**case.fields)
+            )
+    finally:
+        await channel.close(None)
+    over_grpc = (refused.value.code().name, reason_of(refused.value), field_of(refused.value))
+    assert (status, body["code"], *_refusal(body)) == (400, *over_grpc)
+    assert over_grpc == ("INVALID_ARGUMENT", case.reason, case.field)
+    assert seeded.counts() == before
+
+
 MALFORMED: list[tuple[str, bytes, str, str]] = [
     ("corrupt", b"\xff\xff\xff\xff", "MALFORMED_REQUEST", "request"),
     ("truncated", b'{"consent_id": "ab', "MALFORMED_REQUEST", "request"),
@@ -211,13 +278,28 @@ async def test_a_body_that_is_not_the_request_is_refused(
 
 async def test_a_body_over_the_limit_is_refused_before_it_is_parsed(seeded: HttpRegion) -> None:
     """Issue 19: ``[listen] http_max_body_bytes`` (1 MiB default): MESSAGE_TOO_LARGE as on
-    gRPC, through the one table (RESOURCE_EXHAUSTED, 429)."""
+    gRPC (RESOURCE_EXHAUSTED), with HTTP's own status for it, 413 (review finding 13)."""
     async with seeded.client() as s:
         status, body, _ = await _call(
             s, "POST", f"{seeded.citizen_url}/api/v1/me/objections", headers=seeded.bearer(),
             data=b'{"reason": "' + b"x" * (1024 * 1024 + 10) + b'"}',
         )  # fmt: skip
-    assert (status, _refusal(body)) == (429, ("MESSAGE_TOO_LARGE", "request"))
+    assert (status, body["code"], _refusal(body)) == (
+        413,
+        "RESOURCE_EXHAUSTED",
+        ("MESSAGE_TOO_LARGE", "request"),
+    )
+
+
+async def test_a_method_the_path_does_not_take_is_405_with_allow(seeded: HttpRegion) -> None:
+    """Issue 19 (review finding 13, RFC 9110 15.5.6): a known path with another method
+    is 405 naming the methods it takes in ``Allow``; the reason stays METHOD_NOT_ALLOWED."""
+    async with seeded.client() as s:
+        status, body, resp = await _call(
+            s, "DELETE", f"{seeded.citizen_url}/api/v1/me/consents", headers=seeded.bearer()
+        )
+    assert (status, _refusal(body)[0]) == (405, "METHOD_NOT_ALLOWED")
+    assert set(resp.headers["Allow"].split(",")) == {"GET", "HEAD", "POST"}
 
 
 AUTH_CASES: list[tuple[str, dict[str, str], int, str]] = [
@@ -346,6 +428,27 @@ async def test_trust_material_is_public_cacheable_and_revalidates_with_304(
             s, "GET", seeded.citizen_url + path, headers={"If-None-Match": etag}
         )
         assert (status, empty, resp.headers["ETag"]) == (304, b"", etag)
+
+
+async def test_an_unchanged_status_list_keeps_its_bytes_across_renders(
+    seeded: HttpRegion,
+) -> None:
+    """Issue 19 (review findings 11, 17): the node renders the status list again after
+    RENDER_SECONDS; while no status changed it serves the same signed bytes (the same
+    issue time, the same ETag), so caches revalidate with 304 instead of refetching.
+    The wait only lets the node render again; nothing asserts how long anything took."""
+    url = f"{seeded.citizen_url}/trust/status-list.bin"
+    async with seeded.client() as s:
+        _st, first, resp = await _call(s, "GET", url)
+        etag = resp.headers["ETag"]
+        await asyncio.sleep(RENDER_SECONDS + 1)  # past the render cache: a new rendering
+        _st, again, resp = await _call(s, "GET", url)
+        status, _empty, _r = await _call(s, "GET", url, headers={"If-None-Match": etag})
+    assert (resp.headers["ETag"], again, status) == (etag, first, 304)
+    issued = attestation_pb2.StatusList.FromString(
+        attestation_pb2.Envelope.FromString(first).payload
+    ).issued_at
+    assert issued <= int(time.time())
 
 
 async def test_an_unfederated_node_has_no_trust_list_to_serve(seeded: HttpRegion) -> None:

@@ -21,7 +21,16 @@ from google.protobuf.message import Message
 
 from node.pb.v1 import node_pb2
 
-__all__ = ["CITIZEN_BAD_INPUTS", "SEED_RECORD", "BadInput", "grpc_request"]
+__all__ = [
+    "ATTESTATION_BAD_INPUTS",
+    "CITIZEN_BAD_INPUTS",
+    "JSON_BAD_BODIES",
+    "SEED_RECORD",
+    "BadBody",
+    "BadInput",
+    "attestation_json",
+    "grpc_request",
+]
 
 INT64_MAX = 2**63 - 1
 UINT64_MAX = 2**64 - 1
@@ -112,6 +121,38 @@ CITIZEN_BAD_INPUTS: tuple[BadInput, ...] = (
 )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class BadBody:
+    """A request body only JSON can carry: its raw bytes, sent to ``operation``'s route."""
+
+    name: str
+    operation: str
+    raw: bytes
+    field: str
+    reason: str
+
+
+_SURROGATE = b'"\\ud800"'  # JSON's escape of a lone UTF-16 surrogate: no UTF-8 holds it
+#: the JSON-only rows of the table (issue 19 review findings 6, 7): a lone surrogate has
+#: no protobuf encoding (a gRPC client cannot build the message; a peer's bytes of it are
+#: not UTF-8 and fail the decoder as MALFORMED_REQUEST) and protobuf has no nesting a
+#: caller chooses, so only the HTTP test sends these; every one is 400 over HTTP
+JSON_BAD_BODIES: tuple[BadBody, ...] = (
+    BadBody("grant-audience-lone-surrogate", "GrantConsent",
+            b'{"audience": ' + _SURROGATE + b', "purpose": "heihe/credit-loans"}',
+            "audience", "INVALID_FIELD"),
+    BadBody("withdraw-consent-id-lone-surrogate", "WithdrawConsent",
+            b'{"consent_id": ' + _SURROGATE + b"}", "consent_id", "INVALID_FIELD"),
+    BadBody("objection-reason-lone-surrogate", "FileObjection",
+            b'{"record_id": "' + SEED_RECORD.encode() + b'", "reason": ' + _SURROGATE + b"}",
+            "reason", "INVALID_FIELD"),
+    BadBody("opt-in-arrays-nested-100000", "OptIn", b"[" * 100_000, "request",
+            "MALFORMED_REQUEST"),
+    BadBody("withdraw-objects-nested-50000", "WithdrawConsent", b'{"a":' * 50_000, "request",
+            "MALFORMED_REQUEST"),
+)  # fmt: skip
+
+
 def grpc_request(case: BadInput) -> Message:
     """The case's request as the protobuf message of its operation."""
     values = dict(case.fields)
@@ -121,3 +162,38 @@ def grpc_request(case: BadInput) -> Message:
         if name in values:
             values[name] = b"\x01" * 32
     return _REQUESTS[case.operation](**values)
+
+
+def _attest(**fields: Any) -> dict[str, Any]:
+    """An attestation request whose form passes but for ``fields`` (bytes as bytes)."""
+    base = {"subject_binding": b"\x02" * 32, "nonce": b"\x03" * 16,
+            "purpose": "heihe/credit-loans"}  # fmt: skip
+    return {**base, **fields}
+
+
+#: the integrator's bad attestation requests (issue 19 review finding 8): the gRPC test
+#: sends each as PeerService.RequestAttestation, the HTTP test as POST
+#: /api/v1/attestations over mutual TLS; both assert this reason and field (all
+#: INVALID_ARGUMENT, 400), the form's check (node.exchange._request_form) answering
+RA = "RequestAttestation"
+ATTESTATION_BAD_INPUTS: tuple[BadInput, ...] = (
+    B("nonce-65-bytes", RA, _attest(nonce=b"n" * 65), "nonce", "NONCE_INVALID"),
+    B("nonce-15-bytes", RA, _attest(nonce=b"n" * 15), "nonce", "NONCE_INVALID"),
+    B("nonce-empty", RA, _attest(nonce=b""), "nonce", "NONCE_INVALID"),
+    B("binding-33-bytes", RA, _attest(subject_binding=b"b" * 33), "subject_binding",
+      "INVALID_FIELD"),
+    B("binding-31-bytes", RA, _attest(subject_binding=b"b" * 31), "subject_binding",
+      "INVALID_FIELD"),
+    B("target-scheme-65", RA, _attest(target_scheme="t" * 65), "target_scheme",
+      "INVALID_FIELD"),
+    B("purpose-129", RA, _attest(purpose="p" * 129), "purpose", "INVALID_FIELD"),
+    B("purpose-empty", RA, _attest(purpose=""), "purpose", "INVALID_FIELD"),
+)  # fmt: skip
+
+
+def attestation_json(case: BadInput) -> dict[str, Any]:
+    """The case's attestation request as JSON (bytes base64, an empty consent token)."""
+    return {
+        k: base64.b64encode(v).decode() if isinstance(v, bytes) else v
+        for k, v in case.fields.items()
+    }

@@ -120,8 +120,9 @@ class HttpRegion:
 
 
 @contextlib.contextmanager
-def http_region(root: Path) -> Iterator[HttpRegion]:
-    """Start the region (see the module docstring); stop it at the end."""
+def http_region(root: Path, listen: str = "", limits: str = "") -> Iterator[HttpRegion]:
+    """Start the region (see the module docstring); stop it at the end.  ``listen`` and
+    ``limits`` are lines added to the config's ``[listen]`` and ``[limits]`` tables."""
     now = datetime.now(UTC)
     ca = load_or_create_ca(root / "ca", now)
     directory = root / "heihe"
@@ -131,7 +132,11 @@ def http_region(root: Path) -> Iterator[HttpRegion]:
         http_listen=("127.0.0.1:0", "127.0.0.1:0"), dev_sign_in=True,
         extra_toml='\n[operators]\nallowed = ["heihe.ops"]\n',
     )  # fmt: skip
-    config = load_config(directory / "node.toml")
+    toml = directory / "node.toml"
+    text = toml.read_text(encoding="utf-8")
+    text = text.replace("[listen]\n", f"[listen]\n{listen}\n", 1)
+    toml.write_text(text.replace("[limits]\n", f"[limits]\n{limits}\n", 1), encoding="utf-8")
+    config = load_config(toml)
     certs = {
         who: ca.issue(who, now)
         for who in ("court", "hainan", "heihe.bank", "heihe.ops", "heihe.stranger")
