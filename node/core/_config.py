@@ -421,6 +421,13 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         raise ConfigError(
             "hub.province_key", "a hub must not hold the province key; only regions do"
         )
+    stray = [o for o in config.operators if not o.startswith(f"{config.region}.")]
+    if stray:
+        # only this region's clients are checked against its client registry (ADR 0415)
+        raise ConfigError(
+            "operators.allowed",
+            f"{stray[0]!r} is not a client of this region: write {config.region}.<name>",
+        )
     if config.federation is not None and config.peers:
         raise ConfigError(
             "peers.allowed", "cannot be used with [federation]: the trust list decides"
