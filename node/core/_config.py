@@ -376,9 +376,10 @@ class NodeConfig:
     federation: FederationConfig | None = None  # federated: the trust list decides (H17)
     # certificate identities allowed to submit records
     sources: tuple[str, ...] = setting((), toml="sources.allowed", check=checks.ids)
-    # [operators] allowed: client identities (registered certificates) that may use the
-    # operator console over the mutual-TLS HTTPS listener; the node's own region
-    # identity is always one (as for ResolveObjection, docs/adr/0800)
+    # [operators] allowed: client identities of this region (<region>.<name>, registered
+    # certificates) that may use the operator console over the mutual-TLS HTTPS
+    # listener; the node's own region identity is always one (as for
+    # ResolveObjection, docs/adr/0800)
     operators: tuple[str, ...] = setting((), toml="operators.allowed", check=checks.ids)
     # [sources] population: identities allowed to submit residence facts (docs/adr/0508)
     population: tuple[str, ...] = setting((), toml="sources.population", check=checks.ids)
