@@ -37,8 +37,11 @@ only (a grant binds the consent to it) and never in a cookie, a log line or a
 response; sessions are bounded (``[identity] max_sessions``; the oldest is
 signed out when full) and so are one subject's (:data:`SESSIONS_PER_SUBJECT`;
 that subject's oldest is signed out), so one person cannot sign everyone else
-out; pending sign-in states are bounded by ``max_sessions`` too; refusals are the node's errors (``IDENTITY_*``,
-``SESSION_*``, ``CSRF_*``, ``NO_CLIENT_CERTIFICATE``) mapped by the one table.
+out; pending sign-in states are bounded by ``max_sessions`` too; after sign-in
+the browser goes only to a path of this site (:data:`LOCAL_PATH`); refusals are
+the node's errors (``IDENTITY_*``, ``SESSION_*``, ``CSRF_*``,
+``SIGN_IN_STATE_INVALID``, ``INVALID_ID_NUMBER``, ``NOT_OPERATOR``,
+``NO_CLIENT_CERTIFICATE``) mapped by the one table.
 """
 
 from __future__ import annotations
