@@ -376,9 +376,10 @@ class NodeConfig:
     federation: FederationConfig | None = None  # federated: the trust list decides (H17)
     # certificate identities allowed to submit records
     sources: tuple[str, ...] = setting((), toml="sources.allowed", check=checks.ids)
-    # [operators] allowed: client identities (registered certificates) that may use the
-    # operator console over the mutual-TLS HTTPS listener; the node's own region
-    # identity is always one (as for ResolveObjection, docs/adr/0800)
+    # [operators] allowed: client identities of this region (<region>.<name>, registered
+    # certificates) that may use the operator console over the mutual-TLS HTTPS
+    # listener; the node's own region identity is always one (as for
+    # ResolveObjection, docs/adr/0800)
     operators: tuple[str, ...] = setting((), toml="operators.allowed", check=checks.ids)
     # [sources] population: identities allowed to submit residence facts (docs/adr/0508)
     population: tuple[str, ...] = setting((), toml="sources.population", check=checks.ids)
@@ -420,6 +421,13 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
         # ID numbers have little entropy: whoever holds the key reverses pseudonyms (ADR 0400)
         raise ConfigError(
             "hub.province_key", "a hub must not hold the province key; only regions do"
+        )
+    stray = [o for o in config.operators if not o.startswith(f"{config.region}.")]
+    if stray:
+        # only this region's clients are checked against its client registry (ADR 0415)
+        raise ConfigError(
+            "operators.allowed",
+            f"{stray[0]!r} is not a client of this region: write {config.region}.<name>",
         )
     if config.federation is not None and config.peers:
         raise ConfigError(

@@ -256,7 +256,9 @@ async def _notifications(
 
 
 async def _deregister(hc: HttpContext, who: AuthenticatedCitizen, r: ConfirmBody) -> Message:
-    return await own.deregister(hc.node, _key(who), r.confirm)
+    answer = await own.deregister(hc.node, _key(who), r.confirm)
+    hc.auth.close_subject(_key(who))  # no session keeps the ID number (issue 19)
+    return answer
 
 
 async def _register(hc: HttpContext, who: AuthenticatedCitizen, _r: NoBody) -> Message:
@@ -297,7 +299,9 @@ async def _repairs(hc: HttpContext, who: AuthenticatedCitizen, r: PendingOnlyPar
 
 
 async def _opt_out(hc: HttpContext, who: AuthenticatedCitizen, r: ConfirmBody) -> Message:
-    return await own.opt_out(hc.node, _key(who), r.confirm)
+    answer = await own.opt_out(hc.node, _key(who), r.confirm)
+    hc.auth.close_subject(_key(who))  # no session keeps the ID number (issue 19)
+    return answer
 
 
 async def _opt_in(hc: HttpContext, who: AuthenticatedCitizen, _r: NoBody) -> Message:

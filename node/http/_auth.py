@@ -4,13 +4,19 @@
   (:mod:`node.rpc._identity`), base64 in ``Authorization: Bearer <assertion>``;
   it is verified by the node's one :class:`~node.rpc._identity.IdentityVerifier`
   and, like on gRPC, accepted ONCE (its nonce enters the replay cache);
-* **the citizen pages** sign in once: the identity provider's assertion reaches
-  ``POST /auth/callback`` (the development provider's form ``/auth/dev/sign-in``
-  mints one when ``[identity] dev_provider_key`` is set, and only then), is
-  verified the same way, and opens a session: a random id in the cookie
-  ``huxin_session`` (``HttpOnly; Secure; SameSite=Strict``) bound to that
-  assertion's subject, ending after ``[identity] session_seconds`` or at
-  ``POST /auth/sign-out``;
+* **the citizen pages** sign in once: ``GET /auth/sign-in-state`` gives a random
+  ``state`` and binds it to this browser by the short-lived cookie
+  ``huxin_sign_in`` (``HttpOnly; Secure; SameSite=None; Path=/auth/callback``,
+  :data:`STATE_SECONDS`); the identity provider's page posts its assertion with
+  that ``state`` to ``POST /auth/callback`` from the provider's own origin, so the
+  callback checks the state (known, unexpired, used once, equal to the cookie)
+  and not ``Origin``.  The development provider's form ``/auth/dev/sign-in``
+  (only when ``[identity] dev_provider_key`` is set) is this node's own page and
+  keeps the ``Origin`` check.  The assertion is verified the same way and opens a
+  session: a random id in the cookie ``huxin_session`` (``HttpOnly; Secure;
+  SameSite=Strict``) bound to that assertion's subject, ending after
+  ``[identity] session_seconds``, at ``POST /auth/sign-out``, or when the citizen
+  deregisters or opts out (:meth:`Auth.close_subject`);
 * CSRF: a request authenticated by the session cookie must ALSO carry the
   header ``X-CSRF-Token`` equal to the session's token (given as the readable
   cookie ``huxin_csrf`` and by ``GET /auth/session``), and a state-changing one
@@ -19,16 +25,23 @@
 * **clients** (mutual-TLS listener): the caller is the region id of the verified
   client certificate, checked by the node's :class:`~node.federation._callers.CallerCheck`
   exactly as the gRPC guard checks it (pins, client registry, docs/adr/0415);
-* **operators**: a client whose identity is the node's own region or listed in
-  ``[operators] allowed`` (``PERMISSION_DENIED NOT_OPERATOR`` otherwise); a
+* **operators**: a client whose identity is the node's own region (a pinned
+  peer certificate) or listed in ``[operators] allowed`` AND of kind ``CLIENT``
+  (so its certificate was checked against the client registry);
+  ``PERMISSION_DENIED NOT_OPERATOR`` otherwise; a
   state-changing console call also needs ``X-Requested-With`` and no foreign
   ``Origin`` (a browser sends its client certificate like a cookie).
 
 Invariants: the ID number of a session's citizen lives in this process's memory
 only (a grant binds the consent to it) and never in a cookie, a log line or a
 response; sessions are bounded (``[identity] max_sessions``; the oldest is
-signed out when full); refusals are the node's errors (``IDENTITY_*``,
-``SESSION_*``, ``CSRF_*``, ``NO_CLIENT_CERTIFICATE``) mapped by the one table.
+signed out when full) and so are one subject's (:data:`SESSIONS_PER_SUBJECT`;
+that subject's oldest is signed out), so one person cannot sign everyone else
+out; pending sign-in states are bounded by ``max_sessions`` too; after sign-in
+the browser goes only to a path of this site (:data:`LOCAL_PATH`); refusals are
+the node's errors (``IDENTITY_*``, ``SESSION_*``, ``CSRF_*``,
+``SIGN_IN_STATE_INVALID``, ``INVALID_ID_NUMBER``, ``NOT_OPERATOR``,
+``NO_CLIENT_CERTIFICATE``) mapped by the one table.
 """
 
 from __future__ import annotations
@@ -36,6 +49,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import re
 import secrets
 import ssl
 from collections import OrderedDict
@@ -48,22 +62,35 @@ from aiohttp import web
 
 from keys import KeysError, decode_private_key, region_of_certificate
 from node.core._config import NodeConfig
-from node.core._errors import PermissionDeniedError, UnauthenticatedError
-from node.federation._callers import CallerCheck
+from node.core._errors import (
+    InvalidArgumentError,
+    PermissionDeniedError,
+    UnauthenticatedError,
+)
+from node.federation._callers import CLIENT, PEER, CallerCheck
 from node.rpc._identity import AuthenticatedCitizen, DevIdentityProvider, IdentityVerifier
 from node.store._translog import subject_ref
+from scoring import RecordError, normalise_id_number
 
 __all__ = [
     "CSRF_COOKIE",
     "CSRF_HEADER",
     "OPERATOR_HEADER",
+    "SESSIONS_PER_SUBJECT",
     "SESSION_COOKIE",
+    "STATE_COOKIE",
+    "STATE_SECONDS",
     "Auth",
     "auth_routes",
+    "local_path",
 ]
 
 SESSION_COOKIE = "huxin_session"
 CSRF_COOKIE = "huxin_csrf"
+STATE_COOKIE = "huxin_sign_in"  # binds a sign-in's state to the browser that began it
+STATE_SECONDS = 600  # a sign-in at the provider takes at most this long
+STATE_MAX = 64  # characters of a state (ours are 43)
+SESSIONS_PER_SUBJECT = 5  # one person's browsers and devices at once
 CSRF_HEADER = "X-CSRF-Token"
 OPERATOR_HEADER = "X-Requested-With"  # a console action's custom header (see Auth.operator)
 ASSERTION_MAX = 8192  # characters of a base64 assertion (an envelope is < 1 KiB)
@@ -92,6 +119,10 @@ class Auth:
         self._callers = callers
         self._now = now
         self._sessions: OrderedDict[str, Session] = OrderedDict()
+        # each subject's session ids, oldest first (kept in step with _sessions)
+        self._by_subject: dict[bytes, list[str]] = {}
+        # pending sign-ins: state -> (expires_at, where to go afterwards)
+        self._states: OrderedDict[str, tuple[int, str]] = OrderedDict()
         self._max = config.identity.max_sessions
         self.session_seconds = config.identity.session_seconds
         key = config.identity.dev_provider_key
@@ -153,7 +184,7 @@ class Auth:
                 "SESSION_INVALID", "no such session; sign in again", field=SESSION_COOKIE
             )
         if session.expires_at <= self._now():
-            del self._sessions[sid]
+            self._drop(sid)
             raise UnauthenticatedError(
                 "SESSION_EXPIRED", "the session ended; sign in again", field=SESSION_COOKIE
             )
@@ -172,17 +203,74 @@ class Auth:
     def open_session(self, citizen: AuthenticatedCitizen) -> tuple[str, Session]:
         now = self._now()
         for sid in [k for k, s in self._sessions.items() if s.expires_at <= now]:
-            del self._sessions[sid]
+            self._drop(sid)
+        own = self._by_subject.get(citizen.subject_key, [])
+        while len(own) >= SESSIONS_PER_SUBJECT:
+            self._drop(own[0])  # this subject's oldest: another person's stay
         while len(self._sessions) >= self._max:
-            self._sessions.popitem(last=False)  # the oldest is signed out
+            self._drop(next(iter(self._sessions)))  # the oldest is signed out
         sid = secrets.token_urlsafe(32)
         session = Session(citizen, now + self.session_seconds, secrets.token_urlsafe(24))
         self._sessions[sid] = session
+        self._by_subject.setdefault(citizen.subject_key, []).append(sid)
         return sid, session
+
+    def _drop(self, sid: str) -> None:
+        session = self._sessions.pop(sid, None)
+        if session is None:
+            return
+        key = session.citizen.subject_key
+        own = self._by_subject.get(key, [])
+        if sid in own:
+            own.remove(sid)
+        if not own:
+            self._by_subject.pop(key, None)
 
     def close_session(self, sid: str | None) -> None:
         if sid:
-            self._sessions.pop(sid, None)
+            self._drop(sid)
+
+    def close_subject(self, subject_key: bytes) -> None:
+        """Sign the subject out everywhere: after deregistration or opt-out nothing
+        of that person (their ID number above all) stays in this process."""
+        for sid in list(self._by_subject.get(subject_key, [])):
+            self._drop(sid)
+
+    def sessions_of(self, subject_key: bytes) -> int:
+        return len(self._by_subject.get(subject_key, []))
+
+    # -- sign-in state (the provider's callback) -----------------------------
+    def begin_sign_in(self, target: str) -> tuple[str, int]:
+        """A fresh state for one sign-in at the provider, and when it ends."""
+        now = self._now()
+        for state in [k for k, (ends, _) in self._states.items() if ends <= now]:
+            del self._states[state]
+        while len(self._states) >= self._max:
+            self._states.popitem(last=False)  # the oldest pending sign-in is forgotten
+        state = secrets.token_urlsafe(32)
+        self._states[state] = (now + STATE_SECONDS, local_path(target))
+        return state, now + STATE_SECONDS
+
+    def finish_sign_in(self, state: object, cookie: str | None) -> str:
+        """Where to go after sign-in: the state must be one this node gave, unexpired,
+        unused, and the one this browser's cookie holds (so another person's
+        sign-in cannot be planted in this browser)."""
+        if not isinstance(state, str) or not state or len(state) > STATE_MAX:
+            raise PermissionDeniedError(
+                "SIGN_IN_STATE_INVALID", "the sign-in carries no state of this node", field="state"
+            )
+        if not cookie or not hmac.compare_digest(state.encode(), cookie.encode()):
+            raise PermissionDeniedError(
+                "SIGN_IN_STATE_INVALID",
+                "the state is not the one this browser began the sign-in with",
+                field="state",
+            )
+        pending = self._states.pop(state, None)
+        if pending is None or pending[0] <= self._now():
+            raise PermissionDeniedError(
+                "SIGN_IN_STATE_INVALID", "no such sign-in or it ended; sign in again", field="state"
+            )
+        return pending[1]
 
     def sessions(self) -> int:
         return len(self._sessions)
@@ -217,11 +305,21 @@ class Auth:
                     field=OPERATOR_HEADER.lower(),
                 )
             self._check_origin(request)
-        if who != self._config.region and who not in self._config.operators:
+        if not self._operator_role(who):
             raise PermissionDeniedError(
                 "NOT_OPERATOR", "this certificate does not hold the operator role"
             )
         return who
+
+    def _operator_role(self, who: str) -> bool:
+        """The node's own identity (a pinned peer certificate), or a listed operator
+        whose certificate the client registry checked: a CA-signed certificate of
+        any other kind is admitted by CallerCheck without a registry check."""
+        if who == self._config.region:
+            return self._callers is None or self._callers.kind(who) == PEER
+        if who not in self._config.operators:
+            return False
+        return self._callers is not None and self._callers.kind(who) == CLIENT
 
 
 def client_certificate(request: web.Request) -> bytes | None:
@@ -248,9 +346,16 @@ def _set_session(response: web.StreamResponse, auth: Auth, sid: str, session: Se
     )
 
 
-def _local_path(target: str) -> str:
+#: A path of this site: one "/" then no "/" or "\\" (browsers read "//host", "/\\host"
+#: as another host), only RFC 3986 path and query characters (no control
+#: character, space, backslash or fragment).  Same rule in pages/signin.js.
+LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*")
+LOCAL_PATH_MAX = 256
+
+
+def local_path(target: str) -> str:
     """Where to go after sign-in: a path of this site only (never another host)."""
-    if not target.startswith("/") or target.startswith("//") or len(target) > 256:
+    if len(target) > LOCAL_PATH_MAX or not LOCAL_PATH.fullmatch(target):
         return "/"
     return target
 
@@ -278,22 +383,40 @@ def auth_routes(auth: Auth, region: str, now: Callable[[], int]) -> list[web.Abs
 
     def signed_in(request: web.Request, citizen: AuthenticatedCitizen, target: str) -> web.Response:
         sid, session = auth.open_session(citizen)
-        response = web.Response(status=303, headers={"Location": _local_path(target)})
+        response = web.Response(status=303, headers={"Location": local_path(target)})
         _set_session(response, auth, sid, session)
         return response
 
+    async def sign_in_state(request: web.Request) -> web.Response:
+        # the pages hand this state to the provider, which posts it back with the
+        # assertion; the cookie goes along on that cross-site POST (SameSite=None)
+        state, ends = auth.begin_sign_in(request.query.get("next", "/"))
+        response = web.json_response(
+            {"state": state, "expires_at": ends, "callback": "/auth/callback"},
+            headers={"Cache-Control": "no-store"},
+        )
+        response.set_cookie(
+            STATE_COOKIE,
+            state,
+            max_age=STATE_SECONDS,
+            path="/auth/callback",
+            secure=True,
+            httponly=True,
+            samesite="None",
+        )
+        return response
+
     async def callback(request: web.Request) -> web.Response:
+        # posted by the provider's page from the provider's origin: the state, not
+        # Origin, shows this browser began the sign-in here (docs/adr/0800)
         form = await request.post()
+        target = auth.finish_sign_in(form.get("state"), request.cookies.get(STATE_COOKIE))
         assertion = form.get("assertion")
         if not isinstance(assertion, str) or not assertion:
             raise UnauthenticatedError("IDENTITY_MISSING", "no assertion", field="assertion")
-        Auth._check_origin(request)
-        next_page = form.get("next")
-        return signed_in(
-            request,
-            auth.verify_assertion(assertion),
-            next_page if isinstance(next_page, str) else "/",
-        )
+        response = signed_in(request, auth.verify_assertion(assertion), target)
+        response.del_cookie(STATE_COOKIE, path="/auth/callback")
+        return response
 
     async def session(request: web.Request) -> web.Response:
         current = auth.session_of(request.cookies.get(SESSION_COOKIE, ""))
@@ -318,6 +441,7 @@ def auth_routes(auth: Auth, region: str, now: Callable[[], int]) -> list[web.Abs
         return response
 
     routes: list[web.AbstractRouteDef] = [
+        web.get("/auth/sign-in-state", sign_in_state),
         web.post("/auth/callback", callback),
         web.get("/auth/session", session),
         web.post("/auth/sign-out", sign_out),
@@ -327,18 +451,24 @@ def auth_routes(auth: Auth, region: str, now: Callable[[], int]) -> list[web.Abs
         return routes
 
     async def dev_form(request: web.Request) -> web.Response:
-        target = _local_path(request.query.get("next", "/"))
+        target = local_path(request.query.get("next", "/"))
         return web.Response(
             text=_DEV_FORM.format(next=escape(target, quote=True)), content_type="text/html"
         )
 
     async def dev_sign_in(request: web.Request) -> web.Response:
         form = await request.post()
-        id_number = form.get("id_number")
-        if not isinstance(id_number, str) or not 1 <= len(id_number) <= 18:
-            raise UnauthenticatedError(
-                "IDENTITY_INVALID", "an ID number of 18 characters", field="id_number"
+        raw = form.get("id_number")
+        try:  # the same rule the verifier applies to an assertion's subject_id
+            id_number = normalise_id_number(
+                raw if isinstance(raw, str) and len(raw) <= 64 else None, field="id_number"
             )
+        except RecordError:
+            raise InvalidArgumentError(
+                "INVALID_ID_NUMBER",
+                "an ID number of 18 characters (17 digits, then a digit or X; GB 11643)",
+                field="id_number",
+            ) from None
         Auth._check_origin(request)
         # the provider's part: an assertion for this node, verified below like any other
         blob = dev.assertion(id_number, region, now())

@@ -187,9 +187,11 @@ async def test_a_session_ends_at_its_expiry(world: World) -> None:
     jar = aiohttp.CookieJar(unsafe=True)
     connector = aiohttp.TCPConnector(ssl=world.tls())
     async with aiohttp.ClientSession(connector=connector, cookie_jar=jar) as s:
+        async with s.get(world.url("citizen", "/auth/sign-in-state")) as resp:
+            state = (await resp.json())["state"]  # the callback needs it (ADR 0800)
         async with s.post(
             world.url("citizen", "/auth/callback"),
-            data={"assertion": base64.b64encode(
+            data={"state": state, "assertion": base64.b64encode(
                 world.node.idp.assertion(PERSON, "heihe", world.node.server.ctx.now_s())
             ).decode()},
             allow_redirects=False,

@@ -57,7 +57,10 @@ def _hooked(base: Path) -> dict[str, st.SearchStrategy[tuple[Any, Any]]]:
         "peers.allowed": st.lists(ID, max_size=3).map(lambda v: (v, tuple(v))),
         "sources.allowed": st.lists(ID, max_size=3).map(lambda v: (v, tuple(v))),
         "sources.population": st.lists(ID, max_size=3).map(lambda v: (v, tuple(v))),
-        "operators.allowed": st.lists(ID, max_size=3).map(lambda v: (v, tuple(v))),
+        # issue 19: clients of the region (test_each_key_reaches_its_field's is heihe)
+        "operators.allowed": st.lists(ID.map(lambda i: f"heihe.{i}"), max_size=3).map(
+            lambda v: (v, tuple(v))
+        ),
         "federation.hub_key": KEY32.map(lambda k: (k.hex(), k)),
         "federation.hub_endpoint": same(st.just("") | _address(1)),
         "hub.endpoint": same(st.just("") | _address(1)),
@@ -166,6 +169,11 @@ def _configs(draw: st.DrawFn, base: Path) -> tuple[dict[str, dict[str, Any]], di
         table.pop(key, None)
         if value is not None:
             table[key] = [] if value == () else value
+    # issue 19: an operator is a client of this region (<region>.<name>)
+    region = loaded["node", "region"]
+    operators = [f"{region}.{o.removeprefix('heihe.')}" for o in loaded["operators", "allowed"]]
+    loaded["operators", "allowed"] = tuple(operators)
+    tables.setdefault("operators", {})["allowed"] = operators
     return tables, loaded
 
 

@@ -4,10 +4,15 @@
 (function () {
   const H = window.Huxin;
 
+  // a path of this site only: one "/" then no "/" or "\\" (browsers read "//host" and
+  // "/\\host" as another host), RFC 3986 path and query characters only; the same
+  // rule as node/http/_auth.py LOCAL_PATH
+  const LOCAL_PATH = /^\/(?![\/\\])[A-Za-z0-9\-._~!$&'()*+,;=:@%\/?]*$/;
+
   function nextPage() {
     const next = new URLSearchParams(location.search).get("next") || "/";
-    // a path of this site only: the provider redirects back here
-    return next.startsWith("/") && !next.startsWith("//") ? next : "/";
+    // the provider redirects back here
+    return next.length <= 256 && LOCAL_PATH.test(next) ? next : "/";
   }
 
   H.page(
