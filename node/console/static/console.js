@@ -296,7 +296,7 @@
       try {
         const answered = await api("/console/api/objections/" + encodeURIComponent(item.objection_id) + "/resolve", {
           method: "POST",
-          headers: { Accept: "application/json", "Content-Type": "application/json" },
+          headers: { Accept: "application/json", "Content-Type": "application/json", "X-Requested-With": "huxin-console" },
           body: JSON.stringify({ outcome: outcome.value, note: note.value }),
         });
         status("异议 " + answered.objection_id + " 已处理：" + answered.outcome + "（" + (STATES[answered.state] || answered.state) + "） — Objection resolved", "ok");
