@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.store._db import Database
+from node.store._status_list import allocate_status_entry
 
 __all__ = [
     "STATUS_REVOKED",
@@ -146,13 +147,12 @@ def add_status_entry(
     issued_at: int,
     expires_at: int,
 ) -> int:
-    """Inside a write unit: allocate the next status-list index for an attestation."""
-    cur = conn.execute(
-        "INSERT INTO status_entries (idx, attestation_id, subject_key, consent_id, status, "
-        "issued_at, expires_at) VALUES (NULL, ?, ?, ?, 0, ?, ?)",
-        (attestation_id, subject_key, consent_id, issued_at, expires_at),
-    )
-    return int(cur.lastrowid or 0)
+    """Inside a write unit: allocate the next status-list index for an attestation
+    (:func:`node.store._status_list.allocate_status_entry`, docs/adr/0702)."""
+    return allocate_status_entry(
+        conn, attestation_id, subject_key=subject_key, consent_id=consent_id,
+        issued_at=issued_at, expires_at=expires_at,
+    )  # fmt: skip
 
 
 def end_consent(conn: sqlite3.Connection, consent_id: str, *, now: int, reason: str) -> None:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 from typing import Any, Final, Protocol
 
 import psycopg
@@ -45,6 +46,7 @@ import psycopg
 from node.core._observe import log_event
 
 __all__ = [
+    "APPLICATION",
     "BACKGROUND",
     "AdvisoryLease",
     "Lease",
@@ -57,6 +59,7 @@ CHECK_SECONDS: Final = 1.0  # the holder's pause between pings of its session
 CHECK_TIMEOUT: Final = 2.0  # a ping unanswered this long: the lease counts as lost
 IDLE_SECONDS: Final = 10  # the server ends a holder's session silent this long
 CONNECT_TIMEOUT: Final = 5  # seconds (libpq's connect_timeout; whole seconds)
+APPLICATION: Final = "huxin-lease-"  # + the holder's process id: pg_stat_activity shows it
 
 
 def lock_key(name: str) -> int:
@@ -112,14 +115,16 @@ class ProcessLease:
 class AdvisoryLease:
     """PostgreSQL: a session-level advisory lock on a connection of its own.
 
-    ``conninfo`` is a libpq connection string or URL (with the password already
-    resolved by the caller: from a file or the environment, never the TOML)."""
+    ``conninfo`` is a libpq connection string or URL without a password; the
+    password, if any, was read by the caller (``[storage] password_file`` or the
+    environment, :func:`node.store._backend.resolve`) and is handed to the driver only."""
 
     def __init__(
         self,
         conninfo: str,
         name: str = BACKGROUND,
         *,
+        password: str | None = None,
         check_seconds: float = CHECK_SECONDS,
         check_timeout: float = CHECK_TIMEOUT,
         idle_seconds: int = IDLE_SECONDS,
@@ -129,7 +134,7 @@ class AdvisoryLease:
         if idle_seconds <= check_seconds + check_timeout:
             # the server must never end a live holder's session between two pings
             raise ValueError("idle_seconds must exceed check_seconds + check_timeout")
-        self._conninfo = conninfo
+        self._conninfo, self._password = conninfo, password
         self.name = name
         self.key = lock_key(name)
         self._check, self._timeout, self._idle = check_seconds, check_timeout, idle_seconds
@@ -141,16 +146,19 @@ class AdvisoryLease:
         return self._held
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        extra: dict[str, Any] = {} if self._password is None else {"password": self._password}
         conn = await psycopg.AsyncConnection.connect(
             self._conninfo,
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT,
-            application_name="huxin-lease",
+            # which process holds the lease, for the operator's pg_stat_activity
+            application_name=f"{APPLICATION}{os.getpid()}",
             # the holder notices a server that went away without a word
             keepalives=1,
             keepalives_idle=5,
             keepalives_interval=2,
             keepalives_count=3,
+            **extra,
         )
         try:
             await conn.execute(f"SET idle_session_timeout = {self._idle * 1000:d}")
