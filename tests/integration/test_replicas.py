@@ -338,7 +338,7 @@ async def _act(world: World, rep: Replica, who: str, step: str) -> None:
         if step == "setup":
             await clients.records(who, "t1")
             await clients.records(who, "t2")
-            token = await clients.consent(who, 5)
+            token = await clients.consent(who, 5, on=rep.index)
             assert (await _use(clients.reqs[0], token, who))[0] == "OK"
             (Path(world.node_dir) / "consent.id").write_text(token.consent_id)
         elif step.startswith("object:"):
