@@ -43,7 +43,9 @@ from typing import Any, Final, Protocol
 
 import psycopg
 
+from node.core._config_storage import StorageConfig
 from node.core._observe import log_event
+from node.store._backend import resolve
 
 __all__ = [
     "APPLICATION",
@@ -51,6 +53,7 @@ __all__ = [
     "AdvisoryLease",
     "Lease",
     "ProcessLease",
+    "lease_for",
     "lock_key",
 ]
 
@@ -210,3 +213,12 @@ class AdvisoryLease:
         if conn is not None:
             with contextlib.suppress(psycopg.Error, OSError):
                 await conn.close()
+
+
+def lease_for(storage: StorageConfig) -> Lease:
+    """The lease of a node stored at ``storage``: a session advisory lock on
+    PostgreSQL (replicas share it), the process's own on SQLite."""
+    backend = resolve(storage)
+    if not backend.is_pg:
+        return ProcessLease()
+    return AdvisoryLease(backend.url, password=backend.password)

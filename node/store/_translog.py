@@ -39,6 +39,7 @@ from keys import CHECKPOINT_TYPE, Envelope, KeyPair, MerkleTree, sign
 from keys.pb.v1 import attestation_pb2
 from node.core._errors import InvalidArgumentError, own_data
 from node.pb.v1 import node_pb2
+from node.store._backend import dialect_of
 from node.store._db import Database
 from node.store._lease import lock_key
 
@@ -75,8 +76,8 @@ DENSE_INDEXES: Final = lock_key("huxin/dense-indexes")
 
 
 def on_postgresql(conn: object) -> bool:
-    """The PostgreSQL adapter names its dialect; ``sqlite3`` connections have none."""
-    return getattr(conn, "dialect", "sqlite") == "postgresql"
+    """A PostgreSQL adapter's connection (:func:`node.store._backend.dialect_of`)."""
+    return dialect_of(conn) == "postgresql"
 
 
 def lock_dense_indexes(conn: sqlite3.Connection) -> None:

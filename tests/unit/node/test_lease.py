@@ -22,7 +22,6 @@ from node.store._lease import BACKGROUND, AdvisoryLease, ProcessLease, lock_key
 from tests._waiting import until
 
 
-
 def _lease(url: str, name: str = BACKGROUND) -> AdvisoryLease:
     """A lease that pings its session five times a second (quick to notice in tests)."""
     return AdvisoryLease(url, name, check_seconds=0.2, check_timeout=2.0, idle_seconds=10)
