@@ -146,13 +146,17 @@ def add_status_entry(
     issued_at: int,
     expires_at: int,
 ) -> int:
-    """Inside a write unit: allocate the next status-list index for an attestation."""
-    cur = conn.execute(
-        "INSERT INTO status_entries (idx, attestation_id, subject_key, consent_id, status, "
-        "issued_at, expires_at) VALUES (NULL, ?, ?, ?, 0, ?, ?)",
+    """Inside a write unit: allocate the next status-list index for an attestation.
+
+    The database allocates ``idx`` (SQLite: the rowid; PostgreSQL: an identity
+    column) and RETURNING reads it back on both; all rows are fetched so the
+    statement has finished before the unit goes on."""
+    rows = conn.execute(
+        "INSERT INTO status_entries (attestation_id, subject_key, consent_id, status, "
+        "issued_at, expires_at) VALUES (?, ?, ?, 0, ?, ?) RETURNING idx",
         (attestation_id, subject_key, consent_id, issued_at, expires_at),
-    )
-    return int(cur.lastrowid or 0)
+    ).fetchall()
+    return int(rows[0][0])
 
 
 def end_consent(conn: sqlite3.Connection, consent_id: str, *, now: int, reason: str) -> None:
