@@ -32,7 +32,6 @@ from typing import Any
 
 import pytest
 from grpc import aio
-from node.store._pg_local import LocalPostgres
 
 from keys import (
     ATTESTATION_TYPE,
@@ -60,6 +59,7 @@ from node.demo._testbed import (
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import citizen_channel, identity_metadata, peer_channel, reason_of
 from node.rpc._identity import DevIdentityProvider
+from node.store._pg_local import LocalPostgres
 from tests._waiting import WAIT_S, wait_until
 from tests.support.replicas import Replica, Replicas
 
@@ -296,7 +296,12 @@ def _federation(tmp_path: Path) -> Federation:
     hub_dir, port = tmp_path / HUB, _free_port()
     init_region(hub_dir, HUB, "heihe", ca, now, peer_listen=f"127.0.0.1:{port}", role="hub")
     toml = hub_dir / "node.toml"
-    toml.write_text(toml.read_text() + "\n[hub]\ntrust_list_refresh_seconds = 3600\n")
+    # the hub stays on SQLite whatever the session's backend: a federation mixes them,
+    # and the test reads the hub's file
+    toml.write_text(
+        toml.read_text()
+        + '\n[hub]\ntrust_list_refresh_seconds = 3600\n\n[storage]\nurl = "sqlite:///node.db"\n'
+    )
     hub_key = decode_private_key((hub_dir / "keys/root.key").read_bytes()).public_key
     (tmp_path / "province.key").write_text(KeyPair.generate().seed.hex())
     push = f"""
