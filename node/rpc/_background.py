@@ -65,11 +65,11 @@ class BackgroundGate:
         if await self._lease.try_acquire():
             self.taken += 1
             log_event("background lease taken", region=self._region, taken=self.taken)
+            self.running = True  # first: a stop while the work starts still ends it
             try:
                 await self._begin()
             except Exception as exc:  # the work's own error: logged; held until lost
                 log_event("background work did not start", 40, exc=type(exc).__name__)
-            self.running = True
 
     async def _stop_work(self) -> None:
         self.running = False
@@ -81,7 +81,11 @@ class BackgroundGate:
     async def _run(self) -> None:
         while True:
             if self.running:
-                await self._lease.watch()  # returns once the lease is lost
+                try:
+                    await self._lease.watch()  # returns once the lease is lost
+                except Exception as exc:  # a watch that cannot watch: the lease is lost
+                    log_event("background lease watch failed", 40, exc=type(exc).__name__)
+                    await self._lease.release()
                 self.lost += 1
                 log_event("background lease lost: work stopped", 30, region=self._region)
                 await self._stop_work()

@@ -266,3 +266,31 @@ async def test_a_failing_start_of_the_work_does_not_end_the_gate(pg_url: str) ->
     assert gate.running
     await gate.stop()
     assert ended == [True]
+
+
+class _BrokenWatch(ProcessLease):
+    """A lease whose first watch fails with an error of its own (not a lost session)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken = True
+
+    async def watch(self) -> None:
+        if self.broken:
+            self.broken = False
+            raise RuntimeError("driver bug")
+        await super().watch()
+
+
+async def test_a_watch_that_fails_counts_as_a_lost_lease() -> None:
+    """ADR 0702: work never runs unwatched: a watch that raises stops the work and gives
+    the lease up; the next poll takes it again and starts the work once more."""
+    work = _Work()
+    gate = BackgroundGate(_BrokenWatch(), work.begin, work.end, poll_seconds=0.01)
+    try:
+        await gate.start()
+        await until(lambda: gate.taken == 2 and gate.running, "the lease taken again")
+        assert work.events == ["begin", "end", "begin"]
+        assert gate.lost == 1
+    finally:
+        await gate.stop()
