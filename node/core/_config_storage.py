@@ -16,6 +16,7 @@ Invariants:
   connects) or the environment (``HUXIN_PG_PASSWORD``, or libpq's own
   ``PGPASSWORD``/``~/.pgpass``), read by :mod:`node.store` -- this module reads
   no environment;
+* ``readers`` (PostgreSQL: the node's reader threads and connections) is 1..64;
 * ``sqlite:///relative.db`` is resolved against the config file's directory,
   ``sqlite:////abs/node.db`` is absolute; the resolved URL and ``[node]
   database`` always name the same file (:meth:`StorageConfig.for_database`).
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from node.core._config_parse import ConfigError, resolve, scalar, setting
+from node.core._config_parse import ConfigError, between, resolve, scalar, setting
 
 __all__ = [
     "MAX_PARAMETER",
@@ -126,6 +127,8 @@ class StorageConfig:
     url: str = setting("", parse=check_storage_url)
     # a file holding the PostgreSQL password (<= MAX_PASSWORD bytes); else the environment
     password_file: Path | None = setting(None, parse=_password_file)
+    # PostgreSQL: reader threads of a node, each with its own connection (1..64)
+    readers: int = between(4, 1, 64)
 
     @property
     def dialect(self) -> str:

@@ -189,8 +189,14 @@ def _run_begun(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bo
                 conn.execute("RELEASE unit")
                 out.append((False, exc))
             else:
-                conn.execute("RELEASE unit")
-                out.append((True, result))
+                try:
+                    conn.execute("RELEASE unit")
+                except Exception as exc:  # PostgreSQL: the unit swallowed a failed statement
+                    conn.execute("ROLLBACK TO unit")
+                    conn.execute("RELEASE unit")
+                    out.append((False, exc))
+                else:
+                    out.append((True, result))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -243,7 +249,7 @@ class Database:
         busy_ms: int = BUSY_TIMEOUT_MS,
         checkpoint_every: int = CHECKPOINT_EVERY,
         restart_frames: int = RESTART_FRAMES,
-        readers: int = PG_READERS,
+        readers: int | None = None,
     ) -> Database:
         """Open (and migrate, on the writer thread) the database.
 
@@ -252,9 +258,12 @@ class Database:
         write on the writer thread waits for a SQLite connection that is not one of
         ours (e.g. a batch job) to release the write lock; ``checkpoint_every`` and
         ``restart_frames``: see :mod:`node.store._checkpoint`.  PostgreSQL:
-        ``readers`` reader threads, each with its own connection."""
+        ``readers`` reader threads, each with its own connection (default:
+        ``[storage] readers`` when ``path`` is ``[storage]``, else :data:`PG_READERS`)."""
         backend = resolve(path)
         if backend.is_pg:
+            if readers is None:
+                readers = path.readers if isinstance(path, StorageConfig) else PG_READERS
             return await cls._open_pg(backend, readers)
         assert backend.path is not None
         path = backend.path

@@ -22,6 +22,10 @@ Invariants:
   matching ``sqlite3`` DB-API class (``IntegrityError``, ``OperationalError``, …),
   so ``except node.store.IntegrityError`` catches both backends alike; the psycopg
   error is its ``__cause__`` and its SQLSTATE is ``sqlstate``;
+* COMMIT of a transaction a failed statement aborted (the unit caught the error
+  without :func:`node.store.savepoint`) rolls back and raises
+  ``OperationalError``, never reports success (PostgreSQL itself would answer
+  with a silent ROLLBACK);
 * a lost connection (server down, backend terminated, network cut) is
   :class:`node.store.StorageUnavailable` (UNAVAILABLE at the RPC edge); a
   transaction it interrupted is over (the server rolled it back), the ``ROLLBACK``
@@ -281,6 +285,16 @@ class PgConnection:
                 return _NoRows()
             raise StorageUnavailable("the connection to the database was lost before COMMIT")
         assert self._conn is not None
+        if verb == "COMMIT" and self._conn.info.transaction_status == pq.TransactionStatus.INERROR:
+            # PostgreSQL answers COMMIT of an aborted transaction with a silent
+            # ROLLBACK: a unit that swallowed a failed statement must not be told
+            # it committed
+            self._end("ROLLBACK")
+            raise _MAPPED[sqlite3.OperationalError](
+                "a statement of this transaction failed (caught without a savepoint): "
+                "the transaction was rolled back",
+                "25P02",
+            )
         try:
             cur = self._conn.execute(verb)
         except psycopg.Error as exc:

@@ -133,7 +133,16 @@ class LocalPostgres:
         return ""
 
     def start(self) -> LocalPostgres:
-        """initdb, then start the server and wait until it accepts connections."""
+        """initdb, then start the server and wait until it accepts connections; if
+        either fails, nothing is left running and the directory is removed."""
+        try:
+            self._init_and_start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _init_and_start(self) -> None:
         self.socket_dir.mkdir()
         if self._as_root:
             shutil.chown(self.directory, SERVER_USER, SERVER_USER)
@@ -153,7 +162,6 @@ class LocalPostgres:
             "--no-sync",
         )
         self._start()
-        return self
 
     def _start(self) -> None:
         options = " ".join(
@@ -164,6 +172,7 @@ class LocalPostgres:
                 *(f"-c {s}" for s in _SETTINGS),
             ]
         )
+        self.started = True  # from here on, stop() tries to stop it
         self._run(
             "pg_ctl",
             "start",
@@ -177,7 +186,6 @@ class LocalPostgres:
             "-o",
             options,
         )
-        self.started = True
 
     def restart(self, mode: str = "immediate") -> None:
         """Stop (``immediate``: as if the server crashed; ``fast``) and start again."""

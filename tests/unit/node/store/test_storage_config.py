@@ -168,3 +168,35 @@ def test_a_password_reaches_the_server(
     with pytest.raises(StorageUnavailable) as caught:
         PgConnection(url, password=resolve(url).password)
     assert "wrong-horse" not in str(caught.value)
+
+
+BAD_COMBINATIONS = [
+    pytest.param(
+        {"storage": {"url": "postgresql://db/heihe"}, "listen": {"peer_workers": 2}},
+        "listen.peer_workers",
+        "must be 1 on PostgreSQL: run several replicas instead",
+        id="peer-workers-on-postgresql",
+    ),
+    pytest.param(
+        {"storage": {"readers": 0}}, "storage.readers", "must be between 1 and 64", id="no-readers"
+    ),
+    pytest.param(
+        {"storage": {"readers": 65}},
+        "storage.readers",
+        "must be between 1 and 64",
+        id="too-many-readers",
+    ),
+]
+
+
+@pytest.mark.parametrize(("tables", "field", "message"), BAD_COMBINATIONS)
+def test_bad_storage_combinations_are_refused(
+    tables: dict[str, Any], field: str, message: str
+) -> None:
+    """Issue 18: peer-port workers are SQLite's (replicas on PostgreSQL); readers bounded."""
+    data = copy.deepcopy(BASE)
+    data.update(tables)
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, Path("/etc/huxin"))
+    assert caught.value.field == field
+    assert message in str(caught.value)
