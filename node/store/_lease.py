@@ -59,7 +59,7 @@ __all__ = [
 
 BACKGROUND: Final = "huxin/background"  # the lease of a node's background work
 CHECK_SECONDS: Final = 1.0  # the holder's pause between pings of its session
-CHECK_TIMEOUT: Final = 2.0  # a ping unanswered this long: the lease counts as lost
+CHECK_TIMEOUT: Final = 5.0  # a ping unanswered this long: the lease counts as lost
 IDLE_SECONDS: Final = 10  # the server ends a holder's session silent this long
 CONNECT_TIMEOUT: Final = 5  # seconds (libpq's connect_timeout; whole seconds)
 APPLICATION: Final = "huxin-lease-"  # + the holder's process id: pg_stat_activity shows it
