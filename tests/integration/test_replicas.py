@@ -23,6 +23,7 @@ import asyncio
 import signal
 import socket
 import sqlite3
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ from node.demo._testbed import (
     make_id_number,
     requester_channel,
     resident,
+    spawn_serve,
+    wait_for_ready,
 )
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import citizen_channel, identity_metadata, peer_channel, reason_of
@@ -535,3 +538,35 @@ def test_an_immediate_database_restart_under_load_fails_fast_and_loses_nothing(
             _dense(reps)
         finally:
             reps.stop_all()
+
+
+# ------------------------------------------------------------------ a hub's replicas
+
+
+def test_hub_replicas_starting_together_sign_one_trust_list(
+    tmp_path: Path, postgres_server: LocalPostgres
+) -> None:
+    """Issue 18, ADR 0702: a hub's replicas started at the same moment each sign the
+    trust list if due at start; the decision is taken under one lock, so exactly one
+    version 1 exists, both serve it, and one replica holds the hub's lease."""
+    now = datetime.now(UTC)
+    ca = load_or_create_ca(tmp_path / "ca", now)
+    hub_dir = tmp_path / HUB
+    init_region(hub_dir, HUB, "heihe", ca, now, role="hub")
+    reps = Replicas(hub_dir, postgres_server.create_database("hub"), 2)
+    try:
+        configs = reps.configs
+        procs = [
+            spawn_serve(c, c.with_suffix(".ready.json"), stderr=subprocess.DEVNULL) for c in configs
+        ]  # both started before either is waited for
+        for proc, c in zip(procs, configs, strict=True):
+            wait_for_ready(proc, c.with_suffix(".ready.json"), what=str(c))
+        reps.replicas = [
+            Replica(i, c, p) for i, (c, p) in enumerate(zip(configs, procs, strict=True))
+        ]
+        holder = reps.wait_holder()
+        assert holder.pid in {p.pid for p in procs}
+        versions = [int(v) for (v,) in reps.query("SELECT version FROM hub_trust_lists")]
+        assert versions == [1]
+    finally:
+        reps.stop_all()
