@@ -37,7 +37,7 @@ from keys import (
 from node.core._errors import CodedNodeError
 from node.store import Connection
 from node.store import _hub as store
-from node.store._translog import lock_dense_indexes
+from node.store._dense import lock_dense_indexes
 
 __all__ = [
     "RegistryError",

@@ -34,7 +34,7 @@ from keys import KeysError, Sealer, SealError, province_pseudonym
 from node.core._errors import CodedNodeError
 from node.pb.v1 import hub_pb2
 from node.store._db import Database
-from node.store._translog import lock_dense_indexes, on_postgresql
+from node.store._dense import lock_dense_indexes, on_postgresql
 
 __all__ = [
     "KINDS",

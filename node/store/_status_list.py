@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from keys import MIN_ENTRIES, Envelope, KeyPair, Status, StatusList
+from node.store._dense import lock_dense_indexes, on_postgresql
 from node.store._lease import lock_key
-from node.store._translog import lock_dense_indexes, on_postgresql
 
 if TYPE_CHECKING:
     from node.store._db import Database

@@ -10,8 +10,8 @@ caller's write transaction, each taking the next dense index (0, 1, 2, …),
 and mirrored into the in-memory tree only after COMMIT, so the tree is always
 a *prefix* of the committed rows.  The index is allocated by the database in
 the writing transaction: on SQLite one writer at a time (the writer lock)
-makes ``max(idx) + 1`` dense; on PostgreSQL the transaction first takes the
-dense-index lock (:func:`lock_dense_indexes`, held to COMMIT or ROLLBACK), so
+makes ``max(idx) + 1`` dense; on PostgreSQL the transaction holds the
+dense-index lock (:mod:`node.store._dense`, held to COMMIT or ROLLBACK), so
 replicas writing one database produce one dense log and a rolled-back entry
 leaves no gap (docs/adr/0702).  When several processes write one database
 (peer-port workers, docs/adr/0312; replicas, docs/adr/0702) a process's tree
@@ -39,9 +39,8 @@ from keys import CHECKPOINT_TYPE, Envelope, KeyPair, MerkleTree, sign
 from keys.pb.v1 import attestation_pb2
 from node.core._errors import InvalidArgumentError, own_data
 from node.pb.v1 import node_pb2
-from node.store._backend import dialect_of
 from node.store._db import Database
-from node.store._lease import lock_key
+from node.store._dense import DENSE_INDEXES, lock_dense_indexes, on_postgresql
 
 __all__ = [
     "DENSE_INDEXES",
@@ -70,27 +69,6 @@ _APPEND = (
 _APPEND_AT = (
     "INSERT INTO log_entries (idx, subject_key, kind, leaf, created_at) VALUES (?, ?, ?, ?, ?)"
 )
-# One lock for every dense index of the node (log and status list): one serialisation
-# point, so two allocating transactions can never wait for each other's second lock.
-DENSE_INDEXES: Final = lock_key("huxin/dense-indexes")
-
-
-def on_postgresql(conn: object) -> bool:
-    """A PostgreSQL adapter's connection (:func:`node.store._backend.dialect_of`)."""
-    return dialect_of(conn) == "postgresql"
-
-
-def lock_dense_indexes(conn: sqlite3.Connection) -> None:
-    """Inside a write transaction on PostgreSQL: take the dense-index lock, held until
-    COMMIT or ROLLBACK, before reading ``max(idx)`` of a densely numbered table (the
-    log, the status list).  A later allocating transaction waits for it and then sees
-    its rows: PostgreSQL makes a commit visible before it releases the locks.  On
-    SQLite the writer lock already serialises writers: nothing to do.
-
-    Take it as the unit's last lock (after any row it updates), so a transaction
-    holding it never waits for a row another waiting transaction holds."""
-    if on_postgresql(conn):
-        conn.execute("SELECT pg_advisory_xact_lock(?)", (DENSE_INDEXES,))
 
 
 def append_rows(conn: sqlite3.Connection, writes: Sequence[LogWrite]) -> tuple[int, list[bytes]]:
