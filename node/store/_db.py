@@ -161,7 +161,12 @@ def _run_group_pg(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple
     so no two of them wait for each other's rows (docs/adr/0702); no file lock, no
     checkpoint (ADR 0700)."""
     conn.execute("BEGIN")
-    lock_dense_indexes(conn)
+    try:
+        lock_dense_indexes(conn)
+    except BaseException:  # e.g. the connection lost: end the transaction as _run_begun does
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
     return _run_begun(conn, units)
 
 
