@@ -1,4 +1,5 @@
-"""Objections on real nodes (mutual TLS, SQLite) with a manual clock across National Day 2026.
+"""Objections on real nodes (mutual TLS, SQLite and PostgreSQL) with a manual clock across
+National Day 2026.
 
 2026 calendar (chinese-calendar): 1-7 October are holidays (Thu 1 … Wed 7);
 Sun 27 September is a holiday-week weekend, Sat 10 October is a make-up
@@ -30,14 +31,16 @@ ALICE, BOB, CAROL = make_id_number(201), make_id_number(202), make_id_number(203
 
 
 @pytest_asyncio.fixture
-async def heihe(tmp_path: Path) -> AsyncIterator[Region]:
+async def heihe(tmp_path: Path, harness_backend: str) -> AsyncIterator[Region]:
+    """Heihe on each backend in turn (issue 18: ``harness_backend``)."""
     r = await start_region(tmp_path, "heihe", "heihe", [ALICE, BOB, CAROL])
     yield r
     await r.bed.close()
 
 
 @pytest_asyncio.fixture
-async def hainan(tmp_path: Path) -> AsyncIterator[Region]:
+async def hainan(tmp_path: Path, harness_backend: str) -> AsyncIterator[Region]:
+    """Hainan on each backend in turn (issue 18: ``harness_backend``)."""
     r = await start_region(tmp_path, "hainan", "hainan", [ALICE, BOB])
     yield r
     await r.bed.close()
