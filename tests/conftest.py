@@ -25,6 +25,7 @@ pytest_plugins = [
     "pytester",  # tests/unit/test_suite_rules.py runs small suites
     "tests.support.browser",  # Debian's chromium through Playwright (issue 19)
     "tests.support.postgres",  # a real PostgreSQL server and fresh databases (issue 18)
+    "tests.support.backends",  # data suites on both backends (issue 18)
 ]
 
 settings.register_profile("huxin", deadline=None, suppress_health_check=[HealthCheck.too_slow])
