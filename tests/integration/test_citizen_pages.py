@@ -326,12 +326,21 @@ async def test_sign_in_score_consent_queries_and_withdrawal(world: World, phone:
 
 async def test_objection_shows_each_steps_deadline(world: World, phone: Visit) -> None:
     """Issue 19, H15, N21: an objection filed on the page against a record of the report
-    (prefilled from the report's link) shows each step's deadline as the node set it."""
+    (prefilled from the report's link) shows each step's deadline as the node set it.
+    The record's number and department never enter a URL (finding 10 of issue 19's
+    findings): every page the tab visits is recorded and none holds them."""
     page = phone.page
+    visited: list[str] = []
+    page.on("framenavigated", lambda f: visited.append(f.url) if f == page.main_frame else None)
     await sign_in(world, page, BOB)
-    await page.locator("#records tbody tr", has_text="p-1").get_by_role("link", name="异议").click()
+    row = page.locator("#records tbody tr", has_text="p-1")
+    source = (await row.locator("td").first.inner_text()).strip()
+    await row.get_by_role("link", name="异议").click()
     await ready(page)
+    assert page.url == world.origin + "/objections"
     assert "p-1" in await page.locator("#target option:checked").inner_text()
+    # read once: a reload opens the form without a chosen record
+    assert await page.evaluate("sessionStorage.length") == 0
     await page.fill("#reason", "处罚决定已被撤销")
     await page.click("#file-btn")
     await page.wait_for_selector("li.objection")
@@ -347,6 +356,9 @@ async def test_objection_shows_each_steps_deadline(world: World, phone: Visit) -
     assert objection.due in await page.inner_text("li.objection .due")
     assert "已受理" in await page.inner_text("#alert")
     await screenshot(page, "citizen-07-objection-filed")
+    assert visited and source
+    for url in visited:
+        assert "p-1" not in url and source not in url and "record" not in url, url
 
 
 async def test_an_answered_objection_says_who_answered(world: World, phone: Visit) -> None:
