@@ -242,7 +242,7 @@
       (f.get(5) || []).map(async (b) => {
         const k = decode(b);
         const pub = bytesOf(k, 1);
-        return { public_key: pub, key_id: await keyId(pub), not_before: int(k, 2), not_after: int(k, 3), revoked_at: int(k, 4) };
+        return { public_key: pub, key_id: await keyId(pub), valid_from: int(k, 2), valid_until: int(k, 3), revoked_at: int(k, 4) };
       })
     );
     if (!(await signerOf(env, [{ key_id: await keyId(root), public_key: root }]))) throw new ProofError("key set: not signed by its root key");
@@ -251,7 +251,7 @@
 
   // keys/_trust.py SigningKey.valid_at: within its validity, and not at or after its revocation
   function validAt(k, t) {
-    return !(k.revoked_at && t >= k.revoked_at) && k.not_before <= t && t <= k.not_after;
+    return !(k.revoked_at && t >= k.revoked_at) && k.valid_from <= t && t <= k.valid_until;
   }
 
   // the API's checkpoint envelope (base64 string or fields) verified against a verified key
