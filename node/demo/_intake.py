@@ -43,7 +43,7 @@ from node.demo._population_files import (
     write_files,
 )
 from node.demo._testbed import FederationProcesses
-from node.demo._web import OPERATOR, allow_operator, web_lines
+from node.demo._web import OPERATOR, allow_operator
 from node.monthly._batch import period_as_of
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import peer_channel, reason_of
@@ -172,9 +172,13 @@ def stage_start(ctx: DemoContext) -> None:
         ],
     )
     ctx.say()
-    ctx.say("Heihe also serves its citizens' pages and its operator's console over HTTPS:")
-    for line in web_lines(layout, HEIHE):
-        ctx.say("  " + line)
+    # the addresses are printed only by a run that keeps serving (serve_until_interrupted):
+    # a plain run stops these nodes when the story ends, so its links would lead nowhere
+    ctx.say(
+        "Heihe also serves its citizens' pages and its operator's console over HTTPS while"
+        " the story runs; to use them, run `make demo DEMO=--keep` (`huxin demo --keep`):"
+        " it keeps the federation serving after the story and prints where and how to sign in."
+    )
 
 
 def source_config(ctx: DemoContext, identity: str) -> Path:

@@ -192,7 +192,7 @@ def serve_until_interrupted(ctx: DemoContext) -> None:
 
     kept = ctx.workdir / "verify" / "subject-id"
     ctx.heading("The federation keeps serving (huxin demo --keep)")
-    for line in web_lines(ctx.layout, HEIHE, kept if kept.exists() else None):
+    for line in web_lines(ctx.layout, HEIHE, kept):
         ctx.say(line)
     ctx.say()
     ctx.say("Serving until interrupted (Ctrl-C, or SIGTERM to this process).")

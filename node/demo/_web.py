@@ -96,8 +96,11 @@ def web_urls(layout: FederationLayout, region: str) -> WebUrls | None:
     )
 
 
-def web_lines(layout: FederationLayout, region: str, subject_file: Path | None = None) -> list[str]:
-    """What to tell the person running the demo about the pages and the console."""
+def web_lines(layout: FederationLayout, region: str, subject_file: Path) -> list[str]:
+    """What to tell the person running the demo about the pages and the console.
+
+    ``subject_file`` is the owner-only file holding the ID number of the resident to sign
+    in as (the story's bank check writes it); the ID number itself is never printed (H6)."""
     urls = web_urls(layout, region)
     if urls is None:
         return [f"{region} serves no HTTPS listener."]
@@ -109,8 +112,9 @@ def web_lines(layout: FederationLayout, region: str, subject_file: Path | None =
         password = f"(in {password_file})"
     who = (
         f"the ID number in {subject_file} (a synthetic resident, owner-only file)"
-        if subject_file is not None
-        else "any synthetic resident's ID number"
+        if subject_file.exists()
+        else f"the ID number the story writes to {subject_file} (not written: the story"
+        " stopped before the bank's check, so no resident's ID number is on this machine)"
     )
     return [
         f"Citizen pages (手机 or desktop):  {urls.citizen}",

@@ -25,7 +25,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import BrowserContext, ConsoleMessage, Page, Response, expect
+from playwright.async_api import BrowserContext, ConsoleMessage, Page, Response, Route, expect
 
 from keys import Status, StatusList
 from keys.pb.v1 import attestation_pb2
@@ -326,12 +326,21 @@ async def test_sign_in_score_consent_queries_and_withdrawal(world: World, phone:
 
 async def test_objection_shows_each_steps_deadline(world: World, phone: Visit) -> None:
     """Issue 19, H15, N21: an objection filed on the page against a record of the report
-    (prefilled from the report's link) shows each step's deadline as the node set it."""
+    (prefilled from the report's link) shows each step's deadline as the node set it.
+    The record's number and department never enter a URL (finding 10 of issue 19's
+    findings): every page the tab visits is recorded and none holds them."""
     page = phone.page
+    visited: list[str] = []
+    page.on("framenavigated", lambda f: visited.append(f.url) if f == page.main_frame else None)
     await sign_in(world, page, BOB)
-    await page.locator("#records tbody tr", has_text="p-1").get_by_role("link", name="异议").click()
+    row = page.locator("#records tbody tr", has_text="p-1")
+    source = (await row.locator("td").first.inner_text()).strip()
+    await row.get_by_role("link", name="异议").click()
     await ready(page)
+    assert page.url == world.origin + "/objections"
     assert "p-1" in await page.locator("#target option:checked").inner_text()
+    # read once: a reload opens the form without a chosen record
+    assert await page.evaluate("sessionStorage.length") == 0
     await page.fill("#reason", "处罚决定已被撤销")
     await page.click("#file-btn")
     await page.wait_for_selector("li.objection")
@@ -347,6 +356,9 @@ async def test_objection_shows_each_steps_deadline(world: World, phone: Visit) -
     assert objection.due in await page.inner_text("li.objection .due")
     assert "已受理" in await page.inner_text("#alert")
     await screenshot(page, "citizen-07-objection-filed")
+    assert visited and source
+    for url in visited:
+        assert "p-1" not in url and source not in url and "record" not in url, url
 
 
 async def test_an_answered_objection_says_who_answered(world: World, phone: Visit) -> None:
@@ -481,6 +493,69 @@ async def test_credit_report_prints_to_pdf(world: World, phone: Visit, tmp_path:
     out = SCREENSHOTS.parent / "citizen-report.pdf"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(pdf)
+
+
+def _flip_last_byte(b64: str) -> str:
+    raw = bytearray(base64.b64decode(b64 + "=" * (-len(b64) % 4), altchars=b"-_"))
+    raw[-1] ^= 0x01  # the envelope's last field is its signature's last byte
+    return base64.b64encode(bytes(raw)).decode("ascii")
+
+
+async def _checked(page: Page) -> tuple[str, set[str]]:
+    sig = await page.get_attribute("#checkpoint-signature", "data-checkpoint")
+    proofs = await page.locator("[data-proof]").evaluate_all("ns => ns.map(n => n.dataset.proof)")
+    return sig or "", set(proofs)
+
+
+@pytest.mark.parametrize(
+    "tampered",
+    [
+        pytest.param("/api/v1/me/query-log", id="checkpoint-signature"),
+        pytest.param("/trust/key-set.bin", id="key-set-signature"),
+    ],
+)
+async def test_query_log_checks_the_checkpoint_signature_in_the_browser(
+    world: World, phone: Visit, tampered: str
+) -> None:
+    """Issue 19 (finding 12), H16, N23: "checked" means the checkpoint's Ed25519
+    signature verified in the browser with a key of the region's key set (itself signed
+    by its root key), not only the inclusion proofs. One flipped signature bit in the
+    served checkpoint, or in the key set, turns every entry to "failed" although each
+    inclusion proof still leads to the checkpoint's root."""
+    page = phone.page
+    await world.citizen.GrantConsent(
+        node_pb2.GrantConsentRequest(audience=BANK, purpose=SCENARIO), metadata=world.me(DAVE)
+    )
+    await sign_in(world, page, DAVE, "/queries")
+    sig, proofs = await _checked(page)
+    assert (sig, proofs) == ("checked", {"checked"})
+    seen = await page.evaluate("Object.keys(localStorage)")
+    assert any(k.startswith("huxin.log-seen:") for k in seen)
+    assert any(k.startswith("huxin.root-key:") for k in seen)
+
+    async def flip(route: Route) -> None:
+        resp = await route.fetch()
+        if tampered.endswith(".bin"):
+            body = bytearray(await resp.body())
+            body[-1] ^= 0x01
+            await route.fulfill(response=resp, body=bytes(body))
+            return
+        doc = await resp.json()
+        cp = doc["checkpoint"]
+        if isinstance(cp, str):
+            doc["checkpoint"] = _flip_last_byte(cp)
+        else:
+            cp["signatures"][0]["sig"] = _flip_last_byte(cp["signatures"][0]["sig"])
+        await route.fulfill(response=resp, json=doc)
+
+    await page.route(f"**{tampered}*", flip)
+    await page.reload()
+    await ready(page)
+    sig, proofs = await _checked(page)
+    assert sig == "failed" and proofs == {"failed"}
+    assert "失败" in await page.inner_text("#proof-summary")
+    if tampered.endswith(".bin"):
+        await screenshot(page, "citizen-05b-queries-tampered")
 
 
 async def test_keyboard_alone_reaches_every_action(world: World, phone: Visit) -> None:

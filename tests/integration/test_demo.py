@@ -280,3 +280,11 @@ def test_mask_id_hides_birth_date_and_sequence() -> None:
     masked = mask_id("23110219900517123X")
     assert masked == "231102**********3X"
     assert "19900517" not in masked
+
+
+def test_a_plain_run_prints_no_address_it_then_stops_serving(demo: Demo) -> None:
+    """Issue 19 (finding 15): a run without ``--keep`` stops its nodes when the story
+    ends, so it prints no page or console address, only how to keep them serving."""
+    assert "make demo DEMO=--keep" in demo.text
+    assert "https://127.0.0.1:" not in demo.text
+    assert "Citizen pages" not in demo.text and "Operator console" not in demo.text

@@ -1,5 +1,6 @@
 /* Huxin citizen pages: the few protocol-buffer messages the browser reads or writes
- * itself, and the RFC 9162 inclusion proof check of the query log.
+ * itself, the RFC 9162 inclusion proof check of the query log, and the Ed25519 check
+ * of its checkpoint against the region's key set (WebCrypto; docs/adr/0801).
  *
  * Why in the browser: the query log's proofs are checked where the citizen is,
  * not by the node that wrote the log (H16, N23); and the consent handed to a
@@ -183,6 +184,88 @@
     return sn === 0 && equal(r, root);
   }
 
+  // ---------------------------------------------------------------- signatures
+  // keys/_envelope.py: a DSSE envelope's signature covers PAE(payload_type, payload)
+  const KEYSET_TYPE = "application/vnd.huxin.keyset.v1+proto";
+  const CHECKPOINT_TYPE = "application/vnd.huxin.checkpoint.v1+proto";
+  //: at most this many signatures are tried (keys/_envelope.py MAX_SIGNATURES)
+  const MAX_SIGNATURES = 16;
+
+  class ProofError extends Error {}
+
+  function envelope(bytes) {
+    const f = decode(bytes);
+    const sigs = (f.get(3) || []).map((b) => {
+      const s = decode(b);
+      return { key_id: str(s, 1), sig: bytesOf(s, 2) };
+    });
+    if (sigs.length > MAX_SIGNATURES) throw new ProofError("too many signatures");
+    return { payload: bytesOf(f, 1), payload_type: str(f, 2), signatures: sigs };
+  }
+
+  function pae(type, payload) {
+    const t = utf8e.encode(type);
+    const head = utf8e.encode(`DSSEv1 ${t.length} `);
+    const mid = utf8e.encode(` ${payload.length} `);
+    return new Uint8Array([...head, ...t, ...mid, ...payload]);
+  }
+
+  // keys/_ed25519.py key_id: hex of the first 16 bytes of SHA-256 of the raw public key
+  async function keyId(publicKey) {
+    return H.hex((await H.sha256(publicKey)).subarray(0, 16));
+  }
+
+  async function ed25519(publicKey, sig, message) {
+    if (publicKey.length !== 32 || sig.length !== 64) return false;
+    const key = await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
+    return crypto.subtle.verify({ name: "Ed25519" }, key, sig, message);
+  }
+
+  // the key id of the first signature by one of `keys` ([{key_id, public_key}]) that verifies
+  async function signerOf(env, keys) {
+    const message = pae(env.payload_type, env.payload);
+    for (const s of env.signatures) {
+      const k = keys.find((c) => c.key_id === s.key_id);
+      if (k && (await ed25519(k.public_key, s.sig, message))) return k;
+    }
+    return null;
+  }
+
+  // keys.proto KeySet, its envelope checked against the root key it names (the node's
+  // /trust/key-set.bin). Which root key is the region's is pinned by the caller.
+  async function verifiedKeySet(bytes) {
+    const env = envelope(bytes);
+    if (env.payload_type !== KEYSET_TYPE) throw new ProofError("key set: wrong payload type");
+    const f = decode(env.payload);
+    const root = bytesOf(f, 4);
+    const keys = await Promise.all(
+      (f.get(5) || []).map(async (b) => {
+        const k = decode(b);
+        const pub = bytesOf(k, 1);
+        return { public_key: pub, key_id: await keyId(pub), valid_from: int(k, 2), valid_until: int(k, 3), revoked_at: int(k, 4) };
+      })
+    );
+    if (!(await signerOf(env, [{ key_id: await keyId(root), public_key: root }]))) throw new ProofError("key set: not signed by its root key");
+    return { region: str(f, 1), version: int(f, 2), root_public_key: root, keys };
+  }
+
+  // keys/_trust.py SigningKey.valid_at: within its validity, and not at or after its revocation
+  function validAt(k, t) {
+    return !(k.revoked_at && t >= k.revoked_at) && k.valid_from <= t && t <= k.valid_until;
+  }
+
+  // the API's checkpoint envelope (base64 string or fields) verified against a verified key
+  // set: the payload type, then a signature by a listed key valid at the checkpoint's time
+  async function verifiedCheckpoint(value, keySet) {
+    const env = envelope(typeof value === "string" ? H.b64decode(value) : envelopeBytes(value || {}));
+    if (env.payload_type !== CHECKPOINT_TYPE) throw new ProofError("checkpoint: wrong payload type");
+    const cp = checkpoint(env.payload);
+    const signer = await signerOf(env, keySet.keys.filter((k) => validAt(k, cp.timestamp)));
+    if (!signer) throw new ProofError("checkpoint: no valid signature by a key of the region's key set");
+    return cp;
+  }
+
   H.pb = { decode, logEntry, checkpoint, checkpointOf, envelopeBytes, consentTokenBytes };
   H.verifyInclusion = verifyInclusion;
+  H.sig = { ProofError, verifiedKeySet, verifiedCheckpoint, keyId };
 })();

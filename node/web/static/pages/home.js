@@ -4,10 +4,13 @@
 (function () {
   const H = window.Huxin;
   const { el, t, term } = H;
+  const TARGET_KEY = "huxin.record-target"; // read once by objections.js and repair.js
 
-  function recordLink(path, c) {
-    const q = new URLSearchParams({ record: c.record_id || "", source: c.source || "" });
-    return path + "?" + q.toString();
+  // The record's number and department ride in sessionStorage, never in the link: a URL
+  // lands in the browser's history and in logs, this tab's storage dies with the tab (finding 10).
+  function recordLink(path, c, text) {
+    const target = JSON.stringify([c.source || "", c.record_id || ""]);
+    return el("a", { href: path, text, onclick: () => sessionStorage.setItem(TARGET_KEY, target) });
   }
 
   function recordsTable(caption, rows) {
@@ -35,8 +38,8 @@
       const actions = el(
         "span",
         { class: "row-actions" },
-        el("a", { href: recordLink("/objections", c), text: t("异议", "Object") }),
-        c.polarity === "negative" ? el("a", { href: recordLink("/repair", c), text: t("修复", "Repair") }) : null
+        recordLink("/objections", c, t("异议", "Object")),
+        c.polarity === "negative" ? recordLink("/repair", c, t("修复", "Repair")) : null
       );
       const cells = [
         el("span", {}, c.category_name || c.category, el("br"), el("small", { class: "muted", text: c.record_id })),

@@ -127,8 +127,10 @@
       period = score.period || "";
       records = (score.result && score.result.contributions) || [];
       f.addEventListener("submit", file);
-      const q = new URLSearchParams(location.search);
-      if (q.get("record")) f.record_id.dataset.want = JSON.stringify([q.get("source") || "", q.get("record")]);
+      // the record chosen on the score page, handed over in this tab's storage (not the URL), read once
+      const want = sessionStorage.getItem("huxin.record-target");
+      sessionStorage.removeItem("huxin.record-target");
+      if (want) f.record_id.dataset.want = want;
     }
     H.options(f.record_id, targetItems(), f.record_id.value || f.record_id.dataset.want);
     await drawList();

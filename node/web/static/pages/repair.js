@@ -78,8 +78,10 @@
       const score = await H.api("GET", H.API.score).catch(() => ({}));
       negatives = ((score.result && score.result.contributions) || []).filter((c) => c.polarity === "negative");
       f.addEventListener("submit", apply);
-      const q = new URLSearchParams(location.search);
-      if (q.get("record")) f.record_id.dataset.want = JSON.stringify([q.get("source") || "", q.get("record")]);
+      // the record chosen on the score page, handed over in this tab's storage (not the URL), read once
+      const want = sessionStorage.getItem("huxin.record-target");
+      sessionStorage.removeItem("huxin.record-target");
+      if (want) f.record_id.dataset.want = want;
     }
     H.options(
       f.record_id,
