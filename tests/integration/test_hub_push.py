@@ -158,7 +158,7 @@ def _check_exactly_once(f: Fed) -> None:
     (distinct,) = _q(hub_db, "SELECT count(DISTINCT pseudonym) FROM hub_leaves")[0]
     assert distinct == PEOPLE
     per_batch = _q(hub_db, "SELECT b.batch_id, count(*) FROM hub_leaves JOIN hub_batches AS b"
-                           " ON b.id = hub_leaves.batch GROUP BY b.id")  # fmt: skip
+                           " ON b.id = hub_leaves.batch GROUP BY b.id, b.batch_id")  # fmt: skip
     assert sorted(per_batch) == sorted((b, n) for b, n in batches)
     # receipts: one per event, signed by the hub key certified by the hub root
     receipts = _q(
