@@ -32,6 +32,9 @@ Invariants:
   the unit of work then sends is a no-op, and the next statement outside a
   transaction reconnects.  A statement inside an interrupted transaction never
   reconnects: it raises, so a unit is never half written in autocommit;
+* ``BEGIN`` on a connection that died while idle is sent once more on a new
+  connection (nothing was done yet); a connection lost after ``BEGIN`` fails the
+  transaction as above;
 * a reader adapter (``reader=True``) repeats a statement outside a transaction once
   on a new connection when its connection turns out lost (reads are safe to
   repeat; a write outside a transaction never is);
@@ -271,7 +274,15 @@ class PgConnection:
         try:
             cur = conn.execute("BEGIN")
         except psycopg.Error as exc:
-            raise self._failed(exc) from exc
+            err = self._failed(exc)
+            if not isinstance(err, StorageUnavailable):
+                raise err from exc
+            # the connection died while idle (server restarted, session timed out):
+            # nothing was done yet, so BEGIN once more on a new connection
+            try:
+                cur = self._live().execute("BEGIN")
+            except psycopg.Error as again:
+                raise self._failed(again) from again
         self._tx = True
         return cur
 

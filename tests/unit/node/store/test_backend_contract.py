@@ -181,25 +181,61 @@ async def test_a_newer_schema_is_refused(storage_url: str) -> None:
     assert opened.value.code == "SCHEMA_TOO_NEW"
 
 
+async def test_after_hooks_run_only_for_committed_units(db: Database) -> None:
+    """ADR 0601: ``after`` mirrors committed rows: never run for a rolled-back unit."""
+    seen: list[str] = []
+
+    def fails(conn: Connection) -> str:
+        conn.execute("INSERT INTO node_meta (key, value) VALUES ('no', 'v')")
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        await db.write_unit(fails, seen.append)
+    await db.write_unit(_put("yes"), seen.append)
+    assert seen == ["yes"]
+
+
+async def test_close_lets_queued_units_commit_then_refuses_new_ones(storage_url: str) -> None:
+    """ADR 0601: units queued before ``close`` commit; later ones are refused."""
+    db = await Database.open(storage_url)
+    queued = [asyncio.ensure_future(db.write_unit(_put(f"q{i}"))) for i in range(5)]
+    await asyncio.sleep(0)  # queued, not yet run
+    await db.close()
+    assert await asyncio.gather(*queued) == [f"q{i}" for i in range(5)]
+    with pytest.raises(RuntimeError, match="closed"):
+        await db.write_unit(_put("late"))
+    reopened = await Database.open(storage_url)
+    try:
+        assert await _keys(reopened) == {f"q{i}" for i in range(5)}
+    finally:
+        await reopened.close()
+
+
 # -- PostgreSQL only: faults ------------------------------------------------------------
 
 
-async def test_terminated_backends_fail_the_unit_then_reconnect(
+async def test_a_backend_lost_in_a_unit_fails_it_and_the_next_unit_reconnects(
     postgres_server: LocalPostgres, pg_url: str
 ) -> None:
-    """Issue 18: a lost connection is UNAVAILABLE (StorageUnavailable) and the next
-    unit reconnects; nothing of the failed unit is committed."""
+    """Issue 18: a connection lost inside a unit is UNAVAILABLE (StorageUnavailable),
+    nothing of that unit is committed, and the next unit reconnects; connections
+    that die while idle are replaced without a failure."""
     db = await Database.open(pg_url)
     try:
         await db.write_unit(_put("before"))
-        dbname = pg_url.rpartition("/")[2].partition("?")[0]
-        postgres_server.terminate(dbname)
+
+        def dies(conn: Connection) -> None:
+            conn.execute("INSERT INTO node_meta (key, value) VALUES ('lost', 'v')")
+            conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
         with pytest.raises(StorageUnavailable) as caught:
-            await db.write_unit(_put("lost"))
+            await db.write_unit(dies)
         assert caught.value.code == "STORAGE_UNAVAILABLE"
         assert await db.write_unit(_put("after")) == "after"
-        # readers reconnect too: a read repeats once on a new connection
-        assert await _keys(db) == {"before", "after"}
+        dbname = pg_url.rpartition("/")[2].partition("?")[0]
+        postgres_server.terminate(dbname)  # every idle connection, writer and readers
+        assert await db.write_unit(_put("idle-killed")) == "idle-killed"
+        assert await _keys(db) == {"before", "after", "idle-killed"}
     finally:
         await db.close()
 
@@ -302,3 +338,37 @@ async def test_a_unit_that_swallows_a_failed_statement_is_not_acknowledged_on_po
         assert await _keys(db) == {"taken"} | {f"f{i}" for i in range(others)}
     finally:
         await db.close()
+
+
+def test_a_readonly_connection_refuses_writes(storage_url: str) -> None:
+    """``connect(target, readonly=True)`` (``huxin status`` and the other read-only
+    commands) cannot write, on either backend."""
+    connect(storage_url).close()  # create and migrate
+    conn = connect(storage_url, readonly=True)
+    try:
+        with pytest.raises((OperationalError, InternalError)):
+            conn.execute("INSERT INTO node_meta (key, value) VALUES ('k', 'v')")
+    finally:
+        conn.close()
+
+
+def test_savepoint_outside_a_transaction_is_a_transaction(storage_url: str) -> None:
+    """``savepoint`` on a batch job's autocommit connection: the block commits whole
+    or not at all, on both backends."""
+    conn = connect(storage_url)
+    try:
+
+        def twice() -> None:
+            with savepoint(conn):
+                conn.execute("INSERT INTO node_meta (key, value) VALUES ('s', '1')")
+                conn.execute("INSERT INTO node_meta (key, value) VALUES ('s', '2')")
+
+        with pytest.raises(IntegrityError):
+            twice()
+        assert not conn.in_transaction
+        with savepoint(conn):
+            conn.execute("INSERT INTO node_meta (key, value) VALUES ('t', '1')")
+        rows = conn.execute("SELECT key FROM node_meta ORDER BY key").fetchall()
+        assert [tuple(r) for r in rows] == [("t",)]
+    finally:
+        conn.close()
