@@ -1,4 +1,5 @@
-"""Push to the provincial hub with real processes, mutual TLS and SQLite files (H3, H13, H17).
+"""Push to the provincial hub with real processes, mutual TLS and SQLite files or
+PostgreSQL databases (H3, H13, H17; issue 18: every test runs on both backends).
 
 A Heihe node and the Heilongjiang hub run as separate ``huxin serve`` processes.
 The hub is killed (SIGKILL) and restarted while the region pushes; afterwards
@@ -12,7 +13,6 @@ import json
 import random
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -31,14 +31,15 @@ from keys import (
 )
 from node.cli._init import init_region, load_or_create_ca
 from node.cli._main import main
-from node.demo._testbed import ServeProcess, make_id_number
+from node.core._config import load_config
+from node.demo._testbed import ServeProcess, make_id_number, place_storage
 from node.hub._ingest import RECEIPT_TYPE
 from node.monthly import due_period
 from node.pb.v1 import hub_pb2, node_pb2
+from node.store import connect
 from node.store._locks import WriterLock
 from tests._waiting import (
     WAIT_S,
-    month_published,
     wait_until,
     writer_lock_holders,
     writer_lock_waiters,
@@ -106,7 +107,9 @@ backoff_max_seconds = 0.4
 
 
 @pytest.fixture
-def fed(tmp_path: Path) -> Fed:
+def fed(tmp_path: Path, harness_backend: str) -> Fed:
+    """A hub and a region, both on ``harness_backend`` (their storage placed before any
+    set-up writes, so the CLI, the fixtures and the served nodes share it)."""
     now = datetime.now(UTC)
     ca = load_or_create_ca(tmp_path / "ca", now)
     hub_port = _free_port()
@@ -116,6 +119,8 @@ def fed(tmp_path: Path) -> Fed:
     hub_pk = decode_private_key((hub_dir / "keys/root.key").read_bytes()).public_key
     province = KeyPair.generate().seed
     region_dir = _region(tmp_path, "heihe", ca, now, hub_port, hub_pk, province)
+    for config in (hub_dir / "node.toml", region_dir / "node.toml"):
+        place_storage(config)
     ids = [make_id_number(i, born="19850312") for i in range(PEOPLE)]
     # distinct numbers: vary the area code as well (make_id_number keeps 3 sequence digits)
     ids = [make_id_number(i % 1000, area=f"2311{i // 1000:02d}") for i in range(PEOPLE)]
@@ -131,17 +136,18 @@ def _push() -> list[str]:
     return [sys.executable, "-m", "node", "push", "--json", "--timeout", "10", "--config"]
 
 
-def _q(db: Path, sql: str) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(db, timeout=10)
+def _q(config: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Rows of ``sql`` read from the database of the node configured by ``config``."""
+    conn = connect(load_config(config).storage, readonly=True)
     try:
-        return list(conn.execute(sql).fetchall())
+        return [tuple(r) for r in conn.execute(sql, params).fetchall()]
     finally:
         conn.close()
 
 
 def _check_exactly_once(f: Fed) -> None:
     """Every receipt the region holds is one stored hub event; leaves are exactly right."""
-    hub_db, region_db = f.hub_dir / "node.db", f.region_dir / "node.db"
+    hub_db, region_db = f.hub_config, f.region_config
     batches = _q(region_db, "SELECT batch_id, leaves FROM snapshot_batches ORDER BY number")
     assert len(batches) == PEOPLE // BATCH
     events = _q(hub_db, "SELECT seq, event_id, leaves FROM hub_events ORDER BY seq")
@@ -152,7 +158,7 @@ def _check_exactly_once(f: Fed) -> None:
     (distinct,) = _q(hub_db, "SELECT count(DISTINCT pseudonym) FROM hub_leaves")[0]
     assert distinct == PEOPLE
     per_batch = _q(hub_db, "SELECT b.batch_id, count(*) FROM hub_leaves JOIN hub_batches AS b"
-                           " ON b.id = hub_leaves.batch GROUP BY b.id")  # fmt: skip
+                           " ON b.id = hub_leaves.batch GROUP BY b.id, b.batch_id")  # fmt: skip
     assert sorted(per_batch) == sorted((b, n) for b, n in batches)
     # receipts: one per event, signed by the hub key certified by the hub root
     receipts = _q(
@@ -168,8 +174,11 @@ def _check_exactly_once(f: Fed) -> None:
         assert (r.seq, r.event_id, r.region, r.hub) == (seq, event_id, "heihe", HUB)
     # the hub holds province pseudonyms only
     ps = province_pseudonym(f.province_key, f.ids[7])
-    assert _q(hub_db, f"SELECT count(*) FROM hub_leaves WHERE pseudonym = x'{ps.hex()}'") == [(1,)]
-    for db in (hub_db, region_db):
+    assert _q(hub_db, "SELECT count(*) FROM hub_leaves WHERE pseudonym = ?", (ps,)) == [(1,)]
+    # no ID number in the SQLite files (PostgreSQL keeps its files out of the test's reach)
+    for db in (f.hub_dir / "node.db", f.region_dir / "node.db"):
+        if not db.exists():
+            continue
         raw = db.read_bytes() + (db.with_name(db.name + "-wal").read_bytes()
                                  if db.with_name(db.name + "-wal").exists() else b"")  # fmt: skip
         for idn in f.ids[:50]:
@@ -185,7 +194,7 @@ def test_push_resumes_after_hub_killed_and_restarted(fed: Fed) -> None:
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if _q(fed.hub_dir / "node.db", "SELECT count(*) FROM hub_events")[0][0] >= 3:  # type: ignore[operator]
+            if _q(fed.hub_config, "SELECT count(*) FROM hub_events")[0][0] >= 3:  # type: ignore[operator]
                 break
             time.sleep(0.01)
         hub.stop(signal.SIGKILL)
@@ -207,8 +216,63 @@ def test_push_resumes_after_hub_killed_and_restarted(fed: Fed) -> None:
 
 
 def _hub_events(fed: Fed) -> int:
-    (stored,) = _q(fed.hub_dir / "node.db", "SELECT count(*) FROM hub_events")[0]
+    (stored,) = _q(fed.hub_config, "SELECT count(*) FROM hub_events")[0]
     return int(stored)  # type: ignore[call-overload]
+
+
+class _HubGate:
+    """Holds the hub's writes back, as a batch job would, and tells when the hub waits.
+
+    SQLite: the database's cross-process writer lock (every write of the hub takes it).
+    PostgreSQL (issue 18): the row lock of the region's ``hub_cursors`` row, taken in a
+    transaction of the test's own (every write of the region's push updates that row:
+    witnessed checkpoint, cursor), and the hub's backends waiting on a lock."""
+
+    def __init__(self, fed: Fed) -> None:
+        self._storage = load_config(fed.hub_config).storage
+        self._db = fed.hub_dir / "node.db"
+        self._pg = self._storage.dialect == "postgresql"
+        self._lock = None if self._pg else WriterLock(self._db)
+        self._conn = connect(self._storage) if self._pg else None
+        self._probe = connect(self._storage, readonly=True) if self._pg else None
+
+    def acquire(self) -> None:
+        if self._conn is None:
+            assert self._lock is not None
+            self._lock.acquire()
+            return
+        self._conn.execute("BEGIN")
+        self._conn.execute(
+            "SELECT cursor FROM hub_cursors WHERE region = 'heihe' FOR UPDATE"
+        ).fetchall()
+
+    def release(self) -> None:
+        if self._conn is None:
+            assert self._lock is not None
+            self._lock.release()
+        else:
+            self._conn.execute("COMMIT")
+
+    def waiters(self) -> int:
+        """Writers of the hub waiting for the gate."""
+        if self._probe is None:
+            return writer_lock_waiters(self._db)
+        (n,) = self._probe.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock'"
+        ).fetchone()
+        return int(n)
+
+    def hub_holds(self, pid: int) -> bool:
+        """The hub got through the gate (it holds the writer lock, or waits no more)."""
+        return pid in writer_lock_holders(self._db) if self._probe is None else self.waiters() == 0
+
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # the only descriptor of this lock: closing it releases it
+        for conn in (self._conn, self._probe):
+            if conn is not None:
+                conn.close()  # a transaction still open ends with its connection
 
 
 def _kill_mid_stream(
@@ -216,24 +280,22 @@ def _kill_mid_stream(
 ) -> tuple[ServeProcess, tuple[int, int, bool]]:
     """Push ``stream`` events in ONE stream and kill the hub once some of them are stored.
 
-    The test holds the hub database's cross-process writer lock (as a batch job
-    would) and lets the hub's writes through one at a time: whenever the hub waits
-    for the lock it is frozen (SIGSTOP) and its stored events are counted; once the
-    stream has stored one, the frozen hub, waiting to store the next, is killed.
-    Every step waits for an observed state, so a busy machine changes nothing.
-    Returns the new hub and the kill point (stored before the push, stored at the
-    kill, push acknowledged)."""
-    db = fed.hub_dir / "node.db"
+    The test holds the hub's writes back (:class:`_HubGate`) and lets them through one
+    at a time: whenever the hub waits for the gate it is frozen (SIGSTOP) and its
+    stored events are counted; once the stream has stored one, the frozen hub, waiting
+    to store the next, is killed.  Every step waits for an observed state, so a busy
+    machine changes nothing.  Returns the new hub and the kill point (stored before
+    the push, stored at the kill, push acknowledged)."""
     stored_first = at_kill = _hub_events(fed)
-    gate = WriterLock(db)
+    gate = _HubGate(fed)
     gate.acquire()
     push = subprocess.Popen([*_push(), str(fed.region_config), "--max-events", str(stream)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     try:
         while True:
             wait_until(
-                lambda: writer_lock_waiters(db) > 0 or push.poll() is not None,
-                "the hub to wait for the writer lock",
+                lambda: gate.waiters() > 0 or push.poll() is not None,
+                "the hub to wait for the gate",
             )
             if push.poll() is not None:  # the push ended without reaching the hub
                 break
@@ -242,17 +304,17 @@ def _kill_mid_stream(
             if at_kill > stored_first:  # frozen in the middle of the stream
                 break
             # one more write (not an event yet: a witness, a trust list): let it through,
-            # and queue behind it as soon as the hub holds the lock
+            # and queue behind it as soon as the hub got through
             hub.p.send_signal(signal.SIGCONT)
             gate.release()
             deadline = time.monotonic() + WAIT_S
-            while hub.p.pid not in writer_lock_holders(db) and _hub_events(fed) == at_kill:
-                assert time.monotonic() < deadline, "the hub never took the writer lock"
+            while not gate.hub_holds(hub.p.pid) and _hub_events(fed) == at_kill:
+                assert time.monotonic() < deadline, "the hub never got through the gate"
                 time.sleep(0.0005)
             gate.acquire()
         hub.stop(signal.SIGKILL)
     finally:
-        gate.close()  # the only descriptor of this lock: closing it releases it
+        gate.close()
     push.communicate(timeout=WAIT_S)
     return ServeProcess(fed.hub_config), (stored_first, at_kill, push.returncode == 0)
 
@@ -340,7 +402,7 @@ def test_fault_sigkill_hub_at_random_points(fed: Fed) -> None:
     assert len(kills) >= 4, kills
     _check_exactly_once(fed)
     (witnessed,) = _q(
-        fed.region_dir / "node.db",
+        fed.region_config,
         "SELECT count(*) FROM push_state WHERE hub = 'heilongjiang' AND witnessed IS NOT NULL",
     )[0]
     assert witnessed == 1
@@ -368,7 +430,7 @@ def test_region_not_in_registry_refused_and_logged(fed: Fed) -> None:
         and json.loads(line).get("region") == "hainan"
         for line in log.splitlines()
     )
-    assert _q(fed.hub_dir / "node.db", "SELECT count(*) FROM hub_events") == [(0,)]
+    assert _q(fed.hub_config, "SELECT count(*) FROM hub_events") == [(0,)]
 
 
 def test_background_push_loop_in_serve(fed: Fed) -> None:
@@ -379,15 +441,15 @@ def test_background_push_loop_in_serve(fed: Fed) -> None:
         "push_interval_seconds = 0\n", "push_interval_seconds = 0.2\n"
     )
     fed.region_config.write_text(body)
-    region_db, hub_db = fed.region_dir / "node.db", fed.hub_dir / "node.db"
+    region_db, hub_db = fed.region_config, fed.hub_config
     hub = ServeProcess(fed.hub_config)
     region = ServeProcess(fed.region_config)
 
     def all_pushed() -> bool:
         queued = _q(region_db, "SELECT count(*) FROM outbox")
-        return month_published(region_db) and _q(hub_db, "SELECT count(*) FROM hub_events") == [
-            (queued[0][0],)
-        ]
+        return bool(_q(region_db, "SELECT 1 FROM monthly_runs WHERE state = 'finished'")) and _q(
+            hub_db, "SELECT count(*) FROM hub_events"
+        ) == [(queued[0][0],)]
 
     try:
         wait_until(all_pushed, "the region's own month and every queued event pushed")
@@ -416,22 +478,23 @@ def test_split_view_recorded_as_evidence(fed: Fed) -> None:
                             capture_output=True, timeout=60, check=False)  # fmt: skip
         assert ok.returncode == 0, ok.stderr.decode()
         assert json.loads(ok.stdout)["witnessed_log_size"] == 3
-        conn = sqlite3.connect(fed.region_dir / "node.db")
-        conn.execute(
-            "UPDATE log_entries SET leaf = ? WHERE idx = 1",
-            (node_pb2.LogEntry(kind="consent_granted", timestamp=99).SerializeToString(),),
-        )
-        conn.commit()
-        conn.close()
+        conn = connect(load_config(fed.region_config).storage)  # autocommit
+        try:
+            conn.execute(
+                "UPDATE log_entries SET leaf = ? WHERE idx = 1",
+                (node_pb2.LogEntry(kind="consent_granted", timestamp=99).SerializeToString(),),
+            )
+        finally:
+            conn.close()
         bad = subprocess.run([*_push(), str(fed.region_config)], capture_output=True, timeout=60,
                              check=False)  # fmt: skip
     finally:
         hub.stop()
     assert bad.returncode == 1 and b"LOG_INCONSISTENT" in bad.stderr
-    evidence = _q(fed.hub_dir / "node.db", "SELECT region, reason, previous IS NOT NULL"
+    evidence = _q(fed.hub_config, "SELECT region, reason, previous IS NOT NULL"
                                            " FROM hub_witness_evidence")  # fmt: skip
     assert evidence == [("heihe", "SPLIT_VIEW", 1)]
-    assert _q(fed.hub_dir / "node.db", "SELECT witnessed_size FROM hub_cursors") == [(3,)]
-    assert _q(fed.hub_dir / "node.db", "SELECT count(*) FROM hub_events") == [(PEOPLE // BATCH,)]
+    assert _q(fed.hub_config, "SELECT witnessed_size FROM hub_cursors") == [(3,)]
+    assert _q(fed.hub_config, "SELECT count(*) FROM hub_events") == [(PEOPLE // BATCH,)]
     log = [json.loads(x) for x in (fed.hub_dir / "node.log").read_text().splitlines()]
     assert any(x.get("msg") == "log inconsistency" and x.get("reason") == "SPLIT_VIEW" for x in log)

@@ -22,7 +22,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from keys import KeyPair, KeySet, Sealer, Trust, subject_key, verify_key_set
-from node.core._config import HubConfig
+from node.core._config import HubConfig, load_config
 from node.demo._testbed import make_id_number
 from node.federation._push import _item
 from node.hub._ingest import Hub
@@ -169,7 +169,7 @@ def populate_sealed(region_dir: Path, ids: list[str]) -> None:
     secret = bytes.fromhex((region_dir / "keys/storage.secret").read_text().strip())
     sealer = Sealer({"seal-1": bytes.fromhex((region_dir / "keys/seal.key").read_text().strip())},
                     "seal-1")  # fmt: skip
-    conn = connect(region_dir / "node.db")
+    conn = connect(load_config(region_dir / "node.toml").storage)  # either backend (issue 18)
     conn.execute("BEGIN")
     for idn in ids:
         k = subject_key(secret, idn)
