@@ -285,7 +285,7 @@ def mark_started(conn: sqlite3.Connection, month: MonthKey, *, people: int, at: 
     conn.execute(
         "INSERT INTO monthly_runs (period, scheme_id, scheme_version, state, people, started_at)"
         " VALUES (?, ?, ?, 'running', ?, ?) ON CONFLICT (period, scheme_id, scheme_version)"
-        " DO UPDATE SET state = 'running', attempts = attempts + 1, people = excluded.people,"
+        " DO UPDATE SET state = 'running', attempts = monthly_runs.attempts + 1, people = excluded.people,"
         " started_at = excluded.started_at, failed_at = NULL, error = ''",
         (*_month(month), people, at),
     )
@@ -310,7 +310,8 @@ def run_progress(conn: sqlite3.Connection, month: MonthKey) -> tuple[int, int, i
     row = conn.execute(
         "SELECT r.chunks, count(c.chunk), coalesce(sum(c.subjects), 0) FROM snapshot_runs AS r"
         " LEFT JOIN snapshot_run_chunks AS c USING (run_id)"
-        " WHERE r.period = ? AND r.scheme_id = ? AND r.scheme_version = ? GROUP BY r.run_id",
+        " WHERE r.period = ? AND r.scheme_id = ? AND r.scheme_version = ?"
+        " GROUP BY r.run_id, r.chunks",
         _month(month),
     ).fetchone()
     if row is None:

@@ -327,7 +327,7 @@ async def test_hainan_operator_resolves_its_own_handling_within_3_days(hainan: R
 
 async def test_a_damaged_objection_does_not_stop_the_scheduler(heihe: Region) -> None:
     """REQ: H15 — the scheduler keeps every other deadline even if one row cannot move."""
-    import sqlite3
+    from node.store import connect
 
     r = heihe
     bad = await r.citizen.FileObjection(
@@ -336,12 +336,13 @@ async def test_a_damaged_objection_does_not_stop_the_scheduler(heihe: Region) ->
     good = await r.citizen.FileObjection(
         node_pb2.FileObjectionRequest(record_id="p-1"), metadata=r.me(BOB)
     )
-    conn = sqlite3.connect(r.node.server.ctx.config.database)
-    conn.execute(
-        "UPDATE objections SET state_json = '{}' WHERE objection_id = ?", (bad.objection_id,)
-    )
-    conn.commit()
-    conn.close()
+    conn = connect(r.node.server.ctx.config.storage)  # either backend (issue 18)
+    try:
+        conn.execute(
+            "UPDATE objections SET state_json = '{}' WHERE objection_id = ?", (bad.objection_id,)
+        )
+    finally:
+        conn.close()
     assert await r.tick("2026-09-30") == 1
     (q,) = (
         await r.source.ListObjections(node_pb2.ListObjectionsRequest(open_only=True))
