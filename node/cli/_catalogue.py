@@ -83,9 +83,9 @@ def _show(args: argparse.Namespace) -> int:
     config = _config(args.config)
     shipped = load_scheme(config.scheme)
     today = datetime.now(UTC).date()
-    scheme = (
-        scheme_in_force(config.database, shipped, today) if config.database.exists() else shipped
-    )
+    file = config.storage.sqlite_path  # None on PostgreSQL: its database always exists
+    held = file is None or file.exists()
+    scheme = scheme_in_force(config.storage, shipped, today) if held else shipped
     try:
         publisher = Publisher(config, scheme)
         cat = catalogue_message(publisher.catalogue(scheme))

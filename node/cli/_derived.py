@@ -275,7 +275,7 @@ def _rollout(args: argparse.Namespace) -> int:
         raise CliError("INVALID_ARGUMENT", f"--people must be {POPULATION_MIN}-{POPULATION_MAX}")
     today: date = args.today or datetime.now(UTC).date()
     try:
-        conn = connect(cfg.database, create=False)
+        conn = connect(cfg.storage, create=False)
     except StorageError as exc:
         raise CliError(exc.code, str(exc)) from None
     try:
@@ -283,7 +283,7 @@ def _rollout(args: argparse.Namespace) -> int:
         try:
             text = candidate_text(args.id, args.candidate)
             plan = plan_rollout(
-                conn, cfg.database, args.id, args.version, home=home, text=text, today=today,
+                conn, cfg.storage, args.id, args.version, home=home, text=text, today=today,
                 people=people, seed=args.seed, min_auc=cfg.rights.rollout_min_auc,
                 min_ks=cfg.rights.rollout_min_ks,
             )  # fmt: skip

@@ -46,6 +46,7 @@ from node.monthly._snapshots import (
 )
 from node.store import StorageError, connect, immediate, offline_job
 from node.store import _rollouts as rollouts
+from node.store._backend import Target
 from scoring import Scheme, load_scheme
 
 __all__ = ["publish", "register", "scheme_in_force"]
@@ -107,10 +108,11 @@ def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
     print(json.dumps(data) if args.json else text)
 
 
-def scheme_in_force(database: Path, shipped: Scheme, today: date) -> Scheme:
+def scheme_in_force(storage: Target, shipped: Scheme, today: date) -> Scheme:
     """The version the node scores with on ``today`` (its stored rollout; the shipped
-    scheme when there is none) — the same decision as the running server's."""
-    conn = connect(database, create=False)
+    scheme when there is none) — the same decision as the running server's.
+    ``storage`` is a storage target (``config.storage``; issue 18)."""
+    conn = connect(storage, create=False)
     try:
         row = rollouts.scheme_row(conn, shipped.id)
     finally:
@@ -133,7 +135,7 @@ def _publish(args: argparse.Namespace) -> int:
     now = _now()
     try:
         scheme = scheme_in_force(
-            config.database, load_scheme(config.scheme), datetime.fromtimestamp(now, UTC).date()
+            config.storage, load_scheme(config.scheme), datetime.fromtimestamp(now, UTC).date()
         )
         signer = signer_from_config(config, secrets)
         with offline_job(config.storage):  # run and signing: restore refuses meanwhile

@@ -38,6 +38,7 @@ from keys import KeysError, VerificationError
 from mapping import MappingTable
 from node.cli._main import CliError, SubParsers
 from node.core._config import ConfigError, NodeConfig, load_config
+from node.core._config_storage import StorageConfig
 from node.core._errors import NodeError
 from node.core._secrets import load_secrets
 from node.model._rollout import rollout_schemes
@@ -114,11 +115,11 @@ def _verifier(config: NodeConfig, conn: Connection, now: int) -> Verifier:
     )
 
 
-def _open(database: Path, *, create: bool) -> Connection:
+def _open(storage: StorageConfig, *, create: bool) -> Connection:
     """The node's database, migrated as the node migrates it at start; without ``create``
     a node that never ran (no database) is ``DB_NOT_FOUND``."""
     try:
-        return connect(database, create=create)
+        return connect(storage, create=create)
     except StorageError as exc:
         raise CliError(exc.code, str(exc)) from None
 
@@ -187,7 +188,7 @@ def _install(args: argparse.Namespace) -> int:
     config = _config(args.config)
     now = int(time.time())
     now_iso = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
-    conn = _open(config.database, create=True)
+    conn = _open(config.storage, create=True)
     try:
         verifier = _verifier(config, conn, now)
         if args.file is not None:
@@ -299,7 +300,7 @@ def _install_peer(
 def _list(args: argparse.Namespace) -> int:
     config = _config(args.config)
     now = int(time.time())
-    conn = _open(config.database, create=False)
+    conn = _open(config.storage, create=False)
     try:
         verifier = _verifier(config, conn, now)
         try:
@@ -348,7 +349,7 @@ def _retire(args: argparse.Namespace) -> int:
     now_iso = datetime.now(UTC).isoformat(timespec="seconds")
     try:
         key = parse_hash_or_id(args.table)
-        conn = _open(config.database, create=False)
+        conn = _open(config.storage, create=False)
         try:
             done = retire(conn, key, now_iso)
         finally:

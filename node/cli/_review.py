@@ -94,7 +94,7 @@ def _config(path: Path) -> NodeConfig:
 def _report(args: argparse.Namespace) -> int:
     cfg = _config(args.config)
     try:
-        conn = connect(cfg.database, readonly=True)
+        conn = connect(cfg.storage, readonly=True)
     except StorageError as exc:
         raise CliError(exc.code, str(exc)) from None
     try:
@@ -110,7 +110,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _shadow(cfg: NodeConfig, current: Scheme, candidate: Scheme, today: date) -> dict[str, Any]:
-    ev = evaluate(cfg.database, current, candidate, today, workers=1)
+    ev = evaluate(cfg.storage, current, candidate, today, workers=1)
     moves = ev.moves()
     return {
         "as_of": today.isoformat(),
@@ -157,7 +157,7 @@ def _rollout(args: argparse.Namespace) -> int:
     today: date = args.today or datetime.now(UTC).date()
     shipped = load_scheme(cfg.scheme)
     try:
-        conn = connect(cfg.database, create=False)
+        conn = connect(cfg.storage, create=False)
     except StorageError as exc:
         raise CliError(exc.code, str(exc)) from None
     try:

@@ -230,7 +230,7 @@ async def incentives_of(
             mapped = recognised_for_threshold(ctx.mapper, scheme, grade, target, today)
         except NodeError:  # no usable (approved, in force) table into it today
             continue
-        cat, origin = target_catalogue(target, ctx.config.database)
+        cat, origin = target_catalogue(target, ctx.config.storage)
         regions.append(_region_incentives(unlocks(cat, origin, mapped.grade if mapped else None)))
     return node_pb2.MyIncentivesResponse(
         period=mine.period, grade=grade, opted_out=mine.opted_out, regions=regions
