@@ -37,6 +37,7 @@ from node.catalogue._hub import hub_disagreements
 from node.catalogue._publish import Publisher, catalogue_message
 from node.catalogue._render import render_text
 from node.cli._main import CliError, SubParsers, subgroup
+from node.cli._storage import STORAGE_ERRORS, storage_failure
 from node.core._config import ConfigError, NodeConfig, load_config
 from node.core._errors import NodeError
 from node.disclosure import trusted_scenarios
@@ -85,7 +86,10 @@ def _show(args: argparse.Namespace) -> int:
     today = datetime.now(UTC).date()
     file = config.storage.sqlite_path  # None on PostgreSQL: its database always exists
     held = file is None or file.exists()
-    scheme = scheme_in_force(config.storage, shipped, today) if held else shipped
+    try:
+        scheme = scheme_in_force(config.storage, shipped, today) if held else shipped
+    except STORAGE_ERRORS as exc:
+        raise storage_failure(config, exc) from None
     try:
         publisher = Publisher(config, scheme)
         cat = catalogue_message(publisher.catalogue(scheme))

@@ -33,6 +33,7 @@ from typing import Any
 
 from keys import KeysError, decode_private_key
 from node.cli._main import CliError, SubParsers, subgroup
+from node.cli._storage import STORAGE_ERRORS, storage_failure
 from node.core._config import ConfigError, NodeConfig, load_config
 from node.core._secrets import NodeSecrets, load_secrets
 from node.federation._tlscert import certificate_pins
@@ -44,8 +45,8 @@ from node.monthly._snapshots import (
     sign_run,
     signer_from_config,
 )
-from node.store import StorageError, connect, immediate, offline_job
 from node.store import _rollouts as rollouts
+from node.store import connect, immediate, offline_job
 from node.store._backend import Target
 from scoring import Scheme, load_scheme
 
@@ -148,7 +149,9 @@ def _publish(args: argparse.Namespace) -> int:
                 signed = sign_run(conn, run.run_id, signer, now)
             finally:
                 conn.close()
-    except (SnapshotError, BatchError, StorageError) as exc:
+    except STORAGE_ERRORS as exc:
+        raise storage_failure(config, exc) from None
+    except (SnapshotError, BatchError) as exc:
         raise CliError(exc.code, str(exc)) from None
     _emit(
         args,
