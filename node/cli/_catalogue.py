@@ -122,6 +122,8 @@ def _fetch(args: argparse.Namespace) -> int:
         ) from None
     except (VerificationError, KeysError) as exc:
         raise CliError(exc.code, f"{args.peer}'s catalogue does not verify: {exc}", 1) from None
+    except STORAGE_ERRORS as exc:  # the trust list it holds is read from [storage]
+        raise storage_failure(config, exc) from None
     except NodeError as exc:
         raise CliError(exc.code, exc.message) from None
     except OSError as exc:

@@ -217,3 +217,49 @@ def test_unreachable_storage_is_named(
     assert err.startswith(
         f"error: STORAGE_UNAVAILABLE: storage.url {UNREACHABLE}: cannot reach the database"
     ), err
+
+
+def test_held_trust_lists_and_catalogues_read_the_storage(storage_url: str) -> None:
+    """REQ: N17 N20 (issue 18) — what `catalogue fetch`, `mapping install --peer` and
+    MyIncentives read of the node's state (the newest trust list from its hub, the
+    newest peer catalogue of a scheme) comes from the storage target on either backend;
+    a SQLite file that does not exist holds nothing."""
+    from keys import Envelope, EnvelopeSignature
+    from keys.pb.v1 import catalogue_pb2
+    from node.catalogue import target_catalogue
+    from node.catalogue._held import held_catalogue, persisted_trust_lists
+
+    cat = catalogue_pb2.Catalogue(scheme_id="hainan", region="hainan")
+    body = Envelope("t", cat.SerializeToString(), (EnvelopeSignature("k", b"s"),)).to_bytes()
+    conn = connect(storage_url)  # migrated, as the node migrates it at start
+    try:
+        assert persisted_trust_lists(storage_url, "hub") == []
+        assert held_catalogue(storage_url, "hainan") is None
+        for version, envelope in ((1, b"old"), (2, b"new")):
+            conn.execute(
+                "INSERT INTO trust_lists (issuer, version, expires_at, envelope, sha256,"
+                " accepted_at, source) VALUES ('hub', ?, 9, ?, ?, 0, 'file')",
+                (version, envelope, b"\x00" * 32),
+            )
+        conn.execute(
+            "INSERT INTO peer_material (region, item, version, sha256, body, fetched_at,"
+            " source) VALUES ('hainan', 'catalogue', '1', ?, ?, 0, 'hainan')",
+            (b"\x00" * 32, body),
+        )
+    finally:
+        conn.close()
+    assert persisted_trust_lists(storage_url, "hub") == [b"new"]
+    assert persisted_trust_lists(storage_url, "other") == []
+    assert held_catalogue(storage_url, "hainan") == cat
+    assert target_catalogue("hainan", storage_url) == (cat, "fetched from hainan")
+
+
+def test_held_reads_of_a_missing_sqlite_file_hold_nothing(tmp_path: Path) -> None:
+    """REQ: N20 (issue 18) — a node that never ran (no SQLite file) holds nothing and the
+    read creates no file."""
+    from node.catalogue._held import held_catalogue, persisted_trust_lists
+
+    missing = f"sqlite:///{tmp_path / 'none.db'}"
+    assert persisted_trust_lists(missing, "hub") == []
+    assert held_catalogue(missing, "hainan") is None
+    assert not (tmp_path / "none.db").exists()
