@@ -318,3 +318,33 @@ def test_derived_rollout_puts_a_candidate_in_force_in_the_storage(
     assert "hainan-credit-card@2026.2 is in force" in capsys.readouterr().out
     assert main(argv) == 2  # read back from [storage]: in force
     assert "ALREADY_IN_FORCE" in capsys.readouterr().err
+
+
+def test_status_reads_the_storage(node: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """REQ: N7 (issue 18) — `huxin status` reads the node's state from [storage]: the same
+    document on either backend (static peers, no sync, no push, no monthly run yet; not
+    serving: the run file stays beside ``[node] database``)."""
+    doc = _json(capsys, "status", "--config", str(node), "--json")
+    assert "error" not in doc
+    shown = {k: doc[k] for k in ("trust_list", "peers", "push", "process")}
+    assert shown == {
+        "trust_list": {"static_peers": ["hainan"]},
+        "peers": [],
+        "push": [{"hub": "", "cursor": 0, "outbox_seq": 0, "last_push": "-", "last_error": "",
+                  "failures": 0}],
+        "process": {"running": False},
+    }  # fmt: skip
+    assert (doc["monthly"]["runs"], doc["monthly"]["published"]) == ([], None)
+
+
+def test_status_names_an_unreachable_storage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """REQ: N7 (issue 18) — `huxin status` of a node whose PostgreSQL cannot be reached
+    still shows what it can (keys, process) and names storage.url with the reason."""
+    config = _init(tmp_path, capsys, UNREACHABLE)
+    doc = _json(capsys, "status", "--config", str(config), "--json")
+    assert doc["error"] == "STORAGE_UNAVAILABLE"
+    assert doc["error_message"].startswith(f"storage.url {UNREACHABLE}: cannot reach the database")
+    assert main(["status", "--config", str(config)]) == 0
+    assert f"storage: STORAGE_UNAVAILABLE: storage.url {UNREACHABLE}: " in capsys.readouterr().out
