@@ -105,8 +105,8 @@ def _json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
     return json.loads(out)
 
 
-def test_review_report_reads_the_storage(node: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """REQ: N23 (issue 18) — `huxin review report` reads the node's log from [storage]:
+def test_query_report_reads_the_storage(node: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """REQ: N23 (issue 18) — the operator's report of queries reads the node's log from [storage]:
     the same requesters, purposes and flags on either backend."""
     report = _json(capsys, "review", "report", "--config", str(node), "--json", "--today", TODAY)
     assert report["total_queries"] == 3
@@ -196,7 +196,7 @@ def test_mapping_grade_reads_held_catalogues_from_the_storage(
 
 
 COMMANDS = [
-    pytest.param(["review", "report", "--json"], id="review-report"),
+    pytest.param(["review", "report", "--json"], id="query-report"),
     pytest.param(["model", "rollout", "status", "--json"], id="model-rollout-status"),
     pytest.param(["catalogue", "show", "--json"], id="catalogue-show"),
     pytest.param(["mapping", "list", "--json"], id="mapping-list"),
