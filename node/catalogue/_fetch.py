@@ -66,7 +66,7 @@ def held_trust(config: NodeConfig, now: int) -> Trust:
         raise FailedPreconditionError(
             "NOT_FEDERATED", "a standalone node holds no trust list to verify a peer with"
         )
-    candidates = persisted_trust_lists(config.database, fed.hub)
+    candidates = persisted_trust_lists(config.storage, fed.hub)
     if fed.trust_list is not None and fed.trust_list.exists():
         candidates.append(trust_list_bytes(fed.trust_list.read_bytes()))
     best: Trust | None = None

@@ -2,20 +2,20 @@
 
 ``huxin catalogue fetch`` may run while the node serves: the reads
 (:mod:`node.store._catalogue`) open the node's database read-only, never write,
-and treat a missing database as holding nothing.  Peers' catalogues are stored
+and treat a missing SQLite file as holding nothing.  The database is a storage
+target (``config.storage``: a SQLite file or PostgreSQL; issue 18).  Peers' catalogues are stored
 by the peer sync (:mod:`node.catalogue._peers`), verified before they are
 written; they are read here as stored.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from google.protobuf.message import DecodeError
 
 from keys import Envelope, KeysError
 from keys.pb.v1 import catalogue_pb2
 from node.catalogue._peers import ITEM
+from node.store._backend import Target
 from node.store._catalogue import newest_trust_list, peer_material
 
 __all__ = ["held_catalogue", "persisted_trust_lists"]
@@ -24,13 +24,13 @@ __all__ = ["held_catalogue", "persisted_trust_lists"]
 MAX_HELD_CATALOGUES = 256
 
 
-def persisted_trust_lists(database: Path, hub: str) -> list[bytes]:
+def persisted_trust_lists(database: Target, hub: str) -> list[bytes]:
     """The newest trust-list envelope the node persisted from ``hub`` (``[]``: none)."""
     envelope = newest_trust_list(database, hub)
     return [] if envelope is None else [envelope]
 
 
-def held_catalogue(database: Path, scheme_id: str) -> catalogue_pb2.Catalogue | None:
+def held_catalogue(database: Target, scheme_id: str) -> catalogue_pb2.Catalogue | None:
     """The newest peer catalogue the sync stored for ``scheme_id`` (None: none held).
 
     Rows are verified when stored; a row that does not decode is skipped."""

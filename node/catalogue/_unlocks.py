@@ -16,12 +16,12 @@ by position), and the output names the catalogue's scheme version.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from keys.pb.v1 import catalogue_pb2
 from node.catalogue._held import held_catalogue
 from node.catalogue._publish import catalogue_message
 from node.catalogue._render import illustrative_note
+from node.store._backend import Target
 from scoring import Publication, build_catalogue, load_scheme
 
 __all__ = ["Unlocks", "shipped_catalogue", "target_catalogue", "unlocks"]
@@ -76,7 +76,9 @@ def shipped_catalogue(scheme_id: str) -> catalogue_pb2.Catalogue:
     return catalogue_message(build_catalogue(scheme, scheme.region, publication))
 
 
-def target_catalogue(scheme_id: str, database: Path | None) -> tuple[catalogue_pb2.Catalogue, str]:
+def target_catalogue(
+    scheme_id: str, database: Target | None
+) -> tuple[catalogue_pb2.Catalogue, str]:
     """The catalogue of ``scheme_id`` to read: the fetched one if held, else the shipped."""
     held = None if database is None else held_catalogue(database, scheme_id)
     if held is not None:

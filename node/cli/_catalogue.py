@@ -37,6 +37,7 @@ from node.catalogue._hub import hub_disagreements
 from node.catalogue._publish import Publisher, catalogue_message
 from node.catalogue._render import render_text
 from node.cli._main import CliError, SubParsers, subgroup
+from node.cli._storage import STORAGE_ERRORS, storage_failure
 from node.core._config import ConfigError, NodeConfig, load_config
 from node.core._errors import NodeError
 from node.disclosure import trusted_scenarios
@@ -83,9 +84,12 @@ def _show(args: argparse.Namespace) -> int:
     config = _config(args.config)
     shipped = load_scheme(config.scheme)
     today = datetime.now(UTC).date()
-    scheme = (
-        scheme_in_force(config.database, shipped, today) if config.database.exists() else shipped
-    )
+    file = config.storage.sqlite_path  # None on PostgreSQL: its database always exists
+    held = file is None or file.exists()
+    try:
+        scheme = scheme_in_force(config.storage, shipped, today) if held else shipped
+    except STORAGE_ERRORS as exc:
+        raise storage_failure(config, exc) from None
     try:
         publisher = Publisher(config, scheme)
         cat = catalogue_message(publisher.catalogue(scheme))
@@ -118,6 +122,8 @@ def _fetch(args: argparse.Namespace) -> int:
         ) from None
     except (VerificationError, KeysError) as exc:
         raise CliError(exc.code, f"{args.peer}'s catalogue does not verify: {exc}", 1) from None
+    except STORAGE_ERRORS as exc:  # the trust list it holds is read from [storage]
+        raise storage_failure(config, exc) from None
     except NodeError as exc:
         raise CliError(exc.code, exc.message) from None
     except OSError as exc:

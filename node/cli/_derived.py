@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from node.cli._main import CliError, SubParsers, subgroup
+from node.cli._storage import open_storage
 from node.core._config import ConfigError, load_config
 from node.core._errors import NodeError
 from node.derived import RolloutPlan, plan_rollout, roll_out
@@ -274,16 +275,13 @@ def _rollout(args: argparse.Namespace) -> int:
     if not POPULATION_MIN <= people <= POPULATION_MAX:
         raise CliError("INVALID_ARGUMENT", f"--people must be {POPULATION_MIN}-{POPULATION_MAX}")
     today: date = args.today or datetime.now(UTC).date()
-    try:
-        conn = connect(cfg.database, create=False)
-    except StorageError as exc:
-        raise CliError(exc.code, str(exc)) from None
+    conn = open_storage(cfg, create=False)
     try:
         home = scheme_in_force(conn, load_scheme(cfg.scheme), today)
         try:
             text = candidate_text(args.id, args.candidate)
             plan = plan_rollout(
-                conn, cfg.database, args.id, args.version, home=home, text=text, today=today,
+                conn, cfg.storage, args.id, args.version, home=home, text=text, today=today,
                 people=people, seed=args.seed, min_auc=cfg.rights.rollout_min_auc,
                 min_ks=cfg.rights.rollout_min_ks,
             )  # fmt: skip

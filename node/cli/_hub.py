@@ -33,6 +33,7 @@ from typing import Any
 
 from keys import KeysError, decode_private_key
 from node.cli._main import CliError, SubParsers, subgroup
+from node.cli._storage import STORAGE_ERRORS, storage_failure
 from node.core._config import ConfigError, NodeConfig, load_config
 from node.core._secrets import NodeSecrets, load_secrets
 from node.federation._tlscert import certificate_pins
@@ -44,8 +45,9 @@ from node.monthly._snapshots import (
     sign_run,
     signer_from_config,
 )
-from node.store import StorageError, connect, immediate, offline_job
 from node.store import _rollouts as rollouts
+from node.store import connect, immediate, offline_job
+from node.store._backend import Target
 from scoring import Scheme, load_scheme
 
 __all__ = ["publish", "register", "scheme_in_force"]
@@ -107,10 +109,11 @@ def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
     print(json.dumps(data) if args.json else text)
 
 
-def scheme_in_force(database: Path, shipped: Scheme, today: date) -> Scheme:
+def scheme_in_force(storage: Target, shipped: Scheme, today: date) -> Scheme:
     """The version the node scores with on ``today`` (its stored rollout; the shipped
-    scheme when there is none) — the same decision as the running server's."""
-    conn = connect(database, create=False)
+    scheme when there is none) — the same decision as the running server's.
+    ``storage`` is a storage target (``config.storage``; issue 18)."""
+    conn = connect(storage, create=False)
     try:
         row = rollouts.scheme_row(conn, shipped.id)
     finally:
@@ -133,7 +136,7 @@ def _publish(args: argparse.Namespace) -> int:
     now = _now()
     try:
         scheme = scheme_in_force(
-            config.database, load_scheme(config.scheme), datetime.fromtimestamp(now, UTC).date()
+            config.storage, load_scheme(config.scheme), datetime.fromtimestamp(now, UTC).date()
         )
         signer = signer_from_config(config, secrets)
         with offline_job(config.storage):  # run and signing: restore refuses meanwhile
@@ -146,7 +149,9 @@ def _publish(args: argparse.Namespace) -> int:
                 signed = sign_run(conn, run.run_id, signer, now)
             finally:
                 conn.close()
-    except (SnapshotError, BatchError, StorageError) as exc:
+    except STORAGE_ERRORS as exc:
+        raise storage_failure(config, exc) from None
+    except (SnapshotError, BatchError) as exc:
         raise CliError(exc.code, str(exc)) from None
     _emit(
         args,

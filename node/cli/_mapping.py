@@ -417,7 +417,7 @@ def _unlocks(config: Path | None, scheme_id: str, grade: str | None) -> Unlocks:
     database = None
     if config is not None:
         try:
-            database = load_config(config).database
+            database = load_config(config).storage
         except ConfigError as exc:
             raise CliError(exc.code, str(exc)) from None
     cat, origin = target_catalogue(scheme_id, database)

@@ -37,6 +37,7 @@ from grpc import aio
 from keys import KeysError, VerificationError
 from mapping import MappingTable
 from node.cli._main import CliError, SubParsers
+from node.cli._storage import open_storage
 from node.core._config import ConfigError, NodeConfig, load_config
 from node.core._errors import NodeError
 from node.core._secrets import load_secrets
@@ -46,7 +47,7 @@ from node.recognition._install import install, parse_hash_or_id, peer_tables, re
 from node.recognition._load import Verifier, config_part, read_file
 from node.recognition._verify import MAX_APPROVAL_BYTES, MAX_TABLE_BYTES, TableRefused
 from node.rpc._client import reason_of
-from node.store import Connection, StorageError, connect
+from node.store import Connection
 from node.store._mapping_tables import installed_rows
 
 __all__ = ["register_tables"]
@@ -114,13 +115,10 @@ def _verifier(config: NodeConfig, conn: Connection, now: int) -> Verifier:
     )
 
 
-def _open(database: Path, *, create: bool) -> Connection:
-    """The node's database, migrated as the node migrates it at start; without ``create``
-    a node that never ran (no database) is ``DB_NOT_FOUND``."""
-    try:
-        return connect(database, create=create)
-    except StorageError as exc:
-        raise CliError(exc.code, str(exc)) from None
+def _open(config: NodeConfig, *, create: bool) -> Connection:
+    """The node's storage, migrated as the node migrates it at start; without ``create``
+    a node that never ran (no SQLite file) is ``DB_NOT_FOUND``."""
+    return open_storage(config, create=create)
 
 
 def _today() -> date:
@@ -187,7 +185,7 @@ def _install(args: argparse.Namespace) -> int:
     config = _config(args.config)
     now = int(time.time())
     now_iso = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
-    conn = _open(config.database, create=True)
+    conn = _open(config, create=True)
     try:
         verifier = _verifier(config, conn, now)
         if args.file is not None:
@@ -299,7 +297,7 @@ def _install_peer(
 def _list(args: argparse.Namespace) -> int:
     config = _config(args.config)
     now = int(time.time())
-    conn = _open(config.database, create=False)
+    conn = _open(config, create=False)
     try:
         verifier = _verifier(config, conn, now)
         try:
@@ -348,7 +346,7 @@ def _retire(args: argparse.Namespace) -> int:
     now_iso = datetime.now(UTC).isoformat(timespec="seconds")
     try:
         key = parse_hash_or_id(args.table)
-        conn = _open(config.database, create=False)
+        conn = _open(config, create=False)
         try:
             done = retire(conn, key, now_iso)
         finally:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from node.cli._main import CliError, SubParsers, subgroup
+from node.cli._storage import open_storage
 from node.core._config import ConfigError, NodeConfig, load_config
 from node.exchange._review import review
 from node.model._evaluate import evaluate, on_synthetic
@@ -30,8 +31,8 @@ from node.model._rollout import (
     write_rollout,
 )
 from node.recognition import TableRef, node_tables, uncovered
-from node.store import StorageError, connect, immediate
 from node.store import _rollouts as rollouts
+from node.store import immediate
 from scoring import (
     THRESHOLD_CODE,
     Evaluation,
@@ -93,10 +94,7 @@ def _config(path: Path) -> NodeConfig:
 
 def _report(args: argparse.Namespace) -> int:
     cfg = _config(args.config)
-    try:
-        conn = connect(cfg.database, readonly=True)
-    except StorageError as exc:
-        raise CliError(exc.code, str(exc)) from None
+    conn = open_storage(cfg, readonly=True)
     try:
         today: date = args.today or datetime.now(UTC).date()
         report = review(conn, today.isoformat())
@@ -110,7 +108,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _shadow(cfg: NodeConfig, current: Scheme, candidate: Scheme, today: date) -> dict[str, Any]:
-    ev = evaluate(cfg.database, current, candidate, today, workers=1)
+    ev = evaluate(cfg.storage, current, candidate, today, workers=1)
     moves = ev.moves()
     return {
         "as_of": today.isoformat(),
@@ -156,10 +154,7 @@ def _rollout(args: argparse.Namespace) -> int:
     cfg = _config(args.config)
     today: date = args.today or datetime.now(UTC).date()
     shipped = load_scheme(cfg.scheme)
-    try:
-        conn = connect(cfg.database, create=False)
-    except StorageError as exc:
-        raise CliError(exc.code, str(exc)) from None
+    conn = open_storage(cfg, create=False)
     try:
         rollout, candidate, shadow = read_rollout(conn, shipped)
         row = rollouts.scheme_row(conn, shipped.id)  # (state_json, candidate_toml)

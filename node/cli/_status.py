@@ -166,8 +166,9 @@ def _monthly(conn: Connection, config: NodeConfig, now: int) -> dict[str, Any]:
 def node_status(config: NodeConfig, now: int) -> dict[str, Any]:
     """What ``huxin status`` shows, read from the node's database (read-only)."""
     from keys import KeysError, VerificationError, load_trust
-    from node.store import StorageError, connect
+    from node.cli._storage import STORAGE_ERRORS, storage_failure
     from node.store import _status_report as report
+    from node.store import connect
 
     fed = config.federation
     doc: dict[str, Any] = {
@@ -187,8 +188,9 @@ def node_status(config: NodeConfig, now: int) -> dict[str, Any]:
     }
     try:
         conn = connect(config.storage, readonly=True)
-    except StorageError:
-        doc["error"] = "DB_NOT_FOUND"
+    except STORAGE_ERRORS as exc:  # a node that never ran, or [storage] unreachable
+        doc["error"] = exc.code
+        doc["error_message"] = str(storage_failure(config, exc))
         return doc
     try:
         tl = report.newest_trust_list(conn)
@@ -288,6 +290,8 @@ def render_status(doc: dict[str, Any]) -> str:
         )
     else:
         lines.append("serving: not running")
+    if "error" in doc:
+        lines.append(f"storage: {doc['error']}: {doc['error_message']}")
     tl = doc["trust_list"]
     if tl is None:
         lines.append("trust list: NONE — every peer is refused until one is fetched")

@@ -40,6 +40,7 @@ from node.model._evaluate_derived import (
 )
 from node.model._rollout import active_scheme
 from node.store import Connection, immediate
+from node.store._backend import Target
 from scoring import (
     DerivedScore,
     Discrimination,
@@ -117,7 +118,7 @@ def scheme_in_force(conn: Connection, shipped: Scheme, today: date) -> Scheme:
 
 def plan_rollout(
     conn: Connection,
-    database: Path,
+    database: Target,
     derived_id: str,
     version: str,
     *,

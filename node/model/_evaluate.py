@@ -40,7 +40,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from node.monthly._batch import CHUNK_SUBJECTS, BatchError, Chunk, chunk_bounds, read_chunk
-from node.store import Connection, StorageError, connect
+from node.store import Connection, connect
+from node.store._backend import Target
 from node.store._snapshot_runs import count_subjects
 from node.synthetic._population import REGIONS, PopulationSpec, generate, read_outcomes
 from scoring import Discrimination, Scheme, ScoringError, add_months, discrimination, score
@@ -222,7 +223,7 @@ _worker: tuple[Connection, Scheme, Scheme, date, tuple[date, ...]] | None = None
 
 
 def _worker_init(
-    db: str, current: Scheme, candidate: Scheme, as_of: date, months: tuple[date, ...]
+    db: Target, current: Scheme, candidate: Scheme, as_of: date, months: tuple[date, ...]
 ) -> None:
     global _worker  # noqa: PLW0603 - one read-only connection per worker process
     _worker = (connect(db, readonly=True), current, candidate, as_of, months)
@@ -235,7 +236,7 @@ def _worker_chunk(chunk: Chunk) -> _Part:
 
 
 def evaluate(
-    db: str | Path,
+    db: Target,
     current: Scheme,
     candidate: Scheme,
     as_of: date,
@@ -246,12 +247,11 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
 ) -> Evaluation:
     """Evaluate ``candidate`` against ``current`` on ``as_of``; ``months`` ≥ 2 adds
-    month-end distributions for stability (0 or 1: none)."""
+    month-end distributions for stability (0 or 1: none).  ``db`` is a storage
+    target (``config.storage``, a URL or a SQLite path; issue 18): each worker
+    process opens it read-only itself."""
     ends = month_ends(as_of, months) if months >= 2 else ()
-    path = Path(db)
-    if not path.exists():
-        raise StorageError("DB_NOT_FOUND", f"database {str(path)!r} does not exist")
-    reader = connect(path, readonly=True)
+    reader = connect(db, readonly=True)  # a missing SQLite file: DB_NOT_FOUND
     try:
         subjects = count_subjects(reader)
         chunks = chunk_bounds(max(1, math.ceil(subjects / chunk_subjects)))
@@ -261,7 +261,7 @@ def evaluate(
             pool = ctx.Pool(
                 workers,
                 initializer=_worker_init,
-                initargs=(str(path), current, candidate, as_of, ends),
+                initargs=(db, current, candidate, as_of, ends),
             )
             results: Iterator[_Part] = pool.imap_unordered(_worker_chunk, chunks)
         else:

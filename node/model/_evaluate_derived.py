@@ -27,7 +27,8 @@ from datetime import date
 from pathlib import Path
 
 from node.monthly._batch import CHUNK_SUBJECTS, BatchError, chunk_bounds, read_chunk
-from node.store import StorageError, connect
+from node.store import connect
+from node.store._backend import Target
 from node.store._snapshot_runs import count_subjects
 from node.synthetic._population import PopulationSpec, generate, read_outcomes
 from scoring import (
@@ -76,7 +77,7 @@ class DerivedEvaluation:
 
 
 def evaluate_derived(
-    db: str | Path,
+    db: Target,
     derived: DerivedScore,
     base: Scheme,
     as_of: date,
@@ -84,17 +85,15 @@ def evaluate_derived(
     chunk_subjects: int = CHUNK_SUBJECTS,
     progress: Callable[[int, int], None] | None = None,
 ) -> DerivedEvaluation:
-    """Evaluate ``derived`` (built on ``base``) on the population in ``db`` on ``as_of``."""
+    """Evaluate ``derived`` (built on ``base``) on the population in ``db`` (a storage
+    target: ``config.storage``, a URL or a SQLite path) on ``as_of``."""
     if base.key != derived.base_key:
         raise SchemeError(
             "base",
             f"{derived.key} is derived from {derived.base_key}, not {base.key}",
             code="SCHEME_VERSION_MISMATCH",
         )
-    path = Path(db)
-    if not path.exists():
-        raise StorageError("DB_NOT_FOUND", f"database {str(path)!r} does not exist")
-    conn = connect(path, readonly=True)
+    conn = connect(db, readonly=True)  # a missing SQLite file: DB_NOT_FOUND
     dist: Counter[str] = Counter()
     base_dist: Counter[str] = Counter()
     labelled: Counter[tuple[str, bool]] = Counter()

@@ -16,6 +16,8 @@ waited for the writer; every caller-chosen string and integer is bounded
 
 from __future__ import annotations
 
+import asyncio
+
 from node.catalogue import Publisher, Unlocks, catalogue_message, target_catalogue, unlocks
 from node.core._bounds import (
     NAME_MAX,
@@ -230,7 +232,8 @@ async def incentives_of(
             mapped = recognised_for_threshold(ctx.mapper, scheme, grade, target, today)
         except NodeError:  # no usable (approved, in force) table into it today
             continue
-        cat, origin = target_catalogue(target, ctx.config.database)
+        # off the event loop: it opens [storage] (on PostgreSQL a network connection)
+        cat, origin = await asyncio.to_thread(target_catalogue, target, ctx.config.storage)
         regions.append(_region_incentives(unlocks(cat, origin, mapped.grade if mapped else None)))
     return node_pb2.MyIncentivesResponse(
         period=mine.period, grade=grade, opted_out=mine.opted_out, regions=regions

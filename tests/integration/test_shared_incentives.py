@@ -24,6 +24,7 @@ from keys import Envelope
 from node.catalogue import MAX_SIGNED_CATALOGUE_BYTES, held_catalogue
 from node.cli._main import main
 from node.core._config import load_config
+from node.core._config_storage import StorageConfig
 from node.demo._federation import FederationLayout, init_federation
 from node.federation._sync import GrpcPeerClient, PeerClient, PeerSync
 from node.rpc._server import NodeServer
@@ -71,7 +72,9 @@ async def _sync_from_heihe(
 ) -> tuple[list[str], list[str], Path]:
     """One sync of Heihe by Hainan's node into ``database``: (updated, refused, config)."""
     node = world.layout.nodes[HAINAN]
-    config = dataclasses.replace(load_config(node.config), database=database)
+    config = dataclasses.replace(
+        load_config(node.config), database=database, storage=StorageConfig.for_database(database)
+    )
     server = await NodeServer.create(config)
     ctx = server.ctx
 
