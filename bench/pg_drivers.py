@@ -301,7 +301,9 @@ async def _asyncpg_bulk(pg: LocalPostgres, rows: list[Any], copy: bool) -> Figur
         await conn.close()
 
 
-async def _psycopg_bulk(pg: LocalPostgres, rows: list[Any], copy: bool) -> Figures:
+async def _psycopg_bulk(
+    pg: LocalPostgres, rows: list[Any], copy: bool, binary: bool = False
+) -> Figures:
     conn = psycopg.connect(pg.url)
     ex = ThreadPoolExecutor(1)
 
@@ -309,7 +311,11 @@ async def _psycopg_bulk(pg: LocalPostgres, rows: list[Any], copy: bool) -> Figur
         with conn.transaction():
             cur = conn.cursor()
             if copy:
-                with cur.copy(f"COPY snapshots ({', '.join(SNAPSHOT_COLUMNS)}) FROM STDIN") as cp:
+                fmt = " (FORMAT BINARY)" if binary else ""
+                columns = ", ".join(SNAPSHOT_COLUMNS)
+                with cur.copy(f"COPY snapshots ({columns}) FROM STDIN{fmt}") as cp:
+                    if binary:
+                        cp.set_types(["bytea", "text", "int4", "text", "bytea"])
                     for row in rows:
                         cp.write_row(row)
             else:
@@ -346,6 +352,7 @@ async def _all(pg: LocalPostgres, txns: int, bulk: int) -> dict[str, Figures]:
         ("asyncpg copy_records_to_table", lambda: _asyncpg_bulk(pg, rows, True)),
         ("asyncpg executemany", lambda: _asyncpg_bulk(pg, rows, False)),
         ("psycopg COPY (write_row)", lambda: _psycopg_bulk(pg, rows, True)),
+        ("psycopg COPY binary (write_row)", lambda: _psycopg_bulk(pg, rows, True, True)),
         ("psycopg executemany (pipelined)", lambda: _psycopg_bulk(pg, rows, False)),
     ):
         out[f"bulk {name}"] = await bulk_fn()
