@@ -10,7 +10,9 @@ on), same tables, same rows, three ways of driving them:
   worker thread of the connection's own (``loop.run_in_executor``), the shape ADR 0601
   prescribes for every repository (``fn(conn, ...)`` inside a unit of work);
 * **psycopg (pipeline)**: the same, in pipeline mode: the read and the conditional
-  update go in one round trip, the two inserts and ``COMMIT`` in a second.
+  update go in one round trip, the two inserts and ``COMMIT`` in a second;
+* **psycopg (asyncio)**: psycopg's ``AsyncConnection`` on the event loop, for
+  reference only (it tells the driver's own cost from the thread hop's).
 
 (a) **The attestation request's write transaction** (the shape of
 :func:`node.exchange._issue.issue` on the database): read the consent row, update its
@@ -277,6 +279,36 @@ async def _psycopg_txn(
             c.close()
 
 
+async def _psycopg_async_txn(pg: LocalPostgres, ids: list[str]) -> Figures:
+    """psycopg's own asyncio connection: tells the driver's cost from the thread hop's."""
+    conns = [
+        await psycopg.AsyncConnection.connect(pg.url, prepare_threshold=0) for _ in range(CLIENTS)
+    ]
+    queue = list(reversed(ids))
+
+    async def client(conn: psycopg.AsyncConnection[Any]) -> None:
+        while queue:
+            cid = queue.pop()
+            async with conn.transaction():
+                row = await (await conn.execute(_ps(READ), (cid,))).fetchone()
+                used = await (await conn.execute(_ps(USE), (cid,))).fetchone()
+                if row is None or used is None:
+                    raise RuntimeError(f"consent {cid} not usable")
+                await conn.execute(
+                    _ps(STATUS), (f"a-{cid}", row[0], cid, 1_700_000_000, 1_700_086_400)
+                )
+                await conn.execute(_ps(LOG), (row[0], os.urandom(32), 1_700_000_000))
+
+    async def body() -> None:
+        await asyncio.gather(*(client(c) for c in conns))
+
+    try:
+        return await _measure(pg, len(ids), body)
+    finally:
+        for c in conns:
+            await c.close()
+
+
 # -- (b) bulk insert ------------------------------------------------------------------
 def _snapshot_rows(n: int) -> list[tuple[bytes, str, int, str, bytes]]:
     return [(os.urandom(32), "2026-11", 1000 + i % 100, "A", os.urandom(96)) for i in range(n)]
@@ -342,6 +374,7 @@ async def _all(pg: LocalPostgres, txns: int, bulk: int) -> dict[str, Figures]:
         ("asyncpg", lambda i: _asyncpg_txn(pg, i)),
         ("psycopg (thread)", lambda i: _psycopg_txn(pg, i, _psycopg_one)),
         ("psycopg (pipeline)", lambda i: _psycopg_txn(pg, i, _psycopg_pipelined)),
+        ("psycopg (asyncio, for reference)", lambda i: _psycopg_async_txn(pg, i)),
     ]
     for name, fn in variants:
         start = next(ids)
