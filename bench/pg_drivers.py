@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import psycopg
 
 from node.demo._postgres import LocalPostgres
@@ -164,9 +164,7 @@ def _server_delta(start: dict[int, float], end: dict[int, float]) -> float:
     return sum(cpu - start.get(pid, 0.0) for pid, cpu in end.items())
 
 
-async def _measure(
-    pg: LocalPostgres, n: int, body: Callable[[], Awaitable[None]]
-) -> Figures:
+async def _measure(pg: LocalPostgres, n: int, body: Callable[[], Awaitable[None]]) -> Figures:
     server0, client0, wall0 = _server_cpu(pg), _cpu_self(), time.perf_counter()
     await body()
     wall = time.perf_counter() - wall0
@@ -381,13 +379,14 @@ async def _all(pg: LocalPostgres, txns: int, bulk: int) -> dict[str, Figures]:
         await fn(_consent_ids(start, 200))
         out[f"txn {name}"] = await fn(_consent_ids(start + 200, txns - 200))
     rows = _snapshot_rows(bulk)
-    for name, bulk_fn in (
+    bulk_variants: list[tuple[str, Callable[[], Awaitable[Figures]]]] = [
         ("asyncpg copy_records_to_table", lambda: _asyncpg_bulk(pg, rows, True)),
         ("asyncpg executemany", lambda: _asyncpg_bulk(pg, rows, False)),
         ("psycopg COPY (write_row)", lambda: _psycopg_bulk(pg, rows, True)),
         ("psycopg COPY binary (write_row)", lambda: _psycopg_bulk(pg, rows, True, True)),
         ("psycopg executemany (pipelined)", lambda: _psycopg_bulk(pg, rows, False)),
-    ):
+    ]
+    for name, bulk_fn in bulk_variants:
         out[f"bulk {name}"] = await bulk_fn()
     return out
 
@@ -395,10 +394,12 @@ async def _all(pg: LocalPostgres, txns: int, bulk: int) -> dict[str, Figures]:
 def measure(quick: bool) -> dict[str, Figures]:
     """Start a server, run both comparisons, stop it; the figures by variant."""
     txns, bulk = (2_000, 20_000) if quick else (10_000, 100_000)
-    with tempfile.TemporaryDirectory(prefix="huxin-bench-pgdrv-") as tmp:
-        with LocalPostgres(Path(tmp) / "pg") as pg:
-            _setup(pg)
-            return asyncio.run(_all(pg, txns, bulk))
+    with (
+        tempfile.TemporaryDirectory(prefix="huxin-bench-pgdrv-") as tmp,
+        LocalPostgres(Path(tmp) / "pg") as pg,
+    ):
+        _setup(pg)
+        return asyncio.run(_all(pg, txns, bulk))
 
 
 def run(args: argparse.Namespace) -> str:

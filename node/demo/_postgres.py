@@ -20,6 +20,7 @@ by ``with`` on every exit path.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -190,9 +191,7 @@ class LocalPostgres:
             ]
         )
         self._running = True
-        self._run(
-            [str(self.bindir / "createdb"), "-h", str(self.sockets), "-U", ROLE, DATABASE]
-        )
+        self._run([str(self.bindir / "createdb"), "-h", str(self.sockets), "-U", ROLE, DATABASE])
         return self
 
     def server_pids(self) -> list[int]:
@@ -213,12 +212,10 @@ class LocalPostgres:
         """Stop the server (fast shutdown) and remove the folder unless ``keep``."""
         if self._running:
             self._running = False
-            try:
+            with contextlib.suppress(PostgresUnavailable):  # already gone: nothing to stop
                 self._run(
                     [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]
                 )
-            except PostgresUnavailable:
-                pass  # already gone: nothing left to stop
         if not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
 

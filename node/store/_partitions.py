@@ -140,9 +140,9 @@ def _create_month(conn: Any, table: PeriodTable, first: date) -> tuple[str, int]
     with conn.transaction():
         if table.default is None:
             conn.execute(
-                sql.SQL(
-                    "CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})"
-                ).format(part, parent, sql.Literal(lo), sql.Literal(hi))
+                sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
+                    part, parent, sql.Literal(lo), sql.Literal(hi)
+                )
             )
             return name, 0
         # ATTACH would refuse while DEFAULT holds rows of the month: move them first
