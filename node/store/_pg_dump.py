@@ -35,7 +35,14 @@ from pathlib import Path
 
 from node.store._migrate import SCHEMA_VERSION, StorageError, connect
 
-__all__ = ["DumpCheck", "DumpError", "expected_schema", "pg_tool", "verify_dump"]
+__all__ = [
+    "DumpCheck",
+    "DumpError",
+    "dump_format",
+    "expected_schema",
+    "pg_tool",
+    "verify_dump",
+]
 
 _PLAIN_END = "-- PostgreSQL database dump complete"
 _CREATE = re.compile(r'^CREATE (?:UNLOGGED )?TABLE (?:ONLY )?(?:"?[\w]+"?\.)?"?(\w+)"? \($')
@@ -123,6 +130,15 @@ def _format(path: Path) -> str:
         f"{path} is neither a Huxin SQLite backup nor a pg_dump archive (plain, custom,"
         " directory or tar)",
     )
+
+
+def dump_format(path: Path) -> str | None:
+    """``plain``/``custom``/``directory``/``tar`` when ``path`` looks like a pg_dump,
+    else None (a Huxin SQLite backup, or nothing readable)."""
+    try:
+        return _format(path)
+    except DumpError:
+        return None
 
 
 def _run(argv: list[str], what: str) -> str:
