@@ -103,7 +103,11 @@ class LocalPostgres:
             # The socket path would be too long, or the server's user cannot reach
             # the demo's folder: a folder of the server's own in the temp directory.
             self._made_own_root = True
-            return Path(tempfile.mkdtemp(prefix="huxin-pg-"))
+            bases = [Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp")]
+            base = next(
+                (b for b in bases if not self.as_root or self._server_user_reaches(b)), bases[1]
+            )
+            return Path(tempfile.mkdtemp(prefix="huxin-pg-", dir=base))
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
