@@ -86,6 +86,7 @@ class LocalPostgres:
         self.bindir = find_bindir()
         self.as_root = os.geteuid() == 0
         self.keep = keep
+        self.database = DATABASE
         self.settings = dict(settings or {})
         self._made_own_root = False
         self.root = self._choose_root(Path(folder))
