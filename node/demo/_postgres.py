@@ -104,7 +104,8 @@ class LocalPostgres:
             # The socket path would be too long, or the server's user cannot reach
             # the demo's folder: a folder of the server's own in the temp directory.
             self._made_own_root = True
-            bases = [Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp")]
+            # mkdtemp below: mode 0700, a name of its own
+            bases = [Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp")]  # noqa: S108
             base = next(
                 (b for b in bases if not self.as_root or self._server_user_reaches(b)), bases[1]
             )
