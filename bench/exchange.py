@@ -423,6 +423,15 @@ class _Tally:
         self.rates: list[float] = []  # req/s of each round
 
 
+def _with_database(pids: list[int], pg: Any) -> Callable[[], float]:
+    """CPU seconds of a node on PostgreSQL: its processes' and the database server's."""
+
+    def read() -> float:
+        return sum(_cpu_seconds(p) for p in pids) + _pg.server_cpu(pg)
+
+    return read
+
+
 def _server_seconds(cpu: Cpu) -> float:
     return cpu() if callable(cpu) else sum(_cpu_seconds(p) for p in cpu)
 
@@ -580,14 +589,11 @@ async def _measure(
                     pg_stubs = [
                         node_pb2_grpc.PeerServiceStub(c) for c in conns(pg_node.ports["peer"])
                     ]
-                    node_pids = pg_node.pids()
                     targets.append(
                         (
                             PG_SERVER,
                             _node_driver(pg_stubs, pg_node.requests[workload]),
-                            lambda pids=node_pids: (
-                                sum(_cpu_seconds(p) for p in pids) + _pg.server_cpu(pg)
-                            ),
+                            _with_database(pg_node.pids(), pg),
                         )
                     )
                 results[(workload, conc)] = await _timed_rounds(targets, conc, total)
