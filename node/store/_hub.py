@@ -15,13 +15,20 @@ Invariants:
   cursor advance are written in the caller's ONE unit;
 * ``hub_batches`` holds one row per pushed snapshot batch; redaction rewrites the
   row in place (``present`` counts the leaves still held);
-* ``hub_status_lists`` keeps per (region, list id) the newest list by ``issued_at``.
+* ``hub_status_lists`` keeps per (region, list id) the newest list by ``issued_at``;
+* on PostgreSQL (issue 18) every leaf still held also has a ``hub_leaf_keys`` row
+  (batch, index, province pseudonym), written with the batch by ONE binary COPY and
+  deleted with its redaction, so a lookup by pseudonym is an index scan instead of a
+  scan of every batch's pseudonym blob (which SQLite keeps: ADR 0401).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
+
+from node.store._pg_bulk import copy_rows, pg_of
 
 __all__ = [
     "add_trust_list",
@@ -238,20 +245,45 @@ def record_witnessed(
 # -- pushed data -----------------------------------------------------------------------
 
 
+_PSEUDONYM = 32  # bytes of a province pseudonym in a batch's concatenated blob
+_GONE = bytes(_PSEUDONYM)  # a redacted leaf's pseudonym
+_INSERT_BATCH = (
+    "INSERT INTO hub_batches (region, batch_id, period, scheme_id, scheme_version,"
+    " payload_type, leaves, present, root_hash, checkpoint, pseudonyms, batch,"
+    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _leaf_keys(bid: int, pseudonyms: bytes) -> Iterator[tuple[int, int, bytes]]:
+    for idx in range(len(pseudonyms) // _PSEUDONYM):
+        name = pseudonyms[idx * _PSEUDONYM : (idx + 1) * _PSEUDONYM]
+        if name != _GONE:
+            yield bid, idx, name
+
+
 def insert_batch(conn: sqlite3.Connection, row: tuple[Any, ...]) -> None:
     """One pushed batch: (region, batch_id, period, scheme_id, scheme_version,
     payload_type, leaves, present, root_hash, checkpoint, pseudonyms, batch,
-    received_at)."""
-    conn.execute(
-        "INSERT INTO hub_batches (region, batch_id, period, scheme_id, scheme_version,"
-        " payload_type, leaves, present, root_hash, checkpoint, pseudonyms, batch,"
-        " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        row,
-    )
+    received_at); on PostgreSQL with its leaves' pseudonyms in one COPY."""
+    raw = pg_of(conn)
+    if raw is None:
+        conn.execute(_INSERT_BATCH, row)
+        return
+    (bid,) = conn.execute(_INSERT_BATCH + " RETURNING id", row).fetchone()
+    copy_rows(raw, "hub_leaf_keys", ("batch", "idx", "pseudonym"), _leaf_keys(bid, row[10]))
 
 
-def region_with_leaves(conn: sqlite3.Connection, region: str) -> list[Any]:
-    """(id, pseudonyms) of the region's batches that still hold a leaf."""
+def region_with_leaves(
+    conn: sqlite3.Connection, region: str, pseudonym: bytes | None = None
+) -> list[Any]:
+    """(id, pseudonyms) of the region's batches that still hold a leaf; on PostgreSQL,
+    given ``pseudonym``, only those holding a leaf of it (found by its index)."""
+    if pseudonym is not None and pg_of(conn) is not None:
+        return conn.execute(
+            "SELECT id, pseudonyms FROM hub_batches WHERE region = ? AND present > 0"
+            " AND id IN (SELECT batch FROM hub_leaf_keys WHERE pseudonym = ?)",
+            (region, pseudonym),
+        ).fetchall()
     return conn.execute(
         "SELECT id, pseudonyms FROM hub_batches WHERE region = ? AND present > 0", (region,)
     ).fetchall()
@@ -273,11 +305,18 @@ def batch_blob(conn: sqlite3.Connection, bid: int) -> bytes:
 def rewrite_batch(
     conn: sqlite3.Connection, bid: int, batch: bytes, pseudonyms: bytes, removed: int
 ) -> None:
-    """The batch row after ``removed`` leaves were redacted in place."""
+    """The batch row after ``removed`` leaves were redacted in place (on PostgreSQL,
+    their ``hub_leaf_keys`` rows deleted with it)."""
     conn.execute(
         "UPDATE hub_batches SET batch = ?, pseudonyms = ?, present = present - ? WHERE id = ?",
         (batch, pseudonyms, removed, bid),
     )
+    if pg_of(conn) is not None:
+        conn.execute(
+            "DELETE FROM hub_leaf_keys WHERE batch = ?"
+            " AND substring(? FROM (idx * 32 + 1)::integer FOR 32) = ?",
+            (bid, pseudonyms, _GONE),
+        )
 
 
 def status_issued_at(conn: sqlite3.Connection, region: str, list_id: str) -> int | None:
