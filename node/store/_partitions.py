@@ -27,21 +27,36 @@ Invariants:
 * only partitions named by this module are ever dropped; a table whose key is not
   one column of a known type is left alone and reported;
 * plain PostgreSQL 11+ DDL only (no extension such as pg_partman), so the
-  compatible engines of ADR 0700 run it too.
+  compatible engines of ADR 0700 run it too;
+* :class:`PartitionKeeper` is the background task: at start and every
+  :data:`KEEP_EVERY_S`, one write unit that first takes the transaction-scoped
+  advisory lock :data:`PARTITIONS_LOCK`, so replicas that run it at once queue
+  and the later ones find the work done; a failure is logged and retried at the
+  next turn (rows meanwhile land in DEFAULT and move at the next success).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 from psycopg import sql
 
+from node.core._observe import log_event
+from node.store._pg_bulk import pg_of
+
 __all__ = [
+    "KEEP_EVERY_S",
     "MONTHS_AHEAD",
+    "PARTITIONS_LOCK",
     "Maintenance",
+    "PartitionKeeper",
     "PeriodTable",
     "maintain",
     "month_bounds",
@@ -49,6 +64,8 @@ __all__ = [
 ]
 
 MONTHS_AHEAD = 3  # partitions that exist ahead of the clock: a quarter of slack
+KEEP_EVERY_S = 3600.0  # an hour: a month boundary is never more than that late
+PARTITIONS_LOCK = 0x48_58_00_10  # "HX" 0010: advisory lock key of the partition upkeep
 _NAME = re.compile(r"^(?P<parent>.+)_p(?P<year>\d{4})(?P<month>\d{2})$")
 _TEXT_TYPES = ("text", "character varying", "character")
 _INT_TYPES = ("integer", "bigint", "smallint")
@@ -224,3 +241,63 @@ def maintain(conn: Any, today: date, retention_months: int) -> Maintenance:
             table = next(t for t in period_tables(conn) if t.name == table.name)
             _expire(conn, table, _month(this_month, -retention_months), done)
     return done
+
+
+class PartitionKeeper:
+    """The background upkeep of a node on PostgreSQL: :func:`maintain` at start and
+    every ``every_s`` seconds, in one write unit of ``db`` under :data:`PARTITIONS_LOCK`.
+    ``today`` is the node's clock; on SQLite :meth:`start` does nothing."""
+
+    def __init__(
+        self,
+        db: Any,
+        retention_months: int,
+        today: Callable[[], date],
+        every_s: float = KEEP_EVERY_S,
+    ) -> None:
+        self.db, self.retention_months, self.today, self.every_s = (
+            db,
+            retention_months,
+            today,
+            every_s,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    def _unit(self, conn: Any) -> Maintenance:
+        raw = pg_of(conn)
+        assert raw is not None
+        conn.execute(f"SELECT pg_advisory_xact_lock({PARTITIONS_LOCK:d})")
+        return maintain(raw, self.today(), self.retention_months)
+
+    async def run_once(self) -> Maintenance | None:
+        """One upkeep; None (logged) when it failed."""
+        try:
+            done: Maintenance = await self.db.write_unit(self._unit)
+        except Exception as exc:  # the next turn tries again; rows wait in DEFAULT
+            log_event("partition upkeep failed", logging.WARNING, error=str(exc)[:300])
+            return None
+        if done.created or done.dropped or done.moved_rows or done.deleted_rows:
+            log_event(
+                "partitions kept",
+                created=done.created,
+                dropped=done.dropped,
+                moved_rows=done.moved_rows,
+                deleted_rows=done.deleted_rows,
+            )
+        return done
+
+    async def _loop(self) -> None:
+        while True:
+            await self.run_once()
+            await asyncio.sleep(self.every_s)
+
+    def start(self) -> None:
+        if getattr(self.db, "dialect", "sqlite") == "postgresql" and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
