@@ -86,6 +86,24 @@ def stage_population(ctx: DemoContext) -> None:
     )
 
 
+def _shown(ctx: DemoContext, node_id: str) -> str:
+    """The node's database as the table shows it: its file, or its PostgreSQL database."""
+    if ctx.storage == "postgresql":
+        return f"PostgreSQL database {node_id.replace('-', '_')}"
+    return f"{node_id}/node.db"
+
+
+def _on_postgres(ctx: DemoContext, layout: Any) -> None:
+    """Each node's state in a database of its own on the demo's PostgreSQL server."""
+    server = ctx.extra["postgres"]
+    urls: dict[str, str] = {}
+    for node_id, node in layout.nodes.items():
+        urls[node_id] = server.create_database(node_id.replace("-", "_"))
+        with node.config.open("a", encoding="utf-8") as f:
+            f.write(f'\n[storage]\nurl = "{urls[node_id]}"\n')
+    ctx.extra["database_urls"] = urls
+
+
 def stage_layout(ctx: DemoContext) -> None:
     pop = _files(ctx)
     ctx.heading("A federation on one machine")
@@ -105,6 +123,8 @@ def stage_layout(ctx: DemoContext) -> None:
     )
     ctx.extra["layout"] = layout
     _own_month(layout.nodes[HEIHE].config)
+    if ctx.storage == "postgresql":
+        _on_postgres(ctx, layout)
     ctx.say(
         "`huxin init federation --regions heihe,hainan --hub heilongjiang --clients hainan.bank"
         f" --population {AUTHORITY} --sources {','.join(departments[:2])},… --require-registry`"
@@ -164,7 +184,7 @@ def stage_start(ctx: DemoContext) -> None:
     ctx.table(
         ("node", "pid", "database", "listening (mutual TLS)"),
         [
-            (n, procs.procs[n].proc.pid, f"{n}/node.db", layout.nodes[n].peer)
+            (n, procs.procs[n].proc.pid, _shown(ctx, n), layout.nodes[n].peer)
             for n in (HUB, HEIHE, HAINAN)
         ],
     )
@@ -340,7 +360,7 @@ def stage_month(ctx: DemoContext) -> None:
     )
     run = json.loads(
         procs.huxin(
-            "score", "run", "--db", str(heihe.directory / "node.db"), "--scheme", HEIHE,
+            "score", "run", "--db", str(ctx.database(HEIHE)), "--scheme", HEIHE,
             "--period", ctx.period, "--json",
         ).stdout
     )  # fmt: skip
@@ -364,7 +384,7 @@ def stage_month(ctx: DemoContext) -> None:
         f" receipts (cursor now {doc.get('cursor', '?')})."
     )
     ctx.say()
-    conn = connect(ctx.layout.nodes[HUB].directory / "node.db", readonly=True)
+    conn = connect(ctx.database(HUB), readonly=True)
     try:
         rows = hub_store.event_table(conn)
     finally:

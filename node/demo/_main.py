@@ -24,10 +24,16 @@ tables to ``ctx.out``; every printed grade goes through
 :func:`scoring.grade_label`, which marks a scheme's grades as illustrative
 where the region published neither tiers nor base (Hainan).
 
+``--storage postgresql`` (issue 18) runs the same story with every node's state
+in PostgreSQL: a throwaway local server (:mod:`node.demo._postgres`, ``initdb`` +
+``pg_ctl`` on a unix socket, as the user ``postgres`` when run as root) with one
+database per node, named in each node's ``[storage] url``.
+
 Invariants: the demo never prints a full citizen ID number (only a masked
 form); it never writes a node's database (only running nodes do, through
 their RPCs and the operator's ``huxin`` commands); it stops every process it
-started, and cleans up its temporary directory unless ``--keep DIR`` is given.
+started (the PostgreSQL server last, after the nodes), and cleans up its
+temporary directory unless ``--keep DIR`` is given.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from node.cli._main import SubParsers
+from node.cli._main import CliError, SubParsers
 from node.synthetic._population import PopulationSpec
 from scoring import Scheme, load_scheme
 
@@ -51,10 +57,19 @@ if TYPE_CHECKING:
     from node.demo._federation import FederationLayout
     from node.demo._testbed import FederationProcesses
 
-__all__ = ["DemoContext", "last_finished_month", "mask_id", "register", "run_demo", "stages"]
+__all__ = [
+    "STORAGES",
+    "DemoContext",
+    "last_finished_month",
+    "mask_id",
+    "register",
+    "run_demo",
+    "stages",
+]
 
 PEOPLE_DEFAULT = 2_000  # `make demo`: filed over gRPC and scored in well under a minute
 PEOPLE_MAX = 200_000  # a bigger city is `make bench`'s job (bench/population.py)
+STORAGES = ("sqlite", "postgresql")
 
 
 @dataclass
@@ -65,6 +80,7 @@ class DemoContext:
     seed: int = 2025
     workers: int = 2
     today: date = field(default_factory=lambda: datetime.now(UTC).date())
+    storage: str = "sqlite"  # or "postgresql": every node's state on a local server
     heihe: Scheme = field(default_factory=lambda: load_scheme("heihe"))
     spec: PopulationSpec | None = None
     resident: str | None = None  # the no-record resident's ID number (never printed)
@@ -83,6 +99,11 @@ class DemoContext:
 
         assert isinstance(layout, FederationLayout)
         return layout
+
+    def database(self, node_id: str) -> str | Path:
+        """Where a node keeps its state: its PostgreSQL URL, or its SQLite file."""
+        urls: dict[str, str] = self.extra.get("database_urls", {})
+        return urls.get(node_id) or self.layout.nodes[node_id].directory / "node.db"
 
     @property
     def procs(self) -> FederationProcesses:
@@ -149,21 +170,31 @@ def run_demo(
     people: int = PEOPLE_DEFAULT,
     seed: int = 2025,
     workers: int = 2,
+    storage: str = "sqlite",
 ) -> DemoContext:
+    if storage not in STORAGES:
+        raise ValueError(f"storage must be one of {', '.join(STORAGES)}")
     keep = workdir is not None
     root = workdir or Path(tempfile.mkdtemp(prefix="huxin-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    ctx = DemoContext(root, out or sys.stdout, people=people, seed=seed, workers=workers)
+    ctx = DemoContext(
+        root, out or sys.stdout, people=people, seed=seed, workers=workers, storage=storage
+    )
     started = time.perf_counter()
     try:
         ctx.say("Huxin (互信) demo — a city's residents filed, scored, attested and verified")
         try:
+            if storage == "postgresql":
+                _start_postgres(ctx, keep)
             for stage in stages():
                 stage(ctx)
         finally:
             procs = ctx.extra.get("procs")
             if procs is not None:
                 procs.stop_all()
+            server = ctx.extra.get("postgres")
+            if server is not None:  # after the nodes: they hold connections to it
+                server.stop()
         ctx.say()
         ctx.say(f"Done in {time.perf_counter() - started:.0f}s.")
         if keep:
@@ -172,6 +203,22 @@ def run_demo(
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
     return ctx
+
+
+def _start_postgres(ctx: DemoContext, keep: bool) -> None:
+    """A throwaway PostgreSQL in the demo's folder (kept with it under ``--keep``)."""
+    from node.demo._postgres import LocalPostgres
+
+    server = LocalPostgres(ctx.workdir / "postgresql", keep=keep)
+    ctx.extra["postgres"] = server
+    server.start()
+    ctx.say()
+    ctx.say(
+        f"Storage: PostgreSQL {server.version()} started for this demo (`initdb` + `pg_ctl`,"
+        f" unix socket in {server.sockets}"
+        + (", running as the user postgres" if server.as_root else "")
+        + "); each node gets a database of its own, named in its [storage] url."
+    )
 
 
 def _people(text: str) -> int:
@@ -191,9 +238,27 @@ def register(sub: SubParsers) -> None:
     p.add_argument(
         "--keep", type=Path, metavar="DIR", help="run in DIR and keep the federation there"
     )
+    p.add_argument(
+        "--storage",
+        choices=STORAGES,
+        default="sqlite",
+        help="where the nodes keep their state: SQLite files (default) or a throwaway local"
+        " PostgreSQL (needs the PostgreSQL server binaries: initdb, pg_ctl)",
+    )
     p.set_defaults(func=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    run_demo(workdir=args.keep, people=args.people, seed=args.seed, workers=args.workers)
+    from node.demo._postgres import PostgresUnavailable
+
+    try:
+        run_demo(
+            workdir=args.keep,
+            people=args.people,
+            seed=args.seed,
+            workers=args.workers,
+            storage=args.storage,
+        )
+    except PostgresUnavailable as exc:
+        raise CliError("POSTGRES_UNAVAILABLE", str(exc)) from None
     return 0

@@ -200,6 +200,23 @@ class LocalPostgres:
         self._run([str(self.bindir / "createdb"), "-h", str(self.sockets), "-U", ROLE, DATABASE])
         return self
 
+    def version(self) -> str:
+        """The server's version, as ``postgres --version`` prints it (e.g. ``15.18``)."""
+        done = subprocess.run(
+            [str(self.bindir / "postgres"), "--version"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return done.stdout.strip().rsplit(" ", 1)[-1] if done.returncode == 0 else "?"
+
+    def create_database(self, name: str) -> str:
+        """A new database ``name`` (letters, digits, underscores); its URL."""
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"database name {name!r}: letters, digits and underscores only")
+        self._run([str(self.bindir / "createdb"), "-h", str(self.sockets), "-U", ROLE, name])
+        return self.url.replace(f"/{DATABASE}?", f"/{name}?", 1)
+
     def server_pids(self) -> list[int]:
         """The postmaster's pid and its children's (backends and background workers)."""
         pidfile = self.data / "postmaster.pid"
