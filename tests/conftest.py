@@ -21,7 +21,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["pytester"]  # tests/unit/test_suite_rules.py runs small suites
+pytest_plugins = [
+    "pytester",  # tests/unit/test_suite_rules.py runs small suites
+    "tests.support.postgres",  # a real PostgreSQL server and fresh databases (issue 18)
+]
 
 settings.register_profile("huxin", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("huxin")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from node.core._config_parse import (
     positive,
     setting,
 )
+from node.core._config_storage import StorageConfig
 
 __all__ = [
     "ID_PATTERN",
@@ -62,6 +63,7 @@ __all__ = [
     "NodeConfig",
     "RightsConfig",
     "ScheduleConfig",
+    "StorageConfig",
     "TlsFiles",
     "check_address",
     "check_id",
@@ -371,6 +373,8 @@ class NodeConfig:
     schedule: ScheduleConfig = ScheduleConfig()  # [schedule]: the monthly run (H3)
     catalogue: CatalogueConfig = CatalogueConfig()  # N17: publication of the catalogue
     mapping: MappingConfig = MappingConfig()  # [mapping]: governed tables (C3, H13)
+    # [storage]: SQLite (default: [node] database) or PostgreSQL (issue 18, docs/adr/0700)
+    storage: StorageConfig = setting(factory=StorageConfig)
 
 
 def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
@@ -379,6 +383,7 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
     Every key goes through the generic parser; what remains here are the rules
     that tie two keys together."""
     config: NodeConfig = parse_root(NodeConfig, data, base)
+    config = _storage_default(config, data)
     if config.listen.peer_workers > 1 and config.role != "region":
         raise ConfigError("listen.peer_workers", "a hub serves its peer port in one process")
     consent = config.consent
@@ -400,6 +405,23 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
             "hub.trust_list_refresh_seconds", "must be at most half of trust_list_ttl_seconds"
         )
     return config
+
+
+def _storage_default(config: NodeConfig, data: Mapping[str, Any]) -> NodeConfig:
+    """``[storage] url`` and ``[node] database`` name one SQLite file: the URL defaults
+    to the database, a SQLite URL alone sets the database, and two different files
+    are refused."""
+    storage = config.storage
+    if not storage.url:
+        return replace(
+            config, storage=replace(storage, url=StorageConfig.for_database(config.database).url)
+        )
+    path = storage.sqlite_path
+    if path is None:
+        return config  # PostgreSQL: [node] database names no file in use
+    if "database" in data.get("node", {}) and path != config.database:
+        raise ConfigError("storage.url", "names another file than node.database; set one of them")
+    return replace(config, database=path)
 
 
 def load_config(path: str | Path) -> NodeConfig:

@@ -49,12 +49,22 @@ May import: ``node.core`` and the pure packages, never ``grpc`` (its errors carr
 reasons; tools/check_imports.py); every other room reaches storage through it.
 """
 
+from node.store._conn import (
+    Connection,
+    DatabaseError,
+    Error,
+    IntegrityError,
+    OperationalError,
+    dialect,
+    savepoint,
+)
 from node.store._immediate import immediate
 from node.store._locks import WriterTurn, exclusive_writer, offline_job, writer_turn
 from node.store._migrate import (
     BUSY_TIMEOUT_MS,
     SCHEMA_VERSION,
     StorageError,
+    StorageUnavailable,
     connect,
     migrate,
     migrations,
@@ -63,13 +73,21 @@ from node.store._migrate import (
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "SCHEMA_VERSION",
+    "Connection",
+    "DatabaseError",
+    "Error",
+    "IntegrityError",
+    "OperationalError",
     "StorageError",
+    "StorageUnavailable",
     "WriterTurn",
     "connect",
+    "dialect",
     "exclusive_writer",
     "immediate",
     "migrate",
     "migrations",
     "offline_job",
+    "savepoint",
     "writer_turn",
 ]

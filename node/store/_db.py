@@ -69,10 +69,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from node.core._config_storage import StorageConfig
+from node.store._backend import Backend, resolve
 from node.store._checkpoint import CHECKPOINT_EVERY, RESTART_FRAMES, Checkpointer
 from node.store._locks import WriterLock
 from node.store._migrate import BUSY_TIMEOUT_MS, connect
-from node.store._threads import ConnectionThread
+from node.store._threads import ConnectionPool, ConnectionThread
 
 __all__ = ["Database"]
 
@@ -81,6 +83,7 @@ MAX_GROUP = 64  # units per transaction: bounds how long one group holds the eve
 MAX_THREAD_GROUP = 256  # units per transaction on the writer thread
 CLOSE_DRAIN_S = 10.0  # how long close() lets queued units commit
 THREAD_AUTOCHECKPOINT = 1000  # SQLite's default, for COMMITs on the writer thread
+PG_READERS = 4  # PostgreSQL reader threads: reads run concurrently (docs/adr/0700)
 
 
 class _Pending:
@@ -141,6 +144,13 @@ def _run_group(
             _loop_mode(conn)
 
 
+def _run_group_pg(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bool, Any]]:
+    """The PostgreSQL runner (writer thread only): BEGIN, the units, COMMIT.  Row
+    locks order writers of all replicas; no file lock, no checkpoint (ADR 0700)."""
+    conn.execute("BEGIN")
+    return _run_begun(conn, units)
+
+
 def _run_begun(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bool, Any]]:
     """Inside ``BEGIN IMMEDIATE``: all units, one SAVEPOINT each (a group of one
     needs none: its failure rolls back the whole transaction), then COMMIT."""
@@ -179,22 +189,37 @@ def _run_begun(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bo
     return out
 
 
+class _NoCheckpoints:
+    """PostgreSQL checkpoints itself: the Checkpointer's place, doing nothing."""
+
+    def committed(self) -> None:
+        pass
+
+    async def settled(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
 class Database:
-    """Writer + reader connections to one node SQLite file."""
+    """Writer + reader connections to one node database (SQLite file or PostgreSQL)."""
 
     def __init__(
         self,
         writer: ConnectionThread,
-        reader: ConnectionThread,
-        lock: WriterLock,
-        checkpointer: Checkpointer,
+        reader: ConnectionThread | ConnectionPool,
+        lock: WriterLock | None,
+        checkpointer: Checkpointer | _NoCheckpoints,
         *,
         busy_ms: int = BUSY_TIMEOUT_MS,
+        dialect: str = "sqlite",
     ) -> None:
-        self._writer = writer  # its connection is also used on the loop (quick groups)
+        self._writer = writer  # SQLite: its connection is also used on the loop (quick groups)
         self._reader = reader
-        self._writer_lock = lock
+        self._writer_lock = lock  # SQLite only (None on PostgreSQL)
         self._checkpointer = checkpointer  # WAL checkpoints off the loop (ADR 0317)
+        self.dialect = dialect  # "sqlite" or "postgresql"
         self._busy_ms = busy_ms  # SQLite busy wait of the thread paths
         self._closed = False
         self._waiting: collections.deque[_Pending] = collections.deque()  # units, FIFO
@@ -203,16 +228,26 @@ class Database:
     @classmethod
     async def open(
         cls,
-        path: str | Path,
+        path: StorageConfig | str | Path,
         *,
         busy_ms: int = BUSY_TIMEOUT_MS,
         checkpoint_every: int = CHECKPOINT_EVERY,
         restart_frames: int = RESTART_FRAMES,
+        readers: int = PG_READERS,
     ) -> Database:
-        """Open (and migrate, on the writer thread) the database.  ``busy_ms``: how
-        long a write on the writer thread waits for a SQLite connection that is not
-        one of ours (e.g. a batch job) to release the write lock;
-        ``checkpoint_every`` and ``restart_frames``: see :mod:`node.store._checkpoint`."""
+        """Open (and migrate, on the writer thread) the database.
+
+        ``path`` is a storage target (``[storage]``, a ``sqlite:///`` or
+        ``postgresql://`` URL, or a SQLite path).  SQLite: ``busy_ms`` is how long a
+        write on the writer thread waits for a SQLite connection that is not one of
+        ours (e.g. a batch job) to release the write lock; ``checkpoint_every`` and
+        ``restart_frames``: see :mod:`node.store._checkpoint`.  PostgreSQL:
+        ``readers`` reader threads, each with its own connection."""
+        backend = resolve(path)
+        if backend.is_pg:
+            return await cls._open_pg(backend, readers)
+        assert backend.path is not None
+        path = backend.path
         async with contextlib.AsyncExitStack() as opened:  # closes all if one step fails
             writer = ConnectionThread("huxin-db-writer")
             opened.push_async_callback(writer.close)
@@ -228,6 +263,27 @@ class Database:
             await reader.open(lambda: _open_reader(path))
             db = cls(writer, reader, WriterLock(path), checkpointer, busy_ms=busy_ms)
             opened.pop_all()  # opened: the database owns them now
+        return db
+
+    @classmethod
+    async def _open_pg(cls, backend: Backend, readers: int) -> Database:
+        """PostgreSQL: a writer thread (migrating at open) and a pool of readers."""
+        from node.store._pg import PgConnection
+        from node.store._pg_migrate import connect_pg
+
+        async with contextlib.AsyncExitStack() as opened:
+            writer = ConnectionThread("huxin-pg-writer")
+            opened.push_async_callback(writer.close)
+            await writer.open(lambda: connect_pg(backend))
+            pool = ConnectionPool(
+                "huxin-pg-reader",
+                readers,
+                lambda: PgConnection(backend.url, password=backend.password, reader=True),
+            )
+            opened.push_async_callback(pool.close)
+            await pool.call(_fetchone, "SELECT 1", ())  # reachable now, not at the first read
+            db = cls(writer, pool, None, _NoCheckpoints(), dialect="postgresql")
+            opened.pop_all()
         return db
 
     async def close(self) -> None:
@@ -249,7 +305,8 @@ class Database:
             await self._reader.close()
             await self._checkpointer.close()
         finally:
-            self._writer_lock.close()
+            if self._writer_lock is not None:
+                self._writer_lock.close()
 
     # -- units of work ----------------------------------------------------------
     async def read_unit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -298,7 +355,7 @@ class Database:
         if self._runner_queued or not self._waiting:
             return
         self._runner_queued = True
-        if self._waiting[0].quick:
+        if self._waiting[0].quick and self._writer_lock is not None:  # never on PG's loop
             asyncio.get_running_loop().call_soon(self._run_on_loop)
         else:
             self._run_on_thread()
@@ -327,7 +384,7 @@ class Database:
             self._runner_queued = False
             return
         lock, conn = self._writer_lock, self._writer.conn
-        if conn is None:
+        if conn is None or lock is None:
             raise RuntimeError("the database is closed")
         if not self._waiting[0].quick or conn.in_transaction:
             # a batch at the head, or (never expected) a thread job still open:
@@ -369,7 +426,10 @@ class Database:
             # checkpoint to the checkpointer, as on the loop (ADR 0317)
             batch = not all(u.quick for u in group)
             try:
-                results = _run_group(conn, group, lock, busy_ms, batch)
+                if lock is None:  # PostgreSQL
+                    results = _run_group_pg(conn, group)
+                else:
+                    results = _run_group(conn, group, lock, busy_ms, batch)
             except BaseException as exc:  # the whole group failed (e.g. disk full)
                 loop.call_soon_threadsafe(self._deliver, group, None, exc)
             else:

@@ -16,8 +16,19 @@ Invariants:
   descriptor releases the lock, and ``close`` is idempotent.
 
 Rooms outside :mod:`node.store` never see these files: they use
-:func:`offline_job`, :func:`writer_turn` and :func:`exclusive_writer`, which a
-PostgreSQL backend implements with advisory locks instead.
+:func:`offline_job`, :func:`writer_turn` and :func:`exclusive_writer`, which take a
+storage target (``[storage]``, a URL or a SQLite path).  On PostgreSQL
+(docs/adr/0700) there are no lock files:
+
+* :func:`offline_job` is a no-op: nothing of Huxin moves a PostgreSQL database
+  aside (``huxin backup restore`` is SQLite's; PostgreSQL is restored with its
+  own tools while the node is stopped);
+* :func:`writer_turn` hands out a turn that does nothing: PostgreSQL's row locks
+  order concurrent writers of every process, and no writer waits in a busy loop;
+* :func:`exclusive_writer` holds the session advisory lock :data:`EXCLUSIVE_LOCK`
+  (``pg_advisory_lock``) for the block, on a connection of its own: it excludes
+  the other holders of that lock only (two ``exclusive_writer`` blocks, e.g. two
+  maintenance jobs), not the node's ordinary writers.
 """
 
 from __future__ import annotations
@@ -29,7 +40,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from node.core._config_storage import StorageConfig
+from node.store._backend import resolve
+
 __all__ = [
+    "EXCLUSIVE_LOCK",
     "JobLock",
     "WriterLock",
     "WriterTurn",
@@ -108,22 +123,56 @@ class JobLock:
 
 # What callers outside the store hold: ``with turn:`` around one write transaction.
 WriterTurn: TypeAlias = contextlib.AbstractContextManager[Any]
+Target: TypeAlias = StorageConfig | str | Path
+
+EXCLUSIVE_LOCK = 0x48_58_00_02  # "HX" 0002: exclusive_writer on PostgreSQL
+
+
+class _FreeTurn:
+    """PostgreSQL's writer turn: row locks order the writers, nothing to take."""
+
+    def acquire(self) -> None:
+        pass
+
+    def try_acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+    def __enter__(self) -> _FreeTurn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
 
 
 @contextlib.contextmanager
-def offline_job(database: str | Path) -> Iterator[None]:
+def offline_job(database: Target) -> Iterator[None]:
     """For the whole block, an offline job runs on ``database`` (``huxin score run``,
-    ``publish``, the monthly scheduler): a restore waits, or refuses, meanwhile."""
-    with JobLock(database):
+    ``publish``, the monthly scheduler): a restore waits, or refuses, meanwhile
+    (SQLite; a no-op on PostgreSQL, see the module doc)."""
+    backend = resolve(database)
+    if backend.is_pg:
+        yield
+        return
+    assert backend.path is not None
+    with JobLock(backend.path):
         yield
 
 
 @contextlib.contextmanager
-def writer_turn(database: str | Path) -> Iterator[WriterLock]:
+def writer_turn(database: Target) -> Iterator[WriterLock | _FreeTurn]:
     """A handle on ``database``'s cross-process writer turn, released at the end of
     the block: ``with turn:`` (or ``acquire``/``release``) takes it around one write
-    transaction, waiting for every other writer of every process."""
-    lock = WriterLock(database)
+    transaction, waiting for every other writer of every process (SQLite; a turn
+    that does nothing on PostgreSQL, see the module doc)."""
+    backend = resolve(database)
+    if backend.is_pg:
+        yield _FreeTurn()
+        return
+    assert backend.path is not None
+    lock = WriterLock(backend.path)
     try:
         yield lock
     finally:
@@ -131,8 +180,20 @@ def writer_turn(database: str | Path) -> Iterator[WriterLock]:
 
 
 @contextlib.contextmanager
-def exclusive_writer(database: str | Path) -> Iterator[None]:
+def exclusive_writer(database: Target) -> Iterator[None]:
     """Hold ``database``'s writer turn for the whole block: no other writer of any
-    process commits meanwhile."""
+    process commits meanwhile (SQLite); on PostgreSQL the advisory lock
+    :data:`EXCLUSIVE_LOCK` (see the module doc)."""
+    backend = resolve(database)
+    if backend.is_pg:
+        from node.store._pg import PgConnection  # psycopg only when PostgreSQL is used
+
+        conn = PgConnection(backend.url, password=backend.password)
+        try:
+            conn.execute(f"SELECT pg_advisory_lock({EXCLUSIVE_LOCK:d})")
+            yield  # closing the session releases the lock, whatever happens
+        finally:
+            conn.close()
+        return
     with writer_turn(database) as turn, turn:
         yield

@@ -21,12 +21,14 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from node.core._errors import HuxinError
+from node.core._config_storage import StorageConfig
+from node.core._errors import HuxinError, UnavailableError
 
 __all__ = [
     "SCHEMA_VERSION",
     "Migration",
     "StorageError",
+    "StorageUnavailable",
     "connect",
     "migrate",
     "migrations",
@@ -44,6 +46,15 @@ class StorageError(HuxinError):
         self.code = code
 
 
+class StorageUnavailable(UnavailableError):
+    """The database cannot be reached now (server down, connection lost): the unit
+    failed and nothing of it was committed; retrying later may succeed
+    (UNAVAILABLE at the RPC edge, reason ``STORAGE_UNAVAILABLE``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("STORAGE_UNAVAILABLE", message)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -52,9 +63,12 @@ class Migration:
 
 
 @cache
-def migrations() -> tuple[Migration, ...]:
-    """The shipped migrations in order; raises if numbering has a gap."""
+def migrations(dialect: str = "sqlite") -> tuple[Migration, ...]:
+    """The shipped migrations of ``dialect`` in order (``migrations/`` for SQLite,
+    ``migrations/postgresql/`` for PostgreSQL); raises if numbering has a gap."""
     folder = resources.files("node.store").joinpath("migrations")
+    if dialect == "postgresql":
+        folder = folder.joinpath("postgresql")
     found: list[Migration] = []
     for entry in folder.iterdir():
         match = _NAME.match(entry.name)
@@ -93,6 +107,10 @@ _PRAGMAS = (
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply pending migrations to an open connection; return the schema version."""
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        from node.store._pg_migrate import migrate_pg  # psycopg only when PostgreSQL is used
+
+        return migrate_pg(conn)
     (current,) = conn.execute("PRAGMA user_version").fetchone()
     for mig in _pending(int(current)):
         try:
@@ -118,13 +136,21 @@ def _create_owner_only(path: Path) -> None:
 
 
 def connect(
-    path: str | Path,
+    path: StorageConfig | str | Path,
     *,
     readonly: bool = False,
     create: bool = True,
     check_same_thread: bool = True,
 ) -> sqlite3.Connection:
-    """Open (and migrate, unless ``readonly``) a node database with ``sqlite3``.
+    """Open (and migrate, unless ``readonly``) a node database.
+
+    ``path`` is a storage target (:mod:`node.store._backend`): ``[storage]``, a
+    ``sqlite:///`` or ``postgresql://`` URL, or a SQLite file path.  On PostgreSQL
+    the connection is a :class:`node.store._pg.PgConnection` (typed as the
+    ``sqlite3`` subset it implements, :data:`node.store.Connection`); ``readonly``
+    checks the schema version instead of migrating, ``create`` and
+    ``check_same_thread`` do not apply (the database exists; one thread uses a
+    connection at a time).
 
     The connection is in autocommit mode (``isolation_level=None``): callers
     group multi-row work with explicit ``BEGIN`` … ``COMMIT``.  ``create=False``
@@ -132,7 +158,15 @@ def connect(
     ``check_same_thread=False`` only for the server's writer, which its own
     thread and the event loop use in turn (:mod:`node.store._db`).
     """
-    target = Path(path)
+    from node.store._backend import resolve  # imports this module
+
+    backend = resolve(path)
+    if backend.is_pg:
+        from node.store._pg_migrate import connect_pg
+
+        return connect_pg(backend, readonly=readonly)
+    assert backend.path is not None
+    target = backend.path
     if (readonly or not create) and not target.exists():
         raise StorageError("DB_NOT_FOUND", f"database {str(target)!r} does not exist")
     try:

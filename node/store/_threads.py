@@ -30,10 +30,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import sqlite3
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["ConnectionThread"]
+__all__ = ["ConnectionPool", "ConnectionThread"]
 
 T = TypeVar("T")
 
@@ -84,3 +85,59 @@ class ConnectionThread:
             await asyncio.shield(asyncio.wrap_future(self._pool.submit(self._close_conn)))
         finally:
             self._pool.shutdown(wait=False)
+
+
+class ConnectionPool:
+    """A few threads, each with a connection of its own, sharing one FIFO queue of jobs
+    (PostgreSQL's readers, docs/adr/0700: reads run concurrently, as many as threads).
+
+    Invariants: a job runs on whichever thread is free, with that thread's
+    connection, opened by ``opener`` on the thread at its first job (a failed open
+    fails that job and is tried again by the next); jobs are never run on the event
+    loop; :meth:`close` waits for the jobs already queued, then closes every
+    connection and ends the threads; afterwards new jobs are refused
+    (``RuntimeError``)."""
+
+    __slots__ = ("_closed", "_conns", "_guard", "_local", "_opener", "_pool")
+
+    def __init__(self, name: str, size: int, opener: Callable[[], Any]) -> None:
+        if size < 1:
+            raise ValueError("a connection pool needs at least one thread")
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=size, thread_name_prefix=name
+        )
+        self._opener = opener
+        self._local = threading.local()
+        self._conns: list[Any] = []
+        self._guard = threading.Lock()
+        self._closed = False
+
+    def _with_conn(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._opener()
+            self._local.conn = conn
+            with self._guard:
+                self._conns.append(conn)
+        return fn(conn, *args)
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+        return self._pool.submit(self._with_conn, fn, args)
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` on a free thread of the pool and return its result."""
+        return await asyncio.wrap_future(self.submit(fn, *args))
+
+    def _close_all(self) -> None:
+        self._pool.shutdown(wait=True)  # every queued job first
+        with self._guard:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+
+    async def close(self) -> None:
+        """Wait for the queued jobs, close every connection (off the loop); idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.shield(asyncio.to_thread(self._close_all))

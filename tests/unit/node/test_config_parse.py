@@ -22,6 +22,7 @@ from node.core._config import (
 )
 from node.core._config_checks import OBJECTION_STEPS
 from node.core._config_parse import config_keys, field_kind, located_fields
+from node.core._config_storage import StorageConfig
 
 LOCATED = list(located_fields(NodeConfig))
 NAME = st.text(string.ascii_lowercase + string.digits, min_size=1, max_size=8)
@@ -61,6 +62,9 @@ def _hooked(base: Path) -> dict[str, st.SearchStrategy[tuple[Any, Any]]]:
         "catalogue.published_on": same(st.dates(date(2000, 1, 1), date(2099, 12, 31))),
         "catalogue.guide": path,
         "mapping.min_reach": same(st.sampled_from(["", "0", "0.5", "0.123456", "1", "1.0"])),
+        # issue 18: a PostgreSQL URL (SQLite URLs name [node] database: test_storage_config)
+        "storage.url": same(NAME.map(lambda n: f"postgresql://huxin@{n}:5432/{n}?sslmode=require")),
+        "storage.password_file": path,
         "mapping.authorities": st.dictionaries(ID, KEY32, max_size=3).map(
             lambda d: ({k: v.hex() for k, v in d.items()}, d)
         ),
@@ -175,7 +179,11 @@ def _expected(loaded: dict[tuple[str, str], Any], with_federation: bool) -> Node
         if dataclasses.is_dataclass(kind):
             present = f.name in sections
             root[f.name] = kind(**sections[f.name]) if present else None  # type: ignore[operator]
-    return NodeConfig(**root)
+    config = NodeConfig(**root)
+    if not config.storage.url:  # issue 18: the URL defaults to SQLite at [node] database
+        url = StorageConfig.for_database(config.database).url
+        config = dataclasses.replace(config, storage=dataclasses.replace(config.storage, url=url))
+    return config
 
 
 def test_every_field_is_a_key_and_every_key_a_field() -> None:
