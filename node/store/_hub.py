@@ -254,11 +254,11 @@ _INSERT_BATCH = (
 )
 
 
-def _leaf_keys(bid: int, pseudonyms: bytes) -> Iterator[tuple[int, int, bytes]]:
+def _leaf_keys(bid: int, pseudonyms: bytes, period: str) -> Iterator[tuple[int, int, bytes, str]]:
     for idx in range(len(pseudonyms) // _PSEUDONYM):
         name = pseudonyms[idx * _PSEUDONYM : (idx + 1) * _PSEUDONYM]
         if name != _GONE:
-            yield bid, idx, name
+            yield bid, idx, name, period
 
 
 def insert_batch(conn: sqlite3.Connection, row: tuple[Any, ...]) -> None:
@@ -270,7 +270,12 @@ def insert_batch(conn: sqlite3.Connection, row: tuple[Any, ...]) -> None:
         conn.execute(_INSERT_BATCH, row)
         return
     (bid,) = conn.execute(_INSERT_BATCH + " RETURNING id", row).fetchone()
-    copy_rows(raw, "hub_leaf_keys", ("batch", "idx", "pseudonym"), _leaf_keys(bid, row[10]))
+    copy_rows(
+        raw,
+        "hub_leaf_keys",
+        ("batch", "idx", "pseudonym", "period"),
+        _leaf_keys(bid, row[10], row[2]),
+    )
 
 
 def region_with_leaves(

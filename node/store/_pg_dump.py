@@ -242,6 +242,11 @@ def _compare(  # noqa: PLR0917 - the scan's findings, one each
     data: set[str],
     version: int | None,
 ) -> DumpCheck:
+    if "schema_version" in tables and "schema_version" not in data:
+        raise DumpError(
+            "BACKUP_CORRUPT",
+            f"{path} has no data for schema_version: a schema-only dump restores no node",
+        )
     if version is None:
         raise DumpError(
             "BACKUP_SCHEMA_MISMATCH", f"{path} holds no schema_version row: not a Huxin database"

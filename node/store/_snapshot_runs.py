@@ -250,7 +250,7 @@ def store_chunk(
     return True
 
 
-_SNAPSHOT_COLUMNS = ("run_id", "subject_key", "eligible", "score", "grade", "reason")
+_SNAPSHOT_COLUMNS = ("run_id", "subject_key", "eligible", "score", "grade", "reason", "period")
 
 
 def _store_chunk_pg(  # noqa: PLR0917 - store_chunk's arguments
@@ -262,9 +262,13 @@ def _store_chunk_pg(  # noqa: PLR0917 - store_chunk's arguments
     counts: tuple[int, int],
 ) -> bool:
     """:func:`store_chunk` on PostgreSQL: the chunk row first (a second writer of the
-    chunk waits on it, then finds it), then the snapshots in one binary COPY."""
+    chunk waits on it, then finds it), then the snapshots in one binary COPY, each with
+    its run's period (the partition key)."""
     conn.execute("BEGIN")
     try:
+        (period,) = conn.execute(
+            "SELECT period FROM snapshot_runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
         claimed = conn.execute(
             "INSERT INTO snapshot_run_chunks (run_id, chunk, subjects, eligible)"
             " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING chunk",
@@ -273,7 +277,7 @@ def _store_chunk_pg(  # noqa: PLR0917 - store_chunk's arguments
         if claimed is None:
             conn.execute("ROLLBACK")
             return False
-        copy_rows(raw, "snapshots", _SNAPSHOT_COLUMNS, rows)
+        copy_rows(raw, "snapshots", _SNAPSHOT_COLUMNS, ((*r, period) for r in rows))
     except BaseException:
         conn.execute("ROLLBACK")
         raise

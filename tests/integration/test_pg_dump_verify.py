@@ -23,11 +23,13 @@ from tests.support.processes import huxin
 def _dump(url: str, out: Path, fmt: str, *extra: str) -> Path:
     parts = urlsplit(url)
     args = [pg_tool("pg_dump"), "-F", fmt, "-f", str(out), *extra]
-    host = parse_qs(parts.query).get("host", [parts.hostname or ""])[0]
+    query = parse_qs(parts.query)
+    host = query.get("host", [parts.hostname or ""])[0]
+    port = query.get("port", [str(parts.port or "")])[0]
     if host:
         args += ["-h", host]
-    if parts.port:
-        args += ["-p", str(parts.port)]
+    if port:
+        args += ["-p", port]
     args += ["-U", parts.username or "postgres", parts.path.lstrip("/")]
     subprocess.run(args, check=True, capture_output=True)
     return out

@@ -136,3 +136,17 @@ def test_bad_input_is_refused_with_a_clear_error(
         call(conn)
     conn.execute("CREATE TABLE blobs (k BYTEA NOT NULL) PARTITION BY RANGE (k)")
     assert "blobs" in maintain(conn, TODAY, retention_months=0).skipped
+
+
+def test_the_node_schema_period_tables_get_their_months(pg_url: str) -> None:
+    """Issue 18: on a node database as the node migrates it, snapshots, hub batches and
+    hub leaf keys are the period tables; maintain gives each this month and the next."""
+    from node.store import connect
+
+    connect(pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        assert {t.name for t in period_tables(c)} >= {"snapshots", "hub_batches", "hub_leaf_keys"}
+        created = maintain(c, TODAY, retention_months=0).created
+    for table in ("snapshots", "hub_batches", "hub_leaf_keys"):
+        assert f"{table}_p202612" in created
+        assert f"{table}_p202703" in created

@@ -76,6 +76,9 @@ CREATE TABLE snapshot_run_chunks (
     PRIMARY KEY (run_id, chunk)
 );
 
+-- Partitioned by month on its run's period (issue 18, node/store/_partitions.py keeps
+-- the partitions): the one column PostgreSQL adds to SQLite's table; a run's period
+-- never changes, so the key (run_id, subject_key, period) is as unique as SQLite's.
 CREATE TABLE snapshots (
     run_id      BIGINT NOT NULL REFERENCES snapshot_runs (run_id) ON DELETE CASCADE,
     subject_key BYTEA NOT NULL REFERENCES subjects (subject_key) ON DELETE CASCADE,
@@ -83,9 +86,11 @@ CREATE TABLE snapshots (
     score       BIGINT,
     grade       TEXT,
     reason      TEXT,
+    period      TEXT NOT NULL,
     CHECK ((eligible = 1) = (score IS NOT NULL AND grade IS NOT NULL)),
-    PRIMARY KEY (run_id, subject_key)
-);
+    PRIMARY KEY (run_id, subject_key, period)
+) PARTITION BY RANGE (period);
+CREATE TABLE snapshots_default PARTITION OF snapshots DEFAULT;
 
 -- Child key of the subjects foreign key (deletion on deregistration) and a citizen's history.
 CREATE INDEX snapshots_by_subject ON snapshots (subject_key);

@@ -15,10 +15,11 @@ from pathlib import Path
 from node.store import connect
 from node.store._migrate import migrations
 
-#: PostgreSQL-only tables (the version the SQLite file keeps in its header)
-PG_ONLY_TABLES = frozenset({"schema_version"})
+#: PostgreSQL-only tables (the version the SQLite file keeps in its header; the hub's
+#: leaf pseudonyms, which SQLite scans in the batches' blobs)
+PG_ONLY_TABLES = frozenset({"schema_version", "hub_leaf_keys"})
 #: table -> columns PostgreSQL adds for declarative partitioning (docs/adr/0700)
-PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {}
+PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {"snapshots": ("period",)}
 
 
 def _sqlite_schema(path: Path) -> dict[str, list[str]]:
