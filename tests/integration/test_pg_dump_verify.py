@@ -9,12 +9,14 @@ migrated by the node itself; real ``pg_dump`` archives of it in every format;
 from __future__ import annotations
 
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
 
+from node.cli._init import init_region, load_or_create_ca
 from node.store import SCHEMA_VERSION, connect
 from node.store._pg_dump import DumpError, pg_tool, verify_dump
 from tests.support.processes import huxin
@@ -119,3 +121,31 @@ def test_the_cli_verifies_a_dump_and_refuses_a_bad_one(node_db: str, tmp_path: P
     done = huxin("backup", "verify", str(bad))
     assert done.returncode == 1
     assert "BACKUP_CORRUPT" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(("create", "--out", "{out}"), id="create"),
+        pytest.param(("restore", "--from", "{out}"), id="restore"),
+    ],
+)
+def test_create_and_restore_on_postgresql_name_the_database_tools(
+    node_db: str, tmp_path: Path, argv: tuple[str, ...]
+) -> None:
+    """Issue 18: on a PostgreSQL node ``huxin backup create|restore`` say to use the
+    database's own tools and what else to keep (keys, certificates, config), exit 2
+    and write nothing."""
+    now = datetime.now(UTC)
+    init_region(tmp_path / "heihe", "heihe", "heihe", load_or_create_ca(tmp_path / "ca", now), now)
+    config = tmp_path / "heihe" / "node.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8") + f'\n[storage]\nurl = "{node_db}"\n', encoding="utf-8"
+    )
+    out = tmp_path / "backup.db"
+    args = [a.format(out=out) for a in argv]
+    done = huxin("backup", args[0], "--config", str(config), *args[1:])
+    assert done.returncode == 2, done.stderr
+    for said in ("pg_dump", "pg_basebackup", "huxin backup verify", "keys/", "node.toml"):
+        assert said in done.stderr
+    assert not out.exists()

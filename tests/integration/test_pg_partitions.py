@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from node.store import connect
 from node.store._partitions import MONTHS_AHEAD, maintain, month_bounds, period_tables
 
 TODAY = date(2026, 12, 8)
@@ -141,8 +142,6 @@ def test_bad_input_is_refused_with_a_clear_error(
 def test_the_node_schema_period_tables_get_their_months(pg_url: str) -> None:
     """Issue 18: on a node database as the node migrates it, snapshots, hub batches and
     hub leaf keys are the period tables; maintain gives each this month and the next."""
-    from node.store import connect
-
     connect(pg_url).close()
     with psycopg.connect(pg_url, autocommit=True) as c:
         assert {t.name for t in period_tables(c)} >= {"snapshots", "hub_batches", "hub_leaf_keys"}
