@@ -291,6 +291,11 @@ class PartitionKeeper:
             await self.run_once()
             await asyncio.sleep(self.every_s)
 
+    @property
+    def running(self) -> bool:
+        """Whether the upkeep task runs (only ever on PostgreSQL)."""
+        return self._task is not None
+
     def start(self) -> None:
         if getattr(self.db, "dialect", "sqlite") == "postgresql" and self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._loop())

@@ -7,15 +7,24 @@ column, a DEFAULT partition), with the key types the maintenance supports.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
 from node.store import connect
-from node.store._partitions import MONTHS_AHEAD, maintain, month_bounds, period_tables
+from node.store._db import Database
+from node.store._partitions import (
+    MONTHS_AHEAD,
+    PartitionKeeper,
+    maintain,
+    month_bounds,
+    period_tables,
+)
 
 TODAY = date(2026, 12, 8)
 DEC_2026 = 1_796_083_200  # 2026-12-01T00:00:00Z
@@ -149,3 +158,30 @@ def test_the_node_schema_period_tables_get_their_months(pg_url: str) -> None:
     for table in ("snapshots", "hub_batches", "hub_leaf_keys"):
         assert f"{table}_p202612" in created
         assert f"{table}_p202703" in created
+
+
+async def test_the_keeper_runs_on_postgresql_and_replicas_queue(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Issue 18 (run by the background work; replicas): two keepers of two processes'
+    databases at once both succeed (the advisory lock queues them) and the months exist
+    once; on SQLite the keeper does nothing."""
+    first, second = await Database.open(pg_url), await Database.open(pg_url)
+    try:
+        a = PartitionKeeper(first, 0, lambda: TODAY)
+        b = PartitionKeeper(second, 0, lambda: TODAY)
+        done = await asyncio.gather(a.run_once(), b.run_once())
+        assert all(d is not None for d in done)
+        made = sorted(n for d in done if d is not None for n in d.created)
+        assert made.count("snapshots_p202612") == 1
+    finally:
+        await first.close()
+        await second.close()
+    lite = await Database.open(tmp_path / "node.db")
+    try:
+        keeper = PartitionKeeper(lite, 0, lambda: TODAY)
+        keeper.start()
+        assert not keeper.running  # nothing to keep on SQLite
+        await keeper.stop()
+    finally:
+        await lite.close()
