@@ -221,12 +221,12 @@ def record_evidence(  # noqa: PLR0917 - one column each
     proof: bytes, now: int,
 ) -> int:  # fmt: skip
     """A split view or rollback of the region's log; the evidence row's id."""
-    cur = conn.execute(
+    (evidence_id,) = conn.execute(
         "INSERT INTO hub_witness_evidence (region, reason, previous, presented, proof,"
-        " detected_at) VALUES (?, ?, ?, ?, ?, ?)",
+        " detected_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         (region, reason, previous, presented, proof, now),
-    )
-    return int(cur.lastrowid or 0)
+    ).fetchone()
+    return int(evidence_id)
 
 
 def record_witnessed(

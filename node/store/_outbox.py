@@ -85,12 +85,12 @@ def append_sync(
         if row[1] != kind or bytes(row[2]) != bytes(payload):
             raise OutboxError("EVENT_CONFLICT", f"event {event_id!r} exists with other content")
         return int(row[0])
-    cur = conn.execute(
-        "INSERT INTO outbox (kind, event_id, payload, created_at) VALUES (?, ?, ?, ?)",
+    (seq,) = conn.execute(
+        "INSERT INTO outbox (kind, event_id, payload, created_at) VALUES (?, ?, ?, ?)"
+        " RETURNING seq",
         (kind, event_id, bytes(payload), int(created_at)),
-    )
-    assert cur.lastrowid is not None
-    return int(cur.lastrowid)
+    ).fetchone()
+    return int(seq)
 
 
 def read_after_sync(conn: sqlite3.Connection, after: int, limit: int) -> list[OutboxEvent]:

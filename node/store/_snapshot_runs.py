@@ -157,13 +157,12 @@ def create_run(  # noqa: PLR0917 - one column each
     records_through: str | None,
 ) -> int:
     """A new run row; its ``run_id``."""
-    cur = conn.execute(
+    (run_id,) = conn.execute(
         "INSERT INTO snapshot_runs (period, scheme_id, scheme_version, as_of, chunks, started_at,"
-        " records_through) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " records_through) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
         (period, scheme_id, scheme_version, as_of, chunks, started_at, records_through),
-    )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+    ).fetchone()
+    return int(run_id)
 
 
 def run_scored(conn: sqlite3.Connection, run_id: int) -> int:
