@@ -52,8 +52,9 @@ def missed_deadlines_by_source(conn: sqlite3.Connection) -> dict[str, int]:
     """Department -> how many objections were deemed accepted (a missed deadline, H15)."""
     return dict(
         conn.execute(
-            "SELECT source, count(*) FROM objections "
-            "WHERE state_json LIKE '%\"deemed_accepted\"%' GROUP BY source"
+            "SELECT source, count(*) FROM objections WHERE state_json LIKE ? GROUP BY source",
+            # a parameter: a literal % would read as a placeholder to the PostgreSQL driver
+            ('%"deemed_accepted"%',),
         ).fetchall()
     )
 

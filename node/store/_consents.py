@@ -5,8 +5,9 @@ Invariants:
 * this module reads and writes rows; whether a consent may be used is decided
   by the consent rules of :mod:`node.exchange._consent`, once, on the row read
   inside the write unit that then counts the use (:func:`count_use`), so the
-  decision and the count are one transaction under the writer lock and
-  concurrent requests can never exceed ``max_uses``;
+  decision and the count are one transaction under the writer lock (SQLite) or
+  the row's lock taken by :func:`get_consent` (PostgreSQL), and concurrent requests
+  can never exceed ``max_uses``;
 * a use is counted inside the same transaction that allocates the status-list
   index and appends the log entry; a use given back (:func:`release_use`) is
   given back in that same transaction;
@@ -118,9 +119,20 @@ _ACTIVE = (
 )
 
 
+def _locking(conn: sqlite3.Connection) -> str:
+    """`` FOR UPDATE`` on PostgreSQL, where transactions of several processes run at once
+    (READ COMMITTED): the row read to decide is locked until COMMIT, so a concurrent
+    unit deciding on the same row waits and then reads the committed result.  SQLite
+    needs none: a write unit holds the database's write lock from ``BEGIN IMMEDIATE``."""
+    return " FOR UPDATE" if getattr(conn, "dialect", "sqlite") == "postgresql" else ""
+
+
 def get_consent(conn: sqlite3.Connection, consent_id: str) -> ConsentRow | None:
-    """Sync read for units of work."""
-    row = conn.execute(f"SELECT {_COLUMNS} FROM consents WHERE consent_id = ?", (consent_id,))
+    """Sync read for write units: the row the unit decides on, locked until COMMIT on
+    PostgreSQL (:func:`_locking`), so uses are counted exactly once across processes."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM consents WHERE consent_id = ?{_locking(conn)}", (consent_id,)
+    )
     found = row.fetchone()
     return None if found is None else ConsentRow.of(found)
 
@@ -146,13 +158,17 @@ def add_status_entry(
     issued_at: int,
     expires_at: int,
 ) -> int:
-    """Inside a write unit: allocate the next status-list index for an attestation."""
-    cur = conn.execute(
-        "INSERT INTO status_entries (idx, attestation_id, subject_key, consent_id, status, "
-        "issued_at, expires_at) VALUES (NULL, ?, ?, ?, 0, ?, ?)",
+    """Inside a write unit: allocate the next status-list index for an attestation.
+
+    The database allocates ``idx`` (SQLite: the rowid; PostgreSQL: an identity
+    column) and RETURNING reads it back on both; all rows are fetched so the
+    statement has finished before the unit goes on."""
+    rows = conn.execute(
+        "INSERT INTO status_entries (attestation_id, subject_key, consent_id, status, "
+        "issued_at, expires_at) VALUES (?, ?, ?, 0, ?, ?) RETURNING idx",
         (attestation_id, subject_key, consent_id, issued_at, expires_at),
-    )
-    return int(cur.lastrowid or 0)
+    ).fetchall()
+    return int(rows[0][0])
 
 
 def end_consent(conn: sqlite3.Connection, consent_id: str, *, now: int, reason: str) -> None:
@@ -214,7 +230,12 @@ def grant_history_in(
 ) -> GrantHistory:
     """Inside the grant's own write unit: the subject's grants after ``since`` and its
     active consents at ``now`` (the writer lock and BEGIN IMMEDIATE serialise grants
-    of every process, docs/adr/0324)."""
+    of every process, docs/adr/0324; on PostgreSQL the subject's row is locked first,
+    so grants of one person from several processes are decided one after another)."""
+    if _locking(conn):
+        conn.execute(
+            "SELECT 1 FROM subjects WHERE subject_key = ? FOR UPDATE", (subject_key,)
+        ).fetchall()
     recent = conn.execute(_RECENT_GRANTS, (subject_key, since)).fetchall()
     active = conn.execute(_ACTIVE, (subject_key, now)).fetchone()
     return GrantHistory(tuple(int(r[0]) for r in recent), int(active[0]))

@@ -310,7 +310,8 @@ def run_progress(conn: sqlite3.Connection, month: MonthKey) -> tuple[int, int, i
     row = conn.execute(
         "SELECT r.chunks, count(c.chunk), coalesce(sum(c.subjects), 0) FROM snapshot_runs AS r"
         " LEFT JOIN snapshot_run_chunks AS c USING (run_id)"
-        " WHERE r.period = ? AND r.scheme_id = ? AND r.scheme_version = ? GROUP BY r.run_id",
+        " WHERE r.period = ? AND r.scheme_id = ? AND r.scheme_version = ?"
+        " GROUP BY r.run_id, r.chunks",
         _month(month),
     ).fetchone()
     if row is None:

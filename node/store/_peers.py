@@ -35,8 +35,11 @@ def replace_material(  # noqa: PLR0917 - one column each
     fetched_at: int, source: str,
 ) -> None:  # fmt: skip
     conn.execute(
-        "INSERT OR REPLACE INTO peer_material"
-        " (region, item, version, sha256, body, fetched_at, source) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO peer_material"
+        " (region, item, version, sha256, body, fetched_at, source) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (region, item) DO UPDATE SET version = excluded.version,"
+        " sha256 = excluded.sha256, body = excluded.body, fetched_at = excluded.fetched_at,"
+        " source = excluded.source",
         (region, item, version, sha256, body, fetched_at, source),
     )
 

@@ -11,7 +11,7 @@ Invariants:
 * a residence that ends keeps its row with ``ended_on``; a fact re-opening the
   same (kind, since) clears ``ended_on`` instead of adding a row;
 * a death is recorded once (the first date stands); a subject row is never
-  replaced by a fact batch (``INSERT OR IGNORE``: the first sealed ID stands);
+  replaced by a fact batch (``ON CONFLICT DO NOTHING``: the first sealed ID stands);
 * the fact trail holds the subject key only, never an ID number.
 """
 
@@ -139,8 +139,8 @@ def insert_subjects(
 ) -> None:
     """(key, birth_date, id_sealed, registered_at): add the people not yet stored."""
     conn.executemany(
-        "INSERT OR IGNORE INTO subjects (subject_key, birth_date, id_sealed, registered_at) "
-        "VALUES (?, ?, ?, ?)",
+        "INSERT INTO subjects (subject_key, birth_date, id_sealed, registered_at) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (subject_key) DO NOTHING",
         rows,
     )
 

@@ -27,9 +27,9 @@ def add_push_receipt(  # noqa: PLR0917 - one column each
 ) -> None:
     """Keep a hub receipt; one already held for (hub, seq) is kept."""
     conn.execute(
-        "INSERT OR IGNORE INTO push_receipts (hub, seq, event_id, receipt, verified)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (hub, seq, event_id, receipt, verified),
+        "INSERT INTO push_receipts (hub, seq, event_id, receipt, verified)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (hub, seq) DO NOTHING",
+        (hub, seq, event_id, receipt, int(verified)),  # an integer column on both engines
     )
 
 
@@ -43,7 +43,7 @@ def push_receipts_through(conn: sqlite3.Connection, hub: str) -> int:
 
 
 def _push_row(conn: sqlite3.Connection, hub: str) -> None:
-    conn.execute("INSERT OR IGNORE INTO push_state (hub) VALUES (?)", (hub,))
+    conn.execute("INSERT INTO push_state (hub) VALUES (?) ON CONFLICT (hub) DO NOTHING", (hub,))
 
 
 def push_succeeded(conn: sqlite3.Connection, hub: str, cursor: int, now: int) -> None:

@@ -194,7 +194,9 @@ def residence_counts(
     for part in _chunks(sorted(set(keys))):
         marks = ",".join("?" * len(part))
         rows = conn.execute(
-            f"SELECT subject_key, SUM(kind NOT IN ({marks_k})), SUM(kind IN ({marks_k})) "
+            # CASE, not a summed comparison: PostgreSQL does not add booleans
+            f"SELECT subject_key, SUM(CASE WHEN kind IN ({marks_k}) THEN 0 ELSE 1 END), "
+            f"SUM(CASE WHEN kind IN ({marks_k}) THEN 1 ELSE 0 END) "
             f"FROM residences WHERE ended_on IS NULL AND subject_key IN ({marks}) "
             "GROUP BY subject_key",
             (*kinds, *kinds, *part),
@@ -379,7 +381,8 @@ class RecordsRepository:
             touched = {r[0] for r in residence_rows}
             before = residence_counts(conn, touched)
             conn.executemany(
-                "INSERT OR IGNORE INTO residences (subject_key, kind, since) VALUES (?, ?, ?)",
+                "INSERT INTO residences (subject_key, kind, since) VALUES (?, ?, ?) "
+                "ON CONFLICT (subject_key, kind, since) DO NOTHING",
                 residence_rows,
             )
             over = residence_bound_error(batch_id, before, residence_counts(conn, touched), where)
@@ -427,14 +430,14 @@ class RecordsRepository:
                     "SUBJECT_DEREGISTERED", "the person deregistered (H2)", field="subject_id"
                 )
             conn.execute(
-                "INSERT OR IGNORE INTO subjects (subject_key, birth_date, id_sealed, registered_at) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT INTO subjects (subject_key, birth_date, id_sealed, registered_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (subject_key) DO NOTHING",
                 (k, birth_date(id_number).isoformat(), sealed, now_iso),
             )
             conn.execute(
-                "INSERT OR IGNORE INTO collection_consents (consent_ref, subject_key, collector, "
+                "INSERT INTO collection_consents (consent_ref, subject_key, collector, "
                 "stated_use, document_sha256, signed_on, recorded_by, recorded_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (consent_ref) DO NOTHING",
                 (
                     ref,
                     k,

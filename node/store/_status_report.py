@@ -26,12 +26,21 @@ __all__ = [
 ]
 
 
+_UNDEFINED_TABLE = "42P01"
+
+
 def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
     """Rows of ``sql``, or none if the table does not exist (yet)."""
     try:
         return list(conn.execute(sql, params).fetchall())
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError:  # SQLite: "no such table"
         return []
+    except sqlite3.DatabaseError as exc:
+        # PostgreSQL (the store's adapter keeps the SQLSTATE): 42P01 undefined_table;
+        # the read-only status connection is in autocommit, so nothing is left aborted
+        if getattr(exc, "sqlstate", None) == _UNDEFINED_TABLE:
+            return []
+        raise
 
 
 def newest_trust_list(conn: sqlite3.Connection) -> list[Any]:

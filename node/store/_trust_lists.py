@@ -39,9 +39,9 @@ def accept_trust_list(  # noqa: PLR0917 - one column each
 ) -> None:  # fmt: skip
     """Persist an accepted list; a list already held under (issuer, version) is kept."""
     conn.execute(
-        "INSERT OR IGNORE INTO trust_lists"
+        "INSERT INTO trust_lists"
         " (issuer, version, expires_at, envelope, sha256, accepted_at, source)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (issuer, version) DO NOTHING",
         (issuer, version, expires_at, envelope, sha256, accepted_at, source),
     )
 
