@@ -94,7 +94,7 @@ def upsert_region(  # noqa: PLR0917 - one column each
         (region, name, root_public_key, key_set, schemes, endpoints,
          tls_sha256, int(domestic), now, now),
     )  # fmt: skip
-    conn.execute("INSERT OR IGNORE INTO hub_cursors (region) VALUES (?)", (region,))
+    conn.execute("INSERT INTO hub_cursors (region) VALUES (?) ON CONFLICT DO NOTHING", (region,))
 
 
 def region_rows(conn: sqlite3.Connection) -> list[Any]:
