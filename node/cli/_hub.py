@@ -136,12 +136,12 @@ def _publish(args: argparse.Namespace) -> int:
             config.database, load_scheme(config.scheme), datetime.fromtimestamp(now, UTC).date()
         )
         signer = signer_from_config(config, secrets)
-        with offline_job(config.database):  # run and signing: restore refuses meanwhile
+        with offline_job(config.storage):  # run and signing: restore refuses meanwhile
             run = run_month(
                 config.database, scheme, args.period, workers=args.workers,
                 records_through=records_through(now),  # reproducible: docs/adr/0514
             )  # fmt: skip
-            conn = connect(config.database, create=False)
+            conn = connect(config.storage, create=False)
             try:
                 signed = sign_run(conn, run.run_id, signer, now)
             finally:
@@ -176,7 +176,7 @@ def _push(args: argparse.Namespace) -> int:
         from node.federation._push import Pusher
         from node.store._db import Database
 
-        db = await Database.open(config.database)
+        db = await Database.open(config.storage)
         try:
             return await Pusher(db, config, secrets).push_once(
                 _now(), timeout=args.timeout, max_events=args.max_events
@@ -219,7 +219,7 @@ def _register(args: argparse.Namespace) -> int:
     except (OSError, KeysError) as exc:
         raise CliError("REGION_FILES_UNREADABLE", f"{args.region_dir}: {exc}") from None
     endpoint = args.endpoint or region.listen.peer
-    conn = connect(hub_config.database)
+    conn = connect(hub_config.storage)
     try:
         with immediate(conn):
             version = register_region(
@@ -252,7 +252,7 @@ def _trust_list(args: argparse.Namespace) -> int:
         config.region, secrets.root.public_key, secrets.key_set_envelope, endpoints,
         tls_sha256=certificate_pins(config),
     )  # fmt: skip
-    conn = connect(config.database)
+    conn = connect(config.storage)
     try:
         with immediate(conn):
             publish_if_due(

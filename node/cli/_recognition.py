@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sqlite3
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -47,7 +46,7 @@ from node.recognition._install import install, parse_hash_or_id, peer_tables, re
 from node.recognition._load import Verifier, config_part, read_file
 from node.recognition._verify import MAX_APPROVAL_BYTES, MAX_TABLE_BYTES, TableRefused
 from node.rpc._client import reason_of
-from node.store import StorageError, connect
+from node.store import Connection, StorageError, connect
 from node.store._mapping_tables import installed_rows
 
 __all__ = ["register_tables"]
@@ -99,7 +98,7 @@ def _held_trust(config: NodeConfig, now: int) -> Any:
         return None  # no verified trust list: only the node's own keys verify anything
 
 
-def _verifier(config: NodeConfig, conn: sqlite3.Connection, now: int) -> Verifier:
+def _verifier(config: NodeConfig, conn: Connection, now: int) -> Verifier:
     try:
         secrets = load_secrets(config)
     except ConfigError as exc:
@@ -115,7 +114,7 @@ def _verifier(config: NodeConfig, conn: sqlite3.Connection, now: int) -> Verifie
     )
 
 
-def _open(database: Path, *, create: bool) -> sqlite3.Connection:
+def _open(database: Path, *, create: bool) -> Connection:
     """The node's database, migrated as the node migrates it at start; without ``create``
     a node that never ran (no database) is ``DB_NOT_FOUND``."""
     try:
@@ -227,7 +226,7 @@ def _refusal(e: TableRefused) -> dict[str, str]:
 
 
 def _install_file(
-    conn: sqlite3.Connection,
+    conn: Connection,
     verifier: Verifier,
     path: Path,
     approval_path: Path | None,
@@ -246,7 +245,7 @@ def _install_file(
 
 
 def _install_peer(
-    conn: sqlite3.Connection,
+    conn: Connection,
     config: NodeConfig,
     verifier: Verifier,
     peer: str,

@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from node.cli._main import CliError, SubParsers
 from node.core._config import ConfigError, NodeConfig, load_config
+from node.store import Connection
 
 __all__ = ["iso_time", "node_status", "register", "render_status", "serve_file"]
 
@@ -112,7 +112,7 @@ def _process(config: NodeConfig) -> dict[str, Any]:
 MONTHLY_RUNS_SHOWN = 3
 
 
-def _monthly(conn: sqlite3.Connection, config: NodeConfig, now: int) -> dict[str, Any]:
+def _monthly(conn: Connection, config: NodeConfig, now: int) -> dict[str, Any]:
     """H3: when the node runs its month, what it publishes, and its latest runs' progress
     (``monthly_runs`` with the chunks of each run, docs/adr/0514)."""
     from node.monthly import (
@@ -186,7 +186,7 @@ def node_status(config: NodeConfig, now: int) -> dict[str, Any]:
         **_key_material(config, now),
     }
     try:
-        conn = connect(config.database, readonly=True)
+        conn = connect(config.storage, readonly=True)
     except StorageError:
         doc["error"] = "DB_NOT_FOUND"
         return doc

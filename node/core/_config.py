@@ -384,6 +384,11 @@ def parse_config(data: Mapping[str, Any], base: Path) -> NodeConfig:
     that tie two keys together."""
     config: NodeConfig = parse_root(NodeConfig, data, base)
     config = _storage_default(config, data)
+    if config.listen.peer_workers > 1 and config.storage.dialect == "postgresql":
+        # peer-port workers share a SQLite file; on PostgreSQL replicas do that job
+        raise ConfigError(
+            "listen.peer_workers", "must be 1 on PostgreSQL: run several replicas instead"
+        )
     if config.listen.peer_workers > 1 and config.role != "region":
         raise ConfigError("listen.peer_workers", "a hub serves its peer port in one process")
     consent = config.consent

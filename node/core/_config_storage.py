@@ -16,6 +16,7 @@ Invariants:
   connects) or the environment (``HUXIN_PG_PASSWORD``, or libpq's own
   ``PGPASSWORD``/``~/.pgpass``), read by :mod:`node.store` -- this module reads
   no environment;
+* ``readers`` (PostgreSQL: the node's reader threads and connections) is 1..64;
 * ``sqlite:///relative.db`` is resolved against the config file's directory,
   ``sqlite:////abs/node.db`` is absolute; the resolved URL and ``[node]
   database`` always name the same file (:meth:`StorageConfig.for_database`).
@@ -130,6 +131,8 @@ class StorageConfig:
     password_file: Path | None = setting(None, parse=_password_file)
     # PostgreSQL: months of period-table partitions kept (node/store/_partitions.py); 0 keeps all
     retention_months: int = between(0, 0, MAX_RETENTION_MONTHS)
+    # PostgreSQL: reader threads of a node, each with its own connection (1..64)
+    readers: int = between(4, 1, 64)
 
     @property
     def dialect(self) -> str:

@@ -41,7 +41,7 @@ from keys.pb.v1 import attestation_pb2
 from mapping import MappingTable
 from node.cli._init import init_region, load_or_create_ca
 from node.core._clock import Clock, ManualClock
-from node.core._config import load_config
+from node.core._config import StorageConfig, load_config
 from node.core._secrets import read_hex
 from node.demo._federation import FederationLayout
 from node.federation._clients import add_client, client_entry, read_registry
@@ -51,7 +51,7 @@ from node.recognition._files import write_approved_tables
 from node.rpc._client import citizen_channel, identity_metadata, peer_channel
 from node.rpc._identity import DevIdentityProvider
 from node.rpc._server import NodeServer
-from node.store import connect
+from node.store import OperationalError, StorageError, connect
 from node.store._monthly import month_steps_ended
 from node.store._synthetic import replace_sealed_ids, sealed_ids
 from scoring import check_character
@@ -245,6 +245,7 @@ class Testbed:
                 directory, region, scheme, self.ca, self.now, peers=peers, sources=sources,
                 population=population, require_registry=require_registry, extra_toml=mapping,
             )  # fmt: skip
+        place_storage(directory / "node.toml")
         config = load_config(directory / "node.toml")
         known = {e.sha256 for e in read_registry(config.clients.registry)}
         for issued in self._issued:
@@ -352,6 +353,31 @@ def requester_channel(port: int, cert: NodeCertificate, ca_pem: bytes, i: int) -
     )
 
 
+TEST_STORAGE_ENV = "HUXIN_TEST_STORAGE"  # "postgresql": spawned nodes use PostgreSQL
+TEST_PG_ADMIN_ENV = "HUXIN_TEST_PG_ADMIN_URL"  # the test session's server (tests/support)
+
+
+def place_storage(config: Path) -> None:
+    """With ``HUXIN_TEST_STORAGE=postgresql`` (pytest ``--storage=postgresql``), give
+    the node of ``config`` a fresh database on the test session's PostgreSQL server
+    (``HUXIN_TEST_PG_ADMIN_URL``) by adding ``[storage] url`` to its file, unless the
+    file names a storage already; otherwise do nothing (issue 18)."""
+    if os.environ.get(TEST_STORAGE_ENV) != "postgresql":
+        return
+    text = config.read_text("utf-8")
+    if "\n[storage]" in f"\n{text}":
+        return
+    admin = os.environ.get(TEST_PG_ADMIN_ENV)
+    if not admin:
+        raise RuntimeError(
+            f"{TEST_STORAGE_ENV}=postgresql needs {TEST_PG_ADMIN_ENV} (tests/support)"
+        )
+    from node.store._pg_local import create_database
+
+    url = create_database(admin, "node")
+    config.write_text(f"{text.rstrip()}\n\n[storage]\nurl = {json.dumps(url)}\n", "utf-8")
+
+
 def spawn_serve(
     config: Path,
     ready: Path,
@@ -367,6 +393,7 @@ def spawn_serve(
     ready file is removed first, so its appearance always means *this* process
     listens.  ``env`` is added to the inherited environment."""
     ready.unlink(missing_ok=True)
+    place_storage(config)
     return subprocess.Popen(
         [sys.executable, "-m", "node", "serve", "--config", str(config),
          "--ready-file", str(ready)],
@@ -443,7 +470,7 @@ class ServeProcess:
         config = load_config(self.config)
         if config.role != "region":
             return
-        while not _month_step_done(config.database):
+        while not _month_step_done(config.storage):
             if self.p.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{self.config}: no monthly step ended")
             time.sleep(0.02)
@@ -458,15 +485,17 @@ class ServeProcess:
             self.p.stderr.close()
 
 
-def _month_step_done(database: Path) -> bool:
-    import sqlite3
-
+def _month_step_done(storage: StorageConfig) -> bool:
     try:
-        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
-            ended = month_steps_ended(conn)
-    except sqlite3.OperationalError:  # not migrated yet
+        conn = connect(storage, readonly=True)
+    except (StorageError, OperationalError):  # not created or not migrated yet
         return False
-    return bool(ended)
+    try:
+        return bool(month_steps_ended(conn))
+    except OperationalError:  # a table not there yet
+        return False
+    finally:
+        conn.close()
 
 
 @dataclass

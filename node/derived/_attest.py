@@ -16,7 +16,6 @@ Invariants (docs/adr/0006):
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -30,6 +29,7 @@ from node.monthly._published import (
     entry_would_publish,
     require_run,
 )
+from node.store import Connection
 from node.store._monthly import records_cutoff
 from scoring import DerivedResult, DerivedScore, Disclosure, Scheme, derive
 
@@ -48,7 +48,7 @@ class DerivedGrade:
 
 
 def derived_grade(
-    conn: sqlite3.Connection,
+    conn: Connection,
     key: bytes,
     home: Scheme,
     derived: DerivedScore,

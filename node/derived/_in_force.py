@@ -17,7 +17,6 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Callable
 
 from node.core._errors import FailedPreconditionError, InvalidArgumentError
@@ -29,6 +28,7 @@ from node.disclosure._scenarios import (  # the submodule: node.disclosure's gra
     scenarios_of_derived,
     shipped_scenario,
 )
+from node.store import Connection
 from scoring import DerivedScore, Disclosure, Scheme, SchemeError, load_derived, parse_derived_toml
 
 __all__ = ["derived_in_force", "derived_scenario", "derived_terms"]
@@ -58,7 +58,7 @@ def _unavailable(derived_id: str, home: Scheme, base: str) -> FailedPrecondition
     )
 
 
-def derived_in_force(conn: sqlite3.Connection, derived_id: str, home: Scheme) -> DerivedScore:
+def derived_in_force(conn: Connection, derived_id: str, home: Scheme) -> DerivedScore:
     """The version of ``derived_id`` the node serves, bound to ``home`` (module docstring)."""
     row = read_derived_row(conn, derived_id)
     try:
@@ -80,9 +80,7 @@ def derived_in_force(conn: sqlite3.Connection, derived_id: str, home: Scheme) ->
     return derived
 
 
-def derived_scenario(
-    conn: sqlite3.Connection, purpose: str, home: Scheme
-) -> tuple[Scenario, DerivedScore]:
+def derived_scenario(conn: Connection, purpose: str, home: Scheme) -> tuple[Scenario, DerivedScore]:
     """A derived score's scenario as the version in force defines it, and that version."""
     shipped = shipped_scenario(purpose)
     derived = derived_in_force(conn, shipped.scheme_id, home)
@@ -97,7 +95,7 @@ def derived_scenario(
 
 
 def derived_terms(
-    conn: sqlite3.Connection, purpose: str, home: Scheme, scope: int, target: str
+    conn: Connection, purpose: str, home: Scheme, scope: int, target: str
 ) -> tuple[Scenario, Disclosure, DerivedScore]:
     """At the home node, for a request under a consent of ``scope``: the scenario as the
     version in force defines it, the consent's disclosure (allowed by it) and the

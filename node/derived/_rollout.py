@@ -22,7 +22,6 @@ only at a version the hub's scenario catalogue lists (``hub_lists``).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
@@ -40,7 +39,7 @@ from node.model._evaluate_derived import (
     evaluate_derived_synthetic,
 )
 from node.model._rollout import active_scheme
-from node.store import immediate
+from node.store import Connection, immediate
 from scoring import (
     DerivedScore,
     Discrimination,
@@ -110,14 +109,14 @@ def candidate_text(derived_id: str, candidate: Path | None) -> str:
         ) from None
 
 
-def scheme_in_force(conn: sqlite3.Connection, shipped: Scheme, today: date) -> Scheme:
+def scheme_in_force(conn: Connection, shipped: Scheme, today: date) -> Scheme:
     """The node's scheme version on ``today``, as the serving node reads it."""
     row = scheme_rollout_row(conn, shipped.id)
     return active_scheme(row[0] if row else None, row[1] if row else None, shipped, today)
 
 
 def plan_rollout(
-    conn: sqlite3.Connection,
+    conn: Connection,
     database: Path,
     derived_id: str,
     version: str,
@@ -162,7 +161,7 @@ def plan_rollout(
     return RolloutPlan(derived, text, current.version, _figures(own, synthetic, people), hub_lists)
 
 
-def roll_out(conn: sqlite3.Connection, plan: RolloutPlan, today: date, updated_at: str) -> None:
+def roll_out(conn: Connection, plan: RolloutPlan, today: date, updated_at: str) -> None:
     """Step 3: the planned version is the one in force from now on."""
     with immediate(conn):
         write_derived_row(

@@ -13,10 +13,10 @@ this module only maps a derived score to and from its row.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from node.store import Connection
 from node.store import _rollouts as rollouts
 
 __all__ = [
@@ -43,7 +43,7 @@ class DerivedRow:
     evaluation: dict[str, Any]
 
 
-def read_derived_row(conn: sqlite3.Connection, derived_id: str) -> DerivedRow | None:
+def read_derived_row(conn: Connection, derived_id: str) -> DerivedRow | None:
     row = rollouts.rollout_row(conn, derived_key(derived_id))
     if row is None or row[1] is None:
         return None
@@ -53,16 +53,14 @@ def read_derived_row(conn: sqlite3.Connection, derived_id: str) -> DerivedRow | 
     )
 
 
-def scheme_rollout_row(conn: sqlite3.Connection, scheme_id: str) -> tuple[str, str | None] | None:
+def scheme_rollout_row(conn: Connection, scheme_id: str) -> tuple[str, str | None] | None:
     """The scheme's own rollout row (state JSON, candidate TOML), read by the rollout CLI
     to know the scheme version in force (node.model._rollout.active_scheme)."""
     row = rollouts.scheme_row(conn, scheme_id)
     return None if row is None else (str(row[0]), row[1])
 
 
-def write_derived_row(
-    conn: sqlite3.Connection, derived_id: str, row: DerivedRow, updated_at: str
-) -> None:
+def write_derived_row(conn: Connection, derived_id: str, row: DerivedRow, updated_at: str) -> None:
     """The derived score's row, replaced whole (inside the caller's transaction)."""
     state = {"kind": "derived", "version": row.version, "rolled_out_on": row.rolled_out_on}
     rollouts.save_rollout(

@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import sqlite3
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -61,6 +60,7 @@ from node.exchange._throttle import RETRY_AFTER_KEY
 from node.monthly._selfquery import published_entry_of
 from node.pb.v1 import node_pb2
 from node.population import require_served
+from node.store import Connection
 from node.store._consents import (
     ConsentRow,
     GrantHistory,
@@ -172,7 +172,7 @@ async def _derived_tier(ctx: NodeContext, key: bytes, purpose: str) -> str:
     """The person's tier in the derived score of ``purpose`` (version in force), read only."""
     home, today, at = ctx.scheme, ctx.today(), ctx.now_iso()
 
-    def read(conn: sqlite3.Connection) -> str:
+    def read(conn: Connection) -> str:
         _, derived = derived_scenario(conn, purpose, home)
         found = derived_grade(conn, key, home, derived, today=today, at=at, publish=False)
         return found.result.grade or ""
@@ -337,7 +337,7 @@ async def _store(ctx: NodeContext, row: ConsentRow) -> None:
     passed) while it waited for the writer grants nothing."""
     log, limits, key, now = ctx.log, ctx.config.consent, row.subject_key, row.granted_at
 
-    def store(conn: sqlite3.Connection) -> tuple[int, list[bytes]]:
+    def store(conn: Connection) -> tuple[int, list[bytes]]:
         history = grant_history_in(conn, key, since=now - HOUR, now=now)
         refuse_grant_over_limits(history, limits, now)  # rolls back: nothing written
         if is_opted_out(conn, key):

@@ -28,7 +28,6 @@ relying party must not learn that the person falls short (H14, N14).  Invariants
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 
@@ -39,6 +38,7 @@ from node.derived._in_force import derived_terms
 from node.disclosure._recognise import unrecognised_for_threshold, wanted_version
 from node.disclosure._scenarios import Scenario, grade_in_scenario, request_terms
 from node.exchange._mapping import Mapper
+from node.store import Connection
 from node.store._consents import end_consent, notify_subject
 from node.store._monthly import published_entry, published_run
 from node.store._translog import LogWrite
@@ -62,7 +62,7 @@ def meets_published(
 
 
 def end_unmet_consent(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     consent_id: str,
     subject_key: bytes,
@@ -96,7 +96,7 @@ def end_unmet_consent(
 
 
 def end_unmet_consents(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     home: Scheme,
     mapper: Mapper,

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -73,6 +72,7 @@ from node.exchange._tokens import ConsentTokens
 from node.monthly import published_grade
 from node.pb.v1 import node_pb2
 from node.rights import refuse_if_opted_out
+from node.store import Connection
 from node.store._consents import (
     ConsentRow,
     add_status_entry,
@@ -239,7 +239,7 @@ async def _refuse_stranger(
         return exc
     log, now, consent_id = ctx.log, ctx.now_s(), known.consent_id
 
-    def unit(conn: sqlite3.Connection) -> tuple[int, list[bytes]]:
+    def unit(conn: Connection) -> tuple[int, list[bytes]]:
         if time.monotonic() >= deadline:
             raise DeadlineError("DEADLINE_EXCEEDED", LATE)
         current = get_consent(conn, consent_id)
@@ -254,7 +254,7 @@ async def _refuse_stranger(
     return exc
 
 
-def _decide(conn: sqlite3.Connection, ctx: NodeContext, ask: _Ask) -> _Outcome:
+def _decide(conn: Connection, ctx: NodeContext, ask: _Ask) -> _Outcome:
     """Step 3, inside the unit: the attestation's payload, or the refusal (module docstring)."""
     if time.monotonic() >= ask.deadline:  # a: late, so nothing is used, logged or allocated
         raise DeadlineError("DEADLINE_EXCEEDED", LATE)
@@ -317,7 +317,7 @@ def _decide(conn: sqlite3.Connection, ctx: NodeContext, ask: _Ask) -> _Outcome:
     return _Outcome(payload, None, first, leaves, False)
 
 
-def _use(conn: sqlite3.Connection, row: ConsentRow, ask: _Ask) -> None:
+def _use(conn: Connection, row: ConsentRow, ask: _Ask) -> None:
     """Step 3b: the consent rules decide, then one use is counted."""
     refused = refusal_of(
         row, audience=ask.peer, purpose=ask.purpose, binding=ask.binding, now=ask.now
@@ -335,7 +335,7 @@ def _use(conn: sqlite3.Connection, row: ConsentRow, ask: _Ask) -> None:
 
 
 def _disclosed_fields(
-    conn: sqlite3.Connection, ctx: NodeContext, row: ConsentRow, ask: _Ask
+    conn: Connection, ctx: NodeContext, row: ConsentRow, ask: _Ask
 ) -> dict[str, Any]:
     """Step 3c: the attestation's scheme, model and disclosure fields, if the person
     meets the consent's scenario; a person who falls short is refused as withdrawn."""

@@ -32,7 +32,6 @@ Invariants:
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import replace
 from typing import Final
@@ -40,6 +39,7 @@ from typing import Final
 from node.core._errors import NodeError
 from node.core._observe import Metrics, log_event
 from node.exchange._consent import ended_at
+from node.store import Connection
 from node.store import _refusals as store
 from node.store._consents import ConsentRow
 from node.store._translog import LogWrite, TransparencyLog
@@ -59,7 +59,7 @@ UNLOGGED_CALLERS: Final = 1024  # callers remembered for the unlogged line's rat
 
 
 def log_refusal(
-    conn: sqlite3.Connection, log: TransparencyLog, write: LogWrite, *, ended_at: int
+    conn: Connection, log: TransparencyLog, write: LogWrite, *, ended_at: int
 ) -> tuple[int, list[bytes]]:
     """Inside a write unit: append ``write`` (a ``request_refused`` entry naming a
     consent row that exists) if the rule above allows, else count it on its mark.
@@ -82,7 +82,7 @@ def log_refusal(
 
 
 def register_refusal(
-    conn: sqlite3.Connection,
+    conn: Connection,
     log: TransparencyLog,
     row: ConsentRow,
     *,

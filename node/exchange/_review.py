@@ -25,12 +25,12 @@ are counted, mismatches list the consent id and time only.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from node.pb.v1 import node_pb2
+from node.store import Connection
 from node.store import _audit as store
 
 __all__ = ["Mismatch", "ReviewReport", "review"]
@@ -152,7 +152,7 @@ class ReviewReport:
         return "\n".join(lines) + "\n"
 
 
-def review(conn: sqlite3.Connection, today: str = "") -> ReviewReport:
+def review(conn: Connection, today: str = "") -> ReviewReport:
     """The report; ``today`` (YYYY-MM-DD) lists objection steps overdue on that day."""
     report = ReviewReport()
     consents = store.consent_terms(conn)

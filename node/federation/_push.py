@@ -30,7 +30,6 @@ import contextlib
 import functools
 import hmac
 import random
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -52,6 +51,7 @@ from node.core._secrets import NodeSecrets
 from node.hub._ingest import RECEIPT_TYPE, Hub
 from node.pb.v1 import hub_pb2, hub_pb2_grpc
 from node.rpc._client import peer_channel, reason_of
+from node.store import Connection
 from node.store import _push as push_store
 from node.store import _snapshot_batches as batches
 from node.store._db import Database
@@ -94,7 +94,7 @@ class PushResult:
     witnessed_size: int
 
 
-def _item(conn: sqlite3.Connection, ev: OutboxEvent) -> hub_pb2.PushItem:
+def _item(conn: Connection, ev: OutboxEvent) -> hub_pb2.PushItem:
     item = hub_pb2.PushItem(seq=ev.seq, event_id=ev.event_id, kind=ev.kind)
     if ev.kind == "snapshot_batch":
         meta = batches.batch_meta(conn, ev.event_id)
@@ -125,7 +125,7 @@ def _leaf_counts(item: hub_pb2.PushItem) -> tuple[int, int]:
 
 
 def check_receipt(
-    conn: sqlite3.Connection, receipt: hub_pb2.Receipt, sent: hub_pb2.PushItem | None
+    conn: Connection, receipt: hub_pb2.Receipt, sent: hub_pb2.PushItem | None
 ) -> None:
     """Compare a verified receipt with the outbox event of its seq (and, when this
     stream sent it, with the exact item): event id, kind, content hash and leaf count.
@@ -204,7 +204,7 @@ class Pusher:
 
     # -- local state -------------------------------------------------------------------
     def _log_checkpoint(
-        self, conn: sqlite3.Connection, witnessed: int, now: int
+        self, conn: Connection, witnessed: int, now: int
     ) -> hub_pb2.PushItem | None:
         tree = self._tree
         for leaf in leaves_from(conn, tree.size):
@@ -262,7 +262,7 @@ class Pusher:
             )
         hub = self.target.hub_id
 
-        def unit(conn: sqlite3.Connection) -> int:
+        def unit(conn: Connection) -> int:
             for receipt, blob, ok in rows:
                 seq, event_id = receipt.seq, receipt.event_id
                 check_receipt(conn, receipt, None if sent is None else sent.get(seq))
@@ -276,7 +276,7 @@ class Pusher:
     ) -> None:
         hub = self.target.hub_id
 
-        def unit(conn: sqlite3.Connection) -> None:
+        def unit(conn: Connection) -> None:
             if cursor is not None:
                 push_store.push_succeeded(conn, hub, cursor, now)
             else:
@@ -288,7 +288,7 @@ class Pusher:
 
     def _next(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         *,
         cursor: int,
         log: bool,

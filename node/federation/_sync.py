@@ -62,7 +62,6 @@ import contextlib
 import hashlib
 import random
 import re
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -90,6 +89,7 @@ from node.core._observe import log_event
 from node.federation._trust import TrustState, compare_versions
 from node.pb.v1 import hub_pb2, hub_pb2_grpc, node_pb2, node_pb2_grpc, scoring_pb2
 from node.rpc._client import peer_channel
+from node.store import Connection
 from node.store import _peers as peers
 from scoring import ScoringError, list_schemes, load_scheme
 
@@ -229,7 +229,7 @@ def verify_mapping(
 
 
 def keep_highest(  # noqa: PLR0917 - one row's worth of fields
-    conn: sqlite3.Connection,
+    conn: Connection,
     region: str,
     item: str,
     version: str,
@@ -365,7 +365,7 @@ class PeerSync:
                 peer, got, listed=listed, ks=ks, now=now, result=result
             )
 
-        def unit(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+        def unit(conn: Connection) -> list[tuple[str, str]]:
             return [
                 (item, keep_highest(conn, peer, item, v, b, now, peer, digest))
                 for item, v, b, digest in rows
@@ -463,7 +463,7 @@ class PeerSync:
         result.next_at = state.next_at
         t = int(now)
 
-        def unit(conn: sqlite3.Connection) -> None:
+        def unit(conn: Connection) -> None:
             peers.sync_attempt(
                 conn,
                 (

@@ -31,7 +31,6 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -51,6 +50,7 @@ from keys import (
 from keys.pb.v1 import attestation_pb2
 from node.core._errors import HuxinError, PermissionDeniedError
 from node.core._observe import log_event
+from node.store import Connection
 from node.store import _trust_lists as trust_lists
 
 __all__ = [
@@ -268,9 +268,7 @@ class TrustState:
             )
         return trust
 
-    def offer_sync(
-        self, conn: sqlite3.Connection, data: bytes, now: int, source: str
-    ) -> TrustDecision:
+    def offer_sync(self, conn: Connection, data: bytes, now: int, source: str) -> TrustDecision:
         """Verify and, if newer, adopt and persist a trust list (runs on the writer thread).
 
         The in-memory state changes only through :meth:`adopt` after COMMIT.

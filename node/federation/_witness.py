@@ -26,7 +26,6 @@ Invariants:
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from keys import (
@@ -43,6 +42,7 @@ from keys import (
 )
 from node.core._errors import InvalidArgumentError
 from node.pb.v1 import hub_pb2
+from node.store import Connection
 from node.store import _hub as hub_store
 
 __all__ = ["SKEW_SECONDS", "WitnessOutcome", "check_signing_time", "witness_sync"]
@@ -68,7 +68,7 @@ class WitnessOutcome:
 
 
 def witness_sync(  # noqa: PLR0917
-    conn: sqlite3.Connection,
+    conn: Connection,
     region: str,
     trust: Trust,
     lc: hub_pb2.LogCheckpoint,

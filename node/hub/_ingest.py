@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -74,6 +73,7 @@ from node.hub._registry import (
     registry_trust,
 )
 from node.pb.v1 import hub_pb2
+from node.store import Connection
 from node.store import _hub as store
 from node.store._db import Database
 
@@ -231,7 +231,7 @@ def _positions(pseudonyms: bytes, pseudonym: bytes) -> list[int]:
     return out
 
 
-def forget_sync(conn: sqlite3.Connection, region: str, pseudonym: bytes) -> int:
+def forget_sync(conn: Connection, region: str, pseudonym: bytes) -> int:
     """Redact in place (delete) every leaf of ``region`` under ``pseudonym``; returns the count.
 
     The leaf's payload is replaced by its RFC 9162 leaf hash, so the stored batch still
@@ -351,7 +351,7 @@ class Hub:
 
     # -- cursors and receipts --------------------------------------------------------
     async def cursor(self, region: str) -> hub_pb2.GetCursorResponse:
-        def read(conn: sqlite3.Connection) -> hub_pb2.GetCursorResponse:
+        def read(conn: Connection) -> hub_pb2.GetCursorResponse:
             row = store.cursor_row(conn, region)
             out = hub_pb2.GetCursorResponse(region=region)
             if row is None:
@@ -394,7 +394,7 @@ class Hub:
 
     @staticmethod
     def _duplicate(
-        conn: sqlite3.Connection, region: str, item: hub_pb2.PushItem, content: bytes
+        conn: Connection, region: str, item: hub_pb2.PushItem, content: bytes
     ) -> bytes | None:
         """The stored receipt of an already applied event; raises on conflict or gap."""
         cursor = store.cursor_of(conn, region)
@@ -476,7 +476,7 @@ class Hub:
         content, now = prepared.content, prepared.now
         verified, status_meta = prepared.verified, prepared.status_meta
 
-        def unit(conn: sqlite3.Connection) -> tuple[bytes, int]:
+        def unit(conn: Connection) -> tuple[bytes, int]:
             stored = self._duplicate(conn, region, item, content)
             if stored is not None:  # a concurrent stream stored it first
                 return stored, 0
@@ -558,7 +558,7 @@ def _verify_status(
     return sl.list_id, sl.issued_at
 
 
-def _refuse_stale_status(conn: sqlite3.Connection, region: str, list_id: str, issued: int) -> None:
+def _refuse_stale_status(conn: Connection, region: str, list_id: str, issued: int) -> None:
     """Inside the write unit: a list older than the stored one is refused, not ignored."""
     stored = store.status_issued_at(conn, region, list_id)
     if stored is not None and stored > issued:

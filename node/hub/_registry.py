@@ -20,7 +20,6 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,6 +35,7 @@ from keys import (
     verify_key_set,
 )
 from node.core._errors import CodedNodeError
+from node.store import Connection
 from node.store import _hub as store
 
 __all__ = [
@@ -69,7 +69,7 @@ def _csv(items: Sequence[str]) -> str:
 
 
 def register_region(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     region: str,
     root_public_key: bytes,
@@ -103,7 +103,7 @@ def register_region(
     return ks.version
 
 
-def registered_regions(conn: sqlite3.Connection) -> list[TrustedRegion]:
+def registered_regions(conn: Connection) -> list[TrustedRegion]:
     out = []
     for region, name, root, ks, schemes, endpoints, tls, domestic in store.region_rows(conn):
         tls = bytes(tls)
@@ -151,13 +151,13 @@ def _registry_hash(regions: Sequence[TrustedRegion]) -> bytes:
     return h.digest()
 
 
-def current_trust_list(conn: sqlite3.Connection) -> TrustListRow | None:
+def current_trust_list(conn: Connection) -> TrustListRow | None:
     row = store.latest_trust_list(conn)
     return None if row is None else TrustListRow(*row)
 
 
 def publish_if_due(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     hub_id: str,
     hub_root: KeyPair,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import sqlite3
 
 from grpc import aio
 
@@ -35,6 +34,7 @@ from node.hub._service import HubServicer
 from node.monthly._snapshots import read_province_key
 from node.pb.v1 import hub_pb2_grpc
 from node.rpc._context import NodeContext
+from node.store import Connection
 from node.store._db import Database
 from node.store._outbox import Outbox, last_status_list_sync
 from node.store._status_list import render_status_list
@@ -126,7 +126,7 @@ class HubRoles:
         )
         content = _status_content(env.payload)
 
-        def unit(conn: sqlite3.Connection) -> int | None:
+        def unit(conn: Connection) -> int | None:
             last = last_status_list_sync(conn)
             if last is not None:
                 prev = attestation_pb2.Envelope.FromString(last).payload

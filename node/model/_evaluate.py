@@ -32,7 +32,6 @@ from __future__ import annotations
 import itertools
 import math
 import multiprocessing
-import sqlite3
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -41,7 +40,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from node.monthly._batch import CHUNK_SUBJECTS, BatchError, Chunk, chunk_bounds, read_chunk
-from node.store import StorageError, connect
+from node.store import Connection, StorageError, connect
 from node.store._snapshot_runs import count_subjects
 from node.synthetic._population import REGIONS, PopulationSpec, generate, read_outcomes
 from scoring import Discrimination, Scheme, ScoringError, add_months, discrimination, score
@@ -161,7 +160,7 @@ def psi(expected: dict[str, int], actual: dict[str, int]) -> float:
 
 
 def _month(
-    conn: sqlite3.Connection, current: Scheme, candidate: Scheme, day: date, chunk: Chunk
+    conn: Connection, current: Scheme, candidate: Scheme, day: date, chunk: Chunk
 ) -> Monthly:
     """Grade counts of the people registered and eligible on ``day``, under each scheme."""
     cur: Counter[str] = Counter()
@@ -177,7 +176,7 @@ def _month(
 
 
 def _pairs(  # noqa: PLR0917 - one chunk of one evaluation
-    conn: sqlite3.Connection,
+    conn: Connection,
     current: Scheme,
     candidate: Scheme,
     as_of: date,
@@ -219,7 +218,7 @@ def _pairs(  # noqa: PLR0917 - one chunk of one evaluation
     return _Part(n, pairs, labelled, labels is not None, tuple(monthly))
 
 
-_worker: tuple[sqlite3.Connection, Scheme, Scheme, date, tuple[date, ...]] | None = None
+_worker: tuple[Connection, Scheme, Scheme, date, tuple[date, ...]] | None = None
 
 
 def _worker_init(

@@ -24,12 +24,12 @@ restart at the same instant would serve (both go through
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from node.core._observe import log_event
+from node.store import Connection
 from node.store import _rollouts as rollouts
 from scoring import (
     Evaluation,
@@ -103,7 +103,7 @@ def _optional_float(value: object) -> float | None:
 
 
 def read_rollout(
-    conn: sqlite3.Connection, scheme: Scheme
+    conn: Connection, scheme: Scheme
 ) -> tuple[Rollout, Scheme | None, dict[str, Any] | None]:
     """(rollout, candidate scheme, last shadow report) — a fresh rollout if none is stored."""
     row = rollouts.rollout_row(conn, scheme.id)
@@ -113,7 +113,7 @@ def read_rollout(
     return load_rollout(row[0]), candidate, json.loads(row[2]) if row[2] else None
 
 
-def rollout_schemes(conn: sqlite3.Connection, shipped: Scheme) -> list[Scheme]:
+def rollout_schemes(conn: Connection, shipped: Scheme) -> list[Scheme]:
     """The stored versions of ``shipped``'s id beyond the shipped one: the candidate and a
     rolled-out current version (damaged texts are skipped; they never score either)."""
     row = rollouts.scheme_row(conn, shipped.id)
@@ -133,7 +133,7 @@ def rollout_schemes(conn: sqlite3.Connection, shipped: Scheme) -> list[Scheme]:
 
 
 def write_rollout(
-    conn: sqlite3.Connection,
+    conn: Connection,
     r: Rollout,
     candidate_toml: str | None,
     shadow: dict[str, Any] | None,

@@ -32,7 +32,6 @@ import contextlib
 import math
 import multiprocessing
 import re
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -42,7 +41,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from node.core._errors import CodedNodeError
-from node.store import StorageError, WriterTurn, connect, offline_job, writer_turn
+from node.store import Connection, StorageError, WriterTurn, connect, offline_job, writer_turn
 from node.store import _snapshot_runs as runs
 from scoring import Residence, Scheme, Subject, score
 
@@ -123,7 +122,7 @@ def chunk_bounds(chunks: int) -> list[Chunk]:
 
 
 def read_chunk(
-    conn: sqlite3.Connection, chunk: Chunk, as_of: date, records_through: str | None = None
+    conn: Connection, chunk: Chunk, as_of: date, records_through: str | None = None
 ) -> Iterator[tuple[bytes, Subject, list[RecordRow]]]:
     """Everyone the node holds in ``chunk`` (not deregistered or dead by ``as_of``, not
     opted out), with residences and records (those submitted up to ``records_through``
@@ -177,14 +176,14 @@ def read_chunk(
         yield key, subject, records.get(key, [])
 
 
-def count_run_subjects(conn: sqlite3.Connection, as_of: date) -> int:
+def count_run_subjects(conn: Connection, as_of: date) -> int:
     """How many people a run as of ``as_of`` scores (the run's own selection)."""
     day_after = (as_of + timedelta(days=1)).isoformat()
     return runs.count_run_subjects(conn, day_after, as_of.isoformat())
 
 
 def load_subject(
-    conn: sqlite3.Connection, subject_key: bytes, as_of: date
+    conn: Connection, subject_key: bytes, as_of: date
 ) -> tuple[Subject, list[RecordRow]] | None:
     """One registered subject and its records, or None."""
     for _key, subject, records in read_chunk(
@@ -208,7 +207,7 @@ class ChunkResult:
 
 
 def score_chunk(  # noqa: PLR0917 - the worker's fixed arguments, then the chunk
-    conn: sqlite3.Connection,
+    conn: Connection,
     scheme: Scheme,
     as_of: date,
     run_id: int,
@@ -235,7 +234,7 @@ def score_chunk(  # noqa: PLR0917 - the worker's fixed arguments, then the chunk
     return ChunkResult(chunk.number, rows, eligible, grades)
 
 
-_worker: tuple[sqlite3.Connection, Scheme, date, int, str | None] | None = None
+_worker: tuple[Connection, Scheme, date, int, str | None] | None = None
 
 
 def _worker_init(
@@ -274,7 +273,7 @@ def _now() -> str:
 
 
 def _open_run(
-    conn: sqlite3.Connection,
+    conn: Connection,
     scheme: Scheme,
     period: str,
     as_of: date,
@@ -298,7 +297,7 @@ def _open_run(
     return run_id, chunks, False, records_through
 
 
-def _scored_nobody_then(conn: sqlite3.Connection, run_id: int) -> bool:
+def _scored_nobody_then(conn: Connection, run_id: int) -> bool:
     """The finished run scored nobody, and the node holds people now."""
     return runs.run_scored(conn, run_id) == 0 and runs.holds_anyone(conn)
 
@@ -381,7 +380,7 @@ def run_month(
 
 
 def _compute(  # noqa: PLR0917 - private helper of run_month
-    conn: sqlite3.Connection,
+    conn: Connection,
     path: str | Path,
     scheme: Scheme,
     as_of: date,

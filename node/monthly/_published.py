@@ -26,7 +26,6 @@ Invariants:
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -34,6 +33,7 @@ from keys import MappedGrade
 from node.core._errors import FailedPreconditionError
 from node.exchange._mapping import Mapper
 from node.monthly._explain import report_bytes
+from node.store import Connection
 from node.store._monthly import (
     PublishedEntry,
     PublishedRun,
@@ -74,7 +74,7 @@ def not_published(scheme: Scheme) -> FailedPreconditionError:
     )
 
 
-def require_run(conn: sqlite3.Connection, scheme: Scheme, today: date) -> PublishedRun:
+def require_run(conn: Connection, scheme: Scheme, today: date) -> PublishedRun:
     """The month the node publishes under ``scheme`` on ``today``, or ``SCORE_NOT_PUBLISHED``."""
     run = published_run(conn, scheme.id, scheme.version, today)
     if run is None:
@@ -83,7 +83,7 @@ def require_run(conn: sqlite3.Connection, scheme: Scheme, today: date) -> Publis
 
 
 def compute_as_of(
-    conn: sqlite3.Connection, key: bytes, scheme: Scheme, as_of: date, through: str | None
+    conn: Connection, key: bytes, scheme: Scheme, as_of: date, through: str | None
 ) -> ScoreResult | None:
     """The explained score of the person as of ``as_of`` from the records submitted up to
     ``through``; None when the person is unknown, deregistered or dead by then."""
@@ -94,7 +94,7 @@ def compute_as_of(
 
 
 def append_result(
-    conn: sqlite3.Connection, run: PublishedRun, key: bytes, r: ScoreResult, *, cause: str, at: str
+    conn: Connection, run: PublishedRun, key: bytes, r: ScoreResult, *, cause: str, at: str
 ) -> PublishedEntry:
     """Append ``r`` (explained) as the person's newest entry of ``run``."""
     report = report_bytes(r)
@@ -106,7 +106,7 @@ def append_result(
 
 
 def entry_or_publish(
-    conn: sqlite3.Connection, run: PublishedRun, key: bytes, scheme: Scheme, at: str
+    conn: Connection, run: PublishedRun, key: bytes, scheme: Scheme, at: str
 ) -> PublishedEntry | None:
     """The person's published entry; one the run lacks is published now (:data:`LATE`).
     ``conn`` must be a write unit's connection.  None: unknown or dead by the month's end."""
@@ -120,7 +120,7 @@ def entry_or_publish(
 
 
 def entry_would_publish(
-    conn: sqlite3.Connection, run: PublishedRun, key: bytes, scheme: Scheme, at: str
+    conn: Connection, run: PublishedRun, key: bytes, scheme: Scheme, at: str
 ) -> PublishedEntry | None:
     """What :func:`entry_or_publish` would return at ``at``, computed without writing:
     for decisions that must leave the database untouched (a grant's preview, a grant
@@ -135,7 +135,7 @@ def entry_would_publish(
 
 
 def published_grade(
-    conn: sqlite3.Connection,
+    conn: Connection,
     key: bytes,
     *,
     scheme: Scheme,
@@ -167,7 +167,7 @@ class Correction:
 
 
 def correct_published(
-    conn: sqlite3.Connection, key: bytes, scheme: Scheme, cause: str, at: str
+    conn: Connection, key: bytes, scheme: Scheme, cause: str, at: str
 ) -> Correction | None:
     """Recompute the person's published month at once after a rights event (H16) and
     append it as a correction (and to any run of ``scheme`` still being computed).

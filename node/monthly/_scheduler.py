@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -35,7 +34,7 @@ from node.core._observe import log_event
 from node.monthly._batch import count_run_subjects, period_as_of, run_month
 from node.monthly._due import due_period
 from node.monthly._snapshots import sign_run, signer_from_config
-from node.store import connect, offline_job, writer_turn
+from node.store import Connection, connect, offline_job, writer_turn
 from node.store._monthly import (
     MonthKey,
     mark_failed,
@@ -161,7 +160,7 @@ class MonthlyScheduler:
         log, scheme, mapper = ctx.log, ctx.scheme, ctx.mapper
         today, now = ctx.today(), ctx.now_s()
 
-        def unit(conn: sqlite3.Connection) -> tuple[int, list[bytes]]:
+        def unit(conn: Connection) -> tuple[int, list[bytes]]:
             mark_finished(conn, month, at)
             ended = end_unmet_consents(conn, home=scheme, mapper=mapper, today=today, now=now)
             return log.append_sync(conn, ended) if ended else (0, [])

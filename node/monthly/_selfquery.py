@@ -23,7 +23,6 @@ the answer says so.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import TYPE_CHECKING
 
 from node.core._errors import NotFoundError
@@ -38,6 +37,7 @@ from node.monthly._published import (
 )
 from node.pb.v1 import node_pb2, scoring_pb2
 from node.population import require_served
+from node.store import Connection
 from node.store._monthly import (
     PublishedEntry,
     PublishedRun,
@@ -57,7 +57,7 @@ FACTS_CHANGED = "registry facts about the month filed after it was published"
 
 
 def _explained(
-    conn: sqlite3.Connection, scheme: Scheme, run: PublishedRun, key: bytes
+    conn: Connection, scheme: Scheme, run: PublishedRun, key: bytes
 ) -> scoring_pb2.ScoreResult | None:
     """The report of the person's published entry, or None when an entry must be written
     first (none yet, or the run's row does not add up)."""
@@ -83,7 +83,7 @@ async def self_query(ctx: NodeContext, key: bytes) -> node_pb2.MyScoreResponse:
     scheme, today = ctx.scheme, ctx.today()  # read once: the run and report are of this version
 
     def read(
-        conn: sqlite3.Connection,
+        conn: Connection,
     ) -> tuple[str | None, PublishedRun | None, scoring_pb2.ScoreResult | None]:
         since = opted_out_at(conn, key)
         run = published_run(conn, scheme.id, scheme.version, today)
@@ -112,7 +112,7 @@ async def _publish(
     run's row does not add up (the person is told when the grade moved)."""
     at = ctx.now_iso()
 
-    def unit(conn: sqlite3.Connection) -> scoring_pb2.ScoreResult:
+    def unit(conn: Connection) -> scoring_pb2.ScoreResult:
         report = _explained(conn, scheme, run, key)  # again: another call may have written it
         if report is not None:
             return report
@@ -147,7 +147,7 @@ async def published_entry_of(ctx: NodeContext, key: bytes) -> PublishedEntry:
     ``SUBJECT_UNKNOWN``."""
     scheme, today, at = ctx.scheme, ctx.today(), ctx.now_iso()
 
-    def read(conn: sqlite3.Connection) -> PublishedEntry:
+    def read(conn: Connection) -> PublishedEntry:
         entry = entry_would_publish(conn, require_run(conn, scheme, today), key, scheme, at)
         if entry is None:
             raise NotFoundError("SUBJECT_UNKNOWN", "no records are held for this person")

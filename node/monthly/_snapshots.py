@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ from keys.pb.v1 import attestation_pb2
 from node.core._config import NodeConfig
 from node.core._errors import CodedNodeError
 from node.core._secrets import NodeSecrets
-from node.store import WriterTurn
+from node.store import Connection, WriterTurn
 from node.store import _snapshot_batches as batches
 
 __all__ = [
@@ -109,7 +108,7 @@ def batch_id_of(region: str, period: str, scheme: str, run_id: int, number: int)
     return f"{region}/{period}/{scheme}/r{run_id}/b{number:05d}"
 
 
-def _run(conn: sqlite3.Connection, run_id: int) -> tuple[str, str, str]:
+def _run(conn: Connection, run_id: int) -> tuple[str, str, str]:
     row = batches.run_of(conn, run_id)
     if row is None:
         raise SnapshotError("RUN_NOT_FOUND", f"no monthly run {run_id}")
@@ -118,7 +117,7 @@ def _run(conn: sqlite3.Connection, run_id: int) -> tuple[str, str, str]:
     return row[0], row[1], row[2]
 
 
-def find_run(conn: sqlite3.Connection, period: str, scheme_id: str) -> int:
+def find_run(conn: Connection, period: str, scheme_id: str) -> int:
     run_id = batches.latest_run(conn, period, scheme_id)
     if run_id is None:
         raise SnapshotError("RUN_NOT_FOUND", f"no monthly run for {scheme_id} {period}")
@@ -126,7 +125,7 @@ def find_run(conn: sqlite3.Connection, period: str, scheme_id: str) -> int:
 
 
 def sign_run(
-    conn: sqlite3.Connection,
+    conn: Connection,
     run_id: int,
     signer: SnapshotSigner,
     now: int,
@@ -181,7 +180,7 @@ def sign_run(
 
 
 def _store_batch(
-    conn: sqlite3.Connection,
+    conn: Connection,
     signer: SnapshotSigner,
     batch_row: tuple[str, int, str, str, str, int, bytes, bytes, int],
     rows: list[tuple[bytes, int, str, bytes]],
@@ -227,7 +226,7 @@ def _payloads(
     return out
 
 
-def attestation_for(conn: sqlite3.Connection, subject_key: bytes, period: str) -> bytes | None:
+def attestation_for(conn: Connection, subject_key: bytes, period: str) -> bytes | None:
     """The person's signed snapshot leaf of ``period`` with its inclusion proof, or None."""
     row = batches.newest_leaf(conn, subject_key, period)
     if row is None or row[2] is None:

@@ -17,11 +17,11 @@ Invariants:
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import date
 
 from node.organisations._listings import LISTS, Listing
+from node.store import Connection
 from node.store import _organisations as store
 from node.store._batches import insert_batch
 from node.store._db import Database
@@ -33,14 +33,14 @@ __all__ = ["is_listed", "listed_problems", "store_listings"]
 SEVERE_DISHONESTY = "severe_dishonesty"
 
 
-def is_listed(conn: sqlite3.Connection, organisation_code: str, day: date) -> bool:
+def is_listed(conn: Connection, organisation_code: str, day: date) -> bool:
     """Whether the organisation is on the severe-dishonesty list on ``day`` (sync)."""
     event = store.latest_event(conn, organisation_code, SEVERE_DISHONESTY, day.isoformat())
     return event == "listed"
 
 
 def listed_problems(
-    conn: sqlite3.Connection, records: Sequence[CreditRecord]
+    conn: Connection, records: Sequence[CreditRecord]
 ) -> list[tuple[int, str, str, str, str]]:
     """``ORGANISATION_NOT_LISTED`` for each record whose legal document's organisation
     is not on the severe-dishonesty list on the record's recognition day (H10)."""
@@ -85,7 +85,7 @@ async def store_listings(
         for x in listings
     ]  # fmt: skip
 
-    def unit(conn: sqlite3.Connection) -> BatchResult:
+    def unit(conn: Connection) -> BatchResult:
         replayed = replayed_batch(conn, submitted_by, batch_id, content_sha256)
         if replayed is not None:
             return replayed

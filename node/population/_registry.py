@@ -32,7 +32,6 @@ Invariants:
 from __future__ import annotations
 
 import itertools
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -42,6 +41,7 @@ from node.core._bounds import CONTRIBUTION_KINDS, CONTRIBUTION_YEARS_MAX, RESIDE
 from node.core._errors import FailedPreconditionError, NotFoundError
 from node.population._facts import ENDS, Fact
 from node.rights._events import RightsTx, run_rights_unit
+from node.store import Connection
 from node.store import _population as store
 from node.store._batches import insert_batch
 from node.store._consents import STATUS_REVOKED, STATUS_VALID
@@ -88,7 +88,7 @@ class RegistryState:
         return Subject(self.birth_date, self.current, self.full_civil_capacity)
 
 
-def registry_state(conn: sqlite3.Connection, key: bytes) -> RegistryState | None:
+def registry_state(conn: Connection, key: bytes) -> RegistryState | None:
     """The person's registry row (sync, inside a unit), or None when unknown."""
     row = store.registry_row(conn, key)
     if row is None:
@@ -104,7 +104,7 @@ def registry_state(conn: sqlite3.Connection, key: bytes) -> RegistryState | None
     return RegistryState(date.fromisoformat(row[0]), bool(row[1]), died, tuple(current), ended)
 
 
-def registry_states(conn: sqlite3.Connection, keys: Sequence[bytes]) -> dict[bytes, RegistryState]:
+def registry_states(conn: Connection, keys: Sequence[bytes]) -> dict[bytes, RegistryState]:
     """:func:`registry_state` of each known key (sync)."""
     out: dict[bytes, RegistryState] = {}
     for key in keys:
@@ -134,7 +134,7 @@ def not_served_reason(state: RegistryState, scheme: Scheme, today: date) -> tupl
     return None
 
 
-def _apply_run(conn: sqlite3.Connection, kind: str, rows: list[tuple[bytes, Fact]]) -> None:
+def _apply_run(conn: Connection, kind: str, rows: list[tuple[bytes, Fact]]) -> None:
     """One batched write for a run of consecutive facts of one kind."""
     if kind in ("move_in", "permit_issued", "contribution_year"):
         store.add_residences(conn, [(k, f.residence_kind, f.on.isoformat()) for k, f in rows])
@@ -199,7 +199,7 @@ def _prepare(ctx: NodeContext, facts: Sequence[Fact], now_iso: str) -> _Prepared
     return _Prepared(keyed, stones, subjects, where, added)
 
 
-def _deregistered(conn: sqlite3.Connection, stones: dict[bytes, bytes]) -> set[bytes]:
+def _deregistered(conn: Connection, stones: dict[bytes, bytes]) -> set[bytes]:
     """The subject keys among ``stones`` (tombstone -> key) of deregistered people (H2)."""
     return {stones[s] for s in store.deregistered_tombstones(conn, list(stones))}
 

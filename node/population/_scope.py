@@ -18,13 +18,13 @@ exist through their records).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING
 
 from node.population._facts import FactProblem
 from node.population._registry import registry_state
+from node.store import Connection
 from scoring import CreditRecord, Scheme, birth_date, years_between
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ _SERVED_CODES = ("SUBJECT_DECEASED", "SUBJECT_NOT_RESIDENT")
 
 
 def _registry_problems(
-    conn: sqlite3.Connection, keys: Sequence[bytes], today: date
+    conn: Connection, keys: Sequence[bytes], today: date
 ) -> dict[bytes, tuple[str, str]]:
     out: dict[bytes, tuple[str, str]] = {}
     for key in set(keys):

@@ -18,7 +18,6 @@ written.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, replace
 
 from mapping import MappingError, table_from_document
@@ -31,6 +30,7 @@ from node.recognition._verify import (
     open_approval_bytes,
     table_sha256,
 )
+from node.store import Connection, OperationalError
 from node.store._mapping_tables import installed_rows
 
 __all__ = ["TableRef", "node_tables", "uncovered"]
@@ -73,7 +73,7 @@ def _approved_hashes(data: list[bytes | None], config: NodeConfig) -> set[bytes]
     return out
 
 
-def node_tables(config: NodeConfig, conn: sqlite3.Connection) -> list[TableRef]:
+def node_tables(config: NodeConfig, conn: Connection) -> list[TableRef]:
     """The tables of ``[mapping]`` and the installed ones in use."""
     out: list[TableRef] = []
     records: list[bytes | None] = []
@@ -92,7 +92,7 @@ def node_tables(config: NodeConfig, conn: sqlite3.Connection) -> list[TableRef]:
         out.append(TableRef(t.id, t.version, t.source.key, t.target.key, "config", ok))
     try:
         rows = installed_rows(conn)
-    except sqlite3.OperationalError:  # a database older than migration 0014
+    except OperationalError:  # a database older than migration 0014
         rows = []
     for r in rows:
         ok = bytes(r.table_sha256) in _approved_hashes([r.approval], config)

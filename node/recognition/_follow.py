@@ -17,7 +17,6 @@ is retried at the next tick.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -28,6 +27,7 @@ from node.federation._trust import TrustState
 from node.model._rollout import SchemeInForce, rollout_schemes
 from node.recognition._governed import GovernedSet
 from node.recognition._load import ConfigPart, Verifier, config_part, governed_set
+from node.store import Connection
 from node.store._mapping_tables import generation, installed_rows
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ class TablesFollower:
     async def _read(self, verifier: Verifier) -> GovernedSet:
         part = self._part
 
-        def unit(conn: sqlite3.Connection) -> GovernedSet:
+        def unit(conn: Connection) -> GovernedSet:
             return governed_set(part, installed_rows(conn), verifier, generation(conn))
 
         governed = await self._db.read_unit(unit)

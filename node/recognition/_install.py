@@ -17,7 +17,6 @@ it is verified as a file would be — the channel vouches for nothing.
 from __future__ import annotations
 
 import re
-import sqlite3
 from dataclasses import dataclass
 
 from node.catalogue._fetch import held_trust, peer_endpoint
@@ -27,7 +26,7 @@ from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.recognition._governed import Approved
 from node.recognition._verify import TableRefused, VerifiedTable, check_approval_for, table_sha256
 from node.rpc._client import peer_channel
-from node.store import immediate
+from node.store import Connection, immediate
 from node.store._mapping_tables import InstalledRow, install_row, retire_rows
 
 __all__ = [
@@ -57,7 +56,7 @@ def parse_hash_or_id(text: str) -> bytes | str:
 
 
 def install(
-    conn: sqlite3.Connection,
+    conn: Connection,
     verified: VerifiedTable,
     approval: Approved | None,
     *,
@@ -93,7 +92,7 @@ def verified_what(table: object) -> str:
     return f"table {getattr(table, 'id', '?')}@{getattr(table, 'version', '?')}"
 
 
-def retire(conn: sqlite3.Connection, hash_or_id: bytes | str, now_iso: str) -> list[str]:
+def retire(conn: Connection, hash_or_id: bytes | str, now_iso: str) -> list[str]:
     """Retire the matching tables in use (one transaction); ``NOT_INSTALLED`` if none."""
     with immediate(conn):
         done = retire_rows(conn, hash_or_id, now_iso)

@@ -25,7 +25,6 @@ Invariants:
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -35,6 +34,7 @@ from node.core._config import ConfigError, RightsConfig
 from node.core._errors import NotFoundError
 from node.monthly import correct_published
 from node.pb.v1 import node_pb2
+from node.store import Connection
 from node.store import _rights as store
 from node.store._consents import notify_subject
 from node.store._optout import is_opted_out
@@ -104,7 +104,7 @@ class RightsTx:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         scheme: Scheme,
         today: date,
         now_s: int,
@@ -119,7 +119,7 @@ class RightsTx:
         self.now_s = now_s
         self.now_iso = now_iso
         self.logs: list[LogWrite] = []
-        self.after_log: list[Callable[[sqlite3.Connection], object]] = []
+        self.after_log: list[Callable[[Connection], object]] = []
 
     # -- reads -------------------------------------------------------------
     def score_of(self, key: bytes) -> ScoreResult | None:
@@ -221,7 +221,7 @@ async def run_rights_unit(ctx: NodeContext, fn: Callable[[RightsTx], T]) -> T:
     log, mapper = ctx.log, ctx.mapper
     scheme, today, now_s, now_iso = ctx.scheme, ctx.today(), ctx.now_s(), ctx.now_iso()
 
-    def unit(conn: sqlite3.Connection) -> tuple[T, int, list[bytes]]:
+    def unit(conn: Connection) -> tuple[T, int, list[bytes]]:
         rtx = RightsTx(conn, scheme, today, now_s, now_iso, mapper=mapper)
         result = fn(rtx)
         if not rtx.logs:

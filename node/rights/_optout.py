@@ -20,12 +20,12 @@ reversible.  While a person is opted out:
 
 from __future__ import annotations
 
-import sqlite3
 from typing import TYPE_CHECKING
 
 from node.core._errors import FailedPreconditionError, NotFoundError
 from node.pb.v1 import node_pb2
 from node.rights._events import RightsTx, run_rights_unit
+from node.store import Connection
 from node.store import _optout as store
 from node.store._optout import OPTED_OUT_SUBJECTS
 from node.store._rights import revoke_attestations, subject_exists
@@ -36,12 +36,12 @@ if TYPE_CHECKING:
 __all__ = ["OPTED_OUT_SUBJECTS", "is_opted_out_sync", "opt_in", "opt_out", "refuse_if_opted_out"]
 
 
-def is_opted_out_sync(conn: sqlite3.Connection, key: bytes) -> str | None:
+def is_opted_out_sync(conn: Connection, key: bytes) -> str | None:
     """When the person opted out (ISO time), or None."""
     return store.opted_out_at(conn, key)
 
 
-def refuse_if_opted_out(conn: sqlite3.Connection, key: bytes | None) -> None:
+def refuse_if_opted_out(conn: Connection, key: bytes | None) -> None:
     """FAILED_PRECONDITION ``SUBJECT_OPTED_OUT`` when the person asked not to be scored."""
     if key and is_opted_out_sync(conn, key) is not None:
         raise FailedPreconditionError(

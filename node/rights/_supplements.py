@@ -23,7 +23,6 @@ Invariants:
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -38,6 +37,7 @@ from node.core._errors import (
 from node.exchange._throttle import RETRY_AFTER_KEY
 from node.pb.v1 import node_pb2
 from node.rights._events import RightsTx, run_rights_unit
+from node.store import Connection
 from node.store import _supplements as store
 from scoring import Polarity, Provenance
 
@@ -131,7 +131,7 @@ def _validate(ctx: NodeContext, req: node_pb2.UploadSupplementRequest) -> date:
 
 
 def refuse_upload_over_limits(
-    conn: sqlite3.Connection, key: bytes, per_hour: int, max_pending: int, now_s: int
+    conn: Connection, key: bytes, per_hour: int, max_pending: int, now_s: int
 ) -> None:
     """RESOURCE_EXHAUSTED if one more upload by ``key`` at ``now_s`` would exceed
     ``per_hour`` uploads in the rolling hour (checked first: a decision does not help

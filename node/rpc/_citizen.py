@@ -29,7 +29,6 @@ grant it, the default disclosure being a threshold (:mod:`node.disclosure`).
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from grpc import aio
@@ -62,6 +61,7 @@ from node.rights import _supplements as supplements
 from node.rpc._context import NodeContext
 from node.rpc._guard import require_citizen
 from node.rpc._identity import AuthenticatedCitizen
+from node.store import Connection
 from node.store._consents import ConsentRow, get_consent, withdraw_consent
 from node.store._notifications import notifications_after
 from node.store._translog import PAGE_DEFAULT, LogWrite
@@ -116,7 +116,7 @@ class CitizenServicer(node_pb2_grpc.CitizenServiceServicer):
         now = ctx.now_s()
         log = ctx.log
 
-        def withdraw(conn: sqlite3.Connection) -> tuple[ConsentRow, tuple[int, list[bytes]]]:
+        def withdraw(conn: Connection) -> tuple[ConsentRow, tuple[int, list[bytes]]]:
             row = get_consent(conn, request.consent_id)
             if row is None or row.subject_key != citizen.subject_key:
                 raise NotFoundError("CONSENT_NOT_FOUND", "no such consent", field="consent_id")

@@ -168,7 +168,7 @@ class NodeServer:
     ) -> NodeServer:
         secrets = secrets or load_secrets(config)
         calendar = build_calendar(config.rights)  # rights: working days (H15, N7)
-        db = await Database.open(config.database)
+        db = await Database.open(config.storage)
         try:
             return await cls._build(config, db, secrets, calendar, clock)
         except BaseException:

@@ -1,4 +1,5 @@
-"""Node storage: one SQLite database per node, numbered migrations, WAL.
+"""Node storage: one SQLite database per node (numbered migrations, WAL), or one
+PostgreSQL database shared by the node's replicas (docs/adr/0700).
 
 Invariants:
 
@@ -10,13 +11,24 @@ Invariants:
 * a subject is stored under its pseudonymous ``subject_key``; the citizen ID
   number is stored only sealed, never in plain text, and never logged.
 
-Batch jobs open and migrate a database with :func:`connect` (``sqlite3``); the
+Where the state lives is a *target*: ``[storage]`` (``config.storage``), a
+``sqlite:///`` or ``postgresql://`` URL, or a SQLite path (``_backend``).  Rooms
+type connections as :data:`Connection` and catch :data:`IntegrityError` and
+friends (``_conn``: the ``sqlite3`` classes, which the PostgreSQL adapter ``_pg``
+raises subclasses of); a lost PostgreSQL connection is :class:`StorageUnavailable`;
+``savepoint(conn)`` wraps a statement whose failure a unit handles, and
+``dialect(conn)`` tells the backends apart.
+
+Batch jobs open and migrate a database with :func:`connect`; the
 server with ``node.store._db.Database.open``, the unit of work on threads of
 its own (docs/adr/0601).  Cross-process exclusion is expressed as
 :func:`offline_job`, :func:`writer_turn` and :func:`exclusive_writer`, never as
 a lock file seen by callers.
 
-Modules: ``_migrate`` (opening and migrating), ``_db`` (the server's writer and
+Modules: ``_migrate`` (opening and migrating; PostgreSQL: ``_pg_migrate``
+and ``migrations/postgresql/``), ``_backend`` (targets and passwords), ``_conn`` (the
+connection and error types rooms use), ``_pg`` (the PostgreSQL adapter), ``_pg_local``
+(a throwaway local PostgreSQL server for tests and the demo), ``_db`` (the server's writer and
 reader connections, units of work, group commit), ``_threads`` (a connection on
 a thread of its own), ``_locks`` (the cross-process locks), ``_checkpoint`` (WAL checkpoints
 off the event loop), ``_records`` and ``_consents`` (the repositories of subjects

@@ -55,7 +55,17 @@ def dialect(conn: object) -> str:
 def savepoint(conn: Connection) -> Iterator[None]:
     """Run the block in a SAVEPOINT: an exception rolls back the block alone and
     propagates; the unit's transaction goes on (both backends).  Outside a
-    transaction it is a transaction of its own (SQLite's SAVEPOINT semantics)."""
+    transaction the block is a transaction of its own (``BEGIN`` … ``COMMIT``, or
+    ``ROLLBACK`` and re-raise): PostgreSQL has no SAVEPOINT outside a transaction."""
+    if not conn.in_transaction:
+        conn.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return
     name = f"sp_{next(_names)}"
     conn.execute(f"SAVEPOINT {name}")
     try:

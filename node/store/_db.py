@@ -1,7 +1,9 @@
 """The node's unit of work: one writer and one reader SQLite connection, each on a
-thread the project owns (docs/adr/0601).
+thread the project owns (docs/adr/0601); on PostgreSQL one writer and a pool of
+reader connections, each on a thread the project owns (docs/adr/0700).
 
-The API (the seam a PostgreSQL backend implements next):
+The API, the same on both backends (``Database.open(target)``: ``[storage]``, a
+``sqlite:///``/``postgresql://`` URL or a SQLite path):
 
 * ``await db.write_unit(fn, after=None, *, quick=False)`` runs the synchronous
   ``fn(conn)`` in one committed transaction and returns its result;
@@ -51,6 +53,14 @@ Invariants:
   starts, new units are refused at once with ``RuntimeError("the database is
   closed")`` and queued ones commit first;
 * WAL checkpoints of the loop's commits run off the loop (docs/adr/0317).
+
+On PostgreSQL (docs/adr/0700) the same invariants hold with these differences:
+every group runs on the writer thread (nothing touches the network on the event
+loop thread, quick or not); ``BEGIN`` instead of ``BEGIN IMMEDIATE``, no writer
+lock file (row locks order the writers of every replica) and no checkpointer;
+reads run on a :class:`node.store._threads.ConnectionPool` of ``readers``
+threads, concurrently; a lost connection fails the units of its group with
+:class:`node.store.StorageUnavailable` and the next group reconnects.
 
 The threads are :class:`node.store._threads.ConnectionThread`: a single-worker
 executor each, results delivered to the loop with ``asyncio.wrap_future`` or
@@ -179,8 +189,14 @@ def _run_begun(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bo
                 conn.execute("RELEASE unit")
                 out.append((False, exc))
             else:
-                conn.execute("RELEASE unit")
-                out.append((True, result))
+                try:
+                    conn.execute("RELEASE unit")
+                except Exception as exc:  # PostgreSQL: the unit swallowed a failed statement
+                    conn.execute("ROLLBACK TO unit")
+                    conn.execute("RELEASE unit")
+                    out.append((False, exc))
+                else:
+                    out.append((True, result))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -233,7 +249,7 @@ class Database:
         busy_ms: int = BUSY_TIMEOUT_MS,
         checkpoint_every: int = CHECKPOINT_EVERY,
         restart_frames: int = RESTART_FRAMES,
-        readers: int = PG_READERS,
+        readers: int | None = None,
     ) -> Database:
         """Open (and migrate, on the writer thread) the database.
 
@@ -242,9 +258,12 @@ class Database:
         write on the writer thread waits for a SQLite connection that is not one of
         ours (e.g. a batch job) to release the write lock; ``checkpoint_every`` and
         ``restart_frames``: see :mod:`node.store._checkpoint`.  PostgreSQL:
-        ``readers`` reader threads, each with its own connection."""
+        ``readers`` reader threads, each with its own connection (default:
+        ``[storage] readers`` when ``path`` is ``[storage]``, else :data:`PG_READERS`)."""
         backend = resolve(path)
         if backend.is_pg:
+            if readers is None:
+                readers = path.readers if isinstance(path, StorageConfig) else PG_READERS
             return await cls._open_pg(backend, readers)
         assert backend.path is not None
         path = backend.path

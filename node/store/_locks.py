@@ -191,9 +191,13 @@ def exclusive_writer(database: Target) -> Iterator[None]:
         conn = PgConnection(backend.url, password=backend.password)
         try:
             conn.execute(f"SELECT pg_advisory_lock({EXCLUSIVE_LOCK:d})")
-            yield  # closing the session releases the lock, whatever happens
+            try:
+                yield
+            finally:
+                # released now, not when the server notices the closed session
+                conn.execute(f"SELECT pg_advisory_unlock({EXCLUSIVE_LOCK:d})")
         finally:
-            conn.close()
+            conn.close()  # a lost session has released its locks anyway
         return
     with writer_turn(database) as turn, turn:
         yield

@@ -22,12 +22,19 @@ Invariants:
   matching ``sqlite3`` DB-API class (``IntegrityError``, ``OperationalError``, …),
   so ``except node.store.IntegrityError`` catches both backends alike; the psycopg
   error is its ``__cause__`` and its SQLSTATE is ``sqlstate``;
+* COMMIT of a transaction a failed statement aborted (the unit caught the error
+  without :func:`node.store.savepoint`) rolls back and raises
+  ``OperationalError``, never reports success (PostgreSQL itself would answer
+  with a silent ROLLBACK);
 * a lost connection (server down, backend terminated, network cut) is
   :class:`node.store.StorageUnavailable` (UNAVAILABLE at the RPC edge); a
   transaction it interrupted is over (the server rolled it back), the ``ROLLBACK``
   the unit of work then sends is a no-op, and the next statement outside a
   transaction reconnects.  A statement inside an interrupted transaction never
   reconnects: it raises, so a unit is never half written in autocommit;
+* ``BEGIN`` on a connection that died while idle is sent once more on a new
+  connection (nothing was done yet); a connection lost after ``BEGIN`` fails the
+  transaction as above;
 * a reader adapter (``reader=True``) repeats a statement outside a transaction once
   on a new connection when its connection turns out lost (reads are safe to
   repeat; a write outside a transaction never is);
@@ -267,7 +274,15 @@ class PgConnection:
         try:
             cur = conn.execute("BEGIN")
         except psycopg.Error as exc:
-            raise self._failed(exc) from exc
+            err = self._failed(exc)
+            if not isinstance(err, StorageUnavailable):
+                raise err from exc
+            # the connection died while idle (server restarted, session timed out):
+            # nothing was done yet, so BEGIN once more on a new connection
+            try:
+                cur = self._live().execute("BEGIN")
+            except psycopg.Error as again:
+                raise self._failed(again) from again
         self._tx = True
         return cur
 
@@ -281,6 +296,16 @@ class PgConnection:
                 return _NoRows()
             raise StorageUnavailable("the connection to the database was lost before COMMIT")
         assert self._conn is not None
+        if verb == "COMMIT" and self._conn.info.transaction_status == pq.TransactionStatus.INERROR:
+            # PostgreSQL answers COMMIT of an aborted transaction with a silent
+            # ROLLBACK: a unit that swallowed a failed statement must not be told
+            # it committed
+            self._end("ROLLBACK")
+            raise _MAPPED[sqlite3.OperationalError](
+                "a statement of this transaction failed (caught without a savepoint): "
+                "the transaction was rolled back",
+                "25P02",
+            )
         try:
             cur = self._conn.execute(verb)
         except psycopg.Error as exc:

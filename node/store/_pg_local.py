@@ -25,14 +25,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import secrets
 import shutil
 import socket
 import subprocess
 import tempfile
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
-__all__ = ["BINDIR_CANDIDATES", "LocalPostgres", "PostgresUnavailable", "find_bindir"]
+__all__ = [
+    "BINDIR_CANDIDATES",
+    "LocalPostgres",
+    "PostgresUnavailable",
+    "create_database",
+    "find_bindir",
+]
 
 BINDIR_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin")
 SERVER_USER = "postgres"  # the unprivileged account the server runs as under root
@@ -67,6 +75,22 @@ def find_bindir() -> Path:
     )
 
 
+def create_database(admin_url: str, prefix: str = "huxin") -> str:
+    """Create a fresh, empty database on the server ``admin_url`` reaches (as a role
+    allowed to create databases) and return the same URL naming the new database.
+
+    The name is ``<prefix>_<pid>_<random>``: unique across processes and runs."""
+    import psycopg  # the server's own driver; imported here so finding binaries needs none
+
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", prefix):
+        raise ValueError("a database prefix is 1-31 of [a-z0-9_], starting with a letter")
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"'.encode())
+    parts = urlsplit(admin_url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -88,7 +112,6 @@ class LocalPostgres:
         self.log = self.directory / "server.log"
         self.port = _free_port()
         self.started = False
-        self._counter = 0
 
     # -- running commands as the server's user -------------------------------------
     def _run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -110,7 +133,16 @@ class LocalPostgres:
         return ""
 
     def start(self) -> LocalPostgres:
-        """initdb, then start the server and wait until it accepts connections."""
+        """initdb, then start the server and wait until it accepts connections; if
+        either fails, nothing is left running and the directory is removed."""
+        try:
+            self._init_and_start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _init_and_start(self) -> None:
         self.socket_dir.mkdir()
         if self._as_root:
             shutil.chown(self.directory, SERVER_USER, SERVER_USER)
@@ -130,7 +162,6 @@ class LocalPostgres:
             "--no-sync",
         )
         self._start()
-        return self
 
     def _start(self) -> None:
         options = " ".join(
@@ -141,6 +172,7 @@ class LocalPostgres:
                 *(f"-c {s}" for s in _SETTINGS),
             ]
         )
+        self.started = True  # from here on, stop() tries to stop it
         self._run(
             "pg_ctl",
             "start",
@@ -154,7 +186,6 @@ class LocalPostgres:
             "-o",
             options,
         )
-        self.started = True
 
     def restart(self, mode: str = "immediate") -> None:
         """Stop (``immediate``: as if the server crashed; ``fast``) and start again."""
@@ -197,17 +228,14 @@ class LocalPostgres:
 
     def admin(self, sql: str) -> None:
         """Run one statement as the superuser in the ``postgres`` database (autocommit)."""
-        import psycopg  # the server's own driver; imported here so finding binaries needs none
+        import psycopg
 
         with psycopg.connect(self.url(), autocommit=True, connect_timeout=10) as conn:
             conn.execute(sql.encode())  # bytes: no placeholder parsing
 
     def create_database(self, prefix: str = "huxin") -> str:
         """A fresh, empty database; returns its URL (unix socket, user ``postgres``)."""
-        self._counter += 1
-        name = f"{prefix}_{os.getpid()}_{self._counter}"
-        self.admin(f'CREATE DATABASE "{name}"')
-        return self.url(name)
+        return create_database(self.url(), prefix)
 
     def terminate(self, dbname: str) -> None:
         """End every backend connected to ``dbname`` (as if each lost its server)."""

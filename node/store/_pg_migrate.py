@@ -97,6 +97,7 @@ def connect_pg(backend: Backend, *, readonly: bool = False) -> sqlite3.Connectio
     conn = PgConnection(backend.url, password=backend.password)
     try:
         if readonly:
+            conn.execute("SET default_transaction_read_only = on")  # as SQLite's mode=ro
             version = schema_version(conn)
             if version != SCHEMA_VERSION:
                 raise StorageError(

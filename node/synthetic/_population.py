@@ -43,7 +43,6 @@ import math
 import multiprocessing
 import os
 import random
-import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -54,8 +53,8 @@ from pathlib import Path
 
 import keys
 from node.core._errors import HuxinError
+from node.store import Connection, connect
 from node.store import _synthetic as synthetic_store
-from node.store import connect
 from node.store._synthetic import StagedChunk, read_outcomes  # read_outcomes: re-exported
 from scoring import Category, Polarity, Provenance, Scheme, load_scheme
 
@@ -314,7 +313,7 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 
-def read_spec(conn: sqlite3.Connection) -> PopulationSpec | None:
+def read_spec(conn: Connection) -> PopulationSpec | None:
     """The spec a database was generated from (``node_meta``), or None."""
     meta = synthetic_store.population_meta(conn)
     if "population.scheme" not in meta:

@@ -1,11 +1,14 @@
 """The smallest valid node configuration, as parsed TOML (issue 17: shared by the
-config and monthly-schedule tests): a region's ``[node]``, ``[tls]`` and ``[keys]``."""
+config and monthly-schedule tests): a region's ``[node]``, ``[tls]`` and ``[keys]``;
+:func:`with_storage` puts it on a storage URL (issue 18: ``sqlite:///…`` or a
+``postgresql://…`` database from ``tests.support.postgres``)."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-__all__ = ["BASE"]
+__all__ = ["BASE", "with_storage"]
 
 BASE: dict[str, Any] = {
     "node": {"region": "heihe", "scheme": "heihe"},
@@ -18,3 +21,10 @@ BASE: dict[str, Any] = {
         "seal": "keys/seal.key",
     },
 }
+
+
+def with_storage(config: dict[str, Any], url: str) -> dict[str, Any]:
+    """A copy of the parsed TOML ``config`` with ``[storage] url = url``."""
+    out = copy.deepcopy(config)
+    out["storage"] = {**out.get("storage", {}), "url": url}
+    return out

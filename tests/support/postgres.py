@@ -80,10 +80,11 @@ def postgres_server() -> Iterator[LocalPostgres]:
         server.stop()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def _harness_postgres(request: pytest.FixtureRequest) -> None:
-    """With ``--storage=postgresql``, every test gets the session's server started (so
-    the harness finds ``HUXIN_TEST_PG_ADMIN_URL``); otherwise nothing happens."""
+    """With ``--storage=postgresql``, the session's server starts first (before any
+    module's world is built, so the harness finds ``HUXIN_TEST_PG_ADMIN_URL``);
+    otherwise nothing happens."""
     if harness_storage() == "postgresql":
         request.getfixturevalue("postgres_server")
 

@@ -59,10 +59,16 @@ def test_temp_files_go_to_the_sessions_own_directory(session_temp_dir: Path) -> 
     ],
 )
 def test_the_suite_rules_are_enforced(
-    pytester: pytest.Pytester, body: str, outcome: dict[str, int], says: str
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    body: str,
+    outcome: dict[str, int],
+    says: str,
 ) -> None:
     """Issue 14 items 18 and 19: the conftest fails a session that leaves a temp file
     (naming it) and does not fail a test for being slow."""
+    # the conftest loads plugins of this repository's tests package (issue 18)
+    monkeypatch.setenv("PYTHONPATH", str(CONFTEST.parents[1]))
     pytester.makeconftest(CONFTEST.read_text())
     pytester.makepyfile(test_rule=body)
     result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider")

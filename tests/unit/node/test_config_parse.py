@@ -150,8 +150,9 @@ def _configs(draw: st.DrawFn, base: Path) -> tuple[dict[str, dict[str, Any]], di
             loaded["hub", "trust_list_ttl_seconds"] // 2,
         ),
     }
-    if loaded["node", "role"] == "hub":
+    if loaded["node", "role"] == "hub" or loaded["storage", "url"]:  # a drawn url: PostgreSQL
         fix["listen", "peer_workers"] = 1
+    if loaded["node", "role"] == "hub":
         fix["hub", "province_key"] = None
     if with_federation:
         fix["peers", "allowed"] = ()

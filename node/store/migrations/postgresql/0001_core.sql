@@ -76,9 +76,12 @@ CREATE TABLE snapshot_run_chunks (
     PRIMARY KEY (run_id, chunk)
 );
 
--- Partitioned by month on its run's period (issue 18, node/store/_partitions.py keeps
--- the partitions): the one column PostgreSQL adds to SQLite's table; a run's period
--- never changes, so the key (run_id, subject_key, period) is as unique as SQLite's.
+-- PostgreSQL: partitioned by month (docs/adr/0700).  ``period`` (the run's period,
+-- 'YYYY-MM') is the partition key, a column SQLite's table does not have: whoever
+-- inserts a snapshot on PostgreSQL gives its run's period.  A run has one period, so
+-- the key (run_id, subject_key) is still unique.  Rows of a month without a partition
+-- of its own land in snapshots_default; monthly partitions are created ahead and
+-- dropped after the retention period by the partition maintenance.
 CREATE TABLE snapshots (
     run_id      BIGINT NOT NULL REFERENCES snapshot_runs (run_id) ON DELETE CASCADE,
     subject_key BYTEA NOT NULL REFERENCES subjects (subject_key) ON DELETE CASCADE,
@@ -86,10 +89,11 @@ CREATE TABLE snapshots (
     score       BIGINT,
     grade       TEXT,
     reason      TEXT,
-    period      TEXT NOT NULL,
+    period      TEXT COLLATE "C" NOT NULL CHECK (period ~ '^[0-9]{4}-[01][0-9]$'),
     CHECK ((eligible = 1) = (score IS NOT NULL AND grade IS NOT NULL)),
     PRIMARY KEY (run_id, subject_key, period)
 ) PARTITION BY RANGE (period);
+
 CREATE TABLE snapshots_default PARTITION OF snapshots DEFAULT;
 
 -- Child key of the subjects foreign key (deletion on deregistration) and a citizen's history.

@@ -11,8 +11,10 @@ faults (a backend terminated, the server stopped) are at the end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator
+from sqlite3 import InternalError
 from typing import Any
 
 import pytest
@@ -21,6 +23,7 @@ from node.store import (
     SCHEMA_VERSION,
     Connection,
     IntegrityError,
+    OperationalError,
     StorageError,
     StorageUnavailable,
     connect,
@@ -178,25 +181,61 @@ async def test_a_newer_schema_is_refused(storage_url: str) -> None:
     assert opened.value.code == "SCHEMA_TOO_NEW"
 
 
+async def test_after_hooks_run_only_for_committed_units(db: Database) -> None:
+    """ADR 0601: ``after`` mirrors committed rows: never run for a rolled-back unit."""
+    seen: list[str] = []
+
+    def fails(conn: Connection) -> str:
+        conn.execute("INSERT INTO node_meta (key, value) VALUES ('no', 'v')")
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        await db.write_unit(fails, seen.append)
+    await db.write_unit(_put("yes"), seen.append)
+    assert seen == ["yes"]
+
+
+async def test_close_lets_queued_units_commit_then_refuses_new_ones(storage_url: str) -> None:
+    """ADR 0601: units queued before ``close`` commit; later ones are refused."""
+    db = await Database.open(storage_url)
+    queued = [asyncio.ensure_future(db.write_unit(_put(f"q{i}"))) for i in range(5)]
+    await asyncio.sleep(0)  # queued, not yet run
+    await db.close()
+    assert await asyncio.gather(*queued) == [f"q{i}" for i in range(5)]
+    with pytest.raises(RuntimeError, match="closed"):
+        await db.write_unit(_put("late"))
+    reopened = await Database.open(storage_url)
+    try:
+        assert await _keys(reopened) == {f"q{i}" for i in range(5)}
+    finally:
+        await reopened.close()
+
+
 # -- PostgreSQL only: faults ------------------------------------------------------------
 
 
-async def test_terminated_backends_fail_the_unit_then_reconnect(
+async def test_a_backend_lost_in_a_unit_fails_it_and_the_next_unit_reconnects(
     postgres_server: LocalPostgres, pg_url: str
 ) -> None:
-    """Issue 18: a lost connection is UNAVAILABLE (StorageUnavailable) and the next
-    unit reconnects; nothing of the failed unit is committed."""
+    """Issue 18: a connection lost inside a unit is UNAVAILABLE (StorageUnavailable),
+    nothing of that unit is committed, and the next unit reconnects; connections
+    that die while idle are replaced without a failure."""
     db = await Database.open(pg_url)
     try:
         await db.write_unit(_put("before"))
-        dbname = pg_url.rpartition("/")[2].partition("?")[0]
-        postgres_server.terminate(dbname)
+
+        def dies(conn: Connection) -> None:
+            conn.execute("INSERT INTO node_meta (key, value) VALUES ('lost', 'v')")
+            conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
         with pytest.raises(StorageUnavailable) as caught:
-            await db.write_unit(_put("lost"))
+            await db.write_unit(dies)
         assert caught.value.code == "STORAGE_UNAVAILABLE"
         assert await db.write_unit(_put("after")) == "after"
-        # readers reconnect too: a read repeats once on a new connection
-        assert await _keys(db) == {"before", "after"}
+        dbname = pg_url.rpartition("/")[2].partition("?")[0]
+        postgres_server.terminate(dbname)  # every idle connection, writer and readers
+        assert await db.write_unit(_put("idle-killed")) == "idle-killed"
+        assert await _keys(db) == {"before", "after", "idle-killed"}
     finally:
         await db.close()
 
@@ -218,3 +257,118 @@ async def test_server_down_fails_fast_then_recovers() -> None:
             assert await _keys(db) == {"acknowledged", "later"}
         finally:
             await db.close()
+
+
+# -- PostgreSQL only: threads, pool, locks ----------------------------------------------
+
+
+async def test_on_postgresql_no_unit_runs_on_the_event_loop_thread(pg_url: str) -> None:
+    """ADR 0700: network round trips never block the loop, quick units included."""
+    db = await Database.open(pg_url)
+    try:
+        loop_thread = threading.get_ident()
+        seen = await asyncio.gather(
+            db.write_unit(lambda c: threading.get_ident(), quick=True),
+            db.write_unit(lambda c: threading.get_ident()),
+            db.read_unit(lambda c: threading.get_ident()),
+        )
+        assert loop_thread not in seen
+    finally:
+        await db.close()
+
+
+async def test_postgresql_readers_run_concurrently(pg_url: str) -> None:
+    """ADR 0700: reads on a pool of threads, each with its connection (two reads
+    wait for each other at a barrier: they can only pass it together)."""
+    db = await Database.open(pg_url, readers=2)
+    barrier = threading.Barrier(2, timeout=WAIT_S)
+
+    def read(conn: Connection) -> int:
+        barrier.wait()
+        return int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+
+    try:
+        pids = await asyncio.gather(db.read_unit(read), db.read_unit(read))
+        assert len(set(pids)) == 2
+    finally:
+        await db.close()
+
+
+def test_cross_process_locks_on_postgresql(pg_url: str) -> None:
+    """ADR 0700: offline_job and writer_turn are no-ops on PostgreSQL;
+    exclusive_writer holds its advisory lock for the block and releases it."""
+    from node.store import exclusive_writer, offline_job, writer_turn
+    from node.store._locks import EXCLUSIVE_LOCK
+
+    probe = connect(pg_url)
+    try:
+        with offline_job(pg_url), writer_turn(pg_url) as turn, turn:
+            pass
+        with exclusive_writer(pg_url):
+            held = probe.execute("SELECT pg_try_advisory_lock(?)", (EXCLUSIVE_LOCK,)).fetchone()
+            assert held == (False,)
+        assert probe.execute("SELECT pg_try_advisory_lock(?)", (EXCLUSIVE_LOCK,)).fetchone() == (
+            True,
+        )
+    finally:
+        probe.close()
+
+
+@pytest.mark.parametrize("others", [0, 3], ids=["alone", "in-a-group"])
+async def test_a_unit_that_swallows_a_failed_statement_is_not_acknowledged_on_postgresql(
+    pg_url: str, others: int
+) -> None:
+    """ADR 0700: on PostgreSQL a failed statement aborts the transaction; a unit that
+    catches the error without ``savepoint`` fails (never a silent ROLLBACK reported
+    as a COMMIT), and the units grouped with it still commit."""
+    db = await Database.open(pg_url)
+    try:
+        await db.write_unit(_put("taken"))
+
+        def swallows(conn: Connection) -> str:
+            with contextlib.suppress(IntegrityError):  # no savepoint: the mistake under test
+                conn.execute("INSERT INTO node_meta (key, value) VALUES ('taken', 'v')")
+            return "looks fine"
+
+        fellows = [asyncio.ensure_future(db.write_unit(_put(f"f{i}"))) for i in range(others)]
+        with pytest.raises(Exception) as caught:
+            await db.write_unit(swallows)
+        assert isinstance(caught.value, OperationalError | InternalError)
+        await asyncio.gather(*fellows)
+        assert await _keys(db) == {"taken"} | {f"f{i}" for i in range(others)}
+    finally:
+        await db.close()
+
+
+def test_a_readonly_connection_refuses_writes(storage_url: str) -> None:
+    """``connect(target, readonly=True)`` (``huxin status`` and the other read-only
+    commands) cannot write, on either backend."""
+    connect(storage_url).close()  # create and migrate
+    conn = connect(storage_url, readonly=True)
+    try:
+        with pytest.raises((OperationalError, InternalError)):
+            conn.execute("INSERT INTO node_meta (key, value) VALUES ('k', 'v')")
+    finally:
+        conn.close()
+
+
+def test_savepoint_outside_a_transaction_is_a_transaction(storage_url: str) -> None:
+    """``savepoint`` on a batch job's autocommit connection: the block commits whole
+    or not at all, on both backends."""
+    conn = connect(storage_url)
+    try:
+
+        def twice() -> None:
+            with savepoint(conn):
+                conn.execute("INSERT INTO node_meta (key, value) VALUES ('s', '1')")
+                conn.execute("INSERT INTO node_meta (key, value) VALUES ('s', '2')")
+
+        with pytest.raises(IntegrityError):
+            twice()
+        assert not conn.in_transaction
+        with savepoint(conn):
+            conn.execute("INSERT INTO node_meta (key, value) VALUES ('t', '1')")
+        rows = conn.execute("SELECT key FROM node_meta ORDER BY key").fetchall()
+        assert [tuple(r) for r in rows] == [("t",)]
+    finally:
+        conn.close()

@@ -19,7 +19,10 @@ from node.store._migrate import migrations
 #: leaf pseudonyms, which SQLite scans in the batches' blobs)
 PG_ONLY_TABLES = frozenset({"schema_version", "hub_leaf_keys"})
 #: table -> columns PostgreSQL adds for declarative partitioning (docs/adr/0700)
-PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {"snapshots": ("period",)}
+PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
+    "snapshots": ("period",),
+    "snapshot_leaves": ("period",),
+}
 
 
 def _sqlite_schema(path: Path) -> dict[str, list[str]]:
@@ -71,3 +74,31 @@ def test_both_backends_have_the_same_tables_and_columns(tmp_path: Path, pg_url: 
     for table, columns in lite.items():
         extra = PARTITION_COLUMNS.get(table, ())
         assert [c for c in pg[table] if c not in extra] == columns, table
+
+
+#: the tables that grow by period, partitioned by month on PostgreSQL (issue 18)
+PARTITIONED = {
+    "snapshots": "period",
+    "snapshot_batches": "period",
+    "snapshot_leaves": "period",
+    "hub_batches": "period",
+    "outbox": "created_at",
+}
+
+
+def test_tables_that_grow_by_period_are_partitioned_by_month(pg_url: str) -> None:
+    """Issue 18: declarative RANGE partitioning, each table with a DEFAULT partition
+    (rows of a month without its own partition are never refused)."""
+    conn = connect(pg_url)
+    try:
+        rows = conn.execute(
+            "SELECT c.relname, p.partstrat, a.attname, d.relname"
+            " FROM pg_partitioned_table AS p JOIN pg_class AS c ON c.oid = p.partrelid"
+            " JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum = p.partattrs[0]"
+            " JOIN pg_class AS d ON d.oid = p.partdefid"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert {r[0]: (r[1], r[2], r[3]) for r in rows} == {
+        table: ("r", column, f"{table}_default") for table, column in PARTITIONED.items()
+    }
