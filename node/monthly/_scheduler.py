@@ -47,6 +47,7 @@ from scoring import Scheme
 
 if TYPE_CHECKING:
     from node.core._config import NodeConfig
+    from node.core._config_storage import StorageConfig
     from node.core._secrets import NodeSecrets
     from node.rpc._context import NodeContext
 
@@ -122,7 +123,7 @@ class MonthlyScheduler:
 
     async def _run(self, job: _Job) -> MonthlyOutcome:
         ctx, month, name = self._ctx, job.month, job.scheme.key
-        people = await asyncio.to_thread(_count, str(job.config.database), month.period)
+        people = await asyncio.to_thread(_count, job.config.storage, month.period)
         job = replace(job, people=people)
         started = _iso(job.now)
         await ctx.db.write_unit(lambda c: mark_started(c, month, people=people, at=started))
@@ -201,7 +202,7 @@ class MonthlyScheduler:
                 await job
 
 
-def _count(db: str, period: str) -> int:
+def _count(db: StorageConfig, period: str) -> int:
     conn = connect(db, readonly=True)
     try:
         return count_run_subjects(conn, period_as_of(period))
@@ -212,7 +213,7 @@ def _count(db: str, period: str) -> int:
 def _progress(job: _Job) -> Callable[[int, int], None]:
     """run_month's per-chunk callback: a log line every tenth of the run; stops on request."""
     logged = [-1]
-    db, month = str(job.config.database), job.month
+    db, month = job.config.storage, job.month
 
     def progress(done: int, total: int) -> None:
         step = done * PROGRESS_STEPS // max(total, 1)
@@ -236,9 +237,9 @@ def _progress(job: _Job) -> Callable[[int, int], None]:
 def _execute(job: _Job) -> MonthlyOutcome:
     """Score the month, then sign it and queue it for the hub (``huxin score publish``)."""
     config, month = job.config, job.month
-    db = str(config.database)
+    db = config.storage  # SQLite or PostgreSQL (issue 18)
     run = run_month(
-        db,
+        db.url if db.dialect == "postgresql" else str(config.database),
         job.scheme,
         month.period,
         workers=config.schedule.monthly_workers,

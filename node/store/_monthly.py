@@ -285,7 +285,7 @@ def mark_started(conn: sqlite3.Connection, month: MonthKey, *, people: int, at: 
     conn.execute(
         "INSERT INTO monthly_runs (period, scheme_id, scheme_version, state, people, started_at)"
         " VALUES (?, ?, ?, 'running', ?, ?) ON CONFLICT (period, scheme_id, scheme_version)"
-        " DO UPDATE SET state = 'running', attempts = attempts + 1, people = excluded.people,"
+        " DO UPDATE SET state = 'running', attempts = monthly_runs.attempts + 1, people = excluded.people,"
         " started_at = excluded.started_at, failed_at = NULL, error = ''",
         (*_month(month), people, at),
     )

@@ -16,7 +16,6 @@ One real node (citizen port with TLS, real SQLite) with small limits, per module
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -30,6 +29,7 @@ from node.core._clock import ManualClock
 from node.demo._testbed import RunningNode, Testbed, honour_record, make_id_number, resident
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import reason_of
+from node.store import connect
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -46,10 +46,12 @@ class Node:
 
     def counts(self) -> tuple[int, int]:
         """(consent rows, log leaves)."""
-        db = self.node.server.ctx.config.database
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        conn = connect(self.node.server.ctx.config.storage, readonly=True)  # either backend
+        try:
             consents = conn.execute("SELECT count(*) FROM consents").fetchone()[0]
             leaves = conn.execute("SELECT count(*) FROM log_entries").fetchone()[0]
+        finally:
+            conn.close()
         return int(consents), int(leaves)
 
     async def grant(self, who: str) -> node_pb2.ConsentToken:
