@@ -82,6 +82,7 @@ PARTITIONED = {
     "snapshot_batches": "period",
     "snapshot_leaves": "period",
     "hub_batches": "period",
+    "hub_leaf_keys": "period",  # PostgreSQL only: the hub's leaf pseudonyms, by index
     "outbox": "created_at",
 }
 
