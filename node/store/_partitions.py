@@ -17,7 +17,8 @@ current schema it
 
 The partition key is read from the catalog, so the bounds fit its type: a text
 period (``'YYYY-MM'``, also right for ISO dates held as text), an integer of
-Unix seconds, or a ``date``/``timestamp``/``timestamptz``.
+Unix seconds (a column named ``*_at``, as the project names its times), or a
+``date``/``timestamp``/``timestamptz``.
 
 Invariants:
 
@@ -234,6 +235,11 @@ def maintain(conn: Any, today: date, retention_months: int) -> Maintenance:
         try:
             month_bounds(table.key_type, this_month)
         except ValueError:
+            done.skipped.append(table.name)
+            continue
+        if table.key_type in _INT_TYPES and not table.key.endswith("_at"):
+            # an integer key is taken for Unix seconds only where the project names it so
+            # (created_at, received_at): a run or batch number is not a time
             done.skipped.append(table.name)
             continue
         existing = set(table.partitions)
