@@ -107,7 +107,7 @@ def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
     print(json.dumps(data) if args.json else text)
 
 
-def scheme_in_force(database: Path, shipped: Scheme, today: date) -> Scheme:
+def scheme_in_force(database: str | Path, shipped: Scheme, today: date) -> Scheme:
     """The version the node scores with on ``today`` (its stored rollout; the shipped
     scheme when there is none) — the same decision as the running server's."""
     conn = connect(database, create=False)
@@ -131,14 +131,16 @@ def _publish(args: argparse.Namespace) -> int:
     config = _config(args.config)
     secrets = _secrets(config)
     now = _now()
+    # the run's database: the PostgreSQL URL, or the SQLite file (issue 18)
+    db = config.storage.url if config.storage.dialect == "postgresql" else config.database
     try:
         scheme = scheme_in_force(
-            config.database, load_scheme(config.scheme), datetime.fromtimestamp(now, UTC).date()
+            db, load_scheme(config.scheme), datetime.fromtimestamp(now, UTC).date()
         )
         signer = signer_from_config(config, secrets)
         with offline_job(config.storage):  # run and signing: restore refuses meanwhile
             run = run_month(
-                config.database, scheme, args.period, workers=args.workers,
+                db, scheme, args.period, workers=args.workers,
                 records_through=records_through(now),  # reproducible: docs/adr/0514
             )  # fmt: skip
             conn = connect(config.storage, create=False)

@@ -93,15 +93,16 @@ def _shown(ctx: DemoContext, node_id: str) -> str:
     return f"{node_id}/node.db"
 
 
-def _on_postgres(ctx: DemoContext, layout: Any) -> None:
-    """Each node's state in a database of its own on the demo's PostgreSQL server."""
+def _database_for(ctx: DemoContext) -> Callable[[str], str]:
+    """A node id -> a new database of its own on the demo's PostgreSQL server."""
     server = ctx.extra["postgres"]
-    urls: dict[str, str] = {}
-    for node_id, node in layout.nodes.items():
+    urls: dict[str, str] = ctx.extra.setdefault("database_urls", {})
+
+    def database(node_id: str) -> str:
         urls[node_id] = server.create_database(node_id.replace("-", "_"))
-        with node.config.open("a", encoding="utf-8") as f:
-            f.write(f'\n[storage]\nurl = "{urls[node_id]}"\n')
-    ctx.extra["database_urls"] = urls
+        return urls[node_id]
+
+    return database
 
 
 def stage_layout(ctx: DemoContext) -> None:
@@ -120,11 +121,10 @@ def stage_layout(ctx: DemoContext) -> None:
         route="hub",
         sync_interval=2.0,
         push_interval=0.0,
+        storage=_database_for(ctx) if ctx.storage == "postgresql" else None,
     )
     ctx.extra["layout"] = layout
     _own_month(layout.nodes[HEIHE].config)
-    if ctx.storage == "postgresql":
-        _on_postgres(ctx, layout)
     ctx.say(
         "`huxin init federation --regions heihe,hainan --hub heilongjiang --clients hainan.bank"
         f" --population {AUTHORITY} --sources {','.join(departments[:2])},… --require-registry`"
