@@ -34,8 +34,8 @@ The same node on PostgreSQL (issue 18) is a fourth server of the same rounds: th
 city filed into a node whose ``[storage] url`` names a fresh database of a throwaway
 local PostgreSQL (:mod:`bench._pg`); its server CPU per request is the node process's
 plus the database server's (every PostgreSQL process, reaped backends included), the
-figure to hold against the SQLite node's (target: <= 1.3x).  ``--replicas 2`` adds a
-row of two ``huxin serve`` replicas on that database, each requester on one of them.
+figure to hold against the SQLite node's (target: <= 1.3x).  ``--sqlite-only`` leaves
+it out.
 
 ``python -m bench.exchange echo CERT KEY CA SIZE PORTFILE PORT`` runs the echo
 server; ``python -m bench.exchange [--quick] [--profile OUT]`` runs the bench
