@@ -116,7 +116,7 @@ def chunk_records(
 def count_run_subjects(conn: sqlite3.Connection, day_after: str, as_of: str) -> int:
     """How many people :func:`chunk_subjects` selects over the whole key space."""
     sql = _SUBJECTS.format(cond="1 = 1").replace(" ORDER BY subject_key", "")
-    (n,) = conn.execute(f"SELECT count(*) FROM ({sql})", (day_after, as_of)).fetchone()
+    (n,) = conn.execute(f"SELECT count(*) FROM ({sql}) AS run", (day_after, as_of)).fetchone()
     return int(n)
 
 
