@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, settings
 pytest_plugins = [
     "pytester",  # tests/unit/test_suite_rules.py runs small suites
     "tests.support.postgres",  # a real PostgreSQL server and fresh databases (issue 18)
+    "tests.support.backends",  # data suites on both backends (issue 18)
 ]
 
 settings.register_profile("huxin", deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -37,6 +37,7 @@ from keys import (
 from node.core._errors import CodedNodeError
 from node.store import Connection
 from node.store import _hub as store
+from node.store._dense import lock_dense_indexes
 
 __all__ = [
     "RegistryError",
@@ -172,7 +173,12 @@ def publish_if_due(
     ``own`` is the hub's own entry (its root key and key set), listed so that
     receipts and co-signatures verify with the same trust list.  Returns the
     new row, or None when the current list is still fresh.
+
+    On PostgreSQL the decision is taken under the dense-index lock (held to COMMIT):
+    hub replicas starting or refreshing at once sign one version ``n + 1``, not two
+    (docs/adr/0702).
     """
+    lock_dense_indexes(conn)
     regions = [r for r in registered_regions(conn) if own is None or r.region != own.region]
     if own is not None:
         regions.append(own)

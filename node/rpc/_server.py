@@ -18,7 +18,10 @@
 With ``[listen] peer_workers`` > 1 the peer port is bound with SO_REUSEPORT
 and :meth:`NodeServer.start_worker` serves it from further processes
 (:mod:`node.rpc._workers`, docs/adr/0312); a worker serves the peer port only and
-runs no background work.
+runs no background work.  Background work (monthly run, rights scheduler, peer
+sync, push, a hub's trust-list schedule) runs while the process holds the node's
+lease (:mod:`node.rpc._background`, docs/adr/0702): always on SQLite; on
+PostgreSQL in one replica at a time, the others following what it persists.
 
 Invariants: the database is opened and migrated, and the transparency log's
 tree rebuilt from committed rows, before the ports open; on :meth:`stop` the
@@ -60,6 +63,7 @@ from node.pb.v1 import hub_pb2, node_pb2_grpc
 from node.recognition import FOLLOW_SECONDS, TablesFollower, listed_versions
 from node.rights._events import build_calendar
 from node.rights._scheduler import RightsScheduler
+from node.rpc._background import BackgroundGate
 from node.rpc._citizen import CitizenServicer
 from node.rpc._context import NodeContext
 from node.rpc._guard import GuardInterceptor
@@ -75,6 +79,7 @@ from node.rpc._source import SourceServicer
 from node.rpc._workers import Follower, worker_metrics_address
 from node.store._consents import ConsentsRepository
 from node.store._db import Database
+from node.store._lease import lease_for
 from node.store._partitions import PartitionKeeper
 from node.store._records import RecordsRepository
 from node.store._translog import TransparencyLog
@@ -141,6 +146,7 @@ class NodeServer:
         self._router: Router | None = None
         self._sync: PeerSync | None = None
         self._follower: Follower | None = None
+        self._gate: BackgroundGate | None = None
         self.ports: Ports | None = None
         self._connections: ConnectionLimits | None = None
         self.hub_role = HubRoles(ctx)  # hub: HubService + trust-list schedule, or push loop
@@ -364,15 +370,16 @@ class NodeServer:
         self._peer_server, self._citizen_server = peer, citizen
         metrics_port = self._serve_metrics(cfg.listen.metrics) if cfg.listen.metrics else None
         self.ports = Ports(peer_port, citizen_port, metrics_port)
-        self.hub_role.start()  # hub: background trust-list signing / push loop
-        hub = self.hub_role.hub  # federation: background peer sync (a hub adopts its own lists)
-        self._sync = PeerSync.start_for(self.ctx, local_trust=hub.trust_list if hub else None)
-        self.scheduler.start()  # rights: objection timers
-        self.partitions.start()  # PostgreSQL only: partitions ahead, retention
-        if self.monthly is not None:
-            self.monthly.start()  # H3: the monthly run, once per month
-        # versions switch when the workers switch (each second); tables follow in every case
-        steps = [self._follow_rollout] if cfg.listen.peer_workers > 1 else []
+        # background work runs while this process holds the node's lease (ADR 0702)
+        self._gate = BackgroundGate(
+            lease_for(cfg.storage), self._begin_background, self._end_background, region=cfg.region
+        )
+        await self._gate.start()
+        # versions switch when the workers switch (each second); tables follow in every case;
+        # replicas on one PostgreSQL follow what the lease holder persisted (ADR 0702)
+        shared = cfg.storage.dialect == "postgresql"
+        steps = [self._follow_rollout] if cfg.listen.peer_workers > 1 or shared else []
+        steps = [self._follow_trust, *steps] if shared else steps
         self._follower = Follower([*steps, self.follow_tables], FOLLOW_SECONDS, 0, lambda: None)
         self._follower.start()
         log_event(
@@ -392,6 +399,32 @@ class NodeServer:
         _freeze_startup_heap()
         return self.ports
 
+    async def _begin_background(self) -> None:
+        """The work only the lease holder runs (ADR 0702)."""
+        self.hub_role.start()  # hub: background trust-list signing / push loop
+        hub = self.hub_role.hub  # federation: background peer sync (a hub adopts its own lists)
+        self._sync = PeerSync.start_for(self.ctx, local_trust=hub.trust_list if hub else None)
+        self.scheduler.start()  # rights: objection timers
+        self.partitions.start()  # PostgreSQL only: partitions ahead, retention
+        if self.monthly is not None:
+            self.monthly.start()  # H3: the monthly run, once per month
+
+    async def _end_background(self) -> None:
+        """Stop what :meth:`_begin_background` started (each part stops idempotently)."""
+        await self.hub_role.stop()  # hub: stop push loop / schedules first
+        sync, self._sync = self._sync, None
+        if sync is not None:
+            await sync.stop()
+        await self.scheduler.stop()
+        await self.partitions.stop()
+        if self.monthly is not None:
+            await self.monthly.stop()
+
+    @property
+    def background_running(self) -> bool:
+        """This process holds the lease and runs the background work."""
+        return self._gate is not None and self._gate.running
+
     def _serve_metrics(self, address: str) -> int:
         try:
             return self.ctx.metrics.serve(address)
@@ -409,13 +442,8 @@ class NodeServer:
     async def stop(self, grace: float | None = None) -> None:
         """Graceful: NOT_SERVING, stop accepting, finish in-flight calls, close the DB."""
         grace = self.ctx.config.grace_seconds if grace is None else grace
-        await self.hub_role.stop()  # hub: stop push loop / schedules first
-        if self._sync is not None:
-            await self._sync.stop()
-        await self.scheduler.stop()
-        await self.partitions.stop()
-        if self.monthly is not None:
-            await self.monthly.stop()
+        if self._gate is not None:  # the background work first, then the lease (ADR 0702)
+            await self._gate.stop()
         if self._follower is not None:
             await self._follower.stop()
         for servicer in self._health:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.store._db import Database
+from node.store._status_list import allocate_status_entry
 
 __all__ = [
     "STATUS_REVOKED",
@@ -158,17 +159,12 @@ def add_status_entry(
     issued_at: int,
     expires_at: int,
 ) -> int:
-    """Inside a write unit: allocate the next status-list index for an attestation.
-
-    The database allocates ``idx`` (SQLite: the rowid; PostgreSQL: an identity
-    column) and RETURNING reads it back on both; all rows are fetched so the
-    statement has finished before the unit goes on."""
-    rows = conn.execute(
-        "INSERT INTO status_entries (attestation_id, subject_key, consent_id, status, "
-        "issued_at, expires_at) VALUES (?, ?, ?, 0, ?, ?) RETURNING idx",
-        (attestation_id, subject_key, consent_id, issued_at, expires_at),
-    ).fetchall()
-    return int(rows[0][0])
+    """Inside a write unit: allocate the next status-list index for an attestation
+    (:func:`node.store._status_list.allocate_status_entry`, docs/adr/0702)."""
+    return allocate_status_entry(
+        conn, attestation_id, subject_key=subject_key, consent_id=consent_id,
+        issued_at=issued_at, expires_at=expires_at,
+    )  # fmt: skip
 
 
 def end_consent(conn: sqlite3.Connection, consent_id: str, *, now: int, reason: str) -> None:

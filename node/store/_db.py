@@ -82,6 +82,7 @@ from typing import Any, TypeVar
 from node.core._config_storage import StorageConfig
 from node.store._backend import Backend, resolve
 from node.store._checkpoint import CHECKPOINT_EVERY, RESTART_FRAMES, Checkpointer
+from node.store._dense import lock_dense_indexes
 from node.store._locks import WriterLock
 from node.store._migrate import BUSY_TIMEOUT_MS, connect
 from node.store._threads import ConnectionPool, ConnectionThread
@@ -155,9 +156,17 @@ def _run_group(
 
 
 def _run_group_pg(conn: sqlite3.Connection, units: list[_Pending]) -> list[tuple[bool, Any]]:
-    """The PostgreSQL runner (writer thread only): BEGIN, the units, COMMIT.  Row
-    locks order writers of all replicas; no file lock, no checkpoint (ADR 0700)."""
+    """The PostgreSQL runner (writer thread only): BEGIN, the dense-index lock, the
+    units, COMMIT.  The lock first orders the writers of all replicas in one place,
+    so no two of them wait for each other's rows (docs/adr/0702); no file lock, no
+    checkpoint (ADR 0700)."""
     conn.execute("BEGIN")
+    try:
+        lock_dense_indexes(conn)
+    except BaseException:  # e.g. the connection lost: end the transaction as _run_begun does
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
     return _run_begun(conn, units)
 
 

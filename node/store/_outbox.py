@@ -34,6 +34,7 @@ from keys import KeysError, Sealer, SealError, province_pseudonym
 from node.core._errors import CodedNodeError
 from node.pb.v1 import hub_pb2
 from node.store._db import Database
+from node.store._dense import lock_dense_indexes, on_postgresql
 
 __all__ = [
     "KINDS",
@@ -76,8 +77,17 @@ def _check(kind: str, event_id: str, payload: bytes) -> None:
 def append_sync(
     conn: sqlite3.Connection, kind: str, event_id: str, payload: bytes, created_at: int
 ) -> int:
-    """Append one event inside the caller's open transaction; returns its ``seq``."""
+    """Append one event inside the caller's open transaction; returns its ``seq``.
+
+    On PostgreSQL ``seq`` is ``max + 1`` under the dense-index lock held to COMMIT
+    (taken before the ``event_id`` check, so a replica appending the same event
+    waits and finds it): seqs stay 1, 2, 3, … in commit order across replicas, so
+    the push, which sends ``seq > cursor``, never passes an event a slower replica
+    commits later (docs/adr/0702)."""
     _check(kind, event_id, payload)
+    pg = on_postgresql(conn)
+    if pg:
+        lock_dense_indexes(conn)
     row = conn.execute(
         "SELECT seq, kind, payload FROM outbox WHERE event_id = ?", (event_id,)
     ).fetchone()
@@ -85,12 +95,20 @@ def append_sync(
         if row[1] != kind or bytes(row[2]) != bytes(payload):
             raise OutboxError("EVENT_CONFLICT", f"event {event_id!r} exists with other content")
         return int(row[0])
-    (seq,) = conn.execute(
-        "INSERT INTO outbox (kind, event_id, payload, created_at) VALUES (?, ?, ?, ?)"
-        " RETURNING seq",
+    if pg:
+        return int(
+            conn.execute(
+                "INSERT INTO outbox (seq, kind, event_id, payload, created_at) VALUES ("
+                "(SELECT coalesce(max(seq), 0) + 1 FROM outbox), ?, ?, ?, ?) RETURNING seq",
+                (kind, event_id, bytes(payload), int(created_at)),
+            ).fetchone()[0]
+        )
+    cur = conn.execute(
+        "INSERT INTO outbox (kind, event_id, payload, created_at) VALUES (?, ?, ?, ?)",
         (kind, event_id, bytes(payload), int(created_at)),
-    ).fetchone()
-    return int(seq)
+    )
+    assert cur.lastrowid is not None
+    return int(cur.lastrowid)
 
 
 def read_after_sync(conn: sqlite3.Connection, after: int, limit: int) -> list[OutboxEvent]:

@@ -18,7 +18,10 @@ Invariants:
   port; local (socket) connections are trusted for the superuser ``postgres``,
   TCP connections need a password (SCRAM), so password handling is testable;
 * :meth:`LocalPostgres.stop` stops the server (``-m fast``) and removes the
-  directory; it is idempotent.
+  directory; it is idempotent;
+* a server never outlives the process that started it: a watcher (a small shell
+  loop in a session of its own) stops the server and removes its directory once
+  that process is gone, e.g. a test session killed by a timeout.
 """
 
 from __future__ import annotations
@@ -112,6 +115,7 @@ class LocalPostgres:
         self.log = self.directory / "server.log"
         self.port = _free_port()
         self.started = False
+        self._watcher: subprocess.Popen[bytes] | None = None
 
     # -- running commands as the server's user -------------------------------------
     def _run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -162,6 +166,25 @@ class LocalPostgres:
             "--no-sync",
         )
         self._start()
+        self._watch()
+
+    def _watch(self) -> None:
+        """Start the watcher that cleans up after a starter that died (module doc)."""
+        pg_ctl = self.bindir / "pg_ctl"
+        stop = f"{pg_ctl} stop -m immediate -D {self.data}"
+        if self._as_root:
+            stop = f"runuser -u {SERVER_USER} -- {stop}"
+        script = (
+            f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 2; done; "
+            f"{stop} >/dev/null 2>&1; rm -rf {self.directory}"
+        )
+        self._watcher = subprocess.Popen(
+            ["/bin/sh", "-c", script],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a signal to the test's process group spares it
+        )
 
     def _start(self) -> None:
         options = " ".join(
@@ -209,6 +232,10 @@ class LocalPostgres:
             self.stop_server("fast")
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
+            watcher, self._watcher = self._watcher, None
+            if watcher is not None:
+                watcher.kill()
+                watcher.wait()
 
     def __enter__(self) -> LocalPostgres:
         return self.start()

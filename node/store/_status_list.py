@@ -14,7 +14,9 @@ one (peers would call it a rollback): a changed list issued within the second
 of the previous one is dated one second later.  The last ``(issued_at,
 digest)`` is kept in ``node_meta`` and the contents are read and dated in ONE
 write transaction, so this holds across the processes serving one database
-(peer-port workers, docs/adr/0312) and across restarts.
+(peer-port workers, docs/adr/0312; replicas, docs/adr/0702) and across restarts.
+Indexes are allocated by :func:`allocate_status_entry`, densely, by the database
+inside the writing transaction.
 """
 
 from __future__ import annotations
@@ -26,17 +28,57 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from keys import MIN_ENTRIES, Envelope, KeyPair, Status, StatusList
+from node.store._dense import lock_dense_indexes, on_postgresql
+from node.store._lease import lock_key
 
 if TYPE_CHECKING:
     from node.store._db import Database
 
-__all__ = ["STATUS_LIST_ID", "STATUS_TTL_SECONDS", "next_issue_time", "render_status_list"]
+__all__ = [
+    "STATUS_LIST_ID",
+    "STATUS_TTL_SECONDS",
+    "allocate_status_entry",
+    "next_issue_time",
+    "render_status_list",
+]
 
 STATUS_LIST_ID = "attestations-1"
 STATUS_TTL_SECONDS = 3600
 
 
 _LAST_ISSUE_KEY = "status_list.last_issue"  # node_meta: "<issued_at>:<digest hex>"
+
+_RENDER_LOCK = lock_key("huxin/status-list-issue")
+_ALLOCATE_SQLITE = (  # idx is the rowid: SQLite takes max + 1 under its one writer
+    "INSERT INTO status_entries (idx, attestation_id, subject_key, consent_id, status, "
+    "issued_at, expires_at) VALUES (NULL, ?, ?, ?, 0, ?, ?)"
+)
+_ALLOCATE_PG = (  # under the dense-index lock (docs/adr/0702)
+    "INSERT INTO status_entries (idx, attestation_id, subject_key, consent_id, status, "
+    "issued_at, expires_at) VALUES ((SELECT coalesce(max(idx) + 1, 0) FROM status_entries), "
+    "?, ?, ?, 0, ?, ?) RETURNING idx"
+)
+
+
+def allocate_status_entry(
+    conn: sqlite3.Connection,
+    attestation_id: str,
+    *,
+    subject_key: bytes,
+    consent_id: str,
+    issued_at: int,
+    expires_at: int,
+) -> int:
+    """Inside a write unit: the next status-list index (dense, from 0), stored VALID
+    for ``attestation_id``.  The database allocates it in the writing transaction: on
+    SQLite the rowid under the one writer; on PostgreSQL ``max(idx) + 1`` under the
+    dense-index lock held to COMMIT, so replicas never hand out one index twice and
+    a rolled-back request leaves no hole (docs/adr/0702)."""
+    params = (attestation_id, subject_key, consent_id, issued_at, expires_at)
+    if on_postgresql(conn):
+        lock_dense_indexes(conn)
+        return int(conn.execute(_ALLOCATE_PG, params).fetchone()[0])
+    return int(conn.execute(_ALLOCATE_SQLITE, params).lastrowid or 0)
 
 
 def next_issue_time(last: tuple[int, bytes] | None, now: int, digest: bytes) -> int:
@@ -72,22 +114,28 @@ class _Rendering:
 
 
 def _render(conn: sqlite3.Connection, month: int, now: int) -> _Rendering:
-    """Inside one write transaction: the contents, then their issue time (stored)."""
+    """Inside one write transaction: the contents, then their issue time (stored).
+
+    On PostgreSQL the transaction first takes the list's own lock (held to COMMIT):
+    two replicas rendering at once read and date their contents one after the other,
+    as the one SQLite writer makes them do (docs/adr/0702)."""
+    if on_postgresql(conn):
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (_RENDER_LOCK,))
     entries = [
         (int(a), int(b))
         for a, b in conn.execute(
             "SELECT idx, status FROM status_entries WHERE status != 0 ORDER BY idx"
         )
     ]
-    row = conn.execute(
-        "SELECT coalesce(max(idx) + 1, 0), "
-        "(SELECT group_concat(idx) FROM status_entries WHERE status = 0 AND issued_at < ?) "
-        "FROM status_entries",
-        (month,),
-    ).fetchone()
-    used = int(row[0])
+    used = int(conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM status_entries").fetchone()[0])
     size = max(MIN_ENTRIES, -(-used // MIN_ENTRIES) * MIN_ENTRIES)
-    superseded = sorted(int(x) for x in (row[1] or "").split(",") if x)
+    superseded = [
+        int(i)
+        for (i,) in conn.execute(
+            "SELECT idx FROM status_entries WHERE status = 0 AND issued_at < ? ORDER BY idx",
+            (month,),
+        )
+    ]
     digest = hashlib.sha256(repr((size, entries, superseded)).encode()).digest()
     last = _last_issue(conn)
     issued = next_issue_time(last, now, digest)

@@ -6,14 +6,18 @@ key: only ``subject_ref = SHA-256("huxin-log-subject" || subject_key)``).
 
 Invariants: the leaf is the exact serialised entry (hashed with RFC 9162's
 ``0x00`` prefix by ``keys.MerkleTree``); entries are appended inside the
-caller's write transaction, each taking the next dense index (0, 1, 2, …)
-in the statement that inserts it, and mirrored into the in-memory tree only
-after COMMIT, so the tree is always a *prefix* of the committed rows.  When
-several processes write one database (peer-port workers, docs/adr/0312) a
-process's tree can fall behind the rows others committed; a mirror that would
-leave a gap is deferred, and :meth:`sync` appends the missing rows, in index
-order, from the last committed state before any root, checkpoint or proof is
-served.  Checkpoints are signed by the node's signing key over ``Checkpoint``
+caller's write transaction, each taking the next dense index (0, 1, 2, …),
+and mirrored into the in-memory tree only after COMMIT, so the tree is always
+a *prefix* of the committed rows.  The index is allocated by the database in
+the writing transaction: on SQLite one writer at a time (the writer lock)
+makes ``max(idx) + 1`` dense; on PostgreSQL the transaction holds the
+dense-index lock (:mod:`node.store._dense`, held to COMMIT or ROLLBACK), so
+replicas writing one database produce one dense log and a rolled-back entry
+leaves no gap (docs/adr/0702).  When several processes write one database
+(peer-port workers, docs/adr/0312; replicas, docs/adr/0702) a process's tree
+can fall behind the rows others committed; a mirror that would leave a gap is
+deferred, and :meth:`sync` appends the missing rows, in index order, from the
+last committed state before any root, checkpoint or proof is served.  Checkpoints are signed by the node's signing key over ``Checkpoint``
 bytes (kind ``log``, origin ``<region>/log``).
 
 A citizen reads their entries a page at a time (:meth:`TransparencyLog.page_for`):
@@ -36,8 +40,10 @@ from keys.pb.v1 import attestation_pb2
 from node.core._errors import InvalidArgumentError, own_data
 from node.pb.v1 import node_pb2
 from node.store._db import Database
+from node.store._dense import DENSE_INDEXES, lock_dense_indexes, on_postgresql
 
 __all__ = [
+    "DENSE_INDEXES",
     "PAGE_DEFAULT",
     "PAGE_MAX",
     "LogPage",
@@ -45,6 +51,8 @@ __all__ = [
     "TransparencyLog",
     "append_rows",
     "leaves_from",
+    "lock_dense_indexes",
+    "on_postgresql",
     "subject_ref",
 ]
 
@@ -58,11 +66,29 @@ _APPEND = (
 )
 
 
+_APPEND_AT = (
+    "INSERT INTO log_entries (idx, subject_key, kind, leaf, created_at) VALUES (?, ?, ?, ?, ?)"
+)
+
+
 def append_rows(conn: sqlite3.Connection, writes: Sequence[LogWrite]) -> tuple[int, list[bytes]]:
     """Insert entries inside the caller's transaction, each at the next dense index;
     returns (first index, leaves).  Callers outside a serving node (e.g. a restore)
     use it directly; the node's in-memory tree is rebuilt from the rows at start."""
     leaves = [w.entry() for w in writes]
+    if not leaves:
+        return -1, leaves
+    if on_postgresql(conn):
+        lock_dense_indexes(conn)
+        first = int(conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM log_entries").fetchone()[0])
+        conn.executemany(
+            _APPEND_AT,
+            [
+                (first + i, w.subject_key, w.kind, leaf, w.timestamp)
+                for i, (w, leaf) in enumerate(zip(writes, leaves, strict=True))
+            ],
+        )
+        return first, leaves
     first = -1
     for w, leaf in zip(writes, leaves, strict=True):
         cur = conn.execute(_APPEND, (w.subject_key, w.kind, leaf, w.timestamp))

@@ -1,14 +1,13 @@
 """A Heihe node for the published-grade and monthly-run tests (issue 15 §3, H3, H16).
 
 Real pieces only: the testbed's CA, a node directory written by ``init_region``,
-mutual TLS on loopback, the node's SQLite file, a ManualClock.  The node's monthly
+mutual TLS on loopback, the node's SQLite file or PostgreSQL database, a ManualClock.  The node's monthly
 scheduler checks once an hour of real time (``[schedule] interval_seconds``), so
 only the tests' explicit ``run_once`` calls step it after the start.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,10 +18,12 @@ from keys import Status, StatusList
 from keys.pb.v1 import attestation_pb2
 from node.cli._init import init_region
 from node.core._clock import ManualClock
+from node.core._config_storage import StorageConfig
 from node.demo._testbed import RunningNode, Testbed, attestation_request, residence_fact
 from node.monthly import MonthKey
 from node.monthly._scheduler import MonthlyOutcome, MonthlyScheduler
 from node.pb.v1 import node_pb2, node_pb2_grpc, scoring_pb2
+from node.store import connect
 
 REQUESTER = "hainan"
 SCENARIO = "heihe/credit-loans"  # tier A and above; discloses grade and score (H12, H14)
@@ -77,12 +78,22 @@ class Heihe:
         return self.node.server.monthly
 
     @property
-    def db(self) -> Path:
-        return self.node.server.ctx.config.database
+    def db(self) -> StorageConfig:
+        """The node's storage (SQLite or PostgreSQL, issue 18): what ``connect`` opens."""
+        return self.node.server.ctx.config.storage
+
+    @property
+    def run_db(self) -> str | Path:
+        """What ``run_month`` opens: the PostgreSQL URL or the SQLite file."""
+        config = self.node.server.ctx.config
+        return config.storage.url if config.storage.dialect == "postgresql" else config.database
 
     def rows(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as conn:
+        conn = connect(self.db, readonly=True)
+        try:
             return list(conn.execute(sql, params).fetchall())
+        finally:
+            conn.close()
 
     def count(self, sql: str, *params: object) -> int:
         return int(self.rows(sql, *params)[0][0])

@@ -10,7 +10,8 @@ leaf).  The counts come from the database inside the grant's write transaction, 
 hold for concurrent grants and across a restart.  Time is the node's injected
 :class:`ManualClock`: the windows pass without sleeping.
 
-One real node (citizen port with TLS, real SQLite) with small limits, per module.
+One real node (citizen port with TLS) with small limits, per module and backend (real
+SQLite, real PostgreSQL: issue 18).
 """
 
 from __future__ import annotations
@@ -90,7 +91,10 @@ async def _start(bed: Testbed, clock: ManualClock) -> RunningNode:
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def node(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Node]:
+async def node(
+    tmp_path_factory: pytest.TempPathFactory, harness_backend: str
+) -> AsyncIterator[Node]:
+    """The node on each backend in turn (issue 18: ``harness_backend``)."""
     bed = Testbed(tmp_path_factory.mktemp("consent-limits"))
     assert bed.ca is not None
     directory = bed.root / "heihe"

@@ -1,7 +1,9 @@
-"""Consented attestation exchange between real nodes (loopback, mutual TLS, SQLite).
+"""Consented attestation exchange between real nodes (loopback, mutual TLS, SQLite and
+PostgreSQL).
 
-One federation (a Heihe node, a Hainan node, one CA) is started per module
-and shared by the tests, which run in order on one event loop.
+One federation (a Heihe node, a Hainan node, one CA) is started per module and
+backend (issue 18: every test runs on SQLite, then on PostgreSQL) and shared by the
+tests, which run in order on one event loop.
 """
 
 from __future__ import annotations
@@ -92,7 +94,8 @@ class Fed:
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def fed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fed]:
+async def fed(tmp_path_factory: pytest.TempPathFactory, harness_backend: str) -> AsyncIterator[Fed]:
+    """Heihe and Hainan on each backend in turn (issue 18: ``harness_backend``)."""
     capture = _RawCapture()
     logger = logging.getLogger("huxin")
     logger.addHandler(capture)

@@ -192,7 +192,7 @@ async def test_status_shows_the_progress_of_a_run_and_then_its_end(heihe: Heihe)
         raise Stop
 
     with pytest.raises(Stop):  # the node stopped after one chunk of three
-        run_month(h.db, h.node.server.ctx.scheme, "2026-09", workers=1, chunk_subjects=1,
+        run_month(h.run_db, h.node.server.ctx.scheme, "2026-09", workers=1, chunk_subjects=1,
                   progress=stop_after_first, records_through="2026-10-03T04:59:59+00:00")  # fmt: skip
     (first,) = h.rows(
         "SELECT c.subjects FROM snapshot_run_chunks AS c JOIN snapshot_runs AS r USING (run_id)"
@@ -262,7 +262,7 @@ async def test_a_hub_schedules_nothing(tmp_path: Path) -> None:
         doc = node_status(config, int(START.timestamp()))
         assert doc["monthly"] == {"scheduled": False, "why": "role hub scores nobody"}
         assert "monthly run: not scheduled (role hub scores nobody)" in render_status(doc)
-        conn = connect(config.database)
+        conn = connect(config.storage)
         assert conn.execute("SELECT count(*) FROM monthly_runs").fetchone() == (0,)
         conn.close()
     finally:

@@ -13,10 +13,10 @@ every "nothing was written" check reads the database file directly.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -35,6 +35,7 @@ from node.monthly import due_period
 from node.monthly._batch import run_month
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import reason_of
+from node.store import connect
 from tests.support.refusals import expect_refused
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -62,16 +63,19 @@ class Node:
     citizen: node_pb2_grpc.CitizenServiceStub
     peer: node_pb2_grpc.PeerServiceStub
 
+    def _row(self, sql: str, params: tuple[object, ...]) -> Any:
+        """One row read from the node's database, on either backend (issue 18)."""
+        conn = connect(self.node.server.ctx.config.storage, readonly=True)
+        try:
+            return conn.execute(sql, params).fetchone()
+        finally:
+            conn.close()
+
     def count(self, sql: str, *params: object) -> int:
-        db = self.node.server.ctx.config.database
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            row = conn.execute(sql, params).fetchone()
-        return int(row[0])
+        return int(self._row(sql, params)[0])
 
     def one(self, sql: str, *params: object) -> object:
-        db = self.node.server.ctx.config.database
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            row = conn.execute(sql, params).fetchone()
+        row = self._row(sql, params)
         return None if row is None else row[0]
 
     async def facts(
@@ -336,9 +340,10 @@ async def test_monthly_run_scores_residents_without_records_and_drops_leavers(no
         residence_fact(PAST_LEFT, kind="move_out", on="2020-01-01"),
     )
     # the month the registry was loaded in (a run covers people registered by its end)
+    config = node.node.server.ctx.config
     summary = run_month(
-        node.node.server.ctx.config.database, node.node.server.ctx.scheme,
-        f"{node.today:%Y-%m}", workers=1,
+        config.storage.url if config.storage.dialect == "postgresql" else config.database,
+        node.node.server.ctx.scheme, f"{node.today:%Y-%m}", workers=1,
     )  # fmt: skip
     key = node.node.server.ctx.records.key_of
     grade = "SELECT grade FROM snapshots WHERE run_id = ? AND subject_key = ?"

@@ -1,4 +1,5 @@
-"""Objections on real nodes (mutual TLS, SQLite) with a manual clock across National Day 2026.
+"""Objections on real nodes (mutual TLS, SQLite and PostgreSQL) with a manual clock across
+National Day 2026.
 
 2026 calendar (chinese-calendar): 1-7 October are holidays (Thu 1 … Wed 7);
 Sun 27 September is a holiday-week weekend, Sat 10 October is a make-up
@@ -30,14 +31,16 @@ ALICE, BOB, CAROL = make_id_number(201), make_id_number(202), make_id_number(203
 
 
 @pytest_asyncio.fixture
-async def heihe(tmp_path: Path) -> AsyncIterator[Region]:
+async def heihe(tmp_path: Path, harness_backend: str) -> AsyncIterator[Region]:
+    """Heihe on each backend in turn (issue 18: ``harness_backend``)."""
     r = await start_region(tmp_path, "heihe", "heihe", [ALICE, BOB, CAROL])
     yield r
     await r.bed.close()
 
 
 @pytest_asyncio.fixture
-async def hainan(tmp_path: Path) -> AsyncIterator[Region]:
+async def hainan(tmp_path: Path, harness_backend: str) -> AsyncIterator[Region]:
+    """Hainan on each backend in turn (issue 18: ``harness_backend``)."""
     r = await start_region(tmp_path, "hainan", "hainan", [ALICE, BOB])
     yield r
     await r.bed.close()
@@ -327,7 +330,7 @@ async def test_hainan_operator_resolves_its_own_handling_within_3_days(hainan: R
 
 async def test_a_damaged_objection_does_not_stop_the_scheduler(heihe: Region) -> None:
     """REQ: H15 — the scheduler keeps every other deadline even if one row cannot move."""
-    import sqlite3
+    from node.store import connect
 
     r = heihe
     bad = await r.citizen.FileObjection(
@@ -336,12 +339,13 @@ async def test_a_damaged_objection_does_not_stop_the_scheduler(heihe: Region) ->
     good = await r.citizen.FileObjection(
         node_pb2.FileObjectionRequest(record_id="p-1"), metadata=r.me(BOB)
     )
-    conn = sqlite3.connect(r.node.server.ctx.config.database)
-    conn.execute(
-        "UPDATE objections SET state_json = '{}' WHERE objection_id = ?", (bad.objection_id,)
-    )
-    conn.commit()
-    conn.close()
+    conn = connect(r.node.server.ctx.config.storage)  # either backend (issue 18)
+    try:
+        conn.execute(
+            "UPDATE objections SET state_json = '{}' WHERE objection_id = ?", (bad.objection_id,)
+        )
+    finally:
+        conn.close()
     assert await r.tick("2026-09-30") == 1
     (q,) = (
         await r.source.ListObjections(node_pb2.ListObjectionsRequest(open_only=True))

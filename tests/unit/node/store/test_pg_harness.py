@@ -74,3 +74,34 @@ def test_missing_server_binaries_are_named(monkeypatch: pytest.MonkeyPatch) -> N
         _pg_local.find_bindir()
     assert "/nonexistent/pg/bin" in str(caught.value)
     assert "apt-get install postgresql" in str(caught.value)
+
+
+def test_a_server_does_not_outlive_a_killed_starter(tmp_path: Path) -> None:
+    """A test session killed by a timeout leaves no PostgreSQL server running and no
+    directory behind (8 sessions share CI's machine)."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests._waiting import wait_until
+
+    starter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from node.store._pg_local import LocalPostgres\n"
+            "pg = LocalPostgres().start()\n"
+            "print(pg.directory, flush=True)\n"
+            "time.sleep(3600)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert starter.stdout is not None
+    directory = Path(starter.stdout.readline().strip())
+    assert (directory / "data" / "postmaster.pid").exists()
+    starter.send_signal(signal.SIGKILL)
+    starter.wait()
+    starter.stdout.close()
+    wait_until(lambda: not directory.exists(), "the watcher to stop the server and clean up")
