@@ -201,14 +201,16 @@ class LocalPostgres:
         return self
 
     def version(self) -> str:
-        """The server's version, as ``postgres --version`` prints it (e.g. ``15.18``)."""
+        """The server's version number (e.g. ``15.18``)."""
         done = subprocess.run(
             [str(self.bindir / "postgres"), "--version"],
             capture_output=True,
             text=True,
             check=False,
         )
-        return done.stdout.strip().rsplit(" ", 1)[-1] if done.returncode == 0 else "?"
+        # "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)": the third word
+        words = done.stdout.split()
+        return words[2] if done.returncode == 0 and len(words) > 2 else "?"
 
     def create_database(self, name: str) -> str:
         """A new database ``name`` (letters, digits, underscores); its URL."""
