@@ -5,7 +5,10 @@ section (a table of figures measured in this run, with ratios against a
 baseline measured in the same run).  The section replaces the text between
 ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in BENCHMARKS.md.
 ``--only NAME`` runs one; ``--quick`` shrinks sizes for a smoke run (not
-recorded).
+recorded).  Exchange, scoring and sync measure the node on PostgreSQL next to
+SQLite in the same run (issue 18: a throwaway local server, ``bench/_pg.py``);
+``--sqlite-only`` leaves those rows out; ``pg_drivers`` is the driver comparison
+behind docs/adr/0701.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ MODULES: tuple[str, ...] = (
     "bench.exchange",
     "bench.sync",
     "bench.population",
+    "bench.pg_drivers",
 )
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
@@ -55,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--only", choices=[m.rsplit(".", 1)[-1] for m in MODULES])
     parser.add_argument("--quick", action="store_true", help="small sizes; results not recorded")
+    parser.add_argument(
+        "--sqlite-only", action="store_true", help="leave out the PostgreSQL rows (issue 18)"
+    )
     args = parser.parse_args(argv)
     for module_name in MODULES:
         name = module_name.rsplit(".", 1)[-1]

@@ -30,6 +30,13 @@ The figure that does not depend on the client library is the **server CPU per
 request** (all threads of the server process, from /proc).  Target (issue 17):
 node / REST+JWT ≤ 0.8x on the fresh-token rows.
 
+The same node on PostgreSQL (issue 18) is a fourth server of the same rounds: the same
+city filed into a node whose ``[storage] url`` names a fresh database of a throwaway
+local PostgreSQL (:mod:`bench._pg`); its server CPU per request is the node process's
+plus the database server's (every PostgreSQL process, reaped backends included), the
+figure to hold against the SQLite node's (target: <= 1.3x).  ``--sqlite-only`` leaves
+it out.
+
 ``python -m bench.exchange echo CERT KEY CA SIZE PORTFILE PORT`` runs the echo
 server; ``python -m bench.exchange [--quick] [--profile OUT]`` runs the bench
 alone; ``--profile`` instead attaches py-spy (raw collapsed stacks, all
@@ -40,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -60,7 +68,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from grpc import aio
 
-from bench import rest_gateway
+from bench import _pg, rest_gateway
 from bench.population import DEPARTMENT, residents, source_toml, write_csv
 from keys import KeyPair, decode_private_key
 from node.cli._init import init_region, load_or_create_ca
@@ -84,8 +92,11 @@ SIZES = {1: 1_000, 32: 4_000}  # timed requests per server per row (fresh and re
 QUICK_SIZES = {1: 100, 32: 500}
 WORKLOADS = ("fresh", "reused")
 SERVERS = ("echo", "REST+JWT", "node")
+PG_SERVER = "node (PostgreSQL)"
 
 Call = Callable[[int], Awaitable[object]]  # one request by requester number w
+#: what a slice charges a server with: its pids' CPU, or a reader of CPU seconds so far
+Cpu = list[int] | Callable[[], float]
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -166,18 +177,31 @@ def _huxin(*args: str) -> str:
     return out.stdout
 
 
-def _month_step_ended(database: Path, timeout: float = 120.0) -> None:
+def _steps_ended(database: Path, url: str | None) -> int:
+    query = "SELECT count(*) FROM monthly_runs WHERE state != 'running'"
+    if url is not None:
+        import psycopg
+
+        try:
+            with psycopg.connect(url) as pconn:
+                row = pconn.execute(query).fetchone()
+        except psycopg.errors.UndefinedTable:  # not migrated yet
+            return 0
+        return int(row[0]) if row else 0
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+            (done,) = conn.execute(query).fetchone()
+    except sqlite3.OperationalError:  # not migrated yet
+        return 0
+    return int(done)
+
+
+def _month_step_ended(database: Path, timeout: float = 120.0, url: str | None = None) -> None:
     """Wait for the node's first monthly step (it runs in the background once the node
     serves, docs/adr/0514); the city is filed after it, so that step scores nobody."""
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
-                (done,) = conn.execute(
-                    "SELECT count(*) FROM monthly_runs WHERE state != 'running'"
-                ).fetchone()
-        except sqlite3.OperationalError:  # not migrated yet
-            done = 0
+        done = _steps_ended(database, url)
         if done:
             return
         if time.monotonic() > deadline:
@@ -191,6 +215,7 @@ class _Node:
     def __init__(self, proc: subprocess.Popen[bytes], ports: dict[str, Any]) -> None:
         self.proc, self.ports = proc, ports
         self.requests: dict[str, list[node_pb2.AttestationRequest]] = {}
+        self.url: str | None = None  # the PostgreSQL database, when not SQLite
 
     def pids(self) -> list[int]:
         return [self.proc.pid, *(w["pid"] for w in self.ports.get("workers", []))]
@@ -233,10 +258,17 @@ def _uses(n_consents: int, reuses: int, rng: random.Random) -> list[int]:
 
 
 async def _start_node(
-    root: Path, ca: Any, people: int, needed: dict[str, int], rng: random.Random
+    root: Path,
+    ca: Any,
+    people: int,
+    needed: dict[str, int],
+    rng: random.Random,
+    url: str | None = None,
 ) -> tuple[_Node, dict[str, Any]]:
     """A Heihe node with ``people`` residents, the month published over them, and
-    ``needed[workload]`` attestation requests (+1 for the check) per workload."""
+    ``needed[workload]`` attestation requests (+1 for the check) per workload; on the
+    PostgreSQL database ``url`` when given."""
+    root.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
     setup: dict[str, Any] = {}
     directory = root / "heihe"
@@ -248,6 +280,8 @@ async def _start_node(
         extra_toml=mapping,
     )  # fmt: skip
     toml = directory / "node.toml"
+    if url is not None:
+        toml.write_text(toml.read_text(encoding="utf-8") + _pg.storage_toml(url), encoding="utf-8")
     dept = ca.issue(DEPARTMENT, now)
     register_clients(toml, dept)
     (root / "ca.pem").write_bytes(ca.cert_pem)
@@ -259,6 +293,7 @@ async def _start_node(
         ["node", "serve", "--config", str(toml), "--ready-file", str(ready)], ready
     )
     node = _Node(proc, ports)
+    node.url = url
     try:
         await _fill(node, root, ca, people, needed, rng, setup, now)
     except BaseException:  # a node whose setup failed is not left serving
@@ -281,7 +316,7 @@ async def _fill(
     """The city filed, its month published, the consents granted and the requests built."""
     directory, ports = root / "heihe", node.ports
     toml = directory / "node.toml"
-    _month_step_ended(directory / "node.db")
+    _month_step_ended(directory / "node.db", url=node.url)
     t0 = time.perf_counter()
     _huxin(
         "source", "submit", "--config", str(source_toml(root, ports["peer"])),
@@ -388,11 +423,24 @@ class _Tally:
         self.rates: list[float] = []  # req/s of each round
 
 
-async def _slice(fn: Call, pids: list[int], conc: int, total: int, tally: _Tally) -> None:
-    """``total`` calls by ``conc`` requesters; CPU of every server pid and of this process."""
-    cpu0 = (sum(_cpu_seconds(p) for p in pids), time.process_time())
+def _with_database(pids: list[int], pg: Any) -> Callable[[], float]:
+    """CPU seconds of a node on PostgreSQL: its processes' and the database server's."""
+
+    def read() -> float:
+        return sum(_cpu_seconds(p) for p in pids) + _pg.server_cpu(pg)
+
+    return read
+
+
+def _server_seconds(cpu: Cpu) -> float:
+    return cpu() if callable(cpu) else sum(_cpu_seconds(p) for p in cpu)
+
+
+async def _slice(fn: Call, pids: Cpu, conc: int, total: int, tally: _Tally) -> None:
+    """``total`` calls by ``conc`` requesters; CPU of the server and of this process."""
+    cpu0 = (_server_seconds(pids), time.process_time())
     elapsed, lat = await _drive(fn, total, conc)
-    cpu1 = (sum(_cpu_seconds(p) for p in pids), time.process_time())
+    cpu1 = (_server_seconds(pids), time.process_time())
     tally.elapsed += elapsed
     tally.calls += total
     tally.srv_cpu += cpu1[0] - cpu0[0]
@@ -416,7 +464,7 @@ class _Figures:
 
 
 async def _timed_rounds(
-    targets: list[tuple[str, Call, list[int]]], conc: int, total: int
+    targets: list[tuple[str, Call, Cpu]], conc: int, total: int
 ) -> dict[str, _Figures]:
     """Warm every server up, then ``ROUNDS`` rounds of ``total / ROUNDS`` calls each,
     the servers in a rotating order; pooled figures per server."""
@@ -459,7 +507,11 @@ Results = dict[tuple[str, int], dict[str, _Figures]]  # (workload, concurrency) 
 
 
 async def _measure(
-    root: Path, people: int, sizes: dict[int, int], profile: Path | None
+    root: Path,
+    people: int,
+    sizes: dict[int, int],
+    profile: Path | None,
+    pg: Any = None,
 ) -> tuple[Results, dict[str, Any]]:
     now = datetime.now(UTC)
     ca = load_or_create_ca(root / "ca", now)
@@ -477,6 +529,13 @@ async def _measure(
     try:
         node, info = await _start_node(root, ca, people, needed, rng)
         procs.append(node.proc)
+        pg_node: _Node | None = None
+        if pg is not None and profile is None:
+            pg_node, pg_info = await _start_node(
+                root / "pg", ca, people, needed, rng, _pg.fresh_database(pg, "exchange")
+            )
+            procs.append(pg_node.proc)
+            info["pg"] = pg_info
         probe = requester_channel(node.ports["peer"], requester, ca.cert_pem, -1)
         chans.append(probe)
         # one request checked end to end before timing: the reply is a signed attestation
@@ -521,11 +580,22 @@ async def _measure(
                 ]
                 clients += row_clients
                 stubs = [node_pb2_grpc.PeerServiceStub(c) for c in conns(node.ports["peer"])]
-                targets: list[tuple[str, Call, list[int]]] = [
+                targets: list[tuple[str, Call, Cpu]] = [
                     ("echo", _echo_driver(calls, payload), [echo.pid]),
                     ("REST+JWT", _rest_driver(row_clients, rest.bodies[workload]), [rest.proc.pid]),
                     ("node", _node_driver(stubs, node.requests[workload]), node.pids()),
                 ]
+                if pg_node is not None:
+                    pg_stubs = [
+                        node_pb2_grpc.PeerServiceStub(c) for c in conns(pg_node.ports["peer"])
+                    ]
+                    targets.append(
+                        (
+                            PG_SERVER,
+                            _node_driver(pg_stubs, pg_node.requests[workload]),
+                            _with_database(pg_node.pids(), pg),
+                        )
+                    )
                 results[(workload, conc)] = await _timed_rounds(targets, conc, total)
         return results, info
     finally:
@@ -638,6 +708,8 @@ def _section(results: Results, info: dict[str, Any], people: int) -> str:
             + " · ".join(f"{x.spread[0]:,.0f} – {x.spread[1]:,.0f}" for x in figs)
             + " |"
         )
+    if any(PG_SERVER in f for f in results.values()):
+        lines += _pg_rows(results, info)
     load = os.getloadavg()
     lines += [
         "",
@@ -647,13 +719,49 @@ def _section(results: Results, info: dict[str, Any], people: int) -> str:
     return "\n".join(lines)
 
 
+def _pg_rows(results: Results, info: dict[str, Any]) -> list[str]:
+    """The node on PostgreSQL next to the node on SQLite, same rounds (issue 18)."""
+    pg_info = info["pg"]
+    lines = [
+        "",
+        "### The node on PostgreSQL (issue 18)",
+        "",
+        "The same city in a node whose `[storage] url` names a fresh database of a throwaway"
+        " local PostgreSQL 15 (unix socket, 512 MB shared buffers, default durability: every"
+        " commit flushed, stricter than the SQLite node's WAL with `synchronous = NORMAL`),"
+        " measured as a fourth server in the same interleaved rounds. Its server CPU is the"
+        " node process's plus every PostgreSQL process's (reaped backends included); the"
+        f" SQLite node's includes SQLite. Setup on PostgreSQL: filed in {pg_info['load']:.0f} s,"
+        f" published in {pg_info['publish']:.0f} s, {pg_info['grants']:,} grants in"
+        f" {pg_info['grant_seconds']:.0f} s.",
+        "",
+        "| tokens | concurrency | node (SQLite) µs/req | node (PostgreSQL) µs/req"
+        " | **PostgreSQL / SQLite** | target ≤ 1.3x | req/s: SQLite · PostgreSQL"
+        " | p50 / p99 ms: SQLite · PostgreSQL |",
+        "| --- | ---: | ---: | ---: | ---: | --- | --- | --- |",
+    ]
+    for (workload, conc), f in results.items():
+        n, p = f["node"], f[PG_SERVER]
+        ratio = p.srv_us / n.srv_us
+        target = ("met" if ratio <= 1.3 else "not met") if workload == "fresh" else ""
+        lines.append(
+            f"| {workload} | {conc} | {n.srv_us:,.0f} | {p.srv_us:,.0f} | **{ratio:.2f}x**"
+            f" | {target} | {n.rate:,.0f} · {p.rate:,.0f}"
+            f" | {n.p50:.2f} / {n.p99:.2f} · {p.p50:.2f} / {p.p99:.2f} |"
+        )
+    return lines
+
+
 def run(args: argparse.Namespace) -> str:
     quick = bool(getattr(args, "quick", False))
     people = 5_000 if quick else PEOPLE
     profile = getattr(args, "profile", None)
-    with tempfile.TemporaryDirectory(prefix="huxin-bench-exchange-") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="huxin-bench-exchange-"))
+        sqlite_only = getattr(args, "sqlite_only", False) or profile is not None
+        pg = None if sqlite_only else stack.enter_context(_pg.pg_server())
         results, info = asyncio.run(
-            _measure(Path(tmp), people, QUICK_SIZES if quick else SIZES, profile)
+            _measure(Path(tmp), people, QUICK_SIZES if quick else SIZES, profile, pg)
         )
     if profile is not None:
         return f"profile written to {profile}"
@@ -667,5 +775,6 @@ if __name__ == "__main__":
     else:
         parser = argparse.ArgumentParser(prog="python -m bench.exchange")
         parser.add_argument("--quick", action="store_true")
+        parser.add_argument("--sqlite-only", action="store_true", help="no PostgreSQL rows")
         parser.add_argument("--profile", type=Path, help="py-spy raw stacks of the node to PATH")
         print(run(parser.parse_args()))

@@ -12,6 +12,12 @@ with about 5,000,000 records; ``--quick``: 20,000 people):
   children, sampled every 50 ms from /proc.
 
 Targets (issue 2): wall <= 60 s, peak memory <= 1 GB, ratio to baseline <= 3x.
+
+The same population, generated with the same seed into a fresh PostgreSQL database
+(a throwaway local server, :mod:`bench._pg`), is scored by the same ``huxin score
+run --db URL`` in the same run (issue 18: server-side cursors in, binary COPY out):
+its wall time, this side's CPU and the database server's CPU.  Target (issue 18):
+PostgreSQL wall <= 1.5x SQLite's.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench import _pg
 from node.monthly._batch import CHUNK_SUBJECTS, Chunk, chunk_bounds, period_as_of
 from node.store import connect
 from node.synthetic._population import PopulationSpec, generate
@@ -126,7 +133,7 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def _run_scoring(db: Path, workers: int) -> tuple[float, float, int, str]:
+def _run_scoring(db: Path | str, workers: int) -> tuple[float, float, int, str]:
     """(wall seconds, CPU seconds of the tree, peak summed RSS of the tree in bytes, stdout)."""
     cmd = [sys.executable, "-m", "node", "score", "run", "--db", str(db), "--scheme", "heihe",
            "--period", PERIOD, "--workers", str(workers)]  # fmt: skip
@@ -153,6 +160,26 @@ def _run_scoring(db: Path, workers: int) -> tuple[float, float, int, str]:
     return elapsed, _cpu_children() - cpu, peak, out
 
 
+def _postgresql(people: int, workers: int) -> dict[str, float]:
+    """The same population on PostgreSQL: generation, then the scored run."""
+    with _pg.pg_server() as pg:
+        url = _pg.fresh_database(pg, "scoring")
+        gen = generate(PopulationSpec("heihe", people, seed=1), url, workers=workers)
+        db0 = _pg.server_cpu(pg)
+        run_s, run_cpu, peak, _out = _run_scoring(url, workers)
+        db_cpu = _pg.server_cpu(pg) - db0
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM monthly_snapshots WHERE period = %s AND scheme_id = 'heihe'",
+                (PERIOD,),
+            ).fetchone()
+    assert row is not None
+    return {"gen": gen.seconds, "wall": run_s, "cpu": run_cpu, "db_cpu": db_cpu,
+            "peak": peak, "stored": int(row[0])}  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> str:
     people = 20_000 if args.quick else 1_000_000
     workers = 2
@@ -168,6 +195,7 @@ def run(args: argparse.Namespace) -> str:
             (PERIOD,),
         ).fetchone()
         conn.close()
+    pg = None if getattr(args, "sqlite_only", False) else _postgresql(people, workers)
     ratio = run_s / base_s if base_s else float("inf")
     mb = 1024 * 1024
     load = os.getloadavg()[0]
@@ -197,4 +225,26 @@ def run(args: argparse.Namespace) -> str:
         f"1-minute load average at the end: {load:.2f} on {os.cpu_count()} cores"
         " (other jobs on the machine inflate wall times).",
     ]
+    if pg is not None:
+        pg_ratio = pg["wall"] / run_s
+        lines += [
+            "",
+            "### The same run on PostgreSQL (issue 18)",
+            "",
+            f"Same people and records (generated with the same seed into a fresh database of"
+            f" a throwaway local PostgreSQL 15, unix socket, 512 MB shared buffers, default"
+            f" durability), same command (`huxin score run --db postgresql://…`),"
+            f" {pg['stored']:,} snapshots stored.",
+            "",
+            "| measure | SQLite | PostgreSQL | ratio | target |",
+            "| --- | ---: | ---: | ---: | --- |",
+            f"| wall time | {run_s:.1f} s | {pg['wall']:.1f} s | {pg_ratio:.2f}x"
+            f" | <= 1.5x: {verdict(pg_ratio <= 1.5)} |",
+            f"| CPU, the run's processes | {run_cpu:.1f} s | {pg['cpu']:.1f} s"
+            f" | {pg['cpu'] / run_cpu:.2f}x | |",
+            f"| CPU, the database server | (in the run) | {pg['db_cpu']:.1f} s | | |",
+            f"| peak memory of the run's processes | {peak / mb:.0f} MB | {pg['peak'] / mb:.0f}"
+            " MB | | |",
+            f"| generation (not part of the run) | {gen.seconds:.1f} s | {pg['gen']:.1f} s | | |",
+        ]
     return "\n".join(lines) + "\n"

@@ -13,6 +13,10 @@ own process with the same mTLS credentials consuming the SAME serialised
 stream messages (no parsing, no storage), measured in the same run.
 
 Goal (issue 6): ≥ 50,000 attestations verified and stored per second.
+
+The same push is measured in the same run against the hub on PostgreSQL (issue 18:
+a throwaway local server, :mod:`bench._pg`; each batch's leaves go in with one
+binary COPY and are indexed by pseudonym); target ≥ 100,000 verified attestations/s.
 ``python -m bench.sync sink CERT KEY CA PORTFILE`` runs the bare sink server.
 """
 
@@ -34,6 +38,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
+from bench import _pg
 from keys import decode_private_key, issue_batch
 from keys.pb.v1 import attestation_pb2
 from node.cli._init import init_region, load_or_create_ca
@@ -141,7 +146,33 @@ async def _push_all(channel: aio.Channel, method: str, items: list[bytes]) -> fl
     return time.perf_counter() - started
 
 
-async def _measure(root: Path, people: int) -> dict[str, float]:
+def _proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stored(hub_dir: Path, url: str | None) -> tuple[int, int]:
+    """(leaves held, events) at the hub, read with the backend's own driver."""
+    query = (
+        "SELECT (SELECT coalesce(sum(present), 0) FROM hub_batches),"
+        " (SELECT count(*) FROM hub_events)"
+    )
+    if url is None:
+        import sqlite3
+
+        conn = sqlite3.connect(hub_dir / "node.db")
+        row = conn.execute(query).fetchone()
+        conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(url) as pconn:
+            row = pconn.execute(query).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+async def _measure(root: Path, people: int, pg: Any = None) -> dict[str, float]:
     now = datetime.now(UTC)
     ca = load_or_create_ca(root / "ca", now)
     init_region(root / "heihe", "heihe", "heihe", ca, now)
@@ -151,7 +182,9 @@ async def _measure(root: Path, people: int) -> dict[str, float]:
     text = cfg.read_text().replace(
         "max_message_bytes = 4194304", f"max_message_bytes = {MAX_BYTES}"
     )
-    cfg.write_text(text + f"\n[hub]\nmax_items_per_push = {PER_STREAM}\n")
+    url = _pg.fresh_database(pg, "hub") if pg is not None else None
+    storage = _pg.storage_toml(url) if url else ""
+    cfg.write_text(text + f"\n[hub]\nmax_items_per_push = {PER_STREAM}\n" + storage)
     huxin(["hub", "register", "--config", str(cfg), "--region-dir", str(root / "heihe")])
     t0 = time.perf_counter()
     items = _items(root / "heihe", people)
@@ -172,29 +205,48 @@ async def _measure(root: Path, people: int) -> dict[str, float]:
         hub_ch = peer_channel(f"127.0.0.1:{hub_port}", *creds, max_bytes=MAX_BYTES)
         await _push_all(bare_ch, SINK, items[:1])  # warm both connections
         bare = await _push_all(bare_ch, SINK, items)
+        hub_cpu0 = _proc_cpu(procs[0].pid)
+        db_cpu0 = _pg.server_cpu(pg) if pg is not None else 0.0
         hub_s = await _push_all(hub_ch, PUSH, items)
+        hub_cpu = _proc_cpu(procs[0].pid) - hub_cpu0
+        db_cpu = _pg.server_cpu(pg) - db_cpu0 if pg is not None else 0.0
         await bare_ch.close(None)
         await hub_ch.close(None)
     finally:
         for p in procs:
             p.terminate()
             p.wait(timeout=60)
-    import sqlite3
-
-    conn = sqlite3.connect(hub_dir / "node.db")
-    (stored,) = conn.execute("SELECT coalesce(sum(present), 0) FROM hub_batches").fetchone()
-    (receipts,) = conn.execute("SELECT count(*) FROM hub_events").fetchone()
-    conn.close()
+    stored, receipts = _stored(hub_dir, url)
     if stored != people or receipts != len(items):
         raise RuntimeError(f"hub stored {stored} leaves / {receipts} receipts, expected {people}")
     return {"people": people, "batches": len(items), "bytes": size, "bare": bare, "hub": hub_s,
-            "build": build}  # fmt: skip
+            "build": build, "hub_cpu": hub_cpu, "db_cpu": db_cpu}  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> str:
     people = 50_000 if getattr(args, "quick", False) else 1_000_000
     with tempfile.TemporaryDirectory() as tmp:
         r = asyncio.run(_measure(Path(tmp), people))
+    pg_row = ""
+    if not getattr(args, "sqlite_only", False):
+        with tempfile.TemporaryDirectory() as tmp, _pg.pg_server() as pg:
+            p = asyncio.run(_measure(Path(tmp), people, pg))
+        pg_rate = p["people"] / p["hub"]
+        sqlite_rate = r["people"] / r["hub"]
+        pg_row = (
+            f"| hub Push on PostgreSQL: verified + stored | {p['hub']:.2f} | {pg_rate:,.0f}"
+            f" | {pg_rate / (p['people'] / p['bare']):.0%} |"
+            f" ≥ 100,000/s (issue 18): {'met' if pg_rate >= 100_000 else 'not met'};"
+            f" {pg_rate / sqlite_rate:.2f}x SQLite's |"
+        )
+        cpu_rows = [
+            "",
+            "| CPU per 1,000 attestations | hub process | database server |",
+            "| --- | ---: | ---: |",
+            f"| SQLite | {r['hub_cpu'] / r['people'] * 1000 * 1000:.0f} ms | (in the hub) |",
+            f"| PostgreSQL | {p['hub_cpu'] / p['people'] * 1000 * 1000:.0f} ms"
+            f" | {p['db_cpu'] / p['people'] * 1000 * 1000:.0f} ms |",
+        ]
     bare_rate, hub_rate = r["people"] / r["bare"], r["people"] / r["hub"]
     goal = "met" if hub_rate >= 50_000 else "not met"
     lines = [
@@ -214,6 +266,7 @@ def run(args: argparse.Namespace) -> str:
         f"| bare gRPC stream (same bytes) | {r['bare']:.2f} | {bare_rate:,.0f} | 100% | |",
         f"| hub Push: verified + stored | {r['hub']:.2f} | {hub_rate:,.0f} "
         f"| {hub_rate / bare_rate:.0%} | {goal} |",
+        *([pg_row, *cpu_rows] if pg_row else []),
         "",
         f"1-minute load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores.",
     ]

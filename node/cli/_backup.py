@@ -1,5 +1,11 @@
 """CLI: ``huxin backup create|verify|restore`` — a node database's backups.
 
+On a PostgreSQL node (``[storage] url``, issue 18) ``create`` and ``restore``
+print how to back up with the database's own tools (``pg_dump``, base backups)
+and what to keep beside it, and exit 2 having written nothing; ``verify`` also
+checks a ``pg_dump`` archive against Huxin's schema
+(:mod:`node.store._pg_dump`).
+
 ``create`` copies the database of a node (running or not) to a new file with a
 manifest; ``verify`` checks a backup against its manifest and SQLite's own
 checks; ``restore`` puts a verified backup of the same node in place of a
@@ -15,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from node.cli._main import CliError, SubParsers, subgroup
 from node.core._config import ConfigError, NodeConfig, load_config
@@ -29,10 +37,17 @@ from node.store._backup import (
     restore_backup,
     verify_backup,
 )
+from node.store._pg_dump import DumpError, dump_format, verify_dump
 
 __all__ = ["register"]
 
-_FAILED_CHECKS = {"BACKUP_CORRUPT", "BACKUP_DIGEST_MISMATCH", "BACKUP_MANIFEST_INVALID"}
+_FAILED_CHECKS = {
+    "BACKUP_CORRUPT",
+    "BACKUP_DIGEST_MISMATCH",
+    "BACKUP_MANIFEST_INVALID",
+    "BACKUP_SCHEMA_MISMATCH",
+    "BACKUP_SCHEMA_TOO_NEW",
+}
 
 
 def register(sub: SubParsers) -> None:
@@ -42,7 +57,9 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--out", required=True, type=Path, metavar="FILE")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_create)
-    p = group.add_parser("verify", help="check a backup against its manifest")
+    p = group.add_parser(
+        "verify", help="check a backup against its manifest, or a pg_dump against the schema"
+    )
     p.add_argument("backup", type=Path, metavar="FILE")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_verify)
@@ -88,8 +105,38 @@ def _summary(m: Manifest) -> str:
     )
 
 
+#: what ``create`` and ``restore`` say on a PostgreSQL node (README "Backups on PostgreSQL")
+PG_BACKUPS = """\
+This node keeps its state in PostgreSQL ({where}): back it up with the database's own
+tools, which Huxin does not replace:
+
+  * a logical dump:      pg_dump -Fc -f FILE "<the [storage] url>"
+                         then `huxin backup verify FILE` checks it against Huxin's schema;
+  * continuous backups:  pg_basebackup plus WAL archiving (point-in-time recovery),
+                         or the platform's managed backups;
+  * restore:             pg_restore -d <an empty database> FILE (or a point-in-time
+                         recovery), then point [storage] url at it and start the node.
+
+Back up beside the database what lives in files next to node.toml: the keys (keys/:
+root, attestation, province, storage secret; as secret as the keys themselves), the
+TLS certificates and CA, node.toml itself, the trust bundles and mapping files.
+Nothing was written."""
+
+
+def _on_postgres(config: NodeConfig) -> bool:
+    """On PostgreSQL: print what to do instead (stderr) and say so."""
+    if config.storage.dialect != "postgresql":
+        return False
+    parts = urlsplit(config.storage.url)
+    where = f"database {parts.path.lstrip('/') or '?'} on {parts.hostname or 'a local socket'}"
+    print(PG_BACKUPS.format(where=where), file=sys.stderr)
+    return True
+
+
 def _create(args: argparse.Namespace) -> int:
     config = _config(args.config)
+    if _on_postgres(config):
+        return 2
     try:
         m = create_backup(
             config.database, args.out, region=config.region, role=config.role, now=datetime.now(UTC)
@@ -101,7 +148,30 @@ def _create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_dump(path: Path, fmt: str, as_json: bool) -> int:
+    """A pg_dump (PostgreSQL node): complete, Huxin's tables and columns, data, schema."""
+    try:
+        check = verify_dump(path)
+    except DumpError as exc:
+        raise CliError(exc.code, str(exc), 1 if exc.code in _FAILED_CHECKS else 2) from None
+    if as_json:
+        doc = {"backup": str(path), "ok": True, "format": f"pg_dump-{fmt}",
+               "schema_version": check.schema_version, "tables": check.tables,
+               "extra_tables": check.extra_tables}  # fmt: skip
+        print(json.dumps(doc, sort_keys=True))
+    else:
+        print(
+            f"ok {path}: pg_dump ({fmt}), schema {check.schema_version}, all {check.tables}"
+            f" of Huxin's tables with their columns and data"
+            + (f"; {len(check.extra_tables)} more (partitions)" if check.extra_tables else "")
+        )
+    return 0
+
+
 def _verify(args: argparse.Namespace) -> int:
+    fmt = dump_format(args.backup)
+    if fmt is not None:
+        return _verify_dump(args.backup, fmt, args.json)
     try:
         m = verify_backup(args.backup)
     except BackupError as exc:
@@ -113,6 +183,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _restore(args: argparse.Namespace) -> int:
     config = _config(args.config)
+    if _on_postgres(config):
+        return 2
     try:
         r = restore_backup(
             config.database,

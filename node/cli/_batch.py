@@ -52,7 +52,12 @@ def register(sub: SubParsers) -> None:
     population = subgroup(sub, "population", "synthetic populations for tests, demo, benchmarks")
     p = population.add_parser("generate", help="generate a seeded synthetic population")
     p.add_argument("--people", required=True, type=int)
-    p.add_argument("--out", required=True, type=Path, help="new SQLite database file")
+    p.add_argument(
+        "--out",
+        required=True,
+        type=_db_target,
+        help="new SQLite file, or an empty postgresql:// URL",
+    )
     p.add_argument("--scheme", default="heihe", help="place and catalogue (default heihe)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD", help="reference date")
@@ -72,7 +77,10 @@ def register(sub: SubParsers) -> None:
         help="the node's config: score with the scheme version in force, sign, queue (H3)",
     )  # fmt: skip
     where.add_argument(
-        "--db", type=Path, help="a database to recompute (benchmarks): does NOT sign or queue"
+        "--db",
+        type=_db_target,
+        help="a database (file or postgresql:// URL) to recompute (benchmarks): does NOT sign"
+        " or queue",
     )
     p.add_argument("--scheme", help="with --db: the scheme id to score with")
     p.add_argument("--period", required=True, metavar="YYYY-MM")
@@ -123,8 +131,13 @@ def ended_period(text: str) -> date:
         raise CliError(exc.code, f"--period: {exc}") from None
 
 
-def _existing_db(path: Path) -> Path:
-    if not path.is_file():
+def _db_target(text: str) -> str | Path:
+    """``--db``/``--out``: a postgresql:// URL as given (issue 18), else a file path."""
+    return text if text.startswith(("postgresql://", "postgres://")) else Path(text)
+
+
+def _existing_db(path: str | Path) -> str | Path:
+    if isinstance(path, Path) and not path.is_file():
         raise CliError("DB_NOT_FOUND", f"database {str(path)!r} does not exist")
     return path
 
@@ -276,7 +289,7 @@ def _model_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reference_date(db: Path) -> date:
+def _reference_date(db: str | Path) -> date:
     """The population's reference date if it is synthetic, else today."""
     try:
         conn = connect(db, readonly=True)

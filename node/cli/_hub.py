@@ -134,6 +134,8 @@ def _publish(args: argparse.Namespace) -> int:
     config = _config(args.config)
     secrets = _secrets(config)
     now = _now()
+    # the run's database: the PostgreSQL URL, or the SQLite file (issue 18)
+    db = config.storage.url if config.storage.dialect == "postgresql" else config.database
     try:
         scheme = scheme_in_force(
             config.storage, load_scheme(config.scheme), datetime.fromtimestamp(now, UTC).date()
@@ -141,7 +143,7 @@ def _publish(args: argparse.Namespace) -> int:
         signer = signer_from_config(config, secrets)
         with offline_job(config.storage):  # run and signing: restore refuses meanwhile
             run = run_month(
-                config.database, scheme, args.period, workers=args.workers,
+                db, scheme, args.period, workers=args.workers,
                 records_through=records_through(now),  # reproducible: docs/adr/0514
             )  # fmt: skip
             conn = connect(config.storage, create=False)

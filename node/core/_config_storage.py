@@ -34,6 +34,7 @@ from node.core._config_parse import ConfigError, between, resolve, scalar, setti
 __all__ = [
     "MAX_PARAMETER",
     "MAX_PASSWORD",
+    "MAX_RETENTION_MONTHS",
     "MAX_URL",
     "PG_PARAMETERS",
     "StorageConfig",
@@ -43,6 +44,7 @@ __all__ = [
 MAX_URL = 2048
 MAX_PARAMETER = 512
 MAX_PASSWORD = 1024  # bytes of password_file
+MAX_RETENTION_MONTHS = 1200  # a century: any law's retention fits
 SQLITE_PREFIX = "sqlite:///"
 PG_SCHEMES = ("postgresql", "postgres")
 #: libpq connection parameters a URL may carry (the password is not one of them)
@@ -127,6 +129,8 @@ class StorageConfig:
     url: str = setting("", parse=check_storage_url)
     # a file holding the PostgreSQL password (<= MAX_PASSWORD bytes); else the environment
     password_file: Path | None = setting(None, parse=_password_file)
+    # PostgreSQL: months of period-table partitions kept (node/store/_partitions.py); 0 keeps all
+    retention_months: int = between(0, 0, MAX_RETENTION_MONTHS)
     # PostgreSQL: reader threads of a node, each with its own connection (1..64)
     readers: int = between(4, 1, 64)
 

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -49,6 +49,7 @@ from pathlib import Path
 from keys import Envelope, KeyPair, certificate_fingerprint, decode_private_key
 from keys.pb.v1 import attestation_pb2
 from node.cli._init import InitError, init_region, issue_client_cert, load_or_create_ca
+from node.core._config import load_config
 from node.core._secrets import write_hex
 from node.disclosure import shipped_catalogue
 from node.federation._clients import REGISTRY_FILE
@@ -180,6 +181,7 @@ def init_federation(
     sync_interval: float = 30.0,
     push_interval: float = 30.0,
     web: Sequence[str] = (),
+    storage: Callable[[str], str] | None = None,
 ) -> FederationLayout:
     """Write the whole federation under ``out`` (see the module docstring).
 
@@ -188,7 +190,9 @@ def init_federation(
     records, resp. residence facts, with its region's node; ``require_registry``
     makes each region's record intake refuse people its registry does not hold.  The
     regions in ``web`` serve the HTTPS listeners on loopback port 0 (their ready files
-    name the ports) with the development sign-in form (the demo, issue 19)."""
+    name the ports) with the development sign-in form (the demo, issue 19).
+    ``storage`` gives a node id its ``[storage] url`` (a PostgreSQL database of the
+    demo's, issue 18); without it every node keeps a SQLite file."""
     if (out / "federation.json").exists():
         raise InitError("INIT_EXISTS", f"{str(out / 'federation.json')!r} already exists")
     if not regions:
@@ -273,6 +277,9 @@ push_interval_seconds = {push_interval}
             http_listen=("127.0.0.1:0", "127.0.0.1:0") if node.id in web else ("", ""),
             dev_sign_in=node.id in web,
         )
+        if storage is not None:
+            with node.config.open("a", encoding="utf-8") as f:
+                f.write(f'\n[storage]\nurl = "{storage(node.id)}"\n')
         if node.role == "region":
             write_hex(node.directory / "keys" / "province.key", province_keys[h])
             _write_mapping_files(node.directory, approvals[h][1])
@@ -352,7 +359,7 @@ def _registries(  # noqa: PLR0917
     t = int(now.timestamp())
     for h in hubs:
         hub_node = layout.nodes[h]
-        conn = connect(hub_node.directory / "node.db")
+        conn = connect(load_config(hub_node.config).storage)  # SQLite or PostgreSQL
         try:
             with immediate(conn):
                 for r in regions:

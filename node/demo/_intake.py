@@ -87,6 +87,25 @@ def stage_population(ctx: DemoContext) -> None:
     )
 
 
+def _shown(ctx: DemoContext, node_id: str) -> str:
+    """The node's database as the table shows it: its file, or its PostgreSQL database."""
+    if ctx.storage == "postgresql":
+        return f"PostgreSQL database {node_id.replace('-', '_')}"
+    return f"{node_id}/node.db"
+
+
+def _database_for(ctx: DemoContext) -> Callable[[str], str]:
+    """A node id -> a new database of its own on the demo's PostgreSQL server."""
+    server = ctx.extra["postgres"]
+    urls: dict[str, str] = ctx.extra.setdefault("database_urls", {})
+
+    def database(node_id: str) -> str:
+        urls[node_id] = server.create_database(node_id.replace("-", "_"))
+        return urls[node_id]
+
+    return database
+
+
 def stage_layout(ctx: DemoContext) -> None:
     pop = _files(ctx)
     ctx.heading("A federation on one machine")
@@ -104,6 +123,7 @@ def stage_layout(ctx: DemoContext) -> None:
         sync_interval=2.0,
         push_interval=0.0,
         web=[HEIHE],
+        storage=_database_for(ctx) if ctx.storage == "postgresql" else None,
     )
     ctx.extra["layout"] = layout
     allow_operator(layout, HEIHE)
@@ -167,7 +187,7 @@ def stage_start(ctx: DemoContext) -> None:
     ctx.table(
         ("node", "pid", "database", "listening (mutual TLS)"),
         [
-            (n, procs.procs[n].proc.pid, f"{n}/node.db", layout.nodes[n].peer)
+            (n, procs.procs[n].proc.pid, _shown(ctx, n), layout.nodes[n].peer)
             for n in (HUB, HEIHE, HAINAN)
         ],
     )
@@ -351,7 +371,7 @@ def stage_month(ctx: DemoContext) -> None:
     )
     run = json.loads(
         procs.huxin(
-            "score", "run", "--db", str(heihe.directory / "node.db"), "--scheme", HEIHE,
+            "score", "run", "--db", str(ctx.database(HEIHE)), "--scheme", HEIHE,
             "--period", ctx.period, "--json",
         ).stdout
     )  # fmt: skip
@@ -375,7 +395,7 @@ def stage_month(ctx: DemoContext) -> None:
         f" receipts (cursor now {doc.get('cursor', '?')})."
     )
     ctx.say()
-    conn = connect(ctx.layout.nodes[HUB].directory / "node.db", readonly=True)
+    conn = connect(ctx.database(HUB), readonly=True)
     try:
         rows = hub_store.event_table(conn)
     finally:

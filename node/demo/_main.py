@@ -24,10 +24,16 @@ tables to ``ctx.out``; every printed grade goes through
 :func:`scoring.grade_label`, which marks a scheme's grades as illustrative
 where the region published neither tiers nor base (Hainan).
 
+``--storage postgresql`` (issue 18) runs the same story with every node's state
+in PostgreSQL: a throwaway local server (:mod:`node.demo._postgres`, ``initdb`` +
+``pg_ctl`` on a unix socket, as the user ``postgres`` when run as root) with one
+database per node, named in each node's ``[storage] url``.
+
 Invariants: the demo never prints a full citizen ID number (only a masked
 form); it never writes a node's database (only running nodes do, through
 their RPCs and the operator's ``huxin`` commands); it stops every process it
-started, and cleans up its temporary directory unless ``--keep DIR`` is given.
+started (the PostgreSQL server last, after the nodes), and cleans up its
+temporary directory unless ``--keep DIR`` is given.
 
 ``--keep`` without DIR (or ``--serve``) keeps the federation serving after the story
 — Heihe's citizen pages, its operator's console and every gRPC port — until
@@ -50,7 +56,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from node.cli._main import SubParsers
+from node.cli._main import CliError, SubParsers
 from node.synthetic._population import PopulationSpec
 from scoring import Scheme, load_scheme
 
@@ -58,10 +64,19 @@ if TYPE_CHECKING:
     from node.demo._federation import FederationLayout
     from node.demo._testbed import FederationProcesses
 
-__all__ = ["DemoContext", "last_finished_month", "mask_id", "register", "run_demo", "stages"]
+__all__ = [
+    "STORAGES",
+    "DemoContext",
+    "last_finished_month",
+    "mask_id",
+    "register",
+    "run_demo",
+    "stages",
+]
 
 PEOPLE_DEFAULT = 2_000  # `make demo`: filed over gRPC and scored in well under a minute
 PEOPLE_MAX = 200_000  # a bigger city is `make bench`'s job (bench/population.py)
+STORAGES = ("sqlite", "postgresql")
 
 
 @dataclass
@@ -72,6 +87,7 @@ class DemoContext:
     seed: int = 2025
     workers: int = 2
     today: date = field(default_factory=lambda: datetime.now(UTC).date())
+    storage: str = "sqlite"  # or "postgresql": every node's state on a local server
     heihe: Scheme = field(default_factory=lambda: load_scheme("heihe"))
     spec: PopulationSpec | None = None
     resident: str | None = None  # the no-record resident's ID number (never printed)
@@ -90,6 +106,11 @@ class DemoContext:
 
         assert isinstance(layout, FederationLayout)
         return layout
+
+    def database(self, node_id: str) -> str | Path:
+        """Where a node keeps its state: its PostgreSQL URL, or its SQLite file."""
+        urls: dict[str, str] = self.extra.get("database_urls", {})
+        return urls.get(node_id) or self.layout.nodes[node_id].directory / "node.db"
 
     @property
     def procs(self) -> FederationProcesses:
@@ -157,15 +178,22 @@ def run_demo(
     seed: int = 2025,
     workers: int = 2,
     serve: bool = False,
+    storage: str = "sqlite",
 ) -> DemoContext:
+    if storage not in STORAGES:
+        raise ValueError(f"storage must be one of {', '.join(STORAGES)}")
     keep = workdir is not None
     root = workdir or Path(tempfile.mkdtemp(prefix="huxin-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    ctx = DemoContext(root, out or sys.stdout, people=people, seed=seed, workers=workers)
+    ctx = DemoContext(
+        root, out or sys.stdout, people=people, seed=seed, workers=workers, storage=storage
+    )
     started = time.perf_counter()
     try:
         ctx.say("Huxin (互信) demo — a city's residents filed, scored, attested and verified")
         try:
+            if storage == "postgresql":
+                _start_postgres(ctx, keep)
             for stage in stages():
                 stage(ctx)
             if serve:
@@ -174,6 +202,9 @@ def run_demo(
             procs = ctx.extra.get("procs")
             if procs is not None:
                 procs.stop_all()
+            server = ctx.extra.get("postgres")
+            if server is not None:  # after the nodes: they hold connections to it
+                server.stop()
         ctx.say()
         ctx.say(f"Done in {time.perf_counter() - started:.0f}s.")
         if keep:
@@ -211,6 +242,22 @@ def serve_until_interrupted(ctx: DemoContext) -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _start_postgres(ctx: DemoContext, keep: bool) -> None:
+    """A throwaway PostgreSQL in the demo's folder (kept with it under ``--keep``)."""
+    from node.demo._postgres import LocalPostgres
+
+    server = LocalPostgres(ctx.workdir / "postgresql", keep=keep)
+    ctx.extra["postgres"] = server
+    server.start()
+    ctx.say()
+    ctx.say(
+        f"Storage: PostgreSQL {server.version()} started for this demo (`initdb` + `pg_ctl`,"
+        f" unix socket in {server.sockets}"
+        + (", running as the user postgres" if server.as_root else "")
+        + "); each node gets a database of its own, named in its [storage] url."
+    )
+
+
 def _people(text: str) -> int:
     n = int(text)
     if not 100 <= n <= PEOPLE_MAX:
@@ -236,11 +283,30 @@ def register(sub: SubParsers) -> None:
     p.add_argument(
         "--serve", action="store_true", help="keep serving until interrupted (with --keep DIR)"
     )
+    p.add_argument(
+        "--storage",
+        choices=STORAGES,
+        default="sqlite",
+        help="where the nodes keep their state: SQLite files (default) or a throwaway local"
+        " PostgreSQL (needs the PostgreSQL server binaries: initdb, pg_ctl)",
+    )
     p.set_defaults(func=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from node.demo._postgres import PostgresUnavailable
+
     workdir = Path(args.keep) if args.keep else None
     serve = args.serve or args.keep == ""
-    run_demo(workdir=workdir, people=args.people, seed=args.seed, workers=args.workers, serve=serve)
+    try:
+        run_demo(
+            workdir=workdir,
+            people=args.people,
+            seed=args.seed,
+            workers=args.workers,
+            serve=serve,
+            storage=args.storage,
+        )
+    except PostgresUnavailable as exc:
+        raise CliError("POSTGRES_UNAVAILABLE", str(exc)) from None
     return 0

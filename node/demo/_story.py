@@ -105,7 +105,7 @@ def grant(
 
 def _wait_for_sync(ctx: DemoContext, timeout: float = 20.0) -> None:
     """Until Hainan has synced the hub and Heihe at least once (trust material)."""
-    db = ctx.layout.nodes[HAINAN].directory / "node.db"
+    db = ctx.database(HAINAN)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         conn = connect(db, readonly=True)

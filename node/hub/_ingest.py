@@ -238,7 +238,7 @@ def forget_sync(conn: Connection, region: str, pseudonym: bytes) -> int:
     matches its signed root; its pseudonym bytes become zeros.
     """
     deleted = 0
-    for bid, blob in store.region_with_leaves(conn, region):
+    for bid, blob in store.region_with_leaves(conn, region, pseudonym):
         found = _positions(bytes(blob), pseudonym)
         if not found:
             continue

@@ -332,8 +332,9 @@ def run_month(
         )
     if chunk_subjects < 1:
         raise BatchError("INVALID_CHUNK", "chunk size must be at least 1")
-    path = Path(db)
-    if not path.exists():
+    # a postgresql:// URL (issue 18) or a SQLite file, which must exist
+    path: str | Path = db if str(db).startswith(("postgresql://", "postgres://")) else Path(db)
+    if isinstance(path, Path) and not path.exists():
         raise StorageError("DB_NOT_FOUND", f"database {str(path)!r} does not exist")
     held = contextlib.ExitStack()
     held.enter_context(offline_job(path))  # for the whole run: restore refuses meanwhile
@@ -380,7 +381,7 @@ def run_month(
 
 def _compute(  # noqa: PLR0917 - private helper of run_month
     conn: Connection,
-    path: Path,
+    path: str | Path,
     scheme: Scheme,
     as_of: date,
     run_id: int,

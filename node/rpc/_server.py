@@ -80,6 +80,7 @@ from node.rpc._workers import Follower, worker_metrics_address
 from node.store._consents import ConsentsRepository
 from node.store._db import Database
 from node.store._lease import lease_for
+from node.store._partitions import PartitionKeeper
 from node.store._records import RecordsRepository
 from node.store._translog import TransparencyLog
 from scoring import WorkingDayCalendar, load_scheme
@@ -153,6 +154,8 @@ class NodeServer:
         self.scheduler = RightsScheduler(ctx, ctx.config.rights.scheduler_interval_seconds)
         # H3: a region runs each finished month itself; a hub scores nobody (docs/adr/0514)
         self.monthly = MonthlyScheduler(ctx) if ctx.config.role == "region" else None
+        # PostgreSQL: monthly partitions made ahead and kept to retention (issue 18)
+        self.partitions = PartitionKeeper(ctx.db, ctx.config.storage.retention_months, ctx.today)
         # shared by the peer-port worker processes of this node (docs/adr/0312, 0314)
         rights, now = ctx.config.rights, lambda: ctx.clock.now().timestamp()
         self.throttle = (
@@ -408,6 +411,7 @@ class NodeServer:
         hub = self.hub_role.hub  # federation: background peer sync (a hub adopts its own lists)
         self._sync = PeerSync.start_for(self.ctx, local_trust=hub.trust_list if hub else None)
         self.scheduler.start()  # rights: objection timers
+        self.partitions.start()  # PostgreSQL only: partitions ahead, retention
         if self.monthly is not None:
             self.monthly.start()  # H3: the monthly run, once per month
 
@@ -418,6 +422,7 @@ class NodeServer:
         if sync is not None:
             await sync.stop()
         await self.scheduler.stop()
+        await self.partitions.stop()
         if self.monthly is not None:
             await self.monthly.stop()
 

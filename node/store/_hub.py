@@ -15,13 +15,20 @@ Invariants:
   cursor advance are written in the caller's ONE unit;
 * ``hub_batches`` holds one row per pushed snapshot batch; redaction rewrites the
   row in place (``present`` counts the leaves still held);
-* ``hub_status_lists`` keeps per (region, list id) the newest list by ``issued_at``.
+* ``hub_status_lists`` keeps per (region, list id) the newest list by ``issued_at``;
+* on PostgreSQL (issue 18) every leaf still held also has a ``hub_leaf_keys`` row
+  (batch, index, province pseudonym), written with the batch by ONE binary COPY and
+  deleted with its redaction, so a lookup by pseudonym is an index scan instead of a
+  scan of every batch's pseudonym blob (which SQLite keeps: ADR 0401).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
+
+from node.store._pg_bulk import copy_rows, pg_of
 
 __all__ = [
     "add_trust_list",
@@ -87,7 +94,7 @@ def upsert_region(  # noqa: PLR0917 - one column each
         (region, name, root_public_key, key_set, schemes, endpoints,
          tls_sha256, int(domestic), now, now),
     )  # fmt: skip
-    conn.execute("INSERT OR IGNORE INTO hub_cursors (region) VALUES (?)", (region,))
+    conn.execute("INSERT INTO hub_cursors (region) VALUES (?) ON CONFLICT DO NOTHING", (region,))
 
 
 def region_rows(conn: sqlite3.Connection) -> list[Any]:
@@ -214,12 +221,12 @@ def record_evidence(  # noqa: PLR0917 - one column each
     proof: bytes, now: int,
 ) -> int:  # fmt: skip
     """A split view or rollback of the region's log; the evidence row's id."""
-    cur = conn.execute(
+    (evidence_id,) = conn.execute(
         "INSERT INTO hub_witness_evidence (region, reason, previous, presented, proof,"
-        " detected_at) VALUES (?, ?, ?, ?, ?, ?)",
+        " detected_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         (region, reason, previous, presented, proof, now),
-    )
-    return int(cur.lastrowid or 0)
+    ).fetchone()
+    return int(evidence_id)
 
 
 def record_witnessed(
@@ -238,20 +245,50 @@ def record_witnessed(
 # -- pushed data -----------------------------------------------------------------------
 
 
+_PSEUDONYM = 32  # bytes of a province pseudonym in a batch's concatenated blob
+_GONE = bytes(_PSEUDONYM)  # a redacted leaf's pseudonym
+_INSERT_BATCH = (
+    "INSERT INTO hub_batches (region, batch_id, period, scheme_id, scheme_version,"
+    " payload_type, leaves, present, root_hash, checkpoint, pseudonyms, batch,"
+    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _leaf_keys(bid: int, pseudonyms: bytes, period: str) -> Iterator[tuple[int, int, bytes, str]]:
+    for idx in range(len(pseudonyms) // _PSEUDONYM):
+        name = pseudonyms[idx * _PSEUDONYM : (idx + 1) * _PSEUDONYM]
+        if name != _GONE:
+            yield bid, idx, name, period
+
+
 def insert_batch(conn: sqlite3.Connection, row: tuple[Any, ...]) -> None:
     """One pushed batch: (region, batch_id, period, scheme_id, scheme_version,
     payload_type, leaves, present, root_hash, checkpoint, pseudonyms, batch,
-    received_at)."""
-    conn.execute(
-        "INSERT INTO hub_batches (region, batch_id, period, scheme_id, scheme_version,"
-        " payload_type, leaves, present, root_hash, checkpoint, pseudonyms, batch,"
-        " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        row,
+    received_at); on PostgreSQL with its leaves' pseudonyms in one COPY."""
+    raw = pg_of(conn)
+    if raw is None:
+        conn.execute(_INSERT_BATCH, row)
+        return
+    (bid,) = conn.execute(_INSERT_BATCH + " RETURNING id", row).fetchone()
+    copy_rows(
+        raw,
+        "hub_leaf_keys",
+        ("batch", "idx", "pseudonym", "period"),
+        _leaf_keys(bid, row[10], row[2]),
     )
 
 
-def region_with_leaves(conn: sqlite3.Connection, region: str) -> list[Any]:
-    """(id, pseudonyms) of the region's batches that still hold a leaf."""
+def region_with_leaves(
+    conn: sqlite3.Connection, region: str, pseudonym: bytes | None = None
+) -> list[Any]:
+    """(id, pseudonyms) of the region's batches that still hold a leaf; on PostgreSQL,
+    given ``pseudonym``, only those holding a leaf of it (found by its index)."""
+    if pseudonym is not None and pg_of(conn) is not None:
+        return conn.execute(
+            "SELECT id, pseudonyms FROM hub_batches WHERE region = ? AND present > 0"
+            " AND id IN (SELECT batch FROM hub_leaf_keys WHERE pseudonym = ?)",
+            (region, pseudonym),
+        ).fetchall()
     return conn.execute(
         "SELECT id, pseudonyms FROM hub_batches WHERE region = ? AND present > 0", (region,)
     ).fetchall()
@@ -273,11 +310,18 @@ def batch_blob(conn: sqlite3.Connection, bid: int) -> bytes:
 def rewrite_batch(
     conn: sqlite3.Connection, bid: int, batch: bytes, pseudonyms: bytes, removed: int
 ) -> None:
-    """The batch row after ``removed`` leaves were redacted in place."""
+    """The batch row after ``removed`` leaves were redacted in place (on PostgreSQL,
+    their ``hub_leaf_keys`` rows deleted with it)."""
     conn.execute(
         "UPDATE hub_batches SET batch = ?, pseudonyms = ?, present = present - ? WHERE id = ?",
         (batch, pseudonyms, removed, bid),
     )
+    if pg_of(conn) is not None:
+        conn.execute(
+            "DELETE FROM hub_leaf_keys WHERE batch = ?"
+            " AND substring(? FROM (idx * 32 + 1)::integer FOR 32) = ?",
+            (bid, pseudonyms, _GONE),
+        )
 
 
 def status_issued_at(conn: sqlite3.Connection, region: str, list_id: str) -> int | None:

@@ -20,6 +20,7 @@ import sqlite3
 from typing import Any
 
 from node.store._outbox import append_sync
+from node.store._pg_bulk import copy_rows, pg_of
 
 __all__ = [
     "BatchRow",
@@ -106,11 +107,20 @@ def store_batch(
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             batch,
         )
-        conn.executemany(
-            "INSERT INTO snapshot_leaves (batch_id, idx, subject_key, leaf_hash, payload)"
-            " VALUES (?, ?, ?, ?, ?)",
-            leaves,
-        )
+        raw = pg_of(conn)
+        if raw is None:
+            conn.executemany(
+                "INSERT INTO snapshot_leaves (batch_id, idx, subject_key, leaf_hash, payload)"
+                " VALUES (?, ?, ?, ?, ?)",
+                leaves,
+            )
+        else:  # one COPY, each leaf with its batch's period (the partition key)
+            copy_rows(
+                raw,
+                "snapshot_leaves",
+                ("batch_id", "idx", "subject_key", "leaf_hash", "payload", "period"),
+                ((*leaf, batch[2]) for leaf in leaves),
+            )
         if outbox:
             append_sync(conn, "snapshot_batch", batch[0], batch[9], batch[10])
     except BaseException:

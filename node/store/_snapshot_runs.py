@@ -15,6 +15,13 @@ Invariants:
   (:func:`delete_run`);
 * the chunk readers scan one contiguous ``subject_key`` range each
   (``lo <= key < hi``; ``hi`` None: to the end of the key space), in key order.
+
+On PostgreSQL (issue 18) the connection is the store's adapter: the chunk readers go
+through a server-side cursor (:func:`node.store._pg_bulk.stream`) and a chunk's
+snapshots are written with one binary ``COPY``; its chunk row is inserted FIRST
+(``ON CONFLICT DO NOTHING``), so of two runs storing the same chunk the second waits
+on the first's row, finds it and writes nothing, as ``BEGIN IMMEDIATE`` makes it
+on SQLite.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any
+
+from node.store._pg_bulk import copy_rows, pg_of, stream
 
 __all__ = [
     "chunk_records",
@@ -69,13 +78,21 @@ _RECORDS = (
 _RECORDS_THROUGH = _RECORDS.replace(" ORDER BY", " AND submitted_at <= ? ORDER BY")
 
 
+def _read(conn: Any, sql: str, params: tuple[Any, ...]) -> Iterator[Any]:
+    """The rows of ``sql``: a server-side cursor on PostgreSQL, a plain one on SQLite."""
+    raw = pg_of(conn)
+    if raw is None:
+        return iter(conn.execute(sql, params))
+    return stream(raw, sql.replace("?", "%s"), params)
+
+
 def chunk_subjects(
     conn: sqlite3.Connection, lo: bytes, hi: bytes | None, day_after: str, as_of: str
 ) -> list[Any]:
     """(subject_key, birth_date, full_civil_capacity) of everyone in the range not
     deregistered before ``day_after``, not dead by ``as_of`` and not opted out."""
     sql, args = _range(_SUBJECTS, lo, hi)
-    return conn.execute(sql, (*args, day_after, as_of)).fetchall()
+    return list(_read(conn, sql, (*args, day_after, as_of)))
 
 
 def chunk_residences(
@@ -83,7 +100,7 @@ def chunk_residences(
 ) -> Iterator[Any]:
     """(subject_key, kind, since) of the residences in the range not ended by ``as_of``."""
     sql, args = _range(_RESIDENCES, lo, hi)
-    return iter(conn.execute(sql, (*args, as_of)))
+    return _read(conn, sql, (*args, as_of))
 
 
 def chunk_records(
@@ -93,13 +110,13 @@ def chunk_records(
     (subject_key, record_id) order, as the engine reads them."""
     sql, args = _range(_RECORDS if records_through is None else _RECORDS_THROUGH, lo, hi)
     params: tuple[bytes | str, ...] = args if records_through is None else (*args, records_through)
-    return conn.execute(sql, params).fetchall()
+    return list(_read(conn, sql, params))
 
 
 def count_run_subjects(conn: sqlite3.Connection, day_after: str, as_of: str) -> int:
     """How many people :func:`chunk_subjects` selects over the whole key space."""
     sql = _SUBJECTS.format(cond="1 = 1").replace(" ORDER BY subject_key", "")
-    (n,) = conn.execute(f"SELECT count(*) FROM ({sql})", (day_after, as_of)).fetchone()
+    (n,) = conn.execute(f"SELECT count(*) FROM ({sql}) AS run", (day_after, as_of)).fetchone()
     return int(n)
 
 
@@ -140,13 +157,12 @@ def create_run(  # noqa: PLR0917 - one column each
     records_through: str | None,
 ) -> int:
     """A new run row; its ``run_id``."""
-    cur = conn.execute(
+    (run_id,) = conn.execute(
         "INSERT INTO snapshot_runs (period, scheme_id, scheme_version, as_of, chunks, started_at,"
-        " records_through) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " records_through) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
         (period, scheme_id, scheme_version, as_of, chunks, started_at, records_through),
-    )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+    ).fetchone()
+    return int(run_id)
 
 
 def run_scored(conn: sqlite3.Connection, run_id: int) -> int:
@@ -204,6 +220,9 @@ def store_chunk(
     eligible) in ONE transaction; False (nothing written) when the chunk is stored
     already (another run of the same month, the node's own scheduler and
     ``huxin score publish``, wrote it meanwhile)."""
+    raw = pg_of(conn)
+    if raw is not None:
+        return _store_chunk_pg(conn, raw, run_id, chunk, rows, counts)
     conn.execute("BEGIN IMMEDIATE")
     try:
         if conn.execute(
@@ -223,6 +242,41 @@ def store_chunk(
             " VALUES (?, ?, ?, ?)",
             (run_id, chunk, *counts),
         )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return True
+
+
+_SNAPSHOT_COLUMNS = ("run_id", "subject_key", "eligible", "score", "grade", "reason", "period")
+
+
+def _store_chunk_pg(  # noqa: PLR0917 - store_chunk's arguments
+    conn: Any,
+    raw: Any,
+    run_id: int,
+    chunk: int,
+    rows: Iterable[tuple[int, bytes, int, int | None, str | None, str | None]],
+    counts: tuple[int, int],
+) -> bool:
+    """:func:`store_chunk` on PostgreSQL: the chunk row first (a second writer of the
+    chunk waits on it, then finds it), then the snapshots in one binary COPY, each with
+    its run's period (the partition key)."""
+    conn.execute("BEGIN")
+    try:
+        (period,) = conn.execute(
+            "SELECT period FROM snapshot_runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        claimed = conn.execute(
+            "INSERT INTO snapshot_run_chunks (run_id, chunk, subjects, eligible)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING chunk",
+            (run_id, chunk, *counts),
+        ).fetchone()
+        if claimed is None:
+            conn.execute("ROLLBACK")
+            return False
+        copy_rows(raw, "snapshots", _SNAPSHOT_COLUMNS, ((*r, period) for r in rows))
     except BaseException:
         conn.execute("ROLLBACK")
         raise

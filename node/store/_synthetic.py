@@ -16,7 +16,12 @@ Invariants:
 * ``population_outcomes`` exists only in synthetic databases (a real node has no
   outcome labels): :func:`read_outcomes` answers None without it;
 * a staging file has one untyped table per written table (``c0`` … ``cN``), written
-  only by the worker process that owns it.
+  only by the worker process that owns it;
+* on PostgreSQL (issue 18) the same chunks go in with binary ``COPY``
+  (:func:`node.store._pg_bulk.copy_rows`, a staged chunk read back from its staging
+  file), one transaction per chunk, and the session commits without waiting for the
+  WAL flush (``synchronous_commit = off``: the database is new and not served; a
+  crash loses the last chunks, never their consistency).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from node.store._pg_bulk import copy_rows, pg_of
 
 __all__ = [
     "STAGE_TABLES",
@@ -54,6 +61,10 @@ _CREATE_OUTCOMES = (
     "CREATE TABLE IF NOT EXISTS population_outcomes ("
     " subject_key BLOB PRIMARY KEY, adverse INTEGER NOT NULL CHECK (adverse IN (0, 1))"
     ") WITHOUT ROWID"
+)
+_CREATE_OUTCOMES_PG = (
+    "CREATE TABLE IF NOT EXISTS population_outcomes ("
+    " subject_key BYTEA PRIMARY KEY, adverse BIGINT NOT NULL CHECK (adverse IN (0, 1)))"
 )
 _INSERT_RECORDS = (
     "INSERT INTO records (subject_key, record_id, source, category, polarity, act_id,"
@@ -92,6 +103,12 @@ def read_outcomes(
 ) -> dict[bytes, bool] | None:
     """Outcome labels of subjects with ``lo <= subject_key < hi`` (``hi`` None: to the end),
     or None when the database carries none (a real node's)."""
+    if pg_of(conn) is not None:
+        (present,) = conn.execute(
+            "SELECT to_regclass('population_outcomes') IS NOT NULL"
+        ).fetchone()
+        if not present:
+            return None
     try:
         if hi is None:
             rows = conn.execute(
@@ -148,6 +165,9 @@ def stage_rows(conn: sqlite3.Connection, tables: Rows) -> tuple[tuple[int, int],
 
 def tune_for_bulk(conn: sqlite3.Connection) -> None:
     """A new, unserved database: no fsync per commit, a 256 MiB page cache."""
+    if pg_of(conn) is not None:
+        conn.execute("SET synchronous_commit = off")
+        return
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("PRAGMA cache_size = -262144")
 
@@ -158,6 +178,32 @@ def _write_rows(conn: sqlite3.Connection, rows: Rows) -> tuple[int, int, int, in
     conn.executemany(_INSERT_RECORDS, rows[2])
     conn.executemany(_INSERT_OUTCOMES, rows[3])
     return len(rows[0]), len(rows[1]), len(rows[2]), len(rows[3])
+
+
+def _copy_rows_pg(raw: Any, rows: Rows) -> tuple[int, int, int, int]:
+    records = [*_COLUMNS["records"].split(", "), "submitted_by"]
+    counts = []
+    for name, batch in zip(STAGE_TABLES, rows, strict=True):
+        if name == "records":  # a synthetic record is filed by its source (column 2)
+            batch = [(*r, r[2]) for r in batch]
+            counts.append(copy_rows(raw, name, records, batch))
+        else:
+            counts.append(copy_rows(raw, name, _COLUMNS[name].split(", "), batch))
+    return counts[0], counts[1], counts[2], counts[3]
+
+
+def _staged_rows(staged: StagedChunk) -> list[list[Any]]:
+    """A staged chunk's rows read back from its worker's staging file."""
+    stage = sqlite3.connect(f"file:{staged.path}?mode=ro", uri=True)
+    try:
+        return [
+            stage.execute(
+                f"SELECT * FROM {name} WHERE rowid BETWEEN ? AND ? ORDER BY rowid", rng
+            ).fetchall()
+            for name, rng in zip(STAGE_TABLES, staged.ranges, strict=True)
+        ]
+    finally:
+        stage.close()
 
 
 def _copy_staged(conn: sqlite3.Connection, staged: StagedChunk, aliases: dict[str, str]) -> None:
@@ -190,14 +236,18 @@ def write_population(
     commit), then detach the staging files and truncate the WAL.  A failure rolls the
     open transaction back and propagates."""
     aliases: dict[str, str] = {}
+    raw = pg_of(conn)
     try:
         conn.execute("BEGIN")
-        conn.execute(_CREATE_OUTCOMES)
+        conn.execute(_CREATE_OUTCOMES if raw is None else _CREATE_OUTCOMES_PG)
         conn.executemany("INSERT INTO node_meta (key, value) VALUES (?, ?)", list(meta))
         conn.execute("COMMIT")
         for result in chunks:
             conn.execute("BEGIN")
-            if isinstance(result, StagedChunk):
+            if raw is not None:
+                rows = _staged_rows(result) if isinstance(result, StagedChunk) else result
+                counts = _copy_rows_pg(raw, rows)
+            elif isinstance(result, StagedChunk):
                 _copy_staged(conn, result, aliases)
                 counts = result.counts
             else:
@@ -206,7 +256,8 @@ def write_population(
             written(counts)
         for alias in aliases.values():
             conn.execute(f"DETACH DATABASE {alias}")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if raw is None:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")

@@ -768,8 +768,10 @@ def generate(
     writes; the output is the same for any number of workers.
     """
     started = time.perf_counter()
-    path = Path(out)
-    if path.exists():
+    # a postgresql:// URL names an empty database (issue 18); anything else a new file
+    url = str(out) if str(out).startswith(("postgresql://", "postgres://")) else None
+    path = Path(tempfile.gettempdir()) / "pg" if url else Path(out)
+    if url is None and path.exists():
         raise PopulationError("DB_EXISTS", f"{str(path)!r} already exists; choose a new file")
     scheme = scheme or load_scheme(spec.scheme_id)
     secrets = spec.secrets()
@@ -790,7 +792,10 @@ def generate(
         results = pool.imap(_worker_chunk, jobs)
     else:
         results = map(_ChunkMaker(spec, scheme), jobs)
-    conn = connect(path)
+    conn = connect(url or path)
+    if url is not None and synthetic_store.population_meta(conn):
+        conn.close()
+        raise PopulationError("DB_EXISTS", "the PostgreSQL database holds a population already")
     synthetic_store.tune_for_bulk(conn)
     n_records = n_res = done = 0
 

@@ -84,6 +84,20 @@ CREATE TABLE hub_batches (
 
 CREATE TABLE hub_batches_default PARTITION OF hub_batches DEFAULT;
 
+-- PostgreSQL only (issue 18): one row per leaf still held (batch, index, province
+-- pseudonym), COPYed with its batch and deleted with its redaction, partitioned like
+-- hub_batches: the pseudonym index a lookup by pseudonym uses instead of scanning
+-- every batch's blob (node/store/_hub.py).
+CREATE TABLE hub_leaf_keys (
+    batch     BIGINT NOT NULL,
+    idx       INTEGER NOT NULL,
+    pseudonym BYTEA NOT NULL,
+    period    TEXT COLLATE "C" NOT NULL
+) PARTITION BY RANGE (period);
+CREATE TABLE hub_leaf_keys_default PARTITION OF hub_leaf_keys DEFAULT;
+CREATE INDEX hub_leaf_keys_by_pseudonym ON hub_leaf_keys (pseudonym);
+CREATE INDEX hub_leaf_keys_by_batch ON hub_leaf_keys (batch);
+
 CREATE TABLE hub_status_lists (
     region      TEXT NOT NULL,
     list_id     TEXT NOT NULL,
@@ -102,15 +116,7 @@ CREATE TABLE hub_witness_evidence (
     detected_at BIGINT NOT NULL
 );
 
--- Read-only convenience view (tests, inspection; slow on big hubs): one row per leaf held.
+-- Read-only convenience view (tests, inspection): one row per leaf held; on PostgreSQL
+-- a plain projection of the leaf keys.
 CREATE VIEW hub_leaves AS
-WITH RECURSIVE leaf (batch, idx) AS (
-    SELECT id, 0 FROM hub_batches WHERE leaves > 0
-    UNION ALL
-    SELECT leaf.batch, leaf.idx + 1 FROM leaf JOIN hub_batches AS b ON b.id = leaf.batch
-    WHERE leaf.idx + 1 < b.leaves
-)
-SELECT leaf.batch AS batch, leaf.idx AS idx,
-       substr(b.pseudonyms, (leaf.idx * 32 + 1)::integer, 32) AS pseudonym
-FROM leaf JOIN hub_batches AS b ON b.id = leaf.batch
-WHERE substr(b.pseudonyms, (leaf.idx * 32 + 1)::integer, 32) != decode(repeat('00', 32), 'hex');
+SELECT batch, idx::bigint AS idx, pseudonym FROM hub_leaf_keys;

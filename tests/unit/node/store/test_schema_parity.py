@@ -15,8 +15,9 @@ from pathlib import Path
 from node.store import connect
 from node.store._migrate import migrations
 
-#: PostgreSQL-only tables (the version the SQLite file keeps in its header)
-PG_ONLY_TABLES = frozenset({"schema_version"})
+#: PostgreSQL-only tables (the version the SQLite file keeps in its header; the hub's
+#: leaf pseudonyms, which SQLite scans in the batches' blobs)
+PG_ONLY_TABLES = frozenset({"schema_version", "hub_leaf_keys"})
 #: table -> columns PostgreSQL adds for declarative partitioning (docs/adr/0700)
 PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
     "snapshots": ("period",),
@@ -81,6 +82,7 @@ PARTITIONED = {
     "snapshot_batches": "period",
     "snapshot_leaves": "period",
     "hub_batches": "period",
+    "hub_leaf_keys": "period",  # PostgreSQL only: the hub's leaf pseudonyms, by index
     "outbox": "created_at",
 }
 
