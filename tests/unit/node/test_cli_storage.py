@@ -18,7 +18,7 @@ import pytest
 
 from node.cli._main import main
 from node.core._config import load_config
-from node.store import DatabaseError, connect
+from node.store import connect
 from node.store._translog import LogWrite
 
 KEY = b"\x05" * 32
@@ -145,15 +145,10 @@ def test_model_rollout_evaluate_on_the_storage(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     storage_url: str,
-    request: pytest.FixtureRequest,
 ) -> None:
     """REQ: H11 N12 (issue 18) — `huxin model rollout evaluate` scores the node's population
     in [storage] (evaluate() takes the storage target) and writes the evaluated candidate
     there; `status` then shows it."""
-    if storage_url.startswith("postgresql"):
-        # node.store._synthetic.read_outcomes catches SQLite's "no such table" only; on
-        # PostgreSQL the missing population_outcomes table is SQLSTATE 42P01 (pg-sql's)
-        request.applymarker(pytest.mark.xfail(raises=DatabaseError, strict=True))
     node.write_text(
         node.read_text("utf-8") + "\n[rights]\nrollout_population = 2000\n", encoding="utf-8"
     )
@@ -298,14 +293,10 @@ def test_derived_rollout_puts_a_candidate_in_force_in_the_storage(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     storage_url: str,
-    request: pytest.FixtureRequest,
 ) -> None:
     """REQ: H11 N18 (issue 18) — `huxin derived rollout ... --candidate --yes` evaluates the
     candidate on the node's population in [storage] (evaluate_derived takes the storage
     target) and writes the version in force there."""
-    if storage_url.startswith("postgresql"):
-        # node.store._synthetic.read_outcomes: missing population_outcomes is 42P01 here
-        request.applymarker(pytest.mark.xfail(raises=DatabaseError, strict=True))
     config = _hainan(tmp_path, capsys, storage_url)
     text = resources.files("scoring.derived").joinpath("hainan-credit-card.toml")
     cand = tmp_path / "next.toml"
