@@ -299,9 +299,8 @@ async def _repairs(hc: HttpContext, who: AuthenticatedCitizen, r: PendingOnlyPar
 
 
 async def _opt_out(hc: HttpContext, who: AuthenticatedCitizen, r: ConfirmBody) -> Message:
-    answer = await own.opt_out(hc.node, _key(who), r.confirm)
-    hc.auth.close_subject(_key(who))  # no session keeps the ID number (issue 19)
-    return answer
+    # the session stays: an opted-out citizen still reads their page and may opt in
+    return await own.opt_out(hc.node, _key(who), r.confirm)
 
 
 async def _opt_in(hc: HttpContext, who: AuthenticatedCitizen, _r: NoBody) -> Message:

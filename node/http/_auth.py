@@ -16,7 +16,7 @@
   session: a random id in the cookie ``huxin_session`` (``HttpOnly; Secure;
   SameSite=Strict``) bound to that assertion's subject, ending after
   ``[identity] session_seconds``, at ``POST /auth/sign-out``, or when the citizen
-  deregisters or opts out (:meth:`Auth.close_subject`);
+  deregisters (:meth:`Auth.close_subject`);
 * CSRF: a request authenticated by the session cookie must ALSO carry the
   header ``X-CSRF-Token`` equal to the session's token (given as the readable
   cookie ``huxin_csrf`` and by ``GET /auth/session``), and a state-changing one
@@ -231,8 +231,8 @@ class Auth:
             self._drop(sid)
 
     def close_subject(self, subject_key: bytes) -> None:
-        """Sign the subject out everywhere: after deregistration or opt-out nothing
-        of that person (their ID number above all) stays in this process."""
+        """Sign the subject out everywhere: after deregistration nothing of that
+        person (their ID number above all) stays in this process."""
         for sid in list(self._by_subject.get(subject_key, [])):
             self._drop(sid)
 

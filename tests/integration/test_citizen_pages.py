@@ -468,6 +468,16 @@ async def test_opt_out_and_deregistration_say_what_happens(world: World, phone: 
     await page.wait_for_selector("#dereg-result:has-text('已注销')")
     assert "删除记录 4 条" in await page.inner_text("#dereg-result")
     await expect_refused(world.citizen.GetMyScore(node_pb2.MyScoreRequest(), metadata=me(FRANK)))
+    # deregistration ended every session of FRANK (nothing of the person stays in the
+    # node): registering again signs in first and comes back to the same button
+    await page.click("#register-btn")
+    await page.wait_for_url(f"{world.origin}/signin?next=%2Faccount%3Fagain%3D1")
+    await ready(page)
+    await page.click("#provider")
+    await page.fill("#id_number", FRANK)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{world.origin}/account?again=1")
+    await ready(page)
     await page.click("#register-btn")  # records about FRANK are accepted again
     await page.wait_for_selector("#alert.ok:has-text('已重新登记')")
 

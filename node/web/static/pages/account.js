@@ -74,6 +74,9 @@
         `已注销：删除记录 ${H.num(r.records_deleted)} 条、授权 ${H.num(r.consents_deleted)} 项，撤销证明 ${H.num(r.attestations_revoked)} 份${r.hub_notified ? "，已通知省级枢纽" : ""}。`,
         `Deregistered: ${H.num(r.records_deleted)} records and ${H.num(r.consents_deleted)} consents deleted, ${H.num(r.attestations_revoked)} attestations revoked${r.hub_notified ? ", the hub is told" : ""}.`
       );
+      // the node ends every session of a deregistered person: registering again
+      // signs in first, and the sign-in brings them back here with the button shown
+      history.replaceState(null, "", "/account?again=1");
       document.getElementById("register-btn").hidden = false;
     } catch (e) {
       H.showError(e);
@@ -84,6 +87,7 @@
     try {
       await H.api("POST", H.API.register, {});
       document.getElementById("register-btn").hidden = true;
+      history.replaceState(null, "", "/account");
       H.showNotice(t("已重新登记：部门报送的关于您的记录将重新被接收。", "Registered again: records about you are accepted again."));
     } catch (e) {
       H.showError(e);
@@ -98,6 +102,9 @@
       document.getElementById("optin-btn").addEventListener("click", optIn);
       document.getElementById("dereg-btn").addEventListener("click", deregister);
       document.getElementById("register-btn").addEventListener("click", register);
+    }
+    if (new URLSearchParams(location.search).get("again") === "1") {
+      document.getElementById("register-btn").hidden = false;
     }
     await Promise.all([drawNotices(), drawOptOut()]);
   });
