@@ -94,10 +94,10 @@ def migrate_pg(conn: sqlite3.Connection | PgConnection) -> int:
 def connect_pg(backend: Backend, *, readonly: bool = False) -> sqlite3.Connection:
     """A migrated (or, ``readonly``, version-checked) PostgreSQL connection, typed as
     the ``sqlite3`` subset it implements."""
-    conn = PgConnection(backend.url, password=backend.password)
+    # read-only as SQLite's mode=ro, in libpq options: a reconnect keeps it
+    conn = PgConnection(backend.url, password=backend.password, readonly=readonly)
     try:
         if readonly:
-            conn.execute("SET default_transaction_read_only = on")  # as SQLite's mode=ro
             version = schema_version(conn)
             if version != SCHEMA_VERSION:
                 raise StorageError(
