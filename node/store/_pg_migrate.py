@@ -47,6 +47,10 @@ def _apply(conn: PgConnection, target_version: int, sql: str) -> bool:
     applied it meanwhile."""
     conn.execute("BEGIN")
     try:
+        # a replica waits for another's whole migration, and a migration's DDL for
+        # the table locks it needs: no lock_timeout here (a vanished holder is cut
+        # by idle_in_transaction_session_timeout, docs/adr/0700)
+        conn.execute("SET LOCAL lock_timeout = 0")
         conn.execute(f"SELECT pg_advisory_xact_lock({MIGRATE_LOCK:d})")
         conn.execute(_VERSION_TABLE)
         current = schema_version(conn)
