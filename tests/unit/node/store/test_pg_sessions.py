@@ -251,3 +251,32 @@ def test_a_password_file_that_is_not_utf8_is_refused_without_its_bytes(
     text = str(caught.value)
     assert "\\x" not in text and "0x" not in text and "s3cr3t" not in text
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+async def test_a_unit_whose_commit_is_lost_fails_in_doubt_and_the_next_unit_commits(
+    pg_url: str,
+) -> None:
+    """Issue 18 (defect 5): through the unit of work, the group whose COMMIT lost its
+    connection fails with COMMIT_IN_DOUBT; the writer reconnects for the next unit."""
+    from node.store._db import Database
+
+    db = await Database.open(pg_url)
+    try:
+        await db.write_unit(
+            lambda c: c.executescript(
+                """
+                CREATE TABLE doomed (i INTEGER);
+                CREATE FUNCTION end_me() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN IF NEW.i = 1 THEN PERFORM pg_terminate_backend(pg_backend_pid());
+                END IF; RETURN NULL; END $$;
+                CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON doomed
+                  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION end_me();
+                """
+            )
+        )
+        with pytest.raises(CommitInDoubt):
+            await db.write_unit(lambda c: c.execute("INSERT INTO doomed (i) VALUES (1)"))
+        await db.write_unit(lambda c: c.execute("INSERT INTO doomed (i) VALUES (2)"))
+        assert await db.fetchall("SELECT i FROM doomed", ()) == [(2,)]
+    finally:
+        await db.close()
