@@ -51,7 +51,7 @@ from node.federation._sync import MaterialRefused
 from node.hub._registry import RegistryError
 from node.monthly._batch import BatchError
 from node.monthly._snapshots import SnapshotError
-from node.store import StorageUnavailable
+from node.store import CommitInDoubt, StorageUnavailable
 from node.store._outbox import OutboxError
 from scoring import ScoringError
 
@@ -82,6 +82,8 @@ CLASS_STATUS: Mapping[type[NodeError], grpc.StatusCode] = {
     UnavailableError: S.UNAVAILABLE,
     # the database cannot be reached now (PostgreSQL down, connection lost; issue 18)
     StorageUnavailable: S.UNAVAILABLE,
+    # the connection dropped during COMMIT: the outcome is unknown (docs/adr/0700)
+    CommitInDoubt: S.UNAVAILABLE,
     UnimplementedError: S.UNIMPLEMENTED,
     InternalError: S.INTERNAL,
     BatchError: S.FAILED_PRECONDITION,

@@ -75,6 +75,7 @@ from node.store._locks import WriterTurn, exclusive_writer, offline_job, writer_
 from node.store._migrate import (
     BUSY_TIMEOUT_MS,
     SCHEMA_VERSION,
+    CommitInDoubt,
     StorageError,
     StorageUnavailable,
     connect,
@@ -85,6 +86,7 @@ from node.store._migrate import (
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "SCHEMA_VERSION",
+    "CommitInDoubt",
     "Connection",
     "DatabaseError",
     "Error",

@@ -9,7 +9,7 @@ Invariants:
 * :func:`resolve` never opens anything; a PostgreSQL URL that carries a password is
   refused (``StorageError("PASSWORD_IN_URL")``): passwords come from
   ``[storage] password_file`` (at most ``MAX_PASSWORD`` bytes, one trailing newline
-  stripped) or the environment ``HUXIN_PG_PASSWORD``; libpq's own ``PGPASSWORD`` and
+  stripped; UTF-8, else ``PASSWORD_FILE_INVALID`` without any byte of it) or the environment ``HUXIN_PG_PASSWORD``; libpq's own ``PGPASSWORD`` and
   ``~/.pgpass`` work too, since they are read by libpq itself;
 * the password is held only in :class:`Backend` (``repr`` hides it) and handed to
   the driver; it is never logged and never part of a URL or an error message.
@@ -58,7 +58,14 @@ def _read_password(path: Path) -> str:
         raise StorageError(
             "PASSWORD_FILE_TOO_LARGE", f"storage.password_file must be at most {MAX_PASSWORD} bytes"
         )
-    return raw.decode("utf-8").removesuffix("\n").removesuffix("\r")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        # the decoder's message quotes the offending byte: a byte of the secret
+        raise StorageError(
+            "PASSWORD_FILE_INVALID", f"storage.password_file {str(path)!r} is not UTF-8 text"
+        ) from None
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def resolve(target: Target) -> Backend:

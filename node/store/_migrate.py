@@ -26,6 +26,7 @@ from node.core._errors import HuxinError, UnavailableError
 
 __all__ = [
     "SCHEMA_VERSION",
+    "CommitInDoubt",
     "Migration",
     "StorageError",
     "StorageUnavailable",
@@ -53,6 +54,17 @@ class StorageUnavailable(UnavailableError):
 
     def __init__(self, message: str) -> None:
         super().__init__("STORAGE_UNAVAILABLE", message)
+
+
+class CommitInDoubt(UnavailableError):
+    """The connection dropped while COMMIT was on its way: the server may have
+    committed the unit or not, and this process cannot tell (UNAVAILABLE at the RPC
+    edge, reason ``COMMIT_IN_DOUBT``).  Unlike :class:`StorageUnavailable` it never
+    promises that nothing was written: a caller repeats the request only if the
+    request is idempotent, or reads the state first (docs/adr/0700)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("COMMIT_IN_DOUBT", message)
 
 
 @dataclass(frozen=True)

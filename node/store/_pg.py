@@ -38,6 +38,18 @@ Invariants:
 * a reader adapter (``reader=True``) repeats a statement outside a transaction once
   on a new connection when its connection turns out lost (reads are safe to
   repeat; a write outside a transaction never is);
+* every (re)connection runs with the session settings of :class:`SessionLimits`,
+  passed in libpq ``options`` so a transparent reconnect keeps them and a database
+  or role default cannot change them: ``default_transaction_isolation`` is READ
+  COMMITTED (and ``BEGIN`` says so too): the dense ``max + 1`` allocation under the
+  advisory lock (:mod:`node.store._dense`) sees the previous holder's commit only
+  in READ COMMITTED; ``idle_in_transaction_session_timeout`` cuts a session whose
+  client vanished holding a lock; ``lock_timeout`` bounds a wait for a lock (its
+  error, SQLSTATE 55P03, is :class:`node.store.StorageUnavailable`); the server's
+  TCP keepalives and ``tcp_user_timeout`` find a peer gone without a FIN in
+  seconds, not hours; a ``readonly`` adapter adds ``default_transaction_read_only``;
+* a connection lost while COMMIT was on its way is :class:`node.store.CommitInDoubt`
+  (``COMMIT_IN_DOUBT``): the server may or may not have committed;
 * one adapter is used by one thread at a time (the unit of work's threads own it).
 """
 
@@ -47,17 +59,65 @@ import contextlib
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import psycopg
 from psycopg import pq
+from psycopg.conninfo import conninfo_to_dict
 
-from node.store._migrate import StorageUnavailable
+from node.store._migrate import CommitInDoubt, StorageUnavailable
 
-__all__ = ["CONNECT_TIMEOUT_S", "PgConnection", "map_error", "translate"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "SESSION_LIMITS",
+    "PgConnection",
+    "SessionLimits",
+    "map_error",
+    "translate",
+]
 
 CONNECT_TIMEOUT_S = 5  # a server that is down fails a request fast (UNAVAILABLE)
+_LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
+_BEGIN_RC = "BEGIN ISOLATION LEVEL READ COMMITTED"
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """Server-side session settings of every connection (milliseconds / seconds).
+
+    ``idle_in_transaction_ms`` is well above the longest pause of a unit between two
+    statements (units run no network calls inside a transaction, ADR 0601), so only
+    a session whose client is gone is cut; ``lock_wait_ms`` is above it, so a writer
+    waiting behind a vanished holder outlives the holder's session and proceeds;
+    ``tcp_*`` are the server's keepalive probes of the client (TCP sessions only)."""
+
+    idle_in_transaction_ms: int = 60_000
+    lock_wait_ms: int = 90_000
+    tcp_keepalives_idle_s: int = 30
+    tcp_keepalives_interval_s: int = 10
+    tcp_keepalives_count: int = 3
+    tcp_user_timeout_ms: int = 60_000
+
+    def options(self, *, readonly: bool) -> str:
+        """The libpq ``options`` string (``-c name=value`` for each setting)."""
+        settings = [
+            ("default_transaction_isolation", r"read\ committed"),
+            ("idle_in_transaction_session_timeout", str(self.idle_in_transaction_ms)),
+            ("lock_timeout", str(self.lock_wait_ms)),
+            ("tcp_keepalives_idle", str(self.tcp_keepalives_idle_s)),
+            ("tcp_keepalives_interval", str(self.tcp_keepalives_interval_s)),
+            ("tcp_keepalives_count", str(self.tcp_keepalives_count)),
+            ("tcp_user_timeout", str(self.tcp_user_timeout_ms)),
+        ]
+        if readonly:
+            settings.append(("default_transaction_read_only", "on"))
+        return " ".join(f"-c {name}={value}" for name, value in settings)
+
+
+#: the limits new adapters use (a test may put small values here)
+SESSION_LIMITS = SessionLimits()
 _BEGIN = re.compile(
     r"^\s*BEGIN(\s+(IMMEDIATE|EXCLUSIVE|DEFERRED))?(\s+TRANSACTION)?\s*;?\s*$", re.I
 )
@@ -166,9 +226,19 @@ class PgConnection:
 
     dialect = "postgresql"
 
-    def __init__(self, conninfo: str, *, password: str | None = None, reader: bool = False) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        password: str | None = None,
+        reader: bool = False,
+        readonly: bool = False,
+        limits: SessionLimits | None = None,
+    ) -> None:
         self._conninfo = conninfo
         self._password = password
+        self._readonly = readonly
+        self._limits = SESSION_LIMITS if limits is None else limits
         # a reader's statement outside a transaction is tried once more on a new
         # connection when the old one turns out lost (a read is safe to repeat)
         self._reader = reader
@@ -181,6 +251,22 @@ class PgConnection:
         extra: dict[str, Any] = {"application_name": "huxin"}
         if self._password is not None:
             extra["password"] = self._password
+        limits = self._limits
+        own = limits.options(readonly=self._readonly)
+        try:
+            given = str(conninfo_to_dict(self._conninfo).get("options") or "")
+        except psycopg.ProgrammingError:
+            given = ""  # an unparsable URL fails in connect() below, with libpq's words
+        # ours come last: a later -c of the same name wins
+        extra["options"] = f"{given} {own}".strip()
+        # the client's keepalives too: a server gone without a FIN fails a statement
+        extra.update(
+            keepalives=1,
+            keepalives_idle=limits.tcp_keepalives_idle_s,
+            keepalives_interval=limits.tcp_keepalives_interval_s,
+            keepalives_count=limits.tcp_keepalives_count,
+            tcp_user_timeout=limits.tcp_user_timeout_ms,
+        )
         try:
             conn = psycopg.connect(
                 self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, **extra
@@ -218,6 +304,10 @@ class PgConnection:
             if self._tx:
                 self._lost_tx = True
             return StorageUnavailable(f"the database connection was lost: {exc}".strip())
+        if getattr(exc, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+            # a holder kept the lock past lock_timeout (a vanished replica is cut by
+            # idle_in_transaction_session_timeout first): retrying later may succeed
+            return StorageUnavailable(f"a database lock was not granted in time: {exc}".strip())
         return map_error(exc)
 
     # -- the sqlite3.Connection subset ---------------------------------------------
@@ -272,7 +362,7 @@ class PgConnection:
             )
         conn = self._live()
         try:
-            cur = conn.execute("BEGIN")
+            cur = conn.execute(_BEGIN_RC)
         except psycopg.Error as exc:
             err = self._failed(exc)
             if not isinstance(err, StorageUnavailable):
@@ -280,7 +370,7 @@ class PgConnection:
             # the connection died while idle (server restarted, session timed out):
             # nothing was done yet, so BEGIN once more on a new connection
             try:
-                cur = self._live().execute("BEGIN")
+                cur = self._live().execute(_BEGIN_RC)
             except psycopg.Error as again:
                 raise self._failed(again) from again
         self._tx = True
@@ -311,6 +401,13 @@ class PgConnection:
         except psycopg.Error as exc:
             err = self._failed(exc)
             self._tx = self._lost_tx = False
+            if verb == "COMMIT" and isinstance(err, StorageUnavailable):
+                # COMMIT may have reached the server and been applied before the
+                # connection dropped: "nothing was committed" would be a guess
+                raise CommitInDoubt(
+                    "the connection to the database was lost during COMMIT: "
+                    "the outcome of the transaction is unknown"
+                ) from exc
             raise err from exc
         self._tx = False
         return cur

@@ -47,6 +47,10 @@ def _apply(conn: PgConnection, target_version: int, sql: str) -> bool:
     applied it meanwhile."""
     conn.execute("BEGIN")
     try:
+        # a replica waits for another's whole migration, and a migration's DDL for
+        # the table locks it needs: no lock_timeout here (a vanished holder is cut
+        # by idle_in_transaction_session_timeout, docs/adr/0700)
+        conn.execute("SET LOCAL lock_timeout = 0")
         conn.execute(f"SELECT pg_advisory_xact_lock({MIGRATE_LOCK:d})")
         conn.execute(_VERSION_TABLE)
         current = schema_version(conn)
@@ -94,10 +98,10 @@ def migrate_pg(conn: sqlite3.Connection | PgConnection) -> int:
 def connect_pg(backend: Backend, *, readonly: bool = False) -> sqlite3.Connection:
     """A migrated (or, ``readonly``, version-checked) PostgreSQL connection, typed as
     the ``sqlite3`` subset it implements."""
-    conn = PgConnection(backend.url, password=backend.password)
+    # read-only as SQLite's mode=ro, in libpq options: a reconnect keeps it
+    conn = PgConnection(backend.url, password=backend.password, readonly=readonly)
     try:
         if readonly:
-            conn.execute("SET default_transaction_read_only = on")  # as SQLite's mode=ro
             version = schema_version(conn)
             if version != SCHEMA_VERSION:
                 raise StorageError(

@@ -23,7 +23,10 @@ from node.http._status import HTTP_STATUS, refusal_of
 from node.monthly._batch import BatchError
 from node.pb.v1 import node_pb2, scoring_pb2
 from node.rpc._status import CLASS_STATUS, REASON_STATUS, map_error
-from node.store import StorageUnavailable
+from node.store import CommitInDoubt, StorageUnavailable
+
+#: the classes whose reason is fixed (the database cannot be reached / COMMIT in doubt)
+FIXED_REASON = {StorageUnavailable: "STORAGE_UNAVAILABLE", CommitInDoubt: "COMMIT_IN_DOUBT"}
 
 
 def test_every_grpc_code_has_an_http_status() -> None:
@@ -34,9 +37,9 @@ def test_every_grpc_code_has_an_http_status() -> None:
 @pytest.mark.parametrize("cls", list(CLASS_STATUS), ids=lambda c: c.__name__)
 def test_a_class_maps_to_the_http_status_of_its_grpc_code(cls: type[NodeError]) -> None:
     """Issue 19: reason -> gRPC code (the one table) -> HTTP status, for every class."""
-    if cls is StorageUnavailable:  # its reason is fixed: the database cannot be reached
+    if cls in FIXED_REASON:
         exc: NodeError = cls("a message")
-        expected = ("STORAGE_UNAVAILABLE", "")
+        expected = (FIXED_REASON[cls], "")
     else:
         exc, expected = cls("SOME_REASON", "a message", field="f"), ("SOME_REASON", "f")
     refusal = refusal_of(exc)
