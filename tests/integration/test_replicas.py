@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from grpc import aio
 
@@ -452,6 +453,43 @@ def test_killing_the_lease_holder_hands_the_background_work_to_another_replica(
     receipts = reps.query("SELECT seq FROM push_receipts ORDER BY seq")
     assert [int(s) for (s,) in receipts] == [int(s) for s, _ in outbox]
     _dense(reps)
+
+
+def test_a_new_holder_runs_the_month_the_killed_one_left_unfinished(
+    world: World, postgres_server: LocalPostgres
+) -> None:
+    """REQ: H3 — issue 18, ADR 0702: the monthly run belongs to the lease holder; when
+    the holder dies with the due month not finished (here: its run's rows removed, as
+    a holder killed before its first step commits leaves them), the replica that takes
+    the lease over runs the month and finishes it."""
+    reps = Replicas(world.node_dir, postgres_server.create_database("month"), 2)
+    try:
+        reps.start_all()
+        reps.wait_month()
+        first = reps.wait_holder()
+        finished = reps.query("SELECT period FROM monthly_runs WHERE state = 'finished'")
+        assert finished
+        other = next(r for r in reps.running if r is not first)
+        runs_before = sum(1 for d in other.log() if d.get("msg") == "monthly run finished")
+        first.stop(signal.SIGKILL)
+        with psycopg.connect(reps.url, autocommit=True) as conn:
+            conn.execute("DELETE FROM monthly_runs")
+            conn.execute("DELETE FROM snapshot_runs")
+        second = reps.wait_holder(other_than=first.pid)
+        assert second is other
+
+        def ran() -> bool:
+            runs = sum(1 for d in second.log() if d.get("msg") == "monthly run finished")
+            done = runs > runs_before
+            return done and bool(reps.query("SELECT 1 FROM monthly_runs WHERE state = 'finished'"))
+
+        wait_until(ran, "the new holder to run the month")
+        again = reps.query("SELECT period FROM monthly_runs WHERE state = 'finished'")
+        assert again == finished  # the same due month, finished once more by the new holder
+        failed = [d for d in second.log() if "failed" in str(d.get("msg"))]
+        assert not failed, failed
+    finally:
+        reps.stop_all()
 
 
 # ------------------------------------------------------------------ database restart
