@@ -19,7 +19,11 @@ Invariants:
   when the node reports itself ready, exactly as without a gate;
 * :meth:`BackgroundGate.stop` stops the work, then gives the lease up, then
   returns; an error of the work's own start or stop is logged and never ends the
-  gate (the next loss or acquisition tries again).
+  gate (the next loss or acquisition tries again);
+* the server may free the lock before the holder notices (a terminated or timed
+  out session); work whose write must never follow a successor's runs
+  :meth:`BackgroundGate.fence`'s check inside that write transaction
+  (:class:`node.store._lease.LeaseFence`), which rolls the write back instead.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from node.core._observe import log_event
-from node.store._lease import Lease
+from node.store._lease import Lease, LeaseFence
 
 __all__ = ["POLL_SECONDS", "BackgroundGate"]
 
@@ -55,6 +59,11 @@ class BackgroundGate:
         self.running = False  # the work is started (this process holds the lease)
         self.taken = 0  # times this process took the lease
         self.lost = 0  # times it lost it while serving
+
+    def fence(self) -> LeaseFence:
+        """The check a fenced write unit of the work runs on its connection (raises
+        :class:`node.store._lease.LeaseLost` once this holding is over)."""
+        return self._lease.fence()
 
     async def start(self) -> None:
         """Try the lease once (starting the work if held), then keep watching/polling."""

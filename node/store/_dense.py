@@ -19,6 +19,9 @@ Invariants:
 * an allocating function calls :func:`lock_dense_indexes` itself too (a no-op
   when held: advisory locks are re-entrant), so a transaction outside the unit
   of work (a CLI job) allocates densely as well;
+* the key is scoped to the session's database and schema
+  (:func:`node.store._lease.scoped_key_sql`): two nodes in one database, a
+  schema each, never queue on each other's lock;
 * on SQLite nothing is taken: the writer lock already serialises writers.
 """
 
@@ -27,11 +30,12 @@ from __future__ import annotations
 from typing import Final
 
 from node.store._backend import dialect_of
-from node.store._lease import lock_key
+from node.store._lease import scoped_key_sql
 
 __all__ = ["DENSE_INDEXES", "lock_dense_indexes", "on_postgresql"]
 
-DENSE_INDEXES: Final = lock_key("huxin/dense-indexes")
+DENSE_INDEXES: Final = "huxin/dense-indexes"  # the lock's name; its key is per schema
+_LOCK_SQL: Final = f"SELECT pg_advisory_xact_lock({scoped_key_sql('?')})"
 
 
 def on_postgresql(conn: object) -> bool:
@@ -43,4 +47,4 @@ def lock_dense_indexes(conn: object) -> None:
     """Inside a write transaction on PostgreSQL: take the dense-index lock, held until
     COMMIT or ROLLBACK (see the module docstring); nothing on SQLite."""
     if on_postgresql(conn):
-        conn.execute("SELECT pg_advisory_xact_lock(?)", (DENSE_INDEXES,))  # type: ignore[attr-defined]
+        conn.execute(_LOCK_SQL, (DENSE_INDEXES,))  # type: ignore[attr-defined]

@@ -25,8 +25,9 @@ storage target (``[storage]``, a URL or a SQLite path).  On PostgreSQL
   own tools while the node is stopped);
 * :func:`writer_turn` hands out a turn that does nothing: PostgreSQL's row locks
   order concurrent writers of every process, and no writer waits in a busy loop;
-* :func:`exclusive_writer` holds the session advisory lock :data:`EXCLUSIVE_LOCK`
-  (``pg_advisory_lock``) for the block, on a connection of its own: it excludes
+* :func:`exclusive_writer` holds the session advisory lock named
+  :data:`EXCLUSIVE_LOCK` (``pg_advisory_lock``, its key scoped to the session's
+  database and schema, :func:`node.store._lease.scoped_key_sql`) for the block, on a connection of its own: it excludes
   the other holders of that lock only (two ``exclusive_writer`` blocks, e.g. two
   maintenance jobs), not the node's ordinary writers.
 """
@@ -42,6 +43,7 @@ from typing import Any, TypeAlias
 
 from node.core._config_storage import StorageConfig
 from node.store._backend import resolve
+from node.store._lease import scoped_key_sql
 
 __all__ = [
     "EXCLUSIVE_LOCK",
@@ -125,7 +127,7 @@ class JobLock:
 WriterTurn: TypeAlias = contextlib.AbstractContextManager[Any]
 Target: TypeAlias = StorageConfig | str | Path
 
-EXCLUSIVE_LOCK = 0x48_58_00_02  # "HX" 0002: exclusive_writer on PostgreSQL
+EXCLUSIVE_LOCK = "huxin/exclusive-writer"  # its key is per database and schema
 
 
 class _FreeTurn:
@@ -190,12 +192,14 @@ def exclusive_writer(database: Target) -> Iterator[None]:
 
         conn = PgConnection(backend.url, password=backend.password)
         try:
-            conn.execute(f"SELECT pg_advisory_lock({EXCLUSIVE_LOCK:d})")
+            row = conn.execute(f"SELECT {scoped_key_sql('?')}", (EXCLUSIVE_LOCK,)).fetchone()
+            key = int(row[0])
+            conn.execute("SELECT pg_advisory_lock(?)", (key,))
             try:
                 yield
             finally:
                 # released now, not when the server notices the closed session
-                conn.execute(f"SELECT pg_advisory_unlock({EXCLUSIVE_LOCK:d})")
+                conn.execute("SELECT pg_advisory_unlock(?)", (key,))
         finally:
             conn.close()  # a lost session has released its locks anyway
         return

@@ -20,18 +20,13 @@ import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from node.core._config import load_config
 from node.demo._testbed import spawn_serve, wait_for_ready
-from node.monthly import due_period
-from node.monthly._batch import period_as_of
-from node.store._lease import APPLICATION, BACKGROUND, lock_key
-from scoring import load_scheme
+from node.store._lease import APPLICATION, BACKGROUND, scoped_key_sql
 from tests._waiting import WAIT_S, wait_until
 
 __all__ = ["Replica", "Replicas"]
@@ -155,8 +150,8 @@ class Replicas:
                 "JOIN pg_stat_activity a ON a.pid = l.pid "
                 "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
                 "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-                "AND ((l.classid::bigint << 32) | l.objid::bigint) = %s",
-                (lock_key(BACKGROUND),),
+                f"AND ((l.classid::bigint << 32) | l.objid::bigint) = {scoped_key_sql('%s')}",
+                (BACKGROUND,),
             )
         except psycopg.OperationalError:  # the database is restarting
             return None
@@ -184,11 +179,9 @@ class Replicas:
         return found[0]
 
     def wait_month(self, timeout: float = WAIT_S) -> None:
-        """Wait until the lease holder's first monthly step has ended (H3, ADR 0514):
-        grades are refused ``SCORE_NOT_PUBLISHED`` until a month is published.
-
-        A step that failed leaves no month: then :meth:`publish_empty_month` records
-        the empty month the run would have published (no one is scored at start)."""
+        """Wait until the lease holder's first monthly step has ended (H3, ADR 0514)
+        and assert it FINISHED: grades are refused ``SCORE_NOT_PUBLISHED`` until a
+        month is published, and a failed step is a defect, never papered over."""
 
         steps = {"monthly run finished", "monthly run failed", "monthly scheduler step failed"}
 
@@ -196,31 +189,13 @@ class Replicas:
             return any(d.get("msg") in steps for r in self.running for d in r.log())
 
         wait_until(ended, "the first monthly step", timeout)
-        if not self.query("SELECT 1 FROM monthly_runs WHERE state = 'finished'"):
-            self.publish_empty_month()
-
-    def publish_empty_month(self) -> None:
-        """Record the finished, empty month the holder's first step publishes.
-
-        Stopgap of issue 18 for the replica tests: the monthly run's own reads and
-        writes on PostgreSQL are ported separately (the pg-bulk part); until then its
-        step fails there, and these rows are what it leaves for a region with nobody
-        scored yet.  People submitted later are published on their first request
-        (``entry_or_publish``), exactly as on SQLite."""
-        config = load_config(self.configs[0])
-        scheme = load_scheme(config.scheme)
-        now = datetime.now(UTC)
-        period = due_period(now, config.schedule.monthly_day, config.schedule.monthly_hour)
-        at = now.isoformat(timespec="seconds")
-        with psycopg.connect(self.url, autocommit=False, connect_timeout=10) as conn:
-            conn.execute(
-                "INSERT INTO snapshot_runs (period, scheme_id, scheme_version, as_of, chunks, "
-                "started_at, finished_at) VALUES (%s, %s, %s, %s, 1, %s, %s) "
-                "ON CONFLICT (period, scheme_id, scheme_version) DO UPDATE SET finished_at = %s",
-                (period, scheme.id, scheme.version, period_as_of(period).isoformat(), at, at, at),
-            )
-            conn.execute(
-                "UPDATE monthly_runs SET state = 'finished', finished_at = %s, error = '' "
-                "WHERE period = %s AND scheme_id = %s AND scheme_version = %s",
-                (at, period, scheme.id, scheme.version),
-            )
+        failed = [
+            d
+            for r in self.running
+            for d in r.log()
+            if d.get("msg") in steps - {"monthly run finished"}
+        ]
+        assert not failed, f"the monthly step failed: {failed}"
+        assert self.query("SELECT 1 FROM monthly_runs WHERE state = 'finished'"), (
+            "the monthly step ended without a finished month"
+        )

@@ -19,7 +19,16 @@ import psycopg
 import pytest
 
 from node.rpc._background import BackgroundGate
-from node.store._lease import BACKGROUND, AdvisoryLease, ProcessLease, lock_key
+from node.store._dense import DENSE_INDEXES
+from node.store._lease import (
+    BACKGROUND,
+    AdvisoryLease,
+    LeaseLost,
+    ProcessLease,
+    lock_key,
+    scoped_key_sql,
+)
+from node.store._pg import PgConnection
 from tests._waiting import WAIT_S, until
 
 
@@ -37,7 +46,7 @@ async def _take(lease: AdvisoryLease) -> None:
         await asyncio.sleep(0.1)
 
 
-async def _holder_pid(url: str, key: int) -> int | None:
+async def _holder_pid(url: str, key: int | None) -> int | None:
     """The backend pid holding advisory lock ``key`` in this database (None: free)."""
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         cur = await conn.execute(
@@ -60,6 +69,136 @@ def test_the_lock_key_is_stable_and_per_name() -> None:
     assert lock_key(BACKGROUND) == lock_key("huxin/background")
     assert lock_key(BACKGROUND) != lock_key("huxin/dense-indexes")
     assert -(2**63) <= lock_key(BACKGROUND) < 2**63
+    assert lock_key(BACKGROUND, "db", "a") != lock_key(BACKGROUND, "db", "b")
+
+
+_SERVER_KEEPALIVES = (
+    "idle_session_timeout",
+    "tcp_keepalives_idle",
+    "tcp_keepalives_interval",
+    "tcp_keepalives_count",
+    "tcp_user_timeout",
+)
+
+
+def _in_schema(url: str, schema: str) -> str:
+    """``url`` with a search_path of its own: one node's schema in a shared database."""
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
+async def test_keys_are_per_database_and_schema_and_the_lease_sets_server_keepalives(
+    pg_url: str,
+) -> None:
+    """Issue 18 "Replicas", ADR 0702: the key the session computes is lock_key of
+    (database, schema, name); the lease session carries the server-side keepalives
+    that free a vanished holder's lock (client keepalives never do)."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        row = conn.execute(
+            f"SELECT current_database(), current_schema(), {scoped_key_sql('%s')}",
+            (BACKGROUND,),
+        ).fetchone()
+    assert row is not None
+    database, schema, key = row
+    assert key == lock_key(BACKGROUND, database, schema or "")
+    lease = _lease(pg_url)
+    try:
+        await _take(lease)
+        assert lease.key == key
+        assert lease._conn is not None
+        # set by the session (SHOW reads 0 on this test's Unix socket: TCP only)
+        cur = await lease._conn.execute(
+            "SELECT name FROM pg_settings WHERE source = 'session' AND name = ANY(%s)",
+            (list(_SERVER_KEEPALIVES),),
+        )
+        assert {name for (name,) in await cur.fetchall()} == set(_SERVER_KEEPALIVES)
+    finally:
+        await lease.release()
+
+
+async def test_two_nodes_in_one_database_a_schema_each_hold_a_lease_each(pg_url: str) -> None:
+    """Issue 18 "Replicas", ADR 0702: two nodes sharing a database (a schema each by
+    search_path) never share the background lease nor queue on one dense-index lock."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for schema in ("node_a", "node_b"):
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    a = _lease(_in_schema(pg_url, "node_a"))
+    a2 = _lease(_in_schema(pg_url, "node_a"))
+    b = _lease(_in_schema(pg_url, "node_b"))
+    try:
+        await _take(a)
+        await _take(b)
+        assert a.held and b.held and a.key != b.key
+        assert not await a2.try_acquire()  # a replica of node A still waits for A's lease
+    finally:
+        for lease in (a, a2, b):
+            await lease.release()
+    lock = f"SELECT pg_advisory_xact_lock({scoped_key_sql('%s')})"
+    with (
+        psycopg.connect(_in_schema(pg_url, "node_a")) as one,
+        psycopg.connect(_in_schema(pg_url, "node_b")) as two,
+    ):
+        one.execute(lock, (DENSE_INDEXES,))
+        two.execute("SET lock_timeout = '30s'")
+        two.execute(lock, (DENSE_INDEXES,))  # node B's writer does not wait for node A's
+        one.rollback()
+        two.rollback()
+
+
+async def test_a_fenced_write_fails_once_the_lock_is_gone(pg_url: str) -> None:
+    """Issue 18 "Replicas", ADR 0702 (fencing): background work checks the lease
+    inside its write transaction; once the server freed the lock (here the session is
+    terminated; likewise a timeout or a restart) the check raises LeaseLost even
+    though the old holder has not noticed yet, and a fence of a lease never held fails."""
+    lease = _lease(pg_url)
+    writer = PgConnection(pg_url)
+    try:
+        with pytest.raises(LeaseLost, match="not held"):
+            lease.fence().check(writer)
+        await _take(lease)
+        fence = lease.fence()
+        fence.check(writer)  # held by the recorded backend: passes
+        assert fence.pid is not None
+        await _terminate(pg_url, fence.pid)
+        deadline = time.monotonic() + WAIT_S
+        while await _holder_pid(pg_url, fence.key) is not None:
+            assert time.monotonic() < deadline, "the terminated session kept the lock"
+            await asyncio.sleep(0.1)
+        with pytest.raises(LeaseLost, match="was lost"):
+            fence.check(writer)
+    finally:
+        writer.close()
+        await lease.release()
+
+
+async def test_a_lock_dropped_under_a_live_session_is_a_lost_lease(pg_url: str) -> None:
+    """ADR 0702: a pooler resetting the server session (PgBouncer's DISCARD ALL ends
+    advisory locks) leaves the socket open; the ping checks pg_locks and reports it."""
+    lease = _lease(pg_url)
+    try:
+        await _take(lease)
+        assert lease._conn is not None
+        watching = asyncio.ensure_future(lease.watch())
+        await lease._conn.execute("SELECT pg_advisory_unlock_all()")
+        await asyncio.wait_for(watching, 60)
+        assert not lease.held and lease.pid is None
+    finally:
+        await lease.release()
+
+
+async def test_a_server_session_already_holding_the_lock_is_refused(pg_url: str) -> None:
+    """ADR 0702: behind a transaction-mode pooler two clients may get one server session,
+    where pg_try_advisory_lock is re-entrant; the second acquisition sees the session
+    already holds the lock and refuses (simulated: the second lease gets the first's
+    connection)."""
+    first, second = _lease(pg_url), _lease(pg_url)
+    try:
+        await _take(first)
+        second._conn = first._conn
+        assert not await second.try_acquire()
+        assert not second.held and first.held
+    finally:
+        second._conn = None
+        await first.release()
 
 
 @pytest.mark.parametrize(

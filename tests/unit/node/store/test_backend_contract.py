@@ -298,18 +298,19 @@ def test_cross_process_locks_on_postgresql(pg_url: str) -> None:
     """ADR 0700: offline_job and writer_turn are no-ops on PostgreSQL;
     exclusive_writer holds its advisory lock for the block and releases it."""
     from node.store import exclusive_writer, offline_job, writer_turn
+    from node.store._lease import scoped_key_sql
     from node.store._locks import EXCLUSIVE_LOCK
 
     probe = connect(pg_url)
     try:
+        # the key is per database and schema (docs/adr/0702)
+        (key,) = probe.execute(f"SELECT {scoped_key_sql('?')}", (EXCLUSIVE_LOCK,)).fetchone()
         with offline_job(pg_url), writer_turn(pg_url) as turn, turn:
             pass
         with exclusive_writer(pg_url):
-            held = probe.execute("SELECT pg_try_advisory_lock(?)", (EXCLUSIVE_LOCK,)).fetchone()
+            held = probe.execute("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()
             assert held == (False,)
-        assert probe.execute("SELECT pg_try_advisory_lock(?)", (EXCLUSIVE_LOCK,)).fetchone() == (
-            True,
-        )
+        assert probe.execute("SELECT pg_try_advisory_lock(?)", (key,)).fetchone() == (True,)
     finally:
         probe.close()
 
