@@ -16,9 +16,8 @@ from node.cli._main import main
 from node.core._config import load_config
 from node.demo._testbed import make_id_number
 from node.monthly._batch import run_month
-from node.store import connect
+from node.store import StorageUnavailable, connect
 from node.store._backend import PASSWORD_ENV
-from node.store._pg import StorageUnavailable
 from node.store._pg_local import LocalPostgres
 from scoring import load_scheme
 
