@@ -134,8 +134,8 @@ def _publish(args: argparse.Namespace) -> int:
     config = _config(args.config)
     secrets = _secrets(config)
     now = _now()
-    # the run's database: the PostgreSQL URL, or the SQLite file (issue 18)
-    db = config.storage.url if config.storage.dialect == "postgresql" else config.database
+    # the run's database: [storage] whole, so its password_file is read (issue 18)
+    db = config.storage
     try:
         scheme = scheme_in_force(
             config.storage, load_scheme(config.scheme), datetime.fromtimestamp(now, UTC).date()

@@ -37,12 +37,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import NamedTuple
 
 from node.core._errors import CodedNodeError
 from node.store import Connection, StorageError, WriterTurn, connect, offline_job, writer_turn
 from node.store import _snapshot_runs as runs
+from node.store._backend import Target, resolve
 from scoring import Residence, Scheme, Subject, score
 
 __all__ = [
@@ -238,7 +238,7 @@ _worker: tuple[Connection, Scheme, date, int, str | None] | None = None
 
 
 def _worker_init(
-    db: str, scheme: Scheme, as_of: date, run_id: int, records_through: str | None
+    db: Target, scheme: Scheme, as_of: date, run_id: int, records_through: str | None
 ) -> None:
     global _worker  # noqa: PLW0603 - one read-only connection per worker process
     _worker = (connect(db, readonly=True), scheme, as_of, run_id, records_through)
@@ -303,7 +303,7 @@ def _scored_nobody_then(conn: Connection, run_id: int) -> bool:
 
 
 def run_month(
-    db: str | Path,
+    db: Target,
     scheme: Scheme,
     period: str,
     *,
@@ -332,10 +332,15 @@ def run_month(
         )
     if chunk_subjects < 1:
         raise BatchError("INVALID_CHUNK", "chunk size must be at least 1")
-    # a postgresql:// URL (issue 18) or a SQLite file, which must exist
-    path: str | Path = db if str(db).startswith(("postgresql://", "postgres://")) else Path(db)
-    if isinstance(path, Path) and not path.exists():
-        raise StorageError("DB_NOT_FOUND", f"database {str(path)!r} does not exist")
+    # ``[storage]`` itself, a postgresql:// URL (issue 18) or a SQLite file, which must
+    # exist.  The target travels whole to the workers: ``[storage] password_file`` is
+    # read where each connection is opened, never turned into a URL or an argument.
+    path: Target = db
+    backend = resolve(db)
+    if not backend.is_pg:
+        assert backend.path is not None
+        if not backend.path.exists():
+            raise StorageError("DB_NOT_FOUND", f"database {str(backend.path)!r} does not exist")
     held = contextlib.ExitStack()
     held.enter_context(offline_job(path))  # for the whole run: restore refuses meanwhile
     try:
@@ -381,7 +386,7 @@ def run_month(
 
 def _compute(  # noqa: PLR0917 - private helper of run_month
     conn: Connection,
-    path: str | Path,
+    path: Target,
     scheme: Scheme,
     as_of: date,
     run_id: int,
@@ -397,7 +402,7 @@ def _compute(  # noqa: PLR0917 - private helper of run_month
     if workers > 1 and len(todo) > 1:
         ctx = multiprocessing.get_context("spawn")
         pool = ctx.Pool(
-            workers, initializer=_worker_init, initargs=(str(path), scheme, as_of, run_id, through)
+            workers, initializer=_worker_init, initargs=(path, scheme, as_of, run_id, through)
         )
         results: Iterator[ChunkResult] = pool.imap_unordered(_worker_chunk, todo)
     else:

@@ -239,7 +239,7 @@ def _execute(job: _Job) -> MonthlyOutcome:
     config, month = job.config, job.month
     db = config.storage  # SQLite or PostgreSQL (issue 18)
     run = run_month(
-        db.url if db.dialect == "postgresql" else str(config.database),
+        db,  # [storage] whole: its password_file reaches every connection (issue 18)
         job.scheme,
         month.period,
         workers=config.schedule.monthly_workers,

@@ -89,7 +89,16 @@ class DevIdentityProvider:
 
 
 def replay_cache(config: NodeConfig) -> ReplayCache:
-    """The node's replay cache, journaled next to its database (``<database>.identity-replay``)."""
+    """The node's replay cache: on SQLite journaled next to its database
+    (``<database>.identity-replay``); on PostgreSQL the ``identity_replay`` table every
+    replica shares (issue 18, docs/adr/0702), so no replica accepts an assertion another
+    one has."""
+    if config.storage.dialect == "postgresql":
+        from node.store._replay import SharedReplay
+
+        return ReplayCache(
+            config.identity.replay_cache_entries, shared=SharedReplay(config.storage)
+        )
     journal = Path(f"{config.database}.identity-replay")
     return ReplayCache(config.identity.replay_cache_entries, journal)
 

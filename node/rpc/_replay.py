@@ -32,6 +32,7 @@ from __future__ import annotations
 import heapq
 import os
 from pathlib import Path
+from typing import Protocol
 
 from node.core._errors import ResourceExhaustedError, UnauthenticatedError, UnavailableError
 from node.core._observe import log_event
@@ -46,10 +47,22 @@ MAX_CAPACITY = 10_000_000
 _COMPACT_SLACK = 4_096  # records written beyond twice the live ones before a rewrite
 
 
-class ReplayCache:
-    """Keys of accepted assertions until they expire; ``journal`` None = memory only."""
+class SharedAdmit(Protocol):
+    """The replicas' common record (node/store/_replay.py): True the first time."""
 
-    def __init__(self, capacity: int, journal: Path | None = None) -> None:
+    def admit(self, key: bytes, until: int, now: int) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class ReplayCache:
+    """Keys of accepted assertions until they expire; ``journal`` None = memory only;
+    ``shared`` (PostgreSQL, issue 18): the replicas' common table decides, so an
+    assertion accepted by one replica is refused by every other."""
+
+    def __init__(
+        self, capacity: int, journal: Path | None = None, *, shared: SharedAdmit | None = None
+    ) -> None:
         if not 1 <= capacity <= MAX_CAPACITY:
             raise ValueError(f"capacity must be 1..{MAX_CAPACITY}")
         self.capacity = capacity
@@ -59,6 +72,7 @@ class ReplayCache:
         self._fd: int | None = None
         self._records = 0  # records in the journal file
         self._loaded = journal is None
+        self._shared = shared
 
     def __len__(self) -> int:
         return len(self._until)
@@ -81,6 +95,11 @@ class ReplayCache:
                 "IDENTITY_REPLAY_CACHE_FULL",
                 "too many identity assertions in their lifetime; retry later",
             )
+        if self._shared is not None and not self._shared.admit(key, until, now):
+            raise UnauthenticatedError(
+                "IDENTITY_REPLAYED",
+                "this identity assertion was already used; ask the provider for a new one",
+            )
         self._append(key, until)
         self._until[key] = until
         heapq.heappush(self._heap, (until, key))
@@ -88,6 +107,8 @@ class ReplayCache:
             self._rewrite(now)
 
     def close(self) -> None:
+        if self._shared is not None:
+            self._shared.close()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

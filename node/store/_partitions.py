@@ -25,6 +25,10 @@ Invariants:
 * a month's partition is created in ONE transaction that also moves the rows of
   that month the ``DEFAULT`` partition caught meanwhile (a node down over a month
   boundary), so no row is lost and ``ATTACH`` never fails on them;
+* an outbox partition is never dropped while it holds an event above the lowest hub
+  cursor (``push_state``) or the outbox's highest seq (reported in
+  :attr:`Maintenance.held`): retention loses no unpushed event and seq allocation
+  (max + 1) never restarts below a hub's cursor;
 * only partitions named by this module are ever dropped; a table whose key is not
   one column of a known type is left alone and reported;
 * plain PostgreSQL 11+ DDL only (no extension such as pg_partman), so the
@@ -95,6 +99,8 @@ class Maintenance:
     moved_rows: int = 0
     deleted_rows: int = 0
     skipped: list[str] = field(default_factory=list)
+    # outbox partitions past retention kept: unpushed events, or the highest seq
+    held: list[str] = field(default_factory=list)
 
 
 def _month(d: date, shift: int) -> date:
@@ -187,12 +193,33 @@ def _create_month(conn: Any, table: PeriodTable, first: date) -> tuple[str, int]
     return name, moved
 
 
+OUTBOX = "outbox"
+
+
+def _outbox_needs(conn: Any, name: str) -> bool:
+    """The outbox partition ``name`` holds an event some hub has not acknowledged (a
+    seq above the lowest ``push_state.cursor``; no push target yet: every event), or
+    the outbox's highest seq, which seq allocation counts on (max(seq) + 1 must never
+    fall to or below a hub's cursor, else new events are never sent)."""
+    (floor,) = conn.execute("SELECT COALESCE(min(cursor), 0) FROM push_state").fetchone()
+    (needed,) = conn.execute(
+        sql.SQL(
+            "SELECT EXISTS (SELECT 1 FROM {} WHERE seq > %s OR seq = (SELECT max(seq) FROM {}))"
+        ).format(sql.Identifier(name), sql.Identifier(OUTBOX)),
+        (floor,),
+    ).fetchone()
+    return bool(needed)
+
+
 def _expire(conn: Any, table: PeriodTable, keep_from: date, done: Maintenance) -> None:
     for name in table.partitions:
         m = _NAME.match(name)
         if m is None or m["parent"] != table.name:
             continue  # not one of ours: an operator's own partition is theirs to drop
         if date(int(m["year"]), int(m["month"]), 1) < keep_from:
+            if table.name == OUTBOX and _outbox_needs(conn, name):
+                done.held.append(name)  # retention never loses an unpushed event
+                continue
             with conn.transaction():
                 conn.execute(
                     sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
@@ -294,6 +321,7 @@ class PartitionKeeper:
                 "partitions kept",
                 created=done.created,
                 dropped=done.dropped,
+                held=done.held,
                 moved_rows=done.moved_rows,
                 deleted_rows=done.deleted_rows,
             )

@@ -185,3 +185,33 @@ async def test_the_keeper_runs_on_postgresql_and_replicas_queue(
         await keeper.stop()
     finally:
         await lite.close()
+
+
+JAN_2027 = DEC_2026 + 31 * 86_400
+
+
+def test_retention_keeps_unpushed_outbox_events_and_the_highest_seq(pg_url: str) -> None:
+    """Issue 18 defect 11 (H13): an outbox partition past retention is dropped only when
+    every hub's cursor covers it and it does not hold max(seq): nothing unpushed is lost
+    and seq allocation (max + 1) never restarts below a hub's cursor."""
+    connect(pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        maintain(c, TODAY, retention_months=0)
+        for seq, at in ((1, DEC_2026 + 10), (2, DEC_2026 + 20), (3, JAN_2027 + 10)):
+            c.execute(
+                "INSERT INTO outbox (seq, kind, event_id, payload, created_at)"
+                " VALUES (%s, 'status_list', %s, '\\x00', %s)",
+                (seq, f"e{seq}", at),
+            )
+        later = date(2027, 4, 2)  # keeps March on: December and January are past retention
+        no_hub = maintain(c, later, retention_months=1)  # no push target yet: all unpushed
+        assert {"outbox_p202612", "outbox_p202701"} <= set(no_hub.held)
+        c.execute("INSERT INTO push_state (hub, cursor) VALUES ('a', 3), ('b', 1)")
+        behind = maintain(c, later, retention_months=1)
+        assert {"outbox_p202612", "outbox_p202701"} <= set(behind.held)
+        assert not [n for n in behind.dropped if n.startswith("outbox_")]
+        c.execute("UPDATE push_state SET cursor = 3")
+        caught_up = maintain(c, later, retention_months=1)
+        assert "outbox_p202612" in caught_up.dropped  # pushed to every hub, max elsewhere
+        assert "outbox_p202701" in caught_up.held  # holds max(seq)
+        assert c.execute("SELECT max(seq) FROM outbox").fetchone() == (3,)

@@ -709,3 +709,30 @@ def test_replicas_serving_many_consents_at_once_never_deadlock(
         _dense(reps)
     finally:
         reps.stop_all()
+
+
+async def _replayed_across(world: World, reps: list[Replica]) -> tuple[str, tuple[str, str]]:
+    clients = _Clients(world, reps, calls=0)
+    who = make_id_number(7)
+    try:
+        md = clients.md(who)  # ONE assertion, sent to two replicas
+        await clients.citizen(0).ListConsents(node_pb2.ListConsentsRequest(), metadata=md)
+        try:
+            await clients.citizen(1).ListConsents(node_pb2.ListConsentsRequest(), metadata=md)
+        except aio.AioRpcError as err:
+            return "refused", (err.code().name, reason_of(err))
+        return "accepted", ("OK", "")
+    finally:
+        await clients.close()
+
+
+def test_an_identity_assertion_accepted_by_one_replica_is_refused_by_another(
+    world: World, replicas: Replicas
+) -> None:
+    """Issue 18 defect 9 (docs/adr/0416, 0702): the replay cache is the replicas' shared
+    identity_replay table, so a one-time assertion is good for one call per node."""
+    reps = [replicas.start(0), replicas.start(1)]
+    assert asyncio.run(_replayed_across(world, reps)) == (
+        "refused",
+        ("UNAUTHENTICATED", "IDENTITY_REPLAYED"),
+    )
