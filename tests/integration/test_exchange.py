@@ -31,6 +31,7 @@ from keys import (
 )
 from keys.pb.v1 import attestation_pb2
 from node.core._clock import ManualClock
+from node.core._config import StorageConfig
 from node.demo._testbed import (
     RunningNode,
     Testbed,
@@ -41,6 +42,7 @@ from node.demo._testbed import (
 )
 from node.pb.v1 import node_pb2, node_pb2_grpc
 from node.rpc._client import reason_of
+from node.store import connect
 from tests.integration._approvals import approval_args
 from tests.support.refusals import expect_refused
 
@@ -788,14 +790,45 @@ async def test_no_id_number_in_any_log_line_or_stored_byte(fed: Fed) -> None:
     """REQ: H6 — grep logs and the database files for the test subjects' ID numbers."""
     logs = fed.logs.buffer.getvalue()
     assert "rpc" in logs
+    for idn in PEOPLE:
+        assert idn not in logs
+    storage = fed.heihe.server.ctx.config.storage
+    if storage.dialect == "postgresql":  # every row of every table, as PostgreSQL prints it
+        stored = _postgres_text(storage)
+        assert "schema_version: " in stored  # the node's own schema is the one searched
+        for idn in PEOPLE:
+            assert idn not in stored
+            assert idn.encode().hex() not in stored  # bytea prints as \x + hex
+            assert idn.encode("utf-16-le").hex() not in stored
+        return
     files = [p for p in fed.heihe.directory.iterdir() if p.name.startswith("node.db")]
     assert files
     for idn in PEOPLE:
-        assert idn not in logs
         for p in files:
             data = p.read_bytes()
             assert idn.encode() not in data, p.name
             assert idn.encode("utf-16-le") not in data
+
+
+def _postgres_text(storage: StorageConfig) -> str:
+    """Every row of every table of the node's schema, as text (bytea as hex)."""
+    conn = connect(storage, readonly=True)
+    try:
+        tables = [
+            name
+            for (name,) in conn.execute(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+            ).fetchall()
+        ]
+        assert "consents" in tables, tables
+        out = []
+        for name in tables:
+            for (row,) in conn.execute(f'SELECT t::text FROM "{name}" t').fetchall():
+                out.append(f"{name}: {row}")
+        return "\n".join(out).lower()
+    finally:
+        conn.close()
 
 
 async def test_key_set_schemes_and_mappings_are_published(fed: Fed) -> None:
