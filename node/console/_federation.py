@@ -36,10 +36,10 @@ def _iso(t: int | None) -> str:
     return "" if not t else datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
 
 
-def _expiry(not_before: int, not_after: int, now: int, revoked_at: int = 0) -> dict[str, Any]:
+def _expiry(valid_from: int, not_after: int, now: int, revoked_at: int = 0) -> dict[str, Any]:
     if revoked_at and now >= revoked_at:
         state = "REVOKED"
-    elif now < not_before:
+    elif now < valid_from:
         state = "not yet valid"
     elif now > not_after:
         state = "EXPIRED"
@@ -48,7 +48,7 @@ def _expiry(not_before: int, not_after: int, now: int, revoked_at: int = 0) -> d
     else:
         state = "valid"
     return {
-        "not_before": _iso(not_before),
+        "not_before": _iso(valid_from),
         "not_after": _iso(not_after),
         "days_left": (not_after - now) // DAY,
         "state": state,

@@ -17,7 +17,7 @@ line and the call's metrics per API operation, never a payload; a body over
 ``[listen] http_max_body_bytes`` is refused (``MESSAGE_TOO_LARGE``, as on gRPC)
 before it is parsed, and one not read within ``[listen] request_timeout_seconds`` is
 ``REQUEST_TIMEOUT`` (a slow sender holds no handler); the gRPC port's limits hold
-here too (issue 19 review finding 4): at most ``[limits] max_concurrent_per_peer``
+here too (issue 19): at most ``[limits] max_concurrent_per_peer``
 (``concurrency_for``) API calls in flight per caller (the certificate identity; a
 citizen by client address, as on the citizen port) else ``TOO_MANY_CONCURRENT_CALLS``;
 the public API calls (the catalogue) share the trust files' node-wide

@@ -114,7 +114,7 @@ _HELD_SQL: Final = (
 
 
 class LeaseLost(RuntimeError):
-    """The lease's backend no longer holds the lock: the fenced write must not happen."""
+    """The lease's backend does not hold the lock: the fenced write must not happen."""
 
 
 class LeaseFence:

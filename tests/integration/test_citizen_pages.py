@@ -327,8 +327,8 @@ async def test_sign_in_score_consent_queries_and_withdrawal(world: World, phone:
 async def test_objection_shows_each_steps_deadline(world: World, phone: Visit) -> None:
     """Issue 19, H15, N21: an objection filed on the page against a record of the report
     (prefilled from the report's link) shows each step's deadline as the node set it.
-    The record's number and department never enter a URL (finding 10 of issue 19's
-    findings): every page the tab visits is recorded and none holds them."""
+    The record's number and department never enter a URL (browser history is kept on
+    shared phones): every page the tab visits is recorded and none holds them."""
     page = phone.page
     visited: list[str] = []
     page.on("framenavigated", lambda f: visited.append(f.url) if f == page.main_frame else None)
@@ -527,7 +527,7 @@ async def _checked(page: Page) -> tuple[str, set[str]]:
 async def test_query_log_checks_the_checkpoint_signature_in_the_browser(
     world: World, phone: Visit, tampered: str
 ) -> None:
-    """Issue 19 (finding 12), H16, N23: "checked" means the checkpoint's Ed25519
+    """Issue 19, H16, N23: "checked" means the checkpoint's Ed25519
     signature verified in the browser with a key of the region's key set (itself signed
     by its root key), not only the inclusion proofs. One flipped signature bit in the
     served checkpoint, or in the key set, turns every entry to "failed" although each

@@ -283,7 +283,7 @@ def test_mask_id_hides_birth_date_and_sequence() -> None:
 
 
 def test_a_plain_run_prints_no_address_it_then_stops_serving(demo: Demo) -> None:
-    """Issue 19 (finding 15): a run without ``--keep`` stops its nodes when the story
+    """Issue 19: a run without ``--keep`` stops its nodes when the story
     ends, so it prints no page or console address, only how to keep them serving."""
     assert "make demo DEMO=--keep" in demo.text
     assert "https://127.0.0.1:" not in demo.text

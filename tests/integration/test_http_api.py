@@ -199,7 +199,7 @@ async def test_the_grpc_bad_inputs_are_refused_alike_over_http(
 async def test_the_json_only_bad_inputs_are_refused_not_internal(
     seeded: HttpRegion, case: BadBody
 ) -> None:
-    """Issue 19 "HTTP bad inputs" (H7, H17; review findings 6, 7): a lone UTF-16
+    """Issue 19 "HTTP bad inputs" (H7, H17): a lone UTF-16
     surrogate is INVALID_FIELD naming its field, nesting past the parser's depth is
     MALFORMED_REQUEST: 400 with the stable reason, never 500 INTERNAL; nothing stored."""
     before = seeded.counts()
@@ -223,7 +223,7 @@ async def test_the_json_only_bad_inputs_are_refused_not_internal(
 async def test_a_bad_attestation_request_gets_one_reason_on_both_channels(
     seeded: HttpRegion, case: BadInput
 ) -> None:
-    """Issue 19 "HTTP bad inputs" (H17, N23; review finding 8): the same bad request,
+    """Issue 19 "HTTP bad inputs" (H17, N23): the same bad request,
     as JSON over the mutual-TLS listener and as PeerService.RequestAttestation over
     gRPC, is refused INVALID_ARGUMENT with the same reason and field; nothing stored."""
     before = seeded.counts()
@@ -278,7 +278,7 @@ async def test_a_body_that_is_not_the_request_is_refused(
 
 async def test_a_body_over_the_limit_is_refused_before_it_is_parsed(seeded: HttpRegion) -> None:
     """Issue 19: ``[listen] http_max_body_bytes`` (1 MiB default): MESSAGE_TOO_LARGE as on
-    gRPC (RESOURCE_EXHAUSTED), with HTTP's own status for it, 413 (review finding 13)."""
+    gRPC (RESOURCE_EXHAUSTED), with HTTP's own status for it, 413."""
     async with seeded.client() as s:
         status, body, _ = await _call(
             s, "POST", f"{seeded.citizen_url}/api/v1/me/objections", headers=seeded.bearer(),
@@ -292,7 +292,7 @@ async def test_a_body_over_the_limit_is_refused_before_it_is_parsed(seeded: Http
 
 
 async def test_a_method_the_path_does_not_take_is_405_with_allow(seeded: HttpRegion) -> None:
-    """Issue 19 (review finding 13, RFC 9110 15.5.6): a known path with another method
+    """Issue 19 (RFC 9110 15.5.6): a known path with another method
     is 405 naming the methods it takes in ``Allow``; the reason stays METHOD_NOT_ALLOWED."""
     async with seeded.client() as s:
         status, body, resp = await _call(
@@ -433,7 +433,7 @@ async def test_trust_material_is_public_cacheable_and_revalidates_with_304(
 async def test_an_unchanged_status_list_keeps_its_bytes_across_renders(
     seeded: HttpRegion,
 ) -> None:
-    """Issue 19 (review findings 11, 17): the node renders the status list again after
+    """Issue 19: the node renders the status list again after
     RENDER_SECONDS; while no status changed it serves the same signed bytes (the same
     issue time, the same ETag), so caches revalidate with 304 instead of refetching.
     The wait only lets the node render again; nothing asserts how long anything took."""

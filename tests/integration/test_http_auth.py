@@ -132,7 +132,7 @@ async def _session(world: World, s: aiohttp.ClientSession) -> tuple[int, Any]:
         return resp.status, await _read(resp)
 
 
-# ---------------------------------------------------------------- finding 1: redirects
+# ---------------------------------------------------------------- redirects
 
 REDIRECT_CASES = [
     # (name, next, where the browser goes)
@@ -159,7 +159,7 @@ REDIRECT_CASES = [
 async def test_sign_in_returns_only_to_a_path_of_this_site(
     world: World, name: str, target: str, location: str
 ) -> None:
-    """Issue 19 review finding 1 (H17): ``next`` after sign-in is a path of this site;
+    """Issue 19 (H17): ``next`` after sign-in is a path of this site;
     ``/\\host`` and ``/<TAB>/host`` are read by browsers as another host."""
     async with world.browser() as s:
         status, _b, resp = await _dev_sign_in(world, s, make_id_number(901), next=target)
@@ -179,7 +179,7 @@ async def test_sign_in_returns_only_to_a_path_of_this_site(
 
 
 async def test_the_sign_in_page_applies_the_same_rule() -> None:
-    """Issue 19 review finding 1: pages/signin.js carries the same pattern as the node."""
+    """Issue 19: pages/signin.js carries the same pattern as the node."""
     script = (ROOT / "node/web/static/pages/signin.js").read_text()
     found = re.search(r"const LOCAL_PATH = /\^(.*)\$/;", script)
     assert found is not None
@@ -187,7 +187,7 @@ async def test_the_sign_in_page_applies_the_same_rule() -> None:
     assert "next.length <= 256" in script
 
 
-# ---------------------------------------------------------------- finding 2: the callback
+# ---------------------------------------------------------------- the callback
 
 PROVIDER_ORIGIN = "https://idp.gov.example"
 
@@ -219,7 +219,7 @@ async def _callback(
 
 
 async def test_the_provider_posts_from_its_own_origin_with_the_state(world: World) -> None:
-    """Issue 19 review finding 2 (ADR 0800): a real provider's page posts the assertion
+    """Issue 19 (ADR 0800): a real provider's page posts the assertion
     cross-origin; the state this browser began with admits it, and once only."""
     async with world.browser() as s:
         state = await _begin(world, s, "/grant")
@@ -246,7 +246,7 @@ CALLBACK_REFUSALS = [
 async def test_a_callback_without_this_browsers_state_is_refused(
     world: World, name: str, kind: str
 ) -> None:
-    """Issue 19 review finding 2 (H17): without the state this browser began with, the
+    """Issue 19 (H17): without the state this browser began with, the
     callback opens no session (another person's sign-in cannot be planted); the
     assertion is not spent and signs in with the right state afterwards."""
     person = make_id_number(904)
@@ -273,7 +273,7 @@ async def test_a_callback_without_this_browsers_state_is_refused(
             assert status == 303 and (await _session(world, s))[0] == 200
 
 
-# ---------------------------------------------------------------- finding 3: operators
+# ---------------------------------------------------------------- operators
 
 OPERATOR_CASES = [
     ("own-region", "heihe", True, 200, ""),
@@ -291,7 +291,7 @@ OPERATOR_CASES = [
 async def test_an_operator_certificate_is_one_the_registry_checked(
     world: World, name: str, client: str, register: bool, status: int, reason: str
 ) -> None:
-    """Issue 19 review finding 3 (H17, ADR 0415): an identity of kind OTHER passes the
+    """Issue 19 (H17, ADR 0415): an identity of kind OTHER passes the
     CA and nothing else, so being listed in ``[operators] allowed`` does not make it an
     operator; the own region (pinned) and registered clients of this region do."""
     connector = aiohttp.TCPConnector(ssl=world.tls(client, register=register))
@@ -307,11 +307,11 @@ async def test_an_operator_certificate_is_one_the_registry_checked(
         assert body["reason"] == reason
 
 
-# ---------------------------------------------------------------- finding 5: session caps
+# ---------------------------------------------------------------- session caps
 
 
 async def test_one_person_cannot_sign_everyone_else_out(world: World) -> None:
-    """Issue 19 review finding 5 (H17): one subject holds at most
+    """Issue 19 (H17): one subject holds at most
     SESSIONS_PER_SUBJECT sessions; the next sign-in ends that subject's oldest, and
     nobody else's."""
     someone_else, busy = make_id_number(905), make_id_number(906)
@@ -329,7 +329,7 @@ async def test_one_person_cannot_sign_everyone_else_out(world: World) -> None:
             await b.close()
 
 
-# ---------------------------------------------------------------- finding 9: deregistration
+# ---------------------------------------------------------------- deregistration
 
 
 @pytest.mark.parametrize(
@@ -380,7 +380,7 @@ async def test_leaving_ends_every_session_of_the_citizen(
         assert (await _session(world, s))[0] == 200
 
 
-# ---------------------------------------------------------------- finding 19: dev sign-in
+# ---------------------------------------------------------------- dev sign-in
 
 GOOD = make_id_number(910)
 DEV_ID_CASES = [
@@ -400,7 +400,7 @@ DEV_ID_CASES = [
 async def test_the_development_sign_in_refuses_what_is_no_id_number(
     world: World, name: str, value: str
 ) -> None:
-    """Issue 19 review finding 19: the form's check is the verifier's own rule
+    """Issue 19: the form's check is the verifier's own rule
     (GB 11643, 18 characters), named by the form's field ``id_number``."""
     async with world.browser() as s:
         status, body, _ = await _dev_sign_in(world, s, value)
@@ -409,7 +409,7 @@ async def test_the_development_sign_in_refuses_what_is_no_id_number(
 
 
 async def test_the_development_sign_in_takes_a_valid_number_in_any_case(world: World) -> None:
-    """Issue 19 review finding 19: a lower-case check character ``x`` is the same
+    """Issue 19: a lower-case check character ``x`` is the same
     number (normalise_id_number)."""
     person = next(
         make_id_number(n) for n in range(1000) if make_id_number(n).endswith("X")

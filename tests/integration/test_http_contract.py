@@ -108,7 +108,7 @@ def test_the_served_document_is_the_one_derived_from_the_routes(
 
 
 def test_the_document_states_what_the_node_serves(region: HttpRegion) -> None:
-    """Issue 19 (review finding 14): the mapping tables' files are documented, and a
+    """Issue 19: the mapping tables' files are documented, and a
     request body is optional as the node takes it (an empty body is ``{}``: the
     domain then names the missing member, not a malformed request)."""
     doc = openapi_document("citizen", "heihe")
@@ -124,7 +124,7 @@ def test_the_document_states_what_the_node_serves(region: HttpRegion) -> None:
     assert (answer.status_code, answer.json()["reason"]) == (400, "MISSING_FIELD")
 
 
-#: inputs the generator does not make (issue 19 review findings 6, 7): (name, path, body,
+#: inputs the generator does not make (issue 19): (name, path, body,
 #: reason, field); each must be a documented 400 in the one error body
 UNGENERATED = [
     ("lone-surrogate", "/api/v1/me/consents/withdraw", b'{"consent_id": "\\udc00"}',
@@ -148,7 +148,7 @@ def test_inputs_no_generator_makes_are_refused_as_documented(
     reason: str,
     field: str,
 ) -> None:
-    """Issue 19 (H17; review findings 6, 7, 18): never 500; the documented 400 body."""
+    """Issue 19 (H17): never 500; the documented 400 body."""
     answer = requests.post(
         region.citizen_url + path, data=body,
         headers={"Authorization": f"Bearer {region.assertion(CONTRACT_CITIZEN)}",
@@ -164,7 +164,7 @@ def test_inputs_no_generator_makes_are_refused_as_documented(
 def test_every_mtls_answer_conforms_to_the_document(
     region: HttpRegion, mtls_schema: Any, method: str, path: str, mode: GenerationMode
 ) -> None:
-    """Issue 19 (review finding 18): the integrator's listener and its document agree,
+    """Issue 19: the integrator's listener and its document agree,
     called with a registered bank's certificate; no input makes a server error."""
     operation = mtls_schema[path][method]
     cert = _bank_cert(region)

@@ -1,4 +1,4 @@
-"""The gRPC port's limits on the HTTPS listeners (issue 19, review finding 4).
+"""The gRPC port's limits on the HTTPS listeners (issue 19).
 
 A real ``huxin serve`` with small limits: ``[listen] request_timeout_seconds = 2``,
 ``peer_max_connections = 3`` (the mutual-TLS listener's cap, as the peer port's),
@@ -72,7 +72,7 @@ class Raw:
 
 
 async def test_a_body_that_does_not_come_is_request_timeout(region: HttpRegion) -> None:
-    """Review finding 4 (H17): a caller that announces a body and sends half of it holds
+    """Issue 19 (H17): a caller that announces a body and sends half of it holds
     no handler for longer than ``request_timeout_seconds``: 504 REQUEST_TIMEOUT, as the
     gRPC guard's reason for a message that does not come."""
     held = await Raw.open(region)
@@ -85,7 +85,7 @@ async def test_a_body_that_does_not_come_is_request_timeout(region: HttpRegion) 
 
 
 async def test_one_caller_holds_at_most_its_concurrent_calls(region: HttpRegion) -> None:
-    """Review finding 4 (H17): ``per_peer_concurrency`` of 1 for the integrator: while
+    """Issue 19 (H17): ``per_peer_concurrency`` of 1 for the integrator: while
     one of its calls is in flight (its body held back) the next is 429
     TOO_MANY_CONCURRENT_CALLS; once the held call ends, the integrator is served again."""
     held = await Raw.open(region)
@@ -128,7 +128,7 @@ async def _served(region: HttpRegion) -> Raw | None:
 async def test_the_mutual_tls_listener_takes_the_peer_ports_connection_cap(
     region: HttpRegion,
 ) -> None:
-    """Review finding 4 (H17): ``peer_max_connections = 3``: three open connections are
+    """Issue 19 (H17): ``peer_max_connections = 3``: three open connections are
     served; a fourth is closed without an answer; once one closes, a new one is served.
     (Connections of the tests above may still be closing: the loops wait for the server
     to see them gone, asserting no time.)"""

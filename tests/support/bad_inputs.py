@@ -133,7 +133,7 @@ class BadBody:
 
 
 _SURROGATE = b'"\\ud800"'  # JSON's escape of a lone UTF-16 surrogate: no UTF-8 holds it
-#: the JSON-only rows of the table (issue 19 review findings 6, 7): a lone surrogate has
+#: the JSON-only rows of the table (issue 19): a lone surrogate has
 #: no protobuf encoding (a gRPC client cannot build the message; a peer's bytes of it are
 #: not UTF-8 and fail the decoder as MALFORMED_REQUEST) and protobuf has no nesting a
 #: caller chooses, so only the HTTP test sends these; every one is 400 over HTTP
@@ -171,7 +171,7 @@ def _attest(**fields: Any) -> dict[str, Any]:
     return {**base, **fields}
 
 
-#: the integrator's bad attestation requests (issue 19 review finding 8): the gRPC test
+#: the integrator's bad attestation requests (issue 19): the gRPC test
 #: sends each as PeerService.RequestAttestation, the HTTP test as POST
 #: /api/v1/attestations over mutual TLS; both assert this reason and field (all
 #: INVALID_ARGUMENT, 400), the form's check (node.exchange._request_form) answering

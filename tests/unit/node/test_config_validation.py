@@ -68,7 +68,7 @@ _HUB_KEY = "11" * 32
         pytest.param("peers", "allowed", [""], "peers.allowed", id="peer-id-empty"),
         pytest.param("sources", "allowed", ["heihe court"], "sources.allowed", id="source-space"),
         pytest.param("sources", "allowed", ["-court"], "sources.allowed", id="source-leading-dash"),
-        # issue 19 (review finding 3): an operator is a client of this region, which the
+        # issue 19: an operator is a client of this region, which the
         # client registry checks; another region's id or a bare name would skip it
         pytest.param(
             "operators", "allowed", ["zhejiang.ops"], "operators.allowed", id="operator-foreign"
